@@ -1,0 +1,103 @@
+import { Entity, Enum, Index, ManyToOne, Property, Unique } from '@mikro-orm/core';
+import { Agent } from './agent.entity';
+import { BaseEntity } from './base.entity';
+import { Organization } from './organization.entity';
+import { Task } from './task.entity';
+import { User } from './user.entity';
+
+export enum ExecutionTrigger {
+  MANUAL = 'manual',
+  API = 'api',
+  SCHEDULE = 'schedule',
+  MASTER = 'master',
+  RETRY = 'retry',
+}
+
+export enum ExecutionStatus {
+  QUEUED = 'QUEUED',
+  RUNNING = 'RUNNING',
+  COMPLETED = 'COMPLETED',
+  FAILED = 'FAILED',
+  CANCELLED = 'CANCELLED',
+  TIMED_OUT = 'TIMED_OUT',
+}
+
+export const FINAL_EXECUTION_STATUSES: readonly ExecutionStatus[] = [
+  ExecutionStatus.COMPLETED,
+  ExecutionStatus.FAILED,
+  ExecutionStatus.CANCELLED,
+  ExecutionStatus.TIMED_OUT,
+];
+
+export interface TodoItem {
+  id: string;
+  content: string;
+  status: 'pending' | 'in_progress' | 'completed';
+}
+
+@Entity({ tableName: 'executions' })
+@Index({ properties: ['organization', 'status', 'createdAt'] })
+@Index({ properties: ['organization', 'createdAt'] })
+@Index({ properties: ['agent', 'status', 'createdAt'] })
+@Index({ properties: ['task', 'createdAt'] })
+export class Execution extends BaseEntity<'status' | 'todos' | 'attempt'> {
+  @ManyToOne(() => Organization, { deleteRule: 'cascade' })
+  organization!: Organization;
+
+  /** Null once the agent is deleted: the run history stays. */
+  @ManyToOne(() => Agent, { nullable: true, deleteRule: 'set null' })
+  agent?: Agent;
+
+  @ManyToOne(() => Task, { nullable: true, deleteRule: 'set null' })
+  task?: Task;
+
+  @Enum({ items: () => ExecutionTrigger })
+  trigger!: ExecutionTrigger;
+
+  @ManyToOne(() => User, { nullable: true, deleteRule: 'set null' })
+  triggeredBy?: User;
+
+  @Enum({ items: () => ExecutionStatus })
+  status: ExecutionStatus = ExecutionStatus.QUEUED;
+
+  @Property({ type: 'text', nullable: true })
+  prompt?: string;
+
+  @Property({ type: 'json', nullable: true })
+  context?: Record<string, unknown>;
+
+  @Property({ type: 'text', nullable: true })
+  output?: string;
+
+  @Property({ type: 'json', nullable: true })
+  result?: Record<string, unknown>;
+
+  @Property({ type: 'text', nullable: true })
+  error?: string;
+
+  @Property({ type: 'integer', nullable: true })
+  tokensUsed?: number;
+
+  @Property({ type: 'json', default: '[]' })
+  todos: TodoItem[] = [];
+
+  /** Activity attempt that last wrote to this execution (retries after a worker crash bump it). */
+  @Property({ type: 'integer', default: 1 })
+  attempt: number = 1;
+
+  @Unique()
+  @Property({ type: 'string', length: 200, nullable: true })
+  workflowId?: string;
+
+  @Property({ type: 'string', length: 64, nullable: true })
+  runId?: string;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  startedAt?: Date;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  completedAt?: Date;
+
+  @Property({ type: 'integer', nullable: true })
+  durationMs?: number;
+}

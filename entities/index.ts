@@ -1,0 +1,41 @@
+import { Agent } from './agent.entity';
+import { AgentToolPermission } from './agent-tool-permission.entity';
+import { AuditLog } from './audit-log.entity';
+import { Execution } from './execution.entity';
+import { ExecutionEvent } from './execution-event.entity';
+import { McpServer } from './mcp-server.entity';
+import { Organization } from './organization.entity';
+import { ServerTool } from './server-tool.entity';
+import { Session } from './session.entity';
+import { Task } from './task.entity';
+import { ToolDefinition } from './tool-definition.entity';
+import { User } from './user.entity';
+
+export * from './agent.entity';
+export * from './agent-tool-permission.entity';
+export * from './audit-log.entity';
+export * from './base.entity';
+export * from './execution.entity';
+export * from './execution-event.entity';
+export * from './mcp-server.entity';
+export * from './organization.entity';
+export * from './server-tool.entity';
+export * from './session.entity';
+export * from './task.entity';
+export * from './tool-definition.entity';
+export * from './user.entity';
+
+export const ENTITIES = [
+  Organization,
+  User,
+  Session,
+  McpServer,
+  Agent,
+  Task,
+  Execution,
+  ExecutionEvent,
+  ToolDefinition,
+  ServerTool,
+  AgentToolPermission,
+  AuditLog,
+];

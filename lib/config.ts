@@ -1,0 +1,196 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The one place that reads the environment. Every variable is documented in README.md
+ * (Configuration); keep the two in step.
+ */
+
+export const PROJECT_ROOT = path.resolve(__dirname, '..', __dirname.includes(`${path.sep}dist${path.sep}`) ? '..' : '');
+
+const PLACEHOLDER_SECRETS = new Set(['secret', 'changeme', 'change-me', 'please-change-me', 'dev', 'development', 'test']);
+
+const encryptionKeySchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]+={0,2}$/, 'each entry must be keyId:base64key')
+  .transform((entry, ctx) => {
+    const [id, b64] = entry.split(':') as [string, string];
+    const key = Buffer.from(b64, 'base64');
+    if (key.length !== 32) {
+      ctx.addIssue({ code: 'custom', message: `key "${id}" must decode to 32 bytes (got ${key.length})` });
+      return z.NEVER;
+    }
+    return { id, key };
+  });
+
+const secret = z.string().min(32, 'must be at least 32 characters');
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  DATA_DIR: optionalString,
+  HOST: optionalString,
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_PRETTY: z.enum(['true', 'false']).optional(),
+  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'like 1mb or 512kb').default('1mb'),
+
+  DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5433),
+  DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+
+  TEMPORAL_ADDRESS: optionalString,
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('mcp-fleet'),
+  TEMPORAL_DEV_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
+  TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
+  TEMPORAL_CLI_PATH: optionalString,
+  WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+  WORKFLOW_BUNDLE_PATH: optionalString,
+
+  JWT_ACCESS_SECRET: optionalString.pipe(secret.optional()),
+  JWT_REFRESH_SECRET: optionalString.pipe(secret.optional()),
+  ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).default(900),
+  REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).default(30 * 24 * 3600),
+  BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
+  ENCRYPTION_KEYS: optionalString.pipe(
+    z
+      .string()
+      .transform((s) => s.split(',').map((part) => part.trim()).filter(Boolean))
+      .pipe(z.array(encryptionKeySchema).min(1))
+      .optional(),
+  ),
+});
+
+export interface EncryptionKey {
+  id: string;
+  key: Buffer;
+}
+
+export interface Config {
+  env: 'development' | 'test' | 'production';
+  isProduction: boolean;
+  dataDir: string;
+  http: { host: string; port: number; bodyLimit: string };
+  log: { level: string; pretty: boolean };
+  database: { url?: string; embeddedPort: number; poolMax: number };
+  temporal: {
+    address?: string;
+    namespace: string;
+    taskQueue: string;
+    devPort: number;
+    uiPort: number;
+    cliPath?: string;
+    workflowBundlePath?: string;
+  };
+  worker: { shutdownGraceMs: number };
+  auth: {
+    accessSecret: string;
+    refreshSecret: string;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlSeconds: number;
+    bcryptCost: number;
+  };
+  /** Key ring: the first key encrypts, any key decrypts by its id. */
+  encryptionKeys: EncryptionKey[];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+interface DevSecrets {
+  JWT_ACCESS_SECRET: string;
+  JWT_REFRESH_SECRET: string;
+  ENCRYPTION_KEYS: string;
+}
+
+/** Dev and test machines get real random secrets, generated once and kept under the data dir. */
+function loadOrCreateDevSecrets(dataDir: string): DevSecrets {
+  const file = path.join(dataDir, 'secrets.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as DevSecrets;
+  const secrets: DevSecrets = {
+    JWT_ACCESS_SECRET: randomBytes(48).toString('base64url'),
+    JWT_REFRESH_SECRET: randomBytes(48).toString('base64url'),
+    ENCRYPTION_KEYS: `dev1:${randomBytes(32).toString('base64')}`,
+  };
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  return secrets;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || 'env'}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const isProduction = e.NODE_ENV === 'production';
+  const dataDir = path.resolve(PROJECT_ROOT, e.DATA_DIR ?? '.data');
+
+  let accessSecret = e.JWT_ACCESS_SECRET;
+  let refreshSecret = e.JWT_REFRESH_SECRET;
+  let encryptionKeys = e.ENCRYPTION_KEYS;
+  const problems: string[] = [];
+
+  if (isProduction) {
+    if (!accessSecret) problems.push('JWT_ACCESS_SECRET is required in production');
+    if (!refreshSecret) problems.push('JWT_REFRESH_SECRET is required in production');
+    if (!encryptionKeys) problems.push('ENCRYPTION_KEYS is required in production');
+    if (!e.DATABASE_URL) problems.push('DATABASE_URL is required in production');
+    if (!e.TEMPORAL_ADDRESS) problems.push('TEMPORAL_ADDRESS is required in production');
+    for (const [name, value] of [['JWT_ACCESS_SECRET', accessSecret], ['JWT_REFRESH_SECRET', refreshSecret]] as const) {
+      if (value && (PLACEHOLDER_SECRETS.has(value.toLowerCase()) || new Set(value).size < 8)) {
+        problems.push(`${name} looks like a placeholder; use a random value (openssl rand -base64 48)`);
+      }
+    }
+  } else if (!accessSecret || !refreshSecret || !encryptionKeys) {
+    const dev = loadOrCreateDevSecrets(dataDir);
+    accessSecret ??= dev.JWT_ACCESS_SECRET;
+    refreshSecret ??= dev.JWT_REFRESH_SECRET;
+    encryptionKeys ??= envSchema.shape.ENCRYPTION_KEYS.parse(dev.ENCRYPTION_KEYS);
+  }
+  if (accessSecret && accessSecret === refreshSecret) {
+    problems.push('JWT_ACCESS_SECRET and JWT_REFRESH_SECRET must differ');
+  }
+  if (encryptionKeys && new Set(encryptionKeys.map((k) => k.id)).size !== encryptionKeys.length) {
+    problems.push('ENCRYPTION_KEYS has duplicate key ids');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    env: e.NODE_ENV,
+    isProduction,
+    dataDir,
+    http: { host: e.HOST ?? (isProduction ? '0.0.0.0' : '127.0.0.1'), port: e.PORT, bodyLimit: e.BODY_LIMIT },
+    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ? e.LOG_PRETTY === 'true' : !isProduction && process.stdout.isTTY === true },
+    database: { url: e.DATABASE_URL, embeddedPort: e.EMBEDDED_POSTGRES_PORT, poolMax: e.DB_POOL_MAX },
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      devPort: e.TEMPORAL_DEV_PORT,
+      uiPort: e.TEMPORAL_UI_PORT,
+      cliPath: e.TEMPORAL_CLI_PATH,
+      workflowBundlePath: e.WORKFLOW_BUNDLE_PATH,
+    },
+    worker: { shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS },
+    auth: {
+      accessSecret: accessSecret!,
+      refreshSecret: refreshSecret!,
+      accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL_SECONDS,
+      bcryptCost: e.BCRYPT_COST,
+    },
+    encryptionKeys: encryptionKeys!,
+  };
+}

@@ -1,0 +1,48 @@
+import path from 'node:path';
+import { MikroORM, type Options } from '@mikro-orm/core';
+import { Migrator } from '@mikro-orm/migrations';
+import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { ENTITIES } from '../entities';
+import { MIGRATIONS } from '../entities/migrations';
+import { PROJECT_ROOT } from './config';
+import type { Logger } from './logger';
+
+export type Orm = MikroORM<PostgreSqlDriver>;
+
+/** Source folder of the migrations (new ones are written there; the snapshot lives beside them). */
+export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'entities', 'migrations');
+
+export function ormOptions(url: string, options: { poolMax?: number; logger?: Logger } = {}): Options<PostgreSqlDriver> {
+  return {
+    driver: PostgreSqlDriver,
+    clientUrl: url,
+    entities: ENTITIES,
+    discovery: { disableDynamicFileAccess: true, requireEntitiesArray: true },
+    extensions: [Migrator],
+    migrations: {
+      // The list is imported, not globbed, so the same code runs under tsx, Jest and compiled JS.
+      migrationsList: MIGRATIONS,
+      path: MIGRATIONS_DIR,
+      pathTs: MIGRATIONS_DIR,
+      emit: 'ts',
+      snapshot: true,
+      snapshotName: '.snapshot-mcp-fleet',
+      transactional: true,
+      allOrNothing: true,
+      disableForeignKeys: false,
+    },
+    forceUtcTimezone: true,
+    pool: { min: 0, max: options.poolMax ?? 10 },
+    debug: false,
+    logger: options.logger ? (message) => options.logger!.debug({ orm: message }) : undefined,
+  };
+}
+
+export async function initOrm(url: string, options: { poolMax?: number; logger?: Logger } = {}): Promise<Orm> {
+  return MikroORM.init<PostgreSqlDriver>(ormOptions(url, options));
+}
+
+export async function migrateUp(orm: Orm): Promise<string[]> {
+  const applied = await orm.getMigrator().up();
+  return applied.map((m) => m.name);
+}

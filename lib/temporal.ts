@@ -1,0 +1,45 @@
+import { Client, Connection } from '@temporalio/client';
+import { defineSearchAttributeKey } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import type { Config } from './config';
+
+/** Typed search attributes carried by every workflow, so operators can filter runs in the Web UI. */
+export const SearchAttributes = {
+  OrganizationId: defineSearchAttributeKey('OrganizationId', 'KEYWORD'),
+  AgentId: defineSearchAttributeKey('AgentId', 'KEYWORD'),
+  ServerId: defineSearchAttributeKey('ServerId', 'KEYWORD'),
+  TaskId: defineSearchAttributeKey('TaskId', 'KEYWORD'),
+  ExecutionKind: defineSearchAttributeKey('ExecutionKind', 'KEYWORD'),
+} as const;
+
+export const SEARCH_ATTRIBUTE_NAMES = Object.keys(SearchAttributes) as (keyof typeof SearchAttributes)[];
+
+/** `KEY=Keyword` flags for `temporal server start-dev --search-attribute`. */
+export function searchAttributeFlags(): string[] {
+  return SEARCH_ATTRIBUTE_NAMES.flatMap((name) => ['--search-attribute', `${name}=Keyword`]);
+}
+
+export async function connectTemporal(address: string): Promise<Connection> {
+  return Connection.connect({ address, connectTimeout: '10s' });
+}
+
+export function createTemporalClient(connection: Connection, config: Pick<Config, 'temporal'>): Client {
+  return new Client({ connection, namespace: config.temporal.namespace });
+}
+
+/** Registers the custom search attributes on a server that does not have them yet (idempotent). */
+export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
+  const existing = await connection.operatorService.listSearchAttributes({ namespace });
+  const missing = SEARCH_ATTRIBUTE_NAMES.filter((name) => !(name in (existing.customAttributes ?? {})));
+  if (missing.length === 0) return [];
+  await connection.operatorService.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(missing.map((name) => [name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+  });
+  return missing;
+}
+
+/** One cheap round trip that proves the frontend answers and the namespace exists. */
+export async function checkTemporal(connection: Connection, namespace: string, timeoutMs = 2000): Promise<void> {
+  await connection.withDeadline(Date.now() + timeoutMs, () => connection.workflowService.describeNamespace({ namespace }));
+}
