@@ -26,6 +26,7 @@ export interface EmbeddedPostgresOptions {
 export interface EmbeddedPostgres {
   url: string;
   port: number;
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -134,7 +135,8 @@ function startPostmaster(bin: Binaries, dataDir: string, port: number, runAs: Ru
     const child = spawn(
       bin.postgres,
       ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
-      { uid: runAs.uid, gid: runAs.gid, stdio: ['ignore', 'ignore', 'pipe'] },
+      // Own process group: a terminal's Ctrl-C reaches it only through our orderly stop.
+      { uid: runAs.uid, gid: runAs.gid, stdio: ['ignore', 'ignore', 'pipe'], detached: true },
     );
     let stderr = '';
     const onData = (chunk: Buffer) => {
@@ -196,5 +198,5 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await stop();
     throw error;
   }
-  return { url: `${base}/${database}`, port, stop };
+  return { url: `${base}/${database}`, port, pid: child.pid, stop };
 }

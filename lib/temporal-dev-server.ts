@@ -21,6 +21,7 @@ export interface TemporalDevServer {
   address: string;
   uiUrl?: string;
   source: string;
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -107,5 +108,5 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     throw error;
   }
   logger?.debug({ address, searchAttributes: SEARCH_ATTRIBUTE_NAMES, source: cli.source }, 'temporal dev server ready');
-  return { address, uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : undefined, source: cli.source, stop };
+  return { address, uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : undefined, source: cli.source, pid: child.pid, stop };
 }

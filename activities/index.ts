@@ -1,0 +1,13 @@
+import type { ActivityDeps } from './deps';
+import { createSystemActivities } from './system.activities';
+
+export type { ActivityDeps } from './deps';
+
+/** Every activity of the worker, bound to its dependencies (no globals). */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createSystemActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

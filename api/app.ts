@@ -1,0 +1,56 @@
+import { bodyParser } from '@koa/bodyparser';
+import { RequestContext } from '@mikro-orm/core';
+import Koa from 'koa';
+import { ApiRouter } from './api-router';
+import type { AppContext } from './context';
+import type { AppDeps } from './deps';
+import { AppError } from './errors';
+import { errorHandler } from './middleware/error-handler';
+import { requestLogger } from './middleware/request-logger';
+import { createRegistry, generateDocument } from './openapi';
+import { docsRoutes } from './routes/docs/docs.router';
+import { healthRoutes } from './routes/health/health.router';
+
+const VERSION = '0.1.0';
+
+/**
+ * Builds the Koa application (no `listen`): error handler → request id + logger → body
+ * parser → MikroORM request context → (auth) → routes → 404.
+ */
+export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
+  const app = new Koa<AppContext['state'], AppContext>({ proxy: deps.config.isProduction });
+  // Errors are answered and logged by errorHandler; Koa's own handler would print stacks.
+  app.silent = true;
+
+  const api = new ApiRouter(createRegistry());
+  healthRoutes(api, deps);
+
+  let openApiDocument: unknown;
+  api.router.get('/openapi.json', (ctx) => {
+    openApiDocument ??= generateDocument(api.registry, VERSION);
+    ctx.body = openApiDocument;
+  });
+
+  const docs = docsRoutes();
+
+  app.use(errorHandler());
+  app.use(requestLogger(deps.logger));
+  app.use(
+    bodyParser({
+      enableTypes: ['json'],
+      jsonLimit: deps.config.http.bodyLimit,
+      // Prompts are taken verbatim: no trimming or whitespace folding anywhere.
+      jsonStrict: true,
+    }),
+  );
+  app.use((_ctx, next) => RequestContext.create(deps.orm.em, next));
+  app.use(api.router.routes());
+  app.use(api.router.allowedMethods({ throw: true }));
+  app.use(docs.routes());
+  app.use((ctx) => {
+    if (ctx.body === undefined && ctx.status === 404) {
+      throw new AppError(404, 'not_found', `No route for ${ctx.method} ${ctx.path}`);
+    }
+  });
+  return app;
+}

