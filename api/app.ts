@@ -44,13 +44,15 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
     }),
   );
   app.use((_ctx, next) => RequestContext.create(deps.orm.em, next));
-  app.use(api.router.routes());
-  app.use(api.router.allowedMethods({ throw: true }));
-  app.use(docs.routes());
-  app.use((ctx) => {
+  app.use(async (ctx, next) => {
+    await next();
+    // Nothing answered (and allowedMethods found no other method either): a 404 in our shape.
     if (ctx.body === undefined && ctx.status === 404) {
       throw new AppError(404, 'not_found', `No route for ${ctx.method} ${ctx.path}`);
     }
   });
+  app.use(api.router.routes());
+  app.use(api.router.allowedMethods({ throw: true }));
+  app.use(docs.routes());
   return app;
 }

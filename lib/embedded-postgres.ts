@@ -189,7 +189,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     if (child.exitCode !== null || child.pid === undefined) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     child.kill('SIGINT'); // "fast" shutdown: rolls back open transactions, then exits cleanly
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000).unref())]);
     if (child.exitCode === null) child.kill('SIGKILL');
   };
   try {

@@ -1,18 +1,9 @@
 import { Client, Connection } from '@temporalio/client';
-import { defineSearchAttributeKey } from '@temporalio/common';
+import { SearchAttributes, SEARCH_ATTRIBUTE_NAMES } from '../workflows/search-attributes';
 import { temporal } from '@temporalio/proto';
 import type { Config } from './config';
 
-/** Typed search attributes carried by every workflow, so operators can filter runs in the Web UI. */
-export const SearchAttributes = {
-  OrganizationId: defineSearchAttributeKey('OrganizationId', 'KEYWORD'),
-  AgentId: defineSearchAttributeKey('AgentId', 'KEYWORD'),
-  ServerId: defineSearchAttributeKey('ServerId', 'KEYWORD'),
-  TaskId: defineSearchAttributeKey('TaskId', 'KEYWORD'),
-  ExecutionKind: defineSearchAttributeKey('ExecutionKind', 'KEYWORD'),
-} as const;
-
-export const SEARCH_ATTRIBUTE_NAMES = Object.keys(SearchAttributes) as (keyof typeof SearchAttributes)[];
+export { SearchAttributes, SEARCH_ATTRIBUTE_NAMES };
 
 /** `KEY=Keyword` flags for `temporal server start-dev --search-attribute`. */
 export function searchAttributeFlags(): string[] {

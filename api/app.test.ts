@@ -1,0 +1,100 @@
+import Koa from 'koa';
+import { Connection } from '@temporalio/client';
+import request from 'supertest';
+import { createTestContext, type TestContext } from '../test/harness';
+import { createApp } from './app';
+import { AppError } from './errors';
+import { errorHandler } from './middleware/error-handler';
+import { createTemporalClient } from '../lib/temporal';
+import { freePort } from '../lib/free-port';
+
+describe('API skeleton', () => {
+  let ctx: TestContext;
+  let http: ReturnType<typeof request>;
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    http = request(createApp(ctx).callback());
+  });
+  afterAll(() => ctx.close());
+
+  it('GET /api/health answers 200 when PostgreSQL and Temporal both answer', async () => {
+    const res = await http.get('/api/health').expect(200);
+    expect(res.body).toEqual({ status: 'ok', db: 'ok', temporal: 'ok' });
+  });
+
+  it('GET /api/health answers 503 naming Temporal when it is unreachable', async () => {
+    const deadPort = await freePort();
+    // No retry interceptor: its timers would outlive the closed channel.
+    const connection = Connection.lazy({ address: `127.0.0.1:${deadPort}`, connectTimeout: '500ms', interceptors: [] });
+    const app = createApp({ ...ctx, temporal: { connection, client: createTemporalClient(connection, ctx.config) } });
+    const res = await request(app.callback()).get('/api/health').expect(503);
+    expect(res.body).toMatchObject({ status: 'error', db: 'ok', temporal: 'error', errors: { temporal: expect.any(String) } });
+    expect(res.body.errors).not.toHaveProperty('db');
+    await connection.close();
+  });
+
+  it('gives every response a request id, echoing a sane incoming one', async () => {
+    const own = await http.get('/api/health').set('X-Request-Id', 'abc-123').expect(200);
+    expect(own.headers['x-request-id']).toBe('abc-123');
+    const generated = await http.get('/api/health').set('X-Request-Id', 'bad id with spaces').expect(200);
+    expect(generated.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('answers unknown routes with 404 in the error shape', async () => {
+    const res = await http.get('/api/does-not-exist').expect(404);
+    expect(res.body).toEqual({ error: { code: 'not_found', message: 'No route for GET /api/does-not-exist' } });
+  });
+
+  it('answers a wrong method on a known route with 405', async () => {
+    const res = await http.delete('/api/health').expect(405);
+    expect(res.body.error.code).toBe('method_not_allowed');
+  });
+
+  it('answers malformed JSON with 400 invalid_json', async () => {
+    const res = await http.post('/api/health').set('Content-Type', 'application/json').send('{"a":').expect(400);
+    expect(res.body).toEqual({ error: { code: 'invalid_json', message: 'The request body is not valid JSON' } });
+  });
+
+  it('answers an oversized body with 413', async () => {
+    const huge = JSON.stringify({ prompt: 'x'.repeat(2 * 1024 * 1024) });
+    const res = await http.post('/api/health').set('Content-Type', 'application/json').send(huge).expect(413);
+    expect(res.body.error.code).toBe('payload_too_large');
+  });
+
+  it('publishes OpenAPI 3.1 generated from the route schemas, and interactive docs', async () => {
+    const doc = await http.get('/api/openapi.json').expect(200);
+    expect(doc.body.openapi).toBe('3.1.0');
+    expect(doc.body.paths['/api/health'].get.responses['200'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Health' });
+    expect(doc.body.components.schemas.Error).toBeDefined();
+    const page = await http.get('/docs').expect(200);
+    expect(page.headers['content-type']).toMatch(/text\/html/);
+    expect(page.text).toContain('/api/openapi.json');
+    await http.get('/docs/swagger-ui-bundle.js').expect(200).expect('Content-Type', /javascript/);
+    await http.get('/docs/..%2Fpackage.json').expect(404);
+  });
+});
+
+describe('error middleware', () => {
+  function appThrowing(error: unknown) {
+    const app = new Koa();
+    app.silent = true;
+    app.use(errorHandler() as Koa.Middleware);
+    app.use(() => {
+      throw error;
+    });
+    return request(app.callback());
+  }
+
+  it('turns an unexpected error into 500 internal without stack, message or SQL', async () => {
+    const res = await appThrowing(new Error('select * from users where password_hash = $1')).get('/').expect(500);
+    expect(res.body).toEqual({ error: { code: 'internal', message: 'Internal server error' } });
+    expect(res.text).not.toMatch(/select|stack|at /i);
+  });
+
+  it('passes AppError code, message, details and headers through', async () => {
+    const res = await appThrowing(new AppError(429, 'too_many_attempts', 'Try later', { retryAfter: 60 }, { 'Retry-After': '60' })).get('/').expect(429);
+    expect(res.body).toEqual({ error: { code: 'too_many_attempts', message: 'Try later', details: { retryAfter: 60 } } });
+    expect(res.headers['retry-after']).toBe('60');
+  });
+});

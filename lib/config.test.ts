@@ -1,0 +1,81 @@
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ConfigError, loadConfig } from './config';
+
+const key = () => randomBytes(32).toString('base64');
+const secret = () => randomBytes(40).toString('base64url');
+
+function productionEnv(overrides: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  return {
+    NODE_ENV: 'production',
+    DATABASE_URL: 'postgres://u:p@db:5432/fleet',
+    TEMPORAL_ADDRESS: 'temporal:7233',
+    JWT_ACCESS_SECRET: secret(),
+    JWT_REFRESH_SECRET: secret(),
+    ENCRYPTION_KEYS: `k2:${key()},k1:${key()}`,
+    ...overrides,
+  };
+}
+
+function problemsOf(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('parses a complete production environment with defaults', () => {
+    const config = loadConfig(productionEnv({ PORT: '8080' }));
+    expect(config.isProduction).toBe(true);
+    expect(config.http).toEqual({ host: '0.0.0.0', port: 8080, bodyLimit: '1mb' });
+    expect(config.temporal).toMatchObject({ namespace: 'default', taskQueue: 'mcp-fleet', address: 'temporal:7233' });
+    expect(config.auth).toMatchObject({ accessTokenTtlSeconds: 900, bcryptCost: 12 });
+    expect(config.encryptionKeys.map((k) => k.id)).toEqual(['k2', 'k1']);
+    expect(config.encryptionKeys[0]!.key).toHaveLength(32);
+  });
+
+  it.each([
+    ['JWT_ACCESS_SECRET', /JWT_ACCESS_SECRET is required/],
+    ['JWT_REFRESH_SECRET', /JWT_REFRESH_SECRET is required/],
+    ['ENCRYPTION_KEYS', /ENCRYPTION_KEYS is required/],
+    ['DATABASE_URL', /DATABASE_URL is required/],
+    ['TEMPORAL_ADDRESS', /TEMPORAL_ADDRESS is required/],
+  ])('refuses to start in production without %s', (name, message) => {
+    expect(problemsOf(productionEnv({ [name]: undefined }))).toEqual([expect.stringMatching(message)]);
+  });
+
+  it('refuses short, identical or placeholder secrets', () => {
+    expect(problemsOf(productionEnv({ JWT_ACCESS_SECRET: 'short' }))).toEqual([expect.stringMatching(/JWT_ACCESS_SECRET: must be at least 32/)]);
+    const same = secret();
+    expect(problemsOf(productionEnv({ JWT_ACCESS_SECRET: same, JWT_REFRESH_SECRET: same }))).toEqual([expect.stringMatching(/must differ/)]);
+    expect(problemsOf(productionEnv({ JWT_ACCESS_SECRET: 'a'.repeat(40) }))).toEqual([expect.stringMatching(/placeholder/)]);
+  });
+
+  it('rejects malformed encryption keys and values with the variable name', () => {
+    expect(problemsOf(productionEnv({ ENCRYPTION_KEYS: `k1:${randomBytes(16).toString('base64')}` }))).toEqual([expect.stringMatching(/32 bytes/)]);
+    expect(problemsOf(productionEnv({ ENCRYPTION_KEYS: 'no-colon' }))).toEqual([expect.stringMatching(/keyId:base64key/)]);
+    expect(problemsOf(productionEnv({ ENCRYPTION_KEYS: `a:${key()},a:${key()}` }))).toEqual([expect.stringMatching(/duplicate key ids/)]);
+    expect(problemsOf(productionEnv({ PORT: 'abc' }))).toEqual([expect.stringMatching(/^PORT:/)]);
+    expect(problemsOf(productionEnv({ DATABASE_URL: 'mysql://x' }))).toEqual([expect.stringMatching(/^DATABASE_URL:/)]);
+  });
+
+  it('generates development secrets once, keeps them under the data dir, and reuses them', () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-config-'));
+    const first = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir });
+    const second = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir });
+    expect(first.auth.accessSecret).toHaveLength(64);
+    expect(first.auth.accessSecret).not.toBe(first.auth.refreshSecret);
+    expect(second.auth).toEqual(first.auth);
+    expect(second.encryptionKeys[0]!.key.equals(first.encryptionKeys[0]!.key)).toBe(true);
+    const file = path.join(dataDir, 'secrets.json');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toHaveProperty('JWT_ACCESS_SECRET', first.auth.accessSecret);
+    expect(first.http.host).toBe('127.0.0.1');
+  });
+});

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Starts `npm run dev` as a user would, checks the stack answers, stops it with Ctrl-C (SIGINT)
+# and checks every port is free again. Run twice: a cold start, then a warm one on the same data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data_dir=$(mktemp -d)
+export DATA_DIR="$data_dir"
+log=$(mktemp)
+trap 'rm -rf "$data_dir" "$log"' EXIT
+
+run_once() {
+  local label=$1 started pid
+  started=$(date +%s%N)
+  setsid npm run dev >"$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 240); do
+    grep -q 'mcp-fleet is up' "$log" && break
+    if ! kill -0 "$pid" 2>/dev/null; then cat "$log"; echo "npm run dev exited early"; exit 1; fi
+    sleep 0.25
+  done
+  grep -q 'mcp-fleet is up' "$log" || { cat "$log"; echo "npm run dev did not come up in 60 s"; exit 1; }
+  echo "$label start: $(( ($(date +%s%N) - started) / 1000000 )) ms"
+  curl -fsS http://127.0.0.1:3000/api/health | grep -q '"status":"ok"'
+  curl -fsS http://127.0.0.1:3000/api/openapi.json | grep -q '"openapi":"3.1.0"'
+  curl -fsS -o /dev/null http://127.0.0.1:3000/docs
+  curl -fsS -o /dev/null http://127.0.0.1:8233/
+  if [ "$label" = cold ]; then grep -q 'password: ' "$log" || { echo "admin password not printed"; exit 1; }; fi
+  # Ctrl-C in a terminal signals the whole foreground process group.
+  kill -INT -- "-$pid"
+  for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  if kill -0 "$pid" 2>/dev/null; then cat "$log"; echo "npm run dev did not stop on SIGINT"; exit 1; fi
+  for port in 3000 7233 8233 5433; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "port $port still open after stop"; exit 1; fi
+  done
+  if pgrep -f "$data_dir" >/dev/null; then pgrep -af "$data_dir"; echo "processes left behind"; exit 1; fi
+}
+
+run_once cold
+run_once warm
+echo "npm run dev: cold and warm start, health, docs, Temporal UI and clean Ctrl-C all OK"
