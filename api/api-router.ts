@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { Middleware } from 'koa';
 import type { ZodType } from 'zod';
 import type { AppContext, AppContextExtras, AppState } from './context';
+import { requireAuth } from './auth/authenticate';
 import { AppError } from './errors';
 import { ErrorSchema, type OpenAPIRegistry } from './openapi';
 import { parseRequest, RequestValidationError, type Parsed, type RequestSchemas } from './validate';
@@ -14,7 +15,7 @@ export interface RouteSpec<S extends RequestSchemas> {
   path: string;
   summary: string;
   tags: string[];
-  /** Requires a bearer token (documented; enforced by the auth middleware). */
+  /** Requires a valid access token (401 otherwise, before any validation). */
   auth?: boolean;
   request?: S;
   responses: Record<number, { description: string; schema?: ZodType; contentType?: string }>;
@@ -39,6 +40,7 @@ export class ApiRouter {
     const schemas = (spec.request ?? {}) as S;
     this.register(spec, schemas);
     const run: Middleware<AppState, AppContextExtras> = async (ctx) => {
+      if (spec.auth) requireAuth(ctx);
       if (schemas.body && BODY_METHODS.has(spec.method) && ctx.request.length && !ctx.is('application/json')) {
         throw new AppError(415, 'unsupported_media_type', 'Send the body as application/json');
       }

@@ -9,21 +9,28 @@ import { errorHandler } from './middleware/error-handler';
 import { requestLogger } from './middleware/request-logger';
 import { createRegistry, generateDocument } from './openapi';
 import { docsRoutes } from './routes/docs/docs.router';
+import { auditRoutes } from './routes/audit/audit.router';
+import { authRoutes } from './routes/auth/auth.router';
 import { healthRoutes } from './routes/health/health.router';
+import { userRoutes } from './routes/users/users.router';
+import { authenticate } from './auth/authenticate';
 
 const VERSION = '0.1.0';
 
 /**
  * Builds the Koa application (no `listen`): error handler → request id + logger → body
- * parser → MikroORM request context → (auth) → routes → 404.
+ * parser → MikroORM request context → auth (user + ability) → routes → 404.
  */
 export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
-  const app = new Koa<AppContext['state'], AppContext>({ proxy: deps.config.isProduction });
+  const app = new Koa<AppContext['state'], AppContext>({ proxy: deps.config.http.trustProxy });
   // Errors are answered and logged by errorHandler; Koa's own handler would print stacks.
   app.silent = true;
 
   const api = new ApiRouter(createRegistry());
   healthRoutes(api, deps);
+  authRoutes(api, deps);
+  userRoutes(api, deps);
+  auditRoutes(api, deps);
 
   let openApiDocument: unknown;
   api.router.get('/openapi.json', (ctx) => {
@@ -44,6 +51,7 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
     }),
   );
   app.use((_ctx, next) => RequestContext.create(deps.orm.em, next));
+  for (const step of authenticate(deps)) app.use(step);
   app.use(async (ctx, next) => {
     await next();
     // Nothing answered (and allowedMethods found no other method either): a 404 in our shape.

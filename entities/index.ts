@@ -3,6 +3,7 @@ import { AgentToolPermission } from './agent-tool-permission.entity';
 import { AuditLog } from './audit-log.entity';
 import { Execution } from './execution.entity';
 import { ExecutionEvent } from './execution-event.entity';
+import { LoginAttempt } from './login-attempt.entity';
 import { McpServer } from './mcp-server.entity';
 import { Organization } from './organization.entity';
 import { ServerTool } from './server-tool.entity';
@@ -17,6 +18,7 @@ export * from './audit-log.entity';
 export * from './base.entity';
 export * from './execution.entity';
 export * from './execution-event.entity';
+export * from './login-attempt.entity';
 export * from './mcp-server.entity';
 export * from './organization.entity';
 export * from './server-tool.entity';
@@ -38,4 +40,5 @@ export const ENTITIES = [
   ServerTool,
   AgentToolPermission,
   AuditLog,
+  LoginAttempt,
 ];

@@ -33,7 +33,7 @@ describe('loadConfig', () => {
   it('parses a complete production environment with defaults', () => {
     const config = loadConfig(productionEnv({ PORT: '8080' }));
     expect(config.isProduction).toBe(true);
-    expect(config.http).toEqual({ host: '0.0.0.0', port: 8080, bodyLimit: '1mb' });
+    expect(config.http).toEqual({ host: '0.0.0.0', port: 8080, bodyLimit: '1mb', trustProxy: false });
     expect(config.temporal).toMatchObject({ namespace: 'default', taskQueue: 'mcp-fleet', address: 'temporal:7233' });
     expect(config.auth).toMatchObject({ accessTokenTtlSeconds: 900, bcryptCost: 12 });
     expect(config.encryptionKeys.map((k) => k.id)).toEqual(['k2', 'k1']);

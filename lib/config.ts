@@ -39,6 +39,7 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: z.enum(['true', 'false']).optional(),
+  TRUST_PROXY: z.enum(['true', 'false']).optional(),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'like 1mb or 512kb').default('1mb'),
 
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
@@ -77,7 +78,8 @@ export interface Config {
   env: 'development' | 'test' | 'production';
   isProduction: boolean;
   dataDir: string;
-  http: { host: string; port: number; bodyLimit: string };
+  /** trustProxy: take the client IP from X-Forwarded-For (only behind a reverse proxy you run). */
+  http: { host: string; port: number; bodyLimit: string; trustProxy: boolean };
   log: { level: string; pretty: boolean };
   database: { url?: string; embeddedPort: number; poolMax: number };
   temporal: {
@@ -171,7 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     env: e.NODE_ENV,
     isProduction,
     dataDir,
-    http: { host: e.HOST ?? (isProduction ? '0.0.0.0' : '127.0.0.1'), port: e.PORT, bodyLimit: e.BODY_LIMIT },
+    http: { host: e.HOST ?? (isProduction ? '0.0.0.0' : '127.0.0.1'), port: e.PORT, bodyLimit: e.BODY_LIMIT, trustProxy: e.TRUST_PROXY === 'true' },
     log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ? e.LOG_PRETTY === 'true' : !isProduction && process.stdout.isTTY === true },
     database: { url: e.DATABASE_URL, embeddedPort: e.EMBEDDED_POSTGRES_PORT, poolMax: e.DB_POOL_MAX },
     temporal: {

@@ -1,0 +1,77 @@
+import type { Middleware } from 'koa';
+import koaJwt from 'koa-jwt';
+import type { AppDeps } from '../deps';
+import type { AppContext } from '../context';
+import { AppError } from '../errors';
+import { UserRole } from '../../entities';
+import { defineAbilityFor, type AppAbility } from './abilities';
+import { JWT_ALGORITHMS, JWT_AUDIENCE, JWT_ISSUER, type AccessClaims } from './tokens';
+
+export interface AuthContext {
+  userId: string;
+  organizationId: string;
+  role: UserRole;
+  sessionId: string;
+  ability: AppAbility;
+}
+
+interface PrincipalRow {
+  revoked_at: Date | null;
+  user_id: string;
+  organization_id: string;
+  role: UserRole;
+}
+
+/**
+ * koa-jwt verifies signature (HS256 only: `alg: none` and other algorithms are refused),
+ * expiry, issuer and audience. Then one primary-key lookup (session ⋈ user) checks the session
+ * was not logged out or revoked, and takes the user's *current* role and organisation, so a
+ * role change or a deleted user applies on the next request.
+ */
+export function authenticate(deps: Pick<AppDeps, 'config' | 'orm'>): Middleware<AppContext['state'], AppContext>[] {
+  const verify = koaJwt({
+    secret: deps.config.auth.accessSecret,
+    algorithms: JWT_ALGORITHMS,
+    issuer: JWT_ISSUER,
+    audience: JWT_AUDIENCE,
+    passthrough: true,
+    key: 'jwt',
+    isRevoked: async (ctx, decoded) => {
+      const claims = decoded as Partial<AccessClaims>;
+      // A token signed with our key but without access claims is invalid, not revoked.
+      if (claims.typ !== 'access' || typeof claims.sid !== 'string' || !/^[0-9a-f-]{36}$/.test(claims.sid)) throw new Error('not an access token');
+      const rows = await deps.orm.em
+        .getConnection()
+        .execute<PrincipalRow[]>(
+          'select s.revoked_at, u.id as user_id, u.organization_id, u.role from sessions s join users u on u.id = s.user_id where s.id = ?',
+          [claims.sid],
+        );
+      const row = rows[0];
+      if (!row || row.revoked_at || row.user_id !== claims.sub) return true;
+      ctx.state.principalRow = row;
+      return false;
+    },
+  }) as unknown as Middleware<AppContext['state'], AppContext>;
+
+  const buildAbility: Middleware<AppContext['state'], AppContext> = async (ctx, next) => {
+    const row = ctx.state.principalRow as PrincipalRow | undefined;
+    const claims = ctx.state.jwt as AccessClaims | undefined;
+    if (row && claims) {
+      const principal = { userId: row.user_id, organizationId: row.organization_id, role: row.role };
+      ctx.state.auth = { ...principal, sessionId: claims.sid, ability: defineAbilityFor(principal) };
+    }
+    await next();
+  };
+  return [verify, buildAbility];
+}
+
+/** Thrown by routes that need a caller when there is none; says why in the code. */
+export function requireAuth(ctx: AppContext): AuthContext {
+  if (ctx.state.auth) return ctx.state.auth;
+  const original = ctx.state.jwtOriginalError as Error | undefined;
+  const headers = { 'WWW-Authenticate': 'Bearer' };
+  if (!original || !ctx.get('authorization')) throw new AppError(401, 'unauthorized', 'Missing bearer token', undefined, headers);
+  if (original.name === 'TokenExpiredError') throw new AppError(401, 'token_expired', 'The access token has expired; refresh it', undefined, headers);
+  if (original.message === 'Token revoked') throw new AppError(401, 'token_revoked', 'The session of this access token has ended', undefined, headers);
+  throw new AppError(401, 'invalid_token', 'The access token is not valid', undefined, headers);
+}

@@ -1,0 +1,30 @@
+import { z } from '../../zod';
+import { pageQuery, pageSchema } from '../../pagination';
+
+export const ListAuditQuery = z
+  .strictObject({
+    ...pageQuery,
+    action: z.string().trim().min(1).max(100).optional().openapi({ description: 'Exact action, e.g. user.update, or a prefix ending in * (auth.*)' }),
+    actorId: z.uuid().optional(),
+    resourceType: z.string().trim().min(1).max(64).optional(),
+    resourceId: z.string().trim().min(1).max(64).optional(),
+    from: z.iso.datetime({ offset: true }).optional().openapi({ description: 'ISO 8601, inclusive' }),
+    to: z.iso.datetime({ offset: true }).optional().openapi({ description: 'ISO 8601, exclusive' }),
+  })
+  .refine((q) => !q.from || !q.to || new Date(q.from) < new Date(q.to), { message: 'from must be before to', path: ['from'] });
+
+export const AuditOut = z
+  .object({
+    id: z.uuid(),
+    action: z.string(),
+    actor: z.object({ id: z.uuid().nullable(), email: z.string().nullable() }).nullable(),
+    resourceType: z.string(),
+    resourceId: z.string().nullable(),
+    changes: z.record(z.string(), z.unknown()).nullable(),
+    ip: z.string().nullable(),
+    requestId: z.string().nullable(),
+    createdAt: z.string(),
+  })
+  .openapi('AuditEntry');
+
+export const AuditPage = pageSchema(AuditOut).openapi('AuditPage');

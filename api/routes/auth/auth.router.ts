@@ -1,0 +1,119 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { User } from '../../../entities';
+import type { ApiRouter } from '../../api-router';
+import { packAbility } from '../../auth/abilities';
+import { login, logout, refresh, register, type AuthResult } from '../../auth/auth.service';
+import { requestMeta } from '../../audit/audit.service';
+import type { AppContext } from '../../context';
+import type { AppDeps } from '../../deps';
+import { presentOrganization, presentUser } from '../../presenters';
+import { AuthResponse, LoginBody, MeResponse, RefreshBody, RegisterBody } from './auth.schemas';
+
+function em(deps: AppDeps): EntityManager {
+  return deps.orm.em as EntityManager;
+}
+
+function present(result: AuthResult) {
+  return {
+    user: presentUser(result.user),
+    organization: presentOrganization(result.organization),
+    accessToken: result.accessToken,
+    refreshToken: result.refreshToken,
+    expiresIn: result.expiresIn,
+  };
+}
+
+function noStore(ctx: AppContext): void {
+  // Tokens must not be cached by browsers or proxies.
+  ctx.set('Cache-Control', 'no-store');
+}
+
+export function authRoutes(api: ApiRouter, deps: AppDeps): void {
+  const tags = ['auth'];
+  api.route(
+    {
+      method: 'post',
+      path: '/auth/register',
+      summary: 'Create an account and its organisation (the registrant becomes its ADMIN)',
+      tags,
+      request: { body: RegisterBody },
+      responses: { 201: { description: 'Registered and logged in', schema: AuthResponse }, 409: { description: 'email_taken' } },
+    },
+    async (ctx, { body }) => {
+      const result = await register(em(deps), deps.config, body, requestMeta(ctx));
+      noStore(ctx);
+      ctx.status = 201;
+      ctx.body = present(result);
+    },
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/auth/login',
+      summary: 'Log in with email and password',
+      tags,
+      request: { body: LoginBody },
+      responses: {
+        200: { description: 'Logged in', schema: AuthResponse },
+        401: { description: 'invalid_credentials (same answer for a wrong email or a wrong password)' },
+        429: { description: 'too_many_attempts: 5 failures for one email or one IP within 15 minutes; see Retry-After' },
+      },
+    },
+    async (ctx, { body }) => {
+      const result = await login(em(deps), deps.config, body, requestMeta(ctx));
+      noStore(ctx);
+      ctx.body = present(result);
+    },
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/auth/refresh',
+      summary: 'Trade a refresh token for a new pair; the old one is spent',
+      tags,
+      request: { body: RefreshBody },
+      responses: {
+        200: { description: 'A new access and refresh token', schema: AuthResponse },
+        401: { description: 'invalid_refresh_token, refresh_expired, session_revoked, or refresh_reused (the whole login is revoked)' },
+      },
+    },
+    async (ctx, { body }) => {
+      const result = await refresh(em(deps), deps.config, body.refreshToken, requestMeta(ctx));
+      noStore(ctx);
+      ctx.body = present(result);
+    },
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/auth/logout',
+      summary: 'End the login of this refresh token; its access tokens are refused at once',
+      tags,
+      request: { body: RefreshBody },
+      responses: { 204: { description: 'Logged out (also when the token was unknown)' } },
+    },
+    async (ctx, { body }) => {
+      await logout(em(deps), body.refreshToken, requestMeta(ctx));
+      ctx.status = 204;
+    },
+  );
+
+  api.route(
+    {
+      method: 'get',
+      path: '/auth/me',
+      summary: 'The caller, their organisation and their packed CASL rules',
+      tags,
+      auth: true,
+      responses: { 200: { description: 'The caller', schema: MeResponse } },
+    },
+    async (ctx) => {
+      const auth = ctx.state.auth!;
+      const user = await em(deps).findOneOrFail(User, { id: auth.userId, organization: auth.organizationId }, { populate: ['organization'] });
+      ctx.body = { user: presentUser(user), organization: presentOrganization(user.organization), rules: packAbility(auth.ability) };
+    },
+  );
+}
