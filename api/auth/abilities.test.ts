@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import { subject } from '@casl/ability';
+import { UserRole } from '../../entities';
+import { defineAbilityFor, type Action, type SubjectType } from './abilities';
+import { accessibleFilter } from './scope';
+
+const { ADMIN, MANAGER, OPERATOR, VIEWER } = UserRole;
+const ALL = [ADMIN, MANAGER, OPERATOR, VIEWER];
+const NONE: UserRole[] = [];
+
+/**
+ * The design's matrix: who may do what to which subject in their own organisation.
+ * ADMIN manages all; MANAGER manages servers/agents/tasks/tools/permissions and validates
+ * agents; OPERATOR reads, executes agents and manages tasks; VIEWER reads.
+ */
+const MATRIX: Record<SubjectType, Partial<Record<Action, UserRole[]>>> = {
+  Organization: { read: ALL, update: [ADMIN], delete: NONE },
+  User: { read: [ADMIN], create: [ADMIN], update: [ADMIN], delete: [ADMIN] },
+  AuditLog: { read: [ADMIN, MANAGER], create: [ADMIN], update: NONE, delete: NONE },
+  McpServer: { read: ALL, create: [ADMIN, MANAGER], update: [ADMIN, MANAGER], delete: [ADMIN, MANAGER], test: [ADMIN, MANAGER] },
+  Agent: {
+    read: ALL,
+    create: [ADMIN, MANAGER],
+    update: [ADMIN, MANAGER],
+    delete: [ADMIN, MANAGER],
+    validate: [ADMIN, MANAGER],
+    execute: [ADMIN, MANAGER, OPERATOR],
+  },
+  Task: { read: ALL, create: [ADMIN, MANAGER, OPERATOR], update: [ADMIN, MANAGER, OPERATOR], delete: [ADMIN, MANAGER, OPERATOR], execute: [ADMIN, MANAGER, OPERATOR] },
+  Execution: { read: ALL, cancel: [ADMIN, MANAGER, OPERATOR], delete: [ADMIN], update: [ADMIN] },
+  ToolDefinition: { read: ALL, create: NONE, update: NONE, delete: NONE },
+  ServerTool: { read: ALL, install: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
+  AgentToolPermission: { read: ALL, create: [ADMIN, MANAGER], update: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
+};
+
+const rows = Object.entries(MATRIX).flatMap(([subjectType, actions]) =>
+  Object.entries(actions).flatMap(([action, allowed]) => ALL.map((role) => [role, action, subjectType, allowed.includes(role)] as const)),
+);
+
+describe('defineAbilityFor', () => {
+  const organizationId = randomUUID();
+  const otherOrganizationId = randomUUID();
+
+  function target(subjectType: SubjectType, orgId: string) {
+    if (subjectType === 'Organization') return subject('Organization', { id: orgId } as never);
+    if (subjectType === 'ToolDefinition') return subject('ToolDefinition', { name: 'git' } as never);
+    return subject(subjectType, { id: randomUUID(), organization: { id: orgId } } as never);
+  }
+
+  it.each(rows)('%s %s %s in its own organisation → %s', (role, action, subjectType, expected) => {
+    const ability = defineAbilityFor({ userId: randomUUID(), organizationId, role });
+    expect(ability.can(action as Action, target(subjectType as SubjectType, organizationId))).toBe(expected);
+  });
+
+  it.each(rows.filter(([, , subjectType]) => subjectType !== 'ToolDefinition'))('%s %s %s of another organisation → false', (role, action, subjectType) => {
+    const ability = defineAbilityFor({ userId: randomUUID(), organizationId, role });
+    expect(ability.can(action as Action, target(subjectType as SubjectType, otherOrganizationId))).toBe(false);
+  });
+
+  it.each(ALL)('%s may read its own user record, not a colleague’s unless ADMIN', (role) => {
+    const userId = randomUUID();
+    const ability = defineAbilityFor({ userId, organizationId, role });
+    expect(ability.can('read', subject('User', { id: userId, organization: { id: organizationId } } as never))).toBe(true);
+    expect(ability.can('read', subject('User', { id: randomUUID(), organization: { id: organizationId } } as never))).toBe(role === ADMIN);
+  });
+
+  it('fails fast on an unknown role', () => {
+    expect(() => defineAbilityFor({ userId: randomUUID(), organizationId, role: 'ROOT' as UserRole })).toThrow('Unknown role: ROOT');
+  });
+
+  describe('accessibleFilter (rules → MikroORM filter)', () => {
+    it('scopes an ADMIN list of users to its organisation', () => {
+      const ability = defineAbilityFor({ userId: randomUUID(), organizationId, role: ADMIN });
+      expect(accessibleFilter(ability, 'read', 'User')).toEqual({ $or: [{ organization: { id: organizationId } }, { id: expect.any(String) }] });
+    });
+
+    it('gives a non-ADMIN only its own user row', () => {
+      const userId = randomUUID();
+      const ability = defineAbilityFor({ userId, organizationId, role: VIEWER });
+      expect(accessibleFilter(ability, 'read', 'User')).toEqual({ id: userId });
+    });
+
+    it('answers null (no query at all) when the role has no rule', () => {
+      const ability = defineAbilityFor({ userId: randomUUID(), organizationId, role: VIEWER });
+      expect(accessibleFilter(ability, 'read', 'AuditLog')).toBeNull();
+      expect(accessibleFilter(ability, 'delete', 'McpServer')).toBeNull();
+    });
+
+    it('leaves the global tool catalog unconditioned', () => {
+      const ability = defineAbilityFor({ userId: randomUUID(), organizationId, role: VIEWER });
+      expect(accessibleFilter(ability, 'read', 'ToolDefinition')).toEqual({});
+    });
+  });
+});
