@@ -30,6 +30,7 @@ export function ormOptions(url: string, options: { poolMax?: number; logger?: Lo
       transactional: true,
       allOrNothing: true,
       disableForeignKeys: false,
+      silent: true,
     },
     forceUtcTimezone: true,
     pool: { min: 0, max: options.poolMax ?? 10 },

@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startApiServer, type ApiServer } from '../api/server';
+import type { AppDeps } from '../api/deps';
+import { loadConfig } from '../lib/config';
+import { startEmbeddedPostgres } from '../lib/embedded-postgres';
+import { freePort } from '../lib/free-port';
+import { createLogger } from '../lib/logger';
+import { initOrm, migrateUp } from '../lib/orm';
+import { connectTemporal, createTemporalClient } from '../lib/temporal';
+import { startTemporalDevServer } from '../lib/temporal-dev-server';
+
+export interface BenchStack {
+  deps: AppDeps;
+  api: ApiServer;
+  stop(): Promise<void>;
+}
+
+/** The real system on free ports in a temp dir: embedded PostgreSQL, Temporal dev server, API. */
+export async function startBenchStack(env: Record<string, string> = {}): Promise<BenchStack> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-bench-'));
+  const [pgPort, temporalPort] = await Promise.all([freePort(), freePort()]);
+  const [pg, temporal] = await Promise.all([
+    startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: pgPort, database: 'bench' }),
+    startTemporalDevServer({ port: temporalPort, namespace: 'default' }),
+  ]);
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATA_DIR: dir,
+    DATABASE_URL: pg.url,
+    TEMPORAL_ADDRESS: temporal.address,
+    JWT_ACCESS_SECRET: randomBytes(32).toString('base64url'),
+    JWT_REFRESH_SECRET: randomBytes(32).toString('base64url'),
+    ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
+    LOG_LEVEL: 'silent',
+    BCRYPT_COST: '4',
+    ...env,
+  });
+  const logger = createLogger(config, 'bench');
+  const orm = await initOrm(pg.url, { poolMax: config.database.poolMax });
+  await migrateUp(orm);
+  const connection = await connectTemporal(temporal.address);
+  const deps: AppDeps = { config, orm, logger, temporal: { connection, client: createTemporalClient(connection, config) } };
+  const api = await startApiServer(deps, 0, '127.0.0.1');
+  return {
+    deps,
+    api,
+    async stop() {
+      await api.close();
+      await connection.close();
+      await orm.close(true);
+      await Promise.allSettled([temporal.stop(), pg.stop()]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
