@@ -25,6 +25,9 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   const app = new Koa<AppContext['state'], AppContext>({ proxy: deps.config.http.trustProxy });
   // Errors are answered and logged by errorHandler; Koa's own handler would print stacks.
   app.silent = true;
+  // Behind one reverse proxy, the client is the address that proxy appended (the last one);
+  // anything before it in X-Forwarded-For was written by the client.
+  app.maxIpsCount = 1;
 
   const api = new ApiRouter(createRegistry());
   healthRoutes(api, deps);

@@ -38,8 +38,8 @@ const envSchema = z.object({
   HOST: optionalString,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  LOG_PRETTY: z.enum(['true', 'false']).optional(),
-  TRUST_PROXY: z.enum(['true', 'false']).optional(),
+  LOG_PRETTY: optionalString.pipe(z.enum(['true', 'false']).optional()),
+  TRUST_PROXY: optionalString.pipe(z.enum(['true', 'false']).optional()),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'like 1mb or 512kb').default('1mb'),
 
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
@@ -54,6 +54,13 @@ const envSchema = z.object({
   TEMPORAL_CLI_PATH: optionalString,
   WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
   WORKFLOW_BUNDLE_PATH: optionalString,
+
+  MCP_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),
+  SERVER_DEGRADED_LATENCY_MS: z.coerce.number().int().min(1).default(2_000),
+  SERVER_HEALTH_INTERVAL_SECONDS: z.coerce.number().int().min(10).default(300),
+  SERVER_HEALTH_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
+  SERVER_URL_ALLOWLIST: optionalString,
+  SERVER_URL_DENYLIST: optionalString,
 
   JWT_ACCESS_SECRET: optionalString.pipe(secret.optional()),
   JWT_REFRESH_SECRET: optionalString.pipe(secret.optional()),
@@ -92,6 +99,15 @@ export interface Config {
     workflowBundlePath?: string;
   };
   worker: { shutdownGraceMs: number };
+  mcp: {
+    timeoutMs: number;
+    degradedLatencyMs: number;
+    healthIntervalSeconds: number;
+    healthConcurrency: number;
+    /** Raw host/CIDR lists; lib/ssrf.ts parses them (refusing bad entries at start). */
+    urlAllowlist?: string;
+    urlDenylist?: string;
+  };
   auth: {
     accessSecret: string;
     refreshSecret: string;
@@ -186,6 +202,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       workflowBundlePath: e.WORKFLOW_BUNDLE_PATH,
     },
     worker: { shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS },
+    mcp: {
+      timeoutMs: e.MCP_TIMEOUT_MS,
+      degradedLatencyMs: e.SERVER_DEGRADED_LATENCY_MS,
+      healthIntervalSeconds: e.SERVER_HEALTH_INTERVAL_SECONDS,
+      healthConcurrency: e.SERVER_HEALTH_CONCURRENCY,
+      urlAllowlist: e.SERVER_URL_ALLOWLIST,
+      urlDenylist: e.SERVER_URL_DENYLIST,
+    },
     auth: {
       accessSecret: accessSecret!,
       refreshSecret: refreshSecret!,

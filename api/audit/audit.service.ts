@@ -33,7 +33,14 @@ export function recordAudit(em: EntityManager, entry: AuditEntry): AuditLog {
   });
 }
 
-/** Request metadata every audit row carries. */
+/** Request metadata every audit row carries (bounded to the column sizes). */
 export function requestMeta(ctx: AppContext): { ip: string; requestId: string; userAgent?: string } {
-  return { ip: ctx.ip, requestId: ctx.state.requestId, userAgent: ctx.get('user-agent').slice(0, 500) || undefined };
+  return { ip: ctx.ip.slice(0, 64), requestId: ctx.state.requestId, userAgent: ctx.get('user-agent').slice(0, 500) || undefined };
+}
+
+/** Audits a change made by the authenticated caller of this request. */
+export function auditByCaller(ctx: AppContext, em: EntityManager, entry: Omit<AuditEntry, 'organizationId' | 'actorId' | 'actorEmail' | 'ip' | 'requestId'>): AuditLog {
+  const auth = ctx.state.auth!;
+  const meta = requestMeta(ctx);
+  return recordAudit(em, { ...entry, organizationId: auth.organizationId, actorId: auth.userId, actorEmail: auth.email, ip: meta.ip, requestId: meta.requestId });
 }

@@ -52,7 +52,7 @@ async function freeSlug(em: EntityManager, name: string): Promise<string> {
 /** Creates one session row (one refresh token) in a family and signs its access token. */
 /** `user` must be managed by `em` (loaded or created there). */
 function issueSession(em: EntityManager, config: AuthConfig, user: User, meta: RequestMeta, familyId: string = randomUUID()): { session: Session; tokens: IssuedTokens } {
-  const refresh = newRefreshToken();
+  const refresh = newRefreshToken(config);
   const session = em.create(Session, {
     user,
     organization: user.organization,
@@ -156,7 +156,7 @@ async function revokeFamily(em: EntityManager, familyId: string): Promise<number
 }
 
 export async function refresh(em: EntityManager, config: AuthConfig, refreshToken: string, meta: RequestMeta): Promise<AuthResult> {
-  const session = await em.findOne(Session, { refreshTokenHash: hashRefreshToken(refreshToken) }, { populate: ['user', 'user.organization'] });
+  const session = await em.findOne(Session, { refreshTokenHash: hashRefreshToken(config, refreshToken) }, { populate: ['user', 'user.organization'] });
   if (!session) throw new AppError(401, 'invalid_refresh_token', 'The refresh token is not valid');
 
   const reuse = async () => {
@@ -189,8 +189,8 @@ export async function refresh(em: EntityManager, config: AuthConfig, refreshToke
   return { user: session.user, organization: session.user.organization, ...next.tokens };
 }
 
-export async function logout(em: EntityManager, refreshToken: string, meta: RequestMeta): Promise<void> {
-  const session = await em.findOne(Session, { refreshTokenHash: hashRefreshToken(refreshToken) }, { populate: ['user'] });
+export async function logout(em: EntityManager, config: AuthConfig, refreshToken: string, meta: RequestMeta): Promise<void> {
+  const session = await em.findOne(Session, { refreshTokenHash: hashRefreshToken(config, refreshToken) }, { populate: ['user'] });
   if (!session) return;
   const revoked = await revokeFamily(em, session.familyId);
   if (revoked > 0) {

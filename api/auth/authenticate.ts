@@ -9,6 +9,7 @@ import { JWT_ALGORITHMS, JWT_AUDIENCE, JWT_ISSUER, type AccessClaims } from './t
 
 export interface AuthContext {
   userId: string;
+  email: string;
   organizationId: string;
   role: UserRole;
   sessionId: string;
@@ -18,6 +19,7 @@ export interface AuthContext {
 interface PrincipalRow {
   revoked_at: Date | null;
   user_id: string;
+  email: string;
   organization_id: string;
   role: UserRole;
 }
@@ -43,7 +45,7 @@ export function authenticate(deps: Pick<AppDeps, 'config' | 'orm'>): Middleware<
       const rows = await deps.orm.em
         .getConnection()
         .execute<PrincipalRow[]>(
-          'select s.revoked_at, u.id as user_id, u.organization_id, u.role from sessions s join users u on u.id = s.user_id where s.id = ?',
+          'select s.revoked_at, u.id as user_id, u.email, u.organization_id, u.role from sessions s join users u on u.id = s.user_id where s.id = ?',
           [claims.sid],
         );
       const row = rows[0];
@@ -58,7 +60,7 @@ export function authenticate(deps: Pick<AppDeps, 'config' | 'orm'>): Middleware<
     const claims = ctx.state.jwt as AccessClaims | undefined;
     if (row && claims) {
       const principal = { userId: row.user_id, organizationId: row.organization_id, role: row.role };
-      ctx.state.auth = { ...principal, sessionId: claims.sid, ability: defineAbilityFor(principal) };
+      ctx.state.auth = { ...principal, email: row.email, sessionId: claims.sid, ability: defineAbilityFor(principal) };
     }
     await next();
   };

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { Config } from '../../lib/config';
 import type { UserRole } from '../../entities';
@@ -25,12 +25,16 @@ export function signAccessToken(config: Pick<Config, 'auth'>, claims: Omit<Acces
   });
 }
 
-/** Opaque 256-bit refresh token; only its SHA-256 is stored. */
-export function newRefreshToken(): { token: string; hash: string } {
+/**
+ * Opaque 256-bit refresh token. Only its HMAC-SHA256 under JWT_REFRESH_SECRET is stored, so a
+ * copy of the sessions table alone cannot be checked against guessed tokens, and changing that
+ * secret ends every refresh token at once.
+ */
+export function newRefreshToken(config: Pick<Config, 'auth'>): { token: string; hash: string } {
   const token = randomBytes(32).toString('base64url');
-  return { token, hash: hashRefreshToken(token) };
+  return { token, hash: hashRefreshToken(config, token) };
 }
 
-export function hashRefreshToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+export function hashRefreshToken(config: Pick<Config, 'auth'>, token: string): string {
+  return createHmac('sha256', config.auth.refreshSecret).update(token).digest('hex');
 }

@@ -96,7 +96,7 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
       responses: { 204: { description: 'Logged out (also when the token was unknown)' } },
     },
     async (ctx, { body }) => {
-      await logout(em(deps), body.refreshToken, requestMeta(ctx));
+      await logout(em(deps), deps.config, body.refreshToken, requestMeta(ctx));
       ctx.status = 204;
     },
   );

@@ -3,7 +3,7 @@ import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Organization, User, UserRole } from '../../../entities';
 import type { ApiRouter } from '../../api-router';
-import { recordAudit, requestMeta } from '../../audit/audit.service';
+import { auditByCaller } from '../../audit/audit.service';
 import type { AuthContext } from '../../auth/authenticate';
 import { hashPassword } from '../../auth/passwords';
 import { accessibleFilter } from '../../auth/scope';
@@ -30,9 +30,7 @@ async function assertNotLastAdmin(tx: EntityManager, user: User): Promise<void> 
 }
 
 function audit(ctx: AppContext, em: EntityManager, action: string, user: User, changes?: Record<string, unknown>) {
-  const auth = ctx.state.auth!;
-  const meta = requestMeta(ctx);
-  recordAudit(em, { organizationId: auth.organizationId, actorId: auth.userId, action, resourceType: 'user', resourceId: user.id, changes, ip: meta.ip, requestId: meta.requestId });
+  auditByCaller(ctx, em, { action, resourceType: 'user', resourceId: user.id, changes });
 }
 
 export function userRoutes(api: ApiRouter, deps: AppDeps): void {
