@@ -1,4 +1,5 @@
 import type { ActivityDeps } from './deps';
+import { createServerActivities } from './servers.activities';
 import { createSystemActivities } from './system.activities';
 
 export type { ActivityDeps } from './deps';
@@ -7,6 +8,7 @@ export type { ActivityDeps } from './deps';
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createSystemActivities(deps),
+    ...createServerActivities(deps),
   };
 }
 

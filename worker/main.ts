@@ -3,7 +3,10 @@ import { loadConfig } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { initOrm, requireDatabaseUrl } from '../lib/orm';
 import { installTemporalRuntime } from './runtime';
+import { ensureServerHealthSchedule } from './schedules';
 import { createWorker } from './worker';
+import { McpClientPool } from '../lib/mcp-client';
+import { connectTemporal, createTemporalClient } from '../lib/temporal';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -14,12 +17,17 @@ async function main(): Promise<void> {
   const address = config.temporal.address ?? `127.0.0.1:${config.temporal.devPort}`;
   const orm = await initOrm(requireDatabaseUrl(config.database.url), { poolMax: config.database.poolMax, logger });
   const connection = await NativeConnection.connect({ address });
+  const clientConnection = await connectTemporal(address);
+  const mcp = new McpClientPool({ timeoutMs: config.mcp.timeoutMs, logger });
   try {
-    const worker = await createWorker({ config, orm, logger, connection });
+    await ensureServerHealthSchedule(createTemporalClient(clientConnection, config), config);
+    const worker = await createWorker({ config, orm, logger, connection, mcp });
     logger.info({ address, taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker ready');
     await worker.run();
     logger.info('worker stopped');
   } finally {
+    await mcp.closeAll();
+    await clientConnection.close();
     await connection.close();
     await orm.close(true);
   }

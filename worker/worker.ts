@@ -2,13 +2,16 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
+import { McpClientPool } from '../lib/mcp-client';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
 /** Where `npm run build` writes the prebuilt workflow bundle production workers load. */
 export const PREBUILT_BUNDLE_PATH = path.resolve(__dirname, '..', 'workflow-bundle.js');
 
-export interface WorkerDeps extends ActivityDeps {
+export interface WorkerDeps extends Omit<ActivityDeps, 'mcp'> {
+  /** Defaults to a new pool; the caller closes it after the worker stops. */
+  mcp?: McpClientPool;
   connection: NativeConnection;
   /** A bundle built once (tests) or its file path (production); otherwise bundled at start. */
   workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
@@ -34,7 +37,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     connection: deps.connection,
     namespace: deps.config.temporal.namespace,
     taskQueue: deps.config.temporal.taskQueue,
-    activities: createActivities(deps),
+    activities: createActivities({ ...deps, mcp: deps.mcp ?? new McpClientPool({ timeoutMs: deps.config.mcp.timeoutMs, logger: deps.logger }) }),
     ...workflowSource(deps),
     // On SIGTERM/SIGINT polling stops at once; running activities get this long to finish.
     shutdownGraceTime: deps.config.worker.shutdownGraceMs,

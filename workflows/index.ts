@@ -1,2 +1,3 @@
 // Every workflow the worker runs; deterministic code only (no Node built-ins, api/ or entities/).
 export * from './system-check.workflow';
+export * from './server-check.workflow';

@@ -1,0 +1,167 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { AuditLog, McpServer, ServerStatus, type ToolSnapshotEntry } from '../entities';
+import { openSecret, SecretDecryptionError } from '../lib/crypto';
+import { publishEvent } from '../lib/events';
+import { McpConnectionError, describeMcpError } from '../lib/mcp-client';
+import { diffTools, HOST_TOOLS, masterTokenContext, toolsHash, urlPolicy } from '../lib/servers';
+import { assertSafeUrl, UnsafeUrlError } from '../lib/ssrf';
+import type { ActivityDeps } from './deps';
+
+export type ServerCheckReason = 'test' | 'health' | 'schedule';
+
+/** What a connection test answers; holds no secret, so it may sit in workflow history. */
+export interface ServerCheckResult {
+  serverId: string;
+  ok: boolean;
+  status: 'ONLINE' | 'DEGRADED' | 'OFFLINE';
+  latencyMs: number | null;
+  serverInfo: { name: string; version: string } | null;
+  protocolVersion: string | null;
+  transport: 'streamable-http' | 'sse' | null;
+  tools: string[];
+  missingHostTools: string[];
+  error?: string;
+  toolsChanged?: { added: string[]; removed: string[]; changed: string[] };
+  checkedAt: string;
+}
+
+interface Probe {
+  latencyMs: number;
+  serverInfo: { name: string; version: string } | null;
+  protocolVersion: string | null;
+  transport: 'streamable-http' | 'sse';
+  tools: ToolSnapshotEntry[];
+}
+
+export function createServerActivities({ orm, config, logger, mcp }: ActivityDeps) {
+  const policy = urlPolicy(config);
+
+  /** initialize (when the pooled connection is new) + ping + tools/list, timed. */
+  async function probe(server: McpServer): Promise<Probe> {
+    // Checked again at connect time: a DNS name may have started pointing somewhere forbidden.
+    await assertSafeUrl(server.url, policy);
+    const token = openSecret(config.encryptionKeys, { keyId: server.masterTokenKeyId, ciphertext: server.masterTokenCiphertext }, masterTokenContext(server.id));
+    const target = { serverId: server.id, url: server.url, transport: server.transport, token };
+    const started = performance.now();
+    return mcp.withConnection(target, async (connection) => {
+      await connection.client.ping({ timeout: config.mcp.timeoutMs });
+      const listed = await connection.client.listTools(undefined, { timeout: config.mcp.timeoutMs });
+      const latencyMs = Math.round(performance.now() - started);
+      const info = connection.serverInfo;
+      return {
+        latencyMs,
+        serverInfo: info ? { name: info.name, version: info.version } : null,
+        protocolVersion: connection.protocolVersion ?? null,
+        transport: connection.transport,
+        tools: listed.tools.map((t) => ({ name: t.name, description: t.description, inputSchema: t.inputSchema })),
+      };
+    });
+  }
+
+  function failureMessage(error: unknown, url: string): string {
+    if (error instanceof UnsafeUrlError) return `refused to connect: ${error.message}`;
+    if (error instanceof SecretDecryptionError) return `cannot decrypt the master token: ${error.message}`;
+    if (error instanceof McpConnectionError) return error.message;
+    return describeMcpError(error, url, config.mcp.timeoutMs).message;
+  }
+
+  return {
+    /**
+     * Connection test / health check of one server, recorded on its row: status, latency,
+     * server info, tools snapshot (with change detection), and a `server:status` event when the
+     * status changed. The master token is decrypted here and never leaves this function.
+     */
+    async checkServer(serverId: string, reason: ServerCheckReason): Promise<ServerCheckResult> {
+      const em = orm.em.fork() as EntityManager;
+      const server = await em.findOne(McpServer, serverId, { populate: ['masterTokenCiphertext'] });
+      if (!server) throw ApplicationFailure.nonRetryable(`server ${serverId} does not exist`, 'ServerNotFound');
+      const checkedAt = new Date();
+      let result: ServerCheckResult;
+      let snapshot: ToolSnapshotEntry[] | undefined;
+      try {
+        const found = await probe(server);
+        snapshot = found.tools;
+        const names = found.tools.map((t) => t.name);
+        const missingHostTools = HOST_TOOLS.filter((t) => !names.includes(t));
+        const slow = found.latencyMs > config.mcp.degradedLatencyMs;
+        result = {
+          serverId,
+          ok: true,
+          status: slow || missingHostTools.length > 0 ? 'DEGRADED' : 'ONLINE',
+          latencyMs: found.latencyMs,
+          serverInfo: found.serverInfo,
+          protocolVersion: found.protocolVersion,
+          transport: found.transport,
+          tools: names,
+          missingHostTools,
+          checkedAt: checkedAt.toISOString(),
+        };
+        if (slow) result.error = `slower than ${config.mcp.degradedLatencyMs} ms (${found.latencyMs} ms)`;
+        else if (missingHostTools.length) result.error = `lacks host tools: ${missingHostTools.join(', ')}`;
+      } catch (error) {
+        result = {
+          serverId,
+          ok: false,
+          status: 'OFFLINE',
+          latencyMs: null,
+          serverInfo: null,
+          protocolVersion: null,
+          transport: null,
+          tools: [],
+          missingHostTools: [...HOST_TOOLS],
+          error: failureMessage(error, server.url),
+          checkedAt: checkedAt.toISOString(),
+        };
+      }
+
+      const previousStatus = server.status;
+      server.status = ServerStatus[result.status];
+      server.lastCheckAt = checkedAt;
+      server.lastLatencyMs = result.latencyMs ?? undefined;
+      server.lastError = result.error;
+      if (result.ok) {
+        server.serverInfo = result.serverInfo ?? undefined;
+        server.protocolVersion = result.protocolVersion ?? undefined;
+      }
+      if (snapshot) {
+        const hash = toolsHash(snapshot);
+        if (server.toolsHash && server.toolsHash !== hash) {
+          const diff = diffTools(server.toolsSnapshot ?? [], snapshot);
+          result.toolsChanged = diff;
+          server.lastToolsChange = { at: checkedAt.toISOString(), ...diff };
+          em.create(AuditLog, {
+            organization: server.organization,
+            action: 'server.tools_changed',
+            resourceType: 'server',
+            resourceId: server.id,
+            changes: { ...diff, previousHash: server.toolsHash, hash },
+          });
+          logger.warn({ serverId, ...diff }, 'MCP server changed its tools');
+        }
+        server.toolsSnapshot = snapshot;
+        server.toolsHash = hash;
+      }
+      await em.flush();
+      if (previousStatus !== server.status) {
+        await publishEvent(em, {
+          type: 'server:status',
+          organizationId: server.organization.id,
+          serverId,
+          status: server.status,
+          previousStatus,
+          reason: result.error ?? null,
+          at: checkedAt.toISOString(),
+        });
+      }
+      logger.debug({ serverId, reason, status: result.status, latencyMs: result.latencyMs }, 'server checked');
+      return result;
+    },
+
+    /** Every server of every organisation, for the scheduled health check. */
+    async listServerIds(): Promise<string[]> {
+      const rows = await orm.em.fork().find(McpServer, {}, { fields: ['id'], orderBy: { createdAt: 'asc' } });
+      return rows.map((r) => r.id);
+    },
+  };
+}

@@ -1,0 +1,240 @@
+import { createHash } from 'node:crypto';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { ErrorCode, McpError, type Implementation } from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from './logger';
+
+export type McpTransportKind = 'streamable-http' | 'sse';
+
+/** Everything needed to reach one server. Built by an activity right after decrypting the token. */
+export interface McpTarget {
+  serverId: string;
+  url: string;
+  transport: McpTransportKind;
+  token: string;
+}
+
+export interface McpConnection {
+  client: Client;
+  /** The transport that worked (Streamable HTTP servers that only speak SSE fall back to it). */
+  transport: McpTransportKind;
+  protocolVersion?: string;
+  serverInfo?: Implementation;
+  fingerprint: string;
+}
+
+export type McpErrorKind = 'unauthorized' | 'not_found' | 'refused' | 'unreachable' | 'timeout' | 'not_mcp' | 'http' | 'protocol';
+
+/** A failure phrased for a person; never carries the token. */
+export class McpConnectionError extends Error {
+  constructor(
+    message: string,
+    readonly kind: McpErrorKind,
+    readonly httpStatus?: number,
+  ) {
+    super(message);
+    this.name = 'McpConnectionError';
+  }
+}
+
+export const CLIENT_INFO = { name: 'mcp-fleet', version: '0.1.0' };
+
+function hostPort(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || (u.protocol === 'https:' ? 443 : 80)}`;
+  } catch {
+    return url;
+  }
+}
+
+function causeCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function httpStatusOf(error: unknown): number | undefined {
+  // StreamableHTTPError uses -1 for "not an MCP answer"; SseError reports the 200 of a web page.
+  if (error instanceof StreamableHTTPError || error instanceof SseError) {
+    return typeof error.code === 'number' && error.code >= 300 && error.code < 600 ? error.code : undefined;
+  }
+  const match = /HTTP (\d{3})|\b(\d{3}) (?:Unauthorized|Forbidden|Not Found|Method Not Allowed)/.exec(error instanceof Error ? error.message : '');
+  return match ? Number(match[1] ?? match[2]) : undefined;
+}
+
+/** Turns whatever the SDK or fetch threw into the sentence an operator needs. */
+export function describeMcpError(error: unknown, url: string, timeoutMs: number): McpConnectionError {
+  if (error instanceof McpConnectionError) return error;
+  if (error instanceof McpError && error.code === ErrorCode.RequestTimeout) {
+    return new McpConnectionError(`timed out after ${Math.round(timeoutMs / 100) / 10} s`, 'timeout');
+  }
+  const status = httpStatusOf(error);
+  if (status === 401 || status === 403) return new McpConnectionError(`the server rejected the master token (HTTP ${status})`, 'unauthorized', status);
+  if (status === 404) return new McpConnectionError('no MCP endpoint at this URL (HTTP 404)', 'not_found', status);
+  if (status !== undefined) return new McpConnectionError(`the server answered HTTP ${status} instead of MCP`, 'http', status);
+  const message = error instanceof Error ? error.message : String(error);
+  // The SSE transport folds the fetch failure into its message instead of a cause.
+  const code = causeCode(error) ?? /\b(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT)\b/.exec(message)?.[1];
+  if (code === 'ECONNREFUSED') return new McpConnectionError(`connection refused at ${hostPort(url)}`, 'refused');
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new McpConnectionError(`host not found: ${new URL(url).hostname}`, 'unreachable');
+  if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ABORT_ERR' || (error as Error)?.name === 'AbortError' || (error as Error)?.name === 'TimeoutError') {
+    return new McpConnectionError(`timed out after ${Math.round(timeoutMs / 100) / 10} s`, 'timeout');
+  }
+  if (code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'UND_ERR_SOCKET') {
+    return new McpConnectionError(`could not reach ${hostPort(url)} (${code})`, 'unreachable');
+  }
+  if (code?.startsWith('ERR_TLS') || code?.includes('CERT')) return new McpConnectionError(`TLS error talking to ${hostPort(url)} (${code})`, 'unreachable');
+  if (error instanceof McpError) return new McpConnectionError(`the server answered with an MCP error: ${error.message}`, 'protocol');
+  if (/content.type|json|unexpected token|parse|invalid/i.test(message)) {
+    return new McpConnectionError(`the URL answered but does not speak MCP (${message.slice(0, 160)})`, 'not_mcp');
+  }
+  return new McpConnectionError(`MCP connection failed: ${message.slice(0, 200)}`, 'unreachable');
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new McpError(ErrorCode.RequestTimeout, 'timeout')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function authorizedFetch(token: string): (url: string | URL, init?: RequestInit) => Promise<Response> {
+  return (url, init) => {
+    const headers = new Headers(init?.headers);
+    headers.set('Authorization', `Bearer ${token}`);
+    return fetch(url, { ...init, headers });
+  };
+}
+
+function fingerprint(target: McpTarget): string {
+  return createHash('sha256').update(`${target.url}\n${target.transport}\n${target.token}`).digest('hex');
+}
+
+async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs: number): Promise<McpConnection> {
+  const url = new URL(target.url);
+  const fetchWithAuth = authorizedFetch(target.token);
+  const transport: Transport =
+    kind === 'sse'
+      ? new SSEClientTransport(url, { fetch: fetchWithAuth, eventSourceInit: { fetch: fetchWithAuth } })
+      : new StreamableHTTPClientTransport(url, { fetch: fetchWithAuth, reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 } });
+  let protocolVersion: string | undefined;
+  const setVersion = transport.setProtocolVersion?.bind(transport);
+  transport.setProtocolVersion = (version: string) => {
+    protocolVersion = version;
+    setVersion?.(version);
+  };
+  const client = new Client(CLIENT_INFO, { capabilities: {} });
+  try {
+    await withTimeout(client.connect(transport, { timeout: timeoutMs }), timeoutMs);
+  } catch (error) {
+    await client.close().catch(() => undefined);
+    throw error;
+  }
+  return { client, transport: kind, protocolVersion, serverInfo: client.getServerVersion(), fingerprint: fingerprint(target) };
+}
+
+/**
+ * Connects over the server's transport. A server registered as Streamable HTTP that answers
+ * 404/405 to the POST (an SSE-only server) is retried over SSE once.
+ */
+export async function connectMcp(target: McpTarget, timeoutMs: number): Promise<McpConnection> {
+  try {
+    return await connectWith(target.transport, target, timeoutMs);
+  } catch (error) {
+    const status = httpStatusOf(error);
+    if (target.transport === 'streamable-http' && (status === 404 || status === 405)) {
+      try {
+        return await connectWith('sse', target, timeoutMs);
+      } catch {
+        // The SSE attempt failing says nothing new: report the original answer.
+      }
+    }
+    throw describeMcpError(error, target.url, timeoutMs);
+  }
+}
+
+interface PoolEntry {
+  fingerprint: string;
+  connection: Promise<McpConnection>;
+}
+
+/**
+ * One live MCP connection per server, reused across activities. The key includes a hash of
+ * url + transport + token, so a changed URL or rotated token opens a new connection and closes
+ * the old one on the next use — without any message from the API process.
+ */
+export class McpClientPool {
+  private readonly entries = new Map<string, PoolEntry>();
+
+  constructor(private readonly options: { timeoutMs: number; logger?: Logger }) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The pooled connection's transport, for callers that report what worked. */
+  private async acquire(target: McpTarget): Promise<{ connection: McpConnection; fresh: boolean }> {
+    const key = fingerprint(target);
+    const existing = this.entries.get(target.serverId);
+    if (existing && existing.fingerprint === key) {
+      try {
+        return { connection: await existing.connection, fresh: false };
+      } catch {
+        // fall through: the pending connect failed; a new one is attempted below
+      }
+    }
+    if (existing) await this.drop(target.serverId);
+    const connection = connectMcp(target, this.options.timeoutMs);
+    this.entries.set(target.serverId, { fingerprint: key, connection });
+    try {
+      return { connection: await connection, fresh: true };
+    } catch (error) {
+      if (this.entries.get(target.serverId)?.connection === connection) this.entries.delete(target.serverId);
+      throw error;
+    }
+  }
+
+  /**
+   * Runs `fn` on the server's pooled connection. A reused connection that fails at the transport
+   * level (server restarted, session lost) is replaced once; errors come back as McpConnectionError.
+   */
+  async withConnection<T>(target: McpTarget, fn: (connection: McpConnection) => Promise<T>): Promise<T> {
+    const { connection, fresh } = await this.acquire(target);
+    try {
+      return await fn(connection);
+    } catch (error) {
+      const isProtocolAnswer = error instanceof McpError && error.code !== ErrorCode.ConnectionClosed && error.code !== ErrorCode.RequestTimeout;
+      if (fresh || isProtocolAnswer) throw error instanceof McpError && isProtocolAnswer ? error : describeMcpError(error, target.url, this.options.timeoutMs);
+      this.options.logger?.debug({ serverId: target.serverId }, 'pooled MCP connection failed; reconnecting once');
+      await this.drop(target.serverId);
+      const retry = await this.acquire(target);
+      try {
+        return await fn(retry.connection);
+      } catch (second) {
+        throw second instanceof McpError && second.code !== ErrorCode.ConnectionClosed && second.code !== ErrorCode.RequestTimeout
+          ? second
+          : describeMcpError(second, target.url, this.options.timeoutMs);
+      }
+    }
+  }
+
+  async drop(serverId: string): Promise<void> {
+    const entry = this.entries.get(serverId);
+    if (!entry) return;
+    this.entries.delete(serverId);
+    const connection = await entry.connection.catch(() => undefined);
+    await connection?.client.close().catch(() => undefined);
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.entries.keys()].map((id) => this.drop(id)));
+  }
+}

@@ -1,0 +1,40 @@
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import type { Config } from '../lib/config';
+import { SearchAttributes } from '../lib/temporal';
+import { serverHealth } from '../workflows';
+
+export const SERVER_HEALTH_SCHEDULE_ID = 'server-health';
+
+/**
+ * Creates (or brings up to date) the `server-health` schedule. Idempotent: every worker calls
+ * it at start, so a changed interval or concurrency takes effect on the next deploy.
+ */
+export async function ensureServerHealthSchedule(client: Client, config: Pick<Config, 'temporal' | 'mcp'>, scheduleId = SERVER_HEALTH_SCHEDULE_ID): Promise<void> {
+  const every = config.mcp.healthIntervalSeconds * 1000;
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: serverHealth,
+    workflowId: scheduleId,
+    taskQueue: config.temporal.taskQueue,
+    args: [{ concurrency: config.mcp.healthConcurrency }] as [Parameters<typeof serverHealth>[0]],
+    typedSearchAttributes: [{ key: SearchAttributes.ExecutionKind, value: 'server-health' }],
+    workflowExecutionTimeout: Math.max(60, config.mcp.healthIntervalSeconds * 2) * 1000,
+  };
+  const handle = client.schedule.getHandle(scheduleId);
+  try {
+    await handle.update((previous) => ({ ...previous, spec: { intervals: [{ every }] }, action, policies: { ...previous.policies, overlap: ScheduleOverlapPolicy.SKIP } }));
+  } catch (error) {
+    if (!(error instanceof ScheduleNotFoundError)) throw error;
+    await client.schedule
+      .create({
+        scheduleId,
+        spec: { intervals: [{ every }] },
+        action,
+        policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1m' },
+      })
+      .catch((createError: unknown) => {
+        // Another worker created it between our update and create.
+        if ((createError as Error).name !== 'ScheduleAlreadyRunning') throw createError;
+      });
+  }
+}

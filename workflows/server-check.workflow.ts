@@ -1,0 +1,58 @@
+import { proxyActivities, setCurrentDetails } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { ServerCheckReason, ServerCheckResult } from '../activities/servers.activities';
+
+const { checkServer, listServerIds } = proxyActivities<Activities>({
+  // Connect + ping + tools/list each have their own MCP timeout inside the activity.
+  startToCloseTimeout: '2m',
+  retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: ['ServerNotFound'] },
+});
+
+export interface ServerCheckInput {
+  serverId: string;
+  reason: ServerCheckReason;
+}
+
+/** On-demand connection test or health check of one server (POST /api/servers/:id/test|health). */
+export async function serverCheck(input: ServerCheckInput): Promise<ServerCheckResult> {
+  const result = await checkServer(input.serverId, input.reason);
+  setCurrentDetails(`**${result.status}**${result.latencyMs !== null ? ` in ${result.latencyMs} ms` : ''}${result.error ? `: ${result.error}` : ''}`);
+  return result;
+}
+
+export interface ServerHealthInput {
+  concurrency: number;
+}
+
+export interface ServerHealthSummary {
+  checked: number;
+  online: number;
+  degraded: number;
+  offline: number;
+  missing: number;
+}
+
+/** The `server-health` schedule's run: every server of every organisation, `concurrency` at a time. */
+export async function serverHealth(input: ServerHealthInput): Promise<ServerHealthSummary> {
+  const ids = await listServerIds();
+  const summary: ServerHealthSummary = { checked: 0, online: 0, degraded: 0, offline: 0, missing: 0 };
+  let next = 0;
+  const lane = async () => {
+    while (next < ids.length) {
+      const id = ids[next++]!;
+      try {
+        const result = await checkServer(id, 'schedule');
+        summary.checked++;
+        if (result.status === 'ONLINE') summary.online++;
+        else if (result.status === 'DEGRADED') summary.degraded++;
+        else summary.offline++;
+      } catch {
+        // Deleted between listing and checking.
+        summary.missing++;
+      }
+      setCurrentDetails(`${summary.checked}/${ids.length} servers checked: ${summary.online} online, ${summary.degraded} degraded, ${summary.offline} offline`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(input.concurrency, ids.length)) }, lane));
+  return summary;
+}
