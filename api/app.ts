@@ -12,6 +12,7 @@ import { docsRoutes } from './routes/docs/docs.router';
 import { auditRoutes } from './routes/audit/audit.router';
 import { authRoutes } from './routes/auth/auth.router';
 import { healthRoutes } from './routes/health/health.router';
+import { serverRoutes } from './routes/servers/servers.router';
 import { userRoutes } from './routes/users/users.router';
 import { authenticate } from './auth/authenticate';
 
@@ -34,6 +35,7 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   authRoutes(api, deps);
   userRoutes(api, deps);
   auditRoutes(api, deps);
+  serverRoutes(api, deps);
 
   let openApiDocument: unknown;
   api.router.get('/openapi.json', (ctx) => {

@@ -1,4 +1,4 @@
-import type { AuditLog, Organization, User } from '../entities';
+import type { AuditLog, McpServer, Organization, User } from '../entities';
 
 /** Presenters decide what leaves the process: never password hashes, tokens or ciphertexts. */
 
@@ -30,5 +30,28 @@ export function presentAuditLog(row: AuditLog) {
     ip: row.ip ?? null,
     requestId: row.requestId ?? null,
     createdAt: row.createdAt.toISOString(),
+  };
+}
+
+export function presentServer(server: McpServer) {
+  return {
+    id: server.id,
+    name: server.name,
+    description: server.description ?? null,
+    url: server.url,
+    transport: server.transport,
+    // Only that a token is set, and its last characters to tell tokens apart.
+    masterToken: { set: true, last4: server.masterTokenLast4 || null },
+    status: server.status,
+    lastCheckAt: server.lastCheckAt?.toISOString() ?? null,
+    lastLatencyMs: server.lastLatencyMs ?? null,
+    lastError: server.lastError ?? null,
+    serverInfo: server.serverInfo ?? null,
+    protocolVersion: server.protocolVersion ?? null,
+    tools: (server.toolsSnapshot ?? []).map((t) => t.name),
+    toolsHash: server.toolsHash ?? null,
+    lastToolsChange: server.lastToolsChange ?? null,
+    createdAt: server.createdAt.toISOString(),
+    updatedAt: server.updatedAt.toISOString(),
   };
 }

@@ -11,7 +11,9 @@ import path from 'node:path';
 import { startEmbeddedPostgres } from '../lib/embedded-postgres';
 import { freePort } from '../lib/free-port';
 import { startTemporalDevServer } from '../lib/temporal-dev-server';
-import { bundleWorkflows } from '../worker/worker';
+// Only @temporalio/worker here: importing worker/worker.ts would load the entities (MikroORM
+// metadata) into this process, which test files share when Jest runs in band.
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 
 export interface TestGlobals {
   stop: () => Promise<void>;
@@ -29,7 +31,7 @@ export default async function globalSetup(): Promise<void> {
   const [pg, temporal, bundle] = await Promise.all([
     startEmbeddedPostgres({ dataDir: path.join(tmpDir, 'pg'), port: pgPort, database: 'mcp_fleet_test' }),
     startTemporalDevServer({ port: temporalPort, namespace: 'default', cliPath: process.env.TEMPORAL_CLI_PATH }),
-    bundleWorkflows(),
+    bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('WARN') }),
   ]);
   const stop = async () => {
     await Promise.allSettled([temporal.stop(), pg.stop()]);

@@ -3,6 +3,7 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { AppDeps } from '../api/deps';
 import { loadConfig, type Config } from '../lib/config';
 import { createLogger } from '../lib/logger';
+import { McpClientPool } from '../lib/mcp-client';
 import { initOrm } from '../lib/orm';
 import { connectTemporal, createTemporalClient } from '../lib/temporal';
 import { installTemporalRuntime } from '../worker/runtime';
@@ -14,7 +15,9 @@ export interface TestContext extends AppDeps {
 
 /** Real deps against the run's PostgreSQL and Temporal (see global-setup.ts). */
 export async function createTestContext(overrides: Partial<Config> = {}): Promise<TestContext> {
-  const config = { ...loadConfig(), ...overrides };
+  const base = loadConfig();
+  // A task queue of its own, so parallel test files never run each other's workflows.
+  const config = { ...base, temporal: { ...base.temporal, taskQueue: `test-${randomUUID()}` }, ...overrides };
   const logger = createLogger(config, 'test');
   const orm = await initOrm(config.database.url!, { poolMax: 5 });
   const connection = await connectTemporal(config.temporal.address!);
@@ -31,16 +34,14 @@ export async function createTestContext(overrides: Partial<Config> = {}): Promis
   };
 }
 
-/**
- * A worker built by the project's own factory, on a task queue of its own so parallel test
- * files never steal each other's tasks.
- */
-export async function startTestWorker(ctx: TestContext): Promise<{ worker: Worker; taskQueue: string; stop(): Promise<void> }> {
-  const taskQueue = `test-${randomUUID()}`;
-  const config: Config = { ...ctx.config, temporal: { ...ctx.config.temporal, taskQueue } };
+/** A worker built by the project's own factory, polling the context's own task queue. */
+export async function startTestWorker(ctx: TestContext, mcp?: McpClientPool): Promise<{ worker: Worker; taskQueue: string; stop(): Promise<void> }> {
+  const config = ctx.config;
+  const taskQueue = config.temporal.taskQueue;
   installTemporalRuntime(ctx.logger);
   const connection = await NativeConnection.connect({ address: config.temporal.address! });
-  const worker = await createWorker({ config, orm: ctx.orm, logger: ctx.logger, connection });
+  const pool = mcp ?? new McpClientPool({ timeoutMs: config.mcp.timeoutMs, logger: ctx.logger });
+  const worker = await createWorker({ config, orm: ctx.orm, logger: ctx.logger, connection, mcp: pool });
   const running = worker.run();
   return {
     worker,
@@ -48,6 +49,7 @@ export async function startTestWorker(ctx: TestContext): Promise<{ worker: Worke
     async stop() {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
+      if (!mcp) await pool.closeAll();
       await connection.close();
     },
   };

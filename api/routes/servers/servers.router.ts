@@ -1,0 +1,265 @@
+import { randomUUID } from 'node:crypto';
+import { ForbiddenError, subject } from '@casl/ability';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { WorkflowFailedError } from '@temporalio/client';
+import { Agent, AgentStatus, McpServer, McpTransport, Organization, ServerStatus, User } from '../../../entities';
+import type { ServerCheckResult } from '../../../activities/servers.activities';
+import { lastFour, sealSecret } from '../../../lib/crypto';
+import { publishEvent } from '../../../lib/events';
+import { masterTokenContext, urlPolicy } from '../../../lib/servers';
+import { checkUrlSyntax, UnsafeUrlError } from '../../../lib/ssrf';
+import { SearchAttributes } from '../../../lib/temporal';
+import type { serverCheck } from '../../../workflows/server-check.workflow';
+import type { ApiRouter } from '../../api-router';
+import { auditByCaller } from '../../audit/audit.service';
+import type { AuthContext } from '../../auth/authenticate';
+import { accessibleFilter } from '../../auth/scope';
+import type { AppContext } from '../../context';
+import type { AppDeps } from '../../deps';
+import { AppError } from '../../errors';
+import { afterCursor, PAGE_ORDER, toPage } from '../../pagination';
+import { presentServer } from '../../presenters';
+import { IdParams } from '../common.schemas';
+import { CheckResultOut, CreateServerBody, DeleteServerQuery, ListServersQuery, ServerOut, ServerPage, UpdateServerBody } from './servers.schemas';
+
+/** How long the API waits for a test/health workflow before answering 504 (the run goes on). */
+const CHECK_WAIT_MS = 60_000;
+
+async function loadServer(em: EntityManager, auth: AuthContext, id: string): Promise<McpServer> {
+  const server = await em.findOne(McpServer, { id, organization: auth.organizationId });
+  if (!server) throw AppError.notFound('Server');
+  return server;
+}
+
+function nameTaken(): AppError {
+  return AppError.conflict('name_taken', 'This organisation already has a server with that name');
+}
+
+export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
+  const tags = ['servers'];
+  const em = () => deps.orm.em as EntityManager;
+  const policy = urlPolicy(deps.config);
+
+  function safeUrl(raw: string): string {
+    try {
+      return checkUrlSyntax(raw, policy).toString();
+    } catch (error) {
+      if (error instanceof UnsafeUrlError) throw new AppError(400, 'validation_failed', 'Request validation failed', [{ path: 'body.url', message: error.message, code: error.reason }]);
+      throw error;
+    }
+  }
+
+  function sealToken(server: McpServer, token: string): void {
+    const sealed = sealSecret(deps.config.encryptionKeys, token, masterTokenContext(server.id));
+    server.masterTokenCiphertext = sealed.ciphertext;
+    server.masterTokenKeyId = sealed.keyId;
+    server.masterTokenLast4 = lastFour(token) || undefined;
+  }
+
+  async function runCheck(ctx: AppContext, server: McpServer, reason: 'test' | 'health'): Promise<ServerCheckResult> {
+    const auth = ctx.state.auth!;
+    const handle = await deps.temporal.client.workflow.start<typeof serverCheck>('serverCheck', {
+      taskQueue: deps.config.temporal.taskQueue,
+      workflowId: `server-${reason}-${server.id}-${randomUUID()}`,
+      args: [{ serverId: server.id, reason }],
+      workflowExecutionTimeout: '5m',
+      typedSearchAttributes: [
+        { key: SearchAttributes.OrganizationId, value: auth.organizationId },
+        { key: SearchAttributes.ServerId, value: server.id },
+        { key: SearchAttributes.ExecutionKind, value: `server-${reason}` },
+      ],
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new AppError(504, 'check_timeout', `No worker finished the check within ${CHECK_WAIT_MS / 1000} s; is the worker running?`, { workflowId: handle.workflowId })),
+        CHECK_WAIT_MS,
+      );
+    });
+    try {
+      return await Promise.race([handle.result(), waited]);
+    } catch (error) {
+      if (error instanceof WorkflowFailedError) {
+        throw new AppError(502, 'check_failed', `The check could not run: ${error.cause?.message ?? error.message}`, { workflowId: handle.workflowId });
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  api.route(
+    { method: 'get', path: '/servers', summary: "List the organisation's MCP servers", tags, auth: true, request: { query: ListServersQuery }, responses: { 200: { description: 'A page of servers', schema: ServerPage } } },
+    async (ctx, { query }) => {
+      const auth = ctx.state.auth!;
+      const scope = accessibleFilter(auth.ability, 'read', 'McpServer');
+      if (!scope) {
+        ctx.body = { items: [], nextCursor: null };
+        return;
+      }
+      const filters: Record<string, unknown>[] = [scope, { organization: auth.organizationId }, afterCursor(query.cursor)];
+      if (query.status) filters.push({ status: query.status });
+      if (query.name) filters.push({ name: { $ilike: `%${query.name.replace(/[%_\\]/g, '\\$&')}%` } });
+      const rows = await em().find(McpServer, { $and: filters }, { orderBy: PAGE_ORDER, limit: query.limit + 1 });
+      ctx.body = toPage(rows, query.limit, presentServer);
+    },
+  );
+
+  api.route(
+    { method: 'get', path: '/servers/:id', summary: 'One MCP server', tags, auth: true, request: { params: IdParams }, responses: { 200: { description: 'The server', schema: ServerOut } } },
+    async (ctx, { params }) => {
+      const auth = ctx.state.auth!;
+      const server = await loadServer(em(), auth, params.id);
+      ForbiddenError.from(auth.ability).throwUnlessCan('read', server);
+      ctx.body = presentServer(server);
+    },
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/servers',
+      summary: 'Register an MCP server (ADMIN, MANAGER); the master token is encrypted at rest and never returned',
+      tags,
+      auth: true,
+      request: { body: CreateServerBody },
+      responses: { 201: { description: 'Registered (status UNKNOWN until tested)', schema: ServerOut }, 409: { description: 'name_taken' } },
+    },
+    async (ctx, { body }) => {
+      const auth = ctx.state.auth!;
+      const organization = em().getReference(Organization, auth.organizationId);
+      ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('McpServer', { organization } as unknown as McpServer));
+      const url = safeUrl(body.url);
+      if (await em().count(McpServer, { organization, name: body.name })) throw nameTaken();
+      const server = em().create(McpServer, {
+        organization,
+        name: body.name,
+        url,
+        transport: body.transport as McpTransport,
+        description: body.description,
+        masterTokenCiphertext: '',
+        masterTokenKeyId: '',
+        createdBy: em().getReference(User, auth.userId),
+      });
+      sealToken(server, body.masterToken);
+      auditByCaller(ctx, em(), { action: 'server.create', resourceType: 'server', resourceId: server.id, changes: { name: server.name, url, transport: server.transport } });
+      try {
+        await em().flush();
+      } catch (error) {
+        if (error instanceof UniqueConstraintViolationException) throw nameTaken();
+        throw error;
+      }
+      ctx.status = 201;
+      ctx.body = presentServer(server);
+    },
+  );
+
+  api.route(
+    {
+      method: 'put',
+      path: '/servers/:id',
+      summary: 'Change a server (ADMIN, MANAGER); a new url, transport or master token resets its status and its pooled connection',
+      tags,
+      auth: true,
+      request: { params: IdParams, body: UpdateServerBody },
+      responses: { 200: { description: 'Updated', schema: ServerOut }, 409: { description: 'name_taken' } },
+    },
+    async (ctx, { params, body }) => {
+      const auth = ctx.state.auth!;
+      const server = await loadServer(em(), auth, params.id);
+      ForbiddenError.from(auth.ability).throwUnlessCan('update', server);
+      const changes: Record<string, unknown> = {};
+      const set = <K extends 'name' | 'url' | 'transport' | 'description'>(key: K, value: McpServer[K] | undefined) => {
+        if (value === undefined || value === server[key]) return;
+        changes[key] = { from: server[key] ?? null, to: value ?? null };
+        server[key] = value;
+      };
+      set('name', body.name);
+      set('url', body.url !== undefined ? safeUrl(body.url) : undefined);
+      set('transport', body.transport as McpTransport | undefined);
+      if (body.description !== undefined) set('description', body.description ?? undefined);
+      if (body.masterToken !== undefined) {
+        sealToken(server, body.masterToken);
+        // Recorded as a fact, never as a value.
+        changes.masterToken = { rotated: true };
+      }
+      const previousStatus = server.status;
+      if (changes.url || changes.transport || changes.masterToken) {
+        // The next check talks to a different target: what we knew no longer holds.
+        server.status = ServerStatus.UNKNOWN;
+        server.lastError = undefined;
+      }
+      ForbiddenError.from(auth.ability).throwUnlessCan('update', server);
+      if (Object.keys(changes).length) auditByCaller(ctx, em(), { action: 'server.update', resourceType: 'server', resourceId: server.id, changes });
+      try {
+        await em().flush();
+      } catch (error) {
+        if (error instanceof UniqueConstraintViolationException) throw nameTaken();
+        throw error;
+      }
+      if (previousStatus !== server.status) {
+        await publishEvent(em(), {
+          type: 'server:status',
+          organizationId: auth.organizationId,
+          serverId: server.id,
+          status: server.status,
+          previousStatus,
+          reason: 'connection settings changed',
+          at: new Date().toISOString(),
+        });
+      }
+      ctx.body = presentServer(server);
+    },
+  );
+
+  api.route(
+    {
+      method: 'delete',
+      path: '/servers/:id',
+      summary: 'Remove a server (ADMIN, MANAGER); 409 while it has agents unless ?force=true',
+      tags,
+      auth: true,
+      request: { params: IdParams, query: DeleteServerQuery },
+      responses: { 204: { description: 'Deleted' }, 409: { description: 'server_has_agents' } },
+    },
+    async (ctx, { params, query }) => {
+      const auth = ctx.state.auth!;
+      await em().transactional(async (tx) => {
+        const server = await loadServer(tx, auth, params.id);
+        ForbiddenError.from(auth.ability).throwUnlessCan('delete', server);
+        const agents = await tx.count(Agent, { server });
+        if (agents > 0 && query.force !== 'true') {
+          throw AppError.conflict('server_has_agents', `The server still has ${agents} agent(s); delete them first or pass ?force=true`, { agents });
+        }
+        if (agents > 0) await tx.nativeUpdate(Agent, { server }, { status: AgentStatus.INACTIVE });
+        auditByCaller(ctx, tx, { action: 'server.delete', resourceType: 'server', resourceId: server.id, changes: { name: server.name, url: server.url, force: query.force === 'true', agents } });
+        tx.remove(server);
+      });
+      ctx.status = 204;
+    },
+  );
+
+  for (const reason of ['test', 'health'] as const) {
+    api.route(
+      {
+        method: 'post',
+        path: `/servers/:id/${reason}`,
+        summary:
+          reason === 'test'
+            ? 'Connection test: a workflow runs initialize + ping + tools/list against the server and the API waits for it (ADMIN, MANAGER)'
+            : 'Health check now (the same check the server-health schedule runs every few minutes) (ADMIN, MANAGER)',
+        tags,
+        auth: true,
+        request: { params: IdParams },
+        responses: { 200: { description: 'The check result, also stored on the server', schema: CheckResultOut }, 504: { description: 'check_timeout: no worker answered' } },
+      },
+      async (ctx, { params }) => {
+        const auth = ctx.state.auth!;
+        const server = await loadServer(em(), auth, params.id);
+        ForbiddenError.from(auth.ability).throwUnlessCan('test', server);
+        ctx.body = await runCheck(ctx, server, reason);
+      },
+    );
+  }
+}

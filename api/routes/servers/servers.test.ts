@@ -1,0 +1,329 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { Client } from 'pg';
+import { EVENTS_CHANNEL } from '../../../lib/events';
+import { AuditLog, Agent, AgentRole, McpServer, Organization } from '../../../entities';
+import { openSecret } from '../../../lib/crypto';
+import { rotateServerTokens } from '../../../lib/key-rotation';
+import { masterTokenContext } from '../../../lib/servers';
+import { ensureServerHealthSchedule } from '../../../worker/schedules';
+import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
+import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
+import { closedPortUrl, HOST_TOOL_NAMES, startHtmlOkServer, startMcpServer, startNotMcpServer, startSseOnlyMcpServer, type TestMcpServer } from '../../../test/mcp-servers';
+
+describe('MCP servers', () => {
+  let ctx: TestContext;
+  let http: Http;
+  let worker: Awaited<ReturnType<typeof startTestWorker>>;
+  let admin: Account;
+  let logs: string;
+  const mcpServers: TestMcpServer[] = [];
+
+  async function mcp<T extends TestMcpServer>(started: Promise<T>): Promise<T> {
+    const server = await started;
+    mcpServers.push(server);
+    return server;
+  }
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    ctx.config = { ...ctx.config, mcp: { ...ctx.config.mcp, timeoutMs: 1500, degradedLatencyMs: 300 } };
+    // Every log line of the API and the worker, at the most verbose level, to prove no token leaks.
+    logs = '';
+    ctx.logger = pino({ level: 'trace' }, new Writable({ write: (chunk, _enc, done) => ((logs += chunk.toString()), done()) }));
+    worker = await startTestWorker(ctx);
+    http = httpFor(ctx);
+    admin = await registerAccount(http, 'Servers Org');
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await Promise.all(mcpServers.map((s) => s.close()));
+    await ctx?.close();
+  });
+
+  const as = (account: Account) => ({ Authorization: `Bearer ${account.accessToken}` });
+
+  async function register(account: Account, body: Record<string, unknown>) {
+    const res = await http.post('/api/servers').set(as(account)).send({ name: `srv-${randomUUID().slice(0, 8)}`, ...body });
+    expect(res.status).toBe(201);
+    return res.body as { id: string; name: string; status: string; masterToken: { set: boolean; last4: string | null } };
+  }
+
+  async function check(account: Account, id: string, kind: 'test' | 'health' = 'test') {
+    const res = await http.post(`/api/servers/${id}/${kind}`).set(as(account));
+    expect(res.status).toBe(200);
+    return res.body as { ok: boolean; status: string; latencyMs: number | null; error?: string; tools: string[]; transport: string | null; serverInfo: { name: string } | null; protocolVersion: string | null; toolsChanged?: Record<string, string[]> };
+  }
+
+  it('registers a server with its master token encrypted at rest and never shown', async () => {
+    const host = await mcp(startMcpServer());
+    const created = await register(admin, { url: host.url, masterToken: host.token, description: 'main host' });
+    expect(created).toMatchObject({ status: 'UNKNOWN', masterToken: { set: true, last4: host.token.slice(-4) } });
+    expect(JSON.stringify(created)).not.toContain(host.token);
+
+    const [row] = await ctx.orm.em.getConnection().execute<{ master_token_ciphertext: string; master_token_key_id: string }[]>(
+      'select master_token_ciphertext, master_token_key_id from mcp_servers where id = ?',
+      [created.id],
+    );
+    expect(row!.master_token_key_id).toBe(ctx.config.encryptionKeys[0]!.id);
+    for (const encoding of ['utf8', 'base64', 'base64url', 'hex'] as const) {
+      expect(row!.master_token_ciphertext).not.toContain(Buffer.from(host.token).toString(encoding));
+    }
+    const fetched = await http.get(`/api/servers/${created.id}`).set(as(admin)).expect(200);
+    expect(JSON.stringify(fetched.body)).not.toContain(host.token);
+    const audit = await ctx.orm.em.fork().find(AuditLog, { resourceId: created.id, action: 'server.create' });
+    expect(JSON.stringify(audit)).not.toContain(host.token);
+  });
+
+  it('tests a healthy server through a workflow: ONLINE with server info, protocol version and tools, stored on the server', async () => {
+    const host = await mcp(startMcpServer({ name: 'healthy-host', version: '2.3.4' }));
+    const { id } = await register(admin, { url: host.url, masterToken: host.token });
+    const result = await check(admin, id);
+    expect(result).toMatchObject({ ok: true, status: 'ONLINE', serverInfo: { name: 'healthy-host' }, transport: 'streamable-http' });
+    expect(result.protocolVersion).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    expect(result.tools.sort()).toEqual([...HOST_TOOL_NAMES].sort());
+    expect(result.latencyMs).toBeGreaterThanOrEqual(0);
+    const stored = (await http.get(`/api/servers/${id}`).set(as(admin)).expect(200)).body;
+    expect(stored).toMatchObject({ status: 'ONLINE', lastError: null, serverInfo: { name: 'healthy-host', version: '2.3.4' }, protocolVersion: result.protocolVersion });
+    expect(stored.tools.sort()).toEqual([...HOST_TOOL_NAMES].sort());
+    expect(stored.lastCheckAt).not.toBeNull();
+    expect((await check(admin, id, 'health')).status).toBe('ONLINE');
+  });
+
+  it.each([
+    { label: 'a rejected token', status: 'OFFLINE', message: /^the server rejected the master token \(HTTP 401\)$/, setup: async () => ({ server: await mcp(startMcpServer({ token: 'the-real-token-123' })), token: 'a-wrong-token-456' }) },
+    { label: 'a server that is down', status: 'OFFLINE', message: /^connection refused at 127\.0\.0\.1:\d+$/, setup: async () => ({ url: await closedPortUrl(), token: 'whatever-token' }) },
+    { label: 'a plain HTTP 404 endpoint', status: 'OFFLINE', message: /^no MCP endpoint at this URL \(HTTP 404\)$/, setup: async () => ({ server: await mcp(startNotMcpServer()), token: 'whatever-token' }) },
+    { label: 'an ordinary web page', status: 'OFFLINE', message: /^the URL answered but does not speak MCP/, setup: async () => ({ server: await mcp(startHtmlOkServer()), token: 'whatever-token' }) },
+    { label: 'a server slower than the timeout', status: 'OFFLINE', message: /^timed out after 1\.5 s$/, setup: async () => ({ server: await mcp(startMcpServer({ delayMs: 2500 })) }) },
+    { label: 'a slow server', status: 'DEGRADED', message: /^slower than 300 ms \(\d+ ms\)$/, setup: async () => ({ server: await mcp(startMcpServer({ delayMs: 200 })) }) },
+    { label: 'a server without the host tools', status: 'DEGRADED', message: /^lacks host tools: execute_prompt, provision_agent/, setup: async () => ({ server: await mcp(startMcpServer({ tools: ['echo'] })) }) },
+  ])('reports $label as $status with a message a person understands', async ({ setup, status, message }) => {
+    const { server, url, token } = (await setup()) as { server?: TestMcpServer; url?: string; token?: string };
+    const { id } = await register(admin, { url: url ?? server!.url, masterToken: token ?? server!.token });
+    const result = await check(admin, id);
+    expect(result.status).toBe(status);
+    expect(result.error).toMatch(message);
+    const stored = (await http.get(`/api/servers/${id}`).set(as(admin)).expect(200)).body;
+    expect(stored.status).toBe(status);
+    expect(stored.lastError).toMatch(message);
+  });
+
+  it('speaks the legacy SSE transport, when registered so and as a fallback', async () => {
+    const host = await mcp(startSseOnlyMcpServer());
+    const asSse = await register(admin, { url: host.url, masterToken: host.token, transport: 'sse' });
+    expect(await check(admin, asSse.id)).toMatchObject({ status: 'ONLINE', transport: 'sse' });
+    const asDefault = await register(admin, { url: host.url, masterToken: host.token });
+    expect(await check(admin, asDefault.id)).toMatchObject({ status: 'ONLINE', transport: 'sse' });
+  });
+
+  it('emits one server:status event on Postgres NOTIFY per status change', async () => {
+    const listener = new Client({ connectionString: ctx.config.database.url });
+    await listener.connect();
+    const events: Record<string, unknown>[] = [];
+    listener.on('notification', (n) => n.channel === EVENTS_CHANNEL && events.push(JSON.parse(n.payload!) as Record<string, unknown>));
+    await listener.query(`listen ${EVENTS_CHANNEL}`);
+    try {
+      const host = await mcp(startMcpServer());
+      const { id } = await register(admin, { url: host.url, masterToken: host.token });
+      await check(admin, id);
+      await check(admin, id);
+      await http.put(`/api/servers/${id}`).set(as(admin)).send({ masterToken: 'wrong-token-now' }).expect(200);
+      await check(admin, id);
+      await new Promise((r) => setTimeout(r, 200));
+      const mine = events.filter((e) => e.serverId === id);
+      expect(mine.map((e) => [e.previousStatus, e.status])).toEqual([
+        ['UNKNOWN', 'ONLINE'],
+        ['ONLINE', 'UNKNOWN'],
+        ['UNKNOWN', 'OFFLINE'],
+      ]);
+      expect(mine[2]).toMatchObject({ type: 'server:status', organizationId: admin.organizationId, reason: 'the server rejected the master token (HTTP 401)' });
+    } finally {
+      await listener.end();
+    }
+  });
+
+  it('drops the pooled connection when the token changes: a new token is used at once', async () => {
+    const host = await mcp(startMcpServer());
+    const { id } = await register(admin, { url: host.url, masterToken: host.token });
+    expect((await check(admin, id)).status).toBe('ONLINE');
+    const put = await http.put(`/api/servers/${id}`).set(as(admin)).send({ masterToken: 'now-a-wrong-token' }).expect(200);
+    expect(put.body.status).toBe('UNKNOWN');
+    expect((await check(admin, id)).error).toBe('the server rejected the master token (HTTP 401)');
+    await http.put(`/api/servers/${id}`).set(as(admin)).send({ masterToken: host.token }).expect(200);
+    expect((await check(admin, id)).status).toBe('ONLINE');
+    const audit = await ctx.orm.em.fork().find(AuditLog, { resourceId: id, action: 'server.update' });
+    expect(audit.map((a) => a.changes)).toEqual([{ masterToken: { rotated: true } }, { masterToken: { rotated: true } }]);
+  });
+
+  it('detects a server silently changing its tools and records what changed', async () => {
+    const host = await mcp(startMcpServer());
+    const { id } = await register(admin, { url: host.url, masterToken: host.token });
+    expect((await check(admin, id)).toolsChanged).toBeUndefined();
+    expect((await check(admin, id)).toolsChanged).toBeUndefined();
+    host.setTools([...HOST_TOOL_NAMES.filter((t) => t !== 'check_tool'), 'exfiltrate_secrets']);
+    host.setToolDescription('execute_prompt', 'Now also uploads your files somewhere');
+    const result = await check(admin, id);
+    expect(result.toolsChanged).toEqual({ added: ['exfiltrate_secrets'], removed: ['check_tool'], changed: ['execute_prompt'] });
+    const stored = (await http.get(`/api/servers/${id}`).set(as(admin)).expect(200)).body;
+    expect(stored.lastToolsChange).toMatchObject({ added: ['exfiltrate_secrets'], removed: ['check_tool'], changed: ['execute_prompt'] });
+    const audit = await ctx.orm.em.fork().find(AuditLog, { resourceId: id, action: 'server.tools_changed' });
+    expect(audit).toHaveLength(1);
+    expect(audit[0]!.changes).toMatchObject({ added: ['exfiltrate_secrets'], removed: ['check_tool'], changed: ['execute_prompt'] });
+  });
+
+  it('keeps the token out of Temporal history and out of every log line', async () => {
+    const host = await mcp(startMcpServer());
+    const { id } = await register(admin, { url: host.url, masterToken: host.token });
+    await check(admin, id);
+    const workflows = ctx.temporal.client.workflow.list({ query: `ServerId = "${id}"` });
+    let seen = 0;
+    for await (const info of workflows) {
+      const history = await ctx.temporal.client.workflow.getHandle(info.workflowId, info.runId).fetchHistory();
+      const text = JSON.stringify(history, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v));
+      expect(text).toContain(id);
+      expect(text).not.toContain(host.token);
+      seen++;
+    }
+    expect(seen).toBe(1);
+    expect(logs.length).toBeGreaterThan(1000);
+    expect(logs).not.toContain(host.token);
+  });
+
+  it('refuses unsafe or malformed URLs with a field-level 400', async () => {
+    for (const [url, reason] of [
+      ['http://169.254.169.254/latest/meta-data', 'metadata'],
+      ['http://[fe80::1]/mcp', 'link-local'],
+      ['ftp://example.com/mcp', 'scheme'],
+      ['http://user:pass@example.com/mcp', 'credentials'],
+      ['not a url', 'invalid'],
+    ] as const) {
+      const res = await http.post('/api/servers').set(as(admin)).send({ name: `bad-${randomUUID().slice(0, 6)}`, url, masterToken: 'token-123456' }).expect(400);
+      expect(res.body.error.details).toEqual([expect.objectContaining({ path: 'body.url', code: reason })]);
+    }
+    const missing = await http.post('/api/servers').set(as(admin)).send({ name: 'x', masterToken: ' spaced token ' }).expect(400);
+    expect(missing.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(['body.masterToken', 'body.url']);
+  });
+
+  it('lists with filters and pagination; names are unique per organisation', async () => {
+    const org = await registerAccount(http, 'List Org');
+    const host = await mcp(startMcpServer());
+    const a = await register(org, { name: 'alpha-one', url: host.url, masterToken: host.token });
+    await register(org, { name: 'alpha-two', url: host.url, masterToken: host.token });
+    await register(org, { name: 'beta', url: host.url, masterToken: host.token });
+    await check(org, a.id);
+    expect((await http.post('/api/servers').set(as(org)).send({ name: 'beta', url: host.url, masterToken: host.token }).expect(409)).body.error.code).toBe('name_taken');
+    expect((await http.get('/api/servers').query({ name: 'ALPHA' }).set(as(org)).expect(200)).body.items).toHaveLength(2);
+    expect((await http.get('/api/servers').query({ status: 'ONLINE' }).set(as(org)).expect(200)).body.items.map((s: { id: string }) => s.id)).toEqual([a.id]);
+    const page = await http.get('/api/servers').query({ limit: 2 }).set(as(org)).expect(200);
+    const next = await http.get('/api/servers').query({ limit: 2, cursor: page.body.nextCursor }).set(as(org)).expect(200);
+    expect([...page.body.items, ...next.body.items]).toHaveLength(3);
+    expect(next.body.nextCursor).toBeNull();
+  });
+
+  it('lets VIEWER and OPERATOR read but not change or test servers; MANAGER may', async () => {
+    const host = await mcp(startMcpServer());
+    const { id } = await register(admin, { url: host.url, masterToken: host.token });
+    for (const role of ['VIEWER', 'OPERATOR']) {
+      const member = await addMember(http, admin, role);
+      await http.get('/api/servers').set(as(member)).expect(200);
+      await http.get(`/api/servers/${id}`).set(as(member)).expect(200);
+      await http.post('/api/servers').set(as(member)).send({ name: 'nope', url: host.url, masterToken: host.token }).expect(403);
+      await http.put(`/api/servers/${id}`).set(as(member)).send({ name: 'nope' }).expect(403);
+      await http.delete(`/api/servers/${id}`).set(as(member)).expect(403);
+      await http.post(`/api/servers/${id}/test`).set(as(member)).expect(403);
+      await http.post(`/api/servers/${id}/health`).set(as(member)).expect(403);
+    }
+    const manager = await addMember(http, admin, 'MANAGER');
+    await http.put(`/api/servers/${id}`).set(as(manager)).send({ description: 'managed' }).expect(200);
+    expect((await check(manager, id)).status).toBe('ONLINE');
+  });
+
+  it("answers 404 to another organisation on every server route", async () => {
+    const host = await mcp(startMcpServer());
+    const { id } = await register(admin, { url: host.url, masterToken: host.token });
+    const stranger = await registerAccount(http, 'Stranger Org');
+    await http.get(`/api/servers/${id}`).set(as(stranger)).expect(404);
+    await http.put(`/api/servers/${id}`).set(as(stranger)).send({ name: 'mine-now' }).expect(404);
+    await http.delete(`/api/servers/${id}`).set(as(stranger)).expect(404);
+    await http.post(`/api/servers/${id}/test`).set(as(stranger)).expect(404);
+    await http.post(`/api/servers/${id}/health`).set(as(stranger)).expect(404);
+    const list = await http.get('/api/servers').query({ limit: 100 }).set(as(stranger)).expect(200);
+    expect(list.body.items).toEqual([]);
+    expect((await http.get(`/api/servers/${id}`).set(as(admin)).expect(200)).body.name).not.toBe('mine-now');
+  });
+
+  it('refuses to delete a server with agents (409) unless forced', async () => {
+    const host = await mcp(startMcpServer());
+    const { id } = await register(admin, { url: host.url, masterToken: host.token });
+    const em = ctx.orm.em.fork();
+    em.create(Agent, { organization: em.getReference(Organization, admin.organizationId), server: em.getReference(McpServer, id), name: 'worker-1', displayName: 'Worker', role: AgentRole.WORKER });
+    await em.flush();
+    const refused = await http.delete(`/api/servers/${id}`).set(as(admin)).expect(409);
+    expect(refused.body.error).toMatchObject({ code: 'server_has_agents', details: { agents: 1 } });
+    await http.delete(`/api/servers/${id}`).query({ force: 'true' }).set(as(admin)).expect(204);
+    await http.get(`/api/servers/${id}`).set(as(admin)).expect(404);
+    expect(await ctx.orm.em.fork().count(Agent, { server: id })).toBe(0);
+    const audit = await ctx.orm.em.fork().findOneOrFail(AuditLog, { resourceId: id, action: 'server.delete' });
+    expect(audit.changes).toMatchObject({ force: true, agents: 1 });
+  });
+
+  it('re-encrypts every token under a new key while servers stay usable', async () => {
+    const host = await mcp(startMcpServer());
+    const ids = [
+      (await register(admin, { url: host.url, masterToken: host.token })).id,
+      (await register(admin, { url: host.url, masterToken: host.token })).id,
+    ];
+    const newKey = { id: `k${randomBytes(3).toString('hex')}`, key: randomBytes(32) };
+    const ring = [newKey, ...ctx.config.encryptionKeys];
+    // Scoped to this organisation: other test files share the database and keep the old ring.
+    const report = await rotateServerTokens(ctx.orm, ring, { organizationId: admin.organizationId });
+    expect(report.failed).toEqual([]);
+    expect(report.rotated).toBeGreaterThanOrEqual(2);
+
+    const rows = await ctx.orm.em.fork().find(McpServer, { id: { $in: ids } }, { populate: ['masterTokenCiphertext'] });
+    for (const row of rows) {
+      expect(row.masterTokenKeyId).toBe(newKey.id);
+      expect(openSecret([newKey], { keyId: row.masterTokenKeyId, ciphertext: row.masterTokenCiphertext }, masterTokenContext(row.id))).toBe(host.token);
+    }
+    // A worker and an API that know only the new key still test the servers.
+    const rotated = await createTestContext({ encryptionKeys: [newKey] });
+    const rotatedWorker = await startTestWorker(rotated);
+    try {
+      const res = await httpFor(rotated).post(`/api/servers/${ids[0]}/test`).set(as(admin)).expect(200);
+      expect(res.body.status).toBe('ONLINE');
+      await httpFor(rotated).put(`/api/servers/${ids[1]}`).set(as(admin)).send({ description: 'still editable' }).expect(200);
+    } finally {
+      await rotatedWorker.stop();
+      await rotated.close();
+    }
+  });
+
+  it('runs the server-health schedule, which updates every server', async () => {
+    const up = await mcp(startMcpServer());
+    const online = await register(admin, { url: up.url, masterToken: up.token });
+    const offline = await register(admin, { url: await closedPortUrl(), masterToken: 'whatever-token' });
+    const scheduleId = `server-health-test-${randomUUID()}`;
+    await ensureServerHealthSchedule(ctx.temporal.client, { ...ctx.config, mcp: { ...ctx.config.mcp, healthIntervalSeconds: 3600 } }, scheduleId);
+    // Idempotent: a second worker start updates instead of failing.
+    await ensureServerHealthSchedule(ctx.temporal.client, { ...ctx.config, mcp: { ...ctx.config.mcp, healthIntervalSeconds: 600 } }, scheduleId);
+    const schedule = ctx.temporal.client.schedule.getHandle(scheduleId);
+    try {
+      const described = await schedule.describe();
+      expect(described.spec.intervals?.[0]?.every).toBe(600_000);
+      await schedule.trigger();
+      let workflowId: string | undefined;
+      for (let i = 0; i < 50 && !workflowId; i++) {
+        workflowId = (await schedule.describe()).info.recentActions[0]?.action.workflow.workflowId;
+        if (!workflowId) await new Promise((r) => setTimeout(r, 100));
+      }
+      const summary = await ctx.temporal.client.workflow.getHandle(workflowId!).result();
+      expect(summary.checked).toBeGreaterThanOrEqual(2);
+      const states = await ctx.orm.em.fork().find(McpServer, { id: { $in: [online.id, offline.id] } });
+      expect(Object.fromEntries(states.map((s) => [s.id, s.status]))).toEqual({ [online.id]: 'ONLINE', [offline.id]: 'OFFLINE' });
+    } finally {
+      await schedule.delete();
+    }
+  });
+});
