@@ -1,8 +1,12 @@
 /** `npm run bench`: every benchmark, each printing ratios against a baseline measured in the same run. */
 import { benchAuthMe } from './auth-me.bench';
+import { benchServerTest } from './server-test.bench';
 
 async function main(): Promise<void> {
-  const results = [{ name: 'auth-me', ...(await benchAuthMe()) }];
+  const results = [
+    { name: 'auth-me', ...(await benchAuthMe()) },
+    { name: 'server-test', ...(await benchServerTest()) },
+  ];
   const failed = results.filter((r) => !r.pass);
   process.stdout.write(`\n${results.map((r) => `${r.pass ? 'PASS' : 'FAIL'} ${r.name}`).join('\n')}\n`);
   process.exit(failed.length ? 1 : 0);

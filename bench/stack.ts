@@ -11,10 +11,16 @@ import { createLogger } from '../lib/logger';
 import { initOrm, migrateUp } from '../lib/orm';
 import { connectTemporal, createTemporalClient } from '../lib/temporal';
 import { startTemporalDevServer } from '../lib/temporal-dev-server';
+import { NativeConnection } from '@temporalio/worker';
+import { McpClientPool } from '../lib/mcp-client';
+import { installTemporalRuntime } from '../worker/runtime';
+import { createWorker } from '../worker/worker';
 
 export interface BenchStack {
   deps: AppDeps;
   api: ApiServer;
+  /** Starts a worker (the project's own factory) on the stack's task queue. */
+  startWorker(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -44,10 +50,25 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
   const connection = await connectTemporal(temporal.address);
   const deps: AppDeps = { config, orm, logger, temporal: { connection, client: createTemporalClient(connection, config) } };
   const api = await startApiServer(deps, 0, '127.0.0.1');
+  let stopWorker = async () => undefined as void;
   return {
     deps,
     api,
+    async startWorker() {
+      installTemporalRuntime(logger);
+      const native = await NativeConnection.connect({ address: temporal.address });
+      const mcp = new McpClientPool({ timeoutMs: config.mcp.timeoutMs, logger });
+      const worker = await createWorker({ config, orm, logger, connection: native, mcp });
+      const running = worker.run();
+      stopWorker = async () => {
+        worker.shutdown();
+        await running;
+        await mcp.closeAll();
+        await native.close();
+      };
+    },
     async stop() {
+      await stopWorker();
       await api.close();
       await connection.close();
       await orm.close(true);
