@@ -1,5 +1,7 @@
 import type { Config } from '../lib/config';
 import type { Logger } from '../lib/logger';
+import type { Client } from '@temporalio/client';
+import type { RunningExecutions } from '../lib/control';
 import type { McpClientPool } from '../lib/mcp-client';
 import type { Orm } from '../lib/orm';
 
@@ -10,4 +12,8 @@ export interface ActivityDeps {
   logger: Logger;
   /** Pooled MCP connections, one per server; activities are the only MCP callers. */
   mcp: McpClientPool;
+  /** Executions running in this process, so a cancel request can abort them at once. */
+  running: RunningExecutions;
+  /** For progress signals from a running activity to its own workflow. */
+  temporalClient: Client;
 }

@@ -1,4 +1,6 @@
 import type { ActivityDeps } from './deps';
+import { createAgentActivities } from './agents.activities';
+import { createExecutionActivities } from './executions.activities';
 import { createServerActivities } from './servers.activities';
 import { createSystemActivities } from './system.activities';
 
@@ -9,6 +11,8 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSystemActivities(deps),
     ...createServerActivities(deps),
+    ...createExecutionActivities(deps),
+    ...createAgentActivities(deps),
   };
 }
 

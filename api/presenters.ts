@@ -1,4 +1,4 @@
-import type { AuditLog, McpServer, Organization, User } from '../entities';
+import type { Agent, AuditLog, McpServer, Organization, User } from '../entities';
 
 /** Presenters decide what leaves the process: never password hashes, tokens or ciphertexts. */
 
@@ -53,5 +53,29 @@ export function presentServer(server: McpServer) {
     lastToolsChange: server.lastToolsChange ?? null,
     createdAt: server.createdAt.toISOString(),
     updatedAt: server.updatedAt.toISOString(),
+  };
+}
+
+export function presentAgentSummary(agent: Agent) {
+  return { id: agent.id, name: agent.name, displayName: agent.displayName, role: agent.role, status: agent.status };
+}
+
+export function presentAgent(agent: Agent) {
+  return {
+    id: agent.id,
+    serverId: agent.server.id,
+    name: agent.name,
+    displayName: agent.displayName,
+    description: agent.description ?? null,
+    role: agent.role,
+    status: agent.status,
+    supervisorId: agent.supervisor?.id ?? null,
+    capabilities: agent.capabilities,
+    maxConcurrency: agent.maxConcurrency,
+    lastError: agent.lastError ?? null,
+    validatedAt: agent.validatedAt?.toISOString() ?? null,
+    validatedById: agent.validatedBy?.id ?? null,
+    createdAt: agent.createdAt.toISOString(),
+    updatedAt: agent.updatedAt.toISOString(),
   };
 }

@@ -13,6 +13,7 @@ import { connectTemporal, createTemporalClient } from '../lib/temporal';
 import { startTemporalDevServer } from '../lib/temporal-dev-server';
 import { NativeConnection } from '@temporalio/worker';
 import { McpClientPool } from '../lib/mcp-client';
+import { listenForControl, RunningExecutions } from '../lib/control';
 import { installTemporalRuntime } from '../worker/runtime';
 import { createWorker } from '../worker/worker';
 
@@ -58,12 +59,15 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
       installTemporalRuntime(logger);
       const native = await NativeConnection.connect({ address: temporal.address });
       const mcp = new McpClientPool({ timeoutMs: config.mcp.timeoutMs, logger });
-      const worker = await createWorker({ config, orm, logger, connection: native, mcp });
-      const running = worker.run();
+      const running = new RunningExecutions();
+      const control = listenForControl(pg.url, running, logger);
+      const worker = await createWorker({ config, orm, logger, connection: native, mcp, running, temporalClient: deps.temporal.client });
+      const runPromise = worker.run();
       stopWorker = async () => {
         worker.shutdown();
-        await running;
+        await runPromise;
         await mcp.closeAll();
+        await control.close();
         await native.close();
       };
     },

@@ -1,10 +1,13 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { AgentExecutionPayload } from './realtime-types';
 
 /**
  * One Postgres NOTIFY channel carries every live event; each API instance LISTENs and serves
- * its own sockets and SSE streams. Payloads stay small (ids and states) to fit NOTIFY's limit.
+ * its own sockets and SSE streams. NOTIFY payloads are limited to ~8000 bytes: an execution
+ * event that would not fit travels as ids only, and listeners read it from execution_events.
  */
 export const EVENTS_CHANNEL = 'fleet_events';
+export const NOTIFY_LIMIT_BYTES = 7500;
 
 export interface ServerStatusEvent {
   type: 'server:status';
@@ -16,8 +19,36 @@ export interface ServerStatusEvent {
   at: string;
 }
 
-export type FleetEvent = ServerStatusEvent;
+export interface AgentStatusEvent {
+  type: 'agent:status';
+  organizationId: string;
+  agentId: string;
+  status: string;
+  previousStatus: string;
+  reason: string | null;
+  at: string;
+}
+
+/** One ExecutionEvent row was written; `payload` is absent when it was too large to carry. */
+export interface ExecutionEventNotice {
+  type: 'execution:event';
+  organizationId: string;
+  agentId: string;
+  executionId: string;
+  seq: number;
+  payload?: AgentExecutionPayload;
+}
+
+export type FleetEvent = ServerStatusEvent | AgentStatusEvent | ExecutionEventNotice;
+
+/** Serialises an event for NOTIFY, dropping an execution event's payload when it is too large. */
+export function encodeEvent(event: FleetEvent): string {
+  const text = JSON.stringify(event);
+  if (Buffer.byteLength(text) <= NOTIFY_LIMIT_BYTES || event.type !== 'execution:event') return text;
+  const { payload: _dropped, ...idsOnly } = event;
+  return JSON.stringify(idsOnly);
+}
 
 export async function publishEvent(em: EntityManager, event: FleetEvent): Promise<void> {
-  await em.getConnection().execute('select pg_notify(?, ?)', [EVENTS_CHANNEL, JSON.stringify(event)]);
+  await em.getConnection().execute('select pg_notify(?, ?)', [EVENTS_CHANNEL, encodeEvent(event)]);
 }

@@ -3,7 +3,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { ErrorCode, McpError, type Implementation } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, LoggingMessageNotificationSchema, McpError, type Implementation } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from './logger';
 
 export type McpTransportKind = 'streamable-http' | 'sse';
@@ -16,8 +16,15 @@ export interface McpTarget {
   token: string;
 }
 
+export type MessageListener = (data: Record<string, unknown>, level: string) => void;
+
 export interface McpConnection {
   client: Client;
+  /**
+   * `notifications/message` listeners by execution id: one connection carries the runs of every
+   * agent on the server, and the host tags each message with its executionId.
+   */
+  messageListeners: Map<string, MessageListener>;
   /** The transport that worked (Streamable HTTP servers that only speak SSE fall back to it). */
   transport: McpTransportKind;
   protocolVersion?: string;
@@ -132,13 +139,19 @@ async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs:
     setVersion?.(version);
   };
   const client = new Client(CLIENT_INFO, { capabilities: {} });
+  const messageListeners = new Map<string, MessageListener>();
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
+    const data = notification.params.data as Record<string, unknown> | undefined;
+    const executionId = typeof data?.executionId === 'string' ? data.executionId : undefined;
+    if (executionId) messageListeners.get(executionId)?.(data!, notification.params.level);
+  });
   try {
     await withTimeout(client.connect(transport, { timeout: timeoutMs }), timeoutMs);
   } catch (error) {
     await client.close().catch(() => undefined);
     throw error;
   }
-  return { client, transport: kind, protocolVersion, serverInfo: client.getServerVersion(), fingerprint: fingerprint(target) };
+  return { client, messageListeners, transport: kind, protocolVersion, serverInfo: client.getServerVersion(), fingerprint: fingerprint(target) };
 }
 
 /**
@@ -180,7 +193,6 @@ export class McpClientPool {
     return this.entries.size;
   }
 
-  /** The pooled connection's transport, for callers that report what worked. */
   private async acquire(target: McpTarget): Promise<{ connection: McpConnection; fresh: boolean }> {
     const key = fingerprint(target);
     const existing = this.entries.get(target.serverId);
@@ -206,12 +218,13 @@ export class McpClientPool {
    * Runs `fn` on the server's pooled connection. A reused connection that fails at the transport
    * level (server restarted, session lost) is replaced once; errors come back as McpConnectionError.
    */
-  async withConnection<T>(target: McpTarget, fn: (connection: McpConnection) => Promise<T>): Promise<T> {
+  async withConnection<T>(target: McpTarget, fn: (connection: McpConnection) => Promise<T>, canRetry: (error: unknown) => boolean = () => true): Promise<T> {
     const { connection, fresh } = await this.acquire(target);
     try {
       return await fn(connection);
     } catch (error) {
       const isProtocolAnswer = error instanceof McpError && error.code !== ErrorCode.ConnectionClosed && error.code !== ErrorCode.RequestTimeout;
+      if (!canRetry(error)) throw error;
       if (fresh || isProtocolAnswer) throw error instanceof McpError && isProtocolAnswer ? error : describeMcpError(error, target.url, this.options.timeoutMs);
       this.options.logger?.debug({ serverId: target.serverId }, 'pooled MCP connection failed; reconnecting once');
       await this.drop(target.serverId);

@@ -4,6 +4,7 @@ import type { AppDeps } from '../api/deps';
 import { loadConfig, type Config } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { McpClientPool } from '../lib/mcp-client';
+import { listenForControl, RunningExecutions } from '../lib/control';
 import { initOrm } from '../lib/orm';
 import { connectTemporal, createTemporalClient } from '../lib/temporal';
 import { installTemporalRuntime } from '../worker/runtime';
@@ -41,15 +42,18 @@ export async function startTestWorker(ctx: TestContext, mcp?: McpClientPool): Pr
   installTemporalRuntime(ctx.logger);
   const connection = await NativeConnection.connect({ address: config.temporal.address! });
   const pool = mcp ?? new McpClientPool({ timeoutMs: config.mcp.timeoutMs, logger: ctx.logger });
-  const worker = await createWorker({ config, orm: ctx.orm, logger: ctx.logger, connection, mcp: pool });
-  const running = worker.run();
+  const running = new RunningExecutions();
+  const control = listenForControl(config.database.url!, running, ctx.logger);
+  const worker = await createWorker({ config, orm: ctx.orm, logger: ctx.logger, connection, mcp: pool, running, temporalClient: ctx.temporal.client });
+  const runPromise = worker.run();
   return {
     worker,
     taskQueue,
     async stop() {
       if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running;
+      await runPromise;
       if (!mcp) await pool.closeAll();
+      await control.close();
       await connection.close();
     },
   };

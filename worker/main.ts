@@ -6,6 +6,7 @@ import { installTemporalRuntime } from './runtime';
 import { ensureServerHealthSchedule } from './schedules';
 import { createWorker } from './worker';
 import { McpClientPool } from '../lib/mcp-client';
+import { listenForControl, RunningExecutions } from '../lib/control';
 import { connectTemporal, createTemporalClient } from '../lib/temporal';
 
 async function main(): Promise<void> {
@@ -19,13 +20,17 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address });
   const clientConnection = await connectTemporal(address);
   const mcp = new McpClientPool({ timeoutMs: config.mcp.timeoutMs, logger });
+  const running = new RunningExecutions();
+  const control = listenForControl(requireDatabaseUrl(config.database.url), running, logger);
+  const temporalClient = createTemporalClient(clientConnection, config);
   try {
-    await ensureServerHealthSchedule(createTemporalClient(clientConnection, config), config);
-    const worker = await createWorker({ config, orm, logger, connection, mcp });
+    await ensureServerHealthSchedule(temporalClient, config);
+    const worker = await createWorker({ config, orm, logger, connection, mcp, running, temporalClient });
     logger.info({ address, taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker ready');
     await worker.run();
     logger.info('worker stopped');
   } finally {
+    await control.close();
     await mcp.closeAll();
     await clientConnection.close();
     await connection.close();

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
+import { RunningExecutions } from '../lib/control';
 import { McpClientPool } from '../lib/mcp-client';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
@@ -9,9 +10,11 @@ export const WORKFLOWS_PATH = require.resolve('../workflows');
 /** Where `npm run build` writes the prebuilt workflow bundle production workers load. */
 export const PREBUILT_BUNDLE_PATH = path.resolve(__dirname, '..', 'workflow-bundle.js');
 
-export interface WorkerDeps extends Omit<ActivityDeps, 'mcp'> {
+export interface WorkerDeps extends Omit<ActivityDeps, 'mcp' | 'running'> {
   /** Defaults to a new pool; the caller closes it after the worker stops. */
   mcp?: McpClientPool;
+  /** Defaults to a new registry; pass one to wire the cancel fast path (lib/control.ts). */
+  running?: RunningExecutions;
   connection: NativeConnection;
   /** A bundle built once (tests) or its file path (production); otherwise bundled at start. */
   workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
@@ -37,7 +40,14 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     connection: deps.connection,
     namespace: deps.config.temporal.namespace,
     taskQueue: deps.config.temporal.taskQueue,
-    activities: createActivities({ ...deps, mcp: deps.mcp ?? new McpClientPool({ timeoutMs: deps.config.mcp.timeoutMs, logger: deps.logger }) }),
+    activities: createActivities({
+      ...deps,
+      mcp: deps.mcp ?? new McpClientPool({ timeoutMs: deps.config.mcp.timeoutMs, logger: deps.logger }),
+      running: deps.running ?? new RunningExecutions(),
+    }),
+    // Running activities heartbeat every second; a cancel reaches them within about that long
+    // even without the NOTIFY fast path.
+    maxHeartbeatThrottleInterval: '1s',
     ...workflowSource(deps),
     // On SIGTERM/SIGINT polling stops at once; running activities get this long to finish.
     shutdownGraceTime: deps.config.worker.shutdownGraceMs,

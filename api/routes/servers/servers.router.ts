@@ -178,7 +178,10 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
       set('name', body.name);
       set('url', body.url !== undefined ? safeUrl(body.url) : undefined);
       set('transport', body.transport as McpTransport | undefined);
-      if (body.description !== undefined) set('description', body.description ?? undefined);
+      if (body.description === null && server.description !== undefined) {
+        changes.description = { from: server.description, to: null };
+        server.description = undefined;
+      } else if (body.description) set('description', body.description);
       if (body.masterToken !== undefined) {
         sealToken(server, body.masterToken);
         // Recorded as a fact, never as a value.

@@ -1,0 +1,113 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  defineQuery,
+  defineSignal,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  TimeoutFailure,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { ProgressSnapshot } from '../activities/executions.activities';
+
+/** Latest progress of the run: status, todo list, the tail of the output, last event seq. */
+export const progressQuery = defineQuery<ProgressSnapshot>('progress');
+/** Sent by the running activity (throttled) so `progress` and the Web UI summary stay current. */
+export const progressSignal = defineSignal<[ProgressSnapshot]>('progress');
+/** Sent by a finishing execution of the same agent: a slot may be free. */
+export const slotFreedSignal = defineSignal('slotFreed');
+
+type FinalStatus = 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
+
+export interface AgentExecutionResult {
+  status: FinalStatus;
+  error?: string;
+}
+
+const { acquireSlot, finishExecution } = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', maximumInterval: '10s' },
+});
+
+/** Re-checks the queue now and then, in case a wake-up signal was lost. */
+const QUEUE_RECHECK = '30s';
+
+function failureMessage(error: unknown): string {
+  let current: unknown = error;
+  while (current instanceof ActivityFailure && current.cause) current = current.cause;
+  if (current instanceof ApplicationFailure || current instanceof TimeoutFailure) return current.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
+function summary(state: ProgressSnapshot): string {
+  const done = state.todos.filter((t) => t.status === 'completed').length;
+  const todo = state.todos.length ? ` · todos ${done}/${state.todos.length}` : '';
+  const tail = state.outputTail ? `\n\n${state.outputTail.slice(-300)}` : '';
+  return `**${state.status}**${todo} · event ${state.seq}${tail}`;
+}
+
+/**
+ * One prompt run on one agent (workflow id `execution-<executionId>`): wait for a slot (QUEUED,
+ * durably, in arrival order) → RUNNING → `execute_prompt` on the agent's server → final state,
+ * recorded in a non-cancellable scope so a cancel or failure is never lost.
+ */
+export async function agentExecution(executionId: string, options: { timeoutMs?: number } = {}): Promise<AgentExecutionResult> {
+  let state: ProgressSnapshot = { status: 'QUEUED', todos: [], outputTail: '', seq: 0 };
+  let woken = false;
+  setHandler(progressQuery, () => state);
+  setHandler(progressSignal, (snapshot) => {
+    if (snapshot.seq >= state.seq) {
+      state = { ...snapshot, status: state.status === 'RUNNING' ? 'RUNNING' : state.status };
+      setCurrentDetails(summary(state));
+    }
+  });
+  setHandler(slotFreedSignal, () => {
+    woken = true;
+  });
+
+  const { executePrompt } = proxyActivities<Activities>({
+    startToCloseTimeout: options.timeoutMs ?? 30 * 60_000,
+    heartbeatTimeout: '10s',
+    // A lost worker (heartbeat timeout) is retried with the same execution id; business
+    // failures are non-retryable ApplicationFailures.
+    retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: ['ExecutionFailed', 'ExecutionCancelled'] },
+  });
+
+  let result: AgentExecutionResult;
+  try {
+    setCurrentDetails(summary(state));
+    for (;;) {
+      const slot = await acquireSlot(executionId);
+      if (slot.started) break;
+      if (slot.rejected) throw ApplicationFailure.nonRetryable(slot.rejected, 'ExecutionRejected');
+      woken = false;
+      await condition(() => woken, QUEUE_RECHECK);
+    }
+    state = { ...state, status: 'RUNNING' };
+    setCurrentDetails(summary(state));
+    const outcome = await executePrompt(executionId);
+    result = outcome.success ? { status: 'COMPLETED' } : { status: 'FAILED', error: outcome.error };
+  } catch (error) {
+    if (isCancellation(error)) result = { status: 'CANCELLED', error: 'cancelled by request' };
+    else if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'ExecutionCancelled') result = { status: 'CANCELLED', error: 'cancelled by request' };
+    else if (error instanceof ActivityFailure && error.cause instanceof TimeoutFailure) result = { status: 'TIMED_OUT', error: `the run did not finish in time (${error.cause.message})` };
+    else result = { status: 'FAILED', error: failureMessage(error) };
+  }
+
+  await CancellationScope.nonCancellable(async () => {
+    const next = await finishExecution(executionId, result);
+    for (const id of next) {
+      await getExternalWorkflowHandle(`execution-${id}`)
+        .signal(slotFreedSignal)
+        .catch(() => undefined);
+    }
+  });
+  state = { ...state, status: result.status };
+  setCurrentDetails(summary(state) + (result.error ? `\n\n${result.error}` : ''));
+  return result;
+}
