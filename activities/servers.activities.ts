@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { AuditLog, McpServer, ServerStatus, type ToolSnapshotEntry } from '../entities';
+import { Agent, AgentStatus, AuditLog, McpServer, ServerStatus, type ToolSnapshotEntry } from '../entities';
+import { setAgentStatus } from '../lib/agent-status';
 import { openSecret, SecretDecryptionError } from '../lib/crypto';
 import { publishEvent } from '../lib/events';
 import { McpConnectionError, describeMcpError } from '../lib/mcp-client';
@@ -32,6 +33,15 @@ interface Probe {
   protocolVersion: string | null;
   transport: 'streamable-http' | 'sse';
   tools: ToolSnapshotEntry[];
+}
+
+/** Agents follow their server: ERROR while it is OFFLINE, back to ACTIVE when it answers again. */
+async function followServerStatus(em: EntityManager, serverId: string, status: ServerStatus, reason: string | null): Promise<void> {
+  const agents = await em.find(Agent, { server: serverId, status: status === ServerStatus.OFFLINE ? AgentStatus.ACTIVE : AgentStatus.ERROR }, { fields: ['id'] });
+  for (const agent of agents) {
+    if (status === ServerStatus.OFFLINE) await setAgentStatus(em, agent.id, AgentStatus.ERROR, `server offline: ${reason ?? 'unreachable'}`, [AgentStatus.ACTIVE]);
+    else await setAgentStatus(em, agent.id, AgentStatus.ACTIVE, 'server reachable again', [AgentStatus.ERROR]);
+  }
 }
 
 export function createServerActivities({ orm, config, logger, mcp }: ActivityDeps) {
@@ -154,6 +164,7 @@ export function createServerActivities({ orm, config, logger, mcp }: ActivityDep
           at: checkedAt.toISOString(),
         });
       }
+      await followServerStatus(em, server.id, server.status, result.error ?? null);
       logger.debug({ serverId, reason, status: result.status, latencyMs: result.latencyMs }, 'server checked');
       return result;
     },

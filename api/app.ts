@@ -12,6 +12,9 @@ import { docsRoutes } from './routes/docs/docs.router';
 import { auditRoutes } from './routes/audit/audit.router';
 import { authRoutes } from './routes/auth/auth.router';
 import { healthRoutes } from './routes/health/health.router';
+import { agentRoutes } from './routes/agents/agents.router';
+import { executionRoutes } from './routes/executions/executions.router';
+import { masterRoutes } from './routes/master/master.router';
 import { serverRoutes } from './routes/servers/servers.router';
 import { userRoutes } from './routes/users/users.router';
 import { authenticate } from './auth/authenticate';
@@ -36,6 +39,9 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   userRoutes(api, deps);
   auditRoutes(api, deps);
   serverRoutes(api, deps);
+  agentRoutes(api, deps);
+  executionRoutes(api, deps);
+  masterRoutes(api, deps);
 
   let openApiDocument: unknown;
   api.router.get('/openapi.json', (ctx) => {

@@ -2,6 +2,7 @@ import { loadConfig } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { initOrm, requireDatabaseUrl } from '../lib/orm';
 import { connectTemporal, createTemporalClient } from '../lib/temporal';
+import { RealtimeHub } from './realtime/hub';
 import { startApiServer } from './server';
 
 async function main(): Promise<void> {
@@ -10,7 +11,9 @@ async function main(): Promise<void> {
   const orm = await initOrm(requireDatabaseUrl(config.database.url), { poolMax: config.database.poolMax, logger });
   const connection = await connectTemporal(config.temporal.address ?? `127.0.0.1:${config.temporal.devPort}`);
   const client = createTemporalClient(connection, config);
-  const api = await startApiServer({ config, orm, temporal: { connection, client }, logger });
+  const events = new RealtimeHub(requireDatabaseUrl(config.database.url), orm, logger);
+  await events.start();
+  const api = await startApiServer({ config, orm, temporal: { connection, client }, logger, events });
   logger.info({ url: api.url }, 'api listening');
 
   let stopping = false;
@@ -21,6 +24,7 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     await api.close().catch((err: unknown) => logger.warn({ err }, 'http close'));
+    await events.close();
     await connection.close().catch(() => undefined);
     await orm.close(true);
     process.exit(0);

@@ -1,4 +1,4 @@
-import type { Agent, AuditLog, McpServer, Organization, User } from '../entities';
+import type { Agent, AuditLog, Execution, McpServer, Organization, User } from '../entities';
 
 /** Presenters decide what leaves the process: never password hashes, tokens or ciphertexts. */
 
@@ -77,5 +77,26 @@ export function presentAgent(agent: Agent) {
     validatedById: agent.validatedBy?.id ?? null,
     createdAt: agent.createdAt.toISOString(),
     updatedAt: agent.updatedAt.toISOString(),
+  };
+}
+
+export function presentExecution(execution: Execution, detail = false) {
+  return {
+    id: execution.id,
+    agentId: execution.agent?.id ?? null,
+    taskId: execution.task?.id ?? null,
+    trigger: execution.trigger,
+    triggeredById: execution.triggeredBy?.id ?? null,
+    status: execution.status,
+    prompt: execution.prompt ?? null,
+    error: execution.error ?? null,
+    tokensUsed: execution.tokensUsed ?? null,
+    attempt: execution.attempt,
+    workflowId: execution.workflowId ?? null,
+    createdAt: execution.createdAt.toISOString(),
+    startedAt: execution.startedAt?.toISOString() ?? null,
+    completedAt: execution.completedAt?.toISOString() ?? null,
+    durationMs: execution.durationMs ?? null,
+    ...(detail ? { output: execution.output ?? null, todos: execution.todos ?? [], result: execution.result ?? null, context: execution.context ?? null } : {}),
   };
 }

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startApiServer, type ApiServer } from '../api/server';
 import type { AppDeps } from '../api/deps';
+import { RealtimeHub } from '../api/realtime/hub';
 import { loadConfig } from '../lib/config';
 import { startEmbeddedPostgres } from '../lib/embedded-postgres';
 import { freePort } from '../lib/free-port';
@@ -49,7 +50,9 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
   const orm = await initOrm(pg.url, { poolMax: config.database.poolMax });
   await migrateUp(orm);
   const connection = await connectTemporal(temporal.address);
-  const deps: AppDeps = { config, orm, logger, temporal: { connection, client: createTemporalClient(connection, config) } };
+  const events = new RealtimeHub(pg.url, orm, logger);
+  await events.start();
+  const deps: AppDeps = { config, orm, logger, events, temporal: { connection, client: createTemporalClient(connection, config) } };
   const api = await startApiServer(deps, 0, '127.0.0.1');
   let stopWorker = async () => undefined as void;
   return {
@@ -74,6 +77,7 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
     async stop() {
       await stopWorker();
       await api.close();
+      await events.close();
       await connection.close();
       await orm.close(true);
       await Promise.allSettled([temporal.stop(), pg.stop()]);

@@ -3,6 +3,7 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { AppDeps } from '../api/deps';
 import { loadConfig, type Config } from '../lib/config';
 import { createLogger } from '../lib/logger';
+import { RealtimeHub } from '../api/realtime/hub';
 import { McpClientPool } from '../lib/mcp-client';
 import { listenForControl, RunningExecutions } from '../lib/control';
 import { initOrm } from '../lib/orm';
@@ -23,12 +24,16 @@ export async function createTestContext(overrides: Partial<Config> = {}): Promis
   const orm = await initOrm(config.database.url!, { poolMax: 5 });
   const connection = await connectTemporal(config.temporal.address!);
   const client = createTemporalClient(connection, config);
+  const events = new RealtimeHub(config.database.url!, orm, logger);
+  await events.start();
   return {
     config,
     orm,
     logger,
+    events,
     temporal: { connection, client },
     async close() {
+      await events.close();
       await connection.close();
       await orm.close(true);
     },

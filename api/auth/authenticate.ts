@@ -1,4 +1,5 @@
 import type { Middleware } from 'koa';
+import jwt from 'jsonwebtoken';
 import koaJwt from 'koa-jwt';
 import type { AppDeps } from '../deps';
 import type { AppContext } from '../context';
@@ -24,6 +25,30 @@ interface PrincipalRow {
   role: UserRole;
 }
 
+/** One primary-key lookup: the session (not revoked) joined to its user's current role. */
+export async function loadPrincipalRow(deps: Pick<AppDeps, 'orm'>, claims: Partial<AccessClaims>): Promise<PrincipalRow | null> {
+  // A token signed with our key but without access claims is invalid, not revoked.
+  if (claims.typ !== 'access' || typeof claims.sid !== 'string' || !/^[0-9a-f-]{36}$/.test(claims.sid)) throw new Error('not an access token');
+  const rows = await deps.orm.em
+    .getConnection()
+    .execute<PrincipalRow[]>('select s.revoked_at, u.id as user_id, u.email, u.organization_id, u.role from sessions s join users u on u.id = s.user_id where s.id = ?', [claims.sid]);
+  const row = rows[0];
+  return row && !row.revoked_at && row.user_id === claims.sub ? row : null;
+}
+
+function toAuthContext(row: PrincipalRow, sessionId: string): AuthContext {
+  const principal = { userId: row.user_id, organizationId: row.organization_id, role: row.role };
+  return { ...principal, email: row.email, sessionId, ability: defineAbilityFor(principal) };
+}
+
+/** The same checks as the HTTP middleware, for a bare token (Socket.IO handshakes). */
+export async function authenticateToken(deps: Pick<AppDeps, 'config' | 'orm'>, token: string): Promise<AuthContext> {
+  const claims = jwt.verify(token, deps.config.auth.accessSecret, { algorithms: JWT_ALGORITHMS, issuer: JWT_ISSUER, audience: JWT_AUDIENCE }) as AccessClaims;
+  const row = await loadPrincipalRow(deps, claims);
+  if (!row) throw new Error('Token revoked');
+  return toAuthContext(row, claims.sid);
+}
+
 /**
  * koa-jwt verifies signature (HS256 only: `alg: none` and other algorithms are refused),
  * expiry, issuer and audience. Then one primary-key lookup (session ⋈ user) checks the session
@@ -39,17 +64,8 @@ export function authenticate(deps: Pick<AppDeps, 'config' | 'orm'>): Middleware<
     passthrough: true,
     key: 'jwt',
     isRevoked: async (ctx, decoded) => {
-      const claims = decoded as Partial<AccessClaims>;
-      // A token signed with our key but without access claims is invalid, not revoked.
-      if (claims.typ !== 'access' || typeof claims.sid !== 'string' || !/^[0-9a-f-]{36}$/.test(claims.sid)) throw new Error('not an access token');
-      const rows = await deps.orm.em
-        .getConnection()
-        .execute<PrincipalRow[]>(
-          'select s.revoked_at, u.id as user_id, u.email, u.organization_id, u.role from sessions s join users u on u.id = s.user_id where s.id = ?',
-          [claims.sid],
-        );
-      const row = rows[0];
-      if (!row || row.revoked_at || row.user_id !== claims.sub) return true;
+      const row = await loadPrincipalRow(deps, decoded as Partial<AccessClaims>);
+      if (!row) return true;
       ctx.state.principalRow = row;
       return false;
     },
@@ -58,10 +74,7 @@ export function authenticate(deps: Pick<AppDeps, 'config' | 'orm'>): Middleware<
   const buildAbility: Middleware<AppContext['state'], AppContext> = async (ctx, next) => {
     const row = ctx.state.principalRow as PrincipalRow | undefined;
     const claims = ctx.state.jwt as AccessClaims | undefined;
-    if (row && claims) {
-      const principal = { userId: row.user_id, organizationId: row.organization_id, role: row.role };
-      ctx.state.auth = { ...principal, email: row.email, sessionId: claims.sid, ability: defineAbilityFor(principal) };
-    }
+    if (row && claims) ctx.state.auth = toAuthContext(row, claims.sid);
     await next();
   };
   return [verify, buildAbility];

@@ -1,0 +1,85 @@
+import type http from 'node:http';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Server, type Socket } from 'socket.io';
+import { Agent } from '../../entities';
+import type { AgentTodoPayload, ClientToServerEvents, ServerToClientEvents, SubscribeAck } from '../../lib/realtime-types';
+import { authenticateToken, type AuthContext } from '../auth/authenticate';
+import type { AppDeps } from '../deps';
+import type { HubEvent, RealtimeHub } from './hub';
+
+interface SocketData {
+  auth: AuthContext;
+}
+
+type FleetSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+export function agentRoom(agentId: string): string {
+  return `agent:${agentId}`;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Socket.IO on the API's HTTP server. The access token is checked at connection (handshake
+ * `auth.token`), the ability is built once per socket, and `subscribe:agent` joins a room only
+ * after a CASL check on the caller's own organisation's agent.
+ */
+export function attachSocketServer(server: http.Server, deps: AppDeps & { events: RealtimeHub }): Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData> {
+  const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(server, {
+    path: '/socket.io',
+    serveClient: false,
+    cors: { origin: false },
+  });
+
+  io.use((socket, next) => {
+    const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+    if (typeof token !== 'string' || !token) return next(new Error('unauthorized: send the access token as auth.token'));
+    authenticateToken(deps, token)
+      .then((auth) => {
+        socket.data.auth = auth;
+        next();
+      })
+      .catch(() => next(new Error('unauthorized: invalid, expired or revoked access token')));
+  });
+
+  io.on('connection', (socket: FleetSocket) => {
+    const refuse = (ack: unknown, code: string, message: string) => {
+      if (typeof ack === 'function') (ack as (a: SubscribeAck) => void)({ error: { code, message } });
+    };
+    socket.on('subscribe:agent', (request, ack) => {
+      const agentId = request?.agentId;
+      if (typeof agentId !== 'string' || !UUID.test(agentId)) return refuse(ack, 'validation_failed', 'agentId must be a uuid');
+      const auth = socket.data.auth;
+      const em = deps.orm.em.fork() as EntityManager;
+      em.findOne(Agent, { id: agentId, organization: auth.organizationId })
+        .then(async (agent) => {
+          // Another organisation's agent and a missing one look the same.
+          if (!agent || !auth.ability.can('read', agent)) return refuse(ack, 'not_found', 'Agent not found');
+          await socket.join(agentRoom(agentId));
+          if (typeof ack === 'function') ack({ ok: true });
+        })
+        .catch(() => refuse(ack, 'internal', 'Could not subscribe'));
+    });
+    socket.on('unsubscribe:agent', (request, ack) => {
+      const agentId = request?.agentId;
+      if (typeof agentId !== 'string') return refuse(ack, 'validation_failed', 'agentId must be a uuid');
+      void Promise.resolve(socket.leave(agentRoom(agentId))).then(() => typeof ack === 'function' && ack({ ok: true }));
+    });
+  });
+
+  const unsubscribe = deps.events.subscribe((event: HubEvent) => {
+    if (event.type === 'agent:status') {
+      io.to(agentRoom(event.agentId)).emit('agent:status', { agentId: event.agentId, status: event.status, previousStatus: event.previousStatus, reason: event.reason, at: event.at });
+    } else if (event.type === 'execution:event') {
+      const room = io.to(agentRoom(event.agentId));
+      room.emit('agent:execution', event.payload);
+      if (event.payload.phase === 'todo') {
+        const todos = (event.payload.data?.todos ?? []) as AgentTodoPayload['todos'];
+        room.emit('agent:todo', { agentId: event.agentId, executionId: event.executionId, todos, completed: todos.filter((t) => t.status === 'completed').length, total: todos.length });
+      }
+    }
+  });
+  io.engine.on('close', unsubscribe);
+  server.once('close', unsubscribe);
+  return io;
+}

@@ -1,0 +1,128 @@
+import { ForbiddenError } from '@casl/ability';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Execution, ExecutionStatus, ExecutionTrigger, FINAL_EXECUTION_STATUSES } from '../../../entities';
+import { publishCancel } from '../../../lib/control';
+import type { ApiRouter } from '../../api-router';
+import { auditByCaller } from '../../audit/audit.service';
+import type { AuthContext } from '../../auth/authenticate';
+import { accessibleFilter } from '../../auth/scope';
+import type { AppDeps } from '../../deps';
+import { AppError } from '../../errors';
+import { afterCursor, PAGE_ORDER, toPage } from '../../pagination';
+import { presentExecution } from '../../presenters';
+import { loadAgent } from '../agents/agents.router';
+import { IdParams } from '../common.schemas';
+import { EventsOut, EventsQuery, ExecuteBody, ExecutionDetailOut, ExecutionPage, ListExecutionsQuery, StartedOut } from './executions.schemas';
+import { eventsAfter, readProgress, startExecution, streamExecution, wantsEventStream } from './executions.service';
+
+async function loadExecution(em: EntityManager, auth: AuthContext, id: string): Promise<Execution> {
+  const execution = await em.findOne(Execution, { id, organization: auth.organizationId });
+  if (!execution) throw AppError.notFound('Execution');
+  return execution;
+}
+
+function lastEventId(header: string): number | undefined {
+  const n = Number.parseInt(header, 10);
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
+}
+
+export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
+  const em = () => deps.orm.em as EntityManager;
+
+  api.route(
+    {
+      method: 'post',
+      path: '/agents/:id/execute',
+      summary: 'Run a prompt on an ACTIVE agent (ADMIN, MANAGER, OPERATOR): 202 {executionId, workflowId}, or with Accept: text/event-stream the execution events as SSE until it ends',
+      tags: ['agents', 'executions'],
+      auth: true,
+      request: { params: IdParams, body: ExecuteBody },
+      responses: { 202: { description: 'Started (QUEUED until a slot is free)', schema: StartedOut }, 409: { description: 'agent_not_active' } },
+    },
+    async (ctx, { params, body }) => {
+      const auth = ctx.state.auth!;
+      const agent = await loadAgent(em(), auth, params.id);
+      ForbiddenError.from(auth.ability).throwUnlessCan('execute', agent);
+      const execution = await startExecution(ctx, deps, { agent, prompt: body.prompt, context: body.context, trigger: ExecutionTrigger.API });
+      if (wantsEventStream(ctx)) return streamExecution(ctx, deps, execution.id, 0);
+      ctx.status = 202;
+      ctx.set('Location', `/api/executions/${execution.id}`);
+      ctx.body = { executionId: execution.id, workflowId: execution.workflowId };
+    },
+  );
+
+  api.route(
+    { method: 'get', path: '/executions', summary: "List the organisation's executions", tags: ['executions'], auth: true, request: { query: ListExecutionsQuery }, responses: { 200: { description: 'A page', schema: ExecutionPage } } },
+    async (ctx, { query }) => {
+      const auth = ctx.state.auth!;
+      const scope = accessibleFilter(auth.ability, 'read', 'Execution');
+      if (!scope) {
+        ctx.body = { items: [], nextCursor: null };
+        return;
+      }
+      const filters: Record<string, unknown>[] = [scope, { organization: auth.organizationId }, afterCursor(query.cursor)];
+      if (query.agentId) filters.push({ agent: query.agentId });
+      if (query.taskId) filters.push({ task: query.taskId });
+      if (query.status) filters.push({ status: query.status });
+      if (query.from) filters.push({ createdAt: { $gte: new Date(query.from) } });
+      if (query.to) filters.push({ createdAt: { $lt: new Date(query.to) } });
+      const rows = await em().find(Execution, { $and: filters }, { orderBy: PAGE_ORDER, limit: query.limit + 1 });
+      ctx.body = toPage(rows, query.limit, (e) => presentExecution(e));
+    },
+  );
+
+  api.route(
+    { method: 'get', path: '/executions/:id', summary: 'One execution with its output, todo list and live progress', tags: ['executions'], auth: true, request: { params: IdParams }, responses: { 200: { description: 'The execution', schema: ExecutionDetailOut } } },
+    async (ctx, { params }) => {
+      const auth = ctx.state.auth!;
+      const execution = await loadExecution(em(), auth, params.id);
+      ForbiddenError.from(auth.ability).throwUnlessCan('read', execution);
+      ctx.body = { ...presentExecution(execution, true), progress: await readProgress(deps, execution) };
+    },
+  );
+
+  api.route(
+    {
+      method: 'get',
+      path: '/executions/:id/events',
+      summary: 'The execution event log: JSON after a seq, or SSE (resumable with Last-Event-ID) until the execution ends',
+      tags: ['executions'],
+      auth: true,
+      request: { params: IdParams, query: EventsQuery },
+      responses: { 200: { description: 'Events (application/json) or an SSE stream (text/event-stream)', schema: EventsOut } },
+    },
+    async (ctx, { params, query }) => {
+      const auth = ctx.state.auth!;
+      const execution = await loadExecution(em(), auth, params.id);
+      ForbiddenError.from(auth.ability).throwUnlessCan('read', execution);
+      if (wantsEventStream(ctx)) return streamExecution(ctx, deps, execution.id, lastEventId(ctx.get('last-event-id')) ?? query.after);
+      const items = await eventsAfter(deps, execution.id, query.after, query.limit);
+      ctx.body = { items, nextAfter: items.length ? items[items.length - 1]!.seq : query.after };
+    },
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/executions/:id/cancel',
+      summary: 'Cancel a queued or running execution (ADMIN, MANAGER, OPERATOR): Temporal cancellation, which reaches the host as notifications/cancelled',
+      tags: ['executions'],
+      auth: true,
+      request: { params: IdParams },
+      responses: { 202: { description: 'Cancellation requested; the execution becomes CANCELLED', schema: StartedOut }, 409: { description: 'already_finished' } },
+    },
+    async (ctx, { params }) => {
+      const auth = ctx.state.auth!;
+      const execution = await loadExecution(em(), auth, params.id);
+      ForbiddenError.from(auth.ability).throwUnlessCan('cancel', execution);
+      if (FINAL_EXECUTION_STATUSES.includes(execution.status)) throw AppError.conflict('already_finished', `The execution is already ${execution.status}`);
+      auditByCaller(ctx, em(), { action: 'execution.cancel', resourceType: 'execution', resourceId: execution.id, changes: { status: execution.status } });
+      await em().flush();
+      // The fast path first (aborts the MCP call in whichever worker runs it), then the durable one.
+      if (execution.status === ExecutionStatus.RUNNING) await publishCancel(em(), execution.id);
+      await deps.temporal.client.workflow.getHandle(execution.workflowId ?? `execution-${execution.id}`).cancel();
+      ctx.status = 202;
+      ctx.body = { executionId: execution.id, workflowId: execution.workflowId };
+    },
+  );
+}

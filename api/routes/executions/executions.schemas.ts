@@ -1,0 +1,61 @@
+import { z } from '../../zod';
+import { pageQuery, pageSchema } from '../../pagination';
+
+const ExecutionStatusSchema = z.enum(['QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
+
+/** The prompt is taken verbatim: no trimming, newlines and spacing kept. */
+export const Prompt = z.string().min(1, 'required').max(100_000, 'at most 100000 characters').refine((p) => p.trim().length > 0, 'must not be blank');
+
+export const ExecuteBody = z
+  .strictObject({ prompt: Prompt, context: z.record(z.string(), z.unknown()).optional() })
+  .refine((b) => !b.context || JSON.stringify(b.context).length <= 100_000, { message: 'context is larger than 100 kB', path: ['context'] })
+  .openapi('ExecuteRequest');
+
+export const StartedOut = z.object({ executionId: z.uuid(), workflowId: z.string() }).openapi('ExecutionStarted');
+
+export const ListExecutionsQuery = z
+  .strictObject({
+    ...pageQuery,
+    agentId: z.uuid().optional(),
+    taskId: z.uuid().optional(),
+    status: ExecutionStatusSchema.optional(),
+    from: z.iso.datetime({ offset: true }).optional(),
+    to: z.iso.datetime({ offset: true }).optional(),
+  })
+  .refine((q) => !q.from || !q.to || new Date(q.from) < new Date(q.to), { message: 'from must be before to', path: ['from'] });
+
+export const EventsQuery = z.strictObject({
+  after: z.coerce.number().int().min(0).default(0).openapi({ description: 'Return events with seq greater than this' }),
+  limit: z.coerce.number().int().min(1).max(1000).default(500),
+});
+
+export const ExecutionOut = z
+  .object({
+    id: z.uuid(),
+    agentId: z.uuid().nullable(),
+    taskId: z.uuid().nullable(),
+    trigger: z.string(),
+    triggeredById: z.uuid().nullable(),
+    status: ExecutionStatusSchema,
+    prompt: z.string().nullable(),
+    error: z.string().nullable(),
+    tokensUsed: z.number().nullable(),
+    attempt: z.number().int(),
+    workflowId: z.string().nullable(),
+    createdAt: z.string(),
+    startedAt: z.string().nullable(),
+    completedAt: z.string().nullable(),
+    durationMs: z.number().nullable(),
+  })
+  .openapi('Execution');
+
+export const ExecutionDetailOut = ExecutionOut.extend({
+  output: z.string().nullable(),
+  todos: z.array(z.object({ id: z.string(), content: z.string(), status: z.string() })),
+  result: z.record(z.string(), z.unknown()).nullable(),
+  context: z.record(z.string(), z.unknown()).nullable(),
+  progress: z.object({ status: z.string(), todos: z.array(z.unknown()), outputTail: z.string(), seq: z.number().int() }),
+}).openapi('ExecutionDetail');
+
+export const ExecutionPage = pageSchema(ExecutionOut).openapi('ExecutionPage');
+export const EventsOut = z.object({ items: z.array(z.record(z.string(), z.unknown())), nextAfter: z.number().int() }).openapi('ExecutionEvents');

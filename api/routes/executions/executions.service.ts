@@ -1,0 +1,167 @@
+import { PassThrough } from 'node:stream';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, FINAL_EXECUTION_STATUSES, User } from '../../../entities';
+import type { ProgressSnapshot } from '../../../activities/executions.activities';
+import { ExecutionLog } from '../../../lib/execution-log';
+import type { AgentExecutionPayload } from '../../../lib/realtime-types';
+import { SearchAttributes } from '../../../lib/temporal';
+import type { agentExecution } from '../../../workflows/agent-execution.workflow';
+import { auditByCaller } from '../../audit/audit.service';
+import type { AppContext } from '../../context';
+import type { AppDeps } from '../../deps';
+import { AppError } from '../../errors';
+
+const RUNNABLE: readonly AgentStatus[] = [AgentStatus.ACTIVE, AgentStatus.BUSY];
+
+export interface StartInput {
+  agent: Agent;
+  prompt: string;
+  context?: Record<string, unknown>;
+  trigger: ExecutionTrigger;
+  taskId?: string;
+}
+
+/**
+ * Creates the Execution (QUEUED, first event in its log) and starts `agentExecution`
+ * (workflow id `execution-<id>`). If Temporal refuses the start, the row is marked FAILED
+ * rather than left QUEUED forever.
+ */
+export async function startExecution(ctx: AppContext, deps: AppDeps, input: StartInput): Promise<Execution> {
+  const auth = ctx.state.auth!;
+  const em = deps.orm.em as EntityManager;
+  if (!RUNNABLE.includes(input.agent.status)) {
+    throw AppError.conflict('agent_not_active', `The agent is ${input.agent.status}; only ACTIVE agents execute${input.agent.status === AgentStatus.PENDING_VALIDATION ? ' (validate it first)' : ''}`);
+  }
+  const execution = em.create(Execution, {
+    organization: input.agent.organization,
+    agent: input.agent,
+    trigger: input.trigger,
+    triggeredBy: em.getReference(User, auth.userId),
+    prompt: input.prompt,
+    context: input.context,
+    status: ExecutionStatus.QUEUED,
+  });
+  execution.workflowId = `execution-${execution.id}`;
+  auditByCaller(ctx, em, { action: 'agent.execute', resourceType: 'execution', resourceId: execution.id, changes: { agentId: input.agent.id, trigger: input.trigger } });
+  await em.flush();
+  await new ExecutionLog(deps.orm, { id: execution.id, organizationId: auth.organizationId, agentId: input.agent.id, taskId: input.taskId }, 1).append('status', { status: ExecutionStatus.QUEUED });
+  try {
+    const handle = await deps.temporal.client.workflow.start<typeof agentExecution>('agentExecution', {
+      taskQueue: deps.config.temporal.taskQueue,
+      workflowId: execution.workflowId,
+      args: [execution.id, {}],
+      typedSearchAttributes: [
+        { key: SearchAttributes.OrganizationId, value: auth.organizationId },
+        { key: SearchAttributes.AgentId, value: input.agent.id },
+        { key: SearchAttributes.ServerId, value: input.agent.server.id },
+        { key: SearchAttributes.ExecutionKind, value: 'agent-execution' },
+        ...(input.taskId ? [{ key: SearchAttributes.TaskId, value: input.taskId }] : []),
+      ],
+    });
+    execution.runId = handle.firstExecutionRunId;
+    await em.flush();
+  } catch (error) {
+    execution.status = ExecutionStatus.FAILED;
+    execution.error = 'the run could not be started (Temporal unavailable)';
+    execution.completedAt = new Date();
+    await em.flush();
+    deps.logger.error({ err: error, executionId: execution.id }, 'could not start agentExecution');
+    throw new AppError(503, 'temporal_unavailable', 'The run could not be started; try again', { executionId: execution.id });
+  }
+  return execution;
+}
+
+/** The workflow's `progress` query, or what the database knows when the workflow cannot answer. */
+export async function readProgress(deps: AppDeps, execution: Execution): Promise<ProgressSnapshot> {
+  if (!FINAL_EXECUTION_STATUSES.includes(execution.status) && execution.workflowId) {
+    try {
+      const handle = deps.temporal.client.workflow.getHandle(execution.workflowId);
+      return await deps.temporal.connection.withDeadline(Date.now() + 2000, () => handle.query<ProgressSnapshot>('progress'));
+    } catch {
+      // fall through to the stored state
+    }
+  }
+  const [row] = await deps.orm.em.getConnection().execute<{ seq: number | null }[]>('select max(seq) as seq from execution_events where execution_id = ?', [execution.id]);
+  return { status: execution.status, todos: execution.todos ?? [], outputTail: (execution.output ?? '').slice(-2000), seq: Number(row?.seq ?? 0) };
+}
+
+export async function eventsAfter(deps: AppDeps, executionId: string, after: number, limit = 1000): Promise<AgentExecutionPayload[]> {
+  const rows = await deps.orm.em
+    .getConnection()
+    .execute<{ payload: AgentExecutionPayload }[]>('select payload from execution_events where execution_id = ? and seq > ? order by seq limit ?', [executionId, after, limit]);
+  return rows.map((r) => r.payload);
+}
+
+function isFinalEvent(payload: AgentExecutionPayload): boolean {
+  return payload.phase === 'status' && FINAL_EXECUTION_STATUSES.includes(payload.status as ExecutionStatus);
+}
+
+const HEARTBEAT_MS = 15_000;
+
+/**
+ * Streams an execution's events as SSE (`id:` = seq, `event:` = phase), from `after` on: first
+ * the log, then live events from this instance's hub, without gaps or duplicates; ends after
+ * the final status. A reconnecting client sends Last-Event-ID and resumes where it stopped.
+ */
+export async function streamExecution(ctx: AppContext, deps: AppDeps, executionId: string, after: number): Promise<void> {
+  const stream = new PassThrough();
+  ctx.req.socket.setTimeout(0);
+  ctx.req.socket.setNoDelay(true);
+  ctx.status = 200;
+  ctx.set({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+  ctx.body = stream;
+
+  let last = after;
+  let done = false;
+  let backlogDone = false;
+  const pending: AgentExecutionPayload[] = [];
+  const write = (payload: AgentExecutionPayload) => {
+    if (done || payload.seq <= last) return;
+    if (payload.seq !== last + 1 && backlogDone) {
+      // A gap (an event arrived before its predecessor was delivered here): fill it from the log.
+      pending.push(payload);
+      void fill();
+      return;
+    }
+    last = payload.seq;
+    stream.write(`id: ${payload.seq}\nevent: ${payload.phase}\ndata: ${JSON.stringify(payload)}\n\n`);
+    if (isFinalEvent(payload)) finish();
+  };
+  let filling = false;
+  const fill = async () => {
+    if (filling) return;
+    filling = true;
+    try {
+      for (const p of await eventsAfter(deps, executionId, last)) write(p);
+      pending.sort((a, b) => a.seq - b.seq).splice(0).forEach(write);
+    } finally {
+      filling = false;
+    }
+  };
+  const unsubscribe = deps.events.subscribe((event) => {
+    if (event.type !== 'execution:event' || event.executionId !== executionId) return;
+    if (!backlogDone) pending.push(event.payload);
+    else write(event.payload);
+  });
+  const heartbeat = setInterval(() => stream.write(': keep-alive\n\n'), HEARTBEAT_MS);
+  const finish = () => {
+    if (done) return;
+    done = true;
+    clearInterval(heartbeat);
+    unsubscribe();
+    stream.end();
+  };
+  ctx.req.on('close', finish);
+  stream.write(': mcp-fleet execution events\n\n');
+  for (;;) {
+    const page = await eventsAfter(deps, executionId, last);
+    page.forEach(write);
+    if (page.length < 1000 || done) break;
+  }
+  backlogDone = true;
+  pending.sort((a, b) => a.seq - b.seq).splice(0).forEach(write);
+}
+
+export function wantsEventStream(ctx: AppContext): boolean {
+  return (ctx.get('accept') || '').includes('text/event-stream');
+}
