@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import { startAgentHost, type AgentHost, type AgentHostOptions } from '../host/agent-host';
+import type { Account, Http } from './api';
+
+/** Registers a real reference host as a server of the account's organisation. */
+export async function registerHost(http: Http, account: Account, options: Partial<AgentHostOptions> = {}): Promise<{ host: AgentHost; serverId: string }> {
+  const host = await startAgentHost({ token: `host-token-${randomUUID()}`, stepDelayMs: 5, ...options });
+  const res = await http
+    .post('/api/servers')
+    .auth(account.accessToken, { type: 'bearer' })
+    .send({ name: `host-${randomUUID().slice(0, 8)}`, url: host.url, masterToken: host.token });
+  if (res.status !== 201) throw new Error(`server registration failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return { host, serverId: res.body.id };
+}
+
+/** Creates an agent and validates it (through the agentProvision workflow): ACTIVE. */
+export async function activeAgent(http: Http, account: Account, serverId: string, body: Record<string, unknown> = {}): Promise<{ id: string; name: string }> {
+  const created = await http
+    .post('/api/agents')
+    .auth(account.accessToken, { type: 'bearer' })
+    .send({ serverId, name: `agent-${randomUUID().slice(0, 8)}`, ...body });
+  if (created.status !== 201) throw new Error(`agent creation failed: ${created.status} ${JSON.stringify(created.body)}`);
+  const validated = await http.post(`/api/agents/${created.body.id}/validate`).auth(account.accessToken, { type: 'bearer' });
+  if (validated.status !== 200) throw new Error(`validation failed: ${validated.status} ${JSON.stringify(validated.body)}`);
+  return { id: created.body.id, name: created.body.name };
+}
+
+export async function waitFor<T>(probe: () => Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface SseEvent {
+  id: string;
+  event: string;
+  data: Record<string, unknown>;
+}
+
+/** Parses a complete SSE body. */
+export function parseSse(text: string): SseEvent[] {
+  return text
+    .split('\n\n')
+    .map((block) => block.split('\n').filter((l) => l && !l.startsWith(':')))
+    .filter((lines) => lines.length)
+    .map((lines) => {
+      const field = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2) ?? '';
+      return { id: field('id'), event: field('event'), data: JSON.parse(field('data') || '{}') as Record<string, unknown> };
+    });
+}
