@@ -4,7 +4,8 @@ import { LockMode } from '@mikro-orm/core';
 import { Agent, AgentStatus, AgentToolPermission, Execution, ExecutionStatus, FINAL_EXECUTION_STATUSES, type TodoItem } from '../entities';
 import { setAgentStatus } from '../lib/agent-status';
 import { openSecret, SecretDecryptionError } from '../lib/crypto';
-import { ExecutionLog } from '../lib/execution-log';
+import { ExecutionLog, executionNotice, insertExecutionEvent } from '../lib/execution-log';
+import { publishEvent } from '../lib/events';
 import { McpConnectionError, describeMcpError } from '../lib/mcp-client';
 import { masterTokenContext, urlPolicy } from '../lib/servers';
 import { assertSafeUrl, UnsafeUrlError } from '../lib/ssrf';
@@ -64,25 +65,34 @@ export function createExecutionActivities({ orm, config, logger, mcp, running, t
         if (!execution.agent) return { started: false as const, rejected: 'the agent was deleted' };
         const agent = await tx.findOneOrFail(Agent, execution.agent.id, { lockMode: LockMode.PESSIMISTIC_WRITE });
         if (!RUNNABLE.includes(agent.status)) return { started: false as const, rejected: `the agent is ${agent.status}, not ACTIVE` };
-        const runningCount = await tx.count(Execution, { agent, status: ExecutionStatus.RUNNING });
-        const ahead = await tx.count(Execution, {
-          agent,
-          status: ExecutionStatus.QUEUED,
-          $or: [{ createdAt: { $lt: execution.createdAt } }, { createdAt: execution.createdAt, id: { $lt: execution.id } }],
-        });
+        const [runningCount, ahead] = await Promise.all([
+          tx.count(Execution, { agent, status: ExecutionStatus.RUNNING }),
+          tx.count(Execution, {
+            agent,
+            status: ExecutionStatus.QUEUED,
+            $or: [{ createdAt: { $lt: execution.createdAt } }, { createdAt: execution.createdAt, id: { $lt: execution.id } }],
+          }),
+        ]);
         if (runningCount + ahead >= agent.maxConcurrency) return { started: false as const };
+        // Slot, BUSY and the RUNNING event commit together; the notices go out after commit.
         execution.status = ExecutionStatus.RUNNING;
         execution.startedAt = new Date();
-        return { started: true as const };
+        const previous = agent.status;
+        agent.status = AgentStatus.BUSY;
+        await tx.flush();
+        const ref = { id: execution.id, organizationId: execution.organization.id, agentId: agent.id, taskId: execution.task?.id };
+        const event = await insertExecutionEvent(tx, ref, execution.attempt, 'status', { status: ExecutionStatus.RUNNING });
+        return { started: true as const, notices: { ref, event, previous } };
       });
-      if (answer.started) {
-        const execution = await em.findOneOrFail(Execution, executionId);
-        await setAgentStatus(em, execution.agent!.id, AgentStatus.BUSY, 'executing', [AgentStatus.ACTIVE]);
-        await new ExecutionLog(orm, { id: execution.id, organizationId: execution.organization.id, agentId: execution.agent!.id, taskId: execution.task?.id }, execution.attempt).append('status', {
-          status: ExecutionStatus.RUNNING,
-        });
+      if ('notices' in answer && answer.notices) {
+        const { ref, event, previous } = answer.notices;
+        await publishEvent(em, executionNotice(ref, event));
+        if (previous !== AgentStatus.BUSY) {
+          await publishEvent(em, { type: 'agent:status', organizationId: ref.organizationId, agentId: ref.agentId, status: AgentStatus.BUSY, previousStatus: previous, reason: 'executing', at: new Date().toISOString() });
+        }
+        return { started: true };
       }
-      return answer;
+      return answer.started ? { started: true } : answer;
     },
 
     /**

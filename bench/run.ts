@@ -1,11 +1,13 @@
 /** `npm run bench`: every benchmark, each printing ratios against a baseline measured in the same run. */
 import { benchAuthMe } from './auth-me.bench';
+import { benchExecutions } from './executions.bench';
 import { benchServerTest } from './server-test.bench';
 
 async function main(): Promise<void> {
   const results = [
     { name: 'auth-me', ...(await benchAuthMe()) },
     { name: 'server-test', ...(await benchServerTest()) },
+    { name: 'executions', ...(await benchExecutions()) },
   ];
   const failed = results.filter((r) => !r.pass);
   process.stdout.write(`\n${results.map((r) => `${r.pass ? 'PASS' : 'FAIL'} ${r.name}`).join('\n')}\n`);

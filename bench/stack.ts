@@ -21,20 +21,22 @@ import { createWorker } from '../worker/worker';
 export interface BenchStack {
   deps: AppDeps;
   api: ApiServer;
+  /** The environment the stack's config was loaded from: hand it to a worker process. */
+  env: Record<string, string>;
   /** Starts a worker (the project's own factory) on the stack's task queue. */
   startWorker(): Promise<void>;
   stop(): Promise<void>;
 }
 
 /** The real system on free ports in a temp dir: embedded PostgreSQL, Temporal dev server, API. */
-export async function startBenchStack(env: Record<string, string> = {}): Promise<BenchStack> {
+export async function startBenchStack(overrides: Record<string, string> = {}): Promise<BenchStack> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-bench-'));
   const [pgPort, temporalPort] = await Promise.all([freePort(), freePort()]);
   const [pg, temporal] = await Promise.all([
     startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: pgPort, database: 'bench' }),
     startTemporalDevServer({ port: temporalPort, namespace: 'default' }),
   ]);
-  const config = loadConfig({
+  const env: Record<string, string> = {
     NODE_ENV: 'test',
     DATA_DIR: dir,
     DATABASE_URL: pg.url,
@@ -44,8 +46,9 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
     ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
     LOG_LEVEL: 'silent',
     BCRYPT_COST: '4',
-    ...env,
-  });
+    ...overrides,
+  };
+  const config = loadConfig(env);
   const logger = createLogger(config, 'bench');
   const orm = await initOrm(pg.url, { poolMax: config.database.poolMax });
   await migrateUp(orm);
@@ -58,6 +61,7 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
   return {
     deps,
     api,
+    env,
     async startWorker() {
       installTemporalRuntime(logger);
       const native = await NativeConnection.connect({ address: temporal.address });

@@ -14,6 +14,7 @@
  */
 import { execFile, type ExecFileException } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -44,6 +45,8 @@ export interface AgentHostOptions {
   failProvision?: string;
   /** Lets install_tool / uninstall_tool / check_tool run their shell commands; default false. */
   allowCommands?: boolean;
+  /** Called just before each `notifications/message` is sent (benchmarks time delivery from here). */
+  onEvent?: (data: Readonly<Record<string, unknown>>) => void;
   /** serverInfo name; default 'mcp-fleet-agent-host'. */
   name?: string;
   /** serverInfo version; default '1.0.0'. */
@@ -403,6 +406,8 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
   const waiters = new Set<Waiter>();
   // Aborted by close(): ends every step pause, hang and child process, whatever the client does.
   const shutdown = new AbortController();
+  // One listener per running call: hundreds in load tests are expected, not a leak.
+  setMaxListeners(0, shutdown.signal);
   let closing = false;
   let runningCount = 0;
 
@@ -474,6 +479,7 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
 
     const emit = (event: AgentEvent) => {
       const data: AgentEventData = { executionId, ...event };
+      options.onEvent?.(data);
       return extra.sendNotification({ method: 'notifications/message', params: { level: 'info', logger: 'agent', data } });
     };
     const progress = (done: number, total: number, message: string) =>

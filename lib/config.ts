@@ -54,6 +54,8 @@ const envSchema = z.object({
   TEMPORAL_CLI_PATH: optionalString,
   WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
   WORKFLOW_BUNDLE_PATH: optionalString,
+  WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(500),
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(1000),
 
   MCP_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),
   SERVER_DEGRADED_LATENCY_MS: z.coerce.number().int().min(1).default(2_000),
@@ -98,7 +100,8 @@ export interface Config {
     cliPath?: string;
     workflowBundlePath?: string;
   };
-  worker: { shutdownGraceMs: number };
+  /** Executions are I/O-bound MCP calls: one worker runs many at once; the workflow cache bounds memory. */
+  worker: { shutdownGraceMs: number; maxConcurrentActivities: number; maxCachedWorkflows: number };
   mcp: {
     timeoutMs: number;
     degradedLatencyMs: number;
@@ -201,7 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cliPath: e.TEMPORAL_CLI_PATH,
       workflowBundlePath: e.WORKFLOW_BUNDLE_PATH,
     },
-    worker: { shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS },
+    worker: { shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS, maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES, maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS },
     mcp: {
       timeoutMs: e.MCP_TIMEOUT_MS,
       degradedLatencyMs: e.SERVER_DEGRADED_LATENCY_MS,

@@ -40,21 +40,10 @@ export class ExecutionLog {
 
   private async write(phase: ExecutionPhase, fields: EventFields): Promise<AgentExecutionPayload> {
     const em = this.orm.em.fork() as EntityManager;
-    const connection = em.getConnection();
     for (let tries = 0; ; tries++) {
-      const at = new Date();
-      const base = { agentId: this.execution.agentId, executionId: this.execution.id, ...(this.execution.taskId ? { taskId: this.execution.taskId } : {}) };
-      const draft = { ...base, seq: 0, attempt: this.attempt, phase, ...fields, at: at.toISOString() };
       try {
-        const rows = await connection.execute<{ seq: number }[]>(
-          `with next as (select coalesce(max(seq), 0) + 1 as seq from execution_events where execution_id = ?)
-           insert into execution_events (id, execution_id, organization_id, seq, type, attempt, payload, created_at)
-           select ?, ?, ?, next.seq, ?, ?, jsonb_set(?::jsonb, '{seq}', to_jsonb(next.seq)), ? from next
-           returning seq`,
-          [this.execution.id, randomUUID(), this.execution.id, this.execution.organizationId, phase, this.attempt, JSON.stringify(draft), at],
-        );
-        const payload: AgentExecutionPayload = { ...draft, seq: rows[0]!.seq };
-        await publishEvent(em, { type: 'execution:event', organizationId: this.execution.organizationId, agentId: this.execution.agentId, executionId: this.execution.id, seq: payload.seq, payload });
+        const payload = await insertExecutionEvent(em, this.execution, this.attempt, phase, fields);
+        await publishEvent(em, executionNotice(this.execution, payload));
         return payload;
       } catch (error) {
         const unique = (error as { code?: string }).code === '23505' || /unique/i.test((error as Error).message);
@@ -62,4 +51,35 @@ export class ExecutionLog {
       }
     }
   }
+}
+
+export function executionNotice(execution: ExecutionRef, payload: AgentExecutionPayload) {
+  return { type: 'execution:event' as const, organizationId: execution.organizationId, agentId: execution.agentId, executionId: execution.id, seq: payload.seq, payload };
+}
+
+/**
+ * Inserts one event with the next seq of its execution (computed in the same statement). Runs
+ * on `em`, so inside a transaction it commits with the change it describes; the caller
+ * publishes the notice after commit.
+ */
+export async function insertExecutionEvent(em: EntityManager, execution: ExecutionRef, attempt: number, phase: ExecutionPhase, fields: EventFields = {}): Promise<AgentExecutionPayload> {
+  const at = new Date();
+  const draft: AgentExecutionPayload = {
+    agentId: execution.agentId,
+    executionId: execution.id,
+    ...(execution.taskId ? { taskId: execution.taskId } : {}),
+    seq: 0,
+    attempt,
+    phase,
+    ...fields,
+    at: at.toISOString(),
+  };
+  const rows = await em.execute<{ seq: number }[]>(
+    `with next as (select coalesce(max(seq), 0) + 1 as seq from execution_events where execution_id = ?)
+     insert into execution_events (id, execution_id, organization_id, seq, type, attempt, payload, created_at)
+     select ?, ?, ?, next.seq, ?, ?, jsonb_set(?::jsonb, '{seq}', to_jsonb(next.seq)), ? from next
+     returning seq`,
+    [execution.id, randomUUID(), execution.id, execution.organizationId, phase, attempt, JSON.stringify(draft), at],
+  );
+  return { ...draft, seq: rows[0]!.seq };
 }

@@ -48,6 +48,9 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     // Running activities heartbeat every second; a cancel reaches them within about that long
     // even without the NOTIFY fast path.
     maxHeartbeatThrottleInterval: '1s',
+    maxConcurrentActivityTaskExecutions: deps.config.worker.maxConcurrentActivities,
+    maxConcurrentLocalActivityExecutions: deps.config.worker.maxConcurrentActivities,
+    maxCachedWorkflows: deps.config.worker.maxCachedWorkflows,
     ...workflowSource(deps),
     // On SIGTERM/SIGINT polling stops at once; running activities get this long to finish.
     shutdownGraceTime: deps.config.worker.shutdownGraceMs,

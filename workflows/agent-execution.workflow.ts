@@ -8,6 +8,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   TimeoutFailure,
@@ -29,7 +30,17 @@ export interface AgentExecutionResult {
   error?: string;
 }
 
-const { acquireSlot, finishExecution } = proxyActivities<Activities>({
+const { finishExecution } = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', maximumInterval: '10s' },
+});
+
+/**
+ * Taking a slot is a short database transaction: as a local activity it runs inside the
+ * workflow task, so the prompt's activity is scheduled in the same task (one task-queue hop
+ * less between the API call and the host receiving the prompt).
+ */
+const { acquireSlot } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '500ms', maximumInterval: '10s' },
 });

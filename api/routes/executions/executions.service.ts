@@ -2,7 +2,8 @@ import { PassThrough } from 'node:stream';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, FINAL_EXECUTION_STATUSES, User } from '../../../entities';
 import type { ProgressSnapshot } from '../../../activities/executions.activities';
-import { ExecutionLog } from '../../../lib/execution-log';
+import { executionNotice, insertExecutionEvent } from '../../../lib/execution-log';
+import { publishEvent } from '../../../lib/events';
 import type { AgentExecutionPayload } from '../../../lib/realtime-types';
 import { SearchAttributes } from '../../../lib/temporal';
 import type { agentExecution } from '../../../workflows/agent-execution.workflow';
@@ -32,39 +33,41 @@ export async function startExecution(ctx: AppContext, deps: AppDeps, input: Star
   if (!RUNNABLE.includes(input.agent.status)) {
     throw AppError.conflict('agent_not_active', `The agent is ${input.agent.status}; only ACTIVE agents execute${input.agent.status === AgentStatus.PENDING_VALIDATION ? ' (validate it first)' : ''}`);
   }
-  const execution = em.create(Execution, {
-    organization: input.agent.organization,
-    agent: input.agent,
-    trigger: input.trigger,
-    triggeredBy: em.getReference(User, auth.userId),
-    prompt: input.prompt,
-    context: input.context,
-    status: ExecutionStatus.QUEUED,
-  });
-  execution.workflowId = `execution-${execution.id}`;
-  auditByCaller(ctx, em, { action: 'agent.execute', resourceType: 'execution', resourceId: execution.id, changes: { agentId: input.agent.id, trigger: input.trigger } });
-  await em.flush();
-  await new ExecutionLog(deps.orm, { id: execution.id, organizationId: auth.organizationId, agentId: input.agent.id, taskId: input.taskId }, 1).append('status', { status: ExecutionStatus.QUEUED });
-  try {
-    const handle = await deps.temporal.client.workflow.start<typeof agentExecution>('agentExecution', {
-      taskQueue: deps.config.temporal.taskQueue,
-      workflowId: execution.workflowId,
-      args: [execution.id, {}],
-      typedSearchAttributes: [
-        { key: SearchAttributes.OrganizationId, value: auth.organizationId },
-        { key: SearchAttributes.AgentId, value: input.agent.id },
-        { key: SearchAttributes.ServerId, value: input.agent.server.id },
-        { key: SearchAttributes.ExecutionKind, value: 'agent-execution' },
-        ...(input.taskId ? [{ key: SearchAttributes.TaskId, value: input.taskId }] : []),
-      ],
+  const ref = { organizationId: auth.organizationId, agentId: input.agent.id, taskId: input.taskId };
+  // Row, audit entry and first event (QUEUED) commit together; the notice goes out after.
+  const { execution, queued } = await em.transactional(async (tx) => {
+    const created = tx.create(Execution, {
+      organization: input.agent.organization,
+      agent: input.agent,
+      trigger: input.trigger,
+      triggeredBy: tx.getReference(User, auth.userId),
+      prompt: input.prompt,
+      context: input.context,
+      status: ExecutionStatus.QUEUED,
     });
-    execution.runId = handle.firstExecutionRunId;
-    await em.flush();
+    created.workflowId = `execution-${created.id}`;
+    auditByCaller(ctx, tx, { action: 'agent.execute', resourceType: 'execution', resourceId: created.id, changes: { agentId: input.agent.id, trigger: input.trigger } });
+    await tx.flush();
+    const event = await insertExecutionEvent(tx, { id: created.id, ...ref }, 1, 'status', { status: ExecutionStatus.QUEUED });
+    return { execution: created, queued: event };
+  });
+  try {
+    // Announced before the workflow starts, so the RUNNING notice can never overtake it.
+    await publishEvent(em, executionNotice({ id: execution.id, ...ref }, queued));
+    await deps.temporal.client.workflow.start<typeof agentExecution>('agentExecution', {
+        taskQueue: deps.config.temporal.taskQueue,
+        workflowId: execution.workflowId!,
+        args: [execution.id, {}],
+        typedSearchAttributes: [
+          { key: SearchAttributes.OrganizationId, value: auth.organizationId },
+          { key: SearchAttributes.AgentId, value: input.agent.id },
+          { key: SearchAttributes.ServerId, value: input.agent.server.id },
+          { key: SearchAttributes.ExecutionKind, value: 'agent-execution' },
+          ...(input.taskId ? [{ key: SearchAttributes.TaskId, value: input.taskId }] : []),
+        ],
+      });
   } catch (error) {
-    execution.status = ExecutionStatus.FAILED;
-    execution.error = 'the run could not be started (Temporal unavailable)';
-    execution.completedAt = new Date();
-    await em.flush();
+    await em.fork().nativeUpdate(Execution, { id: execution.id, status: ExecutionStatus.QUEUED }, { status: ExecutionStatus.FAILED, error: 'the run could not be started (Temporal unavailable)', completedAt: new Date() });
     deps.logger.error({ err: error, executionId: execution.id }, 'could not start agentExecution');
     throw new AppError(503, 'temporal_unavailable', 'The run could not be started; try again', { executionId: execution.id });
   }
