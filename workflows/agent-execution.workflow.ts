@@ -67,7 +67,13 @@ function summary(state: ProgressSnapshot): string {
  * durably, in arrival order) → RUNNING → `execute_prompt` on the agent's server → final state,
  * recorded in a non-cancellable scope so a cancel or failure is never lost.
  */
-export async function agentExecution(executionId: string, options: { timeoutMs?: number } = {}): Promise<AgentExecutionResult> {
+export interface AgentExecutionOptions {
+  timeoutMs?: number;
+  /** The API already took a free slot (execution RUNNING) when it created the run. */
+  slotTaken?: boolean;
+}
+
+export async function agentExecution(executionId: string, options: AgentExecutionOptions = {}): Promise<AgentExecutionResult> {
   let state: ProgressSnapshot = { status: 'QUEUED', todos: [], outputTail: '', seq: 0 };
   let woken = false;
   setHandler(progressQuery, () => state);
@@ -93,6 +99,7 @@ export async function agentExecution(executionId: string, options: { timeoutMs?:
   try {
     setCurrentDetails(summary(state));
     for (;;) {
+      if (options.slotTaken) break;
       const slot = await acquireSlot(executionId);
       if (slot.started) break;
       if (slot.rejected) throw ApplicationFailure.nonRetryable(slot.rejected, 'ExecutionRejected');

@@ -1,6 +1,8 @@
 import { PassThrough } from 'node:stream';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { LockMode } from '@mikro-orm/core';
 import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, FINAL_EXECUTION_STATUSES, User } from '../../../entities';
+import { setAgentStatus } from '../../../lib/agent-status';
 import type { ProgressSnapshot } from '../../../activities/executions.activities';
 import { executionNotice, insertExecutionEvent } from '../../../lib/execution-log';
 import { publishEvent } from '../../../lib/events';
@@ -34,41 +36,55 @@ export async function startExecution(ctx: AppContext, deps: AppDeps, input: Star
     throw AppError.conflict('agent_not_active', `The agent is ${input.agent.status}; only ACTIVE agents execute${input.agent.status === AgentStatus.PENDING_VALIDATION ? ' (validate it first)' : ''}`);
   }
   const ref = { organizationId: auth.organizationId, agentId: input.agent.id, taskId: input.taskId };
-  // Row, audit entry and first event (QUEUED) commit together; the notice goes out after.
-  const { execution, queued } = await em.transactional(async (tx) => {
+  // Row, audit entry and first events commit together; the notices go out after. When the
+  // agent has a free slot (nobody queued ahead), the run takes it here, sparing the workflow a
+  // step; otherwise it stays QUEUED and the workflow waits for a slot.
+  const { execution, events, busy } = await em.transactional(async (tx) => {
+    const agent = await tx.findOneOrFail(Agent, input.agent.id, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    if (!RUNNABLE.includes(agent.status)) throw AppError.conflict('agent_not_active', `The agent is ${agent.status}; only ACTIVE agents execute`);
+    const taken = await tx.count(Execution, { agent, status: { $in: [ExecutionStatus.RUNNING, ExecutionStatus.QUEUED] } });
+    const startNow = taken < agent.maxConcurrency;
     const created = tx.create(Execution, {
-      organization: input.agent.organization,
-      agent: input.agent,
+      organization: agent.organization,
+      agent,
       trigger: input.trigger,
       triggeredBy: tx.getReference(User, auth.userId),
       prompt: input.prompt,
       context: input.context,
-      status: ExecutionStatus.QUEUED,
+      status: startNow ? ExecutionStatus.RUNNING : ExecutionStatus.QUEUED,
+      startedAt: startNow ? new Date() : undefined,
     });
     created.workflowId = `execution-${created.id}`;
-    auditByCaller(ctx, tx, { action: 'agent.execute', resourceType: 'execution', resourceId: created.id, changes: { agentId: input.agent.id, trigger: input.trigger } });
+    const previous = agent.status;
+    if (startNow) agent.status = AgentStatus.BUSY;
+    auditByCaller(ctx, tx, { action: 'agent.execute', resourceType: 'execution', resourceId: created.id, changes: { agentId: agent.id, trigger: input.trigger } });
     await tx.flush();
-    const event = await insertExecutionEvent(tx, { id: created.id, ...ref }, 1, 'status', { status: ExecutionStatus.QUEUED });
-    return { execution: created, queued: event };
+    const written = [await insertExecutionEvent(tx, { id: created.id, ...ref }, 1, 'status', { status: ExecutionStatus.QUEUED })];
+    if (startNow) written.push(await insertExecutionEvent(tx, { id: created.id, ...ref }, 1, 'status', { status: ExecutionStatus.RUNNING }));
+    return { execution: created, events: written, busy: startNow && previous !== AgentStatus.BUSY ? previous : undefined };
   });
+  // Announced before the workflow starts, so no later notice of this run can overtake them.
+  for (const event of events) await publishEvent(em, executionNotice({ id: execution.id, ...ref }, event));
+  if (busy) await publishEvent(em, { type: 'agent:status', organizationId: ref.organizationId, agentId: ref.agentId, status: AgentStatus.BUSY, previousStatus: busy, reason: 'executing', at: new Date().toISOString() });
   try {
-    // Announced before the workflow starts, so the RUNNING notice can never overtake it.
-    await publishEvent(em, executionNotice({ id: execution.id, ...ref }, queued));
     await deps.temporal.client.workflow.start<typeof agentExecution>('agentExecution', {
-        taskQueue: deps.config.temporal.taskQueue,
-        workflowId: execution.workflowId!,
-        args: [execution.id, {}],
-        typedSearchAttributes: [
-          { key: SearchAttributes.OrganizationId, value: auth.organizationId },
-          { key: SearchAttributes.AgentId, value: input.agent.id },
-          { key: SearchAttributes.ServerId, value: input.agent.server.id },
-          { key: SearchAttributes.ExecutionKind, value: 'agent-execution' },
-          ...(input.taskId ? [{ key: SearchAttributes.TaskId, value: input.taskId }] : []),
-        ],
-      });
+      taskQueue: deps.config.temporal.taskQueue,
+      workflowId: execution.workflowId!,
+      args: [execution.id, { slotTaken: execution.status === ExecutionStatus.RUNNING }],
+      typedSearchAttributes: [
+        { key: SearchAttributes.OrganizationId, value: auth.organizationId },
+        { key: SearchAttributes.AgentId, value: input.agent.id },
+        { key: SearchAttributes.ServerId, value: input.agent.server.id },
+        { key: SearchAttributes.ExecutionKind, value: 'agent-execution' },
+        ...(input.taskId ? [{ key: SearchAttributes.TaskId, value: input.taskId }] : []),
+      ],
+    });
   } catch (error) {
-    await em.fork().nativeUpdate(Execution, { id: execution.id, status: ExecutionStatus.QUEUED }, { status: ExecutionStatus.FAILED, error: 'the run could not be started (Temporal unavailable)', completedAt: new Date() });
     deps.logger.error({ err: error, executionId: execution.id }, 'could not start agentExecution');
+    // Nothing will run it: end it as FAILED and give its slot back.
+    await em.fork().nativeUpdate(Execution, { id: execution.id }, { status: ExecutionStatus.FAILED, error: 'the run could not be started (Temporal unavailable)', completedAt: new Date() });
+    const running = await em.fork().count(Execution, { agent: input.agent.id, status: ExecutionStatus.RUNNING });
+    if (running === 0) await setAgentStatus(em.fork() as EntityManager, input.agent.id, AgentStatus.ACTIVE, 'idle', [AgentStatus.BUSY]);
     throw new AppError(503, 'temporal_unavailable', 'The run could not be started; try again', { executionId: execution.id });
   }
   return execution;
