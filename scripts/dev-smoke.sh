@@ -24,12 +24,19 @@ run_once() {
   curl -fsS http://127.0.0.1:3000/api/openapi.json | grep -q '"openapi":"3.1.0"'
   curl -fsS -o /dev/null http://127.0.0.1:3000/docs
   curl -fsS -o /dev/null http://127.0.0.1:8233/
-  if [ "$label" = cold ]; then grep -q 'password: ' "$log" || { echo "admin password not printed"; exit 1; }; fi
+  if [ "$label" = cold ]; then
+    password=$(sed -n 's/.*admin@mcp-fleet.local  password: \([^ ]*\).*/\1/p' "$log" | head -1)
+    [ -n "$password" ] || { echo "admin password not printed"; exit 1; }
+    # The seeded admin logs in and the demo host (a real MCP server) answers a connection test.
+    token=$(curl -fsS -H 'content-type: application/json' -d "{\"email\":\"admin@mcp-fleet.local\",\"password\":\"$password\"}" http://127.0.0.1:3000/api/auth/login | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).accessToken))')
+    server=$(curl -fsS -H "authorization: Bearer $token" http://127.0.0.1:3000/api/servers | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).items.find(i=>i.name==="local-host").id))')
+    curl -fsS -X POST -H "authorization: Bearer $token" "http://127.0.0.1:3000/api/servers/$server/test" | grep -q '"status":"ONLINE"' || { echo "demo host test failed"; exit 1; }
+  fi
   # Ctrl-C in a terminal signals the whole foreground process group.
   kill -INT -- "-$pid"
   for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
   if kill -0 "$pid" 2>/dev/null; then cat "$log"; echo "npm run dev did not stop on SIGINT"; exit 1; fi
-  for port in 3000 7233 8233 5433; do
+  for port in 3000 4100 7233 8233 5433; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "port $port still open after stop"; exit 1; fi
   done
   if pgrep -f "$data_dir" >/dev/null; then pgrep -af "$data_dir"; echo "processes left behind"; exit 1; fi

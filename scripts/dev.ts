@@ -4,11 +4,14 @@
  * API and the worker as child processes. Ctrl-C stops them in reverse order.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { seed } from '../entities/seeders/seed';
+import { DEMO_SERVER_NAME, seed, seedDemoServer } from '../entities/seeders/seed';
+import { sealSecret } from '../lib/crypto';
+import { masterTokenContext } from '../lib/servers';
 import { loadConfig, PROJECT_ROOT } from '../lib/config';
 import { startEmbeddedPostgres } from '../lib/embedded-postgres';
 import { isPortOpen } from '../lib/free-port';
@@ -56,7 +59,7 @@ function commandLine(pid: number): string {
 async function stopLeftovers(): Promise<void> {
   if (!existsSync(pidFile)) return;
   const pids = JSON.parse(readFileSync(pidFile, 'utf8')) as Record<string, number>;
-  const markers: Record<string, string> = { api: 'api/main', worker: 'worker/main', temporal: 'start-dev' };
+  const markers: Record<string, string> = { api: 'api/main', worker: 'worker/main', host: 'host/main', temporal: 'start-dev' };
   for (const [name, pid] of Object.entries(pids)) {
     const marker = markers[name];
     if (!marker || !isAlive(pid) || !commandLine(pid).includes(marker)) continue;
@@ -172,12 +175,24 @@ async function startTemporal(): Promise<{ address: string; uiUrl?: string; sourc
   return server;
 }
 
-async function migrateAndSeed(url: string): Promise<{ adminEmail: string; adminPassword?: string }> {
+/** The local reference host's token: generated once, kept beside the other dev secrets. */
+function demoHostToken(): string {
+  const file = path.join(config.dataDir, 'host-token');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(24).toString('base64url'), { mode: 0o600 });
+  return readFileSync(file, 'utf8').trim();
+}
+
+async function migrateAndSeed(url: string, demo: { url: string; token: string }): Promise<{ adminEmail: string; adminPassword?: string }> {
   const orm = await initOrm(url, { logger });
   try {
     const applied = await migrateUp(orm);
     if (applied.length) logger.info({ applied }, 'migrations applied');
     const result = await seed(orm.em.fork() as EntityManager, { bcryptCost: config.auth.bcryptCost });
+    const registered = await seedDemoServer(orm.em.fork() as EntityManager, result.organizationId, {
+      ...demo,
+      seal: (serverId, token) => sealSecret(config.encryptionKeys, token, masterTokenContext(serverId)),
+    });
+    if (registered) logger.info({ url: demo.url }, `registered the local reference host as server "${DEMO_SERVER_NAME}"`);
     return result;
   } finally {
     await orm.close(true);
@@ -192,7 +207,10 @@ async function main(): Promise<void> {
     throw new Error(`Port ${config.http.port} is taken; stop what uses it or set PORT.`);
   }
   const [databaseUrl, temporal] = await Promise.all([startDatabase(), startTemporal()]);
-  const seeded = await migrateAndSeed(databaseUrl);
+  const hostToken = demoHostToken();
+  const hostPort = config.http.port + 1100;
+  const hostUrl = `http://127.0.0.1:${hostPort}/mcp`;
+  const seeded = await migrateAndSeed(databaseUrl, { url: hostUrl, token: hostToken });
 
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
@@ -202,6 +220,7 @@ async function main(): Promise<void> {
     LOG_PRETTY: process.stdout.isTTY ? 'true' : 'false',
   };
   await Promise.all([
+    startChild('host', 'host/main.ts', { ...childEnv, HOST_TOKEN: hostToken, HOST_PORT: String(hostPort) }, /agent host listening/),
     startChild('worker', 'worker/main.ts', childEnv, /worker ready/),
     startChild('api', 'api/main.ts', childEnv, /api listening/),
   ]);
@@ -215,6 +234,7 @@ async function main(): Promise<void> {
     `  API docs     ${base}/docs   (OpenAPI: ${base}/api/openapi.json)`,
     `  Temporal UI  ${temporal.uiUrl ?? '(external server: use its own UI)'}`,
     `  Temporal     ${temporal.address}  namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue} (${temporal.source})`,
+    `  Demo host    ${hostUrl}  (server "${DEMO_SERVER_NAME}": test it with POST /api/servers/<id>/test, then add agents)`,
     `  PostgreSQL   ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}${config.database.url ? '' : `  (password in ${path.relative(PROJECT_ROOT, path.join(config.dataDir, 'postgres.password'))})`}`,
     seeded.adminPassword
       ? `  Admin        ${seeded.adminEmail}  password: ${seeded.adminPassword}   <- shown this once`

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { McpServer } from '../mcp-server.entity';
 import { Organization } from '../organization.entity';
 import { ToolDefinition } from '../tool-definition.entity';
 import { User, UserRole } from '../user.entity';
@@ -76,4 +77,33 @@ export async function seed(em: EntityManager, options: { bcryptCost: number }): 
       toolsUpdated: tools.updated,
     };
   });
+}
+
+export const DEMO_SERVER_NAME = 'local-host';
+
+/**
+ * Registers the local reference host (started by `npm run dev`) as a server of the seeded
+ * organisation, once; its token is sealed like any master token.
+ */
+export async function seedDemoServer(
+  em: EntityManager,
+  organizationId: string,
+  demo: { url: string; token: string; seal: (serverId: string, token: string) => { keyId: string; ciphertext: string } },
+): Promise<boolean> {
+  const organization = em.getReference(Organization, organizationId);
+  if (await em.count(McpServer, { organization, name: DEMO_SERVER_NAME })) return false;
+  const server = em.create(McpServer, {
+    organization,
+    name: DEMO_SERVER_NAME,
+    description: 'Reference MCP agent host started by npm run dev (scripted, no AI)',
+    url: demo.url,
+    masterTokenCiphertext: '',
+    masterTokenKeyId: '',
+    masterTokenLast4: demo.token.slice(-4),
+  });
+  const sealed = demo.seal(server.id, demo.token);
+  server.masterTokenCiphertext = sealed.ciphertext;
+  server.masterTokenKeyId = sealed.keyId;
+  await em.flush();
+  return true;
 }
