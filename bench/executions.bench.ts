@@ -63,7 +63,7 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
       if (res.status >= 300) throw new Error(`${method} ${url} → ${res.status} ${JSON.stringify(json)}`);
       return json;
     };
-    const { accessToken: token } = (await call('POST', '/api/auth/register', { email: 'bench@example.test', password: 'bench password 123', name: 'Bench', organizationName: 'Bench' })) as { accessToken: string };
+    const { accessToken: token, user } = (await call('POST', '/api/auth/register', { email: 'bench@example.test', password: 'bench password 123', name: 'Bench', organizationName: 'Bench' })) as { accessToken: string; user: { id: string } };
     const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as { id: string };
     const agent = async (maxConcurrency: number) => {
       const created = (await call('POST', '/api/agents', { serverId: server.id, name: `a-${randomUUID().slice(0, 8)}`, maxConcurrency }, token)) as { id: string };
@@ -85,11 +85,15 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
       if (i >= 20) apiOnly.push(at() - t0);
       const received = await host.waitForCall('execute_prompt', (c) => c.args.executionId === id, 30_000);
       if (i >= 20) viaApi.push(received.at - t0);
+      // Each run finishes before the next is timed, for both series: dispatch latency, not
+      // contention with the previous run's wrap-up.
+      await client.workflow.getHandle(`execution-${id}`).result();
       t0 = at();
       const wf = `bench-bare-${randomUUID()}`;
-      await client.workflow.start('agentProvision', { taskQueue: stack.deps.config.temporal.taskQueue, workflowId: wf, args: [{ agentId: dispatchAgent, validatedBy: randomUUID() }] });
+      const bareRun = await client.workflow.start('agentProvision', { taskQueue: stack.deps.config.temporal.taskQueue, workflowId: wf, args: [{ agentId: dispatchAgent, validatedBy: user.id }] });
       const provisioned = await host.waitForCall('provision_agent', (c) => c.at >= t0 && c.args.agentId === dispatchAgent, 30_000);
       if (i >= 20) bare.push(provisioned.at - t0);
+      await bareRun.result();
     }
     const dispatchRatio = pct(viaApi, 50) / pct(bare, 50);
     results.push(
