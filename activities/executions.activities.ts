@@ -239,7 +239,8 @@ export function createExecutionActivities({ orm, config, logger, mcp, running, t
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
           throw ApplicationFailure.nonRetryable('cancelled by request', 'ExecutionCancelled');
         }
-        const reason = error instanceof McpConnectionError ? error : describeMcpError(error, server.url, config.mcp.timeoutMs);
+        // A timed-out prompt ran for the run's limit, not for one MCP request's.
+        const reason = error instanceof McpConnectionError ? error : describeMcpError(error, server.url, timeoutMs);
         throw ApplicationFailure.nonRetryable(reason.message, 'ExecutionFailed');
       } finally {
         clearInterval(heartbeat);

@@ -20,7 +20,7 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
 
-/** Node flags of the production worker (Dockerfile NODE_OPTIONS): a bounded old space keeps RSS near the live heap. */
+/** Node flags of the production worker (docker-compose.yml's worker command): a bounded old space keeps RSS near the live heap. */
 const WORKER_NODE_FLAGS = (process.env.BENCH_WORKER_FLAGS ?? '--max-old-space-size=256').split(' ').filter(Boolean);
 
 /** The production worker: compiled JS (`npm run build`) with its prebuilt workflow bundle. */

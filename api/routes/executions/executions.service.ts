@@ -82,7 +82,11 @@ export async function startExecution(ctx: AppContext, deps: AppDeps, input: Star
   } catch (error) {
     deps.logger.error({ err: error, executionId: execution.id }, 'could not start agentExecution');
     // Nothing will run it: end it as FAILED and give its slot back.
-    await em.fork().nativeUpdate(Execution, { id: execution.id }, { status: ExecutionStatus.FAILED, error: 'the run could not be started (Temporal unavailable)', completedAt: new Date() });
+    const reason = 'the run could not be started (Temporal unavailable)';
+    await em.fork().nativeUpdate(Execution, { id: execution.id }, { status: ExecutionStatus.FAILED, error: reason, completedAt: new Date() });
+    const fork = em.fork() as EntityManager;
+    const failed = await insertExecutionEvent(fork, { id: execution.id, ...ref }, 1, 'status', { status: ExecutionStatus.FAILED, data: { error: reason } });
+    await publishEvent(fork, executionNotice({ id: execution.id, ...ref }, failed));
     const running = await em.fork().count(Execution, { agent: input.agent.id, status: ExecutionStatus.RUNNING });
     if (running === 0) await setAgentStatus(em.fork() as EntityManager, input.agent.id, AgentStatus.ACTIVE, 'idle', [AgentStatus.BUSY]);
     throw new AppError(503, 'temporal_unavailable', 'The run could not be started; try again', { executionId: execution.id });
@@ -179,6 +183,14 @@ export async function streamExecution(ctx: AppContext, deps: AppDeps, executionI
   }
   backlogDone = true;
   pending.sort((a, b) => a.seq - b.seq).splice(0).forEach(write);
+  // Resumed after the end (Last-Event-ID at or past the final event): nothing more will come.
+  if (!done) {
+    const execution = await deps.orm.em.fork().findOne(Execution, executionId, { fields: ['status'] });
+    if (!execution || FINAL_EXECUTION_STATUSES.includes(execution.status)) {
+      for (const p of await eventsAfter(deps, executionId, last)) write(p);
+      finish();
+    }
+  }
 }
 
 export function wantsEventStream(ctx: AppContext): boolean {
