@@ -128,6 +128,19 @@ describe('executions, live monitoring and the master agent', () => {
     );
     expect(resumed.map((e) => Number(e.id))).toEqual(mine.filter((e) => e.seq > 5).map((e) => e.seq));
 
+    const afterEnd = await http
+      .get(`/api/executions/${executionId}/events`)
+      .set(as(admin))
+      .set('Accept', 'text/event-stream')
+      .set('Last-Event-ID', String(mine.at(-1)!.seq))
+      .buffer(true)
+      .parse((res, cb) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => cb(null, text));
+      });
+    expect(parseSse(afterEnd.body as string)).toEqual([]);
+
     const json = await http.get(`/api/executions/${executionId}/events`).query({ after: 2, limit: 3 }).set(as(admin)).expect(200);
     expect(json.body.items.map((e: { seq: number }) => e.seq)).toEqual([3, 4, 5]);
     expect(json.body.nextAfter).toBe(5);
