@@ -15,6 +15,7 @@
 import { execFile, type ExecFileException } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { HOST_TOOLS } from '../lib/servers';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -77,15 +78,8 @@ export interface AgentHost {
   close(): Promise<void>;
 }
 
-export const AGENT_HOST_TOOLS = [
-  'execute_prompt',
-  'provision_agent',
-  'activate_agent',
-  'deactivate_agent',
-  'install_tool',
-  'uninstall_tool',
-  'check_tool',
-] as const;
+/** The host contract's tools (lib/servers.ts is the one list). */
+export const AGENT_HOST_TOOLS = HOST_TOOLS;
 
 export type TodoStatus = 'pending' | 'in_progress' | 'completed';
 export interface AgentTodo {

@@ -15,6 +15,7 @@ import { masterTokenContext } from '../lib/servers';
 import { loadConfig, PROJECT_ROOT } from '../lib/config';
 import { startEmbeddedPostgres } from '../lib/embedded-postgres';
 import { isPortOpen } from '../lib/free-port';
+import { isAlive } from '../lib/process-alive';
 import { createLogger } from '../lib/logger';
 import { initOrm, migrateUp } from '../lib/orm';
 import { connectTemporal, ensureSearchAttributes } from '../lib/temporal';
@@ -38,14 +39,6 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function commandLine(pid: number): string {
   try {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from '../host/agent-host';
+import type { Response } from 'superagent';
 import type { Account, Http } from './api';
 
 /** Registers a real reference host as a server of the account's organisation. */
@@ -51,4 +52,12 @@ export function parseSse(text: string): SseEvent[] {
       const field = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2) ?? '';
       return { id: field('id'), event: field('event'), data: JSON.parse(field('data') || '{}') as Record<string, unknown> };
     });
+}
+
+/** supertest parser that keeps an SSE response as text (it ends when the stream ends). */
+export function sseText(response: Response, done: (error: Error | null, body: string) => void): void {
+  const res = response as unknown as NodeJS.ReadableStream;
+  let text = '';
+  res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  res.on('end', () => done(null, text));
 }

@@ -15,17 +15,10 @@ import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { HOST_TOOLS } from '../lib/servers';
 
 /** The tools a host MCP server exposes to the control plane. */
-export const HOST_TOOL_NAMES = [
-  'execute_prompt',
-  'provision_agent',
-  'activate_agent',
-  'deactivate_agent',
-  'install_tool',
-  'uninstall_tool',
-  'check_tool',
-] as const;
+export const HOST_TOOL_NAMES = HOST_TOOLS;
 
 export interface TestMcpServer {
   /** Where a client connects (Streamable HTTP endpoint, SSE GET endpoint, or a non-MCP URL). */

@@ -12,6 +12,7 @@ import type { AuthContext } from '../../auth/authenticate';
 import { accessibleFilter } from '../../auth/scope';
 import type { AppDeps } from '../../deps';
 import { AppError } from '../../errors';
+import { waitAtMost } from '../../wait';
 import { afterCursor, PAGE_ORDER, toPage } from '../../pagination';
 import { presentAgent, presentAgentSummary } from '../../presenters';
 import { IdParams } from '../common.schemas';
@@ -255,13 +256,7 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
             { key: SearchAttributes.ExecutionKind, value: 'agent-provision' },
           ],
         });
-        let timer: NodeJS.Timeout | undefined;
-        result = await Promise.race([
-          handle.result(),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new AppError(504, 'provision_timeout', `No worker finished the validation within ${WAIT_MS / 1000} s`, { workflowId: handle.workflowId })), WAIT_MS);
-          }),
-        ]).finally(() => clearTimeout(timer));
+        result = await waitAtMost(handle.result(), WAIT_MS, () => new AppError(504, 'provision_timeout', `No worker finished the validation within ${WAIT_MS / 1000} s`, { workflowId: handle.workflowId }));
       } catch (error) {
         if (error instanceof WorkflowExecutionAlreadyStartedError) throw AppError.conflict('validation_running', 'A validation of this agent is already running');
         throw error;

@@ -7,7 +7,7 @@ import type { AgentExecutionPayload, AgentStatusPayload, AgentTodoPayload, Clien
 import { startApiServer, type ApiServer } from '../../server';
 import { RealtimeHub } from '../../realtime/hub';
 import { addMember, registerAccount, type Account } from '../../../test/api';
-import { activeAgent, parseSse, registerHost, waitFor } from '../../../test/fleet';
+import { activeAgent, parseSse, registerHost, sseText, waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
 import { startMcpServer } from '../../../test/mcp-servers';
 
@@ -107,11 +107,7 @@ describe('executions, live monitoring and the master agent', () => {
       ['BUSY', 'ACTIVE'],
     ]);
 
-    const sse = await http.get(`/api/executions/${executionId}/events`).set(as(admin)).set('Accept', 'text/event-stream').buffer(true).parse((res, cb) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => cb(null, text));
-    });
+    const sse = await http.get(`/api/executions/${executionId}/events`).set(as(admin)).set('Accept', 'text/event-stream').buffer(true).parse(sseText);
     expect(sse.headers['content-type']).toMatch(/text\/event-stream/);
     const events = parseSse(sse.body as string);
     expect(events.map((e) => Number(e.id))).toEqual(mine.map((e) => e.seq));
@@ -119,11 +115,7 @@ describe('executions, live monitoring and the master agent', () => {
 
     const resumed = parseSse(
       (
-        await http.get(`/api/executions/${executionId}/events`).set(as(admin)).set('Accept', 'text/event-stream').set('Last-Event-ID', '5').buffer(true).parse((res, cb) => {
-          let text = '';
-          res.on('data', (c: Buffer) => (text += c.toString()));
-          res.on('end', () => cb(null, text));
-        })
+        await http.get(`/api/executions/${executionId}/events`).set(as(admin)).set('Accept', 'text/event-stream').set('Last-Event-ID', '5').buffer(true).parse(sseText)
       ).body as string,
     );
     expect(resumed.map((e) => Number(e.id))).toEqual(mine.filter((e) => e.seq > 5).map((e) => e.seq));
@@ -134,11 +126,7 @@ describe('executions, live monitoring and the master agent', () => {
       .set('Accept', 'text/event-stream')
       .set('Last-Event-ID', String(mine.at(-1)!.seq))
       .buffer(true)
-      .parse((res, cb) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => cb(null, text));
-      });
+      .parse(sseText);
     expect(parseSse(afterEnd.body as string)).toEqual([]);
 
     const json = await http.get(`/api/executions/${executionId}/events`).query({ after: 2, limit: 3 }).set(as(admin)).expect(200);
@@ -157,11 +145,7 @@ describe('executions, live monitoring and the master agent', () => {
       .set('Accept', 'text/event-stream')
       .send({ prompt: 'stream me [steps:4]' })
       .buffer(true)
-      .parse((r, cb) => {
-        let text = '';
-        r.on('data', (c: Buffer) => (text += c.toString()));
-        r.on('end', () => cb(null, text));
-      })
+      .parse(sseText)
       .expect(200);
     const events = parseSse(res.body as string);
     expect(events.map((e) => Number(e.id))).toEqual(events.map((_, i) => i + 1));
@@ -326,11 +310,7 @@ describe('executions, live monitoring and the master agent', () => {
         .set(as(admin))
         .send({ serverId: masterServer.serverId, prompt: 'plan the week' })
         .buffer(true)
-        .parse((r, cb) => {
-          let text = '';
-          r.on('data', (c: Buffer) => (text += c.toString()));
-          r.on('end', () => cb(null, text));
-        })
+        .parse(sseText)
         .expect(200);
       const events = parseSse(res.body as string);
       expect(events.at(-1)).toMatchObject({ event: 'status', data: { status: 'COMPLETED', agentId: master.id } });

@@ -1,21 +1,10 @@
 import { checkTemporal } from '../../../lib/temporal';
 import type { ApiRouter } from '../../api-router';
 import type { AppDeps } from '../../deps';
+import { waitAtMost } from '../../wait';
 import { HealthResponse } from './health.schemas';
 
 const CHECK_TIMEOUT_MS = 2000;
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function reason(error: unknown): string {
   return error instanceof Error ? error.message.split('\n')[0]!.slice(0, 200) : 'unreachable';
@@ -35,8 +24,8 @@ export function healthRoutes(api: ApiRouter, deps: AppDeps): void {
     },
     async (ctx) => {
       const [db, temporal] = await Promise.allSettled([
-        withTimeout(deps.orm.em.getConnection().execute('select 1'), CHECK_TIMEOUT_MS, 'PostgreSQL'),
-        withTimeout(checkTemporal(deps.temporal.connection, deps.config.temporal.namespace, CHECK_TIMEOUT_MS), CHECK_TIMEOUT_MS, 'Temporal'),
+        waitAtMost(deps.orm.em.getConnection().execute('select 1'), CHECK_TIMEOUT_MS, () => new Error(`PostgreSQL did not answer within ${CHECK_TIMEOUT_MS} ms`)),
+        waitAtMost(checkTemporal(deps.temporal.connection, deps.config.temporal.namespace, CHECK_TIMEOUT_MS), CHECK_TIMEOUT_MS, () => new Error(`Temporal did not answer within ${CHECK_TIMEOUT_MS} ms`)),
       ]);
       const errors: Record<string, string> = {};
       if (db.status === 'rejected') errors.db = reason(db.reason);

@@ -8,6 +8,7 @@ import { auditByCaller } from '../../audit/audit.service';
 import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
 import { AppError } from '../../errors';
+import { waitAtMost } from '../../wait';
 import { presentAgent } from '../../presenters';
 import { zodDetails } from '../../validate';
 import { z } from '../../zod';
@@ -84,13 +85,7 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent));
       const execution = await startExecution(ctx, deps, { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER, context: { responseSchema: AGENT_SPEC_JSON_SCHEMA } });
       const handle = deps.temporal.client.workflow.getHandle(execution.workflowId!);
-      let timer: NodeJS.Timeout | undefined;
-      const outcome = await Promise.race([
-        handle.result() as Promise<AgentExecutionResult>,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new AppError(504, 'master_timeout', `The master agent did not answer within ${SPEC_WAIT_MS / 1000} s`, { executionId: execution.id })), SPEC_WAIT_MS);
-        }),
-      ]).finally(() => clearTimeout(timer));
+      const outcome = await waitAtMost(handle.result() as Promise<AgentExecutionResult>, SPEC_WAIT_MS, () => new AppError(504, 'master_timeout', `The master agent did not answer within ${SPEC_WAIT_MS / 1000} s`, { executionId: execution.id }));
       if (outcome.status !== 'COMPLETED') throw new AppError(502, 'master_failed', `The master agent's run ${outcome.status}: ${outcome.error ?? 'no details'}`, { executionId: execution.id });
 
       const stored = await em().fork().findOneOrFail(Execution, execution.id);

@@ -18,6 +18,7 @@ import { accessibleFilter } from '../../auth/scope';
 import type { AppContext } from '../../context';
 import type { AppDeps } from '../../deps';
 import { AppError } from '../../errors';
+import { waitAtMost } from '../../wait';
 import { afterCursor, PAGE_ORDER, toPage } from '../../pagination';
 import { presentServer } from '../../presenters';
 import { IdParams } from '../common.schemas';
@@ -70,22 +71,13 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
         { key: SearchAttributes.ExecutionKind, value: `server-${reason}` },
       ],
     });
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new AppError(504, 'check_timeout', `No worker finished the check within ${CHECK_WAIT_MS / 1000} s; is the worker running?`, { workflowId: handle.workflowId })),
-        CHECK_WAIT_MS,
-      );
-    });
     try {
-      return await Promise.race([handle.result(), waited]);
+      return await waitAtMost(handle.result(), CHECK_WAIT_MS, () => new AppError(504, 'check_timeout', `No worker finished the check within ${CHECK_WAIT_MS / 1000} s; is the worker running?`, { workflowId: handle.workflowId }));
     } catch (error) {
       if (error instanceof WorkflowFailedError) {
         throw new AppError(502, 'check_failed', `The check could not run: ${error.cause?.message ?? error.message}`, { workflowId: handle.workflowId });
       }
       throw error;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
