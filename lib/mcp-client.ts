@@ -177,6 +177,8 @@ export async function connectMcp(target: McpTarget, timeoutMs: number): Promise<
 interface PoolEntry {
   fingerprint: string;
   connection: Promise<McpConnection>;
+  lastUsed: number;
+  busy: number;
 }
 
 /**
@@ -187,7 +189,29 @@ interface PoolEntry {
 export class McpClientPool {
   private readonly entries = new Map<string, PoolEntry>();
 
-  constructor(private readonly options: { timeoutMs: number; logger?: Logger }) {}
+  private sweeper?: NodeJS.Timeout;
+
+  /**
+   * `idleMs`: a connection unused that long is closed (servers deleted or no longer checked do
+   * not keep sockets open for the worker's lifetime). Default 10 minutes.
+   */
+  constructor(private readonly options: { timeoutMs: number; logger?: Logger; idleMs?: number }) {}
+
+  private sweepLater(): void {
+    if (this.sweeper) return;
+    const idleMs = this.options.idleMs ?? 10 * 60_000;
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const [serverId, entry] of this.entries) {
+        if (entry.busy === 0 && now - entry.lastUsed > idleMs) void this.drop(serverId);
+      }
+      if (this.entries.size === 0) {
+        clearInterval(this.sweeper);
+        this.sweeper = undefined;
+      }
+    }, Math.max(10, Math.min(idleMs, 60_000)));
+    this.sweeper.unref();
+  }
 
   get size(): number {
     return this.entries.size;
@@ -205,7 +229,8 @@ export class McpClientPool {
     }
     if (existing) await this.drop(target.serverId);
     const connection = connectMcp(target, this.options.timeoutMs);
-    this.entries.set(target.serverId, { fingerprint: key, connection });
+    this.entries.set(target.serverId, { fingerprint: key, connection, lastUsed: Date.now(), busy: 0 });
+    this.sweepLater();
     try {
       return { connection: await connection, fresh: true };
     } catch (error) {
@@ -220,6 +245,8 @@ export class McpClientPool {
    */
   async withConnection<T>(target: McpTarget, fn: (connection: McpConnection) => Promise<T>, canRetry: (error: unknown) => boolean = () => true): Promise<T> {
     const { connection, fresh } = await this.acquire(target);
+    const entry = this.entries.get(target.serverId);
+    if (entry) entry.busy++;
     try {
       return await fn(connection);
     } catch (error) {
@@ -236,6 +263,11 @@ export class McpClientPool {
           ? second
           : describeMcpError(second, target.url, this.options.timeoutMs);
       }
+    } finally {
+      if (entry) {
+        entry.busy--;
+        entry.lastUsed = Date.now();
+      }
     }
   }
 
@@ -248,6 +280,8 @@ export class McpClientPool {
   }
 
   async closeAll(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     await Promise.all([...this.entries.keys()].map((id) => this.drop(id)));
   }
 }
