@@ -115,14 +115,15 @@ describe('auth', () => {
       const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
       const known: number[] = [];
       const unknown: number[] = [];
-      for (let i = 0; i < 4; i++) {
+      for (let i = 0; i < 5; i++) {
         known.push(await time({ email, password: 'wrong password!' }));
         unknown.push(await time({ email: uniqueEmail(), password: 'wrong password!' }));
       }
       const ratio = median(unknown) / median(known);
-      // Without the dummy hash an unknown email answers in a few ms against ~50 ms for bcrypt.
-      expect(ratio).toBeGreaterThan(0.6);
-      expect(ratio).toBeLessThan(1.6);
+      // Without the dummy hash an unknown email answers in a few ms against ~50 ms for bcrypt
+      // (ratio < 0.1). The bounds are wide because test files run in parallel on 2 cores.
+      expect(ratio).toBeGreaterThan(0.5);
+      expect(ratio).toBeLessThan(2.5);
     });
 
     it('throttles 5 failures for one email, from any IP: 429 with Retry-After, even for the right password', async () => {
