@@ -28,7 +28,7 @@ describe('MCP servers', () => {
 
   beforeAll(async () => {
     ctx = await createTestContext();
-    ctx.config = { ...ctx.config, mcp: { ...ctx.config.mcp, timeoutMs: 1500, degradedLatencyMs: 300 } };
+    ctx.config = { ...ctx.config, mcp: { ...ctx.config.mcp, timeoutMs: 1500, degradedLatencyMs: 1000 } };
     // Every log line of the API and the worker, at the most verbose level, to prove no token leaks.
     logs = '';
     ctx.logger = pino({ level: 'trace' }, new Writable({ write: (chunk, _enc, done) => ((logs += chunk.toString()), done()) }));
@@ -97,7 +97,7 @@ describe('MCP servers', () => {
     { label: 'a plain HTTP 404 endpoint', status: 'OFFLINE', message: /^no MCP endpoint at this URL \(HTTP 404\)$/, setup: async () => ({ server: await mcp(startNotMcpServer()), token: 'whatever-token' }) },
     { label: 'an ordinary web page', status: 'OFFLINE', message: /^the URL answered but does not speak MCP/, setup: async () => ({ server: await mcp(startHtmlOkServer()), token: 'whatever-token' }) },
     { label: 'a server slower than the timeout', status: 'OFFLINE', message: /^timed out after 1\.5 s$/, setup: async () => ({ server: await mcp(startMcpServer({ delayMs: 2500 })) }) },
-    { label: 'a slow server', status: 'DEGRADED', message: /^slower than 300 ms \(\d+ ms\)$/, setup: async () => ({ server: await mcp(startMcpServer({ delayMs: 200 })) }) },
+    { label: 'a slow server', status: 'DEGRADED', message: /^slower than 1000 ms \(\d+ ms\)$/, setup: async () => ({ server: await mcp(startMcpServer({ delayMs: 600 })) }) },
     { label: 'a server without the host tools', status: 'DEGRADED', message: /^lacks host tools: execute_prompt, provision_agent/, setup: async () => ({ server: await mcp(startMcpServer({ tools: ['echo'] })) }) },
   ])('reports $label as $status with a message a person understands', async ({ setup, status, message }) => {
     const { server, url, token } = (await setup()) as { server?: TestMcpServer; url?: string; token?: string };
