@@ -3,7 +3,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentStatus, User } from '../entities';
 import { setAgentStatus } from '../lib/agent-status';
 import { openSecret } from '../lib/crypto';
-import { describeMcpError } from '../lib/mcp-client';
+import { describeMcpError, toolResultText } from '../lib/mcp-client';
 import { masterTokenContext, urlPolicy } from '../lib/servers';
 import { assertSafeUrl } from '../lib/ssrf';
 import type { ActivityDeps } from './deps';
@@ -13,9 +13,6 @@ export interface ProvisionResult {
   error?: string;
 }
 
-function textOf(content: unknown): string {
-  return Array.isArray(content) ? content.map((c: { text?: string }) => c?.text ?? '').join('\n').trim() : '';
-}
 
 export function createAgentActivities(deps: ActivityDeps) {
   const { orm, config } = deps;
@@ -36,9 +33,9 @@ export function createAgentActivities(deps: ActivityDeps) {
             undefined,
             { timeout: config.mcp.timeoutMs },
           );
-          if (provisioned.isError) return { ok: false, error: `the server refused provision_agent: ${textOf(provisioned.content) || 'no details'}` };
+          if (provisioned.isError) return { ok: false, error: `the server refused provision_agent: ${toolResultText(provisioned.content) || 'no details'}` };
           const activated = await client.callTool({ name: 'activate_agent', arguments: { agentId } }, undefined, { timeout: config.mcp.timeoutMs });
-          if (activated.isError) return { ok: false, error: `the server refused activate_agent: ${textOf(activated.content) || 'no details'}` };
+          if (activated.isError) return { ok: false, error: `the server refused activate_agent: ${toolResultText(activated.content) || 'no details'}` };
           return { ok: true };
         });
       } catch (error) {

@@ -6,7 +6,7 @@ import { setAgentStatus } from '../lib/agent-status';
 import { openSecret, SecretDecryptionError } from '../lib/crypto';
 import { ExecutionLog, executionNotice, insertExecutionEvent } from '../lib/execution-log';
 import { publishEvent } from '../lib/events';
-import { McpConnectionError, describeMcpError } from '../lib/mcp-client';
+import { McpConnectionError, describeMcpError, toolResultText } from '../lib/mcp-client';
 import { masterTokenContext, urlPolicy } from '../lib/servers';
 import { assertSafeUrl, UnsafeUrlError } from '../lib/ssrf';
 import type { ActivityDeps } from './deps';
@@ -39,13 +39,6 @@ function isFinal(status: ExecutionStatus): boolean {
   return FINAL_EXECUTION_STATUSES.includes(status);
 }
 
-function textOf(content: unknown): string {
-  if (!Array.isArray(content)) return '';
-  return content
-    .map((c: { type?: string; text?: string }) => (c?.type === 'text' ? (c.text ?? '') : ''))
-    .join('\n')
-    .trim();
-}
 
 export function createExecutionActivities({ orm, config, logger, mcp, running, temporalClient }: ActivityDeps) {
   const policy = urlPolicy(config);
@@ -215,7 +208,7 @@ export function createExecutionActivities({ orm, config, logger, mcp, running, t
         );
         await log.flush();
         const structured = (result.structuredContent ?? {}) as { success?: boolean; output?: string; tokensUsed?: number; data?: unknown };
-        const text = textOf(result.content);
+        const text = toolResultText(result.content);
         if (result.isError) {
           const message = /tool execute_prompt not found/i.test(text) ? 'the server does not offer execute_prompt' : `the agent reported an error: ${text || 'no details'}`;
           await em.fork().nativeUpdate(Execution, { id: executionId }, { output: output || undefined, todos: state.todos });

@@ -285,3 +285,12 @@ export class McpClientPool {
     await Promise.all([...this.entries.keys()].map((id) => this.drop(id)));
   }
 }
+
+/** The text parts of a tools/call result, joined: what a host said in words. */
+export function toolResultText(content: unknown): string {
+  if (!Array.isArray(content)) return '';
+  return content
+    .map((c: { type?: string; text?: string }) => (c?.type === 'text' ? (c.text ?? '') : ''))
+    .join('\n')
+    .trim();
+}

@@ -9,11 +9,10 @@ import type { agentProvision } from '../../../workflows/agent-provision.workflow
 import type { ApiRouter } from '../../api-router';
 import { auditByCaller } from '../../audit/audit.service';
 import type { AuthContext } from '../../auth/authenticate';
-import { accessibleFilter } from '../../auth/scope';
 import type { AppDeps } from '../../deps';
+import { containing, scopedPage } from '../../list';
 import { AppError } from '../../errors';
 import { waitAtMost } from '../../wait';
-import { afterCursor, PAGE_ORDER, toPage } from '../../pagination';
 import { presentAgent, presentAgentSummary } from '../../presenters';
 import { IdParams } from '../common.schemas';
 import { readProgress } from '../executions/executions.service';
@@ -58,23 +57,14 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
     { method: 'get', path: '/agents', summary: "List the organisation's agents", tags, auth: true, request: { query: ListAgentsQuery }, responses: { 200: { description: 'A page of agents', schema: AgentPage } } },
     async (ctx, { query }) => {
       const auth = ctx.state.auth!;
-      const scope = accessibleFilter(auth.ability, 'read', 'Agent');
-      if (!scope) {
-        ctx.body = { items: [], nextCursor: null };
-        return;
-      }
-      const filters: Record<string, unknown>[] = [scope, { organization: auth.organizationId }, afterCursor(query.cursor)];
+      const filters: Record<string, unknown>[] = [];
       if (query.serverId) filters.push({ server: query.serverId });
       if (query.status) filters.push({ status: query.status });
       if (query.role) filters.push({ role: query.role });
       if (query.capability) filters.push({ capabilities: { $contains: [query.capability] } });
       if (query.supervisorId) filters.push({ supervisor: query.supervisorId });
-      if (query.q) {
-        const like = `%${query.q.replace(/[%_\\]/g, '\\$&')}%`;
-        filters.push({ $or: [{ name: { $ilike: like } }, { displayName: { $ilike: like } }] });
-      }
-      const rows = await em().find(Agent, { $and: filters }, { orderBy: PAGE_ORDER, limit: query.limit + 1 });
-      ctx.body = toPage(rows, query.limit, presentAgent);
+      if (query.q) filters.push({ $or: [{ name: { $ilike: containing(query.q) } }, { displayName: { $ilike: containing(query.q) } }] });
+      ctx.body = await scopedPage(em(), Agent, auth, 'Agent', query, filters, presentAgent);
     },
   );
 

@@ -2,10 +2,9 @@ import { ForbiddenError, subject } from '@casl/ability';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { AuditLog } from '../../../entities';
 import type { ApiRouter } from '../../api-router';
-import { accessibleFilter } from '../../auth/scope';
 import type { AppDeps } from '../../deps';
+import { scopedPage } from '../../list';
 import { AppError } from '../../errors';
-import { afterCursor, PAGE_ORDER, toPage } from '../../pagination';
 import { presentAuditLog } from '../../presenters';
 import { IdParams } from '../common.schemas';
 import { AuditOut, AuditPage, ListAuditQuery } from './audit.schemas';
@@ -27,20 +26,14 @@ export function auditRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { query }) => {
       const auth = ctx.state.auth!;
       ForbiddenError.from(auth.ability).throwUnlessCan('read', subject('AuditLog', { organization: { id: auth.organizationId } } as unknown as AuditLog));
-      const scope = accessibleFilter(auth.ability, 'read', 'AuditLog');
-      if (!scope) {
-        ctx.body = { items: [], nextCursor: null };
-        return;
-      }
-      const filters: Record<string, unknown>[] = [scope, { organization: auth.organizationId }, afterCursor(query.cursor)];
+      const filters: Record<string, unknown>[] = [];
       if (query.action) filters.push({ action: query.action.endsWith('*') ? { $like: `${query.action.slice(0, -1).replace(/[%_\\]/g, '\\$&')}%` } : query.action });
       if (query.actorId) filters.push({ actor: query.actorId });
       if (query.resourceType) filters.push({ resourceType: query.resourceType });
       if (query.resourceId) filters.push({ resourceId: query.resourceId });
       if (query.from) filters.push({ createdAt: { $gte: new Date(query.from) } });
       if (query.to) filters.push({ createdAt: { $lt: new Date(query.to) } });
-      const rows = await em().find(AuditLog, { $and: filters }, { orderBy: PAGE_ORDER, limit: query.limit + 1 });
-      ctx.body = toPage(rows, query.limit, presentAuditLog);
+      ctx.body = await scopedPage(em(), AuditLog, auth, 'AuditLog', query, filters, presentAuditLog);
     },
   );
 

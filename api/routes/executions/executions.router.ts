@@ -5,10 +5,9 @@ import { publishCancel } from '../../../lib/control';
 import type { ApiRouter } from '../../api-router';
 import { auditByCaller } from '../../audit/audit.service';
 import type { AuthContext } from '../../auth/authenticate';
-import { accessibleFilter } from '../../auth/scope';
 import type { AppDeps } from '../../deps';
+import { scopedPage } from '../../list';
 import { AppError } from '../../errors';
-import { afterCursor, PAGE_ORDER, toPage } from '../../pagination';
 import { presentExecution } from '../../presenters';
 import { loadAgent } from '../agents/agents.router';
 import { IdParams } from '../common.schemas';
@@ -55,19 +54,13 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
     { method: 'get', path: '/executions', summary: "List the organisation's executions", tags: ['executions'], auth: true, request: { query: ListExecutionsQuery }, responses: { 200: { description: 'A page', schema: ExecutionPage } } },
     async (ctx, { query }) => {
       const auth = ctx.state.auth!;
-      const scope = accessibleFilter(auth.ability, 'read', 'Execution');
-      if (!scope) {
-        ctx.body = { items: [], nextCursor: null };
-        return;
-      }
-      const filters: Record<string, unknown>[] = [scope, { organization: auth.organizationId }, afterCursor(query.cursor)];
+      const filters: Record<string, unknown>[] = [];
       if (query.agentId) filters.push({ agent: query.agentId });
       if (query.taskId) filters.push({ task: query.taskId });
       if (query.status) filters.push({ status: query.status });
       if (query.from) filters.push({ createdAt: { $gte: new Date(query.from) } });
       if (query.to) filters.push({ createdAt: { $lt: new Date(query.to) } });
-      const rows = await em().find(Execution, { $and: filters }, { orderBy: PAGE_ORDER, limit: query.limit + 1 });
-      ctx.body = toPage(rows, query.limit, (e) => presentExecution(e));
+      ctx.body = await scopedPage(em(), Execution, auth, 'Execution', query, filters, (e: Execution) => presentExecution(e));
     },
   );
 

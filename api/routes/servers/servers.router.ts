@@ -14,12 +14,11 @@ import type { serverCheck } from '../../../workflows/server-check.workflow';
 import type { ApiRouter } from '../../api-router';
 import { auditByCaller } from '../../audit/audit.service';
 import type { AuthContext } from '../../auth/authenticate';
-import { accessibleFilter } from '../../auth/scope';
 import type { AppContext } from '../../context';
 import type { AppDeps } from '../../deps';
+import { containing, scopedPage } from '../../list';
 import { AppError } from '../../errors';
 import { waitAtMost } from '../../wait';
-import { afterCursor, PAGE_ORDER, toPage } from '../../pagination';
 import { presentServer } from '../../presenters';
 import { IdParams } from '../common.schemas';
 import { CheckResultOut, CreateServerBody, DeleteServerQuery, ListServersQuery, ServerOut, ServerPage, UpdateServerBody } from './servers.schemas';
@@ -85,16 +84,10 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
     { method: 'get', path: '/servers', summary: "List the organisation's MCP servers", tags, auth: true, request: { query: ListServersQuery }, responses: { 200: { description: 'A page of servers', schema: ServerPage } } },
     async (ctx, { query }) => {
       const auth = ctx.state.auth!;
-      const scope = accessibleFilter(auth.ability, 'read', 'McpServer');
-      if (!scope) {
-        ctx.body = { items: [], nextCursor: null };
-        return;
-      }
-      const filters: Record<string, unknown>[] = [scope, { organization: auth.organizationId }, afterCursor(query.cursor)];
+      const filters: Record<string, unknown>[] = [];
       if (query.status) filters.push({ status: query.status });
-      if (query.name) filters.push({ name: { $ilike: `%${query.name.replace(/[%_\\]/g, '\\$&')}%` } });
-      const rows = await em().find(McpServer, { $and: filters }, { orderBy: PAGE_ORDER, limit: query.limit + 1 });
-      ctx.body = toPage(rows, query.limit, presentServer);
+      if (query.name) filters.push({ name: { $ilike: containing(query.name) } });
+      ctx.body = await scopedPage(em(), McpServer, auth, 'McpServer', query, filters, presentServer);
     },
   );
 

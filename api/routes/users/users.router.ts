@@ -6,11 +6,10 @@ import type { ApiRouter } from '../../api-router';
 import { auditByCaller } from '../../audit/audit.service';
 import type { AuthContext } from '../../auth/authenticate';
 import { hashPassword } from '../../auth/passwords';
-import { accessibleFilter } from '../../auth/scope';
 import type { AppContext } from '../../context';
 import type { AppDeps } from '../../deps';
+import { containing, scopedPage } from '../../list';
 import { AppError } from '../../errors';
-import { afterCursor, PAGE_ORDER, toPage } from '../../pagination';
 import { presentUser } from '../../presenters';
 import { IdParams, UserOut } from '../common.schemas';
 import { CreateUserBody, ListUsersQuery, UpdateUserBody, UserPage } from './users.schemas';
@@ -42,16 +41,10 @@ export function userRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { query }) => {
       const auth = ctx.state.auth!;
       ForbiddenError.from(auth.ability).throwUnlessCan('read', subject('User', { organization: { id: auth.organizationId } } as unknown as User));
-      const scope = accessibleFilter(auth.ability, 'read', 'User');
-      if (!scope) {
-        ctx.body = { items: [], nextCursor: null };
-        return;
-      }
-      const where: Record<string, unknown> = { $and: [scope, { organization: auth.organizationId }, afterCursor(query.cursor)] };
-      if (query.role) where.role = query.role;
-      if (query.q) where.$or = [{ email: { $ilike: `%${query.q}%` } }, { name: { $ilike: `%${query.q}%` } }];
-      const rows = await em().find(User, where, { orderBy: PAGE_ORDER, limit: query.limit + 1 });
-      ctx.body = toPage(rows, query.limit, presentUser);
+      const filters: Record<string, unknown>[] = [];
+      if (query.role) filters.push({ role: query.role });
+      if (query.q) filters.push({ $or: [{ email: { $ilike: containing(query.q) } }, { name: { $ilike: containing(query.q) } }] });
+      ctx.body = await scopedPage(em(), User, auth, 'User', query, filters, presentUser);
     },
   );
 
