@@ -32,16 +32,15 @@ export interface StartInput {
 export async function startExecution(ctx: AppContext, deps: AppDeps, input: StartInput): Promise<Execution> {
   const auth = ctx.state.auth!;
   const em = deps.orm.em as EntityManager;
-  if (!RUNNABLE.includes(input.agent.status)) {
-    throw AppError.conflict('agent_not_active', `The agent is ${input.agent.status}; only ACTIVE agents execute${input.agent.status === AgentStatus.PENDING_VALIDATION ? ' (validate it first)' : ''}`);
-  }
   const ref = { organizationId: auth.organizationId, agentId: input.agent.id, taskId: input.taskId };
   // Row, audit entry and first events commit together; the notices go out after. When the
   // agent has a free slot (nobody queued ahead), the run takes it here, sparing the workflow a
   // step; otherwise it stays QUEUED and the workflow waits for a slot.
   const { execution, events, busy } = await em.transactional(async (tx) => {
     const agent = await tx.findOneOrFail(Agent, input.agent.id, { lockMode: LockMode.PESSIMISTIC_WRITE });
-    if (!RUNNABLE.includes(agent.status)) throw AppError.conflict('agent_not_active', `The agent is ${agent.status}; only ACTIVE agents execute`);
+    if (!RUNNABLE.includes(agent.status)) {
+      throw AppError.conflict('agent_not_active', `The agent is ${agent.status}; only ACTIVE agents execute${agent.status === AgentStatus.PENDING_VALIDATION ? ' (validate it first)' : ''}`);
+    }
     const taken = await tx.count(Execution, { agent, status: { $in: [ExecutionStatus.RUNNING, ExecutionStatus.QUEUED] } });
     const startNow = taken < agent.maxConcurrency;
     const created = tx.create(Execution, {
