@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { io as connectSocket, type Socket } from 'socket.io-client';
-import { startAgentHost, type AgentHost } from '../host/agent-host';
+import { startAgentHost, type AgentHost } from '../host/server';
 import type { AgentExecutionPayload, ClientToServerEvents, ServerToClientEvents } from '../lib/realtime-types';
 import { startBenchStack, type BenchStack } from './stack';
 

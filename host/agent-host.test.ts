@@ -7,14 +7,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { LoggingMessageNotificationSchema, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
-import {
-  AGENT_HOST_TOOLS,
-  parseDirectives,
-  startAgentHost,
-  type AgentEventData,
-  type AgentHost,
-  type AgentHostOptions,
-} from './agent-host';
+import { HOST_CONTRACT, HOST_TOOLS, parseHostMessage, parsePromptResult, type HostMessage, type HostTool } from '../lib/host-contract';
+import { parseDirectives } from './script-engine';
+import { startAgentHost, type AgentHost, type AgentHostOptions } from './server';
 
 const TOKEN = 'test-host-token';
 
@@ -33,7 +28,7 @@ async function startHost(options: Partial<AgentHostOptions> = {}): Promise<Agent
   return host;
 }
 
-type LogEntry = { level: string; logger?: string; data: AgentEventData };
+type LogEntry = { level: string; logger?: string; data: HostMessage };
 
 interface Connection {
   client: Client;
@@ -47,7 +42,7 @@ async function connect(host: AgentHost): Promise<Connection> {
   const messages: LogEntry[] = [];
   client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
     const { level, logger, data } = notification.params;
-    messages.push({ level, logger, data: data as AgentEventData });
+    messages.push({ level, logger, data: data as HostMessage });
   });
   const transport = new StreamableHTTPClientTransport(new URL(host.url), {
     requestInit: { headers: { Authorization: `Bearer ${host.token}` } },
@@ -139,10 +134,41 @@ describe('agent host', () => {
     const host = await startHost();
     const { client } = await connect(host);
     const { tools } = await client.listTools();
-    expect(tools.map((tool) => tool.name).sort()).toEqual([...AGENT_HOST_TOOLS].sort());
+    expect(tools.map((tool) => tool.name).sort()).toEqual([...HOST_TOOLS].sort());
     const execute = tools.find((tool) => tool.name === 'execute_prompt')!;
     expect(execute.inputSchema.required).toEqual(expect.arrayContaining(['executionId', 'agentId', 'agentName', 'prompt']));
     expect(execute.outputSchema?.properties).toHaveProperty('success');
+  });
+
+  it('publishes the schemas of lib/host-contract.ts, and its messages and answers parse with them', async () => {
+    const host = await startHost({ allowCommands: true, stepDelayMs: 1 });
+    const { client, messages } = await connect(host);
+    const { tools } = await client.listTools();
+    expect(tools.map((tool) => tool.name)).toEqual([...HOST_TOOLS]);
+    for (const tool of tools) {
+      const { args, result } = HOST_CONTRACT[tool.name as HostTool];
+      expect(Object.keys(tool.inputSchema.properties ?? {})).toEqual(Object.keys(args.shape));
+      expect(Object.keys(tool.outputSchema?.properties ?? {})).toEqual(Object.keys(result.shape));
+    }
+
+    const calls: [HostTool, Record<string, unknown>][] = [
+      ['execute_prompt', promptArgs('contract', 'go [json]')],
+      ['provision_agent', { agentId: 'a1', name: 'one', role: 'WORKER', capabilities: [] }],
+      ['activate_agent', { agentId: 'a1' }],
+      ['deactivate_agent', { agentId: 'a1' }],
+      ['install_tool', { name: 'demo', installCommand: 'true', versionCommand: 'echo 1.0' }],
+      ['uninstall_tool', { name: 'demo', uninstallCommand: 'true' }],
+      ['check_tool', { name: 'demo', versionCommand: 'echo 1.0' }],
+    ];
+    for (const [tool, args] of calls) {
+      const answer = await callTool(client, tool, args);
+      expect(answer.isError).toBeFalsy();
+      expect(HOST_CONTRACT[tool].result.parse(answer.structuredContent)).toEqual(answer.structuredContent);
+      if (tool === 'execute_prompt') expect(parsePromptResult(answer.structuredContent)).toEqual(answer.structuredContent);
+    }
+    const sent = messages.map((message) => message.data);
+    expect(new Set(sent.map((data) => data.type))).toEqual(new Set(['todo', 'tool_call', 'tool_result', 'file_change', 'output']));
+    expect(sent.map((data) => parseHostMessage(data))).toEqual(sent);
   });
 
   it('streams progress and every kind of message, in order and before the result, for the default script', async () => {
@@ -151,7 +177,7 @@ describe('agent host', () => {
     type Seen = { kind: 'progress'; progress: Progress } | { kind: 'message'; entry: LogEntry };
     const timeline: Seen[] = [];
     client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
-      const entry: LogEntry = { level: notification.params.level, logger: notification.params.logger, data: notification.params.data as AgentEventData };
+      const entry: LogEntry = { level: notification.params.level, logger: notification.params.logger, data: notification.params.data as HostMessage };
       messages.push(entry);
       timeline.push({ kind: 'message', entry });
     });

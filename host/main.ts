@@ -9,7 +9,7 @@
  * and check_tool run their shell commands on this machine.
  */
 /* eslint-disable no-restricted-properties -- a separate program with its own HOST_* settings, not the control plane's lib/config.ts */
-import { startAgentHost } from './agent-host';
+import { startAgentHost } from './server';
 
 const DEFAULT_PORT = 4100;
 

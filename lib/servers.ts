@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Config } from './config';
 import { parseHostList, type UrlPolicy } from './ssrf';
 
-/** Tools of the mcp-fleet host contract; a server lacking any of them is DEGRADED, not OFFLINE. */
-export const HOST_TOOLS = ['execute_prompt', 'provision_agent', 'activate_agent', 'deactivate_agent', 'install_tool', 'uninstall_tool', 'check_tool'] as const;
+export { HOST_TOOLS } from './host-contract';
 
 /** AAD for a server's master token: a ciphertext copied to another row does not open. */
 export function masterTokenContext(serverId: string): string {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { startAgentHost, type AgentHost, type AgentHostOptions } from '../host/agent-host';
+import { startAgentHost, type AgentHost, type AgentHostOptions } from '../host/server';
 import type { Response } from 'superagent';
 import type { Account, Http } from './api';
 

@@ -15,6 +15,7 @@ import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { sendJson } from '../host/http';
 import { HOST_TOOLS } from '../lib/servers';
 
 /** The tools a host MCP server exposes to the control plane. */
@@ -95,15 +96,6 @@ function buildMcpServer(info: { name: string; version: string }, tools: ToolStat
 
 function hasBearer(req: IncomingMessage, token: string): boolean {
   return req.headers.authorization === `Bearer ${token}`;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify(body));
 }
 
 function sendUnauthorized(req: IncomingMessage, res: ServerResponse): void {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { AuditLog, Execution, ExecutionStatus, ExecutionTrigger } from '../../../entities';
-import type { AgentHost } from '../../../host/agent-host';
+import type { AgentHost } from '../../../host/server';
 import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
 import { activeAgent, registerHost } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import { Execution } from '../../../entities';
-import type { AgentHost } from '../../../host/agent-host';
+import type { AgentHost } from '../../../host/server';
 import type { AgentExecutionPayload, AgentStatusPayload, AgentTodoPayload, ClientToServerEvents, ServerToClientEvents, SubscribeAck } from '../../../lib/realtime-types';
 import { startApiServer, type ApiServer } from '../../server';
 import { RealtimeHub } from '../../realtime/hub';

@@ -1,0 +1,210 @@
+/**
+ * The reference MCP agent host: an MCP server implementing mcp-fleet's host contract
+ * (lib/host-contract.ts; the tools are in tools.ts) over Streamable HTTP, behind a bearer token.
+ * This file is the HTTP side: authentication, sessions, transports and a graceful close.
+ *
+ * Transport: Streamable HTTP in STATEFUL mode (one McpServer + transport per session) with SSE
+ * responses, because the progress and log notifications of a running `execute_prompt` must
+ * travel on the SSE stream of that very POST, while the call runs.
+ */
+import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitialization, jsonRpcError, listen, readJsonBody, sendJson, urlHost } from './http';
+import { CallLog, type Cancellation, type ReceivedCall } from './call-log';
+import { registerHostTools, type HostedAgent, type ToolContext } from './tools';
+
+export type { ReceivedCall } from './call-log';
+
+export interface AgentHostOptions {
+  /** Bearer token every HTTP request must carry. */
+  token: string;
+  /** Port to listen on; default 0 (an ephemeral port). */
+  port?: number;
+  /** Address to bind; default 127.0.0.1. */
+  host?: string;
+  /** MCP endpoint path; default '/mcp'. */
+  path?: string;
+  /** Pause between the steps of an `execute_prompt` script; default 20 ms. */
+  stepDelayMs?: number;
+  /** When set, `provision_agent` answers isError with this text. */
+  failProvision?: string;
+  /** Lets install_tool / uninstall_tool / check_tool run their shell commands; default false. */
+  allowCommands?: boolean;
+  /** Called just before each `notifications/message` is sent (benchmarks time delivery from here). */
+  onEvent?: (data: Readonly<Record<string, unknown>>) => void;
+  /** serverInfo name; default 'mcp-fleet-agent-host'. */
+  name?: string;
+  /** serverInfo version; default '1.0.0'. */
+  version?: string;
+}
+
+export interface AgentHost {
+  url: string;
+  port: number;
+  token: string;
+  /** Every tools/call received (on a valid session), in arrival order, before validation. */
+  calls: ReceivedCall[];
+  /** Aborts of a running execute_prompt (client cancellation, or its session ending). */
+  cancellations: Cancellation[];
+  /** execute_prompt calls currently running (a `[hang][ignore-cancel]` call counts until close()). */
+  running(): number;
+  agents: Map<string, HostedAgent>;
+  waitForCall(tool: string, predicate?: (c: ReceivedCall) => boolean, timeoutMs?: number): Promise<ReceivedCall>;
+  waitForCancellation(executionId: string, timeoutMs?: number): Promise<void>;
+  /** Ends running calls, closes sessions, SSE streams and sockets. Idempotent. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_STEP_DELAY_MS = 20;
+
+interface Session {
+  mcp: McpServer;
+  transport: StreamableHTTPServerTransport;
+}
+
+export async function startAgentHost(options: AgentHostOptions): Promise<AgentHost> {
+  if (!options.token) throw new Error('startAgentHost: a token is required');
+  const token = options.token;
+  const mcpPath = options.path ?? '/mcp';
+  const bind = options.host ?? '127.0.0.1';
+  const info = { name: options.name ?? 'mcp-fleet-agent-host', version: options.version ?? '1.0.0' };
+
+  const log = new CallLog();
+  const sessions = new Map<string, Session>();
+  // Every transport, initialised or not, so close() also reaches half-open ones.
+  const allSessions = new Set<Session>();
+  // Aborted by close(): ends every step pause, hang and child process, whatever the client does.
+  const shutdown = new AbortController();
+  // One listener per running call: hundreds in load tests are expected, not a leak.
+  setMaxListeners(0, shutdown.signal);
+  let closing = false;
+
+  const tools: ToolContext = {
+    stepDelayMs: options.stepDelayMs ?? DEFAULT_STEP_DELAY_MS,
+    failProvision: options.failProvision,
+    allowCommands: options.allowCommands ?? false,
+    onEvent: options.onEvent,
+    agents: new Map(),
+    shutdown: shutdown.signal,
+    trackPrompt: (executionId, extra, run) => log.trackPrompt(executionId, extra, run),
+  };
+
+  function createSession(): Session {
+    // The logging capability is what lets notifications/message through the SDK's capability check.
+    const mcp = new McpServer(info, { capabilities: { logging: {} } });
+    registerHostTools(mcp, tools);
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (sessionId) => {
+        sessions.set(sessionId, session);
+      },
+      onsessionclosed: (sessionId) => {
+        sessions.delete(sessionId);
+      },
+    });
+    const session: Session = { mcp, transport };
+    allSessions.add(session);
+    // Set before connect(): the SDK's Protocol chains an onclose that is already there.
+    transport.onclose = () => {
+      allSessions.delete(session);
+      if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
+    };
+    return session;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+    if (pathname !== mcpPath) {
+      req.resume();
+      sendJson(res, 404, { error: 'not found' });
+      return;
+    }
+    if (req.headers.authorization !== `Bearer ${token}`) {
+      req.resume();
+      sendJson(res, 401, { error: 'unauthorized' });
+      return;
+    }
+    if (closing) {
+      req.resume();
+      jsonRpcError(res, 503, -32000, 'Agent host is shutting down');
+      return;
+    }
+
+    let body: unknown;
+    if (req.method === 'POST') {
+      const parsed = await readJsonBody(req, res);
+      if (!parsed) return;
+      body = parsed.body;
+    }
+
+    const header = req.headers['mcp-session-id'];
+    const sessionId = Array.isArray(header) ? header[0] : header;
+    if (sessionId !== undefined) {
+      const session = sessions.get(sessionId);
+      if (!session) {
+        req.resume();
+        jsonRpcError(res, 404, -32001, 'Session not found');
+        return;
+      }
+      if (body !== undefined) log.recordCalls(body);
+      await session.transport.handleRequest(req, res, body);
+      return;
+    }
+
+    if (req.method === 'POST' && isInitialization(body)) {
+      const session = createSession();
+      await session.mcp.connect(session.transport);
+      await session.transport.handleRequest(req, res, body);
+      // A refused initialize never gets a session id: nothing could ever reach this transport again.
+      if (session.transport.sessionId === undefined) await session.mcp.close();
+      return;
+    }
+
+    req.resume();
+    jsonRpcError(res, 400, -32000, 'Bad Request: no valid mcp-session-id (send initialize first)');
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      jsonRpcError(res, 500, -32603, `Internal server error: ${error instanceof Error ? error.message : String(error)}`);
+    });
+  });
+
+  const port = await listen(server, options.port ?? 0, bind);
+
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= (async () => {
+      closing = true;
+      log.close();
+      shutdown.abort(new Error('agent host is shutting down'));
+      // Running calls end with an error result that still reaches clients whose streams are open.
+      await log.settled();
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await Promise.allSettled([...allSessions].map((session) => session.mcp.close()));
+      allSessions.clear();
+      sessions.clear();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    })();
+    return closed;
+  };
+
+  return {
+    url: `http://${urlHost(bind)}:${port}${mcpPath}`,
+    port,
+    token,
+    calls: log.calls,
+    cancellations: log.cancellations,
+    agents: tools.agents,
+    running: () => log.running,
+    waitForCall: (tool, predicate, timeoutMs) => log.waitForCall(tool, predicate, timeoutMs),
+    waitForCancellation: (executionId, timeoutMs) => log.waitForCancellation(executionId, timeoutMs),
+    close,
+  };
+}

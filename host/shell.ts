@@ -1,0 +1,56 @@
+/**
+ * Shell commands for the reference host's install_tool, uninstall_tool and check_tool: run with
+ * `sh -c` under a timeout, their output kept as a short log and searched for a version.
+ */
+import { execFile, type ExecFileException } from 'node:child_process';
+
+const COMMAND_TIMEOUT_MS = 5 * 60_000;
+const LOG_TAIL_CHARS = 4096;
+const DEFAULT_VERSION_PATTERN = /\d+\.\d+(?:\.\d+)?(?:[-+][0-9A-Za-z.-]+)?/;
+
+export interface CommandOutcome {
+  ok: boolean;
+  /** stdout then stderr. */
+  output: string;
+  /** Why it failed, in a few words (`exit code 2`, `killed (SIGTERM)`, `aborted`). */
+  error?: string;
+}
+
+function describeExecError(error: ExecFileException): string {
+  if (error.name === 'AbortError') return 'aborted';
+  if (error.killed) return `killed (${error.signal ?? 'timeout'})`;
+  if (typeof error.code === 'number') return `exit code ${error.code}`;
+  return error.message;
+}
+
+/** Runs `command`; a failure is an outcome, never a throw. `signal` kills it (a cancelled call). */
+export function runShell(command: string, signal: AbortSignal): Promise<CommandOutcome> {
+  return new Promise((resolve) => {
+    execFile(
+      'sh',
+      ['-c', command],
+      { timeout: COMMAND_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024, signal, encoding: 'utf8' },
+      (error, stdout, stderr) => {
+        resolve({ ok: !error, output: `${stdout}${stderr}`, ...(error ? { error: describeExecError(error) } : {}) });
+      },
+    );
+  });
+}
+
+/** `$ command`, its output, and why it failed if it did: one command's part of a tool's log. */
+export function logEntry(command: string, outcome: CommandOutcome): string {
+  return `$ ${command}\n${outcome.output}${outcome.error ? `[${outcome.error}]\n` : ''}`;
+}
+
+/** The end of a log, where a failing command says why, short enough for a tool answer. */
+export function tail(text: string): string {
+  return text.length > LOG_TAIL_CHARS ? text.slice(-LOG_TAIL_CHARS) : text;
+}
+
+/** The first group of `versionRegex` (or its whole match), or by default the first x.y[.z]. */
+export function parseVersion(output: string, versionRegex?: string): string | undefined {
+  const pattern = versionRegex ? new RegExp(versionRegex) : DEFAULT_VERSION_PATTERN;
+  const match = pattern.exec(output);
+  if (!match) return undefined;
+  return (match[1] ?? match[0]).trim() || undefined;
+}

@@ -1,0 +1,202 @@
+/**
+ * The reference host's seven contract tools, registered on one McpServer per session with the
+ * schemas of lib/host-contract.ts, so what the host publishes in tools/list is the contract.
+ * `execute_prompt` plays a script (script-engine.ts); the agent tools keep an in-memory
+ * registry; the command tools run shell commands (shell.ts) only when the host allows it.
+ */
+import type { McpServer, ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+import { HOST_CONTRACT, HOST_TOOLS, type HostMessage, type HostTool, type HostToolArgs, type HostToolResult } from '../lib/host-contract';
+import { parseDirectives, playScript, type ScriptIo } from './script-engine';
+import { logEntry, parseVersion, runShell, tail } from './shell';
+
+export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+/** An agent as `provision_agent` left it; the registry lives as long as the host. */
+export interface HostedAgent {
+  name: string;
+  role: string;
+  active: boolean;
+}
+
+/** What the tools share with the server around them (one context for every session). */
+export interface ToolContext {
+  stepDelayMs: number;
+  /** When set, `provision_agent` answers isError with this text. */
+  failProvision?: string;
+  allowCommands: boolean;
+  /** Called just before each `notifications/message` is sent. */
+  onEvent?: (data: Readonly<HostMessage>) => void;
+  agents: Map<string, HostedAgent>;
+  /** Aborted when the host closes: ends every step pause, hang and child process. */
+  shutdown: AbortSignal;
+  /** Runs an execute_prompt call so that the server can count it, await it on close and see it cancelled. */
+  trackPrompt(executionId: string, extra: ToolExtra, run: () => Promise<CallToolResult>): Promise<CallToolResult>;
+}
+
+type ToolHandler<T extends HostTool> = (args: HostToolArgs<T>, extra: ToolExtra) => Promise<CallToolResult>;
+
+interface ToolDefinition<T extends HostTool> {
+  description: string;
+  handle: ToolHandler<T>;
+}
+
+export function registerHostTools(mcp: McpServer, context: ToolContext): void {
+  const tools = defineTools(context);
+  for (const name of HOST_TOOLS) register(mcp, name, tools[name]);
+}
+
+function register<T extends HostTool>(mcp: McpServer, name: T, tool: ToolDefinition<T>): void {
+  const { args, result } = HOST_CONTRACT[name];
+  // The SDK parses the arguments with `args` before calling: the handler's type is that schema's,
+  // which TypeScript cannot follow through the table lookup.
+  const callback = tool.handle as unknown as ToolCallback<typeof args>;
+  mcp.registerTool(name, { description: tool.description, inputSchema: args, outputSchema: result }, callback);
+}
+
+function errorResult(text: string, structuredContent?: Record<string, unknown>): CallToolResult {
+  return { isError: true, content: [{ type: 'text', text }], ...(structuredContent ? { structuredContent } : {}) };
+}
+
+function okResult<T extends HostTool>(text: string, structuredContent: HostToolResult<T>): CallToolResult {
+  return { content: [{ type: 'text', text }], structuredContent };
+}
+
+/**
+ * Runs `work` with a signal that aborts on host shutdown and, unless `ignoreCancel`, on the
+ * request's cancellation. Hand-linked rather than AbortSignal.any() so that nothing stays
+ * attached to the host-lifetime shutdown signal once a call is over.
+ */
+async function withStopSignal<T>(shutdown: AbortSignal, extra: ToolExtra, ignoreCancel: boolean, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const sources = ignoreCancel ? [shutdown] : [extra.signal, shutdown];
+  const listeners = sources.map((source) => {
+    const listener = () => controller.abort(source.reason);
+    if (source.aborted) listener();
+    else source.addEventListener('abort', listener, { once: true });
+    return { source, listener };
+  });
+  try {
+    return await work(controller.signal);
+  } finally {
+    for (const { source, listener } of listeners) source.removeEventListener('abort', listener);
+  }
+}
+
+function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T> } {
+  const { agents, shutdown } = context;
+
+  async function executePrompt(args: HostToolArgs<'execute_prompt'>, extra: ToolExtra): Promise<CallToolResult> {
+    const { executionId } = args;
+    const directives = parseDirectives(args.prompt);
+    const progressToken = extra._meta?.progressToken;
+    // A host that ignores cancel only stops when it is shut down.
+    return withStopSignal(shutdown, extra, directives.ignoreCancel, async (stop) => {
+      const io: ScriptIo = {
+        executionId,
+        stepDelayMs: context.stepDelayMs,
+        stop,
+        stopError: () => new Error(shutdown.aborted ? 'agent host is shutting down' : 'cancelled'),
+        emit: (event) => {
+          const data: HostMessage = { executionId, ...event };
+          context.onEvent?.(data);
+          return extra.sendNotification({ method: 'notifications/message', params: { level: 'info', logger: 'agent', data } });
+        },
+        progress: (done, total, message) =>
+          progressToken === undefined
+            ? Promise.resolve()
+            : extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: done, total, message } }),
+      };
+      const outcome = await playScript(directives, args.responseSchema !== undefined, io);
+      return outcome.ok ? okResult<'execute_prompt'>(outcome.result.output, outcome.result) : errorResult(outcome.error);
+    });
+  }
+
+  const disabled = (tool: HostTool, structured: Record<string, unknown>) => {
+    const log = `${tool} is not enabled on this host`;
+    return errorResult(log, { ...structured, log });
+  };
+
+  return {
+    execute_prompt: {
+      description:
+        'Runs a prompt on an agent and streams its progress (notifications/progress) and events ' +
+        '(notifications/message: output, todo, tool_call, tool_result, file_change).',
+      handle: (args, extra) => context.trackPrompt(args.executionId, extra, () => executePrompt(args, extra)),
+    },
+
+    provision_agent: {
+      description: 'Creates (or updates) an agent on this host; it starts inactive.',
+      handle: async ({ agentId, name, role }) => {
+        if (context.failProvision !== undefined) return errorResult(context.failProvision);
+        agents.set(agentId, { name, role, active: agents.get(agentId)?.active ?? false });
+        return okResult<'provision_agent'>(`provisioned agent ${agentId}`, { provisioned: true, agentId });
+      },
+    },
+
+    activate_agent: {
+      description: 'Activates a provisioned agent.',
+      handle: async ({ agentId }) => {
+        const agent = agents.get(agentId);
+        if (!agent) return errorResult(`agent ${agentId} is not provisioned on this host`);
+        agent.active = true;
+        return okResult<'activate_agent'>(`agent ${agentId} is active`, { active: true });
+      },
+    },
+
+    deactivate_agent: {
+      description: 'Deactivates an agent (idempotent: an unknown agent is already inactive).',
+      handle: async ({ agentId }) => {
+        const agent = agents.get(agentId);
+        if (agent) agent.active = false;
+        return okResult<'deactivate_agent'>(`agent ${agentId} is inactive`, { active: false });
+      },
+    },
+
+    install_tool: {
+      description: 'Installs a tool with a shell command (only when the host allows commands).',
+      handle: async ({ name, installCommand, versionCommand, versionRegex }, extra) => {
+        if (!context.allowCommands) return disabled('install_tool', { installed: false });
+        return withStopSignal(shutdown, extra, false, async (signal) => {
+          const install = await runShell(installCommand, signal);
+          let log = logEntry(installCommand, install);
+          if (!install.ok) {
+            return errorResult(`install of ${name} failed: ${install.error ?? 'unknown error'}`, { installed: false, log: tail(log) });
+          }
+          let version: string | undefined;
+          if (versionCommand) {
+            const check = await runShell(versionCommand, signal);
+            log += logEntry(versionCommand, check);
+            if (check.ok) version = parseVersion(check.output, versionRegex);
+          }
+          return okResult<'install_tool'>(`installed ${name}${version ? ` ${version}` : ''}`, { installed: true, ...(version ? { version } : {}), log: tail(log) });
+        });
+      },
+    },
+
+    uninstall_tool: {
+      description: 'Uninstalls a tool with a shell command (only when the host allows commands).',
+      handle: async ({ name, uninstallCommand }, extra) => {
+        if (!context.allowCommands) return disabled('uninstall_tool', { uninstalled: false });
+        const outcome = await withStopSignal(shutdown, extra, false, (signal) => runShell(uninstallCommand, signal));
+        const log = tail(logEntry(uninstallCommand, outcome));
+        if (!outcome.ok) return errorResult(`uninstall of ${name} failed: ${outcome.error ?? 'unknown error'}`, { uninstalled: false, log });
+        return okResult<'uninstall_tool'>(`uninstalled ${name}`, { uninstalled: true, log });
+      },
+    },
+
+    check_tool: {
+      description: 'Reports whether a tool is installed, and its version, by running its version command.',
+      handle: async ({ name, versionCommand, versionRegex }, extra) => {
+        if (!context.allowCommands) return disabled('check_tool', { installed: false });
+        const outcome = await withStopSignal(shutdown, extra, false, (signal) => runShell(versionCommand, signal));
+        const log = tail(logEntry(versionCommand, outcome));
+        // A failing version command means "not installed", which is an answer, not an error.
+        if (!outcome.ok) return okResult<'check_tool'>(`${name} is not installed`, { installed: false, log });
+        const version = parseVersion(outcome.output, versionRegex);
+        return okResult<'check_tool'>(`${name} is installed${version ? ` (${version})` : ''}`, { installed: true, ...(version ? { version } : {}), log });
+      },
+    },
+  };
+}

@@ -1,0 +1,165 @@
+/**
+ * The mcp-fleet host contract: the seven tools an agent host offers, their arguments and
+ * structured results, and the `notifications/message` data a host streams while a prompt runs
+ * (docs/host-protocol.md). The reference host registers its tools with these schemas and the
+ * activities build their calls and read the answers with them, so the wire format is written
+ * down once.
+ *
+ * The schemas describe the wire as it is: the JSON schemas a host publishes from them are
+ * pinned by every server check (a change is audited as `server.tools_changed`), so a field is
+ * not tightened here without a reason that is worth that.
+ */
+import { z } from 'zod';
+
+/** Tools of the contract; a server lacking any of them is DEGRADED, not OFFLINE. */
+export const HOST_TOOLS = ['execute_prompt', 'provision_agent', 'activate_agent', 'deactivate_agent', 'install_tool', 'uninstall_tool', 'check_tool'] as const;
+export type HostTool = (typeof HOST_TOOLS)[number];
+
+const JsonObject = z.record(z.string(), z.unknown());
+
+// ---------------------------------------------------------------------------------------------
+// Tools: arguments and structured results
+// ---------------------------------------------------------------------------------------------
+
+export const ExecutePromptArgs = z.object({
+  /** The same on every attempt of a run: a repeated id is a retry after a lost worker. */
+  executionId: z.string(),
+  agentId: z.string(),
+  agentName: z.string(),
+  prompt: z.string(),
+  context: JsonObject.optional(),
+  /** Names of the tools the agent may use (its `canUse` permissions). */
+  allowedTools: z.array(z.string()).optional(),
+  /** A JSON schema the answer's `data` must match. */
+  responseSchema: JsonObject.optional(),
+});
+export type ExecutePromptArgs = z.infer<typeof ExecutePromptArgs>;
+
+export const ExecutePromptResult = z.object({
+  success: z.boolean(),
+  output: z.string(),
+  tokensUsed: z.number().int().nonnegative().optional(),
+  data: z.unknown().optional(),
+});
+export type ExecutePromptResult = z.infer<typeof ExecutePromptResult>;
+
+export const ProvisionAgentArgs = z.object({
+  agentId: z.string(),
+  name: z.string(),
+  // A plain string on the wire (MASTER, SUPERVISOR or WORKER today): hosts keep working if roles grow.
+  role: z.string(),
+  capabilities: z.array(z.string()),
+  supervisorId: z.string().optional(),
+});
+export type ProvisionAgentArgs = z.infer<typeof ProvisionAgentArgs>;
+
+export const ProvisionAgentResult = z.object({ provisioned: z.literal(true), agentId: z.string() });
+export type ProvisionAgentResult = z.infer<typeof ProvisionAgentResult>;
+
+/** Arguments of activate_agent and deactivate_agent. */
+export const AgentIdArgs = z.object({ agentId: z.string() });
+export type AgentIdArgs = z.infer<typeof AgentIdArgs>;
+
+/** Result of activate_agent and deactivate_agent. */
+export const AgentActiveResult = z.object({ active: z.boolean() });
+export type AgentActiveResult = z.infer<typeof AgentActiveResult>;
+
+export const InstallToolArgs = z.object({
+  name: z.string(),
+  installCommand: z.string(),
+  versionCommand: z.string().optional(),
+  versionRegex: z.string().optional(),
+});
+export type InstallToolArgs = z.infer<typeof InstallToolArgs>;
+
+export const InstallToolResult = z.object({ installed: z.boolean(), version: z.string().optional(), log: z.string() });
+export type InstallToolResult = z.infer<typeof InstallToolResult>;
+
+export const UninstallToolArgs = z.object({ name: z.string(), uninstallCommand: z.string() });
+export type UninstallToolArgs = z.infer<typeof UninstallToolArgs>;
+
+export const UninstallToolResult = z.object({ uninstalled: z.boolean(), log: z.string() });
+export type UninstallToolResult = z.infer<typeof UninstallToolResult>;
+
+export const CheckToolArgs = z.object({ name: z.string(), versionCommand: z.string(), versionRegex: z.string().optional() });
+export type CheckToolArgs = z.infer<typeof CheckToolArgs>;
+
+export const CheckToolResult = z.object({ installed: z.boolean(), version: z.string().optional(), log: z.string().optional() });
+export type CheckToolResult = z.infer<typeof CheckToolResult>;
+
+/** Each tool's arguments and structured result, in one table the host and the client both read. */
+export const HOST_CONTRACT = {
+  execute_prompt: { args: ExecutePromptArgs, result: ExecutePromptResult },
+  provision_agent: { args: ProvisionAgentArgs, result: ProvisionAgentResult },
+  activate_agent: { args: AgentIdArgs, result: AgentActiveResult },
+  deactivate_agent: { args: AgentIdArgs, result: AgentActiveResult },
+  install_tool: { args: InstallToolArgs, result: InstallToolResult },
+  uninstall_tool: { args: UninstallToolArgs, result: UninstallToolResult },
+  check_tool: { args: CheckToolArgs, result: CheckToolResult },
+} as const satisfies Record<HostTool, { args: z.ZodObject; result: z.ZodObject }>;
+
+export type HostToolArgs<T extends HostTool> = z.infer<(typeof HOST_CONTRACT)[T]['args']>;
+export type HostToolResult<T extends HostTool> = z.infer<(typeof HOST_CONTRACT)[T]['result']>;
+
+/** A `tools/call` request for a contract tool, its arguments checked against the contract when compiled. */
+export function hostToolCall<T extends HostTool>(name: T, args: HostToolArgs<T>): { name: T; arguments: HostToolArgs<T> } {
+  return { name, arguments: args };
+}
+
+/**
+ * Reads `structuredContent` of an execute_prompt answer. Only what has the contract's type is
+ * kept: a host that declares no outputSchema is not checked by the SDK and may send anything,
+ * and one wrong field should not turn a run the host reports done into a failure.
+ */
+export function parsePromptResult(structuredContent: unknown): Partial<ExecutePromptResult> {
+  return PromptResultReading.parse(structuredContent);
+}
+
+const PromptResultReading = z
+  .object({
+    success: ExecutePromptResult.shape.success.optional().catch(undefined),
+    output: ExecutePromptResult.shape.output.optional().catch(undefined),
+    tokensUsed: ExecutePromptResult.shape.tokensUsed.catch(undefined),
+    data: ExecutePromptResult.shape.data,
+  })
+  .catch({});
+
+// ---------------------------------------------------------------------------------------------
+// notifications/message: what an agent reports while it runs
+// ---------------------------------------------------------------------------------------------
+
+export const TodoStatus = z.enum(['pending', 'in_progress', 'completed']);
+export type TodoStatus = z.infer<typeof TodoStatus>;
+
+export const TodoItem = z.object({ id: z.string(), content: z.string(), status: TodoStatus });
+export type TodoItem = z.infer<typeof TodoItem>;
+
+// One connection carries the runs of many agents: the id is how a message finds its run.
+const ForExecution = { executionId: z.string() };
+
+/** `notifications/message` data: one of these, discriminated by `type`. */
+export const HostMessage = z.discriminatedUnion('type', [
+  /** A chunk of the agent's output; the chunks concatenated are the run's output. */
+  z.object({ ...ForExecution, type: z.literal('output'), text: z.string() }),
+  /** The whole current todo list: it replaces the previous one. */
+  z.object({ ...ForExecution, type: z.literal('todo'), todos: z.array(TodoItem) }),
+  z.object({ ...ForExecution, type: z.literal('tool_call'), toolCallId: z.string(), name: z.string(), arguments: JsonObject }),
+  // Optional because a tool that returned nothing has nothing to put in JSON.
+  z.object({ ...ForExecution, type: z.literal('tool_result'), toolCallId: z.string(), name: z.string(), result: z.unknown().optional() }),
+  z.object({ ...ForExecution, type: z.literal('file_change'), path: z.string(), change: z.enum(['created', 'modified', 'deleted']) }),
+]);
+export type HostMessage = z.infer<typeof HostMessage>;
+export type HostMessageType = HostMessage['type'];
+
+/** A message as the agent produces it, before the host tags it with its execution. */
+export type HostEvent = HostMessage extends infer M ? (M extends HostMessage ? Omit<M, 'executionId'> : never) : never;
+
+/**
+ * The message `data` carries, or undefined when it is not one the contract knows (another
+ * type, a missing executionId, a field of the wrong type): such messages are dropped, not
+ * errors, so a host may send more than mcp-fleet reads.
+ */
+export function parseHostMessage(data: unknown): HostMessage | undefined {
+  const parsed = HostMessage.safeParse(data);
+  return parsed.success ? parsed.data : undefined;
+}
