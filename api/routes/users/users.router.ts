@@ -21,7 +21,20 @@ async function loadUser(em: EntityManager, auth: AuthContext, id: string): Promi
   return user;
 }
 
-/** Locks the organisation's admins so two concurrent demotions cannot both pass the check. */
+/**
+ * Loads a user for a role change or a deletion. These changes go one at a time per
+ * organisation (an advisory lock), and the target is read under its row lock, so the
+ * last-ADMIN check below sees the role the row has when the change commits, never one read
+ * before a concurrent promotion or demotion committed.
+ */
+async function loadUserForChange(tx: EntityManager, auth: AuthContext, id: string): Promise<User> {
+  await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`users-of:${auth.organizationId}`]);
+  const user = await tx.findOne(User, { id, organization: auth.organizationId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  if (!user) throw AppError.notFound('User');
+  return user;
+}
+
+/** Also locks the organisation's admins, against writers that do not take the advisory lock. */
 async function assertNotLastAdmin(tx: EntityManager, user: User): Promise<void> {
   if (user.role !== UserRole.ADMIN) return;
   const admins = await tx.find(User, { organization: user.organization, role: UserRole.ADMIN }, { lockMode: LockMode.PESSIMISTIC_WRITE, fields: ['id'] });
@@ -100,7 +113,7 @@ export function userRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { params, body }) => {
       const auth = ctx.state.auth!;
       const updated = await em().transactional(async (tx) => {
-        const user = await loadUser(tx, auth, params.id);
+        const user = await loadUserForChange(tx, auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('update', user);
         const changes: Record<string, unknown> = {};
         if (body.role && body.role !== user.role) {
@@ -134,7 +147,7 @@ export function userRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { params }) => {
       const auth = ctx.state.auth!;
       await em().transactional(async (tx) => {
-        const user = await loadUser(tx, auth, params.id);
+        const user = await loadUserForChange(tx, auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('delete', user);
         await assertNotLastAdmin(tx, user);
         audit(ctx, tx, 'user.delete', user, { email: user.email, role: user.role });
