@@ -7,7 +7,7 @@ import { recordAudit } from '../audit/audit.service';
 import { AppError } from '../errors';
 import { burnPasswordCheck, hashPassword, verifyPassword } from './passwords';
 import { hashRefreshToken, newRefreshToken, signAccessToken } from './tokens';
-import { loginRetryAfterSeconds, pruneLoginAttempts, recordLoginAttempt } from './throttle';
+import { beginLoginAttempt, settleLoginAttempt } from './throttle';
 
 export interface RequestMeta {
   ip: string;
@@ -110,14 +110,13 @@ export async function register(
 }
 
 export async function login(em: EntityManager, config: AuthConfig, input: { email: string; password: string }, meta: RequestMeta): Promise<AuthResult> {
-  const retryAfter = await loginRetryAfterSeconds(em, input.email, meta.ip);
-  if (retryAfter > 0) {
+  const attempt = await beginLoginAttempt(em, input.email, meta.ip);
+  if ('retryAfter' in attempt) {
+    const { retryAfter } = attempt;
     throw new AppError(429, 'too_many_attempts', `Too many failed logins; try again in ${retryAfter} s`, { retryAfter }, { 'Retry-After': String(retryAfter) });
   }
   const user = await em.findOne(User, { email: input.email }, { populate: ['passwordHash', 'organization'] });
   const ok = user ? await verifyPassword(input.password, user.passwordHash) : await burnPasswordCheck(input.password, config.auth.bcryptCost);
-  await pruneLoginAttempts(em, input.email, meta.ip);
-  recordLoginAttempt(em, input.email, meta.ip, ok);
   if (!user || !ok) {
     if (user) {
       recordAudit(em, {
@@ -134,6 +133,7 @@ export async function login(em: EntityManager, config: AuthConfig, input: { emai
     await em.flush();
     throw new AppError(401, 'invalid_credentials', 'Email or password is incorrect');
   }
+  await settleLoginAttempt(em, attempt.attemptId);
   user.lastLoginAt = new Date();
   const { tokens } = issueSession(em, config, user, meta);
   recordAudit(em, {
