@@ -4,6 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Config } from '../../lib/config';
 import { Organization, Session, User, UserRole } from '../../entities';
 import { recordAudit } from '../audit/audit.service';
+import { publishEvent } from '../../lib/events';
 import { AppError } from '../errors';
 import { burnPasswordCheck, hashPassword, verifyPassword } from './passwords';
 import { hashRefreshToken, newRefreshToken, signAccessToken } from './tokens';
@@ -150,9 +151,14 @@ export async function login(em: EntityManager, config: AuthConfig, input: { emai
   return { user, organization: user.organization, ...tokens };
 }
 
-/** Ends every session of the family (one login and all its rotations). */
-async function revokeFamily(em: EntityManager, familyId: string): Promise<number> {
-  return em.nativeUpdate(Session, { familyId, revokedAt: null }, { revokedAt: new Date() });
+/**
+ * Ends every session of the family (one login and all its rotations), then tells every API
+ * instance, so that the sockets and streams opened with its access tokens close at once.
+ */
+async function revokeFamily(em: EntityManager, session: Session, reason: 'logout' | 'refresh_reused'): Promise<number> {
+  const revoked = await em.nativeUpdate(Session, { familyId: session.familyId, revokedAt: null }, { revokedAt: new Date() });
+  if (revoked > 0) await publishEvent(em, { type: 'session:ended', organizationId: session.organization.id, familyId: session.familyId, reason });
+  return revoked;
 }
 
 export async function refresh(em: EntityManager, config: AuthConfig, refreshToken: string, meta: RequestMeta): Promise<AuthResult> {
@@ -160,7 +166,7 @@ export async function refresh(em: EntityManager, config: AuthConfig, refreshToke
   if (!session) throw new AppError(401, 'invalid_refresh_token', 'The refresh token is not valid');
 
   const reuse = async () => {
-    await revokeFamily(em, session.familyId);
+    await revokeFamily(em, session, 'refresh_reused');
     recordAudit(em, {
       organizationId: session.organization.id,
       actorId: session.user.id,
@@ -192,7 +198,7 @@ export async function refresh(em: EntityManager, config: AuthConfig, refreshToke
 export async function logout(em: EntityManager, config: AuthConfig, refreshToken: string, meta: RequestMeta): Promise<void> {
   const session = await em.findOne(Session, { refreshTokenHash: hashRefreshToken(config, refreshToken) }, { populate: ['user'] });
   if (!session) return;
-  const revoked = await revokeFamily(em, session.familyId);
+  const revoked = await revokeFamily(em, session, 'logout');
   if (revoked > 0) {
     recordAudit(em, {
       organizationId: session.organization.id,

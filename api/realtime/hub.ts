@@ -1,13 +1,19 @@
 import { Client } from 'pg';
 import type { Logger } from '../../lib/logger';
 import type { Orm } from '../../lib/orm';
-import { EVENTS_CHANNEL, type AgentStatusEvent, type FleetEvent, type ServerStatusEvent } from '../../lib/events';
+import { EVENTS_CHANNEL, type AgentStatusEvent, type FleetEvent, type ServerStatusEvent, type SessionEndedEvent } from '../../lib/events';
 import type { AgentExecutionPayload } from '../../lib/realtime-types';
 
-/** An event as local subscribers see it: execution events always carry their payload. */
+/**
+ * An event as local subscribers see it: execution events always carry their payload.
+ * `hub:reconnected` says that notices may have been missed while the LISTEN connection was
+ * down (execution events have been replayed; anything else must be checked again).
+ */
 export type HubEvent =
   | ServerStatusEvent
   | AgentStatusEvent
+  | SessionEndedEvent
+  | { type: 'hub:reconnected' }
   | { type: 'execution:event'; organizationId: string; agentId: string; executionId: string; seq: number; payload: AgentExecutionPayload };
 
 type Listener = (event: HubEvent) => void;
@@ -123,6 +129,7 @@ export class RealtimeHub {
       );
     this.logger.info({ replayed: rows.length }, 'realtime caught up after reconnect');
     for (const row of rows) this.dispatchExecution(row.payload, row.organization_id);
+    this.emit({ type: 'hub:reconnected' });
   }
 
   private dispatchExecution(payload: AgentExecutionPayload, organizationId: string): void {

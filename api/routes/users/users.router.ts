@@ -6,6 +6,7 @@ import type { ApiRouter } from '../../api-router';
 import { auditByCaller } from '../../audit/audit.service';
 import type { AuthContext } from '../../auth/authenticate';
 import { hashPassword } from '../../auth/passwords';
+import { publishEventOnCommit } from '../../../lib/events';
 import type { AppContext } from '../../context';
 import type { AppDeps } from '../../deps';
 import { containing, scopedPage } from '../../list';
@@ -120,6 +121,8 @@ export function userRoutes(api: ApiRouter, deps: AppDeps): void {
           if (body.role !== UserRole.ADMIN) await assertNotLastAdmin(tx, user);
           changes.role = { from: user.role, to: body.role };
           user.role = body.role as UserRole;
+          // Open sockets and streams hold an ability built with the old role: they close on commit.
+          await publishEventOnCommit(tx, { type: 'session:ended', organizationId: auth.organizationId, userId: user.id, reason: 'role_changed' });
         }
         if (body.name !== undefined && body.name !== user.name) {
           changes.name = { from: user.name, to: body.name };
@@ -152,6 +155,7 @@ export function userRoutes(api: ApiRouter, deps: AppDeps): void {
         await assertNotLastAdmin(tx, user);
         audit(ctx, tx, 'user.delete', user, { email: user.email, role: user.role });
         tx.remove(user);
+        await publishEventOnCommit(tx, { type: 'session:ended', organizationId: auth.organizationId, userId: user.id, reason: 'user_deleted' });
       });
       ctx.status = 204;
     },
