@@ -63,9 +63,15 @@ export class RealtimeHub {
   private async connect(): Promise<void> {
     if (this.closed) return;
     const client = new Client({ connectionString: this.databaseUrl });
+    const reconnecting = this.connectedOnce;
+    // After a loss, notifications that arrive with the LISTEN's answer wait until the replay is
+    // queued: the replay holds older events, and an execution's events go out in seq order.
+    let held: string[] | undefined = reconnecting ? [] : undefined;
     client.on('notification', (message) => {
       if (message.channel !== EVENTS_CHANNEL || !message.payload) return;
-      this.enqueue(() => this.receive(message.payload!));
+      const raw = message.payload;
+      if (held) held.push(raw);
+      else this.enqueue(() => this.receive(raw));
     });
     client.on('error', (error) => {
       if (this.closed) return;
@@ -80,7 +86,9 @@ export class RealtimeHub {
       await client.query(`listen ${EVENTS_CHANNEL}`);
       this.client = client;
       this.retryMs = 250;
-      if (this.connectedOnce) this.enqueue(() => this.catchUp());
+      if (reconnecting) this.enqueue(() => this.catchUp());
+      for (const raw of held ?? []) this.enqueue(() => this.receive(raw));
+      held = undefined;
       this.connectedOnce = true;
     } catch (error) {
       await client.end().catch(() => undefined);

@@ -92,9 +92,10 @@ describe('users (ADMIN only, own organisation only)', () => {
             ? [http.patch(`/api/users/${b.userId}`).set(as(a)).send({ role: 'VIEWER' }), http.patch(`/api/users/${a.userId}`).set(as(b)).send({ role: 'VIEWER' })]
             : [http.delete(`/api/users/${b.userId}`).set(as(a)), http.patch(`/api/users/${a.userId}`).set(as(b)).send({ role: 'VIEWER' })];
       const results = await Promise.all(attempts);
-      const statuses = results.map((r) => r.status).sort();
       expect([round, await adminCount(org.organizationId)]).toEqual([round, 1]);
-      expect(statuses.every((s) => [200, 204, 401, 409].includes(s))).toBe(true);
+      // The loser is refused: 409 last_admin, or 401/403 when it was authenticated after the
+      // winner had already deleted or demoted it. Never a 500 (a deadlock, for one).
+      for (const r of results) expect([200, 204, 401, 403, 409]).toContain(r.status);
     }
   });
 
