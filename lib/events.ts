@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { AgentExecutionPayload } from './realtime-types';
+import type { AgentExecutionPayload, SessionEndReason } from './realtime-types';
 
 /**
  * One Postgres NOTIFY channel carries every live event; each API instance LISTENs and serves
@@ -39,7 +39,21 @@ export interface ExecutionEventNotice {
   payload?: AgentExecutionPayload;
 }
 
-export type FleetEvent = ServerStatusEvent | AgentStatusEvent | ExecutionEventNotice;
+/**
+ * Sessions ended: every API instance closes the sockets and SSE streams they hold, because
+ * those were authenticated (and their abilities built) once, when they opened.
+ */
+export interface SessionEndedEvent {
+  type: 'session:ended';
+  organizationId: string;
+  /** Every session of this user (deleted, role changed). */
+  userId?: string;
+  /** Every session of this login (logout, refresh-token reuse). */
+  familyId?: string;
+  reason: SessionEndReason;
+}
+
+export type FleetEvent = ServerStatusEvent | AgentStatusEvent | ExecutionEventNotice | SessionEndedEvent;
 
 /** Serialises an event for NOTIFY, dropping an execution event's payload when it is too large. */
 export function encodeEvent(event: FleetEvent): string {
@@ -51,4 +65,12 @@ export function encodeEvent(event: FleetEvent): string {
 
 export async function publishEvent(em: EntityManager, event: FleetEvent): Promise<void> {
   await em.getConnection().execute('select pg_notify(?, ?)', [EVENTS_CHANNEL, encodeEvent(event)]);
+}
+
+/**
+ * Sends the event as part of `tx`'s transaction: PostgreSQL delivers it when the transaction
+ * commits, so listeners never hear of a change before it is visible, nor of one rolled back.
+ */
+export async function publishEventOnCommit(tx: EntityManager, event: FleetEvent): Promise<void> {
+  await tx.execute('select pg_notify(?, ?)', [EVENTS_CHANNEL, encodeEvent(event)]);
 }

@@ -39,7 +39,19 @@ export interface AgentExecutionPayload {
   at: string;
 }
 
+/**
+ * Why a session's live feeds were closed. `token_expired` and `role_changed`: refresh (or
+ * reuse the same token after a role change) and reconnect. The others: log in again.
+ */
+export type SessionEndReason = 'logout' | 'refresh_reused' | 'user_deleted' | 'role_changed' | 'token_expired' | 'session_revoked';
+
+/** Sent on a socket (and as the last SSE event) just before the server closes it. */
+export interface SessionEndedPayload {
+  reason: SessionEndReason;
+}
+
 export interface ServerToClientEvents {
+  'session:ended': (payload: SessionEndedPayload) => void;
   'agent:status': (payload: AgentStatusPayload) => void;
   'agent:todo': (payload: AgentTodoPayload) => void;
   'agent:execution': (payload: AgentExecutionPayload) => void;

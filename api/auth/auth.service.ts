@@ -4,10 +4,11 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Config } from '../../lib/config';
 import { Organization, Session, User, UserRole } from '../../entities';
 import { recordAudit } from '../audit/audit.service';
+import { publishEvent } from '../../lib/events';
 import { AppError } from '../errors';
 import { burnPasswordCheck, hashPassword, verifyPassword } from './passwords';
 import { hashRefreshToken, newRefreshToken, signAccessToken } from './tokens';
-import { loginRetryAfterSeconds, pruneLoginAttempts, recordLoginAttempt } from './throttle';
+import { beginLoginAttempt, settleLoginAttempt } from './throttle';
 
 export interface RequestMeta {
   ip: string;
@@ -110,14 +111,13 @@ export async function register(
 }
 
 export async function login(em: EntityManager, config: AuthConfig, input: { email: string; password: string }, meta: RequestMeta): Promise<AuthResult> {
-  const retryAfter = await loginRetryAfterSeconds(em, input.email, meta.ip);
-  if (retryAfter > 0) {
+  const attempt = await beginLoginAttempt(em, input.email, meta.ip);
+  if ('retryAfter' in attempt) {
+    const { retryAfter } = attempt;
     throw new AppError(429, 'too_many_attempts', `Too many failed logins; try again in ${retryAfter} s`, { retryAfter }, { 'Retry-After': String(retryAfter) });
   }
   const user = await em.findOne(User, { email: input.email }, { populate: ['passwordHash', 'organization'] });
   const ok = user ? await verifyPassword(input.password, user.passwordHash) : await burnPasswordCheck(input.password, config.auth.bcryptCost);
-  await pruneLoginAttempts(em, input.email, meta.ip);
-  recordLoginAttempt(em, input.email, meta.ip, ok);
   if (!user || !ok) {
     if (user) {
       recordAudit(em, {
@@ -134,6 +134,7 @@ export async function login(em: EntityManager, config: AuthConfig, input: { emai
     await em.flush();
     throw new AppError(401, 'invalid_credentials', 'Email or password is incorrect');
   }
+  await settleLoginAttempt(em, attempt.attemptId);
   user.lastLoginAt = new Date();
   const { tokens } = issueSession(em, config, user, meta);
   recordAudit(em, {
@@ -150,9 +151,14 @@ export async function login(em: EntityManager, config: AuthConfig, input: { emai
   return { user, organization: user.organization, ...tokens };
 }
 
-/** Ends every session of the family (one login and all its rotations). */
-async function revokeFamily(em: EntityManager, familyId: string): Promise<number> {
-  return em.nativeUpdate(Session, { familyId, revokedAt: null }, { revokedAt: new Date() });
+/**
+ * Ends every session of the family (one login and all its rotations), then tells every API
+ * instance, so that the sockets and streams opened with its access tokens close at once.
+ */
+async function revokeFamily(em: EntityManager, session: Session, reason: 'logout' | 'refresh_reused'): Promise<number> {
+  const revoked = await em.nativeUpdate(Session, { familyId: session.familyId, revokedAt: null }, { revokedAt: new Date() });
+  if (revoked > 0) await publishEvent(em, { type: 'session:ended', organizationId: session.organization.id, familyId: session.familyId, reason });
+  return revoked;
 }
 
 export async function refresh(em: EntityManager, config: AuthConfig, refreshToken: string, meta: RequestMeta): Promise<AuthResult> {
@@ -160,7 +166,7 @@ export async function refresh(em: EntityManager, config: AuthConfig, refreshToke
   if (!session) throw new AppError(401, 'invalid_refresh_token', 'The refresh token is not valid');
 
   const reuse = async () => {
-    await revokeFamily(em, session.familyId);
+    await revokeFamily(em, session, 'refresh_reused');
     recordAudit(em, {
       organizationId: session.organization.id,
       actorId: session.user.id,
@@ -192,7 +198,7 @@ export async function refresh(em: EntityManager, config: AuthConfig, refreshToke
 export async function logout(em: EntityManager, config: AuthConfig, refreshToken: string, meta: RequestMeta): Promise<void> {
   const session = await em.findOne(Session, { refreshTokenHash: hashRefreshToken(config, refreshToken) }, { populate: ['user'] });
   if (!session) return;
-  const revoked = await revokeFamily(em, session.familyId);
+  const revoked = await revokeFamily(em, session, 'logout');
   if (revoked > 0) {
     recordAudit(em, {
       organizationId: session.organization.id,

@@ -5,6 +5,7 @@ import type { AppDeps } from '../deps';
 import type { AppContext } from '../context';
 import { AppError } from '../errors';
 import { UserRole } from '../../entities';
+import type { SessionEndReason } from '../../lib/realtime-types';
 import { defineAbilityFor, type AppAbility } from './abilities';
 import { JWT_ALGORITHMS, JWT_AUDIENCE, JWT_ISSUER, type AccessClaims } from './tokens';
 
@@ -14,11 +15,16 @@ export interface AuthContext {
   organizationId: string;
   role: UserRole;
   sessionId: string;
+  /** The login (session family) the access token belongs to: logout and reuse end all of it. */
+  familyId: string;
+  /** When the access token expires (epoch ms): a socket or stream opened with it ends then. */
+  tokenExpiresAt: number;
   ability: AppAbility;
 }
 
 interface PrincipalRow {
   revoked_at: Date | null;
+  family_id: string;
   user_id: string;
   email: string;
   organization_id: string;
@@ -31,14 +37,28 @@ export async function loadPrincipalRow(deps: Pick<AppDeps, 'orm'>, claims: Parti
   if (claims.typ !== 'access' || typeof claims.sid !== 'string' || !/^[0-9a-f-]{36}$/.test(claims.sid)) throw new Error('not an access token');
   const rows = await deps.orm.em
     .getConnection()
-    .execute<PrincipalRow[]>('select s.revoked_at, u.id as user_id, u.email, u.organization_id, u.role from sessions s join users u on u.id = s.user_id where s.id = ?', [claims.sid]);
+    .execute<PrincipalRow[]>('select s.revoked_at, s.family_id, u.id as user_id, u.email, u.organization_id, u.role from sessions s join users u on u.id = s.user_id where s.id = ?', [claims.sid]);
   const row = rows[0];
   return row && !row.revoked_at && row.user_id === claims.sub ? row : null;
 }
 
-function toAuthContext(row: PrincipalRow, sessionId: string): AuthContext {
+function toAuthContext(row: PrincipalRow, claims: AccessClaims & { exp?: number }): AuthContext {
   const principal = { userId: row.user_id, organizationId: row.organization_id, role: row.role };
-  return { ...principal, email: row.email, sessionId, ability: defineAbilityFor(principal) };
+  const tokenExpiresAt = claims.exp === undefined ? Number.POSITIVE_INFINITY : claims.exp * 1000;
+  return { ...principal, email: row.email, sessionId: claims.sid, familyId: row.family_id, tokenExpiresAt, ability: defineAbilityFor(principal) };
+}
+
+/**
+ * Checks again, for a caller authenticated earlier (a socket, a stream), that its access
+ * token, session and role still hold: the reason they no longer do, or undefined. One
+ * primary-key lookup.
+ */
+export async function sessionEndReason(deps: Pick<AppDeps, 'orm'>, auth: AuthContext): Promise<SessionEndReason | undefined> {
+  if (Date.now() >= auth.tokenExpiresAt) return 'token_expired';
+  const row = await loadPrincipalRow(deps, { typ: 'access', sid: auth.sessionId, sub: auth.userId });
+  if (!row) return 'session_revoked';
+  if (row.role !== auth.role || row.organization_id !== auth.organizationId) return 'role_changed';
+  return undefined;
 }
 
 /** The same checks as the HTTP middleware, for a bare token (Socket.IO handshakes). */
@@ -46,7 +66,7 @@ export async function authenticateToken(deps: Pick<AppDeps, 'config' | 'orm'>, t
   const claims = jwt.verify(token, deps.config.auth.accessSecret, { algorithms: JWT_ALGORITHMS, issuer: JWT_ISSUER, audience: JWT_AUDIENCE }) as AccessClaims;
   const row = await loadPrincipalRow(deps, claims);
   if (!row) throw new Error('Token revoked');
-  return toAuthContext(row, claims.sid);
+  return toAuthContext(row, claims);
 }
 
 /**
@@ -74,7 +94,7 @@ export function authenticate(deps: Pick<AppDeps, 'config' | 'orm'>): Middleware<
   const buildAbility: Middleware<AppContext['state'], AppContext> = async (ctx, next) => {
     const row = ctx.state.principalRow as PrincipalRow | undefined;
     const claims = ctx.state.jwt as AccessClaims | undefined;
-    if (row && claims) ctx.state.auth = toAuthContext(row, claims.sid);
+    if (row && claims) ctx.state.auth = toAuthContext(row, claims);
     await next();
   };
   return [verify, buildAbility];

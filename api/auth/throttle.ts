@@ -2,35 +2,79 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { LoginAttempt } from '../../entities';
 
 export const LOGIN_WINDOW_MS = 15 * 60 * 1000;
-export const LOGIN_MAX_FAILURES = 5;
 
-/**
- * Sliding window over failed logins, per email and per IP, kept in PostgreSQL so every API
- * instance sees the same count. Returns the seconds to wait, or 0 when the login may proceed.
- */
-export async function loginRetryAfterSeconds(em: EntityManager, email: string, ip: string, now = new Date()): Promise<number> {
-  const since = new Date(now.getTime() - LOGIN_WINDOW_MS);
-  const failures = await em.find(
-    LoginAttempt,
-    { succeeded: false, createdAt: { $gt: since }, $or: [{ email }, { ip }] },
-    { fields: ['email', 'ip', 'createdAt'], orderBy: { createdAt: 'asc' } },
-  );
+export interface LoginLimits {
+  /** Failures for one email from one IP: the real guard against guessing a password. */
+  perAccountAndIp: number;
+  /** Failures from one IP, whatever the emails: slows a spray over many accounts. */
+  perIp: number;
+  /**
+   * Failures for one email from every IP together: a ceiling against guesses spread over many
+   * addresses. High, so that a stranger cannot lock an owner out: with the two limits above it
+   * takes at least perAccount / perAccountAndIp addresses.
+   */
+  perAccount: number;
+}
+
+/** Failures allowed within LOGIN_WINDOW_MS, per scope. */
+export const LOGIN_LIMITS: Readonly<LoginLimits> = { perAccountAndIp: 5, perIp: 20, perAccount: 100 };
+
+export type LoginAttemptStart = { attemptId: string } | { retryAfter: number };
+
+interface Failure {
+  email: string;
+  ip: string;
+  createdAt: Date;
+}
+
+/** Seconds until the attempt may proceed (0: now), from the window's failures (oldest first). */
+function retryAfterSeconds(failures: Failure[], email: string, ip: string, limits: LoginLimits, now: Date): number {
+  const scopes: Array<[Failure[], number]> = [
+    [failures.filter((f) => f.email === email && f.ip === ip), limits.perAccountAndIp],
+    [failures.filter((f) => f.ip === ip), limits.perIp],
+    [failures.filter((f) => f.email === email), limits.perAccount],
+  ];
   let waitMs = 0;
-  for (const same of [failures.filter((f) => f.email === email), failures.filter((f) => f.ip === ip)]) {
-    if (same.length < LOGIN_MAX_FAILURES) continue;
+  for (const [same, limit] of scopes) {
+    if (same.length < limit) continue;
     // The block lifts when enough failures have left the window to go below the limit.
-    const freeing = same[same.length - LOGIN_MAX_FAILURES]!;
+    const freeing = same[same.length - limit]!;
     waitMs = Math.max(waitMs, freeing.createdAt.getTime() + LOGIN_WINDOW_MS - now.getTime());
   }
   return waitMs > 0 ? Math.ceil(waitMs / 1000) : 0;
 }
 
-export function recordLoginAttempt(em: EntityManager, email: string, ip: string, succeeded: boolean): void {
-  em.create(LoginAttempt, { email, ip, succeeded });
+/**
+ * Counts the failures of the sliding window and records this attempt in one transaction, kept
+ * in PostgreSQL so that every API instance shares the counts. Attempts that share the email or
+ * the IP go one at a time (advisory locks, taken in one order), and the attempt is stored as a
+ * failure *before* the password is checked: parallel attempts count each other, so 30 at once
+ * get no more guesses than 30 in a row. `settleLoginAttempt` turns it into a success. A blocked
+ * attempt is not stored.
+ */
+export async function beginLoginAttempt(em: EntityManager, email: string, ip: string, limits: LoginLimits = LOGIN_LIMITS): Promise<LoginAttemptStart> {
+  return em.fork().transactional(async (tx) => {
+    await tx.execute(
+      'select pg_advisory_xact_lock(k) from (select distinct hashtextextended(x, 0) as k from unnest(array[?, ?]::text[]) as x order by k) as keys',
+      [`login-email:${email}`, `login-ip:${ip}`],
+    );
+    const now = new Date();
+    const since = new Date(now.getTime() - LOGIN_WINDOW_MS);
+    // Attempts older than the window no longer count: drop those of this email and IP (both indexed).
+    await tx.nativeDelete(LoginAttempt, { createdAt: { $lte: since }, $or: [{ email }, { ip }] });
+    const failures = await tx.find(
+      LoginAttempt,
+      { succeeded: false, createdAt: { $gt: since }, $or: [{ email }, { ip }] },
+      { fields: ['email', 'ip', 'createdAt'], orderBy: { createdAt: 'asc' } },
+    );
+    const retryAfter = retryAfterSeconds(failures, email, ip, limits, now);
+    if (retryAfter > 0) return { retryAfter };
+    const attempt = tx.create(LoginAttempt, { email, ip, succeeded: false, createdAt: now });
+    return { attemptId: attempt.id };
+  });
 }
 
-/** Attempts older than the window no longer count: drop those of this email and IP (both indexed). */
-export async function pruneLoginAttempts(em: EntityManager, email: string, ip: string, now = new Date()): Promise<void> {
-  const before = new Date(now.getTime() - LOGIN_WINDOW_MS);
-  await em.nativeDelete(LoginAttempt, { createdAt: { $lt: before }, $or: [{ email }, { ip }] });
+/** The password was right: the attempt no longer counts as a failure. */
+export async function settleLoginAttempt(em: EntityManager, attemptId: string): Promise<void> {
+  await em.nativeUpdate(LoginAttempt, { id: attemptId }, { succeeded: true });
 }

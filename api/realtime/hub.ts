@@ -1,13 +1,19 @@
 import { Client } from 'pg';
 import type { Logger } from '../../lib/logger';
 import type { Orm } from '../../lib/orm';
-import { EVENTS_CHANNEL, type AgentStatusEvent, type FleetEvent, type ServerStatusEvent } from '../../lib/events';
+import { EVENTS_CHANNEL, type AgentStatusEvent, type FleetEvent, type ServerStatusEvent, type SessionEndedEvent } from '../../lib/events';
 import type { AgentExecutionPayload } from '../../lib/realtime-types';
 
-/** An event as local subscribers see it: execution events always carry their payload. */
+/**
+ * An event as local subscribers see it: execution events always carry their payload.
+ * `hub:reconnected` says that notices may have been missed while the LISTEN connection was
+ * down (execution events have been replayed; anything else must be checked again).
+ */
 export type HubEvent =
   | ServerStatusEvent
   | AgentStatusEvent
+  | SessionEndedEvent
+  | { type: 'hub:reconnected' }
   | { type: 'execution:event'; organizationId: string; agentId: string; executionId: string; seq: number; payload: AgentExecutionPayload };
 
 type Listener = (event: HubEvent) => void;
@@ -57,9 +63,15 @@ export class RealtimeHub {
   private async connect(): Promise<void> {
     if (this.closed) return;
     const client = new Client({ connectionString: this.databaseUrl });
+    const reconnecting = this.connectedOnce;
+    // After a loss, notifications that arrive with the LISTEN's answer wait until the replay is
+    // queued: the replay holds older events, and an execution's events go out in seq order.
+    let held: string[] | undefined = reconnecting ? [] : undefined;
     client.on('notification', (message) => {
       if (message.channel !== EVENTS_CHANNEL || !message.payload) return;
-      this.enqueue(() => this.receive(message.payload!));
+      const raw = message.payload;
+      if (held) held.push(raw);
+      else this.enqueue(() => this.receive(raw));
     });
     client.on('error', (error) => {
       if (this.closed) return;
@@ -74,7 +86,9 @@ export class RealtimeHub {
       await client.query(`listen ${EVENTS_CHANNEL}`);
       this.client = client;
       this.retryMs = 250;
-      if (this.connectedOnce) this.enqueue(() => this.catchUp());
+      if (reconnecting) this.enqueue(() => this.catchUp());
+      for (const raw of held ?? []) this.enqueue(() => this.receive(raw));
+      held = undefined;
       this.connectedOnce = true;
     } catch (error) {
       await client.end().catch(() => undefined);
@@ -123,6 +137,7 @@ export class RealtimeHub {
       );
     this.logger.info({ replayed: rows.length }, 'realtime caught up after reconnect');
     for (const row of rows) this.dispatchExecution(row.payload, row.organization_id);
+    this.emit({ type: 'hub:reconnected' });
   }
 
   private dispatchExecution(payload: AgentExecutionPayload, organizationId: string): void {

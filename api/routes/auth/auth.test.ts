@@ -2,6 +2,7 @@ import jwt from 'jsonwebtoken';
 import { createTestContext, type TestContext } from '../../../test/harness';
 import { httpFor, PASSWORD, randomIp, registerAccount, uniqueEmail, type Http } from '../../../test/api';
 import { AuditLog } from '../../../entities';
+import { LOGIN_LIMITS } from '../../auth/throttle';
 import { JWT_AUDIENCE, JWT_ISSUER } from '../../auth/tokens';
 
 describe('auth', () => {
@@ -126,26 +127,53 @@ describe('auth', () => {
       expect(ratio).toBeLessThan(2.5);
     });
 
-    it('throttles 5 failures for one email, from any IP: 429 with Retry-After, even for the right password', async () => {
+    const wrong = (email: string, ip: string) => http.post('/api/auth/login').set('X-Forwarded-For', ip).send({ email, password: 'wrong password!' });
+    const right = (email: string, ip: string) => http.post('/api/auth/login').set('X-Forwarded-For', ip).send({ email, password: PASSWORD });
+
+    it('locks an account for one IP after 5 failures from it (429 with Retry-After, even for the right password), while its owner logs in from another IP', async () => {
       const account = await registerAccount(http);
-      for (let i = 0; i < 5; i++) {
-        await http.post('/api/auth/login').set('X-Forwarded-For', randomIp()).send({ email: account.email, password: 'wrong password!' }).expect(401);
-      }
-      const blocked = await http.post('/api/auth/login').set('X-Forwarded-For', randomIp()).send({ email: account.email, password: PASSWORD }).expect(429);
+      const attacker = randomIp();
+      for (let i = 0; i < LOGIN_LIMITS.perAccountAndIp; i++) await wrong(account.email, attacker).expect(401);
+      const blocked = await right(account.email, attacker).expect(429);
       expect(blocked.body.error.code).toBe('too_many_attempts');
       const retryAfter = Number(blocked.headers['retry-after']);
       expect(retryAfter).toBeGreaterThan(14 * 60);
       expect(retryAfter).toBeLessThanOrEqual(15 * 60);
+      expect(blocked.body.error.details).toEqual({ retryAfter });
+      await right(account.email, randomIp()).expect(200);
     });
 
-    it('throttles 5 failures from one IP, whatever the emails', async () => {
+    it(`throttles one IP after ${LOGIN_LIMITS.perIp} failures, whatever the emails`, async () => {
       const ip = randomIp();
-      for (let i = 0; i < 5; i++) {
-        await http.post('/api/auth/login').set('X-Forwarded-For', ip).send({ email: uniqueEmail(), password: 'wrong password!' }).expect(401);
-      }
+      for (let i = 0; i < LOGIN_LIMITS.perIp; i++) await wrong(uniqueEmail(), ip).expect(401);
       const account = await registerAccount(http);
-      await http.post('/api/auth/login').set('X-Forwarded-For', ip).send({ email: account.email, password: PASSWORD }).expect(429);
-      await http.post('/api/auth/login').set('X-Forwarded-For', randomIp()).send({ email: account.email, password: PASSWORD }).expect(200);
+      await right(account.email, ip).expect(429);
+      await right(account.email, randomIp()).expect(200);
+    });
+
+    it(`locks an account from every IP only at the much higher ceiling of ${LOGIN_LIMITS.perAccount} failures`, async () => {
+      const account = await registerAccount(http);
+      // From a new address each time (as a botnet would), in batches to keep the test short.
+      for (let sent = 0; sent < LOGIN_LIMITS.perAccount - 1; sent += 20) {
+        const batch = Array.from({ length: Math.min(20, LOGIN_LIMITS.perAccount - 1 - sent) }, () => wrong(account.email, randomIp()));
+        expect((await Promise.all(batch)).map((r) => r.status)).toEqual(batch.map(() => 401));
+      }
+      await right(account.email, randomIp()).expect(200);
+      await wrong(account.email, randomIp()).expect(401);
+      const blocked = await right(account.email, randomIp()).expect(429);
+      expect(blocked.body.error.code).toBe('too_many_attempts');
+    });
+
+    it('counts parallel attempts: 30 wrong passwords at once from one IP get 5 answers of 401 and 25 of 429', async () => {
+      const account = await registerAccount(http);
+      const ip = randomIp();
+      const results = await Promise.all(Array.from({ length: 30 }, () => wrong(account.email, ip)));
+      const count = (status: number) => results.filter((r) => r.status === status).length;
+      expect({ 401: count(401), 429: count(429) }).toEqual({ 401: LOGIN_LIMITS.perAccountAndIp, 429: 30 - LOGIN_LIMITS.perAccountAndIp });
+
+      const sprayIp = randomIp();
+      const spray = await Promise.all(Array.from({ length: LOGIN_LIMITS.perIp + 10 }, () => wrong(uniqueEmail(), sprayIp)));
+      expect(spray.filter((r) => r.status === 401)).toHaveLength(LOGIN_LIMITS.perIp);
     });
   });
 

@@ -10,6 +10,7 @@ import type { AgentExecutionPayload } from '../../../lib/realtime-types';
 import { SearchAttributes } from '../../../lib/temporal';
 import type { agentExecution } from '../../../workflows/agent-execution.workflow';
 import { auditByCaller } from '../../audit/audit.service';
+import { watchSession } from '../../realtime/session-watch';
 import type { AppContext } from '../../context';
 import type { AppDeps } from '../../deps';
 import { AppError } from '../../errors';
@@ -166,15 +167,22 @@ export async function streamExecution(ctx: AppContext, deps: AppDeps, executionI
     else write(event.payload);
   });
   const heartbeat = setInterval(() => stream.write(': keep-alive\n\n'), HEARTBEAT_MS);
+  let stopWatching = () => undefined as unknown;
   const finish = () => {
     if (done) return;
     done = true;
     clearInterval(heartbeat);
     unsubscribe();
+    stopWatching();
     stream.end();
   };
   ctx.req.on('close', finish);
   stream.write(': mcp-fleet execution events\n\n');
+  // The stream lives only as long as the caller's session (logout, user deleted, role changed, token expired).
+  stopWatching = watchSession(deps, ctx.state.auth!, (reason) => {
+    if (!done) stream.write(`event: session_ended\ndata: ${JSON.stringify({ reason })}\n\n`);
+    finish();
+  });
   for (;;) {
     const page = await eventsAfter(deps, executionId, last);
     page.forEach(write);

@@ -6,6 +6,7 @@ import type { ApiRouter } from '../../api-router';
 import { auditByCaller } from '../../audit/audit.service';
 import type { AuthContext } from '../../auth/authenticate';
 import { hashPassword } from '../../auth/passwords';
+import { publishEventOnCommit } from '../../../lib/events';
 import type { AppContext } from '../../context';
 import type { AppDeps } from '../../deps';
 import { containing, scopedPage } from '../../list';
@@ -21,7 +22,20 @@ async function loadUser(em: EntityManager, auth: AuthContext, id: string): Promi
   return user;
 }
 
-/** Locks the organisation's admins so two concurrent demotions cannot both pass the check. */
+/**
+ * Loads a user for a role change or a deletion. These changes go one at a time per
+ * organisation (an advisory lock), and the target is read under its row lock, so the
+ * last-ADMIN check below sees the role the row has when the change commits, never one read
+ * before a concurrent promotion or demotion committed.
+ */
+async function loadUserForChange(tx: EntityManager, auth: AuthContext, id: string): Promise<User> {
+  await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`users-of:${auth.organizationId}`]);
+  const user = await tx.findOne(User, { id, organization: auth.organizationId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  if (!user) throw AppError.notFound('User');
+  return user;
+}
+
+/** Also locks the organisation's admins, against writers that do not take the advisory lock. */
 async function assertNotLastAdmin(tx: EntityManager, user: User): Promise<void> {
   if (user.role !== UserRole.ADMIN) return;
   const admins = await tx.find(User, { organization: user.organization, role: UserRole.ADMIN }, { lockMode: LockMode.PESSIMISTIC_WRITE, fields: ['id'] });
@@ -100,13 +114,15 @@ export function userRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { params, body }) => {
       const auth = ctx.state.auth!;
       const updated = await em().transactional(async (tx) => {
-        const user = await loadUser(tx, auth, params.id);
+        const user = await loadUserForChange(tx, auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('update', user);
         const changes: Record<string, unknown> = {};
         if (body.role && body.role !== user.role) {
           if (body.role !== UserRole.ADMIN) await assertNotLastAdmin(tx, user);
           changes.role = { from: user.role, to: body.role };
           user.role = body.role as UserRole;
+          // Open sockets and streams hold an ability built with the old role: they close on commit.
+          await publishEventOnCommit(tx, { type: 'session:ended', organizationId: auth.organizationId, userId: user.id, reason: 'role_changed' });
         }
         if (body.name !== undefined && body.name !== user.name) {
           changes.name = { from: user.name, to: body.name };
@@ -134,11 +150,12 @@ export function userRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { params }) => {
       const auth = ctx.state.auth!;
       await em().transactional(async (tx) => {
-        const user = await loadUser(tx, auth, params.id);
+        const user = await loadUserForChange(tx, auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('delete', user);
         await assertNotLastAdmin(tx, user);
         audit(ctx, tx, 'user.delete', user, { email: user.email, role: user.role });
         tx.remove(user);
+        await publishEventOnCommit(tx, { type: 'session:ended', organizationId: auth.organizationId, userId: user.id, reason: 'user_deleted' });
       });
       ctx.status = 204;
     },

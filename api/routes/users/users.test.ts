@@ -1,5 +1,7 @@
-import { AuditLog } from '../../../entities';
+import { Client } from 'pg';
+import { AuditLog, User, UserRole } from '../../../entities';
 import { addMember, httpFor, PASSWORD, randomIp, registerAccount, uniqueEmail, type Account, type Http } from '../../../test/api';
+import { waitFor } from '../../../test/fleet';
 import { createTestContext, type TestContext } from '../../../test/harness';
 
 describe('users (ADMIN only, own organisation only)', () => {
@@ -74,6 +76,57 @@ describe('users (ADMIN only, own organisation only)', () => {
     const second = await addMember(http, solo, 'ADMIN');
     await http.patch(`/api/users/${solo.userId}`).set(as(second)).send({ role: 'MANAGER' }).expect(200);
     expect((await http.delete(`/api/users/${second.userId}`).set(as(second)).expect(409)).body.error.code).toBe('last_admin');
+  });
+
+  it('keeps one ADMIN when two ADMINs remove or demote each other at the same time (several rounds)', async () => {
+    const adminCount = async (organizationId: string) => ctx.orm.em.fork().count(User, { organization: organizationId, role: UserRole.ADMIN });
+    for (let round = 0; round < 6; round++) {
+      const org = await registerAccount(http, `Race Org ${round}`);
+      const other = await addMember(http, org, 'ADMIN');
+      const [a, b] = [org, other];
+      // Each round mixes the two ways of losing an ADMIN: a delete and a demotion.
+      const attempts =
+        round % 3 === 0
+          ? [http.delete(`/api/users/${b.userId}`).set(as(a)), http.delete(`/api/users/${a.userId}`).set(as(b))]
+          : round % 3 === 1
+            ? [http.patch(`/api/users/${b.userId}`).set(as(a)).send({ role: 'VIEWER' }), http.patch(`/api/users/${a.userId}`).set(as(b)).send({ role: 'VIEWER' })]
+            : [http.delete(`/api/users/${b.userId}`).set(as(a)), http.patch(`/api/users/${a.userId}`).set(as(b)).send({ role: 'VIEWER' })];
+      const results = await Promise.all(attempts);
+      expect([round, await adminCount(org.organizationId)]).toEqual([round, 1]);
+      // The loser is refused: 409 last_admin, or 401/403 when it was authenticated after the
+      // winner had already deleted or demoted it. Never a 500 (a deadlock, for one).
+      for (const r of results) expect([200, 204, 401, 403, 409]).toContain(r.status);
+    }
+  });
+
+  it.each([
+    ['deleting', (http: Http, by: Account, target: string) => http.delete(`/api/users/${target}`).set(as(by))],
+    ['demoting', (http: Http, by: Account, target: string) => http.patch(`/api/users/${target}`).set(as(by)).send({ role: 'MANAGER' })],
+  ])('decides on the role the target has when %s it commits, not on one read before a concurrent change', async (_label, change) => {
+    const org = await registerAccount(http, 'Handover Org');
+    const heir = await addMember(http, org, 'VIEWER');
+    // Another writer hands the ADMIN role from org to heir in one transaction and holds it open
+    // while the request runs: the same interleaving as a promotion and a demotion that commit
+    // between the request's read of the target and its write.
+    const handover = new Client({ connectionString: ctx.config.database.url });
+    await handover.connect();
+    try {
+      await handover.query('begin');
+      await handover.query("update users set role = 'ADMIN' where id = $1", [heir.userId]);
+      await handover.query("update users set role = 'VIEWER' where id = $1", [org.userId]);
+      const pending = change(http, org, heir.userId).then((r) => r);
+      const { rows } = await handover.query<{ pid: number }>('select pg_backend_pid() as pid');
+      await waitFor(async () => {
+        const blocked = await ctx.orm.em.getConnection().execute<{ n: number }[]>('select count(*)::int as n from pg_stat_activity where ? = any(pg_blocking_pids(pid))', [rows[0]!.pid]);
+        return blocked[0]!.n > 0;
+      });
+      await handover.query('commit');
+      const res = await pending;
+      expect([res.status, res.body.error?.code]).toEqual([409, 'last_admin']);
+    } finally {
+      await handover.end();
+    }
+    expect(await ctx.orm.em.fork().count(User, { organization: org.organizationId, role: UserRole.ADMIN })).toBe(1);
   });
 
   it('ends the sessions of a deleted user', async () => {
