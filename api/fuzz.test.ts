@@ -10,7 +10,6 @@
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
-import type { AgentHost } from '../host/agent-host';
 import { addMember, httpFor, PASSWORD, randomIp, registerAccount, type Account, type Http } from '../test/api';
 import { activeAgent, registerHost } from '../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../test/harness';
@@ -208,7 +207,7 @@ describe('every route of the OpenAPI document, under generated and hostile input
   let ctx: TestContext;
   let worker: Awaited<ReturnType<typeof startTestWorker>>;
   let http: Http;
-  let host: AgentHost;
+  let host: Awaited<ReturnType<typeof registerHost>>['host'] | undefined;
   let admin: Account;
   let doc: OpenApiDocument;
   /** Real resources for `{id}`, by the path's first segment; re-created when a case deletes one. */
