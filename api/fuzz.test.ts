@@ -53,9 +53,9 @@ function nestedJson(levels: number): string {
   return `${open}"leaf"${close}`;
 }
 
-/** JSON text of a generated value, deep markers expanded. */
-function toJson(value: unknown): string {
-  return (JSON.stringify(value) ?? 'null').replace(DEEP, (_m, levels: string) => nestedJson(Number(levels)));
+/** JSON text of a generated value, deep markers expanded (to at most `maxLevels`). */
+function toJson(value: unknown, maxLevels = Infinity): string {
+  return (JSON.stringify(value) ?? 'null').replace(DEEP, (_m, levels: string) => nestedJson(Math.min(Number(levels), maxLevels)));
 }
 
 const HOSTILE_STRINGS = [
@@ -175,8 +175,13 @@ function encode(value: string): string {
   return [...Buffer.from(value, 'utf8')].map((b) => (/[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
 }
 
+/**
+ * A query value, kept short (1,000 characters, 40 levels deep): a longer URL would outgrow
+ * Node's 16 KB header limit and be refused with a bare 431 before the app sees it.
+ */
 function asText(value: unknown): string {
-  return typeof value === 'string' ? value.replace(/\u0001deep:(\d+)\u0001/g, (_m, levels: string) => nestedJson(Math.min(Number(levels), 40))) : toJson(value);
+  const text = typeof value === 'string' ? value.replace(/\u0001deep:(\d+)\u0001/g, (_m, levels: string) => nestedJson(Math.min(Number(levels), 40))) : toJson(value, 40);
+  return text.slice(0, 1000);
 }
 
 type BodyStyle = 'json' | 'text/plain' | 'form' | 'no-type' | 'gzip' | 'bad-gzip' | 'unknown-encoding' | 'bad-charset' | 'broken-json' | 'scalar-json' | 'none';
