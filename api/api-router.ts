@@ -27,6 +27,12 @@ export type Handler<S extends RequestSchemas> = (ctx: AppContext, input: Parsed<
 
 const BODY_METHODS = new Set<Method>(['post', 'put', 'patch']);
 
+/** A chunked body has no Content-Length, and an empty one is no body at all. */
+function hasBody(ctx: AppContext): boolean {
+  const length = ctx.request.length;
+  return length === undefined ? ctx.get('transfer-encoding') !== '' : length > 0;
+}
+
 /**
  * Registers a Koa route and its OpenAPI description from the same zod schemas, so the
  * published document cannot drift from what the handler accepts.
@@ -41,7 +47,7 @@ export class ApiRouter {
     this.register(spec, schemas);
     const run: Middleware<AppState, AppContextExtras> = async (ctx) => {
       if (spec.auth) requireAuth(ctx);
-      if (schemas.body && BODY_METHODS.has(spec.method) && ctx.request.length && !ctx.is('application/json')) {
+      if (schemas.body && BODY_METHODS.has(spec.method) && hasBody(ctx) && !ctx.is('application/json')) {
         throw new AppError(415, 'unsupported_media_type', 'Send the body as application/json');
       }
       let input: Parsed<S>;

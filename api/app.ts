@@ -1,12 +1,12 @@
-import { bodyParser } from '@koa/bodyparser';
 import { RequestContext } from '@mikro-orm/core';
 import Koa from 'koa';
 import { ApiRouter } from './api-router';
 import type { AppContext } from './context';
 import type { AppDeps } from './deps';
-import { AppError } from './errors';
 import { errorHandler } from './middleware/error-handler';
+import { jsonBody } from './middleware/json-body';
 import { requestLogger } from './middleware/request-logger';
+import { unrouted } from './middleware/unrouted';
 import { createRegistry, generateDocument } from './openapi';
 import { docsRoutes } from './routes/docs/docs.router';
 import { auditRoutes } from './routes/audit/audit.router';
@@ -23,7 +23,7 @@ const VERSION = '0.1.0';
 
 /**
  * Builds the Koa application (no `listen`): error handler → request id + logger → body
- * parser → MikroORM request context → auth (user + ability) → routes → 404.
+ * parser → MikroORM request context → auth (user + ability) → routes → 404/405.
  */
 export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   const app = new Koa<AppContext['state'], AppContext>({ proxy: deps.config.http.trustProxy });
@@ -53,25 +53,11 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
 
   app.use(errorHandler());
   app.use(requestLogger(deps.logger));
-  app.use(
-    bodyParser({
-      enableTypes: ['json'],
-      jsonLimit: deps.config.http.bodyLimit,
-      // Prompts are taken verbatim: no trimming or whitespace folding anywhere.
-      jsonStrict: true,
-    }),
-  );
+  app.use(jsonBody(deps.config.http.bodyLimit));
   app.use((_ctx, next) => RequestContext.create(deps.orm.em, next));
   for (const step of authenticate(deps)) app.use(step);
-  app.use(async (ctx, next) => {
-    await next();
-    // Nothing answered (and allowedMethods found no other method either): a 404 in our shape.
-    if (ctx.body === undefined && ctx.status === 404) {
-      throw new AppError(404, 'not_found', `No route for ${ctx.method} ${ctx.path}`);
-    }
-  });
+  app.use(unrouted([api.router, docs]));
   app.use(api.router.routes());
-  app.use(api.router.allowedMethods({ throw: true }));
   app.use(docs.routes());
   return app;
 }

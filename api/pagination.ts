@@ -1,3 +1,4 @@
+import { isStorableInstant } from './timestamps';
 import { z } from './zod';
 
 /** Keyset pagination on (createdAt desc, id desc): stable under inserts, no OFFSET scans. */
@@ -18,7 +19,7 @@ const cursorSchema = z
     try {
       const [at, id] = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as [string, string];
       const createdAt = new Date(at);
-      if (Number.isNaN(createdAt.getTime()) || !z.uuid().safeParse(id).success) throw new Error('bad cursor');
+      if (!isStorableInstant(createdAt) || !z.uuid().safeParse(id).success) throw new Error('bad cursor');
       return { createdAt, id };
     } catch {
       ctx.addIssue({ code: 'custom', message: 'invalid cursor; pass the nextCursor of a previous page' });

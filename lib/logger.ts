@@ -1,4 +1,5 @@
-import pino, { type Logger } from 'pino';
+import { DriverException } from '@mikro-orm/core';
+import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import type { Config } from './config';
 
 export type { Logger };
@@ -22,13 +23,77 @@ export const REDACTED_PATHS = [
   'headers.authorization',
 ];
 
-export function createLogger(config: Pick<Config, 'log'>, name = 'mcp-fleet'): Logger {
-  return pino({
+/** The fields of a PostgreSQL error that name what failed without quoting any value. */
+const DATABASE_FIELDS = ['code', 'constraint', 'table', 'column', 'schema', 'dataType', 'severity', 'routine'] as const;
+
+// MikroORM's driver messages are `<the statement with its values inlined> - <PostgreSQL's text>`,
+// and PostgreSQL's own text and `detail` quote values too ("Key (email)=(...) already exists").
+const SQL_TEXT = /\b(insert\s+into|update\s+\S+\s+set|delete\s+from|select\s[\s\S]*?\sfrom)\b/i;
+const WITHHELD = '[withheld: the text quoted SQL]';
+
+function isDatabaseError(error: Error): boolean {
+  if (error instanceof DriverException) return true;
+  // pg's own DatabaseError, thrown by code that queries without the ORM.
+  const fields = error as Error & { code?: unknown; severity?: unknown; routine?: unknown };
+  return typeof fields.code === 'string' && typeof fields.severity === 'string' && 'routine' in fields;
+}
+
+/** Stack frames only: the first line of a stack repeats the message. */
+function frames(stack: string | undefined): string | undefined {
+  return stack
+    ?.split('\n')
+    .filter((line) => line.trimStart().startsWith('at '))
+    .join('\n');
+}
+
+/**
+ * Errors as log fields. A database error keeps only its code, constraint, table and column:
+ * its message holds the statement with every value (emails, password hashes, tokens). Any
+ * other error keeps its message and stack unless they quote SQL, and its cause goes through
+ * the same rules.
+ */
+export function serializeError(value: unknown, seen = new Set<unknown>()): unknown {
+  if (!(value instanceof Error)) return value;
+  if (seen.has(value)) return '[circular]';
+  seen.add(value);
+  const type = value.constructor?.name || value.name;
+  if (isDatabaseError(value)) {
+    const out: Record<string, unknown> = { type };
+    for (const field of DATABASE_FIELDS) {
+      const v = (value as unknown as Record<string, unknown>)[field];
+      if (v !== undefined && v !== null) out[field] = v;
+    }
+    out.message = `database error${out.code ? ` ${String(out.code)}` : ''}`;
+    out.stack = frames(value.stack);
+    return out;
+  }
+  const quotesSql = SQL_TEXT.test(value.message);
+  const message = quotesSql ? WITHHELD : value.message;
+  const out: Record<string, unknown> = { type, message, stack: `${type}: ${message}\n${frames(value.stack) ?? ''}` };
+  for (const [key, field] of Object.entries(value)) {
+    if (key in out || key === 'cause') continue;
+    out[key] = field instanceof Error ? serializeError(field, seen) : typeof field === 'string' && SQL_TEXT.test(field) ? WITHHELD : field;
+  }
+  if (value.cause !== undefined) out.cause = serializeError(value.cause, seen);
+  if (value instanceof AggregateError) out.errors = value.errors.map((e) => serializeError(e, seen));
+  return out;
+}
+
+/**
+ * The one logger factory (API, worker, scripts, tests). `destination` replaces stdout (and
+ * the pretty transport), for tests that read what was logged.
+ */
+export function createLogger(config: Pick<Config, 'log'>, name = 'mcp-fleet', destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
     name,
     level: config.log.level,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-    transport: config.log.pretty
-      ? { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss', ignore: 'pid,hostname' } }
-      : undefined,
-  });
+    // `error` too: the Temporal SDK logs a failed activity as `{ error }`.
+    serializers: { err: serializeError, error: serializeError },
+    transport:
+      config.log.pretty && !destination
+        ? { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss', ignore: 'pid,hostname' } }
+        : undefined,
+  };
+  return destination ? pino(options, destination) : pino(options);
 }

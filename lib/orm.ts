@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { MikroORM, type Options } from '@mikro-orm/core';
+import { DefaultLogger, MikroORM, type LoggerNamespace, type LoggerOptions, type LogContext, type Options } from '@mikro-orm/core';
 import { Migrator } from '@mikro-orm/migrations';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { ENTITIES } from '../entities';
@@ -11,6 +11,20 @@ export type Orm = MikroORM<PostgreSqlDriver>;
 
 /** Source folder of the migrations (new ones are written there; the snapshot lives beside them). */
 export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'entities', 'migrations');
+
+// MikroORM logs each statement with its parameters inlined ('query', 'query-params', and
+// the failing ones at level error): with a debug flag, or MIKRO_ORM_DEBUG in the environment,
+// which MikroORM reads itself, password hashes and tokens would reach the log. Only these
+// namespaces, which never quote a statement, get through.
+const LOGGED_NAMESPACES: readonly LoggerNamespace[] = ['discovery', 'info', 'deprecated'];
+
+class StatementFreeLogger extends DefaultLogger {
+  override isEnabled(namespace: LoggerNamespace, context?: LogContext): boolean {
+    return LOGGED_NAMESPACES.includes(namespace) && super.isEnabled(namespace, context);
+  }
+
+  override logQuery(): void {}
+}
 
 export function ormOptions(url: string, options: { poolMax?: number; logger?: Logger } = {}): Options<PostgreSqlDriver> {
   return {
@@ -36,6 +50,7 @@ export function ormOptions(url: string, options: { poolMax?: number; logger?: Lo
     pool: { min: 0, max: options.poolMax ?? 10 },
     debug: false,
     logger: options.logger ? (message) => options.logger!.debug({ orm: message }) : undefined,
+    loggerFactory: (loggerOptions: LoggerOptions) => new StatementFreeLogger(loggerOptions),
   };
 }
 

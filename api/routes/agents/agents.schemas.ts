@@ -6,7 +6,8 @@ export const AgentName = z
   .trim()
   .min(1, 'required')
   .max(100, 'at most 100 characters')
-  .regex(/^[a-z0-9][a-z0-9_-]*$/i, 'letters, digits, dashes and underscores, starting with a letter or digit');
+  // No regex flags: zod-to-openapi would publish the pattern as `...$/i`.
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'letters, digits, dashes and underscores, starting with a letter or digit');
 const DisplayName = z.string().trim().min(1).max(200);
 const Description = z.string().max(4000);
 export const AgentRoleSchema = z.enum(['MASTER', 'SUPERVISOR', 'WORKER']);

@@ -1,5 +1,6 @@
 import { z } from '../../zod';
 import { pageQuery, pageSchema } from '../../pagination';
+import { Timestamp } from '../../timestamps';
 
 export const ListAuditQuery = z
   .strictObject({
@@ -8,8 +9,8 @@ export const ListAuditQuery = z
     actorId: z.uuid().optional(),
     resourceType: z.string().trim().min(1).max(64).optional(),
     resourceId: z.string().trim().min(1).max(64).optional(),
-    from: z.iso.datetime({ offset: true }).optional().openapi({ description: 'ISO 8601, inclusive' }),
-    to: z.iso.datetime({ offset: true }).optional().openapi({ description: 'ISO 8601, exclusive' }),
+    from: Timestamp.optional().openapi({ description: 'ISO 8601, inclusive' }),
+    to: Timestamp.optional().openapi({ description: 'ISO 8601, exclusive' }),
   })
   .refine((q) => !q.from || !q.to || new Date(q.from) < new Date(q.to), { message: 'from must be before to', path: ['from'] });
 

@@ -1,5 +1,6 @@
 import { z } from '../../zod';
 import { pageQuery, pageSchema } from '../../pagination';
+import { Timestamp } from '../../timestamps';
 
 const ExecutionStatusSchema = z.enum(['QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
 
@@ -19,8 +20,8 @@ export const ListExecutionsQuery = z
     agentId: z.uuid().optional(),
     taskId: z.uuid().optional(),
     status: ExecutionStatusSchema.optional(),
-    from: z.iso.datetime({ offset: true }).optional(),
-    to: z.iso.datetime({ offset: true }).optional(),
+    from: Timestamp.optional(),
+    to: Timestamp.optional(),
   })
   .refine((q) => !q.from || !q.to || new Date(q.from) < new Date(q.to), { message: 'from must be before to', path: ['from'] });
 

@@ -6,7 +6,9 @@ const ServerName = z
   .trim()
   .min(1, 'required')
   .max(100, 'at most 100 characters')
-  .regex(/^[\p{L}\p{N}][\p{L}\p{N} ._-]*$/u, 'letters, digits, spaces, dots, dashes and underscores');
+  .regex(/^[\p{L}\p{N}][\p{L}\p{N} ._-]*$/u, 'letters, digits, spaces, dots, dashes and underscores')
+  // Spelled out: zod-to-openapi would publish the `u` flag inside the pattern (`...$/u`).
+  .openapi({ pattern: '^[\\p{L}\\p{N}][\\p{L}\\p{N} ._-]*$' });
 const Url = z.string().trim().min(1, 'required').max(2048, 'at most 2048 characters').openapi({ example: 'https://mcp.example.com/mcp' });
 const MasterToken = z
   .string()
