@@ -32,7 +32,7 @@ export interface McpConnection {
   fingerprint: string;
 }
 
-export type McpErrorKind = 'unauthorized' | 'not_found' | 'refused' | 'unreachable' | 'timeout' | 'not_mcp' | 'http' | 'protocol';
+export type McpErrorKind = 'unauthorized' | 'not_found' | 'refused' | 'unreachable' | 'timeout' | 'not_mcp' | 'http' | 'protocol' | 'redirect';
 
 /** A failure phrased for a person; never carries the token. */
 export class McpConnectionError extends Error {
@@ -85,6 +85,11 @@ export function describeMcpError(error: unknown, url: string, timeoutMs: number)
   const status = httpStatusOf(error);
   if (status === 401 || status === 403) return new McpConnectionError(`the server rejected the master token (HTTP ${status})`, 'unauthorized', status);
   if (status === 404) return new McpConnectionError('no MCP endpoint at this URL (HTTP 404)', 'not_found', status);
+  // The SDK follows a redirect only within the registered origin and only when it keeps the
+  // request (so the token never travels elsewhere); any other redirect ends here.
+  if (status !== undefined && status >= 300 && status < 400) {
+    return new McpConnectionError(`the server redirects (HTTP ${status}) to a place mcp-fleet does not follow; register the final URL`, 'redirect', status);
+  }
   if (status !== undefined) return new McpConnectionError(`the server answered HTTP ${status} instead of MCP`, 'http', status);
   const message = error instanceof Error ? error.message : String(error);
   // The SSE transport folds the fetch failure into its message instead of a cause.
@@ -97,6 +102,8 @@ export function describeMcpError(error: unknown, url: string, timeoutMs: number)
   if (code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'UND_ERR_SOCKET') {
     return new McpConnectionError(`could not reach ${hostPort(url)} (${code})`, 'unreachable');
   }
+  // llhttp's parser codes: something listens there, but it is not an HTTP server.
+  if (code?.startsWith('HPE_')) return new McpConnectionError(`${hostPort(url)} answered, but not with HTTP (${code})`, 'not_mcp');
   if (code?.startsWith('ERR_TLS') || code?.includes('CERT')) return new McpConnectionError(`TLS error talking to ${hostPort(url)} (${code})`, 'unreachable');
   if (error instanceof McpError) return new McpConnectionError(`the server answered with an MCP error: ${error.message}`, 'protocol');
   if (/content.type|json|unexpected token|parse|invalid/i.test(message)) {
