@@ -22,6 +22,7 @@ import { waitAtMost } from '../../wait';
 import { presentServer } from '../../presenters';
 import { IdParams } from '../common.schemas';
 import { CheckResultOut, CreateServerBody, DeleteServerQuery, ListServersQuery, ServerOut, ServerPage, UpdateServerBody } from './servers.schemas';
+import { rateLimit } from '../../rate-limit';
 
 /** How long the API waits for a test/health workflow before answering 504 (the run goes on). */
 const CHECK_WAIT_MS = 60_000;
@@ -252,6 +253,7 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
         tags,
         auth: true,
         request: { params: IdParams },
+        before: [rateLimit(deps, 'server-test')],
         responses: { 200: { description: 'The check result, also stored on the server', schema: CheckResultOut }, 504: { description: 'check_timeout: no worker answered' } },
       },
       async (ctx, { params }) => {
