@@ -40,6 +40,17 @@ describe('McpClientPool', () => {
     }
   });
 
+  it('never closes a connection while it is being opened, however long initialize takes', async () => {
+    const slow = await startMcpServer({ delayMs: 300 });
+    const pool = new McpClientPool({ timeoutMs: 5000, idleMs: 50 });
+    try {
+      await pool.withConnection({ serverId: 'slow', url: slow.url, transport: 'streamable-http', token: slow.token }, (c) => c.client.ping());
+    } finally {
+      await pool.closeAll();
+      await slow.close();
+    }
+  });
+
   it('opens a new connection when the token changes', async () => {
     const pool = new McpClientPool({ timeoutMs: 2000 });
     try {

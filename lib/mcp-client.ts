@@ -224,26 +224,40 @@ export class McpClientPool {
     return this.entries.size;
   }
 
-  private async acquire(target: McpTarget): Promise<{ connection: McpConnection; fresh: boolean }> {
+  /**
+   * The server's connection, counted as in use from this moment: the idle sweeper must not
+   * close a connection that is still being opened (initialize can take longer than `idleMs`).
+   * The caller gives the entry back with `release`.
+   */
+  private async acquire(target: McpTarget): Promise<{ connection: McpConnection; fresh: boolean; entry: PoolEntry }> {
     const key = fingerprint(target);
     const existing = this.entries.get(target.serverId);
     if (existing && existing.fingerprint === key) {
+      existing.busy++;
       try {
-        return { connection: await existing.connection, fresh: false };
+        return { connection: await existing.connection, fresh: false, entry: existing };
       } catch {
         // fall through: the pending connect failed; a new one is attempted below
+        this.release(existing);
       }
     }
     if (existing) await this.drop(target.serverId);
     const connection = connectMcp(target, this.options.timeoutMs);
-    this.entries.set(target.serverId, { fingerprint: key, connection, lastUsed: Date.now(), busy: 0 });
+    const entry: PoolEntry = { fingerprint: key, connection, lastUsed: Date.now(), busy: 1 };
+    this.entries.set(target.serverId, entry);
     this.sweepLater();
     try {
-      return { connection: await connection, fresh: true };
+      return { connection: await connection, fresh: true, entry };
     } catch (error) {
-      if (this.entries.get(target.serverId)?.connection === connection) this.entries.delete(target.serverId);
+      this.release(entry);
+      if (this.entries.get(target.serverId) === entry) this.entries.delete(target.serverId);
       throw error;
     }
+  }
+
+  private release(entry: PoolEntry): void {
+    entry.busy--;
+    entry.lastUsed = Date.now();
   }
 
   /**
@@ -251,9 +265,8 @@ export class McpClientPool {
    * level (server restarted, session lost) is replaced once; errors come back as McpConnectionError.
    */
   async withConnection<T>(target: McpTarget, fn: (connection: McpConnection) => Promise<T>, canRetry: (error: unknown) => boolean = () => true): Promise<T> {
-    const { connection, fresh } = await this.acquire(target);
-    const entry = this.entries.get(target.serverId);
-    if (entry) entry.busy++;
+    const { connection, fresh, entry } = await this.acquire(target);
+    const held = [entry];
     try {
       return await fn(connection);
     } catch (error) {
@@ -263,6 +276,7 @@ export class McpClientPool {
       this.options.logger?.debug({ serverId: target.serverId }, 'pooled MCP connection failed; reconnecting once');
       await this.drop(target.serverId);
       const retry = await this.acquire(target);
+      held.push(retry.entry);
       try {
         return await fn(retry.connection);
       } catch (second) {
@@ -271,10 +285,7 @@ export class McpClientPool {
           : describeMcpError(second, target.url, this.options.timeoutMs);
       }
     } finally {
-      if (entry) {
-        entry.busy--;
-        entry.lastUsed = Date.now();
-      }
+      for (const leased of held) this.release(leased);
     }
   }
 
