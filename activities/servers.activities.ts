@@ -69,8 +69,12 @@ export function createServerActivities({ orm, config, logger, mcp }: ActivityDep
     });
   }
 
-  function failureMessage(error: unknown, url: string): string {
-    if (error instanceof UnsafeUrlError) return `refused to connect: ${error.message}`;
+  function failureMessage(error: unknown, serverId: string, url: string): string {
+    if (error instanceof UnsafeUrlError) {
+      // The stored sentence is what the caller sees; where the name pointed stays in the log.
+      logger.warn({ serverId, reason: error.reason, detail: error.detail }, 'server URL refused by the URL policy');
+      return `refused to connect: ${error.message}`;
+    }
     if (error instanceof SecretDecryptionError) return `cannot decrypt the master token: ${error.message}`;
     if (error instanceof McpConnectionError) return error.message;
     return describeMcpError(error, url, config.mcp.timeoutMs).message;
@@ -120,7 +124,7 @@ export function createServerActivities({ orm, config, logger, mcp }: ActivityDep
           transport: null,
           tools: [],
           missingHostTools: [...HOST_TOOLS],
-          error: failureMessage(error, server.url),
+          error: failureMessage(error, serverId, server.url),
           checkedAt: checkedAt.toISOString(),
         };
       }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { startApiServer, type ApiServer } from '../api/server';
 import type { AppDeps } from '../api/deps';
 import { RealtimeHub } from '../api/realtime/hub';
-import { loadConfig } from '../lib/config';
+import { loadConfig, RATE_LIMIT_DEFAULTS } from '../lib/config';
 import { startEmbeddedPostgres } from '../lib/embedded-postgres';
 import { freePort } from '../lib/free-port';
 import { createLogger } from '../lib/logger';
@@ -46,6 +46,11 @@ export async function startBenchStack(overrides: Record<string, string> = {}): P
     ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
     LOG_LEVEL: 'silent',
     BCRYPT_COST: '4',
+    // The benchmarks start hundreds of runs from one user and one address: limits ×1000 (still
+    // counted, so their cost is in the numbers).
+    RATE_LIMITS: Object.entries(RATE_LIMIT_DEFAULTS)
+      .map(([rule, { limit, windowSeconds }]) => `${rule}=${limit * 1000}/${windowSeconds}`)
+      .join(','),
     ...overrides,
   };
   const config = loadConfig(env);

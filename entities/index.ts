@@ -6,6 +6,7 @@ import { ExecutionEvent } from './execution-event.entity';
 import { LoginAttempt } from './login-attempt.entity';
 import { McpServer } from './mcp-server.entity';
 import { Organization } from './organization.entity';
+import { RateLimitCounter } from './rate-limit-counter.entity';
 import { ServerTool } from './server-tool.entity';
 import { Session } from './session.entity';
 import { Task } from './task.entity';
@@ -21,6 +22,7 @@ export * from './execution-event.entity';
 export * from './login-attempt.entity';
 export * from './mcp-server.entity';
 export * from './organization.entity';
+export * from './rate-limit-counter.entity';
 export * from './server-tool.entity';
 export * from './session.entity';
 export * from './task.entity';
@@ -41,4 +43,5 @@ export const ENTITIES = [
   AgentToolPermission,
   AuditLog,
   LoginAttempt,
+  RateLimitCounter,
 ];

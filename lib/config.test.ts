@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, loadConfig, RATE_LIMIT_DEFAULTS } from './config';
 
 const key = () => randomBytes(32).toString('base64');
 const secret = () => randomBytes(40).toString('base64url');
@@ -63,6 +63,35 @@ describe('loadConfig', () => {
     expect(problemsOf(productionEnv({ ENCRYPTION_KEYS: `a:${key()},a:${key()}` }))).toEqual([expect.stringMatching(/duplicate key ids/)]);
     expect(problemsOf(productionEnv({ PORT: 'abc' }))).toEqual([expect.stringMatching(/^PORT:/)]);
     expect(problemsOf(productionEnv({ DATABASE_URL: 'mysql://x' }))).toEqual([expect.stringMatching(/^DATABASE_URL:/)]);
+  });
+
+  it('has request limits by default, and RATE_LIMITS replaces or switches off single rules', () => {
+    expect(loadConfig(productionEnv()).rateLimits).toEqual(RATE_LIMIT_DEFAULTS);
+    expect(RATE_LIMIT_DEFAULTS).toMatchObject({
+      'register.ip': { limit: 5, windowSeconds: 3600 },
+      'refresh.session': { limit: 30, windowSeconds: 60 },
+      'execute.user': { limit: 60, windowSeconds: 60 },
+      'server-test.user': { limit: 20, windowSeconds: 60 },
+    });
+    const limits = loadConfig(productionEnv({ RATE_LIMITS: ' execute.user=100/1m,register.ip=off\nlogout.ip=10/30 server-test.ip=2/1h ' })).rateLimits;
+    expect(limits).toEqual({
+      ...RATE_LIMIT_DEFAULTS,
+      'execute.user': { limit: 100, windowSeconds: 60 },
+      'register.ip': null,
+      'logout.ip': { limit: 10, windowSeconds: 30 },
+      'server-test.ip': { limit: 2, windowSeconds: 3600 },
+    });
+    expect(loadConfig(productionEnv({ RATE_LIMITS: '' })).rateLimits).toEqual(RATE_LIMIT_DEFAULTS);
+  });
+
+  it.each([
+    ['execute.user=lots', /^RATE_LIMITS: "execute\.user=lots" must be <rule>=<count>\/<window>/],
+    ['execute.users=10/1m', /^RATE_LIMITS: unknown rule "execute\.users"; the rules are register\.ip, /],
+    ['execute.user=0/1m', /^RATE_LIMITS: "execute\.user=0\/1m": the count must be at least 1/],
+    ['execute.user=10/25h', /window from 1 s to 24 h/],
+    ['execute.user=10/1d', /must be <rule>=<count>\/<window>/],
+  ])('refuses RATE_LIMITS=%s naming the variable', (value, message) => {
+    expect(problemsOf(productionEnv({ RATE_LIMITS: value }))).toEqual([expect.stringMatching(message)]);
   });
 
   it('generates development secrets once, keeps them under the data dir, and reuses them', () => {

@@ -32,6 +32,66 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
+export interface RateLimit {
+  limit: number;
+  windowSeconds: number;
+}
+
+/**
+ * Request limits (api/rate-limit.ts): `<action>.<scope>` = at most `limit` requests per
+ * `windowSeconds`, per client IP, per user, or per login (`session`: one refresh-token family).
+ * Set far above what a person or a well-behaved client does, and far below the floods an
+ * attacker needs (issue 8: 20 registrations, 50 refreshes in 0.6 s, 200 executions).
+ */
+export const RATE_LIMIT_DEFAULTS = {
+  'register.ip': { limit: 5, windowSeconds: 3600 },
+  'refresh.session': { limit: 30, windowSeconds: 60 },
+  'refresh.ip': { limit: 60, windowSeconds: 60 },
+  'logout.ip': { limit: 30, windowSeconds: 60 },
+  'execute.user': { limit: 60, windowSeconds: 60 },
+  'execute.ip': { limit: 120, windowSeconds: 60 },
+  'create-agent.user': { limit: 30, windowSeconds: 60 },
+  'create-agent.ip': { limit: 60, windowSeconds: 60 },
+  'server-test.user': { limit: 20, windowSeconds: 60 },
+  'server-test.ip': { limit: 40, windowSeconds: 60 },
+} as const satisfies Record<string, RateLimit>;
+
+export type RateLimitRule = keyof typeof RATE_LIMIT_DEFAULTS;
+
+/** Every rule; `null` is a rule switched off. */
+export type RateLimits = Record<RateLimitRule, RateLimit | null>;
+
+const WINDOW_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600 };
+
+/** `RATE_LIMITS="execute.user=100/1m, register.ip=off"`: each entry replaces one default. */
+const rateLimitsSchema = optionalString.transform((value, ctx): RateLimits => {
+  const limits: RateLimits = { ...RATE_LIMIT_DEFAULTS };
+  for (const entry of (value ?? '').split(/[\s,]+/).filter(Boolean)) {
+    const match = /^([a-z-]+\.[a-z]+)=(?:(off)|(\d{1,7})\/(\d{1,5})([smh]?))$/.exec(entry);
+    const rule = match?.[1] as RateLimitRule | undefined;
+    if (!match || !rule) {
+      ctx.addIssue({ code: 'custom', message: `"${entry}" must be <rule>=<count>/<window> (such as execute.user=60/1m, window in s, m or h) or <rule>=off` });
+      continue;
+    }
+    if (!(rule in RATE_LIMIT_DEFAULTS)) {
+      ctx.addIssue({ code: 'custom', message: `unknown rule "${rule}"; the rules are ${Object.keys(RATE_LIMIT_DEFAULTS).join(', ')}` });
+      continue;
+    }
+    if (match[2]) {
+      limits[rule] = null;
+      continue;
+    }
+    const limit = Number(match[3]);
+    const windowSeconds = Number(match[4]) * WINDOW_UNITS[match[5] || 's']!;
+    if (limit < 1 || windowSeconds < 1 || windowSeconds > 86_400) {
+      ctx.addIssue({ code: 'custom', message: `"${entry}": the count must be at least 1 and the window from 1 s to 24 h` });
+      continue;
+    }
+    limits[rule] = { limit, windowSeconds };
+  }
+  return limits;
+});
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   DATA_DIR: optionalString,
@@ -69,6 +129,7 @@ const envSchema = z.object({
   ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).default(900),
   REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).default(30 * 24 * 3600),
   BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
+  RATE_LIMITS: rateLimitsSchema,
   ENCRYPTION_KEYS: optionalString.pipe(
     z
       .string()
@@ -120,6 +181,8 @@ export interface Config {
   };
   /** Key ring: the first key encrypts, any key decrypts by its id. */
   encryptionKeys: EncryptionKey[];
+  /** Per-IP, per-user and per-login request limits, shared by every API instance through PostgreSQL. */
+  rateLimits: RateLimits;
 }
 
 export class ConfigError extends Error {
@@ -221,5 +284,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       bcryptCost: e.BCRYPT_COST,
     },
     encryptionKeys: encryptionKeys!,
+    rateLimits: e.RATE_LIMITS,
   };
 }

@@ -1,4 +1,6 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { McpClientPool } from './mcp-client';
+import { startCaptureServer } from '../test/capture-server';
 import { startMcpServer, type StreamableTestMcpServer } from '../test/mcp-servers';
 
 describe('McpClientPool', () => {
@@ -38,12 +40,98 @@ describe('McpClientPool', () => {
     }
   });
 
+  it('never closes a connection while it is being opened, however long initialize takes', async () => {
+    const slow = await startMcpServer({ delayMs: 300 });
+    const pool = new McpClientPool({ timeoutMs: 5000, idleMs: 50 });
+    try {
+      await pool.withConnection({ serverId: 'slow', url: slow.url, transport: 'streamable-http', token: slow.token }, (c) => c.client.ping());
+    } finally {
+      await pool.closeAll();
+      await slow.close();
+    }
+  });
+
   it('opens a new connection when the token changes', async () => {
     const pool = new McpClientPool({ timeoutMs: 2000 });
     try {
       await pool.withConnection(target(), (c) => c.client.ping());
       await expect(pool.withConnection({ ...target(), token: 'wrong-token' }, (c) => c.client.ping())).rejects.toThrow('the server rejected the master token (HTTP 401)');
       expect(pool.size).toBe(0);
+    } finally {
+      await pool.closeAll();
+    }
+  });
+});
+
+// The master token must reach only the registered origin: a server must not be able to bounce it,
+// or the platform's requests, to a host the URL policy never saw.
+describe('redirects', () => {
+  const servers: { close(): Promise<void> }[] = [];
+  afterAll(() => Promise.all(servers.map((s) => s.close())));
+
+  async function started<T extends { close(): Promise<void> }>(server: Promise<T>): Promise<T> {
+    servers.push(await server);
+    return server;
+  }
+
+  /** 127.0.0.1:PORT whose /mcp answers `status` with a Location to `to`. */
+  function redirecting(status: number, to: (req: IncomingMessage) => string) {
+    return started(
+      startCaptureServer((req, res) => {
+        res.writeHead(status, { location: to(req) });
+        res.end();
+      }),
+    );
+  }
+
+  it.each(['streamable-http', 'sse'] as const)('refuses a redirect to another origin and sends it nothing (%s)', async (transport) => {
+    const elsewhere = await started(startCaptureServer());
+    // localhost and 127.0.0.1 are different origins, although the same host.
+    const origin = await redirecting(307, () => `http://localhost:${elsewhere.port}/mcp`);
+    const pool = new McpClientPool({ timeoutMs: 2000 });
+    try {
+      const failure = pool.withConnection({ serverId: `redirect-${transport}`, url: origin.url, transport, token: 'the-master-token' }, (c) => c.client.ping());
+      await expect(failure).rejects.toMatchObject({ kind: 'redirect', message: 'the server redirects (HTTP 307) to a place mcp-fleet does not follow; register the final URL' });
+      expect(origin.requests.length).toBeGreaterThan(0);
+      expect(elsewhere.requests).toEqual([]);
+    } finally {
+      await pool.closeAll();
+    }
+  });
+
+  it('follows a redirect within the origin, token included', async () => {
+    const mcp = await started(startMcpServer());
+    // One origin: /old redirects to /mcp, which is passed on to the real MCP server.
+    const front = await started(
+      startCaptureServer((req, res) => {
+        if (req.url === '/old') {
+          res.writeHead(308, { location: '/mcp' });
+          res.end();
+          return;
+        }
+        const upstream = httpRequest(`http://127.0.0.1:${mcp.port}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        });
+        req.pipe(upstream);
+      }),
+    );
+    const pool = new McpClientPool({ timeoutMs: 2000 });
+    try {
+      const url = front.url.replace(/\/mcp$/, '/old');
+      await pool.withConnection({ serverId: 'same-origin', url, transport: 'streamable-http', token: mcp.token }, (c) => c.client.ping());
+      expect(front.requests.filter((r) => r.path === '/mcp').every((r) => r.authorization === `Bearer ${mcp.token}`)).toBe(true);
+    } finally {
+      await pool.closeAll();
+    }
+  });
+
+  it('gives up after 5 redirects within the origin', async () => {
+    const loop = await redirecting(307, (req) => `/mcp${req.url}`);
+    const pool = new McpClientPool({ timeoutMs: 2000 });
+    try {
+      await expect(pool.withConnection({ serverId: 'loop', url: loop.url, transport: 'streamable-http', token: 't' }, (c) => c.client.ping())).rejects.toMatchObject({ kind: 'redirect', message: 'the server redirects (HTTP 307) to a place mcp-fleet does not follow; register the final URL' });
+      expect(loop.requests).toHaveLength(6);
     } finally {
       await pool.closeAll();
     }

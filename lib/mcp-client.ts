@@ -32,7 +32,7 @@ export interface McpConnection {
   fingerprint: string;
 }
 
-export type McpErrorKind = 'unauthorized' | 'not_found' | 'refused' | 'unreachable' | 'timeout' | 'not_mcp' | 'http' | 'protocol';
+export type McpErrorKind = 'unauthorized' | 'not_found' | 'refused' | 'unreachable' | 'timeout' | 'not_mcp' | 'http' | 'protocol' | 'redirect';
 
 /** A failure phrased for a person; never carries the token. */
 export class McpConnectionError extends Error {
@@ -85,6 +85,11 @@ export function describeMcpError(error: unknown, url: string, timeoutMs: number)
   const status = httpStatusOf(error);
   if (status === 401 || status === 403) return new McpConnectionError(`the server rejected the master token (HTTP ${status})`, 'unauthorized', status);
   if (status === 404) return new McpConnectionError('no MCP endpoint at this URL (HTTP 404)', 'not_found', status);
+  // The SDK follows a redirect only within the registered origin and only when it keeps the
+  // request (so the token never travels elsewhere); any other redirect ends here.
+  if (status !== undefined && status >= 300 && status < 400) {
+    return new McpConnectionError(`the server redirects (HTTP ${status}) to a place mcp-fleet does not follow; register the final URL`, 'redirect', status);
+  }
   if (status !== undefined) return new McpConnectionError(`the server answered HTTP ${status} instead of MCP`, 'http', status);
   const message = error instanceof Error ? error.message : String(error);
   // The SSE transport folds the fetch failure into its message instead of a cause.
@@ -97,6 +102,8 @@ export function describeMcpError(error: unknown, url: string, timeoutMs: number)
   if (code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'UND_ERR_SOCKET') {
     return new McpConnectionError(`could not reach ${hostPort(url)} (${code})`, 'unreachable');
   }
+  // llhttp's parser codes: something listens there, but it is not an HTTP server.
+  if (code?.startsWith('HPE_')) return new McpConnectionError(`${hostPort(url)} answered, but not with HTTP (${code})`, 'not_mcp');
   if (code?.startsWith('ERR_TLS') || code?.includes('CERT')) return new McpConnectionError(`TLS error talking to ${hostPort(url)} (${code})`, 'unreachable');
   if (error instanceof McpError) return new McpConnectionError(`the server answered with an MCP error: ${error.message}`, 'protocol');
   if (/content.type|json|unexpected token|parse|invalid/i.test(message)) {
@@ -217,26 +224,40 @@ export class McpClientPool {
     return this.entries.size;
   }
 
-  private async acquire(target: McpTarget): Promise<{ connection: McpConnection; fresh: boolean }> {
+  /**
+   * The server's connection, counted as in use from this moment: the idle sweeper must not
+   * close a connection that is still being opened (initialize can take longer than `idleMs`).
+   * The caller gives the entry back with `release`.
+   */
+  private async acquire(target: McpTarget): Promise<{ connection: McpConnection; fresh: boolean; entry: PoolEntry }> {
     const key = fingerprint(target);
     const existing = this.entries.get(target.serverId);
     if (existing && existing.fingerprint === key) {
+      existing.busy++;
       try {
-        return { connection: await existing.connection, fresh: false };
+        return { connection: await existing.connection, fresh: false, entry: existing };
       } catch {
         // fall through: the pending connect failed; a new one is attempted below
+        this.release(existing);
       }
     }
     if (existing) await this.drop(target.serverId);
     const connection = connectMcp(target, this.options.timeoutMs);
-    this.entries.set(target.serverId, { fingerprint: key, connection, lastUsed: Date.now(), busy: 0 });
+    const entry: PoolEntry = { fingerprint: key, connection, lastUsed: Date.now(), busy: 1 };
+    this.entries.set(target.serverId, entry);
     this.sweepLater();
     try {
-      return { connection: await connection, fresh: true };
+      return { connection: await connection, fresh: true, entry };
     } catch (error) {
-      if (this.entries.get(target.serverId)?.connection === connection) this.entries.delete(target.serverId);
+      this.release(entry);
+      if (this.entries.get(target.serverId) === entry) this.entries.delete(target.serverId);
       throw error;
     }
+  }
+
+  private release(entry: PoolEntry): void {
+    entry.busy--;
+    entry.lastUsed = Date.now();
   }
 
   /**
@@ -244,9 +265,8 @@ export class McpClientPool {
    * level (server restarted, session lost) is replaced once; errors come back as McpConnectionError.
    */
   async withConnection<T>(target: McpTarget, fn: (connection: McpConnection) => Promise<T>, canRetry: (error: unknown) => boolean = () => true): Promise<T> {
-    const { connection, fresh } = await this.acquire(target);
-    const entry = this.entries.get(target.serverId);
-    if (entry) entry.busy++;
+    const { connection, fresh, entry } = await this.acquire(target);
+    const held = [entry];
     try {
       return await fn(connection);
     } catch (error) {
@@ -256,6 +276,7 @@ export class McpClientPool {
       this.options.logger?.debug({ serverId: target.serverId }, 'pooled MCP connection failed; reconnecting once');
       await this.drop(target.serverId);
       const retry = await this.acquire(target);
+      held.push(retry.entry);
       try {
         return await fn(retry.connection);
       } catch (second) {
@@ -264,10 +285,7 @@ export class McpClientPool {
           : describeMcpError(second, target.url, this.options.timeoutMs);
       }
     } finally {
-      if (entry) {
-        entry.busy--;
-        entry.lastUsed = Date.now();
-      }
+      for (const leased of held) this.release(leased);
     }
   }
 

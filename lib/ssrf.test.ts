@@ -8,6 +8,11 @@ const DNS: Record<string, string[]> = {
   'mapped-rebind.example': ['::ffff:169.254.169.254'],
   'aws6.example': ['fd00:ec2::254'],
   'alibaba.example': ['100.100.100.200'],
+  'compat-rebind.example': ['::a9fe:a9fe'],
+  'nat64-rebind.example': ['64:ff9b::a9fe:a9fe'],
+  '6to4-rebind.example': ['2002:a9fe:a9fe::1'],
+  'nat64-loop.example': ['64:ff9b::7f00:1'],
+  'nat64-public.example': ['64:ff9b::5db8:d822'],
   'multi.example': ['93.184.216.34', '127.0.0.1'],
   'v6.example': ['2606:2800:220:1:248:1893:25c8:1946'],
   'private.example': ['10.1.2.3', 'fd12:3456::1'],
@@ -117,6 +122,26 @@ describe('assertSafeUrl with the default policy', () => {
     ['http://aws6.example/', 'metadata', 'metadata'],
     ['http://alibaba.example/', 'metadata', 'metadata'],
 
+    // IPv6 spellings that carry the metadata address: a translator or tunnel may deliver them to it
+    ['http://[::169.254.169.254]/', 'metadata', 'metadata'], // IPv4-compatible
+    ['http://[::a9fe:a9fe]/', 'metadata', 'metadata'],
+    ['http://[0:0:0:0:0:0:a9fe:a9fe]/', 'metadata', 'metadata'],
+    ['http://[::ffff:0:a9fe:a9fe]/', 'metadata', 'metadata'], // IPv4-translated (SIIT)
+    ['http://[64:ff9b::a9fe:a9fe]/', 'metadata', 'metadata'], // NAT64 well-known prefix
+    ['http://[64:ff9b::169.254.169.254]/', 'metadata', 'metadata'],
+    ['http://[64:FF9B:0:0:0:0:A9FE:A9FE]/', 'metadata', 'metadata'],
+    ['http://[64:ff9b::6464:64c8]/', 'metadata', 'metadata'], // 100.100.100.200
+    ['http://[64:ff9b:1::a9fe:a9fe]/', 'metadata', 'metadata'], // NAT64 local-use, /96
+    ['http://[64:ff9b:1:a9fe:a9:fe00::]/', 'metadata', 'metadata'], // NAT64 local-use, /48
+    ['http://[64:ff9b:1:ffa9:a9:fea9:fe00:0]/', 'metadata', 'metadata'], // NAT64 local-use, /56
+    ['http://[64:ff9b:1:ffff:a9:fea9:fe00:0]/', 'metadata', 'metadata'], // NAT64 local-use, /64
+    ['http://[2002:a9fe:a9fe::1]/', 'metadata', 'metadata'], // 6to4
+    ['http://[2001:0:a9fe:a9fe::1]/', 'metadata', 'metadata'], // Teredo server
+    ['http://[2001:0:4136:e378:8000:63bf:5601:5601]/', 'metadata', 'metadata'], // Teredo client (stored inverted)
+    ['http://compat-rebind.example/', 'metadata', 'metadata'],
+    ['http://nat64-rebind.example/', 'metadata', 'metadata'],
+    ['http://6to4-rebind.example/', 'metadata', 'metadata'],
+
     // link-local: refused everywhere
     ['http://169.254.1.1/', 'link-local', 'link-local'],
     ['http://[fe80::1]/', 'link-local', 'link-local'],
@@ -124,6 +149,9 @@ describe('assertSafeUrl with the default policy', () => {
     ['http://[::ffff:169.254.0.1]/', 'link-local', 'link-local'],
     ['http://linklocal.example/', 'link-local', 'link-local'],
     ['http://linklocal4.example/', 'link-local', 'link-local'],
+    ['http://[::169.254.1.1]/', 'link-local', 'link-local'],
+    ['http://[64:ff9b::a9fe:101]/', 'link-local', 'link-local'],
+    ['http://[2002:a9fe:101::]/', 'link-local', 'link-local'],
 
     // loopback: allowed in dev/test only
     ['http://localhost:3000/mcp', 'ok', 'loopback'],
@@ -138,6 +166,10 @@ describe('assertSafeUrl with the default policy', () => {
     ['http://[::ffff:127.0.0.1]/', 'ok', 'loopback'],
     ['http://loop6.example/', 'ok', 'loopback'],
     ['http://multi.example/', 'ok', 'loopback'], // one bad address is enough
+    ['http://[::127.0.0.1]/', 'ok', 'loopback'],
+    ['http://[64:ff9b::7f00:1]/', 'ok', 'loopback'],
+    ['http://[2002:7f00:1::]/', 'ok', 'loopback'],
+    ['http://nat64-loop.example/', 'ok', 'loopback'],
 
     // unspecified: allowed in dev/test only
     ['http://0.0.0.0:3000/', 'ok', 'unspecified'],
@@ -161,7 +193,15 @@ describe('assertSafeUrl with the default policy', () => {
     ['http://169.255.0.1/', 'ok', 'ok'],
     ['http://128.0.0.1/', 'ok', 'ok'],
     ['http://[fec0::1]/', 'ok', 'ok'],
-    ['http://[::2]/', 'ok', 'ok'],
+    ['http://[::2]/', 'ok', 'ok'], // ::/104 keeps its IPv6 meaning
+    ['http://[::808:808]/', 'ok', 'ok'],
+    ['http://[64:ff9b::808:808]/', 'ok', 'ok'],
+    ['http://[64:ff9b:1::808:808]/', 'ok', 'ok'],
+    ['http://[64:ff9b:2::a9fe:a9fe]/', 'ok', 'ok'], // outside both NAT64 prefixes
+    ['http://[2002:808:808::1]/', 'ok', 'ok'],
+    ['http://[2001:0:808:808::f7f7:f7f7]/', 'ok', 'ok'],
+    ['http://[2001:db8::a9fe:a9fe]/', 'ok', 'ok'], // 2001:db8::/32 is not Teredo
+    ['http://nat64-public.example/', 'ok', 'ok'],
 
     // DNS failures
     ['http://missing.example/', 'unresolvable', 'unresolvable'],
@@ -185,6 +225,8 @@ describe('checkUrlSyntax (no DNS)', () => {
     ['http://169.254.169.254/', 'metadata', 'metadata'],
     ['http://metadata.google.internal./', 'metadata', 'metadata'],
     ['http://[::ffff:a9fe:a9fe]/', 'metadata', 'metadata'],
+    ['http://[::169.254.169.254]/', 'metadata', 'metadata'],
+    ['http://[64:ff9b::a9fe:a9fe]/', 'metadata', 'metadata'],
     ['http://[fe80::abcd]/', 'link-local', 'link-local'],
     ['http://LOCALHOST./', 'ok', 'loopback'],
     ['http://foo.localhost/', 'ok', 'loopback'],
@@ -225,6 +267,10 @@ describe('allow and deny lists', () => {
     ['https://[fd12:3456::1]/', [], DENY, true, 'denied'],
     ['https://private.example/', [], DENY, true, 'denied'], // 10.1.2.3 is fine, fd12:3456::1 is not
     ['https://10.1.2.3/', [], DENY, true, 'ok'],
+    ['https://[64:ff9b::c0a8:101]/', [], DENY, true, 'denied'], // NAT64 of 192.168.1.1
+    ['https://[2002:a06:606::]/', [], DENY, true, 'denied'], // 6to4 of 10.6.6.6
+    ['https://[64:ff9b::a06:606]/', [], ['64:ff9b::/96'], true, 'denied'], // IPv6 entries match the IPv6 form
+    ['https://[64:ff9b::a9fe:101]/', ['64:ff9b::/96'], [], true, 'link-local'], // allowing the prefix does not allow what it carries
     ['https://ok.example/', [], DENY, true, 'ok'],
 
     // allow by CIDR, name and wildcard skips the default rules
@@ -286,26 +332,44 @@ describe('messages', () => {
     ['http://169.254.169.254/', dev, 'URL host 169.254.169.254 is a cloud metadata address'],
     ['http://[::ffff:169.254.169.254]/', dev, 'URL host [::ffff:a9fe:a9fe] (169.254.169.254) is a cloud metadata address'],
     ['http://metadata.google.internal/', dev, 'URL host metadata.google.internal is a cloud metadata address'],
-    ['http://rebind.example/', dev, 'URL host rebind.example resolves to cloud metadata address 169.254.169.254'],
+    ['http://rebind.example/', dev, 'URL host rebind.example resolves to a cloud metadata address'],
+    ['http://[64:ff9b::a9fe:a9fe]/', dev, 'URL host [64:ff9b::a9fe:a9fe] (169.254.169.254) is a cloud metadata address'],
+    ['http://[::169.254.169.254]/', dev, 'URL host [::a9fe:a9fe] (169.254.169.254) is a cloud metadata address'],
+    ['http://nat64-rebind.example/', dev, 'URL host nat64-rebind.example resolves to a cloud metadata address'],
     ['http://[fe80::1]/', dev, 'URL host [fe80::1] is a link-local address'],
-    ['http://linklocal4.example/', dev, 'URL host linklocal4.example resolves to link-local address 169.254.10.20'],
+    ['http://linklocal4.example/', dev, 'URL host linklocal4.example resolves to a link-local address'],
     ['http://127.0.0.1/', prod, 'URL host 127.0.0.1 is a loopback address, which is refused in production'],
     ['http://[::1]/', prod, 'URL host [::1] is a loopback address, which is refused in production'],
     ['http://LOCALHOST./', prod, 'URL host localhost. is a loopback name, which is refused in production'],
-    ['http://multi.example/', prod, 'URL host multi.example resolves to loopback address 127.0.0.1, which is refused in production'],
+    ['http://multi.example/', prod, 'URL host multi.example resolves to a loopback address, which is refused in production'],
     ['http://0.0.0.0/', prod, 'URL host 0.0.0.0 is an unspecified address, which is refused in production'],
     ['http://missing.example/', prod, 'URL host missing.example could not be resolved (ENOTFOUND)'],
     ['ftp://ok.example/', prod, 'only http and https URLs are allowed (got ftp)'],
     ['https://me:hunter2@ok.example/', prod, 'URL must not contain a user name or password; the platform sends its own credentials'],
     ['https://me:hunter2@[bad/', prod, 'URL is not a valid absolute URL'],
-    ['http://192.168.4.4/', policy(true, [], ['192.168.0.0/16']), 'URL host 192.168.4.4 is refused by the deny list (192.168.0.0/16)'],
-    ['http://home.example/', policy(true, [], ['192.168.0.0/16']), 'URL host home.example resolves to 192.168.7.7, which is refused by the deny list (192.168.0.0/16)'],
-    ['http://x.bad.example/', policy(true, [], ['*.bad.example']), 'URL host x.bad.example is refused by the deny list (*.bad.example)'],
+    ['http://192.168.4.4/', policy(true, [], ['192.168.0.0/16']), 'URL host 192.168.4.4 is refused by the deny list'],
+    ['http://home.example/', policy(true, [], ['192.168.0.0/16']), 'URL host home.example resolves to an address that is refused by the deny list'],
+    ['http://x.bad.example/', policy(true, [], ['*.bad.example']), 'URL host x.bad.example is refused by the deny list'],
   ])('%s', async (url, p, message) => {
     const error = await errorOf(url, p);
     expect(error).toBeInstanceOf(Error);
     expect(error.name).toBe('UnsafeUrlError');
     expect(error.message).toBe(message);
+  });
+
+  // The caller's message names the rule; where a name pointed and which entry matched is for the logs only.
+  it.each([
+    ['http://rebind.example/', dev, 'URL host rebind.example resolves to cloud metadata address 169.254.169.254'],
+    ['http://nat64-rebind.example/', dev, 'URL host nat64-rebind.example resolves to cloud metadata address 169.254.169.254 (carried in 64:ff9b::a9fe:a9fe)'],
+    ['http://multi.example/', prod, 'URL host multi.example resolves to loopback address 127.0.0.1, which is refused in production'],
+    ['http://192.168.4.4/', policy(true, [], ['192.168.0.0/16']), 'URL host 192.168.4.4 is refused by the deny list (192.168.0.0/16)'],
+    ['http://home.example/', policy(true, [], ['192.168.0.0/16']), 'URL host home.example resolves to 192.168.7.7, which is refused by the deny list (192.168.0.0/16)'],
+    ['http://x.bad.example/', policy(true, [], ['*.bad.example']), 'URL host x.bad.example is refused by the deny list (*.bad.example)'],
+    ['http://127.0.0.1/', prod, 'URL host 127.0.0.1 is a loopback address, which is refused in production'],
+  ])('%s: detail for the logs', async (url, p, detail) => {
+    const error = await errorOf(url, p);
+    expect(error.detail).toBe(detail);
+    expect(error.message).not.toMatch(/192\.168\.7\.7|192\.168\.0\.0\/16|\*\.bad|127\.0\.0\.1.*resolves|resolves.*127\.0\.0\.1|169\.254\.169\.254$/);
   });
 
   it('never echoes credentials', async () => {

@@ -22,13 +22,23 @@ export type UnsafeUrlReason =
   | 'unresolvable'
   | 'invalid';
 
+/**
+ * `message` is what the API caller sees (on a 400 and in a check's `lastError`): it says which
+ * rule refused the URL but not the addresses a name resolved to or which list entry matched,
+ * so the refusal does not map internal DNS or the operator's lists for someone probing them.
+ * `detail` has all of it, for the logs.
+ */
 export class UnsafeUrlError extends Error {
+  readonly detail: string;
+
   constructor(
     message: string,
     readonly reason: UnsafeUrlReason,
+    detail?: string,
   ) {
     super(message);
     this.name = 'UnsafeUrlError';
+    this.detail = detail ?? message;
   }
 }
 
@@ -39,6 +49,13 @@ type Family = 'ipv4' | 'ipv6';
 interface Ip {
   address: string;
   family: Family;
+  /**
+   * IPv4 addresses an IPv6 address carries and that a translator or tunnel may deliver to
+   * (IPv4-compatible, NAT64, 6to4, Teredo): each must pass the rules too.
+   */
+  embedded?: Ip[];
+  /** For an embedded address: the IPv6 address it came from. */
+  via?: string;
 }
 
 type Entry =
@@ -52,7 +69,53 @@ interface CompiledPolicy {
   deny: Entry[];
 }
 
-const MAPPED_IPV4 = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/;
+/** The eight 16-bit words of an IPv6 address in the WHATWG canonical form (hex words, at most one "::"). */
+function ipv6Words(canonical: string): number[] {
+  const [head = '', tail] = canonical.split('::');
+  const words = (part: string) => (part ? part.split(':').map((w) => parseInt(w, 16)) : []);
+  const high = words(head);
+  const low = tail === undefined ? [] : words(tail);
+  return [...high, ...new Array<number>(8 - high.length - low.length).fill(0), ...low];
+}
+
+function ipv4Of(bytes: number[], via: string): Ip {
+  return { address: bytes.join('.'), family: 'ipv4', via };
+}
+
+/**
+ * IPv4 addresses embedded in an IPv6 address by a translation or tunnelling scheme. Traffic to
+ * such an address may reach that IPv4 host, so a metadata or link-local address must not slip
+ * through in IPv6 spelling (`[::169.254.169.254]`, `[64:ff9b::a9fe:a9fe]`).
+ */
+function embeddedIpv4(words: number[], via: string): Ip[] {
+  const bytes = words.flatMap((w) => [w >> 8, w & 255]);
+  const zero = (from: number, to: number) => words.slice(from, to).every((w) => w === 0);
+  const last32 = bytes.slice(12, 16);
+  // IPv4-compatible ::a.b.c.d (RFC 4291, deprecated); ::/104 is left alone so :: and ::1 keep their IPv6 meaning.
+  if (zero(0, 6) && bytes[12] !== 0) return [ipv4Of(last32, via)];
+  // IPv4-translated ::ffff:0:a.b.c.d (SIIT, RFC 2765).
+  if (zero(0, 4) && words[4] === 0xffff && words[5] === 0) return [ipv4Of(last32, via)];
+  // NAT64 well-known prefix 64:ff9b::/96 (RFC 6052).
+  if (words[0] === 0x64 && words[1] === 0xff9b && zero(2, 6)) return [ipv4Of(last32, via)];
+  if (words[0] === 0x64 && words[1] === 0xff9b && words[2] === 1) {
+    // NAT64 local-use 64:ff9b:1::/48 (RFC 8215): the operator picks a prefix of 48 to 96 bits,
+    // which moves the IPv4 bits (RFC 6052 section 2.2, skipping the "u" octet 8); every reading must pass.
+    // The shorter readings of a /96-style address give 0.x.x.x, which no translator delivers to: skipped.
+    const shorter = [
+      [bytes[6]!, bytes[7]!, bytes[9]!, bytes[10]!],
+      [bytes[7]!, bytes[9]!, bytes[10]!, bytes[11]!],
+      [bytes[9]!, bytes[10]!, bytes[11]!, bytes[12]!],
+    ].filter((b) => b[0] !== 0);
+    return [...shorter, last32].map((b) => ipv4Of(b, via));
+  }
+  // 6to4 2002:a.b.c.d::/48 (RFC 3056): the relay tunnels to that IPv4 host.
+  if (words[0] === 0x2002) return [ipv4Of(bytes.slice(2, 6), via)];
+  // Teredo 2001:0::/32 (RFC 4380): the server's IPv4, and the client's IPv4 stored inverted.
+  if (words[0] === 0x2001 && words[1] === 0) {
+    return [ipv4Of(bytes.slice(4, 8), via), ipv4Of(last32.map((b) => b ^ 255), via)];
+  }
+  return [];
+}
 
 /** Parses an IP literal (optionally bracketed or with a zone id) into a canonical form; IPv4-mapped IPv6 becomes IPv4. */
 function toIp(value: string): Ip | undefined {
@@ -70,14 +133,13 @@ function toIp(value: string): Ip | undefined {
   } catch {
     // Unreachable in practice (isIP accepted it); the lower-cased text is still a valid BlockList input.
   }
-  const mapped = MAPPED_IPV4.exec(canonical);
-  if (mapped) {
-    const high = parseInt(mapped[1]!, 16);
-    const low = parseInt(mapped[2]!, 16);
-    // Traffic to a mapped address is IPv4 traffic, so it must face the IPv4 rules.
-    return { address: `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`, family: 'ipv4' };
+  const words = ipv6Words(canonical);
+  if (words.length === 8 && words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) {
+    // Traffic to a mapped address is IPv4 traffic, so it must face the IPv4 rules (and only those).
+    return { address: `${words[6]! >> 8}.${words[6]! & 255}.${words[7]! >> 8}.${words[7]! & 255}`, family: 'ipv4' };
   }
-  return { address: canonical, family: 'ipv6' };
+  const embedded = words.length === 8 ? embeddedIpv4(words, canonical) : [];
+  return { address: canonical, family: 'ipv6', ...(embedded.length ? { embedded } : {}) };
 }
 
 function blockListOf(ranges: [string, number, Family][]): BlockList {
@@ -212,7 +274,9 @@ function isLoopbackName(name: string): boolean {
 /** Name-only rules: deny list, metadata names, loopback names. Returns true when the allow list admits the name. */
 function checkName(target: Target, policy: CompiledPolicy): boolean {
   const denied = matchName(policy.deny, target.name);
-  if (denied) throw new UnsafeUrlError(`URL host ${target.display} is refused by the deny list (${denied.text})`, 'denied');
+  if (denied) {
+    throw new UnsafeUrlError(`URL host ${target.display} is refused by the deny list`, 'denied', `URL host ${target.display} is refused by the deny list (${denied.text})`);
+  }
   // Metadata is refused even when allowed: a broad allow entry must never expose instance credentials.
   if (METADATA_NAMES.has(target.name)) {
     throw new UnsafeUrlError(`URL host ${target.display} is a cloud metadata address`, 'metadata');
@@ -231,22 +295,39 @@ interface Origin {
   resolved: boolean;
 }
 
-/** Builds "URL host 127.0.0.1 is a loopback address, which …" or "URL host x.example resolves to loopback address 127.0.0.1, which …". */
-function sentence(origin: Origin, ip: Ip, kind: string | undefined, tail: string | undefined): string {
-  const which = tail ? `, which ${tail}` : '';
-  if (origin.resolved) return `URL host ${origin.display} resolves to ${kind ? `${kind} address ` : ''}${ip.address}${which}`;
-  // Mapped IPv6 shows its IPv4 meaning too, so "[::ffff:a9fe:a9fe]" is not a puzzle in the message.
-  const written = origin.display.replace(/^\[(.*)\]$/, '$1');
-  const shown = written === ip.address ? origin.display : `${origin.display} (${ip.address})`;
-  if (!kind) return `URL host ${shown}${tail ? ` ${tail}` : ''}`;
-  return `URL host ${shown} is ${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} address${which}`;
+function article(word: string): string {
+  return /^[aeiou]/.test(word) ? 'an' : 'a';
 }
 
-function checkAddress(ip: Ip, policy: CompiledPolicy, allowedByName: boolean, origin: Origin): void {
-  const refuse = (reason: UnsafeUrlReason, kind: string | undefined, tail?: string) =>
-    new UnsafeUrlError(sentence(origin, ip, kind, tail), reason);
+/**
+ * The caller's sentence ("URL host 127.0.0.1 is a loopback address, which …", "URL host
+ * x.example resolves to a loopback address, which …") and the log's, which adds the resolved
+ * address and the matching list entry.
+ */
+function sentences(origin: Origin, ip: Ip, kind: string | undefined, tail: string | undefined, entry?: string): { message: string; detail: string } {
+  const which = tail ? `, which ${tail}` : '';
+  const listed = entry ? ` (${entry})` : '';
+  if (origin.resolved) {
+    const carried = ip.via ? ` (carried in ${ip.via})` : '';
+    return {
+      message: kind ? `URL host ${origin.display} resolves to ${article(kind)} ${kind} address${which}` : `URL host ${origin.display} resolves to an address that ${tail}`,
+      detail: `URL host ${origin.display} resolves to ${kind ? `${kind} address ` : ''}${ip.address}${carried}${which}${listed}`,
+    };
+  }
+  // IPv6 that carries IPv4 shows its IPv4 meaning too, so "[::ffff:a9fe:a9fe]" is not a puzzle in the message.
+  const written = origin.display.replace(/^\[(.*)\]$/, '$1');
+  const shown = written === ip.address ? origin.display : `${origin.display} (${ip.address})`;
+  const message = kind ? `URL host ${shown} is ${article(kind)} ${kind} address${which}` : `URL host ${shown}${tail ? ` ${tail}` : ''}`;
+  return { message, detail: `${message}${listed}` };
+}
+
+function checkOneAddress(ip: Ip, policy: CompiledPolicy, allowedByName: boolean, origin: Origin): void {
+  const refuse = (reason: UnsafeUrlReason, kind: string | undefined, tail?: string, entry?: string) => {
+    const { message, detail } = sentences(origin, ip, kind, tail, entry);
+    return new UnsafeUrlError(message, reason, detail);
+  };
   const denied = matchIp(policy.deny, ip);
-  if (denied) throw refuse('denied', undefined, `is refused by the deny list (${denied.text})`);
+  if (denied) throw refuse('denied', undefined, 'is refused by the deny list', denied.text);
   // Metadata is refused even when allowed: a broad allow entry must never expose instance credentials.
   if (inList(METADATA_ADDRESSES, ip)) throw refuse('metadata', 'cloud metadata');
   if (allowedByName || matchIp(policy.allow, ip)) return;
@@ -254,6 +335,11 @@ function checkAddress(ip: Ip, policy: CompiledPolicy, allowedByName: boolean, or
   if (!policy.production) return;
   if (inList(LOOPBACK, ip)) throw refuse('loopback', 'loopback', 'is refused in production');
   if (inList(UNSPECIFIED, ip)) throw refuse('unspecified', 'unspecified', 'is refused in production');
+}
+
+/** The address itself, then every IPv4 address it carries: each must pass on its own. */
+function checkAddress(ip: Ip, policy: CompiledPolicy, allowedByName: boolean, origin: Origin): void {
+  for (const candidate of [ip, ...(ip.embedded ?? [])]) checkOneAddress(candidate, policy, allowedByName, origin);
 }
 
 function parseUrl(raw: string): URL {
@@ -318,7 +404,7 @@ export async function assertSafeUrl(raw: string, policy: UrlPolicy, lookup: Look
   for (const result of results) {
     const ip = toIp(result.address);
     if (!ip) {
-      throw new UnsafeUrlError(`URL host ${target.display} resolved to "${result.address}", which is not an IP address`, 'unresolvable');
+      throw new UnsafeUrlError(`URL host ${target.display} could not be resolved to an IP address`, 'unresolvable', `URL host ${target.display} resolved to "${result.address}", which is not an IP address`);
     }
     checkAddress(ip, compiled, allowedByName, { display: target.display, resolved: true });
   }

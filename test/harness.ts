@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { AppDeps } from '../api/deps';
-import { loadConfig, type Config } from '../lib/config';
+import { loadConfig, type Config, type RateLimits } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { RealtimeHub } from '../api/realtime/hub';
 import { McpClientPool } from '../lib/mcp-client';
@@ -15,11 +15,19 @@ export interface TestContext extends AppDeps {
   close(): Promise<void>;
 }
 
+/**
+ * Every request limit ×1000: the test files share one PostgreSQL, most requests come from
+ * 127.0.0.1, and some tests start hundreds of runs. Tests of the limits pass their own.
+ */
+export function relaxedRateLimits(limits: RateLimits): RateLimits {
+  return Object.fromEntries(Object.entries(limits).map(([rule, limit]) => [rule, limit && { ...limit, limit: limit.limit * 1000 }])) as RateLimits;
+}
+
 /** Real deps against the run's PostgreSQL and Temporal (see global-setup.ts). */
 export async function createTestContext(overrides: Partial<Config> = {}): Promise<TestContext> {
   const base = loadConfig();
   // A task queue of its own, so parallel test files never run each other's workflows.
-  const config = { ...base, temporal: { ...base.temporal, taskQueue: `test-${randomUUID()}` }, ...overrides };
+  const config = { ...base, temporal: { ...base.temporal, taskQueue: `test-${randomUUID()}` }, rateLimits: relaxedRateLimits(base.rateLimits), ...overrides };
   const logger = createLogger(config, 'test');
   const orm = await initOrm(config.database.url!, { poolMax: 5 });
   const connection = await connectTemporal(config.temporal.address!);

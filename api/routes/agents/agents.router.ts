@@ -17,6 +17,7 @@ import { presentAgent, presentAgentSummary } from '../../presenters';
 import { IdParams } from '../common.schemas';
 import { readProgress } from '../executions/executions.service';
 import { AgentDetailOut, AgentOut, AgentPage, AgentStatusOut, CreateAgentBody, HierarchyOut, ListAgentsQuery, UpdateAgentBody, type HierarchyNode } from './agents.schemas';
+import { rateLimit } from '../../rate-limit';
 
 const WAIT_MS = 60_000;
 
@@ -76,6 +77,7 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
       tags,
       auth: true,
       request: { body: CreateAgentBody },
+      before: [rateLimit(deps, 'create-agent')],
       responses: { 201: { description: 'Created', schema: AgentOut }, 409: { description: 'name_taken, master_exists' } },
     },
     async (ctx, { body }) => {

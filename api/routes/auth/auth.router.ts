@@ -8,6 +8,7 @@ import type { AppContext } from '../../context';
 import type { AppDeps } from '../../deps';
 import { presentOrganization, presentUser } from '../../presenters';
 import { AuthResponse, LoginBody, MeResponse, RefreshBody, RegisterBody } from './auth.schemas';
+import { rateLimit } from '../../rate-limit';
 
 function em(deps: AppDeps): EntityManager {
   return deps.orm.em as EntityManager;
@@ -37,6 +38,7 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
       summary: 'Create an account and its organisation (the registrant becomes its ADMIN)',
       tags,
       request: { body: RegisterBody },
+      before: [rateLimit(deps, 'register')],
       responses: { 201: { description: 'Registered and logged in', schema: AuthResponse }, 409: { description: 'email_taken' } },
     },
     async (ctx, { body }) => {
@@ -74,6 +76,7 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
       summary: 'Trade a refresh token for a new pair; the old one is spent',
       tags,
       request: { body: RefreshBody },
+      before: [rateLimit(deps, 'refresh')],
       responses: {
         200: { description: 'A new access and refresh token', schema: AuthResponse },
         401: { description: 'invalid_refresh_token, refresh_expired, session_revoked, or refresh_reused (the whole login is revoked)' },
@@ -93,6 +96,7 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
       summary: 'End the login of this refresh token; its access tokens are refused at once',
       tags,
       request: { body: RefreshBody },
+      before: [rateLimit(deps, 'logout')],
       responses: { 204: { description: 'Logged out (also when the token was unknown)' } },
     },
     async (ctx, { body }) => {

@@ -13,6 +13,7 @@ import { loadAgent } from '../agents/agents.router';
 import { IdParams } from '../common.schemas';
 import { EventsOut, EventsQuery, ExecuteBody, ExecutionDetailOut, ExecutionPage, ListExecutionsQuery, StartedOut } from './executions.schemas';
 import { eventsAfter, readProgress, startExecution, streamExecution, wantsEventStream } from './executions.service';
+import { rateLimit } from '../../rate-limit';
 
 async function loadExecution(em: EntityManager, auth: AuthContext, id: string): Promise<Execution> {
   const execution = await em.findOne(Execution, { id, organization: auth.organizationId });
@@ -36,6 +37,7 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
       tags: ['agents', 'executions'],
       auth: true,
       request: { params: IdParams, body: ExecuteBody },
+      before: [rateLimit(deps, 'execute')],
       responses: { 202: { description: 'Started (QUEUED until a slot is free)', schema: StartedOut }, 409: { description: 'agent_not_active' } },
     },
     async (ctx, { params, body }) => {

@@ -15,6 +15,7 @@ import { z } from '../../zod';
 import { AgentOut } from '../agents/agents.schemas';
 import { startExecution, streamExecution } from '../executions/executions.service';
 import { AGENT_SPEC_JSON_SCHEMA, AgentSpec, CreateAgentViaMasterBody, MasterExecuteBody } from './master.schemas';
+import { rateLimit } from '../../rate-limit';
 
 const SPEC_WAIT_MS = 120_000;
 
@@ -50,6 +51,7 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
       tags,
       auth: true,
       request: { body: MasterExecuteBody },
+      before: [rateLimit(deps, 'execute')],
       responses: { 200: { description: 'text/event-stream of the execution events', contentType: 'text/event-stream', schema: z.string() }, 409: { description: 'no_master, agent_not_active' } },
     },
     async (ctx, { body }) => {
@@ -71,6 +73,8 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
       tags,
       auth: true,
       request: { body: CreateAgentViaMasterBody },
+      // It runs the MASTER agent too: an execution as well as a new agent.
+      before: [rateLimit(deps, 'create-agent', 'execute')],
       responses: {
         201: { description: 'Created from the master agent’s specification', schema: AgentOut.extend({ executionId: z.uuid() }) },
         422: { description: 'invalid_agent_spec: the master agent answered no valid specification (details say why)' },

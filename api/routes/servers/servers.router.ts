@@ -22,6 +22,7 @@ import { waitAtMost } from '../../wait';
 import { presentServer } from '../../presenters';
 import { IdParams } from '../common.schemas';
 import { CheckResultOut, CreateServerBody, DeleteServerQuery, ListServersQuery, ServerOut, ServerPage, UpdateServerBody } from './servers.schemas';
+import { rateLimit } from '../../rate-limit';
 
 /** How long the API waits for a test/health workflow before answering 504 (the run goes on). */
 const CHECK_WAIT_MS = 60_000;
@@ -144,11 +145,15 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'put',
       path: '/servers/:id',
-      summary: 'Change a server (ADMIN, MANAGER); a new url, transport or master token resets its status and its pooled connection',
+      summary: 'Change a server (ADMIN, MANAGER); a url on another origin needs masterToken in the same body; a new url, transport or master token resets its status and its pooled connection',
       tags,
       auth: true,
       request: { params: IdParams, body: UpdateServerBody },
-      responses: { 200: { description: 'Updated', schema: ServerOut }, 409: { description: 'name_taken' } },
+      responses: {
+        200: { description: 'Updated', schema: ServerOut },
+        400: { description: 'validation_failed, or master_token_required: a url on another origin (scheme, host or port) without masterToken' },
+        409: { description: 'name_taken' },
+      },
     },
     async (ctx, { params, body }) => {
       const auth = ctx.state.auth!;
@@ -160,8 +165,16 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
         changes[key] = { from: server[key] ?? null, to: value ?? null };
         server[key] = value;
       };
+      const url = body.url !== undefined ? safeUrl(body.url) : undefined;
+      // The stored token was given for the old origin; sending it to a new one would hand it to
+      // whoever runs that host. A path on the same origin is the same server's operator.
+      if (url !== undefined && body.masterToken === undefined && new URL(url).origin !== new URL(server.url).origin) {
+        throw new AppError(400, 'master_token_required', 'A URL on another origin needs the master token again', [
+          { path: 'body.masterToken', message: 'required when the URL moves to another scheme, host or port; the stored token is never sent to a new origin', code: 'required' },
+        ]);
+      }
       set('name', body.name);
-      set('url', body.url !== undefined ? safeUrl(body.url) : undefined);
+      set('url', url);
       set('transport', body.transport as McpTransport | undefined);
       if (body.description === null && server.description !== undefined) {
         changes.description = { from: server.description, to: null };
@@ -240,6 +253,7 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
         tags,
         auth: true,
         request: { params: IdParams },
+        before: [rateLimit(deps, 'server-test')],
         responses: { 200: { description: 'The check result, also stored on the server', schema: CheckResultOut }, 504: { description: 'check_timeout: no worker answered' } },
       },
       async (ctx, { params }) => {

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Client } from 'pg';
@@ -6,10 +7,12 @@ import { EVENTS_CHANNEL } from '../../../lib/events';
 import { AuditLog, Agent, AgentRole, McpServer, Organization } from '../../../entities';
 import { openSecret } from '../../../lib/crypto';
 import { rotateServerTokens } from '../../../lib/key-rotation';
+import { loadConfig } from '../../../lib/config';
 import { masterTokenContext } from '../../../lib/servers';
 import { ensureServerHealthSchedule } from '../../../worker/schedules';
 import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
+import { startCaptureServer, type CaptureServer } from '../../../test/capture-server';
 import { closedPortUrl, HOST_TOOL_NAMES, startHtmlOkServer, startMcpServer, startNotMcpServer, startSseOnlyMcpServer, type TestMcpServer } from '../../../test/mcp-servers';
 
 describe('MCP servers', () => {
@@ -19,6 +22,7 @@ describe('MCP servers', () => {
   let admin: Account;
   let logs: string;
   const mcpServers: TestMcpServer[] = [];
+  const captures: CaptureServer[] = [];
 
   async function mcp<T extends TestMcpServer>(started: Promise<T>): Promise<T> {
     const server = await started;
@@ -38,7 +42,7 @@ describe('MCP servers', () => {
   });
   afterAll(async () => {
     await worker?.stop();
-    await Promise.all(mcpServers.map((s) => s.close()));
+    await Promise.all([...mcpServers, ...captures].map((s) => s.close()));
     await ctx?.close();
   });
 
@@ -157,6 +161,44 @@ describe('MCP servers', () => {
     expect(audit.map((a) => a.changes)).toEqual([{ masterToken: { rotated: true } }, { masterToken: { rotated: true } }]);
   });
 
+  it('never sends the stored token to a new origin: moving the URL there needs the token again', async () => {
+    const host = await mcp(startMcpServer());
+    const capture = await startCaptureServer();
+    captures.push(capture);
+    const manager = await addMember(http, admin, 'MANAGER');
+    const { id } = await register(admin, { url: host.url, masterToken: host.token });
+    expect((await check(manager, id)).status).toBe('ONLINE');
+
+    // Another port is another origin; so are another host and another scheme.
+    for (const url of [capture.url, capture.url.replace('127.0.0.1', 'localhost'), host.url.replace('http:', 'https:')]) {
+      const refused = await http.put(`/api/servers/${id}`).set(as(manager)).send({ url }).expect(400);
+      expect(refused.body.error).toMatchObject({ code: 'master_token_required', details: [expect.objectContaining({ path: 'body.masterToken', code: 'required' })] });
+    }
+    const unchanged = (await http.get(`/api/servers/${id}`).set(as(manager)).expect(200)).body;
+    expect(unchanged).toMatchObject({ url: host.url, status: 'ONLINE' });
+    await check(manager, id, 'test');
+    await check(manager, id, 'health');
+    expect(capture.requests).toEqual([]);
+
+    const moved = await http.put(`/api/servers/${id}`).set(as(manager)).send({ url: capture.url, masterToken: 'the-token-for-the-new-host' }).expect(200);
+    expect(moved.body).toMatchObject({ url: capture.url, status: 'UNKNOWN', masterToken: { set: true, last4: 'host' } });
+    expect((await check(manager, id)).error).toBe('the server rejected the master token (HTTP 401)');
+    expect(capture.requests.length).toBeGreaterThan(0);
+    expect(new Set(capture.requests.map((r) => r.authorization))).toEqual(new Set(['Bearer the-token-for-the-new-host']));
+    const audit = await ctx.orm.em.fork().find(AuditLog, { resourceId: id, action: 'server.update' });
+    expect(audit.map((a) => a.changes)).toEqual([{ url: { from: host.url, to: capture.url }, masterToken: { rotated: true } }]);
+    expect(audit[0]!.actor?.id).toBe(manager.userId);
+  });
+
+  it('keeps the token for a new path on the same origin', async () => {
+    const host = await mcp(startMcpServer());
+    const { id } = await register(admin, { url: host.url, masterToken: host.token });
+    const moved = await http.put(`/api/servers/${id}`).set(as(admin)).send({ url: `${host.url}/v2` }).expect(200);
+    expect(moved.body).toMatchObject({ url: `${host.url}/v2`, masterToken: { set: true, last4: host.token.slice(-4) } });
+    const audit = await ctx.orm.em.fork().find(AuditLog, { resourceId: id, action: 'server.update' });
+    expect(audit.map((a) => a.changes)).toEqual([{ url: { from: host.url, to: `${host.url}/v2` } }]);
+  });
+
   it('detects a server silently changing its tools and records what changed', async () => {
     const host = await mcp(startMcpServer());
     const { id } = await register(admin, { url: host.url, masterToken: host.token });
@@ -194,6 +236,8 @@ describe('MCP servers', () => {
   it('refuses unsafe or malformed URLs with a field-level 400', async () => {
     for (const [url, reason] of [
       ['http://169.254.169.254/latest/meta-data', 'metadata'],
+      ['http://[::169.254.169.254]/', 'metadata'],
+      ['http://[64:ff9b::a9fe:a9fe]/', 'metadata'],
       ['http://[fe80::1]/mcp', 'link-local'],
       ['ftp://example.com/mcp', 'scheme'],
       ['http://user:pass@example.com/mcp', 'credentials'],
@@ -204,6 +248,65 @@ describe('MCP servers', () => {
     }
     const missing = await http.post('/api/servers').set(as(admin)).send({ name: 'x', masterToken: ' spaced token ' }).expect(400);
     expect(missing.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(['body.masterToken', 'body.url']);
+  });
+
+  it('explains a failing server to its operator, but tells nothing about the ports behind a URL the policy refuses', async () => {
+    const closedPort = Number(new URL(await closedPortUrl()).port);
+    let rawConnections = 0;
+    const rawSockets: Socket[] = [];
+    // An open port that does not speak HTTP (an SSH-like banner).
+    const raw = createNetServer((socket) => {
+      rawConnections++;
+      rawSockets.push(socket);
+      socket.end('SSH-2.0-OpenSSH_9.6\r\n');
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    const web = await mcp(startNotMcpServer());
+    const ports = [closedPort, (raw.address() as AddressInfo).port, web.port];
+    try {
+      // Allowed URLs (loopback is allowed outside production): each failure reads differently.
+      const allowed: string[] = [];
+      for (const port of ports) {
+        const { id } = await register(admin, { url: `http://127.0.0.1:${port}/mcp`, masterToken: 'whatever-token' });
+        allowed.push((await check(admin, id)).error!);
+      }
+      expect(allowed[0]).toBe(`connection refused at 127.0.0.1:${closedPort}`);
+      expect(allowed[1]).toMatch(/^127\.0\.0\.1:\d+ answered, but not with HTTP \(HPE_\w+\)$/);
+      expect(allowed[2]).toBe('no MCP endpoint at this URL (HTTP 404)');
+      expect(new Set(allowed).size).toBe(3);
+
+      // The same listeners behind a name the policy refuses once it is resolved: one sentence for
+      // all three, without the address, and no connection is made.
+      let deniedLogs = '';
+      const base = loadConfig();
+      const denied = await createTestContext({ mcp: { ...base.mcp, timeoutMs: 1500, urlDenylist: '127.0.0.0/8, ::1' } });
+      denied.logger = pino({ level: 'info' }, new Writable({ write: (chunk, _enc, done) => ((deniedLogs += chunk.toString()), done()) }));
+      const deniedWorker = await startTestWorker(denied);
+      try {
+        const deniedHttp = httpFor(denied);
+        const refused: string[] = [];
+        const requestsBefore = web.requests;
+        const connectionsBefore = rawConnections;
+        for (const port of ports) {
+          const created = await deniedHttp.post('/api/servers').set(as(admin)).send({ name: `denied-${port}`, url: `http://localhost:${port}/mcp`, masterToken: 'whatever-token' }).expect(201);
+          const result = await deniedHttp.post(`/api/servers/${created.body.id}/test`).set(as(admin)).expect(200);
+          refused.push(result.body.error);
+        }
+        expect(refused).toEqual(Array(3).fill('refused to connect: URL host localhost resolves to an address that is refused by the deny list'));
+        expect(web.requests).toBe(requestsBefore);
+        expect(rawConnections).toBe(connectionsBefore);
+        // The operator's log still says where the name pointed and which entry matched.
+        expect(deniedLogs).toMatch(/"detail":"URL host localhost resolves to (127\.0\.0\.1|::1), which is refused by the deny list \((127\.0\.0\.0\/8|::1)\)","msg":"server URL refused by the URL policy"/);
+      } finally {
+        await deniedWorker.stop();
+        await denied.close();
+      }
+    } finally {
+      await new Promise<void>((resolve) => {
+        raw.close(() => resolve());
+        for (const socket of rawSockets) socket.destroy();
+      });
+    }
   });
 
   it('lists with filters and pagination; names are unique per organisation', async () => {
