@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Execution, User } from '../entities';
-import type { AgentHost } from '../host/agent-host';
+import type { AgentHost } from '../host/server';
 import { loadConfig, RATE_LIMIT_DEFAULTS, type RateLimits } from '../lib/config';
 import { httpFor, PASSWORD, randomIp, registerAccount, uniqueEmail, addMember, type Account, type Http } from '../test/api';
 import { activeAgent, registerHost } from '../test/fleet';
