@@ -133,6 +133,7 @@ async function startDatabase(): Promise<string> {
     port: config.database.embeddedPort,
     database: 'mcp_fleet',
     logger,
+    runtimeDir: process.env.EMBEDDED_POSTGRES_RUNTIME_DIR,
   });
   stoppers.unshift({ name: 'postgres', stop: pg.stop });
   logger.info({ port: pg.port }, 'embedded PostgreSQL ready');
