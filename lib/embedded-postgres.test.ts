@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
@@ -141,6 +141,21 @@ describe('startEmbeddedPostgres from private directories', () => {
       const pg = await start;
       clusters.push(pg);
       await expect(query(pg.url, 'SELECT 1 AS one')).resolves.toEqual([{ one: 1 }]);
+    }
+  });
+
+  it('says what to do with data that was initialised where the postgres user cannot enter', async () => {
+    const home = privateDir();
+    const dataDir = path.join(home, 'pg');
+    // Left by a run as another user: a data dir in place, behind a mode-700 directory.
+    mkdirSync(dataDir);
+    writeFileSync(path.join(dataDir, 'PG_VERSION'), '17\n');
+    writeFileSync(`${dataDir}.password`, 'x');
+    const error = (await startEmbeddedPostgres({ dataDir, port: await freePort(), database: 'stale', runtimeDir }).catch((e: Error) => e)) as Error;
+    expect(error).toBeInstanceOf(Error);
+    if (asRoot) {
+      expect(error.message).toContain(`cannot reach the existing data in ${dataDir}. Delete it to start from scratch`);
+      expect(existsSync(path.join(dataDir, 'PG_VERSION'))).toBe(true);
     }
   });
 

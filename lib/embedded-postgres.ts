@@ -382,9 +382,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     logger?.info({ dataDir: location }, 'initialising embedded PostgreSQL');
     await initialise(nativeDir, location, password, runAs);
     if (location !== realDataPath(dataDir)) symlinkSync(location, dataDir);
-  } else if (runAs.uid !== undefined && !(await reachable(runAs, ['-x', location]))) {
+  } else if (location !== realDataPath(dataDir)) {
+    // Data initialised in place where the postgres user cannot enter (by a non-root run, say).
     throw new RuntimeDirError(
-      `The postgres user cannot reach the existing data in ${location}. Move it where that user can, or delete ${dataDir} to start from scratch.`,
+      `The postgres user cannot reach the existing data in ${dataDir}. Delete it to start from scratch, or move it where that user can enter and leave a symlink in its place.`,
     );
   }
   const password = readFileSync(passwordFile, 'utf8').trim();
