@@ -229,18 +229,13 @@ export class McpClientPool {
     }
     if (existing) await this.drop(target.serverId);
     const connection = connectMcp(target, this.options.timeoutMs);
-    // Busy while connecting: a connect slower than idleMs must not be swept and closed under its caller.
-    const entry: PoolEntry = { fingerprint: key, connection, lastUsed: Date.now(), busy: 1 };
-    this.entries.set(target.serverId, entry);
+    this.entries.set(target.serverId, { fingerprint: key, connection, lastUsed: Date.now(), busy: 0 });
     this.sweepLater();
     try {
       return { connection: await connection, fresh: true };
     } catch (error) {
       if (this.entries.get(target.serverId)?.connection === connection) this.entries.delete(target.serverId);
       throw error;
-    } finally {
-      entry.busy--;
-      entry.lastUsed = Date.now();
     }
   }
 
