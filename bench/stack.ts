@@ -33,7 +33,7 @@ export async function startBenchStack(overrides: Record<string, string> = {}): P
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-bench-'));
   const [pgPort, temporalPort] = await Promise.all([freePort(), freePort()]);
   const [pg, temporal] = await Promise.all([
-    startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: pgPort, database: 'bench' }),
+    startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: pgPort, database: 'bench', runtimeDir: process.env.EMBEDDED_POSTGRES_RUNTIME_DIR }),
     startTemporalDevServer({ port: temporalPort, namespace: 'default' }),
   ]);
   const env: Record<string, string> = {
@@ -89,7 +89,7 @@ export async function startBenchStack(overrides: Record<string, string> = {}): P
       await events.close();
       await connection.close();
       await orm.close(true);
-      await Promise.allSettled([temporal.stop(), pg.stop()]);
+      await Promise.allSettled([temporal.stop(), pg.remove()]);
       rmSync(dir, { recursive: true, force: true });
     },
   };

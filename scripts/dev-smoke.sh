@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Starts `npm run dev` as a user would, checks the stack answers, stops it with Ctrl-C (SIGINT)
-# and checks every port is free again. Run twice: a cold start, then a warm one on the same data.
+# Starts `npm run dev` as a user would, checks the stack answers, kills the worker and checks it
+# comes back, stops it with Ctrl-C (SIGINT) and checks every port is free again. Run twice: a
+# cold start, then a warm one on the same data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data_dir=$(mktemp -d)
 export DATA_DIR="$data_dir"
 log=$(mktemp)
-trap 'rm -rf "$data_dir" "$log"' EXIT
+# As root, PostgreSQL's data lives under the runtime dir and .data/postgres is a symlink to it.
+trap 'rm -rf "$(readlink -f "$data_dir/postgres")" "$data_dir" "$log"' EXIT
 
 run_once() {
   local label=$1 started pid
@@ -31,6 +33,18 @@ run_once() {
     token=$(curl -fsS -H 'content-type: application/json' -d "{\"email\":\"admin@mcp-fleet.local\",\"password\":\"$password\"}" http://127.0.0.1:3000/api/auth/login | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).accessToken))')
     server=$(curl -fsS -H "authorization: Bearer $token" http://127.0.0.1:3000/api/servers | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).items.find(i=>i.name==="local-host").id))')
     curl -fsS -X POST -H "authorization: Bearer $token" "http://127.0.0.1:3000/api/servers/$server/test" | grep -q '"status":"ONLINE"' || { echo "demo host test failed"; exit 1; }
+    # A crashed child is restarted: kill -9 the worker, wait until it is back, then run a
+    # workflow (the connection test) that only a live worker can answer.
+    worker=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).worker)' "$data_dir/dev-pids.json")
+    kill -9 "$worker"
+    for _ in $(seq 1 240); do grep -q 'worker is up again after restart 1' "$log" && break; sleep 0.25; done
+    grep -q 'worker exited (signal SIGKILL); restart 1 in' "$log" || { cat "$log"; echo "no restart line for the killed worker"; exit 1; }
+    grep -q 'worker is up again after restart 1' "$log" || { cat "$log"; echo "the worker did not come back"; exit 1; }
+    restarted=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).worker)' "$data_dir/dev-pids.json")
+    [ "$restarted" != "$worker" ] && kill -0 "$restarted" || { echo "dev-pids.json does not hold the new worker"; exit 1; }
+    curl -fsS http://127.0.0.1:3000/api/health | grep -q '"status":"ok"'
+    curl -fsS -X POST -H "authorization: Bearer $token" "http://127.0.0.1:3000/api/servers/$server/test" | grep -q '"status":"ONLINE"' || { echo "connection test failed after the worker restart"; exit 1; }
+    echo "worker killed with SIGKILL: restarted, and a workflow ran on the new one"
   fi
   # Ctrl-C in a terminal signals the whole foreground process group.
   kill -INT -- "-$pid"
@@ -39,9 +53,11 @@ run_once() {
   for port in 3000 4100 7233 8233 5433; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "port $port still open after stop"; exit 1; fi
   done
-  if pgrep -f "$data_dir" >/dev/null; then pgrep -af "$data_dir"; echo "processes left behind"; exit 1; fi
+  for dir in "$data_dir" "$(readlink -f "$data_dir/postgres")"; do
+    if pgrep -f "$dir" >/dev/null; then pgrep -af "$dir"; echo "processes left behind"; exit 1; fi
+  done
 }
 
 run_once cold
 run_once warm
-echo "npm run dev: cold and warm start, health, docs, Temporal UI and clean Ctrl-C all OK"
+echo "npm run dev: cold and warm start, health, docs, Temporal UI, worker restart and clean Ctrl-C all OK"

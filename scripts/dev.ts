@@ -1,13 +1,12 @@
 /**
  * `npm run dev`: the whole system in one terminal. Embedded PostgreSQL (unless DATABASE_URL),
  * a Temporal dev server with its Web UI (unless TEMPORAL_ADDRESS), migrations + seed, then the
- * API and the worker as child processes. Ctrl-C stops them in reverse order.
+ * API and the worker as child processes, restarted when they crash. Ctrl-C stops them in reverse order.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { DEMO_SERVER_NAME, seed, seedDemoServer } from '../entities/seeders/seed';
 import { sealSecret } from '../lib/crypto';
@@ -20,6 +19,7 @@ import { createLogger } from '../lib/logger';
 import { initOrm, migrateUp } from '../lib/orm';
 import { connectTemporal, ensureSearchAttributes } from '../lib/temporal';
 import { startTemporalDevServer } from '../lib/temporal-dev-server';
+import { superviseChild } from './dev-supervisor';
 
 const startedAt = Date.now();
 const config = loadConfig();
@@ -87,39 +87,33 @@ async function shutdown(code: number, reason: string): Promise<never> {
   process.exit(code);
 }
 
-function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
+/**
+ * Starts a child under supervision: it is restarted when it crashes, and the stack stops
+ * only when it keeps crashing (see dev-supervisor.ts). Resolves when its first run is ready.
+ */
 function startChild(name: string, entry: string, env: NodeJS.ProcessEnv, ready: RegExp): Promise<void> {
-  const child = spawn(process.execPath, ['--enable-source-maps', '--import', 'tsx', entry], {
-    cwd: PROJECT_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
+  const supervised = superviseChild({
+    name,
+    ready,
+    logger,
+    spawn: () =>
+      spawn(process.execPath, ['--enable-source-maps', '--import', 'tsx', entry], {
+        cwd: PROJECT_ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      }),
+    onLine: (line) => process.stdout.write(`[${name}] ${line}\n`),
+    onSpawn: (child) => {
+      children.set(name, child);
+      recordPids();
+    },
+    onGiveUp: (reason) => void shutdown(1, reason),
   });
-  children.set(name, child);
-  recordPids();
-  stoppers.push({ name, stop: () => stopChild(child, config.worker.shutdownGraceMs + 5_000) });
-  return new Promise((resolve, reject) => {
-    const onLine = (line: string) => {
-      process.stdout.write(`[${name}] ${line}\n`);
-      if (ready.test(line)) resolve();
-    };
-    readline.createInterface({ input: child.stdout! }).on('line', onLine);
-    readline.createInterface({ input: child.stderr! }).on('line', onLine);
-    child.once('exit', (code, signal) => {
-      reject(new Error(`${name} exited before it was ready (code ${code}, signal ${signal})`));
-      if (!shuttingDown) void shutdown(1, `${name} exited (code ${code}, signal ${signal})`);
-    });
+  stoppers.push({ name, stop: () => supervised.stop(config.worker.shutdownGraceMs + 5_000) });
+  return supervised.ready.catch((error: Error) => {
+    if (!shuttingDown) void shutdown(1, error.message);
+    throw error;
   });
 }
 
@@ -133,6 +127,7 @@ async function startDatabase(): Promise<string> {
     port: config.database.embeddedPort,
     database: 'mcp_fleet',
     logger,
+    runtimeDir: process.env.EMBEDDED_POSTGRES_RUNTIME_DIR,
   });
   stoppers.unshift({ name: 'postgres', stop: pg.stop });
   logger.info({ port: pg.port }, 'embedded PostgreSQL ready');

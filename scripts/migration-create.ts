@@ -38,7 +38,12 @@ async function main(): Promise<void> {
   // A throwaway database: the diff comes from the snapshot, and applying the existing
   // migrations first proves they still run.
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-migration-'));
-  const pg = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: await freePort(), database: 'migration_create' });
+  const pg = await startEmbeddedPostgres({
+    dataDir: path.join(dir, 'pg'),
+    port: await freePort(),
+    database: 'migration_create',
+    runtimeDir: process.env.EMBEDDED_POSTGRES_RUNTIME_DIR,
+  });
   try {
     const orm = await initOrm(pg.url);
     try {
@@ -54,7 +59,7 @@ async function main(): Promise<void> {
       await orm.close(true);
     }
   } finally {
-    await pg.stop();
+    await pg.remove();
     rmSync(dir, { recursive: true, force: true });
   }
 }

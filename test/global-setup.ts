@@ -29,12 +29,13 @@ export default async function globalSetup(): Promise<void> {
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-test-'));
   const [pgPort, temporalPort] = await Promise.all([freePort(), freePort()]);
   const [pg, temporal, bundle] = await Promise.all([
-    startEmbeddedPostgres({ dataDir: path.join(tmpDir, 'pg'), port: pgPort, database: 'mcp_fleet_test' }),
+    startEmbeddedPostgres({ dataDir: path.join(tmpDir, 'pg'), port: pgPort, database: 'mcp_fleet_test', runtimeDir: process.env.EMBEDDED_POSTGRES_RUNTIME_DIR }),
     startTemporalDevServer({ port: temporalPort, namespace: 'default', cliPath: process.env.TEMPORAL_CLI_PATH }),
     bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('WARN') }),
   ]);
   const stop = async () => {
-    await Promise.allSettled([temporal.stop(), pg.stop()]);
+    // remove(): as root the data may live outside tmpDir (see lib/embedded-postgres.ts).
+    await Promise.allSettled([temporal.stop(), pg.remove()]);
   };
   globalThis.__MCP_FLEET_TEST__ = { stop, tmpDir };
   try {
