@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentStatus, User } from '../entities';
-import { setAgentStatus } from '../lib/agent-status';
+import { setAgentStatus } from '../domain/runs/agent-status';
 import { openSecret } from '../lib/crypto';
 import { describeMcpError, toolResultText } from '../lib/mcp-client';
 import { masterTokenContext, urlPolicy } from '../lib/servers';

@@ -2,10 +2,10 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { LockMode } from '@mikro-orm/core';
 import { Agent, AgentStatus, AgentToolPermission, Execution, ExecutionStatus, FINAL_EXECUTION_STATUSES, type TodoItem } from '../entities';
-import { setAgentStatus } from '../lib/agent-status';
+import { setAgentStatus } from '../domain/runs/agent-status';
 import { openSecret, SecretDecryptionError } from '../lib/crypto';
-import { ExecutionLog, executionNotice, insertExecutionEvent } from '../lib/execution-log';
-import { publishEvent } from '../lib/events';
+import { ExecutionLog, executionNotice, insertExecutionEvent } from '../domain/runs/execution-log';
+import { publishEvent } from '../domain/events';
 import { McpConnectionError, describeMcpError, toolResultText } from '../lib/mcp-client';
 import { masterTokenContext, urlPolicy } from '../lib/servers';
 import { assertSafeUrl, UnsafeUrlError } from '../lib/ssrf';

@@ -1,9 +1,9 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentStatus, AuditLog, McpServer, ServerStatus, type ToolSnapshotEntry } from '../entities';
-import { setAgentStatus } from '../lib/agent-status';
+import { setAgentStatus } from '../domain/runs/agent-status';
 import { openSecret, SecretDecryptionError } from '../lib/crypto';
-import { publishEvent } from '../lib/events';
+import { publishEvent } from '../domain/events';
 import { McpConnectionError, describeMcpError } from '../lib/mcp-client';
 import { diffTools, HOST_TOOLS, masterTokenContext, toolsHash, urlPolicy } from '../lib/servers';
 import { assertSafeUrl, UnsafeUrlError } from '../lib/ssrf';

@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 import type { ZodType } from 'zod';
 import type { AppContext, AppContextExtras, AppState } from './context';
 import { requireAuth } from './auth/authenticate';
-import { AppError } from './errors';
+import { AppError } from '../domain/errors';
 import { ErrorSchema, type OpenAPIRegistry } from './openapi';
 import { parseRequest, RequestValidationError, type Parsed, type RequestSchemas } from './validate';
 

@@ -3,10 +3,10 @@ import { Connection } from '@temporalio/client';
 import request from 'supertest';
 import { createTestContext, type TestContext } from '../test/harness';
 import { createApp } from './app';
-import { AppError } from './errors';
+import { AppError } from '../domain/errors';
 import { errorHandler } from './middleware/error-handler';
 import { createTemporalClient } from '../lib/temporal';
-import { freePort } from '../lib/free-port';
+import { freePort } from '../lib/dev/free-port';
 
 describe('API skeleton', () => {
   let ctx: TestContext;

@@ -5,7 +5,7 @@ import type { RateLimit, RateLimitRule } from '../lib/config';
 import type { AppContextExtras, AppState } from './context';
 import type { AppDeps } from './deps';
 import { hashRefreshToken } from './auth/tokens';
-import { AppError } from './errors';
+import { AppError } from '../domain/errors';
 
 /** What a route does, as far as its limits go: `<action>.<scope>` rules in `config.rateLimits`. */
 export type RateLimitAction = 'register' | 'refresh' | 'logout' | 'execute' | 'create-agent' | 'server-test';

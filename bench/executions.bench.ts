@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import { startAgentHost, type AgentHost } from '../host/server';
-import type { AgentExecutionPayload, ClientToServerEvents, ServerToClientEvents } from '../lib/realtime-types';
+import type { AgentExecutionPayload, ClientToServerEvents, ServerToClientEvents } from '../domain/realtime-types';
 import { startBenchStack, type BenchStack } from './stack';
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;

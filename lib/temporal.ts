@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { SearchAttributes, SEARCH_ATTRIBUTE_NAMES } from '../workflows/search-attributes';
+import { SearchAttributes, SEARCH_ATTRIBUTE_NAMES } from './search-attributes';
 import { temporal } from '@temporalio/proto';
 import type { Config } from './config';
 

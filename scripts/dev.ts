@@ -12,13 +12,13 @@ import { DEMO_SERVER_NAME, seed, seedDemoServer } from '../entities/seeders/seed
 import { sealSecret } from '../lib/crypto';
 import { masterTokenContext } from '../lib/servers';
 import { loadConfig, PROJECT_ROOT } from '../lib/config';
-import { startEmbeddedPostgres } from '../lib/embedded-postgres';
-import { isPortOpen } from '../lib/free-port';
-import { isAlive } from '../lib/process-alive';
+import { startEmbeddedPostgres } from '../lib/dev/embedded-postgres';
+import { isPortOpen } from '../lib/dev/free-port';
+import { isAlive } from '../lib/dev/process-alive';
 import { createLogger } from '../lib/logger';
 import { initOrm, migrateUp } from '../lib/orm';
 import { connectTemporal, ensureSearchAttributes } from '../lib/temporal';
-import { startTemporalDevServer } from '../lib/temporal-dev-server';
+import { startTemporalDevServer } from '../lib/dev/temporal-dev-server';
 import { superviseChild } from './dev-supervisor';
 
 const startedAt = Date.now();

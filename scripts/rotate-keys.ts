@@ -4,7 +4,7 @@
  * once it reports no failure, the old keys can be removed from ENCRYPTION_KEYS.
  */
 import { loadConfig } from '../lib/config';
-import { rotateServerTokens } from '../lib/key-rotation';
+import { rotateServerTokens } from '../domain/servers/key-rotation';
 import { createLogger } from '../lib/logger';
 import { initOrm, requireDatabaseUrl } from '../lib/orm';
 

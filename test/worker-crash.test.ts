@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { AgentHost } from '../host/server';
-import type { AgentExecutionPayload } from '../lib/realtime-types';
+import type { AgentExecutionPayload } from '../domain/realtime-types';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { activeAgent, registerHost, waitFor } from './fleet';
 import { createTestContext, startTestWorker, type TestContext } from './harness';

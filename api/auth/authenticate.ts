@@ -3,9 +3,9 @@ import jwt from 'jsonwebtoken';
 import koaJwt from 'koa-jwt';
 import type { AppDeps } from '../deps';
 import type { AppContext } from '../context';
-import { AppError } from '../errors';
+import { AppError } from '../../domain/errors';
 import { UserRole } from '../../entities';
-import type { SessionEndReason } from '../../lib/realtime-types';
+import type { SessionEndReason } from '../../domain/realtime-types';
 import { defineAbilityFor, type AppAbility } from './abilities';
 import { JWT_ALGORITHMS, JWT_AUDIENCE, JWT_ISSUER, type AccessClaims } from './tokens';
 

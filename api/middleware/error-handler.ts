@@ -3,7 +3,7 @@ import { NotFoundError, UniqueConstraintViolationException, ForeignKeyConstraint
 import type { Middleware } from 'koa';
 import { ZodError } from 'zod';
 import type { AppContext } from '../context';
-import { AppError, type ErrorBody } from '../errors';
+import { AppError, type ErrorBody } from '../../domain/errors';
 import { zodDetails } from '../validate';
 
 interface HttpLikeError {

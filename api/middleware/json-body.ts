@@ -1,7 +1,7 @@
 import { bodyParser } from '@koa/bodyparser';
 import type { Middleware } from 'koa';
 import type { AppContext } from '../context';
-import { AppError } from '../errors';
+import { AppError } from '../../domain/errors';
 
 const ENCODINGS = 'gzip, deflate, br or identity';
 

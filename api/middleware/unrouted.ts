@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import type { AppContext } from '../context';
-import { AppError } from '../errors';
+import { AppError } from '../../domain/errors';
 
 /** What is needed of a @koa/router Router: the layers whose path matches, with their methods. */
 interface RouteTable {

@@ -1,8 +1,8 @@
 import { Client } from 'pg';
 import type { Logger } from '../../lib/logger';
 import type { Orm } from '../../lib/orm';
-import { EVENTS_CHANNEL, type AgentStatusEvent, type FleetEvent, type ServerStatusEvent, type SessionEndedEvent } from '../../lib/events';
-import type { AgentExecutionPayload } from '../../lib/realtime-types';
+import { EVENTS_CHANNEL, type AgentStatusEvent, type FleetEvent, type ServerStatusEvent, type SessionEndedEvent } from '../../domain/events';
+import type { AgentExecutionPayload } from '../../domain/realtime-types';
 
 /**
  * An event as local subscribers see it: execution events always carry their payload.

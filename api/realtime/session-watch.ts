@@ -1,5 +1,5 @@
-import type { SessionEndedEvent } from '../../lib/events';
-import type { SessionEndReason } from '../../lib/realtime-types';
+import type { SessionEndedEvent } from '../../domain/events';
+import type { SessionEndReason } from '../../domain/realtime-types';
 import { sessionEndReason, type AuthContext } from '../auth/authenticate';
 import type { AppDeps } from '../deps';
 

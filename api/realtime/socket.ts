@@ -2,7 +2,7 @@ import type http from 'node:http';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Server, type Socket } from 'socket.io';
 import { Agent } from '../../entities';
-import type { AgentTodoPayload, ClientToServerEvents, ServerToClientEvents, SessionEndReason, SubscribeAck } from '../../lib/realtime-types';
+import type { AgentTodoPayload, ClientToServerEvents, ServerToClientEvents, SessionEndReason, SubscribeAck } from '../../domain/realtime-types';
 import { authenticateToken, sessionEndReason, type AuthContext } from '../auth/authenticate';
 import type { AppDeps } from '../deps';
 import type { HubEvent, RealtimeHub } from './hub';

@@ -4,7 +4,7 @@ import { AuditLog } from '../../../entities';
 import type { ApiRouter } from '../../api-router';
 import type { AppDeps } from '../../deps';
 import { scopedPage } from '../../list';
-import { AppError } from '../../errors';
+import { AppError } from '../../../domain/errors';
 import { presentAuditLog } from '../../presenters';
 import { IdParams } from '../common.schemas';
 import { AuditOut, AuditPage, ListAuditQuery } from './audit.schemas';

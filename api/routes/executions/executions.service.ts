@@ -2,18 +2,18 @@ import { PassThrough } from 'node:stream';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { LockMode } from '@mikro-orm/core';
 import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, FINAL_EXECUTION_STATUSES, User } from '../../../entities';
-import { setAgentStatus } from '../../../lib/agent-status';
+import { setAgentStatus } from '../../../domain/runs/agent-status';
 import type { ProgressSnapshot } from '../../../activities/executions.activities';
-import { executionNotice, insertExecutionEvent } from '../../../lib/execution-log';
-import { publishEvent } from '../../../lib/events';
-import type { AgentExecutionPayload } from '../../../lib/realtime-types';
+import { executionNotice, insertExecutionEvent } from '../../../domain/runs/execution-log';
+import { publishEvent } from '../../../domain/events';
+import type { AgentExecutionPayload } from '../../../domain/realtime-types';
 import { SearchAttributes } from '../../../lib/temporal';
 import type { agentExecution } from '../../../workflows/agent-execution.workflow';
-import { auditByCaller } from '../../audit/audit.service';
+import { auditByCaller } from '../../../domain/audit';
 import { watchSession } from '../../realtime/session-watch';
 import type { AppContext } from '../../context';
 import type { AppDeps } from '../../deps';
-import { AppError } from '../../errors';
+import { AppError } from '../../../domain/errors';
 
 const RUNNABLE: readonly AgentStatus[] = [AgentStatus.ACTIVE, AgentStatus.BUSY];
 

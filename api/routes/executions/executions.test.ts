@@ -3,7 +3,7 @@ import request from 'supertest';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import { Execution } from '../../../entities';
 import type { AgentHost } from '../../../host/server';
-import type { AgentExecutionPayload, AgentStatusPayload, AgentTodoPayload, ClientToServerEvents, ServerToClientEvents, SubscribeAck } from '../../../lib/realtime-types';
+import type { AgentExecutionPayload, AgentStatusPayload, AgentTodoPayload, ClientToServerEvents, ServerToClientEvents, SubscribeAck } from '../../../domain/realtime-types';
 import { startApiServer, type ApiServer } from '../../server';
 import { RealtimeHub } from '../../realtime/hub';
 import { addMember, registerAccount, type Account } from '../../../test/api';

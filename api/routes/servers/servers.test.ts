@@ -3,10 +3,10 @@ import { createServer as createNetServer, type AddressInfo, type Socket } from '
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Client } from 'pg';
-import { EVENTS_CHANNEL } from '../../../lib/events';
+import { EVENTS_CHANNEL } from '../../../domain/events';
 import { AuditLog, Agent, AgentRole, McpServer, Organization } from '../../../entities';
 import { openSecret } from '../../../lib/crypto';
-import { rotateServerTokens } from '../../../lib/key-rotation';
+import { rotateServerTokens } from '../../../domain/servers/key-rotation';
 import { loadConfig } from '../../../lib/config';
 import { masterTokenContext } from '../../../lib/servers';
 import { ensureServerHealthSchedule } from '../../../worker/schedules';

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { publishEvent } from './events';
-import type { Orm } from './orm';
-import type { AgentExecutionPayload, ExecutionPhase } from './realtime-types';
+import { publishEvent } from '../events';
+import type { Orm } from '../../lib/orm';
+import type { AgentExecutionPayload, ExecutionPhase } from '../realtime-types';
 
 export interface ExecutionRef {
   id: string;

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { AuditLog, Organization, User } from '../../entities';
-import type { AppContext } from '../context';
+import { AuditLog, Organization, User } from '../entities';
+import type { AppContext } from '../api/context';
 
 export interface AuditEntry {
   organizationId: string;

@@ -2,8 +2,8 @@ import { execFile, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { PROJECT_ROOT } from './config';
-import type { Logger } from './logger';
+import { PROJECT_ROOT } from '../config';
+import type { Logger } from '../logger';
 
 const execFileAsync = promisify(execFile);
 

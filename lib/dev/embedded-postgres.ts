@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
-import type { Logger } from './logger';
+import type { Logger } from '../logger';
 import { isAlive } from './process-alive';
 
 const execFileAsync = promisify(execFile);

@@ -1,10 +1,10 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { McpServer } from '../entities';
-import type { EncryptionKey } from './config';
-import { openSecret, sealSecret } from './crypto';
-import type { Logger } from './logger';
-import type { Orm } from './orm';
-import { masterTokenContext } from './servers';
+import { McpServer } from '../../entities';
+import type { EncryptionKey } from '../../lib/config';
+import { openSecret, sealSecret } from '../../lib/crypto';
+import type { Logger } from '../../lib/logger';
+import type { Orm } from '../../lib/orm';
+import { masterTokenContext } from '../../lib/servers';
 
 export interface RotationReport {
   rotated: number;

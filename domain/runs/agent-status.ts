@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { AgentStatus } from '../entities/agent.entity';
-import { publishEvent } from './events';
+import { AgentStatus } from '../../entities/agent.entity';
+import { publishEvent } from '../events';
 
 /**
  * Moves an agent to `to` (only from one of `from` when given) and announces the change as an
