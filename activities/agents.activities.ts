@@ -6,12 +6,8 @@ import { openSecret } from '../lib/crypto';
 import { describeMcpError, toolResultText } from '../lib/mcp-client';
 import { masterTokenContext, urlPolicy } from '../lib/servers';
 import { assertSafeUrl } from '../lib/ssrf';
+import type { ProvisionResult } from '../workflows/agent-provision.workflow';
 import type { ActivityDeps } from './deps';
-
-export interface ProvisionResult {
-  ok: boolean;
-  error?: string;
-}
 
 
 export function createAgentActivities(deps: ActivityDeps) {

@@ -9,14 +9,9 @@ import { publishEvent } from '../domain/events';
 import { McpConnectionError, describeMcpError, toolResultText } from '../lib/mcp-client';
 import { masterTokenContext, urlPolicy } from '../lib/servers';
 import { assertSafeUrl, UnsafeUrlError } from '../lib/ssrf';
+import { signalProgress } from '../domain/temporal';
+import type { ProgressSnapshot } from '../workflows/agent-execution.workflow';
 import type { ActivityDeps } from './deps';
-
-export interface ProgressSnapshot {
-  status: string;
-  todos: TodoItem[];
-  outputTail: string;
-  seq: number;
-}
 
 export type SlotAnswer = { started: true } | { started: false; rejected?: string };
 
@@ -125,11 +120,10 @@ export function createExecutionActivities({ orm, config, logger, mcp, running, t
       let output = '';
       let lastSignal = 0;
       let signalTimer: NodeJS.Timeout | undefined;
-      const workflow = temporalClient.workflow.getHandle(execution.workflowId ?? `execution-${execution.id}`);
-      const sendProgress = () => {
+            const sendProgress = () => {
         lastSignal = Date.now();
         signalTimer = undefined;
-        workflow.signal('progress', { ...state }).catch((error: unknown) => logger.debug({ err: error, executionId }, 'progress signal not delivered'));
+        signalProgress({ client: temporalClient }, executionId, { ...state }).catch((error: unknown) => logger.debug({ err: error, executionId }, 'progress signal not delivered'));
       };
       const progressed = (seq: number) => {
         state.seq = Math.max(state.seq, seq);

@@ -7,25 +7,8 @@ import { publishEvent } from '../domain/events';
 import { McpConnectionError, describeMcpError } from '../lib/mcp-client';
 import { diffTools, HOST_TOOLS, masterTokenContext, toolsHash, urlPolicy } from '../lib/servers';
 import { assertSafeUrl, UnsafeUrlError } from '../lib/ssrf';
+import type { ServerCheckReason, ServerCheckResult } from '../workflows/server-check.workflow';
 import type { ActivityDeps } from './deps';
-
-export type ServerCheckReason = 'test' | 'health' | 'schedule';
-
-/** What a connection test answers; holds no secret, so it may sit in workflow history. */
-export interface ServerCheckResult {
-  serverId: string;
-  ok: boolean;
-  status: 'ONLINE' | 'DEGRADED' | 'OFFLINE';
-  latencyMs: number | null;
-  serverInfo: { name: string; version: string } | null;
-  protocolVersion: string | null;
-  transport: 'streamable-http' | 'sse' | null;
-  tools: string[];
-  missingHostTools: string[];
-  error?: string;
-  toolsChanged?: { added: string[]; removed: string[]; changed: string[] };
-  checkedAt: string;
-}
 
 interface Probe {
   latencyMs: number;

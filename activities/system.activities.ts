@@ -1,10 +1,6 @@
 import type { ActivityDeps } from './deps';
 
-export interface DatabaseCheck {
-  serverVersion: string;
-  migrationsApplied: number;
-  checkedAt: string;
-}
+import type { DatabaseCheck } from '../workflows/system-check.workflow';
 
 /** End-to-end proof that a worker reaches the database it was given. */
 export function createSystemActivities({ orm }: ActivityDeps) {

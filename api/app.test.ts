@@ -27,7 +27,7 @@ describe('API skeleton', () => {
     const deadPort = await freePort();
     // No retry interceptor: its timers would outlive the closed channel.
     const connection = Connection.lazy({ address: `127.0.0.1:${deadPort}`, connectTimeout: '500ms', interceptors: [] });
-    const app = createApp({ ...ctx, temporal: { connection, client: createTemporalClient(connection, ctx.config) } });
+    const app = createApp({ ...ctx, temporal: { connection, client: createTemporalClient(connection, ctx.config), taskQueue: ctx.config.temporal.taskQueue } });
     const res = await request(app.callback()).get('/api/health').expect(503);
     expect(res.body).toMatchObject({ status: 'error', db: 'ok', temporal: 'error', errors: { temporal: expect.any(String) } });
     expect(res.body.errors).not.toHaveProperty('db');

@@ -1,4 +1,5 @@
-import type { Client, Connection } from '@temporalio/client';
+import type { Connection } from '@temporalio/client';
+import type { TemporalAccess } from '../domain/temporal';
 import type { Config } from '../lib/config';
 import type { Logger } from '../lib/logger';
 import type { Orm } from '../lib/orm';
@@ -8,7 +9,8 @@ import type { RealtimeHub } from './realtime/hub';
 export interface AppDeps {
   config: Config;
   orm: Orm;
-  temporal: { connection: Connection; client: Client };
+  /** The Temporal client with the task queue runs start on (domain/temporal.ts starts them). */
+  temporal: TemporalAccess & { connection: Connection };
   logger: Logger;
   /** This instance's LISTEN end of the realtime path (Socket.IO rooms and SSE streams read it). */
   events: RealtimeHub;

@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   const client = createTemporalClient(connection, config);
   const events = new RealtimeHub(requireDatabaseUrl(config.database.url), orm, logger);
   await events.start();
-  const api = await startApiServer({ config, orm, temporal: { connection, client }, logger, events });
+  const api = await startApiServer({ config, orm, temporal: { connection, client, taskQueue: config.temporal.taskQueue }, logger, events });
   logger.info({ url: api.url }, 'api listening');
 
   let stopping = false;

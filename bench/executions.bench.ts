@@ -15,6 +15,8 @@ import { io as connectSocket, type Socket } from 'socket.io-client';
 import { startAgentHost, type AgentHost } from '../host/server';
 import type { AgentExecutionPayload, ClientToServerEvents, ServerToClientEvents } from '../domain/realtime-types';
 import { startBenchStack, type BenchStack } from './stack';
+import { executionHandle } from '../domain/temporal';
+import { agentProvision } from '../workflows/agent-provision.workflow';
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -87,10 +89,10 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
       if (i >= 20) viaApi.push(received.at - t0);
       // Each run finishes before the next is timed, for both series: dispatch latency, not
       // contention with the previous run's wrap-up.
-      await client.workflow.getHandle(`execution-${id}`).result();
+      await executionHandle(stack.deps.temporal, id).result();
       t0 = at();
       const wf = `bench-bare-${randomUUID()}`;
-      const bareRun = await client.workflow.start('agentProvision', { taskQueue: stack.deps.config.temporal.taskQueue, workflowId: wf, args: [{ agentId: dispatchAgent, validatedBy: user.id }] });
+      const bareRun = await client.workflow.start(agentProvision, { taskQueue: stack.deps.config.temporal.taskQueue, workflowId: wf, args: [{ agentId: dispatchAgent, validatedBy: user.id }] });
       const provisioned = await host.waitForCall('provision_agent', (c) => c.at >= t0 && c.args.agentId === dispatchAgent, 30_000);
       if (i >= 20) bare.push(provisioned.at - t0);
       await bareRun.result();

@@ -60,7 +60,7 @@ export async function startBenchStack(overrides: Record<string, string> = {}): P
   const connection = await connectTemporal(temporal.address);
   const events = new RealtimeHub(pg.url, orm, logger);
   await events.start();
-  const deps: AppDeps = { config, orm, logger, events, temporal: { connection, client: createTemporalClient(connection, config) } };
+  const deps: AppDeps = { config, orm, logger, events, temporal: { connection, client: createTemporalClient(connection, config), taskQueue: config.temporal.taskQueue } };
   const api = await startApiServer(deps, 0, '127.0.0.1');
   let stopWorker = async () => undefined as void;
   return {

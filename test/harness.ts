@@ -39,7 +39,7 @@ export async function createTestContext(overrides: Partial<Config> = {}): Promis
     orm,
     logger,
     events,
-    temporal: { connection, client },
+    temporal: { connection, client, taskQueue: config.temporal.taskQueue },
     async close() {
       await events.close();
       await connection.close();

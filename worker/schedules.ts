@@ -1,6 +1,6 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { Config } from '../lib/config';
-import { SearchAttributes } from '../lib/temporal';
+import { searchAttributes } from '../domain/temporal';
 import { serverHealth } from '../workflows';
 
 export const SERVER_HEALTH_SCHEDULE_ID = 'server-health';
@@ -17,7 +17,7 @@ export async function ensureServerHealthSchedule(client: Client, config: Pick<Co
     workflowId: scheduleId,
     taskQueue: config.temporal.taskQueue,
     args: [{ concurrency: config.mcp.healthConcurrency }] as [Parameters<typeof serverHealth>[0]],
-    typedSearchAttributes: [{ key: SearchAttributes.ExecutionKind, value: 'server-health' }],
+    typedSearchAttributes: searchAttributes({ kind: 'server-health' }),
     workflowExecutionTimeout: Math.max(60, config.mcp.healthIntervalSeconds * 2) * 1000,
   };
   const handle = client.schedule.getHandle(scheduleId);

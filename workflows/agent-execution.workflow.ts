@@ -14,7 +14,20 @@ import {
   TimeoutFailure,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { ProgressSnapshot } from '../activities/executions.activities';
+import type { TodoItem } from '../lib/host-contract';
+
+/** What the `progress` query answers and the running activity signals: the run as a viewer sees it. */
+export interface ProgressSnapshot {
+  status: string;
+  todos: TodoItem[];
+  outputTail: string;
+  seq: number;
+}
+
+/** Workflow id of an execution's run: a business id, so a second start of the same run is refused. */
+export function executionWorkflowId(executionId: string): string {
+  return `execution-${executionId}`;
+}
 
 /** Latest progress of the run: status, todo list, the tail of the output, last event seq. */
 export const progressQuery = defineQuery<ProgressSnapshot>('progress');
@@ -120,7 +133,7 @@ export async function agentExecution(executionId: string, options: AgentExecutio
   await CancellationScope.nonCancellable(async () => {
     const next = await finishExecution(executionId, result);
     for (const id of next) {
-      await getExternalWorkflowHandle(`execution-${id}`)
+      await getExternalWorkflowHandle(executionWorkflowId(id))
         .signal(slotFreedSignal)
         .catch(() => undefined);
     }

@@ -1,6 +1,15 @@
 import { proxyActivities, setCurrentDetails } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { ProvisionResult } from '../activities/agents.activities';
+
+/** The server's answer to provision_agent + activate_agent; a refusal is a result, not a failure. */
+export interface ProvisionResult {
+  ok: boolean;
+  error?: string;
+}
+
+export function agentProvisionWorkflowId(agentId: string): string {
+  return `agent-provision-${agentId}`;
+}
 
 const { provisionAgent, recordProvision } = proxyActivities<Activities>({
   startToCloseTimeout: '2m',

@@ -1,6 +1,28 @@
 import { proxyActivities, proxyLocalActivities, setCurrentDetails } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { ServerCheckReason, ServerCheckResult } from '../activities/servers.activities';
+
+export type ServerCheckReason = 'test' | 'health' | 'schedule';
+
+/** What a connection test answers; holds no secret, so it may sit in workflow history. */
+export interface ServerCheckResult {
+  serverId: string;
+  ok: boolean;
+  status: 'ONLINE' | 'DEGRADED' | 'OFFLINE';
+  latencyMs: number | null;
+  serverInfo: { name: string; version: string } | null;
+  protocolVersion: string | null;
+  transport: 'streamable-http' | 'sse' | null;
+  tools: string[];
+  missingHostTools: string[];
+  error?: string;
+  toolsChanged?: { added: string[]; removed: string[]; changed: string[] };
+  checkedAt: string;
+}
+
+/** On-demand checks are many per server: each run has its own id, still named after its server. */
+export function serverCheckWorkflowId(reason: 'test' | 'health', serverId: string, unique: string): string {
+  return `server-${reason}-${serverId}-${unique}`;
+}
 
 const { checkServer, listServerIds } = proxyActivities<Activities>({
   // Connect + ping + tools/list each have their own MCP timeout inside the activity.

@@ -1,6 +1,11 @@
 import { defineQuery, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { DatabaseCheck } from '../activities/system.activities';
+
+export interface DatabaseCheck {
+  serverVersion: string;
+  migrationsApplied: number;
+  checkedAt: string;
+}
 
 const { checkDatabase } = proxyActivities<Activities>({
   startToCloseTimeout: '30s',

@@ -3,9 +3,8 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { Agent, AgentRole, AgentStatus, Execution, ExecutionStatus, McpServer, Organization, User } from '../../../entities';
-import type { ProvisionResult } from '../../../activities/agents.activities';
-import { SearchAttributes } from '../../../lib/temporal';
-import type { agentProvision } from '../../../workflows/agent-provision.workflow';
+import { startAgentProvision } from '../../../domain/temporal';
+import type { ProvisionResult } from '../../../workflows/agent-provision.workflow';
 import type { ApiRouter } from '../../api-router';
 import { auditByCaller } from '../../../domain/audit';
 import type { AuthContext } from '../../auth/authenticate';
@@ -236,18 +235,7 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
       await em().flush();
       let result: ProvisionResult;
       try {
-        const handle = await deps.temporal.client.workflow.start<typeof agentProvision>('agentProvision', {
-          taskQueue: deps.config.temporal.taskQueue,
-          workflowId: `agent-provision-${agent.id}`,
-          args: [{ agentId: agent.id, validatedBy: auth.userId }],
-          workflowExecutionTimeout: '5m',
-          typedSearchAttributes: [
-            { key: SearchAttributes.OrganizationId, value: auth.organizationId },
-            { key: SearchAttributes.AgentId, value: agent.id },
-            { key: SearchAttributes.ServerId, value: agent.server.id },
-            { key: SearchAttributes.ExecutionKind, value: 'agent-provision' },
-          ],
-        });
+        const handle = await startAgentProvision(deps.temporal, { agentId: agent.id, organizationId: auth.organizationId, serverId: agent.server.id, validatedBy: auth.userId });
         result = await waitAtMost(handle.result(), WAIT_MS, () => new AppError(504, 'provision_timeout', `No worker finished the validation within ${WAIT_MS / 1000} s`, { workflowId: handle.workflowId }));
       } catch (error) {
         if (error instanceof WorkflowExecutionAlreadyStartedError) throw AppError.conflict('validation_running', 'A validation of this agent is already running');

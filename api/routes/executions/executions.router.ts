@@ -2,6 +2,7 @@ import { ForbiddenError } from '@casl/ability';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Execution, ExecutionStatus, ExecutionTrigger, FINAL_EXECUTION_STATUSES } from '../../../entities';
 import { publishCancel } from '../../../lib/control';
+import { executionHandle } from '../../../domain/temporal';
 import type { ApiRouter } from '../../api-router';
 import { auditByCaller } from '../../../domain/audit';
 import type { AuthContext } from '../../auth/authenticate';
@@ -115,7 +116,7 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
       await em().flush();
       // The fast path first (aborts the MCP call in whichever worker runs it), then the durable one.
       if (execution.status === ExecutionStatus.RUNNING) await publishCancel(em(), execution.id);
-      await deps.temporal.client.workflow.getHandle(execution.workflowId ?? `execution-${execution.id}`).cancel();
+      await executionHandle(deps.temporal, execution.id).cancel();
       ctx.status = 202;
       ctx.body = { executionId: execution.id, workflowId: execution.workflowId };
     },

@@ -3,12 +3,11 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { LockMode } from '@mikro-orm/core';
 import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, FINAL_EXECUTION_STATUSES, User } from '../../../entities';
 import { setAgentStatus } from '../../../domain/runs/agent-status';
-import type { ProgressSnapshot } from '../../../activities/executions.activities';
 import { executionNotice, insertExecutionEvent } from '../../../domain/runs/execution-log';
 import { publishEvent } from '../../../domain/events';
 import type { AgentExecutionPayload } from '../../../domain/realtime-types';
-import { SearchAttributes } from '../../../lib/temporal';
-import type { agentExecution } from '../../../workflows/agent-execution.workflow';
+import { queryProgress, startAgentExecution } from '../../../domain/temporal';
+import { executionWorkflowId, type ProgressSnapshot } from '../../../workflows/agent-execution.workflow';
 import { auditByCaller } from '../../../domain/audit';
 import { watchSession } from '../../realtime/session-watch';
 import type { AppContext } from '../../context';
@@ -54,7 +53,7 @@ export async function startExecution(ctx: AppContext, deps: AppDeps, input: Star
       status: startNow ? ExecutionStatus.RUNNING : ExecutionStatus.QUEUED,
       startedAt: startNow ? new Date() : undefined,
     });
-    created.workflowId = `execution-${created.id}`;
+    created.workflowId = executionWorkflowId(created.id);
     const previous = agent.status;
     if (startNow) agent.status = AgentStatus.BUSY;
     auditByCaller(ctx, tx, { action: 'agent.execute', resourceType: 'execution', resourceId: created.id, changes: { agentId: agent.id, trigger: input.trigger } });
@@ -67,17 +66,13 @@ export async function startExecution(ctx: AppContext, deps: AppDeps, input: Star
   for (const event of events) await publishEvent(em, executionNotice({ id: execution.id, ...ref }, event));
   if (busy) await publishEvent(em, { type: 'agent:status', organizationId: ref.organizationId, agentId: ref.agentId, status: AgentStatus.BUSY, previousStatus: busy, reason: 'executing', at: new Date().toISOString() });
   try {
-    await deps.temporal.client.workflow.start<typeof agentExecution>('agentExecution', {
-      taskQueue: deps.config.temporal.taskQueue,
-      workflowId: execution.workflowId!,
-      args: [execution.id, { slotTaken: execution.status === ExecutionStatus.RUNNING }],
-      typedSearchAttributes: [
-        { key: SearchAttributes.OrganizationId, value: auth.organizationId },
-        { key: SearchAttributes.AgentId, value: input.agent.id },
-        { key: SearchAttributes.ServerId, value: input.agent.server.id },
-        { key: SearchAttributes.ExecutionKind, value: 'agent-execution' },
-        ...(input.taskId ? [{ key: SearchAttributes.TaskId, value: input.taskId }] : []),
-      ],
+    await startAgentExecution(deps.temporal, {
+      executionId: execution.id,
+      organizationId: auth.organizationId,
+      agentId: input.agent.id,
+      serverId: input.agent.server.id,
+      taskId: input.taskId,
+      slotTaken: execution.status === ExecutionStatus.RUNNING,
     });
   } catch (error) {
     deps.logger.error({ err: error, executionId: execution.id }, 'could not start agentExecution');
@@ -98,8 +93,7 @@ export async function startExecution(ctx: AppContext, deps: AppDeps, input: Star
 export async function readProgress(deps: AppDeps, execution: Execution): Promise<ProgressSnapshot> {
   if (!FINAL_EXECUTION_STATUSES.includes(execution.status) && execution.workflowId) {
     try {
-      const handle = deps.temporal.client.workflow.getHandle(execution.workflowId);
-      return await deps.temporal.connection.withDeadline(Date.now() + 2000, () => handle.query<ProgressSnapshot>('progress'));
+      return await queryProgress(deps.temporal, execution.id);
     } catch {
       // fall through to the stored state
     }

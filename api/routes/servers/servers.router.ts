@@ -1,16 +1,14 @@
-import { randomUUID } from 'node:crypto';
 import { ForbiddenError, subject } from '@casl/ability';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Agent, AgentStatus, McpServer, McpTransport, Organization, ServerStatus, User } from '../../../entities';
-import type { ServerCheckResult } from '../../../activities/servers.activities';
 import { lastFour, sealSecret } from '../../../lib/crypto';
 import { publishEvent } from '../../../domain/events';
 import { masterTokenContext, urlPolicy } from '../../../lib/servers';
 import { checkUrlSyntax, UnsafeUrlError } from '../../../lib/ssrf';
-import { SearchAttributes } from '../../../lib/temporal';
-import type { serverCheck } from '../../../workflows/server-check.workflow';
+import { startServerCheck } from '../../../domain/temporal';
+import type { ServerCheckResult } from '../../../workflows/server-check.workflow';
 import type { ApiRouter } from '../../api-router';
 import { auditByCaller } from '../../../domain/audit';
 import type { AuthContext } from '../../auth/authenticate';
@@ -60,17 +58,7 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
 
   async function runCheck(ctx: AppContext, server: McpServer, reason: 'test' | 'health'): Promise<ServerCheckResult> {
     const auth = ctx.state.auth!;
-    const handle = await deps.temporal.client.workflow.start<typeof serverCheck>('serverCheck', {
-      taskQueue: deps.config.temporal.taskQueue,
-      workflowId: `server-${reason}-${server.id}-${randomUUID()}`,
-      args: [{ serverId: server.id, reason }],
-      workflowExecutionTimeout: '5m',
-      typedSearchAttributes: [
-        { key: SearchAttributes.OrganizationId, value: auth.organizationId },
-        { key: SearchAttributes.ServerId, value: server.id },
-        { key: SearchAttributes.ExecutionKind, value: `server-${reason}` },
-      ],
-    });
+    const handle = await startServerCheck(deps.temporal, { serverId: server.id, reason, organizationId: auth.organizationId });
     try {
       return await waitAtMost(handle.result(), CHECK_WAIT_MS, () => new AppError(504, 'check_timeout', `No worker finished the check within ${CHECK_WAIT_MS / 1000} s; is the worker running?`, { workflowId: handle.workflowId }));
     } catch (error) {
