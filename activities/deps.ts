@@ -1,7 +1,7 @@
 import type { Config } from '../lib/config';
 import type { Logger } from '../lib/logger';
 import type { Client } from '@temporalio/client';
-import type { RunningExecutions } from '../lib/control';
+import type { RunningExecutions } from './running-executions';
 import type { McpClientPool } from '../lib/mcp-client';
 import type { Orm } from '../lib/orm';
 

@@ -14,7 +14,8 @@ import { connectTemporal, createTemporalClient } from '../lib/temporal';
 import { startTemporalDevServer } from '../lib/dev/temporal-dev-server';
 import { NativeConnection } from '@temporalio/worker';
 import { McpClientPool } from '../lib/mcp-client';
-import { listenForControl, RunningExecutions } from '../lib/control';
+import { RunningExecutions } from '../activities/running-executions';
+import { listenForControl } from '../worker/cancel-listener';
 import { installTemporalRuntime } from '../worker/runtime';
 import { createWorker } from '../worker/worker';
 

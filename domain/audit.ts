@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { AuditLog, Organization, User } from '../entities';
-import type { AppContext } from '../api/context';
+import type { Actor } from './actor';
 
 export interface AuditEntry {
   organizationId: string;
@@ -33,14 +33,7 @@ export function recordAudit(em: EntityManager, entry: AuditEntry): AuditLog {
   });
 }
 
-/** Request metadata every audit row carries (bounded to the column sizes). */
-export function requestMeta(ctx: AppContext): { ip: string; requestId: string; userAgent?: string } {
-  return { ip: ctx.ip.slice(0, 64), requestId: ctx.state.requestId, userAgent: ctx.get('user-agent').slice(0, 500) || undefined };
-}
-
-/** Audits a change made by the authenticated caller of this request. */
-export function auditByCaller(ctx: AppContext, em: EntityManager, entry: Omit<AuditEntry, 'organizationId' | 'actorId' | 'actorEmail' | 'ip' | 'requestId'>): AuditLog {
-  const auth = ctx.state.auth!;
-  const meta = requestMeta(ctx);
-  return recordAudit(em, { ...entry, organizationId: auth.organizationId, actorId: auth.userId, actorEmail: auth.email, ip: meta.ip, requestId: meta.requestId });
+/** Audits a change made by `actor`, in the unit of work of the change. */
+export function audit(em: EntityManager, actor: Actor, entry: Omit<AuditEntry, 'organizationId' | 'actorId' | 'actorEmail' | 'ip' | 'requestId'>): AuditLog {
+  return recordAudit(em, { ...entry, organizationId: actor.organizationId, actorId: actor.userId, actorEmail: actor.email, ip: actor.ip, requestId: actor.requestId });
 }

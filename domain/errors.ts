@@ -1,3 +1,5 @@
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+
 /** The one error type handlers throw; the error middleware turns it into `{error:{code,message,details?}}`. */
 export class AppError extends Error {
   constructor(
@@ -26,4 +28,22 @@ export class AppError extends Error {
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
+}
+
+/** A 400 for a rule no schema can express, in the same shape as the schema failures. */
+export function fieldError(path: string, message: string, code = 'invalid'): AppError {
+  return new AppError(400, 'validation_failed', 'Request validation failed', [{ path, message, code }]);
+}
+
+/**
+ * Runs a write (a flush, a transaction); a unique violation becomes the caller's 409. Checks
+ * before the write give the friendly answer; this one covers the race they can lose.
+ */
+export async function uniqueOrConflict<T>(write: () => Promise<T>, conflict: () => AppError): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (error instanceof UniqueConstraintViolationException) throw conflict();
+    throw error;
+  }
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { DEMO_SERVER_NAME, seed, seedDemoServer } from '../entities/seeders/seed';
 import { sealSecret } from '../lib/crypto';
-import { masterTokenContext } from '../lib/servers';
+import { masterTokenContext } from '../domain/servers/master-token';
 import { loadConfig, PROJECT_ROOT } from '../lib/config';
 import { startEmbeddedPostgres } from '../lib/dev/embedded-postgres';
 import { isPortOpen } from '../lib/dev/free-port';

@@ -16,7 +16,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { sendJson } from '../host/http';
-import { HOST_TOOLS } from '../lib/servers';
+import { HOST_TOOLS } from '../lib/host-contract';
 
 /** The tools a host MCP server exposes to the control plane. */
 export const HOST_TOOL_NAMES = HOST_TOOLS;

@@ -6,7 +6,8 @@ import { installTemporalRuntime } from './runtime';
 import { ensureServerHealthSchedule } from './schedules';
 import { createWorker } from './worker';
 import { McpClientPool } from '../lib/mcp-client';
-import { listenForControl, RunningExecutions } from '../lib/control';
+import { RunningExecutions } from '../activities/running-executions';
+import { listenForControl } from './cancel-listener';
 import { connectTemporal, createTemporalClient } from '../lib/temporal';
 
 async function main(): Promise<void> {

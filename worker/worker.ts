@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
-import { RunningExecutions } from '../lib/control';
+import { RunningExecutions } from '../activities/running-executions';
 import { McpClientPool } from '../lib/mcp-client';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');

@@ -4,7 +4,7 @@ import type { EncryptionKey } from '../../lib/config';
 import { openSecret, sealSecret } from '../../lib/crypto';
 import type { Logger } from '../../lib/logger';
 import type { Orm } from '../../lib/orm';
-import { masterTokenContext } from '../../lib/servers';
+import { masterTokenContext } from './master-token';
 
 export interface RotationReport {
   rotated: number;

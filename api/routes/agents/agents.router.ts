@@ -6,7 +6,7 @@ import { Agent, AgentRole, AgentStatus, Execution, ExecutionStatus, McpServer, O
 import { startAgentProvision } from '../../../domain/temporal';
 import type { ProvisionResult } from '../../../workflows/agent-provision.workflow';
 import type { ApiRouter } from '../../api-router';
-import { auditByCaller } from '../../../domain/audit';
+import { auditByCaller } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
 import { containing, scopedPage } from '../../list';

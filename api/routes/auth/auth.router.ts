@@ -3,7 +3,7 @@ import { User } from '../../../entities';
 import type { ApiRouter } from '../../api-router';
 import { packAbility } from '../../auth/abilities';
 import { login, logout, refresh, register, type AuthResult } from '../../auth/auth.service';
-import { requestMeta } from '../../../domain/audit';
+import { requestMeta } from '../../actor';
 import type { AppContext } from '../../context';
 import type { AppDeps } from '../../deps';
 import { presentOrganization, presentUser } from '../../presenters';

@@ -1,10 +1,10 @@
 import { ForbiddenError } from '@casl/ability';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Execution, ExecutionStatus, ExecutionTrigger, FINAL_EXECUTION_STATUSES } from '../../../entities';
-import { publishCancel } from '../../../lib/control';
+import { publishCancel } from '../../../domain/runs/cancel';
 import { executionHandle } from '../../../domain/temporal';
 import type { ApiRouter } from '../../api-router';
-import { auditByCaller } from '../../../domain/audit';
+import { auditByCaller } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
 import { scopedPage } from '../../list';

@@ -8,7 +8,7 @@ import { publishEvent } from '../../../domain/events';
 import type { AgentExecutionPayload } from '../../../domain/realtime-types';
 import { queryProgress, startAgentExecution } from '../../../domain/temporal';
 import { executionWorkflowId, type ProgressSnapshot } from '../../../workflows/agent-execution.workflow';
-import { auditByCaller } from '../../../domain/audit';
+import { auditByCaller } from '../../actor';
 import { watchSession } from '../../realtime/session-watch';
 import type { AppContext } from '../../context';
 import type { AppDeps } from '../../deps';

@@ -4,7 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentRole, AgentStatus, Execution, ExecutionTrigger, McpServer, User } from '../../../entities';
 import type { AgentExecutionResult } from '../../../workflows/agent-execution.workflow';
 import type { ApiRouter } from '../../api-router';
-import { auditByCaller } from '../../../domain/audit';
+import { auditByCaller } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
 import { AppError } from '../../../domain/errors';

@@ -8,7 +8,7 @@ import { AuditLog, Agent, AgentRole, McpServer, Organization } from '../../../en
 import { openSecret } from '../../../lib/crypto';
 import { rotateServerTokens } from '../../../domain/servers/key-rotation';
 import { loadConfig } from '../../../lib/config';
-import { masterTokenContext } from '../../../lib/servers';
+import { masterTokenContext } from '../../../domain/servers/master-token';
 import { ensureServerHealthSchedule } from '../../../worker/schedules';
 import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';

@@ -3,7 +3,7 @@ import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Organization, User, UserRole } from '../../../entities';
 import type { ApiRouter } from '../../api-router';
-import { auditByCaller } from '../../../domain/audit';
+import { auditByCaller } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
 import { hashPassword } from '../../auth/passwords';
 import { publishEventOnCommit } from '../../../domain/events';

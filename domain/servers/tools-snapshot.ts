@@ -1,17 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { Config } from './config';
-import { parseHostList, type UrlPolicy } from './ssrf';
-
-export { HOST_TOOLS } from './host-contract';
-
-/** AAD for a server's master token: a ciphertext copied to another row does not open. */
-export function masterTokenContext(serverId: string): string {
-  return `mcp_servers:${serverId}:master_token`;
-}
-
-export function urlPolicy(config: Pick<Config, 'isProduction' | 'mcp'>): UrlPolicy {
-  return { production: config.isProduction, allow: parseHostList(config.mcp.urlAllowlist), deny: parseHostList(config.mcp.urlDenylist) };
-}
 
 export interface ToolSnapshot {
   name: string;

@@ -1,50 +1,7 @@
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { Client } from 'pg';
-import type { Logger } from './logger';
-
-/**
- * Fast path for cancellation. The durable path is Temporal cancellation, which reaches a
- * running activity on its next heartbeat; this NOTIFY reaches every worker at once, and the one
- * running the execution aborts its MCP call immediately (the SDK then sends
- * notifications/cancelled to the host).
- */
-export const CONTROL_CHANNEL = 'fleet_control';
-
-export interface CancelCommand {
-  type: 'cancel';
-  executionId: string;
-}
-
-export async function publishCancel(em: EntityManager, executionId: string): Promise<void> {
-  const command: CancelCommand = { type: 'cancel', executionId };
-  await em.getConnection().execute('select pg_notify(?, ?)', [CONTROL_CHANNEL, JSON.stringify(command)]);
-}
-
-/** The executions this worker process is running, by id, with the means to abort them. */
-export class RunningExecutions {
-  private readonly controllers = new Map<string, AbortController>();
-
-  register(executionId: string): AbortController {
-    const controller = new AbortController();
-    this.controllers.set(executionId, controller);
-    return controller;
-  }
-
-  unregister(executionId: string, controller: AbortController): void {
-    if (this.controllers.get(executionId) === controller) this.controllers.delete(executionId);
-  }
-
-  abort(executionId: string, reason: string): boolean {
-    const controller = this.controllers.get(executionId);
-    if (!controller) return false;
-    controller.abort(new Error(reason));
-    return true;
-  }
-
-  get size(): number {
-    return this.controllers.size;
-  }
-}
+import type { Logger } from '../lib/logger';
+import type { RunningExecutions } from '../activities/running-executions';
+import { CONTROL_CHANNEL, type CancelCommand } from '../domain/runs/cancel';
 
 /** One LISTEN connection per worker process, reconnecting with backoff. */
 export function listenForControl(databaseUrl: string, running: RunningExecutions, logger: Logger): { close(): Promise<void> } {
