@@ -83,3 +83,17 @@ export async function insertExecutionEvent(em: EntityManager, execution: Executi
   );
   return { ...draft, seq: rows[0]!.seq };
 }
+
+/** The log of one execution after `after`, in seq order (SSE, the events route, catch-up). */
+export async function eventsAfter(em: EntityManager, executionId: string, after: number, limit = 1000): Promise<AgentExecutionPayload[]> {
+  const rows = await em
+    .getConnection()
+    .execute<{ payload: AgentExecutionPayload }[]>('select payload from execution_events where execution_id = ? and seq > ? order by seq limit ?', [executionId, after, limit]);
+  return rows.map((r) => r.payload);
+}
+
+/** The seq of the execution's last event (0 when it has none). */
+export async function lastSeq(em: EntityManager, executionId: string): Promise<number> {
+  const [row] = await em.getConnection().execute<{ seq: number | null }[]>('select max(seq) as seq from execution_events where execution_id = ?', [executionId]);
+  return Number(row?.seq ?? 0);
+}

@@ -14,7 +14,7 @@ import { AppError } from '../../../domain/errors';
 import { waitAtMost } from '../../wait';
 import { presentAgent, presentAgentSummary } from '../../presenters';
 import { IdParams } from '../common.schemas';
-import { readProgress } from '../executions/executions.service';
+import { readProgress } from '../../../domain/runs/progress';
 import { AgentDetailOut, AgentOut, AgentPage, AgentStatusOut, CreateAgentBody, HierarchyOut, ListAgentsQuery, UpdateAgentBody, type HierarchyNode } from './agents.schemas';
 import { rateLimit } from '../../rate-limit';
 

@@ -4,7 +4,7 @@ import { Execution, ExecutionStatus, ExecutionTrigger, FINAL_EXECUTION_STATUSES 
 import { publishCancel } from '../../../domain/runs/cancel';
 import { executionHandle } from '../../../domain/temporal';
 import type { ApiRouter } from '../../api-router';
-import { auditByCaller } from '../../actor';
+import { actorOf, auditByCaller } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
 import { scopedPage } from '../../list';
@@ -13,7 +13,10 @@ import { presentExecution } from '../../presenters';
 import { loadAgent } from '../agents/agents.router';
 import { IdParams } from '../common.schemas';
 import { EventsOut, EventsQuery, ExecuteBody, ExecutionDetailOut, ExecutionPage, ListExecutionsQuery, StartedOut } from './executions.schemas';
-import { eventsAfter, readProgress, startExecution, streamExecution, wantsEventStream } from './executions.service';
+import { eventsAfter } from '../../../domain/runs/execution-log';
+import { readProgress } from '../../../domain/runs/progress';
+import { startExecution } from '../../../domain/runs/start-execution';
+import { streamExecution, wantsEventStream } from '../../realtime/sse';
 import { rateLimit } from '../../rate-limit';
 
 async function loadExecution(em: EntityManager, auth: AuthContext, id: string): Promise<Execution> {
@@ -45,7 +48,7 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
       const auth = ctx.state.auth!;
       const agent = await loadAgent(em(), auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', agent);
-      const execution = await startExecution(ctx, deps, { agent, prompt: body.prompt, context: body.context, trigger: ExecutionTrigger.API });
+      const execution = await startExecution(deps, actorOf(ctx), { agent, prompt: body.prompt, context: body.context, trigger: ExecutionTrigger.API });
       if (wantsEventStream(ctx)) return streamExecution(ctx, deps, execution.id, 0);
       ctx.status = 202;
       ctx.set('Location', `/api/executions/${execution.id}`);
@@ -92,7 +95,7 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
       const execution = await loadExecution(em(), auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', execution);
       if (wantsEventStream(ctx)) return streamExecution(ctx, deps, execution.id, lastEventId(ctx.get('last-event-id')) ?? query.after);
-      const items = await eventsAfter(deps, execution.id, query.after, query.limit);
+      const items = await eventsAfter(em(), execution.id, query.after, query.limit);
       ctx.body = { items, nextAfter: items.length ? items[items.length - 1]!.seq : query.after };
     },
   );

@@ -4,7 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentRole, AgentStatus, Execution, ExecutionTrigger, McpServer, User } from '../../../entities';
 import type { AgentExecutionResult } from '../../../workflows/agent-execution.workflow';
 import type { ApiRouter } from '../../api-router';
-import { auditByCaller } from '../../actor';
+import { actorOf, auditByCaller } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
 import { AppError } from '../../../domain/errors';
@@ -13,7 +13,8 @@ import { presentAgent } from '../../presenters';
 import { zodDetails } from '../../validate';
 import { z } from '../../zod';
 import { AgentOut } from '../agents/agents.schemas';
-import { startExecution, streamExecution } from '../executions/executions.service';
+import { startExecution } from '../../../domain/runs/start-execution';
+import { streamExecution } from '../../realtime/sse';
 import { AGENT_SPEC_JSON_SCHEMA, AgentSpec, CreateAgentViaMasterBody, MasterExecuteBody } from './master.schemas';
 import { rateLimit } from '../../rate-limit';
 
@@ -59,7 +60,7 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
       const server = await resolveServer(em(), auth, body.serverId);
       const master = await masterOf(em(), server);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', master);
-      const execution = await startExecution(ctx, deps, { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER });
+      const execution = await startExecution(deps, actorOf(ctx), { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER });
       ctx.set('X-Execution-Id', execution.id);
       await streamExecution(ctx, deps, execution.id, 0);
     },
@@ -87,7 +88,7 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
       const master = await masterOf(em(), server);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', master);
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent));
-      const execution = await startExecution(ctx, deps, { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER, context: { responseSchema: AGENT_SPEC_JSON_SCHEMA } });
+      const execution = await startExecution(deps, actorOf(ctx), { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER, context: { responseSchema: AGENT_SPEC_JSON_SCHEMA } });
       const handle = deps.temporal.client.workflow.getHandle(execution.workflowId!);
       const outcome = await waitAtMost(handle.result() as Promise<AgentExecutionResult>, SPEC_WAIT_MS, () => new AppError(504, 'master_timeout', `The master agent did not answer within ${SPEC_WAIT_MS / 1000} s`, { executionId: execution.id }));
       if (outcome.status !== 'COMPLETED') throw new AppError(502, 'master_failed', `The master agent's run ${outcome.status}: ${outcome.error ?? 'no details'}`, { executionId: execution.id });
