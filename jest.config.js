@@ -37,7 +37,7 @@ module.exports = {
     '!<rootDir>/{api,worker,host}/main.ts',
     '!<rootDir>/worker/build-bundle.ts',
     // Types only: no runtime code, which V8 would count as uncovered lines.
-    '!<rootDir>/{api/context,api/deps,activities/deps,domain/realtime-types}.ts',
+    '!<rootDir>/{api/context,activities/deps,domain/realtime-types}.ts',
     // Dev and test tooling (embedded PostgreSQL, the Temporal dev server and CLI lookup, free
     // ports): never runs in production, and mostly in the global setup, outside Jest's coverage.
     '!<rootDir>/lib/dev/**',

@@ -1,11 +1,13 @@
 import type { Connection } from '@temporalio/client';
 import type { TemporalAccess } from '../domain/temporal';
+import { compose, type Composed } from '../lib/composition';
 import type { Config } from '../lib/config';
-import type { Logger } from '../lib/logger';
-import type { Orm } from '../lib/orm';
-import type { RealtimeHub } from './realtime/hub';
+import { createLogger, type Logger } from '../lib/logger';
+import { initOrm, requireDatabaseUrl, type Orm } from '../lib/orm';
+import { connectTemporal, createTemporalClient, temporalAddress } from '../lib/temporal';
+import { RealtimeHub } from './realtime/hub';
 
-/** Everything the API needs, built by the process entry (api/main.ts) or by tests. */
+/** Everything the API needs, built by `createAppDeps` (the entry point, tests, benchmarks). */
 export interface AppDeps {
   config: Config;
   orm: Orm;
@@ -14,4 +16,29 @@ export interface AppDeps {
   logger: Logger;
   /** This instance's LISTEN end of the realtime path (Socket.IO rooms and SSE streams read it). */
   events: RealtimeHub;
+}
+
+export interface AppDepsOptions {
+  /** The logger's name (default `api`). */
+  logName?: string;
+}
+
+/**
+ * The API's composition root: the ORM, the Temporal connection and client, and the realtime
+ * hub, started (the API does not start without its first LISTEN). `close()` closes them in
+ * reverse order; the HTTP server is the caller's (api/server.ts).
+ */
+export function createAppDeps(config: Config, options: AppDepsOptions = {}): Promise<Composed<AppDeps>> {
+  return compose(async (closing) => {
+    const logger = createLogger(config, options.logName ?? 'api');
+    const databaseUrl = requireDatabaseUrl(config.database.url);
+    const orm = await initOrm(databaseUrl, { poolMax: config.database.poolMax, logger });
+    closing(() => orm.close(true));
+    const connection = await connectTemporal(temporalAddress(config));
+    closing(() => connection.close());
+    const events = new RealtimeHub(databaseUrl, orm, logger);
+    await events.start();
+    closing(() => events.close());
+    return { config, orm, logger, events, temporal: { connection, client: createTemporalClient(connection, config), taskQueue: config.temporal.taskQueue } };
+  });
 }

@@ -2,21 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createAppDeps, type AppDeps } from '../api/deps';
 import { startApiServer, type ApiServer } from '../api/server';
-import type { AppDeps } from '../api/deps';
-import { RealtimeHub } from '../api/realtime/hub';
 import { loadConfig, RATE_LIMIT_DEFAULTS } from '../lib/config';
 import { startEmbeddedPostgres } from '../lib/dev/embedded-postgres';
 import { freePort } from '../lib/dev/free-port';
-import { createLogger } from '../lib/logger';
-import { initOrm, migrateUp } from '../lib/orm';
-import { connectTemporal, createTemporalClient } from '../lib/temporal';
 import { startTemporalDevServer } from '../lib/dev/temporal-dev-server';
-import { NativeConnection } from '@temporalio/worker';
-import { McpClientPool } from '../lib/mcp-client';
-import { RunningExecutions } from '../activities/running-executions';
-import { listenForControl } from '../worker/cancel-listener';
-import { installTemporalRuntime } from '../worker/runtime';
+import { migrateUp } from '../lib/orm';
+import { createWorkerDeps } from '../worker/deps';
 import { createWorker } from '../worker/worker';
 
 export interface BenchStack {
@@ -55,13 +48,9 @@ export async function startBenchStack(overrides: Record<string, string> = {}): P
     ...overrides,
   };
   const config = loadConfig(env);
-  const logger = createLogger(config, 'bench');
-  const orm = await initOrm(pg.url, { poolMax: config.database.poolMax });
-  await migrateUp(orm);
-  const connection = await connectTemporal(temporal.address);
-  const events = new RealtimeHub(pg.url, orm, logger);
-  await events.start();
-  const deps: AppDeps = { config, orm, logger, events, temporal: { connection, client: createTemporalClient(connection, config), taskQueue: config.temporal.taskQueue } };
+  const app = await createAppDeps(config, { logName: 'bench' });
+  const { deps } = app;
+  await migrateUp(deps.orm);
   const api = await startApiServer(deps, 0, '127.0.0.1');
   let stopWorker = async () => undefined as void;
   return {
@@ -69,27 +58,19 @@ export async function startBenchStack(overrides: Record<string, string> = {}): P
     api,
     env,
     async startWorker() {
-      installTemporalRuntime(logger);
-      const native = await NativeConnection.connect({ address: temporal.address });
-      const mcp = new McpClientPool({ timeoutMs: config.mcp.timeoutMs, logger });
-      const running = new RunningExecutions();
-      const control = listenForControl(pg.url, running, logger);
-      const worker = await createWorker({ config, orm, logger, connection: native, mcp, running, temporalClient: deps.temporal.client });
+      const { deps: workerDeps, close } = await createWorkerDeps(config, { orm: deps.orm, logger: deps.logger, temporalClient: deps.temporal.client });
+      const worker = await createWorker(workerDeps);
       const runPromise = worker.run();
       stopWorker = async () => {
         worker.shutdown();
         await runPromise;
-        await mcp.closeAll();
-        await control.close();
-        await native.close();
+        await close();
       };
     },
     async stop() {
       await stopWorker();
       await api.close();
-      await events.close();
-      await connection.close();
-      await orm.close(true);
+      await app.close();
       await Promise.allSettled([temporal.stop(), pg.remove()]);
       rmSync(dir, { recursive: true, force: true });
     },

@@ -20,6 +20,8 @@ export enum ExecutionStatus {
   FAILED = 'FAILED',
   CANCELLED = 'CANCELLED',
   TIMED_OUT = 'TIMED_OUT',
+  /** A task occurrence that did not run (overlap policy, no eligible agent, ...): `error` says why. */
+  SKIPPED = 'SKIPPED',
 }
 
 export const FINAL_EXECUTION_STATUSES: readonly ExecutionStatus[] = [
@@ -27,6 +29,7 @@ export const FINAL_EXECUTION_STATUSES: readonly ExecutionStatus[] = [
   ExecutionStatus.FAILED,
   ExecutionStatus.CANCELLED,
   ExecutionStatus.TIMED_OUT,
+  ExecutionStatus.SKIPPED,
 ];
 
 export interface TodoItem {
@@ -100,4 +103,23 @@ export class Execution extends BaseEntity<'status' | 'todos' | 'attempt'> {
 
   @Property({ type: 'integer', nullable: true })
   durationMs?: number;
+
+  /** For a task's run: which agent was chosen and why ("3 candidates; chose X: 0 running, ONLINE 12 ms"). */
+  @Property({ type: 'text', nullable: true })
+  assignmentReason?: string;
+
+  /** The run this one retries (a task's FAILED or TIMED_OUT attempt), so attempts link up. */
+  @ManyToOne(() => Execution, { nullable: true, deleteRule: 'set null', index: true })
+  retryOf?: Execution;
+
+  /** For a task's occurrence: the time the schedule meant it to start. */
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  scheduledFor?: Date;
+
+  /** For a `kind: tool` task's run: the tool called on the agent's server, and its arguments. */
+  @Property({ type: 'string', length: 200, nullable: true })
+  toolName?: string;
+
+  @Property({ type: 'json', nullable: true })
+  toolArguments?: Record<string, unknown>;
 }

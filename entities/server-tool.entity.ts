@@ -38,4 +38,12 @@ export class ServerTool extends BaseEntity<'status'> {
 
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   installedAt?: Date;
+
+  /** When the installed version was last verified on the server (install, uninstall, drift check). */
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  checkedAt?: Date;
+
+  /** The end of the server's log of the last install or uninstall. */
+  @Property({ type: 'text', nullable: true })
+  logTail?: string;
 }

@@ -1,11 +1,20 @@
-import { Entity, Index, Property, Unique } from '@mikro-orm/core';
+import { Entity, Index, ManyToOne, Property, Unique } from '@mikro-orm/core';
 import { BaseEntity } from './base.entity';
+import { Organization } from './organization.entity';
 
-/** The installation-wide tool catalog (seeded); servers and agents refer to it. */
+/**
+ * The tool catalog: built-in entries (seeded, no organisation, read-only) plus each
+ * organisation's own. A name is unique among the built-ins and within an organisation.
+ */
 @Entity({ tableName: 'tool_definitions' })
 @Index({ properties: ['category'] })
+@Unique({ properties: ['organization', 'name'] })
+@Unique({ name: 'tool_definitions_builtin_name_unique', expression: 'create unique index "tool_definitions_builtin_name_unique" on "tool_definitions" ("name") where "organization_id" is null' })
 export class ToolDefinition extends BaseEntity<'builtin'> {
-  @Unique()
+  /** The owning organisation; none for the built-in catalog. */
+  @ManyToOne(() => Organization, { nullable: true, deleteRule: 'cascade' })
+  organization?: Organization;
+
   @Property({ type: 'string', length: 64 })
   name!: string;
 

@@ -28,10 +28,10 @@ const DATABASE_FIELDS = ['code', 'constraint', 'table', 'column', 'schema', 'dat
 
 // MikroORM's driver messages are `<the statement with its values inlined> - <PostgreSQL's text>`,
 // and PostgreSQL's own text and `detail` quote values too ("Key (email)=(...) already exists").
-const SQL_TEXT = /\b(insert\s+into|update\s+\S+\s+set|delete\s+from|select\s[\s\S]*?\sfrom)\b/i;
-const WITHHELD = '[withheld: the text quoted SQL]';
+export const SQL_TEXT = /\b(insert\s+into|update\s+\S+\s+set|delete\s+from|select\s[\s\S]*?\sfrom)\b/i;
+export const WITHHELD = '[withheld: the text quoted SQL]';
 
-function isDatabaseError(error: Error): boolean {
+export function isDatabaseError(error: Error): boolean {
   if (error instanceof DriverException) return true;
   // pg's own DatabaseError, thrown by code that queries without the ORM.
   const fields = error as Error & { code?: unknown; severity?: unknown; routine?: unknown };
@@ -39,7 +39,7 @@ function isDatabaseError(error: Error): boolean {
 }
 
 /** Stack frames only: the first line of a stack repeats the message. */
-function frames(stack: string | undefined): string | undefined {
+export function frames(stack: string | undefined): string | undefined {
   return stack
     ?.split('\n')
     .filter((line) => line.trimStart().startsWith('at '))

@@ -10,6 +10,11 @@ export function searchAttributeFlags(): string[] {
   return SEARCH_ATTRIBUTE_NAMES.flatMap((name) => ['--search-attribute', `${name}=Keyword`]);
 }
 
+/** TEMPORAL_ADDRESS, or the dev server `npm run dev` starts on TEMPORAL_DEV_PORT. */
+export function temporalAddress(config: Pick<Config, 'temporal'>): string {
+  return config.temporal.address ?? `127.0.0.1:${config.temporal.devPort}`;
+}
+
 export async function connectTemporal(address: string): Promise<Connection> {
   return Connection.connect({ address, connectTimeout: '10s' });
 }

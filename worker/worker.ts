@@ -1,24 +1,16 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { DefaultLogger, NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from '../activities';
-import { RunningExecutions } from '../activities/running-executions';
-import { McpClientPool } from '../lib/mcp-client';
+import { DefaultLogger, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import type { WorkerDeps } from './deps';
+import { historySafeFailures } from './history-safe-failures';
+
+export type { WorkerDeps } from './deps';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
 /** Where `npm run build` writes the prebuilt workflow bundle production workers load. */
 export const PREBUILT_BUNDLE_PATH = path.resolve(__dirname, '..', 'workflow-bundle.js');
-
-export interface WorkerDeps extends Omit<ActivityDeps, 'mcp' | 'running'> {
-  /** Defaults to a new pool; the caller closes it after the worker stops. */
-  mcp?: McpClientPool;
-  /** Defaults to a new registry; pass one to wire the cancel fast path (lib/control.ts). */
-  running?: RunningExecutions;
-  connection: NativeConnection;
-  /** A bundle built once (tests) or its file path (production); otherwise bundled at start. */
-  workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
-}
 
 export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
   // The bundler's INFO output is a whole webpack summary; only problems are worth showing.
@@ -34,17 +26,21 @@ function workflowSource(deps: WorkerDeps) {
   return { workflowsPath: WORKFLOWS_PATH };
 }
 
-/** The one way to build a worker: the entry point, tests and benchmarks all call this. */
+/**
+ * The one way to build a worker: the entry point, tests and benchmarks all call this, with
+ * the deps `createWorkerDeps` (worker/deps.ts) built. Every dependency is required: a worker
+ * without the pool or the registry the cancel listener feeds would run, but wrongly.
+ */
 export async function createWorker(deps: WorkerDeps): Promise<Worker> {
+  for (const part of ['mcp', 'running', 'temporalClient', 'orm', 'connection'] as const) {
+    if (!deps[part]) throw new Error(`createWorker: ${part} is missing (build the deps with createWorkerDeps)`);
+  }
   return Worker.create({
     connection: deps.connection,
     namespace: deps.config.temporal.namespace,
     taskQueue: deps.config.temporal.taskQueue,
-    activities: createActivities({
-      ...deps,
-      mcp: deps.mcp ?? new McpClientPool({ timeoutMs: deps.config.mcp.timeoutMs, logger: deps.logger }),
-      running: deps.running ?? new RunningExecutions(),
-    }),
+    activities: createActivities(deps),
+    interceptors: { activity: [historySafeFailures] },
     // Running activities heartbeat every second; a cancel reaches them within about that long
     // even without the NOTIFY fast path.
     maxHeartbeatThrottleInterval: '1s',

@@ -1,8 +1,9 @@
-import { Client } from 'pg';
 import type { Logger } from '../../lib/logger';
 import type { Orm } from '../../lib/orm';
+import { PgListener } from '../../lib/pg-listener';
 import { EVENTS_CHANNEL, type AgentStatusEvent, type FleetEvent, type ServerStatusEvent, type SessionEndedEvent } from '../../domain/events';
 import type { AgentExecutionPayload } from '../../domain/realtime-types';
+import { eventAt, eventsSince } from '../../domain/runs/execution-log';
 
 /**
  * An event as local subscribers see it: execution events always carry their payload.
@@ -21,31 +22,35 @@ type Listener = (event: HubEvent) => void;
 const SEEN_LIMIT = 20_000;
 
 /**
- * This API instance's end of the realtime path: one LISTEN connection on `fleet_events`,
- * reconnecting with backoff. Events too large for NOTIFY are read back from execution_events;
- * after a lost connection, the log since the last event is replayed, so nothing is missed.
- * Per execution, events reach listeners once, in seq order.
+ * This API instance's end of the realtime path: one LISTEN connection on `fleet_events`
+ * (lib/pg-listener.ts, which reconnects with backoff). Events too large for NOTIFY are read back
+ * from the execution log; after a lost connection, the log since the loss is replayed before
+ * the notices that arrived with the new LISTEN, so nothing is missed. Per execution, events
+ * reach listeners once, in seq order.
  */
 export class RealtimeHub {
-  private client?: Client;
-  private closed = false;
-  private retryMs = 250;
-  private timer?: NodeJS.Timeout;
+  private readonly listener: PgListener;
   private readonly listeners = new Set<Listener>();
   private readonly lastSeq = new Map<string, number>();
-  private chain: Promise<void> = Promise.resolve();
-  private lostAt = new Date();
-  private connectedOnce = false;
 
   constructor(
-    private readonly databaseUrl: string,
+    databaseUrl: string,
     private readonly orm: Orm,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.listener = new PgListener({
+      databaseUrl,
+      channels: [EVENTS_CHANNEL],
+      logger,
+      name: 'realtime LISTEN',
+      onNotification: (_channel, payload) => this.receive(payload),
+      onReconnect: (lostAt) => this.catchUp(lostAt),
+    });
+  }
 
   /** Resolves once listening (the first time); later reconnects happen in the background. */
-  async start(): Promise<void> {
-    await this.connect();
+  start(): Promise<void> {
+    return this.listener.start();
   }
 
   subscribe(listener: Listener): () => void {
@@ -53,90 +58,28 @@ export class RealtimeHub {
     return () => this.listeners.delete(listener);
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    clearTimeout(this.timer);
-    await this.client?.end().catch(() => undefined);
-    await this.chain;
-  }
-
-  private async connect(): Promise<void> {
-    if (this.closed) return;
-    const client = new Client({ connectionString: this.databaseUrl });
-    const reconnecting = this.connectedOnce;
-    // After a loss, notifications that arrive with the LISTEN's answer wait until the replay is
-    // queued: the replay holds older events, and an execution's events go out in seq order.
-    let held: string[] | undefined = reconnecting ? [] : undefined;
-    client.on('notification', (message) => {
-      if (message.channel !== EVENTS_CHANNEL || !message.payload) return;
-      const raw = message.payload;
-      if (held) held.push(raw);
-      else this.enqueue(() => this.receive(raw));
-    });
-    client.on('error', (error) => {
-      if (this.closed) return;
-      this.lostAt = new Date();
-      this.logger.warn({ err: error }, 'realtime LISTEN connection lost; reconnecting');
-      void client.end().catch(() => undefined);
-      if (this.client === client) this.client = undefined;
-      this.scheduleReconnect();
-    });
-    try {
-      await client.connect();
-      await client.query(`listen ${EVENTS_CHANNEL}`);
-      this.client = client;
-      this.retryMs = 250;
-      if (reconnecting) this.enqueue(() => this.catchUp());
-      for (const raw of held ?? []) this.enqueue(() => this.receive(raw));
-      held = undefined;
-      this.connectedOnce = true;
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      if (!this.connectedOnce) throw error;
-      this.logger.warn({ err: error }, 'realtime LISTEN unavailable; retrying');
-      this.scheduleReconnect();
-    }
-  }
-
-  private scheduleReconnect(): void {
-    if (this.closed || this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.connect();
-    }, this.retryMs);
-    this.retryMs = Math.min(this.retryMs * 2, 10_000);
+  close(): Promise<void> {
+    return this.listener.close();
   }
 
   /** Test hook and operational lever: drop the LISTEN connection as a network failure would. */
   simulateConnectionLoss(): void {
-    this.client?.emit('error', new Error('simulated connection loss'));
-  }
-
-  private enqueue(task: () => Promise<void>): void {
-    this.chain = this.chain.then(task).catch((error: unknown) => this.logger.error({ err: error }, 'realtime dispatch failed'));
+    this.listener.simulateConnectionLoss();
   }
 
   private async receive(raw: string): Promise<void> {
     const event = JSON.parse(raw) as FleetEvent;
     if (event.type !== 'execution:event') return this.emit(event);
     if (event.payload) return this.dispatchExecution(event.payload, event.organizationId);
-    const rows = await this.orm.em
-      .getConnection()
-      .execute<{ payload: AgentExecutionPayload }[]>('select payload from execution_events where execution_id = ? and seq = ?', [event.executionId, event.seq]);
-    if (rows[0]) this.dispatchExecution(rows[0].payload, event.organizationId);
+    const payload = await eventAt(this.orm.em, event.executionId, event.seq);
+    if (payload) this.dispatchExecution(payload, event.organizationId);
   }
 
-  private async catchUp(): Promise<void> {
+  private async catchUp(lostAt: Date): Promise<void> {
     // Events committed just before the loss may not have been delivered either.
-    const since = new Date(this.lostAt.getTime() - 2000);
-    const rows = await this.orm.em
-      .getConnection()
-      .execute<{ payload: AgentExecutionPayload; organization_id: string }[]>(
-        'select payload, organization_id from execution_events where created_at >= ? order by created_at, seq limit 10000',
-        [since],
-      );
+    const rows = await eventsSince(this.orm.em, new Date(lostAt.getTime() - 2000));
     this.logger.info({ replayed: rows.length }, 'realtime caught up after reconnect');
-    for (const row of rows) this.dispatchExecution(row.payload, row.organization_id);
+    for (const row of rows) this.dispatchExecution(row.payload, row.organizationId);
     this.emit({ type: 'hub:reconnected' });
   }
 

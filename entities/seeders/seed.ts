@@ -21,7 +21,7 @@ export interface SeedResult {
 
 /** Upserts the built-in tool catalog: new tools are added, changed commands are updated. */
 async function seedToolCatalog(em: EntityManager): Promise<{ created: number; updated: number }> {
-  const existing = new Map((await em.find(ToolDefinition, {})).map((t) => [t.name, t]));
+  const existing = new Map((await em.find(ToolDefinition, { organization: null })).map((t) => [t.name, t]));
   let created = 0;
   let updated = 0;
   for (const entry of TOOL_CATALOG) {

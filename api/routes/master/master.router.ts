@@ -1,25 +1,27 @@
 import { ForbiddenError, subject } from '@casl/ability';
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Agent, AgentRole, AgentStatus, Execution, ExecutionTrigger, McpServer, User } from '../../../entities';
-import type { AgentExecutionResult } from '../../../workflows/agent-execution.workflow';
+import { Agent, AgentRole, Execution, ExecutionTrigger, McpServer } from '../../../entities';
+import { createAgent } from '../../../domain/agents/agent-commands';
+import { runnableMasterOf } from '../../../domain/agents/agent-rules';
+import { AppError, fieldError } from '../../../domain/errors';
+import { startExecution } from '../../../domain/runs/start-execution';
+import { executionHandle } from '../../../domain/temporal';
 import type { ApiRouter } from '../../api-router';
-import { actorOf, auditByCaller } from '../../actor';
+import { actorOf } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
-import { AppError } from '../../../domain/errors';
 import { waitAtMost } from '../../wait';
 import { presentAgent } from '../../presenters';
 import { zodDetails } from '../../validate';
 import { z } from '../../zod';
 import { AgentOut } from '../agents/agents.schemas';
-import { startExecution } from '../../../domain/runs/start-execution';
 import { streamExecution } from '../../realtime/sse';
 import { AGENT_SPEC_JSON_SCHEMA, AgentSpec, CreateAgentViaMasterBody, MasterExecuteBody } from './master.schemas';
 import { rateLimit } from '../../rate-limit';
 
 const SPEC_WAIT_MS = 120_000;
 
+/** The server named, or the organisation's only one. */
 async function resolveServer(em: EntityManager, auth: AuthContext, serverId: string | undefined): Promise<McpServer> {
   if (serverId) {
     const server = await em.findOne(McpServer, { id: serverId, organization: auth.organizationId });
@@ -27,17 +29,18 @@ async function resolveServer(em: EntityManager, auth: AuthContext, serverId: str
     return server;
   }
   const servers = await em.find(McpServer, { organization: auth.organizationId }, { limit: 2 });
-  if (servers.length !== 1) {
-    throw new AppError(400, 'validation_failed', 'Request validation failed', [{ path: 'body.serverId', message: servers.length ? 'required: your organisation has several servers' : 'your organisation has no server', code: 'required' }]);
-  }
+  if (servers.length !== 1) throw fieldError('body.serverId', servers.length ? 'required: your organisation has several servers' : 'your organisation has no server', 'required');
   return servers[0]!;
 }
 
-async function masterOf(em: EntityManager, server: McpServer): Promise<Agent> {
-  const master = await em.findOne(Agent, { server, role: AgentRole.MASTER });
-  if (!master) throw AppError.conflict('no_master', 'This server has no MASTER agent');
-  if (master.status !== AgentStatus.ACTIVE && master.status !== AgentStatus.BUSY) throw AppError.conflict('agent_not_active', `The server's MASTER agent is ${master.status}`);
-  return master;
+/** The agent specification the MASTER agent's finished run answered, or a 422 saying why there is none. */
+async function specifiedAgent(em: EntityManager, executionId: string): Promise<AgentSpec> {
+  const stored = await em.fork().findOneOrFail(Execution, executionId);
+  const data = (stored.result as { data?: unknown } | undefined)?.data;
+  if (data === undefined || data === null) throw new AppError(422, 'invalid_agent_spec', 'The master agent answered no agent specification', { executionId, details: [{ path: 'data', message: 'missing', code: 'required' }] });
+  const spec = AgentSpec.safeParse(data);
+  if (!spec.success) throw new AppError(422, 'invalid_agent_spec', 'The master agent answered an invalid agent specification', { executionId, details: zodDetails(spec.error, 'data') });
+  return spec.data;
 }
 
 export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
@@ -58,7 +61,7 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { body }) => {
       const auth = ctx.state.auth!;
       const server = await resolveServer(em(), auth, body.serverId);
-      const master = await masterOf(em(), server);
+      const master = await runnableMasterOf(em(), server.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', master);
       const execution = await startExecution(deps, actorOf(ctx), { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER });
       ctx.set('X-Execution-Id', execution.id);
@@ -85,39 +88,15 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { body }) => {
       const auth = ctx.state.auth!;
       const server = await resolveServer(em(), auth, body.serverId);
-      const master = await masterOf(em(), server);
+      const master = await runnableMasterOf(em(), server.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', master);
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent));
       const execution = await startExecution(deps, actorOf(ctx), { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER, context: { responseSchema: AGENT_SPEC_JSON_SCHEMA } });
-      const handle = deps.temporal.client.workflow.getHandle(execution.workflowId!);
-      const outcome = await waitAtMost(handle.result() as Promise<AgentExecutionResult>, SPEC_WAIT_MS, () => new AppError(504, 'master_timeout', `The master agent did not answer within ${SPEC_WAIT_MS / 1000} s`, { executionId: execution.id }));
+      const outcome = await waitAtMost(executionHandle(deps.temporal, execution.id).result(), SPEC_WAIT_MS, () => new AppError(504, 'master_timeout', `The master agent did not answer within ${SPEC_WAIT_MS / 1000} s`, { executionId: execution.id }));
       if (outcome.status !== 'COMPLETED') throw new AppError(502, 'master_failed', `The master agent's run ${outcome.status}: ${outcome.error ?? 'no details'}`, { executionId: execution.id });
 
-      const stored = await em().fork().findOneOrFail(Execution, execution.id);
-      const data = (stored.result as { data?: unknown } | undefined)?.data;
-      if (data === undefined || data === null) throw new AppError(422, 'invalid_agent_spec', 'The master agent answered no agent specification', { executionId: execution.id, details: [{ path: 'data', message: 'missing', code: 'required' }] });
-      const spec = AgentSpec.safeParse(data);
-      if (!spec.success) throw new AppError(422, 'invalid_agent_spec', 'The master agent answered an invalid agent specification', { executionId: execution.id, details: zodDetails(spec.error, 'data') });
-
-      const agent = em().create(Agent, {
-        organization: master.organization,
-        server,
-        name: spec.data.name,
-        displayName: spec.data.displayName ?? spec.data.name,
-        description: spec.data.description,
-        role: AgentRole[spec.data.role],
-        supervisor: master,
-        capabilities: [...new Set(spec.data.capabilities)],
-        maxConcurrency: spec.data.maxConcurrency,
-        createdBy: em().getReference(User, auth.userId),
-      });
-      auditByCaller(ctx, em(), { action: 'agent.create', resourceType: 'agent', resourceId: agent.id, changes: { name: agent.name, role: agent.role, via: 'master', executionId: execution.id, supervisorId: master.id } });
-      try {
-        await em().flush();
-      } catch (error) {
-        if (error instanceof UniqueConstraintViolationException) throw AppError.conflict('name_taken', `This server already has an agent named ${spec.data.name}`, { executionId: execution.id });
-        throw error;
-      }
+      const spec = await specifiedAgent(em(), execution.id);
+      const agent = await createAgent(em(), actorOf(ctx), { ...spec, server, role: AgentRole[spec.role], supervisorId: master.id, fromExecutionId: execution.id });
       ctx.status = 201;
       ctx.body = { ...presentAgent(agent), executionId: execution.id };
     },

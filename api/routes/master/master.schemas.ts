@@ -15,17 +15,11 @@ export const AgentSpec = z.strictObject({
   maxConcurrency: z.number().int().min(1).max(50).default(1),
 });
 
-/** The same contract as a JSON schema, sent to the host as `responseSchema`. */
-export const AGENT_SPEC_JSON_SCHEMA = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['name', 'role'],
-  properties: {
-    name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_-]*$', maxLength: 100 },
-    displayName: { type: 'string', maxLength: 200 },
-    description: { type: 'string', maxLength: 4000 },
-    role: { type: 'string', enum: ['SUPERVISOR', 'WORKER'] },
-    capabilities: { type: 'array', items: { type: 'string', pattern: '^[a-z0-9][a-z0-9:._-]*$' }, maxItems: 50 },
-    maxConcurrency: { type: 'integer', minimum: 1, maximum: 50 },
-  },
-} as const;
+export type AgentSpec = z.infer<typeof AgentSpec>;
+
+/**
+ * The same contract as a JSON Schema, sent to the host as `responseSchema`. Generated from the
+ * zod schema, so the two cannot drift; as the host sees what it may send (`io: 'input'`), fields
+ * with a default are optional. Draft 7, which every JSON Schema validator reads.
+ */
+export const AGENT_SPEC_JSON_SCHEMA = z.toJSONSchema(AgentSpec, { io: 'input', target: 'draft-7' });

@@ -1,22 +1,16 @@
 import { ForbiddenError, subject } from '@casl/ability';
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { WorkflowFailedError } from '@temporalio/client';
-import { Agent, AgentStatus, McpServer, McpTransport, Organization, ServerStatus, User } from '../../../entities';
-import { lastFour, sealSecret } from '../../../lib/crypto';
-import { publishEvent } from '../../../domain/events';
-import { masterTokenContext } from '../../../domain/servers/master-token';
-import { urlPolicy } from '../../../lib/url-policy';
-import { checkUrlSyntax, UnsafeUrlError } from '../../../lib/ssrf';
+import { McpServer, McpTransport, Organization } from '../../../entities';
+import { AppError } from '../../../domain/errors';
+import { createServer, deleteServer, updateServer } from '../../../domain/servers/server-commands';
 import { startServerCheck } from '../../../domain/temporal';
 import type { ServerCheckResult } from '../../../workflows/server-check.workflow';
 import type { ApiRouter } from '../../api-router';
-import { auditByCaller } from '../../actor';
+import { actorOf } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
-import type { AppContext } from '../../context';
 import type { AppDeps } from '../../deps';
 import { containing, scopedPage } from '../../list';
-import { AppError } from '../../../domain/errors';
 import { waitAtMost } from '../../wait';
 import { presentServer } from '../../presenters';
 import { IdParams } from '../common.schemas';
@@ -32,34 +26,13 @@ async function loadServer(em: EntityManager, auth: AuthContext, id: string): Pro
   return server;
 }
 
-function nameTaken(): AppError {
-  return AppError.conflict('name_taken', 'This organisation already has a server with that name');
-}
-
 export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
   const tags = ['servers'];
   const em = () => deps.orm.em as EntityManager;
-  const policy = urlPolicy(deps.config);
 
-  function safeUrl(raw: string): string {
-    try {
-      return checkUrlSyntax(raw, policy).toString();
-    } catch (error) {
-      if (error instanceof UnsafeUrlError) throw new AppError(400, 'validation_failed', 'Request validation failed', [{ path: 'body.url', message: error.message, code: error.reason }]);
-      throw error;
-    }
-  }
-
-  function sealToken(server: McpServer, token: string): void {
-    const sealed = sealSecret(deps.config.encryptionKeys, token, masterTokenContext(server.id));
-    server.masterTokenCiphertext = sealed.ciphertext;
-    server.masterTokenKeyId = sealed.keyId;
-    server.masterTokenLast4 = lastFour(token) || undefined;
-  }
-
-  async function runCheck(ctx: AppContext, server: McpServer, reason: 'test' | 'health'): Promise<ServerCheckResult> {
-    const auth = ctx.state.auth!;
-    const handle = await startServerCheck(deps.temporal, { serverId: server.id, reason, organizationId: auth.organizationId });
+  /** A person waits for the check: at most CHECK_WAIT_MS, then 504 while the run goes on. */
+  async function runCheck(server: McpServer, reason: 'test' | 'health'): Promise<ServerCheckResult> {
+    const handle = await startServerCheck(deps.temporal, { serverId: server.id, reason, organizationId: server.organization.id });
     try {
       return await waitAtMost(handle.result(), CHECK_WAIT_MS, () => new AppError(504, 'check_timeout', `No worker finished the check within ${CHECK_WAIT_MS / 1000} s; is the worker running?`, { workflowId: handle.workflowId }));
     } catch (error) {
@@ -105,26 +78,7 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
       const auth = ctx.state.auth!;
       const organization = em().getReference(Organization, auth.organizationId);
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('McpServer', { organization } as unknown as McpServer));
-      const url = safeUrl(body.url);
-      if (await em().count(McpServer, { organization, name: body.name })) throw nameTaken();
-      const server = em().create(McpServer, {
-        organization,
-        name: body.name,
-        url,
-        transport: body.transport as McpTransport,
-        description: body.description,
-        masterTokenCiphertext: '',
-        masterTokenKeyId: '',
-        createdBy: em().getReference(User, auth.userId),
-      });
-      sealToken(server, body.masterToken);
-      auditByCaller(ctx, em(), { action: 'server.create', resourceType: 'server', resourceId: server.id, changes: { name: server.name, url, transport: server.transport } });
-      try {
-        await em().flush();
-      } catch (error) {
-        if (error instanceof UniqueConstraintViolationException) throw nameTaken();
-        throw error;
-      }
+      const server = await createServer(em(), deps.config, actorOf(ctx), { ...body, transport: body.transport as McpTransport });
       ctx.status = 201;
       ctx.body = presentServer(server);
     },
@@ -146,60 +100,15 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
     },
     async (ctx, { params, body }) => {
       const auth = ctx.state.auth!;
-      const server = await loadServer(em(), auth, params.id);
-      ForbiddenError.from(auth.ability).throwUnlessCan('update', server);
-      const changes: Record<string, unknown> = {};
-      const set = <K extends 'name' | 'url' | 'transport' | 'description'>(key: K, value: McpServer[K] | undefined) => {
-        if (value === undefined || value === server[key]) return;
-        changes[key] = { from: server[key] ?? null, to: value ?? null };
-        server[key] = value;
-      };
-      const url = body.url !== undefined ? safeUrl(body.url) : undefined;
-      // The stored token was given for the old origin; sending it to a new one would hand it to
-      // whoever runs that host. A path on the same origin is the same server's operator.
-      if (url !== undefined && body.masterToken === undefined && new URL(url).origin !== new URL(server.url).origin) {
-        throw new AppError(400, 'master_token_required', 'A URL on another origin needs the master token again', [
-          { path: 'body.masterToken', message: 'required when the URL moves to another scheme, host or port; the stored token is never sent to a new origin', code: 'required' },
-        ]);
-      }
-      set('name', body.name);
-      set('url', url);
-      set('transport', body.transport as McpTransport | undefined);
-      if (body.description === null && server.description !== undefined) {
-        changes.description = { from: server.description, to: null };
-        server.description = undefined;
-      } else if (body.description) set('description', body.description);
-      if (body.masterToken !== undefined) {
-        sealToken(server, body.masterToken);
-        // Recorded as a fact, never as a value.
-        changes.masterToken = { rotated: true };
-      }
-      const previousStatus = server.status;
-      if (changes.url || changes.transport || changes.masterToken) {
-        // The next check talks to a different target: what we knew no longer holds.
-        server.status = ServerStatus.UNKNOWN;
-        server.lastError = undefined;
-      }
-      ForbiddenError.from(auth.ability).throwUnlessCan('update', server);
-      if (Object.keys(changes).length) auditByCaller(ctx, em(), { action: 'server.update', resourceType: 'server', resourceId: server.id, changes });
-      try {
-        await em().flush();
-      } catch (error) {
-        if (error instanceof UniqueConstraintViolationException) throw nameTaken();
-        throw error;
-      }
-      if (previousStatus !== server.status) {
-        await publishEvent(em(), {
-          type: 'server:status',
-          organizationId: auth.organizationId,
-          serverId: server.id,
-          status: server.status,
-          previousStatus,
-          reason: 'connection settings changed',
-          at: new Date().toISOString(),
-        });
-      }
-      ctx.body = presentServer(server);
+      const updated = await em().transactional(async (tx) => {
+        const server = await loadServer(tx, auth, params.id);
+        ForbiddenError.from(auth.ability).throwUnlessCan('update', server);
+        await updateServer(tx, deps.config, actorOf(ctx), server, { ...body, transport: body.transport as McpTransport | undefined });
+        // Checked again before the commit, so nobody moves a server out of their own reach.
+        ForbiddenError.from(auth.ability).throwUnlessCan('update', server);
+        return server;
+      });
+      ctx.body = presentServer(updated);
     },
   );
 
@@ -218,13 +127,7 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
       await em().transactional(async (tx) => {
         const server = await loadServer(tx, auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('delete', server);
-        const agents = await tx.count(Agent, { server });
-        if (agents > 0 && query.force !== 'true') {
-          throw AppError.conflict('server_has_agents', `The server still has ${agents} agent(s); delete them first or pass ?force=true`, { agents });
-        }
-        if (agents > 0) await tx.nativeUpdate(Agent, { server }, { status: AgentStatus.INACTIVE });
-        auditByCaller(ctx, tx, { action: 'server.delete', resourceType: 'server', resourceId: server.id, changes: { name: server.name, url: server.url, force: query.force === 'true', agents } });
-        tx.remove(server);
+        await deleteServer(tx, actorOf(ctx), server, { force: query.force === 'true' });
       });
       ctx.status = 204;
     },
@@ -249,7 +152,7 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
         const auth = ctx.state.auth!;
         const server = await loadServer(em(), auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('test', server);
-        ctx.body = await runCheck(ctx, server, reason);
+        ctx.body = await runCheck(server, reason);
       },
     );
   }

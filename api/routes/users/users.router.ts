@@ -1,16 +1,14 @@
 import { ForbiddenError, subject } from '@casl/ability';
-import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Organization, User, UserRole } from '../../../entities';
+import { AppError } from '../../../domain/errors';
+import { createUser, deleteUser, loadUserForChange, updateUser } from '../../../domain/users/user-commands';
 import type { ApiRouter } from '../../api-router';
-import { auditByCaller } from '../../actor';
+import { actorOf } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
 import { hashPassword } from '../../auth/passwords';
-import { publishEventOnCommit } from '../../../domain/events';
-import type { AppContext } from '../../context';
 import type { AppDeps } from '../../deps';
 import { containing, scopedPage } from '../../list';
-import { AppError } from '../../../domain/errors';
 import { presentUser } from '../../presenters';
 import { IdParams, UserOut } from '../common.schemas';
 import { CreateUserBody, ListUsersQuery, UpdateUserBody, UserPage } from './users.schemas';
@@ -20,30 +18,6 @@ async function loadUser(em: EntityManager, auth: AuthContext, id: string): Promi
   const user = await em.findOne(User, { id, organization: auth.organizationId });
   if (!user) throw AppError.notFound('User');
   return user;
-}
-
-/**
- * Loads a user for a role change or a deletion. These changes go one at a time per
- * organisation (an advisory lock), and the target is read under its row lock, so the
- * last-ADMIN check below sees the role the row has when the change commits, never one read
- * before a concurrent promotion or demotion committed.
- */
-async function loadUserForChange(tx: EntityManager, auth: AuthContext, id: string): Promise<User> {
-  await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`users-of:${auth.organizationId}`]);
-  const user = await tx.findOne(User, { id, organization: auth.organizationId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-  if (!user) throw AppError.notFound('User');
-  return user;
-}
-
-/** Also locks the organisation's admins, against writers that do not take the advisory lock. */
-async function assertNotLastAdmin(tx: EntityManager, user: User): Promise<void> {
-  if (user.role !== UserRole.ADMIN) return;
-  const admins = await tx.find(User, { organization: user.organization, role: UserRole.ADMIN }, { lockMode: LockMode.PESSIMISTIC_WRITE, fields: ['id'] });
-  if (admins.length <= 1) throw AppError.conflict('last_admin', 'An organisation must keep at least one ADMIN');
-}
-
-function audit(ctx: AppContext, em: EntityManager, action: string, user: User, changes?: Record<string, unknown>) {
-  auditByCaller(ctx, em, { action, resourceType: 'user', resourceId: user.id, changes });
 }
 
 export function userRoutes(api: ApiRouter, deps: AppDeps): void {
@@ -87,15 +61,7 @@ export function userRoutes(api: ApiRouter, deps: AppDeps): void {
       const organization = em().getReference(Organization, auth.organizationId);
       const draft = { organization, email: body.email, name: body.name, role: body.role as UserRole };
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('User', draft as unknown as User));
-      if (await em().count(User, { email: body.email })) throw AppError.conflict('email_taken', 'An account with this email already exists');
-      const user = em().create(User, { ...draft, passwordHash: await hashPassword(body.password, deps.config.auth.bcryptCost) });
-      audit(ctx, em(), 'user.create', user, { email: user.email, name: user.name, role: user.role });
-      try {
-        await em().flush();
-      } catch (error) {
-        if (error instanceof UniqueConstraintViolationException) throw AppError.conflict('email_taken', 'An account with this email already exists');
-        throw error;
-      }
+      const user = await createUser(em(), actorOf(ctx), { ...body, role: draft.role }, (password) => hashPassword(password, deps.config.auth.bcryptCost));
       ctx.status = 201;
       ctx.body = presentUser(user);
     },
@@ -114,23 +80,11 @@ export function userRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { params, body }) => {
       const auth = ctx.state.auth!;
       const updated = await em().transactional(async (tx) => {
-        const user = await loadUserForChange(tx, auth, params.id);
+        const user = await loadUserForChange(tx, auth.organizationId, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('update', user);
-        const changes: Record<string, unknown> = {};
-        if (body.role && body.role !== user.role) {
-          if (body.role !== UserRole.ADMIN) await assertNotLastAdmin(tx, user);
-          changes.role = { from: user.role, to: body.role };
-          user.role = body.role as UserRole;
-          // Open sockets and streams hold an ability built with the old role: they close on commit.
-          await publishEventOnCommit(tx, { type: 'session:ended', organizationId: auth.organizationId, userId: user.id, reason: 'role_changed' });
-        }
-        if (body.name !== undefined && body.name !== user.name) {
-          changes.name = { from: user.name, to: body.name };
-          user.name = body.name;
-        }
-        // Checked again after the change, so nobody moves a row out of their own reach.
+        await updateUser(tx, actorOf(ctx), user, { role: body.role as UserRole | undefined, name: body.name });
+        // Checked again before the commit, so nobody moves a row out of their own reach.
         ForbiddenError.from(auth.ability).throwUnlessCan('update', user);
-        if (Object.keys(changes).length) audit(ctx, tx, 'user.update', user, changes);
         return user;
       });
       ctx.body = presentUser(updated);
@@ -150,12 +104,9 @@ export function userRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { params }) => {
       const auth = ctx.state.auth!;
       await em().transactional(async (tx) => {
-        const user = await loadUserForChange(tx, auth, params.id);
+        const user = await loadUserForChange(tx, auth.organizationId, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('delete', user);
-        await assertNotLastAdmin(tx, user);
-        audit(ctx, tx, 'user.delete', user, { email: user.email, role: user.role });
-        tx.remove(user);
-        await publishEventOnCommit(tx, { type: 'session:ended', organizationId: auth.organizationId, userId: user.id, reason: 'user_deleted' });
+        await deleteUser(tx, actorOf(ctx), user);
       });
       ctx.status = 204;
     },

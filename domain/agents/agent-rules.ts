@@ -1,0 +1,50 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Agent, AgentRole, AgentStatus } from '../../entities';
+import { AppError, fieldError } from '../errors';
+import { supervisorChainIncludes } from './agent-queries';
+
+/**
+ * The rules of the supervision tree and of the MASTER role. Commands call them; each throws
+ * the error the caller answers with.
+ */
+
+/**
+ * A supervisor must be an agent of the same organisation and server, and never the agent
+ * itself nor one of its descendants (`agentId` is absent for an agent not created yet).
+ */
+export async function checkSupervisor(em: EntityManager, organizationId: string, agentId: string | undefined, serverId: string, supervisorId: string): Promise<Agent> {
+  const supervisor = await em.findOne(Agent, { id: supervisorId, organization: organizationId });
+  if (!supervisor) throw fieldError('body.supervisorId', 'no such agent in your organisation', 'not_found');
+  if (supervisor.server.id !== serverId) throw fieldError('body.supervisorId', 'the supervisor must be on the same server', 'other_server');
+  // Walking up from the new supervisor, meeting the agent itself would close a loop.
+  if (agentId && (await supervisorChainIncludes(em, supervisorId, agentId))) {
+    throw AppError.conflict('supervisor_cycle', 'That supervisor is the agent itself or one of its subordinates');
+  }
+  return supervisor;
+}
+
+/** One MASTER per server: refuses when the server has one other than `exceptAgentId`. */
+export async function assertNoOtherMaster(em: EntityManager, serverId: string, exceptAgentId?: string): Promise<void> {
+  const others = await em.count(Agent, { server: serverId, role: AgentRole.MASTER, ...(exceptAgentId ? { id: { $ne: exceptAgentId } } : {}) });
+  if (others > 0) throw AppError.conflict('master_exists', 'This server already has a MASTER agent');
+}
+
+/** A MASTER is the top of its server's tree. */
+export function assertMasterUnsupervised(role: AgentRole, hasSupervisor: boolean): void {
+  if (role === AgentRole.MASTER && hasSupervisor) throw fieldError('body.supervisorId', 'a MASTER agent has no supervisor');
+}
+
+/** The server's MASTER agent, which must be able to run a prompt. */
+export async function runnableMasterOf(em: EntityManager, serverId: string): Promise<Agent> {
+  const master = await em.findOne(Agent, { server: serverId, role: AgentRole.MASTER });
+  if (!master) throw AppError.conflict('no_master', 'This server has no MASTER agent');
+  if (master.status !== AgentStatus.ACTIVE && master.status !== AgentStatus.BUSY) throw AppError.conflict('agent_not_active', `The server's MASTER agent is ${master.status}`);
+  return master;
+}
+
+/** Only an agent waiting for its first validation, or switched off, is validated again. */
+export function assertValidatable(agent: Agent): void {
+  if (agent.status !== AgentStatus.PENDING_VALIDATION && agent.status !== AgentStatus.INACTIVE) {
+    throw AppError.conflict('not_pending', `The agent is ${agent.status}; only PENDING_VALIDATION or INACTIVE agents are validated`);
+  }
+}

@@ -1,0 +1,63 @@
+import type { Client } from '@temporalio/client';
+import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { ActivityDeps } from '../activities';
+import { RunningExecutions } from '../activities/running-executions';
+import { compose, type Composed } from '../lib/composition';
+import type { Config } from '../lib/config';
+import { createLogger, type Logger } from '../lib/logger';
+import { McpClientPool } from '../lib/mcp-client';
+import { initOrm, requireDatabaseUrl, type Orm } from '../lib/orm';
+import { connectTemporal, createTemporalClient, temporalAddress } from '../lib/temporal';
+import { listenForControl } from './cancel-listener';
+import { installTemporalRuntime } from './runtime';
+
+/** Everything a worker needs, built by `createWorkerDeps`; `createWorker` takes nothing less. */
+export interface WorkerDeps extends ActivityDeps {
+  /** The worker's own native connection (the activities' client has another one). */
+  connection: NativeConnection;
+  /** A bundle built once (tests) or its file path (production); otherwise see worker.ts. */
+  workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
+}
+
+/**
+ * Parts a caller already has and keeps: a test or a benchmark runs its worker beside its API
+ * and shares that API's ORM, logger and Temporal client, or hands in its own MCP pool. What is
+ * given here is the caller's to close; everything else is opened and closed by the root.
+ */
+export interface WorkerDepsOptions {
+  logger?: Logger;
+  orm?: Orm;
+  temporalClient?: Client;
+  mcp?: McpClientPool;
+}
+
+/**
+ * The worker's composition root: the Temporal runtime (before the first native connection),
+ * the ORM, the worker's native connection, a client connection (schedule, progress signals),
+ * the MCP client pool, and the running-executions registry fed by the `fleet_control` LISTEN
+ * (listening before this resolves). `close()` closes them in reverse order.
+ */
+export function createWorkerDeps(config: Config, options: WorkerDepsOptions = {}): Promise<Composed<WorkerDeps>> {
+  return compose(async (closing) => {
+    const logger = options.logger ?? createLogger(config, 'worker');
+    installTemporalRuntime(logger);
+    const databaseUrl = requireDatabaseUrl(config.database.url);
+    const orm = options.orm ?? (await initOrm(databaseUrl, { poolMax: config.database.poolMax, logger }));
+    if (!options.orm) closing(() => orm.close(true));
+    const connection = await NativeConnection.connect({ address: temporalAddress(config) });
+    closing(() => connection.close());
+    const temporalClient = options.temporalClient ?? (await ownClient(config, closing));
+    const mcp = options.mcp ?? new McpClientPool({ timeoutMs: config.mcp.timeoutMs, logger });
+    if (!options.mcp) closing(() => mcp.closeAll());
+    const running = new RunningExecutions();
+    const control = await listenForControl(databaseUrl, running, logger);
+    closing(() => control.close());
+    return { config, orm, logger, connection, temporalClient, mcp, running };
+  });
+}
+
+async function ownClient(config: Config, closing: (closer: () => unknown) => void): Promise<Client> {
+  const connection = await connectTemporal(temporalAddress(config));
+  closing(() => connection.close());
+  return createTemporalClient(connection, config);
+}
