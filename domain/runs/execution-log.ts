@@ -119,21 +119,3 @@ export async function lastSeq(em: EntityManager, executionId: string): Promise<n
   return Number(row?.seq ?? 0);
 }
 
-/** One event of an execution, by seq (the realtime hub reads events too large for NOTIFY). */
-export async function eventAt(em: EntityManager, executionId: string, seq: number): Promise<AgentExecutionPayload | undefined> {
-  const rows = await em
-    .getConnection()
-    .execute<{ payload: AgentExecutionPayload }[]>('select payload from execution_events where execution_id = ? and seq = ?', [executionId, seq]);
-  return rows[0]?.payload;
-}
-
-/** Every execution's events since `since`, in commit order (the realtime hub's catch-up after a lost LISTEN). */
-export async function eventsSince(em: EntityManager, since: Date, limit = 10_000): Promise<{ payload: AgentExecutionPayload; organizationId: string }[]> {
-  const rows = await em
-    .getConnection()
-    .execute<{ payload: AgentExecutionPayload; organization_id: string }[]>(
-      'select payload, organization_id from execution_events where created_at >= ? order by created_at, seq limit ?',
-      [since, limit],
-    );
-  return rows.map((row) => ({ payload: row.payload, organizationId: row.organization_id }));
-}
