@@ -2,41 +2,40 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentStatus, User } from '../entities';
 import { setAgentStatus } from '../domain/runs/agent-status';
-import { openSecret } from '../lib/crypto';
-import { describeMcpError, toolResultText } from '../lib/mcp-client';
-import { masterTokenContext } from '../domain/servers/master-token';
-import { urlPolicy } from '../lib/url-policy';
-import { assertSafeUrl } from '../lib/ssrf';
+import { hostToolCall } from '../lib/host-contract';
+import { toolResultText } from '../lib/mcp-client';
 import type { ProvisionResult } from '../workflows/agent-provision.workflow';
 import type { ActivityDeps } from './deps';
-
+import { ServerCallFailed, serverGateway } from './server-gateway';
 
 export function createAgentActivities(deps: ActivityDeps) {
   const { orm, config } = deps;
-  const policy = urlPolicy(config);
+  const gateway = serverGateway(deps);
+  const timeout = { timeout: config.mcp.timeoutMs };
   return {
     /** `provision_agent` then `activate_agent` on the agent's server; a refusal is a result, not a throw. */
     async provisionAgent(agentId: string): Promise<ProvisionResult> {
       const em = orm.em.fork() as EntityManager;
       const agent = await em.findOne(Agent, agentId, { populate: ['server', 'server.masterTokenCiphertext'] });
       if (!agent) throw ApplicationFailure.nonRetryable(`agent ${agentId} does not exist`, 'AgentNotFound');
-      const server = agent.server;
+      const provision = hostToolCall('provision_agent', {
+        agentId,
+        name: agent.name,
+        role: agent.role,
+        capabilities: agent.capabilities,
+        ...(agent.supervisor ? { supervisorId: agent.supervisor.id } : {}),
+      });
       try {
-        await assertSafeUrl(server.url, policy);
-        const token = openSecret(config.encryptionKeys, { keyId: server.masterTokenKeyId, ciphertext: server.masterTokenCiphertext }, masterTokenContext(server.id));
-        return await deps.mcp.withConnection({ serverId: server.id, url: server.url, transport: server.transport, token }, async ({ client }) => {
-          const provisioned = await client.callTool(
-            { name: 'provision_agent', arguments: { agentId, name: agent.name, role: agent.role, capabilities: agent.capabilities, ...(agent.supervisor ? { supervisorId: agent.supervisor.id } : {}) } },
-            undefined,
-            { timeout: config.mcp.timeoutMs },
-          );
+        return await gateway.withServer(agent.server, async ({ connection: { client } }): Promise<ProvisionResult> => {
+          const provisioned = await client.callTool(provision, undefined, timeout);
           if (provisioned.isError) return { ok: false, error: `the server refused provision_agent: ${toolResultText(provisioned.content) || 'no details'}` };
-          const activated = await client.callTool({ name: 'activate_agent', arguments: { agentId } }, undefined, { timeout: config.mcp.timeoutMs });
+          const activated = await client.callTool(hostToolCall('activate_agent', { agentId }), undefined, timeout);
           if (activated.isError) return { ok: false, error: `the server refused activate_agent: ${toolResultText(activated.content) || 'no details'}` };
           return { ok: true };
         });
       } catch (error) {
-        return { ok: false, error: describeMcpError(error, server.url, config.mcp.timeoutMs).message };
+        if (error instanceof ServerCallFailed) return { ok: false, error: error.message };
+        throw error;
       }
     },
 

@@ -2,16 +2,12 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentStatus, AuditLog, McpServer, ServerStatus, type ToolSnapshotEntry } from '../entities';
 import { setAgentStatus } from '../domain/runs/agent-status';
-import { openSecret, SecretDecryptionError } from '../lib/crypto';
 import { publishEvent } from '../domain/events';
-import { McpConnectionError, describeMcpError } from '../lib/mcp-client';
 import { diffTools, toolsHash } from '../domain/servers/tools-snapshot';
 import { HOST_TOOLS } from '../lib/host-contract';
-import { masterTokenContext } from '../domain/servers/master-token';
-import { urlPolicy } from '../lib/url-policy';
-import { assertSafeUrl, UnsafeUrlError } from '../lib/ssrf';
 import type { ServerCheckReason, ServerCheckResult } from '../workflows/server-check.workflow';
 import type { ActivityDeps } from './deps';
+import { ServerCallFailed, serverGateway } from './server-gateway';
 
 interface Probe {
   latencyMs: number;
@@ -30,20 +26,16 @@ async function followServerStatus(em: EntityManager, serverId: string, status: S
   }
 }
 
-export function createServerActivities({ orm, config, logger, mcp }: ActivityDeps) {
-  const policy = urlPolicy(config);
+export function createServerActivities(deps: ActivityDeps) {
+  const { orm, config, logger } = deps;
+  const gateway = serverGateway(deps);
 
   /** initialize (when the pooled connection is new) + ping + tools/list, timed. */
-  async function probe(server: McpServer): Promise<Probe> {
-    // Checked again at connect time: a DNS name may have started pointing somewhere forbidden.
-    await assertSafeUrl(server.url, policy);
-    const token = openSecret(config.encryptionKeys, { keyId: server.masterTokenKeyId, ciphertext: server.masterTokenCiphertext }, masterTokenContext(server.id));
-    const target = { serverId: server.id, url: server.url, transport: server.transport, token };
-    const started = performance.now();
-    return mcp.withConnection(target, async (connection) => {
+  function probe(server: McpServer): Promise<Probe> {
+    return gateway.withServer(server, async ({ connection, since }) => {
       await connection.client.ping({ timeout: config.mcp.timeoutMs });
       const listed = await connection.client.listTools(undefined, { timeout: config.mcp.timeoutMs });
-      const latencyMs = Math.round(performance.now() - started);
+      const latencyMs = Math.round(performance.now() - since);
       const info = connection.serverInfo;
       return {
         latencyMs,
@@ -55,22 +47,11 @@ export function createServerActivities({ orm, config, logger, mcp }: ActivityDep
     });
   }
 
-  function failureMessage(error: unknown, serverId: string, url: string): string {
-    if (error instanceof UnsafeUrlError) {
-      // The stored sentence is what the caller sees; where the name pointed stays in the log.
-      logger.warn({ serverId, reason: error.reason, detail: error.detail }, 'server URL refused by the URL policy');
-      return `refused to connect: ${error.message}`;
-    }
-    if (error instanceof SecretDecryptionError) return `cannot decrypt the master token: ${error.message}`;
-    if (error instanceof McpConnectionError) return error.message;
-    return describeMcpError(error, url, config.mcp.timeoutMs).message;
-  }
-
   return {
     /**
      * Connection test / health check of one server, recorded on its row: status, latency,
      * server info, tools snapshot (with change detection), and a `server:status` event when the
-     * status changed. The master token is decrypted here and never leaves this function.
+     * status changed. The gateway decrypts the master token; it never leaves there.
      */
     async checkServer(serverId: string, reason: ServerCheckReason): Promise<ServerCheckResult> {
       const em = orm.em.fork() as EntityManager;
@@ -100,6 +81,7 @@ export function createServerActivities({ orm, config, logger, mcp }: ActivityDep
         if (slow) result.error = `slower than ${config.mcp.degradedLatencyMs} ms (${found.latencyMs} ms)`;
         else if (missingHostTools.length) result.error = `lacks host tools: ${missingHostTools.join(', ')}`;
       } catch (error) {
+        if (!(error instanceof ServerCallFailed)) throw error;
         result = {
           serverId,
           ok: false,
@@ -110,7 +92,7 @@ export function createServerActivities({ orm, config, logger, mcp }: ActivityDep
           transport: null,
           tools: [],
           missingHostTools: [...HOST_TOOLS],
-          error: failureMessage(error, serverId, server.url),
+          error: error.message,
           checkedAt: checkedAt.toISOString(),
         };
       }

@@ -31,7 +31,7 @@ export function executionWorkflowId(executionId: string): string {
 
 /** Latest progress of the run: status, todo list, the tail of the output, last event seq. */
 export const progressQuery = defineQuery<ProgressSnapshot>('progress');
-/** Sent by the running activity (throttled) so `progress` and the Web UI summary stay current. */
+/** Sent by the running activity on a growing interval (domain/runs/progress-throttle.ts) and once at its end, so `progress` and the Web UI summary stay current. */
 export const progressSignal = defineSignal<[ProgressSnapshot]>('progress');
 /** Sent by a finishing execution of the same agent: a slot may be free. */
 export const slotFreedSignal = defineSignal('slotFreed');

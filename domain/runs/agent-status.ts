@@ -1,10 +1,18 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { AgentStatus } from '../../entities/agent.entity';
-import { publishEvent } from '../events';
+import { publishEventOnCommit, type AgentStatusEvent } from '../events';
+
+/** The one builder of the `agent:status` event. */
+export function agentStatusEvent(change: { organizationId: string; agentId: string; status: AgentStatus; previousStatus: AgentStatus; reason: string | null }): AgentStatusEvent {
+  return { type: 'agent:status', ...change, at: new Date().toISOString() };
+}
 
 /**
  * Moves an agent to `to` (only from one of `from` when given) and announces the change as an
  * `agent:status` event. Returns the previous status, or null when nothing changed.
+ *
+ * Runs on `em`: inside a transaction (the run lifecycle takes a slot in one) the change commits
+ * with the rest and PostgreSQL delivers the event at commit; on a plain fork both happen at once.
  */
 export async function setAgentStatus(
   em: EntityManager,
@@ -14,7 +22,7 @@ export async function setAgentStatus(
   from?: readonly AgentStatus[],
 ): Promise<AgentStatus | null> {
   const allowed = from ?? Object.values(AgentStatus);
-  const rows = await em.getConnection().execute<{ previous: AgentStatus; organization_id: string }[]>(
+  const rows = await em.execute<{ previous: AgentStatus; organization_id: string }[]>(
     `update agents a set status = ?, updated_at = now()
      from (select id, status as previous from agents where id = ? for update) old
      where a.id = old.id and old.previous <> ? and old.previous in (${allowed.map(() => '?').join(', ')})
@@ -23,6 +31,6 @@ export async function setAgentStatus(
   );
   const row = rows[0];
   if (!row) return null;
-  await publishEvent(em, { type: 'agent:status', organizationId: row.organization_id, agentId, status: to, previousStatus: row.previous, reason, at: new Date().toISOString() });
+  await publishEventOnCommit(em, agentStatusEvent({ organizationId: row.organization_id, agentId, status: to, previousStatus: row.previous, reason }));
   return row.previous;
 }

@@ -1,4 +1,11 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { ExecutionStatus, type Execution } from '../../entities';
+import type { Actor } from '../actor';
+import { audit } from '../audit';
+import { AppError } from '../errors';
+import { executionHandle } from '../temporal';
+import { isFinal } from './execution-status';
+import type { RunDeps } from './start-execution';
 
 /**
  * Fast path for cancellation. The durable path is Temporal cancellation, which reaches a
@@ -16,4 +23,19 @@ export interface CancelCommand {
 export async function publishCancel(em: EntityManager, executionId: string): Promise<void> {
   const command: CancelCommand = { type: 'cancel', executionId };
   await em.getConnection().execute('select pg_notify(?, ?)', [CONTROL_CHANNEL, JSON.stringify(command)]);
+}
+
+/**
+ * Asks for a queued or running execution to stop: audited first, then the fast path (when it
+ * runs somewhere), then Temporal's cancel. The workflow records CANCELLED. A finished run
+ * answers 409 `already_finished`.
+ */
+export async function cancelExecution(deps: Pick<RunDeps, 'orm' | 'temporal'>, actor: Actor, execution: Execution): Promise<void> {
+  if (isFinal(execution.status)) throw AppError.conflict('already_finished', `The execution is already ${execution.status}`);
+  const em = deps.orm.em.fork() as EntityManager;
+  audit(em, actor, { action: 'execution.cancel', resourceType: 'execution', resourceId: execution.id, changes: { status: execution.status } });
+  await em.flush();
+  // The fast path first (aborts the MCP call in whichever worker runs it), then the durable one.
+  if (execution.status === ExecutionStatus.RUNNING) await publishCancel(em, execution.id);
+  await executionHandle(deps.temporal, execution.id).cancel();
 }

@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { publishEvent } from '../events';
+import { publishEventOnCommit } from '../events';
 import type { Orm } from '../../lib/orm';
 import type { AgentExecutionPayload, ExecutionPhase } from '../realtime-types';
+
+/**
+ * The event log of executions: the only module that reads or writes `execution_events`.
+ */
 
 export interface ExecutionRef {
   id: string;
@@ -28,7 +32,7 @@ export class ExecutionLog {
   ) {}
 
   append(phase: ExecutionPhase, fields: EventFields = {}): Promise<AgentExecutionPayload> {
-    const next = this.chain.then(() => this.write(phase, fields));
+    const next = this.chain.then(() => appendEventRetrying(this.orm.em.fork() as EntityManager, this.execution, this.attempt, phase, fields));
     this.chain = next.catch(() => undefined);
     return next;
   }
@@ -37,20 +41,6 @@ export class ExecutionLog {
   flush(): Promise<void> {
     return this.chain.then(() => undefined);
   }
-
-  private async write(phase: ExecutionPhase, fields: EventFields): Promise<AgentExecutionPayload> {
-    const em = this.orm.em.fork() as EntityManager;
-    for (let tries = 0; ; tries++) {
-      try {
-        const payload = await insertExecutionEvent(em, this.execution, this.attempt, phase, fields);
-        await publishEvent(em, executionNotice(this.execution, payload));
-        return payload;
-      } catch (error) {
-        const unique = (error as { code?: string }).code === '23505' || /unique/i.test((error as Error).message);
-        if (!unique || tries >= 10) throw error;
-      }
-    }
-  }
 }
 
 export function executionNotice(execution: ExecutionRef, payload: AgentExecutionPayload) {
@@ -58,11 +48,29 @@ export function executionNotice(execution: ExecutionRef, payload: AgentExecution
 }
 
 /**
- * Inserts one event with the next seq of its execution (computed in the same statement). Runs
- * on `em`, so inside a transaction it commits with the change it describes; the caller
- * publishes the notice after commit.
+ * Writes one event and announces it. Inside a transaction both commit with the change the event
+ * describes (PostgreSQL delivers the NOTIFY at commit), so no listener hears of it early.
  */
-export async function insertExecutionEvent(em: EntityManager, execution: ExecutionRef, attempt: number, phase: ExecutionPhase, fields: EventFields = {}): Promise<AgentExecutionPayload> {
+export async function appendEvent(em: EntityManager, execution: ExecutionRef, attempt: number, phase: ExecutionPhase, fields: EventFields = {}): Promise<AgentExecutionPayload> {
+  const payload = await insertExecutionEvent(em, execution, attempt, phase, fields);
+  await publishEventOnCommit(em, executionNotice(execution, payload));
+  return payload;
+}
+
+/** `appendEvent` outside a transaction, tried again when a concurrent writer took the seq. */
+export async function appendEventRetrying(em: EntityManager, execution: ExecutionRef, attempt: number, phase: ExecutionPhase, fields: EventFields = {}): Promise<AgentExecutionPayload> {
+  for (let tries = 0; ; tries++) {
+    try {
+      return await appendEvent(em, execution, attempt, phase, fields);
+    } catch (error) {
+      const unique = (error as { code?: string }).code === '23505' || /unique/i.test((error as Error).message);
+      if (!unique || tries >= 10) throw error;
+    }
+  }
+}
+
+/** Inserts one event with the next seq of its execution, computed in the same statement. */
+async function insertExecutionEvent(em: EntityManager, execution: ExecutionRef, attempt: number, phase: ExecutionPhase, fields: EventFields): Promise<AgentExecutionPayload> {
   const at = new Date();
   const draft: AgentExecutionPayload = {
     agentId: execution.agentId,
@@ -86,33 +94,28 @@ export async function insertExecutionEvent(em: EntityManager, execution: Executi
 
 /** The log of one execution after `after`, in seq order (SSE, the events route, catch-up). */
 export async function eventsAfter(em: EntityManager, executionId: string, after: number, limit = 1000): Promise<AgentExecutionPayload[]> {
-  const rows = await em
-    .getConnection()
-    .execute<{ payload: AgentExecutionPayload }[]>('select payload from execution_events where execution_id = ? and seq > ? order by seq limit ?', [executionId, after, limit]);
+  const rows = await em.execute<{ payload: AgentExecutionPayload }[]>('select payload from execution_events where execution_id = ? and seq > ? order by seq limit ?', [executionId, after, limit]);
   return rows.map((r) => r.payload);
+}
+
+/** One event of an execution (a notice too large for NOTIFY carries only its ids). */
+export async function eventAt(em: EntityManager, executionId: string, seq: number): Promise<AgentExecutionPayload | undefined> {
+  const rows = await em.execute<{ payload: AgentExecutionPayload }[]>('select payload from execution_events where execution_id = ? and seq = ?', [executionId, seq]);
+  return rows[0]?.payload;
+}
+
+/** Events of every execution written since `since`, oldest first (a listener's catch-up after a lost connection). */
+export async function eventsSince(em: EntityManager, since: Date, limit = 10_000): Promise<{ payload: AgentExecutionPayload; organizationId: string }[]> {
+  const rows = await em.execute<{ payload: AgentExecutionPayload; organization_id: string }[]>(
+    'select payload, organization_id from execution_events where created_at >= ? order by created_at, seq limit ?',
+    [since, limit],
+  );
+  return rows.map((r) => ({ payload: r.payload, organizationId: r.organization_id }));
 }
 
 /** The seq of the execution's last event (0 when it has none). */
 export async function lastSeq(em: EntityManager, executionId: string): Promise<number> {
-  const [row] = await em.getConnection().execute<{ seq: number | null }[]>('select max(seq) as seq from execution_events where execution_id = ?', [executionId]);
+  const [row] = await em.execute<{ seq: number | null }[]>('select max(seq) as seq from execution_events where execution_id = ?', [executionId]);
   return Number(row?.seq ?? 0);
 }
 
-/** One event of an execution, by seq (the realtime hub reads events too large for NOTIFY). */
-export async function eventAt(em: EntityManager, executionId: string, seq: number): Promise<AgentExecutionPayload | undefined> {
-  const rows = await em
-    .getConnection()
-    .execute<{ payload: AgentExecutionPayload }[]>('select payload from execution_events where execution_id = ? and seq = ?', [executionId, seq]);
-  return rows[0]?.payload;
-}
-
-/** Every execution's events since `since`, in commit order (the realtime hub's catch-up after a lost LISTEN). */
-export async function eventsSince(em: EntityManager, since: Date, limit = 10_000): Promise<{ payload: AgentExecutionPayload; organizationId: string }[]> {
-  const rows = await em
-    .getConnection()
-    .execute<{ payload: AgentExecutionPayload; organization_id: string }[]>(
-      'select payload, organization_id from execution_events where created_at >= ? order by created_at, seq limit ?',
-      [since, limit],
-    );
-  return rows.map((row) => ({ payload: row.payload, organizationId: row.organization_id }));
-}

@@ -1,17 +1,22 @@
-import { FINAL_EXECUTION_STATUSES, type Execution } from '../../entities';
+import type { Execution } from '../../entities';
 import type { ProgressSnapshot } from '../../workflows/agent-execution.workflow';
 import { queryProgress } from '../temporal';
 import { lastSeq } from './execution-log';
+import { isFinal } from './execution-status';
 import type { RunDeps } from './start-execution';
 
-/** The workflow's `progress` query, or what the database knows when the workflow cannot answer. */
+/**
+ * The workflow's `progress` query, or what the database knows when the workflow cannot answer.
+ * The running activity signals its workflow on a growing interval (progress-throttle.ts), so
+ * the query's `seq` may lag the log: the log's last seq is the truth for it.
+ */
 export async function readProgress(deps: Pick<RunDeps, 'orm' | 'temporal'>, execution: Execution): Promise<ProgressSnapshot> {
-  if (!FINAL_EXECUTION_STATUSES.includes(execution.status) && execution.workflowId) {
-    try {
-      return await queryProgress(deps.temporal, execution.id);
-    } catch {
-      // fall through to the stored state
-    }
-  }
-  return { status: execution.status, todos: execution.todos ?? [], outputTail: (execution.output ?? '').slice(-2000), seq: await lastSeq(deps.orm.em, execution.id) };
+  const live = !isFinal(execution.status) && execution.workflowId;
+  const [snapshot, logged] = await Promise.all([
+    // When the workflow cannot answer (finished, no worker), the stored state stands in.
+    live ? queryProgress(deps.temporal, execution.id).catch(() => undefined) : undefined,
+    lastSeq(deps.orm.em, execution.id),
+  ]);
+  if (snapshot) return { ...snapshot, seq: Math.max(snapshot.seq, logged) };
+  return { status: execution.status, todos: execution.todos ?? [], outputTail: (execution.output ?? '').slice(-2000), seq: logged };
 }

@@ -1,16 +1,16 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { LockMode } from '@mikro-orm/core';
-import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, User } from '../../entities';
+import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, Task, User } from '../../entities';
 import type { Logger } from '../../lib/logger';
 import type { Orm } from '../../lib/orm';
 import { executionWorkflowId } from '../../workflows/agent-execution.workflow';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
-import { publishEvent } from '../events';
 import { startAgentExecution, type TemporalAccess } from '../temporal';
-import { setAgentStatus } from './agent-status';
-import { executionNotice, insertExecutionEvent } from './execution-log';
+import { appendEvent } from './execution-log';
+import { executionRef } from './execution-status';
+import { finishExecution } from './finish-execution';
+import { isRunnable, lockAgent, takeSlot } from './slots';
 
 /** What the run lifecycle needs: the database, the Temporal client and a logger. */
 export interface RunDeps {
@@ -18,8 +18,6 @@ export interface RunDeps {
   temporal: TemporalAccess;
   logger: Logger;
 }
-
-const RUNNABLE: readonly AgentStatus[] = [AgentStatus.ACTIVE, AgentStatus.BUSY];
 
 export interface StartInput {
   agent: Agent;
@@ -36,39 +34,32 @@ export interface StartInput {
  */
 export async function startExecution(deps: RunDeps, actor: Actor, input: StartInput): Promise<Execution> {
   const em = deps.orm.em as EntityManager;
-  const ref = { organizationId: actor.organizationId, agentId: input.agent.id, taskId: input.taskId };
-  // Row, audit entry and first events commit together; the notices go out after. When the
-  // agent has a free slot (nobody queued ahead), the run takes it here, sparing the workflow a
-  // step; otherwise it stays QUEUED and the workflow waits for a slot.
-  const { execution, events, busy } = await em.transactional(async (tx) => {
-    const agent = await tx.findOneOrFail(Agent, input.agent.id, { lockMode: LockMode.PESSIMISTIC_WRITE });
-    if (!RUNNABLE.includes(agent.status)) {
+  // Row, audit entry, first events and their notices commit together. When the agent has a
+  // free slot (nobody queued ahead), the run takes it here, sparing the workflow a step;
+  // otherwise it stays QUEUED and the workflow waits for a slot. The notices are delivered at
+  // commit, before the workflow starts, so no later notice of this run can overtake them.
+  const execution = await em.transactional(async (tx) => {
+    const agent = await lockAgent(tx, input.agent.id);
+    if (!isRunnable(agent.status)) {
       throw AppError.conflict('agent_not_active', `The agent is ${agent.status}; only ACTIVE agents execute${agent.status === AgentStatus.PENDING_VALIDATION ? ' (validate it first)' : ''}`);
     }
-    const taken = await tx.count(Execution, { agent, status: { $in: [ExecutionStatus.RUNNING, ExecutionStatus.QUEUED] } });
-    const startNow = taken < agent.maxConcurrency;
     const created = tx.create(Execution, {
       organization: agent.organization,
       agent,
+      task: input.taskId ? tx.getReference(Task, input.taskId) : undefined,
       trigger: input.trigger,
       triggeredBy: actor.userId ? tx.getReference(User, actor.userId) : undefined,
       prompt: input.prompt,
       context: input.context,
-      status: startNow ? ExecutionStatus.RUNNING : ExecutionStatus.QUEUED,
-      startedAt: startNow ? new Date() : undefined,
+      status: ExecutionStatus.QUEUED,
     });
     created.workflowId = executionWorkflowId(created.id);
-    const previous = agent.status;
-    if (startNow) agent.status = AgentStatus.BUSY;
     audit(tx, actor, { action: 'agent.execute', resourceType: 'execution', resourceId: created.id, changes: { agentId: agent.id, trigger: input.trigger } });
     await tx.flush();
-    const written = [await insertExecutionEvent(tx, { id: created.id, ...ref }, 1, 'status', { status: ExecutionStatus.QUEUED })];
-    if (startNow) written.push(await insertExecutionEvent(tx, { id: created.id, ...ref }, 1, 'status', { status: ExecutionStatus.RUNNING }));
-    return { execution: created, events: written, busy: startNow && previous !== AgentStatus.BUSY ? previous : undefined };
+    await appendEvent(tx, executionRef(created), created.attempt, 'status', { status: ExecutionStatus.QUEUED });
+    await takeSlot(tx, created, agent);
+    return created;
   });
-  // Announced before the workflow starts, so no later notice of this run can overtake them.
-  for (const event of events) await publishEvent(em, executionNotice({ id: execution.id, ...ref }, event));
-  if (busy) await publishEvent(em, { type: 'agent:status', organizationId: ref.organizationId, agentId: ref.agentId, status: AgentStatus.BUSY, previousStatus: busy, reason: 'executing', at: new Date().toISOString() });
   try {
     await startAgentExecution(deps.temporal, {
       executionId: execution.id,
@@ -80,14 +71,9 @@ export async function startExecution(deps: RunDeps, actor: Actor, input: StartIn
     });
   } catch (error) {
     deps.logger.error({ err: error, executionId: execution.id }, 'could not start agentExecution');
-    // Nothing will run it: end it as FAILED and give its slot back.
-    const reason = 'the run could not be started (Temporal unavailable)';
-    await em.fork().nativeUpdate(Execution, { id: execution.id }, { status: ExecutionStatus.FAILED, error: reason, completedAt: new Date() });
-    const fork = em.fork() as EntityManager;
-    const failed = await insertExecutionEvent(fork, { id: execution.id, ...ref }, 1, 'status', { status: ExecutionStatus.FAILED, data: { error: reason } });
-    await publishEvent(fork, executionNotice({ id: execution.id, ...ref }, failed));
-    const running = await em.fork().count(Execution, { agent: input.agent.id, status: ExecutionStatus.RUNNING });
-    if (running === 0) await setAgentStatus(em.fork() as EntityManager, input.agent.id, AgentStatus.ACTIVE, 'idle', [AgentStatus.BUSY]);
+    // Nothing will run it: end it as FAILED and give its slot back. A run queued behind it
+    // finds the slot on its workflow's next re-check.
+    await finishExecution(em.fork() as EntityManager, execution.id, { status: 'FAILED', error: 'the run could not be started (Temporal unavailable)' });
     throw new AppError(503, 'temporal_unavailable', 'The run could not be started; try again', { executionId: execution.id });
   }
   return execution;

@@ -1,10 +1,9 @@
 import { ForbiddenError } from '@casl/ability';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Execution, ExecutionStatus, ExecutionTrigger, FINAL_EXECUTION_STATUSES } from '../../../entities';
-import { publishCancel } from '../../../domain/runs/cancel';
-import { executionHandle } from '../../../domain/temporal';
+import { Execution, ExecutionTrigger } from '../../../entities';
+import { cancelExecution } from '../../../domain/runs/cancel';
 import type { ApiRouter } from '../../api-router';
-import { actorOf, auditByCaller } from '../../actor';
+import { actorOf } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
 import { scopedPage } from '../../list';
@@ -114,12 +113,7 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
       const auth = ctx.state.auth!;
       const execution = await loadExecution(em(), auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('cancel', execution);
-      if (FINAL_EXECUTION_STATUSES.includes(execution.status)) throw AppError.conflict('already_finished', `The execution is already ${execution.status}`);
-      auditByCaller(ctx, em(), { action: 'execution.cancel', resourceType: 'execution', resourceId: execution.id, changes: { status: execution.status } });
-      await em().flush();
-      // The fast path first (aborts the MCP call in whichever worker runs it), then the durable one.
-      if (execution.status === ExecutionStatus.RUNNING) await publishCancel(em(), execution.id);
-      await executionHandle(deps.temporal, execution.id).cancel();
+      await cancelExecution(deps, actorOf(ctx), execution);
       ctx.status = 202;
       ctx.body = { executionId: execution.id, workflowId: execution.workflowId };
     },

@@ -1,0 +1,42 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Execution, ExecutionStatus, FINAL_EXECUTION_STATUSES } from '../../entities';
+import type { AgentExecutionResult } from '../../workflows/agent-execution.workflow';
+import { appendEvent, appendEventRetrying, type ExecutionRef } from './execution-log';
+
+/**
+ * An execution's status transitions. Each one writes its `status` event, so the log and the
+ * row never disagree about where a run is.
+ */
+
+export function isFinal(status: ExecutionStatus): boolean {
+  return FINAL_EXECUTION_STATUSES.includes(status);
+}
+
+export function executionRef(execution: Execution): ExecutionRef {
+  return { id: execution.id, organizationId: execution.organization.id, agentId: execution.agent?.id ?? '', taskId: execution.task?.id };
+}
+
+/** QUEUED → RUNNING, in the transaction that took its slot. */
+export async function markRunning(tx: EntityManager, execution: Execution): Promise<void> {
+  execution.status = ExecutionStatus.RUNNING;
+  execution.startedAt = new Date();
+  await tx.flush();
+  await appendEvent(tx, executionRef(execution), execution.attempt, 'status', { status: ExecutionStatus.RUNNING });
+}
+
+/**
+ * The run's final status, error, end time and duration, then the final `status` event (with
+ * `data.error` when there is one). Does nothing to a run that already ended.
+ */
+export async function markFinished(em: EntityManager, execution: Execution, outcome: AgentExecutionResult): Promise<void> {
+  if (isFinal(execution.status)) return;
+  const now = new Date();
+  execution.status = ExecutionStatus[outcome.status];
+  execution.error = outcome.error;
+  execution.completedAt = now;
+  execution.durationMs = execution.startedAt ? now.getTime() - execution.startedAt.getTime() : 0;
+  await em.flush();
+  // Not in a transaction with the row: a zombie attempt may still be appending, and a taken
+  // seq costs a retry of the event alone.
+  await appendEventRetrying(em, executionRef(execution), execution.attempt, 'status', { status: outcome.status, ...(outcome.error ? { data: { error: outcome.error } } : {}) });
+}

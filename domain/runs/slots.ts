@@ -1,0 +1,79 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { LockMode } from '@mikro-orm/core';
+import { Agent, AgentStatus, Execution, ExecutionStatus } from '../../entities';
+import { setAgentStatus } from './agent-status';
+import { markRunning } from './execution-status';
+
+/** What the workflow's wait for a slot hears: started, not yet, or never (why). */
+export type SlotAnswer = { started: true } | { started: false; rejected?: string };
+
+/**
+ * An agent's slots: it runs at most `maxConcurrency` executions at a time; the others wait
+ * QUEUED and start in arrival order (`createdAt`, then `id`).
+ */
+
+/** The agent statuses that take new runs. */
+export const RUNNABLE_STATUSES: readonly AgentStatus[] = [AgentStatus.ACTIVE, AgentStatus.BUSY];
+
+export function isRunnable(status: AgentStatus): boolean {
+  return RUNNABLE_STATUSES.includes(status);
+}
+
+/** The agent's row, locked until `tx` ends: whoever counts slots holds it. */
+export function lockAgent(tx: EntityManager, agentId: string): Promise<Agent> {
+  return tx.findOneOrFail(Agent, agentId, { lockMode: LockMode.PESSIMISTIC_WRITE });
+}
+
+/**
+ * Takes one of the agent's slots for a QUEUED `execution` when there is room for it and for
+ * every run queued ahead of it: the execution becomes RUNNING (with its event) and the agent
+ * BUSY, in `tx`. The caller holds the agent's lock (`lockAgent`), so two runs never take the
+ * last slot together. Used by the API when it creates a run and by the workflow's `acquireSlot`.
+ */
+export async function takeSlot(tx: EntityManager, execution: Execution, agent: Agent): Promise<boolean> {
+  const [running, ahead] = await Promise.all([
+    tx.count(Execution, { agent, status: ExecutionStatus.RUNNING }),
+    tx.count(Execution, {
+      agent,
+      status: ExecutionStatus.QUEUED,
+      $or: [{ createdAt: { $lt: execution.createdAt } }, { createdAt: execution.createdAt, id: { $lt: execution.id } }],
+    }),
+  ]);
+  if (running + ahead >= agent.maxConcurrency) return false;
+  await markRunning(tx, execution);
+  await setAgentStatus(tx, agent.id, AgentStatus.BUSY, 'executing', RUNNABLE_STATUSES);
+  return true;
+}
+
+/**
+ * A queued run asks for its slot (the workflow's `acquireSlot`): RUNNING when it has one, a
+ * refusal when it can never run (gone, already ended, its agent deleted or no longer runnable).
+ */
+export async function acquireSlot(em: EntityManager, executionId: string): Promise<SlotAnswer> {
+  return em.transactional(async (tx): Promise<SlotAnswer> => {
+    const execution = await tx.findOne(Execution, executionId);
+    if (!execution) return { started: false, rejected: 'the execution no longer exists' };
+    if (execution.status === ExecutionStatus.RUNNING) return { started: true };
+    if (execution.status !== ExecutionStatus.QUEUED) return { started: false, rejected: `the execution is already ${execution.status}` };
+    if (!execution.agent) return { started: false, rejected: 'the agent was deleted' };
+    const agent = await lockAgent(tx, execution.agent.id);
+    if (!isRunnable(agent.status)) return { started: false, rejected: `the agent is ${agent.status}, not ACTIVE` };
+    return (await takeSlot(tx, execution, agent)) ? { started: true } : { started: false };
+  });
+}
+
+/**
+ * Gives a finished run's slot back: the agent is ACTIVE again when nothing of it runs any more
+ * (reason `idle`). Returns the oldest QUEUED executions that fit in the free slots, for the
+ * caller to wake.
+ */
+export async function releaseSlot(em: EntityManager, agentId: string): Promise<string[]> {
+  const agent = await em.findOne(Agent, agentId);
+  if (!agent) return [];
+  const running = await em.count(Execution, { agent, status: ExecutionStatus.RUNNING });
+  if (running === 0) await setAgentStatus(em, agent.id, AgentStatus.ACTIVE, 'idle', [AgentStatus.BUSY]);
+  const free = Math.max(0, agent.maxConcurrency - running);
+  if (free === 0) return [];
+  const next = await em.find(Execution, { agent, status: ExecutionStatus.QUEUED }, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: free, fields: ['id'] });
+  return next.map((e) => e.id);
+}
