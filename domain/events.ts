@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { AgentExecutionPayload, SessionEndReason } from './realtime-types';
+import type { AgentExecutionPayload, ServerToolPayload, SessionEndReason, TaskOccurrencePayload } from './realtime-types';
 
 /**
  * One Postgres NOTIFY channel carries every live event; each API instance LISTENs and serves
@@ -53,7 +53,22 @@ export interface SessionEndedEvent {
   reason: SessionEndReason;
 }
 
-export type FleetEvent = ServerStatusEvent | AgentStatusEvent | ExecutionEventNotice | SessionEndedEvent;
+/**
+ * A task's occurrence was decided: it runs (with its execution), or it was skipped or failed
+ * before running (`reason` says why). Skipped occurrences are announced, never dropped.
+ */
+export interface TaskOccurrenceEvent extends TaskOccurrencePayload {
+  type: 'task:occurrence';
+  organizationId: string;
+}
+
+/** A catalog tool's state on a server changed (install, uninstall, drift found by a check). */
+export interface ServerToolEvent extends ServerToolPayload {
+  type: 'server:tool';
+  organizationId: string;
+}
+
+export type FleetEvent = ServerStatusEvent | AgentStatusEvent | ExecutionEventNotice | SessionEndedEvent | TaskOccurrenceEvent | ServerToolEvent;
 
 /** Serialises an event for NOTIFY, dropping an execution event's payload when it is too large. */
 export function encodeEvent(event: FleetEvent): string {

@@ -1,6 +1,7 @@
 /**
  * Payloads of the realtime events, shared by the server (Socket.IO, SSE) and its clients/tests.
- * Socket.IO rooms are per agent: `agent:<agentId>`.
+ * Socket.IO rooms: `agent:<agentId>`, `server:<serverId>`, `task:<taskId>` and `org:<organizationId>`
+ * (the organisation-wide feed a dashboard's lists follow).
  */
 import type { TodoItem } from '../entities/execution.entity';
 
@@ -50,16 +51,71 @@ export interface SessionEndedPayload {
   reason: SessionEndReason;
 }
 
+export interface ServerStatusPayload {
+  serverId: string;
+  status: string;
+  previousStatus: string;
+  reason: string | null;
+  at: string;
+}
+
+/** A run's status changed (the `status` events of its log), for the organisation-wide feed. */
+export interface ExecutionStatusPayload {
+  agentId: string;
+  executionId: string;
+  taskId?: string;
+  status: string;
+  attempt: number;
+  error?: string;
+  at: string;
+}
+
+export interface TaskOccurrencePayload {
+  taskId: string;
+  /** The run of this occurrence; a skipped occurrence has one too (status SKIPPED) when recorded. */
+  executionId?: string;
+  /** RUNNING/QUEUED (it runs), SKIPPED, FAILED (no eligible agent, ...). */
+  status: string;
+  trigger: string;
+  scheduledFor: string | null;
+  reason: string | null;
+  at: string;
+}
+
+export interface ServerToolPayload {
+  serverId: string;
+  toolId: string;
+  toolName: string;
+  status: string;
+  previousStatus: string | null;
+  version: string | null;
+  error: string | null;
+  at: string;
+}
+
 export interface ServerToClientEvents {
   'session:ended': (payload: SessionEndedPayload) => void;
   'agent:status': (payload: AgentStatusPayload) => void;
   'agent:todo': (payload: AgentTodoPayload) => void;
   'agent:execution': (payload: AgentExecutionPayload) => void;
+  'server:status': (payload: ServerStatusPayload) => void;
+  'server:tool': (payload: ServerToolPayload) => void;
+  'execution:status': (payload: ExecutionStatusPayload) => void;
+  'task:occurrence': (payload: TaskOccurrencePayload) => void;
 }
 
 export type SubscribeAck = { ok: true } | { error: { code: string; message: string } };
 
+type Ack = (answer: SubscribeAck) => void;
+
 export interface ClientToServerEvents {
-  'subscribe:agent': (request: { agentId: string }, ack: (answer: SubscribeAck) => void) => void;
-  'unsubscribe:agent': (request: { agentId: string }, ack: (answer: SubscribeAck) => void) => void;
+  'subscribe:agent': (request: { agentId: string }, ack: Ack) => void;
+  'unsubscribe:agent': (request: { agentId: string }, ack: Ack) => void;
+  'subscribe:server': (request: { serverId: string }, ack: Ack) => void;
+  'unsubscribe:server': (request: { serverId: string }, ack: Ack) => void;
+  'subscribe:task': (request: { taskId: string }, ack: Ack) => void;
+  'unsubscribe:task': (request: { taskId: string }, ack: Ack) => void;
+  /** The caller's whole organisation: statuses of agents, servers, runs, task occurrences, server tools. */
+  'subscribe:org': (request: Record<string, never>, ack: Ack) => void;
+  'unsubscribe:org': (request: Record<string, never>, ack: Ack) => void;
 }

@@ -1,7 +1,7 @@
 import type { Logger } from '../../lib/logger';
 import type { Orm } from '../../lib/orm';
 import { PgListener } from '../../lib/pg-listener';
-import { EVENTS_CHANNEL, type AgentStatusEvent, type FleetEvent, type ServerStatusEvent, type SessionEndedEvent } from '../../domain/events';
+import { EVENTS_CHANNEL, type ExecutionEventNotice, type FleetEvent } from '../../domain/events';
 import type { AgentExecutionPayload } from '../../domain/realtime-types';
 import { eventAt, eventsSince } from '../../domain/runs/execution-log';
 
@@ -11,9 +11,7 @@ import { eventAt, eventsSince } from '../../domain/runs/execution-log';
  * down (execution events have been replayed; anything else must be checked again).
  */
 export type HubEvent =
-  | ServerStatusEvent
-  | AgentStatusEvent
-  | SessionEndedEvent
+  | Exclude<FleetEvent, ExecutionEventNotice>
   | { type: 'hub:reconnected' }
   | { type: 'execution:event'; organizationId: string; agentId: string; executionId: string; seq: number; payload: AgentExecutionPayload };
 

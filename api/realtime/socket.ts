@@ -1,7 +1,8 @@
 import type http from 'node:http';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { subject } from '@casl/ability';
 import { Server, type Socket } from 'socket.io';
-import { Agent } from '../../entities';
+import { Agent, McpServer, Task } from '../../entities';
 import type { AgentTodoPayload, ClientToServerEvents, ServerToClientEvents, SessionEndReason, SubscribeAck } from '../../domain/realtime-types';
 import { authenticateToken, sessionEndReason, type AuthContext } from '../auth/authenticate';
 import type { AppDeps } from '../deps';
@@ -17,6 +18,20 @@ type FleetSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<str
 export function agentRoom(agentId: string): string {
   return `agent:${agentId}`;
 }
+
+const room = {
+  agent: agentRoom,
+  server: (serverId: string) => `server:${serverId}`,
+  task: (taskId: string) => `task:${taskId}`,
+  org: (organizationId: string) => `org:${organizationId}`,
+};
+
+/** What a socket may subscribe to: the entity behind each room, read-checked with CASL in the caller's organisation. */
+const SUBSCRIPTIONS = {
+  agent: { entity: Agent, idField: 'agentId', label: 'Agent' },
+  server: { entity: McpServer, idField: 'serverId', label: 'Server' },
+  task: { entity: Task, idField: 'taskId', label: 'Task' },
+} as const;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -74,32 +89,48 @@ export function attachSocketServer(server: http.Server, deps: AppDeps & { events
     const refuse = (ack: unknown, code: string, message: string) => {
       if (typeof ack === 'function') (ack as (a: SubscribeAck) => void)({ error: { code, message } });
     };
-    socket.on('subscribe:agent', (request, ack) => {
-      const agentId = request?.agentId;
-      if (typeof agentId !== 'string' || !UUID.test(agentId)) return refuse(ack, 'validation_failed', 'agentId must be a uuid');
+    /** Joins `name` once the session is still alive and `allowed()` says the caller may read what it carries. */
+    const join = (ack: unknown, name: string, allowed: () => Promise<boolean>, notFound: string) => {
       const auth = socket.data.auth;
-      const em = deps.orm.em.fork() as EntityManager;
       sessionEndReason(deps, auth)
         .then(async (ended) => {
           if (ended) {
             refuse(ack, 'session_ended', 'The session of this socket has ended; connect again with a valid access token');
             return endSocket(socket, ended);
           }
-          const agent = await em.findOne(Agent, { id: agentId, organization: auth.organizationId });
-          // Another organisation's agent and a missing one look the same.
-          if (!agent || !auth.ability.can('read', agent)) return refuse(ack, 'not_found', 'Agent not found');
+          // Another organisation's resource and a missing one look the same.
+          if (!(await allowed())) return refuse(ack, 'not_found', notFound);
           // Closed meanwhile (its session ended): a room would hold it for nothing.
           if (socket.disconnected) return;
-          await socket.join(agentRoom(agentId));
-          if (typeof ack === 'function') ack({ ok: true });
+          await socket.join(name);
+          if (typeof ack === 'function') (ack as (a: SubscribeAck) => void)({ ok: true });
         })
         .catch(() => refuse(ack, 'internal', 'Could not subscribe'));
+    };
+    const leave = (ack: unknown, name: string) => void Promise.resolve(socket.leave(name)).then(() => typeof ack === 'function' && (ack as (a: SubscribeAck) => void)({ ok: true }));
+
+    for (const [kind, { entity, idField, label }] of Object.entries(SUBSCRIPTIONS) as [keyof typeof SUBSCRIPTIONS, (typeof SUBSCRIPTIONS)[keyof typeof SUBSCRIPTIONS]][]) {
+      socket.on(`subscribe:${kind}`, (request: Record<string, unknown> | undefined, ack: unknown) => {
+        const id = request?.[idField];
+        if (typeof id !== 'string' || !UUID.test(id)) return refuse(ack, 'validation_failed', `${idField} must be a uuid`);
+        const auth = socket.data.auth;
+        join(ack, room[kind](id), async () => {
+          const found = await (deps.orm.em.fork() as EntityManager).findOne(entity as typeof Agent, { id, organization: auth.organizationId });
+          return !!found && auth.ability.can('read', found);
+        }, `${label} not found`);
+      });
+      socket.on(`unsubscribe:${kind}`, (request: Record<string, unknown> | undefined, ack: unknown) => {
+        const id = request?.[idField];
+        if (typeof id !== 'string') return refuse(ack, 'validation_failed', `${idField} must be a uuid`);
+        leave(ack, room[kind](id));
+      });
+    }
+    socket.on('subscribe:org', (_request, ack) => {
+      const auth = socket.data.auth;
+      // Every member reads the organisation's servers, agents, tasks and runs (VIEWER included).
+      join(ack, room.org(auth.organizationId), async () => auth.ability.can('read', subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent)), 'Organisation not found');
     });
-    socket.on('unsubscribe:agent', (request, ack) => {
-      const agentId = request?.agentId;
-      if (typeof agentId !== 'string') return refuse(ack, 'validation_failed', 'agentId must be a uuid');
-      void Promise.resolve(socket.leave(agentRoom(agentId))).then(() => typeof ack === 'function' && ack({ ok: true }));
-    });
+    socket.on('unsubscribe:org', (_request, ack) => leave(ack, room.org(socket.data.auth.organizationId)));
   });
 
   const unsubscribe = deps.events.subscribe((event: HubEvent) => {
@@ -111,13 +142,29 @@ export function attachSocketServer(server: http.Server, deps: AppDeps & { events
         for (const socket of [...io.sockets.sockets.values()]) if (socket.connected) await check(socket).catch(() => undefined);
       })();
     } else if (event.type === 'agent:status') {
-      io.to(agentRoom(event.agentId)).emit('agent:status', { agentId: event.agentId, status: event.status, previousStatus: event.previousStatus, reason: event.reason, at: event.at });
+      const { type: _t, organizationId, ...payload } = event;
+      io.to([room.agent(event.agentId), room.org(organizationId)]).emit('agent:status', payload);
+    } else if (event.type === 'server:status') {
+      const { type: _t, organizationId, ...payload } = event;
+      io.to([room.server(event.serverId), room.org(organizationId)]).emit('server:status', payload);
+    } else if (event.type === 'server:tool') {
+      const { type: _t, organizationId, ...payload } = event;
+      io.to([room.server(event.serverId), room.org(organizationId)]).emit('server:tool', payload);
+    } else if (event.type === 'task:occurrence') {
+      const { type: _t, organizationId, ...payload } = event;
+      io.to([room.task(event.taskId), room.org(organizationId)]).emit('task:occurrence', payload);
     } else if (event.type === 'execution:event') {
-      const room = io.to(agentRoom(event.agentId));
-      room.emit('agent:execution', event.payload);
-      if (event.payload.phase === 'todo') {
-        const todos = (event.payload.data?.todos ?? []) as AgentTodoPayload['todos'];
-        room.emit('agent:todo', { agentId: event.agentId, executionId: event.executionId, todos, completed: todos.filter((t) => t.status === 'completed').length, total: todos.length });
+      const { payload } = event;
+      // A task's run is followed from its agent's room and from its task's room alike.
+      const rooms = payload.taskId ? [room.agent(event.agentId), room.task(payload.taskId)] : [room.agent(event.agentId)];
+      io.to(rooms).emit('agent:execution', payload);
+      if (payload.phase === 'todo') {
+        const todos = (payload.data?.todos ?? []) as AgentTodoPayload['todos'];
+        io.to(rooms).emit('agent:todo', { agentId: event.agentId, executionId: event.executionId, todos, completed: todos.filter((t) => t.status === 'completed').length, total: todos.length });
+      }
+      if (payload.phase === 'status' && payload.status) {
+        const error = typeof payload.data?.error === 'string' ? payload.data.error : undefined;
+        io.to(room.org(event.organizationId)).emit('execution:status', { agentId: event.agentId, executionId: event.executionId, ...(payload.taskId ? { taskId: payload.taskId } : {}), status: payload.status, attempt: payload.attempt, ...(error ? { error } : {}), at: payload.at });
       }
     }
   });
