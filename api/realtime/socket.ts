@@ -141,18 +141,11 @@ export function attachSocketServer(server: http.Server, deps: AppDeps & { events
       void (async () => {
         for (const socket of [...io.sockets.sockets.values()]) if (socket.connected) await check(socket).catch(() => undefined);
       })();
-    } else if (event.type === 'agent:status') {
-      const { type: _t, organizationId, ...payload } = event;
-      io.to([room.agent(event.agentId), room.org(organizationId)]).emit('agent:status', payload);
-    } else if (event.type === 'server:status') {
-      const { type: _t, organizationId, ...payload } = event;
-      io.to([room.server(event.serverId), room.org(organizationId)]).emit('server:status', payload);
-    } else if (event.type === 'server:tool') {
-      const { type: _t, organizationId, ...payload } = event;
-      io.to([room.server(event.serverId), room.org(organizationId)]).emit('server:tool', payload);
-    } else if (event.type === 'task:occurrence') {
-      const { type: _t, organizationId, ...payload } = event;
-      io.to([room.task(event.taskId), room.org(organizationId)]).emit('task:occurrence', payload);
+    } else if (event.type === 'agent:status' || event.type === 'server:status' || event.type === 'server:tool' || event.type === 'task:occurrence') {
+      // Status events go to the room of what they are about and to the organisation's room.
+      const { type, organizationId, ...payload } = event;
+      const about = 'agentId' in event ? room.agent(event.agentId) : 'taskId' in event ? room.task(event.taskId) : room.server(event.serverId);
+      (io.to([about, room.org(organizationId)]).emit as (name: string, body: unknown) => boolean)(type, payload);
     } else if (event.type === 'execution:event') {
       const { payload } = event;
       // A task's run is followed from its agent's room and from its task's room alike.
