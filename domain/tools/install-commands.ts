@@ -1,0 +1,108 @@
+/**
+ * Installs, uninstalls and cancels of catalog tools on servers, as a person asks for them:
+ * the catalog entry the organisation may use, the request checked and audited, and the
+ * `toolInstall` workflow started (or cancelled). The workflow changes the tool's state.
+ */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { ServerTool, ServerToolStatus, ToolDefinition, type McpServer } from '../../entities';
+import type { ToolAction } from '../../workflows/tool-install.workflow';
+import { toolInstallWorkflowId } from '../../workflows/tool-install.workflow';
+import type { Actor } from '../actor';
+import { audit } from '../audit';
+import { AppError } from '../errors';
+import type { RunDeps } from '../runs/start-execution';
+import { startToolInstall, toolInstallHandle } from '../temporal';
+import { toolCommands } from './host-install';
+
+/** Catalog entries an organisation sees: the built-ins and its own. */
+export function visibleToOrganization(organizationId: string) {
+  return { $or: [{ organization: null }, { organization: organizationId }] };
+}
+
+/**
+ * The catalog entry an install names, by id or by name; a name finds the organisation's own
+ * entry before a built-in of the same name. Another organisation's entry is not found.
+ */
+export async function findCatalogTool(em: EntityManager, organizationId: string, by: { toolId?: string; name?: string }): Promise<ToolDefinition> {
+  const where = by.toolId !== undefined ? { id: by.toolId } : { name: by.name };
+  const found = await em.find(ToolDefinition, { $and: [where, visibleToOrganization(organizationId)] }, { limit: 2 });
+  const tool = found.find((t) => t.organization) ?? found[0];
+  if (!tool) throw AppError.notFound('Tool');
+  return tool;
+}
+
+export interface ToolChangeRequest {
+  server: McpServer;
+  tool: ToolDefinition;
+  action: ToolAction;
+  version?: string;
+}
+
+/**
+ * Starts an install or uninstall (workflow `tool-<serverId>-<toolId>`), audited in the same
+ * transaction: a start Temporal refuses leaves no audit row. One change per tool and server
+ * at a time: 409 `install_running` while one runs. An uninstall needs something to remove.
+ */
+export async function requestToolChange(deps: Pick<RunDeps, 'orm' | 'temporal' | 'logger'>, actor: Actor, request: ToolChangeRequest): Promise<{ workflowId: string }> {
+  const { server, tool, action, version } = request;
+  if (action === 'install') toolCommands(tool, version);
+  const em = deps.orm.em.fork() as EntityManager;
+  if (action === 'uninstall') {
+    const row = await em.findOne(ServerTool, { server: server.id, tool: tool.id }, { fields: ['status'] });
+    if (!row || row.status === ServerToolStatus.NOT_INSTALLED) throw AppError.conflict('not_installed', `${tool.name} is not installed on this server`);
+  }
+  const workflowId = toolInstallWorkflowId(server.id, tool.id);
+  return em.transactional(async (tx) => {
+    audit(tx, actor, {
+      action: `server.tool_${action}`,
+      resourceType: 'server',
+      resourceId: server.id,
+      changes: { toolId: tool.id, toolName: tool.name, ...(version ? { version } : {}), workflowId },
+    });
+    await tx.flush();
+    try {
+      await startToolInstall(deps.temporal, { serverId: server.id, toolId: tool.id, organizationId: actor.organizationId, action, version });
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) {
+        throw AppError.conflict('install_running', `An install or uninstall of ${tool.name} is already running on this server; wait for it or cancel it`, { workflowId });
+      }
+      deps.logger.error({ err: error, workflowId }, 'could not start toolInstall');
+      throw new AppError(503, 'temporal_unavailable', 'The change could not be started; try again', { workflowId });
+    }
+    return { workflowId };
+  });
+}
+
+/** Whether the tool's install or uninstall workflow is running now. */
+export async function toolChangeRunning(deps: Pick<RunDeps, 'temporal'>, serverId: string, toolId: string): Promise<boolean> {
+  try {
+    const described = await toolInstallHandle(deps.temporal, serverId, toolId).describe();
+    return described.status.name === 'RUNNING';
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return false;
+    throw error;
+  }
+}
+
+/**
+ * Cancels a running install or uninstall: audited, then Temporal's cancel, which reaches the
+ * activity on its next heartbeat (within about a second) and the host as
+ * notifications/cancelled. The workflow records FAILED "cancelled by request". Nothing
+ * running: 409 `not_running`.
+ */
+export async function cancelToolChange(deps: Pick<RunDeps, 'orm' | 'temporal'>, actor: Actor, server: McpServer, tool: ToolDefinition): Promise<{ workflowId: string }> {
+  const workflowId = toolInstallWorkflowId(server.id, tool.id);
+  if (!(await toolChangeRunning(deps, server.id, tool.id))) throw AppError.conflict('not_running', `No install or uninstall of ${tool.name} is running on this server`);
+  const em = deps.orm.em.fork() as EntityManager;
+  audit(em, actor, { action: 'server.tool_cancel', resourceType: 'server', resourceId: server.id, changes: { toolId: tool.id, toolName: tool.name, workflowId } });
+  await em.flush();
+  try {
+    await toolInstallHandle(deps.temporal, server.id, tool.id).cancel();
+  } catch (error) {
+    // It ended between the check and the cancel.
+    if (error instanceof WorkflowNotFoundError) throw AppError.conflict('not_running', `No install or uninstall of ${tool.name} is running on this server`);
+    throw error;
+  }
+  return { workflowId };
+}
