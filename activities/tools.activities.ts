@@ -126,7 +126,7 @@ export function createToolActivities(deps: ActivityDeps) {
   async function load(em: EntityManager, input: Pick<ToolChangeInput, 'serverId' | 'toolId'>) {
     const [server, tool] = await Promise.all([em.findOne(McpServer, input.serverId, { populate: ['masterTokenCiphertext'] }), em.findOne(ToolDefinition, input.toolId)]);
     if (!server || !tool) throw ApplicationFailure.nonRetryable(`the ${server ? 'catalog entry' : 'server'} no longer exists`, TOOL_CHANGE_REFUSED);
-    const ref: ServerToolRef = { organizationId: server.organization.id, serverId: server.id, toolId: tool.id };
+    const ref: ServerToolRef = { organizationId: server.organization.id, serverId: server.id, toolId: tool.id, toolName: tool.name };
     return { server, tool, ref };
   }
 
@@ -151,26 +151,17 @@ export function createToolActivities(deps: ActivityDeps) {
       const em = orm.em.fork() as EntityManager;
       const { server, tool, ref } = await load(em, input);
       const busy = input.action === 'install' ? ServerToolStatus.INSTALLING : ServerToolStatus.REMOVING;
-      await setServerToolState(em, ref, { status: busy, workflowId: input.workflowId });
-
-      let outcome: HostOutcome;
-      let commands: ToolCommands;
-      try {
-        commands = toolCommands(tool, input.version);
-      } catch (error) {
-        // The catalog entry changed since the request was accepted.
-        if (!(error instanceof AppError)) throw error;
-        outcome = { status: 'FAILED', error: `the catalog entry no longer takes version ${input.version}`, log: '' };
-        await record(em, ref, tool, input, outcome);
-        return { status: outcome.status, error: outcome.error };
-      }
-
+      // Written while the host call goes out, so INSTALLING costs the install no round trip;
+      // settled before anything else is written, so nothing can overtake it.
+      const begun = setServerToolState(orm.em.fork() as EntityManager, ref, { status: busy, workflowId: input.workflowId });
       const controller = new AbortController();
       const onCancel = () => controller.abort(new Error('cancelled'));
       ctx.cancellationSignal.addEventListener('abort', onCancel);
       const heartbeat = setInterval(() => ctx.heartbeat(), 1000);
       let sent = false;
+      let outcome: HostOutcome;
       try {
+        const commands = toolCommands(tool, input.version);
         outcome = await gateway.withServer(server, ({ connection }) => changeOnHost(connection.client, commands, input, ctx.info.attempt, controller.signal, () => (sent = true)), {
           timeoutMs: CHANGE_CALL_TIMEOUT_MS,
           // Another connection may be tried only while nothing was sent: never install twice.
@@ -178,13 +169,20 @@ export function createToolActivities(deps: ActivityDeps) {
         });
       } catch (error) {
         if (controller.signal.aborted) throw new CancelledFailure('cancelled');
-        if (!(error instanceof ServerCallFailed)) throw error;
-        const unsupported = /tool (install|uninstall|check)_tool not found/i.test(`${error.message} ${String((error.cause as Error | undefined)?.message)}`);
-        outcome = { status: 'FAILED', error: unsupported ? 'this server does not support installs (it offers no install_tool)' : error.message, log: '' };
+        // The catalog entry changed since the request was accepted.
+        if (error instanceof AppError) outcome = { status: 'FAILED', error: `the catalog entry no longer takes version ${input.version}`, log: '' };
+        else if (!(error instanceof ServerCallFailed)) throw error;
+        else {
+          const unsupported = /tool (install|uninstall|check)_tool not found/i.test(`${error.message} ${String((error.cause as Error | undefined)?.message)}`);
+          outcome = { status: 'FAILED', error: unsupported ? 'this server does not support installs (it offers no install_tool)' : error.message, log: '' };
+        }
       } finally {
         clearInterval(heartbeat);
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
+        await begun.catch(() => undefined);
       }
+      // A failed INSTALLING write fails the attempt; the retry asks the host before doing anything.
+      await begun;
       await record(em, ref, tool, input, outcome);
       logger.info({ serverId: input.serverId, toolId: input.toolId, action: input.action, status: outcome.status, attempt: ctx.info.attempt }, 'tool change finished');
       return { status: outcome.status, ...(outcome.version ? { version: outcome.version } : {}), ...(outcome.error ? { error: outcome.error } : {}), ...(outcome.skipped ? { skipped: true } : {}) };
@@ -199,7 +197,7 @@ export function createToolActivities(deps: ActivityDeps) {
       const server = await em.findOne(McpServer, input.serverId, { fields: ['organization'] });
       const tool = await em.findOne(ToolDefinition, input.toolId, { fields: ['name'] });
       if (!server || !tool) return { status: 'FAILED', error: reason };
-      const ref: ServerToolRef = { organizationId: server.organization.id, serverId: server.id, toolId: tool.id };
+      const ref: ServerToolRef = { organizationId: server.organization.id, serverId: server.id, toolId: tool.id, toolName: tool.name };
       const changed = await setServerToolState(em, ref, { status: ServerToolStatus.FAILED, lastError: reason }, { workflowId: input.workflowId, from: BUSY_STATUSES }, {
         action: outcomeAction(input.action, 'FAILED'),
         resourceType: 'server',
@@ -242,7 +240,7 @@ export function createToolActivities(deps: ActivityDeps) {
           continue;
         }
         summary.checked++;
-        const ref: ServerToolRef = { organizationId: row.organization.id, serverId, toolId: row.tool.id };
+        const ref: ServerToolRef = { organizationId: row.organization.id, serverId, toolId: row.tool.id, toolName: row.tool.name };
         const was = row.installedVersion ?? null;
         const guard = { from: [ServerToolStatus.INSTALLED], installedVersion: was };
         const drift = (kind: string, changes: Record<string, unknown>) => ({ action: 'server.tool_drift', resourceType: 'server', resourceId: serverId, changes: { toolId: row.tool.id, toolName: row.tool.name, kind, ...changes } });

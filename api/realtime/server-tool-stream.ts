@@ -25,21 +25,25 @@ export async function currentToolState(em: EntityManager, serverId: string, tool
 export interface ToolStreamStart {
   /** Sent first as `event: started` (the install and uninstall routes). */
   started?: Record<string, unknown>;
-  /** Resolves (or rejects) when the tool's workflow has ended; absent: nothing runs. */
-  ended?: Promise<unknown>;
+  /** Whether the tool's workflow still runs; absent: nothing runs, the stream sends the state and ends. */
+  running?: () => Promise<boolean>;
 }
+
+/** How often an open stream asks whether the workflow has ended without a last event reaching it. */
+const RUNNING_CHECK_MS = 2000;
 
 /**
  * Follows one catalog tool on one server as SSE while its install or uninstall runs: each
  * `server:tool` event of that tool and server as `event: status`, ending after the change
- * settles (INSTALLED, NOT_INSTALLED or FAILED after INSTALLING or REMOVING), or when the
- * workflow ends, with the state its row then holds. Created before the workflow starts, so
+ * settles (INSTALLED, NOT_INSTALLED or FAILED after INSTALLING or REMOVING), or once the
+ * workflow is found ended, with the state its row then holds. Created before the workflow starts, so
  * its first event is not missed; `stop()` lets go when the start is refused.
  */
 export class ServerToolFollower {
   private readonly buffered: ServerToolPayload[] = [];
   private readonly unsubscribe: () => void;
   private sink?: (payload: ServerToolPayload) => void;
+  private stopTimer = () => undefined as unknown;
 
   constructor(
     private readonly deps: AppDeps,
@@ -59,7 +63,10 @@ export class ServerToolFollower {
   }
 
   async stream(ctx: AppContext, start: ToolStreamStart): Promise<void> {
-    const out = openEventStream(ctx, this.deps, 'mcp-fleet server tool', () => this.unsubscribe());
+    const out = openEventStream(ctx, this.deps, 'mcp-fleet server tool', () => {
+      this.unsubscribe();
+      this.stopTimer();
+    });
     let last: ServerToolPayload | undefined;
     let changing = false;
     const write = (payload: ServerToolPayload) => {
@@ -71,16 +78,24 @@ export class ServerToolFollower {
     };
     if (start.started) out.send('started', start.started);
     const current = await currentToolState(this.deps.orm.em as EntityManager, this.serverId, this.tool);
-    // Events already buffered are newer than nothing only if the row read did not include them.
+    // The state as the row holds it, unless events came in meanwhile: those are newer.
     if (!this.buffered.length) write(current);
     this.sink = write;
     this.buffered.splice(0).forEach(write);
-    if (!start.ended) return out.end();
-    await start.ended.catch(() => undefined);
-    if (out.ended) return;
-    // The workflow ended before its last event reached this instance (or it had none to send).
-    const final = await currentToolState(this.deps.orm.em as EntityManager, this.serverId, this.tool);
-    if (!last || last.status !== final.status || last.version !== final.version || last.error !== final.error) out.send('status', final);
-    out.end();
+    if (!start.running || out.ended) return out.end();
+    const running = start.running;
+    // The workflow may end without a settled event reaching this instance: cancelled before it
+    // changed anything, or a notice lost while the hub reconnected. Then the row says how it ended.
+    const timer = setInterval(() => {
+      void running()
+        .then(async (stillRunning) => {
+          if (stillRunning || out.ended) return;
+          const final = await currentToolState(this.deps.orm.em as EntityManager, this.serverId, this.tool);
+          if (!last || last.status !== final.status || last.version !== final.version || last.error !== final.error) out.send('status', final);
+          out.end();
+        })
+        .catch((error: unknown) => this.deps.logger.warn({ err: error, serverId: this.serverId, toolId: this.tool.id }, 'server tool stream: could not check the workflow'));
+    }, RUNNING_CHECK_MS);
+    this.stopTimer = () => clearInterval(timer);
   }
 }

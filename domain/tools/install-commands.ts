@@ -40,9 +40,9 @@ export interface ToolChangeRequest {
 }
 
 /**
- * Starts an install or uninstall (workflow `tool-<serverId>-<toolId>`), audited in the same
- * transaction: a start Temporal refuses leaves no audit row. One change per tool and server
- * at a time: 409 `install_running` while one runs. An uninstall needs something to remove.
+ * Starts an install or uninstall (workflow `tool-<serverId>-<toolId>`) and audits it. One
+ * change per tool and server at a time: 409 `install_running` while one runs. An uninstall
+ * needs something to remove.
  */
 export async function requestToolChange(deps: Pick<RunDeps, 'orm' | 'temporal' | 'logger'>, actor: Actor, request: ToolChangeRequest): Promise<{ workflowId: string }> {
   const { server, tool, action, version } = request;
@@ -53,25 +53,24 @@ export async function requestToolChange(deps: Pick<RunDeps, 'orm' | 'temporal' |
     if (!row || row.status === ServerToolStatus.NOT_INSTALLED) throw AppError.conflict('not_installed', `${tool.name} is not installed on this server`);
   }
   const workflowId = toolInstallWorkflowId(server.id, tool.id);
-  return em.transactional(async (tx) => {
-    audit(tx, actor, {
-      action: `server.tool_${action}`,
-      resourceType: 'server',
-      resourceId: server.id,
-      changes: { toolId: tool.id, toolName: tool.name, ...(version ? { version } : {}), workflowId },
-    });
-    await tx.flush();
-    try {
-      await startToolInstall(deps.temporal, { serverId: server.id, toolId: tool.id, organizationId: actor.organizationId, action, version });
-    } catch (error) {
-      if (error instanceof WorkflowExecutionAlreadyStartedError) {
-        throw AppError.conflict('install_running', `An install or uninstall of ${tool.name} is already running on this server; wait for it or cancel it`, { workflowId });
-      }
-      deps.logger.error({ err: error, workflowId }, 'could not start toolInstall');
-      throw new AppError(503, 'temporal_unavailable', 'The change could not be started; try again', { workflowId });
+  try {
+    await startToolInstall(deps.temporal, { serverId: server.id, toolId: tool.id, organizationId: actor.organizationId, action, version });
+  } catch (error) {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) {
+      throw AppError.conflict('install_running', `An install or uninstall of ${tool.name} is already running on this server; wait for it or cancel it`, { workflowId });
     }
-    return { workflowId };
+    deps.logger.error({ err: error, workflowId }, 'could not start toolInstall');
+    throw new AppError(503, 'temporal_unavailable', 'The change could not be started; try again', { workflowId });
+  }
+  // After the start: a request Temporal refused (one already running) changed nothing to audit.
+  audit(em, actor, {
+    action: `server.tool_${action}`,
+    resourceType: 'server',
+    resourceId: server.id,
+    changes: { toolId: tool.id, toolName: tool.name, ...(version ? { version } : {}), workflowId },
   });
+  await em.flush();
+  return { workflowId };
 }
 
 /** Whether the tool's install or uninstall workflow is running now. */

@@ -14,6 +14,8 @@ export interface ServerToolRef {
   organizationId: string;
   serverId: string;
   toolId: string;
+  /** For the event; read from the catalog when not given. */
+  toolName?: string;
 }
 
 /** The fields to set; `undefined` keeps a field, `null` clears it. */
@@ -119,8 +121,8 @@ export async function setServerToolState(
     await tx.flush();
     const announced = previousStatus !== row.status || previousVersion !== (row.installedVersion ?? null) || previousError !== (row.lastError ?? null);
     if (announced) {
-      const tool = await tx.findOneOrFail(ToolDefinition, ref.toolId, { fields: ['name'] });
-      await publishEventOnCommit(tx, serverToolEvent(row, tool.name, ref.organizationId, previousStatus));
+      const toolName = ref.toolName ?? (await tx.findOneOrFail(ToolDefinition, ref.toolId, { fields: ['name'] })).name;
+      await publishEventOnCommit(tx, serverToolEvent(row, toolName, ref.organizationId, previousStatus));
     }
     return { row, previousStatus, previousVersion, announced };
   });

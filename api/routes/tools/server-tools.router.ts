@@ -2,7 +2,6 @@ import { ForbiddenError, subject } from '@casl/ability';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { McpServer, ServerTool, ServerToolStatus, ToolDefinition } from '../../../entities';
 import { AppError } from '../../../domain/errors';
-import { toolInstallHandle } from '../../../domain/temporal';
 import { cancelToolChange, findCatalogTool, requestToolChange, toolChangeRunning, visibleToOrganization } from '../../../domain/tools/install-commands';
 import type { ToolAction } from '../../../workflows/tool-install.workflow';
 import type { ApiRouter } from '../../api-router';
@@ -66,7 +65,7 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
       throw error;
     }
     const body = { workflowId: started.workflowId, serverId: server.id, toolId: tool.id, action };
-    if (follower) return follower.stream(ctx, { started: body, ended: toolInstallHandle(deps.temporal, server.id, tool.id).result() });
+    if (follower) return follower.stream(ctx, { started: body, running: () => toolChangeRunning(deps, server.id, tool.id) });
     ctx.status = 202;
     ctx.set('Location', `/api/tools/server/${server.id}/${tool.id}`);
     ctx.body = body;
@@ -123,7 +122,7 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
           follower.stop();
           throw error;
         });
-        return follower.stream(ctx, running ? { ended: toolInstallHandle(deps.temporal, server.id, tool.id).result() } : {});
+        return follower.stream(ctx, running ? { running: () => toolChangeRunning(deps, server.id, tool.id) } : {});
       }
       const row = await em().findOne(ServerTool, { server: server.id, tool: tool.id });
       ctx.body = presentServerTool(tool, row ?? undefined);
