@@ -13,6 +13,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Organization, ToolDefinition } from '../entities';
 import { startAgentHost } from '../host/server';
 import { hostToolCall } from '../lib/host-contract';
+import { compareRoundTrips } from './round-trip';
 import { startBenchStack } from './stack';
 
 const INSTALLS = Number(process.argv.find((a) => a.startsWith('--installs='))?.slice(11) ?? 50);
@@ -20,17 +21,6 @@ const WARMUP = 5;
 const TARGET_ADDED_MS = 60;
 
 const NOOP = { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'echo "noop 1.0.0"', versionRegex: String.raw`noop (\S+)` };
-
-function percentile(samples: number[], p: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const started = performance.now();
-  await fn();
-  return performance.now() - started;
-}
 
 export async function benchToolInstall(): Promise<{ pass: boolean }> {
   const host = await startAgentHost({ token: `bench-${randomUUID()}`, allowCommands: true });
@@ -69,29 +59,15 @@ export async function benchToolInstall(): Promise<{ pass: boolean }> {
       if (installed.isError || (checked.structuredContent as { version?: string }).version !== '1.0.0') throw new Error('raw install failed');
     };
 
-    for (let i = 0; i < WARMUP; i++) {
-      await viaApi();
-      await direct();
-    }
-    const api: number[] = [];
-    const sdk: number[] = [];
-    // Interleaved, so machine noise hits both series alike.
-    for (let i = 0; i < INSTALLS; i++) {
-      api.push(await timed(viaApi));
-      sdk.push(await timed(direct));
-    }
-    const added50 = percentile(api, 50) - percentile(sdk, 50);
-    const line = (name: string, xs: number[]) => `${name.padEnd(44)} p50 ${percentile(xs, 50).toFixed(1).padStart(6)} ms   p95 ${percentile(xs, 95).toFixed(1).padStart(6)} ms`;
-    process.stdout.write(
-      [
-        `tool-install bench: ${INSTALLS} installs each, interleaved`,
-        line('POST /api/tools/server/:id/install → INSTALLED', api),
-        line('raw MCP install_tool + check_tool', sdk),
-        `the install workflow adds ${added50.toFixed(1)} ms at p50 (target <= ${TARGET_ADDED_MS} ms); ratio p50 ${(percentile(api, 50) / percentile(sdk, 50)).toFixed(2)}`,
-        '',
-      ].join('\n'),
-    );
-    return { pass: added50 <= TARGET_ADDED_MS };
+    return await compareRoundTrips({
+      name: 'tool-install bench',
+      count: INSTALLS,
+      warmup: WARMUP,
+      platform: { label: 'POST /api/tools/server/:id/install → INSTALLED', run: viaApi },
+      baseline: { label: 'raw MCP install_tool + check_tool', run: direct },
+      adds: 'the install workflow adds',
+      targetAddedMs: TARGET_ADDED_MS,
+    });
   } finally {
     await raw.close().catch(() => undefined);
     await stack.stop();

@@ -1,21 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { AuditLog } from '../entities';
 import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { registerHost } from './fleet';
-import { createTestContext, type TestContext } from './harness';
+import { createTestContext, spawnWorkerProcess, type TestContext } from './harness';
 import { catalogEntry, versionFileTool, waitForToolState } from './tools';
-
-/** The real worker entry point in its own process, so it can be killed with SIGKILL. */
-function spawnWorker(ctx: TestContext): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'worker', 'main.ts')], {
-    cwd: path.join(__dirname, '..'),
-    env: { ...process.env, TEMPORAL_TASK_QUEUE: ctx.config.temporal.taskQueue, LOG_LEVEL: 'warn', LOG_PRETTY: 'false' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-}
 
 describe('a worker killed mid-install', () => {
   let ctx: TestContext;
@@ -42,7 +32,7 @@ describe('a worker killed mid-install', () => {
     const spec = versionFileTool('2.0.1', 3);
     const tool = await catalogEntry(ctx.orm, admin.organizationId, { ...spec, installCommand: `echo run >> ${spec.dir}/runs && ${spec.installCommand}` });
 
-    const first = spawnWorker(ctx);
+    const first = spawnWorkerProcess(ctx);
     children.push(first);
     await http.post(`/api/tools/server/${serverId}/install`).auth(admin.accessToken, { type: 'bearer' }).send({ toolId: tool.id }).expect(202);
     await host.waitForCall('install_tool', (c) => c.args.name === tool.name, 30_000);
@@ -50,7 +40,7 @@ describe('a worker killed mid-install', () => {
 
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
-    const second = spawnWorker(ctx);
+    const second = spawnWorkerProcess(ctx);
     children.push(second);
 
     const state = await waitForToolState(http, admin, serverId, tool.id, ['INSTALLED', 'FAILED'], 60_000);

@@ -1,28 +1,21 @@
 import { ForbiddenError, subject } from '@casl/ability';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { McpServer, ServerTool, ServerToolStatus, ToolDefinition } from '../../../entities';
-import { AppError } from '../../../domain/errors';
 import { cancelToolChange, findCatalogTool, requestToolChange, toolChangeRunning, visibleToOrganization } from '../../../domain/tools/install-commands';
 import type { ToolAction } from '../../../workflows/tool-install.workflow';
 import type { ApiRouter } from '../../api-router';
 import { actorOf } from '../../actor';
-import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
 import { afterCursor, PAGE_ORDER, toPage } from '../../pagination';
 import { rateLimit } from '../../rate-limit';
 import { ServerToolFollower } from '../../realtime/server-tool-stream';
 import { wantsEventStream } from '../../realtime/sse';
 import type { AppContext } from '../../context';
+import { loadServer } from '../servers/servers.router';
 import { InstallBody, ListServerToolsQuery, ServerParams, ServerToolOut, ServerToolPage, ServerToolParams, ToolChangeStartedOut } from './server-tools.schemas';
 
 /** The names of the server's own tools/list listed with the first page, at most. */
 const MAX_SERVER_TOOL_NAMES = 1000;
-
-async function loadServer(em: EntityManager, auth: AuthContext, id: string): Promise<McpServer> {
-  const server = await em.findOne(McpServer, { id, organization: auth.organizationId });
-  if (!server) throw AppError.notFound('Server');
-  return server;
-}
 
 /** A ServerTool as CASL sees one of this server's, row or not. */
 function serverToolSubject(server: McpServer) {
