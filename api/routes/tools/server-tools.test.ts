@@ -68,6 +68,19 @@ describe('tool installs on servers (/api/tools/server)', () => {
     expect(events.at(-1)!.data).toMatchObject({ serverId, toolId: tool.id, toolName: tool.name, status: 'INSTALLED', previousStatus: 'INSTALLING', version: '3.1.4' });
   });
 
+  it('follows a running change on GET with Accept: text/event-stream, and sends the state alone when nothing runs', async () => {
+    const tool = await catalogEntry(ctx.orm, admin.organizationId, versionFileTool('1.4.0', 1));
+    await install({ toolId: tool.id }).expect(202);
+    await host.waitForCall('install_tool', (c) => c.args.name === tool.name, 15_000);
+    const followed = await http.get(`/api/tools/server/${serverId}/${tool.id}`).set(bearer(admin)).set('Accept', 'text/event-stream').buffer(true).parse(sseText).expect(200);
+    expect(parseSse(followed.body as string).map((e) => [e.event, e.data.status])).toEqual([
+      ['status', 'INSTALLING'],
+      ['status', 'INSTALLED'],
+    ]);
+    const idle = await http.get(`/api/tools/server/${serverId}/${tool.id}`).set(bearer(admin)).set('Accept', 'text/event-stream').buffer(true).parse(sseText).expect(200);
+    expect(parseSse(idle.body as string)).toEqual([expect.objectContaining({ event: 'status', data: expect.objectContaining({ status: 'INSTALLED', version: '1.4.0' }) })]);
+  });
+
   it('installs the version asked for through the {version} placeholder, and refuses one the entry cannot take', async () => {
     const spec = versionFileTool();
     const tool = await catalogEntry(ctx.orm, admin.organizationId, { ...spec, installCommand: `echo "probe version {version}" > ${spec.file}` });
