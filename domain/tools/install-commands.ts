@@ -32,6 +32,10 @@ export async function findCatalogTool(em: EntityManager, organizationId: string,
   return tool;
 }
 
+function runningConflict(tool: ToolDefinition, workflowId: string): AppError {
+  return AppError.conflict('install_running', `An install or uninstall of ${tool.name} is already running on this server; wait for it or cancel it`, { workflowId });
+}
+
 export interface ToolChangeRequest {
   server: McpServer;
   tool: ToolDefinition;
@@ -50,15 +54,17 @@ export async function requestToolChange(deps: Pick<RunDeps, 'orm' | 'temporal' |
   const em = deps.orm.em.fork() as EntityManager;
   if (action === 'uninstall') {
     const row = await em.findOne(ServerTool, { server: server.id, tool: tool.id }, { fields: ['status'] });
-    if (!row || row.status === ServerToolStatus.NOT_INSTALLED) throw AppError.conflict('not_installed', `${tool.name} is not installed on this server`);
+    if (!row || row.status === ServerToolStatus.NOT_INSTALLED) {
+      // An install that has not written INSTALLING yet is still one running.
+      if (await toolChangeRunning(deps, server.id, tool.id)) throw runningConflict(tool, toolInstallWorkflowId(server.id, tool.id));
+      throw AppError.conflict('not_installed', `${tool.name} is not installed on this server`);
+    }
   }
   const workflowId = toolInstallWorkflowId(server.id, tool.id);
   try {
     await startToolInstall(deps.temporal, { serverId: server.id, toolId: tool.id, organizationId: actor.organizationId, action, version });
   } catch (error) {
-    if (error instanceof WorkflowExecutionAlreadyStartedError) {
-      throw AppError.conflict('install_running', `An install or uninstall of ${tool.name} is already running on this server; wait for it or cancel it`, { workflowId });
-    }
+    if (error instanceof WorkflowExecutionAlreadyStartedError) throw runningConflict(tool, workflowId);
     deps.logger.error({ err: error, workflowId }, 'could not start toolInstall');
     throw new AppError(503, 'temporal_unavailable', 'The change could not be started; try again', { workflowId });
   }

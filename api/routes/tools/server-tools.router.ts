@@ -5,6 +5,7 @@ import { cancelToolChange, findCatalogTool, requestToolChange, toolChangeRunning
 import type { ToolAction } from '../../../workflows/tool-install.workflow';
 import type { ApiRouter } from '../../api-router';
 import { actorOf } from '../../actor';
+import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
 import { afterCursor, PAGE_ORDER, toPage } from '../../pagination';
 import { rateLimit } from '../../rate-limit';
@@ -45,6 +46,18 @@ function statusFilter(rows: ServerTool[], status: ServerToolStatus | undefined):
 export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
   const tags = ['tools'];
   const em = () => deps.orm.em as EntityManager;
+
+  /**
+   * The server and the catalog entry a route names, read at once; a foreign or missing server
+   * is a 404 before the role is checked, and a tool the organisation cannot see a 404 after.
+   */
+  async function loadTarget(auth: AuthContext, serverId: string, tool: { toolId?: string; name?: string }, action: 'read' | 'install') {
+    const [server, found] = await Promise.allSettled([loadServer(em(), auth, serverId), findCatalogTool(em(), auth.organizationId, tool)]);
+    if (server.status === 'rejected') throw server.reason;
+    ForbiddenError.from(auth.ability).throwUnlessCan(action, serverToolSubject(server.value));
+    if (found.status === 'rejected') throw found.reason;
+    return { server: server.value, tool: found.value };
+  }
 
   /** 202 with what was started, or with Accept: text/event-stream the tool's states until the change settles. */
   async function startChange(ctx: AppContext, server: McpServer, tool: ToolDefinition, action: ToolAction, version?: string): Promise<void> {
@@ -106,9 +119,7 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
     },
     async (ctx, { params }) => {
       const auth = ctx.state.auth!;
-      const server = await loadServer(em(), auth, params.serverId);
-      ForbiddenError.from(auth.ability).throwUnlessCan('read', serverToolSubject(server));
-      const tool = await findCatalogTool(em(), auth.organizationId, { toolId: params.toolId });
+      const { server, tool } = await loadTarget(auth, params.serverId, { toolId: params.toolId }, 'read');
       if (wantsEventStream(ctx)) {
         const follower = new ServerToolFollower(deps, server.id, tool);
         const running = await toolChangeRunning(deps, server.id, tool.id).catch((error: unknown) => {
@@ -139,9 +150,7 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
     },
     async (ctx, { params, body }) => {
       const auth = ctx.state.auth!;
-      const server = await loadServer(em(), auth, params.serverId);
-      ForbiddenError.from(auth.ability).throwUnlessCan('install', serverToolSubject(server));
-      const tool = await findCatalogTool(em(), auth.organizationId, { toolId: body.toolId, name: body.name });
+      const { server, tool } = await loadTarget(auth, params.serverId, { toolId: body.toolId, name: body.name }, 'install');
       await startChange(ctx, server, tool, 'install', body.version);
     },
   );
@@ -162,9 +171,7 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
     },
     async (ctx, { params }) => {
       const auth = ctx.state.auth!;
-      const server = await loadServer(em(), auth, params.serverId);
-      ForbiddenError.from(auth.ability).throwUnlessCan('install', serverToolSubject(server));
-      const tool = await findCatalogTool(em(), auth.organizationId, { toolId: params.toolId });
+      const { server, tool } = await loadTarget(auth, params.serverId, { toolId: params.toolId }, 'install');
       await startChange(ctx, server, tool, 'uninstall');
     },
   );
@@ -181,9 +188,7 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
     },
     async (ctx, { params }) => {
       const auth = ctx.state.auth!;
-      const server = await loadServer(em(), auth, params.serverId);
-      ForbiddenError.from(auth.ability).throwUnlessCan('install', serverToolSubject(server));
-      const tool = await findCatalogTool(em(), auth.organizationId, { toolId: params.toolId });
+      const { server, tool } = await loadTarget(auth, params.serverId, { toolId: params.toolId }, 'install');
       const { workflowId } = await cancelToolChange(deps, actorOf(ctx), server, tool);
       ctx.status = 202;
       ctx.body = { workflowId, serverId: server.id, toolId: tool.id, action: 'cancel' };
