@@ -14,6 +14,7 @@ import { AppError } from '../errors';
 import type { RunDeps } from '../runs/start-execution';
 import { startToolInstall, toolInstallHandle } from '../temporal';
 import { toolCommands } from './host-install';
+import { BUSY_STATUSES } from './install-state';
 
 /** Catalog entries an organisation sees: the built-ins and its own. */
 export function visibleToOrganization(organizationId: string) {
@@ -61,8 +62,12 @@ export async function requestToolChange(deps: Pick<RunDeps, 'orm' | 'temporal' |
     }
   }
   const workflowId = toolInstallWorkflowId(server.id, tool.id);
+  const start = () => startToolInstall(deps.temporal, { serverId: server.id, toolId: tool.id, organizationId: actor.organizationId, action, version });
   try {
-    await startToolInstall(deps.temporal, { serverId: server.id, toolId: tool.id, organizationId: actor.organizationId, action, version });
+    await start().catch(async (error: unknown) => {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError) || !(await closedAfterItsOutcome(deps, em, server.id, tool.id))) throw error;
+      return start();
+    });
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) throw runningConflict(tool, workflowId);
     deps.logger.error({ err: error, workflowId }, 'could not start toolInstall');
@@ -77,6 +82,35 @@ export async function requestToolChange(deps: Pick<RunDeps, 'orm' | 'temporal' |
   });
   await em.flush();
   return { workflowId };
+}
+
+/** How long a request waits for a change that has recorded its outcome to close. */
+const CLOSING_WAIT_MS = 5000;
+
+/**
+ * A change records its outcome a moment before its workflow closes: a person who saw it
+ * settle and asks for the next change at once would hit the closing one. When the running
+ * workflow has already written a settled state (after it started), wait for it to close.
+ * Says whether it has closed; a change still at work is not waited for (409).
+ */
+async function closedAfterItsOutcome(deps: Pick<RunDeps, 'temporal'>, em: EntityManager, serverId: string, toolId: string): Promise<boolean> {
+  const handle = toolInstallHandle(deps.temporal, serverId, toolId);
+  const [described, row] = await Promise.all([
+    handle.describe().catch((error: unknown) => {
+      if (error instanceof WorkflowNotFoundError) return undefined;
+      throw error;
+    }),
+    em.findOne(ServerTool, { server: serverId, tool: toolId }, { fields: ['status', 'updatedAt'], refresh: true }),
+  ]);
+  if (!described || described.status.name !== 'RUNNING') return true;
+  if (!row || BUSY_STATUSES.includes(row.status) || row.updatedAt < described.startTime) return false;
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CLOSING_WAIT_MS)));
+  try {
+    return await Promise.race([handle.result().then(() => true, () => true), gaveUp]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Whether the tool's install or uninstall workflow is running now. */

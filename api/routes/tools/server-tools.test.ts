@@ -134,6 +134,33 @@ describe('tool installs on servers (/api/tools/server)', () => {
     expect(await audits('server.tool_uninstalled')).toHaveLength(1);
   });
 
+  it('ends FAILED with what the server has when the check disagrees: another version installed, or a tool still there after its uninstall', async () => {
+    const spec = versionFileTool('9.9.9');
+    const pinned = await catalogEntry(ctx.orm, admin.organizationId, { ...spec, installCommand: `${spec.installCommand} # {version}`, uninstallCommand: 'true' });
+    await install({ toolId: pinned.id, version: '1.0' }).expect(202);
+    const wrong = await waitForToolState(http, admin, serverId, pinned.id, ['INSTALLED', 'FAILED']);
+    expect(wrong).toMatchObject({ status: 'FAILED', lastError: `${pinned.name} 9.9.9 is installed, not the version 1.0 asked for` });
+
+    await install({ toolId: pinned.id, version: '9.9' }).expect(202);
+    expect(await waitForToolState(http, admin, serverId, pinned.id, ['INSTALLED'])).toMatchObject({ installedVersion: '9.9.9' });
+    await uninstall(pinned.id).expect(202);
+    const kept = await waitForToolState(http, admin, serverId, pinned.id, ['NOT_INSTALLED', 'FAILED']);
+    expect(kept).toMatchObject({ status: 'FAILED', lastError: `the uninstall command succeeded, but ${pinned.name} 9.9.9 is still there`, installedVersion: '9.9.9' });
+  });
+
+  it('takes the next change as soon as the last one settled, while its workflow is still closing', async () => {
+    const tool = await catalogEntry(ctx.orm, admin.organizationId, versionFileTool('2.2.2'));
+    for (let round = 0; round < 3; round++) {
+      const installed = await install({ toolId: tool.id }).set('Accept', 'text/event-stream').buffer(true).parse(sseText);
+      expect(installed.status).toBe(200);
+      expect(parseSse(installed.body as string).at(-1)!.data.status).toBe('INSTALLED');
+      // At once, as a person clicking "uninstall" on the INSTALLED they just saw.
+      const removed = await uninstall(tool.id).set('Accept', 'text/event-stream').buffer(true).parse(sseText);
+      expect(removed.status).toBe(200);
+      expect(parseSse(removed.body as string).at(-1)!.data.status).toBe('NOT_INSTALLED');
+    }
+  });
+
   it('runs concurrent install requests of one tool as one workflow: the others get 409 install_running', async () => {
     const tool = await catalogEntry(ctx.orm, admin.organizationId, versionFileTool('4.0.0', 1));
     const answers = await Promise.all(Array.from({ length: 5 }, () => install({ toolId: tool.id })));
