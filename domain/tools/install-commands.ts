@@ -90,8 +90,9 @@ const CLOSING_WAIT_MS = 5000;
 /**
  * A change records its outcome a moment before its workflow closes: a person who saw it
  * settle and asks for the next change at once would hit the closing one. When the running
- * workflow has already written a settled state (after it started), wait for it to close.
- * Says whether it has closed; a change still at work is not waited for (409).
+ * workflow has already written a settled state (after it started, comparing the row's clock
+ * with Temporal's), wait for it to close. Says whether it has closed; a change still at work
+ * is not waited for (409).
  */
 async function closedAfterItsOutcome(deps: Pick<RunDeps, 'temporal'>, em: EntityManager, serverId: string, toolId: string): Promise<boolean> {
   const handle = toolInstallHandle(deps.temporal, serverId, toolId);
