@@ -25,7 +25,7 @@ export class ToolCallRefused extends AppError {
 
 /** The `allowedTools` of an `execute_prompt` call: the agent's effective grants, by tool name. */
 export async function allowedToolsFor(em: EntityManager, agentId: string): Promise<AllowedTool[]> {
-  const rows = await em.getConnection().execute<{ name: string; allowed_commands: string[]; blocked_commands: string[] }[]>(
+  const rows = await em.execute<{ name: string; allowed_commands: string[]; blocked_commands: string[] }[]>(
     `select t.name, p.allowed_commands, p.blocked_commands
        from agent_tool_permissions p
        join agents a on a.id = p.agent_id
@@ -40,7 +40,7 @@ export async function allowedToolsFor(em: EntityManager, agentId: string): Promi
 
 /** The ids of the agent's granted tools that are available on its server (the others are pending install). */
 export async function availableGrants(em: EntityManager, agentId: string): Promise<Set<string>> {
-  const rows = await em.getConnection().execute<{ tool_id: string }[]>(
+  const rows = await em.execute<{ tool_id: string }[]>(
     `select p.tool_id
        from agent_tool_permissions p
        join agents a on a.id = p.agent_id
@@ -60,7 +60,7 @@ export async function availableGrants(em: EntityManager, agentId: string): Promi
  */
 export async function assertToolCallAllowed(em: EntityManager, agentId: string, toolName: string, command?: string): Promise<void> {
   const details = { agentId, toolName, ...(command !== undefined ? { command } : {}) };
-  const rows = await em.getConnection().execute<{ agent_name: string; can_use: boolean | null; allowed_commands: string[] | null; blocked_commands: string[] | null; available: boolean }[]>(
+  const rows = await em.execute<{ agent_name: string; can_use: boolean | null; allowed_commands: string[] | null; blocked_commands: string[] | null; available: boolean }[]>(
     `select a.name as agent_name, p.can_use, p.allowed_commands, p.blocked_commands, ${AVAILABLE_ON_SERVER} as available
        from agents a
        join mcp_servers s on s.id = a.server_id

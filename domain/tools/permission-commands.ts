@@ -44,7 +44,7 @@ interface ScopeRow {
 
 /** Serialises the permission changes of one server's agents until the transaction ends. */
 async function lockServerTree(tx: EntityManager, serverId: string): Promise<void> {
-  await tx.getConnection().execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`tool-permissions:${serverId}`]);
+  await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`tool-permissions:${serverId}`]);
 }
 
 const scopeOf = (p: AgentToolPermission): CommandScope => ({ allowedCommands: [...p.allowedCommands], blockedCommands: [...p.blockedCommands] });
@@ -68,6 +68,8 @@ function boundedBySupervisor(agent: Agent): boolean {
  */
 export async function setAgentPermissions(tx: EntityManager, actor: Actor, agent: Agent, grants: readonly PermissionGrant[]): Promise<{ permissions: AgentToolPermission[]; trimmed: TrimmedAgent[] }> {
   await lockServerTree(tx, agent.server.id);
+  // Read again under the lock: a move that committed meanwhile changed whom the agent answers to.
+  await tx.findOneOrFail(Agent, agent.id, { refresh: true });
   const ids = grants.map((g) => g.toolId);
   const tools = new Map((ids.length ? await tx.find(ToolDefinition, { id: { $in: ids }, ...inCatalogOf(actor.organizationId) }) : []).map((t) => [t.id, t]));
   grants.forEach((g, i) => {
@@ -132,7 +134,7 @@ export async function trimAfterMove(tx: EntityManager, actor: Actor, agent: Agen
 
 /** The agents under `rootId` (and itself), parents before their subordinates; at most 100 levels. */
 async function subtreeOf(tx: EntityManager, organizationId: string, rootId: string): Promise<{ id: string; supervisor_id: string; name: string; depth: number }[]> {
-  return tx.getConnection().execute(
+  return tx.execute(
     `with recursive tree as (
        select id, supervisor_id, name, 0 as depth from agents where id = ? and organization_id = ?
        union all select a.id, a.supervisor_id, a.name, t.depth + 1
