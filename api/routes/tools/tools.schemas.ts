@@ -6,7 +6,8 @@ export const ToolName = z
   .trim()
   .min(1, 'required')
   .max(64, 'at most 64 characters')
-  .regex(/^[a-z0-9][a-z0-9._+-]*$/, 'lower-case letters, digits and . _ + -, starting with a letter or digit (the name a host runs it by)');
+  // The program a host runs, or the name of a tool a server lists itself (MCP tool names are case-sensitive).
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]*$/, 'letters, digits and . _ + -, starting with a letter or digit (the name a host runs it by)');
 const Category = z
   .string()
   .trim()
