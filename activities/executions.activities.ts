@@ -1,11 +1,12 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { AgentToolPermission, Execution, ExecutionStatus } from '../entities';
+import { Execution, ExecutionStatus } from '../entities';
 import { ExecutionLog } from '../domain/runs/execution-log';
 import { executionRef, isFinal } from '../domain/runs/execution-status';
 import { finishExecution } from '../domain/runs/finish-execution';
 import { acquireSlot, type SlotAnswer } from '../domain/runs/slots';
+import { allowedToolsFor } from '../domain/tools/allowed-tools';
 import { hostToolCall, parsePromptResult } from '../lib/host-contract';
 import { toolResultText } from '../lib/mcp-client';
 import type { AgentExecutionResult } from '../workflows/agent-execution.workflow';
@@ -67,14 +68,14 @@ export function createExecutionActivities(deps: ActivityDeps) {
       }
       const log = new ExecutionLog(orm, executionRef(execution), attempt);
       if (attempt > 1) await log.append('status', { status: ExecutionStatus.RUNNING, data: { retry: true, attempt, reason: 'the previous attempt did not finish (worker lost or timed out)' } });
-      const permissions = await em.find(AgentToolPermission, { agent, canUse: true }, { populate: ['tool'] });
+      const allowedTools = await allowedToolsFor(em, agent.id);
       const call = hostToolCall('execute_prompt', {
         executionId,
         agentId: agent.id,
         agentName: agent.name,
         prompt: execution.prompt ?? '',
         ...(execution.context ? { context: execution.context } : {}),
-        allowedTools: permissions.map((p) => p.tool.name),
+        allowedTools,
         ...(execution.context?.responseSchema ? { responseSchema: execution.context.responseSchema as Record<string, unknown> } : {}),
       });
 

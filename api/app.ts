@@ -16,6 +16,8 @@ import { agentRoutes } from './routes/agents/agents.router';
 import { executionRoutes } from './routes/executions/executions.router';
 import { masterRoutes } from './routes/master/master.router';
 import { serverRoutes } from './routes/servers/servers.router';
+import { toolPermissionRoutes } from './routes/tools/permissions.router';
+import { toolRoutes } from './routes/tools/tools.router';
 import { serverToolRoutes } from './routes/tools/server-tools.router';
 import { userRoutes } from './routes/users/users.router';
 import { authenticate } from './auth/authenticate';
@@ -43,6 +45,8 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   agentRoutes(api, deps);
   executionRoutes(api, deps);
   masterRoutes(api, deps);
+  toolRoutes(api, deps);
+  toolPermissionRoutes(api, deps);
   serverToolRoutes(api, deps);
 
   let openApiDocument: unknown;

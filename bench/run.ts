@@ -2,6 +2,7 @@
 import { benchAuthMe } from './auth-me.bench';
 import { benchExecutions } from './executions.bench';
 import { benchServerTest } from './server-test.bench';
+import { benchTools } from './tools.bench';
 import { benchToolInstall } from './tool-install.bench';
 
 async function main(): Promise<void> {
@@ -9,6 +10,7 @@ async function main(): Promise<void> {
     { name: 'auth-me', ...(await benchAuthMe()) },
     { name: 'server-test', ...(await benchServerTest()) },
     { name: 'executions', ...(await benchExecutions()) },
+    { name: 'tools', ...(await benchTools()) },
     { name: 'tool-install', ...(await benchToolInstall()) },
   ];
   const failed = results.filter((r) => !r.pass);

@@ -3,6 +3,9 @@
  * auth, the tool list, the scripted execute_prompt with its notifications, cancellation (honoured
  * and ignored), structured data, the agent registry and the command tools.
  */
+import { access, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
@@ -93,6 +96,7 @@ describe('parseDirectives', () => {
       ignoreCancel: false,
       json: true,
       spec: { name: 'x', note: '[hang]' },
+      runs: [],
     });
     expect(parseDirectives('[bytes:10][hang][ignore-cancel][throw] [unknown] x')).toMatchObject({
       text: '[unknown] x',
@@ -442,5 +446,72 @@ describe('agent host', () => {
 
     const uninstall = await callTool(client, 'uninstall_tool', { name: 'demo', uninstallCommand: 'echo removed' });
     expect(uninstall.structuredContent).toEqual({ uninstalled: true, log: '$ echo removed\nremoved\n' });
+  });
+});
+
+describe('[run:...] in a prompt: the agent’s tool commands', () => {
+  const git = (more: Record<string, unknown> = {}) => ({ name: 'git', allowedCommands: [], blockedCommands: [], ...more });
+
+  async function run(host: AgentHost, prompt: string, allowedTools?: unknown[]) {
+    const { client, messages } = await connect(host);
+    const result = await callTool(client, 'execute_prompt', promptArgs(`run-${messages.length}-${Math.random()}`, prompt, allowedTools ? { allowedTools } : {}));
+    return { result, events: messages.map((m) => m.data) };
+  }
+
+  it('runs a command of an allowed tool, streaming tool_call, its output and tool_result', async () => {
+    const host = await startHost({ allowCommands: true });
+    const { result, events } = await run(host, 'check [run:git --version] done', [git()]);
+    expect(result.isError).toBeFalsy();
+    expect(events.map((e) => e.type)).toEqual(['tool_call', 'output', 'tool_result', 'output']);
+    expect(events[0]).toMatchObject({ type: 'tool_call', name: 'git', arguments: { command: 'git --version' } });
+    expect(events[1]).toMatchObject({ type: 'output', text: expect.stringMatching(/^git version \d+\.\d+/) });
+    expect(events[2]).toMatchObject({ type: 'tool_result', name: 'git', result: { exitCode: 0 } });
+    expect(result.structuredContent).toMatchObject({ success: true, output: expect.stringMatching(/^git version .*check done$/s) });
+  });
+
+  it('still takes allowedTools as bare names', async () => {
+    const host = await startHost({ allowCommands: true });
+    expect((await run(host, '[run:git --version]', ['git'])).result.isError).toBeFalsy();
+  });
+
+  it.each([
+    ['a tool the agent is not allowed', [], 'git is not among the agent\'s allowed tools'],
+    ['no allowedTools at all', undefined, 'git is not among the agent\'s allowed tools'],
+    ['a blocked command', [git({ blockedCommands: ['--version'] })], '"git --version" is blocked for this agent'],
+    ['a command outside the allowed ones', [git({ allowedCommands: ['status'] })], 'not among the agent\'s allowed commands of git'],
+  ])('refuses %s with a tool_result error and fails the run, running nothing', async (_what, allowedTools, reason) => {
+    const host = await startHost({ allowCommands: true });
+    const { result, events } = await run(host, '[run:git --version]', allowedTools);
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toContain(reason);
+    expect(events.map((e) => e.type)).toEqual(['tool_call', 'tool_result']);
+    expect(events[1]).toMatchObject({ type: 'tool_result', name: 'git', result: { error: expect.stringContaining(reason) } });
+  });
+
+  it('runs nothing on a host that does not allow commands, whatever the agent may use', async () => {
+    const host = await startHost();
+    const { result } = await run(host, '[run:git --version]', [git()]);
+    expect(textOf(result)).toContain('this host does not run commands');
+  });
+
+  it('runs the program itself, with no shell: ; and $(...) are only arguments', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'run-'));
+    const marker = `${dir}/touched`;
+    const host = await startHost({ allowCommands: true });
+    const { result, events } = await run(host, `[run:echo hi; touch ${marker}] [run:echo $(touch ${marker})]`, [{ name: 'echo' }]);
+    expect(result.isError).toBeFalsy();
+    expect(events.filter((e) => e.type === 'output').map((e) => (e as { text: string }).text)).toEqual([`hi; touch ${marker}\n`, `$(touch ${marker})\n`]);
+    await expect(access(marker)).rejects.toThrow();
+    await rm(dir, { recursive: true, force: true });
+    // A path would run another program under an allowed name.
+    expect(textOf((await run(host, '[run:/usr/bin/git --version]', [git()])).result)).toContain('not a path');
+  });
+
+  it('fails the run when the command fails, after reporting its exit code', async () => {
+    const host = await startHost({ allowCommands: true });
+    const { result, events } = await run(host, '[run:git no-such-subcommand]', [git()]);
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toContain('git no-such-subcommand failed: exit code 1');
+    expect(events.at(-1)).toMatchObject({ type: 'tool_result', result: { exitCode: 1, error: 'exit code 1' } });
   });
 });

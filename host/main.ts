@@ -6,7 +6,8 @@
  *
  * HOST_TOKEN (required) is the bearer token clients must send; HOST_PORT (default 4100),
  * HOST_BIND (default 127.0.0.1); HOST_ALLOW_COMMANDS=true lets install_tool, uninstall_tool
- * and check_tool run their shell commands on this machine.
+ * and check_tool run their shell commands on this machine, and agents run the commands of
+ * their allowed tools (`[run:...]`).
  */
 /* eslint-disable no-restricted-properties -- a separate program with its own HOST_* settings, not the control plane's lib/config.ts */
 import { startAgentHost } from './server';

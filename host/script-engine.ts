@@ -1,12 +1,14 @@
 /**
  * The reference host's `execute_prompt` engine. There is no AI here: the prompt's directives
  * (`[steps:N]`, `[delay:MS]`, `[fail]`, `[throw]`, `[hang]`, `[ignore-cancel]`, `[json]`,
- * `[spec]{...}`, `[bytes:N]`) choose a script, so integration tests, benchmarks and the dev demo
- * get a deterministic agent that streams real MCP notifications. A host with a real agent
- * replaces this file; the tools and the server around it stay.
+ * `[spec]{...}`, `[bytes:N]`, `[run:COMMAND]`) choose a script, so integration tests,
+ * benchmarks and the dev demo get a deterministic agent that streams real MCP notifications.
+ * `[run:...]` runs a real command, through the agent's allowed tools (tool-runner.ts). A host
+ * with a real agent replaces this file; the tools and the server around it stay.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutePromptResult, HostEvent, TodoStatus } from '../lib/host-contract';
+import type { ToolRun } from './tool-runner';
 
 export interface PromptDirectives {
   /** The prompt with every recognised directive (and the `[spec]` JSON) removed. */
@@ -20,6 +22,8 @@ export interface PromptDirectives {
   ignoreCancel: boolean;
   json: boolean;
   spec?: Record<string, unknown>;
+  /** The command lines of `[run:...]`, in prompt order. */
+  runs: string[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -74,7 +78,11 @@ export function parseDirectives(prompt: string): PromptDirectives {
       text = `${text.slice(0, specAt).replace(/[ \t]$/, '')}${text.slice(json.end)}`;
     }
   }
-  const found: Omit<PromptDirectives, 'text'> = { fail: false, throw: false, hang: false, ignoreCancel: false, json: false, spec };
+  const found: Omit<PromptDirectives, 'text'> = { fail: false, throw: false, hang: false, ignoreCancel: false, json: false, spec, runs: [] };
+  text = text.replace(/[ \t]?\[run:([^\]\n]+)\]/g, (_match, command: string) => {
+    found.runs.push(command.trim());
+    return '';
+  });
   // A directive goes with the one space before it; the rest of the prompt keeps its spacing.
   text = text.replace(/[ \t]?(?:\[(steps|delay|bytes):(\d+)\]|\[(fail|throw|hang|ignore-cancel|json)\])/g, (_match, key?: string, value?: string, flag?: string) => {
     if (key === 'steps') found.steps = Number(value);
@@ -176,6 +184,8 @@ export interface ScriptIo {
   stop: AbortSignal;
   /** The error the script ends with once `stop` has aborted. */
   stopError(): Error;
+  /** Runs one `[run:...]` command line, if the agent may (killed when `stop` aborts). */
+  runTool(commandLine: string): Promise<ToolRun>;
 }
 
 /** A script that ran to its end, or the failure `[fail]` asked for (an isError answer). */
@@ -186,6 +196,7 @@ export type ScriptOutcome = { ok: true; result: ExecutePromptResult } | { ok: fa
  * each step's messages. Throws on `[throw]` and when stopped.
  */
 export async function playScript(directives: PromptDirectives, hasResponseSchema: boolean, io: ScriptIo): Promise<ScriptOutcome> {
+  if (directives.runs.length) return playRuns(directives, io);
   const { stop } = io;
   const delayMs = directives.delayMs ?? io.stepDelayMs;
   const checkStop = () => {
@@ -227,4 +238,35 @@ export async function playScript(directives: PromptDirectives, hasResponseSchema
 
   const data = directives.json || directives.spec !== undefined || hasResponseSchema ? (directives.spec ?? generatedSpec(directives.text)) : undefined;
   return { ok: true, result: { success: true, output, tokensUsed: output.length, ...(data !== undefined ? { data } : {}) } };
+}
+
+/**
+ * The script of a prompt with `[run:...]`: one step per command (a `tool_call`, its output,
+ * a `tool_result`), then the prompt's text. A refused or failing command ends the run as a
+ * failure, after its `tool_result` says why.
+ */
+async function playRuns(directives: PromptDirectives, io: ScriptIo): Promise<ScriptOutcome> {
+  let output = '';
+  const emitOutput = async (text: string) => {
+    output += text;
+    await io.emit({ type: 'output', text });
+  };
+  for (const [i, command] of directives.runs.entries()) {
+    if (io.stop.aborted) throw io.stopError();
+    const toolCallId = `call-${io.executionId}-run-${i + 1}`;
+    const name = command.split(/\s+/)[0]!;
+    await io.emit({ type: 'tool_call', toolCallId, name, arguments: { command } });
+    const run = await io.runTool(command);
+    if (io.stop.aborted) throw io.stopError();
+    if (run.refused !== undefined) {
+      await io.emit({ type: 'tool_result', toolCallId, name: run.tool, result: { error: `refused: ${run.refused}` } });
+      return { ok: false, error: `tool call refused: ${run.refused}` };
+    }
+    if (run.output) await emitOutput(run.output);
+    await io.emit({ type: 'tool_result', toolCallId, name: run.tool, result: { exitCode: run.exitCode ?? null, ...(run.error ? { error: run.error } : {}) } });
+    await io.progress(i + 1, directives.runs.length, `ran ${run.tool}`);
+    if (!run.ok) return { ok: false, error: `${command} failed: ${run.error ?? 'unknown error'}` };
+  }
+  if (directives.text) await emitOutput(directives.text);
+  return { ok: true, result: { success: true, output, tokensUsed: output.length } };
 }

@@ -31,7 +31,7 @@ export interface AgentHostOptions {
   stepDelayMs?: number;
   /** When set, `provision_agent` answers isError with this text. */
   failProvision?: string;
-  /** Lets install_tool / uninstall_tool / check_tool run their shell commands; default false. */
+  /** Lets install_tool / uninstall_tool / check_tool, and agents' `[run:...]` within their allowedTools, run commands; default false. */
   allowCommands?: boolean;
   /** Called just before each `notifications/message` is sent (benchmarks time delivery from here). */
   onEvent?: (data: Readonly<Record<string, unknown>>) => void;

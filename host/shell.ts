@@ -1,6 +1,9 @@
 /**
- * Shell commands for the reference host's install_tool, uninstall_tool and check_tool: run with
- * `sh -c` under a timeout, their output kept as a short log and searched for a version.
+ * Commands the reference host runs: those of install_tool, uninstall_tool and check_tool with
+ * `sh -c` (the catalog writes them as shell text), and an agent's tool commands as a program
+ * and its arguments with no shell at all (what the agent may run is decided by the program's
+ * name, which `;` or `$(...)` must not get around). Both under a timeout; a failure is an
+ * outcome, never a throw.
  */
 import { execFile, type ExecFileException } from 'node:child_process';
 
@@ -12,29 +15,33 @@ export interface CommandOutcome {
   ok: boolean;
   /** stdout then stderr. */
   output: string;
-  /** Why it failed, in a few words (`exit code 2`, `killed (SIGTERM)`, `aborted`). */
+  /** Why it failed, in a few words (`exit code 2`, `killed (SIGTERM)`, `aborted`, `command not found`). */
   error?: string;
+  /** The exit code, when the process ended by itself. */
+  exitCode?: number;
 }
 
 function describeExecError(error: ExecFileException): string {
   if (error.name === 'AbortError') return 'aborted';
+  if (error.code === 'ENOENT') return 'command not found';
   if (error.killed) return `killed (${error.signal ?? 'timeout'})`;
   if (typeof error.code === 'number') return `exit code ${error.code}`;
   return error.message;
 }
 
-/** Runs `command`; a failure is an outcome, never a throw. `signal` kills it (a cancelled call). */
-export function runShell(command: string, signal: AbortSignal): Promise<CommandOutcome> {
+/** Runs `file` with `args`, no shell in between. `signal` kills it (a cancelled call). */
+export function runProgram(file: string, args: readonly string[], signal: AbortSignal): Promise<CommandOutcome> {
   return new Promise((resolve) => {
-    execFile(
-      'sh',
-      ['-c', command],
-      { timeout: COMMAND_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024, signal, encoding: 'utf8' },
-      (error, stdout, stderr) => {
-        resolve({ ok: !error, output: `${stdout}${stderr}`, ...(error ? { error: describeExecError(error) } : {}) });
-      },
-    );
+    execFile(file, args, { timeout: COMMAND_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024, signal, encoding: 'utf8' }, (error, stdout, stderr) => {
+      if (!error) return resolve({ ok: true, output: `${stdout}${stderr}`, exitCode: 0 });
+      resolve({ ok: false, output: `${stdout ?? ''}${stderr ?? ''}`, error: describeExecError(error), ...(typeof error.code === 'number' ? { exitCode: error.code } : {}) });
+    });
   });
+}
+
+/** Runs shell text with `sh -c`. */
+export function runShell(command: string, signal: AbortSignal): Promise<CommandOutcome> {
+  return runProgram('sh', ['-c', command], signal);
 }
 
 /** `$ command`, its output, and why it failed if it did: one command's part of a tool's log. */

@@ -2,7 +2,8 @@
  * The reference host's seven contract tools, registered on one McpServer per session with the
  * schemas of lib/host-contract.ts, so what the host publishes in tools/list is the contract.
  * `execute_prompt` plays a script (script-engine.ts); the agent tools keep an in-memory
- * registry; the command tools run shell commands (shell.ts) only when the host allows it.
+ * registry; the command tools, and an agent's `[run:...]` commands, run (shell.ts) only when
+ * the host allows commands, and an agent's only within its `allowedTools` (tool-runner.ts).
  */
 import type { McpServer, ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
@@ -10,6 +11,7 @@ import type { CallToolResult, ServerNotification, ServerRequest } from '@modelco
 import { HOST_CONTRACT, HOST_TOOLS, type HostMessage, type HostTool, type HostToolArgs, type HostToolResult } from '../lib/host-contract';
 import { parseDirectives, playScript, type ScriptIo } from './script-engine';
 import { logEntry, parseVersion, runShell, tail } from './shell';
+import { toolRunner } from './tool-runner';
 
 export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -91,6 +93,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
     const { executionId } = args;
     const directives = parseDirectives(args.prompt);
     const progressToken = extra._meta?.progressToken;
+    const runTool = toolRunner(args.allowedTools, context.allowCommands);
     // A host that ignores cancel only stops when it is shut down.
     return withStopSignal(shutdown, extra, directives.ignoreCancel, async (stop) => {
       const io: ScriptIo = {
@@ -107,6 +110,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
           progressToken === undefined
             ? Promise.resolve()
             : extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: done, total, message } }),
+        runTool: (commandLine) => runTool(commandLine, stop),
       };
       const outcome = await playScript(directives, args.responseSchema !== undefined, io);
       return outcome.ok ? okResult<'execute_prompt'>(outcome.result.output, outcome.result) : errorResult(outcome.error);

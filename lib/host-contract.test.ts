@@ -2,7 +2,7 @@
  * The host contract's readers: what a client keeps from a host's messages and answers, and what
  * it drops. (That the reference host speaks this contract is checked in host/agent-host.test.ts.)
  */
-import { HOST_CONTRACT, HOST_TOOLS, hostToolCall, parseHostMessage, parsePromptResult } from './host-contract';
+import { allowedToolScopes, HOST_CONTRACT, HOST_TOOLS, hostToolCall, parseHostMessage, parsePromptResult } from './host-contract';
 
 const E = 'exec-1';
 
@@ -80,5 +80,27 @@ describe('the contract table', () => {
     expect(hostToolCall('activate_agent', { agentId: 'a' })).toEqual({ name: 'activate_agent', arguments: { agentId: 'a' } });
     // @ts-expect-error: provision_agent needs role and capabilities (npm run typecheck fails without this line's error)
     hostToolCall('provision_agent', { agentId: 'a', name: 'n' });
+  });
+});
+
+describe('allowedTools', () => {
+  const args = { executionId: E, agentId: 'a', agentName: 'n', prompt: 'p' };
+
+  it('carries each tool with its allowed and blocked commands', () => {
+    const allowedTools = [{ name: 'git', allowedCommands: ['status', 'log'], blockedCommands: ['push'] }];
+    expect(HOST_CONTRACT.execute_prompt.args.parse({ ...args, allowedTools }).allowedTools).toEqual(allowedTools);
+  });
+
+  it('still reads a list of bare names, each allowing every command of its tool', () => {
+    const parsed = HOST_CONTRACT.execute_prompt.args.parse({ ...args, allowedTools: ['git', { name: 'docker', blockedCommands: ['rm'] }] });
+    expect(allowedToolScopes(parsed.allowedTools)).toEqual([
+      { name: 'git', allowedCommands: [], blockedCommands: [] },
+      { name: 'docker', allowedCommands: [], blockedCommands: ['rm'] },
+    ]);
+    expect(allowedToolScopes(undefined)).toEqual([]);
+  });
+
+  it('refuses an entry without a name', () => {
+    expect(HOST_CONTRACT.execute_prompt.args.safeParse({ ...args, allowedTools: [{ allowedCommands: [] }] }).success).toBe(false);
   });
 });

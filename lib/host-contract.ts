@@ -21,6 +21,21 @@ const JsonObject = z.record(z.string(), z.unknown());
 // Tools: arguments and structured results
 // ---------------------------------------------------------------------------------------------
 
+/** One entry of `allowedTools`: a granted tool and what the agent may run of it. */
+export const AllowedTool = z.object({
+  name: z.string(),
+  /** Command prefixes the agent may run; empty: every command not blocked. */
+  allowedCommands: z.array(z.string()).default([]),
+  /** Command prefixes the agent may never run; they win over `allowedCommands`. */
+  blockedCommands: z.array(z.string()).default([]),
+});
+export type AllowedTool = z.infer<typeof AllowedTool>;
+
+/** `allowedTools` as a host reads it: every entry an object, a bare name allowing every command. */
+export function allowedToolScopes(allowedTools: ExecutePromptArgs['allowedTools']): AllowedTool[] {
+  return (allowedTools ?? []).map((entry) => (typeof entry === 'string' ? { name: entry, allowedCommands: [], blockedCommands: [] } : entry));
+}
+
 export const ExecutePromptArgs = z.object({
   /** The same on every attempt of a run: a repeated id is a retry after a lost worker. */
   executionId: z.string(),
@@ -28,8 +43,11 @@ export const ExecutePromptArgs = z.object({
   agentName: z.string(),
   prompt: z.string(),
   context: JsonObject.optional(),
-  /** Names of the tools the agent may use (its `canUse` permissions). */
-  allowedTools: z.array(z.string()).optional(),
+  /**
+   * The tools the agent may use, with the commands it may run of each (lib/tool-commands.ts).
+   * A bare name (what hosts received before) means every command of that tool. Absent: none.
+   */
+  allowedTools: z.array(z.union([z.string(), AllowedTool])).optional(),
   /** A JSON schema the answer's `data` must match. */
   responseSchema: JsonObject.optional(),
 });

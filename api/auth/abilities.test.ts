@@ -28,7 +28,7 @@ const MATRIX: Record<SubjectType, Partial<Record<Action, UserRole[]>>> = {
   },
   Task: { read: ALL, create: [ADMIN, MANAGER, OPERATOR], update: [ADMIN, MANAGER, OPERATOR], delete: [ADMIN, MANAGER, OPERATOR], execute: [ADMIN, MANAGER, OPERATOR] },
   Execution: { read: ALL, cancel: [ADMIN, MANAGER, OPERATOR], delete: [ADMIN], update: [ADMIN] },
-  ToolDefinition: { read: ALL, create: NONE, update: NONE, delete: NONE },
+  ToolDefinition: { read: ALL, create: [ADMIN, MANAGER], update: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
   ServerTool: { read: ALL, install: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
   AgentToolPermission: { read: ALL, create: [ADMIN, MANAGER], update: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
 };
@@ -43,7 +43,6 @@ describe('defineAbilityFor', () => {
 
   function target(subjectType: SubjectType, orgId: string) {
     if (subjectType === 'Organization') return subject('Organization', { id: orgId } as never);
-    if (subjectType === 'ToolDefinition') return subject('ToolDefinition', { name: 'git' } as never);
     return subject(subjectType, { id: randomUUID(), organization: { id: orgId } } as never);
   }
 
@@ -52,7 +51,7 @@ describe('defineAbilityFor', () => {
     expect(ability.can(action as Action, target(subjectType as SubjectType, organizationId))).toBe(expected);
   });
 
-  it.each(rows.filter(([, , subjectType]) => subjectType !== 'ToolDefinition'))('%s %s %s of another organisation → false', (role, action, subjectType) => {
+  it.each(rows)('%s %s %s of another organisation → false', (role, action, subjectType) => {
     const ability = defineAbilityFor({ userId: randomUUID(), organizationId, role });
     expect(ability.can(action as Action, target(subjectType as SubjectType, otherOrganizationId))).toBe(false);
   });
@@ -62,6 +61,13 @@ describe('defineAbilityFor', () => {
     const ability = defineAbilityFor({ userId, organizationId, role });
     expect(ability.can('read', subject('User', { id: userId, organization: { id: organizationId } } as never))).toBe(true);
     expect(ability.can('read', subject('User', { id: randomUUID(), organization: { id: organizationId } } as never))).toBe(role === ADMIN);
+  });
+
+  it.each(ALL)('%s reads a built-in catalog entry and may change none', (role) => {
+    const ability = defineAbilityFor({ userId: randomUUID(), organizationId, role });
+    const builtin = subject('ToolDefinition', { id: randomUUID(), name: 'git', organization: null } as never);
+    expect(ability.can('read', builtin)).toBe(true);
+    for (const action of ['create', 'update', 'delete', 'manage'] as const) expect(ability.can(action, builtin)).toBe(false);
   });
 
   it('fails fast on an unknown role', () => {
@@ -86,9 +92,9 @@ describe('defineAbilityFor', () => {
       expect(accessibleFilter(ability, 'delete', 'McpServer')).toBeNull();
     });
 
-    it('leaves the global tool catalog unconditioned', () => {
+    it('scopes the tool catalog to the built-in entries and the organisation’s own', () => {
       const ability = defineAbilityFor({ userId: randomUUID(), organizationId, role: VIEWER });
-      expect(accessibleFilter(ability, 'read', 'ToolDefinition')).toEqual({});
+      expect(accessibleFilter(ability, 'read', 'ToolDefinition')).toEqual({ $or: [{ organization: { id: organizationId } }, { organization: null }] });
     });
   });
 });

@@ -50,11 +50,11 @@ type RoleBuilder = (b: Builder, p: Principal, inOrg: MongoQuery) => void;
 
 const ROLE_BUILDERS: Record<UserRole, RoleBuilder> = {
   [UserRole.ADMIN]: ({ can }, _p, inOrg) => {
-    can('manage', ['User', 'AuditLog', 'McpServer', 'Agent', 'Task', 'Execution', 'ServerTool', 'AgentToolPermission'], inOrg);
+    can('manage', ['User', 'AuditLog', 'McpServer', 'Agent', 'Task', 'Execution', 'ToolDefinition', 'ServerTool', 'AgentToolPermission'], inOrg);
   },
   [UserRole.MANAGER]: ({ can }, _p, inOrg) => {
     can('read', ORG_READABLE, inOrg);
-    can('manage', ['McpServer', 'Agent', 'Task', 'ServerTool', 'AgentToolPermission'], inOrg);
+    can('manage', ['McpServer', 'Agent', 'Task', 'ToolDefinition', 'ServerTool', 'AgentToolPermission'], inOrg);
     can(['read', 'cancel'], 'Execution', inOrg);
     can('read', 'AuditLog', inOrg);
   },
@@ -81,7 +81,9 @@ export function defineAbilityFor(principal: Principal): AppAbility {
 
   builder.can('read', 'Organization', { id: principal.organizationId });
   builder.can('read', 'User', { id: principal.userId });
-  builder.can('read', 'ToolDefinition');
+  // The catalog: the built-in entries (no organisation; nobody may change them) and the organisation's own.
+  builder.can('read', 'ToolDefinition', { organization: null });
+  builder.can('read', 'ToolDefinition', inOrg);
   roleBuilder(builder, principal, inOrg);
   if (principal.role === UserRole.ADMIN) builder.can('update', 'Organization', { id: principal.organizationId });
   // The audit log is append-only, for everyone.

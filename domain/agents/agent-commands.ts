@@ -5,6 +5,7 @@ import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError, uniqueOrConflict } from '../errors';
 import { startAgentProvision, type TemporalAccess } from '../temporal';
+import { trimAfterMove } from '../tools/permission-commands';
 import { assertMasterUnsupervised, assertNoOtherMaster, assertValidatable, checkSupervisor } from './agent-rules';
 
 /**
@@ -75,8 +76,10 @@ export async function createAgent(em: EntityManager, actor: Actor, input: NewAge
 
 /**
  * Changes an agent: never its status (validate and execute own it) nor its server. Audited
- * with what actually changed. A caller that must check its permission on the result runs this
- * in a transaction and checks before the commit.
+ * with what actually changed. A move under another supervisor trims the agent's tool
+ * permissions, and its subtree's, to the new supervisor's (audited). Run it in a transaction:
+ * the move and the trim commit together, and a caller that must check its permission on the
+ * result checks before the commit.
  */
 export async function updateAgent(em: EntityManager, actor: Actor, agent: Agent, input: AgentChanges): Promise<Agent> {
   const changes: Record<string, unknown> = {};
@@ -98,6 +101,8 @@ export async function updateAgent(em: EntityManager, actor: Actor, agent: Agent,
   assertMasterUnsupervised(agent.role, Boolean(agent.supervisor));
   if (Object.keys(changes).length) audit(em, actor, { action: 'agent.update', resourceType: 'agent', resourceId: agent.id, changes });
   await em.flush();
+  // Under a new supervisor, the agent and its subtree keep only what that supervisor holds.
+  if (changes.supervisorId && agent.supervisor) await trimAfterMove(em, actor, agent);
   return agent;
 }
 

@@ -13,22 +13,16 @@ import { audit } from '../audit';
 import { AppError } from '../errors';
 import type { RunDeps } from '../runs/start-execution';
 import { startToolInstall, toolInstallHandle } from '../temporal';
+import { inCatalogOf } from './catalog-commands';
 import { toolCommands } from './host-install';
 import { BUSY_STATUSES } from './install-state';
 
-/** Catalog entries an organisation sees: the built-ins and its own. */
-export function visibleToOrganization(organizationId: string) {
-  return { $or: [{ organization: null }, { organization: organizationId }] };
-}
-
 /**
- * The catalog entry an install names, by id or by name; a name finds the organisation's own
- * entry before a built-in of the same name. Another organisation's entry is not found.
+ * The catalog entry an install names, by id or by name (unique in what an organisation sees:
+ * its own entries may not take a built-in's name). Another organisation's entry is not found.
  */
 export async function findCatalogTool(em: EntityManager, organizationId: string, by: { toolId?: string; name?: string }): Promise<ToolDefinition> {
-  const where = by.toolId !== undefined ? { id: by.toolId } : { name: by.name };
-  const found = await em.find(ToolDefinition, { $and: [where, visibleToOrganization(organizationId)] }, { limit: 2 });
-  const tool = found.find((t) => t.organization) ?? found[0];
+  const tool = await em.findOne(ToolDefinition, { ...(by.toolId !== undefined ? { id: by.toolId } : { name: by.name }), ...inCatalogOf(organizationId) });
   if (!tool) throw AppError.notFound('Tool');
   return tool;
 }

@@ -24,9 +24,11 @@ function present(result: AuthResult) {
   };
 }
 
-function noStore(ctx: AppContext): void {
-  // Tokens must not be cached by browsers or proxies.
+/** Answers with a token pair, which browsers and proxies must not cache. */
+function sendTokens(ctx: AppContext, result: AuthResult, status = 200): void {
   ctx.set('Cache-Control', 'no-store');
+  ctx.status = status;
+  ctx.body = present(result);
 }
 
 export function authRoutes(api: ApiRouter, deps: AppDeps): void {
@@ -42,10 +44,7 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
       responses: { 201: { description: 'Registered and logged in', schema: AuthResponse }, 409: { description: 'email_taken' } },
     },
     async (ctx, { body }) => {
-      const result = await register(em(deps), deps.config, body, requestMeta(ctx));
-      noStore(ctx);
-      ctx.status = 201;
-      ctx.body = present(result);
+      sendTokens(ctx, await register(em(deps), deps.config, body, requestMeta(ctx)), 201);
     },
   );
 
@@ -63,9 +62,7 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
       },
     },
     async (ctx, { body }) => {
-      const result = await login(em(deps), deps.config, body, requestMeta(ctx));
-      noStore(ctx);
-      ctx.body = present(result);
+      sendTokens(ctx, await login(em(deps), deps.config, body, requestMeta(ctx)));
     },
   );
 
@@ -83,9 +80,7 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
       },
     },
     async (ctx, { body }) => {
-      const result = await refresh(em(deps), deps.config, body.refreshToken, requestMeta(ctx));
-      noStore(ctx);
-      ctx.body = present(result);
+      sendTokens(ctx, await refresh(em(deps), deps.config, body.refreshToken, requestMeta(ctx)));
     },
   );
 

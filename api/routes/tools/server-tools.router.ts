@@ -1,7 +1,8 @@
 import { ForbiddenError, subject } from '@casl/ability';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { McpServer, ServerTool, ServerToolStatus, ToolDefinition } from '../../../entities';
-import { cancelToolChange, findCatalogTool, requestToolChange, toolChangeRunning, visibleToOrganization } from '../../../domain/tools/install-commands';
+import { inCatalogOf } from '../../../domain/tools/catalog-commands';
+import { cancelToolChange, findCatalogTool, requestToolChange, toolChangeRunning } from '../../../domain/tools/install-commands';
 import type { ToolAction } from '../../../workflows/tool-install.workflow';
 import type { ApiRouter } from '../../api-router';
 import { actorOf } from '../../actor';
@@ -13,6 +14,7 @@ import { ServerToolFollower } from '../../realtime/server-tool-stream';
 import { wantsEventStream } from '../../realtime/sse';
 import type { AppContext } from '../../context';
 import { loadServer } from '../servers/servers.router';
+import { presentToolSummary } from './tools.presenters';
 import { InstallBody, ListServerToolsQuery, ServerParams, ServerToolOut, ServerToolPage, ServerToolParams, ToolChangeStartedOut } from './server-tools.schemas';
 
 /** The names of the server's own tools/list listed with the first page, at most. */
@@ -25,7 +27,7 @@ function serverToolSubject(server: McpServer) {
 
 function presentServerTool(tool: ToolDefinition, row: ServerTool | undefined) {
   return {
-    tool: { id: tool.id, name: tool.name, displayName: tool.displayName, category: tool.category, builtin: !tool.organization },
+    tool: presentToolSummary(tool),
     status: row?.status ?? ServerToolStatus.NOT_INSTALLED,
     installedVersion: row?.installedVersion ?? null,
     installedAt: row?.installedAt?.toISOString() ?? null,
@@ -94,7 +96,7 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
       ForbiddenError.from(auth.ability).throwUnlessCan('read', serverToolSubject(server));
       const rows = await em().find(ServerTool, { server: server.id });
       const byTool = new Map(rows.map((row) => [row.tool.id, row]));
-      const filters = [visibleToOrganization(auth.organizationId), afterCursor(query.cursor), ...statusFilter(rows, query.status as ServerToolStatus | undefined)];
+      const filters = [inCatalogOf(auth.organizationId), afterCursor(query.cursor), ...statusFilter(rows, query.status as ServerToolStatus | undefined)];
       if (query.category) filters.push({ category: query.category });
       const tools = await em().find(ToolDefinition, { $and: filters } as never, { orderBy: PAGE_ORDER, limit: query.limit + 1 });
       const page = toPage(tools, query.limit, (tool) => presentServerTool(tool, byTool.get(tool.id)));

@@ -16,7 +16,7 @@ export const ListServerToolsQuery = z.strictObject({
 export const InstallBody = z
   .strictObject({
     toolId: z.uuid('must be a uuid').optional().openapi({ description: 'The catalog entry to install' }),
-    name: z.string().trim().min(1, 'required').max(64, 'at most 64 characters').optional().openapi({ description: "Or its name (the organisation's own entry before a built-in of that name)" }),
+    name: z.string().trim().min(1, 'required').max(64, 'at most 64 characters').optional().openapi({ description: 'Or its name' }),
     version: z
       .string()
       .regex(VERSION_PATTERN, 'must be a version such as 1.2.3 (letters, digits and . + ~ _ -, at most 64)')

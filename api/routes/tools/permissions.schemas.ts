@@ -1,0 +1,66 @@
+import { z } from '../../zod';
+
+/** Words separated by single spaces: `remote add`, the form every comparison reads. */
+const CommandEntry = z
+  .string()
+  .transform((text) => text.trim().split(/\s+/).join(' '))
+  .pipe(z.string().min(1, 'required').max(200, 'at most 200 characters'))
+  .openapi({ type: 'string', description: 'A command of the tool, without its name (`status`, `remote add`): it covers every command starting with these words' });
+const CommandList = z
+  .array(CommandEntry)
+  .max(100)
+  .transform((entries) => [...new Set(entries)]);
+
+const PermissionIn = z.strictObject({
+  toolId: z.uuid(),
+  canUse: z.boolean(),
+  allowedCommands: CommandList.optional().openapi({ description: 'Only these commands (and what they start); empty or absent: every command not blocked' }),
+  blockedCommands: CommandList.optional().openapi({ description: 'Never these commands (nor what they start); they win over allowedCommands' }),
+});
+
+export const SetPermissionsBody = z
+  .strictObject({
+    permissions: z
+      .array(PermissionIn)
+      .max(500)
+      .superRefine((entries, ctx) => {
+        const seen = new Set<string>();
+        entries.forEach((entry, i) => {
+          if (seen.has(entry.toolId)) ctx.addIssue({ code: 'custom', path: [i, 'toolId'], message: 'this tool is already in the list' });
+          seen.add(entry.toolId);
+        });
+      }),
+  })
+  .openapi('SetAgentToolPermissionsRequest');
+
+export const AgentParams = z.strictObject({ agentId: z.uuid('must be a uuid') });
+
+const PermissionOut = z.object({
+  toolId: z.uuid(),
+  tool: z.object({ id: z.uuid(), name: z.string(), displayName: z.string(), category: z.string(), builtin: z.boolean() }),
+  canUse: z.boolean(),
+  allowedCommands: z.array(z.string()),
+  blockedCommands: z.array(z.string()),
+  state: z.enum(['active', 'pending_install', 'not_granted']).openapi({
+    description: 'active: sent to the host and usable; pending_install: granted, waiting for the tool to be installed on the agent’s server; not_granted: canUse is false',
+  }),
+  grantedById: z.uuid().nullable(),
+  updatedAt: z.string(),
+});
+
+export const AgentPermissionsOut = z
+  .object({
+    agentId: z.uuid(),
+    supervisorId: z.uuid().nullable(),
+    boundedBySupervisor: z.boolean().openapi({ description: 'Whether the supervisor’s permissions bound this agent’s (false for a MASTER or an agent without supervisor)' }),
+    permissions: z.array(PermissionOut),
+  })
+  .openapi('AgentToolPermissions');
+
+const Scope = z.object({ allowedCommands: z.array(z.string()), blockedCommands: z.array(z.string()) });
+
+export const SetPermissionsOut = AgentPermissionsOut.extend({
+  trimmed: z
+    .array(z.object({ agentId: z.uuid(), name: z.string(), removed: z.array(z.string()), narrowed: z.array(z.object({ tool: z.string(), from: Scope, to: Scope })) }))
+    .openapi({ description: 'Subordinates whose permissions shrank with this change, each audited as agent.permissions.trimmed' }),
+}).openapi('AgentToolPermissionsChange');

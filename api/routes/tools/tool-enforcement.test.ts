@@ -1,0 +1,78 @@
+/**
+ * Permissions at run time, end to end: the API, a real worker and a real reference host that
+ * runs real commands. An agent without `git` cannot run git through the host; one granted it
+ * can, within its commands.
+ */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { ServerToolStatus, type ToolDefinition } from '../../../entities';
+import type { AgentHost } from '../../../host/server';
+import { httpFor, registerAccount, type Account, type Http } from '../../../test/api';
+import { activeAgent, registerHost, waitFor } from '../../../test/fleet';
+import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
+import { builtinTool, setServerTool } from '../../../test/tool-fixtures';
+
+describe('tool permissions at run time', () => {
+  let ctx: TestContext;
+  let http: Http;
+  let worker: Awaited<ReturnType<typeof startTestWorker>>;
+  let admin: Account;
+  let host: AgentHost;
+  let serverId: string;
+  let git: ToolDefinition;
+  const em = () => ctx.orm.em.fork() as EntityManager;
+  const as = (account: Account) => ({ Authorization: `Bearer ${account.accessToken}` });
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    worker = await startTestWorker(ctx);
+    http = httpFor(ctx);
+    admin = await registerAccount(http, 'Enforcement Org');
+    ({ host, serverId } = await registerHost(http, admin, { allowCommands: true }));
+    git = await builtinTool(em(), { name: 'git', category: 'vcs' });
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await host?.close();
+    await ctx?.close();
+  });
+
+  async function run(agentId: string, prompt: string) {
+    const { executionId } = (await http.post(`/api/agents/${agentId}/execute`).set(as(admin)).send({ prompt }).expect(202)).body;
+    const done = await waitFor(async () => {
+      const res = await http.get(`/api/executions/${executionId}`).set(as(admin));
+      return ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(res.body.status) ? res.body : undefined;
+    });
+    const events = (await http.get(`/api/executions/${executionId}/events`).set(as(admin)).expect(200)).body.items as { phase: string; output?: string; toolCall?: Record<string, unknown> }[];
+    const call = host.calls.find((c) => c.tool === 'execute_prompt' && c.args.executionId === executionId)!;
+    return { done, events, allowedTools: call.args.allowedTools };
+  }
+
+  it('refuses git to an agent not granted it: a tool_result error, a FAILED run, nothing run', async () => {
+    const agent = await activeAgent(http, admin, serverId);
+    const { done, events, allowedTools } = await run(agent.id, '[run:git --version]');
+    expect(allowedTools).toEqual([]);
+    expect(done).toMatchObject({ status: 'FAILED', error: expect.stringContaining("git is not among the agent's allowed tools") });
+    expect(events.filter((e) => e.phase === 'tool_result')).toEqual([
+      expect.objectContaining({ toolCall: expect.objectContaining({ name: 'git', result: { error: expect.stringContaining('refused') } }) }),
+    ]);
+    expect(events.some((e) => e.output?.includes('git version'))).toBe(false);
+  });
+
+  it('sends a grant only once the tool is installed, then runs git for the agent, within its commands', async () => {
+    const agent = await activeAgent(http, admin, serverId);
+    await http.put(`/api/tools/agent/${agent.id}/permissions`).set(as(admin)).send({ permissions: [{ toolId: git.id, canUse: true, blockedCommands: ['push'] }] }).expect(200);
+    // Granted but not on the server yet: pending, so the host still refuses.
+    const pending = await run(agent.id, '[run:git --version]');
+    expect(pending.allowedTools).toEqual([]);
+    expect(pending.done.status).toBe('FAILED');
+
+    await setServerTool(em(), serverId, git.id, ServerToolStatus.INSTALLED);
+    const granted = await run(agent.id, 'checked [run:git --version]');
+    expect(granted.allowedTools).toEqual([{ name: 'git', allowedCommands: [], blockedCommands: ['push'] }]);
+    expect(granted.done).toMatchObject({ status: 'COMPLETED', output: expect.stringMatching(/^git version \d+\.\d+.*checked$/s) });
+    expect(granted.events.map((e) => e.phase)).toEqual(expect.arrayContaining(['tool_call', 'output', 'tool_result']));
+
+    const blocked = await run(agent.id, '[run:git push origin main]');
+    expect(blocked.done).toMatchObject({ status: 'FAILED', error: expect.stringContaining('"git push origin main" is blocked for this agent') });
+  });
+});

@@ -1,0 +1,74 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { AgentToolPermission, ServerToolStatus, ToolDefinition, type Agent } from '../../entities';
+import { makeAgent, makeOrganization, makeServer } from '../../test/factories';
+import { createTestContext, type TestContext } from '../../test/harness';
+import { builtinTool, setServerTool } from '../../test/tool-fixtures';
+import { allowedToolsFor, assertToolCallAllowed } from './allowed-tools';
+
+describe('allowedToolsFor and assertToolCallAllowed', () => {
+  let ctx: TestContext;
+  let agent: Agent;
+  let git: ToolDefinition;
+  let docker: ToolDefinition;
+  let pending: ToolDefinition;
+  let denied: ToolDefinition;
+  const em = () => ctx.orm.em.fork() as EntityManager;
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    const setup = em();
+    const org = makeOrganization(setup);
+    const server = makeServer(setup, org);
+    // The server's own tools/list offers `echo-mcp`: usable without an install.
+    server.toolsSnapshot = [{ name: 'echo-mcp', description: 'echoes' } as never];
+    agent = makeAgent(setup, server);
+    await setup.flush();
+    [git, docker, pending, denied] = await Promise.all([builtinTool(em()), builtinTool(em()), builtinTool(em()), builtinTool(em())]);
+    const echo = await builtinTool(em(), { name: 'echo-mcp' });
+    for (const tool of [git, docker, denied]) await setServerTool(em(), server.id, tool.id, ServerToolStatus.INSTALLED);
+    await setServerTool(em(), server.id, pending.id, ServerToolStatus.INSTALLING);
+    const grant = (tool: ToolDefinition, fields: Partial<AgentToolPermission> = {}) => setup.create(AgentToolPermission, { organization: org, agent, tool: setup.getReference(ToolDefinition, tool.id), ...fields });
+    grant(git, { allowedCommands: ['status', 'remote'], blockedCommands: ['remote add'] });
+    grant(docker);
+    grant(pending);
+    grant(denied, { canUse: false });
+    grant(echo);
+    await setup.flush();
+  });
+  afterAll(async () => {
+    await ctx?.close();
+  });
+
+  it('lists the granted tools available on the agent’s server, with their commands', async () => {
+    const tools = await allowedToolsFor(em(), agent.id);
+    expect(tools).toEqual(
+      [
+        { name: git.name, allowedCommands: ['status', 'remote'], blockedCommands: ['remote add'] },
+        { name: docker.name, allowedCommands: [], blockedCommands: [] },
+        { name: 'echo-mcp', allowedCommands: [], blockedCommands: [] },
+      ].sort((a, b) => a.name.localeCompare(b.name)),
+    );
+  });
+
+  it('allows a granted, available tool and the commands its grant allows', async () => {
+    await expect(assertToolCallAllowed(em(), agent.id, docker.name)).resolves.toBeUndefined();
+    await expect(assertToolCallAllowed(em(), agent.id, 'echo-mcp')).resolves.toBeUndefined();
+    await expect(assertToolCallAllowed(em(), agent.id, git.name, 'remote -v')).resolves.toBeUndefined();
+    await expect(assertToolCallAllowed(em(), agent.id, git.name, 'status --short')).resolves.toBeUndefined();
+  });
+
+  it.each([
+    ['a tool never granted', () => ['never-granted-tool'], /is not granted the tool never-granted-tool/],
+    ['a grant with canUse false', () => [denied.name], /is not granted the tool/],
+    ['a tool not installed yet', () => [pending.name], /is not installed on agent .*'s server: its grant waits for the install/],
+    ['a blocked command', () => [git.name, 'remote add origin x'], /is blocked for this agent \(blocked command "remote add"\)/],
+    ['a command outside the allowed ones', () => [git.name, 'push'], /is not among the agent's allowed commands/],
+    ['the whole tool when only some commands are allowed', () => [git.name], /is not among the agent's allowed commands/],
+    ['an unreadable command line', () => [git.name, 'status "oops'], /not a valid command line/],
+  ])('refuses %s with tool_not_allowed and the reason', async (_what, args, reason) => {
+    const [toolName, command] = args();
+    const refusal = assertToolCallAllowed(em(), agent.id, toolName!, command);
+    await expect(refusal).rejects.toMatchObject({ name: 'ToolCallRefused', status: 403, code: 'tool_not_allowed', details: { agentId: agent.id, toolName } });
+    await expect(refusal).rejects.toThrow(reason);
+  });
+});
