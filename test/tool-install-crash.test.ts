@@ -5,7 +5,7 @@ import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { registerHost } from './fleet';
 import { createTestContext, spawnWorkerProcess, type TestContext } from './harness';
-import { catalogEntry, versionFileTool, waitForToolState } from './tools';
+import { catalogEntry, versionFileTool, waitForToolState } from './tool-fixtures';
 
 describe('a worker killed mid-install', () => {
   let ctx: TestContext;
