@@ -233,6 +233,14 @@ describe('tool installs on servers (/api/tools/server)', () => {
     expect(notInstalled.body.items).toHaveLength(8);
     const failed = await http.get(`/api/tools/server/${serverId}`).query({ category, status: 'FAILED' }).set(bearer(admin)).expect(200);
     expect(failed.body.items).toEqual([]);
+    // A server nothing was ever installed on: every entry is NOT_INSTALLED, none INSTALLED.
+    const fresh = await registerHost(http, admin);
+    closers.push(() => fresh.host.close());
+    const untouched = await http.get(`/api/tools/server/${fresh.serverId}`).query({ category, status: 'NOT_INSTALLED', limit: 100 }).set(bearer(admin)).expect(200);
+    expect(untouched.body.items).toHaveLength(9);
+    expect(untouched.body.serverTools).toMatchObject({ names: [], total: 0, checkedAt: null });
+    const none = await http.get(`/api/tools/server/${fresh.serverId}`).query({ category, status: 'INSTALLED' }).set(bearer(admin)).expect(200);
+    expect(none.body.items).toEqual([]);
 
     const seen: string[] = [];
     let cursor: string | null = null;
