@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -60,12 +60,20 @@ export async function catalogEntry(orm: Orm, organizationId: string | null, comm
   return tool;
 }
 
+const toolDirs: string[] = [];
+
+/** Removes the temporary directories of versionFileTool (for afterAll). */
+export function removeToolDirs(): void {
+  for (const dir of toolDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
 /**
  * Harmless commands for the reference host: "installing" writes a version file in a fresh
  * temporary directory (after `delaySeconds`), the version command reads it, uninstall removes it.
  */
 export function versionFileTool(version = '1.2.3', delaySeconds = 0): ToolCommandsSpec & { dir: string; file: string } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-tool-'));
+  toolDirs.push(dir);
   const file = path.join(dir, 'version');
   const pause = delaySeconds > 0 ? `sleep ${delaySeconds} && ` : '';
   return {

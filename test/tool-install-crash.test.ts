@@ -5,7 +5,7 @@ import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { registerHost } from './fleet';
 import { createTestContext, spawnWorkerProcess, type TestContext } from './harness';
-import { catalogEntry, versionFileTool, waitForToolState } from './tool-fixtures';
+import { catalogEntry, removeToolDirs, versionFileTool, waitForToolState } from './tool-fixtures';
 
 describe('a worker killed mid-install', () => {
   let ctx: TestContext;
@@ -24,6 +24,7 @@ describe('a worker killed mid-install', () => {
   afterAll(async () => {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
     await host?.close();
+    removeToolDirs();
     await ctx?.close();
   });
 

@@ -6,7 +6,7 @@ import { addMember, httpFor, registerAccount, type Account, type Http } from '..
 import { parseSse, registerHost, sseText } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
 import { startMcpServer, type StreamableTestMcpServer } from '../../../test/mcp-servers';
-import { catalogEntry, toolState, versionFileTool, waitForToolState } from '../../../test/tool-fixtures';
+import { catalogEntry, removeToolDirs, toolState, versionFileTool, waitForToolState } from '../../../test/tool-fixtures';
 import { serverHealth } from '../../../workflows';
 
 describe('tool installs on servers (/api/tools/server)', () => {
@@ -33,6 +33,7 @@ describe('tool installs on servers (/api/tools/server)', () => {
   afterAll(async () => {
     for (const close of closers) await close();
     await host?.close();
+    removeToolDirs();
     await worker?.stop();
     await ctx?.close();
   });
