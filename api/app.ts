@@ -18,6 +18,7 @@ import { masterRoutes } from './routes/master/master.router';
 import { serverRoutes } from './routes/servers/servers.router';
 import { toolPermissionRoutes } from './routes/tools/permissions.router';
 import { toolRoutes } from './routes/tools/tools.router';
+import { serverToolRoutes } from './routes/tools/server-tools.router';
 import { userRoutes } from './routes/users/users.router';
 import { authenticate } from './auth/authenticate';
 
@@ -46,6 +47,7 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   masterRoutes(api, deps);
   toolRoutes(api, deps);
   toolPermissionRoutes(api, deps);
+  serverToolRoutes(api, deps);
 
   let openApiDocument: unknown;
   api.router.get('/openapi.json', (ctx) => {

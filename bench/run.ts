@@ -3,6 +3,7 @@ import { benchAuthMe } from './auth-me.bench';
 import { benchExecutions } from './executions.bench';
 import { benchServerTest } from './server-test.bench';
 import { benchTools } from './tools.bench';
+import { benchToolInstall } from './tool-install.bench';
 
 async function main(): Promise<void> {
   const results = [
@@ -10,6 +11,7 @@ async function main(): Promise<void> {
     { name: 'server-test', ...(await benchServerTest()) },
     { name: 'executions', ...(await benchExecutions()) },
     { name: 'tools', ...(await benchTools()) },
+    { name: 'tool-install', ...(await benchToolInstall()) },
   ];
   const failed = results.filter((r) => !r.pass);
   process.stdout.write(`\n${results.map((r) => `${r.pass ? 'PASS' : 'FAIL'} ${r.name}`).join('\n')}\n`);

@@ -6,20 +6,10 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startMcpServer } from '../test/mcp-servers';
+import { compareRoundTrips } from './round-trip';
 import { startBenchStack } from './stack';
 
 const CALLS = Number(process.argv.find((a) => a.startsWith('--calls='))?.slice(8) ?? 100);
-
-function percentile(samples: number[], p: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const started = performance.now();
-  await fn();
-  return performance.now() - started;
-}
 
 export async function benchServerTest(): Promise<{ pass: boolean }> {
   const host = await startMcpServer();
@@ -45,29 +35,15 @@ export async function benchServerTest(): Promise<{ pass: boolean }> {
       await client.close();
     };
 
-    for (let i = 0; i < 10; i++) {
-      await viaApi();
-      await raw();
-    }
-    const api: number[] = [];
-    const sdk: number[] = [];
-    // Interleaved, so machine noise hits both series alike.
-    for (let i = 0; i < CALLS; i++) {
-      api.push(await timed(viaApi));
-      sdk.push(await timed(raw));
-    }
-    const added50 = percentile(api, 50) - percentile(sdk, 50);
-    const line = (name: string, xs: number[]) => `${name.padEnd(34)} p50 ${percentile(xs, 50).toFixed(1).padStart(6)} ms   p95 ${percentile(xs, 95).toFixed(1).padStart(6)} ms`;
-    process.stdout.write(
-      [
-        `server-test bench: ${CALLS} calls each, interleaved`,
-        line('POST /api/servers/:id/test', api),
-        line('raw SDK initialize+ping+listTools', sdk),
-        `workflow round trip adds ${added50.toFixed(1)} ms at p50 (target <= 40 ms); ratio p50 ${(percentile(api, 50) / percentile(sdk, 50)).toFixed(2)}`,
-        '',
-      ].join('\n'),
-    );
-    return { pass: added50 <= 40 };
+    return await compareRoundTrips({
+      name: 'server-test bench',
+      count: CALLS,
+      warmup: 10,
+      platform: { label: 'POST /api/servers/:id/test', run: viaApi },
+      baseline: { label: 'raw SDK initialize+ping+listTools', run: raw },
+      adds: 'workflow round trip adds',
+      targetAddedMs: 40,
+    });
   } finally {
     await stack.stop();
     await host.close();

@@ -5,6 +5,7 @@ import { SearchAttributes } from '../lib/search-attributes';
 import { agentExecution, executionWorkflowId, progressQuery, progressSignal, type ProgressSnapshot } from '../workflows/agent-execution.workflow';
 import { agentProvision, agentProvisionWorkflowId } from '../workflows/agent-provision.workflow';
 import { serverCheck, serverCheckWorkflowId, type ServerCheckInput } from '../workflows/server-check.workflow';
+import { toolInstall, toolInstallWorkflowId, type ToolAction } from '../workflows/tool-install.workflow';
 
 /**
  * The typed Temporal boundary: every workflow the API or an activity starts, queries or signals
@@ -18,7 +19,7 @@ export interface TemporalAccess {
   taskQueue: string;
 }
 
-export type ExecutionKind = 'agent-execution' | 'agent-provision' | 'server-test' | 'server-health' | 'system-check';
+export type ExecutionKind = 'agent-execution' | 'agent-provision' | 'server-test' | 'server-health' | 'system-check' | 'tool-install';
 
 export interface RunLabels {
   organizationId?: string;
@@ -84,4 +85,22 @@ export function startServerCheck(temporal: TemporalAccess, run: ServerCheckInput
     workflowExecutionTimeout: '5m',
     typedSearchAttributes: searchAttributes({ organizationId: run.organizationId, serverId: run.serverId, kind: `server-${run.reason}` }),
   });
+}
+
+/**
+ * Starts an install or uninstall of a catalog tool on a server. While one runs for the same
+ * tool and server, Temporal refuses the start (WorkflowExecutionAlreadyStartedError).
+ */
+export function startToolInstall(temporal: TemporalAccess, run: { serverId: string; toolId: string; organizationId: string; action: ToolAction; version?: string }) {
+  return temporal.client.workflow.start(toolInstall, {
+    taskQueue: temporal.taskQueue,
+    workflowId: toolInstallWorkflowId(run.serverId, run.toolId),
+    args: [run.serverId, run.toolId, run.action, run.version ? { version: run.version } : {}],
+    workflowExecutionTimeout: '1h',
+    typedSearchAttributes: searchAttributes({ organizationId: run.organizationId, serverId: run.serverId, kind: 'tool-install' }),
+  });
+}
+
+export function toolInstallHandle(temporal: Pick<TemporalAccess, 'client'>, serverId: string, toolId: string) {
+  return temporal.client.workflow.getHandle<typeof toolInstall>(toolInstallWorkflowId(serverId, toolId));
 }

@@ -54,6 +54,9 @@ export const RATE_LIMIT_DEFAULTS = {
   'create-agent.ip': { limit: 60, windowSeconds: 60 },
   'server-test.user': { limit: 20, windowSeconds: 60 },
   'server-test.ip': { limit: 40, windowSeconds: 60 },
+  // Installs and uninstalls run package managers on the servers.
+  'tool-install.user': { limit: 30, windowSeconds: 60 },
+  'tool-install.ip': { limit: 60, windowSeconds: 60 },
 } as const satisfies Record<string, RateLimit>;
 
 export type RateLimitRule = keyof typeof RATE_LIMIT_DEFAULTS;

@@ -1,4 +1,6 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import type { Worker } from '@temporalio/worker';
 import { createAppDeps, type AppDeps } from '../api/deps';
 import { loadConfig, type Config, type RateLimits } from '../lib/config';
@@ -54,4 +56,13 @@ export async function startTestWorker(ctx: TestContext, mcp?: McpClientPool): Pr
       await close();
     },
   };
+}
+
+/** The real worker entry point in its own process on the context's task queue, so a test can kill it with SIGKILL. */
+export function spawnWorkerProcess(ctx: TestContext): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'worker', 'main.ts')], {
+    cwd: path.join(__dirname, '..'),
+    env: { ...process.env, TEMPORAL_TASK_QUEUE: ctx.config.temporal.taskQueue, LOG_LEVEL: 'warn', LOG_PRETTY: 'false' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
 }

@@ -1,20 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import type { AgentHost } from '../host/server';
 import type { AgentExecutionPayload } from '../domain/realtime-types';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { activeAgent, registerHost, waitFor } from './fleet';
-import { createTestContext, startTestWorker, type TestContext } from './harness';
-
-/** The real worker entry point in its own process, so it can be killed with SIGKILL. */
-function spawnWorker(ctx: TestContext): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'worker', 'main.ts')], {
-    cwd: path.join(__dirname, '..'),
-    env: { ...process.env, TEMPORAL_TASK_QUEUE: ctx.config.temporal.taskQueue, LOG_LEVEL: 'warn', LOG_PRETTY: 'false' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  return child;
-}
+import { createTestContext, spawnWorkerProcess, startTestWorker, type TestContext } from './harness';
 
 describe('a worker killed mid-execution', () => {
   let ctx: TestContext;
@@ -42,7 +31,7 @@ describe('a worker killed mid-execution', () => {
     const agent = await activeAgent(http, admin, serverId);
     await validator.stop();
 
-    const first = spawnWorker(ctx);
+    const first = spawnWorkerProcess(ctx);
     children.push(first);
     const res = await http.post(`/api/agents/${agent.id}/execute`).auth(admin.accessToken, { type: 'bearer' }).send({ prompt: 'long job [steps:25] [delay:120]' }).expect(202);
     const executionId = res.body.executionId as string;
@@ -51,7 +40,7 @@ describe('a worker killed mid-execution', () => {
 
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
-    const second = spawnWorker(ctx);
+    const second = spawnWorkerProcess(ctx);
     children.push(second);
 
     const done = await waitFor(

@@ -24,7 +24,7 @@ export function serverCheckWorkflowId(reason: 'test' | 'health', serverId: strin
   return `server-${reason}-${serverId}-${unique}`;
 }
 
-const { checkServer, listServerIds } = proxyActivities<Activities>({
+const { checkServer, listServerIds, checkInstalledTools } = proxyActivities<Activities>({
   // Connect + ping + tools/list each have their own MCP timeout inside the activity.
   startToCloseTimeout: '2m',
   retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: ['ServerNotFound'] },
@@ -54,6 +54,8 @@ export async function serverCheck(input: ServerCheckInput): Promise<ServerCheckR
 
 export interface ServerHealthInput {
   concurrency: number;
+  /** Only these servers (an on-demand run over a few); default every server of every organisation. */
+  serverIds?: string[];
 }
 
 export interface ServerHealthSummary {
@@ -62,12 +64,18 @@ export interface ServerHealthSummary {
   degraded: number;
   offline: number;
   missing: number;
+  /** Installed catalog tools whose version was asked again (drift), and what changed. */
+  tools: { checked: number; changed: number; vanished: number; unchecked: number };
 }
 
-/** The `server-health` schedule's run: every server of every organisation, `concurrency` at a time. */
+/**
+ * The `server-health` schedule's run: every server of every organisation, `concurrency` at a
+ * time; on each server that answers with check_tool, its installed catalog tools are checked
+ * for drift in the same lane.
+ */
 export async function serverHealth(input: ServerHealthInput): Promise<ServerHealthSummary> {
-  const ids = await listServerIds();
-  const summary: ServerHealthSummary = { checked: 0, online: 0, degraded: 0, offline: 0, missing: 0 };
+  const ids = input.serverIds ?? (await listServerIds());
+  const summary: ServerHealthSummary = { checked: 0, online: 0, degraded: 0, offline: 0, missing: 0, tools: { checked: 0, changed: 0, vanished: 0, unchecked: 0 } };
   let next = 0;
   const lane = async () => {
     while (next < ids.length) {
@@ -78,11 +86,18 @@ export async function serverHealth(input: ServerHealthInput): Promise<ServerHeal
         if (result.status === 'ONLINE') summary.online++;
         else if (result.status === 'DEGRADED') summary.degraded++;
         else summary.offline++;
+        if (result.ok && !result.missingHostTools.includes('check_tool')) {
+          const drift = await checkInstalledTools(id);
+          for (const key of ['checked', 'changed', 'vanished', 'unchecked'] as const) summary.tools[key] += drift[key];
+        }
       } catch {
         // Deleted between listing and checking.
         summary.missing++;
       }
-      setCurrentDetails(`${summary.checked}/${ids.length} servers checked: ${summary.online} online, ${summary.degraded} degraded, ${summary.offline} offline`);
+      setCurrentDetails(
+        `${summary.checked}/${ids.length} servers checked: ${summary.online} online, ${summary.degraded} degraded, ${summary.offline} offline` +
+          (summary.tools.checked ? `; ${summary.tools.checked} installed tools checked, ${summary.tools.changed} changed version, ${summary.tools.vanished} vanished` : ''),
+      );
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(input.concurrency, ids.length)) }, lane));

@@ -12,12 +12,22 @@ function isFinalEvent(payload: AgentExecutionPayload): boolean {
 
 const HEARTBEAT_MS = 15_000;
 
+/** An open SSE response. */
+export interface EventStream {
+  /** Writes one event; nothing once the stream has ended. */
+  send(event: string, data: unknown, id?: string | number): void;
+  /** Ends the stream (idempotent); `onEnd` runs once. */
+  end(): void;
+  readonly ended: boolean;
+}
+
 /**
- * Streams an execution's events as SSE (`id:` = seq, `event:` = phase), from `after` on: first
- * the log, then live events from this instance's hub, without gaps or duplicates; ends after
- * the final status. A reconnecting client sends Last-Event-ID and resumes where it stopped.
+ * Answers the request with an SSE stream: the headers, a comment naming it, keep-alive
+ * comments, and an end when the client goes away or the caller's session ends (logout, user
+ * deleted, role changed, token expired: announced as a `session_ended` event first). `onEnd`
+ * runs once, however the stream ends, to let go of what feeds it.
  */
-export async function streamExecution(ctx: AppContext, deps: AppDeps, executionId: string, after: number): Promise<void> {
+export function openEventStream(ctx: AppContext, deps: AppDeps, name: string, onEnd: () => void): EventStream {
   const stream = new PassThrough();
   ctx.req.socket.setTimeout(0);
   ctx.req.socket.setNoDelay(true);
@@ -25,12 +35,49 @@ export async function streamExecution(ctx: AppContext, deps: AppDeps, executionI
   ctx.set({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
   ctx.body = stream;
 
+  let ended = false;
+  const heartbeat = setInterval(() => stream.write(': keep-alive\n\n'), HEARTBEAT_MS);
+  let stopWatching = () => undefined as unknown;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    clearInterval(heartbeat);
+    stopWatching();
+    onEnd();
+    stream.end();
+  };
+  const send = (event: string, data: unknown, id?: string | number) => {
+    if (ended) return;
+    stream.write(`${id !== undefined ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  ctx.req.on('close', end);
+  stream.write(`: ${name}\n\n`);
+  stopWatching = watchSession(deps, ctx.state.auth!, (reason) => {
+    send('session_ended', { reason });
+    end();
+  });
+  return {
+    send,
+    end,
+    get ended() {
+      return ended;
+    },
+  };
+}
+
+/**
+ * Streams an execution's events as SSE (`id:` = seq, `event:` = phase), from `after` on: first
+ * the log, then live events from this instance's hub, without gaps or duplicates; ends after
+ * the final status. A reconnecting client sends Last-Event-ID and resumes where it stopped.
+ */
+export async function streamExecution(ctx: AppContext, deps: AppDeps, executionId: string, after: number): Promise<void> {
   let last = after;
-  let done = false;
   let backlogDone = false;
   const pending: AgentExecutionPayload[] = [];
+  let unsubscribe = () => undefined as unknown;
+  const out = openEventStream(ctx, deps, 'mcp-fleet execution events', () => unsubscribe());
   const write = (payload: AgentExecutionPayload) => {
-    if (done || payload.seq <= last) return;
+    if (out.ended || payload.seq <= last) return;
     if (payload.seq !== last + 1 && backlogDone) {
       // A gap (an event arrived before its predecessor was delivered here): fill it from the log.
       pending.push(payload);
@@ -38,8 +85,8 @@ export async function streamExecution(ctx: AppContext, deps: AppDeps, executionI
       return;
     }
     last = payload.seq;
-    stream.write(`id: ${payload.seq}\nevent: ${payload.phase}\ndata: ${JSON.stringify(payload)}\n\n`);
-    if (isFinalEvent(payload)) finish();
+    out.send(payload.phase, payload, payload.seq);
+    if (isFinalEvent(payload)) out.end();
   };
   let filling = false;
   const fill = async () => {
@@ -52,41 +99,26 @@ export async function streamExecution(ctx: AppContext, deps: AppDeps, executionI
       filling = false;
     }
   };
-  const unsubscribe = deps.events.subscribe((event) => {
+  unsubscribe = deps.events.subscribe((event) => {
     if (event.type !== 'execution:event' || event.executionId !== executionId) return;
     if (!backlogDone) pending.push(event.payload);
     else write(event.payload);
   });
-  const heartbeat = setInterval(() => stream.write(': keep-alive\n\n'), HEARTBEAT_MS);
-  let stopWatching = () => undefined as unknown;
-  const finish = () => {
-    if (done) return;
-    done = true;
-    clearInterval(heartbeat);
-    unsubscribe();
-    stopWatching();
-    stream.end();
-  };
-  ctx.req.on('close', finish);
-  stream.write(': mcp-fleet execution events\n\n');
-  // The stream lives only as long as the caller's session (logout, user deleted, role changed, token expired).
-  stopWatching = watchSession(deps, ctx.state.auth!, (reason) => {
-    if (!done) stream.write(`event: session_ended\ndata: ${JSON.stringify({ reason })}\n\n`);
-    finish();
-  });
+  // The session may have ended already, before there was anything to let go of.
+  if (out.ended) unsubscribe();
   for (;;) {
     const page = await eventsAfter(deps.orm.em, executionId, last);
     page.forEach(write);
-    if (page.length < 1000 || done) break;
+    if (page.length < 1000 || out.ended) break;
   }
   backlogDone = true;
   pending.sort((a, b) => a.seq - b.seq).splice(0).forEach(write);
   // Resumed after the end (Last-Event-ID at or past the final event): nothing more will come.
-  if (!done) {
+  if (!out.ended) {
     const execution = await deps.orm.em.fork().findOne(Execution, executionId, { fields: ['status'] });
     if (!execution || FINAL_EXECUTION_STATUSES.includes(execution.status)) {
       for (const p of await eventsAfter(deps.orm.em, executionId, last)) write(p);
-      finish();
+      out.end();
     }
   }
 }

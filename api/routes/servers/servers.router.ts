@@ -20,7 +20,7 @@ import { rateLimit } from '../../rate-limit';
 /** How long the API waits for a test/health workflow before answering 504 (the run goes on). */
 const CHECK_WAIT_MS = 60_000;
 
-async function loadServer(em: EntityManager, auth: AuthContext, id: string): Promise<McpServer> {
+export async function loadServer(em: EntityManager, auth: AuthContext, id: string): Promise<McpServer> {
   const server = await em.findOne(McpServer, { id, organization: auth.organizationId });
   if (!server) throw AppError.notFound('Server');
   return server;

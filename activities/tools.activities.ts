@@ -1,0 +1,261 @@
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { McpServer, ServerTool, ServerToolStatus, ToolDefinition } from '../entities';
+import { AppError } from '../domain/errors';
+import { explainHostFailure, toolCommands, versionMatches, type ToolCommands } from '../domain/tools/host-install';
+import { BUSY_STATUSES, setServerToolState, type ServerToolChange, type ServerToolRef } from '../domain/tools/install-state';
+import { CheckToolResult, hostToolCall, InstallToolResult, UninstallToolResult } from '../lib/host-contract';
+import { toolResultText, type McpConnection } from '../lib/mcp-client';
+import { TOOL_CHANGE_REFUSED, type ToolAction, type ToolChangeInput, type ToolChangeOutcome } from '../workflows/tool-install.workflow';
+import type { ActivityDeps } from './deps';
+import { ServerCallFailed, serverGateway } from './server-gateway';
+
+type McpClient = McpConnection['client'];
+
+/** The longest an install or uninstall call may run on the host (its own limit per command is 5 minutes). */
+const CHANGE_CALL_TIMEOUT_MS = 14 * 60_000;
+/** Version commands are quick, but a cold `apt` or `npm` may take seconds to answer one. */
+const MIN_CHECK_TIMEOUT_MS = 30_000;
+/** check_tool calls in flight at once on one server during a drift check. */
+const DRIFT_CONCURRENCY = 4;
+const LOG_TAIL_CHARS = 4096;
+
+/** A host's answer to check_tool, or why there was none. */
+type CheckReading = { answered: true; installed: boolean; version?: string; log: string } | { answered: false; reason: string };
+
+/** What the host calls established, before it is recorded. */
+interface HostOutcome extends ToolChangeOutcome {
+  log: string;
+  /** Set when check_tool answered (the version on the row was verified then). */
+  verified?: boolean;
+}
+
+export interface ToolDriftSummary {
+  checked: number;
+  changed: number;
+  vanished: number;
+  /** Installed tools the server could not be asked about (unreachable, no check_tool, an error). */
+  unchecked: number;
+}
+
+function tail(text: string): string {
+  return text.length > LOG_TAIL_CHARS ? text.slice(-LOG_TAIL_CHARS) : text;
+}
+
+function logOf(structuredContent: unknown): string {
+  const parsed = InstallToolResult.pick({ log: true }).safeParse(structuredContent);
+  return parsed.success ? parsed.data.log : '';
+}
+
+/** The final row for an outcome; a FAILED change keeps the last known version. */
+function finalChange(outcome: HostOutcome, at: Date): ServerToolChange {
+  const base = { logTail: tail(outcome.log) || null, ...(outcome.verified ? { checkedAt: at } : {}) };
+  if (outcome.status === 'INSTALLED') return { ...base, status: ServerToolStatus.INSTALLED, installedVersion: outcome.version ?? null, installedAt: at, lastError: null };
+  if (outcome.status === 'NOT_INSTALLED') return { ...base, status: ServerToolStatus.NOT_INSTALLED, installedVersion: null, installedAt: null, lastError: null };
+  return { ...base, status: ServerToolStatus.FAILED, lastError: outcome.error ?? 'failed' };
+}
+
+function outcomeAction(action: ToolAction, status: ToolChangeOutcome['status']): string {
+  if (status === 'FAILED') return `server.tool_${action}_failed`;
+  return action === 'install' ? 'server.tool_installed' : 'server.tool_uninstalled';
+}
+
+/** Runs `work` over `items`, at most `limit` at a time. */
+async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
+
+export function createToolActivities(deps: ActivityDeps) {
+  const { orm, config, logger } = deps;
+  const gateway = serverGateway(deps);
+  const checkTimeoutMs = Math.max(config.mcp.timeoutMs, MIN_CHECK_TIMEOUT_MS);
+
+  async function check(client: McpClient, commands: ToolCommands, signal?: AbortSignal): Promise<CheckReading> {
+    const call = hostToolCall('check_tool', { name: commands.name, versionCommand: commands.versionCommand, ...(commands.versionRegex ? { versionRegex: commands.versionRegex } : {}) });
+    const result = (await client.callTool(call, undefined, { signal, timeout: checkTimeoutMs })) as CallToolResult;
+    if (result.isError) return { answered: false, reason: explainHostFailure('install', toolResultText(result.content), logOf(result.structuredContent)) };
+    const reading = CheckToolResult.safeParse(result.structuredContent);
+    if (!reading.success) return { answered: false, reason: 'the server answered check_tool without saying whether the tool is installed' };
+    return { answered: true, installed: reading.data.installed, ...(reading.data.version ? { version: reading.data.version } : {}), log: reading.data.log ?? '' };
+  }
+
+  /**
+   * The host side of a change: on a retry, check_tool first (the previous attempt may have
+   * finished on the server after its worker was lost: then nothing is sent again), then
+   * install_tool or uninstall_tool, then check_tool to verify. `markSent` is called just before
+   * the change goes out, after which the call is never repeated on another connection.
+   */
+  async function changeOnHost(client: McpClient, commands: ToolCommands, input: ToolChangeInput, attempt: number, signal: AbortSignal, markSent: () => void): Promise<HostOutcome> {
+    const { action, version: wanted } = input;
+    if (attempt > 1) {
+      const before = await check(client, commands, signal);
+      if (before.answered && action === 'install' && before.installed && versionMatches(before.version, wanted)) {
+        return { status: 'INSTALLED', version: before.version, log: before.log, verified: true, skipped: true };
+      }
+      if (before.answered && action === 'uninstall' && !before.installed) return { status: 'NOT_INSTALLED', log: before.log, verified: true, skipped: true };
+    }
+    markSent();
+    const call =
+      action === 'install'
+        ? hostToolCall('install_tool', { name: commands.name, installCommand: commands.installCommand })
+        : hostToolCall('uninstall_tool', { name: commands.name, uninstallCommand: commands.uninstallCommand });
+    const answer = (await client.callTool(call, undefined, { signal, timeout: CHANGE_CALL_TIMEOUT_MS, maxTotalTimeout: CHANGE_CALL_TIMEOUT_MS, resetTimeoutOnProgress: true })) as CallToolResult;
+    const log = action === 'install' ? logOf(answer.structuredContent) : (UninstallToolResult.safeParse(answer.structuredContent).data?.log ?? '');
+    if (answer.isError) return { status: 'FAILED', error: explainHostFailure(action, toolResultText(answer.content), log), log };
+
+    const after = await check(client, commands, signal);
+    if (!after.answered) return { status: 'FAILED', error: `the ${action} command ran, but the server could not verify it: ${after.reason}`, log };
+    const logs = `${log}${after.log}`;
+    const found = after.version ? ` ${after.version}` : '';
+    if (action === 'uninstall') {
+      if (after.installed) return { status: 'FAILED', error: `the uninstall command succeeded, but ${commands.name}${found} is still there`, log: logs, verified: true };
+      return { status: 'NOT_INSTALLED', log: logs, verified: true };
+    }
+    if (!after.installed) return { status: 'FAILED', error: `the install command succeeded, but ${commands.name} is not found afterwards (its version command \`${commands.versionCommand}\` fails)`, log: logs, verified: true };
+    if (!versionMatches(after.version, wanted)) {
+      return { status: 'FAILED', error: `${commands.name}${found || ' (version unreadable)'} is installed, not the version ${wanted} asked for`, log: logs, verified: true };
+    }
+    return { status: 'INSTALLED', version: after.version, log: logs, verified: true };
+  }
+
+  async function load(em: EntityManager, input: Pick<ToolChangeInput, 'serverId' | 'toolId'>) {
+    const [server, tool] = await Promise.all([em.findOne(McpServer, input.serverId, { populate: ['masterTokenCiphertext'] }), em.findOne(ToolDefinition, input.toolId)]);
+    if (!server || !tool) throw ApplicationFailure.nonRetryable(`the ${server ? 'catalog entry' : 'server'} no longer exists`, TOOL_CHANGE_REFUSED);
+    const ref: ServerToolRef = { organizationId: server.organization.id, serverId: server.id, toolId: tool.id, toolName: tool.name };
+    return { server, tool, ref };
+  }
+
+  /** Records how a change ended, if the workflow still owns the row; audited with it. */
+  async function record(em: EntityManager, ref: ServerToolRef, tool: ToolDefinition, input: ToolChangeInput, outcome: HostOutcome): Promise<void> {
+    await setServerToolState(em, ref, finalChange(outcome, new Date()), { workflowId: input.workflowId, from: BUSY_STATUSES }, {
+      action: outcomeAction(input.action, outcome.status),
+      resourceType: 'server',
+      resourceId: ref.serverId,
+      changes: { toolId: tool.id, toolName: tool.name, status: outcome.status, version: outcome.version ?? null, error: outcome.error ?? null, workflowId: input.workflowId, ...(outcome.skipped ? { foundDoneOnRetry: true } : {}) },
+    });
+  }
+
+  return {
+    /**
+     * One install or uninstall on the host, recorded on the tool's row from start (INSTALLING,
+     * REMOVING) to end. Heartbeats every second, so a Temporal cancel reaches it and aborts the
+     * MCP call (the SDK sends notifications/cancelled, the host stops the command).
+     */
+    async changeTool(input: ToolChangeInput): Promise<ToolChangeOutcome> {
+      const ctx = Context.current();
+      const em = orm.em.fork() as EntityManager;
+      const { server, tool, ref } = await load(em, input);
+      const busy = input.action === 'install' ? ServerToolStatus.INSTALLING : ServerToolStatus.REMOVING;
+      // Written while the host call goes out, so INSTALLING costs the install no round trip;
+      // settled before anything else is written, so nothing can overtake it.
+      const begun = setServerToolState(orm.em.fork() as EntityManager, ref, { status: busy, workflowId: input.workflowId });
+      const controller = new AbortController();
+      const onCancel = () => controller.abort(new Error('cancelled'));
+      ctx.cancellationSignal.addEventListener('abort', onCancel);
+      const heartbeat = setInterval(() => ctx.heartbeat(), 1000);
+      let sent = false;
+      let outcome: HostOutcome;
+      try {
+        const commands = toolCommands(tool, input.version);
+        outcome = await gateway.withServer(server, ({ connection }) => changeOnHost(connection.client, commands, input, ctx.info.attempt, controller.signal, () => (sent = true)), {
+          timeoutMs: CHANGE_CALL_TIMEOUT_MS,
+          // Another connection may be tried only while nothing was sent: never install twice.
+          canRetry: () => !sent && !controller.signal.aborted,
+        });
+      } catch (error) {
+        if (controller.signal.aborted) throw new CancelledFailure('cancelled');
+        // The catalog entry changed since the request was accepted.
+        if (error instanceof AppError) outcome = { status: 'FAILED', error: `the catalog entry no longer takes version ${input.version}`, log: '' };
+        else if (!(error instanceof ServerCallFailed)) throw error;
+        else {
+          const unsupported = /tool (install|uninstall|check)_tool not found/i.test(`${error.message} ${String((error.cause as Error | undefined)?.message)}`);
+          outcome = { status: 'FAILED', error: unsupported ? 'this server does not support installs (it offers no install_tool)' : error.message, log: '' };
+        }
+      } finally {
+        clearInterval(heartbeat);
+        ctx.cancellationSignal.removeEventListener('abort', onCancel);
+        await begun.catch(() => undefined);
+      }
+      // A failed INSTALLING write fails the attempt; the retry asks the host before doing anything.
+      await begun;
+      await record(em, ref, tool, input, outcome);
+      logger.info({ serverId: input.serverId, toolId: input.toolId, action: input.action, status: outcome.status, attempt: ctx.info.attempt }, 'tool change finished');
+      return { status: outcome.status, ...(outcome.version ? { version: outcome.version } : {}), ...(outcome.error ? { error: outcome.error } : {}), ...(outcome.skipped ? { skipped: true } : {}) };
+    },
+
+    /**
+     * A change that ended without recording its outcome (cancelled, or out of attempts): FAILED
+     * with the reason, if its workflow still owns the row. Otherwise the row says how it ended.
+     */
+    async abandonToolChange(input: ToolChangeInput, reason: string): Promise<ToolChangeOutcome> {
+      const em = orm.em.fork() as EntityManager;
+      const server = await em.findOne(McpServer, input.serverId, { fields: ['organization'] });
+      const tool = await em.findOne(ToolDefinition, input.toolId, { fields: ['name'] });
+      if (!server || !tool) return { status: 'FAILED', error: reason };
+      const ref: ServerToolRef = { organizationId: server.organization.id, serverId: server.id, toolId: tool.id, toolName: tool.name };
+      const changed = await setServerToolState(em, ref, { status: ServerToolStatus.FAILED, lastError: reason }, { workflowId: input.workflowId, from: BUSY_STATUSES }, {
+        action: outcomeAction(input.action, 'FAILED'),
+        resourceType: 'server',
+        resourceId: ref.serverId,
+        changes: { toolId: tool.id, toolName: tool.name, status: 'FAILED', error: reason, workflowId: input.workflowId },
+      });
+      if (changed) return { status: 'FAILED', error: reason };
+      const row = await em.findOne(ServerTool, { server: input.serverId, tool: input.toolId });
+      const status = row && !BUSY_STATUSES.includes(row.status) ? (row.status as ToolChangeOutcome['status']) : 'NOT_INSTALLED';
+      return { status, ...(row?.installedVersion ? { version: row.installedVersion } : {}), error: reason };
+    },
+
+    /**
+     * Drift: asks the server about each tool recorded INSTALLED on it (check_tool, a few at a
+     * time on its one pooled connection) and records a tool that vanished (NOT_INSTALLED, with
+     * the reason) or whose version changed, each with its event and an audit row.
+     */
+    async checkInstalledTools(serverId: string): Promise<ToolDriftSummary> {
+      const em = orm.em.fork() as EntityManager;
+      const rows = await em.find(ServerTool, { server: serverId, status: ServerToolStatus.INSTALLED }, { populate: ['tool', 'server', 'server.masterTokenCiphertext'] });
+      const summary: ToolDriftSummary = { checked: 0, changed: 0, vanished: 0, unchecked: 0 };
+      if (rows.length === 0) return summary;
+      const readings = new Map<ServerTool, CheckReading>();
+      try {
+        await gateway.withServer(rows[0]!.server, ({ connection }) =>
+          eachLimited(rows, DRIFT_CONCURRENCY, async (row) => {
+            readings.set(row, await check(connection.client, toolCommands(row.tool)).catch((error: unknown) => ({ answered: false as const, reason: String((error as Error).message) })));
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof ServerCallFailed)) throw error;
+        logger.warn({ serverId, error: error.message }, 'drift check: server not reachable');
+      }
+      const at = new Date();
+      for (const row of rows) {
+        const reading = readings.get(row);
+        if (!reading?.answered) {
+          summary.unchecked++;
+          if (reading) logger.warn({ serverId, tool: row.tool.name, reason: reading.reason }, 'drift check: no answer from check_tool');
+          continue;
+        }
+        summary.checked++;
+        const ref: ServerToolRef = { organizationId: row.organization.id, serverId, toolId: row.tool.id, toolName: row.tool.name };
+        const was = row.installedVersion ?? null;
+        const guard = { from: [ServerToolStatus.INSTALLED], installedVersion: was };
+        const drift = (kind: string, changes: Record<string, unknown>) => ({ action: 'server.tool_drift', resourceType: 'server', resourceId: serverId, changes: { toolId: row.tool.id, toolName: row.tool.name, kind, ...changes } });
+        if (!reading.installed) {
+          const reason = `vanished: the server no longer finds ${row.tool.name} (its version command fails; checked ${at.toISOString()})`;
+          const done = await setServerToolState(em, ref, { status: ServerToolStatus.NOT_INSTALLED, installedVersion: null, installedAt: null, lastError: reason, logTail: tail(reading.log) || null, checkedAt: at }, guard, drift('vanished', { from: was }));
+          if (done) summary.vanished++;
+        } else if ((reading.version ?? null) !== was) {
+          const done = await setServerToolState(em, ref, { status: ServerToolStatus.INSTALLED, installedVersion: reading.version ?? null, checkedAt: at }, guard, drift('version_changed', { from: was, to: reading.version ?? null }));
+          if (done) summary.changed++;
+        } else {
+          await em.nativeUpdate(ServerTool, { id: row.id, status: ServerToolStatus.INSTALLED }, { checkedAt: at });
+        }
+      }
+      return summary;
+    },
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * Install round trip: `POST /api/tools/server/:id/install` with Accept: text/event-stream, until
+ * the stream reports INSTALLED (API → toolInstall workflow → activity → install_tool +
+ * check_tool on the host → row + event → SSE), against a raw MCP client calling install_tool +
+ * check_tool on the same host over one open connection (as the worker's pool does). A no-op
+ * tool, so what is measured is the platform, not the package manager. p50 over 50 installs
+ * each, interleaved. Target: the API's p50 at most 60 ms above the raw p50.
+ */
+import { randomUUID } from 'node:crypto';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Organization, ToolDefinition } from '../entities';
+import { startAgentHost } from '../host/server';
+import { hostToolCall } from '../lib/host-contract';
+import { compareRoundTrips } from './round-trip';
+import { startBenchStack } from './stack';
+
+const INSTALLS = Number(process.argv.find((a) => a.startsWith('--installs='))?.slice(11) ?? 50);
+const WARMUP = 5;
+const TARGET_ADDED_MS = 60;
+
+const NOOP = { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'echo "noop 1.0.0"', versionRegex: String.raw`noop (\S+)` };
+
+export async function benchToolInstall(): Promise<{ pass: boolean }> {
+  const host = await startAgentHost({ token: `bench-${randomUUID()}`, allowCommands: true });
+  const stack = await startBenchStack();
+  const raw = new Client({ name: 'bench', version: '0' });
+  try {
+    await stack.startWorker();
+    const base = stack.api.url;
+    const post = (path: string, body: unknown, token?: string, accept = 'application/json') =>
+      fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', accept, ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
+    const reg = (await (await post('/api/auth/register', { email: 'bench-tools@example.test', password: 'bench password 123', name: 'Bench', organizationName: 'Bench' })).json()) as {
+      accessToken: string;
+      organization: { id: string };
+    };
+    const server = (await (await post('/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, reg.accessToken)).json()) as { id: string };
+
+    // One catalog entry per install: each workflow id (tool-<server>-<tool>) is then free at once.
+    const em = stack.deps.orm.em.fork() as EntityManager;
+    const tools = Array.from({ length: INSTALLS + WARMUP }, (_, i) =>
+      em.create(ToolDefinition, { organization: em.getReference(Organization, reg.organization.id), name: `noop-${i}`, displayName: `No-op ${i}`, category: 'cli', builtin: false, ...NOOP }),
+    );
+    await em.flush();
+
+    let next = 0;
+    const viaApi = async () => {
+      const tool = tools[next++]!;
+      const res = await post(`/api/tools/server/${server.id}/install`, { toolId: tool.id }, reg.accessToken, 'text/event-stream');
+      const text = await res.text();
+      const statuses = [...text.matchAll(/"status":"([A-Z_]+)"/g)].map((m) => m[1]);
+      if (statuses.at(-1) !== 'INSTALLED') throw new Error(`install ended ${res.status} ${text}`);
+    };
+    await raw.connect(new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }));
+    const direct = async () => {
+      const installed = await raw.callTool(hostToolCall('install_tool', { name: 'noop', installCommand: NOOP.installCommand }));
+      const checked = await raw.callTool(hostToolCall('check_tool', { name: 'noop', versionCommand: NOOP.versionCommand, versionRegex: NOOP.versionRegex }));
+      if (installed.isError || (checked.structuredContent as { version?: string }).version !== '1.0.0') throw new Error('raw install failed');
+    };
+
+    return await compareRoundTrips({
+      name: 'tool-install bench',
+      count: INSTALLS,
+      warmup: WARMUP,
+      platform: { label: 'POST /api/tools/server/:id/install → INSTALLED', run: viaApi },
+      baseline: { label: 'raw MCP install_tool + check_tool', run: direct },
+      adds: 'the install workflow adds',
+      targetAddedMs: TARGET_ADDED_MS,
+    });
+  } finally {
+    await raw.close().catch(() => undefined);
+    await stack.stop();
+    await host.close();
+  }
+}
+
+if (require.main === module) {
+  benchToolInstall()
+    .then(({ pass }) => process.exit(pass ? 0 : 1))
+    .catch((error: unknown) => {
+      process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
+      process.exit(1);
+    });
+}

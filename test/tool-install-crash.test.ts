@@ -1,0 +1,59 @@
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { AuditLog } from '../entities';
+import type { AgentHost } from '../host/server';
+import { httpFor, registerAccount, type Account, type Http } from './api';
+import { registerHost } from './fleet';
+import { createTestContext, spawnWorkerProcess, type TestContext } from './harness';
+import { catalogEntry, removeToolDirs, versionFileTool, waitForToolState } from './tool-fixtures';
+
+describe('a worker killed mid-install', () => {
+  let ctx: TestContext;
+  let http: Http;
+  let admin: Account;
+  let host: AgentHost;
+  let serverId: string;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    http = httpFor(ctx);
+    admin = await registerAccount(http, 'Install Crash Org');
+    ({ host, serverId } = await registerHost(http, admin, { allowCommands: true }));
+  });
+  afterAll(async () => {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    await host?.close();
+    removeToolDirs();
+    await ctx?.close();
+  });
+
+  it('resumes on another worker without installing twice: the retry finds the tool installed and records it', async () => {
+    // The install takes 3 s on the host, which goes on after the worker that asked for it dies.
+    const spec = versionFileTool('2.0.1', 3);
+    const tool = await catalogEntry(ctx.orm, admin.organizationId, { ...spec, installCommand: `echo run >> ${spec.dir}/runs && ${spec.installCommand}` });
+
+    const first = spawnWorkerProcess(ctx);
+    children.push(first);
+    await http.post(`/api/tools/server/${serverId}/install`).auth(admin.accessToken, { type: 'bearer' }).send({ toolId: tool.id }).expect(202);
+    await host.waitForCall('install_tool', (c) => c.args.name === tool.name, 30_000);
+    expect(await waitForToolState(http, admin, serverId, tool.id, ['INSTALLING'])).toMatchObject({ status: 'INSTALLING' });
+
+    first.kill('SIGKILL');
+    await new Promise((r) => first.once('exit', r));
+    const second = spawnWorkerProcess(ctx);
+    children.push(second);
+
+    const state = await waitForToolState(http, admin, serverId, tool.id, ['INSTALLED', 'FAILED'], 60_000);
+    expect(state).toMatchObject({ status: 'INSTALLED', installedVersion: '2.0.1' });
+    // One install_tool ever sent, one run of the command on the host; the retry only asked.
+    const calls = host.calls.filter((c) => c.args.name === tool.name).map((c) => c.tool);
+    expect(calls).toEqual(['install_tool', 'check_tool']);
+    expect(readFileSync(`${spec.dir}/runs`, 'utf8')).toBe('run\n');
+    const recorded = await ctx.orm.em.fork().find(AuditLog, { organization: admin.organizationId, action: 'server.tool_installed' });
+    expect(recorded.map((a) => a.changes)).toEqual([expect.objectContaining({ toolId: tool.id, version: '2.0.1', foundDoneOnRetry: true })]);
+
+    second.kill('SIGTERM');
+    await new Promise((r) => second.once('exit', r));
+  }, 120_000);
+});
