@@ -9,7 +9,7 @@ import type { AgentHost } from '../../../host/server';
 import { httpFor, registerAccount, type Account, type Http } from '../../../test/api';
 import { activeAgent, registerHost, waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
-import { builtinTool, setServerTool } from '../../../test/tool-fixtures';
+import { catalogEntry, setServerTool } from '../../../test/tool-fixtures';
 
 describe('tool permissions at run time', () => {
   let ctx: TestContext;
@@ -28,7 +28,9 @@ describe('tool permissions at run time', () => {
     http = httpFor(ctx);
     admin = await registerAccount(http, 'Enforcement Org');
     ({ host, serverId } = await registerHost(http, admin, { allowCommands: true }));
-    git = await builtinTool(em(), { name: 'git', category: 'vcs' });
+    // The organisation's own entry named git (hosts match tools by name): a built-in `git`
+    // written here would change what the seed test finds in the shared database.
+    git = await catalogEntry(ctx.orm, admin.organizationId, { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' }, { name: 'git', category: 'vcs' });
   });
   afterAll(async () => {
     await worker?.stop();
