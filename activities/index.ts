@@ -3,6 +3,7 @@ import { createAgentActivities } from './agents.activities';
 import { createExecutionActivities } from './executions.activities';
 import { createServerActivities } from './servers.activities';
 import { createSystemActivities } from './system.activities';
+import { createTaskActivities } from './tasks.activities';
 
 export type { ActivityDeps } from './deps';
 
@@ -13,6 +14,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createServerActivities(deps),
     ...createExecutionActivities(deps),
     ...createAgentActivities(deps),
+    ...createTaskActivities(deps),
   };
 }
 

@@ -16,6 +16,7 @@ import { agentRoutes } from './routes/agents/agents.router';
 import { executionRoutes } from './routes/executions/executions.router';
 import { masterRoutes } from './routes/master/master.router';
 import { serverRoutes } from './routes/servers/servers.router';
+import { taskRoutes } from './routes/tasks/tasks.router';
 import { userRoutes } from './routes/users/users.router';
 import { authenticate } from './auth/authenticate';
 
@@ -42,6 +43,7 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   agentRoutes(api, deps);
   executionRoutes(api, deps);
   masterRoutes(api, deps);
+  taskRoutes(api, deps);
 
   let openApiDocument: unknown;
   api.router.get('/openapi.json', (ctx) => {

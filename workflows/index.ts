@@ -3,3 +3,4 @@ export * from './system-check.workflow';
 export * from './server-check.workflow';
 export * from './agent-execution.workflow';
 export * from './agent-provision.workflow';
+export * from './task-run.workflow';

@@ -3,7 +3,7 @@ import { ExecutionStatus, type Execution } from '../../entities';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
-import { executionHandle } from '../temporal';
+import { executionHandle, type TemporalAccess } from '../temporal';
 import { isFinal } from './execution-status';
 import type { RunDeps } from './start-execution';
 
@@ -37,5 +37,14 @@ export async function cancelExecution(deps: Pick<RunDeps, 'orm' | 'temporal'>, a
   await em.flush();
   // The fast path first (aborts the MCP call in whichever worker runs it), then the durable one.
   if (execution.status === ExecutionStatus.RUNNING) await publishCancel(em, execution.id);
-  await executionHandle(deps.temporal, execution.id).cancel();
+  await runOwner(deps.temporal, execution).cancel();
+}
+
+/**
+ * The workflow a cancel goes to: a task's run belongs to its occurrence's `taskRun` (which then
+ * cancels its child run, does not retry, and stops waiting if it was waiting its turn); a plain
+ * run is its own `agentExecution`.
+ */
+export function runOwner(temporal: TemporalAccess, execution: Execution) {
+  return execution.taskRunWorkflowId ? temporal.client.workflow.getHandle(execution.taskRunWorkflowId) : executionHandle(temporal, execution.id);
 }
