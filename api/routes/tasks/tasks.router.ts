@@ -4,7 +4,7 @@ import { Agent, Execution, Organization, Task } from '../../../entities';
 import { AppError, fieldError } from '../../../domain/errors';
 import { ScheduleSpecError, nextCronTimes } from '../../../domain/tasks/schedule-spec';
 import { cancelTaskRuns, createTask, deleteTask, runTaskNow, setTaskEnabled, updateTask, type TaskFields } from '../../../domain/tasks/task-commands';
-import { countsOf, lastRun, runCounts } from '../../../domain/tasks/task-queries';
+import { countsOf, lastRun, runCounts, runRecorded } from '../../../domain/tasks/task-queries';
 import { computedRunTimes, scheduleRunTimes } from '../../../domain/tasks/task-schedule';
 import type { ApiRouter } from '../../api-router';
 import { actorOf } from '../../actor';
@@ -224,7 +224,8 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       const task = await loadTask(em(), auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', task);
       const started = await runTaskNow(em(), deps.temporal, actorOf(ctx), task);
-      if (wantsEventStream(ctx)) return streamExecution(ctx, deps, started.executionId, 0);
+      // The stream of a run not recorded yet would end at once: the occurrence records it within a workflow task.
+      if (wantsEventStream(ctx) && (await runRecorded(em(), started.executionId))) return streamExecution(ctx, deps, started.executionId, 0);
       ctx.status = 202;
       ctx.set('Location', `/api/executions/${started.executionId}`);
       ctx.body = started;
