@@ -2,12 +2,14 @@
 import { benchAuthMe } from './auth-me.bench';
 import { benchExecutions } from './executions.bench';
 import { benchServerTest } from './server-test.bench';
+import { benchTasks } from './tasks.bench';
 
 async function main(): Promise<void> {
   const results = [
     { name: 'auth-me', ...(await benchAuthMe()) },
     { name: 'server-test', ...(await benchServerTest()) },
     { name: 'executions', ...(await benchExecutions()) },
+    { name: 'tasks', ...(await benchTasks()) },
   ];
   const failed = results.filter((r) => !r.pass);
   process.stdout.write(`\n${results.map((r) => `${r.pass ? 'PASS' : 'FAIL'} ${r.name}`).join('\n')}\n`);
