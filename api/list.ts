@@ -21,10 +21,11 @@ export async function scopedPage<T extends { createdAt: Date; id: string }, P>(
   query: { limit: number; cursor?: { createdAt: Date; id: string } },
   filters: Record<string, unknown>[],
   present: (row: T) => P,
+  populate?: string[],
 ): Promise<{ items: P[]; nextCursor: string | null }> {
   const scope = accessibleFilter(auth.ability, 'read', subjectType);
   if (!scope) return { items: [], nextCursor: null };
   const where = { $and: [scope, { organization: auth.organizationId }, afterCursor(query.cursor), ...filters] };
-  const rows = await em.find(entity, where as never, { orderBy: PAGE_ORDER as never, limit: query.limit + 1 });
+  const rows = await em.find(entity, where as never, { orderBy: PAGE_ORDER as never, limit: query.limit + 1, ...(populate ? { populate: populate as never } : {}) });
   return toPage(rows as T[], query.limit, present);
 }

@@ -21,8 +21,14 @@ export interface CancelCommand {
 }
 
 export async function publishCancel(em: EntityManager, executionId: string): Promise<void> {
-  const command: CancelCommand = { type: 'cancel', executionId };
-  await em.getConnection().execute('select pg_notify(?, ?)', [CONTROL_CHANNEL, JSON.stringify(command)]);
+  await publishCancels(em, [executionId]);
+}
+
+/** The fast path for several runs in one round trip (a task's cancel-all). */
+export async function publishCancels(em: EntityManager, executionIds: string[]): Promise<void> {
+  if (executionIds.length === 0) return;
+  const commands = executionIds.map((executionId): string => JSON.stringify({ type: 'cancel', executionId } satisfies CancelCommand));
+  await em.getConnection().execute('select pg_notify(?, c) from jsonb_array_elements_text(?::jsonb) c', [CONTROL_CHANNEL, JSON.stringify(commands)]);
 }
 
 /**

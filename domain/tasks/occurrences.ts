@@ -89,7 +89,6 @@ async function announce(tx: EntityManager, task: Task, execution: Execution, rea
 function counted(task: Task): void {
   task.lastRunAt = new Date();
   task.runCount += 1;
-  task.nextRunAt = nextRunAt(task) ?? undefined;
 }
 
 /** Resolves the agent and starts the run on it (QUEUED or RUNNING), or records it FAILED with the reason. */
@@ -164,6 +163,7 @@ export async function beginOccurrence(deps: RunDeps, request: OccurrenceRequest)
       execution = await startOrFail(tx, task, actor, fields);
       if (execution.status !== ExecutionStatus.FAILED) counted(task);
     }
+    task.nextRunAt = nextRunAt(task) ?? undefined;
     await tx.flush();
     const reason = decision.action === 'run' ? (execution.error ?? execution.assignmentReason ?? null) : decision.reason;
     await announce(tx, task, execution, reason);

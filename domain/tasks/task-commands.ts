@@ -4,8 +4,8 @@ import { Execution, ExecutionStatus, Organization, Task, User, type Agent } from
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
-import { cancelExecution } from '../runs/cancel';
-import { isFinal } from '../runs/execution-status';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { cancelExecution, publishCancels, runOwner } from '../runs/cancel';
 import type { RunDeps } from '../runs/start-execution';
 import { openTaskRuns, startTaskRun, stopWorkflow, type TemporalAccess } from '../temporal';
 import { assertRunnableTask } from './task-rules';
@@ -154,12 +154,19 @@ export async function cancelTaskRuns(deps: Pick<RunDeps, 'orm' | 'temporal'>, ac
     await cancelExecution(deps, actor, execution);
     return [execution.id];
   }
-  const live = (await liveTaskRuns(em, task)).filter((e) => !isFinal(e.status));
+  const live = await liveTaskRuns(em, task);
+  // Every host hears of it in one NOTIFY round trip; the audit in one flush; then Temporal.
+  await publishCancels(em, live.filter((e) => e.status === ExecutionStatus.RUNNING).map((e) => e.id));
+  for (const execution of live) audit(em, actor, { action: 'execution.cancel', resourceType: 'execution', resourceId: execution.id, changes: { status: execution.status, taskId: task.id } });
+  await em.flush();
+  await Promise.all(live.map((execution) => runOwner(deps.temporal, execution).cancel().catch(ignoreEnded)));
   const owners = new Set(live.map((e) => e.taskRunWorkflowId));
-  await Promise.all(live.map((execution) => cancelExecution(deps, actor, execution).catch((error: unknown) => {
-    if (!(error instanceof AppError && error.code === 'already_finished')) throw error;
-  })));
   const between = (await openTaskRuns(deps.temporal, task.id).catch(() => [] as string[])).filter((id) => !owners.has(id));
   await Promise.all(between.map((id) => stopWorkflow(deps.temporal, id, 'cancel')));
   return live.map((e) => e.id);
+}
+
+/** A run that ended meanwhile has nothing left to cancel. */
+function ignoreEnded(error: unknown): void {
+  if (!(error instanceof WorkflowNotFoundError)) throw error;
 }

@@ -1,6 +1,6 @@
 import { ExecutionMode, type Task } from '../../entities';
 import { deleteTaskSchedule, taskScheduleNextTimes, upsertTaskSchedule, type TemporalAccess } from '../temporal';
-import { nextCronTimes, temporalCron } from './schedule-spec';
+import { nextCronTimes, ScheduleSpecError, temporalCron } from './schedule-spec';
 
 /**
  * A task's Temporal Schedule `task-<taskId>`: RECURRING tasks fire on their cron in their zone;
@@ -45,12 +45,36 @@ export async function syncTaskSchedule(temporal: TemporalAccess, task: Task): Pr
   });
 }
 
+/**
+ * Upcoming times per (expression, zone), reused while the first of them is still ahead: they
+ * cannot change before it passes, and a list of tasks mostly repeats a few expressions
+ * (computing five times costs about 0.4 ms).
+ */
+const upcoming = new Map<string, Date[]>();
+const UPCOMING_MAX = 1000;
+
+function cachedCronTimes(expression: string, timezone: string, count: number, from: Date): Date[] {
+  const key = `${timezone} ${expression}`;
+  const cached = upcoming.get(key);
+  if (cached && cached.length >= count && cached[0]! > from) return cached.slice(0, count);
+  const times = nextCronTimes(expression, timezone, Math.max(count, 5), from);
+  if (upcoming.size >= UPCOMING_MAX) upcoming.clear();
+  upcoming.set(key, times);
+  return times.slice(0, count);
+}
+
 /** The next `count` occurrences computed here (lists, previews, `nextRunAt`), agreeing with Temporal's. */
 export function computedRunTimes(task: Task, count = 5, from = new Date()): Date[] {
   if (!task.enabled || task.deletedAt) return [];
   if (task.executionMode === ExecutionMode.SCHEDULED) return task.scheduledAt && task.scheduledAt > from ? [oneOffInstant(task.scheduledAt)] : [];
-  if (task.executionMode === ExecutionMode.RECURRING && task.cronExpression) return nextCronTimes(task.cronExpression, task.timezone, count, from);
-  return [];
+  if (task.executionMode !== ExecutionMode.RECURRING || !task.cronExpression) return [];
+  try {
+    return cachedCronTimes(task.cronExpression, task.timezone, count, from);
+  } catch (error) {
+    // A stored expression was valid when saved; a list must not fail over one that no longer parses.
+    if (error instanceof ScheduleSpecError) return [];
+    throw error;
+  }
 }
 
 export function nextRunAt(task: Task, from = new Date()): Date | null {
