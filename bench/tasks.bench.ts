@@ -152,6 +152,7 @@ async function cancelAll(api: Api, host: AgentHost, agentId: string, results: st
   const task = await api.send<{ id: string }>('POST', '/api/tasks', { title: 'cancel all', agentId, prompt: 'hang [hang]', overlapPolicy: 'ALLOW_ALL' });
   const viaTask: number[] = [];
   const oneByOne: number[] = [];
+  const answered: number[] = [];
   const running = async (start: () => Promise<string>) => {
     const ids: string[] = [];
     await inLanes(20, 20, async () => ids.push(await start()));
@@ -167,6 +168,7 @@ async function cancelAll(api: Api, host: AgentHost, agentId: string, results: st
     const ids = await running(async () => (await api.send<{ executionId: string }>('POST', `/api/tasks/${task.id}/run`)).executionId);
     let t0 = Date.now();
     await api.send('POST', `/api/tasks/${task.id}/cancel`, {});
+    answered.push(Date.now() - t0);
     await seen(ids, t0, viaTask);
     const plain = await running(async () => (await api.send<{ executionId: string }>('POST', `/api/agents/${agentId}/execute`, { prompt: 'hang [hang]' })).executionId);
     t0 = Date.now();
@@ -175,7 +177,7 @@ async function cancelAll(api: Api, host: AgentHost, agentId: string, results: st
     await pause(500);
   }
   results.push(
-    `3. cancel-all (5 × 20 running occurrences): POST /api/tasks/:id/cancel → host notifications/cancelled p50 ${fmt(percentile(viaTask, 50))} p99 ${fmt(percentile(viaTask, 99))}; 20 parallel POST /api/executions/:id/cancel p50 ${fmt(percentile(oneByOne, 50))} p99 ${fmt(percentile(oneByOne, 99))}; ratio p99 ${(percentile(viaTask, 99) / percentile(oneByOne, 99)).toFixed(2)} (target p99 ≤ 250 ms)`,
+    `3. cancel-all (5 × 20 running occurrences): POST /api/tasks/:id/cancel → host notifications/cancelled p50 ${fmt(percentile(viaTask, 50))} p99 ${fmt(percentile(viaTask, 99))} (the 202 itself p50 ${fmt(percentile(answered, 50))}); 20 parallel POST /api/executions/:id/cancel p50 ${fmt(percentile(oneByOne, 50))} p99 ${fmt(percentile(oneByOne, 99))}; ratio p99 ${(percentile(viaTask, 99) / percentile(oneByOne, 99)).toFixed(2)} (target p99 ≤ 250 ms)`,
   );
   return viaTask.length === 100 && percentile(viaTask, 99) <= 250;
 }

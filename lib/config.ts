@@ -54,6 +54,8 @@ export const RATE_LIMIT_DEFAULTS = {
   'create-agent.ip': { limit: 60, windowSeconds: 60 },
   'server-test.user': { limit: 20, windowSeconds: 60 },
   'server-test.ip': { limit: 40, windowSeconds: 60 },
+  'save-task.user': { limit: 60, windowSeconds: 60 },
+  'save-task.ip': { limit: 120, windowSeconds: 60 },
 } as const satisfies Record<string, RateLimit>;
 
 export type RateLimitRule = keyof typeof RATE_LIMIT_DEFAULTS;

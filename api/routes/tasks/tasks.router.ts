@@ -95,6 +95,7 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       tags,
       auth: true,
       request: { body: CreateTaskBody },
+      before: [rateLimit(deps, 'save-task')],
       responses: { 201: { description: 'Created', schema: TaskOut }, 503: { description: 'temporal_unavailable: the schedule could not be created; nothing was saved' } },
     },
     async (ctx, { body }) => {
@@ -148,6 +149,7 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       tags,
       auth: true,
       request: { params: IdParams, body: UpdateTaskBody },
+      before: [rateLimit(deps, 'save-task')],
       responses: { 200: { description: 'Updated', schema: TaskOut }, 503: { description: 'temporal_unavailable: nothing was changed' } },
     },
     async (ctx, { params, body }) => {

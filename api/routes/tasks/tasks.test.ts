@@ -3,7 +3,7 @@ import { io as connectSocket, type Socket } from 'socket.io-client';
 import type { AgentHost } from '../../../host/server';
 import type { ClientToServerEvents, ServerToClientEvents, SubscribeAck } from '../../../domain/realtime-types';
 import { startApiServer, type ApiServer } from '../../server';
-import { addMember, registerAccount, type Account } from '../../../test/api';
+import { addMember, httpFor, registerAccount, type Account } from '../../../test/api';
 import { activeAgent, registerHost, waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
 import { taskApi } from '../../../test/tasks';
@@ -241,5 +241,28 @@ describe('tasks: CRUD, validation, roles and their Temporal Schedules', () => {
     expect(refused).toEqual({ error: { code: 'not_found', message: 'Task not found' } });
     socket.close();
     expect((await describeSchedule(task.id)).state.paused).toBe(false);
+  });
+
+  it('limits run now with the execute rules and task writes with the save-task rules (429 with Retry-After)', async () => {
+    const limited = await createTestContext({ rateLimits: { ...ctx.config.rateLimits, 'execute.user': { limit: 2, windowSeconds: 3600 }, 'save-task.user': { limit: 2, windowSeconds: 3600 } } });
+    try {
+      const limitedHttp = httpFor(limited);
+      const account = await registerAccount(limitedHttp, 'Limited Org');
+      const auth = { Authorization: `Bearer ${account.accessToken}` };
+      const { host: own, serverId: ownServer } = await registerHost(limitedHttp, account);
+      const ownAgent = (await limitedHttp.post('/api/agents').set(auth).send({ serverId: ownServer, name: 'limited' }).expect(201)).body.id as string;
+      const task = (await limitedHttp.post('/api/tasks').set(auth).send({ title: 't', agentId: ownAgent, prompt: 'p' }).expect(201)).body.id as string;
+      await limitedHttp.put(`/api/tasks/${task}`).set(auth).send({ title: 'u' }).expect(200);
+      const refused = await limitedHttp.put(`/api/tasks/${task}`).set(auth).send({ title: 'v' }).expect(429);
+      expect(refused.body.error).toMatchObject({ code: 'rate_limited', details: { rule: 'save-task.user' } });
+      await limitedHttp.post(`/api/tasks/${task}/run`).set(auth).expect(202);
+      await limitedHttp.post(`/api/tasks/${task}/run`).set(auth).expect(202);
+      const tooMany = await limitedHttp.post(`/api/tasks/${task}/run`).set(auth).expect(429);
+      expect(tooMany.headers['retry-after']).toBeDefined();
+      expect(tooMany.body.error.details.rule).toBe('execute.user');
+      await own.close();
+    } finally {
+      await limited.close();
+    }
   });
 });
