@@ -91,28 +91,29 @@ function counted(task: Task): void {
   task.runCount += 1;
 }
 
+/** What a run is started from: a new one's fields, or the row of one that waited its turn. */
+type RunSource = { fields: ReturnType<typeof runFields>; actor: Actor } | { waiting: Execution };
+
 /** Resolves the agent and starts the run on it (QUEUED or RUNNING), or records it FAILED with the reason. */
-async function startOrFail(tx: EntityManager, task: Task, actor: Actor, fields: ReturnType<typeof runFields>, waiting?: Execution): Promise<Execution> {
+async function startOrFail(tx: EntityManager, task: Task, source: RunSource): Promise<Execution> {
   const assignment = await resolveAgent(tx, task);
-  if (assignment.ok) {
-    try {
-      if (!waiting) return await createExecution(tx, actor, { ...fields, agent: tx.getReference(Agent, assignment.agentId), assignmentReason: assignment.reason });
-      await assignExecution(tx, waiting, assignment.agentId, assignment.reason);
-      return waiting;
-    } catch (error) {
-      // The agent stopped taking runs between the choice and its lock.
-      if (!(error instanceof AppError && error.code === 'agent_not_active')) throw error;
-      return fail(tx, actor, fields, `${assignment.reason}; but ${error.message}`, waiting);
-    }
+  if (!assignment.ok) return fail(tx, source, assignment.reason);
+  try {
+    if ('fields' in source) return await createExecution(tx, source.actor, { ...source.fields, agent: tx.getReference(Agent, assignment.agentId), assignmentReason: assignment.reason });
+    await assignExecution(tx, source.waiting, assignment.agentId, assignment.reason);
+    return source.waiting;
+  } catch (error) {
+    // The agent stopped taking runs between the choice and its lock.
+    if (!(error instanceof AppError && error.code === 'agent_not_active')) throw error;
+    return fail(tx, source, `${assignment.reason}; but ${error.message}`);
   }
-  return fail(tx, actor, fields, assignment.reason, waiting);
 }
 
-async function fail(tx: EntityManager, actor: Actor, fields: ReturnType<typeof runFields>, reason: string, waiting?: Execution): Promise<Execution> {
-  if (!waiting) return recordExecution(tx, actor, { ...fields, status: ExecutionStatus.FAILED, error: reason, assignmentReason: reason });
-  waiting.assignmentReason = reason;
-  await markFinished(tx, waiting, { status: 'FAILED', error: reason });
-  return waiting;
+async function fail(tx: EntityManager, source: RunSource, reason: string): Promise<Execution> {
+  if ('fields' in source) return recordExecution(tx, source.actor, { ...source.fields, status: ExecutionStatus.FAILED, error: reason, assignmentReason: reason });
+  source.waiting.assignmentReason = reason;
+  await markFinished(tx, source.waiting, { status: 'FAILED', error: reason });
+  return source.waiting;
 }
 
 interface Decided {
@@ -160,7 +161,7 @@ export async function beginOccurrence(deps: RunDeps, request: OccurrenceRequest)
         if (other.agent) slotFreed.push(...(await releaseSlot(tx, other.agent.id)));
         stop.push({ execution: other, how: 'terminate', reason });
       }
-      execution = await startOrFail(tx, task, actor, fields);
+      execution = await startOrFail(tx, task, { fields, actor });
       if (execution.status !== ExecutionStatus.FAILED) counted(task);
     }
     task.nextRunAt = nextRunAt(task) ?? undefined;
@@ -187,8 +188,7 @@ export async function resumeOccurrence(deps: RunDeps, executionId: string): Prom
     }
     const ahead = (await liveRuns(tx, task.id)).filter((e) => e.id !== execution.id && (!isWaiting(e) || e.createdAt < execution.createdAt || (e.createdAt.getTime() === execution.createdAt.getTime() && e.id < execution.id)));
     if (ahead.length) return { next: 'wait', executionId, maxRetries: task.maxRetries, reason: `behind run ${ahead[0]!.id}${ahead.length > 1 ? ` and ${ahead.length - 1} more` : ''}` };
-    const fields = runFields(task, { taskId: task.id, executionId, trigger: 'manual', taskRunWorkflowId: execution.taskRunWorkflowId ?? '' });
-    await startOrFail(tx, task, actorFor(task, { trigger: 'schedule' }), fields, execution);
+    await startOrFail(tx, task, { waiting: execution });
     if (execution.status !== ExecutionStatus.FAILED) counted(task);
     await tx.flush();
     await announce(tx, task, execution, execution.error ?? execution.assignmentReason ?? null);
@@ -204,7 +204,7 @@ export async function retryOccurrence(deps: RunDeps, request: OccurrenceRequest)
     const existing = await tx.findOne(Execution, request.executionId, { populate: ['agent'] });
     if (existing) return stepOf(existing, task);
     if (!task || task.deletedAt) return { next: 'end', executionId: request.executionId, maxRetries: 0, status: 'CANCELLED', reason: 'the task was deleted' };
-    const execution = await startOrFail(tx, task, actorFor(task, request), runFields(task, request));
+    const execution = await startOrFail(tx, task, { fields: runFields(task, request), actor: actorFor(task, request) });
     await tx.flush();
     await announce(tx, task, execution, execution.error ?? execution.assignmentReason ?? null);
     return stepOf(execution, task);
