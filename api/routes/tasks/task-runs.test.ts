@@ -107,6 +107,32 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     expect(b.agentId).toBe(agent.id);
   });
 
+  it('CANCEL_OTHER cancels the running occurrence and starts after it; TERMINATE_OTHER ends it at once and starts now', async () => {
+    const agent = await activeAgent(http, admin, serverId, { maxConcurrency: 5 });
+    const cancelling = await tasks.create({ agentId: agent.id, prompt: 'replace me [hang]', overlapPolicy: 'CANCEL_OTHER' });
+    const first = await tasks.run(cancelling.id);
+    await started(first);
+    const second = await tasks.run(cancelling.id);
+    await cancelled(first);
+    expect(await tasks.ended(first)).toMatchObject({ status: 'CANCELLED' });
+    await started(second);
+    expect(await tasks.waitStatus(second, 'RUNNING')).toMatchObject({ agentId: agent.id });
+
+    const terminating = await tasks.create({ agentId: agent.id, prompt: 'replace me too [hang]', overlapPolicy: 'TERMINATE_OTHER' });
+    const third = await tasks.run(terminating.id);
+    await started(third);
+    const fourth = await tasks.run(terminating.id);
+    expect(await tasks.ended(third)).toMatchObject({ status: 'CANCELLED', error: `terminated: occurrence ${fourth} replaced it (overlap policy TERMINATE_OTHER)` });
+    await cancelled(third);
+    await started(fourth);
+    const description = await ctx.temporal.client.workflow.getHandle(`task-run-${terminating.id}-${third}`).describe();
+    expect(description.status.name).toBe('TERMINATED');
+    for (const task of [cancelling, terminating]) await http.post(`/api/tasks/${task.id}/cancel`).set(tasks.auth).send({}).expect(202);
+    expect(await tasks.ended(second)).toMatchObject({ status: 'CANCELLED' });
+    expect(await tasks.ended(fourth)).toMatchObject({ status: 'CANCELLED' });
+    await waitFor(async () => (await http.get(`/api/agents/${agent.id}/status`).set(tasks.auth)).body.running === 0);
+  });
+
   it('AUTO and BY_CAPABILITY choose as specified and say why; no eligible agent is a FAILED occurrence with the reason', async () => {
     const other = await registerAccount(http, 'Assignment Org');
     const otherTasks = taskApi(http, other);
