@@ -4,6 +4,7 @@ import { createExecutionActivities } from './executions.activities';
 import { createServerActivities } from './servers.activities';
 import { createSystemActivities } from './system.activities';
 import { createToolActivities } from './tools.activities';
+import { createTaskActivities } from './tasks.activities';
 
 export type { ActivityDeps } from './deps';
 
@@ -15,6 +16,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createExecutionActivities(deps),
     ...createAgentActivities(deps),
     ...createToolActivities(deps),
+    ...createTaskActivities(deps),
   };
 }
 

@@ -19,6 +19,7 @@ import { serverRoutes } from './routes/servers/servers.router';
 import { toolPermissionRoutes } from './routes/tools/permissions.router';
 import { toolRoutes } from './routes/tools/tools.router';
 import { serverToolRoutes } from './routes/tools/server-tools.router';
+import { taskRoutes } from './routes/tasks/tasks.router';
 import { userRoutes } from './routes/users/users.router';
 import { authenticate } from './auth/authenticate';
 
@@ -48,6 +49,7 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   toolRoutes(api, deps);
   toolPermissionRoutes(api, deps);
   serverToolRoutes(api, deps);
+  taskRoutes(api, deps);
 
   let openApiDocument: unknown;
   api.router.get('/openapi.json', (ctx) => {

@@ -21,10 +21,12 @@ export async function scopedPage<T extends { createdAt: Date; id: string }, P>(
   query: { limit: number; cursor?: { createdAt: Date; id: string } },
   filters: Record<string, unknown>[],
   present: (row: T) => P,
+  populate?: string[],
 ): Promise<{ items: P[]; nextCursor: string | null }> {
   const scope = accessibleFilter(auth.ability, 'read', subjectType);
   if (!scope) return { items: [], nextCursor: null };
   const where = { $and: [scope, { organization: auth.organizationId }, afterCursor(query.cursor), ...filters] };
-  const rows = await em.find(entity, where as never, { orderBy: PAGE_ORDER as never, limit: query.limit + 1 });
+  // Relations by a second `where id in (...)` query: cheaper to hydrate than a join per row.
+  const rows = await em.find(entity, where as never, { orderBy: PAGE_ORDER as never, limit: query.limit + 1, ...(populate ? { populate: populate as never, strategy: 'select-in' as never } : {}) });
   return toPage(rows as T[], query.limit, present);
 }

@@ -97,6 +97,10 @@ export function presentExecution(execution: Execution, detail = false) {
     startedAt: execution.startedAt?.toISOString() ?? null,
     completedAt: execution.completedAt?.toISOString() ?? null,
     durationMs: execution.durationMs ?? null,
+    assignmentReason: execution.assignmentReason ?? null,
+    retryOfId: execution.retryOf?.id ?? null,
+    scheduledFor: execution.scheduledFor?.toISOString() ?? null,
+    toolName: execution.toolName ?? null,
     ...(detail ? { output: execution.output ?? null, todos: execution.todos ?? [], result: execution.result ?? null, context: execution.context ?? null } : {}),
   };
 }

@@ -8,7 +8,7 @@ import { hashRefreshToken } from './auth/tokens';
 import { AppError } from '../domain/errors';
 
 /** What a route does, as far as its limits go: `<action>.<scope>` rules in `config.rateLimits`. */
-export type RateLimitAction = 'register' | 'refresh' | 'logout' | 'execute' | 'create-agent' | 'server-test' | 'tool-install';
+export type RateLimitAction = 'register' | 'refresh' | 'logout' | 'execute' | 'create-agent' | 'server-test' | 'tool-install' | 'save-task';
 
 type Scope = 'ip' | 'user' | 'session';
 

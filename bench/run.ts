@@ -4,6 +4,7 @@ import { benchExecutions } from './executions.bench';
 import { benchServerTest } from './server-test.bench';
 import { benchTools } from './tools.bench';
 import { benchToolInstall } from './tool-install.bench';
+import { benchTasks } from './tasks.bench';
 
 async function main(): Promise<void> {
   const results = [
@@ -12,6 +13,7 @@ async function main(): Promise<void> {
     { name: 'executions', ...(await benchExecutions()) },
     { name: 'tools', ...(await benchTools()) },
     { name: 'tool-install', ...(await benchToolInstall()) },
+    { name: 'tasks', ...(await benchTasks()) },
   ];
   const failed = results.filter((r) => !r.pass);
   process.stdout.write(`\n${results.map((r) => `${r.pass ? 'PASS' : 'FAIL'} ${r.name}`).join('\n')}\n`);

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { Client, Connection } from '@temporalio/client';
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
 import type { SearchAttributePair } from '@temporalio/common';
 import { SearchAttributes } from '../lib/search-attributes';
 import { agentExecution, executionWorkflowId, progressQuery, progressSignal, type ProgressSnapshot } from '../workflows/agent-execution.workflow';
 import { agentProvision, agentProvisionWorkflowId } from '../workflows/agent-provision.workflow';
 import { serverCheck, serverCheckWorkflowId, type ServerCheckInput } from '../workflows/server-check.workflow';
 import { toolInstall, toolInstallWorkflowId, type ToolAction } from '../workflows/tool-install.workflow';
+import { scheduledTaskRunWorkflowId, taskRun, taskRunWorkflowId, taskScheduleId, type TaskRunInput } from '../workflows/task-run.workflow';
 
 /**
  * The typed Temporal boundary: every workflow the API or an activity starts, queries or signals
@@ -19,7 +20,7 @@ export interface TemporalAccess {
   taskQueue: string;
 }
 
-export type ExecutionKind = 'agent-execution' | 'agent-provision' | 'server-test' | 'server-health' | 'system-check' | 'tool-install';
+export type ExecutionKind = 'agent-execution' | 'agent-provision' | 'server-test' | 'server-health' | 'system-check' | 'tool-install' | 'task-run';
 
 export interface RunLabels {
   organizationId?: string;
@@ -103,4 +104,103 @@ export function startToolInstall(temporal: TemporalAccess, run: { serverId: stri
 
 export function toolInstallHandle(temporal: Pick<TemporalAccess, 'client'>, serverId: string, toolId: string) {
   return temporal.client.workflow.getHandle<typeof toolInstall>(toolInstallWorkflowId(serverId, toolId));
+}
+
+/** One occurrence of a task, started now (run now): workflow `task-run-<taskId>-<executionId>`. */
+export function startTaskRun(temporal: TemporalAccess, run: TaskRunInput & { executionId: string; organizationId: string; agentId?: string }) {
+  return temporal.client.workflow.start(taskRun, {
+    taskQueue: temporal.taskQueue,
+    workflowId: taskRunWorkflowId(run.taskId, run.executionId),
+    args: [{ taskId: run.taskId, trigger: run.trigger, executionId: run.executionId, ...(run.requestedBy ? { requestedBy: run.requestedBy } : {}) }],
+    typedSearchAttributes: searchAttributes({ organizationId: run.organizationId, taskId: run.taskId, agentId: run.agentId, kind: 'task-run' }),
+  });
+}
+
+/** When a recurring or one-off task fires (a Temporal Schedule `task-<taskId>`). */
+export interface TaskScheduleSpec {
+  taskId: string;
+  organizationId: string;
+  agentId?: string;
+  /** Temporal's cron (domain/tasks/schedule-spec.ts `temporalCron`), in `timezone`. */
+  cron: string;
+  timezone: string;
+  /** A one-off: the schedule ends after this instant. */
+  endAt?: Date;
+  paused: boolean;
+  /** How late an action missed while Temporal was unavailable may still start. */
+  catchupWindowMs: number;
+  note: string;
+}
+
+function taskScheduleParts(temporal: TemporalAccess, spec: TaskScheduleSpec) {
+  const labels = { organizationId: spec.organizationId, taskId: spec.taskId, agentId: spec.agentId, kind: 'task-run' as const };
+  return {
+    spec: { cronExpressions: [spec.cron], timezone: spec.timezone, ...(spec.endAt ? { endAt: spec.endAt } : {}) },
+    action: {
+      type: 'startWorkflow' as const,
+      workflowType: taskRun,
+      // The schedule appends the scheduled time to this id, one workflow per occurrence.
+      workflowId: scheduledTaskRunWorkflowId(spec.taskId),
+      taskQueue: temporal.taskQueue,
+      args: [{ taskId: spec.taskId, trigger: 'schedule' }] as [TaskRunInput],
+      typedSearchAttributes: searchAttributes(labels),
+    },
+    // The task's own overlap policy is applied by taskRun against the task's runs in the
+    // database (a skipped occurrence is then recorded, and "run now" obeys it too); Temporal
+    // would skip silently, and its trigger() ignores the policy anyway.
+    policies: { overlap: ScheduleOverlapPolicy.ALLOW_ALL, catchupWindow: spec.catchupWindowMs },
+    typedSearchAttributes: searchAttributes(labels),
+  };
+}
+
+/** Creates the task's schedule, or brings it up to date (spec, action, policies, paused) when it exists. */
+export async function upsertTaskSchedule(temporal: TemporalAccess, spec: TaskScheduleSpec): Promise<void> {
+  const parts = taskScheduleParts(temporal, spec);
+  const handle = temporal.client.schedule.getHandle(taskScheduleId(spec.taskId));
+  try {
+    await handle.update((previous) => ({ ...previous, spec: parts.spec, action: parts.action, policies: { ...previous.policies, ...parts.policies }, state: { ...previous.state, paused: spec.paused, note: spec.note } }));
+  } catch (error) {
+    if (!(error instanceof ScheduleNotFoundError)) throw error;
+    await temporal.client.schedule.create({ scheduleId: taskScheduleId(spec.taskId), ...parts, state: { paused: spec.paused, note: spec.note } });
+  }
+}
+
+/** Removes the task's schedule; one that is already gone is fine. */
+export async function deleteTaskSchedule(temporal: TemporalAccess, taskId: string): Promise<void> {
+  await temporal.client.schedule
+    .getHandle(taskScheduleId(taskId))
+    .delete()
+    .catch((error: unknown) => {
+      if (!(error instanceof ScheduleNotFoundError)) throw error;
+    });
+}
+
+/** The schedule's next action times (Temporal's own computation), or undefined without a schedule. */
+export async function taskScheduleNextTimes(temporal: TemporalAccess, taskId: string, deadlineMs = 2000): Promise<Date[] | undefined> {
+  const describe = () => temporal.client.schedule.getHandle(taskScheduleId(taskId)).describe();
+  try {
+    const description = temporal.connection ? await temporal.connection.withDeadline(Date.now() + deadlineMs, describe) : await describe();
+    return description.info.nextActionTimes;
+  } catch (error) {
+    if (error instanceof ScheduleNotFoundError) return undefined;
+    throw error;
+  }
+}
+
+/** The task's occurrences whose taskRun is still open (visibility; a few seconds behind at worst). */
+export async function openTaskRuns(temporal: TemporalAccess, taskId: string): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const run of temporal.client.workflow.list({ query: `TaskId = '${taskId}' AND ExecutionKind = 'task-run' AND ExecutionStatus = 'Running'` })) ids.push(run.workflowId);
+  return ids;
+}
+
+/** Cancels or terminates a workflow that may already have ended. */
+export async function stopWorkflow(temporal: TemporalAccess, workflowId: string, how: 'cancel' | 'terminate', reason?: string): Promise<void> {
+  const handle = temporal.client.workflow.getHandle(workflowId);
+  try {
+    if (how === 'cancel') await handle.cancel();
+    else await handle.terminate(reason);
+  } catch (error) {
+    if (!(error instanceof WorkflowNotFoundError)) throw error;
+  }
 }

@@ -122,4 +122,11 @@ export class Execution extends BaseEntity<'status' | 'todos' | 'attempt'> {
 
   @Property({ type: 'json', nullable: true })
   toolArguments?: Record<string, unknown>;
+
+  /**
+   * For a task's run: the `taskRun` workflow of its occurrence, which owns it (waits for the
+   * overlap policy, applies the timeout, retries): cancelling the run cancels that workflow.
+   */
+  @Property({ type: 'string', length: 200, nullable: true })
+  taskRunWorkflowId?: string;
 }

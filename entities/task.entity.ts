@@ -116,4 +116,11 @@ export class Task extends BaseEntity<
 
   @ManyToOne(() => User, { nullable: true, deleteRule: 'set null' })
   createdBy?: User;
+
+  /**
+   * Set when the task is deleted: the row stays so that its runs keep their `taskId` (history
+   * stays readable through `/api/executions?taskId=`), and every task route answers 404.
+   */
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  deletedAt?: Date;
 }

@@ -57,6 +57,8 @@ export const RATE_LIMIT_DEFAULTS = {
   // Installs and uninstalls run package managers on the servers.
   'tool-install.user': { limit: 30, windowSeconds: 60 },
   'tool-install.ip': { limit: 60, windowSeconds: 60 },
+  'save-task.user': { limit: 60, windowSeconds: 60 },
+  'save-task.ip': { limit: 120, windowSeconds: 60 },
 } as const satisfies Record<string, RateLimit>;
 
 export type RateLimitRule = keyof typeof RATE_LIMIT_DEFAULTS;

@@ -84,6 +84,8 @@ export interface AgentExecutionOptions {
   timeoutMs?: number;
   /** The API already took a free slot (execution RUNNING) when it created the run. */
   slotTaken?: boolean;
+  /** A `kind: tool` task's run: call the run's tool instead of execute_prompt. */
+  tool?: boolean;
 }
 
 export async function agentExecution(executionId: string, options: AgentExecutionOptions = {}): Promise<AgentExecutionResult> {
@@ -100,7 +102,7 @@ export async function agentExecution(executionId: string, options: AgentExecutio
     woken = true;
   });
 
-  const { executePrompt } = proxyActivities<Activities>({
+  const { executePrompt, executeToolCall } = proxyActivities<Activities>({
     startToCloseTimeout: options.timeoutMs ?? 30 * 60_000,
     heartbeatTimeout: '10s',
     // A lost worker (heartbeat timeout) is retried with the same execution id; business
@@ -121,7 +123,7 @@ export async function agentExecution(executionId: string, options: AgentExecutio
     }
     state = { ...state, status: 'RUNNING' };
     setCurrentDetails(summary(state));
-    const outcome = await executePrompt(executionId);
+    const outcome = await (options.tool ? executeToolCall : executePrompt)(executionId);
     result = outcome.success ? { status: 'COMPLETED' } : { status: 'FAILED', error: outcome.error };
   } catch (error) {
     if (isCancellation(error)) result = { status: 'CANCELLED', error: 'cancelled by request' };

@@ -4,3 +4,4 @@ export * from './server-check.workflow';
 export * from './agent-execution.workflow';
 export * from './agent-provision.workflow';
 export * from './tool-install.workflow';
+export * from './task-run.workflow';

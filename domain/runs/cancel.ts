@@ -3,7 +3,7 @@ import { ExecutionStatus, type Execution } from '../../entities';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
-import { executionHandle } from '../temporal';
+import { executionHandle, type TemporalAccess } from '../temporal';
 import { isFinal } from './execution-status';
 import type { RunDeps } from './start-execution';
 
@@ -21,8 +21,14 @@ export interface CancelCommand {
 }
 
 export async function publishCancel(em: EntityManager, executionId: string): Promise<void> {
-  const command: CancelCommand = { type: 'cancel', executionId };
-  await em.getConnection().execute('select pg_notify(?, ?)', [CONTROL_CHANNEL, JSON.stringify(command)]);
+  await publishCancels(em, [executionId]);
+}
+
+/** The fast path for several runs in one round trip (a task's cancel-all). */
+export async function publishCancels(em: EntityManager, executionIds: string[]): Promise<void> {
+  if (executionIds.length === 0) return;
+  const commands = executionIds.map((executionId): string => JSON.stringify({ type: 'cancel', executionId } satisfies CancelCommand));
+  await em.getConnection().execute('select pg_notify(?, c) from jsonb_array_elements_text(?::jsonb) c', [CONTROL_CHANNEL, JSON.stringify(commands)]);
 }
 
 /**
@@ -37,5 +43,14 @@ export async function cancelExecution(deps: Pick<RunDeps, 'orm' | 'temporal'>, a
   await em.flush();
   // The fast path first (aborts the MCP call in whichever worker runs it), then the durable one.
   if (execution.status === ExecutionStatus.RUNNING) await publishCancel(em, execution.id);
-  await executionHandle(deps.temporal, execution.id).cancel();
+  await runOwner(deps.temporal, execution).cancel();
+}
+
+/**
+ * The workflow a cancel goes to: a task's run belongs to its occurrence's `taskRun` (which then
+ * cancels its child run, does not retry, and stops waiting if it was waiting its turn); a plain
+ * run is its own `agentExecution`.
+ */
+export function runOwner(temporal: TemporalAccess, execution: Execution) {
+  return execution.taskRunWorkflowId ? temporal.client.workflow.getHandle(execution.taskRunWorkflowId) : executionHandle(temporal, execution.id);
 }

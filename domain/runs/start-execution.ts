@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, Task, User } from '../../entities';
+import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, Organization, Task, User } from '../../entities';
 import type { Logger } from '../../lib/logger';
 import type { Orm } from '../../lib/orm';
 import { executionWorkflowId } from '../../workflows/agent-execution.workflow';
@@ -8,7 +8,7 @@ import { audit } from '../audit';
 import { AppError } from '../errors';
 import { startAgentExecution, type TemporalAccess } from '../temporal';
 import { appendEvent } from './execution-log';
-import { executionRef } from './execution-status';
+import { executionRef, isFinal } from './execution-status';
 import { finishExecution } from './finish-execution';
 import { isRunnable, lockAgent, takeSlot } from './slots';
 
@@ -27,6 +27,90 @@ export interface StartInput {
   taskId?: string;
 }
 
+/** What a task's run adds to a plain run (domain/tasks/occurrences.ts). */
+export interface TaskRunFields {
+  /** Chosen by the caller, so that a retried activity finds the row it already wrote. */
+  executionId?: string;
+  taskRunWorkflowId?: string;
+  scheduledFor?: Date;
+  retryOf?: string;
+  assignmentReason?: string;
+  /** For a `kind: tool` task: the tool called instead of execute_prompt. */
+  toolName?: string;
+  toolArguments?: Record<string, unknown>;
+}
+
+/** A run as first written: its agent (none yet for a task's run waiting its turn), status and why. */
+export type RecordInput = Omit<StartInput, 'agent'> &
+  TaskRunFields & { agent?: Agent; status?: ExecutionStatus.QUEUED | ExecutionStatus.SKIPPED | ExecutionStatus.FAILED; error?: string };
+
+/**
+ * Writes an Execution with its audit entry and the first `status` event of its log, in `tx`.
+ * A SKIPPED or FAILED row (a task's occurrence that did not run) is final at once.
+ */
+export async function recordExecution(tx: EntityManager, actor: Actor, input: RecordInput): Promise<Execution> {
+  const status = input.status ?? ExecutionStatus.QUEUED;
+  const now = new Date();
+  const created = tx.create(Execution, {
+    ...(input.executionId ? { id: input.executionId } : {}),
+    organization: tx.getReference(Organization, actor.organizationId),
+    agent: input.agent,
+    task: input.taskId ? tx.getReference(Task, input.taskId) : undefined,
+    trigger: input.trigger,
+    triggeredBy: actor.userId ? tx.getReference(User, actor.userId) : undefined,
+    prompt: input.prompt,
+    context: input.context,
+    status,
+    error: input.error,
+    taskRunWorkflowId: input.taskRunWorkflowId,
+    scheduledFor: input.scheduledFor,
+    retryOf: input.retryOf ? tx.getReference(Execution, input.retryOf) : undefined,
+    assignmentReason: input.assignmentReason,
+    toolName: input.toolName,
+    toolArguments: input.toolArguments,
+    ...(isFinal(status) ? { completedAt: now, durationMs: 0 } : {}),
+  });
+  if (!isFinal(status)) created.workflowId = executionWorkflowId(created.id);
+  audit(tx, actor, {
+    action: 'agent.execute',
+    resourceType: 'execution',
+    resourceId: created.id,
+    changes: { agentId: input.agent?.id ?? null, trigger: input.trigger, ...(input.taskId ? { taskId: input.taskId } : {}), ...(status !== ExecutionStatus.QUEUED ? { status } : {}) },
+  });
+  await tx.flush();
+  await appendEvent(tx, executionRef(created), created.attempt, 'status', { status, ...(input.error ? { data: { error: input.error } } : {}) });
+  return created;
+}
+
+/** The agent's row, locked, when it takes new runs; a 409 `agent_not_active` otherwise. */
+async function lockRunnableAgent(tx: EntityManager, agentId: string): Promise<Agent> {
+  const agent = await lockAgent(tx, agentId);
+  if (!isRunnable(agent.status)) {
+    throw AppError.conflict('agent_not_active', `The agent is ${agent.status}; only ACTIVE agents execute${agent.status === AgentStatus.PENDING_VALIDATION ? ' (validate it first)' : ''}`);
+  }
+  return agent;
+}
+
+/**
+ * The run on its agent, in `tx`: QUEUED with its first event, and RUNNING at once when the agent
+ * has a free slot (nobody queued ahead), sparing the workflow a step.
+ */
+export async function createExecution(tx: EntityManager, actor: Actor, input: StartInput & TaskRunFields): Promise<Execution> {
+  const agent = await lockRunnableAgent(tx, input.agent.id);
+  const created = await recordExecution(tx, actor, { ...input, agent });
+  await takeSlot(tx, created, agent);
+  return created;
+}
+
+/** A task's run that waited its turn without an agent gets one, then a slot when free, in `tx`. */
+export async function assignExecution(tx: EntityManager, execution: Execution, agentId: string, assignmentReason: string): Promise<void> {
+  const agent = await lockRunnableAgent(tx, agentId);
+  execution.agent = agent;
+  execution.assignmentReason = assignmentReason;
+  await tx.flush();
+  await takeSlot(tx, execution, agent);
+}
+
 /**
  * Creates the Execution (QUEUED, first event in its log) and starts `agentExecution`
  * (workflow id `execution-<id>`). If Temporal refuses the start, the row is marked FAILED
@@ -34,32 +118,10 @@ export interface StartInput {
  */
 export async function startExecution(deps: RunDeps, actor: Actor, input: StartInput): Promise<Execution> {
   const em = deps.orm.em as EntityManager;
-  // Row, audit entry, first events and their notices commit together. When the agent has a
-  // free slot (nobody queued ahead), the run takes it here, sparing the workflow a step;
-  // otherwise it stays QUEUED and the workflow waits for a slot. The notices are delivered at
-  // commit, before the workflow starts, so no later notice of this run can overtake them.
-  const execution = await em.transactional(async (tx) => {
-    const agent = await lockAgent(tx, input.agent.id);
-    if (!isRunnable(agent.status)) {
-      throw AppError.conflict('agent_not_active', `The agent is ${agent.status}; only ACTIVE agents execute${agent.status === AgentStatus.PENDING_VALIDATION ? ' (validate it first)' : ''}`);
-    }
-    const created = tx.create(Execution, {
-      organization: agent.organization,
-      agent,
-      task: input.taskId ? tx.getReference(Task, input.taskId) : undefined,
-      trigger: input.trigger,
-      triggeredBy: actor.userId ? tx.getReference(User, actor.userId) : undefined,
-      prompt: input.prompt,
-      context: input.context,
-      status: ExecutionStatus.QUEUED,
-    });
-    created.workflowId = executionWorkflowId(created.id);
-    audit(tx, actor, { action: 'agent.execute', resourceType: 'execution', resourceId: created.id, changes: { agentId: agent.id, trigger: input.trigger } });
-    await tx.flush();
-    await appendEvent(tx, executionRef(created), created.attempt, 'status', { status: ExecutionStatus.QUEUED });
-    await takeSlot(tx, created, agent);
-    return created;
-  });
+  // Row, audit entry, first events and their notices commit together. The notices are
+  // delivered at commit, before the workflow starts, so no later notice of this run can
+  // overtake them.
+  const execution = await em.transactional((tx) => createExecution(tx, actor, input));
   try {
     await startAgentExecution(deps.temporal, {
       executionId: execution.id,

@@ -4,10 +4,12 @@ import { Migration20261124020809_initial } from './Migration20261124020809_initi
 import { Migration20261124022316_login_attempts } from './Migration20261124022316_login_attempts';
 import { Migration20261129195249_rate_limits } from './Migration20261129195249_rate_limits';
 import { Migration20261129205640_tasks_and_tools } from './Migration20261129205640_tasks_and_tools';
+import { Migration20261129212731_task_runs } from './Migration20261129212731_task_runs';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261124020809_initial', class: Migration20261124020809_initial },
   { name: 'Migration20261124022316_login_attempts', class: Migration20261124022316_login_attempts },
   { name: 'Migration20261129195249_rate_limits', class: Migration20261129195249_rate_limits },
   { name: 'Migration20261129205640_tasks_and_tools', class: Migration20261129205640_tasks_and_tools },
+  { name: 'Migration20261129212731_task_runs', class: Migration20261129212731_task_runs },
 ];

@@ -2,7 +2,7 @@ import { z } from '../../zod';
 import { pageQuery, pageSchema } from '../../pagination';
 import { Timestamp } from '../../timestamps';
 
-const ExecutionStatusSchema = z.enum(['QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
+const ExecutionStatusSchema = z.enum(['QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED']);
 
 /** The prompt is taken verbatim: no trimming, newlines and spacing kept. */
 export const Prompt = z.string().min(1, 'required').max(100_000, 'at most 100000 characters').refine((p) => p.trim().length > 0, 'must not be blank');
@@ -47,6 +47,10 @@ export const ExecutionOut = z
     startedAt: z.string().nullable(),
     completedAt: z.string().nullable(),
     durationMs: z.number().nullable(),
+    assignmentReason: z.string().nullable().openapi({ description: "A task's run: which agent was chosen and why" }),
+    retryOfId: z.uuid().nullable().openapi({ description: 'The attempt this run retries' }),
+    scheduledFor: z.string().nullable().openapi({ description: "A task's occurrence: when the schedule meant it to start" }),
+    toolName: z.string().nullable().openapi({ description: 'A `kind: tool` task\'s run: the tool called' }),
   })
   .openapi('Execution');
 

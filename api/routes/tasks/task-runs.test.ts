@@ -1,0 +1,253 @@
+import request from 'supertest';
+import { io as connectSocket, type Socket } from 'socket.io-client';
+import { Agent, AgentStatus } from '../../../entities';
+import type { AgentHost } from '../../../host/server';
+import type { ClientToServerEvents, ExecutionStatusPayload, ServerToClientEvents, TaskOccurrencePayload } from '../../../domain/realtime-types';
+import { startApiServer, type ApiServer } from '../../server';
+import { registerAccount, type Account } from '../../../test/api';
+import { activeAgent, parseSse, registerHost, sseText, waitFor } from '../../../test/fleet';
+import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
+import { taskApi, type Run } from '../../../test/tasks';
+
+type FleetClient = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+describe('task runs: run now, overlap policies, assignment, cancel, timeout and retries', () => {
+  let ctx: TestContext;
+  let api: ApiServer;
+  let http: ReturnType<typeof request>;
+  let worker: Awaited<ReturnType<typeof startTestWorker>>;
+  let admin: Account;
+  let host: AgentHost;
+  let serverId: string;
+  let tasks: ReturnType<typeof taskApi>;
+  const closers: Array<() => Promise<unknown> | unknown> = [];
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    worker = await startTestWorker(ctx);
+    api = await startApiServer({ ...ctx, config: { ...ctx.config, http: { ...ctx.config.http, trustProxy: true } } }, 0, '127.0.0.1');
+    http = request(api.url);
+    admin = await registerAccount(http, 'Task Runs Org');
+    ({ host, serverId } = await registerHost(http, admin, { allowCommands: true }));
+    await http.post(`/api/servers/${serverId}/test`).auth(admin.accessToken, { type: 'bearer' }).expect(200);
+    tasks = taskApi(http, admin);
+  });
+  afterAll(async () => {
+    for (const close of closers.reverse()) await close();
+    await api?.close();
+    await worker?.stop();
+    await host?.close();
+    await ctx?.close();
+  });
+
+  async function socketFor(account: Account): Promise<FleetClient> {
+    const socket: FleetClient = connectSocket(api.url, { auth: { token: account.accessToken }, transports: ['websocket'], reconnection: false });
+    closers.push(() => socket.close());
+    await new Promise<void>((resolve, reject) => (socket.once('connect', () => resolve()), socket.once('connect_error', reject)));
+    return socket;
+  }
+  const cancelled = (executionId: string) => host.waitForCancellation(executionId, 5000);
+  const started = (executionId: string) => host.waitForCall('execute_prompt', (c) => c.args.executionId === executionId, 10_000);
+
+  it('runs now: SSE of the run, taskId on every event, task:occurrence and run statuses on the task and org rooms', async () => {
+    const agent = await activeAgent(http, admin, serverId);
+    const task = await tasks.create({ agentId: agent.id, prompt: 'now [steps:2]' });
+    const socket = await socketFor(admin);
+    const occurrences: TaskOccurrencePayload[] = [];
+    const statuses: ExecutionStatusPayload[] = [];
+    socket.on('task:occurrence', (e) => occurrences.push(e));
+    socket.on('execution:status', (e) => statuses.push(e));
+    expect(await new Promise((resolve) => socket.emit('subscribe:task', { taskId: task.id }, resolve))).toEqual({ ok: true });
+    expect(await new Promise((resolve) => socket.emit('subscribe:org', {}, resolve))).toEqual({ ok: true });
+
+    const res = await http.post(`/api/tasks/${task.id}/run`).set(tasks.auth).set('Accept', 'text/event-stream').buffer(true).parse(sseText).expect(200);
+    const events = parseSse(res.body as string);
+    expect(events.map((e) => Number(e.id))).toEqual(events.map((_, i) => i + 1));
+    expect(events.every((e) => e.data.taskId === task.id)).toBe(true);
+    expect(events.filter((e) => e.event === 'status').map((e) => e.data.status)).toEqual(['QUEUED', 'RUNNING', 'COMPLETED']);
+    const executionId = events[0]!.data.executionId as string;
+    await waitFor(async () => occurrences.length >= 1 && statuses.some((s) => s.executionId === executionId && s.status === 'COMPLETED'));
+    // Delivered to both rooms, received once by a socket in both.
+    expect(occurrences).toEqual([expect.objectContaining({ taskId: task.id, executionId, status: 'RUNNING', trigger: 'manual', scheduledFor: null })]);
+    expect(statuses.filter((s) => s.executionId === executionId).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'COMPLETED']);
+    expect(statuses.every((s) => s.executionId !== executionId || s.taskId === task.id)).toBe(true);
+    const detail = await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200);
+    expect(detail.body).toMatchObject({ runCount: 1, lastRun: { id: executionId, status: 'COMPLETED' } });
+  });
+
+  it('SKIP records a skipped occurrence, with its reason, while a run is still going', async () => {
+    const agent = await activeAgent(http, admin, serverId, { maxConcurrency: 5 });
+    const task = await tasks.create({ agentId: agent.id, prompt: 'long [hang]', overlapPolicy: 'SKIP' });
+    const first = await tasks.run(task.id);
+    await started(first);
+    const second = await tasks.run(task.id);
+    const skipped = await tasks.ended(second);
+    expect(skipped).toMatchObject({ status: 'SKIPPED', trigger: 'manual', agentId: null, taskId: task.id });
+    expect(skipped.error).toBe(`skipped: run ${first} (RUNNING) still going (overlap policy SKIP)`);
+    expect((await tasks.runs(task.id, { status: 'SKIPPED' })).map((r) => r.id)).toEqual([second]);
+    expect((await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200)).body).toMatchObject({ skippedCount: 1, liveCount: 1, runCount: 1 });
+    await http.post(`/api/tasks/${task.id}/cancel`).set(tasks.auth).send({}).expect(202);
+    await cancelled(first);
+    expect(await tasks.ended(first)).toMatchObject({ status: 'CANCELLED' });
+  });
+
+  it('BUFFER_ONE runs the buffered occurrence after the running one, and skips a second buffered one', async () => {
+    const agent = await activeAgent(http, admin, serverId, { maxConcurrency: 5 });
+    const task = await tasks.create({ agentId: agent.id, prompt: 'work [steps:4] [delay:250]', overlapPolicy: 'BUFFER_ONE' });
+    const first = await tasks.run(task.id);
+    await started(first);
+    const second = await tasks.run(task.id);
+    const waiting = await tasks.waitStatus(second, 'QUEUED');
+    expect(waiting.agentId).toBeNull();
+    const third = await tasks.run(task.id);
+    expect(await tasks.ended(third)).toMatchObject({ status: 'SKIPPED', error: `skipped: run ${second} (waiting its turn) is already buffered (overlap policy BUFFER_ONE)` });
+    const [a, b] = [await tasks.ended(first), await tasks.ended(second)];
+    expect([a.status, b.status]).toEqual(['COMPLETED', 'COMPLETED']);
+    expect(new Date(b.startedAt as string).getTime()).toBeGreaterThanOrEqual(new Date(a.completedAt as string).getTime());
+    expect(b.agentId).toBe(agent.id);
+  });
+
+  it('CANCEL_OTHER cancels the running occurrence and starts after it; TERMINATE_OTHER ends it at once and starts now', async () => {
+    const agent = await activeAgent(http, admin, serverId, { maxConcurrency: 5 });
+    const cancelling = await tasks.create({ agentId: agent.id, prompt: 'replace me [hang]', overlapPolicy: 'CANCEL_OTHER' });
+    const first = await tasks.run(cancelling.id);
+    await started(first);
+    const second = await tasks.run(cancelling.id);
+    await cancelled(first);
+    expect(await tasks.ended(first)).toMatchObject({ status: 'CANCELLED' });
+    await started(second);
+    expect(await tasks.waitStatus(second, 'RUNNING')).toMatchObject({ agentId: agent.id });
+
+    const terminating = await tasks.create({ agentId: agent.id, prompt: 'replace me too [hang]', overlapPolicy: 'TERMINATE_OTHER' });
+    const third = await tasks.run(terminating.id);
+    await started(third);
+    const fourth = await tasks.run(terminating.id);
+    expect(await tasks.ended(third)).toMatchObject({ status: 'CANCELLED', error: `terminated: occurrence ${fourth} replaced it (overlap policy TERMINATE_OTHER)` });
+    await cancelled(third);
+    await started(fourth);
+    const description = await ctx.temporal.client.workflow.getHandle(`task-run-${terminating.id}-${third}`).describe();
+    expect(description.status.name).toBe('TERMINATED');
+    for (const task of [cancelling, terminating]) await http.post(`/api/tasks/${task.id}/cancel`).set(tasks.auth).send({}).expect(202);
+    expect(await tasks.ended(second)).toMatchObject({ status: 'CANCELLED' });
+    expect(await tasks.ended(fourth)).toMatchObject({ status: 'CANCELLED' });
+    await waitFor(async () => (await http.get(`/api/agents/${agent.id}/status`).set(tasks.auth)).body.running === 0);
+  });
+
+  it('AUTO and BY_CAPABILITY choose as specified and say why; no eligible agent is a FAILED occurrence with the reason', async () => {
+    const other = await registerAccount(http, 'Assignment Org');
+    const otherTasks = taskApi(http, other);
+    const { host: otherHost, serverId: otherServer } = await registerHost(http, other);
+    closers.push(() => otherHost.close());
+    const none = await otherTasks.create({ assignmentMode: 'AUTO', prompt: 'p' });
+    expect(await otherTasks.ended(await otherTasks.run(none.id))).toMatchObject({ status: 'FAILED', error: 'no eligible agent: no ACTIVE agent on an ONLINE server', agentId: null });
+
+    const busy = await activeAgent(http, other, otherServer, { capabilities: ['git'], maxConcurrency: 2 });
+    const idle = await activeAgent(http, other, otherServer, { capabilities: ['docker'] });
+    await http.post(`/api/servers/${otherServer}/test`).auth(other.accessToken, { type: 'bearer' }).expect(200);
+    const hanging = (await http.post(`/api/agents/${busy.id}/execute`).auth(other.accessToken, { type: 'bearer' }).send({ prompt: 'busy [hang]' }).expect(202)).body.executionId as string;
+    await otherHost.waitForCall('execute_prompt', (c) => c.args.executionId === hanging);
+
+    const auto = await otherTasks.create({ assignmentMode: 'AUTO', prompt: 'auto [steps:1]' });
+    const autoRun = await otherTasks.ended(await otherTasks.run(auto.id));
+    expect(autoRun).toMatchObject({ status: 'COMPLETED', agentId: idle.id });
+    expect(autoRun.assignmentReason).toMatch(new RegExp(`^AUTO: 2 candidates; chose ${idle.name} on host-\\S+: 0 running, 0 queued, ONLINE \\d+ ms$`));
+
+    const byCap = await otherTasks.create({ assignmentMode: 'BY_CAPABILITY', requiredCapabilities: ['git'], prompt: 'git [steps:1]' });
+    const capRun = await otherTasks.ended(await otherTasks.run(byCap.id));
+    expect(capRun).toMatchObject({ status: 'COMPLETED', agentId: busy.id });
+    expect(capRun.assignmentReason).toMatch(new RegExp(`^BY_CAPABILITY: 1 candidate with git; chose ${busy.name} on host-\\S+: 1 running, 0 queued, ONLINE \\d+ ms$`));
+
+    const nobody = await otherTasks.create({ assignmentMode: 'BY_CAPABILITY', requiredCapabilities: ['git', 'docker'], prompt: 'p' });
+    expect(await otherTasks.ended(await otherTasks.run(nobody.id))).toMatchObject({ status: 'FAILED', error: 'no eligible agent: no ACTIVE agent on an ONLINE server that holds every required capability (git, docker)' });
+    await http.post(`/api/executions/${hanging}/cancel`).auth(other.accessToken, { type: 'bearer' }).expect(202);
+  });
+
+  it('cancels one run, then all runs of the task: each reaches the host as notifications/cancelled; a waiting run never starts', async () => {
+    const agent = await activeAgent(http, admin, serverId, { maxConcurrency: 5 });
+    const task = await tasks.create({ agentId: agent.id, prompt: 'cancel me [hang]', overlapPolicy: 'ALLOW_ALL' });
+    const runs = [await tasks.run(task.id), await tasks.run(task.id), await tasks.run(task.id)];
+    for (const id of runs) await started(id);
+    const one = await http.post(`/api/tasks/${task.id}/cancel`).set(tasks.auth).send({ executionId: runs[0] }).expect(202);
+    expect(one.body).toEqual({ cancelled: [runs[0]] });
+    await cancelled(runs[0]!);
+    expect(await tasks.ended(runs[0]!)).toMatchObject({ status: 'CANCELLED' });
+    expect((await tasks.execution(runs[1]!))!.status).toBe('RUNNING');
+    expect((await http.post(`/api/tasks/${task.id}/cancel`).set(tasks.auth).send({ executionId: runs[0] }).expect(409)).body.error.code).toBe('already_finished');
+
+    await http.put(`/api/tasks/${task.id}`).set(tasks.auth).send({ overlapPolicy: 'BUFFER_ALL' }).expect(200);
+    const waiting = await tasks.run(task.id);
+    await tasks.waitStatus(waiting, 'QUEUED');
+    const all = await http.post(`/api/tasks/${task.id}/cancel`).set(tasks.auth).send({}).expect(202);
+    expect([...all.body.cancelled].sort()).toEqual([runs[1], runs[2], waiting].sort());
+    await Promise.all([cancelled(runs[1]!), cancelled(runs[2]!)]);
+    for (const id of [...runs, waiting]) expect(await tasks.ended(id)).toMatchObject({ status: 'CANCELLED' });
+    expect(host.calls.some((c) => c.args.executionId === waiting)).toBe(false);
+    await http.post(`/api/executions/${runs[0]}/cancel`).set(tasks.auth).expect(409);
+  });
+
+  it('applies timeoutMs and maxRetries: each TIMED_OUT or FAILED attempt is retried as a new run linked to the one before', async () => {
+    const agent = await activeAgent(http, admin, serverId, { maxConcurrency: 5 });
+    const timing = await tasks.create({ agentId: agent.id, prompt: 'too slow [hang]', timeoutMs: 1500, maxRetries: 1 });
+    const first = await tasks.run(timing.id);
+    const firstRun = await tasks.ended(first);
+    expect(firstRun).toMatchObject({ status: 'TIMED_OUT', error: "the run did not finish within 1500 ms (the task's timeoutMs)" });
+    await cancelled(first);
+    const attempts = await waitFor(async () => {
+      const list = await tasks.runs(timing.id);
+      return list.length === 2 && list.every((r) => ['TIMED_OUT'].includes(r.status)) ? list : undefined;
+    }, 20_000, 200);
+    const retry = attempts.find((r) => r.id !== first)!;
+    expect(retry).toMatchObject({ trigger: 'retry', retryOfId: first, agentId: agent.id });
+
+    const failing = await tasks.create({ agentId: agent.id, prompt: 'broken [fail]', maxRetries: 2 });
+    const failedFirst = await tasks.run(failing.id);
+    const chain = await waitFor(async () => {
+      const list = await tasks.runs(failing.id);
+      return list.length === 3 && list.every((r) => r.status === 'FAILED') ? list : undefined;
+    }, 30_000, 200);
+    const byId = new Map(chain.map((r) => [r.id, r] as [string, Run]));
+    const second = chain.find((r) => r.retryOfId === failedFirst)!;
+    const third = chain.find((r) => r.retryOfId === second.id)!;
+    expect([byId.get(failedFirst)!.trigger, second.trigger, third.trigger]).toEqual(['manual', 'retry', 'retry']);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await tasks.runs(failing.id)).toHaveLength(3);
+  });
+
+  it('says when a MANUAL task’s agent is deactivated or deleted, in GET /api/tasks/:id and on its next occurrence', async () => {
+    const agent = await activeAgent(http, admin, serverId);
+    const task = await tasks.create({ agentId: agent.id, prompt: 'p' });
+    await ctx.orm.em.fork().nativeUpdate(Agent, { id: agent.id }, { status: AgentStatus.INACTIVE });
+    expect((await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200)).body.agentProblem).toBe(`the task's agent ${agent.name} is INACTIVE; it cannot run the task`);
+    expect(await tasks.ended(await tasks.run(task.id))).toMatchObject({ status: 'FAILED', error: `the task's agent ${agent.name} is INACTIVE; it cannot run the task` });
+    await http.delete(`/api/agents/${agent.id}`).set(tasks.auth).expect(204);
+    const detail = await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200);
+    expect(detail.body).toMatchObject({ agentId: null, agentProblem: "the task's agent was deleted; assign another agent (agentId) or switch to AUTO" });
+    expect(await tasks.ended(await tasks.run(task.id))).toMatchObject({ status: 'FAILED', error: detail.body.agentProblem });
+  });
+
+  it('kind tool: calls the tool on the agent’s server; the run’s log has tool_call, tool_result and statuses, each with taskId', async () => {
+    const agent = await activeAgent(http, admin, serverId);
+    const task = await tasks.create({ agentId: agent.id, kind: 'tool', toolName: 'check_tool', toolArguments: { name: 'echo', versionCommand: 'echo 1.2.3' } });
+    const run = await tasks.ended(await tasks.run(task.id));
+    expect(run).toMatchObject({ status: 'COMPLETED', toolName: 'check_tool', agentId: agent.id, output: 'echo is installed (1.2.3)' });
+    const call = host.calls.find((c) => c.tool === 'check_tool' && c.args.versionCommand === 'echo 1.2.3');
+    expect(call?.args).toEqual({ name: 'echo', versionCommand: 'echo 1.2.3' });
+    const events = (await http.get(`/api/executions/${run.id}/events`).set(tasks.auth).expect(200)).body.items as Record<string, unknown>[];
+    expect(events.map((e) => [e.phase, e.status ?? null])).toEqual([['status', 'QUEUED'], ['status', 'RUNNING'], ['tool_call', null], ['tool_result', null], ['status', 'COMPLETED']]);
+    expect(events.every((e) => e.taskId === task.id)).toBe(true);
+    expect(events[3]).toMatchObject({ toolCall: { name: 'check_tool', result: { installed: true, version: '1.2.3' } } });
+  });
+
+  it('refuses to delete a task with runs not ended (409) unless ?force=true, which cancels them', async () => {
+    const agent = await activeAgent(http, admin, serverId);
+    const task = await tasks.create({ agentId: agent.id, prompt: 'forever [hang]' });
+    const run = await tasks.run(task.id);
+    await started(run);
+    const refused = await http.delete(`/api/tasks/${task.id}`).set(tasks.auth).expect(409);
+    expect(refused.body.error).toMatchObject({ code: 'task_running', details: { executionIds: [run] } });
+    await http.delete(`/api/tasks/${task.id}`).query({ force: 'true' }).set(tasks.auth).expect(204);
+    await cancelled(run);
+    expect(await tasks.ended(run)).toMatchObject({ status: 'CANCELLED', taskId: task.id });
+    await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(404);
+  });
+});

@@ -1,0 +1,278 @@
+import { ForbiddenError, subject } from '@casl/ability';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Agent, Execution, Organization, Task } from '../../../entities';
+import { AppError, fieldError } from '../../../domain/errors';
+import { ScheduleSpecError, nextCronTimes } from '../../../domain/tasks/schedule-spec';
+import { cancelTaskRuns, createTask, deleteTask, runTaskNow, setTaskEnabled, updateTask, type TaskFields } from '../../../domain/tasks/task-commands';
+import { countsOf, lastRun, runCounts, runRecorded } from '../../../domain/tasks/task-queries';
+import { computedRunTimes, scheduleRunTimes } from '../../../domain/tasks/task-schedule';
+import type { ApiRouter } from '../../api-router';
+import { actorOf } from '../../actor';
+import type { AuthContext } from '../../auth/authenticate';
+import type { AppDeps } from '../../deps';
+import { containing, scopedPage } from '../../list';
+import { presentExecution } from '../../presenters';
+import { rateLimit } from '../../rate-limit';
+import { streamExecution, wantsEventStream } from '../../realtime/sse';
+import { IdParams } from '../common.schemas';
+import { presentTask } from './tasks.presenter';
+import {
+  CancelTaskBody,
+  CreateTaskBody,
+  DeleteTaskQuery,
+  ListTasksQuery,
+  PreviewScheduleBody,
+  PreviewScheduleOut,
+  TaskCancelledOut,
+  TaskDetailOut,
+  TaskExecutionsQuery,
+  TaskOut,
+  TaskPage,
+  TaskRunPage,
+  TaskStartedOut,
+  UpdateTaskBody,
+} from './tasks.schemas';
+
+/** The caller's organisation's task, not deleted, with its agent and the agent's server; 404 otherwise. */
+export async function loadTask(em: EntityManager, auth: AuthContext, id: string): Promise<Task> {
+  const task = await em.findOne(Task, { id, organization: auth.organizationId, deletedAt: null }, { populate: ['agent', 'agent.server'] });
+  if (!task) throw AppError.notFound('Task');
+  return task;
+}
+
+async function loadAgentRef(em: EntityManager, auth: AuthContext, agentId: string | null | undefined): Promise<Agent | null | undefined> {
+  if (agentId === undefined || agentId === null) return agentId;
+  const agent = await em.findOne(Agent, { id: agentId, organization: auth.organizationId }, { populate: ['server'] });
+  if (!agent) throw fieldError('body.agentId', 'no such agent in your organisation', 'not_found');
+  return agent;
+}
+
+type Body = Partial<Record<keyof TaskFields | 'agentId', unknown>> & { scheduledAt?: string | null; agentId?: string | null };
+
+/** The body's fields as the entity's (dates parsed, the agent loaded in the caller's organisation). */
+async function taskFields(em: EntityManager, auth: AuthContext, body: Body): Promise<Partial<TaskFields>> {
+  const { agentId, scheduledAt, ...rest } = body;
+  return {
+    ...(rest as Partial<TaskFields>),
+    ...(agentId !== undefined ? { agent: await loadAgentRef(em, auth, agentId) } : {}),
+    ...(scheduledAt !== undefined ? { scheduledAt: scheduledAt === null ? null : new Date(scheduledAt) } : {}),
+  } as Partial<TaskFields>;
+}
+
+export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
+  const tags = ['tasks'];
+  const em = () => deps.orm.em as EntityManager;
+
+  async function present(task: Task, detail = false) {
+    const counts = countsOf(await runCounts(em(), [task.id]), task.id);
+    const nextRunTimes = detail ? await scheduleRunTimes(deps.temporal, task) : computedRunTimes(task);
+    return { ...presentTask(task, counts, nextRunTimes), ...(detail ? { lastRun: await lastRun(em(), task).then((e) => (e ? presentExecution(e) : null)) } : {}) };
+  }
+
+  api.route(
+    { method: 'get', path: '/tasks', summary: "List the organisation's tasks", tags, auth: true, request: { query: ListTasksQuery }, responses: { 200: { description: 'A page of tasks', schema: TaskPage } } },
+    async (ctx, { query }) => {
+      const auth = ctx.state.auth!;
+      const filters: Record<string, unknown>[] = [{ deletedAt: null }];
+      if (query.kind) filters.push({ kind: query.kind });
+      if (query.executionMode) filters.push({ executionMode: query.executionMode });
+      if (query.assignmentMode) filters.push({ assignmentMode: query.assignmentMode });
+      if (query.enabled) filters.push({ enabled: query.enabled === 'true' });
+      if (query.agentId) filters.push({ agent: query.agentId });
+      if (query.text) filters.push({ $or: [{ title: { $ilike: containing(query.text) } }, { description: { $ilike: containing(query.text) } }] });
+      // The agent (for agentProblem) comes in the same query.
+      const page = await scopedPage(em(), Task, auth, 'Task', query, filters, (task: Task) => task, ['agent']);
+      const counts = await runCounts(em(), page.items.map((t) => t.id));
+      ctx.body = { items: page.items.map((task) => presentTask(task, countsOf(counts, task.id), computedRunTimes(task))), nextCursor: page.nextCursor };
+    },
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/tasks',
+      summary: 'Create a task (ADMIN, MANAGER, OPERATOR): run now, once at scheduledAt, or on a cron in a time zone (a Temporal Schedule task-<id>)',
+      tags,
+      auth: true,
+      request: { body: CreateTaskBody },
+      before: [rateLimit(deps, 'save-task')],
+      responses: { 201: { description: 'Created', schema: TaskOut }, 503: { description: 'temporal_unavailable: the schedule could not be created; nothing was saved' } },
+    },
+    async (ctx, { body }) => {
+      const auth = ctx.state.auth!;
+      const draft = { organization: em().getReference(Organization, auth.organizationId) };
+      ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('Task', draft as unknown as Task));
+      const fields = await taskFields(em(), auth, body);
+      const task = await em().transactional((tx) => createTask(tx, deps.temporal, actorOf(ctx), { agent: null, ...fields } as TaskFields));
+      ctx.status = 201;
+      ctx.set('Location', `/api/tasks/${task.id}`);
+      ctx.body = await present(task);
+    },
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/tasks/preview-schedule',
+      summary: 'The next occurrences of a cron expression in a time zone, or a 400 naming what is wrong with it',
+      tags,
+      auth: true,
+      request: { body: PreviewScheduleBody },
+      responses: { 200: { description: 'The next occurrences', schema: PreviewScheduleOut } },
+    },
+    async (ctx, { body }) => {
+      try {
+        const times = nextCronTimes(body.cronExpression, body.timezone, body.count);
+        ctx.body = { cronExpression: body.cronExpression, timezone: body.timezone, nextRunTimes: times.map((d) => d.toISOString()) };
+      } catch (error) {
+        if (!(error instanceof ScheduleSpecError)) throw error;
+        throw new AppError(400, 'validation_failed', 'Request validation failed', [{ path: `body.${error.field}`, message: error.message, code: error.field === 'timezone' ? 'invalid_timezone' : 'invalid_cron' }]);
+      }
+    },
+  );
+
+  api.route(
+    { method: 'get', path: '/tasks/:id', summary: 'One task, with the next 5 occurrences from its schedule, its last run and its counts', tags, auth: true, request: { params: IdParams }, responses: { 200: { description: 'The task', schema: TaskDetailOut } } },
+    async (ctx, { params }) => {
+      const auth = ctx.state.auth!;
+      const task = await loadTask(em(), auth, params.id);
+      ForbiddenError.from(auth.ability).throwUnlessCan('read', task);
+      ctx.body = await present(task, true);
+    },
+  );
+
+  api.route(
+    {
+      method: 'put',
+      path: '/tasks/:id',
+      summary: 'Change a task (ADMIN, MANAGER, OPERATOR); its schedule follows (spec, zone, paused with enabled)',
+      tags,
+      auth: true,
+      request: { params: IdParams, body: UpdateTaskBody },
+      before: [rateLimit(deps, 'save-task')],
+      responses: { 200: { description: 'Updated', schema: TaskOut }, 503: { description: 'temporal_unavailable: nothing was changed' } },
+    },
+    async (ctx, { params, body }) => {
+      const auth = ctx.state.auth!;
+      const task = await em().transactional(async (tx) => {
+        const found = await loadTask(tx, auth, params.id);
+        ForbiddenError.from(auth.ability).throwUnlessCan('update', found);
+        return updateTask(tx, deps.temporal, actorOf(ctx), found, await taskFields(tx, auth, body));
+      });
+      ctx.body = await present(task);
+    },
+  );
+
+  for (const [path, enabled] of [['pause', false], ['resume', true]] as const) {
+    api.route(
+      {
+        method: 'post',
+        path: `/tasks/:id/${path}`,
+        summary: enabled ? 'Enable a task (ADMIN, MANAGER, OPERATOR): its schedule resumes' : 'Disable a task (ADMIN, MANAGER, OPERATOR): its schedule pauses; runs already going go on',
+        tags,
+        auth: true,
+        request: { params: IdParams },
+        responses: { 200: { description: enabled ? 'Enabled' : 'Disabled', schema: TaskOut } },
+      },
+      async (ctx, { params }) => {
+        const auth = ctx.state.auth!;
+        const task = await em().transactional(async (tx) => {
+          const found = await loadTask(tx, auth, params.id);
+          ForbiddenError.from(auth.ability).throwUnlessCan('update', found);
+          return setTaskEnabled(tx, deps.temporal, actorOf(ctx), found, enabled);
+        });
+        ctx.body = await present(task);
+      },
+    );
+  }
+
+  api.route(
+    {
+      method: 'delete',
+      path: '/tasks/:id',
+      summary: 'Delete a task (ADMIN, MANAGER, OPERATOR) and its schedule; 409 while runs are not ended unless ?force=true (they are cancelled); its runs stay under /api/executions?taskId=',
+      tags,
+      auth: true,
+      request: { params: IdParams, query: DeleteTaskQuery },
+      responses: { 204: { description: 'Deleted' }, 409: { description: 'task_running' } },
+    },
+    async (ctx, { params, query }) => {
+      const auth = ctx.state.auth!;
+      const actor = actorOf(ctx);
+      const task = await em().transactional(async (tx) => {
+        const found = await loadTask(tx, auth, params.id);
+        ForbiddenError.from(auth.ability).throwUnlessCan('delete', found);
+        await deleteTask(tx, deps.temporal, actor, found, query.force === 'true');
+        return found;
+      });
+      if (query.force === 'true') await cancelTaskRuns(deps, actor, task);
+      ctx.status = 204;
+    },
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/tasks/:id/run',
+      summary: "Run a task now (ADMIN, MANAGER, OPERATOR), under its overlap policy: 202 {executionId, workflowId}, or with Accept: text/event-stream the run's events as SSE until it ends",
+      tags,
+      auth: true,
+      request: { params: IdParams },
+      before: [rateLimit(deps, 'execute')],
+      responses: { 202: { description: 'Started; the run may still end SKIPPED or FAILED with its reason', schema: TaskStartedOut }, 409: { description: 'task_disabled' } },
+    },
+    async (ctx, { params }) => {
+      const auth = ctx.state.auth!;
+      const task = await loadTask(em(), auth, params.id);
+      ForbiddenError.from(auth.ability).throwUnlessCan('execute', task);
+      const started = await runTaskNow(em(), deps.temporal, actorOf(ctx), task);
+      // The stream of a run not recorded yet would end at once: the occurrence records it within a workflow task.
+      if (wantsEventStream(ctx) && (await runRecorded(em(), started.executionId))) return streamExecution(ctx, deps, started.executionId, 0);
+      ctx.status = 202;
+      ctx.set('Location', `/api/executions/${started.executionId}`);
+      ctx.body = started;
+    },
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/tasks/:id/cancel',
+      summary: "Cancel the task's runs not ended (ADMIN, MANAGER, OPERATOR), or with {executionId} that one: the host gets notifications/cancelled; queued and waiting runs never start",
+      tags,
+      auth: true,
+      request: { params: IdParams, body: CancelTaskBody },
+      responses: { 202: { description: 'Cancellation requested', schema: TaskCancelledOut }, 409: { description: 'already_finished (with executionId)' } },
+    },
+    async (ctx, { params, body }) => {
+      const auth = ctx.state.auth!;
+      const task = await loadTask(em(), auth, params.id);
+      ForbiddenError.from(auth.ability).throwUnlessCan('execute', task);
+      ctx.status = 202;
+      ctx.body = { cancelled: await cancelTaskRuns(deps, actorOf(ctx), task, body.executionId) };
+    },
+  );
+
+  api.route(
+    {
+      method: 'get',
+      path: '/tasks/:id/executions',
+      summary: "The task's runs, newest first, skipped occurrences included (status SKIPPED, error = the reason)",
+      tags,
+      auth: true,
+      request: { params: IdParams, query: TaskExecutionsQuery },
+      responses: { 200: { description: 'A page of runs', schema: TaskRunPage } },
+    },
+    async (ctx, { params, query }) => {
+      const auth = ctx.state.auth!;
+      const task = await loadTask(em(), auth, params.id);
+      ForbiddenError.from(auth.ability).throwUnlessCan('read', task);
+      const filters: Record<string, unknown>[] = [{ task: task.id }];
+      if (query.status) filters.push({ status: query.status });
+      if (query.trigger) filters.push({ trigger: query.trigger });
+      if (query.from) filters.push({ createdAt: { $gte: new Date(query.from) } });
+      if (query.to) filters.push({ createdAt: { $lt: new Date(query.to) } });
+      ctx.body = await scopedPage(em(), Execution, auth, 'Execution', query, filters, (e: Execution) => presentExecution(e));
+    },
+  );
+}

@@ -1,0 +1,268 @@
+import request from 'supertest';
+import { io as connectSocket, type Socket } from 'socket.io-client';
+import type { AgentHost } from '../../../host/server';
+import type { ClientToServerEvents, ServerToClientEvents, SubscribeAck } from '../../../domain/realtime-types';
+import { startApiServer, type ApiServer } from '../../server';
+import { addMember, httpFor, registerAccount, type Account } from '../../../test/api';
+import { activeAgent, registerHost, waitFor } from '../../../test/fleet';
+import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
+import { taskApi } from '../../../test/tasks';
+
+describe('tasks: CRUD, validation, roles and their Temporal Schedules', () => {
+  let ctx: TestContext;
+  let api: ApiServer;
+  let http: ReturnType<typeof request>;
+  let worker: Awaited<ReturnType<typeof startTestWorker>>;
+  let admin: Account;
+  let host: AgentHost;
+  let serverId: string;
+  let agent: { id: string; name: string };
+  let tasks: ReturnType<typeof taskApi>;
+  const created: string[] = [];
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    worker = await startTestWorker(ctx);
+    api = await startApiServer({ ...ctx, config: { ...ctx.config, http: { ...ctx.config.http, trustProxy: true } } }, 0, '127.0.0.1');
+    http = request(api.url);
+    admin = await registerAccount(http, 'Tasks Org');
+    ({ host, serverId } = await registerHost(http, admin));
+    await http.post(`/api/servers/${serverId}/test`).auth(admin.accessToken, { type: 'bearer' }).expect(200);
+    agent = await activeAgent(http, admin, serverId);
+    tasks = taskApi(http, admin);
+  });
+  afterAll(async () => {
+    // A schedule left behind would keep firing into the next tests' Temporal.
+    for (const id of created) await ctx.temporal.client.schedule.getHandle(`task-${id}`).delete().catch(() => undefined);
+    await api?.close();
+    await worker?.stop();
+    await host?.close();
+    await ctx?.close();
+  });
+
+  const create = async (body: Record<string, unknown>) => {
+    const task = await tasks.create({ agentId: agent.id, prompt: 'hello', ...body });
+    created.push(task.id);
+    return task;
+  };
+  const invalid = async (body: Record<string, unknown>, path = '/api/tasks', method: 'post' | 'put' = 'post') => {
+    const res = await http[method](path).set(tasks.auth).send(body).expect(400);
+    expect(res.body.error.code).toBe('validation_failed');
+    return (res.body.error.details as { path: string; message: string; code: string }[]).map((d) => ({ path: d.path, code: d.code, message: d.message }));
+  };
+  const describeSchedule = (taskId: string) => ctx.temporal.client.schedule.getHandle(`task-${taskId}`).describe();
+
+  it('creates, reads, lists, updates and deletes a task; the run history outlives it', async () => {
+    const task = await create({ title: 'Daily triage', description: 'triage {{repo}}', prompt: 'Triage {{ repo }} for {{team}} [steps:1]', promptVariables: { repo: 'mcp-fleet', team: 'core' }, priority: 'HIGH', maxRetries: 1, timeoutMs: 60_000 });
+    expect(task).toMatchObject({ title: 'Daily triage', kind: 'prompt', executionMode: 'IMMEDIATE', assignmentMode: 'MANUAL', agentId: agent.id, overlapPolicy: 'SKIP', timezone: 'UTC', enabled: true, runCount: 0, skippedCount: 0, nextRunTimes: [], scheduleId: null, agentProblem: null, createdById: admin.userId });
+
+    const detail = await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200);
+    expect(detail.body).toMatchObject({ id: task.id, lastRun: null, priority: 'HIGH' });
+
+    const runId = await tasks.run(task.id);
+    const run = await tasks.ended(runId);
+    expect(run).toMatchObject({ status: 'COMPLETED', trigger: 'manual', agentId: agent.id, prompt: 'Triage mcp-fleet for core [steps:1]' });
+    expect(run.assignmentReason).toMatch(new RegExp(`^MANUAL: the task's agent ${agent.name}`));
+
+    const updated = await http.put(`/api/tasks/${task.id}`).set(tasks.auth).send({ title: 'Weekly triage', promptVariables: { repo: 'other', team: 'ops' }, description: null }).expect(200);
+    expect(updated.body).toMatchObject({ title: 'Weekly triage', description: null, runCount: 1, promptVariables: { repo: 'other', team: 'ops' } });
+    expect(updated.body.lastRunAt).not.toBeNull();
+
+    const list = await http.get('/api/tasks').query({ text: 'weekly', executionMode: 'IMMEDIATE', enabled: 'true' }).set(tasks.auth).expect(200);
+    expect(list.body.items.map((t: { id: string }) => t.id)).toEqual([task.id]);
+    expect((await http.get('/api/tasks').query({ executionMode: 'RECURRING', text: 'weekly' }).set(tasks.auth).expect(200)).body.items).toEqual([]);
+
+    await http.delete(`/api/tasks/${task.id}`).set(tasks.auth).expect(204);
+    await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(404);
+    const history = await http.get('/api/executions').query({ taskId: task.id }).set(tasks.auth).expect(200);
+    expect(history.body.items.map((e: { id: string }) => e.id)).toEqual([runId]);
+    const audit = await http.get('/api/audit').query({ resourceType: 'task', resourceId: task.id }).set(tasks.auth).expect(200);
+    expect(audit.body.items.map((a: { action: string }) => a.action).sort()).toEqual(['task.create', 'task.delete', 'task.run', 'task.update']);
+  });
+
+  it('answers 400 naming the field: bad cron, bad zone, past time, unknown or empty placeholder, a tool not on the server or bad arguments', async () => {
+    expect(await invalid({ title: 't', agentId: agent.id, prompt: 'p', executionMode: 'RECURRING', cronExpression: '61 * * * *' })).toEqual([expect.objectContaining({ path: 'body.cronExpression', code: 'invalid_cron' })]);
+    expect(await invalid({ title: 't', agentId: agent.id, prompt: 'p', executionMode: 'RECURRING', cronExpression: '0 9 * *' })).toEqual([expect.objectContaining({ path: 'body.cronExpression', message: expect.stringContaining('got 4') })]);
+    expect(await invalid({ title: 't', agentId: agent.id, prompt: 'p', executionMode: 'RECURRING', cronExpression: '0 9 13 * 5' })).toEqual([expect.objectContaining({ path: 'body.cronExpression', message: expect.stringContaining('not both') })]);
+    expect(await invalid({ title: 't', agentId: agent.id, prompt: 'p', executionMode: 'RECURRING', cronExpression: '0 12 L * *' })).toEqual([expect.objectContaining({ path: 'body.cronExpression', message: expect.stringContaining('day of month') })]);
+    expect(await invalid({ title: 't', agentId: agent.id, prompt: 'p', executionMode: 'RECURRING', cronExpression: '0 9 * * *', timezone: 'Mars/Olympus' })).toEqual([expect.objectContaining({ path: 'body.timezone', code: 'invalid_timezone' })]);
+    expect(await invalid({ title: 't', agentId: agent.id, prompt: 'p', executionMode: 'RECURRING' })).toEqual([expect.objectContaining({ path: 'body.cronExpression', code: 'required' })]);
+    expect(await invalid({ title: 't', agentId: agent.id, prompt: 'p', executionMode: 'SCHEDULED', scheduledAt: new Date(Date.now() - 60_000).toISOString() })).toEqual([expect.objectContaining({ path: 'body.scheduledAt', code: 'in_the_past' })]);
+    expect(await invalid({ title: 't', agentId: agent.id, prompt: 'Hi {{who}} from {{team}}', promptVariables: { team: ' ' } })).toEqual([
+      expect.objectContaining({ path: 'body.prompt', code: 'unknown_placeholder', message: 'placeholder {{who}} has no value in promptVariables' }),
+      expect.objectContaining({ path: 'body.promptVariables.team', code: 'unfilled_placeholder' }),
+    ]);
+    expect(await invalid({ title: 't', prompt: 'p' })).toEqual([expect.objectContaining({ path: 'body.agentId', code: 'required' })]);
+    expect(await invalid({ title: 't', prompt: 'p', assignmentMode: 'BY_CAPABILITY' })).toEqual([expect.objectContaining({ path: 'body.requiredCapabilities' })]);
+    expect(await invalid({ title: 't', agentId: agent.id, kind: 'tool', toolName: 'nope' })).toEqual([expect.objectContaining({ path: 'body.toolName', code: 'unknown_tool', message: expect.stringContaining('check_tool') })]);
+    expect(await invalid({ title: 't', agentId: agent.id, kind: 'tool', toolName: 'execute_prompt' })).toEqual([expect.objectContaining({ path: 'body.toolName', code: 'platform_tool' })]);
+    expect(await invalid({ title: 't', agentId: agent.id, kind: 'tool', toolName: 'check_tool', toolArguments: { name: 'git', versionCommand: 42 } })).toEqual([expect.objectContaining({ path: 'body.toolArguments.versionCommand' })]);
+    expect(await invalid({ title: 't', agentId: agent.id, prompt: 'p', overlapPolicy: 'SOMETIMES', cronExpression: 5 })).toEqual(
+      expect.arrayContaining([expect.objectContaining({ path: 'body.overlapPolicy' }), expect.objectContaining({ path: 'body.cronExpression' })]),
+    );
+    const task = await create({ prompt: 'hello {{x}}', promptVariables: { x: 'y' } });
+    expect(await invalid({ prompt: 'hello {{z}}' }, `/api/tasks/${task.id}`, 'put')).toEqual([expect.objectContaining({ path: 'body.prompt', code: 'unknown_placeholder' })]);
+    expect(await invalid({}, `/api/tasks/${task.id}`, 'put')).toEqual([expect.objectContaining({ message: 'give at least one field' })]);
+    // A tool task on the server's real tool list is accepted.
+    await create({ kind: 'tool', toolName: 'check_tool', toolArguments: { name: 'git', versionCommand: 'git --version' }, prompt: undefined });
+  });
+
+  it('previews a schedule the way Temporal runs it, or says what is wrong', async () => {
+    const preview = await http.post('/api/tasks/preview-schedule').set(tasks.auth).send({ cronExpression: '30 9 * * MON-FRI', timezone: 'Europe/Paris', count: 3 }).expect(200);
+    expect(preview.body.nextRunTimes).toHaveLength(3);
+    for (const at of preview.body.nextRunTimes as string[]) {
+      const local = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', weekday: 'short', hour: '2-digit', minute: '2-digit' }).format(new Date(at));
+      expect(local).toMatch(/^(Mon|Tue|Wed|Thu|Fri) 09:30$/);
+    }
+    expect((await http.post('/api/tasks/preview-schedule').set(tasks.auth).send({ cronExpression: '0 0 31 2 *' }).expect(400)).body.error.details[0]).toMatchObject({ path: 'body.cronExpression', message: expect.stringContaining('never fires') });
+    expect((await http.post('/api/tasks/preview-schedule').set(tasks.auth).send({ cronExpression: '0 9 * * *', timezone: '+02:00' }).expect(400)).body.error.details[0]).toMatchObject({ path: 'body.timezone' });
+  });
+
+  it('keeps a RECURRING task and its Temporal Schedule in step: nextRunTimes as Temporal describes them, paused when disabled, updated on PUT, gone on delete', async () => {
+    const specs: [string, string][] = [
+      ['0 9 * * 1-5', 'Europe/Paris'],
+      ['15 */2 * * *', 'Australia/Lord_Howe'],
+      ['30 2 * * *', 'America/New_York'],
+      ['*/10 30 * * * *', 'Asia/Tokyo'],
+      ['@monthly', 'UTC'],
+    ];
+    for (const [cronExpression, timezone] of specs) {
+      const task = await create({ executionMode: 'RECURRING', cronExpression, timezone });
+      const [detail, described, preview] = await Promise.all([
+        http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200),
+        describeSchedule(task.id),
+        http.post('/api/tasks/preview-schedule').set(tasks.auth).send({ cronExpression, timezone }).expect(200),
+      ]);
+      const temporal = described.info.nextActionTimes.slice(0, 5).map((d) => d.toISOString());
+      expect(detail.body.nextRunTimes).toEqual(temporal);
+      expect(preview.body.nextRunTimes).toEqual(temporal);
+      expect(task.nextRunTimes).toEqual(temporal);
+      expect(detail.body.nextRunAt).toBe(temporal[0]);
+      expect(described.state.paused).toBe(false);
+      expect(described.policies.overlap).toBe('ALLOW_ALL');
+      expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'taskRun', workflowId: `task-run-${task.id}` });
+      expect(described.typedSearchAttributes.getAll().map((p) => [p.key.name, p.value]).sort()).toEqual(
+        [['ExecutionKind', 'task-run'], ['OrganizationId', admin.organizationId], ['TaskId', task.id], ['AgentId', agent.id]].sort(),
+      );
+    }
+
+    const task = await create({ executionMode: 'RECURRING', cronExpression: '0 9 * * *' });
+    const paused = await http.post(`/api/tasks/${task.id}/pause`).set(tasks.auth).expect(200);
+    expect(paused.body).toMatchObject({ enabled: false, nextRunTimes: [], nextRunAt: null });
+    expect((await describeSchedule(task.id)).state.paused).toBe(true);
+    await http.post(`/api/tasks/${task.id}/resume`).set(tasks.auth).expect(200);
+    expect((await describeSchedule(task.id)).state.paused).toBe(false);
+    await http.put(`/api/tasks/${task.id}`).set(tasks.auth).send({ enabled: false }).expect(200);
+    expect((await describeSchedule(task.id)).state.paused).toBe(true);
+    await http.put(`/api/tasks/${task.id}`).set(tasks.auth).send({ enabled: true, cronExpression: '45 17 * * *', timezone: 'Asia/Kolkata' }).expect(200);
+    const described = await describeSchedule(task.id);
+    expect(described.state.paused).toBe(false);
+    expect(described.spec.timezone).toBe('Asia/Kolkata');
+    expect(described.info.nextActionTimes[0]!.toISOString()).toMatch(/T12:15:00\.000Z$/);
+    await http.put(`/api/tasks/${task.id}`).set(tasks.auth).send({ executionMode: 'IMMEDIATE' }).expect(200);
+    await expect(describeSchedule(task.id)).rejects.toThrow();
+    await http.put(`/api/tasks/${task.id}`).set(tasks.auth).send({ executionMode: 'RECURRING' }).expect(200);
+    await describeSchedule(task.id);
+    await http.delete(`/api/tasks/${task.id}`).set(tasks.auth).expect(204);
+    await expect(describeSchedule(task.id)).rejects.toThrow();
+  });
+
+  it('fires a RECURRING task on its own (a one-second spec): each occurrence a run with trigger schedule and its scheduled time', async () => {
+    const task = await create({ executionMode: 'RECURRING', cronExpression: '* * * * * *', prompt: 'tick [steps:1]', overlapPolicy: 'ALLOW_ALL' });
+    const runs = await waitFor(async () => {
+      const list = await tasks.runs(task.id, { status: 'COMPLETED' });
+      return list.length >= 2 ? list : undefined;
+    }, 20_000, 200);
+    await http.post(`/api/tasks/${task.id}/pause`).set(tasks.auth).expect(200);
+    for (const run of runs) {
+      expect(run).toMatchObject({ trigger: 'schedule', agentId: agent.id, taskId: task.id });
+      expect(run.scheduledFor).toMatch(/:\d\d\.000Z$/);
+    }
+    const detail = await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200);
+    expect(detail.body.runCount).toBeGreaterThanOrEqual(2);
+    expect(detail.body.lastRun).not.toBeNull();
+    const calls = host.calls.filter((c) => c.tool === 'execute_prompt' && runs.some((r) => r.id === c.args.executionId));
+    expect(calls).toHaveLength(runs.length);
+  });
+
+  it('fires a SCHEDULED task once, on its own, a few seconds ahead', async () => {
+    const at = new Date(Date.now() + 3000);
+    const task = await create({ executionMode: 'SCHEDULED', scheduledAt: at.toISOString(), prompt: 'once [steps:1]' });
+    const expected = new Date(Math.ceil(at.getTime() / 1000) * 1000).toISOString();
+    expect(task.nextRunTimes).toEqual([expected]);
+    const d0 = await describeSchedule(task.id);
+    expect(d0.info.nextActionTimes.map((d) => d.toISOString())).toEqual([expected]);
+    const [run] = await waitFor(async () => {
+      const list = await tasks.runs(task.id);
+      return list.length ? list : undefined;
+    }, 20_000, 200);
+    expect(run).toMatchObject({ trigger: 'schedule', scheduledFor: expected });
+    expect(await tasks.ended(run!.id)).toMatchObject({ status: 'COMPLETED' });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await tasks.runs(task.id)).toHaveLength(1);
+  });
+
+  it('lets a VIEWER read and an OPERATOR manage; another organisation gets 404 on every task route and is refused on subscribe', async () => {
+    const task = await create({ executionMode: 'RECURRING', cronExpression: '0 9 * * *' });
+    const viewer = await addMember(http, admin, 'VIEWER');
+    const operator = await addMember(http, admin, 'OPERATOR');
+    const as = (a: Account) => ({ Authorization: `Bearer ${a.accessToken}` });
+    await http.get(`/api/tasks/${task.id}`).set(as(viewer)).expect(200);
+    await http.get(`/api/tasks/${task.id}/executions`).set(as(viewer)).expect(200);
+    await http.post('/api/tasks').set(as(viewer)).send({ title: 'x', agentId: agent.id, prompt: 'p' }).expect(403);
+    for (const [method, path] of [['put', ''], ['post', '/run'], ['post', '/cancel'], ['post', '/pause'], ['delete', '']] as const) {
+      await http[method](`/api/tasks/${task.id}${path}`).set(as(viewer)).send(method === 'put' ? { title: 'no' } : {}).expect(403);
+    }
+    const own = await taskApi(http, operator).create({ agentId: agent.id, prompt: 'by an operator' });
+    await http.put(`/api/tasks/${own.id}`).set(as(operator)).send({ title: 'mine' }).expect(200);
+    await http.delete(`/api/tasks/${own.id}`).set(as(operator)).expect(204);
+
+    const stranger = await registerAccount(http, 'Other Org');
+    const theirs = (path: string) => `/api/tasks/${task.id}${path}`;
+    for (const [method, path, body] of [
+      ['get', '', undefined],
+      ['put', '', { title: 'x' }],
+      ['delete', '', undefined],
+      ['post', '/run', undefined],
+      ['post', '/cancel', {}],
+      ['post', '/pause', undefined],
+      ['post', '/resume', undefined],
+      ['get', '/executions', undefined],
+    ] as const) {
+      const res = await http[method](theirs(path)).set(as(stranger)).send(body ?? {});
+      expect([method, path, res.status]).toEqual([method, path, 404]);
+    }
+    expect((await http.get('/api/tasks').set(as(stranger)).expect(200)).body.items).toEqual([]);
+    await http.post('/api/tasks').set(as(stranger)).send({ title: 'x', agentId: agent.id, prompt: 'p' }).expect(400);
+
+    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = connectSocket(api.url, { auth: { token: stranger.accessToken }, transports: ['websocket'], reconnection: false });
+    await new Promise<void>((resolve, reject) => (socket.once('connect', () => resolve()), socket.once('connect_error', reject)));
+    const refused = await new Promise<SubscribeAck>((resolve) => socket.emit('subscribe:task', { taskId: task.id }, resolve));
+    expect(refused).toEqual({ error: { code: 'not_found', message: 'Task not found' } });
+    socket.close();
+    expect((await describeSchedule(task.id)).state.paused).toBe(false);
+  });
+
+  it('limits run now with the execute rules and task writes with the save-task rules (429 with Retry-After)', async () => {
+    const limited = await createTestContext({ rateLimits: { ...ctx.config.rateLimits, 'execute.user': { limit: 2, windowSeconds: 3600 }, 'save-task.user': { limit: 2, windowSeconds: 3600 } } });
+    try {
+      const limitedHttp = httpFor(limited);
+      const account = await registerAccount(limitedHttp, 'Limited Org');
+      const auth = { Authorization: `Bearer ${account.accessToken}` };
+      const { host: own, serverId: ownServer } = await registerHost(limitedHttp, account);
+      const ownAgent = (await limitedHttp.post('/api/agents').set(auth).send({ serverId: ownServer, name: 'limited' }).expect(201)).body.id as string;
+      const task = (await limitedHttp.post('/api/tasks').set(auth).send({ title: 't', agentId: ownAgent, prompt: 'p' }).expect(201)).body.id as string;
+      await limitedHttp.put(`/api/tasks/${task}`).set(auth).send({ title: 'u' }).expect(200);
+      const refused = await limitedHttp.put(`/api/tasks/${task}`).set(auth).send({ title: 'v' }).expect(429);
+      expect(refused.body.error).toMatchObject({ code: 'rate_limited', details: { rule: 'save-task.user' } });
+      await limitedHttp.post(`/api/tasks/${task}/run`).set(auth).expect(202);
+      await limitedHttp.post(`/api/tasks/${task}/run`).set(auth).expect(202);
+      const tooMany = await limitedHttp.post(`/api/tasks/${task}/run`).set(auth).expect(429);
+      expect(tooMany.headers['retry-after']).toBeDefined();
+      expect(tooMany.body.error.details.rule).toBe('execute.user');
+      await own.close();
+    } finally {
+      await limited.close();
+    }
+  });
+});

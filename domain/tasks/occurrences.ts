@@ -1,0 +1,250 @@
+import { LockMode } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Agent, Execution, ExecutionStatus, ExecutionTrigger, Task, TaskKind } from '../../entities';
+import type { AttemptOutcome, OccurrenceRequest, OccurrenceStep, Wakeups } from '../../workflows/task-run.workflow';
+import type { Actor } from '../actor';
+import { AppError } from '../errors';
+import { publishEventOnCommit } from '../events';
+import { publishCancel } from '../runs/cancel';
+import { isFinal, markFinished } from '../runs/execution-status';
+import { finishExecution } from '../runs/finish-execution';
+import { releaseSlot } from '../runs/slots';
+import { assignExecution, createExecution, recordExecution, type RunDeps, type TaskRunFields } from '../runs/start-execution';
+import { slotFreedSignal } from '../../workflows/agent-execution.workflow';
+import { executionHandle, searchAttributes, stopWorkflow } from '../temporal';
+import { resolveAgent } from './assignment';
+import { decideOverlap, isWaiting } from './overlap';
+import { nextRunAt } from './task-schedule';
+import { renderPrompt } from './task-rules';
+
+/**
+ * The steps of one occurrence of a task, as its `taskRun` workflow takes them (through the
+ * activities in activities/tasks.activities.ts). Each decision runs in one transaction holding
+ * the task's row lock, so the task's runs are counted once per decision; each step is keyed by
+ * the execution id the workflow chose, so a retried activity finds what it already wrote.
+ */
+
+const TRIGGERS: Record<OccurrenceRequest['trigger'], ExecutionTrigger> = { schedule: ExecutionTrigger.SCHEDULE, manual: ExecutionTrigger.MANUAL, retry: ExecutionTrigger.RETRY };
+
+async function lockTask(tx: EntityManager, taskId: string): Promise<Task | null> {
+  const task = await tx.findOne(Task, taskId, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  if (task) await tx.populate(task, ['agent', 'agent.server']);
+  return task;
+}
+
+function liveRuns(tx: EntityManager, taskId: string): Promise<Execution[]> {
+  return tx.find(Execution, { task: taskId, status: { $in: [ExecutionStatus.QUEUED, ExecutionStatus.RUNNING] } }, { orderBy: { createdAt: 'asc', id: 'asc' } });
+}
+
+function actorFor(task: Task, request: Pick<OccurrenceRequest, 'trigger' | 'requestedBy'>): Actor {
+  return { organizationId: task.organization.id, userId: request.requestedBy, via: request.trigger === 'schedule' ? 'schedule' : 'workflow' };
+}
+
+/** The step an existing row stands for (a retried activity, or a run that has moved on). */
+function stepOf(execution: Execution, task: Task | null): OccurrenceStep {
+  const maxRetries = task?.maxRetries ?? 0;
+  if (isFinal(execution.status)) return { next: 'end', executionId: execution.id, maxRetries, status: execution.status as Extract<OccurrenceStep, { next: 'end' }>['status'], reason: execution.error ?? '' };
+  if (isWaiting(execution)) return { next: 'wait', executionId: execution.id, maxRetries, reason: 'waiting for the earlier runs of the task' };
+  return {
+    next: 'run',
+    executionId: execution.id,
+    slotTaken: execution.status === ExecutionStatus.RUNNING,
+    tool: !!execution.toolName,
+    timeoutMs: task?.timeoutMs ?? null,
+    maxRetries,
+    searchAttributes: searchAttributes({ organizationId: execution.organization.id, agentId: execution.agent!.id, serverId: execution.agent!.server.id, taskId: task?.id, kind: 'agent-execution' }),
+  };
+}
+
+/** The run's content and links, from the task as it is now. */
+function runFields(task: Task, request: OccurrenceRequest): TaskRunFields & { prompt: string; taskId: string; trigger: ExecutionTrigger } {
+  const tool = task.kind === TaskKind.TOOL;
+  return {
+    executionId: request.executionId,
+    taskId: task.id,
+    trigger: TRIGGERS[request.trigger],
+    taskRunWorkflowId: request.taskRunWorkflowId,
+    scheduledFor: request.scheduledFor ? new Date(request.scheduledFor) : undefined,
+    retryOf: request.retryOf,
+    prompt: tool ? `tool ${task.toolName}` : renderPrompt(task.prompt ?? '', task.promptVariables),
+    ...(tool ? { toolName: task.toolName, toolArguments: task.toolArguments ?? {} } : {}),
+  };
+}
+
+async function announce(tx: EntityManager, task: Task, execution: Execution, reason: string | null): Promise<void> {
+  await publishEventOnCommit(tx, {
+    type: 'task:occurrence',
+    organizationId: task.organization.id,
+    taskId: task.id,
+    executionId: execution.id,
+    status: execution.status,
+    trigger: execution.trigger,
+    scheduledFor: execution.scheduledFor?.toISOString() ?? null,
+    reason,
+    at: new Date().toISOString(),
+  });
+}
+
+/** The occurrence started a run (not a retry, not a skip): the task's counters move. */
+function counted(task: Task): void {
+  task.lastRunAt = new Date();
+  task.runCount += 1;
+}
+
+/** What a run is started from: a new one's fields, or the row of one that waited its turn. */
+type RunSource = { fields: ReturnType<typeof runFields>; actor: Actor } | { waiting: Execution };
+
+/** Resolves the agent and starts the run on it (QUEUED or RUNNING), or records it FAILED with the reason. */
+async function startOrFail(tx: EntityManager, task: Task, source: RunSource): Promise<Execution> {
+  const assignment = await resolveAgent(tx, task);
+  if (!assignment.ok) return fail(tx, source, assignment.reason);
+  try {
+    if ('fields' in source) return await createExecution(tx, source.actor, { ...source.fields, agent: tx.getReference(Agent, assignment.agentId), assignmentReason: assignment.reason });
+    await assignExecution(tx, source.waiting, assignment.agentId, assignment.reason);
+    return source.waiting;
+  } catch (error) {
+    // The agent stopped taking runs between the choice and its lock.
+    if (!(error instanceof AppError && error.code === 'agent_not_active')) throw error;
+    return fail(tx, source, `${assignment.reason}; but ${error.message}`);
+  }
+}
+
+async function fail(tx: EntityManager, source: RunSource, reason: string): Promise<Execution> {
+  if ('fields' in source) return recordExecution(tx, source.actor, { ...source.fields, status: ExecutionStatus.FAILED, error: reason, assignmentReason: reason });
+  source.waiting.assignmentReason = reason;
+  await markFinished(tx, source.waiting, { status: 'FAILED', error: reason });
+  return source.waiting;
+}
+
+interface Decided {
+  step: OccurrenceStep;
+  /** Other occurrences' runs to stop once the decision is committed. */
+  stop: { execution: Execution; how: 'cancel' | 'terminate'; reason: string }[];
+  slotFreed: string[];
+}
+
+/** Side effects of a committed decision that reach other workflows and workers. */
+async function applyDecision(deps: RunDeps, em: EntityManager, decided: Decided): Promise<OccurrenceStep> {
+  for (const { execution, how, reason } of decided.stop) {
+    if (execution.status === ExecutionStatus.RUNNING || how === 'terminate') await publishCancel(em, execution.id);
+    await stopWorkflow(deps.temporal, execution.taskRunWorkflowId ?? execution.workflowId!, how, reason);
+  }
+  for (const id of decided.slotFreed) await executionHandle(deps.temporal, id).signal(slotFreedSignal).catch(() => undefined);
+  return decided.step;
+}
+
+/** The occurrence's first decision: its overlap policy against the task's live runs, then the agent. */
+export async function beginOccurrence(deps: RunDeps, request: OccurrenceRequest): Promise<OccurrenceStep> {
+  const em = deps.orm.em.fork() as EntityManager;
+  const decided = await em.transactional(async (tx): Promise<Decided> => {
+    const none = { stop: [], slotFreed: [] };
+    const task = await lockTask(tx, request.taskId);
+    const existing = await tx.findOne(Execution, request.executionId, { populate: ['agent'] });
+    if (existing) return { step: stepOf(existing, task), ...none };
+    if (!task) return { step: { next: 'end', executionId: request.executionId, maxRetries: 0, status: 'SKIPPED', reason: 'the task no longer exists' }, ...none };
+    const actor = actorFor(task, request);
+    const fields = runFields(task, request);
+    const refused = task.deletedAt ? 'skipped: the task was deleted' : !task.enabled && request.trigger === 'schedule' ? 'skipped: the task is disabled' : null;
+    const decision = refused ? { action: 'skip' as const, reason: refused } : decideOverlap(task.overlapPolicy, await liveRuns(tx, task.id));
+    let execution: Execution;
+    const stop: Decided['stop'] = [];
+    const slotFreed: string[] = [];
+    if (decision.action === 'skip') {
+      execution = await recordExecution(tx, actor, { ...fields, status: ExecutionStatus.SKIPPED, error: decision.reason });
+    } else if (decision.action === 'wait') {
+      execution = await recordExecution(tx, actor, fields);
+      stop.push(...decision.cancel.map((e) => ({ execution: e, how: 'cancel' as const, reason: decision.reason })));
+    } else {
+      const reason = `terminated: occurrence ${request.executionId} replaced it (overlap policy TERMINATE_OTHER)`;
+      for (const other of decision.terminate) {
+        await markFinished(tx, other, { status: 'CANCELLED', error: reason });
+        if (other.agent) slotFreed.push(...(await releaseSlot(tx, other.agent.id)));
+        stop.push({ execution: other, how: 'terminate', reason });
+      }
+      execution = await startOrFail(tx, task, { fields, actor });
+      if (execution.status !== ExecutionStatus.FAILED) counted(task);
+    }
+    task.nextRunAt = nextRunAt(task) ?? undefined;
+    await tx.flush();
+    const reason = decision.action === 'run' ? (execution.error ?? execution.assignmentReason ?? null) : decision.reason;
+    await announce(tx, task, execution, reason);
+    return { step: stepOf(execution, task), stop, slotFreed };
+  });
+  return applyDecision(deps, em, decided);
+}
+
+/** A waiting occurrence checks whether its turn has come: no run of the task ahead of it is live. */
+export async function resumeOccurrence(deps: RunDeps, executionId: string): Promise<OccurrenceStep> {
+  const em = deps.orm.em.fork() as EntityManager;
+  return em.transactional(async (tx) => {
+    const found = await tx.findOne(Execution, executionId, { populate: ['task'] });
+    if (!found) return { next: 'end', executionId, maxRetries: 0, status: 'CANCELLED', reason: 'the run no longer exists' };
+    const task = found.task ? await lockTask(tx, found.task.id) : null;
+    const execution = await tx.findOneOrFail(Execution, executionId, { populate: ['agent'], refresh: true });
+    if (!task || !isWaiting(execution)) return stepOf(execution, task);
+    if (task.deletedAt) {
+      await markFinished(tx, execution, { status: 'CANCELLED', error: 'the task was deleted' });
+      return stepOf(execution, task);
+    }
+    const ahead = (await liveRuns(tx, task.id)).filter((e) => e.id !== execution.id && (!isWaiting(e) || e.createdAt < execution.createdAt || (e.createdAt.getTime() === execution.createdAt.getTime() && e.id < execution.id)));
+    if (ahead.length) return { next: 'wait', executionId, maxRetries: task.maxRetries, reason: `behind run ${ahead[0]!.id}${ahead.length > 1 ? ` and ${ahead.length - 1} more` : ''}` };
+    await startOrFail(tx, task, { waiting: execution });
+    if (execution.status !== ExecutionStatus.FAILED) counted(task);
+    await tx.flush();
+    await announce(tx, task, execution, execution.error ?? execution.assignmentReason ?? null);
+    return stepOf(execution, task);
+  });
+}
+
+/** A new attempt after a FAILED or TIMED_OUT run: a new execution linked by `retryOf`, past the overlap policy (it is the same occurrence). */
+export async function retryOccurrence(deps: RunDeps, request: OccurrenceRequest): Promise<OccurrenceStep> {
+  const em = deps.orm.em.fork() as EntityManager;
+  return em.transactional(async (tx) => {
+    const task = await lockTask(tx, request.taskId);
+    const existing = await tx.findOne(Execution, request.executionId, { populate: ['agent'] });
+    if (existing) return stepOf(existing, task);
+    if (!task || task.deletedAt) return { next: 'end', executionId: request.executionId, maxRetries: 0, status: 'CANCELLED', reason: 'the task was deleted' };
+    const execution = await startOrFail(tx, task, { fields: runFields(task, request), actor: actorFor(task, request) });
+    await tx.flush();
+    await announce(tx, task, execution, execution.error ?? execution.assignmentReason ?? null);
+    return stepOf(execution, task);
+  });
+}
+
+/** The oldest occurrence of the task waiting its turn: the one to wake when a run of the task ends. */
+async function nextWaiting(em: EntityManager, taskId: string | undefined): Promise<string[]> {
+  if (!taskId) return [];
+  const [waiting] = await em.find(Execution, { task: taskId, status: ExecutionStatus.QUEUED, agent: null }, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: 1, fields: ['taskRunWorkflowId'] });
+  return waiting?.taskRunWorkflowId ? [waiting.taskRunWorkflowId] : [];
+}
+
+/** After an attempt: its end recorded (idempotent; a terminated child could not), and who to wake. */
+export async function settleAttempt(deps: RunDeps, executionId: string, outcome: AttemptOutcome): Promise<Wakeups> {
+  const em = deps.orm.em.fork() as EntityManager;
+  const status = outcome.status === 'SKIPPED' ? 'CANCELLED' : outcome.status;
+  const slotFreed = await finishExecution(em, executionId, { status, error: outcome.error });
+  const execution = await em.findOne(Execution, executionId);
+  return { slotFreed, taskRuns: await nextWaiting(em, execution?.task?.id) };
+}
+
+/** The task's `timeoutMs` passed: the run is TIMED_OUT now, and the worker running it aborts its call at once. */
+export async function timeOutRun(deps: RunDeps, executionId: string, timeoutMs: number): Promise<void> {
+  const em = deps.orm.em.fork() as EntityManager;
+  const execution = await em.findOne(Execution, executionId);
+  if (!execution || isFinal(execution.status)) return;
+  const running = execution.status === ExecutionStatus.RUNNING;
+  await markFinished(em, execution, { status: 'TIMED_OUT', error: `the run did not finish within ${timeoutMs} ms (the task's timeoutMs)` });
+  if (running) await publishCancel(em, executionId);
+}
+
+/** The occurrence is over (or was cancelled while waiting): its last run is final, the next waiting one is woken. */
+export async function endOccurrence(deps: RunDeps, taskId: string, executionId: string, outcome: AttemptOutcome): Promise<Wakeups> {
+  const em = deps.orm.em.fork() as EntityManager;
+  const execution = await em.findOne(Execution, executionId);
+  let slotFreed: string[] = [];
+  if (execution && !isFinal(execution.status)) {
+    const status = outcome.status === 'COMPLETED' || outcome.status === 'SKIPPED' ? 'CANCELLED' : outcome.status;
+    slotFreed = await finishExecution(em, executionId, { status, error: outcome.error ?? 'cancelled by request' });
+  }
+  return { slotFreed, taskRuns: await nextWaiting(em, taskId) };
+}

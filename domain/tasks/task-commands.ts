@@ -1,0 +1,172 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Execution, ExecutionStatus, Organization, Task, User, type Agent } from '../../entities';
+import type { Actor } from '../actor';
+import { audit } from '../audit';
+import { AppError } from '../errors';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { cancelExecution, publishCancels, runOwner } from '../runs/cancel';
+import type { RunDeps } from '../runs/start-execution';
+import { openTaskRuns, startTaskRun, stopWorkflow, type TemporalAccess } from '../temporal';
+import { assertRunnableTask } from './task-rules';
+import { nextRunAt, syncTaskSchedule } from './task-schedule';
+
+/**
+ * Creating, changing, pausing, deleting, running and cancelling a task. The task's schedule
+ * follows every change inside the caller's transaction: when Temporal refuses, the change is
+ * rolled back with a 503 rather than leaving a task and its schedule apart.
+ */
+
+/** The entity's own fields, as the API takes them (the agent loaded by the caller, in the caller's organisation). */
+export interface TaskFields {
+  title: string;
+  description: string | null;
+  kind: Task['kind'];
+  prompt: string | null;
+  promptVariables: Record<string, string>;
+  toolName: string | null;
+  toolArguments: Record<string, unknown> | null;
+  priority: Task['priority'];
+  assignmentMode: Task['assignmentMode'];
+  agent: Agent | null;
+  requiredCapabilities: string[];
+  executionMode: Task['executionMode'];
+  scheduledAt: Date | null;
+  cronExpression: string | null;
+  timezone: string;
+  overlapPolicy: Task['overlapPolicy'];
+  timeoutMs: number | null;
+  maxRetries: number;
+  enabled: boolean;
+}
+
+const NULLABLE = new Set<keyof TaskFields>(['description', 'prompt', 'toolName', 'toolArguments', 'agent', 'scheduledAt', 'cronExpression', 'timeoutMs']);
+
+function apply(task: Task, fields: Partial<TaskFields>): string[] {
+  const changed: string[] = [];
+  for (const [key, value] of Object.entries(fields) as [keyof TaskFields, unknown][]) {
+    if (value === undefined) continue;
+    (task as unknown as Record<string, unknown>)[key] = value === null && NULLABLE.has(key) ? undefined : value;
+    changed.push(key === 'agent' ? 'agentId' : key);
+  }
+  return changed;
+}
+
+async function syncOrUnavailable(temporal: TemporalAccess, task: Task): Promise<void> {
+  try {
+    await syncTaskSchedule(temporal, task);
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    throw new AppError(503, 'temporal_unavailable', 'The task schedule could not be saved in Temporal; try again', { taskId: task.id, cause: (error as Error).message });
+  }
+}
+
+function validate(task: Task, changed?: string[]): void {
+  assertRunnableTask({ ...task, agent: task.agent ?? null }, { checkPast: !changed || changed.includes('scheduledAt') || changed.includes('executionMode') });
+  task.nextRunAt = nextRunAt(task) ?? undefined;
+}
+
+export async function createTask(tx: EntityManager, temporal: TemporalAccess, actor: Actor, fields: TaskFields): Promise<Task> {
+  const task = tx.create(Task, {
+    organization: tx.getReference(Organization, actor.organizationId),
+    title: fields.title,
+    createdBy: actor.userId ? tx.getReference(User, actor.userId) : undefined,
+  });
+  const changed = apply(task, fields);
+  validate(task);
+  audit(tx, actor, { action: 'task.create', resourceType: 'task', resourceId: task.id, changes: { fields: changed, executionMode: task.executionMode, kind: task.kind } });
+  await tx.flush();
+  await syncOrUnavailable(temporal, task);
+  return task;
+}
+
+export async function updateTask(tx: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task, fields: Partial<TaskFields>): Promise<Task> {
+  const changed = apply(task, fields);
+  validate(task, changed);
+  audit(tx, actor, { action: 'task.update', resourceType: 'task', resourceId: task.id, changes: { fields: changed } });
+  await tx.flush();
+  await syncOrUnavailable(temporal, task);
+  return task;
+}
+
+/** Pause (disable) or resume (enable): the schedule pauses with it. */
+export async function setTaskEnabled(tx: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task, enabled: boolean): Promise<Task> {
+  if (enabled) validate(task, []);
+  task.enabled = enabled;
+  task.nextRunAt = nextRunAt(task) ?? undefined;
+  audit(tx, actor, { action: enabled ? 'task.resume' : 'task.pause', resourceType: 'task', resourceId: task.id });
+  await tx.flush();
+  await syncOrUnavailable(temporal, task);
+  return task;
+}
+
+/** The task's runs that have not ended (running, queued for a slot, or waiting their turn), oldest first. */
+export function liveTaskRuns(em: EntityManager, task: Task): Promise<Execution[]> {
+  return em.find(Execution, { task, status: { $in: [ExecutionStatus.QUEUED, ExecutionStatus.RUNNING] } }, { orderBy: { createdAt: 'asc', id: 'asc' } });
+}
+
+/**
+ * Deletes the task: its schedule goes, its row stays (marked deleted) so its runs keep their
+ * `taskId`. With live runs it is a 409 `task_running`, unless `force`, which cancels them.
+ */
+export async function deleteTask(tx: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task, force: boolean): Promise<Execution[]> {
+  const live = await liveTaskRuns(tx, task);
+  if (live.length && !force) {
+    throw AppError.conflict('task_running', `The task has ${live.length} run${live.length === 1 ? '' : 's'} not ended; cancel them first or delete with ?force=true`, { executionIds: live.map((e) => e.id) });
+  }
+  task.deletedAt = new Date();
+  task.enabled = false;
+  task.nextRunAt = undefined;
+  audit(tx, actor, { action: 'task.delete', resourceType: 'task', resourceId: task.id, changes: { title: task.title, cancelledRuns: live.map((e) => e.id) } });
+  await tx.flush();
+  await syncOrUnavailable(temporal, task);
+  return live;
+}
+
+/**
+ * Run now: one occurrence through the same `taskRun` as the schedule's, so the overlap policy,
+ * the assignment rules, the timeout and the retries apply alike. The execution id is chosen
+ * here, so the caller can follow the run at once (it may end SKIPPED or FAILED with its reason).
+ */
+export async function runTaskNow(em: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task): Promise<{ executionId: string; workflowId: string }> {
+  if (!task.enabled) throw AppError.conflict('task_disabled', 'The task is disabled; resume it first');
+  const executionId = randomUUID();
+  audit(em, actor, { action: 'task.run', resourceType: 'task', resourceId: task.id, changes: { executionId } });
+  await em.flush();
+  try {
+    const handle = await startTaskRun(temporal, { taskId: task.id, trigger: 'manual', executionId, requestedBy: actor.userId, organizationId: task.organization.id, agentId: task.agent?.id });
+    return { executionId, workflowId: handle.workflowId };
+  } catch {
+    throw new AppError(503, 'temporal_unavailable', 'The run could not be started; try again', { taskId: task.id });
+  }
+}
+
+/**
+ * Cancels the task's runs: every live one (each through its occurrence's workflow, which stops
+ * its retries too, reaching the host as notifications/cancelled), and the occurrences between
+ * two attempts; or, with `executionId`, that run only.
+ */
+export async function cancelTaskRuns(deps: Pick<RunDeps, 'orm' | 'temporal'>, actor: Actor, task: Task, executionId?: string): Promise<string[]> {
+  const em = deps.orm.em.fork() as EntityManager;
+  if (executionId) {
+    const execution = await em.findOne(Execution, { id: executionId, task });
+    if (!execution) throw AppError.notFound('Execution');
+    await cancelExecution(deps, actor, execution);
+    return [execution.id];
+  }
+  const live = await liveTaskRuns(em, task);
+  // Every host hears of it in one NOTIFY round trip; the audit in one flush; then Temporal.
+  await publishCancels(em, live.filter((e) => e.status === ExecutionStatus.RUNNING).map((e) => e.id));
+  for (const execution of live) audit(em, actor, { action: 'execution.cancel', resourceType: 'execution', resourceId: execution.id, changes: { status: execution.status, taskId: task.id } });
+  await em.flush();
+  await Promise.all(live.map((execution) => runOwner(deps.temporal, execution).cancel().catch(ignoreEnded)));
+  const owners = new Set(live.map((e) => e.taskRunWorkflowId));
+  const between = (await openTaskRuns(deps.temporal, task.id).catch(() => [] as string[])).filter((id) => !owners.has(id));
+  await Promise.all(between.map((id) => stopWorkflow(deps.temporal, id, 'cancel')));
+  return live.map((e) => e.id);
+}
+
+/** A run that ended meanwhile has nothing left to cancel. */
+function ignoreEnded(error: unknown): void {
+  if (!(error instanceof WorkflowNotFoundError)) throw error;
+}

@@ -1,0 +1,48 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Execution, type Task } from '../../entities';
+
+/** How a task's runs stand, counted in one grouped query for a whole page of tasks. */
+export interface TaskRunCounts {
+  skipped: number;
+  failed: number;
+  live: number;
+}
+
+const ZERO: TaskRunCounts = { skipped: 0, failed: 0, live: 0 };
+
+export async function runCounts(em: EntityManager, taskIds: string[]): Promise<Map<string, TaskRunCounts>> {
+  const counts = new Map<string, TaskRunCounts>();
+  if (taskIds.length === 0) return counts;
+  const rows = await em.execute<{ task_id: string; skipped: number; failed: number; live: number }[]>(
+    `select task_id,
+       count(*) filter (where status = 'SKIPPED')::int as skipped,
+       count(*) filter (where status in ('FAILED', 'TIMED_OUT'))::int as failed,
+       count(*) filter (where status in ('QUEUED', 'RUNNING'))::int as live
+     from executions where task_id in (${taskIds.map(() => '?').join(', ')}) group by task_id`,
+    taskIds,
+  );
+  for (const row of rows) counts.set(row.task_id, { skipped: row.skipped, failed: row.failed, live: row.live });
+  return counts;
+}
+
+export function countsOf(counts: Map<string, TaskRunCounts>, taskId: string): TaskRunCounts {
+  return counts.get(taskId) ?? ZERO;
+}
+
+/** The task's most recent run, skipped ones included. */
+export function lastRun(em: EntityManager, task: Task): Promise<Execution | null> {
+  return em.findOne(Execution, { task }, { orderBy: { createdAt: 'desc', id: 'desc' } });
+}
+
+/**
+ * Resolves once the occurrence's workflow has recorded its run (run now answers before that),
+ * or after `timeoutMs`; says whether it was recorded.
+ */
+export async function runRecorded(em: EntityManager, executionId: string, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
+    if ((await em.fork().count(Execution, { id: executionId })) > 0) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}

@@ -1,0 +1,222 @@
+import {
+  CancellationScope,
+  ChildWorkflowFailure,
+  condition,
+  defineSignal,
+  executeChild,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyLocalActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  TerminatedFailure,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { SearchAttributePair } from '@temporalio/common';
+import type { Activities } from '../activities';
+import { agentExecution, executionWorkflowId, slotFreedSignal, type AgentExecutionResult } from './agent-execution.workflow';
+
+/**
+ * One occurrence of a task (domain/tasks/occurrences.ts holds its rules): decide it against the
+ * task's overlap policy and its other runs, wait for its turn when the policy buffers, resolve
+ * the agent, run it as a child `agentExecution` within the task's `timeoutMs`, retry a FAILED
+ * or TIMED_OUT run up to `maxRetries` times as new linked executions, and wake the next
+ * occurrence waiting behind it. A cancel of the workflow is a cancel of the occurrence.
+ */
+
+/** Who started the occurrence: its schedule, a person (run now), or a retry of a failed attempt. */
+export type OccurrenceTrigger = 'schedule' | 'manual' | 'retry';
+
+export interface TaskRunInput {
+  taskId: string;
+  trigger: Exclude<OccurrenceTrigger, 'retry'>;
+  /** Run now: the execution id the API already answered with. */
+  executionId?: string;
+  /** Run now: who asked. */
+  requestedBy?: string;
+}
+
+export interface OccurrenceRequest {
+  taskId: string;
+  executionId: string;
+  trigger: OccurrenceTrigger;
+  taskRunWorkflowId: string;
+  scheduledFor?: string;
+  requestedBy?: string;
+  retryOf?: string;
+}
+
+/** What the occurrence does next, as decided under the task's lock. */
+export type OccurrenceStep =
+  | {
+      next: 'run';
+      executionId: string;
+      slotTaken: boolean;
+      tool: boolean;
+      timeoutMs: number | null;
+      maxRetries: number;
+      searchAttributes: SearchAttributePair[];
+    }
+  | { next: 'wait'; executionId: string; maxRetries: number; reason: string }
+  | { next: 'end'; executionId: string; maxRetries: number; status: 'SKIPPED' | 'FAILED' | 'CANCELLED' | 'COMPLETED' | 'TIMED_OUT'; reason: string };
+
+export interface AttemptOutcome {
+  status: AgentExecutionResult['status'] | 'SKIPPED';
+  error?: string;
+}
+
+/** What settling an attempt leaves to wake: runs queued for a slot, occurrences waiting their turn. */
+export interface Wakeups {
+  slotFreed: string[];
+  taskRuns: string[];
+}
+
+export interface TaskRunResult {
+  executionId: string;
+  status: AttemptOutcome['status'];
+  attempts: number;
+  error?: string;
+}
+
+export function taskScheduleId(taskId: string): string {
+  return `task-${taskId}`;
+}
+
+/** Run now: one id per occurrence, from its first execution. */
+export function taskRunWorkflowId(taskId: string, executionId: string): string {
+  return `task-run-${taskId}-${executionId}`;
+}
+
+/** The schedule's action id; Temporal appends the scheduled time for each occurrence. */
+export function scheduledTaskRunWorkflowId(taskId: string): string {
+  return `task-run-${taskId}`;
+}
+
+/** Sent by an occurrence that ended (or was cancelled) to the next one waiting behind it. */
+export const occurrenceWakeSignal = defineSignal('occurrenceWake');
+
+const { beginOccurrence, resumeOccurrence, retryOccurrence, settleAttempt, timeOutRun, endOccurrence } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', maximumInterval: '10s' },
+});
+
+/** A waiting occurrence re-checks on its own this often (doubling), in case a wake-up was lost. */
+const WAIT_RECHECK_MS = { first: 1000, max: 30_000 };
+
+function retryDelayMs(retry: number): number {
+  return Math.min(1000 * 2 ** (retry - 1), 60_000);
+}
+
+/** The time the schedule meant this occurrence for (set by Temporal on the workflows a schedule starts). */
+function scheduledStartTime(): string | undefined {
+  const info = workflowInfo();
+  const typed = info.typedSearchAttributes.getAll().find((pair) => pair.key.name === 'TemporalScheduledStartTime')?.value;
+  if (typed instanceof Date) return typed.toISOString();
+  const match = /-(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)$/.exec(info.workflowId);
+  return match?.[1];
+}
+
+async function wake(wakeups: Wakeups): Promise<void> {
+  for (const id of wakeups.slotFreed) await getExternalWorkflowHandle(executionWorkflowId(id)).signal(slotFreedSignal).catch(() => undefined);
+  for (const id of wakeups.taskRuns) await getExternalWorkflowHandle(id).signal(occurrenceWakeSignal).catch(() => undefined);
+}
+
+/** One attempt as a child run, cut at `timeoutMs`: the run is then recorded TIMED_OUT and its child cancelled. */
+async function runAttempt(step: Extract<OccurrenceStep, { next: 'run' }>): Promise<AttemptOutcome> {
+  const scope = new CancellationScope();
+  let settled = false;
+  const child = scope
+    .run(() =>
+      executeChild(agentExecution, {
+        workflowId: executionWorkflowId(step.executionId),
+        // The child's own activity limit stays above the task's, which this workflow applies.
+        args: [step.executionId, { slotTaken: step.slotTaken, tool: step.tool, ...(step.timeoutMs ? { timeoutMs: step.timeoutMs + 60_000 } : {}) }],
+        typedSearchAttributes: step.searchAttributes,
+      }),
+    )
+    .then(
+      (result): AttemptOutcome => result,
+      (error: unknown): AttemptOutcome => {
+        // Terminated by a newer occurrence (TERMINATE_OTHER), which recorded why.
+        if (error instanceof ChildWorkflowFailure && error.cause instanceof TerminatedFailure) return { status: 'CANCELLED', error: 'terminated' };
+        if (isCancellation(error)) return { status: 'CANCELLED', error: 'cancelled by request' };
+        return { status: 'FAILED', error: error instanceof Error ? error.message : String(error) };
+      },
+    )
+    .finally(() => {
+      settled = true;
+    });
+  if (step.timeoutMs) {
+    let inTime: boolean;
+    try {
+      inTime = await condition(() => settled, step.timeoutMs);
+    } catch (error) {
+      // Cancelled: the child is being cancelled too; it must record its end before this
+      // workflow closes (closing would terminate it, leaving its slot taken).
+      await CancellationScope.nonCancellable(() => child);
+      throw error;
+    }
+    if (!inTime) {
+      await CancellationScope.nonCancellable(() => timeOutRun(step.executionId, step.timeoutMs!));
+      scope.cancel();
+      await CancellationScope.nonCancellable(() => child);
+      return { status: 'TIMED_OUT', error: `the run did not finish within ${step.timeoutMs} ms (the task's timeoutMs)` };
+    }
+  }
+  return child;
+}
+
+export async function taskRun(input: TaskRunInput): Promise<TaskRunResult> {
+  const { workflowId } = workflowInfo();
+  let woken = false;
+  setHandler(occurrenceWakeSignal, () => {
+    woken = true;
+  });
+  const request: OccurrenceRequest = {
+    taskId: input.taskId,
+    executionId: input.executionId ?? uuid4(),
+    trigger: input.trigger,
+    taskRunWorkflowId: workflowId,
+    ...(input.trigger === 'schedule' ? { scheduledFor: scheduledStartTime() } : {}),
+    ...(input.requestedBy ? { requestedBy: input.requestedBy } : {}),
+  };
+  const say = (text: string) => setCurrentDetails(`**task ${input.taskId}** · ${input.trigger}\n\n${text}`);
+
+  let current = request.executionId;
+  let attempts = 0;
+  let outcome: AttemptOutcome = { status: 'FAILED', error: 'not decided' };
+  try {
+    say('deciding');
+    let step = await beginOccurrence(request);
+    for (let retry = 0; ; retry++) {
+      current = step.executionId;
+      for (let recheck = WAIT_RECHECK_MS.first; step.next === 'wait'; recheck = Math.min(recheck * 2, WAIT_RECHECK_MS.max)) {
+        say(`waiting: ${step.reason}`);
+        woken = false;
+        await condition(() => woken, recheck);
+        step = await resumeOccurrence(step.executionId);
+      }
+      if (step.next === 'run') {
+        attempts++;
+        say(`attempt ${retry + 1}: execution ${step.executionId}`);
+        const run = step;
+        outcome = await runAttempt(run);
+        await CancellationScope.nonCancellable(async () => wake(await settleAttempt(run.executionId, outcome)));
+      } else outcome = { status: step.status, error: step.reason };
+      // Only a run that failed or timed out is tried again (an occurrence with no eligible agent is FAILED).
+      if ((outcome.status !== 'FAILED' && outcome.status !== 'TIMED_OUT') || retry >= step.maxRetries) break;
+      say(`${outcome.status}: ${outcome.error ?? ''}\n\nretry ${retry + 1} of ${step.maxRetries} in ${retryDelayMs(retry + 1)} ms`);
+      await sleep(retryDelayMs(retry + 1));
+      step = await retryOccurrence({ ...request, executionId: uuid4(), trigger: 'retry', retryOf: current, scheduledFor: undefined });
+    }
+  } catch (error) {
+    if (!isCancellation(error)) throw error;
+    outcome = { status: 'CANCELLED', error: 'cancelled by request' };
+  }
+  // Whatever happened, the occurrence's last run is final and the next one waiting is woken.
+  await CancellationScope.nonCancellable(async () => wake(await endOccurrence(input.taskId, current, outcome)));
+  say(`${outcome.status}${outcome.error ? `: ${outcome.error}` : ''} (${attempts} attempt${attempts === 1 ? '' : 's'})`);
+  return { executionId: current, status: outcome.status, attempts, ...(outcome.error ? { error: outcome.error } : {}) };
+}
