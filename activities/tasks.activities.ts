@@ -8,6 +8,7 @@ import type { RunDeps } from '../domain/runs/start-execution';
 import { beginOccurrence, endOccurrence, resumeOccurrence, retryOccurrence, settleAttempt, timeOutRun } from '../domain/tasks/occurrences';
 import { toolResultText } from '../lib/mcp-client';
 import type { AttemptOutcome, OccurrenceRequest } from '../workflows/task-run.workflow';
+import { assertToolCallAllowed, ToolCallRefused } from '../domain/tools/allowed-tools';
 import type { ActivityDeps } from './deps';
 import type { PromptOutcome } from './executions.activities';
 import { ServerCallFailed, serverGateway } from './server-gateway';
@@ -70,8 +71,17 @@ export function createTaskActivities(deps: ActivityDeps) {
       }
       const log = new ExecutionLog(orm, executionRef(execution), attempt);
       const toolCall = { toolCallId: `${executionId}:${attempt}`, name: execution.toolName };
-      // The agent's tool permissions (domain/tools, another change) are checked here, before the call leaves.
       await log.append('tool_call', { toolCall: { ...toolCall, arguments: execution.toolArguments ?? {} } });
+      // A direct call bypasses the host's own enforcement of allowedTools: the agent's grants are
+      // checked here, and a refusal ends the run before anything reaches the server.
+      try {
+        await assertToolCallAllowed(em, execution.agent.id, execution.toolName);
+      } catch (error) {
+        if (!(error instanceof ToolCallRefused)) throw error;
+        await log.append('tool_result', { toolCall: { ...toolCall, result: { error: `refused: ${error.message}` } } });
+        await log.flush();
+        throw ApplicationFailure.nonRetryable(`refused: ${error.message}`, 'ExecutionFailed');
+      }
       const timeoutMs = Math.max(1000, Math.min(ctx.info.startToCloseTimeoutMs || config.mcp.timeoutMs, 24 * 3600_000));
       let result: CallToolResult;
       try {

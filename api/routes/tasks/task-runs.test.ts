@@ -213,6 +213,13 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     expect(await tasks.runs(failing.id)).toHaveLength(3);
   });
 
+  /** Grants one of the server's own MCP tools: an organisation's catalog entry of that name, granted to the agent. */
+  async function grantServerTool(agentId: string, name: string): Promise<void> {
+    const existing = (await http.get('/api/tools').query({ q: name }).set(tasks.auth).expect(200)).body.items.find((t: { name: string }) => t.name === name);
+    const tool = existing ?? (await http.post('/api/tools').set(tasks.auth).send({ name, category: 'mcp', installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' }).expect(201)).body;
+    await http.put(`/api/tools/agent/${agentId}/permissions`).set(tasks.auth).send({ permissions: [{ toolId: tool.id, canUse: true }] }).expect(200);
+  }
+
   it('says when a MANUAL task’s agent is deactivated or deleted, in GET /api/tasks/:id and on its next occurrence', async () => {
     const agent = await activeAgent(http, admin, serverId);
     const task = await tasks.create({ agentId: agent.id, prompt: 'p' });
@@ -225,8 +232,19 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     expect(await tasks.ended(await tasks.run(task.id))).toMatchObject({ status: 'FAILED', error: detail.body.agentProblem });
   });
 
+  it('kind tool: refused with the reason when the agent is not granted the tool; nothing reaches the server', async () => {
+    const agent = await activeAgent(http, admin, serverId);
+    const task = await tasks.create({ agentId: agent.id, kind: 'tool', toolName: 'check_tool', toolArguments: { name: 'echo', versionCommand: 'echo 4.5.6' } });
+    const run = await tasks.ended(await tasks.run(task.id));
+    expect(run).toMatchObject({ status: 'FAILED', error: `refused: agent ${agent.name} is not granted the tool check_tool` });
+    expect(host.calls.some((c) => c.tool === 'check_tool' && c.args.versionCommand === 'echo 4.5.6')).toBe(false);
+    const events = (await http.get(`/api/executions/${run.id}/events`).set(tasks.auth).expect(200)).body.items as Record<string, unknown>[];
+    expect(events.map((e) => e.phase)).toEqual(['status', 'status', 'tool_call', 'tool_result', 'status']);
+  });
+
   it('kind tool: calls the tool on the agent’s server; the run’s log has tool_call, tool_result and statuses, each with taskId', async () => {
     const agent = await activeAgent(http, admin, serverId);
+    await grantServerTool(agent.id, 'check_tool');
     const task = await tasks.create({ agentId: agent.id, kind: 'tool', toolName: 'check_tool', toolArguments: { name: 'echo', versionCommand: 'echo 1.2.3' } });
     const run = await tasks.ended(await tasks.run(task.id));
     expect(run).toMatchObject({ status: 'COMPLETED', toolName: 'check_tool', agentId: agent.id, output: 'echo is installed (1.2.3)' });
