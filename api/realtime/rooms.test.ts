@@ -128,6 +128,9 @@ describe('realtime rooms beyond one agent', () => {
 
 
     expect(await ask(mine, 'unsubscribe:task', { taskId: task.id })).toEqual({ ok: true });
+    // A deleted task keeps its row for its history, but no longer has a live feed.
+    await ctx.orm.em.fork().nativeUpdate(Task, { id: task.id }, { deletedAt: new Date() });
+    expect(await ask(mine, 'subscribe:task', { taskId: task.id })).toEqual({ error: { code: 'not_found', message: 'Task not found' } });
   });
 
   it('a VIEWER may follow the organisation', async () => {

@@ -30,7 +30,8 @@ const room = {
 const SUBSCRIPTIONS = {
   agent: { entity: Agent, idField: 'agentId', label: 'Agent' },
   server: { entity: McpServer, idField: 'serverId', label: 'Server' },
-  task: { entity: Task, idField: 'taskId', label: 'Task' },
+  // A deleted task keeps its row (its runs' history stays readable) but has no live feed.
+  task: { entity: Task, idField: 'taskId', label: 'Task', where: { deletedAt: null } },
 } as const;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -109,13 +110,13 @@ export function attachSocketServer(server: http.Server, deps: AppDeps & { events
     };
     const leave = (ack: unknown, name: string) => void Promise.resolve(socket.leave(name)).then(() => typeof ack === 'function' && (ack as (a: SubscribeAck) => void)({ ok: true }));
 
-    for (const [kind, { entity, idField, label }] of Object.entries(SUBSCRIPTIONS) as [keyof typeof SUBSCRIPTIONS, (typeof SUBSCRIPTIONS)[keyof typeof SUBSCRIPTIONS]][]) {
+    for (const [kind, { entity, idField, label, ...rest }] of Object.entries(SUBSCRIPTIONS) as [keyof typeof SUBSCRIPTIONS, (typeof SUBSCRIPTIONS)[keyof typeof SUBSCRIPTIONS]][]) {
       socket.on(`subscribe:${kind}`, (request: Record<string, unknown> | undefined, ack: unknown) => {
         const id = request?.[idField];
         if (typeof id !== 'string' || !UUID.test(id)) return refuse(ack, 'validation_failed', `${idField} must be a uuid`);
         const auth = socket.data.auth;
         join(ack, room[kind](id), async () => {
-          const found = await (deps.orm.em.fork() as EntityManager).findOne(entity as typeof Agent, { id, organization: auth.organizationId });
+          const found = await (deps.orm.em.fork() as EntityManager).findOne(entity as typeof Agent, { id, organization: auth.organizationId, ...('where' in rest ? rest.where : {}) });
           return !!found && auth.ability.can('read', found);
         }, `${label} not found`);
       });
