@@ -30,9 +30,11 @@ export const AllowedTool = z.object({
   blockedCommands: z.array(z.string()).default([]),
 });
 export type AllowedTool = z.infer<typeof AllowedTool>;
+/** An `allowedTools` entry as a host reads it (allowedToolScopes): always the object form. */
+export type AllowedToolScope = AllowedTool;
 
 /** `allowedTools` as a host reads it: every entry an object, a bare name allowing every command. */
-export function allowedToolScopes(allowedTools: ExecutePromptArgs['allowedTools']): AllowedTool[] {
+export function allowedToolScopes(allowedTools: ExecutePromptArgs['allowedTools']): AllowedToolScope[] {
   return (allowedTools ?? []).map((entry) => (typeof entry === 'string' ? { name: entry, allowedCommands: [], blockedCommands: [] } : entry));
 }
 
