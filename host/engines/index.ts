@@ -5,6 +5,7 @@
  */
 import type { Engine } from './engine';
 import { createScriptEngine } from './script';
+import { createShellEngine } from './shell';
 
 export type { CommandRun, Engine, EngineOutcome, EngineRun } from './engine';
 
@@ -34,7 +35,7 @@ function notBuilt(name: EngineName): Engine {
 
 const ENGINES: Record<EngineName, (settings: EngineSettings) => Engine> = {
   script: (settings) => createScriptEngine(settings),
-  shell: () => notBuilt('shell'),
+  shell: (settings) => createShellEngine(settings),
   openai: () => notBuilt('openai'),
   'claude-code': () => notBuilt('claude-code'),
 };
