@@ -45,8 +45,11 @@ export function localVersion(versionCommand: string, versionRegex: string): Prom
 export async function seedDemoAgent(em: EntityManager, organizationId: string, serverName: string, adminEmail: string): Promise<DemoAgentResult> {
   const organization = em.getReference(Organization, organizationId);
   const server = await em.findOneOrFail(McpServer, { organization, name: serverName });
-  // Built-in entries, or the organisation's own of the same name (hosts match tools by name).
-  const catalog = await em.find(ToolDefinition, { name: { $in: [...DEMO_AGENT_TOOLS] }, $or: [{ organization: null }, { organization }] });
+  // Built-in entries, or the organisation's own of the same name instead (hosts match tools by name).
+  const entries = await em.find(ToolDefinition, { name: { $in: [...DEMO_AGENT_TOOLS] }, $or: [{ organization: null }, { organization }] });
+  const byName = new Map<string, ToolDefinition>();
+  for (const entry of entries) if (!byName.has(entry.name) || entry.organization) byName.set(entry.name, entry);
+  const catalog = [...byName.values()];
 
   // Checked on every start: a tool installed or removed since the last one shows as it is now.
   const tools: DemoAgentResult['tools'] = [];
