@@ -43,7 +43,7 @@ export interface AgentHostOptions {
   stepDelayMs?: number;
   /** When set, `provision_agent` answers isError with this text. */
   failProvision?: string;
-  /** Lets install_tool / uninstall_tool / check_tool, and agents' `[run:...]` within their allowedTools, run commands; default false. */
+  /** Lets install_tool / uninstall_tool / check_tool run their commands, and agents run theirs within their allowedTools (the shell engine needs it); default false. */
   allowCommands?: boolean;
   /** Called just before each `notifications/message` is sent (benchmarks time delivery from here). */
   onEvent?: (data: Readonly<Record<string, unknown>>) => void;
