@@ -76,4 +76,17 @@ describe('an execution on the shell engine', () => {
     expect(streamed.map((e) => e.event)).toEqual(events.map((e) => e.phase));
     expect(streamed.filter((e) => e.event === 'output').map((e) => e.data.output).join('')).toBe(done.output);
   });
+
+  it('an agent whose engine cannot run on its host stays PENDING_VALIDATION with the reason', async () => {
+    const noCommands = await registerHost(http, admin, { engine: 'script', allowCommands: false, workspaceRoot });
+    try {
+      const created = await http.post('/api/agents').set(as(admin)).send({ serverId: noCommands.serverId, name: 'runbook', capabilities: ['engine:shell'] }).expect(201);
+      const res = await http.post(`/api/agents/${created.body.id}/validate`).set(as(admin)).expect(502);
+      expect(res.body.error.code).toBe('provision_failed');
+      const agent = (await http.get(`/api/agents/${created.body.id}`).set(as(admin)).expect(200)).body;
+      expect(agent).toMatchObject({ status: 'PENDING_VALIDATION', lastError: expect.stringContaining('the shell engine cannot run agents on this host: HOST_ALLOW_COMMANDS is off') });
+    } finally {
+      await noCommands.host.close();
+    }
+  });
 });
