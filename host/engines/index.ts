@@ -4,6 +4,7 @@
  * settings; an engine that cannot run here says why in check(), not at its first run.
  */
 import type { Engine } from './engine';
+import { createOpenAIEngine } from './openai';
 import { createScriptEngine } from './script';
 
 export type { CommandRun, Engine, EngineOutcome, EngineRun } from './engine';
@@ -35,7 +36,7 @@ function notBuilt(name: EngineName): Engine {
 const ENGINES: Record<EngineName, (settings: EngineSettings) => Engine> = {
   script: (settings) => createScriptEngine(settings),
   shell: () => notBuilt('shell'),
-  openai: () => notBuilt('openai'),
+  openai: (settings) => createOpenAIEngine(settings),
   'claude-code': () => notBuilt('claude-code'),
 };
 
