@@ -129,7 +129,12 @@ export async function requestTurn(
       throw new EndpointError(statusError(response.status, detail, url, settings.model, retryMs));
     }
     try {
-      if ((response.headers.get('content-type') ?? '').includes('application/json')) return readWholeTurn(await response.json(), turn);
+      if ((response.headers.get('content-type') ?? '').includes('application/json')) {
+        // A server that ignored `stream` answers at once: its text is still the run's output.
+        const whole = readWholeTurn(await response.json(), turn);
+        if (whole.text) await onText(whole.text);
+        return whole;
+      }
       if (!response.body) throw new EndpointError(`the endpoint ${url} answered with an empty body`);
       const stream = response.body;
       const watched = (async function* () {
