@@ -185,6 +185,7 @@ describe('openai engine on a real host', () => {
           { id: 'call_link', name: 'read_file', arguments: { path: 'elsewhere/secret.txt' } },
           { id: 'call_read', name: 'read_file', arguments: { path: 'made-by-node.txt' } },
           { id: 'call_ls', name: 'run_command', arguments: { command: 'ls' } },
+          { id: 'call_env', name: 'run_command', arguments: { command: `node -e "console.log(process.env.HOST_OPENAI_API_KEY || 'no key here')"` } },
         ]).slice(1),
         usageChunk(100, 20),
       ]),
@@ -202,7 +203,7 @@ describe('openai engine on a real host', () => {
     const second = server.requests[1]!.body.messages as { role: string; content: string | null; tool_call_id?: string; tool_calls?: { id: string; function: { name: string; arguments: string } }[] }[];
     const assistant = second[2]!;
     expect(assistant).toMatchObject({ role: 'assistant', content: 'Working on it.' });
-    expect(assistant.tool_calls!.map((call) => call.id)).toEqual(['call_todo', 'call_node', 'call_rm', 'call_write', 'call_rewrite', 'call_up', 'call_abs', 'call_link', 'call_read', 'call_ls']);
+    expect(assistant.tool_calls!.map((call) => call.id)).toEqual(['call_todo', 'call_node', 'call_rm', 'call_write', 'call_rewrite', 'call_up', 'call_abs', 'call_link', 'call_read', 'call_ls', 'call_env']);
     expect(JSON.parse(assistant.tool_calls![3]!.function.arguments)).toEqual({ path: 'notes/plan.md', content: '# Plan\n' });
     const toolAnswer = Object.fromEntries(second.filter((m) => m.role === 'tool').map((m) => [m.tool_call_id, m.content]));
     expect(toolAnswer.call_node).toMatch(/^exit code 0/);
@@ -215,6 +216,8 @@ describe('openai engine on a real host', () => {
     expect(toolAnswer.call_read).toBe('node was here');
     expect(toolAnswer.call_ls).toContain('made-by-node.txt');
     expect(toolAnswer.call_ls).toContain('notes');
+    // The agent's commands do not get the host's environment, where the API key is.
+    expect(toolAnswer.call_env).toBe('exit code 0\nno key here\n');
 
     // The events, in order: each call and its result under the model's id, with what it did in between.
     // Consecutive output events are joined: how text is cut into events depends on timing.
@@ -252,6 +255,9 @@ describe('openai engine on a real host', () => {
       'tool_call call_ls ls',
       expect.stringMatching(/^output (.*\n)*made-by-node\.txt\nnotes\n$/),
       'tool_result call_ls ls',
+      'tool_call call_env node',
+      'output no key here\n',
+      'tool_result call_env node',
       'output All done.',
     ]);
   });
