@@ -6,6 +6,7 @@
 import type { Engine } from './engine';
 import { createOpenAIEngine } from './openai';
 import { createScriptEngine } from './script';
+import { createShellEngine } from './shell';
 
 export type { CommandRun, Engine, EngineOutcome, EngineRun } from './engine';
 
@@ -35,7 +36,7 @@ function notBuilt(name: EngineName): Engine {
 
 const ENGINES: Record<EngineName, (settings: EngineSettings) => Engine> = {
   script: (settings) => createScriptEngine(settings),
-  shell: () => notBuilt('shell'),
+  shell: (settings) => createShellEngine(settings),
   openai: (settings) => createOpenAIEngine(settings),
   'claude-code': () => notBuilt('claude-code'),
 };
