@@ -47,14 +47,14 @@ describe('an execution on the openai engine', () => {
   const as = (account: Account) => ({ Authorization: `Bearer ${account.accessToken}` });
 
   it('reaches COMPLETED with the model\'s streamed output in the event log and the SSE stream', async () => {
+    // The host's own engine is the script engine: the agent's engine:openai capability chooses openai.
     const { host, serverId } = await registerHost(http, admin, {
-      engine: 'openai',
       allowCommands: true,
       workspaceRoot,
       env: { HOST_OPENAI_BASE_URL: standIn.baseUrl, HOST_OPENAI_API_KEY: 'sk-e2e-secret', HOST_OPENAI_MODEL: 'stand-in-model' },
     });
     closers.push(() => host.close());
-    const agent = await activeAgent(http, admin, serverId);
+    const agent = await activeAgent(http, admin, serverId, { capabilities: ['engine:openai'] });
     standIn.replies.push(
       streamed([
         chunk({ role: 'assistant', content: 'Writing ' }),

@@ -152,6 +152,15 @@ describe('openai engine on a real host', () => {
     expect(JSON.stringify([result, conn.messages])).not.toContain(API_KEY);
   });
 
+  it('refuses to provision an engine:openai agent on a host without its settings', async () => {
+    const conn = await connect('http://127.0.0.1:1/v1', { engine: 'script', env: {} });
+    const refused = (await conn.client.callTool({ name: 'provision_agent', arguments: { agentId: 'agent-x', name: 'X', role: 'WORKER', capabilities: ['engine:openai'] } })) as CallToolResult;
+    expect(refused.isError).toBe(true);
+    expect(textOf(refused)).toBe(
+      "the openai engine cannot run agents on this host: the openai engine needs HOST_OPENAI_BASE_URL, HOST_OPENAI_API_KEY, HOST_OPENAI_MODEL (set in the host's environment)",
+    );
+  });
+
   it('offers run_command only to an agent with allowed tools on a host that runs commands', async () => {
     const server = await standIn();
     const conn = await connect(server.baseUrl);
