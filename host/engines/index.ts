@@ -4,6 +4,7 @@
  * settings; an engine that cannot run here says why in check(), not at its first run.
  */
 import type { Engine } from './engine';
+import { createOpenAIEngine } from './openai';
 import { createScriptEngine } from './script';
 import { createShellEngine } from './shell';
 
@@ -36,7 +37,7 @@ function notBuilt(name: EngineName): Engine {
 const ENGINES: Record<EngineName, (settings: EngineSettings) => Engine> = {
   script: (settings) => createScriptEngine(settings),
   shell: (settings) => createShellEngine(settings),
-  openai: () => notBuilt('openai'),
+  openai: (settings) => createOpenAIEngine(settings),
   'claude-code': () => notBuilt('claude-code'),
 };
 
