@@ -4,6 +4,7 @@
  * settings; an engine that cannot run here says why in check(), not at its first run.
  */
 import type { Engine } from './engine';
+import { createClaudeCodeEngine } from './claude-code';
 import { createScriptEngine } from './script';
 
 export type { CommandRun, Engine, EngineOutcome, EngineRun } from './engine';
@@ -36,7 +37,7 @@ const ENGINES: Record<EngineName, (settings: EngineSettings) => Engine> = {
   script: (settings) => createScriptEngine(settings),
   shell: () => notBuilt('shell'),
   openai: () => notBuilt('openai'),
-  'claude-code': () => notBuilt('claude-code'),
+  'claude-code': (settings) => createClaudeCodeEngine(settings),
 };
 
 export function isEngineName(name: string): name is EngineName {
