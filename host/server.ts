@@ -64,6 +64,10 @@ export interface AgentHost {
   /** execute_prompt calls currently running (a `[hang][ignore-cancel]` call counts until close()). */
   running(): number;
   agents: Map<string, HostedAgent>;
+  /** The engine agents run on unless provision_agent's capabilities name another. */
+  engine: Engine;
+  /** Where agents' workspaces are (one directory per agent, workspaces.ts). */
+  workspaceRoot: string;
   waitForCall(tool: string, predicate?: (c: ReceivedCall) => boolean, timeoutMs?: number): Promise<ReceivedCall>;
   waitForCancellation(executionId: string, timeoutMs?: number): Promise<void>;
   /** Ends running calls, closes sessions, SSE streams and sockets. Idempotent. */
@@ -240,6 +244,8 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
     calls: log.calls,
     cancellations: log.cancellations,
     agents: tools.agents,
+    engine: hostEngine,
+    workspaceRoot: tools.workspaceRoot,
     running: () => log.running,
     waitForCall: (tool, predicate, timeoutMs) => log.waitForCall(tool, predicate, timeoutMs),
     waitForCancellation: (executionId, timeoutMs) => log.waitForCancellation(executionId, timeoutMs),

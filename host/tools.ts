@@ -13,7 +13,8 @@ import type { Engine, EngineRun } from './engines/engine';
 import { RunGuard, type Limits } from './run-guard';
 import { commandRunner } from './runner';
 import { logEntry, parseVersion, runShell, tail } from './shell';
-import { ensureWorkspace } from './workspaces';
+import { ENGINE_NAMES, isEngineName } from './engines';
+import { ensureWorkspace, removeWorkspace } from './workspaces';
 
 export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -54,6 +55,12 @@ type ToolHandler<T extends HostTool> = (args: HostToolArgs<T>, extra: ToolExtra)
 interface ToolDefinition<T extends HostTool> {
   description: string;
   handle: ToolHandler<T>;
+}
+
+/** The engine an agent's capabilities name (`engine:<name>`), if one does; the last one wins. */
+export function engineCapability(capabilities: readonly string[]): string | undefined {
+  const named = capabilities.filter((c) => c.startsWith('engine:')).map((c) => c.slice('engine:'.length).trim());
+  return named.at(-1);
 }
 
 export function registerHostTools(mcp: McpServer, context: ToolContext): void {
@@ -172,11 +179,20 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
     },
 
     provision_agent: {
-      description: 'Creates (or updates) an agent on this host; it starts inactive.',
-      handle: async ({ agentId, name, role }) => {
+      description: 'Creates (or updates) an agent on this host, with its workspace; it starts inactive. A capability `engine:<name>` chooses its engine.',
+      handle: async ({ agentId, name, role, capabilities }) => {
         if (context.failProvision !== undefined) return errorResult(context.failProvision);
-        agents.set(agentId, { name, role, active: agents.get(agentId)?.active ?? false });
-        return okResult<'provision_agent'>(`provisioned agent ${agentId}`, { provisioned: true, agentId });
+        const chosen = engineCapability(capabilities);
+        if (chosen !== undefined && !isEngineName(chosen)) {
+          return errorResult(`unknown engine "${chosen}" (capability engine:${chosen}): this host has the engines ${ENGINE_NAMES.join(', ')}`);
+        }
+        const engine = chosen === undefined ? context.engineFor(undefined) : context.engineNamed(chosen);
+        // Refused now rather than at the agent's first run.
+        const unusable = await engine.check();
+        if (unusable !== undefined) return errorResult(`the ${engine.name} engine cannot run agents on this host: ${unusable}`);
+        await ensureWorkspace(context.workspaceRoot, agentId);
+        agents.set(agentId, { name, role, active: agents.get(agentId)?.active ?? false, ...(chosen !== undefined ? { engine: chosen } : {}) });
+        return okResult<'provision_agent'>(`provisioned agent ${agentId} (engine ${engine.name})`, { provisioned: true, agentId });
       },
     },
 
@@ -191,11 +207,12 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
     },
 
     deactivate_agent: {
-      description: 'Deactivates an agent (idempotent: an unknown agent is already inactive).',
-      handle: async ({ agentId }) => {
+      description: 'Deactivates an agent (idempotent: an unknown agent is already inactive); removeWorkspace also deletes its workspace.',
+      handle: async ({ agentId, removeWorkspace: remove }) => {
         const agent = agents.get(agentId);
         if (agent) agent.active = false;
-        return okResult<'deactivate_agent'>(`agent ${agentId} is inactive`, { active: false });
+        if (remove) await removeWorkspace(context.workspaceRoot, agentId);
+        return okResult<'deactivate_agent'>(`agent ${agentId} is inactive${remove ? ', its workspace removed' : ''}`, { active: false });
       },
     },
 

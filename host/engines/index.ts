@@ -6,6 +6,7 @@
 import type { Engine } from './engine';
 import { createClaudeCodeEngine } from './claude-code';
 import { createScriptEngine } from './script';
+import { createShellEngine } from './shell';
 
 export type { CommandRun, Engine, EngineOutcome, EngineRun } from './engine';
 
@@ -35,7 +36,7 @@ function notBuilt(name: EngineName): Engine {
 
 const ENGINES: Record<EngineName, (settings: EngineSettings) => Engine> = {
   script: (settings) => createScriptEngine(settings),
-  shell: () => notBuilt('shell'),
+  shell: (settings) => createShellEngine(settings),
   openai: () => notBuilt('openai'),
   'claude-code': (settings) => createClaudeCodeEngine(settings),
 };

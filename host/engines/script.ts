@@ -1,10 +1,12 @@
 /**
- * The reference host's `execute_prompt` engine. There is no AI here: the prompt's directives
- * (`[steps:N]`, `[delay:MS]`, `[fail]`, `[throw]`, `[hang]`, `[ignore-cancel]`, `[json]`,
- * `[spec]{...}`, `[bytes:N]`, `[run:COMMAND]`) choose a script, so integration tests,
- * benchmarks and the dev demo get a deterministic agent that streams real MCP notifications.
- * `[run:...]` runs a real command, through the agent's allowed tools (../runner.ts). For tests
- * and demos only: the agents that do work are the other engines.
+ * The script engine (the library's default, for tests and benchmarks). There is no AI here: the
+ * prompt's directives (`[steps:N]`, `[delay:MS]`, `[fail]`, `[throw]`, `[hang]`,
+ * `[ignore-cancel]`, `[json]`, `[spec]{...}`, `[bytes:N]`, `[run:COMMAND]`) choose a script, so
+ * tests get a deterministic run that streams real MCP notifications. It reports only what it
+ * does: a todo list of its own two steps and the prompt echoed back, prefixed "script engine: ";
+ * no tool call or file change it did not make, and no tokensUsed (it uses no model).
+ * `[run:...]` runs a real command, through the agent's allowed tools (../runner.ts). The
+ * engines that do work are the others (shell, openai, claude-code).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HostEvent, TodoStatus } from '../../lib/host-contract';
@@ -109,18 +111,21 @@ interface Step {
   events: HostEvent[];
 }
 
-function todos(plan: TodoStatus, work: TodoStatus, check: TodoStatus): HostEvent {
+/** The script engine's own todo list: what it does, said as it is (it reads and echoes, nothing more). */
+function todos(read: TodoStatus, echo: TodoStatus): HostEvent {
   return {
     type: 'todo',
     todos: [
-      { id: 'plan', content: 'Plan the work', status: plan },
-      { id: 'do', content: 'Do the work', status: work },
-      { id: 'check', content: 'Check the result', status: check },
+      { id: 'read', content: 'Read the prompt (script engine: no AI)', status: read },
+      { id: 'echo', content: 'Echo the prompt back', status: echo },
     ],
   };
 }
 
-function scriptFor(directives: PromptDirectives, executionId: string): Step[] {
+/** What a run without directives prints: the prompt, said to come from the script engine. */
+export const SCRIPT_OUTPUT_PREFIX = 'script engine: ';
+
+function scriptFor(directives: PromptDirectives): Step[] {
   if (directives.bytes !== undefined) {
     return [{ label: `output of ${directives.bytes} bytes`, events: [{ type: 'output', text: 'x'.repeat(directives.bytes) }] }];
   }
@@ -130,21 +135,11 @@ function scriptFor(directives: PromptDirectives, executionId: string): Step[] {
       events: [{ type: 'output', text: `chunk ${i + 1}\n` }],
     }));
   }
-  const toolCallId = `call-${executionId}-1`;
-  const rest: HostEvent[] = directives.text ? [{ type: 'output', text: directives.text }] : [];
+  // No tool calls and no file changes: this engine performs none, so it reports none.
   return [
-    { label: 'planning', events: [todos('pending', 'pending', 'pending'), todos('in_progress', 'pending', 'pending')] },
-    {
-      label: 'running a tool',
-      events: [
-        todos('completed', 'in_progress', 'pending'),
-        { type: 'tool_call', toolCallId, name: 'shell', arguments: { command: 'echo hi' } },
-        { type: 'tool_result', toolCallId, name: 'shell', result: { exitCode: 0, stdout: 'hi\n' } },
-      ],
-    },
-    { label: 'writing', events: [{ type: 'file_change', path: 'NOTES.md', change: 'created' }, { type: 'output', text: 'Done: ' }] },
-    { label: 'checking', events: [todos('completed', 'completed', 'in_progress'), ...rest] },
-    { label: 'finished', events: [todos('completed', 'completed', 'completed')] },
+    { label: 'reading', events: [todos('pending', 'pending'), todos('in_progress', 'pending')] },
+    { label: 'echoing', events: [todos('completed', 'in_progress'), { type: 'output', text: SCRIPT_OUTPUT_PREFIX }] },
+    { label: 'finished', events: [...(directives.text ? [{ type: 'output' as const, text: directives.text }] : []), todos('completed', 'completed')] },
   ];
 }
 
@@ -224,7 +219,7 @@ async function playScript(directives: PromptDirectives, run: EngineRun, playback
     return undefined;
   };
 
-  const steps = scriptFor(directives, run.executionId);
+  const steps = scriptFor(directives);
   let output = '';
   for (let i = 0; i < steps.length; i++) {
     if (i > 0 && delayMs > 0) await sleep(delayMs, undefined, { signal: stop }).catch(() => checkStop());
@@ -248,7 +243,8 @@ async function playScript(directives: PromptDirectives, run: EngineRun, playback
   checkStop();
 
   const data = directives.json || directives.spec !== undefined || run.responseSchema !== undefined ? (directives.spec ?? generatedSpec(directives.text)) : undefined;
-  return { ok: true, result: { success: true, output, tokensUsed: output.length, ...(data !== undefined ? { data } : {}) } };
+  // No tokensUsed: the script engine uses no model.
+  return { ok: true, result: { success: true, output, ...(data !== undefined ? { data } : {}) } };
 }
 
 /**
@@ -272,5 +268,5 @@ async function playRuns(directives: PromptDirectives, run: EngineRun, stop: Abor
     output += directives.text;
     await run.emit({ type: 'output', text: directives.text });
   }
-  return { ok: true, result: { success: true, output, tokensUsed: output.length } };
+  return { ok: true, result: { success: true, output } };
 }
