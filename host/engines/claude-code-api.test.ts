@@ -1,5 +1,6 @@
 /**
- * An execution through the API on an agent whose host runs the claude-code engine: the real
+ * An execution through the API on an agent of the claude-code engine (its `engine:claude-code`
+ * capability, checked at provision_agent by running `claude --version`): the real
  * API, worker, PostgreSQL and Temporal, and a real reference host whose `claude` is the
  * stand-in of test/claude-stand-in/ (a recorded stream-json transcript in the CLI's documented
  * format; the real CLI cannot be installed here). No network beyond loopback.
@@ -42,14 +43,15 @@ describe('an execution on the claude-code engine', () => {
     const http = request(api.url);
     const admin = await registerAccount(http, 'Claude Org');
     const workspaceRoot = path.join(dir, 'workspaces');
+    // The host's own engine is the script one: the agent's capability chooses claude-code.
     const registered = await registerHost(http, admin, {
-      engine: 'claude-code',
       workspaceRoot,
       allowCommands: true,
       env: { PATH: `${standIn.bin}:/usr/local/bin:/usr/bin:/bin`, ANTHROPIC_API_KEY: 'sk-ant-test-key' },
     });
     host = registered.host;
-    const agent = await activeAgent(http, admin, registered.serverId);
+    const agent = await activeAgent(http, admin, registered.serverId, { capabilities: ['engine:claude-code'] });
+    expect(host.agents.get(agent.id)).toMatchObject({ engine: 'claude-code' });
     await writeFile(path.join(await ensureWorkspace(workspaceRoot, agent.id), 'notes.md'), 'draft notes\n');
 
     const auth = { Authorization: `Bearer ${admin.accessToken}` };
