@@ -3,6 +3,7 @@
  * command line of one run (print mode, stream-json, the agent's permissions as the CLI's
  * permission rules), the environment the CLI gets, and how a structured answer is read back.
  */
+import path from 'node:path';
 import { z } from 'zod';
 import type { AllowedToolScope } from '../../lib/host-contract';
 import { agentEnvironment } from '../runner';
@@ -18,21 +19,26 @@ export interface ClaudeCodeSettings {
 }
 
 export function claudeCodeSettings(env: NodeJS.ProcessEnv): ClaudeCodeSettings {
+  const command = env.HOST_CLAUDE_PATH || 'claude';
+  // A relative path would be looked up in the agent's workspace, where the agent writes.
+  if (command.includes('/') && !path.isAbsolute(command)) throw new Error(`HOST_CLAUDE_PATH must be an absolute path or a bare name, got "${command}"`);
   const maxTurns = env.HOST_CLAUDE_MAX_TURNS ? Number(env.HOST_CLAUDE_MAX_TURNS) : undefined;
   if (maxTurns !== undefined && (!Number.isInteger(maxTurns) || maxTurns < 1)) throw new Error(`HOST_CLAUDE_MAX_TURNS must be a positive integer, got "${env.HOST_CLAUDE_MAX_TURNS}"`);
   return {
-    command: env.HOST_CLAUDE_PATH || 'claude',
+    command,
     ...(env.HOST_CLAUDE_MODEL ? { model: env.HOST_CLAUDE_MODEL } : {}),
     ...(maxTurns !== undefined ? { maxTurns } : {}),
   };
 }
 
 /**
- * The CLI's own tools the agent always has. They work on files, and the CLI confines them to
- * its working directory (the workspace): a path outside needs a permission nobody can give
- * in print mode. Read-only search tools are included so the agent can find its way around.
+ * The CLI's own tools the agent always has, each kept to the working directory (the
+ * workspace) by its rule: `./**` is every path under the CLI's working directory. A bare
+ * `Read` or `Edit` would allow every path on the machine. Reading and searching inside the
+ * working directory needs no rule; outside it, the CLI asks, and in print mode nobody can
+ * answer, so it is denied.
  */
-export const FILE_TOOLS = ['Read', 'Glob', 'Grep', 'Edit', 'MultiEdit', 'Write', 'NotebookEdit', 'TodoWrite'] as const;
+export const FILE_TOOLS = ['Read(./**)', 'Edit(./**)', 'Write(./**)', 'MultiEdit(./**)', 'NotebookEdit(./**)', 'TodoWrite'] as const;
 
 /**
  * Tools the agent never has: the network is reached only through programs it was granted,

@@ -128,7 +128,10 @@ describe('the claude-code engine', () => {
     expect(argv.slice(0, 4)).toEqual(['-p', '--output-format', 'stream-json', '--verbose']);
     expect(argv.slice(argv.indexOf('--permission-mode'), argv.indexOf('--permission-mode') + 2)).toEqual(['--permission-mode', 'default']);
     const allowed = argv.slice(argv.indexOf('--allowedTools') + 1, argv.indexOf('--disallowedTools'));
-    expect(allowed).toEqual(expect.arrayContaining(['Read', 'Edit', 'Write', 'TodoWrite', 'Bash(ls:*)', 'Bash(git status:*)', 'Bash(git log:*)']));
+    expect(allowed).toEqual(expect.arrayContaining(['Read(./**)', 'Edit(./**)', 'Write(./**)', 'TodoWrite', 'Bash(ls:*)', 'Bash(git status:*)', 'Bash(git log:*)']));
+    // No bare Read or Edit (every path on the machine), no bare git.
+    expect(allowed).not.toEqual(expect.arrayContaining(['Read']));
+    expect(allowed).not.toEqual(expect.arrayContaining(['Edit']));
     expect(allowed).not.toContain('Bash(git:*)');
     const disallowed = argv.slice(argv.indexOf('--disallowedTools') + 1, argv.indexOf('--append-system-prompt'));
     expect(disallowed).toEqual(expect.arrayContaining(['Bash(git log --all:*)', 'WebFetch', 'WebSearch']));
@@ -185,7 +188,10 @@ describe('the claude-code engine', () => {
   });
 
   it('gives the CLI no Bash at all when the agent has no allowed tools, or the host runs no commands', async () => {
-    expect(permissionRules([], true)).toEqual({ allowed: ['Read', 'Glob', 'Grep', 'Edit', 'MultiEdit', 'Write', 'NotebookEdit', 'TodoWrite'], disallowed: ['WebFetch', 'WebSearch', 'Bash'] });
+    expect(permissionRules([], true)).toEqual({
+      allowed: ['Read(./**)', 'Edit(./**)', 'Write(./**)', 'MultiEdit(./**)', 'NotebookEdit(./**)', 'TodoWrite'],
+      disallowed: ['WebFetch', 'WebSearch', 'Bash'],
+    });
     const git = { name: 'git', allowedCommands: [], blockedCommands: [] };
     expect(permissionRules([git], false)).toMatchObject({ disallowed: expect.arrayContaining(['Bash']) });
     expect(permissionRules([{ name: 'git),Bash(rm', allowedCommands: [], blockedCommands: [] }], true)).toMatch(/cannot be given to Claude Code/);
@@ -218,6 +224,10 @@ describe('the claude-code engine', () => {
     await installStandIn({ refuse: "error: unknown option '--bogus'\n" });
     result = await execute(client, { executionId: 'exec-3' });
     expect(textOf(result)).toBe("Claude Code exited with code 1: error: unknown option '--bogus'");
+
+    // Past the system's limit for one argument (128 KiB on Linux): the CLI cannot even start.
+    result = await execute(client, { executionId: 'exec-5', prompt: 'x'.repeat(200_000) });
+    expect(textOf(result)).toBe('Claude Code could not be started: spawn E2BIG');
 
     await installStandIn({ transcript: 'malformed.jsonl' });
     result = await execute(client, { executionId: 'exec-4' });
@@ -273,6 +283,24 @@ describe('the claude-code engine', () => {
     await until(() => host.running() === 0);
   });
 
+  it('stops the CLI with the limit error past the run limits: output bytes and wall time', async () => {
+    const { bin, recorded } = await installStandIn({ transcript: 'work.jsonl' });
+    const chatty = await startHost(bin, { limits: { outputBytes: 20 } });
+    const { client, messages } = await connect(chatty);
+    const result = await execute(client, {});
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toBe('output limit reached: a run may print at most 20 bytes; it was stopped');
+    expect(messages.filter((m) => m.type === 'output').map((m) => m.text).join('')).toBe("I'll look at the wor");
+
+    await installStandIn({ transcript: 'hold.jsonl', holdAfterLine: 2 });
+    const slow = await startHost(bin, { limits: { wallTimeMs: 300 } });
+    const late = await connect(slow);
+    const stopped = await execute(late.client, { executionId: 'exec-2' });
+    expect(textOf(stopped)).toBe('wall-time limit reached: a run may take at most 300 ms; it was stopped');
+    const pids = (await recorded()).filter((e) => e.event === 'child' || (e.event === 'start' && e.argv?.includes('-p'))).map((e) => e.pid!);
+    await until(() => !pids.some(alive), 3000);
+  });
+
   it('refuses provision_agent on the claude-code engine when the CLI is missing, and says how to install it', async () => {
     const host = await startHost(undefined);
     const { client } = await connect(host);
@@ -284,5 +312,11 @@ describe('the claude-code engine', () => {
     expect(textOf(provision)).toContain(
       'the claude-code engine needs the Claude Code CLI: `claude` was not found on PATH (install @anthropic-ai/claude-code or set HOST_CLAUDE_PATH)',
     );
+    expect(host.agents.has('agent-1')).toBe(false);
+
+    // An agent the host never provisioned (a host restarted since) runs on the host's engine: the same reason, at its run.
+    const run = await execute(client, {});
+    expect(run.isError).toBe(true);
+    expect(textOf(run)).toBe('the claude-code engine needs the Claude Code CLI: `claude` was not found on PATH (install @anthropic-ai/claude-code or set HOST_CLAUDE_PATH)');
   });
 });

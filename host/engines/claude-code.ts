@@ -6,7 +6,7 @@
  * is the run's answer. The CLI runs in a process group of its own, so a cancel, a limit or the
  * host's shutdown ends it and every command it started at once.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import os from 'node:os';
@@ -115,7 +115,8 @@ async function filesBefore(workspace: string): Promise<(file: string) => boolean
 interface Finished {
   code: number | null;
   signal: NodeJS.Signals | null;
-  notFound: boolean;
+  /** Why the CLI could not be started (ENOENT is a missing CLI), if it could not. */
+  spawnError?: NodeJS.ErrnoException;
   stderr: string;
 }
 
@@ -129,9 +130,17 @@ async function runClaude(run: EngineRun, cli: ClaudeCodeSettings, settings: Engi
   let malformed: MalformedStreamError | undefined;
   let steps = 0;
   const finished = await new Promise<Finished>((resolve) => {
-    const child = spawn(cli.command, args, { cwd: run.workspace, env: cliEnvironment(run.workspace, settings.env), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      child = spawn(cli.command, args, { cwd: run.workspace, env: cliEnvironment(run.workspace, settings.env), detached: true, stdio: 'pipe' });
+    } catch (error) {
+      // E2BIG (a prompt or schema past the system's argument limit) is thrown, not emitted.
+      resolve({ code: null, signal: null, stderr: '', spawnError: error as NodeJS.ErrnoException });
+      return;
+    }
+    child.stdin.end();
     let killTimer: NodeJS.Timeout | undefined;
-    let notFound = false;
+    let spawnError: NodeJS.ErrnoException | undefined;
     let stderr = '';
     const stop = () => {
       if (killTimer) return;
@@ -158,9 +167,7 @@ async function runClaude(run: EngineRun, cli: ClaudeCodeSettings, settings: Engi
       });
     });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-STDERR_TAIL_CHARS)));
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') notFound = true;
-    });
+    child.on('error', (error: NodeJS.ErrnoException) => (spawnError = error));
     const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => child.on('close', (code, signal) => done({ code, signal })));
     const read = new Promise<void>((done) => lines.on('close', done));
     void Promise.all([closed, read]).then(async ([{ code, signal }]) => {
@@ -169,12 +176,14 @@ async function runClaude(run: EngineRun, cli: ClaudeCodeSettings, settings: Engi
       // Whatever the CLI left running in its group does not outlive it.
       killGroup(child.pid, 'SIGKILL');
       await sending;
-      resolve({ code, signal, notFound, stderr });
+      resolve({ code, signal, stderr, ...(spawnError ? { spawnError } : {}) });
     });
   });
 
   if (run.signal.aborted) return { ok: false, error: stopReason(run.signal) };
-  if (finished.notFound) return { ok: false, error: missingCli(cli) };
+  if (finished.spawnError?.code === 'ENOENT') return { ok: false, error: missingCli(cli) };
+  // E2BIG (a prompt past the system's argument limit), EACCES: said as they are.
+  if (finished.spawnError) return { ok: false, error: `Claude Code could not be started: ${finished.spawnError.message}` };
   if (malformed) return { ok: false, error: malformed.message };
   return outcomeOf(run, cli, mapper, finished);
 }
