@@ -143,6 +143,21 @@ describe('the shell engine', () => {
     expect(progress[1]!.message).toBe('line 3: `git --version` done');
   });
 
+  it('runs the commands before the first heading outside the todo list, which starts at its heading', async () => {
+    const host = await startHost();
+    const { result, events } = await run(host, 'echo first\n# Later\n\n# Last\necho second');
+    expect(result.structuredContent).toEqual({ success: true, output: 'first\nsecond\n' });
+    const shape = events.map((e) => (e.type === 'todo' ? `todo ${e.todos.map((t) => t.status).join(',')}` : e.type === 'output' ? `output ${e.text.trim()}` : e.type));
+    expect(shape).toEqual([
+      'todo pending,pending',
+      'tool_call', 'output first', 'tool_result',
+      // A heading without commands of its own is passed through.
+      'todo in_progress,pending', 'todo completed,pending', 'todo completed,in_progress',
+      'tool_call', 'output second', 'tool_result',
+      'todo completed,completed',
+    ]);
+  });
+
   it('stops at the first failing command: its exit code fails the run and later lines do not run', async () => {
     const host = await startHost();
     const { result, events } = await run(host, '# Work\nnode -e "process.exit(2)"\ntouch not-created');

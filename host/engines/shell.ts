@@ -76,7 +76,7 @@ class TodoList {
     if (this.items.length) await this.send();
   }
 
-  /** Completes every item before `index` still open, then starts `index` (undefined: the end of the script). */
+  /** Completes every item before `index` still open, then starts `index` (undefined: the end of the script, completing them all). */
   async reach(index: number | undefined): Promise<void> {
     const upTo = index ?? this.items.length;
     for (let i = 0; i < upTo; i++) {
@@ -117,7 +117,8 @@ async function runRunbook(runbook: Runbook, run: EngineRun): Promise<EngineOutco
   let output = '';
   for (const [i, step] of commands.entries()) {
     if (run.signal.aborted) throw stopReason(run.signal);
-    await todos.reach(step.item);
+    // Commands before the first heading come before every item: nothing to move on yet.
+    if (step.item !== undefined) await todos.reach(step.item);
     const outcome = await run.runCommand(step.command);
     // Cancel, shutdown or a limit: the host answers with the reason (a limit's error, for a limit).
     if (run.signal.aborted) throw stopReason(run.signal);
