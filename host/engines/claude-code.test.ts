@@ -19,6 +19,7 @@ import { startAgentHost, type AgentHost, type AgentHostOptions } from '../server
 import { ensureWorkspace } from '../workspaces';
 import { installStandIn as install, type StandInConfig } from '../../test/claude-stand-in/stand-in';
 import { permissionRules } from './claude-code-cli';
+import { ClaudeStreamMapper } from './claude-code-stream';
 
 const TOKEN = 'claude-engine-test-token';
 
@@ -185,6 +186,23 @@ describe('the claude-code engine', () => {
     expect(messages[11]).toMatchObject({ type: 'tool_result', toolCallId: 'toolu_05', result: { error: '<tool_use_error>File does not exist.</tool_use_error>' } });
     expect(await readFile(path.join(workspace, 'hello.txt'), 'utf8')).toBe('hello\n');
     expect(await readFile(path.join(workspace, 'notes.md'), 'utf8')).toBe('final notes\n');
+  });
+
+  it('reports a Write as created only for a file that was not there before the run, whatever the disk says when it is read', () => {
+    const workspace = '/ws/agent-1';
+    const mapper = new ClaudeStreamMapper({ workspace, existedBefore: (file) => file === '/ws/agent-1/old.txt' });
+    const write = (id: string, file: string) => JSON.stringify({ type: 'assistant', message: { content: [{ type: 'tool_use', id, name: 'Write', input: { file_path: file, content: 'x' } }] } });
+    const done = (id: string) => JSON.stringify({ type: 'user', message: { content: [{ type: 'tool_result', tool_use_id: id, content: 'ok' }] } });
+    const changes = [write('a', '/ws/agent-1/old.txt'), done('a'), write('b', 'new.txt'), done('b'), write('c', '/ws/agent-1/new.txt'), done('c'), write('d', '/elsewhere/x'), done('d')]
+      .flatMap((line) => mapper.line(line).events)
+      .filter((event) => event.type === 'file_change');
+    expect(changes).toEqual([
+      { type: 'file_change', path: 'old.txt', change: 'modified' },
+      { type: 'file_change', path: 'new.txt', change: 'created' },
+      { type: 'file_change', path: 'new.txt', change: 'modified' },
+      { type: 'file_change', path: '/elsewhere/x', change: 'created' },
+    ]);
+    expect(() => mapper.line('{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Bash"}]}}')).toThrow(/malformed tool_use block on line 9: id: /);
   });
 
   it('gives the CLI no Bash at all when the agent has no allowed tools, or the host runs no commands', async () => {

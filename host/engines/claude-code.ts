@@ -107,7 +107,8 @@ async function filesBefore(workspace: string): Promise<(file: string) => boolean
   }
   return (file) => {
     if (files.has(file)) return true;
-    const listed = complete && !path.relative(workspace, file).split(path.sep).some((part) => NOT_LISTED.has(part)) && !path.relative(workspace, file).startsWith('..');
+    const parts = path.relative(workspace, file).split(path.sep);
+    const listed = complete && parts[0] !== '..' && !parts.some((part) => NOT_LISTED.has(part));
     return listed ? false : existsSync(file);
   };
 }
