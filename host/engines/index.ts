@@ -4,6 +4,7 @@
  * settings; an engine that cannot run here says why in check(), not at its first run.
  */
 import type { Engine } from './engine';
+import { createClaudeCodeEngine } from './claude-code';
 import { createOpenAIEngine } from './openai';
 import { createScriptEngine } from './script';
 import { createShellEngine } from './shell';
@@ -25,20 +26,11 @@ export interface EngineSettings {
   env: NodeJS.ProcessEnv;
 }
 
-function notBuilt(name: EngineName): Engine {
-  const reason = `the ${name} engine is not built yet`;
-  return {
-    name,
-    check: async () => reason,
-    run: async () => ({ ok: false, error: reason }),
-  };
-}
-
 const ENGINES: Record<EngineName, (settings: EngineSettings) => Engine> = {
   script: (settings) => createScriptEngine(settings),
   shell: (settings) => createShellEngine(settings),
   openai: (settings) => createOpenAIEngine(settings),
-  'claude-code': () => notBuilt('claude-code'),
+  'claude-code': (settings) => createClaudeCodeEngine(settings),
 };
 
 export function isEngineName(name: string): name is EngineName {
