@@ -109,6 +109,24 @@ describe('retiring a deleted agent from its server', () => {
     expect((await retireAudit(agent.id)).map((row) => row.changes)).toEqual([{ name: agent.name, server: serverId, removed: true }]);
   });
 
+  it('ends with the reason when the server refuses, without retrying', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'agent-retire-refuse-'));
+    const { host: refusing, serverId } = await host({ workspaceRoot: root });
+    const agent = await activeAgent(http, admin, serverId);
+    // A workspace root that became a file: the host cannot remove the workspace and says so.
+    await rm(root, { recursive: true, force: true });
+    await writeFile(root, 'not a directory');
+    try {
+      await http.delete(`/api/agents/${agent.id}`).set(as(admin)).expect(204);
+      const result = await retireResult(agent.id);
+      expect(result).toEqual({ removed: false, error: expect.stringMatching(/^the server refused deactivate_agent: .*ENOTDIR/) });
+      expect(refusing.calls.filter((c) => c.tool === 'deactivate_agent')).toHaveLength(1);
+      expect((await retireAudit(agent.id)).map((row) => row.changes)).toEqual([{ name: agent.name, server: serverId, removed: false, error: result.error }]);
+    } finally {
+      await rm(root, { force: true });
+    }
+  });
+
   it('ends with the reason when the server is deleted while it is unreachable', async () => {
     const { host: down, serverId } = await host();
     const agent = await activeAgent(http, admin, serverId);
