@@ -1,10 +1,12 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Agent, AgentStatus, User } from '../entities';
+import { Agent, AgentStatus, Organization, User } from '../entities';
 import { setAgentStatus } from '../domain/runs/agent-status';
 import { hostToolCall } from '../lib/host-contract';
 import { toolResultText } from '../lib/mcp-client';
+import { recordAudit } from '../domain/audit';
 import type { ProvisionResult } from '../workflows/agent-provision.workflow';
+import type { AgentRetireInput, RetireResult } from '../workflows/agent-retire.workflow';
 import type { ActivityDeps } from './deps';
 import { ServerCallFailed, serverGateway } from './server-gateway';
 
@@ -54,6 +56,40 @@ export function createAgentActivities(deps: ActivityDeps) {
         agent.lastError = result.error;
         await em.flush();
       }
+    },
+
+    /**
+     * `deactivate_agent` with `removeWorkspace: true` on the deleted agent's server. A server
+     * that cannot be reached throws, so Temporal retries; a refusal or a server deleted since
+     * is the result.
+     */
+    async retireAgent(input: AgentRetireInput): Promise<RetireResult> {
+      const args = hostToolCall('deactivate_agent', { agentId: input.agentId, removeWorkspace: true });
+      try {
+        return await gateway.withServer(input.serverId, async ({ connection: { client } }): Promise<RetireResult> => {
+          const answer = await client.callTool(args, undefined, timeout);
+          if (answer.isError) return { removed: false, error: `the server refused deactivate_agent: ${toolResultText(answer.content) || 'no details'}` };
+          return { removed: true };
+        });
+      } catch (error) {
+        if (error instanceof ApplicationFailure && error.type === 'ServerNotFound') return { removed: false, error: 'the server no longer exists' };
+        throw error;
+      }
+    },
+
+    /** The `agent.retire` audit row: no person acts here, the deletion that asked for it was audited with its actor. */
+    async recordRetire(input: AgentRetireInput, result: RetireResult): Promise<void> {
+      const em = orm.em.fork() as EntityManager;
+      // An organisation deleted meanwhile took its audit log with it.
+      if (!(await em.count(Organization, input.organizationId))) return;
+      recordAudit(em, {
+        organizationId: input.organizationId,
+        action: 'agent.retire',
+        resourceType: 'agent',
+        resourceId: input.agentId,
+        changes: { name: input.agentName, server: input.serverId, removed: result.removed, ...(result.error ? { error: result.error } : {}) },
+      });
+      await em.flush();
     },
   };
 }

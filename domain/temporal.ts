@@ -4,6 +4,7 @@ import type { SearchAttributePair } from '@temporalio/common';
 import { SearchAttributes } from '../lib/search-attributes';
 import { agentExecution, executionWorkflowId, progressQuery, progressSignal, type ProgressSnapshot } from '../workflows/agent-execution.workflow';
 import { agentProvision, agentProvisionWorkflowId } from '../workflows/agent-provision.workflow';
+import { agentRetire, agentRetireWorkflowId, type AgentRetireInput } from '../workflows/agent-retire.workflow';
 import { serverCheck, serverCheckWorkflowId, type ServerCheckInput } from '../workflows/server-check.workflow';
 import { toolInstall, toolInstallWorkflowId, type ToolAction } from '../workflows/tool-install.workflow';
 import { scheduledTaskRunWorkflowId, taskRun, taskRunWorkflowId, taskScheduleId, type TaskRunInput } from '../workflows/task-run.workflow';
@@ -20,7 +21,7 @@ export interface TemporalAccess {
   taskQueue: string;
 }
 
-export type ExecutionKind = 'agent-execution' | 'agent-provision' | 'server-test' | 'server-health' | 'system-check' | 'tool-install' | 'task-run';
+export type ExecutionKind = 'agent-execution' | 'agent-provision' | 'agent-retire' | 'server-test' | 'server-health' | 'system-check' | 'tool-install' | 'task-run';
 
 export interface RunLabels {
   organizationId?: string;
@@ -75,6 +76,20 @@ export function startAgentProvision(temporal: TemporalAccess, run: { agentId: st
     args: [{ agentId: run.agentId, validatedBy: run.validatedBy }],
     workflowExecutionTimeout: '5m',
     typedSearchAttributes: searchAttributes({ ...run, kind: 'agent-provision' }),
+  });
+}
+
+/**
+ * Retires a deleted agent from its server (`deactivate_agent` with `removeWorkspace`). No
+ * execution timeout: the activity's own schedule-to-close bounds it, and the workflow then
+ * still writes its audit row.
+ */
+export function startAgentRetire(temporal: TemporalAccess, run: AgentRetireInput) {
+  return temporal.client.workflow.start(agentRetire, {
+    taskQueue: temporal.taskQueue,
+    workflowId: agentRetireWorkflowId(run.agentId),
+    args: [run],
+    typedSearchAttributes: searchAttributes({ organizationId: run.organizationId, agentId: run.agentId, serverId: run.serverId, kind: 'agent-retire' }),
   });
 }
 

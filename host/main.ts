@@ -2,34 +2,29 @@
  * Runs the reference MCP agent host as a program (the demo server of `npm run dev`, or a
  * stand-in host for manual tests).
  *
- *   HOST_TOKEN=secret node --import tsx host/main.ts
+ *   HOST_TOKEN=secret HOST_ALLOW_COMMANDS=true node --import tsx host/main.ts
  *
  * HOST_TOKEN (required) is the bearer token clients must send; HOST_PORT (default 4100),
  * HOST_BIND (default 127.0.0.1); HOST_ALLOW_COMMANDS=true lets install_tool, uninstall_tool
  * and check_tool run their shell commands on this machine, and agents run the commands of
- * their allowed tools (`[run:...]`).
+ * their allowed tools. HOST_ENGINE (default shell) is the engine agents run on unless their
+ * capabilities say `engine:<name>`; HOST_WORKSPACE_ROOT (default mcp-fleet-workspaces under
+ * the OS temp dir) holds one workspace per agent; HOST_RUN_WALL_TIME_MS and
+ * HOST_RUN_OUTPUT_BYTES bound each run (docs/host-protocol.md, "Engines").
  */
 /* eslint-disable no-restricted-properties -- a separate program with its own HOST_* settings, not the control plane's lib/config.ts */
+import { hostSettings } from './host-settings';
 import { startAgentHost } from './server';
 
-const DEFAULT_PORT = 4100;
-
-function parsePort(value: string | undefined): number {
-  if (value === undefined || value === '') return DEFAULT_PORT;
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`HOST_PORT must be a port number, got "${value}"`);
-  return port;
-}
-
 async function main(): Promise<void> {
-  const token = process.env.HOST_TOKEN;
-  if (!token) throw new Error('HOST_TOKEN is required (the bearer token clients must send)');
-  const port = parsePort(process.env.HOST_PORT);
-  const bind = process.env.HOST_BIND || '127.0.0.1';
-  const allowCommands = process.env.HOST_ALLOW_COMMANDS === 'true';
-
-  const host = await startAgentHost({ token, port, host: bind, allowCommands });
-  process.stdout.write(`agent host listening on ${host.url}${allowCommands ? ' (shell commands allowed)' : ''}\n`);
+  const settings = hostSettings(process.env);
+  const host = await startAgentHost({ ...settings, env: process.env });
+  // The engine's own check, so that an operator sees at once why its agents would be refused.
+  const unusable = await host.engine.check();
+  process.stdout.write(
+    `agent host listening on ${host.url} (engine ${settings.engine}, workspaces in ${settings.workspaceRoot}${settings.allowCommands ? ', commands allowed' : ''})\n`,
+  );
+  if (unusable) process.stdout.write(`warning: the ${settings.engine} engine cannot run agents here: ${unusable}\n`);
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

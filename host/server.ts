@@ -14,6 +14,10 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitialization, jsonRpcError, listen, readJsonBody, sendJson, urlHost } from './http';
 import { CallLog, type Cancellation, type ReceivedCall } from './call-log';
+import os from 'node:os';
+import path from 'node:path';
+import { createEngine, type Engine } from './engines';
+import type { Limits } from './run-guard';
 import { registerHostTools, type HostedAgent, type ToolContext } from './tools';
 
 export type { ReceivedCall } from './call-log';
@@ -27,11 +31,19 @@ export interface AgentHostOptions {
   host?: string;
   /** MCP endpoint path; default '/mcp'. */
   path?: string;
-  /** Pause between the steps of an `execute_prompt` script; default 20 ms. */
+  /** The engine agents run on unless provision_agent names another: 'script' (default), 'shell', 'openai', 'claude-code'. */
+  engine?: string;
+  /** Where agents' workspaces are created (one directory per agent); default mcp-fleet-workspaces under the OS temp dir. */
+  workspaceRoot?: string;
+  /** Per-run limits; default DEFAULT_LIMITS. */
+  limits?: Partial<Limits>;
+  /** The environment engines read their settings from and agents' commands get their PATH from; default this process's. */
+  env?: NodeJS.ProcessEnv;
+  /** Pause between the steps of a `script` engine run; default 20 ms. */
   stepDelayMs?: number;
   /** When set, `provision_agent` answers isError with this text. */
   failProvision?: string;
-  /** Lets install_tool / uninstall_tool / check_tool, and agents' `[run:...]` within their allowedTools, run commands; default false. */
+  /** Lets install_tool / uninstall_tool / check_tool run their commands, and agents run theirs within their allowedTools (the shell engine needs it); default false. */
   allowCommands?: boolean;
   /** Called just before each `notifications/message` is sent (benchmarks time delivery from here). */
   onEvent?: (data: Readonly<Record<string, unknown>>) => void;
@@ -52,6 +64,10 @@ export interface AgentHost {
   /** execute_prompt calls currently running (a `[hang][ignore-cancel]` call counts until close()). */
   running(): number;
   agents: Map<string, HostedAgent>;
+  /** The engine agents run on unless provision_agent's capabilities name another. */
+  engine: Engine;
+  /** Where agents' workspaces are (one directory per agent, workspaces.ts). */
+  workspaceRoot: string;
   waitForCall(tool: string, predicate?: (c: ReceivedCall) => boolean, timeoutMs?: number): Promise<ReceivedCall>;
   waitForCancellation(executionId: string, timeoutMs?: number): Promise<void>;
   /** Ends running calls, closes sessions, SSE streams and sockets. Idempotent. */
@@ -59,6 +75,13 @@ export interface AgentHost {
 }
 
 const DEFAULT_STEP_DELAY_MS = 20;
+
+/** A run may take 30 minutes and print 10 MiB unless the host says otherwise. */
+export const DEFAULT_LIMITS: Limits = { wallTimeMs: 30 * 60_000, outputBytes: 10 * 1024 * 1024 };
+
+export function defaultWorkspaceRoot(): string {
+  return path.join(os.tmpdir(), 'mcp-fleet-workspaces');
+}
 
 interface Session {
   mcp: McpServer;
@@ -82,8 +105,27 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
   setMaxListeners(0, shutdown.signal);
   let closing = false;
 
-  const tools: ToolContext = {
+  const engineSettings = {
+    allowCommands: options.allowCommands ?? false,
     stepDelayMs: options.stepDelayMs ?? DEFAULT_STEP_DELAY_MS,
+    shutdown: shutdown.signal,
+    // eslint-disable-next-line no-restricted-properties -- the host is its own program: its engines and commands read its environment, not the control plane's config
+    env: options.env ?? process.env,
+  };
+  const engines = new Map<string, Engine>();
+  const engineNamed = (name: string): Engine => {
+    let engine = engines.get(name);
+    if (!engine) engines.set(name, (engine = createEngine(name, engineSettings)));
+    return engine;
+  };
+  const hostEngine = engineNamed(options.engine ?? 'script');
+
+  const tools: ToolContext = {
+    engineFor: (agent) => (agent?.engine ? engineNamed(agent.engine) : hostEngine),
+    engineNamed,
+    workspaceRoot: options.workspaceRoot ?? defaultWorkspaceRoot(),
+    limits: { ...DEFAULT_LIMITS, ...options.limits },
+    env: engineSettings.env,
     failProvision: options.failProvision,
     allowCommands: options.allowCommands ?? false,
     onEvent: options.onEvent,
@@ -202,6 +244,8 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
     calls: log.calls,
     cancellations: log.cancellations,
     agents: tools.agents,
+    engine: hostEngine,
+    workspaceRoot: tools.workspaceRoot,
     running: () => log.running,
     waitForCall: (tool, predicate, timeoutMs) => log.waitForCall(tool, predicate, timeoutMs),
     waitForCancellation: (executionId, timeoutMs) => log.waitForCancellation(executionId, timeoutMs),

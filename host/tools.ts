@@ -1,17 +1,20 @@
 /**
  * The reference host's seven contract tools, registered on one McpServer per session with the
  * schemas of lib/host-contract.ts, so what the host publishes in tools/list is the contract.
- * `execute_prompt` plays a script (script-engine.ts); the agent tools keep an in-memory
- * registry; the command tools, and an agent's `[run:...]` commands, run (shell.ts) only when
- * the host allows commands, and an agent's only within its `allowedTools` (tool-runner.ts).
+ * `execute_prompt` hands the prompt to the agent's engine (engines/) with what it may run
+ * (runner.ts), its workspace (workspaces.ts) and the run's limits (run-guard.ts); the agent
+ * tools keep an in-memory registry; the command tools run (shell.ts) only when the host allows commands.
  */
 import type { McpServer, ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
-import { HOST_CONTRACT, HOST_TOOLS, type HostMessage, type HostTool, type HostToolArgs, type HostToolResult } from '../lib/host-contract';
-import { parseDirectives, playScript, type ScriptIo } from './script-engine';
+import { allowedToolScopes, HOST_CONTRACT, HOST_TOOLS, type HostEvent, type HostMessage, type HostTool, type HostToolArgs, type HostToolResult } from '../lib/host-contract';
+import type { Engine, EngineRun } from './engines/engine';
+import { RunGuard, type Limits } from './run-guard';
+import { commandRunner } from './runner';
 import { logEntry, parseVersion, runShell, tail } from './shell';
-import { toolRunner } from './tool-runner';
+import { ENGINE_NAMES, isEngineName } from './engines';
+import { ensureWorkspace, removeWorkspace } from './workspaces';
 
 export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -20,11 +23,21 @@ export interface HostedAgent {
   name: string;
   role: string;
   active: boolean;
+  /** The engine it runs on, when not the host's. */
+  engine?: string;
 }
 
 /** What the tools share with the server around them (one context for every session). */
 export interface ToolContext {
-  stepDelayMs: number;
+  /** The engine of an agent: its own (provision_agent's `engine`) or the host's. */
+  engineFor(agent: HostedAgent | undefined): Engine;
+  /** The engine called `name` (throws for a name no engine has). */
+  engineNamed(name: string): Engine;
+  /** Where agents' workspaces live (one directory per agent). */
+  workspaceRoot: string;
+  limits: Limits;
+  /** The host's environment: what agents' commands get of it is chosen in runner.ts. */
+  env: NodeJS.ProcessEnv;
   /** When set, `provision_agent` answers isError with this text. */
   failProvision?: string;
   allowCommands: boolean;
@@ -42,6 +55,12 @@ type ToolHandler<T extends HostTool> = (args: HostToolArgs<T>, extra: ToolExtra)
 interface ToolDefinition<T extends HostTool> {
   description: string;
   handle: ToolHandler<T>;
+}
+
+/** The engine an agent's capabilities name (`engine:<name>`), if one does; the last one wins. */
+export function engineCapability(capabilities: readonly string[]): string | undefined {
+  const named = capabilities.filter((c) => c.startsWith('engine:')).map((c) => c.slice('engine:'.length).trim());
+  return named.at(-1);
 }
 
 export function registerHostTools(mcp: McpServer, context: ToolContext): void {
@@ -65,25 +84,21 @@ function okResult<T extends HostTool>(text: string, structuredContent: HostToolR
   return { content: [{ type: 'text', text }], structuredContent };
 }
 
-/**
- * Runs `work` with a signal that aborts on host shutdown and, unless `ignoreCancel`, on the
- * request's cancellation. Hand-linked rather than AbortSignal.any() so that nothing stays
- * attached to the host-lifetime shutdown signal once a call is over.
- */
-async function withStopSignal<T>(shutdown: AbortSignal, extra: ToolExtra, ignoreCancel: boolean, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const sources = ignoreCancel ? [shutdown] : [extra.signal, shutdown];
-  const listeners = sources.map((source) => {
-    const listener = () => controller.abort(source.reason);
-    if (source.aborted) listener();
-    else source.addEventListener('abort', listener, { once: true });
-    return { source, listener };
-  });
+/** Runs `work` with a signal that aborts on host shutdown and on the request's cancellation. */
+async function withStopSignal<T>(shutdown: AbortSignal, extra: ToolExtra, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const guard = new RunGuard({ wallTimeMs: Infinity, outputBytes: Infinity }, stopSources(shutdown, extra));
   try {
-    return await work(controller.signal);
+    return await work(guard.signal);
   } finally {
-    for (const { source, listener } of listeners) source.removeEventListener('abort', listener);
+    guard.dispose();
   }
+}
+
+function stopSources(shutdown: AbortSignal, extra: ToolExtra) {
+  return [
+    { signal: extra.signal, reason: () => new Error('cancelled') },
+    { signal: shutdown, reason: () => (shutdown.reason instanceof Error ? shutdown.reason : new Error('agent host is shutting down')) },
+  ];
 }
 
 function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T> } {
@@ -91,30 +106,63 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
 
   async function executePrompt(args: HostToolArgs<'execute_prompt'>, extra: ToolExtra): Promise<CallToolResult> {
     const { executionId } = args;
-    const directives = parseDirectives(args.prompt);
+    const engine = context.engineFor(agents.get(args.agentId));
+    const workspace = await ensureWorkspace(context.workspaceRoot, args.agentId);
     const progressToken = extra._meta?.progressToken;
-    const runTool = toolRunner(args.allowedTools, context.allowCommands);
-    // A host that ignores cancel only stops when it is shut down.
-    return withStopSignal(shutdown, extra, directives.ignoreCancel, async (stop) => {
-      const io: ScriptIo = {
-        executionId,
-        stepDelayMs: context.stepDelayMs,
-        stop,
-        stopError: () => new Error(shutdown.aborted ? 'agent host is shutting down' : 'cancelled'),
-        emit: (event) => {
-          const data: HostMessage = { executionId, ...event };
-          context.onEvent?.(data);
-          return extra.sendNotification({ method: 'notifications/message', params: { level: 'info', logger: 'agent', data } });
+    const guard = new RunGuard(context.limits, stopSources(shutdown, extra));
+    const send = (event: HostEvent) => {
+      const data = { executionId, ...event } as HostMessage;
+      context.onEvent?.(data);
+      return extra.sendNotification({ method: 'notifications/message', params: { level: 'info', logger: 'agent', data } });
+    };
+    const emit = async (event: HostEvent) => {
+      if (event.type !== 'output') return send(event);
+      if (guard.limitHit === 'output') return;
+      const text = guard.takeOutput(event.text);
+      if (text) await send({ ...event, text });
+    };
+    const run: EngineRun = {
+      executionId,
+      agentId: args.agentId,
+      agentName: args.agentName,
+      prompt: args.prompt,
+      ...(args.context ? { context: args.context } : {}),
+      ...(args.responseSchema ? { responseSchema: args.responseSchema } : {}),
+      allowedTools: allowedToolScopes(args.allowedTools),
+      workspace,
+      emit,
+      progress: (done, total, message) =>
+        progressToken === undefined
+          ? Promise.resolve()
+          : extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: done, ...(total !== undefined ? { total } : {}), message } }),
+      runCommand: commandRunner(
+        {
+          executionId,
+          allowedTools: allowedToolScopes(args.allowedTools),
+          allowCommands: context.allowCommands,
+          workspace,
+          emit: send,
+          takeOutput: (text) => guard.takeOutput(text),
+          limitHit: () => guard.limitHit,
+          signal: guard.signal,
         },
-        progress: (done, total, message) =>
-          progressToken === undefined
-            ? Promise.resolve()
-            : extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: done, total, message } }),
-        runTool: (commandLine) => runTool(commandLine, stop),
-      };
-      const outcome = await playScript(directives, args.responseSchema !== undefined, io);
+        context.env,
+      ),
+      signal: guard.signal,
+      limits: context.limits,
+    };
+    try {
+      const outcome = await engine.run(run).catch((error: unknown) => {
+        // A limit explains the stop better than whatever the engine made of it.
+        if (guard.limitHit) return undefined;
+        throw error;
+      });
+      const limitError = guard.limitError();
+      if (limitError || !outcome) return errorResult(limitError?.message ?? 'stopped');
       return outcome.ok ? okResult<'execute_prompt'>(outcome.result.output, outcome.result) : errorResult(outcome.error);
-    });
+    } finally {
+      guard.dispose();
+    }
   }
 
   const disabled = (tool: HostTool, structured: Record<string, unknown>) => {
@@ -131,11 +179,20 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
     },
 
     provision_agent: {
-      description: 'Creates (or updates) an agent on this host; it starts inactive.',
-      handle: async ({ agentId, name, role }) => {
+      description: 'Creates (or updates) an agent on this host, with its workspace; it starts inactive. A capability `engine:<name>` chooses its engine.',
+      handle: async ({ agentId, name, role, capabilities }) => {
         if (context.failProvision !== undefined) return errorResult(context.failProvision);
-        agents.set(agentId, { name, role, active: agents.get(agentId)?.active ?? false });
-        return okResult<'provision_agent'>(`provisioned agent ${agentId}`, { provisioned: true, agentId });
+        const chosen = engineCapability(capabilities);
+        if (chosen !== undefined && !isEngineName(chosen)) {
+          return errorResult(`unknown engine "${chosen}" (capability engine:${chosen}): this host has the engines ${ENGINE_NAMES.join(', ')}`);
+        }
+        const engine = chosen === undefined ? context.engineFor(undefined) : context.engineNamed(chosen);
+        // Refused now rather than at the agent's first run.
+        const unusable = await engine.check();
+        if (unusable !== undefined) return errorResult(`the ${engine.name} engine cannot run agents on this host: ${unusable}`);
+        await ensureWorkspace(context.workspaceRoot, agentId);
+        agents.set(agentId, { name, role, active: agents.get(agentId)?.active ?? false, ...(chosen !== undefined ? { engine: chosen } : {}) });
+        return okResult<'provision_agent'>(`provisioned agent ${agentId} (engine ${engine.name})`, { provisioned: true, agentId });
       },
     },
 
@@ -150,11 +207,12 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
     },
 
     deactivate_agent: {
-      description: 'Deactivates an agent (idempotent: an unknown agent is already inactive).',
-      handle: async ({ agentId }) => {
+      description: 'Deactivates an agent (idempotent: an unknown agent is already inactive); removeWorkspace also deletes its workspace.',
+      handle: async ({ agentId, removeWorkspace: remove }) => {
         const agent = agents.get(agentId);
         if (agent) agent.active = false;
-        return okResult<'deactivate_agent'>(`agent ${agentId} is inactive`, { active: false });
+        if (remove) await removeWorkspace(context.workspaceRoot, agentId);
+        return okResult<'deactivate_agent'>(`agent ${agentId} is inactive${remove ? ', its workspace removed' : ''}`, { active: false });
       },
     },
 
@@ -162,7 +220,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       description: 'Installs a tool with a shell command (only when the host allows commands).',
       handle: async ({ name, installCommand, versionCommand, versionRegex }, extra) => {
         if (!context.allowCommands) return disabled('install_tool', { installed: false });
-        return withStopSignal(shutdown, extra, false, async (signal) => {
+        return withStopSignal(shutdown, extra, async (signal) => {
           const install = await runShell(installCommand, signal);
           let log = logEntry(installCommand, install);
           if (!install.ok) {
@@ -183,7 +241,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       description: 'Uninstalls a tool with a shell command (only when the host allows commands).',
       handle: async ({ name, uninstallCommand }, extra) => {
         if (!context.allowCommands) return disabled('uninstall_tool', { uninstalled: false });
-        const outcome = await withStopSignal(shutdown, extra, false, (signal) => runShell(uninstallCommand, signal));
+        const outcome = await withStopSignal(shutdown, extra, (signal) => runShell(uninstallCommand, signal));
         const log = tail(logEntry(uninstallCommand, outcome));
         if (!outcome.ok) return errorResult(`uninstall of ${name} failed: ${outcome.error ?? 'unknown error'}`, { uninstalled: false, log });
         return okResult<'uninstall_tool'>(`uninstalled ${name}`, { uninstalled: true, log });
@@ -194,7 +252,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       description: 'Reports whether a tool is installed, and its version, by running its version command.',
       handle: async ({ name, versionCommand, versionRegex }, extra) => {
         if (!context.allowCommands) return disabled('check_tool', { installed: false });
-        const outcome = await withStopSignal(shutdown, extra, false, (signal) => runShell(versionCommand, signal));
+        const outcome = await withStopSignal(shutdown, extra, (signal) => runShell(versionCommand, signal));
         const log = tail(logEntry(versionCommand, outcome));
         // A failing version command means "not installed", which is an answer, not an error.
         if (!outcome.ok) return okResult<'check_tool'>(`${name} is not installed`, { installed: false, log });

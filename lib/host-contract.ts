@@ -30,9 +30,11 @@ export const AllowedTool = z.object({
   blockedCommands: z.array(z.string()).default([]),
 });
 export type AllowedTool = z.infer<typeof AllowedTool>;
+/** An `allowedTools` entry as a host reads it (allowedToolScopes): always the object form. */
+export type AllowedToolScope = AllowedTool;
 
 /** `allowedTools` as a host reads it: every entry an object, a bare name allowing every command. */
-export function allowedToolScopes(allowedTools: ExecutePromptArgs['allowedTools']): AllowedTool[] {
+export function allowedToolScopes(allowedTools: ExecutePromptArgs['allowedTools']): AllowedToolScope[] {
   return (allowedTools ?? []).map((entry) => (typeof entry === 'string' ? { name: entry, allowedCommands: [], blockedCommands: [] } : entry));
 }
 
@@ -78,6 +80,10 @@ export type ProvisionAgentResult = z.infer<typeof ProvisionAgentResult>;
 export const AgentIdArgs = z.object({ agentId: z.string() });
 export type AgentIdArgs = z.infer<typeof AgentIdArgs>;
 
+/** Arguments of deactivate_agent: `removeWorkspace` (default false) also deletes the agent's workspace on the host. */
+export const DeactivateAgentArgs = AgentIdArgs.extend({ removeWorkspace: z.boolean().optional() });
+export type DeactivateAgentArgs = z.infer<typeof DeactivateAgentArgs>;
+
 /** Result of activate_agent and deactivate_agent. */
 export const AgentActiveResult = z.object({ active: z.boolean() });
 export type AgentActiveResult = z.infer<typeof AgentActiveResult>;
@@ -110,7 +116,7 @@ export const HOST_CONTRACT = {
   execute_prompt: { args: ExecutePromptArgs, result: ExecutePromptResult },
   provision_agent: { args: ProvisionAgentArgs, result: ProvisionAgentResult },
   activate_agent: { args: AgentIdArgs, result: AgentActiveResult },
-  deactivate_agent: { args: AgentIdArgs, result: AgentActiveResult },
+  deactivate_agent: { args: DeactivateAgentArgs, result: AgentActiveResult },
   install_tool: { args: InstallToolArgs, result: InstallToolResult },
   uninstall_tool: { args: UninstallToolArgs, result: UninstallToolResult },
   check_tool: { args: CheckToolArgs, result: CheckToolResult },

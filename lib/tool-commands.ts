@@ -84,3 +84,26 @@ export function splitCommandLine(line: string): string[] | undefined {
   if (inWord) args.push(current);
   return args;
 }
+
+/**
+ * Programs that run a command they are given as text or as arguments: checking their own name
+ * would say nothing about what they start, so a host refuses them whatever `allowedTools` says.
+ */
+const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'fish', 'csh', 'tcsh', 'busybox']);
+const LAUNCHERS = new Set([
+  'env', 'xargs', 'sudo', 'doas', 'su', 'nohup', 'timeout', 'nice', 'ionice', 'setsid', 'stdbuf', 'time', 'exec', 'command',
+  'eval', 'chroot', 'unshare', 'nsenter', 'watch', 'flock', 'taskset', 'strace', 'ltrace', 'script', 'parallel', 'unbuffer', 'chrt', 'prlimit',
+]);
+
+/**
+ * Why a host does not start `program` at all (a shell, or a program that starts another one),
+ * or undefined. The host runs no shell: `sh -c "git push"` would run git under the name sh.
+ */
+export function programRefusal(program: string, args: readonly string[]): string | undefined {
+  if (SHELLS.has(program)) {
+    const script = args.some((arg) => /^-[a-z]*c[a-z]*$/i.test(arg)) ? ' -c' : '';
+    return `${program}${script} is a shell, and the host runs no shell: give the program itself (its name must be among the agent's allowed tools)`;
+  }
+  if (LAUNCHERS.has(program)) return `${program} starts other programs, which the host cannot check against the agent's allowed tools: give the program itself`;
+  return undefined;
+}

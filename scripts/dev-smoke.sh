@@ -33,6 +33,16 @@ run_once() {
     token=$(curl -fsS -H 'content-type: application/json' -d "{\"email\":\"admin@mcp-fleet.local\",\"password\":\"$password\"}" http://127.0.0.1:3000/api/auth/login | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).accessToken))')
     server=$(curl -fsS -H "authorization: Bearer $token" http://127.0.0.1:3000/api/servers | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).items.find(i=>i.name==="local-host").id))')
     curl -fsS -X POST -H "authorization: Bearer $token" "http://127.0.0.1:3000/api/servers/$server/test" | grep -q '"status":"ONLINE"' || { echo "demo host test failed"; exit 1; }
+    # The seeded MASTER runs a real runbook on the local host (shell engine): git's own output comes back.
+    agent=$(curl -fsS -H "authorization: Bearer $token" "http://127.0.0.1:3000/api/agents?serverId=$server" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).items.find(i=>i.name==="runbook"&&i.status==="ACTIVE").id))')
+    execution=$(curl -fsS -H "authorization: Bearer $token" -H 'content-type: application/json' -d '{"prompt":"# Check the toolchain\ngit --version"}' "http://127.0.0.1:3000/api/agents/$agent/execute" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).executionId))')
+    for _ in $(seq 1 120); do
+      result=$(curl -fsS -H "authorization: Bearer $token" "http://127.0.0.1:3000/api/executions/$execution")
+      echo "$result" | grep -q '"status":"\(COMPLETED\|FAILED\|CANCELLED\|TIMED_OUT\)"' && break
+      sleep 0.25
+    done
+    echo "$result" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const e=JSON.parse(s);if(e.status!=="COMPLETED"||!/^git version \d+\.\d+/.test(e.output)){console.log(s);process.exit(1)}console.log(`runbook on the seeded MASTER: ${e.status}, output: ${e.output.trim()}`)})' || { echo "the runbook did not complete with git's output"; exit 1; }
+    curl -fsS -H "authorization: Bearer $token" "http://127.0.0.1:3000/api/executions/$execution/events" | grep -q '"phase":"tool_result"' || { echo "no tool_result in the runbook's event log"; exit 1; }
     # A crashed child is restarted: kill -9 the worker, wait until it is back, then run a
     # workflow (the connection test) that only a live worker can answer.
     worker=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).worker)' "$data_dir/dev-pids.json")

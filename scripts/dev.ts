@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { DEMO_AGENT_NAME, seedDemoAgent, type DemoAgentResult } from '../entities/seeders/demo-agent';
 import { DEMO_SERVER_NAME, seed, seedDemoServer } from '../entities/seeders/seed';
 import { sealSecret } from '../lib/crypto';
 import { masterTokenContext } from '../domain/servers/master-token';
@@ -163,6 +164,16 @@ async function startTemporal(): Promise<{ address: string; uiUrl?: string; sourc
   return server;
 }
 
+/**
+ * The engine of the local host: HOST_ENGINE when set; else openai when its three settings are
+ * all given (the host reads them itself); else the shell engine, which needs no AI and runs a
+ * prompt as a runbook.
+ */
+function demoHostEngine(): string {
+  if (process.env.HOST_ENGINE) return process.env.HOST_ENGINE;
+  return process.env.HOST_OPENAI_BASE_URL && process.env.HOST_OPENAI_API_KEY && process.env.HOST_OPENAI_MODEL ? 'openai' : 'shell';
+}
+
 /** The local reference host's token: generated once, kept beside the other dev secrets. */
 function demoHostToken(): string {
   const file = path.join(config.dataDir, 'host-token');
@@ -170,7 +181,7 @@ function demoHostToken(): string {
   return readFileSync(file, 'utf8').trim();
 }
 
-async function migrateAndSeed(url: string, demo: { url: string; token: string }): Promise<{ adminEmail: string; adminPassword?: string }> {
+async function migrateAndSeed(url: string, demo: { url: string; token: string }): Promise<{ adminEmail: string; adminPassword?: string; agent: DemoAgentResult }> {
   const orm = await initOrm(url, { logger });
   try {
     const applied = await migrateUp(orm);
@@ -181,7 +192,9 @@ async function migrateAndSeed(url: string, demo: { url: string; token: string })
       seal: (serverId, token) => sealSecret(config.encryptionKeys, token, masterTokenContext(serverId)),
     });
     if (registered) logger.info({ url: demo.url }, `registered the local reference host as server "${DEMO_SERVER_NAME}"`);
-    return result;
+    const agent = await seedDemoAgent(orm.em.fork() as EntityManager, result.organizationId, DEMO_SERVER_NAME, result.adminEmail);
+    if (agent.created) logger.info({ agentId: agent.agentId, tools: agent.tools }, `created the MASTER agent "${DEMO_AGENT_NAME}" on "${DEMO_SERVER_NAME}"`);
+    return { ...result, agent };
   } finally {
     await orm.close(true);
   }
@@ -200,6 +213,7 @@ async function main(): Promise<void> {
   const hostUrl = `http://127.0.0.1:${hostPort}/mcp`;
   const seeded = await migrateAndSeed(databaseUrl, { url: hostUrl, token: hostToken });
 
+  const hostEngine = demoHostEngine();
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
     NODE_ENV: config.env,
@@ -208,7 +222,19 @@ async function main(): Promise<void> {
     LOG_PRETTY: process.stdout.isTTY ? 'true' : 'false',
   };
   await Promise.all([
-    startChild('host', 'host/main.ts', { ...childEnv, HOST_TOKEN: hostToken, HOST_PORT: String(hostPort) }, /agent host listening/),
+    startChild(
+      'host',
+      'host/main.ts',
+      {
+        ...childEnv,
+        HOST_TOKEN: hostToken,
+        HOST_PORT: String(hostPort),
+        HOST_ENGINE: hostEngine,
+        HOST_ALLOW_COMMANDS: 'true',
+        HOST_WORKSPACE_ROOT: process.env.HOST_WORKSPACE_ROOT || path.join(path.resolve(config.dataDir), 'workspaces'),
+      },
+      /agent host listening/,
+    ),
     startChild('worker', 'worker/main.ts', childEnv, /worker ready/),
     startChild('api', 'api/main.ts', childEnv, /api listening/),
   ]);
@@ -222,7 +248,10 @@ async function main(): Promise<void> {
     `  API docs     ${base}/docs   (OpenAPI: ${base}/api/openapi.json)`,
     `  Temporal UI  ${temporal.uiUrl ?? '(external server: use its own UI)'}`,
     `  Temporal     ${temporal.address}  namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue} (${temporal.source})`,
-    `  Demo host    ${hostUrl}  (server "${DEMO_SERVER_NAME}": test it with POST /api/servers/<id>/test, then add agents)`,
+    `  Demo host    ${hostUrl}  (server "${DEMO_SERVER_NAME}", engine ${hostEngine}, runs commands on this machine)`,
+    seeded.agent.agentId
+      ? `  Agent        "${DEMO_AGENT_NAME}" (MASTER, ACTIVE) id ${seeded.agent.agentId}  may run: ${seeded.agent.tools.map((t) => t.name).join(', ') || '(none of git, python3, make, jq found)'}`
+      : `  Agent        (server "${DEMO_SERVER_NAME}" has a MASTER of your own; "${DEMO_AGENT_NAME}" was not created)`,
     `  PostgreSQL   ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}${config.database.url ? '' : `  (password in ${path.relative(PROJECT_ROOT, path.join(config.dataDir, 'postgres.password'))})`}`,
     seeded.adminPassword
       ? `  Admin        ${seeded.adminEmail}  password: ${seeded.adminPassword}   <- shown this once`

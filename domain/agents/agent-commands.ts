@@ -1,10 +1,12 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { Agent, AgentRole, Execution, ExecutionStatus, type McpServer, Organization, User } from '../../entities';
+import { Agent, AgentRole, AgentStatus, Execution, ExecutionStatus, type McpServer, Organization, User } from '../../entities';
+import type { Logger } from '../../lib/logger';
+import type { AgentRetireInput } from '../../workflows/agent-retire.workflow';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError, uniqueOrConflict } from '../errors';
-import { startAgentProvision, type TemporalAccess } from '../temporal';
+import { startAgentProvision, startAgentRetire, type TemporalAccess } from '../temporal';
 import { trimAfterMove } from '../tools/permission-commands';
 import { assertMasterUnsupervised, assertNoOtherMaster, assertValidatable, checkSupervisor } from './agent-rules';
 
@@ -107,10 +109,20 @@ export async function updateAgent(em: EntityManager, actor: Actor, agent: Agent,
 }
 
 /**
- * Removes an agent that runs nothing; its subordinates move up to its own supervisor. Runs in
- * the caller's transaction (`tx`), so the check and the removal see the same rows.
+ * Whether the agent's server may hold it: validated once, or a validation ran (provision_agent
+ * may have succeeded before activate_agent was refused). Only an agent never sent to its server
+ * has nothing there to retire.
  */
-export async function deleteAgent(tx: EntityManager, actor: Actor, agent: Agent): Promise<void> {
+function mayBeOnServer(agent: Agent): boolean {
+  return Boolean(agent.validatedAt) || agent.status !== AgentStatus.PENDING_VALIDATION || Boolean(agent.lastError);
+}
+
+/**
+ * Removes an agent that runs nothing; its subordinates move up to its own supervisor. Runs in
+ * the caller's transaction (`tx`), so the check and the removal see the same rows. Returns what
+ * `retireFromServer` needs once the transaction has committed, when the server may hold the agent.
+ */
+export async function deleteAgent(tx: EntityManager, actor: Actor, agent: Agent): Promise<AgentRetireInput | undefined> {
   const active = await tx.count(Execution, { agent, status: { $in: [ExecutionStatus.QUEUED, ExecutionStatus.RUNNING] } });
   if (active > 0) throw AppError.conflict('agent_busy', `The agent has ${active} queued or running execution(s); cancel them first`, { executions: active });
   const newSupervisor = agent.supervisor?.id ?? null;
@@ -122,6 +134,21 @@ export async function deleteAgent(tx: EntityManager, actor: Actor, agent: Agent)
   audit(tx, actor, { action: 'agent.delete', resourceType: 'agent', resourceId: agent.id, changes: { name: agent.name, subordinatesMovedTo: newSupervisor, subordinates: moved } });
   tx.remove(agent);
   await tx.flush();
+  if (!mayBeOnServer(agent)) return undefined;
+  return { agentId: agent.id, agentName: agent.name, serverId: agent.server.id, organizationId: actor.organizationId };
+}
+
+/**
+ * Starts the `agentRetire` workflow for an agent deleted (and committed) just now: its server's
+ * deactivate_agent with removeWorkspace, retried while the server is unreachable. The deletion
+ * stands whatever happens here, so a failure to start is logged, not thrown.
+ */
+export async function retireFromServer(deps: { temporal: TemporalAccess; logger: Logger }, retire: AgentRetireInput): Promise<void> {
+  try {
+    await startAgentRetire(deps.temporal, retire);
+  } catch (error) {
+    deps.logger.error({ err: error, agentId: retire.agentId, serverId: retire.serverId }, 'could not start agentRetire: the agent stays on its server');
+  }
 }
 
 /**

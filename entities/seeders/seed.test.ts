@@ -42,10 +42,10 @@ describe('seed', () => {
 
   it('updates a built-in tool whose catalog entry changed', async () => {
     await seed(orm.em.fork() as EntityManager, { bcryptCost: 4 });
-    await orm.em.fork().nativeUpdate(ToolDefinition, { name: 'jq' }, { versionCommand: 'outdated' });
+    await orm.em.fork().nativeUpdate(ToolDefinition, { name: 'jq', organization: null }, { versionCommand: 'outdated' });
     const result = await seed(orm.em.fork() as EntityManager, { bcryptCost: 4 });
     expect(result.toolsUpdated).toBe(1);
-    const jq = await orm.em.fork().findOneOrFail(ToolDefinition, { name: 'jq' });
+    const jq = await orm.em.fork().findOneOrFail(ToolDefinition, { name: 'jq', organization: null });
     expect(jq.versionCommand).toBe(TOOL_CATALOG.find((t) => t.name === 'jq')!.versionCommand);
   });
 });

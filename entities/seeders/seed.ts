@@ -95,7 +95,7 @@ export async function seedDemoServer(
   const server = em.create(McpServer, {
     organization,
     name: DEMO_SERVER_NAME,
-    description: 'Reference MCP agent host started by npm run dev (scripted, no AI)',
+    description: 'Reference MCP agent host started by npm run dev: its agents run commands on this machine (shell engine by default)',
     url: demo.url,
     masterTokenCiphertext: '',
     masterTokenKeyId: '',

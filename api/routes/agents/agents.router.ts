@@ -1,7 +1,7 @@
 import { ForbiddenError, subject } from '@casl/ability';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentRole, Execution, ExecutionStatus, McpServer, Organization } from '../../../entities';
-import { createAgent, deleteAgent, startValidation, updateAgent } from '../../../domain/agents/agent-commands';
+import { createAgent, deleteAgent, retireFromServer, startValidation, updateAgent } from '../../../domain/agents/agent-commands';
 import { agentHierarchy, supervisionOf } from '../../../domain/agents/agent-queries';
 import { AppError } from '../../../domain/errors';
 import { readProgress } from '../../../domain/runs/progress';
@@ -115,7 +115,7 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'delete',
       path: '/agents/:id',
-      summary: 'Remove an agent (ADMIN, MANAGER); 409 while it has queued or running executions; its subordinates move up to its supervisor',
+      summary: 'Remove an agent (ADMIN, MANAGER); 409 while it has queued or running executions; its subordinates move up to its supervisor; a provisioned agent is then retired from its server in the background',
       tags,
       auth: true,
       request: { params: IdParams },
@@ -123,11 +123,13 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
     },
     async (ctx, { params }) => {
       const auth = ctx.state.auth!;
-      await em().transactional(async (tx) => {
+      const retire = await em().transactional(async (tx) => {
         const agent = await loadAgent(tx, auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('delete', agent);
-        await deleteAgent(tx, actorOf(ctx), agent);
+        return deleteAgent(tx, actorOf(ctx), agent);
       });
+      // After the commit, and without waiting for the server: the agentRetire workflow does that.
+      if (retire) await retireFromServer(deps, retire);
       ctx.status = 204;
     },
   );

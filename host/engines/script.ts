@@ -1,14 +1,17 @@
 /**
- * The reference host's `execute_prompt` engine. There is no AI here: the prompt's directives
- * (`[steps:N]`, `[delay:MS]`, `[fail]`, `[throw]`, `[hang]`, `[ignore-cancel]`, `[json]`,
- * `[spec]{...}`, `[bytes:N]`, `[run:COMMAND]`) choose a script, so integration tests,
- * benchmarks and the dev demo get a deterministic agent that streams real MCP notifications.
- * `[run:...]` runs a real command, through the agent's allowed tools (tool-runner.ts). A host
- * with a real agent replaces this file; the tools and the server around it stay.
+ * The script engine (the library's default, for tests and benchmarks). There is no AI here: the
+ * prompt's directives (`[steps:N]`, `[delay:MS]`, `[fail]`, `[throw]`, `[hang]`,
+ * `[ignore-cancel]`, `[json]`, `[spec]{...}`, `[bytes:N]`, `[run:COMMAND]`) choose a script, so
+ * tests get a deterministic run that streams real MCP notifications. It reports only what it
+ * does: a todo list of its own two steps and the prompt echoed back, prefixed "script engine: ";
+ * no tool call or file change it did not make, and no tokensUsed (it uses no model).
+ * `[run:...]` runs a real command, through the agent's allowed tools (../runner.ts). The
+ * engines that do work are the others (shell, openai, claude-code).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ExecutePromptResult, HostEvent, TodoStatus } from '../lib/host-contract';
-import type { ToolRun } from './tool-runner';
+import type { HostEvent, TodoStatus } from '../../lib/host-contract';
+import { commandFailure } from '../runner';
+import type { Engine, EngineOutcome, EngineRun } from './engine';
 
 export interface PromptDirectives {
   /** The prompt with every recognised directive (and the `[spec]` JSON) removed. */
@@ -108,18 +111,21 @@ interface Step {
   events: HostEvent[];
 }
 
-function todos(plan: TodoStatus, work: TodoStatus, check: TodoStatus): HostEvent {
+/** The script engine's own todo list: what it does, said as it is (it reads and echoes, nothing more). */
+function todos(read: TodoStatus, echo: TodoStatus): HostEvent {
   return {
     type: 'todo',
     todos: [
-      { id: 'plan', content: 'Plan the work', status: plan },
-      { id: 'do', content: 'Do the work', status: work },
-      { id: 'check', content: 'Check the result', status: check },
+      { id: 'read', content: 'Read the prompt (script engine: no AI)', status: read },
+      { id: 'echo', content: 'Echo the prompt back', status: echo },
     ],
   };
 }
 
-function scriptFor(directives: PromptDirectives, executionId: string): Step[] {
+/** What a run without directives prints: the prompt, said to come from the script engine. */
+export const SCRIPT_OUTPUT_PREFIX = 'script engine: ';
+
+function scriptFor(directives: PromptDirectives): Step[] {
   if (directives.bytes !== undefined) {
     return [{ label: `output of ${directives.bytes} bytes`, events: [{ type: 'output', text: 'x'.repeat(directives.bytes) }] }];
   }
@@ -129,21 +135,11 @@ function scriptFor(directives: PromptDirectives, executionId: string): Step[] {
       events: [{ type: 'output', text: `chunk ${i + 1}\n` }],
     }));
   }
-  const toolCallId = `call-${executionId}-1`;
-  const rest: HostEvent[] = directives.text ? [{ type: 'output', text: directives.text }] : [];
+  // No tool calls and no file changes: this engine performs none, so it reports none.
   return [
-    { label: 'planning', events: [todos('pending', 'pending', 'pending'), todos('in_progress', 'pending', 'pending')] },
-    {
-      label: 'running a tool',
-      events: [
-        todos('completed', 'in_progress', 'pending'),
-        { type: 'tool_call', toolCallId, name: 'shell', arguments: { command: 'echo hi' } },
-        { type: 'tool_result', toolCallId, name: 'shell', result: { exitCode: 0, stdout: 'hi\n' } },
-      ],
-    },
-    { label: 'writing', events: [{ type: 'file_change', path: 'NOTES.md', change: 'created' }, { type: 'output', text: 'Done: ' }] },
-    { label: 'checking', events: [todos('completed', 'completed', 'in_progress'), ...rest] },
-    { label: 'finished', events: [todos('completed', 'completed', 'completed')] },
+    { label: 'reading', events: [todos('pending', 'pending'), todos('in_progress', 'pending')] },
+    { label: 'echoing', events: [todos('completed', 'in_progress'), { type: 'output', text: SCRIPT_OUTPUT_PREFIX }] },
+    { label: 'finished', events: [...(directives.text ? [{ type: 'output' as const, text: directives.text }] : []), todos('completed', 'completed')] },
   ];
 }
 
@@ -171,41 +167,51 @@ function waitForAbort(signal: AbortSignal): Promise<never> {
 // Playing a script
 // ---------------------------------------------------------------------------------------------
 
-/** How a script reaches the client and learns that it must stop. */
-export interface ScriptIo {
-  executionId: string;
+export interface ScriptSettings {
   /** Pause between steps, unless the prompt says `[delay:MS]`. */
   stepDelayMs: number;
-  /** Sends one `notifications/message`. */
-  emit(event: HostEvent): Promise<void>;
-  /** Sends `notifications/progress` (nothing when the call has no progress token). */
-  progress(done: number, total: number, message: string): Promise<void>;
-  /** Aborts when the script must end (cancellation or shutdown). */
-  stop: AbortSignal;
-  /** The error the script ends with once `stop` has aborted. */
-  stopError(): Error;
-  /** Runs one `[run:...]` command line, if the agent may (killed when `stop` aborts). */
-  runTool(commandLine: string): Promise<ToolRun>;
+  /** Aborts when the host closes: the only way to end a `[hang][ignore-cancel]` run. */
+  shutdown: AbortSignal;
 }
 
-/** A script that ran to its end, or the failure `[fail]` asked for (an isError answer). */
-export type ScriptOutcome = { ok: true; result: ExecutePromptResult } | { ok: false; error: string };
+/** The error a run ends with once `signal` has aborted. */
+export function stopReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('cancelled');
+}
+
+export function createScriptEngine(settings: ScriptSettings): Engine {
+  return {
+    name: 'script',
+    check: async () => undefined,
+    run: (run) => {
+      const directives = parseDirectives(run.prompt);
+      // A run that ignores cancel only stops when the host is shut down.
+      const stop = directives.ignoreCancel ? settings.shutdown : run.signal;
+      return playScript(directives, run, { stepDelayMs: settings.stepDelayMs, stop });
+    },
+  };
+}
+
+interface Playback {
+  stepDelayMs: number;
+  stop: AbortSignal;
+}
 
 /**
  * Plays the script the directives choose, step by step, with a progress notification after
  * each step's messages. Throws on `[throw]` and when stopped.
  */
-export async function playScript(directives: PromptDirectives, hasResponseSchema: boolean, io: ScriptIo): Promise<ScriptOutcome> {
-  if (directives.runs.length) return playRuns(directives, io);
-  const { stop } = io;
-  const delayMs = directives.delayMs ?? io.stepDelayMs;
+async function playScript(directives: PromptDirectives, run: EngineRun, playback: Playback): Promise<EngineOutcome> {
+  if (directives.runs.length) return playRuns(directives, run, playback.stop);
+  const { stop } = playback;
+  const delayMs = directives.delayMs ?? playback.stepDelayMs;
   const checkStop = () => {
-    if (stop.aborted) throw io.stopError();
+    if (stop.aborted) throw stopReason(stop);
   };
 
   // What [fail], [throw] and [hang] do, right after the first output chunk.
   let interrupted = false;
-  const interrupt = async (): Promise<ScriptOutcome | undefined> => {
+  const interrupt = async (): Promise<EngineOutcome | undefined> => {
     interrupted = true;
     if (directives.fail) return { ok: false, error: 'simulated agent failure: fail directive' };
     if (directives.throw) throw new Error('host exploded');
@@ -213,13 +219,13 @@ export async function playScript(directives: PromptDirectives, hasResponseSchema
     return undefined;
   };
 
-  const steps = scriptFor(directives, io.executionId);
+  const steps = scriptFor(directives);
   let output = '';
   for (let i = 0; i < steps.length; i++) {
     if (i > 0 && delayMs > 0) await sleep(delayMs, undefined, { signal: stop }).catch(() => checkStop());
     checkStop();
     for (const event of steps[i]!.events) {
-      await io.emit(event);
+      await run.emit(event);
       if (event.type === 'output') {
         output += event.text;
         if (!interrupted) {
@@ -228,7 +234,7 @@ export async function playScript(directives: PromptDirectives, hasResponseSchema
         }
       }
     }
-    await io.progress(i + 1, steps.length, steps[i]!.label);
+    await run.progress(i + 1, steps.length, steps[i]!.label);
   }
   if (!interrupted) {
     const early = await interrupt();
@@ -236,37 +242,31 @@ export async function playScript(directives: PromptDirectives, hasResponseSchema
   }
   checkStop();
 
-  const data = directives.json || directives.spec !== undefined || hasResponseSchema ? (directives.spec ?? generatedSpec(directives.text)) : undefined;
-  return { ok: true, result: { success: true, output, tokensUsed: output.length, ...(data !== undefined ? { data } : {}) } };
+  const data = directives.json || directives.spec !== undefined || run.responseSchema !== undefined ? (directives.spec ?? generatedSpec(directives.text)) : undefined;
+  // No tokensUsed: the script engine uses no model.
+  return { ok: true, result: { success: true, output, ...(data !== undefined ? { data } : {}) } };
 }
 
 /**
- * The script of a prompt with `[run:...]`: one step per command (a `tool_call`, its output,
- * a `tool_result`), then the prompt's text. A refused or failing command ends the run as a
- * failure, after its `tool_result` says why.
+ * The script of a prompt with `[run:...]`: one step per command, run for real through the
+ * host's runner (which reports the tool_call, its output and the tool_result), then the
+ * prompt's text. A refused or failing command ends the run as a failure.
  */
-async function playRuns(directives: PromptDirectives, io: ScriptIo): Promise<ScriptOutcome> {
+async function playRuns(directives: PromptDirectives, run: EngineRun, stop: AbortSignal): Promise<EngineOutcome> {
   let output = '';
-  const emitOutput = async (text: string) => {
-    output += text;
-    await io.emit({ type: 'output', text });
-  };
   for (const [i, command] of directives.runs.entries()) {
-    if (io.stop.aborted) throw io.stopError();
-    const toolCallId = `call-${io.executionId}-run-${i + 1}`;
-    const name = command.split(/\s+/)[0]!;
-    await io.emit({ type: 'tool_call', toolCallId, name, arguments: { command } });
-    const run = await io.runTool(command);
-    if (io.stop.aborted) throw io.stopError();
-    if (run.refused !== undefined) {
-      await io.emit({ type: 'tool_result', toolCallId, name: run.tool, result: { error: `refused: ${run.refused}` } });
-      return { ok: false, error: `tool call refused: ${run.refused}` };
-    }
-    if (run.output) await emitOutput(run.output);
-    await io.emit({ type: 'tool_result', toolCallId, name: run.tool, result: { exitCode: run.exitCode ?? null, ...(run.error ? { error: run.error } : {}) } });
-    await io.progress(i + 1, directives.runs.length, `ran ${run.tool}`);
-    if (!run.ok) return { ok: false, error: `${command} failed: ${run.error ?? 'unknown error'}` };
+    if (stop.aborted) throw stopReason(stop);
+    const outcome = await run.runCommand(command);
+    if (stop.aborted) throw stopReason(stop);
+    if (outcome.refused !== undefined) return { ok: false, error: `tool call refused: ${outcome.refused}` };
+    output += outcome.output;
+    await run.progress(i + 1, directives.runs.length, `ran ${command.split(/\s+/)[0]}`);
+    const failure = commandFailure(outcome);
+    if (failure) return { ok: false, error: `${command} failed: ${failure}` };
   }
-  if (directives.text) await emitOutput(directives.text);
-  return { ok: true, result: { success: true, output, tokensUsed: output.length } };
+  if (directives.text) {
+    output += directives.text;
+    await run.emit({ type: 'output', text: directives.text });
+  }
+  return { ok: true, result: { success: true, output } };
 }

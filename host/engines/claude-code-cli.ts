@@ -1,0 +1,183 @@
+/**
+ * How the claude-code engine calls the Claude Code CLI: its settings (HOST_CLAUDE_*), the
+ * command line of one run (print mode, stream-json, the agent's permissions as the CLI's
+ * permission rules), the environment the CLI gets, and how a structured answer is read back.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import type { AllowedToolScope } from '../../lib/host-contract';
+import { agentEnvironment } from '../runner';
+import type { EngineRun } from './engine';
+
+export interface ClaudeCodeSettings {
+  /** HOST_CLAUDE_PATH, else `claude` looked up on PATH. */
+  command: string;
+  /** HOST_CLAUDE_MODEL → --model (the CLI's default when unset). */
+  model?: string;
+  /** HOST_CLAUDE_MAX_TURNS → --max-turns (no limit but the run's wall time when unset). */
+  maxTurns?: number;
+}
+
+export function claudeCodeSettings(env: NodeJS.ProcessEnv): ClaudeCodeSettings {
+  const command = env.HOST_CLAUDE_PATH || 'claude';
+  // A relative path would be looked up in the agent's workspace, where the agent writes.
+  if (command.includes('/') && !path.isAbsolute(command)) throw new Error(`HOST_CLAUDE_PATH must be an absolute path or a bare name, got "${command}"`);
+  const maxTurns = env.HOST_CLAUDE_MAX_TURNS ? Number(env.HOST_CLAUDE_MAX_TURNS) : undefined;
+  if (maxTurns !== undefined && (!Number.isInteger(maxTurns) || maxTurns < 1)) throw new Error(`HOST_CLAUDE_MAX_TURNS must be a positive integer, got "${env.HOST_CLAUDE_MAX_TURNS}"`);
+  return {
+    command,
+    ...(env.HOST_CLAUDE_MODEL ? { model: env.HOST_CLAUDE_MODEL } : {}),
+    ...(maxTurns !== undefined ? { maxTurns } : {}),
+  };
+}
+
+/**
+ * The CLI's own tools the agent always has, each kept to the working directory (the
+ * workspace) by its rule: `./**` is every path under the CLI's working directory. A bare
+ * `Read` or `Edit` would allow every path on the machine. Reading and searching inside the
+ * working directory needs no rule; outside it, the CLI asks, and in print mode nobody can
+ * answer, so it is denied.
+ */
+export const FILE_TOOLS = ['Read(./**)', 'Edit(./**)', 'Write(./**)', 'MultiEdit(./**)', 'NotebookEdit(./**)', 'TodoWrite'] as const;
+
+/**
+ * Tools the agent never has: the network is reached only through programs it was granted,
+ * and with no granted program there is no shell at all.
+ */
+const NETWORK_TOOLS = ['WebFetch', 'WebSearch'];
+
+// A rule is `Bash(<words>:*)`: a name or command with parentheses, a comma, a glob or a quote
+// would change what the rule covers, so such an entry is refused rather than passed on.
+const SAFE_NAME = /^[\w.@+-]+$/;
+const SAFE_COMMAND = /^[\w.@+\-/=: ]+$/;
+
+export interface Permissions {
+  allowed: string[];
+  disallowed: string[];
+}
+
+/**
+ * The agent's allowedTools as the CLI's permission rules: every granted program as
+ * `Bash(<name>:*)`, or one rule per allowed command (`Bash(<name> <command>:*)`); blocked
+ * commands as disallowed rules, which win in the CLI as they do in the host's own checks.
+ * A string is a refusal: an entry no rule can say exactly.
+ */
+export function permissionRules(scopes: readonly AllowedToolScope[], allowCommands: boolean): Permissions | string {
+  const allowed: string[] = [...FILE_TOOLS];
+  const disallowed: string[] = [...NETWORK_TOOLS];
+  const programs = allowCommands ? scopes : [];
+  for (const scope of programs) {
+    if (!SAFE_NAME.test(scope.name)) return `the tool name "${scope.name}" cannot be given to Claude Code as a permission rule`;
+    for (const command of [...scope.allowedCommands, ...scope.blockedCommands]) {
+      if (!SAFE_COMMAND.test(command)) return `the command "${command}" of ${scope.name} cannot be given to Claude Code as a permission rule`;
+    }
+    const words = (command: string) => command.trim().split(/\s+/).join(' ');
+    if (scope.allowedCommands.length) allowed.push(...scope.allowedCommands.map((command) => `Bash(${scope.name} ${words(command)}:*)`));
+    else allowed.push(`Bash(${scope.name}:*)`);
+    disallowed.push(...scope.blockedCommands.map((command) => `Bash(${scope.name} ${words(command)}:*)`));
+  }
+  if (!programs.length) disallowed.push('Bash');
+  return { allowed, disallowed };
+}
+
+/** What the CLI is told beside the prompt: who it is working for, where, and what it may run. */
+export function systemPrompt(run: EngineRun, programs: readonly string[]): string {
+  const parts = [
+    `You are the agent "${run.agentName}" run by mcp-fleet. Work only in the current directory, which is your workspace and is kept between your runs.`,
+    programs.length
+      ? `The programs you may run with Bash: ${programs.join(', ')}. Other commands are refused.`
+      : 'You may not run shell commands: work with the file tools only.',
+  ];
+  if (run.context && Object.keys(run.context).length) parts.push(`Context of this run (JSON): ${JSON.stringify(run.context)}`);
+  if (run.responseSchema) {
+    parts.push(
+      'Your final message must be only a JSON value (no prose, no code fence) that satisfies this JSON Schema: ' +
+        JSON.stringify(run.responseSchema),
+    );
+  }
+  return parts.join('\n');
+}
+
+/** The CLI's arguments for one run. The prompt comes after `--`, so no prompt reads as an option. */
+export function claudeArguments(run: EngineRun, settings: ClaudeCodeSettings, permissions: Permissions, programs: readonly string[]): string[] {
+  return [
+    '-p',
+    '--output-format',
+    'stream-json',
+    // Print mode writes stream-json only with --verbose.
+    '--verbose',
+    // `default`, whatever a settings file says: a tool use no rule allows is denied, as nobody can approve it.
+    '--permission-mode',
+    'default',
+    '--allowedTools',
+    ...permissions.allowed,
+    '--disallowedTools',
+    ...permissions.disallowed,
+    '--append-system-prompt',
+    systemPrompt(run, programs),
+    ...(settings.model ? ['--model', settings.model] : []),
+    ...(settings.maxTurns ? ['--max-turns', String(settings.maxTurns)] : []),
+    '--',
+    run.prompt,
+  ];
+}
+
+/**
+ * The names of the host's variables the CLI gets, besides what every agent command gets
+ * (agentEnvironment: PATH, HOME = the workspace, locale). The CLI needs its credentials and
+ * its provider settings; the host's own (HOST_TOKEN, HOST_*) never leave it. What the CLI gets
+ * its Bash commands get too: the agent can read its own key, as any program holding one can.
+ */
+function passedToCli(name: string, hostEnv: NodeJS.ProcessEnv): boolean {
+  if (name.startsWith('HOST_')) return false;
+  if (/^(ANTHROPIC_|CLAUDE_CODE_)/.test(name) || name === 'CLAUDE_CONFIG_DIR') return true;
+  if (/^(HTTPS?_PROXY|NO_PROXY|NODE_EXTRA_CA_CERTS)$/i.test(name)) return true;
+  // A cloud provider's credentials only when the operator chose that provider for the CLI.
+  if (hostEnv.CLAUDE_CODE_USE_BEDROCK && name.startsWith('AWS_')) return true;
+  if (hostEnv.CLAUDE_CODE_USE_VERTEX && (name.startsWith('GOOGLE_') || name.startsWith('CLOUD_ML_') || name.startsWith('VERTEX_REGION'))) return true;
+  return false;
+}
+
+export function cliEnvironment(workspace: string, hostEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env = agentEnvironment(workspace, hostEnv);
+  for (const [name, value] of Object.entries(hostEnv)) if (value !== undefined && passedToCli(name, hostEnv)) env[name] = value;
+  // The agent's run is no time for the CLI to replace itself.
+  env.DISABLE_AUTOUPDATER ??= '1';
+  return env;
+}
+
+/** The programs the agent may run (the names of its granted tools), none when the host runs no commands. */
+export function programNames(scopes: readonly AllowedToolScope[], allowCommands: boolean): string[] {
+  return allowCommands ? scopes.map((scope) => scope.name) : [];
+}
+
+/** The JSON value a final answer holds: all of it, or the content of a ```json fence in it. */
+function jsonIn(text: string): { value: unknown } | undefined {
+  const candidates = [text.trim()];
+  const fenced = /```(?:json)?\s*\n([\s\S]*?)\n\s*```/.exec(text);
+  if (fenced) candidates.push(fenced[1]!.trim());
+  for (const candidate of candidates) {
+    try {
+      return { value: JSON.parse(candidate) as unknown };
+    } catch {
+      // Try the next reading.
+    }
+  }
+  return undefined;
+}
+
+/** The answer's `data`, checked against the schema, or why it is not an answer to it. */
+export function structuredAnswer(text: string, schema: Record<string, unknown>): { data: unknown } | { error: string } {
+  const found = jsonIn(text);
+  if (!found) return { error: `Claude Code's answer is not the JSON the response schema asks for: ${text.length > 200 ? `${text.slice(0, 200)}…` : text || '(empty)'}` };
+  let validator: z.ZodType;
+  try {
+    validator = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]);
+  } catch (error) {
+    return { error: `the response schema cannot be read: ${(error as Error).message}` };
+  }
+  const parsed = validator.safeParse(found.value);
+  if (parsed.success) return { data: found.value };
+  const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(answer)'}: ${issue.message}`).join('; ');
+  return { error: `Claude Code's answer does not match the response schema: ${issues}` };
+}

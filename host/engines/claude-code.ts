@@ -1,0 +1,220 @@
+/**
+ * The claude-code engine: an agent's prompt is run by the Claude Code CLI installed on the
+ * host (`claude -p --output-format stream-json --verbose`), in the agent's workspace, with the
+ * agent's allowedTools as the CLI's permission rules (claude-code-cli.ts). What the CLI
+ * streams becomes the run's events as it arrives (claude-code-stream.ts); its final `result`
+ * is the run's answer. The CLI runs in a process group of its own, so a cancel, a limit or the
+ * host's shutdown ends it and every command it started at once.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { KILL_GRACE_MS } from '../runner';
+import type { Engine, EngineOutcome, EngineRun } from './engine';
+import type { EngineSettings } from './index';
+import { claudeArguments, claudeCodeSettings, cliEnvironment, permissionRules, programNames, structuredAnswer, type ClaudeCodeSettings } from './claude-code-cli';
+import { ClaudeStreamMapper, MalformedStreamError, resultError, tokensOf } from './claude-code-stream';
+
+/** How long `claude --version` may take at provision_agent before the CLI counts as broken. */
+export const VERSION_TIMEOUT_MS = 10_000;
+/** The end of the CLI's stderr kept for the error of a failed run. */
+const STDERR_TAIL_CHARS = 2000;
+
+export function createClaudeCodeEngine(settings: EngineSettings): Engine {
+  let cli: ClaudeCodeSettings;
+  try {
+    cli = claudeCodeSettings(settings.env);
+  } catch (error) {
+    // A wrong setting is the answer to provision_agent, not a host that fails to start.
+    const reason = `the claude-code engine is misconfigured: ${(error as Error).message}`;
+    return { name: 'claude-code', check: async () => reason, run: async () => ({ ok: false, error: reason }) };
+  }
+  return {
+    name: 'claude-code',
+    check: () => checkCli(cli, settings.env),
+    run: (run) => runClaude(run, cli, settings),
+  };
+}
+
+function missingCli(cli: ClaudeCodeSettings): string {
+  return cli.command === 'claude'
+    ? 'the claude-code engine needs the Claude Code CLI: `claude` was not found on PATH (install @anthropic-ai/claude-code or set HOST_CLAUDE_PATH)'
+    : `the claude-code engine needs the Claude Code CLI: HOST_CLAUDE_PATH (${cli.command}) was not found`;
+}
+
+/** Runs `claude --version`: a reason the engine cannot run here, or undefined. */
+async function checkCli(cli: ClaudeCodeSettings, hostEnv: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const outcome = await new Promise<{ code: number | null; error?: NodeJS.ErrnoException; output: string; timedOut: boolean }>((resolve) => {
+    let output = '';
+    let timedOut = false;
+    let failure: NodeJS.ErrnoException | undefined;
+    const child = spawn(cli.command, ['--version'], { cwd: os.tmpdir(), env: cliEnvironment(os.tmpdir(), hostEnv), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child.pid, 'SIGKILL');
+    }, VERSION_TIMEOUT_MS);
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    child.on('error', (error: NodeJS.ErrnoException) => (failure = error));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output, timedOut, ...(failure ? { error: failure } : {}) });
+    });
+  });
+  if (outcome.error?.code === 'ENOENT') return missingCli(cli);
+  if (outcome.error) return `the claude-code engine cannot start ${cli.command}: ${outcome.error.message}`;
+  if (outcome.timedOut) return `the claude-code engine's CLI did not answer \`${cli.command} --version\` within ${VERSION_TIMEOUT_MS / 1000} s`;
+  if (outcome.code !== 0) return `the claude-code engine's CLI failed \`${cli.command} --version\` (exit code ${outcome.code}): ${outcome.output.trim().slice(-500)}`;
+  return undefined;
+}
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+// Directories a run rarely edits by hand and that may hold most of a workspace's files.
+const NOT_LISTED = new Set(['.git', 'node_modules']);
+const LISTED_MAX = 20_000;
+
+/**
+ * The workspace's files before the run, so that a Write reports `created` or `modified`
+ * rightly even when the CLI has written the file by the time its tool use is read. Files past
+ * the listing (in NOT_LISTED, or beyond LISTED_MAX) are judged by whether they exist when the
+ * tool use is read, which is right unless the CLI was faster.
+ */
+async function filesBefore(workspace: string): Promise<(file: string) => boolean> {
+  const files = new Set<string>();
+  let complete = true;
+  const queue = [workspace];
+  while (queue.length && complete) {
+    const dir = queue.shift()!;
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (!NOT_LISTED.has(entry.name)) queue.push(full);
+      } else files.add(full);
+      if (files.size >= LISTED_MAX) complete = false;
+    }
+  }
+  return (file) => {
+    if (files.has(file)) return true;
+    const parts = path.relative(workspace, file).split(path.sep);
+    const listed = complete && parts[0] !== '..' && !parts.some((part) => NOT_LISTED.has(part));
+    return listed ? false : existsSync(file);
+  };
+}
+
+interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Why the CLI could not be started (ENOENT is a missing CLI), if it could not. */
+  spawnError?: NodeJS.ErrnoException;
+  stderr: string;
+}
+
+async function runClaude(run: EngineRun, cli: ClaudeCodeSettings, settings: EngineSettings): Promise<EngineOutcome> {
+  const permissions = permissionRules(run.allowedTools, settings.allowCommands);
+  if (typeof permissions === 'string') return { ok: false, error: permissions };
+  const args = claudeArguments(run, cli, permissions, programNames(run.allowedTools, settings.allowCommands));
+  const mapper = new ClaudeStreamMapper({ workspace: run.workspace, existedBefore: await filesBefore(run.workspace) });
+  if (run.signal.aborted) return { ok: false, error: stopReason(run.signal) };
+
+  let malformed: MalformedStreamError | undefined;
+  let steps = 0;
+  const finished = await new Promise<Finished>((resolve) => {
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      child = spawn(cli.command, args, { cwd: run.workspace, env: cliEnvironment(run.workspace, settings.env), detached: true, stdio: 'pipe' });
+    } catch (error) {
+      // E2BIG (a prompt or schema past the system's argument limit) is thrown, not emitted.
+      resolve({ code: null, signal: null, stderr: '', spawnError: error as NodeJS.ErrnoException });
+      return;
+    }
+    child.stdin.end();
+    let killTimer: NodeJS.Timeout | undefined;
+    let spawnError: NodeJS.ErrnoException | undefined;
+    let stderr = '';
+    const stop = () => {
+      if (killTimer) return;
+      killGroup(child.pid, 'SIGTERM');
+      killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+    };
+    run.signal.addEventListener('abort', stop, { once: true });
+
+    // Lines are mapped and sent one after the other: the client sees the events in the CLI's order.
+    let sending: Promise<void> = Promise.resolve();
+    const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
+    lines.on('line', (line) => {
+      sending = sending.then(async () => {
+        if (malformed || run.signal.aborted) return;
+        try {
+          const mapped = mapper.line(line);
+          for (const event of mapped.events) await run.emit(event);
+          if (mapped.progress) await run.progress(++steps, undefined, mapped.progress);
+        } catch (error) {
+          // A line that is not the format, or a client that can no longer be told: the run cannot go on.
+          malformed = error instanceof MalformedStreamError ? error : new MalformedStreamError(`the run's events could not be sent: ${(error as Error).message}`);
+          stop();
+        }
+      });
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-STDERR_TAIL_CHARS)));
+    child.on('error', (error: NodeJS.ErrnoException) => (spawnError = error));
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => child.on('close', (code, signal) => done({ code, signal })));
+    const read = new Promise<void>((done) => lines.on('close', done));
+    void Promise.all([closed, read]).then(async ([{ code, signal }]) => {
+      if (killTimer) clearTimeout(killTimer);
+      run.signal.removeEventListener('abort', stop);
+      // Whatever the CLI left running in its group does not outlive it.
+      killGroup(child.pid, 'SIGKILL');
+      await sending;
+      resolve({ code, signal, stderr, ...(spawnError ? { spawnError } : {}) });
+    });
+  });
+
+  if (run.signal.aborted) return { ok: false, error: stopReason(run.signal) };
+  if (finished.spawnError?.code === 'ENOENT') return { ok: false, error: missingCli(cli) };
+  // E2BIG (a prompt past the system's argument limit), EACCES: said as they are.
+  if (finished.spawnError) return { ok: false, error: `Claude Code could not be started: ${finished.spawnError.message}` };
+  if (malformed) return { ok: false, error: malformed.message };
+  return outcomeOf(run, cli, mapper, finished);
+}
+
+function stopReason(signal: AbortSignal): string {
+  return signal.reason instanceof Error ? signal.reason.message : 'cancelled';
+}
+
+function stderrNote(stderr: string): string {
+  const text = stderr.trim();
+  return text ? `: ${text}` : '';
+}
+
+/** The run's answer from the CLI's result and how the CLI ended. */
+function outcomeOf(run: EngineRun, cli: ClaudeCodeSettings, mapper: ClaudeStreamMapper, finished: Finished): EngineOutcome {
+  const result = mapper.result;
+  const ended = finished.signal ? `was killed (${finished.signal})` : `exited with code ${finished.code}`;
+  if (!result) {
+    if (finished.code === 0) return { ok: false, error: `Claude Code ended without a result message${stderrNote(finished.stderr)}` };
+    return { ok: false, error: `Claude Code ${ended}${stderrNote(finished.stderr)}` };
+  }
+  if (result.is_error || result.subtype !== 'success') return { ok: false, error: resultError(result, cli.maxTurns) };
+  if (finished.code !== 0) return { ok: false, error: `Claude Code ${ended} after its result${stderrNote(finished.stderr)}` };
+  const output = result.result ?? mapper.texts.join('\n');
+  const tokensUsed = tokensOf(result);
+  let data: { data: unknown } | undefined;
+  if (run.responseSchema) {
+    const answer = structuredAnswer(output, run.responseSchema);
+    if ('error' in answer) return { ok: false, error: answer.error };
+    data = answer;
+  }
+  return { ok: true, result: { success: true, output, ...(tokensUsed !== undefined ? { tokensUsed } : {}), ...(data ?? {}) } };
+}

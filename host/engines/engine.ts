@@ -1,0 +1,53 @@
+/**
+ * What an agent engine is to the reference host: `execute_prompt` hands it an EngineRun (the
+ * prompt, what the agent may run, its workspace, how to report) and it answers with an
+ * EngineOutcome. Engines live beside this file and are chosen by name (index.ts).
+ */
+import type { ExecutePromptResult, HostEvent, AllowedToolScope } from '../../lib/host-contract';
+
+/** What one command run by the agent came to (tool_call/output/tool_result are already emitted). */
+export type CommandRun =
+  | { refused: string } // not allowed (not in allowedTools, blocked, a path, a shell) – nothing ran
+  | { refused?: undefined; exitCode: number | null; signal?: string; output: string; durationMs: number; truncated: boolean; timedOut: boolean };
+
+/** One execute_prompt call, as an engine sees it. */
+export interface EngineRun {
+  executionId: string;
+  agentId: string;
+  agentName: string;
+  prompt: string;
+  context?: Record<string, unknown>;
+  /** JSON Schema the final `data` must satisfy (structured output), when the caller asked for one. */
+  responseSchema?: Record<string, unknown>;
+  /** What the agent may run: `{name, allowedCommands, blockedCommands}` per tool. */
+  allowedTools: AllowedToolScope[];
+  /** The agent's own directory, created at provision_agent and kept between runs. */
+  workspace: string;
+  /** Sends one notifications/message (output, todo, tool_call, tool_result, file_change). */
+  emit(event: HostEvent): Promise<void>;
+  /** Sends notifications/progress (a no-op when the call has no progress token). */
+  progress(done: number, total: number | undefined, message: string): Promise<void>;
+  /**
+   * Runs one command line as the agent, in its workspace, as a real process (own process group,
+   * killed at once when `signal` aborts): only a program in allowedTools, only commands allowed
+   * and not blocked, no shell. Emits tool_call, the output (as `output` events, line by line or in
+   * chunks) and tool_result {exitCode, durationMs, error?}. `toolCallId` lets an LLM engine keep
+   * its own ids.
+   */
+  runCommand(commandLine: string, options?: { toolCallId?: string; timeoutMs?: number }): Promise<CommandRun>;
+  /** Aborts when the run must stop (cancel, host shutdown). */
+  signal: AbortSignal;
+  /** Per-run limits: wall time and total output bytes; the engine fails the run with a clear error past them. */
+  limits: { wallTimeMs: number; outputBytes: number };
+}
+
+/** A run that reached its end, or a failure the engine explains (an isError answer with `error`). */
+export type EngineOutcome = { ok: true; result: ExecutePromptResult } | { ok: false; error: string };
+
+export interface Engine {
+  /** 'script' | 'shell' | 'openai' | 'claude-code' */
+  readonly name: string;
+  /** Called at provision_agent: a reason this engine cannot run here (missing CLI, missing settings), or undefined. */
+  check(): Promise<string | undefined>;
+  run(run: EngineRun): Promise<EngineOutcome>;
+}

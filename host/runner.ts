@@ -1,0 +1,195 @@
+/**
+ * How an agent's commands run on the reference host (EngineRun.runCommand). A command line is
+ * split into a program and its arguments and started with no shell, so the program's name is
+ * the tool that was checked against `allowedTools`. Each command is a real process in the
+ * agent's workspace, in a process group of its own so that cancel, a limit or the host's
+ * shutdown ends everything it started at once.
+ */
+import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import path from 'node:path';
+import type { AllowedToolScope, HostEvent } from '../lib/host-contract';
+import { commandRefusal, programRefusal, splitCommandLine } from '../lib/tool-commands';
+import type { CommandRun, EngineRun } from './engines/engine';
+
+/** Between SIGTERM and SIGKILL: long enough to exit cleanly, short enough for a cancel to feel immediate. */
+export const KILL_GRACE_MS = 1000;
+
+export interface RunnerSetup {
+  executionId: string;
+  allowedTools: AllowedToolScope[];
+  /** Off: every command is refused (a host whose operator runs no commands). */
+  allowCommands: boolean;
+  workspace: string;
+  /** Sends an event as it is (output already went through takeOutput). */
+  emit(event: HostEvent): Promise<void>;
+  /** The part of an output chunk the run may still print; past the limit the run's signal aborts. */
+  takeOutput(text: string): string;
+  /** Which run limit has stopped the run, if one has. */
+  limitHit(): 'output' | 'wall-time' | undefined;
+  signal: AbortSignal;
+}
+
+/** Why a command line may not run for this agent, or its argv. */
+export function checkCommandLine(commandLine: string, scopes: readonly AllowedToolScope[], allowCommands: boolean): { argv: string[] } | { refused: string; program: string } {
+  const argv = splitCommandLine(commandLine);
+  const program = argv?.[0] ?? commandLine.trim().split(/\s+/)[0] ?? '';
+  if (!argv?.length || !program) return { program, refused: `"${commandLine}" is not a command line` };
+  // A path would run some other program under a granted name.
+  if (program.includes('/')) return { program, refused: `give the tool by its name, not a path: ${program}` };
+  if (!allowCommands) return { program, refused: 'this host does not run commands (HOST_ALLOW_COMMANDS is off)' };
+  const launcher = programRefusal(program, argv.slice(1));
+  if (launcher) return { program, refused: launcher };
+  const scope = scopes.find((s) => s.name === program);
+  if (!scope) return { program, refused: `${program} is not among the agent's allowed tools` };
+  const refusal = commandRefusal(scope, argv.slice(1));
+  if (refusal) return { program, refused: refusal };
+  return { argv };
+}
+
+/**
+ * The environment of an agent's command: the host's own variables hold its token and its
+ * engines' keys, so the agent gets only what programs need. PATH keeps absolute entries only:
+ * an empty or relative one would let a file the agent wrote in its workspace pass for a tool.
+ */
+export function agentEnvironment(workspace: string, hostEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const pathEntries = (hostEnv.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(path.delimiter).filter((entry) => path.isAbsolute(entry));
+  const env: NodeJS.ProcessEnv = { PATH: pathEntries.join(path.delimiter), HOME: workspace, PWD: workspace, TERM: 'dumb' };
+  for (const name of ['LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME']) if (hostEnv[name] !== undefined) env[name] = hostEnv[name];
+  return env;
+}
+
+let callCounter = 0;
+
+/** EngineRun.runCommand for one run. Output counts against the run's limit across all its commands. */
+export function commandRunner(setup: RunnerSetup, hostEnv: NodeJS.ProcessEnv): EngineRun['runCommand'] {
+  return async (commandLine, options = {}) => {
+    const toolCallId = options.toolCallId ?? `call-${setup.executionId}-${++callCounter}`;
+    const checked = checkCommandLine(commandLine, setup.allowedTools, setup.allowCommands);
+    const name = 'argv' in checked ? checked.argv[0]! : checked.program;
+    await setup.emit({ type: 'tool_call', toolCallId, name, arguments: { command: commandLine } });
+    if ('refused' in checked) {
+      await setup.emit({ type: 'tool_result', toolCallId, name, result: { error: `refused: ${checked.refused}` } });
+      return { refused: checked.refused };
+    }
+    const outcome = await spawnCommand(checked.argv, {
+      cwd: setup.workspace,
+      env: agentEnvironment(setup.workspace, hostEnv),
+      signal: setup.signal,
+      timeoutMs: options.timeoutMs,
+      takeOutput: setup.takeOutput,
+      limitHit: setup.limitHit,
+      onOutput: (text) => setup.emit({ type: 'output', text }),
+    });
+    const error = commandFailure(outcome);
+    await setup.emit({
+      type: 'tool_result',
+      toolCallId,
+      name,
+      result: { exitCode: outcome.exitCode, durationMs: outcome.durationMs, ...(outcome.signal ? { signal: outcome.signal } : {}), ...(error ? { error } : {}) },
+    });
+    return outcome;
+  };
+}
+
+type Finished = Extract<CommandRun, { refused?: undefined }> & { notFound?: boolean; cancelled?: boolean };
+
+/** Why a command counts as failed, in a few words, or undefined when it succeeded. */
+export function commandFailure(run: CommandRun & { notFound?: boolean; cancelled?: boolean }): string | undefined {
+  if (run.refused !== undefined) return `refused: ${run.refused}`;
+  if (run.truncated) return 'output limit reached: the command was stopped';
+  if (run.timedOut) return `timed out: stopped after ${run.durationMs} ms`;
+  if (run.cancelled) return 'cancelled';
+  if (run.notFound) return 'command not found';
+  if (run.signal) return `killed (${run.signal})`;
+  if (run.exitCode !== 0) return `exit code ${run.exitCode}`;
+  return undefined;
+}
+
+interface SpawnOptions {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+  /** This command's own time limit, if it has one (the run's wall time stops it anyway). */
+  timeoutMs?: number;
+  takeOutput(text: string): string;
+  limitHit(): 'output' | 'wall-time' | undefined;
+  /** Complete lines (or what is left at the end), in the order they were read. */
+  onOutput(text: string): Promise<void>;
+}
+
+/** Starts argv in its own process group and streams its output until it ends or must be stopped. */
+function spawnCommand(argv: string[], options: SpawnOptions): Promise<Finished> {
+  const started = performance.now();
+  return new Promise<Finished>((resolve) => {
+    let output = '';
+    let timedOut = false;
+    let notFound = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    // Emits go one after the other so the client sees the lines in the order they were read.
+    let emitting: Promise<void> = Promise.resolve();
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: options.cwd, env: options.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+
+    const killGroup = (signal: NodeJS.Signals) => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // Already gone.
+      }
+    };
+    const stop = () => {
+      if (killTimer) return;
+      killGroup('SIGTERM');
+      killTimer = setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS);
+    };
+    const onAbort = () => stop();
+    if (options.signal.aborted) onAbort();
+    else options.signal.addEventListener('abort', onAbort, { once: true });
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            stop();
+          }, options.timeoutMs);
+
+    const partial = { stdout: '', stderr: '' };
+    const take = (stream: 'stdout' | 'stderr', chunk: string, flush: boolean) => {
+      if (options.limitHit() === 'output') return;
+      let text = partial[stream] + chunk;
+      const cut = flush ? text.length : text.lastIndexOf('\n') + 1;
+      partial[stream] = text.slice(cut);
+      text = options.takeOutput(text.slice(0, cut));
+      if (!text) return;
+      output += text;
+      const sent = text;
+      emitting = emitting.then(() => options.onOutput(sent)).catch(() => undefined);
+    };
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => take('stdout', chunk, false));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => take('stderr', chunk, false));
+
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') notFound = true;
+    });
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      options.signal.removeEventListener('abort', onAbort);
+      take('stdout', '', true);
+      take('stderr', '', true);
+      // Whatever the command left running in its group does not outlive it.
+      killGroup('SIGKILL');
+      const durationMs = Math.round(performance.now() - started);
+      // 127, as a shell says it, for a program that is not installed.
+      const exitCode = notFound ? 127 : code;
+      const limit = options.limitHit();
+      const truncated = limit === 'output';
+      const cancelled = options.signal.aborted && !limit;
+      timedOut ||= limit === 'wall-time';
+      void emitting.then(() =>
+        resolve({ exitCode, ...(signal ? { signal } : {}), output, durationMs, truncated, timedOut, ...(notFound ? { notFound } : {}), ...(cancelled ? { cancelled } : {}) }),
+      );
+    });
+  });
+}
