@@ -115,6 +115,27 @@ async function processesRunning(pattern: string): Promise<boolean> {
   return stdout.split('\n').some((line) => line.trim() === pattern);
 }
 
+/** The data lines of an SSE text. */
+function sseData(text: string): string[] {
+  return text.split('\n').filter((line) => line.startsWith('data: ')).map((line) => line.slice('data: '.length));
+}
+
+/** A session driven with fetch, to drop a response stream midway as a broken connection would. */
+async function rawSession(host: AgentHost) {
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${host.token}` };
+  const init = await fetch(host.url, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } }),
+  });
+  await init.text();
+  const sessionId = init.headers.get('mcp-session-id')!;
+  const post = (body: unknown, signal?: AbortSignal) =>
+    fetch(host.url, { method: 'POST', headers: { ...headers, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }, body: JSON.stringify(body), ...(signal ? { signal } : {}) });
+  await (await post({ jsonrpc: '2.0', method: 'notifications/initialized' })).text();
+  return { post };
+}
+
 describe('plain calls on a task host', () => {
   it('declares tasks, publishes execute_prompt and install_tool as task-optional, and answers a plain call as before', async () => {
     const host = await startHost();
@@ -203,7 +224,7 @@ describe('task mode', () => {
 
   it('one task per executionId: the same call sent twice returns the same task and runs once', async () => {
     const outputs: string[] = [];
-    const host = await startHost({ onEvent: (data) => data.type === 'output' && outputs.push(data.executionId) });
+    const host = await startHost({ onEvent: (data) => data.type === 'output' && outputs.push(String(data.executionId)) });
     const { client } = await connect(host);
     const args = promptArgs('task-dedupe', '[steps:3] [delay:20]');
     const first = await createTask(client, 'execute_prompt', args);
@@ -235,6 +256,35 @@ describe('task mode', () => {
     expect(result.isError).toBe(true);
     expect((await client.experimental.tasks.getTask(task.taskId)).status).toBe('cancelled');
     await until(() => host.running() === 0);
+  });
+
+  it('a tasks/result whose stream the client drops takes no more events: the next tasks/result gets the rest', async () => {
+    const host = await startHost();
+    const raw = await rawSession(host);
+    const created = await raw.post({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'execute_prompt', arguments: promptArgs('task-drop', '[steps:30] [delay:20]'), task: { ttl: 60_000 } } });
+    const taskId = (JSON.parse(sseData(await created.text())[0]!) as { result: { task: { taskId: string } } }).result.task.taskId;
+
+    // Read a few events of a tasks/result, then drop the connection.
+    const drop = new AbortController();
+    const response = await raw.post({ jsonrpc: '2.0', id: 3, method: 'tasks/result', params: { taskId } }, drop.signal);
+    const reader = response.body!.getReader();
+    let text = '';
+    while (sseData(text).length < 3) text += new TextDecoder().decode((await reader.read()).value);
+    drop.abort();
+    // Long enough for a handler left behind to take a dozen events off the queue.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const seenFirst = sseData(text).map((data) => (JSON.parse(data) as { params: { data: { text: string } } }).params.data.text);
+
+    const { client, messages } = await connect(host);
+    const result = await taskResult(client, taskId);
+    expect(result.isError).toBeFalsy();
+    const seenThen = messages.map((m) => (m.data.type === 'output' ? m.data.text : ''));
+    // The abandoned request stopped taking events once its stream was gone: at most the one
+    // written while the connection was breaking is lost (MCP has no acknowledgement of events).
+    const all = new Set([...seenFirst, ...seenThen]);
+    const missing = Array.from({ length: 30 }, (_, i) => `chunk ${i + 1}\n`).filter((chunk) => !all.has(chunk));
+    expect(missing.length).toBeLessThanOrEqual(1);
+    expect(seenThen.at(-1)).toBe('chunk 30\n');
   });
 
   it('install_tool runs as a task too', async () => {
@@ -346,7 +396,7 @@ describe('approval gate (requiresApproval)', () => {
     const host = await startHost({ allowCommands: true });
     const { client, questions, messages } = await connect(host, async () => ({ action: 'decline' }));
     const result = (await client.callTool({ name: 'execute_prompt', arguments: promptArgs('gate-no', '[run:touch marker]', { allowedTools: grant }) })) as CallToolResult;
-    expect(questions.map((q) => [q.message, q.requestedSchema.required])).toEqual([['Agent Agent One wants to run: touch marker', ['approve']]]);
+    expect(questions.map((q) => [q.message, 'requestedSchema' in q ? q.requestedSchema.required : undefined])).toEqual([['Agent Agent One wants to run: touch marker', ['approve']]]);
     expect(result.isError).toBe(true);
     expect(textOf(result)).toBe('tool call refused: not approved (decline)');
     expect(messages.map((m) => m.data).filter((d) => d.type === 'tool_result')).toEqual([
