@@ -378,6 +378,15 @@ describe('input requests', () => {
     expect(textOf(await taskResult(client, task.taskId))).toContain(`asked "Anyone?": decline (${NO_ELICITATION})`);
   });
 
+  it('a question nobody answers within the input timeout is answered `cancel`, and the run goes on', async () => {
+    const host = await startHost({ inputTimeoutMs: 300, limits: { wallTimeMs: 200 } });
+    const { client } = await connect(host, () => new Promise(() => undefined));
+    const task = await createTask(client, 'execute_prompt', promptArgs('ask-expire', '[ask:Hello?] bye'));
+    // The wait (300 ms) is past the wall-time limit (200 ms): waiting for a person is not working time.
+    const result = await taskResult(client, task.taskId);
+    expect(result.structuredContent).toEqual({ success: true, output: 'asked "Hello?": cancel (no answer within 300 ms)\nscript engine: bye' });
+  });
+
   it('a task cancelled while it waits for an answer ends cancelled', async () => {
     const host = await startHost();
     const { client } = await connect(host, () => new Promise(() => undefined));

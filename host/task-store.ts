@@ -172,7 +172,7 @@ export class HostTaskStore implements TaskStore {
   // TaskStore (sessionId ignored throughout: see the file comment)
   // -------------------------------------------------------------------------------------------
 
-  async createTask(params: CreateTaskOptions, _requestId: RequestId, request: Request): Promise<Task> {
+  async createTask(params: CreateTaskOptions, _requestId: RequestId, request: Request, _sessionId?: string): Promise<Task> {
     const callParams = (request.params ?? {}) as { name?: unknown; arguments?: Record<string, unknown>; task?: unknown };
     const ephemeral = callParams.task === undefined;
     const tool = typeof callParams.name === 'string' ? callParams.name : request.method;
@@ -199,12 +199,12 @@ export class HostTaskStore implements TaskStore {
     return { ...task };
   }
 
-  async getTask(taskId: string): Promise<Task | null> {
+  async getTask(taskId: string, _sessionId?: string): Promise<Task | null> {
     const record = this.live(taskId);
     return record ? { ...record.task } : null;
   }
 
-  async storeTaskResult(taskId: string, status: 'completed' | 'failed', result: Result): Promise<void> {
+  async storeTaskResult(taskId: string, status: 'completed' | 'failed', result: Result, _sessionId?: string): Promise<void> {
     const record = this.live(taskId);
     if (!record) throw new McpError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
     // A cancelled task keeps its cancellation: the run's own end comes after it.
@@ -213,7 +213,7 @@ export class HostTaskStore implements TaskStore {
     this.changed(record);
   }
 
-  async getTaskResult(taskId: string): Promise<Result> {
+  async getTaskResult(taskId: string, _sessionId?: string): Promise<Result> {
     const record = this.live(taskId);
     if (!record) throw new McpError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
     if (!record.result) throw new McpError(ErrorCode.InvalidParams, `Task ${taskId} has no result yet (status ${record.task.status})`);
@@ -221,7 +221,7 @@ export class HostTaskStore implements TaskStore {
     return record.result;
   }
 
-  async updateTaskStatus(taskId: string, status: TaskStatus, statusMessage?: string): Promise<void> {
+  async updateTaskStatus(taskId: string, status: TaskStatus, statusMessage?: string, _sessionId?: string): Promise<void> {
     const record = this.live(taskId);
     if (!record) throw new McpError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
     if (isTerminal(record.task.status)) return;
@@ -244,7 +244,7 @@ export class HostTaskStore implements TaskStore {
     this.changed(record);
   }
 
-  async listTasks(cursor?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
+  async listTasks(cursor?: string, _sessionId?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
     const all = [...this.records.values()].filter((r) => !r.ephemeral && this.live(r.task.taskId));
     const start = cursor === undefined ? 0 : Number(cursor);
     if (!Number.isInteger(start) || start < 0) throw new Error(`invalid cursor ${cursor}`);
