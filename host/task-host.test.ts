@@ -6,7 +6,7 @@
  * lost with the process is failed, never completed), input requests in task and plain mode,
  * and the approval gate of a tool granted with requiresApproval.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -134,6 +134,26 @@ async function rawSession(host: AgentHost) {
     fetch(host.url, { method: 'POST', headers: { ...headers, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }, body: JSON.stringify(body), ...(signal ? { signal } : {}) });
   await (await post({ jsonrpc: '2.0', method: 'notifications/initialized' })).text();
   return { post };
+}
+
+/** host/main.ts in a process of its own, so that a test can kill it as a crash would. */
+async function startProgram(dataDir: string, workspaceRoot: string): Promise<{ child: ChildProcess; host: AgentHost }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'main.ts')], {
+    cwd: path.join(__dirname, '..'),
+    env: { HOST_TOKEN: TOKEN, HOST_PORT: '0', HOST_ENGINE: 'script', HOST_DATA_DIR: dataDir, HOST_WORKSPACE_ROOT: workspaceRoot },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      const found = /listening on (\S+)/.exec(out);
+      if (found) resolve(found[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`host/main.ts exited (${code}): ${out}`)));
+  });
+  // Only what connect() and the assertions read of an AgentHost.
+  return { child, host: { url, token: TOKEN } as AgentHost };
 }
 
 describe('plain calls on a task host', () => {
@@ -319,6 +339,31 @@ describe('restart with a data dir', () => {
     // The executionId still names its task: a repeat does not start the lost run again.
     expect((await createTask(b.client, 'execute_prompt', promptArgs('restart-running', '[hang]'))).taskId).toBe(running.taskId);
     expect(second.running()).toBe(0);
+  });
+
+  it('the host program killed with SIGKILL (HOST_DATA_DIR): its running task is failed at the next start, never completed', async () => {
+    const dataDir = await tempDir();
+    const workspaceRoot = await tempDir();
+    const first = await startProgram(dataDir, workspaceRoot);
+    try {
+      const a = await connect(first.host);
+      const task = await createTask(a.client, 'execute_prompt', promptArgs('killed', '[steps:1000] [delay:20]'));
+      await until(async () => (await a.client.experimental.tasks.getTask(task.taskId)).status === 'working');
+      first.child.kill('SIGKILL');
+      await new Promise((resolve) => first.child.once('exit', resolve));
+      await a.client.close().catch(() => undefined);
+
+      const second = await startProgram(dataDir, workspaceRoot);
+      try {
+        const b = await connect(second.host);
+        expect(await b.client.experimental.tasks.getTask(task.taskId)).toMatchObject({ status: 'failed', statusMessage: RESTART_LOST });
+        expect(await taskResult(b.client, task.taskId)).toMatchObject({ isError: true, content: [{ type: 'text', text: RESTART_LOST }] });
+      } finally {
+        second.child.kill('SIGKILL');
+      }
+    } finally {
+      first.child.kill('SIGKILL');
+    }
   });
 
   it('without a data dir a restarted host does not know the task', async () => {
