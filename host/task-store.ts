@@ -196,6 +196,8 @@ export class HostTaskStore implements TaskStore {
     this.records.set(task.taskId, record);
     if (!ephemeral && executionId !== undefined) this.byExecution.set(executionKey(tool, executionId), task.taskId);
     this.persist(record);
+    // On disk before the client hears of it: a task it was told about survives a crash (as failed, if it was running).
+    await this.written(task.taskId);
     return { ...task };
   }
 
@@ -211,6 +213,7 @@ export class HostTaskStore implements TaskStore {
     if (isTerminal(record.task.status)) return;
     this.finish(record, status, result);
     this.changed(record);
+    await this.written(taskId);
   }
 
   async getTaskResult(taskId: string, _sessionId?: string): Promise<Result> {
@@ -379,6 +382,11 @@ export class HostTaskStore implements TaskStore {
       if (signal?.aborted) done();
       else signal?.addEventListener('abort', done, { once: true });
     });
+  }
+
+  /** Settles once the writes of this task started so far are done. */
+  private async written(taskId: string): Promise<void> {
+    await this.writes.get(taskId);
   }
 
   /** Settles once every file write started so far is done. */
