@@ -307,6 +307,18 @@ describe('task mode', () => {
     expect(seenThen.at(-1)).toBe('chunk 30\n');
   });
 
+  it('a run nobody reads is held back at 1000 queued events, and its wall-time limit still ends it', async () => {
+    const host = await startHost({ limits: { wallTimeMs: 300 } });
+    const { client, messages } = await connect(host);
+    const task = await createTask(client, 'execute_prompt', promptArgs('task-full', '[steps:5000] [delay:0]'));
+    await until(async () => (await client.experimental.tasks.getTask(task.taskId)).status === 'failed', 5000);
+    const result = await taskResult(client, task.taskId);
+    expect(textOf(result)).toBe('wall-time limit reached: a run may take at most 300 ms; it was stopped');
+    // What was queued is still delivered, in order.
+    expect(messages.length).toBeGreaterThanOrEqual(1000);
+    expect(messages[999]!.data).toMatchObject({ type: 'output', text: 'chunk 1000\n' });
+  });
+
   it('install_tool runs as a task too', async () => {
     const host = await startHost({ allowCommands: true });
     const { client } = await connect(host);

@@ -7,7 +7,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Request } from '@modelcontextprotocol/sdk/types.js';
-import { HostTaskStore, MAX_TASK_TTL_MS, RESTART_LOST } from './task-store';
+import { HostTaskStore, MAX_QUEUED, MAX_TASK_TTL_MS, RESTART_LOST } from './task-store';
 
 const stores: HostTaskStore[] = [];
 const dirs: string[] = [];
@@ -99,6 +99,23 @@ describe('HostTaskStore', () => {
       action: 'cancel',
       reason: 'no answer within 20 ms',
     });
+  });
+
+  it('holds a run back while its queue is full, until tasks/result takes some or the run is stopped', async () => {
+    const store = await open();
+    const task = await store.createTask({}, 1, call('e1'));
+    const event = { method: 'notifications/message', params: { level: 'info', data: {} } };
+    for (let i = 0; i < MAX_QUEUED; i++) await store.enqueue(task.taskId, event);
+    let through = false;
+    const held = store.enqueue(task.taskId, event).then(() => (through = true));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(through).toBe(false);
+    store.shift(task.taskId);
+    await held;
+    const stop = new AbortController();
+    stop.abort();
+    await store.enqueue(task.taskId, event, stop.signal);
+    expect(store.peek(task.taskId)?.params?._meta).toEqual({ 'io.modelcontextprotocol/related-task': { taskId: task.taskId } });
   });
 
   it('keeps a finished task for its TTL from the moment it finished; caps the TTL', async () => {

@@ -281,12 +281,13 @@ export class HostTaskStore implements TaskStore {
   /**
    * Queues a notification of a running task for the next `tasks/result`, with the related-task
    * meta. Waits while the queue is full, so that a slow reader slows the run down instead of
-   * losing its events.
+   * losing its events, unless `stop` has aborted.
    */
-  async enqueue(taskId: string, notification: { method: string; params?: Record<string, unknown> }): Promise<void> {
+  async enqueue(taskId: string, notification: { method: string; params?: Record<string, unknown> }, stop?: AbortSignal): Promise<void> {
     let queue = this.queues.get(taskId);
-    while (queue && queue.length >= MAX_QUEUED && this.live(taskId) && !this.terminal(taskId)) {
-      await this.nextChange(taskId, 1000);
+    // A run being stopped (cancel, a limit, shutdown) is not held back: its last events go over the cap.
+    while (queue && queue.length >= MAX_QUEUED && !stop?.aborted && this.live(taskId) && !this.terminal(taskId)) {
+      await this.nextChange(taskId, 1000, stop);
       queue = this.queues.get(taskId);
     }
     const record = this.live(taskId);
