@@ -324,7 +324,8 @@ export class HostTaskStore implements TaskStore {
     if (!record || isTerminal(record.task.status)) return Promise.resolve({ action: 'cancel', reason: 'the task has ended' });
     const seq = ++this.inputSeq;
     record.pendingInput = { seq, params };
-    record.task = { ...record.task, status: 'input_required', lastUpdatedAt: new Date().toISOString() };
+    // tasks/get shows what the task waits for.
+    record.task = { ...record.task, status: 'input_required', statusMessage: params.message, lastUpdatedAt: new Date().toISOString() };
     this.persist(record);
     this.changed(record);
     return new Promise<InputAnswer>((resolve) => {
@@ -358,7 +359,8 @@ export class HostTaskStore implements TaskStore {
     if (!record || record.pendingInput?.seq !== seq) return false;
     delete record.pendingInput;
     if (!isTerminal(record.task.status)) {
-      record.task = { ...record.task, status: 'working', lastUpdatedAt: new Date().toISOString() };
+      const { statusMessage: _question, ...task } = record.task;
+      record.task = { ...task, status: 'working', lastUpdatedAt: new Date().toISOString() };
     }
     this.persist(record);
     this.answerWaiting(record, answer, seq);
