@@ -14,7 +14,7 @@ import type { AgentExecutionResult } from '../workflows/agent-execution.workflow
 import type { ActivityDeps } from './deps';
 import { PromptStream } from './prompt-stream';
 import { ServerCallFailed, serverGateway } from './server-gateway';
-import { followTask, TaskCancelledByServer, TaskForgotten } from './task-follower';
+import { followTask, isTaskVerdict, reattaching } from './task-follower';
 
 /** A task outlives its run's limit by this much, so the outcome of a run that just finished can still be fetched. */
 const TASK_TTL_MARGIN_MS = 3600_000;
@@ -109,9 +109,8 @@ export function createExecutionActivities(deps: ActivityDeps) {
       const timeoutMs = Math.max(1000, Math.min(ctx.info.startToCloseTimeoutMs || 30 * 60_000, 24 * 3600_000));
       const deadline = Date.now() + timeoutMs;
       const requestTimeoutMs = deps.config.mcp.timeoutMs;
-      let result: CallToolResult;
-      try {
-        result = await gateway.withServer(
+      const attemptOnce = () =>
+        gateway.withServer(
           agent.server,
           async ({ connection }) => {
             connection.messageListeners.set(executionId, stream.message);
@@ -140,8 +139,17 @@ export function createExecutionActivities(deps: ActivityDeps) {
           },
           // A timed-out prompt ran for the run's limit, not for one MCP request's. A task's
           // verdict is final; a dropped connection is reconnected once and the task followed again.
-          { timeoutMs, canRetry: (error) => !cancelled() && !(error instanceof TaskForgotten) && !(error instanceof TaskCancelledByServer) },
+          { timeoutMs, canRetry: (error) => !cancelled() && !isTaskVerdict(error) },
         );
+      let result: CallToolResult;
+      try {
+        result = await reattaching(attemptOnce, {
+          taskId: () => taskId,
+          cancelled,
+          deadline,
+          onLost: (error) => log.append('status', { status: ExecutionStatus.RUNNING, data: { reattach: true, taskId, attempt, reason: `the connection to the server was lost (${error.message})` } }),
+          signal: controller.signal,
+        });
         await log.flush();
       } catch (error) {
         await log.flush();
@@ -152,8 +160,8 @@ export function createExecutionActivities(deps: ActivityDeps) {
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
           throw ApplicationFailure.nonRetryable('cancelled by request', 'ExecutionCancelled');
         }
-        const verdict = error instanceof ServerCallFailed && (error.cause instanceof TaskForgotten || error.cause instanceof TaskCancelledByServer) ? error.cause : error;
-        if (verdict instanceof TaskForgotten || verdict instanceof TaskCancelledByServer) {
+        const verdict = error instanceof ServerCallFailed && isTaskVerdict(error.cause) ? error.cause : error;
+        if (isTaskVerdict(verdict)) {
           await orm.em.fork().nativeUpdate(Execution, { id: executionId }, { output: stream.output || undefined, todos: stream.state.todos });
           throw ApplicationFailure.nonRetryable(verdict.message, 'ExecutionFailed');
         }

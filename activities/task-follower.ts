@@ -144,3 +144,50 @@ async function pollLiveness(options: FollowOptions, stop: AbortSignal, resume: (
     }
   }
 }
+
+/** The server's word on a task (forgotten, or cancelled by the server): final, never retried. */
+export function isTaskVerdict(error: unknown): error is TaskForgotten | TaskCancelledByServer {
+  return error instanceof TaskForgotten || error instanceof TaskCancelledByServer;
+}
+
+/** How long a task-backed run keeps trying to reach its server again before it fails. */
+export const RECONNECT_WINDOW_MS = 60_000;
+
+export interface ReattachOptions {
+  /** The run's task id, once known (before it, a failure is the plain call's: final). */
+  taskId: () => string | undefined;
+  cancelled: () => boolean;
+  deadline: number;
+  /** Told once per loss of the server (the log's re-attach event). */
+  onLost: (error: Error) => Promise<unknown>;
+  signal: AbortSignal;
+  windowMs?: number;
+}
+
+/**
+ * Runs `follow` again while the server of a started task cannot be reached (a restarting host,
+ * a dropped connection the pool could not replace at once): the task runs on without us, so
+ * the run re-attaches rather than fails. A server away for `windowMs` fails the run with the
+ * connection's reason; an attempt that followed for a while starts a new window.
+ */
+export async function reattaching<T>(follow: () => Promise<T>, options: ReattachOptions): Promise<T> {
+  const windowMs = options.windowMs ?? RECONNECT_WINDOW_MS;
+  let lostSince: number | undefined;
+  for (let tries = 0; ; tries++) {
+    const startedAt = Date.now();
+    try {
+      return await follow();
+    } catch (error) {
+      const failure = error as Error & { cause?: unknown };
+      if (!options.taskId() || options.cancelled() || isTaskVerdict(failure.cause) || isTaskVerdict(error) || failure.name !== 'ServerCallFailed') throw error;
+      const now = Date.now();
+      if (lostSince === undefined || now - startedAt > 10_000) {
+        lostSince = now;
+        tries = 0;
+        await options.onLost(failure);
+      }
+      if (now - lostSince > windowMs || now >= options.deadline) throw error;
+      await sleep(Math.min(500 * 2 ** tries, 5000), options.signal);
+    }
+  }
+}
