@@ -17,7 +17,7 @@ describe('a worker killed mid-execution', () => {
     ctx = await createTestContext();
     http = httpFor(ctx);
     admin = await registerAccount(http, 'Crash Org');
-    ({ host, serverId } = await registerHost(http, admin, { stepDelayMs: 100 }));
+    ({ host, serverId } = await registerHost(http, admin, { stepDelayMs: 100, tasks: false }));
   });
   afterAll(async () => {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
