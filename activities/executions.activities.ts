@@ -109,6 +109,7 @@ export function createExecutionActivities(deps: ActivityDeps) {
       const timeoutMs = Math.max(1000, Math.min(ctx.info.startToCloseTimeoutMs || 30 * 60_000, 24 * 3600_000));
       const deadline = Date.now() + timeoutMs;
       const requestTimeoutMs = deps.config.mcp.timeoutMs;
+      const reattached = (reason: string) => log.append('status', { status: ExecutionStatus.RUNNING, data: { reattach: true, taskId, attempt, reason } });
       const attemptOnce = () =>
         gateway.withServer(
           agent.server,
@@ -124,7 +125,7 @@ export function createExecutionActivities(deps: ActivityDeps) {
                 beat(stream.state.seq);
               }
               if (taskId) {
-                return await followTask({ connection, taskId, signal: controller.signal, deadline, requestTimeoutMs, onProgress: stream.progress, progressToken: executionId });
+                return await followTask({ connection, taskId, signal: controller.signal, deadline, requestTimeoutMs, onProgress: stream.progress, progressToken: executionId, onResume: reattached });
               }
               return (await connection.client.callTool(call, undefined, {
                 signal: controller.signal,
@@ -147,7 +148,7 @@ export function createExecutionActivities(deps: ActivityDeps) {
           taskId: () => taskId,
           cancelled,
           deadline,
-          onLost: (error) => log.append('status', { status: ExecutionStatus.RUNNING, data: { reattach: true, taskId, attempt, reason: `the connection to the server was lost (${error.message})` } }),
+          onLost: (error) => reattached(`the connection to the server was lost (${error.message})`),
           signal: controller.signal,
         });
         await log.flush();

@@ -35,6 +35,8 @@ export interface FollowOptions {
   pollMs?: number;
   /** How long a poll that sees the task terminal waits for `tasks/result` to return before asking again. */
   graceMs?: number;
+  /** Told each time `tasks/result` is asked again, with why (the log's re-attach event). */
+  onResume?: (reason: string) => Promise<unknown>;
 }
 
 /** An SDK error that means the SSE stream of a pending request is gone, leaving the request hanging. */
@@ -66,12 +68,14 @@ export async function followTask(options: FollowOptions): Promise<CallToolResult
       const onAbort = () => round.abort(signal.reason);
       signal.addEventListener('abort', onAbort, { once: true });
       let verdict: 'resume' | TaskForgotten | undefined;
-      const resume = (why: 'resume' | TaskForgotten) => {
+      let resumeReason = '';
+      const resume = (why: 'resume' | TaskForgotten, reason = '') => {
+        if (verdict === undefined) resumeReason = reason;
         verdict ??= why;
         round.abort(new Error(typeof why === 'string' ? 'following the task again' : why.message));
       };
       const onStreamError = (error: Error) => {
-        if (isStreamLoss(error)) resume('resume');
+        if (isStreamLoss(error)) resume('resume', 'the result stream dropped');
       };
       connection.streamErrors.add(onStreamError);
       const poller = pollLiveness(options, round.signal, resume);
@@ -87,7 +91,10 @@ export async function followTask(options: FollowOptions): Promise<CallToolResult
           throw error;
         }
         if (verdict instanceof TaskForgotten || isTaskNotFound(error)) throw new TaskForgotten(taskId);
-        if (verdict === 'resume' && resumes < MAX_RESUMES) continue;
+        if (verdict === 'resume' && resumes < MAX_RESUMES) {
+          await options.onResume?.(resumeReason);
+          continue;
+        }
         throw error;
       } finally {
         round.abort();
@@ -120,7 +127,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** Polls `tasks/get` until `stop` aborts; calls `resume` when the result stream should be asked again. */
-async function pollLiveness(options: FollowOptions, stop: AbortSignal, resume: (why: 'resume' | TaskForgotten) => void): Promise<void> {
+async function pollLiveness(options: FollowOptions, stop: AbortSignal, resume: (why: 'resume' | TaskForgotten, reason?: string) => void): Promise<void> {
   let interval = options.pollMs ?? DEFAULT_POLL_MS;
   while (!stop.aborted) {
     await sleep(interval, stop);
@@ -131,7 +138,7 @@ async function pollLiveness(options: FollowOptions, stop: AbortSignal, resume: (
       if (TERMINAL_TASK_STATUSES.has(task.status)) {
         // tasks/result should be returning now; if it does not, its stream is lost.
         await sleep(options.graceMs ?? 2000, stop);
-        if (!stop.aborted) resume('resume');
+        if (!stop.aborted) resume('resume', `the task is ${task.status} but its result did not arrive`);
         return;
       }
     } catch (error) {

@@ -8,6 +8,7 @@ import { startAgentHost, type AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { activeAgent, registerHost, waitFor } from './fleet';
 import { createTestContext, startTestWorker, type TestContext } from './harness';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy';
 
 const FINAL = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
 
@@ -39,6 +40,7 @@ describe('task-backed runs (a task-capable reference host beside a plain one)', 
   let worker: Awaited<ReturnType<typeof startTestWorker>>;
   const hosts: AgentHost[] = [];
   const children: ChildProcess[] = [];
+  const proxies: TcpProxy[] = [];
 
   beforeAll(async () => {
     ctx = await createTestContext();
@@ -49,6 +51,7 @@ describe('task-backed runs (a task-capable reference host beside a plain one)', 
   afterAll(async () => {
     await worker?.stop();
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    for (const proxy of proxies) await proxy.close();
     for (const host of hosts) await host.close();
     await ctx?.close();
   });
@@ -113,6 +116,27 @@ describe('task-backed runs (a task-capable reference host beside a plain one)', 
     expect(await finished(executionId)).toMatchObject({ status: 'CANCELLED', error: 'cancelled by request' });
     await waitFor(async () => host.taskRequests.some((r) => r.method === 'tasks/cancel' && r.taskId === taskId), 10_000);
     await waitFor(async () => host.running() === 0, 10_000);
+  }, 60_000);
+
+  it('a dropped connection mid-stream: the run re-attaches to its task (one tools/call) and completes', async () => {
+    const host = await startAgentHost({ token: `host-token-${randomUUID()}`, stepDelayMs: 5 });
+    hosts.push(host);
+    const proxy = await startTcpProxy(host.port);
+    proxies.push(proxy);
+    const server = await http.post('/api/servers').auth(admin.accessToken, { type: 'bearer' }).send({ name: `proxied-${proxy.port}`, url: `http://127.0.0.1:${proxy.port}/mcp`, masterToken: host.token }).expect(201);
+    const agent = await activeAgent(http, admin, server.body.id);
+    const executionId = await run(agent.id, 'long [steps:40] [delay:50]');
+    await waitFor(async () => (await events(executionId)).filter((e) => e.phase === 'output').length >= 3, 20_000);
+    const taskId = await taskIdOf(executionId);
+    proxy.dropAll();
+
+    expect(await finished(executionId, 45_000)).toMatchObject({ status: 'COMPLETED', attempt: 1 });
+    expect(host.calls.filter((c) => c.tool === 'execute_prompt' && c.args.executionId === executionId)).toHaveLength(1);
+    expect(host.taskRequests.filter((r) => r.method === 'tasks/result' && r.taskId === taskId).length).toBeGreaterThanOrEqual(2);
+    const log = await events(executionId);
+    expect(log.map((e) => e.seq)).toEqual(log.map((_, i) => i + 1));
+    expect(log.some((e) => e.phase === 'status' && (e.data as { reattach?: boolean; taskId?: string } | undefined)?.reattach === true)).toBe(true);
+    expect(log.filter((e) => e.phase === 'output' && e.output === 'chunk 40\n')).toHaveLength(1);
   }, 60_000);
 
   it('a task the host forgot (its process killed, restarted without a data dir) ends FAILED with a sentence that says so, never COMPLETED', async () => {
