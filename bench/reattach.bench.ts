@@ -100,6 +100,8 @@ export async function benchReattach(): Promise<{ pass: boolean }> {
       }
       return { ids, durations: await durations(ids) };
     };
+    // Warm-up (connections, the worker's first workflows), so the first series measured is not the cold one.
+    await durations(await Promise.all([taskAgent, plainAgent].flatMap((agentId) => Array.from({ length: 4 }, () => execute(agentId)))));
     const taskBase = pct((await series(taskAgent, false)).durations, 50);
     const onTask = await series(taskAgent, true);
     const plainBase = pct((await series(plainAgent, false)).durations, 50);
