@@ -6,7 +6,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { RELATED_TASK_META_KEY, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { followTask, TaskForgotten } from '../activities/task-follower';
+import { followTask, TaskCancelledByServer, TaskForgotten } from '../activities/task-follower';
 import { connectMcp, type McpConnection } from './mcp-client';
 import { runsAsTask, startToolTask } from './mcp-tasks';
 
@@ -158,6 +158,13 @@ describe('MCP tasks adapter (lib/mcp-tasks.ts) and follower against an SDK task 
       new TaskForgotten('no-such-task'),
     );
     expect(new TaskForgotten('t1').message).toBe("the server no longer knows task t1 (expired, or the host restarted); the run's outcome is unknown");
+  });
+
+  it('a task the server cancelled on its own is TaskCancelledByServer', async () => {
+    const started = (await startToolTask(connection.client, { name: 'work', arguments: { steps: 1000 } }, 'exec-4', 60_000, { timeoutMs: 5000 })) as { task: { taskId: string } };
+    const follow = followTask({ connection, taskId: started.task.taskId, signal: new AbortController().signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: () => undefined });
+    setTimeout(() => void server.store.updateTaskStatus(started.task.taskId, 'cancelled', 'stopped by the operator'), 200);
+    await expect(follow).rejects.toThrow(new TaskCancelledByServer());
   });
 
   it('cancelling the follow sends tasks/cancel for the task', async () => {
