@@ -16,7 +16,7 @@ import { GetTaskPayloadRequestSchema } from '@modelcontextprotocol/sdk/types.js'
 import { isInitialization, jsonRpcError, listen, readJsonBody, sendJson, urlHost } from './http';
 import { CallLog, type Cancellation, type ReceivedCall, type TaskRequest } from './call-log';
 import { HostTaskStore } from './task-store';
-import { hostTaskResult } from './task-result';
+import { hostTaskResult, ResponseWatch } from './task-result';
 import os from 'node:os';
 import path from 'node:path';
 import { createEngine, type Engine } from './engines';
@@ -119,6 +119,7 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
   const inputTimeoutMs = options.inputTimeoutMs ?? DEFAULT_INPUT_TIMEOUT_MS;
   const taskStore = options.tasks === false ? undefined : new HostTaskStore({ ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}) });
   await taskStore?.open();
+  const responses = new ResponseWatch();
   const sessions = new Map<string, Session>();
   // Every transport, initialised or not, so close() also reaches half-open ones.
   const allSessions = new Set<Session>();
@@ -168,7 +169,9 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
       : new McpServer(info, { capabilities: { logging: {} } });
     registerHostTools(mcp, tools);
     if (taskStore) {
-      mcp.server.setRequestHandler(GetTaskPayloadRequestSchema, (request, extra) => hostTaskResult(taskStore, mcp.server, request.params.taskId, extra, inputTimeoutMs) as never);
+      mcp.server.setRequestHandler(GetTaskPayloadRequestSchema, (request, extra) =>
+        hostTaskResult(taskStore, mcp.server, request.params.taskId, extra, inputTimeoutMs, responses.signal(extra.sessionId, extra.requestId)) as never,
+      );
     }
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
@@ -223,7 +226,10 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
         jsonRpcError(res, 404, -32001, 'Session not found');
         return;
       }
-      if (body !== undefined) log.recordCalls(body, sessionId);
+      if (body !== undefined) {
+        log.recordCalls(body, sessionId);
+        if (taskStore) responses.watch(body, sessionId, res);
+      }
       await session.transport.handleRequest(req, res, body);
       return;
     }

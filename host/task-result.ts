@@ -11,8 +11,9 @@
  *   for the next tasks/result;
  * - returns the task's result, with the related-task meta, once the task is terminal.
  */
+import type { ServerResponse } from 'node:http';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { ElicitResultSchema, ErrorCode, McpError, RELATED_TASK_META_KEY, type Result } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitResultSchema, ErrorCode, isJSONRPCRequest, McpError, RELATED_TASK_META_KEY, type RequestId, type Result } from '@modelcontextprotocol/sdk/types.js';
 import { isTerminal } from '@modelcontextprotocol/sdk/experimental/tasks/interfaces.js';
 import type { HostTaskStore } from './task-store';
 import type { ToolExtra } from './tools';
@@ -20,7 +21,48 @@ import type { ToolExtra } from './tools';
 /** Longest wait between two looks at the task, should a change go unnoticed. */
 const MAX_WAIT_MS = 100;
 
-export async function hostTaskResult(store: HostTaskStore, server: Server, taskId: string, extra: ToolExtra, inputTimeoutMs: number): Promise<Result> {
+/**
+ * Which tasks/result requests lost their HTTP response midway. The SDK neither aborts the
+ * handler of a request whose SSE stream the client dropped nor fails a send to it (the message
+ * is silently dropped), so without this a handler left behind would go on taking the task's
+ * events off the queue and losing them.
+ */
+export class ResponseWatch {
+  private readonly gone = new Map<string, AbortController>();
+
+  /** Watches the response of every tasks/result request in `body` (call before the transport handles it). */
+  watch(body: unknown, sessionId: string, res: ServerResponse): void {
+    for (const message of Array.isArray(body) ? body : [body]) {
+      if (!isJSONRPCRequest(message) || message.method !== 'tasks/result') continue;
+      const key = keyOf(sessionId, message.id);
+      const controller = new AbortController();
+      this.gone.set(key, controller);
+      res.once('close', () => {
+        if (!res.writableEnded) controller.abort(new Error('the client dropped the stream'));
+        if (this.gone.get(key) === controller) this.gone.delete(key);
+      });
+    }
+  }
+
+  /** Aborts when the response of this request went away before it was answered. */
+  signal(sessionId: string | undefined, requestId: RequestId): AbortSignal | undefined {
+    return sessionId === undefined ? undefined : this.gone.get(keyOf(sessionId, requestId))?.signal;
+  }
+}
+
+function keyOf(sessionId: string, requestId: RequestId): string {
+  return `${sessionId}\n${String(requestId)}`;
+}
+
+export async function hostTaskResult(
+  store: HostTaskStore,
+  server: Server,
+  taskId: string,
+  requestExtra: ToolExtra,
+  inputTimeoutMs: number,
+  streamGone?: AbortSignal,
+): Promise<Result> {
+  const extra: ToolExtra = streamGone ? { ...requestExtra, signal: AbortSignal.any([requestExtra.signal, streamGone]) } : requestExtra;
   const asked = new Set<number>();
   for (;;) {
     const task = await store.getTask(taskId);
@@ -48,6 +90,7 @@ async function deliverQueued(store: HostTaskStore, taskId: string, extra: ToolEx
   for (let message = store.peek(taskId); message; message = store.peek(taskId)) {
     // Throws when this request's stream is gone: the message stays queued for the next tasks/result.
     await extra.sendNotification(message as Parameters<ToolExtra['sendNotification']>[0]);
+    // Gone meanwhile: it may not have reached the client, so it stays for the next tasks/result.
     if (extra.signal.aborted) throw new McpError(ErrorCode.ConnectionClosed, 'Request was cancelled');
     store.shift(taskId);
   }

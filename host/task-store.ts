@@ -172,7 +172,7 @@ export class HostTaskStore implements TaskStore {
   // TaskStore (sessionId ignored throughout: see the file comment)
   // -------------------------------------------------------------------------------------------
 
-  async createTask(params: CreateTaskOptions, _requestId: RequestId, request: Request): Promise<Task> {
+  async createTask(params: CreateTaskOptions, _requestId: RequestId, request: Request, _sessionId?: string): Promise<Task> {
     const callParams = (request.params ?? {}) as { name?: unknown; arguments?: Record<string, unknown>; task?: unknown };
     const ephemeral = callParams.task === undefined;
     const tool = typeof callParams.name === 'string' ? callParams.name : request.method;
@@ -196,24 +196,27 @@ export class HostTaskStore implements TaskStore {
     this.records.set(task.taskId, record);
     if (!ephemeral && executionId !== undefined) this.byExecution.set(executionKey(tool, executionId), task.taskId);
     this.persist(record);
+    // On disk before the client hears of it: a task it was told about survives a crash (as failed, if it was running).
+    await this.written(task.taskId);
     return { ...task };
   }
 
-  async getTask(taskId: string): Promise<Task | null> {
+  async getTask(taskId: string, _sessionId?: string): Promise<Task | null> {
     const record = this.live(taskId);
     return record ? { ...record.task } : null;
   }
 
-  async storeTaskResult(taskId: string, status: 'completed' | 'failed', result: Result): Promise<void> {
+  async storeTaskResult(taskId: string, status: 'completed' | 'failed', result: Result, _sessionId?: string): Promise<void> {
     const record = this.live(taskId);
     if (!record) throw new McpError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
     // A cancelled task keeps its cancellation: the run's own end comes after it.
     if (isTerminal(record.task.status)) return;
     this.finish(record, status, result);
     this.changed(record);
+    await this.written(taskId);
   }
 
-  async getTaskResult(taskId: string): Promise<Result> {
+  async getTaskResult(taskId: string, _sessionId?: string): Promise<Result> {
     const record = this.live(taskId);
     if (!record) throw new McpError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
     if (!record.result) throw new McpError(ErrorCode.InvalidParams, `Task ${taskId} has no result yet (status ${record.task.status})`);
@@ -221,7 +224,7 @@ export class HostTaskStore implements TaskStore {
     return record.result;
   }
 
-  async updateTaskStatus(taskId: string, status: TaskStatus, statusMessage?: string): Promise<void> {
+  async updateTaskStatus(taskId: string, status: TaskStatus, statusMessage?: string, _sessionId?: string): Promise<void> {
     const record = this.live(taskId);
     if (!record) throw new McpError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
     if (isTerminal(record.task.status)) return;
@@ -244,7 +247,7 @@ export class HostTaskStore implements TaskStore {
     this.changed(record);
   }
 
-  async listTasks(cursor?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
+  async listTasks(cursor?: string, _sessionId?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
     const all = [...this.records.values()].filter((r) => !r.ephemeral && this.live(r.task.taskId));
     const start = cursor === undefined ? 0 : Number(cursor);
     if (!Number.isInteger(start) || start < 0) throw new Error(`invalid cursor ${cursor}`);
@@ -278,12 +281,13 @@ export class HostTaskStore implements TaskStore {
   /**
    * Queues a notification of a running task for the next `tasks/result`, with the related-task
    * meta. Waits while the queue is full, so that a slow reader slows the run down instead of
-   * losing its events.
+   * losing its events, unless `stop` has aborted.
    */
-  async enqueue(taskId: string, notification: { method: string; params?: Record<string, unknown> }): Promise<void> {
+  async enqueue(taskId: string, notification: { method: string; params?: Record<string, unknown> }, stop?: AbortSignal): Promise<void> {
     let queue = this.queues.get(taskId);
-    while (queue && queue.length >= MAX_QUEUED && this.live(taskId) && !this.terminal(taskId)) {
-      await this.nextChange(taskId, 1000);
+    // A run being stopped (cancel, a limit, shutdown) is not held back: its last events go over the cap.
+    while (queue && queue.length >= MAX_QUEUED && !stop?.aborted && this.live(taskId) && !this.terminal(taskId)) {
+      await this.nextChange(taskId, 1000, stop);
       queue = this.queues.get(taskId);
     }
     const record = this.live(taskId);
@@ -320,7 +324,8 @@ export class HostTaskStore implements TaskStore {
     if (!record || isTerminal(record.task.status)) return Promise.resolve({ action: 'cancel', reason: 'the task has ended' });
     const seq = ++this.inputSeq;
     record.pendingInput = { seq, params };
-    record.task = { ...record.task, status: 'input_required', lastUpdatedAt: new Date().toISOString() };
+    // tasks/get shows what the task waits for.
+    record.task = { ...record.task, status: 'input_required', statusMessage: params.message, lastUpdatedAt: new Date().toISOString() };
     this.persist(record);
     this.changed(record);
     return new Promise<InputAnswer>((resolve) => {
@@ -354,7 +359,8 @@ export class HostTaskStore implements TaskStore {
     if (!record || record.pendingInput?.seq !== seq) return false;
     delete record.pendingInput;
     if (!isTerminal(record.task.status)) {
-      record.task = { ...record.task, status: 'working', lastUpdatedAt: new Date().toISOString() };
+      const { statusMessage: _question, ...task } = record.task;
+      record.task = { ...task, status: 'working', lastUpdatedAt: new Date().toISOString() };
     }
     this.persist(record);
     this.answerWaiting(record, answer, seq);
@@ -379,6 +385,11 @@ export class HostTaskStore implements TaskStore {
       if (signal?.aborted) done();
       else signal?.addEventListener('abort', done, { once: true });
     });
+  }
+
+  /** Settles once the writes of this task started so far are done. */
+  private async written(taskId: string): Promise<void> {
+    await this.writes.get(taskId);
   }
 
   /** Settles once every file write started so far is done. */

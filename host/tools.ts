@@ -43,7 +43,8 @@ export interface CallIo {
   /** Aborts when the client cancels the call (or its task). */
   signal: AbortSignal;
   progressToken?: ProgressToken;
-  notify(notification: ServerNotification): Promise<void>;
+  /** `stop`: the run is being stopped, so a task's full queue must not hold it back. */
+  notify(notification: ServerNotification, stop?: AbortSignal): Promise<void>;
   /** Asks the client (elicitation/create, form mode); `signal` ends the wait with `cancel`. */
   ask(params: ElicitRequestFormParams, signal: AbortSignal): Promise<InputAnswer>;
 }
@@ -167,7 +168,7 @@ function runTask(
     requestId: extra.requestId,
     signal: cancel.signal,
     ...(progressToken !== undefined ? { progressToken } : {}),
-    notify: (notification) => store.enqueue(taskId, notification),
+    notify: (notification, stop) => store.enqueue(taskId, notification, stop),
     ask: (params, signal) =>
       canAsk ? store.ask(taskId, params, { expireAfterMs: context.inputTimeoutMs, signal }) : Promise.resolve({ action: 'decline', reason: NO_ELICITATION }),
   };
@@ -240,7 +241,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
     const send = (event: HostEvent) => {
       const data = { executionId, ...event } as HostMessage;
       context.onEvent?.(data);
-      return io.notify({ method: 'notifications/message', params: { level: 'info', logger: 'agent', data } });
+      return io.notify({ method: 'notifications/message', params: { level: 'info', logger: 'agent', data } }, guard.signal);
     };
     const ask: EngineRun['ask'] = async (message, requestedSchema) => {
       // Waiting for a person is not the run's working time.
@@ -270,7 +271,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       progress: (done, total, message) =>
         progressToken === undefined
           ? Promise.resolve()
-          : io.notify({ method: 'notifications/progress', params: { progressToken, progress: done, ...(total !== undefined ? { total } : {}), message } }),
+          : io.notify({ method: 'notifications/progress', params: { progressToken, progress: done, ...(total !== undefined ? { total } : {}), message } }, guard.signal),
       ask,
       runCommand: commandRunner(
         {
