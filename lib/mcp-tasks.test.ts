@@ -46,7 +46,9 @@ async function startTaskServer(options: { tasks?: boolean; stepMs?: number } = {
           void (async () => {
             for (let i = 1; i <= steps; i++) {
               await new Promise((r) => setTimeout(r, options.stepMs ?? 10));
-              if (cancelled.has(task.taskId)) return;
+              // Stops when cancelled either way, or when the server is closed (its store emptied).
+              const now = await store.getTask(task.taskId);
+              if (cancelled.has(task.taskId) || !now || now.status !== 'working') return;
               await queue.enqueue(task.taskId, {
                 type: 'notification',
                 message: { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: token, progress: i, total: steps, _meta: { [RELATED_TASK_META_KEY]: { taskId: task.taskId } } } },
@@ -54,7 +56,7 @@ async function startTaskServer(options: { tasks?: boolean; stepMs?: number } = {
               });
             }
             await store.storeTaskResult(task.taskId, 'completed', { content: [{ type: 'text', text: `done ${steps}` }] });
-          })();
+          })().catch(() => undefined);
           return { task };
         },
         getTask: async (_args, extra) => (await extra.taskStore.getTask(extra.taskId))!,
