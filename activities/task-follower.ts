@@ -1,4 +1,4 @@
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { McpConnection, ProgressListener } from '../lib/mcp-client';
 import { cancelTask, getTask, getTaskResult, isTaskNotFound, TERMINAL_TASK_STATUSES } from '../lib/mcp-tasks';
 
@@ -91,6 +91,8 @@ export async function followTask(options: FollowOptions): Promise<CallToolResult
           throw error;
         }
         if (verdict instanceof TaskForgotten || isTaskNotFound(error)) throw new TaskForgotten(taskId);
+        // A server without a result for a task it cancelled answers tasks/result with an error.
+        if (error instanceof McpError && verdict === undefined) await throwIfCancelledByServer(options);
         if (verdict === 'resume' && resumes < MAX_RESUMES) {
           await options.onResume?.(resumeReason);
           continue;

@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { Execution } from '../entities';
 import { startAgentHost, type AgentHost } from '../host/server';
-import { startBenchStack, type BenchStack } from './stack';
+import { apiCaller, startBenchStack, type BenchStack } from './stack';
 
 const RUNS = Number(process.argv.find((a) => a.startsWith('--runs='))?.slice(7) ?? 20);
 const PROMPT = 'bench [steps:100] [delay:100]';
@@ -47,13 +47,7 @@ export async function benchReattach(): Promise<{ pass: boolean }> {
   let pass = true;
   try {
     worker = await spawnWorker(stack);
-    const base = stack.api.url;
-    const call = async (method: string, url: string, body?: unknown, token?: string) => {
-      const res = await fetch(`${base}${url}`, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
-      const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-      if (res.status >= 300) throw new Error(`${method} ${url} → ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    };
+    const call = apiCaller(stack.api.url);
     const { accessToken: token } = (await call('POST', '/api/auth/register', { email: 'bench-reattach@example.test', password: 'bench password 123', name: 'Bench', organizationName: 'Bench' })) as { accessToken: string };
     const agentOn = async (host: AgentHost) => {
       const server = (await call('POST', '/api/servers', { name: `bench-${randomUUID().slice(0, 8)}`, url: host.url, masterToken: host.token }, token)) as { id: string };
@@ -100,6 +94,8 @@ export async function benchReattach(): Promise<{ pass: boolean }> {
       }
       return { ids, durations: await durations(ids) };
     };
+    // Warm-up (connections, the worker's first workflows), so the first series measured is not the cold one.
+    await durations(await Promise.all([taskAgent, plainAgent].flatMap((agentId) => Array.from({ length: 4 }, () => execute(agentId)))));
     const taskBase = pct((await series(taskAgent, false)).durations, 50);
     const onTask = await series(taskAgent, true);
     const plainBase = pct((await series(plainAgent, false)).durations, 50);

@@ -6,7 +6,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { RELATED_TASK_META_KEY, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { followTask, TaskForgotten } from '../activities/task-follower';
+import { followTask, TaskCancelledByServer, TaskForgotten } from '../activities/task-follower';
 import { connectMcp, type McpConnection } from './mcp-client';
 import { runsAsTask, startToolTask } from './mcp-tasks';
 
@@ -46,7 +46,9 @@ async function startTaskServer(options: { tasks?: boolean; stepMs?: number } = {
           void (async () => {
             for (let i = 1; i <= steps; i++) {
               await new Promise((r) => setTimeout(r, options.stepMs ?? 10));
-              if (cancelled.has(task.taskId)) return;
+              // Stops when cancelled either way, or when the server is closed (its store emptied).
+              const now = await store.getTask(task.taskId);
+              if (cancelled.has(task.taskId) || !now || now.status !== 'working') return;
               await queue.enqueue(task.taskId, {
                 type: 'notification',
                 message: { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: token, progress: i, total: steps, _meta: { [RELATED_TASK_META_KEY]: { taskId: task.taskId } } } },
@@ -54,7 +56,7 @@ async function startTaskServer(options: { tasks?: boolean; stepMs?: number } = {
               });
             }
             await store.storeTaskResult(task.taskId, 'completed', { content: [{ type: 'text', text: `done ${steps}` }] });
-          })();
+          })().catch(() => undefined);
           return { task };
         },
         getTask: async (_args, extra) => (await extra.taskStore.getTask(extra.taskId))!,
@@ -158,6 +160,13 @@ describe('MCP tasks adapter (lib/mcp-tasks.ts) and follower against an SDK task 
       new TaskForgotten('no-such-task'),
     );
     expect(new TaskForgotten('t1').message).toBe("the server no longer knows task t1 (expired, or the host restarted); the run's outcome is unknown");
+  });
+
+  it('a task the server cancelled on its own is TaskCancelledByServer', async () => {
+    const started = (await startToolTask(connection.client, { name: 'work', arguments: { steps: 1000 } }, 'exec-4', 60_000, { timeoutMs: 5000 })) as { task: { taskId: string } };
+    const follow = followTask({ connection, taskId: started.task.taskId, signal: new AbortController().signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: () => undefined });
+    setTimeout(() => void server.store.updateTaskStatus(started.task.taskId, 'cancelled', 'stopped by the operator'), 200);
+    await expect(follow).rejects.toThrow(new TaskCancelledByServer());
   });
 
   it('cancelling the follow sends tasks/cancel for the task', async () => {

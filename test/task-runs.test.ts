@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Execution } from '../entities';
 import { freePort } from '../lib/dev/free-port';
@@ -12,11 +14,11 @@ import { startTcpProxy, type TcpProxy } from './tcp-proxy';
 
 const FINAL = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
 
-/** The reference host as its own program (host/main.ts, script engine, no data dir), so a test can SIGKILL it. */
-async function spawnHostProcess(port: number, token: string): Promise<ChildProcess> {
+/** The reference host as its own program (host/main.ts, script engine, a data dir if given), so a test can SIGKILL it. */
+async function spawnHostProcess(port: number, token: string, dataDir?: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'host', 'main.ts')], {
     cwd: path.join(__dirname, '..'),
-    env: { ...process.env, HOST_TOKEN: token, HOST_PORT: String(port), HOST_ENGINE: 'script' },
+    env: { ...process.env, HOST_TOKEN: token, HOST_PORT: String(port), HOST_ENGINE: 'script', ...(dataDir ? { HOST_DATA_DIR: dataDir } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -138,6 +140,30 @@ describe('task-backed runs (a task-capable reference host beside a plain one)', 
     expect(log.some((e) => e.phase === 'status' && (e.data as { reattach?: boolean; taskId?: string } | undefined)?.reattach === true)).toBe(true);
     expect(log.filter((e) => e.phase === 'output' && e.output === 'chunk 40\n')).toHaveLength(1);
   }, 60_000);
+
+  it('a host killed mid-run that keeps its tasks (data dir) reports the task lost: FAILED with the sentence of the host, never COMPLETED', async () => {
+    const port = await freePort();
+    const token = `host-token-${randomUUID()}`;
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-host-data-'));
+    try {
+      const first = await spawnHostProcess(port, token, dataDir);
+      children.push(first);
+      const server = await http.post('/api/servers').auth(admin.accessToken, { type: 'bearer' }).send({ name: `kept-${port}`, url: `http://127.0.0.1:${port}/mcp`, masterToken: token }).expect(201);
+      const agent = await activeAgent(http, admin, server.body.id);
+      const executionId = await run(agent.id, 'long [steps:400] [delay:50]');
+      await waitFor(async () => (await events(executionId)).some((e) => e.phase === 'output'), 20_000);
+      first.kill('SIGKILL');
+      await new Promise((r) => first.once('exit', r));
+      const again = await spawnHostProcess(port, token, dataDir);
+      children.push(again);
+      expect(await finished(executionId, 45_000)).toMatchObject({
+        status: 'FAILED',
+        error: 'the agent reported an error: the agent host restarted while this run was in progress; its work was lost',
+      });
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('a task the host forgot (its process killed, restarted without a data dir) ends FAILED with a sentence that says so, never COMPLETED', async () => {
     const port = await freePort();

@@ -39,6 +39,11 @@ describe('a worker killed mid-install', () => {
     await http.post(`/api/tools/server/${serverId}/install`).auth(admin.accessToken, { type: 'bearer' }).send({ toolId: tool.id }).expect(202);
     await host.waitForCall('install_tool', (c) => c.args.name === tool.name, 30_000);
     expect(await waitForToolState(http, admin, serverId, tool.id, ['INSTALLING'])).toMatchObject({ status: 'INSTALLING' });
+    if (tasks) {
+      // Killed once the worker follows the task and its heartbeat (throttled to 1 s) carries the id.
+      await host.waitForTaskRequest('tasks/result', undefined, 30_000);
+      await new Promise((r) => setTimeout(r, 1200));
+    }
 
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));

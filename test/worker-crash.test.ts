@@ -83,9 +83,11 @@ describe('a worker killed mid-execution', () => {
     const reattach = events.find((e) => e.attempt === 2 && e.phase === 'status')!;
     expect(reattach).toMatchObject({ status: 'RUNNING', data: { reattach: true, taskId, attempt: 2 } });
     expect(events.some((e) => (e.data as { retry?: boolean } | undefined)?.retry)).toBe(false);
-    // The output continues instead of starting over: no chunk twice, and the whole output at the end.
+    // The output continues instead of starting over: no chunk twice, those written while no
+    // worker listened delivered to the next one, and the whole output at the end.
     const chunks = events.filter((e) => e.phase === 'output' && /^chunk \d+/.test(e.output ?? '')).map((e) => e.output);
     expect(new Set(chunks).size).toBe(chunks.length);
+    expect(chunks).toContain('chunk 25\n');
     expect(done.output).toContain('chunk 25\n');
     expect(done.output.match(/chunk 1\n/g)).toHaveLength(1);
     expect(events.at(-1)).toMatchObject({ phase: 'status', status: 'COMPLETED', attempt: 2 });
