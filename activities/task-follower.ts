@@ -60,7 +60,13 @@ export async function followTask(options: FollowOptions): Promise<CallToolResult
   const { connection, taskId, signal } = options;
   const client = connection.client;
   const keys = [taskId, ...(options.progressToken ? [options.progressToken] : [])];
-  for (const key of keys) connection.progressListeners.set(key, options.onProgress);
+  // A stream still delivering the task's events is alive, however long the task has been over.
+  const activity = { last: Date.now() };
+  const onProgress: ProgressListener = (...args) => {
+    activity.last = Date.now();
+    return options.onProgress(...args);
+  };
+  for (const key of keys) connection.progressListeners.set(key, onProgress);
   try {
     for (let resumes = 0; ; resumes++) {
       signal.throwIfAborted();
@@ -78,7 +84,7 @@ export async function followTask(options: FollowOptions): Promise<CallToolResult
         if (isStreamLoss(error)) resume('resume', 'the result stream dropped');
       };
       connection.streamErrors.add(onStreamError);
-      const poller = pollLiveness(options, round.signal, resume);
+      const poller = pollLiveness(options, round.signal, resume, activity);
       try {
         const remaining = options.deadline - Date.now();
         if (remaining <= 0) throw new Error('the run did not finish in time');
@@ -106,7 +112,7 @@ export async function followTask(options: FollowOptions): Promise<CallToolResult
       }
     }
   } finally {
-    for (const key of keys) if (connection.progressListeners.get(key) === options.onProgress) connection.progressListeners.delete(key);
+    for (const key of keys) if (connection.progressListeners.get(key) === onProgress) connection.progressListeners.delete(key);
   }
 }
 
@@ -129,7 +135,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** Polls `tasks/get` until `stop` aborts; calls `resume` when the result stream should be asked again. */
-async function pollLiveness(options: FollowOptions, stop: AbortSignal, resume: (why: 'resume' | TaskForgotten, reason?: string) => void): Promise<void> {
+async function pollLiveness(options: FollowOptions, stop: AbortSignal, resume: (why: 'resume' | TaskForgotten, reason?: string) => void, activity: { last: number }): Promise<void> {
   let interval = options.pollMs ?? DEFAULT_POLL_MS;
   while (!stop.aborted) {
     await sleep(interval, stop);
@@ -138,8 +144,11 @@ async function pollLiveness(options: FollowOptions, stop: AbortSignal, resume: (
       const task = await getTask(options.connection.client, options.taskId, { timeoutMs: options.requestTimeoutMs, signal: stop });
       if (options.pollMs === undefined) interval = Math.max(task.pollInterval ?? 0, DEFAULT_POLL_MS);
       if (TERMINAL_TASK_STATUSES.has(task.status)) {
-        // tasks/result should be returning now; if it does not, its stream is lost.
-        await sleep(options.graceMs ?? 2000, stop);
+        // tasks/result should be returning now, once the events queued before the end are
+        // delivered; a stream that stays silent for the grace period is lost.
+        const graceMs = options.graceMs ?? 2000;
+        do await sleep(graceMs, stop);
+        while (!stop.aborted && Date.now() - activity.last < graceMs);
         if (!stop.aborted) resume('resume', `the task is ${task.status} but its result did not arrive`);
         return;
       }
