@@ -2,17 +2,24 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { Execution, ExecutionStatus } from '../entities';
-import { ExecutionLog } from '../domain/runs/execution-log';
+import { ExecutionLog, outputSoFar } from '../domain/runs/execution-log';
 import { executionRef, isFinal } from '../domain/runs/execution-status';
 import { finishExecution } from '../domain/runs/finish-execution';
 import { acquireSlot, type SlotAnswer } from '../domain/runs/slots';
 import { allowedToolsFor } from '../domain/tools/allowed-tools';
 import { hostToolCall, parsePromptResult } from '../lib/host-contract';
 import { toolResultText } from '../lib/mcp-client';
+import { runsAsTask, startToolTask } from '../lib/mcp-tasks';
 import type { AgentExecutionResult } from '../workflows/agent-execution.workflow';
 import type { ActivityDeps } from './deps';
 import { PromptStream } from './prompt-stream';
 import { ServerCallFailed, serverGateway } from './server-gateway';
+import { followTask, isTaskVerdict, reattaching } from './task-follower';
+
+/** A task outlives its run's limit by this much, so the outcome of a run that just finished can still be fetched. */
+const TASK_TTL_MARGIN_MS = 3600_000;
+/** Creating a task is a quick answer from the host, whatever the run's own limit. */
+const TASK_CREATE_TIMEOUT_MS = 30_000;
 
 export interface PromptOutcome {
   success: boolean;
@@ -52,6 +59,9 @@ export function createExecutionActivities(deps: ActivityDeps) {
     /**
      * Runs the prompt on the agent's server: `execute_prompt` with a progress token. Every
      * progress and message notification becomes one ExecutionEvent (and one realtime event).
+     * A server that runs execute_prompt as an MCP task gets it as a task: its id is recorded
+     * (row and heartbeat) before waiting, and a later attempt re-attaches to it instead of
+     * sending the prompt again (docs/executions.md, "Task-backed runs").
      */
     async executePrompt(executionId: string): Promise<PromptOutcome> {
       const ctx = Context.current();
@@ -61,13 +71,22 @@ export function createExecutionActivities(deps: ActivityDeps) {
       if (!execution || !execution.agent) throw ApplicationFailure.nonRetryable('the execution or its agent no longer exists', 'ExecutionFailed');
       if (isFinal(execution.status)) return { success: execution.status === ExecutionStatus.COMPLETED, error: execution.error };
       const agent = execution.agent;
+      let taskId = execution.mcpTaskId ?? (ctx.info.heartbeatDetails as { taskId?: string } | undefined)?.taskId;
       if (attempt > execution.attempt) {
         execution.attempt = attempt;
-        execution.output = undefined;
+        // A re-attached task continues its output; a prompt sent again starts it over.
+        if (!taskId) execution.output = undefined;
         await em.flush();
       }
       const log = new ExecutionLog(orm, executionRef(execution), attempt);
-      if (attempt > 1) await log.append('status', { status: ExecutionStatus.RUNNING, data: { retry: true, attempt, reason: 'the previous attempt did not finish (worker lost or timed out)' } });
+      if (attempt > 1) {
+        await log.append(
+          'status',
+          taskId
+            ? { status: ExecutionStatus.RUNNING, data: { reattach: true, taskId, attempt, reason: 'the previous attempt did not finish (worker lost or timed out)' } }
+            : { status: ExecutionStatus.RUNNING, data: { retry: true, attempt, reason: 'the previous attempt did not finish (worker lost or timed out)' } },
+        );
+      }
       const allowedTools = await allowedToolsFor(em, agent.id);
       const call = hostToolCall('execute_prompt', {
         executionId,
@@ -79,20 +98,35 @@ export function createExecutionActivities(deps: ActivityDeps) {
         ...(execution.context?.responseSchema ? { responseSchema: execution.context.responseSchema as Record<string, unknown> } : {}),
       });
 
-      const stream = new PromptStream(log, { ...deps, heartbeat: (seq) => ctx.heartbeat({ seq }) }, execution.todos ?? []);
+      const beat = (seq: number) => ctx.heartbeat(taskId ? { seq, taskId } : { seq });
+      const stream = new PromptStream(log, { ...deps, heartbeat: beat }, execution.todos ?? []);
+      if (taskId) stream.output = await outputSoFar(em, executionId);
       const controller = running.register(executionId);
       const cancelled = () => controller.signal.aborted;
       const onTemporalCancel = () => controller.abort(new Error('cancelled'));
       ctx.cancellationSignal.addEventListener('abort', onTemporalCancel);
-      const heartbeat = setInterval(() => ctx.heartbeat({ seq: stream.state.seq }), 1000);
+      const heartbeat = setInterval(() => beat(stream.state.seq), 1000);
       const timeoutMs = Math.max(1000, Math.min(ctx.info.startToCloseTimeoutMs || 30 * 60_000, 24 * 3600_000));
-      let result: CallToolResult;
-      try {
-        result = await gateway.withServer(
+      const deadline = Date.now() + timeoutMs;
+      const requestTimeoutMs = deps.config.mcp.timeoutMs;
+      const reattached = (reason: string) => log.append('status', { status: ExecutionStatus.RUNNING, data: { reattach: true, taskId, attempt, reason } });
+      const attemptOnce = () =>
+        gateway.withServer(
           agent.server,
           async ({ connection }) => {
             connection.messageListeners.set(executionId, stream.message);
             try {
+              if (!taskId && (await runsAsTask(connection, 'execute_prompt', requestTimeoutMs))) {
+                const started = await startToolTask(connection.client, call, executionId, timeoutMs + TASK_TTL_MARGIN_MS, { timeoutMs: Math.min(requestTimeoutMs, TASK_CREATE_TIMEOUT_MS), signal: controller.signal });
+                if ('result' in started) return started.result;
+                taskId = started.task.taskId;
+                // Recorded before waiting: from here on, no attempt sends the prompt again.
+                await orm.em.fork().nativeUpdate(Execution, { id: executionId }, { mcpTaskId: taskId });
+                beat(stream.state.seq);
+              }
+              if (taskId) {
+                return await followTask({ connection, taskId, signal: controller.signal, deadline, requestTimeoutMs, onProgress: stream.progress, progressToken: executionId, onResume: reattached });
+              }
               return (await connection.client.callTool(call, undefined, {
                 signal: controller.signal,
                 timeout: timeoutMs,
@@ -104,18 +138,33 @@ export function createExecutionActivities(deps: ActivityDeps) {
               connection.messageListeners.delete(executionId);
             }
           },
-          // A timed-out prompt ran for the run's limit, not for one MCP request's.
-          { timeoutMs, canRetry: () => !cancelled() },
+          // A timed-out prompt ran for the run's limit, not for one MCP request's. A task's
+          // verdict is final; a dropped connection is reconnected once and the task followed again.
+          { timeoutMs, canRetry: (error) => !cancelled() && !isTaskVerdict(error) },
         );
+      let result: CallToolResult;
+      try {
+        result = await reattaching(attemptOnce, {
+          taskId: () => taskId,
+          cancelled,
+          deadline,
+          onLost: (error) => reattached(`the connection to the server was lost (${error.message})`),
+          signal: controller.signal,
+        });
         await log.flush();
       } catch (error) {
         await log.flush();
         if (cancelled()) {
           // Temporal's own cancellation, or the fast path from the cancel route: either way the
-          // SDK has sent notifications/cancelled and stopped waiting for the host.
+          // SDK has sent notifications/cancelled (and tasks/cancel for a task) to the host.
           await orm.em.fork().nativeUpdate(Execution, { id: executionId }, { output: stream.output || undefined, todos: stream.state.todos });
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
           throw ApplicationFailure.nonRetryable('cancelled by request', 'ExecutionCancelled');
+        }
+        const verdict = error instanceof ServerCallFailed && isTaskVerdict(error.cause) ? error.cause : error;
+        if (isTaskVerdict(verdict)) {
+          await orm.em.fork().nativeUpdate(Execution, { id: executionId }, { output: stream.output || undefined, todos: stream.state.todos });
+          throw ApplicationFailure.nonRetryable(verdict.message, 'ExecutionFailed');
         }
         if (error instanceof ServerCallFailed) throw ApplicationFailure.nonRetryable(error.message, 'ExecutionFailed');
         throw error;

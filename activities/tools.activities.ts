@@ -7,9 +7,11 @@ import { explainHostFailure, toolCommands, versionMatches, type ToolCommands } f
 import { BUSY_STATUSES, setServerToolState, type ServerToolChange, type ServerToolRef } from '../domain/tools/install-state';
 import { CheckToolResult, hostToolCall, InstallToolResult, UninstallToolResult } from '../lib/host-contract';
 import { toolResultText, type McpConnection } from '../lib/mcp-client';
+import { runsAsTask, startToolTask } from '../lib/mcp-tasks';
 import { TOOL_CHANGE_REFUSED, type ToolAction, type ToolChangeInput, type ToolChangeOutcome } from '../workflows/tool-install.workflow';
 import type { ActivityDeps } from './deps';
 import { ServerCallFailed, serverGateway } from './server-gateway';
+import { followTask, isTaskVerdict } from './task-follower';
 
 type McpClient = McpConnection['client'];
 
@@ -20,6 +22,14 @@ const MIN_CHECK_TIMEOUT_MS = 30_000;
 /** check_tool calls in flight at once on one server during a drift check. */
 const DRIFT_CONCURRENCY = 4;
 const LOG_TAIL_CHARS = 4096;
+
+/** The MCP task of a change, when the server runs install_tool/uninstall_tool as one: kept in the heartbeat details, so a retry follows it. */
+interface ChangeTask {
+  id?: string;
+  /** The progress token (the change's workflow id). */
+  token: string;
+  started(taskId: string): void;
+}
 
 /** A host's answer to check_tool, or why there was none. */
 type CheckReading = { answered: true; installed: boolean; version?: string; log: string } | { answered: false; reason: string };
@@ -90,9 +100,27 @@ export function createToolActivities(deps: ActivityDeps) {
    * install_tool or uninstall_tool, then check_tool to verify. `markSent` is called just before
    * the change goes out, after which the call is never repeated on another connection.
    */
-  async function changeOnHost(client: McpClient, commands: ToolCommands, input: ToolChangeInput, attempt: number, signal: AbortSignal, markSent: () => void): Promise<HostOutcome> {
+  /**
+   * Sends the change: as an MCP task when the server runs the tool as one (its id recorded at
+   * once; a retry follows the same task, so the command never runs twice), else a plain call.
+   */
+  async function sendChange(connection: McpConnection, call: ReturnType<typeof hostToolCall>, task: ChangeTask, signal: AbortSignal): Promise<CallToolResult> {
+    const requestTimeoutMs = config.mcp.timeoutMs;
+    if (!task.id && (await runsAsTask(connection, call.name, requestTimeoutMs))) {
+      const started = await startToolTask(connection.client, call, task.token, CHANGE_CALL_TIMEOUT_MS + 3600_000, { timeoutMs: Math.min(requestTimeoutMs, 30_000), signal });
+      if ('result' in started) return started.result;
+      task.id = started.task.taskId;
+      task.started(task.id);
+    }
+    if (task.id) return followTask({ connection, taskId: task.id, signal, deadline: Date.now() + CHANGE_CALL_TIMEOUT_MS, requestTimeoutMs, onProgress: () => undefined });
+    return (await connection.client.callTool(call, undefined, { signal, timeout: CHANGE_CALL_TIMEOUT_MS, maxTotalTimeout: CHANGE_CALL_TIMEOUT_MS, resetTimeoutOnProgress: true })) as CallToolResult;
+  }
+
+  async function changeOnHost(connection: McpConnection, commands: ToolCommands, input: ToolChangeInput, attempt: number, signal: AbortSignal, task: ChangeTask, markSent: () => void): Promise<HostOutcome> {
     const { action, version: wanted } = input;
-    if (attempt > 1) {
+    const client = connection.client;
+    // A retry of a change that went out as a task follows that task instead of asking first.
+    if (attempt > 1 && !task.id) {
       const before = await check(client, commands, signal);
       if (before.answered && action === 'install' && before.installed && versionMatches(before.version, wanted)) {
         return { status: 'INSTALLED', version: before.version, log: before.log, verified: true, skipped: true };
@@ -104,7 +132,7 @@ export function createToolActivities(deps: ActivityDeps) {
       action === 'install'
         ? hostToolCall('install_tool', { name: commands.name, installCommand: commands.installCommand })
         : hostToolCall('uninstall_tool', { name: commands.name, uninstallCommand: commands.uninstallCommand });
-    const answer = (await client.callTool(call, undefined, { signal, timeout: CHANGE_CALL_TIMEOUT_MS, maxTotalTimeout: CHANGE_CALL_TIMEOUT_MS, resetTimeoutOnProgress: true })) as CallToolResult;
+    const answer = await sendChange(connection, call, task, signal);
     const log = action === 'install' ? logOf(answer.structuredContent) : (UninstallToolResult.safeParse(answer.structuredContent).data?.log ?? '');
     if (answer.isError) return { status: 'FAILED', error: explainHostFailure(action, toolResultText(answer.content), log), log };
 
@@ -157,21 +185,28 @@ export function createToolActivities(deps: ActivityDeps) {
       const controller = new AbortController();
       const onCancel = () => controller.abort(new Error('cancelled'));
       ctx.cancellationSignal.addEventListener('abort', onCancel);
-      const heartbeat = setInterval(() => ctx.heartbeat(), 1000);
+      const task: ChangeTask = {
+        id: (ctx.info.heartbeatDetails as { taskId?: string } | undefined)?.taskId,
+        token: input.workflowId,
+        started: (taskId) => ctx.heartbeat({ taskId }),
+      };
+      const heartbeat = setInterval(() => ctx.heartbeat(task.id ? { taskId: task.id } : undefined), 1000);
       let sent = false;
       let outcome: HostOutcome;
       try {
         const commands = toolCommands(tool, input.version);
-        outcome = await gateway.withServer(server, ({ connection }) => changeOnHost(connection.client, commands, input, ctx.info.attempt, controller.signal, () => (sent = true)), {
+        outcome = await gateway.withServer(server, ({ connection }) => changeOnHost(connection, commands, input, ctx.info.attempt, controller.signal, task, () => (sent = true)), {
           timeoutMs: CHANGE_CALL_TIMEOUT_MS,
-          // Another connection may be tried only while nothing was sent: never install twice.
-          canRetry: () => !sent && !controller.signal.aborted,
+          // Another connection may be tried only while nothing was sent (never install twice),
+          // or to follow the change's task again.
+          canRetry: (error) => (!sent || task.id !== undefined) && !controller.signal.aborted && !isTaskVerdict(error),
         });
       } catch (error) {
         if (controller.signal.aborted) throw new CancelledFailure('cancelled');
         // The catalog entry changed since the request was accepted.
         if (error instanceof AppError) outcome = { status: 'FAILED', error: `the catalog entry no longer takes version ${input.version}`, log: '' };
         else if (!(error instanceof ServerCallFailed)) throw error;
+        else if (isTaskVerdict(error.cause)) outcome = { status: 'FAILED', error: error.cause.message, log: '' };
         else {
           const unsupported = /tool (install|uninstall|check)_tool not found/i.test(`${error.message} ${String((error.cause as Error | undefined)?.message)}`);
           outcome = { status: 'FAILED', error: unsupported ? 'this server does not support installs (it offers no install_tool)' : error.message, log: '' };

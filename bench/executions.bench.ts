@@ -14,7 +14,7 @@ import path from 'node:path';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import { startAgentHost, type AgentHost } from '../host/server';
 import type { AgentExecutionPayload, ClientToServerEvents, ServerToClientEvents } from '../domain/realtime-types';
-import { startBenchStack, type BenchStack } from './stack';
+import { apiCaller, startBenchStack, type BenchStack } from './stack';
 import { executionHandle } from '../domain/temporal';
 import { agentProvision } from '../workflows/agent-provision.workflow';
 
@@ -59,12 +59,7 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
   try {
     worker = await spawnWorker(stack);
     const base = stack.api.url;
-    const call = async (method: string, url: string, body?: unknown, token?: string) => {
-      const res = await fetch(`${base}${url}`, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
-      const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-      if (res.status >= 300) throw new Error(`${method} ${url} → ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    };
+    const call = apiCaller(base);
     const { accessToken: token, user } = (await call('POST', '/api/auth/register', { email: 'bench@example.test', password: 'bench password 123', name: 'Bench', organizationName: 'Bench' })) as { accessToken: string; user: { id: string } };
     const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as { id: string };
     const agent = async (maxConcurrency: number) => {

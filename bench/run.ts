@@ -5,6 +5,7 @@ import { benchServerTest } from './server-test.bench';
 import { benchTools } from './tools.bench';
 import { benchToolInstall } from './tool-install.bench';
 import { benchTasks } from './tasks.bench';
+import { benchReattach } from './reattach.bench';
 
 async function main(): Promise<void> {
   const results = [
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
     { name: 'tools', ...(await benchTools()) },
     { name: 'tool-install', ...(await benchToolInstall()) },
     { name: 'tasks', ...(await benchTasks()) },
+    { name: 'reattach', ...(await benchReattach()) },
   ];
   const failed = results.filter((r) => !r.pass);
   process.stdout.write(`\n${results.map((r) => `${r.pass ? 'PASS' : 'FAIL'} ${r.name}`).join('\n')}\n`);

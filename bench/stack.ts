@@ -22,6 +22,16 @@ export interface BenchStack {
   stop(): Promise<void>;
 }
 
+/** JSON calls to the stack's API; a status of 300 or more throws with the answer. */
+export function apiCaller(base: string) {
+  return async (method: string, url: string, body?: unknown, token?: string): Promise<Record<string, unknown>> => {
+    const res = await fetch(`${base}${url}`, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+    if (res.status >= 300) throw new Error(`${method} ${url} → ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+}
+
 /** The real system on free ports in a temp dir: embedded PostgreSQL, Temporal dev server, API. */
 export async function startBenchStack(overrides: Record<string, string> = {}): Promise<BenchStack> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-bench-'));

@@ -129,4 +129,12 @@ export class Execution extends BaseEntity<'status' | 'todos' | 'attempt'> {
    */
   @Property({ type: 'string', length: 200, nullable: true })
   taskRunWorkflowId?: string;
+
+  /**
+   * The MCP task id of a task-backed run (a server that runs execute_prompt as a task),
+   * recorded before the activity waits on it: a new attempt re-attaches to this task instead of
+   * sending execute_prompt again.
+   */
+  @Property({ type: 'string', length: 200, nullable: true })
+  mcpTaskId?: string;
 }

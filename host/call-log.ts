@@ -1,10 +1,10 @@
 /**
- * What the reference host has received and what it is running: the `tools/call` requests, the
+ * What the reference host has received and what it is running: the `tools/call` and `tasks/*` requests, the
  * cancellations of execute_prompt and the calls still in flight. Tests read and wait on it to
  * see the host from the other side of the wire; close() waits for the calls in flight.
  */
 import { isJSONRPCRequest, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import type { ToolExtra } from './tools';
+import type { CallIo } from './tools';
 
 const DEFAULT_WAIT_MS = 5000;
 
@@ -13,6 +13,15 @@ export interface ReceivedCall {
   args: Record<string, unknown>;
   at: number;
   requestId: string | number;
+}
+
+/** A tasks/* request received (tasks/get, tasks/result, tasks/list, tasks/cancel). */
+export interface TaskRequest {
+  method: string;
+  taskId?: string;
+  at: number;
+  requestId: string | number;
+  sessionId?: string;
 }
 
 export interface Cancellation {
@@ -32,6 +41,9 @@ export class CallLog {
   readonly calls: ReceivedCall[] = [];
   /** Aborts of a running execute_prompt (client cancellation, or its session ending). */
   readonly cancellations: Cancellation[] = [];
+  /** Every tasks/* request received (on a valid session), in arrival order. */
+  readonly taskRequests: TaskRequest[] = [];
+  private readonly background = new Set<Promise<unknown>>();
   private readonly inflight = new Set<Promise<CallToolResult>>();
   private readonly waiters = new Set<Waiter>();
   private closed = false;
@@ -41,10 +53,22 @@ export class CallLog {
     return this.inflight.size;
   }
 
-  /** Records the tools/call requests of a JSON-RPC body (a message or a batch). */
-  recordCalls(body: unknown): void {
+  /** Records the tools/call and tasks/* requests of a JSON-RPC body (a message or a batch). */
+  recordCalls(body: unknown, sessionId?: string): void {
     for (const message of Array.isArray(body) ? body : [body]) {
-      if (!isJSONRPCRequest(message) || message.method !== 'tools/call') continue;
+      if (!isJSONRPCRequest(message)) continue;
+      if (message.method.startsWith('tasks/')) {
+        const taskId = (message.params as { taskId?: unknown } | undefined)?.taskId;
+        this.taskRequests.push({
+          method: message.method,
+          ...(typeof taskId === 'string' ? { taskId } : {}),
+          at: Date.now(),
+          requestId: message.id,
+          ...(sessionId !== undefined ? { sessionId } : {}),
+        });
+        continue;
+      }
+      if (message.method !== 'tools/call') continue;
       const params = message.params as { name?: unknown; arguments?: unknown } | undefined;
       const args = params?.arguments;
       this.calls.push({
@@ -58,25 +82,35 @@ export class CallLog {
   }
 
   /** Runs an execute_prompt call, counted while it runs and recorded if its request aborts. */
-  async trackPrompt(executionId: string, extra: ToolExtra, run: () => Promise<CallToolResult>): Promise<CallToolResult> {
+  async trackPrompt(executionId: string, io: CallIo, run: () => Promise<CallToolResult>): Promise<CallToolResult> {
     const onAbort = () => {
-      this.cancellations.push({ requestId: extra.requestId, executionId, at: Date.now() });
+      this.cancellations.push({ requestId: io.requestId, executionId, at: Date.now() });
       this.notifyWaiters();
     };
-    extra.signal.addEventListener('abort', onAbort, { once: true });
+    io.signal.addEventListener('abort', onAbort, { once: true });
     const call = run();
     this.inflight.add(call);
     try {
       return await call;
     } finally {
       this.inflight.delete(call);
-      extra.signal.removeEventListener('abort', onAbort);
+      io.signal.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** Keeps a task's background run until it ends, for settled(). */
+  trackBackground(run: Promise<unknown>): void {
+    this.background.add(run);
+    void run.finally(() => this.background.delete(run));
+  }
+
+  waitForTaskRequest(method: string, predicate?: (r: TaskRequest) => boolean, timeoutMs = DEFAULT_WAIT_MS): Promise<TaskRequest> {
+    return this.waitFor(() => this.taskRequests.find((r) => r.method === method && (predicate?.(r) ?? true)), timeoutMs, `a ${method} request`);
   }
 
   /** Settles once every call running now has ended (they end with an error result on shutdown). */
   async settled(): Promise<void> {
-    await Promise.allSettled([...this.inflight]);
+    await Promise.allSettled([...this.inflight, ...this.background]);
   }
 
   waitForCall(tool: string, predicate?: (c: ReceivedCall) => boolean, timeoutMs = DEFAULT_WAIT_MS): Promise<ReceivedCall> {

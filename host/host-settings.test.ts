@@ -28,4 +28,11 @@ describe('hostSettings', () => {
       expect(() => hostSettings({ HOST_TOKEN: 't', HOST_RUN_OUTPUT_BYTES: value })).toThrow(`HOST_RUN_OUTPUT_BYTES must be a whole number above 0, got "${value}"`);
     }
   });
+
+  it('HOST_DATA_DIR keeps tasks across restarts (absolute path); HOST_INPUT_TIMEOUT_MS bounds the wait for an answer', () => {
+    expect(hostSettings({ HOST_TOKEN: 't' })).not.toHaveProperty('dataDir');
+    expect(hostSettings({ HOST_TOKEN: 't', HOST_DATA_DIR: '/srv/host', HOST_INPUT_TIMEOUT_MS: '60000' })).toMatchObject({ dataDir: '/srv/host', inputTimeoutMs: 60000 });
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_DATA_DIR: 'data' })).toThrow('HOST_DATA_DIR must be an absolute path, got "data"');
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_INPUT_TIMEOUT_MS: '0' })).toThrow('HOST_INPUT_TIMEOUT_MS must be a whole number above 0, got "0"');
+  });
 });

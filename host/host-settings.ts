@@ -37,6 +37,8 @@ export function hostSettings(env: NodeJS.ProcessEnv) {
   if (!isEngineName(engine)) throw new Error(`HOST_ENGINE must be one of ${ENGINE_NAMES.join(', ')}, got "${engine}"`);
   const workspaceRoot = env.HOST_WORKSPACE_ROOT || defaultWorkspaceRoot();
   if (!path.isAbsolute(workspaceRoot)) throw new Error(`HOST_WORKSPACE_ROOT must be an absolute path, got "${workspaceRoot}"`);
+  const dataDir = env.HOST_DATA_DIR || undefined;
+  if (dataDir !== undefined && !path.isAbsolute(dataDir)) throw new Error(`HOST_DATA_DIR must be an absolute path, got "${dataDir}"`);
   return {
     token,
     port: parsePort(env.HOST_PORT),
@@ -48,5 +50,9 @@ export function hostSettings(env: NodeJS.ProcessEnv) {
       wallTimeMs: parsePositiveInteger('HOST_RUN_WALL_TIME_MS', env.HOST_RUN_WALL_TIME_MS, DEFAULT_LIMITS.wallTimeMs),
       outputBytes: parsePositiveInteger('HOST_RUN_OUTPUT_BYTES', env.HOST_RUN_OUTPUT_BYTES, DEFAULT_LIMITS.outputBytes),
     },
+    // Tasks kept across restarts; unset, a restart forgets them (clients then see them as unknown).
+    ...(dataDir !== undefined ? { dataDir } : {}),
+    // Unset: the host's default (DEFAULT_INPUT_TIMEOUT_MS, a day).
+    ...(env.HOST_INPUT_TIMEOUT_MS ? { inputTimeoutMs: parsePositiveInteger('HOST_INPUT_TIMEOUT_MS', env.HOST_INPUT_TIMEOUT_MS, 1) } : {}),
   };
 }

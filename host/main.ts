@@ -10,7 +10,9 @@
  * their allowed tools. HOST_ENGINE (default shell) is the engine agents run on unless their
  * capabilities say `engine:<name>`; HOST_WORKSPACE_ROOT (default mcp-fleet-workspaces under
  * the OS temp dir) holds one workspace per agent; HOST_RUN_WALL_TIME_MS and
- * HOST_RUN_OUTPUT_BYTES bound each run (docs/host-protocol.md, "Engines").
+ * HOST_RUN_OUTPUT_BYTES bound each run (docs/host-protocol.md, "Engines"). HOST_DATA_DIR (default
+ * none: tasks in memory only) keeps MCP tasks across restarts; HOST_INPUT_TIMEOUT_MS (default a
+ * day) is how long a question waits for its answer (docs/host-protocol.md, "Tasks").
  */
 /* eslint-disable no-restricted-properties -- a separate program with its own HOST_* settings, not the control plane's lib/config.ts */
 import { hostSettings } from './host-settings';

@@ -14,7 +14,12 @@ export class RunGuard {
   /** Which limit stopped the run, if one did. */
   limitHit?: 'output' | 'wall-time';
   private outputBytes = 0;
-  private readonly timer?: NodeJS.Timeout;
+  private timer?: NodeJS.Timeout;
+  /** Wall time left when the clock last (re)started, and when that was. */
+  private wallLeftMs: number;
+  private clockStartedAt = Date.now();
+  private pauses = 0;
+  private disposed = false;
   private readonly unlink: (() => void)[] = [];
 
   /**
@@ -32,7 +37,26 @@ export class RunGuard {
       else signal.addEventListener('abort', listener, { once: true });
       this.unlink.push(() => signal.removeEventListener('abort', listener));
     }
-    if (Number.isFinite(limits.wallTimeMs)) this.timer = setTimeout(() => this.hit('wall-time'), limits.wallTimeMs);
+    this.wallLeftMs = limits.wallTimeMs;
+    this.startClock();
+  }
+
+  /** Stops the wall-time clock (the run waits for a person's answer); pauses nest. */
+  pause(): void {
+    if (this.pauses++ > 0) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.wallLeftMs -= Date.now() - this.clockStartedAt;
+  }
+
+  resume(): void {
+    if (this.pauses === 0 || --this.pauses > 0 || this.disposed) return;
+    this.startClock();
+  }
+
+  private startClock(): void {
+    this.clockStartedAt = Date.now();
+    if (Number.isFinite(this.wallLeftMs)) this.timer = setTimeout(() => this.hit('wall-time'), Math.max(0, this.wallLeftMs));
   }
 
   /** The error of the limit that stopped the run. */
@@ -58,6 +82,7 @@ export class RunGuard {
   }
 
   dispose(): void {
+    this.disposed = true;
     clearTimeout(this.timer);
     for (const unlink of this.unlink.splice(0)) unlink();
   }

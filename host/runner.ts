@@ -17,6 +17,8 @@ export const KILL_GRACE_MS = 1000;
 
 export interface RunnerSetup {
   executionId: string;
+  /** Named in the approval question. */
+  agentName: string;
   allowedTools: AllowedToolScope[];
   /** Off: every command is refused (a host whose operator runs no commands). */
   allowCommands: boolean;
@@ -28,6 +30,20 @@ export interface RunnerSetup {
   /** Which run limit has stopped the run, if one has. */
   limitHit(): 'output' | 'wall-time' | undefined;
   signal: AbortSignal;
+  /** Asks the client; a tool granted with requiresApproval runs a command only once it is approved. */
+  ask?: EngineRun['ask'];
+}
+
+/** The answer schema of an approval question: one boolean. */
+export const APPROVAL_SCHEMA = {
+  type: 'object',
+  properties: { approve: { type: 'boolean', title: 'Approve', description: 'Run this command' } },
+  required: ['approve'],
+} as const satisfies Parameters<EngineRun['ask']>[1];
+
+/** The question asked before a command of a tool granted with requiresApproval. */
+export function approvalQuestion(agentName: string, commandLine: string): string {
+  return `Agent ${agentName} wants to run: ${commandLine}`;
 }
 
 /** Why a command line may not run for this agent, or its argv. */
@@ -71,6 +87,17 @@ export function commandRunner(setup: RunnerSetup, hostEnv: NodeJS.ProcessEnv): E
     if ('refused' in checked) {
       await setup.emit({ type: 'tool_result', toolCallId, name, result: { error: `refused: ${checked.refused}` } });
       return { refused: checked.refused };
+    }
+    if (setup.allowedTools.find((scope) => scope.name === name)?.requiresApproval) {
+      const answer = setup.ask
+        ? await setup.ask(approvalQuestion(setup.agentName, commandLine), APPROVAL_SCHEMA)
+        : { action: 'decline' as const, reason: 'nobody to ask' };
+      // Only an explicit yes runs it: a decline, a cancel, a missing or false `approve` do not.
+      if (answer.action !== 'accept' || answer.content?.approve !== true) {
+        const refused = `not approved (${answer.action})`;
+        await setup.emit({ type: 'tool_result', toolCallId, name, result: { error: `refused: ${refused}` } });
+        return { refused };
+      }
     }
     const outcome = await spawnCommand(checked.argv, {
       cwd: setup.workspace,

@@ -12,15 +12,18 @@ import { setMaxListeners } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { GetTaskPayloadRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { isInitialization, jsonRpcError, listen, readJsonBody, sendJson, urlHost } from './http';
-import { CallLog, type Cancellation, type ReceivedCall } from './call-log';
+import { CallLog, type Cancellation, type ReceivedCall, type TaskRequest } from './call-log';
+import { HostTaskStore } from './task-store';
+import { hostTaskResult, ResponseWatch } from './task-result';
 import os from 'node:os';
 import path from 'node:path';
 import { createEngine, type Engine } from './engines';
 import type { Limits } from './run-guard';
 import { registerHostTools, type HostedAgent, type ToolContext } from './tools';
 
-export type { ReceivedCall } from './call-log';
+export type { ReceivedCall, TaskRequest } from './call-log';
 
 export interface AgentHostOptions {
   /** Bearer token every HTTP request must carry. */
@@ -47,6 +50,12 @@ export interface AgentHostOptions {
   allowCommands?: boolean;
   /** Called just before each `notifications/message` is sent (benchmarks time delivery from here). */
   onEvent?: (data: Readonly<Record<string, unknown>>) => void;
+  /** Offer execute_prompt and install_tool as MCP tasks too (capabilities.tasks); default true. False: a plain host, as before tasks. */
+  tasks?: boolean;
+  /** Where tasks are kept across restarts (`<dataDir>/tasks/`); default none: in memory, a restart forgets them. */
+  dataDir?: string;
+  /** How long a question (elicitation) waits for its answer; default 24 h. */
+  inputTimeoutMs?: number;
   /** serverInfo name; default 'mcp-fleet-agent-host'. */
   name?: string;
   /** serverInfo version; default '1.0.0'. */
@@ -59,8 +68,12 @@ export interface AgentHost {
   token: string;
   /** Every tools/call received (on a valid session), in arrival order, before validation. */
   calls: ReceivedCall[];
-  /** Aborts of a running execute_prompt (client cancellation, or its session ending). */
+  /** Aborts of a running execute_prompt (client cancellation, tasks/cancel, or its session ending). */
   cancellations: Cancellation[];
+  /** Every tasks/* request received (on a valid session), in arrival order. */
+  taskRequests: TaskRequest[];
+  /** The host's tasks (undefined when `tasks: false`). */
+  tasks?: HostTaskStore;
   /** execute_prompt calls currently running (a `[hang][ignore-cancel]` call counts until close()). */
   running(): number;
   agents: Map<string, HostedAgent>;
@@ -70,6 +83,7 @@ export interface AgentHost {
   workspaceRoot: string;
   waitForCall(tool: string, predicate?: (c: ReceivedCall) => boolean, timeoutMs?: number): Promise<ReceivedCall>;
   waitForCancellation(executionId: string, timeoutMs?: number): Promise<void>;
+  waitForTaskRequest(method: string, predicate?: (r: TaskRequest) => boolean, timeoutMs?: number): Promise<TaskRequest>;
   /** Ends running calls, closes sessions, SSE streams and sockets. Idempotent. */
   close(): Promise<void>;
 }
@@ -78,6 +92,12 @@ const DEFAULT_STEP_DELAY_MS = 20;
 
 /** A run may take 30 minutes and print 10 MiB unless the host says otherwise. */
 export const DEFAULT_LIMITS: Limits = { wallTimeMs: 30 * 60_000, outputBytes: 10 * 1024 * 1024 };
+
+/** A question waits a day for its answer unless the host says otherwise. */
+export const DEFAULT_INPUT_TIMEOUT_MS = 24 * 60 * 60_000;
+
+/** What a task host declares: tasks of tools/call, listable and cancellable. */
+const TASK_CAPABILITIES = { list: {}, cancel: {}, requests: { tools: { call: {} } } };
 
 export function defaultWorkspaceRoot(): string {
   return path.join(os.tmpdir(), 'mcp-fleet-workspaces');
@@ -96,6 +116,10 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
   const info = { name: options.name ?? 'mcp-fleet-agent-host', version: options.version ?? '1.0.0' };
 
   const log = new CallLog();
+  const inputTimeoutMs = options.inputTimeoutMs ?? DEFAULT_INPUT_TIMEOUT_MS;
+  const taskStore = options.tasks === false ? undefined : new HostTaskStore({ ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}) });
+  await taskStore?.open();
+  const responses = new ResponseWatch();
   const sessions = new Map<string, Session>();
   // Every transport, initialised or not, so close() also reaches half-open ones.
   const allSessions = new Set<Session>();
@@ -131,13 +155,24 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
     onEvent: options.onEvent,
     agents: new Map(),
     shutdown: shutdown.signal,
-    trackPrompt: (executionId, extra, run) => log.trackPrompt(executionId, extra, run),
+    trackPrompt: (executionId, io, run) => log.trackPrompt(executionId, io, run),
+    trackBackground: (run) => log.trackBackground(run),
+    ...(taskStore ? { tasks: taskStore } : {}),
+    inputTimeoutMs,
   };
 
   function createSession(): Session {
     // The logging capability is what lets notifications/message through the SDK's capability check.
-    const mcp = new McpServer(info, { capabilities: { logging: {} } });
+    // One task store for every session: a task is found from any session with the token.
+    const mcp = taskStore
+      ? new McpServer(info, { capabilities: { logging: {}, tasks: TASK_CAPABILITIES }, taskStore, defaultTaskPollInterval: 100 })
+      : new McpServer(info, { capabilities: { logging: {} } });
     registerHostTools(mcp, tools);
+    if (taskStore) {
+      mcp.server.setRequestHandler(GetTaskPayloadRequestSchema, (request, extra) =>
+        hostTaskResult(taskStore, mcp.server, request.params.taskId, extra, inputTimeoutMs, responses.signal(extra.sessionId, extra.requestId)) as never,
+      );
+    }
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (sessionId) => {
@@ -191,7 +226,10 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
         jsonRpcError(res, 404, -32001, 'Session not found');
         return;
       }
-      if (body !== undefined) log.recordCalls(body);
+      if (body !== undefined) {
+        log.recordCalls(body, sessionId);
+        if (taskStore) responses.watch(body, sessionId, res);
+      }
       await session.transport.handleRequest(req, res, body);
       return;
     }
@@ -222,6 +260,8 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
     closed ??= (async () => {
       closing = true;
       log.close();
+      // Before the runs end on shutdown: on disk they stay running, so the next start reports them lost.
+      await taskStore?.close();
       shutdown.abort(new Error('agent host is shutting down'));
       // Running calls end with an error result that still reaches clients whose streams are open.
       await log.settled();
@@ -243,12 +283,15 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
     token,
     calls: log.calls,
     cancellations: log.cancellations,
+    taskRequests: log.taskRequests,
+    ...(taskStore ? { tasks: taskStore } : {}),
     agents: tools.agents,
     engine: hostEngine,
     workspaceRoot: tools.workspaceRoot,
     running: () => log.running,
     waitForCall: (tool, predicate, timeoutMs) => log.waitForCall(tool, predicate, timeoutMs),
     waitForCancellation: (executionId, timeoutMs) => log.waitForCancellation(executionId, timeoutMs),
+    waitForTaskRequest: (method, predicate, timeoutMs) => log.waitForTaskRequest(method, predicate, timeoutMs),
     close,
   };
 }

@@ -6,8 +6,18 @@
  * tools keep an in-memory registry; the command tools run (shell.ts) only when the host allows commands.
  */
 import type { McpServer, ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CreateTaskRequestHandlerExtra } from '@modelcontextprotocol/sdk/experimental/tasks/interfaces.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
-import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ElicitResultSchema,
+  type CallToolResult,
+  type ElicitRequestFormParams,
+  type ProgressToken,
+  type RequestId,
+  type ServerNotification,
+  type ServerRequest,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { HostTaskStore, InputAnswer } from './task-store';
 import { allowedToolScopes, HOST_CONTRACT, HOST_TOOLS, type HostEvent, type HostMessage, type HostTool, type HostToolArgs, type HostToolResult } from '../lib/host-contract';
 import type { Engine, EngineRun } from './engines/engine';
 import { RunGuard, type Limits } from './run-guard';
@@ -17,6 +27,27 @@ import { ENGINE_NAMES, isEngineName } from './engines';
 import { ensureWorkspace, removeWorkspace } from './workspaces';
 
 export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+/** The meta key of an input request a plain call sends: which run asks (a client may run several on one connection). */
+export const EXECUTION_META_KEY = 'io.mcp-fleet/executionId';
+/** Why a question is declined when the client declared no elicitation capability. */
+export const NO_ELICITATION = 'the client cannot answer questions (it declared no elicitation capability)';
+
+/**
+ * How a call reaches its client: a plain call through its own request (notifications on its
+ * stream, cancel by notifications/cancelled), a task through the host's task store (notifications
+ * queued for tasks/result, cancel by tasks/cancel). The tools see only this.
+ */
+export interface CallIo {
+  requestId: RequestId;
+  /** Aborts when the client cancels the call (or its task). */
+  signal: AbortSignal;
+  progressToken?: ProgressToken;
+  /** `stop`: the run is being stopped, so a task's full queue must not hold it back. */
+  notify(notification: ServerNotification, stop?: AbortSignal): Promise<void>;
+  /** Asks the client (elicitation/create, form mode); `signal` ends the wait with `cancel`. */
+  ask(params: ElicitRequestFormParams, signal: AbortSignal): Promise<InputAnswer>;
+}
 
 /** An agent as `provision_agent` left it; the registry lives as long as the host. */
 export interface HostedAgent {
@@ -47,14 +78,22 @@ export interface ToolContext {
   /** Aborted when the host closes: ends every step pause, hang and child process. */
   shutdown: AbortSignal;
   /** Runs an execute_prompt call so that the server can count it, await it on close and see it cancelled. */
-  trackPrompt(executionId: string, extra: ToolExtra, run: () => Promise<CallToolResult>): Promise<CallToolResult>;
+  trackPrompt(executionId: string, io: CallIo, run: () => Promise<CallToolResult>): Promise<CallToolResult>;
+  /** Keeps a task's background run, so that close() waits for it. */
+  trackBackground(run: Promise<unknown>): void;
+  /** The host's tasks; undefined: this host does not offer tasks (every call is plain). */
+  tasks?: HostTaskStore;
+  /** How long a question waits for its answer. */
+  inputTimeoutMs: number;
 }
 
-type ToolHandler<T extends HostTool> = (args: HostToolArgs<T>, extra: ToolExtra) => Promise<CallToolResult>;
+type ToolHandler<T extends HostTool> = (args: HostToolArgs<T>, io: CallIo) => Promise<CallToolResult>;
 
 interface ToolDefinition<T extends HostTool> {
   description: string;
   handle: ToolHandler<T>;
+  /** Offered as an MCP task too (execution.taskSupport 'optional'), when the host offers tasks. */
+  task?: boolean;
 }
 
 /** The engine an agent's capabilities name (`engine:<name>`), if one does; the last one wins. */
@@ -65,15 +104,104 @@ export function engineCapability(capabilities: readonly string[]): string | unde
 
 export function registerHostTools(mcp: McpServer, context: ToolContext): void {
   const tools = defineTools(context);
-  for (const name of HOST_TOOLS) register(mcp, name, tools[name]);
+  for (const name of HOST_TOOLS) register(mcp, name, tools[name], context);
 }
 
-function register<T extends HostTool>(mcp: McpServer, name: T, tool: ToolDefinition<T>): void {
+function register<T extends HostTool>(mcp: McpServer, name: T, tool: ToolDefinition<T>, context: ToolContext): void {
   const { args, result } = HOST_CONTRACT[name];
   // The SDK parses the arguments with `args` before calling: the handler's type is that schema's,
   // which TypeScript cannot follow through the table lookup.
-  const callback = tool.handle as unknown as ToolCallback<typeof args>;
-  mcp.registerTool(name, { description: tool.description, inputSchema: args, outputSchema: result }, callback);
+  const handle = tool.handle as unknown as (args: unknown, io: CallIo) => Promise<CallToolResult>;
+  const store = context.tasks;
+  if (!tool.task || !store) {
+    const callback = ((parsed: unknown, extra: ToolExtra) => handle(parsed, plainIo(mcp, extra, context.inputTimeoutMs))) as unknown as ToolCallback<typeof args>;
+    mcp.registerTool(name, { description: tool.description, inputSchema: args, outputSchema: result }, callback);
+    return;
+  }
+  // 'optional', not 'required': a client that knows nothing of tasks calls the tool as it always has.
+  mcp.experimental.tasks.registerToolTask(
+    name,
+    { description: tool.description, inputSchema: args, outputSchema: result, execution: { taskSupport: 'optional' } },
+    {
+      createTask: (async (parsed: unknown, extra: CreateTaskRequestHandlerExtra) => {
+        // The store reads the request itself: whether it asked for a task, and its executionId.
+        const created = await extra.taskStore.createTask({ ttl: extra.taskRequestedTtl });
+        const { taskId } = created;
+        if (store.isEphemeral(taskId)) {
+          // A plain call: the SDK polls the store for this task, which is over by the time it looks.
+          store.claimRun(taskId);
+          const outcome = await handle(parsed, plainIo(mcp, extra, context.inputTimeoutMs)).catch((error: unknown) => errorResult(errorText(error)));
+          await store.storeTaskResult(taskId, outcome.isError ? 'failed' : 'completed', outcome);
+          return { task: (await store.getTask(taskId)) ?? created };
+        }
+        if (store.claimRun(taskId)) runTask(store, taskId, parsed, extra, handle, mcp, context);
+        return { task: created };
+      }) as never,
+      getTask: (async (_args: unknown, extra: { taskId: string }) => {
+        const task = await store.getTask(extra.taskId);
+        if (!task) throw new Error(`Task not found: ${extra.taskId}`);
+        return task;
+      }) as never,
+      getTaskResult: (async (_args: unknown, extra: { taskId: string }) => store.getTaskResult(extra.taskId)) as never,
+    },
+  );
+}
+
+/** Starts a task's run in the background: its notifications go to the store's queue, tasks/cancel aborts it. */
+function runTask(
+  store: HostTaskStore,
+  taskId: string,
+  parsed: unknown,
+  extra: CreateTaskRequestHandlerExtra,
+  handle: (args: unknown, io: CallIo) => Promise<CallToolResult>,
+  mcp: McpServer,
+  context: ToolContext,
+): void {
+  const cancel = new AbortController();
+  const unsubscribe = store.onCancelled((id) => {
+    if (id === taskId) cancel.abort(new Error('cancelled'));
+  });
+  // Asked of the session that created the task: a client that cannot answer is not asked.
+  const canAsk = mcp.server.getClientCapabilities()?.elicitation !== undefined;
+  const progressToken = extra._meta?.progressToken;
+  const io: CallIo = {
+    requestId: extra.requestId,
+    signal: cancel.signal,
+    ...(progressToken !== undefined ? { progressToken } : {}),
+    notify: (notification, stop) => store.enqueue(taskId, notification, stop),
+    ask: (params, signal) =>
+      canAsk ? store.ask(taskId, params, { expireAfterMs: context.inputTimeoutMs, signal }) : Promise.resolve({ action: 'decline', reason: NO_ELICITATION }),
+  };
+  const run = handle(parsed, io)
+    .catch((error: unknown) => errorResult(errorText(error)))
+    .then((outcome) => store.storeTaskResult(taskId, outcome.isError ? 'failed' : 'completed', outcome))
+    .catch(() => undefined)
+    .finally(unsubscribe);
+  context.trackBackground(run);
+}
+
+/** A plain call's io: its own request's stream and signal. */
+function plainIo(mcp: McpServer, extra: ToolExtra, inputTimeoutMs: number): CallIo {
+  const progressToken = extra._meta?.progressToken;
+  return {
+    requestId: extra.requestId,
+    signal: extra.signal,
+    ...(progressToken !== undefined ? { progressToken } : {}),
+    notify: (notification) => extra.sendNotification(notification),
+    ask: async (params, signal) => {
+      if (mcp.server.getClientCapabilities()?.elicitation === undefined) return { action: 'decline', reason: NO_ELICITATION };
+      try {
+        const answer = await extra.sendRequest({ method: 'elicitation/create', params }, ElicitResultSchema, { signal, timeout: inputTimeoutMs });
+        return { action: answer.action, ...(answer.content !== undefined ? { content: answer.content } : {}) };
+      } catch (error) {
+        return { action: 'cancel', reason: signal.aborted ? 'the run was stopped' : `the question got no answer: ${errorText(error)}` };
+      }
+    },
+  };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function errorResult(text: string, structuredContent?: Record<string, unknown>): CallToolResult {
@@ -85,8 +213,8 @@ function okResult<T extends HostTool>(text: string, structuredContent: HostToolR
 }
 
 /** Runs `work` with a signal that aborts on host shutdown and on the request's cancellation. */
-async function withStopSignal<T>(shutdown: AbortSignal, extra: ToolExtra, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const guard = new RunGuard({ wallTimeMs: Infinity, outputBytes: Infinity }, stopSources(shutdown, extra));
+async function withStopSignal<T>(shutdown: AbortSignal, io: CallIo, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const guard = new RunGuard({ wallTimeMs: Infinity, outputBytes: Infinity }, stopSources(shutdown, io));
   try {
     return await work(guard.signal);
   } finally {
@@ -94,9 +222,9 @@ async function withStopSignal<T>(shutdown: AbortSignal, extra: ToolExtra, work: 
   }
 }
 
-function stopSources(shutdown: AbortSignal, extra: ToolExtra) {
+function stopSources(shutdown: AbortSignal, io: CallIo) {
   return [
-    { signal: extra.signal, reason: () => new Error('cancelled') },
+    { signal: io.signal, reason: () => new Error('cancelled') },
     { signal: shutdown, reason: () => (shutdown.reason instanceof Error ? shutdown.reason : new Error('agent host is shutting down')) },
   ];
 }
@@ -104,16 +232,25 @@ function stopSources(shutdown: AbortSignal, extra: ToolExtra) {
 function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T> } {
   const { agents, shutdown } = context;
 
-  async function executePrompt(args: HostToolArgs<'execute_prompt'>, extra: ToolExtra): Promise<CallToolResult> {
+  async function executePrompt(args: HostToolArgs<'execute_prompt'>, io: CallIo): Promise<CallToolResult> {
     const { executionId } = args;
     const engine = context.engineFor(agents.get(args.agentId));
     const workspace = await ensureWorkspace(context.workspaceRoot, args.agentId);
-    const progressToken = extra._meta?.progressToken;
-    const guard = new RunGuard(context.limits, stopSources(shutdown, extra));
+    const { progressToken } = io;
+    const guard = new RunGuard(context.limits, stopSources(shutdown, io));
     const send = (event: HostEvent) => {
       const data = { executionId, ...event } as HostMessage;
       context.onEvent?.(data);
-      return extra.sendNotification({ method: 'notifications/message', params: { level: 'info', logger: 'agent', data } });
+      return io.notify({ method: 'notifications/message', params: { level: 'info', logger: 'agent', data } }, guard.signal);
+    };
+    const ask: EngineRun['ask'] = async (message, requestedSchema) => {
+      // Waiting for a person is not the run's working time.
+      guard.pause();
+      try {
+        return await io.ask({ message, requestedSchema, _meta: { [EXECUTION_META_KEY]: executionId } }, guard.signal);
+      } finally {
+        guard.resume();
+      }
     };
     const emit = async (event: HostEvent) => {
       if (event.type !== 'output') return send(event);
@@ -134,12 +271,15 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       progress: (done, total, message) =>
         progressToken === undefined
           ? Promise.resolve()
-          : extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: done, ...(total !== undefined ? { total } : {}), message } }),
+          : io.notify({ method: 'notifications/progress', params: { progressToken, progress: done, ...(total !== undefined ? { total } : {}), message } }, guard.signal),
+      ask,
       runCommand: commandRunner(
         {
           executionId,
+          agentName: args.agentName,
           allowedTools: allowedToolScopes(args.allowedTools),
           allowCommands: context.allowCommands,
+          ask,
           workspace,
           emit: send,
           takeOutput: (text) => guard.takeOutput(text),
@@ -175,7 +315,8 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       description:
         'Runs a prompt on an agent and streams its progress (notifications/progress) and events ' +
         '(notifications/message: output, todo, tool_call, tool_result, file_change).',
-      handle: (args, extra) => context.trackPrompt(args.executionId, extra, () => executePrompt(args, extra)),
+      handle: (args, io) => context.trackPrompt(args.executionId, io, () => executePrompt(args, io)),
+      task: true,
     },
 
     provision_agent: {
@@ -218,9 +359,10 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
 
     install_tool: {
       description: 'Installs a tool with a shell command (only when the host allows commands).',
-      handle: async ({ name, installCommand, versionCommand, versionRegex }, extra) => {
+      task: true,
+      handle: async ({ name, installCommand, versionCommand, versionRegex }, io) => {
         if (!context.allowCommands) return disabled('install_tool', { installed: false });
-        return withStopSignal(shutdown, extra, async (signal) => {
+        return withStopSignal(shutdown, io, async (signal) => {
           const install = await runShell(installCommand, signal);
           let log = logEntry(installCommand, install);
           if (!install.ok) {
@@ -239,9 +381,9 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
 
     uninstall_tool: {
       description: 'Uninstalls a tool with a shell command (only when the host allows commands).',
-      handle: async ({ name, uninstallCommand }, extra) => {
+      handle: async ({ name, uninstallCommand }, io) => {
         if (!context.allowCommands) return disabled('uninstall_tool', { uninstalled: false });
-        const outcome = await withStopSignal(shutdown, extra, (signal) => runShell(uninstallCommand, signal));
+        const outcome = await withStopSignal(shutdown, io, (signal) => runShell(uninstallCommand, signal));
         const log = tail(logEntry(uninstallCommand, outcome));
         if (!outcome.ok) return errorResult(`uninstall of ${name} failed: ${outcome.error ?? 'unknown error'}`, { uninstalled: false, log });
         return okResult<'uninstall_tool'>(`uninstalled ${name}`, { uninstalled: true, log });
@@ -250,9 +392,9 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
 
     check_tool: {
       description: 'Reports whether a tool is installed, and its version, by running its version command.',
-      handle: async ({ name, versionCommand, versionRegex }, extra) => {
+      handle: async ({ name, versionCommand, versionRegex }, io) => {
         if (!context.allowCommands) return disabled('check_tool', { installed: false });
-        const outcome = await withStopSignal(shutdown, extra, (signal) => runShell(versionCommand, signal));
+        const outcome = await withStopSignal(shutdown, io, (signal) => runShell(versionCommand, signal));
         const log = tail(logEntry(versionCommand, outcome));
         // A failing version command means "not installed", which is an answer, not an error.
         if (!outcome.ok) return okResult<'check_tool'>(`${name} is not installed`, { installed: false, log });

@@ -28,6 +28,12 @@ export const AllowedTool = z.object({
   allowedCommands: z.array(z.string()).default([]),
   /** Command prefixes the agent may never run; they win over `allowedCommands`. */
   blockedCommands: z.array(z.string()).default([]),
+  /**
+   * The host asks the client (elicitation) before each command of this tool, and runs it only
+   * when approved. Absent means false (optional rather than defaulted, so that code building
+   * entries, and hosts reading them, need not name it).
+   */
+  requiresApproval: z.boolean().optional(),
 });
 export type AllowedTool = z.infer<typeof AllowedTool>;
 /** An `allowedTools` entry as a host reads it (allowedToolScopes): always the object form. */

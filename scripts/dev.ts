@@ -232,6 +232,7 @@ async function main(): Promise<void> {
         HOST_ENGINE: hostEngine,
         HOST_ALLOW_COMMANDS: 'true',
         HOST_WORKSPACE_ROOT: process.env.HOST_WORKSPACE_ROOT || path.join(path.resolve(config.dataDir), 'workspaces'),
+        HOST_DATA_DIR: process.env.HOST_DATA_DIR || path.join(path.resolve(config.dataDir), 'host-tasks'),
       },
       /agent host listening/,
     ),

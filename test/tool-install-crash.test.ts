@@ -11,24 +11,25 @@ describe('a worker killed mid-install', () => {
   let ctx: TestContext;
   let http: Http;
   let admin: Account;
-  let host: AgentHost;
-  let serverId: string;
+  const hosts: AgentHost[] = [];
   const children: ChildProcess[] = [];
 
   beforeAll(async () => {
     ctx = await createTestContext();
     http = httpFor(ctx);
     admin = await registerAccount(http, 'Install Crash Org');
-    ({ host, serverId } = await registerHost(http, admin, { allowCommands: true }));
   });
   afterAll(async () => {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-    await host?.close();
+    for (const host of hosts) await host.close();
     removeToolDirs();
     await ctx?.close();
   });
 
-  it('resumes on another worker without installing twice: the retry finds the tool installed and records it', async () => {
+  /** Starts an install of a 3 s command on a fresh worker process, kills that worker mid-install, and waits for the outcome on a second one. */
+  async function installThroughACrash(tasks: boolean) {
+    const { host, serverId } = await registerHost(http, admin, { allowCommands: true, tasks });
+    hosts.push(host);
     // The install takes 3 s on the host, which goes on after the worker that asked for it dies.
     const spec = versionFileTool('2.0.1', 3);
     const tool = await catalogEntry(ctx.orm, admin.organizationId, { ...spec, installCommand: `echo run >> ${spec.dir}/runs && ${spec.installCommand}` });
@@ -38,6 +39,11 @@ describe('a worker killed mid-install', () => {
     await http.post(`/api/tools/server/${serverId}/install`).auth(admin.accessToken, { type: 'bearer' }).send({ toolId: tool.id }).expect(202);
     await host.waitForCall('install_tool', (c) => c.args.name === tool.name, 30_000);
     expect(await waitForToolState(http, admin, serverId, tool.id, ['INSTALLING'])).toMatchObject({ status: 'INSTALLING' });
+    if (tasks) {
+      // Killed once the worker follows the task and its heartbeat (throttled to 1 s) carries the id.
+      await host.waitForTaskRequest('tasks/result', undefined, 30_000);
+      await new Promise((r) => setTimeout(r, 1200));
+    }
 
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
@@ -45,15 +51,31 @@ describe('a worker killed mid-install', () => {
     children.push(second);
 
     const state = await waitForToolState(http, admin, serverId, tool.id, ['INSTALLED', 'FAILED'], 60_000);
-    expect(state).toMatchObject({ status: 'INSTALLED', installedVersion: '2.0.1' });
-    // One install_tool ever sent, one run of the command on the host; the retry only asked.
     const calls = host.calls.filter((c) => c.args.name === tool.name).map((c) => c.tool);
-    expect(calls).toEqual(['install_tool', 'check_tool']);
-    expect(readFileSync(`${spec.dir}/runs`, 'utf8')).toBe('run\n');
-    const recorded = await ctx.orm.em.fork().find(AuditLog, { organization: admin.organizationId, action: 'server.tool_installed' });
-    expect(recorded.map((a) => a.changes)).toEqual([expect.objectContaining({ toolId: tool.id, version: '2.0.1', foundDoneOnRetry: true })]);
-
+    const runs = readFileSync(`${spec.dir}/runs`, 'utf8');
+    const recorded = await ctx.orm.em.fork().find(AuditLog, { organization: admin.organizationId, action: 'server.tool_installed', resourceId: serverId });
     second.kill('SIGTERM');
     await new Promise((r) => second.once('exit', r));
+    return { host, tool, state, calls, runs, recorded };
+  }
+
+  it('resumes on another worker without installing twice: the retry finds the tool installed and records it', async () => {
+    const { tool, state, calls, runs, recorded } = await installThroughACrash(false);
+    expect(state).toMatchObject({ status: 'INSTALLED', installedVersion: '2.0.1' });
+    // One install_tool ever sent, one run of the command on the host; the retry only asked.
+    expect(calls).toEqual(['install_tool', 'check_tool']);
+    expect(runs).toBe('run\n');
+    expect(recorded.map((a) => a.changes)).toEqual([expect.objectContaining({ toolId: tool.id, version: '2.0.1', foundDoneOnRetry: true })]);
+  }, 120_000);
+
+  it('on a task-capable host the retry follows the install task: one install_tool, one run of the command, the outcome from the task', async () => {
+    const { host, tool, state, calls, runs, recorded } = await installThroughACrash(true);
+    expect(state).toMatchObject({ status: 'INSTALLED', installedVersion: '2.0.1' });
+    // The retry did not ask first: it followed the task, then verified as after any install.
+    expect(calls).toEqual(['install_tool', 'check_tool']);
+    expect(runs).toBe('run\n');
+    expect(host.taskRequests.filter((r) => r.method === 'tasks/result').length).toBeGreaterThanOrEqual(2);
+    expect(recorded.map((a) => a.changes)).toEqual([expect.objectContaining({ toolId: tool.id, version: '2.0.1' })]);
+    expect(recorded[0]!.changes).not.toHaveProperty('foundDoneOnRetry');
   }, 120_000);
 });

@@ -119,3 +119,12 @@ export async function lastSeq(em: EntityManager, executionId: string): Promise<n
   return Number(row?.seq ?? 0);
 }
 
+
+/** The output the log holds so far, in order: a run that re-attaches to its task continues it instead of starting over. */
+export async function outputSoFar(em: EntityManager, executionId: string): Promise<string> {
+  const [row] = await em.execute<{ output: string | null }[]>(
+    "select string_agg(payload->>'output', '' order by seq) as output from execution_events where execution_id = ? and type = 'output'",
+    [executionId],
+  );
+  return row?.output ?? '';
+}

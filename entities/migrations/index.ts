@@ -5,6 +5,7 @@ import { Migration20261124022316_login_attempts } from './Migration2026112402231
 import { Migration20261129195249_rate_limits } from './Migration20261129195249_rate_limits';
 import { Migration20261129205640_tasks_and_tools } from './Migration20261129205640_tasks_and_tools';
 import { Migration20261129212731_task_runs } from './Migration20261129212731_task_runs';
+import { Migration20261129233558_mcp_task_id } from './Migration20261129233558_mcp_task_id';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261124020809_initial', class: Migration20261124020809_initial },
@@ -12,4 +13,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261129195249_rate_limits', class: Migration20261129195249_rate_limits },
   { name: 'Migration20261129205640_tasks_and_tools', class: Migration20261129205640_tasks_and_tools },
   { name: 'Migration20261129212731_task_runs', class: Migration20261129212731_task_runs },
+  { name: 'Migration20261129233558_mcp_task_id', class: Migration20261129233558_mcp_task_id },
 ];

@@ -60,7 +60,9 @@ export interface Permissions {
  * The agent's allowedTools as the CLI's permission rules: every granted program as
  * `Bash(<name>:*)`, or one rule per allowed command (`Bash(<name> <command>:*)`); blocked
  * commands as disallowed rules, which win in the CLI as they do in the host's own checks.
- * A string is a refusal: an entry no rule can say exactly.
+ * A string is a refusal: an entry no rule can say exactly. A tool granted with
+ * requiresApproval is disallowed whole: the CLI runs its commands itself, so the host could
+ * not ask before each one, and an approval gate that does not ask must not let them through.
  */
 export function permissionRules(scopes: readonly AllowedToolScope[], allowCommands: boolean): Permissions | string {
   const allowed: string[] = [...FILE_TOOLS];
@@ -70,6 +72,10 @@ export function permissionRules(scopes: readonly AllowedToolScope[], allowComman
     if (!SAFE_NAME.test(scope.name)) return `the tool name "${scope.name}" cannot be given to Claude Code as a permission rule`;
     for (const command of [...scope.allowedCommands, ...scope.blockedCommands]) {
       if (!SAFE_COMMAND.test(command)) return `the command "${command}" of ${scope.name} cannot be given to Claude Code as a permission rule`;
+    }
+    if (scope.requiresApproval) {
+      disallowed.push(`Bash(${scope.name}:*)`);
+      continue;
     }
     const words = (command: string) => command.trim().split(/\s+/).join(' ');
     if (scope.allowedCommands.length) allowed.push(...scope.allowedCommands.map((command) => `Bash(${scope.name} ${words(command)}:*)`));
@@ -148,7 +154,7 @@ export function cliEnvironment(workspace: string, hostEnv: NodeJS.ProcessEnv): N
 
 /** The programs the agent may run (the names of its granted tools), none when the host runs no commands. */
 export function programNames(scopes: readonly AllowedToolScope[], allowCommands: boolean): string[] {
-  return allowCommands ? scopes.map((scope) => scope.name) : [];
+  return allowCommands ? scopes.filter((scope) => !scope.requiresApproval).map((scope) => scope.name) : [];
 }
 
 /** The JSON value a final answer holds: all of it, or the content of a ```json fence in it. */

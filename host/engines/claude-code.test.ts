@@ -213,6 +213,11 @@ describe('the claude-code engine', () => {
     const git = { name: 'git', allowedCommands: [], blockedCommands: [] };
     expect(permissionRules([git], false)).toMatchObject({ disallowed: expect.arrayContaining(['Bash']) });
     expect(permissionRules([{ name: 'git),Bash(rm', allowedCommands: [], blockedCommands: [] }], true)).toMatch(/cannot be given to Claude Code/);
+    // The CLI runs commands itself, so the host cannot ask before each: a tool that needs approval is not given to it.
+    expect(permissionRules([{ ...git, requiresApproval: true }, { name: 'ls', allowedCommands: [], blockedCommands: [] }], true)).toEqual({
+      allowed: ['Read(./**)', 'Edit(./**)', 'Write(./**)', 'MultiEdit(./**)', 'NotebookEdit(./**)', 'TodoWrite', 'Bash(ls:*)'],
+      disallowed: ['WebFetch', 'WebSearch', 'Bash(git:*)'],
+    });
 
     const { bin, recorded } = await installStandIn({ transcript: 'partial.jsonl' });
     const host = await startHost(bin);

@@ -3,7 +3,11 @@
  * prompt, what the agent may run, its workspace, how to report) and it answers with an
  * EngineOutcome. Engines live beside this file and are chosen by name (index.ts).
  */
+import type { ElicitRequestFormParams, ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import type { ExecutePromptResult, HostEvent, AllowedToolScope } from '../../lib/host-contract';
+
+/** What the client answered to a question (ask), with the host's reason when the host answered for it. */
+export type AskAnswer = Pick<ElicitResult, 'action' | 'content'> & { reason?: string };
 
 /** What one command run by the agent came to (tool_call/output/tool_result are already emitted). */
 export type CommandRun =
@@ -35,6 +39,13 @@ export interface EngineRun {
    * its own ids.
    */
   runCommand(commandLine: string, options?: { toolCallId?: string; timeoutMs?: number }): Promise<CommandRun>;
+  /**
+   * Asks the person behind the client (MCP elicitation, form mode: a flat object schema of
+   * strings, numbers, booleans and enums) and waits for the answer; the wait does not count
+   * against the wall-time limit. A client that cannot answer gets `decline` with a reason; a
+   * run stopped while waiting gets `cancel`.
+   */
+  ask(message: string, requestedSchema: ElicitRequestFormParams['requestedSchema']): Promise<AskAnswer>;
   /** Aborts when the run must stop (cancel, host shutdown). */
   signal: AbortSignal;
   /** Per-run limits: wall time and total output bytes; the engine fails the run with a clear error past them. */

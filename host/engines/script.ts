@@ -1,11 +1,13 @@
 /**
  * The script engine (the library's default, for tests and benchmarks). There is no AI here: the
  * prompt's directives (`[steps:N]`, `[delay:MS]`, `[fail]`, `[throw]`, `[hang]`,
- * `[ignore-cancel]`, `[json]`, `[spec]{...}`, `[bytes:N]`, `[run:COMMAND]`) choose a script, so
+ * `[ignore-cancel]`, `[json]`, `[spec]{...}`, `[bytes:N]`, `[run:COMMAND]`, `[ask:TEXT]`,
+ * `[ask-bool:TEXT]`) choose a script, so
  * tests get a deterministic run that streams real MCP notifications. It reports only what it
  * does: a todo list of its own two steps and the prompt echoed back, prefixed "script engine: ";
  * no tool call or file change it did not make, and no tokensUsed (it uses no model).
- * `[run:...]` runs a real command, through the agent's allowed tools (../runner.ts). The
+ * `[run:...]` runs a real command, through the agent's allowed tools (../runner.ts); `[ask:...]`
+ * asks the client first (EngineRun.ask) and echoes the answer as output. The
  * engines that do work are the others (shell, openai, claude-code).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,6 +29,8 @@ export interface PromptDirectives {
   spec?: Record<string, unknown>;
   /** The command lines of `[run:...]`, in prompt order. */
   runs: string[];
+  /** The questions of `[ask:TEXT]` (a text answer) and `[ask-bool:TEXT]` (yes or no), in prompt order; absent when there are none. */
+  asks?: { text: string; kind: 'text' | 'bool' }[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -84,6 +88,10 @@ export function parseDirectives(prompt: string): PromptDirectives {
   const found: Omit<PromptDirectives, 'text'> = { fail: false, throw: false, hang: false, ignoreCancel: false, json: false, spec, runs: [] };
   text = text.replace(/[ \t]?\[run:([^\]\n]+)\]/g, (_match, command: string) => {
     found.runs.push(command.trim());
+    return '';
+  });
+  text = text.replace(/[ \t]?\[ask(-bool)?:([^\]\n]+)\]/g, (_match, bool: string | undefined, question: string) => {
+    (found.asks ??= []).push({ text: question.trim(), kind: bool ? 'bool' : 'text' });
     return '';
   });
   // A directive goes with the one space before it; the rest of the prompt keeps its spacing.
@@ -202,7 +210,37 @@ interface Playback {
  * each step's messages. Throws on `[throw]` and when stopped.
  */
 async function playScript(directives: PromptDirectives, run: EngineRun, playback: Playback): Promise<EngineOutcome> {
-  if (directives.runs.length) return playRuns(directives, run, playback.stop);
+  const answered = await playAsks(directives, run, playback.stop);
+  const outcome = await (directives.runs.length ? playRuns(directives, run, playback.stop) : playSteps(directives, run, playback));
+  // The answers are part of what the run printed.
+  return answered && outcome.ok ? { ok: true, result: { ...outcome.result, output: answered + outcome.result.output } } : outcome;
+}
+
+/** Asks the `[ask:...]` questions, one after the other, each answer echoed as an output chunk. */
+async function playAsks(directives: PromptDirectives, run: EngineRun, stop: AbortSignal): Promise<string> {
+  let output = '';
+  for (const question of directives.asks ?? []) {
+    if (stop.aborted) throw stopReason(stop);
+    const answer = await run.ask(question.text, question.kind === 'bool' ? YES_NO_SCHEMA : TEXT_ANSWER_SCHEMA);
+    if (stop.aborted) throw stopReason(stop);
+    const text = `${answerLine(question.text, answer)}\n`;
+    output += text;
+    await run.emit({ type: 'output', text });
+  }
+  return output;
+}
+
+const TEXT_ANSWER_SCHEMA = { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'] } as const satisfies Parameters<EngineRun['ask']>[1];
+const YES_NO_SCHEMA = { type: 'object', properties: { yes: { type: 'boolean' } }, required: ['yes'] } as const satisfies Parameters<EngineRun['ask']>[1];
+
+/** `asked "TEXT": accept {"answer":"..."}`, or the action and the host's reason. */
+export function answerLine(question: string, answer: Awaited<ReturnType<EngineRun['ask']>>): string {
+  const content = answer.content !== undefined ? ` ${JSON.stringify(answer.content)}` : '';
+  const reason = answer.reason !== undefined ? ` (${answer.reason})` : '';
+  return `asked "${question}": ${answer.action}${content}${reason}`;
+}
+
+async function playSteps(directives: PromptDirectives, run: EngineRun, playback: Playback): Promise<EngineOutcome> {
   const { stop } = playback;
   const delayMs = directives.delayMs ?? playback.stepDelayMs;
   const checkStop = () => {

@@ -1,0 +1,211 @@
+import { McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { McpConnection, ProgressListener } from '../lib/mcp-client';
+import { cancelTask, getTask, getTaskResult, isTaskNotFound, TERMINAL_TASK_STATUSES } from '../lib/mcp-tasks';
+
+/** The server does not know the task any more: whatever the run did, its outcome cannot be learnt. */
+export class TaskForgotten extends Error {
+  override name = 'TaskForgotten';
+  constructor(readonly taskId: string) {
+    super(`the server no longer knows task ${taskId} (expired, or the host restarted); the run's outcome is unknown`);
+  }
+}
+
+/** The task ended `cancelled` without mcp-fleet asking. */
+export class TaskCancelledByServer extends Error {
+  override name = 'TaskCancelledByServer';
+  constructor() {
+    super('the server cancelled the task');
+  }
+}
+
+export interface FollowOptions {
+  connection: McpConnection;
+  taskId: string;
+  /** Aborted when the run is cancelled: the task is then cancelled on the server too (best effort). */
+  signal: AbortSignal;
+  /** When the run's time is up (epoch ms). */
+  deadline: number;
+  /** Timeout of one short request (tasks/get, tasks/cancel). */
+  requestTimeoutMs: number;
+  /** The progress of the task's notifications (messages route by execution id, as for plain calls). */
+  onProgress: ProgressListener;
+  /** Extra key the task's progress may carry instead of the related-task meta (the progress token). */
+  progressToken?: string;
+  /** Liveness poll interval; default max(the task's pollInterval, 5 s). */
+  pollMs?: number;
+  /** How long a poll that sees the task terminal waits for `tasks/result` to return before asking again. */
+  graceMs?: number;
+  /** Told each time `tasks/result` is asked again, with why (the log's re-attach event). */
+  onResume?: (reason: string) => Promise<unknown>;
+}
+
+/** An SDK error that means the SSE stream of a pending request is gone, leaving the request hanging. */
+function isStreamLoss(error: Error): boolean {
+  return /SSE stream disconnected|Failed to reconnect SSE stream|terminated|other side closed|ECONNRESET|socket hang up/i.test(error.message);
+}
+
+const DEFAULT_POLL_MS = 5000;
+const MAX_RESUMES = 50;
+/** tasks/cancel is best effort: a cancel never waits long for a host that does not answer. */
+const CANCEL_TIMEOUT_MS = 5000;
+
+/**
+ * Waits for a task's outcome while its notifications stream in. `tasks/result` carries the
+ * events; a `tasks/get` poll beside it notices a task that ended while the result stream hangs
+ * (a dropped SSE stream does not reject its request) and a task the server forgot. Either way
+ * `tasks/result` is asked again on the same connection; a failed connection surfaces as an
+ * error for the pool to reconnect, and the caller follows the same task id again.
+ */
+export async function followTask(options: FollowOptions): Promise<CallToolResult> {
+  const { connection, taskId, signal } = options;
+  const client = connection.client;
+  const keys = [taskId, ...(options.progressToken ? [options.progressToken] : [])];
+  // A stream still delivering the task's events is alive, however long the task has been over.
+  const activity = { last: Date.now() };
+  const onProgress: ProgressListener = (...args) => {
+    activity.last = Date.now();
+    return options.onProgress(...args);
+  };
+  for (const key of keys) connection.progressListeners.set(key, onProgress);
+  try {
+    for (let resumes = 0; ; resumes++) {
+      signal.throwIfAborted();
+      const round = new AbortController();
+      const onAbort = () => round.abort(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      let verdict: 'resume' | TaskForgotten | undefined;
+      let resumeReason = '';
+      const resume = (why: 'resume' | TaskForgotten, reason = '') => {
+        if (verdict === undefined) resumeReason = reason;
+        verdict ??= why;
+        round.abort(new Error(typeof why === 'string' ? 'following the task again' : why.message));
+      };
+      const onStreamError = (error: Error) => {
+        if (isStreamLoss(error)) resume('resume', 'the result stream dropped');
+      };
+      connection.streamErrors.add(onStreamError);
+      const poller = pollLiveness(options, round.signal, resume, activity);
+      try {
+        const remaining = options.deadline - Date.now();
+        if (remaining <= 0) throw new Error('the run did not finish in time');
+        const result = await getTaskResult(client, taskId, { timeoutMs: remaining, signal: round.signal });
+        if (result.isError) await throwIfCancelledByServer(options);
+        return result;
+      } catch (error) {
+        if (signal.aborted) {
+          await cancelTask(client, taskId, Math.min(options.requestTimeoutMs, CANCEL_TIMEOUT_MS));
+          throw error;
+        }
+        if (verdict instanceof TaskForgotten || isTaskNotFound(error)) throw new TaskForgotten(taskId);
+        // A server without a result for a task it cancelled answers tasks/result with an error.
+        if (error instanceof McpError && verdict === undefined) await throwIfCancelledByServer(options);
+        if (verdict === 'resume' && resumes < MAX_RESUMES) {
+          await options.onResume?.(resumeReason);
+          continue;
+        }
+        throw error;
+      } finally {
+        round.abort();
+        signal.removeEventListener('abort', onAbort);
+        connection.streamErrors.delete(onStreamError);
+        await poller;
+      }
+    }
+  } finally {
+    for (const key of keys) if (connection.progressListeners.get(key) === onProgress) connection.progressListeners.delete(key);
+  }
+}
+
+async function throwIfCancelledByServer(options: FollowOptions): Promise<void> {
+  const task = await getTask(options.connection.client, options.taskId, { timeoutMs: options.requestTimeoutMs }).catch(() => undefined);
+  if (task?.status === 'cancelled') throw new TaskCancelledByServer();
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Polls `tasks/get` until `stop` aborts; calls `resume` when the result stream should be asked again. */
+async function pollLiveness(options: FollowOptions, stop: AbortSignal, resume: (why: 'resume' | TaskForgotten, reason?: string) => void, activity: { last: number }): Promise<void> {
+  let interval = options.pollMs ?? DEFAULT_POLL_MS;
+  while (!stop.aborted) {
+    await sleep(interval, stop);
+    if (stop.aborted) return;
+    try {
+      const task = await getTask(options.connection.client, options.taskId, { timeoutMs: options.requestTimeoutMs, signal: stop });
+      if (options.pollMs === undefined) interval = Math.max(task.pollInterval ?? 0, DEFAULT_POLL_MS);
+      if (TERMINAL_TASK_STATUSES.has(task.status)) {
+        // tasks/result should be returning now, once the events queued before the end are
+        // delivered; a stream that stays silent for the grace period is lost.
+        const graceMs = options.graceMs ?? 2000;
+        do await sleep(graceMs, stop);
+        while (!stop.aborted && Date.now() - activity.last < graceMs);
+        if (!stop.aborted) resume('resume', `the task is ${task.status} but its result did not arrive`);
+        return;
+      }
+    } catch (error) {
+      if (stop.aborted) return;
+      if (isTaskNotFound(error)) {
+        resume(new TaskForgotten(options.taskId));
+        return;
+      }
+      // Anything else (the connection) shows on tasks/result too.
+    }
+  }
+}
+
+/** The server's word on a task (forgotten, or cancelled by the server): final, never retried. */
+export function isTaskVerdict(error: unknown): error is TaskForgotten | TaskCancelledByServer {
+  return error instanceof TaskForgotten || error instanceof TaskCancelledByServer;
+}
+
+/** How long a task-backed run keeps trying to reach its server again before it fails. */
+export const RECONNECT_WINDOW_MS = 60_000;
+
+export interface ReattachOptions {
+  /** The run's task id, once known (before it, a failure is the plain call's: final). */
+  taskId: () => string | undefined;
+  cancelled: () => boolean;
+  deadline: number;
+  /** Told once per loss of the server (the log's re-attach event). */
+  onLost: (error: Error) => Promise<unknown>;
+  signal: AbortSignal;
+  windowMs?: number;
+}
+
+/**
+ * Runs `follow` again while the server of a started task cannot be reached (a restarting host,
+ * a dropped connection the pool could not replace at once): the task runs on without us, so
+ * the run re-attaches rather than fails. A server away for `windowMs` fails the run with the
+ * connection's reason; an attempt that followed for a while starts a new window.
+ */
+export async function reattaching<T>(follow: () => Promise<T>, options: ReattachOptions): Promise<T> {
+  const windowMs = options.windowMs ?? RECONNECT_WINDOW_MS;
+  let lostSince: number | undefined;
+  for (let tries = 0; ; tries++) {
+    const startedAt = Date.now();
+    try {
+      return await follow();
+    } catch (error) {
+      const failure = error as Error & { cause?: unknown };
+      if (!options.taskId() || options.cancelled() || isTaskVerdict(failure.cause) || isTaskVerdict(error) || failure.name !== 'ServerCallFailed') throw error;
+      const now = Date.now();
+      if (lostSince === undefined || now - startedAt > 10_000) {
+        lostSince = now;
+        tries = 0;
+        await options.onLost(failure);
+      }
+      if (now - lostSince > windowMs || now >= options.deadline) throw error;
+      await sleep(Math.min(500 * 2 ** tries, 5000), options.signal);
+    }
+  }
+}

@@ -1,0 +1,501 @@
+/**
+ * The reference host's MCP tasks (docs/host-protocol.md, "Tasks"): one store per host, shared
+ * by every session, behind the SDK's TaskStore interface. It differs from the SDK's
+ * InMemoryTaskStore where mcp-fleet needs it to:
+ *
+ * - sessionId is ignored: a client that reconnects (a new session, same bearer token) must
+ *   find its task again, or re-attaching after a dropped stream or a worker restart is impossible;
+ * - one task per (tool, executionId): a repeated task-augmented `tools/call` with the same
+ *   executionId returns the task already there instead of starting the run again;
+ * - every terminal state has a result (a cancelled task too), so `tasks/result` never errors
+ *   on a task it lists;
+ * - with a data dir, tasks outlive the process: one JSON file per task. A task still running
+ *   when the host went away is reported `failed` with RESTART_LOST, never `completed`;
+ * - `tasks/cancel` (which in the SDK only changes the status) aborts the run: cancelled()
+ *   listeners fire;
+ * - the host-wide queue of the notifications a running task sends (delivered by `tasks/result`,
+ *   in any session) and the pending input request of a task waiting for an answer.
+ *
+ * Tasks a plain (not task-augmented) call creates, because an `optional` tool always goes
+ * through createTask in the SDK, are "ephemeral": memory only, not listed, not deduplicated,
+ * dropped once their result has been read.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { CreateTaskOptions, TaskStore } from '@modelcontextprotocol/sdk/experimental/tasks/interfaces.js';
+import { isTerminal } from '@modelcontextprotocol/sdk/experimental/tasks/interfaces.js';
+import {
+  ErrorCode,
+  McpError,
+  RELATED_TASK_META_KEY,
+  type CallToolResult,
+  type ElicitRequestFormParams,
+  type JSONRPCNotification,
+  type Request,
+  type RequestId,
+  type Result,
+  type Task,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { AskAnswer } from './engines/engine';
+
+/** What a task the host lost reports: its work is gone, and nobody may take it for done. */
+export const RESTART_LOST = 'the agent host restarted while this run was in progress; its work was lost';
+
+/** Kept when the client asks for no TTL (or for none at all). */
+export const DEFAULT_TASK_TTL_MS = 24 * 60 * 60_000;
+/** No task is kept longer, whatever the client asks. */
+export const MAX_TASK_TTL_MS = 7 * 24 * 60 * 60_000;
+/** A plain call's task only carries its result back to the same call. */
+const EPHEMERAL_TTL_MS = 60_000;
+/** Above this many queued notifications a run waits for `tasks/result` to take some. */
+export const MAX_QUEUED = 1000;
+const SWEEP_EVERY_MS = 60_000;
+
+export type TaskStatus = Task['status'];
+
+/** An input request a task waits on: sent as elicitation/create on every `tasks/result` until answered. */
+export interface PendingInput {
+  seq: number;
+  params: ElicitRequestFormParams;
+}
+
+/** An answer, with why it was made by the host rather than the client when it was. */
+export type InputAnswer = AskAnswer;
+
+interface TaskRecord {
+  task: Task;
+  tool: string;
+  executionId?: string;
+  result?: Result;
+  pendingInput?: PendingInput;
+  /** Terminal tasks only: when it may be deleted (ms since epoch); null: never. */
+  expiresAt: number | null;
+  /** Created by a plain call: not persisted, listed or deduplicated. */
+  ephemeral: boolean;
+  /** The run has been started for it (createTask may return a task already running). */
+  started: boolean;
+}
+
+/** The file of one task: what a restarted host needs to answer for it. */
+interface TaskFile {
+  task: Task;
+  tool: string;
+  executionId?: string;
+  result?: Result;
+  pendingInput?: PendingInput;
+  expiresAt: number | null;
+}
+
+interface Waiting {
+  seq: number;
+  resolve(answer: InputAnswer): void;
+}
+
+export interface TaskStoreOptions {
+  /** Where tasks are kept across restarts (`<dataDir>/tasks/<taskId>.json`); none: memory only. */
+  dataDir?: string;
+  /** Suggested to clients between two tasks/get. */
+  pollIntervalMs?: number;
+}
+
+export class HostTaskStore implements TaskStore {
+  private readonly records = new Map<string, TaskRecord>();
+  /** `${tool}\n${executionId}` of task-mode runs → taskId. */
+  private readonly byExecution = new Map<string, string>();
+  private readonly queues = new Map<string, JSONRPCNotification[]>();
+  private readonly waiting = new Map<string, Waiting>();
+  private readonly changeListeners = new Map<string, Set<() => void>>();
+  private readonly cancelListeners = new Set<(taskId: string) => void>();
+  private readonly writes = new Map<string, Promise<void>>();
+  private readonly dir?: string;
+  private readonly pollIntervalMs: number;
+  private sweeper?: NodeJS.Timeout;
+  private inputSeq = 0;
+  /** Set at close(): what happens in memory afterwards (runs ending on shutdown) is not written. */
+  private frozen = false;
+
+  constructor(options: TaskStoreOptions = {}) {
+    this.dir = options.dataDir === undefined ? undefined : path.join(options.dataDir, 'tasks');
+    this.pollIntervalMs = options.pollIntervalMs ?? 100;
+  }
+
+  /**
+   * Loads the tasks of a previous run of the host. A task that was not terminal lost its run
+   * with the process: it becomes failed with RESTART_LOST. Expired files are deleted.
+   */
+  async open(): Promise<void> {
+    if (this.dir) {
+      await mkdir(this.dir, { recursive: true });
+      const now = Date.now();
+      for (const name of await readdir(this.dir)) {
+        const file = path.join(this.dir, name);
+        if (!name.endsWith('.json')) {
+          // A tmp file a crash left behind mid-write; the task's previous file is intact.
+          if (name.endsWith('.tmp')) await rm(file, { force: true });
+          continue;
+        }
+        let saved: TaskFile;
+        try {
+          saved = JSON.parse(await readFile(file, 'utf8')) as TaskFile;
+        } catch {
+          await rm(file, { force: true });
+          continue;
+        }
+        const record: TaskRecord = { ...saved, ephemeral: false, started: true };
+        if (!isTerminal(record.task.status)) {
+          this.finish(record, 'failed', lostResult(), RESTART_LOST);
+          delete record.pendingInput;
+        }
+        if (record.expiresAt !== null && record.expiresAt <= now) {
+          await rm(file, { force: true });
+          continue;
+        }
+        this.records.set(record.task.taskId, record);
+        if (record.executionId !== undefined) this.byExecution.set(executionKey(record.tool, record.executionId), record.task.taskId);
+        this.persist(record);
+      }
+      await this.flush();
+    }
+    this.sweeper = setInterval(() => void this.sweep(), SWEEP_EVERY_MS);
+    this.sweeper.unref();
+  }
+
+  /** Stops writing and sweeping; waits for the writes already started. */
+  async close(): Promise<void> {
+    this.frozen = true;
+    clearInterval(this.sweeper);
+    await this.flush();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // TaskStore (sessionId ignored throughout: see the file comment)
+  // -------------------------------------------------------------------------------------------
+
+  async createTask(params: CreateTaskOptions, _requestId: RequestId, request: Request, _sessionId?: string): Promise<Task> {
+    const callParams = (request.params ?? {}) as { name?: unknown; arguments?: Record<string, unknown>; task?: unknown };
+    const ephemeral = callParams.task === undefined;
+    const tool = typeof callParams.name === 'string' ? callParams.name : request.method;
+    const executionId = typeof callParams.arguments?.executionId === 'string' ? callParams.arguments.executionId : undefined;
+    if (!ephemeral && executionId !== undefined) {
+      const existing = this.live(this.byExecution.get(executionKey(tool, executionId)));
+      if (existing) return { ...existing.task };
+    }
+    const now = new Date().toISOString();
+    // null asks for no expiry at all: the cap is as far as the host goes.
+    const ttl = params.ttl === null ? MAX_TASK_TTL_MS : Math.min(params.ttl ?? DEFAULT_TASK_TTL_MS, MAX_TASK_TTL_MS);
+    const task: Task = {
+      taskId: randomUUID(),
+      status: 'working',
+      ttl: ephemeral ? EPHEMERAL_TTL_MS : ttl,
+      createdAt: now,
+      lastUpdatedAt: now,
+      pollInterval: params.pollInterval ?? this.pollIntervalMs,
+    };
+    const record: TaskRecord = { task, tool, ...(executionId !== undefined ? { executionId } : {}), expiresAt: null, ephemeral, started: false };
+    this.records.set(task.taskId, record);
+    if (!ephemeral && executionId !== undefined) this.byExecution.set(executionKey(tool, executionId), task.taskId);
+    this.persist(record);
+    // On disk before the client hears of it: a task it was told about survives a crash (as failed, if it was running).
+    await this.written(task.taskId);
+    return { ...task };
+  }
+
+  async getTask(taskId: string, _sessionId?: string): Promise<Task | null> {
+    const record = this.live(taskId);
+    return record ? { ...record.task } : null;
+  }
+
+  async storeTaskResult(taskId: string, status: 'completed' | 'failed', result: Result, _sessionId?: string): Promise<void> {
+    const record = this.live(taskId);
+    if (!record) throw new McpError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
+    // A cancelled task keeps its cancellation: the run's own end comes after it.
+    if (isTerminal(record.task.status)) return;
+    this.finish(record, status, result);
+    this.changed(record);
+    await this.written(taskId);
+  }
+
+  async getTaskResult(taskId: string, _sessionId?: string): Promise<Result> {
+    const record = this.live(taskId);
+    if (!record) throw new McpError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
+    if (!record.result) throw new McpError(ErrorCode.InvalidParams, `Task ${taskId} has no result yet (status ${record.task.status})`);
+    if (record.ephemeral) this.delete(taskId);
+    return record.result;
+  }
+
+  async updateTaskStatus(taskId: string, status: TaskStatus, statusMessage?: string, _sessionId?: string): Promise<void> {
+    const record = this.live(taskId);
+    if (!record) throw new McpError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
+    if (isTerminal(record.task.status)) return;
+    if (status === 'cancelled') {
+      const text = statusMessage ?? 'cancelled';
+      delete record.pendingInput;
+      this.finish(record, 'cancelled', { isError: true, content: [{ type: 'text', text }] } satisfies CallToolResult, text);
+      this.queues.delete(taskId);
+      this.answerWaiting(record, { action: 'cancel', reason: 'the task was cancelled' });
+      this.changed(record);
+      for (const listener of [...this.cancelListeners]) listener(taskId);
+      return;
+    }
+    if (status === 'completed' || status === 'failed') {
+      const text = statusMessage ?? status;
+      this.finish(record, status, { isError: status === 'failed', content: [{ type: 'text', text }] } satisfies CallToolResult, statusMessage);
+    } else {
+      record.task = { ...record.task, status, lastUpdatedAt: new Date().toISOString(), ...(statusMessage !== undefined ? { statusMessage } : {}) };
+    }
+    this.changed(record);
+  }
+
+  async listTasks(cursor?: string, _sessionId?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
+    const all = [...this.records.values()].filter((r) => !r.ephemeral && this.live(r.task.taskId));
+    const start = cursor === undefined ? 0 : Number(cursor);
+    if (!Number.isInteger(start) || start < 0) throw new Error(`invalid cursor ${cursor}`);
+    const page = all.slice(start, start + 100).map((r) => ({ ...r.task }));
+    return { tasks: page, ...(start + 100 < all.length ? { nextCursor: String(start + 100) } : {}) };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // What the host adds
+  // -------------------------------------------------------------------------------------------
+
+  /** Whether the task was created by a plain call (its run is the call itself). */
+  isEphemeral(taskId: string): boolean {
+    return this.records.get(taskId)?.ephemeral ?? false;
+  }
+
+  /** True once per task: the caller starts its run. False for a task returned again by the dedupe. */
+  claimRun(taskId: string): boolean {
+    const record = this.live(taskId);
+    if (!record || record.started || isTerminal(record.task.status)) return false;
+    record.started = true;
+    return true;
+  }
+
+  /** Called with the taskId whenever a task is cancelled (tasks/cancel). */
+  onCancelled(listener: (taskId: string) => void): () => void {
+    this.cancelListeners.add(listener);
+    return () => this.cancelListeners.delete(listener);
+  }
+
+  /**
+   * Queues a notification of a running task for the next `tasks/result`, with the related-task
+   * meta. Waits while the queue is full, so that a slow reader slows the run down instead of
+   * losing its events, unless `stop` has aborted.
+   */
+  async enqueue(taskId: string, notification: { method: string; params?: Record<string, unknown> }, stop?: AbortSignal): Promise<void> {
+    let queue = this.queues.get(taskId);
+    // A run being stopped (cancel, a limit, shutdown) is not held back: its last events go over the cap.
+    while (queue && queue.length >= MAX_QUEUED && !stop?.aborted && this.live(taskId) && !this.terminal(taskId)) {
+      await this.nextChange(taskId, 1000, stop);
+      queue = this.queues.get(taskId);
+    }
+    const record = this.live(taskId);
+    if (!record || isTerminal(record.task.status)) return;
+    if (!queue) this.queues.set(taskId, (queue = []));
+    const params = notification.params ?? {};
+    const meta = (params._meta ?? {}) as Record<string, unknown>;
+    queue.push({ jsonrpc: '2.0', method: notification.method, params: { ...params, _meta: { ...meta, [RELATED_TASK_META_KEY]: { taskId } } } });
+    this.changed(record);
+  }
+
+  /** The first queued notification, left in the queue until shift() (so a failed send loses nothing). */
+  peek(taskId: string): JSONRPCNotification | undefined {
+    return this.queues.get(taskId)?.[0];
+  }
+
+  shift(taskId: string): void {
+    const queue = this.queues.get(taskId);
+    queue?.shift();
+    if (queue && !queue.length) this.queues.delete(taskId);
+    // A run waiting for room goes on.
+    const record = this.records.get(taskId);
+    if (record) this.changed(record);
+  }
+
+  /**
+   * Asks the client a question for a task: the task is input_required, the question pending
+   * until an answer() for it (or the task ends: cancel). `expireAfterMs` answers `cancel` with
+   * a reason when nobody answers in time.
+   */
+  ask(taskId: string, params: ElicitRequestFormParams, options: { expireAfterMs?: number; signal?: AbortSignal } = {}): Promise<InputAnswer> {
+    const { expireAfterMs, signal } = options;
+    const record = this.live(taskId);
+    if (!record || isTerminal(record.task.status)) return Promise.resolve({ action: 'cancel', reason: 'the task has ended' });
+    const seq = ++this.inputSeq;
+    record.pendingInput = { seq, params };
+    // tasks/get shows what the task waits for.
+    record.task = { ...record.task, status: 'input_required', statusMessage: params.message, lastUpdatedAt: new Date().toISOString() };
+    this.persist(record);
+    this.changed(record);
+    return new Promise<InputAnswer>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      if (expireAfterMs !== undefined && Number.isFinite(expireAfterMs)) {
+        timer = setTimeout(() => this.answer(taskId, seq, { action: 'cancel', reason: `no answer within ${expireAfterMs} ms` }), expireAfterMs);
+        timer.unref();
+      }
+      const onAbort = () => this.answer(taskId, seq, { action: 'cancel', reason: 'the run was stopped' });
+      this.waiting.set(taskId, {
+        seq,
+        resolve: (answer) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          resolve(answer);
+        },
+      });
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** The question a task waits on, if it waits on one. */
+  pendingInput(taskId: string): PendingInput | undefined {
+    return this.live(taskId)?.pendingInput;
+  }
+
+  /** Delivers the answer to question `seq`; false when it is no longer pending (answered already, or the task ended). */
+  answer(taskId: string, seq: number, answer: InputAnswer): boolean {
+    const record = this.live(taskId);
+    if (!record || record.pendingInput?.seq !== seq) return false;
+    delete record.pendingInput;
+    if (!isTerminal(record.task.status)) {
+      const { statusMessage: _question, ...task } = record.task;
+      record.task = { ...task, status: 'working', lastUpdatedAt: new Date().toISOString() };
+    }
+    this.persist(record);
+    this.answerWaiting(record, answer, seq);
+    this.changed(record);
+    return true;
+  }
+
+  /** Resolves at the task's next change (status, result, queue, input), or after `maxMs`, or when `signal` aborts. */
+  nextChange(taskId: string, maxMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let listeners = this.changeListeners.get(taskId);
+      if (!listeners) this.changeListeners.set(taskId, (listeners = new Set()));
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        listeners.delete(done);
+        if (!listeners.size && this.changeListeners.get(taskId) === listeners) this.changeListeners.delete(taskId);
+        resolve();
+      };
+      const timer = setTimeout(done, maxMs);
+      listeners.add(done);
+      if (signal?.aborted) done();
+      else signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Settles once the writes of this task started so far are done. */
+  private async written(taskId: string): Promise<void> {
+    await this.writes.get(taskId);
+  }
+
+  /** Settles once every file write started so far is done. */
+  async flush(): Promise<void> {
+    await Promise.allSettled([...this.writes.values()]);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private terminal(taskId: string): boolean {
+    const record = this.records.get(taskId);
+    return record ? isTerminal(record.task.status) : true;
+  }
+
+  /** The record of a task that has not expired (an expired one is dropped on the way). */
+  private live(taskId: string | undefined): TaskRecord | undefined {
+    if (taskId === undefined) return undefined;
+    const record = this.records.get(taskId);
+    if (!record) return undefined;
+    if (record.expiresAt !== null && record.expiresAt <= Date.now()) {
+      this.delete(taskId);
+      return undefined;
+    }
+    return record;
+  }
+
+  private finish(record: TaskRecord, status: 'completed' | 'failed' | 'cancelled', result: Result, statusMessage?: string): void {
+    const now = Date.now();
+    record.task = { ...record.task, status, lastUpdatedAt: new Date(now).toISOString(), ...(statusMessage !== undefined ? { statusMessage } : {}) };
+    record.result = result;
+    // Like InMemoryTaskStore: a finished task is kept for its TTL from the moment it finished.
+    record.expiresAt = record.task.ttl === null ? null : now + record.task.ttl;
+    this.persist(record);
+  }
+
+  private answerWaiting(record: TaskRecord, answer: InputAnswer, seq?: number): void {
+    const waiting = this.waiting.get(record.task.taskId);
+    if (!waiting || (seq !== undefined && waiting.seq !== seq)) return;
+    this.waiting.delete(record.task.taskId);
+    if (seq === undefined) delete record.pendingInput;
+    waiting.resolve(answer);
+  }
+
+  private changed(record: TaskRecord): void {
+    const listeners = this.changeListeners.get(record.task.taskId);
+    if (!listeners) return;
+    for (const listener of [...listeners]) listener();
+  }
+
+  private delete(taskId: string): void {
+    const record = this.records.get(taskId);
+    if (!record) return;
+    this.records.delete(taskId);
+    this.queues.delete(taskId);
+    if (record.executionId !== undefined && this.byExecution.get(executionKey(record.tool, record.executionId)) === taskId) {
+      this.byExecution.delete(executionKey(record.tool, record.executionId));
+    }
+    if (!record.ephemeral && this.dir && !this.frozen) this.write(taskId, () => rm(this.fileOf(taskId), { force: true }));
+  }
+
+  private async sweep(): Promise<void> {
+    for (const taskId of [...this.records.keys()]) this.live(taskId);
+  }
+
+  private persist(record: TaskRecord): void {
+    if (record.ephemeral || !this.dir || this.frozen) return;
+    const saved: TaskFile = {
+      task: record.task,
+      tool: record.tool,
+      ...(record.executionId !== undefined ? { executionId: record.executionId } : {}),
+      ...(record.result ? { result: record.result } : {}),
+      ...(record.pendingInput ? { pendingInput: record.pendingInput } : {}),
+      expiresAt: record.expiresAt,
+    };
+    const text = JSON.stringify(saved);
+    const file = this.fileOf(record.task.taskId);
+    // tmp + rename: a crash mid-write leaves the previous state of the task, never half a file.
+    this.write(record.task.taskId, async () => {
+      const tmp = `${file}.${randomUUID()}.tmp`;
+      await writeFile(tmp, text);
+      await rename(tmp, file);
+    });
+  }
+
+  /** Writes of one task run one after the other, in the order of its changes. */
+  private write(taskId: string, work: () => Promise<void>): void {
+    const previous = this.writes.get(taskId) ?? Promise.resolve();
+    const next = previous.then(work).catch((error: unknown) => {
+      process.stderr.write(`agent host: could not write task ${taskId}: ${error instanceof Error ? error.message : String(error)}\n`);
+    });
+    this.writes.set(taskId, next);
+    void next.then(() => {
+      if (this.writes.get(taskId) === next) this.writes.delete(taskId);
+    });
+  }
+
+  private fileOf(taskId: string): string {
+    // taskIds are our own UUIDs; a file name is never built from a client's text.
+    return path.join(this.dir!, `${taskId}.json`);
+  }
+}
+
+function executionKey(tool: string, executionId: string): string {
+  return `${tool}\n${executionId}`;
+}
+
+function lostResult(): CallToolResult {
+  return { isError: true, content: [{ type: 'text', text: RESTART_LOST }] };
+}
