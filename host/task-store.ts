@@ -21,7 +21,6 @@
  * dropped once their result has been read.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CreateTaskOptions, TaskStore } from '@modelcontextprotocol/sdk/experimental/tasks/interfaces.js';
 import { isTerminal } from '@modelcontextprotocol/sdk/experimental/tasks/interfaces.js';
@@ -38,6 +37,7 @@ import {
   type Task,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { AskAnswer } from './engines/engine';
+import { TaskFiles, type TaskFile } from './task-files';
 
 /** What a task the host lost reports: its work is gone, and nobody may take it for done. */
 export const RESTART_LOST = 'the agent host restarted while this run was in progress; its work was lost';
@@ -77,16 +77,6 @@ interface TaskRecord {
   started: boolean;
 }
 
-/** The file of one task: what a restarted host needs to answer for it. */
-interface TaskFile {
-  task: Task;
-  tool: string;
-  executionId?: string;
-  result?: Result;
-  pendingInput?: PendingInput;
-  expiresAt: number | null;
-}
-
 interface Waiting {
   seq: number;
   resolve(answer: InputAnswer): void;
@@ -107,8 +97,7 @@ export class HostTaskStore implements TaskStore {
   private readonly waiting = new Map<string, Waiting>();
   private readonly changeListeners = new Map<string, Set<() => void>>();
   private readonly cancelListeners = new Set<(taskId: string) => void>();
-  private readonly writes = new Map<string, Promise<void>>();
-  private readonly dir?: string;
+  private readonly files?: TaskFiles;
   private readonly pollIntervalMs: number;
   private sweeper?: NodeJS.Timeout;
   private inputSeq = 0;
@@ -116,7 +105,7 @@ export class HostTaskStore implements TaskStore {
   private frozen = false;
 
   constructor(options: TaskStoreOptions = {}) {
-    this.dir = options.dataDir === undefined ? undefined : path.join(options.dataDir, 'tasks');
+    this.files = options.dataDir === undefined ? undefined : new TaskFiles(path.join(options.dataDir, 'tasks'));
     this.pollIntervalMs = options.pollIntervalMs ?? 100;
   }
 
@@ -125,30 +114,16 @@ export class HostTaskStore implements TaskStore {
    * with the process: it becomes failed with RESTART_LOST. Expired files are deleted.
    */
   async open(): Promise<void> {
-    if (this.dir) {
-      await mkdir(this.dir, { recursive: true });
+    if (this.files) {
       const now = Date.now();
-      for (const name of await readdir(this.dir)) {
-        const file = path.join(this.dir, name);
-        if (!name.endsWith('.json')) {
-          // A tmp file a crash left behind mid-write; the task's previous file is intact.
-          if (name.endsWith('.tmp')) await rm(file, { force: true });
-          continue;
-        }
-        let saved: TaskFile;
-        try {
-          saved = JSON.parse(await readFile(file, 'utf8')) as TaskFile;
-        } catch {
-          await rm(file, { force: true });
-          continue;
-        }
+      for (const saved of await this.files.load()) {
         const record: TaskRecord = { ...saved, ephemeral: false, started: true };
         if (!isTerminal(record.task.status)) {
           this.finish(record, 'failed', lostResult(), RESTART_LOST);
           delete record.pendingInput;
         }
         if (record.expiresAt !== null && record.expiresAt <= now) {
-          await rm(file, { force: true });
+          this.files.remove(record.task.taskId);
           continue;
         }
         this.records.set(record.task.taskId, record);
@@ -389,12 +364,12 @@ export class HostTaskStore implements TaskStore {
 
   /** Settles once the writes of this task started so far are done. */
   private async written(taskId: string): Promise<void> {
-    await this.writes.get(taskId);
+    await this.files?.written(taskId);
   }
 
   /** Settles once every file write started so far is done. */
   async flush(): Promise<void> {
-    await Promise.allSettled([...this.writes.values()]);
+    await this.files?.flush();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -447,7 +422,7 @@ export class HostTaskStore implements TaskStore {
     if (record.executionId !== undefined && this.byExecution.get(executionKey(record.tool, record.executionId)) === taskId) {
       this.byExecution.delete(executionKey(record.tool, record.executionId));
     }
-    if (!record.ephemeral && this.dir && !this.frozen) this.write(taskId, () => rm(this.fileOf(taskId), { force: true }));
+    if (!record.ephemeral && !this.frozen) this.files?.remove(taskId);
   }
 
   private async sweep(): Promise<void> {
@@ -455,7 +430,7 @@ export class HostTaskStore implements TaskStore {
   }
 
   private persist(record: TaskRecord): void {
-    if (record.ephemeral || !this.dir || this.frozen) return;
+    if (record.ephemeral || !this.files || this.frozen) return;
     const saved: TaskFile = {
       task: record.task,
       tool: record.tool,
@@ -464,31 +439,7 @@ export class HostTaskStore implements TaskStore {
       ...(record.pendingInput ? { pendingInput: record.pendingInput } : {}),
       expiresAt: record.expiresAt,
     };
-    const text = JSON.stringify(saved);
-    const file = this.fileOf(record.task.taskId);
-    // tmp + rename: a crash mid-write leaves the previous state of the task, never half a file.
-    this.write(record.task.taskId, async () => {
-      const tmp = `${file}.${randomUUID()}.tmp`;
-      await writeFile(tmp, text);
-      await rename(tmp, file);
-    });
-  }
-
-  /** Writes of one task run one after the other, in the order of its changes. */
-  private write(taskId: string, work: () => Promise<void>): void {
-    const previous = this.writes.get(taskId) ?? Promise.resolve();
-    const next = previous.then(work).catch((error: unknown) => {
-      process.stderr.write(`agent host: could not write task ${taskId}: ${error instanceof Error ? error.message : String(error)}\n`);
-    });
-    this.writes.set(taskId, next);
-    void next.then(() => {
-      if (this.writes.get(taskId) === next) this.writes.delete(taskId);
-    });
-  }
-
-  private fileOf(taskId: string): string {
-    // taskIds are our own UUIDs; a file name is never built from a client's text.
-    return path.join(this.dir!, `${taskId}.json`);
+    this.files.save(saved);
   }
 }
 
