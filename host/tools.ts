@@ -4,12 +4,11 @@
  * `execute_prompt` hands the prompt to the agent's engine (engines/) with what it may run
  * (runner.ts), its workspace (workspaces.ts) and the run's limits (run-guard.ts); the agent
  * tools keep an in-memory registry; the command tools run (shell.ts) only when the host allows commands.
+ * How each tool is served, as a plain call or as an MCP task, is tool-serving.ts.
  */
-import type { McpServer, ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CreateTaskRequestHandlerExtra } from '@modelcontextprotocol/sdk/experimental/tasks/interfaces.js';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import {
-  ElicitResultSchema,
   type CallToolResult,
   type ElicitRequestFormParams,
   type ProgressToken,
@@ -18,13 +17,14 @@ import {
   type ServerRequest,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { HostTaskStore, InputAnswer } from './task-store';
-import { allowedToolScopes, HOST_CONTRACT, HOST_TOOLS, type HostEvent, type HostMessage, type HostTool, type HostToolArgs, type HostToolResult } from '../lib/host-contract';
+import { allowedToolScopes, HOST_TOOLS, type HostEvent, type HostMessage, type HostTool, type HostToolArgs, type HostToolResult } from '../lib/host-contract';
 import type { Engine, EngineRun } from './engines/engine';
 import { RunGuard, type Limits } from './run-guard';
 import { commandRunner } from './runner';
 import { logEntry, parseVersion, runShell, tail } from './shell';
 import { ENGINE_NAMES, isEngineName } from './engines';
 import { ensureWorkspace, removeWorkspace } from './workspaces';
+import { register } from './tool-serving';
 
 export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -89,7 +89,7 @@ export interface ToolContext {
 
 type ToolHandler<T extends HostTool> = (args: HostToolArgs<T>, io: CallIo) => Promise<CallToolResult>;
 
-interface ToolDefinition<T extends HostTool> {
+export interface ToolDefinition<T extends HostTool> {
   description: string;
   handle: ToolHandler<T>;
   /** Offered as an MCP task too (execution.taskSupport 'optional'), when the host offers tasks. */
@@ -107,104 +107,11 @@ export function registerHostTools(mcp: McpServer, context: ToolContext): void {
   for (const name of HOST_TOOLS) register(mcp, name, tools[name], context);
 }
 
-function register<T extends HostTool>(mcp: McpServer, name: T, tool: ToolDefinition<T>, context: ToolContext): void {
-  const { args, result } = HOST_CONTRACT[name];
-  // The SDK parses the arguments with `args` before calling: the handler's type is that schema's,
-  // which TypeScript cannot follow through the table lookup.
-  const handle = tool.handle as unknown as (args: unknown, io: CallIo) => Promise<CallToolResult>;
-  const store = context.tasks;
-  if (!tool.task || !store) {
-    const callback = ((parsed: unknown, extra: ToolExtra) => handle(parsed, plainIo(mcp, extra, context.inputTimeoutMs))) as unknown as ToolCallback<typeof args>;
-    mcp.registerTool(name, { description: tool.description, inputSchema: args, outputSchema: result }, callback);
-    return;
-  }
-  // 'optional', not 'required': a client that knows nothing of tasks calls the tool as it always has.
-  mcp.experimental.tasks.registerToolTask(
-    name,
-    { description: tool.description, inputSchema: args, outputSchema: result, execution: { taskSupport: 'optional' } },
-    {
-      createTask: (async (parsed: unknown, extra: CreateTaskRequestHandlerExtra) => {
-        // The store reads the request itself: whether it asked for a task, and its executionId.
-        const created = await extra.taskStore.createTask({ ttl: extra.taskRequestedTtl });
-        const { taskId } = created;
-        if (store.isEphemeral(taskId)) {
-          // A plain call: the SDK polls the store for this task, which is over by the time it looks.
-          store.claimRun(taskId);
-          const outcome = await handle(parsed, plainIo(mcp, extra, context.inputTimeoutMs)).catch((error: unknown) => errorResult(errorText(error)));
-          await store.storeTaskResult(taskId, outcome.isError ? 'failed' : 'completed', outcome);
-          return { task: (await store.getTask(taskId)) ?? created };
-        }
-        if (store.claimRun(taskId)) runTask(store, taskId, parsed, extra, handle, mcp, context);
-        return { task: created };
-      }) as never,
-      getTask: (async (_args: unknown, extra: { taskId: string }) => {
-        const task = await store.getTask(extra.taskId);
-        if (!task) throw new Error(`Task not found: ${extra.taskId}`);
-        return task;
-      }) as never,
-      getTaskResult: (async (_args: unknown, extra: { taskId: string }) => store.getTaskResult(extra.taskId)) as never,
-    },
-  );
-}
-
-/** Starts a task's run in the background: its notifications go to the store's queue, tasks/cancel aborts it. */
-function runTask(
-  store: HostTaskStore,
-  taskId: string,
-  parsed: unknown,
-  extra: CreateTaskRequestHandlerExtra,
-  handle: (args: unknown, io: CallIo) => Promise<CallToolResult>,
-  mcp: McpServer,
-  context: ToolContext,
-): void {
-  const cancel = new AbortController();
-  const unsubscribe = store.onCancelled((id) => {
-    if (id === taskId) cancel.abort(new Error('cancelled'));
-  });
-  // Asked of the session that created the task: a client that cannot answer is not asked.
-  const canAsk = mcp.server.getClientCapabilities()?.elicitation !== undefined;
-  const progressToken = extra._meta?.progressToken;
-  const io: CallIo = {
-    requestId: extra.requestId,
-    signal: cancel.signal,
-    ...(progressToken !== undefined ? { progressToken } : {}),
-    notify: (notification, stop) => store.enqueue(taskId, notification, stop),
-    ask: (params, signal) =>
-      canAsk ? store.ask(taskId, params, { expireAfterMs: context.inputTimeoutMs, signal }) : Promise.resolve({ action: 'decline', reason: NO_ELICITATION }),
-  };
-  const run = handle(parsed, io)
-    .catch((error: unknown) => errorResult(errorText(error)))
-    .then((outcome) => store.storeTaskResult(taskId, outcome.isError ? 'failed' : 'completed', outcome))
-    .catch(() => undefined)
-    .finally(unsubscribe);
-  context.trackBackground(run);
-}
-
-/** A plain call's io: its own request's stream and signal. */
-function plainIo(mcp: McpServer, extra: ToolExtra, inputTimeoutMs: number): CallIo {
-  const progressToken = extra._meta?.progressToken;
-  return {
-    requestId: extra.requestId,
-    signal: extra.signal,
-    ...(progressToken !== undefined ? { progressToken } : {}),
-    notify: (notification) => extra.sendNotification(notification),
-    ask: async (params, signal) => {
-      if (mcp.server.getClientCapabilities()?.elicitation === undefined) return { action: 'decline', reason: NO_ELICITATION };
-      try {
-        const answer = await extra.sendRequest({ method: 'elicitation/create', params }, ElicitResultSchema, { signal, timeout: inputTimeoutMs });
-        return { action: answer.action, ...(answer.content !== undefined ? { content: answer.content } : {}) };
-      } catch (error) {
-        return { action: 'cancel', reason: signal.aborted ? 'the run was stopped' : `the question got no answer: ${errorText(error)}` };
-      }
-    },
-  };
-}
-
-function errorText(error: unknown): string {
+export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function errorResult(text: string, structuredContent?: Record<string, unknown>): CallToolResult {
+export function errorResult(text: string, structuredContent?: Record<string, unknown>): CallToolResult {
   return { isError: true, content: [{ type: 'text', text }], ...(structuredContent ? { structuredContent } : {}) };
 }
 
