@@ -62,13 +62,17 @@ export class PgListener {
     // After a loss, notifications that arrive with the LISTEN's answer wait until the catch-up
     // is queued: it covers older messages, and the caller may rely on their order.
     let held: [string, string][] | undefined = reconnecting ? [] : undefined;
+    // Once its connection has failed, a client delivers nothing more: what it might still
+    // read arrives before the catch-up and out of order; the catch-up covers it.
+    let failed = false;
     client.on('notification', (message) => {
-      if (!channels.includes(message.channel) || !message.payload) return;
+      if (failed || !channels.includes(message.channel) || !message.payload) return;
       const received: [string, string] = [message.channel, message.payload];
       if (held) held.push(received);
       else this.deliver(received);
     });
     client.on('error', (error) => {
+      failed = true;
       if (this.closed) return;
       this.lostAt = new Date();
       logger.warn({ err: error }, `${name} connection lost; reconnecting`);
