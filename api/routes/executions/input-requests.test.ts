@@ -84,7 +84,7 @@ describe('input requests: asking, answering, the inbox', () => {
     return execution;
   }
 
-  async function ask(executionId: string, question = QUESTION, taskId?: string): Promise<InputRequestOutcome> {
+  async function ask(executionId: string, question: { message: string; requestedSchema: Record<string, unknown> } = QUESTION, taskId?: string): Promise<InputRequestOutcome> {
     return requestInput(em(), { executionId, ...question, ...(taskId ? { taskId } : {}) }, ctx.config.executions.inputTimeoutMs);
   }
 
