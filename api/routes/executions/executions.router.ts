@@ -49,7 +49,7 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
       const auth = ctx.state.auth!;
       const agent = await loadAgent(em(), auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', agent);
-      const execution = await startExecution(deps, actorOf(ctx), { agent, prompt: body.prompt, context: body.context, trigger: ExecutionTrigger.API });
+      const execution = await startExecution(deps, actorOf(ctx), { agent, prompt: body.prompt, context: body.context, trigger: ExecutionTrigger.API, inputTimeoutMs: body.inputTimeoutMs });
       if (wantsEventStream(ctx)) return streamExecution(ctx, deps, execution.id, 0);
       ctx.status = 202;
       ctx.set('Location', `/api/executions/${execution.id}`);

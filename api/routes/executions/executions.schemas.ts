@@ -8,7 +8,17 @@ const ExecutionStatusSchema = z.enum(['QUEUED', 'RUNNING', 'WAITING_INPUT', 'COM
 export const Prompt = z.string().min(1, 'required').max(100_000, 'at most 100000 characters').refine((p) => p.trim().length > 0, 'must not be blank');
 
 export const ExecuteBody = z
-  .strictObject({ prompt: Prompt, context: z.record(z.string(), z.unknown()).optional() })
+  .strictObject({
+    prompt: Prompt,
+    context: z.record(z.string(), z.unknown()).optional(),
+    inputTimeoutMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(30 * 24 * 3600_000)
+      .optional()
+      .openapi({ description: "How long a question the run asks waits for an answer before the run ends TIMED_OUT (default: the server's INPUT_TIMEOUT_MS, 24 h)" }),
+  })
   .refine((b) => !b.context || JSON.stringify(b.context).length <= 100_000, { message: 'context is larger than 100 kB', path: ['context'] })
   .openapi('ExecuteRequest');
 
@@ -51,6 +61,7 @@ export const ExecutionOut = z
     retryOfId: z.uuid().nullable().openapi({ description: 'The attempt this run retries' }),
     scheduledFor: z.string().nullable().openapi({ description: "A task's occurrence: when the schedule meant it to start" }),
     toolName: z.string().nullable().openapi({ description: 'A `kind: tool` task\'s run: the tool called' }),
+    inputTimeoutMs: z.number().int().nullable().openapi({ description: "The run's own input timeout; null: the server's default" }),
   })
   .openapi('Execution');
 

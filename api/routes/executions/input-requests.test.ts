@@ -276,6 +276,30 @@ describe('input requests: asking, answering, the inbox', () => {
     expect((await em().findOneOrFail(Agent, solo.id)).status).toBe(AgentStatus.BUSY);
   });
 
+  it('a run may set its own input timeout (POST /agents/:id/execute inputTimeoutMs), which its questions expire by; the answer signals its workflow', async () => {
+    const setup = em();
+    const own = makeAgent(setup, makeServer(setup, setup.getReference(Organization, admin.organizationId)));
+    own.status = AgentStatus.ACTIVE;
+    await setup.flush();
+    const tooShort = await http.post(`/api/agents/${own.id}/execute`).set(as(operator)).send({ prompt: 'x', inputTimeoutMs: 10 }).expect(400);
+    expect(tooShort.body.error.details[0].path).toBe('body.inputTimeoutMs');
+    const started = await http.post(`/api/agents/${own.id}/execute`).set(as(operator)).send({ prompt: 'ask me', inputTimeoutMs: 5000 }).expect(202);
+    // No worker polls this context's queue: the run keeps its slot and never reaches a host.
+    closers.push(() => ctx.temporal.client.workflow.getHandle(started.body.workflowId).terminate('test over'));
+    const executionId = started.body.executionId as string;
+    expect((await http.get(`/api/executions/${executionId}`).set(as(viewer)).expect(200)).body).toMatchObject({ status: 'RUNNING', inputTimeoutMs: 5000 });
+    const before = Date.now();
+    const input = await pendingOf(executionId);
+    expect(input.expiresAt.getTime()).toBeGreaterThanOrEqual(before + 5000 - 50);
+    expect(input.expiresAt.getTime()).toBeLessThanOrEqual(Date.now() + 5000);
+
+    // The answer wakes the run's workflow with the inputAnswered signal.
+    await answer(executionId, { action: 'accept', content: { answer: 'ok', approve: true } }, operator).expect(200);
+    const history = await ctx.temporal.client.workflow.getHandle(started.body.workflowId).fetchHistory();
+    const signals = (history.events ?? []).flatMap((e) => (e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes] : []));
+    expect(signals.map((a) => a.signalName)).toEqual(['inputAnswered']);
+  });
+
   it('the organisation room hears agent:input_required with the question (and no other organisation does)', async () => {
     const connect = async (account: Account): Promise<FleetClient> => {
       const socket: FleetClient = connectSocket(api.url, { auth: { token: account.accessToken }, transports: ['websocket'], reconnection: false });
