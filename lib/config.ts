@@ -126,7 +126,8 @@ const envSchema = z.object({
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(1000),
 
   // How long a run's question (an input request) waits for a person's answer; a run may set its own.
-  INPUT_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(30 * 24 * 3600_000).default(24 * 3600_000),
+  // At most 14 days: the column is a 32-bit integer of ms.
+  INPUT_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(14 * 24 * 3600_000).default(24 * 3600_000),
 
   MCP_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),
   SERVER_DEGRADED_LATENCY_MS: z.coerce.number().int().min(1).default(2_000),

@@ -15,9 +15,9 @@ export const ExecuteBody = z
       .number()
       .int()
       .min(1000)
-      .max(30 * 24 * 3600_000)
+      .max(14 * 24 * 3600_000, 'at most 14 days')
       .optional()
-      .openapi({ description: "How long a question the run asks waits for an answer before the run ends TIMED_OUT (default: the server's INPUT_TIMEOUT_MS, 24 h)" }),
+      .openapi({ description: "How long a question the run asks waits for an answer before the run ends TIMED_OUT, 1 s to 14 days (default: the server's INPUT_TIMEOUT_MS, 24 h)" }),
   })
   .refine((b) => !b.context || JSON.stringify(b.context).length <= 100_000, { message: 'context is larger than 100 kB', path: ['context'] })
   .openapi('ExecuteRequest');

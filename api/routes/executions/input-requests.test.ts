@@ -283,6 +283,9 @@ describe('input requests: asking, answering, the inbox', () => {
     await setup.flush();
     const tooShort = await http.post(`/api/agents/${own.id}/execute`).set(as(operator)).send({ prompt: 'x', inputTimeoutMs: 10 }).expect(400);
     expect(tooShort.body.error.details[0].path).toBe('body.inputTimeoutMs');
+    // Beyond what the column holds (and 14 days).
+    const tooLong = await http.post(`/api/agents/${own.id}/execute`).set(as(operator)).send({ prompt: 'x', inputTimeoutMs: 2_589_065_398 }).expect(400);
+    expect(tooLong.body.error.details[0]).toMatchObject({ path: 'body.inputTimeoutMs', message: 'at most 14 days' });
     const started = await http.post(`/api/agents/${own.id}/execute`).set(as(operator)).send({ prompt: 'ask me', inputTimeoutMs: 5000 }).expect(202);
     // No worker polls this context's queue: the run keeps its slot and never reaches a host.
     closers.push(() => ctx.temporal.client.workflow.getHandle(started.body.workflowId).terminate('test over'));
