@@ -35,6 +35,12 @@ export const progressQuery = defineQuery<ProgressSnapshot>('progress');
 export const progressSignal = defineSignal<[ProgressSnapshot]>('progress');
 /** Sent by a finishing execution of the same agent: a slot may be free. */
 export const slotFreedSignal = defineSignal('slotFreed');
+/**
+ * Sent by the API once a person answered the run's pending input request (the row in
+ * execution_inputs is already ANSWERED: the database is the authority, the signal only wakes
+ * the workflow up).
+ */
+export const inputAnsweredSignal = defineSignal<[{ inputId: string }]>('inputAnswered');
 
 type FinalStatus = 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
 
