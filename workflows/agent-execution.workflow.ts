@@ -175,8 +175,7 @@ export async function agentExecution(executionId: string, options: AgentExecutio
       // The answer is in the row: the host asks again on the re-attached task, and gets it from there.
       outcome = await executePrompt(executionId);
     }
-    if (expired) result = { status: 'TIMED_OUT', error: inputTimeoutMessage(expired.timeoutMs) };
-    else if ('waitingInput' in outcome) throw new Error('unreachable');
+    if (expired || 'waitingInput' in outcome) result = { status: 'TIMED_OUT', error: inputTimeoutMessage((expired ?? waitingOn)!.timeoutMs) };
     else result = outcome.success ? { status: 'COMPLETED' } : { status: 'FAILED', error: outcome.error };
   } catch (error) {
     if (isCancellation(error)) result = { status: 'CANCELLED', error: 'cancelled by request' };
