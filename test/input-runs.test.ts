@@ -8,7 +8,7 @@ import { ServerToolStatus, type ToolDefinition } from '../entities';
 import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { activeAgent, registerHost, waitFor } from './fleet';
-import { createTestContext, startTestWorker, type TestContext } from './harness';
+import { createTestContext, spawnWorkerProcess, startTestWorker, type TestContext } from './harness';
 import { catalogEntry, setServerTool } from './tool-fixtures';
 
 const FINAL = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
@@ -122,6 +122,26 @@ describe('input requests on a live stack', () => {
     expect(await finished(id)).toMatchObject({ status: 'COMPLETED', output: expect.stringContaining('asked "Still there?": accept {"answer":"yes"}') });
     expect(promptCalls(host, id)).toBe(1);
   });
+
+  it('task host: the worker process is SIGKILLed while the run waits; the answer reaches the host through the next worker', async () => {
+    const { host, agent } = await hostWithAgent();
+    await worker!.stop();
+    worker = undefined;
+    const first = spawnWorkerProcess(ctx);
+    try {
+      const id = await run(agent.id, '[ask:After the crash?] done');
+      await waiting(id);
+      first.kill('SIGKILL');
+      await new Promise((r) => first.once('exit', r));
+      await answer(id, { action: 'accept', content: { answer: 'still here' } }).expect(200);
+      worker = await startTestWorker(ctx);
+      expect(await finished(id, 60_000)).toMatchObject({ status: 'COMPLETED', output: expect.stringContaining('asked "After the crash?": accept {"answer":"still here"}') });
+      expect(promptCalls(host, id)).toBe(1);
+    } finally {
+      if (first.exitCode === null) first.kill('SIGKILL');
+      worker ??= await startTestWorker(ctx);
+    }
+  }, 90_000);
 
   it('plain host: the worker holds the question until the answer', async () => {
     const { agent } = await hostWithAgent({ tasks: false });
