@@ -32,6 +32,8 @@ export interface PromptOutcome {
 /** A task-backed run's host asked a person something: the workflow waits for the answer, then runs `executePrompt` again. */
 export interface WaitingInput {
   waitingInput: InputWait;
+  /** The run's running time so far (waits excluded): the next segment gets the rest of the run's limit. */
+  runMsUsed: number;
 }
 
 export function createExecutionActivities(deps: ActivityDeps) {
@@ -72,6 +74,7 @@ export function createExecutionActivities(deps: ActivityDeps) {
      */
     async executePrompt(executionId: string): Promise<PromptOutcome | WaitingInput> {
       const ctx = Context.current();
+      const segmentStartedAt = Date.now();
       const attempt = ctx.info.attempt;
       const em = orm.em.fork() as EntityManager;
       const execution = await em.findOne(Execution, executionId, { populate: ['agent', 'agent.server', 'agent.server.masterTokenCiphertext'] });
@@ -183,8 +186,9 @@ export function createExecutionActivities(deps: ActivityDeps) {
       } catch (error) {
         await log.flush();
         if (waiting && pause.signal.aborted && !cancelled()) {
-          await orm.em.fork().nativeUpdate(Execution, { id: executionId }, { output: stream.output || undefined, todos: stream.state.todos });
-          return { waitingInput: waiting };
+          const runMsUsed = execution.runMsUsed + (Date.now() - segmentStartedAt);
+          await orm.em.fork().nativeUpdate(Execution, { id: executionId }, { output: stream.output || undefined, todos: stream.state.todos, runMsUsed });
+          return { waitingInput: waiting, runMsUsed };
         }
         if (unanswered) {
           await orm.em.fork().nativeUpdate(Execution, { id: executionId }, { output: stream.output || undefined, todos: stream.state.todos });

@@ -4,7 +4,7 @@
  * (the run waits durably: WAITING_INPUT, no activity) and on a plain host (the worker holds the
  * question).
  */
-import { ServerToolStatus, type ToolDefinition } from '../entities';
+import { Execution, ServerToolStatus, type ToolDefinition } from '../entities';
 import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { activeAgent, registerHost, waitFor } from './fleet';
@@ -77,6 +77,10 @@ describe('input requests on a live stack', () => {
     const id = await run(agent.id, '[ask:Which branch?] done');
     const asked = await waiting(id);
     expect(asked.pendingInput).toMatchObject({ message: 'Which branch?' });
+    // The activity stopped and recorded the running time so far; the wait itself is not counted.
+    const used = await waitFor(async () => (await ctx.orm.em.fork().findOneOrFail(Execution, id)).runMsUsed || undefined);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await ctx.orm.em.fork().findOneOrFail(Execution, id)).runMsUsed).toBe(used);
     await answer(id, { action: 'accept', content: { answer: 'main' } }).expect(200);
     const done = await finished(id);
     expect(done).toMatchObject({ status: 'COMPLETED', output: expect.stringContaining('asked "Which branch?": accept {"answer":"main"}') });

@@ -136,13 +136,17 @@ export async function agentExecution(executionId: string, options: AgentExecutio
     }
   }
 
-  const { executePrompt, executeToolCall } = proxyActivities<Activities>({
-    startToCloseTimeout: options.timeoutMs ?? 30 * 60_000,
-    heartbeatTimeout: '10s',
-    // A lost worker (heartbeat timeout) is retried with the same execution id; business
-    // failures are non-retryable ApplicationFailures.
-    retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: ['ExecutionFailed', 'ExecutionCancelled'] },
-  });
+  const limitMs = options.timeoutMs ?? 30 * 60_000;
+  /** The prompt's activity with what is left of the run's limit: waits for an answer do not count. */
+  const prompting = (usedMs: number) =>
+    proxyActivities<Activities>({
+      startToCloseTimeout: Math.max(1000, limitMs - usedMs),
+      heartbeatTimeout: '10s',
+      // A lost worker (heartbeat timeout) is retried with the same execution id; business
+      // failures are non-retryable ApplicationFailures.
+      retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: ['ExecutionFailed', 'ExecutionCancelled', 'InputTimedOut'] },
+    });
+  const { executePrompt, executeToolCall } = prompting(0);
 
   let result: AgentExecutionResult;
   /** The question a task-backed run waits on (no activity runs then), for a cancel to close it on the host. */
@@ -173,7 +177,7 @@ export async function agentExecution(executionId: string, options: AgentExecutio
       state = { ...state, status: 'RUNNING' };
       setCurrentDetails(summary(state));
       // The answer is in the row: the host asks again on the re-attached task, and gets it from there.
-      outcome = await executePrompt(executionId);
+      outcome = await prompting(outcome.runMsUsed).executePrompt(executionId);
     }
     if (expired || 'waitingInput' in outcome) result = { status: 'TIMED_OUT', error: inputTimeoutMessage((expired ?? waitingOn)!.timeoutMs) };
     else result = outcome.success ? { status: 'COMPLETED' } : { status: 'FAILED', error: outcome.error };
