@@ -88,12 +88,12 @@ describe('input requests on a live stack', () => {
     expect(host.taskRequests.filter((r) => r.method === 'tasks/result').length).toBeGreaterThanOrEqual(2);
   });
 
-  it('task host: a decline reaches the host as a decline', async () => {
+  it.each(['decline', 'cancel'])('task host: a %s reaches the host as such', async (action) => {
     const { agent } = await hostWithAgent();
     const id = await run(agent.id, '[ask:Deploy now?] done');
     await waiting(id);
-    await answer(id, { action: 'decline' }).expect(200);
-    expect(await finished(id)).toMatchObject({ status: 'COMPLETED', output: expect.stringContaining('asked "Deploy now?": decline') });
+    await answer(id, { action }).expect(200);
+    expect(await finished(id)).toMatchObject({ status: 'COMPLETED', output: expect.stringContaining(`asked "Deploy now?": ${action}`) });
   });
 
   it('task host: nobody answers within the input timeout: TIMED_OUT, and the task is cancelled on the host', async () => {
@@ -154,6 +154,27 @@ describe('input requests on a live stack', () => {
     await answer(id, { action: 'accept', content: { answer: 'v1' } }).expect(200);
     expect(await finished(id)).toMatchObject({ status: 'COMPLETED', output: expect.stringContaining('asked "Which tag?": accept {"answer":"v1"}') });
   });
+
+  it('plain host: the worker process is SIGKILLed while it holds the question; the retry runs the prompt again and gets the answer given meanwhile', async () => {
+    const { host, agent } = await hostWithAgent({ tasks: false });
+    await worker!.stop();
+    worker = undefined;
+    const first = spawnWorkerProcess(ctx);
+    try {
+      const id = await run(agent.id, '[ask:Which port?] done');
+      await waiting(id);
+      first.kill('SIGKILL');
+      await new Promise((r) => first.once('exit', r));
+      await answer(id, { action: 'accept', content: { answer: '8080' } }).expect(200);
+      worker = await startTestWorker(ctx);
+      expect(await finished(id, 60_000)).toMatchObject({ status: 'COMPLETED', output: expect.stringContaining('asked "Which port?": accept {"answer":"8080"}') });
+      // At least once: the plain call is lost with its worker and sent again.
+      expect(promptCalls(host, id)).toBe(2);
+    } finally {
+      if (first.exitCode === null) first.kill('SIGKILL');
+      worker ??= await startTestWorker(ctx);
+    }
+  }, 90_000);
 
   it('plain host: nobody answers within the input timeout: TIMED_OUT', async () => {
     const { agent } = await hostWithAgent({ tasks: false });
