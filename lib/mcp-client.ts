@@ -3,7 +3,17 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { ErrorCode, LoggingMessageNotificationSchema, McpError, ProgressNotificationSchema, type Implementation, type Progress } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ElicitRequestSchema,
+  ErrorCode,
+  LoggingMessageNotificationSchema,
+  McpError,
+  ProgressNotificationSchema,
+  type ElicitRequest,
+  type ElicitResult,
+  type Implementation,
+  type Progress,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from './logger';
 import { relatedTaskId } from './mcp-tasks';
 
@@ -19,6 +29,11 @@ export interface McpTarget {
 
 export type MessageListener = (data: Record<string, unknown>, level: string) => void;
 export type ProgressListener = (progress: Progress) => void;
+/** Answers a host's question (elicitation/create) for one run; `signal` aborts when the host withdraws it. */
+export type InputListener = (params: ElicitRequest['params'], context: { taskId?: string; signal: AbortSignal }) => Promise<ElicitResult>;
+
+/** Where a host names the run a question belongs to (docs/host-protocol.md, "Input requests"). */
+export const EXECUTION_META_KEY = 'io.mcp-fleet/executionId';
 
 export interface McpConnection {
   client: Client;
@@ -33,6 +48,12 @@ export interface McpConnection {
    * connection, where the SDK's own per-request handlers know nothing of it.
    */
   progressListeners: Map<string, ProgressListener>;
+  /**
+   * Who answers the host's questions, by execution id (and by task id for a task-backed run):
+   * a question is routed by its task, else by its `io.mcp-fleet/executionId` meta, else to the
+   * one run on the connection; anything else is declined.
+   */
+  inputListeners: Map<string, InputListener>;
   /** Told of every error the client reports outside a request (a dropped SSE stream leaves its request pending). */
   streamErrors: Set<(error: Error) => void>;
   /** Which tools the server runs as tasks; filled by one tools/list on first use (lib/mcp-tasks.ts). */
@@ -157,7 +178,8 @@ async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs:
     protocolVersion = version;
     setVersion?.(version);
   };
-  const client = new Client(CLIENT_INFO, { capabilities: {} });
+  // Form mode only: mcp-fleet relays a host's question to a person as a flat form (domain/runs/inputs.ts).
+  const client = new Client(CLIENT_INFO, { capabilities: { elicitation: { form: {} } } });
   const messageListeners = new Map<string, MessageListener>();
   client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
     const data = notification.params.data as Record<string, unknown> | undefined;
@@ -165,6 +187,7 @@ async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs:
     if (executionId) messageListeners.get(executionId)?.(data!, notification.params.level);
   });
   const progressListeners = routeTaskProgress(client);
+  const inputListeners = routeInputRequests(client);
   const streamErrors = new Set<(error: Error) => void>();
   client.onerror = (error) => {
     for (const listener of streamErrors) listener(error);
@@ -175,7 +198,7 @@ async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs:
     await client.close().catch(() => undefined);
     throw error;
   }
-  return { client, messageListeners, progressListeners, streamErrors, transport: kind, protocolVersion, serverInfo: client.getServerVersion(), fingerprint: fingerprint(target) };
+  return { client, messageListeners, progressListeners, inputListeners, streamErrors, transport: kind, protocolVersion, serverInfo: client.getServerVersion(), fingerprint: fingerprint(target) };
 }
 
 type NotificationHandler = (notification: unknown) => Promise<void> | void;
@@ -197,6 +220,33 @@ export function routeTaskProgress(client: Client): Map<string, ProgressListener>
     // A task's progress nobody follows (between two attempts) is dropped: the SDK would only report an unknown token.
     const listener = (taskId && listeners.get(taskId)) || (typeof progressToken === 'string' ? listeners.get(progressToken) : undefined);
     listener?.(progress as Progress);
+  });
+  return listeners;
+}
+
+/** The answer for a question nobody here can route: the host goes on without it. */
+const DECLINE: ElicitResult = { action: 'decline' };
+
+/**
+ * Installs the client's elicitation handler. A question carries its task (related-task meta,
+ * which the SDK hands over as `extra.taskId`) or its run (`io.mcp-fleet/executionId`); a host
+ * that names neither is routed to the single run it has on this connection (listeners are kept
+ * by execution id and task id, so one run may appear under two keys).
+ */
+export function routeInputRequests(client: Client): Map<string, InputListener> {
+  const listeners = new Map<string, InputListener>();
+  client.setRequestHandler(ElicitRequestSchema, async (request, extra) => {
+    const params = request.params;
+    const meta = (params as { _meta?: Record<string, unknown> })._meta;
+    const executionId = typeof meta?.[EXECUTION_META_KEY] === 'string' ? (meta[EXECUTION_META_KEY] as string) : undefined;
+    const taskId = extra.taskId ?? relatedTaskId(params);
+    let listener = (taskId && listeners.get(taskId)) || (executionId && listeners.get(executionId)) || undefined;
+    if (!listener && !taskId && !executionId) {
+      const distinct = new Set(listeners.values());
+      if (distinct.size === 1) listener = [...distinct][0];
+    }
+    if (!listener) return DECLINE;
+    return listener(params, { taskId, signal: extra.signal });
   });
   return listeners;
 }
