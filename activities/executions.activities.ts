@@ -15,6 +15,8 @@ import type { ActivityDeps } from './deps';
 import { PromptStream } from './prompt-stream';
 import { ServerCallFailed, serverGateway } from './server-gateway';
 import { followTask, isTaskVerdict, reattaching } from './task-follower';
+import { inputAnswerer, type InputWait } from './input-answerer';
+import { inputTimeoutMessage } from '../workflows/input-timeout';
 
 /** A task outlives its run's limit by this much, so the outcome of a run that just finished can still be fetched. */
 const TASK_TTL_MARGIN_MS = 3600_000;
@@ -25,6 +27,13 @@ export interface PromptOutcome {
   success: boolean;
   error?: string;
   tokensUsed?: number;
+}
+
+/** A task-backed run's host asked a person something: the workflow waits for the answer, then runs `executePrompt` again. */
+export interface WaitingInput {
+  waitingInput: InputWait;
+  /** The run's running time so far (waits excluded): the next segment gets the rest of the run's limit. */
+  runMsUsed: number;
 }
 
 export function createExecutionActivities(deps: ActivityDeps) {
@@ -63,8 +72,9 @@ export function createExecutionActivities(deps: ActivityDeps) {
      * (row and heartbeat) before waiting, and a later attempt re-attaches to it instead of
      * sending the prompt again (docs/executions.md, "Task-backed runs").
      */
-    async executePrompt(executionId: string): Promise<PromptOutcome> {
+    async executePrompt(executionId: string): Promise<PromptOutcome | WaitingInput> {
       const ctx = Context.current();
+      const segmentStartedAt = Date.now();
       const attempt = ctx.info.attempt;
       const em = orm.em.fork() as EntityManager;
       const execution = await em.findOne(Execution, executionId, { populate: ['agent', 'agent.server', 'agent.server.masterTokenCiphertext'] });
@@ -109,12 +119,31 @@ export function createExecutionActivities(deps: ActivityDeps) {
       const timeoutMs = Math.max(1000, Math.min(ctx.info.startToCloseTimeoutMs || 30 * 60_000, 24 * 3600_000));
       const deadline = Date.now() + timeoutMs;
       const requestTimeoutMs = deps.config.mcp.timeoutMs;
+      // A task's question ends this activity (the workflow waits durably); a plain call's is held here.
+      const pause = new AbortController();
+      let waiting: InputWait | undefined;
+      let unanswered: InputWait | undefined;
+      const answerer = inputAnswerer(deps, {
+        executionId,
+        signal: controller.signal,
+        deadline,
+        onWaiting: (wait) => {
+          waiting = wait;
+          pause.abort();
+        },
+        onExpired: (wait) => {
+          unanswered = wait;
+          controller.abort(new Error(inputTimeoutMessage(wait.timeoutMs)));
+        },
+      });
+      const stopped = () => cancelled() || pause.signal.aborted;
       const reattached = (reason: string) => log.append('status', { status: ExecutionStatus.RUNNING, data: { reattach: true, taskId, attempt, reason } });
       const attemptOnce = () =>
         gateway.withServer(
           agent.server,
           async ({ connection }) => {
             connection.messageListeners.set(executionId, stream.message);
+            connection.inputListeners.set(executionId, answerer);
             try {
               if (!taskId && (await runsAsTask(connection, 'execute_prompt', requestTimeoutMs))) {
                 const started = await startToolTask(connection.client, call, executionId, timeoutMs + TASK_TTL_MARGIN_MS, { timeoutMs: Math.min(requestTimeoutMs, TASK_CREATE_TIMEOUT_MS), signal: controller.signal });
@@ -125,7 +154,8 @@ export function createExecutionActivities(deps: ActivityDeps) {
                 beat(stream.state.seq);
               }
               if (taskId) {
-                return await followTask({ connection, taskId, signal: controller.signal, deadline, requestTimeoutMs, onProgress: stream.progress, progressToken: executionId, onResume: reattached });
+                connection.inputListeners.set(taskId, answerer);
+                return await followTask({ connection, taskId, signal: controller.signal, pause: pause.signal, deadline, requestTimeoutMs, onProgress: stream.progress, progressToken: executionId, onResume: reattached });
               }
               return (await connection.client.callTool(call, undefined, {
                 signal: controller.signal,
@@ -136,17 +166,18 @@ export function createExecutionActivities(deps: ActivityDeps) {
               })) as CallToolResult;
             } finally {
               connection.messageListeners.delete(executionId);
+              for (const key of [executionId, taskId]) if (key && connection.inputListeners.get(key) === answerer) connection.inputListeners.delete(key);
             }
           },
           // A timed-out prompt ran for the run's limit, not for one MCP request's. A task's
           // verdict is final; a dropped connection is reconnected once and the task followed again.
-          { timeoutMs, canRetry: (error) => !cancelled() && !isTaskVerdict(error) },
+          { timeoutMs, canRetry: (error) => !stopped() && !isTaskVerdict(error) },
         );
       let result: CallToolResult;
       try {
         result = await reattaching(attemptOnce, {
           taskId: () => taskId,
-          cancelled,
+          cancelled: stopped,
           deadline,
           onLost: (error) => reattached(`the connection to the server was lost (${error.message})`),
           signal: controller.signal,
@@ -154,6 +185,15 @@ export function createExecutionActivities(deps: ActivityDeps) {
         await log.flush();
       } catch (error) {
         await log.flush();
+        if (waiting && pause.signal.aborted && !cancelled()) {
+          const runMsUsed = execution.runMsUsed + (Date.now() - segmentStartedAt);
+          await orm.em.fork().nativeUpdate(Execution, { id: executionId }, { output: stream.output || undefined, todos: stream.state.todos, runMsUsed });
+          return { waitingInput: waiting, runMsUsed };
+        }
+        if (unanswered) {
+          await orm.em.fork().nativeUpdate(Execution, { id: executionId }, { output: stream.output || undefined, todos: stream.state.todos });
+          throw ApplicationFailure.nonRetryable(inputTimeoutMessage(unanswered.timeoutMs), 'InputTimedOut');
+        }
         if (cancelled()) {
           // Temporal's own cancellation, or the fast path from the cancel route: either way the
           // SDK has sent notifications/cancelled (and tasks/cancel for a task) to the host.

@@ -1,6 +1,7 @@
 import type { ActivityDeps } from './deps';
 import { createAgentActivities } from './agents.activities';
 import { createExecutionActivities } from './executions.activities';
+import { createInputActivities } from './inputs.activities';
 import { createServerActivities } from './servers.activities';
 import { createSystemActivities } from './system.activities';
 import { createToolActivities } from './tools.activities';
@@ -14,6 +15,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSystemActivities(deps),
     ...createServerActivities(deps),
     ...createExecutionActivities(deps),
+    ...createInputActivities(deps),
     ...createAgentActivities(deps),
     ...createToolActivities(deps),
     ...createTaskActivities(deps),

@@ -19,6 +19,25 @@ export class RunningExecutions {
     return true;
   }
 
+  private readonly inputWaiters = new Map<string, Set<() => void>>();
+
+  /** Calls `wake` when a question of the run is answered (the control channel's `input` notice); returns the unsubscribe. */
+  onInputAnswered(executionId: string, wake: () => void): () => void {
+    let waiters = this.inputWaiters.get(executionId);
+    if (!waiters) this.inputWaiters.set(executionId, (waiters = new Set()));
+    waiters.add(wake);
+    return () => {
+      waiters.delete(wake);
+      if (waiters.size === 0 && this.inputWaiters.get(executionId) === waiters) this.inputWaiters.delete(executionId);
+    };
+  }
+
+  inputAnswered(executionId: string): boolean {
+    const waiters = this.inputWaiters.get(executionId);
+    for (const wake of waiters ?? []) wake();
+    return Boolean(waiters?.size);
+  }
+
   get size(): number {
     return this.controllers.size;
   }

@@ -18,11 +18,21 @@ export class TaskCancelledByServer extends Error {
   }
 }
 
+/** Following stopped on purpose (`pause`): the task goes on at the host, nothing is cancelled. */
+export class FollowPaused extends Error {
+  override name = 'FollowPaused';
+  constructor() {
+    super('stopped following the task: it waits for an answer');
+  }
+}
+
 export interface FollowOptions {
   connection: McpConnection;
   taskId: string;
   /** Aborted when the run is cancelled: the task is then cancelled on the server too (best effort). */
   signal: AbortSignal;
+  /** Aborted to stop following without cancelling (the task waits for a person's answer). */
+  pause?: AbortSignal;
   /** When the run's time is up (epoch ms). */
   deadline: number;
   /** Timeout of one short request (tasks/get, tasks/cancel). */
@@ -70,9 +80,11 @@ export async function followTask(options: FollowOptions): Promise<CallToolResult
   try {
     for (let resumes = 0; ; resumes++) {
       signal.throwIfAborted();
+      if (options.pause?.aborted) throw new FollowPaused();
       const round = new AbortController();
       const onAbort = () => round.abort(signal.reason);
       signal.addEventListener('abort', onAbort, { once: true });
+      options.pause?.addEventListener('abort', onAbort, { once: true });
       let verdict: 'resume' | TaskForgotten | undefined;
       let resumeReason = '';
       const resume = (why: 'resume' | TaskForgotten, reason = '') => {
@@ -92,6 +104,7 @@ export async function followTask(options: FollowOptions): Promise<CallToolResult
         if (result.isError) await throwIfCancelledByServer(options);
         return result;
       } catch (error) {
+        if (options.pause?.aborted && !signal.aborted) throw new FollowPaused();
         if (signal.aborted) {
           await cancelTask(client, taskId, Math.min(options.requestTimeoutMs, CANCEL_TIMEOUT_MS));
           throw error;
@@ -107,6 +120,7 @@ export async function followTask(options: FollowOptions): Promise<CallToolResult
       } finally {
         round.abort();
         signal.removeEventListener('abort', onAbort);
+        options.pause?.removeEventListener('abort', onAbort);
         connection.streamErrors.delete(onStreamError);
         await poller;
       }

@@ -101,6 +101,7 @@ export function presentExecution(execution: Execution, detail = false) {
     retryOfId: execution.retryOf?.id ?? null,
     scheduledFor: execution.scheduledFor?.toISOString() ?? null,
     toolName: execution.toolName ?? null,
+    inputTimeoutMs: execution.inputTimeoutMs ?? null,
     ...(detail ? { output: execution.output ?? null, todos: execution.todos ?? [], result: execution.result ?? null, context: execution.context ?? null } : {}),
   };
 }

@@ -8,7 +8,7 @@ import { hashRefreshToken } from './auth/tokens';
 import { AppError } from '../domain/errors';
 
 /** What a route does, as far as its limits go: `<action>.<scope>` rules in `config.rateLimits`. */
-export type RateLimitAction = 'register' | 'refresh' | 'logout' | 'execute' | 'create-agent' | 'server-test' | 'tool-install' | 'save-task';
+export type RateLimitAction = 'register' | 'refresh' | 'logout' | 'execute' | 'create-agent' | 'server-test' | 'tool-install' | 'save-task' | 'answer-input';
 
 type Scope = 'ip' | 'user' | 'session';
 

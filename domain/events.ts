@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { AgentExecutionPayload, ServerToolPayload, SessionEndReason, TaskOccurrencePayload } from './realtime-types';
+import type { AgentExecutionPayload, InputRequiredPayload, ServerToolPayload, SessionEndReason, TaskOccurrencePayload } from './realtime-types';
 
 /**
  * One Postgres NOTIFY channel carries every live event; each API instance LISTENs and serves
@@ -68,12 +68,23 @@ export interface ServerToolEvent extends ServerToolPayload {
   organizationId: string;
 }
 
-export type FleetEvent = ServerStatusEvent | AgentStatusEvent | ExecutionEventNotice | SessionEndedEvent | TaskOccurrenceEvent | ServerToolEvent;
+/** A run asks a person something (domain/runs/inputs.ts `requestInput`); never carries an answer. */
+export interface InputRequiredEvent extends InputRequiredPayload {
+  type: 'agent:input_required';
+  organizationId: string;
+}
 
-/** Serialises an event for NOTIFY, dropping an execution event's payload when it is too large. */
+export type FleetEvent = ServerStatusEvent | AgentStatusEvent | ExecutionEventNotice | SessionEndedEvent | TaskOccurrenceEvent | ServerToolEvent | InputRequiredEvent;
+
+/**
+ * Serialises an event for NOTIFY. Too large: an execution event travels without its payload,
+ * a question with its message cut and without its schema (both stay readable from the API).
+ */
 export function encodeEvent(event: FleetEvent): string {
   const text = JSON.stringify(event);
-  if (Buffer.byteLength(text) <= NOTIFY_LIMIT_BYTES || event.type !== 'execution:event') return text;
+  if (Buffer.byteLength(text) <= NOTIFY_LIMIT_BYTES) return text;
+  if (event.type === 'agent:input_required') return JSON.stringify({ ...event, message: event.message.slice(0, 1000), requestedSchema: {}, truncated: true });
+  if (event.type !== 'execution:event') return text;
   const { payload: _dropped, ...idsOnly } = event;
   return JSON.stringify(idsOnly);
 }

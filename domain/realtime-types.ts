@@ -5,7 +5,12 @@
  */
 import type { TodoItem } from '../entities/execution.entity';
 
-export type ExecutionPhase = 'status' | 'output' | 'progress' | 'todo' | 'tool_call' | 'tool_result' | 'file_change';
+export type ExecutionPhase = 'status' | 'output' | 'progress' | 'todo' | 'tool_call' | 'tool_result' | 'file_change' | 'input_required' | 'input_answered';
+
+/** An `input_required` event's question, or an `input_answered` event's answer (never its content). */
+export type ExecutionInputEventData =
+  | { inputId: string; message: string; requestedSchema: Record<string, unknown>; expiresAt: string }
+  | { inputId: string; action: 'accept' | 'decline' | 'cancel'; answeredBy: string | null };
 
 export interface AgentStatusPayload {
   agentId: string;
@@ -37,6 +42,8 @@ export interface AgentExecutionPayload {
   progress?: { progress: number; total?: number; message?: string };
   /** Anything else the host sent with the event (file changes, error text, ...). */
   data?: Record<string, unknown>;
+  /** For `input_required` and `input_answered`. */
+  input?: ExecutionInputEventData;
   at: string;
 }
 
@@ -93,11 +100,32 @@ export interface ServerToolPayload {
   at: string;
 }
 
+/**
+ * A run asks a person something (to the agent's and the organisation's rooms): what a
+ * dashboard's inbox shows. Answer with `POST /api/executions/:executionId/input`.
+ */
+export interface InputRequiredPayload {
+  executionId: string;
+  agentId: string;
+  inputId: string;
+  message: string;
+  /** A flat JSON Schema (MCP elicitation, form mode): an object of string, number, integer, boolean or enum fields. */
+  requestedSchema: Record<string, unknown>;
+  expiresAt: string;
+  /**
+   * The question was too large for the live feed: `message` is cut and `requestedSchema` empty;
+   * `GET /api/executions/:executionId` has it whole (`pendingInput`).
+   */
+  truncated?: true;
+  at: string;
+}
+
 export interface ServerToClientEvents {
   'session:ended': (payload: SessionEndedPayload) => void;
   'agent:status': (payload: AgentStatusPayload) => void;
   'agent:todo': (payload: AgentTodoPayload) => void;
   'agent:execution': (payload: AgentExecutionPayload) => void;
+  'agent:input_required': (payload: InputRequiredPayload) => void;
   'server:status': (payload: ServerStatusPayload) => void;
   'server:tool': (payload: ServerToolPayload) => void;
   'execution:status': (payload: ExecutionStatusPayload) => void;
@@ -115,7 +143,7 @@ export interface ClientToServerEvents {
   'unsubscribe:server': (request: { serverId: string }, ack: Ack) => void;
   'subscribe:task': (request: { taskId: string }, ack: Ack) => void;
   'unsubscribe:task': (request: { taskId: string }, ack: Ack) => void;
-  /** The caller's whole organisation: statuses of agents, servers, runs, task occurrences, server tools. */
+  /** The caller's whole organisation: statuses of agents, servers, runs, task occurrences, server tools, input requests. */
   'subscribe:org': (request: Record<string, never>, ack: Ack) => void;
   'unsubscribe:org': (request: Record<string, never>, ack: Ack) => void;
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
 import type { SearchAttributePair } from '@temporalio/common';
 import { SearchAttributes } from '../lib/search-attributes';
-import { agentExecution, executionWorkflowId, progressQuery, progressSignal, type ProgressSnapshot } from '../workflows/agent-execution.workflow';
+import { agentExecution, executionWorkflowId, inputAnsweredSignal, progressQuery, progressSignal, type ProgressSnapshot } from '../workflows/agent-execution.workflow';
 import { agentProvision, agentProvisionWorkflowId } from '../workflows/agent-provision.workflow';
 import { agentRetire, agentRetireWorkflowId, type AgentRetireInput } from '../workflows/agent-retire.workflow';
 import { serverCheck, serverCheckWorkflowId, type ServerCheckInput } from '../workflows/server-check.workflow';
@@ -67,6 +67,11 @@ export async function queryProgress(temporal: TemporalAccess, executionId: strin
 
 export function signalProgress(temporal: Pick<TemporalAccess, 'client'>, executionId: string, snapshot: ProgressSnapshot): Promise<void> {
   return executionHandle(temporal, executionId).signal(progressSignal, snapshot);
+}
+
+/** Wakes a run waiting for input: its pending question was answered (the row says how). */
+export function signalInputAnswered(temporal: Pick<TemporalAccess, 'client'>, executionId: string, inputId: string): Promise<void> {
+  return executionHandle(temporal, executionId).signal(inputAnsweredSignal, { inputId });
 }
 
 export function startAgentProvision(temporal: TemporalAccess, run: { agentId: string; organizationId: string; serverId: string; validatedBy: string }) {

@@ -8,7 +8,7 @@ import { User } from './user.entity';
 /** What one agent may do with one tool; a subordinate never holds a tool its supervisor lacks. */
 @Entity({ tableName: 'agent_tool_permissions' })
 @Unique({ properties: ['agent', 'tool'] })
-export class AgentToolPermission extends BaseEntity<'canUse' | 'allowedCommands' | 'blockedCommands'> {
+export class AgentToolPermission extends BaseEntity<'canUse' | 'allowedCommands' | 'blockedCommands' | 'requiresApproval'> {
   @ManyToOne(() => Organization, { deleteRule: 'cascade', index: true })
   organization!: Organization;
 
@@ -26,6 +26,10 @@ export class AgentToolPermission extends BaseEntity<'canUse' | 'allowedCommands'
 
   @Property({ type: 'text[]', default: '{}' })
   blockedCommands: string[] = [];
+
+  /** The host asks a person (an input request) before each command of this tool, and runs it only when approved. */
+  @Property({ type: 'boolean', default: false })
+  requiresApproval: boolean = false;
 
   @ManyToOne(() => User, { nullable: true, deleteRule: 'set null' })
   grantedBy?: User;

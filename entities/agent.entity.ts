@@ -15,6 +15,8 @@ export enum AgentStatus {
   ACTIVE = 'ACTIVE',
   INACTIVE = 'INACTIVE',
   BUSY = 'BUSY',
+  /** Nothing of it runs, and at least one of its runs waits for a person's answer (it still takes new runs). */
+  WAITING_INPUT = 'WAITING_INPUT',
   ERROR = 'ERROR',
 }
 

@@ -12,6 +12,8 @@ import {
   Execution,
   ExecutionEvent,
   ExecutionEventType,
+  ExecutionInput,
+  ExecutionInputStatus,
   ExecutionStatus,
   ExecutionTrigger,
   McpServer,
@@ -117,6 +119,32 @@ describe('data model on a migrated PostgreSQL', () => {
     const e = orm.em.fork() as EntityManager;
     makeUser(e, e.getReference(Organization, org.id)).email = user.email;
     await expect(e.flush()).rejects.toBeInstanceOf(UniqueConstraintViolationException);
+  });
+
+  it('keeps one open question per run: one PENDING at a time, and an open request key only once (a delivered one may come again)', async () => {
+    const org = makeOrganization(em);
+    const agent = makeAgent(em, makeServer(em, org));
+    agent.status = AgentStatus.WAITING_INPUT;
+    const execution = em.create(Execution, { organization: org, agent, trigger: ExecutionTrigger.API, status: ExecutionStatus.WAITING_INPUT, inputTimeoutMs: 5000 });
+    const question = (status: ExecutionInputStatus, requestKey = 'k1') => ({ organization: org.id, execution: execution.id, requestKey, message: 'ok?', requestedSchema: { type: 'object', properties: {} }, status, expiresAt: new Date() });
+    em.create(ExecutionInput, question(ExecutionInputStatus.DELIVERED));
+    em.create(ExecutionInput, question(ExecutionInputStatus.PENDING));
+    em.create(ExecutionEvent, { execution, organization: org, seq: 1, type: ExecutionEventType.INPUT_REQUIRED, payload: {} });
+    await em.flush();
+    expect(await orm.em.fork().findOneOrFail(Execution, execution.id)).toMatchObject({ status: ExecutionStatus.WAITING_INPUT, inputTimeoutMs: 5000, runMsUsed: 0 });
+
+    for (const [status, key] of [
+      [ExecutionInputStatus.PENDING, 'k2'],
+      [ExecutionInputStatus.ANSWERED, 'k1'],
+    ] as const) {
+      const e = orm.em.fork() as EntityManager;
+      e.create(ExecutionInput, question(status, key));
+      await expect(e.flush()).rejects.toBeInstanceOf(UniqueConstraintViolationException);
+    }
+    const e = orm.em.fork() as EntityManager;
+    e.create(ExecutionInput, question(ExecutionInputStatus.EXPIRED));
+    await e.flush();
+    expect(await orm.em.fork().count(ExecutionInput, { execution: execution.id })).toBe(3);
   });
 
   it('keeps secrets out of serialisation: password hashes and master token ciphertext are hidden', async () => {

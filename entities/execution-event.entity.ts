@@ -11,6 +11,10 @@ export enum ExecutionEventType {
   TOOL_CALL = 'tool_call',
   TOOL_RESULT = 'tool_result',
   FILE_CHANGE = 'file_change',
+  /** The host asked a question (`input: {inputId, message, requestedSchema, expiresAt}`). */
+  INPUT_REQUIRED = 'input_required',
+  /** A person answered it (`input: {inputId, action, answeredBy}`; the content stays out of the log). */
+  INPUT_ANSWERED = 'input_answered',
 }
 
 /** Append-only replay log behind SSE and Socket.IO; `seq` is gapless per execution. */

@@ -16,6 +16,11 @@ export enum ExecutionTrigger {
 export enum ExecutionStatus {
   QUEUED = 'QUEUED',
   RUNNING = 'RUNNING',
+  /**
+   * The host asked a person something (an input request, domain/runs/inputs.ts) and the run
+   * waits for the answer. Not final, and it keeps its slot.
+   */
+  WAITING_INPUT = 'WAITING_INPUT',
   COMPLETED = 'COMPLETED',
   FAILED = 'FAILED',
   CANCELLED = 'CANCELLED',
@@ -32,6 +37,12 @@ export const FINAL_EXECUTION_STATUSES: readonly ExecutionStatus[] = [
   ExecutionStatus.SKIPPED,
 ];
 
+/** The runs that hold one of their agent's slots: counted against `maxConcurrency`. */
+export const SLOT_HOLDING_STATUSES: readonly ExecutionStatus[] = [ExecutionStatus.RUNNING, ExecutionStatus.WAITING_INPUT];
+
+/** The runs not yet ended: queued, running, or waiting for an answer. */
+export const LIVE_EXECUTION_STATUSES: readonly ExecutionStatus[] = [ExecutionStatus.QUEUED, ...SLOT_HOLDING_STATUSES];
+
 export interface TodoItem {
   id: string;
   content: string;
@@ -43,7 +54,7 @@ export interface TodoItem {
 @Index({ properties: ['organization', 'createdAt'] })
 @Index({ properties: ['agent', 'status', 'createdAt'] })
 @Index({ properties: ['task', 'createdAt'] })
-export class Execution extends BaseEntity<'status' | 'todos' | 'attempt'> {
+export class Execution extends BaseEntity<'status' | 'todos' | 'attempt' | 'runMsUsed'> {
   @ManyToOne(() => Organization, { deleteRule: 'cascade' })
   organization!: Organization;
 
@@ -137,4 +148,18 @@ export class Execution extends BaseEntity<'status' | 'todos' | 'attempt'> {
    */
   @Property({ type: 'string', length: 200, nullable: true })
   mcpTaskId?: string;
+
+  /**
+   * How long an input request of this run waits for its answer before the run ends TIMED_OUT;
+   * null: the configured default (`INPUT_TIMEOUT_MS`, 24 h).
+   */
+  @Property({ type: 'integer', nullable: true })
+  inputTimeoutMs?: number;
+
+  /**
+   * Running time used so far, in ms, recorded when the run starts waiting for input: waits do
+   * not count against the run's time limit, so a resumed segment gets what is left.
+   */
+  @Property({ type: 'integer', default: 0 })
+  runMsUsed: number = 0;
 }

@@ -3,6 +3,7 @@ import { AgentToolPermission } from './agent-tool-permission.entity';
 import { AuditLog } from './audit-log.entity';
 import { Execution } from './execution.entity';
 import { ExecutionEvent } from './execution-event.entity';
+import { ExecutionInput } from './execution-input.entity';
 import { LoginAttempt } from './login-attempt.entity';
 import { McpServer } from './mcp-server.entity';
 import { Organization } from './organization.entity';
@@ -19,6 +20,7 @@ export * from './audit-log.entity';
 export * from './base.entity';
 export * from './execution.entity';
 export * from './execution-event.entity';
+export * from './execution-input.entity';
 export * from './login-attempt.entity';
 export * from './mcp-server.entity';
 export * from './organization.entity';
@@ -38,6 +40,7 @@ export const ENTITIES = [
   Task,
   Execution,
   ExecutionEvent,
+  ExecutionInput,
   ToolDefinition,
   ServerTool,
   AgentToolPermission,

@@ -59,6 +59,9 @@ export const RATE_LIMIT_DEFAULTS = {
   'tool-install.ip': { limit: 60, windowSeconds: 60 },
   'save-task.user': { limit: 60, windowSeconds: 60 },
   'save-task.ip': { limit: 120, windowSeconds: 60 },
+  // An answer resumes a run on its host.
+  'answer-input.user': { limit: 60, windowSeconds: 60 },
+  'answer-input.ip': { limit: 120, windowSeconds: 60 },
 } as const satisfies Record<string, RateLimit>;
 
 export type RateLimitRule = keyof typeof RATE_LIMIT_DEFAULTS;
@@ -121,6 +124,10 @@ const envSchema = z.object({
   WORKFLOW_BUNDLE_PATH: optionalString,
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(500),
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(1000),
+
+  // How long a run's question (an input request) waits for a person's answer; a run may set its own.
+  // At most 14 days: the column is a 32-bit integer of ms.
+  INPUT_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(14 * 24 * 3600_000).default(24 * 3600_000),
 
   MCP_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),
   SERVER_DEGRADED_LATENCY_MS: z.coerce.number().int().min(1).default(2_000),
@@ -188,6 +195,8 @@ export interface Config {
   encryptionKeys: EncryptionKey[];
   /** Per-IP, per-user and per-login request limits, shared by every API instance through PostgreSQL. */
   rateLimits: RateLimits;
+  /** `inputTimeoutMs`: how long a run's input request waits for an answer unless the run sets its own. */
+  executions: { inputTimeoutMs: number };
 }
 
 export class ConfigError extends Error {
@@ -290,5 +299,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     encryptionKeys: encryptionKeys!,
     rateLimits: e.RATE_LIMITS,
+    executions: { inputTimeoutMs: e.INPUT_TIMEOUT_MS },
   };
 }

@@ -1,5 +1,8 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { McpClientPool } from './mcp-client';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { CLIENT_INFO, EXECUTION_META_KEY, McpClientPool, routeInputRequests, type InputListener } from './mcp-client';
 import { startCaptureServer } from '../test/capture-server';
 import { startMcpServer, type StreamableTestMcpServer } from '../test/mcp-servers';
 
@@ -134,6 +137,40 @@ describe('redirects', () => {
       expect(loop.requests).toHaveLength(6);
     } finally {
       await pool.closeAll();
+    }
+  });
+});
+
+describe('routeInputRequests: which run answers a host question', () => {
+  const schema = { type: 'object' as const, properties: { answer: { type: 'string' as const } }, required: ['answer'] };
+
+  async function pair() {
+    const server = new Server({ name: 'asking-host', version: '1.0.0' }, { capabilities: {} });
+    const client = new Client(CLIENT_INFO, { capabilities: { elicitation: { form: {} } } });
+    const listeners = routeInputRequests(client);
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
+    const ask = (meta?: Record<string, unknown>) => server.elicitInput({ message: 'Which?', requestedSchema: schema, ...(meta ? { _meta: meta } : {}) });
+    return { listeners, ask, close: () => Promise.all([client.close(), server.close()]) };
+  }
+
+  const answering = (answer: string): InputListener => async () => ({ action: 'accept', content: { answer } });
+
+  it('routes by the executionId meta, else to the only run on the connection, and declines what it cannot place', async () => {
+    const { listeners, ask, close } = await pair();
+    try {
+      const first = answering('first');
+      listeners.set('exec-1', first);
+      listeners.set('task-1', first);
+      expect(await ask()).toEqual({ action: 'accept', content: { answer: 'first' } });
+      listeners.set('exec-2', answering('second'));
+      expect(await ask({ [EXECUTION_META_KEY]: 'exec-2' })).toEqual({ action: 'accept', content: { answer: 'second' } });
+      expect(await ask({ [EXECUTION_META_KEY]: 'exec-9' })).toEqual({ action: 'decline' });
+      // Two runs and nothing naming either: nobody may guess.
+      expect(await ask()).toEqual({ action: 'decline' });
+      expect(await ask({ 'io.modelcontextprotocol/related-task': { taskId: 'task-1' } })).toEqual({ action: 'accept', content: { answer: 'first' } });
+    } finally {
+      await close();
     }
   });
 });

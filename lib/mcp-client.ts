@@ -3,9 +3,11 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { ErrorCode, LoggingMessageNotificationSchema, McpError, ProgressNotificationSchema, type Implementation, type Progress } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, LoggingMessageNotificationSchema, McpError, type Implementation } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from './logger';
-import { relatedTaskId } from './mcp-tasks';
+import { routeInputRequests, routeTaskProgress, type InputListener, type ProgressListener } from './mcp-routing';
+
+export { EXECUTION_META_KEY, routeInputRequests, routeTaskProgress, type InputListener, type ProgressListener } from './mcp-routing';
 
 export type McpTransportKind = 'streamable-http' | 'sse';
 
@@ -18,7 +20,6 @@ export interface McpTarget {
 }
 
 export type MessageListener = (data: Record<string, unknown>, level: string) => void;
-export type ProgressListener = (progress: Progress) => void;
 
 export interface McpConnection {
   client: Client;
@@ -33,6 +34,12 @@ export interface McpConnection {
    * connection, where the SDK's own per-request handlers know nothing of it.
    */
   progressListeners: Map<string, ProgressListener>;
+  /**
+   * Who answers the host's questions, by execution id (and by task id for a task-backed run):
+   * a question is routed by its task, else by its `io.mcp-fleet/executionId` meta, else to the
+   * one run on the connection; anything else is declined.
+   */
+  inputListeners: Map<string, InputListener>;
   /** Told of every error the client reports outside a request (a dropped SSE stream leaves its request pending). */
   streamErrors: Set<(error: Error) => void>;
   /** Which tools the server runs as tasks; filled by one tools/list on first use (lib/mcp-tasks.ts). */
@@ -157,7 +164,8 @@ async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs:
     protocolVersion = version;
     setVersion?.(version);
   };
-  const client = new Client(CLIENT_INFO, { capabilities: {} });
+  // Form mode only: mcp-fleet relays a host's question to a person as a flat form (domain/runs/inputs.ts).
+  const client = new Client(CLIENT_INFO, { capabilities: { elicitation: { form: {} } } });
   const messageListeners = new Map<string, MessageListener>();
   client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
     const data = notification.params.data as Record<string, unknown> | undefined;
@@ -165,6 +173,7 @@ async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs:
     if (executionId) messageListeners.get(executionId)?.(data!, notification.params.level);
   });
   const progressListeners = routeTaskProgress(client);
+  const inputListeners = routeInputRequests(client);
   const streamErrors = new Set<(error: Error) => void>();
   client.onerror = (error) => {
     for (const listener of streamErrors) listener(error);
@@ -175,30 +184,7 @@ async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs:
     await client.close().catch(() => undefined);
     throw error;
   }
-  return { client, messageListeners, progressListeners, streamErrors, transport: kind, protocolVersion, serverInfo: client.getServerVersion(), fingerprint: fingerprint(target) };
-}
-
-type NotificationHandler = (notification: unknown) => Promise<void> | void;
-
-/**
- * Installs the client's one progress handler. Progress of a task (related-task meta, or a string
- * token: mcp-fleet's task calls use the execution id) goes to `progressListeners`; any other
- * goes to the SDK's own handler, which serves plain calls' `onprogress` and resets their
- * timeouts. That handler is reached through a private field (pinned by mcp-client.test.ts):
- * should it vanish, only the progress events of plain calls are lost, never their messages.
- */
-export function routeTaskProgress(client: Client): Map<string, ProgressListener> {
-  const listeners = new Map<string, ProgressListener>();
-  const sdkHandler = (client as unknown as { _notificationHandlers?: Map<string, NotificationHandler> })._notificationHandlers?.get('notifications/progress');
-  client.setNotificationHandler(ProgressNotificationSchema, (notification) => {
-    const { progressToken, ...progress } = notification.params;
-    const taskId = relatedTaskId(notification.params);
-    if (taskId === undefined && typeof progressToken !== 'string') return sdkHandler?.(notification);
-    // A task's progress nobody follows (between two attempts) is dropped: the SDK would only report an unknown token.
-    const listener = (taskId && listeners.get(taskId)) || (typeof progressToken === 'string' ? listeners.get(progressToken) : undefined);
-    listener?.(progress as Progress);
-  });
-  return listeners;
+  return { client, messageListeners, progressListeners, inputListeners, streamErrors, transport: kind, protocolVersion, serverInfo: client.getServerVersion(), fingerprint: fingerprint(target) };
 }
 
 /**

@@ -2,10 +2,12 @@ import type { Logger } from '../lib/logger';
 import { PgListener } from '../lib/pg-listener';
 import type { RunningExecutions } from '../activities/running-executions';
 import { CONTROL_CHANNEL, type CancelCommand } from '../domain/runs/cancel';
+import type { InputCommand } from '../domain/runs/inputs';
 
 /**
  * The worker's end of the cancel fast path: one LISTEN connection on `fleet_control`; a cancel
- * aborts the execution if this process runs it. A cancel missed while the connection was down
+ * aborts the execution if this process runs it; an answered question wakes the plain call
+ * holding it (which also re-reads its row every 2 s, so a missed notice only delays it). A cancel missed while the connection was down
  * needs no catch-up: Temporal's cancellation reaches the activity on its next heartbeat.
  * Resolves once listening.
  */
@@ -17,10 +19,12 @@ export async function listenForControl(databaseUrl: string, running: RunningExec
     name: 'control channel',
     onNotification: (_channel, payload) => {
       try {
-        const command = JSON.parse(payload) as CancelCommand;
+        const command = JSON.parse(payload) as CancelCommand | InputCommand;
         if (command.type === 'cancel' && running.abort(command.executionId, 'cancelled by request')) {
           logger.info({ executionId: command.executionId }, 'execution aborted by cancel request');
         }
+        // A plain call's question held by this process: its answer is in the database now.
+        if (command.type === 'input') running.inputAnswered(command.executionId);
       } catch (error) {
         logger.warn({ err: error }, 'unreadable control message');
       }

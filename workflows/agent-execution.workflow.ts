@@ -14,6 +14,8 @@ import {
   TimeoutFailure,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { InputWait } from '../activities/input-answerer';
+import { inputTimeoutMessage } from './input-timeout';
 import type { TodoItem } from '../lib/host-contract';
 
 /** What the `progress` query answers and the running activity signals: the run as a viewer sees it. */
@@ -35,6 +37,12 @@ export const progressQuery = defineQuery<ProgressSnapshot>('progress');
 export const progressSignal = defineSignal<[ProgressSnapshot]>('progress');
 /** Sent by a finishing execution of the same agent: a slot may be free. */
 export const slotFreedSignal = defineSignal('slotFreed');
+/**
+ * Sent by the API once a person answered the run's pending input request (the row in
+ * execution_inputs is already ANSWERED: the database is the authority, the signal only wakes
+ * the workflow up).
+ */
+export const inputAnsweredSignal = defineSignal<[{ inputId: string }]>('inputAnswered');
 
 type FinalStatus = 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
 
@@ -60,6 +68,14 @@ const { acquireSlot } = proxyLocalActivities<Activities>({
 
 /** Re-checks the queue now and then, in case a wake-up signal was lost. */
 const QUEUE_RECHECK = '30s';
+/** Re-reads a waiting run's question now and then, in case the answer's signal was lost. */
+const INPUT_RECHECK_MS = 5 * 60_000;
+
+/** The waiting run's side activities: short database work, and one best-effort tasks/cancel. */
+const { inputStatus, expireRunInput, cancelRemoteTask } = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', maximumInterval: '10s', maximumAttempts: 5 },
+});
 
 function failureMessage(error: unknown): string {
   let current: unknown = error;
@@ -101,16 +117,40 @@ export async function agentExecution(executionId: string, options: AgentExecutio
   setHandler(slotFreedSignal, () => {
     woken = true;
   });
-
-  const { executePrompt, executeToolCall } = proxyActivities<Activities>({
-    startToCloseTimeout: options.timeoutMs ?? 30 * 60_000,
-    heartbeatTimeout: '10s',
-    // A lost worker (heartbeat timeout) is retried with the same execution id; business
-    // failures are non-retryable ApplicationFailures.
-    retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: ['ExecutionFailed', 'ExecutionCancelled'] },
+  const answered = new Set<string>();
+  setHandler(inputAnsweredSignal, ({ inputId }) => {
+    answered.add(inputId);
   });
 
+  /** Waits for a person's answer (signal, or the row re-read): true when answered, false when the input timeout passed. */
+  async function answerOf(wait: InputWait): Promise<boolean> {
+    for (;;) {
+      const left = wait.expiresAt - Date.now();
+      if (left <= 0) {
+        if ((await expireRunInput(wait.inputId)).expired) return false;
+        return true;
+      }
+      if (await condition(() => answered.has(wait.inputId), Math.min(left, INPUT_RECHECK_MS))) return true;
+      const status = await inputStatus(wait.inputId);
+      if (status !== 'PENDING') return status !== 'EXPIRED';
+    }
+  }
+
+  const limitMs = options.timeoutMs ?? 30 * 60_000;
+  /** The prompt's activity with what is left of the run's limit: waits for an answer do not count. */
+  const prompting = (usedMs: number) =>
+    proxyActivities<Activities>({
+      startToCloseTimeout: Math.max(1000, limitMs - usedMs),
+      heartbeatTimeout: '10s',
+      // A lost worker (heartbeat timeout) is retried with the same execution id; business
+      // failures are non-retryable ApplicationFailures.
+      retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: ['ExecutionFailed', 'ExecutionCancelled', 'InputTimedOut'] },
+    });
+  const { executePrompt, executeToolCall } = prompting(0);
+
   let result: AgentExecutionResult;
+  /** The question a task-backed run waits on (no activity runs then), for a cancel to close it on the host. */
+  let waitingOn: InputWait | undefined;
   try {
     setCurrentDetails(summary(state));
     for (;;) {
@@ -123,16 +163,35 @@ export async function agentExecution(executionId: string, options: AgentExecutio
     }
     state = { ...state, status: 'RUNNING' };
     setCurrentDetails(summary(state));
-    const outcome = await (options.tool ? executeToolCall : executePrompt)(executionId);
-    result = outcome.success ? { status: 'COMPLETED' } : { status: 'FAILED', error: outcome.error };
+    let outcome = await (options.tool ? executeToolCall : executePrompt)(executionId);
+    let expired: InputWait | undefined;
+    while ('waitingInput' in outcome) {
+      waitingOn = outcome.waitingInput;
+      state = { ...state, status: 'WAITING_INPUT' };
+      setCurrentDetails(`**WAITING_INPUT** · ${waitingOn.message}${waitingOn.fields.length ? ` (${waitingOn.fields.join(', ')})` : ''}`);
+      if (!(await answerOf(waitingOn))) {
+        expired = waitingOn;
+        break;
+      }
+      waitingOn = undefined;
+      state = { ...state, status: 'RUNNING' };
+      setCurrentDetails(summary(state));
+      // The answer is in the row: the host asks again on the re-attached task, and gets it from there.
+      outcome = await prompting(outcome.runMsUsed).executePrompt(executionId);
+    }
+    if (expired || 'waitingInput' in outcome) result = { status: 'TIMED_OUT', error: inputTimeoutMessage((expired ?? waitingOn)!.timeoutMs) };
+    else result = outcome.success ? { status: 'COMPLETED' } : { status: 'FAILED', error: outcome.error };
   } catch (error) {
     if (isCancellation(error)) result = { status: 'CANCELLED', error: 'cancelled by request' };
     else if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'ExecutionCancelled') result = { status: 'CANCELLED', error: 'cancelled by request' };
+    else if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'InputTimedOut') result = { status: 'TIMED_OUT', error: error.cause.message };
     else if (error instanceof ActivityFailure && error.cause instanceof TimeoutFailure) result = { status: 'TIMED_OUT', error: `the run did not finish in time (${error.cause.message})` };
     else result = { status: 'FAILED', error: failureMessage(error) };
   }
 
   await CancellationScope.nonCancellable(async () => {
+    // Nothing follows the task while it waits: stop it on the host, or it would wait there for its TTL.
+    if (waitingOn || result.status === 'TIMED_OUT') await cancelRemoteTask(executionId).catch(() => false);
     const next = await finishExecution(executionId, result);
     for (const id of next) {
       await getExternalWorkflowHandle(executionWorkflowId(id))

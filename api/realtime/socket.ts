@@ -142,7 +142,7 @@ export function attachSocketServer(server: http.Server, deps: AppDeps & { events
       void (async () => {
         for (const socket of [...io.sockets.sockets.values()]) if (socket.connected) await check(socket).catch(() => undefined);
       })();
-    } else if (event.type === 'agent:status' || event.type === 'server:status' || event.type === 'server:tool' || event.type === 'task:occurrence') {
+    } else if (event.type === 'agent:status' || event.type === 'server:status' || event.type === 'server:tool' || event.type === 'task:occurrence' || event.type === 'agent:input_required') {
       // Status events go to the room of what they are about and to the organisation's room.
       const { type, organizationId, ...payload } = event;
       const about = 'agentId' in event ? room.agent(event.agentId) : 'taskId' in event ? room.task(event.taskId) : room.server(event.serverId);

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { Agent, AgentRole, AgentStatus, Execution, ExecutionStatus, type McpServer, Organization, User } from '../../entities';
+import { Agent, AgentRole, AgentStatus, Execution, LIVE_EXECUTION_STATUSES, type McpServer, Organization, User } from '../../entities';
 import type { Logger } from '../../lib/logger';
 import type { AgentRetireInput } from '../../workflows/agent-retire.workflow';
 import type { Actor } from '../actor';
@@ -123,8 +123,8 @@ function mayBeOnServer(agent: Agent): boolean {
  * `retireFromServer` needs once the transaction has committed, when the server may hold the agent.
  */
 export async function deleteAgent(tx: EntityManager, actor: Actor, agent: Agent): Promise<AgentRetireInput | undefined> {
-  const active = await tx.count(Execution, { agent, status: { $in: [ExecutionStatus.QUEUED, ExecutionStatus.RUNNING] } });
-  if (active > 0) throw AppError.conflict('agent_busy', `The agent has ${active} queued or running execution(s); cancel them first`, { executions: active });
+  const active = await tx.count(Execution, { agent, status: { $in: [...LIVE_EXECUTION_STATUSES] } });
+  if (active > 0) throw AppError.conflict('agent_busy', `The agent has ${active} queued, running or waiting execution(s); cancel them first`, { executions: active });
   const newSupervisor = agent.supervisor?.id ?? null;
   const moved = await tx.nativeUpdate(Agent, { supervisor: agent.id }, { supervisor: newSupervisor });
   // Subordinates this unit of work already holds still point at the agent in memory, and the

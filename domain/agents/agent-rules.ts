@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentRole, AgentStatus } from '../../entities';
+import { isRunnable } from '../runs/slots';
 import { AppError, fieldError } from '../errors';
 import { supervisorChainIncludes } from './agent-queries';
 
@@ -38,7 +39,7 @@ export function assertMasterUnsupervised(role: AgentRole, hasSupervisor: boolean
 export async function runnableMasterOf(em: EntityManager, serverId: string): Promise<Agent> {
   const master = await em.findOne(Agent, { server: serverId, role: AgentRole.MASTER });
   if (!master) throw AppError.conflict('no_master', 'This server has no MASTER agent');
-  if (master.status !== AgentStatus.ACTIVE && master.status !== AgentStatus.BUSY) throw AppError.conflict('agent_not_active', `The server's MASTER agent is ${master.status}`);
+  if (!isRunnable(master.status)) throw AppError.conflict('agent_not_active', `The server's MASTER agent is ${master.status}`);
   return master;
 }
 

@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { ExecutionStatus, type Execution } from '../../entities';
+import { SLOT_HOLDING_STATUSES, type Execution } from '../../entities';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
@@ -42,7 +42,7 @@ export async function cancelExecution(deps: Pick<RunDeps, 'orm' | 'temporal'>, a
   audit(em, actor, { action: 'execution.cancel', resourceType: 'execution', resourceId: execution.id, changes: { status: execution.status } });
   await em.flush();
   // The fast path first (aborts the MCP call in whichever worker runs it), then the durable one.
-  if (execution.status === ExecutionStatus.RUNNING) await publishCancel(em, execution.id);
+  if (SLOT_HOLDING_STATUSES.includes(execution.status)) await publishCancel(em, execution.id);
   await runOwner(deps.temporal, execution).cancel();
 }
 

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { LockMode } from '@mikro-orm/core';
-import { Agent, AgentStatus, Execution, ExecutionStatus } from '../../entities';
+import { Agent, AgentStatus, Execution, ExecutionStatus, SLOT_HOLDING_STATUSES } from '../../entities';
 import { setAgentStatus } from './agent-status';
 import { markRunning } from './execution-status';
 
@@ -12,8 +12,8 @@ export type SlotAnswer = { started: true } | { started: false; rejected?: string
  * QUEUED and start in arrival order (`createdAt`, then `id`).
  */
 
-/** The agent statuses that take new runs. */
-export const RUNNABLE_STATUSES: readonly AgentStatus[] = [AgentStatus.ACTIVE, AgentStatus.BUSY];
+/** The agent statuses that take new runs: a run waiting for an answer does not stop the others. */
+export const RUNNABLE_STATUSES: readonly AgentStatus[] = [AgentStatus.ACTIVE, AgentStatus.BUSY, AgentStatus.WAITING_INPUT];
 
 export function isRunnable(status: AgentStatus): boolean {
   return RUNNABLE_STATUSES.includes(status);
@@ -32,7 +32,8 @@ export function lockAgent(tx: EntityManager, agentId: string): Promise<Agent> {
  */
 export async function takeSlot(tx: EntityManager, execution: Execution, agent: Agent): Promise<boolean> {
   const [running, ahead] = await Promise.all([
-    tx.count(Execution, { agent, status: ExecutionStatus.RUNNING }),
+    // A run waiting for an answer keeps its slot: the answer resumes it without queueing again.
+    tx.count(Execution, { agent, status: { $in: [...SLOT_HOLDING_STATUSES] } }),
     tx.count(Execution, {
       agent,
       status: ExecutionStatus.QUEUED,
@@ -63,16 +64,32 @@ export async function acquireSlot(em: EntityManager, executionId: string): Promi
 }
 
 /**
- * Gives a finished run's slot back: the agent is ACTIVE again when nothing of it runs any more
- * (reason `idle`). Returns the oldest QUEUED executions that fit in the free slots, for the
- * caller to wake.
+ * The agent's status after one of its runs changed: BUSY while one runs, WAITING_INPUT when
+ * none runs and one waits for an answer, ACTIVE (reason `idle`) when none does either. Only an
+ * agent in a runnable status moves (an INACTIVE or ERROR agent keeps its status). Returns how
+ * many slots its runs hold.
+ */
+export async function syncAgentRunStatus(em: EntityManager, agentId: string): Promise<number> {
+  const rows = await em.execute<{ status: ExecutionStatus; n: number }[]>(
+    `select status, count(*)::int as n from executions where agent_id = ? and status in (?, ?) group by status`,
+    [agentId, ...SLOT_HOLDING_STATUSES],
+  );
+  const count = (status: ExecutionStatus) => rows.find((r) => r.status === status)?.n ?? 0;
+  const [running, waiting] = [count(ExecutionStatus.RUNNING), count(ExecutionStatus.WAITING_INPUT)];
+  const [to, reason] = running > 0 ? [AgentStatus.BUSY, 'executing'] : waiting > 0 ? [AgentStatus.WAITING_INPUT, 'waiting for input'] : [AgentStatus.ACTIVE, 'idle'];
+  await setAgentStatus(em, agentId, to, reason, RUNNABLE_STATUSES);
+  return running + waiting;
+}
+
+/**
+ * Gives a finished run's slot back: the agent follows its remaining runs (`syncAgentRunStatus`).
+ * Returns the oldest QUEUED executions that fit in the free slots, for the caller to wake.
  */
 export async function releaseSlot(em: EntityManager, agentId: string): Promise<string[]> {
   const agent = await em.findOne(Agent, agentId);
   if (!agent) return [];
-  const running = await em.count(Execution, { agent, status: ExecutionStatus.RUNNING });
-  if (running === 0) await setAgentStatus(em, agent.id, AgentStatus.ACTIVE, 'idle', [AgentStatus.BUSY]);
-  const free = Math.max(0, agent.maxConcurrency - running);
+  const held = await syncAgentRunStatus(em, agent.id);
+  const free = Math.max(0, agent.maxConcurrency - held);
   if (free === 0) return [];
   const next = await em.find(Execution, { agent, status: ExecutionStatus.QUEUED }, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: free, fields: ['id'] });
   return next.map((e) => e.id);

@@ -25,6 +25,8 @@ export interface StartInput {
   context?: Record<string, unknown>;
   trigger: ExecutionTrigger;
   taskId?: string;
+  /** How long a question of this run waits for its answer (default: config `INPUT_TIMEOUT_MS`). */
+  inputTimeoutMs?: number;
 }
 
 /** What a task's run adds to a plain run (domain/tasks/occurrences.ts). */
@@ -68,6 +70,7 @@ export async function recordExecution(tx: EntityManager, actor: Actor, input: Re
     assignmentReason: input.assignmentReason,
     toolName: input.toolName,
     toolArguments: input.toolArguments,
+    inputTimeoutMs: input.inputTimeoutMs,
     ...(isFinal(status) ? { completedAt: now, durationMs: 0 } : {}),
   });
   if (!isFinal(status)) created.workflowId = executionWorkflowId(created.id);

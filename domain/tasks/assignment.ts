@@ -52,7 +52,7 @@ async function candidates(em: EntityManager, task: Task, only?: string): Promise
   const rows = await em.execute<Candidate[]>(
     `select * from (
        select a.id, a.name, s.name as server_name, s.status as server_status, s.last_latency_ms,
-         (select count(*) from executions e where e.agent_id = a.id and e.status = 'RUNNING')::int as running,
+         (select count(*) from executions e where e.agent_id = a.id and e.status in ('RUNNING', 'WAITING_INPUT'))::int as running,
          (select count(*) from executions e where e.agent_id = a.id and e.status = 'QUEUED')::int as queued
        from agents a join mcp_servers s on s.id = a.server_id
        where ${where.join(' and ')}

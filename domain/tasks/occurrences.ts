@@ -1,6 +1,6 @@
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Agent, Execution, ExecutionStatus, ExecutionTrigger, Task, TaskKind } from '../../entities';
+import { Agent, Execution, ExecutionStatus, ExecutionTrigger, LIVE_EXECUTION_STATUSES, SLOT_HOLDING_STATUSES, Task, TaskKind } from '../../entities';
 import type { AttemptOutcome, OccurrenceRequest, OccurrenceStep, Wakeups } from '../../workflows/task-run.workflow';
 import type { Actor } from '../actor';
 import { AppError } from '../errors';
@@ -33,7 +33,7 @@ async function lockTask(tx: EntityManager, taskId: string): Promise<Task | null>
 }
 
 function liveRuns(tx: EntityManager, taskId: string): Promise<Execution[]> {
-  return tx.find(Execution, { task: taskId, status: { $in: [ExecutionStatus.QUEUED, ExecutionStatus.RUNNING] } }, { orderBy: { createdAt: 'asc', id: 'asc' } });
+  return tx.find(Execution, { task: taskId, status: { $in: [...LIVE_EXECUTION_STATUSES] } }, { orderBy: { createdAt: 'asc', id: 'asc' } });
 }
 
 function actorFor(task: Task, request: Pick<OccurrenceRequest, 'trigger' | 'requestedBy'>): Actor {
@@ -126,7 +126,7 @@ interface Decided {
 /** Side effects of a committed decision that reach other workflows and workers. */
 async function applyDecision(deps: RunDeps, em: EntityManager, decided: Decided): Promise<OccurrenceStep> {
   for (const { execution, how, reason } of decided.stop) {
-    if (execution.status === ExecutionStatus.RUNNING || how === 'terminate') await publishCancel(em, execution.id);
+    if (SLOT_HOLDING_STATUSES.includes(execution.status) || how === 'terminate') await publishCancel(em, execution.id);
     await stopWorkflow(deps.temporal, execution.taskRunWorkflowId ?? execution.workflowId!, how, reason);
   }
   for (const id of decided.slotFreed) await executionHandle(deps.temporal, id).signal(slotFreedSignal).catch(() => undefined);
@@ -232,7 +232,7 @@ export async function timeOutRun(deps: RunDeps, executionId: string, timeoutMs: 
   const em = deps.orm.em.fork() as EntityManager;
   const execution = await em.findOne(Execution, executionId);
   if (!execution || isFinal(execution.status)) return;
-  const running = execution.status === ExecutionStatus.RUNNING;
+  const running = SLOT_HOLDING_STATUSES.includes(execution.status);
   await markFinished(em, execution, { status: 'TIMED_OUT', error: `the run did not finish within ${timeoutMs} ms (the task's timeoutMs)` });
   if (running) await publishCancel(em, executionId);
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Execution, ExecutionStatus, Organization, Task, User, type Agent } from '../../entities';
+import { Execution, LIVE_EXECUTION_STATUSES, Organization, SLOT_HOLDING_STATUSES, Task, User, type Agent } from '../../entities';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
@@ -102,7 +102,7 @@ export async function setTaskEnabled(tx: EntityManager, temporal: TemporalAccess
 
 /** The task's runs that have not ended (running, queued for a slot, or waiting their turn), oldest first. */
 export function liveTaskRuns(em: EntityManager, task: Task): Promise<Execution[]> {
-  return em.find(Execution, { task, status: { $in: [ExecutionStatus.QUEUED, ExecutionStatus.RUNNING] } }, { orderBy: { createdAt: 'asc', id: 'asc' } });
+  return em.find(Execution, { task, status: { $in: [...LIVE_EXECUTION_STATUSES] } }, { orderBy: { createdAt: 'asc', id: 'asc' } });
 }
 
 /**
@@ -156,7 +156,7 @@ export async function cancelTaskRuns(deps: Pick<RunDeps, 'orm' | 'temporal'>, ac
   }
   const live = await liveTaskRuns(em, task);
   // Every host hears of it in one NOTIFY round trip; the audit in one flush; then Temporal.
-  await publishCancels(em, live.filter((e) => e.status === ExecutionStatus.RUNNING).map((e) => e.id));
+  await publishCancels(em, live.filter((e) => SLOT_HOLDING_STATUSES.includes(e.status)).map((e) => e.id));
   for (const execution of live) audit(em, actor, { action: 'execution.cancel', resourceType: 'execution', resourceId: execution.id, changes: { status: execution.status, taskId: task.id } });
   await em.flush();
   await Promise.all(live.map((execution) => runOwner(deps.temporal, execution).cancel().catch(ignoreEnded)));

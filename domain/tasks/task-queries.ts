@@ -17,7 +17,7 @@ export async function runCounts(em: EntityManager, taskIds: string[]): Promise<M
     `select task_id,
        count(*) filter (where status = 'SKIPPED')::int as skipped,
        count(*) filter (where status in ('FAILED', 'TIMED_OUT'))::int as failed,
-       count(*) filter (where status in ('QUEUED', 'RUNNING'))::int as live
+       count(*) filter (where status in ('QUEUED', 'RUNNING', 'WAITING_INPUT'))::int as live
      from executions where task_id in (${taskIds.map(() => '?').join(', ')}) group by task_id`,
     taskIds,
   );

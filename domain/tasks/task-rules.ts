@@ -125,6 +125,6 @@ export function agentProblem(task: Pick<Task, 'assignmentMode' | 'agent'>): stri
   if (task.assignmentMode !== AssignmentMode.MANUAL) return null;
   if (!task.agent) return "the task's agent was deleted; assign another agent (agentId) or switch to AUTO";
   const { status, name } = task.agent;
-  if (status === 'ACTIVE' || status === 'BUSY') return null;
+  if (status === 'ACTIVE' || status === 'BUSY' || status === 'WAITING_INPUT') return null;
   return `the task's agent ${name} is ${status}${status === 'PENDING_VALIDATION' ? ' (validate it)' : ''}; it cannot run the task`;
 }

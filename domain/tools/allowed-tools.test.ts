@@ -29,7 +29,7 @@ describe('allowedToolsFor and assertToolCallAllowed', () => {
     await setServerTool(em(), server.id, pending.id, ServerToolStatus.INSTALLING);
     const grant = (tool: ToolDefinition, fields: Partial<AgentToolPermission> = {}) => setup.create(AgentToolPermission, { organization: org, agent, tool: setup.getReference(ToolDefinition, tool.id), ...fields });
     grant(git, { allowedCommands: ['status', 'remote'], blockedCommands: ['remote add'] });
-    grant(docker);
+    grant(docker, { requiresApproval: true });
     grant(pending);
     grant(denied, { canUse: false });
     grant(echo);
@@ -39,12 +39,12 @@ describe('allowedToolsFor and assertToolCallAllowed', () => {
     await ctx?.close();
   });
 
-  it('lists the granted tools available on the agent’s server, with their commands', async () => {
+  it('lists the granted tools available on the agent’s server, with their commands and approval gates', async () => {
     const tools = await allowedToolsFor(em(), agent.id);
     expect(tools).toEqual(
       [
         { name: git.name, allowedCommands: ['status', 'remote'], blockedCommands: ['remote add'] },
-        { name: docker.name, allowedCommands: [], blockedCommands: [] },
+        { name: docker.name, allowedCommands: [], blockedCommands: [], requiresApproval: true },
         { name: 'echo-mcp', allowedCommands: [], blockedCommands: [] },
       ].sort((a, b) => a.name.localeCompare(b.name)),
     );

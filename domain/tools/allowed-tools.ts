@@ -25,8 +25,8 @@ export class ToolCallRefused extends AppError {
 
 /** The `allowedTools` of an `execute_prompt` call: the agent's effective grants, by tool name. */
 export async function allowedToolsFor(em: EntityManager, agentId: string): Promise<AllowedTool[]> {
-  const rows = await em.execute<{ name: string; allowed_commands: string[]; blocked_commands: string[] }[]>(
-    `select t.name, p.allowed_commands, p.blocked_commands
+  const rows = await em.execute<{ name: string; allowed_commands: string[]; blocked_commands: string[]; requires_approval: boolean }[]>(
+    `select t.name, p.allowed_commands, p.blocked_commands, p.requires_approval
        from agent_tool_permissions p
        join agents a on a.id = p.agent_id
        join mcp_servers s on s.id = a.server_id
@@ -35,7 +35,8 @@ export async function allowedToolsFor(em: EntityManager, agentId: string): Promi
       order by t.name`,
     [agentId],
   );
-  return rows.map((r) => ({ name: r.name, allowedCommands: r.allowed_commands, blockedCommands: r.blocked_commands }));
+  // requiresApproval only when set: hosts that predate approval gates read the same entries as before.
+  return rows.map((r) => ({ name: r.name, allowedCommands: r.allowed_commands, blockedCommands: r.blocked_commands, ...(r.requires_approval ? { requiresApproval: true } : {}) }));
 }
 
 /** The ids of the agent's granted tools that are available on its server (the others are pending install). */

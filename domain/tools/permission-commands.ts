@@ -22,6 +22,8 @@ export interface PermissionGrant {
   canUse: boolean;
   allowedCommands?: readonly string[];
   blockedCommands?: readonly string[];
+  /** The host asks a person before each command of the tool (absent: false). */
+  requiresApproval?: boolean;
 }
 
 /** A subordinate whose permissions a change above it narrowed. */
@@ -32,6 +34,8 @@ export interface TrimmedAgent {
   removed: string[];
   /** Tools it keeps with fewer commands. */
   narrowed: { tool: string; from: CommandScope; to: CommandScope }[];
+  /** Tools it keeps that now ask for approval before each command, as its supervisor's do. */
+  approvalRequired: string[];
 }
 
 type TrimCause = 'supervisor_permissions_changed' | 'moved';
@@ -40,6 +44,7 @@ interface ScopeRow {
   toolId: string;
   tool: string;
   scope: CommandScope;
+  requiresApproval: boolean;
 }
 
 /** Serialises the permission changes of one server's agents until the transaction ends. */
@@ -48,12 +53,18 @@ async function lockServerTree(tx: EntityManager, serverId: string): Promise<void
 }
 
 const scopeOf = (p: AgentToolPermission): CommandScope => ({ allowedCommands: [...p.allowedCommands], blockedCommands: [...p.blockedCommands] });
-const shown = (p: { canUse: boolean } & CommandScope) => ({ canUse: p.canUse, allowedCommands: [...p.allowedCommands], blockedCommands: [...p.blockedCommands] });
+const shown = (p: { canUse: boolean; requiresApproval: boolean } & CommandScope) => ({
+  canUse: p.canUse,
+  allowedCommands: [...p.allowedCommands],
+  blockedCommands: [...p.blockedCommands],
+  ...(p.requiresApproval ? { requiresApproval: true } : {}),
+});
+const scopeRow = (p: AgentToolPermission, scope = scopeOf(p)): ScopeRow => ({ toolId: p.tool.id, tool: p.tool.name, scope, requiresApproval: p.requiresApproval });
 
 /** What an agent holds with `canUse`, by tool id. */
 async function heldBy(tx: EntityManager, agentId: string): Promise<Map<string, ScopeRow>> {
   const rows = await tx.find(AgentToolPermission, { agent: agentId, canUse: true }, { populate: ['tool'] });
-  return new Map(rows.map((p) => [p.tool.id, { toolId: p.tool.id, tool: p.tool.name, scope: scopeOf(p) }]));
+  return new Map(rows.map((p) => [p.tool.id, scopeRow(p)]));
 }
 
 function boundedBySupervisor(agent: Agent): boolean {
@@ -86,6 +97,10 @@ export async function setAgentPermissions(tx: EntityManager, actor: Actor, agent
       if (!bound) throw fieldError(`body.permissions.${i}.toolId`, `the supervisor ${supervisor.name} does not hold the tool ${tool}`, 'not_held_by_supervisor');
       const excess = scopeExcess(tool, { allowedCommands: g.allowedCommands ?? [], blockedCommands: g.blockedCommands ?? [] }, bound.scope);
       if (excess) throw fieldError(`body.permissions.${i}.${excess.field}`, excess.message, 'beyond_supervisor');
+      // An approval gate binds the subtree: a subordinate would otherwise be the way around it.
+      if (bound.requiresApproval && !g.requiresApproval) {
+        throw fieldError(`body.permissions.${i}.requiresApproval`, `the supervisor ${supervisor.name} asks for approval before each command of ${tool}: this agent must too`, 'beyond_supervisor');
+      }
     });
   }
 
@@ -94,14 +109,14 @@ export async function setAgentPermissions(tx: EntityManager, actor: Actor, agent
   const diff: { tool: string; from: ReturnType<typeof shown> | null; to: ReturnType<typeof shown> | null }[] = [];
   const permissions: AgentToolPermission[] = [];
   for (const g of grants) {
-    const next = { canUse: g.canUse, allowedCommands: [...(g.allowedCommands ?? [])], blockedCommands: [...(g.blockedCommands ?? [])] };
+    const next = { canUse: g.canUse, allowedCommands: [...(g.allowedCommands ?? [])], blockedCommands: [...(g.blockedCommands ?? [])], requiresApproval: g.requiresApproval ?? false };
     const row = current.get(g.toolId);
     current.delete(g.toolId);
-    if (row && row.canUse === next.canUse && sameScope(row, next)) {
+    if (row && row.canUse === next.canUse && row.requiresApproval === next.requiresApproval && sameScope(row, next)) {
       permissions.push(row);
       continue;
     }
-    diff.push({ tool: tools.get(g.toolId)!.name, from: row ? shown(row) : null, to: next });
+    diff.push({ tool: tools.get(g.toolId)!.name, from: row ? shown(row) : null, to: shown(next) });
     if (row) {
       tx.assign(row, { ...next, grantedBy });
       permissions.push(row);
@@ -116,7 +131,7 @@ export async function setAgentPermissions(tx: EntityManager, actor: Actor, agent
   if (diff.length) audit(tx, actor, { action: 'agent.permissions.set', resourceType: 'agent', resourceId: agent.id, changes: { permissions: diff } });
   await tx.flush();
 
-  const held = new Map(permissions.filter((p) => p.canUse).map((p) => [p.tool.id, { toolId: p.tool.id, tool: p.tool.name, scope: scopeOf(p) }]));
+  const held = new Map(permissions.filter((p) => p.canUse).map((p) => [p.tool.id, scopeRow(p)]));
   const trimmed = await trimSubtree(tx, actor, agent, { [agent.id]: held }, false, 'supervisor_permissions_changed');
   return { permissions, trimmed };
 }
@@ -159,7 +174,7 @@ async function trimSubtree(tx: EntityManager, actor: Actor, root: Agent, bounds:
   const trimmed: TrimmedAgent[] = [];
   for (const node of nodes) {
     const bound = held.get(node.supervisor_id) ?? new Map<string, ScopeRow>();
-    const change: TrimmedAgent = { agentId: node.id, name: node.name, removed: [], narrowed: [] };
+    const change: TrimmedAgent = { agentId: node.id, name: node.name, removed: [], narrowed: [], approvalRequired: [] };
     const kept = new Map<string, ScopeRow>();
     for (const row of byAgent.get(node.id) ?? []) {
       const theirs = bound.get(row.tool.id);
@@ -173,16 +188,20 @@ async function trimSubtree(tx: EntityManager, actor: Actor, root: Agent, bounds:
         change.narrowed.push({ tool: row.tool.name, from: scopeOf(row), to: scope });
         tx.assign(row, { allowedCommands: [...scope.allowedCommands], blockedCommands: [...scope.blockedCommands] });
       }
-      kept.set(row.tool.id, { toolId: row.tool.id, tool: row.tool.name, scope });
+      if (theirs.requiresApproval && !row.requiresApproval) {
+        change.approvalRequired.push(row.tool.name);
+        row.requiresApproval = true;
+      }
+      kept.set(row.tool.id, scopeRow(row, scope));
     }
     held.set(node.id, kept);
-    if (change.removed.length || change.narrowed.length) {
+    if (change.removed.length || change.narrowed.length || change.approvalRequired.length) {
       trimmed.push(change);
       audit(tx, actor, {
         action: 'agent.permissions.trimmed',
         resourceType: 'agent',
         resourceId: node.id,
-        changes: { cause, supervisorId: node.supervisor_id, ...(cause === 'supervisor_permissions_changed' ? { changedAgentId: root.id } : {}), removed: change.removed, narrowed: change.narrowed },
+        changes: { cause, supervisorId: node.supervisor_id, ...(cause === 'supervisor_permissions_changed' ? { changedAgentId: root.id } : {}), removed: change.removed, narrowed: change.narrowed, approvalRequired: change.approvalRequired },
       });
     }
   }

@@ -6,6 +6,7 @@ import { Migration20261129195249_rate_limits } from './Migration20261129195249_r
 import { Migration20261129205640_tasks_and_tools } from './Migration20261129205640_tasks_and_tools';
 import { Migration20261129212731_task_runs } from './Migration20261129212731_task_runs';
 import { Migration20261129233558_mcp_task_id } from './Migration20261129233558_mcp_task_id';
+import { Migration20261129234755_input_requests } from './Migration20261129234755_input_requests';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261124020809_initial', class: Migration20261124020809_initial },
@@ -14,4 +15,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261129205640_tasks_and_tools', class: Migration20261129205640_tasks_and_tools },
   { name: 'Migration20261129212731_task_runs', class: Migration20261129212731_task_runs },
   { name: 'Migration20261129233558_mcp_task_id', class: Migration20261129233558_mcp_task_id },
+  { name: 'Migration20261129234755_input_requests', class: Migration20261129234755_input_requests },
 ];

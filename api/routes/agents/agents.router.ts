@@ -1,6 +1,6 @@
 import { ForbiddenError, subject } from '@casl/ability';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Agent, AgentRole, Execution, ExecutionStatus, McpServer, Organization } from '../../../entities';
+import { Agent, AgentRole, Execution, ExecutionStatus, McpServer, Organization, SLOT_HOLDING_STATUSES } from '../../../entities';
 import { createAgent, deleteAgent, retireFromServer, startValidation, updateAgent } from '../../../domain/agents/agent-commands';
 import { agentHierarchy, supervisionOf } from '../../../domain/agents/agent-queries';
 import { AppError } from '../../../domain/errors';
@@ -164,7 +164,7 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
       ForbiddenError.from(auth.ability).throwUnlessCan('read', agent);
       const [server, running, queued] = await Promise.all([
         em().fork().findOneOrFail(McpServer, agent.server.id),
-        em().fork().find(Execution, { agent, status: ExecutionStatus.RUNNING }, { orderBy: { createdAt: 'asc' }, limit: 20 }),
+        em().fork().find(Execution, { agent, status: { $in: [...SLOT_HOLDING_STATUSES] } }, { orderBy: { createdAt: 'asc' }, limit: 20 }),
         em().fork().count(Execution, { agent, status: ExecutionStatus.QUEUED }),
       ]);
       const current = await Promise.all(running.map(async (e) => ({ executionId: e.id, ...(await readProgress(deps, e)) })));

@@ -19,7 +19,7 @@ export const Capability = z
   .regex(/^[a-z0-9][a-z0-9:._-]*$/, 'lower-case letters, digits and : . _ -');
 const Capabilities = z.array(Capability).max(50).transform((caps) => [...new Set(caps)]);
 const MaxConcurrency = z.number().int().min(1).max(50);
-const AgentStatusSchema = z.enum(['PENDING_VALIDATION', 'ACTIVE', 'INACTIVE', 'BUSY', 'ERROR']);
+const AgentStatusSchema = z.enum(['PENDING_VALIDATION', 'ACTIVE', 'INACTIVE', 'BUSY', 'WAITING_INPUT', 'ERROR']);
 
 export const CreateAgentBody = z
   .strictObject({

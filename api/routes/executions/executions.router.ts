@@ -1,6 +1,6 @@
-import { ForbiddenError } from '@casl/ability';
+import { ForbiddenError, subject } from '@casl/ability';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Execution, ExecutionTrigger } from '../../../entities';
+import { Agent, Execution, ExecutionTrigger } from '../../../entities';
 import { cancelExecution } from '../../../domain/runs/cancel';
 import type { ApiRouter } from '../../api-router';
 import { actorOf } from '../../actor';
@@ -11,7 +11,9 @@ import { AppError } from '../../../domain/errors';
 import { presentExecution } from '../../presenters';
 import { loadAgent } from '../agents/agents.router';
 import { IdParams } from '../common.schemas';
-import { EventsOut, EventsQuery, ExecuteBody, ExecutionDetailOut, ExecutionPage, ListExecutionsQuery, StartedOut } from './executions.schemas';
+import { EventsOut, EventsQuery, ExecuteBody, ExecutionDetailOut, ExecutionPage, InputAnsweredOut, InputBody, ListExecutionsQuery, StartedOut } from './executions.schemas';
+import { answerInput, pendingInputOf } from '../../../domain/runs/inputs';
+import { presentPendingInput } from './executions.presenters';
 import { eventsAfter } from '../../../domain/runs/execution-log';
 import { readProgress } from '../../../domain/runs/progress';
 import { startExecution } from '../../../domain/runs/start-execution';
@@ -47,7 +49,7 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
       const auth = ctx.state.auth!;
       const agent = await loadAgent(em(), auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', agent);
-      const execution = await startExecution(deps, actorOf(ctx), { agent, prompt: body.prompt, context: body.context, trigger: ExecutionTrigger.API });
+      const execution = await startExecution(deps, actorOf(ctx), { agent, prompt: body.prompt, context: body.context, trigger: ExecutionTrigger.API, inputTimeoutMs: body.inputTimeoutMs });
       if (wantsEventStream(ctx)) return streamExecution(ctx, deps, execution.id, 0);
       ctx.status = 202;
       ctx.set('Location', `/api/executions/${execution.id}`);
@@ -75,7 +77,8 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
       const auth = ctx.state.auth!;
       const execution = await loadExecution(em(), auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', execution);
-      ctx.body = { ...presentExecution(execution, true), progress: await readProgress(deps, execution) };
+      const [progress, pending] = await Promise.all([readProgress(deps, execution), pendingInputOf(em(), execution)]);
+      ctx.body = { ...presentExecution(execution, true), progress, pendingInput: pending ? presentPendingInput(pending) : null };
     },
   );
 
@@ -116,6 +119,31 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
       await cancelExecution(deps, actorOf(ctx), execution);
       ctx.status = 202;
       ctx.body = { executionId: execution.id, workflowId: execution.workflowId };
+    },
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/executions/:id/input',
+      summary: "Answer the run's pending question (ADMIN, MANAGER, OPERATOR: who may run the agent): accept with content fitting its schema, decline, or cancel; the run goes on",
+      tags: ['executions'],
+      auth: true,
+      request: { params: IdParams, body: InputBody },
+      before: [rateLimit(deps, 'answer-input')],
+      responses: {
+        200: { description: 'Answered; the run is RUNNING again and its host gets the answer', schema: InputAnsweredOut },
+        409: { description: 'no_pending_input: nothing waits for an answer (never asked, already answered, expired, run ended)' },
+      },
+    },
+    async (ctx, { params, body }) => {
+      const auth = ctx.state.auth!;
+      const execution = await loadExecution(em(), auth, params.id);
+      // Answering steers the run, as starting it does: `execute` on its agent.
+      ForbiddenError.from(auth.ability).throwUnlessCan('execute', execution.agent ? await em().findOneOrFail(Agent, execution.agent.id) : subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent));
+      const { input, signalled } = await answerInput(deps, actorOf(ctx), execution.id, body);
+      if (!signalled) deps.logger.warn({ executionId: execution.id, inputId: input.id }, 'answered input not signalled to its workflow; the workflow finds the answer when it re-reads the row');
+      ctx.body = { inputId: input.id, status: 'ANSWERED' };
     },
   );
 }

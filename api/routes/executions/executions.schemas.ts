@@ -2,13 +2,23 @@ import { z } from '../../zod';
 import { pageQuery, pageSchema } from '../../pagination';
 import { Timestamp } from '../../timestamps';
 
-const ExecutionStatusSchema = z.enum(['QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED']);
+const ExecutionStatusSchema = z.enum(['QUEUED', 'RUNNING', 'WAITING_INPUT', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED']);
 
 /** The prompt is taken verbatim: no trimming, newlines and spacing kept. */
 export const Prompt = z.string().min(1, 'required').max(100_000, 'at most 100000 characters').refine((p) => p.trim().length > 0, 'must not be blank');
 
 export const ExecuteBody = z
-  .strictObject({ prompt: Prompt, context: z.record(z.string(), z.unknown()).optional() })
+  .strictObject({
+    prompt: Prompt,
+    context: z.record(z.string(), z.unknown()).optional(),
+    inputTimeoutMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(14 * 24 * 3600_000, 'at most 14 days')
+      .optional()
+      .openapi({ description: "How long a question the run asks waits for an answer before the run ends TIMED_OUT, 1 s to 14 days (default: the server's INPUT_TIMEOUT_MS, 24 h)" }),
+  })
   .refine((b) => !b.context || JSON.stringify(b.context).length <= 100_000, { message: 'context is larger than 100 kB', path: ['context'] })
   .openapi('ExecuteRequest');
 
@@ -51,8 +61,27 @@ export const ExecutionOut = z
     retryOfId: z.uuid().nullable().openapi({ description: 'The attempt this run retries' }),
     scheduledFor: z.string().nullable().openapi({ description: "A task's occurrence: when the schedule meant it to start" }),
     toolName: z.string().nullable().openapi({ description: 'A `kind: tool` task\'s run: the tool called' }),
+    inputTimeoutMs: z.number().int().nullable().openapi({ description: "The run's own input timeout; null: the server's default" }),
   })
   .openapi('Execution');
+
+/** What a person answers: the MCP elicitation result's fields. */
+export const InputBody = z
+  .strictObject({
+    action: z.enum(['accept', 'decline', 'cancel']).openapi({ description: 'accept: answer with `content`; decline: refuse to answer; cancel: dismiss the question' }),
+    content: z
+      .record(z.string().max(200), z.union([z.string().max(10_000), z.number(), z.boolean(), z.array(z.string().max(10_000)).max(100)]))
+      .optional()
+      .openapi({ description: "For accept: the form's fields, checked against the question's requestedSchema (400 naming each field that does not fit)" }),
+  })
+  .refine((b) => !b.content || JSON.stringify(b.content).length <= 100_000, { message: 'content is larger than 100 kB', path: ['content'] })
+  .openapi('InputAnswerRequest');
+
+export const InputAnsweredOut = z.object({ inputId: z.uuid(), status: z.literal('ANSWERED') }).openapi('InputAnswered');
+
+const PendingInputOut = z
+  .object({ inputId: z.uuid(), message: z.string(), requestedSchema: z.record(z.string(), z.unknown()), expiresAt: z.string(), createdAt: z.string() })
+  .openapi('PendingInput', { description: 'The question the run waits on (WAITING_INPUT): answer it with POST /api/executions/:id/input' });
 
 export const ExecutionDetailOut = ExecutionOut.extend({
   output: z.string().nullable(),
@@ -60,6 +89,7 @@ export const ExecutionDetailOut = ExecutionOut.extend({
   result: z.record(z.string(), z.unknown()).nullable(),
   context: z.record(z.string(), z.unknown()).nullable(),
   progress: z.object({ status: z.string(), todos: z.array(z.unknown()), outputTail: z.string(), seq: z.number().int() }),
+  pendingInput: PendingInputOut.nullable(),
 }).openapi('ExecutionDetail');
 
 export const ExecutionPage = pageSchema(ExecutionOut).openapi('ExecutionPage');

@@ -9,7 +9,7 @@ const PrioritySchema = z.enum(['LOW', 'NORMAL', 'HIGH', 'URGENT']);
 const AssignmentModeSchema = z.enum(['MANUAL', 'AUTO', 'BY_CAPABILITY']).openapi({ description: 'MANUAL: agentId; AUTO: the least-loaded ACTIVE agent on an ONLINE server; BY_CAPABILITY: the same among agents holding every requiredCapabilities' });
 const ExecutionModeSchema = z.enum(['IMMEDIATE', 'SCHEDULED', 'RECURRING']).openapi({ description: 'IMMEDIATE: only run now; SCHEDULED: once at scheduledAt; RECURRING: cronExpression in timezone' });
 const OverlapPolicySchema = z.enum(['SKIP', 'BUFFER_ONE', 'BUFFER_ALL', 'CANCEL_OTHER', 'TERMINATE_OTHER', 'ALLOW_ALL']).openapi({ description: 'What an occurrence does while earlier runs of the task are still going (docs/tasks.md)' });
-const RunStatusSchema = z.enum(['QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED']);
+const RunStatusSchema = z.enum(['QUEUED', 'RUNNING', 'WAITING_INPUT', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED']);
 const TriggerSchema = z.enum(['manual', 'api', 'schedule', 'master', 'retry']);
 
 const Title = z.string().trim().min(1, 'required').max(200, 'at most 200 characters');

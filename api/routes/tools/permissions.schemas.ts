@@ -16,6 +16,10 @@ const PermissionIn = z.strictObject({
   canUse: z.boolean(),
   allowedCommands: CommandList.optional().openapi({ description: 'Only these commands (and what they start); empty or absent: every command not blocked' }),
   blockedCommands: CommandList.optional().openapi({ description: 'Never these commands (nor what they start); they win over allowedCommands' }),
+  requiresApproval: z
+    .boolean()
+    .optional()
+    .openapi({ description: "The host asks a person (an input request) before each command of this tool and runs it only when approved; default false. A subordinate must keep its supervisor's" }),
 });
 
 export const SetPermissionsBody = z
@@ -41,6 +45,7 @@ const PermissionOut = z.object({
   canUse: z.boolean(),
   allowedCommands: z.array(z.string()),
   blockedCommands: z.array(z.string()),
+  requiresApproval: z.boolean(),
   state: z.enum(['active', 'pending_install', 'not_granted']).openapi({
     description: 'active: sent to the host and usable; pending_install: granted, waiting for the tool to be installed on the agent’s server; not_granted: canUse is false',
   }),
@@ -61,6 +66,6 @@ const Scope = z.object({ allowedCommands: z.array(z.string()), blockedCommands: 
 
 export const SetPermissionsOut = AgentPermissionsOut.extend({
   trimmed: z
-    .array(z.object({ agentId: z.uuid(), name: z.string(), removed: z.array(z.string()), narrowed: z.array(z.object({ tool: z.string(), from: Scope, to: Scope })) }))
-    .openapi({ description: 'Subordinates whose permissions shrank with this change, each audited as agent.permissions.trimmed' }),
+    .array(z.object({ agentId: z.uuid(), name: z.string(), removed: z.array(z.string()), narrowed: z.array(z.object({ tool: z.string(), from: Scope, to: Scope })), approvalRequired: z.array(z.string()) }))
+    .openapi({ description: 'Subordinates whose permissions shrank with this change (tools removed, commands narrowed, approval now required), each audited as agent.permissions.trimmed' }),
 }).openapi('AgentToolPermissionsChange');

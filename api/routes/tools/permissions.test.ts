@@ -6,8 +6,9 @@ import { addMember, httpFor, registerAccount, type Account, type Http } from '..
 import { registerHost } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
 import { builtinTool, setServerTool } from '../../../test/tool-fixtures';
+import { allowedToolsFor } from '../../../domain/tools/allowed-tools';
 
-type Grant = { toolId: string; canUse: boolean; allowedCommands?: string[]; blockedCommands?: string[] };
+type Grant = { toolId: string; canUse: boolean; allowedCommands?: string[]; blockedCommands?: string[]; requiresApproval?: boolean };
 
 describe('agent tool permissions', () => {
   let ctx: TestContext;
@@ -148,8 +149,8 @@ describe('agent tool permissions', () => {
 
     const narrowed = await put(lead.id, [{ toolId: git.id, canUse: true, allowedCommands: ['status', 'log'], blockedCommands: ['log -p'] }]).expect(200);
     expect(narrowed.body.trimmed).toEqual([
-      { agentId: mid.id, name: mid.name, removed: [docker.name], narrowed: [{ tool: git.name, from: { allowedCommands: [], blockedCommands: [] }, to: { allowedCommands: ['status', 'log'], blockedCommands: ['log -p'] } }] },
-      { agentId: leaf.id, name: leaf.name, removed: [docker.name], narrowed: [{ tool: git.name, from: { allowedCommands: ['status'], blockedCommands: [] }, to: { allowedCommands: ['status'], blockedCommands: ['log -p'] } }] },
+      { agentId: mid.id, name: mid.name, removed: [docker.name], narrowed: [{ tool: git.name, from: { allowedCommands: [], blockedCommands: [] }, to: { allowedCommands: ['status', 'log'], blockedCommands: ['log -p'] } }], approvalRequired: [] },
+      { agentId: leaf.id, name: leaf.name, removed: [docker.name], narrowed: [{ tool: git.name, from: { allowedCommands: ['status'], blockedCommands: [] }, to: { allowedCommands: ['status'], blockedCommands: ['log -p'] } }], approvalRequired: [] },
     ]);
     expect(await held(mid.id)).toEqual({ [git.name]: [['status', 'log'], ['log -p']] });
     expect(await held(leaf.id)).toEqual({ [git.name]: [['status'], ['log -p']] });
@@ -163,6 +164,41 @@ describe('agent tool permissions', () => {
       expect.objectContaining({ cause: 'supervisor_permissions_changed', supervisorId: mid.id, changedAgentId: lead.id, removed: [docker.name] }),
       expect.objectContaining({ cause: 'supervisor_permissions_changed', supervisorId: mid.id, removed: [git.name], narrowed: [] }),
     ]);
+  });
+
+  it('requiresApproval: set per grant, returned, audited, sent to the host in allowedTools, and kept by every subordinate', async () => {
+    const lead = await agent({ role: 'SUPERVISOR' });
+    const sub = await agent({ supervisorId: lead.id });
+    await put(lead.id, [{ toolId: git.id, canUse: true }, { toolId: docker.id, canUse: true }]).expect(200);
+    await put(sub.id, [{ toolId: git.id, canUse: true }, { toolId: docker.id, canUse: true }]).expect(200);
+    const permissionsOf = async (agentId: string) => Object.fromEntries((await get(agentId).expect(200)).body.permissions.map((p: { tool: { name: string }; requiresApproval: boolean }) => [p.tool.name, p.requiresApproval]));
+    expect(await permissionsOf(lead.id)).toEqual({ [git.name]: false, [docker.name]: false });
+
+    // The supervisor's git now asks first: its subordinate's does too, in the same change.
+    const gated = await put(lead.id, [{ toolId: git.id, canUse: true, requiresApproval: true }, { toolId: docker.id, canUse: true }]).expect(200);
+    expect(gated.body.permissions.find((p: { toolId: string }) => p.toolId === git.id).requiresApproval).toBe(true);
+    expect(gated.body.trimmed).toEqual([{ agentId: sub.id, name: sub.name, removed: [], narrowed: [], approvalRequired: [git.name] }]);
+    expect(await permissionsOf(sub.id)).toEqual({ [git.name]: true, [docker.name]: false });
+    const [set] = await em().find(AuditLog, { resourceId: lead.id, action: 'agent.permissions.set' }, { orderBy: { createdAt: 'desc' }, limit: 1 });
+    expect(set!.changes).toEqual({ permissions: [{ tool: git.name, from: { canUse: true, allowedCommands: [], blockedCommands: [] }, to: { canUse: true, allowedCommands: [], blockedCommands: [], requiresApproval: true } }] });
+    const [trim] = await em().find(AuditLog, { resourceId: sub.id, action: 'agent.permissions.trimmed' });
+    expect(trim!.changes).toMatchObject({ cause: 'supervisor_permissions_changed', approvalRequired: [git.name] });
+
+    // A subordinate cannot drop the gate its supervisor has.
+    const around = await put(sub.id, [{ toolId: git.id, canUse: true, requiresApproval: false }]).expect(400);
+    expect(around.body.error.details).toEqual([{ path: 'body.permissions.0.requiresApproval', message: expect.stringContaining('asks for approval before each command'), code: 'beyond_supervisor' }]);
+    expect((await put(sub.id, [{ toolId: git.id, canUse: 'yes' } as never]).expect(400)).body.error.details[0].path).toBe('body.permissions.0.canUse');
+    expect((await http.put(`/api/tools/agent/${sub.id}/permissions`).set(as(admin)).send({ permissions: [{ toolId: git.id, canUse: true, requiresApproval: 'sometimes' }] }).expect(400)).body.error.details[0].path).toBe(
+      'body.permissions.0.requiresApproval',
+    );
+
+    // What the host receives: the gate on git only.
+    expect(await allowedToolsFor(em(), sub.id)).toEqual(
+      [
+        { name: git.name, allowedCommands: [], blockedCommands: [], requiresApproval: true },
+        { name: docker.name, allowedCommands: [], blockedCommands: [] },
+      ].sort((a, b) => a.name.localeCompare(b.name)),
+    );
   });
 
   it('keeps the rule when a grant below and a loss above race (one lock per server tree)', async () => {

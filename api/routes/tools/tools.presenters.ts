@@ -33,6 +33,7 @@ export function presentPermission(permission: AgentToolPermission, available: Re
     canUse: permission.canUse,
     allowedCommands: [...permission.allowedCommands],
     blockedCommands: [...permission.blockedCommands],
+    requiresApproval: permission.requiresApproval,
     state: !permission.canUse ? ('not_granted' as const) : available.has(tool.id) ? ('active' as const) : ('pending_install' as const),
     grantedById: permission.grantedBy?.id ?? null,
     updatedAt: permission.updatedAt.toISOString(),

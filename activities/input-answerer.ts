@@ -1,0 +1,116 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { ErrorCode, McpError, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
+import { ExecutionInputStatus } from '../entities';
+import { expireInput, findInput, markInputDelivered, requestInput } from '../domain/runs/inputs';
+import type { InputListener } from '../lib/mcp-client';
+import type { ActivityDeps } from './deps';
+
+/** A task-backed run's question left for a person: the activity ends and the workflow waits. */
+export interface InputWait {
+  inputId: string;
+  message: string;
+  /** Field names of the form, for the workflow's summary. */
+  fields: string[];
+  /** Epoch ms; the workflow expires the question then. */
+  expiresAt: number;
+  /** The input timeout that applied, for the run's error sentence. */
+  timeoutMs: number;
+}
+
+export interface InputAnswererOptions {
+  executionId: string;
+  /** The run's own abort (cancel, Temporal cancellation). */
+  signal: AbortSignal;
+  /** When the run's time is up (epoch ms): a plain call cannot hold a question beyond it. */
+  deadline: number;
+  /** Task mode: the question is recorded; stop following the task, the workflow waits durably. */
+  onWaiting: (wait: InputWait) => void;
+  /** Plain mode: nobody answered within the input timeout. */
+  onExpired: (wait: InputWait) => void;
+}
+
+/** How often a held plain call re-reads its question, in case the control channel's notice was missed. */
+const REREAD_MS = 2000;
+
+/** Thrown to the host while the run waits: the task's question stays pending on the host and is asked again on the next tasks/result. */
+const NOT_YET = () => new McpError(ErrorCode.InternalError, 'waiting for a person to answer; ask again on the next tasks/result');
+
+const CANCEL: ElicitResult = { action: 'cancel' };
+
+/**
+ * The run's end of the host's questions (docs/executions.md, "Input requests"). Every question
+ * goes through `requestInput`, so a question asked again maps to the same row, and one a person
+ * already answered is answered at once from the row (that is how a resumed task gets its answer).
+ *
+ * An unanswered question of a task ends the activity (`onWaiting`): nothing waits in this
+ * process, so a worker restart changes nothing. A plain call cannot be resumed: its question is
+ * held here, while this worker lives, until an answer, the input timeout or the run's limit.
+ */
+export function inputAnswerer(deps: Pick<ActivityDeps, 'orm' | 'config' | 'logger' | 'running'>, options: InputAnswererOptions): InputListener {
+  const { executionId } = options;
+  return async (params, context) => {
+    if (!('requestedSchema' in params)) return { action: 'decline' };
+    const em = deps.orm.em.fork() as EntityManager;
+    const outcome = await requestInput(
+      em,
+      { executionId, message: params.message, requestedSchema: params.requestedSchema as Record<string, unknown>, ...(context.taskId ? { taskId: context.taskId } : {}) },
+      deps.config.executions.inputTimeoutMs,
+    );
+    if (outcome.state === 'refused') {
+      deps.logger.info({ executionId, reason: outcome.reason }, 'input request declined');
+      return { action: 'decline' };
+    }
+    if (outcome.state === 'answered') {
+      await markInputDelivered(em, outcome.input.id);
+      return outcome.answer as ElicitResult;
+    }
+    const { input } = outcome;
+    const wait: InputWait = {
+      inputId: input.id,
+      message: input.message,
+      fields: Object.keys((input.requestedSchema as { properties?: object }).properties ?? {}),
+      expiresAt: input.expiresAt.getTime(),
+      timeoutMs: input.expiresAt.getTime() - input.createdAt.getTime(),
+    };
+    if (context.taskId) {
+      options.onWaiting(wait);
+      throw NOT_YET();
+    }
+    return hold(deps, wait, options, context.signal);
+  };
+}
+
+/** A plain call's question: waits for the row to be answered, woken by the control channel or every 2 s. */
+async function hold(deps: Pick<ActivityDeps, 'orm' | 'running'>, wait: InputWait, options: InputAnswererOptions, withdrawn: AbortSignal): Promise<ElicitResult> {
+  const stop = AbortSignal.any([options.signal, withdrawn]);
+  for (;;) {
+    const row = await findInput(deps.orm.em as EntityManager, wait.inputId);
+    if (row?.status === ExecutionInputStatus.ANSWERED) {
+      await markInputDelivered(deps.orm.em.fork() as EntityManager, row.id);
+      return { action: row.action!, ...(row.content ? { content: row.content as ElicitResult['content'] } : {}) };
+    }
+    if (row?.status !== ExecutionInputStatus.PENDING || stop.aborted) return CANCEL;
+    const now = Date.now();
+    if (now >= wait.expiresAt) {
+      const expired = await expireInput(deps.orm.em.fork() as EntityManager, wait.inputId);
+      if (expired.expired) {
+        options.onExpired(wait);
+        return CANCEL;
+      }
+      continue;
+    }
+    // The run's limit ends the call anyway; the question is closed with the run.
+    if (now >= options.deadline) return CANCEL;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        unsubscribe();
+        stop.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.min(REREAD_MS, wait.expiresAt - now, Math.max(0, options.deadline - now)));
+      const unsubscribe = deps.running.onInputAnswered(options.executionId, done);
+      stop.addEventListener('abort', done, { once: true });
+    });
+  }
+}
