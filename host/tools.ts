@@ -17,7 +17,7 @@ import {
   type ServerRequest,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { HostTaskStore, InputAnswer } from './task-store';
-import { allowedToolScopes, HOST_TOOLS, type HostEvent, type HostMessage, type HostTool, type HostToolArgs, type HostToolResult } from '../lib/host-contract';
+import { allowedToolScopes, EXECUTION_META_KEY, HOST_TOOLS, type HostEvent, type HostMessage, type HostTool, type HostToolArgs, type HostToolResult } from '../lib/host-contract';
 import type { Engine, EngineRun } from './engines/engine';
 import { RunGuard, type Limits } from './run-guard';
 import { commandRunner } from './runner';
@@ -26,10 +26,10 @@ import { ENGINE_NAMES, isEngineName } from './engines';
 import { ensureWorkspace, removeWorkspace } from './workspaces';
 import { register } from './tool-serving';
 
+export { EXECUTION_META_KEY };
+
 export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
-/** The meta key of an input request a plain call sends: which run asks (a client may run several on one connection). */
-export const EXECUTION_META_KEY = 'io.mcp-fleet/executionId';
 /** Why a question is declined when the client declared no elicitation capability. */
 export const NO_ELICITATION = 'the client cannot answer questions (it declared no elicitation capability)';
 

@@ -12,6 +12,9 @@
 import { z } from 'zod';
 
 /** Tools of the contract; a server lacking any of them is DEGRADED, not OFFLINE. */
+/** The meta key with which a host names the run an input request belongs to (docs/host-protocol.md, "Input requests"). */
+export const EXECUTION_META_KEY = 'io.mcp-fleet/executionId';
+
 export const HOST_TOOLS = ['execute_prompt', 'provision_agent', 'activate_agent', 'deactivate_agent', 'install_tool', 'uninstall_tool', 'check_tool'] as const;
 export type HostTool = (typeof HOST_TOOLS)[number];
 

@@ -5,14 +5,15 @@
  */
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ElicitRequestSchema, ProgressNotificationSchema, type ElicitRequest, type ElicitResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
+import { EXECUTION_META_KEY } from './host-contract';
 import { relatedTaskId } from './mcp-tasks';
+
+export { EXECUTION_META_KEY };
 
 export type ProgressListener = (progress: Progress) => void;
 /** Answers a host's question (elicitation/create) for one run; `signal` aborts when the host withdraws it. */
 export type InputListener = (params: ElicitRequest['params'], context: { taskId?: string; signal: AbortSignal }) => Promise<ElicitResult>;
 
-/** Where a host names the run a question belongs to (docs/host-protocol.md, "Input requests"). */
-export const EXECUTION_META_KEY = 'io.mcp-fleet/executionId';
 
 type NotificationHandler = (notification: unknown) => Promise<void> | void;
 
