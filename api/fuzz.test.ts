@@ -366,7 +366,10 @@ describe('every route of the OpenAPI document, under generated and hostile input
     }
     const res = await req;
     const where = `${c.method} ${url} (${c.style}, ${c.credentials}) → ${res.status} ${res.text?.slice(0, 300)}`;
-    expect({ where, serverError: res.status >= 500 }).toEqual({ where, serverError: false });
+    // A documented 502 (the agent's server refused: master_failed, provision_failed, check_failed)
+    // is the upstream's answer relayed, not a crash of ours.
+    const upstream = res.status === 502 && ['master_failed', 'provision_failed', 'check_failed'].includes((res.body as { error?: { code?: string } })?.error?.code ?? '');
+    expect({ where, serverError: res.status >= 500 && !upstream }).toEqual({ where, serverError: false });
     if (res.status >= 400 && c.method !== 'HEAD') {
       expect({ where, body: res.body }).toEqual({
         where,
