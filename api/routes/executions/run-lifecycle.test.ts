@@ -155,6 +155,8 @@ describe('the run lifecycle', () => {
     expect(logged).toBe(2 * steps + 3);
 
     const handle = executionHandle(ctx.temporal, executionId);
+    // The row is COMPLETED when finishExecution returns; the workflow ends one task later.
+    await handle.result();
     const history = await handle.fetchHistory();
     const signals = history.events!.filter((e) => e.workflowExecutionSignaledEventAttributes).length;
     console.log(`10,000-event run: ${logged} events logged in ${seconds.toFixed(1)} s → ${signals} progress signals, ${history.events!.length} workflow history events`);
