@@ -13,8 +13,8 @@
  *   when the host went away is reported `failed` with RESTART_LOST, never `completed`;
  * - `tasks/cancel` (which in the SDK only changes the status) aborts the run: cancelled()
  *   listeners fire;
- * - the host-wide queue of the notifications a running task sends (delivered by `tasks/result`,
- *   in any session) and the pending input request of a task waiting for an answer.
+ * - the pending input request of a task waiting for an answer; the notifications a running
+ *   task sends wait in its TaskQueues (task-queues.ts) for the next `tasks/result`.
  *
  * Tasks a plain (not task-augmented) call creates, because an `optional` tool always goes
  * through createTask in the SDK, are "ephemeral": memory only, not listed, not deduplicated,
@@ -27,7 +27,6 @@ import { isTerminal } from '@modelcontextprotocol/sdk/experimental/tasks/interfa
 import {
   ErrorCode,
   McpError,
-  RELATED_TASK_META_KEY,
   type CallToolResult,
   type ElicitRequestFormParams,
   type JSONRPCNotification,
@@ -38,6 +37,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { AskAnswer } from './engines/engine';
 import { TaskFiles, type TaskFile } from './task-files';
+import { TaskQueues } from './task-queues';
 
 /** What a task the host lost reports: its work is gone, and nobody may take it for done. */
 export const RESTART_LOST = 'the agent host restarted while this run was in progress; its work was lost';
@@ -63,23 +63,12 @@ export interface PendingInput {
 /** An answer, with why it was made by the host rather than the client when it was. */
 export type InputAnswer = AskAnswer;
 
-interface TaskRecord {
-  task: Task;
-  tool: string;
-  executionId?: string;
-  result?: Result;
-  pendingInput?: PendingInput;
-  /** Terminal tasks only: when it may be deleted (ms since epoch); null: never. */
-  expiresAt: number | null;
+/** A task as the store keeps it: what its file holds (expiresAt: terminal tasks only, null never), and more. */
+interface TaskRecord extends TaskFile {
   /** Created by a plain call: not persisted, listed or deduplicated. */
   ephemeral: boolean;
   /** The run has been started for it (createTask may return a task already running). */
   started: boolean;
-}
-
-interface Waiting {
-  seq: number;
-  resolve(answer: InputAnswer): void;
 }
 
 export interface TaskStoreOptions {
@@ -93,9 +82,7 @@ export class HostTaskStore implements TaskStore {
   private readonly records = new Map<string, TaskRecord>();
   /** `${tool}\n${executionId}` of task-mode runs → taskId. */
   private readonly byExecution = new Map<string, string>();
-  private readonly queues = new Map<string, JSONRPCNotification[]>();
-  private readonly waiting = new Map<string, Waiting>();
-  private readonly changeListeners = new Map<string, Set<() => void>>();
+  private readonly queues = new TaskQueues();
   private readonly cancelListeners = new Set<(taskId: string) => void>();
   private readonly files?: TaskFiles;
   private readonly pollIntervalMs: number;
@@ -207,7 +194,7 @@ export class HostTaskStore implements TaskStore {
       const text = statusMessage ?? 'cancelled';
       delete record.pendingInput;
       this.finish(record, 'cancelled', { isError: true, content: [{ type: 'text', text }] } satisfies CallToolResult, text);
-      this.queues.delete(taskId);
+      this.queues.drop(taskId);
       this.answerWaiting(record, { action: 'cancel', reason: 'the task was cancelled' });
       this.changed(record);
       for (const listener of [...this.cancelListeners]) listener(taskId);
@@ -259,33 +246,22 @@ export class HostTaskStore implements TaskStore {
    * losing its events, unless `stop` has aborted.
    */
   async enqueue(taskId: string, notification: { method: string; params?: Record<string, unknown> }, stop?: AbortSignal): Promise<void> {
-    let queue = this.queues.get(taskId);
     // A run being stopped (cancel, a limit, shutdown) is not held back: its last events go over the cap.
-    while (queue && queue.length >= MAX_QUEUED && !stop?.aborted && this.live(taskId) && !this.terminal(taskId)) {
-      await this.nextChange(taskId, 1000, stop);
-      queue = this.queues.get(taskId);
+    while (this.queues.length(taskId) >= MAX_QUEUED && !stop?.aborted && this.live(taskId) && !this.terminal(taskId)) {
+      await this.queues.nextChange(taskId, 1000, stop);
     }
     const record = this.live(taskId);
     if (!record || isTerminal(record.task.status)) return;
-    if (!queue) this.queues.set(taskId, (queue = []));
-    const params = notification.params ?? {};
-    const meta = (params._meta ?? {}) as Record<string, unknown>;
-    queue.push({ jsonrpc: '2.0', method: notification.method, params: { ...params, _meta: { ...meta, [RELATED_TASK_META_KEY]: { taskId } } } });
-    this.changed(record);
+    this.queues.push(taskId, notification);
   }
 
   /** The first queued notification, left in the queue until shift() (so a failed send loses nothing). */
   peek(taskId: string): JSONRPCNotification | undefined {
-    return this.queues.get(taskId)?.[0];
+    return this.queues.peek(taskId);
   }
 
   shift(taskId: string): void {
-    const queue = this.queues.get(taskId);
-    queue?.shift();
-    if (queue && !queue.length) this.queues.delete(taskId);
-    // A run waiting for room goes on.
-    const record = this.records.get(taskId);
-    if (record) this.changed(record);
+    this.queues.shift(taskId);
   }
 
   /**
@@ -294,7 +270,6 @@ export class HostTaskStore implements TaskStore {
    * a reason when nobody answers in time.
    */
   ask(taskId: string, params: ElicitRequestFormParams, options: { expireAfterMs?: number; signal?: AbortSignal } = {}): Promise<InputAnswer> {
-    const { expireAfterMs, signal } = options;
     const record = this.live(taskId);
     if (!record || isTerminal(record.task.status)) return Promise.resolve({ action: 'cancel', reason: 'the task has ended' });
     const seq = ++this.inputSeq;
@@ -303,24 +278,7 @@ export class HostTaskStore implements TaskStore {
     record.task = { ...record.task, status: 'input_required', statusMessage: params.message, lastUpdatedAt: new Date().toISOString() };
     this.persist(record);
     this.changed(record);
-    return new Promise<InputAnswer>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      if (expireAfterMs !== undefined && Number.isFinite(expireAfterMs)) {
-        timer = setTimeout(() => this.answer(taskId, seq, { action: 'cancel', reason: `no answer within ${expireAfterMs} ms` }), expireAfterMs);
-        timer.unref();
-      }
-      const onAbort = () => this.answer(taskId, seq, { action: 'cancel', reason: 'the run was stopped' });
-      this.waiting.set(taskId, {
-        seq,
-        resolve: (answer) => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          resolve(answer);
-        },
-      });
-      if (signal?.aborted) onAbort();
-      else signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return this.queues.awaitAnswer(taskId, seq, options, (expired) => this.answer(taskId, seq, expired));
   }
 
   /** The question a task waits on, if it waits on one. */
@@ -345,21 +303,7 @@ export class HostTaskStore implements TaskStore {
 
   /** Resolves at the task's next change (status, result, queue, input), or after `maxMs`, or when `signal` aborts. */
   nextChange(taskId: string, maxMs: number, signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve) => {
-      let listeners = this.changeListeners.get(taskId);
-      if (!listeners) this.changeListeners.set(taskId, (listeners = new Set()));
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        listeners.delete(done);
-        if (!listeners.size && this.changeListeners.get(taskId) === listeners) this.changeListeners.delete(taskId);
-        resolve();
-      };
-      const timer = setTimeout(done, maxMs);
-      listeners.add(done);
-      if (signal?.aborted) done();
-      else signal?.addEventListener('abort', done, { once: true });
-    });
+    return this.queues.nextChange(taskId, maxMs, signal);
   }
 
   /** Settles once the writes of this task started so far are done. */
@@ -401,24 +345,18 @@ export class HostTaskStore implements TaskStore {
   }
 
   private answerWaiting(record: TaskRecord, answer: InputAnswer, seq?: number): void {
-    const waiting = this.waiting.get(record.task.taskId);
-    if (!waiting || (seq !== undefined && waiting.seq !== seq)) return;
-    this.waiting.delete(record.task.taskId);
-    if (seq === undefined) delete record.pendingInput;
-    waiting.resolve(answer);
+    if (this.queues.settle(record.task.taskId, answer, seq) && seq === undefined) delete record.pendingInput;
   }
 
   private changed(record: TaskRecord): void {
-    const listeners = this.changeListeners.get(record.task.taskId);
-    if (!listeners) return;
-    for (const listener of [...listeners]) listener();
+    this.queues.changed(record.task.taskId);
   }
 
   private delete(taskId: string): void {
     const record = this.records.get(taskId);
     if (!record) return;
     this.records.delete(taskId);
-    this.queues.delete(taskId);
+    this.queues.drop(taskId);
     if (record.executionId !== undefined && this.byExecution.get(executionKey(record.tool, record.executionId)) === taskId) {
       this.byExecution.delete(executionKey(record.tool, record.executionId));
     }
@@ -431,15 +369,8 @@ export class HostTaskStore implements TaskStore {
 
   private persist(record: TaskRecord): void {
     if (record.ephemeral || !this.files || this.frozen) return;
-    const saved: TaskFile = {
-      task: record.task,
-      tool: record.tool,
-      ...(record.executionId !== undefined ? { executionId: record.executionId } : {}),
-      ...(record.result ? { result: record.result } : {}),
-      ...(record.pendingInput ? { pendingInput: record.pendingInput } : {}),
-      expiresAt: record.expiresAt,
-    };
-    this.files.save(saved);
+    const { ephemeral: _ephemeral, started: _started, ...saved } = record;
+    this.files.save(saved satisfies TaskFile);
   }
 }
 
