@@ -7,11 +7,13 @@ import {
   defineSignal,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   TimeoutFailure,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { InputWait } from '../activities/input-answerer';
@@ -43,6 +45,11 @@ export const slotFreedSignal = defineSignal('slotFreed');
  * the workflow up).
  */
 export const inputAnsweredSignal = defineSignal<[{ inputId: string }]>('inputAnswered');
+/**
+ * Sent by a task-backed run to the workflow that started it (a task occurrence) when it starts
+ * and stops waiting for a person's answer: the task's `timeoutMs` does not count the wait.
+ */
+export const runWaitingSignal = defineSignal<[{ executionId: string; waiting: boolean }]>('runWaiting');
 
 type FinalStatus = 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
 
@@ -122,6 +129,16 @@ export async function agentExecution(executionId: string, options: AgentExecutio
     answered.add(inputId);
   });
 
+  /** Tells the task occurrence that started this run (if one did) whether the run waits for an answer. */
+  async function tellParent(waiting: boolean): Promise<void> {
+    const parent = workflowInfo().parent;
+    // Runs started before this signal existed replay without it.
+    if (!parent || !patched('run-waiting-signal')) return;
+    await getExternalWorkflowHandle(parent.workflowId, parent.runId)
+      .signal(runWaitingSignal, { executionId, waiting })
+      .catch(() => undefined);
+  }
+
   /** Waits for a person's answer (signal, or the row re-read): true when answered, false when the input timeout passed. */
   async function answerOf(wait: InputWait): Promise<boolean> {
     for (;;) {
@@ -169,7 +186,10 @@ export async function agentExecution(executionId: string, options: AgentExecutio
       waitingOn = outcome.waitingInput;
       state = { ...state, status: 'WAITING_INPUT' };
       setCurrentDetails(`**WAITING_INPUT** · ${waitingOn.message}${waitingOn.fields.length ? ` (${waitingOn.fields.join(', ')})` : ''}`);
-      if (!(await answerOf(waitingOn))) {
+      await tellParent(true);
+      const answeredInTime = await answerOf(waitingOn);
+      await tellParent(false);
+      if (!answeredInTime) {
         expired = waitingOn;
         break;
       }

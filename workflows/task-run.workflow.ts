@@ -16,7 +16,7 @@ import {
 } from '@temporalio/workflow';
 import type { SearchAttributePair } from '@temporalio/common';
 import type { Activities } from '../activities';
-import { agentExecution, executionWorkflowId, slotFreedSignal, type AgentExecutionResult } from './agent-execution.workflow';
+import { agentExecution, executionWorkflowId, runWaitingSignal, slotFreedSignal, type AgentExecutionResult } from './agent-execution.workflow';
 
 /**
  * One occurrence of a task (domain/tasks/occurrences.ts holds its rules): decide it against the
@@ -123,8 +123,39 @@ async function wake(wakeups: Wakeups): Promise<void> {
   for (const id of wakeups.taskRuns) await getExternalWorkflowHandle(id).signal(occurrenceWakeSignal).catch(() => undefined);
 }
 
-/** One attempt as a child run, cut at `timeoutMs`: the run is then recorded TIMED_OUT and its child cancelled. */
-async function runAttempt(step: Extract<OccurrenceStep, { next: 'run' }>): Promise<AttemptOutcome> {
+/** The current attempt's waits for a person's answer (runWaitingSignal): they do not count against `timeoutMs`. */
+interface AnswerWaits {
+  executionId?: string;
+  /** Workflow time the wait going on began; undefined: not waiting. */
+  since?: number;
+  /** Milliseconds waited in waits that ended. */
+  totalMs: number;
+  /** Set by the signal, for the timer loop to look again. */
+  changed: boolean;
+}
+
+/**
+ * Resolves true when the child settles within `timeoutMs` of running time, false when that
+ * time passed first. The clock stops while the run waits for an answer.
+ */
+async function settledInTime(settled: () => boolean, timeoutMs: number, waits: AnswerWaits): Promise<boolean> {
+  const began = Date.now();
+  for (;;) {
+    waits.changed = false;
+    if (waits.since !== undefined) {
+      await condition(() => settled() || waits.changed);
+    } else {
+      const left = timeoutMs - (Date.now() - began - waits.totalMs);
+      if (left <= 0) return false;
+      await condition(() => settled() || waits.changed, left);
+    }
+    if (settled()) return true;
+  }
+}
+
+/** One attempt as a child run, cut at `timeoutMs` of running time: the run is then recorded TIMED_OUT and its child cancelled. */
+async function runAttempt(step: Extract<OccurrenceStep, { next: 'run' }>, waits: AnswerWaits): Promise<AttemptOutcome> {
+  Object.assign(waits, { executionId: step.executionId, since: undefined, totalMs: 0, changed: false });
   const scope = new CancellationScope();
   let settled = false;
   const child = scope
@@ -151,7 +182,7 @@ async function runAttempt(step: Extract<OccurrenceStep, { next: 'run' }>): Promi
   if (step.timeoutMs) {
     let inTime: boolean;
     try {
-      inTime = await condition(() => settled, step.timeoutMs);
+      inTime = await settledInTime(() => settled, step.timeoutMs, waits);
     } catch (error) {
       // Cancelled: the child is being cancelled too; it must record its end before this
       // workflow closes (closing would terminate it, leaving its slot taken).
@@ -173,6 +204,17 @@ export async function taskRun(input: TaskRunInput): Promise<TaskRunResult> {
   let woken = false;
   setHandler(occurrenceWakeSignal, () => {
     woken = true;
+  });
+  const waits: AnswerWaits = { totalMs: 0, changed: false };
+  setHandler(runWaitingSignal, ({ executionId, waiting }) => {
+    // A signal from an attempt that is over (or a repeat) changes nothing.
+    if (executionId !== waits.executionId || waiting === (waits.since !== undefined)) return;
+    if (waiting) waits.since = Date.now();
+    else {
+      waits.totalMs += Date.now() - waits.since!;
+      waits.since = undefined;
+    }
+    waits.changed = true;
   });
   const request: OccurrenceRequest = {
     taskId: input.taskId,
@@ -202,7 +244,7 @@ export async function taskRun(input: TaskRunInput): Promise<TaskRunResult> {
         attempts++;
         say(`attempt ${retry + 1}: execution ${step.executionId}`);
         const run = step;
-        outcome = await runAttempt(run);
+        outcome = await runAttempt(run, waits);
         await CancellationScope.nonCancellable(async () => wake(await settleAttempt(run.executionId, outcome)));
       } else outcome = { status: step.status, error: step.reason };
       // Only a run that failed or timed out is tried again (an occurrence with no eligible agent is FAILED).

@@ -213,6 +213,32 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     expect(await tasks.runs(failing.id)).toHaveLength(3);
   });
 
+  it('does not count a wait for a person’s answer against timeoutMs on a task host; the running time around it still counts', async () => {
+    const agent = await activeAgent(http, admin, serverId, { maxConcurrency: 5 });
+    const answer = (id: string) => http.post(`/api/executions/${id}/input`).set(tasks.auth).send({ action: 'accept', content: { answer: 'yes' } }).expect(200);
+    const waiting = (id: string) => tasks.waitStatus(id, 'WAITING_INPUT');
+
+    // Waits 3.5 s for the answer, longer than the task's 2.5 s: the run still completes.
+    const asking = await tasks.create({ agentId: agent.id, prompt: '[ask:Go on?] done', timeoutMs: 2500 });
+    const patient = await tasks.run(asking.id);
+    await waiting(patient);
+    await new Promise((r) => setTimeout(r, 3500));
+    expect(await tasks.execution(patient)).toMatchObject({ status: 'WAITING_INPUT' });
+    await answer(patient);
+    expect(await tasks.ended(patient)).toMatchObject({ status: 'COMPLETED', output: expect.stringContaining('asked "Go on?": accept {"answer":"yes"}') });
+
+    // After the answer the clock goes on: a run that then hangs is cut at 2.5 s of running time.
+    const hanging = await tasks.create({ agentId: agent.id, prompt: '[ask:Go on?] [hang]', timeoutMs: 2500 });
+    const stuck = await tasks.run(hanging.id);
+    await waiting(stuck);
+    await new Promise((r) => setTimeout(r, 3000));
+    const answeredAt = Date.now();
+    await answer(stuck);
+    expect(await tasks.ended(stuck)).toMatchObject({ status: 'TIMED_OUT', error: "the run did not finish within 2500 ms (the task's timeoutMs)" });
+    expect(Date.now() - answeredAt).toBeLessThan(2500);
+    await cancelled(stuck);
+  });
+
   /** Grants one of the server's own MCP tools: an organisation's catalog entry of that name, granted to the agent. */
   async function grantServerTool(agentId: string, name: string): Promise<void> {
     const existing = (await http.get('/api/tools').query({ q: name }).set(tasks.auth).expect(200)).body.items.find((t: { name: string }) => t.name === name);
