@@ -7,7 +7,7 @@ import { AppError } from '../../domain/errors';
 import { UserRole } from '../../entities';
 import type { SessionEndReason } from '../../domain/realtime-types';
 import { defineAbilityFor, type AppAbility } from './abilities';
-import { JWT_ALGORITHMS, JWT_AUDIENCE, JWT_ISSUER, type AccessClaims } from './tokens';
+import { accessKey, JWT_ALGORITHMS, JWT_AUDIENCE, JWT_ISSUER, type AccessClaims } from './tokens';
 
 export interface AuthContext {
   userId: string;
@@ -63,7 +63,7 @@ export async function sessionEndReason(deps: Pick<AppDeps, 'orm'>, auth: AuthCon
 
 /** The same checks as the HTTP middleware, for a bare token (Socket.IO handshakes). */
 export async function authenticateToken(deps: Pick<AppDeps, 'config' | 'orm'>, token: string): Promise<AuthContext> {
-  const claims = jwt.verify(token, deps.config.auth.accessSecret, { algorithms: JWT_ALGORITHMS, issuer: JWT_ISSUER, audience: JWT_AUDIENCE }) as AccessClaims;
+  const claims = jwt.verify(token, accessKey(deps.config), { algorithms: JWT_ALGORITHMS, issuer: JWT_ISSUER, audience: JWT_AUDIENCE }) as AccessClaims;
   const row = await loadPrincipalRow(deps, claims);
   if (!row) throw new Error('Token revoked');
   return toAuthContext(row, claims);
@@ -77,7 +77,8 @@ export async function authenticateToken(deps: Pick<AppDeps, 'config' | 'orm'>, t
  */
 export function authenticate(deps: Pick<AppDeps, 'config' | 'orm'>): Middleware<AppContext['state'], AppContext>[] {
   const verify = koaJwt({
-    secret: deps.config.auth.accessSecret,
+    // A KeyObject, which jsonwebtoken takes as it is (koa-jwt's types predate them).
+    secret: accessKey(deps.config) as unknown as Buffer,
     algorithms: JWT_ALGORITHMS,
     issuer: JWT_ISSUER,
     audience: JWT_AUDIENCE,

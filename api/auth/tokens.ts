@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { Config } from '../../lib/config';
 import type { UserRole } from '../../entities';
@@ -16,8 +16,21 @@ export interface AccessClaims {
   typ: 'access';
 }
 
+const accessKeys = new Map<string, KeyObject>();
+
+/**
+ * The access-token secret as a KeyObject, made once. Handed a string, jsonwebtoken first tries
+ * to read it as a PEM key (createPublicKey / createPrivateKey, which throws) before taking it
+ * as an HMAC secret: about 1 ms of CPU on every request it authenticates.
+ */
+export function accessKey(config: Pick<Config, 'auth'>): KeyObject {
+  let key = accessKeys.get(config.auth.accessSecret);
+  if (!key) accessKeys.set(config.auth.accessSecret, (key = createSecretKey(Buffer.from(config.auth.accessSecret))));
+  return key;
+}
+
 export function signAccessToken(config: Pick<Config, 'auth'>, claims: Omit<AccessClaims, 'typ'>): string {
-  return jwt.sign({ ...claims, typ: 'access' }, config.auth.accessSecret, {
+  return jwt.sign({ ...claims, typ: 'access' }, accessKey(config), {
     algorithm: 'HS256',
     expiresIn: config.auth.accessTokenTtlSeconds,
     issuer: JWT_ISSUER,
