@@ -9,7 +9,7 @@ import { cancelExecution, publishCancels, runOwner } from '../runs/cancel';
 import type { RunDeps } from '../runs/start-execution';
 import { openTaskRuns, startTaskRun, stopWorkflow, type TemporalAccess } from '../temporal';
 import { assertRunnableTask } from './task-rules';
-import { nextRunAt, syncTaskSchedule } from './task-schedule';
+import { hasSchedule, nextRunAt, syncTaskSchedule } from './task-schedule';
 
 /**
  * Creating, changing, pausing, deleting, running and cancelling a task. The task's schedule
@@ -76,7 +76,8 @@ export async function createTask(tx: EntityManager, temporal: TemporalAccess, ac
   validate(task);
   audit(tx, actor, { action: 'task.create', resourceType: 'task', resourceId: task.id, changes: { fields: changed, executionMode: task.executionMode, kind: task.kind } });
   await tx.flush();
-  await syncOrUnavailable(temporal, task);
+  // A new task run only by hand has no schedule to create, nor an old one to delete.
+  if (hasSchedule(task)) await syncOrUnavailable(temporal, task);
   return task;
 }
 

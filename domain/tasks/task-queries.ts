@@ -8,7 +8,8 @@ export interface TaskRunCounts {
   live: number;
 }
 
-const ZERO: TaskRunCounts = { skipped: 0, failed: 0, live: 0 };
+/** A task with no runs: a new one. */
+export const NO_RUNS: TaskRunCounts = Object.freeze({ skipped: 0, failed: 0, live: 0 });
 
 export async function runCounts(em: EntityManager, taskIds: string[]): Promise<Map<string, TaskRunCounts>> {
   const counts = new Map<string, TaskRunCounts>();
@@ -26,7 +27,7 @@ export async function runCounts(em: EntityManager, taskIds: string[]): Promise<M
 }
 
 export function countsOf(counts: Map<string, TaskRunCounts>, taskId: string): TaskRunCounts {
-  return counts.get(taskId) ?? ZERO;
+  return counts.get(taskId) ?? NO_RUNS;
 }
 
 /** The task's most recent run, skipped ones included. */

@@ -13,7 +13,7 @@ import { nextCronTimes, ScheduleSpecError, temporalCron } from './schedule-spec'
 /** How late an action missed while Temporal was down may still start. */
 export const CATCHUP_WINDOW_MS = { recurring: 5 * 60_000, oneOff: 24 * 3600_000 };
 
-function hasSchedule(task: Pick<Task, 'executionMode'>): boolean {
+export function hasSchedule(task: Pick<Task, 'executionMode'>): boolean {
   return task.executionMode !== ExecutionMode.IMMEDIATE;
 }
 

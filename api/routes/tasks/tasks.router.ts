@@ -4,7 +4,7 @@ import { Agent, Execution, Organization, Task } from '../../../entities';
 import { AppError, fieldError } from '../../../domain/errors';
 import { ScheduleSpecError, nextCronTimes } from '../../../domain/tasks/schedule-spec';
 import { cancelTaskRuns, createTask, deleteTask, runTaskNow, setTaskEnabled, updateTask, type TaskFields } from '../../../domain/tasks/task-commands';
-import { countsOf, lastRun, runCounts, runRecorded } from '../../../domain/tasks/task-queries';
+import { countsOf, lastRun, NO_RUNS, runCounts, runRecorded } from '../../../domain/tasks/task-queries';
 import { computedRunTimes, scheduleRunTimes } from '../../../domain/tasks/task-schedule';
 import type { ApiRouter } from '../../api-router';
 import { actorOf } from '../../actor';
@@ -106,7 +106,7 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       const task = await em().transactional((tx) => createTask(tx, deps.temporal, actorOf(ctx), { agent: null, ...fields } as TaskFields));
       ctx.status = 201;
       ctx.set('Location', `/api/tasks/${task.id}`);
-      ctx.body = await present(task);
+      ctx.body = presentTask(task, NO_RUNS, computedRunTimes(task));
     },
   );
 
