@@ -32,9 +32,14 @@ export const pageQuery = {
   cursor: cursorSchema.optional().openapi({ description: 'nextCursor of the previous page', type: 'string' }),
 };
 
+/**
+ * The rows after the cursor. The `createdAt <= ` bound is implied by the `$or`, but only it can
+ * bound an index scan on (organization, createdAt): without it PostgreSQL reads every row of
+ * the organisation's pages before this one (or all of them, and sorts) for each page.
+ */
 export function afterCursor(cursor: CursorPosition | undefined): Record<string, unknown> {
   if (!cursor) return {};
-  return { $or: [{ createdAt: { $lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { $lt: cursor.id } }] };
+  return { createdAt: { $lte: cursor.createdAt }, $or: [{ createdAt: { $lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { $lt: cursor.id } }] };
 }
 
 export const PAGE_ORDER = { createdAt: 'desc', id: 'desc' } as const;

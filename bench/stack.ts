@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createAppDeps, type AppDeps } from '../api/deps';
@@ -19,6 +19,12 @@ export interface BenchStack {
   env: Record<string, string>;
   /** Starts a worker (the project's own factory) on the stack's task queue. */
   startWorker(): Promise<void>;
+  /**
+   * Resolves once the Temporal dev server uses less than `maxShare` of a core over a second (it
+   * works through new schedules for a while after they are created), or after `timeoutMs`;
+   * answers how long it waited.
+   */
+  temporalQuiet(maxShare?: number, timeoutMs?: number): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -76,6 +82,20 @@ export async function startBenchStack(overrides: Record<string, string> = {}): P
         await runPromise;
         await close();
       };
+    },
+    async temporalQuiet(maxShare = 0.15, timeoutMs = 120_000) {
+      const began = Date.now();
+      const pid = temporal.pid;
+      if (pid === undefined) return 0;
+      // utime + stime, in clock ticks (100 per second on Linux).
+      const cpuTicks = () => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ').slice(11, 13).reduce((sum, v) => sum + Number(v), 0);
+      for (let before = cpuTicks(); Date.now() - began < timeoutMs; ) {
+        await new Promise((r) => setTimeout(r, 1000));
+        const after = cpuTicks();
+        if ((after - before) / 100 < maxShare) break;
+        before = after;
+      }
+      return Date.now() - began;
     },
     async stop() {
       await stopWorker();

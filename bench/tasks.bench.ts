@@ -124,6 +124,12 @@ async function scale(stack: BenchStack, api: Api, agentId: string, organizationI
       [organizationId, agentId, userId],
     );
   }
+  // As after any bulk load (PostgreSQL's own advice): the planner's statistics, which autovacuum
+  // would otherwise bring up to date only within its next minute.
+  await conn.execute('analyze tasks');
+  // The reads are the API's alone: the Temporal dev server first works through the 2,000
+  // schedules just created (a core for up to a minute here), which no list read touches.
+  const quietAfter = await stack.temporalQuiet();
   const pages: number[] = [];
   for (let round = 0; round < 3; round++) {
     let cursor: string | null = '';
@@ -147,7 +153,7 @@ async function scale(stack: BenchStack, api: Api, agentId: string, organizationI
     baseline.push(now() - started);
   }
   results.push(
-    `2. scale (10,000 tasks, 1,000 RECURRING): GET /api/tasks (20 per page) p50 ${fmt(percentile(pages, 50))} p99 ${fmt(percentile(pages, 99))} over ${pages.length} pages; RECURRING filter p50 ${fmt(percentile(filtered, 50))} p99 ${fmt(percentile(filtered, 99))}; GET /api/executions (baseline, same run) p50 ${fmt(percentile(baseline, 50))} p99 ${fmt(percentile(baseline, 99))} (target p99 ≤ 25 ms); ` +
+    `2. scale (10,000 tasks, 1,000 RECURRING): GET /api/tasks (20 per page) p50 ${fmt(percentile(pages, 50))} p99 ${fmt(percentile(pages, 99))} over ${pages.length} pages; RECURRING filter p50 ${fmt(percentile(filtered, 50))} p99 ${fmt(percentile(filtered, 99))}; GET /api/executions (baseline, same run) p50 ${fmt(percentile(baseline, 50))} p99 ${fmt(percentile(baseline, 99))} (target p99 ≤ 25 ms; measured once the Temporal dev server was idle, after ${(quietAfter / 1000).toFixed(0)} s); ` +
       `1,000 recurring tasks created in ${(ours / 1000).toFixed(1)} s vs 1,000 raw Temporal Schedules in ${(raw / 1000).toFixed(1)} s: ratio ${(ours / raw).toFixed(2)} (target ≤ 3)`,
   );
   return percentile(pages, 99) <= 25 && ours / raw <= 3;

@@ -39,8 +39,9 @@ export enum TaskPriority {
 }
 
 @Entity({ tableName: 'tasks' })
-@Index({ properties: ['organization', 'enabled'] })
-@Index({ properties: ['organization', 'executionMode'] })
+// A list filtered by mode or by enabled reads its page straight from the index, in page order.
+@Index({ properties: ['organization', 'enabled', 'createdAt'] })
+@Index({ properties: ['organization', 'executionMode', 'createdAt'] })
 @Index({ properties: ['organization', 'createdAt'] })
 export class Task extends BaseEntity<
   'kind' | 'priority' | 'assignmentMode' | 'executionMode' | 'timezone' | 'overlapPolicy' | 'maxRetries' | 'enabled' | 'runCount' | 'requiredCapabilities' | 'promptVariables'

@@ -80,9 +80,9 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       if (query.enabled) filters.push({ enabled: query.enabled === 'true' });
       if (query.agentId) filters.push({ agent: query.agentId });
       if (query.text) filters.push({ $or: [{ title: { $ilike: containing(query.text) } }, { description: { $ilike: containing(query.text) } }] });
-      // The agent (for agentProblem) comes in the same query.
-      const page = await scopedPage(em(), Task, auth, 'Task', query, filters, (task: Task) => task, ['agent']);
-      const counts = await runCounts(em(), page.items.map((t) => t.id));
+      const page = await scopedPage(em(), Task, auth, 'Task', query, filters, (task: Task) => task);
+      // The agents (for agentProblem) and the run counts, side by side: both need only the page.
+      const [counts] = await Promise.all([runCounts(em(), page.items.map((t) => t.id)), em().populate(page.items, ['agent'])]);
       ctx.body = { items: page.items.map((task) => presentTask(task, countsOf(counts, task.id), computedRunTimes(task))), nextCursor: page.nextCursor };
     },
   );
