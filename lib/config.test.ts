@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, loadConfig, RATE_LIMIT_DEFAULTS } from './config';
+import { ConfigError, loadConfig, LOGIN_LIMIT_DEFAULTS, RATE_LIMIT_DEFAULTS } from './config';
 
 const key = () => randomBytes(32).toString('base64');
 const secret = () => randomBytes(40).toString('base64url');
@@ -92,6 +92,22 @@ describe('loadConfig', () => {
     ['execute.user=10/1d', /must be <rule>=<count>\/<window>/],
   ])('refuses RATE_LIMITS=%s naming the variable', (value, message) => {
     expect(problemsOf(productionEnv({ RATE_LIMITS: value }))).toEqual([expect.stringMatching(message)]);
+  });
+
+  it('has the login throttle limits by default, and LOGIN_LIMITS replaces single ones', () => {
+    expect(loadConfig(productionEnv()).auth.loginLimits).toEqual({ perAccountAndIp: 5, perIp: 20, perAccount: 100, windowSeconds: 900 });
+    expect(loadConfig(productionEnv({ LOGIN_LIMITS: ' perIp=50,window=30m\nperAccount=400 ' })).auth.loginLimits).toEqual({ ...LOGIN_LIMIT_DEFAULTS, perIp: 50, perAccount: 400, windowSeconds: 1800 });
+    expect(loadConfig(productionEnv({ LOGIN_LIMITS: 'perAccountAndIp=3 window=90' })).auth.loginLimits).toEqual({ ...LOGIN_LIMIT_DEFAULTS, perAccountAndIp: 3, windowSeconds: 90 });
+  });
+
+  it.each([
+    ['perIp=lots', /^LOGIN_LIMITS: "perIp=lots" must be perAccountAndIp=<count>, perIp=<count>, perAccount=<count> or window=<duration>/],
+    ['perUser=5', /must be perAccountAndIp=<count>/],
+    ['perIp=0', /^LOGIN_LIMITS: "perIp=0": the count must be at least 1/],
+    ['window=25h', /the window must be from 1 s to 24 h/],
+    ['window=0', /the window must be from 1 s to 24 h/],
+  ])('refuses LOGIN_LIMITS=%s naming the variable', (value, message) => {
+    expect(problemsOf(productionEnv({ LOGIN_LIMITS: value }))).toEqual([expect.stringMatching(message)]);
   });
 
   it('generates development secrets once, keeps them under the data dir, and reuses them', () => {

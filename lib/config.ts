@@ -100,6 +100,45 @@ const rateLimitsSchema = optionalString.transform((value, ctx): RateLimits => {
   return limits;
 });
 
+/**
+ * The login throttle (api/auth/throttle.ts): failures allowed within `windowSeconds`, per scope.
+ * `perAccount` stays high, so that a stranger cannot lock an owner out: with the two limits
+ * before it, locking an account everywhere takes at least perAccount / perAccountAndIp addresses.
+ */
+export interface LoginLimits {
+  /** Failures for one email from one IP: the real guard against guessing a password. */
+  perAccountAndIp: number;
+  /** Failures from one IP, whatever the emails: slows a spray over many accounts. */
+  perIp: number;
+  /** Failures for one email from every IP together: a ceiling against guesses spread over many addresses. */
+  perAccount: number;
+  windowSeconds: number;
+}
+
+export const LOGIN_LIMIT_DEFAULTS: Readonly<LoginLimits> = Object.freeze({ perAccountAndIp: 5, perIp: 20, perAccount: 100, windowSeconds: 15 * 60 });
+
+/** `LOGIN_LIMITS="perIp=50, window=30m"`: each entry replaces one default. */
+const loginLimitsSchema = optionalString.transform((value, ctx): LoginLimits => {
+  const limits: LoginLimits = { ...LOGIN_LIMIT_DEFAULTS };
+  for (const entry of (value ?? '').split(/[\s,]+/).filter(Boolean)) {
+    const match = /^(perAccountAndIp|perIp|perAccount)=(\d{1,7})$|^window=(\d{1,5})([smh]?)$/.exec(entry);
+    if (!match) {
+      ctx.addIssue({ code: 'custom', message: `"${entry}" must be perAccountAndIp=<count>, perIp=<count>, perAccount=<count> or window=<duration> (in s, m or h)` });
+      continue;
+    }
+    if (match[1]) {
+      const count = Number(match[2]);
+      if (count < 1) ctx.addIssue({ code: 'custom', message: `"${entry}": the count must be at least 1` });
+      else limits[match[1] as 'perAccountAndIp' | 'perIp' | 'perAccount'] = count;
+      continue;
+    }
+    const windowSeconds = Number(match[3]) * WINDOW_UNITS[match[4] || 's']!;
+    if (windowSeconds < 1 || windowSeconds > 86_400) ctx.addIssue({ code: 'custom', message: `"${entry}": the window must be from 1 s to 24 h` });
+    else limits.windowSeconds = windowSeconds;
+  }
+  return limits;
+});
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   DATA_DIR: optionalString,
@@ -142,6 +181,7 @@ const envSchema = z.object({
   REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).default(30 * 24 * 3600),
   BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
   RATE_LIMITS: rateLimitsSchema,
+  LOGIN_LIMITS: loginLimitsSchema,
   ENCRYPTION_KEYS: optionalString.pipe(
     z
       .string()
@@ -190,6 +230,8 @@ export interface Config {
     accessTokenTtlSeconds: number;
     refreshTokenTtlSeconds: number;
     bcryptCost: number;
+    /** The login throttle's limits, shared by every API instance through PostgreSQL. */
+    loginLimits: LoginLimits;
   };
   /** Key ring: the first key encrypts, any key decrypts by its id. */
   encryptionKeys: EncryptionKey[];
@@ -296,6 +338,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
       refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL_SECONDS,
       bcryptCost: e.BCRYPT_COST,
+      loginLimits: e.LOGIN_LIMITS,
     },
     encryptionKeys: encryptionKeys!,
     rateLimits: e.RATE_LIMITS,

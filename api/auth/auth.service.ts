@@ -111,7 +111,7 @@ export async function register(
 }
 
 export async function login(em: EntityManager, config: AuthConfig, input: { email: string; password: string }, meta: RequestMeta): Promise<AuthResult> {
-  const attempt = await beginLoginAttempt(em, input.email, meta.ip);
+  const attempt = await beginLoginAttempt(em, input.email, meta.ip, config.auth.loginLimits);
   if ('retryAfter' in attempt) {
     const { retryAfter } = attempt;
     throw new AppError(429, 'too_many_attempts', `Too many failed logins; try again in ${retryAfter} s`, { retryAfter }, { 'Retry-After': String(retryAfter) });

@@ -1,23 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { LoginAttempt } from '../../entities';
-
-export const LOGIN_WINDOW_MS = 15 * 60 * 1000;
-
-export interface LoginLimits {
-  /** Failures for one email from one IP: the real guard against guessing a password. */
-  perAccountAndIp: number;
-  /** Failures from one IP, whatever the emails: slows a spray over many accounts. */
-  perIp: number;
-  /**
-   * Failures for one email from every IP together: a ceiling against guesses spread over many
-   * addresses. High, so that a stranger cannot lock an owner out: with the two limits above it
-   * takes at least perAccount / perAccountAndIp addresses.
-   */
-  perAccount: number;
-}
-
-/** Failures allowed within LOGIN_WINDOW_MS, per scope. */
-export const LOGIN_LIMITS: Readonly<LoginLimits> = { perAccountAndIp: 5, perIp: 20, perAccount: 100 };
+import type { LoginLimits } from '../../lib/config';
 
 export type LoginAttemptStart = { attemptId: string } | { retryAfter: number };
 
@@ -27,7 +10,7 @@ interface Failure {
   createdAt: Date;
 }
 
-/** Seconds until the attempt may proceed (0: now), from the window's failures (oldest first). */
+/** Seconds until the attempt may proceed (0: now), from the window's failures (oldest first), under `limits` (config.auth.loginLimits). */
 function retryAfterSeconds(failures: Failure[], email: string, ip: string, limits: LoginLimits, now: Date): number {
   const scopes: Array<[Failure[], number]> = [
     [failures.filter((f) => f.email === email && f.ip === ip), limits.perAccountAndIp],
@@ -39,7 +22,7 @@ function retryAfterSeconds(failures: Failure[], email: string, ip: string, limit
     if (same.length < limit) continue;
     // The block lifts when enough failures have left the window to go below the limit.
     const freeing = same[same.length - limit]!;
-    waitMs = Math.max(waitMs, freeing.createdAt.getTime() + LOGIN_WINDOW_MS - now.getTime());
+    waitMs = Math.max(waitMs, freeing.createdAt.getTime() + limits.windowSeconds * 1000 - now.getTime());
   }
   return waitMs > 0 ? Math.ceil(waitMs / 1000) : 0;
 }
@@ -52,14 +35,14 @@ function retryAfterSeconds(failures: Failure[], email: string, ip: string, limit
  * get no more guesses than 30 in a row. `settleLoginAttempt` turns it into a success. A blocked
  * attempt is not stored.
  */
-export async function beginLoginAttempt(em: EntityManager, email: string, ip: string, limits: LoginLimits = LOGIN_LIMITS): Promise<LoginAttemptStart> {
+export async function beginLoginAttempt(em: EntityManager, email: string, ip: string, limits: LoginLimits): Promise<LoginAttemptStart> {
   return em.fork().transactional(async (tx) => {
     await tx.execute(
       'select pg_advisory_xact_lock(k) from (select distinct hashtextextended(x, 0) as k from unnest(array[?, ?]::text[]) as x order by k) as keys',
       [`login-email:${email}`, `login-ip:${ip}`],
     );
     const now = new Date();
-    const since = new Date(now.getTime() - LOGIN_WINDOW_MS);
+    const since = new Date(now.getTime() - limits.windowSeconds * 1000);
     // Attempts older than the window no longer count: drop those of this email and IP (both indexed).
     await tx.nativeDelete(LoginAttempt, { createdAt: { $lte: since }, $or: [{ email }, { ip }] });
     const failures = await tx.find(

@@ -2,7 +2,7 @@ import jwt from 'jsonwebtoken';
 import { createTestContext, type TestContext } from '../../../test/harness';
 import { httpFor, PASSWORD, randomIp, registerAccount, uniqueEmail, type Http } from '../../../test/api';
 import { AuditLog } from '../../../entities';
-import { LOGIN_LIMITS } from '../../auth/throttle';
+import { LOGIN_LIMIT_DEFAULTS as LOGIN_LIMITS } from '../../../lib/config';
 import { JWT_AUDIENCE, JWT_ISSUER } from '../../auth/tokens';
 
 describe('auth', () => {
@@ -162,6 +162,24 @@ describe('auth', () => {
       await wrong(account.email, randomIp()).expect(401);
       const blocked = await right(account.email, randomIp()).expect(429);
       expect(blocked.body.error.code).toBe('too_many_attempts');
+    });
+
+    it('applies the limits and window set in LOGIN_LIMITS (config.auth.loginLimits)', async () => {
+      const strict = await createTestContext({ auth: { ...ctx.config.auth, loginLimits: { ...LOGIN_LIMITS, perAccountAndIp: 2, windowSeconds: 60 } } });
+      try {
+        const strictHttp = httpFor(strict);
+        const account = await registerAccount(strictHttp);
+        const attacker = randomIp();
+        const attempt = (password: string) => strictHttp.post('/api/auth/login').set('X-Forwarded-For', attacker).send({ email: account.email, password });
+        await attempt('wrong password!').expect(401);
+        await attempt('wrong password!').expect(401);
+        const blocked = await attempt(PASSWORD).expect(429);
+        const retryAfter = Number(blocked.headers['retry-after']);
+        expect(retryAfter).toBeGreaterThan(50);
+        expect(retryAfter).toBeLessThanOrEqual(60);
+      } finally {
+        await strict.close();
+      }
     });
 
     it('counts parallel attempts: 30 wrong passwords at once from one IP get 5 answers of 401 and 25 of 429', async () => {
