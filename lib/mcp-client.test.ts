@@ -4,6 +4,7 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { CLIENT_INFO, EXECUTION_META_KEY, McpClientPool, routeInputRequests, type InputListener } from './mcp-client';
 import { startCaptureServer } from '../test/capture-server';
+import { policyLookup, UnsafeUrlError, type LookupFn } from './ssrf';
 import { startMcpServer, type StreamableTestMcpServer } from '../test/mcp-servers';
 
 describe('McpClientPool', () => {
@@ -14,6 +15,45 @@ describe('McpClientPool', () => {
   afterAll(() => server.close());
 
   const target = () => ({ serverId: 'srv-1', url: server.url, transport: 'streamable-http' as const, token: server.token });
+
+  describe('with the URL policy at the socket (DNS rebinding)', () => {
+    // Resolvers standing in for DNS, which this machine cannot serve on port 53 (rebind.test is
+    // a name no real resolver knows). The rebinding one answers what an attacker's DNS answers
+    // once the URL check has passed: the cloud metadata address.
+    const resolver: LookupFn = async () => [{ address: '169.254.169.254', family: 4 }];
+    const via = () => ({ serverId: 'rebind', url: server.url.replace('127.0.0.1', 'rebind.test'), transport: 'streamable-http' as const, token: server.token });
+
+    it('connects to the address the name resolves to when it passes the policy', async () => {
+      const pool = new McpClientPool({ timeoutMs: 2000, lookup: policyLookup({ production: false, allow: [], deny: [] }, async () => [{ address: '127.0.0.1', family: 4 }]) });
+      try {
+        await pool.withConnection(via(), (c) => c.client.ping());
+      } finally {
+        await pool.closeAll();
+      }
+    });
+
+    it('refuses the connection when the name now points at a forbidden address, and sends nothing', async () => {
+      const pool = new McpClientPool({ timeoutMs: 2000, lookup: policyLookup({ production: false, allow: [], deny: [] }, resolver) });
+      const before = server.requests;
+      try {
+        const failure = pool.withConnection(via(), (c) => c.client.ping());
+        await expect(failure).rejects.toBeInstanceOf(UnsafeUrlError);
+        await expect(failure).rejects.toMatchObject({ reason: 'metadata', message: 'URL host rebind.test resolves to a cloud metadata address' });
+        expect(server.requests).toBe(before);
+      } finally {
+        await pool.closeAll();
+      }
+    });
+
+    it('applies the deny list to the address the socket uses', async () => {
+      const pool = new McpClientPool({ timeoutMs: 2000, lookup: policyLookup({ production: false, allow: [], deny: ['127.0.0.0/8'] }, async () => [{ address: '127.0.0.1', family: 4 }]) });
+      try {
+        await expect(pool.withConnection(via(), (c) => c.client.ping())).rejects.toMatchObject({ reason: 'denied' });
+      } finally {
+        await pool.closeAll();
+      }
+    });
+  });
 
   it('reuses one connection per server and closes it once idle', async () => {
     const pool = new McpClientPool({ timeoutMs: 2000, idleMs: 100 });
@@ -69,6 +109,8 @@ describe('McpClientPool', () => {
 // The master token must reach only the registered origin: a server must not be able to bounce it,
 // or the platform's requests, to a host the URL policy never saw.
 describe('redirects', () => {
+  // As the worker's pool: sockets resolve names through the URL policy (development rules).
+  const workerLookup = policyLookup({ production: false, allow: [], deny: [] });
   const servers: { close(): Promise<void> }[] = [];
   afterAll(() => Promise.all(servers.map((s) => s.close())));
 
@@ -91,7 +133,7 @@ describe('redirects', () => {
     const elsewhere = await started(startCaptureServer());
     // localhost and 127.0.0.1 are different origins, although the same host.
     const origin = await redirecting(307, () => `http://localhost:${elsewhere.port}/mcp`);
-    const pool = new McpClientPool({ timeoutMs: 2000 });
+    const pool = new McpClientPool({ timeoutMs: 2000, lookup: workerLookup });
     try {
       const failure = pool.withConnection({ serverId: `redirect-${transport}`, url: origin.url, transport, token: 'the-master-token' }, (c) => c.client.ping());
       await expect(failure).rejects.toMatchObject({ kind: 'redirect', message: 'the server redirects (HTTP 307) to a place mcp-fleet does not follow; register the final URL' });
@@ -119,7 +161,7 @@ describe('redirects', () => {
         req.pipe(upstream);
       }),
     );
-    const pool = new McpClientPool({ timeoutMs: 2000 });
+    const pool = new McpClientPool({ timeoutMs: 2000, lookup: workerLookup });
     try {
       const url = front.url.replace(/\/mcp$/, '/old');
       await pool.withConnection({ serverId: 'same-origin', url, transport: 'streamable-http', token: mcp.token }, (c) => c.client.ping());
@@ -131,7 +173,7 @@ describe('redirects', () => {
 
   it('gives up after 5 redirects within the origin', async () => {
     const loop = await redirecting(307, (req) => `/mcp${req.url}`);
-    const pool = new McpClientPool({ timeoutMs: 2000 });
+    const pool = new McpClientPool({ timeoutMs: 2000, lookup: workerLookup });
     try {
       await expect(pool.withConnection({ serverId: 'loop', url: loop.url, transport: 'streamable-http', token: 't' }, (c) => c.client.ping())).rejects.toMatchObject({ kind: 'redirect', message: 'the server redirects (HTTP 307) to a place mcp-fleet does not follow; register the final URL' });
       expect(loop.requests).toHaveLength(6);

@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
+import type { LookupFunction } from 'node:net';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, LoggingMessageNotificationSchema, McpError, type Implementation } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from './logger';
+import { UnsafeUrlError } from './ssrf';
 import { routeInputRequests, routeTaskProgress, type InputListener, type ProgressListener } from './mcp-routing';
 
 export { EXECUTION_META_KEY, routeInputRequests, routeTaskProgress, type InputListener, type ProgressListener } from './mcp-routing';
@@ -139,21 +142,40 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-function authorizedFetch(token: string): (url: string | URL, init?: RequestInit) => Promise<Response> {
+type FetchFn = (url: string | URL, init?: RequestInit) => Promise<Response>;
+
+function authorizedFetch(token: string, base: FetchFn = fetch): FetchFn {
   return (url, init) => {
     const headers = new Headers(init?.headers);
     headers.set('Authorization', `Bearer ${token}`);
-    return fetch(url, { ...init, headers });
+    return base(url, { ...init, headers });
   };
+}
+
+/** A fetch whose sockets resolve names through `lookup` (a pool's policyLookup), on its own connection pool. */
+function fetchThrough(lookup: LookupFunction): { fetch: FetchFn; close(): Promise<void> } {
+  const agent = new Agent({ connect: { lookup } });
+  return {
+    fetch: (url, init) => undiciFetch(url, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response>,
+    close: () => agent.close(),
+  };
+}
+
+/** What a failed connection or call throws: the URL policy's own refusal (made at the socket's lookup) as it is, anything else as an McpConnectionError. */
+function connectionFailure(error: unknown, url: string, timeoutMs: number): Error {
+  for (let cause: unknown = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    if (cause instanceof UnsafeUrlError) return cause;
+  }
+  return describeMcpError(error, url, timeoutMs);
 }
 
 function fingerprint(target: McpTarget): string {
   return createHash('sha256').update(`${target.url}\n${target.transport}\n${target.token}`).digest('hex');
 }
 
-async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs: number): Promise<McpConnection> {
+async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs: number, base?: FetchFn): Promise<McpConnection> {
   const url = new URL(target.url);
-  const fetchWithAuth = authorizedFetch(target.token);
+  const fetchWithAuth = authorizedFetch(target.token, base);
   const transport: Transport =
     kind === 'sse'
       ? new SSEClientTransport(url, { fetch: fetchWithAuth, eventSourceInit: { fetch: fetchWithAuth } })
@@ -191,19 +213,19 @@ async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs:
  * Connects over the server's transport. A server registered as Streamable HTTP that answers
  * 404/405 to the POST (an SSE-only server) is retried over SSE once.
  */
-export async function connectMcp(target: McpTarget, timeoutMs: number): Promise<McpConnection> {
+export async function connectMcp(target: McpTarget, timeoutMs: number, base?: FetchFn): Promise<McpConnection> {
   try {
-    return await connectWith(target.transport, target, timeoutMs);
+    return await connectWith(target.transport, target, timeoutMs, base);
   } catch (error) {
     const status = httpStatusOf(error);
     if (target.transport === 'streamable-http' && (status === 404 || status === 405)) {
       try {
-        return await connectWith('sse', target, timeoutMs);
+        return await connectWith('sse', target, timeoutMs, base);
       } catch {
         // The SSE attempt failing says nothing new: report the original answer.
       }
     }
-    throw describeMcpError(error, target.url, timeoutMs);
+    throw connectionFailure(error, target.url, timeoutMs);
   }
 }
 
@@ -224,11 +246,17 @@ export class McpClientPool {
 
   private sweeper?: NodeJS.Timeout;
 
+  private readonly through?: { fetch: FetchFn; close(): Promise<void> };
+
   /**
    * `idleMs`: a connection unused that long is closed (servers deleted or no longer checked do
    * not keep sockets open for the worker's lifetime). Default 10 minutes.
+   * `lookup`: how the pool's sockets resolve host names (the worker's is the URL policy's
+   * policyLookup, so a connection goes only to an address that passed the policy); default DNS.
    */
-  constructor(private readonly options: { timeoutMs: number; logger?: Logger; idleMs?: number }) {}
+  constructor(private readonly options: { timeoutMs: number; logger?: Logger; idleMs?: number; lookup?: LookupFunction }) {
+    if (options.lookup) this.through = fetchThrough(options.lookup);
+  }
 
   private sweepLater(): void {
     if (this.sweeper) return;
@@ -268,7 +296,7 @@ export class McpClientPool {
       }
     }
     if (existing) await this.drop(target.serverId);
-    const connection = connectMcp(target, this.options.timeoutMs);
+    const connection = connectMcp(target, this.options.timeoutMs, this.through?.fetch);
     const entry: PoolEntry = { fingerprint: key, connection, lastUsed: Date.now(), busy: 1 };
     this.entries.set(target.serverId, entry);
     this.sweepLater();
@@ -298,7 +326,7 @@ export class McpClientPool {
     } catch (error) {
       const isProtocolAnswer = error instanceof McpError && error.code !== ErrorCode.ConnectionClosed && error.code !== ErrorCode.RequestTimeout;
       if (!canRetry(error)) throw error;
-      if (fresh || isProtocolAnswer) throw error instanceof McpError && isProtocolAnswer ? error : describeMcpError(error, target.url, this.options.timeoutMs);
+      if (fresh || isProtocolAnswer) throw error instanceof McpError && isProtocolAnswer ? error : connectionFailure(error, target.url, this.options.timeoutMs);
       this.options.logger?.debug({ serverId: target.serverId }, 'pooled MCP connection failed; reconnecting once');
       await this.drop(target.serverId);
       const retry = await this.acquire(target);
@@ -308,7 +336,7 @@ export class McpClientPool {
       } catch (second) {
         throw second instanceof McpError && second.code !== ErrorCode.ConnectionClosed && second.code !== ErrorCode.RequestTimeout
           ? second
-          : describeMcpError(second, target.url, this.options.timeoutMs);
+          : connectionFailure(second, target.url, this.options.timeoutMs);
       }
     } finally {
       for (const leased of held) this.release(leased);
@@ -327,6 +355,7 @@ export class McpClientPool {
     clearInterval(this.sweeper);
     this.sweeper = undefined;
     await Promise.all([...this.entries.keys()].map((id) => this.drop(id)));
+    await this.through?.close();
   }
 }
 

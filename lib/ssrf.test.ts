@@ -1,4 +1,4 @@
-import { assertSafeUrl, checkUrlSyntax, parseHostList, UnsafeUrlError, type UnsafeUrlReason, type UrlPolicy } from './ssrf';
+import { assertSafeUrl, checkUrlSyntax, parseHostList, policyLookup, UnsafeUrlError, type UnsafeUrlReason, type UrlPolicy } from './ssrf';
 
 type Outcome = 'ok' | UnsafeUrlReason;
 
@@ -408,6 +408,37 @@ describe('DNS use', () => {
     await expect(assertSafeUrl('http://127.0.0.1/', policy(true))).rejects.toMatchObject({ reason: 'loopback' });
     const url = await assertSafeUrl('http://localhost:3000/mcp', policy(false));
     expect(url.port).toBe('3000');
+  });
+});
+
+describe('policyLookup (the sockets\' own lookup)', () => {
+  const both = async () => [
+    { address: '93.184.215.14', family: 4 },
+    { address: '2606:2800:21f:cb07:6820:80da:af6b:8b2c', family: 6 },
+  ];
+  const ask = (lookup: ReturnType<typeof policyLookup>, host: string, options: { all?: boolean; family?: number }) =>
+    new Promise<{ error: NodeJS.ErrnoException | null; address: unknown; family?: number }>((resolve) =>
+      lookup(host, options as never, (error, address, family) => resolve({ error, address, family })),
+    );
+
+  it('answers every address, one address or one family, as the socket asks', async () => {
+    const lookup = policyLookup(policy(true), both);
+    expect((await ask(lookup, 'ok.example', { all: true })).address).toEqual(await both());
+    expect(await ask(lookup, 'ok.example', {})).toMatchObject({ error: null, address: '93.184.215.14', family: 4 });
+    expect(await ask(lookup, 'ok.example', { family: 6 })).toMatchObject({ error: null, address: '2606:2800:21f:cb07:6820:80da:af6b:8b2c', family: 6 });
+  });
+
+  it('fails the socket with the policy\'s refusal, for the name or for any address', async () => {
+    expect((await ask(policyLookup(policy(true), both), 'localhost', {})).error).toMatchObject({ reason: 'loopback' });
+    const mixed = policyLookup(policy(true), async () => [{ address: '93.184.215.14', family: 4 }, { address: '127.0.0.1', family: 4 }]);
+    expect((await ask(mixed, 'ok.example', { all: true })).error).toBeInstanceOf(UnsafeUrlError);
+  });
+
+  it('passes a resolver failure through, and says ENOTFOUND when the family asked for has no address', async () => {
+    const missing = Object.assign(new Error('getaddrinfo ENOTFOUND nowhere.example'), { code: 'ENOTFOUND' });
+    expect((await ask(policyLookup(policy(true), () => Promise.reject(missing)), 'nowhere.example', {})).error).toBe(missing);
+    const v4only = policyLookup(policy(true), async () => [{ address: '93.184.215.14', family: 4 }]);
+    expect((await ask(v4only, 'ok.example', { family: 6 })).error).toMatchObject({ code: 'ENOTFOUND' });
   });
 });
 

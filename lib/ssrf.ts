@@ -1,5 +1,5 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { isIP, type BlockList } from 'node:net';
+import { isIP, type BlockList, type LookupFunction } from 'node:net';
 import { domainToASCII } from 'node:url';
 import { blockListOf, inList, LINK_LOCAL, LOOPBACK, METADATA_ADDRESSES, METADATA_NAMES, toIp, UNSPECIFIED, type Family, type Ip } from './ssrf-address';
 
@@ -281,9 +281,13 @@ export async function assertSafeUrl(raw: string, policy: UrlPolicy, lookup: Look
     const code = (error as NodeJS.ErrnoException | undefined)?.code;
     throw new UnsafeUrlError(`URL host ${target.display} could not be resolved${code ? ` (${code})` : ''}`, 'unresolvable');
   }
-  if (results.length === 0) throw new UnsafeUrlError(`URL host ${target.display} could not be resolved (no addresses)`, 'unresolvable');
+  checkResolved(target, results, compiled, allowedByName);
+  return url;
+}
 
-  // Every address is checked because the client may connect to any of them.
+/** Every address a name resolved to passes, because the client may connect to any of them. */
+function checkResolved(target: Target, results: { address: string; family: number }[], compiled: CompiledPolicy, allowedByName: boolean): void {
+  if (results.length === 0) throw new UnsafeUrlError(`URL host ${target.display} could not be resolved (no addresses)`, 'unresolvable');
   for (const result of results) {
     const ip = toIp(result.address);
     if (!ip) {
@@ -291,5 +295,30 @@ export async function assertSafeUrl(raw: string, policy: UrlPolicy, lookup: Look
     }
     checkAddress(ip, compiled, allowedByName, { display: target.display, resolved: true });
   }
-  return url;
+}
+
+/**
+ * The `lookup` of the sockets that reach MCP servers (lib/mcp-client.ts): it resolves the name
+ * and checks every address with assertSafeUrl's rules, so the address a connection uses is
+ * one that was checked. A name that points somewhere else by the time of the connection (DNS
+ * rebinding, after assertSafeUrl passed) fails the connection with an UnsafeUrlError. Literal
+ * IP hosts never come here (sockets do not look them up); assertSafeUrl checks those.
+ */
+export function policyLookup(policy: UrlPolicy, resolve: LookupFn = defaultLookup): LookupFunction {
+  const compiled = compile(policy);
+  return (hostname, options, callback) => {
+    const target: Target = { display: hostname, name: hostname.toLowerCase().replace(/\.+$/, ''), ip: undefined };
+    const answer = async () => {
+      const allowedByName = checkName(target, compiled);
+      const results = await resolve(hostname);
+      checkResolved(target, results, compiled, allowedByName);
+      const usable = options.family === 4 || options.family === 6 ? results.filter((r) => r.family === options.family) : results;
+      if (usable.length === 0) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname });
+      return usable;
+    };
+    answer().then(
+      (usable) => (options.all ? callback(null, usable) : callback(null, usable[0]!.address, usable[0]!.family)),
+      (error: NodeJS.ErrnoException) => callback(error, options.all ? [] : ''),
+    );
+  };
 }

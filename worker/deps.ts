@@ -6,6 +6,8 @@ import { compose, type Composed } from '../lib/composition';
 import type { Config } from '../lib/config';
 import { createLogger, type Logger } from '../lib/logger';
 import { McpClientPool } from '../lib/mcp-client';
+import { policyLookup } from '../lib/ssrf';
+import { urlPolicy } from '../lib/url-policy';
 import { initOrm, requireDatabaseUrl, type Orm } from '../lib/orm';
 import { connectTemporal, createTemporalClient, temporalAddress } from '../lib/temporal';
 import { listenForControl } from './cancel-listener';
@@ -47,7 +49,8 @@ export function createWorkerDeps(config: Config, options: WorkerDepsOptions = {}
     const connection = await NativeConnection.connect({ address: temporalAddress(config) });
     closing(() => connection.close());
     const temporalClient = options.temporalClient ?? (await ownClient(config, closing));
-    const mcp = options.mcp ?? new McpClientPool({ timeoutMs: config.mcp.timeoutMs, logger });
+    // Sockets resolve names through the URL policy: a name that changed to a forbidden address after its check is refused at the connection.
+    const mcp = options.mcp ?? new McpClientPool({ timeoutMs: config.mcp.timeoutMs, logger, lookup: policyLookup(urlPolicy(config)) });
     if (!options.mcp) closing(() => mcp.closeAll());
     const running = new RunningExecutions();
     const control = await listenForControl(databaseUrl, running, logger);
