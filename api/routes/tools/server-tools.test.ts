@@ -73,6 +73,8 @@ describe('tool installs on servers (/api/tools/server)', () => {
     const tool = await catalogEntry(ctx.orm, admin.organizationId, versionFileTool('1.4.0', 1));
     await install({ toolId: tool.id }).expect(202);
     await host.waitForCall('install_tool', (c) => c.args.name === tool.name, 15_000);
+    // INSTALLING is written while the host call goes out: the call can arrive first.
+    await waitForToolState(http, admin, serverId, tool.id, ['INSTALLING'], 15_000);
     const followed = await http.get(`/api/tools/server/${serverId}/${tool.id}`).set(bearer(admin)).set('Accept', 'text/event-stream').buffer(true).parse(sseText).expect(200);
     expect(parseSse(followed.body as string).map((e) => [e.event, e.data.status])).toEqual([
       ['status', 'INSTALLING'],
