@@ -251,7 +251,7 @@ describe('agent host', () => {
     const host = await startHost({ stepDelayMs: 1 });
     const { client, messages } = await connect(host);
     const failed = await callTool(client, 'execute_prompt', promptArgs('fail', 'x [fail] [steps:3]'));
-    expect(failed).toEqual({ isError: true, content: [{ type: 'text', text: 'simulated agent failure: fail directive' }] });
+    expect(failed).toEqual({ isError: true, content: [{ type: 'text', text: 'script engine: the [fail] directive fails this run' }] });
     expect(messages.filter((m) => m.data.executionId === 'fail').map((m) => m.data)).toEqual([{ executionId: 'fail', type: 'output', text: 'chunk 1\n' }]);
 
     const thrown = await callTool(client, 'execute_prompt', promptArgs('throw', '[throw]'));

@@ -251,7 +251,7 @@ async function playSteps(directives: PromptDirectives, run: EngineRun, playback:
   let interrupted = false;
   const interrupt = async (): Promise<EngineOutcome | undefined> => {
     interrupted = true;
-    if (directives.fail) return { ok: false, error: 'simulated agent failure: fail directive' };
+    if (directives.fail) return { ok: false, error: 'script engine: the [fail] directive fails this run' };
     if (directives.throw) throw new Error('host exploded');
     if (directives.hang) await waitForAbort(stop).catch(() => checkStop());
     return undefined;

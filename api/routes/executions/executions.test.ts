@@ -200,7 +200,7 @@ describe('executions, live monitoring and the master agent', () => {
 
   it('fails with a clear message when the agent fails, the host is down, rejects the token, or lacks execute_prompt', async () => {
     const agent = await activeAgent(http, admin, serverId);
-    expect(await finished(await execute(agent.id, 'break [fail]'))).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^the agent reported an error: simulated agent failure/) });
+    expect(await finished(await execute(agent.id, 'break [fail]'))).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^the agent reported an error: script engine: the \[fail\] directive fails this run/) });
 
     const doomed = await registerHost(http, admin);
     const doomedAgent = await activeAgent(http, admin, doomed.serverId);
