@@ -1,3 +1,4 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
 import request from 'supertest';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import { Agent, AgentStatus } from '../../../entities';
@@ -160,6 +161,29 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     const nobody = await otherTasks.create({ assignmentMode: 'BY_CAPABILITY', requiredCapabilities: ['git', 'docker'], prompt: 'p' });
     expect(await otherTasks.ended(await otherTasks.run(nobody.id))).toMatchObject({ status: 'FAILED', error: 'no eligible agent: no ACTIVE agent on an ONLINE server that holds every required capability (git, docker)' });
     await http.post(`/api/executions/${hanging}/cancel`).auth(other.accessToken, { type: 'bearer' }).expect(202);
+  });
+
+  it('AUTO breaks a tie in load by the lower last check latency of the server, then by the lower agent id', async () => {
+    const org = await registerAccount(http, 'Latency Org');
+    const orgTasks = taskApi(http, org);
+    const near = await registerHost(http, org);
+    const far = await registerHost(http, org);
+    closers.push(() => near.host.close(), () => far.host.close());
+    const onNear = await activeAgent(http, org, near.serverId);
+    const onFar = await activeAgent(http, org, far.serverId);
+    for (const { serverId: id } of [near, far]) await http.post(`/api/servers/${id}/test`).auth(org.accessToken, { type: 'bearer' }).expect(200);
+    // The latencies the last checks would have measured, set outright: loopback hosts all answer in a few ms.
+    const latency = (serverId: string, ms: number) => (ctx.orm.em as EntityManager).getConnection().execute('update mcp_servers set last_latency_ms = ? where id = ?', [ms, serverId]);
+    const task = await orgTasks.create({ assignmentMode: 'AUTO', prompt: 'auto [steps:1]' });
+    const runOnce = () => orgTasks.run(task.id).then((id) => orgTasks.ended(id));
+
+    await latency(near.serverId, 5);
+    await latency(far.serverId, 500);
+    expect(await runOnce()).toMatchObject({ status: 'COMPLETED', agentId: onNear.id, assignmentReason: expect.stringMatching(/^AUTO: 2 candidates; chose \S+ on \S+: 0 running, 0 queued, ONLINE 5 ms$/) });
+    await latency(near.serverId, 900);
+    expect(await runOnce()).toMatchObject({ status: 'COMPLETED', agentId: onFar.id, assignmentReason: expect.stringMatching(/ONLINE 500 ms$/) });
+    await latency(near.serverId, 500);
+    expect(await runOnce()).toMatchObject({ status: 'COMPLETED', agentId: [onNear.id, onFar.id].sort()[0] });
   });
 
   it('cancels one run, then all runs of the task: each reaches the host as notifications/cancelled; a waiting run never starts', async () => {
