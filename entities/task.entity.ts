@@ -106,6 +106,10 @@ export class Task extends BaseEntity<
   @Property({ type: 'boolean', default: true })
   enabled: boolean = true;
 
+  /** Since when the task is disabled: on resume, the occurrences its schedule missed meanwhile are recorded SKIPPED. */
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  pausedAt?: Date;
+
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   lastRunAt?: Date;
 

@@ -10,6 +10,7 @@ import type { RunDeps } from '../runs/start-execution';
 import { openTaskRuns, startTaskRun, stopWorkflow, type TemporalAccess } from '../temporal';
 import { assertRunnableTask } from './task-rules';
 import { hasSchedule, nextRunAt, syncTaskSchedule } from './task-schedule';
+import { recordPausedOccurrences } from './occurrences';
 
 /**
  * Creating, changing, pausing, deleting, running and cancelling a task. The task's schedule
@@ -66,6 +67,18 @@ function validate(task: Task, changed?: string[]): void {
   task.nextRunAt = nextRunAt(task) ?? undefined;
 }
 
+/**
+ * Keeps `pausedAt` with `enabled`: set when the task is disabled; on enable, the occurrences
+ * missed since are recorded SKIPPED (occurrences.ts), and their number is in the audit.
+ */
+async function pauseOrResume(tx: EntityManager, actor: Actor, task: Task, wasEnabled: boolean): Promise<{ missedWhilePaused?: number }> {
+  if (wasEnabled && !task.enabled) task.pausedAt = new Date();
+  if (wasEnabled || !task.enabled) return {};
+  const pausedAt = task.pausedAt;
+  task.pausedAt = undefined;
+  return pausedAt ? { missedWhilePaused: await recordPausedOccurrences(tx, actor, task, pausedAt, new Date()) } : {};
+}
+
 export async function createTask(tx: EntityManager, temporal: TemporalAccess, actor: Actor, fields: TaskFields): Promise<Task> {
   const task = tx.create(Task, {
     organization: tx.getReference(Organization, actor.organizationId),
@@ -73,6 +86,7 @@ export async function createTask(tx: EntityManager, temporal: TemporalAccess, ac
     createdBy: actor.userId ? tx.getReference(User, actor.userId) : undefined,
   });
   const changed = apply(task, fields);
+  if (!task.enabled) task.pausedAt = new Date();
   validate(task);
   audit(tx, actor, { action: 'task.create', resourceType: 'task', resourceId: task.id, changes: { fields: changed, executionMode: task.executionMode, kind: task.kind } });
   await tx.flush();
@@ -82,9 +96,11 @@ export async function createTask(tx: EntityManager, temporal: TemporalAccess, ac
 }
 
 export async function updateTask(tx: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task, fields: Partial<TaskFields>): Promise<Task> {
+  const wasEnabled = task.enabled;
   const changed = apply(task, fields);
   validate(task, changed);
-  audit(tx, actor, { action: 'task.update', resourceType: 'task', resourceId: task.id, changes: { fields: changed } });
+  const paused = await pauseOrResume(tx, actor, task, wasEnabled);
+  audit(tx, actor, { action: 'task.update', resourceType: 'task', resourceId: task.id, changes: { fields: changed, ...paused } });
   await tx.flush();
   await syncOrUnavailable(temporal, task);
   return task;
@@ -93,9 +109,11 @@ export async function updateTask(tx: EntityManager, temporal: TemporalAccess, ac
 /** Pause (disable) or resume (enable): the schedule pauses with it. */
 export async function setTaskEnabled(tx: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task, enabled: boolean): Promise<Task> {
   if (enabled) validate(task, []);
+  const wasEnabled = task.enabled;
   task.enabled = enabled;
   task.nextRunAt = nextRunAt(task) ?? undefined;
-  audit(tx, actor, { action: enabled ? 'task.resume' : 'task.pause', resourceType: 'task', resourceId: task.id });
+  const paused = await pauseOrResume(tx, actor, task, wasEnabled);
+  audit(tx, actor, { action: enabled ? 'task.resume' : 'task.pause', resourceType: 'task', resourceId: task.id, ...(paused.missedWhilePaused !== undefined ? { changes: paused } : {}) });
   await tx.flush();
   await syncOrUnavailable(temporal, task);
   return task;

@@ -77,6 +77,34 @@ export function computedRunTimes(task: Task, count = 5, from = new Date()): Date
   }
 }
 
+/**
+ * The times the task's schedule (as it is now) fires in (from, to], oldest first, at most
+ * `limit`: what a paused schedule missed.
+ */
+export function runTimesBetween(task: Task, from: Date, to: Date, limit: number): Date[] {
+  if (task.executionMode === ExecutionMode.SCHEDULED) {
+    const at = task.scheduledAt ? oneOffInstant(task.scheduledAt) : undefined;
+    return at && at > from && at <= to ? [at] : [];
+  }
+  if (task.executionMode !== ExecutionMode.RECURRING || !task.cronExpression) return [];
+  const times: Date[] = [];
+  for (let cursor = from; times.length < limit; ) {
+    let batch: Date[];
+    try {
+      batch = nextCronTimes(task.cronExpression, task.timezone, 100, cursor);
+    } catch (error) {
+      if (error instanceof ScheduleSpecError) return times;
+      throw error;
+    }
+    for (const at of batch) {
+      if (at > to || times.length >= limit) return times;
+      times.push(at);
+    }
+    cursor = batch[batch.length - 1]!;
+  }
+  return times;
+}
+
 export function nextRunAt(task: Task, from = new Date()): Date | null {
   return computedRunTimes(task, 1, from)[0] ?? null;
 }

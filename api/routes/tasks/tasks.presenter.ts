@@ -30,6 +30,7 @@ export function presentTask(task: Task, counts: TaskRunCounts, nextRunTimes: Dat
     nextRunTimes: nextRunTimes.map((d) => d.toISOString()),
     lastRunAt: task.lastRunAt?.toISOString() ?? null,
     nextRunAt: task.nextRunAt?.toISOString() ?? null,
+    pausedAt: task.pausedAt?.toISOString() ?? null,
     runCount: task.runCount,
     skippedCount: counts.skipped,
     failedCount: counts.failed,

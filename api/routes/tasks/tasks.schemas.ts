@@ -138,6 +138,7 @@ export const TaskOut = z
     nextRunTimes: z.array(z.string()).openapi({ description: 'The next occurrences (up to 5); in GET /api/tasks/:id from the Temporal Schedule itself' }),
     lastRunAt: z.string().nullable(),
     nextRunAt: z.string().nullable(),
+    pausedAt: z.string().nullable().openapi({ description: 'Since when the task is disabled; on resume, the occurrences missed meanwhile are recorded SKIPPED ("skipped: the task was paused")' }),
     runCount: z.number().int(),
     skippedCount: z.number().int(),
     failedCount: z.number().int(),

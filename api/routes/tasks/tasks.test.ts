@@ -6,7 +6,7 @@ import { startApiServer, type ApiServer } from '../../server';
 import { addMember, httpFor, registerAccount, type Account } from '../../../test/api';
 import { activeAgent, registerHost, waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
-import { taskApi } from '../../../test/tasks';
+import { taskApi, type Run } from '../../../test/tasks';
 
 describe('tasks: CRUD, validation, roles and their Temporal Schedules', () => {
   let ctx: TestContext;
@@ -183,6 +183,38 @@ describe('tasks: CRUD, validation, roles and their Temporal Schedules', () => {
     expect(detail.body.lastRun).not.toBeNull();
     const calls = host.calls.filter((c) => c.tool === 'execute_prompt' && runs.some((r) => r.id === c.args.executionId));
     expect(calls).toHaveLength(runs.length);
+  });
+
+  it('records, on resume, the occurrences a paused task missed: SKIPPED with their scheduled times, the reason, the count in the audit', async () => {
+    const recurring = await create({ executionMode: 'RECURRING', cronExpression: '* * * * * *', prompt: 'tick [steps:1]', enabled: false });
+    const oneOff = await create({ executionMode: 'SCHEDULED', scheduledAt: new Date(Date.now() + 1500).toISOString(), prompt: 'once [steps:1]', enabled: false });
+    expect(recurring.pausedAt).toEqual(expect.any(String));
+    const from = Date.parse(recurring.pausedAt as string);
+    await new Promise((r) => setTimeout(r, 3200));
+    const resumed = await http.post(`/api/tasks/${recurring.id}/resume`).set(tasks.auth).expect(200);
+    const to = Date.now();
+    // Paused again at once: the one-second schedule would otherwise go on firing.
+    await http.post(`/api/tasks/${recurring.id}/pause`).set(tasks.auth).expect(200);
+    expect(resumed.body.pausedAt).toBeNull();
+
+    const paused = (runs: Run[]) => runs.filter((r) => r.error === 'skipped: the task was paused');
+    const missed = paused(await tasks.runs(recurring.id, { status: 'SKIPPED' }));
+    expect(missed.length).toBeGreaterThanOrEqual(3);
+    const times = missed.map((r) => Date.parse(r.scheduledFor!)).sort((a, b) => a - b);
+    expect(times[0]).toBeGreaterThan(from);
+    expect(times.at(-1)).toBeLessThanOrEqual(to);
+    expect(times.every((t, i) => t % 1000 === 0 && (i === 0 || t - times[i - 1]! === 1000))).toBe(true);
+    expect(missed.every((r) => r.trigger === 'schedule' && r.agentId === null)).toBe(true);
+    expect((await http.get(`/api/tasks/${recurring.id}`).set(tasks.auth).expect(200)).body.skippedCount).toBeGreaterThanOrEqual(missed.length);
+    const audit = await http.get('/api/audit').query({ action: 'task.resume', limit: 100 }).set(tasks.auth).expect(200);
+    expect(audit.body.items.find((a: { resourceId: string }) => a.resourceId === recurring.id).changes).toEqual({ missedWhilePaused: missed.length });
+
+    // A one-off whose time passed while paused: one SKIPPED occurrence at its time, and it never runs.
+    await http.post(`/api/tasks/${oneOff.id}/resume`).set(tasks.auth).expect(200);
+    const [once] = await tasks.runs(oneOff.id);
+    expect(once).toMatchObject({ status: 'SKIPPED', error: 'skipped: the task was paused', scheduledFor: new Date(Math.ceil(Date.parse(oneOff.scheduledAt as string) / 1000) * 1000).toISOString() });
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(await tasks.runs(oneOff.id)).toHaveLength(1);
   });
 
   it('fires a SCHEDULED task once, on its own, a few seconds ahead', async () => {
