@@ -98,11 +98,15 @@ export async function startBenchStack(overrides: Record<string, string> = {}): P
       return Date.now() - began;
     },
     async stop() {
-      await stopWorker();
-      await api.close();
-      await app.close();
-      await Promise.allSettled([temporal.stop(), pg.remove()]);
-      rmSync(dir, { recursive: true, force: true });
+      try {
+        await stopWorker();
+        await api.close();
+        await app.close();
+      } finally {
+        // Whatever failed above, the servers go: a Temporal dev server left behind would weigh on every later measurement.
+        await Promise.allSettled([temporal.stop(), pg.remove()]);
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   };
 }
