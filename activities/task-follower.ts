@@ -83,7 +83,13 @@ export async function followTask(options: FollowOptions): Promise<CallToolResult
       if (options.pause?.aborted) throw new FollowPaused();
       const round = new AbortController();
       const onAbort = () => round.abort(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
+      let cancelling: Promise<boolean> | undefined;
+      const onCancel = () => {
+        // tasks/cancel goes out first: the host stops the run on it, not on the result stream's end.
+        cancelling = cancelTask(client, taskId, Math.min(options.requestTimeoutMs, CANCEL_TIMEOUT_MS));
+        onAbort();
+      };
+      signal.addEventListener('abort', onCancel, { once: true });
       options.pause?.addEventListener('abort', onAbort, { once: true });
       let verdict: 'resume' | TaskForgotten | undefined;
       let resumeReason = '';
@@ -106,7 +112,7 @@ export async function followTask(options: FollowOptions): Promise<CallToolResult
       } catch (error) {
         if (options.pause?.aborted && !signal.aborted) throw new FollowPaused();
         if (signal.aborted) {
-          await cancelTask(client, taskId, Math.min(options.requestTimeoutMs, CANCEL_TIMEOUT_MS));
+          await (cancelling ?? cancelTask(client, taskId, Math.min(options.requestTimeoutMs, CANCEL_TIMEOUT_MS)));
           throw error;
         }
         if (verdict instanceof TaskForgotten || isTaskNotFound(error)) throw new TaskForgotten(taskId);
@@ -119,7 +125,7 @@ export async function followTask(options: FollowOptions): Promise<CallToolResult
         throw error;
       } finally {
         round.abort();
-        signal.removeEventListener('abort', onAbort);
+        signal.removeEventListener('abort', onCancel);
         options.pause?.removeEventListener('abort', onAbort);
         connection.streamErrors.delete(onStreamError);
         await poller;
