@@ -14,6 +14,14 @@ export async function registerHost(http: Http, account: Account, options: Partia
   return { host, serverId: res.body.id };
 }
 
+/** A reference host registered as a server of `account`, with one validated agent; the host joins `hosts`, for the suite to close. */
+export async function hostWithAgent(http: Http, account: Account, hosts: AgentHost[], options: Partial<AgentHostOptions> = {}) {
+  const registered = await registerHost(http, account, options);
+  hosts.push(registered.host);
+  const agent = await activeAgent(http, account, registered.serverId);
+  return { ...registered, agent };
+}
+
 /** Creates an agent and validates it (through the agentProvision workflow): ACTIVE. */
 export async function activeAgent(http: Http, account: Account, serverId: string, body: Record<string, unknown> = {}): Promise<{ id: string; name: string }> {
   const created = await http

@@ -7,7 +7,7 @@
 import { Execution, ServerToolStatus, type ToolDefinition } from '../entities';
 import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
-import { activeAgent, registerHost, waitFor } from './fleet';
+import { hostWithAgent, registerHost, waitFor } from './fleet';
 import { createTestContext, spawnWorkerProcess, startTestWorker, type TestContext } from './harness';
 import { catalogEntry, setServerTool } from './tool-fixtures';
 
@@ -33,12 +33,7 @@ describe('input requests on a live stack', () => {
     await ctx?.close();
   });
 
-  async function hostWithAgent(options: Parameters<typeof registerHost>[2] = {}) {
-    const registered = await registerHost(http, admin, options);
-    hosts.push(registered.host);
-    const agent = await activeAgent(http, admin, registered.serverId);
-    return { ...registered, agent };
-  }
+  const withAgent = (options: Parameters<typeof registerHost>[2] = {}) => hostWithAgent(http, admin, hosts, options);
 
   async function run(agentId: string, prompt: string, extra: Record<string, unknown> = {}): Promise<string> {
     const res = await http.post(`/api/agents/${agentId}/execute`).set(as()).send({ prompt, ...extra }).expect(202);
@@ -73,7 +68,7 @@ describe('input requests on a live stack', () => {
   const promptCalls = (host: AgentHost, executionId: string) => host.calls.filter((c) => c.tool === 'execute_prompt' && c.args.executionId === executionId).length;
 
   it('task host: the run waits (WAITING_INPUT), the answer reaches the host and the run completes, with one execute_prompt', async () => {
-    const { host, agent } = await hostWithAgent();
+    const { host, agent } = await withAgent();
     const id = await run(agent.id, '[ask:Which branch?] done');
     const asked = await waiting(id);
     expect(asked.pendingInput).toMatchObject({ message: 'Which branch?' });
@@ -89,7 +84,7 @@ describe('input requests on a live stack', () => {
   });
 
   it.each(['decline', 'cancel'])('task host: a %s reaches the host as such', async (action) => {
-    const { agent } = await hostWithAgent();
+    const { agent } = await withAgent();
     const id = await run(agent.id, '[ask:Deploy now?] done');
     await waiting(id);
     await answer(id, { action }).expect(200);
@@ -97,7 +92,7 @@ describe('input requests on a live stack', () => {
   });
 
   it('task host: nobody answers within the input timeout: TIMED_OUT, and the task is cancelled on the host', async () => {
-    const { host, agent } = await hostWithAgent();
+    const { host, agent } = await withAgent();
     const id = await run(agent.id, '[ask:Anyone there?] done', { inputTimeoutMs: 2000 });
     await waiting(id);
     const done = await finished(id);
@@ -107,7 +102,7 @@ describe('input requests on a live stack', () => {
   });
 
   it('task host: a cancel while the run waits cancels the task on the host', async () => {
-    const { host, agent } = await hostWithAgent();
+    const { host, agent } = await withAgent();
     const id = await run(agent.id, '[ask:Wait for me?] done');
     await waiting(id);
     await http.post(`/api/executions/${id}/cancel`).set(as()).expect((res) => expect(res.status).toBeLessThan(300));
@@ -116,7 +111,7 @@ describe('input requests on a live stack', () => {
   });
 
   it('task host: the worker restarts while the run waits; the answer still reaches the host', async () => {
-    const { host, agent } = await hostWithAgent();
+    const { host, agent } = await withAgent();
     const id = await run(agent.id, '[ask:Still there?] done');
     await waiting(id);
     await worker!.stop();
@@ -128,7 +123,7 @@ describe('input requests on a live stack', () => {
   });
 
   it('task host: the worker process is SIGKILLed while the run waits; the answer reaches the host through the next worker', async () => {
-    const { host, agent } = await hostWithAgent();
+    const { host, agent } = await withAgent();
     await worker!.stop();
     worker = undefined;
     const first = spawnWorkerProcess(ctx);
@@ -148,7 +143,7 @@ describe('input requests on a live stack', () => {
   }, 90_000);
 
   it('plain host: the worker holds the question until the answer', async () => {
-    const { agent } = await hostWithAgent({ tasks: false });
+    const { agent } = await withAgent({ tasks: false });
     const id = await run(agent.id, '[ask:Which tag?] done');
     await waiting(id);
     await answer(id, { action: 'accept', content: { answer: 'v1' } }).expect(200);
@@ -156,7 +151,7 @@ describe('input requests on a live stack', () => {
   });
 
   it('plain host: the worker process is SIGKILLed while it holds the question; the retry runs the prompt again and gets the answer given meanwhile', async () => {
-    const { host, agent } = await hostWithAgent({ tasks: false });
+    const { host, agent } = await withAgent({ tasks: false });
     await worker!.stop();
     worker = undefined;
     const first = spawnWorkerProcess(ctx);
@@ -177,7 +172,7 @@ describe('input requests on a live stack', () => {
   }, 90_000);
 
   it('plain host: nobody answers within the input timeout: TIMED_OUT', async () => {
-    const { agent } = await hostWithAgent({ tasks: false });
+    const { agent } = await withAgent({ tasks: false });
     const id = await run(agent.id, '[ask:Hello?] done', { inputTimeoutMs: 2000 });
     await waiting(id);
     expect(await finished(id)).toMatchObject({ status: 'TIMED_OUT', error: 'no answer to the input request within 2 s' });
@@ -190,7 +185,7 @@ describe('input requests on a live stack', () => {
     });
 
     async function gatedAgent(tasks: boolean) {
-      const { serverId, agent } = await hostWithAgent({ allowCommands: true, tasks });
+      const { serverId, agent } = await withAgent({ allowCommands: true, tasks });
       await setServerTool(ctx.orm.em.fork(), serverId, git.id, ServerToolStatus.INSTALLED);
       await http
         .put(`/api/tools/agent/${agent.id}/permissions`)

@@ -8,7 +8,7 @@ import { freePort } from '../lib/dev/free-port';
 import type { AgentExecutionPayload } from '../domain/realtime-types';
 import { startAgentHost, type AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
-import { activeAgent, registerHost, waitFor } from './fleet';
+import { activeAgent, hostWithAgent, registerHost, waitFor } from './fleet';
 import { createTestContext, startTestWorker, type TestContext } from './harness';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy';
 
@@ -58,12 +58,7 @@ describe('task-backed runs (a task-capable reference host beside a plain one)', 
     await ctx?.close();
   });
 
-  async function hostWithAgent(options: Parameters<typeof registerHost>[2] = {}) {
-    const registered = await registerHost(http, admin, options);
-    hosts.push(registered.host);
-    const agent = await activeAgent(http, admin, registered.serverId);
-    return { ...registered, agent };
-  }
+  const withAgent = (options: Parameters<typeof registerHost>[2] = {}) => hostWithAgent(http, admin, hosts, options);
 
   async function run(agentId: string, prompt: string): Promise<string> {
     const res = await http.post(`/api/agents/${agentId}/execute`).auth(admin.accessToken, { type: 'bearer' }).send({ prompt }).expect(202);
@@ -90,8 +85,8 @@ describe('task-backed runs (a task-capable reference host beside a plain one)', 
   }
 
   it('runs the same prompt to the same events and outcome on a task host and on a plain host', async () => {
-    const tasked = await hostWithAgent();
-    const plain = await hostWithAgent({ tasks: false });
+    const tasked = await withAgent();
+    const plain = await withAgent({ tasks: false });
     const prompt = 'same work [steps:6] [delay:30]';
     const [onTask, onPlain] = await Promise.all([run(tasked.agent.id, prompt), run(plain.agent.id, prompt)]);
     const [a, b] = await Promise.all([finished(onTask), finished(onPlain)]);
@@ -109,7 +104,7 @@ describe('task-backed runs (a task-capable reference host beside a plain one)', 
   }, 60_000);
 
   it('cancel: the host receives tasks/cancel for the task, its run stops, and the execution is CANCELLED', async () => {
-    const { host, agent } = await hostWithAgent();
+    const { host, agent } = await withAgent();
     const executionId = await run(agent.id, 'long [steps:400] [delay:50]');
     await waitFor(async () => (await events(executionId)).some((e) => e.phase === 'output'), 20_000);
     const taskId = await taskIdOf(executionId);
