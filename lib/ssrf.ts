@@ -144,8 +144,12 @@ interface Target {
 }
 
 function targetOf(url: URL): Target {
-  const display = url.hostname;
-  const name = display.replace(/\.+$/, '');
+  return targetOfHost(url.hostname);
+}
+
+/** A host as written (a URL's hostname, or the name a socket looks up). */
+function targetOfHost(display: string): Target {
+  const name = display.toLowerCase().replace(/\.+$/, '');
   return { display, name, ip: toIp(name) };
 }
 
@@ -307,7 +311,7 @@ function checkResolved(target: Target, results: { address: string; family: numbe
 export function policyLookup(policy: UrlPolicy, resolve: LookupFn = defaultLookup): LookupFunction {
   const compiled = compile(policy);
   return (hostname, options, callback) => {
-    const target: Target = { display: hostname, name: hostname.toLowerCase().replace(/\.+$/, ''), ip: undefined };
+    const target = targetOfHost(hostname);
     const answer = async () => {
       const allowedByName = checkName(target, compiled);
       const results = await resolve(hostname);

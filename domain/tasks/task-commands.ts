@@ -86,7 +86,8 @@ export async function createTask(tx: EntityManager, temporal: TemporalAccess, ac
     createdBy: actor.userId ? tx.getReference(User, actor.userId) : undefined,
   });
   const changed = apply(task, fields);
-  if (!task.enabled) task.pausedAt = new Date();
+  // A task created disabled is paused from its creation.
+  await pauseOrResume(tx, actor, task, true);
   validate(task);
   audit(tx, actor, { action: 'task.create', resourceType: 'task', resourceId: task.id, changes: { fields: changed, executionMode: task.executionMode, kind: task.kind } });
   await tx.flush();
