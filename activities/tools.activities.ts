@@ -95,12 +95,6 @@ export function createToolActivities(deps: ActivityDeps) {
   }
 
   /**
-   * The host side of a change: on a retry, check_tool first (the previous attempt may have
-   * finished on the server after its worker was lost: then nothing is sent again), then
-   * install_tool or uninstall_tool, then check_tool to verify. `markSent` is called just before
-   * the change goes out, after which the call is never repeated on another connection.
-   */
-  /**
    * Sends the change: as an MCP task when the server runs the tool as one (its id recorded at
    * once; a retry follows the same task, so the command never runs twice), else a plain call.
    */
@@ -116,16 +110,30 @@ export function createToolActivities(deps: ActivityDeps) {
     return (await connection.client.callTool(call, undefined, { signal, timeout: CHANGE_CALL_TIMEOUT_MS, maxTotalTimeout: CHANGE_CALL_TIMEOUT_MS, resetTimeoutOnProgress: true })) as CallToolResult;
   }
 
+  /**
+   * The host side of a change: check_tool first, for every install and for a retry of an
+   * uninstall; then install_tool or uninstall_tool; then check_tool to verify. An install whose
+   * tool is already there, at a version that satisfies the request, sends nothing: the host
+   * would otherwise run `apt-get update && apt-get install git` on a machine that has git. A
+   * retry's first check also finds the work of an attempt whose worker was lost after the host
+   * finished it. `markSent` is called just before the change goes out, after which the call is
+   * never repeated on another connection.
+   */
   async function changeOnHost(connection: McpConnection, commands: ToolCommands, input: ToolChangeInput, attempt: number, signal: AbortSignal, task: ChangeTask, markSent: () => void): Promise<HostOutcome> {
     const { action, version: wanted } = input;
     const client = connection.client;
     // A retry of a change that went out as a task follows that task instead of asking first.
-    if (attempt > 1 && !task.id) {
+    if (!task.id && (action === 'install' || attempt > 1)) {
       const before = await check(client, commands, signal);
       if (before.answered && action === 'install' && before.installed && versionMatches(before.version, wanted)) {
-        return { status: 'INSTALLED', version: before.version, log: before.log, verified: true, skipped: true };
+        // On a retry the earlier attempt may have installed it; on the first attempt it was there before.
+        if (attempt > 1) return { status: 'INSTALLED', version: before.version, log: before.log, verified: true, skipped: true };
+        const found = `${commands.name}${before.version ? ` ${before.version}` : ''}`;
+        return { status: 'INSTALLED', version: before.version, log: `${before.log}[${found} is already installed: the install command was not run]\n`, verified: true, skipped: true, alreadyInstalled: true };
       }
       if (before.answered && action === 'uninstall' && !before.installed) return { status: 'NOT_INSTALLED', log: before.log, verified: true, skipped: true };
+      // Not there, another version, or no answer (a host without check_tool or commands): the
+      // install goes out, and its own answer says what the server can do.
     }
     markSent();
     const call =
@@ -164,8 +172,16 @@ export function createToolActivities(deps: ActivityDeps) {
       action: outcomeAction(input.action, outcome.status),
       resourceType: 'server',
       resourceId: ref.serverId,
-      changes: { toolId: tool.id, toolName: tool.name, status: outcome.status, version: outcome.version ?? null, error: outcome.error ?? null, workflowId: input.workflowId, ...(outcome.skipped ? { foundDoneOnRetry: true } : {}) },
-    });
+      changes: {
+        toolId: tool.id,
+        toolName: tool.name,
+        status: outcome.status,
+        version: outcome.version ?? null,
+        error: outcome.error ?? null,
+        workflowId: input.workflowId,
+        ...(outcome.alreadyInstalled ? { alreadyInstalled: true } : outcome.skipped ? { foundDoneOnRetry: true } : {}),
+      },
+    }, outcome.alreadyInstalled ? { alreadyInstalled: true } : undefined);
   }
 
   return {
@@ -219,8 +235,14 @@ export function createToolActivities(deps: ActivityDeps) {
       // A failed INSTALLING write fails the attempt; the retry asks the host before doing anything.
       await begun;
       await record(em, ref, tool, input, outcome);
-      logger.info({ serverId: input.serverId, toolId: input.toolId, action: input.action, status: outcome.status, attempt: ctx.info.attempt }, 'tool change finished');
-      return { status: outcome.status, ...(outcome.version ? { version: outcome.version } : {}), ...(outcome.error ? { error: outcome.error } : {}), ...(outcome.skipped ? { skipped: true } : {}) };
+      logger.info({ serverId: input.serverId, toolId: input.toolId, action: input.action, status: outcome.status, attempt: ctx.info.attempt, ...(outcome.alreadyInstalled ? { alreadyInstalled: true } : {}) }, 'tool change finished');
+      return {
+        status: outcome.status,
+        ...(outcome.version ? { version: outcome.version } : {}),
+        ...(outcome.error ? { error: outcome.error } : {}),
+        ...(outcome.skipped ? { skipped: true } : {}),
+        ...(outcome.alreadyInstalled ? { alreadyInstalled: true } : {}),
+      };
     },
 
     /**

@@ -97,6 +97,8 @@ export interface ServerToolPayload {
   previousStatus: string | null;
   version: string | null;
   error: string | null;
+  /** Only on an install's INSTALLED: the tool was already there at a version that satisfies the request, and its install command was not run. */
+  alreadyInstalled?: true;
   at: string;
 }
 

@@ -2,7 +2,7 @@
  * The host contract's readers: what a client keeps from a host's messages and answers, and what
  * it drops. (That the reference host speaks this contract is checked in host/agent-host.test.ts.)
  */
-import { allowedToolScopes, HOST_CONTRACT, HOST_TOOLS, hostToolCall, parseHostMessage, parsePromptResult } from './host-contract';
+import { allowedToolScopes, HOST_CONTRACT, HOST_TOOLS, hostToolCall, isHostContractTool, parseHostMessage, parsePromptResult } from './host-contract';
 
 const E = 'exec-1';
 
@@ -74,6 +74,16 @@ describe('the contract table', () => {
     expect(HOST_CONTRACT.provision_agent.args.safeParse({ agentId: 'a', name: 'n', role: 'WORKER' }).success).toBe(false);
     expect(HOST_CONTRACT.check_tool.result.safeParse({ installed: true, version: '1.2' }).success).toBe(true);
     expect(HOST_CONTRACT.install_tool.result.safeParse({ installed: true }).success).toBe(false);
+  });
+
+  it('reserves every tool of the contract, check_tool included, in any letter case, and nothing else', () => {
+    expect(HOST_TOOLS).toHaveLength(7);
+    for (const name of HOST_TOOLS) {
+      expect(isHostContractTool(name)).toBe(true);
+      expect(isHostContractTool(name.toUpperCase())).toBe(true);
+    }
+    expect(isHostContractTool('Check_Tool')).toBe(true);
+    for (const name of ['git', 'check_tools', 'check-tool', 'install', 'echo']) expect(isHostContractTool(name)).toBe(false);
   });
 
   it('builds a tools/call request whose arguments the compiler checks against the contract', () => {

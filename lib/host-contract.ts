@@ -11,12 +11,25 @@
  */
 import { z } from 'zod';
 
-/** Tools of the contract; a server lacking any of them is DEGRADED, not OFFLINE. */
 /** The meta key with which a host names the run an input request belongs to (docs/host-protocol.md, "Input requests"). */
 export const EXECUTION_META_KEY = 'io.mcp-fleet/executionId';
 
+/** Tools of the contract; a server lacking any of them is DEGRADED, not OFFLINE. The reference host registers exactly these. */
 export const HOST_TOOLS = ['execute_prompt', 'provision_agent', 'activate_agent', 'deactivate_agent', 'install_tool', 'uninstall_tool', 'check_tool'] as const;
 export type HostTool = (typeof HOST_TOOLS)[number];
+
+const RESERVED_TOOL_NAMES: ReadonlySet<string> = new Set(HOST_TOOLS);
+
+/**
+ * Whether `name` is a tool of the contract, in any letter case. These names are reserved: no
+ * catalog entry, grant or `kind: tool` task may use them, because the contract's tools run
+ * install, uninstall and version commands (and prompts) as the host's own user, and only the
+ * platform calls them, with commands an ADMIN put in the catalog. Letter case does not matter so
+ * that `Check_Tool` cannot stand beside `check_tool` in a list a person reads.
+ */
+export function isHostContractTool(name: string): boolean {
+  return RESERVED_TOOL_NAMES.has(name.toLowerCase());
+}
 
 const JsonObject = z.record(z.string(), z.unknown());
 

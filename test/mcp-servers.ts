@@ -49,6 +49,8 @@ export interface McpServerOptions {
 }
 
 export type StreamableTestMcpServer = TestMcpServer & {
+  /** Every tools/call answered, in order. */
+  calls: TestToolCall[];
   /** Replaces the tool set the NEXT tools/list returns (descriptions of kept tools are kept). */
   setTools(names: string[]): void;
   /** Changes one tool's description for the NEXT tools/list. */
@@ -72,8 +74,14 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A fresh McpServer exposing the current tool set (one per request in stateless mode). */
-function buildMcpServer(info: { name: string; version: string }, tools: ToolState): McpServer {
+/** One tools/call a test server answered. */
+export interface TestToolCall {
+  tool: string;
+  args: Record<string, unknown>;
+}
+
+/** A fresh McpServer exposing the current tool set (one per request in stateless mode); each call answered joins `calls`. */
+function buildMcpServer(info: { name: string; version: string }, tools: ToolState, calls: TestToolCall[] = []): McpServer {
   const server = new McpServer({ name: info.name, version: info.version });
   for (const name of tools.names) {
     server.registerTool(
@@ -85,10 +93,10 @@ function buildMcpServer(info: { name: string; version: string }, tools: ToolStat
           input: z.record(z.string(), z.unknown()).optional(),
         },
       },
-      async (args): Promise<CallToolResult> => ({
-        content: [{ type: 'text', text: JSON.stringify({ ok: true, tool: name }) }],
-        structuredContent: { ok: true, tool: name, args },
-      }),
+      async (args): Promise<CallToolResult> => {
+        calls.push({ tool: name, args });
+        return { content: [{ type: 'text', text: JSON.stringify({ ok: true, tool: name }) }], structuredContent: { ok: true, tool: name, args } };
+      },
     );
   }
   return server;
@@ -209,7 +217,7 @@ export async function startMcpServer(options: McpServerOptions = {}): Promise<St
       const parsed = await readJsonBody(req, res);
       if (!parsed) return;
 
-      const mcp = buildMcpServer(info, tools);
+      const mcp = buildMcpServer(info, tools, state.calls);
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
       res.on('close', () => {
         void transport.close();
@@ -226,6 +234,7 @@ export async function startMcpServer(options: McpServerOptions = {}): Promise<St
     port,
     token,
     requests: 0,
+    calls: [],
     close: closeServer(server),
     setTools(names: string[]) {
       tools.names = [...names];

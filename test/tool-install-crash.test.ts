@@ -63,7 +63,7 @@ describe('a worker killed mid-install', () => {
     const { tool, state, calls, runs, recorded } = await installThroughACrash(false);
     expect(state).toMatchObject({ status: 'INSTALLED', installedVersion: '2.0.1' });
     // One install_tool ever sent, one run of the command on the host; the retry only asked.
-    expect(calls).toEqual(['install_tool', 'check_tool']);
+    expect(calls).toEqual(['check_tool', 'install_tool', 'check_tool']);
     expect(runs).toBe('run\n');
     expect(recorded.map((a) => a.changes)).toEqual([expect.objectContaining({ toolId: tool.id, version: '2.0.1', foundDoneOnRetry: true })]);
   }, 120_000);
@@ -72,7 +72,7 @@ describe('a worker killed mid-install', () => {
     const { host, tool, state, calls, runs, recorded } = await installThroughACrash(true);
     expect(state).toMatchObject({ status: 'INSTALLED', installedVersion: '2.0.1' });
     // The retry did not ask first: it followed the task, then verified as after any install.
-    expect(calls).toEqual(['install_tool', 'check_tool']);
+    expect(calls).toEqual(['check_tool', 'install_tool', 'check_tool']);
     expect(runs).toBe('run\n');
     expect(host.taskRequests.filter((r) => r.method === 'tasks/result').length).toBeGreaterThanOrEqual(2);
     expect(recorded.map((a) => a.changes)).toEqual([expect.objectContaining({ toolId: tool.id, version: '2.0.1' })]);

@@ -41,8 +41,10 @@ export interface ToolChangeOutcome {
   status: 'INSTALLED' | 'NOT_INSTALLED' | 'FAILED';
   version?: string;
   error?: string;
-  /** A retry found the work already done on the server and did not send it again. */
+  /** Nothing was sent to the server: a retry found the work already done, or the tool was already there. */
   skipped?: boolean;
+  /** An install whose tool was already on the server, at a version that satisfies the request: its install command never ran. */
+  alreadyInstalled?: boolean;
 }
 
 /** Type of the failure an activity throws when the server or the catalog entry is gone. */
@@ -52,7 +54,7 @@ const { changeTool } = proxyActivities<Activities>({
   // Package managers may take minutes; the host's own limit per command is 5 minutes.
   startToCloseTimeout: '15m',
   // A lost worker is noticed within 10 s and the change retried elsewhere; the retry asks the
-  // server first (check_tool) and does not run a finished install again.
+  // server first (check_tool), as every install does, and does not run a finished install again.
   heartbeatTimeout: '10s',
   // The activity records the final state itself: a cancel must wait for it to stop, so the
   // cancel's own record cannot be overtaken by a late INSTALLED.
@@ -76,16 +78,20 @@ function reasonOf(error: unknown, action: ToolAction): string {
 
 function details(action: ToolAction, outcome?: ToolChangeOutcome, version?: string): string {
   if (!outcome) return `**${action === 'install' ? 'INSTALLING' : 'REMOVING'}**${version ? ` version ${version}` : ''}`;
-  const done = `**${outcome.status}**${outcome.version ? ` ${outcome.version}` : ''}${outcome.skipped ? ' (found done on retry)' : ''}`;
+  const how = outcome.alreadyInstalled ? ' (already installed: the install command was not run)' : outcome.skipped ? ' (found done on retry)' : '';
+  const done = `**${outcome.status}**${outcome.version ? ` ${outcome.version}` : ''}${how}`;
   return outcome.error ? `${done}\n\n${outcome.error}` : done;
 }
 
 /**
  * Installs or uninstalls a catalog tool on a server (workflow id `tool-<serverId>-<toolId>`):
- * INSTALLING (or REMOVING) → the host's install_tool (uninstall_tool) → verified with
- * check_tool → INSTALLED with the version found (NOT_INSTALLED), or FAILED with the host's log
- * and a reason. A cancel, or a change that could not finish, ends FAILED with its reason,
- * recorded in a non-cancellable scope.
+ * INSTALLING (or REMOVING) → for an install, check_tool first (a tool already there at a
+ * version that satisfies the request is INSTALLED at once, its install command never run) →
+ * the host's install_tool (uninstall_tool) → verified with check_tool → INSTALLED with the
+ * version found (NOT_INSTALLED), or FAILED with the host's log and a reason. A cancel, or a
+ * change that could not finish, ends FAILED with its reason, recorded in a non-cancellable
+ * scope. All of it is the one `changeTool` activity, so the workflow's commands are what they
+ * were before installs checked first, and runs in flight replay unchanged (no `patched()`).
  */
 export async function toolInstall(serverId: string, toolId: string, action: ToolAction, options: ToolInstallOptions = {}): Promise<ToolChangeOutcome> {
   const { workflowId } = workflowInfo();

@@ -10,8 +10,9 @@ const NONE: UserRole[] = [];
 
 /**
  * The design's matrix: who may do what to which subject in their own organisation.
- * ADMIN manages all; MANAGER manages servers/agents/tasks/tools/permissions and validates
- * agents; OPERATOR reads, executes agents and manages tasks; VIEWER reads.
+ * ADMIN manages all; MANAGER manages servers/agents/tasks, installs catalog tools and sets
+ * permissions, and validates agents, but does not write the catalog (its commands run as the
+ * hosts' user); OPERATOR reads, executes agents and manages tasks; VIEWER reads.
  */
 const MATRIX: Record<SubjectType, Partial<Record<Action, UserRole[]>>> = {
   Organization: { read: ALL, update: [ADMIN], delete: NONE },
@@ -28,7 +29,8 @@ const MATRIX: Record<SubjectType, Partial<Record<Action, UserRole[]>>> = {
   },
   Task: { read: ALL, create: [ADMIN, MANAGER, OPERATOR], update: [ADMIN, MANAGER, OPERATOR], delete: [ADMIN, MANAGER, OPERATOR], execute: [ADMIN, MANAGER, OPERATOR] },
   Execution: { read: ALL, cancel: [ADMIN, MANAGER, OPERATOR], delete: [ADMIN], update: [ADMIN] },
-  ToolDefinition: { read: ALL, create: [ADMIN, MANAGER], update: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
+  // Every catalog entry carries commands hosts run as their own user: ADMIN only.
+  ToolDefinition: { read: ALL, create: [ADMIN], update: [ADMIN], delete: [ADMIN], manage: [ADMIN] },
   ServerTool: { read: ALL, install: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
   AgentToolPermission: { read: ALL, create: [ADMIN, MANAGER], update: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
 };

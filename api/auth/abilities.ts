@@ -54,7 +54,10 @@ const ROLE_BUILDERS: Record<UserRole, RoleBuilder> = {
   },
   [UserRole.MANAGER]: ({ can }, _p, inOrg) => {
     can('read', ORG_READABLE, inOrg);
-    can('manage', ['McpServer', 'Agent', 'Task', 'ToolDefinition', 'ServerTool', 'AgentToolPermission'], inOrg);
+    // Not the catalog (ToolDefinition): every entry carries install, uninstall and version
+    // commands that hosts run as their own user (root on most), on every server it is installed
+    // on. Writing them is ADMIN's; a MANAGER installs and grants what an ADMIN wrote.
+    can('manage', ['McpServer', 'Agent', 'Task', 'ServerTool', 'AgentToolPermission'], inOrg);
     can(['read', 'cancel'], 'Execution', inOrg);
     can('read', 'AuditLog', inOrg);
   },

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { AssignmentMode, ExecutionMode, TaskKind, type Agent, type McpServer, type Task } from '../../entities';
+import { isHostContractTool } from '../../lib/host-contract';
 import { AppError } from '../errors';
+import { PLATFORM_TOOL_CODE, platformToolProblem } from '../tools/reserved-names';
 import { assertTimezone, nextCronTimes, ScheduleSpecError } from './schedule-spec';
 
 /**
@@ -17,9 +19,6 @@ export interface FieldProblem {
 }
 
 const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}/g;
-
-/** The tools of the host contract are driven by the platform itself (prompts, agents, installs), never by a task. */
-export const PLATFORM_TOOLS: readonly string[] = ['execute_prompt', 'provision_agent', 'activate_agent', 'deactivate_agent', 'install_tool', 'uninstall_tool'];
 
 export function placeholders(prompt: string): string[] {
   return [...new Set([...prompt.matchAll(PLACEHOLDER)].map((m) => m[1]!))];
@@ -77,11 +76,13 @@ function assignmentProblems(draft: TaskDraft): FieldProblem[] {
 
 /** The tool on `server`, and its arguments against its input schema, when the server's pinned list says. */
 export function toolProblems(toolName: string, args: Record<string, unknown> | undefined, server: Pick<McpServer, 'name' | 'toolsSnapshot'> | undefined): FieldProblem[] {
-  if (PLATFORM_TOOLS.includes(toolName)) return [{ path: 'toolName', message: `${toolName} is run by the platform itself; use kind prompt for prompts`, code: 'platform_tool' }];
+  // The host contract's tools are driven by the platform itself (prompts, agents, installs), never by a task.
+  const reserved = platformToolProblem(toolName, "a task's tool");
+  if (reserved) return [{ path: 'toolName', message: toolName === 'execute_prompt' ? `${reserved}; a prompt is a task of kind prompt` : reserved, code: PLATFORM_TOOL_CODE }];
   if (!server?.toolsSnapshot) return [];
   const tool = server.toolsSnapshot.find((t) => t.name === toolName);
   if (!tool) {
-    const offered = server.toolsSnapshot.map((t) => t.name).filter((name) => !PLATFORM_TOOLS.includes(name));
+    const offered = server.toolsSnapshot.map((t) => t.name).filter((name) => !isHostContractTool(name));
     return [{ path: 'toolName', message: `the server ${server.name} has no tool ${toolName}${offered.length ? ` (it offers ${offered.join(', ')})` : ''}`, code: 'unknown_tool' }];
   }
   if (!tool.inputSchema || typeof tool.inputSchema !== 'object') return [];

@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { AgentToolPermission, ServerToolStatus, ToolDefinition, type Agent } from '../../entities';
 import { makeAgent, makeOrganization, makeServer } from '../../test/factories';
 import { createTestContext, type TestContext } from '../../test/harness';
-import { builtinTool, setServerTool } from '../../test/tool-fixtures';
+import { builtinTool, catalogEntry, setServerTool } from '../../test/tool-fixtures';
 import { allowedToolsFor, assertToolCallAllowed } from './allowed-tools';
 
 describe('allowedToolsFor and assertToolCallAllowed', () => {
@@ -70,5 +70,27 @@ describe('allowedToolsFor and assertToolCallAllowed', () => {
     const refusal = assertToolCallAllowed(em(), agent.id, toolName!, command);
     await expect(refusal).rejects.toMatchObject({ name: 'ToolCallRefused', status: 403, code: 'tool_not_allowed', details: { agentId: agent.id, toolName } });
     await expect(refusal).rejects.toThrow(reason);
+  });
+
+  it('never sends nor calls a host contract tool, even one granted and available before the names were reserved', async () => {
+    const setup = em();
+    const org = makeOrganization(setup);
+    const server = makeServer(setup, org);
+    // The host's own tools/list offers check_tool: a grant of that name would be available.
+    server.toolsSnapshot = [{ name: 'check_tool' } as never, { name: 'install_tool' } as never];
+    const holder = makeAgent(setup, server);
+    await setup.flush();
+    const commands = { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' };
+    const rows = [await catalogEntry(ctx.orm, org.id, commands, { name: 'check_tool' }), await catalogEntry(ctx.orm, org.id, commands, { name: 'Install_Tool' })];
+    await setServerTool(em(), server.id, rows[1]!.id, ServerToolStatus.INSTALLED);
+    for (const tool of rows) setup.create(AgentToolPermission, { organization: org, agent: holder, tool: setup.getReference(ToolDefinition, tool.id) });
+    await setup.flush();
+
+    expect(await allowedToolsFor(em(), holder.id)).toEqual([]);
+    for (const name of ['check_tool', 'Install_Tool', 'execute_prompt']) {
+      const refusal = assertToolCallAllowed(em(), holder.id, name);
+      await expect(refusal).rejects.toMatchObject({ name: 'ToolCallRefused', code: 'tool_not_allowed', details: { agentId: holder.id, toolName: name } });
+      await expect(refusal).rejects.toThrow(`${name} is a tool of the host contract, called only by mcp-fleet itself; it cannot be called by a task`);
+    }
   });
 });

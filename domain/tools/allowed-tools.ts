@@ -1,7 +1,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { AllowedTool } from '../../lib/host-contract';
+import { isHostContractTool, type AllowedTool } from '../../lib/host-contract';
 import { commandRefusal, splitCommandLine } from '../../lib/tool-commands';
 import { AppError } from '../errors';
+import { platformToolProblem } from './reserved-names';
 
 /**
  * What an agent may use at run time. A grant (`canUse`) takes effect once its tool is
@@ -36,7 +37,9 @@ export async function allowedToolsFor(em: EntityManager, agentId: string): Promi
     [agentId],
   );
   // requiresApproval only when set: hosts that predate approval gates read the same entries as before.
-  return rows.map((r) => ({ name: r.name, allowedCommands: r.allowed_commands, blockedCommands: r.blocked_commands, ...(r.requires_approval ? { requiresApproval: true } : {}) }));
+  // A grant of a host contract tool (written before the names were reserved) is never sent:
+  // a host must not let an agent call the platform's own tools.
+  return rows.filter((r) => !isHostContractTool(r.name)).map((r) => ({ name: r.name, allowedCommands: r.allowed_commands, blockedCommands: r.blocked_commands, ...(r.requires_approval ? { requiresApproval: true } : {}) }));
 }
 
 /** The ids of the agent's granted tools that are available on its server (the others are pending install). */
@@ -57,10 +60,14 @@ export async function availableGrants(em: EntityManager, agentId: string): Promi
  * Refuses (ToolCallRefused) a direct call of `toolName` by the agent, and of `command` (the
  * command line after the tool's name) when given, unless a grant allows it and the tool is
  * available on the agent's server. The one check made before a call that bypasses the host's
- * own enforcement (a `kind: tool` task).
+ * own enforcement (a `kind: tool` task). A tool of the host contract is refused whatever the
+ * grants say: a task or a catalog entry written before the names were reserved cannot run
+ * one either.
  */
 export async function assertToolCallAllowed(em: EntityManager, agentId: string, toolName: string, command?: string): Promise<void> {
   const details = { agentId, toolName, ...(command !== undefined ? { command } : {}) };
+  const reserved = platformToolProblem(toolName, 'called by a task');
+  if (reserved) throw new ToolCallRefused(reserved, details);
   const rows = await em.execute<{ agent_name: string; can_use: boolean | null; allowed_commands: string[] | null; blocked_commands: string[] | null; available: boolean }[]>(
     `select a.name as agent_name, p.can_use, p.allowed_commands, p.blocked_commands, ${AVAILABLE_ON_SERVER} as available
        from agents a

@@ -3,11 +3,13 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { AgentToolPermission, Organization, ServerTool, ServerToolStatus, ToolDefinition } from '../../entities';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
-import { AppError, uniqueOrConflict } from '../errors';
+import { AppError, fieldError, uniqueOrConflict } from '../errors';
+import { PLATFORM_TOOL_CODE, platformToolProblem } from './reserved-names';
 
 /**
  * The tool catalog an organisation sees: the built-in entries (seeded, no organisation,
- * read-only) and its own, which its ADMINs and MANAGERs add, change and remove.
+ * read-only) and its own, which its ADMINs add, change and remove (every entry carries
+ * commands that hosts run as their own user: api/auth/abilities.ts).
  */
 
 /** The catalog entries `organizationId` sees, as a MikroORM filter. */
@@ -49,8 +51,20 @@ async function assertNameFree(em: EntityManager, organizationId: string, name: s
   if (clash) throw nameTaken(name);
 }
 
-/** Adds an entry to the actor's organisation's catalog. */
+/** The host contract's tool names are the platform's own (domain/tools/reserved-names.ts). */
+function assertNotPlatformTool(name: string): void {
+  const problem = platformToolProblem(name, 'the name of a catalog entry');
+  if (problem) throw fieldError('body.name', problem, PLATFORM_TOOL_CODE);
+}
+
+/** The commands of an entry, as audited: they run on every server the entry is installed on. */
+function commandsOf(tool: Pick<ToolFields, 'installCommand' | 'uninstallCommand' | 'versionCommand' | 'versionRegex'>) {
+  return { installCommand: tool.installCommand, uninstallCommand: tool.uninstallCommand, versionCommand: tool.versionCommand, versionRegex: tool.versionRegex ?? null };
+}
+
+/** Adds an entry to the actor's organisation's catalog, audited with its commands. */
 export async function createTool(em: EntityManager, actor: Actor, input: ToolFields): Promise<ToolDefinition> {
+  assertNotPlatformTool(input.name);
   await assertNameFree(em, actor.organizationId, input.name);
   const tool = em.create(ToolDefinition, {
     organization: em.getReference(Organization, actor.organizationId),
@@ -65,7 +79,7 @@ export async function createTool(em: EntityManager, actor: Actor, input: ToolFie
     versionRegex: input.versionRegex ?? undefined,
     homepage: input.homepage ?? undefined,
   });
-  audit(em, actor, { action: 'tool.create', resourceType: 'tool', resourceId: tool.id, changes: { name: tool.name, category: tool.category } });
+  audit(em, actor, { action: 'tool.create', resourceType: 'tool', resourceId: tool.id, changes: { name: tool.name, category: tool.category, ...commandsOf(tool) } });
   await uniqueOrConflict(() => em.flush(), () => nameTaken(input.name));
   return tool;
 }
@@ -73,7 +87,10 @@ export async function createTool(em: EntityManager, actor: Actor, input: ToolFie
 /** Changes an organisation's entry, audited with what actually changed (commands included: they run on servers). */
 export async function updateTool(em: EntityManager, actor: Actor, tool: ToolDefinition, input: ToolChanges): Promise<ToolDefinition> {
   assertEditable(tool);
-  if (input.name !== undefined && input.name !== tool.name) await assertNameFree(em, actor.organizationId, input.name, tool.id);
+  if (input.name !== undefined && input.name !== tool.name) {
+    assertNotPlatformTool(input.name);
+    await assertNameFree(em, actor.organizationId, input.name, tool.id);
+  }
   const changes: Record<string, { from: unknown; to: unknown }> = {};
   for (const key of Object.keys(input) as (keyof ToolFields)[]) {
     const to = input[key];
@@ -110,7 +127,7 @@ export async function deleteTool(tx: EntityManager, actor: Actor, tool: ToolDefi
     throw AppError.conflict('tool_in_use', `${tool.name} is in use: ${uses}`, { servers, agents });
   }
   await tx.nativeDelete(ServerTool, { tool });
-  audit(tx, actor, { action: 'tool.delete', resourceType: 'tool', resourceId: tool.id, changes: { name: tool.name } });
+  audit(tx, actor, { action: 'tool.delete', resourceType: 'tool', resourceId: tool.id, changes: { name: tool.name, ...commandsOf(tool) } });
   tx.remove(tool);
   await tx.flush();
 }

@@ -82,10 +82,13 @@ export function serverToolEvent(row: ServerTool, toolName: string, organizationI
 /** An audit row written with the change, in its transaction (its organisation is the tool's). */
 export type ServerToolAudit = Omit<AuditEntry, 'organizationId'>;
 
+/** What the event says beyond the row. */
+export type ServerToolNote = Pick<ServerToolEvent, 'alreadyInstalled'>;
+
 /**
  * Applies `change` to the tool's row on the server (creating the row on first use) when
  * `guard` holds, in one transaction with the row locked, with `audit` when given, and
- * announces it. Returns null when the guard failed (nothing written).
+ * announces it (with `note`). Returns null when the guard failed (nothing written).
  */
 export async function setServerToolState(
   em: EntityManager,
@@ -93,6 +96,7 @@ export async function setServerToolState(
   change: ServerToolChange,
   guard: ServerToolGuard = {},
   audit?: ServerToolAudit,
+  note?: ServerToolNote,
 ): Promise<ServerToolStateChange | null> {
   return em.transactional(async (tx) => {
     const where = { server: ref.serverId, tool: ref.toolId };
@@ -122,7 +126,7 @@ export async function setServerToolState(
     const announced = previousStatus !== row.status || previousVersion !== (row.installedVersion ?? null) || previousError !== (row.lastError ?? null);
     if (announced) {
       const toolName = ref.toolName ?? (await tx.findOneOrFail(ToolDefinition, ref.toolId, { fields: ['name'] })).name;
-      await publishEventOnCommit(tx, serverToolEvent(row, toolName, ref.organizationId, previousStatus));
+      await publishEventOnCommit(tx, { ...serverToolEvent(row, toolName, ref.organizationId, previousStatus), ...note });
     }
     return { row, previousStatus, previousVersion, announced };
   });

@@ -5,6 +5,7 @@ import { audit } from '../audit';
 import { fieldError } from '../errors';
 import { sameScope, scopeExcess, trimScope, type CommandScope } from './permission-rules';
 import { inCatalogOf } from './catalog-commands';
+import { PLATFORM_TOOL_CODE, platformToolProblem } from './reserved-names';
 
 /**
  * An agent's tool permissions, and the rule that binds them to its supervisor's: a
@@ -84,7 +85,11 @@ export async function setAgentPermissions(tx: EntityManager, actor: Actor, agent
   const ids = grants.map((g) => g.toolId);
   const tools = new Map((ids.length ? await tx.find(ToolDefinition, { id: { $in: ids }, ...inCatalogOf(actor.organizationId) }) : []).map((t) => [t.id, t]));
   grants.forEach((g, i) => {
-    if (!tools.has(g.toolId)) throw fieldError(`body.permissions.${i}.toolId`, 'no such tool in your catalog', 'not_found');
+    const tool = tools.get(g.toolId);
+    if (!tool) throw fieldError(`body.permissions.${i}.toolId`, 'no such tool in your catalog', 'not_found');
+    // An entry named before the names were reserved may exist; it is never granted (a `canUse: false` entry grants nothing).
+    const reserved = g.canUse ? platformToolProblem(tool.name, 'granted to an agent') : undefined;
+    if (reserved) throw fieldError(`body.permissions.${i}.toolId`, reserved, PLATFORM_TOOL_CODE);
   });
 
   if (boundedBySupervisor(agent)) {

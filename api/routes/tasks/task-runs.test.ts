@@ -1,14 +1,21 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import request from 'supertest';
 import { io as connectSocket, type Socket } from 'socket.io-client';
-import { Agent, AgentStatus } from '../../../entities';
+import { Agent, AgentStatus, AgentToolPermission, AssignmentMode, Organization, Task, TaskKind, ToolDefinition } from '../../../entities';
+import { HOST_TOOLS } from '../../../lib/host-contract';
 import type { AgentHost } from '../../../host/server';
 import type { ClientToServerEvents, ExecutionStatusPayload, ServerToClientEvents, TaskOccurrencePayload } from '../../../domain/realtime-types';
 import { startApiServer, type ApiServer } from '../../server';
-import { registerAccount, type Account } from '../../../test/api';
+import { addMember, registerAccount, type Account } from '../../../test/api';
 import { activeAgent, parseSse, registerHost, sseText, waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
+import { startMcpServer } from '../../../test/mcp-servers';
 import { taskApi, type Run } from '../../../test/tasks';
+import { catalogEntry } from '../../../test/tool-fixtures';
 
 type FleetClient = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -265,11 +272,6 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
   });
 
   /** Grants one of the server's own MCP tools: an organisation's catalog entry of that name, granted to the agent. */
-  async function grantServerTool(agentId: string, name: string): Promise<void> {
-    const existing = (await http.get('/api/tools').query({ q: name }).set(tasks.auth).expect(200)).body.items.find((t: { name: string }) => t.name === name);
-    const tool = existing ?? (await http.post('/api/tools').set(tasks.auth).send({ name, category: 'mcp', installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' }).expect(201)).body;
-    await http.put(`/api/tools/agent/${agentId}/permissions`).set(tasks.auth).send({ permissions: [{ toolId: tool.id, canUse: true }] }).expect(200);
-  }
 
   it('says when a MANUAL task’s agent is deactivated or deleted, in GET /api/tasks/:id and on its next occurrence', async () => {
     const agent = await activeAgent(http, admin, serverId);
@@ -283,28 +285,77 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     expect(await tasks.ended(await tasks.run(task.id))).toMatchObject({ status: 'FAILED', error: detail.body.agentProblem });
   });
 
+  /**
+   * A server that offers a tool of its own (`echo`) beside the contract's, in an organisation of
+   * its own (so AUTO elsewhere in this suite never picks its agent), with a validated agent.
+   */
+  async function echoHost() {
+    const owner = await registerAccount(http, `Echo Org ${randomUUID().slice(0, 6)}`);
+    const own = taskApi(http, owner);
+    const echo = await startMcpServer({ tools: [...HOST_TOOLS, 'echo'] });
+    closers.push(() => echo.close());
+    const registered = await http.post('/api/servers').set(own.auth).send({ name: `echo-${randomUUID().slice(0, 8)}`, url: echo.url, masterToken: echo.token }).expect(201);
+    await http.post(`/api/servers/${registered.body.id}/test`).set(own.auth).expect(200);
+    const agent = await activeAgent(http, owner, registered.body.id);
+    const echoCalls = () => echo.calls.filter((c) => c.tool === 'echo');
+    return { own, agent, echoCalls };
+  }
+
   it('kind tool: refused with the reason when the agent is not granted the tool; nothing reaches the server', async () => {
-    const agent = await activeAgent(http, admin, serverId);
-    const task = await tasks.create({ agentId: agent.id, kind: 'tool', toolName: 'check_tool', toolArguments: { name: 'echo', versionCommand: 'echo 4.5.6' } });
-    const run = await tasks.ended(await tasks.run(task.id));
-    expect(run).toMatchObject({ status: 'FAILED', error: `refused: agent ${agent.name} is not granted the tool check_tool` });
-    expect(host.calls.some((c) => c.tool === 'check_tool' && c.args.versionCommand === 'echo 4.5.6')).toBe(false);
-    const events = (await http.get(`/api/executions/${run.id}/events`).set(tasks.auth).expect(200)).body.items as Record<string, unknown>[];
+    const { own, agent, echoCalls } = await echoHost();
+    const task = await own.create({ agentId: agent.id, kind: 'tool', toolName: 'echo', toolArguments: { name: 'not granted' } });
+    const run = await own.ended(await own.run(task.id));
+    expect(run).toMatchObject({ status: 'FAILED', error: `refused: agent ${agent.name} is not granted the tool echo` });
+    expect(echoCalls()).toEqual([]);
+    const events = (await http.get(`/api/executions/${run.id}/events`).set(own.auth).expect(200)).body.items as Record<string, unknown>[];
     expect(events.map((e) => e.phase)).toEqual(['status', 'status', 'tool_call', 'tool_result', 'status']);
   });
 
   it('kind tool: calls the tool on the agent’s server; the run’s log has tool_call, tool_result and statuses, each with taskId', async () => {
-    const agent = await activeAgent(http, admin, serverId);
-    await grantServerTool(agent.id, 'check_tool');
-    const task = await tasks.create({ agentId: agent.id, kind: 'tool', toolName: 'check_tool', toolArguments: { name: 'echo', versionCommand: 'echo 1.2.3' } });
-    const run = await tasks.ended(await tasks.run(task.id));
-    expect(run).toMatchObject({ status: 'COMPLETED', toolName: 'check_tool', agentId: agent.id, output: 'echo is installed (1.2.3)' });
-    const call = host.calls.find((c) => c.tool === 'check_tool' && c.args.versionCommand === 'echo 1.2.3');
-    expect(call?.args).toEqual({ name: 'echo', versionCommand: 'echo 1.2.3' });
-    const events = (await http.get(`/api/executions/${run.id}/events`).set(tasks.auth).expect(200)).body.items as Record<string, unknown>[];
+    const { own, agent, echoCalls } = await echoHost();
+    const tool = (await http.post('/api/tools').set(own.auth).send({ name: 'echo', category: 'mcp', installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' }).expect(201)).body;
+    await http.put(`/api/tools/agent/${agent.id}/permissions`).set(own.auth).send({ permissions: [{ toolId: tool.id, canUse: true }] }).expect(200);
+    const task = await own.create({ agentId: agent.id, kind: 'tool', toolName: 'echo', toolArguments: { name: 'hello' } });
+    const run = await own.ended(await own.run(task.id));
+    expect(run).toMatchObject({ status: 'COMPLETED', toolName: 'echo', agentId: agent.id, output: '{"ok":true,"tool":"echo"}' });
+    expect(echoCalls()).toEqual([{ tool: 'echo', args: { name: 'hello' } }]);
+    const events = (await http.get(`/api/executions/${run.id}/events`).set(own.auth).expect(200)).body.items as Record<string, unknown>[];
     expect(events.map((e) => [e.phase, e.status ?? null])).toEqual([['status', 'QUEUED'], ['status', 'RUNNING'], ['tool_call', null], ['tool_result', null], ['status', 'COMPLETED']]);
     expect(events.every((e) => e.taskId === task.id)).toBe(true);
-    expect(events[3]).toMatchObject({ toolCall: { name: 'check_tool', result: { installed: true, version: '1.2.3' } } });
+    expect(events[3]).toMatchObject({ toolCall: { name: 'echo', result: { ok: true, tool: 'echo', args: { name: 'hello' } } } });
+  });
+
+  it('kind tool: no tool of the host contract is a task target: 400 at create and update, and a task written before is refused at run time, its command never run', async () => {
+    const operator = await addMember(http, admin, 'OPERATOR');
+    const asOperator = taskApi(http, operator);
+    const agent = await activeAgent(http, admin, serverId);
+    const marker = path.join(os.tmpdir(), `mcp-fleet-reserved-${randomUUID()}`);
+    const toolArguments = { name: 'x', versionCommand: `touch ${marker}; echo 1.0.0` };
+    for (const toolName of [...HOST_TOOLS, 'Check_Tool']) {
+      const res = await http.post('/api/tasks').set(asOperator.auth).send({ title: 't', agentId: agent.id, kind: 'tool', toolName, toolArguments }).expect(400);
+      expect(res.body.error.details).toEqual([expect.objectContaining({ path: 'body.toolName', code: 'platform_tool', message: expect.stringContaining(`${toolName} is a tool of the host contract`) })]);
+    }
+    const task = await asOperator.create({ agentId: agent.id, prompt: 'p' });
+    const update = await http.put(`/api/tasks/${task.id}`).set(asOperator.auth).send({ kind: 'tool', toolName: 'check_tool', toolArguments }).expect(400);
+    expect(update.body.error.details).toEqual([expect.objectContaining({ path: 'body.toolName', code: 'platform_tool' })]);
+
+    // As an ADMIN could set it up before the names were reserved: a catalog entry check_tool,
+    // granted to the agent (the host lists check_tool, so the grant is available), and the task.
+    const em = ctx.orm.em.fork() as EntityManager;
+    const entry = await catalogEntry(ctx.orm, admin.organizationId, { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' }, { name: 'check_tool' });
+    em.create(AgentToolPermission, { organization: em.getReference(Organization, admin.organizationId), agent: em.getReference(Agent, agent.id), tool: em.getReference(ToolDefinition, entry.id) });
+    await em.flush();
+    await em.nativeUpdate(Task, { id: task.id }, { kind: TaskKind.TOOL, toolName: 'check_tool', toolArguments });
+
+    // MANUAL: refused when its agent is resolved.
+    const manual = await asOperator.ended(await asOperator.run(task.id));
+    expect(manual).toMatchObject({ status: 'FAILED', error: "check_tool is a tool of the host contract, called only by mcp-fleet itself; it cannot be a task's tool" });
+    // AUTO: the agent is chosen at run time; the check before the call refuses it.
+    await em.nativeUpdate(Task, { id: task.id }, { assignmentMode: AssignmentMode.AUTO, agent: null });
+    const auto = await asOperator.ended(await asOperator.run(task.id));
+    expect(auto).toMatchObject({ status: 'FAILED', error: 'refused: check_tool is a tool of the host contract, called only by mcp-fleet itself; it cannot be called by a task' });
+    expect(host.calls.some((c) => c.tool === 'check_tool' && c.args.versionCommand === toolArguments.versionCommand)).toBe(false);
+    expect(existsSync(marker)).toBe(false);
   });
 
   it('refuses to delete a task with runs not ended (409) unless ?force=true, which cancels them', async () => {

@@ -1,5 +1,6 @@
 import { z } from '../../zod';
 import { pageQuery, pageSchema } from '../../pagination';
+import { HOST_TOOLS } from '../../../lib/host-contract';
 import { Timestamp } from '../../timestamps';
 import { Capability } from '../agents/agents.schemas';
 import { ExecutionOut } from '../executions/executions.schemas';
@@ -21,7 +22,12 @@ const PromptVariables = z
   .record(VariableName, z.string().max(10_000, 'at most 10000 characters'))
   .refine((v) => Object.keys(v).length <= 100, 'at most 100 variables')
   .openapi({ example: { repo: 'mcp-fleet' } });
-const ToolName = z.string().trim().min(1, 'required').max(200, 'at most 200 characters');
+const ToolName = z
+  .string()
+  .trim()
+  .min(1, 'required')
+  .max(200, 'at most 200 characters')
+  .openapi({ description: `A tool the agent's server offers, granted to the agent; never a tool of the host contract (${HOST_TOOLS.join(', ')}, in any letter case): 400 platform_tool` });
 const ToolArguments = z.record(z.string(), z.unknown()).refine((a) => JSON.stringify(a).length <= 100_000, 'toolArguments is larger than 100 kB');
 const Capabilities = z.array(Capability).max(50).transform((caps) => [...new Set(caps)]);
 const CronExpression = z.string().trim().min(1, 'required').max(120, 'at most 120 characters').openapi({ example: '0 9 * * 1-5', description: '5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first' });

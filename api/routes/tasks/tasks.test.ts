@@ -1,11 +1,13 @@
 import request from 'supertest';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import type { AgentHost } from '../../../host/server';
+import { HOST_TOOLS } from '../../../lib/host-contract';
 import type { ClientToServerEvents, ServerToClientEvents, SubscribeAck } from '../../../domain/realtime-types';
 import { startApiServer, type ApiServer } from '../../server';
 import { addMember, httpFor, registerAccount, type Account } from '../../../test/api';
 import { activeAgent, registerHost, waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
+import { startMcpServer, type StreamableTestMcpServer } from '../../../test/mcp-servers';
 import { taskApi, type Run } from '../../../test/tasks';
 
 describe('tasks: CRUD, validation, roles and their Temporal Schedules', () => {
@@ -18,6 +20,7 @@ describe('tasks: CRUD, validation, roles and their Temporal Schedules', () => {
   let serverId: string;
   let agent: { id: string; name: string };
   let tasks: ReturnType<typeof taskApi>;
+  let echoServer: StreamableTestMcpServer | undefined;
   const created: string[] = [];
 
   beforeAll(async () => {
@@ -37,6 +40,7 @@ describe('tasks: CRUD, validation, roles and their Temporal Schedules', () => {
     await api?.close();
     await worker?.stop();
     await host?.close();
+    await echoServer?.close();
     await ctx?.close();
   });
 
@@ -94,9 +98,18 @@ describe('tasks: CRUD, validation, roles and their Temporal Schedules', () => {
     ]);
     expect(await invalid({ title: 't', prompt: 'p' })).toEqual([expect.objectContaining({ path: 'body.agentId', code: 'required' })]);
     expect(await invalid({ title: 't', prompt: 'p', assignmentMode: 'BY_CAPABILITY' })).toEqual([expect.objectContaining({ path: 'body.requiredCapabilities' })]);
-    expect(await invalid({ title: 't', agentId: agent.id, kind: 'tool', toolName: 'nope' })).toEqual([expect.objectContaining({ path: 'body.toolName', code: 'unknown_tool', message: expect.stringContaining('check_tool') })]);
-    expect(await invalid({ title: 't', agentId: agent.id, kind: 'tool', toolName: 'execute_prompt' })).toEqual([expect.objectContaining({ path: 'body.toolName', code: 'platform_tool' })]);
-    expect(await invalid({ title: 't', agentId: agent.id, kind: 'tool', toolName: 'check_tool', toolArguments: { name: 'git', versionCommand: 42 } })).toEqual([expect.objectContaining({ path: 'body.toolArguments.versionCommand' })]);
+    // The reference host offers only the contract's tools, none of which a task may call.
+    expect(await invalid({ title: 't', agentId: agent.id, kind: 'tool', toolName: 'nope' })).toEqual([expect.objectContaining({ path: 'body.toolName', code: 'unknown_tool', message: expect.stringMatching(/has no tool nope$/) })]);
+    for (const toolName of ['execute_prompt', 'check_tool', 'Install_Tool']) {
+      expect(await invalid({ title: 't', agentId: agent.id, kind: 'tool', toolName })).toEqual([expect.objectContaining({ path: 'body.toolName', code: 'platform_tool' })]);
+    }
+    // A server with a tool of its own: offered by name, its arguments checked against its input schema.
+    echoServer = await startMcpServer({ tools: [...HOST_TOOLS, 'echo'] });
+    const registered = await http.post('/api/servers').set(tasks.auth).send({ name: `echo-${Date.now()}`, url: echoServer.url, masterToken: echoServer.token }).expect(201);
+    await http.post(`/api/servers/${registered.body.id}/test`).set(tasks.auth).expect(200);
+    const echoAgent = await activeAgent(http, admin, registered.body.id);
+    expect(await invalid({ title: 't', agentId: echoAgent.id, kind: 'tool', toolName: 'nope' })).toEqual([expect.objectContaining({ path: 'body.toolName', code: 'unknown_tool', message: expect.stringMatching(/has no tool nope \(it offers echo\)$/) })]);
+    expect(await invalid({ title: 't', agentId: echoAgent.id, kind: 'tool', toolName: 'echo', toolArguments: { name: 42 } })).toEqual([expect.objectContaining({ path: 'body.toolArguments.name' })]);
     expect(await invalid({ title: 't', agentId: agent.id, prompt: 'p', overlapPolicy: 'SOMETIMES', cronExpression: 5 })).toEqual(
       expect.arrayContaining([expect.objectContaining({ path: 'body.overlapPolicy' }), expect.objectContaining({ path: 'body.cronExpression' })]),
     );
@@ -104,7 +117,7 @@ describe('tasks: CRUD, validation, roles and their Temporal Schedules', () => {
     expect(await invalid({ prompt: 'hello {{z}}' }, `/api/tasks/${task.id}`, 'put')).toEqual([expect.objectContaining({ path: 'body.prompt', code: 'unknown_placeholder' })]);
     expect(await invalid({}, `/api/tasks/${task.id}`, 'put')).toEqual([expect.objectContaining({ message: 'give at least one field' })]);
     // A tool task on the server's real tool list is accepted.
-    await create({ kind: 'tool', toolName: 'check_tool', toolArguments: { name: 'git', versionCommand: 'git --version' }, prompt: undefined });
+    await create({ agentId: echoAgent.id, kind: 'tool', toolName: 'echo', toolArguments: { name: 'git' }, prompt: undefined });
   });
 
   it('previews a schedule the way Temporal runs it, or says what is wrong', async () => {

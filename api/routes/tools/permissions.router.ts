@@ -61,7 +61,7 @@ export function toolPermissionRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/tools/agent/:agentId/permissions',
       summary:
         "Replace an agent's tool permissions (ADMIN, MANAGER). A subordinate never holds a tool or a command its supervisor lacks (400 naming it); " +
-        'what this agent loses, its subordinates lose too, in the same transaction',
+        'what this agent loses, its subordinates lose too, in the same transaction. A tool of the host contract is never granted (400 platform_tool)',
       tags,
       auth: true,
       request: { params: AgentParams, body: SetPermissionsBody },

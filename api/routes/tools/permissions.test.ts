@@ -5,7 +5,7 @@ import type { AgentHost } from '../../../host/server';
 import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
 import { registerHost } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
-import { builtinTool, setServerTool } from '../../../test/tool-fixtures';
+import { builtinTool, catalogEntry, setServerTool } from '../../../test/tool-fixtures';
 import { allowedToolsFor } from '../../../domain/tools/allowed-tools';
 
 type Grant = { toolId: string; canUse: boolean; allowedCommands?: string[]; blockedCommands?: string[]; requiresApproval?: boolean };
@@ -111,6 +111,20 @@ describe('agent tool permissions', () => {
     const repeated = await put(a.id, [{ toolId: git.id, canUse: true }, { toolId: git.id, canUse: false }]).expect(400);
     expect(repeated.body.error.details[0].path).toBe('body.permissions.1.toolId');
     expect((await put(a.id, [{ toolId: git.id, canUse: true, allowedCommands: [' '] }]).expect(400)).body.error.details[0].path).toBe('body.permissions.0.allowedCommands.0');
+    expect(await held(a.id)).toEqual({});
+  });
+
+  it('never grants a catalog entry named like a host contract tool (written before the names were reserved): 400 platform_tool; canUse false is no grant', async () => {
+    const a = await agent();
+    const commands = { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' };
+    const reserved = await catalogEntry(ctx.orm, admin.organizationId, commands, { name: 'check_tool' });
+    const lookalike = await catalogEntry(ctx.orm, admin.organizationId, commands, { name: 'Install_Tool' });
+    for (const tool of [reserved, lookalike]) {
+      const res = await put(a.id, [{ toolId: git.id, canUse: true }, { toolId: tool.id, canUse: true }]).expect(400);
+      expect(res.body.error.details).toEqual([{ path: 'body.permissions.1.toolId', message: expect.stringContaining(`${tool.name} is a tool of the host contract`), code: 'platform_tool' }]);
+    }
+    expect(await held(a.id)).toEqual({});
+    await put(a.id, [{ toolId: reserved.id, canUse: false }]).expect(200);
     expect(await held(a.id)).toEqual({});
   });
 

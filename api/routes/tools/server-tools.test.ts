@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { AuditLog } from '../../../entities';
 import type { AgentHost } from '../../../host/server';
 import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
@@ -51,8 +52,9 @@ describe('tool installs on servers (/api/tools/server)', () => {
     expect(state.logTail).toContain(`$ ${spec.versionCommand}`);
     expect(existsSync(spec.file)).toBe(true);
     const calls = host.calls.filter((c) => c.args.name === tool.name);
-    expect(calls.map((c) => c.tool)).toEqual(['install_tool', 'check_tool']);
-    expect(calls[1]!.args).toMatchObject({ versionCommand: spec.versionCommand, versionRegex: spec.versionRegex });
+    // Asked first (not there yet), installed, verified.
+    expect(calls.map((c) => c.tool)).toEqual(['check_tool', 'install_tool', 'check_tool']);
+    expect(calls[2]!.args).toMatchObject({ versionCommand: spec.versionCommand, versionRegex: spec.versionRegex });
 
     expect((await audits('server.tool_install')).map((a) => a.changes)).toContainEqual(expect.objectContaining({ toolId: tool.id, workflowId: res.body.workflowId }));
     expect((await audits('server.tool_installed')).map((a) => a.changes)).toContainEqual(expect.objectContaining({ toolId: tool.id, status: 'INSTALLED', version: '1.2.3' }));
@@ -132,7 +134,7 @@ describe('tool installs on servers (/api/tools/server)', () => {
     expect(statuses).toEqual(['INSTALLED', 'REMOVING', 'NOT_INSTALLED']);
     expect(await toolState(http, admin, serverId, tool.id)).toMatchObject({ status: 'NOT_INSTALLED', installedVersion: null, installedAt: null, lastError: null });
     expect(existsSync(spec.file)).toBe(false);
-    expect(host.calls.filter((c) => c.args.name === tool.name).map((c) => c.tool)).toEqual(['install_tool', 'check_tool', 'uninstall_tool', 'check_tool']);
+    expect(host.calls.filter((c) => c.args.name === tool.name).map((c) => c.tool)).toEqual(['check_tool', 'install_tool', 'check_tool', 'uninstall_tool', 'check_tool']);
     expect(await audits('server.tool_uninstall')).toHaveLength(1);
     expect(await audits('server.tool_uninstalled')).toHaveLength(1);
   });
@@ -149,6 +151,51 @@ describe('tool installs on servers (/api/tools/server)', () => {
     await uninstall(pinned.id).expect(202);
     const kept = await waitForToolState(http, admin, serverId, pinned.id, ['NOT_INSTALLED', 'FAILED']);
     expect(kept).toMatchObject({ status: 'FAILED', lastError: `the uninstall command succeeded, but ${pinned.name} 9.9.9 is still there`, installedVersion: '9.9.9' });
+  });
+
+  it('records a tool that is already there INSTALLED without running its install command, even one mcp-fleet never installed', async () => {
+    // git is on the machine the reference host runs on; this entry's install command would leave a marker.
+    const marker = path.join(versionFileTool().dir, 'install-ran');
+    const git = await catalogEntry(ctx.orm, admin.organizationId, { installCommand: `touch ${marker}`, uninstallCommand: 'true', versionCommand: 'git --version', versionRegex: String.raw`git version (\S+)` });
+    const res = await install({ toolId: git.id }).set('Accept', 'text/event-stream').buffer(true).parse(sseText).expect(200);
+    const statuses = parseSse(res.body as string).filter((e) => e.event === 'status');
+    expect(statuses.map((e) => e.data.status)).toEqual(['NOT_INSTALLED', 'INSTALLING', 'INSTALLED']);
+    const gitVersion = statuses.at(-1)!.data.version as string;
+    expect(gitVersion).toMatch(/^\d+\.\d+/);
+    expect(statuses.at(-1)!.data).toMatchObject({ status: 'INSTALLED', alreadyInstalled: true });
+
+    const state = await toolState(http, admin, serverId, git.id);
+    expect(state).toMatchObject({ status: 'INSTALLED', installedVersion: gitVersion, lastError: null });
+    expect(state.checkedAt).not.toBeNull();
+    expect(state.logTail).toContain(`[${git.name} ${gitVersion} is already installed: the install command was not run]`);
+    expect(host.calls.filter((c) => c.args.name === git.name).map((c) => c.tool)).toEqual(['check_tool']);
+    expect(existsSync(marker)).toBe(false);
+    expect((await audits('server.tool_installed')).map((a) => a.changes).filter((c) => c?.toolId === git.id)).toEqual([
+      expect.objectContaining({ status: 'INSTALLED', version: gitVersion, alreadyInstalled: true }),
+    ]);
+  });
+
+  it('installs when the version there does not satisfy the one asked for, and not when it does', async () => {
+    const spec = versionFileTool();
+    const marker = path.join(spec.dir, 'install-ran');
+    const tool = await catalogEntry(ctx.orm, admin.organizationId, { ...spec, installCommand: `echo run >> ${marker} && echo "probe version {version}" > ${spec.file}` });
+    writeFileSync(spec.file, 'probe version 1.4.2\n');
+
+    // 1.4 is satisfied by 1.4.2: nothing runs.
+    await install({ toolId: tool.id, version: '1.4' }).expect(202);
+    expect(await waitForToolState(http, admin, serverId, tool.id, ['INSTALLED', 'FAILED'])).toMatchObject({ status: 'INSTALLED', installedVersion: '1.4.2' });
+    expect(existsSync(marker)).toBe(false);
+
+    // 2.0.0 is not: the install runs once and the check after it finds 2.0.0.
+    await install({ toolId: tool.id, version: '2.0.0' }).set('Accept', 'text/event-stream').buffer(true).parse(sseText).expect(200);
+    const state = await toolState(http, admin, serverId, tool.id);
+    expect(state).toMatchObject({ status: 'INSTALLED', installedVersion: '2.0.0' });
+    expect(state.logTail).not.toContain('already installed');
+    expect(readFileSync(marker, 'utf8')).toBe('run\n');
+    expect(host.calls.filter((c) => c.args.name === tool.name).map((c) => c.tool)).toEqual(['check_tool', 'check_tool', 'install_tool', 'check_tool']);
+    const installed = (await audits('server.tool_installed')).map((a) => a.changes).filter((c) => c?.toolId === tool.id);
+    expect(installed).toEqual([expect.objectContaining({ version: '1.4.2', alreadyInstalled: true }), expect.objectContaining({ version: '2.0.0' })]);
+    expect(installed[1]).not.toHaveProperty('alreadyInstalled');
   });
 
   it('takes the next change as soon as the last one settled, while its workflow is still closing', async () => {

@@ -68,11 +68,16 @@ export function toolRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'post',
       path: '/tools',
-      summary: "Add an entry to the organisation's catalog (ADMIN, MANAGER)",
+      summary: "Add an entry to the organisation's catalog (ADMIN only: its commands run on the servers as the host's user); audited with its commands",
       tags,
       auth: true,
       request: { body: CreateToolBody },
-      responses: { 201: { description: 'Created', schema: ToolOut }, 409: { description: 'name_taken: the organisation or the built-in catalog has a tool of that name' } },
+      responses: {
+        201: { description: 'Created', schema: ToolOut },
+        400: { description: 'validation_failed; platform_tool on body.name: the name of a host contract tool' },
+        403: { description: 'forbidden: only an ADMIN writes the catalog' },
+        409: { description: 'name_taken: the organisation or the built-in catalog has a tool of that name' },
+      },
     },
     async (ctx, { body }) => {
       const auth = ctx.state.auth!;
@@ -88,11 +93,16 @@ export function toolRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'put',
       path: '/tools/:id',
-      summary: "Change an entry of the organisation's catalog (ADMIN, MANAGER); built-in entries are read-only",
+      summary: "Change an entry of the organisation's catalog (ADMIN only: its commands run on the servers as the host's user); built-in entries are read-only",
       tags,
       auth: true,
       request: { params: IdParams, body: UpdateToolBody },
-      responses: { 200: { description: 'Updated', schema: ToolOut }, 403: { description: 'builtin_read_only, forbidden' }, 409: { description: 'name_taken' } },
+      responses: {
+        200: { description: 'Updated', schema: ToolOut },
+        400: { description: 'validation_failed; platform_tool on body.name: the name of a host contract tool' },
+        403: { description: 'builtin_read_only; forbidden: only an ADMIN writes the catalog' },
+        409: { description: 'name_taken' },
+      },
     },
     async (ctx, { params, body }) => {
       const auth = ctx.state.auth!;
@@ -107,11 +117,11 @@ export function toolRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'delete',
       path: '/tools/:id',
-      summary: "Remove an entry of the organisation's catalog (ADMIN, MANAGER); 409 while it is on a server or granted to an agent",
+      summary: "Remove an entry of the organisation's catalog (ADMIN only); 409 while it is on a server or granted to an agent",
       tags,
       auth: true,
       request: { params: IdParams },
-      responses: { 204: { description: 'Deleted' }, 403: { description: 'builtin_read_only, forbidden' }, 409: { description: 'tool_in_use; error.details: {servers: [{serverId, name, status}], agents: [{agentId, name}]}' } },
+      responses: { 204: { description: 'Deleted' }, 403: { description: 'builtin_read_only; forbidden: only an ADMIN writes the catalog' }, 409: { description: 'tool_in_use; error.details: {servers: [{serverId, name, status}], agents: [{agentId, name}]}' } },
     },
     async (ctx, { params }) => {
       const auth = ctx.state.auth!;

@@ -1,4 +1,5 @@
 import { z } from '../../zod';
+import { HOST_TOOLS } from '../../../lib/host-contract';
 import { pageQuery, pageSchema } from '../../pagination';
 
 export const ToolName = z
@@ -7,7 +8,8 @@ export const ToolName = z
   .min(1, 'required')
   .max(64, 'at most 64 characters')
   // The program a host runs, or the name of a tool a server lists itself (MCP tool names are case-sensitive).
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]*$/, 'letters, digits and . _ + -, starting with a letter or digit (the name a host runs it by)');
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]*$/, 'letters, digits and . _ + -, starting with a letter or digit (the name a host runs it by)')
+  .openapi({ description: `The name a host runs the tool by. Never a tool of the host contract (${HOST_TOOLS.join(', ')}, in any letter case): 400 platform_tool` });
 const Category = z
   .string()
   .trim()

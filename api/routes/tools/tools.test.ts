@@ -26,7 +26,7 @@ describe('the tool catalog', () => {
     versionCommand: 'echo 1.0.0',
     ...body,
   });
-  const create = (body: Record<string, unknown> = {}, account = manager) => http.post('/api/tools').set(as(account)).send(entry(body));
+  const create = (body: Record<string, unknown> = {}, account = admin) => http.post('/api/tools').set(as(account)).send(entry(body));
 
   beforeAll(async () => {
     ctx = await createTestContext();
@@ -73,25 +73,42 @@ describe('the tool catalog', () => {
     expect((await http.get('/api/tools').query({ category: 'Not A Category' }).set(as(admin)).expect(400)).body.error.details[0].path).toBe('query.category');
   });
 
-  it('lets ADMIN and MANAGER add, change and remove their own entries, audited; OPERATOR and VIEWER may not', async () => {
+  it('lets only ADMIN add, change and remove their own entries (their commands run as the hosts\' user), audited with the commands; MANAGER, OPERATOR and VIEWER may not', async () => {
     const created = (await create({ versionRegex: 'v(\\d+\\.\\d+)', homepage: 'https://example.test/tool' }).expect(201)).body;
     const updated = await http.put(`/api/tools/${created.id}`).set(as(admin)).send({ installCommand: 'echo install v2', description: 'now described', homepage: null }).expect(200);
     expect(updated.body).toMatchObject({ installCommand: 'echo install v2', description: 'now described', homepage: null, versionRegex: 'v(\\d+\\.\\d+)' });
-    for (const role of ['OPERATOR', 'VIEWER']) {
-      const member = await addMember(http, admin, role);
-      expect((await create({}, member).expect(403)).body.error.code).toBe('forbidden');
+    for (const member of [manager, await addMember(http, admin, 'OPERATOR'), await addMember(http, admin, 'VIEWER')]) {
+      expect((await create({ installCommand: 'id > /tmp/mcp-fleet-whoami' }, member).expect(403)).body.error.code).toBe('forbidden');
+      expect((await http.put(`/api/tools/${created.id}`).set(as(member)).send({ installCommand: 'id > /tmp/mcp-fleet-whoami' }).expect(403)).body.error.code).toBe('forbidden');
       await http.put(`/api/tools/${created.id}`).set(as(member)).send({ description: 'x' }).expect(403);
       await http.delete(`/api/tools/${created.id}`).set(as(member)).expect(403);
     }
-    await http.delete(`/api/tools/${created.id}`).set(as(manager)).expect(204);
-    await http.get(`/api/tools/${created.id}`).set(as(manager)).expect(404);
+    // A MANAGER still reads the catalog, and installs and grants what an ADMIN wrote (server-tools.test.ts, permissions.test.ts).
+    await http.get(`/api/tools/${created.id}`).set(as(manager)).expect(200);
+    await http.delete(`/api/tools/${created.id}`).set(as(admin)).expect(204);
+    await http.get(`/api/tools/${created.id}`).set(as(admin)).expect(404);
     const audit = await em().find(AuditLog, { resourceId: created.id }, { orderBy: { createdAt: 'asc' } });
     expect(audit.map((a) => a.action)).toEqual(['tool.create', 'tool.update', 'tool.delete']);
+    expect(audit.every((a) => a.actor?.id === admin.userId)).toBe(true);
+    const commands = { uninstallCommand: 'echo uninstall', versionCommand: 'echo 1.0.0', versionRegex: 'v(\\d+\\.\\d+)' };
+    expect(audit[0]!.changes).toEqual({ name: created.name, category: 'custom', installCommand: 'echo install', ...commands });
+    expect(audit[2]!.changes).toEqual({ name: created.name, installCommand: 'echo install v2', ...commands });
     expect(audit[1]!.changes).toEqual({
       installCommand: { from: 'echo install', to: 'echo install v2' },
       description: { from: null, to: 'now described' },
       homepage: { from: 'https://example.test/tool', to: null },
     });
+  });
+
+  it('refuses the name of a host contract tool, in any letter case, with 400 platform_tool on body.name', async () => {
+    for (const name of ['check_tool', 'install_tool', 'execute_prompt', 'CHECK_TOOL', 'Uninstall_Tool']) {
+      const refused = await create({ name }).expect(400);
+      expect(refused.body.error.details).toEqual([expect.objectContaining({ path: 'body.name', code: 'platform_tool', message: expect.stringContaining(`${name} is a tool of the host contract`) })]);
+    }
+    const created = (await create({}).expect(201)).body;
+    const renamed = await http.put(`/api/tools/${created.id}`).set(as(admin)).send({ name: 'check_tool' }).expect(400);
+    expect(renamed.body.error.details).toEqual([expect.objectContaining({ path: 'body.name', code: 'platform_tool' })]);
+    expect(await em().count(ToolDefinition, { organization: admin.organizationId, name: { $ilike: '%_tool' } })).toBe(0);
   });
 
   it('keeps built-in entries read-only for everyone, ADMIN included (403 builtin_read_only)', async () => {
