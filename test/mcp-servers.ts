@@ -48,7 +48,15 @@ export interface McpServerOptions {
   path?: string;
 }
 
+/** One tools/call a test server answered. */
+export interface RecordedToolCall {
+  tool: string;
+  args: Record<string, unknown>;
+}
+
 export type StreamableTestMcpServer = TestMcpServer & {
+  /** Every tools/call received, in order. */
+  calls: RecordedToolCall[];
   /** Replaces the tool set the NEXT tools/list returns (descriptions of kept tools are kept). */
   setTools(names: string[]): void;
   /** Changes one tool's description for the NEXT tools/list. */
@@ -73,7 +81,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** A fresh McpServer exposing the current tool set (one per request in stateless mode). */
-function buildMcpServer(info: { name: string; version: string }, tools: ToolState): McpServer {
+function buildMcpServer(info: { name: string; version: string }, tools: ToolState, calls?: RecordedToolCall[]): McpServer {
   const server = new McpServer({ name: info.name, version: info.version });
   for (const name of tools.names) {
     server.registerTool(
@@ -85,10 +93,13 @@ function buildMcpServer(info: { name: string; version: string }, tools: ToolStat
           input: z.record(z.string(), z.unknown()).optional(),
         },
       },
-      async (args): Promise<CallToolResult> => ({
-        content: [{ type: 'text', text: JSON.stringify({ ok: true, tool: name }) }],
-        structuredContent: { ok: true, tool: name, args },
-      }),
+      async (args): Promise<CallToolResult> => {
+        calls?.push({ tool: name, args });
+        return {
+          content: [{ type: 'text', text: JSON.stringify({ ok: true, tool: name }) }],
+          structuredContent: { ok: true, tool: name, args },
+        };
+      },
     );
   }
   return server;
@@ -209,7 +220,7 @@ export async function startMcpServer(options: McpServerOptions = {}): Promise<St
       const parsed = await readJsonBody(req, res);
       if (!parsed) return;
 
-      const mcp = buildMcpServer(info, tools);
+      const mcp = buildMcpServer(info, tools, state.calls);
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
       res.on('close', () => {
         void transport.close();
@@ -226,6 +237,7 @@ export async function startMcpServer(options: McpServerOptions = {}): Promise<St
     port,
     token,
     requests: 0,
+    calls: [],
     close: closeServer(server),
     setTools(names: string[]) {
       tools.names = [...names];
