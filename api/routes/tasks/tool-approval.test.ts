@@ -7,10 +7,11 @@ import { randomUUID } from 'node:crypto';
 import { ExecutionInput, ExecutionInputStatus } from '../../../entities';
 import { APPROVAL_SCHEMA as HOST_APPROVAL_SCHEMA } from '../../../host/runner';
 import { APPROVAL_SCHEMA } from '../../../domain/runs/tool-approval';
-import { httpFor, registerAccount, type Account, type Http } from '../../../test/api';
+import { loadConfig } from '../../../lib/config';
+import { httpFor, registerAccount } from '../../../test/api';
 import { activeAgent, waitFor } from '../../../test/fleet';
-import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
-import { HOST_TOOL_NAMES, startMcpServer, type StreamableTestMcpServer } from '../../../test/mcp-servers';
+import { createTestContext, startTestWorker } from '../../../test/harness';
+import { HOST_TOOL_NAMES, startMcpServer } from '../../../test/mcp-servers';
 import { taskApi, type Run } from '../../../test/tasks';
 
 /** A stack of its own (context, worker, organisation, recording MCP server with a `deploy` tool). */
@@ -156,8 +157,7 @@ describe('tool tasks: the approval gate of a gated tool', () => {
 describe('tool tasks: an approval nobody gives in time', () => {
   let stack: Stack;
   beforeAll(async () => {
-    const base = (await import('../../../lib/config')).loadConfig();
-    stack = await gatedStack({ executions: { ...base.executions, inputTimeoutMs: 2000 } });
+    stack = await gatedStack({ executions: { ...loadConfig().executions, inputTimeoutMs: 2000 } });
   });
   afterAll(async () => {
     await stack?.close();
