@@ -18,9 +18,6 @@ import { followTask, isTaskVerdict, reattaching } from './task-follower';
 import { inputAnswerer, type InputWait } from './input-answerer';
 import { inputTimeoutMessage } from '../workflows/input-timeout';
 
-/** The final statuses a run's workflow can end with (SKIPPED is an occurrence's, never a run's). */
-const RUN_END_STATUSES: readonly string[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
-
 /** A task outlives its run's limit by this much, so the outcome of a run that just finished can still be fetched. */
 const TASK_TTL_MARGIN_MS = 3600_000;
 /** Creating a task is a quick answer from the host, whatever the run's own limit. */
@@ -231,7 +228,8 @@ export function createExecutionActivities(deps: ActivityDeps) {
       const next = await finishExecution(em, executionId, outcome);
       const row = await em.findOne(Execution, executionId);
       const status = row?.status as AgentExecutionResult['status'] | undefined;
-      if (!row || !status || !RUN_END_STATUSES.includes(status)) return { next, result: outcome };
+      // SKIPPED is an occurrence's status, never a run's: only these end a run's workflow.
+      if (!row || !status || !['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(status)) return { next, result: outcome };
       return { next, result: { status, ...(row.error ? { error: row.error } : {}) } };
     },
   };
