@@ -221,5 +221,16 @@ export function createExecutionActivities(deps: ActivityDeps) {
     finishExecution(executionId: string, outcome: AgentExecutionResult): Promise<string[]> {
       return finishExecution(orm.em.fork() as EntityManager, executionId, outcome);
     },
+
+    /** finishExecution, also answering the final state the row holds (its workflow ends as that). */
+    async finishRun(executionId: string, outcome: AgentExecutionResult): Promise<{ next: string[]; result: AgentExecutionResult }> {
+      const em = orm.em.fork() as EntityManager;
+      const next = await finishExecution(em, executionId, outcome);
+      const row = await em.findOne(Execution, executionId);
+      const status = row?.status as AgentExecutionResult['status'] | undefined;
+      // SKIPPED is an occurrence's status, never a run's: only these end a run's workflow.
+      if (!row || !status || !['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(status)) return { next, result: outcome };
+      return { next, result: { status, ...(row.error ? { error: row.error } : {}) } };
+    },
   };
 }

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ErrorCode, McpError, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
-import { ExecutionInputStatus } from '../entities';
+import { ExecutionInputStatus, type ExecutionInput } from '../entities';
 import { expireInput, findInput, markInputDelivered, requestInput } from '../domain/runs/inputs';
 import type { InputListener } from '../lib/mcp-client';
 import type { ActivityDeps } from './deps';
@@ -15,6 +15,17 @@ export interface InputWait {
   expiresAt: number;
   /** The input timeout that applied, for the run's error sentence. */
   timeoutMs: number;
+}
+
+/** What the workflow needs of a recorded question to wait for it. */
+export function inputWaitOf(input: ExecutionInput): InputWait {
+  return {
+    inputId: input.id,
+    message: input.message,
+    fields: Object.keys((input.requestedSchema as { properties?: object }).properties ?? {}),
+    expiresAt: input.expiresAt.getTime(),
+    timeoutMs: input.expiresAt.getTime() - input.createdAt.getTime(),
+  };
 }
 
 export interface InputAnswererOptions {
@@ -64,14 +75,7 @@ export function inputAnswerer(deps: Pick<ActivityDeps, 'orm' | 'config' | 'logge
       await markInputDelivered(em, outcome.input.id);
       return outcome.answer as ElicitResult;
     }
-    const { input } = outcome;
-    const wait: InputWait = {
-      inputId: input.id,
-      message: input.message,
-      fields: Object.keys((input.requestedSchema as { properties?: object }).properties ?? {}),
-      expiresAt: input.expiresAt.getTime(),
-      timeoutMs: input.expiresAt.getTime() - input.createdAt.getTime(),
-    };
+    const wait = inputWaitOf(outcome.input);
     if (context.taskId) {
       options.onWaiting(wait);
       throw NOT_YET();

@@ -8,9 +8,12 @@ import type { RunDeps } from '../domain/runs/start-execution';
 import { beginOccurrence, endOccurrence, resumeOccurrence, retryOccurrence, settleAttempt, timeOutRun } from '../domain/tasks/occurrences';
 import { toolResultText } from '../lib/mcp-client';
 import type { AttemptOutcome, OccurrenceRequest } from '../workflows/task-run.workflow';
-import { assertToolCallAllowed, ToolCallRefused } from '../domain/tools/allowed-tools';
+import { allowedToolsFor, assertToolCallAllowed, ToolCallRefused } from '../domain/tools/allowed-tools';
+import { toolApproval, toolApprovalQuestion } from '../domain/runs/tool-approval';
+import { inputTimeoutMessage } from '../workflows/input-timeout';
 import type { ActivityDeps } from './deps';
-import type { PromptOutcome } from './executions.activities';
+import type { PromptOutcome, WaitingInput } from './executions.activities';
+import { inputWaitOf } from './input-answerer';
 import { ServerCallFailed, serverGateway } from './server-gateway';
 
 /**
@@ -56,10 +59,14 @@ export function createTaskActivities(deps: ActivityDeps) {
 
     /**
      * A `kind: tool` task's run: its one tool, with its arguments, on the agent's server. The
-     * log gets `tool_call`, then `tool_result`; the tool's text is the run's output.
+     * log gets `tool_call`, then `tool_result`; the tool's text is the run's output. A tool
+     * granted with requiresApproval is asked about first (domain/runs/tool-approval.ts): while
+     * the question is open this returns `waitingInput` having sent nothing, the workflow waits
+     * for the answer and calls this again, which then calls the tool or refuses.
      */
-    async executeToolCall(executionId: string): Promise<PromptOutcome> {
+    async executeToolCall(executionId: string): Promise<PromptOutcome | WaitingInput> {
       const ctx = Context.current();
+      const segmentStartedAt = Date.now();
       const attempt = ctx.info.attempt;
       const em = orm.em.fork() as EntityManager;
       const execution = await em.findOne(Execution, executionId, { populate: ['agent', 'agent.server', 'agent.server.masterTokenCiphertext'] });
@@ -69,26 +76,45 @@ export function createTaskActivities(deps: ActivityDeps) {
         execution.attempt = attempt;
         await em.flush();
       }
+      const agent = execution.agent;
+      const toolArguments = execution.toolArguments ?? {};
       const log = new ExecutionLog(orm, executionRef(execution), attempt);
       const toolCall = { toolCallId: `${executionId}:${attempt}`, name: execution.toolName };
-      await log.append('tool_call', { toolCall: { ...toolCall, arguments: execution.toolArguments ?? {} } });
+      /** Ends the run before anything reaches the server, with the reason in its log. */
+      const refuse = async (reason: string): Promise<never> => {
+        await log.append('tool_call', { toolCall: { ...toolCall, arguments: toolArguments } });
+        await log.append('tool_result', { toolCall: { ...toolCall, result: { error: `refused: ${reason}` } } });
+        await log.flush();
+        throw ApplicationFailure.nonRetryable(`refused: ${reason}`, 'ExecutionFailed');
+      };
       // A direct call bypasses the host's own enforcement of allowedTools: the agent's grants are
       // checked here, and a refusal ends the run before anything reaches the server.
       try {
-        await assertToolCallAllowed(em, execution.agent.id, execution.toolName);
+        await assertToolCallAllowed(em, agent.id, execution.toolName);
       } catch (error) {
         if (!(error instanceof ToolCallRefused)) throw error;
-        await log.append('tool_result', { toolCall: { ...toolCall, result: { error: `refused: ${error.message}` } } });
-        await log.flush();
-        throw ApplicationFailure.nonRetryable(`refused: ${error.message}`, 'ExecutionFailed');
+        await refuse(error.message);
       }
+      // ...and so is its approval gate: the host would ask before the command, so this asks before the call.
+      const gated = (await allowedToolsFor(em, agent.id)).some((tool) => tool.name === toolCall.name && tool.requiresApproval);
+      if (gated) {
+        const approval = await toolApproval(em, executionId, toolApprovalQuestion(agent.name, toolCall.name, toolArguments), config.executions.inputTimeoutMs);
+        if (approval.state === 'pending') {
+          const runMsUsed = execution.runMsUsed + (Date.now() - segmentStartedAt);
+          await orm.em.fork().nativeUpdate(Execution, { id: executionId }, { runMsUsed });
+          return { waitingInput: inputWaitOf(approval.input), runMsUsed };
+        }
+        if (approval.state === 'expired') throw ApplicationFailure.nonRetryable(inputTimeoutMessage(inputWaitOf(approval.input).timeoutMs), 'InputTimedOut');
+        if (approval.state === 'refused') await refuse(approval.reason);
+      }
+      await log.append('tool_call', { toolCall: { ...toolCall, arguments: toolArguments } });
       const timeoutMs = Math.max(1000, Math.min(ctx.info.startToCloseTimeoutMs || config.mcp.timeoutMs, 24 * 3600_000));
       let result: CallToolResult;
       try {
         result = await cancellable(executionId, (signal, cancelled) =>
           gateway.withServer(
-            execution.agent!.server,
-            async ({ connection }) => (await connection.client.callTool({ name: toolCall.name, arguments: execution.toolArguments ?? {} }, undefined, { signal, timeout: timeoutMs, maxTotalTimeout: timeoutMs })) as CallToolResult,
+            agent.server,
+            async ({ connection }) => (await connection.client.callTool({ name: toolCall.name, arguments: toolArguments }, undefined, { signal, timeout: timeoutMs, maxTotalTimeout: timeoutMs })) as CallToolResult,
             { timeoutMs, canRetry: () => !cancelled() },
           ),
         );

@@ -1,8 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
-import type { SearchAttributePair } from '@temporalio/common';
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
+import { CancelledFailure, TerminatedFailure, type SearchAttributePair } from '@temporalio/common';
 import { SearchAttributes } from '../lib/search-attributes';
-import { agentExecution, executionWorkflowId, inputAnsweredSignal, progressQuery, progressSignal, type ProgressSnapshot } from '../workflows/agent-execution.workflow';
+import {
+  agentExecution,
+  executionWorkflowId,
+  inputAnsweredSignal,
+  progressQuery,
+  progressSignal,
+  runResultOfFailure,
+  type AgentExecutionResult,
+  type ProgressSnapshot,
+} from '../workflows/agent-execution.workflow';
 import { agentProvision, agentProvisionWorkflowId } from '../workflows/agent-provision.workflow';
 import { agentRetire, agentRetireWorkflowId, type AgentRetireInput } from '../workflows/agent-retire.workflow';
 import { serverCheck, serverCheckWorkflowId, type ServerCheckInput } from '../workflows/server-check.workflow';
@@ -56,6 +65,24 @@ export function startAgentExecution(
 
 export function executionHandle(temporal: Pick<TemporalAccess, 'client'>, executionId: string) {
   return temporal.client.workflow.getHandle<typeof agentExecution>(executionWorkflowId(executionId));
+}
+
+/**
+ * Waits for the run's end and says how it ended, whether its workflow completed (a COMPLETED
+ * run, or a run started before failed runs failed their workflows), failed (the result is in
+ * the failure), was cancelled or terminated.
+ */
+export async function executionOutcome(temporal: Pick<TemporalAccess, 'client'>, executionId: string): Promise<AgentExecutionResult> {
+  try {
+    return await executionHandle(temporal, executionId).result();
+  } catch (error) {
+    if (!(error instanceof WorkflowFailedError)) throw error;
+    const ended = runResultOfFailure(error.cause);
+    if (ended) return ended;
+    if (error.cause instanceof CancelledFailure) return { status: 'CANCELLED', error: 'cancelled by request' };
+    if (error.cause instanceof TerminatedFailure) return { status: 'CANCELLED', error: 'terminated' };
+    throw error;
+  }
 }
 
 /** The run's live progress from its workflow, within `deadlineMs`. */

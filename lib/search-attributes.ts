@@ -10,6 +10,12 @@ export const SearchAttributes = {
   ServerId: defineSearchAttributeKey('ServerId', 'KEYWORD'),
   TaskId: defineSearchAttributeKey('TaskId', 'KEYWORD'),
   ExecutionKind: defineSearchAttributeKey('ExecutionKind', 'KEYWORD'),
+  /**
+   * Where a run is, as mcp-fleet records it (QUEUED, RUNNING, WAITING_INPUT, then its final
+   * status), kept by `agentExecution` and set by `taskRun` when it ends. Not `ExecutionStatus`:
+   * that name is Temporal's own (Running, Completed, Failed, …), reserved by the server.
+   */
+  RunStatus: defineSearchAttributeKey('RunStatus', 'KEYWORD'),
 } as const;
 
 export const SEARCH_ATTRIBUTE_NAMES = Object.keys(SearchAttributes) as (keyof typeof SearchAttributes)[];

@@ -3,6 +3,24 @@ import type { Logger } from '../lib/logger';
 
 const TEMPORAL_LEVELS: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
 
+/** Workflows whose failure is a run's outcome (workflows/agent-execution.workflow.ts `endWorkflowAs`), recorded on its row. */
+const RUN_WORKFLOWS = new Set(['agentExecution', 'taskRun']);
+
+/**
+ * A run that ended FAILED or TIMED_OUT fails its workflow on purpose, so that Temporal's status
+ * says so: that is an answer, logged as one line with its reason, not a worker's warning (whose
+ * error would print as `{}`: it crosses the workflow sandbox as a plain Error).
+ */
+export function runEnded(entry: { message: string; meta?: Record<string, unknown> }, logger: Logger): boolean {
+  const meta = entry.meta ?? {};
+  if (entry.message !== 'Workflow failed' || !RUN_WORKFLOWS.has(String(meta.workflowType))) return false;
+  // Not instanceof: the error was made in the workflow sandbox's realm.
+  const message = (meta.error as { message?: unknown } | undefined)?.message;
+  const reason = typeof message === 'string' ? message : undefined;
+  logger.info({ workflowId: meta.workflowId, workflowType: meta.workflowType, reason, temporal: true }, 'run ended, its workflow failed');
+  return true;
+}
+
 /**
  * Routes the Temporal SDK's own logs into pino. Must run before the first NativeConnection;
  * the runtime is process-wide, so a second call is a no-op. Its default shutdown signals
@@ -14,6 +32,7 @@ export function installTemporalRuntime(logger: Logger): void {
       logger: new DefaultLogger(TEMPORAL_LEVELS[logger.level] ?? 'INFO', (entry) => {
         if (logger.level === 'silent') return;
         // The workflow bundler reports its whole webpack summary at INFO; that is debug material.
+        if (runEnded(entry, logger)) return;
         const noisy = entry.message.startsWith('asset workflow-bundle');
         const level = noisy || entry.level === 'TRACE' ? 'debug' : (entry.level.toLowerCase() as 'debug' | 'info' | 'warn' | 'error');
         logger[level]({ ...entry.meta, temporal: true }, entry.message);

@@ -2,6 +2,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   condition,
   defineQuery,
   defineSignal,
@@ -13,8 +14,10 @@ import {
   setCurrentDetails,
   setHandler,
   TimeoutFailure,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { defineSearchAttributeKey } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { InputWait } from '../activities/input-answerer';
 import { inputTimeoutMessage } from './input-timeout';
@@ -58,7 +61,51 @@ export interface AgentExecutionResult {
   error?: string;
 }
 
-const { finishExecution } = proxyActivities<Activities>({
+/**
+ * How a run's workflow ends, so that Temporal's own status says what happened: COMPLETED
+ * completes (with the result), CANCELLED after a cancel request is cancelled, and anything
+ * else fails with the run's error as the message, one of these types, and the result as the
+ * failure's details.
+ */
+export const RUN_FAILURE_TYPES = { FAILED: 'ExecutionFailed', TIMED_OUT: 'ExecutionTimedOut', CANCELLED: 'ExecutionCancelled' } as const;
+
+/**
+ * The run's result carried by its workflow's failure (the `cause` of a ChildWorkflowFailure or
+ * a client's WorkflowFailedError), or undefined when the failure is not a run's end.
+ */
+export function runResultOfFailure(failure: unknown): AgentExecutionResult | undefined {
+  if (!(failure instanceof ApplicationFailure) || !Object.values<string>(RUN_FAILURE_TYPES).includes(failure.type ?? '')) return undefined;
+  const result = failure.details?.[0] as AgentExecutionResult | undefined;
+  return result && typeof result.status === 'string' ? result : { status: failure.type === RUN_FAILURE_TYPES.TIMED_OUT ? 'TIMED_OUT' : 'FAILED', error: failure.message };
+}
+
+/** The `RunStatus` search attribute (lib/search-attributes.ts: workflows may import only types from lib/). */
+const RUN_STATUS = defineSearchAttributeKey('RunStatus', 'KEYWORD');
+
+/** Ends a workflow as its run ended (see RUN_FAILURE_TYPES): returns `result` when it completed, else throws. */
+export function endWorkflowAs<T>(status: FinalStatus | 'SKIPPED', error: string | undefined, result: T): T {
+  if (status === 'COMPLETED' || status === 'SKIPPED') return result;
+  // Temporal records a workflow as cancelled only after a cancel request; a run ended
+  // CANCELLED otherwise (terminated by its occurrence's overlap policy, say) fails as such.
+  if (status === 'CANCELLED' && CancellationScope.current().consideredCancelled) throw new CancelledFailure(error ?? 'cancelled by request', [result]);
+  throw ApplicationFailure.create({ type: RUN_FAILURE_TYPES[status], message: error ?? `the run ended ${status}`, nonRetryable: true, details: [result] });
+}
+
+/**
+ * Keeps the workflow's `RunStatus` search attribute in step with the run, for operators'
+ * filters (`RunStatus="WAITING_INPUT"`). Off for runs started before it existed, which replay
+ * without it.
+ */
+export function runStatusAttribute(enabled: boolean): (status: string) => void {
+  let shown: string | undefined;
+  return (status) => {
+    if (!enabled || status === shown) return;
+    shown = status;
+    upsertSearchAttributes([{ key: RUN_STATUS, value: status }]);
+  };
+}
+
+const { finishExecution, finishRun } = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '500ms', maximumInterval: '10s' },
 });
@@ -112,6 +159,10 @@ export interface AgentExecutionOptions {
 }
 
 export async function agentExecution(executionId: string, options: AgentExecutionOptions = {}): Promise<AgentExecutionResult> {
+  // Runs started before their workflow's status said what happened replay as they were: no
+  // RunStatus, and completed whatever the outcome.
+  const tellsStatus = patched('run-status');
+  const showStatus = runStatusAttribute(tellsStatus);
   let state: ProgressSnapshot = { status: 'QUEUED', todos: [], outputTail: '', seq: 0 };
   let woken = false;
   setHandler(progressQuery, () => state);
@@ -170,6 +221,7 @@ export async function agentExecution(executionId: string, options: AgentExecutio
   let waitingOn: InputWait | undefined;
   try {
     setCurrentDetails(summary(state));
+    if (!options.slotTaken) showStatus('QUEUED');
     for (;;) {
       if (options.slotTaken) break;
       const slot = await acquireSlot(executionId);
@@ -180,12 +232,15 @@ export async function agentExecution(executionId: string, options: AgentExecutio
     }
     state = { ...state, status: 'RUNNING' };
     setCurrentDetails(summary(state));
+    showStatus('RUNNING');
+    const run = options.tool ? 'executeToolCall' : 'executePrompt';
     let outcome = await (options.tool ? executeToolCall : executePrompt)(executionId);
     let expired: InputWait | undefined;
     while ('waitingInput' in outcome) {
       waitingOn = outcome.waitingInput;
       state = { ...state, status: 'WAITING_INPUT' };
       setCurrentDetails(`**WAITING_INPUT** · ${waitingOn.message}${waitingOn.fields.length ? ` (${waitingOn.fields.join(', ')})` : ''}`);
+      showStatus('WAITING_INPUT');
       await tellParent(true);
       const answeredInTime = await answerOf(waitingOn);
       await tellParent(false);
@@ -196,8 +251,11 @@ export async function agentExecution(executionId: string, options: AgentExecutio
       waitingOn = undefined;
       state = { ...state, status: 'RUNNING' };
       setCurrentDetails(summary(state));
-      // The answer is in the row: the host asks again on the re-attached task, and gets it from there.
-      outcome = await prompting(outcome.runMsUsed).executePrompt(executionId);
+      showStatus('RUNNING');
+      // The answer is in the row: the host asks again on the re-attached task, and gets it from
+      // there; a tool run's approval is read from the row by the call itself. (A tool run never
+      // waited before approval gates, so no earlier history has a wait here for it.)
+      outcome = await prompting(outcome.runMsUsed)[run](executionId);
     }
     if (expired || 'waitingInput' in outcome) result = { status: 'TIMED_OUT', error: inputTimeoutMessage((expired ?? waitingOn)!.timeoutMs) };
     else result = outcome.success ? { status: 'COMPLETED' } : { status: 'FAILED', error: outcome.error };
@@ -209,17 +267,23 @@ export async function agentExecution(executionId: string, options: AgentExecutio
     else result = { status: 'FAILED', error: failureMessage(error) };
   }
 
+  let ended = result;
   await CancellationScope.nonCancellable(async () => {
     // Nothing follows the task while it waits: stop it on the host, or it would wait there for its TTL.
     if (waitingOn || result.status === 'TIMED_OUT') await cancelRemoteTask(executionId).catch(() => false);
-    const next = await finishExecution(executionId, result);
+    let next: string[];
+    // The row is the authority: a run its occurrence already ended TIMED_OUT ends so here too.
+    if (tellsStatus) ({ next, result: ended } = await finishRun(executionId, result));
+    else next = await finishExecution(executionId, result);
     for (const id of next) {
       await getExternalWorkflowHandle(executionWorkflowId(id))
         .signal(slotFreedSignal)
         .catch(() => undefined);
     }
   });
-  state = { ...state, status: result.status };
-  setCurrentDetails(summary(state) + (result.error ? `\n\n${result.error}` : ''));
-  return result;
+  state = { ...state, status: ended.status };
+  setCurrentDetails(summary(state) + (ended.error ? `\n\n${ended.error}` : ''));
+  if (!tellsStatus) return result;
+  showStatus(ended.status);
+  return endWorkflowAs(ended.status, ended.error, ended);
 }

@@ -6,6 +6,7 @@ import {
   executeChild,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
@@ -16,7 +17,16 @@ import {
 } from '@temporalio/workflow';
 import type { SearchAttributePair } from '@temporalio/common';
 import type { Activities } from '../activities';
-import { agentExecution, executionWorkflowId, runWaitingSignal, slotFreedSignal, type AgentExecutionResult } from './agent-execution.workflow';
+import {
+  agentExecution,
+  endWorkflowAs,
+  executionWorkflowId,
+  runResultOfFailure,
+  runStatusAttribute,
+  runWaitingSignal,
+  slotFreedSignal,
+  type AgentExecutionResult,
+} from './agent-execution.workflow';
 
 /**
  * One occurrence of a task (domain/tasks/occurrences.ts holds its rules): decide it against the
@@ -172,6 +182,9 @@ async function runAttempt(step: Extract<OccurrenceStep, { next: 'run' }>, waits:
       (error: unknown): AttemptOutcome => {
         // Terminated by a newer occurrence (TERMINATE_OTHER), which recorded why.
         if (error instanceof ChildWorkflowFailure && error.cause instanceof TerminatedFailure) return { status: 'CANCELLED', error: 'terminated' };
+        // A run that failed or timed out fails its workflow, with its result in the failure.
+        const ended = error instanceof ChildWorkflowFailure ? runResultOfFailure(error.cause) : undefined;
+        if (ended) return ended;
         if (isCancellation(error)) return { status: 'CANCELLED', error: 'cancelled by request' };
         return { status: 'FAILED', error: error instanceof Error ? error.message : String(error) };
       },
@@ -200,6 +213,8 @@ async function runAttempt(step: Extract<OccurrenceStep, { next: 'run' }>, waits:
 }
 
 export async function taskRun(input: TaskRunInput): Promise<TaskRunResult> {
+  // Occurrences started before their workflow's status said what happened replay as they were.
+  const tellsStatus = patched('run-status');
   const { workflowId } = workflowInfo();
   let woken = false;
   setHandler(occurrenceWakeSignal, () => {
@@ -260,5 +275,9 @@ export async function taskRun(input: TaskRunInput): Promise<TaskRunResult> {
   // Whatever happened, the occurrence's last run is final and the next one waiting is woken.
   await CancellationScope.nonCancellable(async () => wake(await endOccurrence(input.taskId, current, outcome)));
   say(`${outcome.status}${outcome.error ? `: ${outcome.error}` : ''} (${attempts} attempt${attempts === 1 ? '' : 's'})`);
-  return { executionId: current, status: outcome.status, attempts, ...(outcome.error ? { error: outcome.error } : {}) };
+  const result: TaskRunResult = { executionId: current, status: outcome.status, attempts, ...(outcome.error ? { error: outcome.error } : {}) };
+  if (!tellsStatus) return result;
+  runStatusAttribute(true)(outcome.status);
+  // As its last run ended: a FAILED or TIMED_OUT occurrence fails, a cancelled one is cancelled.
+  return endWorkflowAs(outcome.status, outcome.error, result);
 }

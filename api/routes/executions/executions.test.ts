@@ -330,6 +330,12 @@ describe('executions, live monitoring and the master agent', () => {
       expect(res.body.error.details.details.map((d: { path: string }) => d.path).sort()).toEqual(['data.name', 'data.role']);
     });
 
+    it('answers 502 master_failed with the run’s reason when the master’s run fails (its workflow fails too)', async () => {
+      const res = await http.post('/api/master/create-agent').set(as(admin)).send({ serverId: masterServer.serverId, prompt: 'no spec today [fail]' }).expect(502);
+      expect(res.body.error).toMatchObject({ code: 'master_failed', message: expect.stringContaining("The master agent's run FAILED: the agent reported") });
+      expect(res.body.error.details.executionId).toEqual(expect.any(String));
+    });
+
     it('answers 409 when the server has no MASTER agent', async () => {
       const lonely = await registerHost(http, admin);
       closers.push(() => lonely.host.close());

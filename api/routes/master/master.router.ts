@@ -5,7 +5,7 @@ import { createAgent } from '../../../domain/agents/agent-commands';
 import { runnableMasterOf } from '../../../domain/agents/agent-rules';
 import { AppError, fieldError } from '../../../domain/errors';
 import { startExecution } from '../../../domain/runs/start-execution';
-import { executionHandle } from '../../../domain/temporal';
+import { executionOutcome } from '../../../domain/temporal';
 import type { ApiRouter } from '../../api-router';
 import { actorOf } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
@@ -92,7 +92,7 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', master);
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent));
       const execution = await startExecution(deps, actorOf(ctx), { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER, context: { responseSchema: AGENT_SPEC_JSON_SCHEMA } });
-      const outcome = await waitAtMost(executionHandle(deps.temporal, execution.id).result(), SPEC_WAIT_MS, () => new AppError(504, 'master_timeout', `The master agent did not answer within ${SPEC_WAIT_MS / 1000} s`, { executionId: execution.id }));
+      const outcome = await waitAtMost(executionOutcome(deps.temporal, execution.id), SPEC_WAIT_MS, () => new AppError(504, 'master_timeout', `The master agent did not answer within ${SPEC_WAIT_MS / 1000} s`, { executionId: execution.id }));
       if (outcome.status !== 'COMPLETED') throw new AppError(502, 'master_failed', `The master agent's run ${outcome.status}: ${outcome.error ?? 'no details'}`, { executionId: execution.id });
 
       const spec = await specifiedAgent(em(), execution.id);
