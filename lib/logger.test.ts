@@ -148,12 +148,11 @@ describe('database errors in the log', () => {
 describe('colour in pretty logs', () => {
   /** A real process that logs one pretty line through the project's config and logger, its stdout a pipe (as when redirected to a file). */
   function logLine(env: Record<string, string>): Promise<string> {
-    const inherited: NodeJS.ProcessEnv = { ...process.env };
-    // Jest's workers set FORCE_COLOR themselves; each case says what it wants.
-    for (const name of ['FORCE_COLOR', 'NO_COLOR', 'LOG_COLOR']) delete inherited[name];
+    // Only what each case says: Jest's own workers run with FORCE_COLOR set.
+    const base = { NODE_ENV: 'test', DATA_DIR: loadConfig().dataDir, LOG_PRETTY: 'true', LOG_LEVEL: 'info' };
     const script = "const { loadConfig } = require('./lib/config'); const { createLogger } = require('./lib/logger'); createLogger(loadConfig(), 'colour').info({ n: 1 }, 'hello');";
     return new Promise((resolve, reject) =>
-      execFile(process.execPath, ['--import', 'tsx', '-e', script], { cwd: path.join(__dirname, '..'), env: { ...inherited, LOG_PRETTY: 'true', LOG_LEVEL: 'info', ...env } }, (error, stdout) =>
+      execFile(process.execPath, ['--import', 'tsx', '-e', script], { cwd: path.join(__dirname, '..'), env: { ...base, ...env } }, (error, stdout) =>
         error ? reject(error) : resolve(stdout),
       ),
     );
