@@ -20,7 +20,8 @@ module.exports = {
   // One embedded PostgreSQL and one Temporal dev server for the whole run.
   globalSetup: '<rootDir>/test/global-setup.ts',
   globalTeardown: '<rootDir>/test/global-teardown.ts',
-  testTimeout: 60_000,
+  // A ceiling: CI runs on a loaded 2-core machine, where a test that takes seconds idle may take a minute.
+  testTimeout: 120_000,
   maxWorkers: 2,
   // `npm test` runs `jest --coverage`; a single `npx jest path` stays fast and ungated.
   // V8's own coverage, mapped through swc's source maps: no instrumentation step to maintain.

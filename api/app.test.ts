@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import Koa from 'koa';
 import { Connection } from '@temporalio/client';
 import request from 'supertest';
@@ -7,6 +8,7 @@ import { AppError } from '../domain/errors';
 import { errorHandler } from './middleware/error-handler';
 import { createTemporalClient } from '../lib/temporal';
 import { freePort } from '../lib/dev/free-port';
+import { createLogger } from '../lib/logger';
 
 describe('API skeleton', () => {
   let ctx: TestContext;
@@ -39,6 +41,32 @@ describe('API skeleton', () => {
     expect(own.headers['x-request-id']).toBe('abc-123');
     const generated = await http.get('/api/health').set('X-Request-Id', 'bad id with spaces').expect(200);
     expect(generated.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('logs each request with the status the client got, failures included', async () => {
+    let out = '';
+    const sink = new Writable({ write: (chunk, _enc, done) => ((out += chunk.toString()), done()) });
+    const logged = request(createApp({ ...ctx, logger: createLogger({ log: { level: 'info', pretty: false } }, 'app-test', sink) }).callback());
+    const sent = [
+      await logged.get('/api/health').set('X-Request-Id', 'log-ok'),
+      await logged.post('/api/auth/login').set('X-Request-Id', 'log-invalid-json').set('Content-Type', 'application/json').send('{"a":'),
+      await logged.post('/api/auth/login').set('X-Request-Id', 'log-invalid-body').send({ email: 'not an email' }),
+      await logged.get('/api/auth/me').set('X-Request-Id', 'log-no-token'),
+      await logged.get('/api/does-not-exist').set('X-Request-Id', 'log-no-route'),
+      await logged.delete('/api/health').set('X-Request-Id', 'log-wrong-method'),
+    ];
+    expect(sent.map((res) => res.status)).toEqual([200, 400, 400, 401, 404, 405]);
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { msg: string; requestId: string; status: number; level: number })
+      .filter((line) => line.msg === 'request');
+    for (const res of sent) {
+      const line = lines.find((l) => l.requestId === res.headers['x-request-id']);
+      expect({ requestId: line?.requestId, status: line?.status }).toEqual({ requestId: res.headers['x-request-id'], status: res.status });
+      // pino levels: 30 info, 40 warn.
+      expect(line?.level).toBe(res.status >= 400 ? 40 : 30);
+    }
   });
 
   it('answers unknown routes with 404 in the error shape', async () => {

@@ -26,8 +26,9 @@ import { authenticate } from './auth/authenticate';
 const VERSION = '0.1.0';
 
 /**
- * Builds the Koa application (no `listen`): error handler → request id + logger → body
- * parser → MikroORM request context → auth (user + ability) → routes → 404/405.
+ * Builds the Koa application (no `listen`): request id + logger → error handler → body
+ * parser → MikroORM request context → auth (user + ability) → routes → 404/405. The logger is
+ * outside the error handler so that its line carries the status the client was sent.
  */
 export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   const app = new Koa<AppContext['state'], AppContext>({ proxy: deps.config.http.trustProxy });
@@ -59,8 +60,8 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
 
   const docs = docsRoutes();
 
-  app.use(errorHandler());
   app.use(requestLogger(deps.logger));
+  app.use(errorHandler());
   app.use(jsonBody(deps.config.http.bodyLimit));
   app.use((_ctx, next) => RequestContext.create(deps.orm.em, next));
   for (const step of authenticate(deps)) app.use(step);

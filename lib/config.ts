@@ -146,6 +146,11 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: optionalString.pipe(z.enum(['true', 'false']).optional()),
+  // Colour in pretty logs: LOG_COLOR wins (npm run dev sets it for its children, whose output is
+  // a pipe), then the common FORCE_COLOR and NO_COLOR, then whether stdout is a terminal.
+  LOG_COLOR: optionalString.pipe(z.enum(['true', 'false']).optional()),
+  FORCE_COLOR: z.string().optional(),
+  NO_COLOR: z.string().optional(),
   TRUST_PROXY: optionalString.pipe(z.enum(['true', 'false']).optional()),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'like 1mb or 512kb').default('1mb'),
 
@@ -202,7 +207,8 @@ export interface Config {
   dataDir: string;
   /** trustProxy: take the client IP from X-Forwarded-For (only behind a reverse proxy you run). */
   http: { host: string; port: number; bodyLimit: string; trustProxy: boolean };
-  log: { level: string; pretty: boolean };
+  /** `color`: ANSI colours in pretty output, for a terminal only (see logColor). */
+  log: { level: string; pretty: boolean; color: boolean };
   database: { url?: string; embeddedPort: number; poolMax: number };
   temporal: {
     address?: string;
@@ -268,6 +274,18 @@ function loadOrCreateDevSecrets(dataDir: string): DevSecrets {
   return secrets;
 }
 
+/**
+ * Whether pretty logs are coloured. Escape codes in a file or a pipe are noise, so only a
+ * terminal gets them, unless told otherwise: FORCE_COLOR as Node reads it ('', 1, 2, 3 or
+ * true colour; anything else does not), NO_COLOR when not empty (no-color.org).
+ */
+function logColor(e: { LOG_COLOR?: string; FORCE_COLOR?: string; NO_COLOR?: string }): boolean {
+  if (e.LOG_COLOR) return e.LOG_COLOR === 'true';
+  if (e.FORCE_COLOR !== undefined) return ['', '1', '2', '3', 'true'].includes(e.FORCE_COLOR);
+  if (e.NO_COLOR) return false;
+  return process.stdout.isTTY === true;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
@@ -312,7 +330,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     isProduction,
     dataDir,
     http: { host: e.HOST ?? (isProduction ? '0.0.0.0' : '127.0.0.1'), port: e.PORT, bodyLimit: e.BODY_LIMIT, trustProxy: e.TRUST_PROXY === 'true' },
-    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ? e.LOG_PRETTY === 'true' : !isProduction && process.stdout.isTTY === true },
+    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ? e.LOG_PRETTY === 'true' : !isProduction && process.stdout.isTTY === true, color: logColor(e) },
     database: { url: e.DATABASE_URL, embeddedPort: e.EMBEDDED_POSTGRES_PORT, poolMax: e.DB_POOL_MAX },
     temporal: {
       address: e.TEMPORAL_ADDRESS,

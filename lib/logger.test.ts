@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import Koa from 'koa';
 import request from 'supertest';
@@ -141,4 +143,29 @@ describe('database errors in the log', () => {
     expectNoLeak(text());
     expect(text()).not.toMatch(/\bselect\b/i);
   });
+});
+
+describe('colour in pretty logs', () => {
+  /** A real process that logs one pretty line through the project's config and logger, its stdout a pipe (as when redirected to a file). */
+  function logLine(env: Record<string, string>): Promise<string> {
+    // Only what each case says: Jest's own workers run with FORCE_COLOR set.
+    const base = { NODE_ENV: 'test', DATA_DIR: loadConfig().dataDir, LOG_PRETTY: 'true', LOG_LEVEL: 'info' };
+    const script = "const { loadConfig } = require('./lib/config'); const { createLogger } = require('./lib/logger'); createLogger(loadConfig(), 'colour').info({ n: 1 }, 'hello');";
+    return new Promise((resolve, reject) =>
+      execFile(process.execPath, ['--import', 'tsx', '-e', script], { cwd: path.join(__dirname, '..'), env: { ...base, ...env } }, (error, stdout) =>
+        error ? reject(error) : resolve(stdout),
+      ),
+    );
+  }
+  const ESCAPE = '\u001b[';
+
+  it('a redirected log has no escape codes; FORCE_COLOR and LOG_COLOR ask for them, NO_COLOR refuses them', async () => {
+    const [redirected, forced, asked, refused] = await Promise.all([logLine({}), logLine({ FORCE_COLOR: '1' }), logLine({ LOG_COLOR: 'true' }), logLine({ NO_COLOR: '1' })]);
+    expect(redirected).toMatch(/INFO.*hello/);
+    expect(redirected).not.toContain(ESCAPE);
+    expect(refused).toMatch(/INFO.*hello/);
+    expect(refused).not.toContain(ESCAPE);
+    expect(forced).toContain(ESCAPE);
+    expect(asked).toContain(ESCAPE);
+  }, 120_000);
 });

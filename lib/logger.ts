@@ -83,7 +83,7 @@ export function serializeError(value: unknown, seen = new Set<unknown>()): unkno
  * The one logger factory (API, worker, scripts, tests). `destination` replaces stdout (and
  * the pretty transport), for tests that read what was logged.
  */
-export function createLogger(config: Pick<Config, 'log'>, name = 'mcp-fleet', destination?: DestinationStream): Logger {
+export function createLogger(config: { log: Omit<Config['log'], 'color'> & { color?: boolean } }, name = 'mcp-fleet', destination?: DestinationStream): Logger {
   const options: LoggerOptions = {
     name,
     level: config.log.level,
@@ -92,7 +92,8 @@ export function createLogger(config: Pick<Config, 'log'>, name = 'mcp-fleet', de
     serializers: { err: serializeError, error: serializeError },
     transport:
       config.log.pretty && !destination
-        ? { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss', ignore: 'pid,hostname' } }
+        ? // Colour only where config says (a terminal): escape codes in a redirected log are noise.
+          { target: 'pino-pretty', options: { colorize: config.log.color === true, translateTime: 'HH:MM:ss', ignore: 'pid,hostname' } }
         : undefined,
   };
   return destination ? pino(options, destination) : pino(options);

@@ -24,7 +24,7 @@ describe('McpClientPool', () => {
     const via = () => ({ serverId: 'rebind', url: server.url.replace('127.0.0.1', 'rebind.test'), transport: 'streamable-http' as const, token: server.token });
 
     it('connects to the address the name resolves to when it passes the policy', async () => {
-      const pool = new McpClientPool({ timeoutMs: 2000, lookup: policyLookup({ production: false, allow: [], deny: [] }, async () => [{ address: '127.0.0.1', family: 4 }]) });
+      const pool = new McpClientPool({ timeoutMs: 30_000, lookup: policyLookup({ production: false, allow: [], deny: [] }, async () => [{ address: '127.0.0.1', family: 4 }]) });
       try {
         await pool.withConnection(via(), (c) => c.client.ping());
       } finally {
@@ -33,7 +33,7 @@ describe('McpClientPool', () => {
     });
 
     it('refuses the connection when the name now points at a forbidden address, and sends nothing', async () => {
-      const pool = new McpClientPool({ timeoutMs: 2000, lookup: policyLookup({ production: false, allow: [], deny: [] }, resolver) });
+      const pool = new McpClientPool({ timeoutMs: 30_000, lookup: policyLookup({ production: false, allow: [], deny: [] }, resolver) });
       const before = server.requests;
       try {
         const failure = pool.withConnection(via(), (c) => c.client.ping());
@@ -46,7 +46,7 @@ describe('McpClientPool', () => {
     });
 
     it('applies the deny list to the address the socket uses', async () => {
-      const pool = new McpClientPool({ timeoutMs: 2000, lookup: policyLookup({ production: false, allow: [], deny: ['127.0.0.0/8'] }, async () => [{ address: '127.0.0.1', family: 4 }]) });
+      const pool = new McpClientPool({ timeoutMs: 30_000, lookup: policyLookup({ production: false, allow: [], deny: ['127.0.0.0/8'] }, async () => [{ address: '127.0.0.1', family: 4 }]) });
       try {
         await expect(pool.withConnection(via(), (c) => c.client.ping())).rejects.toMatchObject({ reason: 'denied' });
       } finally {
@@ -56,14 +56,17 @@ describe('McpClientPool', () => {
   });
 
   it('reuses one connection per server and closes it once idle', async () => {
-    const pool = new McpClientPool({ timeoutMs: 2000, idleMs: 100 });
+    // Idle long enough that a loaded machine does not close it between the two calls.
+    const pool = new McpClientPool({ timeoutMs: 30_000, idleMs: 2_000 });
     try {
       await pool.withConnection(target(), (c) => c.client.ping());
       const requests = server.requests;
       await pool.withConnection(target(), (c) => c.client.ping());
       expect(server.requests).toBe(requests + 1);
       expect(pool.size).toBe(1);
-      await new Promise((r) => setTimeout(r, 400));
+      // Closed after 2 s idle; on a loaded machine the timer and the close may come later.
+      const deadline = Date.now() + 60_000;
+      while (pool.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(pool.size).toBe(0);
     } finally {
       await pool.closeAll();
@@ -133,7 +136,7 @@ describe('redirects', () => {
     const elsewhere = await started(startCaptureServer());
     // localhost and 127.0.0.1 are different origins, although the same host.
     const origin = await redirecting(307, () => `http://localhost:${elsewhere.port}/mcp`);
-    const pool = new McpClientPool({ timeoutMs: 2000, lookup: workerLookup });
+    const pool = new McpClientPool({ timeoutMs: 30_000, lookup: workerLookup });
     try {
       const failure = pool.withConnection({ serverId: `redirect-${transport}`, url: origin.url, transport, token: 'the-master-token' }, (c) => c.client.ping());
       await expect(failure).rejects.toMatchObject({ kind: 'redirect', message: 'the server redirects (HTTP 307) to a place mcp-fleet does not follow; register the final URL' });
@@ -161,7 +164,7 @@ describe('redirects', () => {
         req.pipe(upstream);
       }),
     );
-    const pool = new McpClientPool({ timeoutMs: 2000, lookup: workerLookup });
+    const pool = new McpClientPool({ timeoutMs: 30_000, lookup: workerLookup });
     try {
       const url = front.url.replace(/\/mcp$/, '/old');
       await pool.withConnection({ serverId: 'same-origin', url, transport: 'streamable-http', token: mcp.token }, (c) => c.client.ping());
@@ -173,7 +176,7 @@ describe('redirects', () => {
 
   it('gives up after 5 redirects within the origin', async () => {
     const loop = await redirecting(307, (req) => `/mcp${req.url}`);
-    const pool = new McpClientPool({ timeoutMs: 2000, lookup: workerLookup });
+    const pool = new McpClientPool({ timeoutMs: 30_000, lookup: workerLookup });
     try {
       await expect(pool.withConnection({ serverId: 'loop', url: loop.url, transport: 'streamable-http', token: 't' }, (c) => c.client.ping())).rejects.toMatchObject({ kind: 'redirect', message: 'the server redirects (HTTP 307) to a place mcp-fleet does not follow; register the final URL' });
       expect(loop.requests).toHaveLength(6);

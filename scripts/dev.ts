@@ -5,11 +5,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { DEMO_AGENT_NAME, seedDemoAgent, type DemoAgentResult } from '../entities/seeders/demo-agent';
 import { DEMO_SERVER_NAME, seed, seedDemoServer } from '../entities/seeders/seed';
+import { McpServer } from '../entities';
+import { startServerCheck } from '../domain/temporal';
 import { sealSecret } from '../lib/crypto';
 import { masterTokenContext } from '../domain/servers/master-token';
 import { loadConfig, PROJECT_ROOT } from '../lib/config';
@@ -18,7 +20,7 @@ import { isPortOpen } from '../lib/dev/free-port';
 import { isAlive } from '../lib/dev/process-alive';
 import { createLogger } from '../lib/logger';
 import { initOrm, migrateUp } from '../lib/orm';
-import { connectTemporal, ensureSearchAttributes } from '../lib/temporal';
+import { connectTemporal, createTemporalClient, ensureSearchAttributes } from '../lib/temporal';
 import { startTemporalDevServer } from '../lib/dev/temporal-dev-server';
 import { superviseChild } from './dev-supervisor';
 
@@ -28,8 +30,9 @@ if (config.isProduction) {
   process.stderr.write('npm run dev is for development; in production run the api and worker entries (see README).\n');
   process.exit(1);
 }
-const logger = createLogger({ log: { level: config.log.level === 'info' ? 'info' : config.log.level, pretty: true } }, 'dev');
+const logger = createLogger({ log: { level: config.log.level === 'info' ? 'info' : config.log.level, pretty: true, color: config.log.color } }, 'dev');
 const pidFile = path.join(config.dataDir, 'dev-pids.json');
+const adminPasswordFile = path.join(config.dataDir, 'admin-password');
 
 type Stopper = { name: string; stop: () => Promise<void> };
 const stoppers: Stopper[] = [];
@@ -38,6 +41,22 @@ let shuttingDown = false;
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** A path as the banner shows it: from the project root when inside it. */
+function shown(file: string): string {
+  const relative = path.relative(PROJECT_ROOT, file);
+  return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
+}
+
+/**
+ * The seeded admin's first password, written to a file only its owner reads instead of the
+ * banner: terminal output ends up in log files, CI artefacts and shared screens.
+ */
+function writeAdminPassword(password: string): void {
+  writeFileSync(adminPasswordFile, `${password}\n`, { mode: 0o600 });
+  // The mode applies only when the file is created; one left by an earlier data dir keeps its own.
+  chmodSync(adminPasswordFile, 0o600);
 }
 
 
@@ -181,7 +200,7 @@ function demoHostToken(): string {
   return readFileSync(file, 'utf8').trim();
 }
 
-async function migrateAndSeed(url: string, demo: { url: string; token: string }): Promise<{ adminEmail: string; adminPassword?: string; agent: DemoAgentResult }> {
+async function migrateAndSeed(url: string, demo: { url: string; token: string }): Promise<{ organizationId: string; adminEmail: string; adminPassword?: string; serverId?: string; agent: DemoAgentResult }> {
   const orm = await initOrm(url, { logger });
   try {
     const applied = await migrateUp(orm);
@@ -194,9 +213,37 @@ async function migrateAndSeed(url: string, demo: { url: string; token: string })
     if (registered) logger.info({ url: demo.url }, `registered the local reference host as server "${DEMO_SERVER_NAME}"`);
     const agent = await seedDemoAgent(orm.em.fork() as EntityManager, result.organizationId, DEMO_SERVER_NAME, result.adminEmail);
     if (agent.created) logger.info({ agentId: agent.agentId, tools: agent.tools }, `created the MASTER agent "${DEMO_AGENT_NAME}" on "${DEMO_SERVER_NAME}"`);
-    return { ...result, agent };
+    if (result.adminPassword) writeAdminPassword(result.adminPassword);
+    const server = await orm.em.fork().findOne(McpServer, { organization: result.organizationId, name: DEMO_SERVER_NAME }, { fields: ['id'] });
+    return { ...result, serverId: server?.id, agent };
   } finally {
     await orm.close(true);
+  }
+}
+
+/**
+ * Checks the local host once, through the same serverCheck workflow as `POST
+ * /api/servers/:id/health`, so that it is not UNKNOWN until someone tests it or the
+ * server-health schedule comes round. A check that does not finish is reported, not fatal.
+ */
+async function checkDemoServer(address: string, serverId: string, organizationId: string): Promise<string> {
+  const connection = await connectTemporal(address);
+  try {
+    const temporal = { client: createTemporalClient(connection, config), taskQueue: config.temporal.taskQueue };
+    const handle = await startServerCheck(temporal, { serverId, organizationId, reason: 'health' });
+    // A ceiling, not an expectation (the check takes well under a second on an idle machine).
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within 2 min (workflow ${handle.workflowId})`)), 120_000);
+    });
+    try {
+      const result = await Promise.race([handle.result(), timeout]);
+      return `${result.status}${result.latencyMs !== null ? ` in ${result.latencyMs} ms` : ''}${result.error ? `: ${result.error}` : ''}`;
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    await connection.close();
   }
 }
 
@@ -220,6 +267,8 @@ async function main(): Promise<void> {
     DATABASE_URL: databaseUrl,
     TEMPORAL_ADDRESS: temporal.address,
     LOG_PRETTY: process.stdout.isTTY ? 'true' : 'false',
+    // The children write into pipes read by this process: they colour only when its own output does.
+    LOG_COLOR: String(config.log.color),
   };
   await Promise.all([
     startChild(
@@ -242,6 +291,15 @@ async function main(): Promise<void> {
 
   const base = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${config.http.port}`;
   const health = await fetch(`${base}/api/health`).then((r) => r.json() as Promise<Record<string, unknown>>);
+  let hostStatus = '(not registered)';
+  if (seeded.serverId) {
+    hostStatus = await checkDemoServer(temporal.address, seeded.serverId, seeded.organizationId).catch((error: unknown) => {
+      const reason = error instanceof Error ? error.message : String(error);
+      logger.warn({ serverId: seeded.serverId, reason }, `could not check "${DEMO_SERVER_NAME}" at start`);
+      return `not checked: ${reason}`;
+    });
+    logger.info({ serverId: seeded.serverId, status: hostStatus }, `checked "${DEMO_SERVER_NAME}"`);
+  }
   const lines = [
     '',
     `mcp-fleet is up (${coldStart ? 'cold' : 'warm'} start in ${seconds(Date.now() - startedAt)}; health: ${JSON.stringify(health)})`,
@@ -249,14 +307,14 @@ async function main(): Promise<void> {
     `  API docs     ${base}/docs   (OpenAPI: ${base}/api/openapi.json)`,
     `  Temporal UI  ${temporal.uiUrl ?? '(external server: use its own UI)'}`,
     `  Temporal     ${temporal.address}  namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue} (${temporal.source})`,
-    `  Demo host    ${hostUrl}  (server "${DEMO_SERVER_NAME}", engine ${hostEngine}, runs commands on this machine)`,
+    `  Demo host    ${hostUrl}  (server "${DEMO_SERVER_NAME}", engine ${hostEngine}, runs commands on this machine): ${hostStatus}`,
     seeded.agent.agentId
       ? `  Agent        "${DEMO_AGENT_NAME}" (MASTER, ACTIVE) id ${seeded.agent.agentId}  may run: ${seeded.agent.tools.map((t) => t.name).join(', ') || '(none of git, python3, make, jq found)'}`
       : `  Agent        (server "${DEMO_SERVER_NAME}" has a MASTER of your own; "${DEMO_AGENT_NAME}" was not created)`,
-    `  PostgreSQL   ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}${config.database.url ? '' : `  (password in ${path.relative(PROJECT_ROOT, path.join(config.dataDir, 'postgres.password'))})`}`,
-    seeded.adminPassword
-      ? `  Admin        ${seeded.adminEmail}  password: ${seeded.adminPassword}   <- shown this once`
-      : `  Admin        ${seeded.adminEmail}  (password was printed at the first start)`,
+    `  PostgreSQL   ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}${config.database.url ? '' : `  (password in ${shown(path.join(config.dataDir, 'postgres.password'))})`}`,
+    existsSync(adminPasswordFile)
+      ? `  Admin        ${seeded.adminEmail}  password in ${shown(adminPasswordFile)}`
+      : `  Admin        ${seeded.adminEmail}  (its first password was in ${shown(adminPasswordFile)}, which is gone)`,
     '  Ctrl-C stops everything.',
     '',
   ];

@@ -34,7 +34,12 @@ export async function activeAgent(http: Http, account: Account, serverId: string
   return { id: created.body.id, name: created.body.name };
 }
 
-export async function waitFor<T>(probe: () => Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+/**
+ * Polls `probe` until it gives a value. `timeoutMs` is a ceiling for a loaded CI machine (2
+ * cores, load 8 and more), not an expectation: a condition met on an idle machine in
+ * milliseconds may take seconds there.
+ */
+export async function waitFor<T>(probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();

@@ -276,7 +276,8 @@ describe('startSseOnlyMcpServer (legacy HTTP+SSE)', () => {
     await client.connect(sseTransport(server.url, server.token));
     const started = performance.now();
     await server.close();
-    expect(performance.now() - started).toBeLessThan(1000);
+    // Left open, the streams would hold close() until the client goes; the bound leaves a loaded machine room.
+    expect(performance.now() - started).toBeLessThan(10_000);
     await client.ping({ timeout: 2000 }).catch(() => undefined);
     await client.close();
     await closed;

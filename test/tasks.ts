@@ -26,13 +26,13 @@ export function taskApi(http: Http, account: Account) {
       return res.status === 200 ? (res.body as Run) : undefined;
     },
     /** The run once it has ended. */
-    async ended(id: string, timeoutMs = 20_000): Promise<Run> {
+    async ended(id: string, timeoutMs = 60_000): Promise<Run> {
       return waitFor(async () => {
         const run = await this.execution(id);
         return run && FINAL.includes(run.status) ? run : undefined;
       }, timeoutMs, 100);
     },
-    async waitStatus(id: string, status: string, timeoutMs = 15_000): Promise<Run> {
+    async waitStatus(id: string, status: string, timeoutMs = 60_000): Promise<Run> {
       return waitFor(async () => {
         const run = await this.execution(id);
         return run?.status === status ? run : undefined;

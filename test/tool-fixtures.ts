@@ -104,7 +104,7 @@ export async function toolState(http: Http, account: Account, serverId: string, 
 }
 
 /** Waits until the tool is in one of `statuses` on the server. */
-export function waitForToolState(http: Http, account: Account, serverId: string, toolId: string, statuses: string[], timeoutMs = 30_000): Promise<ToolStateBody> {
+export function waitForToolState(http: Http, account: Account, serverId: string, toolId: string, statuses: string[], timeoutMs = 60_000): Promise<ToolStateBody> {
   return waitFor(
     async () => {
       const state = await toolState(http, account, serverId, toolId);

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { AuditLog } from '../entities';
 import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
-import { registerHost } from './fleet';
+import { registerHost, waitFor } from './fleet';
 import { createTestContext, spawnWorkerProcess, type TestContext } from './harness';
 import { catalogEntry, removeToolDirs, versionFileTool, waitForToolState } from './tool-fixtures';
 
@@ -40,9 +40,11 @@ describe('a worker killed mid-install', () => {
     await host.waitForCall('install_tool', (c) => c.args.name === tool.name, 30_000);
     expect(await waitForToolState(http, admin, serverId, tool.id, ['INSTALLING'])).toMatchObject({ status: 'INSTALLING' });
     if (tasks) {
-      // Killed once the worker follows the task and its heartbeat (throttled to 1 s) carries the id.
+      // Killed once the worker follows the task and Temporal holds the heartbeat that carries its id
+      // (a condition: on a loaded machine the throttled heartbeat may take longer than a second).
       await host.waitForTaskRequest('tasks/result', undefined, 30_000);
-      await new Promise((r) => setTimeout(r, 1200));
+      const install = ctx.temporal.client.workflow.getHandle(`tool-${serverId}-${tool.id}`);
+      await waitFor(async () => (await install.describe()).raw.pendingActivities?.some((a) => (a.heartbeatDetails?.payloads?.length ?? 0) > 0), 30_000, 100);
     }
 
     first.kill('SIGKILL');

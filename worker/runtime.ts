@@ -1,4 +1,5 @@
-import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
+import { ApplicationFailure } from '@temporalio/common';
+import { DefaultLogger, Runtime, type LogEntry, type LogLevel } from '@temporalio/worker';
 import type { Logger } from '../lib/logger';
 
 const TEMPORAL_LEVELS: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
@@ -22,22 +23,50 @@ export function runEnded(entry: { message: string; meta?: Record<string, unknown
 }
 
 /**
+ * The failure of an activity that gave an answer rather than broke: a non-retryable
+ * ApplicationFailure, which the activities throw on purpose (a refused tool or command, a run
+ * the agent reported FAILED, a server that no longer exists). Anything else failed for real.
+ */
+function answeredFailure(entry: LogEntry): ApplicationFailure | undefined {
+  if (entry.message !== 'Activity failed') return undefined;
+  const error = entry.meta?.error;
+  return error instanceof ApplicationFailure && error.nonRetryable ? error : undefined;
+}
+
+/**
+ * The Temporal SDK's log entries as pino lines. The SDK logs every failed activity as a WARN
+ * "Activity failed" with the error's stack; for an answer that is noise a person reads as a
+ * crash, so it becomes one INFO line naming the activity, the failure's type and its message.
+ * Real failures keep their WARN and stack.
+ */
+export function temporalLogSink(logger: Logger): (entry: LogEntry) => void {
+  return (entry) => {
+    if (logger.level === 'silent') return;
+    if (runEnded(entry, logger)) return;
+    const answered = answeredFailure(entry);
+    if (answered) {
+      const meta = entry.meta ?? {};
+      logger.info(
+        { temporal: true, workflowId: meta.workflowId, activityType: meta.activityType, attempt: meta.attempt, failureType: answered.type, durationMs: meta.durationMs },
+        `activity ${String(meta.activityType)} ended with ${answered.type ?? 'ApplicationFailure'}: ${answered.message}`,
+      );
+      return;
+    }
+    // The workflow bundler reports its whole webpack summary at INFO; that is debug material.
+    const noisy = entry.message.startsWith('asset workflow-bundle');
+    const level = noisy || entry.level === 'TRACE' ? 'debug' : (entry.level.toLowerCase() as 'debug' | 'info' | 'warn' | 'error');
+    logger[level]({ ...entry.meta, temporal: true }, entry.message);
+  };
+}
+
+/**
  * Routes the Temporal SDK's own logs into pino. Must run before the first NativeConnection;
  * the runtime is process-wide, so a second call is a no-op. Its default shutdown signals
  * (SIGINT/SIGTERM) make running workers shut down gracefully.
  */
 export function installTemporalRuntime(logger: Logger): void {
   try {
-    Runtime.install({
-      logger: new DefaultLogger(TEMPORAL_LEVELS[logger.level] ?? 'INFO', (entry) => {
-        if (logger.level === 'silent') return;
-        // The workflow bundler reports its whole webpack summary at INFO; that is debug material.
-        if (runEnded(entry, logger)) return;
-        const noisy = entry.message.startsWith('asset workflow-bundle');
-        const level = noisy || entry.level === 'TRACE' ? 'debug' : (entry.level.toLowerCase() as 'debug' | 'info' | 'warn' | 'error');
-        logger[level]({ ...entry.meta, temporal: true }, entry.message);
-      }),
-    });
+    Runtime.install({ logger: new DefaultLogger(TEMPORAL_LEVELS[logger.level] ?? 'INFO', temporalLogSink(logger)) });
   } catch (error) {
     if (!(error instanceof Error && /already/i.test(error.message))) throw error;
   }

@@ -48,7 +48,10 @@ function toAppError(error: unknown): AppError | undefined {
   return undefined;
 }
 
-/** Outermost middleware: every failure leaves as `{error:{code,message,details?}}`, never a stack or SQL. */
+/**
+ * Every failure leaves as `{error:{code,message,details?}}`, never a stack or SQL. Only the
+ * request logger is outside it (it gives `ctx.state.log`, and logs the status set here).
+ */
 export function errorHandler(): Middleware<AppContext['state'], AppContext> {
   return async (ctx, next) => {
     try {

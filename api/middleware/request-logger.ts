@@ -5,7 +5,11 @@ import type { AppContext } from '../context';
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-/** Gives every request an id (the caller's X-Request-Id when sane), a child logger, and one log line. */
+/**
+ * Gives every request an id (the caller's X-Request-Id when sane), a child logger, and one log
+ * line with the status that was sent. It is the outermost middleware: inside it, the error
+ * handler has turned any failure into its answer by the time the line is written.
+ */
 export function requestLogger(logger: Logger): Middleware<AppContext['state'], AppContext> {
   return async (ctx, next) => {
     const incoming = ctx.get('x-request-id');
@@ -14,12 +18,19 @@ export function requestLogger(logger: Logger): Middleware<AppContext['state'], A
     ctx.state.log = logger.child({ requestId });
     ctx.set('X-Request-Id', requestId);
     const started = process.hrtime.bigint();
+    let status: number | undefined;
     try {
       await next();
+    } catch (error) {
+      // Nothing answered it: Koa's own handler sends the error's 4xx/5xx status, else 500.
+      const own = (error as { status?: unknown } | undefined)?.status;
+      status = typeof own === 'number' && own >= 400 && own < 600 ? own : 500;
+      throw error;
     } finally {
+      status ??= ctx.status;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const level = ctx.status >= 500 ? 'error' : ctx.status >= 400 ? 'warn' : 'info';
-      ctx.state.log[level]({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 }, 'request');
+      const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+      ctx.state.log[level]({ method: ctx.method, path: ctx.path, status, ms: Math.round(ms * 10) / 10 }, 'request');
     }
   };
 }

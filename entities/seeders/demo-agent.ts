@@ -34,7 +34,9 @@ export function localVersion(versionCommand: string, versionRegex: string): Prom
   const argv = splitCommandLine(versionCommand);
   if (!argv?.length) return Promise.resolve({ found: false });
   return new Promise((resolve) => {
-    execFile(argv[0]!, argv.slice(1), { timeout: 5000 }, (error, stdout, stderr) => {
+    // A ceiling for a loaded machine (a version command answers in milliseconds when idle); a tool
+    // that timed out would be left ungranted, and the first runbook refused.
+    execFile(argv[0]!, argv.slice(1), { timeout: 30_000 }, (error, stdout, stderr) => {
       if (error) return resolve({ found: false });
       const match = new RegExp(versionRegex).exec(`${stdout}${stderr}`);
       resolve({ found: true, ...(match?.[1] ? { version: match[1] } : {}) });

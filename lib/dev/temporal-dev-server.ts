@@ -50,7 +50,8 @@ async function waitUntilServing(address: string, namespace: string, child: Child
 
 /** Starts `temporal server start-dev` with mcp-fleet's search attributes registered. */
 export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
-  const { port, uiPort, dbFile, namespace, logger, startTimeoutMs = 60_000 } = options;
+  // A ceiling for a loaded machine; the dev server is ready in a few seconds when idle.
+  const { port, uiPort, dbFile, namespace, logger, startTimeoutMs = 180_000 } = options;
   const cli = await findTemporalCli({ cliPath: options.cliPath, logger });
   const address = `127.0.0.1:${port}`;
 

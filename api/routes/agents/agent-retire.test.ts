@@ -88,7 +88,8 @@ describe('retiring a deleted agent from its server', () => {
 
     const started = Date.now();
     await http.delete(`/api/agents/${agent.id}`).set(as(admin)).expect(204);
-    expect(Date.now() - started).toBeLessThan(5000);
+    // Not waiting for the host, which retries forever; the bound leaves a loaded machine room.
+    expect(Date.now() - started).toBeLessThan(30_000);
 
     // Still running after failed attempts: an unreachable host is waited for, not a verdict.
     const retrying = await waitFor(async () => {

@@ -163,7 +163,7 @@ describe('executions, live monitoring and the master agent', () => {
     });
     expect(progress).toMatchObject({ status: 'RUNNING' });
     await http.post(`/api/executions/${executionId}/cancel`).set(as(admin)).expect(202);
-    await host.waitForCancellation(executionId, 5000);
+    await host.waitForCancellation(executionId, 30_000);
     expect(await finished(executionId)).toMatchObject({ status: 'CANCELLED', error: 'cancelled by request' });
     expect((await http.post(`/api/executions/${executionId}/cancel`).set(as(admin)).expect(409)).body.error.code).toBe('already_finished');
     expect((await http.get(`/api/agents/${agent.id}/status`).set(as(admin)).expect(200)).body).toMatchObject({ status: 'ACTIVE', running: 0, queued: 0 });

@@ -54,8 +54,8 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     await new Promise<void>((resolve, reject) => (socket.once('connect', () => resolve()), socket.once('connect_error', reject)));
     return socket;
   }
-  const cancelled = (executionId: string) => host.waitForCancellation(executionId, 5000);
-  const started = (executionId: string) => host.waitForCall('execute_prompt', (c) => c.args.executionId === executionId, 10_000);
+  const cancelled = (executionId: string) => host.waitForCancellation(executionId, 30_000);
+  const started = (executionId: string) => host.waitForCall('execute_prompt', (c) => c.args.executionId === executionId, 60_000);
 
   it('runs now: SSE of the run, taskId on every event, task:occurrence and run statuses on the task and org rooms', async () => {
     const agent = await activeAgent(http, admin, serverId);
@@ -235,7 +235,7 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     const chain = await waitFor(async () => {
       const list = await tasks.runs(failing.id);
       return list.length === 3 && list.every((r) => r.status === 'FAILED') ? list : undefined;
-    }, 30_000, 200);
+    }, 120_000, 200);
     const byId = new Map(chain.map((r) => [r.id, r] as [string, Run]));
     const second = chain.find((r) => r.retryOfId === failedFirst)!;
     const third = chain.find((r) => r.retryOfId === second.id)!;
@@ -266,8 +266,9 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     const answeredAt = Date.now();
     await answer(stuck);
     expect(await tasks.ended(stuck)).toMatchObject({ status: 'TIMED_OUT', error: "the run did not finish within 2500 ms (the task's timeoutMs)" });
-    // Cut by the task's clock, which went on after the answer (the run's own limit is a minute later).
-    expect(Date.now() - answeredAt).toBeLessThan(5000);
+    // Cut by the task's clock, which went on after the answer, not by the run's own limit a minute
+    // later; the bound leaves a loaded machine room for the re-attach, the cut and the polling.
+    expect(Date.now() - answeredAt).toBeLessThan(30_000);
     await cancelled(stuck);
   });
 
