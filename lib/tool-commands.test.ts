@@ -150,6 +150,10 @@ describe('commandRefusal with a profile', () => {
     expect(refusal(git(['zz']), 'zz')).toBeUndefined();
     expect(refusal(git(['submodule']), 'submodule foreach x')).toMatch(/must name it \("submodule foreach"\)/);
     expect(refusal(git(['submodule foreach']), 'submodule foreach x')).toBeUndefined();
+    // An entry written as the option that stands for a command is that command.
+    expect(refusal(git([], ['--version']), 'version')).toMatch(/blocked command "--version"/);
+    expect(refusal(git([], ['version']), '--version')).toMatch(/blocked command "version"/);
+    expect(refusal(git(['--version']), 'status')).toMatch(/not among the agent's allowed commands of git \("--version"\)/);
     // Blocks still win, and a tool without a profile reads entries starting with `-` as commands.
     expect(refusal(git(['-C'], ['push']), '-C sub push')).toMatch(/blocked/);
     expect(commandRefusal({ name: 'python3', allowedCommands: ['-m pytest'], blockedCommands: [] }, ['-m', 'pytest', '-q'])).toBeUndefined();

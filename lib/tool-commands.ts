@@ -225,8 +225,20 @@ export function readCommand(program: string, args: readonly string[]): CommandRe
  * an allowed list: `["-C"]` alone allows every command, with `-C`.
  */
 export function entryKinds(program: string, entries: readonly string[]): { commands: string[]; options: string[] } {
-  if (!profileOf(program)) return { commands: [...entries], options: [] };
-  return { commands: entries.filter((e) => !e.startsWith('-')), options: entries.filter((e) => e.startsWith('-')) };
+  const profile = profileOf(program);
+  if (!profile) return { commands: [...entries], options: [] };
+  const isOption = (entry: string) => entry.startsWith('-') && own(profile.optionCommands, commandWords(entry)[0]!) === undefined;
+  return { commands: entries.filter((e) => !isOption(e)), options: entries.filter(isOption) };
+}
+
+/**
+ * The words of a command entry as a command: an entry written the way the program takes a
+ * command as an option is that command (`--version` is git's `version`, as `git --version` is).
+ */
+export function entryWords(program: string, entry: string): string[] {
+  const words = commandWords(entry);
+  const asCommand = words[0] === undefined ? undefined : own(profileOf(program)?.optionCommands, words[0]);
+  return asCommand === undefined ? words : [asCommand, ...words.slice(1)];
 }
 
 /** The words of an option entry: `--git-dir=x` is `--git-dir x`, as a need's key is. */
@@ -236,13 +248,13 @@ export function optionEntryWords(entry: string): string[] {
   return first.startsWith('--') && eq > 2 ? [first.slice(0, eq), first.slice(eq + 1), ...rest] : [first, ...rest];
 }
 
-/** Whether the grant's entries name `need` for a command of `forms`. */
-export function namesNeed(need: NamedNeed, kinds: { commands: readonly string[]; options: readonly string[] }, forms: readonly (readonly string[])[]): boolean {
+/** Whether the grant's entries (entryKinds of `program`) name `need` for a command of `forms`. */
+export function namesNeed(program: string, need: NamedNeed, kinds: { commands: readonly string[]; options: readonly string[] }, forms: readonly (readonly string[])[]): boolean {
   if (need.kind === 'option') return kinds.options.some((entry) => covers(optionEntryWords(entry), need.key));
   // A command entry names a subcommand when it reaches it: `submodule foreach`, not `submodule`.
   return kinds.commands.some((entry) => {
-    const entryWords = commandWords(entry);
-    return covers(need.key, entryWords) && forms.some((form) => covers(entryWords, form));
+    const words = entryWords(program, entry);
+    return covers(need.key, words) && forms.some((form) => covers(words, form));
   });
 }
 
@@ -255,14 +267,14 @@ export function commandRefusal(scope: ToolScope, args: readonly string[]): strin
   const reading = readCommand(scope.name, args);
   if ('refused' in reading) return `"${shown}" is refused: ${reading.refused}`;
   const { forms } = reading;
-  const coveredBy = (entry: string) => forms.some((form) => covers(commandWords(entry), form));
+  const coveredBy = (entry: string) => forms.some((form) => covers(entryWords(scope.name, entry), form));
   const blocked = scope.blockedCommands.find(coveredBy);
   if (blocked !== undefined) return `"${shown}" is blocked for this agent (blocked command "${blocked}")`;
   const kinds = entryKinds(scope.name, scope.allowedCommands);
   if (kinds.commands.length && !kinds.commands.some(coveredBy)) {
     return `"${shown}" is not among the agent's allowed commands of ${scope.name} (${kinds.commands.map((c) => `"${c}"`).join(', ')})`;
   }
-  const unnamed = reading.needs.find((need) => !namesNeed(need, kinds, forms));
+  const unnamed = reading.needs.find((need) => !namesNeed(scope.name, need, kinds, forms));
   if (unnamed) return `"${shown}" is refused: ${unnamed.reason}; the grant's allowedCommands must name it ("${unnamed.entry}")`;
   return undefined;
 }

@@ -1,4 +1,4 @@
-import { commandForms, commandWords, covers, entryKinds, namesNeed, optionEntryWords, readCommand, type NamedNeed } from '../../lib/tool-commands';
+import { commandForms, covers, entryKinds, entryWords, namesNeed, optionEntryWords, readCommand, type NamedNeed } from '../../lib/tool-commands';
 
 /**
  * The subordinate rule for commands: what a subordinate may run of a tool must be within what
@@ -19,8 +19,6 @@ export interface ScopeExcess {
   message: string;
 }
 
-const words = commandWords;
-
 /** The longer of two entries when one covers the other: the commands both reach. */
 function overlap(a: readonly string[], b: readonly string[]): string | undefined {
   if (covers(a, b)) return b.join(' ');
@@ -36,6 +34,7 @@ function unique(entries: readonly string[]): string[] {
 
 /** The rules of one tool: its entries under each name of their command (git's `stage` is `add`). */
 function rulesOf(tool: string) {
+  const words = (entry: string) => entryWords(tool, entry);
   const forms = (entry: string) => commandForms(tool, words(entry));
   return {
     forms,
@@ -81,7 +80,7 @@ export function scopeExcess(tool: string, sub: CommandScope, sup: CommandScope):
   }
   for (const command of mine.commands) {
     if (blockedForSub(command)) continue;
-    const unnamed = rules.needs(command).find((need) => !namesNeed(need, theirs, rules.forms(command)));
+    const unnamed = rules.needs(command).find((need) => !namesNeed(tool, need, theirs, rules.forms(command)));
     if (unnamed) {
       return { field: 'allowedCommands', command, message: `"${tool} ${unnamed.entry}" must be named to run, and the supervisor's allowed commands of ${tool} do not name it` };
     }
@@ -108,7 +107,7 @@ export function trimScope(tool: string, sub: CommandScope, sup: CommandScope): C
   const mine = entryKinds(tool, sub.allowedCommands);
   const theirs = entryKinds(tool, sup.allowedCommands);
   const options = new Set(mine.options);
-  const namedBySup = (command: string) => rules.needs(command).every((need) => namesNeed(need, theirs, rules.forms(command)));
+  const namedBySup = (command: string) => rules.needs(command).every((need) => namesNeed(tool, need, theirs, rules.forms(command)));
   const narrowed = (entry: string): string[] => {
     if (options.has(entry)) return theirs.options.flatMap((p) => (namesOption(p, entry) ? [entry] : namesOption(entry, p) ? [p] : []));
     return (theirs.commands.length ? theirs.commands.flatMap((p) => rules.overlaps(entry, p)) : [entry]).filter(namedBySup);
