@@ -46,6 +46,12 @@ export interface ProgramProfile {
   commandOptions?: Readonly<Record<string, readonly OptionSpec[]>>;
   /** Long options of subcommands may be abbreviated (git's parse-options: `--upl` is `--upload-pack`). */
   abbreviations?: boolean;
+  /**
+   * Short options of subcommands that take the rest of their word as their value: in a bundle
+   * nothing after one of them is an option (kubectl's `-ojson` is `-o json`, no `-s`). Without
+   * it, any letter of a bundle counts, a refusal too many rather than one too few.
+   */
+  valueLetters?: string;
   /** Groups of commands that are one command under several names: a block of one blocks the others. */
   synonyms?: readonly (readonly (readonly string[])[])[];
 }
@@ -195,6 +201,8 @@ export const PROGRAM_PROFILES: Readonly<Record<string, ProgramProfile>> = {
   kubectl: {
     style: 'pflag',
     globalsAnywhere: true,
+    // -o output, -l selector, -n namespace, -c container: `-ojson`, `-lsvc=x` hold no -s.
+    valueLetters: 'olnc',
     globalOptions: [
       ...[
         ['--kubeconfig', 'reads another kubeconfig, which chooses the cluster and can name credential programs'],

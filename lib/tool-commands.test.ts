@@ -92,6 +92,8 @@ describe('readCommand', () => {
     ['kubectl', '-n web delete pod x', { command: ['delete', 'pod', 'x'], named: [] }],
     ['kubectl', '--namespace=web -v=4 get pods --context prod', { command: ['get', 'pods', '--context', 'prod'], named: ['--context prod'] }],
     ['kubectl', 'get pods -sx', { command: ['get', 'pods', '-sx'], named: ['--server x'] }],
+    ['kubectl', 'get pods -ojson -lsvc=web', { command: ['get', 'pods', '-ojson', '-lsvc=web'], named: [] }],
+    ['kubectl', 'get pods -As https://x', { command: ['get', 'pods', '-As', 'https://x'], named: ['--server'] }],
     ['kubectl', 'exec p -- kubectl --kubeconfig=x', { command: ['exec', 'p', '--', 'kubectl', '--kubeconfig=x'], named: [] }],
     ['helm', '--kube-context prod upgrade r c --post-renderer ./x', { command: ['upgrade', 'r', 'c', '--post-renderer', './x'], named: ['--kube-context prod', '--post-renderer ./x'] }],
     ['helm', '-n x plugin install ./p', { command: ['plugin', 'install', './p'], named: ['plugin install'] }],

@@ -130,12 +130,15 @@ function readOptionWord(style: ProgramProfile['style'], specs: readonly OptionSp
  * one too few). Long names may be abbreviated when `abbreviations` (git's `--upl` is
  * `--upload-pack`); a short one counts wherever its letter is in a bundle.
  */
-function findOptions(specs: readonly OptionSpec[], args: readonly string[], abbreviations: boolean): UsedOption[] {
+function findOptions(specs: readonly OptionSpec[], args: readonly string[], abbreviations: boolean, valueLetters = ''): UsedOption[] {
   const found: UsedOption[] = [];
   args.some((word, i) => {
     if (word === '--') return true;
     if (!isOptionWord(word)) return false;
     const next = args[i + 1];
+    // The letters of a bundle that can be options: up to the first one that takes the rest as its value.
+    const stop = [...word.slice(1)].findIndex((letter) => valueLetters.includes(letter));
+    const bundle = stop < 0 ? word : word.slice(0, stop + 2);
     for (const spec of specs) {
       const takesNext = spec.value === 'required' && next !== undefined;
       if (word.startsWith('--')) {
@@ -153,7 +156,7 @@ function findOptions(specs: readonly OptionSpec[], args: readonly string[], abbr
           if (word === name || word.startsWith(`${name}=`)) found.push({ spec, ...(word.length > name.length ? { value: word.slice(name.length + 1) } : {}) });
           continue;
         }
-        const at = word.indexOf(name[1]!, 1);
+        const at = bundle.indexOf(name[1]!, 1);
         if (at < 0) continue;
         // Only a leading letter has a value we can tell: `-ux` or `-u x`.
         const value = at === 1 ? (word.length > 2 ? word.slice(2).replace(/^=/, '') : takesNext ? next : undefined) : undefined;
@@ -210,10 +213,10 @@ export function readCommand(program: string, args: readonly string[]): CommandRe
   const rest = command.slice(1);
   if (profile.globalsAnywhere) {
     const named = profile.globalOptions.filter((spec) => spec.named);
-    for (const used of findOptions(named, rest, false)) needs.push(optionNeed(used, `${program}'s option ${used.spec.names[0]} ${used.spec.named}`));
+    for (const used of findOptions(named, rest, false, profile.valueLetters)) needs.push(optionNeed(used, `${program}'s option ${used.spec.names[0]} ${used.spec.named}`));
   }
   const specs = [...new Set(forms.flatMap((form) => (form[0] === undefined ? [] : (own(profile.commandOptions, form[0]) ?? []))))];
-  for (const used of findOptions(specs, rest, profile.abbreviations ?? false)) {
+  for (const used of findOptions(specs, rest, profile.abbreviations ?? false, profile.valueLetters)) {
     needs.push(optionNeed(used, `${used.spec.names[0]} of ${program} ${subcommand} ${used.spec.named ?? ''}`.trim()));
   }
   return { command, forms, needs };
