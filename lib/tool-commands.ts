@@ -128,7 +128,8 @@ function readOptionWord(style: ProgramProfile['style'], specs: readonly OptionSp
  * The options of `specs` anywhere in `args` (up to `--`), read leniently: a word that could be
  * one of them counts, even where a program would read it as a value (a refusal too many, never
  * one too few). Long names may be abbreviated when `abbreviations` (git's `--upl` is
- * `--upload-pack`); a short one counts wherever its letter is in a bundle.
+ * `--upload-pack`); a short one counts wherever its letter is in a bundle, up to a letter of
+ * `valueLetters` (which takes the rest of the word as its value).
  */
 function findOptions(specs: readonly OptionSpec[], args: readonly string[], abbreviations: boolean, valueLetters = ''): UsedOption[] {
   const found: UsedOption[] = [];
