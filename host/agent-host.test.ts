@@ -493,9 +493,10 @@ describe('[run:...] in a prompt: the agent’s tool commands', () => {
 
   it('fails the run when the command fails, after reporting its exit code', async () => {
     const host = await startHost({ allowCommands: true });
-    const { result, events } = await run(host, '[run:git no-such-subcommand]', [git()]);
+    // A key that is not set: git's own command, exit code 1 (an unknown subcommand would be refused as an alias).
+    const { result, events } = await run(host, '[run:git config --get no.such.key]', [git()]);
     expect(result.isError).toBe(true);
-    expect(textOf(result)).toContain('git no-such-subcommand failed: exit code 1');
+    expect(textOf(result)).toContain('git config --get no.such.key failed: exit code 1');
     expect(events.at(-1)).toMatchObject({ type: 'tool_result', result: { exitCode: 1, error: 'exit code 1' } });
   });
 });

@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { AllowedToolScope, HostEvent } from '../lib/host-contract';
 import { commandRefusal, programRefusal, splitCommandLine } from '../lib/tool-commands';
 import type { CommandRun, EngineRun } from './engines/engine';
+import { gitConfigPath, resetGitConfig } from './workspaces';
 
 /** Between SIGTERM and SIGKILL: long enough to exit cleanly, short enough for a cancel to feel immediate. */
 export const KILL_GRACE_MS = 1000;
@@ -64,13 +65,64 @@ export function checkCommandLine(commandLine: string, scopes: readonly AllowedTo
 }
 
 /**
+ * The configuration git reads from the environment before any file (command scope: above a
+ * repository's own `.git/config`, which the agent writes). Each keeps a program the agent's
+ * configuration names from starting in an everyday command: hooks (commit, checkout, merge),
+ * the file-system monitor (status, diff), credential helpers (fetch, push), signature programs
+ * (log, commit); `safe.bareRepository` keeps git from using a bare repository it only found.
+ */
+const PINNED_GIT_CONFIG: readonly [string, string][] = [
+  ['core.hooksPath', '/dev/null'],
+  ['core.fsmonitor', 'false'],
+  ['credential.helper', ''],
+  ['gpg.program', 'gpg'],
+  ['gpg.ssh.program', 'ssh-keygen'],
+  ['gpg.x509.program', 'gpgsm'],
+  ['safe.bareRepository', 'explicit'],
+];
+
+/**
+ * What every git an agent runs reads instead of configuration it could have written: no
+ * system file, a global file the host rewrites before each command (`<workspace>.gitconfig`,
+ * not `$HOME/.gitconfig`, HOME being the workspace), no repository found above the workspace,
+ * no prompt, and the programs git would take from configuration given here instead (variables
+ * win over every configuration file).
+ */
+export function gitEnvironment(workspace: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: gitConfigPath(workspace),
+    GIT_CEILING_DIRECTORIES: path.dirname(workspace),
+    GIT_TERMINAL_PROMPT: '0',
+    // Empty: no askpass program (an empty GIT_ASKPASS also hides core.askPass and SSH_ASKPASS).
+    GIT_ASKPASS: '',
+    GIT_PAGER: 'cat',
+    PAGER: 'cat',
+    GIT_EDITOR: 'true',
+    GIT_SEQUENCE_EDITOR: 'true',
+    GIT_SSH_COMMAND: 'ssh',
+    // Empty: no proxy program for git:// (it also hides core.gitProxy).
+    GIT_PROXY_COMMAND: '',
+    // Not ext:: or fd::, which run a command given in the URL, whatever protocol.allow says.
+    GIT_ALLOW_PROTOCOL: 'file:git:http:https:ssh',
+    GIT_CONFIG_COUNT: String(PINNED_GIT_CONFIG.length),
+  };
+  PINNED_GIT_CONFIG.forEach(([key, value], i) => {
+    env[`GIT_CONFIG_KEY_${i}`] = key;
+    env[`GIT_CONFIG_VALUE_${i}`] = value;
+  });
+  return env;
+}
+
+/**
  * The environment of an agent's command: the host's own variables hold its token and its
- * engines' keys, so the agent gets only what programs need. PATH keeps absolute entries only:
- * an empty or relative one would let a file the agent wrote in its workspace pass for a tool.
+ * engines' keys, so the agent gets only what programs need, and git's settings
+ * (gitEnvironment). PATH keeps absolute entries only: an empty or relative one would let a
+ * file the agent wrote in its workspace pass for a tool.
  */
 export function agentEnvironment(workspace: string, hostEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const pathEntries = (hostEnv.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(path.delimiter).filter((entry) => path.isAbsolute(entry));
-  const env: NodeJS.ProcessEnv = { PATH: pathEntries.join(path.delimiter), HOME: workspace, PWD: workspace, TERM: 'dumb' };
+  const env: NodeJS.ProcessEnv = { PATH: pathEntries.join(path.delimiter), HOME: workspace, PWD: workspace, TERM: 'dumb', ...gitEnvironment(workspace) };
   for (const name of ['LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME']) if (hostEnv[name] !== undefined) env[name] = hostEnv[name];
   return env;
 }
@@ -98,6 +150,15 @@ export function commandRunner(setup: RunnerSetup, hostEnv: NodeJS.ProcessEnv): E
         await setup.emit({ type: 'tool_result', toolCallId, name, result: { error: `refused: ${refused}` } });
         return { refused };
       }
+    }
+    // What the agent wrote in its global git configuration since the last command does not last.
+    const reset = await resetGitConfig(setup.workspace).then(
+      () => undefined,
+      (error: unknown) => `the host could not reset the agent's git configuration (${error instanceof Error ? error.message : String(error)})`,
+    );
+    if (reset !== undefined) {
+      await setup.emit({ type: 'tool_result', toolCallId, name, result: { error: `refused: ${reset}` } });
+      return { refused: reset };
     }
     const outcome = await spawnCommand(checked.argv, {
       cwd: setup.workspace,

@@ -4,18 +4,20 @@
  * in the agent's workspace with no shell, their output streamed, the todo list following the
  * `#` headings.
  */
-import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { access, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { LoggingMessageNotificationSchema, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
-import type { HostMessage } from '../lib/host-contract';
+import type { ExecutePromptArgs, HostMessage } from '../lib/host-contract';
 import { parseRunbook, SHELL_NEEDS_COMMANDS } from './engines/shell';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from './server';
-import { workspacePath } from './workspaces';
+import { gitConfigPath, workspacePath } from './workspaces';
 
 const hosts: AgentHost[] = [];
 const clients: Client[] = [];
@@ -54,7 +56,7 @@ const ALL = ['node', 'git', 'touch', 'ls', 'sleep', 'echo', 'cat'];
 
 let executions = 0;
 
-async function run(host: AgentHost, prompt: string, options: { allowedTools?: string[]; agentId?: string; request?: RequestOptions } = {}) {
+async function run(host: AgentHost, prompt: string, options: { allowedTools?: ExecutePromptArgs['allowedTools']; agentId?: string; request?: RequestOptions } = {}) {
   const { client, messages } = await connect(host);
   const progress: Progress[] = [];
   const executionId = `shell-${++executions}`;
@@ -256,6 +258,7 @@ describe('the shell engine', () => {
     const removed = (await client.callTool({ name: 'deactivate_agent', arguments: { agentId: 'keeper', removeWorkspace: true } })) as CallToolResult;
     expect(removed.structuredContent).toEqual({ active: false });
     expect(await exists(workspace)).toBe(false);
+    expect(await exists(gitConfigPath(workspace))).toBe(false);
   });
 
   it('is refused at provision_agent on a host that runs no commands, and an unknown engine is named', async () => {
@@ -274,6 +277,119 @@ describe('the shell engine', () => {
     const scripted = await provision(['general']);
     expect(scripted.isError).toBeFalsy();
     expect(host.agents.get('p1')).toEqual({ name: 'p1', role: 'WORKER', active: false });
+  });
+});
+
+/**
+ * Command scopes against git's own ways of running programs: each test ran its marker's
+ * command before git's global options, aliases, program options and configuration files were
+ * read (lib/tool-commands.ts, runner.ts gitEnvironment). A marker file in the workspace says
+ * whether a command ran; each refusal is the run's error, readable as it is.
+ */
+describe('command scopes of git on the shell engine', () => {
+  const blocked = { name: 'git', allowedCommands: [], blockedCommands: ['config', 'ls-remote', 'push'] };
+
+  async function step(host: AgentHost, agentId: string, line: string, git: NonNullable<ExecutePromptArgs['allowedTools']>[number]) {
+    const { result } = await run(host, line, { agentId, allowedTools: [git, 'touch'] });
+    return { ok: !result.isError, text: textOf(result) };
+  }
+
+  it('compares blocked commands to the subcommand after -c and -C: the alias is not configured, the upload-pack command does not run', async () => {
+    const host = await startHost();
+    const workspace = await workspaceOf(host, 'blocked');
+    expect(await step(host, 'blocked', 'git init --quiet', blocked)).toEqual({ ok: true, text: '' });
+    const configure = 'git -c a.b=c config --global alias.zz "!touch alias-ran"';
+    const uploadPack = 'git -C . ls-remote --upload-pack="touch upload-pack-ran" .';
+    const answers: { ok: boolean; text: string }[] = [];
+    for (const line of [configure, 'git zz', uploadPack]) answers.push(await step(host, 'blocked', line, blocked));
+    // Nothing ran (the markers first: they are what happened before).
+    expect(await exists(path.join(workspace, 'alias-ran'))).toBe(false);
+    expect(await exists(path.join(workspace, 'upload-pack-ran'))).toBe(false);
+    expect(answers).toEqual([
+      { ok: false, text: `line 1: \`${configure}\` refused: "git -c a.b=c config --global alias.zz !touch alias-ran" is blocked for this agent (blocked command "config")` },
+      {
+        ok: false,
+        text: 'line 1: `git zz` refused: "git zz" is refused: zz is not one of git’s own commands: an alias or an external git-NAME program, which run what the configuration or the PATH says; the grant\'s allowedCommands must name it ("zz")',
+      },
+      { ok: false, text: `line 1: \`${uploadPack}\` refused: "git -C . ls-remote --upload-pack=touch upload-pack-ran ." is blocked for this agent (blocked command "ls-remote")` },
+    ]);
+  });
+
+  it('runs an alias, a program option or a global option only when the grant names it', async () => {
+    const host = await startHost();
+    const workspace = await workspaceOf(host, 'named');
+    const git = { name: 'git', allowedCommands: [], blockedCommands: [] };
+    expect((await step(host, 'named', 'git init --quiet', git)).ok).toBe(true);
+    // The repository's own configuration: the agent may write it, since config is not blocked.
+    expect((await step(host, 'named', 'git config alias.zz "!touch alias-ran"', git)).ok).toBe(true);
+    const refusals: [string, string][] = [
+      ['git zz', 'zz is not one of git’s own commands'],
+      ['git ls-remote --upload-pack="touch upload-pack-ran" .', '--upload-pack of git ls-remote runs the program it is given in place of git-upload-pack; the grant\'s allowedCommands must name it ("--upload-pack")'],
+      ['git ls-remote --upl="touch upload-pack-ran" .', '--upload-pack of git ls-remote runs the program'],
+      ['git -C . status', 'git\'s option -C runs git in another directory; the grant\'s allowedCommands must name it ("-C")'],
+      ['git log --output=.gitconfig --format=x', '--output of git log writes to a file it is given'],
+      ['git --exec-path=. status', 'git\'s option --exec-path takes git\'s own programs from another directory'],
+    ];
+    const answers: { ok: boolean; text: string }[] = [];
+    for (const [line] of refusals) answers.push(await step(host, 'named', line, git));
+    expect(await exists(path.join(workspace, 'alias-ran'))).toBe(false);
+    expect(await exists(path.join(workspace, 'upload-pack-ran'))).toBe(false);
+    refusals.forEach(([line, reason], i) => {
+      expect(answers[i]).toEqual({ ok: false, text: expect.stringContaining(`line 1: \`${line}\` refused: "${line.replace(/"/g, '')}" is refused: ${reason}`) as string });
+    });
+
+    // Named, they run: the markers show that the refusals above were all that stopped them.
+    expect((await step(host, 'named', 'git zz', { ...git, allowedCommands: ['zz'] })).ok).toBe(true);
+    expect(await exists(path.join(workspace, 'alias-ran'))).toBe(true);
+    await step(host, 'named', 'git ls-remote --upload-pack="touch upload-pack-ran" .', { ...git, allowedCommands: ['--upload-pack'] });
+    expect(await exists(path.join(workspace, 'upload-pack-ran'))).toBe(true);
+  });
+
+  it('keeps git from reading configuration the agent wrote: a .gitconfig in the workspace, the global file, programs in the repository’s config', async () => {
+    const host = await startHost();
+    const workspace = await workspaceOf(host, 'config');
+    const git = { name: 'git', allowedCommands: [], blockedCommands: [] };
+    expect((await step(host, 'config', 'git init --quiet', git)).ok).toBe(true);
+    // HOME is the workspace: what any program that writes files could leave there.
+    await writeFile(path.join(workspace, '.gitconfig'), '[diff]\n\texternal = touch home-ran\n[core]\n\tpager = touch pager-ran\n');
+    const runbook = [
+      'git config core.fsmonitor "touch fsmonitor-ran"',
+      'git config --global diff.external "touch global-ran"',
+      '-git diff --no-index .git/HEAD .gitconfig',
+      '-git status --short',
+    ].join('\n');
+    const { result, events } = await run(host, runbook, { agentId: 'config', allowedTools: [git] });
+    expect(result.isError).toBeFalsy();
+    // git's own diff, not the external program of $HOME/.gitconfig or of the global file.
+    expect(outputOf(events)).toContain('diff --git a/.git/HEAD b/.gitconfig');
+    for (const marker of ['home-ran', 'global-ran', 'fsmonitor-ran']) expect(await exists(path.join(workspace, marker))).toBe(false);
+    // What `git config --global` wrote lasted one command: the host writes the file afresh.
+    expect(await readFile(gitConfigPath(workspace), 'utf8')).not.toContain('global-ran');
+
+    // The issue's way of writing it, git log --output, named here so that it runs: still not read.
+    const named = { name: 'git', allowedCommands: ['-c', '--output'], blockedCommands: [] };
+    const written = await run(
+      host,
+      [
+        'git -c user.name=t -c user.email=t@example.com commit --allow-empty --quiet -m [diff] -m "external = touch log-output-ran"',
+        'git log -1 --output=.gitconfig --format=%B',
+        '-git diff --no-index .git/HEAD .gitconfig',
+      ].join('\n'),
+      { agentId: 'config', allowedTools: [named] },
+    );
+    expect(written.result.isError).toBeFalsy();
+    expect(await readFile(path.join(workspace, '.gitconfig'), 'utf8')).toContain('[diff]\n\nexternal = touch log-output-ran\n');
+    expect(outputOf(written.events)).toContain('diff --git a/.git/HEAD b/.gitconfig');
+    expect(await exists(path.join(workspace, 'log-output-ran'))).toBe(false);
+  });
+
+  it('finds no repository above the workspace, even when the workspace root is inside one', async () => {
+    const root = await tempDir();
+    await promisify(execFile)('git', ['init', '--quiet', root]);
+    const host = await startHost({ workspaceRoot: root });
+    const { result } = await run(host, 'git rev-parse --show-toplevel', { agentId: 'inside', allowedTools: ['git'] });
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toBe('line 1: `git rev-parse --show-toplevel` failed: exit code 128');
   });
 });
 

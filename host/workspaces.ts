@@ -2,8 +2,14 @@
  * Agents' workspaces: one directory per agent under the host's workspace root, created at
  * provision_agent (or at a run, for an agent provisioned before the host restarted) and kept
  * between runs, so what an agent leaves there is there for its next prompt.
+ *
+ * Beside each workspace (not in it) is the agent's global git configuration, the file its
+ * commands' GIT_CONFIG_GLOBAL names (runner.ts agentEnvironment). The host writes it afresh
+ * at every run and before every command, so nothing an agent writes there (`git config
+ * --global`, any program that writes files) configures a later git.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -15,12 +21,38 @@ export function workspacePath(root: string, agentId: string): string {
   return path.join(path.resolve(root), name || '%00');
 }
 
+/** The agent's global git configuration: `<workspace>.gitconfig`, never a workspace (an encoded id holds no `.`). */
+export function gitConfigPath(workspace: string): string {
+  return `${workspace}.gitconfig`;
+}
+
+const GIT_CONFIG = `# The global git configuration of this agent's commands (GIT_CONFIG_GLOBAL), written by the
+# mcp-fleet agent host before each command: nothing written here lasts. The settings that keep
+# a repository's own configuration from starting programs are in the commands' environment.
+`;
+
+/** Writes the agent's global git configuration afresh (whatever is there, a file or a directory, goes). */
+export async function resetGitConfig(workspace: string): Promise<void> {
+  const file = gitConfigPath(workspace);
+  const fresh = `${file}.${randomUUID()}`;
+  await writeFile(fresh, GIT_CONFIG, { mode: 0o444 });
+  try {
+    await rm(file, { recursive: true, force: true });
+    await rename(fresh, file);
+  } finally {
+    await rm(fresh, { force: true });
+  }
+}
+
 export async function ensureWorkspace(root: string, agentId: string): Promise<string> {
   const dir = workspacePath(root, agentId);
   await mkdir(dir, { recursive: true });
+  await resetGitConfig(dir);
   return dir;
 }
 
 export async function removeWorkspace(root: string, agentId: string): Promise<void> {
-  await rm(workspacePath(root, agentId), { recursive: true, force: true });
+  const dir = workspacePath(root, agentId);
+  await rm(dir, { recursive: true, force: true });
+  await rm(gitConfigPath(dir), { recursive: true, force: true });
 }

@@ -93,4 +93,22 @@ describe('allowedToolsFor and assertToolCallAllowed', () => {
       await expect(refusal).rejects.toThrow(`${name} is a tool of the host contract, called only by mcp-fleet itself; it cannot be called by a task`);
     }
   });
+
+  it('reads a direct call of git as the host does: the command after git’s global options, and what changes what runs must be named', async () => {
+    const setup = em();
+    const org = makeOrganization(setup);
+    const server = makeServer(setup, org);
+    const other = makeAgent(setup, server);
+    await setup.flush();
+    // The organisation's own entry named git: a built-in one would change what other test files find.
+    const git = await catalogEntry(ctx.orm, org.id, { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' }, { name: 'git' });
+    await setServerTool(em(), server.id, git.id, ServerToolStatus.INSTALLED);
+    setup.create(AgentToolPermission, { organization: org, agent: other, tool: setup.getReference(ToolDefinition, git.id), allowedCommands: ['-C'], blockedCommands: ['config', 'ls-remote'] });
+    await setup.flush();
+    await expect(assertToolCallAllowed(em(), other.id, 'git', '-C sub status')).resolves.toBeUndefined();
+    await expect(assertToolCallAllowed(em(), other.id, 'git', '-c a.b=c config --global alias.zz "!touch x"')).rejects.toThrow('is blocked for this agent (blocked command "config")');
+    await expect(assertToolCallAllowed(em(), other.id, 'git', '-C . ls-remote --upload-pack=x .')).rejects.toThrow('(blocked command "ls-remote")');
+    await expect(assertToolCallAllowed(em(), other.id, 'git', 'zz')).rejects.toThrow('"git zz" is refused: zz is not one of git’s own commands');
+    await expect(assertToolCallAllowed(em(), other.id, 'git', 'fetch --upload-pack=x origin')).rejects.toMatchObject({ code: 'tool_not_allowed', message: expect.stringContaining('must name it ("--upload-pack")') });
+  });
 });

@@ -183,7 +183,7 @@ async function trimSubtree(tx: EntityManager, actor: Actor, root: Agent, bounds:
     const kept = new Map<string, ScopeRow>();
     for (const row of byAgent.get(node.id) ?? []) {
       const theirs = bound.get(row.tool.id);
-      const scope = theirs && trimScope(scopeOf(row), theirs.scope);
+      const scope = theirs && trimScope(row.tool.name, scopeOf(row), theirs.scope);
       if (!scope) {
         change.removed.push(row.tool.name);
         tx.remove(row);

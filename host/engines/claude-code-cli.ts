@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { AllowedToolScope } from '../../lib/host-contract';
+import { entryKinds, profileOf } from '../../lib/tool-commands';
 import { agentEnvironment } from '../runner';
 import type { EngineRun } from './engine';
 
@@ -78,12 +79,29 @@ export function permissionRules(scopes: readonly AllowedToolScope[], allowComman
       continue;
     }
     const words = (command: string) => command.trim().split(/\s+/).join(' ');
-    if (scope.allowedCommands.length) allowed.push(...scope.allowedCommands.map((command) => `Bash(${scope.name} ${words(command)}:*)`));
+    // Entries that name an option (git's `-C`) are no commands: they only lift that option's rule below.
+    const { commands, options } = entryKinds(scope.name, scope.allowedCommands);
+    if (commands.length) allowed.push(...commands.map((command) => `Bash(${scope.name} ${words(command)}:*)`));
     else allowed.push(`Bash(${scope.name}:*)`);
     disallowed.push(...scope.blockedCommands.map((command) => `Bash(${scope.name} ${words(command)}:*)`));
+    disallowed.push(...unnamedGlobalOptions(scope.name, options).map((option) => `Bash(${scope.name} ${option}:*)`));
   }
   if (!programs.length) disallowed.push('Bash');
   return { allowed, disallowed };
+}
+
+/**
+ * The spellings of the program's global options that change what runs or where and that no
+ * option entry names by itself (lib/program-profiles.ts): the CLI matches rules as prefixes,
+ * so `git -C . push` would pass `Bash(git:*)` beside a disallowed `Bash(git push:*)`. An
+ * entry naming one value (`-c user.name=bot`) is no prefix rule: that option stays denied.
+ * Aliases and options within a command (`--upload-pack`) cannot be said as prefixes: the
+ * CLI's rules do not cover them (docs/host-protocol.md says so).
+ */
+function unnamedGlobalOptions(program: string, optionEntries: readonly string[]): string[] {
+  const named = new Set(optionEntries.filter((entry) => !entry.includes(' ') && !entry.includes('=')));
+  const specs = profileOf(program)?.globalOptions.filter((spec) => spec.named && !spec.names.some((name) => named.has(name))) ?? [];
+  return [...new Set(specs.flatMap((spec) => spec.names))];
 }
 
 /** What the CLI is told beside the prompt: who it is working for, where, and what it may run. */

@@ -229,6 +229,24 @@ describe('the claude-code engine', () => {
     expect(argv[argv.indexOf('--append-system-prompt') + 1]).toContain('You may not run shell commands');
   });
 
+  it('denies git’s global options that change what runs or where unless the grant names them, so a blocked command stays blocked behind them', () => {
+    const gitRules = (allowedCommands: string[], blockedCommands: string[] = []) => permissionRules([{ name: 'git', allowedCommands, blockedCommands }], true) as { allowed: string[]; disallowed: string[] };
+    const blocked = gitRules([], ['push']);
+    expect(blocked.allowed).toContain('Bash(git:*)');
+    expect(blocked.disallowed).toEqual(expect.arrayContaining(['Bash(git push:*)', 'Bash(git -C:*)', 'Bash(git -c:*)', 'Bash(git --git-dir:*)', 'Bash(git --exec-path:*)', 'Bash(git --config-env:*)']));
+    // An option entry is no command: git stays whole, and the option it names is no longer denied.
+    const named = gitRules(['-C']);
+    expect(named.allowed).toContain('Bash(git:*)');
+    expect(named.allowed).not.toContain('Bash(git -C:*)');
+    expect(named.disallowed).not.toContain('Bash(git -C:*)');
+    expect(named.disallowed).toContain('Bash(git -c:*)');
+    // One value of an option cannot be said as a prefix: the option stays denied.
+    expect(gitRules(['status', '-c user.name=bot']).disallowed).toContain('Bash(git -c:*)');
+    expect(gitRules(['status', '-c user.name=bot']).allowed).toEqual(expect.arrayContaining(['Bash(git status:*)']));
+    // A program without a profile gets no such rules.
+    expect(permissionRules([{ name: 'jq', allowedCommands: [], blockedCommands: [] }], true)).toMatchObject({ disallowed: ['WebFetch', 'WebSearch'] });
+  });
+
   it('fails the run with the reason of an is_error result, of a non-zero exit with stderr, and of a malformed line', async () => {
     const { bin } = await installStandIn({ transcript: 'api-error.jsonl' });
     const host = await startHost(bin);

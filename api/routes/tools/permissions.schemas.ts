@@ -5,7 +5,11 @@ const CommandEntry = z
   .string()
   .transform((text) => text.trim().split(/\s+/).join(' '))
   .pipe(z.string().min(1, 'required').max(200, 'at most 200 characters'))
-  .openapi({ type: 'string', description: 'A command of the tool, without its name (`status`, `remote add`): it covers every command starting with these words' });
+  .openapi({
+    type: 'string',
+    description:
+      'A command of the tool, without its name (`status`, `remote add`): it covers every command starting with these words. For git, docker, kubectl, helm and terraform the command is the subcommand after the global options, and an allowed entry starting with `-` names an option instead (`-C`, `-c user.name=bot`, `--upload-pack`): see docs/tools.md, Command scopes',
+  });
 const CommandList = z
   .array(CommandEntry)
   .max(100)
@@ -14,7 +18,10 @@ const CommandList = z
 const PermissionIn = z.strictObject({
   toolId: z.uuid(),
   canUse: z.boolean(),
-  allowedCommands: CommandList.optional().openapi({ description: 'Only these commands (and what they start); empty or absent: every command not blocked' }),
+  allowedCommands: CommandList.optional().openapi({
+    description:
+      'Only these commands (and what they start); empty or absent (or only option entries): every command not blocked. Options, aliases and subcommands that change what runs or where run only when named here',
+  }),
   blockedCommands: CommandList.optional().openapi({ description: 'Never these commands (nor what they start); they win over allowedCommands' }),
   requiresApproval: z
     .boolean()

@@ -3,9 +3,12 @@
  * runs real commands. An agent without `git` cannot run git through the host; one granted it
  * can, within its commands.
  */
+import { access } from 'node:fs/promises';
+import path from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ServerToolStatus, type ToolDefinition } from '../../../entities';
 import type { AgentHost } from '../../../host/server';
+import { workspacePath } from '../../../host/workspaces';
 import { httpFor, registerAccount, type Account, type Http } from '../../../test/api';
 import { activeAgent, registerHost, waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
@@ -76,5 +79,23 @@ describe('tool permissions at run time', () => {
 
     const blocked = await run(agent.id, '[run:git push origin main]');
     expect(blocked.done).toMatchObject({ status: 'FAILED', error: expect.stringContaining('"git push origin main" is blocked for this agent') });
+  });
+
+  it('reads a git command after git’s global options: config and ls-remote stay blocked behind -c and -C, an alias is refused, nothing runs', async () => {
+    const agent = await activeAgent(http, admin, serverId);
+    await setServerTool(em(), serverId, git.id, ServerToolStatus.INSTALLED);
+    await http.put(`/api/tools/agent/${agent.id}/permissions`).set(as(admin)).send({ permissions: [{ toolId: git.id, canUse: true, blockedCommands: ['config', 'ls-remote', 'push'] }] }).expect(200);
+    const workspace = workspacePath(host.workspaceRoot, agent.id);
+    expect((await run(agent.id, '[run:git init --quiet]')).done.status).toBe('COMPLETED');
+
+    const configured = await run(agent.id, '[run:git -c a.b=c config --global alias.zz "!touch alias-ran"]');
+    const alias = await run(agent.id, '[run:git zz]');
+    const uploadPack = await run(agent.id, '[run:git -C . ls-remote --upload-pack="touch upload-pack-ran" .]');
+    const exists = (file: string) => access(path.join(workspace, file)).then(() => true, () => false);
+    expect(await exists('alias-ran')).toBe(false);
+    expect(await exists('upload-pack-ran')).toBe(false);
+    expect(configured.done).toMatchObject({ status: 'FAILED', error: expect.stringContaining('"git -c a.b=c config --global alias.zz !touch alias-ran" is blocked for this agent (blocked command "config")') });
+    expect(alias.done).toMatchObject({ status: 'FAILED', error: expect.stringContaining('"git zz" is refused: zz is not one of git’s own commands') });
+    expect(uploadPack.done).toMatchObject({ status: 'FAILED', error: expect.stringContaining('"git -C . ls-remote --upload-pack=touch upload-pack-ran ." is blocked for this agent (blocked command "ls-remote")') });
   });
 });
