@@ -126,7 +126,8 @@ export function createExecutionActivities(deps: ActivityDeps) {
       const controller = running.register(executionId);
       // A task's question ends this activity (the workflow waits durably); a plain call's is held here.
       const pause = new AbortController();
-      // An event that cannot be recorded stops the run at once and fails this attempt (see unrecorded()).
+      // An event or a question that cannot be recorded stops the run at once and fails this attempt (see unrecorded()).
+      let questionLost: unknown;
       const onUnrecorded = () => {
         if (taskId) pause.abort(new Error(UNRECORDED));
         else controller.abort(new Error(UNRECORDED));
@@ -153,6 +154,10 @@ export function createExecutionActivities(deps: ActivityDeps) {
         onExpired: (wait) => {
           unanswered = wait;
           controller.abort(new Error(inputTimeoutMessage(wait.timeoutMs)));
+        },
+        onUnrecorded: (error) => {
+          questionLost ??= error;
+          onUnrecorded();
         },
       });
       const stopped = () => cancelled() || pause.signal.aborted;
@@ -202,11 +207,13 @@ export function createExecutionActivities(deps: ActivityDeps) {
           signal: controller.signal,
         });
         await log.flush();
+        if (questionLost !== undefined) throw questionLost;
       } catch (error) {
-        const notRecorded = await log.flush().then(
-          () => undefined,
-          (failure: unknown) => failure,
-        );
+        const notRecorded =
+          (await log.flush().then(
+            () => undefined,
+            (failure: unknown) => failure,
+          )) ?? questionLost;
         // Temporal's cancel wins: the run ends CANCELLED, not tried again.
         if (notRecorded !== undefined && !ctx.cancellationSignal.aborted) throw unrecorded(notRecorded);
         if (waiting && pause.signal.aborted && !cancelled()) {

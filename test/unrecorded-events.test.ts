@@ -1,8 +1,8 @@
 /**
  * An event the worker cannot record fails the attempt, and Temporal tries it again, instead of
  * the run going on with a log that lacks it. PostgreSQL itself refuses the writes here: a
- * trigger on `execution_events` fails every `output` event of attempt 1 of this file's agents
- * with SQLSTATE 53100 (disk full), which no retry of the append cures.
+ * trigger on `execution_events` fails every event of one type written by attempt 1 of one
+ * agent with SQLSTATE 53100 (disk full), which no retry of the append cures.
  */
 import { randomUUID } from 'node:crypto';
 import type { AgentExecutionPayload } from '../domain/realtime-types';
@@ -39,21 +39,26 @@ describe('an event that cannot be recorded', () => {
     await ctx?.close();
   });
 
-  /** From now on PostgreSQL refuses the agent's `output` events of attempt 1. */
-  async function refuseFirstAttemptOutput(agentId: string): Promise<void> {
+  /** From now on PostgreSQL refuses the agent's events of this type written by attempt 1. */
+  async function refuseFirstAttempt(agentId: string, type: string): Promise<void> {
     await ctx.orm.em.execute(
       `create trigger ${refusal}_${agentId.replace(/-/g, '')} before insert on execution_events for each row
-       when (new.payload->>'agentId' = '${agentId}' and new.type = 'output' and new.attempt = 1) execute function ${refusal}()`,
+       when (new.payload->>'agentId' = '${agentId}' and new.type = '${type}' and new.attempt = 1) execute function ${refusal}()`,
     );
   }
 
-  async function runToTheEnd(tasks: boolean) {
+  async function runToTheEnd(tasks: boolean, refused = 'output', prompt = PROMPT) {
     const { host, agent } = await hostWithAgent(http, admin, hosts, { tasks });
-    await refuseFirstAttemptOutput(agent.id);
-    const id = (await http.post(`/api/agents/${agent.id}/execute`).set(as()).send({ prompt: PROMPT }).expect(202)).body.executionId as string;
+    await refuseFirstAttempt(agent.id, refused);
+    const id = (await http.post(`/api/agents/${agent.id}/execute`).set(as()).send({ prompt }).expect(202)).body.executionId as string;
+    const answered = new Set<string>();
     const done = await waitFor(
       async () => {
-        const body = (await http.get(`/api/executions/${id}`).set(as()).expect(200)).body as { status: string };
+        const body = (await http.get(`/api/executions/${id}`).set(as()).expect(200)).body as { status: string; pendingInput: { inputId: string } | null };
+        if (body.pendingInput && !answered.has(body.pendingInput.inputId)) {
+          answered.add(body.pendingInput.inputId);
+          await http.post(`/api/executions/${id}/input`).set(as()).send({ action: 'accept', content: { answer: 'yes' } }).expect(200);
+        }
         return FINAL.includes(body.status) ? body : undefined;
       },
       60_000,
@@ -61,7 +66,7 @@ describe('an event that cannot be recorded', () => {
     );
     const events = (await http.get(`/api/executions/${id}/events`).query({ limit: 1000 }).set(as()).expect(200)).body.items as AgentExecutionPayload[];
     const prompts = host.calls.filter((c) => c.tool === 'execute_prompt' && c.args.executionId === id).length;
-    return { host, id, done, events, prompts };
+    return { host, id, done, events, prompts, answered: answered.size };
   }
 
   it('plain host: the attempt fails, the call is cancelled on the host, and attempt 2 runs the prompt again with every event logged', async () => {
@@ -91,6 +96,18 @@ describe('an event that cannot be recorded', () => {
     expect(texts).toEqual(CHUNKS.slice(CHUNKS.length - texts.length));
     const progress = events.filter((e) => e.phase === 'progress').map((e) => e.progress!.progress);
     expect(new Set(progress).size).toBe(progress.length);
+    expect(events.at(-1)).toMatchObject({ phase: 'status', status: 'COMPLETED', attempt: 2 });
+  });
+
+  it.each([true, false])('a question whose events PostgreSQL refuses fails the attempt; the retry meets the question again, and the answer completes the run (task host: %s)', async (tasks) => {
+    const { done, events, prompts, answered } = await runToTheEnd(tasks, 'input_required', '[ask:Go on?] done');
+    expect(done).toMatchObject({ status: 'COMPLETED', attempt: 2, output: expect.stringContaining('asked "Go on?": accept {"answer":"yes"}') });
+    expect(answered).toBe(1);
+    // A task host asked again on the re-attached task; a plain call was sent again.
+    expect(prompts).toBe(tasks ? 1 : 2);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.filter((e) => e.phase === 'input_required').map((e) => e.attempt)).toEqual([2]);
+    expect(events.filter((e) => e.phase === 'input_answered')).toHaveLength(1);
     expect(events.at(-1)).toMatchObject({ phase: 'status', status: 'COMPLETED', attempt: 2 });
   });
 });
