@@ -23,6 +23,20 @@ const TASK_TTL_MARGIN_MS = 3600_000;
 /** Creating a task is a quick answer from the host, whatever the run's own limit. */
 const TASK_CREATE_TIMEOUT_MS = 30_000;
 
+const UNRECORDED = 'an event of the run could not be recorded';
+
+/**
+ * The attempt ends without an event it could not record (after the log's own retries), as a
+ * retryable failure, so Temporal tries it again: a task-backed run re-attaches to its task,
+ * which sends only what it has not sent yet, so nothing the log holds comes twice; a plain run
+ * was cancelled on the host and its prompt is sent again, its events logged as the new attempt.
+ * The database's code only: its message quotes the statement and its values.
+ */
+function unrecorded(error: unknown): ApplicationFailure {
+  const code = (error as { code?: unknown }).code;
+  return ApplicationFailure.retryable(`${UNRECORDED}${typeof code === 'string' ? ` (database error ${code})` : ''}`, 'EventNotRecorded');
+}
+
 export interface PromptOutcome {
   success: boolean;
   error?: string;
@@ -93,8 +107,8 @@ export function createExecutionActivities(deps: ActivityDeps) {
         await log.append(
           'status',
           taskId
-            ? { status: ExecutionStatus.RUNNING, data: { reattach: true, taskId, attempt, reason: 'the previous attempt did not finish (worker lost or timed out)' } }
-            : { status: ExecutionStatus.RUNNING, data: { retry: true, attempt, reason: 'the previous attempt did not finish (worker lost or timed out)' } },
+            ? { status: ExecutionStatus.RUNNING, data: { reattach: true, taskId, attempt, reason: 'the previous attempt did not finish (worker lost, timed out, or an event not recorded)' } }
+            : { status: ExecutionStatus.RUNNING, data: { retry: true, attempt, reason: 'the previous attempt did not finish (worker lost, timed out, or an event not recorded)' } },
         );
       }
       const allowedTools = await allowedToolsFor(em, agent.id);
@@ -109,9 +123,17 @@ export function createExecutionActivities(deps: ActivityDeps) {
       });
 
       const beat = (seq: number) => ctx.heartbeat(taskId ? { seq, taskId } : { seq });
-      const stream = new PromptStream(log, { ...deps, heartbeat: beat }, execution.todos ?? []);
-      if (taskId) stream.output = await outputSoFar(em, executionId);
       const controller = running.register(executionId);
+      // A task's question ends this activity (the workflow waits durably); a plain call's is held here.
+      const pause = new AbortController();
+      // An event or a question that cannot be recorded stops the run at once and fails this attempt (see unrecorded()).
+      let questionLost: unknown;
+      const onUnrecorded = () => {
+        if (taskId) pause.abort(new Error(UNRECORDED));
+        else controller.abort(new Error(UNRECORDED));
+      };
+      const stream = new PromptStream(log, { ...deps, heartbeat: beat, onUnrecorded }, execution.todos ?? []);
+      if (taskId) stream.output = await outputSoFar(em, executionId);
       const cancelled = () => controller.signal.aborted;
       const onTemporalCancel = () => controller.abort(new Error('cancelled'));
       ctx.cancellationSignal.addEventListener('abort', onTemporalCancel);
@@ -119,8 +141,6 @@ export function createExecutionActivities(deps: ActivityDeps) {
       const timeoutMs = Math.max(1000, Math.min(ctx.info.startToCloseTimeoutMs || 30 * 60_000, 24 * 3600_000));
       const deadline = Date.now() + timeoutMs;
       const requestTimeoutMs = deps.config.mcp.timeoutMs;
-      // A task's question ends this activity (the workflow waits durably); a plain call's is held here.
-      const pause = new AbortController();
       let waiting: InputWait | undefined;
       let unanswered: InputWait | undefined;
       const answerer = inputAnswerer(deps, {
@@ -134,6 +154,10 @@ export function createExecutionActivities(deps: ActivityDeps) {
         onExpired: (wait) => {
           unanswered = wait;
           controller.abort(new Error(inputTimeoutMessage(wait.timeoutMs)));
+        },
+        onUnrecorded: (error) => {
+          questionLost ??= error;
+          onUnrecorded();
         },
       });
       const stopped = () => cancelled() || pause.signal.aborted;
@@ -183,8 +207,15 @@ export function createExecutionActivities(deps: ActivityDeps) {
           signal: controller.signal,
         });
         await log.flush();
+        if (questionLost !== undefined) throw questionLost;
       } catch (error) {
-        await log.flush();
+        const notRecorded =
+          (await log.flush().then(
+            () => undefined,
+            (failure: unknown) => failure,
+          )) ?? questionLost;
+        // Temporal's cancel wins: the run ends CANCELLED, not tried again.
+        if (notRecorded !== undefined && !ctx.cancellationSignal.aborted) throw unrecorded(notRecorded);
         if (waiting && pause.signal.aborted && !cancelled()) {
           const runMsUsed = execution.runMsUsed + (Date.now() - segmentStartedAt);
           await orm.em.fork().nativeUpdate(Execution, { id: executionId }, { output: stream.output || undefined, todos: stream.state.todos, runMsUsed });

@@ -38,6 +38,8 @@ export interface InputAnswererOptions {
   onWaiting: (wait: InputWait) => void;
   /** Plain mode: nobody answered within the input timeout. */
   onExpired: (wait: InputWait) => void;
+  /** The question could not be recorded (its transaction failed): the attempt fails, and the retry meets the question again. */
+  onUnrecorded: (error: unknown) => void;
 }
 
 /** How often a held plain call re-reads its question, in case the control channel's notice was missed. */
@@ -66,7 +68,12 @@ export function inputAnswerer(deps: Pick<ActivityDeps, 'orm' | 'config' | 'logge
       em,
       { executionId, message: params.message, requestedSchema: params.requestedSchema as Record<string, unknown>, ...(context.taskId ? { taskId: context.taskId } : {}) },
       deps.config.executions.inputTimeoutMs,
-    );
+    ).catch((error: unknown) => {
+      // Not left to the host: a task's question would wait there unseen until the run's limit.
+      deps.logger.error({ err: error, executionId }, 'could not record an input request');
+      options.onUnrecorded(error);
+      throw error;
+    });
     if (outcome.state === 'refused') {
       deps.logger.info({ executionId, reason: outcome.reason }, 'input request declined');
       return { action: 'decline' };

@@ -18,17 +18,26 @@ export interface PromptStreamDeps {
   temporalClient: Client;
   /** Called with the last written seq after every event (the activity's heartbeat). */
   heartbeat: (seq: number) => void;
+  /** Called once, with the first event that could not be recorded: the run stops and the activity fails. */
+  onUnrecorded: (error: unknown) => void;
 }
 
 /**
  * What a running prompt streams. Each host message and progress notification becomes one event
  * of the log; the output and the todo list follow; the workflow hears of it through `progress`
  * signals on a growing interval (progress-throttle.ts), the last one from `finish()`.
+ *
+ * An event is never dropped: one that cannot be recorded (after the log's own retries) is
+ * reported to `onUnrecorded`, and the log's `flush()` rejects with it, so the activity fails and
+ * Temporal tries it again rather than finish a run whose log lacks it.
  */
 export class PromptStream {
   output = '';
   readonly state: ProgressSnapshot;
   private readonly throttle: GrowingThrottle;
+  private unrecorded = false;
+  /** The row's copy of the todo list, written one after the other so the latest stays. */
+  private todosSaved: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly log: ExecutionLog,
@@ -66,9 +75,9 @@ export class PromptStream {
     this.track(this.log.append('progress', { progress: { progress: p.progress, total: p.total, message } }), 'could not record progress');
   };
 
-  /** Sends the state the workflow has not heard yet; resolves when it has. */
-  finish(): Promise<void> {
-    return this.throttle.finish();
+  /** Sends the state the workflow has not heard yet, and the todo list to the row; resolves when both are done. */
+  async finish(): Promise<void> {
+    await Promise.all([this.throttle.finish(), this.todosSaved]);
   }
 
   private record(message: HostMessage): Promise<AgentExecutionPayload> {
@@ -79,10 +88,7 @@ export class PromptStream {
         return this.log.append('output', { output: message.text });
       case 'todo':
         this.state.todos = message.todos;
-        void this.deps.orm.em
-          .fork()
-          .nativeUpdate(Execution, { id: this.executionId }, { todos: message.todos })
-          .catch(() => undefined);
+        this.saveTodos(message.todos);
         return this.log.append('todo', { data: { todos: message.todos } });
       case 'tool_call':
         return this.log.append('tool_call', { toolCall: { toolCallId: message.toolCallId, name: message.name, arguments: message.arguments } });
@@ -93,13 +99,32 @@ export class PromptStream {
     }
   }
 
+  /**
+   * The list on the run's row, for GET /api/executions/:id while it runs. The log's `todo` event
+   * is the record, and the run's end writes the list again, so a failed write is only logged; a
+   * write waits while a question's transaction holds the row (it holds nothing the other waits for).
+   */
+  private saveTodos(todos: TodoItem[]): void {
+    this.todosSaved = this.todosSaved
+      .then(async () => {
+        await this.deps.orm.em.fork().nativeUpdate(Execution, { id: this.executionId }, { todos });
+      })
+      .catch((error: unknown) => this.deps.logger.warn({ err: error, executionId: this.executionId }, 'could not save the todo list on the run'));
+  }
+
   private track(written: Promise<AgentExecutionPayload>, failure: string): void {
-    written
-      .then((event) => {
+    void written.then(
+      (event) => {
         this.state.seq = Math.max(this.state.seq, event.seq);
         this.deps.heartbeat(this.state.seq);
         this.throttle.changed();
-      })
-      .catch((error: unknown) => this.deps.logger.error({ err: error, executionId: this.executionId }, failure));
+      },
+      (error: unknown) => {
+        this.deps.logger.error({ err: error, executionId: this.executionId }, failure);
+        if (this.unrecorded) return;
+        this.unrecorded = true;
+        this.deps.onUnrecorded(error);
+      },
+    );
   }
 }

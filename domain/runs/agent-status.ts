@@ -24,7 +24,7 @@ export async function setAgentStatus(
   const allowed = from ?? Object.values(AgentStatus);
   const rows = await em.execute<{ previous: AgentStatus; organization_id: string }[]>(
     `update agents a set status = ?, updated_at = now()
-     from (select id, status as previous from agents where id = ? for update) old
+     from (select id, status as previous from agents where id = ? for no key update) old
      where a.id = old.id and old.previous <> ? and old.previous in (${allowed.map(() => '?').join(', ')})
      returning old.previous, a.organization_id`,
     [to, agentId, to, ...allowed],

@@ -20,10 +20,13 @@ export type EventFields = Omit<AgentExecutionPayload, 'agentId' | 'executionId' 
 /**
  * Appends to an execution's event log: one row per event with a gapless `seq`, then one NOTIFY.
  * Appends of one log are chained, so they keep their order; a concurrent writer (the API, a
- * zombie attempt) can only cost a retry, never a gap or a duplicate.
+ * zombie attempt) can only cost a retry, never a gap or a duplicate. An append that fails even
+ * so rejects, and so does every later `flush()`: the caller fails rather than go on with a log
+ * that lacks the event.
  */
 export class ExecutionLog {
   private chain: Promise<unknown> = Promise.resolve();
+  private failure: unknown;
 
   constructor(
     private readonly orm: Orm,
@@ -32,14 +35,17 @@ export class ExecutionLog {
   ) {}
 
   append(phase: ExecutionPhase, fields: EventFields = {}): Promise<AgentExecutionPayload> {
-    const next = this.chain.then(() => appendEventRetrying(this.orm.em.fork() as EntityManager, this.execution, this.attempt, phase, fields));
-    this.chain = next.catch(() => undefined);
+    const next = this.chain.then(() => appendEvent(this.orm.em.fork() as EntityManager, this.execution, this.attempt, phase, fields));
+    this.chain = next.catch((error: unknown) => {
+      this.failure ??= error;
+    });
     return next;
   }
 
-  /** Resolves when every append so far is written. */
-  flush(): Promise<void> {
-    return this.chain.then(() => undefined);
+  /** Resolves when every append so far is written; rejects with the first append that failed. */
+  async flush(): Promise<void> {
+    await this.chain;
+    if (this.failure !== undefined) throw this.failure;
   }
 }
 
@@ -47,24 +53,61 @@ export function executionNotice(execution: ExecutionRef, payload: AgentExecution
   return { type: 'execution:event' as const, organizationId: execution.organizationId, agentId: execution.agentId, executionId: execution.id, seq: payload.seq, payload };
 }
 
+/** A seq another writer took first: the append takes the next one. */
+const SEQ_TAKEN = '23505';
+/** PostgreSQL ended the statement to break a deadlock, or for a serialization failure: trying it again is the cure. */
+const TRANSIENT = new Set(['40P01', '40001']);
+const MAX_TRIES = 10;
+
+function sqlState(error: unknown): string | undefined {
+  return (error as { code?: unknown }).code as string | undefined;
+}
+
 /**
- * Writes one event and announces it. Inside a transaction both commit with the change the event
- * describes (PostgreSQL delivers the NOTIFY at commit), so no listener hears of it early.
+ * Writes one event and announces it; any writer may append to the same log at the same time.
+ *
+ * Inside a transaction, event and NOTIFY commit with the change the event describes (PostgreSQL
+ * delivers the NOTIFY at commit), so no listener hears of it early. A seq taken meanwhile by a
+ * writer that committed first (the worker appends outside any transaction) is tried again in a
+ * savepoint, so the caller's transaction goes on; a deadlock there is not tried again, since the
+ * caller still holds what the other side waits for (row-locks.ts keeps that from happening).
+ *
+ * Outside a transaction the insert is tried again when the seq was taken, and after a short
+ * pause when PostgreSQL broke a deadlock or a serialization conflict with it.
  */
 export async function appendEvent(em: EntityManager, execution: ExecutionRef, attempt: number, phase: ExecutionPhase, fields: EventFields = {}): Promise<AgentExecutionPayload> {
-  const payload = await insertExecutionEvent(em, execution, attempt, phase, fields);
+  const insert = () => insertExecutionEvent(em, execution, attempt, phase, fields);
+  const payload = em.isInTransaction() ? await insertInSavepoint(em, insert) : await insertRetrying(insert);
   await publishEventOnCommit(em, executionNotice(execution, payload));
   return payload;
 }
 
-/** `appendEvent` outside a transaction, tried again when a concurrent writer took the seq. */
-export async function appendEventRetrying(em: EntityManager, execution: ExecutionRef, attempt: number, phase: ExecutionPhase, fields: EventFields = {}): Promise<AgentExecutionPayload> {
-  for (let tries = 0; ; tries++) {
+async function insertInSavepoint(tx: EntityManager, insert: () => Promise<AgentExecutionPayload>): Promise<AgentExecutionPayload> {
+  for (let tries = 1; ; tries++) {
+    await tx.execute('savepoint execution_event');
     try {
-      return await appendEvent(em, execution, attempt, phase, fields);
+      const payload = await insert();
+      await tx.execute('release savepoint execution_event');
+      return payload;
     } catch (error) {
-      const unique = (error as { code?: string }).code === '23505' || /unique/i.test((error as Error).message);
-      if (!unique || tries >= 10) throw error;
+      // Back to before the insert: the transaction stays usable, for a retry or for a caller that handles the error.
+      await tx
+        .execute('rollback to savepoint execution_event')
+        .then(() => tx.execute('release savepoint execution_event'))
+        .catch(() => undefined);
+      if (sqlState(error) !== SEQ_TAKEN || tries >= MAX_TRIES) throw error;
+    }
+  }
+}
+
+async function insertRetrying(insert: () => Promise<AgentExecutionPayload>): Promise<AgentExecutionPayload> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await insert();
+    } catch (error) {
+      const state = sqlState(error);
+      if (tries >= MAX_TRIES || (state !== SEQ_TAKEN && !TRANSIENT.has(state ?? ''))) throw error;
+      if (state !== SEQ_TAKEN) await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** Math.min(tries, 6) * Math.random()));
     }
   }
 }

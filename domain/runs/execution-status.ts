@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Execution, ExecutionStatus, FINAL_EXECUTION_STATUSES } from '../../entities';
 import type { AgentExecutionResult } from '../../workflows/agent-execution.workflow';
-import { appendEvent, appendEventRetrying, type ExecutionRef } from './execution-log';
+import { appendEvent, type ExecutionRef } from './execution-log';
 
 /**
  * An execution's status transitions. Each one writes its `status` event, so the log and the
@@ -36,7 +36,7 @@ export async function markFinished(em: EntityManager, execution: Execution, outc
   execution.completedAt = now;
   execution.durationMs = execution.startedAt ? now.getTime() - execution.startedAt.getTime() : 0;
   await em.flush();
-  // Not in a transaction with the row: a zombie attempt may still be appending, and a taken
-  // seq costs a retry of the event alone.
-  await appendEventRetrying(em, executionRef(execution), execution.attempt, 'status', { status: outcome.status, ...(outcome.error ? { data: { error: outcome.error } } : {}) });
+  // A zombie attempt may still be appending: a taken seq costs a retry of the event alone, in a
+  // transaction too (appendEvent).
+  await appendEvent(em, executionRef(execution), execution.attempt, 'status', { status: outcome.status, ...(outcome.error ? { data: { error: outcome.error } } : {}) });
 }

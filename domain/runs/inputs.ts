@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { Execution, ExecutionInput, ExecutionInputStatus, ExecutionStatus, type InputAction } from '../../entities';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
@@ -9,6 +9,7 @@ import { signalInputAnswered, type TemporalAccess } from '../temporal';
 import { CONTROL_CHANNEL } from './cancel';
 import { appendEvent, type ExecutionRef } from './execution-log';
 import { executionRef, isFinal } from './execution-status';
+import { lockExecution } from './row-locks';
 import { answerProblems, formSchemaProblem, inputRequestKey } from './input-schema';
 import { syncAgentRunStatus } from './slots';
 
@@ -19,7 +20,8 @@ import { syncAgentRunStatus } from './slots';
  * The `execution_inputs` row is the authority. Every change is a compare-and-set on its status
  * (PENDING → ANSWERED → DELIVERED, PENDING → EXPIRED, open → CANCELLED), so an answer and an
  * expiry, or two answers, never both win. Each command locks the execution's row first, which
- * keeps the run's status and its question in step.
+ * keeps the run's status and its question in step; then come its question, its events and its
+ * agent, in the order of row-locks.ts.
  *
  * Callers: the worker's elicitation handler (`requestInput`, `markInputDelivered`), the
  * workflow's timeout (`expireInput`), the API (`answerInput`), the end of a run
@@ -61,10 +63,6 @@ export interface InputCommand {
 }
 
 const OPEN: readonly ExecutionInputStatus[] = [ExecutionInputStatus.PENDING, ExecutionInputStatus.ANSWERED];
-
-function lockExecution(tx: EntityManager, where: { id: string; organization?: string }): Promise<Execution | null> {
-  return tx.findOne(Execution, where, { lockMode: LockMode.PESSIMISTIC_WRITE });
-}
 
 /** Moves a live run between RUNNING and WAITING_INPUT, with its status event and its agent's status. */
 async function moveRun(tx: EntityManager, execution: Execution, to: ExecutionStatus, data: Record<string, unknown>): Promise<void> {

@@ -1,8 +1,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { LockMode } from '@mikro-orm/core';
 import { Agent, AgentStatus, Execution, ExecutionStatus, SLOT_HOLDING_STATUSES } from '../../entities';
 import { setAgentStatus } from './agent-status';
 import { markRunning } from './execution-status';
+import { lockAgent, lockExecution } from './row-locks';
 
 /** What the workflow's wait for a slot hears: started, not yet, or never (why). */
 export type SlotAnswer = { started: true } | { started: false; rejected?: string };
@@ -17,11 +17,6 @@ export const RUNNABLE_STATUSES: readonly AgentStatus[] = [AgentStatus.ACTIVE, Ag
 
 export function isRunnable(status: AgentStatus): boolean {
   return RUNNABLE_STATUSES.includes(status);
-}
-
-/** The agent's row, locked until `tx` ends: whoever counts slots holds it. */
-export function lockAgent(tx: EntityManager, agentId: string): Promise<Agent> {
-  return tx.findOneOrFail(Agent, agentId, { lockMode: LockMode.PESSIMISTIC_WRITE });
 }
 
 /**
@@ -52,7 +47,8 @@ export async function takeSlot(tx: EntityManager, execution: Execution, agent: A
  */
 export async function acquireSlot(em: EntityManager, executionId: string): Promise<SlotAnswer> {
   return em.transactional(async (tx): Promise<SlotAnswer> => {
-    const execution = await tx.findOne(Execution, executionId);
+    // The run before its agent (row-locks.ts): a cancel or a TERMINATE_OTHER that ends it meanwhile is seen here, not overwritten.
+    const execution = await lockExecution(tx, { id: executionId });
     if (!execution) return { started: false, rejected: 'the execution no longer exists' };
     if (execution.status === ExecutionStatus.RUNNING) return { started: true };
     if (execution.status !== ExecutionStatus.QUEUED) return { started: false, rejected: `the execution is already ${execution.status}` };

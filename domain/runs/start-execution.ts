@@ -10,7 +10,8 @@ import { startAgentExecution, type TemporalAccess } from '../temporal';
 import { appendEvent } from './execution-log';
 import { executionRef, isFinal } from './execution-status';
 import { finishExecution } from './finish-execution';
-import { isRunnable, lockAgent, takeSlot } from './slots';
+import { lockAgent } from './row-locks';
+import { isRunnable, takeSlot } from './slots';
 
 /** What the run lifecycle needs: the database, the Temporal client and a logger. */
 export interface RunDeps {

@@ -8,6 +8,7 @@ import { publishEventOnCommit } from '../events';
 import { publishCancel } from '../runs/cancel';
 import { isFinal, markFinished } from '../runs/execution-status';
 import { finishExecution } from '../runs/finish-execution';
+import { lockExecution } from '../runs/row-locks';
 import { releaseSlot } from '../runs/slots';
 import { assignExecution, createExecution, recordExecution, type RunDeps, type TaskRunFields } from '../runs/start-execution';
 import { slotFreedSignal } from '../../workflows/agent-execution.workflow';
@@ -160,6 +161,8 @@ export async function beginOccurrence(deps: RunDeps, request: OccurrenceRequest)
       stop.push(...decision.cancel.map((e) => ({ execution: e, how: 'cancel' as const, reason: decision.reason })));
     } else {
       const reason = `terminated: occurrence ${request.executionId} replaced it (overlap policy TERMINATE_OTHER)`;
+      // Every run before any agent (domain/runs/row-locks.ts), and read again under its lock.
+      for (const other of decision.terminate) await lockExecution(tx, { id: other.id });
       for (const other of decision.terminate) {
         await markFinished(tx, other, { status: 'CANCELLED', error: reason });
         if (other.agent) slotFreed.push(...(await releaseSlot(tx, other.agent.id)));
@@ -184,7 +187,9 @@ export async function resumeOccurrence(deps: RunDeps, executionId: string): Prom
     const found = await tx.findOne(Execution, executionId, { populate: ['task'] });
     if (!found) return { next: 'end', executionId, maxRetries: 0, status: 'CANCELLED', reason: 'the run no longer exists' };
     const task = found.task ? await lockTask(tx, found.task.id) : null;
-    const execution = await tx.findOneOrFail(Execution, executionId, { populate: ['agent'], refresh: true });
+    // The run after its task, before its agent (domain/runs/row-locks.ts).
+    const execution = await lockExecution(tx, { id: executionId }, ['agent']);
+    if (!execution) return { next: 'end', executionId, maxRetries: 0, status: 'CANCELLED', reason: 'the run no longer exists' };
     if (!task || !isWaiting(execution)) return stepOf(execution, task);
     if (task.deletedAt) {
       await markFinished(tx, execution, { status: 'CANCELLED', error: 'the task was deleted' });
