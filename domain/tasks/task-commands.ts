@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Execution, LIVE_EXECUTION_STATUSES, Organization, SLOT_HOLDING_STATUSES, Task, User, type Agent } from '../../entities';
+import { Execution, ExecutionStatus, LIVE_EXECUTION_STATUSES, Organization, SLOT_HOLDING_STATUSES, Task, User, type Agent } from '../../entities';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
@@ -10,7 +10,8 @@ import type { RunDeps } from '../runs/start-execution';
 import { openTaskRuns, startTaskRun, stopWorkflow, type TemporalAccess } from '../temporal';
 import { assertRunnableTask } from './task-rules';
 import { hasSchedule, nextRunAt, syncTaskSchedule } from './task-schedule';
-import { recordPausedOccurrences } from './occurrences';
+import { beginOccurrence, endOccurrence, recordPausedOccurrences } from './occurrences';
+import { taskRunWorkflowId } from '../../workflows/task-run.workflow';
 
 /**
  * Creating, changing, pausing, deleting, running and cancelling a task. The task's schedule
@@ -145,19 +146,57 @@ export async function deleteTask(tx: EntityManager, temporal: TemporalAccess, ac
 
 /**
  * Run now: one occurrence through the same `taskRun` as the schedule's, so the overlap policy,
- * the assignment rules, the timeout and the retries apply alike. The execution id is chosen
- * here, so the caller can follow the run at once (it may end SKIPPED or FAILED with its reason).
+ * the assignment rules, the timeout and the retries apply alike.
+ *
+ * The occurrence is decided here, before the answer, by the same step its workflow takes first
+ * (`beginOccurrence`, under the task's row lock): the run the answer names exists (RUNNING,
+ * QUEUED, or already SKIPPED or FAILED with its reason) when the answer leaves, so its
+ * `Location` resolves at once. The workflow then finds the row its first step would have
+ * written and goes on from it, as a retried activity does: the decision is taken once, and the
+ * run runs once, by that workflow. Nothing else can start it: its workflow id is new.
  */
-export async function runTaskNow(em: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task): Promise<{ executionId: string; workflowId: string }> {
+export async function runTaskNow(deps: RunDeps, actor: Actor, task: Task): Promise<{ executionId: string; workflowId: string; status: ExecutionStatus }> {
   if (!task.enabled) throw AppError.conflict('task_disabled', 'The task is disabled; resume it first');
+  const em = deps.orm.em as EntityManager;
   const executionId = randomUUID();
+  const workflowId = taskRunWorkflowId(task.id, executionId);
   audit(em, actor, { action: 'task.run', resourceType: 'task', resourceId: task.id, changes: { executionId } });
   await em.flush();
   try {
-    const handle = await startTaskRun(temporal, { taskId: task.id, trigger: 'manual', executionId, requestedBy: actor.userId, organizationId: task.organization.id, agentId: task.agent?.id });
-    return { executionId, workflowId: handle.workflowId };
-  } catch {
+    const step = await decideOccurrence(deps, { taskId: task.id, executionId, trigger: 'manual', taskRunWorkflowId: workflowId, ...(actor.userId ? { requestedBy: actor.userId } : {}) });
+    await startTaskRun(deps.temporal, { taskId: task.id, trigger: 'manual', executionId, requestedBy: actor.userId, organizationId: task.organization.id, agentId: task.agent?.id });
+    const status = step.next === 'end' ? ExecutionStatus[step.status] : step.next === 'run' && step.slotTaken ? ExecutionStatus.RUNNING : ExecutionStatus.QUEUED;
+    return { executionId, workflowId, status };
+  } catch (error) {
+    // Nothing will run it: a run already decided ends FAILED, its slot given back (a run queued
+    // behind it, or an occurrence waiting its turn, finds out on its own next re-check).
+    await endOccurrence(deps, task.id, executionId, { status: 'FAILED', error: 'the run could not be started (Temporal unavailable)' }).catch((cleanup: unknown) =>
+      deps.logger.error({ err: cleanup, executionId }, 'could not end a run that was not started'),
+    );
+    if (error instanceof AppError) throw error;
+    deps.logger.error({ err: error, executionId }, 'could not start taskRun');
     throw new AppError(503, 'temporal_unavailable', 'The run could not be started; try again', { taskId: task.id });
+  }
+}
+
+/** Tries of the decision before run now gives up with a 503; 0.1 s doubling, about 3 s in all. */
+const DECISION_ATTEMPTS = 5;
+
+/**
+ * The occurrence's first step, tried again when its transaction loses a race with the runs it
+ * meets (a run's own event taking the seq of the status it writes for a TERMINATE_OTHER, a
+ * deadlock), as Temporal retries the same step in the workflow. It is keyed by the execution
+ * id, so a try that did commit is found by the next one, never taken twice.
+ */
+async function decideOccurrence(deps: RunDeps, request: Parameters<typeof beginOccurrence>[1]): Promise<Awaited<ReturnType<typeof beginOccurrence>>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await beginOccurrence(deps, request);
+    } catch (error) {
+      if (error instanceof AppError || attempt >= DECISION_ATTEMPTS) throw error;
+      deps.logger.warn({ err: error, executionId: request.executionId, attempt }, 'run now: deciding the occurrence failed; trying again');
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** (attempt - 1)));
+    }
   }
 }
 

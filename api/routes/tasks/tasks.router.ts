@@ -4,7 +4,7 @@ import { Agent, Execution, Organization, Task } from '../../../entities';
 import { AppError, fieldError } from '../../../domain/errors';
 import { ScheduleSpecError, nextCronTimes } from '../../../domain/tasks/schedule-spec';
 import { cancelTaskRuns, createTask, deleteTask, runTaskNow, setTaskEnabled, updateTask, type TaskFields } from '../../../domain/tasks/task-commands';
-import { countsOf, lastRun, NO_RUNS, runCounts, runRecorded } from '../../../domain/tasks/task-queries';
+import { countsOf, lastRun, NO_RUNS, runCounts } from '../../../domain/tasks/task-queries';
 import { computedRunTimes, scheduleRunTimes } from '../../../domain/tasks/task-schedule';
 import type { ApiRouter } from '../../api-router';
 import { actorOf } from '../../actor';
@@ -214,20 +214,24 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'post',
       path: '/tasks/:id/run',
-      summary: "Run a task now (ADMIN, MANAGER, OPERATOR), under its overlap policy: 202 {executionId, workflowId}, or with Accept: text/event-stream the run's events as SSE until it ends",
+      summary:
+        "Run a task now (ADMIN, MANAGER, OPERATOR), under its overlap policy, decided before the answer: 202 {executionId, workflowId, status} with Location: /api/executions/<executionId> (the run exists when the answer leaves), or with Accept: text/event-stream the run's events as SSE until it ends",
       tags,
       auth: true,
       request: { params: IdParams },
       before: [rateLimit(deps, 'execute')],
-      responses: { 202: { description: 'Started; the run may still end SKIPPED or FAILED with its reason', schema: TaskStartedOut }, 409: { description: 'task_disabled' } },
+      responses: {
+        202: { description: 'Decided and started: the run is RUNNING or QUEUED, or already SKIPPED or FAILED with its reason (error)', schema: TaskStartedOut },
+        409: { description: 'task_disabled' },
+        503: { description: 'temporal_unavailable: the run could not be started; it is recorded FAILED' },
+      },
     },
     async (ctx, { params }) => {
       const auth = ctx.state.auth!;
       const task = await loadTask(em(), auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', task);
-      const started = await runTaskNow(em(), deps.temporal, actorOf(ctx), task);
-      // The stream of a run not recorded yet would end at once: the occurrence records it within a workflow task.
-      if (wantsEventStream(ctx) && (await runRecorded(em(), started.executionId))) return streamExecution(ctx, deps, started.executionId, 0);
+      const started = await runTaskNow(deps, actorOf(ctx), task);
+      if (wantsEventStream(ctx)) return streamExecution(ctx, deps, started.executionId, 0);
       ctx.status = 202;
       ctx.set('Location', `/api/executions/${started.executionId}`);
       ctx.body = started;

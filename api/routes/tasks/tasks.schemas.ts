@@ -150,8 +150,15 @@ export const TaskOut = z
   })
   .openapi('Task');
 
-export const TaskDetailOut = TaskOut.extend({ lastRun: ExecutionOut.nullable() }).openapi('TaskDetail');
+// A union, not `.nullable()`: zod-to-openapi writes a nullable $ref as `allOf: [$ref, {type: [object, null]}]`, which null fails.
+export const TaskDetailOut = TaskOut.extend({ lastRun: z.union([ExecutionOut, z.null()]).openapi({ description: 'The most recent run, skipped ones included; null before the first' }) }).openapi('TaskDetail');
 export const TaskPage = pageSchema(TaskOut).openapi('TaskPage');
 export const TaskRunPage = pageSchema(ExecutionOut).openapi('TaskRunPage');
-export const TaskStartedOut = z.object({ executionId: z.uuid(), workflowId: z.string().openapi({ description: "The occurrence's taskRun workflow; the run's own is execution-<executionId>" }) }).openapi('TaskRunStarted');
+export const TaskStartedOut = z
+  .object({
+    executionId: z.uuid().openapi({ description: 'The run, readable at once at /api/executions/<executionId> (the Location)' }),
+    workflowId: z.string().openapi({ description: "The occurrence's taskRun workflow; the run's own is execution-<executionId>" }),
+    status: RunStatusSchema.openapi({ description: 'As decided under the overlap policy: RUNNING, QUEUED (for a slot, or its turn), SKIPPED or FAILED (the reason is the run\'s error)' }),
+  })
+  .openapi('TaskRunStarted');
 export const TaskCancelledOut = z.object({ cancelled: z.array(z.uuid()) }).openapi('TaskRunsCancelled');
