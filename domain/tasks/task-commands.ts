@@ -7,9 +7,10 @@ import { AppError } from '../errors';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { cancelExecution, publishCancels, runOwner } from '../runs/cancel';
 import type { RunDeps } from '../runs/start-execution';
-import { openTaskRuns, startTaskRun, stopWorkflow, type TemporalAccess } from '../temporal';
+import { deleteTaskSchedule, openTaskRuns, startTaskRun, stopWorkflow, type TemporalAccess } from '../temporal';
 import { assertRunnableTask } from './task-rules';
 import { hasSchedule, nextRunAt, syncTaskSchedule } from './task-schedule';
+import { assertRecurringRoom, assertRecurringRoomLocked, countsAsRecurring, type TaskLimits } from './task-limits';
 import { beginOccurrence, endOccurrence, recordPausedOccurrences } from './occurrences';
 import { taskRunWorkflowId } from '../../workflows/task-run.workflow';
 
@@ -63,9 +64,32 @@ async function syncOrUnavailable(temporal: TemporalAccess, task: Task): Promise<
   }
 }
 
-function validate(task: Task, changed?: string[]): void {
-  assertRunnableTask({ ...task, agent: task.agent ?? null }, { checkPast: !changed || changed.includes('scheduledAt') || changed.includes('executionMode') });
+/** The fields that set when a task fires: changing one (or enabling the task) checks the minimum interval again. */
+const SCHEDULE_FIELDS = ['executionMode', 'cronExpression', 'timezone', 'enabled'];
+
+/** `changed`: the fields an update set (undefined for a new task, which is checked in full). */
+function validate(task: Task, limits: TaskLimits, changed?: string[]): void {
+  const scheduleChanged = !changed || changed.some((field) => SCHEDULE_FIELDS.includes(field));
+  assertRunnableTask(
+    { ...task, agent: task.agent ?? null },
+    {
+      checkPast: !changed || changed.includes('scheduledAt') || changed.includes('executionMode'),
+      // A task saved under a lower floor keeps its schedule until someone sets it again.
+      minIntervalSeconds: scheduleChanged && task.enabled ? limits.minIntervalSeconds : undefined,
+    },
+  );
   task.nextRunAt = nextRunAt(task) ?? undefined;
+}
+
+/** Which field a cap refusal names: the mode when the request set it, else enabling the task. */
+function capPath(changed: string[] | undefined): string {
+  return !changed || changed.includes('executionMode') ? 'body.executionMode' : 'body.enabled';
+}
+
+/** The task's schedule as it was, to put back when the cap's last check refuses the change. */
+function scheduleSnapshot(task: Task): Task {
+  const { id, organization, agent, title, executionMode, scheduledAt, cronExpression, timezone, enabled, deletedAt } = task;
+  return { id, organization, agent, title, executionMode, scheduledAt, cronExpression, timezone, enabled, deletedAt } as Task;
 }
 
 /**
@@ -80,7 +104,7 @@ async function pauseOrResume(tx: EntityManager, actor: Actor, task: Task, wasEna
   return pausedAt ? { missedWhilePaused: await recordPausedOccurrences(tx, actor, task, pausedAt, new Date()) } : {};
 }
 
-export async function createTask(tx: EntityManager, temporal: TemporalAccess, actor: Actor, fields: TaskFields): Promise<Task> {
+export async function createTask(tx: EntityManager, temporal: TemporalAccess, actor: Actor, fields: TaskFields, limits: TaskLimits): Promise<Task> {
   const task = tx.create(Task, {
     organization: tx.getReference(Organization, actor.organizationId),
     title: fields.title,
@@ -89,36 +113,54 @@ export async function createTask(tx: EntityManager, temporal: TemporalAccess, ac
   const changed = apply(task, fields);
   // A task created disabled is paused from its creation.
   await pauseOrResume(tx, actor, task, true);
-  validate(task);
+  validate(task, limits);
+  const capped = countsAsRecurring(task);
+  if (capped) await assertRecurringRoom(tx, task, limits, capPath(undefined));
   audit(tx, actor, { action: 'task.create', resourceType: 'task', resourceId: task.id, changes: { fields: changed, executionMode: task.executionMode, kind: task.kind } });
   await tx.flush();
   // A new task run only by hand has no schedule to create, nor an old one to delete.
   if (hasSchedule(task)) await syncOrUnavailable(temporal, task);
+  if (capped) await assertRecurringRoomLocked(tx, task, limits, capPath(undefined), () => deleteTaskSchedule(temporal, task.id));
   return task;
 }
 
-export async function updateTask(tx: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task, fields: Partial<TaskFields>): Promise<Task> {
+export async function updateTask(tx: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task, fields: Partial<TaskFields>, limits: TaskLimits): Promise<Task> {
   const wasEnabled = task.enabled;
+  const before = scheduleSnapshot(task);
+  const wasCapped = countsAsRecurring(task);
   const changed = apply(task, fields);
-  validate(task, changed);
+  validate(task, limits, changed);
+  const capped = !wasCapped && countsAsRecurring(task);
+  if (capped) await assertRecurringRoom(tx, task, limits, capPath(changed));
   const paused = await pauseOrResume(tx, actor, task, wasEnabled);
   audit(tx, actor, { action: 'task.update', resourceType: 'task', resourceId: task.id, changes: { fields: changed, ...paused } });
   await tx.flush();
   await syncOrUnavailable(temporal, task);
+  if (capped) await assertRecurringRoomLocked(tx, task, limits, capPath(changed), () => restoreSchedule(temporal, before));
   return task;
 }
 
 /** Pause (disable) or resume (enable): the schedule pauses with it. */
-export async function setTaskEnabled(tx: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task, enabled: boolean): Promise<Task> {
-  if (enabled) validate(task, []);
+export async function setTaskEnabled(tx: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task, enabled: boolean, limits: TaskLimits): Promise<Task> {
   const wasEnabled = task.enabled;
+  const before = scheduleSnapshot(task);
+  const wasCapped = countsAsRecurring(task);
   task.enabled = enabled;
+  if (enabled) validate(task, limits, wasEnabled ? [] : ['enabled']);
   task.nextRunAt = nextRunAt(task) ?? undefined;
+  const capped = !wasCapped && countsAsRecurring(task);
+  if (capped) await assertRecurringRoom(tx, task, limits, 'body.enabled');
   const paused = await pauseOrResume(tx, actor, task, wasEnabled);
   audit(tx, actor, { action: enabled ? 'task.resume' : 'task.pause', resourceType: 'task', resourceId: task.id, ...(paused.missedWhilePaused !== undefined ? { changes: paused } : {}) });
   await tx.flush();
   await syncOrUnavailable(temporal, task);
+  if (capped) await assertRecurringRoomLocked(tx, task, limits, 'body.enabled', () => restoreSchedule(temporal, before));
   return task;
+}
+
+/** Puts a schedule back as it was before a change the cap refused; a failure is left to the next save of the task. */
+async function restoreSchedule(temporal: TemporalAccess, before: Task): Promise<void> {
+  await syncTaskSchedule(temporal, before).catch(() => undefined);
 }
 
 /** The task's runs that have not ended (running, queued for a slot, or waiting their turn), oldest first. */

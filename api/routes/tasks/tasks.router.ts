@@ -2,7 +2,8 @@ import { ForbiddenError, subject } from '@casl/ability';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, Execution, Organization, Task } from '../../../entities';
 import { AppError, fieldError } from '../../../domain/errors';
-import { ScheduleSpecError, nextCronTimes } from '../../../domain/tasks/schedule-spec';
+import { cronGapBelow, ScheduleSpecError, nextCronTimes } from '../../../domain/tasks/schedule-spec';
+import { tooFrequent } from '../../../domain/tasks/task-rules';
 import { cancelTaskRuns, createTask, deleteTask, runTaskNow, setTaskEnabled, updateTask, type TaskFields } from '../../../domain/tasks/task-commands';
 import { countsOf, lastRun, NO_RUNS, runCounts } from '../../../domain/tasks/task-queries';
 import { computedRunTimes, scheduleRunTimes } from '../../../domain/tasks/task-schedule';
@@ -103,7 +104,7 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       const draft = { organization: em().getReference(Organization, auth.organizationId) };
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('Task', draft as unknown as Task));
       const fields = await taskFields(em(), auth, body);
-      const task = await em().transactional((tx) => createTask(tx, deps.temporal, actorOf(ctx), { agent: null, ...fields } as TaskFields));
+      const task = await em().transactional((tx) => createTask(tx, deps.temporal, actorOf(ctx), { agent: null, ...fields } as TaskFields, deps.config.tasks));
       ctx.status = 201;
       ctx.set('Location', `/api/tasks/${task.id}`);
       ctx.body = presentTask(task, NO_RUNS, computedRunTimes(task));
@@ -123,6 +124,8 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { body }) => {
       try {
         const times = nextCronTimes(body.cronExpression, body.timezone, body.count);
+        const close = cronGapBelow(body.cronExpression, body.timezone, deps.config.tasks.minIntervalSeconds);
+        if (close) throw fieldError('body.cronExpression', tooFrequent(close, deps.config.tasks.minIntervalSeconds), 'too_frequent');
         ctx.body = { cronExpression: body.cronExpression, timezone: body.timezone, nextRunTimes: times.map((d) => d.toISOString()) };
       } catch (error) {
         if (!(error instanceof ScheduleSpecError)) throw error;
@@ -157,7 +160,7 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       const task = await em().transactional(async (tx) => {
         const found = await loadTask(tx, auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('update', found);
-        return updateTask(tx, deps.temporal, actorOf(ctx), found, await taskFields(tx, auth, body));
+        return updateTask(tx, deps.temporal, actorOf(ctx), found, await taskFields(tx, auth, body), deps.config.tasks);
       });
       ctx.body = await present(task);
     },
@@ -179,7 +182,7 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
         const task = await em().transactional(async (tx) => {
           const found = await loadTask(tx, auth, params.id);
           ForbiddenError.from(auth.ability).throwUnlessCan('update', found);
-          return setTaskEnabled(tx, deps.temporal, actorOf(ctx), found, enabled);
+          return setTaskEnabled(tx, deps.temporal, actorOf(ctx), found, enabled, deps.config.tasks);
         });
         ctx.body = await present(task);
       },
