@@ -5,3 +5,8 @@ import { z } from 'zod';
 extendZodWithOpenApi(z);
 
 export { z };
+
+/** JSON Schema's `propertyNames` for `.openapi()`, which zod-to-openapi writes out but does not type. */
+export function propertyNames(schema: { type?: 'string'; pattern?: string; maxLength?: number }): Record<string, never> {
+  return { propertyNames: schema } as unknown as Record<string, never>;
+}

@@ -39,6 +39,9 @@ const NICKNAMES: Record<string, string> = {
 const FIELD_NAMES = ['second', 'minute', 'hour', 'day of month', 'month', 'day of week'] as const;
 const NAMES = /^(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT)$/i;
 
+/** The spelling of an IANA zone name; an offset (+02:00), which Intl takes and Temporal does not, is not one. */
+export const ZONE_NAME = /^[A-Za-z_]+(?:\/[A-Za-z0-9_+-]+)*$/;
+
 /** Zones already found valid: building an Intl.DateTimeFormat to check one costs about half a millisecond. */
 const knownZones = new Set<string>();
 
@@ -51,7 +54,7 @@ export function assertTimezone(timezone: string): void {
     throw new ScheduleSpecError('timezone', `"${timezone}" is not an IANA time zone (such as UTC, Europe/Paris or America/New_York)`);
   }
   // Offsets like +02:00 are accepted by Intl but not by Temporal.
-  if (!/^[A-Za-z_]+(?:\/[A-Za-z0-9_+-]+)*$/.test(timezone)) throw new ScheduleSpecError('timezone', `"${timezone}" is not an IANA time zone name (an offset is not a zone)`);
+  if (!ZONE_NAME.test(timezone)) throw new ScheduleSpecError('timezone', `"${timezone}" is not an IANA time zone name (an offset is not a zone)`);
   // Bounded: ICU's names (and their spellings in other letter cases) are finite, but not small.
   if (knownZones.size >= 2000) knownZones.clear();
   knownZones.add(timezone);

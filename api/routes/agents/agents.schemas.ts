@@ -1,4 +1,5 @@
 import { z } from '../../zod';
+import { NON_BLANK_TEXT_PATTERN } from '../../validate';
 import { pageQuery, pageSchema } from '../../pagination';
 
 export const AgentName = z
@@ -8,7 +9,7 @@ export const AgentName = z
   .max(100, 'at most 100 characters')
   // No regex flags: zod-to-openapi would publish the pattern as `...$/i`.
   .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'letters, digits, dashes and underscores, starting with a letter or digit');
-const DisplayName = z.string().trim().min(1).max(200);
+const DisplayName = z.string().trim().min(1).max(200).openapi({ pattern: NON_BLANK_TEXT_PATTERN });
 const Description = z.string().max(4000);
 export const AgentRoleSchema = z.enum(['MASTER', 'SUPERVISOR', 'WORKER']);
 export const Capability = z
@@ -45,7 +46,7 @@ export const UpdateAgentBody = z
     maxConcurrency: MaxConcurrency.optional(),
   })
   .refine((b) => Object.values(b).some((v) => v !== undefined), { message: 'give at least one field' })
-  .openapi('UpdateAgentRequest');
+  .openapi('UpdateAgentRequest', { minProperties: 1 });
 
 export const ListAgentsQuery = z.strictObject({
   ...pageQuery,
@@ -54,7 +55,7 @@ export const ListAgentsQuery = z.strictObject({
   role: AgentRoleSchema.optional(),
   capability: Capability.optional(),
   supervisorId: z.uuid().optional(),
-  q: z.string().trim().min(1).max(100).optional().openapi({ description: 'Case-insensitive match on name or display name' }),
+  q: z.string().trim().min(1).max(100).optional().openapi({ description: 'Case-insensitive match on name or display name', pattern: NON_BLANK_TEXT_PATTERN }),
 });
 
 const AgentSummaryOut = z.object({ id: z.uuid(), name: z.string(), displayName: z.string(), role: AgentRoleSchema, status: AgentStatusSchema });

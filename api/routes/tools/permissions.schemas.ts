@@ -1,11 +1,12 @@
 import { z } from '../../zod';
+import { NON_BLANK_TEXT_PATTERN } from '../../validate';
 
 /** Words separated by single spaces: `remote add`, the form every comparison reads. */
 const CommandEntry = z
   .string()
   .transform((text) => text.trim().split(/\s+/).join(' '))
   .pipe(z.string().min(1, 'required').max(200, 'at most 200 characters'))
-  .openapi({ type: 'string', description: 'A command of the tool, without its name (`status`, `remote add`): it covers every command starting with these words' });
+  .openapi({ type: 'string', pattern: NON_BLANK_TEXT_PATTERN, description: 'A command of the tool, without its name (`status`, `remote add`): it covers every command starting with these words' });
 const CommandList = z
   .array(CommandEntry)
   .max(100)
@@ -27,6 +28,7 @@ export const SetPermissionsBody = z
     permissions: z
       .array(PermissionIn)
       .max(500)
+      .openapi({ description: 'The whole set: each toolId at most once; a tool left out is no longer granted' })
       .superRefine((entries, ctx) => {
         const seen = new Set<string>();
         entries.forEach((entry, i) => {
