@@ -347,6 +347,8 @@ describe('the OpenAPI document against the application', () => {
     { name: 'an install naming the tool twice', operation: 'POST /api/tools/server/{serverId}/install', in: 'body', field: 'body.toolId', value: () => ({ toolId: fx.toolId, name: 'git' }) },
     { name: 'an install naming no tool', operation: 'POST /api/tools/server/{serverId}/install', in: 'body', field: 'body.toolId', value: () => ({}) },
     { name: 'an answer field name over 200 characters', operation: 'POST /api/executions/{id}/input', in: 'body', field: `body.content.${'k'.repeat(201)}`, value: () => ({ action: 'accept', content: { ['k'.repeat(201)]: 'x' } }) },
+    { name: 'content with a decline', operation: 'POST /api/executions/{id}/input', in: 'body', field: 'body.content', value: () => ({ action: 'decline', content: { answer: 'x' } }) },
+    { name: 'a MASTER with a supervisor', operation: 'POST /api/agents', in: 'body', field: 'body.supervisorId', value: () => ({ serverId: fx.serverId, name: `master-${randomUUID().slice(0, 8)}`, role: 'MASTER', supervisorId: fx.agentId }) },
     { name: 'an unknown field', operation: 'POST /api/agents', in: 'body', field: 'body', value: () => ({ serverId: fx.serverId, name: 'unknown-field', colour: 'blue' }) },
   ];
 

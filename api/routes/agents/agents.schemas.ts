@@ -1,4 +1,4 @@
-import { z } from '../../zod';
+import { keywords, z } from '../../zod';
 import { NON_BLANK_TEXT_PATTERN } from '../../validate';
 import { pageQuery, pageSchema } from '../../pagination';
 
@@ -29,11 +29,12 @@ export const CreateAgentBody = z
     displayName: DisplayName.optional(),
     description: Description.optional(),
     role: AgentRoleSchema.default('WORKER'),
-    supervisorId: z.uuid().optional(),
+    supervisorId: z.uuid().optional().openapi({ description: 'An agent of the same server, in your organisation; a MASTER has none' }),
     capabilities: Capabilities.default([]),
     maxConcurrency: MaxConcurrency.default(1),
   })
-  .openapi('CreateAgentRequest');
+  // A MASTER has no supervisor (domain/agents/agent-rules.ts).
+  .openapi('CreateAgentRequest', keywords({ if: { required: ['role'], properties: { role: { const: 'MASTER' } } }, then: { not: { required: ['supervisorId'] } } }));
 
 /** No status and no server here: status changes only through validate/execute, and an agent never moves. */
 export const UpdateAgentBody = z

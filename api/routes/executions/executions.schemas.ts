@@ -1,4 +1,4 @@
-import { propertyNames, z } from '../../zod';
+import { keywords, propertyNames, z } from '../../zod';
 import { NON_BLANK_TEXT_PATTERN, STORABLE_TEXT_PATTERN } from '../../validate';
 import { pageQuery, pageSchema } from '../../pagination';
 import { Timestamp } from '../../timestamps';
@@ -84,7 +84,8 @@ export const InputBody = z
       }),
   })
   .refine((b) => !b.content || JSON.stringify(b.content).length <= 100_000, { message: 'content is larger than 100 kB', path: ['content'] })
-  .openapi('InputAnswerRequest');
+  // A decline or a cancel carries no content (domain/runs/inputs.ts).
+  .openapi('InputAnswerRequest', keywords({ if: { required: ['action'], properties: { action: { enum: ['decline', 'cancel'] } } }, then: { not: { required: ['content'] } } }));
 
 export const InputAnsweredOut = z.object({ inputId: z.uuid(), status: z.literal('ANSWERED') }).openapi('InputAnswered');
 
