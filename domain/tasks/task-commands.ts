@@ -64,18 +64,20 @@ async function syncOrUnavailable(temporal: TemporalAccess, task: Task): Promise<
   }
 }
 
-/** The fields that set when a task fires: changing one (or enabling the task) checks the minimum interval again. */
-const SCHEDULE_FIELDS = ['executionMode', 'cronExpression', 'timezone', 'enabled'];
+/** The fields that set when a task fires: setting one checks the minimum interval again. */
+const SCHEDULE_FIELDS = ['executionMode', 'cronExpression', 'timezone'];
 
 /** `changed`: the fields an update set (undefined for a new task, which is checked in full). */
 function validate(task: Task, limits: TaskLimits, changed?: string[]): void {
-  const scheduleChanged = !changed || changed.some((field) => SCHEDULE_FIELDS.includes(field));
+  const scheduleSet = !changed || changed.some((field) => SCHEDULE_FIELDS.includes(field));
+  // Enabling runs the schedule again; disabling is always allowed.
+  const enabling = !!changed?.includes('enabled') && task.enabled;
   assertRunnableTask(
     { ...task, agent: task.agent ?? null },
     {
       checkPast: !changed || changed.includes('scheduledAt') || changed.includes('executionMode'),
-      // A task saved under a lower floor keeps its schedule until someone sets it again.
-      minIntervalSeconds: scheduleChanged && task.enabled ? limits.minIntervalSeconds : undefined,
+      // A task saved under a lower floor keeps its schedule until someone sets it or enables the task again.
+      minIntervalSeconds: scheduleSet || enabling ? limits.minIntervalSeconds : undefined,
     },
   );
   task.nextRunAt = nextRunAt(task) ?? undefined;

@@ -354,14 +354,19 @@ describe('limits on recurring tasks: the minimum interval and the cap per organi
     expect(paris.status).toBe(400);
     expect(problem(paris)).toMatchObject({ path: 'body.cronExpression', code: 'too_frequent', message: expect.stringMatching(/^fires 3600 s apart at its closest \(\d{4}-03-\d\dT00:00:00\.000Z and \d{4}-03-\d\dT01:00:00\.000Z \(the daylight-saving change in Europe\/Paris\)\); .* 7200 s/) });
 
-    // Saved under a lower floor, a task keeps running; enabling it again checks it.
+    // A disabled task's schedule is checked when it is set too.
+    expect(problem(await save({ cronExpression: '* * * * * *', enabled: false }))).toMatchObject({ code: 'too_frequent' });
+
+    // Saved under a lower floor, a task keeps running: it can be renamed and disabled; enabling it again checks it.
     const lenient = await orgWith({ minIntervalSeconds: 1 });
-    const fast = await lenient.save({ cronExpression: '*/5 * * * * *', enabled: false });
+    const fast = await lenient.save({ cronExpression: '*/5 * * * * *' });
     expect(fast.status).toBe(201);
     const strict = httpFor(ctx);
     const strictAuth = lenient.auth;
     await strict.put(`/api/tasks/${fast.body.id}`).set(strictAuth).send({ title: 'renamed' }).expect(200);
+    await strict.put(`/api/tasks/${fast.body.id}`).set(strictAuth).send({ enabled: false }).expect(200);
     expect(problem(await strict.post(`/api/tasks/${fast.body.id}/resume`).set(strictAuth).expect(400))).toMatchObject({ path: 'body.cronExpression', code: 'too_frequent', message: expect.stringContaining('fires 5 s apart') });
+    expect(problem(await strict.put(`/api/tasks/${fast.body.id}`).set(strictAuth).send({ enabled: true }).expect(400))).toMatchObject({ code: 'too_frequent' });
   });
 
   it('caps the enabled RECURRING tasks of an organisation (TASK_MAX_RECURRING): a 400 naming the cap on create, on becoming recurring and on resume', async () => {
