@@ -101,9 +101,11 @@ describe('the OpenAPI document against the application', () => {
 
   /**
    * One success per operation, keyed as the document names it. A case may answer several
-   * responses, to cover the shapes of one status (a field null and set, say).
+   * responses, to cover the shapes of one status (a field null and set, say), and what to wait
+   * for once they are checked (`settle`: the change they started, before the next case).
    */
-  const CASES: Record<string, () => Promise<Response | Response[]>> = {
+  type Answers = Response | Response[] | { answers: Response[]; settle: () => Promise<unknown> };
+  const CASES: Record<string, () => Promise<Answers>> = {
     'GET /api/health': async () => http.get('/api/health'),
     'POST /api/auth/register': async () => http.post('/api/auth/register').send({ email: `spec-${randomUUID().slice(0, 8)}@example.test`, password: PASSWORD, name: 'Spec', organizationName: 'Spec Two' }),
     'POST /api/auth/login': async () => http.post('/api/auth/login').send({ email: admin.email, password: PASSWORD }),
@@ -182,24 +184,21 @@ describe('the OpenAPI document against the application', () => {
     'POST /api/tools/server/{serverId}/install': async () => {
       const tool = await catalogEntry(ctx.orm, admin.organizationId, versionFileTool('3.0.0'));
       const started = await http.post(`/api/tools/server/${fx.serverId}/install`).set(as()).send({ toolId: tool.id });
-      await waitForToolState(http, admin, fx.serverId, tool.id, ['INSTALLED', 'FAILED']);
-      return started;
+      return { answers: [started], settle: () => waitForToolState(http, admin, fx.serverId, tool.id, ['INSTALLED', 'FAILED']) };
     },
     'DELETE /api/tools/server/{serverId}/{toolId}': async () => {
       const tool = await catalogEntry(ctx.orm, admin.organizationId, versionFileTool('4.0.0'));
       await http.post(`/api/tools/server/${fx.serverId}/install`).set(as()).send({ toolId: tool.id }).expect(202);
       await waitForToolState(http, admin, fx.serverId, tool.id, ['INSTALLED']);
       const started = await http.delete(`/api/tools/server/${fx.serverId}/${tool.id}`).set(as());
-      await waitForToolState(http, admin, fx.serverId, tool.id, ['NOT_INSTALLED', 'FAILED']);
-      return started;
+      return { answers: [started], settle: () => waitForToolState(http, admin, fx.serverId, tool.id, ['NOT_INSTALLED', 'FAILED']) };
     },
     'POST /api/tools/server/{serverId}/{toolId}/cancel': async () => {
       const tool = await catalogEntry(ctx.orm, admin.organizationId, versionFileTool('5.0.0', 30));
       await http.post(`/api/tools/server/${fx.serverId}/install`).set(as()).send({ toolId: tool.id }).expect(202);
       await fx.host.waitForCall('install_tool', (c) => c.args.name === tool.name, 15_000);
       const cancelled = await http.post(`/api/tools/server/${fx.serverId}/${tool.id}/cancel`).set(as());
-      await waitForToolState(http, admin, fx.serverId, tool.id, ['FAILED']);
-      return cancelled;
+      return { answers: [cancelled], settle: () => waitForToolState(http, admin, fx.serverId, tool.id, ['FAILED']) };
     },
     'GET /api/tasks': async () => {
       await newTask({ executionMode: 'RECURRING', cronExpression: '0 9 * * 1-5', timezone: 'Europe/Paris', enabled: false });
@@ -276,7 +275,8 @@ describe('the OpenAPI document against the application', () => {
 
   // The document is fetched in beforeAll; the table is the cases, which name every operation.
   it.each(Object.keys(CASES))('%s answers what the document says, and its Location resolves at once', async (operation) => {
-    const answers = [await CASES[operation]!()].flat();
+    const answered = await CASES[operation]!();
+    const { answers, settle } = 'answers' in answered ? answered : { answers: [answered].flat(), settle: async () => undefined };
     for (const res of answers) {
       expect(res.status).toBeLessThan(300);
       conforms(operation, res);
@@ -287,6 +287,7 @@ describe('the OpenAPI document against the application', () => {
         conforms(`GET ${templateOf(location)}`, target);
       }
     }
+    await settle();
   });
 
   /** The document's path a concrete one is an instance of (`/api/tasks/<uuid>` → `/api/tasks/{id}`). */
