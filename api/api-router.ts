@@ -6,6 +6,7 @@ import { requireAuth } from './auth/authenticate';
 import { AppError } from '../domain/errors';
 import { ErrorSchema, type OpenAPIRegistry } from './openapi';
 import { parseRequest, RequestValidationError, type Parsed, type RequestSchemas } from './validate';
+import { shadowed } from './route-specificity';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -64,15 +65,26 @@ export class ApiRouter {
       ctx.input = input;
       await handler(ctx, input);
     };
-    this.router[spec.method](spec.path, ...(spec.before ?? []), run);
+    const chain = [...(spec.before ?? []), run];
+    const pattern = { path: `/api${spec.path}` };
+    const gate: Middleware<AppState, AppContextExtras> = (ctx, next) => {
+      // A literal path beside this one owns what it matches (see route-specificity.ts): left to
+      // the 405 of what no route took.
+      if (spec.path.includes(':') && shadowed(pattern, this.router.match(ctx.path, ctx.method).path)) return next();
+      const step = (i: number): Promise<void> => (i < chain.length ? Promise.resolve(chain[i]!(ctx, () => step(i + 1))) : next());
+      return step(0);
+    };
+    this.router[spec.method](spec.path, gate);
   }
 
   private register<S extends RequestSchemas>(spec: RouteSpec<S>, schemas: S): void {
     const responses: Record<string, unknown> = {};
     for (const [status, response] of Object.entries(spec.responses)) {
+      // An error a route names (a 409 with its code, say) has the error body like any other.
+      const schema = response.schema ?? (Number(status) >= 400 ? ErrorSchema : undefined);
       responses[status] = {
         description: response.description,
-        ...(response.schema ? { content: { [response.contentType ?? 'application/json']: { schema: response.schema } } } : {}),
+        ...(schema ? { content: { [response.contentType ?? 'application/json']: { schema } } } : {}),
       };
     }
     responses.default = { description: 'Error', content: { 'application/json': { schema: ErrorSchema } } };

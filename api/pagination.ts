@@ -29,7 +29,7 @@ const cursorSchema = z
 
 export const pageQuery = {
   limit: z.coerce.number().int().min(1).max(100).default(20).openapi({ description: 'Page size (1-100)' }),
-  cursor: cursorSchema.optional().openapi({ description: 'nextCursor of the previous page', type: 'string' }),
+  cursor: cursorSchema.optional().openapi({ description: 'nextCursor of the previous page, as it was given (base64url)', type: 'string', maxLength: 200, pattern: '^[A-Za-z0-9_-]*$' }),
 };
 
 /**

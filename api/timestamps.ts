@@ -12,8 +12,13 @@ export function isStorableInstant(date: Date): boolean {
   return ms >= EARLIEST && ms <= LATEST;
 }
 
+const IsoInstant = z.iso.datetime({ offset: true });
+
 /** An ISO 8601 instant with an offset, within what the database can compare against. */
-export const Timestamp = z.iso
-  .datetime({ offset: true })
-  .refine((value) => isStorableInstant(new Date(value)), TIMESTAMP_RANGE_MESSAGE)
-  .openapi({ type: 'string', format: 'date-time', description: 'ISO 8601 with offset, between years 0001 and 9999 (UTC)' });
+export const Timestamp = IsoInstant.refine((value) => isStorableInstant(new Date(value)), TIMESTAMP_RANGE_MESSAGE).openapi({
+  type: 'string',
+  format: 'date-time',
+  // zod's own reading of an instant (stricter than `date-time`), without the year 0000.
+  pattern: `^(?!0000-)${IsoInstant._zod.def.pattern!.source.slice(1)}`,
+  description: 'ISO 8601 with offset, between years 0001 and 9999 (UTC)',
+});

@@ -33,6 +33,18 @@ export class RequestValidationError extends Error {
   }
 }
 
+/**
+ * The same rule as JSON Schema patterns, for the published document (api/openapi.ts): a
+ * character other than NUL, or a surrogate pair. Written so that it holds with or without
+ * the `u` flag (a pair is two code units without it, one code point with it).
+ */
+const STORABLE_CHAR = '(?:[^\\u0000\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])';
+export const STORABLE_TEXT_PATTERN = `^${STORABLE_CHAR}*$`;
+/** Storable, and not white space only: what `.trim().min(1)` and "must not be blank" take. */
+export const NON_BLANK_TEXT_PATTERN = `^(?=[\\s\\S]*\\S)${STORABLE_CHAR}*$`;
+/** Storable, without white space anywhere (a token). */
+export const TOKEN_PATTERN = '^(?:[^\\s\\u0000\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])+$';
+
 /** How deep objects and arrays may nest in one request part; the part itself is level 1. */
 export const MAX_JSON_DEPTH = 32;
 /** A hostile body can hold thousands of bad strings; the first few tell the client enough. */

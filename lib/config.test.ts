@@ -110,6 +110,13 @@ describe('loadConfig', () => {
     expect(problemsOf(productionEnv({ LOGIN_LIMITS: value }))).toEqual([expect.stringMatching(message)]);
   });
 
+  it('reads the limits on recurring tasks: one minute and 1000 by default, a floor of at most a day', () => {
+    expect(loadConfig(productionEnv()).tasks).toEqual({ minIntervalSeconds: 60, maxRecurringPerOrganization: 1000 });
+    expect(loadConfig(productionEnv({ TASK_MIN_INTERVAL_SECONDS: '300', TASK_MAX_RECURRING: '50' })).tasks).toEqual({ minIntervalSeconds: 300, maxRecurringPerOrganization: 50 });
+    expect(problemsOf(productionEnv({ TASK_MIN_INTERVAL_SECONDS: '86401' }))).toEqual([expect.stringMatching(/^TASK_MIN_INTERVAL_SECONDS: /)]);
+    expect(problemsOf(productionEnv({ TASK_MAX_RECURRING: '0' }))).toEqual([expect.stringMatching(/^TASK_MAX_RECURRING: /)]);
+  });
+
   it('generates development secrets once, keeps them under the data dir, and reuses them', () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-config-'));
     const first = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir });

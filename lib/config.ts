@@ -173,6 +173,11 @@ const envSchema = z.object({
   // At most 14 days: the column is a 32-bit integer of ms.
   INPUT_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(14 * 24 * 3600_000).default(24 * 3600_000),
 
+  // Recurring tasks, for every organisation: the closest two occurrences of a cron may be (at
+  // most a day: domain/tasks/schedule-spec.ts), and how many enabled ones an organisation keeps.
+  TASK_MIN_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
+  TASK_MAX_RECURRING: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+
   MCP_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),
   SERVER_DEGRADED_LATENCY_MS: z.coerce.number().int().min(1).default(2_000),
   SERVER_HEALTH_INTERVAL_SECONDS: z.coerce.number().int().min(10).default(300),
@@ -245,6 +250,15 @@ export interface Config {
   rateLimits: RateLimits;
   /** `inputTimeoutMs`: how long a run's input request waits for an answer unless the run sets its own. */
   executions: { inputTimeoutMs: number };
+  /** Limits on recurring tasks, the same for every organisation (domain/tasks/task-limits.ts). */
+  tasks: TaskLimits;
+}
+
+export interface TaskLimits {
+  /** The least time between two occurrences of a recurring task's cron, in its zone. */
+  minIntervalSeconds: number;
+  /** Enabled RECURRING tasks one organisation may have. */
+  maxRecurringPerOrganization: number;
 }
 
 export class ConfigError extends Error {
@@ -361,5 +375,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     encryptionKeys: encryptionKeys!,
     rateLimits: e.RATE_LIMITS,
     executions: { inputTimeoutMs: e.INPUT_TIMEOUT_MS },
+    tasks: { minIntervalSeconds: e.TASK_MIN_INTERVAL_SECONDS, maxRecurringPerOrganization: e.TASK_MAX_RECURRING },
   };
 }

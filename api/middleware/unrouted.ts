@@ -1,10 +1,11 @@
 import type { Middleware } from 'koa';
 import type { AppContext } from '../context';
 import { AppError } from '../../domain/errors';
+import { mostSpecific } from '../route-specificity';
 
 /** What is needed of a @koa/router Router: the layers whose path matches, with their methods. */
 interface RouteTable {
-  match(path: string, method: string): { path: Array<{ methods: string[] }> };
+  match(path: string, method: string): { path: Array<{ methods: string[]; path: string | RegExp }> };
 }
 
 /**
@@ -18,9 +19,9 @@ export function unrouted(routers: RouteTable[]): Middleware<AppContext['state'],
     await next();
     if (ctx.body !== undefined || ctx.status !== 404) return;
     const allowed = new Set<string>();
-    for (const router of routers) {
-      for (const layer of router.match(ctx.path, ctx.method).path) for (const method of layer.methods) allowed.add(method);
-    }
+    // Only the routes that own the path: a literal path hides a parameter path beside it.
+    const matched = mostSpecific(routers.flatMap((router) => router.match(ctx.path, ctx.method).path));
+    for (const layer of matched) for (const method of layer.methods) allowed.add(method);
     // A route took the method but answered nothing (an unknown docs asset, say): not found.
     if (allowed.size === 0 || allowed.has(ctx.method)) throw new AppError(404, 'not_found', `No route for ${ctx.method} ${ctx.path}`);
     allowed.add('OPTIONS');

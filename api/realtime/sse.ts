@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { Execution, ExecutionStatus, FINAL_EXECUTION_STATUSES } from '../../entities';
-import { eventsAfter } from '../../domain/runs/execution-log';
+import { eventsAfter, finalEventSeq } from '../../domain/runs/execution-log';
 import type { AgentExecutionPayload } from '../../domain/realtime-types';
 import type { AppContext } from '../context';
 import type { AppDeps } from '../deps';
@@ -69,8 +69,17 @@ export function openEventStream(ctx: AppContext, deps: AppDeps, name: string, on
  * Streams an execution's events as SSE (`id:` = seq, `event:` = phase), from `after` on: first
  * the log, then live events from this instance's hub, without gaps or duplicates; ends after
  * the final status. A reconnecting client sends Last-Event-ID and resumes where it stopped.
+ *
+ * A client resuming at or past the final status event gets 204 No Content: an EventSource
+ * reconnects by itself whenever a stream closes, and a 204 is what makes it stop; a stream
+ * kept open with keep-alives instead would hold a connection per finished run forever.
  */
 export async function streamExecution(ctx: AppContext, deps: AppDeps, executionId: string, after: number): Promise<void> {
+  const end = await finalEventSeq(deps.orm.em, executionId);
+  if (end !== undefined && end <= after) {
+    ctx.status = 204;
+    return;
+  }
   let last = after;
   let backlogDone = false;
   const pending: AgentExecutionPayload[] = [];

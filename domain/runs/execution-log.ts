@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { FINAL_EXECUTION_STATUSES } from '../../entities';
 import { publishEventOnCommit } from '../events';
 import type { Orm } from '../../lib/orm';
 import type { AgentExecutionPayload, ExecutionPhase } from '../realtime-types';
@@ -139,6 +140,16 @@ async function insertExecutionEvent(em: EntityManager, execution: ExecutionRef, 
 export async function eventsAfter(em: EntityManager, executionId: string, after: number, limit = 1000): Promise<AgentExecutionPayload[]> {
   const rows = await em.execute<{ payload: AgentExecutionPayload }[]>('select payload from execution_events where execution_id = ? and seq > ? order by seq limit ?', [executionId, after, limit]);
   return rows.map((r) => r.payload);
+}
+
+/** The seq of the execution's final status event (the end of its log), or undefined while it has none. */
+export async function finalEventSeq(em: EntityManager, executionId: string): Promise<number | undefined> {
+  const finals = FINAL_EXECUTION_STATUSES.map(() => '?').join(', ');
+  const rows = await em.execute<{ seq: number }[]>(`select seq from execution_events where execution_id = ? and type = 'status' and payload->>'status' in (${finals}) order by seq limit 1`, [
+    executionId,
+    ...FINAL_EXECUTION_STATUSES,
+  ]);
+  return rows[0]?.seq;
 }
 
 /** One event of an execution (a notice too large for NOTIFY carries only its ids). */

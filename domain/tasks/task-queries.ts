@@ -35,15 +35,3 @@ export function lastRun(em: EntityManager, task: Task): Promise<Execution | null
   return em.findOne(Execution, { task }, { orderBy: { createdAt: 'desc', id: 'desc' } });
 }
 
-/**
- * Resolves once the occurrence's workflow has recorded its run (run now answers before that),
- * or after `timeoutMs`; says whether it was recorded.
- */
-export async function runRecorded(em: EntityManager, executionId: string, timeoutMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
-    if ((await em.fork().count(Execution, { id: executionId })) > 0) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, wait));
-  }
-}

@@ -3,7 +3,7 @@ import { AssignmentMode, ExecutionMode, TaskKind, type Agent, type McpServer, ty
 import { isHostContractTool } from '../../lib/host-contract';
 import { AppError } from '../errors';
 import { PLATFORM_TOOL_CODE, platformToolProblem } from '../tools/reserved-names';
-import { assertTimezone, nextCronTimes, ScheduleSpecError } from './schedule-spec';
+import { assertTimezone, cronGapBelow, nextCronTimes, ScheduleSpecError } from './schedule-spec';
 
 /**
  * What makes a task runnable, checked at create and update time so that a mistake is a 400
@@ -47,7 +47,7 @@ function promptProblems(draft: TaskDraft): FieldProblem[] {
   return problems;
 }
 
-function modeProblems(draft: TaskDraft, now: Date, checkPast: boolean): FieldProblem[] {
+function modeProblems(draft: TaskDraft, now: Date, checkPast: boolean, minIntervalSeconds: number | undefined): FieldProblem[] {
   if (draft.executionMode === ExecutionMode.SCHEDULED) {
     if (!draft.scheduledAt) return [{ path: 'scheduledAt', message: 'required for executionMode SCHEDULED', code: 'required' }];
     if (checkPast && draft.scheduledAt.getTime() <= now.getTime()) return [{ path: 'scheduledAt', message: `${draft.scheduledAt.toISOString()} is in the past`, code: 'in_the_past' }];
@@ -61,6 +61,8 @@ function modeProblems(draft: TaskDraft, now: Date, checkPast: boolean): FieldPro
       if (error instanceof ScheduleSpecError) return [{ path: error.field, message: error.message, code: `invalid_${error.field === 'timezone' ? 'timezone' : 'cron'}` }];
       throw error;
     }
+    const close = minIntervalSeconds ? cronGapBelow(draft.cronExpression, draft.timezone, minIntervalSeconds, now) : null;
+    if (close) return [{ path: 'cronExpression', message: tooFrequent(close, minIntervalSeconds!), code: 'too_frequent' }];
     return [];
   }
   return [];
@@ -104,12 +106,20 @@ function kindProblems(draft: TaskDraft): FieldProblem[] {
   return toolProblems(draft.toolName, draft.toolArguments, draft.agent?.server);
 }
 
+/** What a too frequent cron is told: how close it fires, where, and the floor with its setting. */
+export function tooFrequent(close: { gapSeconds: number; between: string }, minIntervalSeconds: number): string {
+  return `fires ${close.gapSeconds} s apart at its closest (${close.between}); a recurring task may fire at most once every ${minIntervalSeconds} s (TASK_MIN_INTERVAL_SECONDS)`;
+}
+
 /**
  * Every problem of the draft at once, as one 400 `validation_failed`. `checkPast`: a one-off's
  * time must lie ahead when it is set, not when another field of a task that already ran changes.
+ * `minIntervalSeconds`: the floor on how close a RECURRING task's occurrences may be, checked
+ * when given (its schedule set, or the task enabled; not when a task saved under a lower floor
+ * is only renamed).
  */
-export function assertRunnableTask(draft: TaskDraft, { now = new Date(), checkPast = true } = {}): void {
-  const problems = [...promptProblems(draft), ...kindProblems(draft), ...assignmentProblems(draft), ...modeProblems(draft, now, checkPast)];
+export function assertRunnableTask(draft: TaskDraft, { now = new Date(), checkPast = true, minIntervalSeconds = undefined as number | undefined } = {}): void {
+  const problems = [...promptProblems(draft), ...kindProblems(draft), ...assignmentProblems(draft), ...modeProblems(draft, now, checkPast, minIntervalSeconds)];
   if (draft.executionMode !== ExecutionMode.RECURRING && draft.timezone) {
     try {
       assertTimezone(draft.timezone);

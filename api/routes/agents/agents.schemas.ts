@@ -1,4 +1,5 @@
-import { z } from '../../zod';
+import { keywords, z } from '../../zod';
+import { NON_BLANK_TEXT_PATTERN } from '../../validate';
 import { pageQuery, pageSchema } from '../../pagination';
 
 export const AgentName = z
@@ -8,7 +9,7 @@ export const AgentName = z
   .max(100, 'at most 100 characters')
   // No regex flags: zod-to-openapi would publish the pattern as `...$/i`.
   .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'letters, digits, dashes and underscores, starting with a letter or digit');
-const DisplayName = z.string().trim().min(1).max(200);
+const DisplayName = z.string().trim().min(1).max(200).openapi({ pattern: NON_BLANK_TEXT_PATTERN });
 const Description = z.string().max(4000);
 export const AgentRoleSchema = z.enum(['MASTER', 'SUPERVISOR', 'WORKER']);
 export const Capability = z
@@ -28,11 +29,12 @@ export const CreateAgentBody = z
     displayName: DisplayName.optional(),
     description: Description.optional(),
     role: AgentRoleSchema.default('WORKER'),
-    supervisorId: z.uuid().optional(),
+    supervisorId: z.uuid().optional().openapi({ description: 'An agent of the same server, in your organisation; a MASTER has none' }),
     capabilities: Capabilities.default([]),
     maxConcurrency: MaxConcurrency.default(1),
   })
-  .openapi('CreateAgentRequest');
+  // A MASTER has no supervisor (domain/agents/agent-rules.ts).
+  .openapi('CreateAgentRequest', keywords({ if: { required: ['role'], properties: { role: { const: 'MASTER' } } }, then: { not: { required: ['supervisorId'] } } }));
 
 /** No status and no server here: status changes only through validate/execute, and an agent never moves. */
 export const UpdateAgentBody = z
@@ -45,7 +47,7 @@ export const UpdateAgentBody = z
     maxConcurrency: MaxConcurrency.optional(),
   })
   .refine((b) => Object.values(b).some((v) => v !== undefined), { message: 'give at least one field' })
-  .openapi('UpdateAgentRequest');
+  .openapi('UpdateAgentRequest', { minProperties: 1 });
 
 export const ListAgentsQuery = z.strictObject({
   ...pageQuery,
@@ -54,7 +56,7 @@ export const ListAgentsQuery = z.strictObject({
   role: AgentRoleSchema.optional(),
   capability: Capability.optional(),
   supervisorId: z.uuid().optional(),
-  q: z.string().trim().min(1).max(100).optional().openapi({ description: 'Case-insensitive match on name or display name' }),
+  q: z.string().trim().min(1).max(100).optional().openapi({ description: 'Case-insensitive match on name or display name', pattern: NON_BLANK_TEXT_PATTERN }),
 });
 
 const AgentSummaryOut = z.object({ id: z.uuid(), name: z.string(), displayName: z.string(), role: AgentRoleSchema, status: AgentStatusSchema });

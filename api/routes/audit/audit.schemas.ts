@@ -1,15 +1,16 @@
 import { z } from '../../zod';
+import { NON_BLANK_TEXT_PATTERN } from '../../validate';
 import { pageQuery, pageSchema } from '../../pagination';
 import { Timestamp } from '../../timestamps';
 
 export const ListAuditQuery = z
   .strictObject({
     ...pageQuery,
-    action: z.string().trim().min(1).max(100).optional().openapi({ description: 'Exact action, e.g. user.update, or a prefix ending in * (auth.*)' }),
+    action: z.string().trim().min(1).max(100).optional().openapi({ description: 'Exact action, e.g. user.update, or a prefix ending in * (auth.*)', pattern: NON_BLANK_TEXT_PATTERN }),
     actorId: z.uuid().optional(),
-    resourceType: z.string().trim().min(1).max(64).optional(),
-    resourceId: z.string().trim().min(1).max(64).optional(),
-    from: Timestamp.optional().openapi({ description: 'ISO 8601, inclusive' }),
+    resourceType: z.string().trim().min(1).max(64).optional().openapi({ pattern: NON_BLANK_TEXT_PATTERN }),
+    resourceId: z.string().trim().min(1).max(64).optional().openapi({ pattern: NON_BLANK_TEXT_PATTERN }),
+    from: Timestamp.optional().openapi({ description: 'ISO 8601, inclusive; before `to` when both are given' }),
     to: Timestamp.optional().openapi({ description: 'ISO 8601, exclusive' }),
   })
   .refine((q) => !q.from || !q.to || new Date(q.from) < new Date(q.to), { message: 'from must be before to', path: ['from'] });

@@ -90,7 +90,10 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
       tags: ['executions'],
       auth: true,
       request: { params: IdParams, query: EventsQuery },
-      responses: { 200: { description: 'Events (application/json) or an SSE stream (text/event-stream)', schema: EventsOut } },
+      responses: {
+        200: { description: 'Events (application/json) or an SSE stream (text/event-stream)', schema: EventsOut },
+        204: { description: 'SSE resumed (Last-Event-ID or after) at or past the final status event: nothing more will come; an EventSource stops reconnecting' },
+      },
     },
     async (ctx, { params, query }) => {
       const auth = ctx.state.auth!;

@@ -1,16 +1,22 @@
-import { z } from '../../zod';
+import { keywords, propertyNames, z } from '../../zod';
+import { NON_BLANK_TEXT_PATTERN, STORABLE_TEXT_PATTERN } from '../../validate';
 import { pageQuery, pageSchema } from '../../pagination';
 import { Timestamp } from '../../timestamps';
 
 const ExecutionStatusSchema = z.enum(['QUEUED', 'RUNNING', 'WAITING_INPUT', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED']);
 
 /** The prompt is taken verbatim: no trimming, newlines and spacing kept. */
-export const Prompt = z.string().min(1, 'required').max(100_000, 'at most 100000 characters').refine((p) => p.trim().length > 0, 'must not be blank');
+export const Prompt = z
+  .string()
+  .min(1, 'required')
+  .max(100_000, 'at most 100000 characters')
+  .refine((p) => p.trim().length > 0, 'must not be blank')
+  .openapi({ pattern: NON_BLANK_TEXT_PATTERN, description: 'Taken verbatim (spacing and newlines kept); not blank' });
 
 export const ExecuteBody = z
   .strictObject({
     prompt: Prompt,
-    context: z.record(z.string(), z.unknown()).optional(),
+    context: z.record(z.string(), z.unknown()).optional().openapi({ description: 'Passed to the host with the prompt; at most 100 kB as JSON' }),
     inputTimeoutMs: z
       .number()
       .int()
@@ -30,8 +36,8 @@ export const ListExecutionsQuery = z
     agentId: z.uuid().optional(),
     taskId: z.uuid().optional(),
     status: ExecutionStatusSchema.optional(),
-    from: Timestamp.optional(),
-    to: Timestamp.optional(),
+    from: Timestamp.optional().openapi({ description: 'On createdAt, inclusive; before `to` when both are given' }),
+    to: Timestamp.optional().openapi({ description: 'On createdAt, exclusive' }),
   })
   .refine((q) => !q.from || !q.to || new Date(q.from) < new Date(q.to), { message: 'from must be before to', path: ['from'] });
 
@@ -72,10 +78,14 @@ export const InputBody = z
     content: z
       .record(z.string().max(200), z.union([z.string().max(10_000), z.number(), z.boolean(), z.array(z.string().max(10_000)).max(100)]))
       .optional()
-      .openapi({ description: "For accept: the form's fields, checked against the question's requestedSchema (400 naming each field that does not fit)" }),
+      .openapi({
+        description: "For accept (and only then): the form's fields, checked against the question's requestedSchema (400 naming each field that does not fit); at most 100 kB as JSON",
+        ...propertyNames({ type: 'string', maxLength: 200, pattern: STORABLE_TEXT_PATTERN }),
+      }),
   })
   .refine((b) => !b.content || JSON.stringify(b.content).length <= 100_000, { message: 'content is larger than 100 kB', path: ['content'] })
-  .openapi('InputAnswerRequest');
+  // A decline or a cancel carries no content (domain/runs/inputs.ts).
+  .openapi('InputAnswerRequest', keywords({ if: { required: ['action'], properties: { action: { enum: ['decline', 'cancel'] } } }, then: { not: { required: ['content'] } } }));
 
 export const InputAnsweredOut = z.object({ inputId: z.uuid(), status: z.literal('ANSWERED') }).openapi('InputAnswered');
 
@@ -89,7 +99,8 @@ export const ExecutionDetailOut = ExecutionOut.extend({
   result: z.record(z.string(), z.unknown()).nullable(),
   context: z.record(z.string(), z.unknown()).nullable(),
   progress: z.object({ status: z.string(), todos: z.array(z.unknown()), outputTail: z.string(), seq: z.number().int() }),
-  pendingInput: PendingInputOut.nullable(),
+  // A union, not `.nullable()`: zod-to-openapi would write the null into the PendingInput component itself.
+  pendingInput: z.union([PendingInputOut, z.null()]),
 }).openapi('ExecutionDetail');
 
 export const ExecutionPage = pageSchema(ExecutionOut).openapi('ExecutionPage');

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
+import { EventSource } from 'eventsource';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import { Execution } from '../../../entities';
 import type { AgentHost } from '../../../host/server';
@@ -120,14 +121,11 @@ describe('executions, live monitoring and the master agent', () => {
     );
     expect(resumed.map((e) => Number(e.id))).toEqual(mine.filter((e) => e.seq > 5).map((e) => e.seq));
 
-    const afterEnd = await http
-      .get(`/api/executions/${executionId}/events`)
-      .set(as(admin))
-      .set('Accept', 'text/event-stream')
-      .set('Last-Event-ID', String(mine.at(-1)!.seq))
-      .buffer(true)
-      .parse(sseText);
-    expect(parseSse(afterEnd.body as string)).toEqual([]);
+    // Resumed at or past the final status event: nothing more will ever come.
+    for (const lastSeen of [mine.at(-1)!.seq, mine.at(-1)!.seq + 10]) {
+      const afterEnd = await http.get(`/api/executions/${executionId}/events`).set(as(admin)).set('Accept', 'text/event-stream').set('Last-Event-ID', String(lastSeen)).expect(204);
+      expect(afterEnd.text ?? '').toBe('');
+    }
 
     const json = await http.get(`/api/executions/${executionId}/events`).query({ after: 2, limit: 3 }).set(as(admin)).expect(200);
     expect(json.body.items.map((e: { seq: number }) => e.seq)).toEqual([3, 4, 5]);
@@ -151,6 +149,31 @@ describe('executions, live monitoring and the master agent', () => {
     expect(events.map((e) => Number(e.id))).toEqual(events.map((_, i) => i + 1));
     expect(events.filter((e) => e.event === 'output').map((e) => e.data.output).join('')).toBe('chunk 1\nchunk 2\nchunk 3\nchunk 4\n');
     expect(events.at(-1)).toMatchObject({ event: 'status', data: { status: 'COMPLETED' } });
+  });
+
+  it('an EventSource reading a finished run gets every event once, then stops: its reconnect after the end is a 204', async () => {
+    const agent = await activeAgent(http, admin, serverId);
+    const executionId = await execute(agent.id, 'read me twice [steps:2]');
+    await finished(executionId);
+    let requests = 0;
+    const received: { id: string; type: string }[] = [];
+    const source = new EventSource(`${api.url}/api/executions/${executionId}/events`, {
+      fetch: (input, init) => {
+        requests += 1;
+        return fetch(input, { ...init, headers: { ...init.headers, Authorization: `Bearer ${admin.accessToken}` } });
+      },
+    });
+    closers.push(() => source.close());
+    for (const type of ['status', 'output', 'progress', 'todo']) source.addEventListener(type, (e) => received.push({ id: e.lastEventId, type }));
+    const stopped = new Promise<number | undefined>((resolve) => (source.onerror = (e) => source.readyState === EventSource.CLOSED && resolve(e.code)));
+    // The stream closes after the final status; EventSource reconnects with Last-Event-ID on its
+    // own (after its retry delay) and stops for good on the 204.
+    expect(await stopped).toBe(204);
+    expect(requests).toBe(2);
+    expect(received.map((e) => Number(e.id))).toEqual(received.map((_, i) => i + 1));
+    expect(received.at(-1)!.type).toBe('status');
+    const log = await http.get(`/api/executions/${executionId}/events`).set(as(admin)).expect(200);
+    expect(received).toHaveLength(log.body.items.length);
   });
 
   it('cancel reaches the host as notifications/cancelled and the execution ends CANCELLED', async () => {

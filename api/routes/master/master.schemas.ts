@@ -2,7 +2,9 @@ import { z } from '../../zod';
 import { AgentName, Capability } from '../agents/agents.schemas';
 import { Prompt } from '../executions/executions.schemas';
 
-export const MasterExecuteBody = z.strictObject({ serverId: z.uuid().optional(), prompt: Prompt }).openapi('MasterExecuteRequest');
+export const MasterExecuteBody = z
+  .strictObject({ serverId: z.uuid().optional().openapi({ description: "The master's server; required unless your organisation has exactly one server" }), prompt: Prompt })
+  .openapi('MasterExecuteRequest');
 export const CreateAgentViaMasterBody = z.strictObject({ serverId: z.uuid(), prompt: Prompt }).openapi('MasterCreateAgentRequest');
 
 /** What the master agent must answer (its `structuredContent.data`), checked before anything is created. */

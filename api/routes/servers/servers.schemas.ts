@@ -1,4 +1,5 @@
 import { z } from '../../zod';
+import { NON_BLANK_TEXT_PATTERN, TOKEN_PATTERN } from '../../validate';
 import { pageQuery, pageSchema } from '../../pagination';
 
 const ServerName = z
@@ -9,13 +10,18 @@ const ServerName = z
   .regex(/^[\p{L}\p{N}][\p{L}\p{N} ._-]*$/u, 'letters, digits, spaces, dots, dashes and underscores')
   // Spelled out: zod-to-openapi would publish the `u` flag inside the pattern (`...$/u`).
   .openapi({ pattern: '^[\\p{L}\\p{N}][\\p{L}\\p{N} ._-]*$' });
-const Url = z.string().trim().min(1, 'required').max(2048, 'at most 2048 characters').openapi({ example: 'https://mcp.example.com/mcp' });
+const Url = z
+  .string()
+  .trim()
+  .min(1, 'required')
+  .max(2048, 'at most 2048 characters')
+  .openapi({ example: 'https://mcp.example.com/mcp', pattern: NON_BLANK_TEXT_PATTERN, description: 'An http(s) URL the URL policy allows (docs/servers.md: no cloud metadata, link-local or loopback address unless allowed)' });
 const MasterToken = z
   .string()
   .min(1, 'required')
   .max(4096, 'at most 4096 characters')
   .refine((t) => t.trim() === t && !/\s/.test(t), 'must not contain whitespace')
-  .openapi({ description: 'Bearer token mcp-fleet presents to the server. Write-only: never returned.', writeOnly: true });
+  .openapi({ description: 'Bearer token mcp-fleet presents to the server, without white space. Write-only: never returned.', writeOnly: true, pattern: TOKEN_PATTERN });
 const Transport = z.enum(['streamable-http', 'sse']);
 const Description = z.string().max(2000, 'at most 2000 characters');
 const Status = z.enum(['ONLINE', 'OFFLINE', 'DEGRADED', 'UNKNOWN']);
@@ -27,12 +33,12 @@ export const CreateServerBody = z
 export const UpdateServerBody = z
   .strictObject({ name: ServerName.optional(), url: Url.optional(), masterToken: MasterToken.optional(), transport: Transport.optional(), description: Description.nullable().optional() })
   .refine((b) => Object.values(b).some((v) => v !== undefined), { message: 'give at least one field' })
-  .openapi('UpdateServerRequest');
+  .openapi('UpdateServerRequest', { minProperties: 1 });
 
 export const ListServersQuery = z.strictObject({
   ...pageQuery,
   status: Status.optional(),
-  name: z.string().trim().min(1).max(100).optional().openapi({ description: 'Case-insensitive substring of the name' }),
+  name: z.string().trim().min(1).max(100).optional().openapi({ description: 'Case-insensitive substring of the name', pattern: NON_BLANK_TEXT_PATTERN }),
 });
 
 export const DeleteServerQuery = z.strictObject({ force: z.enum(['true', 'false']).optional().openapi({ description: 'Delete even with agents (they are deactivated, then removed with the server)' }) });

@@ -10,8 +10,8 @@ import { HOST_TOOLS } from '../../../lib/host-contract';
 import type { AgentHost } from '../../../host/server';
 import type { ClientToServerEvents, ExecutionStatusPayload, ServerToClientEvents, TaskOccurrencePayload } from '../../../domain/realtime-types';
 import { startApiServer, type ApiServer } from '../../server';
-import { addMember, registerAccount, type Account } from '../../../test/api';
-import { activeAgent, parseSse, registerHost, sseText, waitFor } from '../../../test/fleet';
+import { addMember, httpFor, registerAccount, type Account } from '../../../test/api';
+import { activeAgent, hostWithAgent, parseSse, registerHost, sseText, waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
 import { startMcpServer } from '../../../test/mcp-servers';
 import { taskApi, type Run } from '../../../test/tasks';
@@ -370,5 +370,52 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     await cancelled(run);
     expect(await tasks.ended(run)).toMatchObject({ status: 'CANCELLED', taskId: task.id });
     await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(404);
+  });
+});
+
+describe('run now answers with a run that exists', () => {
+  let ctx: TestContext;
+  let http: ReturnType<typeof httpFor>;
+  let admin: Account;
+  const hosts: AgentHost[] = [];
+  let worker: Awaited<ReturnType<typeof startTestWorker>> | undefined;
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    http = httpFor(ctx);
+    admin = await registerAccount(http, 'Run Now Location Org');
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    for (const host of hosts) await host.close();
+    await ctx?.close();
+  });
+
+  it('its Location resolves at once, decided under the overlap policy, even with no worker yet; the workflow then runs it exactly once', async () => {
+    // A worker for the agent's validation only: the runs below are answered while none polls.
+    worker = await startTestWorker(ctx);
+    const { host, agent } = await hostWithAgent(http, admin, hosts, {});
+    const tasks = taskApi(http, admin);
+    const task = await tasks.create({ agentId: agent.id, prompt: 'once [steps:1]', overlapPolicy: 'SKIP' });
+    await worker.stop();
+    worker = undefined;
+
+    const first = await http.post(`/api/tasks/${task.id}/run`).set(tasks.auth).expect(202);
+    expect(first.headers.location).toBe(`/api/executions/${first.body.executionId}`);
+    expect((await http.get(first.headers.location as string).set(tasks.auth).expect(200)).body).toMatchObject({ id: first.body.executionId, taskId: task.id, status: 'RUNNING', trigger: 'manual', agentId: agent.id });
+    expect(first.body.status).toBe('RUNNING');
+    // The second occurrence meets the first under SKIP: decided SKIPPED before the answer, with its reason.
+    const second = await http.post(`/api/tasks/${task.id}/run`).set(tasks.auth).expect(202);
+    expect(second.body.status).toBe('SKIPPED');
+    expect((await http.get(second.headers.location as string).set(tasks.auth).expect(200)).body).toMatchObject({ status: 'SKIPPED', error: expect.stringContaining(`skipped: run ${first.body.executionId} (RUNNING) still going`) });
+
+    worker = await startTestWorker(ctx);
+    expect(await tasks.ended(first.body.executionId)).toMatchObject({ status: 'COMPLETED', attempt: 1 });
+    expect(await tasks.ended(second.body.executionId)).toMatchObject({ status: 'SKIPPED' });
+    expect(host.calls.filter((c) => c.tool === 'execute_prompt' && c.args.executionId === first.body.executionId)).toHaveLength(1);
+    expect(host.calls.some((c) => c.args.executionId === second.body.executionId)).toBe(false);
+    const result = await ctx.temporal.client.workflow.getHandle(first.body.workflowId as string).result();
+    expect(result).toMatchObject({ executionId: first.body.executionId, status: 'COMPLETED', attempts: 1 });
+    expect((await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200)).body).toMatchObject({ runCount: 1, skippedCount: 1, liveCount: 0 });
   });
 });

@@ -2,9 +2,10 @@ import { ForbiddenError, subject } from '@casl/ability';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, Execution, Organization, Task } from '../../../entities';
 import { AppError, fieldError } from '../../../domain/errors';
-import { ScheduleSpecError, nextCronTimes } from '../../../domain/tasks/schedule-spec';
+import { cronGapBelow, ScheduleSpecError, nextCronTimes } from '../../../domain/tasks/schedule-spec';
+import { tooFrequent } from '../../../domain/tasks/task-rules';
 import { cancelTaskRuns, createTask, deleteTask, runTaskNow, setTaskEnabled, updateTask, type TaskFields } from '../../../domain/tasks/task-commands';
-import { countsOf, lastRun, NO_RUNS, runCounts, runRecorded } from '../../../domain/tasks/task-queries';
+import { countsOf, lastRun, NO_RUNS, runCounts } from '../../../domain/tasks/task-queries';
 import { computedRunTimes, scheduleRunTimes } from '../../../domain/tasks/task-schedule';
 import type { ApiRouter } from '../../api-router';
 import { actorOf } from '../../actor';
@@ -103,7 +104,7 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       const draft = { organization: em().getReference(Organization, auth.organizationId) };
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('Task', draft as unknown as Task));
       const fields = await taskFields(em(), auth, body);
-      const task = await em().transactional((tx) => createTask(tx, deps.temporal, actorOf(ctx), { agent: null, ...fields } as TaskFields));
+      const task = await em().transactional((tx) => createTask(tx, deps.temporal, actorOf(ctx), { agent: null, ...fields } as TaskFields, deps.config.tasks));
       ctx.status = 201;
       ctx.set('Location', `/api/tasks/${task.id}`);
       ctx.body = presentTask(task, NO_RUNS, computedRunTimes(task));
@@ -123,6 +124,8 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { body }) => {
       try {
         const times = nextCronTimes(body.cronExpression, body.timezone, body.count);
+        const close = cronGapBelow(body.cronExpression, body.timezone, deps.config.tasks.minIntervalSeconds);
+        if (close) throw fieldError('body.cronExpression', tooFrequent(close, deps.config.tasks.minIntervalSeconds), 'too_frequent');
         ctx.body = { cronExpression: body.cronExpression, timezone: body.timezone, nextRunTimes: times.map((d) => d.toISOString()) };
       } catch (error) {
         if (!(error instanceof ScheduleSpecError)) throw error;
@@ -157,7 +160,7 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       const task = await em().transactional(async (tx) => {
         const found = await loadTask(tx, auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('update', found);
-        return updateTask(tx, deps.temporal, actorOf(ctx), found, await taskFields(tx, auth, body));
+        return updateTask(tx, deps.temporal, actorOf(ctx), found, await taskFields(tx, auth, body), deps.config.tasks);
       });
       ctx.body = await present(task);
     },
@@ -179,7 +182,7 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
         const task = await em().transactional(async (tx) => {
           const found = await loadTask(tx, auth, params.id);
           ForbiddenError.from(auth.ability).throwUnlessCan('update', found);
-          return setTaskEnabled(tx, deps.temporal, actorOf(ctx), found, enabled);
+          return setTaskEnabled(tx, deps.temporal, actorOf(ctx), found, enabled, deps.config.tasks);
         });
         ctx.body = await present(task);
       },
@@ -214,20 +217,24 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'post',
       path: '/tasks/:id/run',
-      summary: "Run a task now (ADMIN, MANAGER, OPERATOR), under its overlap policy: 202 {executionId, workflowId}, or with Accept: text/event-stream the run's events as SSE until it ends",
+      summary:
+        "Run a task now (ADMIN, MANAGER, OPERATOR), under its overlap policy, decided before the answer: 202 {executionId, workflowId, status} with Location: /api/executions/<executionId> (the run exists when the answer leaves), or with Accept: text/event-stream the run's events as SSE until it ends",
       tags,
       auth: true,
       request: { params: IdParams },
       before: [rateLimit(deps, 'execute')],
-      responses: { 202: { description: 'Started; the run may still end SKIPPED or FAILED with its reason', schema: TaskStartedOut }, 409: { description: 'task_disabled' } },
+      responses: {
+        202: { description: 'Decided and started: the run is RUNNING or QUEUED, or already SKIPPED or FAILED with its reason (error)', schema: TaskStartedOut },
+        409: { description: 'task_disabled' },
+        503: { description: 'temporal_unavailable: the run could not be started; it is recorded FAILED' },
+      },
     },
     async (ctx, { params }) => {
       const auth = ctx.state.auth!;
       const task = await loadTask(em(), auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', task);
-      const started = await runTaskNow(em(), deps.temporal, actorOf(ctx), task);
-      // The stream of a run not recorded yet would end at once: the occurrence records it within a workflow task.
-      if (wantsEventStream(ctx) && (await runRecorded(em(), started.executionId))) return streamExecution(ctx, deps, started.executionId, 0);
+      const started = await runTaskNow(deps, actorOf(ctx), task);
+      if (wantsEventStream(ctx)) return streamExecution(ctx, deps, started.executionId, 0);
       ctx.status = 202;
       ctx.set('Location', `/api/executions/${started.executionId}`);
       ctx.body = started;

@@ -8,6 +8,8 @@ import { addMember, httpFor, registerAccount, type Account } from '../../../test
 import { activeAgent, registerHost, waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
 import { startMcpServer, type StreamableTestMcpServer } from '../../../test/mcp-servers';
+import { loadConfig, type TaskLimits } from '../../../lib/config';
+import { ExecutionMode, Task } from '../../../entities';
 import { taskApi, type Run } from '../../../test/tasks';
 
 describe('tasks: CRUD, validation, roles and their Temporal Schedules', () => {
@@ -24,7 +26,9 @@ describe('tasks: CRUD, validation, roles and their Temporal Schedules', () => {
   const created: string[] = [];
 
   beforeAll(async () => {
-    ctx = await createTestContext();
+    // The one-second schedules below are what the minimum interval refuses; these tests need
+    // them to see schedules fire, so the floor is one second here ('minimum interval' tests it).
+    ctx = await createTestContext({ tasks: { ...loadConfig().tasks, minIntervalSeconds: 1 } });
     worker = await startTestWorker(ctx);
     api = await startApiServer({ ...ctx, config: { ...ctx.config, http: { ...ctx.config.http, trustProxy: true } } }, 0, '127.0.0.1');
     http = request(api.url);
@@ -309,5 +313,117 @@ describe('tasks: CRUD, validation, roles and their Temporal Schedules', () => {
     } finally {
       await limited.close();
     }
+  });
+});
+
+describe('limits on recurring tasks: the minimum interval and the cap per organisation', () => {
+  let ctx: TestContext;
+  const scheduled: string[] = [];
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+  });
+  afterAll(async () => {
+    for (const id of scheduled) await ctx.temporal.client.schedule.getHandle(`task-${id}`).delete().catch(() => undefined);
+    await ctx?.close();
+  });
+
+  /** The API with these limits, and an organisation of its own. */
+  async function orgWith(limits: Partial<TaskLimits>) {
+    const http = httpFor({ ...ctx, config: { ...ctx.config, tasks: { ...ctx.config.tasks, ...limits } } });
+    const admin = await registerAccount(http, 'Limits Org');
+    const auth = { Authorization: `Bearer ${admin.accessToken}` };
+    const save = async (body: Record<string, unknown>, id?: string) => {
+      const res = await (id ? http.put(`/api/tasks/${id}`) : http.post('/api/tasks')).set(auth).send(id ? body : { title: 'recurring', prompt: 'p', assignmentMode: 'AUTO', executionMode: 'RECURRING', cronExpression: '0 0 1 1 *', ...body });
+      if (res.status < 300 && res.body.id) scheduled.push(res.body.id as string);
+      return res;
+    };
+    return { http, admin, auth, save };
+  }
+  const problem = (res: request.Response) => (res.body.error.details as { path: string; code: string; message: string }[])[0]!;
+
+  it('refuses a cron that fires closer than TASK_MIN_INTERVAL_SECONDS (60 s by default), seconds fields, the turn of a day and daylight saving included', async () => {
+    expect(ctx.config.tasks.minIntervalSeconds).toBe(60);
+    const { http, auth, save } = await orgWith({});
+    const everySecond = await save({ cronExpression: '* * * * * *' }).then((res) => res.status === 400 && problem(res));
+    expect(everySecond).toEqual({
+      path: 'body.cronExpression',
+      code: 'too_frequent',
+      message: 'fires 1 s apart at its closest (00:00:00 and 00:00:01); a recurring task may fire at most once every 60 s (TASK_MIN_INTERVAL_SECONDS)',
+    });
+    expect(problem(await save({ cronExpression: '*/30 * * * * *' }))).toMatchObject({ code: 'too_frequent', message: expect.stringContaining('fires 30 s apart') });
+    expect((await save({ cronExpression: '* * * * *', timezone: 'Europe/Paris' })).status).toBe(201);
+    expect(problem(await http.post('/api/tasks/preview-schedule').set(auth).send({ cronExpression: '*/10 * * * * *' }).expect(400))).toMatchObject({ path: 'body.cronExpression', code: 'too_frequent' });
+
+    // A task changed to fire too often, or enabled again when it does, is refused the same way.
+    const daily = await save({ cronExpression: '0 9 * * *' });
+    expect(daily.status).toBe(201);
+    expect(problem(await save({ cronExpression: '0,30 * * * * *' }, daily.body.id))).toMatchObject({ code: 'too_frequent' });
+
+    // Two hours apart on the wall clock, one hour apart in real time when Paris skips 02:00.
+    const hourly = await orgWith({ minIntervalSeconds: 7200 });
+    expect((await hourly.save({ cronExpression: '0 1,3 * * *', timezone: 'UTC' })).status).toBe(201);
+    const paris = await hourly.save({ cronExpression: '0 1,3 * * *', timezone: 'Europe/Paris' });
+    expect(paris.status).toBe(400);
+    expect(problem(paris)).toMatchObject({ path: 'body.cronExpression', code: 'too_frequent', message: expect.stringMatching(/^fires 3600 s apart at its closest \(\d{4}-03-\d\dT00:00:00\.000Z and \d{4}-03-\d\dT01:00:00\.000Z \(the daylight-saving change in Europe\/Paris\)\); .* 7200 s/) });
+
+    // A disabled task's schedule is checked when it is set too.
+    expect(problem(await save({ cronExpression: '* * * * * *', enabled: false }))).toMatchObject({ code: 'too_frequent' });
+
+    // Saved under a lower floor, a task keeps running: it can be renamed and disabled; enabling it again checks it.
+    const lenient = await orgWith({ minIntervalSeconds: 1 });
+    const fast = await lenient.save({ cronExpression: '*/5 * * * * *' });
+    expect(fast.status).toBe(201);
+    const strict = httpFor(ctx);
+    const strictAuth = lenient.auth;
+    await strict.put(`/api/tasks/${fast.body.id}`).set(strictAuth).send({ title: 'renamed' }).expect(200);
+    await strict.put(`/api/tasks/${fast.body.id}`).set(strictAuth).send({ enabled: false }).expect(200);
+    expect(problem(await strict.post(`/api/tasks/${fast.body.id}/resume`).set(strictAuth).expect(400))).toMatchObject({ path: 'body.cronExpression', code: 'too_frequent', message: expect.stringContaining('fires 5 s apart') });
+    expect(problem(await strict.put(`/api/tasks/${fast.body.id}`).set(strictAuth).send({ enabled: true }).expect(400))).toMatchObject({ code: 'too_frequent' });
+  });
+
+  it('caps the enabled RECURRING tasks of an organisation (TASK_MAX_RECURRING): a 400 naming the cap on create, on becoming recurring and on resume', async () => {
+    const { http, auth, admin, save } = await orgWith({ maxRecurringPerOrganization: 2 });
+    await save({}).then((res) => expect(res.status).toBe(201));
+    const second = await save({});
+    expect(second.status).toBe(201);
+    const third = await save({});
+    expect(third.status).toBe(400);
+    expect(problem(third)).toEqual({
+      path: 'body.executionMode',
+      code: 'recurring_task_limit',
+      message: 'your organisation already has 2 enabled recurring tasks, the most it may have (TASK_MAX_RECURRING = 2); disable or delete one first',
+    });
+    // Disabled ones, one-offs and run-now tasks do not count.
+    const disabled = await save({ enabled: false });
+    expect(disabled.status).toBe(201);
+    const immediate = await save({ executionMode: 'IMMEDIATE', cronExpression: null });
+    expect(immediate.status).toBe(201);
+    expect(problem(await http.post(`/api/tasks/${disabled.body.id}/resume`).set(auth).expect(400))).toMatchObject({ path: 'body.enabled', code: 'recurring_task_limit' });
+    expect(problem(await save({ enabled: true }, disabled.body.id))).toMatchObject({ path: 'body.enabled', code: 'recurring_task_limit' });
+    expect(problem(await save({ executionMode: 'RECURRING', cronExpression: '0 0 1 1 *' }, immediate.body.id))).toMatchObject({ path: 'body.executionMode', code: 'recurring_task_limit' });
+    // A refused change is rolled back, schedule included: the task stays disabled and paused.
+    expect((await http.get(`/api/tasks/${disabled.body.id}`).set(auth).expect(200)).body).toMatchObject({ enabled: false });
+    expect((await ctx.temporal.client.schedule.getHandle(`task-${disabled.body.id}`).describe()).state.paused).toBe(true);
+    // Room made: pausing one lets another go.
+    await http.post(`/api/tasks/${second.body.id}/pause`).set(auth).expect(200);
+    await http.post(`/api/tasks/${disabled.body.id}/resume`).set(auth).expect(200);
+    expect(await ctx.orm.em.fork().count(Task, { organization: admin.organizationId, executionMode: ExecutionMode.RECURRING, enabled: true, deletedAt: null })).toBe(2);
+  });
+
+  it('holds under saves at once: 8 parallel creates under a cap of 3 leave 3 tasks, and the refused ones leave no schedule', async () => {
+    const { admin, save } = await orgWith({ maxRecurringPerOrganization: 3 });
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => save({ title: `racer ${i}` })));
+    expect(answers.map((res) => res.status).sort()).toEqual([201, 201, 201, 400, 400, 400, 400, 400]);
+    expect(answers.filter((res) => res.status === 400).every((res) => problem(res).code === 'recurring_task_limit')).toBe(true);
+    const kept = await ctx.orm.em.fork().find(Task, { organization: admin.organizationId, enabled: true, deletedAt: null });
+    expect(kept).toHaveLength(3);
+    // Schedules are listed from Temporal's visibility store, a moment behind.
+    const expected = kept.map((t) => `task-${t.id}`).sort();
+    await waitFor(async () => {
+      const schedules: string[] = [];
+      for await (const schedule of ctx.temporal.client.schedule.list({ query: `OrganizationId = '${admin.organizationId}'` })) schedules.push(schedule.scheduleId);
+      return JSON.stringify(schedules.sort()) === JSON.stringify(expected);
+    }, 20_000, 250);
   });
 });

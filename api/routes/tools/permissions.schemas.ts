@@ -1,4 +1,5 @@
 import { z } from '../../zod';
+import { NON_BLANK_TEXT_PATTERN } from '../../validate';
 
 /** Words separated by single spaces: `remote add`, the form every comparison reads. */
 const CommandEntry = z
@@ -7,6 +8,7 @@ const CommandEntry = z
   .pipe(z.string().min(1, 'required').max(200, 'at most 200 characters'))
   .openapi({
     type: 'string',
+    pattern: NON_BLANK_TEXT_PATTERN,
     description:
       'A command of the tool, without its name (`status`, `remote add`): it covers every command starting with these words. For git, docker, kubectl, helm and terraform the command is the subcommand after the global options, and an allowed entry starting with `-` names an option instead (`-C`, `-c user.name=bot`, `--upload-pack`): see docs/tools.md, Command scopes',
   });
@@ -34,6 +36,7 @@ export const SetPermissionsBody = z
     permissions: z
       .array(PermissionIn)
       .max(500)
+      .openapi({ description: 'The whole set: each toolId at most once; a tool left out is no longer granted' })
       .superRefine((entries, ctx) => {
         const seen = new Set<string>();
         entries.forEach((entry, i) => {

@@ -1,4 +1,5 @@
 import { z } from '../../zod';
+import { NON_BLANK_TEXT_PATTERN } from '../../validate';
 import { pageQuery } from '../../pagination';
 import { VERSION_PATTERN } from '../../../domain/tools/host-install';
 
@@ -10,13 +11,13 @@ export const ServerToolParams = z.strictObject({ serverId: z.uuid('must be a uui
 export const ListServerToolsQuery = z.strictObject({
   ...pageQuery,
   status: ToolState.optional().openapi({ description: 'Only tools in this state on the server (NOT_INSTALLED: no install recorded, or uninstalled)' }),
-  category: z.string().trim().min(1).max(32).optional().openapi({ description: 'Only catalog entries of this category' }),
+  category: z.string().trim().min(1).max(32).optional().openapi({ description: 'Only catalog entries of this category', pattern: NON_BLANK_TEXT_PATTERN }),
 });
 
 export const InstallBody = z
   .strictObject({
     toolId: z.uuid('must be a uuid').optional().openapi({ description: 'The catalog entry to install' }),
-    name: z.string().trim().min(1, 'required').max(64, 'at most 64 characters').optional().openapi({ description: 'Or its name' }),
+    name: z.string().trim().min(1, 'required').max(64, 'at most 64 characters').optional().openapi({ description: 'Or its name', pattern: NON_BLANK_TEXT_PATTERN }),
     version: z
       .string()
       .regex(VERSION_PATTERN, 'must be a version such as 1.2.3 (letters, digits and . + ~ _ -, at most 64)')
@@ -26,7 +27,7 @@ export const InstallBody = z
   .superRefine((body, ctx) => {
     if ((body.toolId === undefined) === (body.name === undefined)) ctx.addIssue({ code: 'custom', path: ['toolId'], message: 'give either toolId or name' });
   })
-  .openapi('InstallToolRequest');
+  .openapi('InstallToolRequest', { oneOf: [{ required: ['toolId'] }, { required: ['name'] }] });
 
 export const ToolChangeStartedOut = z
   .object({ workflowId: z.string(), serverId: z.uuid(), toolId: z.uuid(), action: z.enum(['install', 'uninstall', 'cancel']) })

@@ -1,5 +1,6 @@
 import { z } from '../../zod';
 import { HOST_TOOLS } from '../../../lib/host-contract';
+import { NON_BLANK_TEXT_PATTERN } from '../../validate';
 import { pageQuery, pageSchema } from '../../pagination';
 
 export const ToolName = z
@@ -16,9 +17,9 @@ const Category = z
   .min(1, 'required')
   .max(32, 'at most 32 characters')
   .regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes');
-const DisplayName = z.string().trim().min(1).max(120);
+const DisplayName = z.string().trim().min(1).max(120).openapi({ pattern: NON_BLANK_TEXT_PATTERN });
 const Description = z.string().max(4000);
-const Command = z.string().trim().min(1, 'required').max(4000, 'at most 4000 characters');
+const Command = z.string().trim().min(1, 'required').max(4000, 'at most 4000 characters').openapi({ pattern: NON_BLANK_TEXT_PATTERN });
 /** Compiled here, so a pattern a host could not use is a 400 naming the field, not a failed install. */
 const VersionRegex = z
   .string()
@@ -61,12 +62,12 @@ export const UpdateToolBody = z
     homepage: Homepage.nullable().optional(),
   })
   .refine((b) => Object.values(b).some((v) => v !== undefined), { message: 'give at least one field' })
-  .openapi('UpdateToolRequest');
+  .openapi('UpdateToolRequest', { minProperties: 1 });
 
 export const ListToolsQuery = z.strictObject({
   ...pageQuery,
   category: Category.optional(),
-  q: z.string().trim().min(1).max(100).optional().openapi({ description: 'Case-insensitive match on name, display name or description' }),
+  q: z.string().trim().min(1).max(100).optional().openapi({ description: 'Case-insensitive match on name, display name or description', pattern: NON_BLANK_TEXT_PATTERN }),
 });
 
 export const ToolOut = z
