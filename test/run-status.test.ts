@@ -89,7 +89,8 @@ describe('the Temporal status of runs and occurrences', () => {
 
     // While the question waits, operators find the run by RunStatus.
     await tasks.waitStatus(asking, 'WAITING_INPUT', 30_000);
-    expect((await handle(`execution-${asking}`).describe()).typedSearchAttributes.get(SearchAttributes.RunStatus)).toBe('WAITING_INPUT');
+    // The row says WAITING_INPUT one workflow task before the workflow upserts RunStatus.
+    await waitFor(async () => (await handle(`execution-${asking}`).describe()).typedSearchAttributes.get(SearchAttributes.RunStatus) === 'WAITING_INPUT', 60_000, 100);
     await listed(`RunStatus = 'WAITING_INPUT'`, [`execution-${asking}`]);
 
     await tasks.waitStatus(cancelled, 'RUNNING');
