@@ -25,6 +25,7 @@ import { logEntry, parseVersion, runShell, tail } from './shell';
 import { ENGINE_NAMES, isEngineName } from './engines';
 import { ensureWorkspace, removeWorkspace } from './workspaces';
 import { register } from './tool-serving';
+import { SANDBOX_META_KEY, type Sandbox } from './sandbox';
 
 export { EXECUTION_META_KEY };
 
@@ -85,6 +86,8 @@ export interface ToolContext {
   tasks?: HostTaskStore;
   /** How long a question waits for its answer. */
   inputTimeoutMs: number;
+  /** Where agents' commands run (sandbox.ts); HOST_SANDBOX=off runs them on the host. */
+  sandbox: Sandbox;
 }
 
 type ToolHandler<T extends HostTool> = (args: HostToolArgs<T>, io: CallIo) => Promise<CallToolResult>;
@@ -94,6 +97,8 @@ export interface ToolDefinition<T extends HostTool> {
   handle: ToolHandler<T>;
   /** Offered as an MCP task too (execution.taskSupport 'optional'), when the host offers tasks. */
   task?: boolean;
+  /** The tool's `_meta` in tools/list. */
+  meta?: Record<string, unknown>;
 }
 
 /** The engine an agent's capabilities name (`engine:<name>`), if one does; the last one wins. */
@@ -142,7 +147,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
   async function executePrompt(args: HostToolArgs<'execute_prompt'>, io: CallIo): Promise<CallToolResult> {
     const { executionId } = args;
     const engine = context.engineFor(agents.get(args.agentId));
-    const workspace = await ensureWorkspace(context.workspaceRoot, args.agentId);
+    const workspace = await ensureWorkspace(context.workspaceRoot, args.agentId, context.sandbox);
     const { progressToken } = io;
     const guard = new RunGuard(context.limits, stopSources(shutdown, io));
     const send = (event: HostEvent) => {
@@ -192,6 +197,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
           takeOutput: (text) => guard.takeOutput(text),
           limitHit: () => guard.limitHit,
           signal: guard.signal,
+          sandbox: context.sandbox,
         },
         context.env,
       ),
@@ -212,6 +218,10 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
     }
   }
 
+  // What the control plane shows on the server: whether agents' commands run in a sandbox here.
+  const sandboxMeta = { [SANDBOX_META_KEY]: context.sandbox.settings.mode };
+  const toolSandbox = context.sandbox.settings.toolCommands ? { sandbox: context.sandbox, hostEnv: context.env } : undefined;
+
   const disabled = (tool: HostTool, structured: Record<string, unknown>) => {
     const log = `${tool} is not enabled on this host`;
     return errorResult(log, { ...structured, log });
@@ -224,6 +234,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
         '(notifications/message: output, todo, tool_call, tool_result, file_change).',
       handle: (args, io) => context.trackPrompt(args.executionId, io, () => executePrompt(args, io)),
       task: true,
+      meta: sandboxMeta,
     },
 
     provision_agent: {
@@ -238,7 +249,10 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
         // Refused now rather than at the agent's first run.
         const unusable = await engine.check();
         if (unusable !== undefined) return errorResult(`the ${engine.name} engine cannot run agents on this host: ${unusable}`);
-        await ensureWorkspace(context.workspaceRoot, agentId);
+        // An agent whose commands could not be contained is not made: HOST_SANDBOX=off is the operator's explicit choice.
+        const unsandboxable = context.allowCommands ? await context.sandbox.unusable() : undefined;
+        if (unsandboxable !== undefined) return errorResult(`this host cannot sandbox agents' commands: ${unsandboxable}`);
+        await ensureWorkspace(context.workspaceRoot, agentId, context.sandbox);
         agents.set(agentId, { name, role, active: agents.get(agentId)?.active ?? false, ...(chosen !== undefined ? { engine: chosen } : {}) });
         return okResult<'provision_agent'>(`provisioned agent ${agentId} (engine ${engine.name})`, { provisioned: true, agentId });
       },
@@ -270,14 +284,14 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       handle: async ({ name, installCommand, versionCommand, versionRegex }, io) => {
         if (!context.allowCommands) return disabled('install_tool', { installed: false });
         return withStopSignal(shutdown, io, async (signal) => {
-          const install = await runShell(installCommand, signal);
+          const install = await runShell(installCommand, signal, toolSandbox);
           let log = logEntry(installCommand, install);
           if (!install.ok) {
             return errorResult(`install of ${name} failed: ${install.error ?? 'unknown error'}`, { installed: false, log: tail(log) });
           }
           let version: string | undefined;
           if (versionCommand) {
-            const check = await runShell(versionCommand, signal);
+            const check = await runShell(versionCommand, signal, toolSandbox);
             log += logEntry(versionCommand, check);
             if (check.ok) version = parseVersion(check.output, versionRegex);
           }
@@ -290,7 +304,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       description: 'Uninstalls a tool with a shell command (only when the host allows commands).',
       handle: async ({ name, uninstallCommand }, io) => {
         if (!context.allowCommands) return disabled('uninstall_tool', { uninstalled: false });
-        const outcome = await withStopSignal(shutdown, io, (signal) => runShell(uninstallCommand, signal));
+        const outcome = await withStopSignal(shutdown, io, (signal) => runShell(uninstallCommand, signal, toolSandbox));
         const log = tail(logEntry(uninstallCommand, outcome));
         if (!outcome.ok) return errorResult(`uninstall of ${name} failed: ${outcome.error ?? 'unknown error'}`, { uninstalled: false, log });
         return okResult<'uninstall_tool'>(`uninstalled ${name}`, { uninstalled: true, log });
@@ -301,7 +315,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       description: 'Reports whether a tool is installed, and its version, by running its version command.',
       handle: async ({ name, versionCommand, versionRegex }, io) => {
         if (!context.allowCommands) return disabled('check_tool', { installed: false });
-        const outcome = await withStopSignal(shutdown, io, (signal) => runShell(versionCommand, signal));
+        const outcome = await withStopSignal(shutdown, io, (signal) => runShell(versionCommand, signal, toolSandbox));
         const log = tail(logEntry(versionCommand, outcome));
         // A failing version command means "not installed", which is an answer, not an error.
         if (!outcome.ok) return okResult<'check_tool'>(`${name} is not installed`, { installed: false, log });

@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Sandbox } from './sandbox';
 
 /**
  * The directory of `agentId` under `root`. The id comes from the wire: it is encoded so that
@@ -44,9 +45,11 @@ export async function resetGitConfig(workspace: string): Promise<void> {
   }
 }
 
-export async function ensureWorkspace(root: string, agentId: string): Promise<string> {
+/** The agent's workspace, made (for the sandbox's user, when commands run in one) if it is not there. */
+export async function ensureWorkspace(root: string, agentId: string, sandbox?: Pick<Sandbox, 'prepareWorkspace'>): Promise<string> {
   const dir = workspacePath(root, agentId);
   await mkdir(dir, { recursive: true });
+  await sandbox?.prepareWorkspace(path.resolve(root), dir);
   await resetGitConfig(dir);
   return dir;
 }

@@ -164,6 +164,8 @@ const envSchema = z.object({
   TEMPORAL_DEV_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
   TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
   TEMPORAL_CLI_PATH: optionalString,
+  // The bubblewrap binary npm run dev hands its local agent host (lib/dev/bwrap.ts finds or unpacks one otherwise).
+  BWRAP_PATH: optionalString,
   WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
   WORKFLOW_BUNDLE_PATH: optionalString,
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(500),
@@ -245,6 +247,8 @@ export interface Config {
   rateLimits: RateLimits;
   /** `inputTimeoutMs`: how long a run's input request waits for an answer unless the run sets its own. */
   executions: { inputTimeoutMs: number };
+  /** `bwrapPath`: the bubblewrap binary for the local agent host's sandbox (dev and tests). */
+  sandbox: { bwrapPath?: string };
 }
 
 export class ConfigError extends Error {
@@ -361,5 +365,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     encryptionKeys: encryptionKeys!,
     rateLimits: e.RATE_LIMITS,
     executions: { inputTimeoutMs: e.INPUT_TIMEOUT_MS },
+    sandbox: { bwrapPath: e.BWRAP_PATH },
   };
 }

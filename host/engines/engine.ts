@@ -12,7 +12,17 @@ export type AskAnswer = Pick<ElicitResult, 'action' | 'content'> & { reason?: st
 /** What one command run by the agent came to (tool_call/output/tool_result are already emitted). */
 export type CommandRun =
   | { refused: string } // not allowed (not in allowedTools, blocked, a path, a shell) – nothing ran
-  | { refused?: undefined; exitCode: number | null; signal?: string; output: string; durationMs: number; truncated: boolean; timedOut: boolean };
+  | {
+      refused?: undefined;
+      exitCode: number | null;
+      signal?: string;
+      output: string;
+      durationMs: number;
+      truncated: boolean;
+      timedOut: boolean;
+      /** The sandbox limit the command reached (processes, memory, CPU time, file size), in words. */
+      limit?: string;
+    };
 
 /** One execute_prompt call, as an engine sees it. */
 export interface EngineRun {
