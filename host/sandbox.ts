@@ -70,8 +70,7 @@ export const DEFAULT_SANDBOX_SETTINGS: SandboxSettings = {
   toolCommands: false,
 };
 
-/** The meta key of tools/list with which the host says whether agents' commands run sandboxed. */
-export const SANDBOX_META_KEY = 'io.mcp-fleet/sandbox';
+export { SANDBOX_META_KEY } from '../lib/host-contract';
 
 /** The host's own code (the project's checkout, or its build): never visible in a sandbox. */
 const HOST_CODE = path.resolve(__dirname, '..', __dirname.includes(`${path.sep}dist${path.sep}`) ? '..' : '');
@@ -163,9 +162,10 @@ function findOnPath(program: string, dirs: readonly string[]): string | undefine
   return undefined;
 }
 
-/** `bwrap` on PATH, then the project's tools folder. */
+/** The given path (the host's BWRAP_PATH), then `bwrap` on PATH, then the project's tools folder. */
 function locateBwrap(given: string | undefined, hostEnv: NodeJS.ProcessEnv): string | undefined {
   if (given) return given;
+  if (hostEnv.BWRAP_PATH) return hostEnv.BWRAP_PATH;
   const dirs = (hostEnv.PATH ?? '').split(path.delimiter).filter((dir) => path.isAbsolute(dir));
   return findOnPath('bwrap', dirs) ?? findOnPath('bwrap', [path.dirname(PROJECT_BWRAP)]);
 }

@@ -59,7 +59,10 @@ run_once() {
   server=$(curl -fsS -H "authorization: Bearer $token" "$api/api/servers" | json 'v.items.find(i=>i.name==="local-host").id')
   status=$(curl -fsS -H "authorization: Bearer $token" "$api/api/servers/$server" | json v.status)
   [ "$status" = ONLINE ] || { cat "$log"; echo "local-host is $status after start, not ONLINE"; exit 1; }
-  echo "local-host after start: $status; banner: $(grep -m1 -o 'runs commands on this machine): .*' "$log" | sed 's/^[^:]*: //')"
+  echo "local-host after start: $status; banner: $(grep -m1 -o 'runs commands on this machine[^)]*): .*' "$log" | sed 's/^[^:]*: //')"
+  # Its agents' commands run in a sandbox each, and the server says so.
+  sandbox=$(curl -fsS -H "authorization: Bearer $token" "$api/api/servers/$server" | json v.sandbox)
+  [ "$sandbox" = bwrap ] || { cat "$log"; echo "local-host runs agents' commands with sandbox \"$sandbox\", not bwrap"; exit 1; }
   if [ "$label" = cold ]; then
     # The seeded admin logs in and the demo host (a real MCP server) answers a connection test.
     curl -fsS -X POST -H "authorization: Bearer $token" "$api/api/servers/$server/test" | grep -q '"status":"ONLINE"' || { echo "demo host test failed"; exit 1; }

@@ -5,7 +5,7 @@
  * format (text deltas, tool calls split across chunks, usage, errors, a malformed chunk).
  * Commands the model asks for really run through the host's runner in the agent's workspace.
  */
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -206,6 +206,9 @@ describe('openai engine on a real host', () => {
 
     expect(await readFile(path.join(workspace, 'made-by-node.txt'), 'utf8')).toBe('node was here');
     expect(await readFile(path.join(workspace, 'notes/plan.md'), 'utf8')).toBe('# Plan\n\n1. ship\n');
+    // What the host wrote is the agent's, like its workspace (the sandbox's user, on a root host): its commands can change it.
+    const owner = await stat(workspace);
+    for (const written of ['notes', 'notes/plan.md']) expect(await stat(path.join(workspace, written))).toMatchObject({ uid: owner.uid, gid: owner.gid });
     expect(await readFile(path.join(outside, 'secret.txt'), 'utf8')).toBe('not for the agent');
 
     // What went back to the model, call by call.
