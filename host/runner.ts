@@ -14,6 +14,7 @@ import { commandRefusal, programRefusal, splitCommandLine } from '../lib/tool-co
 import type { CommandRun, EngineRun } from './engines/engine';
 import { limitFromExit, limitReason, signalOfExit, type Sandbox, type SandboxedCommand, type SandboxLimits } from './sandbox';
 import { watchSandbox } from './sandbox-watch';
+import { startNetworkProxy, type NetworkEntry, type NetworkProxy } from './sandbox-network';
 import { gitConfigPath, resetGitConfig } from './workspaces';
 
 /** Between SIGTERM and SIGKILL: long enough to exit cleanly, short enough for a cancel to feel immediate. */
@@ -38,6 +39,8 @@ export interface RunnerSetup {
   ask?: EngineRun['ask'];
   /** Where commands run: a sandbox each (HOST_SANDBOX=bwrap), or straight on the host (off). */
   sandbox: Sandbox;
+  /** The hosts a sandboxed command may reach through the host's proxy (the agent's network: capabilities); none: no network. */
+  network?: readonly NetworkEntry[];
 }
 
 /** The answer schema of an approval question: one boolean. */
@@ -167,11 +170,18 @@ export function commandRunner(setup: RunnerSetup, hostEnv: NodeJS.ProcessEnv): E
     }
     const env = agentEnvironment(setup.workspace, hostEnv);
     let sandboxed: SandboxedCommand | undefined;
+    let proxy: NetworkProxy | undefined;
     if (setup.sandbox.settings.mode === 'bwrap') {
-      const wrapped = await setup.sandbox.wrap(checked.argv, { workspace: setup.workspace, env, readOnlyFiles: [gitConfigPath(setup.workspace)] }).catch((error: unknown) => ({
+      const { sandbox } = setup;
+      const wrapped = await (async () => {
+        // The command's own proxy, for an agent with a network allowlist: the sandbox has no other way out.
+        if (setup.network?.length) proxy = await startNetworkProxy(setup.network, sandbox.proxySocketPath());
+        return sandbox.wrap(checked.argv, { workspace: setup.workspace, env, readOnlyFiles: [gitConfigPath(setup.workspace)], ...(proxy ? { proxySocket: proxy.socket } : {}) });
+      })().catch((error: unknown) => ({
         refused: `the host cannot sandbox commands: ${error instanceof Error ? error.message : String(error)}`,
       }));
       if ('refused' in wrapped) {
+        await proxy?.close();
         await setup.emit({ type: 'tool_result', toolCallId, name, result: { error: `refused: ${wrapped.refused}` } });
         return wrapped;
       }
@@ -186,7 +196,7 @@ export function commandRunner(setup: RunnerSetup, hostEnv: NodeJS.ProcessEnv): E
       takeOutput: setup.takeOutput,
       limitHit: setup.limitHit,
       onOutput: (text) => setup.emit({ type: 'output', text }),
-    });
+    }).finally(() => proxy?.close());
     const error = commandFailure(outcome);
     await setup.emit({
       type: 'tool_result',

@@ -8,6 +8,7 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +18,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { LoggingMessageNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { AllowedTool, HostMessage } from '../lib/host-contract';
 import { SANDBOX_META_KEY } from './sandbox';
+import { addressFor, allowedBy, networkAllowlist } from './sandbox-network';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from './server';
 import { workspacePath } from './workspaces';
 
@@ -26,11 +28,12 @@ const hosts: AgentHost[] = [];
 const clients: Client[] = [];
 const cleanup: string[] = [];
 const servers: Server[] = [];
+const httpServers: HttpServer[] = [];
 
 afterEach(async () => {
   await Promise.allSettled(clients.splice(0).map((client) => client.close()));
   await Promise.allSettled(hosts.splice(0).map((host) => host.close()));
-  await Promise.allSettled(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+  await Promise.allSettled([...servers.splice(0), ...httpServers.splice(0)].map((server) => new Promise((resolve) => server.close(resolve))));
   await Promise.allSettled(cleanup.splice(0).map((file) => rm(file, { recursive: true, force: true })));
 });
 
@@ -103,6 +106,9 @@ async function attack(host: AgentHost, dataDir: string) {
   };
   cleanup.push(...Object.values(targets));
   const script = [
+    // Its output on stderr, its stdout kept open: git reading an upload-pack's stdout would end at
+    // garbage or at its end, and the sandbox (the payload with it) when git ends.
+    'exec 3>&1 1>&2',
     ...Object.values(targets).map((target) => `touch ${target}`),
     `cat ${path.join(dataDir, 'host-token')}`,
     'cat /etc/shadow',
@@ -304,5 +310,112 @@ describe('a host that cannot sandbox', () => {
     expect(result.isError).toBeFalsy();
     expect(output).toContain('ok');
     expect(await exists(path.join(workspacePath(root, 'agent-1'), 'made'))).toBe(true);
+  });
+});
+
+describe('an agent’s network allowlist', () => {
+  it('reads network:<host> capabilities: a host, *.domain, a port, an address; anything else is refused', () => {
+    expect(networkAllowlist(['general', 'network:GitHub.com', 'network:*.pypi.org', 'network:127.0.0.1:8080', 'network:[::1]:9', 'network:example.com:*'])).toEqual([
+      { text: 'GitHub.com', host: 'github.com', wildcard: false, literal: false },
+      { text: '*.pypi.org', host: 'pypi.org', wildcard: true, literal: false },
+      { text: '127.0.0.1:8080', host: '127.0.0.1', wildcard: false, port: 8080, literal: true },
+      { text: '[::1]:9', host: '::1', wildcard: false, port: 9, literal: true },
+      { text: 'example.com:*', host: 'example.com', wildcard: false, port: '*', literal: false },
+    ]);
+    for (const bad of ['network:', 'network:exa mple.com', 'network:example.com:99999', 'network:*.10.0.0.1', 'network:http://example.com']) {
+      expect(() => networkAllowlist([bad])).toThrow(`capability ${bad}`);
+    }
+    const list = networkAllowlist(['network:github.com', 'network:*.pypi.org', 'network:127.0.0.1:8080']);
+    expect(allowedBy(list, 'github.com', 443)?.text).toBe('github.com');
+    expect(allowedBy(list, 'github.com', 22)).toBeUndefined();
+    expect(allowedBy(list, 'api.github.com', 443)).toBeUndefined();
+    expect(allowedBy(list, 'files.pypi.org', 443)?.text).toBe('*.pypi.org');
+    expect(allowedBy(list, 'pypi.org', 443)).toBeUndefined();
+    expect(allowedBy(list, '127.0.0.1', 8080)?.text).toBe('127.0.0.1:8080');
+    expect(allowedBy(list, '127.0.0.1', 8081)).toBeUndefined();
+  });
+
+  it('never lets an allowed name reach loopback, link-local or a metadata address (DNS rebinding); an allowed address may', async () => {
+    const [named] = networkAllowlist(['network:rebind.example']);
+    const resolveTo = (address: string) => async () => [{ address }];
+    for (const address of ['127.0.0.1', '::1', '169.254.169.254', '0.0.0.0']) {
+      await expect(addressFor('rebind.example', named!, resolveTo(address))).rejects.toThrow('resolves to no address the allowlist may reach');
+    }
+    await expect(addressFor('rebind.example', named!, resolveTo('140.82.112.3'))).resolves.toBe('140.82.112.3');
+    const [literal] = networkAllowlist(['network:127.0.0.1:8080']);
+    await expect(addressFor('127.0.0.1', literal!, resolveTo('203.0.113.1'))).resolves.toBe('127.0.0.1');
+  });
+
+  async function provisionWith(host: AgentHost, capabilities: string[]): Promise<CallToolResult> {
+    const { client } = await connect(host);
+    return (await client.callTool({ name: 'provision_agent', arguments: { agentId: 'agent-1', name: 'Fetcher', role: 'WORKER', capabilities } })) as CallToolResult;
+  }
+
+  /** A web server on loopback that counts its requests, and serves a bare repository over git's dumb HTTP protocol. */
+  async function webServer(root: string) {
+    let requests = 0;
+    const server = createHttpServer((req, res) => {
+      requests++;
+      const file = path.join(root, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
+      readFile(file).then(
+        (body) => res.writeHead(200).end(body),
+        () => res.writeHead(req.url === '/' ? 200 : 404).end(req.url === '/' ? 'hello from the host\n' : ''),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    httpServers.push(server);
+    return { port: (server.address() as { port: number }).port, requests: () => requests };
+  }
+
+  it('reaches only the hosts of its allowlist, through the host’s proxy: curl and git clone of an allowed host work, nothing else does', async () => {
+    const repos = await tempDir();
+    const exec = promisify(execFile);
+    await exec('git', ['init', '--quiet', '--bare', path.join(repos, 'repo.git')]);
+    const work = path.join(repos, 'work');
+    await exec('git', ['init', '--quiet', work]);
+    await writeFile(path.join(work, 'README'), 'cloned through the proxy\n');
+    await exec('git', ['-C', work, 'add', 'README']);
+    await exec('git', ['-C', work, '-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '--quiet', '-m', 'first']);
+    await exec('git', ['-C', work, 'push', '--quiet', path.join(repos, 'repo.git'), 'HEAD:refs/heads/main']);
+    await exec('git', ['-C', path.join(repos, 'repo.git'), 'symbolic-ref', 'HEAD', 'refs/heads/main']);
+    await exec('git', ['-C', path.join(repos, 'repo.git'), 'update-server-info']);
+    const allowed = await webServer(repos);
+    const other = await webServer(repos);
+
+    const { host } = await startHost();
+    expect((await provisionWith(host, [`network:127.0.0.1:${allowed.port}`])).isError).toBeFalsy();
+    const tools = [grant('curl'), grant('git', ['clone']), grant('python3')];
+    const { output, errors } = await run(
+      host,
+      [
+        `curl -sS http://127.0.0.1:${allowed.port}/`,
+        `-curl -sS --fail-with-body http://127.0.0.1:${other.port}/`,
+        `-curl -sS --fail-with-body --proxytunnel http://127.0.0.1:${other.port}/`,
+        `git clone --quiet http://127.0.0.1:${allowed.port}/repo.git clone`,
+        // Not through the proxy: there is no network to go to.
+        `-python3 -c "import socket; socket.create_connection(('127.0.0.1', ${allowed.port}), timeout=5)"`,
+      ].join('\n'),
+      tools,
+    );
+    expect(output).toContain('hello from the host');
+    expect(output).toContain(`blocked by the agent's network allowlist: 127.0.0.1:${other.port}`);
+    expect(other.requests()).toBe(0);
+    expect(await readFile(path.join(workspacePath(host.workspaceRoot, 'agent-1'), 'clone', 'README'), 'utf8')).toBe('cloned through the proxy\n');
+    expect(output).toMatch(/ConnectionRefusedError|Network is unreachable/);
+    expect(errors).toEqual(['exit code 22', 'exit code 56', 'exit code 1']);
+
+    // The same agent without the capability: nothing.
+    const before = allowed.requests();
+    expect((await provisionWith(host, [])).isError).toBeFalsy();
+    const none = await run(host, `-curl -sS http://127.0.0.1:${allowed.port}/\n-git clone --quiet http://127.0.0.1:${allowed.port}/repo.git again`, tools);
+    expect(none.errors).toHaveLength(2);
+    expect(allowed.requests()).toBe(before);
+  });
+
+  it('refuses a capability that is not a host at provision_agent', async () => {
+    const { host } = await startHost();
+    const refused = await provisionWith(host, ['network:https://example.com/']);
+    expect(refused.isError).toBe(true);
+    expect((refused.content[0] as { text: string }).text).toContain('capability network:https://example.com/');
   });
 });

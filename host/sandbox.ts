@@ -14,7 +14,8 @@
  * - pid: when the command's first process ends, bwrap's init ends and the kernel kills every
  *   other process of the namespace (a daemon the command forked does not outlive it); cancel
  *   and the limits kill the whole namespace the same way;
- * - network: none (only a loopback of its own);
+ * - network: none (only a loopback of its own), or, for an agent with a network allowlist, an
+ *   HTTP proxy of the host that lets only its hosts through (sandbox-network.ts);
  * - user: bwrap runs unprivileged, as the host's user or, for a host running as root, as
  *   HOST_SANDBOX_UID (default 65534, nobody), and the command keeps that uid with no
  *   capabilities, no new privileges (bwrap sets no_new_privs) and no further user namespaces;
@@ -26,8 +27,10 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { accessSync, chmodSync, constants, copyFileSync, lstatSync, mkdtempSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
+import { NETWORK_BRIDGE, PROXY_SOCKET_IN_SANDBOX, proxyEnvironment } from './sandbox-network';
 
 export type SandboxMode = 'bwrap' | 'off';
 
@@ -82,6 +85,9 @@ const SYSTEM_PATHS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/lib
 
 const MIB = 1024 * 1024;
 
+/** The network bridge's own threads (node with one V8 worker), counted against RLIMIT_NPROC. */
+const BRIDGE_TASKS = 8;
+
 /** What the host tells about a sandbox it could not use, and how to fix it. */
 const FIX_INSTALL = 'install bubblewrap (apt-get install bubblewrap), or set BWRAP_PATH (npm run dev unpacks one into .tools/bwrap), or set HOST_SANDBOX=off to run agents\' commands unsandboxed';
 const FIX_USERNS =
@@ -107,8 +113,13 @@ export interface Sandbox {
   prepareWorkspace(root: string, workspace: string): Promise<void>;
   /** Whether `program` is found on the sandbox's PATH. */
   hasProgram(program: string, hostEnv: NodeJS.ProcessEnv): boolean;
-  /** The bwrap command that runs argv in `workspace` (its only writable directory), with `env`. */
-  wrap(argv: readonly string[], options: { workspace: string; env: NodeJS.ProcessEnv; readOnlyFiles?: string[] }): Promise<SandboxedCommand>;
+  /**
+   * The bwrap command that runs argv in `workspace` (its only writable directory), with `env`;
+   * with `proxySocket`, the command reaches that proxy (and nothing else) as HTTP(S)_PROXY.
+   */
+  wrap(argv: readonly string[], options: { workspace: string; env: NodeJS.ProcessEnv; readOnlyFiles?: string[]; proxySocket?: string }): Promise<SandboxedCommand>;
+  /** A fresh path for a command's proxy socket, where the sandbox's user can reach it. */
+  proxySocketPath(): string;
   /** Removes what the sandbox made at start (a copy of bwrap). */
   close(): void;
 }
@@ -204,7 +215,14 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
   const root = hostIsRoot();
   const runAs = root ? { uid: settings.uid, gid: settings.gid } : undefined;
   const hidden = [...options.hidden, HOST_CODE].map((dir) => path.resolve(dir));
-  let copyDir: string | undefined;
+  /** The host's own directory for the sandbox: a copy of bwrap (or node) when needed, proxies' sockets. */
+  let runtimeDir: string | undefined;
+  const runtime = (): string => {
+    runtimeDir ??= mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-sandbox-'));
+    // Searchable, not listable: the sandbox's user reaches what it is given a path to.
+    chmodSync(runtimeDir, 0o711);
+    return runtimeDir;
+  };
   let checked: Promise<SandboxCheck> | undefined;
 
   const reachable = (target: string, mode: number): boolean => {
@@ -273,12 +291,13 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
 
   const prlimit = (): string | undefined => findOnPath('prlimit', ['/usr/bin', '/bin', '/usr/sbin', '/sbin']);
 
-  const limitArgs = (prlimitPath: string): string[] => {
+  const limitArgs = (prlimitPath: string, network: boolean): string[] => {
     const { limits } = settings;
     return [
       prlimitPath,
-      // bwrap's init is one of the sandbox's user's processes, and one more lets the watch see the limit reached.
-      `--nproc=${limits.maxProcesses + 2}`,
+      // bwrap's init is one of the sandbox's user's processes, and one more lets the watch see the limit
+      // reached; the network bridge's threads count too.
+      `--nproc=${limits.maxProcesses + 2 + (network ? BRIDGE_TASKS : 0)}`,
       `--data=${limits.memoryMb * MIB}`,
       `--cpu=${limits.cpuSeconds}:${limits.cpuSeconds + 1}`,
       `--fsize=${limits.fileSizeMb * MIB}`,
@@ -287,7 +306,7 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
     ];
   };
 
-  const bwrapArgs = (workspace: string, readOnlyFiles: readonly string[], hostEnv: NodeJS.ProcessEnv, prlimitPath: string): string[] => [
+  const bwrapArgs = (workspace: string, readOnlyFiles: readonly string[], hostEnv: NodeJS.ProcessEnv, prlimitPath: string, proxySocket?: string): string[] => [
     '--unshare-all',
     '--unshare-user',
     '--disable-userns',
@@ -309,22 +328,39 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
     workspace,
     workspace,
     ...readOnlyFiles.flatMap((file) => ['--ro-bind', file, file]),
+    ...(proxySocket ? networkMounts(proxySocket) : []),
     '--chdir',
     workspace,
     '--',
-    ...limitArgs(prlimitPath),
+    ...(proxySocket ? [nodeInSandbox(), '--v8-pool-size=1', '--max-old-space-size=64', '-e', NETWORK_BRIDGE, '--'] : []),
+    ...limitArgs(prlimitPath, proxySocket !== undefined),
   ];
 
-  /** bwrap as the sandbox's user can run it: on a root host, a copy outside private directories when needed. */
-  const runnableBwrap = (found: string): string => {
-    if (!runAs || reachable(found, 1)) return found;
-    copyDir ??= mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-sandbox-'));
-    chmodSync(copyDir, 0o755);
-    const copy = path.join(copyDir, 'bwrap');
-    copyFileSync(found, copy);
-    chmodSync(copy, 0o755);
+  /** node for the network bridge: the host's own, where the sandbox sees it. */
+  const nodeInSandbox = (): string => process.execPath;
+  const networkMounts = (proxySocket: string): string[] => {
+    const node = process.execPath;
+    const visible = isSystem(node) || reachable(node, 1);
+    // A node the sandbox's user cannot reach (under /root) is copied once, beside bwrap's copy.
+    const source = visible ? node : runnableCopy(node, 'node');
+    return [...(isSystem(node) ? [] : ['--ro-bind', source, node]), '--ro-bind', proxySocket, PROXY_SOCKET_IN_SANDBOX];
+  };
+
+  const copies = new Map<string, string>();
+  /** A copy of a program in the runtime directory, made once, that the sandbox's user can run. */
+  const runnableCopy = (file: string, name: string): string => {
+    let copy = copies.get(file);
+    if (!copy) {
+      copy = path.join(runtime(), name);
+      copyFileSync(file, copy);
+      chmodSync(copy, 0o755);
+      copies.set(file, copy);
+    }
     return copy;
   };
+
+  /** bwrap as the sandbox's user can run it: on a root host, a copy outside private directories when needed. */
+  const runnableBwrap = (found: string): string => (!runAs || reachable(found, 1) ? found : runnableCopy(found, 'bwrap'));
 
   const check = async (): Promise<SandboxCheck> => {
     if (process.platform !== 'linux') return { ok: false, reason: `the sandbox needs Linux (bubblewrap); this host runs on ${process.platform}: set HOST_SANDBOX=off to run agents' commands unsandboxed` };
@@ -381,21 +417,25 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
     hasProgram(program, hostEnv) {
       return findOnPath(program, settings.mode === 'off' ? (hostEnv.PATH ?? '').split(path.delimiter).filter((d) => path.isAbsolute(d)) : pathDirs(hostEnv)) !== undefined;
     },
-    async wrap(argv, { workspace, env, readOnlyFiles = [] }) {
+    async wrap(argv, { workspace, env, readOnlyFiles = [], proxySocket }) {
       const result = await status();
       if (!result.ok) throw new Error(result.reason);
       const prlimitPath = prlimit()!;
       const sandboxPath = pathDirs(env).join(path.delimiter);
       return {
         file: result.bwrap,
-        args: [...bwrapArgs(workspace, readOnlyFiles, env, prlimitPath), ...argv],
-        env: { ...env, PATH: sandboxPath },
+        args: [...bwrapArgs(workspace, readOnlyFiles, env, prlimitPath, proxySocket), ...argv],
+        env: { ...env, PATH: sandboxPath, ...(proxySocket ? proxyEnvironment() : {}) },
         ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
       };
     },
+    proxySocketPath() {
+      return path.join(runtime(), `proxy-${randomUUID()}.sock`);
+    },
     close() {
-      if (copyDir) rmSync(copyDir, { recursive: true, force: true });
-      copyDir = undefined;
+      if (runtimeDir) rmSync(runtimeDir, { recursive: true, force: true });
+      runtimeDir = undefined;
+      copies.clear();
     },
   };
 }

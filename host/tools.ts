@@ -26,6 +26,7 @@ import { ENGINE_NAMES, isEngineName } from './engines';
 import { ensureWorkspace, removeWorkspace } from './workspaces';
 import { register } from './tool-serving';
 import { SANDBOX_META_KEY, type Sandbox } from './sandbox';
+import { networkAllowlist, type NetworkEntry } from './sandbox-network';
 
 export { EXECUTION_META_KEY };
 
@@ -57,6 +58,8 @@ export interface HostedAgent {
   active: boolean;
   /** The engine it runs on, when not the host's. */
   engine?: string;
+  /** The hosts its sandboxed commands may reach (its `network:<host>` capabilities); none: no network. */
+  network?: NetworkEntry[];
 }
 
 /** What the tools share with the server around them (one context for every session). */
@@ -198,6 +201,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
           limitHit: () => guard.limitHit,
           signal: guard.signal,
           sandbox: context.sandbox,
+          network: agents.get(args.agentId)?.network ?? [],
         },
         context.env,
       ),
@@ -245,6 +249,12 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
         if (chosen !== undefined && !isEngineName(chosen)) {
           return errorResult(`unknown engine "${chosen}" (capability engine:${chosen}): this host has the engines ${ENGINE_NAMES.join(', ')}`);
         }
+        let network: NetworkEntry[];
+        try {
+          network = networkAllowlist(capabilities);
+        } catch (error) {
+          return errorResult(errorText(error));
+        }
         const engine = chosen === undefined ? context.engineFor(undefined) : context.engineNamed(chosen);
         // Refused now rather than at the agent's first run.
         const unusable = await engine.check();
@@ -253,7 +263,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
         const unsandboxable = context.allowCommands ? await context.sandbox.unusable() : undefined;
         if (unsandboxable !== undefined) return errorResult(`this host cannot sandbox agents' commands: ${unsandboxable}`);
         await ensureWorkspace(context.workspaceRoot, agentId, context.sandbox);
-        agents.set(agentId, { name, role, active: agents.get(agentId)?.active ?? false, ...(chosen !== undefined ? { engine: chosen } : {}) });
+        agents.set(agentId, { name, role, active: agents.get(agentId)?.active ?? false, ...(chosen !== undefined ? { engine: chosen } : {}), ...(network.length ? { network } : {}) });
         return okResult<'provision_agent'>(`provisioned agent ${agentId} (engine ${engine.name})`, { provisioned: true, agentId });
       },
     },
