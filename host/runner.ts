@@ -176,7 +176,7 @@ export function commandRunner(setup: RunnerSetup, hostEnv: NodeJS.ProcessEnv): E
       const wrapped = await (async () => {
         // The command's own proxy, for an agent with a network allowlist: the sandbox has no other way out.
         if (setup.network?.length) proxy = await startNetworkProxy(setup.network, sandbox.proxySocketPath());
-        return sandbox.wrap(checked.argv, { workspace: setup.workspace, env, readOnlyFiles: [gitConfigPath(setup.workspace)], ...(proxy ? { proxySocket: proxy.socket } : {}) });
+        return sandbox.wrap(checked.argv, { workspace: setup.workspace, env, readOnlyPaths: [gitConfigPath(setup.workspace)], ...(proxy ? { proxySocket: proxy.socket } : {}) });
       })().catch((error: unknown) => ({
         refused: `the host cannot sandbox commands: ${error instanceof Error ? error.message : String(error)}`,
       }));

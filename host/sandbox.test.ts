@@ -216,6 +216,19 @@ describe('the sandbox of agents’ commands', () => {
     expect(connections).toBe(0);
   });
 
+  it('writes nowhere but the workspace and its private /tmp: the sandbox’s own root and /dev are read-only', async () => {
+    const { host } = await startHost();
+    const py = (code: string) => `-python3 -c "${code}"`;
+    const { output, errors } = await run(
+      host,
+      [py("open('/made', 'w')"), py("open('/dev/made', 'w')"), py("open('/usr/made', 'w')"), py("open('/tmp/made', 'w').write('x'); open('/dev/shm/made', 'w').write('x'); open('/dev/null', 'w').write('x'); print('ok')")].join('\n'),
+      [grant('python3')],
+    );
+    expect(errors).toEqual(['exit code 1', 'exit code 1', 'exit code 1']);
+    expect(output.match(/Read-only file system/g)).toHaveLength(3);
+    expect(output).toContain('ok');
+  });
+
   it('runs as a user that is not root, with no capabilities and no new privileges', async () => {
     const { host } = await startHost();
     const { output } = await run(host, "python3 -c \"import os; print('uid', os.getuid()); print(open('/proc/self/status').read())\"", [grant('python3')]);

@@ -43,7 +43,7 @@ export interface SandboxLimits {
   cpuSeconds: number;
   /** The largest file a process may write (RLIMIT_FSIZE). */
   fileSizeMb: number;
-  /** The private /tmp (a tmpfs: memory). */
+  /** The private /tmp and /dev/shm (each a tmpfs: memory). */
   tmpMb: number;
 }
 
@@ -113,11 +113,13 @@ export interface Sandbox {
   prepareWorkspace(root: string, workspace: string): Promise<void>;
   /** Whether `program` is found on the sandbox's PATH. */
   hasProgram(program: string, hostEnv: NodeJS.ProcessEnv): boolean;
+  /** Whether the sandbox's user can reach `target` on this machine (so it can be made visible). */
+  canReach(target: string): boolean;
   /**
    * The bwrap command that runs argv in `workspace` (its only writable directory), with `env`;
    * with `proxySocket`, the command reaches that proxy (and nothing else) as HTTP(S)_PROXY.
    */
-  wrap(argv: readonly string[], options: { workspace: string; env: NodeJS.ProcessEnv; readOnlyFiles?: string[]; proxySocket?: string }): Promise<SandboxedCommand>;
+  wrap(argv: readonly string[], options: { workspace: string; env: NodeJS.ProcessEnv; readOnlyPaths?: string[]; proxySocket?: string }): Promise<SandboxedCommand>;
   /** A fresh path for a command's proxy socket, where the sandbox's user can reach it. */
   proxySocketPath(): string;
   /** Removes what the sandbox made at start (a copy of bwrap). */
@@ -306,7 +308,7 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
     ];
   };
 
-  const bwrapArgs = (workspace: string, readOnlyFiles: readonly string[], hostEnv: NodeJS.ProcessEnv, prlimitPath: string, proxySocket?: string): string[] => [
+  const bwrapArgs = (workspace: string, readOnlyPaths: readonly string[], hostEnv: NodeJS.ProcessEnv, prlimitPath: string, proxySocket?: string): string[] => [
     '--unshare-all',
     '--unshare-user',
     '--disable-userns',
@@ -327,8 +329,17 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
     '--bind',
     workspace,
     workspace,
-    ...readOnlyFiles.flatMap((file) => ['--ro-bind', file, file]),
+    ...readOnlyPaths.flatMap((item) => ['--ro-bind', item, item]),
     ...(proxySocket ? networkMounts(proxySocket) : []),
+    // bwrap's own root and /dev are tmpfs, in memory and writable: read-only, with /dev/shm a bounded tmpfs of its own.
+    '--remount-ro',
+    '/dev',
+    '--size',
+    String(settings.limits.tmpMb * MIB),
+    '--tmpfs',
+    '/dev/shm',
+    '--remount-ro',
+    '/',
     '--chdir',
     workspace,
     '--',
@@ -417,17 +428,20 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
     hasProgram(program, hostEnv) {
       return findOnPath(program, settings.mode === 'off' ? (hostEnv.PATH ?? '').split(path.delimiter).filter((d) => path.isAbsolute(d)) : pathDirs(hostEnv)) !== undefined;
     },
-    async wrap(argv, { workspace, env, readOnlyFiles = [], proxySocket }) {
+    async wrap(argv, { workspace, env, readOnlyPaths = [], proxySocket }) {
       const result = await status();
       if (!result.ok) throw new Error(result.reason);
       const prlimitPath = prlimit()!;
       const sandboxPath = pathDirs(env).join(path.delimiter);
       return {
         file: result.bwrap,
-        args: [...bwrapArgs(workspace, readOnlyFiles, env, prlimitPath, proxySocket), ...argv],
+        args: [...bwrapArgs(workspace, readOnlyPaths, env, prlimitPath, proxySocket), ...argv],
         env: { ...env, PATH: sandboxPath, ...(proxySocket ? proxyEnvironment() : {}) },
         ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
       };
+    },
+    canReach(target) {
+      return reachable(target, 5);
     },
     proxySocketPath() {
       return path.join(runtime(), `proxy-${randomUUID()}.sock`);

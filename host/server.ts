@@ -137,12 +137,20 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
   setMaxListeners(0, shutdown.signal);
   let closing = false;
 
+  // eslint-disable-next-line no-restricted-properties -- the host is its own program: its engines and commands read its environment, not the control plane's config
+  const hostEnv = options.env ?? process.env;
+  const workspaceRoot = path.resolve(options.workspaceRoot ?? defaultWorkspaceRoot());
+  const sandbox = createSandbox(
+    { ...DEFAULT_SANDBOX_SETTINGS, ...options.sandbox, limits: { ...DEFAULT_SANDBOX_SETTINGS.limits, ...options.sandbox?.limits } },
+    // Other agents' workspaces and the host's tasks are never visible to an agent's command.
+    { hidden: [workspaceRoot, ...(options.dataDir !== undefined ? [options.dataDir] : [])], hostEnv },
+  );
   const engineSettings = {
     allowCommands: options.allowCommands ?? false,
     stepDelayMs: options.stepDelayMs ?? DEFAULT_STEP_DELAY_MS,
     shutdown: shutdown.signal,
-    // eslint-disable-next-line no-restricted-properties -- the host is its own program: its engines and commands read its environment, not the control plane's config
-    env: options.env ?? process.env,
+    env: hostEnv,
+    sandbox,
   };
   const engines = new Map<string, Engine>();
   const engineNamed = (name: string): Engine => {
@@ -151,12 +159,6 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
     return engine;
   };
   const hostEngine = engineNamed(options.engine ?? 'script');
-  const workspaceRoot = path.resolve(options.workspaceRoot ?? defaultWorkspaceRoot());
-  const sandbox = createSandbox(
-    { ...DEFAULT_SANDBOX_SETTINGS, ...options.sandbox, limits: { ...DEFAULT_SANDBOX_SETTINGS.limits, ...options.sandbox?.limits } },
-    // Other agents' workspaces and the host's tasks are never visible to an agent's command.
-    { hidden: [workspaceRoot, ...(options.dataDir !== undefined ? [options.dataDir] : [])], hostEnv: engineSettings.env },
-  );
 
   const tools: ToolContext = {
     engineFor: (agent) => (agent?.engine ? engineNamed(agent.engine) : hostEngine),

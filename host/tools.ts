@@ -182,6 +182,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       ...(args.responseSchema ? { responseSchema: args.responseSchema } : {}),
       allowedTools: allowedToolScopes(args.allowedTools),
       workspace,
+      network: agents.get(args.agentId)?.network ?? [],
       emit,
       progress: (done, total, message) =>
         progressToken === undefined

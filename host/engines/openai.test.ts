@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { LoggingMessageNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { HostMessage } from '../../lib/host-contract';
+import { createSandbox, DEFAULT_SANDBOX_SETTINGS } from '../sandbox';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from '../server';
 import { chunk, failure, startOpenAIStandIn, streamed, textChunks, toolCallChunks, usageChunk, writeEvents, type OpenAIStandIn } from '../../test/openai-stand-in';
 import { createOpenAIEngine } from './openai';
@@ -100,7 +101,8 @@ type Tool = { type: string; function: { name: string; description: string } };
 const toolNames = (body: Record<string, unknown>) => ((body.tools ?? []) as Tool[]).map((tool) => tool.function.name);
 
 describe('openai engine: settings', () => {
-  const engine = (env: NodeJS.ProcessEnv) => createOpenAIEngine({ allowCommands: true, stepDelayMs: 0, shutdown: new AbortController().signal, env });
+  const engine = (env: NodeJS.ProcessEnv) =>
+    createOpenAIEngine({ allowCommands: true, stepDelayMs: 0, shutdown: new AbortController().signal, env, sandbox: createSandbox({ ...DEFAULT_SANDBOX_SETTINGS, mode: 'off' }, { hidden: [], hostEnv: env }) });
 
   it('names what is missing or invalid at check(), without a network call', async () => {
     expect(await engine({}).check()).toBe('the openai engine needs HOST_OPENAI_BASE_URL, HOST_OPENAI_API_KEY, HOST_OPENAI_MODEL (set in the host\'s environment)');
