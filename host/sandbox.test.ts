@@ -432,3 +432,21 @@ describe('an agent’s network allowlist', () => {
     expect((refused.content[0] as { text: string }).text).toContain('capability network:https://example.com/');
   });
 });
+
+describe('the tool commands in a sandbox (HOST_SANDBOX_TOOL_COMMANDS)', () => {
+  it('runs install_tool and check_tool in an empty directory of their own: nothing of the host changes, check_tool sees what agents see', async () => {
+    const canary = path.join(os.tmpdir(), `sandbox-install-${randomUUID()}`);
+    cleanup.push(canary);
+    const { host } = await startHost({ sandbox: { toolCommands: true } });
+    const { client } = await connect(host);
+    const install = (await client.callTool({ name: 'install_tool', arguments: { name: 'x', installCommand: `touch ${canary} && id -u && pwd`, versionCommand: 'git --version' } })) as CallToolResult;
+    expect(install.isError).toBeFalsy();
+    expect(await exists(canary)).toBe(false);
+    const log = (install.structuredContent as { log: string; version?: string }).log;
+    expect(log).not.toMatch(/^0$/m);
+    expect(log).toMatch(/mcp-fleet-tool-command-/);
+    expect((install.structuredContent as { version?: string }).version).toMatch(/^\d+\.\d+/);
+    const check = (await client.callTool({ name: 'check_tool', arguments: { name: 'x', versionCommand: `cat ${path.join(PROJECT_ROOT, 'package.json')}` } })) as CallToolResult;
+    expect(check.structuredContent).toMatchObject({ installed: false });
+  });
+});
