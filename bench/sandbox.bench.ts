@@ -4,7 +4,9 @@
  * 1. start overhead of one command: `true` started in a sandbox (the host's own wrap: bwrap,
  *    its mounts and namespaces, prlimit) against `true` started directly, p50 over 200 each.
  *    Target: at most 15 ms added at p50.
- * 2. the shell engine's run time: a runbook of 10 commands through execute_prompt on a host
+ * 2. the same start with a network allowlist: the host's proxy for the command and the bridge
+ *    (node) inside, against a start without. Target: at most 60 ms more.
+ * 3. the shell engine's run time: a runbook of 10 commands through execute_prompt on a host
  *    that sandboxes them against one that does not (HOST_SANDBOX=off), p50 over 20 runs each.
  *    Target: at most 15 ms added per command.
  */
@@ -18,6 +20,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { findBwrap } from '../lib/dev/bwrap';
 import { hostToolCall } from '../lib/host-contract';
 import { createSandbox, DEFAULT_SANDBOX_SETTINGS } from '../host/sandbox';
+import { networkAllowlist, startNetworkProxy } from '../host/sandbox-network';
 import { startAgentHost, type AgentHost } from '../host/server';
 import { agentEnvironment } from '../host/runner';
 import { compareRoundTrips } from './round-trip';
@@ -25,6 +28,7 @@ import { compareRoundTrips } from './round-trip';
 const STARTS = Number(process.argv.find((a) => a.startsWith('--starts='))?.slice(9) ?? 200);
 const RUNS = Number(process.argv.find((a) => a.startsWith('--runs='))?.slice(7) ?? 20);
 const TARGET_START_MS = 15;
+const TARGET_NETWORK_MS = 60;
 const RUNBOOK = ['git --version', 'python3 -c pass', 'ls', 'git init --quiet', 'git status --short', 'python3 -c "print(1 + 1)"', 'ls -la', 'git --version', 'python3 -c pass', 'ls'];
 
 function runToEnd(file: string, args: string[], options: { env: NodeJS.ProcessEnv; cwd: string; uid?: number; gid?: number }): Promise<void> {
@@ -78,6 +82,33 @@ export async function benchSandbox(): Promise<{ pass: boolean }> {
       targetAddedMs: TARGET_START_MS,
     });
 
+    const withNetwork = await compareRoundTrips({
+      name: 'sandbox bench: one command (true) started with a network allowlist',
+      count: Math.ceil(STARTS / 4),
+      warmup: 5,
+      platform: {
+        label: 'in a sandbox, with its proxy and bridge',
+        run: async () => {
+          const proxy = await startNetworkProxy(networkAllowlist(['network:example.com']), sandbox.proxySocketPath());
+          try {
+            const wrapped = await sandbox.wrap(['true'], { workspace, env, proxySocket: proxy.socket });
+            await runToEnd(wrapped.file, wrapped.args, { env: wrapped.env, cwd: '/', ...(wrapped.uid !== undefined ? { uid: wrapped.uid, gid: wrapped.gid } : {}) });
+          } finally {
+            await proxy.close();
+          }
+        },
+      },
+      baseline: {
+        label: 'in a sandbox, no network',
+        run: async () => {
+          const wrapped = await sandbox.wrap(['true'], { workspace, env });
+          await runToEnd(wrapped.file, wrapped.args, { env: wrapped.env, cwd: '/', ...(wrapped.uid !== undefined ? { uid: wrapped.uid, gid: wrapped.gid } : {}) });
+        },
+      },
+      adds: 'the network allowlist adds',
+      targetAddedMs: TARGET_NETWORK_MS,
+    });
+
     let runs = 0;
     const runbook = (client: Client) => async () => {
       const result = await client.callTool(hostToolCall('execute_prompt', { executionId: `bench-${++runs}`, agentId: `agent-${runs % 4}`, agentName: 'bench', prompt: RUNBOOK.join('\n'), allowedTools: ['git', 'python3', 'ls'] }));
@@ -92,7 +123,7 @@ export async function benchSandbox(): Promise<{ pass: boolean }> {
       adds: 'the sandbox adds',
       targetAddedMs: TARGET_START_MS * RUNBOOK.length,
     });
-    return { pass: starts.pass && shell.pass };
+    return { pass: starts.pass && withNetwork.pass && shell.pass };
   } finally {
     await Promise.allSettled(clients.map((client) => client.close()));
     await Promise.allSettled(hosts.map((host) => host.close()));
