@@ -216,6 +216,26 @@ describe('the sandbox of agents’ commands', () => {
     expect(connections).toBe(0);
   });
 
+  it('shows a directory of HOST_SANDBOX_READ_PATHS read-only, but never the host’s data dir inside it', async () => {
+    const outer = await tempDir();
+    await chmod(outer, 0o755);
+    await writeFile(path.join(outer, 'shared.txt'), 'shared with agents');
+    const dataDir = path.join(outer, 'host-data');
+    await mkdir(dataDir, { mode: 0o755 });
+    await writeFile(path.join(dataDir, 'host-token'), 'the-host-secret', { mode: 0o644 });
+    const host = await startAgentHost({ token: 't', engine: 'shell', allowCommands: true, workspaceRoot: await tempDir(), dataDir, sandbox: { readPaths: [outer] } });
+    hosts.push(host);
+    const { output, errors } = await run(
+      host,
+      [`-python3 -c "print(open('${path.join(outer, 'shared.txt')}').read())"`, `-python3 -c "print(open('${path.join(dataDir, 'host-token')}').read())"`, `-python3 -c "open('${path.join(outer, 'new')}', 'w')"`].join('\n'),
+      [grant('python3')],
+    );
+    expect(output).toContain('shared with agents');
+    expect(output).not.toContain('the-host-secret');
+    expect(output).toContain('Read-only file system');
+    expect(errors).toEqual(['exit code 1', 'exit code 1']);
+  });
+
   it('writes nowhere but the workspace and its private /tmp: the sandbox’s own root and /dev are read-only', async () => {
     const { host } = await startHost();
     const py = (code: string) => `-python3 -c "${code}"`;

@@ -256,10 +256,9 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
     return dirs;
   };
 
-  /** The mounts of the system and of the read-only extras, then masks over hidden directories inside them. */
-  const readOnlyMounts = (hostEnv: NodeJS.ProcessEnv): string[] => {
+  /** The system's directories, read-only. */
+  const systemMounts = (): string[] => {
     const args: string[] = [];
-    const bound: string[] = [];
     for (const system of SYSTEM_PATHS) {
       let stats;
       try {
@@ -269,11 +268,15 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
       }
       // Merged-/usr systems: /bin is a link to usr/bin, and stays one.
       if (stats.isSymbolicLink()) args.push('--symlink', readlinkSync(system), system);
-      else if (stats.isDirectory()) {
-        args.push('--ro-bind', system, system);
-        bound.push(system);
-      }
+      else if (stats.isDirectory()) args.push('--ro-bind', system, system);
     }
+    return args;
+  };
+
+  /** The read-only extras (PATH, HOST_SANDBOX_READ_PATHS), then masks over hidden directories inside them. */
+  const extraMounts = (hostEnv: NodeJS.ProcessEnv): string[] => {
+    const args: string[] = [];
+    const bound: string[] = [];
     for (const dir of [...pathDirs(hostEnv), ...settings.readPaths]) {
       if (isSystem(dir) || bound.some((b) => inside(b, dir))) continue;
       let real: string;
@@ -286,8 +289,9 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
       args.push('--ro-bind', real, dir);
       bound.push(dir);
     }
-    // A named directory that holds a hidden one (a PATH entry above the data dir) does not show it.
-    for (const dir of hidden) if (bound.some((b) => inside(b, dir) && b !== dir)) args.push('--tmpfs', dir);
+    // A named directory that holds a hidden one (a PATH entry above the data dir) does not show it:
+    // an empty tmpfs over it, too small to fill memory with.
+    for (const dir of hidden) if (bound.some((b) => inside(b, dir) && b !== dir)) args.push('--size', '65536', '--tmpfs', dir);
     return args;
   };
 
@@ -317,7 +321,7 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
     'ALL',
     '--hostname',
     'sandbox',
-    ...readOnlyMounts(hostEnv),
+    ...systemMounts(),
     '--proc',
     '/proc',
     '--dev',
@@ -326,6 +330,8 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
     String(settings.limits.tmpMb * MIB),
     '--tmpfs',
     '/tmp',
+    // After /tmp: a directory named under it shows on the private /tmp.
+    ...extraMounts(hostEnv),
     '--bind',
     workspace,
     workspace,
