@@ -42,7 +42,7 @@ export function createServerActivities(deps: ActivityDeps) {
         serverInfo: info ? { name: info.name, version: info.version } : null,
         protocolVersion: connection.protocolVersion ?? null,
         transport: connection.transport,
-        tools: listed.tools.map((t) => ({ name: t.name, description: t.description, inputSchema: t.inputSchema })),
+        tools: listed.tools.map((t) => ({ name: t.name, description: t.description, inputSchema: t.inputSchema, ...(t._meta ? { meta: t._meta } : {}) })),
       };
     });
   }

@@ -1,4 +1,5 @@
 import type { Agent, AuditLog, Execution, McpServer, Organization, User } from '../entities';
+import { SANDBOX_META_KEY } from '../lib/host-contract';
 
 /** Presenters decide what leaves the process: never password hashes, tokens or ciphertexts. */
 
@@ -33,6 +34,12 @@ export function presentAuditLog(row: AuditLog) {
   };
 }
 
+/** How the host said, at its last check, that agents' commands run on it (execute_prompt's meta), or null. */
+function sandboxOf(server: McpServer): string | null {
+  const said = server.toolsSnapshot?.find((t) => t.name === 'execute_prompt')?.meta?.[SANDBOX_META_KEY];
+  return typeof said === 'string' ? said : null;
+}
+
 export function presentServer(server: McpServer) {
   return {
     id: server.id,
@@ -49,6 +56,7 @@ export function presentServer(server: McpServer) {
     serverInfo: server.serverInfo ?? null,
     protocolVersion: server.protocolVersion ?? null,
     tools: (server.toolsSnapshot ?? []).map((t) => t.name),
+    sandbox: sandboxOf(server),
     toolsHash: server.toolsHash ?? null,
     lastToolsChange: server.lastToolsChange ?? null,
     createdAt: server.createdAt.toISOString(),

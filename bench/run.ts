@@ -6,6 +6,7 @@ import { benchTools } from './tools.bench';
 import { benchToolInstall } from './tool-install.bench';
 import { benchTasks } from './tasks.bench';
 import { benchReattach } from './reattach.bench';
+import { benchSandbox } from './sandbox.bench';
 
 async function main(): Promise<void> {
   const results = [
@@ -16,6 +17,7 @@ async function main(): Promise<void> {
     { name: 'tool-install', ...(await benchToolInstall()) },
     { name: 'tasks', ...(await benchTasks()) },
     { name: 'reattach', ...(await benchReattach()) },
+    { name: 'sandbox', ...(await benchSandbox()) },
   ];
   const failed = results.filter((r) => !r.pass);
   process.stdout.write(`\n${results.map((r) => `${r.pass ? 'PASS' : 'FAIL'} ${r.name}`).join('\n')}\n`);

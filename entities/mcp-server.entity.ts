@@ -19,6 +19,8 @@ export interface ToolSnapshotEntry {
   name: string;
   description?: string;
   inputSchema?: unknown;
+  /** The tool's `_meta` in tools/list (not part of the tools hash): where a host says whether it sandboxes commands. */
+  meta?: Record<string, unknown>;
 }
 
 export interface ToolsChange {

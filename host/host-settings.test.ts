@@ -1,6 +1,7 @@
 /** host/main.ts's HOST_* settings: defaults, and a clear error naming the variable for a wrong value. */
 import { hostSettings } from './host-settings';
 import { DEFAULT_LIMITS, defaultWorkspaceRoot } from './server';
+import { DEFAULT_SANDBOX_SETTINGS } from './sandbox';
 
 describe('hostSettings', () => {
   it('defaults to the shell engine, workspaces under the OS temp dir and the default limits', () => {
@@ -11,6 +12,7 @@ describe('hostSettings', () => {
       allowCommands: false,
       engine: 'shell',
       workspaceRoot: defaultWorkspaceRoot(),
+      sandbox: DEFAULT_SANDBOX_SETTINGS,
       limits: DEFAULT_LIMITS,
     });
     expect(
@@ -27,6 +29,39 @@ describe('hostSettings', () => {
       expect(() => hostSettings({ HOST_TOKEN: 't', HOST_RUN_WALL_TIME_MS: value })).toThrow(`HOST_RUN_WALL_TIME_MS must be a whole number above 0, got "${value}"`);
       expect(() => hostSettings({ HOST_TOKEN: 't', HOST_RUN_OUTPUT_BYTES: value })).toThrow(`HOST_RUN_OUTPUT_BYTES must be a whole number above 0, got "${value}"`);
     }
+  });
+
+  it('sandboxes commands with bwrap unless HOST_SANDBOX=off; reads its path, user, limits and extra read-only paths', () => {
+    expect(hostSettings({ HOST_TOKEN: 't' }).sandbox).toEqual({ mode: 'bwrap', uid: 65534, gid: 65534, limits: DEFAULT_SANDBOX_SETTINGS.limits, readPaths: [], toolCommands: false });
+    expect(
+      hostSettings({
+        HOST_TOKEN: 't',
+        HOST_SANDBOX: 'off',
+        BWRAP_PATH: '/opt/bwrap',
+        HOST_SANDBOX_UID: '1500',
+        HOST_SANDBOX_GID: '1600',
+        HOST_SANDBOX_MEMORY_MB: '512',
+        HOST_SANDBOX_MAX_PROCESSES: '64',
+        HOST_SANDBOX_CPU_SECONDS: '30',
+        HOST_SANDBOX_FILE_SIZE_MB: '10',
+        HOST_SANDBOX_TMP_MB: '20',
+        HOST_SANDBOX_READ_PATHS: '/opt/tools:/srv/shared',
+        HOST_SANDBOX_TOOL_COMMANDS: 'true',
+      }).sandbox,
+    ).toEqual({
+      mode: 'off',
+      bwrapPath: '/opt/bwrap',
+      uid: 1500,
+      gid: 1600,
+      limits: { memoryMb: 512, maxProcesses: 64, cpuSeconds: 30, fileSizeMb: 10, tmpMb: 20 },
+      readPaths: ['/opt/tools', '/srv/shared'],
+      toolCommands: true,
+    });
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_SANDBOX: 'docker' })).toThrow('HOST_SANDBOX must be bwrap or off, got "docker"');
+    expect(() => hostSettings({ HOST_TOKEN: 't', BWRAP_PATH: 'bwrap' })).toThrow('BWRAP_PATH must be an absolute path, got "bwrap"');
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_SANDBOX_UID: '0' })).toThrow('HOST_SANDBOX_UID must be a user or group id above 0 (not root), got "0"');
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_SANDBOX_MEMORY_MB: 'lots' })).toThrow('HOST_SANDBOX_MEMORY_MB must be a whole number above 0, got "lots"');
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_SANDBOX_READ_PATHS: 'tools' })).toThrow('HOST_SANDBOX_READ_PATHS must be absolute paths separated by :, got "tools"');
   });
 
   it('HOST_DATA_DIR keeps tasks across restarts (absolute path); HOST_INPUT_TIMEOUT_MS bounds the wait for an answer', () => {

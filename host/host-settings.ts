@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { ENGINE_NAMES, isEngineName } from './engines';
 import { DEFAULT_LIMITS, defaultWorkspaceRoot } from './server';
+import { DEFAULT_SANDBOX_SETTINGS, type SandboxSettings } from './sandbox';
 
 const DEFAULT_PORT = 4100;
 const DEFAULT_ENGINE = 'shell';
@@ -29,6 +30,40 @@ function parsePositiveInteger(name: string, value: string | undefined, fallback:
   return number;
 }
 
+function parseId(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number <= 0 || number >= 2 ** 32 - 1) throw new Error(`${name} must be a user or group id above 0 (not root), got "${value}"`);
+  return number;
+}
+
+/** HOST_SANDBOX and the sandbox's limits, user and paths (host/sandbox.ts). */
+function sandboxSettings(env: NodeJS.ProcessEnv): SandboxSettings {
+  const mode = env.HOST_SANDBOX || DEFAULT_SANDBOX_SETTINGS.mode;
+  if (mode !== 'bwrap' && mode !== 'off') throw new Error(`HOST_SANDBOX must be bwrap or off, got "${mode}"`);
+  const bwrapPath = env.BWRAP_PATH || undefined;
+  if (bwrapPath !== undefined && !path.isAbsolute(bwrapPath)) throw new Error(`BWRAP_PATH must be an absolute path, got "${bwrapPath}"`);
+  const readPaths = (env.HOST_SANDBOX_READ_PATHS ?? '').split(path.delimiter).filter(Boolean);
+  const relative = readPaths.find((entry) => !path.isAbsolute(entry));
+  if (relative !== undefined) throw new Error(`HOST_SANDBOX_READ_PATHS must be absolute paths separated by ${path.delimiter}, got "${relative}"`);
+  const limits = DEFAULT_SANDBOX_SETTINGS.limits;
+  return {
+    mode,
+    ...(bwrapPath !== undefined ? { bwrapPath } : {}),
+    uid: parseId('HOST_SANDBOX_UID', env.HOST_SANDBOX_UID, DEFAULT_SANDBOX_SETTINGS.uid),
+    gid: parseId('HOST_SANDBOX_GID', env.HOST_SANDBOX_GID, DEFAULT_SANDBOX_SETTINGS.gid),
+    limits: {
+      memoryMb: parsePositiveInteger('HOST_SANDBOX_MEMORY_MB', env.HOST_SANDBOX_MEMORY_MB, limits.memoryMb),
+      maxProcesses: parsePositiveInteger('HOST_SANDBOX_MAX_PROCESSES', env.HOST_SANDBOX_MAX_PROCESSES, limits.maxProcesses),
+      cpuSeconds: parsePositiveInteger('HOST_SANDBOX_CPU_SECONDS', env.HOST_SANDBOX_CPU_SECONDS, limits.cpuSeconds),
+      fileSizeMb: parsePositiveInteger('HOST_SANDBOX_FILE_SIZE_MB', env.HOST_SANDBOX_FILE_SIZE_MB, limits.fileSizeMb),
+      tmpMb: parsePositiveInteger('HOST_SANDBOX_TMP_MB', env.HOST_SANDBOX_TMP_MB, limits.tmpMb),
+    },
+    readPaths,
+    toolCommands: parseBoolean('HOST_SANDBOX_TOOL_COMMANDS', env.HOST_SANDBOX_TOOL_COMMANDS),
+  };
+}
+
 /** The host's settings from its environment, or an error naming the variable that is wrong. */
 export function hostSettings(env: NodeJS.ProcessEnv) {
   const token = env.HOST_TOKEN;
@@ -46,6 +81,7 @@ export function hostSettings(env: NodeJS.ProcessEnv) {
     allowCommands: parseBoolean('HOST_ALLOW_COMMANDS', env.HOST_ALLOW_COMMANDS),
     engine,
     workspaceRoot,
+    sandbox: sandboxSettings(env),
     limits: {
       wallTimeMs: parsePositiveInteger('HOST_RUN_WALL_TIME_MS', env.HOST_RUN_WALL_TIME_MS, DEFAULT_LIMITS.wallTimeMs),
       outputBytes: parsePositiveInteger('HOST_RUN_OUTPUT_BYTES', env.HOST_RUN_OUTPUT_BYTES, DEFAULT_LIMITS.outputBytes),

@@ -13,6 +13,9 @@
  * HOST_RUN_OUTPUT_BYTES bound each run (docs/host-protocol.md, "Engines"). HOST_DATA_DIR (default
  * none: tasks in memory only) keeps MCP tasks across restarts; HOST_INPUT_TIMEOUT_MS (default a
  * day) is how long a question waits for its answer (docs/host-protocol.md, "Tasks").
+ * HOST_SANDBOX (default bwrap) runs each agent command in a bubblewrap sandbox (BWRAP_PATH,
+ * HOST_SANDBOX_*: docs/host-protocol.md, "The sandbox"); `off` runs them on this machine as the
+ * host's own user, and says so loudly.
  */
 /* eslint-disable no-restricted-properties -- a separate program with its own HOST_* settings, not the control plane's lib/config.ts */
 import { hostSettings } from './host-settings';
@@ -27,6 +30,16 @@ async function main(): Promise<void> {
     `agent host listening on ${host.url} (engine ${settings.engine}, workspaces in ${settings.workspaceRoot}${settings.allowCommands ? ', commands allowed' : ''})\n`,
   );
   if (unusable) process.stdout.write(`warning: the ${settings.engine} engine cannot run agents here: ${unusable}\n`);
+  if (settings.allowCommands && settings.sandbox.mode === 'off') {
+    process.stderr.write(
+      '\n!!! HOST_SANDBOX=off: agents\' commands run UNSANDBOXED on this machine, as this host\'s user, with its files and network in reach.\n' +
+        '!!! Only for agents you trust; tools/list tells the control plane, which shows the server as unsandboxed.\n\n',
+    );
+  } else if (settings.allowCommands) {
+    const unsandboxable = await host.sandbox.unusable();
+    if (unsandboxable) process.stdout.write(`warning: agents' commands cannot run here (provision_agent refuses them): ${unsandboxable}\n`);
+    else process.stdout.write('agents\' commands run in a bubblewrap sandbox each\n');
+  }
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

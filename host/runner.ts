@@ -2,8 +2,9 @@
  * How an agent's commands run on the reference host (EngineRun.runCommand). A command line is
  * split into a program and its arguments and started with no shell, so the program's name is
  * the tool that was checked against `allowedTools`. Each command is a real process in the
- * agent's workspace, in a process group of its own so that cancel, a limit or the host's
- * shutdown ends everything it started at once.
+ * agent's workspace, in a sandbox of its own (sandbox.ts: the allowlist decides what starts,
+ * the sandbox what it can reach) and a process group of its own, so that cancel, a limit or
+ * the host's shutdown ends everything it started at once.
  */
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
@@ -11,6 +12,9 @@ import path from 'node:path';
 import type { AllowedToolScope, HostEvent } from '../lib/host-contract';
 import { commandRefusal, programRefusal, splitCommandLine } from '../lib/tool-commands';
 import type { CommandRun, EngineRun } from './engines/engine';
+import { limitFromExit, limitReason, signalOfExit, type Sandbox, type SandboxedCommand, type SandboxLimits } from './sandbox';
+import { watchSandbox } from './sandbox-watch';
+import { startNetworkProxy, type NetworkEntry, type NetworkProxy } from './sandbox-network';
 import { gitConfigPath, resetGitConfig } from './workspaces';
 
 /** Between SIGTERM and SIGKILL: long enough to exit cleanly, short enough for a cancel to feel immediate. */
@@ -33,6 +37,10 @@ export interface RunnerSetup {
   signal: AbortSignal;
   /** Asks the client; a tool granted with requiresApproval runs a command only once it is approved. */
   ask?: EngineRun['ask'];
+  /** Where commands run: a sandbox each (HOST_SANDBOX=bwrap), or straight on the host (off). */
+  sandbox: Sandbox;
+  /** The hosts a sandboxed command may reach through the host's proxy (the agent's network: capabilities); none: no network. */
+  network?: readonly NetworkEntry[];
 }
 
 /** The answer schema of an approval question: one boolean. */
@@ -160,15 +168,35 @@ export function commandRunner(setup: RunnerSetup, hostEnv: NodeJS.ProcessEnv): E
       await setup.emit({ type: 'tool_result', toolCallId, name, result: { error: `refused: ${reset}` } });
       return { refused: reset };
     }
+    const env = agentEnvironment(setup.workspace, hostEnv);
+    let sandboxed: SandboxedCommand | undefined;
+    let proxy: NetworkProxy | undefined;
+    if (setup.sandbox.settings.mode === 'bwrap') {
+      const { sandbox } = setup;
+      const wrapped = await (async () => {
+        // The command's own proxy, for an agent with a network allowlist: the sandbox has no other way out.
+        if (setup.network?.length) proxy = await startNetworkProxy(setup.network, sandbox.proxySocketPath());
+        return sandbox.wrap(checked.argv, { workspace: setup.workspace, env, readOnlyPaths: [gitConfigPath(setup.workspace)], ...(proxy ? { proxySocket: proxy.socket } : {}) });
+      })().catch((error: unknown) => ({
+        refused: `the host cannot sandbox commands: ${error instanceof Error ? error.message : String(error)}`,
+      }));
+      if ('refused' in wrapped) {
+        await proxy?.close();
+        await setup.emit({ type: 'tool_result', toolCallId, name, result: { error: `refused: ${wrapped.refused}` } });
+        return wrapped;
+      }
+      sandboxed = wrapped;
+    }
     const outcome = await spawnCommand(checked.argv, {
       cwd: setup.workspace,
-      env: agentEnvironment(setup.workspace, hostEnv),
+      env,
+      ...(sandboxed ? { sandboxed, sandboxLimits: setup.sandbox.settings.limits, programFound: setup.sandbox.hasProgram(name, env) } : {}),
       signal: setup.signal,
       timeoutMs: options.timeoutMs,
       takeOutput: setup.takeOutput,
       limitHit: setup.limitHit,
       onOutput: (text) => setup.emit({ type: 'output', text }),
-    });
+    }).finally(() => proxy?.close());
     const error = commandFailure(outcome);
     await setup.emit({
       type: 'tool_result',
@@ -188,6 +216,7 @@ export function commandFailure(run: CommandRun & { notFound?: boolean; cancelled
   if (run.truncated) return 'output limit reached: the command was stopped';
   if (run.timedOut) return `timed out: stopped after ${run.durationMs} ms`;
   if (run.cancelled) return 'cancelled';
+  if (run.limit) return run.limit;
   if (run.notFound) return 'command not found';
   if (run.signal) return `killed (${run.signal})`;
   if (run.exitCode !== 0) return `exit code ${run.exitCode}`;
@@ -197,6 +226,11 @@ export function commandFailure(run: CommandRun & { notFound?: boolean; cancelled
 interface SpawnOptions {
   cwd: string;
   env: NodeJS.ProcessEnv;
+  /** Run through the sandbox: bwrap, its arguments and its user instead of argv. */
+  sandboxed?: SandboxedCommand;
+  sandboxLimits?: SandboxLimits;
+  /** In a sandbox, whether the program is on its PATH (bwrap itself always starts). */
+  programFound?: boolean;
   signal: AbortSignal;
   /** This command's own time limit, if it has one (the run's wall time stops it anyway). */
   timeoutMs?: number;
@@ -209,14 +243,28 @@ interface SpawnOptions {
 /** Starts argv in its own process group and streams its output until it ends or must be stopped. */
 function spawnCommand(argv: string[], options: SpawnOptions): Promise<Finished> {
   const started = performance.now();
+  const { sandboxed, sandboxLimits } = options;
+  if (sandboxed && options.programFound === false) {
+    // 127, as a shell says it, for a program that is not installed (or not visible in the sandbox).
+    return Promise.resolve({ exitCode: 127, output: '', durationMs: 0, truncated: false, timedOut: false, notFound: true });
+  }
   return new Promise<Finished>((resolve) => {
     let output = '';
     let timedOut = false;
     let notFound = false;
+    let watchedLimit: 'processes' | 'memory' | undefined;
     let killTimer: NodeJS.Timeout | undefined;
     // Emits go one after the other so the client sees the lines in the order they were read.
     let emitting: Promise<void> = Promise.resolve();
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: options.cwd, env: options.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = sandboxed
+      ? spawn(sandboxed.file, sandboxed.args, {
+          cwd: '/',
+          env: sandboxed.env,
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          ...(sandboxed.uid !== undefined ? { uid: sandboxed.uid, gid: sandboxed.gid } : {}),
+        })
+      : spawn(argv[0]!, argv.slice(1), { cwd: options.cwd, env: options.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
 
     const killGroup = (signal: NodeJS.Signals) => {
       if (child.pid === undefined) return;
@@ -232,6 +280,14 @@ function spawnCommand(argv: string[], options: SpawnOptions): Promise<Finished> 
       killTimer = setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS);
     };
     const onAbort = () => stop();
+    const watch =
+      sandboxed && sandboxLimits && child.pid !== undefined
+        ? watchSandbox(child.pid, sandboxLimits, (limit) => {
+            watchedLimit = limit;
+            // Nothing to wait for: the sandbox's processes are ended together, at once.
+            killGroup('SIGKILL');
+          })
+        : undefined;
     if (options.signal.aborted) onAbort();
     else options.signal.addEventListener('abort', onAbort, { once: true });
     const timer =
@@ -260,23 +316,38 @@ function spawnCommand(argv: string[], options: SpawnOptions): Promise<Finished> 
     child.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') notFound = true;
     });
-    child.on('close', (code, signal) => {
+    child.on('close', (code, childSignal) => {
       if (timer) clearTimeout(timer);
       if (killTimer) clearTimeout(killTimer);
+      watch?.stop();
       options.signal.removeEventListener('abort', onAbort);
       take('stdout', '', true);
       take('stderr', '', true);
       // Whatever the command left running in its group does not outlive it.
       killGroup('SIGKILL');
       const durationMs = Math.round(performance.now() - started);
+      // In a sandbox, bwrap says "killed by signal N" as the exit code 128 + N, as a shell does.
+      const inner = sandboxed && !childSignal ? signalOfExit(code) : undefined;
+      const signal = inner ?? childSignal ?? undefined;
       // 127, as a shell says it, for a program that is not installed.
-      const exitCode = notFound ? 127 : code;
+      const exitCode = notFound ? 127 : inner ? null : code;
       const limit = options.limitHit();
       const truncated = limit === 'output';
       const cancelled = options.signal.aborted && !limit;
       timedOut ||= limit === 'wall-time';
+      const hit = sandboxLimits && !cancelled && !timedOut && !truncated ? (watchedLimit ?? limitFromExit({ exitCode, ...(signal ? { signal } : {}), output })) : undefined;
       void emitting.then(() =>
-        resolve({ exitCode, ...(signal ? { signal } : {}), output, durationMs, truncated, timedOut, ...(notFound ? { notFound } : {}), ...(cancelled ? { cancelled } : {}) }),
+        resolve({
+          exitCode,
+          ...(signal ? { signal } : {}),
+          output,
+          durationMs,
+          truncated,
+          timedOut,
+          ...(hit && sandboxLimits ? { limit: limitReason(hit, sandboxLimits) } : {}),
+          ...(notFound ? { notFound } : {}),
+          ...(cancelled ? { cancelled } : {}),
+        }),
       );
     });
   });

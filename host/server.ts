@@ -22,6 +22,7 @@ import path from 'node:path';
 import { createEngine, type Engine } from './engines';
 import type { Limits } from './run-guard';
 import { registerHostTools, type HostedAgent, type ToolContext } from './tools';
+import { createSandbox, DEFAULT_SANDBOX_SETTINGS, type Sandbox, type SandboxLimits, type SandboxSettings } from './sandbox';
 
 export type { ReceivedCall, TaskRequest } from './call-log';
 
@@ -56,6 +57,11 @@ export interface AgentHostOptions {
   dataDir?: string;
   /** How long a question (elicitation) waits for its answer; default 24 h. */
   inputTimeoutMs?: number;
+  /**
+   * Where agents' commands run: in a bubblewrap sandbox each (mode 'bwrap', the default) or
+   * straight on this machine ('off'); limits, bwrap's path and the sandbox's user (sandbox.ts).
+   */
+  sandbox?: Partial<Omit<SandboxSettings, 'limits'>> & { limits?: Partial<SandboxLimits> };
   /** serverInfo name; default 'mcp-fleet-agent-host'. */
   name?: string;
   /** serverInfo version; default '1.0.0'. */
@@ -81,6 +87,8 @@ export interface AgentHost {
   engine: Engine;
   /** Where agents' workspaces are (one directory per agent, workspaces.ts). */
   workspaceRoot: string;
+  /** Where agents' commands run. */
+  sandbox: Sandbox;
   waitForCall(tool: string, predicate?: (c: ReceivedCall) => boolean, timeoutMs?: number): Promise<ReceivedCall>;
   waitForCancellation(executionId: string, timeoutMs?: number): Promise<void>;
   waitForTaskRequest(method: string, predicate?: (r: TaskRequest) => boolean, timeoutMs?: number): Promise<TaskRequest>;
@@ -129,12 +137,20 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
   setMaxListeners(0, shutdown.signal);
   let closing = false;
 
+  // eslint-disable-next-line no-restricted-properties -- the host is its own program: its engines and commands read its environment, not the control plane's config
+  const hostEnv = options.env ?? process.env;
+  const workspaceRoot = path.resolve(options.workspaceRoot ?? defaultWorkspaceRoot());
+  const sandbox = createSandbox(
+    { ...DEFAULT_SANDBOX_SETTINGS, ...options.sandbox, limits: { ...DEFAULT_SANDBOX_SETTINGS.limits, ...options.sandbox?.limits } },
+    // Other agents' workspaces and the host's tasks are never visible to an agent's command.
+    { hidden: [workspaceRoot, ...(options.dataDir !== undefined ? [options.dataDir] : [])], hostEnv },
+  );
   const engineSettings = {
     allowCommands: options.allowCommands ?? false,
     stepDelayMs: options.stepDelayMs ?? DEFAULT_STEP_DELAY_MS,
     shutdown: shutdown.signal,
-    // eslint-disable-next-line no-restricted-properties -- the host is its own program: its engines and commands read its environment, not the control plane's config
-    env: options.env ?? process.env,
+    env: hostEnv,
+    sandbox,
   };
   const engines = new Map<string, Engine>();
   const engineNamed = (name: string): Engine => {
@@ -147,7 +163,7 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
   const tools: ToolContext = {
     engineFor: (agent) => (agent?.engine ? engineNamed(agent.engine) : hostEngine),
     engineNamed,
-    workspaceRoot: options.workspaceRoot ?? defaultWorkspaceRoot(),
+    workspaceRoot,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     env: engineSettings.env,
     failProvision: options.failProvision,
@@ -159,6 +175,7 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
     trackBackground: (run) => log.trackBackground(run),
     ...(taskStore ? { tasks: taskStore } : {}),
     inputTimeoutMs,
+    sandbox,
   };
 
   function createSession(): Session {
@@ -273,6 +290,7 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      sandbox.close();
     })();
     return closed;
   };
@@ -288,6 +306,7 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
     agents: tools.agents,
     engine: hostEngine,
     workspaceRoot: tools.workspaceRoot,
+    sandbox,
     running: () => log.running,
     waitForCall: (tool, predicate, timeoutMs) => log.waitForCall(tool, predicate, timeoutMs),
     waitForCancellation: (executionId, timeoutMs) => log.waitForCancellation(executionId, timeoutMs),

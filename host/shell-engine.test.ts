@@ -5,7 +5,7 @@
  * `#` headings.
  */
 import { execFile } from 'node:child_process';
-import { access, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, chown, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -352,9 +352,13 @@ describe('command scopes of git on the shell engine', () => {
     expect((await step(host, 'config', 'git init --quiet', git)).ok).toBe(true);
     // HOME is the workspace: what any program that writes files could leave there.
     await writeFile(path.join(workspace, '.gitconfig'), '[diff]\n\texternal = touch home-ran\n[core]\n\tpager = touch pager-ran\n');
+    // The agent's own file, as if it had written it (its commands run as the workspace's owner).
+    const owner = await stat(workspace);
+    await chown(path.join(workspace, '.gitconfig'), owner.uid, owner.gid);
     const runbook = [
       'git config core.fsmonitor "touch fsmonitor-ran"',
-      'git config --global diff.external "touch global-ran"',
+      // The global file is read-only in the sandbox: this fails, and nothing of it could last anyway.
+      '-git config --global diff.external "touch global-ran"',
       '-git diff --no-index .git/HEAD .gitconfig',
       '-git status --short',
     ].join('\n');

@@ -19,13 +19,13 @@ export function register<T extends HostTool>(mcp: McpServer, name: T, tool: Tool
   const store = context.tasks;
   if (!tool.task || !store) {
     const callback = ((parsed: unknown, extra: ToolExtra) => handle(parsed, plainIo(mcp, extra, context.inputTimeoutMs))) as unknown as ToolCallback<typeof args>;
-    mcp.registerTool(name, { description: tool.description, inputSchema: args, outputSchema: result }, callback);
+    mcp.registerTool(name, { description: tool.description, inputSchema: args, outputSchema: result, ...(tool.meta ? { _meta: tool.meta } : {}) }, callback);
     return;
   }
   // 'optional', not 'required': a client that knows nothing of tasks calls the tool as it always has.
   mcp.experimental.tasks.registerToolTask(
     name,
-    { description: tool.description, inputSchema: args, outputSchema: result, execution: { taskSupport: 'optional' } },
+    { description: tool.description, inputSchema: args, outputSchema: result, execution: { taskSupport: 'optional' }, ...(tool.meta ? { _meta: tool.meta } : {}) },
     {
       createTask: (async (parsed: unknown, extra: CreateTaskRequestHandlerExtra) => {
         // The store reads the request itself: whether it asked for a task, and its executionId.

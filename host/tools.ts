@@ -25,6 +25,8 @@ import { logEntry, parseVersion, runShell, tail } from './shell';
 import { ENGINE_NAMES, isEngineName } from './engines';
 import { ensureWorkspace, removeWorkspace } from './workspaces';
 import { register } from './tool-serving';
+import { SANDBOX_META_KEY, type Sandbox } from './sandbox';
+import { networkAllowlist, type NetworkEntry } from './sandbox-network';
 
 export { EXECUTION_META_KEY };
 
@@ -56,6 +58,8 @@ export interface HostedAgent {
   active: boolean;
   /** The engine it runs on, when not the host's. */
   engine?: string;
+  /** The hosts its sandboxed commands may reach (its `network:<host>` capabilities); none: no network. */
+  network?: NetworkEntry[];
 }
 
 /** What the tools share with the server around them (one context for every session). */
@@ -85,6 +89,8 @@ export interface ToolContext {
   tasks?: HostTaskStore;
   /** How long a question waits for its answer. */
   inputTimeoutMs: number;
+  /** Where agents' commands run (sandbox.ts); HOST_SANDBOX=off runs them on the host. */
+  sandbox: Sandbox;
 }
 
 type ToolHandler<T extends HostTool> = (args: HostToolArgs<T>, io: CallIo) => Promise<CallToolResult>;
@@ -94,6 +100,8 @@ export interface ToolDefinition<T extends HostTool> {
   handle: ToolHandler<T>;
   /** Offered as an MCP task too (execution.taskSupport 'optional'), when the host offers tasks. */
   task?: boolean;
+  /** The tool's `_meta` in tools/list. */
+  meta?: Record<string, unknown>;
 }
 
 /** The engine an agent's capabilities name (`engine:<name>`), if one does; the last one wins. */
@@ -142,7 +150,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
   async function executePrompt(args: HostToolArgs<'execute_prompt'>, io: CallIo): Promise<CallToolResult> {
     const { executionId } = args;
     const engine = context.engineFor(agents.get(args.agentId));
-    const workspace = await ensureWorkspace(context.workspaceRoot, args.agentId);
+    const workspace = await ensureWorkspace(context.workspaceRoot, args.agentId, context.sandbox);
     const { progressToken } = io;
     const guard = new RunGuard(context.limits, stopSources(shutdown, io));
     const send = (event: HostEvent) => {
@@ -174,6 +182,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       ...(args.responseSchema ? { responseSchema: args.responseSchema } : {}),
       allowedTools: allowedToolScopes(args.allowedTools),
       workspace,
+      network: agents.get(args.agentId)?.network ?? [],
       emit,
       progress: (done, total, message) =>
         progressToken === undefined
@@ -192,6 +201,8 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
           takeOutput: (text) => guard.takeOutput(text),
           limitHit: () => guard.limitHit,
           signal: guard.signal,
+          sandbox: context.sandbox,
+          network: agents.get(args.agentId)?.network ?? [],
         },
         context.env,
       ),
@@ -212,6 +223,10 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
     }
   }
 
+  // What the control plane shows on the server: whether agents' commands run in a sandbox here.
+  const sandboxMeta = { [SANDBOX_META_KEY]: context.sandbox.settings.mode };
+  const toolSandbox = context.sandbox.settings.toolCommands ? { sandbox: context.sandbox, hostEnv: context.env } : undefined;
+
   const disabled = (tool: HostTool, structured: Record<string, unknown>) => {
     const log = `${tool} is not enabled on this host`;
     return errorResult(log, { ...structured, log });
@@ -224,6 +239,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
         '(notifications/message: output, todo, tool_call, tool_result, file_change).',
       handle: (args, io) => context.trackPrompt(args.executionId, io, () => executePrompt(args, io)),
       task: true,
+      meta: sandboxMeta,
     },
 
     provision_agent: {
@@ -234,12 +250,21 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
         if (chosen !== undefined && !isEngineName(chosen)) {
           return errorResult(`unknown engine "${chosen}" (capability engine:${chosen}): this host has the engines ${ENGINE_NAMES.join(', ')}`);
         }
+        let network: NetworkEntry[];
+        try {
+          network = networkAllowlist(capabilities);
+        } catch (error) {
+          return errorResult(errorText(error));
+        }
         const engine = chosen === undefined ? context.engineFor(undefined) : context.engineNamed(chosen);
         // Refused now rather than at the agent's first run.
         const unusable = await engine.check();
         if (unusable !== undefined) return errorResult(`the ${engine.name} engine cannot run agents on this host: ${unusable}`);
-        await ensureWorkspace(context.workspaceRoot, agentId);
-        agents.set(agentId, { name, role, active: agents.get(agentId)?.active ?? false, ...(chosen !== undefined ? { engine: chosen } : {}) });
+        // An agent whose commands could not be contained is not made: HOST_SANDBOX=off is the operator's explicit choice.
+        const unsandboxable = context.allowCommands ? await context.sandbox.unusable() : undefined;
+        if (unsandboxable !== undefined) return errorResult(`this host cannot sandbox agents' commands: ${unsandboxable}`);
+        await ensureWorkspace(context.workspaceRoot, agentId, context.sandbox);
+        agents.set(agentId, { name, role, active: agents.get(agentId)?.active ?? false, ...(chosen !== undefined ? { engine: chosen } : {}), ...(network.length ? { network } : {}) });
         return okResult<'provision_agent'>(`provisioned agent ${agentId} (engine ${engine.name})`, { provisioned: true, agentId });
       },
     },
@@ -270,14 +295,14 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       handle: async ({ name, installCommand, versionCommand, versionRegex }, io) => {
         if (!context.allowCommands) return disabled('install_tool', { installed: false });
         return withStopSignal(shutdown, io, async (signal) => {
-          const install = await runShell(installCommand, signal);
+          const install = await runShell(installCommand, signal, toolSandbox);
           let log = logEntry(installCommand, install);
           if (!install.ok) {
             return errorResult(`install of ${name} failed: ${install.error ?? 'unknown error'}`, { installed: false, log: tail(log) });
           }
           let version: string | undefined;
           if (versionCommand) {
-            const check = await runShell(versionCommand, signal);
+            const check = await runShell(versionCommand, signal, toolSandbox);
             log += logEntry(versionCommand, check);
             if (check.ok) version = parseVersion(check.output, versionRegex);
           }
@@ -290,7 +315,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       description: 'Uninstalls a tool with a shell command (only when the host allows commands).',
       handle: async ({ name, uninstallCommand }, io) => {
         if (!context.allowCommands) return disabled('uninstall_tool', { uninstalled: false });
-        const outcome = await withStopSignal(shutdown, io, (signal) => runShell(uninstallCommand, signal));
+        const outcome = await withStopSignal(shutdown, io, (signal) => runShell(uninstallCommand, signal, toolSandbox));
         const log = tail(logEntry(uninstallCommand, outcome));
         if (!outcome.ok) return errorResult(`uninstall of ${name} failed: ${outcome.error ?? 'unknown error'}`, { uninstalled: false, log });
         return okResult<'uninstall_tool'>(`uninstalled ${name}`, { uninstalled: true, log });
@@ -301,7 +326,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       description: 'Reports whether a tool is installed, and its version, by running its version command.',
       handle: async ({ name, versionCommand, versionRegex }, io) => {
         if (!context.allowCommands) return disabled('check_tool', { installed: false });
-        const outcome = await withStopSignal(shutdown, io, (signal) => runShell(versionCommand, signal));
+        const outcome = await withStopSignal(shutdown, io, (signal) => runShell(versionCommand, signal, toolSandbox));
         const log = tail(logEntry(versionCommand, outcome));
         // A failing version command means "not installed", which is an answer, not an error.
         if (!outcome.ok) return okResult<'check_tool'>(`${name} is not installed`, { installed: false, log });

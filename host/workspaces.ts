@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Sandbox } from './sandbox';
 
 /**
  * The directory of `agentId` under `root`. The id comes from the wire: it is encoded so that
@@ -31,22 +32,32 @@ const GIT_CONFIG = `# The global git configuration of this agent's commands (GIT
 # a repository's own configuration from starting programs are in the commands' environment.
 `;
 
-/** Writes the agent's global git configuration afresh (whatever is there, a file or a directory, goes). */
+/**
+ * Writes the agent's global git configuration afresh (whatever is there, a file or a
+ * directory, goes). The file is replaced in one rename, never missing: a command of another
+ * run of the same agent may be starting, and its sandbox mounts this file.
+ */
 export async function resetGitConfig(workspace: string): Promise<void> {
   const file = gitConfigPath(workspace);
   const fresh = `${file}.${randomUUID()}`;
   await writeFile(fresh, GIT_CONFIG, { mode: 0o444 });
   try {
-    await rm(file, { recursive: true, force: true });
-    await rename(fresh, file);
+    await rename(fresh, file).catch(async (error: NodeJS.ErrnoException) => {
+      // A directory in its place (an unsandboxed agent can make one): removed, then replaced.
+      if (error.code !== 'EISDIR' && error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+      await rm(file, { recursive: true, force: true });
+      await rename(fresh, file);
+    });
   } finally {
     await rm(fresh, { force: true });
   }
 }
 
-export async function ensureWorkspace(root: string, agentId: string): Promise<string> {
+/** The agent's workspace, made (for the sandbox's user, when commands run in one) if it is not there. */
+export async function ensureWorkspace(root: string, agentId: string, sandbox?: Pick<Sandbox, 'prepareWorkspace'>): Promise<string> {
   const dir = workspacePath(root, agentId);
   await mkdir(dir, { recursive: true });
+  await sandbox?.prepareWorkspace(path.resolve(root), dir);
   await resetGitConfig(dir);
   return dir;
 }

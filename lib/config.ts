@@ -164,6 +164,8 @@ const envSchema = z.object({
   TEMPORAL_DEV_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
   TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
   TEMPORAL_CLI_PATH: optionalString,
+  // The bubblewrap binary npm run dev hands its local agent host (lib/dev/bwrap.ts finds or unpacks one otherwise).
+  BWRAP_PATH: optionalString,
   WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
   WORKFLOW_BUNDLE_PATH: optionalString,
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(500),
@@ -252,6 +254,8 @@ export interface Config {
   executions: { inputTimeoutMs: number };
   /** Limits on recurring tasks, the same for every organisation (domain/tasks/task-limits.ts). */
   tasks: TaskLimits;
+  /** `bwrapPath`: the bubblewrap binary for the local agent host's sandbox (dev and tests). */
+  sandbox: { bwrapPath?: string };
 }
 
 export interface TaskLimits {
@@ -376,5 +380,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimits: e.RATE_LIMITS,
     executions: { inputTimeoutMs: e.INPUT_TIMEOUT_MS },
     tasks: { minIntervalSeconds: e.TASK_MIN_INTERVAL_SECONDS, maxRecurringPerOrganization: e.TASK_MAX_RECURRING },
+    sandbox: { bwrapPath: e.BWRAP_PATH },
   };
 }

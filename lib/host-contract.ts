@@ -14,6 +14,13 @@ import { z } from 'zod';
 /** The meta key with which a host names the run an input request belongs to (docs/host-protocol.md, "Input requests"). */
 export const EXECUTION_META_KEY = 'io.mcp-fleet/executionId';
 
+/**
+ * The meta key of `execute_prompt` in tools/list with which a host says how agents' commands run
+ * on it: `bwrap` (a sandbox each, docs/host-protocol.md "The sandbox") or `off` (unsandboxed, on
+ * the host's machine as its user). The control plane shows it on the server.
+ */
+export const SANDBOX_META_KEY = 'io.mcp-fleet/sandbox';
+
 /** Tools of the contract; a server lacking any of them is DEGRADED, not OFFLINE. The reference host registers exactly these. */
 export const HOST_TOOLS = ['execute_prompt', 'provision_agent', 'activate_agent', 'deactivate_agent', 'install_tool', 'uninstall_tool', 'check_tool'] as const;
 export type HostTool = (typeof HOST_TOOLS)[number];

@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 data_dir=$(mktemp -d)
 export DATA_DIR="$data_dir"
 logs=$(mktemp -d)
+# The local host's workspaces, outside the checkout (scripts/dev.ts demoWorkspaceRoot).
+workspaces="${TMPDIR:-/tmp}/mcp-fleet-workspaces-$(printf %s "$data_dir" | sha256sum | cut -c1-12)"
 # As root, PostgreSQL's data lives under the runtime dir and .data/postgres is a symlink to it.
-trap 'rm -rf "$(readlink -f "$data_dir/postgres")" "$data_dir" "$logs"' EXIT
+trap 'rm -rf "$(readlink -f "$data_dir/postgres")" "$data_dir" "$logs" "$workspaces"' EXIT
 api=http://127.0.0.1:3000
 
 # until SECONDS WHAT COMMAND...: runs COMMAND every 0.25 s until it succeeds; after SECONDS, fails naming WHAT.
@@ -59,7 +61,10 @@ run_once() {
   server=$(curl -fsS -H "authorization: Bearer $token" "$api/api/servers" | json 'v.items.find(i=>i.name==="local-host").id')
   status=$(curl -fsS -H "authorization: Bearer $token" "$api/api/servers/$server" | json v.status)
   [ "$status" = ONLINE ] || { cat "$log"; echo "local-host is $status after start, not ONLINE"; exit 1; }
-  echo "local-host after start: $status; banner: $(grep -m1 -o 'runs commands on this machine): .*' "$log" | sed 's/^[^:]*: //')"
+  echo "local-host after start: $status; banner: $(grep -m1 -o 'runs commands on this machine[^)]*): .*' "$log" | sed 's/^[^:]*: //')"
+  # Its agents' commands run in a sandbox each, and the server says so.
+  sandbox=$(curl -fsS -H "authorization: Bearer $token" "$api/api/servers/$server" | json v.sandbox)
+  [ "$sandbox" = bwrap ] || { cat "$log"; echo "local-host runs agents' commands with sandbox \"$sandbox\", not bwrap"; exit 1; }
   if [ "$label" = cold ]; then
     # The seeded admin logs in and the demo host (a real MCP server) answers a connection test.
     curl -fsS -X POST -H "authorization: Bearer $token" "$api/api/servers/$server/test" | grep -q '"status":"ONLINE"' || { echo "demo host test failed"; exit 1; }
@@ -71,6 +76,7 @@ run_once() {
       echo "$result" | grep -q '"status":"\(COMPLETED\|FAILED\|CANCELLED\|TIMED_OUT\)"'
     }
     until_true 300 "the runbook finishing" finished || { echo "$result"; exit 1; }
+    [ -d "$workspaces/$agent" ] || { echo "the runbook's workspace is not in $workspaces"; exit 1; }
     echo "$result" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const e=JSON.parse(s);if(e.status!=="COMPLETED"||!/^git version \d+\.\d+/.test(e.output)){console.log(s);process.exit(1)}console.log(`runbook on the seeded MASTER: ${e.status}, output: ${e.output.trim()}`)})' || { echo "the runbook did not complete with git's output"; exit 1; }
     curl -fsS -H "authorization: Bearer $token" "$api/api/executions/$execution/events" | grep -q '"phase":"tool_result"' || { echo "no tool_result in the runbook's event log"; exit 1; }
     # A crashed child is restarted: kill -9 the worker, wait until it is back, then run a

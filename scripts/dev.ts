@@ -4,8 +4,9 @@
  * API and the worker as child processes, restarted when they crash. Ctrl-C stops them in reverse order.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { DEMO_AGENT_NAME, seedDemoAgent, type DemoAgentResult } from '../entities/seeders/demo-agent';
@@ -15,6 +16,7 @@ import { startServerCheck } from '../domain/temporal';
 import { sealSecret } from '../lib/crypto';
 import { masterTokenContext } from '../domain/servers/master-token';
 import { loadConfig, PROJECT_ROOT } from '../lib/config';
+import { findBwrap } from '../lib/dev/bwrap';
 import { startEmbeddedPostgres } from '../lib/dev/embedded-postgres';
 import { isPortOpen } from '../lib/dev/free-port';
 import { isAlive } from '../lib/dev/process-alive';
@@ -193,6 +195,31 @@ function demoHostEngine(): string {
   return process.env.HOST_OPENAI_BASE_URL && process.env.HOST_OPENAI_API_KEY && process.env.HOST_OPENAI_MODEL ? 'openai' : 'shell';
 }
 
+/**
+ * The local host's bubblewrap, which sandboxes its agents' commands: found, or unpacked into
+ * .tools once. Without it the host refuses to run agents' commands and says why.
+ */
+async function demoHostBwrap(): Promise<string | undefined> {
+  if (process.env.HOST_SANDBOX === 'off') return undefined;
+  try {
+    const bwrap = await findBwrap({ bwrapPath: config.sandbox.bwrapPath, logger });
+    logger.info({ bwrap: shown(bwrap.path), source: bwrap.source }, 'agents\' commands on the local host run in a bubblewrap sandbox');
+    return bwrap.path;
+  } catch (error) {
+    logger.warn(error instanceof Error ? error.message : String(error));
+    return undefined;
+  }
+}
+
+/**
+ * The local host's workspaces: outside the checkout and any git repository (a command's git
+ * must never find the project's own), one directory per data dir.
+ */
+function demoWorkspaceRoot(): string {
+  const id = createHash('sha256').update(path.resolve(config.dataDir)).digest('hex').slice(0, 12);
+  return path.join(os.tmpdir(), `mcp-fleet-workspaces-${id}`);
+}
+
 /** The local reference host's token: generated once, kept beside the other dev secrets. */
 function demoHostToken(): string {
   const file = path.join(config.dataDir, 'host-token');
@@ -254,7 +281,7 @@ async function main(): Promise<void> {
   if (await isPortOpen(config.http.port, config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host)) {
     throw new Error(`Port ${config.http.port} is taken; stop what uses it or set PORT.`);
   }
-  const [databaseUrl, temporal] = await Promise.all([startDatabase(), startTemporal()]);
+  const [databaseUrl, temporal, bwrapPath] = await Promise.all([startDatabase(), startTemporal(), demoHostBwrap()]);
   const hostToken = demoHostToken();
   const hostPort = config.http.port + 1100;
   const hostUrl = `http://127.0.0.1:${hostPort}/mcp`;
@@ -280,7 +307,8 @@ async function main(): Promise<void> {
         HOST_PORT: String(hostPort),
         HOST_ENGINE: hostEngine,
         HOST_ALLOW_COMMANDS: 'true',
-        HOST_WORKSPACE_ROOT: process.env.HOST_WORKSPACE_ROOT || path.join(path.resolve(config.dataDir), 'workspaces'),
+        HOST_WORKSPACE_ROOT: process.env.HOST_WORKSPACE_ROOT || demoWorkspaceRoot(),
+        ...(bwrapPath ? { BWRAP_PATH: bwrapPath } : {}),
         HOST_DATA_DIR: process.env.HOST_DATA_DIR || path.join(path.resolve(config.dataDir), 'host-tasks'),
       },
       /agent host listening/,
@@ -307,7 +335,7 @@ async function main(): Promise<void> {
     `  API docs     ${base}/docs   (OpenAPI: ${base}/api/openapi.json)`,
     `  Temporal UI  ${temporal.uiUrl ?? '(external server: use its own UI)'}`,
     `  Temporal     ${temporal.address}  namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue} (${temporal.source})`,
-    `  Demo host    ${hostUrl}  (server "${DEMO_SERVER_NAME}", engine ${hostEngine}, runs commands on this machine): ${hostStatus}`,
+    `  Demo host    ${hostUrl}  (server "${DEMO_SERVER_NAME}", engine ${hostEngine}, runs commands on this machine${process.env.HOST_SANDBOX === 'off' ? ', UNSANDBOXED (HOST_SANDBOX=off)' : ', each in a sandbox'}): ${hostStatus}`,
     seeded.agent.agentId
       ? `  Agent        "${DEMO_AGENT_NAME}" (MASTER, ACTIVE) id ${seeded.agent.agentId}  may run: ${seeded.agent.tools.map((t) => t.name).join(', ') || '(none of git, python3, make, jq found)'}`
       : `  Agent        (server "${DEMO_SERVER_NAME}" has a MASTER of your own; "${DEMO_AGENT_NAME}" was not created)`,

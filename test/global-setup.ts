@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { findBwrap } from '../lib/dev/bwrap';
 import { startEmbeddedPostgres } from '../lib/dev/embedded-postgres';
 import { freePort } from '../lib/dev/free-port';
 import { startTemporalDevServer } from '../lib/dev/temporal-dev-server';
@@ -28,11 +29,17 @@ export default async function globalSetup(): Promise<void> {
   const started = Date.now();
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-test-'));
   const [pgPort, temporalPort] = await Promise.all([freePort(), freePort()]);
-  const [pg, temporal, bundle] = await Promise.all([
+  const [pg, temporal, bundle, bwrap] = await Promise.all([
     startEmbeddedPostgres({ dataDir: path.join(tmpDir, 'pg'), port: pgPort, database: 'mcp_fleet_test', runtimeDir: process.env.EMBEDDED_POSTGRES_RUNTIME_DIR }),
     startTemporalDevServer({ port: temporalPort, namespace: 'default', cliPath: process.env.TEMPORAL_CLI_PATH }),
     bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('WARN') }),
+    // The reference hosts the tests start sandbox their agents' commands (host/sandbox.ts), as in production.
+    findBwrap({ bwrapPath: process.env.BWRAP_PATH }).catch((error: unknown) => error as Error),
   ]);
+  if (bwrap instanceof Error) {
+    await Promise.allSettled([temporal.stop(), pg.remove()]);
+    throw bwrap;
+  }
   const stop = async () => {
     // remove(): as root the data may live outside tmpDir (see lib/dev/embedded-postgres.ts).
     await Promise.allSettled([temporal.stop(), pg.remove()]);
@@ -62,6 +69,7 @@ export default async function globalSetup(): Promise<void> {
       BCRYPT_COST: '4',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
       WORKER_SHUTDOWN_GRACE_MS: '2000',
+      BWRAP_PATH: bwrap.path,
     });
   } catch (error) {
     await stop();

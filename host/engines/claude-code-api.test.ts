@@ -48,6 +48,8 @@ describe('an execution on the claude-code engine', () => {
       workspaceRoot,
       allowCommands: true,
       env: { PATH: `${standIn.bin}:/usr/local/bin:/usr/bin:/bin`, ANTHROPIC_API_KEY: 'sk-ant-test-key' },
+      // The CLI's protocol end to end; the sandbox around the CLI is claude-code.test.ts's.
+      sandbox: { mode: 'off' },
     });
     host = registered.host;
     const agent = await activeAgent(http, admin, registered.serverId, { capabilities: ['engine:claude-code'] });

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { AllowedToolScope } from '../../lib/host-contract';
 import { entryKinds, profileOf } from '../../lib/tool-commands';
 import { agentEnvironment } from '../runner';
+import { parseNetworkEntry, type NetworkEntry } from '../sandbox-network';
 import type { EngineRun } from './engine';
 
 export interface ClaudeCodeSettings {
@@ -168,6 +169,26 @@ export function cliEnvironment(workspace: string, hostEnv: NodeJS.ProcessEnv): N
   // The agent's run is no time for the CLI to replace itself.
   env.DISABLE_AUTOUPDATER ??= '1';
   return env;
+}
+
+/**
+ * The hosts the CLI itself must reach from its sandbox: its provider's API (the host of
+ * ANTHROPIC_BASE_URL, else api.anthropic.com; Bedrock's or Vertex's when the operator chose
+ * one). The agent's own allowlist comes on top.
+ */
+export function cliNetwork(hostEnv: NodeJS.ProcessEnv): NetworkEntry[] {
+  if (hostEnv.CLAUDE_CODE_USE_BEDROCK) return [parseNetworkEntry('*.amazonaws.com')];
+  if (hostEnv.CLAUDE_CODE_USE_VERTEX) return [parseNetworkEntry('*.googleapis.com')];
+  let api = 'api.anthropic.com';
+  try {
+    if (hostEnv.ANTHROPIC_BASE_URL) {
+      const url = new URL(hostEnv.ANTHROPIC_BASE_URL);
+      api = url.port ? `${url.hostname}:${url.port}` : url.hostname;
+    }
+  } catch {
+    // Not a URL: the CLI will say so itself; its default API stays reachable.
+  }
+  return [parseNetworkEntry(api)];
 }
 
 /** The programs the agent may run (the names of its granted tools), none when the host runs no commands. */

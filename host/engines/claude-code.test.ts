@@ -8,7 +8,7 @@
  * network: the host listens on loopback and the "CLI" is a local process.
  */
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -16,9 +16,9 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { LoggingMessageNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { HostMessage } from '../../lib/host-contract';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from '../server';
-import { ensureWorkspace } from '../workspaces';
+import { ensureWorkspace, workspacePath } from '../workspaces';
 import { installStandIn as install, type StandInConfig } from '../../test/claude-stand-in/stand-in';
-import { permissionRules } from './claude-code-cli';
+import { cliNetwork, permissionRules } from './claude-code-cli';
 import { ClaudeStreamMapper } from './claude-code-stream';
 
 const TOKEN = 'claude-engine-test-token';
@@ -59,6 +59,8 @@ async function startHost(bin: string | undefined, options: Partial<AgentHostOpti
     workspaceRoot: path.join(dir, 'workspaces'),
     allowCommands: true,
     env: hostEnv(bin),
+    // The CLI's protocol; the sandbox around the CLI has a test of its own below.
+    sandbox: { mode: 'off' },
     ...options,
   });
   hosts.push(host);
@@ -107,6 +109,60 @@ async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 50
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+describe('the claude-code engine in the host’s sandbox', () => {
+  it('runs the CLI in a sandbox: its workspace, nothing of the host, not root, its own pids, the network only through the proxy', async () => {
+    // Where the sandbox's user can reach the CLI (a private temp dir would be refused at provision_agent).
+    await chmod(dir, 0o755);
+    const tokenFile = path.join(dir, 'host-token');
+    await writeFile(tokenFile, 'the-host-secret');
+    const workspace = workspacePath(path.join(dir, 'workspaces'), 'agent-1');
+    // The stand-in records into the workspace: in the sandbox nothing else is writable.
+    const { bin, recorded } = await install(dir, { transcript: 'work.jsonl', probe: [tokenFile, '/etc/shadow', path.join(dir, 'workspaces')] }, { recordIn: workspace });
+    const host = await startHost(bin, { sandbox: {} });
+    const { client } = await connect(host);
+    expect((await client.callTool({ name: 'provision_agent', arguments: { agentId: 'agent-1', name: 'Coder', role: 'WORKER', capabilities: ['network:example.com'] } })).isError).toBeFalsy();
+    await writeFile(path.join(workspace, 'notes.md'), 'draft notes\n');
+    const owner = await stat(workspace);
+    await chown(path.join(workspace, 'notes.md'), owner.uid, owner.gid);
+
+    const result = await execute(client, { allowedTools: ['ls'] });
+    expect(textOf(result)).toBe('Done: hello.txt is written and notes.md is final.');
+    expect(await readFile(path.join(workspace, 'hello.txt'), 'utf8')).toBeTruthy();
+
+    const entries = await recorded();
+    const start = entries.find((e) => e.event === 'start')!;
+    expect(start.cwd).toBe(workspace);
+    // Its own PID namespace (bwrap's init is 1, the bridge 2), and not root.
+    expect(start.pid).toBeLessThan(10);
+    expect(start.uid).not.toBe(0);
+    expect(start.env!.HTTPS_PROXY).toBe('http://127.0.0.1:3128');
+    expect(start.env!.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC).toBe('1');
+    expect(start.env!.HOST_TOKEN).toBeUndefined();
+    expect(entries.filter((e) => e.event === 'probe').map((e) => [e.path, e.readable])).toEqual([
+      [tokenFile, false],
+      ['/etc/shadow', false],
+      [path.join(dir, 'workspaces'), false],
+    ]);
+  });
+
+  it('lets the CLI reach its API and the agent’s allowlist, nothing else', () => {
+    expect(cliNetwork({}).map((e) => e.text)).toEqual(['api.anthropic.com']);
+    expect(cliNetwork({ ANTHROPIC_BASE_URL: 'https://llm-gateway.example.com:8443/anthropic' }).map((e) => e.text)).toEqual(['llm-gateway.example.com:8443']);
+    expect(cliNetwork({ CLAUDE_CODE_USE_BEDROCK: '1' }).map((e) => e.text)).toEqual(['*.amazonaws.com']);
+    expect(cliNetwork({ CLAUDE_CODE_USE_VERTEX: '1' }).map((e) => e.text)).toEqual(['*.googleapis.com']);
+  });
+
+  it('refuses provision_agent when the sandbox’s user cannot reach the CLI, and says what to do', async () => {
+    await chmod(dir, 0o700);
+    const { bin } = await installStandIn({ transcript: 'work.jsonl' });
+    const host = await startHost(bin, { sandbox: {} });
+    const { client } = await connect(host);
+    const refused = (await client.callTool({ name: 'provision_agent', arguments: { agentId: 'agent-1', name: 'Coder', role: 'WORKER', capabilities: [] } })) as CallToolResult;
+    expect(refused.isError).toBe(true);
+    expect(textOf(refused)).toContain(`which the sandbox's user cannot read: install it where every user can (npm install -g puts it under /usr/local), or set HOST_SANDBOX=off`);
+  });
+});
 
 describe('the claude-code engine', () => {
   it('runs the CLI in the workspace with the agent permissions as flags, and maps every message type to events', async () => {

@@ -4,18 +4,24 @@
  * agent's allowedTools as the CLI's permission rules (claude-code-cli.ts). What the CLI
  * streams becomes the run's events as it arrives (claude-code-stream.ts); its final `result`
  * is the run's answer. The CLI runs in a process group of its own, so a cancel, a limit or the
- * host's shutdown ends it and every command it started at once.
+ * host's shutdown ends it and every command it started at once; with the host's sandbox on, it
+ * runs in a sandbox like any agent command (../sandbox.ts), whose only way out is a proxy to
+ * its API and the agent's own allowlist.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { KILL_GRACE_MS } from '../runner';
+import { limitReason, signalOfExit, type Sandbox } from '../sandbox';
+import { startNetworkProxy, type NetworkProxy } from '../sandbox-network';
+import { watchSandbox } from '../sandbox-watch';
+import { gitConfigPath } from '../workspaces';
 import type { Engine, EngineOutcome, EngineRun } from './engine';
 import type { EngineSettings } from './index';
-import { claudeArguments, claudeCodeSettings, cliEnvironment, permissionRules, programNames, structuredAnswer, type ClaudeCodeSettings } from './claude-code-cli';
+import { claudeArguments, claudeCodeSettings, cliEnvironment, cliNetwork, permissionRules, programNames, structuredAnswer, type ClaudeCodeSettings } from './claude-code-cli';
 import { ClaudeStreamMapper, MalformedStreamError, resultError, tokensOf } from './claude-code-stream';
 
 /** How long `claude --version` may take at provision_agent before the CLI counts as broken. */
@@ -34,7 +40,7 @@ export function createClaudeCodeEngine(settings: EngineSettings): Engine {
   }
   return {
     name: 'claude-code',
-    check: () => checkCli(cli, settings.env),
+    check: async () => (await checkCli(cli, settings.env)) ?? sandboxProblem(cli, settings),
     run: (run) => runClaude(run, cli, settings),
   };
 }
@@ -69,6 +75,68 @@ async function checkCli(cli: ClaudeCodeSettings, hostEnv: NodeJS.ProcessEnv): Pr
   if (outcome.timedOut) return `the claude-code engine's CLI did not answer \`${cli.command} --version\` within ${VERSION_TIMEOUT_MS / 1000} s`;
   if (outcome.code !== 0) return `the claude-code engine's CLI failed \`${cli.command} --version\` (exit code ${outcome.code}): ${outcome.output.trim().slice(-500)}`;
   return undefined;
+}
+
+/** The CLI's absolute path: HOST_CLAUDE_PATH, or `claude` on the host's PATH. */
+function locateCli(command: string, hostEnv: NodeJS.ProcessEnv): string | undefined {
+  if (path.isAbsolute(command)) return existsSync(command) ? command : undefined;
+  for (const dir of (hostEnv.PATH ?? '').split(path.delimiter).filter((d) => path.isAbsolute(d))) {
+    const file = path.join(dir, command);
+    try {
+      if (statSync(file).isFile()) return file;
+    } catch {
+      // Not here.
+    }
+  }
+  return undefined;
+}
+
+/** The directories the sandbox must show for the CLI to start: where it is named, and where it really is (a link's target). */
+function cliDirectories(file: string): string[] {
+  return [...new Set([path.dirname(file), path.dirname(realpathSync(file))])];
+}
+
+/** Why the CLI cannot run in this host's sandbox (its directory is private to another user), or undefined. */
+function sandboxProblem(cli: ClaudeCodeSettings, settings: EngineSettings): string | undefined {
+  if (settings.sandbox.settings.mode === 'off') return undefined;
+  const file = locateCli(cli.command, settings.env);
+  if (!file) return missingCli(cli);
+  const hidden = cliDirectories(file).find((dir) => !settings.sandbox.canReach(dir));
+  if (hidden) {
+    return `the Claude Code CLI (${file}) is in ${hidden}, which the sandbox's user cannot read: install it where every user can (npm install -g puts it under /usr/local), or set HOST_SANDBOX=off`;
+  }
+  return undefined;
+}
+
+/** How the CLI is started: itself, or bwrap around it, as whom, and the proxy it reaches the network through. */
+interface CliStart {
+  file: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  uid?: number;
+  gid?: number;
+  proxy?: NetworkProxy;
+  sandbox?: Sandbox;
+}
+
+async function cliStart(run: EngineRun, cli: ClaudeCodeSettings, settings: EngineSettings, args: string[]): Promise<CliStart | string> {
+  const env = cliEnvironment(run.workspace, settings.env);
+  const { sandbox } = settings;
+  if (sandbox.settings.mode === 'off') return { file: cli.command, args, env, cwd: run.workspace };
+  const problem = sandboxProblem(cli, settings);
+  if (problem) return problem;
+  const file = locateCli(cli.command, settings.env)!;
+  // Only what the CLI needs leaves the sandbox: no telemetry, no update checks.
+  env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC ??= '1';
+  const proxy = await startNetworkProxy([...cliNetwork(settings.env), ...run.network], sandbox.proxySocketPath());
+  try {
+    const wrapped = await sandbox.wrap([file, ...args], { workspace: run.workspace, env, readOnlyPaths: [gitConfigPath(run.workspace), ...cliDirectories(file)], proxySocket: proxy.socket });
+    return { file: wrapped.file, args: wrapped.args, env: wrapped.env, cwd: '/', ...(wrapped.uid !== undefined ? { uid: wrapped.uid, gid: wrapped.gid } : {}), proxy, sandbox };
+  } catch (error) {
+    await proxy.close();
+    return `the host cannot sandbox the Claude Code CLI: ${(error as Error).message}`;
+  }
 }
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
@@ -127,13 +195,24 @@ async function runClaude(run: EngineRun, cli: ClaudeCodeSettings, settings: Engi
   const args = claudeArguments(run, cli, permissions, programNames(run.allowedTools, settings.allowCommands));
   const mapper = new ClaudeStreamMapper({ workspace: run.workspace, existedBefore: await filesBefore(run.workspace) });
   if (run.signal.aborted) return { ok: false, error: stopReason(run.signal) };
+  const start = await cliStart(run, cli, settings, args);
+  if (typeof start === 'string') return { ok: false, error: start };
+  try {
+    return await playCli(run, cli, mapper, start);
+  } finally {
+    await start.proxy?.close();
+  }
+}
+
+async function playCli(run: EngineRun, cli: ClaudeCodeSettings, mapper: ClaudeStreamMapper, start: CliStart): Promise<EngineOutcome> {
 
   let malformed: MalformedStreamError | undefined;
+  let limited: string | undefined;
   let steps = 0;
   const finished = await new Promise<Finished>((resolve) => {
     let child: ChildProcessWithoutNullStreams;
     try {
-      child = spawn(cli.command, args, { cwd: run.workspace, env: cliEnvironment(run.workspace, settings.env), detached: true, stdio: 'pipe' });
+      child = spawn(start.file, start.args, { cwd: start.cwd, env: start.env, detached: true, stdio: 'pipe', ...(start.uid !== undefined ? { uid: start.uid, gid: start.gid } : {}) });
     } catch (error) {
       // E2BIG (a prompt or schema past the system's argument limit) is thrown, not emitted.
       resolve({ code: null, signal: null, stderr: '', spawnError: error as NodeJS.ErrnoException });
@@ -149,6 +228,14 @@ async function runClaude(run: EngineRun, cli: ClaudeCodeSettings, settings: Engi
       killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
     };
     run.signal.addEventListener('abort', stop, { once: true });
+    // In the sandbox, the CLI and its commands together within the sandbox's process and memory limits.
+    const watch =
+      start.sandbox && child.pid !== undefined
+        ? watchSandbox(child.pid, start.sandbox.settings.limits, (limit) => {
+            limited = limitReason(limit, start.sandbox!.settings.limits);
+            killGroup(child.pid, 'SIGKILL');
+          })
+        : undefined;
 
     // Lines are mapped and sent one after the other: the client sees the events in the CLI's order.
     let sending: Promise<void> = Promise.resolve();
@@ -173,11 +260,14 @@ async function runClaude(run: EngineRun, cli: ClaudeCodeSettings, settings: Engi
     const read = new Promise<void>((done) => lines.on('close', done));
     void Promise.all([closed, read]).then(async ([{ code, signal }]) => {
       if (killTimer) clearTimeout(killTimer);
+      watch?.stop();
       run.signal.removeEventListener('abort', stop);
       // Whatever the CLI left running in its group does not outlive it.
       killGroup(child.pid, 'SIGKILL');
       await sending;
-      resolve({ code, signal, stderr, ...(spawnError ? { spawnError } : {}) });
+      // bwrap says "killed by signal N" as the exit code 128 + N.
+      const inner = start.sandbox && !signal ? signalOfExit(code) : undefined;
+      resolve({ code: inner ? null : code, signal: inner ?? signal, stderr, ...(spawnError ? { spawnError } : {}) });
     });
   });
 
@@ -186,6 +276,7 @@ async function runClaude(run: EngineRun, cli: ClaudeCodeSettings, settings: Engi
   // E2BIG (a prompt past the system's argument limit), EACCES: said as they are.
   if (finished.spawnError) return { ok: false, error: `Claude Code could not be started: ${finished.spawnError.message}` };
   if (malformed) return { ok: false, error: malformed.message };
+  if (limited) return { ok: false, error: `Claude Code was stopped: ${limited}` };
   return outcomeOf(run, cli, mapper, finished);
 }
 

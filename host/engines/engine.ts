@@ -5,6 +5,7 @@
  */
 import type { ElicitRequestFormParams, ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import type { ExecutePromptResult, HostEvent, AllowedToolScope } from '../../lib/host-contract';
+import type { NetworkEntry } from '../sandbox-network';
 
 /** What the client answered to a question (ask), with the host's reason when the host answered for it. */
 export type AskAnswer = Pick<ElicitResult, 'action' | 'content'> & { reason?: string };
@@ -12,7 +13,17 @@ export type AskAnswer = Pick<ElicitResult, 'action' | 'content'> & { reason?: st
 /** What one command run by the agent came to (tool_call/output/tool_result are already emitted). */
 export type CommandRun =
   | { refused: string } // not allowed (not in allowedTools, blocked, a path, a shell) – nothing ran
-  | { refused?: undefined; exitCode: number | null; signal?: string; output: string; durationMs: number; truncated: boolean; timedOut: boolean };
+  | {
+      refused?: undefined;
+      exitCode: number | null;
+      signal?: string;
+      output: string;
+      durationMs: number;
+      truncated: boolean;
+      timedOut: boolean;
+      /** The sandbox limit the command reached (processes, memory, CPU time, file size), in words. */
+      limit?: string;
+    };
 
 /** One execute_prompt call, as an engine sees it. */
 export interface EngineRun {
@@ -27,6 +38,8 @@ export interface EngineRun {
   allowedTools: AllowedToolScope[];
   /** The agent's own directory, created at provision_agent and kept between runs. */
   workspace: string;
+  /** The hosts the agent may reach from its sandbox (its `network:` capabilities); empty: none. */
+  network: readonly NetworkEntry[];
   /** Sends one notifications/message (output, todo, tool_call, tool_result, file_change). */
   emit(event: HostEvent): Promise<void>;
   /** Sends notifications/progress (a no-op when the call has no progress token). */

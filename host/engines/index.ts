@@ -4,6 +4,7 @@
  * settings; an engine that cannot run here says why in check(), not at its first run.
  */
 import type { Engine } from './engine';
+import type { Sandbox } from '../sandbox';
 import { createClaudeCodeEngine } from './claude-code';
 import { createOpenAIEngine } from './openai';
 import { createScriptEngine } from './script';
@@ -24,6 +25,8 @@ export interface EngineSettings {
   shutdown: AbortSignal;
   /** The host's environment, for settings an engine reads (HOST_OPENAI_*, a CLI's path). */
   env: NodeJS.ProcessEnv;
+  /** Where programs an engine starts itself (the claude-code CLI) run, as the runner's commands do. */
+  sandbox: Sandbox;
 }
 
 const ENGINES: Record<EngineName, (settings: EngineSettings) => Engine> = {

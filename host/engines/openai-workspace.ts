@@ -4,7 +4,7 @@
  * (the file itself or any directory on the way) is refused before anything is read or written.
  */
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, realpath } from 'node:fs/promises';
+import { chown, lstat, mkdir, open, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** A path the model may not use, with why; the tool answers the model with it. */
@@ -73,12 +73,26 @@ export async function readWorkspaceFile(workspace: string, given: string): Promi
   }
 }
 
+/**
+ * Who the files the host writes for the agent belong to: the workspace's owner (the sandbox's
+ * user, when a root host sandboxes commands), so the agent's own commands can change them.
+ */
+async function ownerFor(root: string): Promise<{ uid: number; gid: number } | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const { uid, gid } = await stat(root);
+  return uid === 0 ? undefined : { uid, gid };
+}
+
 /** Writes the file (its directories created as needed); says whether it was created or replaced. */
 export async function writeWorkspaceFile(workspace: string, given: string, content: string): Promise<{ change: 'created' | 'modified'; path: string; bytes: number }> {
   const { target, root } = await resolveInWorkspace(workspace, given);
   if (target === root) throw new WorkspacePathError(`"${given}" is the workspace itself, not a file`);
   const existed = await exists(target);
-  await mkdir(path.dirname(target), { recursive: true });
+  const owner = await ownerFor(root);
+  const firstMade = await mkdir(path.dirname(target), { recursive: true });
+  if (owner && firstMade) {
+    for (let dir = path.dirname(target); inside(firstMade, dir); dir = path.dirname(dir)) await chown(dir, owner.uid, owner.gid);
+  }
   // O_NOFOLLOW: a link put in place after the check above is not written through.
   const handle = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'EISDIR') throw new WorkspacePathError(`"${given}" is a directory`);
@@ -86,6 +100,7 @@ export async function writeWorkspaceFile(workspace: string, given: string, conte
     throw error;
   });
   try {
+    if (owner) await handle.chown(owner.uid, owner.gid);
     const bytes = Buffer.from(content, 'utf8');
     await handle.writeFile(bytes);
     return { change: existed ? 'modified' : 'created', path: path.relative(root, target).split(path.sep).join('/'), bytes: bytes.length };

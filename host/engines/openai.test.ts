@@ -5,7 +5,7 @@
  * format (text deltas, tool calls split across chunks, usage, errors, a malformed chunk).
  * Commands the model asks for really run through the host's runner in the agent's workspace.
  */
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { LoggingMessageNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { HostMessage } from '../../lib/host-contract';
+import { createSandbox, DEFAULT_SANDBOX_SETTINGS } from '../sandbox';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from '../server';
 import { chunk, failure, startOpenAIStandIn, streamed, textChunks, toolCallChunks, usageChunk, writeEvents, type OpenAIStandIn } from '../../test/openai-stand-in';
 import { createOpenAIEngine } from './openai';
@@ -100,7 +101,8 @@ type Tool = { type: string; function: { name: string; description: string } };
 const toolNames = (body: Record<string, unknown>) => ((body.tools ?? []) as Tool[]).map((tool) => tool.function.name);
 
 describe('openai engine: settings', () => {
-  const engine = (env: NodeJS.ProcessEnv) => createOpenAIEngine({ allowCommands: true, stepDelayMs: 0, shutdown: new AbortController().signal, env });
+  const engine = (env: NodeJS.ProcessEnv) =>
+    createOpenAIEngine({ allowCommands: true, stepDelayMs: 0, shutdown: new AbortController().signal, env, sandbox: createSandbox({ ...DEFAULT_SANDBOX_SETTINGS, mode: 'off' }, { hidden: [], hostEnv: env }) });
 
   it('names what is missing or invalid at check(), without a network call', async () => {
     expect(await engine({}).check()).toBe('the openai engine needs HOST_OPENAI_BASE_URL, HOST_OPENAI_API_KEY, HOST_OPENAI_MODEL (set in the host\'s environment)');
@@ -206,6 +208,9 @@ describe('openai engine on a real host', () => {
 
     expect(await readFile(path.join(workspace, 'made-by-node.txt'), 'utf8')).toBe('node was here');
     expect(await readFile(path.join(workspace, 'notes/plan.md'), 'utf8')).toBe('# Plan\n\n1. ship\n');
+    // What the host wrote is the agent's, like its workspace (the sandbox's user, on a root host): its commands can change it.
+    const owner = await stat(workspace);
+    for (const written of ['notes', 'notes/plan.md']) expect(await stat(path.join(workspace, written))).toMatchObject({ uid: owner.uid, gid: owner.gid });
     expect(await readFile(path.join(outside, 'secret.txt'), 'utf8')).toBe('not for the agent');
 
     // What went back to the model, call by call.

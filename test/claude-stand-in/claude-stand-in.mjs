@@ -11,7 +11,7 @@
  * the Write and Edit tool uses it announces on the files they name, as the CLI would. Optional
  * behaviour, set by the test that writes the wrapper script: refuse to start (stderr, exit 1), hold after a line with a child
  * process (a Bash command still running) until a signal comes, ignore SIGTERM, end with a
- * given exit code and stderr.
+ * given exit code and stderr, record whether it can read given files.
  */
 import { spawn } from 'node:child_process';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
@@ -61,7 +61,17 @@ export async function play(config) {
     process.exitCode = 1;
     return;
   }
-  record(config, { event: 'start', argv, cwd: process.cwd(), pid: process.pid, env: process.env });
+  record(config, { event: 'start', argv, cwd: process.cwd(), pid: process.pid, uid: process.getuid(), env: process.env });
+  // Files a test expects the CLI not to see (the host's own, in a sandbox).
+  for (const file of config.probe ?? []) {
+    let readable = true;
+    try {
+      readFileSync(file);
+    } catch {
+      readable = false;
+    }
+    record(config, { event: 'probe', path: file, readable });
+  }
   process.on('SIGTERM', () => {
     record(config, { event: 'signal', signal: 'SIGTERM' });
     if (!config.ignoreTerm) process.exit(143);

@@ -4,7 +4,7 @@
  * what the stand-in recorded of each start (argv, cwd, environment, pid) and of the processes
  * and signals it saw.
  */
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -22,14 +22,19 @@ export interface StandInConfig {
   holdAfterLine?: number;
   /** Keep running on SIGTERM (it is recorded): only SIGKILL ends it. */
   ignoreTerm?: boolean;
+  /** Files to try to read at start; each is recorded as readable or not. */
+  probe?: string[];
 }
 
 export interface Recorded {
-  event: 'start' | 'child' | 'signal';
+  event: 'start' | 'child' | 'signal' | 'probe';
   argv?: string[];
   cwd?: string;
   pid?: number;
+  uid?: number;
   env?: Record<string, string>;
+  path?: string;
+  readable?: boolean;
   signal?: string;
 }
 
@@ -40,14 +45,21 @@ export interface StandIn {
   recorded(): Promise<Recorded[]>;
 }
 
-/** Writes (or rewrites) `<dir>/bin/claude` to play `config`. */
-export async function installStandIn(dir: string, config: StandInConfig): Promise<StandIn> {
+/**
+ * Writes (or rewrites) `<dir>/bin/claude` to play `config`, with the player and its transcript
+ * beside it, so that it also runs where only that directory is visible (the host's sandbox).
+ * It records into `recordIn` (default `dir`): in a sandbox, only the workspace is writable.
+ */
+export async function installStandIn(dir: string, config: StandInConfig, options: { recordIn?: string } = {}): Promise<StandIn> {
   const bin = path.join(dir, 'bin');
-  const record = path.join(dir, 'claude-record.jsonl');
+  const record = path.join(options.recordIn ?? dir, 'claude-record.jsonl');
   await mkdir(bin, { recursive: true });
-  const full = { ...config, record, ...(config.transcript ? { transcript: path.join(TRANSCRIPTS, config.transcript) } : {}) };
+  const player = path.join(bin, 'claude-stand-in.mjs');
+  await copyFile(PLAYER, player);
+  if (config.transcript) await copyFile(path.join(TRANSCRIPTS, config.transcript), path.join(bin, config.transcript));
+  const full = { ...config, record, ...(config.transcript ? { transcript: path.join(bin, config.transcript) } : {}) };
   // The node running the tests, by its path: the host gives the CLI a PATH of its own.
-  const script = `#!${process.execPath}\nimport(${JSON.stringify(pathToFileURL(PLAYER).href)}).then((m) => m.play(${JSON.stringify(full)}));\n`;
+  const script = `#!${process.execPath}\nimport(${JSON.stringify(pathToFileURL(player).href)}).then((m) => m.play(${JSON.stringify(full)}));\n`;
   await writeFile(path.join(bin, 'claude'), script);
   await chmod(path.join(bin, 'claude'), 0o755);
   return {

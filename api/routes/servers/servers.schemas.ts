@@ -58,6 +58,14 @@ export const ServerOut = z
     serverInfo: z.record(z.string(), z.unknown()).nullable(),
     protocolVersion: z.string().nullable(),
     tools: z.array(z.string()),
+    sandbox: z
+      .string()
+      .nullable()
+      .openapi({
+        description:
+          "How agents' commands run on the host, as its tools/list said at the last check: `bwrap` (each in a sandbox), `off` (unsandboxed, on the host's machine as its user: show it as an unsandboxed host), null when the host does not say",
+        example: 'bwrap',
+      }),
     toolsHash: z.string().nullable(),
     lastToolsChange: z.object({ at: z.string(), added: z.array(z.string()), removed: z.array(z.string()), changed: z.array(z.string()) }).nullable(),
     createdAt: z.string(),

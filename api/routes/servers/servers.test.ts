@@ -14,6 +14,7 @@ import { addMember, httpFor, registerAccount, type Account, type Http } from '..
 import { waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
 import { startCaptureServer, type CaptureServer } from '../../../test/capture-server';
+import { startAgentHost } from '../../../host/server';
 import { closedPortUrl, HOST_TOOL_NAMES, startHtmlOkServer, startMcpServer, startNotMcpServer, startSseOnlyMcpServer, type TestMcpServer } from '../../../test/mcp-servers';
 
 describe('MCP servers', () => {
@@ -96,7 +97,23 @@ describe('MCP servers', () => {
     expect(stored).toMatchObject({ status: 'ONLINE', lastError: null, serverInfo: { name: 'healthy-host', version: '2.3.4' }, protocolVersion: result.protocolVersion });
     expect(stored.tools.sort()).toEqual([...HOST_TOOL_NAMES].sort());
     expect(stored.lastCheckAt).not.toBeNull();
+    // A server that does not say how it runs commands.
+    expect(stored.sandbox).toBeNull();
     expect((await check(admin, id, 'health')).status).toBe('ONLINE');
+  });
+
+  it('shows how a reference host runs agents’ commands, as its tools/list says: in a sandbox, or unsandboxed', async () => {
+    const sandboxed = await startAgentHost({ token: `host-${randomUUID()}`, allowCommands: true });
+    const unsandboxed = await startAgentHost({ token: `host-${randomUUID()}`, allowCommands: true, sandbox: { mode: 'off' } });
+    try {
+      for (const [host, expected] of [[sandboxed, 'bwrap'], [unsandboxed, 'off']] as const) {
+        const { id } = await register(admin, { url: host.url, masterToken: host.token });
+        expect((await check(admin, id)).status).toBe('ONLINE');
+        expect((await http.get(`/api/servers/${id}`).set(as(admin)).expect(200)).body).toMatchObject({ status: 'ONLINE', sandbox: expected });
+      }
+    } finally {
+      await Promise.all([sandboxed.close(), unsandboxed.close()]);
+    }
   });
 
   it.each([
