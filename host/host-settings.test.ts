@@ -1,7 +1,7 @@
 /** host/main.ts's HOST_* settings: defaults, and a clear error naming the variable for a wrong value. */
 import { hostSettings } from './host-settings';
 import { DEFAULT_LIMITS, defaultWorkspaceRoot } from './server';
-import { DEFAULT_SANDBOX_SETTINGS } from './sandbox';
+import { DEFAULT_SANDBOX_SETTINGS } from './sandbox-settings';
 
 describe('hostSettings', () => {
   it('defaults to the shell engine, workspaces under the OS temp dir and the default limits', () => {

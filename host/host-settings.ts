@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { ENGINE_NAMES, isEngineName } from './engines';
 import { DEFAULT_LIMITS, defaultWorkspaceRoot } from './server';
-import { DEFAULT_SANDBOX_SETTINGS, type SandboxSettings } from './sandbox';
+import { DEFAULT_SANDBOX_SETTINGS, type SandboxSettings } from './sandbox-settings';
 
 const DEFAULT_PORT = 4100;
 const DEFAULT_ENGINE = 'shell';

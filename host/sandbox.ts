@@ -25,60 +25,19 @@
  * sandbox-watch.ts stops a command that reaches the process limit or holds more memory in all
  * its processes together.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { accessSync, chmodSync, constants, copyFileSync, lstatSync, mkdtempSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
+import { explainFailure, FIX_INSTALL, findOnPath, hostIsRoot, locateBwrap, reachableBy, runToEnd } from './bwrap-binary';
 import { NETWORK_BRIDGE, PROXY_SOCKET_IN_SANDBOX, proxyEnvironment } from './sandbox-network';
-
-export type SandboxMode = 'bwrap' | 'off';
-
-export interface SandboxLimits {
-  /** Each process's data (RLIMIT_DATA), and the resident memory of all of them together (watched). */
-  memoryMb: number;
-  /** Processes and threads at once (RLIMIT_NPROC in the sandbox's own user namespace, and watched). */
-  maxProcesses: number;
-  /** CPU time of each process (RLIMIT_CPU): SIGXCPU, then SIGKILL a second later. */
-  cpuSeconds: number;
-  /** The largest file a process may write (RLIMIT_FSIZE). */
-  fileSizeMb: number;
-  /** The private /tmp and /dev/shm (each a tmpfs: memory). */
-  tmpMb: number;
-}
-
-export const DEFAULT_SANDBOX_LIMITS: SandboxLimits = { memoryMb: 2048, maxProcesses: 256, cpuSeconds: 600, fileSizeMb: 1024, tmpMb: 256 };
-
-/** The sandbox's settings, HOST_SANDBOX_* (host-settings.ts). */
-export interface SandboxSettings {
-  mode: SandboxMode;
-  /** BWRAP_PATH; default `bwrap` on PATH, else the project's tools folder (`npm run dev` unpacks it there). */
-  bwrapPath?: string;
-  /** Whom commands run as on a host running as root (on another host: the host's own user). */
-  uid: number;
-  gid: number;
-  limits: SandboxLimits;
-  /** More directories visible read-only (HOST_SANDBOX_READ_PATHS). */
-  readPaths: string[];
-  /** Run install_tool, uninstall_tool and check_tool commands in a sandbox too (HOST_SANDBOX_TOOL_COMMANDS). */
-  toolCommands: boolean;
-}
-
-export const DEFAULT_SANDBOX_SETTINGS: SandboxSettings = {
-  mode: 'bwrap',
-  uid: 65534,
-  gid: 65534,
-  limits: DEFAULT_SANDBOX_LIMITS,
-  readPaths: [],
-  toolCommands: false,
-};
+import type { SandboxSettings } from './sandbox-settings';
 
 export { SANDBOX_META_KEY } from '../lib/host-contract';
 
 /** The host's own code (the project's checkout, or its build): never visible in a sandbox. */
 const HOST_CODE = path.resolve(__dirname, '..', __dirname.includes(`${path.sep}dist${path.sep}`) ? '..' : '');
-/** Where `npm run dev`, the test harness and CI unpack bwrap (lib/dev/bwrap.ts). */
-const PROJECT_BWRAP = path.join(HOST_CODE, '.tools', 'bwrap', 'usr', 'bin', 'bwrap');
 
 /** The root's directories that make up "the system", each visible read-only when it exists. */
 const SYSTEM_PATHS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/etc'];
@@ -87,11 +46,6 @@ const MIB = 1024 * 1024;
 
 /** The network bridge's own threads (node with one V8 worker), counted against RLIMIT_NPROC. */
 const BRIDGE_TASKS = 8;
-
-/** What the host tells about a sandbox it could not use, and how to fix it. */
-const FIX_INSTALL = 'install bubblewrap (apt-get install bubblewrap), or set BWRAP_PATH (npm run dev unpacks one into .tools/bwrap), or set HOST_SANDBOX=off to run agents\' commands unsandboxed';
-const FIX_USERNS =
-  'user namespaces are not available to unprivileged users here: enable them (sysctl user.max_user_namespaces=15000; on Debian before 11 kernel.unprivileged_userns_clone=1; on Ubuntu 23.10 and later kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap), or set HOST_SANDBOX=off';
 
 /** A command as the runner starts it: bwrap and its arguments, as whom. */
 export interface SandboxedCommand {
@@ -126,86 +80,9 @@ export interface Sandbox {
   close(): void;
 }
 
-/** Whether the process runs as root: bwrap is then started as the sandbox's user. */
-function hostIsRoot(): boolean {
-  return typeof process.getuid === 'function' && process.getuid() === 0;
-}
-
 function inside(parent: string, candidate: string): boolean {
   const relative = path.relative(parent, candidate);
   return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
-}
-
-/**
- * Whether `uid`/`gid` could open `target` (every directory above it searchable, the target
- * itself with `mode`, r=4 x=1), from the permission bits (ACLs are not read: a "no" may be too
- * cautious, never too generous).
- */
-export function reachableBy(target: string, uid: number, gid: number, mode: number): boolean {
-  let real: string;
-  try {
-    real = realpathSync(target);
-  } catch {
-    return false;
-  }
-  const allows = (file: string, wanted: number): boolean => {
-    try {
-      const stats = statSync(file);
-      const bits = stats.uid === uid ? (stats.mode >> 6) & 7 : stats.gid === gid ? (stats.mode >> 3) & 7 : stats.mode & 7;
-      return (bits & wanted) === wanted;
-    } catch {
-      return false;
-    }
-  };
-  const parts = real.split(path.sep).filter(Boolean);
-  for (let i = 0; i < parts.length; i++) if (!allows(path.sep + parts.slice(0, i).join(path.sep), 1)) return false;
-  return allows(real, mode);
-}
-
-function findOnPath(program: string, dirs: readonly string[]): string | undefined {
-  for (const dir of dirs) {
-    const file = path.join(dir, program);
-    try {
-      const stats = statSync(file);
-      if (stats.isFile() && (stats.mode & 0o111) !== 0) return file;
-    } catch {
-      // Not in this directory.
-    }
-  }
-  return undefined;
-}
-
-/** The given path (the host's BWRAP_PATH), then `bwrap` on PATH, then the project's tools folder. */
-function locateBwrap(given: string | undefined, hostEnv: NodeJS.ProcessEnv): string | undefined {
-  if (given) return given;
-  if (hostEnv.BWRAP_PATH) return hostEnv.BWRAP_PATH;
-  const dirs = (hostEnv.PATH ?? '').split(path.delimiter).filter((dir) => path.isAbsolute(dir));
-  return findOnPath('bwrap', dirs) ?? findOnPath('bwrap', [path.dirname(PROJECT_BWRAP)]);
-}
-
-/** bwrap's complaint, with the fix that goes with it. */
-function explainFailure(stderr: string): string {
-  const said = stderr.trim().split('\n').slice(-3).join(' ');
-  if (/uid map|setting up uid|new namespace|No permissions to creat|Operation not permitted|user namespace/i.test(said)) return `bwrap cannot create its namespaces (${said}): ${FIX_USERNS}`;
-  return `bwrap failed (${said || 'no message'}): ${FIX_INSTALL}`;
-}
-
-/** Runs a command to its end (for the sandbox's own check), answering its exit code and stderr. */
-function runToEnd(file: string, args: string[], options: { uid?: number; gid?: number; env: NodeJS.ProcessEnv }): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(file, args, { cwd: '/', env: options.env, stdio: ['ignore', 'ignore', 'pipe'], ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid } : {}) });
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      resolve({ code: null, stderr: error.message });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
 }
 
 /**
@@ -458,43 +335,4 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
       copies.clear();
     },
   };
-}
-
-/** The reason a sandboxed command failed because of a limit, or undefined. */
-export function limitReason(limit: 'processes' | 'memory' | 'cpu' | 'file-size', limits: SandboxLimits): string {
-  switch (limit) {
-    case 'processes':
-      return `stopped at the sandbox's process limit (${limits.maxProcesses} processes at once, HOST_SANDBOX_MAX_PROCESSES)`;
-    case 'memory':
-      return `out of memory: the sandbox allows ${limits.memoryMb} MiB (HOST_SANDBOX_MEMORY_MB)`;
-    case 'cpu':
-      return `stopped at the sandbox's CPU time limit (${limits.cpuSeconds} s per process, HOST_SANDBOX_CPU_SECONDS)`;
-    case 'file-size':
-      return `a file reached the sandbox's file size limit (${limits.fileSizeMb} MiB, HOST_SANDBOX_FILE_SIZE_MB)`;
-  }
-}
-
-/** What a program prints when an allocation fails, in the common runtimes (Python, C, C++, Node, Go, Java, Rust). */
-const OUT_OF_MEMORY = /MemoryError|Cannot allocate memory|out of memory|std::bad_alloc|heap out of memory|OutOfMemoryError|memory allocation of \d+ bytes failed/i;
-/** What a program prints when a write passes RLIMIT_FSIZE (Python ignores SIGXFSZ and sees EFBIG). */
-const FILE_TOO_LARGE = /File too large/;
-
-/**
- * Which sandbox limit a finished command hit, from how it ended: the signal RLIMIT_CPU or
- * RLIMIT_FSIZE sends, or what it printed when an allocation or a write was refused.
- */
-export function limitFromExit(run: { exitCode: number | null; signal?: string; output: string }): 'cpu' | 'file-size' | 'memory' | undefined {
-  if (run.signal === 'SIGXCPU') return 'cpu';
-  if (run.signal === 'SIGXFSZ') return 'file-size';
-  if (run.exitCode === 0 && !run.signal) return undefined;
-  if (OUT_OF_MEMORY.test(run.output)) return 'memory';
-  if (FILE_TOO_LARGE.test(run.output)) return 'file-size';
-  return undefined;
-}
-
-/** bwrap ends with 128 + N when the command was killed by signal N; the signal's name, or undefined. */
-export function signalOfExit(code: number | null): NodeJS.Signals | undefined {
-  if (code === null || code <= 128 || code > 128 + 64) return undefined;
-  const found = Object.entries(os.constants.signals).find(([, number]) => number === code - 128);
-  return found?.[0] as NodeJS.Signals | undefined;
 }

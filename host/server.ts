@@ -22,7 +22,8 @@ import path from 'node:path';
 import { createEngine, type Engine } from './engines';
 import type { Limits } from './run-guard';
 import { registerHostTools, type HostedAgent, type ToolContext } from './tools';
-import { createSandbox, DEFAULT_SANDBOX_SETTINGS, type Sandbox, type SandboxLimits, type SandboxSettings } from './sandbox';
+import { createSandbox, type Sandbox } from './sandbox';
+import { DEFAULT_SANDBOX_SETTINGS, type SandboxLimits, type SandboxSettings } from './sandbox-settings';
 
 export type { ReceivedCall, TaskRequest } from './call-log';
 

@@ -13,7 +13,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { LoggingMessageNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { HostMessage } from '../../lib/host-contract';
-import { createSandbox, DEFAULT_SANDBOX_SETTINGS } from '../sandbox';
+import { createSandbox } from '../sandbox';
+import { DEFAULT_SANDBOX_SETTINGS } from '../sandbox-settings';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from '../server';
 import { chunk, failure, startOpenAIStandIn, streamed, textChunks, toolCallChunks, usageChunk, writeEvents, type OpenAIStandIn } from '../../test/openai-stand-in';
 import { createOpenAIEngine } from './openai';
