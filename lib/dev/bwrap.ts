@@ -8,11 +8,12 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../logger';
+import { isExecutable, onPath } from './executables';
 import { TOOLS_DIR } from './temporal-cli';
 
 const execFileAsync = promisify(execFile);
@@ -42,21 +43,6 @@ export const BWRAP_HELP = [
 export interface FoundBwrap {
   path: string;
   source: 'BWRAP_PATH' | 'PATH' | 'project tools folder' | 'unpacked the Debian package';
-}
-
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function onPath(): string | undefined {
-  const result = spawnSync('sh', ['-c', 'command -v bwrap'], { encoding: 'utf8' });
-  const found = result.status === 0 ? result.stdout.trim() : '';
-  return found && isExecutable(found) ? found : undefined;
 }
 
 function has(program: string): boolean {
@@ -114,7 +100,7 @@ export async function findBwrap(options: { bwrapPath?: string; logger?: Logger; 
     if (!isExecutable(bwrapPath)) throw new Error(`BWRAP_PATH=${bwrapPath} is not an executable file.\n${BWRAP_HELP}`);
     return { path: bwrapPath, source: 'BWRAP_PATH' };
   }
-  const fromPath = onPath();
+  const fromPath = onPath('bwrap');
   if (fromPath) return { path: fromPath, source: 'PATH' };
   if (existsSync(BWRAP_TOOLS_BINARY) && isExecutable(BWRAP_TOOLS_BINARY)) return { path: BWRAP_TOOLS_BINARY, source: 'project tools folder' };
   if (allowInstall) {

@@ -1,9 +1,10 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../config';
 import type { Logger } from '../logger';
+import { isExecutable, onPath } from './executables';
 
 const execFileAsync = promisify(execFile);
 
@@ -22,21 +23,6 @@ export const TEMPORAL_CLI_HELP = [
   '  4. let the Temporal SDK download it (needs internet access and the @temporalio/testing package);',
   '  or set TEMPORAL_ADDRESS to use a Temporal server you already run.',
 ].join('\n');
-
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function onPath(): string | undefined {
-  const result = spawnSync('sh', ['-c', 'command -v temporal'], { encoding: 'utf8' });
-  const found = result.status === 0 ? result.stdout.trim() : '';
-  return found && isExecutable(found) ? found : undefined;
-}
 
 function hasPip(): boolean {
   return spawnSync('python3', ['-m', 'pip', '--version'], { stdio: 'ignore' }).status === 0;
@@ -61,7 +47,7 @@ export async function findTemporalCli(options: { cliPath?: string; logger?: Logg
     if (!isExecutable(cliPath)) throw new Error(`TEMPORAL_CLI_PATH=${cliPath} is not an executable file.\n${TEMPORAL_CLI_HELP}`);
     return { kind: 'path', path: cliPath, source: 'TEMPORAL_CLI_PATH' };
   }
-  const fromPath = onPath();
+  const fromPath = onPath('temporal');
   if (fromPath) return { kind: 'path', path: fromPath, source: 'PATH' };
   if (isExecutable(PIP_BINARY)) return { kind: 'path', path: PIP_BINARY, source: 'project tools folder' };
   if (allowInstall && hasPip()) {
