@@ -182,10 +182,18 @@ interface OffsetChange {
   shiftMinutes: number;
 }
 
-/** Per zone, the changes found from `since` on: good for a day (the year ahead moves by a day). */
+/**
+ * How far ahead daylight-saving changes are looked for: the calendar's cycle of 28 years (10,227
+ * days, until 2100), after which every date has met every weekday the same way again. A change
+ * falls on a rule's day ("the first Sunday of October"), so an expression limited to some days
+ * of the month meets it only in some years: 1 October 2028 is such a Sunday, 2027's is not.
+ */
+const CHANGES_AHEAD_MS = 10_227 * 86_400_000;
+
+/** Per zone, the changes found from `since` on: good for a day (the cycle ahead moves by a day). */
 const zoneChanges = new Map<string, { since: number; changes: OffsetChange[] }>();
 
-/** The instants within a year after `from` where the zone's offset changes (daylight saving), to the second, with the change in minutes. */
+/** The instants within the calendar's cycle after `from` where the zone's offset changes (daylight saving), to the second, with the change in minutes, in order. */
 export function offsetChanges(timezone: string, from: Date): OffsetChange[] {
   const known = zoneChanges.get(timezone);
   if (known && known.since <= from.getTime() && from.getTime() - known.since < 86_400_000) return known.changes.filter((c) => c.at > from);
@@ -195,7 +203,7 @@ export function offsetChanges(timezone: string, from: Date): OffsetChange[] {
   return changes;
 }
 
-/** Looked for over a year and two days, so that an answer kept for a day still covers a whole year ahead. */
+/** Looked for over the cycle and two days, so that an answer kept for a day still covers a whole cycle ahead (about 60 ms a zone). */
 function findOffsetChanges(timezone: string, from: Date): OffsetChange[] {
   const format = new Intl.DateTimeFormat('en-US', { timeZone: timezone, timeZoneName: 'longOffset' });
   const changes: OffsetChange[] = [];
@@ -203,7 +211,7 @@ function findOffsetChanges(timezone: string, from: Date): OffsetChange[] {
   const step = 12 * 3600_000;
   let before = from.getTime();
   let offset = offsetMinutes(format, before);
-  for (let after = before + step; after <= from.getTime() + 368 * 86_400_000; before = after, after += step) {
+  for (let after = before + step; after <= from.getTime() + CHANGES_AHEAD_MS + 2 * 86_400_000; before = after, after += step) {
     const next = offsetMinutes(format, after);
     if (next === offset) continue;
     // The change lies in (before, after]: narrowed to the second.
@@ -228,10 +236,12 @@ function findOffsetChanges(timezone: string, from: Date): OffsetChange[] {
  *   and hour fields), so the gaps are those between them, and, when it fires on two
  *   consecutive days (its day fields, each month's length), the one from the last of a day to
  *   the first of the next;
- * - around each daylight-saving change of the coming year, where an hour is skipped or
- *   repeated, croner itself (the library the previews use) lists the occurrences, and every
- *   gap among them is measured: any two occurrences less than `minSeconds` apart across the
- *   change lie within `minSeconds` plus the shift of it.
+ * - around each daylight-saving change of the next 28 years (the calendar's cycle: an
+ *   expression limited to some days meets a change on "the first Sunday" only in the years
+ *   those days fall on it), where an hour is skipped or repeated, croner itself (the library
+ *   the previews use) lists the occurrences, and every gap among them is measured: any two
+ *   occurrences less than `minSeconds` apart across the change lie within `minSeconds` plus
+ *   the shift of it.
  *
  * Gaps of a day or more need no daylight-saving window only because `minSeconds` stays under
  * a day (config); a gap across a change is measured whatever its length.
@@ -239,7 +249,7 @@ function findOffsetChanges(timezone: string, from: Date): OffsetChange[] {
 export function cronGapBelow(expression: string, timezone: string, minSeconds: number, from = new Date()): CloseFires | null {
   // Cron counts whole seconds: no two occurrences are closer than one.
   if (minSeconds <= 1) return null;
-  // A day's answer is the next day's, unless a daylight-saving change came into the year ahead
+  // A day's answer is the next day's, unless a daylight-saving change came into the cycle ahead
   // meanwhile; tasks mostly repeat a few expressions, and walking a change costs up to 0.1 s.
   const key = `${minSeconds} ${timezone} ${expression}`;
   const cached = closeFires.get(key);
