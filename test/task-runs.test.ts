@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Execution } from '../entities';
-import { freePort } from '../lib/dev/free-port';
+import { freePort } from '../dev/free-port';
 import type { AgentExecutionPayload } from '../domain/realtime-types';
 import { startAgentHost, type AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
