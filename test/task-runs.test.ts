@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Execution } from '../entities';
 import { freePort } from '../dev/free-port';
-import type { AgentExecutionPayload } from '../domain/realtime-types';
+import type { AgentExecutionPayload } from '../domain/events';
 import { startAgentHost, type AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { activeAgent, hostWithAgent, registerHost, waitFor } from './fleet';
