@@ -38,13 +38,13 @@ module.exports = {
     '!<rootDir>/{api,worker,host}/main.ts',
     '!<rootDir>/worker/build-bundle.ts',
     // Types only: no runtime code, which V8 would count as uncovered lines.
-    '!<rootDir>/{api/context,activities/deps,domain/realtime-types}.ts',
-    // Dev and test tooling (embedded PostgreSQL, the Temporal dev server and CLI lookup, free
-    // ports): never runs in production, and mostly in the global setup, outside Jest's coverage.
-    '!<rootDir>/lib/dev/**',
+    '!<rootDir>/{api/context,activities/deps,api/realtime/socket-events}.ts',
   ],
-  // scripts/ is not listed: migrate.ts and rotate-keys.ts are entry points as above, the rest
-  // is dev tooling. workflows/ is not listed either: workflow code runs in Temporal's sandbox
+  // dev/ is not listed: dev and test tooling (embedded PostgreSQL, the Temporal dev server and
+  // CLI lookup, free ports), which never runs in production, and mostly in the global setup,
+  // outside Jest's coverage. scripts/ is not listed: migrate.ts and rotate-keys.ts are entry
+  // points as above, the rest is dev tooling.
+  // workflows/ is not listed either: workflow code runs in Temporal's sandbox
   // from a webpack bundle, so V8 sees only the modules' top level, never a workflow body. The
   // tests run every workflow on real workers; measuring them would take instrumenting the
   // bundle (istanbul), which this project does not do.

@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import { Execution, ExecutionStatus, type TodoItem } from '../entities';
 import type { ExecutionLog } from '../domain/runs/execution-log';
 import { GrowingThrottle } from '../domain/runs/progress-throttle';
-import type { AgentExecutionPayload } from '../domain/realtime-types';
+import type { AgentExecutionPayload } from '../domain/events';
 import { signalProgress } from '../domain/temporal';
 import { parseHostMessage, type HostMessage } from '../lib/host-contract';
 import type { Logger } from '../lib/logger';

@@ -7,7 +7,7 @@ import { createApp } from './app';
 import { AppError } from '../domain/errors';
 import { errorHandler } from './middleware/error-handler';
 import { createTemporalClient } from '../lib/temporal';
-import { freePort } from '../lib/dev/free-port';
+import { freePort } from '../dev/free-port';
 import { createLogger } from '../lib/logger';
 
 describe('API skeleton', () => {

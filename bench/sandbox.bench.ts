@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { findBwrap } from '../lib/dev/bwrap';
+import { findBwrap } from '../dev/bwrap';
 import { hostToolCall } from '../lib/host-contract';
 import { createSandbox } from '../host/sandbox';
 import { DEFAULT_SANDBOX_SETTINGS } from '../host/sandbox-settings';

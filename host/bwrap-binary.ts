@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-/** Where `npm run dev`, the test harness and CI unpack bwrap (lib/dev/bwrap.ts): the project's tools folder, beside host/ (or dist/host/). */
+/** Where `npm run dev`, the test harness and CI unpack bwrap (dev/bwrap.ts): the project's tools folder, beside host/ (or dist/host/). */
 const PROJECT_BWRAP = path.join(path.resolve(__dirname, '..', __dirname.includes(`${path.sep}dist${path.sep}`) ? '..' : ''), '.tools', 'bwrap', 'usr', 'bin', 'bwrap');
 
 /** What the host tells about a sandbox it could not use, and how to fix it. */

@@ -164,7 +164,7 @@ const envSchema = z.object({
   TEMPORAL_DEV_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
   TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
   TEMPORAL_CLI_PATH: optionalString,
-  // The bubblewrap binary npm run dev hands its local agent host (lib/dev/bwrap.ts finds or unpacks one otherwise).
+  // The bubblewrap binary npm run dev hands its local agent host (dev/bwrap.ts finds or unpacks one otherwise).
   BWRAP_PATH: optionalString,
   WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
   WORKFLOW_BUNDLE_PATH: optionalString,

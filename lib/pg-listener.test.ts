@@ -4,7 +4,7 @@ import { waitFor } from '../test/fleet';
 import { loadConfig } from './config';
 import { createLogger } from './logger';
 import { PgListener, type PgListenerOptions } from './pg-listener';
-import { freePort } from './dev/free-port';
+import { freePort } from '../dev/free-port';
 
 describe('PgListener', () => {
   const config = loadConfig();

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { isAlive } from '../lib/dev/process-alive';
+import { isAlive } from '../dev/process-alive';
 import { superviseChild, type RestartPolicy, type SupervisedChild } from './dev-supervisor';
 
 /** Real child processes (`node -e`), a real pino logger whose JSON lines the test reads. */

@@ -5,8 +5,8 @@
 import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../lib/config';
-import { startEmbeddedPostgres } from '../lib/dev/embedded-postgres';
-import { freePort } from '../lib/dev/free-port';
+import { startEmbeddedPostgres } from '../dev/embedded-postgres';
+import { freePort } from '../dev/free-port';
 import { createLogger } from '../lib/logger';
 import { initOrm, migrateUp, MIGRATIONS_DIR } from '../lib/orm';
 import os from 'node:os';

@@ -8,7 +8,7 @@
 import { Writable } from 'node:stream';
 import { createLogger } from '../lib/logger';
 import { ServerToolStatus, type ToolDefinition } from '../entities';
-import type { AgentExecutionPayload } from '../domain/realtime-types';
+import type { AgentExecutionPayload } from '../domain/events';
 import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { hostWithAgent, waitFor } from './fleet';

@@ -8,10 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { findBwrap } from '../lib/dev/bwrap';
-import { startEmbeddedPostgres } from '../lib/dev/embedded-postgres';
-import { freePort } from '../lib/dev/free-port';
-import { startTemporalDevServer } from '../lib/dev/temporal-dev-server';
+import { findBwrap } from '../dev/bwrap';
+import { startEmbeddedPostgres } from '../dev/embedded-postgres';
+import { freePort } from '../dev/free-port';
+import { startTemporalDevServer } from '../dev/temporal-dev-server';
 // Only @temporalio/worker here: importing worker/worker.ts would load the entities (MikroORM
 // metadata) into this process, which test files share when Jest runs in band.
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
@@ -41,7 +41,7 @@ export default async function globalSetup(): Promise<void> {
     throw bwrap;
   }
   const stop = async () => {
-    // remove(): as root the data may live outside tmpDir (see lib/dev/embedded-postgres.ts).
+    // remove(): as root the data may live outside tmpDir (see dev/embedded-postgres.ts).
     await Promise.allSettled([temporal.stop(), pg.remove()]);
   };
   globalThis.__MCP_FLEET_TEST__ = { stop, tmpDir };

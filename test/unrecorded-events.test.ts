@@ -5,7 +5,7 @@
  * agent with SQLSTATE 53100 (disk full), which no retry of the append cures.
  */
 import { randomUUID } from 'node:crypto';
-import type { AgentExecutionPayload } from '../domain/realtime-types';
+import type { AgentExecutionPayload } from '../domain/events';
 import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { hostWithAgent, waitFor } from './fleet';

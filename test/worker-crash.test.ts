@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import type { AgentHost } from '../host/server';
-import type { AgentExecutionPayload } from '../domain/realtime-types';
+import type { AgentExecutionPayload } from '../domain/events';
 import { Execution } from '../entities';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { activeAgent, registerHost, waitFor } from './fleet';

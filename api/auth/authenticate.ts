@@ -5,7 +5,7 @@ import type { AppDeps } from '../deps';
 import type { AppContext } from '../context';
 import { AppError } from '../../domain/errors';
 import { UserRole } from '../../entities';
-import type { SessionEndReason } from '../../domain/realtime-types';
+import type { SessionEndReason } from '../../domain/events';
 import { defineAbilityFor, type AppAbility } from './abilities';
 import { accessKey, JWT_ALGORITHMS, JWT_AUDIENCE, JWT_ISSUER, type AccessClaims } from './tokens';
 

@@ -1,8 +1,7 @@
 import type { Logger } from '../../lib/logger';
 import type { Orm } from '../../lib/orm';
 import { PgListener } from '../../lib/pg-listener';
-import { EVENTS_CHANNEL, type ExecutionEventNotice, type FleetEvent } from '../../domain/events';
-import type { AgentExecutionPayload } from '../../domain/realtime-types';
+import { EVENTS_CHANNEL, type AgentExecutionPayload, type ExecutionEventNotice, type FleetEvent } from '../../domain/events';
 import { eventAt, eventsSince } from '../../domain/runs/execution-log';
 
 /**

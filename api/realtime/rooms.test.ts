@@ -3,7 +3,7 @@ import { io as connectSocket, type Socket } from 'socket.io-client';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AssignmentMode, ExecutionMode, ExecutionTrigger, Organization, Task, TaskKind } from '../../entities';
 import { publishEvent } from '../../domain/events';
-import type { ClientToServerEvents, ServerToClientEvents, SubscribeAck } from '../../domain/realtime-types';
+import type { ClientToServerEvents, ServerToClientEvents, SubscribeAck } from './socket-events';
 import { startExecution } from '../../domain/runs/start-execution';
 import { addMember, registerAccount, type Account } from '../../test/api';
 import { activeAgent, registerHost, waitFor } from '../../test/fleet';

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ServerTool, ServerToolStatus } from '../../entities';
-import type { ServerToolPayload } from '../../domain/realtime-types';
+import type { ServerToolPayload } from '../../domain/events';
 import { BUSY_STATUSES, SETTLED_STATUSES } from '../../domain/tools/install-state';
 import type { AppContext } from '../context';
 import type { AppDeps } from '../deps';

@@ -1,5 +1,4 @@
-import type { SessionEndedEvent } from '../../domain/events';
-import type { SessionEndReason } from '../../domain/realtime-types';
+import type { SessionEndedEvent, SessionEndReason } from '../../domain/events';
 import { sessionEndReason, type AuthContext } from '../auth/authenticate';
 import type { AppDeps } from '../deps';
 

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import request from 'supertest';
 import { io as connectSocket, type Socket } from 'socket.io-client';
-import type { AgentExecutionPayload, ClientToServerEvents, ServerToClientEvents, SubscribeAck } from '../../domain/realtime-types';
+import type { AgentExecutionPayload } from '../../domain/events';
+import type { ClientToServerEvents, ServerToClientEvents, SubscribeAck } from './socket-events';
 import { addMember, PASSWORD, randomIp, registerAccount, type Account } from '../../test/api';
 import { activeAgent, registerHost, waitFor } from '../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../test/harness';

@@ -3,15 +3,12 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { subject } from '@casl/ability';
 import { Server, type Socket } from 'socket.io';
 import { Agent, McpServer, Task } from '../../entities';
-import type { AgentTodoPayload, ClientToServerEvents, ServerToClientEvents, SessionEndReason, SubscribeAck } from '../../domain/realtime-types';
-import { authenticateToken, sessionEndReason, type AuthContext } from '../auth/authenticate';
+import type { AgentTodoPayload, SessionEndReason } from '../../domain/events';
+import { authenticateToken, sessionEndReason } from '../auth/authenticate';
 import type { AppDeps } from '../deps';
 import type { HubEvent, RealtimeHub } from './hub';
 import { atExpiry, endsSession } from './session-watch';
-
-interface SocketData {
-  auth: AuthContext;
-}
+import type { ClientToServerEvents, ServerToClientEvents, SocketData, SubscribeAck } from './socket-events';
 
 type FleetSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 

@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { Execution, ExecutionStatus, FINAL_EXECUTION_STATUSES } from '../../entities';
 import { eventsAfter, finalEventSeq } from '../../domain/runs/execution-log';
-import type { AgentExecutionPayload } from '../../domain/realtime-types';
+import type { AgentExecutionPayload } from '../../domain/events';
 import type { AppContext } from '../context';
 import type { AppDeps } from '../deps';
 import { watchSession } from './session-watch';

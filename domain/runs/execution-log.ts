@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { FINAL_EXECUTION_STATUSES } from '../../entities';
-import { publishEventOnCommit } from '../events';
+import { publishEventOnCommit, type AgentExecutionPayload, type ExecutionPhase } from '../events';
 import type { Orm } from '../../lib/orm';
-import type { AgentExecutionPayload, ExecutionPhase } from '../realtime-types';
 
 /**
  * The event log of executions: the only module that reads or writes `execution_events`.

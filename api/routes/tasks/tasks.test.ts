@@ -2,7 +2,7 @@ import request from 'supertest';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import type { AgentHost } from '../../../host/server';
 import { HOST_TOOLS } from '../../../lib/host-contract';
-import type { ClientToServerEvents, ServerToClientEvents, SubscribeAck } from '../../../domain/realtime-types';
+import type { ClientToServerEvents, ServerToClientEvents, SubscribeAck } from '../../realtime/socket-events';
 import { startApiServer, type ApiServer } from '../../server';
 import { addMember, httpFor, registerAccount, type Account } from '../../../test/api';
 import { activeAgent, registerHost, waitFor } from '../../../test/fleet';

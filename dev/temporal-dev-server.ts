@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { connectTemporal, searchAttributeFlags, SEARCH_ATTRIBUTE_NAMES } from '../temporal';
+import { connectTemporal, searchAttributeFlags, SEARCH_ATTRIBUTE_NAMES } from '../lib/temporal';
 import { findTemporalCli, TEMPORAL_CLI_HELP } from './temporal-cli';
-import type { Logger } from '../logger';
+import type { Logger } from '../lib/logger';
 
 export interface TemporalDevServerOptions {
   port: number;

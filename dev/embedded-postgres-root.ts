@@ -4,12 +4,12 @@ import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readF
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Logger } from '../logger';
+import type { Logger } from '../lib/logger';
 
 const execFileAsync = promisify(execFile);
 
 /**
- * Where and as whom embedded PostgreSQL runs (lib/dev/embedded-postgres.ts starts it).
+ * Where and as whom embedded PostgreSQL runs (dev/embedded-postgres.ts starts it).
  * PostgreSQL refuses to run as root, so as root it runs as the `postgres` system user. That
  * user cannot enter a mode-700 directory (root's home, any `mktemp -d` folder), which is where
  * a checkout, its node_modules and its data dir often are. Rather than open up the user's
