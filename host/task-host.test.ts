@@ -28,7 +28,8 @@ import {
 import type { HostMessage } from '../lib/host-contract';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from './server';
 import { RESTART_LOST } from './task-store';
-import { EXECUTION_META_KEY, NO_ELICITATION } from './tools';
+import { NO_ELICITATION } from './tool-serving';
+import { EXECUTION_META_KEY } from './tools';
 import { workspacePath } from './workspaces';
 
 const TOKEN = 'task-host-token';

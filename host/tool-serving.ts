@@ -9,7 +9,20 @@ import type { CreateTaskRequestHandlerExtra } from '@modelcontextprotocol/sdk/ex
 import { ElicitResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { HOST_CONTRACT, type HostTool } from '../lib/host-contract';
 import type { HostTaskStore } from './task-store';
-import { errorResult, errorText, NO_ELICITATION, type CallIo, type ToolContext, type ToolDefinition, type ToolExtra } from './tools';
+import type { CallIo, ToolContext, ToolDefinition, ToolExtra } from './tools';
+
+// The error results and the decline reason live here, and tools.ts imports them: tools.ts
+// already loads this module to register its tools, which takes only types back.
+/** Why a question is declined when the client declared no elicitation capability. */
+export const NO_ELICITATION = 'the client cannot answer questions (it declared no elicitation capability)';
+
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export function errorResult(text: string, structuredContent?: Record<string, unknown>): CallToolResult {
+  return { isError: true, content: [{ type: 'text', text }], ...(structuredContent ? { structuredContent } : {}) };
+}
 
 export function register<T extends HostTool>(mcp: McpServer, name: T, tool: ToolDefinition<T>, context: ToolContext): void {
   const { args, result } = HOST_CONTRACT[name];

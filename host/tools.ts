@@ -24,16 +24,13 @@ import { commandRunner } from './runner';
 import { logEntry, parseVersion, runShell, tail } from './shell';
 import { ENGINE_NAMES, isEngineName } from './engines';
 import { ensureWorkspace, removeWorkspace } from './workspaces';
-import { register } from './tool-serving';
+import { errorResult, errorText, register } from './tool-serving';
 import { SANDBOX_META_KEY, type Sandbox } from './sandbox';
 import { networkAllowlist, type NetworkEntry } from './sandbox-network';
 
 export { EXECUTION_META_KEY };
 
 export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
-
-/** Why a question is declined when the client declared no elicitation capability. */
-export const NO_ELICITATION = 'the client cannot answer questions (it declared no elicitation capability)';
 
 /**
  * How a call reaches its client: a plain call through its own request (notifications on its
@@ -113,14 +110,6 @@ export function engineCapability(capabilities: readonly string[]): string | unde
 export function registerHostTools(mcp: McpServer, context: ToolContext): void {
   const tools = defineTools(context);
   for (const name of HOST_TOOLS) register(mcp, name, tools[name], context);
-}
-
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-export function errorResult(text: string, structuredContent?: Record<string, unknown>): CallToolResult {
-  return { isError: true, content: [{ type: 'text', text }], ...(structuredContent ? { structuredContent } : {}) };
 }
 
 function okResult<T extends HostTool>(text: string, structuredContent: HostToolResult<T>): CallToolResult {
