@@ -1,5 +1,5 @@
 import type { Execution } from '../../entities';
-import type { ProgressSnapshot } from '../../workflows/agent-execution.workflow';
+import type { ProgressSnapshot } from '../../workflows/contracts/agent-execution';
 import { queryProgress } from '../temporal';
 import { lastSeq } from './execution-log';
 import { isFinal } from './execution-status';

@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, Organization, Task, User } from '../../entities';
 import type { Logger } from '../../lib/logger';
 import type { Orm } from '../../lib/orm';
-import { executionWorkflowId } from '../../workflows/agent-execution.workflow';
+import { executionWorkflowId } from '../../workflows/contracts/agent-execution';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';

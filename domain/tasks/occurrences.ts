@@ -1,7 +1,7 @@
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, Execution, ExecutionStatus, ExecutionTrigger, LIVE_EXECUTION_STATUSES, SLOT_HOLDING_STATUSES, Task, TaskKind } from '../../entities';
-import type { AttemptOutcome, OccurrenceRequest, OccurrenceStep, Wakeups } from '../../workflows/task-run.workflow';
+import type { AttemptOutcome, OccurrenceRequest, OccurrenceStep, Wakeups } from '../../workflows/contracts/task-run';
 import type { Actor } from '../actor';
 import { AppError } from '../errors';
 import { publishEventOnCommit } from '../events';
@@ -11,7 +11,7 @@ import { finishExecution } from '../runs/finish-execution';
 import { lockExecution } from '../runs/row-locks';
 import { releaseSlot } from '../runs/slots';
 import { assignExecution, createExecution, recordExecution, type RunDeps, type TaskRunFields } from '../runs/start-execution';
-import { slotFreedSignal } from '../../workflows/agent-execution.workflow';
+import { slotFreedSignal } from '../../workflows/contracts/agent-execution';
 import { executionHandle, searchAttributes, stopWorkflow } from '../temporal';
 import { resolveAgent } from './assignment';
 import { decideOverlap, isWaiting } from './overlap';

@@ -12,7 +12,7 @@ import { assertRunnableTask } from './task-rules';
 import { hasSchedule, nextRunAt, syncTaskSchedule } from './task-schedule';
 import { assertRecurringRoom, assertRecurringRoomLocked, countsAsRecurring, type TaskLimits } from './task-limits';
 import { beginOccurrence, endOccurrence, recordPausedOccurrences } from './occurrences';
-import { taskRunWorkflowId } from '../../workflows/task-run.workflow';
+import { taskRunWorkflowId } from '../../workflows/contracts/task-run';
 
 /**
  * Creating, changing, pausing, deleting, running and cancelling a task. The task's schedule

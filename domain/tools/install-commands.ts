@@ -6,8 +6,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ServerTool, ServerToolStatus, ToolDefinition, type McpServer } from '../../entities';
-import type { ToolAction } from '../../workflows/tool-install.workflow';
-import { toolInstallWorkflowId } from '../../workflows/tool-install.workflow';
+import { toolInstallWorkflowId, type ToolAction } from '../../workflows/contracts/tool-install';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
