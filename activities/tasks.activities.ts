@@ -4,7 +4,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { Execution, ExecutionStatus } from '../entities';
 import { ExecutionLog } from '../domain/runs/execution-log';
 import { executionRef, isFinal } from '../domain/runs/execution-status';
-import type { RunDeps } from '../domain/runs/start-execution';
+import type { RunDeps } from '../domain/runs/run-deps';
 import { beginOccurrence, endOccurrence, resumeOccurrence, retryOccurrence, settleAttempt, timeOutRun } from '../domain/tasks/occurrences';
 import { toolResultText } from '../lib/mcp-client';
 import type { AttemptOutcome, OccurrenceRequest } from '../workflows/contracts/task-run';

@@ -6,7 +6,7 @@ import { audit } from '../audit';
 import { AppError } from '../errors';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { cancelExecution, publishCancels, runOwner } from '../runs/cancel';
-import type { RunDeps } from '../runs/start-execution';
+import type { RunDeps } from '../runs/run-deps';
 import { deleteTaskSchedule, openTaskRuns, startTaskRun, stopWorkflow, type TemporalAccess } from '../temporal';
 import { assertRunnableTask } from './task-rules';
 import { hasSchedule, nextRunAt, syncTaskSchedule } from './task-schedule';

@@ -10,7 +10,7 @@ import { toolInstallWorkflowId, type ToolAction } from '../../workflows/contract
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
-import type { RunDeps } from '../runs/start-execution';
+import type { RunDeps } from '../runs/run-deps';
 import { startToolInstall, toolInstallHandle } from '../temporal';
 import { inCatalogOf } from './catalog-commands';
 import { toolCommands } from './host-install';
