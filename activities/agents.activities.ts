@@ -5,8 +5,8 @@ import { setAgentStatus } from '../domain/runs/agent-status';
 import { hostToolCall } from '../lib/host-contract';
 import { toolResultText } from '../lib/mcp-client';
 import { recordAudit } from '../domain/audit';
-import type { ProvisionResult } from '../workflows/agent-provision.workflow';
-import type { AgentRetireInput, RetireResult } from '../workflows/agent-retire.workflow';
+import type { ProvisionResult } from '../workflows/contracts/agent-provision';
+import type { AgentRetireInput, RetireResult } from '../workflows/contracts/agent-retire';
 import type { ActivityDeps } from './deps';
 import { ServerCallFailed, serverGateway } from './server-gateway';
 

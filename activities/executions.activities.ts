@@ -10,13 +10,13 @@ import { allowedToolsFor } from '../domain/tools/allowed-tools';
 import { hostToolCall, parsePromptResult } from '../lib/host-contract';
 import { toolResultText } from '../lib/mcp-client';
 import { runsAsTask, startToolTask } from '../lib/mcp-tasks';
-import type { AgentExecutionResult } from '../workflows/agent-execution.workflow';
+import type { AgentExecutionResult, InputWait } from '../workflows/contracts/agent-execution';
 import type { ActivityDeps } from './deps';
 import { PromptStream } from './prompt-stream';
 import { ServerCallFailed, serverGateway } from './server-gateway';
 import { followTask, isTaskVerdict, reattaching } from './task-follower';
-import { inputAnswerer, type InputWait } from './input-answerer';
-import { inputTimeoutMessage } from '../workflows/input-timeout';
+import { inputAnswerer } from './input-answerer';
+import { inputTimeoutMessage } from '../workflows/contracts/agent-execution';
 
 /** A task outlives its run's limit by this much, so the outcome of a run that just finished can still be fetched. */
 const TASK_TTL_MARGIN_MS = 3600_000;

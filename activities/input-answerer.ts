@@ -3,19 +3,8 @@ import { ErrorCode, McpError, type ElicitResult } from '@modelcontextprotocol/sd
 import { ExecutionInputStatus, type ExecutionInput } from '../entities';
 import { expireInput, findInput, markInputDelivered, requestInput } from '../domain/runs/inputs';
 import type { InputListener } from '../lib/mcp-client';
+import type { InputWait } from '../workflows/contracts/agent-execution';
 import type { ActivityDeps } from './deps';
-
-/** A task-backed run's question left for a person: the activity ends and the workflow waits. */
-export interface InputWait {
-  inputId: string;
-  message: string;
-  /** Field names of the form, for the workflow's summary. */
-  fields: string[];
-  /** Epoch ms; the workflow expires the question then. */
-  expiresAt: number;
-  /** The input timeout that applied, for the run's error sentence. */
-  timeoutMs: number;
-}
 
 /** What the workflow needs of a recorded question to wait for it. */
 export function inputWaitOf(input: ExecutionInput): InputWait {

@@ -8,7 +8,7 @@ import { parseHostMessage, type HostMessage } from '../lib/host-contract';
 import type { Logger } from '../lib/logger';
 import type { Orm } from '../lib/orm';
 import { storable, storableText } from '../lib/pg-text';
-import type { ProgressSnapshot } from '../workflows/agent-execution.workflow';
+import type { ProgressSnapshot } from '../workflows/contracts/agent-execution';
 
 const OUTPUT_TAIL = 2000;
 

@@ -5,7 +5,7 @@ import { setAgentStatus } from '../domain/runs/agent-status';
 import { publishEvent } from '../domain/events';
 import { diffTools, toolsHash } from '../domain/servers/tools-snapshot';
 import { HOST_TOOLS } from '../lib/host-contract';
-import type { ServerCheckReason, ServerCheckResult } from '../workflows/server-check.workflow';
+import type { ServerCheckReason, ServerCheckResult } from '../workflows/contracts/server-check';
 import type { ActivityDeps } from './deps';
 import { ServerCallFailed, serverGateway } from './server-gateway';
 

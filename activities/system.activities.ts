@@ -1,6 +1,6 @@
 import type { ActivityDeps } from './deps';
 
-import type { DatabaseCheck } from '../workflows/system-check.workflow';
+import type { DatabaseCheck } from '../workflows/contracts/system-check';
 
 /** End-to-end proof that a worker reaches the database it was given. */
 export function createSystemActivities({ orm }: ActivityDeps) {

@@ -8,7 +8,7 @@ import { BUSY_STATUSES, setServerToolState, type ServerToolChange, type ServerTo
 import { CheckToolResult, hostToolCall, InstallToolResult, UninstallToolResult } from '../lib/host-contract';
 import { toolResultText, type McpConnection } from '../lib/mcp-client';
 import { runsAsTask, startToolTask } from '../lib/mcp-tasks';
-import { TOOL_CHANGE_REFUSED, type ToolAction, type ToolChangeInput, type ToolChangeOutcome } from '../workflows/tool-install.workflow';
+import { TOOL_CHANGE_REFUSED, type ToolAction, type ToolChangeInput, type ToolChangeOutcome } from '../workflows/contracts/tool-install';
 import type { ActivityDeps } from './deps';
 import { ServerCallFailed, serverGateway } from './server-gateway';
 import { followTask, isTaskVerdict } from './task-follower';

@@ -17,7 +17,7 @@ import type { AgentExecutionPayload } from '../domain/events';
 import type { ClientToServerEvents, ServerToClientEvents } from '../api/realtime/socket-events';
 import { apiCaller, startBenchStack, type BenchStack } from './stack';
 import { executionHandle } from '../domain/temporal';
-import { agentProvision } from '../workflows/agent-provision.workflow';
+import { AGENT_PROVISION_WORKFLOW, type AgentProvisionWorkflow } from '../workflows/contracts/agent-provision';
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -88,7 +88,7 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
       await executionHandle(stack.deps.temporal, id).result();
       t0 = at();
       const wf = `bench-bare-${randomUUID()}`;
-      const bareRun = await client.workflow.start(agentProvision, { taskQueue: stack.deps.config.temporal.taskQueue, workflowId: wf, args: [{ agentId: dispatchAgent, validatedBy: user.id }] });
+      const bareRun = await client.workflow.start<AgentProvisionWorkflow>(AGENT_PROVISION_WORKFLOW, { taskQueue: stack.deps.config.temporal.taskQueue, workflowId: wf, args: [{ agentId: dispatchAgent, validatedBy: user.id }] });
       const provisioned = await host.waitForCall('provision_agent', (c) => c.at >= t0 && c.args.agentId === dispatchAgent, 30_000);
       if (i >= 20) bare.push(provisioned.at - t0);
       await bareRun.result();

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { startAgentHost, type AgentHost } from '../host/server';
 import { searchAttributes } from '../domain/temporal';
-import { agentProvision } from '../workflows/agent-provision.workflow';
+import { AGENT_PROVISION_WORKFLOW, type AgentProvisionInput } from '../workflows/contracts/agent-provision';
 import { startBenchStack, type BenchStack } from './stack';
 
 const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))]!;
@@ -74,7 +74,7 @@ async function fireLatency(stack: BenchStack, api: Api, host: AgentHost, agentId
   const handle = await client.schedule.create({
     scheduleId,
     spec: { cronExpressions: ['* * * * * * *'] },
-    action: { type: 'startWorkflow', workflowType: agentProvision, workflowId: scheduleId, taskQueue: stack.deps.config.temporal.taskQueue, args: [{ agentId, validatedBy: userId }], typedSearchAttributes: searchAttributes({ kind: 'agent-provision' }) },
+    action: { type: 'startWorkflow', workflowType: AGENT_PROVISION_WORKFLOW, workflowId: scheduleId, taskQueue: stack.deps.config.temporal.taskQueue, args: [{ agentId, validatedBy: userId }] as [AgentProvisionInput], typedSearchAttributes: searchAttributes({ kind: 'agent-provision' }) },
     policies: { overlap: ScheduleOverlapPolicy.ALLOW_ALL },
   });
   while (host.calls.filter((c) => c.tool === 'provision_agent' && c.at >= bareSince).length < occurrences + 2) await pause(500);

@@ -3,25 +3,27 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError, Work
 import { CancelledFailure, TerminatedFailure, type SearchAttributePair } from '@temporalio/common';
 import { SearchAttributes } from '../lib/search-attributes';
 import {
-  agentExecution,
+  AGENT_EXECUTION_WORKFLOW,
   executionWorkflowId,
   inputAnsweredSignal,
   progressQuery,
   progressSignal,
   runResultOfFailure,
   type AgentExecutionResult,
+  type AgentExecutionWorkflow,
   type ProgressSnapshot,
-} from '../workflows/agent-execution.workflow';
-import { agentProvision, agentProvisionWorkflowId } from '../workflows/agent-provision.workflow';
-import { agentRetire, agentRetireWorkflowId, type AgentRetireInput } from '../workflows/agent-retire.workflow';
-import { serverCheck, serverCheckWorkflowId, type ServerCheckInput } from '../workflows/server-check.workflow';
-import { toolInstall, toolInstallWorkflowId, type ToolAction } from '../workflows/tool-install.workflow';
-import { scheduledTaskRunWorkflowId, taskRun, taskRunWorkflowId, taskScheduleId, type TaskRunInput } from '../workflows/task-run.workflow';
+} from '../workflows/contracts/agent-execution';
+import { AGENT_PROVISION_WORKFLOW, agentProvisionWorkflowId, type AgentProvisionWorkflow } from '../workflows/contracts/agent-provision';
+import { AGENT_RETIRE_WORKFLOW, agentRetireWorkflowId, type AgentRetireInput, type AgentRetireWorkflow } from '../workflows/contracts/agent-retire';
+import { SERVER_CHECK_WORKFLOW, serverCheckWorkflowId, type ServerCheckInput, type ServerCheckWorkflow } from '../workflows/contracts/server-check';
+import { TOOL_INSTALL_WORKFLOW, toolInstallWorkflowId, type ToolAction, type ToolInstallWorkflow } from '../workflows/contracts/tool-install';
+import { scheduledTaskRunWorkflowId, TASK_RUN_WORKFLOW, taskRunWorkflowId, taskScheduleId, type TaskRunInput, type TaskRunWorkflow } from '../workflows/contracts/task-run';
 
 /**
  * The typed Temporal boundary: every workflow the API or an activity starts, queries or signals
- * goes through here, started by its function (never by a name string), with its business id
- * and its search attributes built in one place.
+ * goes through here, started by its contract's type name and typed by its contract's signature
+ * (workflows/contracts/: no workflow code is loaded here), with its business id and its search
+ * attributes built in one place.
  */
 export interface TemporalAccess {
   client: Client;
@@ -55,7 +57,7 @@ export function startAgentExecution(
   temporal: TemporalAccess,
   run: { executionId: string; organizationId: string; agentId: string; serverId: string; taskId?: string; slotTaken: boolean },
 ) {
-  return temporal.client.workflow.start(agentExecution, {
+  return temporal.client.workflow.start<AgentExecutionWorkflow>(AGENT_EXECUTION_WORKFLOW, {
     taskQueue: temporal.taskQueue,
     workflowId: executionWorkflowId(run.executionId),
     args: [run.executionId, { slotTaken: run.slotTaken }],
@@ -64,7 +66,7 @@ export function startAgentExecution(
 }
 
 export function executionHandle(temporal: Pick<TemporalAccess, 'client'>, executionId: string) {
-  return temporal.client.workflow.getHandle<typeof agentExecution>(executionWorkflowId(executionId));
+  return temporal.client.workflow.getHandle<AgentExecutionWorkflow>(executionWorkflowId(executionId));
 }
 
 /**
@@ -102,7 +104,7 @@ export function signalInputAnswered(temporal: Pick<TemporalAccess, 'client'>, ex
 }
 
 export function startAgentProvision(temporal: TemporalAccess, run: { agentId: string; organizationId: string; serverId: string; validatedBy: string }) {
-  return temporal.client.workflow.start(agentProvision, {
+  return temporal.client.workflow.start<AgentProvisionWorkflow>(AGENT_PROVISION_WORKFLOW, {
     taskQueue: temporal.taskQueue,
     workflowId: agentProvisionWorkflowId(run.agentId),
     args: [{ agentId: run.agentId, validatedBy: run.validatedBy }],
@@ -117,7 +119,7 @@ export function startAgentProvision(temporal: TemporalAccess, run: { agentId: st
  * still writes its audit row.
  */
 export function startAgentRetire(temporal: TemporalAccess, run: AgentRetireInput) {
-  return temporal.client.workflow.start(agentRetire, {
+  return temporal.client.workflow.start<AgentRetireWorkflow>(AGENT_RETIRE_WORKFLOW, {
     taskQueue: temporal.taskQueue,
     workflowId: agentRetireWorkflowId(run.agentId),
     args: [run],
@@ -126,7 +128,7 @@ export function startAgentRetire(temporal: TemporalAccess, run: AgentRetireInput
 }
 
 export function startServerCheck(temporal: TemporalAccess, run: ServerCheckInput & { reason: 'test' | 'health'; organizationId: string }) {
-  return temporal.client.workflow.start(serverCheck, {
+  return temporal.client.workflow.start<ServerCheckWorkflow>(SERVER_CHECK_WORKFLOW, {
     taskQueue: temporal.taskQueue,
     workflowId: serverCheckWorkflowId(run.reason, run.serverId, randomUUID()),
     args: [{ serverId: run.serverId, reason: run.reason }],
@@ -140,7 +142,7 @@ export function startServerCheck(temporal: TemporalAccess, run: ServerCheckInput
  * tool and server, Temporal refuses the start (WorkflowExecutionAlreadyStartedError).
  */
 export function startToolInstall(temporal: TemporalAccess, run: { serverId: string; toolId: string; organizationId: string; action: ToolAction; version?: string }) {
-  return temporal.client.workflow.start(toolInstall, {
+  return temporal.client.workflow.start<ToolInstallWorkflow>(TOOL_INSTALL_WORKFLOW, {
     taskQueue: temporal.taskQueue,
     workflowId: toolInstallWorkflowId(run.serverId, run.toolId),
     args: [run.serverId, run.toolId, run.action, run.version ? { version: run.version } : {}],
@@ -150,12 +152,12 @@ export function startToolInstall(temporal: TemporalAccess, run: { serverId: stri
 }
 
 export function toolInstallHandle(temporal: Pick<TemporalAccess, 'client'>, serverId: string, toolId: string) {
-  return temporal.client.workflow.getHandle<typeof toolInstall>(toolInstallWorkflowId(serverId, toolId));
+  return temporal.client.workflow.getHandle<ToolInstallWorkflow>(toolInstallWorkflowId(serverId, toolId));
 }
 
 /** One occurrence of a task, started now (run now): workflow `task-run-<taskId>-<executionId>`. */
 export function startTaskRun(temporal: TemporalAccess, run: TaskRunInput & { executionId: string; organizationId: string; agentId?: string }) {
-  return temporal.client.workflow.start(taskRun, {
+  return temporal.client.workflow.start<TaskRunWorkflow>(TASK_RUN_WORKFLOW, {
     taskQueue: temporal.taskQueue,
     workflowId: taskRunWorkflowId(run.taskId, run.executionId),
     args: [{ taskId: run.taskId, trigger: run.trigger, executionId: run.executionId, ...(run.requestedBy ? { requestedBy: run.requestedBy } : {}) }],
@@ -185,7 +187,7 @@ function taskScheduleParts(temporal: TemporalAccess, spec: TaskScheduleSpec) {
     spec: { cronExpressions: [spec.cron], timezone: spec.timezone, ...(spec.endAt ? { endAt: spec.endAt } : {}) },
     action: {
       type: 'startWorkflow' as const,
-      workflowType: taskRun,
+      workflowType: TASK_RUN_WORKFLOW,
       // The schedule appends the scheduled time to this id, one workflow per occurrence.
       workflowId: scheduledTaskRunWorkflowId(spec.taskId),
       taskQueue: temporal.taskQueue,

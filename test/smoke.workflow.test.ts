@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SearchAttributes } from '../lib/temporal';
-import { systemCheck, systemCheckStageQuery } from '../workflows';
+import { SYSTEM_CHECK_WORKFLOW, systemCheckStageQuery, type SystemCheckWorkflow } from '../workflows/contracts/system-check';
 import { createTestContext, startTestWorker, type TestContext } from './harness';
 
 describe('smoke: a real workflow with a real activity through the worker factory', () => {
@@ -19,7 +19,7 @@ describe('smoke: a real workflow with a real activity through the worker factory
 
   it('runs systemCheck: workflow → activity → PostgreSQL, with typed search attributes', async () => {
     const organizationId = randomUUID();
-    const handle = await ctx.temporal.client.workflow.start(systemCheck, {
+    const handle = await ctx.temporal.client.workflow.start<SystemCheckWorkflow>(SYSTEM_CHECK_WORKFLOW, {
       taskQueue: worker.taskQueue,
       workflowId: `system-check-${randomUUID()}`,
       typedSearchAttributes: [

@@ -1,7 +1,7 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { Config } from '../lib/config';
 import { searchAttributes } from '../domain/temporal';
-import { serverHealth } from '../workflows';
+import { SERVER_HEALTH_WORKFLOW, type ServerHealthInput } from '../workflows/contracts/server-check';
 
 export const SERVER_HEALTH_SCHEDULE_ID = 'server-health';
 
@@ -13,10 +13,10 @@ export async function ensureServerHealthSchedule(client: Client, config: Pick<Co
   const every = config.mcp.healthIntervalSeconds * 1000;
   const action = {
     type: 'startWorkflow' as const,
-    workflowType: serverHealth,
+    workflowType: SERVER_HEALTH_WORKFLOW,
     workflowId: scheduleId,
     taskQueue: config.temporal.taskQueue,
-    args: [{ concurrency: config.mcp.healthConcurrency }] as [Parameters<typeof serverHealth>[0]],
+    args: [{ concurrency: config.mcp.healthConcurrency }] as [ServerHealthInput],
     typedSearchAttributes: searchAttributes({ kind: 'server-health' }),
     workflowExecutionTimeout: Math.max(60, config.mcp.healthIntervalSeconds * 2) * 1000,
   };

@@ -4,8 +4,6 @@ import {
   CancellationScope,
   CancelledFailure,
   condition,
-  defineQuery,
-  defineSignal,
   getExternalWorkflowHandle,
   isCancellation,
   patched,
@@ -19,65 +17,21 @@ import {
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey } from '@temporalio/common';
 import type { Activities } from '../activities';
-import type { InputWait } from '../activities/input-answerer';
-import { inputTimeoutMessage } from './input-timeout';
-import type { TodoItem } from '../lib/host-contract';
-
-/** What the `progress` query answers and the running activity signals: the run as a viewer sees it. */
-export interface ProgressSnapshot {
-  status: string;
-  todos: TodoItem[];
-  outputTail: string;
-  seq: number;
-}
-
-/** Workflow id of an execution's run: a business id, so a second start of the same run is refused. */
-export function executionWorkflowId(executionId: string): string {
-  return `execution-${executionId}`;
-}
-
-/** Latest progress of the run: status, todo list, the tail of the output, last event seq. */
-export const progressQuery = defineQuery<ProgressSnapshot>('progress');
-/** Sent by the running activity on a growing interval (domain/runs/progress-throttle.ts) and once at its end, so `progress` and the Web UI summary stay current. */
-export const progressSignal = defineSignal<[ProgressSnapshot]>('progress');
-/** Sent by a finishing execution of the same agent: a slot may be free. */
-export const slotFreedSignal = defineSignal('slotFreed');
-/**
- * Sent by the API once a person answered the run's pending input request (the row in
- * execution_inputs is already ANSWERED: the database is the authority, the signal only wakes
- * the workflow up).
- */
-export const inputAnsweredSignal = defineSignal<[{ inputId: string }]>('inputAnswered');
-/**
- * Sent by a task-backed run to the workflow that started it (a task occurrence) when it starts
- * and stops waiting for a person's answer: the task's `timeoutMs` does not count the wait.
- */
-export const runWaitingSignal = defineSignal<[{ executionId: string; waiting: boolean }]>('runWaiting');
-
-type FinalStatus = 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
-
-export interface AgentExecutionResult {
-  status: FinalStatus;
-  error?: string;
-}
-
-/**
- * How a run's workflow ends, so that Temporal's own status says what happened: COMPLETED
- * completes (with the result), CANCELLED after a cancel request is cancelled, and anything
- * else fails with the run's error as the message, one of these types, and the result as the
- * failure's details.
- */
-export const RUN_FAILURE_TYPES = { FAILED: 'ExecutionFailed', TIMED_OUT: 'ExecutionTimedOut', CANCELLED: 'ExecutionCancelled' } as const;
-
-/**
- * The run's result carried by its workflow's failure (the `cause` of a ChildWorkflowFailure or
- * a client's WorkflowFailedError), or undefined when the failure is not a run's end.
- */
-export function runResultOfFailure(failure: unknown): AgentExecutionResult | undefined {
-  if (!(failure instanceof ApplicationFailure) || !Object.values<string>(RUN_FAILURE_TYPES).includes(failure.type ?? '')) return undefined;
-  const result = failure.details?.[0] as AgentExecutionResult | undefined;
-  return result && typeof result.status === 'string' ? result : { status: failure.type === RUN_FAILURE_TYPES.TIMED_OUT ? 'TIMED_OUT' : 'FAILED', error: failure.message };
-}
+import {
+  executionWorkflowId,
+  inputAnsweredSignal,
+  inputTimeoutMessage,
+  progressQuery,
+  progressSignal,
+  RUN_FAILURE_TYPES,
+  runWaitingSignal,
+  slotFreedSignal,
+  type AgentExecutionOptions,
+  type AgentExecutionResult,
+  type FinalStatus,
+  type InputWait,
+  type ProgressSnapshot,
+} from './contracts/agent-execution';
 
 /** The `RunStatus` search attribute (lib/search-attributes.ts: workflows may import only types from lib/). */
 const RUN_STATUS = defineSearchAttributeKey('RunStatus', 'KEYWORD');
@@ -150,14 +104,6 @@ function summary(state: ProgressSnapshot): string {
  * durably, in arrival order) → RUNNING → `execute_prompt` on the agent's server → final state,
  * recorded in a non-cancellable scope so a cancel or failure is never lost.
  */
-export interface AgentExecutionOptions {
-  timeoutMs?: number;
-  /** The API already took a free slot (execution RUNNING) when it created the run. */
-  slotTaken?: boolean;
-  /** A `kind: tool` task's run: call the run's tool instead of execute_prompt. */
-  tool?: boolean;
-}
-
 export async function agentExecution(executionId: string, options: AgentExecutionOptions = {}): Promise<AgentExecutionResult> {
   // Runs started before their workflow's status said what happened replay as they were: no
   // RunStatus, and completed whatever the outcome.

@@ -1,15 +1,6 @@
 import { proxyActivities, setCurrentDetails } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-
-/** The server's answer to provision_agent + activate_agent; a refusal is a result, not a failure. */
-export interface ProvisionResult {
-  ok: boolean;
-  error?: string;
-}
-
-export function agentProvisionWorkflowId(agentId: string): string {
-  return `agent-provision-${agentId}`;
-}
+import type { AgentProvisionInput, ProvisionResult } from './contracts/agent-provision';
 
 const { provisionAgent, recordProvision } = proxyActivities<Activities>({
   startToCloseTimeout: '2m',
@@ -21,7 +12,7 @@ const { provisionAgent, recordProvision } = proxyActivities<Activities>({
  * provision_agent then activate_agent; the agent becomes ACTIVE only if both succeed, else it
  * stays PENDING_VALIDATION with the server's error.
  */
-export async function agentProvision(input: { agentId: string; validatedBy: string }): Promise<ProvisionResult> {
+export async function agentProvision(input: AgentProvisionInput): Promise<ProvisionResult> {
   const result = await provisionAgent(input.agentId);
   await recordProvision(input.agentId, result, input.validatedBy);
   setCurrentDetails(result.ok ? '**ACTIVE**' : `**still PENDING_VALIDATION**: ${result.error}`);

@@ -1,23 +1,6 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities, setCurrentDetails, TimeoutFailure } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-
-/** A deleted agent, as it was: its row is gone by the time the workflow runs. */
-export interface AgentRetireInput {
-  agentId: string;
-  agentName: string;
-  serverId: string;
-  organizationId: string;
-}
-
-/** Whether the host removed the agent and its workspace; a refusal or a server gone is a result, not a failure. */
-export interface RetireResult {
-  removed: boolean;
-  error?: string;
-}
-
-export function agentRetireWorkflowId(agentId: string): string {
-  return `agent-retire-${agentId}`;
-}
+import type { AgentRetireInput, RetireResult } from './contracts/agent-retire';
 
 /**
  * How long an unreachable server is waited for: a host down for maintenance overnight still

@@ -1,39 +1,12 @@
 import { proxyActivities, proxyLocalActivities, setCurrentDetails } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-
-export type ServerCheckReason = 'test' | 'health' | 'schedule';
-
-/** What a connection test answers; holds no secret, so it may sit in workflow history. */
-export interface ServerCheckResult {
-  serverId: string;
-  ok: boolean;
-  status: 'ONLINE' | 'DEGRADED' | 'OFFLINE';
-  latencyMs: number | null;
-  serverInfo: { name: string; version: string } | null;
-  protocolVersion: string | null;
-  transport: 'streamable-http' | 'sse' | null;
-  tools: string[];
-  missingHostTools: string[];
-  error?: string;
-  toolsChanged?: { added: string[]; removed: string[]; changed: string[] };
-  checkedAt: string;
-}
-
-/** On-demand checks are many per server: each run has its own id, still named after its server. */
-export function serverCheckWorkflowId(reason: 'test' | 'health', serverId: string, unique: string): string {
-  return `server-${reason}-${serverId}-${unique}`;
-}
+import type { ServerCheckInput, ServerCheckResult, ServerHealthInput, ServerHealthSummary } from './contracts/server-check';
 
 const { checkServer, listServerIds, checkInstalledTools } = proxyActivities<Activities>({
   // Connect + ping + tools/list each have their own MCP timeout inside the activity.
   startToCloseTimeout: '2m',
   retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: ['ServerNotFound'] },
 });
-
-export interface ServerCheckInput {
-  serverId: string;
-  reason: ServerCheckReason;
-}
 
 /**
  * A person is waiting on the on-demand check, so it runs as a local activity: inside the
@@ -50,22 +23,6 @@ export async function serverCheck(input: ServerCheckInput): Promise<ServerCheckR
   const result = await checkServerNow(input.serverId, input.reason);
   setCurrentDetails(`**${result.status}**${result.latencyMs !== null ? ` in ${result.latencyMs} ms` : ''}${result.error ? `: ${result.error}` : ''}`);
   return result;
-}
-
-export interface ServerHealthInput {
-  concurrency: number;
-  /** Only these servers (an on-demand run over a few); default every server of every organisation. */
-  serverIds?: string[];
-}
-
-export interface ServerHealthSummary {
-  checked: number;
-  online: number;
-  degraded: number;
-  offline: number;
-  missing: number;
-  /** Installed catalog tools whose version was asked again (drift), and what changed. */
-  tools: { checked: number; changed: number; vanished: number; unchecked: number };
 }
 
 /**

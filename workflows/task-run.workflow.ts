@@ -2,7 +2,6 @@ import {
   CancellationScope,
   ChildWorkflowFailure,
   condition,
-  defineSignal,
   executeChild,
   getExternalWorkflowHandle,
   isCancellation,
@@ -15,97 +14,10 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { SearchAttributePair } from '@temporalio/common';
 import type { Activities } from '../activities';
-import {
-  agentExecution,
-  endWorkflowAs,
-  executionWorkflowId,
-  runResultOfFailure,
-  runStatusAttribute,
-  runWaitingSignal,
-  slotFreedSignal,
-  type AgentExecutionResult,
-} from './agent-execution.workflow';
-
-/**
- * One occurrence of a task (domain/tasks/occurrences.ts holds its rules): decide it against the
- * task's overlap policy and its other runs, wait for its turn when the policy buffers, resolve
- * the agent, run it as a child `agentExecution` within the task's `timeoutMs`, retry a FAILED
- * or TIMED_OUT run up to `maxRetries` times as new linked executions, and wake the next
- * occurrence waiting behind it. A cancel of the workflow is a cancel of the occurrence.
- */
-
-/** Who started the occurrence: its schedule, a person (run now), or a retry of a failed attempt. */
-export type OccurrenceTrigger = 'schedule' | 'manual' | 'retry';
-
-export interface TaskRunInput {
-  taskId: string;
-  trigger: Exclude<OccurrenceTrigger, 'retry'>;
-  /** Run now: the execution id the API already answered with. */
-  executionId?: string;
-  /** Run now: who asked. */
-  requestedBy?: string;
-}
-
-export interface OccurrenceRequest {
-  taskId: string;
-  executionId: string;
-  trigger: OccurrenceTrigger;
-  taskRunWorkflowId: string;
-  scheduledFor?: string;
-  requestedBy?: string;
-  retryOf?: string;
-}
-
-/** What the occurrence does next, as decided under the task's lock. */
-export type OccurrenceStep =
-  | {
-      next: 'run';
-      executionId: string;
-      slotTaken: boolean;
-      tool: boolean;
-      timeoutMs: number | null;
-      maxRetries: number;
-      searchAttributes: SearchAttributePair[];
-    }
-  | { next: 'wait'; executionId: string; maxRetries: number; reason: string }
-  | { next: 'end'; executionId: string; maxRetries: number; status: 'SKIPPED' | 'FAILED' | 'CANCELLED' | 'COMPLETED' | 'TIMED_OUT'; reason: string };
-
-export interface AttemptOutcome {
-  status: AgentExecutionResult['status'] | 'SKIPPED';
-  error?: string;
-}
-
-/** What settling an attempt leaves to wake: runs queued for a slot, occurrences waiting their turn. */
-export interface Wakeups {
-  slotFreed: string[];
-  taskRuns: string[];
-}
-
-export interface TaskRunResult {
-  executionId: string;
-  status: AttemptOutcome['status'];
-  attempts: number;
-  error?: string;
-}
-
-export function taskScheduleId(taskId: string): string {
-  return `task-${taskId}`;
-}
-
-/** Run now: one id per occurrence, from its first execution. */
-export function taskRunWorkflowId(taskId: string, executionId: string): string {
-  return `task-run-${taskId}-${executionId}`;
-}
-
-/** The schedule's action id; Temporal appends the scheduled time for each occurrence. */
-export function scheduledTaskRunWorkflowId(taskId: string): string {
-  return `task-run-${taskId}`;
-}
-
-/** Sent by an occurrence that ended (or was cancelled) to the next one waiting behind it. */
-export const occurrenceWakeSignal = defineSignal('occurrenceWake');
+import { agentExecution, endWorkflowAs, runStatusAttribute } from './agent-execution.workflow';
+import { executionWorkflowId, runResultOfFailure, runWaitingSignal, slotFreedSignal } from './contracts/agent-execution';
+import { occurrenceWakeSignal, type AttemptOutcome, type OccurrenceRequest, type OccurrenceStep, type TaskRunInput, type TaskRunResult, type Wakeups } from './contracts/task-run';
 
 const { beginOccurrence, resumeOccurrence, retryOccurrence, settleAttempt, timeOutRun, endOccurrence } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',
@@ -212,6 +124,13 @@ async function runAttempt(step: Extract<OccurrenceStep, { next: 'run' }>, waits:
   return child;
 }
 
+/**
+ * One occurrence of a task (domain/tasks/occurrences.ts holds its rules): decide it against the
+ * task's overlap policy and its other runs, wait for its turn when the policy buffers, resolve
+ * the agent, run it as a child `agentExecution` within the task's `timeoutMs`, retry a FAILED
+ * or TIMED_OUT run up to `maxRetries` times as new linked executions, and wake the next
+ * occurrence waiting behind it. A cancel of the workflow is a cancel of the occurrence.
+ */
 export async function taskRun(input: TaskRunInput): Promise<TaskRunResult> {
   // Occurrences started before their workflow's status said what happened replay as they were.
   const tellsStatus = patched('run-status');

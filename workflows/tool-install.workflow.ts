@@ -11,44 +11,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-
-export type ToolAction = 'install' | 'uninstall';
-
-/**
- * One id per tool and server, for installs and uninstalls alike: while one runs, Temporal
- * refuses a second start with the same id, so a tool is never changed twice at once.
- */
-export function toolInstallWorkflowId(serverId: string, toolId: string): string {
-  return `tool-${serverId}-${toolId}`;
-}
-
-export interface ToolInstallOptions {
-  /** The version asked for (install only); the catalog's `{version}` placeholder receives it. */
-  version?: string;
-}
-
-/** What an activity needs to change a tool; ids only (the commands and the token are loaded by the activity). */
-export interface ToolChangeInput {
-  serverId: string;
-  toolId: string;
-  action: ToolAction;
-  workflowId: string;
-  version?: string;
-}
-
-/** How a change ended, as recorded on the tool's row (its log stays in the database, out of the history). */
-export interface ToolChangeOutcome {
-  status: 'INSTALLED' | 'NOT_INSTALLED' | 'FAILED';
-  version?: string;
-  error?: string;
-  /** Nothing was sent to the server: a retry found the work already done, or the tool was already there. */
-  skipped?: boolean;
-  /** An install whose tool was already on the server, at a version that satisfies the request: its install command never ran. */
-  alreadyInstalled?: boolean;
-}
-
-/** Type of the failure an activity throws when the server or the catalog entry is gone. */
-export const TOOL_CHANGE_REFUSED = 'ToolChangeRefused';
+import { TOOL_CHANGE_REFUSED, type ToolAction, type ToolChangeInput, type ToolChangeOutcome, type ToolInstallOptions } from './contracts/tool-install';
 
 const { changeTool } = proxyActivities<Activities>({
   // Package managers may take minutes; the host's own limit per command is 5 minutes.

@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { Agent, AgentRole, AgentStatus, Execution, LIVE_EXECUTION_STATUSES, type McpServer, Organization, User } from '../../entities';
 import type { Logger } from '../../lib/logger';
-import type { AgentRetireInput } from '../../workflows/agent-retire.workflow';
+import type { AgentRetireInput } from '../../workflows/contracts/agent-retire';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError, uniqueOrConflict } from '../errors';

@@ -5,7 +5,7 @@ import { audit } from '../audit';
 import { AppError } from '../errors';
 import { executionHandle, type TemporalAccess } from '../temporal';
 import { isFinal } from './execution-status';
-import type { RunDeps } from './start-execution';
+import type { RunDeps } from './run-deps';
 
 /**
  * Fast path for cancellation. The durable path is Temporal cancellation, which reaches a

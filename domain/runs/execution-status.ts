@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Execution, ExecutionStatus, FINAL_EXECUTION_STATUSES } from '../../entities';
-import type { AgentExecutionResult } from '../../workflows/agent-execution.workflow';
+import type { AgentExecutionResult } from '../../workflows/contracts/agent-execution';
 import { appendEvent, type ExecutionRef } from './execution-log';
 
 /**

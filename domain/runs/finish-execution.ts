@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Execution } from '../../entities';
-import type { AgentExecutionResult } from '../../workflows/agent-execution.workflow';
+import type { AgentExecutionResult } from '../../workflows/contracts/agent-execution';
 import { markFinished } from './execution-status';
 import { cancelOpenInputs } from './inputs';
 import { releaseSlot } from './slots';

@@ -1,9 +1,9 @@
 import type { Execution } from '../../entities';
-import type { ProgressSnapshot } from '../../workflows/agent-execution.workflow';
+import type { ProgressSnapshot } from '../../workflows/contracts/agent-execution';
 import { queryProgress } from '../temporal';
 import { lastSeq } from './execution-log';
 import { isFinal } from './execution-status';
-import type { RunDeps } from './start-execution';
+import type { RunDeps } from './run-deps';
 
 /**
  * The workflow's `progress` query, or what the database knows when the workflow cannot answer.

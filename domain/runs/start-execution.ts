@@ -1,24 +1,16 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, Organization, Task, User } from '../../entities';
-import type { Logger } from '../../lib/logger';
-import type { Orm } from '../../lib/orm';
-import { executionWorkflowId } from '../../workflows/agent-execution.workflow';
+import { executionWorkflowId } from '../../workflows/contracts/agent-execution';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
-import { startAgentExecution, type TemporalAccess } from '../temporal';
+import { startAgentExecution } from '../temporal';
 import { appendEvent } from './execution-log';
 import { executionRef, isFinal } from './execution-status';
 import { finishExecution } from './finish-execution';
 import { lockAgent } from './row-locks';
+import type { RunDeps } from './run-deps';
 import { isRunnable, takeSlot } from './slots';
-
-/** What the run lifecycle needs: the database, the Temporal client and a logger. */
-export interface RunDeps {
-  orm: Orm;
-  temporal: TemporalAccess;
-  logger: Logger;
-}
 
 export interface StartInput {
   agent: Agent;

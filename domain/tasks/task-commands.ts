@@ -6,13 +6,13 @@ import { audit } from '../audit';
 import { AppError } from '../errors';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { cancelExecution, publishCancels, runOwner } from '../runs/cancel';
-import type { RunDeps } from '../runs/start-execution';
+import type { RunDeps } from '../runs/run-deps';
 import { deleteTaskSchedule, openTaskRuns, startTaskRun, stopWorkflow, type TemporalAccess } from '../temporal';
 import { assertRunnableTask } from './task-rules';
 import { hasSchedule, nextRunAt, syncTaskSchedule } from './task-schedule';
 import { assertRecurringRoom, assertRecurringRoomLocked, countsAsRecurring, type TaskLimits } from './task-limits';
 import { beginOccurrence, endOccurrence, recordPausedOccurrences } from './occurrences';
-import { taskRunWorkflowId } from '../../workflows/task-run.workflow';
+import { taskRunWorkflowId } from '../../workflows/contracts/task-run';
 
 /**
  * Creating, changing, pausing, deleting, running and cancelling a task. The task's schedule

@@ -6,12 +6,11 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ServerTool, ServerToolStatus, ToolDefinition, type McpServer } from '../../entities';
-import type { ToolAction } from '../../workflows/tool-install.workflow';
-import { toolInstallWorkflowId } from '../../workflows/tool-install.workflow';
+import { toolInstallWorkflowId, type ToolAction } from '../../workflows/contracts/tool-install';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
-import type { RunDeps } from '../runs/start-execution';
+import type { RunDeps } from '../runs/run-deps';
 import { startToolInstall, toolInstallHandle } from '../temporal';
 import { inCatalogOf } from './catalog-commands';
 import { toolCommands } from './host-install';

@@ -16,7 +16,7 @@ import { httpFor, registerAccount, type Account, type Http } from '../../../test
 import { activeAgent, registerHost, waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
 import { catalogEntry, setServerTool } from '../../../test/tool-fixtures';
-import { agentRetireWorkflowId, type RetireResult } from '../../../workflows/agent-retire.workflow';
+import { agentRetireWorkflowId, type RetireResult } from '../../../workflows/contracts/agent-retire';
 
 const gone = (dir: string) => access(dir).then(
   () => false,

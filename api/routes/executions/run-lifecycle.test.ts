@@ -10,7 +10,7 @@ import { startExecution } from '../../../domain/runs/start-execution';
 import { executionHandle } from '../../../domain/temporal';
 import { listen, readJsonBody } from '../../../host/http';
 import { AgentIdArgs, ExecutePromptArgs, ProvisionAgentArgs } from '../../../lib/host-contract';
-import { progressQuery } from '../../../workflows/agent-execution.workflow';
+import { progressQuery } from '../../../workflows/contracts/agent-execution';
 import { httpFor, registerAccount, type Account, type Http } from '../../../test/api';
 import { activeAgent, registerHost, waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';

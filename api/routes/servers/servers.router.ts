@@ -5,7 +5,7 @@ import { McpServer, McpTransport, Organization } from '../../../entities';
 import { AppError } from '../../../domain/errors';
 import { createServer, deleteServer, updateServer } from '../../../domain/servers/server-commands';
 import { startServerCheck } from '../../../domain/temporal';
-import type { ServerCheckResult } from '../../../workflows/server-check.workflow';
+import type { ServerCheckResult } from '../../../workflows/contracts/server-check';
 import type { ApiRouter } from '../../api-router';
 import { actorOf } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';

@@ -1,7 +1,7 @@
 import type { Task } from '../../../entities';
 import { agentProblem } from '../../../domain/tasks/task-rules';
 import type { TaskRunCounts } from '../../../domain/tasks/task-queries';
-import { taskScheduleId } from '../../../workflows/task-run.workflow';
+import { taskScheduleId } from '../../../workflows/contracts/task-run';
 
 /** A task as the API shows it: the entity's fields, its schedule, its counters and what stops it from running. */
 export function presentTask(task: Task, counts: TaskRunCounts, nextRunTimes: Date[]) {

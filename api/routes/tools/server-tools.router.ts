@@ -3,7 +3,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { McpServer, ServerTool, ServerToolStatus, ToolDefinition } from '../../../entities';
 import { inCatalogOf } from '../../../domain/tools/catalog-commands';
 import { cancelToolChange, findCatalogTool, requestToolChange, toolChangeRunning } from '../../../domain/tools/install-commands';
-import type { ToolAction } from '../../../workflows/tool-install.workflow';
+import type { ToolAction } from '../../../workflows/contracts/tool-install';
 import type { ApiRouter } from '../../api-router';
 import { actorOf } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';

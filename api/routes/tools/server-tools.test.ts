@@ -8,7 +8,7 @@ import { parseSse, registerHost, sseText } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
 import { startMcpServer, type StreamableTestMcpServer } from '../../../test/mcp-servers';
 import { catalogEntry, removeToolDirs, toolState, versionFileTool, waitForToolState } from '../../../test/tool-fixtures';
-import { serverHealth } from '../../../workflows';
+import { SERVER_HEALTH_WORKFLOW, type ServerHealthWorkflow } from '../../../workflows/contracts/server-check';
 
 describe('tool installs on servers (/api/tools/server)', () => {
   let ctx: TestContext;
@@ -365,7 +365,7 @@ describe('tool installs on servers (/api/tools/server)', () => {
       await waitForToolState(http, admin, serverId, t.id, ['INSTALLED']);
     }
     const healthRun = async () =>
-      ctx.temporal.client.workflow.execute(serverHealth, { taskQueue: ctx.config.temporal.taskQueue, workflowId: `health-${Date.now()}`, args: [{ concurrency: 2, serverIds: [serverId] }] });
+      ctx.temporal.client.workflow.execute<ServerHealthWorkflow>(SERVER_HEALTH_WORKFLOW, { taskQueue: ctx.config.temporal.taskQueue, workflowId: `health-${Date.now()}`, args: [{ concurrency: 2, serverIds: [serverId] }] });
 
     writeFileSync(spec.file, 'probe version 1.1.0\n');
     const first = await healthRun();
