@@ -10,17 +10,17 @@
 
 // Test code: any `*.test.ts`, wherever it lives.
 const TEST = '\\.test\\.ts$';
-// Dev tooling (embedded PostgreSQL, the Temporal dev server, free ports): lib/dev/ today, dev/
-// once it moves to the top level. It never runs in production.
-const DEV = '^(lib/)?dev/';
+// Dev tooling (embedded PostgreSQL, the Temporal dev server, free ports), at the top level in dev/.
+// It never runs in production.
+const DEV = '^dev/';
 // Workflow contracts: names, ids, signals, queries, input and result types that clients share
 // with the workflows (temporalio/samples-typescript's shared.ts), leaves that load no workflow code.
 const CONTRACT = '^workflows/(contracts/|[^/]+\\.contract\\.ts$)';
 // What the reference host shares with the control plane: the contract's schemas, and the reading
 // of a tool's command scope and of an address that both sides must agree on (host-protocol.md).
 const HOST_SHARED = '^lib/(host-contract|tool-commands|program-profiles|ssrf-address)\\.ts$';
-// lib/ without its dev tooling.
-const LIB = '^lib/(?!dev/)';
+// Infrastructure: config, logger, ORM, crypto, URL policy, MCP client, Temporal connection.
+const LIB = '^lib/';
 // Every project folder that is a layer or drives one.
 const PROJECT = '^(api|activities|domain|entities|host|lib|worker|workflows|dev|scripts|test|bench)/';
 // Dependencies the compiler erases: `import type`, `import { type X }`, `typeof import('x')`.

@@ -68,7 +68,6 @@ const PLANTED: { rule: string; file: string; source: string }[] = [
   // The ORM configuration may import entities/, nothing else: an import added to the real file.
   { rule: 'lib-orm-imports-entities-only', file: 'lib/orm.ts', source: "import '../domain/layer-rules-target';\n" },
   { rule: 'dev-tooling-imports-lib-only', file: 'dev/planted.ts', source: "import { target } from '../domain/layer-rules-target';\nexport const x = target;\n" },
-  { rule: 'dev-tooling-imports-lib-only', file: 'lib/dev/planted.ts', source: "import { target } from '../../api/layer-rules-target';\nexport const x = target;\n" },
   { rule: 'product-imports-no-dev-or-test-code', file: 'api/planted-dev.ts', source: "import { target } from '../dev/layer-rules-target';\nexport const x = target;\n" },
   { rule: 'product-imports-no-dev-or-test-code', file: 'worker/planted-test.ts', source: "import { target } from '../test/layer-rules-target';\nexport const x = target;\n" },
   { rule: 'entities-import-lib-only', file: 'entities/planted.ts', source: "import { target } from '../domain/layer-rules-target';\nexport const x = target;\n" },
