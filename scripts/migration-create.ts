@@ -2,7 +2,8 @@
  * `npm run migration:create [-- --name=add_x]`: diffs the entities against the committed
  * snapshot, writes a migration, and regenerates entities/migrations/index.ts.
  */
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as prettier from 'prettier';
 import path from 'node:path';
 import { loadConfig } from '../lib/config';
 import { startEmbeddedPostgres } from '../dev/embedded-postgres';
@@ -31,6 +32,14 @@ export function writeMigrationIndex(dir = MIGRATIONS_DIR): string[] {
   return names;
 }
 
+/** What MikroORM writes is formatted the way `npm run lint` checks the rest of the code. */
+async function formatFiles(files: string[]): Promise<void> {
+  for (const file of files) {
+    const options = await prettier.resolveConfig(file);
+    writeFileSync(file, await prettier.format(readFileSync(file, 'utf8'), { ...options, filepath: file }));
+  }
+}
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config, 'migration:create');
@@ -54,6 +63,7 @@ async function main(): Promise<void> {
         return;
       }
       const names = writeMigrationIndex();
+      await formatFiles([path.join(MIGRATIONS_DIR, result.fileName), path.join(MIGRATIONS_DIR, 'index.ts')]);
       logger.info({ file: result.fileName, migrations: names.length }, 'migration created');
     } finally {
       await orm.close(true);
