@@ -9,12 +9,12 @@ import { acquireSlot, type SlotAnswer } from '../domain/runs/slots';
 import { allowedToolsFor } from '../domain/tools/allowed-tools';
 import { hostToolCall, parsePromptResult } from '../lib/host-contract';
 import { toolResultText } from '../lib/mcp-client';
-import { runsAsTask, startToolTask } from '../lib/mcp-tasks';
+import { runsAsMcpTask, startMcpToolTask } from '../lib/mcp-tasks';
 import type { AgentExecutionResult } from '../workflows/agent-execution.workflow';
 import type { ActivityDeps } from './deps';
 import { PromptStream } from './prompt-stream';
 import { ServerCallFailed, serverGateway } from './server-gateway';
-import { followTask, isTaskVerdict, reattaching } from './task-follower';
+import { followMcpTask, isMcpTaskVerdict, reattaching } from './mcp-task-follower';
 import { inputAnswerer, type InputWait } from './input-answerer';
 import { inputTimeoutMessage } from '../workflows/input-timeout';
 
@@ -169,8 +169,8 @@ export function createExecutionActivities(deps: ActivityDeps) {
             connection.messageListeners.set(executionId, stream.message);
             connection.inputListeners.set(executionId, answerer);
             try {
-              if (!taskId && (await runsAsTask(connection, 'execute_prompt', requestTimeoutMs))) {
-                const started = await startToolTask(connection.client, call, executionId, timeoutMs + TASK_TTL_MARGIN_MS, { timeoutMs: Math.min(requestTimeoutMs, TASK_CREATE_TIMEOUT_MS), signal: controller.signal });
+              if (!taskId && (await runsAsMcpTask(connection, 'execute_prompt', requestTimeoutMs))) {
+                const started = await startMcpToolTask(connection.client, call, executionId, timeoutMs + TASK_TTL_MARGIN_MS, { timeoutMs: Math.min(requestTimeoutMs, TASK_CREATE_TIMEOUT_MS), signal: controller.signal });
                 if ('result' in started) return started.result;
                 taskId = started.task.taskId;
                 // Recorded before waiting: from here on, no attempt sends the prompt again.
@@ -179,7 +179,7 @@ export function createExecutionActivities(deps: ActivityDeps) {
               }
               if (taskId) {
                 connection.inputListeners.set(taskId, answerer);
-                return await followTask({ connection, taskId, signal: controller.signal, pause: pause.signal, deadline, requestTimeoutMs, onProgress: stream.progress, progressToken: executionId, onResume: reattached });
+                return await followMcpTask({ connection, mcpTaskId: taskId, signal: controller.signal, pause: pause.signal, deadline, requestTimeoutMs, onProgress: stream.progress, progressToken: executionId, onResume: reattached });
               }
               return (await connection.client.callTool(call, undefined, {
                 signal: controller.signal,
@@ -195,12 +195,12 @@ export function createExecutionActivities(deps: ActivityDeps) {
           },
           // A timed-out prompt ran for the run's limit, not for one MCP request's. A task's
           // verdict is final; a dropped connection is reconnected once and the task followed again.
-          { timeoutMs, canRetry: (error) => !stopped() && !isTaskVerdict(error) },
+          { timeoutMs, canRetry: (error) => !stopped() && !isMcpTaskVerdict(error) },
         );
       let result: CallToolResult;
       try {
         result = await reattaching(attemptOnce, {
-          taskId: () => taskId,
+          mcpTaskId: () => taskId,
           cancelled: stopped,
           deadline,
           onLost: (error) => reattached(`the connection to the server was lost (${error.message})`),
@@ -232,8 +232,8 @@ export function createExecutionActivities(deps: ActivityDeps) {
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
           throw ApplicationFailure.nonRetryable('cancelled by request', 'ExecutionCancelled');
         }
-        const verdict = error instanceof ServerCallFailed && isTaskVerdict(error.cause) ? error.cause : error;
-        if (isTaskVerdict(verdict)) {
+        const verdict = error instanceof ServerCallFailed && isMcpTaskVerdict(error.cause) ? error.cause : error;
+        if (isMcpTaskVerdict(verdict)) {
           await orm.em.fork().nativeUpdate(Execution, { id: executionId }, { output: stream.output || undefined, todos: stream.state.todos });
           throw ApplicationFailure.nonRetryable(verdict.message, 'ExecutionFailed');
         }
