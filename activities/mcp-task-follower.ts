@@ -67,8 +67,7 @@ const CANCEL_TIMEOUT_MS = 5000;
  * error for the pool to reconnect, and the caller follows the same task id again.
  */
 export async function followMcpTask(options: FollowOptions): Promise<CallToolResult> {
-  const { connection, mcpTaskId, signal } = options;
-  const client = connection.client;
+  const { connection, mcpTaskId } = options;
   const keys = [mcpTaskId, ...(options.progressToken ? [options.progressToken] : [])];
   // A stream still delivering the task's events is alive, however long the task has been over.
   const activity = { last: Date.now() };
@@ -79,60 +78,85 @@ export async function followMcpTask(options: FollowOptions): Promise<CallToolRes
   for (const key of keys) connection.progressListeners.set(key, onProgress);
   try {
     for (let resumes = 0; ; resumes++) {
-      signal.throwIfAborted();
-      if (options.pause?.aborted) throw new FollowPaused();
-      const round = new AbortController();
-      const onAbort = () => round.abort(signal.reason);
-      let cancelling: Promise<boolean> | undefined;
-      const onCancel = () => {
-        // tasks/cancel goes out first: the host stops the run on it, not on the result stream's end.
-        cancelling = cancelMcpTask(client, mcpTaskId, Math.min(options.requestTimeoutMs, CANCEL_TIMEOUT_MS));
-        onAbort();
-      };
-      signal.addEventListener('abort', onCancel, { once: true });
-      options.pause?.addEventListener('abort', onAbort, { once: true });
-      let verdict: 'resume' | McpTaskForgotten | undefined;
-      let resumeReason = '';
-      const resume = (why: 'resume' | McpTaskForgotten, reason = '') => {
-        if (verdict === undefined) resumeReason = reason;
-        verdict ??= why;
-        round.abort(new Error(typeof why === 'string' ? 'following the task again' : why.message));
-      };
-      const onStreamError = (error: Error) => {
-        if (isStreamLoss(error)) resume('resume', 'the result stream dropped');
-      };
-      connection.streamErrors.add(onStreamError);
-      const poller = pollLiveness(options, round.signal, resume, activity);
-      try {
-        const remaining = options.deadline - Date.now();
-        if (remaining <= 0) throw new Error('the run did not finish in time');
-        const result = await getMcpTaskResult(client, mcpTaskId, { timeoutMs: remaining, signal: round.signal });
-        if (result.isError) await throwIfCancelledByServer(options);
-        return result;
-      } catch (error) {
-        if (options.pause?.aborted && !signal.aborted) throw new FollowPaused();
-        if (signal.aborted) {
-          await (cancelling ?? cancelMcpTask(client, mcpTaskId, Math.min(options.requestTimeoutMs, CANCEL_TIMEOUT_MS)));
-          throw error;
-        }
-        if (verdict instanceof McpTaskForgotten || isMcpTaskNotFound(error)) throw new McpTaskForgotten(mcpTaskId);
-        // A server without a result for a task it cancelled answers tasks/result with an error.
-        if (error instanceof McpError && verdict === undefined) await throwIfCancelledByServer(options);
-        if (verdict === 'resume' && resumes < MAX_RESUMES) {
-          await options.onResume?.(resumeReason);
-          continue;
-        }
-        throw error;
-      } finally {
-        round.abort();
-        signal.removeEventListener('abort', onCancel);
-        options.pause?.removeEventListener('abort', onAbort);
-        connection.streamErrors.delete(onStreamError);
-        await poller;
-      }
+      const result = await followOnce(options, activity, resumes < MAX_RESUMES);
+      if (result) return result;
     }
   } finally {
     for (const key of keys) if (connection.progressListeners.get(key) === onProgress) connection.progressListeners.delete(key);
+  }
+}
+
+/** What ends one round of following: the run's cancel (tasks/cancel goes out first), a pause, or a reason to ask again. */
+class FollowRound {
+  readonly controller = new AbortController();
+  verdict: 'resume' | McpTaskForgotten | undefined;
+  resumeReason = '';
+  /** The tasks/cancel a cancel sent. */
+  cancelling: Promise<boolean> | undefined;
+
+  constructor(private readonly options: FollowOptions) {
+    options.signal.addEventListener('abort', this.onCancel, { once: true });
+    options.pause?.addEventListener('abort', this.onAbort, { once: true });
+    options.connection.streamErrors.add(this.onStreamError);
+  }
+
+  readonly resume = (why: 'resume' | McpTaskForgotten, reason = '') => {
+    if (this.verdict === undefined) this.resumeReason = reason;
+    this.verdict ??= why;
+    this.controller.abort(new Error(typeof why === 'string' ? 'following the task again' : why.message));
+  };
+
+  close(): void {
+    this.controller.abort();
+    this.options.signal.removeEventListener('abort', this.onCancel);
+    this.options.pause?.removeEventListener('abort', this.onAbort);
+    this.options.connection.streamErrors.delete(this.onStreamError);
+  }
+
+  private readonly onAbort = () => this.controller.abort(this.options.signal.reason);
+
+  private readonly onCancel = () => {
+    // tasks/cancel goes out first: the host stops the run on it, not on the result stream's end.
+    this.cancelling = cancelMcpTask(this.options.connection.client, this.options.mcpTaskId, Math.min(this.options.requestTimeoutMs, CANCEL_TIMEOUT_MS));
+    this.onAbort();
+  };
+
+  private readonly onStreamError = (error: Error) => {
+    if (isStreamLoss(error)) this.resume('resume', 'the result stream dropped');
+  };
+}
+
+/**
+ * One `tasks/result`, with the liveness poll beside it: the task's result, or nothing when it
+ * should be asked again (once `onResume` has heard why).
+ */
+async function followOnce(options: FollowOptions, activity: { last: number }, mayResume: boolean): Promise<CallToolResult | undefined> {
+  const { connection, mcpTaskId, signal } = options;
+  signal.throwIfAborted();
+  if (options.pause?.aborted) throw new FollowPaused();
+  const round = new FollowRound(options);
+  const poller = pollLiveness(options, round.controller.signal, round.resume, activity);
+  try {
+    const remaining = options.deadline - Date.now();
+    if (remaining <= 0) throw new Error('the run did not finish in time');
+    const result = await getMcpTaskResult(connection.client, mcpTaskId, { timeoutMs: remaining, signal: round.controller.signal });
+    if (result.isError) await throwIfCancelledByServer(options);
+    return result;
+  } catch (error) {
+    if (options.pause?.aborted && !signal.aborted) throw new FollowPaused();
+    if (signal.aborted) {
+      await (round.cancelling ?? cancelMcpTask(connection.client, mcpTaskId, Math.min(options.requestTimeoutMs, CANCEL_TIMEOUT_MS)));
+      throw error;
+    }
+    if (round.verdict instanceof McpTaskForgotten || isMcpTaskNotFound(error)) throw new McpTaskForgotten(mcpTaskId);
+    // A server without a result for a task it cancelled answers tasks/result with an error.
+    if (error instanceof McpError && round.verdict === undefined) await throwIfCancelledByServer(options);
+    if (round.verdict !== 'resume' || !mayResume) throw error;
+    await options.onResume?.(round.resumeReason);
+    return undefined;
+  } finally {
+    round.close();
+    await poller;
   }
 }
 
