@@ -10,7 +10,7 @@ import { toolResultText } from '../lib/mcp-client';
 import type { AgentExecutionResult } from '../workflows/agent-execution.workflow';
 import type { ActivityDeps } from './deps';
 import type { PromptStream } from './prompt-stream';
-import { ServerCallFailed, serverGateway } from './server-gateway';
+import { ServerCallFailed, serverGateway, type ServerGateway } from './server-gateway';
 import { isMcpTaskVerdict } from './mcp-task-follower';
 import type { InputWait } from './input-answerer';
 import { inputTimeoutMessage } from '../workflows/input-timeout';
@@ -95,24 +95,24 @@ async function outcomeOfStop(run: PromptRun, attempt: PromptAttempt, control: Ru
   throw error;
 }
 
+/** One attempt at the host, within the run's cancel and heartbeat: the host's answer, or how the attempt stopped. */
+async function promptHost(deps: ActivityDeps, gateway: ServerGateway, run: PromptRun, control: RunControl): Promise<{ answer: CallToolResult; stream: PromptStream } | WaitingInput> {
+  const attempt = await PromptAttempt.start(deps, run, control);
+  try {
+    const answer = await callOrFollowHost(deps, gateway, run, attempt, control);
+    await run.log.flush();
+    if (attempt.questionLost !== undefined) throw attempt.questionLost;
+    return { answer, stream: attempt.stream };
+  } catch (error) {
+    return await outcomeOfStop(run, attempt, control, error);
+  } finally {
+    await attempt.stream.finish();
+  }
+}
+
 export function createExecutionActivities(deps: ActivityDeps) {
   const { orm, running } = deps;
   const gateway = serverGateway(deps);
-
-  /** One attempt at the host, within the run's cancel and heartbeat: the host's answer, or how the attempt stopped. */
-  async function promptHost(run: PromptRun, control: RunControl): Promise<{ answer: CallToolResult; stream: PromptStream } | WaitingInput> {
-    const attempt = await PromptAttempt.start(deps, run, control);
-    try {
-      const answer = await callOrFollowHost(deps, gateway, run, attempt, control);
-      await run.log.flush();
-      if (attempt.questionLost !== undefined) throw attempt.questionLost;
-      return { answer, stream: attempt.stream };
-    } catch (error) {
-      return await outcomeOfStop(run, attempt, control, error);
-    } finally {
-      await attempt.stream.finish();
-    }
-  }
 
   return {
     /** Takes one of the agent's `maxConcurrency` slots for this execution, in arrival order. */
@@ -136,7 +136,7 @@ export function createExecutionActivities(deps: ActivityDeps) {
       if (!execution || !execution.agent) throw ApplicationFailure.nonRetryable('the execution or its agent no longer exists', 'ExecutionFailed');
       if (isFinal(execution.status)) return { success: execution.status === ExecutionStatus.COMPLETED, error: execution.error };
       const run = await setUpPromptRun(deps, em, { execution, agent: execution.agent, startedAt });
-      const ended = await withRunControl(running, executionId, (control) => promptHost(run, control));
+      const ended = await withRunControl(running, executionId, (control) => promptHost(deps, gateway, run, control));
       return 'waitingInput' in ended ? ended : outcomeOfAnswer(ended.answer, ended.stream);
     },
 
