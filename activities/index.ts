@@ -1,6 +1,7 @@
 import type { ActivityDeps } from './deps';
 import { createAgentActivities } from './agents.activities';
 import { createExecutionActivities } from './executions.activities';
+import { createToolCallActivities } from './tool-call.activities';
 import { createInputActivities } from './inputs.activities';
 import { createServerActivities } from './servers.activities';
 import { createSystemActivities } from './system.activities';
@@ -15,6 +16,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSystemActivities(deps),
     ...createServerActivities(deps),
     ...createExecutionActivities(deps),
+    ...createToolCallActivities(deps),
     ...createInputActivities(deps),
     ...createAgentActivities(deps),
     ...createToolActivities(deps),

@@ -55,7 +55,7 @@ export function inputAnswerer(deps: Pick<ActivityDeps, 'orm' | 'config' | 'logge
     const em = deps.orm.em.fork() as EntityManager;
     const outcome = await requestInput(
       em,
-      { executionId, message: params.message, requestedSchema: params.requestedSchema as Record<string, unknown>, ...(context.taskId ? { taskId: context.taskId } : {}) },
+      { executionId, message: params.message, requestedSchema: params.requestedSchema as Record<string, unknown>, ...(context.mcpTaskId ? { taskId: context.mcpTaskId } : {}) },
       deps.config.executions.inputTimeoutMs,
     ).catch((error: unknown) => {
       // Not left to the host: a task's question would wait there unseen until the run's limit.
@@ -72,7 +72,7 @@ export function inputAnswerer(deps: Pick<ActivityDeps, 'orm' | 'config' | 'logge
       return outcome.answer as ElicitResult;
     }
     const wait = inputWaitOf(outcome.input);
-    if (context.taskId) {
+    if (context.mcpTaskId) {
       options.onWaiting(wait);
       throw NOT_YET();
     }

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Execution, ExecutionInputStatus } from '../entities';
 import { cancelOpenInputs, expireInput, findInput } from '../domain/runs/inputs';
-import { cancelTask } from '../lib/mcp-tasks';
+import { cancelMcpTask } from '../lib/mcp-tasks';
 import type { ActivityDeps } from './deps';
 import { serverGateway } from './server-gateway';
 
@@ -35,7 +35,7 @@ export function createInputActivities(deps: ActivityDeps) {
       const taskId = execution?.mcpTaskId;
       const server = execution?.agent?.server;
       if (!taskId || !server) return false;
-      return gateway.withServer(server, ({ connection }) => cancelTask(connection.client, taskId, CANCEL_TIMEOUT_MS), { canRetry: () => false }).catch(() => false);
+      return gateway.withServer(server, ({ connection }) => cancelMcpTask(connection.client, taskId, CANCEL_TIMEOUT_MS), { canRetry: () => false }).catch(() => false);
     },
   };
 }

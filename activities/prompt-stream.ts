@@ -80,6 +80,14 @@ export class PromptStream {
     await Promise.all([this.throttle.finish(), this.todosSaved]);
   }
 
+  /**
+   * The run's output and todo list on its row, with what else the attempt's end records: every
+   * way an attempt ends writes them through here.
+   */
+  async save(also: Partial<Pick<Execution, 'output' | 'tokensUsed' | 'result' | 'runMsUsed'>> = {}): Promise<void> {
+    await this.deps.orm.em.fork().nativeUpdate(Execution, { id: this.executionId }, { output: this.output || undefined, todos: this.state.todos, ...also });
+  }
+
   private record(message: HostMessage): Promise<AgentExecutionPayload> {
     switch (message.type) {
       case 'output':

@@ -7,11 +7,11 @@ import { explainHostFailure, toolCommands, versionMatches, type ToolCommands } f
 import { BUSY_STATUSES, setServerToolState, type ServerToolChange, type ServerToolRef } from '../domain/tools/install-state';
 import { CheckToolResult, hostToolCall, InstallToolResult, UninstallToolResult } from '../lib/host-contract';
 import { toolResultText, type McpConnection } from '../lib/mcp-client';
-import { runsAsTask, startToolTask } from '../lib/mcp-tasks';
+import { runsAsMcpTask, startMcpToolTask } from '../lib/mcp-tasks';
 import { TOOL_CHANGE_REFUSED, type ToolAction, type ToolChangeInput, type ToolChangeOutcome } from '../workflows/contracts/tool-install';
 import type { ActivityDeps } from './deps';
 import { ServerCallFailed, serverGateway } from './server-gateway';
-import { followTask, isTaskVerdict } from './task-follower';
+import { followMcpTask, isMcpTaskVerdict } from './mcp-task-follower';
 
 type McpClient = McpConnection['client'];
 
@@ -100,13 +100,13 @@ export function createToolActivities(deps: ActivityDeps) {
    */
   async function sendChange(connection: McpConnection, call: ReturnType<typeof hostToolCall>, task: ChangeTask, signal: AbortSignal): Promise<CallToolResult> {
     const requestTimeoutMs = config.mcp.timeoutMs;
-    if (!task.id && (await runsAsTask(connection, call.name, requestTimeoutMs))) {
-      const started = await startToolTask(connection.client, call, task.token, CHANGE_CALL_TIMEOUT_MS + 3600_000, { timeoutMs: Math.min(requestTimeoutMs, 30_000), signal });
+    if (!task.id && (await runsAsMcpTask(connection, call.name, requestTimeoutMs))) {
+      const started = await startMcpToolTask(connection.client, call, task.token, CHANGE_CALL_TIMEOUT_MS + 3600_000, { timeoutMs: Math.min(requestTimeoutMs, 30_000), signal });
       if ('result' in started) return started.result;
       task.id = started.task.taskId;
       task.started(task.id);
     }
-    if (task.id) return followTask({ connection, taskId: task.id, signal, deadline: Date.now() + CHANGE_CALL_TIMEOUT_MS, requestTimeoutMs, onProgress: () => undefined });
+    if (task.id) return followMcpTask({ connection, mcpTaskId: task.id, signal, deadline: Date.now() + CHANGE_CALL_TIMEOUT_MS, requestTimeoutMs, onProgress: () => undefined });
     return (await connection.client.callTool(call, undefined, { signal, timeout: CHANGE_CALL_TIMEOUT_MS, maxTotalTimeout: CHANGE_CALL_TIMEOUT_MS, resetTimeoutOnProgress: true })) as CallToolResult;
   }
 
@@ -215,14 +215,14 @@ export function createToolActivities(deps: ActivityDeps) {
           timeoutMs: CHANGE_CALL_TIMEOUT_MS,
           // Another connection may be tried only while nothing was sent (never install twice),
           // or to follow the change's task again.
-          canRetry: (error) => (!sent || task.id !== undefined) && !controller.signal.aborted && !isTaskVerdict(error),
+          canRetry: (error) => (!sent || task.id !== undefined) && !controller.signal.aborted && !isMcpTaskVerdict(error),
         });
       } catch (error) {
         if (controller.signal.aborted) throw new CancelledFailure('cancelled');
         // The catalog entry changed since the request was accepted.
         if (error instanceof AppError) outcome = { status: 'FAILED', error: `the catalog entry no longer takes version ${input.version}`, log: '' };
         else if (!(error instanceof ServerCallFailed)) throw error;
-        else if (isTaskVerdict(error.cause)) outcome = { status: 'FAILED', error: error.cause.message, log: '' };
+        else if (isMcpTaskVerdict(error.cause)) outcome = { status: 'FAILED', error: error.cause.message, log: '' };
         else {
           const unsupported = /tool (install|uninstall|check)_tool not found/i.test(`${error.message} ${String((error.cause as Error | undefined)?.message)}`);
           outcome = { status: 'FAILED', error: unsupported ? 'this server does not support installs (it offers no install_tool)' : error.message, log: '' };

@@ -8,9 +8,9 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, LoggingMessageNotificationSchema, McpError, type Implementation } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from './logger';
 import { UnsafeUrlError } from './ssrf';
-import { routeInputRequests, routeTaskProgress, type InputListener, type ProgressListener } from './mcp-routing';
+import { routeInputRequests, routeMcpTaskProgress, type InputListener, type ProgressListener } from './mcp-routing';
 
-export { EXECUTION_META_KEY, routeInputRequests, routeTaskProgress, type InputListener, type ProgressListener } from './mcp-routing';
+export { EXECUTION_META_KEY, routeInputRequests, routeMcpTaskProgress, type InputListener, type ProgressListener } from './mcp-routing';
 
 export type McpTransportKind = 'streamable-http' | 'sse';
 
@@ -45,8 +45,8 @@ export interface McpConnection {
   inputListeners: Map<string, InputListener>;
   /** Told of every error the client reports outside a request (a dropped SSE stream leaves its request pending). */
   streamErrors: Set<(error: Error) => void>;
-  /** Which tools the server runs as tasks; filled by one tools/list on first use (lib/mcp-tasks.ts). */
-  taskTools?: Promise<Set<string>>;
+  /** Which tools the server runs as MCP tasks; filled by one tools/list on first use (lib/mcp-tasks.ts). */
+  mcpTaskTools?: Promise<Set<string>>;
   /** The transport that worked (Streamable HTTP servers that only speak SSE fall back to it). */
   transport: McpTransportKind;
   protocolVersion?: string;
@@ -194,7 +194,7 @@ async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs:
     const executionId = typeof data?.executionId === 'string' ? data.executionId : undefined;
     if (executionId) messageListeners.get(executionId)?.(data!, notification.params.level);
   });
-  const progressListeners = routeTaskProgress(client);
+  const progressListeners = routeMcpTaskProgress(client);
   const inputListeners = routeInputRequests(client);
   const streamErrors = new Set<(error: Error) => void>();
   client.onerror = (error) => {

@@ -6,13 +6,13 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ElicitRequestSchema, ProgressNotificationSchema, type ElicitRequest, type ElicitResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { EXECUTION_META_KEY } from './host-contract';
-import { relatedTaskId } from './mcp-tasks';
+import { relatedMcpTaskId } from './mcp-tasks';
 
 export { EXECUTION_META_KEY };
 
 export type ProgressListener = (progress: Progress) => void;
 /** Answers a host's question (elicitation/create) for one run; `signal` aborts when the host withdraws it. */
-export type InputListener = (params: ElicitRequest['params'], context: { taskId?: string; signal: AbortSignal }) => Promise<ElicitResult>;
+export type InputListener = (params: ElicitRequest['params'], context: { mcpTaskId?: string; signal: AbortSignal }) => Promise<ElicitResult>;
 
 
 type NotificationHandler = (notification: unknown) => Promise<void> | void;
@@ -24,15 +24,15 @@ type NotificationHandler = (notification: unknown) => Promise<void> | void;
  * timeouts. That handler is reached through a private field (pinned by mcp-client.test.ts):
  * should it vanish, only the progress events of plain calls are lost, never their messages.
  */
-export function routeTaskProgress(client: Client): Map<string, ProgressListener> {
+export function routeMcpTaskProgress(client: Client): Map<string, ProgressListener> {
   const listeners = new Map<string, ProgressListener>();
   const sdkHandler = (client as unknown as { _notificationHandlers?: Map<string, NotificationHandler> })._notificationHandlers?.get('notifications/progress');
   client.setNotificationHandler(ProgressNotificationSchema, (notification) => {
     const { progressToken, ...progress } = notification.params;
-    const taskId = relatedTaskId(notification.params);
-    if (taskId === undefined && typeof progressToken !== 'string') return sdkHandler?.(notification);
+    const mcpTaskId = relatedMcpTaskId(notification.params);
+    if (mcpTaskId === undefined && typeof progressToken !== 'string') return sdkHandler?.(notification);
     // A task's progress nobody follows (between two attempts) is dropped: the SDK would only report an unknown token.
-    const listener = (taskId && listeners.get(taskId)) || (typeof progressToken === 'string' ? listeners.get(progressToken) : undefined);
+    const listener = (mcpTaskId && listeners.get(mcpTaskId)) || (typeof progressToken === 'string' ? listeners.get(progressToken) : undefined);
     listener?.(progress as Progress);
   });
   return listeners;
@@ -53,14 +53,14 @@ export function routeInputRequests(client: Client): Map<string, InputListener> {
     const params = request.params;
     const meta = (params as { _meta?: Record<string, unknown> })._meta;
     const executionId = typeof meta?.[EXECUTION_META_KEY] === 'string' ? (meta[EXECUTION_META_KEY] as string) : undefined;
-    const taskId = extra.taskId ?? relatedTaskId(params);
-    let listener = (taskId && listeners.get(taskId)) || (executionId && listeners.get(executionId)) || undefined;
-    if (!listener && !taskId && !executionId) {
+    const mcpTaskId = extra.taskId ?? relatedMcpTaskId(params);
+    let listener = (mcpTaskId && listeners.get(mcpTaskId)) || (executionId && listeners.get(executionId)) || undefined;
+    if (!listener && !mcpTaskId && !executionId) {
       const distinct = new Set(listeners.values());
       if (distinct.size === 1) listener = [...distinct][0];
     }
     if (!listener) return DECLINE;
-    return listener(params, { taskId, signal: extra.signal });
+    return listener(params, { mcpTaskId, signal: extra.signal });
   });
   return listeners;
 }

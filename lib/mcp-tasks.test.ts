@@ -6,9 +6,9 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { RELATED_TASK_META_KEY, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { followTask, TaskCancelledByServer, TaskForgotten } from '../activities/task-follower';
+import { followMcpTask, McpTaskCancelledByServer, McpTaskForgotten } from '../activities/mcp-task-follower';
 import { connectMcp, type McpConnection } from './mcp-client';
-import { runsAsTask, startToolTask } from './mcp-tasks';
+import { runsAsMcpTask, startMcpToolTask } from './mcp-tasks';
 
 /**
  * A minimal task server on the official SDK (stateless Streamable HTTP, one task store and
@@ -112,14 +112,14 @@ describe('MCP tasks adapter (lib/mcp-tasks.ts) and follower against an SDK task 
   });
 
   it('detects task support from the capability and the tool, with one tools/list per connection', async () => {
-    expect(await runsAsTask(connection, 'work', 5000)).toBe(true);
-    expect(await runsAsTask(connection, 'other', 5000)).toBe(false);
+    expect(await runsAsMcpTask(connection, 'work', 5000)).toBe(true);
+    expect(await runsAsMcpTask(connection, 'other', 5000)).toBe(false);
     expect(server.methods.filter((m) => m === 'tools/list')).toHaveLength(1);
 
     const plain = await startTaskServer({ tasks: false });
     const plainConnection = await connectMcp(plain.target, 5000);
     try {
-      expect(await runsAsTask(plainConnection, 'work', 5000)).toBe(false);
+      expect(await runsAsMcpTask(plainConnection, 'work', 5000)).toBe(false);
       // No capability: not even a tools/list is spent on finding out.
       expect(plain.methods).not.toContain('tools/list');
     } finally {
@@ -130,23 +130,23 @@ describe('MCP tasks adapter (lib/mcp-tasks.ts) and follower against an SDK task 
   });
 
   it('starts a task and follows it: every progress notification, then the result', async () => {
-    const started = await startToolTask(connection.client, { name: 'work', arguments: { steps: 5 } }, 'exec-1', 60_000, { timeoutMs: 5000 });
+    const started = await startMcpToolTask(connection.client, { name: 'work', arguments: { steps: 5 } }, 'exec-1', 60_000, { timeoutMs: 5000 });
     expect('task' in started).toBe(true);
     const taskId = (started as { task: { taskId: string } }).task.taskId;
     const seen: Progress[] = [];
-    const result = await followTask({ connection, taskId, signal: new AbortController().signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: (p) => seen.push(p), progressToken: 'exec-1' });
+    const result = await followMcpTask({ connection, mcpTaskId: taskId, signal: new AbortController().signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: (p) => seen.push(p), progressToken: 'exec-1' });
     expect(result.content).toEqual([{ type: 'text', text: 'done 5' }]);
     expect(seen.map((p) => p.progress)).toEqual([1, 2, 3, 4, 5]);
     expect(connection.progressListeners.size).toBe(0);
   });
 
   it('re-attaches from a new connection: the rest of the events and the result, no second tools/call', async () => {
-    const started = (await startToolTask(connection.client, { name: 'work', arguments: { steps: 20 } }, 'exec-2', 60_000, { timeoutMs: 5000 })) as { task: { taskId: string } };
+    const started = (await startMcpToolTask(connection.client, { name: 'work', arguments: { steps: 20 } }, 'exec-2', 60_000, { timeoutMs: 5000 })) as { task: { taskId: string } };
     const calls = server.methods.filter((m) => m === 'tools/call').length;
     const other = await connectMcp(server.target, 5000);
     try {
       const seen: number[] = [];
-      const result = await followTask({ connection: other, taskId: started.task.taskId, signal: new AbortController().signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: (p) => seen.push(p.progress) });
+      const result = await followMcpTask({ connection: other, mcpTaskId: started.task.taskId, signal: new AbortController().signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: (p) => seen.push(p.progress) });
       expect(result.content).toEqual([{ type: 'text', text: 'done 20' }]);
       expect(seen.at(-1)).toBe(20);
       expect(server.methods.filter((m) => m === 'tools/call')).toHaveLength(calls);
@@ -155,24 +155,24 @@ describe('MCP tasks adapter (lib/mcp-tasks.ts) and follower against an SDK task 
     }
   });
 
-  it('a task the server does not know is TaskForgotten, with the sentence', async () => {
-    await expect(followTask({ connection, taskId: 'no-such-task', signal: new AbortController().signal, deadline: Date.now() + 5000, requestTimeoutMs: 5000, onProgress: () => undefined })).rejects.toThrow(
-      new TaskForgotten('no-such-task'),
+  it('a task the server does not know is McpTaskForgotten, with the sentence', async () => {
+    await expect(followMcpTask({ connection, mcpTaskId: 'no-such-task', signal: new AbortController().signal, deadline: Date.now() + 5000, requestTimeoutMs: 5000, onProgress: () => undefined })).rejects.toThrow(
+      new McpTaskForgotten('no-such-task'),
     );
-    expect(new TaskForgotten('t1').message).toBe("the server no longer knows task t1 (expired, or the host restarted); the run's outcome is unknown");
+    expect(new McpTaskForgotten('t1').message).toBe("the server no longer knows task t1 (expired, or the host restarted); the run's outcome is unknown");
   });
 
-  it('a task the server cancelled on its own is TaskCancelledByServer', async () => {
-    const started = (await startToolTask(connection.client, { name: 'work', arguments: { steps: 1000 } }, 'exec-4', 60_000, { timeoutMs: 5000 })) as { task: { taskId: string } };
-    const follow = followTask({ connection, taskId: started.task.taskId, signal: new AbortController().signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: () => undefined });
+  it('a task the server cancelled on its own is McpTaskCancelledByServer', async () => {
+    const started = (await startMcpToolTask(connection.client, { name: 'work', arguments: { steps: 1000 } }, 'exec-4', 60_000, { timeoutMs: 5000 })) as { task: { taskId: string } };
+    const follow = followMcpTask({ connection, mcpTaskId: started.task.taskId, signal: new AbortController().signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: () => undefined });
     setTimeout(() => void server.store.updateTaskStatus(started.task.taskId, 'cancelled', 'stopped by the operator'), 200);
-    await expect(follow).rejects.toThrow(new TaskCancelledByServer());
+    await expect(follow).rejects.toThrow(new McpTaskCancelledByServer());
   });
 
   it('cancelling the follow sends tasks/cancel for the task', async () => {
-    const started = (await startToolTask(connection.client, { name: 'work', arguments: { steps: 1000 } }, 'exec-3', 60_000, { timeoutMs: 5000 })) as { task: { taskId: string } };
+    const started = (await startMcpToolTask(connection.client, { name: 'work', arguments: { steps: 1000 } }, 'exec-3', 60_000, { timeoutMs: 5000 })) as { task: { taskId: string } };
     const abort = new AbortController();
-    const follow = followTask({ connection, taskId: started.task.taskId, signal: abort.signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: () => undefined });
+    const follow = followMcpTask({ connection, mcpTaskId: started.task.taskId, signal: abort.signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: () => undefined });
     setTimeout(() => abort.abort(new Error('cancelled')), 200);
     await expect(follow).rejects.toThrow();
     expect(server.methods).toContain('tasks/cancel');

@@ -17,17 +17,14 @@ import {
   RELATED_TASK_META_KEY,
   type CallToolRequest,
   type CallToolResult,
-  type Task,
+  type Task as McpTask,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import type { McpConnection } from './mcp-client';
 
-export type { Task } from '@modelcontextprotocol/sdk/types.js';
-
-export const TERMINAL_TASK_STATUSES: ReadonlySet<Task['status']> = new Set(['completed', 'failed', 'cancelled']);
+export const TERMINAL_MCP_TASK_STATUSES: ReadonlySet<McpTask['status']> = new Set(['completed', 'failed', 'cancelled']);
 
 /** What a client needs to call a tool as a task: the server's capability and the tool's own `execution.taskSupport`. */
-export async function taskToolsOf(client: Client, timeoutMs: number): Promise<Set<string>> {
+export async function mcpTaskToolsOf(client: Client, timeoutMs: number): Promise<Set<string>> {
   if (!client.getServerCapabilities()?.tasks?.requests?.tools?.call) return new Set();
   const names = new Set<string>();
   let cursor: string | undefined;
@@ -45,9 +42,9 @@ export async function taskToolsOf(client: Client, timeoutMs: number): Promise<Se
 /** A server that answered the call inline (it ignored `task`) gives the tool's result instead of a task. */
 const StartAnswerSchema = z.union([CreateTaskResultSchema, CallToolResultSchema]);
 
-export type TaskStart = { task: Task } | { result: CallToolResult };
+export type McpTaskStart = { task: McpTask } | { result: CallToolResult };
 
-export interface TaskRequestOptions {
+export interface McpTaskRequestOptions {
   timeoutMs: number;
   signal?: AbortSignal;
 }
@@ -58,13 +55,13 @@ export interface TaskRequestOptions {
  * string token still routes after a re-attach from another connection, where the SDK's numeric
  * request ids mean nothing.
  */
-export async function startToolTask(client: Client, call: CallToolRequest['params'], progressToken: string, ttlMs: number, options: TaskRequestOptions): Promise<TaskStart> {
+export async function startMcpToolTask(client: Client, call: CallToolRequest['params'], progressToken: string, ttlMs: number, options: McpTaskRequestOptions): Promise<McpTaskStart> {
   const params = { ...call, _meta: { ...call._meta, progressToken } };
   const answer = await client.request({ method: 'tools/call', params }, StartAnswerSchema, { task: { ttl: ttlMs }, timeout: options.timeoutMs, signal: options.signal });
-  return 'task' in answer && answer.task ? { task: answer.task as Task } : { result: answer as CallToolResult };
+  return 'task' in answer && answer.task ? { task: answer.task as McpTask } : { result: answer as CallToolResult };
 }
 
-export function getTask(client: Client, taskId: string, options: TaskRequestOptions): Promise<Task> {
+export function getMcpTask(client: Client, taskId: string, options: McpTaskRequestOptions): Promise<McpTask> {
   return client.experimental.tasks.getTask(taskId, { timeout: options.timeoutMs, signal: options.signal });
 }
 
@@ -73,12 +70,12 @@ export function getTask(client: Client, taskId: string, options: TaskRequestOpti
  * notifications on the same response. The timeout is explicit because the SDK's default (60 s)
  * would end every longer run.
  */
-export function getTaskResult(client: Client, taskId: string, options: TaskRequestOptions): Promise<CallToolResult> {
+export function getMcpTaskResult(client: Client, taskId: string, options: McpTaskRequestOptions): Promise<CallToolResult> {
   return client.experimental.tasks.getTaskResult(taskId, CallToolResultSchema, { timeout: options.timeoutMs, signal: options.signal }) as Promise<CallToolResult>;
 }
 
 /** `tasks/cancel`, best effort: says whether the server took it (a finished or forgotten task is not an error here). */
-export async function cancelTask(client: Client, taskId: string, timeoutMs: number): Promise<boolean> {
+export async function cancelMcpTask(client: Client, taskId: string, timeoutMs: number): Promise<boolean> {
   try {
     await client.experimental.tasks.cancelTask(taskId, { timeout: timeoutMs });
     return true;
@@ -88,31 +85,36 @@ export async function cancelTask(client: Client, taskId: string, timeoutMs: numb
 }
 
 /** The server's answer for a task id it does not have (expired, or lost with a restart). */
-export function isTaskNotFound(error: unknown): boolean {
+export function isMcpTaskNotFound(error: unknown): boolean {
   return error instanceof McpError && error.code === ErrorCode.InvalidParams && /task not found|not found/i.test(error.message);
 }
 
 /** The task a notification belongs to (`_meta["io.modelcontextprotocol/related-task"].taskId`). */
-export function relatedTaskId(params: unknown): string | undefined {
+export function relatedMcpTaskId(params: unknown): string | undefined {
   const meta = (params as { _meta?: Record<string, unknown> } | undefined)?._meta;
   const related = meta?.[RELATED_TASK_META_KEY] as { taskId?: unknown } | undefined;
   return typeof related?.taskId === 'string' ? related.taskId : undefined;
 }
 
-/** A task id stored as text: what the server gave, bounded to the column. */
-export function isStorableTaskId(taskId: string): boolean {
-  return taskId.length > 0 && taskId.length <= 200;
+/**
+ * What `runsAsMcpTask` needs of a pooled connection (lib/mcp-client.ts's `McpConnection` is
+ * one): its client, and where to keep the answer.
+ */
+export interface McpTaskToolsCache {
+  client: Client;
+  /** Which tools the server runs as MCP tasks; filled by one tools/list on first use. */
+  mcpTaskTools?: Promise<Set<string>>;
 }
 
 /** Whether the connection's server runs `tool` as a task; asked once per pooled connection. */
-export function runsAsTask(connection: McpConnection, tool: string, timeoutMs: number): Promise<boolean> {
-  if (!connection.taskTools) {
-    const asked = taskToolsOf(connection.client, timeoutMs);
-    connection.taskTools = asked;
+export function runsAsMcpTask(connection: McpTaskToolsCache, tool: string, timeoutMs: number): Promise<boolean> {
+  if (!connection.mcpTaskTools) {
+    const asked = mcpTaskToolsOf(connection.client, timeoutMs);
+    connection.mcpTaskTools = asked;
     // A failed tools/list is asked again next time rather than remembered as "no tasks".
     asked.catch(() => {
-      if (connection.taskTools === asked) connection.taskTools = undefined;
+      if (connection.mcpTaskTools === asked) connection.mcpTaskTools = undefined;
     });
   }
-  return connection.taskTools.then((tools) => tools.has(tool));
+  return connection.mcpTaskTools.then((tools) => tools.has(tool));
 }

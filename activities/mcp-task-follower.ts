@@ -1,18 +1,18 @@
 import { McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { McpConnection, ProgressListener } from '../lib/mcp-client';
-import { cancelTask, getTask, getTaskResult, isTaskNotFound, TERMINAL_TASK_STATUSES } from '../lib/mcp-tasks';
+import { cancelMcpTask, getMcpTask, getMcpTaskResult, isMcpTaskNotFound, TERMINAL_MCP_TASK_STATUSES } from '../lib/mcp-tasks';
 
 /** The server does not know the task any more: whatever the run did, its outcome cannot be learnt. */
-export class TaskForgotten extends Error {
-  override name = 'TaskForgotten';
-  constructor(readonly taskId: string) {
-    super(`the server no longer knows task ${taskId} (expired, or the host restarted); the run's outcome is unknown`);
+export class McpTaskForgotten extends Error {
+  override name = 'McpTaskForgotten';
+  constructor(readonly mcpTaskId: string) {
+    super(`the server no longer knows task ${mcpTaskId} (expired, or the host restarted); the run's outcome is unknown`);
   }
 }
 
 /** The task ended `cancelled` without mcp-fleet asking. */
-export class TaskCancelledByServer extends Error {
-  override name = 'TaskCancelledByServer';
+export class McpTaskCancelledByServer extends Error {
+  override name = 'McpTaskCancelledByServer';
   constructor() {
     super('the server cancelled the task');
   }
@@ -28,7 +28,7 @@ export class FollowPaused extends Error {
 
 export interface FollowOptions {
   connection: McpConnection;
-  taskId: string;
+  mcpTaskId: string;
   /** Aborted when the run is cancelled: the task is then cancelled on the server too (best effort). */
   signal: AbortSignal;
   /** Aborted to stop following without cancelling (the task waits for a person's answer). */
@@ -66,10 +66,9 @@ const CANCEL_TIMEOUT_MS = 5000;
  * `tasks/result` is asked again on the same connection; a failed connection surfaces as an
  * error for the pool to reconnect, and the caller follows the same task id again.
  */
-export async function followTask(options: FollowOptions): Promise<CallToolResult> {
-  const { connection, taskId, signal } = options;
-  const client = connection.client;
-  const keys = [taskId, ...(options.progressToken ? [options.progressToken] : [])];
+export async function followMcpTask(options: FollowOptions): Promise<CallToolResult> {
+  const { connection, mcpTaskId } = options;
+  const keys = [mcpTaskId, ...(options.progressToken ? [options.progressToken] : [])];
   // A stream still delivering the task's events is alive, however long the task has been over.
   const activity = { last: Date.now() };
   const onProgress: ProgressListener = (...args) => {
@@ -79,66 +78,91 @@ export async function followTask(options: FollowOptions): Promise<CallToolResult
   for (const key of keys) connection.progressListeners.set(key, onProgress);
   try {
     for (let resumes = 0; ; resumes++) {
-      signal.throwIfAborted();
-      if (options.pause?.aborted) throw new FollowPaused();
-      const round = new AbortController();
-      const onAbort = () => round.abort(signal.reason);
-      let cancelling: Promise<boolean> | undefined;
-      const onCancel = () => {
-        // tasks/cancel goes out first: the host stops the run on it, not on the result stream's end.
-        cancelling = cancelTask(client, taskId, Math.min(options.requestTimeoutMs, CANCEL_TIMEOUT_MS));
-        onAbort();
-      };
-      signal.addEventListener('abort', onCancel, { once: true });
-      options.pause?.addEventListener('abort', onAbort, { once: true });
-      let verdict: 'resume' | TaskForgotten | undefined;
-      let resumeReason = '';
-      const resume = (why: 'resume' | TaskForgotten, reason = '') => {
-        if (verdict === undefined) resumeReason = reason;
-        verdict ??= why;
-        round.abort(new Error(typeof why === 'string' ? 'following the task again' : why.message));
-      };
-      const onStreamError = (error: Error) => {
-        if (isStreamLoss(error)) resume('resume', 'the result stream dropped');
-      };
-      connection.streamErrors.add(onStreamError);
-      const poller = pollLiveness(options, round.signal, resume, activity);
-      try {
-        const remaining = options.deadline - Date.now();
-        if (remaining <= 0) throw new Error('the run did not finish in time');
-        const result = await getTaskResult(client, taskId, { timeoutMs: remaining, signal: round.signal });
-        if (result.isError) await throwIfCancelledByServer(options);
-        return result;
-      } catch (error) {
-        if (options.pause?.aborted && !signal.aborted) throw new FollowPaused();
-        if (signal.aborted) {
-          await (cancelling ?? cancelTask(client, taskId, Math.min(options.requestTimeoutMs, CANCEL_TIMEOUT_MS)));
-          throw error;
-        }
-        if (verdict instanceof TaskForgotten || isTaskNotFound(error)) throw new TaskForgotten(taskId);
-        // A server without a result for a task it cancelled answers tasks/result with an error.
-        if (error instanceof McpError && verdict === undefined) await throwIfCancelledByServer(options);
-        if (verdict === 'resume' && resumes < MAX_RESUMES) {
-          await options.onResume?.(resumeReason);
-          continue;
-        }
-        throw error;
-      } finally {
-        round.abort();
-        signal.removeEventListener('abort', onCancel);
-        options.pause?.removeEventListener('abort', onAbort);
-        connection.streamErrors.delete(onStreamError);
-        await poller;
-      }
+      const result = await followOnce(options, activity, resumes < MAX_RESUMES);
+      if (result) return result;
     }
   } finally {
     for (const key of keys) if (connection.progressListeners.get(key) === onProgress) connection.progressListeners.delete(key);
   }
 }
 
+/** What ends one round of following: the run's cancel (tasks/cancel goes out first), a pause, or a reason to ask again. */
+class FollowRound {
+  readonly controller = new AbortController();
+  verdict: 'resume' | McpTaskForgotten | undefined;
+  resumeReason = '';
+  /** The tasks/cancel a cancel sent. */
+  cancelling: Promise<boolean> | undefined;
+
+  constructor(private readonly options: FollowOptions) {
+    options.signal.addEventListener('abort', this.onCancel, { once: true });
+    options.pause?.addEventListener('abort', this.onAbort, { once: true });
+    options.connection.streamErrors.add(this.onStreamError);
+  }
+
+  readonly resume = (why: 'resume' | McpTaskForgotten, reason = '') => {
+    if (this.verdict === undefined) this.resumeReason = reason;
+    this.verdict ??= why;
+    this.controller.abort(new Error(typeof why === 'string' ? 'following the task again' : why.message));
+  };
+
+  close(): void {
+    this.controller.abort();
+    this.options.signal.removeEventListener('abort', this.onCancel);
+    this.options.pause?.removeEventListener('abort', this.onAbort);
+    this.options.connection.streamErrors.delete(this.onStreamError);
+  }
+
+  private readonly onAbort = () => this.controller.abort(this.options.signal.reason);
+
+  private readonly onCancel = () => {
+    // tasks/cancel goes out first: the host stops the run on it, not on the result stream's end.
+    this.cancelling = cancelMcpTask(this.options.connection.client, this.options.mcpTaskId, Math.min(this.options.requestTimeoutMs, CANCEL_TIMEOUT_MS));
+    this.onAbort();
+  };
+
+  private readonly onStreamError = (error: Error) => {
+    if (isStreamLoss(error)) this.resume('resume', 'the result stream dropped');
+  };
+}
+
+/**
+ * One `tasks/result`, with the liveness poll beside it: the task's result, or nothing when it
+ * should be asked again (once `onResume` has heard why).
+ */
+async function followOnce(options: FollowOptions, activity: { last: number }, mayResume: boolean): Promise<CallToolResult | undefined> {
+  const { connection, mcpTaskId, signal } = options;
+  signal.throwIfAborted();
+  if (options.pause?.aborted) throw new FollowPaused();
+  const round = new FollowRound(options);
+  const poller = pollLiveness(options, round.controller.signal, round.resume, activity);
+  try {
+    const remaining = options.deadline - Date.now();
+    if (remaining <= 0) throw new Error('the run did not finish in time');
+    const result = await getMcpTaskResult(connection.client, mcpTaskId, { timeoutMs: remaining, signal: round.controller.signal });
+    if (result.isError) await throwIfCancelledByServer(options);
+    return result;
+  } catch (error) {
+    if (options.pause?.aborted && !signal.aborted) throw new FollowPaused();
+    if (signal.aborted) {
+      await (round.cancelling ?? cancelMcpTask(connection.client, mcpTaskId, Math.min(options.requestTimeoutMs, CANCEL_TIMEOUT_MS)));
+      throw error;
+    }
+    if (round.verdict instanceof McpTaskForgotten || isMcpTaskNotFound(error)) throw new McpTaskForgotten(mcpTaskId);
+    // A server without a result for a task it cancelled answers tasks/result with an error.
+    if (error instanceof McpError && round.verdict === undefined) await throwIfCancelledByServer(options);
+    if (round.verdict !== 'resume' || !mayResume) throw error;
+    await options.onResume?.(round.resumeReason);
+    return undefined;
+  } finally {
+    round.close();
+    await poller;
+  }
+}
+
 async function throwIfCancelledByServer(options: FollowOptions): Promise<void> {
-  const task = await getTask(options.connection.client, options.taskId, { timeoutMs: options.requestTimeoutMs }).catch(() => undefined);
-  if (task?.status === 'cancelled') throw new TaskCancelledByServer();
+  const task = await getMcpTask(options.connection.client, options.mcpTaskId, { timeoutMs: options.requestTimeoutMs }).catch(() => undefined);
+  if (task?.status === 'cancelled') throw new McpTaskCancelledByServer();
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -155,15 +179,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** Polls `tasks/get` until `stop` aborts; calls `resume` when the result stream should be asked again. */
-async function pollLiveness(options: FollowOptions, stop: AbortSignal, resume: (why: 'resume' | TaskForgotten, reason?: string) => void, activity: { last: number }): Promise<void> {
+async function pollLiveness(options: FollowOptions, stop: AbortSignal, resume: (why: 'resume' | McpTaskForgotten, reason?: string) => void, activity: { last: number }): Promise<void> {
   let interval = options.pollMs ?? DEFAULT_POLL_MS;
   while (!stop.aborted) {
     await sleep(interval, stop);
     if (stop.aborted) return;
     try {
-      const task = await getTask(options.connection.client, options.taskId, { timeoutMs: options.requestTimeoutMs, signal: stop });
+      const task = await getMcpTask(options.connection.client, options.mcpTaskId, { timeoutMs: options.requestTimeoutMs, signal: stop });
       if (options.pollMs === undefined) interval = Math.max(task.pollInterval ?? 0, DEFAULT_POLL_MS);
-      if (TERMINAL_TASK_STATUSES.has(task.status)) {
+      if (TERMINAL_MCP_TASK_STATUSES.has(task.status)) {
         // tasks/result should be returning now, once the events queued before the end are
         // delivered; a stream that stays silent for the grace period is lost.
         const graceMs = options.graceMs ?? 2000;
@@ -174,8 +198,8 @@ async function pollLiveness(options: FollowOptions, stop: AbortSignal, resume: (
       }
     } catch (error) {
       if (stop.aborted) return;
-      if (isTaskNotFound(error)) {
-        resume(new TaskForgotten(options.taskId));
+      if (isMcpTaskNotFound(error)) {
+        resume(new McpTaskForgotten(options.mcpTaskId));
         return;
       }
       // Anything else (the connection) shows on tasks/result too.
@@ -184,8 +208,8 @@ async function pollLiveness(options: FollowOptions, stop: AbortSignal, resume: (
 }
 
 /** The server's word on a task (forgotten, or cancelled by the server): final, never retried. */
-export function isTaskVerdict(error: unknown): error is TaskForgotten | TaskCancelledByServer {
-  return error instanceof TaskForgotten || error instanceof TaskCancelledByServer;
+export function isMcpTaskVerdict(error: unknown): error is McpTaskForgotten | McpTaskCancelledByServer {
+  return error instanceof McpTaskForgotten || error instanceof McpTaskCancelledByServer;
 }
 
 /** How long a task-backed run keeps trying to reach its server again before it fails. */
@@ -193,7 +217,7 @@ export const RECONNECT_WINDOW_MS = 60_000;
 
 export interface ReattachOptions {
   /** The run's task id, once known (before it, a failure is the plain call's: final). */
-  taskId: () => string | undefined;
+  mcpTaskId: () => string | undefined;
   cancelled: () => boolean;
   deadline: number;
   /** Told once per loss of the server (the log's re-attach event). */
@@ -217,7 +241,7 @@ export async function reattaching<T>(follow: () => Promise<T>, options: Reattach
       return await follow();
     } catch (error) {
       const failure = error as Error & { cause?: unknown };
-      if (!options.taskId() || options.cancelled() || isTaskVerdict(failure.cause) || isTaskVerdict(error) || failure.name !== 'ServerCallFailed') throw error;
+      if (!options.mcpTaskId() || options.cancelled() || isMcpTaskVerdict(failure.cause) || isMcpTaskVerdict(error) || failure.name !== 'ServerCallFailed') throw error;
       const now = Date.now();
       if (lostSince === undefined || now - startedAt > 10_000) {
         lostSince = now;
