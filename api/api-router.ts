@@ -1,8 +1,12 @@
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ZodType } from 'zod';
-import type { AppContext, AppContextExtras, AppState } from './context';
-import { requireAuth } from './auth/authenticate';
+import type { Actor } from '../domain/actor';
+import type { Orm } from '../lib/orm';
+import type { AppContext, AppContextExtras, AppState, HandlerContext } from './context';
+import { actorOf } from './actor';
+import { requireAuth, type AuthContext } from './auth/authenticate';
 import { AppError } from '../domain/errors';
 import { ErrorSchema, type OpenAPIRegistry } from './openapi';
 import { parseRequest, RequestValidationError, type Parsed, type RequestSchemas } from './validate';
@@ -16,15 +20,28 @@ export interface RouteSpec<S extends RequestSchemas> {
   path: string;
   summary: string;
   tags: string[];
-  /** Requires a valid access token (401 otherwise, before any validation). */
-  auth?: boolean;
   request?: S;
   responses: Record<number, { description: string; schema?: ZodType; contentType?: string }>;
   /** Middleware run before validation (rate limits, ...). */
   before?: Middleware<AppState, AppContextExtras>[];
 }
 
-export type Handler<S extends RequestSchemas> = (ctx: AppContext, input: Parsed<S>) => Promise<void> | void;
+/** What every handler gets beside Koa's context: the request as validated, and where to read and write rows. */
+export type PublicRequest<S extends RequestSchemas> = Parsed<S> & {
+  /** The request's own fork of the EntityManager (MikroORM's RequestContext, opened in api/app.ts). */
+  em: EntityManager;
+};
+
+/** What the handler of an authenticated route gets besides: its caller, for CASL checks and scoping (`auth`) and for commands (`actor`). */
+export type AuthedRequest<S extends RequestSchemas> = PublicRequest<S> & {
+  auth: AuthContext;
+  actor: Actor;
+};
+
+export type Handler<R> = (ctx: HandlerContext, request: R) => Promise<void> | void;
+
+/** Runs first (so a 401 comes before any validation), and gives what answers the validated request. */
+type Respond<S extends RequestSchemas> = (ctx: AppContext) => (request: PublicRequest<S>) => Promise<void> | void;
 
 const BODY_METHODS = new Set<Method>(['post', 'put', 'patch']);
 
@@ -41,13 +58,30 @@ function hasBody(ctx: AppContext): boolean {
 export class ApiRouter {
   readonly router = new Router<AppState, AppContextExtras>({ prefix: '/api' });
 
-  constructor(readonly registry: OpenAPIRegistry) {}
+  constructor(
+    readonly registry: OpenAPIRegistry,
+    private readonly orm: Orm,
+  ) {}
 
-  route<S extends RequestSchemas>(spec: RouteSpec<S>, handler: Handler<S>): void {
+  /** A route for a caller with a valid access token (401 otherwise); its handler gets the caller, typed. */
+  route<S extends RequestSchemas>(spec: RouteSpec<S>, handler: Handler<AuthedRequest<S>>): void {
+    this.add(spec, true, (ctx) => {
+      const auth = requireAuth(ctx);
+      const actor = actorOf(ctx, auth);
+      return (request) => handler(ctx, { ...request, auth, actor });
+    });
+  }
+
+  /** A route open to anyone (health, login, ...): its handler has no caller to read. */
+  publicRoute<S extends RequestSchemas>(spec: RouteSpec<S>, handler: Handler<PublicRequest<S>>): void {
+    this.add(spec, false, (ctx) => (request) => handler(ctx, request));
+  }
+
+  private add<S extends RequestSchemas>(spec: RouteSpec<S>, authenticated: boolean, respond: Respond<S>): void {
     const schemas = (spec.request ?? {}) as S;
-    this.register(spec, schemas);
+    this.register(spec, schemas, authenticated);
     const run: Middleware<AppState, AppContextExtras> = async (ctx) => {
-      if (spec.auth) requireAuth(ctx);
+      const answer = respond(ctx);
       if (schemas.body && BODY_METHODS.has(spec.method) && hasBody(ctx) && !ctx.is('application/json')) {
         throw new AppError(415, 'unsupported_media_type', 'Send the body as application/json');
       }
@@ -63,7 +97,8 @@ export class ApiRouter {
         throw error;
       }
       ctx.input = input;
-      await handler(ctx, input);
+      // Outside any transaction the ORM's context is the request's fork, so this is that fork.
+      await answer({ ...input, em: this.orm.em.getContext() });
     };
     const chain = [...(spec.before ?? []), run];
     const pattern = { path: `/api${spec.path}` };
@@ -77,7 +112,7 @@ export class ApiRouter {
     this.router[spec.method](spec.path, gate);
   }
 
-  private register<S extends RequestSchemas>(spec: RouteSpec<S>, schemas: S): void {
+  private register<S extends RequestSchemas>(spec: RouteSpec<S>, schemas: S, authenticated: boolean): void {
     const responses: Record<string, unknown> = {};
     for (const [status, response] of Object.entries(spec.responses)) {
       // An error a route names (a 409 with its code, say) has the error body like any other.
@@ -93,7 +128,7 @@ export class ApiRouter {
       path: `/api${spec.path.replace(/:(\w+)/g, '{$1}')}`,
       summary: spec.summary,
       tags: spec.tags,
-      security: spec.auth ? [{ bearerAuth: [] }] : undefined,
+      security: authenticated ? [{ bearerAuth: [] }] : undefined,
       request: {
         ...(schemas.params ? { params: schemas.params as never } : {}),
         ...(schemas.query ? { query: schemas.query as never } : {}),

@@ -38,17 +38,17 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   // anything before it in X-Forwarded-For was written by the client.
   app.maxIpsCount = 1;
 
-  const api = new ApiRouter(createRegistry());
+  const api = new ApiRouter(createRegistry(), deps.orm);
   healthRoutes(api, deps);
   authRoutes(api, deps);
   userRoutes(api, deps);
-  auditRoutes(api, deps);
+  auditRoutes(api);
   serverRoutes(api, deps);
   agentRoutes(api, deps);
   executionRoutes(api, deps);
   masterRoutes(api, deps);
-  toolRoutes(api, deps);
-  toolPermissionRoutes(api, deps);
+  toolRoutes(api);
+  toolPermissionRoutes(api);
   serverToolRoutes(api, deps);
   taskRoutes(api, deps);
 

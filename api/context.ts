@@ -1,13 +1,14 @@
-import type { DefaultContext, DefaultState, ParameterizedContext } from 'koa';
+import type { DefaultContext, ParameterizedContext } from 'koa';
 import type { Logger } from '../lib/logger';
-import type { AuthContext } from './auth/authenticate';
+import type { AuthState } from './auth/authenticate';
 
-export interface AppState extends DefaultState {
+/** What the request logger leaves on every request's state. */
+export interface RequestState {
   requestId: string;
   log: Logger;
-  /** Set by the auth middleware when a valid, unrevoked access token came with the request. */
-  auth?: AuthContext;
 }
+
+export interface AppState extends AuthState, RequestState {}
 
 export interface AppContextExtras extends DefaultContext {
   /** Filled by `validate()`: the parsed, typed request. Handlers never read ctx.request.body. */
@@ -15,3 +16,10 @@ export interface AppContextExtras extends DefaultContext {
 }
 
 export type AppContext = ParameterizedContext<AppState, AppContextExtras>;
+
+/**
+ * Koa's context as a route handler sees it (api/api-router.ts): the request and the response,
+ * without the state the middleware left; the caller comes to an authenticated handler as its
+ * typed `auth`, so a public handler has none to read.
+ */
+export type HandlerContext = ParameterizedContext<RequestState, AppContextExtras>;

@@ -1,8 +1,7 @@
-import type { Middleware } from 'koa';
+import type { DefaultState, Middleware, ParameterizedContext } from 'koa';
 import jwt from 'jsonwebtoken';
 import koaJwt from 'koa-jwt';
 import type { AppDeps } from '../deps';
-import type { AppContext } from '../context';
 import { AppError } from '../../domain/errors';
 import { UserRole } from '../../entities';
 import type { SessionEndReason } from '../../domain/events';
@@ -20,6 +19,12 @@ export interface AuthContext {
   /** When the access token expires (epoch ms): a socket or stream opened with it ends then. */
   tokenExpiresAt: number;
   ability: AppAbility;
+}
+
+/** What authentication leaves on `ctx.state` (api/context.ts makes it part of every request's state). */
+export interface AuthState extends DefaultState {
+  /** Set when a valid, unrevoked access token came with the request. */
+  auth?: AuthContext;
 }
 
 interface PrincipalRow {
@@ -75,7 +80,7 @@ export async function authenticateToken(deps: Pick<AppDeps, 'config' | 'orm'>, t
  * was not logged out or revoked, and takes the user's *current* role and organisation, so a
  * role change or a deleted user applies on the next request.
  */
-export function authenticate(deps: Pick<AppDeps, 'config' | 'orm'>): Middleware<AppContext['state'], AppContext>[] {
+export function authenticate(deps: Pick<AppDeps, 'config' | 'orm'>): Middleware<AuthState>[] {
   const verify = koaJwt({
     // A KeyObject, which jsonwebtoken takes as it is (koa-jwt's types predate them).
     secret: accessKey(deps.config) as unknown as Buffer,
@@ -90,9 +95,9 @@ export function authenticate(deps: Pick<AppDeps, 'config' | 'orm'>): Middleware<
       ctx.state.principalRow = row;
       return false;
     },
-  }) as unknown as Middleware<AppContext['state'], AppContext>;
+  }) as unknown as Middleware<AuthState>;
 
-  const buildAbility: Middleware<AppContext['state'], AppContext> = async (ctx, next) => {
+  const buildAbility: Middleware<AuthState> = async (ctx, next) => {
     const row = ctx.state.principalRow as PrincipalRow | undefined;
     const claims = ctx.state.jwt as AccessClaims | undefined;
     if (row && claims) ctx.state.auth = toAuthContext(row, claims);
@@ -102,7 +107,7 @@ export function authenticate(deps: Pick<AppDeps, 'config' | 'orm'>): Middleware<
 }
 
 /** Thrown by routes that need a caller when there is none; says why in the code. */
-export function requireAuth(ctx: AppContext): AuthContext {
+export function requireAuth(ctx: ParameterizedContext<AuthState>): AuthContext {
   if (ctx.state.auth) return ctx.state.auth;
   const original = ctx.state.jwtOriginalError as Error | undefined;
   const headers = { 'WWW-Authenticate': 'Bearer' };

@@ -3,6 +3,7 @@ import { ServerTool, ServerToolStatus } from '../../entities';
 import type { ServerToolPayload } from '../../domain/events';
 import { BUSY_STATUSES, SETTLED_STATUSES } from '../../domain/tools/install-state';
 import type { AppContext } from '../context';
+import type { AuthContext } from '../auth/authenticate';
 import type { AppDeps } from '../deps';
 import { openEventStream } from './sse';
 
@@ -62,8 +63,8 @@ export class ServerToolFollower {
     this.unsubscribe();
   }
 
-  async stream(ctx: AppContext, start: ToolStreamStart): Promise<void> {
-    const out = openEventStream(ctx, this.deps, 'mcp-fleet server tool', () => {
+  async stream(ctx: AppContext, auth: AuthContext, start: ToolStreamStart): Promise<void> {
+    const out = openEventStream(ctx, this.deps, auth, 'mcp-fleet server tool', () => {
       this.unsubscribe();
       this.stopTimer();
     });
@@ -77,7 +78,7 @@ export class ServerToolFollower {
       else if (changing && SETTLED_STATUSES.includes(payload.status as ServerToolStatus)) out.end();
     };
     if (start.started) out.send('started', start.started);
-    const current = await currentToolState(this.deps.orm.em as EntityManager, this.serverId, this.tool);
+    const current = await currentToolState(this.deps.orm.em, this.serverId, this.tool);
     // The state as the row holds it, unless events came in meanwhile: those are newer.
     if (!this.buffered.length) write(current);
     this.sink = write;
@@ -90,7 +91,7 @@ export class ServerToolFollower {
       void running()
         .then(async (stillRunning) => {
           if (stillRunning || out.ended) return;
-          const final = await currentToolState(this.deps.orm.em as EntityManager, this.serverId, this.tool);
+          const final = await currentToolState(this.deps.orm.em, this.serverId, this.tool);
           if (!last || last.status !== final.status || last.version !== final.version || last.error !== final.error) out.send('status', final);
           out.end();
         })

@@ -1,5 +1,4 @@
 import type http from 'node:http';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { subject } from '@casl/ability';
 import { Server, type Socket } from 'socket.io';
 import { Agent, McpServer, Task } from '../../entities';
@@ -113,7 +112,7 @@ export function attachSocketServer(server: http.Server, deps: AppDeps & { events
         if (typeof id !== 'string' || !UUID.test(id)) return refuse(ack, 'validation_failed', `${idField} must be a uuid`);
         const auth = socket.data.auth;
         join(ack, room[kind](id), async () => {
-          const found = await (deps.orm.em.fork() as EntityManager).findOne(entity as typeof Agent, { id, organization: auth.organizationId, ...('where' in rest ? rest.where : {}) });
+          const found = await deps.orm.em.fork().findOne(entity as typeof Agent, { id, organization: auth.organizationId, ...('where' in rest ? rest.where : {}) });
           return !!found && auth.ability.can('read', found);
         }, `${label} not found`);
       });

@@ -3,6 +3,7 @@ import { Execution, ExecutionStatus, FINAL_EXECUTION_STATUSES } from '../../enti
 import { eventsAfter, finalEventSeq } from '../../domain/runs/execution-log';
 import type { AgentExecutionPayload } from '../../domain/events';
 import type { AppContext } from '../context';
+import type { AuthContext } from '../auth/authenticate';
 import type { AppDeps } from '../deps';
 import { watchSession } from './session-watch';
 
@@ -27,7 +28,7 @@ export interface EventStream {
  * deleted, role changed, token expired: announced as a `session_ended` event first). `onEnd`
  * runs once, however the stream ends, to let go of what feeds it.
  */
-export function openEventStream(ctx: AppContext, deps: AppDeps, name: string, onEnd: () => void): EventStream {
+export function openEventStream(ctx: AppContext, deps: AppDeps, auth: AuthContext, name: string, onEnd: () => void): EventStream {
   const stream = new PassThrough();
   ctx.req.socket.setTimeout(0);
   ctx.req.socket.setNoDelay(true);
@@ -52,7 +53,7 @@ export function openEventStream(ctx: AppContext, deps: AppDeps, name: string, on
   };
   ctx.req.on('close', end);
   stream.write(`: ${name}\n\n`);
-  stopWatching = watchSession(deps, ctx.state.auth!, (reason) => {
+  stopWatching = watchSession(deps, auth, (reason) => {
     send('session_ended', { reason });
     end();
   });
@@ -74,7 +75,7 @@ export function openEventStream(ctx: AppContext, deps: AppDeps, name: string, on
  * reconnects by itself whenever a stream closes, and a 204 is what makes it stop; a stream
  * kept open with keep-alives instead would hold a connection per finished run forever.
  */
-export async function streamExecution(ctx: AppContext, deps: AppDeps, executionId: string, after: number): Promise<void> {
+export async function streamExecution(ctx: AppContext, deps: AppDeps, auth: AuthContext, executionId: string, after: number): Promise<void> {
   const end = await finalEventSeq(deps.orm.em, executionId);
   if (end !== undefined && end <= after) {
     ctx.status = 204;
@@ -84,7 +85,7 @@ export async function streamExecution(ctx: AppContext, deps: AppDeps, executionI
   let backlogDone = false;
   const pending: AgentExecutionPayload[] = [];
   let unsubscribe = () => undefined as unknown;
-  const out = openEventStream(ctx, deps, 'mcp-fleet execution events', () => unsubscribe());
+  const out = openEventStream(ctx, deps, auth, 'mcp-fleet execution events', () => unsubscribe());
   const write = (payload: AgentExecutionPayload) => {
     if (out.ended || payload.seq <= last) return;
     if (payload.seq !== last + 1 && backlogDone) {

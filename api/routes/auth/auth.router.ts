@@ -1,39 +1,25 @@
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { User } from '../../../entities';
 import type { ApiRouter } from '../../api-router';
 import { packAbility } from '../../auth/abilities';
 import { login, logout, refresh, register, type AuthResult } from '../../auth/auth.service';
 import { requestMeta } from '../../actor';
-import type { AppContext } from '../../context';
+import type { HandlerContext } from '../../context';
 import type { AppDeps } from '../../deps';
-import { presentOrganization, presentUser } from '../../presenters';
+import { presentUser } from '../users/users.presenters';
+import { presentAuthResult, presentOrganization } from './auth.presenters';
 import { AuthResponse, LoginBody, MeResponse, RefreshBody, RegisterBody } from './auth.schemas';
 import { rateLimit } from '../../rate-limit';
 
-function em(deps: AppDeps): EntityManager {
-  return deps.orm.em as EntityManager;
-}
-
-function present(result: AuthResult) {
-  return {
-    user: presentUser(result.user),
-    organization: presentOrganization(result.organization),
-    accessToken: result.accessToken,
-    refreshToken: result.refreshToken,
-    expiresIn: result.expiresIn,
-  };
-}
-
 /** Answers with a token pair, which browsers and proxies must not cache. */
-function sendTokens(ctx: AppContext, result: AuthResult, status = 200): void {
+function sendTokens(ctx: HandlerContext, result: AuthResult, status = 200): void {
   ctx.set('Cache-Control', 'no-store');
   ctx.status = status;
-  ctx.body = present(result);
+  ctx.body = presentAuthResult(result);
 }
 
 export function authRoutes(api: ApiRouter, deps: AppDeps): void {
   const tags = ['auth'];
-  api.route(
+  api.publicRoute(
     {
       method: 'post',
       path: '/auth/register',
@@ -43,12 +29,12 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
       before: [rateLimit(deps, 'register')],
       responses: { 201: { description: 'Registered and logged in', schema: AuthResponse }, 409: { description: 'email_taken' } },
     },
-    async (ctx, { body }) => {
-      sendTokens(ctx, await register(em(deps), deps.config, body, requestMeta(ctx)), 201);
+    async (ctx, { body, em }) => {
+      sendTokens(ctx, await register(em, deps.config, body, requestMeta(ctx)), 201);
     },
   );
 
-  api.route(
+  api.publicRoute(
     {
       method: 'post',
       path: '/auth/login',
@@ -61,12 +47,12 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
         429: { description: 'too_many_attempts: within 15 minutes, 5 failures for this email from this IP, 20 from this IP, or 100 for this email; see Retry-After' },
       },
     },
-    async (ctx, { body }) => {
-      sendTokens(ctx, await login(em(deps), deps.config, body, requestMeta(ctx)));
+    async (ctx, { body, em }) => {
+      sendTokens(ctx, await login(em, deps.config, body, requestMeta(ctx)));
     },
   );
 
-  api.route(
+  api.publicRoute(
     {
       method: 'post',
       path: '/auth/refresh',
@@ -79,12 +65,12 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
         401: { description: 'invalid_refresh_token, refresh_expired, session_revoked, or refresh_reused (the whole login is revoked)' },
       },
     },
-    async (ctx, { body }) => {
-      sendTokens(ctx, await refresh(em(deps), deps.config, body.refreshToken, requestMeta(ctx)));
+    async (ctx, { body, em }) => {
+      sendTokens(ctx, await refresh(em, deps.config, body.refreshToken, requestMeta(ctx)));
     },
   );
 
-  api.route(
+  api.publicRoute(
     {
       method: 'post',
       path: '/auth/logout',
@@ -94,8 +80,8 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
       before: [rateLimit(deps, 'logout')],
       responses: { 204: { description: 'Logged out (also when the token was unknown)' } },
     },
-    async (ctx, { body }) => {
-      await logout(em(deps), deps.config, body.refreshToken, requestMeta(ctx));
+    async (ctx, { body, em }) => {
+      await logout(em, deps.config, body.refreshToken, requestMeta(ctx));
       ctx.status = 204;
     },
   );
@@ -106,12 +92,10 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/auth/me',
       summary: 'The caller, their organisation and their packed CASL rules',
       tags,
-      auth: true,
       responses: { 200: { description: 'The caller', schema: MeResponse } },
     },
-    async (ctx) => {
-      const auth = ctx.state.auth!;
-      const user = await em(deps).findOneOrFail(User, { id: auth.userId, organization: auth.organizationId }, { populate: ['organization'] });
+    async (ctx, { em, auth }) => {
+      const user = await em.findOneOrFail(User, { id: auth.userId, organization: auth.organizationId }, { populate: ['organization'] });
       ctx.body = { user: presentUser(user), organization: presentOrganization(user.organization), rules: packAbility(auth.ability) };
     },
   );

@@ -11,7 +11,7 @@ function reason(error: unknown): string {
 }
 
 export function healthRoutes(api: ApiRouter, deps: AppDeps): void {
-  api.route(
+  api.publicRoute(
     {
       method: 'get',
       path: '/health',
@@ -22,9 +22,9 @@ export function healthRoutes(api: ApiRouter, deps: AppDeps): void {
         503: { description: 'A part is failing; `errors` names it', schema: HealthResponse },
       },
     },
-    async (ctx) => {
+    async (ctx, { em }) => {
       const [db, temporal] = await Promise.allSettled([
-        waitAtMost(deps.orm.em.getConnection().execute('select 1'), CHECK_TIMEOUT_MS, () => new Error(`PostgreSQL did not answer within ${CHECK_TIMEOUT_MS} ms`)),
+        waitAtMost(em.getConnection().execute('select 1'), CHECK_TIMEOUT_MS, () => new Error(`PostgreSQL did not answer within ${CHECK_TIMEOUT_MS} ms`)),
         waitAtMost(checkTemporal(deps.temporal.connection, deps.config.temporal.namespace, CHECK_TIMEOUT_MS), CHECK_TIMEOUT_MS, () => new Error(`Temporal did not answer within ${CHECK_TIMEOUT_MS} ms`)),
       ]);
       const errors: Record<string, string> = {};

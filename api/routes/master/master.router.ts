@@ -7,13 +7,13 @@ import { AppError, fieldError } from '../../../domain/errors';
 import { startExecution } from '../../../domain/runs/start-execution';
 import { executionOutcome } from '../../../domain/temporal';
 import type { ApiRouter } from '../../api-router';
-import { actorOf } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
+import { loadServer } from '../../loaders';
 import { waitAtMost } from '../../wait';
-import { presentAgent } from '../../presenters';
 import { zodDetails } from '../../validate';
 import { z } from '../../zod';
+import { presentAgent } from '../agents/agents.presenters';
 import { AgentOut } from '../agents/agents.schemas';
 import { streamExecution } from '../../realtime/sse';
 import { AGENT_SPEC_JSON_SCHEMA, AgentSpec, CreateAgentViaMasterBody, MasterExecuteBody } from './master.schemas';
@@ -23,11 +23,7 @@ const SPEC_WAIT_MS = 120_000;
 
 /** The server named, or the organisation's only one. */
 async function resolveServer(em: EntityManager, auth: AuthContext, serverId: string | undefined): Promise<McpServer> {
-  if (serverId) {
-    const server = await em.findOne(McpServer, { id: serverId, organization: auth.organizationId });
-    if (!server) throw AppError.notFound('Server');
-    return server;
-  }
+  if (serverId) return loadServer(em, auth, serverId);
   const servers = await em.find(McpServer, { organization: auth.organizationId }, { limit: 2 });
   if (servers.length !== 1) throw fieldError('body.serverId', servers.length ? 'required: your organisation has several servers' : 'your organisation has no server', 'required');
   return servers[0]!;
@@ -45,7 +41,6 @@ async function specifiedAgent(em: EntityManager, executionId: string): Promise<A
 
 export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
   const tags = ['master'];
-  const em = () => deps.orm.em as EntityManager;
 
   api.route(
     {
@@ -53,19 +48,17 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/master/execute',
       summary: "Run a prompt on a server's MASTER agent and stream its events (SSE); serverId may be omitted when the organisation has one server",
       tags,
-      auth: true,
       request: { body: MasterExecuteBody },
       before: [rateLimit(deps, 'execute')],
       responses: { 200: { description: 'text/event-stream of the execution events', contentType: 'text/event-stream', schema: z.string() }, 409: { description: 'no_master, agent_not_active' } },
     },
-    async (ctx, { body }) => {
-      const auth = ctx.state.auth!;
-      const server = await resolveServer(em(), auth, body.serverId);
-      const master = await runnableMasterOf(em(), server.id);
+    async (ctx, { body, em, auth, actor }) => {
+      const server = await resolveServer(em, auth, body.serverId);
+      const master = await runnableMasterOf(em, server.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', master);
-      const execution = await startExecution(deps, actorOf(ctx), { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER });
+      const execution = await startExecution(deps, actor, { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER });
       ctx.set('X-Execution-Id', execution.id);
-      await streamExecution(ctx, deps, execution.id, 0);
+      await streamExecution(ctx, deps, auth, execution.id, 0);
     },
   );
 
@@ -75,7 +68,6 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/master/create-agent',
       summary: 'Ask the MASTER agent for an agent specification and create that agent under it, PENDING_VALIDATION',
       tags,
-      auth: true,
       request: { body: CreateAgentViaMasterBody },
       // It runs the MASTER agent too: an execution as well as a new agent.
       before: [rateLimit(deps, 'create-agent', 'execute')],
@@ -85,18 +77,17 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
         502: { description: 'master_failed: the master agent’s run failed' },
       },
     },
-    async (ctx, { body }) => {
-      const auth = ctx.state.auth!;
-      const server = await resolveServer(em(), auth, body.serverId);
-      const master = await runnableMasterOf(em(), server.id);
+    async (ctx, { body, em, auth, actor }) => {
+      const server = await resolveServer(em, auth, body.serverId);
+      const master = await runnableMasterOf(em, server.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', master);
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent));
-      const execution = await startExecution(deps, actorOf(ctx), { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER, context: { responseSchema: AGENT_SPEC_JSON_SCHEMA } });
+      const execution = await startExecution(deps, actor, { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER, context: { responseSchema: AGENT_SPEC_JSON_SCHEMA } });
       const outcome = await waitAtMost(executionOutcome(deps.temporal, execution.id), SPEC_WAIT_MS, () => new AppError(504, 'master_timeout', `The master agent did not answer within ${SPEC_WAIT_MS / 1000} s`, { executionId: execution.id }));
       if (outcome.status !== 'COMPLETED') throw new AppError(502, 'master_failed', `The master agent's run ${outcome.status}: ${outcome.error ?? 'no details'}`, { executionId: execution.id });
 
-      const spec = await specifiedAgent(em(), execution.id);
-      const agent = await createAgent(em(), actorOf(ctx), { ...spec, server, role: AgentRole[spec.role], supervisorId: master.id, fromExecutionId: execution.id });
+      const spec = await specifiedAgent(em, execution.id);
+      const agent = await createAgent(em, actor, { ...spec, server, role: AgentRole[spec.role], supervisorId: master.id, fromExecutionId: execution.id });
       ctx.status = 201;
       ctx.body = { ...presentAgent(agent), executionId: execution.id };
     },

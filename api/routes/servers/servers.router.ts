@@ -1,5 +1,4 @@
 import { ForbiddenError, subject } from '@casl/ability';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { WorkflowFailedError } from '@temporalio/client';
 import { McpServer, McpTransport, Organization } from '../../../entities';
 import { AppError } from '../../../domain/errors';
@@ -7,28 +6,20 @@ import { createServer, deleteServer, updateServer } from '../../../domain/server
 import { startServerCheck } from '../../../domain/temporal';
 import type { ServerCheckResult } from '../../../workflows/contracts/server-check';
 import type { ApiRouter } from '../../api-router';
-import { actorOf } from '../../actor';
-import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
 import { containing, scopedPage } from '../../list';
+import { loadServer } from '../../loaders';
 import { waitAtMost } from '../../wait';
-import { presentServer } from '../../presenters';
 import { IdParams } from '../common.schemas';
+import { presentServer } from './servers.presenters';
 import { CheckResultOut, CreateServerBody, DeleteServerQuery, ListServersQuery, ServerOut, ServerPage, UpdateServerBody } from './servers.schemas';
 import { rateLimit } from '../../rate-limit';
 
 /** How long the API waits for a test/health workflow before answering 504 (the run goes on). */
 const CHECK_WAIT_MS = 60_000;
 
-export async function loadServer(em: EntityManager, auth: AuthContext, id: string): Promise<McpServer> {
-  const server = await em.findOne(McpServer, { id, organization: auth.organizationId });
-  if (!server) throw AppError.notFound('Server');
-  return server;
-}
-
 export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
   const tags = ['servers'];
-  const em = () => deps.orm.em as EntityManager;
 
   /** A person waits for the check: at most CHECK_WAIT_MS, then 504 while the run goes on. */
   async function runCheck(server: McpServer, reason: 'test' | 'health'): Promise<ServerCheckResult> {
@@ -44,21 +35,19 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
   }
 
   api.route(
-    { method: 'get', path: '/servers', summary: "List the organisation's MCP servers", tags, auth: true, request: { query: ListServersQuery }, responses: { 200: { description: 'A page of servers', schema: ServerPage } } },
-    async (ctx, { query }) => {
-      const auth = ctx.state.auth!;
+    { method: 'get', path: '/servers', summary: "List the organisation's MCP servers", tags, request: { query: ListServersQuery }, responses: { 200: { description: 'A page of servers', schema: ServerPage } } },
+    async (ctx, { query, em, auth }) => {
       const filters: Record<string, unknown>[] = [];
       if (query.status) filters.push({ status: query.status });
       if (query.name) filters.push({ name: { $ilike: containing(query.name) } });
-      ctx.body = await scopedPage(em(), McpServer, auth, 'McpServer', query, filters, presentServer);
+      ctx.body = await scopedPage(em, McpServer, auth, 'McpServer', query, filters, presentServer);
     },
   );
 
   api.route(
-    { method: 'get', path: '/servers/:id', summary: 'One MCP server', tags, auth: true, request: { params: IdParams }, responses: { 200: { description: 'The server', schema: ServerOut } } },
-    async (ctx, { params }) => {
-      const auth = ctx.state.auth!;
-      const server = await loadServer(em(), auth, params.id);
+    { method: 'get', path: '/servers/:id', summary: 'One MCP server', tags, request: { params: IdParams }, responses: { 200: { description: 'The server', schema: ServerOut } } },
+    async (ctx, { params, em, auth }) => {
+      const server = await loadServer(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', server);
       ctx.body = presentServer(server);
     },
@@ -70,15 +59,13 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/servers',
       summary: 'Register an MCP server (ADMIN, MANAGER); the master token is encrypted at rest and never returned',
       tags,
-      auth: true,
       request: { body: CreateServerBody },
       responses: { 201: { description: 'Registered (status UNKNOWN until tested)', schema: ServerOut }, 409: { description: 'name_taken' } },
     },
-    async (ctx, { body }) => {
-      const auth = ctx.state.auth!;
-      const organization = em().getReference(Organization, auth.organizationId);
+    async (ctx, { body, em, auth, actor }) => {
+      const organization = em.getReference(Organization, auth.organizationId);
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('McpServer', { organization } as unknown as McpServer));
-      const server = await createServer(em(), deps.config, actorOf(ctx), { ...body, transport: body.transport as McpTransport });
+      const server = await createServer(em, deps.config, actor, { ...body, transport: body.transport as McpTransport });
       ctx.status = 201;
       ctx.body = presentServer(server);
     },
@@ -90,7 +77,6 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/servers/:id',
       summary: 'Change a server (ADMIN, MANAGER); a url on another origin needs masterToken in the same body; a new url, transport or master token resets its status and its pooled connection',
       tags,
-      auth: true,
       request: { params: IdParams, body: UpdateServerBody },
       responses: {
         200: { description: 'Updated', schema: ServerOut },
@@ -98,12 +84,11 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
         409: { description: 'name_taken' },
       },
     },
-    async (ctx, { params, body }) => {
-      const auth = ctx.state.auth!;
-      const updated = await em().transactional(async (tx) => {
+    async (ctx, { params, body, em, auth, actor }) => {
+      const updated = await em.transactional(async (tx) => {
         const server = await loadServer(tx, auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('update', server);
-        await updateServer(tx, deps.config, actorOf(ctx), server, { ...body, transport: body.transport as McpTransport | undefined });
+        await updateServer(tx, deps.config, actor, server, { ...body, transport: body.transport as McpTransport | undefined });
         // Checked again before the commit, so nobody moves a server out of their own reach.
         ForbiddenError.from(auth.ability).throwUnlessCan('update', server);
         return server;
@@ -118,16 +103,14 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/servers/:id',
       summary: 'Remove a server (ADMIN, MANAGER); 409 while it has agents unless ?force=true',
       tags,
-      auth: true,
       request: { params: IdParams, query: DeleteServerQuery },
       responses: { 204: { description: 'Deleted' }, 409: { description: 'server_has_agents' } },
     },
-    async (ctx, { params, query }) => {
-      const auth = ctx.state.auth!;
-      await em().transactional(async (tx) => {
+    async (ctx, { params, query, em, auth, actor }) => {
+      await em.transactional(async (tx) => {
         const server = await loadServer(tx, auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('delete', server);
-        await deleteServer(tx, actorOf(ctx), server, { force: query.force === 'true' });
+        await deleteServer(tx, actor, server, { force: query.force === 'true' });
       });
       ctx.status = 204;
     },
@@ -143,14 +126,12 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
             ? 'Connection test: a workflow runs initialize + ping + tools/list against the server and the API waits for it (ADMIN, MANAGER)'
             : 'Health check now (the same check the server-health schedule runs every few minutes) (ADMIN, MANAGER)',
         tags,
-        auth: true,
         request: { params: IdParams },
         before: [rateLimit(deps, 'server-test')],
         responses: { 200: { description: 'The check result, also stored on the server', schema: CheckResultOut }, 504: { description: 'check_timeout: no worker answered' } },
       },
-      async (ctx, { params }) => {
-        const auth = ctx.state.auth!;
-        const server = await loadServer(em(), auth, params.id);
+      async (ctx, { params, em, auth }) => {
+        const server = await loadServer(em, auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('test', server);
         ctx.body = await runCheck(server, reason);
       },

@@ -8,15 +8,15 @@ import { cancelTaskRuns, createTask, deleteTask, runTaskNow, setTaskEnabled, upd
 import { countsOf, lastRun, NO_RUNS, runCounts } from '../../../domain/tasks/task-queries';
 import { computedRunTimes, scheduleRunTimes } from '../../../domain/tasks/task-schedule';
 import type { ApiRouter } from '../../api-router';
-import { actorOf } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
 import { containing, scopedPage } from '../../list';
-import { presentExecution } from '../../presenters';
+import { loadTask } from '../../loaders';
 import { rateLimit } from '../../rate-limit';
 import { streamExecution, wantsEventStream } from '../../realtime/sse';
 import { IdParams } from '../common.schemas';
-import { presentTask } from './tasks.presenter';
+import { presentExecution } from '../executions/executions.presenters';
+import { presentTask } from './tasks.presenters';
 import {
   CancelTaskBody,
   CreateTaskBody,
@@ -33,13 +33,6 @@ import {
   TaskStartedOut,
   UpdateTaskBody,
 } from './tasks.schemas';
-
-/** The caller's organisation's task, not deleted, with its agent and the agent's server; 404 otherwise. */
-export async function loadTask(em: EntityManager, auth: AuthContext, id: string): Promise<Task> {
-  const task = await em.findOne(Task, { id, organization: auth.organizationId, deletedAt: null }, { populate: ['agent', 'agent.server'] });
-  if (!task) throw AppError.notFound('Task');
-  return task;
-}
 
 async function loadAgentRef(em: EntityManager, auth: AuthContext, agentId: string | null | undefined): Promise<Agent | null | undefined> {
   if (agentId === undefined || agentId === null) return agentId;
@@ -62,18 +55,16 @@ async function taskFields(em: EntityManager, auth: AuthContext, body: Body): Pro
 
 export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
   const tags = ['tasks'];
-  const em = () => deps.orm.em as EntityManager;
 
-  async function present(task: Task, detail = false) {
-    const counts = countsOf(await runCounts(em(), [task.id]), task.id);
+  async function present(em: EntityManager, task: Task, detail = false) {
+    const counts = countsOf(await runCounts(em, [task.id]), task.id);
     const nextRunTimes = detail ? await scheduleRunTimes(deps.temporal, task) : computedRunTimes(task);
-    return { ...presentTask(task, counts, nextRunTimes), ...(detail ? { lastRun: await lastRun(em(), task).then((e) => (e ? presentExecution(e) : null)) } : {}) };
+    return { ...presentTask(task, counts, nextRunTimes), ...(detail ? { lastRun: await lastRun(em, task).then((e) => (e ? presentExecution(e) : null)) } : {}) };
   }
 
   api.route(
-    { method: 'get', path: '/tasks', summary: "List the organisation's tasks", tags, auth: true, request: { query: ListTasksQuery }, responses: { 200: { description: 'A page of tasks', schema: TaskPage } } },
-    async (ctx, { query }) => {
-      const auth = ctx.state.auth!;
+    { method: 'get', path: '/tasks', summary: "List the organisation's tasks", tags, request: { query: ListTasksQuery }, responses: { 200: { description: 'A page of tasks', schema: TaskPage } } },
+    async (ctx, { query, em, auth }) => {
       const filters: Record<string, unknown>[] = [{ deletedAt: null }];
       if (query.kind) filters.push({ kind: query.kind });
       if (query.executionMode) filters.push({ executionMode: query.executionMode });
@@ -81,9 +72,9 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       if (query.enabled) filters.push({ enabled: query.enabled === 'true' });
       if (query.agentId) filters.push({ agent: query.agentId });
       if (query.text) filters.push({ $or: [{ title: { $ilike: containing(query.text) } }, { description: { $ilike: containing(query.text) } }] });
-      const page = await scopedPage(em(), Task, auth, 'Task', query, filters, (task: Task) => task);
+      const page = await scopedPage(em, Task, auth, 'Task', query, filters, (task: Task) => task);
       // The agents (for agentProblem) and the run counts, side by side: both need only the page.
-      const [counts] = await Promise.all([runCounts(em(), page.items.map((t) => t.id)), em().populate(page.items, ['agent'])]);
+      const [counts] = await Promise.all([runCounts(em, page.items.map((t) => t.id)), em.populate(page.items, ['agent'])]);
       ctx.body = { items: page.items.map((task) => presentTask(task, countsOf(counts, task.id), computedRunTimes(task))), nextCursor: page.nextCursor };
     },
   );
@@ -94,17 +85,15 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/tasks',
       summary: 'Create a task (ADMIN, MANAGER, OPERATOR): run now, once at scheduledAt, or on a cron in a time zone (a Temporal Schedule task-<id>)',
       tags,
-      auth: true,
       request: { body: CreateTaskBody },
       before: [rateLimit(deps, 'save-task')],
       responses: { 201: { description: 'Created', schema: TaskOut }, 503: { description: 'temporal_unavailable: the schedule could not be created; nothing was saved' } },
     },
-    async (ctx, { body }) => {
-      const auth = ctx.state.auth!;
-      const draft = { organization: em().getReference(Organization, auth.organizationId) };
+    async (ctx, { body, em, auth, actor }) => {
+      const draft = { organization: em.getReference(Organization, auth.organizationId) };
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('Task', draft as unknown as Task));
-      const fields = await taskFields(em(), auth, body);
-      const task = await em().transactional((tx) => createTask(tx, deps.temporal, actorOf(ctx), { agent: null, ...fields } as TaskFields, deps.config.tasks));
+      const fields = await taskFields(em, auth, body);
+      const task = await em.transactional((tx) => createTask(tx, deps.temporal, actor, { agent: null, ...fields } as TaskFields, deps.config.tasks));
       ctx.status = 201;
       ctx.set('Location', `/api/tasks/${task.id}`);
       ctx.body = presentTask(task, NO_RUNS, computedRunTimes(task));
@@ -117,7 +106,6 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/tasks/preview-schedule',
       summary: 'The next occurrences of a cron expression in a time zone, or a 400 naming what is wrong with it',
       tags,
-      auth: true,
       request: { body: PreviewScheduleBody },
       responses: { 200: { description: 'The next occurrences', schema: PreviewScheduleOut } },
     },
@@ -135,12 +123,11 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
   );
 
   api.route(
-    { method: 'get', path: '/tasks/:id', summary: 'One task, with the next 5 occurrences from its schedule, its last run and its counts', tags, auth: true, request: { params: IdParams }, responses: { 200: { description: 'The task', schema: TaskDetailOut } } },
-    async (ctx, { params }) => {
-      const auth = ctx.state.auth!;
-      const task = await loadTask(em(), auth, params.id);
+    { method: 'get', path: '/tasks/:id', summary: 'One task, with the next 5 occurrences from its schedule, its last run and its counts', tags, request: { params: IdParams }, responses: { 200: { description: 'The task', schema: TaskDetailOut } } },
+    async (ctx, { params, em, auth }) => {
+      const task = await loadTask(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', task);
-      ctx.body = await present(task, true);
+      ctx.body = await present(em, task, true);
     },
   );
 
@@ -150,19 +137,17 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/tasks/:id',
       summary: 'Change a task (ADMIN, MANAGER, OPERATOR); its schedule follows (spec, zone, paused with enabled)',
       tags,
-      auth: true,
       request: { params: IdParams, body: UpdateTaskBody },
       before: [rateLimit(deps, 'save-task')],
       responses: { 200: { description: 'Updated', schema: TaskOut }, 503: { description: 'temporal_unavailable: nothing was changed' } },
     },
-    async (ctx, { params, body }) => {
-      const auth = ctx.state.auth!;
-      const task = await em().transactional(async (tx) => {
+    async (ctx, { params, body, em, auth, actor }) => {
+      const task = await em.transactional(async (tx) => {
         const found = await loadTask(tx, auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('update', found);
-        return updateTask(tx, deps.temporal, actorOf(ctx), found, await taskFields(tx, auth, body), deps.config.tasks);
+        return updateTask(tx, deps.temporal, actor, found, await taskFields(tx, auth, body), deps.config.tasks);
       });
-      ctx.body = await present(task);
+      ctx.body = await present(em, task);
     },
   );
 
@@ -173,18 +158,16 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
         path: `/tasks/:id/${path}`,
         summary: enabled ? 'Enable a task (ADMIN, MANAGER, OPERATOR): its schedule resumes' : 'Disable a task (ADMIN, MANAGER, OPERATOR): its schedule pauses; runs already going go on',
         tags,
-        auth: true,
         request: { params: IdParams },
         responses: { 200: { description: enabled ? 'Enabled' : 'Disabled', schema: TaskOut } },
       },
-      async (ctx, { params }) => {
-        const auth = ctx.state.auth!;
-        const task = await em().transactional(async (tx) => {
+      async (ctx, { params, em, auth, actor }) => {
+        const task = await em.transactional(async (tx) => {
           const found = await loadTask(tx, auth, params.id);
           ForbiddenError.from(auth.ability).throwUnlessCan('update', found);
-          return setTaskEnabled(tx, deps.temporal, actorOf(ctx), found, enabled, deps.config.tasks);
+          return setTaskEnabled(tx, deps.temporal, actor, found, enabled, deps.config.tasks);
         });
-        ctx.body = await present(task);
+        ctx.body = await present(em, task);
       },
     );
   }
@@ -195,14 +178,11 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/tasks/:id',
       summary: 'Delete a task (ADMIN, MANAGER, OPERATOR) and its schedule; 409 while runs are not ended unless ?force=true (they are cancelled); its runs stay under /api/executions?taskId=',
       tags,
-      auth: true,
       request: { params: IdParams, query: DeleteTaskQuery },
       responses: { 204: { description: 'Deleted' }, 409: { description: 'task_running' } },
     },
-    async (ctx, { params, query }) => {
-      const auth = ctx.state.auth!;
-      const actor = actorOf(ctx);
-      const task = await em().transactional(async (tx) => {
+    async (ctx, { params, query, em, auth, actor }) => {
+      const task = await em.transactional(async (tx) => {
         const found = await loadTask(tx, auth, params.id);
         ForbiddenError.from(auth.ability).throwUnlessCan('delete', found);
         await deleteTask(tx, deps.temporal, actor, found, query.force === 'true');
@@ -220,7 +200,6 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       summary:
         "Run a task now (ADMIN, MANAGER, OPERATOR), under its overlap policy, decided before the answer: 202 {executionId, workflowId, status} with Location: /api/executions/<executionId> (the run exists when the answer leaves), or with Accept: text/event-stream the run's events as SSE until it ends",
       tags,
-      auth: true,
       request: { params: IdParams },
       before: [rateLimit(deps, 'execute')],
       responses: {
@@ -229,12 +208,11 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
         503: { description: 'temporal_unavailable: the run could not be started; it is recorded FAILED' },
       },
     },
-    async (ctx, { params }) => {
-      const auth = ctx.state.auth!;
-      const task = await loadTask(em(), auth, params.id);
+    async (ctx, { params, em, auth, actor }) => {
+      const task = await loadTask(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', task);
-      const started = await runTaskNow(deps, actorOf(ctx), task);
-      if (wantsEventStream(ctx)) return streamExecution(ctx, deps, started.executionId, 0);
+      const started = await runTaskNow(deps, actor, task);
+      if (wantsEventStream(ctx)) return streamExecution(ctx, deps, auth, started.executionId, 0);
       ctx.status = 202;
       ctx.set('Location', `/api/executions/${started.executionId}`);
       ctx.body = started;
@@ -247,16 +225,14 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/tasks/:id/cancel',
       summary: "Cancel the task's runs not ended (ADMIN, MANAGER, OPERATOR), or with {executionId} that one: the host gets notifications/cancelled; queued and waiting runs never start",
       tags,
-      auth: true,
       request: { params: IdParams, body: CancelTaskBody },
       responses: { 202: { description: 'Cancellation requested', schema: TaskCancelledOut }, 409: { description: 'already_finished (with executionId)' } },
     },
-    async (ctx, { params, body }) => {
-      const auth = ctx.state.auth!;
-      const task = await loadTask(em(), auth, params.id);
+    async (ctx, { params, body, em, auth, actor }) => {
+      const task = await loadTask(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', task);
       ctx.status = 202;
-      ctx.body = { cancelled: await cancelTaskRuns(deps, actorOf(ctx), task, body.executionId) };
+      ctx.body = { cancelled: await cancelTaskRuns(deps, actor, task, body.executionId) };
     },
   );
 
@@ -266,20 +242,18 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/tasks/:id/executions',
       summary: "The task's runs, newest first, skipped occurrences included (status SKIPPED, error = the reason)",
       tags,
-      auth: true,
       request: { params: IdParams, query: TaskExecutionsQuery },
       responses: { 200: { description: 'A page of runs', schema: TaskRunPage } },
     },
-    async (ctx, { params, query }) => {
-      const auth = ctx.state.auth!;
-      const task = await loadTask(em(), auth, params.id);
+    async (ctx, { params, query, em, auth }) => {
+      const task = await loadTask(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', task);
       const filters: Record<string, unknown>[] = [{ task: task.id }];
       if (query.status) filters.push({ status: query.status });
       if (query.trigger) filters.push({ trigger: query.trigger });
       if (query.from) filters.push({ createdAt: { $gte: new Date(query.from) } });
       if (query.to) filters.push({ createdAt: { $lt: new Date(query.to) } });
-      ctx.body = await scopedPage(em(), Execution, auth, 'Execution', query, filters, (e: Execution) => presentExecution(e));
+      ctx.body = await scopedPage(em, Execution, auth, 'Execution', query, filters, (e: Execution) => presentExecution(e));
     },
   );
 }

@@ -4,10 +4,8 @@ import { type Agent, AgentRole, AgentToolPermission } from '../../../entities';
 import { availableGrants } from '../../../domain/tools/allowed-tools';
 import { setAgentPermissions } from '../../../domain/tools/permission-commands';
 import type { ApiRouter } from '../../api-router';
-import { actorOf } from '../../actor';
 import type { AuthContext } from '../../auth/authenticate';
-import type { AppDeps } from '../../deps';
-import { loadAgent } from '../agents/agents.router';
+import { loadAgent } from '../../loaders';
 import { presentPermission } from './tools.presenters';
 import { AgentParams, AgentPermissionsOut, SetPermissionsBody, SetPermissionsOut } from './permissions.schemas';
 
@@ -35,9 +33,8 @@ async function loadForPermissions(em: EntityManager, auth: AuthContext, agentId:
   return agent;
 }
 
-export function toolPermissionRoutes(api: ApiRouter, deps: AppDeps): void {
+export function toolPermissionRoutes(api: ApiRouter): void {
   const tags = ['tools'];
-  const em = () => deps.orm.em as EntityManager;
 
   api.route(
     {
@@ -45,13 +42,12 @@ export function toolPermissionRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/tools/agent/:agentId/permissions',
       summary: "An agent's tool permissions, each active or pending the tool's install on the agent's server",
       tags,
-      auth: true,
       request: { params: AgentParams },
       responses: { 200: { description: 'The permissions', schema: AgentPermissionsOut } },
     },
-    async (ctx, { params }) => {
-      const agent = await loadForPermissions(em(), ctx.state.auth!, params.agentId, 'read');
-      ctx.body = await presentPermissions(em(), agent);
+    async (ctx, { params, em, auth }) => {
+      const agent = await loadForPermissions(em, auth, params.agentId, 'read');
+      ctx.body = await presentPermissions(em, agent);
     },
   );
 
@@ -63,18 +59,16 @@ export function toolPermissionRoutes(api: ApiRouter, deps: AppDeps): void {
         "Replace an agent's tool permissions (ADMIN, MANAGER). A subordinate never holds a tool or a command its supervisor lacks (400 naming it); " +
         'what this agent loses, its subordinates lose too, in the same transaction. A tool of the host contract is never granted (400 platform_tool)',
       tags,
-      auth: true,
       request: { params: AgentParams, body: SetPermissionsBody },
       responses: { 200: { description: 'The new permissions, and the subordinates trimmed', schema: SetPermissionsOut } },
     },
-    async (ctx, { params, body }) => {
-      const auth = ctx.state.auth!;
-      const { agent, trimmed } = await em().transactional(async (tx) => {
+    async (ctx, { params, body, em, auth, actor }) => {
+      const { agent, trimmed } = await em.transactional(async (tx) => {
         const target = await loadForPermissions(tx, auth, params.agentId, 'update');
-        const change = await setAgentPermissions(tx, actorOf(ctx), target, body.permissions);
+        const change = await setAgentPermissions(tx, actor, target, body.permissions);
         return { agent: target, trimmed: change.trimmed };
       });
-      ctx.body = { ...(await presentPermissions(em().fork(), agent)), trimmed };
+      ctx.body = { ...(await presentPermissions(em.fork(), agent)), trimmed };
     },
   );
 }

@@ -1,29 +1,17 @@
 import { ForbiddenError, subject } from '@casl/ability';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { Organization, ToolDefinition } from '../../../entities';
-import { createTool, deleteTool, inCatalogOf, updateTool } from '../../../domain/tools/catalog-commands';
-import { AppError } from '../../../domain/errors';
+import { createTool, deleteTool, updateTool } from '../../../domain/tools/catalog-commands';
 import type { ApiRouter } from '../../api-router';
-import { actorOf } from '../../actor';
-import type { AuthContext } from '../../auth/authenticate';
 import { accessibleFilter } from '../../auth/scope';
-import type { AppDeps } from '../../deps';
 import { containing } from '../../list';
+import { loadTool } from '../../loaders';
 import { afterCursor, PAGE_ORDER, toPage } from '../../pagination';
 import { IdParams } from '../common.schemas';
 import { presentTool } from './tools.presenters';
 import { CreateToolBody, ListToolsQuery, ToolOut, ToolPage, UpdateToolBody } from './tools.schemas';
 
-/** A catalog entry the caller's organisation sees (built-in or its own); another organisation's is a 404. */
-export async function loadTool(em: EntityManager, auth: AuthContext, id: string): Promise<ToolDefinition> {
-  const tool = await em.findOne(ToolDefinition, { id, ...inCatalogOf(auth.organizationId) });
-  if (!tool) throw AppError.notFound('Tool');
-  return tool;
-}
-
-export function toolRoutes(api: ApiRouter, deps: AppDeps): void {
+export function toolRoutes(api: ApiRouter): void {
   const tags = ['tools'];
-  const em = () => deps.orm.em as EntityManager;
 
   api.route(
     {
@@ -31,12 +19,10 @@ export function toolRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/tools',
       summary: "The tool catalog: the built-in entries and the organisation's own",
       tags,
-      auth: true,
       request: { query: ListToolsQuery },
       responses: { 200: { description: 'A page of catalog entries', schema: ToolPage } },
     },
-    async (ctx, { query }) => {
-      const auth = ctx.state.auth!;
+    async (ctx, { query, em, auth }) => {
       // The read rule itself is "built-in or own organisation" (api/auth/abilities.ts).
       const scope = accessibleFilter(auth.ability, 'read', 'ToolDefinition');
       if (!scope) {
@@ -49,16 +35,15 @@ export function toolRoutes(api: ApiRouter, deps: AppDeps): void {
         const text = containing(query.q);
         filters.push({ $or: [{ name: { $ilike: text } }, { displayName: { $ilike: text } }, { description: { $ilike: text } }] });
       }
-      const rows = await em().find(ToolDefinition, { $and: filters } as never, { orderBy: PAGE_ORDER, limit: query.limit + 1 });
+      const rows = await em.find(ToolDefinition, { $and: filters } as never, { orderBy: PAGE_ORDER, limit: query.limit + 1 });
       ctx.body = toPage(rows, query.limit, presentTool);
     },
   );
 
   api.route(
-    { method: 'get', path: '/tools/:id', summary: 'One catalog entry', tags, auth: true, request: { params: IdParams }, responses: { 200: { description: 'The entry', schema: ToolOut } } },
-    async (ctx, { params }) => {
-      const auth = ctx.state.auth!;
-      const tool = await loadTool(em(), auth, params.id);
+    { method: 'get', path: '/tools/:id', summary: 'One catalog entry', tags, request: { params: IdParams }, responses: { 200: { description: 'The entry', schema: ToolOut } } },
+    async (ctx, { params, em, auth }) => {
+      const tool = await loadTool(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', tool);
       ctx.body = presentTool(tool);
     },
@@ -70,7 +55,6 @@ export function toolRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/tools',
       summary: "Add an entry to the organisation's catalog (ADMIN only: its commands run on the servers as the host's user); audited with its commands",
       tags,
-      auth: true,
       request: { body: CreateToolBody },
       responses: {
         201: { description: 'Created', schema: ToolOut },
@@ -79,11 +63,10 @@ export function toolRoutes(api: ApiRouter, deps: AppDeps): void {
         409: { description: 'name_taken: the organisation or the built-in catalog has a tool of that name' },
       },
     },
-    async (ctx, { body }) => {
-      const auth = ctx.state.auth!;
-      const draft = { organization: em().getReference(Organization, auth.organizationId) };
+    async (ctx, { body, em, auth, actor }) => {
+      const draft = { organization: em.getReference(Organization, auth.organizationId) };
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('ToolDefinition', draft as unknown as ToolDefinition));
-      const tool = await createTool(em(), actorOf(ctx), body);
+      const tool = await createTool(em, actor, body);
       ctx.status = 201;
       ctx.body = presentTool(tool);
     },
@@ -95,7 +78,6 @@ export function toolRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/tools/:id',
       summary: "Change an entry of the organisation's catalog (ADMIN only: its commands run on the servers as the host's user); built-in entries are read-only",
       tags,
-      auth: true,
       request: { params: IdParams, body: UpdateToolBody },
       responses: {
         200: { description: 'Updated', schema: ToolOut },
@@ -104,12 +86,11 @@ export function toolRoutes(api: ApiRouter, deps: AppDeps): void {
         409: { description: 'name_taken' },
       },
     },
-    async (ctx, { params, body }) => {
-      const auth = ctx.state.auth!;
-      const tool = await loadTool(em(), auth, params.id);
+    async (ctx, { params, body, em, auth, actor }) => {
+      const tool = await loadTool(em, auth, params.id);
       // A built-in entry answers builtin_read_only whatever the role: that is the reason it cannot change.
       if (tool.organization) ForbiddenError.from(auth.ability).throwUnlessCan('update', tool);
-      ctx.body = presentTool(await updateTool(em(), actorOf(ctx), tool, body));
+      ctx.body = presentTool(await updateTool(em, actor, tool, body));
     },
   );
 
@@ -119,16 +100,14 @@ export function toolRoutes(api: ApiRouter, deps: AppDeps): void {
       path: '/tools/:id',
       summary: "Remove an entry of the organisation's catalog (ADMIN only); 409 while it is on a server or granted to an agent",
       tags,
-      auth: true,
       request: { params: IdParams },
       responses: { 204: { description: 'Deleted' }, 403: { description: 'builtin_read_only; forbidden: only an ADMIN writes the catalog' }, 409: { description: 'tool_in_use; error.details: {servers: [{serverId, name, status}], agents: [{agentId, name}]}' } },
     },
-    async (ctx, { params }) => {
-      const auth = ctx.state.auth!;
-      await em().transactional(async (tx) => {
+    async (ctx, { params, em, auth, actor }) => {
+      await em.transactional(async (tx) => {
         const tool = await loadTool(tx, auth, params.id);
         if (tool.organization) ForbiddenError.from(auth.ability).throwUnlessCan('delete', tool);
-        await deleteTool(tx, actorOf(ctx), tool);
+        await deleteTool(tx, actor, tool);
       });
       ctx.status = 204;
     },

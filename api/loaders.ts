@@ -1,0 +1,57 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Agent, AuditLog, Execution, McpServer, Task, ToolDefinition, User } from '../entities';
+import { AppError } from '../domain/errors';
+import { inCatalogOf } from '../domain/tools/catalog-commands';
+import type { AuthContext } from './auth/authenticate';
+
+/**
+ * The rows routes name by id, each looked up in the caller's organisation only: another
+ * organisation's id answers the same 404 as a missing one, never a 403, so a caller learns
+ * nothing of other tenants' rows. Permissions are the route's to check, on the row it gets.
+ */
+
+type Caller = Pick<AuthContext, 'organizationId'>;
+
+export async function loadAgent(em: EntityManager, caller: Caller, id: string): Promise<Agent> {
+  const agent = await em.findOne(Agent, { id, organization: caller.organizationId });
+  if (!agent) throw AppError.notFound('Agent');
+  return agent;
+}
+
+export async function loadServer(em: EntityManager, caller: Caller, id: string): Promise<McpServer> {
+  const server = await em.findOne(McpServer, { id, organization: caller.organizationId });
+  if (!server) throw AppError.notFound('Server');
+  return server;
+}
+
+export async function loadExecution(em: EntityManager, caller: Caller, id: string): Promise<Execution> {
+  const execution = await em.findOne(Execution, { id, organization: caller.organizationId });
+  if (!execution) throw AppError.notFound('Execution');
+  return execution;
+}
+
+/** The task, not deleted, with its agent and the agent's server. */
+export async function loadTask(em: EntityManager, caller: Caller, id: string): Promise<Task> {
+  const task = await em.findOne(Task, { id, organization: caller.organizationId, deletedAt: null }, { populate: ['agent', 'agent.server'] });
+  if (!task) throw AppError.notFound('Task');
+  return task;
+}
+
+/** A catalog entry the caller's organisation sees: built-in or its own. */
+export async function loadTool(em: EntityManager, caller: Caller, id: string): Promise<ToolDefinition> {
+  const tool = await em.findOne(ToolDefinition, { id, ...inCatalogOf(caller.organizationId) });
+  if (!tool) throw AppError.notFound('Tool');
+  return tool;
+}
+
+export async function loadUser(em: EntityManager, caller: Caller, id: string): Promise<User> {
+  const user = await em.findOne(User, { id, organization: caller.organizationId });
+  if (!user) throw AppError.notFound('User');
+  return user;
+}
+
+export async function loadAuditEntry(em: EntityManager, caller: Caller, id: string): Promise<AuditLog> {
+  const row = await em.findOne(AuditLog, { id, organization: caller.organizationId });
+  if (!row) throw AppError.notFound('Audit entry');
+  return row;
+}
