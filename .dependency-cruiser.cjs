@@ -44,7 +44,7 @@ module.exports = {
       name: 'lib-orm-imports-entities-only',
       severity: 'error',
       comment:
-        "lib/orm.ts configures MikroORM, whose configuration is the list of entities and migrations (entities/index.ts, entities/migrations/): " +
+        'lib/orm.ts configures MikroORM, whose configuration is the list of entities and migrations (entities/index.ts, entities/migrations/): ' +
         'it imports entities/ for that, and no other layer.',
       from: { path: '^lib/orm\\.ts$' },
       to: { path: [PROJECT, DEV], pathNot: [LIB, '^entities/'] },

@@ -1,6 +1,35 @@
 import tseslint from 'typescript-eslint';
 
-const NODE_BUILTINS = ['assert', 'buffer', 'child_process', 'cluster', 'crypto', 'dgram', 'dns', 'events', 'fs', 'fs/promises', 'http', 'http2', 'https', 'net', 'os', 'path', 'perf_hooks', 'process', 'readline', 'stream', 'timers', 'tls', 'url', 'util', 'v8', 'vm', 'worker_threads', 'zlib'];
+const NODE_BUILTINS = [
+  'assert',
+  'buffer',
+  'child_process',
+  'cluster',
+  'crypto',
+  'dgram',
+  'dns',
+  'events',
+  'fs',
+  'fs/promises',
+  'http',
+  'http2',
+  'https',
+  'net',
+  'os',
+  'path',
+  'perf_hooks',
+  'process',
+  'readline',
+  'stream',
+  'timers',
+  'tls',
+  'url',
+  'util',
+  'v8',
+  'vm',
+  'worker_threads',
+  'zlib',
+];
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', '.data/', '.tools/', 'coverage/', 'jest.config.js', 'eslint.config.mjs'] },
@@ -32,7 +61,11 @@ export default tseslint.config(
           ]),
           patterns: [
             { group: ['**/api', '**/api/**', '**/entities', '**/entities/**'], message: 'Workflows may not import api/ or entities/.' },
-            { group: ['**/activities', '**/activities/**', '**/lib/**'], allowTypeImports: true, message: 'Workflows may only import types from activities/ and lib/.' },
+            {
+              group: ['**/activities', '**/activities/**', '**/lib/**'],
+              allowTypeImports: true,
+              message: 'Workflows may only import types from activities/ and lib/.',
+            },
           ],
         },
       ],

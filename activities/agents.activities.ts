@@ -30,9 +30,11 @@ export function createAgentActivities(deps: ActivityDeps) {
       try {
         return await gateway.withServer(agent.server, async ({ connection: { client } }): Promise<ProvisionResult> => {
           const provisioned = await client.callTool(provision, undefined, timeout);
-          if (provisioned.isError) return { ok: false, error: `the server refused provision_agent: ${toolResultText(provisioned.content) || 'no details'}` };
+          if (provisioned.isError)
+            return { ok: false, error: `the server refused provision_agent: ${toolResultText(provisioned.content) || 'no details'}` };
           const activated = await client.callTool(hostToolCall('activate_agent', { agentId }), undefined, timeout);
-          if (activated.isError) return { ok: false, error: `the server refused activate_agent: ${toolResultText(activated.content) || 'no details'}` };
+          if (activated.isError)
+            return { ok: false, error: `the server refused activate_agent: ${toolResultText(activated.content) || 'no details'}` };
           return { ok: true };
         });
       } catch (error) {
@@ -68,11 +70,13 @@ export function createAgentActivities(deps: ActivityDeps) {
       try {
         return await gateway.withServer(input.serverId, async ({ connection: { client } }): Promise<RetireResult> => {
           const answer = await client.callTool(args, undefined, timeout);
-          if (answer.isError) return { removed: false, error: `the server refused deactivate_agent: ${toolResultText(answer.content) || 'no details'}` };
+          if (answer.isError)
+            return { removed: false, error: `the server refused deactivate_agent: ${toolResultText(answer.content) || 'no details'}` };
           return { removed: true };
         });
       } catch (error) {
-        if (error instanceof ApplicationFailure && error.type === 'ServerNotFound') return { removed: false, error: 'the server no longer exists' };
+        if (error instanceof ApplicationFailure && error.type === 'ServerNotFound')
+          return { removed: false, error: 'the server no longer exists' };
         throw error;
       }
     },
@@ -87,7 +91,12 @@ export function createAgentActivities(deps: ActivityDeps) {
         action: 'agent.retire',
         resourceType: 'agent',
         resourceId: input.agentId,
-        changes: { name: input.agentName, server: input.serverId, removed: result.removed, ...(result.error ? { error: result.error } : {}) },
+        changes: {
+          name: input.agentName,
+          server: input.serverId,
+          removed: result.removed,
+          ...(result.error ? { error: result.error } : {}),
+        },
       });
       await em.flush();
     },

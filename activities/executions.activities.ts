@@ -46,14 +46,25 @@ export interface WaitingInput {
 async function outcomeOfAnswer(result: CallToolResult, stream: PromptStream): Promise<PromptOutcome> {
   const text = toolResultText(result.content);
   if (result.isError) {
-    const message = /tool execute_prompt not found/i.test(text) ? 'the server does not offer execute_prompt' : `the agent reported an error: ${text || 'no details'}`;
+    const message = /tool execute_prompt not found/i.test(text)
+      ? 'the server does not offer execute_prompt'
+      : `the agent reported an error: ${text || 'no details'}`;
     await stream.save();
     throw ApplicationFailure.nonRetryable(message, 'ExecutionFailed');
   }
   const structured = parsePromptResult(result.structuredContent);
   const finalOutput = structured.output ?? (stream.output || text);
-  await stream.save({ output: finalOutput, tokensUsed: structured.tokensUsed ?? undefined, result: result.structuredContent ? result.structuredContent : undefined });
-  if (structured.success === false) return { success: false, error: `the agent reported failure${finalOutput ? `: ${finalOutput.slice(0, 500)}` : ''}`, tokensUsed: structured.tokensUsed };
+  await stream.save({
+    output: finalOutput,
+    tokensUsed: structured.tokensUsed ?? undefined,
+    result: result.structuredContent ? result.structuredContent : undefined,
+  });
+  if (structured.success === false)
+    return {
+      success: false,
+      error: `the agent reported failure${finalOutput ? `: ${finalOutput.slice(0, 500)}` : ''}`,
+      tokensUsed: structured.tokensUsed,
+    };
   return { success: true, tokensUsed: structured.tokensUsed };
 }
 
@@ -96,7 +107,12 @@ async function outcomeOfStop(run: PromptRun, attempt: PromptAttempt, control: Ru
 }
 
 /** One attempt at the host, within the run's cancel and heartbeat: the host's answer, or how the attempt stopped. */
-async function promptHost(deps: ActivityDeps, gateway: ServerGateway, run: PromptRun, control: RunControl): Promise<{ answer: CallToolResult; stream: PromptStream } | WaitingInput> {
+async function promptHost(
+  deps: ActivityDeps,
+  gateway: ServerGateway,
+  run: PromptRun,
+  control: RunControl,
+): Promise<{ answer: CallToolResult; stream: PromptStream } | WaitingInput> {
   const attempt = await PromptAttempt.start(deps, run, control);
   try {
     const answer = await callOrFollowHost(deps, gateway, run, attempt, control);
@@ -132,8 +148,11 @@ export function createExecutionActivities(deps: ActivityDeps) {
     async executePrompt(executionId: string): Promise<PromptOutcome | WaitingInput> {
       const startedAt = Date.now();
       const em = orm.em.fork() as EntityManager;
-      const execution = await em.findOne(Execution, executionId, { populate: ['agent', 'agent.server', 'agent.server.masterTokenCiphertext'] });
-      if (!execution || !execution.agent) throw ApplicationFailure.nonRetryable('the execution or its agent no longer exists', 'ExecutionFailed');
+      const execution = await em.findOne(Execution, executionId, {
+        populate: ['agent', 'agent.server', 'agent.server.masterTokenCiphertext'],
+      });
+      if (!execution || !execution.agent)
+        throw ApplicationFailure.nonRetryable('the execution or its agent no longer exists', 'ExecutionFailed');
       if (isFinal(execution.status)) return { success: execution.status === ExecutionStatus.COMPLETED, error: execution.error };
       const run = await setUpPromptRun(deps, em, { execution, agent: execution.agent, startedAt });
       const ended = await withRunControl(running, executionId, (control) => promptHost(deps, gateway, run, control));

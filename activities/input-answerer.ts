@@ -48,14 +48,22 @@ const CANCEL: ElicitResult = { action: 'cancel' };
  * process, so a worker restart changes nothing. A plain call cannot be resumed: its question is
  * held here, while this worker lives, until an answer, the input timeout or the run's limit.
  */
-export function inputAnswerer(deps: Pick<ActivityDeps, 'orm' | 'config' | 'logger' | 'running'>, options: InputAnswererOptions): InputListener {
+export function inputAnswerer(
+  deps: Pick<ActivityDeps, 'orm' | 'config' | 'logger' | 'running'>,
+  options: InputAnswererOptions,
+): InputListener {
   const { executionId } = options;
   return async (params, context) => {
     if (!('requestedSchema' in params)) return { action: 'decline' };
     const em = deps.orm.em.fork() as EntityManager;
     const outcome = await requestInput(
       em,
-      { executionId, message: params.message, requestedSchema: params.requestedSchema as Record<string, unknown>, ...(context.mcpTaskId ? { taskId: context.mcpTaskId } : {}) },
+      {
+        executionId,
+        message: params.message,
+        requestedSchema: params.requestedSchema as Record<string, unknown>,
+        ...(context.mcpTaskId ? { taskId: context.mcpTaskId } : {}),
+      },
       deps.config.executions.inputTimeoutMs,
     ).catch((error: unknown) => {
       // Not left to the host: a task's question would wait there unseen until the run's limit.
@@ -81,7 +89,12 @@ export function inputAnswerer(deps: Pick<ActivityDeps, 'orm' | 'config' | 'logge
 }
 
 /** A plain call's question: waits for the row to be answered, woken by the control channel or every 2 s. */
-async function hold(deps: Pick<ActivityDeps, 'orm' | 'running'>, wait: InputWait, options: InputAnswererOptions, withdrawn: AbortSignal): Promise<ElicitResult> {
+async function hold(
+  deps: Pick<ActivityDeps, 'orm' | 'running'>,
+  wait: InputWait,
+  options: InputAnswererOptions,
+  withdrawn: AbortSignal,
+): Promise<ElicitResult> {
   const stop = AbortSignal.any([options.signal, withdrawn]);
   for (;;) {
     const row = await findInput(deps.orm.em as EntityManager, wait.inputId);

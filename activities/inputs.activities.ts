@@ -35,7 +35,9 @@ export function createInputActivities(deps: ActivityDeps) {
       const taskId = execution?.mcpTaskId;
       const server = execution?.agent?.server;
       if (!taskId || !server) return false;
-      return gateway.withServer(server, ({ connection }) => cancelMcpTask(connection.client, taskId, CANCEL_TIMEOUT_MS), { canRetry: () => false }).catch(() => false);
+      return gateway
+        .withServer(server, ({ connection }) => cancelMcpTask(connection.client, taskId, CANCEL_TIMEOUT_MS), { canRetry: () => false })
+        .catch(() => false);
     },
   };
 }

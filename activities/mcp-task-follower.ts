@@ -51,7 +51,9 @@ export interface FollowOptions {
 
 /** An SDK error that means the SSE stream of a pending request is gone, leaving the request hanging. */
 function isStreamLoss(error: Error): boolean {
-  return /SSE stream disconnected|Failed to reconnect SSE stream|terminated|other side closed|ECONNRESET|socket hang up/i.test(error.message);
+  return /SSE stream disconnected|Failed to reconnect SSE stream|terminated|other side closed|ECONNRESET|socket hang up/i.test(
+    error.message,
+  );
 }
 
 const DEFAULT_POLL_MS = 5000;
@@ -117,7 +119,11 @@ class FollowRound {
 
   private readonly onCancel = () => {
     // tasks/cancel goes out first: the host stops the run on it, not on the result stream's end.
-    this.cancelling = cancelMcpTask(this.options.connection.client, this.options.mcpTaskId, Math.min(this.options.requestTimeoutMs, CANCEL_TIMEOUT_MS));
+    this.cancelling = cancelMcpTask(
+      this.options.connection.client,
+      this.options.mcpTaskId,
+      Math.min(this.options.requestTimeoutMs, CANCEL_TIMEOUT_MS),
+    );
     this.onAbort();
   };
 
@@ -161,7 +167,9 @@ async function followOnce(options: FollowOptions, activity: { last: number }, ma
 }
 
 async function throwIfCancelledByServer(options: FollowOptions): Promise<void> {
-  const task = await getMcpTask(options.connection.client, options.mcpTaskId, { timeoutMs: options.requestTimeoutMs }).catch(() => undefined);
+  const task = await getMcpTask(options.connection.client, options.mcpTaskId, { timeoutMs: options.requestTimeoutMs }).catch(
+    () => undefined,
+  );
   if (task?.status === 'cancelled') throw new McpTaskCancelledByServer();
 }
 
@@ -179,7 +187,12 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** Polls `tasks/get` until `stop` aborts; calls `resume` when the result stream should be asked again. */
-async function pollLiveness(options: FollowOptions, stop: AbortSignal, resume: (why: 'resume' | McpTaskForgotten, reason?: string) => void, activity: { last: number }): Promise<void> {
+async function pollLiveness(
+  options: FollowOptions,
+  stop: AbortSignal,
+  resume: (why: 'resume' | McpTaskForgotten, reason?: string) => void,
+  activity: { last: number },
+): Promise<void> {
   let interval = options.pollMs ?? DEFAULT_POLL_MS;
   while (!stop.aborted) {
     await sleep(interval, stop);
@@ -241,7 +254,14 @@ export async function reattaching<T>(follow: () => Promise<T>, options: Reattach
       return await follow();
     } catch (error) {
       const failure = error as Error & { cause?: unknown };
-      if (!options.mcpTaskId() || options.cancelled() || isMcpTaskVerdict(failure.cause) || isMcpTaskVerdict(error) || failure.name !== 'ServerCallFailed') throw error;
+      if (
+        !options.mcpTaskId() ||
+        options.cancelled() ||
+        isMcpTaskVerdict(failure.cause) ||
+        isMcpTaskVerdict(error) ||
+        failure.name !== 'ServerCallFailed'
+      )
+        throw error;
       const now = Date.now();
       if (lostSince === undefined || now - startedAt > 10_000) {
         lostSince = now;

@@ -46,7 +46,11 @@ export interface PromptRun {
  * re-attached task continues it), a retry says so in the log, and the call is built with the
  * tools the agent may use now.
  */
-export async function setUpPromptRun(deps: Pick<ActivityDeps, 'orm'>, em: EntityManager, { execution, agent, startedAt }: Pick<PromptRun, 'execution' | 'agent' | 'startedAt'>): Promise<PromptRun> {
+export async function setUpPromptRun(
+  deps: Pick<ActivityDeps, 'orm'>,
+  em: EntityManager,
+  { execution, agent, startedAt }: Pick<PromptRun, 'execution' | 'agent' | 'startedAt'>,
+): Promise<PromptRun> {
   const ctx = Context.current();
   const attempt = ctx.info.attempt;
   const mcpTaskId = execution.mcpTaskId ?? (ctx.info.heartbeatDetails as { taskId?: string } | undefined)?.taskId;
@@ -57,7 +61,12 @@ export async function setUpPromptRun(deps: Pick<ActivityDeps, 'orm'>, em: Entity
   }
   const log = new ExecutionLog(deps.orm, executionRef(execution), attempt);
   if (attempt > 1) {
-    await log.append('status', { status: ExecutionStatus.RUNNING, data: mcpTaskId ? { reattach: true, taskId: mcpTaskId, attempt, reason: RETRY_REASON } : { retry: true, attempt, reason: RETRY_REASON } });
+    await log.append('status', {
+      status: ExecutionStatus.RUNNING,
+      data: mcpTaskId
+        ? { reattach: true, taskId: mcpTaskId, attempt, reason: RETRY_REASON }
+        : { retry: true, attempt, reason: RETRY_REASON },
+    });
   }
   const allowedTools = await allowedToolsFor(em, agent.id);
   const call = hostToolCall('execute_prompt', {
@@ -70,7 +79,17 @@ export async function setUpPromptRun(deps: Pick<ActivityDeps, 'orm'>, em: Entity
     ...(execution.context?.responseSchema ? { responseSchema: execution.context.responseSchema as Record<string, unknown> } : {}),
   });
   const timeoutMs = Math.max(1000, Math.min(ctx.info.startToCloseTimeoutMs || 30 * 60_000, 24 * 3600_000));
-  return { execution, agent, log, attempt, call, startedAt, timeoutMs, deadline: Date.now() + timeoutMs, ...(mcpTaskId ? { mcpTaskId } : {}) };
+  return {
+    execution,
+    agent,
+    log,
+    attempt,
+    call,
+    startedAt,
+    timeoutMs,
+    deadline: Date.now() + timeoutMs,
+    ...(mcpTaskId ? { mcpTaskId } : {}),
+  };
 }
 
 /**
@@ -111,7 +130,8 @@ export class PromptAttempt {
         onUnrecorded();
       },
     });
-    control.heartbeatDetails = () => (run.mcpTaskId ? { seq: this.stream.state.seq, taskId: run.mcpTaskId } : { seq: this.stream.state.seq });
+    control.heartbeatDetails = () =>
+      run.mcpTaskId ? { seq: this.stream.state.seq, taskId: run.mcpTaskId } : { seq: this.stream.state.seq };
   }
 
   /** The attempt's listeners; a re-attached task's output goes on from what the log holds. */
@@ -127,16 +147,31 @@ export class PromptAttempt {
  * runs it as one, followed to its end, and followed again after a lost connection
  * (`reattaching`). Answers the host's result; anything else is thrown for the caller to translate.
  */
-export function callOrFollowHost(deps: Pick<ActivityDeps, 'orm' | 'config'>, gateway: ServerGateway, run: PromptRun, attempt: PromptAttempt, control: RunControl): Promise<CallToolResult> {
+export function callOrFollowHost(
+  deps: Pick<ActivityDeps, 'orm' | 'config'>,
+  gateway: ServerGateway,
+  run: PromptRun,
+  attempt: PromptAttempt,
+  control: RunControl,
+): Promise<CallToolResult> {
   const stopped = () => control.aborted() || attempt.pause.signal.aborted;
-  const reattached = (reason: string) => run.log.append('status', { status: ExecutionStatus.RUNNING, data: { reattach: true, taskId: run.mcpTaskId, attempt: run.attempt, reason } });
-  const once = () =>
-    gateway.withServer(run.agent.server, ({ connection }) => listening(connection, run, attempt, () => promptOnConnection(deps, connection, run, attempt, control, reattached)), {
-      // A timed-out prompt ran for the run's limit, not for one MCP request's. A task's verdict
-      // is final; a dropped connection is reconnected once and the task followed again.
-      timeoutMs: run.timeoutMs,
-      canRetry: (error) => !stopped() && !isMcpTaskVerdict(error),
+  const reattached = (reason: string) =>
+    run.log.append('status', {
+      status: ExecutionStatus.RUNNING,
+      data: { reattach: true, taskId: run.mcpTaskId, attempt: run.attempt, reason },
     });
+  const once = () =>
+    gateway.withServer(
+      run.agent.server,
+      ({ connection }) =>
+        listening(connection, run, attempt, () => promptOnConnection(deps, connection, run, attempt, control, reattached)),
+      {
+        // A timed-out prompt ran for the run's limit, not for one MCP request's. A task's verdict
+        // is final; a dropped connection is reconnected once and the task followed again.
+        timeoutMs: run.timeoutMs,
+        canRetry: (error) => !stopped() && !isMcpTaskVerdict(error),
+      },
+    );
   return reattaching(once, {
     mcpTaskId: () => run.mcpTaskId,
     cancelled: stopped,
@@ -155,7 +190,8 @@ async function listening<T>(connection: McpConnection, run: PromptRun, attempt: 
     return await fn();
   } finally {
     connection.messageListeners.delete(executionId);
-    for (const key of [executionId, run.mcpTaskId]) if (key && connection.inputListeners.get(key) === attempt.answerer) connection.inputListeners.delete(key);
+    for (const key of [executionId, run.mcpTaskId])
+      if (key && connection.inputListeners.get(key) === attempt.answerer) connection.inputListeners.delete(key);
   }
 }
 
@@ -175,7 +211,17 @@ async function promptOnConnection(
   if (run.mcpTaskId) {
     connection.inputListeners.set(run.mcpTaskId, attempt.answerer);
     const { mcpTaskId, deadline } = run;
-    return await followMcpTask({ connection, mcpTaskId, signal: control.signal, pause: attempt.pause.signal, deadline, requestTimeoutMs, onProgress: attempt.stream.progress, progressToken: run.execution.id, onResume });
+    return await followMcpTask({
+      connection,
+      mcpTaskId,
+      signal: control.signal,
+      pause: attempt.pause.signal,
+      deadline,
+      requestTimeoutMs,
+      onProgress: attempt.stream.progress,
+      progressToken: run.execution.id,
+      onResume,
+    });
   }
   return (await connection.client.callTool(run.call, undefined, {
     signal: control.signal,
@@ -191,7 +237,12 @@ async function promptOnConnection(
  * task's id (`run.mcpTaskId`, the row, the heartbeat) before any wait. Answers the result of a
  * server that answered at once instead; nothing when the prompt is still to be sent (plainly) or followed.
  */
-async function startAsMcpTask(deps: Pick<ActivityDeps, 'orm' | 'config'>, connection: McpConnection, run: PromptRun, control: RunControl): Promise<CallToolResult | undefined> {
+async function startAsMcpTask(
+  deps: Pick<ActivityDeps, 'orm' | 'config'>,
+  connection: McpConnection,
+  run: PromptRun,
+  control: RunControl,
+): Promise<CallToolResult | undefined> {
   const requestTimeoutMs = deps.config.mcp.timeoutMs;
   if (!(await runsAsMcpTask(connection, 'execute_prompt', requestTimeoutMs))) return undefined;
   const options = { timeoutMs: Math.min(requestTimeoutMs, MCP_TASK_CREATE_TIMEOUT_MS), signal: control.signal };

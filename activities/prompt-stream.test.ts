@@ -26,7 +26,17 @@ describe('the prompt stream', () => {
     const unrecorded: unknown[] = [];
     const beats: number[] = [];
     const log = new ExecutionLog(ctx.orm, { id: executionId, organizationId, agentId: randomUUID() }, 1);
-    const stream = new PromptStream(log, { orm: ctx.orm, logger: ctx.logger, temporalClient: ctx.temporal.client, heartbeat: (seq) => beats.push(seq), onUnrecorded: (error) => unrecorded.push(error) }, []);
+    const stream = new PromptStream(
+      log,
+      {
+        orm: ctx.orm,
+        logger: ctx.logger,
+        temporalClient: ctx.temporal.client,
+        heartbeat: (seq) => beats.push(seq),
+        onUnrecorded: (error) => unrecorded.push(error),
+      },
+      [],
+    );
     return { log, stream, unrecorded, beats };
   }
 
@@ -46,7 +56,12 @@ describe('the prompt stream', () => {
 
   it('events that are written resolve the log and beat with their seq; the todo list reaches the row', async () => {
     const em = ctx.orm.em.fork() as EntityManager;
-    const run = em.create(Execution, { organization: em.getReference(Organization, organizationId), trigger: ExecutionTrigger.API, status: ExecutionStatus.RUNNING, prompt: 'p' });
+    const run = em.create(Execution, {
+      organization: em.getReference(Organization, organizationId),
+      trigger: ExecutionTrigger.API,
+      status: ExecutionStatus.RUNNING,
+      prompt: 'p',
+    });
     await em.flush();
     const { log, stream, unrecorded, beats } = streamOf(run.id);
     stream.message({ executionId: run.id, type: 'output', text: 'hello' });
@@ -59,6 +74,8 @@ describe('the prompt stream', () => {
       [1, 'output'],
       [2, 'todo'],
     ]);
-    expect((await ctx.orm.em.fork().findOneOrFail(Execution, run.id)).todos).toEqual([{ id: '1', content: 'Say hello', status: 'in_progress' }]);
+    expect((await ctx.orm.em.fork().findOneOrFail(Execution, run.id)).todos).toEqual([
+      { id: '1', content: 'Say hello', status: 'in_progress' },
+    ]);
   });
 });

@@ -46,7 +46,9 @@ export class PromptStream {
   ) {
     this.state = { status: ExecutionStatus.RUNNING, todos, outputTail: '', seq: 0 };
     this.throttle = new GrowingThrottle(() =>
-      signalProgress({ client: deps.temporalClient }, this.executionId, { ...this.state }).catch((error: unknown) => deps.logger.debug({ err: error, executionId: this.executionId }, 'progress signal not delivered')),
+      signalProgress({ client: deps.temporalClient }, this.executionId, { ...this.state }).catch((error: unknown) =>
+        deps.logger.debug({ err: error, executionId: this.executionId }, 'progress signal not delivered'),
+      ),
     );
   }
 
@@ -85,7 +87,9 @@ export class PromptStream {
    * way an attempt ends writes them through here.
    */
   async save(also: Partial<Pick<Execution, 'output' | 'tokensUsed' | 'result' | 'runMsUsed'>> = {}): Promise<void> {
-    await this.deps.orm.em.fork().nativeUpdate(Execution, { id: this.executionId }, { output: this.output || undefined, todos: this.state.todos, ...also });
+    await this.deps.orm.em
+      .fork()
+      .nativeUpdate(Execution, { id: this.executionId }, { output: this.output || undefined, todos: this.state.todos, ...also });
   }
 
   private record(message: HostMessage): Promise<AgentExecutionPayload> {
@@ -99,7 +103,9 @@ export class PromptStream {
         this.saveTodos(message.todos);
         return this.log.append('todo', { data: { todos: message.todos } });
       case 'tool_call':
-        return this.log.append('tool_call', { toolCall: { toolCallId: message.toolCallId, name: message.name, arguments: message.arguments } });
+        return this.log.append('tool_call', {
+          toolCall: { toolCallId: message.toolCallId, name: message.name, arguments: message.arguments },
+        });
       case 'tool_result':
         return this.log.append('tool_result', { toolCall: { toolCallId: message.toolCallId, name: message.name, result: message.result } });
       case 'file_change':
@@ -117,7 +123,9 @@ export class PromptStream {
       .then(async () => {
         await this.deps.orm.em.fork().nativeUpdate(Execution, { id: this.executionId }, { todos });
       })
-      .catch((error: unknown) => this.deps.logger.warn({ err: error, executionId: this.executionId }, 'could not save the todo list on the run'));
+      .catch((error: unknown) =>
+        this.deps.logger.warn({ err: error, executionId: this.executionId }, 'could not save the todo list on the run'),
+      );
   }
 
   private track(written: Promise<AgentExecutionPayload>, failure: string): void {

@@ -22,7 +22,9 @@ export function cancelledByTemporal(): boolean {
 
 /** What a cancelled run ends with: Temporal's cancel as itself, the cancel route's fast path as a non-retryable ExecutionCancelled. */
 export function cancelledFailure(): Error {
-  return cancelledByTemporal() ? new CancelledFailure('cancelled') : ApplicationFailure.nonRetryable('cancelled by request', 'ExecutionCancelled');
+  return cancelledByTemporal()
+    ? new CancelledFailure('cancelled')
+    : ApplicationFailure.nonRetryable('cancelled by request', 'ExecutionCancelled');
 }
 
 /**
@@ -33,7 +35,11 @@ export function cancelledFailure(): Error {
  * run is cancelled ends it as a cancel, never as a failure; the activity's own verdicts
  * (ApplicationFailure, CancelledFailure) pass unchanged.
  */
-export async function withRunControl<T>(running: RunningExecutions, executionId: string, fn: (control: RunControl) => Promise<T>): Promise<T> {
+export async function withRunControl<T>(
+  running: RunningExecutions,
+  executionId: string,
+  fn: (control: RunControl) => Promise<T>,
+): Promise<T> {
   const ctx = Context.current();
   const controller = running.register(executionId);
   const onTemporalCancel = () => controller.abort(new Error('cancelled'));

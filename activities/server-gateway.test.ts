@@ -49,23 +49,44 @@ describe('the server gateway', () => {
     const missing = randomUUID();
     const refused = gateway.withServer(missing, async () => 'never');
     await expect(refused).rejects.toBeInstanceOf(ApplicationFailure);
-    await expect(refused).rejects.toMatchObject({ type: 'ServerNotFound', nonRetryable: true, message: `server ${missing} does not exist` });
+    await expect(refused).rejects.toMatchObject({
+      type: 'ServerNotFound',
+      nonRetryable: true,
+      message: `server ${missing} does not exist`,
+    });
   });
 
   it('says why in one sentence: a URL the policy refuses (logged in full), a token it cannot decrypt, a server that is not there', async () => {
     let logs = '';
     const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _enc, done) => ((logs += chunk.toString()), done()) }));
-    const local = await http.post('/api/servers').set('Authorization', `Bearer ${admin.accessToken}`).send({ name: `local-${randomUUID().slice(0, 6)}`, url: host.url.replace('127.0.0.1', 'localhost'), masterToken: host.token }).expect(201);
-    const denied = serverGateway({ ...ctx, logger, config: { ...ctx.config, mcp: { ...ctx.config.mcp, urlDenylist: '127.0.0.0/8, ::1' } }, mcp: pool() });
+    const local = await http
+      .post('/api/servers')
+      .set('Authorization', `Bearer ${admin.accessToken}`)
+      .send({ name: `local-${randomUUID().slice(0, 6)}`, url: host.url.replace('127.0.0.1', 'localhost'), masterToken: host.token })
+      .expect(201);
+    const denied = serverGateway({
+      ...ctx,
+      logger,
+      config: { ...ctx.config, mcp: { ...ctx.config.mcp, urlDenylist: '127.0.0.0/8, ::1' } },
+      mcp: pool(),
+    });
     const failure = async (gateway: ReturnType<typeof serverGateway>, id: string) => {
       const error = await gateway.withServer(id, async () => 'never').catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ServerCallFailed);
       return (error as Error).message;
     };
-    expect(await failure(denied, local.body.id)).toBe('refused to connect: URL host localhost resolves to an address that is refused by the deny list');
-    expect(logs).toMatch(/"detail":"URL host localhost resolves to (127\.0\.0\.1|::1), which is refused by the deny list \((127\.0\.0\.0\/8|::1)\)","msg":"server URL refused by the URL policy"/);
+    expect(await failure(denied, local.body.id)).toBe(
+      'refused to connect: URL host localhost resolves to an address that is refused by the deny list',
+    );
+    expect(logs).toMatch(
+      /"detail":"URL host localhost resolves to (127\.0\.0\.1|::1), which is refused by the deny list \((127\.0\.0\.0\/8|::1)\)","msg":"server URL refused by the URL policy"/,
+    );
 
-    const keyless = serverGateway({ ...ctx, config: { ...ctx.config, encryptionKeys: [{ id: 'another', key: Buffer.alloc(32, 7) }] }, mcp: pool() });
+    const keyless = serverGateway({
+      ...ctx,
+      config: { ...ctx.config, encryptionKeys: [{ id: 'another', key: Buffer.alloc(32, 7) }] },
+      mcp: pool(),
+    });
     expect(await failure(keyless, serverId)).toMatch(/^cannot decrypt the master token: /);
 
     const gone = await registerHost(http, admin);

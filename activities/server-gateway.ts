@@ -56,13 +56,25 @@ export function serverGateway({ orm, config, logger, mcp }: Pick<ActivityDeps, '
     return storableText(describeMcpError(error, server.url, timeoutMs).message);
   }
 
-  async function withServer<T>(ref: string | McpServer, fn: (session: ServerSession) => Promise<T>, options: WithServerOptions = {}): Promise<T> {
+  async function withServer<T>(
+    ref: string | McpServer,
+    fn: (session: ServerSession) => Promise<T>,
+    options: WithServerOptions = {},
+  ): Promise<T> {
     const server = await load(ref);
     try {
       await assertSafeUrl(server.url, policy);
-      const token = openSecret(config.encryptionKeys, { keyId: server.masterTokenKeyId, ciphertext: server.masterTokenCiphertext }, masterTokenContext(server.id));
+      const token = openSecret(
+        config.encryptionKeys,
+        { keyId: server.masterTokenKeyId, ciphertext: server.masterTokenCiphertext },
+        masterTokenContext(server.id),
+      );
       const since = performance.now();
-      const result = await mcp.withConnection({ serverId: server.id, url: server.url, transport: server.transport, token }, (connection) => fn({ server, connection, since }), options.canRetry);
+      const result = await mcp.withConnection(
+        { serverId: server.id, url: server.url, transport: server.transport, token },
+        (connection) => fn({ server, connection, since }),
+        options.canRetry,
+      );
       return storable(result);
     } catch (error) {
       // The activity's own verdicts pass through untranslated.

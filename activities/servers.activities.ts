@@ -19,9 +19,14 @@ interface Probe {
 
 /** Agents follow their server: ERROR while it is OFFLINE, back to ACTIVE when it answers again. */
 async function followServerStatus(em: EntityManager, serverId: string, status: ServerStatus, reason: string | null): Promise<void> {
-  const agents = await em.find(Agent, { server: serverId, status: status === ServerStatus.OFFLINE ? AgentStatus.ACTIVE : AgentStatus.ERROR }, { fields: ['id'] });
+  const agents = await em.find(
+    Agent,
+    { server: serverId, status: status === ServerStatus.OFFLINE ? AgentStatus.ACTIVE : AgentStatus.ERROR },
+    { fields: ['id'] },
+  );
   for (const agent of agents) {
-    if (status === ServerStatus.OFFLINE) await setAgentStatus(em, agent.id, AgentStatus.ERROR, `server offline: ${reason ?? 'unreachable'}`, [AgentStatus.ACTIVE]);
+    if (status === ServerStatus.OFFLINE)
+      await setAgentStatus(em, agent.id, AgentStatus.ERROR, `server offline: ${reason ?? 'unreachable'}`, [AgentStatus.ACTIVE]);
     else await setAgentStatus(em, agent.id, AgentStatus.ACTIVE, 'server reachable again', [AgentStatus.ERROR]);
   }
 }
@@ -42,7 +47,12 @@ export function createServerActivities(deps: ActivityDeps) {
         serverInfo: info ? { name: info.name, version: info.version } : null,
         protocolVersion: connection.protocolVersion ?? null,
         transport: connection.transport,
-        tools: listed.tools.map((t) => ({ name: t.name, description: t.description, inputSchema: t.inputSchema, ...(t._meta ? { meta: t._meta } : {}) })),
+        tools: listed.tools.map((t) => ({
+          name: t.name,
+          description: t.description,
+          inputSchema: t.inputSchema,
+          ...(t._meta ? { meta: t._meta } : {}),
+        })),
       };
     });
   }

@@ -39,7 +39,12 @@ async function refuse({ log, toolCall, toolArguments }: ToolCallRun, reason: str
  * approval gate: the host would ask before the command, so this asks before the call. Answers
  * the wait for a person, or nothing when the call may go.
  */
-async function passGates({ orm, config }: ToolCallDeps, em: EntityManager, run: ToolCallRun, segmentStartedAt: number): Promise<WaitingInput | undefined> {
+async function passGates(
+  { orm, config }: ToolCallDeps,
+  em: EntityManager,
+  run: ToolCallRun,
+  segmentStartedAt: number,
+): Promise<WaitingInput | undefined> {
   const { execution, agent, toolCall } = run;
   try {
     await assertToolCallAllowed(em, agent.id, toolCall.name);
@@ -49,25 +54,39 @@ async function passGates({ orm, config }: ToolCallDeps, em: EntityManager, run: 
   }
   const gated = (await allowedToolsFor(em, agent.id)).some((tool) => tool.name === toolCall.name && tool.requiresApproval);
   if (!gated) return undefined;
-  const approval = await toolApproval(em, execution.id, toolApprovalQuestion(agent.name, toolCall.name, run.toolArguments), config.executions.inputTimeoutMs);
+  const approval = await toolApproval(
+    em,
+    execution.id,
+    toolApprovalQuestion(agent.name, toolCall.name, run.toolArguments),
+    config.executions.inputTimeoutMs,
+  );
   if (approval.state === 'pending') {
     const runMsUsed = execution.runMsUsed + (Date.now() - segmentStartedAt);
     await orm.em.fork().nativeUpdate(Execution, { id: execution.id }, { runMsUsed });
     return { waitingInput: inputWaitOf(approval.input), runMsUsed };
   }
-  if (approval.state === 'expired') throw ApplicationFailure.nonRetryable(inputTimeoutMessage(inputWaitOf(approval.input).timeoutMs), 'InputTimedOut');
+  if (approval.state === 'expired')
+    throw ApplicationFailure.nonRetryable(inputTimeoutMessage(inputWaitOf(approval.input).timeoutMs), 'InputTimedOut');
   if (approval.state === 'refused') await refuse(run, approval.reason);
   return undefined;
 }
 
 /** The call itself, within the run's cancel and heartbeat; a failure to reach the server is the run's end, in its log. */
-async function callTool({ config, running, gateway }: ToolCallDeps, { execution, agent, log, toolCall, toolArguments }: ToolCallRun): Promise<CallToolResult> {
+async function callTool(
+  { config, running, gateway }: ToolCallDeps,
+  { execution, agent, log, toolCall, toolArguments }: ToolCallRun,
+): Promise<CallToolResult> {
   const timeoutMs = Math.max(1000, Math.min(Context.current().info.startToCloseTimeoutMs || config.mcp.timeoutMs, 24 * 3600_000));
   try {
     return await withRunControl(running, execution.id, (control) =>
       gateway.withServer(
         agent.server,
-        async ({ connection }) => (await connection.client.callTool({ name: toolCall.name, arguments: toolArguments }, undefined, { signal: control.signal, timeout: timeoutMs, maxTotalTimeout: timeoutMs })) as CallToolResult,
+        async ({ connection }) =>
+          (await connection.client.callTool({ name: toolCall.name, arguments: toolArguments }, undefined, {
+            signal: control.signal,
+            timeout: timeoutMs,
+            maxTotalTimeout: timeoutMs,
+          })) as CallToolResult,
         { timeoutMs, canRetry: () => !control.aborted() },
       ),
     );
@@ -81,12 +100,22 @@ async function callTool({ config, running, gateway }: ToolCallDeps, { execution,
 }
 
 /** The tool's answer in the log (`tool_result`) and on the row: its text is the run's output. */
-async function recordResult({ orm }: ToolCallDeps, { execution, log, toolCall }: ToolCallRun, result: CallToolResult): Promise<PromptOutcome> {
+async function recordResult(
+  { orm }: ToolCallDeps,
+  { execution, log, toolCall }: ToolCallRun,
+  result: CallToolResult,
+): Promise<PromptOutcome> {
   const text = toolResultText(result.content);
-  await log.append('tool_result', { toolCall: { ...toolCall, result: result.structuredContent ?? text }, ...(result.isError ? { data: { isError: true } } : {}) });
+  await log.append('tool_result', {
+    toolCall: { ...toolCall, result: result.structuredContent ?? text },
+    ...(result.isError ? { data: { isError: true } } : {}),
+  });
   await log.flush();
-  await orm.em.fork().nativeUpdate(Execution, { id: execution.id }, { output: text || undefined, result: result.structuredContent ?? undefined });
-  if (result.isError) return { success: false, error: `the tool ${toolCall.name} reported an error: ${text.slice(0, 500) || 'no details'}` };
+  await orm.em
+    .fork()
+    .nativeUpdate(Execution, { id: execution.id }, { output: text || undefined, result: result.structuredContent ?? undefined });
+  if (result.isError)
+    return { success: false, error: `the tool ${toolCall.name} reported an error: ${text.slice(0, 500) || 'no details'}` };
   return { success: true };
 }
 
@@ -110,8 +139,11 @@ export function createToolCallActivities(deps: ActivityDeps) {
       const segmentStartedAt = Date.now();
       const attempt = Context.current().info.attempt;
       const em = orm.em.fork() as EntityManager;
-      const execution = await em.findOne(Execution, executionId, { populate: ['agent', 'agent.server', 'agent.server.masterTokenCiphertext'] });
-      if (!execution?.agent || !execution.toolName) throw ApplicationFailure.nonRetryable('the execution, its agent or its tool no longer exists', 'ExecutionFailed');
+      const execution = await em.findOne(Execution, executionId, {
+        populate: ['agent', 'agent.server', 'agent.server.masterTokenCiphertext'],
+      });
+      if (!execution?.agent || !execution.toolName)
+        throw ApplicationFailure.nonRetryable('the execution, its agent or its tool no longer exists', 'ExecutionFailed');
       if (isFinal(execution.status)) return { success: execution.status === ExecutionStatus.COMPLETED, error: execution.error };
       if (attempt > execution.attempt) {
         execution.attempt = attempt;

@@ -61,8 +61,10 @@ function logOf(structuredContent: unknown): string {
 /** The final row for an outcome; a FAILED change keeps the last known version. */
 function finalChange(outcome: HostOutcome, at: Date): ServerToolChange {
   const base = { logTail: tail(outcome.log) || null, ...(outcome.verified ? { checkedAt: at } : {}) };
-  if (outcome.status === 'INSTALLED') return { ...base, status: ServerToolStatus.INSTALLED, installedVersion: outcome.version ?? null, installedAt: at, lastError: null };
-  if (outcome.status === 'NOT_INSTALLED') return { ...base, status: ServerToolStatus.NOT_INSTALLED, installedVersion: null, installedAt: null, lastError: null };
+  if (outcome.status === 'INSTALLED')
+    return { ...base, status: ServerToolStatus.INSTALLED, installedVersion: outcome.version ?? null, installedAt: at, lastError: null };
+  if (outcome.status === 'NOT_INSTALLED')
+    return { ...base, status: ServerToolStatus.NOT_INSTALLED, installedVersion: null, installedAt: null, lastError: null };
   return { ...base, status: ServerToolStatus.FAILED, lastError: outcome.error ?? 'failed' };
 }
 
@@ -86,28 +88,59 @@ export function createToolActivities(deps: ActivityDeps) {
   const checkTimeoutMs = Math.max(config.mcp.timeoutMs, MIN_CHECK_TIMEOUT_MS);
 
   async function check(client: McpClient, commands: ToolCommands, signal?: AbortSignal): Promise<CheckReading> {
-    const call = hostToolCall('check_tool', { name: commands.name, versionCommand: commands.versionCommand, ...(commands.versionRegex ? { versionRegex: commands.versionRegex } : {}) });
+    const call = hostToolCall('check_tool', {
+      name: commands.name,
+      versionCommand: commands.versionCommand,
+      ...(commands.versionRegex ? { versionRegex: commands.versionRegex } : {}),
+    });
     const result = (await client.callTool(call, undefined, { signal, timeout: checkTimeoutMs })) as CallToolResult;
-    if (result.isError) return { answered: false, reason: explainHostFailure('install', toolResultText(result.content), logOf(result.structuredContent)) };
+    if (result.isError)
+      return { answered: false, reason: explainHostFailure('install', toolResultText(result.content), logOf(result.structuredContent)) };
     const reading = CheckToolResult.safeParse(result.structuredContent);
     if (!reading.success) return { answered: false, reason: 'the server answered check_tool without saying whether the tool is installed' };
-    return { answered: true, installed: reading.data.installed, ...(reading.data.version ? { version: reading.data.version } : {}), log: reading.data.log ?? '' };
+    return {
+      answered: true,
+      installed: reading.data.installed,
+      ...(reading.data.version ? { version: reading.data.version } : {}),
+      log: reading.data.log ?? '',
+    };
   }
 
   /**
    * Sends the change: as an MCP task when the server runs the tool as one (its id recorded at
    * once; a retry follows the same task, so the command never runs twice), else a plain call.
    */
-  async function sendChange(connection: McpConnection, call: ReturnType<typeof hostToolCall>, task: ChangeTask, signal: AbortSignal): Promise<CallToolResult> {
+  async function sendChange(
+    connection: McpConnection,
+    call: ReturnType<typeof hostToolCall>,
+    task: ChangeTask,
+    signal: AbortSignal,
+  ): Promise<CallToolResult> {
     const requestTimeoutMs = config.mcp.timeoutMs;
     if (!task.id && (await runsAsMcpTask(connection, call.name, requestTimeoutMs))) {
-      const started = await startMcpToolTask(connection.client, call, task.token, CHANGE_CALL_TIMEOUT_MS + 3600_000, { timeoutMs: Math.min(requestTimeoutMs, 30_000), signal });
+      const started = await startMcpToolTask(connection.client, call, task.token, CHANGE_CALL_TIMEOUT_MS + 3600_000, {
+        timeoutMs: Math.min(requestTimeoutMs, 30_000),
+        signal,
+      });
       if ('result' in started) return started.result;
       task.id = started.task.taskId;
       task.started(task.id);
     }
-    if (task.id) return followMcpTask({ connection, mcpTaskId: task.id, signal, deadline: Date.now() + CHANGE_CALL_TIMEOUT_MS, requestTimeoutMs, onProgress: () => undefined });
-    return (await connection.client.callTool(call, undefined, { signal, timeout: CHANGE_CALL_TIMEOUT_MS, maxTotalTimeout: CHANGE_CALL_TIMEOUT_MS, resetTimeoutOnProgress: true })) as CallToolResult;
+    if (task.id)
+      return followMcpTask({
+        connection,
+        mcpTaskId: task.id,
+        signal,
+        deadline: Date.now() + CHANGE_CALL_TIMEOUT_MS,
+        requestTimeoutMs,
+        onProgress: () => undefined,
+      });
+    return (await connection.client.callTool(call, undefined, {
+      signal,
+      timeout: CHANGE_CALL_TIMEOUT_MS,
+      maxTotalTimeout: CHANGE_CALL_TIMEOUT_MS,
+      resetTimeoutOnProgress: true,
+    })) as CallToolResult;
   }
 
   /**
@@ -119,7 +152,15 @@ export function createToolActivities(deps: ActivityDeps) {
    * finished it. `markSent` is called just before the change goes out, after which the call is
    * never repeated on another connection.
    */
-  async function changeOnHost(connection: McpConnection, commands: ToolCommands, input: ToolChangeInput, attempt: number, signal: AbortSignal, task: ChangeTask, markSent: () => void): Promise<HostOutcome> {
+  async function changeOnHost(
+    connection: McpConnection,
+    commands: ToolCommands,
+    input: ToolChangeInput,
+    attempt: number,
+    signal: AbortSignal,
+    task: ChangeTask,
+    markSent: () => void,
+  ): Promise<HostOutcome> {
     const { action, version: wanted } = input;
     const client = connection.client;
     // A retry of a change that went out as a task follows that task instead of asking first.
@@ -129,9 +170,17 @@ export function createToolActivities(deps: ActivityDeps) {
         // On a retry the earlier attempt may have installed it; on the first attempt it was there before.
         if (attempt > 1) return { status: 'INSTALLED', version: before.version, log: before.log, verified: true, skipped: true };
         const found = `${commands.name}${before.version ? ` ${before.version}` : ''}`;
-        return { status: 'INSTALLED', version: before.version, log: `${before.log}[${found} is already installed: the install command was not run]\n`, verified: true, skipped: true, alreadyInstalled: true };
+        return {
+          status: 'INSTALLED',
+          version: before.version,
+          log: `${before.log}[${found} is already installed: the install command was not run]\n`,
+          verified: true,
+          skipped: true,
+          alreadyInstalled: true,
+        };
       }
-      if (before.answered && action === 'uninstall' && !before.installed) return { status: 'NOT_INSTALLED', log: before.log, verified: true, skipped: true };
+      if (before.answered && action === 'uninstall' && !before.installed)
+        return { status: 'NOT_INSTALLED', log: before.log, verified: true, skipped: true };
       // Not there, another version, or no answer (a host without check_tool or commands): the
       // install goes out, and its own answer says what the server can do.
     }
@@ -141,47 +190,83 @@ export function createToolActivities(deps: ActivityDeps) {
         ? hostToolCall('install_tool', { name: commands.name, installCommand: commands.installCommand })
         : hostToolCall('uninstall_tool', { name: commands.name, uninstallCommand: commands.uninstallCommand });
     const answer = await sendChange(connection, call, task, signal);
-    const log = action === 'install' ? logOf(answer.structuredContent) : (UninstallToolResult.safeParse(answer.structuredContent).data?.log ?? '');
+    const log =
+      action === 'install' ? logOf(answer.structuredContent) : (UninstallToolResult.safeParse(answer.structuredContent).data?.log ?? '');
     if (answer.isError) return { status: 'FAILED', error: explainHostFailure(action, toolResultText(answer.content), log), log };
 
     const after = await check(client, commands, signal);
-    if (!after.answered) return { status: 'FAILED', error: `the ${action} command ran, but the server could not verify it: ${after.reason}`, log };
+    if (!after.answered)
+      return { status: 'FAILED', error: `the ${action} command ran, but the server could not verify it: ${after.reason}`, log };
     const logs = `${log}${after.log}`;
     const found = after.version ? ` ${after.version}` : '';
     if (action === 'uninstall') {
-      if (after.installed) return { status: 'FAILED', error: `the uninstall command succeeded, but ${commands.name}${found} is still there`, log: logs, verified: true };
+      if (after.installed)
+        return {
+          status: 'FAILED',
+          error: `the uninstall command succeeded, but ${commands.name}${found} is still there`,
+          log: logs,
+          verified: true,
+        };
       return { status: 'NOT_INSTALLED', log: logs, verified: true };
     }
-    if (!after.installed) return { status: 'FAILED', error: `the install command succeeded, but ${commands.name} is not found afterwards (its version command \`${commands.versionCommand}\` fails)`, log: logs, verified: true };
+    if (!after.installed)
+      return {
+        status: 'FAILED',
+        error: `the install command succeeded, but ${commands.name} is not found afterwards (its version command \`${commands.versionCommand}\` fails)`,
+        log: logs,
+        verified: true,
+      };
     if (!versionMatches(after.version, wanted)) {
-      return { status: 'FAILED', error: `${commands.name}${found || ' (version unreadable)'} is installed, not the version ${wanted} asked for`, log: logs, verified: true };
+      return {
+        status: 'FAILED',
+        error: `${commands.name}${found || ' (version unreadable)'} is installed, not the version ${wanted} asked for`,
+        log: logs,
+        verified: true,
+      };
     }
     return { status: 'INSTALLED', version: after.version, log: logs, verified: true };
   }
 
   async function load(em: EntityManager, input: Pick<ToolChangeInput, 'serverId' | 'toolId'>) {
-    const [server, tool] = await Promise.all([em.findOne(McpServer, input.serverId, { populate: ['masterTokenCiphertext'] }), em.findOne(ToolDefinition, input.toolId)]);
-    if (!server || !tool) throw ApplicationFailure.nonRetryable(`the ${server ? 'catalog entry' : 'server'} no longer exists`, TOOL_CHANGE_REFUSED);
+    const [server, tool] = await Promise.all([
+      em.findOne(McpServer, input.serverId, { populate: ['masterTokenCiphertext'] }),
+      em.findOne(ToolDefinition, input.toolId),
+    ]);
+    if (!server || !tool)
+      throw ApplicationFailure.nonRetryable(`the ${server ? 'catalog entry' : 'server'} no longer exists`, TOOL_CHANGE_REFUSED);
     const ref: ServerToolRef = { organizationId: server.organization.id, serverId: server.id, toolId: tool.id, toolName: tool.name };
     return { server, tool, ref };
   }
 
   /** Records how a change ended, if the workflow still owns the row; audited with it. */
-  async function record(em: EntityManager, ref: ServerToolRef, tool: ToolDefinition, input: ToolChangeInput, outcome: HostOutcome): Promise<void> {
-    await setServerToolState(em, ref, finalChange(outcome, new Date()), { workflowId: input.workflowId, from: BUSY_STATUSES }, {
-      action: outcomeAction(input.action, outcome.status),
-      resourceType: 'server',
-      resourceId: ref.serverId,
-      changes: {
-        toolId: tool.id,
-        toolName: tool.name,
-        status: outcome.status,
-        version: outcome.version ?? null,
-        error: outcome.error ?? null,
-        workflowId: input.workflowId,
-        ...(outcome.alreadyInstalled ? { alreadyInstalled: true } : outcome.skipped ? { foundDoneOnRetry: true } : {}),
+  async function record(
+    em: EntityManager,
+    ref: ServerToolRef,
+    tool: ToolDefinition,
+    input: ToolChangeInput,
+    outcome: HostOutcome,
+  ): Promise<void> {
+    await setServerToolState(
+      em,
+      ref,
+      finalChange(outcome, new Date()),
+      { workflowId: input.workflowId, from: BUSY_STATUSES },
+      {
+        action: outcomeAction(input.action, outcome.status),
+        resourceType: 'server',
+        resourceId: ref.serverId,
+        changes: {
+          toolId: tool.id,
+          toolName: tool.name,
+          status: outcome.status,
+          version: outcome.version ?? null,
+          error: outcome.error ?? null,
+          workflowId: input.workflowId,
+          ...(outcome.alreadyInstalled ? { alreadyInstalled: true } : outcome.skipped ? { foundDoneOnRetry: true } : {}),
+        },
       },
-    }, outcome.alreadyInstalled ? { alreadyInstalled: true } : undefined);
+      outcome.alreadyInstalled ? { alreadyInstalled: true } : undefined,
+    );
   }
 
   return {
@@ -211,21 +296,32 @@ export function createToolActivities(deps: ActivityDeps) {
       let outcome: HostOutcome;
       try {
         const commands = toolCommands(tool, input.version);
-        outcome = await gateway.withServer(server, ({ connection }) => changeOnHost(connection, commands, input, ctx.info.attempt, controller.signal, task, () => (sent = true)), {
-          timeoutMs: CHANGE_CALL_TIMEOUT_MS,
-          // Another connection may be tried only while nothing was sent (never install twice),
-          // or to follow the change's task again.
-          canRetry: (error) => (!sent || task.id !== undefined) && !controller.signal.aborted && !isMcpTaskVerdict(error),
-        });
+        outcome = await gateway.withServer(
+          server,
+          ({ connection }) => changeOnHost(connection, commands, input, ctx.info.attempt, controller.signal, task, () => (sent = true)),
+          {
+            timeoutMs: CHANGE_CALL_TIMEOUT_MS,
+            // Another connection may be tried only while nothing was sent (never install twice),
+            // or to follow the change's task again.
+            canRetry: (error) => (!sent || task.id !== undefined) && !controller.signal.aborted && !isMcpTaskVerdict(error),
+          },
+        );
       } catch (error) {
         if (controller.signal.aborted) throw new CancelledFailure('cancelled');
         // The catalog entry changed since the request was accepted.
-        if (error instanceof AppError) outcome = { status: 'FAILED', error: `the catalog entry no longer takes version ${input.version}`, log: '' };
+        if (error instanceof AppError)
+          outcome = { status: 'FAILED', error: `the catalog entry no longer takes version ${input.version}`, log: '' };
         else if (!(error instanceof ServerCallFailed)) throw error;
         else if (isMcpTaskVerdict(error.cause)) outcome = { status: 'FAILED', error: error.cause.message, log: '' };
         else {
-          const unsupported = /tool (install|uninstall|check)_tool not found/i.test(`${error.message} ${String((error.cause as Error | undefined)?.message)}`);
-          outcome = { status: 'FAILED', error: unsupported ? 'this server does not support installs (it offers no install_tool)' : error.message, log: '' };
+          const unsupported = /tool (install|uninstall|check)_tool not found/i.test(
+            `${error.message} ${String((error.cause as Error | undefined)?.message)}`,
+          );
+          outcome = {
+            status: 'FAILED',
+            error: unsupported ? 'this server does not support installs (it offers no install_tool)' : error.message,
+            log: '',
+          };
         }
       } finally {
         clearInterval(heartbeat);
@@ -235,7 +331,17 @@ export function createToolActivities(deps: ActivityDeps) {
       // A failed INSTALLING write fails the attempt; the retry asks the host before doing anything.
       await begun;
       await record(em, ref, tool, input, outcome);
-      logger.info({ serverId: input.serverId, toolId: input.toolId, action: input.action, status: outcome.status, attempt: ctx.info.attempt, ...(outcome.alreadyInstalled ? { alreadyInstalled: true } : {}) }, 'tool change finished');
+      logger.info(
+        {
+          serverId: input.serverId,
+          toolId: input.toolId,
+          action: input.action,
+          status: outcome.status,
+          attempt: ctx.info.attempt,
+          ...(outcome.alreadyInstalled ? { alreadyInstalled: true } : {}),
+        },
+        'tool change finished',
+      );
       return {
         status: outcome.status,
         ...(outcome.version ? { version: outcome.version } : {}),
@@ -255,12 +361,18 @@ export function createToolActivities(deps: ActivityDeps) {
       const tool = await em.findOne(ToolDefinition, input.toolId, { fields: ['name'] });
       if (!server || !tool) return { status: 'FAILED', error: reason };
       const ref: ServerToolRef = { organizationId: server.organization.id, serverId: server.id, toolId: tool.id, toolName: tool.name };
-      const changed = await setServerToolState(em, ref, { status: ServerToolStatus.FAILED, lastError: reason }, { workflowId: input.workflowId, from: BUSY_STATUSES }, {
-        action: outcomeAction(input.action, 'FAILED'),
-        resourceType: 'server',
-        resourceId: ref.serverId,
-        changes: { toolId: tool.id, toolName: tool.name, status: 'FAILED', error: reason, workflowId: input.workflowId },
-      });
+      const changed = await setServerToolState(
+        em,
+        ref,
+        { status: ServerToolStatus.FAILED, lastError: reason },
+        { workflowId: input.workflowId, from: BUSY_STATUSES },
+        {
+          action: outcomeAction(input.action, 'FAILED'),
+          resourceType: 'server',
+          resourceId: ref.serverId,
+          changes: { toolId: tool.id, toolName: tool.name, status: 'FAILED', error: reason, workflowId: input.workflowId },
+        },
+      );
       if (changed) return { status: 'FAILED', error: reason };
       const row = await em.findOne(ServerTool, { server: input.serverId, tool: input.toolId });
       const status = row && !BUSY_STATUSES.includes(row.status) ? (row.status as ToolChangeOutcome['status']) : 'NOT_INSTALLED';
@@ -274,14 +386,24 @@ export function createToolActivities(deps: ActivityDeps) {
      */
     async checkInstalledTools(serverId: string): Promise<ToolDriftSummary> {
       const em = orm.em.fork() as EntityManager;
-      const rows = await em.find(ServerTool, { server: serverId, status: ServerToolStatus.INSTALLED }, { populate: ['tool', 'server', 'server.masterTokenCiphertext'] });
+      const rows = await em.find(
+        ServerTool,
+        { server: serverId, status: ServerToolStatus.INSTALLED },
+        { populate: ['tool', 'server', 'server.masterTokenCiphertext'] },
+      );
       const summary: ToolDriftSummary = { checked: 0, changed: 0, vanished: 0, unchecked: 0 };
       if (rows.length === 0) return summary;
       const readings = new Map<ServerTool, CheckReading>();
       try {
         await gateway.withServer(rows[0]!.server, ({ connection }) =>
           eachLimited(rows, DRIFT_CONCURRENCY, async (row) => {
-            readings.set(row, await check(connection.client, toolCommands(row.tool)).catch((error: unknown) => ({ answered: false as const, reason: String((error as Error).message) })));
+            readings.set(
+              row,
+              await check(connection.client, toolCommands(row.tool)).catch((error: unknown) => ({
+                answered: false as const,
+                reason: String((error as Error).message),
+              })),
+            );
           }),
         );
       } catch (error) {
@@ -300,13 +422,37 @@ export function createToolActivities(deps: ActivityDeps) {
         const ref: ServerToolRef = { organizationId: row.organization.id, serverId, toolId: row.tool.id, toolName: row.tool.name };
         const was = row.installedVersion ?? null;
         const guard = { from: [ServerToolStatus.INSTALLED], installedVersion: was };
-        const drift = (kind: string, changes: Record<string, unknown>) => ({ action: 'server.tool_drift', resourceType: 'server', resourceId: serverId, changes: { toolId: row.tool.id, toolName: row.tool.name, kind, ...changes } });
+        const drift = (kind: string, changes: Record<string, unknown>) => ({
+          action: 'server.tool_drift',
+          resourceType: 'server',
+          resourceId: serverId,
+          changes: { toolId: row.tool.id, toolName: row.tool.name, kind, ...changes },
+        });
         if (!reading.installed) {
           const reason = `vanished: the server no longer finds ${row.tool.name} (its version command fails; checked ${at.toISOString()})`;
-          const done = await setServerToolState(em, ref, { status: ServerToolStatus.NOT_INSTALLED, installedVersion: null, installedAt: null, lastError: reason, logTail: tail(reading.log) || null, checkedAt: at }, guard, drift('vanished', { from: was }));
+          const done = await setServerToolState(
+            em,
+            ref,
+            {
+              status: ServerToolStatus.NOT_INSTALLED,
+              installedVersion: null,
+              installedAt: null,
+              lastError: reason,
+              logTail: tail(reading.log) || null,
+              checkedAt: at,
+            },
+            guard,
+            drift('vanished', { from: was }),
+          );
           if (done) summary.vanished++;
         } else if ((reading.version ?? null) !== was) {
-          const done = await setServerToolState(em, ref, { status: ServerToolStatus.INSTALLED, installedVersion: reading.version ?? null, checkedAt: at }, guard, drift('version_changed', { from: was, to: reading.version ?? null }));
+          const done = await setServerToolState(
+            em,
+            ref,
+            { status: ServerToolStatus.INSTALLED, installedVersion: reading.version ?? null, checkedAt: at },
+            guard,
+            drift('version_changed', { from: was, to: reading.version ?? null }),
+          );
           if (done) summary.changed++;
         } else {
           await em.nativeUpdate(ServerTool, { id: row.id, status: ServerToolStatus.INSTALLED }, { checkedAt: at });

@@ -10,5 +10,12 @@ export function requestMeta(ctx: HandlerContext): { ip: string; requestId: strin
 /** The authenticated caller of this request as the domain sees it. */
 export function actorOf(ctx: HandlerContext, auth: AuthContext): Actor {
   const meta = requestMeta(ctx);
-  return { userId: auth.userId, organizationId: auth.organizationId, email: auth.email, ip: meta.ip, requestId: meta.requestId, via: 'api' };
+  return {
+    userId: auth.userId,
+    organizationId: auth.organizationId,
+    email: auth.email,
+    ip: meta.ip,
+    requestId: meta.requestId,
+    via: 'api',
+  };
 }

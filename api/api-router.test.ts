@@ -53,7 +53,12 @@ describe('ApiRouter: what a handler gets', () => {
     const account = await registerAccount(httpFor(ctx));
     const ip = randomIp();
     const id = '00000000-0000-4000-8000-000000000001';
-    const res = await http.get(`/api/probe/caller/${id}`).set('X-Forwarded-For', ip).set('X-Request-Id', 'probe-1').auth(account.accessToken, { type: 'bearer' }).expect(200);
+    const res = await http
+      .get(`/api/probe/caller/${id}`)
+      .set('X-Forwarded-For', ip)
+      .set('X-Request-Id', 'probe-1')
+      .auth(account.accessToken, { type: 'bearer' })
+      .expect(200);
     expect(res.body).toEqual({
       id,
       userId: account.userId,

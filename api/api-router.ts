@@ -93,7 +93,8 @@ export class ApiRouter {
           params: ctx.params,
         });
       } catch (error) {
-        if (error instanceof RequestValidationError) throw new AppError(400, 'validation_failed', 'Request validation failed', error.details);
+        if (error instanceof RequestValidationError)
+          throw new AppError(400, 'validation_failed', 'Request validation failed', error.details);
         throw error;
       }
       ctx.input = input;

@@ -29,7 +29,10 @@ describe('API skeleton', () => {
     const deadPort = await freePort();
     // No retry interceptor: its timers would outlive the closed channel.
     const connection = Connection.lazy({ address: `127.0.0.1:${deadPort}`, connectTimeout: '500ms', interceptors: [] });
-    const app = createApp({ ...ctx, temporal: { connection, client: createTemporalClient(connection, ctx.config), taskQueue: ctx.config.temporal.taskQueue } });
+    const app = createApp({
+      ...ctx,
+      temporal: { connection, client: createTemporalClient(connection, ctx.config), taskQueue: ctx.config.temporal.taskQueue },
+    });
     const res = await request(app.callback()).get('/api/health').expect(503);
     expect(res.body).toMatchObject({ status: 'error', db: 'ok', temporal: 'error', errors: { temporal: expect.any(String) } });
     expect(res.body.errors).not.toHaveProperty('db');
@@ -46,7 +49,9 @@ describe('API skeleton', () => {
   it('logs each request with the status the client got, failures included', async () => {
     let out = '';
     const sink = new Writable({ write: (chunk, _enc, done) => ((out += chunk.toString()), done()) });
-    const logged = request(createApp({ ...ctx, logger: createLogger({ log: { level: 'info', pretty: false } }, 'app-test', sink) }).callback());
+    const logged = request(
+      createApp({ ...ctx, logger: createLogger({ log: { level: 'info', pretty: false } }, 'app-test', sink) }).callback(),
+    );
     const sent = [
       await logged.get('/api/health').set('X-Request-Id', 'log-ok'),
       await logged.post('/api/auth/login').set('X-Request-Id', 'log-invalid-json').set('Content-Type', 'application/json').send('{"a":'),
@@ -93,12 +98,17 @@ describe('API skeleton', () => {
   it('publishes OpenAPI 3.1 generated from the route schemas, and interactive docs', async () => {
     const doc = await http.get('/api/openapi.json').expect(200);
     expect(doc.body.openapi).toBe('3.1.0');
-    expect(doc.body.paths['/api/health'].get.responses['200'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Health' });
+    expect(doc.body.paths['/api/health'].get.responses['200'].content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/Health',
+    });
     expect(doc.body.components.schemas.Error).toBeDefined();
     const page = await http.get('/docs').expect(200);
     expect(page.headers['content-type']).toMatch(/text\/html/);
     expect(page.text).toContain('/api/openapi.json');
-    await http.get('/docs/swagger-ui-bundle.js').expect(200).expect('Content-Type', /javascript/);
+    await http
+      .get('/docs/swagger-ui-bundle.js')
+      .expect(200)
+      .expect('Content-Type', /javascript/);
     await http.get('/docs/..%2Fpackage.json').expect(404);
   });
 });
@@ -121,7 +131,9 @@ describe('error middleware', () => {
   });
 
   it('passes AppError code, message, details and headers through', async () => {
-    const res = await appThrowing(new AppError(429, 'too_many_attempts', 'Try later', { retryAfter: 60 }, { 'Retry-After': '60' })).get('/').expect(429);
+    const res = await appThrowing(new AppError(429, 'too_many_attempts', 'Try later', { retryAfter: 60 }, { 'Retry-After': '60' }))
+      .get('/')
+      .expect(429);
     expect(res.body).toEqual({ error: { code: 'too_many_attempts', message: 'Try later', details: { retryAfter: 60 } } });
     expect(res.headers['retry-after']).toBe('60');
   });

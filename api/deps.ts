@@ -39,6 +39,12 @@ export function createAppDeps(config: Config, options: AppDepsOptions = {}): Pro
     const events = new RealtimeHub(databaseUrl, orm, logger);
     await events.start();
     closing(() => events.close());
-    return { config, orm, logger, events, temporal: { connection, client: createTemporalClient(connection, config), taskQueue: config.temporal.taskQueue } };
+    return {
+      config,
+      orm,
+      logger,
+      events,
+      temporal: { connection, client: createTemporalClient(connection, config), taskQueue: config.temporal.taskQueue },
+    };
   });
 }

@@ -32,7 +32,10 @@ interface Operation {
   body?: JsonSchema;
 }
 interface OpenApiDocument {
-  paths: Record<string, Record<string, { security?: unknown[]; parameters?: Parameter[]; requestBody?: { content: Record<string, { schema: JsonSchema }> } }>>;
+  paths: Record<
+    string,
+    Record<string, { security?: unknown[]; parameters?: Parameter[]; requestBody?: { content: Record<string, { schema: JsonSchema }> } }>
+  >;
   components: { schemas: Record<string, JsonSchema> };
 }
 
@@ -128,14 +131,20 @@ function validValue(schema: JsonSchema, doc: OpenApiDocument, gentleness: number
   if (variants) return fc.oneof(...variants.map((v) => valueFor(v, doc, gentleness, depth + 1)));
   if (Array.isArray(schema.enum)) return fc.constantFrom(...(schema.enum as unknown[]));
   if ('const' in schema) return fc.constant(schema.const);
-  if (Array.isArray(schema.type)) return fc.oneof(...(schema.type as string[]).map((type) => validValue({ ...schema, type }, doc, gentleness, depth)));
+  if (Array.isArray(schema.type))
+    return fc.oneof(...(schema.type as string[]).map((type) => validValue({ ...schema, type }, doc, gentleness, depth)));
   const min = schema.minimum as number | undefined;
   const max = schema.maximum as number | undefined;
   switch (schema.type) {
     case 'string': {
-      if (schema.format === 'uuid') return fc.oneof(fc.uuid(), fc.nat().map((i) => knownIds()[i % knownIds().length] ?? randomUUID()));
+      if (schema.format === 'uuid')
+        return fc.oneof(
+          fc.uuid(),
+          fc.nat().map((i) => knownIds()[i % knownIds().length] ?? randomUUID()),
+        );
       if (schema.format === 'email') return fc.emailAddress();
-      if (schema.format === 'date-time') return fc.date({ min: new Date('1990-01-01'), max: new Date('2100-01-01'), noInvalidDate: true }).map((d) => d.toISOString());
+      if (schema.format === 'date-time')
+        return fc.date({ min: new Date('1990-01-01'), max: new Date('2100-01-01'), noInvalidDate: true }).map((d) => d.toISOString());
       const fromPattern = typeof schema.pattern === 'string' ? patternArbitrary(schema.pattern) : undefined;
       const minLength = (schema.minLength as number | undefined) ?? 0;
       const maxLength = Math.max(minLength, Math.min((schema.maxLength as number | undefined) ?? 40, 60));
@@ -150,7 +159,9 @@ function validValue(schema: JsonSchema, doc: OpenApiDocument, gentleness: number
     case 'null':
       return fc.constant(null);
     case 'array':
-      return fc.array(valueFor((schema.items as JsonSchema) ?? {}, doc, gentleness, depth + 1), { maxLength: Math.min((schema.maxItems as number | undefined) ?? 3, 3) });
+      return fc.array(valueFor((schema.items as JsonSchema) ?? {}, doc, gentleness, depth + 1), {
+        maxLength: Math.min((schema.maxItems as number | undefined) ?? 3, 3),
+      });
     case 'object': {
       const properties = (schema.properties ?? {}) as Record<string, JsonSchema>;
       const required = (schema.required ?? []) as string[];
@@ -159,8 +170,17 @@ function validValue(schema: JsonSchema, doc: OpenApiDocument, gentleness: number
         { requiredKeys: required.filter((key) => key in properties) },
       ) as fc.Arbitrary<Record<string, unknown>>;
       const open = schema.additionalProperties;
-      const extraKeys = open && typeof open === 'object' ? fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }) : fc.constant({});
-      const unknown = gentleness === undefined ? fc.constant({}) : fc.option(fc.dictionary(fc.constantFrom('extra', '__proto__', 'constructor', 'x\u0000', '\ud800', ''), hostileValue, { maxKeys: 2 }), { freq: 5, nil: {} });
+      const extraKeys =
+        open && typeof open === 'object'
+          ? fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 })
+          : fc.constant({});
+      const unknown =
+        gentleness === undefined
+          ? fc.constant({})
+          : fc.option(
+              fc.dictionary(fc.constantFrom('extra', '__proto__', 'constructor', 'x\u0000', '\ud800', ''), hostileValue, { maxKeys: 2 }),
+              { freq: 5, nil: {} },
+            );
       return fc.tuple(known, extraKeys, unknown).map(([a, b, c]) => ({ ...b, ...c, ...a }));
     }
     default:
@@ -172,7 +192,11 @@ function validValue(schema: JsonSchema, doc: OpenApiDocument, gentleness: number
 
 /** Percent-encodes the UTF-8 bytes: encodeURIComponent throws on lone surrogates. */
 function encode(value: string): string {
-  return [...Buffer.from(value, 'utf8')].map((b) => (/[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
+  return [...Buffer.from(value, 'utf8')]
+    .map((b) =>
+      /[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`,
+    )
+    .join('');
 }
 
 /**
@@ -180,19 +204,50 @@ function encode(value: string): string {
  * Node's 16 KB header limit and be refused with a bare 431 before the app sees it.
  */
 function asText(value: unknown): string {
-  const text = typeof value === 'string' ? value.replace(/\u0001deep:(\d+)\u0001/g, (_m, levels: string) => nestedJson(Math.min(Number(levels), 40))) : toJson(value, 40);
+  const text =
+    typeof value === 'string'
+      ? value.replace(/\u0001deep:(\d+)\u0001/g, (_m, levels: string) => nestedJson(Math.min(Number(levels), 40)))
+      : toJson(value, 40);
   return text.slice(0, 1000);
 }
 
-type BodyStyle = 'json' | 'text/plain' | 'form' | 'no-type' | 'gzip' | 'bad-gzip' | 'unknown-encoding' | 'bad-charset' | 'broken-json' | 'scalar-json' | 'none';
+type BodyStyle =
+  | 'json'
+  | 'text/plain'
+  | 'form'
+  | 'no-type'
+  | 'gzip'
+  | 'bad-gzip'
+  | 'unknown-encoding'
+  | 'bad-charset'
+  | 'broken-json'
+  | 'scalar-json'
+  | 'none';
 
 const bodyStyle: fc.Arbitrary<BodyStyle> = fc.oneof(
   { weight: 20, arbitrary: fc.constant<BodyStyle>('json') },
-  { weight: 1, arbitrary: fc.constantFrom<BodyStyle>('text/plain', 'form', 'no-type', 'gzip', 'bad-gzip', 'unknown-encoding', 'bad-charset', 'broken-json', 'scalar-json', 'none') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<BodyStyle>(
+      'text/plain',
+      'form',
+      'no-type',
+      'gzip',
+      'bad-gzip',
+      'unknown-encoding',
+      'bad-charset',
+      'broken-json',
+      'scalar-json',
+      'none',
+    ),
+  },
 );
 
 type Credentials = 'valid' | 'none' | 'garbage';
-const credentials: fc.Arbitrary<Credentials> = fc.oneof({ weight: 12, arbitrary: fc.constant<Credentials>('valid') }, { weight: 1, arbitrary: fc.constantFrom<Credentials>('none', 'garbage') });
+const credentials: fc.Arbitrary<Credentials> = fc.oneof(
+  { weight: 12, arbitrary: fc.constant<Credentials>('valid') },
+  { weight: 1, arbitrary: fc.constantFrom<Credentials>('none', 'garbage') },
+);
 
 const OTHER_METHODS = ['TRACE', 'PROPFIND', 'OPTIONS', 'HEAD', 'LOCK', 'SEARCH', 'PATCH', 'PUT', 'DELETE'];
 
@@ -285,22 +340,39 @@ describe('every route of the OpenAPI document, under generated and hostile input
             fc.oneof(
               { weight: 5, arbitrary: fc.nat(9).map((i) => ({ kind: 'seed' as const, value: String(i) })) },
               { weight: 2, arbitrary: fc.uuid().map((value) => ({ kind: 'random' as const, value })) },
-              { weight: 2, arbitrary: fc.oneof(fc.constantFrom(...HOSTILE_STRINGS), fc.string({ unit: 'binary', maxLength: 10 })).map((value) => ({ kind: 'hostile' as const, value })) },
+              {
+                weight: 2,
+                arbitrary: fc
+                  .oneof(fc.constantFrom(...HOSTILE_STRINGS), fc.string({ unit: 'binary', maxLength: 10 }))
+                  .map((value) => ({ kind: 'hostile' as const, value })),
+              },
             ),
           ]),
         ),
       );
-      const query = fc.tuple(
-        ...queryParams.map((p) =>
-          fc.option(
-            valueFor(p.schema, doc, g).map((v) => [[p.name, asText(v)]] as Array<[string, string]>),
-            { nil: [] as Array<[string, string]>, freq: 2 },
+      const query = fc
+        .tuple(
+          ...queryParams.map((p) =>
+            fc.option(
+              valueFor(p.schema, doc, g).map((v) => [[p.name, asText(v)]] as Array<[string, string]>),
+              { nil: [] as Array<[string, string]>, freq: 2 },
+            ),
           ),
-        ),
-        g === undefined ? fc.constant([]) : fc.option(fc.tuple(fc.constantFrom('unknown', 'limit', 'cursor', '__proto__', 'q'), fc.constantFrom(...HOSTILE_STRINGS)).map((pair) => [pair]), { nil: [], freq: 3 }),
-      ).map((parts) => (parts as Array<Array<[string, string]>>).flat());
+          g === undefined
+            ? fc.constant([])
+            : fc.option(
+                fc
+                  .tuple(fc.constantFrom('unknown', 'limit', 'cursor', '__proto__', 'q'), fc.constantFrom(...HOSTILE_STRINGS))
+                  .map((pair) => [pair]),
+                { nil: [], freq: 3 },
+              ),
+        )
+        .map((parts) => (parts as Array<Array<[string, string]>>).flat());
       const body = operation.body ? valueFor(operation.body, doc, g) : fc.constant(undefined);
-      const method = g === undefined ? fc.constant(operation.method) : fc.oneof({ weight: 12, arbitrary: fc.constant(operation.method) }, { weight: 1, arbitrary: fc.constantFrom(...OTHER_METHODS) });
+      const method =
+        g === undefined
+          ? fc.constant(operation.method)
+          : fc.oneof({ weight: 12, arbitrary: fc.constant(operation.method) }, { weight: 1, arbitrary: fc.constantFrom(...OTHER_METHODS) });
       return fc.record({
         operation: fc.constant(operation),
         method,
@@ -343,7 +415,11 @@ describe('every route of the OpenAPI document, under generated and hostile input
           req = req.serialize((x: unknown) => x as string).send(Buffer.from(json) as never);
           break;
         case 'gzip':
-          req = req.set('Content-Type', 'application/json').set('Content-Encoding', 'gzip').serialize((x: unknown) => x as string).send(gzipSync(json) as never);
+          req = req
+            .set('Content-Type', 'application/json')
+            .set('Content-Encoding', 'gzip')
+            .serialize((x: unknown) => x as string)
+            .send(gzipSync(json) as never);
           break;
         case 'bad-gzip':
           req = req.set('Content-Type', 'application/json').set('Content-Encoding', 'gzip').send(json);
@@ -368,7 +444,9 @@ describe('every route of the OpenAPI document, under generated and hostile input
     const where = `${c.method} ${url} (${c.style}, ${c.credentials}) → ${res.status} ${res.text?.slice(0, 300)}`;
     // A documented 502 (the agent's server refused: master_failed, provision_failed, check_failed)
     // is the upstream's answer relayed, not a crash of ours.
-    const upstream = res.status === 502 && ['master_failed', 'provision_failed', 'check_failed'].includes((res.body as { error?: { code?: string } })?.error?.code ?? '');
+    const upstream =
+      res.status === 502 &&
+      ['master_failed', 'provision_failed', 'check_failed'].includes((res.body as { error?: { code?: string } })?.error?.code ?? '');
     expect({ where, serverError: res.status >= 500 && !upstream }).toEqual({ where, serverError: false });
     if (res.status >= 400 && c.method !== 'HEAD') {
       expect({ where, body: res.body }).toEqual({
@@ -379,12 +457,19 @@ describe('every route of the OpenAPI document, under generated and hostile input
     }
     const text = res.text ?? '';
     expect({ where, stack: /\n\s+at .+:\d+:\d+|node_modules|\/work\//.test(text) }).toEqual({ where, stack: false });
-    expect({ where, sql: /\b(insert\s+into|delete\s+from|update\s+"?\w+"?\s+set|select\s[^"]{0,200}\sfrom\s)/i.test(text) }).toEqual({ where, sql: false });
+    expect({ where, sql: /\b(insert\s+into|delete\s+from|update\s+"?\w+"?\s+set|select\s[^"]{0,200}\sfrom\s)/i.test(text) }).toEqual({
+      where,
+      sql: false,
+    });
 
     // Keep the seeds and the credentials usable for the cases that follow.
     if (c.method === 'DELETE' && res.status < 300 && kind in seeds) stale.add(kind === 'servers' ? 'agents' : kind);
     if (res.status === 401 && c.credentials === 'valid' && !c.operation.path.startsWith('/api/auth/')) {
-      const login = await http.post('/api/auth/login').set('X-Forwarded-For', randomIp()).send({ email: admin.email, password: PASSWORD }).expect(200);
+      const login = await http
+        .post('/api/auth/login')
+        .set('X-Forwarded-For', randomIp())
+        .send({ email: admin.email, password: PASSWORD })
+        .expect(200);
       admin = { ...admin, accessToken: login.body.accessToken, refreshToken: login.body.refreshToken };
     }
     return res.status;
@@ -407,19 +492,18 @@ describe('every route of the OpenAPI document, under generated and hostile input
     const seen = new Set<string>();
     const started = Date.now();
     await fc.assert(
-      fc.asyncProperty(
-        fc.constantFrom(...ops).chain(caseFor),
-        async (c) => {
-          const status = await run(c);
-          statuses.set(status, (statuses.get(status) ?? 0) + 1);
-          seen.add(`${c.operation.method} ${c.operation.path}`);
-        },
-      ),
+      fc.asyncProperty(fc.constantFrom(...ops).chain(caseFor), async (c) => {
+        const status = await run(c);
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        seen.add(`${c.operation.method} ${c.operation.path}`);
+      }),
       { numRuns: RUNS, endOnFailure: true },
     );
     // Every operation was reached at least once, and not everything was a refusal.
     expect([...ops.map((o) => `${o.method} ${o.path}`)].filter((o) => !seen.has(o))).toEqual([]);
     expect([...statuses.keys()].some((s) => s < 300)).toBe(true);
-    process.stdout.write(`[fuzz] ${RUNS} cases over ${ops.length} operations in ${Date.now() - started} ms; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}\n`);
+    process.stdout.write(
+      `[fuzz] ${RUNS} cases over ${ops.length} operations in ${Date.now() - started} ms; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}\n`,
+    );
   }, 300_000);
 });

@@ -27,6 +27,10 @@ export async function scopedPage<T extends { createdAt: Date; id: string }, P>(
   if (!scope) return { items: [], nextCursor: null };
   const where = { $and: [scope, { organization: auth.organizationId }, afterCursor(query.cursor), ...filters] };
   // Relations by a second `where id in (...)` query: cheaper to hydrate than a join per row.
-  const rows = await em.find(entity, where as never, { orderBy: PAGE_ORDER as never, limit: query.limit + 1, ...(populate ? { populate: populate as never, strategy: 'select-in' as never } : {}) });
+  const rows = await em.find(entity, where as never, {
+    orderBy: PAGE_ORDER as never,
+    limit: query.limit + 1,
+    ...(populate ? { populate: populate as never, strategy: 'select-in' as never } : {}),
+  });
   return toPage(rows as T[], query.limit, present);
 }

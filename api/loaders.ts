@@ -32,7 +32,11 @@ export async function loadExecution(em: EntityManager, caller: Caller, id: strin
 
 /** The task, not deleted, with its agent and the agent's server. */
 export async function loadTask(em: EntityManager, caller: Caller, id: string): Promise<Task> {
-  const task = await em.findOne(Task, { id, organization: caller.organizationId, deletedAt: null }, { populate: ['agent', 'agent.server'] });
+  const task = await em.findOne(
+    Task,
+    { id, organization: caller.organizationId, deletedAt: null },
+    { populate: ['agent', 'agent.server'] },
+  );
   if (!task) throw AppError.notFound('Task');
   return task;
 }

@@ -34,7 +34,11 @@ describe('malformed input is a 4xx naming the field, never a 500', () => {
   });
   afterAll(() => ctx?.close());
 
-  function expectFieldError(res: { status: number; body: { error?: { code: string; details?: Array<{ path: string }> } } }, status: number, path: string) {
+  function expectFieldError(
+    res: { status: number; body: { error?: { code: string; details?: Array<{ path: string }> } } },
+    status: number,
+    path: string,
+  ) {
     expect({ status: res.status, code: res.body.error?.code }).toEqual({ status, code: expect.any(String) });
     expect(res.body.error?.details?.map((d) => d.path)).toContain(path);
   }
@@ -42,7 +46,7 @@ describe('malformed input is a 4xx naming the field, never a 500', () => {
   describe('methods', () => {
     it('answers an unsupported method on a known path with 405 and Allow', async () => {
       for (const method of ['TRACE', 'PROPFIND']) {
-        const res = await api[method === 'TRACE' ? 'trace' : 'propfind' as 'get']('/api/health');
+        const res = await api[method === 'TRACE' ? 'trace' : ('propfind' as 'get')]('/api/health');
         expect(res.status).toBe(405);
         expect(res.body).toEqual({ error: { code: 'method_not_allowed', message: expect.stringContaining('GET') } });
         expect(res.headers.allow).toBe('GET, HEAD, OPTIONS');
@@ -77,7 +81,10 @@ describe('malformed input is a 4xx naming the field, never a 500', () => {
       ['/api/audit', 'resourceType'],
       ['/api/audit', 'resourceId'],
     ])('rejects NUL in %s?%s', async (path, field) => {
-      const res = await api.get(path).query({ [field]: NUL }).set(auth());
+      const res = await api
+        .get(path)
+        .query({ [field]: NUL })
+        .set(auth());
       expectFieldError(res, 400, `query.${field}`);
     });
 
@@ -98,20 +105,38 @@ describe('malformed input is a 4xx naming the field, never a 500', () => {
     it('rejects NUL in a prompt, a context value and a context key', async () => {
       const prompt = await api.post(`/api/agents/${agentId}/execute`).set(auth()).send({ prompt: NUL });
       expectFieldError(prompt, 400, 'body.prompt');
-      const value = await api.post(`/api/agents/${agentId}/execute`).set(auth()).send({ prompt: 'hi', context: { list: ['ok', NUL] } });
+      const value = await api
+        .post(`/api/agents/${agentId}/execute`)
+        .set(auth())
+        .send({ prompt: 'hi', context: { list: ['ok', NUL] } });
       expectFieldError(value, 400, 'body.context.list.1');
-      const key = await api.post(`/api/agents/${agentId}/execute`).set(auth()).send({ prompt: 'hi', context: { [NUL]: 1 } });
+      const key = await api
+        .post(`/api/agents/${agentId}/execute`)
+        .set(auth())
+        .send({ prompt: 'hi', context: { [NUL]: 1 } });
       expectFieldError(key, 400, 'body.context.a\\u0000b');
     });
 
     it('rejects lone surrogates in context keys and values', async () => {
       // Written by hand: JSON.stringify would escape them the same way, but be explicit.
-      const key = await api.post(`/api/agents/${agentId}/execute`).set(auth()).set('Content-Type', 'application/json').send('{"prompt":"hi","context":{"\\ud800":1}}');
+      const key = await api
+        .post(`/api/agents/${agentId}/execute`)
+        .set(auth())
+        .set('Content-Type', 'application/json')
+        .send('{"prompt":"hi","context":{"\\ud800":1}}');
       expectFieldError(key, 400, 'body.context.\\ud800');
-      const value = await api.post(`/api/agents/${agentId}/execute`).set(auth()).set('Content-Type', 'application/json').send('{"prompt":"hi","context":{"k":"x\\udc00"}}');
+      const value = await api
+        .post(`/api/agents/${agentId}/execute`)
+        .set(auth())
+        .set('Content-Type', 'application/json')
+        .send('{"prompt":"hi","context":{"k":"x\\udc00"}}');
       expectFieldError(value, 400, 'body.context.k');
       // A proper pair is fine.
-      await api.post(`/api/agents/${agentId}/execute`).set(auth()).send({ prompt: 'hi 😀', context: { '😀': '😀' } }).expect(202);
+      await api
+        .post(`/api/agents/${agentId}/execute`)
+        .set(auth())
+        .send({ prompt: 'hi 😀', context: { '😀': '😀' } })
+        .expect(202);
     });
   });
 
@@ -127,9 +152,16 @@ describe('malformed input is a 4xx naming the field, never a 500', () => {
       // body (1) → context (2) → 30 more levels = 32.
       let value: unknown = 'leaf';
       for (let i = 0; i < 30; i++) value = [value];
-      await api.post(`/api/agents/${agentId}/execute`).set(auth()).send({ prompt: 'hi', context: { a: value } }).expect(202);
+      await api
+        .post(`/api/agents/${agentId}/execute`)
+        .set(auth())
+        .send({ prompt: 'hi', context: { a: value } })
+        .expect(202);
       value = [value];
-      const res = await api.post(`/api/agents/${agentId}/execute`).set(auth()).send({ prompt: 'hi', context: { a: value } });
+      const res = await api
+        .post(`/api/agents/${agentId}/execute`)
+        .set(auth())
+        .send({ prompt: 'hi', context: { a: value } });
       expectFieldError(res, 400, `body.context.a${'.0'.repeat(30)}`);
     });
   });
@@ -141,7 +173,10 @@ describe('malformed input is a 4xx naming the field, never a 500', () => {
       ['/api/executions', 'from', '0000-06-01T00:00:00+00:00'],
       ['/api/executions', 'to', '9999-12-31T23:59:59-12:00'],
     ])('rejects %s?%s=%s', async (path, field, value) => {
-      const res = await api.get(path).query({ [field]: value }).set(auth());
+      const res = await api
+        .get(path)
+        .query({ [field]: value })
+        .set(auth());
       expectFieldError(res, 400, `query.${field}`);
     });
 
@@ -163,9 +198,16 @@ describe('malformed input is a 4xx naming the field, never a 500', () => {
   describe('bodies', () => {
     it('answers a Content-Encoding body that does not decode with 400 naming the header', async () => {
       for (const encoding of ['gzip', 'deflate', 'br']) {
-        const res = await api.post('/api/auth/login').set('Content-Type', 'application/json').set('Content-Encoding', encoding).send('{"email":"a@b.c","password":"x"}');
+        const res = await api
+          .post('/api/auth/login')
+          .set('Content-Type', 'application/json')
+          .set('Content-Encoding', encoding)
+          .send('{"email":"a@b.c","password":"x"}');
         expect(res.status).toBe(400);
-        expect(res.body.error).toMatchObject({ code: 'invalid_body', details: [{ path: 'headers.content-encoding', code: 'invalid_encoding' }] });
+        expect(res.body.error).toMatchObject({
+          code: 'invalid_body',
+          details: [{ path: 'headers.content-encoding', code: 'invalid_encoding' }],
+        });
       }
     });
 
@@ -193,11 +235,14 @@ describe('malformed input is a 4xx naming the field, never a 500', () => {
       try {
         const { port } = server.address() as AddressInfo;
         const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-          const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/api/auth/login', headers: { 'Content-Type': 'text/plain' } }, (res) => {
-            let body = '';
-            res.on('data', (c: Buffer) => (body += c.toString()));
-            res.on('end', () => resolve({ status: res.statusCode!, body }));
-          });
+          const req = http.request(
+            { port, host: '127.0.0.1', method: 'POST', path: '/api/auth/login', headers: { 'Content-Type': 'text/plain' } },
+            (res) => {
+              let body = '';
+              res.on('data', (c: Buffer) => (body += c.toString()));
+              res.on('end', () => resolve({ status: res.statusCode!, body }));
+            },
+          );
           req.on('error', reject);
           // Two writes without Content-Length: Node sends Transfer-Encoding: chunked.
           req.write('{"email":');

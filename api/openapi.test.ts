@@ -21,7 +21,17 @@ import { catalogEntry, removeToolDirs, versionFileTool, waitForToolState } from 
  */
 
 type Spec = {
-  paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }>; parameters?: { name: string; in: string; schema: unknown }[]; requestBody?: { content: Record<string, { schema: unknown }> } }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
+        parameters?: { name: string; in: string; schema: unknown }[];
+        requestBody?: { content: Record<string, { schema: unknown }> };
+      }
+    >
+  >;
   components: Record<string, unknown>;
 };
 
@@ -84,20 +94,49 @@ describe('the OpenAPI document against the application', () => {
     return (await http.post(`/api/agents/${fx.agentId}/execute`).set(as()).send({ prompt }).expect(202)).body.executionId as string;
   }
   async function finished(executionId: string): Promise<void> {
-    await waitFor(async () => ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes((await http.get(`/api/executions/${executionId}`).set(as())).body.status), 30_000, 100);
+    await waitFor(
+      async () =>
+        ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(
+          (await http.get(`/api/executions/${executionId}`).set(as())).body.status,
+        ),
+      30_000,
+      100,
+    );
   }
   async function statusIs(executionId: string, status: string): Promise<void> {
     await waitFor(async () => (await http.get(`/api/executions/${executionId}`).set(as())).body.status === status, 30_000, 50);
   }
-  const newTask = async (body: Record<string, unknown> = {}) => (await http.post('/api/tasks').set(as()).send({ title: 'spec task', agentId: fx.agentId, prompt: 'task run [steps:1]', ...body }).expect(201)).body as { id: string };
-  const newUser = async () => (await http.post('/api/users').set(as()).send({ email: `spec-${randomUUID().slice(0, 8)}@example.test`, name: 'Spec User', role: 'VIEWER', password: PASSWORD }).expect(201)).body as { id: string };
+  const newTask = async (body: Record<string, unknown> = {}) =>
+    (
+      await http
+        .post('/api/tasks')
+        .set(as())
+        .send({ title: 'spec task', agentId: fx.agentId, prompt: 'task run [steps:1]', ...body })
+        .expect(201)
+    ).body as { id: string };
+  const newUser = async () =>
+    (
+      await http
+        .post('/api/users')
+        .set(as())
+        .send({ email: `spec-${randomUUID().slice(0, 8)}@example.test`, name: 'Spec User', role: 'VIEWER', password: PASSWORD })
+        .expect(201)
+    ).body as { id: string };
   /** A catalog entry's commands (versionFileTool's, without its paths). */
   const commands = (version: string) => {
     const { installCommand, uninstallCommand, versionCommand, versionRegex } = versionFileTool(version);
     return { installCommand, uninstallCommand, versionCommand, versionRegex };
   };
-  const newTool = async () => (await http.post('/api/tools').set(as()).send({ name: `spec-${randomUUID().slice(0, 8)}`, category: 'cli', ...commands('2.0.0') }).expect(201)).body as { id: string };
-  const login = async () => (await http.post('/api/auth/login').send({ email: admin.email, password: PASSWORD }).expect(200)).body as { refreshToken: string };
+  const newTool = async () =>
+    (
+      await http
+        .post('/api/tools')
+        .set(as())
+        .send({ name: `spec-${randomUUID().slice(0, 8)}`, category: 'cli', ...commands('2.0.0') })
+        .expect(201)
+    ).body as { id: string };
+  const login = async () =>
+    (await http.post('/api/auth/login').send({ email: admin.email, password: PASSWORD }).expect(200)).body as { refreshToken: string };
 
   /**
    * One success per operation, keyed as the document names it. A case may answer several
@@ -107,15 +146,26 @@ describe('the OpenAPI document against the application', () => {
   type Answers = Response | Response[] | { answers: Response[]; settle: () => Promise<unknown> };
   const CASES: Record<string, () => Promise<Answers>> = {
     'GET /api/health': async () => http.get('/api/health'),
-    'POST /api/auth/register': async () => http.post('/api/auth/register').send({ email: `spec-${randomUUID().slice(0, 8)}@example.test`, password: PASSWORD, name: 'Spec', organizationName: 'Spec Two' }),
+    'POST /api/auth/register': async () =>
+      http
+        .post('/api/auth/register')
+        .send({ email: `spec-${randomUUID().slice(0, 8)}@example.test`, password: PASSWORD, name: 'Spec', organizationName: 'Spec Two' }),
     'POST /api/auth/login': async () => http.post('/api/auth/login').send({ email: admin.email, password: PASSWORD }),
     'POST /api/auth/refresh': async () => http.post('/api/auth/refresh').send({ refreshToken: (await login()).refreshToken }),
     'POST /api/auth/logout': async () => http.post('/api/auth/logout').send({ refreshToken: (await login()).refreshToken }),
     'GET /api/auth/me': async () => http.get('/api/auth/me').set(as()),
     'GET /api/users': async () => [await http.get('/api/users').set(as()), await http.get('/api/users').query({ limit: 1 }).set(as())],
-    'POST /api/users': async () => http.post('/api/users').set(as()).send({ email: `spec-${randomUUID().slice(0, 8)}@example.test`, name: 'New', role: 'OPERATOR', password: PASSWORD }),
+    'POST /api/users': async () =>
+      http
+        .post('/api/users')
+        .set(as())
+        .send({ email: `spec-${randomUUID().slice(0, 8)}@example.test`, name: 'New', role: 'OPERATOR', password: PASSWORD }),
     'GET /api/users/{id}': async () => http.get(`/api/users/${admin.userId}`).set(as()),
-    'PATCH /api/users/{id}': async () => http.patch(`/api/users/${(await newUser()).id}`).set(as()).send({ role: 'MANAGER' }),
+    'PATCH /api/users/{id}': async () =>
+      http
+        .patch(`/api/users/${(await newUser()).id}`)
+        .set(as())
+        .send({ role: 'MANAGER' }),
     'DELETE /api/users/{id}': async () => http.delete(`/api/users/${(await newUser()).id}`).set(as()),
     'GET /api/audit': async () => http.get('/api/audit').set(as()),
     'GET /api/audit/{id}': async () => http.get(`/api/audit/${(await http.get('/api/audit').set(as())).body.items[0].id}`).set(as()),
@@ -123,7 +173,10 @@ describe('the OpenAPI document against the application', () => {
     'POST /api/servers': async () => {
       const host = (await registerHost(http, admin)).host;
       hosts.push(host);
-      return http.post('/api/servers').set(as()).send({ name: `spec-${randomUUID().slice(0, 8)}`, url: host.url, masterToken: host.token, description: 'a second one' });
+      return http
+        .post('/api/servers')
+        .set(as())
+        .send({ name: `spec-${randomUUID().slice(0, 8)}`, url: host.url, masterToken: host.token, description: 'a second one' });
     },
     'GET /api/servers/{id}': async () => http.get(`/api/servers/${fx.serverId}`).set(as()),
     'PUT /api/servers/{id}': async () => http.put(`/api/servers/${fx.serverId}`).set(as()).send({ description: 'the main host' }),
@@ -135,20 +188,36 @@ describe('the OpenAPI document against the application', () => {
     'POST /api/servers/{id}/test': async () => http.post(`/api/servers/${fx.serverId}/test`).set(as()),
     'POST /api/servers/{id}/health': async () => http.post(`/api/servers/${fx.serverId}/health`).set(as()),
     'GET /api/agents': async () => http.get('/api/agents').set(as()),
-    'POST /api/agents': async () => http.post('/api/agents').set(as()).send({ serverId: fx.serverId, name: `spec-${randomUUID().slice(0, 8)}`, supervisorId: fx.agentId, capabilities: ['git'] }),
+    'POST /api/agents': async () =>
+      http
+        .post('/api/agents')
+        .set(as())
+        .send({ serverId: fx.serverId, name: `spec-${randomUUID().slice(0, 8)}`, supervisorId: fx.agentId, capabilities: ['git'] }),
     'GET /api/agents/{id}': async () => http.get(`/api/agents/${fx.agentId}`).set(as()),
     'PUT /api/agents/{id}': async () => http.put(`/api/agents/${fx.agentId}`).set(as()).send({ description: 'does the spec runs' }),
     'DELETE /api/agents/{id}': async () => {
-      const created = await http.post('/api/agents').set(as()).send({ serverId: fx.serverId, name: `gone-${randomUUID().slice(0, 8)}` }).expect(201);
+      const created = await http
+        .post('/api/agents')
+        .set(as())
+        .send({ serverId: fx.serverId, name: `gone-${randomUUID().slice(0, 8)}` })
+        .expect(201);
       return http.delete(`/api/agents/${created.body.id}`).set(as());
     },
     'GET /api/agents/{id}/hierarchy': async () => http.get(`/api/agents/${fx.agentId}/hierarchy`).set(as()),
     'POST /api/agents/{id}/validate': async () => {
-      const created = await http.post('/api/agents').set(as()).send({ serverId: fx.serverId, name: `valid-${randomUUID().slice(0, 8)}` }).expect(201);
+      const created = await http
+        .post('/api/agents')
+        .set(as())
+        .send({ serverId: fx.serverId, name: `valid-${randomUUID().slice(0, 8)}` })
+        .expect(201);
       return http.post(`/api/agents/${created.body.id}/validate`).set(as());
     },
     'GET /api/agents/{id}/status': async () => http.get(`/api/agents/${fx.agentId}/status`).set(as()),
-    'POST /api/agents/{id}/execute': async () => http.post(`/api/agents/${fx.agentId}/execute`).set(as()).send({ prompt: 'from the spec test [steps:1]', context: { ticket: 42 } }),
+    'POST /api/agents/{id}/execute': async () =>
+      http
+        .post(`/api/agents/${fx.agentId}/execute`)
+        .set(as())
+        .send({ prompt: 'from the spec test [steps:1]', context: { ticket: 42 } }),
     'GET /api/executions': async () => http.get('/api/executions').set(as()),
     'GET /api/executions/{id}': async () => {
       const asking = await execute('[ask:Which colour?] done');
@@ -166,19 +235,40 @@ describe('the OpenAPI document against the application', () => {
     'POST /api/executions/{id}/input': async () => {
       const asking = await execute('[ask:Which branch?] done');
       await statusIs(asking, 'WAITING_INPUT');
-      return http.post(`/api/executions/${asking}/input`).set(as()).send({ action: 'accept', content: { answer: 'main' } });
+      return http
+        .post(`/api/executions/${asking}/input`)
+        .set(as())
+        .send({ action: 'accept', content: { answer: 'main' } });
     },
-    'POST /api/master/execute': async () => http.post('/api/master/execute').set(as()).send({ serverId: fx.masterServerId, prompt: 'plan the week [steps:1]' }),
+    'POST /api/master/execute': async () =>
+      http.post('/api/master/execute').set(as()).send({ serverId: fx.masterServerId, prompt: 'plan the week [steps:1]' }),
     'POST /api/master/create-agent': async () =>
-      http.post('/api/master/create-agent').set(as()).send({ serverId: fx.masterServerId, prompt: `[spec]{"name":"bot-${randomUUID().slice(0, 8)}","role":"WORKER","capabilities":["git"]}` }),
+      http
+        .post('/api/master/create-agent')
+        .set(as())
+        .send({
+          serverId: fx.masterServerId,
+          prompt: `[spec]{"name":"bot-${randomUUID().slice(0, 8)}","role":"WORKER","capabilities":["git"]}`,
+        }),
     'GET /api/tools': async () => http.get('/api/tools').set(as()),
-    'POST /api/tools': async () => http.post('/api/tools').set(as()).send({ name: `spec-${randomUUID().slice(0, 8)}`, category: 'cli', homepage: 'https://example.com', ...commands('1.0.0') }),
+    'POST /api/tools': async () =>
+      http
+        .post('/api/tools')
+        .set(as())
+        .send({ name: `spec-${randomUUID().slice(0, 8)}`, category: 'cli', homepage: 'https://example.com', ...commands('1.0.0') }),
     'GET /api/tools/{id}': async () => http.get(`/api/tools/${fx.toolId}`).set(as()),
-    'PUT /api/tools/{id}': async () => http.put(`/api/tools/${(await newTool()).id}`).set(as()).send({ description: 'changed', homepage: null }),
+    'PUT /api/tools/{id}': async () =>
+      http
+        .put(`/api/tools/${(await newTool()).id}`)
+        .set(as())
+        .send({ description: 'changed', homepage: null }),
     'DELETE /api/tools/{id}': async () => http.delete(`/api/tools/${(await newTool()).id}`).set(as()),
     'GET /api/tools/agent/{agentId}/permissions': async () => http.get(`/api/tools/agent/${fx.agentId}/permissions`).set(as()),
     'PUT /api/tools/agent/{agentId}/permissions': async () =>
-      http.put(`/api/tools/agent/${fx.agentId}/permissions`).set(as()).send({ permissions: [{ toolId: fx.toolId, canUse: true, allowedCommands: ['status'] }] }),
+      http
+        .put(`/api/tools/agent/${fx.agentId}/permissions`)
+        .set(as())
+        .send({ permissions: [{ toolId: fx.toolId, canUse: true, allowedCommands: ['status'] }] }),
     'GET /api/tools/server/{serverId}': async () => http.get(`/api/tools/server/${fx.serverId}`).set(as()),
     'GET /api/tools/server/{serverId}/{toolId}': async () => http.get(`/api/tools/server/${fx.serverId}/${fx.toolId}`).set(as()),
     'POST /api/tools/server/{serverId}/install': async () => {
@@ -204,8 +294,20 @@ describe('the OpenAPI document against the application', () => {
       await newTask({ executionMode: 'RECURRING', cronExpression: '0 9 * * 1-5', timezone: 'Europe/Paris', enabled: false });
       return http.get('/api/tasks').set(as());
     },
-    'POST /api/tasks': async () => http.post('/api/tasks').set(as()).send({ title: 'created', assignmentMode: 'AUTO', prompt: 'p', executionMode: 'SCHEDULED', scheduledAt: new Date(Date.now() + 86_400_000).toISOString(), enabled: false }),
-    'POST /api/tasks/preview-schedule': async () => http.post('/api/tasks/preview-schedule').set(as()).send({ cronExpression: '0 9 * * 1-5', timezone: 'Europe/Paris' }),
+    'POST /api/tasks': async () =>
+      http
+        .post('/api/tasks')
+        .set(as())
+        .send({
+          title: 'created',
+          assignmentMode: 'AUTO',
+          prompt: 'p',
+          executionMode: 'SCHEDULED',
+          scheduledAt: new Date(Date.now() + 86_400_000).toISOString(),
+          enabled: false,
+        }),
+    'POST /api/tasks/preview-schedule': async () =>
+      http.post('/api/tasks/preview-schedule').set(as()).send({ cronExpression: '0 9 * * 1-5', timezone: 'Europe/Paris' }),
     'GET /api/tasks/{id}': async () => {
       const task = await newTask();
       const before = await http.get(`/api/tasks/${task.id}`).set(as());
@@ -213,7 +315,11 @@ describe('the OpenAPI document against the application', () => {
       await finished(run);
       return [before, await http.get(`/api/tasks/${task.id}`).set(as())];
     },
-    'PUT /api/tasks/{id}': async () => http.put(`/api/tasks/${(await newTask()).id}`).set(as()).send({ description: 'changed', timeoutMs: 60_000 }),
+    'PUT /api/tasks/{id}': async () =>
+      http
+        .put(`/api/tasks/${(await newTask()).id}`)
+        .set(as())
+        .send({ description: 'changed', timeoutMs: 60_000 }),
     'DELETE /api/tasks/{id}': async () => http.delete(`/api/tasks/${(await newTask()).id}`).set(as()),
     'POST /api/tasks/{id}/pause': async () => http.post(`/api/tasks/${(await newTask()).id}/pause`).set(as()),
     'POST /api/tasks/{id}/resume': async () => http.post(`/api/tasks/${(await newTask({ enabled: false })).id}/resume`).set(as()),
@@ -243,7 +349,12 @@ describe('the OpenAPI document against the application', () => {
       Array.isArray(node)
         ? node.map(withRefs)
         : node && typeof node === 'object'
-          ? Object.fromEntries(Object.entries(node).map(([k, v]) => [k, k === '$ref' && typeof v === 'string' && v.startsWith('#/') ? `spec${v}` : withRefs(v)]))
+          ? Object.fromEntries(
+              Object.entries(node).map(([k, v]) => [
+                k,
+                k === '$ref' && typeof v === 'string' && v.startsWith('#/') ? `spec${v}` : withRefs(v),
+              ]),
+            )
           : node;
     let validate = compiled.get(key);
     if (!validate) compiled.set(key, (validate = ajv.compile(withRefs(schema) as object)));
@@ -265,7 +376,10 @@ describe('the OpenAPI document against the application', () => {
     expect(Object.keys(content)).toContain(type);
     if (type !== 'application/json') return;
     const validate = validatorFor(`${operation} ${res.status}`, content['application/json']!.schema);
-    if (!validate(res.body)) throw new Error(`${operation} ${res.status}: the body is not what the document says: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(res.body).slice(0, 1500)}`);
+    if (!validate(res.body))
+      throw new Error(
+        `${operation} ${res.status}: the body is not what the document says: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(res.body).slice(0, 1500)}`,
+      );
   }
 
   it('has a case for every operation', () => {
@@ -304,10 +418,12 @@ describe('the OpenAPI document against the application', () => {
       const served = METHODS.filter((m) => item[m]).map((m) => m.toUpperCase());
       const allow = [...served, ...(served.includes('GET') ? ['HEAD'] : []), 'OPTIONS'].sort().join(', ');
       const options = await http.options(concrete);
-      if (options.status !== 204 || options.headers.allow !== allow) problems.push(`OPTIONS ${path}: ${options.status} Allow: ${options.headers.allow} (documented: ${allow})`);
+      if (options.status !== 204 || options.headers.allow !== allow)
+        problems.push(`OPTIONS ${path}: ${options.status} Allow: ${options.headers.allow} (documented: ${allow})`);
       for (const method of METHODS.filter((m) => !item[m])) {
         const res = await http[method](concrete).set(as()).send({});
-        if (res.status !== 405 || res.headers.allow !== allow || res.body.error?.code !== 'method_not_allowed') problems.push(`${method.toUpperCase()} ${path}: ${res.status} ${res.body.error?.code} Allow: ${res.headers.allow}`);
+        if (res.status !== 405 || res.headers.allow !== allow || res.body.error?.code !== 'method_not_allowed')
+          problems.push(`${method.toUpperCase()} ${path}: ${res.status} ${res.body.error?.code} Allow: ${res.headers.allow}`);
       }
     }
     expect(problems).toEqual([]);
@@ -317,40 +433,202 @@ describe('the OpenAPI document against the application', () => {
    * Constraints the routes enforce, each written in the document: the route answers 400 on
    * `field`, and the document's request schema refuses the same value.
    */
-  const CONSTRAINTS: { name: string; operation: string; in: 'body' | 'query' | 'path'; field: string; value: () => Record<string, unknown>; path?: () => string }[] = [
-    { name: 'NUL in a string', operation: 'POST /api/tasks', in: 'body', field: 'body.title', value: () => ({ title: 'a\u0000b', prompt: 'p', assignmentMode: 'AUTO' }) },
-    { name: 'a lone surrogate', operation: 'POST /api/tasks', in: 'body', field: 'body.description', value: () => ({ title: 't', description: 'x\uD800y', prompt: 'p', assignmentMode: 'AUTO' }) },
+  const CONSTRAINTS: {
+    name: string;
+    operation: string;
+    in: 'body' | 'query' | 'path';
+    field: string;
+    value: () => Record<string, unknown>;
+    path?: () => string;
+  }[] = [
+    {
+      name: 'NUL in a string',
+      operation: 'POST /api/tasks',
+      in: 'body',
+      field: 'body.title',
+      value: () => ({ title: 'a\u0000b', prompt: 'p', assignmentMode: 'AUTO' }),
+    },
+    {
+      name: 'a lone surrogate',
+      operation: 'POST /api/tasks',
+      in: 'body',
+      field: 'body.description',
+      value: () => ({ title: 't', description: 'x\uD800y', prompt: 'p', assignmentMode: 'AUTO' }),
+    },
     { name: 'NUL in a query filter', operation: 'GET /api/users', in: 'query', field: 'query.q', value: () => ({ q: 'a\u0000' }) },
-    { name: 'NUL in a free-form object key', operation: 'POST /api/agents/{id}/execute', in: 'body', field: 'body.context.a\\u0000', value: () => ({ prompt: 'x', context: { 'a\u0000': 1 } }) },
-    { name: 'a cursor that is not one', operation: 'GET /api/tasks', in: 'query', field: 'query.cursor', value: () => ({ cursor: 'not a cursor!' }) },
-    { name: 'a uuid zod refuses (version 0)', operation: 'GET /api/tasks/{id}', in: 'path', field: 'params.id', value: () => ({ id: '12345678-1234-0234-8234-123456789012' }) },
-    { name: 'the year 0000', operation: 'GET /api/executions', in: 'query', field: 'query.from', value: () => ({ from: '0000-06-01T00:00:00Z' }) },
+    {
+      name: 'NUL in a free-form object key',
+      operation: 'POST /api/agents/{id}/execute',
+      in: 'body',
+      field: 'body.context.a\\u0000',
+      value: () => ({ prompt: 'x', context: { 'a\u0000': 1 } }),
+    },
+    {
+      name: 'a cursor that is not one',
+      operation: 'GET /api/tasks',
+      in: 'query',
+      field: 'query.cursor',
+      value: () => ({ cursor: 'not a cursor!' }),
+    },
+    {
+      name: 'a uuid zod refuses (version 0)',
+      operation: 'GET /api/tasks/{id}',
+      in: 'path',
+      field: 'params.id',
+      value: () => ({ id: '12345678-1234-0234-8234-123456789012' }),
+    },
+    {
+      name: 'the year 0000',
+      operation: 'GET /api/executions',
+      in: 'query',
+      field: 'query.from',
+      value: () => ({ from: '0000-06-01T00:00:00Z' }),
+    },
     { name: 'a task update with no field', operation: 'PUT /api/tasks/{id}', in: 'body', field: 'body', value: () => ({}) },
     { name: 'a server update with no field', operation: 'PUT /api/servers/{id}', in: 'body', field: 'body', value: () => ({}) },
     { name: 'an agent update with no field', operation: 'PUT /api/agents/{id}', in: 'body', field: 'body', value: () => ({}) },
     { name: 'a user update with no field', operation: 'PATCH /api/users/{id}', in: 'body', field: 'body', value: () => ({}) },
     { name: 'a catalog update with no field', operation: 'PUT /api/tools/{id}', in: 'body', field: 'body', value: () => ({}) },
-    { name: 'a blank title', operation: 'POST /api/tasks', in: 'body', field: 'body.title', value: () => ({ title: '   ', prompt: 'p', assignmentMode: 'AUTO' }) },
-    { name: 'a blank prompt', operation: 'POST /api/agents/{id}/execute', in: 'body', field: 'body.prompt', value: () => ({ prompt: ' \n\t ' }) },
-    { name: 'a blank user name', operation: 'POST /api/users', in: 'body', field: 'body.name', value: () => ({ email: 'x@example.test', name: '  ', role: 'VIEWER', password: PASSWORD }) },
-    { name: 'a blank display name', operation: 'POST /api/agents', in: 'body', field: 'body.displayName', value: () => ({ serverId: fx.serverId, name: 'blank-display', displayName: '  ' }) },
-    { name: 'a blank server URL', operation: 'POST /api/servers', in: 'body', field: 'body.url', value: () => ({ name: 'blank-url', url: '   ', masterToken: 'token' }) },
+    {
+      name: 'a blank title',
+      operation: 'POST /api/tasks',
+      in: 'body',
+      field: 'body.title',
+      value: () => ({ title: '   ', prompt: 'p', assignmentMode: 'AUTO' }),
+    },
+    {
+      name: 'a blank prompt',
+      operation: 'POST /api/agents/{id}/execute',
+      in: 'body',
+      field: 'body.prompt',
+      value: () => ({ prompt: ' \n\t ' }),
+    },
+    {
+      name: 'a blank user name',
+      operation: 'POST /api/users',
+      in: 'body',
+      field: 'body.name',
+      value: () => ({ email: 'x@example.test', name: '  ', role: 'VIEWER', password: PASSWORD }),
+    },
+    {
+      name: 'a blank display name',
+      operation: 'POST /api/agents',
+      in: 'body',
+      field: 'body.displayName',
+      value: () => ({ serverId: fx.serverId, name: 'blank-display', displayName: '  ' }),
+    },
+    {
+      name: 'a blank server URL',
+      operation: 'POST /api/servers',
+      in: 'body',
+      field: 'body.url',
+      value: () => ({ name: 'blank-url', url: '   ', masterToken: 'token' }),
+    },
     { name: 'a blank search', operation: 'GET /api/agents', in: 'query', field: 'query.q', value: () => ({ q: '   ' }) },
     { name: 'a blank audit action', operation: 'GET /api/audit', in: 'query', field: 'query.action', value: () => ({ action: '  ' }) },
-    { name: 'a blank install command', operation: 'POST /api/tools', in: 'body', field: 'body.installCommand', value: () => ({ name: 'blank-install', category: 'cli', installCommand: '  ', uninstallCommand: 'x', versionCommand: 'x' }) },
-    { name: 'a blank command in a grant', operation: 'PUT /api/tools/agent/{agentId}/permissions', in: 'body', field: 'body.permissions.0.allowedCommands.0', value: () => ({ permissions: [{ toolId: fx.toolId, canUse: true, allowedCommands: ['   '] }] }) },
-    { name: 'a master token with white space', operation: 'POST /api/servers', in: 'body', field: 'body.masterToken', value: () => ({ name: 'spaced-token', url: 'http://127.0.0.1:1/mcp', masterToken: 'two words' }) },
-    { name: 'more than 100 prompt variables', operation: 'POST /api/tasks', in: 'body', field: 'body.promptVariables', value: () => ({ title: 't', prompt: 'p', assignmentMode: 'AUTO', promptVariables: Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`v${i}`, 'x'])) }) },
-    { name: 'a prompt variable name that is not one', operation: 'POST /api/tasks', in: 'body', field: 'body.promptVariables.1st', value: () => ({ title: 't', prompt: 'p', assignmentMode: 'AUTO', promptVariables: { '1st': 'x' } }) },
-    { name: 'an offset for a time zone', operation: 'POST /api/tasks/preview-schedule', in: 'body', field: 'body.timezone', value: () => ({ cronExpression: '0 9 * * *', timezone: '+02:00' }) },
-    { name: 'a cron with a character of no field', operation: 'POST /api/tasks/preview-schedule', in: 'body', field: 'body.cronExpression', value: () => ({ cronExpression: '0 9 * * 1#2' }) },
-    { name: 'a cron with 4 fields', operation: 'POST /api/tasks/preview-schedule', in: 'body', field: 'body.cronExpression', value: () => ({ cronExpression: '0 9 * *' }) },
-    { name: 'an install naming the tool twice', operation: 'POST /api/tools/server/{serverId}/install', in: 'body', field: 'body.toolId', value: () => ({ toolId: fx.toolId, name: 'git' }) },
-    { name: 'an install naming no tool', operation: 'POST /api/tools/server/{serverId}/install', in: 'body', field: 'body.toolId', value: () => ({}) },
-    { name: 'an answer field name over 200 characters', operation: 'POST /api/executions/{id}/input', in: 'body', field: `body.content.${'k'.repeat(201)}`, value: () => ({ action: 'accept', content: { ['k'.repeat(201)]: 'x' } }) },
-    { name: 'content with a decline', operation: 'POST /api/executions/{id}/input', in: 'body', field: 'body.content', value: () => ({ action: 'decline', content: { answer: 'x' } }) },
-    { name: 'a MASTER with a supervisor', operation: 'POST /api/agents', in: 'body', field: 'body.supervisorId', value: () => ({ serverId: fx.serverId, name: `master-${randomUUID().slice(0, 8)}`, role: 'MASTER', supervisorId: fx.agentId }) },
-    { name: 'an unknown field', operation: 'POST /api/agents', in: 'body', field: 'body', value: () => ({ serverId: fx.serverId, name: 'unknown-field', colour: 'blue' }) },
+    {
+      name: 'a blank install command',
+      operation: 'POST /api/tools',
+      in: 'body',
+      field: 'body.installCommand',
+      value: () => ({ name: 'blank-install', category: 'cli', installCommand: '  ', uninstallCommand: 'x', versionCommand: 'x' }),
+    },
+    {
+      name: 'a blank command in a grant',
+      operation: 'PUT /api/tools/agent/{agentId}/permissions',
+      in: 'body',
+      field: 'body.permissions.0.allowedCommands.0',
+      value: () => ({ permissions: [{ toolId: fx.toolId, canUse: true, allowedCommands: ['   '] }] }),
+    },
+    {
+      name: 'a master token with white space',
+      operation: 'POST /api/servers',
+      in: 'body',
+      field: 'body.masterToken',
+      value: () => ({ name: 'spaced-token', url: 'http://127.0.0.1:1/mcp', masterToken: 'two words' }),
+    },
+    {
+      name: 'more than 100 prompt variables',
+      operation: 'POST /api/tasks',
+      in: 'body',
+      field: 'body.promptVariables',
+      value: () => ({
+        title: 't',
+        prompt: 'p',
+        assignmentMode: 'AUTO',
+        promptVariables: Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`v${i}`, 'x'])),
+      }),
+    },
+    {
+      name: 'a prompt variable name that is not one',
+      operation: 'POST /api/tasks',
+      in: 'body',
+      field: 'body.promptVariables.1st',
+      value: () => ({ title: 't', prompt: 'p', assignmentMode: 'AUTO', promptVariables: { '1st': 'x' } }),
+    },
+    {
+      name: 'an offset for a time zone',
+      operation: 'POST /api/tasks/preview-schedule',
+      in: 'body',
+      field: 'body.timezone',
+      value: () => ({ cronExpression: '0 9 * * *', timezone: '+02:00' }),
+    },
+    {
+      name: 'a cron with a character of no field',
+      operation: 'POST /api/tasks/preview-schedule',
+      in: 'body',
+      field: 'body.cronExpression',
+      value: () => ({ cronExpression: '0 9 * * 1#2' }),
+    },
+    {
+      name: 'a cron with 4 fields',
+      operation: 'POST /api/tasks/preview-schedule',
+      in: 'body',
+      field: 'body.cronExpression',
+      value: () => ({ cronExpression: '0 9 * *' }),
+    },
+    {
+      name: 'an install naming the tool twice',
+      operation: 'POST /api/tools/server/{serverId}/install',
+      in: 'body',
+      field: 'body.toolId',
+      value: () => ({ toolId: fx.toolId, name: 'git' }),
+    },
+    {
+      name: 'an install naming no tool',
+      operation: 'POST /api/tools/server/{serverId}/install',
+      in: 'body',
+      field: 'body.toolId',
+      value: () => ({}),
+    },
+    {
+      name: 'an answer field name over 200 characters',
+      operation: 'POST /api/executions/{id}/input',
+      in: 'body',
+      field: `body.content.${'k'.repeat(201)}`,
+      value: () => ({ action: 'accept', content: { ['k'.repeat(201)]: 'x' } }),
+    },
+    {
+      name: 'content with a decline',
+      operation: 'POST /api/executions/{id}/input',
+      in: 'body',
+      field: 'body.content',
+      value: () => ({ action: 'decline', content: { answer: 'x' } }),
+    },
+    {
+      name: 'a MASTER with a supervisor',
+      operation: 'POST /api/agents',
+      in: 'body',
+      field: 'body.supervisorId',
+      value: () => ({ serverId: fx.serverId, name: `master-${randomUUID().slice(0, 8)}`, role: 'MASTER', supervisorId: fx.agentId }),
+    },
+    {
+      name: 'an unknown field',
+      operation: 'POST /api/agents',
+      in: 'body',
+      field: 'body',
+      value: () => ({ serverId: fx.serverId, name: 'unknown-field', colour: 'blue' }),
+    },
   ];
 
   /** Concrete values for a path's parameters: the fixtures' ids where the route loads one. */
@@ -375,7 +653,12 @@ describe('the OpenAPI document against the application', () => {
     const id = idFor[constraint.operation] ? await idFor[constraint.operation]!() : undefined;
     const url = concretePath(path, constraint.in === 'path' ? value : { id });
     const call = http[method.toLowerCase() as (typeof METHODS)[number]](url).set(as());
-    const res = constraint.in === 'query' ? await call.query(value as Record<string, string>) : constraint.in === 'body' ? await call.send(value) : await call;
+    const res =
+      constraint.in === 'query'
+        ? await call.query(value as Record<string, string>)
+        : constraint.in === 'body'
+          ? await call.send(value)
+          : await call;
     expect(res.status).toBe(400);
     conforms(constraint.operation, res);
     expect((res.body.error.details as { path: string }[]).map((d) => d.path)).toContain(constraint.field);
@@ -397,22 +680,35 @@ describe('the OpenAPI document against the application', () => {
       if (!node || typeof node !== 'object' || seen.has(node)) return;
       seen.add(node);
       const schema = node as Record<string, unknown>;
-      if (typeof schema.$ref === 'string') return visit((spec.components.schemas as Record<string, unknown>)[schema.$ref.split('/').pop()!], schema.$ref);
+      if (typeof schema.$ref === 'string')
+        return visit((spec.components.schemas as Record<string, unknown>)[schema.$ref.split('/').pop()!], schema.$ref);
       const types = [schema.type].flat();
       if (types.includes('string') && !schema.enum && schema.const === undefined) {
         const pattern = typeof schema.pattern === 'string' ? new RegExp(schema.pattern, 'u') : undefined;
-        if (!(pattern && !pattern.test('\u0000') && !pattern.test('a\u0000')) && !['uuid', 'email', 'date-time', 'uri'].includes(String(schema.format))) unruled.push(at);
+        if (
+          !(pattern && !pattern.test('\u0000') && !pattern.test('a\u0000')) &&
+          !['uuid', 'email', 'date-time', 'uri'].includes(String(schema.format))
+        )
+          unruled.push(at);
       }
-      if (types.includes('object') && schema.additionalProperties !== false && schema.additionalProperties !== undefined && !(schema.propertyNames as { pattern?: string } | undefined)?.pattern) unruled.push(`${at} (keys)`);
+      if (
+        types.includes('object') &&
+        schema.additionalProperties !== false &&
+        schema.additionalProperties !== undefined &&
+        !(schema.propertyNames as { pattern?: string } | undefined)?.pattern
+      )
+        unruled.push(`${at} (keys)`);
       for (const [key, child] of Object.entries(schema)) {
         if (key === 'properties') for (const [name, property] of Object.entries(child as object)) visit(property, `${at}.${name}`);
-        else if (['items', 'additionalProperties', 'allOf', 'anyOf', 'oneOf'].includes(key)) [child].flat().forEach((c) => visit(c, `${at}.${key}`));
+        else if (['items', 'additionalProperties', 'allOf', 'anyOf', 'oneOf'].includes(key))
+          [child].flat().forEach((c) => visit(c, `${at}.${key}`));
       }
     };
     for (const [path, item] of Object.entries(spec.paths)) {
       for (const method of METHODS.filter((m) => item[m])) {
         const operation = item[method]!;
-        for (const parameter of operation.parameters ?? []) visit(parameter.schema, `${method.toUpperCase()} ${path} ${parameter.in}.${parameter.name}`);
+        for (const parameter of operation.parameters ?? [])
+          visit(parameter.schema, `${method.toUpperCase()} ${path} ${parameter.in}.${parameter.name}`);
         const body = operation.requestBody?.content['application/json']?.schema;
         if (body) visit(body, `${method.toUpperCase()} ${path} body`);
       }
@@ -425,5 +721,4 @@ describe('the OpenAPI document against the application', () => {
     expect(info).toMatch(/NUL/);
     expect(info).toMatch(/32 levels/);
   });
-
 });

@@ -34,7 +34,10 @@ type Node = Record<string, unknown>;
  * of a free-form object are storable (`propertyNames`). Depth, and the strings inside
  * free-form values, no JSON Schema keyword can bound: the document's description says them.
  */
-function writeRequestRules(document: { paths?: Record<string, Record<string, unknown>>; components?: { schemas?: Record<string, Node> } }): void {
+function writeRequestRules(document: {
+  paths?: Record<string, Record<string, unknown>>;
+  components?: { schemas?: Record<string, Node> };
+}): void {
   const components = document.components?.schemas ?? {};
   const seen = new Set<Node>();
   const visit = (value: unknown): void => {
@@ -48,13 +51,19 @@ function writeRequestRules(document: { paths?: Record<string, Record<string, unk
       else if (node.format === undefined) node.pattern = STORABLE_TEXT_PATTERN;
     }
     if (types.includes('object') && node.additionalProperties !== undefined && node.additionalProperties !== false) {
-      node.propertyNames = { ...(node.propertyNames as Node | undefined), pattern: (node.propertyNames as Node | undefined)?.pattern ?? STORABLE_TEXT_PATTERN };
+      node.propertyNames = {
+        ...(node.propertyNames as Node | undefined),
+        pattern: (node.propertyNames as Node | undefined)?.pattern ?? STORABLE_TEXT_PATTERN,
+      };
     }
     for (const key of ['items', 'additionalProperties', 'allOf', 'anyOf', 'oneOf', 'not']) [node[key]].flat().forEach(visit);
     if (node.properties) Object.values(node.properties as Node).forEach(visit);
   };
   for (const item of Object.values(document.paths ?? {})) {
-    for (const operation of Object.values(item) as { parameters?: { schema?: unknown }[]; requestBody?: { content?: Record<string, { schema?: unknown }> } }[]) {
+    for (const operation of Object.values(item) as {
+      parameters?: { schema?: unknown }[];
+      requestBody?: { content?: Record<string, { schema?: unknown }> };
+    }[]) {
       operation.parameters?.forEach((parameter) => visit(parameter.schema));
       Object.values(operation.requestBody?.content ?? {}).forEach((media) => visit(media.schema));
     }

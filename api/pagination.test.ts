@@ -56,7 +56,8 @@ describe('keyset pagination', () => {
     const knex = conn.getKnex();
     const statements: Array<{ sql: string; bindings: unknown[] }> = [];
     const seen = (query: { sql?: unknown; bindings?: unknown }) => {
-      if (typeof query.sql === 'string' && query.sql.includes('from "tasks"')) statements.push({ sql: query.sql, bindings: Array.isArray(query.bindings) ? query.bindings : [] });
+      if (typeof query.sql === 'string' && query.sql.includes('from "tasks"'))
+        statements.push({ sql: query.sql, bindings: Array.isArray(query.bindings) ? query.bindings : [] });
     };
     knex.on('query', seen);
     try {

@@ -29,7 +29,12 @@ const cursorSchema = z
 
 export const pageQuery = {
   limit: z.coerce.number().int().min(1).max(100).default(20).openapi({ description: 'Page size (1-100)' }),
-  cursor: cursorSchema.optional().openapi({ description: 'nextCursor of the previous page, as it was given (base64url)', type: 'string', maxLength: 200, pattern: '^[A-Za-z0-9_-]*$' }),
+  cursor: cursorSchema.optional().openapi({
+    description: 'nextCursor of the previous page, as it was given (base64url)',
+    type: 'string',
+    maxLength: 200,
+    pattern: '^[A-Za-z0-9_-]*$',
+  }),
 };
 
 /**
@@ -39,13 +44,20 @@ export const pageQuery = {
  */
 export function afterCursor(cursor: CursorPosition | undefined): Record<string, unknown> {
   if (!cursor) return {};
-  return { createdAt: { $lte: cursor.createdAt }, $or: [{ createdAt: { $lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { $lt: cursor.id } }] };
+  return {
+    createdAt: { $lte: cursor.createdAt },
+    $or: [{ createdAt: { $lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { $lt: cursor.id } }],
+  };
 }
 
 export const PAGE_ORDER = { createdAt: 'desc', id: 'desc' } as const;
 
 /** Fetch `limit + 1` rows, then call this: it trims and says whether there is a next page. */
-export function toPage<T extends CursorPosition, P>(rows: T[], limit: number, present: (row: T) => P): { items: P[]; nextCursor: string | null } {
+export function toPage<T extends CursorPosition, P>(
+  rows: T[],
+  limit: number,
+  present: (row: T) => P,
+): { items: P[]; nextCursor: string | null } {
   const hasMore = rows.length > limit;
   const items = hasMore ? rows.slice(0, limit) : rows;
   return { items: items.map(present), nextCursor: hasMore ? encodeCursor(items[items.length - 1]!) : null };

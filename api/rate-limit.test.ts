@@ -50,10 +50,18 @@ describe('rate limits', () => {
   const as = (account: Account) => ({ Authorization: `Bearer ${account.accessToken}` });
 
   function registration(ip: string, app: Http = http, email = uniqueEmail('flood')) {
-    return app.post('/api/auth/register').set('X-Forwarded-For', ip).send({ email, password: PASSWORD, name: 'Flood', organizationName: 'Flood Org' });
+    return app
+      .post('/api/auth/register')
+      .set('X-Forwarded-For', ip)
+      .send({ email, password: PASSWORD, name: 'Flood', organizationName: 'Flood Org' });
   }
 
-  function expectRateLimited(res: { status: number; headers: Record<string, string>; body: { error: unknown } }, rule: string, limit: number, windowSeconds: number): number {
+  function expectRateLimited(
+    res: { status: number; headers: Record<string, string>; body: { error: unknown } },
+    rule: string,
+    limit: number,
+    windowSeconds: number,
+  ): number {
     expect(res.status).toBe(429);
     const retryAfter = Number(res.headers['retry-after']);
     expect(retryAfter).toBeGreaterThanOrEqual(1);
@@ -88,16 +96,36 @@ describe('rate limits', () => {
       const res = await http.post('/api/auth/refresh').set('X-Forwarded-For', ip).send({ refreshToken: token }).expect(200);
       token = res.body.refreshToken;
     }
-    expectRateLimited(await http.post('/api/auth/refresh').set('X-Forwarded-For', ip).send({ refreshToken: token }), 'refresh.session', 30, 60);
-    expectRateLimited(await http.post('/api/auth/refresh').set('X-Forwarded-For', randomIp()).send({ refreshToken: token }), 'refresh.session', 30, 60);
+    expectRateLimited(
+      await http.post('/api/auth/refresh').set('X-Forwarded-For', ip).send({ refreshToken: token }),
+      'refresh.session',
+      30,
+      60,
+    );
+    expectRateLimited(
+      await http.post('/api/auth/refresh').set('X-Forwarded-For', randomIp()).send({ refreshToken: token }),
+      'refresh.session',
+      30,
+      60,
+    );
     const other = await registerAccount(http);
     await http.post('/api/auth/refresh').set('X-Forwarded-For', ip).send({ refreshToken: other.refreshToken }).expect(200);
   });
 
   it('stops refresh guesses from one IP after 60, whatever the tokens', async () => {
     const ip = randomIp();
-    for (let i = 0; i < 60; i++) await http.post('/api/auth/refresh').set('X-Forwarded-For', ip).send({ refreshToken: `guess-${i}` }).expect(401);
-    expectRateLimited(await http.post('/api/auth/refresh').set('X-Forwarded-For', ip).send({ refreshToken: 'guess-60' }), 'refresh.ip', 60, 60);
+    for (let i = 0; i < 60; i++)
+      await http
+        .post('/api/auth/refresh')
+        .set('X-Forwarded-For', ip)
+        .send({ refreshToken: `guess-${i}` })
+        .expect(401);
+    expectRateLimited(
+      await http.post('/api/auth/refresh').set('X-Forwarded-For', ip).send({ refreshToken: 'guess-60' }),
+      'refresh.ip',
+      60,
+      60,
+    );
   });
 
   it('stops an execution flood from one user; nothing is started for a refused request', async () => {
@@ -105,17 +133,36 @@ describe('rate limits', () => {
     const operator = await addMember(http, admin, 'OPERATOR');
     const started: string[] = [];
     for (let i = 0; i < 10; i++) {
-      const res = await http.post(`/api/agents/${agent.id}/execute`).set(as(operator)).set('X-Forwarded-For', randomIp()).send({ prompt: `run ${i}` }).expect(202);
+      const res = await http
+        .post(`/api/agents/${agent.id}/execute`)
+        .set(as(operator))
+        .set('X-Forwarded-For', randomIp())
+        .send({ prompt: `run ${i}` })
+        .expect(202);
       started.push(res.body.executionId);
     }
-    const refused = await http.post(`/api/agents/${agent.id}/execute`).set(as(operator)).set('X-Forwarded-For', randomIp()).send({ prompt: 'one too many' });
+    const refused = await http
+      .post(`/api/agents/${agent.id}/execute`)
+      .set(as(operator))
+      .set('X-Forwarded-For', randomIp())
+      .send({ prompt: 'one too many' });
     expectRateLimited(refused, 'execute.user', 10, 3600);
     // The master route counts against the same budget.
-    expectRateLimited(await http.post('/api/master/execute').set(as(operator)).set('X-Forwarded-For', randomIp()).send({ prompt: 'also too many' }), 'execute.user', 10, 3600);
+    expectRateLimited(
+      await http.post('/api/master/execute').set(as(operator)).set('X-Forwarded-For', randomIp()).send({ prompt: 'also too many' }),
+      'execute.user',
+      10,
+      3600,
+    );
     const rows = await ctx.orm.em.fork().find(Execution, { agent: agent.id });
     expect(rows.map((r) => r.id).sort()).toEqual([...started].sort());
     // Another member of the same organisation has a budget of their own.
-    await http.post(`/api/agents/${agent.id}/execute`).set(as(admin)).set('X-Forwarded-For', randomIp()).send({ prompt: 'mine' }).expect(202);
+    await http
+      .post(`/api/agents/${agent.id}/execute`)
+      .set(as(admin))
+      .set('X-Forwarded-For', randomIp())
+      .send({ prompt: 'mine' })
+      .expect(202);
   });
 
   it('stops a server test flood from one user (test and health share the budget)', async () => {
@@ -129,7 +176,10 @@ describe('rate limits', () => {
   it('stops agent creation floods, directly or through the master agent', async () => {
     const manager = await addMember(http, admin, 'MANAGER');
     const create = (path: string) => http.post(path).set(as(manager)).set('X-Forwarded-For', randomIp());
-    for (let i = 0; i < 3; i++) await create('/api/agents').send({ serverId, name: `flood-${randomUUID().slice(0, 8)}` }).expect(201);
+    for (let i = 0; i < 3; i++)
+      await create('/api/agents')
+        .send({ serverId, name: `flood-${randomUUID().slice(0, 8)}` })
+        .expect(201);
     expectRateLimited(await create('/api/agents').send({ serverId, name: 'one-too-many' }), 'create-agent.user', 3, 3600);
     expectRateLimited(await create('/api/master/create-agent').send({ serverId, prompt: 'make one' }), 'create-agent.user', 3, 3600);
   });
@@ -138,21 +188,33 @@ describe('rate limits', () => {
     const ip = randomIp();
     const res = await http.post(`/api/agents/${randomUUID()}/execute`).set('X-Forwarded-For', ip).send({ prompt: 'x' });
     expect(res.status).toBe(401);
-    const counters = await ctx.orm.em.getConnection().execute<{ key: string; count: number }[]>("select key, count from rate_limit_counters where key like 'execute.%' and key like ?", [`%${ip}`]);
+    const counters = await ctx.orm.em
+      .getConnection()
+      .execute<{ key: string; count: number }[]>("select key, count from rate_limit_counters where key like 'execute.%' and key like ?", [
+        `%${ip}`,
+      ]);
     expect(counters).toEqual([{ key: `execute.ip:${ip}`, count: 1 }]);
   });
 
   it('starts a new window once the old one has ended', async () => {
     const ip = randomIp();
-    for (let i = 0; i < 3; i++) await http.post('/api/auth/logout').set('X-Forwarded-For', ip).send({ refreshToken: 'unknown' }).expect(204);
-    const retryAfter = expectRateLimited(await http.post('/api/auth/logout').set('X-Forwarded-For', ip).send({ refreshToken: 'unknown' }), 'logout.ip', 3, 2);
+    for (let i = 0; i < 3; i++)
+      await http.post('/api/auth/logout').set('X-Forwarded-For', ip).send({ refreshToken: 'unknown' }).expect(204);
+    const retryAfter = expectRateLimited(
+      await http.post('/api/auth/logout').set('X-Forwarded-For', ip).send({ refreshToken: 'unknown' }),
+      'logout.ip',
+      3,
+      2,
+    );
     await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000 + 100));
     await http.post('/api/auth/logout').set('X-Forwarded-For', ip).send({ refreshToken: 'unknown' }).expect(204);
   });
 
   it('counts together across API instances on one database, and prunes ended windows', async () => {
     const ended = `test.ended:${randomUUID()}`;
-    await ctx.orm.em.getConnection().execute("insert into rate_limit_counters (key, count, reset_at) values (?, 7, now() - interval '1 minute')", [ended]);
+    await ctx.orm.em
+      .getConnection()
+      .execute("insert into rate_limit_counters (key, count, reset_at) values (?, 7, now() - interval '1 minute')", [ended]);
     const other = await createTestContext({ rateLimits: LIMITS });
     try {
       const second = httpFor(other);
@@ -161,7 +223,9 @@ describe('rate limits', () => {
       expectRateLimited(await registration(ip, http), 'register.ip', 5, 3600);
       expectRateLimited(await registration(ip, second), 'register.ip', 5, 3600);
       // The second instance's first limited request pruned the ended window.
-      const left = await ctx.orm.em.getConnection().execute<{ key: string }[]>('select key from rate_limit_counters where key = ?', [ended]);
+      const left = await ctx.orm.em
+        .getConnection()
+        .execute<{ key: string }[]>('select key from rate_limit_counters where key = ?', [ended]);
       expect(left).toEqual([]);
     } finally {
       await other.close();
@@ -170,9 +234,16 @@ describe('rate limits', () => {
 
   it('prunes only ended windows', async () => {
     const [ended, live] = [`test.ended:${randomUUID()}`, `test.live:${randomUUID()}`];
-    await ctx.orm.em.getConnection().execute("insert into rate_limit_counters (key, count, reset_at) values (?, 1, now() - interval '1 second'), (?, 1, now() + interval '1 hour')", [ended, live]);
+    await ctx.orm.em
+      .getConnection()
+      .execute(
+        "insert into rate_limit_counters (key, count, reset_at) values (?, 1, now() - interval '1 second'), (?, 1, now() + interval '1 hour')",
+        [ended, live],
+      );
     expect(await pruneRateLimitCounters(ctx)).toBeGreaterThanOrEqual(1);
-    const left = await ctx.orm.em.getConnection().execute<{ key: string }[]>('select key from rate_limit_counters where key in (?, ?)', [ended, live]);
+    const left = await ctx.orm.em
+      .getConnection()
+      .execute<{ key: string }[]>('select key from rate_limit_counters where key in (?, ?)', [ended, live]);
     expect(left.map((r) => r.key)).toEqual([live]);
   });
 
@@ -181,7 +252,8 @@ describe('rate limits', () => {
     try {
       const app = httpFor(off);
       const ip = randomIp();
-      for (let i = 0; i < 6; i++) await app.post('/api/auth/logout').set('X-Forwarded-For', ip).send({ refreshToken: 'unknown' }).expect(204);
+      for (let i = 0; i < 6; i++)
+        await app.post('/api/auth/logout').set('X-Forwarded-For', ip).send({ refreshToken: 'unknown' }).expect(204);
     } finally {
       await off.close();
     }

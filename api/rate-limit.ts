@@ -8,7 +8,8 @@ import { hashRefreshToken } from './auth/tokens';
 import { AppError } from '../domain/errors';
 
 /** What a route does, as far as its limits go: `<action>.<scope>` rules in `config.rateLimits`. */
-export type RateLimitAction = 'register' | 'refresh' | 'logout' | 'execute' | 'create-agent' | 'server-test' | 'tool-install' | 'save-task' | 'answer-input';
+export type RateLimitAction =
+  'register' | 'refresh' | 'logout' | 'execute' | 'create-agent' | 'server-test' | 'tool-install' | 'save-task' | 'answer-input';
 
 type Scope = 'ip' | 'user' | 'session';
 
@@ -51,7 +52,11 @@ export function clientKey(ip: string): string {
 async function loginOf(ctx: Ctx, deps: RateLimitDeps): Promise<string | undefined> {
   const token = (ctx.request as { body?: { refreshToken?: unknown } }).body?.refreshToken;
   if (typeof token !== 'string' || token.length === 0 || token.length > 512) return undefined;
-  const rows = await deps.orm.em.getConnection().execute<{ family_id: string }[]>('select family_id from sessions where refresh_token_hash = ?', [hashRefreshToken(deps.config, token)]);
+  const rows = await deps.orm.em
+    .getConnection()
+    .execute<{ family_id: string }[]>('select family_id from sessions where refresh_token_hash = ?', [
+      hashRefreshToken(deps.config, token),
+    ]);
   return rows[0]?.family_id;
 }
 
@@ -88,7 +93,9 @@ async function hit(deps: RateLimitDeps, keys: { key: string; windowSeconds: numb
 
 /** Deletes the counters whose window has ended (they would restart at 1 anyway). */
 export async function pruneRateLimitCounters(deps: Pick<AppDeps, 'orm'>): Promise<number> {
-  const result = await deps.orm.em.getConnection().execute<{ affectedRows?: number }>('delete from rate_limit_counters where reset_at < now()', [], 'run');
+  const result = await deps.orm.em
+    .getConnection()
+    .execute<{ affectedRows?: number }>('delete from rate_limit_counters where reset_at < now()', [], 'run');
   return result.affectedRows ?? 0;
 }
 

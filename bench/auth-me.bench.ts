@@ -53,7 +53,8 @@ export async function benchAuthMe(): Promise<{ ratio: number; pass: boolean }> {
     const m = merge(me);
     const ratio = h.rps / m.rps;
     const p99Ratio = m.p99 / h.p99;
-    const fmt = (name: string, s: Sample) => `${name.padEnd(16)} ${s.rps.toFixed(0).padStart(7)} req/s   p50 ${s.p50.toFixed(1).padStart(6)} ms   p99 ${s.p99.toFixed(1).padStart(6)} ms   errors ${s.errors}`;
+    const fmt = (name: string, s: Sample) =>
+      `${name.padEnd(16)} ${s.rps.toFixed(0).padStart(7)} req/s   p50 ${s.p50.toFixed(1).padStart(6)} ms   p99 ${s.p99.toFixed(1).padStart(6)} ms   errors ${s.errors}`;
     process.stdout.write(
       [
         `auth-me bench: ${CONNECTIONS} connections, 2 x ${DURATION_S} s per route, interleaved`,

@@ -33,7 +33,14 @@ async function spawnWorker(stack: BenchStack): Promise<ChildProcess> {
   const bundle = path.join(root, 'dist', 'workflow-bundle.js');
   const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, path.join(root, 'dist', 'worker', 'main.js')], {
     cwd: path.join(__dirname, '..'),
-    env: { ...process.env, ...stack.env, LOG_LEVEL: 'info', LOG_PRETTY: 'false', TEMPORAL_TASK_QUEUE: stack.deps.config.temporal.taskQueue, WORKFLOW_BUNDLE_PATH: bundle },
+    env: {
+      ...process.env,
+      ...stack.env,
+      LOG_LEVEL: 'info',
+      LOG_PRETTY: 'false',
+      TEMPORAL_TASK_QUEUE: stack.deps.config.temporal.taskQueue,
+      WORKFLOW_BUNDLE_PATH: bundle,
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise<ChildProcess>((resolve, reject) => {
@@ -51,7 +58,12 @@ function peakRssMb(pid: number): number {
 
 export async function benchExecutions(): Promise<{ pass: boolean }> {
   const sentAt = new Map<string, number>();
-  const host: AgentHost = await startAgentHost({ token: `bench-${randomUUID()}`, stepDelayMs: 1, onEvent: (data) => typeof data.text === 'string' && sentAt.set(`${data.executionId}:${data.text}`, performance.timeOrigin + performance.now()) });
+  const host: AgentHost = await startAgentHost({
+    token: `bench-${randomUUID()}`,
+    stepDelayMs: 1,
+    onEvent: (data) =>
+      typeof data.text === 'string' && sentAt.set(`${data.executionId}:${data.text}`, performance.timeOrigin + performance.now()),
+  });
   const stack = await startBenchStack();
   let worker: ChildProcess | undefined;
   const sockets: Socket<ServerToClientEvents, ClientToServerEvents>[] = [];
@@ -61,14 +73,27 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
     worker = await spawnWorker(stack);
     const base = stack.api.url;
     const call = apiCaller(base);
-    const { accessToken: token, user } = (await call('POST', '/api/auth/register', { email: 'bench@example.test', password: 'bench password 123', name: 'Bench', organizationName: 'Bench' })) as { accessToken: string; user: { id: string } };
-    const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as { id: string };
+    const { accessToken: token, user } = (await call('POST', '/api/auth/register', {
+      email: 'bench@example.test',
+      password: 'bench password 123',
+      name: 'Bench',
+      organizationName: 'Bench',
+    })) as { accessToken: string; user: { id: string } };
+    const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as {
+      id: string;
+    };
     const agent = async (maxConcurrency: number) => {
-      const created = (await call('POST', '/api/agents', { serverId: server.id, name: `a-${randomUUID().slice(0, 8)}`, maxConcurrency }, token)) as { id: string };
+      const created = (await call(
+        'POST',
+        '/api/agents',
+        { serverId: server.id, name: `a-${randomUUID().slice(0, 8)}`, maxConcurrency },
+        token,
+      )) as { id: string };
       await call('POST', `/api/agents/${created.id}/validate`, undefined, token);
       return created.id;
     };
-    const execute = async (agentId: string, prompt: string) => ((await call('POST', `/api/agents/${agentId}/execute`, { prompt }, token)) as { executionId: string }).executionId;
+    const execute = async (agentId: string, prompt: string) =>
+      ((await call('POST', `/api/agents/${agentId}/execute`, { prompt }, token)) as { executionId: string }).executionId;
     const at = () => performance.timeOrigin + performance.now();
 
     // 1. Dispatch
@@ -88,7 +113,11 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
       await executionHandle(stack.deps.temporal, id).result();
       t0 = at();
       const wf = `bench-bare-${randomUUID()}`;
-      const bareRun = await client.workflow.start<AgentProvisionWorkflow>(AGENT_PROVISION_WORKFLOW, { taskQueue: stack.deps.config.temporal.taskQueue, workflowId: wf, args: [{ agentId: dispatchAgent, validatedBy: user.id }] });
+      const bareRun = await client.workflow.start<AgentProvisionWorkflow>(AGENT_PROVISION_WORKFLOW, {
+        taskQueue: stack.deps.config.temporal.taskQueue,
+        workflowId: wf,
+        args: [{ agentId: dispatchAgent, validatedBy: user.id }],
+      });
       const provisioned = await host.waitForCall('provision_agent', (c) => c.at >= t0 && c.args.agentId === dispatchAgent, 30_000);
       if (i >= 20) bare.push(provisioned.at - t0);
       await bareRun.result();
@@ -105,7 +134,11 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
     const fanAgent = await agent(1);
     const latencies: number[] = [];
     for (let i = 0; i < 100; i++) {
-      const socket: Socket<ServerToClientEvents, ClientToServerEvents> = connectSocket(base, { auth: { token }, transports: ['websocket'], reconnection: false });
+      const socket: Socket<ServerToClientEvents, ClientToServerEvents> = connectSocket(base, {
+        auth: { token },
+        transports: ['websocket'],
+        reconnection: false,
+      });
       sockets.push(socket);
       await new Promise<void>((resolve, reject) => (socket.once('connect', () => resolve()), socket.once('connect_error', reject)));
       await new Promise((resolve) => socket.emit('subscribe:agent', { agentId: fanAgent }, resolve));
@@ -117,7 +150,9 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
     }
     const fanExecution = await execute(fanAgent, 'fan out [steps:50] [delay:20]');
     for (let i = 0; i < 600 && latencies.length < 5000; i++) await sleep(50);
-    results.push(`2. fan-out: ${latencies.length} deliveries (100 clients × 50 events of ${fanExecution.slice(0, 8)}) p50 ${ms(pct(latencies, 50))} p99 ${ms(pct(latencies, 99))} (target p99 ≤ 50 ms)`);
+    results.push(
+      `2. fan-out: ${latencies.length} deliveries (100 clients × 50 events of ${fanExecution.slice(0, 8)}) p50 ${ms(pct(latencies, 50))} p99 ${ms(pct(latencies, 99))} (target p99 ≤ 50 ms)`,
+    );
     pass &&= latencies.length === 5000 && pct(latencies, 99) <= 50;
     sockets.splice(0).forEach((s) => s.close());
 
@@ -134,7 +169,9 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
       const seen = host.cancellations.find((c) => c.executionId === id)!;
       cancels.push(seen.at - t0);
     }
-    results.push(`3. cancel (30): POST cancel → host notifications/cancelled p50 ${ms(pct(cancels, 50))} p95 ${ms(pct(cancels, 95))} (target p50 ≤ 250 ms)`);
+    results.push(
+      `3. cancel (30): POST cancel → host notifications/cancelled p50 ${ms(pct(cancels, 50))} p95 ${ms(pct(cancels, 95))} (target p50 ≤ 250 ms)`,
+    );
     pass &&= pct(cancels, 50) <= 250;
 
     // 4. Load: 200 concurrent executions
@@ -150,12 +187,18 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
     const em = stack.deps.orm.em.fork();
     const conn = em.getConnection();
     for (let i = 0; i < 1200; i++) {
-      const [row] = await conn.execute<{ n: string }[]>(`select count(*) as n from executions where id in (${ids.map(() => '?').join(',')}) and status in ('COMPLETED','FAILED','CANCELLED','TIMED_OUT')`, ids);
+      const [row] = await conn.execute<{ n: string }[]>(
+        `select count(*) as n from executions where id in (${ids.map(() => '?').join(',')}) and status in ('COMPLETED','FAILED','CANCELLED','TIMED_OUT')`,
+        ids,
+      );
       if (Number(row!.n) === ids.length) break;
       await sleep(100);
     }
     const elapsed = at() - started;
-    const statuses = await conn.execute<{ status: string; n: string }[]>(`select status, count(*) as n from executions where id in (${ids.map(() => '?').join(',')}) group by status`, ids);
+    const statuses = await conn.execute<{ status: string; n: string }[]>(
+      `select status, count(*) as n from executions where id in (${ids.map(() => '?').join(',')}) group by status`,
+      ids,
+    );
     const gaps = await conn.execute<{ id: string }[]>(
       `select execution_id as id from execution_events where execution_id in (${ids.map(() => '?').join(',')}) group by execution_id having count(*) <> max(seq) or min(seq) <> 1`,
       ids,

@@ -28,7 +28,13 @@ const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
 function spawnWorker(stack: BenchStack): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'worker', 'main.ts')], {
     cwd: path.join(__dirname, '..'),
-    env: { ...process.env, ...stack.env, LOG_LEVEL: 'info', LOG_PRETTY: 'false', TEMPORAL_TASK_QUEUE: stack.deps.config.temporal.taskQueue },
+    env: {
+      ...process.env,
+      ...stack.env,
+      LOG_LEVEL: 'info',
+      LOG_PRETTY: 'false',
+      TEMPORAL_TASK_QUEUE: stack.deps.config.temporal.taskQueue,
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise<ChildProcess>((resolve, reject) => {
@@ -48,16 +54,32 @@ export async function benchReattach(): Promise<{ pass: boolean }> {
   try {
     worker = await spawnWorker(stack);
     const call = apiCaller(stack.api.url);
-    const { accessToken: token } = (await call('POST', '/api/auth/register', { email: 'bench-reattach@example.test', password: 'bench password 123', name: 'Bench', organizationName: 'Bench' })) as { accessToken: string };
+    const { accessToken: token } = (await call('POST', '/api/auth/register', {
+      email: 'bench-reattach@example.test',
+      password: 'bench password 123',
+      name: 'Bench',
+      organizationName: 'Bench',
+    })) as { accessToken: string };
     const agentOn = async (host: AgentHost) => {
-      const server = (await call('POST', '/api/servers', { name: `bench-${randomUUID().slice(0, 8)}`, url: host.url, masterToken: host.token }, token)) as { id: string };
-      const created = (await call('POST', '/api/agents', { serverId: server.id, name: `a-${randomUUID().slice(0, 8)}`, maxConcurrency: RUNS }, token)) as { id: string };
+      const server = (await call(
+        'POST',
+        '/api/servers',
+        { name: `bench-${randomUUID().slice(0, 8)}`, url: host.url, masterToken: host.token },
+        token,
+      )) as { id: string };
+      const created = (await call(
+        'POST',
+        '/api/agents',
+        { serverId: server.id, name: `a-${randomUUID().slice(0, 8)}`, maxConcurrency: RUNS },
+        token,
+      )) as { id: string };
       await call('POST', `/api/agents/${created.id}/validate`, undefined, token);
       return created.id;
     };
     const taskAgent = await agentOn(taskHost);
     const plainAgent = await agentOn(plainHost);
-    const execute = async (agentId: string) => ((await call('POST', `/api/agents/${agentId}/execute`, { prompt: PROMPT }, token)) as { executionId: string }).executionId;
+    const execute = async (agentId: string) =>
+      ((await call('POST', `/api/agents/${agentId}/execute`, { prompt: PROMPT }, token)) as { executionId: string }).executionId;
 
     /** Wall time of each run (started → completed, from its row), once all are final. */
     const durations = async (ids: string[]) => {
@@ -65,7 +87,8 @@ export async function benchReattach(): Promise<{ pass: boolean }> {
         const rows = await stack.deps.orm.em.fork().find(Execution, { id: { $in: ids } });
         if (rows.every((r) => ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(r.status))) {
           const failed = rows.filter((r) => r.status !== 'COMPLETED');
-          if (failed.length) throw new Error(`${failed.length} runs did not complete: ${failed.map((r) => `${r.status} ${r.error}`).join('; ')}`);
+          if (failed.length)
+            throw new Error(`${failed.length} runs did not complete: ${failed.map((r) => `${r.status} ${r.error}`).join('; ')}`);
           return rows.map((r) => r.completedAt!.getTime() - r.startedAt!.getTime());
         }
         await sleep(200);

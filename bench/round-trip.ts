@@ -40,7 +40,8 @@ export async function compareRoundTrips(c: RoundTripComparison): Promise<{ pass:
   }
   const added50 = percentile(platform, 50) - percentile(baseline, 50);
   const width = Math.max(c.platform.label.length, c.baseline.label.length) + 2;
-  const line = (name: string, xs: number[]) => `${name.padEnd(width)} p50 ${percentile(xs, 50).toFixed(1).padStart(6)} ms   p95 ${percentile(xs, 95).toFixed(1).padStart(6)} ms`;
+  const line = (name: string, xs: number[]) =>
+    `${name.padEnd(width)} p50 ${percentile(xs, 50).toFixed(1).padStart(6)} ms   p95 ${percentile(xs, 95).toFixed(1).padStart(6)} ms`;
   process.stdout.write(
     [
       `${c.name}: ${c.count} each, interleaved`,

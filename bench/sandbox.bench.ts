@@ -30,11 +30,31 @@ const STARTS = Number(process.argv.find((a) => a.startsWith('--starts='))?.slice
 const RUNS = Number(process.argv.find((a) => a.startsWith('--runs='))?.slice(7) ?? 20);
 const TARGET_START_MS = 15;
 const TARGET_NETWORK_MS = 60;
-const RUNBOOK = ['git --version', 'python3 -c pass', 'ls', 'git init --quiet', 'git status --short', 'python3 -c "print(1 + 1)"', 'ls -la', 'git --version', 'python3 -c pass', 'ls'];
+const RUNBOOK = [
+  'git --version',
+  'python3 -c pass',
+  'ls',
+  'git init --quiet',
+  'git status --short',
+  'python3 -c "print(1 + 1)"',
+  'ls -la',
+  'git --version',
+  'python3 -c pass',
+  'ls',
+];
 
-function runToEnd(file: string, args: string[], options: { env: NodeJS.ProcessEnv; cwd: string; uid?: number; gid?: number }): Promise<void> {
+function runToEnd(
+  file: string,
+  args: string[],
+  options: { env: NodeJS.ProcessEnv; cwd: string; uid?: number; gid?: number },
+): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { cwd: options.cwd, env: options.env, stdio: 'ignore', ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid } : {}) });
+    const child = spawn(file, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: 'ignore',
+      ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid } : {}),
+    });
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${file} ended with ${code}`))));
   });
@@ -42,7 +62,9 @@ function runToEnd(file: string, args: string[], options: { env: NodeJS.ProcessEn
 
 async function connect(host: AgentHost): Promise<Client> {
   const client = new Client({ name: 'bench', version: '0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }),
+  );
   return client;
 }
 
@@ -55,8 +77,21 @@ export async function benchSandbox(): Promise<{ pass: boolean }> {
   const hostEnv = { PATH: '/usr/local/bin:/usr/bin:/bin', BWRAP_PATH: bwrap.path };
   const sandbox = createSandbox(DEFAULT_SANDBOX_SETTINGS, { hidden: [dir], hostEnv });
   const hosts = await Promise.all([
-    startAgentHost({ token: `bench-${randomUUID()}`, engine: 'shell', allowCommands: true, workspaceRoot: path.join(dir, 'sandboxed'), env: hostEnv }),
-    startAgentHost({ token: `bench-${randomUUID()}`, engine: 'shell', allowCommands: true, workspaceRoot: path.join(dir, 'unsandboxed'), env: hostEnv, sandbox: { mode: 'off' } }),
+    startAgentHost({
+      token: `bench-${randomUUID()}`,
+      engine: 'shell',
+      allowCommands: true,
+      workspaceRoot: path.join(dir, 'sandboxed'),
+      env: hostEnv,
+    }),
+    startAgentHost({
+      token: `bench-${randomUUID()}`,
+      engine: 'shell',
+      allowCommands: true,
+      workspaceRoot: path.join(dir, 'unsandboxed'),
+      env: hostEnv,
+      sandbox: { mode: 'off' },
+    }),
   ]);
   const clients = await Promise.all(hosts.map(connect));
   try {
@@ -75,7 +110,11 @@ export async function benchSandbox(): Promise<{ pass: boolean }> {
         label: 'in a sandbox (bwrap + prlimit)',
         run: async () => {
           const wrapped = await sandbox.wrap(['true'], { workspace, env });
-          await runToEnd(wrapped.file, wrapped.args, { env: wrapped.env, cwd: '/', ...(wrapped.uid !== undefined ? { uid: wrapped.uid, gid: wrapped.gid } : {}) });
+          await runToEnd(wrapped.file, wrapped.args, {
+            env: wrapped.env,
+            cwd: '/',
+            ...(wrapped.uid !== undefined ? { uid: wrapped.uid, gid: wrapped.gid } : {}),
+          });
         },
       },
       baseline: { label: 'directly', run: () => runToEnd('true', [], { env, cwd: workspace }) },
@@ -93,7 +132,11 @@ export async function benchSandbox(): Promise<{ pass: boolean }> {
           const proxy = await startNetworkProxy(networkAllowlist(['network:example.com']), sandbox.proxySocketPath());
           try {
             const wrapped = await sandbox.wrap(['true'], { workspace, env, proxySocket: proxy.socket });
-            await runToEnd(wrapped.file, wrapped.args, { env: wrapped.env, cwd: '/', ...(wrapped.uid !== undefined ? { uid: wrapped.uid, gid: wrapped.gid } : {}) });
+            await runToEnd(wrapped.file, wrapped.args, {
+              env: wrapped.env,
+              cwd: '/',
+              ...(wrapped.uid !== undefined ? { uid: wrapped.uid, gid: wrapped.gid } : {}),
+            });
           } finally {
             await proxy.close();
           }
@@ -103,7 +146,11 @@ export async function benchSandbox(): Promise<{ pass: boolean }> {
         label: 'in a sandbox, no network',
         run: async () => {
           const wrapped = await sandbox.wrap(['true'], { workspace, env });
-          await runToEnd(wrapped.file, wrapped.args, { env: wrapped.env, cwd: '/', ...(wrapped.uid !== undefined ? { uid: wrapped.uid, gid: wrapped.gid } : {}) });
+          await runToEnd(wrapped.file, wrapped.args, {
+            env: wrapped.env,
+            cwd: '/',
+            ...(wrapped.uid !== undefined ? { uid: wrapped.uid, gid: wrapped.gid } : {}),
+          });
         },
       },
       adds: 'the network allowlist adds',
@@ -112,7 +159,15 @@ export async function benchSandbox(): Promise<{ pass: boolean }> {
 
     let runs = 0;
     const runbook = (client: Client) => async () => {
-      const result = await client.callTool(hostToolCall('execute_prompt', { executionId: `bench-${++runs}`, agentId: `agent-${runs % 4}`, agentName: 'bench', prompt: RUNBOOK.join('\n'), allowedTools: ['git', 'python3', 'ls'] }));
+      const result = await client.callTool(
+        hostToolCall('execute_prompt', {
+          executionId: `bench-${++runs}`,
+          agentId: `agent-${runs % 4}`,
+          agentName: 'bench',
+          prompt: RUNBOOK.join('\n'),
+          allowedTools: ['git', 'python3', 'ls'],
+        }),
+      );
       if (result.isError) throw new Error(`the runbook failed: ${JSON.stringify(result.content)}`);
     };
     const shell = await compareRoundTrips({

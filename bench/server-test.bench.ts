@@ -18,9 +18,22 @@ export async function benchServerTest(): Promise<{ pass: boolean }> {
     await stack.startWorker();
     const base = stack.api.url;
     const post = (path: string, body: unknown, token?: string) =>
-      fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
-    const reg = (await (await post('/api/auth/register', { email: 'bench@example.test', password: 'bench password 123', name: 'Bench', organizationName: 'Bench' })).json()) as { accessToken: string };
-    const server = (await (await post('/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, reg.accessToken)).json()) as { id: string };
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body),
+      });
+    const reg = (await (
+      await post('/api/auth/register', {
+        email: 'bench@example.test',
+        password: 'bench password 123',
+        name: 'Bench',
+        organizationName: 'Bench',
+      })
+    ).json()) as { accessToken: string };
+    const server = (await (
+      await post('/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, reg.accessToken)
+    ).json()) as { id: string };
 
     const viaApi = async () => {
       const res = await post(`/api/servers/${server.id}/test`, {}, reg.accessToken);
@@ -29,7 +42,9 @@ export async function benchServerTest(): Promise<{ pass: boolean }> {
     };
     const raw = async () => {
       const client = new Client({ name: 'bench', version: '0' });
-      await client.connect(new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }));
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }),
+      );
       await client.ping();
       await client.listTools();
       await client.close();

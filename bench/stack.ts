@@ -31,7 +31,11 @@ export interface BenchStack {
 /** JSON calls to the stack's API; a status of 300 or more throws with the answer. */
 export function apiCaller(base: string) {
   return async (method: string, url: string, body?: unknown, token?: string): Promise<Record<string, unknown>> => {
-    const res = await fetch(`${base}${url}`, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${base}${url}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
     if (res.status >= 300) throw new Error(`${method} ${url} → ${res.status} ${JSON.stringify(json)}`);
     return json;
@@ -43,7 +47,12 @@ export async function startBenchStack(overrides: Record<string, string> = {}): P
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-bench-'));
   const [pgPort, temporalPort] = await Promise.all([freePort(), freePort()]);
   const [pg, temporal] = await Promise.all([
-    startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: pgPort, database: 'bench', runtimeDir: process.env.EMBEDDED_POSTGRES_RUNTIME_DIR }),
+    startEmbeddedPostgres({
+      dataDir: path.join(dir, 'pg'),
+      port: pgPort,
+      database: 'bench',
+      runtimeDir: process.env.EMBEDDED_POSTGRES_RUNTIME_DIR,
+    }),
     startTemporalDevServer({ port: temporalPort, namespace: 'default' }),
   ]);
   const env: Record<string, string> = {
@@ -78,7 +87,11 @@ export async function startBenchStack(overrides: Record<string, string> = {}): P
     api,
     env,
     async startWorker() {
-      const { deps: workerDeps, close } = await createWorkerDeps(config, { orm: deps.orm, logger: deps.logger, temporalClient: deps.temporal.client });
+      const { deps: workerDeps, close } = await createWorkerDeps(config, {
+        orm: deps.orm,
+        logger: deps.logger,
+        temporalClient: deps.temporal.client,
+      });
       const worker = await createWorker(workerDeps);
       const runPromise = worker.run();
       stopWorker = async () => {
@@ -92,8 +105,13 @@ export async function startBenchStack(overrides: Record<string, string> = {}): P
       const pid = temporal.pid;
       if (pid === undefined) return 0;
       // utime + stime, in clock ticks (100 per second on Linux).
-      const cpuTicks = () => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ').slice(11, 13).reduce((sum, v) => sum + Number(v), 0);
-      for (let before = cpuTicks(); Date.now() - began < timeoutMs; ) {
+      const cpuTicks = () =>
+        readFileSync(`/proc/${pid}/stat`, 'utf8')
+          .split(') ')[1]!
+          .split(' ')
+          .slice(11, 13)
+          .reduce((sum, v) => sum + Number(v), 0);
+      for (let before = cpuTicks(); Date.now() - began < timeoutMs;) {
         await new Promise((r) => setTimeout(r, 1000));
         const after = cpuTicks();
         if ((after - before) / 100 < maxShare) break;

@@ -16,7 +16,8 @@ import { searchAttributes } from '../domain/temporal';
 import { AGENT_PROVISION_WORKFLOW, type AgentProvisionInput } from '../workflows/contracts/agent-provision';
 import { startBenchStack, type BenchStack } from './stack';
 
-const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))]!;
+const percentile = (values: number[], p: number) =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))]!;
 const fmt = (n: number) => `${n.toFixed(1)} ms`;
 const pause = (n: number) => new Promise((r) => setTimeout(r, n));
 const now = () => performance.timeOrigin + performance.now();
@@ -38,23 +39,46 @@ class Api {
 /** Runs `work(i)` for i < count, `lanes` at a time. */
 async function inLanes(count: number, lanes: number, work: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: lanes }, async () => {
-    while (next < count) await work(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: lanes }, async () => {
+      while (next < count) await work(next++);
+    }),
+  );
 }
 
-async function fireLatency(stack: BenchStack, api: Api, host: AgentHost, agentId: string, userId: string, results: string[]): Promise<boolean> {
+async function fireLatency(
+  stack: BenchStack,
+  api: Api,
+  host: AgentHost,
+  agentId: string,
+  userId: string,
+  results: string[],
+): Promise<boolean> {
   const occurrences = 50;
-  const task = await api.send<{ id: string }>('POST', '/api/tasks', { title: 'fire', agentId, prompt: 'fire [steps:1]', executionMode: 'RECURRING', cronExpression: '* * * * * *', overlapPolicy: 'ALLOW_ALL' });
+  const task = await api.send<{ id: string }>('POST', '/api/tasks', {
+    title: 'fire',
+    agentId,
+    prompt: 'fire [steps:1]',
+    executionMode: 'RECURRING',
+    cronExpression: '* * * * * *',
+    overlapPolicy: 'ALLOW_ALL',
+  });
   const since = Date.now();
   const em = stack.deps.orm.em.fork();
   for (let i = 0; i < 120; i++) {
-    const [row] = await em.getConnection().execute<{ n: number }[]>('select count(*)::int as n from executions where task_id = ?', [task.id]);
+    const [row] = await em
+      .getConnection()
+      .execute<{ n: number }[]>('select count(*)::int as n from executions where task_id = ?', [task.id]);
     if (row!.n >= occurrences + 2) break;
     await pause(1000);
   }
   await api.send('POST', `/api/tasks/${task.id}/pause`);
-  const runs = await em.getConnection().execute<{ id: string; scheduled_for: Date }[]>('select id, scheduled_for from executions where task_id = ? and scheduled_for is not null order by scheduled_for', [task.id]);
+  const runs = await em
+    .getConnection()
+    .execute<{ id: string; scheduled_for: Date }[]>(
+      'select id, scheduled_for from executions where task_id = ? and scheduled_for is not null order by scheduled_for',
+      [task.id],
+    );
   const client = stack.deps.temporal.client;
   const rfc3339 = (at: number) => new Date(at).toISOString().replace(/\.\d{3}Z$/, 'Z');
   /** When Temporal's scheduler actually started the occurrence's workflow: its own share of the latency, common to both sides. */
@@ -74,7 +98,14 @@ async function fireLatency(stack: BenchStack, api: Api, host: AgentHost, agentId
   const handle = await client.schedule.create({
     scheduleId,
     spec: { cronExpressions: ['* * * * * * *'] },
-    action: { type: 'startWorkflow', workflowType: AGENT_PROVISION_WORKFLOW, workflowId: scheduleId, taskQueue: stack.deps.config.temporal.taskQueue, args: [{ agentId, validatedBy: userId }] as [AgentProvisionInput], typedSearchAttributes: searchAttributes({ kind: 'agent-provision' }) },
+    action: {
+      type: 'startWorkflow',
+      workflowType: AGENT_PROVISION_WORKFLOW,
+      workflowId: scheduleId,
+      taskQueue: stack.deps.config.temporal.taskQueue,
+      args: [{ agentId, validatedBy: userId }] as [AgentProvisionInput],
+      typedSearchAttributes: searchAttributes({ kind: 'agent-provision' }),
+    },
     policies: { overlap: ScheduleOverlapPolicy.ALLOW_ALL },
   });
   while (host.calls.filter((c) => c.tool === 'provision_agent' && c.at >= bareSince).length < occurrences + 2) await pause(500);
@@ -97,7 +128,14 @@ async function fireLatency(stack: BenchStack, api: Api, host: AgentHost, agentId
   return ours.length >= occurrences - 2 && extra <= 40;
 }
 
-async function scale(stack: BenchStack, api: Api, agentId: string, organizationId: string, userId: string, results: string[]): Promise<boolean> {
+async function scale(
+  stack: BenchStack,
+  api: Api,
+  agentId: string,
+  organizationId: string,
+  userId: string,
+  results: string[],
+): Promise<boolean> {
   const client = stack.deps.temporal.client;
   const yearly = '0 0 1 1 *';
   // Baseline: 1,000 schedules straight into Temporal, with the same spec, 10 at a time.
@@ -106,13 +144,28 @@ async function scale(stack: BenchStack, api: Api, agentId: string, organizationI
     client.schedule.create({
       scheduleId: `bench-raw-${i}-${randomUUID()}`,
       spec: { cronExpressions: [yearly], timezone: 'Europe/Paris' },
-      action: { type: 'startWorkflow', workflowType: 'taskRun', workflowId: `bench-raw-${i}`, taskQueue: stack.deps.config.temporal.taskQueue, args: [] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'taskRun',
+        workflowId: `bench-raw-${i}`,
+        taskQueue: stack.deps.config.temporal.taskQueue,
+        args: [],
+      },
       policies: { overlap: ScheduleOverlapPolicy.ALLOW_ALL },
     }),
   );
   const raw = now() - t0;
   t0 = now();
-  await inLanes(1000, 10, (i) => api.send('POST', '/api/tasks', { title: `recurring ${i}`, agentId, prompt: 'nightly', executionMode: 'RECURRING', cronExpression: yearly, timezone: 'Europe/Paris' }));
+  await inLanes(1000, 10, (i) =>
+    api.send('POST', '/api/tasks', {
+      title: `recurring ${i}`,
+      agentId,
+      prompt: 'nightly',
+      executionMode: 'RECURRING',
+      cronExpression: yearly,
+      timezone: 'Europe/Paris',
+    }),
+  );
   const ours = now() - t0;
   // The other 9,000 (IMMEDIATE) straight into the table: list reads are what is measured.
   const conn = stack.deps.orm.em.getConnection();
@@ -135,7 +188,10 @@ async function scale(stack: BenchStack, api: Api, agentId: string, organizationI
     let cursor: string | null = '';
     while (cursor !== null) {
       const started = now();
-      const page: { items: unknown[]; nextCursor: string | null } = await api.send('GET', `/api/tasks?limit=20${cursor ? `&cursor=${cursor}` : ''}`);
+      const page: { items: unknown[]; nextCursor: string | null } = await api.send(
+        'GET',
+        `/api/tasks?limit=20${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       if (round > 0) pages.push(now() - started);
       cursor = page.nextCursor;
       if (pages.length >= 1000) break;
@@ -160,7 +216,12 @@ async function scale(stack: BenchStack, api: Api, agentId: string, organizationI
 }
 
 async function cancelAll(api: Api, host: AgentHost, agentId: string, results: string[]): Promise<boolean> {
-  const task = await api.send<{ id: string }>('POST', '/api/tasks', { title: 'cancel all', agentId, prompt: 'hang [hang]', overlapPolicy: 'ALLOW_ALL' });
+  const task = await api.send<{ id: string }>('POST', '/api/tasks', {
+    title: 'cancel all',
+    agentId,
+    prompt: 'hang [hang]',
+    overlapPolicy: 'ALLOW_ALL',
+  });
   const viaTask: number[] = [];
   const oneByOne: number[] = [];
   const answered: number[] = [];
@@ -181,7 +242,10 @@ async function cancelAll(api: Api, host: AgentHost, agentId: string, results: st
     await api.send('POST', `/api/tasks/${task.id}/cancel`, {});
     answered.push(Date.now() - t0);
     await seen(ids, t0, viaTask);
-    const plain = await running(async () => (await api.send<{ executionId: string }>('POST', `/api/agents/${agentId}/execute`, { prompt: 'hang [hang]' })).executionId);
+    const plain = await running(
+      async () =>
+        (await api.send<{ executionId: string }>('POST', `/api/agents/${agentId}/execute`, { prompt: 'hang [hang]' })).executionId,
+    );
     t0 = Date.now();
     await Promise.all(plain.map((id) => api.send('POST', `/api/executions/${id}/cancel`)));
     await seen(plain, t0, oneByOne);
@@ -201,7 +265,11 @@ export async function benchTasks(): Promise<{ pass: boolean }> {
   try {
     await stack.startWorker();
     const api = new Api(stack.api.url);
-    const account = await api.send<{ accessToken: string; user: { id: string }; organization: { id: string } }>('POST', '/api/auth/register', { email: 'tasks-bench@example.test', password: 'bench password 123', name: 'Bench', organizationName: 'Bench' });
+    const account = await api.send<{ accessToken: string; user: { id: string }; organization: { id: string } }>(
+      'POST',
+      '/api/auth/register',
+      { email: 'tasks-bench@example.test', password: 'bench password 123', name: 'Bench', organizationName: 'Bench' },
+    );
     api.token = account.accessToken;
     const server = await api.send<{ id: string }>('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token });
     await api.send('POST', `/api/servers/${server.id}/test`);

@@ -27,7 +27,12 @@ const TARGET_ADDED_MS = 60;
 
 /** A tool that is "installed" once its file exists; each install gets a file of its own. */
 function noopTool(file: string) {
-  return { installCommand: `echo "noop 1.0.0" > ${file}`, uninstallCommand: `rm -f ${file}`, versionCommand: `cat ${file}`, versionRegex: String.raw`noop (\S+)` };
+  return {
+    installCommand: `echo "noop 1.0.0" > ${file}`,
+    uninstallCommand: `rm -f ${file}`,
+    versionCommand: `cat ${file}`,
+    versionRegex: String.raw`noop (\S+)`,
+  };
 }
 
 export async function benchToolInstall(): Promise<{ pass: boolean }> {
@@ -39,17 +44,37 @@ export async function benchToolInstall(): Promise<{ pass: boolean }> {
     await stack.startWorker();
     const base = stack.api.url;
     const post = (path: string, body: unknown, token?: string, accept = 'application/json') =>
-      fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', accept, ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
-    const reg = (await (await post('/api/auth/register', { email: 'bench-tools@example.test', password: 'bench password 123', name: 'Bench', organizationName: 'Bench' })).json()) as {
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body),
+      });
+    const reg = (await (
+      await post('/api/auth/register', {
+        email: 'bench-tools@example.test',
+        password: 'bench password 123',
+        name: 'Bench',
+        organizationName: 'Bench',
+      })
+    ).json()) as {
       accessToken: string;
       organization: { id: string };
     };
-    const server = (await (await post('/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, reg.accessToken)).json()) as { id: string };
+    const server = (await (
+      await post('/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, reg.accessToken)
+    ).json()) as { id: string };
 
     // One catalog entry per install: each workflow id (tool-<server>-<tool>) is then free at once.
     const em = stack.deps.orm.em.fork() as EntityManager;
     const tools = Array.from({ length: INSTALLS + WARMUP }, (_, i) =>
-      em.create(ToolDefinition, { organization: em.getReference(Organization, reg.organization.id), name: `noop-${i}`, displayName: `No-op ${i}`, category: 'cli', builtin: false, ...noopTool(path.join(dir, `api-${i}`)) }),
+      em.create(ToolDefinition, {
+        organization: em.getReference(Organization, reg.organization.id),
+        name: `noop-${i}`,
+        displayName: `No-op ${i}`,
+        category: 'cli',
+        builtin: false,
+        ...noopTool(path.join(dir, `api-${i}`)),
+      }),
     );
     await em.flush();
 
@@ -59,9 +84,12 @@ export async function benchToolInstall(): Promise<{ pass: boolean }> {
       const res = await post(`/api/tools/server/${server.id}/install`, { toolId: tool.id }, reg.accessToken, 'text/event-stream');
       const text = await res.text();
       const statuses = [...text.matchAll(/"status":"([A-Z_]+)"/g)].map((m) => m[1]);
-      if (statuses.at(-1) !== 'INSTALLED' || text.includes('"alreadyInstalled":true')) throw new Error(`install ended ${res.status} ${text}`);
+      if (statuses.at(-1) !== 'INSTALLED' || text.includes('"alreadyInstalled":true'))
+        throw new Error(`install ended ${res.status} ${text}`);
     };
-    await raw.connect(new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }));
+    await raw.connect(
+      new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }),
+    );
     let nextRaw = 0;
     const direct = async () => {
       const noop = noopTool(path.join(dir, `raw-${nextRaw++}`));
@@ -69,7 +97,11 @@ export async function benchToolInstall(): Promise<{ pass: boolean }> {
       const before = await raw.callTool(check);
       const installed = await raw.callTool(hostToolCall('install_tool', { name: 'noop', installCommand: noop.installCommand }));
       const checked = await raw.callTool(check);
-      if ((before.structuredContent as { installed?: boolean }).installed !== false || installed.isError || (checked.structuredContent as { version?: string }).version !== '1.0.0') {
+      if (
+        (before.structuredContent as { installed?: boolean }).installed !== false ||
+        installed.isError ||
+        (checked.structuredContent as { version?: string }).version !== '1.0.0'
+      ) {
         throw new Error('raw install failed');
       }
     };

@@ -27,15 +27,28 @@ export async function benchTools(): Promise<{ pass: boolean }> {
   try {
     await stack.startWorker();
     const call = async (method: string, url: string, body?: unknown, token?: string) => {
-      const res = await fetch(`${stack.api.url}${url}`, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+      const res = await fetch(`${stack.api.url}${url}`, {
+        method,
+        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
       const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
       if (res.status >= 300) throw new Error(`${method} ${url} → ${res.status} ${JSON.stringify(json)}`);
       return json;
     };
-    const { accessToken: token } = (await call('POST', '/api/auth/register', { email: 'bench@example.test', password: 'bench password 123', name: 'Bench', organizationName: 'Bench' })) as { accessToken: string };
-    const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as { id: string };
+    const { accessToken: token } = (await call('POST', '/api/auth/register', {
+      email: 'bench@example.test',
+      password: 'bench password 123',
+      name: 'Bench',
+      organizationName: 'Bench',
+    })) as { accessToken: string };
+    const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as {
+      id: string;
+    };
     const agent = async () => {
-      const created = (await call('POST', '/api/agents', { serverId: server.id, name: `a-${randomUUID().slice(0, 8)}` }, token)) as { id: string };
+      const created = (await call('POST', '/api/agents', { serverId: server.id, name: `a-${randomUUID().slice(0, 8)}` }, token)) as {
+        id: string;
+      };
       await call('POST', `/api/agents/${created.id}/validate`, undefined, token);
       return created.id;
     };
@@ -43,21 +56,40 @@ export async function benchTools(): Promise<{ pass: boolean }> {
 
     const tools: string[] = [];
     for (let i = 0; i < GRANTED; i++) {
-      const tool = (await call('POST', '/api/tools', { name: `bench-tool-${i}`, category: 'bench', installCommand: 'true', uninstallCommand: 'true', versionCommand: 'echo 1.0.0' }, token)) as { id: string };
+      const tool = (await call(
+        'POST',
+        '/api/tools',
+        { name: `bench-tool-${i}`, category: 'bench', installCommand: 'true', uninstallCommand: 'true', versionCommand: 'echo 1.0.0' },
+        token,
+      )) as { id: string };
       tools.push(tool.id);
     }
-    const permissions = tools.map((toolId) => ({ toolId, canUse: true, allowedCommands: ['status', 'log', 'remote'], blockedCommands: ['remote add'] }));
+    const permissions = tools.map((toolId) => ({
+      toolId,
+      canUse: true,
+      allowedCommands: ['status', 'log', 'remote'],
+      blockedCommands: ['remote add'],
+    }));
     await call('PUT', `/api/tools/agent/${granted}/permissions`, { permissions }, token);
     // Installed as the install workflow leaves them (its own benchmark measures installs).
     const em = stack.deps.orm.em.fork();
     const serverRow = await em.findOneOrFail(McpServer, server.id);
-    for (const toolId of tools) em.create(ServerTool, { organization: em.getReference(Organization, serverRow.organization.id), server: serverRow, tool: em.getReference(ToolDefinition, toolId), status: ServerToolStatus.INSTALLED, installedVersion: '1.0.0' });
+    for (const toolId of tools)
+      em.create(ServerTool, {
+        organization: em.getReference(Organization, serverRow.organization.id),
+        server: serverRow,
+        tool: em.getReference(ToolDefinition, toolId),
+        status: ServerToolStatus.INSTALLED,
+        installedVersion: '1.0.0',
+      });
     await em.flush();
 
     const at = () => performance.timeOrigin + performance.now();
     const dispatch = async (agentId: string): Promise<{ ms: number; allowed: number }> => {
       const t0 = at();
-      const { executionId } = (await call('POST', `/api/agents/${agentId}/execute`, { prompt: 'dispatch [steps:1]' }, token)) as { executionId: string };
+      const { executionId } = (await call('POST', `/api/agents/${agentId}/execute`, { prompt: 'dispatch [steps:1]' }, token)) as {
+        executionId: string;
+      };
       const received = await host.waitForCall('execute_prompt', (c) => c.args.executionId === executionId, 30_000);
       // Each run finishes before the next is timed: dispatch latency, not the previous run's wrap-up.
       await executionHandle(stack.deps.temporal, executionId).result();

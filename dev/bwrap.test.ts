@@ -18,7 +18,8 @@ describe('findBwrap', () => {
     const missing = path.join(dir, 'nope');
     const error = await findBwrap({ bwrapPath: missing, allowInstall: false }).catch((e: Error) => e);
     expect((error as Error).message).toContain(`BWRAP_PATH=${missing} is not an executable file`);
-    for (const option of ['set BWRAP_PATH', 'apt-get install bubblewrap', 'dpkg-deb', 'HOST_SANDBOX=off']) expect(BWRAP_HELP).toContain(option);
+    for (const option of ['set BWRAP_PATH', 'apt-get install bubblewrap', 'dpkg-deb', 'HOST_SANDBOX=off'])
+      expect(BWRAP_HELP).toContain(option);
   });
 
   it('finds (or unpacks once) a bwrap that runs on this machine', async () => {

@@ -33,11 +33,11 @@ const PINNED_DEB = {
 };
 
 export const BWRAP_HELP = [
-  'bubblewrap (bwrap), which sandboxes the reference host\'s agent commands, was not found. Options, in the order mcp-fleet tries them:',
+  "bubblewrap (bwrap), which sandboxes the reference host's agent commands, was not found. Options, in the order mcp-fleet tries them:",
   '  1. set BWRAP_PATH to the `bwrap` binary;',
   '  2. install it on the system: apt-get install bubblewrap (dnf install bubblewrap, pacman -S bubblewrap, ...);',
   `  3. let mcp-fleet unpack it into ${BWRAP_TOOLS_BINARY} (needs apt-get download or access to deb.debian.org, and dpkg-deb);`,
-  '  or run agents\' commands unsandboxed with HOST_SANDBOX=off (not for hosts that run agents you do not trust).',
+  "  or run agents' commands unsandboxed with HOST_SANDBOX=off (not for hosts that run agents you do not trust).",
 ].join('\n');
 
 export interface FoundBwrap {
@@ -102,9 +102,10 @@ export async function findBwrap(options: { bwrapPath?: string; logger?: Logger; 
   }
   const fromPath = onPath('bwrap');
   if (fromPath) return { path: fromPath, source: 'PATH' };
-  if (existsSync(BWRAP_TOOLS_BINARY) && isExecutable(BWRAP_TOOLS_BINARY)) return { path: BWRAP_TOOLS_BINARY, source: 'project tools folder' };
+  if (existsSync(BWRAP_TOOLS_BINARY) && isExecutable(BWRAP_TOOLS_BINARY))
+    return { path: BWRAP_TOOLS_BINARY, source: 'project tools folder' };
   if (allowInstall) {
-    logger?.info({ target: BWRAP_DIR }, 'unpacking bubblewrap (the sandbox of agents\' commands) into the tools folder, once');
+    logger?.info({ target: BWRAP_DIR }, "unpacking bubblewrap (the sandbox of agents' commands) into the tools folder, once");
     try {
       return { path: await unpackBwrap(logger), source: 'unpacked the Debian package' };
     } catch (error) {

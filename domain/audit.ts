@@ -34,6 +34,17 @@ export function recordAudit(em: EntityManager, entry: AuditEntry): AuditLog {
 }
 
 /** Audits a change made by `actor`, in the unit of work of the change. */
-export function audit(em: EntityManager, actor: Actor, entry: Omit<AuditEntry, 'organizationId' | 'actorId' | 'actorEmail' | 'ip' | 'requestId'>): AuditLog {
-  return recordAudit(em, { ...entry, organizationId: actor.organizationId, actorId: actor.userId, actorEmail: actor.email, ip: actor.ip, requestId: actor.requestId });
+export function audit(
+  em: EntityManager,
+  actor: Actor,
+  entry: Omit<AuditEntry, 'organizationId' | 'actorId' | 'actorEmail' | 'ip' | 'requestId'>,
+): AuditLog {
+  return recordAudit(em, {
+    ...entry,
+    organizationId: actor.organizationId,
+    actorId: actor.userId,
+    actorEmail: actor.email,
+    ip: actor.ip,
+    requestId: actor.requestId,
+  });
 }

@@ -14,7 +14,8 @@ export const NOTIFY_LIMIT_BYTES = 7500;
  * them. The Socket.IO event maps that carry them are in api/realtime/socket-events.ts.
  */
 
-export type ExecutionPhase = 'status' | 'output' | 'progress' | 'todo' | 'tool_call' | 'tool_result' | 'file_change' | 'input_required' | 'input_answered';
+export type ExecutionPhase =
+  'status' | 'output' | 'progress' | 'todo' | 'tool_call' | 'tool_result' | 'file_change' | 'input_required' | 'input_answered';
 
 /** An `input_required` event's question, or an `input_answered` event's answer (never its content). */
 export type ExecutionInputEventData =
@@ -191,7 +192,14 @@ export interface InputRequiredEvent extends InputRequiredPayload {
   organizationId: string;
 }
 
-export type FleetEvent = ServerStatusEvent | AgentStatusEvent | ExecutionEventNotice | SessionEndedEvent | TaskOccurrenceEvent | ServerToolEvent | InputRequiredEvent;
+export type FleetEvent =
+  | ServerStatusEvent
+  | AgentStatusEvent
+  | ExecutionEventNotice
+  | SessionEndedEvent
+  | TaskOccurrenceEvent
+  | ServerToolEvent
+  | InputRequiredEvent;
 
 /**
  * Serialises an event for NOTIFY. Too large: an execution event travels without its payload,
@@ -200,7 +208,8 @@ export type FleetEvent = ServerStatusEvent | AgentStatusEvent | ExecutionEventNo
 export function encodeEvent(event: FleetEvent): string {
   const text = JSON.stringify(event);
   if (Buffer.byteLength(text) <= NOTIFY_LIMIT_BYTES) return text;
-  if (event.type === 'agent:input_required') return JSON.stringify({ ...event, message: event.message.slice(0, 1000), requestedSchema: {}, truncated: true });
+  if (event.type === 'agent:input_required')
+    return JSON.stringify({ ...event, message: event.message.slice(0, 1000), requestedSchema: {}, truncated: true });
   if (event.type !== 'execution:event') return text;
   const { payload: _dropped, ...idsOnly } = event;
   return JSON.stringify(idsOnly);

@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
+import {
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  type Client,
+  type Connection,
+} from '@temporalio/client';
 import { CancelledFailure, TerminatedFailure, type SearchAttributePair } from '@temporalio/common';
 import { SearchAttributes } from '../lib/search-attributes';
 import {
@@ -14,10 +21,32 @@ import {
   type ProgressSnapshot,
 } from '../workflows/contracts/agent-execution';
 import { AGENT_PROVISION_WORKFLOW, agentProvisionWorkflowId, type AgentProvisionWorkflow } from '../workflows/contracts/agent-provision';
-import { AGENT_RETIRE_WORKFLOW, agentRetireWorkflowId, type AgentRetireInput, type AgentRetireWorkflow } from '../workflows/contracts/agent-retire';
-import { SERVER_CHECK_WORKFLOW, serverCheckWorkflowId, type ServerCheckInput, type ServerCheckWorkflow } from '../workflows/contracts/server-check';
-import { TOOL_INSTALL_WORKFLOW, toolInstallWorkflowId, type ToolAction, type ToolInstallWorkflow } from '../workflows/contracts/tool-install';
-import { scheduledTaskRunWorkflowId, TASK_RUN_WORKFLOW, taskRunWorkflowId, taskScheduleId, type TaskRunInput, type TaskRunWorkflow } from '../workflows/contracts/task-run';
+import {
+  AGENT_RETIRE_WORKFLOW,
+  agentRetireWorkflowId,
+  type AgentRetireInput,
+  type AgentRetireWorkflow,
+} from '../workflows/contracts/agent-retire';
+import {
+  SERVER_CHECK_WORKFLOW,
+  serverCheckWorkflowId,
+  type ServerCheckInput,
+  type ServerCheckWorkflow,
+} from '../workflows/contracts/server-check';
+import {
+  TOOL_INSTALL_WORKFLOW,
+  toolInstallWorkflowId,
+  type ToolAction,
+  type ToolInstallWorkflow,
+} from '../workflows/contracts/tool-install';
+import {
+  scheduledTaskRunWorkflowId,
+  TASK_RUN_WORKFLOW,
+  taskRunWorkflowId,
+  taskScheduleId,
+  type TaskRunInput,
+  type TaskRunWorkflow,
+} from '../workflows/contracts/task-run';
 
 /**
  * The typed Temporal boundary: every workflow the API or an activity starts, queries or signals
@@ -32,7 +61,8 @@ export interface TemporalAccess {
   taskQueue: string;
 }
 
-export type ExecutionKind = 'agent-execution' | 'agent-provision' | 'agent-retire' | 'server-test' | 'server-health' | 'system-check' | 'tool-install' | 'task-run';
+export type ExecutionKind =
+  'agent-execution' | 'agent-provision' | 'agent-retire' | 'server-test' | 'server-health' | 'system-check' | 'tool-install' | 'task-run';
 
 export interface RunLabels {
   organizationId?: string;
@@ -103,7 +133,10 @@ export function signalInputAnswered(temporal: Pick<TemporalAccess, 'client'>, ex
   return executionHandle(temporal, executionId).signal(inputAnsweredSignal, { inputId });
 }
 
-export function startAgentProvision(temporal: TemporalAccess, run: { agentId: string; organizationId: string; serverId: string; validatedBy: string }) {
+export function startAgentProvision(
+  temporal: TemporalAccess,
+  run: { agentId: string; organizationId: string; serverId: string; validatedBy: string },
+) {
   return temporal.client.workflow.start<AgentProvisionWorkflow>(AGENT_PROVISION_WORKFLOW, {
     taskQueue: temporal.taskQueue,
     workflowId: agentProvisionWorkflowId(run.agentId),
@@ -123,7 +156,12 @@ export function startAgentRetire(temporal: TemporalAccess, run: AgentRetireInput
     taskQueue: temporal.taskQueue,
     workflowId: agentRetireWorkflowId(run.agentId),
     args: [run],
-    typedSearchAttributes: searchAttributes({ organizationId: run.organizationId, agentId: run.agentId, serverId: run.serverId, kind: 'agent-retire' }),
+    typedSearchAttributes: searchAttributes({
+      organizationId: run.organizationId,
+      agentId: run.agentId,
+      serverId: run.serverId,
+      kind: 'agent-retire',
+    }),
   });
 }
 
@@ -141,7 +179,10 @@ export function startServerCheck(temporal: TemporalAccess, run: ServerCheckInput
  * Starts an install or uninstall of a catalog tool on a server. While one runs for the same
  * tool and server, Temporal refuses the start (WorkflowExecutionAlreadyStartedError).
  */
-export function startToolInstall(temporal: TemporalAccess, run: { serverId: string; toolId: string; organizationId: string; action: ToolAction; version?: string }) {
+export function startToolInstall(
+  temporal: TemporalAccess,
+  run: { serverId: string; toolId: string; organizationId: string; action: ToolAction; version?: string },
+) {
   return temporal.client.workflow.start<ToolInstallWorkflow>(TOOL_INSTALL_WORKFLOW, {
     taskQueue: temporal.taskQueue,
     workflowId: toolInstallWorkflowId(run.serverId, run.toolId),
@@ -156,12 +197,27 @@ export function toolInstallHandle(temporal: Pick<TemporalAccess, 'client'>, serv
 }
 
 /** One occurrence of a task, started now (run now): workflow `task-run-<taskId>-<executionId>`. */
-export function startTaskRun(temporal: TemporalAccess, run: TaskRunInput & { executionId: string; organizationId: string; agentId?: string }) {
+export function startTaskRun(
+  temporal: TemporalAccess,
+  run: TaskRunInput & { executionId: string; organizationId: string; agentId?: string },
+) {
   return temporal.client.workflow.start<TaskRunWorkflow>(TASK_RUN_WORKFLOW, {
     taskQueue: temporal.taskQueue,
     workflowId: taskRunWorkflowId(run.taskId, run.executionId),
-    args: [{ taskId: run.taskId, trigger: run.trigger, executionId: run.executionId, ...(run.requestedBy ? { requestedBy: run.requestedBy } : {}) }],
-    typedSearchAttributes: searchAttributes({ organizationId: run.organizationId, taskId: run.taskId, agentId: run.agentId, kind: 'task-run' }),
+    args: [
+      {
+        taskId: run.taskId,
+        trigger: run.trigger,
+        executionId: run.executionId,
+        ...(run.requestedBy ? { requestedBy: run.requestedBy } : {}),
+      },
+    ],
+    typedSearchAttributes: searchAttributes({
+      organizationId: run.organizationId,
+      taskId: run.taskId,
+      agentId: run.agentId,
+      kind: 'task-run',
+    }),
   });
 }
 
@@ -207,10 +263,20 @@ export async function upsertTaskSchedule(temporal: TemporalAccess, spec: TaskSch
   const parts = taskScheduleParts(temporal, spec);
   const handle = temporal.client.schedule.getHandle(taskScheduleId(spec.taskId));
   try {
-    await handle.update((previous) => ({ ...previous, spec: parts.spec, action: parts.action, policies: { ...previous.policies, ...parts.policies }, state: { ...previous.state, paused: spec.paused, note: spec.note } }));
+    await handle.update((previous) => ({
+      ...previous,
+      spec: parts.spec,
+      action: parts.action,
+      policies: { ...previous.policies, ...parts.policies },
+      state: { ...previous.state, paused: spec.paused, note: spec.note },
+    }));
   } catch (error) {
     if (!(error instanceof ScheduleNotFoundError)) throw error;
-    await temporal.client.schedule.create({ scheduleId: taskScheduleId(spec.taskId), ...parts, state: { paused: spec.paused, note: spec.note } });
+    await temporal.client.schedule.create({
+      scheduleId: taskScheduleId(spec.taskId),
+      ...parts,
+      state: { paused: spec.paused, note: spec.note },
+    });
   }
 }
 
@@ -239,12 +305,20 @@ export async function taskScheduleNextTimes(temporal: TemporalAccess, taskId: st
 /** The task's occurrences whose taskRun is still open (visibility; a few seconds behind at worst). */
 export async function openTaskRuns(temporal: TemporalAccess, taskId: string): Promise<string[]> {
   const ids: string[] = [];
-  for await (const run of temporal.client.workflow.list({ query: `TaskId = '${taskId}' AND ExecutionKind = 'task-run' AND ExecutionStatus = 'Running'` })) ids.push(run.workflowId);
+  for await (const run of temporal.client.workflow.list({
+    query: `TaskId = '${taskId}' AND ExecutionKind = 'task-run' AND ExecutionStatus = 'Running'`,
+  }))
+    ids.push(run.workflowId);
   return ids;
 }
 
 /** Cancels or terminates a workflow that may already have ended. */
-export async function stopWorkflow(temporal: TemporalAccess, workflowId: string, how: 'cancel' | 'terminate', reason?: string): Promise<void> {
+export async function stopWorkflow(
+  temporal: TemporalAccess,
+  workflowId: string,
+  how: 'cancel' | 'terminate',
+  reason?: string,
+): Promise<void> {
   const handle = temporal.client.workflow.getHandle(workflowId);
   try {
     if (how === 'cancel') await handle.cancel();

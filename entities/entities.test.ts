@@ -47,7 +47,20 @@ describe('data model on a migrated PostgreSQL', () => {
   it('creates the tables and list-filter indexes of the design', async () => {
     const tables = await em.getConnection().execute<{ tablename: string }[]>("select tablename from pg_tables where schemaname = 'public'");
     expect(tables.map((t) => t.tablename)).toEqual(
-      expect.arrayContaining(['organizations', 'users', 'sessions', 'mcp_servers', 'agents', 'tasks', 'executions', 'execution_events', 'tool_definitions', 'server_tools', 'agent_tool_permissions', 'audit_logs']),
+      expect.arrayContaining([
+        'organizations',
+        'users',
+        'sessions',
+        'mcp_servers',
+        'agents',
+        'tasks',
+        'executions',
+        'execution_events',
+        'tool_definitions',
+        'server_tools',
+        'agent_tool_permissions',
+        'audit_logs',
+      ]),
     );
     const indexes = await em.getConnection().execute<{ indexdef: string }[]>("select indexdef from pg_indexes where schemaname = 'public'");
     const defs = indexes.map((i) => i.indexdef);
@@ -70,15 +83,48 @@ describe('data model on a migrated PostgreSQL', () => {
     const master = makeAgent(em, server, AgentRole.MASTER);
     const worker = makeAgent(em, server, AgentRole.WORKER, master);
     worker.capabilities = ['git', 'deploy'];
-    const task = em.create(Task, { organization: org, title: 'nightly', prompt: 'Run the build\n\n  keep   spacing', agent: worker, createdBy: admin });
-    const execution = em.create(Execution, { organization: org, agent: worker, task, trigger: ExecutionTrigger.SCHEDULE, prompt: task.prompt });
+    const task = em.create(Task, {
+      organization: org,
+      title: 'nightly',
+      prompt: 'Run the build\n\n  keep   spacing',
+      agent: worker,
+      createdBy: admin,
+    });
+    const execution = em.create(Execution, {
+      organization: org,
+      agent: worker,
+      task,
+      trigger: ExecutionTrigger.SCHEDULE,
+      prompt: task.prompt,
+    });
     em.create(ExecutionEvent, { execution, organization: org, seq: 1, type: ExecutionEventType.STATUS, payload: { status: 'RUNNING' } });
     em.create(ExecutionEvent, { execution, organization: org, seq: 2, type: ExecutionEventType.OUTPUT, payload: { text: 'hello' } });
-    const git = em.create(ToolDefinition, { name: `git-${org.slug}`, displayName: 'Git', category: 'vcs', installCommand: 'apt-get install -y git', uninstallCommand: 'apt-get purge -y git', versionCommand: 'git --version', builtin: false });
+    const git = em.create(ToolDefinition, {
+      name: `git-${org.slug}`,
+      displayName: 'Git',
+      category: 'vcs',
+      installCommand: 'apt-get install -y git',
+      uninstallCommand: 'apt-get purge -y git',
+      versionCommand: 'git --version',
+      builtin: false,
+    });
     em.create(ServerTool, { organization: org, server, tool: git });
     em.create(AgentToolPermission, { organization: org, agent: worker, tool: git, allowedCommands: ['git status'] });
-    em.create(Session, { user: admin, organization: org, refreshTokenHash: 'a'.repeat(64).slice(0, 56) + org.id.slice(0, 8), familyId: org.id, expiresAt: new Date(Date.now() + 1000) });
-    em.create(AuditLog, { organization: org, actor: admin, action: 'server.create', resourceType: 'server', resourceId: server.id, changes: { name: server.name } });
+    em.create(Session, {
+      user: admin,
+      organization: org,
+      refreshTokenHash: 'a'.repeat(64).slice(0, 56) + org.id.slice(0, 8),
+      familyId: org.id,
+      expiresAt: new Date(Date.now() + 1000),
+    });
+    em.create(AuditLog, {
+      organization: org,
+      actor: admin,
+      action: 'server.create',
+      resourceType: 'server',
+      resourceId: server.id,
+      changes: { name: server.name },
+    });
     await em.flush();
 
     const fresh = orm.em.fork();
@@ -105,9 +151,30 @@ describe('data model on a migrated PostgreSQL', () => {
 
     const attempts: Array<(e: EntityManager) => void> = [
       (e) => e.create(Organization, { name: 'dup', slug: org.slug }),
-      (e) => e.create(McpServer, { organization: e.getReference(Organization, org.id), name: 'alpha', url: 'http://x', masterTokenCiphertext: 'c', masterTokenKeyId: 'k' }),
-      (e) => e.create(Agent, { organization: e.getReference(Organization, org.id), server: e.getReference(McpServer, server.id), name: agent.name, displayName: 'x', role: AgentRole.WORKER }),
-      (e) => e.create(ExecutionEvent, { execution: e.getReference(Execution, execution.id), organization: e.getReference(Organization, org.id), seq: 1, type: ExecutionEventType.OUTPUT, payload: {} }),
+      (e) =>
+        e.create(McpServer, {
+          organization: e.getReference(Organization, org.id),
+          name: 'alpha',
+          url: 'http://x',
+          masterTokenCiphertext: 'c',
+          masterTokenKeyId: 'k',
+        }),
+      (e) =>
+        e.create(Agent, {
+          organization: e.getReference(Organization, org.id),
+          server: e.getReference(McpServer, server.id),
+          name: agent.name,
+          displayName: 'x',
+          role: AgentRole.WORKER,
+        }),
+      (e) =>
+        e.create(ExecutionEvent, {
+          execution: e.getReference(Execution, execution.id),
+          organization: e.getReference(Organization, org.id),
+          seq: 1,
+          type: ExecutionEventType.OUTPUT,
+          payload: {},
+        }),
     ];
     for (const attempt of attempts) {
       const e = orm.em.fork() as EntityManager;
@@ -125,13 +192,31 @@ describe('data model on a migrated PostgreSQL', () => {
     const org = makeOrganization(em);
     const agent = makeAgent(em, makeServer(em, org));
     agent.status = AgentStatus.WAITING_INPUT;
-    const execution = em.create(Execution, { organization: org, agent, trigger: ExecutionTrigger.API, status: ExecutionStatus.WAITING_INPUT, inputTimeoutMs: 5000 });
-    const question = (status: ExecutionInputStatus, requestKey = 'k1') => ({ organization: org.id, execution: execution.id, requestKey, message: 'ok?', requestedSchema: { type: 'object', properties: {} }, status, expiresAt: new Date() });
+    const execution = em.create(Execution, {
+      organization: org,
+      agent,
+      trigger: ExecutionTrigger.API,
+      status: ExecutionStatus.WAITING_INPUT,
+      inputTimeoutMs: 5000,
+    });
+    const question = (status: ExecutionInputStatus, requestKey = 'k1') => ({
+      organization: org.id,
+      execution: execution.id,
+      requestKey,
+      message: 'ok?',
+      requestedSchema: { type: 'object', properties: {} },
+      status,
+      expiresAt: new Date(),
+    });
     em.create(ExecutionInput, question(ExecutionInputStatus.DELIVERED));
     em.create(ExecutionInput, question(ExecutionInputStatus.PENDING));
     em.create(ExecutionEvent, { execution, organization: org, seq: 1, type: ExecutionEventType.INPUT_REQUIRED, payload: {} });
     await em.flush();
-    expect(await orm.em.fork().findOneOrFail(Execution, execution.id)).toMatchObject({ status: ExecutionStatus.WAITING_INPUT, inputTimeoutMs: 5000, runMsUsed: 0 });
+    expect(await orm.em.fork().findOneOrFail(Execution, execution.id)).toMatchObject({
+      status: ExecutionStatus.WAITING_INPUT,
+      inputTimeoutMs: 5000,
+      runMsUsed: 0,
+    });
 
     for (const [status, key] of [
       [ExecutionInputStatus.PENDING, 'k2'],

@@ -28,8 +28,14 @@ export type InputAction = 'accept' | 'decline' | 'cancel';
 // A question repeated after its answer was delivered is a new question (an approval asked
 // again for the same command must not reuse the last answer): the key is unique only among
 // the open ones, which is what a host's re-send of a still-open question maps to.
-@Unique({ name: 'execution_inputs_open_request_key', expression: `create unique index "execution_inputs_open_request_key" on "execution_inputs" ("execution_id", "request_key") where "status" in ('PENDING', 'ANSWERED')` })
-@Unique({ name: 'execution_inputs_one_pending', expression: `create unique index "execution_inputs_one_pending" on "execution_inputs" ("execution_id") where "status" = 'PENDING'` })
+@Unique({
+  name: 'execution_inputs_open_request_key',
+  expression: `create unique index "execution_inputs_open_request_key" on "execution_inputs" ("execution_id", "request_key") where "status" in ('PENDING', 'ANSWERED')`,
+})
+@Unique({
+  name: 'execution_inputs_one_pending',
+  expression: `create unique index "execution_inputs_one_pending" on "execution_inputs" ("execution_id") where "status" = 'PENDING'`,
+})
 @Index({ properties: ['organization', 'status'] })
 @Index({ properties: ['execution', 'createdAt'] })
 export class ExecutionInput {

@@ -44,7 +44,17 @@ export enum TaskPriority {
 @Index({ properties: ['organization', 'executionMode', 'createdAt'] })
 @Index({ properties: ['organization', 'createdAt'] })
 export class Task extends BaseEntity<
-  'kind' | 'priority' | 'assignmentMode' | 'executionMode' | 'timezone' | 'overlapPolicy' | 'maxRetries' | 'enabled' | 'runCount' | 'requiredCapabilities' | 'promptVariables'
+  | 'kind'
+  | 'priority'
+  | 'assignmentMode'
+  | 'executionMode'
+  | 'timezone'
+  | 'overlapPolicy'
+  | 'maxRetries'
+  | 'enabled'
+  | 'runCount'
+  | 'requiredCapabilities'
+  | 'promptVariables'
 > {
   @ManyToOne(() => Organization, { deleteRule: 'cascade' })
   organization!: Organization;

@@ -9,7 +9,10 @@ import { Organization } from './organization.entity';
 @Entity({ tableName: 'tool_definitions' })
 @Index({ properties: ['category'] })
 @Unique({ properties: ['organization', 'name'] })
-@Unique({ name: 'tool_definitions_builtin_name_unique', expression: 'create unique index "tool_definitions_builtin_name_unique" on "tool_definitions" ("name") where "organization_id" is null' })
+@Unique({
+  name: 'tool_definitions_builtin_name_unique',
+  expression: 'create unique index "tool_definitions_builtin_name_unique" on "tool_definitions" ("name") where "organization_id" is null',
+})
 export class ToolDefinition extends BaseEntity<'builtin'> {
   /** The owning organisation; none for the built-in catalog. */
   @ManyToOne(() => Organization, { nullable: true, deleteRule: 'cascade' })

@@ -182,7 +182,11 @@ describe('agent host', () => {
     type Seen = { kind: 'progress'; progress: Progress } | { kind: 'message'; entry: LogEntry };
     const timeline: Seen[] = [];
     client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
-      const entry: LogEntry = { level: notification.params.level, logger: notification.params.logger, data: notification.params.data as HostMessage };
+      const entry: LogEntry = {
+        level: notification.params.level,
+        logger: notification.params.logger,
+        data: notification.params.data as HostMessage,
+      };
       messages.push(entry);
       timeline.push({ kind: 'message', entry });
     });
@@ -192,12 +196,10 @@ describe('agent host', () => {
     }).then((result) => ({ result, seenBefore: timeline.length }));
 
     expect(outcome.seenBefore).toBe(timeline.length);
-    const shape = timeline.map((seen) => (seen.kind === 'progress' ? `progress ${seen.progress.progress}/${seen.progress.total}` : seen.entry.data.type));
-    expect(shape).toEqual([
-      'todo', 'todo', 'progress 1/3',
-      'todo', 'output', 'progress 2/3',
-      'output', 'todo', 'progress 3/3',
-    ]);
+    const shape = timeline.map((seen) =>
+      seen.kind === 'progress' ? `progress ${seen.progress.progress}/${seen.progress.total}` : seen.entry.data.type,
+    );
+    expect(shape).toEqual(['todo', 'todo', 'progress 1/3', 'todo', 'output', 'progress 2/3', 'output', 'todo', 'progress 3/3']);
 
     const entries = timeline.flatMap((seen) => (seen.kind === 'message' ? [seen.entry] : []));
     for (const entry of entries) {
@@ -236,7 +238,11 @@ describe('agent host', () => {
     const { client, messages } = await connect(host);
     const progress: Progress[] = [];
     const result = await callTool(client, 'execute_prompt', promptArgs('steps', 'go [steps:3]'), { onprogress: (p) => progress.push(p) });
-    expect(progress.map((p) => [p.progress, p.total])).toEqual([[1, 3], [2, 3], [3, 3]]);
+    expect(progress.map((p) => [p.progress, p.total])).toEqual([
+      [1, 3],
+      [2, 3],
+      [3, 3],
+    ]);
     expect(messages.map((m) => m.data)).toEqual([1, 2, 3].map((i) => ({ executionId: 'steps', type: 'output', text: `chunk ${i}\n` })));
     expect(result.structuredContent).toEqual({ success: true, output: 'chunk 1\nchunk 2\nchunk 3\n' });
 
@@ -252,7 +258,9 @@ describe('agent host', () => {
     const { client, messages } = await connect(host);
     const failed = await callTool(client, 'execute_prompt', promptArgs('fail', 'x [fail] [steps:3]'));
     expect(failed).toEqual({ isError: true, content: [{ type: 'text', text: 'script engine: the [fail] directive fails this run' }] });
-    expect(messages.filter((m) => m.data.executionId === 'fail').map((m) => m.data)).toEqual([{ executionId: 'fail', type: 'output', text: 'chunk 1\n' }]);
+    expect(messages.filter((m) => m.data.executionId === 'fail').map((m) => m.data)).toEqual([
+      { executionId: 'fail', type: 'output', text: 'chunk 1\n' },
+    ]);
 
     const thrown = await callTool(client, 'execute_prompt', promptArgs('throw', '[throw]'));
     expect(thrown.isError).toBe(true);
@@ -264,7 +272,10 @@ describe('agent host', () => {
     const host = await startHost();
     const { client, messages } = await connect(host);
     const controller = new AbortController();
-    const call = callTool(client, 'execute_prompt', promptArgs('hang-1', 'wait [hang] [steps:2]'), { signal: controller.signal, onprogress: () => undefined });
+    const call = callTool(client, 'execute_prompt', promptArgs('hang-1', 'wait [hang] [steps:2]'), {
+      signal: controller.signal,
+      onprogress: () => undefined,
+    });
     await until(() => messages.some((m) => m.data.executionId === 'hang-1' && m.data.type === 'output'));
     expect(host.running()).toBe(1);
 
@@ -334,7 +345,11 @@ describe('agent host', () => {
     expect(json.structuredContent?.data).toMatchObject({ name: 'generated-agent', description: 'Created from: a tester' });
 
     const spec = { name: 'x', displayName: 'X [not a directive]', nested: { list: [1, 'two', null], flag: false } };
-    const verbatim = await callTool(client, 'execute_prompt', promptArgs('spec', `make this [spec]${JSON.stringify(spec)} please`, { responseSchema: { type: 'object' } }));
+    const verbatim = await callTool(
+      client,
+      'execute_prompt',
+      promptArgs('spec', `make this [spec]${JSON.stringify(spec)} please`, { responseSchema: { type: 'object' } }),
+    );
     expect(verbatim.structuredContent).toEqual({ success: true, output: 'script engine: make this please', data: spec });
 
     const plain = await callTool(client, 'execute_prompt', promptArgs('plain', 'no data'));
@@ -366,7 +381,13 @@ describe('agent host', () => {
   it('provisions, activates and deactivates agents in its registry', async () => {
     const host = await startHost();
     const { client } = await connect(host);
-    const provisioned = await callTool(client, 'provision_agent', { agentId: 'a1', name: 'Reviewer', role: 'WORKER', capabilities: ['review'], supervisorId: 's1' });
+    const provisioned = await callTool(client, 'provision_agent', {
+      agentId: 'a1',
+      name: 'Reviewer',
+      role: 'WORKER',
+      capabilities: ['review'],
+      supervisorId: 's1',
+    });
     expect(provisioned.structuredContent).toEqual({ provisioned: true, agentId: 'a1' });
     expect(host.agents.get('a1')).toEqual({ name: 'Reviewer', role: 'WORKER', active: false });
 
@@ -438,7 +459,11 @@ describe('[run:...] in a prompt: the agent’s tool commands', () => {
 
   async function run(host: AgentHost, prompt: string, allowedTools?: unknown[]) {
     const { client, messages } = await connect(host);
-    const result = await callTool(client, 'execute_prompt', promptArgs(`run-${messages.length}-${Math.random()}`, prompt, allowedTools ? { allowedTools } : {}));
+    const result = await callTool(
+      client,
+      'execute_prompt',
+      promptArgs(`run-${messages.length}-${Math.random()}`, prompt, allowedTools ? { allowedTools } : {}),
+    );
     return { result, events: messages.map((m) => m.data) };
   }
 
@@ -459,10 +484,10 @@ describe('[run:...] in a prompt: the agent’s tool commands', () => {
   });
 
   it.each([
-    ['a tool the agent is not allowed', [], 'git is not among the agent\'s allowed tools'],
-    ['no allowedTools at all', undefined, 'git is not among the agent\'s allowed tools'],
+    ['a tool the agent is not allowed', [], "git is not among the agent's allowed tools"],
+    ['no allowedTools at all', undefined, "git is not among the agent's allowed tools"],
     ['a blocked command', [git({ blockedCommands: ['--version'] })], '"git --version" is blocked for this agent'],
-    ['a command outside the allowed ones', [git({ allowedCommands: ['status'] })], 'not among the agent\'s allowed commands of git'],
+    ['a command outside the allowed ones', [git({ allowedCommands: ['status'] })], "not among the agent's allowed commands of git"],
   ])('refuses %s with a tool_result error and fails the run, running nothing', async (_what, allowedTools, reason) => {
     const host = await startHost({ allowCommands: true });
     const { result, events } = await run(host, '[run:git --version]', allowedTools);
@@ -484,7 +509,10 @@ describe('[run:...] in a prompt: the agent’s tool commands', () => {
     const host = await startHost({ allowCommands: true });
     const { result, events } = await run(host, `[run:echo hi; touch ${marker}] [run:echo $(touch ${marker})]`, [{ name: 'echo' }]);
     expect(result.isError).toBeFalsy();
-    expect(events.filter((e) => e.type === 'output').map((e) => (e as { text: string }).text)).toEqual([`hi; touch ${marker}\n`, `$(touch ${marker})\n`]);
+    expect(events.filter((e) => e.type === 'output').map((e) => (e as { text: string }).text)).toEqual([
+      `hi; touch ${marker}\n`,
+      `$(touch ${marker})\n`,
+    ]);
     await expect(access(marker)).rejects.toThrow();
     await rm(dir, { recursive: true, force: true });
     // A path would run another program under an allowed name.

@@ -7,10 +7,18 @@ import { realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /** Where `npm run dev`, the test harness and CI unpack bwrap (dev/bwrap.ts): the project's tools folder, beside host/ (or dist/host/). */
-const PROJECT_BWRAP = path.join(path.resolve(__dirname, '..', __dirname.includes(`${path.sep}dist${path.sep}`) ? '..' : ''), '.tools', 'bwrap', 'usr', 'bin', 'bwrap');
+const PROJECT_BWRAP = path.join(
+  path.resolve(__dirname, '..', __dirname.includes(`${path.sep}dist${path.sep}`) ? '..' : ''),
+  '.tools',
+  'bwrap',
+  'usr',
+  'bin',
+  'bwrap',
+);
 
 /** What the host tells about a sandbox it could not use, and how to fix it. */
-export const FIX_INSTALL = 'install bubblewrap (apt-get install bubblewrap), or set BWRAP_PATH (npm run dev unpacks one into .tools/bwrap), or set HOST_SANDBOX=off to run agents\' commands unsandboxed';
+export const FIX_INSTALL =
+  "install bubblewrap (apt-get install bubblewrap), or set BWRAP_PATH (npm run dev unpacks one into .tools/bwrap), or set HOST_SANDBOX=off to run agents' commands unsandboxed";
 const FIX_USERNS =
   'user namespaces are not available to unprivileged users here: enable them (sysctl user.max_user_namespaces=15000; on Debian before 11 kernel.unprivileged_userns_clone=1; on Ubuntu 23.10 and later kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap), or set HOST_SANDBOX=off';
 
@@ -69,14 +77,24 @@ export function locateBwrap(given: string | undefined, hostEnv: NodeJS.ProcessEn
 /** bwrap's complaint, with the fix that goes with it. */
 export function explainFailure(stderr: string): string {
   const said = stderr.trim().split('\n').slice(-3).join(' ');
-  if (/uid map|setting up uid|new namespace|No permissions to creat|Operation not permitted|user namespace/i.test(said)) return `bwrap cannot create its namespaces (${said}): ${FIX_USERNS}`;
+  if (/uid map|setting up uid|new namespace|No permissions to creat|Operation not permitted|user namespace/i.test(said))
+    return `bwrap cannot create its namespaces (${said}): ${FIX_USERNS}`;
   return `bwrap failed (${said || 'no message'}): ${FIX_INSTALL}`;
 }
 
 /** Runs a command to its end (for the sandbox's own check), answering its exit code and stderr. */
-export function runToEnd(file: string, args: string[], options: { uid?: number; gid?: number; env: NodeJS.ProcessEnv }): Promise<{ code: number | null; stderr: string }> {
+export function runToEnd(
+  file: string,
+  args: string[],
+  options: { uid?: number; gid?: number; env: NodeJS.ProcessEnv },
+): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(file, args, { cwd: '/', env: options.env, stdio: ['ignore', 'ignore', 'pipe'], ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid } : {}) });
+    const child = spawn(file, args, {
+      cwd: '/',
+      env: options.env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid } : {}),
+    });
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));

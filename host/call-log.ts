@@ -106,7 +106,11 @@ export class CallLog {
   }
 
   waitForTaskRequest(method: string, predicate?: (r: TaskRequest) => boolean, timeoutMs = DEFAULT_WAIT_MS): Promise<TaskRequest> {
-    return this.waitFor(() => this.taskRequests.find((r) => r.method === method && (predicate?.(r) ?? true)), timeoutMs, `a ${method} request`);
+    return this.waitFor(
+      () => this.taskRequests.find((r) => r.method === method && (predicate?.(r) ?? true)),
+      timeoutMs,
+      `a ${method} request`,
+    );
   }
 
   /** Settles once every call running now has ended (they end with an error result on shutdown). */
@@ -119,7 +123,11 @@ export class CallLog {
   }
 
   async waitForCancellation(executionId: string, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
-    await this.waitFor(() => this.cancellations.find((c) => c.executionId === executionId), timeoutMs, `the cancellation of ${executionId}`);
+    await this.waitFor(
+      () => this.cancellations.find((c) => c.executionId === executionId),
+      timeoutMs,
+      `the cancellation of ${executionId}`,
+    );
   }
 
   /** Fails every wait, now and later: what they wait for will not come from a closed host. */

@@ -16,23 +16,47 @@ describe('hostSettings', () => {
       limits: DEFAULT_LIMITS,
     });
     expect(
-      hostSettings({ HOST_TOKEN: 't', HOST_ENGINE: 'script', HOST_ALLOW_COMMANDS: 'true', HOST_WORKSPACE_ROOT: '/srv/ws', HOST_RUN_WALL_TIME_MS: '5000', HOST_RUN_OUTPUT_BYTES: '1024' }),
+      hostSettings({
+        HOST_TOKEN: 't',
+        HOST_ENGINE: 'script',
+        HOST_ALLOW_COMMANDS: 'true',
+        HOST_WORKSPACE_ROOT: '/srv/ws',
+        HOST_RUN_WALL_TIME_MS: '5000',
+        HOST_RUN_OUTPUT_BYTES: '1024',
+      }),
     ).toMatchObject({ engine: 'script', allowCommands: true, workspaceRoot: '/srv/ws', limits: { wallTimeMs: 5000, outputBytes: 1024 } });
   });
 
   it('names the variable and what it takes when a value is wrong', () => {
     expect(() => hostSettings({})).toThrow('HOST_TOKEN is required');
-    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_ENGINE: 'gpt' })).toThrow('HOST_ENGINE must be one of script, shell, openai, claude-code, got "gpt"');
-    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_ALLOW_COMMANDS: 'yes' })).toThrow('HOST_ALLOW_COMMANDS must be true or false, got "yes"');
-    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_WORKSPACE_ROOT: 'rel/dir' })).toThrow('HOST_WORKSPACE_ROOT must be an absolute path, got "rel/dir"');
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_ENGINE: 'gpt' })).toThrow(
+      'HOST_ENGINE must be one of script, shell, openai, claude-code, got "gpt"',
+    );
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_ALLOW_COMMANDS: 'yes' })).toThrow(
+      'HOST_ALLOW_COMMANDS must be true or false, got "yes"',
+    );
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_WORKSPACE_ROOT: 'rel/dir' })).toThrow(
+      'HOST_WORKSPACE_ROOT must be an absolute path, got "rel/dir"',
+    );
     for (const value of ['0', '-5', '1.5', 'ten']) {
-      expect(() => hostSettings({ HOST_TOKEN: 't', HOST_RUN_WALL_TIME_MS: value })).toThrow(`HOST_RUN_WALL_TIME_MS must be a whole number above 0, got "${value}"`);
-      expect(() => hostSettings({ HOST_TOKEN: 't', HOST_RUN_OUTPUT_BYTES: value })).toThrow(`HOST_RUN_OUTPUT_BYTES must be a whole number above 0, got "${value}"`);
+      expect(() => hostSettings({ HOST_TOKEN: 't', HOST_RUN_WALL_TIME_MS: value })).toThrow(
+        `HOST_RUN_WALL_TIME_MS must be a whole number above 0, got "${value}"`,
+      );
+      expect(() => hostSettings({ HOST_TOKEN: 't', HOST_RUN_OUTPUT_BYTES: value })).toThrow(
+        `HOST_RUN_OUTPUT_BYTES must be a whole number above 0, got "${value}"`,
+      );
     }
   });
 
   it('sandboxes commands with bwrap unless HOST_SANDBOX=off; reads its path, user, limits and extra read-only paths', () => {
-    expect(hostSettings({ HOST_TOKEN: 't' }).sandbox).toEqual({ mode: 'bwrap', uid: 65534, gid: 65534, limits: DEFAULT_SANDBOX_SETTINGS.limits, readPaths: [], toolCommands: false });
+    expect(hostSettings({ HOST_TOKEN: 't' }).sandbox).toEqual({
+      mode: 'bwrap',
+      uid: 65534,
+      gid: 65534,
+      limits: DEFAULT_SANDBOX_SETTINGS.limits,
+      readPaths: [],
+      toolCommands: false,
+    });
     expect(
       hostSettings({
         HOST_TOKEN: 't',
@@ -59,15 +83,26 @@ describe('hostSettings', () => {
     });
     expect(() => hostSettings({ HOST_TOKEN: 't', HOST_SANDBOX: 'docker' })).toThrow('HOST_SANDBOX must be bwrap or off, got "docker"');
     expect(() => hostSettings({ HOST_TOKEN: 't', BWRAP_PATH: 'bwrap' })).toThrow('BWRAP_PATH must be an absolute path, got "bwrap"');
-    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_SANDBOX_UID: '0' })).toThrow('HOST_SANDBOX_UID must be a user or group id above 0 (not root), got "0"');
-    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_SANDBOX_MEMORY_MB: 'lots' })).toThrow('HOST_SANDBOX_MEMORY_MB must be a whole number above 0, got "lots"');
-    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_SANDBOX_READ_PATHS: 'tools' })).toThrow('HOST_SANDBOX_READ_PATHS must be absolute paths separated by :, got "tools"');
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_SANDBOX_UID: '0' })).toThrow(
+      'HOST_SANDBOX_UID must be a user or group id above 0 (not root), got "0"',
+    );
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_SANDBOX_MEMORY_MB: 'lots' })).toThrow(
+      'HOST_SANDBOX_MEMORY_MB must be a whole number above 0, got "lots"',
+    );
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_SANDBOX_READ_PATHS: 'tools' })).toThrow(
+      'HOST_SANDBOX_READ_PATHS must be absolute paths separated by :, got "tools"',
+    );
   });
 
   it('HOST_DATA_DIR keeps tasks across restarts (absolute path); HOST_INPUT_TIMEOUT_MS bounds the wait for an answer', () => {
     expect(hostSettings({ HOST_TOKEN: 't' })).not.toHaveProperty('dataDir');
-    expect(hostSettings({ HOST_TOKEN: 't', HOST_DATA_DIR: '/srv/host', HOST_INPUT_TIMEOUT_MS: '60000' })).toMatchObject({ dataDir: '/srv/host', inputTimeoutMs: 60000 });
+    expect(hostSettings({ HOST_TOKEN: 't', HOST_DATA_DIR: '/srv/host', HOST_INPUT_TIMEOUT_MS: '60000' })).toMatchObject({
+      dataDir: '/srv/host',
+      inputTimeoutMs: 60000,
+    });
     expect(() => hostSettings({ HOST_TOKEN: 't', HOST_DATA_DIR: 'data' })).toThrow('HOST_DATA_DIR must be an absolute path, got "data"');
-    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_INPUT_TIMEOUT_MS: '0' })).toThrow('HOST_INPUT_TIMEOUT_MS must be a whole number above 0, got "0"');
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_INPUT_TIMEOUT_MS: '0' })).toThrow(
+      'HOST_INPUT_TIMEOUT_MS must be a whole number above 0, got "0"',
+    );
   });
 });

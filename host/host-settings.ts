@@ -33,7 +33,8 @@ function parsePositiveInteger(name: string, value: string | undefined, fallback:
 function parseId(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined || value === '') return fallback;
   const number = Number(value);
-  if (!Number.isInteger(number) || number <= 0 || number >= 2 ** 32 - 1) throw new Error(`${name} must be a user or group id above 0 (not root), got "${value}"`);
+  if (!Number.isInteger(number) || number <= 0 || number >= 2 ** 32 - 1)
+    throw new Error(`${name} must be a user or group id above 0 (not root), got "${value}"`);
   return number;
 }
 
@@ -45,7 +46,8 @@ function sandboxSettings(env: NodeJS.ProcessEnv): SandboxSettings {
   if (bwrapPath !== undefined && !path.isAbsolute(bwrapPath)) throw new Error(`BWRAP_PATH must be an absolute path, got "${bwrapPath}"`);
   const readPaths = (env.HOST_SANDBOX_READ_PATHS ?? '').split(path.delimiter).filter(Boolean);
   const relative = readPaths.find((entry) => !path.isAbsolute(entry));
-  if (relative !== undefined) throw new Error(`HOST_SANDBOX_READ_PATHS must be absolute paths separated by ${path.delimiter}, got "${relative}"`);
+  if (relative !== undefined)
+    throw new Error(`HOST_SANDBOX_READ_PATHS must be absolute paths separated by ${path.delimiter}, got "${relative}"`);
   const limits = DEFAULT_SANDBOX_SETTINGS.limits;
   return {
     mode,

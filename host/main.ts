@@ -32,13 +32,13 @@ async function main(): Promise<void> {
   if (unusable) process.stdout.write(`warning: the ${settings.engine} engine cannot run agents here: ${unusable}\n`);
   if (settings.allowCommands && settings.sandbox.mode === 'off') {
     process.stderr.write(
-      '\n!!! HOST_SANDBOX=off: agents\' commands run UNSANDBOXED on this machine, as this host\'s user, with its files and network in reach.\n' +
+      "\n!!! HOST_SANDBOX=off: agents' commands run UNSANDBOXED on this machine, as this host's user, with its files and network in reach.\n" +
         '!!! Only for agents you trust; tools/list tells the control plane, which shows the server as unsandboxed.\n\n',
     );
   } else if (settings.allowCommands) {
     const unsandboxable = await host.sandbox.unusable();
     if (unsandboxable) process.stdout.write(`warning: agents' commands cannot run here (provision_agent refuses them): ${unsandboxable}\n`);
-    else process.stdout.write('agents\' commands run in a bubblewrap sandbox each\n');
+    else process.stdout.write("agents' commands run in a bubblewrap sandbox each\n");
   }
 
   let stopping = false;

@@ -61,8 +61,10 @@ export class RunGuard {
 
   /** The error of the limit that stopped the run. */
   limitError(): Error | undefined {
-    if (this.limitHit === 'output') return new Error(`output limit reached: a run may print at most ${this.limits.outputBytes} bytes; it was stopped`);
-    if (this.limitHit === 'wall-time') return new Error(`wall-time limit reached: a run may take at most ${formatMs(this.limits.wallTimeMs)}; it was stopped`);
+    if (this.limitHit === 'output')
+      return new Error(`output limit reached: a run may print at most ${this.limits.outputBytes} bytes; it was stopped`);
+    if (this.limitHit === 'wall-time')
+      return new Error(`wall-time limit reached: a run may take at most ${formatMs(this.limits.wallTimeMs)}; it was stopped`);
     return undefined;
   }
 
@@ -75,7 +77,10 @@ export class RunGuard {
       return text;
     }
     // A multi-byte character cut in half is dropped rather than sent broken.
-    const fits = Buffer.from(text).subarray(0, Math.max(0, left)).toString('utf8').replace(/\uFFFD$/, '');
+    const fits = Buffer.from(text)
+      .subarray(0, Math.max(0, left))
+      .toString('utf8')
+      .replace(/\uFFFD$/, '');
     this.outputBytes += Buffer.byteLength(fits);
     this.hit('output');
     return fits;

@@ -57,7 +57,11 @@ export function approvalQuestion(agentName: string, commandLine: string): string
 }
 
 /** Why a command line may not run for this agent, or its argv. */
-export function checkCommandLine(commandLine: string, scopes: readonly AllowedToolScope[], allowCommands: boolean): { argv: string[] } | { refused: string; program: string } {
+export function checkCommandLine(
+  commandLine: string,
+  scopes: readonly AllowedToolScope[],
+  allowCommands: boolean,
+): { argv: string[] } | { refused: string; program: string } {
   const argv = splitCommandLine(commandLine);
   const program = argv?.[0] ?? commandLine.trim().split(/\s+/)[0] ?? '';
   if (!argv?.length || !program) return { program, refused: `"${commandLine}" is not a command line` };
@@ -131,7 +135,13 @@ export function gitEnvironment(workspace: string): NodeJS.ProcessEnv {
  */
 export function agentEnvironment(workspace: string, hostEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const pathEntries = (hostEnv.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(path.delimiter).filter((entry) => path.isAbsolute(entry));
-  const env: NodeJS.ProcessEnv = { PATH: pathEntries.join(path.delimiter), HOME: workspace, PWD: workspace, TERM: 'dumb', ...gitEnvironment(workspace) };
+  const env: NodeJS.ProcessEnv = {
+    PATH: pathEntries.join(path.delimiter),
+    HOME: workspace,
+    PWD: workspace,
+    TERM: 'dumb',
+    ...gitEnvironment(workspace),
+  };
   for (const name of ['LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME']) if (hostEnv[name] !== undefined) env[name] = hostEnv[name];
   return env;
 }
@@ -163,7 +173,8 @@ export function commandRunner(setup: RunnerSetup, hostEnv: NodeJS.ProcessEnv): E
     // What the agent wrote in its global git configuration since the last command does not last.
     const reset = await resetGitConfig(setup.workspace).then(
       () => undefined,
-      (error: unknown) => `the host could not reset the agent's git configuration (${error instanceof Error ? error.message : String(error)})`,
+      (error: unknown) =>
+        `the host could not reset the agent's git configuration (${error instanceof Error ? error.message : String(error)})`,
     );
     if (reset !== undefined) {
       await setup.emit({ type: 'tool_result', toolCallId, name, result: { error: `refused: ${reset}` } });
@@ -177,7 +188,12 @@ export function commandRunner(setup: RunnerSetup, hostEnv: NodeJS.ProcessEnv): E
       const wrapped = await (async () => {
         // The command's own proxy, for an agent with a network allowlist: the sandbox has no other way out.
         if (setup.network?.length) proxy = await startNetworkProxy(setup.network, sandbox.proxySocketPath());
-        return sandbox.wrap(checked.argv, { workspace: setup.workspace, env, readOnlyPaths: [gitConfigPath(setup.workspace)], ...(proxy ? { proxySocket: proxy.socket } : {}) });
+        return sandbox.wrap(checked.argv, {
+          workspace: setup.workspace,
+          env,
+          readOnlyPaths: [gitConfigPath(setup.workspace)],
+          ...(proxy ? { proxySocket: proxy.socket } : {}),
+        });
       })().catch((error: unknown) => ({
         refused: `the host cannot sandbox commands: ${error instanceof Error ? error.message : String(error)}`,
       }));
@@ -203,7 +219,12 @@ export function commandRunner(setup: RunnerSetup, hostEnv: NodeJS.ProcessEnv): E
       type: 'tool_result',
       toolCallId,
       name,
-      result: { exitCode: outcome.exitCode, durationMs: outcome.durationMs, ...(outcome.signal ? { signal: outcome.signal } : {}), ...(error ? { error } : {}) },
+      result: {
+        exitCode: outcome.exitCode,
+        durationMs: outcome.durationMs,
+        ...(outcome.signal ? { signal: outcome.signal } : {}),
+        ...(error ? { error } : {}),
+      },
     });
     return outcome;
   };
@@ -336,7 +357,10 @@ function spawnCommand(argv: string[], options: SpawnOptions): Promise<Finished> 
       const truncated = limit === 'output';
       const cancelled = options.signal.aborted && !limit;
       timedOut ||= limit === 'wall-time';
-      const hit = sandboxLimits && !cancelled && !timedOut && !truncated ? (watchedLimit ?? limitFromExit({ exitCode, ...(signal ? { signal } : {}), output })) : undefined;
+      const hit =
+        sandboxLimits && !cancelled && !timedOut && !truncated
+          ? (watchedLimit ?? limitFromExit({ exitCode, ...(signal ? { signal } : {}), output }))
+          : undefined;
       void emitting.then(() =>
         resolve({
           exitCode,

@@ -38,7 +38,8 @@ const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-
 
 /** Parses `host`, `*.domain`, `host:port`, `host:*`, `1.2.3.4:5`, `[::1]:5`; throws a sentence for anything else. */
 export function parseNetworkEntry(text: string): NetworkEntry {
-  const bad = (why: string) => new Error(`capability ${NETWORK_CAPABILITY}${text} ${why}: write a host, *.domain, host:port or an IP address`);
+  const bad = (why: string) =>
+    new Error(`capability ${NETWORK_CAPABILITY}${text} ${why}: write a host, *.domain, host:port or an IP address`);
   let host = text.trim().toLowerCase();
   let port: NetworkEntry['port'];
   const bracketed = /^\[([0-9a-f:.]+)\](?::(\d+|\*))?$/.exec(host);
@@ -61,7 +62,13 @@ export function parseNetworkEntry(text: string): NetworkEntry {
   const ip = isIP(host) !== 0;
   if (ip && wildcard) throw bad('puts a wildcard before an address');
   if (!ip && !HOST_NAME.test(host)) throw bad('is not a host name');
-  return { text, host: ip ? toIp(host)!.address : host, wildcard, ...(port !== undefined ? { port } : {}), literal: ip || host === 'localhost' };
+  return {
+    text,
+    host: ip ? toIp(host)!.address : host,
+    wildcard,
+    ...(port !== undefined ? { port } : {}),
+    literal: ip || host === 'localhost',
+  };
 }
 
 /** The agent's allowlist from its capabilities; throws the first entry that is not one. */
@@ -85,7 +92,11 @@ export function allowedBy(allowlist: readonly NetworkEntry[], host: string, port
  * names an address or `localhost` itself: a name in the allowlist that resolves to the host's
  * own services (DNS rebinding) reaches nothing.
  */
-export async function addressFor(host: string, entry: NetworkEntry, resolve: (host: string) => Promise<{ address: string }[]> = (name) => lookup(name, { all: true })): Promise<string> {
+export async function addressFor(
+  host: string,
+  entry: NetworkEntry,
+  resolve: (host: string) => Promise<{ address: string }[]> = (name) => lookup(name, { all: true }),
+): Promise<string> {
   const literal = toIp(host);
   const candidates = literal ? [literal.address] : (await resolve(host)).map((a) => a.address);
   if (METADATA_NAMES.has(host)) throw new Error(`${host} is a cloud metadata name`);
@@ -107,7 +118,8 @@ function hostAndPort(target: string, defaultPort: number): { host: string; port:
   return Number.isInteger(port) && port > 0 && port < 65536 ? { host, port } : undefined;
 }
 
-const BLOCKED = (target: string) => `blocked by the agent's network allowlist: ${target} (an agent reaches only the hosts of its network:<host> capabilities)\n`;
+const BLOCKED = (target: string) =>
+  `blocked by the agent's network allowlist: ${target} (an agent reaches only the hosts of its network:<host> capabilities)\n`;
 
 export interface NetworkProxy {
   socket: string;
@@ -148,10 +160,13 @@ export async function startNetworkProxy(allowlist: readonly NetworkEntry[], sock
       const headers: Record<string, string | string[] | undefined> = { ...req.headers, host: url.host };
       delete headers['proxy-connection'];
       delete headers['proxy-authorization'];
-      const upstream = request({ host: address, port: target.port, method: req.method, path: `${url.pathname}${url.search}`, headers }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
+      const upstream = request(
+        { host: address, port: target.port, method: req.method, path: `${url.pathname}${url.search}`, headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
       upstream.on('error', () => {
         if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
         res.end();

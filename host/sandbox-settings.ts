@@ -45,7 +45,6 @@ export const DEFAULT_SANDBOX_SETTINGS: SandboxSettings = {
   toolCommands: false,
 };
 
-
 /** The reason a sandboxed command failed because of a limit, or undefined. */
 export function limitReason(limit: 'processes' | 'memory' | 'cpu' | 'file-size', limits: SandboxLimits): string {
   switch (limit) {
@@ -61,7 +60,8 @@ export function limitReason(limit: 'processes' | 'memory' | 'cpu' | 'file-size',
 }
 
 /** What a program prints when an allocation fails, in the common runtimes (Python, C, C++, Node, Go, Java, Rust). */
-const OUT_OF_MEMORY = /MemoryError|Cannot allocate memory|out of memory|std::bad_alloc|heap out of memory|OutOfMemoryError|memory allocation of \d+ bytes failed/i;
+const OUT_OF_MEMORY =
+  /MemoryError|Cannot allocate memory|out of memory|std::bad_alloc|heap out of memory|OutOfMemoryError|memory allocation of \d+ bytes failed/i;
 /** What a program prints when a write passes RLIMIT_FSIZE (Python ignores SIGXFSZ and sees EFBIG). */
 const FILE_TOO_LARGE = /File too large/;
 
@@ -69,7 +69,11 @@ const FILE_TOO_LARGE = /File too large/;
  * Which sandbox limit a finished command hit, from how it ended: the signal RLIMIT_CPU or
  * RLIMIT_FSIZE sends, or what it printed when an allocation or a write was refused.
  */
-export function limitFromExit(run: { exitCode: number | null; signal?: string; output: string }): 'cpu' | 'file-size' | 'memory' | undefined {
+export function limitFromExit(run: {
+  exitCode: number | null;
+  signal?: string;
+  output: string;
+}): 'cpu' | 'file-size' | 'memory' | undefined {
   if (run.signal === 'SIGXCPU') return 'cpu';
   if (run.signal === 'SIGXFSZ') return 'file-size';
   if (run.exitCode === 0 && !run.signal) return undefined;

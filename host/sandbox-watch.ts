@@ -23,7 +23,8 @@ function childrenOf(pid: number): number[] {
   const children: number[] = [];
   for (const task of tasks) {
     try {
-      for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ')) if (child.trim()) children.push(Number(child));
+      for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' '))
+        if (child.trim()) children.push(Number(child));
     } catch {
       // The thread ended meanwhile.
     }
@@ -67,7 +68,11 @@ export interface Watch {
 }
 
 /** Counts the sandbox's processes every WATCH_INTERVAL_MS; calls `onLimit` once when one is reached. */
-export function watchSandbox(bwrapPid: number, limits: { maxProcesses: number; memoryMb: number }, onLimit: (limit: WatchedLimit) => void): Watch {
+export function watchSandbox(
+  bwrapPid: number,
+  limits: { maxProcesses: number; memoryMb: number },
+  onLimit: (limit: WatchedLimit) => void,
+): Watch {
   const peak = { processes: 0, residentMib: 0 };
   let reported = false;
   const check = () => {

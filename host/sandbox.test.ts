@@ -33,7 +33,9 @@ const httpServers: HttpServer[] = [];
 afterEach(async () => {
   await Promise.allSettled(clients.splice(0).map((client) => client.close()));
   await Promise.allSettled(hosts.splice(0).map((host) => host.close()));
-  await Promise.allSettled([...servers.splice(0), ...httpServers.splice(0)].map((server) => new Promise((resolve) => server.close(resolve))));
+  await Promise.allSettled(
+    [...servers.splice(0), ...httpServers.splice(0)].map((server) => new Promise((resolve) => server.close(resolve))),
+  );
   await Promise.allSettled(cleanup.splice(0).map((file) => rm(file, { recursive: true, force: true })));
 });
 
@@ -67,7 +69,9 @@ async function connect(host: AgentHost): Promise<{ client: Client; messages: Hos
   client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
     messages.push(notification.params.data as HostMessage);
   });
-  await client.connect(new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }),
+  );
   return { client, messages };
 }
 
@@ -76,13 +80,18 @@ let executions = 0;
 async function run(host: AgentHost, prompt: string, allowedTools: AllowedTool[], agentId = 'agent-1') {
   const { client, messages } = await connect(host);
   const executionId = `sandbox-${++executions}`;
-  const result = (await client.callTool({ name: 'execute_prompt', arguments: { executionId, agentId, agentName: 'Attacker', prompt, allowedTools } })) as CallToolResult;
+  const result = (await client.callTool({
+    name: 'execute_prompt',
+    arguments: { executionId, agentId, agentName: 'Attacker', prompt, allowedTools },
+  })) as CallToolResult;
   const events = messages.filter((m) => m.executionId === executionId);
   return {
     result,
     text: result.content.map((block) => (block.type === 'text' ? block.text : '')).join(''),
     output: events.map((e) => (e.type === 'output' ? e.text : '')).join(''),
-    errors: events.flatMap((e) => (e.type === 'tool_result' && typeof e.result === 'object' && e.result && 'error' in e.result ? [String(e.result.error)] : [])),
+    errors: events.flatMap((e) =>
+      e.type === 'tool_result' && typeof e.result === 'object' && e.result && 'error' in e.result ? [String(e.result.error)] : [],
+    ),
   };
 }
 
@@ -148,34 +157,51 @@ describe('the sandbox of agents’ commands', () => {
     ['a git alias with !', grant('git', ['-c', 'x']), (payload) => `git -c alias.x="!${payload}" x`, true],
     ['git --upload-pack', grant('git', ['ls-remote', '--upload-pack']), (payload) => `git ls-remote --upload-pack="${payload}" .`, true],
     ['git -c core.pager', grant('git', ['-c', '-p', 'log']), (payload) => `git -c core.pager="${payload}" -p log`, false],
-    ['git -c core.sshCommand', grant('git', ['-c', 'ls-remote']), (payload) => `git -c core.sshCommand="${payload}" ls-remote ssh://example.invalid/repo`, false],
+    [
+      'git -c core.sshCommand',
+      grant('git', ['-c', 'ls-remote']),
+      (payload) => `git -c core.sshCommand="${payload}" ls-remote ssh://example.invalid/repo`,
+      false,
+    ],
     // The payload is the hook the agent wrote in hooks/ (below).
-    ['git -c core.hooksPath', grant('git', ['-c', 'init', 'commit']), () => 'git init --quiet\ngit -c core.hooksPath=hooks -c user.name=a -c user.email=a@example.com commit --allow-empty -m x', true],
+    [
+      'git -c core.hooksPath',
+      grant('git', ['-c', 'init', 'commit']),
+      () => 'git init --quiet\ngit -c core.hooksPath=hooks -c user.name=a -c user.email=a@example.com commit --allow-empty -m x',
+      true,
+    ],
     ['python3 -c', grant('python3'), (payload) => `python3 -c "import subprocess; subprocess.run('${payload}', shell=True)"`, true],
     ['make with a recipe', grant('make'), () => 'make', true],
     ['find -exec', grant('find'), (payload) => `find . -maxdepth 0 -exec sh -c "${payload}" ;`, true],
   ];
 
-  it.each(cases)('contains %s: nothing outside the workspace changes, nothing of the host is read', async (_name, tool, runbook, payloadRuns) => {
-    const { host, dataDir, token } = await startHost();
-    const { script, workspace, assertContained } = await attack(host, dataDir);
-    await mkdir(workspace, { recursive: true });
-    // For make: the recipe is the payload (a Makefile the agent wrote, or a repository brought).
-    await writeFile(path.join(workspace, 'Makefile'), `all:\n\t${script}\n`);
-    // For the hooks: a hook in the directory core.hooksPath names.
-    await mkdir(path.join(workspace, 'hooks'), { recursive: true });
-    await writeFile(path.join(workspace, 'hooks', 'pre-commit'), `#!/bin/sh\n${script}\n`, { mode: 0o755 });
-    const { output } = await run(host, `-${runbook(script).split('\n').join('\n-')}`, [tool]);
-    await assertContained(output, token);
-    // The payload ran (only the sandbox contained it), or git's own settings kept it from starting.
-    expect(await exists(path.join(workspace, 'inside-ran'))).toBe(payloadRuns);
-  });
+  it.each(cases)(
+    'contains %s: nothing outside the workspace changes, nothing of the host is read',
+    async (_name, tool, runbook, payloadRuns) => {
+      const { host, dataDir, token } = await startHost();
+      const { script, workspace, assertContained } = await attack(host, dataDir);
+      await mkdir(workspace, { recursive: true });
+      // For make: the recipe is the payload (a Makefile the agent wrote, or a repository brought).
+      await writeFile(path.join(workspace, 'Makefile'), `all:\n\t${script}\n`);
+      // For the hooks: a hook in the directory core.hooksPath names.
+      await mkdir(path.join(workspace, 'hooks'), { recursive: true });
+      await writeFile(path.join(workspace, 'hooks', 'pre-commit'), `#!/bin/sh\n${script}\n`, { mode: 0o755 });
+      const { output } = await run(host, `-${runbook(script).split('\n').join('\n-')}`, [tool]);
+      await assertContained(output, token);
+      // The payload ran (only the sandbox contained it), or git's own settings kept it from starting.
+      expect(await exists(path.join(workspace, 'inside-ran'))).toBe(payloadRuns);
+    },
+  );
 
   it('contains a hook in a cloned repository', async () => {
     const { host, dataDir, token } = await startHost();
     const { script, workspace, assertContained } = await attack(host, dataDir);
     const tools = [grant('git', ['init', 'clone', '-c', 'commit', '-C', 'checkout'])];
-    const setup = await run(host, 'git init --quiet upstream\ngit -C upstream -c user.name=a -c user.email=a@example.com commit --quiet --allow-empty -m first\ngit clone --quiet upstream clone', tools);
+    const setup = await run(
+      host,
+      'git init --quiet upstream\ngit -C upstream -c user.name=a -c user.email=a@example.com commit --quiet --allow-empty -m first\ngit clone --quiet upstream clone',
+      tools,
+    );
     expect(setup.result.isError).toBeFalsy();
     // What a repository could bring, or the agent could write: a hook in the clone.
     await writeFile(path.join(workspace, 'clone', '.git', 'hooks', 'post-checkout'), `#!/bin/sh\n${script}\n`, { mode: 0o755 });
@@ -223,11 +249,22 @@ describe('the sandbox of agents’ commands', () => {
     const dataDir = path.join(outer, 'host-data');
     await mkdir(dataDir, { mode: 0o755 });
     await writeFile(path.join(dataDir, 'host-token'), 'the-host-secret', { mode: 0o644 });
-    const host = await startAgentHost({ token: 't', engine: 'shell', allowCommands: true, workspaceRoot: await tempDir(), dataDir, sandbox: { readPaths: [outer] } });
+    const host = await startAgentHost({
+      token: 't',
+      engine: 'shell',
+      allowCommands: true,
+      workspaceRoot: await tempDir(),
+      dataDir,
+      sandbox: { readPaths: [outer] },
+    });
     hosts.push(host);
     const { output, errors } = await run(
       host,
-      [`-python3 -c "print(open('${path.join(outer, 'shared.txt')}').read())"`, `-python3 -c "print(open('${path.join(dataDir, 'host-token')}').read())"`, `-python3 -c "open('${path.join(outer, 'new')}', 'w')"`].join('\n'),
+      [
+        `-python3 -c "print(open('${path.join(outer, 'shared.txt')}').read())"`,
+        `-python3 -c "print(open('${path.join(dataDir, 'host-token')}').read())"`,
+        `-python3 -c "open('${path.join(outer, 'new')}', 'w')"`,
+      ].join('\n'),
       [grant('python3')],
     );
     expect(output).toContain('shared with agents');
@@ -241,7 +278,12 @@ describe('the sandbox of agents’ commands', () => {
     const py = (code: string) => `-python3 -c "${code}"`;
     const { output, errors } = await run(
       host,
-      [py("open('/made', 'w')"), py("open('/dev/made', 'w')"), py("open('/usr/made', 'w')"), py("open('/tmp/made', 'w').write('x'); open('/dev/shm/made', 'w').write('x'); open('/dev/null', 'w').write('x'); print('ok')")].join('\n'),
+      [
+        py("open('/made', 'w')"),
+        py("open('/dev/made', 'w')"),
+        py("open('/usr/made', 'w')"),
+        py("open('/tmp/made', 'w').write('x'); open('/dev/shm/made', 'w').write('x'); open('/dev/null', 'w').write('x'); print('ok')"),
+      ].join('\n'),
       [grant('python3')],
     );
     expect(errors).toEqual(['exit code 1', 'exit code 1', 'exit code 1']);
@@ -251,7 +293,9 @@ describe('the sandbox of agents’ commands', () => {
 
   it('runs as a user that is not root, with no capabilities and no new privileges', async () => {
     const { host } = await startHost();
-    const { output } = await run(host, "python3 -c \"import os; print('uid', os.getuid()); print(open('/proc/self/status').read())\"", [grant('python3')]);
+    const { output } = await run(host, "python3 -c \"import os; print('uid', os.getuid()); print(open('/proc/self/status').read())\"", [
+      grant('python3'),
+    ]);
     expect(output).not.toMatch(/^uid 0$/m);
     expect(output).toMatch(/^CapEff:\s+0+$/m);
     expect(output).toMatch(/^NoNewPrivs:\s+1$/m);
@@ -271,7 +315,11 @@ describe('the sandbox of agents’ commands', () => {
   it('ends a daemon the command started: nothing of it is left after the run', async () => {
     const { host } = await startHost();
     const seconds = String(900_000 + Math.floor(Math.random() * 99_999));
-    const { result } = await run(host, `python3 -c "import subprocess; subprocess.Popen(['sleep', '${seconds}'], start_new_session=True); print('started')"`, [grant('python3')]);
+    const { result } = await run(
+      host,
+      `python3 -c "import subprocess; subprocess.Popen(['sleep', '${seconds}'], start_new_session=True); print('started')"`,
+      [grant('python3')],
+    );
     expect(result.isError).toBeFalsy();
     expect(await pidsOf(['sleep', seconds])).toEqual([]);
   });
@@ -279,7 +327,11 @@ describe('the sandbox of agents’ commands', () => {
   it('stops a fork bomb at the process limit, with a clear reason', async () => {
     const { host } = await startHost({ sandbox: { limits: { maxProcesses: 32 } } });
     const started = Date.now();
-    const { result, text, errors } = await run(host, `python3 -c "exec('import os\\nwhile True:\\n  try: os.fork()\\n  except OSError: pass')"`, [grant('python3')]);
+    const { result, text, errors } = await run(
+      host,
+      `python3 -c "exec('import os\\nwhile True:\\n  try: os.fork()\\n  except OSError: pass')"`,
+      [grant('python3')],
+    );
     expect(result.isError).toBe(true);
     expect(errors).toEqual(["stopped at the sandbox's process limit (32 processes at once, HOST_SANDBOX_MAX_PROCESSES)"]);
     expect(text).toContain("failed: stopped at the sandbox's process limit");
@@ -289,14 +341,20 @@ describe('the sandbox of agents’ commands', () => {
 
   it('stops a memory hog at the memory limit, with a clear reason', async () => {
     const { host } = await startHost({ sandbox: { limits: { memoryMb: 128 } } });
-    const { result, errors } = await run(host, `python3 -c "exec('hog = []\\nwhile True: hog.append(bytearray(8 * 1024 * 1024))')"`, [grant('python3')]);
+    const { result, errors } = await run(host, `python3 -c "exec('hog = []\\nwhile True: hog.append(bytearray(8 * 1024 * 1024))')"`, [
+      grant('python3'),
+    ]);
     expect(result.isError).toBe(true);
     expect(errors).toEqual(['out of memory: the sandbox allows 128 MiB (HOST_SANDBOX_MEMORY_MB)']);
   });
 
   it('stops a process past its CPU time, and a file past the file size limit, each with a clear reason', async () => {
     const { host } = await startHost({ sandbox: { limits: { cpuSeconds: 1, fileSizeMb: 1 } } });
-    const { errors } = await run(host, ['-python3 -c "while True: pass"', '-python3 -c "open(\'big\', \'wb\').write(b\'x\' * 4 * 1024 * 1024)"'].join('\n'), [grant('python3')]);
+    const { errors } = await run(
+      host,
+      ['-python3 -c "while True: pass"', "-python3 -c \"open('big', 'wb').write(b'x' * 4 * 1024 * 1024)\""].join('\n'),
+      [grant('python3')],
+    );
     expect(errors).toEqual([
       "stopped at the sandbox's CPU time limit (1 s per process, HOST_SANDBOX_CPU_SECONDS)",
       "a file reached the sandbox's file size limit (1 MiB, HOST_SANDBOX_FILE_SIZE_MB)",
@@ -307,7 +365,10 @@ describe('the sandbox of agents’ commands', () => {
 describe('a host that cannot sandbox', () => {
   async function provision(host: AgentHost): Promise<CallToolResult> {
     const { client } = await connect(host);
-    return (await client.callTool({ name: 'provision_agent', arguments: { agentId: 'a', name: 'A', role: 'WORKER', capabilities: [] } })) as CallToolResult;
+    return (await client.callTool({
+      name: 'provision_agent',
+      arguments: { agentId: 'a', name: 'A', role: 'WORKER', capabilities: [] },
+    })) as CallToolResult;
   }
 
   it('refuses provision_agent with the reason and the fix; HOST_SANDBOX=off provisions, runs unsandboxed and says so in tools/list', async () => {
@@ -339,7 +400,7 @@ describe('a host that cannot sandbox', () => {
     const root = await tempDir();
     await chmod(root, 0o700);
     const { host } = await startHost({ workspaceRoot: root });
-    const { result, output } = await run(host, 'python3 -c "open(\'made\', \'w\').write(\'x\'); print(\'ok\')"', [grant('python3')]);
+    const { result, output } = await run(host, "python3 -c \"open('made', 'w').write('x'); print('ok')\"", [grant('python3')]);
     expect(result.isError).toBeFalsy();
     expect(output).toContain('ok');
     expect(await exists(path.join(workspacePath(root, 'agent-1'), 'made'))).toBe(true);
@@ -348,14 +409,29 @@ describe('a host that cannot sandbox', () => {
 
 describe('an agent’s network allowlist', () => {
   it('reads network:<host> capabilities: a host, *.domain, a port, an address; anything else is refused', () => {
-    expect(networkAllowlist(['general', 'network:GitHub.com', 'network:*.pypi.org', 'network:127.0.0.1:8080', 'network:[::1]:9', 'network:example.com:*'])).toEqual([
+    expect(
+      networkAllowlist([
+        'general',
+        'network:GitHub.com',
+        'network:*.pypi.org',
+        'network:127.0.0.1:8080',
+        'network:[::1]:9',
+        'network:example.com:*',
+      ]),
+    ).toEqual([
       { text: 'GitHub.com', host: 'github.com', wildcard: false, literal: false },
       { text: '*.pypi.org', host: 'pypi.org', wildcard: true, literal: false },
       { text: '127.0.0.1:8080', host: '127.0.0.1', wildcard: false, port: 8080, literal: true },
       { text: '[::1]:9', host: '::1', wildcard: false, port: 9, literal: true },
       { text: 'example.com:*', host: 'example.com', wildcard: false, port: '*', literal: false },
     ]);
-    for (const bad of ['network:', 'network:exa mple.com', 'network:example.com:99999', 'network:*.10.0.0.1', 'network:http://example.com']) {
+    for (const bad of [
+      'network:',
+      'network:exa mple.com',
+      'network:example.com:99999',
+      'network:*.10.0.0.1',
+      'network:http://example.com',
+    ]) {
       expect(() => networkAllowlist([bad])).toThrow(`capability ${bad}`);
     }
     const list = networkAllowlist(['network:github.com', 'network:*.pypi.org', 'network:127.0.0.1:8080']);
@@ -372,7 +448,9 @@ describe('an agent’s network allowlist', () => {
     const [named] = networkAllowlist(['network:rebind.example']);
     const resolveTo = (address: string) => async () => [{ address }];
     for (const address of ['127.0.0.1', '::1', '169.254.169.254', '0.0.0.0']) {
-      await expect(addressFor('rebind.example', named!, resolveTo(address))).rejects.toThrow('resolves to no address the allowlist may reach');
+      await expect(addressFor('rebind.example', named!, resolveTo(address))).rejects.toThrow(
+        'resolves to no address the allowlist may reach',
+      );
     }
     await expect(addressFor('rebind.example', named!, resolveTo('140.82.112.3'))).resolves.toBe('140.82.112.3');
     const [literal] = networkAllowlist(['network:127.0.0.1:8080']);
@@ -381,7 +459,10 @@ describe('an agent’s network allowlist', () => {
 
   async function provisionWith(host: AgentHost, capabilities: string[]): Promise<CallToolResult> {
     const { client } = await connect(host);
-    return (await client.callTool({ name: 'provision_agent', arguments: { agentId: 'agent-1', name: 'Fetcher', role: 'WORKER', capabilities } })) as CallToolResult;
+    return (await client.callTool({
+      name: 'provision_agent',
+      arguments: { agentId: 'agent-1', name: 'Fetcher', role: 'WORKER', capabilities },
+    })) as CallToolResult;
   }
 
   /** A web server on loopback that counts its requests, and serves a bare repository over git's dumb HTTP protocol. */
@@ -433,14 +514,20 @@ describe('an agent’s network allowlist', () => {
     expect(output).toContain('hello from the host');
     expect(output).toContain(`blocked by the agent's network allowlist: 127.0.0.1:${other.port}`);
     expect(other.requests()).toBe(0);
-    expect(await readFile(path.join(workspacePath(host.workspaceRoot, 'agent-1'), 'clone', 'README'), 'utf8')).toBe('cloned through the proxy\n');
+    expect(await readFile(path.join(workspacePath(host.workspaceRoot, 'agent-1'), 'clone', 'README'), 'utf8')).toBe(
+      'cloned through the proxy\n',
+    );
     expect(output).toMatch(/ConnectionRefusedError|Network is unreachable/);
     expect(errors).toEqual(['exit code 22', 'exit code 56', 'exit code 1']);
 
     // The same agent without the capability: nothing.
     const before = allowed.requests();
     expect((await provisionWith(host, [])).isError).toBeFalsy();
-    const none = await run(host, `-curl -sS http://127.0.0.1:${allowed.port}/\n-git clone --quiet http://127.0.0.1:${allowed.port}/repo.git again`, tools);
+    const none = await run(
+      host,
+      `-curl -sS http://127.0.0.1:${allowed.port}/\n-git clone --quiet http://127.0.0.1:${allowed.port}/repo.git again`,
+      tools,
+    );
     expect(none.errors).toHaveLength(2);
     expect(allowed.requests()).toBe(before);
   });
@@ -459,14 +546,20 @@ describe('the tool commands in a sandbox (HOST_SANDBOX_TOOL_COMMANDS)', () => {
     cleanup.push(canary);
     const { host } = await startHost({ sandbox: { toolCommands: true } });
     const { client } = await connect(host);
-    const install = (await client.callTool({ name: 'install_tool', arguments: { name: 'x', installCommand: `touch ${canary} && id -u && pwd`, versionCommand: 'git --version' } })) as CallToolResult;
+    const install = (await client.callTool({
+      name: 'install_tool',
+      arguments: { name: 'x', installCommand: `touch ${canary} && id -u && pwd`, versionCommand: 'git --version' },
+    })) as CallToolResult;
     expect(install.isError).toBeFalsy();
     expect(await exists(canary)).toBe(false);
     const log = (install.structuredContent as { log: string; version?: string }).log;
     expect(log).not.toMatch(/^0$/m);
     expect(log).toMatch(/mcp-fleet-tool-command-/);
     expect((install.structuredContent as { version?: string }).version).toMatch(/^\d+\.\d+/);
-    const check = (await client.callTool({ name: 'check_tool', arguments: { name: 'x', versionCommand: `cat ${path.join(PROJECT_ROOT, 'package.json')}` } })) as CallToolResult;
+    const check = (await client.callTool({
+      name: 'check_tool',
+      arguments: { name: 'x', versionCommand: `cat ${path.join(PROJECT_ROOT, 'package.json')}` },
+    })) as CallToolResult;
     expect(check.structuredContent).toMatchObject({ installed: false });
   });
 });

@@ -26,7 +26,18 @@
  * its processes together.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, chmodSync, constants, copyFileSync, lstatSync, mkdtempSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  copyFileSync,
+  lstatSync,
+  mkdtempSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,7 +84,10 @@ export interface Sandbox {
    * The bwrap command that runs argv in `workspace` (its only writable directory), with `env`;
    * with `proxySocket`, the command reaches that proxy (and nothing else) as HTTP(S)_PROXY.
    */
-  wrap(argv: readonly string[], options: { workspace: string; env: NodeJS.ProcessEnv; readOnlyPaths?: string[]; proxySocket?: string }): Promise<SandboxedCommand>;
+  wrap(
+    argv: readonly string[],
+    options: { workspace: string; env: NodeJS.ProcessEnv; readOnlyPaths?: string[]; proxySocket?: string },
+  ): Promise<SandboxedCommand>;
   /** A fresh path for a command's proxy socket, where the sandbox's user can reach it. */
   proxySocketPath(): string;
   /** Removes what the sandbox made at start (a copy of bwrap). */
@@ -189,7 +203,13 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
     ];
   };
 
-  const bwrapArgs = (workspace: string, readOnlyPaths: readonly string[], hostEnv: NodeJS.ProcessEnv, prlimitPath: string, proxySocket?: string): string[] => [
+  const bwrapArgs = (
+    workspace: string,
+    readOnlyPaths: readonly string[],
+    hostEnv: NodeJS.ProcessEnv,
+    prlimitPath: string,
+    proxySocket?: string,
+  ): string[] => [
     '--unshare-all',
     '--unshare-user',
     '--disable-userns',
@@ -257,7 +277,11 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
   const runnableBwrap = (found: string): string => (!runAs || reachable(found, 1) ? found : runnableCopy(found, 'bwrap'));
 
   const check = async (): Promise<SandboxCheck> => {
-    if (process.platform !== 'linux') return { ok: false, reason: `the sandbox needs Linux (bubblewrap); this host runs on ${process.platform}: set HOST_SANDBOX=off to run agents' commands unsandboxed` };
+    if (process.platform !== 'linux')
+      return {
+        ok: false,
+        reason: `the sandbox needs Linux (bubblewrap); this host runs on ${process.platform}: set HOST_SANDBOX=off to run agents' commands unsandboxed`,
+      };
     const found = locateBwrap(settings.bwrapPath, options.hostEnv);
     if (!found) return { ok: false, reason: `bubblewrap (bwrap) was not found: ${FIX_INSTALL}` };
     try {
@@ -266,13 +290,20 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
       return { ok: false, reason: `${settings.bwrapPath ? `BWRAP_PATH=${found}` : found} is not an executable file: ${FIX_INSTALL}` };
     }
     const prlimitPath = prlimit();
-    if (!prlimitPath) return { ok: false, reason: 'prlimit (util-linux) was not found in /usr/bin or /bin: the sandbox sets its limits with it (apt-get install util-linux)' };
+    if (!prlimitPath)
+      return {
+        ok: false,
+        reason: 'prlimit (util-linux) was not found in /usr/bin or /bin: the sandbox sets its limits with it (apt-get install util-linux)',
+      };
     const bwrap = runnableBwrap(found);
     // A real sandbox in a scratch workspace: whatever stops one (no user namespaces, a workspace root its user cannot reach) shows here.
     const scratch = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-sandbox-check-'));
     try {
       chmodSync(scratch, 0o755);
-      const trial = await runToEnd(bwrap, [...bwrapArgs(scratch, [], options.hostEnv, prlimitPath), 'true'], { ...runAs, env: { PATH: '/usr/bin:/bin' } });
+      const trial = await runToEnd(bwrap, [...bwrapArgs(scratch, [], options.hostEnv, prlimitPath), 'true'], {
+        ...runAs,
+        env: { PATH: '/usr/bin:/bin' },
+      });
       if (trial.code !== 0) return { ok: false, reason: explainFailure(trial.stderr) };
     } finally {
       rmSync(scratch, { recursive: true, force: true });
@@ -309,7 +340,12 @@ export function createSandbox(settings: SandboxSettings, options: { hidden: stri
       );
     },
     hasProgram(program, hostEnv) {
-      return findOnPath(program, settings.mode === 'off' ? (hostEnv.PATH ?? '').split(path.delimiter).filter((d) => path.isAbsolute(d)) : pathDirs(hostEnv)) !== undefined;
+      return (
+        findOnPath(
+          program,
+          settings.mode === 'off' ? (hostEnv.PATH ?? '').split(path.delimiter).filter((d) => path.isAbsolute(d)) : pathDirs(hostEnv),
+        ) !== undefined
+      );
     },
     async wrap(argv, { workspace, env, readOnlyPaths = [], proxySocket }) {
       const result = await status();

@@ -126,7 +126,8 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
 
   const log = new CallLog();
   const inputTimeoutMs = options.inputTimeoutMs ?? DEFAULT_INPUT_TIMEOUT_MS;
-  const taskStore = options.tasks === false ? undefined : new HostTaskStore({ ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}) });
+  const taskStore =
+    options.tasks === false ? undefined : new HostTaskStore({ ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}) });
   await taskStore?.open();
   const responses = new ResponseWatch();
   const sessions = new Map<string, Session>();
@@ -187,8 +188,17 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
       : new McpServer(info, { capabilities: { logging: {} } });
     registerHostTools(mcp, tools);
     if (taskStore) {
-      mcp.server.setRequestHandler(GetTaskPayloadRequestSchema, (request, extra) =>
-        hostTaskResult(taskStore, mcp.server, request.params.taskId, extra, inputTimeoutMs, responses.signal(extra.sessionId, extra.requestId)) as never,
+      mcp.server.setRequestHandler(
+        GetTaskPayloadRequestSchema,
+        (request, extra) =>
+          hostTaskResult(
+            taskStore,
+            mcp.server,
+            request.params.taskId,
+            extra,
+            inputTimeoutMs,
+            responses.signal(extra.sessionId, extra.requestId),
+          ) as never,
       );
     }
     const transport = new StreamableHTTPServerTransport({

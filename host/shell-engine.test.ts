@@ -36,7 +36,13 @@ async function tempDir(): Promise<string> {
 }
 
 async function startHost(options: Partial<AgentHostOptions> = {}): Promise<AgentHost> {
-  const host = await startAgentHost({ token: 'shell-engine-test', engine: 'shell', allowCommands: true, workspaceRoot: await tempDir(), ...options });
+  const host = await startAgentHost({
+    token: 'shell-engine-test',
+    engine: 'shell',
+    allowCommands: true,
+    workspaceRoot: await tempDir(),
+    ...options,
+  });
   hosts.push(host);
   return host;
 }
@@ -48,7 +54,9 @@ async function connect(host: AgentHost): Promise<{ client: Client; messages: Hos
   client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
     messages.push(notification.params.data as HostMessage);
   });
-  await client.connect(new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }),
+  );
   return { client, messages };
 }
 
@@ -56,12 +64,25 @@ const ALL = ['node', 'git', 'touch', 'ls', 'sleep', 'echo', 'cat'];
 
 let executions = 0;
 
-async function run(host: AgentHost, prompt: string, options: { allowedTools?: ExecutePromptArgs['allowedTools']; agentId?: string; request?: RequestOptions } = {}) {
+async function run(
+  host: AgentHost,
+  prompt: string,
+  options: { allowedTools?: ExecutePromptArgs['allowedTools']; agentId?: string; request?: RequestOptions } = {},
+) {
   const { client, messages } = await connect(host);
   const progress: Progress[] = [];
   const executionId = `shell-${++executions}`;
   const result = (await client.callTool(
-    { name: 'execute_prompt', arguments: { executionId, agentId: options.agentId ?? 'agent-1', agentName: 'Runbook', prompt, allowedTools: options.allowedTools ?? ALL } },
+    {
+      name: 'execute_prompt',
+      arguments: {
+        executionId,
+        agentId: options.agentId ?? 'agent-1',
+        agentName: 'Runbook',
+        prompt,
+        allowedTools: options.allowedTools ?? ALL,
+      },
+    },
     undefined,
     { onprogress: (p) => progress.push(p), ...options.request },
   )) as CallToolResult;
@@ -111,15 +132,30 @@ describe('parseRunbook', () => {
 describe('the shell engine', () => {
   it('runs each line as a real command, streaming its output in order, with exit codes, progress i/N and the todo list of the headings', async () => {
     const host = await startHost();
-    const prompt = ['# Check the toolchain', 'node -e "console.log(1); setTimeout(() => console.error(2), 50)"', 'git --version', '# Say hello', 'echo hello world'].join('\n');
+    const prompt = [
+      '# Check the toolchain',
+      'node -e "console.log(1); setTimeout(() => console.error(2), 50)"',
+      'git --version',
+      '# Say hello',
+      'echo hello world',
+    ].join('\n');
     const { result, events, progress } = await run(host, prompt);
     expect(result.isError).toBeFalsy();
     expect(events.map((e) => e.type)).toEqual([
-      'todo', 'todo',
-      'tool_call', 'output', 'output', 'tool_result',
-      'tool_call', 'output', 'tool_result',
-      'todo', 'todo',
-      'tool_call', 'output', 'tool_result',
+      'todo',
+      'todo',
+      'tool_call',
+      'output',
+      'output',
+      'tool_result',
+      'tool_call',
+      'output',
+      'tool_result',
+      'todo',
+      'todo',
+      'tool_call',
+      'output',
+      'tool_result',
       'todo',
     ]);
     const todoStates = events.flatMap((e) => (e.type === 'todo' ? [e.todos.map((t) => `${t.content}:${t.status}`).join(', ')] : []));
@@ -141,7 +177,11 @@ describe('the shell engine', () => {
     const output = outputOf(events);
     expect(output).toMatch(/^1\n2\ngit version \d+\.\d+[^\n]*\nhello world\n$/);
     expect(result.structuredContent).toEqual({ success: true, output });
-    expect(progress.map((p) => [p.progress, p.total])).toEqual([[1, 3], [2, 3], [3, 3]]);
+    expect(progress.map((p) => [p.progress, p.total])).toEqual([
+      [1, 3],
+      [2, 3],
+      [3, 3],
+    ]);
     expect(progress[1]!.message).toBe('line 3: `git --version` done');
   });
 
@@ -149,13 +189,21 @@ describe('the shell engine', () => {
     const host = await startHost();
     const { result, events } = await run(host, 'echo first\n# Later\n\n# Last\necho second');
     expect(result.structuredContent).toEqual({ success: true, output: 'first\nsecond\n' });
-    const shape = events.map((e) => (e.type === 'todo' ? `todo ${e.todos.map((t) => t.status).join(',')}` : e.type === 'output' ? `output ${e.text.trim()}` : e.type));
+    const shape = events.map((e) =>
+      e.type === 'todo' ? `todo ${e.todos.map((t) => t.status).join(',')}` : e.type === 'output' ? `output ${e.text.trim()}` : e.type,
+    );
     expect(shape).toEqual([
       'todo pending,pending',
-      'tool_call', 'output first', 'tool_result',
+      'tool_call',
+      'output first',
+      'tool_result',
       // A heading without commands of its own is passed through.
-      'todo in_progress,pending', 'todo completed,pending', 'todo completed,in_progress',
-      'tool_call', 'output second', 'tool_result',
+      'todo in_progress,pending',
+      'todo completed,pending',
+      'todo completed,in_progress',
+      'tool_call',
+      'output second',
+      'tool_result',
       'todo completed,completed',
     ]);
   });
@@ -176,7 +224,9 @@ describe('the shell engine', () => {
     const host = await startHost();
     const { result, events, progress } = await run(host, '-node -e "process.exit(3)"\ntouch created');
     expect(result.isError).toBeFalsy();
-    expect(events.filter((e) => e.type === 'tool_result').map((e) => e.type === 'tool_result' && (e.result as { exitCode: number }).exitCode)).toEqual([3, 0]);
+    expect(
+      events.filter((e) => e.type === 'tool_result').map((e) => e.type === 'tool_result' && (e.result as { exitCode: number }).exitCode),
+    ).toEqual([3, 0]);
     expect(progress[0]!.message).toBe('line 1: `node -e "process.exit(3)"` failed (tolerated): exit code 3');
     expect(await exists(path.join(await workspaceOf(host, 'agent-1'), 'created'))).toBe(true);
   });
@@ -184,7 +234,7 @@ describe('the shell engine', () => {
   it('refuses what the agent may not run: git without git, through a shell, by path or through env; nothing runs', async () => {
     const host = await startHost();
     for (const [line, reason] of [
-      ['git status', 'git is not among the agent\'s allowed tools'],
+      ['git status', "git is not among the agent's allowed tools"],
       ['sh -c "git status"', 'sh -c is a shell, and the host runs no shell'],
       ['/usr/bin/git status', 'give the tool by its name, not a path: /usr/bin/git'],
       ['env git status', 'env starts other programs'],
@@ -204,7 +254,9 @@ describe('the shell engine', () => {
     const host = await startHost();
     const seconds = `30.${process.pid}`;
     const controller = new AbortController();
-    const call = run(host, `# Wait\nsleep ${seconds}\ntouch after-sleep`, { request: { signal: controller.signal } }).catch((error: unknown) => error);
+    const call = run(host, `# Wait\nsleep ${seconds}\ntouch after-sleep`, { request: { signal: controller.signal } }).catch(
+      (error: unknown) => error,
+    );
     let pids: number[] = [];
     const deadline = Date.now() + 5000;
     while (!(pids = await pidsOf(['sleep', seconds])).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -244,7 +296,10 @@ describe('the shell engine', () => {
   it('keeps the workspace between runs and removes it at deactivate_agent with removeWorkspace', async () => {
     const host = await startHost();
     const { client } = await connect(host);
-    const provisioned = (await client.callTool({ name: 'provision_agent', arguments: { agentId: 'keeper', name: 'keeper', role: 'WORKER', capabilities: ['engine:shell'] } })) as CallToolResult;
+    const provisioned = (await client.callTool({
+      name: 'provision_agent',
+      arguments: { agentId: 'keeper', name: 'keeper', role: 'WORKER', capabilities: ['engine:shell'] },
+    })) as CallToolResult;
     expect(provisioned.isError).toBeFalsy();
     const workspace = await workspaceOf(host, 'keeper');
     expect(await exists(workspace)).toBe(true);
@@ -255,7 +310,10 @@ describe('the shell engine', () => {
 
     await client.callTool({ name: 'deactivate_agent', arguments: { agentId: 'keeper' } });
     expect(await exists(path.join(workspace, 'left-here'))).toBe(true);
-    const removed = (await client.callTool({ name: 'deactivate_agent', arguments: { agentId: 'keeper', removeWorkspace: true } })) as CallToolResult;
+    const removed = (await client.callTool({
+      name: 'deactivate_agent',
+      arguments: { agentId: 'keeper', removeWorkspace: true },
+    })) as CallToolResult;
     expect(removed.structuredContent).toEqual({ active: false });
     expect(await exists(workspace)).toBe(false);
     expect(await exists(gitConfigPath(workspace))).toBe(false);
@@ -265,13 +323,18 @@ describe('the shell engine', () => {
     const host = await startHost({ engine: 'script', allowCommands: false });
     const { client } = await connect(host);
     const provision = (capabilities: string[]) =>
-      client.callTool({ name: 'provision_agent', arguments: { agentId: 'p1', name: 'p1', role: 'WORKER', capabilities } }) as Promise<CallToolResult>;
+      client.callTool({
+        name: 'provision_agent',
+        arguments: { agentId: 'p1', name: 'p1', role: 'WORKER', capabilities },
+      }) as Promise<CallToolResult>;
     const shell = await provision(['general', 'engine:shell']);
     expect(shell.isError).toBe(true);
     expect(textOf(shell)).toBe(`the shell engine cannot run agents on this host: ${SHELL_NEEDS_COMMANDS}`);
     const unknown = await provision(['engine:gpt-9']);
     expect(unknown.isError).toBe(true);
-    expect(textOf(unknown)).toBe('unknown engine "gpt-9" (capability engine:gpt-9): this host has the engines script, shell, openai, claude-code');
+    expect(textOf(unknown)).toBe(
+      'unknown engine "gpt-9" (capability engine:gpt-9): this host has the engines script, shell, openai, claude-code',
+    );
     expect(host.agents.has('p1')).toBe(false);
 
     const scripted = await provision(['general']);
@@ -306,12 +369,18 @@ describe('command scopes of git on the shell engine', () => {
     expect(await exists(path.join(workspace, 'alias-ran'))).toBe(false);
     expect(await exists(path.join(workspace, 'upload-pack-ran'))).toBe(false);
     expect(answers).toEqual([
-      { ok: false, text: `line 1: \`${configure}\` refused: "git -c a.b=c config --global alias.zz !touch alias-ran" is blocked for this agent (blocked command "config")` },
+      {
+        ok: false,
+        text: `line 1: \`${configure}\` refused: "git -c a.b=c config --global alias.zz !touch alias-ran" is blocked for this agent (blocked command "config")`,
+      },
       {
         ok: false,
         text: 'line 1: `git zz` refused: "git zz" is refused: zz is not one of git’s own commands: an alias or an external git-NAME program, which run what the configuration or the PATH says; the grant\'s allowedCommands must name it ("zz")',
       },
-      { ok: false, text: `line 1: \`${uploadPack}\` refused: "git -C . ls-remote --upload-pack=touch upload-pack-ran ." is blocked for this agent (blocked command "ls-remote")` },
+      {
+        ok: false,
+        text: `line 1: \`${uploadPack}\` refused: "git -C . ls-remote --upload-pack=touch upload-pack-ran ." is blocked for this agent (blocked command "ls-remote")`,
+      },
     ]);
   });
 
@@ -324,18 +393,24 @@ describe('command scopes of git on the shell engine', () => {
     expect((await step(host, 'named', 'git config alias.zz "!touch alias-ran"', git)).ok).toBe(true);
     const refusals: [string, string][] = [
       ['git zz', 'zz is not one of git’s own commands'],
-      ['git ls-remote --upload-pack="touch upload-pack-ran" .', '--upload-pack of git ls-remote runs the program it is given in place of git-upload-pack; the grant\'s allowedCommands must name it ("--upload-pack")'],
+      [
+        'git ls-remote --upload-pack="touch upload-pack-ran" .',
+        '--upload-pack of git ls-remote runs the program it is given in place of git-upload-pack; the grant\'s allowedCommands must name it ("--upload-pack")',
+      ],
       ['git ls-remote --upl="touch upload-pack-ran" .', '--upload-pack of git ls-remote runs the program'],
       ['git -C . status', 'git\'s option -C runs git in another directory; the grant\'s allowedCommands must name it ("-C")'],
       ['git log --output=.gitconfig --format=x', '--output of git log writes to a file it is given'],
-      ['git --exec-path=. status', 'git\'s option --exec-path takes git\'s own programs from another directory'],
+      ['git --exec-path=. status', "git's option --exec-path takes git's own programs from another directory"],
     ];
     const answers: { ok: boolean; text: string }[] = [];
     for (const [line] of refusals) answers.push(await step(host, 'named', line, git));
     expect(await exists(path.join(workspace, 'alias-ran'))).toBe(false);
     expect(await exists(path.join(workspace, 'upload-pack-ran'))).toBe(false);
     refusals.forEach(([line, reason], i) => {
-      expect(answers[i]).toEqual({ ok: false, text: expect.stringContaining(`line 1: \`${line}\` refused: "${line.replace(/"/g, '')}" is refused: ${reason}`) as string });
+      expect(answers[i]).toEqual({
+        ok: false,
+        text: expect.stringContaining(`line 1: \`${line}\` refused: "${line.replace(/"/g, '')}" is refused: ${reason}`) as string,
+      });
     });
 
     // Named, they run: the markers show that the refusals above were all that stopped them.

@@ -34,12 +34,27 @@ function describeExecError(error: ExecFileException): string {
 }
 
 /** Runs `file` with `args`, no shell in between. `signal` kills it (a cancelled call). */
-export function runProgram(file: string, args: readonly string[], signal: AbortSignal, as: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CommandOutcome> {
+export function runProgram(
+  file: string,
+  args: readonly string[],
+  signal: AbortSignal,
+  as: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<CommandOutcome> {
   return new Promise((resolve) => {
-    execFile(file, args, { timeout: COMMAND_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024, signal, encoding: 'utf8', ...as }, (error, stdout, stderr) => {
-      if (!error) return resolve({ ok: true, output: `${stdout}${stderr}`, exitCode: 0 });
-      resolve({ ok: false, output: `${stdout ?? ''}${stderr ?? ''}`, error: describeExecError(error), ...(typeof error.code === 'number' ? { exitCode: error.code } : {}) });
-    });
+    execFile(
+      file,
+      args,
+      { timeout: COMMAND_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024, signal, encoding: 'utf8', ...as },
+      (error, stdout, stderr) => {
+        if (!error) return resolve({ ok: true, output: `${stdout}${stderr}`, exitCode: 0 });
+        resolve({
+          ok: false,
+          output: `${stdout ?? ''}${stderr ?? ''}`,
+          error: describeExecError(error),
+          ...(typeof error.code === 'number' ? { exitCode: error.code } : {}),
+        });
+      },
+    );
   });
 }
 
@@ -47,7 +62,11 @@ export function runProgram(file: string, args: readonly string[], signal: AbortS
  * Runs shell text with `sh -c`: on the host, or with `sandbox` (HOST_SANDBOX_TOOL_COMMANDS) in
  * a sandbox whose only writable place is an empty directory made for this command.
  */
-export async function runShell(command: string, signal: AbortSignal, sandboxed?: { sandbox: Sandbox; hostEnv: NodeJS.ProcessEnv }): Promise<CommandOutcome> {
+export async function runShell(
+  command: string,
+  signal: AbortSignal,
+  sandboxed?: { sandbox: Sandbox; hostEnv: NodeJS.ProcessEnv },
+): Promise<CommandOutcome> {
   const sandbox = sandboxed?.sandbox;
   if (!sandbox || sandbox.settings.mode === 'off') return runProgram('sh', ['-c', command], signal);
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'mcp-fleet-tool-command-'));
@@ -56,7 +75,10 @@ export async function runShell(command: string, signal: AbortSignal, sandboxed?:
     const env = { PATH: sandboxed.hostEnv.PATH ?? '/usr/bin:/bin', HOME: scratch, LANG: 'C.UTF-8' };
     const wrapped = await sandbox.wrap(['sh', '-c', command], { workspace: scratch, env }).catch((error: unknown) => error as Error);
     if (wrapped instanceof Error) return { ok: false, output: '', error: `the host cannot sandbox commands: ${wrapped.message}` };
-    return await runProgram(wrapped.file, wrapped.args, signal, { env: wrapped.env, ...(wrapped.uid !== undefined ? { uid: wrapped.uid, gid: wrapped.gid } : {}) });
+    return await runProgram(wrapped.file, wrapped.args, signal, {
+      env: wrapped.env,
+      ...(wrapped.uid !== undefined ? { uid: wrapped.uid, gid: wrapped.gid } : {}),
+    });
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

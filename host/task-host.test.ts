@@ -73,7 +73,10 @@ async function connect(host: AgentHost, elicit?: Elicit): Promise<Connection> {
   const messages: Connection['messages'] = [];
   const questions: Connection['questions'] = [];
   client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
-    messages.push({ data: notification.params.data as HostMessage, ...(notification.params._meta ? { meta: notification.params._meta } : {}) });
+    messages.push({
+      data: notification.params.data as HostMessage,
+      ...(notification.params._meta ? { meta: notification.params._meta } : {}),
+    });
   });
   if (elicit) {
     client.setRequestHandler(ElicitRequestSchema, (request, extra) => {
@@ -81,7 +84,9 @@ async function connect(host: AgentHost, elicit?: Elicit): Promise<Connection> {
       return elicit(request, extra);
     });
   }
-  await client.connect(new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }),
+  );
   return { client, messages, questions };
 }
 
@@ -91,7 +96,10 @@ function promptArgs(executionId: string, prompt: string, extra: Record<string, u
 
 /** A task-augmented tools/call, as mcp-fleet sends it. */
 async function createTask(client: Client, name: string, args: Record<string, unknown>, options: RequestOptions = {}) {
-  const { task } = await client.request({ method: 'tools/call', params: { name, arguments: args } }, CreateTaskResultSchema, { task: { ttl: 60_000 }, ...options });
+  const { task } = await client.request({ method: 'tools/call', params: { name, arguments: args } }, CreateTaskResultSchema, {
+    task: { ttl: 60_000 },
+    ...options,
+  });
   return task;
 }
 
@@ -118,21 +126,38 @@ async function processesRunning(pattern: string): Promise<boolean> {
 
 /** The data lines of an SSE text. */
 function sseData(text: string): string[] {
-  return text.split('\n').filter((line) => line.startsWith('data: ')).map((line) => line.slice('data: '.length));
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('data: '))
+    .map((line) => line.slice('data: '.length));
 }
 
 /** A session driven with fetch, to drop a response stream midway as a broken connection would. */
 async function rawSession(host: AgentHost) {
-  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${host.token}` };
+  const headers = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    authorization: `Bearer ${host.token}`,
+  };
   const init = await fetch(host.url, {
     method: 'POST',
     headers,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
+    }),
   });
   await init.text();
   const sessionId = init.headers.get('mcp-session-id')!;
   const post = (body: unknown, signal?: AbortSignal) =>
-    fetch(host.url, { method: 'POST', headers: { ...headers, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }, body: JSON.stringify(body), ...(signal ? { signal } : {}) });
+    fetch(host.url, {
+      method: 'POST',
+      headers: { ...headers, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+      body: JSON.stringify(body),
+      ...(signal ? { signal } : {}),
+    });
   await (await post({ jsonrpc: '2.0', method: 'notifications/initialized' })).text();
   return { post };
 }
@@ -164,7 +189,12 @@ describe('plain calls on a task host', () => {
     expect(client.getServerCapabilities()?.tasks).toEqual({ list: {}, cancel: {}, requests: { tools: { call: {} } } });
     const { tools } = await client.listTools();
     const support = Object.fromEntries(tools.map((tool) => [tool.name, tool.execution?.taskSupport]));
-    expect(support).toMatchObject({ execute_prompt: 'optional', install_tool: 'optional', provision_agent: 'forbidden', check_tool: 'forbidden' });
+    expect(support).toMatchObject({
+      execute_prompt: 'optional',
+      install_tool: 'optional',
+      provision_agent: 'forbidden',
+      check_tool: 'forbidden',
+    });
 
     const progress: Progress[] = [];
     let seenBeforeResult = 0;
@@ -173,10 +203,17 @@ describe('plain calls on a task host', () => {
     })) as CallToolResult;
     seenBeforeResult = messages.length;
     expect(seenBeforeResult).toBe(3);
-    expect(result).toEqual({ content: [{ type: 'text', text: 'chunk 1\nchunk 2\nchunk 3\n' }], structuredContent: { success: true, output: 'chunk 1\nchunk 2\nchunk 3\n' } });
+    expect(result).toEqual({
+      content: [{ type: 'text', text: 'chunk 1\nchunk 2\nchunk 3\n' }],
+      structuredContent: { success: true, output: 'chunk 1\nchunk 2\nchunk 3\n' },
+    });
     // Streamed on the call itself, with no task meta; progress i/N as before.
     expect(messages.map((m) => m.meta)).toEqual([undefined, undefined, undefined]);
-    expect(progress.map((p) => [p.progress, p.total])).toEqual([[1, 3], [2, 3], [3, 3]]);
+    expect(progress.map((p) => [p.progress, p.total])).toEqual([
+      [1, 3],
+      [2, 3],
+      [3, 3],
+    ]);
     // A plain call leaves no task behind.
     expect((await client.experimental.tasks.listTasks()).tasks).toEqual([]);
   });
@@ -197,7 +234,9 @@ describe('task mode', () => {
     const host = await startHost();
     const { client, messages } = await connect(host);
     const progress: Progress[] = [];
-    const task = await createTask(client, 'execute_prompt', promptArgs('task-1', 'go [steps:3] [delay:50]'), { onprogress: (p) => progress.push(p) });
+    const task = await createTask(client, 'execute_prompt', promptArgs('task-1', 'go [steps:3] [delay:50]'), {
+      onprogress: (p) => progress.push(p),
+    });
     expect(task).toMatchObject({ status: 'working', ttl: 60_000, pollInterval: expect.any(Number) });
     // Nothing is sent on the tools/call: the events wait for tasks/result.
     expect(messages).toEqual([]);
@@ -209,7 +248,11 @@ describe('task mode', () => {
     expect(messages.map((m) => m.data)).toEqual([1, 2, 3].map((i) => ({ executionId: 'task-1', type: 'output', text: `chunk ${i}\n` })));
     for (const message of messages) expect(message.meta?.[RELATED_TASK_META_KEY]).toEqual({ taskId: task.taskId });
     // Progress goes to the original request's handler, which the SDK keeps for the task.
-    expect(progress.map((p) => [p.progress, p.total])).toEqual([[1, 3], [2, 3], [3, 3]]);
+    expect(progress.map((p) => [p.progress, p.total])).toEqual([
+      [1, 3],
+      [2, 3],
+      [3, 3],
+    ]);
     expect(await client.experimental.tasks.getTask(task.taskId)).toMatchObject({ status: 'completed' });
     expect(host.taskRequests.map((r) => r.method)).toEqual(expect.arrayContaining(['tasks/get', 'tasks/result']));
     expect(host.taskRequests.find((r) => r.method === 'tasks/result')).toMatchObject({ taskId: task.taskId });
@@ -264,7 +307,11 @@ describe('task mode', () => {
     const host = await startHost({ allowCommands: true });
     const { client } = await connect(host);
     const seconds = `3${Math.floor(Math.random() * 1e6)}`;
-    const task = await createTask(client, 'execute_prompt', promptArgs('task-cancel', `[run:sleep ${seconds}]`, { allowedTools: ['sleep'] }));
+    const task = await createTask(
+      client,
+      'execute_prompt',
+      promptArgs('task-cancel', `[run:sleep ${seconds}]`, { allowedTools: ['sleep'] }),
+    );
     await until(() => processesRunning(`sleep ${seconds}`));
 
     const cancelled = await client.experimental.tasks.cancelTask(task.taskId);
@@ -282,7 +329,12 @@ describe('task mode', () => {
   it('a tasks/result whose stream the client drops takes no more events: the next tasks/result gets the rest', async () => {
     const host = await startHost();
     const raw = await rawSession(host);
-    const created = await raw.post({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'execute_prompt', arguments: promptArgs('task-drop', '[steps:30] [delay:20]'), task: { ttl: 60_000 } } });
+    const created = await raw.post({
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'execute_prompt', arguments: promptArgs('task-drop', '[steps:30] [delay:20]'), task: { ttl: 60_000 } },
+    });
     const taskId = (JSON.parse(sseData(await created.text())[0]!) as { result: { task: { taskId: string } } }).result.task.taskId;
 
     // Read a few events of a tasks/result, then drop the connection.
@@ -396,7 +448,10 @@ describe('input requests', () => {
   it('in a task: input_required, the question re-sent on every tasks/result until answered (from another session too)', async () => {
     const host = await startHost();
     // The first client sees the question and does not answer; its tasks/result is then abandoned.
-    const silent = await connect(host, (_request, extra) => new Promise((_resolve, reject) => extra.signal.addEventListener('abort', () => reject(new Error('aborted')))));
+    const silent = await connect(
+      host,
+      (_request, extra) => new Promise((_resolve, reject) => extra.signal.addEventListener('abort', () => reject(new Error('aborted')))),
+    );
     const task = await createTask(silent.client, 'execute_prompt', promptArgs('ask-task', '[ask:Which colour?] done'));
     await until(async () => (await silent.client.experimental.tasks.getTask(task.taskId)).status === 'input_required');
 
@@ -415,15 +470,31 @@ describe('input requests', () => {
     const answering = await connect(host, async () => ({ action: 'accept', content: { answer: 'blue' } }));
     const result = await taskResult(answering.client, task.taskId);
     expect(answering.questions.map((q) => q.message)).toEqual(['Which colour?']);
-    expect(result.structuredContent).toEqual({ success: true, output: 'asked "Which colour?": accept {"answer":"blue"}\nscript engine: done' });
-    expect(answering.messages.map((m) => m.data)).toContainEqual({ executionId: 'ask-task', type: 'output', text: 'asked "Which colour?": accept {"answer":"blue"}\n' });
+    expect(result.structuredContent).toEqual({
+      success: true,
+      output: 'asked "Which colour?": accept {"answer":"blue"}\nscript engine: done',
+    });
+    expect(answering.messages.map((m) => m.data)).toContainEqual({
+      executionId: 'ask-task',
+      type: 'output',
+      text: 'asked "Which colour?": accept {"answer":"blue"}\n',
+    });
   });
 
   it('in a plain call: elicitation/create on the call, with the executionId meta', async () => {
     const host = await startHost();
     const { client, questions } = await connect(host, async () => ({ action: 'decline' }));
-    const result = (await client.callTool({ name: 'execute_prompt', arguments: promptArgs('ask-plain', '[ask-bool:Go on?]') })) as CallToolResult;
-    expect(questions).toEqual([{ message: 'Go on?', requestedSchema: { type: 'object', properties: { yes: { type: 'boolean' } }, required: ['yes'] }, _meta: { [EXECUTION_META_KEY]: 'ask-plain' } }]);
+    const result = (await client.callTool({
+      name: 'execute_prompt',
+      arguments: promptArgs('ask-plain', '[ask-bool:Go on?]'),
+    })) as CallToolResult;
+    expect(questions).toEqual([
+      {
+        message: 'Go on?',
+        requestedSchema: { type: 'object', properties: { yes: { type: 'boolean' } }, required: ['yes'] },
+        _meta: { [EXECUTION_META_KEY]: 'ask-plain' },
+      },
+    ]);
     expect(result.structuredContent).toMatchObject({ success: true, output: 'asked "Go on?": decline\nscript engine: ' });
   });
 
@@ -442,7 +513,10 @@ describe('input requests', () => {
     const task = await createTask(client, 'execute_prompt', promptArgs('ask-expire', '[ask:Hello?] bye'));
     // The wait (300 ms) is past the wall-time limit (200 ms): waiting for a person is not working time.
     const result = await taskResult(client, task.taskId);
-    expect(result.structuredContent).toEqual({ success: true, output: 'asked "Hello?": cancel (no answer within 300 ms)\nscript engine: bye' });
+    expect(result.structuredContent).toEqual({
+      success: true,
+      output: 'asked "Hello?": cancel (no answer within 300 ms)\nscript engine: bye',
+    });
   });
 
   it('a task cancelled while it waits for an answer ends cancelled', async () => {
@@ -462,8 +536,13 @@ describe('approval gate (requiresApproval)', () => {
   it('declined: the command does not run and the run fails with the refusal', async () => {
     const host = await startHost({ allowCommands: true });
     const { client, questions, messages } = await connect(host, async () => ({ action: 'decline' }));
-    const result = (await client.callTool({ name: 'execute_prompt', arguments: promptArgs('gate-no', '[run:touch marker]', { allowedTools: grant }) })) as CallToolResult;
-    expect(questions.map((q) => [q.message, 'requestedSchema' in q ? q.requestedSchema.required : undefined])).toEqual([['Agent Agent One wants to run: touch marker', ['approve']]]);
+    const result = (await client.callTool({
+      name: 'execute_prompt',
+      arguments: promptArgs('gate-no', '[run:touch marker]', { allowedTools: grant }),
+    })) as CallToolResult;
+    expect(questions.map((q) => [q.message, 'requestedSchema' in q ? q.requestedSchema.required : undefined])).toEqual([
+      ['Agent Agent One wants to run: touch marker', ['approve']],
+    ]);
     expect(result.isError).toBe(true);
     expect(textOf(result)).toBe('tool call refused: not approved (decline)');
     expect(messages.map((m) => m.data).filter((d) => d.type === 'tool_result')).toEqual([
@@ -475,7 +554,10 @@ describe('approval gate (requiresApproval)', () => {
   it('accepted without approve: true is not an approval', async () => {
     const host = await startHost({ allowCommands: true });
     const { client } = await connect(host, async () => ({ action: 'accept', content: { approve: false } }));
-    const result = (await client.callTool({ name: 'execute_prompt', arguments: promptArgs('gate-false', '[run:touch marker]', { allowedTools: grant }) })) as CallToolResult;
+    const result = (await client.callTool({
+      name: 'execute_prompt',
+      arguments: promptArgs('gate-false', '[run:touch marker]', { allowedTools: grant }),
+    })) as CallToolResult;
     expect(textOf(result)).toBe('tool call refused: not approved (accept)');
     await expect(access(path.join(workspacePath(host.workspaceRoot, 'agent-1'), 'marker'))).rejects.toThrow();
   });
@@ -493,7 +575,10 @@ describe('approval gate (requiresApproval)', () => {
   it('a tool granted without requiresApproval runs without a question', async () => {
     const host = await startHost({ allowCommands: true });
     const { client, questions } = await connect(host, async () => ({ action: 'decline' }));
-    const result = (await client.callTool({ name: 'execute_prompt', arguments: promptArgs('gate-none', '[run:touch marker]', { allowedTools: ['touch'] }) })) as CallToolResult;
+    const result = (await client.callTool({
+      name: 'execute_prompt',
+      arguments: promptArgs('gate-none', '[run:touch marker]', { allowedTools: ['touch'] }),
+    })) as CallToolResult;
     expect(result.isError).toBeFalsy();
     expect(questions).toEqual([]);
   });

@@ -22,7 +22,11 @@ export class TaskQueues {
     if (!queue) this.queues.set(taskId, (queue = []));
     const params = notification.params ?? {};
     const meta = (params._meta ?? {}) as Record<string, unknown>;
-    queue.push({ jsonrpc: '2.0', method: notification.method, params: { ...params, _meta: { ...meta, [RELATED_TASK_META_KEY]: { taskId } } } });
+    queue.push({
+      jsonrpc: '2.0',
+      method: notification.method,
+      params: { ...params, _meta: { ...meta, [RELATED_TASK_META_KEY]: { taskId } } },
+    });
     this.changed(taskId);
   }
 
@@ -74,7 +78,12 @@ export class TaskQueues {
    * The run's wait for the answer to question `seq` of the task. `expire` is called with a
    * `cancel` answer when `expireAfterMs` passes or `signal` aborts first.
    */
-  awaitAnswer(taskId: string, seq: number, options: { expireAfterMs?: number; signal?: AbortSignal }, expire: (answer: AskAnswer) => void): Promise<AskAnswer> {
+  awaitAnswer(
+    taskId: string,
+    seq: number,
+    options: { expireAfterMs?: number; signal?: AbortSignal },
+    expire: (answer: AskAnswer) => void,
+  ): Promise<AskAnswer> {
     const { expireAfterMs, signal } = options;
     return new Promise<AskAnswer>((resolve) => {
       let timer: NodeJS.Timeout | undefined;

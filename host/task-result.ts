@@ -13,7 +13,15 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { ElicitResultSchema, ErrorCode, isJSONRPCRequest, McpError, RELATED_TASK_META_KEY, type RequestId, type Result } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ElicitResultSchema,
+  ErrorCode,
+  isJSONRPCRequest,
+  McpError,
+  RELATED_TASK_META_KEY,
+  type RequestId,
+  type Result,
+} from '@modelcontextprotocol/sdk/types.js';
 import { isTerminal } from '@modelcontextprotocol/sdk/experimental/tasks/interfaces.js';
 import type { HostTaskStore } from './task-store';
 import type { ToolExtra } from './tools';
@@ -97,7 +105,13 @@ async function deliverQueued(store: HostTaskStore, taskId: string, extra: ToolEx
 }
 
 /** Sends the pending question on this stream; the answer goes to the run unless the question was settled meanwhile. */
-async function ask(store: HostTaskStore, taskId: string, pending: NonNullable<ReturnType<HostTaskStore['pendingInput']>>, extra: ToolExtra, inputTimeoutMs: number): Promise<void> {
+async function ask(
+  store: HostTaskStore,
+  taskId: string,
+  pending: NonNullable<ReturnType<HostTaskStore['pendingInput']>>,
+  extra: ToolExtra,
+  inputTimeoutMs: number,
+): Promise<void> {
   // Stop asking once the question is settled elsewhere (another session's answer, a cancel).
   const settled = new AbortController();
   const onRequestAbort = () => settled.abort();
@@ -108,7 +122,10 @@ async function ask(store: HostTaskStore, taskId: string, pending: NonNullable<Re
   })();
   try {
     const params = { ...pending.params, _meta: { ...pending.params._meta, [RELATED_TASK_META_KEY]: { taskId } } };
-    const answer = await extra.sendRequest({ method: 'elicitation/create', params }, ElicitResultSchema, { signal: settled.signal, timeout: inputTimeoutMs });
+    const answer = await extra.sendRequest({ method: 'elicitation/create', params }, ElicitResultSchema, {
+      signal: settled.signal,
+      timeout: inputTimeoutMs,
+    });
     store.answer(taskId, pending.seq, { action: answer.action, ...(answer.content !== undefined ? { content: answer.content } : {}) });
   } catch {
     // No answer on this stream (it went away, the client failed, or the question was settled): it stays pending.

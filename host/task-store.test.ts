@@ -32,7 +32,10 @@ async function tempDir(): Promise<string> {
 
 /** The tools/call request as the SDK hands it to createTask. */
 function call(executionId: string | undefined, task = true, name = 'execute_prompt'): Request {
-  return { method: 'tools/call', params: { name, arguments: executionId === undefined ? {} : { executionId }, ...(task ? { task: { ttl: 1000 } } : {}) } };
+  return {
+    method: 'tools/call',
+    params: { name, arguments: executionId === undefined ? {} : { executionId }, ...(task ? { task: { ttl: 1000 } } : {}) },
+  };
 }
 
 describe('HostTaskStore', () => {
@@ -74,7 +77,10 @@ describe('HostTaskStore', () => {
     expect(cancelled).toEqual([task.taskId]);
     await store.storeTaskResult(task.taskId, 'failed', { isError: true, content: [{ type: 'text', text: 'cancelled' }] });
     expect(await store.getTask(task.taskId)).toMatchObject({ status: 'cancelled', statusMessage: 'Client cancelled task execution.' });
-    expect(await store.getTaskResult(task.taskId)).toEqual({ isError: true, content: [{ type: 'text', text: 'Client cancelled task execution.' }] });
+    expect(await store.getTaskResult(task.taskId)).toEqual({
+      isError: true,
+      content: [{ type: 'text', text: 'Client cancelled task execution.' }],
+    });
   });
 
   it('a question waits until answered; a cancel answers it `cancel`', async () => {
@@ -96,7 +102,9 @@ describe('HostTaskStore', () => {
     expect(store.pendingInput(task.taskId)).toBeUndefined();
 
     const expiring = await store.createTask({}, 2, call('e2'));
-    expect(await store.ask(expiring.taskId, { message: 'Quick?', requestedSchema: { type: 'object', properties: {} } }, { expireAfterMs: 20 })).toEqual({
+    expect(
+      await store.ask(expiring.taskId, { message: 'Quick?', requestedSchema: { type: 'object', properties: {} } }, { expireAfterMs: 20 }),
+    ).toEqual({
       action: 'cancel',
       reason: 'no answer within 20 ms',
     });

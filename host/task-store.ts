@@ -154,7 +154,14 @@ export class HostTaskStore implements TaskStore {
       lastUpdatedAt: now,
       pollInterval: params.pollInterval ?? this.pollIntervalMs,
     };
-    const record: TaskRecord = { task, tool, ...(executionId !== undefined ? { executionId } : {}), expiresAt: null, ephemeral, started: false };
+    const record: TaskRecord = {
+      task,
+      tool,
+      ...(executionId !== undefined ? { executionId } : {}),
+      expiresAt: null,
+      ephemeral,
+      started: false,
+    };
     this.records.set(task.taskId, record);
     if (!ephemeral && executionId !== undefined) this.byExecution.set(executionKey(tool, executionId), task.taskId);
     this.persist(record);
@@ -202,9 +209,19 @@ export class HostTaskStore implements TaskStore {
     }
     if (status === 'completed' || status === 'failed') {
       const text = statusMessage ?? status;
-      this.finish(record, status, { isError: status === 'failed', content: [{ type: 'text', text }] } satisfies CallToolResult, statusMessage);
+      this.finish(
+        record,
+        status,
+        { isError: status === 'failed', content: [{ type: 'text', text }] } satisfies CallToolResult,
+        statusMessage,
+      );
     } else {
-      record.task = { ...record.task, status, lastUpdatedAt: new Date().toISOString(), ...(statusMessage !== undefined ? { statusMessage } : {}) };
+      record.task = {
+        ...record.task,
+        status,
+        lastUpdatedAt: new Date().toISOString(),
+        ...(statusMessage !== undefined ? { statusMessage } : {}),
+      };
     }
     this.changed(record);
   }
@@ -269,7 +286,11 @@ export class HostTaskStore implements TaskStore {
    * until an answer() for it (or the task ends: cancel). `expireAfterMs` answers `cancel` with
    * a reason when nobody answers in time.
    */
-  ask(taskId: string, params: ElicitRequestFormParams, options: { expireAfterMs?: number; signal?: AbortSignal } = {}): Promise<InputAnswer> {
+  ask(
+    taskId: string,
+    params: ElicitRequestFormParams,
+    options: { expireAfterMs?: number; signal?: AbortSignal } = {},
+  ): Promise<InputAnswer> {
     const record = this.live(taskId);
     if (!record || isTerminal(record.task.status)) return Promise.resolve({ action: 'cancel', reason: 'the task has ended' });
     const seq = ++this.inputSeq;
@@ -337,7 +358,12 @@ export class HostTaskStore implements TaskStore {
 
   private finish(record: TaskRecord, status: 'completed' | 'failed' | 'cancelled', result: Result, statusMessage?: string): void {
     const now = Date.now();
-    record.task = { ...record.task, status, lastUpdatedAt: new Date(now).toISOString(), ...(statusMessage !== undefined ? { statusMessage } : {}) };
+    record.task = {
+      ...record.task,
+      status,
+      lastUpdatedAt: new Date(now).toISOString(),
+      ...(statusMessage !== undefined ? { statusMessage } : {}),
+    };
     record.result = result;
     // Like InMemoryTaskStore: a finished task is kept for its TTL from the moment it finished.
     record.expiresAt = record.task.ttl === null ? null : now + record.task.ttl;

@@ -31,14 +31,25 @@ export function register<T extends HostTool>(mcp: McpServer, name: T, tool: Tool
   const handle = tool.handle as unknown as (args: unknown, io: CallIo) => Promise<CallToolResult>;
   const store = context.tasks;
   if (!tool.task || !store) {
-    const callback = ((parsed: unknown, extra: ToolExtra) => handle(parsed, plainIo(mcp, extra, context.inputTimeoutMs))) as unknown as ToolCallback<typeof args>;
-    mcp.registerTool(name, { description: tool.description, inputSchema: args, outputSchema: result, ...(tool.meta ? { _meta: tool.meta } : {}) }, callback);
+    const callback = ((parsed: unknown, extra: ToolExtra) =>
+      handle(parsed, plainIo(mcp, extra, context.inputTimeoutMs))) as unknown as ToolCallback<typeof args>;
+    mcp.registerTool(
+      name,
+      { description: tool.description, inputSchema: args, outputSchema: result, ...(tool.meta ? { _meta: tool.meta } : {}) },
+      callback,
+    );
     return;
   }
   // 'optional', not 'required': a client that knows nothing of tasks calls the tool as it always has.
   mcp.experimental.tasks.registerToolTask(
     name,
-    { description: tool.description, inputSchema: args, outputSchema: result, execution: { taskSupport: 'optional' }, ...(tool.meta ? { _meta: tool.meta } : {}) },
+    {
+      description: tool.description,
+      inputSchema: args,
+      outputSchema: result,
+      execution: { taskSupport: 'optional' },
+      ...(tool.meta ? { _meta: tool.meta } : {}),
+    },
     {
       createTask: (async (parsed: unknown, extra: CreateTaskRequestHandlerExtra) => {
         // The store reads the request itself: whether it asked for a task, and its executionId.
@@ -47,7 +58,9 @@ export function register<T extends HostTool>(mcp: McpServer, name: T, tool: Tool
         if (store.isEphemeral(taskId)) {
           // A plain call: the SDK polls the store for this task, which is over by the time it looks.
           store.claimRun(taskId);
-          const outcome = await handle(parsed, plainIo(mcp, extra, context.inputTimeoutMs)).catch((error: unknown) => errorResult(errorText(error)));
+          const outcome = await handle(parsed, plainIo(mcp, extra, context.inputTimeoutMs)).catch((error: unknown) =>
+            errorResult(errorText(error)),
+          );
           await store.storeTaskResult(taskId, outcome.isError ? 'failed' : 'completed', outcome);
           return { task: (await store.getTask(taskId)) ?? created };
         }
@@ -87,7 +100,9 @@ function runTask(
     ...(progressToken !== undefined ? { progressToken } : {}),
     notify: (notification, stop) => store.enqueue(taskId, notification, stop),
     ask: (params, signal) =>
-      canAsk ? store.ask(taskId, params, { expireAfterMs: context.inputTimeoutMs, signal }) : Promise.resolve({ action: 'decline', reason: NO_ELICITATION }),
+      canAsk
+        ? store.ask(taskId, params, { expireAfterMs: context.inputTimeoutMs, signal })
+        : Promise.resolve({ action: 'decline', reason: NO_ELICITATION }),
   };
   const run = handle(parsed, io)
     .catch((error: unknown) => errorResult(errorText(error)))
@@ -108,7 +123,10 @@ export function plainIo(mcp: McpServer, extra: ToolExtra, inputTimeoutMs: number
     ask: async (params, signal) => {
       if (mcp.server.getClientCapabilities()?.elicitation === undefined) return { action: 'decline', reason: NO_ELICITATION };
       try {
-        const answer = await extra.sendRequest({ method: 'elicitation/create', params }, ElicitResultSchema, { signal, timeout: inputTimeoutMs });
+        const answer = await extra.sendRequest({ method: 'elicitation/create', params }, ElicitResultSchema, {
+          signal,
+          timeout: inputTimeoutMs,
+        });
         return { action: answer.action, ...(answer.content !== undefined ? { content: answer.content } : {}) };
       } catch (error) {
         return { action: 'cancel', reason: signal.aborted ? 'the run was stopped' : `the question got no answer: ${errorText(error)}` };

@@ -17,7 +17,16 @@ import {
   type ServerRequest,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { HostTaskStore, InputAnswer } from './task-store';
-import { allowedToolScopes, EXECUTION_META_KEY, HOST_TOOLS, type HostEvent, type HostMessage, type HostTool, type HostToolArgs, type HostToolResult } from '../lib/host-contract';
+import {
+  allowedToolScopes,
+  EXECUTION_META_KEY,
+  HOST_TOOLS,
+  type HostEvent,
+  type HostMessage,
+  type HostTool,
+  type HostToolArgs,
+  type HostToolResult,
+} from '../lib/host-contract';
 import type { Engine, EngineRun } from './engines/engine';
 import { RunGuard, type Limits } from './run-guard';
 import { commandRunner } from './runner';
@@ -176,7 +185,13 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       progress: (done, total, message) =>
         progressToken === undefined
           ? Promise.resolve()
-          : io.notify({ method: 'notifications/progress', params: { progressToken, progress: done, ...(total !== undefined ? { total } : {}), message } }, guard.signal),
+          : io.notify(
+              {
+                method: 'notifications/progress',
+                params: { progressToken, progress: done, ...(total !== undefined ? { total } : {}), message },
+              },
+              guard.signal,
+            ),
       ask,
       runCommand: commandRunner(
         {
@@ -232,12 +247,15 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
     },
 
     provision_agent: {
-      description: 'Creates (or updates) an agent on this host, with its workspace; it starts inactive. A capability `engine:<name>` chooses its engine.',
+      description:
+        'Creates (or updates) an agent on this host, with its workspace; it starts inactive. A capability `engine:<name>` chooses its engine.',
       handle: async ({ agentId, name, role, capabilities }) => {
         if (context.failProvision !== undefined) return errorResult(context.failProvision);
         const chosen = engineCapability(capabilities);
         if (chosen !== undefined && !isEngineName(chosen)) {
-          return errorResult(`unknown engine "${chosen}" (capability engine:${chosen}): this host has the engines ${ENGINE_NAMES.join(', ')}`);
+          return errorResult(
+            `unknown engine "${chosen}" (capability engine:${chosen}): this host has the engines ${ENGINE_NAMES.join(', ')}`,
+          );
         }
         let network: NetworkEntry[];
         try {
@@ -253,7 +271,13 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
         const unsandboxable = context.allowCommands ? await context.sandbox.unusable() : undefined;
         if (unsandboxable !== undefined) return errorResult(`this host cannot sandbox agents' commands: ${unsandboxable}`);
         await ensureWorkspace(context.workspaceRoot, agentId, context.sandbox);
-        agents.set(agentId, { name, role, active: agents.get(agentId)?.active ?? false, ...(chosen !== undefined ? { engine: chosen } : {}), ...(network.length ? { network } : {}) });
+        agents.set(agentId, {
+          name,
+          role,
+          active: agents.get(agentId)?.active ?? false,
+          ...(chosen !== undefined ? { engine: chosen } : {}),
+          ...(network.length ? { network } : {}),
+        });
         return okResult<'provision_agent'>(`provisioned agent ${agentId} (engine ${engine.name})`, { provisioned: true, agentId });
       },
     },
@@ -295,7 +319,11 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
             log += logEntry(versionCommand, check);
             if (check.ok) version = parseVersion(check.output, versionRegex);
           }
-          return okResult<'install_tool'>(`installed ${name}${version ? ` ${version}` : ''}`, { installed: true, ...(version ? { version } : {}), log: tail(log) });
+          return okResult<'install_tool'>(`installed ${name}${version ? ` ${version}` : ''}`, {
+            installed: true,
+            ...(version ? { version } : {}),
+            log: tail(log),
+          });
         });
       },
     },
@@ -306,7 +334,8 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
         if (!context.allowCommands) return disabled('uninstall_tool', { uninstalled: false });
         const outcome = await withStopSignal(shutdown, io, (signal) => runShell(uninstallCommand, signal, toolSandbox));
         const log = tail(logEntry(uninstallCommand, outcome));
-        if (!outcome.ok) return errorResult(`uninstall of ${name} failed: ${outcome.error ?? 'unknown error'}`, { uninstalled: false, log });
+        if (!outcome.ok)
+          return errorResult(`uninstall of ${name} failed: ${outcome.error ?? 'unknown error'}`, { uninstalled: false, log });
         return okResult<'uninstall_tool'>(`uninstalled ${name}`, { uninstalled: true, log });
       },
     },
@@ -320,7 +349,11 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
         // A failing version command means "not installed", which is an answer, not an error.
         if (!outcome.ok) return okResult<'check_tool'>(`${name} is not installed`, { installed: false, log });
         const version = parseVersion(outcome.output, versionRegex);
-        return okResult<'check_tool'>(`${name} is installed${version ? ` (${version})` : ''}`, { installed: true, ...(version ? { version } : {}), log });
+        return okResult<'check_tool'>(`${name} is installed${version ? ` (${version})` : ''}`, {
+          installed: true,
+          ...(version ? { version } : {}),
+          log,
+        });
       },
     },
   };

@@ -51,14 +51,20 @@ describe('loadConfig', () => {
   });
 
   it('refuses short, identical or placeholder secrets', () => {
-    expect(problemsOf(productionEnv({ JWT_ACCESS_SECRET: 'short' }))).toEqual([expect.stringMatching(/JWT_ACCESS_SECRET: must be at least 32/)]);
+    expect(problemsOf(productionEnv({ JWT_ACCESS_SECRET: 'short' }))).toEqual([
+      expect.stringMatching(/JWT_ACCESS_SECRET: must be at least 32/),
+    ]);
     const same = secret();
-    expect(problemsOf(productionEnv({ JWT_ACCESS_SECRET: same, JWT_REFRESH_SECRET: same }))).toEqual([expect.stringMatching(/must differ/)]);
+    expect(problemsOf(productionEnv({ JWT_ACCESS_SECRET: same, JWT_REFRESH_SECRET: same }))).toEqual([
+      expect.stringMatching(/must differ/),
+    ]);
     expect(problemsOf(productionEnv({ JWT_ACCESS_SECRET: 'a'.repeat(40) }))).toEqual([expect.stringMatching(/placeholder/)]);
   });
 
   it('rejects malformed encryption keys and values with the variable name', () => {
-    expect(problemsOf(productionEnv({ ENCRYPTION_KEYS: `k1:${randomBytes(16).toString('base64')}` }))).toEqual([expect.stringMatching(/32 bytes/)]);
+    expect(problemsOf(productionEnv({ ENCRYPTION_KEYS: `k1:${randomBytes(16).toString('base64')}` }))).toEqual([
+      expect.stringMatching(/32 bytes/),
+    ]);
     expect(problemsOf(productionEnv({ ENCRYPTION_KEYS: 'no-colon' }))).toEqual([expect.stringMatching(/keyId:base64key/)]);
     expect(problemsOf(productionEnv({ ENCRYPTION_KEYS: `a:${key()},a:${key()}` }))).toEqual([expect.stringMatching(/duplicate key ids/)]);
     expect(problemsOf(productionEnv({ PORT: 'abc' }))).toEqual([expect.stringMatching(/^PORT:/)]);
@@ -73,7 +79,9 @@ describe('loadConfig', () => {
       'execute.user': { limit: 60, windowSeconds: 60 },
       'server-test.user': { limit: 20, windowSeconds: 60 },
     });
-    const limits = loadConfig(productionEnv({ RATE_LIMITS: ' execute.user=100/1m,register.ip=off\nlogout.ip=10/30 server-test.ip=2/1h ' })).rateLimits;
+    const limits = loadConfig(
+      productionEnv({ RATE_LIMITS: ' execute.user=100/1m,register.ip=off\nlogout.ip=10/30 server-test.ip=2/1h ' }),
+    ).rateLimits;
     expect(limits).toEqual({
       ...RATE_LIMIT_DEFAULTS,
       'execute.user': { limit: 100, windowSeconds: 60 },
@@ -96,8 +104,17 @@ describe('loadConfig', () => {
 
   it('has the login throttle limits by default, and LOGIN_LIMITS replaces single ones', () => {
     expect(loadConfig(productionEnv()).auth.loginLimits).toEqual({ perAccountAndIp: 5, perIp: 20, perAccount: 100, windowSeconds: 900 });
-    expect(loadConfig(productionEnv({ LOGIN_LIMITS: ' perIp=50,window=30m\nperAccount=400 ' })).auth.loginLimits).toEqual({ ...LOGIN_LIMIT_DEFAULTS, perIp: 50, perAccount: 400, windowSeconds: 1800 });
-    expect(loadConfig(productionEnv({ LOGIN_LIMITS: 'perAccountAndIp=3 window=90' })).auth.loginLimits).toEqual({ ...LOGIN_LIMIT_DEFAULTS, perAccountAndIp: 3, windowSeconds: 90 });
+    expect(loadConfig(productionEnv({ LOGIN_LIMITS: ' perIp=50,window=30m\nperAccount=400 ' })).auth.loginLimits).toEqual({
+      ...LOGIN_LIMIT_DEFAULTS,
+      perIp: 50,
+      perAccount: 400,
+      windowSeconds: 1800,
+    });
+    expect(loadConfig(productionEnv({ LOGIN_LIMITS: 'perAccountAndIp=3 window=90' })).auth.loginLimits).toEqual({
+      ...LOGIN_LIMIT_DEFAULTS,
+      perAccountAndIp: 3,
+      windowSeconds: 90,
+    });
   });
 
   it.each([
@@ -112,8 +129,13 @@ describe('loadConfig', () => {
 
   it('reads the limits on recurring tasks: one minute and 1000 by default, a floor of at most a day', () => {
     expect(loadConfig(productionEnv()).tasks).toEqual({ minIntervalSeconds: 60, maxRecurringPerOrganization: 1000 });
-    expect(loadConfig(productionEnv({ TASK_MIN_INTERVAL_SECONDS: '300', TASK_MAX_RECURRING: '50' })).tasks).toEqual({ minIntervalSeconds: 300, maxRecurringPerOrganization: 50 });
-    expect(problemsOf(productionEnv({ TASK_MIN_INTERVAL_SECONDS: '86401' }))).toEqual([expect.stringMatching(/^TASK_MIN_INTERVAL_SECONDS: /)]);
+    expect(loadConfig(productionEnv({ TASK_MIN_INTERVAL_SECONDS: '300', TASK_MAX_RECURRING: '50' })).tasks).toEqual({
+      minIntervalSeconds: 300,
+      maxRecurringPerOrganization: 50,
+    });
+    expect(problemsOf(productionEnv({ TASK_MIN_INTERVAL_SECONDS: '86401' }))).toEqual([
+      expect.stringMatching(/^TASK_MIN_INTERVAL_SECONDS: /),
+    ]);
     expect(problemsOf(productionEnv({ TASK_MAX_RECURRING: '0' }))).toEqual([expect.stringMatching(/^TASK_MAX_RECURRING: /)]);
   });
 

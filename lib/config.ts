@@ -78,7 +78,10 @@ const rateLimitsSchema = optionalString.transform((value, ctx): RateLimits => {
     const match = /^([a-z-]+\.[a-z]+)=(?:(off)|(\d{1,7})\/(\d{1,5})([smh]?))$/.exec(entry);
     const rule = match?.[1] as RateLimitRule | undefined;
     if (!match || !rule) {
-      ctx.addIssue({ code: 'custom', message: `"${entry}" must be <rule>=<count>/<window> (such as execute.user=60/1m, window in s, m or h) or <rule>=off` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${entry}" must be <rule>=<count>/<window> (such as execute.user=60/1m, window in s, m or h) or <rule>=off`,
+      });
       continue;
     }
     if (!(rule in RATE_LIMIT_DEFAULTS)) {
@@ -115,7 +118,12 @@ export interface LoginLimits {
   windowSeconds: number;
 }
 
-export const LOGIN_LIMIT_DEFAULTS: Readonly<LoginLimits> = Object.freeze({ perAccountAndIp: 5, perIp: 20, perAccount: 100, windowSeconds: 15 * 60 });
+export const LOGIN_LIMIT_DEFAULTS: Readonly<LoginLimits> = Object.freeze({
+  perAccountAndIp: 5,
+  perIp: 20,
+  perAccount: 100,
+  windowSeconds: 15 * 60,
+});
 
 /** `LOGIN_LIMITS="perIp=50, window=30m"`: each entry replaces one default. */
 const loginLimitsSchema = optionalString.transform((value, ctx): LoginLimits => {
@@ -123,7 +131,10 @@ const loginLimitsSchema = optionalString.transform((value, ctx): LoginLimits => 
   for (const entry of (value ?? '').split(/[\s,]+/).filter(Boolean)) {
     const match = /^(perAccountAndIp|perIp|perAccount)=(\d{1,7})$|^window=(\d{1,5})([smh]?)$/.exec(entry);
     if (!match) {
-      ctx.addIssue({ code: 'custom', message: `"${entry}" must be perAccountAndIp=<count>, perIp=<count>, perAccount=<count> or window=<duration> (in s, m or h)` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${entry}" must be perAccountAndIp=<count>, perIp=<count>, perAccount=<count> or window=<duration> (in s, m or h)`,
+      });
       continue;
     }
     if (match[1]) {
@@ -133,7 +144,8 @@ const loginLimitsSchema = optionalString.transform((value, ctx): LoginLimits => 
       continue;
     }
     const windowSeconds = Number(match[3]) * WINDOW_UNITS[match[4] || 's']!;
-    if (windowSeconds < 1 || windowSeconds > 86_400) ctx.addIssue({ code: 'custom', message: `"${entry}": the window must be from 1 s to 24 h` });
+    if (windowSeconds < 1 || windowSeconds > 86_400)
+      ctx.addIssue({ code: 'custom', message: `"${entry}": the window must be from 1 s to 24 h` });
     else limits.windowSeconds = windowSeconds;
   }
   return limits;
@@ -152,7 +164,10 @@ const envSchema = z.object({
   FORCE_COLOR: z.string().optional(),
   NO_COLOR: z.string().optional(),
   TRUST_PROXY: optionalString.pipe(z.enum(['true', 'false']).optional()),
-  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'like 1mb or 512kb').default('1mb'),
+  BODY_LIMIT: z
+    .string()
+    .regex(/^\d+(b|kb|mb)$/i, 'like 1mb or 512kb')
+    .default('1mb'),
 
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5433),
@@ -173,7 +188,12 @@ const envSchema = z.object({
 
   // How long a run's question (an input request) waits for a person's answer; a run may set its own.
   // At most 14 days: the column is a 32-bit integer of ms.
-  INPUT_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(14 * 24 * 3600_000).default(24 * 3600_000),
+  INPUT_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .max(14 * 24 * 3600_000)
+    .default(24 * 3600_000),
 
   // Recurring tasks, for every organisation: the closest two occurrences of a cron may be (at
   // most a day: domain/tasks/schedule-spec.ts), and how many enabled ones an organisation keeps.
@@ -190,14 +210,23 @@ const envSchema = z.object({
   JWT_ACCESS_SECRET: optionalString.pipe(secret.optional()),
   JWT_REFRESH_SECRET: optionalString.pipe(secret.optional()),
   ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).default(900),
-  REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).default(30 * 24 * 3600),
+  REFRESH_TOKEN_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .default(30 * 24 * 3600),
   BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
   RATE_LIMITS: rateLimitsSchema,
   LOGIN_LIMITS: loginLimitsSchema,
   ENCRYPTION_KEYS: optionalString.pipe(
     z
       .string()
-      .transform((s) => s.split(',').map((part) => part.trim()).filter(Boolean))
+      .transform((s) =>
+        s
+          .split(',')
+          .map((part) => part.trim())
+          .filter(Boolean),
+      )
       .pipe(z.array(encryptionKeySchema).min(1))
       .optional(),
   ),
@@ -324,7 +353,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (!encryptionKeys) problems.push('ENCRYPTION_KEYS is required in production');
     if (!e.DATABASE_URL) problems.push('DATABASE_URL is required in production');
     if (!e.TEMPORAL_ADDRESS) problems.push('TEMPORAL_ADDRESS is required in production');
-    for (const [name, value] of [['JWT_ACCESS_SECRET', accessSecret], ['JWT_REFRESH_SECRET', refreshSecret]] as const) {
+    for (const [name, value] of [
+      ['JWT_ACCESS_SECRET', accessSecret],
+      ['JWT_REFRESH_SECRET', refreshSecret],
+    ] as const) {
       if (value && (PLACEHOLDER_SECRETS.has(value.toLowerCase()) || new Set(value).size < 8)) {
         problems.push(`${name} looks like a placeholder; use a random value (openssl rand -base64 48)`);
       }
@@ -347,8 +379,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     env: e.NODE_ENV,
     isProduction,
     dataDir,
-    http: { host: e.HOST ?? (isProduction ? '0.0.0.0' : '127.0.0.1'), port: e.PORT, bodyLimit: e.BODY_LIMIT, trustProxy: e.TRUST_PROXY === 'true' },
-    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ? e.LOG_PRETTY === 'true' : !isProduction && process.stdout.isTTY === true, color: logColor(e) },
+    http: {
+      host: e.HOST ?? (isProduction ? '0.0.0.0' : '127.0.0.1'),
+      port: e.PORT,
+      bodyLimit: e.BODY_LIMIT,
+      trustProxy: e.TRUST_PROXY === 'true',
+    },
+    log: {
+      level: e.LOG_LEVEL,
+      pretty: e.LOG_PRETTY ? e.LOG_PRETTY === 'true' : !isProduction && process.stdout.isTTY === true,
+      color: logColor(e),
+    },
     database: { url: e.DATABASE_URL, embeddedPort: e.EMBEDDED_POSTGRES_PORT, poolMax: e.DB_POOL_MAX },
     temporal: {
       address: e.TEMPORAL_ADDRESS,
@@ -359,7 +400,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cliPath: e.TEMPORAL_CLI_PATH,
       workflowBundlePath: e.WORKFLOW_BUNDLE_PATH,
     },
-    worker: { shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS, maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES, maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS },
+    worker: {
+      shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
+      maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
+      maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
+    },
     mcp: {
       timeoutMs: e.MCP_TIMEOUT_MS,
       degradedLatencyMs: e.SERVER_DEGRADED_LATENCY_MS,

@@ -2,7 +2,15 @@
  * The host contract's readers: what a client keeps from a host's messages and answers, and what
  * it drops. (That the reference host speaks this contract is checked in host/agent-host.test.ts.)
  */
-import { allowedToolScopes, HOST_CONTRACT, HOST_TOOLS, hostToolCall, isHostContractTool, parseHostMessage, parsePromptResult } from './host-contract';
+import {
+  allowedToolScopes,
+  HOST_CONTRACT,
+  HOST_TOOLS,
+  hostToolCall,
+  isHostContractTool,
+  parseHostMessage,
+  parsePromptResult,
+} from './host-contract';
 
 const E = 'exec-1';
 
@@ -20,8 +28,14 @@ describe('parseHostMessage', () => {
   });
 
   it('keeps the fields of the contract and drops the others', () => {
-    expect(parseHostMessage({ executionId: E, type: 'output', text: 'x', level: 'debug', extra: 1 })).toEqual({ executionId: E, type: 'output', text: 'x' });
-    expect(parseHostMessage({ executionId: E, type: 'todo', todos: [{ id: '1', content: 'c', status: 'pending', priority: 'high' }] })).toEqual({
+    expect(parseHostMessage({ executionId: E, type: 'output', text: 'x', level: 'debug', extra: 1 })).toEqual({
+      executionId: E,
+      type: 'output',
+      text: 'x',
+    });
+    expect(
+      parseHostMessage({ executionId: E, type: 'todo', todos: [{ id: '1', content: 'c', status: 'pending', priority: 'high' }] }),
+    ).toEqual({
       executionId: E,
       type: 'todo',
       todos: [{ id: '1', content: 'c', status: 'pending' }],
@@ -48,7 +62,12 @@ describe('parseHostMessage', () => {
 
 describe('parsePromptResult', () => {
   it('reads a full answer', () => {
-    expect(parsePromptResult({ success: true, output: 'Done', tokensUsed: 4, data: { name: 'x' } })).toEqual({ success: true, output: 'Done', tokensUsed: 4, data: { name: 'x' } });
+    expect(parsePromptResult({ success: true, output: 'Done', tokensUsed: 4, data: { name: 'x' } })).toEqual({
+      success: true,
+      output: 'Done',
+      tokensUsed: 4,
+      data: { name: 'x' },
+    });
     expect(parsePromptResult({ success: false, output: '' })).toMatchObject({ success: false, output: '' });
   });
 
@@ -62,7 +81,8 @@ describe('parsePromptResult', () => {
     expect(read.output).toBeUndefined();
     expect(read.tokensUsed).toBe(12);
     expect(read.data).toBe('anything');
-    for (const tokensUsed of [-1, 1.5, '12']) expect(parsePromptResult({ success: true, output: 'x', tokensUsed }).tokensUsed).toBeUndefined();
+    for (const tokensUsed of [-1, 1.5, '12'])
+      expect(parsePromptResult({ success: true, output: 'x', tokensUsed }).tokensUsed).toBeUndefined();
   });
 });
 

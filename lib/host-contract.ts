@@ -22,7 +22,15 @@ export const EXECUTION_META_KEY = 'io.mcp-fleet/executionId';
 export const SANDBOX_META_KEY = 'io.mcp-fleet/sandbox';
 
 /** Tools of the contract; a server lacking any of them is DEGRADED, not OFFLINE. The reference host registers exactly these. */
-export const HOST_TOOLS = ['execute_prompt', 'provision_agent', 'activate_agent', 'deactivate_agent', 'install_tool', 'uninstall_tool', 'check_tool'] as const;
+export const HOST_TOOLS = [
+  'execute_prompt',
+  'provision_agent',
+  'activate_agent',
+  'deactivate_agent',
+  'install_tool',
+  'uninstall_tool',
+  'check_tool',
+] as const;
 export type HostTool = (typeof HOST_TOOLS)[number];
 
 const RESERVED_TOOL_NAMES: ReadonlySet<string> = new Set(HOST_TOOLS);
@@ -64,7 +72,9 @@ export type AllowedToolScope = AllowedTool;
 
 /** `allowedTools` as a host reads it: every entry an object, a bare name allowing every command. */
 export function allowedToolScopes(allowedTools: ExecutePromptArgs['allowedTools']): AllowedToolScope[] {
-  return (allowedTools ?? []).map((entry) => (typeof entry === 'string' ? { name: entry, allowedCommands: [], blockedCommands: [] } : entry));
+  return (allowedTools ?? []).map((entry) =>
+    typeof entry === 'string' ? { name: entry, allowedCommands: [], blockedCommands: [] } : entry,
+  );
 }
 
 export const ExecutePromptArgs = z.object({

@@ -52,7 +52,13 @@ describe('database errors in the log', () => {
 
   /** A real failing insert: the unique email again, with a hash that must never be logged. */
   async function failingInsert(em: EntityManager): Promise<unknown> {
-    em.create(User, { organization: em.getReference(Organization, organizationId), email: takenEmail, name: 'Second', role: UserRole.VIEWER, passwordHash: SECRET_HASH });
+    em.create(User, {
+      organization: em.getReference(Organization, organizationId),
+      email: takenEmail,
+      name: 'Second',
+      role: UserRole.VIEWER,
+      passwordHash: SECRET_HASH,
+    });
     try {
       await em.flush();
     } catch (error) {
@@ -84,14 +90,22 @@ describe('database errors in the log', () => {
     expectNoLeak(text());
     const [direct, activity, wrapped] = lines();
     for (const logged of [direct!.err, activity!.error, (wrapped!.err as { cause: unknown }).cause]) {
-      expect(logged).toMatchObject({ type: 'UniqueConstraintViolationException', code: '23505', constraint: 'users_email_unique', table: 'users' });
+      expect(logged).toMatchObject({
+        type: 'UniqueConstraintViolationException',
+        code: '23505',
+        constraint: 'users_email_unique',
+        table: 'users',
+      });
     }
     expect(wrapped!.err).toMatchObject({ type: 'Error', message: 'could not register' });
   });
 
   it('withholds the text of any other error that quotes SQL', () => {
     const { logger, text, lines } = capturingLogger();
-    logger.error({ err: new Error(`activity failed: insert into "users" ("email", "password_hash") values ('${takenEmail}', '${SECRET_HASH}')`) }, 'boom');
+    logger.error(
+      { err: new Error(`activity failed: insert into "users" ("email", "password_hash") values ('${takenEmail}', '${SECRET_HASH}')`) },
+      'boom',
+    );
     expectNoLeak(text());
     expect(lines()[0]!.err).toMatchObject({ type: 'Error', message: expect.stringContaining('withheld') });
   });
@@ -99,7 +113,12 @@ describe('database errors in the log', () => {
   it('keeps an ordinary error readable', () => {
     const { logger, lines } = capturingLogger();
     logger.error({ err: Object.assign(new Error('the server answered 503'), { code: 'upstream' }) }, 'check failed');
-    expect(lines()[0]!.err).toMatchObject({ type: 'Error', message: 'the server answered 503', code: 'upstream', stack: expect.stringContaining('logger.test.ts') });
+    expect(lines()[0]!.err).toMatchObject({
+      type: 'Error',
+      message: 'the server answered 503',
+      code: 'upstream',
+      stack: expect.stringContaining('logger.test.ts'),
+    });
   });
 
   it('an unhandled failing insert in a request is logged without its values', async () => {
@@ -121,7 +140,13 @@ describe('database errors in the log', () => {
     notNull.use(async () => {
       const em = orm.em.fork() as EntityManager;
       // A check the entity does not know about: the database refuses the NUL.
-      em.create(User, { organization: em.getReference(Organization, organizationId), email: `nul-${randomUUID().slice(0, 8)}@example.test`, name: 'a\u0000b', role: UserRole.VIEWER, passwordHash: SECRET_HASH });
+      em.create(User, {
+        organization: em.getReference(Organization, organizationId),
+        email: `nul-${randomUUID().slice(0, 8)}@example.test`,
+        name: 'a\u0000b',
+        role: UserRole.VIEWER,
+        passwordHash: SECRET_HASH,
+      });
       await em.flush();
     });
     await request(notNull.callback()).get('/').expect(500);
@@ -150,17 +175,26 @@ describe('colour in pretty logs', () => {
   function logLine(env: Record<string, string>): Promise<string> {
     // Only what each case says: Jest's own workers run with FORCE_COLOR set.
     const base = { NODE_ENV: 'test', DATA_DIR: loadConfig().dataDir, LOG_PRETTY: 'true', LOG_LEVEL: 'info' };
-    const script = "const { loadConfig } = require('./lib/config'); const { createLogger } = require('./lib/logger'); createLogger(loadConfig(), 'colour').info({ n: 1 }, 'hello');";
+    const script =
+      "const { loadConfig } = require('./lib/config'); const { createLogger } = require('./lib/logger'); createLogger(loadConfig(), 'colour').info({ n: 1 }, 'hello');";
     return new Promise((resolve, reject) =>
-      execFile(process.execPath, ['--import', 'tsx', '-e', script], { cwd: path.join(__dirname, '..'), env: { ...base, ...env } }, (error, stdout) =>
-        error ? reject(error) : resolve(stdout),
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', '-e', script],
+        { cwd: path.join(__dirname, '..'), env: { ...base, ...env } },
+        (error, stdout) => (error ? reject(error) : resolve(stdout)),
       ),
     );
   }
   const ESCAPE = '\u001b[';
 
   it('a redirected log has no escape codes; FORCE_COLOR and LOG_COLOR ask for them, NO_COLOR refuses them', async () => {
-    const [redirected, forced, asked, refused] = await Promise.all([logLine({}), logLine({ FORCE_COLOR: '1' }), logLine({ LOG_COLOR: 'true' }), logLine({ NO_COLOR: '1' })]);
+    const [redirected, forced, asked, refused] = await Promise.all([
+      logLine({}),
+      logLine({ FORCE_COLOR: '1' }),
+      logLine({ LOG_COLOR: 'true' }),
+      logLine({ NO_COLOR: '1' }),
+    ]);
     expect(redirected).toMatch(/INFO.*hello/);
     expect(redirected).not.toContain(ESCAPE);
     expect(refused).toMatch(/INFO.*hello/);

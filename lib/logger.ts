@@ -83,7 +83,11 @@ export function serializeError(value: unknown, seen = new Set<unknown>()): unkno
  * The one logger factory (API, worker, scripts, tests). `destination` replaces stdout (and
  * the pretty transport), for tests that read what was logged.
  */
-export function createLogger(config: { log: Omit<Config['log'], 'color'> & { color?: boolean } }, name = 'mcp-fleet', destination?: DestinationStream): Logger {
+export function createLogger(
+  config: { log: Omit<Config['log'], 'color'> & { color?: boolean } },
+  name = 'mcp-fleet',
+  destination?: DestinationStream,
+): Logger {
   const options: LoggerOptions = {
     name,
     level: config.log.level,

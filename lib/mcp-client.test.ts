@@ -21,10 +21,18 @@ describe('McpClientPool', () => {
     // a name no real resolver knows). The rebinding one answers what an attacker's DNS answers
     // once the URL check has passed: the cloud metadata address.
     const resolver: LookupFn = async () => [{ address: '169.254.169.254', family: 4 }];
-    const via = () => ({ serverId: 'rebind', url: server.url.replace('127.0.0.1', 'rebind.test'), transport: 'streamable-http' as const, token: server.token });
+    const via = () => ({
+      serverId: 'rebind',
+      url: server.url.replace('127.0.0.1', 'rebind.test'),
+      transport: 'streamable-http' as const,
+      token: server.token,
+    });
 
     it('connects to the address the name resolves to when it passes the policy', async () => {
-      const pool = new McpClientPool({ timeoutMs: 30_000, lookup: policyLookup({ production: false, allow: [], deny: [] }, async () => [{ address: '127.0.0.1', family: 4 }]) });
+      const pool = new McpClientPool({
+        timeoutMs: 30_000,
+        lookup: policyLookup({ production: false, allow: [], deny: [] }, async () => [{ address: '127.0.0.1', family: 4 }]),
+      });
       try {
         await pool.withConnection(via(), (c) => c.client.ping());
       } finally {
@@ -38,7 +46,10 @@ describe('McpClientPool', () => {
       try {
         const failure = pool.withConnection(via(), (c) => c.client.ping());
         await expect(failure).rejects.toBeInstanceOf(UnsafeUrlError);
-        await expect(failure).rejects.toMatchObject({ reason: 'metadata', message: 'URL host rebind.test resolves to a cloud metadata address' });
+        await expect(failure).rejects.toMatchObject({
+          reason: 'metadata',
+          message: 'URL host rebind.test resolves to a cloud metadata address',
+        });
         expect(server.requests).toBe(before);
       } finally {
         await pool.closeAll();
@@ -46,7 +57,10 @@ describe('McpClientPool', () => {
     });
 
     it('applies the deny list to the address the socket uses', async () => {
-      const pool = new McpClientPool({ timeoutMs: 30_000, lookup: policyLookup({ production: false, allow: [], deny: ['127.0.0.0/8'] }, async () => [{ address: '127.0.0.1', family: 4 }]) });
+      const pool = new McpClientPool({
+        timeoutMs: 30_000,
+        lookup: policyLookup({ production: false, allow: [], deny: ['127.0.0.0/8'] }, async () => [{ address: '127.0.0.1', family: 4 }]),
+      });
       try {
         await expect(pool.withConnection(via(), (c) => c.client.ping())).rejects.toMatchObject({ reason: 'denied' });
       } finally {
@@ -90,7 +104,9 @@ describe('McpClientPool', () => {
     const slow = await startMcpServer({ delayMs: 300 });
     const pool = new McpClientPool({ timeoutMs: 5000, idleMs: 50 });
     try {
-      await pool.withConnection({ serverId: 'slow', url: slow.url, transport: 'streamable-http', token: slow.token }, (c) => c.client.ping());
+      await pool.withConnection({ serverId: 'slow', url: slow.url, transport: 'streamable-http', token: slow.token }, (c) =>
+        c.client.ping(),
+      );
     } finally {
       await pool.closeAll();
       await slow.close();
@@ -101,7 +117,9 @@ describe('McpClientPool', () => {
     const pool = new McpClientPool({ timeoutMs: 2000 });
     try {
       await pool.withConnection(target(), (c) => c.client.ping());
-      await expect(pool.withConnection({ ...target(), token: 'wrong-token' }, (c) => c.client.ping())).rejects.toThrow('the server rejected the master token (HTTP 401)');
+      await expect(pool.withConnection({ ...target(), token: 'wrong-token' }, (c) => c.client.ping())).rejects.toThrow(
+        'the server rejected the master token (HTTP 401)',
+      );
       expect(pool.size).toBe(0);
     } finally {
       await pool.closeAll();
@@ -138,8 +156,14 @@ describe('redirects', () => {
     const origin = await redirecting(307, () => `http://localhost:${elsewhere.port}/mcp`);
     const pool = new McpClientPool({ timeoutMs: 30_000, lookup: workerLookup });
     try {
-      const failure = pool.withConnection({ serverId: `redirect-${transport}`, url: origin.url, transport, token: 'the-master-token' }, (c) => c.client.ping());
-      await expect(failure).rejects.toMatchObject({ kind: 'redirect', message: 'the server redirects (HTTP 307) to a place mcp-fleet does not follow; register the final URL' });
+      const failure = pool.withConnection(
+        { serverId: `redirect-${transport}`, url: origin.url, transport, token: 'the-master-token' },
+        (c) => c.client.ping(),
+      );
+      await expect(failure).rejects.toMatchObject({
+        kind: 'redirect',
+        message: 'the server redirects (HTTP 307) to a place mcp-fleet does not follow; register the final URL',
+      });
       expect(origin.requests.length).toBeGreaterThan(0);
       expect(elsewhere.requests).toEqual([]);
     } finally {
@@ -178,7 +202,12 @@ describe('redirects', () => {
     const loop = await redirecting(307, (req) => `/mcp${req.url}`);
     const pool = new McpClientPool({ timeoutMs: 30_000, lookup: workerLookup });
     try {
-      await expect(pool.withConnection({ serverId: 'loop', url: loop.url, transport: 'streamable-http', token: 't' }, (c) => c.client.ping())).rejects.toMatchObject({ kind: 'redirect', message: 'the server redirects (HTTP 307) to a place mcp-fleet does not follow; register the final URL' });
+      await expect(
+        pool.withConnection({ serverId: 'loop', url: loop.url, transport: 'streamable-http', token: 't' }, (c) => c.client.ping()),
+      ).rejects.toMatchObject({
+        kind: 'redirect',
+        message: 'the server redirects (HTTP 307) to a place mcp-fleet does not follow; register the final URL',
+      });
       expect(loop.requests).toHaveLength(6);
     } finally {
       await pool.closeAll();
@@ -195,11 +224,14 @@ describe('routeInputRequests: which run answers a host question', () => {
     const listeners = routeInputRequests(client);
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
     await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
-    const ask = (meta?: Record<string, unknown>) => server.elicitInput({ message: 'Which?', requestedSchema: schema, ...(meta ? { _meta: meta } : {}) });
+    const ask = (meta?: Record<string, unknown>) =>
+      server.elicitInput({ message: 'Which?', requestedSchema: schema, ...(meta ? { _meta: meta } : {}) });
     return { listeners, ask, close: () => Promise.all([client.close(), server.close()]) };
   }
 
-  const answering = (answer: string): InputListener => async () => ({ action: 'accept', content: { answer } });
+  const answering =
+    (answer: string): InputListener =>
+    async () => ({ action: 'accept', content: { answer } });
 
   it('routes by the executionId meta, else to the only run on the connection, and declines what it cannot place', async () => {
     const { listeners, ask, close } = await pair();
@@ -213,7 +245,10 @@ describe('routeInputRequests: which run answers a host question', () => {
       expect(await ask({ [EXECUTION_META_KEY]: 'exec-9' })).toEqual({ action: 'decline' });
       // Two runs and nothing naming either: nobody may guess.
       expect(await ask()).toEqual({ action: 'decline' });
-      expect(await ask({ 'io.modelcontextprotocol/related-task': { taskId: 'task-1' } })).toEqual({ action: 'accept', content: { answer: 'first' } });
+      expect(await ask({ 'io.modelcontextprotocol/related-task': { taskId: 'task-1' } })).toEqual({
+        action: 'accept',
+        content: { answer: 'first' },
+      });
     } finally {
       await close();
     }

@@ -54,7 +54,8 @@ export interface McpConnection {
   fingerprint: string;
 }
 
-export type McpErrorKind = 'unauthorized' | 'not_found' | 'refused' | 'unreachable' | 'timeout' | 'not_mcp' | 'http' | 'protocol' | 'redirect';
+export type McpErrorKind =
+  'unauthorized' | 'not_found' | 'refused' | 'unreachable' | 'timeout' | 'not_mcp' | 'http' | 'protocol' | 'redirect';
 
 /** A failure phrased for a person; never carries the token. */
 export class McpConnectionError extends Error {
@@ -94,7 +95,9 @@ function httpStatusOf(error: unknown): number | undefined {
   if (error instanceof StreamableHTTPError || error instanceof SseError) {
     return typeof error.code === 'number' && error.code >= 300 && error.code < 600 ? error.code : undefined;
   }
-  const match = /HTTP (\d{3})|\b(\d{3}) (?:Unauthorized|Forbidden|Not Found|Method Not Allowed)/.exec(error instanceof Error ? error.message : '');
+  const match = /HTTP (\d{3})|\b(\d{3}) (?:Unauthorized|Forbidden|Not Found|Method Not Allowed)/.exec(
+    error instanceof Error ? error.message : '',
+  );
   return match ? Number(match[1] ?? match[2]) : undefined;
 }
 
@@ -105,20 +108,33 @@ export function describeMcpError(error: unknown, url: string, timeoutMs: number)
     return new McpConnectionError(`timed out after ${Math.round(timeoutMs / 100) / 10} s`, 'timeout');
   }
   const status = httpStatusOf(error);
-  if (status === 401 || status === 403) return new McpConnectionError(`the server rejected the master token (HTTP ${status})`, 'unauthorized', status);
+  if (status === 401 || status === 403)
+    return new McpConnectionError(`the server rejected the master token (HTTP ${status})`, 'unauthorized', status);
   if (status === 404) return new McpConnectionError('no MCP endpoint at this URL (HTTP 404)', 'not_found', status);
   // The SDK follows a redirect only within the registered origin and only when it keeps the
   // request (so the token never travels elsewhere); any other redirect ends here.
   if (status !== undefined && status >= 300 && status < 400) {
-    return new McpConnectionError(`the server redirects (HTTP ${status}) to a place mcp-fleet does not follow; register the final URL`, 'redirect', status);
+    return new McpConnectionError(
+      `the server redirects (HTTP ${status}) to a place mcp-fleet does not follow; register the final URL`,
+      'redirect',
+      status,
+    );
   }
   if (status !== undefined) return new McpConnectionError(`the server answered HTTP ${status} instead of MCP`, 'http', status);
   const message = error instanceof Error ? error.message : String(error);
   // The SSE transport folds the fetch failure into its message instead of a cause.
-  const code = causeCode(error) ?? /\b(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT)\b/.exec(message)?.[1];
+  const code =
+    causeCode(error) ?? /\b(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT)\b/.exec(message)?.[1];
   if (code === 'ECONNREFUSED') return new McpConnectionError(`connection refused at ${hostPort(url)}`, 'refused');
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new McpConnectionError(`host not found: ${new URL(url).hostname}`, 'unreachable');
-  if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ABORT_ERR' || (error as Error)?.name === 'AbortError' || (error as Error)?.name === 'TimeoutError') {
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return new McpConnectionError(`host not found: ${new URL(url).hostname}`, 'unreachable');
+  if (
+    code === 'ETIMEDOUT' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'ABORT_ERR' ||
+    (error as Error)?.name === 'AbortError' ||
+    (error as Error)?.name === 'TimeoutError'
+  ) {
     return new McpConnectionError(`timed out after ${Math.round(timeoutMs / 100) / 10} s`, 'timeout');
   }
   if (code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'UND_ERR_SOCKET') {
@@ -126,7 +142,8 @@ export function describeMcpError(error: unknown, url: string, timeoutMs: number)
   }
   // llhttp's parser codes: something listens there, but it is not an HTTP server.
   if (code?.startsWith('HPE_')) return new McpConnectionError(`${hostPort(url)} answered, but not with HTTP (${code})`, 'not_mcp');
-  if (code?.startsWith('ERR_TLS') || code?.includes('CERT')) return new McpConnectionError(`TLS error talking to ${hostPort(url)} (${code})`, 'unreachable');
+  if (code?.startsWith('ERR_TLS') || code?.includes('CERT'))
+    return new McpConnectionError(`TLS error talking to ${hostPort(url)} (${code})`, 'unreachable');
   if (error instanceof McpError) return new McpConnectionError(`the server answered with an MCP error: ${error.message}`, 'protocol');
   if (/content.type|json|unexpected token|parse|invalid/i.test(message)) {
     return new McpConnectionError(`the URL answered but does not speak MCP (${message.slice(0, 160)})`, 'not_mcp');
@@ -179,7 +196,15 @@ async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs:
   const transport: Transport =
     kind === 'sse'
       ? new SSEClientTransport(url, { fetch: fetchWithAuth, eventSourceInit: { fetch: fetchWithAuth } })
-      : new StreamableHTTPClientTransport(url, { fetch: fetchWithAuth, reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 } });
+      : new StreamableHTTPClientTransport(url, {
+          fetch: fetchWithAuth,
+          reconnectionOptions: {
+            maxRetries: 0,
+            initialReconnectionDelay: 1000,
+            maxReconnectionDelay: 1000,
+            reconnectionDelayGrowFactor: 1,
+          },
+        });
   let protocolVersion: string | undefined;
   const setVersion = transport.setProtocolVersion?.bind(transport);
   transport.setProtocolVersion = (version: string) => {
@@ -206,7 +231,17 @@ async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs:
     await client.close().catch(() => undefined);
     throw error;
   }
-  return { client, messageListeners, progressListeners, inputListeners, streamErrors, transport: kind, protocolVersion, serverInfo: client.getServerVersion(), fingerprint: fingerprint(target) };
+  return {
+    client,
+    messageListeners,
+    progressListeners,
+    inputListeners,
+    streamErrors,
+    transport: kind,
+    protocolVersion,
+    serverInfo: client.getServerVersion(),
+    fingerprint: fingerprint(target),
+  };
 }
 
 /**
@@ -261,16 +296,19 @@ export class McpClientPool {
   private sweepLater(): void {
     if (this.sweeper) return;
     const idleMs = this.options.idleMs ?? 10 * 60_000;
-    this.sweeper = setInterval(() => {
-      const now = Date.now();
-      for (const [serverId, entry] of this.entries) {
-        if (entry.busy === 0 && now - entry.lastUsed > idleMs) void this.drop(serverId);
-      }
-      if (this.entries.size === 0) {
-        clearInterval(this.sweeper);
-        this.sweeper = undefined;
-      }
-    }, Math.max(10, Math.min(idleMs, 60_000)));
+    this.sweeper = setInterval(
+      () => {
+        const now = Date.now();
+        for (const [serverId, entry] of this.entries) {
+          if (entry.busy === 0 && now - entry.lastUsed > idleMs) void this.drop(serverId);
+        }
+        if (this.entries.size === 0) {
+          clearInterval(this.sweeper);
+          this.sweeper = undefined;
+        }
+      },
+      Math.max(10, Math.min(idleMs, 60_000)),
+    );
     this.sweeper.unref();
   }
 
@@ -318,15 +356,21 @@ export class McpClientPool {
    * Runs `fn` on the server's pooled connection. A reused connection that fails at the transport
    * level (server restarted, session lost) is replaced once; errors come back as McpConnectionError.
    */
-  async withConnection<T>(target: McpTarget, fn: (connection: McpConnection) => Promise<T>, canRetry: (error: unknown) => boolean = () => true): Promise<T> {
+  async withConnection<T>(
+    target: McpTarget,
+    fn: (connection: McpConnection) => Promise<T>,
+    canRetry: (error: unknown) => boolean = () => true,
+  ): Promise<T> {
     const { connection, fresh, entry } = await this.acquire(target);
     const held = [entry];
     try {
       return await fn(connection);
     } catch (error) {
-      const isProtocolAnswer = error instanceof McpError && error.code !== ErrorCode.ConnectionClosed && error.code !== ErrorCode.RequestTimeout;
+      const isProtocolAnswer =
+        error instanceof McpError && error.code !== ErrorCode.ConnectionClosed && error.code !== ErrorCode.RequestTimeout;
       if (!canRetry(error)) throw error;
-      if (fresh || isProtocolAnswer) throw error instanceof McpError && isProtocolAnswer ? error : connectionFailure(error, target.url, this.options.timeoutMs);
+      if (fresh || isProtocolAnswer)
+        throw error instanceof McpError && isProtocolAnswer ? error : connectionFailure(error, target.url, this.options.timeoutMs);
       this.options.logger?.debug({ serverId: target.serverId }, 'pooled MCP connection failed; reconnecting once');
       await this.drop(target.serverId);
       const retry = await this.acquire(target);

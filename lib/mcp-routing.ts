@@ -4,7 +4,13 @@
  * followed from another request or connection) and a host's questions (elicitation/create).
  */
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { ElicitRequestSchema, ProgressNotificationSchema, type ElicitRequest, type ElicitResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ElicitRequestSchema,
+  ProgressNotificationSchema,
+  type ElicitRequest,
+  type ElicitResult,
+  type Progress,
+} from '@modelcontextprotocol/sdk/types.js';
 import { EXECUTION_META_KEY } from './host-contract';
 import { relatedMcpTaskId } from './mcp-tasks';
 
@@ -12,8 +18,10 @@ export { EXECUTION_META_KEY };
 
 export type ProgressListener = (progress: Progress) => void;
 /** Answers a host's question (elicitation/create) for one run; `signal` aborts when the host withdraws it. */
-export type InputListener = (params: ElicitRequest['params'], context: { mcpTaskId?: string; signal: AbortSignal }) => Promise<ElicitResult>;
-
+export type InputListener = (
+  params: ElicitRequest['params'],
+  context: { mcpTaskId?: string; signal: AbortSignal },
+) => Promise<ElicitResult>;
 
 type NotificationHandler = (notification: unknown) => Promise<void> | void;
 
@@ -26,13 +34,16 @@ type NotificationHandler = (notification: unknown) => Promise<void> | void;
  */
 export function routeMcpTaskProgress(client: Client): Map<string, ProgressListener> {
   const listeners = new Map<string, ProgressListener>();
-  const sdkHandler = (client as unknown as { _notificationHandlers?: Map<string, NotificationHandler> })._notificationHandlers?.get('notifications/progress');
+  const sdkHandler = (client as unknown as { _notificationHandlers?: Map<string, NotificationHandler> })._notificationHandlers?.get(
+    'notifications/progress',
+  );
   client.setNotificationHandler(ProgressNotificationSchema, (notification) => {
     const { progressToken, ...progress } = notification.params;
     const mcpTaskId = relatedMcpTaskId(notification.params);
     if (mcpTaskId === undefined && typeof progressToken !== 'string') return sdkHandler?.(notification);
     // A task's progress nobody follows (between two attempts) is dropped: the SDK would only report an unknown token.
-    const listener = (mcpTaskId && listeners.get(mcpTaskId)) || (typeof progressToken === 'string' ? listeners.get(progressToken) : undefined);
+    const listener =
+      (mcpTaskId && listeners.get(mcpTaskId)) || (typeof progressToken === 'string' ? listeners.get(progressToken) : undefined);
     listener?.(progress as Progress);
   });
   return listeners;

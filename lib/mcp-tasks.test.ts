@@ -26,12 +26,20 @@ async function startTaskServer(options: { tasks?: boolean; stepMs?: number } = {
   function build(): McpServer {
     const mcp = new McpServer(
       { name: 'task-test', version: '1.0.0' },
-      options.tasks === false ? { capabilities: {} } : { capabilities: { tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } }, taskStore: store, taskMessageQueue: queue, defaultTaskPollInterval: 20 },
+      options.tasks === false
+        ? { capabilities: {} }
+        : {
+            capabilities: { tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
+            taskStore: store,
+            taskMessageQueue: queue,
+            defaultTaskPollInterval: 20,
+          },
     );
     if (options.tasks === false) {
       mcp.registerTool('work', { inputSchema: { steps: z.number() } }, async ({ steps }, extra) => {
         const progressToken = extra._meta?.progressToken;
-        for (let i = 1; i <= steps && progressToken !== undefined; i++) await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: i } });
+        for (let i = 1; i <= steps && progressToken !== undefined; i++)
+          await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: i } });
         return { content: [{ type: 'text', text: 'plain' }] };
       });
       return mcp;
@@ -51,7 +59,11 @@ async function startTaskServer(options: { tasks?: boolean; stepMs?: number } = {
               if (cancelled.has(task.taskId) || !now || now.status !== 'working') return;
               await queue.enqueue(task.taskId, {
                 type: 'notification',
-                message: { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: token, progress: i, total: steps, _meta: { [RELATED_TASK_META_KEY]: { taskId: task.taskId } } } },
+                message: {
+                  jsonrpc: '2.0',
+                  method: 'notifications/progress',
+                  params: { progressToken: token, progress: i, total: steps, _meta: { [RELATED_TASK_META_KEY]: { taskId: task.taskId } } },
+                },
                 timestamp: Date.now(),
               });
             }
@@ -130,23 +142,42 @@ describe('MCP tasks adapter (lib/mcp-tasks.ts) and follower against an SDK task 
   });
 
   it('starts a task and follows it: every progress notification, then the result', async () => {
-    const started = await startMcpToolTask(connection.client, { name: 'work', arguments: { steps: 5 } }, 'exec-1', 60_000, { timeoutMs: 5000 });
+    const started = await startMcpToolTask(connection.client, { name: 'work', arguments: { steps: 5 } }, 'exec-1', 60_000, {
+      timeoutMs: 5000,
+    });
     expect('task' in started).toBe(true);
     const taskId = (started as { task: { taskId: string } }).task.taskId;
     const seen: Progress[] = [];
-    const result = await followMcpTask({ connection, mcpTaskId: taskId, signal: new AbortController().signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: (p) => seen.push(p), progressToken: 'exec-1' });
+    const result = await followMcpTask({
+      connection,
+      mcpTaskId: taskId,
+      signal: new AbortController().signal,
+      deadline: Date.now() + 20_000,
+      requestTimeoutMs: 5000,
+      onProgress: (p) => seen.push(p),
+      progressToken: 'exec-1',
+    });
     expect(result.content).toEqual([{ type: 'text', text: 'done 5' }]);
     expect(seen.map((p) => p.progress)).toEqual([1, 2, 3, 4, 5]);
     expect(connection.progressListeners.size).toBe(0);
   });
 
   it('re-attaches from a new connection: the rest of the events and the result, no second tools/call', async () => {
-    const started = (await startMcpToolTask(connection.client, { name: 'work', arguments: { steps: 20 } }, 'exec-2', 60_000, { timeoutMs: 5000 })) as { task: { taskId: string } };
+    const started = (await startMcpToolTask(connection.client, { name: 'work', arguments: { steps: 20 } }, 'exec-2', 60_000, {
+      timeoutMs: 5000,
+    })) as { task: { taskId: string } };
     const calls = server.methods.filter((m) => m === 'tools/call').length;
     const other = await connectMcp(server.target, 5000);
     try {
       const seen: number[] = [];
-      const result = await followMcpTask({ connection: other, mcpTaskId: started.task.taskId, signal: new AbortController().signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: (p) => seen.push(p.progress) });
+      const result = await followMcpTask({
+        connection: other,
+        mcpTaskId: started.task.taskId,
+        signal: new AbortController().signal,
+        deadline: Date.now() + 20_000,
+        requestTimeoutMs: 5000,
+        onProgress: (p) => seen.push(p.progress),
+      });
       expect(result.content).toEqual([{ type: 'text', text: 'done 20' }]);
       expect(seen.at(-1)).toBe(20);
       expect(server.methods.filter((m) => m === 'tools/call')).toHaveLength(calls);
@@ -156,23 +187,50 @@ describe('MCP tasks adapter (lib/mcp-tasks.ts) and follower against an SDK task 
   });
 
   it('a task the server does not know is McpTaskForgotten, with the sentence', async () => {
-    await expect(followMcpTask({ connection, mcpTaskId: 'no-such-task', signal: new AbortController().signal, deadline: Date.now() + 5000, requestTimeoutMs: 5000, onProgress: () => undefined })).rejects.toThrow(
-      new McpTaskForgotten('no-such-task'),
+    await expect(
+      followMcpTask({
+        connection,
+        mcpTaskId: 'no-such-task',
+        signal: new AbortController().signal,
+        deadline: Date.now() + 5000,
+        requestTimeoutMs: 5000,
+        onProgress: () => undefined,
+      }),
+    ).rejects.toThrow(new McpTaskForgotten('no-such-task'));
+    expect(new McpTaskForgotten('t1').message).toBe(
+      "the server no longer knows task t1 (expired, or the host restarted); the run's outcome is unknown",
     );
-    expect(new McpTaskForgotten('t1').message).toBe("the server no longer knows task t1 (expired, or the host restarted); the run's outcome is unknown");
   });
 
   it('a task the server cancelled on its own is McpTaskCancelledByServer', async () => {
-    const started = (await startMcpToolTask(connection.client, { name: 'work', arguments: { steps: 1000 } }, 'exec-4', 60_000, { timeoutMs: 5000 })) as { task: { taskId: string } };
-    const follow = followMcpTask({ connection, mcpTaskId: started.task.taskId, signal: new AbortController().signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: () => undefined });
+    const started = (await startMcpToolTask(connection.client, { name: 'work', arguments: { steps: 1000 } }, 'exec-4', 60_000, {
+      timeoutMs: 5000,
+    })) as { task: { taskId: string } };
+    const follow = followMcpTask({
+      connection,
+      mcpTaskId: started.task.taskId,
+      signal: new AbortController().signal,
+      deadline: Date.now() + 20_000,
+      requestTimeoutMs: 5000,
+      onProgress: () => undefined,
+    });
     setTimeout(() => void server.store.updateTaskStatus(started.task.taskId, 'cancelled', 'stopped by the operator'), 200);
     await expect(follow).rejects.toThrow(new McpTaskCancelledByServer());
   });
 
   it('cancelling the follow sends tasks/cancel for the task', async () => {
-    const started = (await startMcpToolTask(connection.client, { name: 'work', arguments: { steps: 1000 } }, 'exec-3', 60_000, { timeoutMs: 5000 })) as { task: { taskId: string } };
+    const started = (await startMcpToolTask(connection.client, { name: 'work', arguments: { steps: 1000 } }, 'exec-3', 60_000, {
+      timeoutMs: 5000,
+    })) as { task: { taskId: string } };
     const abort = new AbortController();
-    const follow = followMcpTask({ connection, mcpTaskId: started.task.taskId, signal: abort.signal, deadline: Date.now() + 20_000, requestTimeoutMs: 5000, onProgress: () => undefined });
+    const follow = followMcpTask({
+      connection,
+      mcpTaskId: started.task.taskId,
+      signal: abort.signal,
+      deadline: Date.now() + 20_000,
+      requestTimeoutMs: 5000,
+      onProgress: () => undefined,
+    });
     setTimeout(() => abort.abort(new Error('cancelled')), 200);
     await expect(follow).rejects.toThrow();
     expect(server.methods).toContain('tasks/cancel');
@@ -184,7 +242,9 @@ describe('MCP tasks adapter (lib/mcp-tasks.ts) and follower against an SDK task 
     const plainConnection = await connectMcp(plain.target, 5000);
     try {
       const seen: number[] = [];
-      const result = await plainConnection.client.callTool({ name: 'work', arguments: { steps: 3 } }, undefined, { onprogress: (p) => seen.push(p.progress) });
+      const result = await plainConnection.client.callTool({ name: 'work', arguments: { steps: 3 } }, undefined, {
+        onprogress: (p) => seen.push(p.progress),
+      });
       expect(result.content).toEqual([{ type: 'text', text: 'plain' }]);
       expect(seen).toEqual([1, 2, 3]);
     } finally {

@@ -55,9 +55,19 @@ export interface McpTaskRequestOptions {
  * string token still routes after a re-attach from another connection, where the SDK's numeric
  * request ids mean nothing.
  */
-export async function startMcpToolTask(client: Client, call: CallToolRequest['params'], progressToken: string, ttlMs: number, options: McpTaskRequestOptions): Promise<McpTaskStart> {
+export async function startMcpToolTask(
+  client: Client,
+  call: CallToolRequest['params'],
+  progressToken: string,
+  ttlMs: number,
+  options: McpTaskRequestOptions,
+): Promise<McpTaskStart> {
   const params = { ...call, _meta: { ...call._meta, progressToken } };
-  const answer = await client.request({ method: 'tools/call', params }, StartAnswerSchema, { task: { ttl: ttlMs }, timeout: options.timeoutMs, signal: options.signal });
+  const answer = await client.request({ method: 'tools/call', params }, StartAnswerSchema, {
+    task: { ttl: ttlMs },
+    timeout: options.timeoutMs,
+    signal: options.signal,
+  });
   return 'task' in answer && answer.task ? { task: answer.task as McpTask } : { result: answer as CallToolResult };
 }
 
@@ -71,7 +81,10 @@ export function getMcpTask(client: Client, taskId: string, options: McpTaskReque
  * would end every longer run.
  */
 export function getMcpTaskResult(client: Client, taskId: string, options: McpTaskRequestOptions): Promise<CallToolResult> {
-  return client.experimental.tasks.getTaskResult(taskId, CallToolResultSchema, { timeout: options.timeoutMs, signal: options.signal }) as Promise<CallToolResult>;
+  return client.experimental.tasks.getTaskResult(taskId, CallToolResultSchema, {
+    timeout: options.timeoutMs,
+    signal: options.signal,
+  }) as Promise<CallToolResult>;
 }
 
 /** `tasks/cancel`, best effort: says whether the server took it (a finished or forgotten task is not an error here). */

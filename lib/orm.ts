@@ -66,7 +66,9 @@ export async function migrateUp(orm: Orm): Promise<string[]> {
 /** The API and the worker need a real database URL; `npm run dev` provides the embedded one. */
 export function requireDatabaseUrl(url: string | undefined): string {
   if (!url) {
-    throw new Error('DATABASE_URL is not set. Start everything with `npm run dev` (embedded PostgreSQL), or set DATABASE_URL=postgres://user:pass@host:5432/db.');
+    throw new Error(
+      'DATABASE_URL is not set. Start everything with `npm run dev` (embedded PostgreSQL), or set DATABASE_URL=postgres://user:pass@host:5432/db.',
+    );
   }
   return url;
 }

@@ -80,7 +80,13 @@ describe('PgListener', () => {
   });
 
   it('refuses to start when the first connection fails, and stays closed once closed', async () => {
-    const unreachable = new PgListener({ databaseUrl: `postgres://nobody@127.0.0.1:${await freePort()}/none`, channels: [channel], logger, name: 'test listener', onNotification: () => undefined });
+    const unreachable = new PgListener({
+      databaseUrl: `postgres://nobody@127.0.0.1:${await freePort()}/none`,
+      channels: [channel],
+      logger,
+      name: 'test listener',
+      onNotification: () => undefined,
+    });
     await expect(unreachable.start()).rejects.toThrow();
 
     const seen: string[] = [];

@@ -115,6 +115,8 @@ export class PgListener {
   }
 
   private enqueue(task: () => void | Promise<void>): void {
-    this.chain = this.chain.then(task).catch((error: unknown) => this.options.logger.error({ err: error }, `${this.options.name}: a notification handler failed`));
+    this.chain = this.chain
+      .then(task)
+      .catch((error: unknown) => this.options.logger.error({ err: error }, `${this.options.name}: a notification handler failed`));
   }
 }

@@ -8,7 +8,10 @@ describe('storable text', () => {
   });
 
   it('cleans every string of a JSON value, keys included', () => {
-    expect(storable({ 'k\u0000': ['a\u0000', 1, null, true, { deep: 'b\ud800' }], n: 2 })).toEqual({ k: ['a', 1, null, true, { deep: 'b' }], n: 2 });
+    expect(storable({ 'k\u0000': ['a\u0000', 1, null, true, { deep: 'b\ud800' }], n: 2 })).toEqual({
+      k: ['a', 1, null, true, { deep: 'b' }],
+      n: 2,
+    });
     expect(storable(undefined)).toBeUndefined();
   });
 });

@@ -78,9 +78,19 @@ const GIT_GLOBAL_OPTIONS: OptionSpec[] = [
   { names: ['--bare'], value: 'none', named: 'uses the current directory as the repository' },
   { names: ['-p', '--paginate'], value: 'none', named: 'starts a pager, a program the configuration chooses' },
   { names: ['-P', '--no-pager'], value: 'none' },
-  ...['--no-replace-objects', '--no-lazy-fetch', '--no-optional-locks', '--no-advice', '--literal-pathspecs', '--glob-pathspecs', '--noglob-pathspecs', '--icase-pathspecs', '--html-path', '--man-path', '--info-path'].map(
-    (name): OptionSpec => ({ names: [name], value: 'none' }),
-  ),
+  ...[
+    '--no-replace-objects',
+    '--no-lazy-fetch',
+    '--no-optional-locks',
+    '--no-advice',
+    '--literal-pathspecs',
+    '--glob-pathspecs',
+    '--noglob-pathspecs',
+    '--icase-pathspecs',
+    '--html-path',
+    '--man-path',
+    '--info-path',
+  ].map((name): OptionSpec => ({ names: [name], value: 'none' })),
 ];
 
 /**
@@ -104,10 +114,26 @@ const GIT_COMMANDS = new Set(
   ),
 );
 
-const UPLOAD_PACK: OptionSpec = { names: ['--upload-pack'], value: 'required', named: 'runs the program it is given in place of git-upload-pack' };
-const RECEIVE_PACK: OptionSpec = { names: ['--receive-pack', '--exec'], value: 'required', named: 'runs the program it is given in place of git-receive-pack' };
-const TEMPLATE: OptionSpec = { names: ['--template'], value: 'required', named: 'copies hooks and configuration from a directory it is given' };
-const SEPARATE_GIT_DIR: OptionSpec = { names: ['--separate-git-dir'], value: 'required', named: 'puts the repository in another directory' };
+const UPLOAD_PACK: OptionSpec = {
+  names: ['--upload-pack'],
+  value: 'required',
+  named: 'runs the program it is given in place of git-upload-pack',
+};
+const RECEIVE_PACK: OptionSpec = {
+  names: ['--receive-pack', '--exec'],
+  value: 'required',
+  named: 'runs the program it is given in place of git-receive-pack',
+};
+const TEMPLATE: OptionSpec = {
+  names: ['--template'],
+  value: 'required',
+  named: 'copies hooks and configuration from a directory it is given',
+};
+const SEPARATE_GIT_DIR: OptionSpec = {
+  names: ['--separate-git-dir'],
+  value: 'required',
+  named: 'puts the repository in another directory',
+};
 const DIFF_OPTIONS: OptionSpec[] = [
   { names: ['--output'], value: 'required', named: 'writes to a file it is given (a configuration file, say)' },
   { names: ['--ext-diff'], value: 'none', named: 'runs the external diff program the configuration names' },
@@ -119,7 +145,8 @@ export const PROGRAM_PROFILES: Readonly<Record<string, ProgramProfile>> = {
     globalOptions: GIT_GLOBAL_OPTIONS,
     optionCommands: { '--version': 'version', '-v': 'version', '--help': 'help', '-h': 'help' },
     ownCommands: GIT_COMMANDS,
-    otherCommand: 'is not one of git’s own commands: an alias or an external git-NAME program, which run what the configuration or the PATH says',
+    otherCommand:
+      'is not one of git’s own commands: an alias or an external git-NAME program, which run what the configuration or the PATH says',
     programCommands: [
       ['submodule', 'foreach'],
       ['bisect', 'run'],
@@ -143,7 +170,11 @@ export const PROGRAM_PROFILES: Readonly<Record<string, ProgramProfile>> = {
       clone: [
         { ...UPLOAD_PACK, names: ['--upload-pack', '-u'] },
         TEMPLATE,
-        { names: ['--config', '-c'], value: 'required', named: 'sets configuration of the new repository, which can name programs git runs' },
+        {
+          names: ['--config', '-c'],
+          value: 'required',
+          named: 'sets configuration of the new repository, which can name programs git runs',
+        },
         SEPARATE_GIT_DIR,
       ],
       init: [TEMPLATE, SEPARATE_GIT_DIR],
@@ -157,7 +188,20 @@ export const PROGRAM_PROFILES: Readonly<Record<string, ProgramProfile>> = {
       rebase: [{ names: ['--exec', '-x'], value: 'required', named: 'runs the command it is given after each commit' }],
       grep: [{ names: ['--open-files-in-pager', '-O'], value: 'attached', named: 'opens the files in a program it is given' }],
       ...Object.fromEntries(
-        ['diff', 'diff-files', 'diff-index', 'diff-tree', 'log', 'show', 'whatchanged', 'format-patch', 'range-diff', 'reflog', 'stash', 'rev-list'].map((command) => [command, DIFF_OPTIONS]),
+        [
+          'diff',
+          'diff-files',
+          'diff-index',
+          'diff-tree',
+          'log',
+          'show',
+          'whatchanged',
+          'format-patch',
+          'range-diff',
+          'reflog',
+          'stash',
+          'rev-list',
+        ].map((command) => [command, DIFF_OPTIONS]),
       ),
     },
     abbreviations: true,
@@ -172,7 +216,11 @@ export const PROGRAM_PROFILES: Readonly<Record<string, ProgramProfile>> = {
   docker: {
     style: 'pflag',
     globalOptions: [
-      { names: ['--config'], value: 'required', named: 'reads its configuration, which names credential helpers and plugins, from another directory' },
+      {
+        names: ['--config'],
+        value: 'required',
+        named: 'reads its configuration, which names credential helpers and plugins, from another directory',
+      },
       { names: ['--context', '-c'], value: 'required', named: 'talks to another Docker daemon' },
       { names: ['--host', '-H'], value: 'required', named: 'talks to another Docker daemon' },
       { names: ['--debug', '-D'], value: 'none' },
@@ -186,7 +234,9 @@ export const PROGRAM_PROFILES: Readonly<Record<string, ProgramProfile>> = {
     optionCommands: { '--version': 'version', '-v': 'version', '--help': 'help', '-h': 'help' },
     // `docker run` is `docker container run`: a block of either covers both.
     synonyms: [
-      ...'run exec create start stop restart kill cp commit attach logs pause unpause port rename stats top update wait diff export'.split(' ').map((verb) => [[verb], ['container', verb]]),
+      ...'run exec create start stop restart kill cp commit attach logs pause unpause port rename stats top update wait diff export'
+        .split(' ')
+        .map((verb) => [[verb], ['container', verb]]),
       [['rm'], ['container', 'rm'], ['container', 'remove']],
       [['ps'], ['container', 'ls'], ['container', 'list'], ['container', 'ps']],
       ...'pull push tag save load import history'.split(' ').map((verb) => [[verb], ['image', verb]]),
@@ -268,7 +318,10 @@ export const PROGRAM_PROFILES: Readonly<Record<string, ProgramProfile>> = {
       ['plugin', 'update'],
     ],
     commandOptions: Object.fromEntries(
-      ['install', 'upgrade', 'template'].map((command) => [command, [{ names: ['--post-renderer'], value: 'required', named: 'runs the program it is given on the rendered manifests' }]]),
+      ['install', 'upgrade', 'template'].map((command) => [
+        command,
+        [{ names: ['--post-renderer'], value: 'required', named: 'runs the program it is given on the rendered manifests' }],
+      ]),
     ),
   },
 

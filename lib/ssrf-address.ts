@@ -62,7 +62,13 @@ function embeddedIpv4(words: number[], via: string): Ip[] {
   if (words[0] === 0x2002) return [ipv4Of(bytes.slice(2, 6), via)];
   // Teredo 2001:0::/32 (RFC 4380): the server's IPv4, and the client's IPv4 stored inverted.
   if (words[0] === 0x2001 && words[1] === 0) {
-    return [ipv4Of(bytes.slice(4, 8), via), ipv4Of(last32.map((b) => b ^ 255), via)];
+    return [
+      ipv4Of(bytes.slice(4, 8), via),
+      ipv4Of(
+        last32.map((b) => b ^ 255),
+        via,
+      ),
+    ];
   }
   return [];
 }

@@ -20,7 +20,7 @@ const DNS: Record<string, string[]> = {
   'linklocal4.example': ['169.254.10.20'],
   'loop6.example': ['::1'],
   'zero.example': ['0.0.0.0'],
-  'localhost': ['127.0.0.1', '::1'],
+  localhost: ['127.0.0.1', '::1'],
   'metadata.google.internal': ['169.254.169.254'],
   'mcp.internal.example.com': ['127.0.0.1'],
   'api.corp.example.com': ['192.168.1.10'],
@@ -348,7 +348,11 @@ describe('messages', () => {
     ['https://me:hunter2@ok.example/', prod, 'URL must not contain a user name or password; the platform sends its own credentials'],
     ['https://me:hunter2@[bad/', prod, 'URL is not a valid absolute URL'],
     ['http://192.168.4.4/', policy(true, [], ['192.168.0.0/16']), 'URL host 192.168.4.4 is refused by the deny list'],
-    ['http://home.example/', policy(true, [], ['192.168.0.0/16']), 'URL host home.example resolves to an address that is refused by the deny list'],
+    [
+      'http://home.example/',
+      policy(true, [], ['192.168.0.0/16']),
+      'URL host home.example resolves to an address that is refused by the deny list',
+    ],
     ['http://x.bad.example/', policy(true, [], ['*.bad.example']), 'URL host x.bad.example is refused by the deny list'],
   ])('%s', async (url, p, message) => {
     const error = await errorOf(url, p);
@@ -360,16 +364,26 @@ describe('messages', () => {
   // The caller's message names the rule; where a name pointed and which entry matched is for the logs only.
   it.each([
     ['http://rebind.example/', dev, 'URL host rebind.example resolves to cloud metadata address 169.254.169.254'],
-    ['http://nat64-rebind.example/', dev, 'URL host nat64-rebind.example resolves to cloud metadata address 169.254.169.254 (carried in 64:ff9b::a9fe:a9fe)'],
+    [
+      'http://nat64-rebind.example/',
+      dev,
+      'URL host nat64-rebind.example resolves to cloud metadata address 169.254.169.254 (carried in 64:ff9b::a9fe:a9fe)',
+    ],
     ['http://multi.example/', prod, 'URL host multi.example resolves to loopback address 127.0.0.1, which is refused in production'],
     ['http://192.168.4.4/', policy(true, [], ['192.168.0.0/16']), 'URL host 192.168.4.4 is refused by the deny list (192.168.0.0/16)'],
-    ['http://home.example/', policy(true, [], ['192.168.0.0/16']), 'URL host home.example resolves to 192.168.7.7, which is refused by the deny list (192.168.0.0/16)'],
+    [
+      'http://home.example/',
+      policy(true, [], ['192.168.0.0/16']),
+      'URL host home.example resolves to 192.168.7.7, which is refused by the deny list (192.168.0.0/16)',
+    ],
     ['http://x.bad.example/', policy(true, [], ['*.bad.example']), 'URL host x.bad.example is refused by the deny list (*.bad.example)'],
     ['http://127.0.0.1/', prod, 'URL host 127.0.0.1 is a loopback address, which is refused in production'],
   ])('%s: detail for the logs', async (url, p, detail) => {
     const error = await errorOf(url, p);
     expect(error.detail).toBe(detail);
-    expect(error.message).not.toMatch(/192\.168\.7\.7|192\.168\.0\.0\/16|\*\.bad|127\.0\.0\.1.*resolves|resolves.*127\.0\.0\.1|169\.254\.169\.254$/);
+    expect(error.message).not.toMatch(
+      /192\.168\.7\.7|192\.168\.0\.0\/16|\*\.bad|127\.0\.0\.1.*resolves|resolves.*127\.0\.0\.1|169\.254\.169\.254$/,
+    );
   });
 
   it('never echoes credentials', async () => {
@@ -400,7 +414,9 @@ describe('DNS use', () => {
 
   it('does not resolve names refused on their own', async () => {
     await expect(assertSafeUrl('http://localhost/', policy(true), fakeLookup)).rejects.toMatchObject({ reason: 'loopback' });
-    await expect(assertSafeUrl('http://evil.example/', policy(true, [], ['evil.example']), fakeLookup)).rejects.toMatchObject({ reason: 'denied' });
+    await expect(assertSafeUrl('http://evil.example/', policy(true, [], ['evil.example']), fakeLookup)).rejects.toMatchObject({
+      reason: 'denied',
+    });
     expect(lookedUp).toEqual([]);
   });
 
@@ -411,7 +427,7 @@ describe('DNS use', () => {
   });
 });
 
-describe('policyLookup (the sockets\' own lookup)', () => {
+describe("policyLookup (the sockets' own lookup)", () => {
   const both = async () => [
     { address: '93.184.215.14', family: 4 },
     { address: '2606:2800:21f:cb07:6820:80da:af6b:8b2c', family: 6 },
@@ -425,18 +441,33 @@ describe('policyLookup (the sockets\' own lookup)', () => {
     const lookup = policyLookup(policy(true), both);
     expect((await ask(lookup, 'ok.example', { all: true })).address).toEqual(await both());
     expect(await ask(lookup, 'ok.example', {})).toMatchObject({ error: null, address: '93.184.215.14', family: 4 });
-    expect(await ask(lookup, 'ok.example', { family: 6 })).toMatchObject({ error: null, address: '2606:2800:21f:cb07:6820:80da:af6b:8b2c', family: 6 });
+    expect(await ask(lookup, 'ok.example', { family: 6 })).toMatchObject({
+      error: null,
+      address: '2606:2800:21f:cb07:6820:80da:af6b:8b2c',
+      family: 6,
+    });
   });
 
-  it('fails the socket with the policy\'s refusal, for the name or for any address', async () => {
+  it("fails the socket with the policy's refusal, for the name or for any address", async () => {
     expect((await ask(policyLookup(policy(true), both), 'localhost', {})).error).toMatchObject({ reason: 'loopback' });
-    const mixed = policyLookup(policy(true), async () => [{ address: '93.184.215.14', family: 4 }, { address: '127.0.0.1', family: 4 }]);
+    const mixed = policyLookup(policy(true), async () => [
+      { address: '93.184.215.14', family: 4 },
+      { address: '127.0.0.1', family: 4 },
+    ]);
     expect((await ask(mixed, 'ok.example', { all: true })).error).toBeInstanceOf(UnsafeUrlError);
   });
 
   it('passes a resolver failure through, and says ENOTFOUND when the family asked for has no address', async () => {
     const missing = Object.assign(new Error('getaddrinfo ENOTFOUND nowhere.example'), { code: 'ENOTFOUND' });
-    expect((await ask(policyLookup(policy(true), () => Promise.reject(missing)), 'nowhere.example', {})).error).toBe(missing);
+    expect(
+      (
+        await ask(
+          policyLookup(policy(true), () => Promise.reject(missing)),
+          'nowhere.example',
+          {},
+        )
+      ).error,
+    ).toBe(missing);
     const v4only = policyLookup(policy(true), async () => [{ address: '93.184.215.14', family: 4 }]);
     expect((await ask(v4only, 'ok.example', { family: 6 })).error).toMatchObject({ code: 'ENOTFOUND' });
   });

@@ -1,7 +1,18 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, type BlockList, type LookupFunction } from 'node:net';
 import { domainToASCII } from 'node:url';
-import { blockListOf, inList, LINK_LOCAL, LOOPBACK, METADATA_ADDRESSES, METADATA_NAMES, toIp, UNSPECIFIED, type Family, type Ip } from './ssrf-address';
+import {
+  blockListOf,
+  inList,
+  LINK_LOCAL,
+  LOOPBACK,
+  METADATA_ADDRESSES,
+  METADATA_NAMES,
+  toIp,
+  UNSPECIFIED,
+  type Family,
+  type Ip,
+} from './ssrf-address';
 
 export interface UrlPolicy {
   /** production: refuse loopback, link-local, metadata addresses, unspecified addresses; dev/test: allow loopback (still refuse metadata + link-local) */
@@ -13,15 +24,7 @@ export interface UrlPolicy {
 }
 
 export type UnsafeUrlReason =
-  | 'scheme'
-  | 'credentials'
-  | 'denied'
-  | 'link-local'
-  | 'metadata'
-  | 'loopback'
-  | 'unspecified'
-  | 'unresolvable'
-  | 'invalid';
+  'scheme' | 'credentials' | 'denied' | 'link-local' | 'metadata' | 'loopback' | 'unspecified' | 'unresolvable' | 'invalid';
 
 /**
  * `message` is what the API caller sees (on a 400 and in a check's `lastError`): it says which
@@ -162,7 +165,11 @@ function isLoopbackName(name: string): boolean {
 function checkName(target: Target, policy: CompiledPolicy): boolean {
   const denied = matchName(policy.deny, target.name);
   if (denied) {
-    throw new UnsafeUrlError(`URL host ${target.display} is refused by the deny list`, 'denied', `URL host ${target.display} is refused by the deny list (${denied.text})`);
+    throw new UnsafeUrlError(
+      `URL host ${target.display} is refused by the deny list`,
+      'denied',
+      `URL host ${target.display} is refused by the deny list (${denied.text})`,
+    );
   }
   // Metadata is refused even when allowed: a broad allow entry must never expose instance credentials.
   if (METADATA_NAMES.has(target.name)) {
@@ -191,13 +198,21 @@ function article(word: string): string {
  * x.example resolves to a loopback address, which …") and the log's, which adds the resolved
  * address and the matching list entry.
  */
-function sentences(origin: Origin, ip: Ip, kind: string | undefined, tail: string | undefined, entry?: string): { message: string; detail: string } {
+function sentences(
+  origin: Origin,
+  ip: Ip,
+  kind: string | undefined,
+  tail: string | undefined,
+  entry?: string,
+): { message: string; detail: string } {
   const which = tail ? `, which ${tail}` : '';
   const listed = entry ? ` (${entry})` : '';
   if (origin.resolved) {
     const carried = ip.via ? ` (carried in ${ip.via})` : '';
     return {
-      message: kind ? `URL host ${origin.display} resolves to ${article(kind)} ${kind} address${which}` : `URL host ${origin.display} resolves to an address that ${tail}`,
+      message: kind
+        ? `URL host ${origin.display} resolves to ${article(kind)} ${kind} address${which}`
+        : `URL host ${origin.display} resolves to an address that ${tail}`,
       detail: `URL host ${origin.display} resolves to ${kind ? `${kind} address ` : ''}${ip.address}${carried}${which}${listed}`,
     };
   }
@@ -290,12 +305,21 @@ export async function assertSafeUrl(raw: string, policy: UrlPolicy, lookup: Look
 }
 
 /** Every address a name resolved to passes, because the client may connect to any of them. */
-function checkResolved(target: Target, results: { address: string; family: number }[], compiled: CompiledPolicy, allowedByName: boolean): void {
+function checkResolved(
+  target: Target,
+  results: { address: string; family: number }[],
+  compiled: CompiledPolicy,
+  allowedByName: boolean,
+): void {
   if (results.length === 0) throw new UnsafeUrlError(`URL host ${target.display} could not be resolved (no addresses)`, 'unresolvable');
   for (const result of results) {
     const ip = toIp(result.address);
     if (!ip) {
-      throw new UnsafeUrlError(`URL host ${target.display} could not be resolved to an IP address`, 'unresolvable', `URL host ${target.display} resolved to "${result.address}", which is not an IP address`);
+      throw new UnsafeUrlError(
+        `URL host ${target.display} could not be resolved to an IP address`,
+        'unresolvable',
+        `URL host ${target.display} resolved to "${result.address}", which is not an IP address`,
+      );
     }
     checkAddress(ip, compiled, allowedByName, { display: target.display, resolved: true });
   }

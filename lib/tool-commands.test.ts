@@ -16,13 +16,17 @@ describe('commandRefusal', () => {
   it('allows every command without an allowed list, except the blocked ones', () => {
     expect(commandRefusal(git([]), ['status'])).toBeUndefined();
     expect(commandRefusal(git([]), [])).toBeUndefined();
-    expect(commandRefusal(git([], ['push']), ['push', 'origin'])).toBe('"git push origin" is blocked for this agent (blocked command "push")');
+    expect(commandRefusal(git([], ['push']), ['push', 'origin'])).toBe(
+      '"git push origin" is blocked for this agent (blocked command "push")',
+    );
   });
 
   it('allows only what the allowed list covers, and a block wins over it', () => {
     expect(commandRefusal(git(['remote']), ['remote', '-v'])).toBeUndefined();
     expect(commandRefusal(git(['remote'], ['remote add']), ['remote', 'add', 'o'])).toMatch(/blocked/);
-    expect(commandRefusal(git(['status', 'log']), ['push'])).toBe('"git push" is not among the agent\'s allowed commands of git ("status", "log")');
+    expect(commandRefusal(git(['status', 'log']), ['push'])).toBe(
+      '"git push" is not among the agent\'s allowed commands of git ("status", "log")',
+    );
     // A call of the tool as a whole is no command of an allowed list.
     expect(commandRefusal(git(['status']), [])).toMatch(/not among/);
   });
@@ -31,7 +35,12 @@ describe('commandRefusal', () => {
 /** `line` (after the program) read by its profile: the command, and the entries the grant must name. */
 function read(program: string, line: string): { command: string[]; named: string[] } | { refused: string } {
   const reading = readCommand(program, splitCommandLine(line)!);
-  return 'refused' in reading ? reading : { command: reading.command, named: reading.needs.map((n) => [n.entry, ...n.key.slice(n.kind === 'option' ? 1 : n.key.length)].join(' ')) };
+  return 'refused' in reading
+    ? reading
+    : {
+        command: reading.command,
+        named: reading.needs.map((n) => [n.entry, ...n.key.slice(n.kind === 'option' ? 1 : n.key.length)].join(' ')),
+      };
 }
 
 describe('readCommand', () => {
@@ -39,11 +48,23 @@ describe('readCommand', () => {
     // git: the command is the subcommand after the global options.
     ['git', 'status -s', { command: ['status', '-s'], named: [] }],
     ['git', '--no-pager -P --literal-pathspecs log -1', { command: ['log', '-1'], named: [] }],
-    ['git', '-c a.b=c config --global alias.zz "!touch x"', { command: ['config', '--global', 'alias.zz', '!touch x'], named: ['-c a.b=c'] }],
-    ['git', '-C . ls-remote --upload-pack="touch x" .', { command: ['ls-remote', '--upload-pack=touch x', '.'], named: ['-C .', '--upload-pack touch x'] }],
+    [
+      'git',
+      '-c a.b=c config --global alias.zz "!touch x"',
+      { command: ['config', '--global', 'alias.zz', '!touch x'], named: ['-c a.b=c'] },
+    ],
+    [
+      'git',
+      '-C . ls-remote --upload-pack="touch x" .',
+      { command: ['ls-remote', '--upload-pack=touch x', '.'], named: ['-C .', '--upload-pack touch x'] },
+    ],
     ['git', '--git-dir=.git --work-tree . status', { command: ['status'], named: ['--git-dir .git', '--work-tree .'] }],
     ['git', '--git-dir .git status', { command: ['status'], named: ['--git-dir .git'] }],
-    ['git', '--config-env=core.pager=PAGER --namespace n --super-prefix=p --attr-source=HEAD --bare log', { command: ['log'], named: ['--config-env core.pager=PAGER', '--namespace n', '--super-prefix p', '--attr-source HEAD', '--bare'] }],
+    [
+      'git',
+      '--config-env=core.pager=PAGER --namespace n --super-prefix=p --attr-source=HEAD --bare log',
+      { command: ['log'], named: ['--config-env core.pager=PAGER', '--namespace n', '--super-prefix p', '--attr-source HEAD', '--bare'] },
+    ],
     ['git', '--exec-path', { command: [], named: [] }],
     ['git', '--exec-path=/tmp/x status', { command: ['status'], named: ['--exec-path /tmp/x'] }],
     ['git', '-p log', { command: ['log'], named: ['-p'] }],
@@ -66,23 +87,43 @@ describe('readCommand', () => {
     ['git', 'ls-remote . -- --upload-pack=x', { command: ['ls-remote', '.', '--', '--upload-pack=x'], named: [] }],
     ['git', 'fetch -u origin', { command: ['fetch', '-u', 'origin'], named: [] }],
     ['git', 'fetch --upload-pack=x origin', { command: ['fetch', '--upload-pack=x', 'origin'], named: ['--upload-pack x'] }],
-    ['git', 'clone -c core.sshCommand=x --template=t u d', { command: ['clone', '-c', 'core.sshCommand=x', '--template=t', 'u', 'd'], named: ['--config core.sshCommand=x', '--template t'] }],
+    [
+      'git',
+      'clone -c core.sshCommand=x --template=t u d',
+      { command: ['clone', '-c', 'core.sshCommand=x', '--template=t', 'u', 'd'], named: ['--config core.sshCommand=x', '--template t'] },
+    ],
     ['git', 'push --receive-pack=x origin', { command: ['push', '--receive-pack=x', 'origin'], named: ['--receive-pack x'] }],
     ['git', 'push --exec x origin', { command: ['push', '--exec', 'x', 'origin'], named: ['--receive-pack x'] }],
-    ['git', 'archive -o out.tar --remote=r HEAD', { command: ['archive', '-o', 'out.tar', '--remote=r', 'HEAD'], named: ['--output out.tar'] }],
+    [
+      'git',
+      'archive -o out.tar --remote=r HEAD',
+      { command: ['archive', '-o', 'out.tar', '--remote=r', 'HEAD'], named: ['--output out.tar'] },
+    ],
     ['git', 'rebase -ix "touch y" main', { command: ['rebase', '-ix', 'touch y', 'main'], named: ['--exec'] }],
     ['git', 'grep -Ovi x', { command: ['grep', '-Ovi', 'x'], named: ['--open-files-in-pager vi'] }],
-    ['git', 'log --output=.gitconfig --format=x', { command: ['log', '--output=.gitconfig', '--format=x'], named: ['--output .gitconfig'] }],
+    [
+      'git',
+      'log --output=.gitconfig --format=x',
+      { command: ['log', '--output=.gitconfig', '--format=x'], named: ['--output .gitconfig'] },
+    ],
     ['git', 'diff --ext-diff', { command: ['diff', '--ext-diff'], named: ['--ext-diff'] }],
     ['git', 'diff --no-ext-diff --output-indicator-new=+', { command: ['diff', '--no-ext-diff', '--output-indicator-new=+'], named: [] }],
     ['git', 'init-db --separate-git-dir=../x', { command: ['init-db', '--separate-git-dir=../x'], named: ['--separate-git-dir ../x'] }],
     // What cannot be read is refused: nobody could say which command runs.
-    ['git', '--frob status', { refused: '--frob is not an option of git that mcp-fleet knows before the command, so it cannot tell which command would run' }],
+    [
+      'git',
+      '--frob status',
+      { refused: '--frob is not an option of git that mcp-fleet knows before the command, so it cannot tell which command would run' },
+    ],
     ['git', '-Cdir status', { refused: expect.stringContaining('-Cdir is not an option of git') as string }],
     ['git', '--bare=1 status', { refused: expect.stringContaining('--bare=1 is not an option') as string }],
     ['git', '-C', { refused: '-C needs a value' }],
     // docker: global options before the subcommand only, short bundles, attached values.
-    ['docker', '-H tcp://h:2375 --tls=false -Dl debug container run x', { command: ['container', 'run', 'x'], named: ['--host tcp://h:2375'] }],
+    [
+      'docker',
+      '-H tcp://h:2375 --tls=false -Dl debug container run x',
+      { command: ['container', 'run', 'x'], named: ['--host tcp://h:2375'] },
+    ],
     ['docker', '--context=prod ps', { command: ['ps'], named: ['--context prod'] }],
     ['docker', '-cprod ps', { command: ['ps'], named: ['--context prod'] }],
     ['docker', '--config ./cfg run x', { command: ['run', 'x'], named: ['--config ./cfg'] }],
@@ -90,12 +131,20 @@ describe('readCommand', () => {
     ['docker', '-X ps', { refused: expect.stringContaining('-X is not an option of docker') as string }],
     // kubectl and helm: global options anywhere, the harmless ones skipped before the subcommand.
     ['kubectl', '-n web delete pod x', { command: ['delete', 'pod', 'x'], named: [] }],
-    ['kubectl', '--namespace=web -v=4 get pods --context prod', { command: ['get', 'pods', '--context', 'prod'], named: ['--context prod'] }],
+    [
+      'kubectl',
+      '--namespace=web -v=4 get pods --context prod',
+      { command: ['get', 'pods', '--context', 'prod'], named: ['--context prod'] },
+    ],
     ['kubectl', 'get pods -sx', { command: ['get', 'pods', '-sx'], named: ['--server x'] }],
     ['kubectl', 'get pods -ojson -lsvc=web', { command: ['get', 'pods', '-ojson', '-lsvc=web'], named: [] }],
     ['kubectl', 'get pods -As https://x', { command: ['get', 'pods', '-As', 'https://x'], named: ['--server'] }],
     ['kubectl', 'exec p -- kubectl --kubeconfig=x', { command: ['exec', 'p', '--', 'kubectl', '--kubeconfig=x'], named: [] }],
-    ['helm', '--kube-context prod upgrade r c --post-renderer ./x', { command: ['upgrade', 'r', 'c', '--post-renderer', './x'], named: ['--kube-context prod', '--post-renderer ./x'] }],
+    [
+      'helm',
+      '--kube-context prod upgrade r c --post-renderer ./x',
+      { command: ['upgrade', 'r', 'c', '--post-renderer', './x'], named: ['--kube-context prod', '--post-renderer ./x'] },
+    ],
     ['helm', '-n x plugin install ./p', { command: ['plugin', 'install', './p'], named: ['plugin install'] }],
     // terraform: -chdir=DIR, -version, -help before the subcommand.
     ['terraform', '-chdir=infra apply', { command: ['apply'], named: ['-chdir infra'] }],
@@ -108,8 +157,15 @@ describe('readCommand', () => {
   });
 
   it('gives a command under each of its names', () => {
-    expect(commandForms('git', ['stage', 'x'])).toEqual([['stage', 'x'], ['add', 'x']]);
-    expect(commandForms('docker', ['container', 'rm', 'c'])).toEqual([['container', 'rm', 'c'], ['rm', 'c'], ['container', 'remove', 'c']]);
+    expect(commandForms('git', ['stage', 'x'])).toEqual([
+      ['stage', 'x'],
+      ['add', 'x'],
+    ]);
+    expect(commandForms('docker', ['container', 'rm', 'c'])).toEqual([
+      ['container', 'rm', 'c'],
+      ['rm', 'c'],
+      ['container', 'remove', 'c'],
+    ]);
     expect(commandForms('jq', ['stage'])).toEqual([['stage']]);
   });
 });
@@ -120,11 +176,17 @@ describe('commandRefusal with a profile', () => {
   const blocked = git([], ['config', 'ls-remote', 'push']);
 
   it('compares blocked commands to the subcommand, whatever global options come first', () => {
-    expect(refusal(blocked, '-c a.b=c config --global alias.zz "!touch x"')).toBe('"git -c a.b=c config --global alias.zz !touch x" is blocked for this agent (blocked command "config")');
-    expect(refusal(blocked, '-C . ls-remote --upload-pack="touch x" .')).toBe('"git -C . ls-remote --upload-pack=touch x ." is blocked for this agent (blocked command "ls-remote")');
+    expect(refusal(blocked, '-c a.b=c config --global alias.zz "!touch x"')).toBe(
+      '"git -c a.b=c config --global alias.zz !touch x" is blocked for this agent (blocked command "config")',
+    );
+    expect(refusal(blocked, '-C . ls-remote --upload-pack="touch x" .')).toBe(
+      '"git -C . ls-remote --upload-pack=touch x ." is blocked for this agent (blocked command "ls-remote")',
+    );
     expect(refusal(blocked, '--no-pager push origin')).toMatch(/blocked command "push"/);
     expect(refusal(git([], ['add']), 'stage x')).toMatch(/blocked command "add"/);
-    expect(refusal({ name: 'docker', allowedCommands: [], blockedCommands: ['run'] }, '-D container run x')).toMatch(/blocked command "run"/);
+    expect(refusal({ name: 'docker', allowedCommands: [], blockedCommands: ['run'] }, '-D container run x')).toMatch(
+      /blocked command "run"/,
+    );
     expect(refusal(blocked, '--no-pager status')).toBeUndefined();
   });
 
@@ -135,7 +197,9 @@ describe('commandRefusal with a profile', () => {
     expect(refusal(git([]), 'ls-remote --upload-pack="touch x" .')).toBe(
       '"git ls-remote --upload-pack=touch x ." is refused: --upload-pack of git ls-remote runs the program it is given in place of git-upload-pack; the grant\'s allowedCommands must name it ("--upload-pack")',
     );
-    expect(refusal(git([]), '-C sub status')).toBe('"git -C sub status" is refused: git\'s option -C runs git in another directory; the grant\'s allowedCommands must name it ("-C")');
+    expect(refusal(git([]), '-C sub status')).toBe(
+      '"git -C sub status" is refused: git\'s option -C runs git in another directory; the grant\'s allowedCommands must name it ("-C")',
+    );
     expect(refusal(git([]), 'log --output=.gitconfig')).toMatch(/--output of git log writes to a file/);
     expect(refusal(git([]), 'submodule foreach x')).toMatch(/git submodule foreach runs a program it is given; .* \("submodule foreach"\)/);
     expect(refusal(git([]), '--frob status')).toMatch(/^"git --frob status" is refused: --frob is not an option of git/);
@@ -158,7 +222,9 @@ describe('commandRefusal with a profile', () => {
     expect(refusal(git(['--version']), 'status')).toMatch(/not among the agent's allowed commands of git \("--version"\)/);
     // Blocks still win, and a tool without a profile reads entries starting with `-` as commands.
     expect(refusal(git(['-C'], ['push']), '-C sub push')).toMatch(/blocked/);
-    expect(commandRefusal({ name: 'python3', allowedCommands: ['-m pytest'], blockedCommands: [] }, ['-m', 'pytest', '-q'])).toBeUndefined();
+    expect(
+      commandRefusal({ name: 'python3', allowedCommands: ['-m pytest'], blockedCommands: [] }, ['-m', 'pytest', '-q']),
+    ).toBeUndefined();
     expect(commandRefusal({ name: 'python3', allowedCommands: ['-m pytest'], blockedCommands: [] }, ['-c', 'x'])).toMatch(/not among/);
   });
 });

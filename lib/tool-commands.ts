@@ -89,10 +89,20 @@ const isOptionWord = (word: string) => word.length > 1 && word.startsWith('-');
  * The options of the one word at `args[i]` (and its value, which may be the next word), read
  * strictly: undefined when a letter or a name is not among `specs`.
  */
-function readOptionWord(style: ProgramProfile['style'], specs: readonly OptionSpec[], args: readonly string[], i: number): { used: UsedOption[]; consumed: number } | { error: string } | undefined {
+function readOptionWord(
+  style: ProgramProfile['style'],
+  specs: readonly OptionSpec[],
+  args: readonly string[],
+  i: number,
+): { used: UsedOption[]; consumed: number } | { error: string } | undefined {
   const word = args[i]!;
-  const valued = (spec: OptionSpec, name: string, attached: string | undefined): { used: UsedOption[]; consumed: number } | { error: string } => {
-    if (attached !== undefined || spec.value === 'none') return { used: [{ spec, ...(attached !== undefined ? { value: attached } : {}) }], consumed: 1 };
+  const valued = (
+    spec: OptionSpec,
+    name: string,
+    attached: string | undefined,
+  ): { used: UsedOption[]; consumed: number } | { error: string } => {
+    if (attached !== undefined || spec.value === 'none')
+      return { used: [{ spec, ...(attached !== undefined ? { value: attached } : {}) }], consumed: 1 };
     if (i + 1 >= args.length) return { error: `${name} needs a value` };
     return { used: [{ spec, value: args[i + 1]! }], consumed: 2 };
   };
@@ -102,7 +112,8 @@ function readOptionWord(style: ProgramProfile['style'], specs: readonly OptionSp
       for (const name of spec.names) {
         if (word === name && spec.value !== 'attached') return valued(spec, name, undefined);
         // git takes `--git-dir=x` but not `--bare=x`; pflag programs take `--tls=false` too.
-        if (eq === name.length && word.startsWith(name) && (spec.value !== 'none' || style === 'pflag')) return valued(spec, name, word.slice(eq + 1));
+        if (eq === name.length && word.startsWith(name) && (spec.value !== 'none' || style === 'pflag'))
+          return valued(spec, name, word.slice(eq + 1));
       }
     }
     return undefined;
@@ -154,7 +165,8 @@ function findOptions(specs: readonly OptionSpec[], args: readonly string[], abbr
       for (const name of spec.names.filter((n) => !n.startsWith('--'))) {
         if (name.length > 2) {
           // A long option with one dash (terraform's -chdir).
-          if (word === name || word.startsWith(`${name}=`)) found.push({ spec, ...(word.length > name.length ? { value: word.slice(name.length + 1) } : {}) });
+          if (word === name || word.startsWith(`${name}=`))
+            found.push({ spec, ...(word.length > name.length ? { value: word.slice(name.length + 1) } : {}) });
           continue;
         }
         const at = bundle.indexOf(name[1]!, 1);
@@ -194,9 +206,13 @@ export function readCommand(program: string, args: readonly string[]): CommandRe
       break;
     }
     const read = readOptionWord(profile.style, profile.globalOptions, args, i);
-    if (!read) return { refused: `${word} is not an option of ${program} that mcp-fleet knows before the command, so it cannot tell which command would run` };
+    if (!read)
+      return {
+        refused: `${word} is not an option of ${program} that mcp-fleet knows before the command, so it cannot tell which command would run`,
+      };
     if ('error' in read) return { refused: read.error };
-    for (const used of read.used) if (used.spec.named) needs.push(optionNeed(used, `${program}'s option ${used.spec.names[0]} ${used.spec.named}`));
+    for (const used of read.used)
+      if (used.spec.named) needs.push(optionNeed(used, `${program}'s option ${used.spec.names[0]} ${used.spec.named}`));
     i += read.consumed;
   }
   command ??= args.slice(i);
@@ -204,17 +220,28 @@ export function readCommand(program: string, args: readonly string[]): CommandRe
   const subcommand = command[0];
 
   if (subcommand !== undefined && profile.ownCommands && !profile.ownCommands.has(subcommand)) {
-    needs.push({ kind: 'command', key: [subcommand], entry: subcommand, reason: `${subcommand} ${profile.otherCommand ?? `is not one of ${program}'s own commands`}` });
+    needs.push({
+      kind: 'command',
+      key: [subcommand],
+      entry: subcommand,
+      reason: `${subcommand} ${profile.otherCommand ?? `is not one of ${program}'s own commands`}`,
+    });
   }
   for (const path of profile.programCommands ?? []) {
     if (forms.some((form) => covers(path, form))) {
-      needs.push({ kind: 'command', key: [...path], entry: path.join(' '), reason: `${program} ${path.join(' ')} runs a program it is given` });
+      needs.push({
+        kind: 'command',
+        key: [...path],
+        entry: path.join(' '),
+        reason: `${program} ${path.join(' ')} runs a program it is given`,
+      });
     }
   }
   const rest = command.slice(1);
   if (profile.globalsAnywhere) {
     const named = profile.globalOptions.filter((spec) => spec.named);
-    for (const used of findOptions(named, rest, false, profile.valueLetters)) needs.push(optionNeed(used, `${program}'s option ${used.spec.names[0]} ${used.spec.named}`));
+    for (const used of findOptions(named, rest, false, profile.valueLetters))
+      needs.push(optionNeed(used, `${program}'s option ${used.spec.names[0]} ${used.spec.named}`));
   }
   const specs = [...new Set(forms.flatMap((form) => (form[0] === undefined ? [] : (own(profile.commandOptions, form[0]) ?? []))))];
   for (const used of findOptions(specs, rest, profile.abbreviations ?? false, profile.valueLetters)) {
@@ -253,7 +280,12 @@ export function optionEntryWords(entry: string): string[] {
 }
 
 /** Whether the grant's entries (entryKinds of `program`) name `need` for a command of `forms`. */
-export function namesNeed(program: string, need: NamedNeed, kinds: { commands: readonly string[]; options: readonly string[] }, forms: readonly (readonly string[])[]): boolean {
+export function namesNeed(
+  program: string,
+  need: NamedNeed,
+  kinds: { commands: readonly string[]; options: readonly string[] },
+  forms: readonly (readonly string[])[],
+): boolean {
   if (need.kind === 'option') return kinds.options.some((entry) => covers(optionEntryWords(entry), need.key));
   // A command entry names a subcommand when it reaches it: `submodule foreach`, not `submodule`.
   return kinds.commands.some((entry) => {
@@ -330,8 +362,34 @@ export function splitCommandLine(line: string): string[] | undefined {
  */
 const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'fish', 'csh', 'tcsh', 'busybox']);
 const LAUNCHERS = new Set([
-  'env', 'xargs', 'sudo', 'doas', 'su', 'nohup', 'timeout', 'nice', 'ionice', 'setsid', 'stdbuf', 'time', 'exec', 'command',
-  'eval', 'chroot', 'unshare', 'nsenter', 'watch', 'flock', 'taskset', 'strace', 'ltrace', 'script', 'parallel', 'unbuffer', 'chrt', 'prlimit',
+  'env',
+  'xargs',
+  'sudo',
+  'doas',
+  'su',
+  'nohup',
+  'timeout',
+  'nice',
+  'ionice',
+  'setsid',
+  'stdbuf',
+  'time',
+  'exec',
+  'command',
+  'eval',
+  'chroot',
+  'unshare',
+  'nsenter',
+  'watch',
+  'flock',
+  'taskset',
+  'strace',
+  'ltrace',
+  'script',
+  'parallel',
+  'unbuffer',
+  'chrt',
+  'prlimit',
 ]);
 
 /**
@@ -343,6 +401,7 @@ export function programRefusal(program: string, args: readonly string[]): string
     const script = args.some((arg) => /^-[a-z]*c[a-z]*$/i.test(arg)) ? ' -c' : '';
     return `${program}${script} is a shell, and the host runs no shell: give the program itself (its name must be among the agent's allowed tools)`;
   }
-  if (LAUNCHERS.has(program)) return `${program} starts other programs, which the host cannot check against the agent's allowed tools: give the program itself`;
+  if (LAUNCHERS.has(program))
+    return `${program} starts other programs, which the host cannot check against the agent's allowed tools: give the program itself`;
   return undefined;
 }

@@ -73,7 +73,12 @@ describe('superviseChild', () => {
 
   it('backs off exponentially and gives up on a child that keeps crashing', async () => {
     // The window holds four starts of node even when each takes seconds on a loaded machine.
-    const h = harness("console.log('up'); setTimeout(() => process.exit(3), 20)", { initialDelayMs: 20, maxDelayMs: 60, maxCrashes: 3, windowMs: 300_000 });
+    const h = harness("console.log('up'); setTimeout(() => process.exit(3), 20)", {
+      initialDelayMs: 20,
+      maxDelayMs: 60,
+      maxCrashes: 3,
+      windowMs: 300_000,
+    });
     started.push(h.supervised);
     await h.supervised.ready;
     await until(() => h.gaveUp.length === 1);

@@ -32,7 +32,10 @@ if (config.isProduction) {
   process.stderr.write('npm run dev is for development; in production run the api and worker entries (see README).\n');
   process.exit(1);
 }
-const logger = createLogger({ log: { level: config.log.level === 'info' ? 'info' : config.log.level, pretty: true, color: config.log.color } }, 'dev');
+const logger = createLogger(
+  { log: { level: config.log.level === 'info' ? 'info' : config.log.level, pretty: true, color: config.log.color } },
+  'dev',
+);
 const pidFile = path.join(config.dataDir, 'dev-pids.json');
 const adminPasswordFile = path.join(config.dataDir, 'admin-password');
 
@@ -60,7 +63,6 @@ function writeAdminPassword(password: string): void {
   // The mode applies only when the file is created; one left by an earlier data dir keeps its own.
   chmodSync(adminPasswordFile, 0o600);
 }
-
 
 function commandLine(pid: number): string {
   try {
@@ -168,7 +170,9 @@ async function startTemporal(): Promise<{ address: string; uiUrl?: string; sourc
     return { address: config.temporal.address, source: 'TEMPORAL_ADDRESS' };
   }
   if (await isPortOpen(config.temporal.devPort)) {
-    throw new Error(`Port ${config.temporal.devPort} is taken. Stop what uses it, set TEMPORAL_DEV_PORT, or point TEMPORAL_ADDRESS at that server.`);
+    throw new Error(
+      `Port ${config.temporal.devPort} is taken. Stop what uses it, set TEMPORAL_DEV_PORT, or point TEMPORAL_ADDRESS at that server.`,
+    );
   }
   const server = await startTemporalDevServer({
     port: config.temporal.devPort,
@@ -203,7 +207,7 @@ async function demoHostBwrap(): Promise<string | undefined> {
   if (process.env.HOST_SANDBOX === 'off') return undefined;
   try {
     const bwrap = await findBwrap({ bwrapPath: config.sandbox.bwrapPath, logger });
-    logger.info({ bwrap: shown(bwrap.path), source: bwrap.source }, 'agents\' commands on the local host run in a bubblewrap sandbox');
+    logger.info({ bwrap: shown(bwrap.path), source: bwrap.source }, "agents' commands on the local host run in a bubblewrap sandbox");
     return bwrap.path;
   } catch (error) {
     logger.warn(error instanceof Error ? error.message : String(error));
@@ -227,7 +231,10 @@ function demoHostToken(): string {
   return readFileSync(file, 'utf8').trim();
 }
 
-async function migrateAndSeed(url: string, demo: { url: string; token: string }): Promise<{ organizationId: string; adminEmail: string; adminPassword?: string; serverId?: string; agent: DemoAgentResult }> {
+async function migrateAndSeed(
+  url: string,
+  demo: { url: string; token: string },
+): Promise<{ organizationId: string; adminEmail: string; adminPassword?: string; serverId?: string; agent: DemoAgentResult }> {
   const orm = await initOrm(url, { logger });
   try {
     const applied = await migrateUp(orm);
@@ -239,9 +246,12 @@ async function migrateAndSeed(url: string, demo: { url: string; token: string })
     });
     if (registered) logger.info({ url: demo.url }, `registered the local reference host as server "${DEMO_SERVER_NAME}"`);
     const agent = await seedDemoAgent(orm.em.fork() as EntityManager, result.organizationId, DEMO_SERVER_NAME, result.adminEmail);
-    if (agent.created) logger.info({ agentId: agent.agentId, tools: agent.tools }, `created the MASTER agent "${DEMO_AGENT_NAME}" on "${DEMO_SERVER_NAME}"`);
+    if (agent.created)
+      logger.info({ agentId: agent.agentId, tools: agent.tools }, `created the MASTER agent "${DEMO_AGENT_NAME}" on "${DEMO_SERVER_NAME}"`);
     if (result.adminPassword) writeAdminPassword(result.adminPassword);
-    const server = await orm.em.fork().findOne(McpServer, { organization: result.organizationId, name: DEMO_SERVER_NAME }, { fields: ['id'] });
+    const server = await orm.em
+      .fork()
+      .findOne(McpServer, { organization: result.organizationId, name: DEMO_SERVER_NAME }, { fields: ['id'] });
     return { ...result, serverId: server?.id, agent };
   } finally {
     await orm.close(true);

@@ -17,7 +17,9 @@ async function main(): Promise<void> {
       logger.info({ toolsCreated: result.toolsCreated, toolsUpdated: result.toolsUpdated, adminEmail: result.adminEmail }, 'seeded');
       if (result.adminPassword) {
         // Printed once, on the run that created the admin; it is stored only as a bcrypt hash.
-        process.stdout.write(`\nADMIN ${result.adminEmail} password: ${result.adminPassword}\n(shown once; change it after logging in)\n\n`);
+        process.stdout.write(
+          `\nADMIN ${result.adminEmail} password: ${result.adminPassword}\n(shown once; change it after logging in)\n\n`,
+        );
       }
     }
   } finally {

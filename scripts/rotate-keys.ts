@@ -14,7 +14,10 @@ async function main(): Promise<void> {
   const orm = await initOrm(requireDatabaseUrl(config.database.url));
   try {
     const report = await rotateServerTokens(orm, config.encryptionKeys, { logger });
-    logger.info({ newKey: config.encryptionKeys[0]!.id, rotated: report.rotated, failed: report.failed.length }, 'master tokens re-encrypted');
+    logger.info(
+      { newKey: config.encryptionKeys[0]!.id, rotated: report.rotated, failed: report.failed.length },
+      'master tokens re-encrypted',
+    );
     if (report.failed.length) process.exitCode = 1;
   } finally {
     await orm.close(true);

@@ -36,13 +36,29 @@ export async function registerAccount(http: Http, organizationName = 'Acme Corp'
     .set('X-Forwarded-For', randomIp())
     .send({ email, password: PASSWORD, name: 'Ada Admin', organizationName })
     .expect(201);
-  return { email, userId: res.body.user.id, organizationId: res.body.organization.id, accessToken: res.body.accessToken, refreshToken: res.body.refreshToken };
+  return {
+    email,
+    userId: res.body.user.id,
+    organizationId: res.body.organization.id,
+    accessToken: res.body.accessToken,
+    refreshToken: res.body.refreshToken,
+  };
 }
 
 /** An ADMIN adds a member with `role`, who then logs in. */
 export async function addMember(http: Http, admin: Account, role: string): Promise<Account> {
   const email = uniqueEmail(role.toLowerCase());
-  const created = await http.post('/api/users').auth(admin.accessToken, { type: 'bearer' }).send({ email, name: `${role} member`, role, password: PASSWORD }).expect(201);
+  const created = await http
+    .post('/api/users')
+    .auth(admin.accessToken, { type: 'bearer' })
+    .send({ email, name: `${role} member`, role, password: PASSWORD })
+    .expect(201);
   const res = await http.post('/api/auth/login').set('X-Forwarded-For', randomIp()).send({ email, password: PASSWORD }).expect(200);
-  return { email, userId: created.body.id, organizationId: admin.organizationId, accessToken: res.body.accessToken, refreshToken: res.body.refreshToken };
+  return {
+    email,
+    userId: created.body.id,
+    organizationId: admin.organizationId,
+    accessToken: res.body.accessToken,
+    refreshToken: res.body.refreshToken,
+  };
 }

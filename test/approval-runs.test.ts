@@ -36,7 +36,12 @@ describe('gated runs answered concurrently', () => {
     ctx = await createTestContext();
     http = httpFor(ctx);
     admin = await registerAccount(http, 'Approval Runs Org');
-    git = await catalogEntry(ctx.orm, admin.organizationId, { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' }, { name: 'git', category: 'vcs' });
+    git = await catalogEntry(
+      ctx.orm,
+      admin.organizationId,
+      { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' },
+      { name: 'git', category: 'vcs' },
+    );
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
         logged.push(chunk.toString());
@@ -63,7 +68,12 @@ describe('gated runs answered concurrently', () => {
     return agent;
   }
 
-  const show = async (id: string) => (await http.get(`/api/executions/${id}`).set(as()).expect(200)).body as { status: string; error?: string; pendingInput: { inputId: string } | null };
+  const show = async (id: string) =>
+    (await http.get(`/api/executions/${id}`).set(as()).expect(200)).body as {
+      status: string;
+      error?: string;
+      pendingInput: { inputId: string } | null;
+    };
 
   /** Approves each of the run's questions as it shows, until the run ends. */
   async function drive(id: string): Promise<{ status: string; error?: string; answered: number }> {
@@ -75,7 +85,10 @@ describe('gated runs answered concurrently', () => {
         const input = now.pendingInput;
         if (input && !answered.has(input.inputId)) {
           answered.add(input.inputId);
-          const res = await http.post(`/api/executions/${id}/input`).set(as()).send({ action: 'accept', content: { approve: true } });
+          const res = await http
+            .post(`/api/executions/${id}/input`)
+            .set(as())
+            .send({ action: 'accept', content: { approve: true } });
           if (res.status !== 200) throw new Error(`answering ${input.inputId} gave ${res.status} ${JSON.stringify(res.body)}`);
         }
         return undefined;
@@ -86,10 +99,21 @@ describe('gated runs answered concurrently', () => {
     return { status: body.status, answered: answered.size, ...(body.error ? { error: body.error } : {}) };
   }
 
-  const eventsOf = async (id: string) => (await http.get(`/api/executions/${id}/events`).query({ limit: 1000 }).set(as()).expect(200)).body.items as AgentExecutionPayload[];
+  const eventsOf = async (id: string) =>
+    (await http.get(`/api/executions/${id}/events`).query({ limit: 1000 }).set(as()).expect(200)).body.items as AgentExecutionPayload[];
 
   /** The host's own events, as the shell engine sends them for RUNBOOK. */
-  const HOST_EVENTS = ['todo pending,pending', 'todo in_progress,pending', 'tool_call', 'tool_result', 'todo completed,pending', 'todo completed,in_progress', 'tool_call', 'tool_result', 'todo completed,completed'];
+  const HOST_EVENTS = [
+    'todo pending,pending',
+    'todo in_progress,pending',
+    'tool_call',
+    'tool_result',
+    'todo completed,pending',
+    'todo completed,in_progress',
+    'tool_call',
+    'tool_result',
+    'todo completed,completed',
+  ];
 
   function hostEvents(events: AgentExecutionPayload[]): string[] {
     return events
@@ -101,7 +125,11 @@ describe('gated runs answered concurrently', () => {
     const agents = await Promise.all([gatedAgent(true), gatedAgent(false)]);
     const ids = await Promise.all(
       agents.flatMap((agent) =>
-        Array.from({ length: RUNS }, async () => (await http.post(`/api/agents/${agent.id}/execute`).set(as()).send({ prompt: RUNBOOK }).expect(202)).body.executionId as string),
+        Array.from(
+          { length: RUNS },
+          async () =>
+            (await http.post(`/api/agents/${agent.id}/execute`).set(as()).send({ prompt: RUNBOOK }).expect(202)).body.executionId as string,
+        ),
       ),
     );
     const outcomes = await Promise.all(ids.map(drive));

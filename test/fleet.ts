@@ -4,7 +4,11 @@ import type { Response } from 'superagent';
 import type { Account, Http } from './api';
 
 /** Registers a real reference host as a server of the account's organisation. */
-export async function registerHost(http: Http, account: Account, options: Partial<AgentHostOptions> = {}): Promise<{ host: AgentHost; serverId: string }> {
+export async function registerHost(
+  http: Http,
+  account: Account,
+  options: Partial<AgentHostOptions> = {},
+): Promise<{ host: AgentHost; serverId: string }> {
   const host = await startAgentHost({ token: `host-token-${randomUUID()}`, stepDelayMs: 5, ...options });
   const res = await http
     .post('/api/servers')
@@ -23,7 +27,12 @@ export async function hostWithAgent(http: Http, account: Account, hosts: AgentHo
 }
 
 /** Creates an agent and validates it (through the agentProvision workflow): ACTIVE. */
-export async function activeAgent(http: Http, account: Account, serverId: string, body: Record<string, unknown> = {}): Promise<{ id: string; name: string }> {
+export async function activeAgent(
+  http: Http,
+  account: Account,
+  serverId: string,
+  body: Record<string, unknown> = {},
+): Promise<{ id: string; name: string }> {
   const created = await http
     .post('/api/agents')
     .auth(account.accessToken, { type: 'bearer' })

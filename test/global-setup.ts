@@ -30,7 +30,12 @@ export default async function globalSetup(): Promise<void> {
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-test-'));
   const [pgPort, temporalPort] = await Promise.all([freePort(), freePort()]);
   const [pg, temporal, bundle, bwrap] = await Promise.all([
-    startEmbeddedPostgres({ dataDir: path.join(tmpDir, 'pg'), port: pgPort, database: 'mcp_fleet_test', runtimeDir: process.env.EMBEDDED_POSTGRES_RUNTIME_DIR }),
+    startEmbeddedPostgres({
+      dataDir: path.join(tmpDir, 'pg'),
+      port: pgPort,
+      database: 'mcp_fleet_test',
+      runtimeDir: process.env.EMBEDDED_POSTGRES_RUNTIME_DIR,
+    }),
     startTemporalDevServer({ port: temporalPort, namespace: 'default', cliPath: process.env.TEMPORAL_CLI_PATH }),
     bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('WARN') }),
     // The reference hosts the tests start sandbox their agents' commands (host/sandbox.ts), as in production.
@@ -75,5 +80,7 @@ export default async function globalSetup(): Promise<void> {
     await stop();
     throw error;
   }
-  process.stdout.write(`\n[test harness] PostgreSQL :${pgPort} and Temporal ${temporal.address} (${temporal.source}) ready in ${Date.now() - started} ms\n`);
+  process.stdout.write(
+    `\n[test harness] PostgreSQL :${pgPort} and Temporal ${temporal.address} (${temporal.source}) ready in ${Date.now() - started} ms\n`,
+  );
 }

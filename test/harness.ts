@@ -17,7 +17,9 @@ export interface TestContext extends AppDeps {
  * 127.0.0.1, and some tests start hundreds of runs. Tests of the limits pass their own.
  */
 export function relaxedRateLimits(limits: RateLimits): RateLimits {
-  return Object.fromEntries(Object.entries(limits).map(([rule, limit]) => [rule, limit && { ...limit, limit: limit.limit * 1000 }])) as RateLimits;
+  return Object.fromEntries(
+    Object.entries(limits).map(([rule, limit]) => [rule, limit && { ...limit, limit: limit.limit * 1000 }]),
+  ) as RateLimits;
 }
 
 /** Real deps against the run's PostgreSQL and Temporal (see global-setup.ts), built by the API's own composition root. */
@@ -40,8 +42,16 @@ export async function createTestContext(overrides: Partial<Config> = {}): Promis
  * A worker built by the worker's own composition root and factory, polling the context's own
  * task queue; it shares the context's ORM, logger and Temporal client, and uses `mcp` when given.
  */
-export async function startTestWorker(ctx: TestContext, mcp?: McpClientPool): Promise<{ worker: Worker; taskQueue: string; stop(): Promise<void> }> {
-  const { deps, close } = await createWorkerDeps(ctx.config, { orm: ctx.orm, logger: ctx.logger, temporalClient: ctx.temporal.client, mcp });
+export async function startTestWorker(
+  ctx: TestContext,
+  mcp?: McpClientPool,
+): Promise<{ worker: Worker; taskQueue: string; stop(): Promise<void> }> {
+  const { deps, close } = await createWorkerDeps(ctx.config, {
+    orm: ctx.orm,
+    logger: ctx.logger,
+    temporalClient: ctx.temporal.client,
+    mcp,
+  });
   const worker = await createWorker(deps).catch(async (error: unknown) => {
     await close();
     throw error;

@@ -36,11 +36,19 @@ describe('input requests on a live stack', () => {
   const withAgent = (options: Parameters<typeof registerHost>[2] = {}) => hostWithAgent(http, admin, hosts, options);
 
   async function run(agentId: string, prompt: string, extra: Record<string, unknown> = {}): Promise<string> {
-    const res = await http.post(`/api/agents/${agentId}/execute`).set(as()).send({ prompt, ...extra }).expect(202);
+    const res = await http
+      .post(`/api/agents/${agentId}/execute`)
+      .set(as())
+      .send({ prompt, ...extra })
+      .expect(202);
     return res.body.executionId as string;
   }
 
-  const show = async (executionId: string) => (await http.get(`/api/executions/${executionId}`).set(as()).expect(200)).body as Record<string, unknown> & { status: string; pendingInput: { inputId: string; message: string } | null };
+  const show = async (executionId: string) =>
+    (await http.get(`/api/executions/${executionId}`).set(as()).expect(200)).body as Record<string, unknown> & {
+      status: string;
+      pendingInput: { inputId: string; message: string } | null;
+    };
 
   const waiting = (executionId: string, timeoutMs = 30_000) =>
     waitFor(
@@ -63,9 +71,11 @@ describe('input requests on a live stack', () => {
       100,
     );
 
-  const answer = (executionId: string, body: Record<string, unknown>) => http.post(`/api/executions/${executionId}/input`).set(as()).send(body);
+  const answer = (executionId: string, body: Record<string, unknown>) =>
+    http.post(`/api/executions/${executionId}/input`).set(as()).send(body);
 
-  const promptCalls = (host: AgentHost, executionId: string) => host.calls.filter((c) => c.tool === 'execute_prompt' && c.args.executionId === executionId).length;
+  const promptCalls = (host: AgentHost, executionId: string) =>
+    host.calls.filter((c) => c.tool === 'execute_prompt' && c.args.executionId === executionId).length;
 
   it('task host: the run waits (WAITING_INPUT), the answer reaches the host and the run completes, with one execute_prompt', async () => {
     const { host, agent } = await withAgent();
@@ -105,7 +115,10 @@ describe('input requests on a live stack', () => {
     const { host, agent } = await withAgent();
     const id = await run(agent.id, '[ask:Wait for me?] done');
     await waiting(id);
-    await http.post(`/api/executions/${id}/cancel`).set(as()).expect((res) => expect(res.status).toBeLessThan(300));
+    await http
+      .post(`/api/executions/${id}/cancel`)
+      .set(as())
+      .expect((res) => expect(res.status).toBeLessThan(300));
     expect(await finished(id)).toMatchObject({ status: 'CANCELLED' });
     await host.waitForTaskRequest('tasks/cancel');
   });
@@ -118,7 +131,10 @@ describe('input requests on a live stack', () => {
     worker = undefined;
     await answer(id, { action: 'accept', content: { answer: 'yes' } }).expect(200);
     worker = await startTestWorker(ctx);
-    expect(await finished(id)).toMatchObject({ status: 'COMPLETED', output: expect.stringContaining('asked "Still there?": accept {"answer":"yes"}') });
+    expect(await finished(id)).toMatchObject({
+      status: 'COMPLETED',
+      output: expect.stringContaining('asked "Still there?": accept {"answer":"yes"}'),
+    });
     expect(promptCalls(host, id)).toBe(1);
   });
 
@@ -134,7 +150,10 @@ describe('input requests on a live stack', () => {
       await new Promise((r) => first.once('exit', r));
       await answer(id, { action: 'accept', content: { answer: 'still here' } }).expect(200);
       worker = await startTestWorker(ctx);
-      expect(await finished(id, 60_000)).toMatchObject({ status: 'COMPLETED', output: expect.stringContaining('asked "After the crash?": accept {"answer":"still here"}') });
+      expect(await finished(id, 60_000)).toMatchObject({
+        status: 'COMPLETED',
+        output: expect.stringContaining('asked "After the crash?": accept {"answer":"still here"}'),
+      });
       expect(promptCalls(host, id)).toBe(1);
     } finally {
       if (first.exitCode === null) first.kill('SIGKILL');
@@ -147,7 +166,10 @@ describe('input requests on a live stack', () => {
     const id = await run(agent.id, '[ask:Which tag?] done');
     await waiting(id);
     await answer(id, { action: 'accept', content: { answer: 'v1' } }).expect(200);
-    expect(await finished(id)).toMatchObject({ status: 'COMPLETED', output: expect.stringContaining('asked "Which tag?": accept {"answer":"v1"}') });
+    expect(await finished(id)).toMatchObject({
+      status: 'COMPLETED',
+      output: expect.stringContaining('asked "Which tag?": accept {"answer":"v1"}'),
+    });
   });
 
   it('plain host: the worker process is SIGKILLed while it holds the question; the retry runs the prompt again and gets the answer given meanwhile', async () => {
@@ -162,7 +184,10 @@ describe('input requests on a live stack', () => {
       await new Promise((r) => first.once('exit', r));
       await answer(id, { action: 'accept', content: { answer: '8080' } }).expect(200);
       worker = await startTestWorker(ctx);
-      expect(await finished(id, 60_000)).toMatchObject({ status: 'COMPLETED', output: expect.stringContaining('asked "Which port?": accept {"answer":"8080"}') });
+      expect(await finished(id, 60_000)).toMatchObject({
+        status: 'COMPLETED',
+        output: expect.stringContaining('asked "Which port?": accept {"answer":"8080"}'),
+      });
       // At least once: the plain call is lost with its worker and sent again.
       expect(promptCalls(host, id)).toBe(2);
     } finally {
@@ -181,7 +206,12 @@ describe('input requests on a live stack', () => {
   describe('approval gate', () => {
     let git: ToolDefinition;
     beforeAll(async () => {
-      git = await catalogEntry(ctx.orm, admin.organizationId, { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' }, { name: 'git', category: 'vcs' });
+      git = await catalogEntry(
+        ctx.orm,
+        admin.organizationId,
+        { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' },
+        { name: 'git', category: 'vcs' },
+      );
     });
 
     async function gatedAgent(tasks: boolean) {

@@ -34,14 +34,19 @@ interface Report {
 /** dependency-cruiser's JSON report of `dir`, as lint:layers cruises it (it exits with the number of errors). */
 function cruise(dir: string): Promise<Report> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [DEPCRUISE, '--config', CONFIG, '--output-type', 'json', '.'], { cwd: dir, maxBuffer: 256 * 1024 * 1024 }, (error, stdout, stderr) => {
-      try {
-        const report = JSON.parse(stdout) as { modules: { source: string }[]; summary: { violations: Violation[] } };
-        resolve({ modules: report.modules.map((m) => m.source), violations: report.summary.violations });
-      } catch {
-        reject(new Error(`dependency-cruiser gave no report (${error?.message ?? 'no error'}): ${stderr}`));
-      }
-    });
+    execFile(
+      process.execPath,
+      [DEPCRUISE, '--config', CONFIG, '--output-type', 'json', '.'],
+      { cwd: dir, maxBuffer: 256 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        try {
+          const report = JSON.parse(stdout) as { modules: { source: string }[]; summary: { violations: Violation[] } };
+          resolve({ modules: report.modules.map((m) => m.source), violations: report.summary.violations });
+        } catch {
+          reject(new Error(`dependency-cruiser gave no report (${error?.message ?? 'no error'}): ${stderr}`));
+        }
+      },
+    );
   });
 }
 
@@ -63,30 +68,110 @@ const TARGETS = [
 
 /** One forbidden import per row: the file that makes it, what it says, and the rule that must report it. */
 const PLANTED: { rule: string; file: string; source: string }[] = [
-  { rule: 'lib-imports-no-layer', file: 'lib/planted.ts', source: "import { target } from '../domain/layer-rules-target';\nexport const x = target;\n" },
-  { rule: 'lib-imports-no-layer', file: 'lib/planted-dev.ts', source: "import { target } from '../dev/layer-rules-target';\nexport const x = target;\n" },
+  {
+    rule: 'lib-imports-no-layer',
+    file: 'lib/planted.ts',
+    source: "import { target } from '../domain/layer-rules-target';\nexport const x = target;\n",
+  },
+  {
+    rule: 'lib-imports-no-layer',
+    file: 'lib/planted-dev.ts',
+    source: "import { target } from '../dev/layer-rules-target';\nexport const x = target;\n",
+  },
   // The ORM configuration may import entities/, nothing else: an import added to the real file.
   { rule: 'lib-orm-imports-entities-only', file: 'lib/orm.ts', source: "import '../domain/layer-rules-target';\n" },
-  { rule: 'dev-tooling-imports-lib-only', file: 'dev/planted.ts', source: "import { target } from '../domain/layer-rules-target';\nexport const x = target;\n" },
-  { rule: 'product-imports-no-dev-or-test-code', file: 'api/planted-dev.ts', source: "import { target } from '../dev/layer-rules-target';\nexport const x = target;\n" },
-  { rule: 'product-imports-no-dev-or-test-code', file: 'worker/planted-test.ts', source: "import { target } from '../test/layer-rules-target';\nexport const x = target;\n" },
-  { rule: 'entities-import-lib-only', file: 'entities/planted.ts', source: "import { target } from '../domain/layer-rules-target';\nexport const x = target;\n" },
-  { rule: 'domain-imports-lib-entities-contracts', file: 'domain/planted-api.ts', source: "import { target } from '../api/layer-rules-target';\nexport const x = target;\n" },
-  { rule: 'domain-imports-lib-entities-contracts', file: 'domain/planted-activities.ts', source: "import type { Target } from '../activities/layer-rules-target';\nexport const x: Target = 'x';\n" },
-  { rule: 'workflows-deterministic', file: 'workflows/planted-lib.ts', source: "import { target } from '../lib/layer-rules-target';\nexport const x = target;\n" },
-  { rule: 'workflows-deterministic', file: 'workflows/planted-node.ts', source: "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n" },
-  { rule: 'workflows-deterministic', file: 'workflows/planted-client.ts', source: "import { Client } from '@temporalio/client';\nexport const x = Client;\n" },
-  { rule: 'workflows-import-no-api-or-entities', file: 'workflows/planted-entities.ts', source: "import type { Target } from '../entities/layer-rules-target';\nexport const x: Target = 'x';\n" },
-  { rule: 'workflow-contracts-are-leaves', file: 'workflows/contracts/planted.ts', source: "import type { Target } from '../layer-rules-target.workflow';\nexport const x: Target = 'x';\n" },
-  { rule: 'workflow-bodies-only-in-the-worker', file: 'domain/planted-workflow.ts', source: "import { target } from '../workflows/layer-rules-target.workflow';\nexport const x = target;\n" },
-  { rule: 'workflow-bodies-only-in-the-worker', file: 'api/planted-workflow.ts', source: "import { target } from '../workflows/layer-rules-target.workflow';\nexport const x = target;\n" },
-  { rule: 'api-imports-no-activities', file: 'api/planted-activities.ts', source: "import { target } from '../activities/layer-rules-target';\nexport const x = target;\n" },
-  { rule: 'activities-import-no-api', file: 'activities/planted-api.ts', source: "import type { Target } from '../api/layer-rules-target';\nexport const x: Target = 'x';\n" },
-  { rule: 'host-imports-only-the-contract', file: 'host/planted-domain.ts', source: "import { target } from '../domain/layer-rules-target';\nexport const x = target;\n" },
-  { rule: 'host-imports-only-the-contract', file: 'host/planted-lib.ts', source: "import { target } from '../lib/layer-rules-target';\nexport const x = target;\n" },
+  {
+    rule: 'dev-tooling-imports-lib-only',
+    file: 'dev/planted.ts',
+    source: "import { target } from '../domain/layer-rules-target';\nexport const x = target;\n",
+  },
+  {
+    rule: 'product-imports-no-dev-or-test-code',
+    file: 'api/planted-dev.ts',
+    source: "import { target } from '../dev/layer-rules-target';\nexport const x = target;\n",
+  },
+  {
+    rule: 'product-imports-no-dev-or-test-code',
+    file: 'worker/planted-test.ts',
+    source: "import { target } from '../test/layer-rules-target';\nexport const x = target;\n",
+  },
+  {
+    rule: 'entities-import-lib-only',
+    file: 'entities/planted.ts',
+    source: "import { target } from '../domain/layer-rules-target';\nexport const x = target;\n",
+  },
+  {
+    rule: 'domain-imports-lib-entities-contracts',
+    file: 'domain/planted-api.ts',
+    source: "import { target } from '../api/layer-rules-target';\nexport const x = target;\n",
+  },
+  {
+    rule: 'domain-imports-lib-entities-contracts',
+    file: 'domain/planted-activities.ts',
+    source: "import type { Target } from '../activities/layer-rules-target';\nexport const x: Target = 'x';\n",
+  },
+  {
+    rule: 'workflows-deterministic',
+    file: 'workflows/planted-lib.ts',
+    source: "import { target } from '../lib/layer-rules-target';\nexport const x = target;\n",
+  },
+  {
+    rule: 'workflows-deterministic',
+    file: 'workflows/planted-node.ts',
+    source: "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n",
+  },
+  {
+    rule: 'workflows-deterministic',
+    file: 'workflows/planted-client.ts',
+    source: "import { Client } from '@temporalio/client';\nexport const x = Client;\n",
+  },
+  {
+    rule: 'workflows-import-no-api-or-entities',
+    file: 'workflows/planted-entities.ts',
+    source: "import type { Target } from '../entities/layer-rules-target';\nexport const x: Target = 'x';\n",
+  },
+  {
+    rule: 'workflow-contracts-are-leaves',
+    file: 'workflows/contracts/planted.ts',
+    source: "import type { Target } from '../layer-rules-target.workflow';\nexport const x: Target = 'x';\n",
+  },
+  {
+    rule: 'workflow-bodies-only-in-the-worker',
+    file: 'domain/planted-workflow.ts',
+    source: "import { target } from '../workflows/layer-rules-target.workflow';\nexport const x = target;\n",
+  },
+  {
+    rule: 'workflow-bodies-only-in-the-worker',
+    file: 'api/planted-workflow.ts',
+    source: "import { target } from '../workflows/layer-rules-target.workflow';\nexport const x = target;\n",
+  },
+  {
+    rule: 'api-imports-no-activities',
+    file: 'api/planted-activities.ts',
+    source: "import { target } from '../activities/layer-rules-target';\nexport const x = target;\n",
+  },
+  {
+    rule: 'activities-import-no-api',
+    file: 'activities/planted-api.ts',
+    source: "import type { Target } from '../api/layer-rules-target';\nexport const x: Target = 'x';\n",
+  },
+  {
+    rule: 'host-imports-only-the-contract',
+    file: 'host/planted-domain.ts',
+    source: "import { target } from '../domain/layer-rules-target';\nexport const x = target;\n",
+  },
+  {
+    rule: 'host-imports-only-the-contract',
+    file: 'host/planted-lib.ts',
+    source: "import { target } from '../lib/layer-rules-target';\nexport const x = target;\n",
+  },
   // What the host shares must not bring the rest of lib/ with it: an import added to the real contract.
   { rule: 'host-contract-is-a-leaf', file: 'lib/host-contract.ts', source: "import './layer-rules-target';\n" },
-  { rule: 'control-plane-imports-no-host', file: 'worker/planted-host.ts', source: "import { target } from '../host/layer-rules-target';\nexport const x = target;\n" },
+  {
+    rule: 'control-plane-imports-no-host',
+    file: 'worker/planted-host.ts',
+    source: "import { target } from '../host/layer-rules-target';\nexport const x = target;\n",
+  },
   // The cycle's other half is lib/planted-cycle-b.ts (CYCLE_HALF).
   { rule: 'no-circular', file: 'lib/planted-cycle-a.ts', source: "import { b } from './planted-cycle-b';\nexport const a = () => b;\n" },
 ];
@@ -148,7 +233,10 @@ describe('layer rules (.dependency-cruiser.cjs)', () => {
     copy = mkdtempSync(path.join(tmpdir(), 'layer-rules-'));
     for (const folder of FOLDERS) {
       if (!existsSync(path.join(ROOT, folder))) continue;
-      cpSync(path.join(ROOT, folder), path.join(copy, folder), { recursive: true, filter: (source) => !source.includes(`${path.sep}node_modules`) });
+      cpSync(path.join(ROOT, folder), path.join(copy, folder), {
+        recursive: true,
+        filter: (source) => !source.includes(`${path.sep}node_modules`),
+      });
     }
     cpSync(path.join(ROOT, 'tsconfig.json'), path.join(copy, 'tsconfig.json'));
     symlinkSync(realpathSync(path.join(ROOT, 'node_modules')), path.join(copy, 'node_modules'));
@@ -169,7 +257,9 @@ describe('layer rules (.dependency-cruiser.cjs)', () => {
   it.each(PLANTED)('$rule catches $file', ({ rule, file }) => {
     // A cycle is reported once, from whichever of its modules dependency-cruiser met first.
     const involves = (v: Violation) => v.from === file || (v.cycle ?? []).some((m) => m.name === file);
-    expect(planted.violations.filter((v) => v.rule.name === rule && involves(v)).map((v) => [v.rule.name, v.rule.severity])).toContainEqual([rule, 'error']);
+    expect(planted.violations.filter((v) => v.rule.name === rule && involves(v)).map((v) => [v.rule.name, v.rule.severity])).toContainEqual(
+      [rule, 'error'],
+    );
   });
 
   it('reports nothing from imports the rules allow', () => {

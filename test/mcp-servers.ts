@@ -95,7 +95,10 @@ function buildMcpServer(info: { name: string; version: string }, tools: ToolStat
       },
       async (args): Promise<CallToolResult> => {
         calls.push({ tool: name, args });
-        return { content: [{ type: 'text', text: JSON.stringify({ ok: true, tool: name }) }], structuredContent: { ok: true, tool: name, args } };
+        return {
+          content: [{ type: 'text', text: JSON.stringify({ ok: true, tool: name }) }],
+          structuredContent: { ok: true, tool: name, args },
+        };
       },
     );
   }
@@ -113,12 +116,7 @@ function sendUnauthorized(req: IncomingMessage, res: ServerResponse): void {
 
 function sendMethodNotAllowed(req: IncomingMessage, res: ServerResponse, allow: string): void {
   req.resume();
-  sendJson(
-    res,
-    405,
-    { jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed.' }, id: null },
-    { allow },
-  );
+  sendJson(res, 405, { jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed.' }, id: null }, { allow });
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -326,10 +324,7 @@ export async function startSseOnlyMcpServer(options: Omit<McpServerOptions, 'pat
   return state;
 }
 
-async function startPlainServer(
-  handle: (req: IncomingMessage, res: ServerResponse) => void,
-  path: string,
-): Promise<TestMcpServer> {
+async function startPlainServer(handle: (req: IncomingMessage, res: ServerResponse) => void, path: string): Promise<TestMcpServer> {
   const server = createServer((req, res) => {
     state.requests += 1;
     req.resume();

@@ -34,7 +34,13 @@ export interface OpenAIStandIn {
 const CREATED = 1_732_000_000;
 
 export function chunk(delta: Record<string, unknown>, finishReason: string | null = null): Record<string, unknown> {
-  return { id: 'chatcmpl-stand-in', object: 'chat.completion.chunk', created: CREATED, model: 'stand-in-model', choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }] };
+  return {
+    id: 'chatcmpl-stand-in',
+    object: 'chat.completion.chunk',
+    created: CREATED,
+    model: 'stand-in-model',
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+  };
 }
 
 export function usageChunk(prompt: number, completion: number): Record<string, unknown> {
@@ -63,7 +69,8 @@ export function toolCallChunks(calls: { id: string; name: string; arguments: Rec
     chunks.push(chunk({ tool_calls: [{ index, id: call.id, type: 'function', function: { name: call.name, arguments: '' } }] }));
     const json = JSON.stringify(call.arguments);
     const third = Math.ceil(json.length / 3);
-    for (let at = 0; at < json.length; at += third) chunks.push(chunk({ tool_calls: [{ index, function: { arguments: json.slice(at, at + third) } }] }));
+    for (let at = 0; at < json.length; at += third)
+      chunks.push(chunk({ tool_calls: [{ index, function: { arguments: json.slice(at, at + third) } }] }));
   });
   chunks.push(chunk({}, 'tool_calls'));
   return chunks;

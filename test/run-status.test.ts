@@ -46,7 +46,9 @@ describe('the Temporal status of runs and occurrences', () => {
     return waitFor(
       async () => {
         const description = await handle(workflowId).describe();
-        return description.status.name === 'RUNNING' ? undefined : { status: description.status.name, runStatus: description.typedSearchAttributes.get(SearchAttributes.RunStatus) };
+        return description.status.name === 'RUNNING'
+          ? undefined
+          : { status: description.status.name, runStatus: description.typedSearchAttributes.get(SearchAttributes.RunStatus) };
       },
       30_000,
       100,
@@ -64,7 +66,13 @@ describe('the Temporal status of runs and occurrences', () => {
   }
 
   async function execute(agentId: string, prompt: string, extra: Record<string, unknown> = {}): Promise<string> {
-    return (await http.post(`/api/agents/${agentId}/execute`).set(as()).send({ prompt, ...extra }).expect(202)).body.executionId as string;
+    return (
+      await http
+        .post(`/api/agents/${agentId}/execute`)
+        .set(as())
+        .send({ prompt, ...extra })
+        .expect(202)
+    ).body.executionId as string;
   }
 
   /** Visibility is a moment behind: the workflow ids the query lists once they include `expected`. */
@@ -72,7 +80,8 @@ describe('the Temporal status of runs and occurrences', () => {
     return waitFor(
       async () => {
         const ids: string[] = [];
-        for await (const run of ctx.temporal.client.workflow.list({ query: `OrganizationId = '${admin.organizationId}' AND ${query}` })) ids.push(run.workflowId);
+        for await (const run of ctx.temporal.client.workflow.list({ query: `OrganizationId = '${admin.organizationId}' AND ${query}` }))
+          ids.push(run.workflowId);
         return expected.every((id) => ids.includes(id)) ? ids : undefined;
       },
       30_000,
@@ -90,7 +99,12 @@ describe('the Temporal status of runs and occurrences', () => {
     // While the question waits, operators find the run by RunStatus.
     await tasks.waitStatus(asking, 'WAITING_INPUT', 30_000);
     // The row says WAITING_INPUT one workflow task before the workflow upserts RunStatus.
-    await waitFor(async () => (await handle(`execution-${asking}`).describe()).typedSearchAttributes.get(SearchAttributes.RunStatus) === 'WAITING_INPUT', 60_000, 100);
+    await waitFor(
+      async () =>
+        (await handle(`execution-${asking}`).describe()).typedSearchAttributes.get(SearchAttributes.RunStatus) === 'WAITING_INPUT',
+      60_000,
+      100,
+    );
     await listed(`RunStatus = 'WAITING_INPUT'`, [`execution-${asking}`]);
 
     await tasks.waitStatus(cancelled, 'RUNNING');
@@ -110,15 +124,24 @@ describe('the Temporal status of runs and occurrences', () => {
     expect(await failureOf(handle(`execution-${cancelled}`))).toBeInstanceOf(CancelledFailure);
 
     expect(await closed(`execution-${asking}`)).toEqual({ status: 'FAILED', runStatus: 'TIMED_OUT' });
-    expect(await failureOf(handle(`execution-${asking}`))).toMatchObject({ type: 'ExecutionTimedOut', message: 'no answer to the input request within 3 s' });
+    expect(await failureOf(handle(`execution-${asking}`))).toMatchObject({
+      type: 'ExecutionTimedOut',
+      message: 'no answer to the input request within 3 s',
+    });
 
     // A waiter on the result (the master agent's create-agent route) still reads each outcome.
     expect(await executionOutcome(ctx.temporal, failed)).toEqual({ status: 'FAILED', error: row!.error });
     expect(await executionOutcome(ctx.temporal, cancelled)).toMatchObject({ status: 'CANCELLED' });
-    expect(await executionOutcome(ctx.temporal, asking)).toEqual({ status: 'TIMED_OUT', error: 'no answer to the input request within 3 s' });
+    expect(await executionOutcome(ctx.temporal, asking)).toEqual({
+      status: 'TIMED_OUT',
+      error: 'no answer to the input request within 3 s',
+    });
 
     // What docs/executions.md tells an operator to type.
-    const failures = await listed(`ExecutionKind = 'agent-execution' AND ExecutionStatus = 'Failed'`, [`execution-${failed}`, `execution-${asking}`]);
+    const failures = await listed(`ExecutionKind = 'agent-execution' AND ExecutionStatus = 'Failed'`, [
+      `execution-${failed}`,
+      `execution-${asking}`,
+    ]);
     expect(failures).not.toContain(`execution-${completed}`);
     const byRunStatus = await listed(`RunStatus = 'FAILED'`, [`execution-${failed}`]);
     expect(byRunStatus).not.toContain(`execution-${asking}`);
@@ -139,7 +162,12 @@ describe('the Temporal status of runs and occurrences', () => {
     expect(runs.find((r) => r.id === first)).toMatchObject({ trigger: 'manual', status: 'FAILED' });
     expect(await failureOf(handle(occurrence))).toMatchObject({ type: 'ExecutionFailed', message: retry.error });
     for (const id of [first, retry.id]) expect(await closed(`execution-${id}`)).toEqual({ status: 'FAILED', runStatus: 'FAILED' });
-    expect((await http.get(`/api/tasks/${failing.id}`).set(as()).expect(200)).body).toMatchObject({ runCount: 1, failedCount: 2, liveCount: 0, lastRun: { id: retry.id, status: 'FAILED' } });
+    expect((await http.get(`/api/tasks/${failing.id}`).set(as()).expect(200)).body).toMatchObject({
+      runCount: 1,
+      failedCount: 2,
+      liveCount: 0,
+      lastRun: { id: retry.id, status: 'FAILED' },
+    });
 
     const hanging = await tasks.create({ agentId: agent.id, prompt: 'forever [hang]', maxRetries: 2 });
     const hung = await tasks.run(hanging.id);
@@ -153,7 +181,10 @@ describe('the Temporal status of runs and occurrences', () => {
     const slow = await tasks.create({ agentId: agent.id, prompt: 'too slow [hang]', timeoutMs: 1500, overlapPolicy: 'ALLOW_ALL' });
     const cut = await tasks.run(slow.id);
     expect(await closed(`task-run-${slow.id}-${cut}`)).toEqual({ status: 'FAILED', runStatus: 'TIMED_OUT' });
-    expect(await failureOf(handle(`task-run-${slow.id}-${cut}`))).toMatchObject({ type: 'ExecutionTimedOut', message: "the run did not finish within 1500 ms (the task's timeoutMs)" });
+    expect(await failureOf(handle(`task-run-${slow.id}-${cut}`))).toMatchObject({
+      type: 'ExecutionTimedOut',
+      message: "the run did not finish within 1500 ms (the task's timeoutMs)",
+    });
     // The occurrence cancelled its child run, which ends as the row says: TIMED_OUT.
     expect(await closed(`execution-${cut}`)).toEqual({ status: 'FAILED', runStatus: 'TIMED_OUT' });
 

@@ -43,7 +43,11 @@ describe('smoke: a real workflow with a real activity through the worker factory
   });
 
   it('registers every custom search attribute on the dev server', async () => {
-    const { customAttributes } = await ctx.temporal.connection.operatorService.listSearchAttributes({ namespace: ctx.config.temporal.namespace });
-    expect(Object.keys(customAttributes ?? {})).toEqual(expect.arrayContaining(['OrganizationId', 'AgentId', 'ServerId', 'TaskId', 'ExecutionKind']));
+    const { customAttributes } = await ctx.temporal.connection.operatorService.listSearchAttributes({
+      namespace: ctx.config.temporal.namespace,
+    });
+    expect(Object.keys(customAttributes ?? {})).toEqual(
+      expect.arrayContaining(['OrganizationId', 'AgentId', 'ServerId', 'TaskId', 'ExecutionKind']),
+    );
   });
 });

@@ -18,7 +18,13 @@ const FINAL = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
 async function spawnHostProcess(port: number, token: string, dataDir?: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'host', 'main.ts')], {
     cwd: path.join(__dirname, '..'),
-    env: { ...process.env, HOST_TOKEN: token, HOST_PORT: String(port), HOST_ENGINE: 'script', ...(dataDir ? { HOST_DATA_DIR: dataDir } : {}) },
+    env: {
+      ...process.env,
+      HOST_TOKEN: token,
+      HOST_PORT: String(port),
+      HOST_ENGINE: 'script',
+      ...(dataDir ? { HOST_DATA_DIR: dataDir } : {}),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -32,7 +38,14 @@ async function spawnHostProcess(port: number, token: string, dataDir?: string): 
 
 /** What a person reads in a run's log: the events without ids, times, attempts and seq. */
 function visible(events: AgentExecutionPayload[]) {
-  return events.map((e) => ({ phase: e.phase, status: e.status, output: e.output, progress: e.progress, data: e.data, toolCall: e.toolCall }));
+  return events.map((e) => ({
+    phase: e.phase,
+    status: e.status,
+    output: e.output,
+    progress: e.progress,
+    data: e.data,
+    toolCall: e.toolCall,
+  }));
 }
 
 describe('task-backed runs (a task-capable reference host beside a plain one)', () => {
@@ -77,7 +90,8 @@ describe('task-backed runs (a task-capable reference host beside a plain one)', 
   }
 
   async function events(executionId: string): Promise<AgentExecutionPayload[]> {
-    return (await http.get(`/api/executions/${executionId}/events`).query({ limit: 1000 }).auth(admin.accessToken, { type: 'bearer' })).body.items as AgentExecutionPayload[];
+    return (await http.get(`/api/executions/${executionId}/events`).query({ limit: 1000 }).auth(admin.accessToken, { type: 'bearer' })).body
+      .items as AgentExecutionPayload[];
   }
 
   async function taskIdOf(executionId: string): Promise<string | undefined> {
@@ -120,7 +134,11 @@ describe('task-backed runs (a task-capable reference host beside a plain one)', 
     hosts.push(host);
     const proxy = await startTcpProxy(host.port);
     proxies.push(proxy);
-    const server = await http.post('/api/servers').auth(admin.accessToken, { type: 'bearer' }).send({ name: `proxied-${proxy.port}`, url: `http://127.0.0.1:${proxy.port}/mcp`, masterToken: host.token }).expect(201);
+    const server = await http
+      .post('/api/servers')
+      .auth(admin.accessToken, { type: 'bearer' })
+      .send({ name: `proxied-${proxy.port}`, url: `http://127.0.0.1:${proxy.port}/mcp`, masterToken: host.token })
+      .expect(201);
     const agent = await activeAgent(http, admin, server.body.id);
     const executionId = await run(agent.id, 'long [steps:40] [delay:50]');
     await waitFor(async () => (await events(executionId)).filter((e) => e.phase === 'output').length >= 3, 20_000);
@@ -132,7 +150,9 @@ describe('task-backed runs (a task-capable reference host beside a plain one)', 
     expect(host.taskRequests.filter((r) => r.method === 'tasks/result' && r.taskId === taskId).length).toBeGreaterThanOrEqual(2);
     const log = await events(executionId);
     expect(log.map((e) => e.seq)).toEqual(log.map((_, i) => i + 1));
-    expect(log.some((e) => e.phase === 'status' && (e.data as { reattach?: boolean; taskId?: string } | undefined)?.reattach === true)).toBe(true);
+    expect(
+      log.some((e) => e.phase === 'status' && (e.data as { reattach?: boolean; taskId?: string } | undefined)?.reattach === true),
+    ).toBe(true);
     expect(log.filter((e) => e.phase === 'output' && e.output === 'chunk 40\n')).toHaveLength(1);
   }, 60_000);
 
@@ -143,7 +163,11 @@ describe('task-backed runs (a task-capable reference host beside a plain one)', 
     try {
       const first = await spawnHostProcess(port, token, dataDir);
       children.push(first);
-      const server = await http.post('/api/servers').auth(admin.accessToken, { type: 'bearer' }).send({ name: `kept-${port}`, url: `http://127.0.0.1:${port}/mcp`, masterToken: token }).expect(201);
+      const server = await http
+        .post('/api/servers')
+        .auth(admin.accessToken, { type: 'bearer' })
+        .send({ name: `kept-${port}`, url: `http://127.0.0.1:${port}/mcp`, masterToken: token })
+        .expect(201);
       const agent = await activeAgent(http, admin, server.body.id);
       const executionId = await run(agent.id, 'long [steps:400] [delay:50]');
       await waitFor(async () => (await events(executionId)).some((e) => e.phase === 'output'), 20_000);
@@ -165,7 +189,11 @@ describe('task-backed runs (a task-capable reference host beside a plain one)', 
     const token = `host-token-${randomUUID()}`;
     const first = await spawnHostProcess(port, token);
     children.push(first);
-    const server = await http.post('/api/servers').auth(admin.accessToken, { type: 'bearer' }).send({ name: `killed-${port}`, url: `http://127.0.0.1:${port}/mcp`, masterToken: token }).expect(201);
+    const server = await http
+      .post('/api/servers')
+      .auth(admin.accessToken, { type: 'bearer' })
+      .send({ name: `killed-${port}`, url: `http://127.0.0.1:${port}/mcp`, masterToken: token })
+      .expect(201);
     const agent = await activeAgent(http, admin, server.body.id);
     const executionId = await run(agent.id, 'long [steps:400] [delay:50]');
     await waitFor(async () => (await events(executionId)).some((e) => e.phase === 'output'), 20_000);

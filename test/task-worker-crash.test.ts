@@ -40,7 +40,13 @@ describe('a worker killed in the middle of a task occurrence', () => {
     const agent = await activeAgent(http, admin, serverId);
     await validator.stop();
     const tasks = taskApi(http, admin);
-    const task = await tasks.create({ agentId: agent.id, prompt: 'long job [steps:20] [delay:120]', overlapPolicy: 'SKIP', timeoutMs: 120_000, maxRetries: 1 });
+    const task = await tasks.create({
+      agentId: agent.id,
+      prompt: 'long job [steps:20] [delay:120]',
+      overlapPolicy: 'SKIP',
+      timeoutMs: 120_000,
+      maxRetries: 1,
+    });
 
     const first = spawnWorker(ctx);
     children.push(first);
@@ -56,7 +62,10 @@ describe('a worker killed in the middle of a task occurrence', () => {
     const done = await tasks.ended(executionId, 90_000);
     expect(done).toMatchObject({ status: 'COMPLETED', taskId: task.id, attempt: 2 });
     expect(await tasks.ended(skipped, 30_000)).toMatchObject({ status: 'SKIPPED', error: expect.stringContaining(executionId) });
-    const events = (await http.get(`/api/executions/${executionId}/events`).query({ limit: 1000 }).set(tasks.auth)).body.items as { seq: number; taskId?: string }[];
+    const events = (await http.get(`/api/executions/${executionId}/events`).query({ limit: 1000 }).set(tasks.auth)).body.items as {
+      seq: number;
+      taskId?: string;
+    }[];
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
     expect(events.every((e) => e.taskId === task.id)).toBe(true);
     const detail = await waitFor(async () => {

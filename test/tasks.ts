@@ -5,14 +5,26 @@ import { waitFor } from './fleet';
 
 export const FINAL = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'];
 
-export type Run = Record<string, unknown> & { id: string; status: string; error: string | null; trigger: string; agentId: string | null; retryOfId: string | null; assignmentReason: string | null; scheduledFor: string | null };
+export type Run = Record<string, unknown> & {
+  id: string;
+  status: string;
+  error: string | null;
+  trigger: string;
+  agentId: string | null;
+  retryOfId: string | null;
+  assignmentReason: string | null;
+  scheduledFor: string | null;
+};
 
 export function taskApi(http: Http, account: Account) {
   const auth = { Authorization: `Bearer ${account.accessToken}` };
   return {
     auth,
     async create(body: Record<string, unknown>, status = 201) {
-      const res = await http.post('/api/tasks').set(auth).send({ title: 'a task', ...body });
+      const res = await http
+        .post('/api/tasks')
+        .set(auth)
+        .send({ title: 'a task', ...body });
       if (res.status !== status) throw new Error(`create task: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body as Record<string, unknown> & { id: string };
     },
@@ -27,19 +39,31 @@ export function taskApi(http: Http, account: Account) {
     },
     /** The run once it has ended. */
     async ended(id: string, timeoutMs = 60_000): Promise<Run> {
-      return waitFor(async () => {
-        const run = await this.execution(id);
-        return run && FINAL.includes(run.status) ? run : undefined;
-      }, timeoutMs, 100);
+      return waitFor(
+        async () => {
+          const run = await this.execution(id);
+          return run && FINAL.includes(run.status) ? run : undefined;
+        },
+        timeoutMs,
+        100,
+      );
     },
     async waitStatus(id: string, status: string, timeoutMs = 60_000): Promise<Run> {
-      return waitFor(async () => {
-        const run = await this.execution(id);
-        return run?.status === status ? run : undefined;
-      }, timeoutMs, 50);
+      return waitFor(
+        async () => {
+          const run = await this.execution(id);
+          return run?.status === status ? run : undefined;
+        },
+        timeoutMs,
+        50,
+      );
     },
     async runs(taskId: string, query: Record<string, string> = {}): Promise<Run[]> {
-      const res = await http.get(`/api/tasks/${taskId}/executions`).query({ limit: '100', ...query }).set(auth).expect(200);
+      const res = await http
+        .get(`/api/tasks/${taskId}/executions`)
+        .query({ limit: '100', ...query })
+        .set(auth)
+        .expect(200);
       return res.body.items as Run[];
     },
   };

@@ -13,22 +13,41 @@ import { waitFor } from './fleet';
  * test database is migrated but not seeded, and built-in entries are shared by every
  * organisation (and every test file), so each gets a name of its own unless it asks for one.
  */
-export async function builtinTool(em: EntityManager, fields: Partial<Pick<ToolDefinition, 'name' | 'category' | 'description'>> = {}): Promise<ToolDefinition> {
+export async function builtinTool(
+  em: EntityManager,
+  fields: Partial<Pick<ToolDefinition, 'name' | 'category' | 'description'>> = {},
+): Promise<ToolDefinition> {
   const name = fields.name ?? `builtin-${randomUUID().slice(0, 8)}`;
   // Another test file may add the same named entry at the same moment: the first one stays.
   await em.execute(
     `insert into tool_definitions (id, created_at, updated_at, name, display_name, description, category, install_command, uninstall_command, version_command, builtin)
      values (?, now(), now(), ?, ?, ?, ?, ?, ?, ?, true)
      on conflict (name) where organization_id is null do nothing`,
-    [randomUUID(), name, name, fields.description ?? null, fields.category ?? 'cli', `echo install ${name}`, `echo uninstall ${name}`, `${name} --version`],
+    [
+      randomUUID(),
+      name,
+      name,
+      fields.description ?? null,
+      fields.category ?? 'cli',
+      `echo install ${name}`,
+      `echo uninstall ${name}`,
+      `${name} --version`,
+    ],
   );
   return em.findOneOrFail(ToolDefinition, { name, organization: null });
 }
 
 /** Puts the tool's state on the server as the install workflow would leave it. */
-export async function setServerTool(em: EntityManager, serverId: string, toolId: string, status = ServerToolStatus.INSTALLED): Promise<void> {
+export async function setServerTool(
+  em: EntityManager,
+  serverId: string,
+  toolId: string,
+  status = ServerToolStatus.INSTALLED,
+): Promise<void> {
   const server = await em.findOneOrFail(McpServer, serverId);
-  const row = (await em.findOne(ServerTool, { server: serverId, tool: toolId })) ?? em.create(ServerTool, { organization: server.organization, server, tool: em.getReference(ToolDefinition, toolId) });
+  const row =
+    (await em.findOne(ServerTool, { server: serverId, tool: toolId })) ??
+    em.create(ServerTool, { organization: server.organization, server, tool: em.getReference(ToolDefinition, toolId) });
   row.status = status;
   row.installedVersion = status === ServerToolStatus.INSTALLED ? '1.0.0' : undefined;
   await em.flush();
@@ -42,7 +61,12 @@ export interface ToolCommandsSpec {
 }
 
 /** A catalog entry of the organisation (null: a built-in one), written straight to the database. */
-export async function catalogEntry(orm: Orm, organizationId: string | null, commands: ToolCommandsSpec, options: { name?: string; category?: string } = {}): Promise<ToolDefinition> {
+export async function catalogEntry(
+  orm: Orm,
+  organizationId: string | null,
+  commands: ToolCommandsSpec,
+  options: { name?: string; category?: string } = {},
+): Promise<ToolDefinition> {
   const em = orm.em.fork() as EntityManager;
   const name = options.name ?? `probe-${randomUUID().slice(0, 8)}`;
   const tool = em.create(ToolDefinition, {
@@ -104,7 +128,14 @@ export async function toolState(http: Http, account: Account, serverId: string, 
 }
 
 /** Waits until the tool is in one of `statuses` on the server. */
-export function waitForToolState(http: Http, account: Account, serverId: string, toolId: string, statuses: string[], timeoutMs = 60_000): Promise<ToolStateBody> {
+export function waitForToolState(
+  http: Http,
+  account: Account,
+  serverId: string,
+  toolId: string,
+  statuses: string[],
+  timeoutMs = 60_000,
+): Promise<ToolStateBody> {
   return waitFor(
     async () => {
       const state = await toolState(http, account, serverId, toolId);

@@ -32,11 +32,18 @@ describe('a worker killed mid-install', () => {
     hosts.push(host);
     // The install takes 3 s on the host, which goes on after the worker that asked for it dies.
     const spec = versionFileTool('2.0.1', 3);
-    const tool = await catalogEntry(ctx.orm, admin.organizationId, { ...spec, installCommand: `echo run >> ${spec.dir}/runs && ${spec.installCommand}` });
+    const tool = await catalogEntry(ctx.orm, admin.organizationId, {
+      ...spec,
+      installCommand: `echo run >> ${spec.dir}/runs && ${spec.installCommand}`,
+    });
 
     const first = spawnWorkerProcess(ctx);
     children.push(first);
-    await http.post(`/api/tools/server/${serverId}/install`).auth(admin.accessToken, { type: 'bearer' }).send({ toolId: tool.id }).expect(202);
+    await http
+      .post(`/api/tools/server/${serverId}/install`)
+      .auth(admin.accessToken, { type: 'bearer' })
+      .send({ toolId: tool.id })
+      .expect(202);
     await host.waitForCall('install_tool', (c) => c.args.name === tool.name, 30_000);
     expect(await waitForToolState(http, admin, serverId, tool.id, ['INSTALLING'])).toMatchObject({ status: 'INSTALLING' });
     if (tasks) {
@@ -44,7 +51,11 @@ describe('a worker killed mid-install', () => {
       // (a condition: on a loaded machine the throttled heartbeat may take longer than a second).
       await host.waitForTaskRequest('tasks/result', undefined, 30_000);
       const install = ctx.temporal.client.workflow.getHandle(`tool-${serverId}-${tool.id}`);
-      await waitFor(async () => (await install.describe()).raw.pendingActivities?.some((a) => (a.heartbeatDetails?.payloads?.length ?? 0) > 0), 30_000, 100);
+      await waitFor(
+        async () => (await install.describe()).raw.pendingActivities?.some((a) => (a.heartbeatDetails?.payloads?.length ?? 0) > 0),
+        30_000,
+        100,
+      );
     }
 
     first.kill('SIGKILL');
@@ -55,7 +66,9 @@ describe('a worker killed mid-install', () => {
     const state = await waitForToolState(http, admin, serverId, tool.id, ['INSTALLED', 'FAILED'], 60_000);
     const calls = host.calls.filter((c) => c.args.name === tool.name).map((c) => c.tool);
     const runs = readFileSync(`${spec.dir}/runs`, 'utf8');
-    const recorded = await ctx.orm.em.fork().find(AuditLog, { organization: admin.organizationId, action: 'server.tool_installed', resourceId: serverId });
+    const recorded = await ctx.orm.em
+      .fork()
+      .find(AuditLog, { organization: admin.organizationId, action: 'server.tool_installed', resourceId: serverId });
     second.kill('SIGTERM');
     await new Promise((r) => second.once('exit', r));
     return { host, tool, state, calls, runs, recorded };
@@ -67,7 +80,9 @@ describe('a worker killed mid-install', () => {
     // One install_tool ever sent, one run of the command on the host; the retry only asked.
     expect(calls).toEqual(['check_tool', 'install_tool', 'check_tool']);
     expect(runs).toBe('run\n');
-    expect(recorded.map((a) => a.changes)).toEqual([expect.objectContaining({ toolId: tool.id, version: '2.0.1', foundDoneOnRetry: true })]);
+    expect(recorded.map((a) => a.changes)).toEqual([
+      expect.objectContaining({ toolId: tool.id, version: '2.0.1', foundDoneOnRetry: true }),
+    ]);
   }, 120_000);
 
   it('on a task-capable host the retry follows the install task: one install_tool, one run of the command, the outcome from the task', async () => {

@@ -54,17 +54,25 @@ describe('an event that cannot be recorded', () => {
     const answered = new Set<string>();
     const done = await waitFor(
       async () => {
-        const body = (await http.get(`/api/executions/${id}`).set(as()).expect(200)).body as { status: string; pendingInput: { inputId: string } | null };
+        const body = (await http.get(`/api/executions/${id}`).set(as()).expect(200)).body as {
+          status: string;
+          pendingInput: { inputId: string } | null;
+        };
         if (body.pendingInput && !answered.has(body.pendingInput.inputId)) {
           answered.add(body.pendingInput.inputId);
-          await http.post(`/api/executions/${id}/input`).set(as()).send({ action: 'accept', content: { answer: 'yes' } }).expect(200);
+          await http
+            .post(`/api/executions/${id}/input`)
+            .set(as())
+            .send({ action: 'accept', content: { answer: 'yes' } })
+            .expect(200);
         }
         return FINAL.includes(body.status) ? body : undefined;
       },
       60_000,
       100,
     );
-    const events = (await http.get(`/api/executions/${id}/events`).query({ limit: 1000 }).set(as()).expect(200)).body.items as AgentExecutionPayload[];
+    const events = (await http.get(`/api/executions/${id}/events`).query({ limit: 1000 }).set(as()).expect(200)).body
+      .items as AgentExecutionPayload[];
     const prompts = host.calls.filter((c) => c.tool === 'execute_prompt' && c.args.executionId === id).length;
     return { host, id, done, events, prompts, answered: answered.size };
   }
@@ -75,7 +83,10 @@ describe('an event that cannot be recorded', () => {
     await host.waitForCancellation(id);
     expect(prompts).toBe(2);
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
-    expect(events.find((e) => e.phase === 'status' && e.attempt === 2)).toMatchObject({ status: 'RUNNING', data: { retry: true, attempt: 2 } });
+    expect(events.find((e) => e.phase === 'status' && e.attempt === 2)).toMatchObject({
+      status: 'RUNNING',
+      data: { retry: true, attempt: 2 },
+    });
     // Attempt 1 could store none of its output; attempt 2 stored all of it, once.
     expect(events.filter((e) => e.phase === 'output').map((e) => [e.attempt, e.output])).toEqual(CHUNKS.map((chunk) => [2, chunk]));
     expect(events.filter((e) => e.phase === 'progress' && e.attempt === 2)).toHaveLength(CHUNKS.length);
@@ -88,7 +99,10 @@ describe('an event that cannot be recorded', () => {
     expect(prompts).toBe(1);
     expect(host.taskRequests.filter((r) => r.method === 'tasks/cancel')).toEqual([]);
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
-    expect(events.find((e) => e.phase === 'status' && e.attempt === 2)).toMatchObject({ status: 'RUNNING', data: { reattach: true, attempt: 2 } });
+    expect(events.find((e) => e.phase === 'status' && e.attempt === 2)).toMatchObject({
+      status: 'RUNNING',
+      data: { reattach: true, attempt: 2 },
+    });
     // What attempt 1 received and could not store is lost (docs/executions.md); what the host still had comes once, to attempt 2.
     const outputs = events.filter((e) => e.phase === 'output');
     expect(outputs.every((e) => e.attempt === 2)).toBe(true);
@@ -99,15 +113,22 @@ describe('an event that cannot be recorded', () => {
     expect(events.at(-1)).toMatchObject({ phase: 'status', status: 'COMPLETED', attempt: 2 });
   });
 
-  it.each([true, false])('a question whose events PostgreSQL refuses fails the attempt; the retry meets the question again, and the answer completes the run (task host: %s)', async (tasks) => {
-    const { done, events, prompts, answered } = await runToTheEnd(tasks, 'input_required', '[ask:Go on?] done');
-    expect(done).toMatchObject({ status: 'COMPLETED', attempt: 2, output: expect.stringContaining('asked "Go on?": accept {"answer":"yes"}') });
-    expect(answered).toBe(1);
-    // A task host asked again on the re-attached task; a plain call was sent again.
-    expect(prompts).toBe(tasks ? 1 : 2);
-    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
-    expect(events.filter((e) => e.phase === 'input_required').map((e) => e.attempt)).toEqual([2]);
-    expect(events.filter((e) => e.phase === 'input_answered')).toHaveLength(1);
-    expect(events.at(-1)).toMatchObject({ phase: 'status', status: 'COMPLETED', attempt: 2 });
-  });
+  it.each([true, false])(
+    'a question whose events PostgreSQL refuses fails the attempt; the retry meets the question again, and the answer completes the run (task host: %s)',
+    async (tasks) => {
+      const { done, events, prompts, answered } = await runToTheEnd(tasks, 'input_required', '[ask:Go on?] done');
+      expect(done).toMatchObject({
+        status: 'COMPLETED',
+        attempt: 2,
+        output: expect.stringContaining('asked "Go on?": accept {"answer":"yes"}'),
+      });
+      expect(answered).toBe(1);
+      // A task host asked again on the re-attached task; a plain call was sent again.
+      expect(prompts).toBe(tasks ? 1 : 2);
+      expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+      expect(events.filter((e) => e.phase === 'input_required').map((e) => e.attempt)).toEqual([2]);
+      expect(events.filter((e) => e.phase === 'input_answered')).toHaveLength(1);
+      expect(events.at(-1)).toMatchObject({ phase: 'status', status: 'COMPLETED', attempt: 2 });
+    },
+  );
 });

@@ -35,10 +35,18 @@ describe('a worker killed mid-execution', () => {
 
     const first = spawnWorkerProcess(ctx);
     children.push(first);
-    const res = await http.post(`/api/agents/${agent.id}/execute`).auth(admin.accessToken, { type: 'bearer' }).send({ prompt: 'long job [steps:25] [delay:120]' }).expect(202);
+    const res = await http
+      .post(`/api/agents/${agent.id}/execute`)
+      .auth(admin.accessToken, { type: 'bearer' })
+      .send({ prompt: 'long job [steps:25] [delay:120]' })
+      .expect(202);
     const executionId = res.body.executionId as string;
     await host.waitForCall('execute_prompt', (c) => c.args.executionId === executionId, 30_000);
-    await waitFor(async () => (await http.get(`/api/executions/${executionId}/events`).auth(admin.accessToken, { type: 'bearer' })).body.items.length >= 6, 20_000);
+    await waitFor(
+      async () =>
+        (await http.get(`/api/executions/${executionId}/events`).auth(admin.accessToken, { type: 'bearer' })).body.items.length >= 6,
+      20_000,
+    );
     const taskId = (await ctx.orm.em.fork().findOneOrFail(Execution, executionId)).mcpTaskId;
 
     first.kill('SIGKILL');
@@ -54,7 +62,9 @@ describe('a worker killed mid-execution', () => {
       60_000,
       200,
     );
-    const events = (await http.get(`/api/executions/${executionId}/events`).query({ limit: 1000 }).auth(admin.accessToken, { type: 'bearer' })).body.items as AgentExecutionPayload[];
+    const events = (
+      await http.get(`/api/executions/${executionId}/events`).query({ limit: 1000 }).auth(admin.accessToken, { type: 'bearer' })
+    ).body.items as AgentExecutionPayload[];
     second.kill('SIGTERM');
     await new Promise((r) => second.once('exit', r));
     const prompts = host.calls.filter((c) => c.tool === 'execute_prompt' && c.args.executionId === executionId);

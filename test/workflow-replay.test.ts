@@ -30,9 +30,16 @@ describe('replay of histories recorded before run statuses', () => {
     expect(files.length).toBeGreaterThanOrEqual(14);
     // Binary rather than the CLI's JSON: this install's @temporalio/common and @temporalio/proto
     // carry two protobufjs versions, and historyFromJSON refuses the other one's types.
-    const histories = files.map((file) => ({ workflowId: file, history: temporal.api.history.v1.History.decode(readFileSync(path.join(DIR, file))) }));
+    const histories = files.map((file) => ({
+      workflowId: file,
+      history: temporal.api.history.v1.History.decode(readFileSync(path.join(DIR, file))),
+    }));
     const results: ReplayResult[] = [];
-    for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! }, replayName: 'run-status' }, histories)) results.push(result);
+    for await (const result of Worker.runReplayHistories(
+      { workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! }, replayName: 'run-status' },
+      histories,
+    ))
+      results.push(result);
     expect(results.map((r) => [r.workflowId, r.error ? String(r.error) : 'ok'])).toEqual(files.map((file) => [file, 'ok']));
   }, 60_000);
 });

@@ -11,7 +11,11 @@ import type { InputCommand } from '../domain/runs/inputs';
  * needs no catch-up: Temporal's cancellation reaches the activity on its next heartbeat.
  * Resolves once listening.
  */
-export async function listenForControl(databaseUrl: string, running: RunningExecutions, logger: Logger): Promise<{ close(): Promise<void> }> {
+export async function listenForControl(
+  databaseUrl: string,
+  running: RunningExecutions,
+  logger: Logger,
+): Promise<{ close(): Promise<void> }> {
   const listener = new PgListener({
     databaseUrl,
     channels: [CONTROL_CHANNEL],

@@ -16,7 +16,9 @@ describe('the worker composition root', () => {
     const { deps, close } = await createWorkerDeps(ctx.config, { orm: ctx.orm, logger: ctx.logger, temporalClient: ctx.temporal.client });
     try {
       for (const part of ['mcp', 'running'] as const) {
-        await expect(createWorker({ ...deps, [part]: undefined } as unknown as WorkerDeps)).rejects.toThrow(`createWorker: ${part} is missing`);
+        await expect(createWorker({ ...deps, [part]: undefined } as unknown as WorkerDeps)).rejects.toThrow(
+          `createWorker: ${part} is missing`,
+        );
       }
     } finally {
       await close();
@@ -24,6 +26,4 @@ describe('the worker composition root', () => {
     // What the caller lent is still the caller's: closing the worker's parts left the ORM open.
     expect(await ctx.orm.em.getConnection().execute('select 1 as one')).toEqual([{ one: 1 }]);
   });
-
 });
-

@@ -12,7 +12,10 @@ import { historySafe } from './history-safe-failures';
 function failuresIn(history: temporal.api.history.v1.IHistory): unknown[] {
   return (history.events ?? []).flatMap((event) =>
     Object.values(event)
-      .filter((attributes): attributes is { failure: unknown } => typeof attributes === 'object' && attributes !== null && 'failure' in attributes && !!attributes.failure)
+      .filter(
+        (attributes): attributes is { failure: unknown } =>
+          typeof attributes === 'object' && attributes !== null && 'failure' in attributes && !!attributes.failure,
+      )
       .map((attributes) => attributes.failure),
   );
 }
@@ -46,13 +49,19 @@ describe('activity failures in the workflow history', () => {
     const registered = await registerHost(http, admin, { failProvision: `no licence for ${secret}` });
     host = registered.host;
     const create = async (name: string) =>
-      (await http.post('/api/agents').auth(admin.accessToken, { type: 'bearer' }).send({ serverId: registered.serverId, name }).expect(201)).body.id as string;
+      (await http.post('/api/agents').auth(admin.accessToken, { type: 'bearer' }).send({ serverId: registered.serverId, name }).expect(201))
+        .body.id as string;
     const first = await create('first');
     const second = await create('second');
     // The first refusal is recorded on its agent: last_error now holds the secret-looking text.
     await http.post(`/api/agents/${first}/validate`).auth(admin.accessToken, { type: 'bearer' }).expect(502);
 
-    const handle = await startAgentProvision(ctx.temporal, { agentId: second, organizationId: admin.organizationId, serverId: registered.serverId, validatedBy: admin.userId });
+    const handle = await startAgentProvision(ctx.temporal, {
+      agentId: second,
+      organizationId: admin.organizationId,
+      serverId: registered.serverId,
+      validatedBy: admin.userId,
+    });
     const failed = await handle.result().then(
       () => undefined,
       (error: unknown) => error,
@@ -62,7 +71,10 @@ describe('activity failures in the workflow history', () => {
     const activity = (failed as WorkflowFailedError).cause;
     expect(activity).toBeInstanceOf(ActivityFailure);
     expect(activity?.cause).toBeInstanceOf(ApplicationFailure);
-    expect(activity?.cause).toMatchObject({ type: 'UniqueConstraintViolationException', message: `database error 23505 (constraint ${index})` });
+    expect(activity?.cause).toMatchObject({
+      type: 'UniqueConstraintViolationException',
+      message: `database error 23505 (constraint ${index})`,
+    });
     const failures = JSON.stringify(failuresIn(await handle.fetchHistory()));
     expect(failures).toContain(`database error 23505 (constraint ${index})`);
     expect(failures).not.toContain(secret);
@@ -82,7 +94,10 @@ describe('activity failures in the workflow history', () => {
     expect(quoting).toMatchObject({ type: 'TypeError', message: '[withheld: the text quoted SQL]', nonRetryable: false });
     expect((quoting as Error).stack).not.toContain(secret);
 
-    const database = await ctx.orm.em.getConnection().execute(`select 1 / 0 as "${secret}"`).catch((error: unknown) => error as Error);
+    const database = await ctx.orm.em
+      .getConnection()
+      .execute(`select 1 / 0 as "${secret}"`)
+      .catch((error: unknown) => error as Error);
     expect((database as Error).message).toContain(secret);
     const wrapped = historySafe(new Error('could not record the check', { cause: database }));
     expect(wrapped).toMatchObject({ type: 'Error', message: 'could not record the check', cause: { message: 'database error 22012' } });

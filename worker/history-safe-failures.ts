@@ -26,7 +26,12 @@ export function historySafe(error: unknown): unknown {
   if (message === undefined && cause === error.cause) return error;
   // The type the SDK would have given the original error (ensureApplicationFailure).
   const type = error.constructor?.name ?? error.name;
-  const failure = ApplicationFailure.create({ message: message ?? error.message, type, nonRetryable: false, cause: cause instanceof Error ? cause : undefined });
+  const failure = ApplicationFailure.create({
+    message: message ?? error.message,
+    type,
+    nonRetryable: false,
+    cause: cause instanceof Error ? cause : undefined,
+  });
   failure.stack = `${type}: ${failure.message}\n${frames(error.stack) ?? ''}`;
   return failure;
 }

@@ -13,7 +13,10 @@ async function main(): Promise<void> {
   try {
     await ensureServerHealthSchedule(deps.temporalClient, config);
     const worker = await createWorker(deps);
-    deps.logger.info({ address: temporalAddress(config), taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker ready');
+    deps.logger.info(
+      { address: temporalAddress(config), taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace },
+      'worker ready',
+    );
     await worker.run();
     deps.logger.info('worker stopped');
   } finally {

@@ -2,7 +2,15 @@ import { ApplicationFailure } from '@temporalio/common';
 import { DefaultLogger, Runtime, type LogEntry, type LogLevel } from '@temporalio/worker';
 import type { Logger } from '../lib/logger';
 
-const TEMPORAL_LEVELS: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
+const TEMPORAL_LEVELS: Record<string, LogLevel> = {
+  trace: 'TRACE',
+  debug: 'DEBUG',
+  info: 'INFO',
+  warn: 'WARN',
+  error: 'ERROR',
+  fatal: 'ERROR',
+  silent: 'ERROR',
+};
 
 /** Workflows whose failure is a run's outcome (workflows/agent-execution.workflow.ts `endWorkflowAs`), recorded on its row. */
 const RUN_WORKFLOWS = new Set(['agentExecution', 'taskRun']);
@@ -47,7 +55,14 @@ export function temporalLogSink(logger: Logger): (entry: LogEntry) => void {
     if (answered) {
       const meta = entry.meta ?? {};
       logger.info(
-        { temporal: true, workflowId: meta.workflowId, activityType: meta.activityType, attempt: meta.attempt, failureType: answered.type, durationMs: meta.durationMs },
+        {
+          temporal: true,
+          workflowId: meta.workflowId,
+          activityType: meta.activityType,
+          attempt: meta.attempt,
+          failureType: answered.type,
+          durationMs: meta.durationMs,
+        },
         `activity ${String(meta.activityType)} ended with ${answered.type ?? 'ApplicationFailure'}: ${answered.message}`,
       );
       return;

@@ -9,7 +9,11 @@ export const SERVER_HEALTH_SCHEDULE_ID = 'server-health';
  * Creates (or brings up to date) the `server-health` schedule. Idempotent: every worker calls
  * it at start, so a changed interval or concurrency takes effect on the next deploy.
  */
-export async function ensureServerHealthSchedule(client: Client, config: Pick<Config, 'temporal' | 'mcp'>, scheduleId = SERVER_HEALTH_SCHEDULE_ID): Promise<void> {
+export async function ensureServerHealthSchedule(
+  client: Client,
+  config: Pick<Config, 'temporal' | 'mcp'>,
+  scheduleId = SERVER_HEALTH_SCHEDULE_ID,
+): Promise<void> {
   const every = config.mcp.healthIntervalSeconds * 1000;
   const action = {
     type: 'startWorkflow' as const,
@@ -22,7 +26,12 @@ export async function ensureServerHealthSchedule(client: Client, config: Pick<Co
   };
   const handle = client.schedule.getHandle(scheduleId);
   try {
-    await handle.update((previous) => ({ ...previous, spec: { intervals: [{ every }] }, action, policies: { ...previous.policies, overlap: ScheduleOverlapPolicy.SKIP } }));
+    await handle.update((previous) => ({
+      ...previous,
+      spec: { intervals: [{ every }] },
+      action,
+      policies: { ...previous.policies, overlap: ScheduleOverlapPolicy.SKIP },
+    }));
   } catch (error) {
     if (!(error instanceof ScheduleNotFoundError)) throw error;
     await client.schedule

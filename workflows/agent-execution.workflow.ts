@@ -41,8 +41,14 @@ export function endWorkflowAs<T>(status: FinalStatus | 'SKIPPED', error: string 
   if (status === 'COMPLETED' || status === 'SKIPPED') return result;
   // Temporal records a workflow as cancelled only after a cancel request; a run ended
   // CANCELLED otherwise (terminated by its occurrence's overlap policy, say) fails as such.
-  if (status === 'CANCELLED' && CancellationScope.current().consideredCancelled) throw new CancelledFailure(error ?? 'cancelled by request', [result]);
-  throw ApplicationFailure.create({ type: RUN_FAILURE_TYPES[status], message: error ?? `the run ended ${status}`, nonRetryable: true, details: [result] });
+  if (status === 'CANCELLED' && CancellationScope.current().consideredCancelled)
+    throw new CancelledFailure(error ?? 'cancelled by request', [result]);
+  throw ApplicationFailure.create({
+    type: RUN_FAILURE_TYPES[status],
+    message: error ?? `the run ended ${status}`,
+    nonRetryable: true,
+    details: [result],
+  });
 }
 
 /**
@@ -158,7 +164,11 @@ export async function agentExecution(executionId: string, options: AgentExecutio
       heartbeatTimeout: '10s',
       // A lost worker (heartbeat timeout) is retried with the same execution id; business
       // failures are non-retryable ApplicationFailures.
-      retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: ['ExecutionFailed', 'ExecutionCancelled', 'InputTimedOut'] },
+      retry: {
+        maximumAttempts: 3,
+        initialInterval: '1s',
+        nonRetryableErrorTypes: ['ExecutionFailed', 'ExecutionCancelled', 'InputTimedOut'],
+      },
     });
   const { executePrompt, executeToolCall } = prompting(0);
 
@@ -203,13 +213,17 @@ export async function agentExecution(executionId: string, options: AgentExecutio
       // waited before approval gates, so no earlier history has a wait here for it.)
       outcome = await prompting(outcome.runMsUsed)[run](executionId);
     }
-    if (expired || 'waitingInput' in outcome) result = { status: 'TIMED_OUT', error: inputTimeoutMessage((expired ?? waitingOn)!.timeoutMs) };
+    if (expired || 'waitingInput' in outcome)
+      result = { status: 'TIMED_OUT', error: inputTimeoutMessage((expired ?? waitingOn)!.timeoutMs) };
     else result = outcome.success ? { status: 'COMPLETED' } : { status: 'FAILED', error: outcome.error };
   } catch (error) {
     if (isCancellation(error)) result = { status: 'CANCELLED', error: 'cancelled by request' };
-    else if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'ExecutionCancelled') result = { status: 'CANCELLED', error: 'cancelled by request' };
-    else if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'InputTimedOut') result = { status: 'TIMED_OUT', error: error.cause.message };
-    else if (error instanceof ActivityFailure && error.cause instanceof TimeoutFailure) result = { status: 'TIMED_OUT', error: `the run did not finish in time (${error.cause.message})` };
+    else if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'ExecutionCancelled')
+      result = { status: 'CANCELLED', error: 'cancelled by request' };
+    else if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'InputTimedOut')
+      result = { status: 'TIMED_OUT', error: error.cause.message };
+    else if (error instanceof ActivityFailure && error.cause instanceof TimeoutFailure)
+      result = { status: 'TIMED_OUT', error: `the run did not finish in time (${error.cause.message})` };
     else result = { status: 'FAILED', error: failureMessage(error) };
   }
 

@@ -27,7 +27,9 @@ type Contracts = Record<typeof SYSTEM_CHECK_WORKFLOW, SystemCheckWorkflow> &
   Record<typeof TASK_RUN_WORKFLOW, TaskRunWorkflow>;
 
 /** The contract names that no workflow is exported under here, or whose workflow's signature is not its contract's. */
-type Unkept = { [Name in keyof Contracts]: Name extends keyof Bodies ? (Bodies[Name] extends Contracts[Name] ? never : Name) : Name }[keyof Contracts];
+type Unkept = {
+  [Name in keyof Contracts]: Name extends keyof Bodies ? (Bodies[Name] extends Contracts[Name] ? never : Name) : Name;
+}[keyof Contracts];
 type Bodies = typeof import('.');
 type Kept<Broken extends never> = Broken;
 /** A type error names each workflow whose type name or signature drifted from its contract: starts by name would then miss it. */

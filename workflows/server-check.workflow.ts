@@ -21,7 +21,9 @@ const { checkServer: checkServerNow } = proxyLocalActivities<Activities>({
 /** On-demand connection test or health check of one server (POST /api/servers/:id/test|health). */
 export async function serverCheck(input: ServerCheckInput): Promise<ServerCheckResult> {
   const result = await checkServerNow(input.serverId, input.reason);
-  setCurrentDetails(`**${result.status}**${result.latencyMs !== null ? ` in ${result.latencyMs} ms` : ''}${result.error ? `: ${result.error}` : ''}`);
+  setCurrentDetails(
+    `**${result.status}**${result.latencyMs !== null ? ` in ${result.latencyMs} ms` : ''}${result.error ? `: ${result.error}` : ''}`,
+  );
   return result;
 }
 
@@ -32,7 +34,14 @@ export async function serverCheck(input: ServerCheckInput): Promise<ServerCheckR
  */
 export async function serverHealth(input: ServerHealthInput): Promise<ServerHealthSummary> {
   const ids = input.serverIds ?? (await listServerIds());
-  const summary: ServerHealthSummary = { checked: 0, online: 0, degraded: 0, offline: 0, missing: 0, tools: { checked: 0, changed: 0, vanished: 0, unchecked: 0 } };
+  const summary: ServerHealthSummary = {
+    checked: 0,
+    online: 0,
+    degraded: 0,
+    offline: 0,
+    missing: 0,
+    tools: { checked: 0, changed: 0, vanished: 0, unchecked: 0 },
+  };
   let next = 0;
   const lane = async () => {
     while (next < ids.length) {
@@ -53,7 +62,9 @@ export async function serverHealth(input: ServerHealthInput): Promise<ServerHeal
       }
       setCurrentDetails(
         `${summary.checked}/${ids.length} servers checked: ${summary.online} online, ${summary.degraded} degraded, ${summary.offline} offline` +
-          (summary.tools.checked ? `; ${summary.tools.checked} installed tools checked, ${summary.tools.changed} changed version, ${summary.tools.vanished} vanished` : ''),
+          (summary.tools.checked
+            ? `; ${summary.tools.checked} installed tools checked, ${summary.tools.changed} changed version, ${summary.tools.vanished} vanished`
+            : ''),
       );
     }
   };

@@ -17,7 +17,15 @@ import {
 import type { Activities } from '../activities';
 import { agentExecution, endWorkflowAs, runStatusAttribute } from './agent-execution.workflow';
 import { executionWorkflowId, runResultOfFailure, runWaitingSignal, slotFreedSignal } from './contracts/agent-execution';
-import { occurrenceWakeSignal, type AttemptOutcome, type OccurrenceRequest, type OccurrenceStep, type TaskRunInput, type TaskRunResult, type Wakeups } from './contracts/task-run';
+import {
+  occurrenceWakeSignal,
+  type AttemptOutcome,
+  type OccurrenceRequest,
+  type OccurrenceStep,
+  type TaskRunInput,
+  type TaskRunResult,
+  type Wakeups,
+} from './contracts/task-run';
 
 const { beginOccurrence, resumeOccurrence, retryOccurrence, settleAttempt, timeOutRun, endOccurrence } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',
@@ -41,8 +49,14 @@ function scheduledStartTime(): string | undefined {
 }
 
 async function wake(wakeups: Wakeups): Promise<void> {
-  for (const id of wakeups.slotFreed) await getExternalWorkflowHandle(executionWorkflowId(id)).signal(slotFreedSignal).catch(() => undefined);
-  for (const id of wakeups.taskRuns) await getExternalWorkflowHandle(id).signal(occurrenceWakeSignal).catch(() => undefined);
+  for (const id of wakeups.slotFreed)
+    await getExternalWorkflowHandle(executionWorkflowId(id))
+      .signal(slotFreedSignal)
+      .catch(() => undefined);
+  for (const id of wakeups.taskRuns)
+    await getExternalWorkflowHandle(id)
+      .signal(occurrenceWakeSignal)
+      .catch(() => undefined);
 }
 
 /** The current attempt's waits for a person's answer (runWaitingSignal): they do not count against `timeoutMs`. */
@@ -85,7 +99,10 @@ async function runAttempt(step: Extract<OccurrenceStep, { next: 'run' }>, waits:
       executeChild(agentExecution, {
         workflowId: executionWorkflowId(step.executionId),
         // The child's own activity limit stays above the task's, which this workflow applies.
-        args: [step.executionId, { slotTaken: step.slotTaken, tool: step.tool, ...(step.timeoutMs ? { timeoutMs: step.timeoutMs + 60_000 } : {}) }],
+        args: [
+          step.executionId,
+          { slotTaken: step.slotTaken, tool: step.tool, ...(step.timeoutMs ? { timeoutMs: step.timeoutMs + 60_000 } : {}) },
+        ],
         typedSearchAttributes: step.searchAttributes,
       }),
     )
@@ -93,7 +110,8 @@ async function runAttempt(step: Extract<OccurrenceStep, { next: 'run' }>, waits:
       (result): AttemptOutcome => result,
       (error: unknown): AttemptOutcome => {
         // Terminated by a newer occurrence (TERMINATE_OTHER), which recorded why.
-        if (error instanceof ChildWorkflowFailure && error.cause instanceof TerminatedFailure) return { status: 'CANCELLED', error: 'terminated' };
+        if (error instanceof ChildWorkflowFailure && error.cause instanceof TerminatedFailure)
+          return { status: 'CANCELLED', error: 'terminated' };
         // A run that failed or timed out fails its workflow, with its result in the failure.
         const ended = error instanceof ChildWorkflowFailure ? runResultOfFailure(error.cause) : undefined;
         if (ended) return ended;
@@ -194,7 +212,12 @@ export async function taskRun(input: TaskRunInput): Promise<TaskRunResult> {
   // Whatever happened, the occurrence's last run is final and the next one waiting is woken.
   await CancellationScope.nonCancellable(async () => wake(await endOccurrence(input.taskId, current, outcome)));
   say(`${outcome.status}${outcome.error ? `: ${outcome.error}` : ''} (${attempts} attempt${attempts === 1 ? '' : 's'})`);
-  const result: TaskRunResult = { executionId: current, status: outcome.status, attempts, ...(outcome.error ? { error: outcome.error } : {}) };
+  const result: TaskRunResult = {
+    executionId: current,
+    status: outcome.status,
+    attempts,
+    ...(outcome.error ? { error: outcome.error } : {}),
+  };
   if (!tellsStatus) return result;
   runStatusAttribute(true)(outcome.status);
   // As its last run ended: a FAILED or TIMED_OUT occurrence fails, a cancelled one is cancelled.

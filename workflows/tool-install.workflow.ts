@@ -11,7 +11,13 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { TOOL_CHANGE_REFUSED, type ToolAction, type ToolChangeInput, type ToolChangeOutcome, type ToolInstallOptions } from './contracts/tool-install';
+import {
+  TOOL_CHANGE_REFUSED,
+  type ToolAction,
+  type ToolChangeInput,
+  type ToolChangeOutcome,
+  type ToolInstallOptions,
+} from './contracts/tool-install';
 
 const { changeTool } = proxyActivities<Activities>({
   // Package managers may take minutes; the host's own limit per command is 5 minutes.
@@ -34,14 +40,19 @@ function reasonOf(error: unknown, action: ToolAction): string {
   if (isCancellation(error)) return 'cancelled by request';
   let current: unknown = error;
   while (current instanceof ActivityFailure && current.cause) current = current.cause;
-  if (current instanceof TimeoutFailure) return `the ${action} did not finish in time (its worker was lost or the server stopped answering)`;
+  if (current instanceof TimeoutFailure)
+    return `the ${action} did not finish in time (its worker was lost or the server stopped answering)`;
   if (current instanceof ApplicationFailure) return current.message;
   return error instanceof Error ? error.message : String(error);
 }
 
 function details(action: ToolAction, outcome?: ToolChangeOutcome, version?: string): string {
   if (!outcome) return `**${action === 'install' ? 'INSTALLING' : 'REMOVING'}**${version ? ` version ${version}` : ''}`;
-  const how = outcome.alreadyInstalled ? ' (already installed: the install command was not run)' : outcome.skipped ? ' (found done on retry)' : '';
+  const how = outcome.alreadyInstalled
+    ? ' (already installed: the install command was not run)'
+    : outcome.skipped
+      ? ' (found done on retry)'
+      : '';
   const done = `**${outcome.status}**${outcome.version ? ` ${outcome.version}` : ''}${how}`;
   return outcome.error ? `${done}\n\n${outcome.error}` : done;
 }
@@ -56,7 +67,12 @@ function details(action: ToolAction, outcome?: ToolChangeOutcome, version?: stri
  * scope. All of it is the one `changeTool` activity, so the workflow's commands are what they
  * were before installs checked first, and runs in flight replay unchanged (no `patched()`).
  */
-export async function toolInstall(serverId: string, toolId: string, action: ToolAction, options: ToolInstallOptions = {}): Promise<ToolChangeOutcome> {
+export async function toolInstall(
+  serverId: string,
+  toolId: string,
+  action: ToolAction,
+  options: ToolInstallOptions = {},
+): Promise<ToolChangeOutcome> {
   const { workflowId } = workflowInfo();
   const input: ToolChangeInput = { serverId, toolId, action, workflowId, ...(options.version ? { version: options.version } : {}) };
   setCurrentDetails(details(action, undefined, options.version));

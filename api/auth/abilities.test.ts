@@ -27,7 +27,13 @@ const MATRIX: Record<SubjectType, Partial<Record<Action, UserRole[]>>> = {
     validate: [ADMIN, MANAGER],
     execute: [ADMIN, MANAGER, OPERATOR],
   },
-  Task: { read: ALL, create: [ADMIN, MANAGER, OPERATOR], update: [ADMIN, MANAGER, OPERATOR], delete: [ADMIN, MANAGER, OPERATOR], execute: [ADMIN, MANAGER, OPERATOR] },
+  Task: {
+    read: ALL,
+    create: [ADMIN, MANAGER, OPERATOR],
+    update: [ADMIN, MANAGER, OPERATOR],
+    delete: [ADMIN, MANAGER, OPERATOR],
+    execute: [ADMIN, MANAGER, OPERATOR],
+  },
   Execution: { read: ALL, cancel: [ADMIN, MANAGER, OPERATOR], delete: [ADMIN], update: [ADMIN] },
   // Every catalog entry carries commands hosts run as their own user: ADMIN only.
   ToolDefinition: { read: ALL, create: [ADMIN], update: [ADMIN], delete: [ADMIN], manage: [ADMIN] },
@@ -79,7 +85,9 @@ describe('defineAbilityFor', () => {
   describe('accessibleFilter (rules → MikroORM filter)', () => {
     it('scopes an ADMIN list of users to its organisation', () => {
       const ability = defineAbilityFor({ userId: randomUUID(), organizationId, role: ADMIN });
-      expect(accessibleFilter(ability, 'read', 'User')).toEqual({ $or: [{ organization: { id: organizationId } }, { id: expect.any(String) }] });
+      expect(accessibleFilter(ability, 'read', 'User')).toEqual({
+        $or: [{ organization: { id: organizationId } }, { id: expect.any(String) }],
+      });
     });
 
     it('gives a non-ADMIN only its own user row', () => {
@@ -96,7 +104,9 @@ describe('defineAbilityFor', () => {
 
     it('scopes the tool catalog to the built-in entries and the organisation’s own', () => {
       const ability = defineAbilityFor({ userId: randomUUID(), organizationId, role: VIEWER });
-      expect(accessibleFilter(ability, 'read', 'ToolDefinition')).toEqual({ $or: [{ organization: { id: organizationId } }, { organization: null }] });
+      expect(accessibleFilter(ability, 'read', 'ToolDefinition')).toEqual({
+        $or: [{ organization: { id: organizationId } }, { organization: null }],
+      });
     });
   });
 });

@@ -50,7 +50,11 @@ type RoleBuilder = (b: Builder, p: Principal, inOrg: MongoQuery) => void;
 
 const ROLE_BUILDERS: Record<UserRole, RoleBuilder> = {
   [UserRole.ADMIN]: ({ can }, _p, inOrg) => {
-    can('manage', ['User', 'AuditLog', 'McpServer', 'Agent', 'Task', 'Execution', 'ToolDefinition', 'ServerTool', 'AgentToolPermission'], inOrg);
+    can(
+      'manage',
+      ['User', 'AuditLog', 'McpServer', 'Agent', 'Task', 'Execution', 'ToolDefinition', 'ServerTool', 'AgentToolPermission'],
+      inOrg,
+    );
   },
   [UserRole.MANAGER]: ({ can }, _p, inOrg) => {
     can('read', ORG_READABLE, inOrg);

@@ -52,7 +52,13 @@ async function freeSlug(em: EntityManager, name: string): Promise<string> {
 
 /** Creates one session row (one refresh token) in a family and signs its access token. */
 /** `user` must be managed by `em` (loaded or created there). */
-function issueSession(em: EntityManager, config: AuthConfig, user: User, meta: RequestMeta, familyId: string = randomUUID()): { session: Session; tokens: IssuedTokens } {
+function issueSession(
+  em: EntityManager,
+  config: AuthConfig,
+  user: User,
+  meta: RequestMeta,
+  familyId: string = randomUUID(),
+): { session: Session; tokens: IssuedTokens } {
   const refresh = newRefreshToken(config);
   const session = em.create(Session, {
     user,
@@ -83,9 +89,19 @@ export async function register(
     const fork = em.fork();
     try {
       return await fork.transactional(async (tx) => {
-        const slug = attempt === 0 ? await freeSlug(tx, input.organizationName) : `${slugify(input.organizationName)}-${randomBytes(3).toString('hex')}`;
+        const slug =
+          attempt === 0
+            ? await freeSlug(tx, input.organizationName)
+            : `${slugify(input.organizationName)}-${randomBytes(3).toString('hex')}`;
         const organization = tx.create(Organization, { name: input.organizationName, slug });
-        const user = tx.create(User, { organization, email: input.email, name: input.name, role: UserRole.ADMIN, passwordHash, lastLoginAt: new Date() });
+        const user = tx.create(User, {
+          organization,
+          email: input.email,
+          name: input.name,
+          role: UserRole.ADMIN,
+          passwordHash,
+          lastLoginAt: new Date(),
+        });
         const { tokens } = issueSession(tx, config, user, meta);
         recordAudit(tx, {
           organizationId: organization.id,
@@ -110,14 +126,27 @@ export async function register(
   }
 }
 
-export async function login(em: EntityManager, config: AuthConfig, input: { email: string; password: string }, meta: RequestMeta): Promise<AuthResult> {
+export async function login(
+  em: EntityManager,
+  config: AuthConfig,
+  input: { email: string; password: string },
+  meta: RequestMeta,
+): Promise<AuthResult> {
   const attempt = await beginLoginAttempt(em, input.email, meta.ip, config.auth.loginLimits);
   if ('retryAfter' in attempt) {
     const { retryAfter } = attempt;
-    throw new AppError(429, 'too_many_attempts', `Too many failed logins; try again in ${retryAfter} s`, { retryAfter }, { 'Retry-After': String(retryAfter) });
+    throw new AppError(
+      429,
+      'too_many_attempts',
+      `Too many failed logins; try again in ${retryAfter} s`,
+      { retryAfter },
+      { 'Retry-After': String(retryAfter) },
+    );
   }
   const user = await em.findOne(User, { email: input.email }, { populate: ['passwordHash', 'organization'] });
-  const ok = user ? await verifyPassword(input.password, user.passwordHash) : await burnPasswordCheck(input.password, config.auth.bcryptCost);
+  const ok = user
+    ? await verifyPassword(input.password, user.passwordHash)
+    : await burnPasswordCheck(input.password, config.auth.bcryptCost);
   if (!user || !ok) {
     if (user) {
       recordAudit(em, {
@@ -157,12 +186,17 @@ export async function login(em: EntityManager, config: AuthConfig, input: { emai
  */
 async function revokeFamily(em: EntityManager, session: Session, reason: 'logout' | 'refresh_reused'): Promise<number> {
   const revoked = await em.nativeUpdate(Session, { familyId: session.familyId, revokedAt: null }, { revokedAt: new Date() });
-  if (revoked > 0) await publishEvent(em, { type: 'session:ended', organizationId: session.organization.id, familyId: session.familyId, reason });
+  if (revoked > 0)
+    await publishEvent(em, { type: 'session:ended', organizationId: session.organization.id, familyId: session.familyId, reason });
   return revoked;
 }
 
 export async function refresh(em: EntityManager, config: AuthConfig, refreshToken: string, meta: RequestMeta): Promise<AuthResult> {
-  const session = await em.findOne(Session, { refreshTokenHash: hashRefreshToken(config, refreshToken) }, { populate: ['user', 'user.organization'] });
+  const session = await em.findOne(
+    Session,
+    { refreshTokenHash: hashRefreshToken(config, refreshToken) },
+    { populate: ['user', 'user.organization'] },
+  );
   if (!session) throw new AppError(401, 'invalid_refresh_token', 'The refresh token is not valid');
 
   const reuse = async () => {
@@ -190,7 +224,11 @@ export async function refresh(em: EntityManager, config: AuthConfig, refreshToke
   await em.flush();
   // Only one caller may spend a token: a concurrent refresh with the same token loses here, and
   // the family (the row just created included) is revoked as a reuse.
-  const spent = await em.nativeUpdate(Session, { id: session.id, replacedBy: null, revokedAt: null }, { replacedBy: next.session.id, lastUsedAt: new Date() });
+  const spent = await em.nativeUpdate(
+    Session,
+    { id: session.id, replacedBy: null, revokedAt: null },
+    { replacedBy: next.session.id, lastUsedAt: new Date() },
+  );
   if (spent !== 1) throw await reuse();
   return { user: session.user, organization: session.user.organization, ...next.tokens };
 }

@@ -39,10 +39,14 @@ interface PrincipalRow {
 /** One primary-key lookup: the session (not revoked) joined to its user's current role. */
 export async function loadPrincipalRow(deps: Pick<AppDeps, 'orm'>, claims: Partial<AccessClaims>): Promise<PrincipalRow | null> {
   // A token signed with our key but without access claims is invalid, not revoked.
-  if (claims.typ !== 'access' || typeof claims.sid !== 'string' || !/^[0-9a-f-]{36}$/.test(claims.sid)) throw new Error('not an access token');
+  if (claims.typ !== 'access' || typeof claims.sid !== 'string' || !/^[0-9a-f-]{36}$/.test(claims.sid))
+    throw new Error('not an access token');
   const rows = await deps.orm.em
     .getConnection()
-    .execute<PrincipalRow[]>('select s.revoked_at, s.family_id, u.id as user_id, u.email, u.organization_id, u.role from sessions s join users u on u.id = s.user_id where s.id = ?', [claims.sid]);
+    .execute<PrincipalRow[]>(
+      'select s.revoked_at, s.family_id, u.id as user_id, u.email, u.organization_id, u.role from sessions s join users u on u.id = s.user_id where s.id = ?',
+      [claims.sid],
+    );
   const row = rows[0];
   return row && !row.revoked_at && row.user_id === claims.sub ? row : null;
 }
@@ -50,7 +54,14 @@ export async function loadPrincipalRow(deps: Pick<AppDeps, 'orm'>, claims: Parti
 function toAuthContext(row: PrincipalRow, claims: AccessClaims & { exp?: number }): AuthContext {
   const principal = { userId: row.user_id, organizationId: row.organization_id, role: row.role };
   const tokenExpiresAt = claims.exp === undefined ? Number.POSITIVE_INFINITY : claims.exp * 1000;
-  return { ...principal, email: row.email, sessionId: claims.sid, familyId: row.family_id, tokenExpiresAt, ability: defineAbilityFor(principal) };
+  return {
+    ...principal,
+    email: row.email,
+    sessionId: claims.sid,
+    familyId: row.family_id,
+    tokenExpiresAt,
+    ability: defineAbilityFor(principal),
+  };
 }
 
 /**
@@ -68,7 +79,11 @@ export async function sessionEndReason(deps: Pick<AppDeps, 'orm'>, auth: AuthCon
 
 /** The same checks as the HTTP middleware, for a bare token (Socket.IO handshakes). */
 export async function authenticateToken(deps: Pick<AppDeps, 'config' | 'orm'>, token: string): Promise<AuthContext> {
-  const claims = jwt.verify(token, accessKey(deps.config), { algorithms: JWT_ALGORITHMS, issuer: JWT_ISSUER, audience: JWT_AUDIENCE }) as AccessClaims;
+  const claims = jwt.verify(token, accessKey(deps.config), {
+    algorithms: JWT_ALGORITHMS,
+    issuer: JWT_ISSUER,
+    audience: JWT_AUDIENCE,
+  }) as AccessClaims;
   const row = await loadPrincipalRow(deps, claims);
   if (!row) throw new Error('Token revoked');
   return toAuthContext(row, claims);
@@ -112,7 +127,9 @@ export function requireAuth(ctx: ParameterizedContext<AuthState>): AuthContext {
   const original = ctx.state.jwtOriginalError as Error | undefined;
   const headers = { 'WWW-Authenticate': 'Bearer' };
   if (!original || !ctx.get('authorization')) throw new AppError(401, 'unauthorized', 'Missing bearer token', undefined, headers);
-  if (original.name === 'TokenExpiredError') throw new AppError(401, 'token_expired', 'The access token has expired; refresh it', undefined, headers);
-  if (original.message === 'Token revoked') throw new AppError(401, 'token_revoked', 'The session of this access token has ended', undefined, headers);
+  if (original.name === 'TokenExpiredError')
+    throw new AppError(401, 'token_expired', 'The access token has expired; refresh it', undefined, headers);
+  if (original.message === 'Token revoked')
+    throw new AppError(401, 'token_revoked', 'The session of this access token has ended', undefined, headers);
   throw new AppError(401, 'invalid_token', 'The access token is not valid', undefined, headers);
 }

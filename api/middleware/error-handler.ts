@@ -33,12 +33,15 @@ function toAppError(error: unknown): AppError | undefined {
   if (error instanceof ZodError) return new AppError(400, 'validation_failed', 'Request validation failed', zodDetails(error));
   if (error instanceof ForbiddenError) return new AppError(403, 'forbidden', 'You are not allowed to do this');
   if (error instanceof NotFoundError) return AppError.notFound();
-  if (error instanceof UniqueConstraintViolationException) return new AppError(409, 'conflict', 'A resource with the same unique value already exists');
-  if (error instanceof ForeignKeyConstraintViolationException) return new AppError(409, 'conflict', 'The resource is still referenced by others');
+  if (error instanceof UniqueConstraintViolationException)
+    return new AppError(409, 'conflict', 'A resource with the same unique value already exists');
+  if (error instanceof ForeignKeyConstraintViolationException)
+    return new AppError(409, 'conflict', 'The resource is still referenced by others');
   const http = error as HttpLikeError | undefined;
   const status = http?.status ?? http?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    if (status === 400 && (http?.type === 'entity.parse.failed' || error instanceof SyntaxError)) return new AppError(400, 'invalid_json', 'The request body is not valid JSON');
+    if (status === 400 && (http?.type === 'entity.parse.failed' || error instanceof SyntaxError))
+      return new AppError(400, 'invalid_json', 'The request body is not valid JSON');
     if (status === 413) return new AppError(413, 'payload_too_large', 'The request body is too large');
     const code = CODES_BY_STATUS[status] ?? 'bad_request';
     // Only messages meant for clients (http-errors' `expose`) are passed through.
@@ -62,7 +65,13 @@ export function errorHandler(): Middleware<AppContext['state'], AppContext> {
       let body: ErrorBody;
       if (appError) {
         ctx.status = appError.status;
-        body = { error: { code: appError.code, message: appError.message, ...(appError.details !== undefined ? { details: appError.details } : {}) } };
+        body = {
+          error: {
+            code: appError.code,
+            message: appError.message,
+            ...(appError.details !== undefined ? { details: appError.details } : {}),
+          },
+        };
         for (const [name, value] of Object.entries(appError.headers ?? {})) ctx.set(name, value);
       } else {
         ctx.status = 500;

@@ -20,7 +20,9 @@ function asClientError(error: unknown, contentEncoding: string): unknown {
     ]);
   }
   if (status === 415 && /charset/i.test(message)) {
-    return new AppError(415, 'unsupported_media_type', 'The body charset is not supported', [{ path: 'headers.content-type', message: 'charset must be utf-8', code: 'unsupported_charset' }]);
+    return new AppError(415, 'unsupported_media_type', 'The body charset is not supported', [
+      { path: 'headers.content-type', message: 'charset must be utf-8', code: 'unsupported_charset' },
+    ]);
   }
   // zlib's errors (Z_DATA_ERROR, Z_BUF_ERROR, brotli's) carry no HTTP status.
   if (status === undefined && contentEncoding !== 'identity') {

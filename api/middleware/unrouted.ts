@@ -31,6 +31,8 @@ export function unrouted(routers: RouteTable[]): Middleware<AppContext['state'],
       ctx.set('Allow', allow);
       return;
     }
-    throw new AppError(405, 'method_not_allowed', `${ctx.method} is not allowed on ${ctx.path} (allowed: ${allow})`, undefined, { Allow: allow });
+    throw new AppError(405, 'method_not_allowed', `${ctx.method} is not allowed on ${ctx.path} (allowed: ${allow})`, undefined, {
+      Allow: allow,
+    });
   };
 }

@@ -86,7 +86,14 @@ export class RealtimeHub {
     this.lastSeq.delete(payload.executionId);
     this.lastSeq.set(payload.executionId, payload.seq);
     if (this.lastSeq.size > SEEN_LIMIT) this.lastSeq.delete(this.lastSeq.keys().next().value!);
-    this.emit({ type: 'execution:event', organizationId, agentId: payload.agentId, executionId: payload.executionId, seq: payload.seq, payload });
+    this.emit({
+      type: 'execution:event',
+      organizationId,
+      agentId: payload.agentId,
+      executionId: payload.executionId,
+      seq: payload.seq,
+      payload,
+    });
   }
 
   private emit(event: HubEvent): void {

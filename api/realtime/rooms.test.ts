@@ -46,7 +46,11 @@ describe('realtime rooms beyond one agent', () => {
   });
 
   async function connect(account: Account): Promise<FleetClient> {
-    const socket: FleetClient = connectSocket(api.url, { auth: { token: account.accessToken }, transports: ['websocket'], reconnection: false });
+    const socket: FleetClient = connectSocket(api.url, {
+      auth: { token: account.accessToken },
+      transports: ['websocket'],
+      reconnection: false,
+    });
     closers.push(() => socket.close());
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', () => resolve());
@@ -55,7 +59,11 @@ describe('realtime rooms beyond one agent', () => {
     return socket;
   }
 
-  function ask<E extends keyof ClientToServerEvents>(socket: FleetClient, event: E, body: Parameters<ClientToServerEvents[E]>[0]): Promise<SubscribeAck> {
+  function ask<E extends keyof ClientToServerEvents>(
+    socket: FleetClient,
+    event: E,
+    body: Parameters<ClientToServerEvents[E]>[0],
+  ): Promise<SubscribeAck> {
     return new Promise((resolve) => (socket.emit as (e: string, b: unknown, ack: (a: SubscribeAck) => void) => void)(event, body, resolve));
   }
 
@@ -85,18 +93,53 @@ describe('realtime rooms beyond one agent', () => {
       theirs.on(name, () => leaked.push(name));
     }
     const task = await makeTask(admin.organizationId);
-    const execution = await startExecution(ctx, { organizationId: admin.organizationId, userId: admin.userId, via: 'api' }, {
-      agent: await ctx.orm.em.fork().findOneOrFail(Agent, agentId, { populate: ['server'] }),
-      prompt: 'run [steps:1]',
-      trigger: ExecutionTrigger.API,
-      taskId: task.id,
-    });
+    const execution = await startExecution(
+      ctx,
+      { organizationId: admin.organizationId, userId: admin.userId, via: 'api' },
+      {
+        agent: await ctx.orm.em.fork().findOneOrFail(Agent, agentId, { populate: ['server'] }),
+        prompt: 'run [steps:1]',
+        trigger: ExecutionTrigger.API,
+        taskId: task.id,
+      },
+    );
     const em = ctx.orm.em.fork() as EntityManager;
     const at = new Date().toISOString();
-    await publishEvent(em, { type: 'server:status', organizationId: admin.organizationId, serverId, status: 'DEGRADED', previousStatus: 'ONLINE', reason: 'test', at });
-    await publishEvent(em, { type: 'task:occurrence', organizationId: admin.organizationId, taskId: task.id, executionId: execution.id, status: 'SKIPPED', trigger: 'schedule', scheduledFor: at, reason: 'overlap', at });
-    await publishEvent(em, { type: 'server:tool', organizationId: admin.organizationId, serverId, toolId: task.id, toolName: 'git', status: 'INSTALLED', previousStatus: 'INSTALLING', version: '2.43.0', error: null, at });
-    await waitFor(async () => ['agent:status', 'server:status', 'execution:status', 'task:occurrence', 'server:tool'].every((n) => seen.includes(n)));
+    await publishEvent(em, {
+      type: 'server:status',
+      organizationId: admin.organizationId,
+      serverId,
+      status: 'DEGRADED',
+      previousStatus: 'ONLINE',
+      reason: 'test',
+      at,
+    });
+    await publishEvent(em, {
+      type: 'task:occurrence',
+      organizationId: admin.organizationId,
+      taskId: task.id,
+      executionId: execution.id,
+      status: 'SKIPPED',
+      trigger: 'schedule',
+      scheduledFor: at,
+      reason: 'overlap',
+      at,
+    });
+    await publishEvent(em, {
+      type: 'server:tool',
+      organizationId: admin.organizationId,
+      serverId,
+      toolId: task.id,
+      toolName: 'git',
+      status: 'INSTALLED',
+      previousStatus: 'INSTALLING',
+      version: '2.43.0',
+      error: null,
+      at,
+    });
+    await waitFor(async () =>
+      ['agent:status', 'server:status', 'execution:status', 'task:occurrence', 'server:tool'].every((n) => seen.includes(n)),
+    );
     const statuses: string[] = [];
     mine.on('execution:status', (p) => p.executionId === execution.id && statuses.push(p.status));
     await waitFor(async () => statuses.includes('COMPLETED') || (await ctx.orm.em.fork().findOne(Agent, agentId))?.status === 'ACTIVE');
@@ -111,21 +154,36 @@ describe('realtime rooms beyond one agent', () => {
     expect(await ask(mine, 'subscribe:server', { serverId })).toEqual({ ok: true });
     expect(await ask(theirs, 'subscribe:task', { taskId: task.id })).toEqual({ error: { code: 'not_found', message: 'Task not found' } });
     expect(await ask(theirs, 'subscribe:server', { serverId })).toEqual({ error: { code: 'not_found', message: 'Server not found' } });
-    expect(await ask(mine, 'subscribe:task', { taskId: 'nope' })).toEqual({ error: { code: 'validation_failed', message: 'taskId must be a uuid' } });
+    expect(await ask(mine, 'subscribe:task', { taskId: 'nope' })).toEqual({
+      error: { code: 'validation_failed', message: 'taskId must be a uuid' },
+    });
 
     const phases: string[] = [];
     mine.on('agent:execution', (p) => p.taskId === task.id && phases.push(p.phase));
     const serverEvents: string[] = [];
     mine.on('server:status', (p) => p.serverId === serverId && serverEvents.push(p.status));
-    await startExecution(ctx, { organizationId: admin.organizationId, userId: admin.userId, via: 'api' }, {
-      agent: await ctx.orm.em.fork().findOneOrFail(Agent, agentId, { populate: ['server'] }),
-      prompt: 'run [steps:2]',
-      trigger: ExecutionTrigger.API,
-      taskId: task.id,
+    await startExecution(
+      ctx,
+      { organizationId: admin.organizationId, userId: admin.userId, via: 'api' },
+      {
+        agent: await ctx.orm.em.fork().findOneOrFail(Agent, agentId, { populate: ['server'] }),
+        prompt: 'run [steps:2]',
+        trigger: ExecutionTrigger.API,
+        taskId: task.id,
+      },
+    );
+    await publishEvent(ctx.orm.em.fork() as EntityManager, {
+      type: 'server:status',
+      organizationId: admin.organizationId,
+      serverId,
+      status: 'OFFLINE',
+      previousStatus: 'ONLINE',
+      reason: 'test',
+      at: new Date().toISOString(),
     });
-    await publishEvent(ctx.orm.em.fork() as EntityManager, { type: 'server:status', organizationId: admin.organizationId, serverId, status: 'OFFLINE', previousStatus: 'ONLINE', reason: 'test', at: new Date().toISOString() });
-    await waitFor(async () => phases.includes('output') && phases.filter((p) => p === 'status').length >= 3 && serverEvents.includes('OFFLINE'));
-
+    await waitFor(
+      async () => phases.includes('output') && phases.filter((p) => p === 'status').length >= 3 && serverEvents.includes('OFFLINE'),
+    );
 
     expect(await ask(mine, 'unsubscribe:task', { taskId: task.id })).toEqual({ ok: true });
     // A deleted task keeps its row for its history, but no longer has a live feed.

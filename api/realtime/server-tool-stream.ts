@@ -8,7 +8,11 @@ import type { AppDeps } from '../deps';
 import { openEventStream } from './sse';
 
 /** The tool's state as a `server:tool` payload, read from its row (none: NOT_INSTALLED). */
-export async function currentToolState(em: EntityManager, serverId: string, tool: { id: string; name: string }): Promise<ServerToolPayload> {
+export async function currentToolState(
+  em: EntityManager,
+  serverId: string,
+  tool: { id: string; name: string },
+): Promise<ServerToolPayload> {
   const row = await em.fork().findOne(ServerTool, { server: serverId, tool: tool.id });
   const status = row?.status ?? ServerToolStatus.NOT_INSTALLED;
   return {
@@ -92,10 +96,16 @@ export class ServerToolFollower {
         .then(async (stillRunning) => {
           if (stillRunning || out.ended) return;
           const final = await currentToolState(this.deps.orm.em, this.serverId, this.tool);
-          if (!last || last.status !== final.status || last.version !== final.version || last.error !== final.error) out.send('status', final);
+          if (!last || last.status !== final.status || last.version !== final.version || last.error !== final.error)
+            out.send('status', final);
           out.end();
         })
-        .catch((error: unknown) => this.deps.logger.warn({ err: error, serverId: this.serverId, toolId: this.tool.id }, 'server tool stream: could not check the workflow'));
+        .catch((error: unknown) =>
+          this.deps.logger.warn(
+            { err: error, serverId: this.serverId, toolId: this.tool.id },
+            'server tool stream: could not check the workflow',
+          ),
+        );
     }, RUNNING_CHECK_MS);
     this.stopTimer = () => clearInterval(timer);
   }

@@ -31,7 +31,11 @@ export function atExpiry(expiresAt: number, onExpired: () => void): () => void {
  * the request's authentication and the subscription sent its notice to nobody; and again after
  * the hub's LISTEN connection comes back, because notices are not replayed. Returns a stop.
  */
-export function watchSession(deps: Pick<AppDeps, 'orm' | 'events' | 'logger'>, auth: AuthContext, onEnd: (reason: SessionEndReason) => void): () => void {
+export function watchSession(
+  deps: Pick<AppDeps, 'orm' | 'events' | 'logger'>,
+  auth: AuthContext,
+  onEnd: (reason: SessionEndReason) => void,
+): () => void {
   let stopped = false;
   let unsubscribe = () => undefined as unknown;
   let cancelTimer = () => undefined as unknown;

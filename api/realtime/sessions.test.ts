@@ -69,8 +69,19 @@ describe('realtime feeds end with their session', () => {
   const as = (account: Pick<Account, 'accessToken'>) => ({ Authorization: `Bearer ${account.accessToken}` });
 
   async function login(account: Pick<Account, 'email'>, via = client): Promise<Account & { role: string }> {
-    const res = await via.post('/api/auth/login').set('X-Forwarded-For', randomIp()).send({ email: account.email, password: PASSWORD }).expect(200);
-    return { email: account.email, userId: res.body.user.id, organizationId: res.body.organization.id, accessToken: res.body.accessToken, refreshToken: res.body.refreshToken, role: res.body.user.role };
+    const res = await via
+      .post('/api/auth/login')
+      .set('X-Forwarded-For', randomIp())
+      .send({ email: account.email, password: PASSWORD })
+      .expect(200);
+    return {
+      email: account.email,
+      userId: res.body.user.id,
+      organizationId: res.body.organization.id,
+      accessToken: res.body.accessToken,
+      refreshToken: res.body.refreshToken,
+      role: res.body.user.role,
+    };
   }
 
   function tryConnect(token: string, url = api.url): Promise<FleetClient> {
@@ -82,7 +93,10 @@ describe('realtime feeds end with their session', () => {
     });
   }
 
-  async function connect(token: string, url = api.url): Promise<FleetClient & { ending: Promise<Ending>; executions: AgentExecutionPayload[] }> {
+  async function connect(
+    token: string,
+    url = api.url,
+  ): Promise<FleetClient & { ending: Promise<Ending>; executions: AgentExecutionPayload[] }> {
     const socket = await tryConnect(token, url);
     const executions: AgentExecutionPayload[] = [];
     socket.on('agent:execution', (e) => executions.push(e));
@@ -106,16 +120,20 @@ describe('realtime feeds end with their session', () => {
 
   async function openStream(token: string, executionId: string, url = api.url): Promise<Stream> {
     return new Promise((resolve, reject) => {
-      const req = http.get(`${url}/api/executions/${executionId}/events`, { headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' } }, (res) => {
-        if (res.statusCode !== 200) return reject(new Error(`SSE answered ${res.statusCode}`));
-        let text = '';
-        const ended = new Promise<string>((done) => res.on('end', () => done(text)));
-        res.on('data', (chunk: Buffer) => {
-          text += chunk.toString();
-          // Open once the stored events (the QUEUED status at least) have been sent.
-          if (text.includes('id: 1\n')) resolve({ text: () => text, ended, close: () => req.destroy() });
-        });
-      });
+      const req = http.get(
+        `${url}/api/executions/${executionId}/events`,
+        { headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' } },
+        (res) => {
+          if (res.statusCode !== 200) return reject(new Error(`SSE answered ${res.statusCode}`));
+          let text = '';
+          const ended = new Promise<string>((done) => res.on('end', () => done(text)));
+          res.on('data', (chunk: Buffer) => {
+            text += chunk.toString();
+            // Open once the stored events (the QUEUED status at least) have been sent.
+            if (text.includes('id: 1\n')) resolve({ text: () => text, ended, close: () => req.destroy() });
+          });
+        },
+      );
       req.on('error', reject);
       closers.push(() => req.destroy());
     });
@@ -124,7 +142,10 @@ describe('realtime feeds end with their session', () => {
   /** Rejects when `promise` has not settled within `ms` (to prove that something did end). */
   function within<T>(promise: Promise<T>, ms = 5000): Promise<T> {
     let timer: NodeJS.Timeout;
-    return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still open after ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+    return Promise.race([
+      promise,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still open after ${ms} ms`)), ms))),
+    ]).finally(() => clearTimeout(timer));
   }
 
   it('logout disconnects the sockets and ends the SSE streams of that login, and only of that login', async () => {
@@ -143,7 +164,8 @@ describe('realtime feeds end with their session', () => {
     await expect(tryConnect(member.accessToken)).rejects.toThrow(/unauthorized/);
 
     // The user's other login keeps its feed.
-    const id = (await client.post(`/api/agents/${agentId}/execute`).set(as(admin)).send({ prompt: 'after the logout' }).expect(202)).body.executionId;
+    const id = (await client.post(`/api/agents/${agentId}/execute`).set(as(admin)).send({ prompt: 'after the logout' }).expect(202)).body
+      .executionId;
     await waitFor(async () => theirs.executions.some((e) => e.executionId === id && e.status === 'COMPLETED'));
     expect(theirs.connected).toBe(true);
     expect(mine.executions.some((e) => e.executionId === id)).toBe(false);
@@ -170,7 +192,8 @@ describe('realtime feeds end with their session', () => {
 
     await client.delete(`/api/users/${member.userId}`).set(as(admin)).expect(204);
 
-    for (const socket of sockets) expect(await within(socket.ending)).toEqual({ reason: 'user_deleted', disconnect: 'io server disconnect' });
+    for (const socket of sockets)
+      expect(await within(socket.ending)).toEqual({ reason: 'user_deleted', disconnect: 'io server disconnect' });
     expect(await within(stream.ended)).toContain('"reason":"user_deleted"');
   });
 
@@ -191,7 +214,14 @@ describe('realtime feeds end with their session', () => {
   });
 
   it('the access token expiring ends the socket and the SSE stream', async () => {
-    const short = await startApiServer({ ...ctx, config: { ...ctx.config, auth: { ...ctx.config.auth, accessTokenTtlSeconds: 4 }, http: { ...ctx.config.http, trustProxy: true } } }, 0, '127.0.0.1');
+    const short = await startApiServer(
+      {
+        ...ctx,
+        config: { ...ctx.config, auth: { ...ctx.config.auth, accessTokenTtlSeconds: 4 }, http: { ...ctx.config.http, trustProxy: true } },
+      },
+      0,
+      '127.0.0.1',
+    );
     closers.push(() => short.close());
     const member = await addMember(client, admin, 'VIEWER');
     const executionId = await hangingExecution();
@@ -212,7 +242,11 @@ describe('realtime feeds end with their session', () => {
     const socket = await connect(member.accessToken);
     // Revoked behind the API's back, so no notice travels: only the check at subscribe can see it.
     await ctx.orm.em.getConnection().execute('update sessions set revoked_at = now() where user_id = ?', [member.userId]);
-    const created = await client.post('/api/agents').set(as(admin)).send({ serverId, name: `late-${Date.now()}` }).expect(201);
+    const created = await client
+      .post('/api/agents')
+      .set(as(admin))
+      .send({ serverId, name: `late-${Date.now()}` })
+      .expect(201);
 
     expect(await subscribe(socket, created.body.id)).toEqual({ error: { code: 'session_ended', message: expect.any(String) } });
     expect(await within(socket.ending)).toEqual({ reason: 'session_revoked', disconnect: 'io server disconnect' });

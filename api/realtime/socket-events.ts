@@ -4,7 +4,17 @@
  * streams send. Rooms: `agent:<agentId>`, `server:<serverId>`, `task:<taskId>` and
  * `org:<organizationId>` (the organisation-wide feed a dashboard's lists follow).
  */
-import type { AgentExecutionPayload, AgentStatusPayload, AgentTodoPayload, ExecutionStatusPayload, InputRequiredPayload, ServerStatusPayload, ServerToolPayload, SessionEndedPayload, TaskOccurrencePayload } from '../../domain/events';
+import type {
+  AgentExecutionPayload,
+  AgentStatusPayload,
+  AgentTodoPayload,
+  ExecutionStatusPayload,
+  InputRequiredPayload,
+  ServerStatusPayload,
+  ServerToolPayload,
+  SessionEndedPayload,
+  TaskOccurrencePayload,
+} from '../../domain/events';
 import type { AuthContext } from '../auth/authenticate';
 
 export interface ServerToClientEvents {

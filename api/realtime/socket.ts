@@ -51,7 +51,10 @@ function endSocket(socket: FleetSocket, reason: SessionEndReason): void {
  * The hub handles notices in commit order, so no event committed after the session ended
  * reaches the socket.
  */
-export function attachSocketServer(server: http.Server, deps: AppDeps & { events: RealtimeHub }): Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData> {
+export function attachSocketServer(
+  server: http.Server,
+  deps: AppDeps & { events: RealtimeHub },
+): Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData> {
   const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(server, {
     path: '/socket.io',
     serveClient: false,
@@ -74,7 +77,8 @@ export function attachSocketServer(server: http.Server, deps: AppDeps & { events
     if (reason) endSocket(socket, reason);
     return reason;
   };
-  const checkLater = (socket: FleetSocket) => void check(socket).catch((error: unknown) => deps.logger.warn({ err: error }, 'could not check a socket session'));
+  const checkLater = (socket: FleetSocket) =>
+    void check(socket).catch((error: unknown) => deps.logger.warn({ err: error }, 'could not check a socket session'));
 
   io.on('connection', (socket: FleetSocket) => {
     const cancelExpiry = atExpiry(socket.data.auth.tokenExpiresAt, () => endSocket(socket, 'token_expired'));
@@ -104,17 +108,28 @@ export function attachSocketServer(server: http.Server, deps: AppDeps & { events
         })
         .catch(() => refuse(ack, 'internal', 'Could not subscribe'));
     };
-    const leave = (ack: unknown, name: string) => void Promise.resolve(socket.leave(name)).then(() => typeof ack === 'function' && (ack as (a: SubscribeAck) => void)({ ok: true }));
+    const leave = (ack: unknown, name: string) =>
+      void Promise.resolve(socket.leave(name)).then(() => typeof ack === 'function' && (ack as (a: SubscribeAck) => void)({ ok: true }));
 
-    for (const [kind, { entity, idField, label, ...rest }] of Object.entries(SUBSCRIPTIONS) as [keyof typeof SUBSCRIPTIONS, (typeof SUBSCRIPTIONS)[keyof typeof SUBSCRIPTIONS]][]) {
+    for (const [kind, { entity, idField, label, ...rest }] of Object.entries(SUBSCRIPTIONS) as [
+      keyof typeof SUBSCRIPTIONS,
+      (typeof SUBSCRIPTIONS)[keyof typeof SUBSCRIPTIONS],
+    ][]) {
       socket.on(`subscribe:${kind}`, (request: Record<string, unknown> | undefined, ack: unknown) => {
         const id = request?.[idField];
         if (typeof id !== 'string' || !UUID.test(id)) return refuse(ack, 'validation_failed', `${idField} must be a uuid`);
         const auth = socket.data.auth;
-        join(ack, room[kind](id), async () => {
-          const found = await deps.orm.em.fork().findOne(entity as typeof Agent, { id, organization: auth.organizationId, ...('where' in rest ? rest.where : {}) });
-          return !!found && auth.ability.can('read', found);
-        }, `${label} not found`);
+        join(
+          ack,
+          room[kind](id),
+          async () => {
+            const found = await deps.orm.em
+              .fork()
+              .findOne(entity as typeof Agent, { id, organization: auth.organizationId, ...('where' in rest ? rest.where : {}) });
+            return !!found && auth.ability.can('read', found);
+          },
+          `${label} not found`,
+        );
       });
       socket.on(`unsubscribe:${kind}`, (request: Record<string, unknown> | undefined, ack: unknown) => {
         const id = request?.[idField];
@@ -125,7 +140,12 @@ export function attachSocketServer(server: http.Server, deps: AppDeps & { events
     socket.on('subscribe:org', (_request, ack) => {
       const auth = socket.data.auth;
       // Every member reads the organisation's servers, agents, tasks and runs (VIEWER included).
-      join(ack, room.org(auth.organizationId), async () => auth.ability.can('read', subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent)), 'Organisation not found');
+      join(
+        ack,
+        room.org(auth.organizationId),
+        async () => auth.ability.can('read', subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent)),
+        'Organisation not found',
+      );
     });
     socket.on('unsubscribe:org', (_request, ack) => leave(ack, room.org(socket.data.auth.organizationId)));
   });
@@ -138,10 +158,17 @@ export function attachSocketServer(server: http.Server, deps: AppDeps & { events
       void (async () => {
         for (const socket of [...io.sockets.sockets.values()]) if (socket.connected) await check(socket).catch(() => undefined);
       })();
-    } else if (event.type === 'agent:status' || event.type === 'server:status' || event.type === 'server:tool' || event.type === 'task:occurrence' || event.type === 'agent:input_required') {
+    } else if (
+      event.type === 'agent:status' ||
+      event.type === 'server:status' ||
+      event.type === 'server:tool' ||
+      event.type === 'task:occurrence' ||
+      event.type === 'agent:input_required'
+    ) {
       // Status events go to the room of what they are about and to the organisation's room.
       const { type, organizationId, ...payload } = event;
-      const about = 'agentId' in event ? room.agent(event.agentId) : 'taskId' in event ? room.task(event.taskId) : room.server(event.serverId);
+      const about =
+        'agentId' in event ? room.agent(event.agentId) : 'taskId' in event ? room.task(event.taskId) : room.server(event.serverId);
       (io.to([about, room.org(organizationId)]).emit as (name: string, body: unknown) => boolean)(type, payload);
     } else if (event.type === 'execution:event') {
       const { payload } = event;
@@ -150,11 +177,25 @@ export function attachSocketServer(server: http.Server, deps: AppDeps & { events
       io.to(rooms).emit('agent:execution', payload);
       if (payload.phase === 'todo') {
         const todos = (payload.data?.todos ?? []) as AgentTodoPayload['todos'];
-        io.to(rooms).emit('agent:todo', { agentId: event.agentId, executionId: event.executionId, todos, completed: todos.filter((t) => t.status === 'completed').length, total: todos.length });
+        io.to(rooms).emit('agent:todo', {
+          agentId: event.agentId,
+          executionId: event.executionId,
+          todos,
+          completed: todos.filter((t) => t.status === 'completed').length,
+          total: todos.length,
+        });
       }
       if (payload.phase === 'status' && payload.status) {
         const error = typeof payload.data?.error === 'string' ? payload.data.error : undefined;
-        io.to(room.org(event.organizationId)).emit('execution:status', { agentId: event.agentId, executionId: event.executionId, ...(payload.taskId ? { taskId: payload.taskId } : {}), status: payload.status, attempt: payload.attempt, ...(error ? { error } : {}), at: payload.at });
+        io.to(room.org(event.organizationId)).emit('execution:status', {
+          agentId: event.agentId,
+          executionId: event.executionId,
+          ...(payload.taskId ? { taskId: payload.taskId } : {}),
+          status: payload.status,
+          attempt: payload.attempt,
+          ...(error ? { error } : {}),
+          at: payload.at,
+        });
       }
     }
   });

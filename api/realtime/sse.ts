@@ -33,7 +33,12 @@ export function openEventStream(ctx: AppContext, deps: AppDeps, auth: AuthContex
   ctx.req.socket.setTimeout(0);
   ctx.req.socket.setNoDelay(true);
   ctx.status = 200;
-  ctx.set({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+  ctx.set({
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache, no-transform',
+    Connection: 'keep-alive',
+    'X-Accel-Buffering': 'no',
+  });
   ctx.body = stream;
 
   let ended = false;
@@ -75,7 +80,13 @@ export function openEventStream(ctx: AppContext, deps: AppDeps, auth: AuthContex
  * reconnects by itself whenever a stream closes, and a 204 is what makes it stop; a stream
  * kept open with keep-alives instead would hold a connection per finished run forever.
  */
-export async function streamExecution(ctx: AppContext, deps: AppDeps, auth: AuthContext, executionId: string, after: number): Promise<void> {
+export async function streamExecution(
+  ctx: AppContext,
+  deps: AppDeps,
+  auth: AuthContext,
+  executionId: string,
+  after: number,
+): Promise<void> {
   const end = await finalEventSeq(deps.orm.em, executionId);
   if (end !== undefined && end <= after) {
     ctx.status = 204;
@@ -104,7 +115,10 @@ export async function streamExecution(ctx: AppContext, deps: AppDeps, auth: Auth
     filling = true;
     try {
       for (const p of await eventsAfter(deps.orm.em, executionId, last)) write(p);
-      pending.sort((a, b) => a.seq - b.seq).splice(0).forEach(write);
+      pending
+        .sort((a, b) => a.seq - b.seq)
+        .splice(0)
+        .forEach(write);
     } finally {
       filling = false;
     }
@@ -122,7 +136,10 @@ export async function streamExecution(ctx: AppContext, deps: AppDeps, auth: Auth
     if (page.length < 1000 || out.ended) break;
   }
   backlogDone = true;
-  pending.sort((a, b) => a.seq - b.seq).splice(0).forEach(write);
+  pending
+    .sort((a, b) => a.seq - b.seq)
+    .splice(0)
+    .forEach(write);
   // Resumed after the end (Last-Event-ID at or past the final event): nothing more will come.
   if (!out.ended) {
     const execution = await deps.orm.em.fork().findOne(Execution, executionId, { fields: ['status'] });

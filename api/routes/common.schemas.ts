@@ -19,7 +19,8 @@ export const Password = z
   .superRefine((value, ctx) => {
     const bytes = Buffer.byteLength(value, 'utf8');
     if (bytes < PASSWORD_MIN_BYTES) ctx.addIssue({ code: 'custom', message: `must be at least ${PASSWORD_MIN_BYTES} bytes` });
-    if (bytes > PASSWORD_MAX_BYTES) ctx.addIssue({ code: 'custom', message: `must be at most ${PASSWORD_MAX_BYTES} bytes (bcrypt ignores the rest)` });
+    if (bytes > PASSWORD_MAX_BYTES)
+      ctx.addIssue({ code: 'custom', message: `must be at most ${PASSWORD_MAX_BYTES} bytes (bcrypt ignores the rest)` });
   })
   // JSON Schema counts characters, not bytes: the lengths are the bounds for ASCII, the description the rule.
   .openapi({

@@ -56,7 +56,9 @@ export async function createAgent(em: EntityManager, actor: Actor, input: NewAge
   const { server } = input;
   assertMasterUnsupervised(input.role, Boolean(input.supervisorId));
   if (input.role === AgentRole.MASTER) await assertNoOtherMaster(em, server.id);
-  const supervisor = input.supervisorId ? await checkSupervisor(em, actor.organizationId, undefined, server.id, input.supervisorId) : undefined;
+  const supervisor = input.supervisorId
+    ? await checkSupervisor(em, actor.organizationId, undefined, server.id, input.supervisorId)
+    : undefined;
   if (await em.count(Agent, { server, name: input.name })) throw nameTaken(input);
   const agent = em.create(Agent, {
     organization: em.getReference(Organization, actor.organizationId),
@@ -71,8 +73,16 @@ export async function createAgent(em: EntityManager, actor: Actor, input: NewAge
     createdBy: actor.userId ? em.getReference(User, actor.userId) : undefined,
   });
   const origin = input.fromExecutionId ? { via: 'master', executionId: input.fromExecutionId } : { serverId: server.id };
-  audit(em, actor, { action: 'agent.create', resourceType: 'agent', resourceId: agent.id, changes: { name: agent.name, role: agent.role, ...origin, supervisorId: supervisor?.id ?? null } });
-  await uniqueOrConflict(() => em.flush(), () => nameTaken(input));
+  audit(em, actor, {
+    action: 'agent.create',
+    resourceType: 'agent',
+    resourceId: agent.id,
+    changes: { name: agent.name, role: agent.role, ...origin, supervisorId: supervisor?.id ?? null },
+  });
+  await uniqueOrConflict(
+    () => em.flush(),
+    () => nameTaken(input),
+  );
   return agent;
 }
 
@@ -89,14 +99,17 @@ export async function updateAgent(em: EntityManager, actor: Actor, agent: Agent,
     if (JSON.stringify(from) !== JSON.stringify(to)) changes[key] = { from, to };
   };
   if (input.displayName !== undefined) note('displayName', agent.displayName, (agent.displayName = input.displayName));
-  if (input.description !== undefined) note('description', agent.description ?? null, (agent.description = input.description ?? undefined) ?? null);
+  if (input.description !== undefined)
+    note('description', agent.description ?? null, (agent.description = input.description ?? undefined) ?? null);
   if (input.capabilities !== undefined) note('capabilities', agent.capabilities, (agent.capabilities = capabilitySet(input.capabilities)));
   if (input.maxConcurrency !== undefined) note('maxConcurrency', agent.maxConcurrency, (agent.maxConcurrency = input.maxConcurrency));
   const role = input.role ?? agent.role;
   if (role === AgentRole.MASTER && agent.role !== AgentRole.MASTER) await assertNoOtherMaster(em, agent.server.id, agent.id);
   note('role', agent.role, (agent.role = role));
   if (input.supervisorId !== undefined) {
-    const supervisor = input.supervisorId ? await checkSupervisor(em, actor.organizationId, agent.id, agent.server.id, input.supervisorId) : undefined;
+    const supervisor = input.supervisorId
+      ? await checkSupervisor(em, actor.organizationId, agent.id, agent.server.id, input.supervisorId)
+      : undefined;
     note('supervisorId', agent.supervisor?.id ?? null, supervisor?.id ?? null);
     agent.supervisor = supervisor;
   }
@@ -124,14 +137,26 @@ function mayBeOnServer(agent: Agent): boolean {
  */
 export async function deleteAgent(tx: EntityManager, actor: Actor, agent: Agent): Promise<AgentRetireInput | undefined> {
   const active = await tx.count(Execution, { agent, status: { $in: [...LIVE_EXECUTION_STATUSES] } });
-  if (active > 0) throw AppError.conflict('agent_busy', `The agent has ${active} queued, running or waiting execution(s); cancel them first`, { executions: active });
+  if (active > 0)
+    throw AppError.conflict('agent_busy', `The agent has ${active} queued, running or waiting execution(s); cancel them first`, {
+      executions: active,
+    });
   const newSupervisor = agent.supervisor?.id ?? null;
   const moved = await tx.nativeUpdate(Agent, { supervisor: agent.id }, { supervisor: newSupervisor });
   // Subordinates this unit of work already holds still point at the agent in memory, and the
   // removal would set them null on flush: read them again as the update left them.
-  const held = tx.getUnitOfWork().getIdentityMap().values().filter((row): row is Agent => row instanceof Agent && row.supervisor?.id === agent.id);
+  const held = tx
+    .getUnitOfWork()
+    .getIdentityMap()
+    .values()
+    .filter((row): row is Agent => row instanceof Agent && row.supervisor?.id === agent.id);
   if (held.length) await tx.find(Agent, { id: { $in: held.map((row) => row.id) } }, { refresh: true });
-  audit(tx, actor, { action: 'agent.delete', resourceType: 'agent', resourceId: agent.id, changes: { name: agent.name, subordinatesMovedTo: newSupervisor, subordinates: moved } });
+  audit(tx, actor, {
+    action: 'agent.delete',
+    resourceType: 'agent',
+    resourceId: agent.id,
+    changes: { name: agent.name, subordinatesMovedTo: newSupervisor, subordinates: moved },
+  });
   tx.remove(agent);
   await tx.flush();
   if (!mayBeOnServer(agent)) return undefined;
@@ -147,7 +172,10 @@ export async function retireFromServer(deps: { temporal: TemporalAccess; logger:
   try {
     await startAgentRetire(deps.temporal, retire);
   } catch (error) {
-    deps.logger.error({ err: error, agentId: retire.agentId, serverId: retire.serverId }, 'could not start agentRetire: the agent stays on its server');
+    deps.logger.error(
+      { err: error, agentId: retire.agentId, serverId: retire.serverId },
+      'could not start agentRetire: the agent stays on its server',
+    );
   }
 }
 
@@ -163,9 +191,15 @@ export async function startValidation(em: EntityManager, temporal: TemporalAcces
   audit(em, actor, { action: 'agent.validate', resourceType: 'agent', resourceId: agent.id });
   await em.flush();
   try {
-    return await startAgentProvision(temporal, { agentId: agent.id, organizationId: actor.organizationId, serverId: agent.server.id, validatedBy: actor.userId });
+    return await startAgentProvision(temporal, {
+      agentId: agent.id,
+      organizationId: actor.organizationId,
+      serverId: agent.server.id,
+      validatedBy: actor.userId,
+    });
   } catch (error) {
-    if (error instanceof WorkflowExecutionAlreadyStartedError) throw AppError.conflict('validation_running', 'A validation of this agent is already running');
+    if (error instanceof WorkflowExecutionAlreadyStartedError)
+      throw AppError.conflict('validation_running', 'A validation of this agent is already running');
     throw error;
   }
 }

@@ -28,16 +28,19 @@ export async function supervisorChainIncludes(em: EntityManager, fromId: string,
 
 /** The subtree under `rootId` (at most 100 levels deep), children in name order; undefined when no such agent. */
 export async function agentHierarchy(em: EntityManager, organizationId: string, rootId: string): Promise<AgentTreeNode | undefined> {
-  const rows = await em.getConnection().execute<{ id: string; supervisor_id: string | null; name: string; display_name: string; role: AgentRole; status: AgentStatus }[]>(
-    `with recursive tree as (
+  const rows = await em
+    .getConnection()
+    .execute<{ id: string; supervisor_id: string | null; name: string; display_name: string; role: AgentRole; status: AgentStatus }[]>(
+      `with recursive tree as (
        select id, supervisor_id, name, display_name, role, status, 0 as depth from agents where id = ? and organization_id = ?
        union all select a.id, a.supervisor_id, a.name, a.display_name, a.role, a.status, t.depth + 1
        from agents a join tree t on a.supervisor_id = t.id where t.depth < 100 and a.organization_id = ?
      ) select * from tree order by depth, name`,
-    [rootId, organizationId, organizationId],
-  );
+      [rootId, organizationId, organizationId],
+    );
   const nodes = new Map<string, AgentTreeNode>();
-  for (const r of rows) nodes.set(r.id, { id: r.id, name: r.name, displayName: r.display_name, role: r.role, status: r.status, children: [] });
+  for (const r of rows)
+    nodes.set(r.id, { id: r.id, name: r.name, displayName: r.display_name, role: r.role, status: r.status, children: [] });
   for (const r of rows) if (r.id !== rootId && r.supervisor_id) nodes.get(r.supervisor_id)?.children.push(nodes.get(r.id)!);
   return nodes.get(rootId);
 }

@@ -13,7 +13,13 @@ import { supervisorChainIncludes } from './agent-queries';
  * A supervisor must be an agent of the same organisation and server, and never the agent
  * itself nor one of its descendants (`agentId` is absent for an agent not created yet).
  */
-export async function checkSupervisor(em: EntityManager, organizationId: string, agentId: string | undefined, serverId: string, supervisorId: string): Promise<Agent> {
+export async function checkSupervisor(
+  em: EntityManager,
+  organizationId: string,
+  agentId: string | undefined,
+  serverId: string,
+  supervisorId: string,
+): Promise<Agent> {
   const supervisor = await em.findOne(Agent, { id: supervisorId, organization: organizationId });
   if (!supervisor) throw fieldError('body.supervisorId', 'no such agent in your organisation', 'not_found');
   if (supervisor.server.id !== serverId) throw fieldError('body.supervisorId', 'the supervisor must be on the same server', 'other_server');
@@ -26,7 +32,11 @@ export async function checkSupervisor(em: EntityManager, organizationId: string,
 
 /** One MASTER per server: refuses when the server has one other than `exceptAgentId`. */
 export async function assertNoOtherMaster(em: EntityManager, serverId: string, exceptAgentId?: string): Promise<void> {
-  const others = await em.count(Agent, { server: serverId, role: AgentRole.MASTER, ...(exceptAgentId ? { id: { $ne: exceptAgentId } } : {}) });
+  const others = await em.count(Agent, {
+    server: serverId,
+    role: AgentRole.MASTER,
+    ...(exceptAgentId ? { id: { $ne: exceptAgentId } } : {}),
+  });
   if (others > 0) throw AppError.conflict('master_exists', 'This server already has a MASTER agent');
 }
 

@@ -3,7 +3,13 @@ import { AgentStatus } from '../../entities/agent.entity';
 import { publishEventOnCommit, type AgentStatusEvent } from '../events';
 
 /** The one builder of the `agent:status` event. */
-export function agentStatusEvent(change: { organizationId: string; agentId: string; status: AgentStatus; previousStatus: AgentStatus; reason: string | null }): AgentStatusEvent {
+export function agentStatusEvent(change: {
+  organizationId: string;
+  agentId: string;
+  status: AgentStatus;
+  previousStatus: AgentStatus;
+  reason: string | null;
+}): AgentStatusEvent {
   return { type: 'agent:status', ...change, at: new Date().toISOString() };
 }
 
@@ -31,6 +37,9 @@ export async function setAgentStatus(
   );
   const row = rows[0];
   if (!row) return null;
-  await publishEventOnCommit(em, agentStatusEvent({ organizationId: row.organization_id, agentId, status: to, previousStatus: row.previous, reason }));
+  await publishEventOnCommit(
+    em,
+    agentStatusEvent({ organizationId: row.organization_id, agentId, status: to, previousStatus: row.previous, reason }),
+  );
   return row.previous;
 }

@@ -28,7 +28,9 @@ export async function publishCancel(em: EntityManager, executionId: string): Pro
 export async function publishCancels(em: EntityManager, executionIds: string[]): Promise<void> {
   if (executionIds.length === 0) return;
   const commands = executionIds.map((executionId): string => JSON.stringify({ type: 'cancel', executionId } satisfies CancelCommand));
-  await em.getConnection().execute('select pg_notify(?, c) from jsonb_array_elements_text(?::jsonb) c', [CONTROL_CHANNEL, JSON.stringify(commands)]);
+  await em
+    .getConnection()
+    .execute('select pg_notify(?, c) from jsonb_array_elements_text(?::jsonb) c', [CONTROL_CHANNEL, JSON.stringify(commands)]);
 }
 
 /**
@@ -39,7 +41,12 @@ export async function publishCancels(em: EntityManager, executionIds: string[]):
 export async function cancelExecution(deps: Pick<RunDeps, 'orm' | 'temporal'>, actor: Actor, execution: Execution): Promise<void> {
   if (isFinal(execution.status)) throw AppError.conflict('already_finished', `The execution is already ${execution.status}`);
   const em = deps.orm.em.fork() as EntityManager;
-  audit(em, actor, { action: 'execution.cancel', resourceType: 'execution', resourceId: execution.id, changes: { status: execution.status } });
+  audit(em, actor, {
+    action: 'execution.cancel',
+    resourceType: 'execution',
+    resourceId: execution.id,
+    changes: { status: execution.status },
+  });
   await em.flush();
   // The fast path first (aborts the MCP call in whichever worker runs it), then the durable one.
   if (SLOT_HOLDING_STATUSES.includes(execution.status)) await publishCancel(em, execution.id);
@@ -52,5 +59,7 @@ export async function cancelExecution(deps: Pick<RunDeps, 'orm' | 'temporal'>, a
  * run is its own `agentExecution`.
  */
 export function runOwner(temporal: TemporalAccess, execution: Execution) {
-  return execution.taskRunWorkflowId ? temporal.client.workflow.getHandle(execution.taskRunWorkflowId) : executionHandle(temporal, execution.id);
+  return execution.taskRunWorkflowId
+    ? temporal.client.workflow.getHandle(execution.taskRunWorkflowId)
+    : executionHandle(temporal, execution.id);
 }

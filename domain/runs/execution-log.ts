@@ -50,7 +50,14 @@ export class ExecutionLog {
 }
 
 export function executionNotice(execution: ExecutionRef, payload: AgentExecutionPayload) {
-  return { type: 'execution:event' as const, organizationId: execution.organizationId, agentId: execution.agentId, executionId: execution.id, seq: payload.seq, payload };
+  return {
+    type: 'execution:event' as const,
+    organizationId: execution.organizationId,
+    agentId: execution.agentId,
+    executionId: execution.id,
+    seq: payload.seq,
+    payload,
+  };
 }
 
 /** A seq another writer took first: the append takes the next one. */
@@ -75,7 +82,13 @@ function sqlState(error: unknown): string | undefined {
  * Outside a transaction the insert is tried again when the seq was taken, and after a short
  * pause when PostgreSQL broke a deadlock or a serialization conflict with it.
  */
-export async function appendEvent(em: EntityManager, execution: ExecutionRef, attempt: number, phase: ExecutionPhase, fields: EventFields = {}): Promise<AgentExecutionPayload> {
+export async function appendEvent(
+  em: EntityManager,
+  execution: ExecutionRef,
+  attempt: number,
+  phase: ExecutionPhase,
+  fields: EventFields = {},
+): Promise<AgentExecutionPayload> {
   const insert = () => insertExecutionEvent(em, execution, attempt, phase, fields);
   const payload = em.isInTransaction() ? await insertInSavepoint(em, insert) : await insertRetrying(insert);
   await publishEventOnCommit(em, executionNotice(execution, payload));
@@ -113,7 +126,13 @@ async function insertRetrying(insert: () => Promise<AgentExecutionPayload>): Pro
 }
 
 /** Inserts one event with the next seq of its execution, computed in the same statement. */
-async function insertExecutionEvent(em: EntityManager, execution: ExecutionRef, attempt: number, phase: ExecutionPhase, fields: EventFields): Promise<AgentExecutionPayload> {
+async function insertExecutionEvent(
+  em: EntityManager,
+  execution: ExecutionRef,
+  attempt: number,
+  phase: ExecutionPhase,
+  fields: EventFields,
+): Promise<AgentExecutionPayload> {
   const at = new Date();
   const draft: AgentExecutionPayload = {
     agentId: execution.agentId,
@@ -137,28 +156,38 @@ async function insertExecutionEvent(em: EntityManager, execution: ExecutionRef, 
 
 /** The log of one execution after `after`, in seq order (SSE, the events route, catch-up). */
 export async function eventsAfter(em: EntityManager, executionId: string, after: number, limit = 1000): Promise<AgentExecutionPayload[]> {
-  const rows = await em.execute<{ payload: AgentExecutionPayload }[]>('select payload from execution_events where execution_id = ? and seq > ? order by seq limit ?', [executionId, after, limit]);
+  const rows = await em.execute<{ payload: AgentExecutionPayload }[]>(
+    'select payload from execution_events where execution_id = ? and seq > ? order by seq limit ?',
+    [executionId, after, limit],
+  );
   return rows.map((r) => r.payload);
 }
 
 /** The seq of the execution's final status event (the end of its log), or undefined while it has none. */
 export async function finalEventSeq(em: EntityManager, executionId: string): Promise<number | undefined> {
   const finals = FINAL_EXECUTION_STATUSES.map(() => '?').join(', ');
-  const rows = await em.execute<{ seq: number }[]>(`select seq from execution_events where execution_id = ? and type = 'status' and payload->>'status' in (${finals}) order by seq limit 1`, [
-    executionId,
-    ...FINAL_EXECUTION_STATUSES,
-  ]);
+  const rows = await em.execute<{ seq: number }[]>(
+    `select seq from execution_events where execution_id = ? and type = 'status' and payload->>'status' in (${finals}) order by seq limit 1`,
+    [executionId, ...FINAL_EXECUTION_STATUSES],
+  );
   return rows[0]?.seq;
 }
 
 /** One event of an execution (a notice too large for NOTIFY carries only its ids). */
 export async function eventAt(em: EntityManager, executionId: string, seq: number): Promise<AgentExecutionPayload | undefined> {
-  const rows = await em.execute<{ payload: AgentExecutionPayload }[]>('select payload from execution_events where execution_id = ? and seq = ?', [executionId, seq]);
+  const rows = await em.execute<{ payload: AgentExecutionPayload }[]>(
+    'select payload from execution_events where execution_id = ? and seq = ?',
+    [executionId, seq],
+  );
   return rows[0]?.payload;
 }
 
 /** Events of every execution written since `since`, oldest first (a listener's catch-up after a lost connection). */
-export async function eventsSince(em: EntityManager, since: Date, limit = 10_000): Promise<{ payload: AgentExecutionPayload; organizationId: string }[]> {
+export async function eventsSince(
+  em: EntityManager,
+  since: Date,
+  limit = 10_000,
+): Promise<{ payload: AgentExecutionPayload; organizationId: string }[]> {
   const rows = await em.execute<{ payload: AgentExecutionPayload; organization_id: string }[]>(
     'select payload, organization_id from execution_events where created_at >= ? order by created_at, seq limit ?',
     [since, limit],
@@ -168,10 +197,11 @@ export async function eventsSince(em: EntityManager, since: Date, limit = 10_000
 
 /** The seq of the execution's last event (0 when it has none). */
 export async function lastSeq(em: EntityManager, executionId: string): Promise<number> {
-  const [row] = await em.execute<{ seq: number | null }[]>('select max(seq) as seq from execution_events where execution_id = ?', [executionId]);
+  const [row] = await em.execute<{ seq: number | null }[]>('select max(seq) as seq from execution_events where execution_id = ?', [
+    executionId,
+  ]);
   return Number(row?.seq ?? 0);
 }
-
 
 /** The output the log holds so far, in order: a run that re-attaches to its task continues it instead of starting over. */
 export async function outputSoFar(em: EntityManager, executionId: string): Promise<string> {

@@ -38,5 +38,8 @@ export async function markFinished(em: EntityManager, execution: Execution, outc
   await em.flush();
   // A zombie attempt may still be appending: a taken seq costs a retry of the event alone, in a
   // transaction too (appendEvent).
-  await appendEvent(em, executionRef(execution), execution.attempt, 'status', { status: outcome.status, ...(outcome.error ? { data: { error: outcome.error } } : {}) });
+  await appendEvent(em, executionRef(execution), execution.attempt, 'status', {
+    status: outcome.status,
+    ...(outcome.error ? { data: { error: outcome.error } } : {}),
+  });
 }

@@ -54,7 +54,9 @@ export function inputRequestKey(message: string, requestedSchema: Record<string,
  */
 export function answerProblems(requestedSchema: Record<string, unknown>, content: Record<string, unknown> | undefined): FieldProblem[] {
   const properties = isObject(requestedSchema.properties) ? requestedSchema.properties : {};
-  const required = Array.isArray(requestedSchema.required) ? requestedSchema.required.filter((r): r is string => typeof r === 'string') : [];
+  const required = Array.isArray(requestedSchema.required)
+    ? requestedSchema.required.filter((r): r is string => typeof r === 'string')
+    : [];
   const given = content ?? {};
   const problems: FieldProblem[] = [];
   for (const name of required) {
@@ -70,7 +72,12 @@ export function answerProblems(requestedSchema: Record<string, unknown>, content
       continue;
     }
     const result = validator.getValidator(field as JsonSchemaType)(value);
-    if (!result.valid) problems.push({ path: `body.content.${name}`, message: (result.errorMessage ?? 'is invalid').replace(/^data /, '').replace(/, data /g, ', '), code: 'invalid_input' });
+    if (!result.valid)
+      problems.push({
+        path: `body.content.${name}`,
+        message: (result.errorMessage ?? 'is invalid').replace(/^data /, '').replace(/, data /g, ', '),
+        code: 'invalid_input',
+      });
   }
   return problems;
 }

@@ -98,7 +98,12 @@ export async function requestInput(em: EntityManager, request: InputRequest, def
   }
 }
 
-async function recordQuestion(tx: EntityManager, request: InputRequest, requestKey: string, defaultTimeoutMs: number): Promise<InputRequestOutcome> {
+async function recordQuestion(
+  tx: EntityManager,
+  request: InputRequest,
+  requestKey: string,
+  defaultTimeoutMs: number,
+): Promise<InputRequestOutcome> {
   const execution = await lockExecution(tx, { id: request.executionId });
   if (!execution) return { state: 'refused', reason: 'the execution no longer exists' };
   const known = await tx.findOne(ExecutionInput, { execution, requestKey, status: { $in: [...OPEN] } });
@@ -120,9 +125,21 @@ async function recordQuestion(tx: EntityManager, request: InputRequest, requestK
   await tx.flush();
   await moveRun(tx, execution, ExecutionStatus.WAITING_INPUT, { inputId: input.id });
   const ref = executionRef(execution);
-  const question = { inputId: input.id, message: input.message, requestedSchema: input.requestedSchema, expiresAt: input.expiresAt.toISOString() };
+  const question = {
+    inputId: input.id,
+    message: input.message,
+    requestedSchema: input.requestedSchema,
+    expiresAt: input.expiresAt.toISOString(),
+  };
   await appendEvent(tx, ref, execution.attempt, 'input_required', { input: question });
-  await publishEventOnCommit(tx, { type: 'agent:input_required', organizationId: ref.organizationId, executionId: ref.id, agentId: ref.agentId, ...question, at: new Date().toISOString() });
+  await publishEventOnCommit(tx, {
+    type: 'agent:input_required',
+    organizationId: ref.organizationId,
+    executionId: ref.id,
+    agentId: ref.agentId,
+    ...question,
+    at: new Date().toISOString(),
+  });
   return { state: 'pending', input, created: true };
 }
 
@@ -140,7 +157,8 @@ export async function answerInput(
   executionId: string,
   answer: InputAnswer,
 ): Promise<{ input: ExecutionInput; signalled: boolean }> {
-  if (answer.action !== 'accept' && answer.content !== undefined) throw fieldError('body.content', `a ${answer.action} carries no content`, 'unexpected');
+  if (answer.action !== 'accept' && answer.content !== undefined)
+    throw fieldError('body.content', `a ${answer.action} carries no content`, 'unexpected');
   const input = await deps.orm.em.fork().transactional(async (tx) => {
     const execution = await lockExecution(tx, { id: executionId, organization: actor.organizationId });
     if (!execution) throw AppError.notFound('Execution');
@@ -153,14 +171,31 @@ export async function answerInput(
     const rows = await tx.execute<{ id: string }[]>(
       `update execution_inputs set status = ?, action = ?, content = ?, answered_by_id = ?, answered_at = now()
         where id = ? and status = ? returning id`,
-      [ExecutionInputStatus.ANSWERED, answer.action, answer.content === undefined ? null : JSON.stringify(answer.content), actor.userId ?? null, pending.id, ExecutionInputStatus.PENDING],
+      [
+        ExecutionInputStatus.ANSWERED,
+        answer.action,
+        answer.content === undefined ? null : JSON.stringify(answer.content),
+        actor.userId ?? null,
+        pending.id,
+        ExecutionInputStatus.PENDING,
+      ],
     );
     if (!rows.length) throw AppError.conflict('no_pending_input', 'The execution has no question waiting for an answer');
     await tx.refresh(pending);
     await moveRun(tx, execution, ExecutionStatus.RUNNING, { inputId: pending.id });
-    await appendEvent(tx, executionRef(execution), execution.attempt, 'input_answered', { input: { inputId: pending.id, action: answer.action, answeredBy: actor.userId ?? null } });
-    audit(tx, actor, { action: 'execution.input', resourceType: 'execution', resourceId: execution.id, changes: { inputId: pending.id, action: answer.action } });
-    await tx.execute('select pg_notify(?, ?)', [CONTROL_CHANNEL, JSON.stringify({ type: 'input', executionId, inputId: pending.id } satisfies InputCommand)]);
+    await appendEvent(tx, executionRef(execution), execution.attempt, 'input_answered', {
+      input: { inputId: pending.id, action: answer.action, answeredBy: actor.userId ?? null },
+    });
+    audit(tx, actor, {
+      action: 'execution.input',
+      resourceType: 'execution',
+      resourceId: execution.id,
+      changes: { inputId: pending.id, action: answer.action },
+    });
+    await tx.execute('select pg_notify(?, ?)', [
+      CONTROL_CHANNEL,
+      JSON.stringify({ type: 'input', executionId, inputId: pending.id } satisfies InputCommand),
+    ]);
     return pending;
   });
   const signalled = await signalInputAnswered(deps.temporal, executionId, input.id).then(
@@ -172,7 +207,11 @@ export async function answerInput(
 
 /** The answer reached the host: ANSWERED → DELIVERED. False when the row was not ANSWERED. */
 export async function markInputDelivered(em: EntityManager, inputId: string): Promise<boolean> {
-  const rows = await em.execute<{ id: string }[]>('update execution_inputs set status = ? where id = ? and status = ? returning id', [ExecutionInputStatus.DELIVERED, inputId, ExecutionInputStatus.ANSWERED]);
+  const rows = await em.execute<{ id: string }[]>('update execution_inputs set status = ? where id = ? and status = ? returning id', [
+    ExecutionInputStatus.DELIVERED,
+    inputId,
+    ExecutionInputStatus.ANSWERED,
+  ]);
   return rows.length > 0;
 }
 
@@ -180,8 +219,15 @@ export async function markInputDelivered(em: EntityManager, inputId: string): Pr
  * The input timeout passed: PENDING → EXPIRED. When an answer won the race, `expired` is false
  * and `input` says what happened instead (ANSWERED: resume the run with it).
  */
-export async function expireInput(em: EntityManager, inputId: string): Promise<{ expired: true } | { expired: false; input: ExecutionInput | null }> {
-  const rows = await em.execute<{ id: string }[]>('update execution_inputs set status = ? where id = ? and status = ? returning id', [ExecutionInputStatus.EXPIRED, inputId, ExecutionInputStatus.PENDING]);
+export async function expireInput(
+  em: EntityManager,
+  inputId: string,
+): Promise<{ expired: true } | { expired: false; input: ExecutionInput | null }> {
+  const rows = await em.execute<{ id: string }[]>('update execution_inputs set status = ? where id = ? and status = ? returning id', [
+    ExecutionInputStatus.EXPIRED,
+    inputId,
+    ExecutionInputStatus.PENDING,
+  ]);
   if (rows.length) return { expired: true };
   return { expired: false, input: await em.fork().findOne(ExecutionInput, inputId) };
 }
@@ -191,7 +237,10 @@ export async function expireInput(em: EntityManager, inputId: string): Promise<{
  * ended, or the worker holding a plain call's question was lost. Returns how many.
  */
 export async function cancelOpenInputs(em: EntityManager, executionId: string): Promise<number> {
-  const rows = await em.execute<{ id: string }[]>(`update execution_inputs set status = ? where execution_id = ? and status in (?, ?) returning id`, [ExecutionInputStatus.CANCELLED, executionId, ...OPEN]);
+  const rows = await em.execute<{ id: string }[]>(
+    `update execution_inputs set status = ? where execution_id = ? and status in (?, ?) returning id`,
+    [ExecutionInputStatus.CANCELLED, executionId, ...OPEN],
+  );
   return rows.length;
 }
 

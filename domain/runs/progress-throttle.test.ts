@@ -55,7 +55,9 @@ describe('progress signals on a growing interval', () => {
       throttle.changed();
     }
     await throttle.finish();
-    console.log(`progress throttle: ${events} events over a virtual hour → ${throttle.sent} signals (a fixed 500 ms throttle: ${Math.min(events, hourMs / 500)})`);
+    console.log(
+      `progress throttle: ${events} events over a virtual hour → ${throttle.sent} signals (a fixed 500 ms throttle: ${Math.min(events, hourMs / 500)})`,
+    );
     expect(throttle.sent).toBeLessThanOrEqual(70);
     expect(throttle.sent).toBeGreaterThan(60);
     expect(delivered.at(-1)).toBe(events);

@@ -32,7 +32,13 @@ describe('run row locks', () => {
 
   async function execution(status: ExecutionStatus): Promise<Execution> {
     const tx = em();
-    const row = tx.create(Execution, { organization: agent.organization, agent: tx.getReference(Agent, agent.id), trigger: ExecutionTrigger.API, status, prompt: 'p' });
+    const row = tx.create(Execution, {
+      organization: agent.organization,
+      agent: tx.getReference(Agent, agent.id),
+      trigger: ExecutionTrigger.API,
+      status,
+      prompt: 'p',
+    });
     await tx.flush();
     return row;
   }
@@ -48,14 +54,23 @@ describe('run row locks', () => {
   /** Resolves once some statement waits for a lock the backend `pid` holds. */
   const blockedBy = (pid: number) =>
     waitFor(async () => {
-      const [row] = await em().execute<{ n: number }[]>('select count(*)::int as n from pg_stat_activity where ? = any(pg_blocking_pids(pid))', [pid]);
+      const [row] = await em().execute<{ n: number }[]>(
+        'select count(*)::int as n from pg_stat_activity where ? = any(pg_blocking_pids(pid))',
+        [pid],
+      );
       return row!.n > 0;
     }, 30_000);
 
   /** Whether `promise` has settled by now. */
   async function settled(promise: Promise<unknown>): Promise<boolean> {
     const marker = Symbol('pending');
-    const first = await Promise.race([promise.then(() => true, () => true), new Promise((resolve) => setImmediate(() => resolve(marker)))]);
+    const first = await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      new Promise((resolve) => setImmediate(() => resolve(marker))),
+    ]);
     return first !== marker;
   }
 

@@ -20,7 +20,11 @@ import { Agent, Execution } from '../../entities';
  */
 
 /** The execution, locked until `tx` ends and read as it is now; null when it does not exist (in that organisation). */
-export async function lockExecution(tx: EntityManager, where: { id: string; organization?: string }, populate: readonly ('agent' | 'task')[] = []): Promise<Execution | null> {
+export async function lockExecution(
+  tx: EntityManager,
+  where: { id: string; organization?: string },
+  populate: readonly ('agent' | 'task')[] = [],
+): Promise<Execution | null> {
   const rows = await tx.execute<{ id: string }[]>(
     `select id from executions where id = ?${where.organization ? ' and organization_id = ?' : ''} for no key update`,
     where.organization ? [where.id, where.organization] : [where.id],

@@ -72,7 +72,12 @@ export async function syncAgentRunStatus(em: EntityManager, agentId: string): Pr
   );
   const count = (status: ExecutionStatus) => rows.find((r) => r.status === status)?.n ?? 0;
   const [running, waiting] = [count(ExecutionStatus.RUNNING), count(ExecutionStatus.WAITING_INPUT)];
-  const [to, reason] = running > 0 ? [AgentStatus.BUSY, 'executing'] : waiting > 0 ? [AgentStatus.WAITING_INPUT, 'waiting for input'] : [AgentStatus.ACTIVE, 'idle'];
+  const [to, reason] =
+    running > 0
+      ? [AgentStatus.BUSY, 'executing']
+      : waiting > 0
+        ? [AgentStatus.WAITING_INPUT, 'waiting for input']
+        : [AgentStatus.ACTIVE, 'idle'];
   await setAgentStatus(em, agentId, to, reason, RUNNABLE_STATUSES);
   return running + waiting;
 }
@@ -87,6 +92,10 @@ export async function releaseSlot(em: EntityManager, agentId: string): Promise<s
   const held = await syncAgentRunStatus(em, agent.id);
   const free = Math.max(0, agent.maxConcurrency - held);
   if (free === 0) return [];
-  const next = await em.find(Execution, { agent, status: ExecutionStatus.QUEUED }, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: free, fields: ['id'] });
+  const next = await em.find(
+    Execution,
+    { agent, status: ExecutionStatus.QUEUED },
+    { orderBy: { createdAt: 'asc', id: 'asc' }, limit: free, fields: ['id'] },
+  );
   return next.map((e) => e.id);
 }

@@ -71,10 +71,18 @@ export async function recordExecution(tx: EntityManager, actor: Actor, input: Re
     action: 'agent.execute',
     resourceType: 'execution',
     resourceId: created.id,
-    changes: { agentId: input.agent?.id ?? null, trigger: input.trigger, ...(input.taskId ? { taskId: input.taskId } : {}), ...(status !== ExecutionStatus.QUEUED ? { status } : {}) },
+    changes: {
+      agentId: input.agent?.id ?? null,
+      trigger: input.trigger,
+      ...(input.taskId ? { taskId: input.taskId } : {}),
+      ...(status !== ExecutionStatus.QUEUED ? { status } : {}),
+    },
   });
   await tx.flush();
-  await appendEvent(tx, executionRef(created), created.attempt, 'status', { status, ...(input.error ? { data: { error: input.error } } : {}) });
+  await appendEvent(tx, executionRef(created), created.attempt, 'status', {
+    status,
+    ...(input.error ? { data: { error: input.error } } : {}),
+  });
   return created;
 }
 
@@ -82,7 +90,10 @@ export async function recordExecution(tx: EntityManager, actor: Actor, input: Re
 async function lockRunnableAgent(tx: EntityManager, agentId: string): Promise<Agent> {
   const agent = await lockAgent(tx, agentId);
   if (!isRunnable(agent.status)) {
-    throw AppError.conflict('agent_not_active', `The agent is ${agent.status}; only ACTIVE agents execute${agent.status === AgentStatus.PENDING_VALIDATION ? ' (validate it first)' : ''}`);
+    throw AppError.conflict(
+      'agent_not_active',
+      `The agent is ${agent.status}; only ACTIVE agents execute${agent.status === AgentStatus.PENDING_VALIDATION ? ' (validate it first)' : ''}`,
+    );
   }
   return agent;
 }
@@ -131,7 +142,10 @@ export async function startExecution(deps: RunDeps, actor: Actor, input: StartIn
     deps.logger.error({ err: error, executionId: execution.id }, 'could not start agentExecution');
     // Nothing will run it: end it as FAILED and give its slot back. A run queued behind it
     // finds the slot on its workflow's next re-check.
-    await finishExecution(em.fork() as EntityManager, execution.id, { status: 'FAILED', error: 'the run could not be started (Temporal unavailable)' });
+    await finishExecution(em.fork() as EntityManager, execution.id, {
+      status: 'FAILED',
+      error: 'the run could not be started (Temporal unavailable)',
+    });
     throw new AppError(503, 'temporal_unavailable', 'The run could not be started; try again', { executionId: execution.id });
   }
   return execution;

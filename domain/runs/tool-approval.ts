@@ -24,7 +24,10 @@ const ARGUMENTS_SHOWN = 1000;
 /** The question, worded as the host words its own ("Agent a wants to run: git --version"). */
 export function toolApprovalQuestion(agentName: string, toolName: string, toolArguments: Record<string, unknown>): string {
   const args = JSON.stringify(toolArguments);
-  const shown = args.length > ARGUMENTS_SHOWN ? `${args.slice(0, ARGUMENTS_SHOWN)}… (${args.length - ARGUMENTS_SHOWN} more characters: see the execution's toolArguments)` : args;
+  const shown =
+    args.length > ARGUMENTS_SHOWN
+      ? `${args.slice(0, ARGUMENTS_SHOWN)}… (${args.length - ARGUMENTS_SHOWN} more characters: see the execution's toolArguments)`
+      : args;
   return `Agent ${agentName} wants to run: ${toolName} ${shown}`;
 }
 
@@ -40,7 +43,12 @@ export type ToolApproval =
  * or a worker was lost) finds it instead of asking again. An answer is consumed here (ANSWERED
  * → DELIVERED); a DELIVERED `accept` still approves, so a retried call is not asked twice.
  */
-export async function toolApproval(em: EntityManager, executionId: string, message: string, defaultTimeoutMs: number): Promise<ToolApproval> {
+export async function toolApproval(
+  em: EntityManager,
+  executionId: string,
+  message: string,
+  defaultTimeoutMs: number,
+): Promise<ToolApproval> {
   let asked = await em.findOne(ExecutionInput, { execution: executionId }, { orderBy: { createdAt: 'desc' } });
   if (!asked) {
     const outcome = await requestInput(em, { executionId, message, requestedSchema: { ...APPROVAL_SCHEMA } }, defaultTimeoutMs);

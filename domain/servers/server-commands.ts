@@ -73,7 +73,12 @@ export async function createServer(em: EntityManager, settings: ServerSettings, 
     createdBy: actor.userId ? em.getReference(User, actor.userId) : undefined,
   });
   sealMasterToken(settings, server, input.masterToken);
-  audit(em, actor, { action: 'server.create', resourceType: 'server', resourceId: server.id, changes: { name: server.name, url, transport: server.transport } });
+  audit(em, actor, {
+    action: 'server.create',
+    resourceType: 'server',
+    resourceId: server.id,
+    changes: { name: server.name, url, transport: server.transport },
+  });
   await uniqueOrConflict(() => em.flush(), nameTaken);
   return server;
 }
@@ -84,7 +89,13 @@ export async function createServer(em: EntityManager, settings: ServerSettings, 
  * commits. Runs in the caller's transaction, so a caller may still check its permission on
  * the result and roll the change back.
  */
-export async function updateServer(tx: EntityManager, settings: ServerSettings, actor: Actor, server: McpServer, input: ServerChanges): Promise<McpServer> {
+export async function updateServer(
+  tx: EntityManager,
+  settings: ServerSettings,
+  actor: Actor,
+  server: McpServer,
+  input: ServerChanges,
+): Promise<McpServer> {
   const changes: Record<string, unknown> = {};
   const set = <K extends 'name' | 'url' | 'transport' | 'description'>(key: K, value: McpServer[K] | undefined) => {
     if (value === undefined || value === server[key]) return;
@@ -96,7 +107,11 @@ export async function updateServer(tx: EntityManager, settings: ServerSettings, 
   // whoever runs that host. A path on the same origin is the same server's operator.
   if (url !== undefined && input.masterToken === undefined && new URL(url).origin !== new URL(server.url).origin) {
     throw new AppError(400, 'master_token_required', 'A URL on another origin needs the master token again', [
-      { path: 'body.masterToken', message: 'required when the URL moves to another scheme, host or port; the stored token is never sent to a new origin', code: 'required' },
+      {
+        path: 'body.masterToken',
+        message: 'required when the URL moves to another scheme, host or port; the stored token is never sent to a new origin',
+        code: 'required',
+      },
     ]);
   }
   set('name', input.name);
@@ -140,10 +155,17 @@ export async function updateServer(tx: EntityManager, settings: ServerSettings, 
 export async function deleteServer(tx: EntityManager, actor: Actor, server: McpServer, options: { force: boolean }): Promise<void> {
   const agents = await tx.count(Agent, { server });
   if (agents > 0 && !options.force) {
-    throw AppError.conflict('server_has_agents', `The server still has ${agents} agent(s); delete them first or pass ?force=true`, { agents });
+    throw AppError.conflict('server_has_agents', `The server still has ${agents} agent(s); delete them first or pass ?force=true`, {
+      agents,
+    });
   }
   if (agents > 0) await tx.nativeUpdate(Agent, { server }, { status: AgentStatus.INACTIVE });
-  audit(tx, actor, { action: 'server.delete', resourceType: 'server', resourceId: server.id, changes: { name: server.name, url: server.url, force: options.force, agents } });
+  audit(tx, actor, {
+    action: 'server.delete',
+    resourceType: 'server',
+    resourceId: server.id,
+    changes: { name: server.name, url: server.url, force: options.force, agents },
+  });
   tx.remove(server);
   await tx.flush();
 }

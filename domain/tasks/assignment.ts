@@ -64,7 +64,8 @@ async function candidates(em: EntityManager, task: Task, only?: string): Promise
 
 function noneEligible(task: Task): string {
   const parts = ['no ACTIVE agent on an ONLINE server'];
-  if (task.assignmentMode === AssignmentMode.BY_CAPABILITY) parts.push(`holds every required capability (${task.requiredCapabilities.join(', ')})`);
+  if (task.assignmentMode === AssignmentMode.BY_CAPABILITY)
+    parts.push(`holds every required capability (${task.requiredCapabilities.join(', ')})`);
   if (task.kind === TaskKind.TOOL && task.toolName) parts.push(`offers the tool ${task.toolName}`);
   return `no eligible agent: ${parts.join(' that ')}`;
 }
@@ -86,5 +87,9 @@ export async function resolveAgent(em: EntityManager, task: Task): Promise<Assig
   const chosen = rows[0];
   if (!chosen) return { ok: false, reason: noneEligible(task) };
   const what = task.assignmentMode === AssignmentMode.BY_CAPABILITY ? ` with ${task.requiredCapabilities.join(', ')}` : '';
-  return { ok: true, agentId: chosen.id, reason: `${task.assignmentMode}: ${rows.length} candidate${rows.length === 1 ? '' : 's'}${what}; chose ${chosen.name} on ${chosen.server_name}: ${load(chosen)}` };
+  return {
+    ok: true,
+    agentId: chosen.id,
+    reason: `${task.assignmentMode}: ${rows.length} candidate${rows.length === 1 ? '' : 's'}${what}; chose ${chosen.name} on ${chosen.server_name}: ${load(chosen)}`,
+  };
 }

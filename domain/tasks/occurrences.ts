@@ -1,6 +1,15 @@
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Agent, Execution, ExecutionStatus, ExecutionTrigger, LIVE_EXECUTION_STATUSES, SLOT_HOLDING_STATUSES, Task, TaskKind } from '../../entities';
+import {
+  Agent,
+  Execution,
+  ExecutionStatus,
+  ExecutionTrigger,
+  LIVE_EXECUTION_STATUSES,
+  SLOT_HOLDING_STATUSES,
+  Task,
+  TaskKind,
+} from '../../entities';
 import type { AttemptOutcome, OccurrenceRequest, OccurrenceStep, Wakeups } from '../../workflows/contracts/task-run';
 import type { Actor } from '../actor';
 import { AppError } from '../errors';
@@ -26,7 +35,11 @@ import { renderPrompt } from './task-rules';
  * the execution id the workflow chose, so a retried activity finds what it already wrote.
  */
 
-const TRIGGERS: Record<OccurrenceRequest['trigger'], ExecutionTrigger> = { schedule: ExecutionTrigger.SCHEDULE, manual: ExecutionTrigger.MANUAL, retry: ExecutionTrigger.RETRY };
+const TRIGGERS: Record<OccurrenceRequest['trigger'], ExecutionTrigger> = {
+  schedule: ExecutionTrigger.SCHEDULE,
+  manual: ExecutionTrigger.MANUAL,
+  retry: ExecutionTrigger.RETRY,
+};
 
 async function lockTask(tx: EntityManager, taskId: string): Promise<Task | null> {
   const task = await tx.findOne(Task, taskId, { lockMode: LockMode.PESSIMISTIC_WRITE });
@@ -39,14 +52,26 @@ function liveRuns(tx: EntityManager, taskId: string): Promise<Execution[]> {
 }
 
 function actorFor(task: Task, request: Pick<OccurrenceRequest, 'trigger' | 'requestedBy'>): Actor {
-  return { organizationId: task.organization.id, userId: request.requestedBy, via: request.trigger === 'schedule' ? 'schedule' : 'workflow' };
+  return {
+    organizationId: task.organization.id,
+    userId: request.requestedBy,
+    via: request.trigger === 'schedule' ? 'schedule' : 'workflow',
+  };
 }
 
 /** The step an existing row stands for (a retried activity, or a run that has moved on). */
 function stepOf(execution: Execution, task: Task | null): OccurrenceStep {
   const maxRetries = task?.maxRetries ?? 0;
-  if (isFinal(execution.status)) return { next: 'end', executionId: execution.id, maxRetries, status: execution.status as Extract<OccurrenceStep, { next: 'end' }>['status'], reason: execution.error ?? '' };
-  if (isWaiting(execution)) return { next: 'wait', executionId: execution.id, maxRetries, reason: 'waiting for the earlier runs of the task' };
+  if (isFinal(execution.status))
+    return {
+      next: 'end',
+      executionId: execution.id,
+      maxRetries,
+      status: execution.status as Extract<OccurrenceStep, { next: 'end' }>['status'],
+      reason: execution.error ?? '',
+    };
+  if (isWaiting(execution))
+    return { next: 'wait', executionId: execution.id, maxRetries, reason: 'waiting for the earlier runs of the task' };
   return {
     next: 'run',
     executionId: execution.id,
@@ -54,13 +79,20 @@ function stepOf(execution: Execution, task: Task | null): OccurrenceStep {
     tool: !!execution.toolName,
     timeoutMs: task?.timeoutMs ?? null,
     maxRetries,
-    searchAttributes: searchAttributes({ organizationId: execution.organization.id, agentId: execution.agent!.id, serverId: execution.agent!.server.id, taskId: task?.id, kind: 'agent-execution' }),
+    searchAttributes: searchAttributes({
+      organizationId: execution.organization.id,
+      agentId: execution.agent!.id,
+      serverId: execution.agent!.server.id,
+      taskId: task?.id,
+      kind: 'agent-execution',
+    }),
   };
 }
 
 /** What a run of the task does, from the task as it is now: its prompt, or the tool it calls. */
 function runContent(task: Task): { prompt: string; toolName?: string; toolArguments?: Record<string, unknown> } {
-  if (task.kind === TaskKind.TOOL) return { prompt: `tool ${task.toolName}`, toolName: task.toolName, toolArguments: task.toolArguments ?? {} };
+  if (task.kind === TaskKind.TOOL)
+    return { prompt: `tool ${task.toolName}`, toolName: task.toolName, toolArguments: task.toolArguments ?? {} };
   return { prompt: renderPrompt(task.prompt ?? '', task.promptVariables) };
 }
 
@@ -105,7 +137,12 @@ async function startOrFail(tx: EntityManager, task: Task, source: RunSource): Pr
   const assignment = await resolveAgent(tx, task);
   if (!assignment.ok) return fail(tx, source, assignment.reason);
   try {
-    if ('fields' in source) return await createExecution(tx, source.actor, { ...source.fields, agent: tx.getReference(Agent, assignment.agentId), assignmentReason: assignment.reason });
+    if ('fields' in source)
+      return await createExecution(tx, source.actor, {
+        ...source.fields,
+        agent: tx.getReference(Agent, assignment.agentId),
+        assignmentReason: assignment.reason,
+      });
     await assignExecution(tx, source.waiting, assignment.agentId, assignment.reason);
     return source.waiting;
   } catch (error) {
@@ -116,7 +153,8 @@ async function startOrFail(tx: EntityManager, task: Task, source: RunSource): Pr
 }
 
 async function fail(tx: EntityManager, source: RunSource, reason: string): Promise<Execution> {
-  if ('fields' in source) return recordExecution(tx, source.actor, { ...source.fields, status: ExecutionStatus.FAILED, error: reason, assignmentReason: reason });
+  if ('fields' in source)
+    return recordExecution(tx, source.actor, { ...source.fields, status: ExecutionStatus.FAILED, error: reason, assignmentReason: reason });
   source.waiting.assignmentReason = reason;
   await markFinished(tx, source.waiting, { status: 'FAILED', error: reason });
   return source.waiting;
@@ -135,7 +173,10 @@ async function applyDecision(deps: RunDeps, em: EntityManager, decided: Decided)
     if (SLOT_HOLDING_STATUSES.includes(execution.status) || how === 'terminate') await publishCancel(em, execution.id);
     await stopWorkflow(deps.temporal, execution.taskRunWorkflowId ?? execution.workflowId!, how, reason);
   }
-  for (const id of decided.slotFreed) await executionHandle(deps.temporal, id).signal(slotFreedSignal).catch(() => undefined);
+  for (const id of decided.slotFreed)
+    await executionHandle(deps.temporal, id)
+      .signal(slotFreedSignal)
+      .catch(() => undefined);
   return decided.step;
 }
 
@@ -147,11 +188,21 @@ export async function beginOccurrence(deps: RunDeps, request: OccurrenceRequest)
     const task = await lockTask(tx, request.taskId);
     const existing = await tx.findOne(Execution, request.executionId, { populate: ['agent'] });
     if (existing) return { step: stepOf(existing, task), ...none };
-    if (!task) return { step: { next: 'end', executionId: request.executionId, maxRetries: 0, status: 'SKIPPED', reason: 'the task no longer exists' }, ...none };
+    if (!task)
+      return {
+        step: { next: 'end', executionId: request.executionId, maxRetries: 0, status: 'SKIPPED', reason: 'the task no longer exists' },
+        ...none,
+      };
     const actor = actorFor(task, request);
     const fields = runFields(task, request);
-    const refused = task.deletedAt ? 'skipped: the task was deleted' : !task.enabled && request.trigger === 'schedule' ? 'skipped: the task is disabled' : null;
-    const decision = refused ? { action: 'skip' as const, reason: refused } : decideOverlap(task.overlapPolicy, await liveRuns(tx, task.id));
+    const refused = task.deletedAt
+      ? 'skipped: the task was deleted'
+      : !task.enabled && request.trigger === 'schedule'
+        ? 'skipped: the task is disabled'
+        : null;
+    const decision = refused
+      ? { action: 'skip' as const, reason: refused }
+      : decideOverlap(task.overlapPolicy, await liveRuns(tx, task.id));
     let execution: Execution;
     const stop: Decided['stop'] = [];
     const slotFreed: string[] = [];
@@ -196,8 +247,20 @@ export async function resumeOccurrence(deps: RunDeps, executionId: string): Prom
       await markFinished(tx, execution, { status: 'CANCELLED', error: 'the task was deleted' });
       return stepOf(execution, task);
     }
-    const ahead = (await liveRuns(tx, task.id)).filter((e) => e.id !== execution.id && (!isWaiting(e) || e.createdAt < execution.createdAt || (e.createdAt.getTime() === execution.createdAt.getTime() && e.id < execution.id)));
-    if (ahead.length) return { next: 'wait', executionId, maxRetries: task.maxRetries, reason: `behind run ${ahead[0]!.id}${ahead.length > 1 ? ` and ${ahead.length - 1} more` : ''}` };
+    const ahead = (await liveRuns(tx, task.id)).filter(
+      (e) =>
+        e.id !== execution.id &&
+        (!isWaiting(e) ||
+          e.createdAt < execution.createdAt ||
+          (e.createdAt.getTime() === execution.createdAt.getTime() && e.id < execution.id)),
+    );
+    if (ahead.length)
+      return {
+        next: 'wait',
+        executionId,
+        maxRetries: task.maxRetries,
+        reason: `behind run ${ahead[0]!.id}${ahead.length > 1 ? ` and ${ahead.length - 1} more` : ''}`,
+      };
     await startOrFail(tx, task, { waiting: execution });
     if (execution.status !== ExecutionStatus.FAILED) counted(task);
     await tx.flush();
@@ -213,7 +276,8 @@ export async function retryOccurrence(deps: RunDeps, request: OccurrenceRequest)
     const task = await lockTask(tx, request.taskId);
     const existing = await tx.findOne(Execution, request.executionId, { populate: ['agent'] });
     if (existing) return stepOf(existing, task);
-    if (!task || task.deletedAt) return { next: 'end', executionId: request.executionId, maxRetries: 0, status: 'CANCELLED', reason: 'the task was deleted' };
+    if (!task || task.deletedAt)
+      return { next: 'end', executionId: request.executionId, maxRetries: 0, status: 'CANCELLED', reason: 'the task was deleted' };
     const execution = await startOrFail(tx, task, { fields: runFields(task, request), actor: actorFor(task, request) });
     await tx.flush();
     await announce(tx, task, execution, execution.error ?? execution.assignmentReason ?? null);
@@ -224,7 +288,11 @@ export async function retryOccurrence(deps: RunDeps, request: OccurrenceRequest)
 /** The oldest occurrence of the task waiting its turn: the one to wake when a run of the task ends. */
 async function nextWaiting(em: EntityManager, taskId: string | undefined): Promise<string[]> {
   if (!taskId) return [];
-  const [waiting] = await em.find(Execution, { task: taskId, status: ExecutionStatus.QUEUED, agent: null }, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: 1, fields: ['taskRunWorkflowId'] });
+  const [waiting] = await em.find(
+    Execution,
+    { task: taskId, status: ExecutionStatus.QUEUED, agent: null },
+    { orderBy: { createdAt: 'asc', id: 'asc' }, limit: 1, fields: ['taskRunWorkflowId'] },
+  );
   return waiting?.taskRunWorkflowId ? [waiting.taskRunWorkflowId] : [];
 }
 
@@ -271,18 +339,38 @@ const PAUSED_COUNT_LIMIT = 10_000;
  * started anyway, as the pause was being saved, already has its row and is not repeated.
  * Answers how many were missed.
  */
-export async function recordPausedOccurrences(tx: EntityManager, actor: Actor, task: Task, pausedAt: Date, resumedAt: Date): Promise<number> {
+export async function recordPausedOccurrences(
+  tx: EntityManager,
+  actor: Actor,
+  task: Task,
+  pausedAt: Date,
+  resumedAt: Date,
+): Promise<number> {
   const times = runTimesBetween(task, pausedAt, resumedAt, PAUSED_COUNT_LIMIT);
   if (!times.length) return 0;
-  const recorded = await tx.find(Execution, { task: task.id, scheduledFor: { $gte: times[0]!, $lte: times[times.length - 1]! } }, { fields: ['scheduledFor'] });
+  const recorded = await tx.find(
+    Execution,
+    { task: task.id, scheduledFor: { $gte: times[0]!, $lte: times[times.length - 1]! } },
+    { fields: ['scheduledFor'] },
+  );
   const known = new Set(recorded.map((e) => e.scheduledFor?.getTime()));
   const missed = times.filter((at) => !known.has(at.getTime()));
   const listed = missed.slice(-PAUSED_RECORD_LIMIT);
   const earlier = missed.length - listed.length;
   for (const [i, at] of listed.entries()) {
-    const more = i === 0 && earlier > 0 ? ` (after ${earlier}${times.length >= PAUSED_COUNT_LIMIT ? ' or more' : ''} earlier missed occurrences, not listed)` : '';
+    const more =
+      i === 0 && earlier > 0
+        ? ` (after ${earlier}${times.length >= PAUSED_COUNT_LIMIT ? ' or more' : ''} earlier missed occurrences, not listed)`
+        : '';
     const reason = `skipped: the task was paused${more}`;
-    const execution = await recordExecution(tx, actor, { taskId: task.id, trigger: ExecutionTrigger.SCHEDULE, scheduledFor: at, ...runContent(task), status: ExecutionStatus.SKIPPED, error: reason });
+    const execution = await recordExecution(tx, actor, {
+      taskId: task.id,
+      trigger: ExecutionTrigger.SCHEDULE,
+      scheduledFor: at,
+      ...runContent(task),
+      status: ExecutionStatus.SKIPPED,
+      error: reason,
+    });
     await announce(tx, task, execution, reason);
   }
   return missed.length;

@@ -19,9 +19,7 @@ import { ExecutionStatus, OverlapPolicy, type Execution } from '../../entities';
  */
 
 export type OverlapDecision =
-  | { action: 'run'; terminate: Execution[] }
-  | { action: 'skip'; reason: string }
-  | { action: 'wait'; reason: string; cancel: Execution[] };
+  { action: 'run'; terminate: Execution[] } | { action: 'skip'; reason: string } | { action: 'wait'; reason: string; cancel: Execution[] };
 
 /** A task's run that waits for its turn: queued, with no agent chosen yet. */
 export function isWaiting(execution: Execution): boolean {

@@ -54,7 +54,8 @@ export function assertTimezone(timezone: string): void {
     throw new ScheduleSpecError('timezone', `"${timezone}" is not an IANA time zone (such as UTC, Europe/Paris or America/New_York)`);
   }
   // Offsets like +02:00 are accepted by Intl but not by Temporal.
-  if (!ZONE_NAME.test(timezone)) throw new ScheduleSpecError('timezone', `"${timezone}" is not an IANA time zone name (an offset is not a zone)`);
+  if (!ZONE_NAME.test(timezone))
+    throw new ScheduleSpecError('timezone', `"${timezone}" is not an IANA time zone name (an offset is not a zone)`);
   // Bounded: ICU's names (and their spellings in other letter cases) are finite, but not small.
   if (knownZones.size >= 2000) knownZones.clear();
   knownZones.add(timezone);
@@ -69,21 +70,34 @@ export interface ParsedCron {
 export function parseCron(expression: string): ParsedCron {
   const trimmed = expression.trim();
   const expanded = NICKNAMES[trimmed.toLowerCase()] ?? trimmed;
-  if (expanded.startsWith('@')) throw new ScheduleSpecError('cronExpression', `unknown shorthand "${trimmed}"; use ${Object.keys(NICKNAMES).join(', ')} or five fields`);
+  if (expanded.startsWith('@'))
+    throw new ScheduleSpecError(
+      'cronExpression',
+      `unknown shorthand "${trimmed}"; use ${Object.keys(NICKNAMES).join(', ')} or five fields`,
+    );
   const parts = expanded.split(/\s+/).filter(Boolean);
   if (parts.length !== 5 && parts.length !== 6) {
-    throw new ScheduleSpecError('cronExpression', `expected 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, got ${parts.length}`);
+    throw new ScheduleSpecError(
+      'cronExpression',
+      `expected 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, got ${parts.length}`,
+    );
   }
   const hasSeconds = parts.length === 6;
   const fields = hasSeconds ? parts : ['0', ...parts];
   fields.forEach((field, i) => {
     for (const token of field.split(/[,\-/]/)) {
       if (token === '*' || /^\d+$/.test(token) || ((i === 4 || i === 5) && NAMES.test(token))) continue;
-      throw new ScheduleSpecError('cronExpression', `the ${FIELD_NAMES[i]} field "${field}" is not supported: use numbers, *, lists (a,b), ranges (a-b) and steps (*/n)${i >= 4 ? ' or names' : ''}`);
+      throw new ScheduleSpecError(
+        'cronExpression',
+        `the ${FIELD_NAMES[i]} field "${field}" is not supported: use numbers, *, lists (a,b), ranges (a-b) and steps (*/n)${i >= 4 ? ' or names' : ''}`,
+      );
     }
   });
   if (fields[3] !== '*' && fields[5] !== '*') {
-    throw new ScheduleSpecError('cronExpression', 'restrict either the day of month or the day of week, not both (classic cron fires on either, Temporal only when both match)');
+    throw new ScheduleSpecError(
+      'cronExpression',
+      'restrict either the day of month or the day of week, not both (classic cron fires on either, Temporal only when both match)',
+    );
   }
   return { fields, hasSeconds };
 }
@@ -143,7 +157,12 @@ function fieldValues(field: string, i: number): Set<number> {
   const values = new Set<number>();
   for (const part of field.split(',')) {
     const [range, step] = part.split('/') as [string, string | undefined];
-    const [from, to] = range === '*' ? [min, max] : range.includes('-') ? range.split('-').map((t) => fieldValue(t, i)) : [fieldValue(range, i), step ? max : fieldValue(range, i)];
+    const [from, to] =
+      range === '*'
+        ? [min, max]
+        : range.includes('-')
+          ? range.split('-').map((t) => fieldValue(t, i))
+          : [fieldValue(range, i), step ? max : fieldValue(range, i)];
     for (let v = from!; v <= to!; v += step ? Number(step) : 1) values.add(i === 5 ? v % 7 : v);
   }
   return values;
@@ -274,7 +293,8 @@ function computeGapBelow(expression: string, timezone: string, minSeconds: numbe
     if (gap < minSeconds) return { gapSeconds: gap, between: `${clock(times[i - 1]!)} and ${clock(times[i]!)}` };
   }
   const overnight = 86_400 - times[times.length - 1]! + times[0]!;
-  if (overnight < minSeconds && firesOnConsecutiveDays(fields)) return { gapSeconds: overnight, between: `${clock(times[times.length - 1]!)} and ${clock(times[0]!)} the next day` };
+  if (overnight < minSeconds && firesOnConsecutiveDays(fields))
+    return { gapSeconds: overnight, between: `${clock(times[times.length - 1]!)} and ${clock(times[0]!)} the next day` };
 
   const cron = new Cron(fields.join(' '), { timezone, paused: true, mode: '6-part', domAndDow: true });
   for (const change of offsetChanges(timezone, from)) {
@@ -285,7 +305,11 @@ function computeGapBelow(expression: string, timezone: string, minSeconds: numbe
       const next = cron.nextRun(previous);
       if (!next || next.getTime() > end) break;
       const gap = (next.getTime() - previous.getTime()) / 1000;
-      if (gap < minSeconds) return { gapSeconds: gap, between: `${previous.toISOString()} and ${next.toISOString()} (the daylight-saving change in ${timezone})` };
+      if (gap < minSeconds)
+        return {
+          gapSeconds: gap,
+          between: `${previous.toISOString()} and ${next.toISOString()} (the daylight-saving change in ${timezone})`,
+        };
       previous = next;
     }
   }

@@ -1,6 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Execution, ExecutionStatus, LIVE_EXECUTION_STATUSES, Organization, SLOT_HOLDING_STATUSES, Task, User, type Agent } from '../../entities';
+import {
+  Execution,
+  ExecutionStatus,
+  LIVE_EXECUTION_STATUSES,
+  Organization,
+  SLOT_HOLDING_STATUSES,
+  Task,
+  User,
+  type Agent,
+} from '../../entities';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
@@ -43,7 +52,16 @@ export interface TaskFields {
   enabled: boolean;
 }
 
-const NULLABLE = new Set<keyof TaskFields>(['description', 'prompt', 'toolName', 'toolArguments', 'agent', 'scheduledAt', 'cronExpression', 'timeoutMs']);
+const NULLABLE = new Set<keyof TaskFields>([
+  'description',
+  'prompt',
+  'toolName',
+  'toolArguments',
+  'agent',
+  'scheduledAt',
+  'cronExpression',
+  'timeoutMs',
+]);
 
 function apply(task: Task, fields: Partial<TaskFields>): string[] {
   const changed: string[] = [];
@@ -60,7 +78,10 @@ async function syncOrUnavailable(temporal: TemporalAccess, task: Task): Promise<
     await syncTaskSchedule(temporal, task);
   } catch (error) {
     if (error instanceof AppError) throw error;
-    throw new AppError(503, 'temporal_unavailable', 'The task schedule could not be saved in Temporal; try again', { taskId: task.id, cause: (error as Error).message });
+    throw new AppError(503, 'temporal_unavailable', 'The task schedule could not be saved in Temporal; try again', {
+      taskId: task.id,
+      cause: (error as Error).message,
+    });
   }
 }
 
@@ -106,7 +127,13 @@ async function pauseOrResume(tx: EntityManager, actor: Actor, task: Task, wasEna
   return pausedAt ? { missedWhilePaused: await recordPausedOccurrences(tx, actor, task, pausedAt, new Date()) } : {};
 }
 
-export async function createTask(tx: EntityManager, temporal: TemporalAccess, actor: Actor, fields: TaskFields, limits: TaskLimits): Promise<Task> {
+export async function createTask(
+  tx: EntityManager,
+  temporal: TemporalAccess,
+  actor: Actor,
+  fields: TaskFields,
+  limits: TaskLimits,
+): Promise<Task> {
   const task = tx.create(Task, {
     organization: tx.getReference(Organization, actor.organizationId),
     title: fields.title,
@@ -118,7 +145,12 @@ export async function createTask(tx: EntityManager, temporal: TemporalAccess, ac
   validate(task, limits);
   const capped = countsAsRecurring(task);
   if (capped) await assertRecurringRoom(tx, task, limits, capPath(undefined));
-  audit(tx, actor, { action: 'task.create', resourceType: 'task', resourceId: task.id, changes: { fields: changed, executionMode: task.executionMode, kind: task.kind } });
+  audit(tx, actor, {
+    action: 'task.create',
+    resourceType: 'task',
+    resourceId: task.id,
+    changes: { fields: changed, executionMode: task.executionMode, kind: task.kind },
+  });
   await tx.flush();
   // A new task run only by hand has no schedule to create, nor an old one to delete.
   if (hasSchedule(task)) await syncOrUnavailable(temporal, task);
@@ -126,7 +158,14 @@ export async function createTask(tx: EntityManager, temporal: TemporalAccess, ac
   return task;
 }
 
-export async function updateTask(tx: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task, fields: Partial<TaskFields>, limits: TaskLimits): Promise<Task> {
+export async function updateTask(
+  tx: EntityManager,
+  temporal: TemporalAccess,
+  actor: Actor,
+  task: Task,
+  fields: Partial<TaskFields>,
+  limits: TaskLimits,
+): Promise<Task> {
   const wasEnabled = task.enabled;
   const before = scheduleSnapshot(task);
   const wasCapped = countsAsRecurring(task);
@@ -143,7 +182,14 @@ export async function updateTask(tx: EntityManager, temporal: TemporalAccess, ac
 }
 
 /** Pause (disable) or resume (enable): the schedule pauses with it. */
-export async function setTaskEnabled(tx: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task, enabled: boolean, limits: TaskLimits): Promise<Task> {
+export async function setTaskEnabled(
+  tx: EntityManager,
+  temporal: TemporalAccess,
+  actor: Actor,
+  task: Task,
+  enabled: boolean,
+  limits: TaskLimits,
+): Promise<Task> {
   const wasEnabled = task.enabled;
   const before = scheduleSnapshot(task);
   const wasCapped = countsAsRecurring(task);
@@ -153,7 +199,12 @@ export async function setTaskEnabled(tx: EntityManager, temporal: TemporalAccess
   const capped = !wasCapped && countsAsRecurring(task);
   if (capped) await assertRecurringRoom(tx, task, limits, 'body.enabled');
   const paused = await pauseOrResume(tx, actor, task, wasEnabled);
-  audit(tx, actor, { action: enabled ? 'task.resume' : 'task.pause', resourceType: 'task', resourceId: task.id, ...(paused.missedWhilePaused !== undefined ? { changes: paused } : {}) });
+  audit(tx, actor, {
+    action: enabled ? 'task.resume' : 'task.pause',
+    resourceType: 'task',
+    resourceId: task.id,
+    ...(paused.missedWhilePaused !== undefined ? { changes: paused } : {}),
+  });
   await tx.flush();
   await syncOrUnavailable(temporal, task);
   if (capped) await assertRecurringRoomLocked(tx, task, limits, 'body.enabled', () => restoreSchedule(temporal, before));
@@ -174,15 +225,30 @@ export function liveTaskRuns(em: EntityManager, task: Task): Promise<Execution[]
  * Deletes the task: its schedule goes, its row stays (marked deleted) so its runs keep their
  * `taskId`. With live runs it is a 409 `task_running`, unless `force`, which cancels them.
  */
-export async function deleteTask(tx: EntityManager, temporal: TemporalAccess, actor: Actor, task: Task, force: boolean): Promise<Execution[]> {
+export async function deleteTask(
+  tx: EntityManager,
+  temporal: TemporalAccess,
+  actor: Actor,
+  task: Task,
+  force: boolean,
+): Promise<Execution[]> {
   const live = await liveTaskRuns(tx, task);
   if (live.length && !force) {
-    throw AppError.conflict('task_running', `The task has ${live.length} run${live.length === 1 ? '' : 's'} not ended; cancel them first or delete with ?force=true`, { executionIds: live.map((e) => e.id) });
+    throw AppError.conflict(
+      'task_running',
+      `The task has ${live.length} run${live.length === 1 ? '' : 's'} not ended; cancel them first or delete with ?force=true`,
+      { executionIds: live.map((e) => e.id) },
+    );
   }
   task.deletedAt = new Date();
   task.enabled = false;
   task.nextRunAt = undefined;
-  audit(tx, actor, { action: 'task.delete', resourceType: 'task', resourceId: task.id, changes: { title: task.title, cancelledRuns: live.map((e) => e.id) } });
+  audit(tx, actor, {
+    action: 'task.delete',
+    resourceType: 'task',
+    resourceId: task.id,
+    changes: { title: task.title, cancelledRuns: live.map((e) => e.id) },
+  });
   await tx.flush();
   await syncOrUnavailable(temporal, task);
   return live;
@@ -199,7 +265,11 @@ export async function deleteTask(tx: EntityManager, temporal: TemporalAccess, ac
  * written and goes on from it, as a retried activity does: the decision is taken once, and the
  * run runs once, by that workflow. Nothing else can start it: its workflow id is new.
  */
-export async function runTaskNow(deps: RunDeps, actor: Actor, task: Task): Promise<{ executionId: string; workflowId: string; status: ExecutionStatus }> {
+export async function runTaskNow(
+  deps: RunDeps,
+  actor: Actor,
+  task: Task,
+): Promise<{ executionId: string; workflowId: string; status: ExecutionStatus }> {
   if (!task.enabled) throw AppError.conflict('task_disabled', 'The task is disabled; resume it first');
   const em = deps.orm.em as EntityManager;
   const executionId = randomUUID();
@@ -207,16 +277,35 @@ export async function runTaskNow(deps: RunDeps, actor: Actor, task: Task): Promi
   audit(em, actor, { action: 'task.run', resourceType: 'task', resourceId: task.id, changes: { executionId } });
   await em.flush();
   try {
-    const step = await decideOccurrence(deps, { taskId: task.id, executionId, trigger: 'manual', taskRunWorkflowId: workflowId, ...(actor.userId ? { requestedBy: actor.userId } : {}) });
-    await startTaskRun(deps.temporal, { taskId: task.id, trigger: 'manual', executionId, requestedBy: actor.userId, organizationId: task.organization.id, agentId: task.agent?.id });
-    const status = step.next === 'end' ? ExecutionStatus[step.status] : step.next === 'run' && step.slotTaken ? ExecutionStatus.RUNNING : ExecutionStatus.QUEUED;
+    const step = await decideOccurrence(deps, {
+      taskId: task.id,
+      executionId,
+      trigger: 'manual',
+      taskRunWorkflowId: workflowId,
+      ...(actor.userId ? { requestedBy: actor.userId } : {}),
+    });
+    await startTaskRun(deps.temporal, {
+      taskId: task.id,
+      trigger: 'manual',
+      executionId,
+      requestedBy: actor.userId,
+      organizationId: task.organization.id,
+      agentId: task.agent?.id,
+    });
+    const status =
+      step.next === 'end'
+        ? ExecutionStatus[step.status]
+        : step.next === 'run' && step.slotTaken
+          ? ExecutionStatus.RUNNING
+          : ExecutionStatus.QUEUED;
     return { executionId, workflowId, status };
   } catch (error) {
     // Nothing will run it: a run already decided ends FAILED, its slot given back (a run queued
     // behind it, or an occurrence waiting its turn, finds out on its own next re-check).
-    await endOccurrence(deps, task.id, executionId, { status: 'FAILED', error: 'the run could not be started (Temporal unavailable)' }).catch((cleanup: unknown) =>
-      deps.logger.error({ err: cleanup, executionId }, 'could not end a run that was not started'),
-    );
+    await endOccurrence(deps, task.id, executionId, {
+      status: 'FAILED',
+      error: 'the run could not be started (Temporal unavailable)',
+    }).catch((cleanup: unknown) => deps.logger.error({ err: cleanup, executionId }, 'could not end a run that was not started'));
     if (error instanceof AppError) throw error;
     deps.logger.error({ err: error, executionId }, 'could not start taskRun');
     throw new AppError(503, 'temporal_unavailable', 'The run could not be started; try again', { taskId: task.id });
@@ -232,7 +321,10 @@ const DECISION_ATTEMPTS = 5;
  * deadlock), as Temporal retries the same step in the workflow. It is keyed by the execution
  * id, so a try that did commit is found by the next one, never taken twice.
  */
-async function decideOccurrence(deps: RunDeps, request: Parameters<typeof beginOccurrence>[1]): Promise<Awaited<ReturnType<typeof beginOccurrence>>> {
+async function decideOccurrence(
+  deps: RunDeps,
+  request: Parameters<typeof beginOccurrence>[1],
+): Promise<Awaited<ReturnType<typeof beginOccurrence>>> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await beginOccurrence(deps, request);
@@ -249,7 +341,12 @@ async function decideOccurrence(deps: RunDeps, request: Parameters<typeof beginO
  * its retries too, reaching the host as notifications/cancelled), and the occurrences between
  * two attempts; or, with `executionId`, that run only.
  */
-export async function cancelTaskRuns(deps: Pick<RunDeps, 'orm' | 'temporal'>, actor: Actor, task: Task, executionId?: string): Promise<string[]> {
+export async function cancelTaskRuns(
+  deps: Pick<RunDeps, 'orm' | 'temporal'>,
+  actor: Actor,
+  task: Task,
+  executionId?: string,
+): Promise<string[]> {
   const em = deps.orm.em.fork() as EntityManager;
   if (executionId) {
     const execution = await em.findOne(Execution, { id: executionId, task });
@@ -259,8 +356,17 @@ export async function cancelTaskRuns(deps: Pick<RunDeps, 'orm' | 'temporal'>, ac
   }
   const live = await liveTaskRuns(em, task);
   // Every host hears of it in one NOTIFY round trip; the audit in one flush; then Temporal.
-  await publishCancels(em, live.filter((e) => SLOT_HOLDING_STATUSES.includes(e.status)).map((e) => e.id));
-  for (const execution of live) audit(em, actor, { action: 'execution.cancel', resourceType: 'execution', resourceId: execution.id, changes: { status: execution.status, taskId: task.id } });
+  await publishCancels(
+    em,
+    live.filter((e) => SLOT_HOLDING_STATUSES.includes(e.status)).map((e) => e.id),
+  );
+  for (const execution of live)
+    audit(em, actor, {
+      action: 'execution.cancel',
+      resourceType: 'execution',
+      resourceId: execution.id,
+      changes: { status: execution.status, taskId: task.id },
+    });
   await em.flush();
   await Promise.all(live.map((execution) => runOwner(deps.temporal, execution).cancel().catch(ignoreEnded)));
   const owners = new Set(live.map((e) => e.taskRunWorkflowId));

@@ -20,7 +20,13 @@ export function countsAsRecurring(task: Pick<Task, 'executionMode' | 'enabled' |
 }
 
 async function otherRecurring(tx: EntityManager, task: Task): Promise<number> {
-  return tx.count(Task, { organization: task.organization.id, executionMode: ExecutionMode.RECURRING, enabled: true, deletedAt: null, id: { $ne: task.id } });
+  return tx.count(Task, {
+    organization: task.organization.id,
+    executionMode: ExecutionMode.RECURRING,
+    enabled: true,
+    deletedAt: null,
+    id: { $ne: task.id },
+  });
 }
 
 function overCap(path: string, count: number, max: number) {
@@ -41,7 +47,13 @@ export async function assertRecurringRoom(tx: EntityManager, task: Task, limits:
  * The race-safe check, last in the transaction, after the schedule was saved: on a 400 the
  * transaction rolls back, and `undo` first puts the schedule back as it was.
  */
-export async function assertRecurringRoomLocked(tx: EntityManager, task: Task, limits: TaskLimits, path: string, undo: () => Promise<void>): Promise<void> {
+export async function assertRecurringRoomLocked(
+  tx: EntityManager,
+  task: Task,
+  limits: TaskLimits,
+  path: string,
+  undo: () => Promise<void>,
+): Promise<void> {
   await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`recurring-tasks-of:${task.organization.id}`]);
   const count = await otherRecurring(tx, task);
   if (count < limits.maxRecurringPerOrganization) return;

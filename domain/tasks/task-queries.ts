@@ -34,4 +34,3 @@ export function countsOf(counts: Map<string, TaskRunCounts>, taskId: string): Ta
 export function lastRun(em: EntityManager, task: Task): Promise<Execution | null> {
   return em.findOne(Execution, { task }, { orderBy: { createdAt: 'desc', id: 'desc' } });
 }
-

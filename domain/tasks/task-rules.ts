@@ -32,7 +32,17 @@ export function renderPrompt(prompt: string, variables: Record<string, string>):
 /** The task as it would be after a create or an update: the entity's fields. */
 export type TaskDraft = Pick<
   Task,
-  'kind' | 'prompt' | 'promptVariables' | 'toolName' | 'toolArguments' | 'assignmentMode' | 'requiredCapabilities' | 'executionMode' | 'scheduledAt' | 'cronExpression' | 'timezone'
+  | 'kind'
+  | 'prompt'
+  | 'promptVariables'
+  | 'toolName'
+  | 'toolArguments'
+  | 'assignmentMode'
+  | 'requiredCapabilities'
+  | 'executionMode'
+  | 'scheduledAt'
+  | 'cronExpression'
+  | 'timezone'
 > & { agent?: Agent | null };
 
 function promptProblems(draft: TaskDraft): FieldProblem[] {
@@ -41,8 +51,10 @@ function promptProblems(draft: TaskDraft): FieldProblem[] {
   const problems: FieldProblem[] = [];
   for (const name of placeholders(draft.prompt)) {
     const value = draft.promptVariables[name];
-    if (value === undefined) problems.push({ path: 'prompt', message: `placeholder {{${name}}} has no value in promptVariables`, code: 'unknown_placeholder' });
-    else if (value.trim() === '') problems.push({ path: `promptVariables.${name}`, message: `placeholder {{${name}}} is empty`, code: 'unfilled_placeholder' });
+    if (value === undefined)
+      problems.push({ path: 'prompt', message: `placeholder {{${name}}} has no value in promptVariables`, code: 'unknown_placeholder' });
+    else if (value.trim() === '')
+      problems.push({ path: `promptVariables.${name}`, message: `placeholder {{${name}}} is empty`, code: 'unfilled_placeholder' });
   }
   return problems;
 }
@@ -50,7 +62,8 @@ function promptProblems(draft: TaskDraft): FieldProblem[] {
 function modeProblems(draft: TaskDraft, now: Date, checkPast: boolean, minIntervalSeconds: number | undefined): FieldProblem[] {
   if (draft.executionMode === ExecutionMode.SCHEDULED) {
     if (!draft.scheduledAt) return [{ path: 'scheduledAt', message: 'required for executionMode SCHEDULED', code: 'required' }];
-    if (checkPast && draft.scheduledAt.getTime() <= now.getTime()) return [{ path: 'scheduledAt', message: `${draft.scheduledAt.toISOString()} is in the past`, code: 'in_the_past' }];
+    if (checkPast && draft.scheduledAt.getTime() <= now.getTime())
+      return [{ path: 'scheduledAt', message: `${draft.scheduledAt.toISOString()} is in the past`, code: 'in_the_past' }];
     return [];
   }
   if (draft.executionMode === ExecutionMode.RECURRING) {
@@ -58,7 +71,8 @@ function modeProblems(draft: TaskDraft, now: Date, checkPast: boolean, minInterv
     try {
       nextCronTimes(draft.cronExpression, draft.timezone, 1, now);
     } catch (error) {
-      if (error instanceof ScheduleSpecError) return [{ path: error.field, message: error.message, code: `invalid_${error.field === 'timezone' ? 'timezone' : 'cron'}` }];
+      if (error instanceof ScheduleSpecError)
+        return [{ path: error.field, message: error.message, code: `invalid_${error.field === 'timezone' ? 'timezone' : 'cron'}` }];
       throw error;
     }
     const close = minIntervalSeconds ? cronGapBelow(draft.cronExpression, draft.timezone, minIntervalSeconds, now) : null;
@@ -69,7 +83,8 @@ function modeProblems(draft: TaskDraft, now: Date, checkPast: boolean, minInterv
 }
 
 function assignmentProblems(draft: TaskDraft): FieldProblem[] {
-  if (draft.assignmentMode === AssignmentMode.MANUAL && !draft.agent) return [{ path: 'agentId', message: 'required for assignmentMode MANUAL', code: 'required' }];
+  if (draft.assignmentMode === AssignmentMode.MANUAL && !draft.agent)
+    return [{ path: 'agentId', message: 'required for assignmentMode MANUAL', code: 'required' }];
   if (draft.assignmentMode === AssignmentMode.BY_CAPABILITY && draft.requiredCapabilities.length === 0) {
     return [{ path: 'requiredCapabilities', message: 'at least one capability for assignmentMode BY_CAPABILITY', code: 'required' }];
   }
@@ -77,15 +92,32 @@ function assignmentProblems(draft: TaskDraft): FieldProblem[] {
 }
 
 /** The tool on `server`, and its arguments against its input schema, when the server's pinned list says. */
-export function toolProblems(toolName: string, args: Record<string, unknown> | undefined, server: Pick<McpServer, 'name' | 'toolsSnapshot'> | undefined): FieldProblem[] {
+export function toolProblems(
+  toolName: string,
+  args: Record<string, unknown> | undefined,
+  server: Pick<McpServer, 'name' | 'toolsSnapshot'> | undefined,
+): FieldProblem[] {
   // The host contract's tools are driven by the platform itself (prompts, agents, installs), never by a task.
   const reserved = platformToolProblem(toolName, "a task's tool");
-  if (reserved) return [{ path: 'toolName', message: toolName === 'execute_prompt' ? `${reserved}; a prompt is a task of kind prompt` : reserved, code: PLATFORM_TOOL_CODE }];
+  if (reserved)
+    return [
+      {
+        path: 'toolName',
+        message: toolName === 'execute_prompt' ? `${reserved}; a prompt is a task of kind prompt` : reserved,
+        code: PLATFORM_TOOL_CODE,
+      },
+    ];
   if (!server?.toolsSnapshot) return [];
   const tool = server.toolsSnapshot.find((t) => t.name === toolName);
   if (!tool) {
     const offered = server.toolsSnapshot.map((t) => t.name).filter((name) => !isHostContractTool(name));
-    return [{ path: 'toolName', message: `the server ${server.name} has no tool ${toolName}${offered.length ? ` (it offers ${offered.join(', ')})` : ''}`, code: 'unknown_tool' }];
+    return [
+      {
+        path: 'toolName',
+        message: `the server ${server.name} has no tool ${toolName}${offered.length ? ` (it offers ${offered.join(', ')})` : ''}`,
+        code: 'unknown_tool',
+      },
+    ];
   }
   if (!tool.inputSchema || typeof tool.inputSchema !== 'object') return [];
   let schema: z.ZodType;
@@ -97,7 +129,11 @@ export function toolProblems(toolName: string, args: Record<string, unknown> | u
   }
   const parsed = schema.safeParse(args ?? {});
   if (parsed.success) return [];
-  return parsed.error.issues.map((issue) => ({ path: ['toolArguments', ...issue.path.map(String)].join('.'), message: issue.message, code: issue.code }));
+  return parsed.error.issues.map((issue) => ({
+    path: ['toolArguments', ...issue.path.map(String)].join('.'),
+    message: issue.message,
+    code: issue.code,
+  }));
 }
 
 function kindProblems(draft: TaskDraft): FieldProblem[] {
@@ -118,8 +154,16 @@ export function tooFrequent(close: { gapSeconds: number; between: string }, minI
  * when given (its schedule set, or the task enabled; not when a task saved under a lower floor
  * is only renamed).
  */
-export function assertRunnableTask(draft: TaskDraft, { now = new Date(), checkPast = true, minIntervalSeconds = undefined as number | undefined } = {}): void {
-  const problems = [...promptProblems(draft), ...kindProblems(draft), ...assignmentProblems(draft), ...modeProblems(draft, now, checkPast, minIntervalSeconds)];
+export function assertRunnableTask(
+  draft: TaskDraft,
+  { now = new Date(), checkPast = true, minIntervalSeconds = undefined as number | undefined } = {},
+): void {
+  const problems = [
+    ...promptProblems(draft),
+    ...kindProblems(draft),
+    ...assignmentProblems(draft),
+    ...modeProblems(draft, now, checkPast, minIntervalSeconds),
+  ];
   if (draft.executionMode !== ExecutionMode.RECURRING && draft.timezone) {
     try {
       assertTimezone(draft.timezone);
@@ -128,7 +172,13 @@ export function assertRunnableTask(draft: TaskDraft, { now = new Date(), checkPa
       problems.push({ path: 'timezone', message: error.message, code: 'invalid_timezone' });
     }
   }
-  if (problems.length) throw new AppError(400, 'validation_failed', 'Request validation failed', problems.map((p) => ({ ...p, path: `body.${p.path}` })));
+  if (problems.length)
+    throw new AppError(
+      400,
+      'validation_failed',
+      'Request validation failed',
+      problems.map((p) => ({ ...p, path: `body.${p.path}` })),
+    );
 }
 
 /** What is wrong with the task's agent today, for GET /api/tasks/:id and the next occurrence; null when nothing is. */

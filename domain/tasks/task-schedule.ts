@@ -66,7 +66,8 @@ function cachedCronTimes(expression: string, timezone: string, count: number, fr
 /** The next `count` occurrences computed here (lists, previews, `nextRunAt`), agreeing with Temporal's. */
 export function computedRunTimes(task: Task, count = 5, from = new Date()): Date[] {
   if (!task.enabled || task.deletedAt) return [];
-  if (task.executionMode === ExecutionMode.SCHEDULED) return task.scheduledAt && task.scheduledAt > from ? [oneOffInstant(task.scheduledAt)] : [];
+  if (task.executionMode === ExecutionMode.SCHEDULED)
+    return task.scheduledAt && task.scheduledAt > from ? [oneOffInstant(task.scheduledAt)] : [];
   if (task.executionMode !== ExecutionMode.RECURRING || !task.cronExpression) return [];
   try {
     return cachedCronTimes(task.cronExpression, task.timezone, count, from);
@@ -88,7 +89,7 @@ export function runTimesBetween(task: Task, from: Date, to: Date, limit: number)
   }
   if (task.executionMode !== ExecutionMode.RECURRING || !task.cronExpression) return [];
   const times: Date[] = [];
-  for (let cursor = from; times.length < limit; ) {
+  for (let cursor = from; times.length < limit;) {
     let batch: Date[];
     try {
       batch = nextCronTimes(task.cronExpression, task.timezone, 100, cursor);

@@ -27,7 +27,8 @@ describe('allowedToolsFor and assertToolCallAllowed', () => {
     const echo = await builtinTool(em(), { name: 'echo-mcp' });
     for (const tool of [git, docker, denied]) await setServerTool(em(), server.id, tool.id, ServerToolStatus.INSTALLED);
     await setServerTool(em(), server.id, pending.id, ServerToolStatus.INSTALLING);
-    const grant = (tool: ToolDefinition, fields: Partial<AgentToolPermission> = {}) => setup.create(AgentToolPermission, { organization: org, agent, tool: setup.getReference(ToolDefinition, tool.id), ...fields });
+    const grant = (tool: ToolDefinition, fields: Partial<AgentToolPermission> = {}) =>
+      setup.create(AgentToolPermission, { organization: org, agent, tool: setup.getReference(ToolDefinition, tool.id), ...fields });
     grant(git, { allowedCommands: ['status', 'remote'], blockedCommands: ['remote add'] });
     grant(docker, { requiresApproval: true });
     grant(pending);
@@ -68,7 +69,12 @@ describe('allowedToolsFor and assertToolCallAllowed', () => {
   ])('refuses %s with tool_not_allowed and the reason', async (_what, args, reason) => {
     const [toolName, command] = args();
     const refusal = assertToolCallAllowed(em(), agent.id, toolName!, command);
-    await expect(refusal).rejects.toMatchObject({ name: 'ToolCallRefused', status: 403, code: 'tool_not_allowed', details: { agentId: agent.id, toolName } });
+    await expect(refusal).rejects.toMatchObject({
+      name: 'ToolCallRefused',
+      status: 403,
+      code: 'tool_not_allowed',
+      details: { agentId: agent.id, toolName },
+    });
     await expect(refusal).rejects.toThrow(reason);
   });
 
@@ -81,16 +87,26 @@ describe('allowedToolsFor and assertToolCallAllowed', () => {
     const holder = makeAgent(setup, server);
     await setup.flush();
     const commands = { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' };
-    const rows = [await catalogEntry(ctx.orm, org.id, commands, { name: 'check_tool' }), await catalogEntry(ctx.orm, org.id, commands, { name: 'Install_Tool' })];
+    const rows = [
+      await catalogEntry(ctx.orm, org.id, commands, { name: 'check_tool' }),
+      await catalogEntry(ctx.orm, org.id, commands, { name: 'Install_Tool' }),
+    ];
     await setServerTool(em(), server.id, rows[1]!.id, ServerToolStatus.INSTALLED);
-    for (const tool of rows) setup.create(AgentToolPermission, { organization: org, agent: holder, tool: setup.getReference(ToolDefinition, tool.id) });
+    for (const tool of rows)
+      setup.create(AgentToolPermission, { organization: org, agent: holder, tool: setup.getReference(ToolDefinition, tool.id) });
     await setup.flush();
 
     expect(await allowedToolsFor(em(), holder.id)).toEqual([]);
     for (const name of ['check_tool', 'Install_Tool', 'execute_prompt']) {
       const refusal = assertToolCallAllowed(em(), holder.id, name);
-      await expect(refusal).rejects.toMatchObject({ name: 'ToolCallRefused', code: 'tool_not_allowed', details: { agentId: holder.id, toolName: name } });
-      await expect(refusal).rejects.toThrow(`${name} is a tool of the host contract, called only by mcp-fleet itself; it cannot be called by a task`);
+      await expect(refusal).rejects.toMatchObject({
+        name: 'ToolCallRefused',
+        code: 'tool_not_allowed',
+        details: { agentId: holder.id, toolName: name },
+      });
+      await expect(refusal).rejects.toThrow(
+        `${name} is a tool of the host contract, called only by mcp-fleet itself; it cannot be called by a task`,
+      );
     }
   });
 
@@ -101,14 +117,34 @@ describe('allowedToolsFor and assertToolCallAllowed', () => {
     const other = makeAgent(setup, server);
     await setup.flush();
     // The organisation's own entry named git: a built-in one would change what other test files find.
-    const git = await catalogEntry(ctx.orm, org.id, { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' }, { name: 'git' });
+    const git = await catalogEntry(
+      ctx.orm,
+      org.id,
+      { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' },
+      { name: 'git' },
+    );
     await setServerTool(em(), server.id, git.id, ServerToolStatus.INSTALLED);
-    setup.create(AgentToolPermission, { organization: org, agent: other, tool: setup.getReference(ToolDefinition, git.id), allowedCommands: ['-C'], blockedCommands: ['config', 'ls-remote'] });
+    setup.create(AgentToolPermission, {
+      organization: org,
+      agent: other,
+      tool: setup.getReference(ToolDefinition, git.id),
+      allowedCommands: ['-C'],
+      blockedCommands: ['config', 'ls-remote'],
+    });
     await setup.flush();
     await expect(assertToolCallAllowed(em(), other.id, 'git', '-C sub status')).resolves.toBeUndefined();
-    await expect(assertToolCallAllowed(em(), other.id, 'git', '-c a.b=c config --global alias.zz "!touch x"')).rejects.toThrow('is blocked for this agent (blocked command "config")');
-    await expect(assertToolCallAllowed(em(), other.id, 'git', '-C . ls-remote --upload-pack=x .')).rejects.toThrow('(blocked command "ls-remote")');
-    await expect(assertToolCallAllowed(em(), other.id, 'git', 'zz')).rejects.toThrow('"git zz" is refused: zz is not one of git’s own commands');
-    await expect(assertToolCallAllowed(em(), other.id, 'git', 'fetch --upload-pack=x origin')).rejects.toMatchObject({ code: 'tool_not_allowed', message: expect.stringContaining('must name it ("--upload-pack")') });
+    await expect(assertToolCallAllowed(em(), other.id, 'git', '-c a.b=c config --global alias.zz "!touch x"')).rejects.toThrow(
+      'is blocked for this agent (blocked command "config")',
+    );
+    await expect(assertToolCallAllowed(em(), other.id, 'git', '-C . ls-remote --upload-pack=x .')).rejects.toThrow(
+      '(blocked command "ls-remote")',
+    );
+    await expect(assertToolCallAllowed(em(), other.id, 'git', 'zz')).rejects.toThrow(
+      '"git zz" is refused: zz is not one of git’s own commands',
+    );
+    await expect(assertToolCallAllowed(em(), other.id, 'git', 'fetch --upload-pack=x origin')).rejects.toMatchObject({
+      code: 'tool_not_allowed',
+      message: expect.stringContaining('must name it ("--upload-pack")'),
+    });
   });
 });

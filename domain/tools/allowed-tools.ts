@@ -39,7 +39,14 @@ export async function allowedToolsFor(em: EntityManager, agentId: string): Promi
   // requiresApproval only when set: hosts that predate approval gates read the same entries as before.
   // A grant of a host contract tool (written before the names were reserved) is never sent:
   // a host must not let an agent call the platform's own tools.
-  return rows.filter((r) => !isHostContractTool(r.name)).map((r) => ({ name: r.name, allowedCommands: r.allowed_commands, blockedCommands: r.blocked_commands, ...(r.requires_approval ? { requiresApproval: true } : {}) }));
+  return rows
+    .filter((r) => !isHostContractTool(r.name))
+    .map((r) => ({
+      name: r.name,
+      allowedCommands: r.allowed_commands,
+      blockedCommands: r.blocked_commands,
+      ...(r.requires_approval ? { requiresApproval: true } : {}),
+    }));
 }
 
 /** The ids of the agent's granted tools that are available on its server (the others are pending install). */
@@ -68,7 +75,15 @@ export async function assertToolCallAllowed(em: EntityManager, agentId: string, 
   const details = { agentId, toolName, ...(command !== undefined ? { command } : {}) };
   const reserved = platformToolProblem(toolName, 'called by a task');
   if (reserved) throw new ToolCallRefused(reserved, details);
-  const rows = await em.execute<{ agent_name: string; can_use: boolean | null; allowed_commands: string[] | null; blocked_commands: string[] | null; available: boolean }[]>(
+  const rows = await em.execute<
+    {
+      agent_name: string;
+      can_use: boolean | null;
+      allowed_commands: string[] | null;
+      blocked_commands: string[] | null;
+      available: boolean;
+    }[]
+  >(
     `select a.name as agent_name, p.can_use, p.allowed_commands, p.blocked_commands, ${AVAILABLE_ON_SERVER} as available
        from agents a
        join mcp_servers s on s.id = a.server_id
@@ -82,9 +97,15 @@ export async function assertToolCallAllowed(em: EntityManager, agentId: string, 
   const granted = rows.filter((r) => r.can_use);
   if (!granted.length) throw new ToolCallRefused(`agent ${agentName} is not granted the tool ${toolName}`, details);
   const available = granted.filter((r) => r.available);
-  if (!available.length) throw new ToolCallRefused(`the tool ${toolName} is not installed on agent ${agentName}'s server: its grant waits for the install`, details);
+  if (!available.length)
+    throw new ToolCallRefused(
+      `the tool ${toolName} is not installed on agent ${agentName}'s server: its grant waits for the install`,
+      details,
+    );
   const words = command === undefined ? [] : splitCommandLine(command);
   if (!words) throw new ToolCallRefused(`"${command}" is not a valid command line (unterminated quote)`, details);
-  const refusals = available.map((r) => commandRefusal({ name: toolName, allowedCommands: r.allowed_commands ?? [], blockedCommands: r.blocked_commands ?? [] }, words));
+  const refusals = available.map((r) =>
+    commandRefusal({ name: toolName, allowedCommands: r.allowed_commands ?? [], blockedCommands: r.blocked_commands ?? [] }, words),
+  );
   if (refusals.every((reason) => reason !== undefined)) throw new ToolCallRefused(refusals[0]!, details);
 }

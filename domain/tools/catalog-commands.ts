@@ -40,7 +40,12 @@ export function isBuiltin(tool: ToolDefinition): boolean {
 
 /** Built-in entries belong to every organisation at once: nobody edits them through the API. */
 function assertEditable(tool: ToolDefinition): void {
-  if (isBuiltin(tool)) throw new AppError(403, 'builtin_read_only', `${tool.name} is a built-in catalog entry and is read-only; add an entry of your organisation's own instead`);
+  if (isBuiltin(tool))
+    throw new AppError(
+      403,
+      'builtin_read_only',
+      `${tool.name} is a built-in catalog entry and is read-only; add an entry of your organisation's own instead`,
+    );
 }
 
 const nameTaken = (name: string) => AppError.conflict('name_taken', `The catalog already has a tool named ${name}`);
@@ -59,7 +64,12 @@ function assertNotPlatformTool(name: string): void {
 
 /** The commands of an entry, as audited: they run on every server the entry is installed on. */
 function commandsOf(tool: Pick<ToolFields, 'installCommand' | 'uninstallCommand' | 'versionCommand' | 'versionRegex'>) {
-  return { installCommand: tool.installCommand, uninstallCommand: tool.uninstallCommand, versionCommand: tool.versionCommand, versionRegex: tool.versionRegex ?? null };
+  return {
+    installCommand: tool.installCommand,
+    uninstallCommand: tool.uninstallCommand,
+    versionCommand: tool.versionCommand,
+    versionRegex: tool.versionRegex ?? null,
+  };
 }
 
 /** Adds an entry to the actor's organisation's catalog, audited with its commands. */
@@ -79,8 +89,16 @@ export async function createTool(em: EntityManager, actor: Actor, input: ToolFie
     versionRegex: input.versionRegex ?? undefined,
     homepage: input.homepage ?? undefined,
   });
-  audit(em, actor, { action: 'tool.create', resourceType: 'tool', resourceId: tool.id, changes: { name: tool.name, category: tool.category, ...commandsOf(tool) } });
-  await uniqueOrConflict(() => em.flush(), () => nameTaken(input.name));
+  audit(em, actor, {
+    action: 'tool.create',
+    resourceType: 'tool',
+    resourceId: tool.id,
+    changes: { name: tool.name, category: tool.category, ...commandsOf(tool) },
+  });
+  await uniqueOrConflict(
+    () => em.flush(),
+    () => nameTaken(input.name),
+  );
   return tool;
 }
 
@@ -101,7 +119,10 @@ export async function updateTool(em: EntityManager, actor: Actor, tool: ToolDefi
     Object.assign(tool, { [key]: to ?? undefined });
   }
   if (Object.keys(changes).length) audit(em, actor, { action: 'tool.update', resourceType: 'tool', resourceId: tool.id, changes });
-  await uniqueOrConflict(() => em.flush(), () => nameTaken(input.name ?? tool.name));
+  await uniqueOrConflict(
+    () => em.flush(),
+    () => nameTaken(input.name ?? tool.name),
+  );
   return tool;
 }
 
@@ -121,7 +142,10 @@ export async function deleteTool(tx: EntityManager, actor: Actor, tool: ToolDefi
   if (onServers.length || grants.length) {
     const servers = onServers.map((st) => ({ serverId: st.server.id, name: st.server.name, status: st.status }));
     const agents = grants.map((p) => ({ agentId: p.agent.id, name: p.agent.name }));
-    const uses = [servers.length ? `on ${servers.length}${servers.length === 20 ? '+' : ''} server(s) (uninstall it first)` : '', agents.length ? `granted to ${agents.length}${agents.length === 20 ? '+' : ''} agent(s) (revoke it first)` : '']
+    const uses = [
+      servers.length ? `on ${servers.length}${servers.length === 20 ? '+' : ''} server(s) (uninstall it first)` : '',
+      agents.length ? `granted to ${agents.length}${agents.length === 20 ? '+' : ''} agent(s) (revoke it first)` : '',
+    ]
       .filter(Boolean)
       .join(' and ');
     throw AppError.conflict('tool_in_use', `${tool.name} is in use: ${uses}`, { servers, agents });

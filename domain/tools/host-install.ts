@@ -29,9 +29,14 @@ type CatalogCommands = Pick<ToolDefinition, 'name' | 'installCommand' | 'uninsta
  */
 export function toolCommands(tool: CatalogCommands, version?: string): ToolCommands {
   if (version !== undefined) {
-    if (!VERSION_PATTERN.test(version)) throw fieldError('body.version', 'must be a version such as 1.2.3 (letters, digits and . + ~ _ -, at most 64)', 'invalid_version');
+    if (!VERSION_PATTERN.test(version))
+      throw fieldError('body.version', 'must be a version such as 1.2.3 (letters, digits and . + ~ _ -, at most 64)', 'invalid_version');
     if (!tool.installCommand.includes(VERSION_PLACEHOLDER)) {
-      throw fieldError('body.version', `${tool.name}'s install command takes no version (it has no ${VERSION_PLACEHOLDER}); leave version out`, 'version_not_supported');
+      throw fieldError(
+        'body.version',
+        `${tool.name}'s install command takes no version (it has no ${VERSION_PLACEHOLDER}); leave version out`,
+        'version_not_supported',
+      );
     }
   }
   const fill = (command: string) => command.split(VERSION_PLACEHOLDER).join(version ?? 'latest');
@@ -51,7 +56,26 @@ export function versionMatches(found: string | undefined, wanted: string | undef
   return found === wanted || found.startsWith(`${wanted}.`);
 }
 
-const PACKAGE_MANAGERS = ['apt-get', 'apt', 'dpkg', 'yum', 'dnf', 'apk', 'zypper', 'pacman', 'brew', 'npm', 'pnpm', 'yarn', 'pip', 'pip3', 'snap', 'curl', 'wget', 'sudo'];
+const PACKAGE_MANAGERS = [
+  'apt-get',
+  'apt',
+  'dpkg',
+  'yum',
+  'dnf',
+  'apk',
+  'zypper',
+  'pacman',
+  'brew',
+  'npm',
+  'pnpm',
+  'yarn',
+  'pip',
+  'pip3',
+  'snap',
+  'curl',
+  'wget',
+  'sudo',
+];
 
 function lastLines(log: string, count: number): string {
   return log
@@ -81,17 +105,20 @@ export type ToolActionWord = 'install' | 'uninstall';
  */
 export function explainHostFailure(action: ToolActionWord, hostText: string, log: string): string {
   const what = `the ${action} command`;
-  if (/tool (install|uninstall|check)_tool (not found|disabled)|method not found/i.test(hostText)) return 'this server does not support installs (it offers no install_tool)';
+  if (/tool (install|uninstall|check)_tool (not found|disabled)|method not found/i.test(hostText))
+    return 'this server does not support installs (it offers no install_tool)';
   if (/is not enabled on this host/i.test(hostText)) return 'this server does not run install commands (they are switched off on its host)';
   const tail = lastLines(log, 2);
   const detail = tail ? `: ${tail}` : '';
-  if (/killed \((SIGTERM|SIGKILL|timeout)\)/i.test(hostText)) return `${what} did not finish in time on the server and was stopped${detail}`;
+  if (/killed \((SIGTERM|SIGKILL|timeout)\)/i.test(hostText))
+    return `${what} did not finish in time on the server and was stopped${detail}`;
   if (/\baborted\b/i.test(hostText)) return `${what} was stopped on the server before it finished (cancelled)`;
   const exit = /exit code (\d+)/i.exec(hostText)?.[1];
   const missing = missingProgram(log);
   if (missing) return `${what} needs ${missing}, which is not installed on the server (exit code ${exit ?? 'unknown'})`;
   if (exit === '127') return `${what} runs a program that is not installed on the server (exit code 127)${detail}`;
-  if (/permission denied|are you root|must be run as root/i.test(log)) return `${what} lacks the rights it needs on the server (run the host as a user that may install)${exit ? ` (exit code ${exit})` : ''}${detail}`;
+  if (/permission denied|are you root|must be run as root/i.test(log))
+    return `${what} lacks the rights it needs on the server (run the host as a user that may install)${exit ? ` (exit code ${exit})` : ''}${detail}`;
   if (exit) return `${what} failed with exit code ${exit}${detail}`;
   return `${what} failed: ${hostText.slice(0, 300) || 'the server gave no reason'}`;
 }

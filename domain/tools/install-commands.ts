@@ -20,14 +20,25 @@ import { BUSY_STATUSES } from './install-state';
  * The catalog entry an install names, by id or by name (unique in what an organisation sees:
  * its own entries may not take a built-in's name). Another organisation's entry is not found.
  */
-export async function findCatalogTool(em: EntityManager, organizationId: string, by: { toolId?: string; name?: string }): Promise<ToolDefinition> {
-  const tool = await em.findOne(ToolDefinition, { ...(by.toolId !== undefined ? { id: by.toolId } : { name: by.name }), ...inCatalogOf(organizationId) });
+export async function findCatalogTool(
+  em: EntityManager,
+  organizationId: string,
+  by: { toolId?: string; name?: string },
+): Promise<ToolDefinition> {
+  const tool = await em.findOne(ToolDefinition, {
+    ...(by.toolId !== undefined ? { id: by.toolId } : { name: by.name }),
+    ...inCatalogOf(organizationId),
+  });
   if (!tool) throw AppError.notFound('Tool');
   return tool;
 }
 
 function runningConflict(tool: ToolDefinition, workflowId: string): AppError {
-  return AppError.conflict('install_running', `An install or uninstall of ${tool.name} is already running on this server; wait for it or cancel it`, { workflowId });
+  return AppError.conflict(
+    'install_running',
+    `An install or uninstall of ${tool.name} is already running on this server; wait for it or cancel it`,
+    { workflowId },
+  );
 }
 
 export interface ToolChangeRequest {
@@ -42,7 +53,11 @@ export interface ToolChangeRequest {
  * change per tool and server at a time: 409 `install_running` while one runs. An uninstall
  * needs something to remove.
  */
-export async function requestToolChange(deps: Pick<RunDeps, 'orm' | 'temporal' | 'logger'>, actor: Actor, request: ToolChangeRequest): Promise<{ workflowId: string }> {
+export async function requestToolChange(
+  deps: Pick<RunDeps, 'orm' | 'temporal' | 'logger'>,
+  actor: Actor,
+  request: ToolChangeRequest,
+): Promise<{ workflowId: string }> {
   const { server, tool, action, version } = request;
   if (action === 'install') toolCommands(tool, version);
   const em = deps.orm.em.fork() as EntityManager;
@@ -55,10 +70,12 @@ export async function requestToolChange(deps: Pick<RunDeps, 'orm' | 'temporal' |
     }
   }
   const workflowId = toolInstallWorkflowId(server.id, tool.id);
-  const start = () => startToolInstall(deps.temporal, { serverId: server.id, toolId: tool.id, organizationId: actor.organizationId, action, version });
+  const start = () =>
+    startToolInstall(deps.temporal, { serverId: server.id, toolId: tool.id, organizationId: actor.organizationId, action, version });
   try {
     await start().catch(async (error: unknown) => {
-      if (!(error instanceof WorkflowExecutionAlreadyStartedError) || !(await closedAfterItsOutcome(deps, em, server.id, tool.id))) throw error;
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError) || !(await closedAfterItsOutcome(deps, em, server.id, tool.id)))
+        throw error;
       return start();
     });
   } catch (error) {
@@ -87,7 +104,12 @@ const CLOSING_WAIT_MS = 5000;
  * with Temporal's), wait for it to close. Says whether it has closed; a change still at work
  * is not waited for (409).
  */
-async function closedAfterItsOutcome(deps: Pick<RunDeps, 'temporal'>, em: EntityManager, serverId: string, toolId: string): Promise<boolean> {
+async function closedAfterItsOutcome(
+  deps: Pick<RunDeps, 'temporal'>,
+  em: EntityManager,
+  serverId: string,
+  toolId: string,
+): Promise<boolean> {
   const handle = toolInstallHandle(deps.temporal, serverId, toolId);
   const [described, row] = await Promise.all([
     handle.describe().catch((error: unknown) => {
@@ -101,7 +123,13 @@ async function closedAfterItsOutcome(deps: Pick<RunDeps, 'temporal'>, em: Entity
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CLOSING_WAIT_MS)));
   try {
-    return await Promise.race([handle.result().then(() => true, () => true), gaveUp]);
+    return await Promise.race([
+      handle.result().then(
+        () => true,
+        () => true,
+      ),
+      gaveUp,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -124,17 +152,29 @@ export async function toolChangeRunning(deps: Pick<RunDeps, 'temporal'>, serverI
  * notifications/cancelled. The workflow records FAILED "cancelled by request". Nothing
  * running: 409 `not_running`.
  */
-export async function cancelToolChange(deps: Pick<RunDeps, 'orm' | 'temporal'>, actor: Actor, server: McpServer, tool: ToolDefinition): Promise<{ workflowId: string }> {
+export async function cancelToolChange(
+  deps: Pick<RunDeps, 'orm' | 'temporal'>,
+  actor: Actor,
+  server: McpServer,
+  tool: ToolDefinition,
+): Promise<{ workflowId: string }> {
   const workflowId = toolInstallWorkflowId(server.id, tool.id);
-  if (!(await toolChangeRunning(deps, server.id, tool.id))) throw AppError.conflict('not_running', `No install or uninstall of ${tool.name} is running on this server`);
+  if (!(await toolChangeRunning(deps, server.id, tool.id)))
+    throw AppError.conflict('not_running', `No install or uninstall of ${tool.name} is running on this server`);
   const em = deps.orm.em.fork() as EntityManager;
-  audit(em, actor, { action: 'server.tool_cancel', resourceType: 'server', resourceId: server.id, changes: { toolId: tool.id, toolName: tool.name, workflowId } });
+  audit(em, actor, {
+    action: 'server.tool_cancel',
+    resourceType: 'server',
+    resourceId: server.id,
+    changes: { toolId: tool.id, toolName: tool.name, workflowId },
+  });
   await em.flush();
   try {
     await toolInstallHandle(deps.temporal, server.id, tool.id).cancel();
   } catch (error) {
     // It ended between the check and the cancel.
-    if (error instanceof WorkflowNotFoundError) throw AppError.conflict('not_running', `No install or uninstall of ${tool.name} is running on this server`);
+    if (error instanceof WorkflowNotFoundError)
+      throw AppError.conflict('not_running', `No install or uninstall of ${tool.name} is running on this server`);
     throw error;
   }
   return { workflowId };

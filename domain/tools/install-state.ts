@@ -51,7 +51,11 @@ export interface ServerToolStateChange {
 export const BUSY_STATUSES: readonly ServerToolStatus[] = [ServerToolStatus.INSTALLING, ServerToolStatus.REMOVING];
 
 /** Where an install, an uninstall or a drift check can end. */
-export const SETTLED_STATUSES: readonly ServerToolStatus[] = [ServerToolStatus.NOT_INSTALLED, ServerToolStatus.INSTALLED, ServerToolStatus.FAILED];
+export const SETTLED_STATUSES: readonly ServerToolStatus[] = [
+  ServerToolStatus.NOT_INSTALLED,
+  ServerToolStatus.INSTALLED,
+  ServerToolStatus.FAILED,
+];
 
 const FIELDS = ['installedVersion', 'installedAt', 'lastError', 'logTail', 'workflowId', 'checkedAt'] as const;
 
@@ -64,7 +68,12 @@ function guardHolds(row: ServerTool | null, guard: ServerToolGuard): boolean {
 }
 
 /** The one builder of the `server:tool` event. */
-export function serverToolEvent(row: ServerTool, toolName: string, organizationId: string, previousStatus: ServerToolStatus | null): ServerToolEvent {
+export function serverToolEvent(
+  row: ServerTool,
+  toolName: string,
+  organizationId: string,
+  previousStatus: ServerToolStatus | null,
+): ServerToolEvent {
   return {
     type: 'server:tool',
     organizationId,
@@ -123,7 +132,8 @@ export async function setServerToolState(
     }
     if (audit) recordAudit(tx, { ...audit, organizationId: ref.organizationId });
     await tx.flush();
-    const announced = previousStatus !== row.status || previousVersion !== (row.installedVersion ?? null) || previousError !== (row.lastError ?? null);
+    const announced =
+      previousStatus !== row.status || previousVersion !== (row.installedVersion ?? null) || previousError !== (row.lastError ?? null);
     if (announced) {
       const toolName = ref.toolName ?? (await tx.findOneOrFail(ToolDefinition, ref.toolId, { fields: ['name'] })).name;
       await publishEventOnCommit(tx, { ...serverToolEvent(row, toolName, ref.organizationId, previousStatus), ...note });

@@ -53,14 +53,22 @@ async function lockServerTree(tx: EntityManager, serverId: string): Promise<void
   await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`tool-permissions:${serverId}`]);
 }
 
-const scopeOf = (p: AgentToolPermission): CommandScope => ({ allowedCommands: [...p.allowedCommands], blockedCommands: [...p.blockedCommands] });
+const scopeOf = (p: AgentToolPermission): CommandScope => ({
+  allowedCommands: [...p.allowedCommands],
+  blockedCommands: [...p.blockedCommands],
+});
 const shown = (p: { canUse: boolean; requiresApproval: boolean } & CommandScope) => ({
   canUse: p.canUse,
   allowedCommands: [...p.allowedCommands],
   blockedCommands: [...p.blockedCommands],
   ...(p.requiresApproval ? { requiresApproval: true } : {}),
 });
-const scopeRow = (p: AgentToolPermission, scope = scopeOf(p)): ScopeRow => ({ toolId: p.tool.id, tool: p.tool.name, scope, requiresApproval: p.requiresApproval });
+const scopeRow = (p: AgentToolPermission, scope = scopeOf(p)): ScopeRow => ({
+  toolId: p.tool.id,
+  tool: p.tool.name,
+  scope,
+  requiresApproval: p.requiresApproval,
+});
 
 /** What an agent holds with `canUse`, by tool id. */
 async function heldBy(tx: EntityManager, agentId: string): Promise<Map<string, ScopeRow>> {
@@ -78,12 +86,19 @@ function boundedBySupervisor(agent: Agent): boolean {
  * the supervisor's is a 400 naming the tool (`body.permissions.<i>.toolId`) or the command
  * (`.allowedCommands` / `.blockedCommands`).
  */
-export async function setAgentPermissions(tx: EntityManager, actor: Actor, agent: Agent, grants: readonly PermissionGrant[]): Promise<{ permissions: AgentToolPermission[]; trimmed: TrimmedAgent[] }> {
+export async function setAgentPermissions(
+  tx: EntityManager,
+  actor: Actor,
+  agent: Agent,
+  grants: readonly PermissionGrant[],
+): Promise<{ permissions: AgentToolPermission[]; trimmed: TrimmedAgent[] }> {
   await lockServerTree(tx, agent.server.id);
   // Read again under the lock: a move that committed meanwhile changed whom the agent answers to.
   await tx.findOneOrFail(Agent, agent.id, { refresh: true });
   const ids = grants.map((g) => g.toolId);
-  const tools = new Map((ids.length ? await tx.find(ToolDefinition, { id: { $in: ids }, ...inCatalogOf(actor.organizationId) }) : []).map((t) => [t.id, t]));
+  const tools = new Map(
+    (ids.length ? await tx.find(ToolDefinition, { id: { $in: ids }, ...inCatalogOf(actor.organizationId) }) : []).map((t) => [t.id, t]),
+  );
   grants.forEach((g, i) => {
     const tool = tools.get(g.toolId);
     if (!tool) throw fieldError(`body.permissions.${i}.toolId`, 'no such tool in your catalog', 'not_found');
@@ -99,12 +114,21 @@ export async function setAgentPermissions(tx: EntityManager, actor: Actor, agent
       if (!g.canUse) return;
       const tool = tools.get(g.toolId)!.name;
       const bound = theirs.get(g.toolId);
-      if (!bound) throw fieldError(`body.permissions.${i}.toolId`, `the supervisor ${supervisor.name} does not hold the tool ${tool}`, 'not_held_by_supervisor');
+      if (!bound)
+        throw fieldError(
+          `body.permissions.${i}.toolId`,
+          `the supervisor ${supervisor.name} does not hold the tool ${tool}`,
+          'not_held_by_supervisor',
+        );
       const excess = scopeExcess(tool, { allowedCommands: g.allowedCommands ?? [], blockedCommands: g.blockedCommands ?? [] }, bound.scope);
       if (excess) throw fieldError(`body.permissions.${i}.${excess.field}`, excess.message, 'beyond_supervisor');
       // An approval gate binds the subtree: a subordinate would otherwise be the way around it.
       if (bound.requiresApproval && !g.requiresApproval) {
-        throw fieldError(`body.permissions.${i}.requiresApproval`, `the supervisor ${supervisor.name} asks for approval before each command of ${tool}: this agent must too`, 'beyond_supervisor');
+        throw fieldError(
+          `body.permissions.${i}.requiresApproval`,
+          `the supervisor ${supervisor.name} asks for approval before each command of ${tool}: this agent must too`,
+          'beyond_supervisor',
+        );
       }
     });
   }
@@ -114,7 +138,12 @@ export async function setAgentPermissions(tx: EntityManager, actor: Actor, agent
   const diff: { tool: string; from: ReturnType<typeof shown> | null; to: ReturnType<typeof shown> | null }[] = [];
   const permissions: AgentToolPermission[] = [];
   for (const g of grants) {
-    const next = { canUse: g.canUse, allowedCommands: [...(g.allowedCommands ?? [])], blockedCommands: [...(g.blockedCommands ?? [])], requiresApproval: g.requiresApproval ?? false };
+    const next = {
+      canUse: g.canUse,
+      allowedCommands: [...(g.allowedCommands ?? [])],
+      blockedCommands: [...(g.blockedCommands ?? [])],
+      requiresApproval: g.requiresApproval ?? false,
+    };
     const row = current.get(g.toolId);
     current.delete(g.toolId);
     if (row && row.canUse === next.canUse && row.requiresApproval === next.requiresApproval && sameScope(row, next)) {
@@ -126,14 +155,23 @@ export async function setAgentPermissions(tx: EntityManager, actor: Actor, agent
       tx.assign(row, { ...next, grantedBy });
       permissions.push(row);
     } else {
-      permissions.push(tx.create(AgentToolPermission, { organization: tx.getReference(Organization, actor.organizationId), agent, tool: tools.get(g.toolId)!, ...next, grantedBy }));
+      permissions.push(
+        tx.create(AgentToolPermission, {
+          organization: tx.getReference(Organization, actor.organizationId),
+          agent,
+          tool: tools.get(g.toolId)!,
+          ...next,
+          grantedBy,
+        }),
+      );
     }
   }
   for (const row of current.values()) {
     diff.push({ tool: row.tool.name, from: shown(row), to: null });
     tx.remove(row);
   }
-  if (diff.length) audit(tx, actor, { action: 'agent.permissions.set', resourceType: 'agent', resourceId: agent.id, changes: { permissions: diff } });
+  if (diff.length)
+    audit(tx, actor, { action: 'agent.permissions.set', resourceType: 'agent', resourceId: agent.id, changes: { permissions: diff } });
   await tx.flush();
 
   const held = new Map(permissions.filter((p) => p.canUse).map((p) => [p.tool.id, scopeRow(p)]));
@@ -153,7 +191,11 @@ export async function trimAfterMove(tx: EntityManager, actor: Actor, agent: Agen
 }
 
 /** The agents under `rootId` (and itself), parents before their subordinates; at most 100 levels. */
-async function subtreeOf(tx: EntityManager, organizationId: string, rootId: string): Promise<{ id: string; supervisor_id: string; name: string; depth: number }[]> {
+async function subtreeOf(
+  tx: EntityManager,
+  organizationId: string,
+  rootId: string,
+): Promise<{ id: string; supervisor_id: string; name: string; depth: number }[]> {
   return tx.execute(
     `with recursive tree as (
        select id, supervisor_id, name, 0 as depth from agents where id = ? and organization_id = ?
@@ -169,7 +211,14 @@ async function subtreeOf(tx: EntityManager, organizationId: string, rootId: stri
  * supervisor's permissions, top down, so each level is trimmed against the level above as it
  * ends up. `bounds` holds the permissions of the supervisor the walk starts from.
  */
-async function trimSubtree(tx: EntityManager, actor: Actor, root: Agent, bounds: Record<string, Map<string, ScopeRow>>, includeRoot: boolean, cause: TrimCause): Promise<TrimmedAgent[]> {
+async function trimSubtree(
+  tx: EntityManager,
+  actor: Actor,
+  root: Agent,
+  bounds: Record<string, Map<string, ScopeRow>>,
+  includeRoot: boolean,
+  cause: TrimCause,
+): Promise<TrimmedAgent[]> {
   const nodes = (await subtreeOf(tx, actor.organizationId, root.id)).filter((n) => includeRoot || n.depth > 0);
   if (!nodes.length) return [];
   const rows = await tx.find(AgentToolPermission, { agent: { $in: nodes.map((n) => n.id) }, canUse: true }, { populate: ['tool'] });
@@ -206,7 +255,14 @@ async function trimSubtree(tx: EntityManager, actor: Actor, root: Agent, bounds:
         action: 'agent.permissions.trimmed',
         resourceType: 'agent',
         resourceId: node.id,
-        changes: { cause, supervisorId: node.supervisor_id, ...(cause === 'supervisor_permissions_changed' ? { changedAgentId: root.id } : {}), removed: change.removed, narrowed: change.narrowed, approvalRequired: change.approvalRequired },
+        changes: {
+          cause,
+          supervisorId: node.supervisor_id,
+          ...(cause === 'supervisor_permissions_changed' ? { changedAgentId: root.id } : {}),
+          removed: change.removed,
+          narrowed: change.narrowed,
+          approvalRequired: change.approvalRequired,
+        },
       });
     }
   }

@@ -46,7 +46,13 @@ describe('scopeExcess and trimScope with a profile (git)', () => {
     ['an option the supervisor does not name', scope(['-C']), scope(), 'allowedCommands', '-C'],
     ['a broader option', scope(['-c']), scope(['-c user.name=bot']), 'allowedCommands', '-c'],
     ['an alias under a supervisor without a list', scope(['zz']), scope(), 'allowedCommands', 'zz'],
-    ['a subcommand the supervisor does not reach', scope(['submodule foreach']), scope(['submodule']), 'allowedCommands', 'submodule foreach'],
+    [
+      'a subcommand the supervisor does not reach',
+      scope(['submodule foreach']),
+      scope(['submodule']),
+      'allowedCommands',
+      'submodule foreach',
+    ],
     ['a synonym of a blocked command', scope(['stage']), scope([], ['add']), 'blockedCommands', 'add'],
   ])('refuses %s', (_what, sub, sup, field, command) => {
     expect(scopeExcess('git', sub, sup)).toMatchObject({ field, command });
@@ -78,10 +84,23 @@ describe('trimScope', () => {
 
   it('always leaves a scope within the supervisor’s', () => {
     const cases = [
-      scope(), scope(['a']), scope(['a b']), scope([], ['a']), scope(['a', 'b c'], ['b']), scope([], ['a b']),
+      scope(),
+      scope(['a']),
+      scope(['a b']),
+      scope([], ['a']),
+      scope(['a', 'b c'], ['b']),
+      scope([], ['a b']),
       // git: option entries, aliases, subcommands that must be named, synonyms.
-      scope(['-C']), scope(['-c user.name=x', 'status']), scope(['-c']), scope(['zz', 'status']), scope(['submodule']), scope(['submodule foreach']),
-      scope(['stage']), scope([], ['add']), scope(['add x'], ['stage']), scope(['-C', 'zz']),
+      scope(['-C']),
+      scope(['-c user.name=x', 'status']),
+      scope(['-c']),
+      scope(['zz', 'status']),
+      scope(['submodule']),
+      scope(['submodule foreach']),
+      scope(['stage']),
+      scope([], ['add']),
+      scope(['add x'], ['stage']),
+      scope(['-C', 'zz']),
     ];
     for (const sub of cases) {
       for (const sup of cases) {

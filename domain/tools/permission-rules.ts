@@ -1,4 +1,13 @@
-import { commandForms, covers, entryKinds, entryWords, namesNeed, optionEntryWords, readCommand, type NamedNeed } from '../../lib/tool-commands';
+import {
+  commandForms,
+  covers,
+  entryKinds,
+  entryWords,
+  namesNeed,
+  optionEntryWords,
+  readCommand,
+  type NamedNeed,
+} from '../../lib/tool-commands';
 
 /**
  * The subordinate rule for commands: what a subordinate may run of a tool must be within what
@@ -41,7 +50,10 @@ function rulesOf(tool: string) {
     /** Whether an entry of `entries` covers the commands of `entry`, under one of their names. */
     coveredBy: (entries: readonly string[], entry: string) => forms(entry).some((form) => entries.some((e) => covers(words(e), form))),
     /** The commands both entries reach, under each name of the first. */
-    overlaps: (entry: string, other: string) => forms(entry).map((form) => overlap(form, words(other))).filter(defined),
+    overlaps: (entry: string, other: string) =>
+      forms(entry)
+        .map((form) => overlap(form, words(other)))
+        .filter(defined),
     /** What an allowed command entry reaches that a grant must name (an alias, `submodule foreach`). */
     needs: (entry: string): NamedNeed[] => {
       const reading = readCommand(tool, words(entry));
@@ -64,17 +76,28 @@ export function scopeExcess(tool: string, sub: CommandScope, sup: CommandScope):
   const blockedForSub = (entry: string) => rules.coveredBy(sub.blockedCommands, entry);
   for (const option of mine.options) {
     if (!theirs.options.some((entry) => namesOption(entry, option))) {
-      return { field: 'allowedCommands', command: option, message: `the supervisor's allowed commands of ${tool} do not name the option "${option}": this agent may not have it either` };
+      return {
+        field: 'allowedCommands',
+        command: option,
+        message: `the supervisor's allowed commands of ${tool} do not name the option "${option}": this agent may not have it either`,
+      };
     }
   }
   if (theirs.commands.length) {
     const listed = theirs.commands.map((c) => `"${c}"`).join(', ');
     if (!mine.commands.length) {
-      return { field: 'allowedCommands', message: `the supervisor may run only ${listed} of ${tool}: list the allowed commands, within those` };
+      return {
+        field: 'allowedCommands',
+        message: `the supervisor may run only ${listed} of ${tool}: list the allowed commands, within those`,
+      };
     }
     for (const command of mine.commands) {
       if (!rules.coveredBy(theirs.commands, command) && !blockedForSub(command)) {
-        return { field: 'allowedCommands', command, message: `"${tool} ${command}" is not within the supervisor's allowed commands of ${tool} (${listed})` };
+        return {
+          field: 'allowedCommands',
+          command,
+          message: `"${tool} ${command}" is not within the supervisor's allowed commands of ${tool} (${listed})`,
+        };
       }
     }
   }
@@ -82,7 +105,11 @@ export function scopeExcess(tool: string, sub: CommandScope, sup: CommandScope):
     if (blockedForSub(command)) continue;
     const unnamed = rules.needs(command).find((need) => !namesNeed(tool, need, theirs, rules.forms(command)));
     if (unnamed) {
-      return { field: 'allowedCommands', command, message: `"${tool} ${unnamed.entry}" must be named to run, and the supervisor's allowed commands of ${tool} do not name it` };
+      return {
+        field: 'allowedCommands',
+        command,
+        message: `"${tool} ${unnamed.entry}" must be named to run, and the supervisor's allowed commands of ${tool} do not name it`,
+      };
     }
   }
   for (const blocked of sup.blockedCommands) {
@@ -90,7 +117,11 @@ export function scopeExcess(tool: string, sub: CommandScope, sup: CommandScope):
     // The commands under `blocked` that the subordinate's allowed list reaches (all of them without a list).
     const reached = mine.commands.length ? mine.commands.flatMap((a) => rules.overlaps(a, blocked)) : [blocked];
     if (reached.some((command) => !blockedForSub(command))) {
-      return { field: 'blockedCommands', command: blocked, message: `"${tool} ${blocked}" is blocked for the supervisor: block it for this agent too` };
+      return {
+        field: 'blockedCommands',
+        command: blocked,
+        message: `"${tool} ${blocked}" is blocked for the supervisor: block it for this agent too`,
+      };
     }
   }
   return undefined;
@@ -114,7 +145,9 @@ export function trimScope(tool: string, sub: CommandScope, sup: CommandScope): C
   };
   let allowed = unique(sub.allowedCommands.flatMap(narrowed));
   if (theirs.commands.length || mine.commands.length) {
-    const commands = mine.commands.length ? allowed.filter((entry) => !entryKinds(tool, [entry]).options.length) : theirs.commands.filter(namedBySup);
+    const commands = mine.commands.length
+      ? allowed.filter((entry) => !entryKinds(tool, [entry]).options.length)
+      : theirs.commands.filter(namedBySup);
     if (!commands.length) return undefined;
     if (!mine.commands.length) allowed = unique([...allowed, ...commands]);
   }

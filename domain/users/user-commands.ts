@@ -44,12 +44,21 @@ export async function loadUserForChange(tx: EntityManager, organizationId: strin
 /** Also locks the organisation's admins, against writers that do not take the advisory lock. */
 async function assertNotLastAdmin(tx: EntityManager, user: User): Promise<void> {
   if (user.role !== UserRole.ADMIN) return;
-  const admins = await tx.find(User, { organization: user.organization, role: UserRole.ADMIN }, { lockMode: LockMode.PESSIMISTIC_WRITE, fields: ['id'] });
+  const admins = await tx.find(
+    User,
+    { organization: user.organization, role: UserRole.ADMIN },
+    { lockMode: LockMode.PESSIMISTIC_WRITE, fields: ['id'] },
+  );
   if (admins.length <= 1) throw AppError.conflict('last_admin', 'An organisation must keep at least one ADMIN');
 }
 
 /** Adds a user to the actor's organisation; `hashPassword` is the installation's password hash. */
-export async function createUser(em: EntityManager, actor: Actor, input: NewUser, hashPassword: (password: string) => Promise<string>): Promise<User> {
+export async function createUser(
+  em: EntityManager,
+  actor: Actor,
+  input: NewUser,
+  hashPassword: (password: string) => Promise<string>,
+): Promise<User> {
   // Before the hash, which is slow on purpose.
   if (await em.count(User, { email: input.email })) throw emailTaken();
   const user = em.create(User, {
@@ -59,7 +68,12 @@ export async function createUser(em: EntityManager, actor: Actor, input: NewUser
     role: input.role,
     passwordHash: await hashPassword(input.password),
   });
-  audit(em, actor, { action: 'user.create', resourceType: 'user', resourceId: user.id, changes: { email: user.email, name: user.name, role: user.role } });
+  audit(em, actor, {
+    action: 'user.create',
+    resourceType: 'user',
+    resourceId: user.id,
+    changes: { email: user.email, name: user.name, role: user.role },
+  });
   await uniqueOrConflict(() => em.flush(), emailTaken);
   return user;
 }
@@ -75,7 +89,12 @@ export async function updateUser(tx: EntityManager, actor: Actor, user: User, in
     if (input.role !== UserRole.ADMIN) await assertNotLastAdmin(tx, user);
     changes.role = { from: user.role, to: input.role };
     user.role = input.role;
-    await publishEventOnCommit(tx, { type: 'session:ended', organizationId: actor.organizationId, userId: user.id, reason: 'role_changed' });
+    await publishEventOnCommit(tx, {
+      type: 'session:ended',
+      organizationId: actor.organizationId,
+      userId: user.id,
+      reason: 'role_changed',
+    });
   }
   if (input.name !== undefined && input.name !== user.name) {
     changes.name = { from: user.name, to: input.name };

@@ -1,7 +1,6 @@
 import { Migration } from '@mikro-orm/migrations';
 
 export class Migration20261129212731_task_runs extends Migration {
-
   override async up(): Promise<void> {
     this.addSql(`alter table "tasks" add column "deleted_at" timestamptz null;`);
 
@@ -13,5 +12,4 @@ export class Migration20261129212731_task_runs extends Migration {
 
     this.addSql(`alter table "tasks" drop column "deleted_at";`);
   }
-
 }

@@ -24,14 +24,33 @@ describe('seedDemoAgent', () => {
     const fork = em();
     const organization = fork.create(Organization, { name: 'Demo', slug: `demo-${randomUUID().slice(0, 8)}` });
     await fork.flush();
-    await seedDemoServer(em(), organization.id, { url: 'http://127.0.0.1:1/mcp', token: 'demo-token', seal: () => ({ keyId: 'k', ciphertext: 'c' }) });
+    await seedDemoServer(em(), organization.id, {
+      url: 'http://127.0.0.1:1/mcp',
+      token: 'demo-token',
+      seal: () => ({ keyId: 'k', ciphertext: 'c' }),
+    });
     return organization.id;
   }
 
   it('creates an ACTIVE, validated MASTER granted the tools this machine has; a rerun keeps it', async () => {
     const organizationId = await demoOrganization();
-    const git = await catalogEntry(ctx.orm, organizationId, { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version', versionRegex: String.raw`git version (\d+\.\d+\.\d+)` }, { name: 'git' });
-    await catalogEntry(ctx.orm, organizationId, { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'no-such-program-for-the-demo --version' }, { name: 'jq' });
+    const git = await catalogEntry(
+      ctx.orm,
+      organizationId,
+      {
+        installCommand: 'true',
+        uninstallCommand: 'true',
+        versionCommand: 'git --version',
+        versionRegex: String.raw`git version (\d+\.\d+\.\d+)`,
+      },
+      { name: 'git' },
+    );
+    await catalogEntry(
+      ctx.orm,
+      organizationId,
+      { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'no-such-program-for-the-demo --version' },
+      { name: 'jq' },
+    );
 
     const first = await seedDemoAgent(em(), organizationId, DEMO_SERVER_NAME, 'nobody@example.test');
     // Built-in entries of the other demo tools may be in the shared test database: only git and jq are this test's.
@@ -40,8 +59,16 @@ describe('seedDemoAgent', () => {
     expect(gitFound).toEqual({ name: 'git', version: expect.stringMatching(/^\d+\.\d+\.\d+$/) });
     expect(first.tools.map((t) => t.name)).not.toContain('jq');
     const agent = await em().findOneOrFail(Agent, first.agentId!);
-    expect(agent).toMatchObject({ name: DEMO_AGENT_NAME, role: AgentRole.MASTER, status: AgentStatus.ACTIVE, validatedAt: expect.any(Date) });
-    expect(await em().findOneOrFail(ServerTool, { tool: git.id })).toMatchObject({ status: ServerToolStatus.INSTALLED, installedVersion: gitFound!.version });
+    expect(agent).toMatchObject({
+      name: DEMO_AGENT_NAME,
+      role: AgentRole.MASTER,
+      status: AgentStatus.ACTIVE,
+      validatedAt: expect.any(Date),
+    });
+    expect(await em().findOneOrFail(ServerTool, { tool: git.id })).toMatchObject({
+      status: ServerToolStatus.INSTALLED,
+      installedVersion: gitFound!.version,
+    });
     const allowed = await allowedToolsFor(em(), agent.id);
     expect(allowed).toContainEqual({ name: 'git', allowedCommands: [], blockedCommands: [] });
     expect(allowed.map((t) => t.name)).not.toContain('jq');

@@ -44,7 +44,12 @@ export function localVersion(versionCommand: string, versionRegex: string): Prom
   });
 }
 
-export async function seedDemoAgent(em: EntityManager, organizationId: string, serverName: string, adminEmail: string): Promise<DemoAgentResult> {
+export async function seedDemoAgent(
+  em: EntityManager,
+  organizationId: string,
+  serverName: string,
+  adminEmail: string,
+): Promise<DemoAgentResult> {
   const organization = em.getReference(Organization, organizationId);
   const server = await em.findOneOrFail(McpServer, { organization, name: serverName });
   // Built-in entries, or the organisation's own of the same name instead (hosts match tools by name).
@@ -63,7 +68,13 @@ export async function seedDemoAgent(em: EntityManager, organizationId: string, s
     tools.push({ name: tool.name, ...(local.version ? { version: local.version } : {}) });
     const now = new Date();
     const row = (await em.findOne(ServerTool, { server, tool })) ?? em.create(ServerTool, { organization, server, tool });
-    em.assign(row, { status: ServerToolStatus.INSTALLED, installedVersion: local.version, checkedAt: now, installedAt: row.installedAt ?? now, lastError: undefined });
+    em.assign(row, {
+      status: ServerToolStatus.INSTALLED,
+      installedVersion: local.version,
+      checkedAt: now,
+      installedAt: row.installedAt ?? now,
+      lastError: undefined,
+    });
   }
 
   let agent = await em.findOne(Agent, { server, name: DEMO_AGENT_NAME });

@@ -34,9 +34,34 @@ describe('seed', () => {
     expect(await em.count(User, { email: SEED_ADMIN_EMAIL })).toBe(1);
 
     const tools = await em.find(ToolDefinition, { builtin: true });
-    for (const required of ['git', 'gh', 'docker', 'docker-compose', 'kubectl', 'helm', 'nodejs', 'python3', 'go', 'rust', 'pnpm', 'psql', 'redis-cli', 'jq', 'curl', 'ripgrep', 'tmux', 'terraform']) {
+    for (const required of [
+      'git',
+      'gh',
+      'docker',
+      'docker-compose',
+      'kubectl',
+      'helm',
+      'nodejs',
+      'python3',
+      'go',
+      'rust',
+      'pnpm',
+      'psql',
+      'redis-cli',
+      'jq',
+      'curl',
+      'ripgrep',
+      'tmux',
+      'terraform',
+    ]) {
       const tool = tools.find((t) => t.name === required);
-      expect(tool).toMatchObject({ name: required, installCommand: expect.any(String), uninstallCommand: expect.any(String), versionCommand: expect.any(String), versionRegex: expect.any(String) });
+      expect(tool).toMatchObject({
+        name: required,
+        installCommand: expect.any(String),
+        uninstallCommand: expect.any(String),
+        versionCommand: expect.any(String),
+        versionRegex: expect.any(String),
+      });
     }
   });
 

@@ -69,8 +69,7 @@ const VERSION_SAMPLES: readonly VersionSample[] = [
   { name: 'jq', output: 'jq-1.7.1\n', expected: '1.7.1' },
   {
     name: 'curl',
-    output:
-      'curl 7.88.1 (x86_64-pc-linux-gnu) libcurl/7.88.1 OpenSSL/3.0.11 zlib/1.2.13 brotli/1.0.9\nRelease-Date: 2023-02-20\n',
+    output: 'curl 7.88.1 (x86_64-pc-linux-gnu) libcurl/7.88.1 OpenSSL/3.0.11 zlib/1.2.13 brotli/1.0.9\nRelease-Date: 2023-02-20\n',
     expected: '7.88.1',
   },
   {

@@ -1,12 +1,5 @@
 export type ToolCategory =
-  | 'vcs'
-  | 'container'
-  | 'orchestration'
-  | 'runtime'
-  | 'package-manager'
-  | 'database-client'
-  | 'cli'
-  | 'infrastructure';
+  'vcs' | 'container' | 'orchestration' | 'runtime' | 'package-manager' | 'database-client' | 'cli' | 'infrastructure';
 
 export interface ToolCatalogEntry {
   name: string;
@@ -22,20 +15,16 @@ export interface ToolCatalogEntry {
 
 const APT_GET = 'DEBIAN_FRONTEND=noninteractive apt-get';
 
-const aptInstall = (...packages: string[]): string =>
-  `${APT_GET} update && ${APT_GET} install -y ${packages.join(' ')}`;
+const aptInstall = (...packages: string[]): string => `${APT_GET} update && ${APT_GET} install -y ${packages.join(' ')}`;
 
-const aptPurge = (...packages: string[]): string =>
-  `${APT_GET} purge -y --auto-remove ${packages.join(' ')}`;
+const aptPurge = (...packages: string[]): string => `${APT_GET} purge -y --auto-remove ${packages.join(' ')}`;
 
 const join = (...steps: string[]): string => steps.join(' && ');
 
 // Vendor repositories and install scripts need these before the tool itself can be fetched.
-const ENSURE_FETCH_PREREQS =
-  `(command -v curl >/dev/null 2>&1 && command -v gpg >/dev/null 2>&1 && [ -f /etc/ssl/certs/ca-certificates.crt ] || (${aptInstall('curl', 'ca-certificates', 'gnupg')}))`;
+const ENSURE_FETCH_PREREQS = `(command -v curl >/dev/null 2>&1 && command -v gpg >/dev/null 2>&1 && [ -f /etc/ssl/certs/ca-certificates.crt ] || (${aptInstall('curl', 'ca-certificates', 'gnupg')}))`;
 
-const REQUIRE_NPM =
-  "(command -v npm >/dev/null 2>&1 || { echo 'npm not found: install nodejs first' >&2; exit 1; })";
+const REQUIRE_NPM = "(command -v npm >/dev/null 2>&1 || { echo 'npm not found: install nodejs first' >&2; exit 1; })";
 
 const DOCKER_APT_REPO = join(
   ENSURE_FETCH_PREREQS,
@@ -71,10 +60,7 @@ export const TOOL_CATALOG: readonly ToolCatalogEntry[] = [
       'echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/githubcli-archive-keyring.gpg] https://cli.github.com/packages stable main" > /etc/apt/sources.list.d/github-cli.list',
       aptInstall('gh'),
     ),
-    uninstallCommand: join(
-      aptPurge('gh'),
-      'rm -f /etc/apt/sources.list.d/github-cli.list /etc/apt/keyrings/githubcli-archive-keyring.gpg',
-    ),
+    uninstallCommand: join(aptPurge('gh'), 'rm -f /etc/apt/sources.list.d/github-cli.list /etc/apt/keyrings/githubcli-archive-keyring.gpg'),
     versionCommand: 'gh --version',
     versionRegex: String.raw`gh version (\d+\.\d+\.\d+)`,
     homepage: 'https://cli.github.com',
@@ -147,11 +133,7 @@ export const TOOL_CATALOG: readonly ToolCatalogEntry[] = [
     displayName: 'Node.js',
     description: 'JavaScript runtime (NodeSource 22.x LTS) including npm.',
     category: 'runtime',
-    installCommand: join(
-      ENSURE_FETCH_PREREQS,
-      'curl -fsSL https://deb.nodesource.com/setup_22.x | bash -',
-      aptInstall('nodejs'),
-    ),
+    installCommand: join(ENSURE_FETCH_PREREQS, 'curl -fsSL https://deb.nodesource.com/setup_22.x | bash -', aptInstall('nodejs')),
     uninstallCommand: join(
       aptPurge('nodejs'),
       'rm -f /etc/apt/sources.list.d/nodesource.list /etc/apt/keyrings/nodesource.gpg /etc/apt/preferences.d/nodejs /etc/apt/preferences.d/nsolid',
@@ -364,10 +346,7 @@ export const TOOL_CATALOG: readonly ToolCatalogEntry[] = [
   },
 ];
 
-export function parseToolVersion(
-  entry: Pick<ToolCatalogEntry, 'versionRegex'>,
-  output: string,
-): string | null {
+export function parseToolVersion(entry: Pick<ToolCatalogEntry, 'versionRegex'>, output: string): string | null {
   const match = new RegExp(entry.versionRegex).exec(output);
   return match?.[1] ?? null;
 }

@@ -57,12 +57,18 @@ describe('an execution on the claude-code engine', () => {
     await writeFile(path.join(await ensureWorkspace(workspaceRoot, agent.id), 'notes.md'), 'draft notes\n');
 
     const auth = { Authorization: `Bearer ${admin.accessToken}` };
-    const started = await http.post(`/api/agents/${agent.id}/execute`).set(auth).send({ prompt: 'Write hello.txt and finalise notes.md' }).expect(202);
+    const started = await http
+      .post(`/api/agents/${agent.id}/execute`)
+      .set(auth)
+      .send({ prompt: 'Write hello.txt and finalise notes.md' })
+      .expect(202);
     const executionId = started.body.executionId as string;
     const final = 'Done: hello.txt is written and notes.md is final.';
     const done = await waitFor(async () => {
       const res = await http.get(`/api/executions/${executionId}`).set(auth);
-      return ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(res.body.status) ? (res.body as Record<string, unknown>) : undefined;
+      return ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(res.body.status)
+        ? (res.body as Record<string, unknown>)
+        : undefined;
     });
     expect(done).toMatchObject({ status: 'COMPLETED', output: final, tokensUsed: 1545, error: null });
     expect((done.todos as { status: string }[]).map((t) => t.status)).toEqual(['completed', 'completed', 'completed']);
@@ -71,10 +77,25 @@ describe('an execution on the claude-code engine', () => {
     expect(start!.argv).toEqual(expect.arrayContaining(['--output-format', 'stream-json', '--', 'Write hello.txt and finalise notes.md']));
     expect(start!.env!.HOST_TOKEN).toBeUndefined();
 
-    const sse = await http.get(`/api/executions/${executionId}/events`).set(auth).set('Accept', 'text/event-stream').buffer(true).parse(sseText);
+    const sse = await http
+      .get(`/api/executions/${executionId}/events`)
+      .set(auth)
+      .set('Accept', 'text/event-stream')
+      .buffer(true)
+      .parse(sseText);
     const events = parseSse(sse.body as string);
-    expect(events.filter((e) => e.event === 'output').map((e) => e.data.output).join('')).toBe(`I'll look at the workspace first.\n${final}\n`);
-    expect(events.filter((e) => e.event === 'tool_call').map((e) => (e.data.toolCall as { name: string }).name)).toEqual(['Bash', 'Write', 'Edit', 'Edit']);
+    expect(
+      events
+        .filter((e) => e.event === 'output')
+        .map((e) => e.data.output)
+        .join(''),
+    ).toBe(`I'll look at the workspace first.\n${final}\n`);
+    expect(events.filter((e) => e.event === 'tool_call').map((e) => (e.data.toolCall as { name: string }).name)).toEqual([
+      'Bash',
+      'Write',
+      'Edit',
+      'Edit',
+    ]);
     expect(events.filter((e) => e.event === 'file_change').map((e) => e.data.data)).toEqual([
       { path: 'hello.txt', change: 'created' },
       { path: 'notes.md', change: 'modified' },

@@ -23,9 +23,11 @@ export interface ClaudeCodeSettings {
 export function claudeCodeSettings(env: NodeJS.ProcessEnv): ClaudeCodeSettings {
   const command = env.HOST_CLAUDE_PATH || 'claude';
   // A relative path would be looked up in the agent's workspace, where the agent writes.
-  if (command.includes('/') && !path.isAbsolute(command)) throw new Error(`HOST_CLAUDE_PATH must be an absolute path or a bare name, got "${command}"`);
+  if (command.includes('/') && !path.isAbsolute(command))
+    throw new Error(`HOST_CLAUDE_PATH must be an absolute path or a bare name, got "${command}"`);
   const maxTurns = env.HOST_CLAUDE_MAX_TURNS ? Number(env.HOST_CLAUDE_MAX_TURNS) : undefined;
-  if (maxTurns !== undefined && (!Number.isInteger(maxTurns) || maxTurns < 1)) throw new Error(`HOST_CLAUDE_MAX_TURNS must be a positive integer, got "${env.HOST_CLAUDE_MAX_TURNS}"`);
+  if (maxTurns !== undefined && (!Number.isInteger(maxTurns) || maxTurns < 1))
+    throw new Error(`HOST_CLAUDE_MAX_TURNS must be a positive integer, got "${env.HOST_CLAUDE_MAX_TURNS}"`);
   return {
     command,
     ...(env.HOST_CLAUDE_MODEL ? { model: env.HOST_CLAUDE_MODEL } : {}),
@@ -73,7 +75,8 @@ export function permissionRules(scopes: readonly AllowedToolScope[], allowComman
   for (const scope of programs) {
     if (!SAFE_NAME.test(scope.name)) return `the tool name "${scope.name}" cannot be given to Claude Code as a permission rule`;
     for (const command of [...scope.allowedCommands, ...scope.blockedCommands]) {
-      if (!SAFE_COMMAND.test(command)) return `the command "${command}" of ${scope.name} cannot be given to Claude Code as a permission rule`;
+      if (!SAFE_COMMAND.test(command))
+        return `the command "${command}" of ${scope.name} cannot be given to Claude Code as a permission rule`;
     }
     if (scope.requiresApproval) {
       disallowed.push(`Bash(${scope.name}:*)`);
@@ -124,7 +127,12 @@ export function systemPrompt(run: EngineRun, programs: readonly string[]): strin
 }
 
 /** The CLI's arguments for one run. The prompt comes after `--`, so no prompt reads as an option. */
-export function claudeArguments(run: EngineRun, settings: ClaudeCodeSettings, permissions: Permissions, programs: readonly string[]): string[] {
+export function claudeArguments(
+  run: EngineRun,
+  settings: ClaudeCodeSettings,
+  permissions: Permissions,
+  programs: readonly string[],
+): string[] {
   return [
     '-p',
     '--output-format',
@@ -159,7 +167,8 @@ function passedToCli(name: string, hostEnv: NodeJS.ProcessEnv): boolean {
   if (/^(HTTPS?_PROXY|NO_PROXY|NODE_EXTRA_CA_CERTS)$/i.test(name)) return true;
   // A cloud provider's credentials only when the operator chose that provider for the CLI.
   if (hostEnv.CLAUDE_CODE_USE_BEDROCK && name.startsWith('AWS_')) return true;
-  if (hostEnv.CLAUDE_CODE_USE_VERTEX && (name.startsWith('GOOGLE_') || name.startsWith('CLOUD_ML_') || name.startsWith('VERTEX_REGION'))) return true;
+  if (hostEnv.CLAUDE_CODE_USE_VERTEX && (name.startsWith('GOOGLE_') || name.startsWith('CLOUD_ML_') || name.startsWith('VERTEX_REGION')))
+    return true;
   return false;
 }
 
@@ -214,7 +223,10 @@ function jsonIn(text: string): { value: unknown } | undefined {
 /** The answer's `data`, checked against the schema, or why it is not an answer to it. */
 export function structuredAnswer(text: string, schema: Record<string, unknown>): { data: unknown } | { error: string } {
   const found = jsonIn(text);
-  if (!found) return { error: `Claude Code's answer is not the JSON the response schema asks for: ${text.length > 200 ? `${text.slice(0, 200)}…` : text || '(empty)'}` };
+  if (!found)
+    return {
+      error: `Claude Code's answer is not the JSON the response schema asks for: ${text.length > 200 ? `${text.slice(0, 200)}…` : text || '(empty)'}`,
+    };
   let validator: z.ZodType;
   try {
     validator = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]);

@@ -16,22 +16,43 @@ import type { HostEvent, TodoItem, TodoStatus } from '../../lib/host-contract';
 export const TOOL_RESULT_CHARS = 4000;
 
 /** The CLI's file-editing tools, and the input field that names the file each one writes. */
-const FILE_EDIT_TOOLS: Readonly<Record<string, string>> = { Write: 'file_path', Edit: 'file_path', MultiEdit: 'file_path', NotebookEdit: 'notebook_path' };
+const FILE_EDIT_TOOLS: Readonly<Record<string, string>> = {
+  Write: 'file_path',
+  Edit: 'file_path',
+  MultiEdit: 'file_path',
+  NotebookEdit: 'notebook_path',
+};
 const TODO_TOOL = 'TodoWrite';
 
 const Usage = z.looseObject({ input_tokens: z.number().optional(), output_tokens: z.number().optional() });
 const Block = z.looseObject({ type: z.string() });
 const TextBlock = z.looseObject({ type: z.literal('text'), text: z.string() });
-const ToolUseBlock = z.looseObject({ type: z.literal('tool_use'), id: z.string(), name: z.string(), input: z.record(z.string(), z.unknown()) });
+const ToolUseBlock = z.looseObject({
+  type: z.literal('tool_use'),
+  id: z.string(),
+  name: z.string(),
+  input: z.record(z.string(), z.unknown()),
+});
 const ResultContent = z.union([z.string(), z.array(z.looseObject({ type: z.string(), text: z.string().optional() }))]);
-const ToolResultBlock = z.looseObject({ type: z.literal('tool_result'), tool_use_id: z.string(), content: ResultContent.optional(), is_error: z.boolean().optional() });
+const ToolResultBlock = z.looseObject({
+  type: z.literal('tool_result'),
+  tool_use_id: z.string(),
+  content: ResultContent.optional(),
+  is_error: z.boolean().optional(),
+});
 // The status is read leniently: a status a later CLI adds is shown as pending, not a failed run.
 const TodoInput = z.looseObject({
   todos: z.array(z.looseObject({ id: z.string().optional(), content: z.string(), status: z.string() })),
 });
 const TODO_STATUSES: readonly string[] = ['pending', 'in_progress', 'completed'];
 
-const SystemMessage = z.looseObject({ type: z.literal('system'), subtype: z.string(), session_id: z.string().optional(), model: z.string().optional(), cwd: z.string().optional() });
+const SystemMessage = z.looseObject({
+  type: z.literal('system'),
+  subtype: z.string(),
+  session_id: z.string().optional(),
+  model: z.string().optional(),
+  cwd: z.string().optional(),
+});
 const AssistantMessage = z.looseObject({
   type: z.literal('assistant'),
   message: z.looseObject({ content: z.array(Block), usage: Usage.optional() }),
@@ -203,7 +224,10 @@ export class ClaudeStreamMapper {
       const block = parse(ToolResultBlock, raw, 'tool_result block', this.lineNo);
       if (this.todoCalls.delete(block.tool_use_id)) continue;
       const full = resultText(block.content);
-      const output = full.length > TOOL_RESULT_CHARS ? `${full.slice(0, TOOL_RESULT_CHARS)}… [${full.length - TOOL_RESULT_CHARS} more characters]` : full;
+      const output =
+        full.length > TOOL_RESULT_CHARS
+          ? `${full.slice(0, TOOL_RESULT_CHARS)}… [${full.length - TOOL_RESULT_CHARS} more characters]`
+          : full;
       const isError = block.is_error === true;
       const name = this.toolNames.get(block.tool_use_id) ?? 'unknown';
       // `error`, as the host's own command results say a failure.

@@ -74,12 +74,17 @@ async function connect(host: AgentHost): Promise<{ client: Client; messages: Hos
   client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
     messages.push(notification.params.data as HostMessage);
   });
-  await client.connect(new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }),
+  );
   return { client, messages };
 }
 
 async function execute(client: Client, args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult> {
-  const call = { name: 'execute_prompt', arguments: { executionId: 'exec-1', agentId: 'agent-1', agentName: 'Coder', prompt: 'Write hello.txt and finalise notes.md', ...args } };
+  const call = {
+    name: 'execute_prompt',
+    arguments: { executionId: 'exec-1', agentId: 'agent-1', agentName: 'Coder', prompt: 'Write hello.txt and finalise notes.md', ...args },
+  };
   return (await client.callTool(call, undefined, { signal, timeout: 20_000 })) as CallToolResult;
 }
 
@@ -118,10 +123,21 @@ describe('the claude-code engine in the host’s sandbox', () => {
     await writeFile(tokenFile, 'the-host-secret');
     const workspace = workspacePath(path.join(dir, 'workspaces'), 'agent-1');
     // The stand-in records into the workspace: in the sandbox nothing else is writable.
-    const { bin, recorded } = await install(dir, { transcript: 'work.jsonl', probe: [tokenFile, '/etc/shadow', path.join(dir, 'workspaces')] }, { recordIn: workspace });
+    const { bin, recorded } = await install(
+      dir,
+      { transcript: 'work.jsonl', probe: [tokenFile, '/etc/shadow', path.join(dir, 'workspaces')] },
+      { recordIn: workspace },
+    );
     const host = await startHost(bin, { sandbox: {} });
     const { client } = await connect(host);
-    expect((await client.callTool({ name: 'provision_agent', arguments: { agentId: 'agent-1', name: 'Coder', role: 'WORKER', capabilities: ['network:example.com'] } })).isError).toBeFalsy();
+    expect(
+      (
+        await client.callTool({
+          name: 'provision_agent',
+          arguments: { agentId: 'agent-1', name: 'Coder', role: 'WORKER', capabilities: ['network:example.com'] },
+        })
+      ).isError,
+    ).toBeFalsy();
     await writeFile(path.join(workspace, 'notes.md'), 'draft notes\n');
     const owner = await stat(workspace);
     await chown(path.join(workspace, 'notes.md'), owner.uid, owner.gid);
@@ -148,7 +164,9 @@ describe('the claude-code engine in the host’s sandbox', () => {
 
   it('lets the CLI reach its API and the agent’s allowlist, nothing else', () => {
     expect(cliNetwork({}).map((e) => e.text)).toEqual(['api.anthropic.com']);
-    expect(cliNetwork({ ANTHROPIC_BASE_URL: 'https://llm-gateway.example.com:8443/anthropic' }).map((e) => e.text)).toEqual(['llm-gateway.example.com:8443']);
+    expect(cliNetwork({ ANTHROPIC_BASE_URL: 'https://llm-gateway.example.com:8443/anthropic' }).map((e) => e.text)).toEqual([
+      'llm-gateway.example.com:8443',
+    ]);
     expect(cliNetwork({ CLAUDE_CODE_USE_BEDROCK: '1' }).map((e) => e.text)).toEqual(['*.amazonaws.com']);
     expect(cliNetwork({ CLAUDE_CODE_USE_VERTEX: '1' }).map((e) => e.text)).toEqual(['*.googleapis.com']);
   });
@@ -158,9 +176,14 @@ describe('the claude-code engine in the host’s sandbox', () => {
     const { bin } = await installStandIn({ transcript: 'work.jsonl' });
     const host = await startHost(bin, { sandbox: {} });
     const { client } = await connect(host);
-    const refused = (await client.callTool({ name: 'provision_agent', arguments: { agentId: 'agent-1', name: 'Coder', role: 'WORKER', capabilities: [] } })) as CallToolResult;
+    const refused = (await client.callTool({
+      name: 'provision_agent',
+      arguments: { agentId: 'agent-1', name: 'Coder', role: 'WORKER', capabilities: [] },
+    })) as CallToolResult;
     expect(refused.isError).toBe(true);
-    expect(textOf(refused)).toContain(`which the sandbox's user cannot read: install it where every user can (npm install -g puts it under /usr/local), or set HOST_SANDBOX=off`);
+    expect(textOf(refused)).toContain(
+      `which the sandbox's user cannot read: install it where every user can (npm install -g puts it under /usr/local), or set HOST_SANDBOX=off`,
+    );
   });
 });
 
@@ -185,7 +208,17 @@ describe('the claude-code engine', () => {
     expect(argv.slice(0, 4)).toEqual(['-p', '--output-format', 'stream-json', '--verbose']);
     expect(argv.slice(argv.indexOf('--permission-mode'), argv.indexOf('--permission-mode') + 2)).toEqual(['--permission-mode', 'default']);
     const allowed = argv.slice(argv.indexOf('--allowedTools') + 1, argv.indexOf('--disallowedTools'));
-    expect(allowed).toEqual(expect.arrayContaining(['Read(./**)', 'Edit(./**)', 'Write(./**)', 'TodoWrite', 'Bash(ls:*)', 'Bash(git status:*)', 'Bash(git log:*)']));
+    expect(allowed).toEqual(
+      expect.arrayContaining([
+        'Read(./**)',
+        'Edit(./**)',
+        'Write(./**)',
+        'TodoWrite',
+        'Bash(ls:*)',
+        'Bash(git status:*)',
+        'Bash(git log:*)',
+      ]),
+    );
     // No bare Read or Edit (every path on the machine), no bare git.
     expect(allowed).not.toEqual(expect.arrayContaining(['Read']));
     expect(allowed).not.toEqual(expect.arrayContaining(['Edit']));
@@ -234,12 +267,24 @@ describe('the claude-code engine', () => {
     ]);
     expect(todos[1]!.todos.map((t) => t.status)).toEqual(['completed', 'completed', 'completed']);
     expect(messages[2]).toMatchObject({ type: 'tool_call', toolCallId: 'toolu_02', arguments: { command: 'git status' } });
-    expect(messages[3]).toMatchObject({ type: 'tool_result', toolCallId: 'toolu_02', result: { output: 'On branch main\nnothing to commit, working tree clean' } });
-    expect(messages[8]).toMatchObject({ type: 'tool_result', toolCallId: 'toolu_04', result: { output: `The file ${workspace}/notes.md has been updated.` } });
+    expect(messages[3]).toMatchObject({
+      type: 'tool_result',
+      toolCallId: 'toolu_02',
+      result: { output: 'On branch main\nnothing to commit, working tree clean' },
+    });
+    expect(messages[8]).toMatchObject({
+      type: 'tool_result',
+      toolCallId: 'toolu_04',
+      result: { output: `The file ${workspace}/notes.md has been updated.` },
+    });
     expect(messages[6]).toMatchObject({ type: 'file_change', path: 'hello.txt', change: 'created' });
     expect(messages[9]).toMatchObject({ type: 'file_change', path: 'notes.md', change: 'modified' });
     // The failed edit: its error is the result, and no file changed.
-    expect(messages[11]).toMatchObject({ type: 'tool_result', toolCallId: 'toolu_05', result: { error: '<tool_use_error>File does not exist.</tool_use_error>' } });
+    expect(messages[11]).toMatchObject({
+      type: 'tool_result',
+      toolCallId: 'toolu_05',
+      result: { error: '<tool_use_error>File does not exist.</tool_use_error>' },
+    });
     expect(await readFile(path.join(workspace, 'hello.txt'), 'utf8')).toBe('hello\n');
     expect(await readFile(path.join(workspace, 'notes.md'), 'utf8')).toBe('final notes\n');
   });
@@ -247,9 +292,23 @@ describe('the claude-code engine', () => {
   it('reports a Write as created only for a file that was not there before the run, whatever the disk says when it is read', () => {
     const workspace = '/ws/agent-1';
     const mapper = new ClaudeStreamMapper({ workspace, existedBefore: (file) => file === '/ws/agent-1/old.txt' });
-    const write = (id: string, file: string) => JSON.stringify({ type: 'assistant', message: { content: [{ type: 'tool_use', id, name: 'Write', input: { file_path: file, content: 'x' } }] } });
-    const done = (id: string) => JSON.stringify({ type: 'user', message: { content: [{ type: 'tool_result', tool_use_id: id, content: 'ok' }] } });
-    const changes = [write('a', '/ws/agent-1/old.txt'), done('a'), write('b', 'new.txt'), done('b'), write('c', '/ws/agent-1/new.txt'), done('c'), write('d', '/elsewhere/x'), done('d')]
+    const write = (id: string, file: string) =>
+      JSON.stringify({
+        type: 'assistant',
+        message: { content: [{ type: 'tool_use', id, name: 'Write', input: { file_path: file, content: 'x' } }] },
+      });
+    const done = (id: string) =>
+      JSON.stringify({ type: 'user', message: { content: [{ type: 'tool_result', tool_use_id: id, content: 'ok' }] } });
+    const changes = [
+      write('a', '/ws/agent-1/old.txt'),
+      done('a'),
+      write('b', 'new.txt'),
+      done('b'),
+      write('c', '/ws/agent-1/new.txt'),
+      done('c'),
+      write('d', '/elsewhere/x'),
+      done('d'),
+    ]
       .flatMap((line) => mapper.line(line).events)
       .filter((event) => event.type === 'file_change');
     expect(changes).toEqual([
@@ -258,7 +317,9 @@ describe('the claude-code engine', () => {
       { type: 'file_change', path: 'new.txt', change: 'modified' },
       { type: 'file_change', path: '/elsewhere/x', change: 'created' },
     ]);
-    expect(() => mapper.line('{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Bash"}]}}')).toThrow(/malformed tool_use block on line 9: id: /);
+    expect(() => mapper.line('{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Bash"}]}}')).toThrow(
+      /malformed tool_use block on line 9: id: /,
+    );
   });
 
   it('gives the CLI no Bash at all when the agent has no allowed tools, or the host runs no commands', async () => {
@@ -268,9 +329,19 @@ describe('the claude-code engine', () => {
     });
     const git = { name: 'git', allowedCommands: [], blockedCommands: [] };
     expect(permissionRules([git], false)).toMatchObject({ disallowed: expect.arrayContaining(['Bash']) });
-    expect(permissionRules([{ name: 'git),Bash(rm', allowedCommands: [], blockedCommands: [] }], true)).toMatch(/cannot be given to Claude Code/);
+    expect(permissionRules([{ name: 'git),Bash(rm', allowedCommands: [], blockedCommands: [] }], true)).toMatch(
+      /cannot be given to Claude Code/,
+    );
     // The CLI runs commands itself, so the host cannot ask before each: a tool that needs approval is not given to it.
-    expect(permissionRules([{ ...git, requiresApproval: true }, { name: 'ls', allowedCommands: [], blockedCommands: [] }], true)).toEqual({
+    expect(
+      permissionRules(
+        [
+          { ...git, requiresApproval: true },
+          { name: 'ls', allowedCommands: [], blockedCommands: [] },
+        ],
+        true,
+      ),
+    ).toEqual({
       allowed: ['Read(./**)', 'Edit(./**)', 'Write(./**)', 'MultiEdit(./**)', 'NotebookEdit(./**)', 'TodoWrite', 'Bash(ls:*)'],
       disallowed: ['WebFetch', 'WebSearch', 'Bash(git:*)'],
     });
@@ -286,10 +357,20 @@ describe('the claude-code engine', () => {
   });
 
   it('denies git’s global options that change what runs or where unless the grant names them, so a blocked command stays blocked behind them', () => {
-    const gitRules = (allowedCommands: string[], blockedCommands: string[] = []) => permissionRules([{ name: 'git', allowedCommands, blockedCommands }], true) as { allowed: string[]; disallowed: string[] };
+    const gitRules = (allowedCommands: string[], blockedCommands: string[] = []) =>
+      permissionRules([{ name: 'git', allowedCommands, blockedCommands }], true) as { allowed: string[]; disallowed: string[] };
     const blocked = gitRules([], ['push']);
     expect(blocked.allowed).toContain('Bash(git:*)');
-    expect(blocked.disallowed).toEqual(expect.arrayContaining(['Bash(git push:*)', 'Bash(git -C:*)', 'Bash(git -c:*)', 'Bash(git --git-dir:*)', 'Bash(git --exec-path:*)', 'Bash(git --config-env:*)']));
+    expect(blocked.disallowed).toEqual(
+      expect.arrayContaining([
+        'Bash(git push:*)',
+        'Bash(git -C:*)',
+        'Bash(git -c:*)',
+        'Bash(git --git-dir:*)',
+        'Bash(git --exec-path:*)',
+        'Bash(git --config-env:*)',
+      ]),
+    );
     // An option entry is no command: git stays whole, and the option it names is no longer denied.
     const named = gitRules(['-C']);
     expect(named.allowed).toContain('Bash(git:*)');
@@ -300,7 +381,9 @@ describe('the claude-code engine', () => {
     expect(gitRules(['status', '-c user.name=bot']).disallowed).toContain('Bash(git -c:*)');
     expect(gitRules(['status', '-c user.name=bot']).allowed).toEqual(expect.arrayContaining(['Bash(git status:*)']));
     // A program without a profile gets no such rules.
-    expect(permissionRules([{ name: 'jq', allowedCommands: [], blockedCommands: [] }], true)).toMatchObject({ disallowed: ['WebFetch', 'WebSearch'] });
+    expect(permissionRules([{ name: 'jq', allowedCommands: [], blockedCommands: [] }], true)).toMatchObject({
+      disallowed: ['WebFetch', 'WebSearch'],
+    });
   });
 
   it('fails the run with the reason of an is_error result, of a non-zero exit with stderr, and of a malformed line', async () => {
@@ -347,7 +430,10 @@ describe('the claude-code engine', () => {
     expect(appended).toContain(JSON.stringify(schema));
     expect(appended).toContain('{"ticket":"FLEET-12"}');
 
-    const wrong = await execute(client, { executionId: 'exec-2', responseSchema: { type: 'object', properties: { title: { type: 'string' } }, required: ['title'] } });
+    const wrong = await execute(client, {
+      executionId: 'exec-2',
+      responseSchema: { type: 'object', properties: { title: { type: 'string' } }, required: ['title'] },
+    });
     expect(wrong.isError).toBe(true);
     expect(textOf(wrong)).toMatch(/^Claude Code's answer does not match the response schema: title: /);
   });
@@ -387,14 +473,21 @@ describe('the claude-code engine', () => {
     const result = await execute(client, {});
     expect(result.isError).toBe(true);
     expect(textOf(result)).toBe('output limit reached: a run may print at most 20 bytes; it was stopped');
-    expect(messages.filter((m) => m.type === 'output').map((m) => m.text).join('')).toBe("I'll look at the wor");
+    expect(
+      messages
+        .filter((m) => m.type === 'output')
+        .map((m) => m.text)
+        .join(''),
+    ).toBe("I'll look at the wor");
 
     await installStandIn({ transcript: 'hold.jsonl', holdAfterLine: 2 });
     const slow = await startHost(bin, { limits: { wallTimeMs: 300 } });
     const late = await connect(slow);
     const stopped = await execute(late.client, { executionId: 'exec-2' });
     expect(textOf(stopped)).toBe('wall-time limit reached: a run may take at most 300 ms; it was stopped');
-    const pids = (await recorded()).filter((e) => e.event === 'child' || (e.event === 'start' && e.argv?.includes('-p'))).map((e) => e.pid!);
+    const pids = (await recorded())
+      .filter((e) => e.event === 'child' || (e.event === 'start' && e.argv?.includes('-p')))
+      .map((e) => e.pid!);
     await until(() => !pids.some(alive), 3000);
   });
 
@@ -414,6 +507,8 @@ describe('the claude-code engine', () => {
     // An agent the host never provisioned (a host restarted since) runs on the host's engine: the same reason, at its run.
     const run = await execute(client, {});
     expect(run.isError).toBe(true);
-    expect(textOf(run)).toBe('the claude-code engine needs the Claude Code CLI: `claude` was not found on PATH (install @anthropic-ai/claude-code or set HOST_CLAUDE_PATH)');
+    expect(textOf(run)).toBe(
+      'the claude-code engine needs the Claude Code CLI: `claude` was not found on PATH (install @anthropic-ai/claude-code or set HOST_CLAUDE_PATH)',
+    );
   });
 });

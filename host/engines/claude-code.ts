@@ -22,7 +22,16 @@ import { watchSandbox } from '../sandbox-watch';
 import { gitConfigPath } from '../workspaces';
 import type { Engine, EngineOutcome, EngineRun } from './engine';
 import type { EngineSettings } from './index';
-import { claudeArguments, claudeCodeSettings, cliEnvironment, cliNetwork, permissionRules, programNames, structuredAnswer, type ClaudeCodeSettings } from './claude-code-cli';
+import {
+  claudeArguments,
+  claudeCodeSettings,
+  cliEnvironment,
+  cliNetwork,
+  permissionRules,
+  programNames,
+  structuredAnswer,
+  type ClaudeCodeSettings,
+} from './claude-code-cli';
 import { ClaudeStreamMapper, MalformedStreamError, resultError, tokensOf } from './claude-code-stream';
 
 /** How long `claude --version` may take at provision_agent before the CLI counts as broken. */
@@ -54,27 +63,36 @@ function missingCli(cli: ClaudeCodeSettings): string {
 
 /** Runs `claude --version`: a reason the engine cannot run here, or undefined. */
 async function checkCli(cli: ClaudeCodeSettings, hostEnv: NodeJS.ProcessEnv): Promise<string | undefined> {
-  const outcome = await new Promise<{ code: number | null; error?: NodeJS.ErrnoException; output: string; timedOut: boolean }>((resolve) => {
-    let output = '';
-    let timedOut = false;
-    let failure: NodeJS.ErrnoException | undefined;
-    const child = spawn(cli.command, ['--version'], { cwd: os.tmpdir(), env: cliEnvironment(os.tmpdir(), hostEnv), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killGroup(child.pid, 'SIGKILL');
-    }, VERSION_TIMEOUT_MS);
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    child.on('error', (error: NodeJS.ErrnoException) => (failure = error));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output, timedOut, ...(failure ? { error: failure } : {}) });
-    });
-  });
+  const outcome = await new Promise<{ code: number | null; error?: NodeJS.ErrnoException; output: string; timedOut: boolean }>(
+    (resolve) => {
+      let output = '';
+      let timedOut = false;
+      let failure: NodeJS.ErrnoException | undefined;
+      const child = spawn(cli.command, ['--version'], {
+        cwd: os.tmpdir(),
+        env: cliEnvironment(os.tmpdir(), hostEnv),
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      const timer = setTimeout(() => {
+        timedOut = true;
+        killGroup(child.pid, 'SIGKILL');
+      }, VERSION_TIMEOUT_MS);
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      child.on('error', (error: NodeJS.ErrnoException) => (failure = error));
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, output, timedOut, ...(failure ? { error: failure } : {}) });
+      });
+    },
+  );
   if (outcome.error?.code === 'ENOENT') return missingCli(cli);
   if (outcome.error) return `the claude-code engine cannot start ${cli.command}: ${outcome.error.message}`;
-  if (outcome.timedOut) return `the claude-code engine's CLI did not answer \`${cli.command} --version\` within ${VERSION_TIMEOUT_MS / 1000} s`;
-  if (outcome.code !== 0) return `the claude-code engine's CLI failed \`${cli.command} --version\` (exit code ${outcome.code}): ${outcome.output.trim().slice(-500)}`;
+  if (outcome.timedOut)
+    return `the claude-code engine's CLI did not answer \`${cli.command} --version\` within ${VERSION_TIMEOUT_MS / 1000} s`;
+  if (outcome.code !== 0)
+    return `the claude-code engine's CLI failed \`${cli.command} --version\` (exit code ${outcome.code}): ${outcome.output.trim().slice(-500)}`;
   return undefined;
 }
 
@@ -132,8 +150,21 @@ async function cliStart(run: EngineRun, cli: ClaudeCodeSettings, settings: Engin
   env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC ??= '1';
   const proxy = await startNetworkProxy([...cliNetwork(settings.env), ...run.network], sandbox.proxySocketPath());
   try {
-    const wrapped = await sandbox.wrap([file, ...args], { workspace: run.workspace, env, readOnlyPaths: [gitConfigPath(run.workspace), ...cliDirectories(file)], proxySocket: proxy.socket });
-    return { file: wrapped.file, args: wrapped.args, env: wrapped.env, cwd: '/', ...(wrapped.uid !== undefined ? { uid: wrapped.uid, gid: wrapped.gid } : {}), proxy, sandbox };
+    const wrapped = await sandbox.wrap([file, ...args], {
+      workspace: run.workspace,
+      env,
+      readOnlyPaths: [gitConfigPath(run.workspace), ...cliDirectories(file)],
+      proxySocket: proxy.socket,
+    });
+    return {
+      file: wrapped.file,
+      args: wrapped.args,
+      env: wrapped.env,
+      cwd: '/',
+      ...(wrapped.uid !== undefined ? { uid: wrapped.uid, gid: wrapped.gid } : {}),
+      proxy,
+      sandbox,
+    };
   } catch (error) {
     await proxy.close();
     return `the host cannot sandbox the Claude Code CLI: ${(error as Error).message}`;
@@ -206,14 +237,19 @@ async function runClaude(run: EngineRun, cli: ClaudeCodeSettings, settings: Engi
 }
 
 async function playCli(run: EngineRun, cli: ClaudeCodeSettings, mapper: ClaudeStreamMapper, start: CliStart): Promise<EngineOutcome> {
-
   let malformed: MalformedStreamError | undefined;
   let limited: string | undefined;
   let steps = 0;
   const finished = await new Promise<Finished>((resolve) => {
     let child: ChildProcessWithoutNullStreams;
     try {
-      child = spawn(start.file, start.args, { cwd: start.cwd, env: start.env, detached: true, stdio: 'pipe', ...(start.uid !== undefined ? { uid: start.uid, gid: start.gid } : {}) });
+      child = spawn(start.file, start.args, {
+        cwd: start.cwd,
+        env: start.env,
+        detached: true,
+        stdio: 'pipe',
+        ...(start.uid !== undefined ? { uid: start.uid, gid: start.gid } : {}),
+      });
     } catch (error) {
       // E2BIG (a prompt or schema past the system's argument limit) is thrown, not emitted.
       resolve({ code: null, signal: null, stderr: '', spawnError: error as NodeJS.ErrnoException });
@@ -250,14 +286,19 @@ async function playCli(run: EngineRun, cli: ClaudeCodeSettings, mapper: ClaudeSt
           if (mapped.progress) await run.progress(++steps, undefined, mapped.progress);
         } catch (error) {
           // A line that is not the format, or a client that can no longer be told: the run cannot go on.
-          malformed = error instanceof MalformedStreamError ? error : new MalformedStreamError(`the run's events could not be sent: ${(error as Error).message}`);
+          malformed =
+            error instanceof MalformedStreamError
+              ? error
+              : new MalformedStreamError(`the run's events could not be sent: ${(error as Error).message}`);
           stop();
         }
       });
     });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-STDERR_TAIL_CHARS)));
     child.on('error', (error: NodeJS.ErrnoException) => (spawnError = error));
-    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => child.on('close', (code, signal) => done({ code, signal })));
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+      child.on('close', (code, signal) => done({ code, signal })),
+    );
     const read = new Promise<void>((done) => lines.on('close', done));
     void Promise.all([closed, read]).then(async ([{ code, signal }]) => {
       if (killTimer) clearTimeout(killTimer);

@@ -60,8 +60,10 @@ async function readErrorBody(response: Response): Promise<string> {
 export function statusError(status: number, detail: string, url: string, model: string, retryMs?: number): string {
   const said = detail ? `: ${detail}` : '';
   if (status === 401 || status === 403) return `the endpoint refused the API key (${status})${said} (check HOST_OPENAI_API_KEY)`;
-  if (status === 404) return `the endpoint knows no model "${model}" or no path ${url} (404)${said} (check HOST_OPENAI_MODEL and HOST_OPENAI_BASE_URL)`;
-  if (status === 429) return `the endpoint is rate limiting this host (429${retryMs !== undefined ? `, retry after ${describeWait(retryMs)}` : ''})${said}`;
+  if (status === 404)
+    return `the endpoint knows no model "${model}" or no path ${url} (404)${said} (check HOST_OPENAI_MODEL and HOST_OPENAI_BASE_URL)`;
+  if (status === 429)
+    return `the endpoint is rate limiting this host (429${retryMs !== undefined ? `, retry after ${describeWait(retryMs)}` : ''})${said}`;
   if (status >= 500) return `the endpoint failed (${status})${said}`;
   return `the endpoint rejected the request (${status})${said}`;
 }
@@ -69,7 +71,8 @@ export function statusError(status: number, detail: string, url: string, model: 
 /** Why fetch could not get an answer at all, from the error undici throws and its cause. */
 function unreachable(error: unknown, url: string): string {
   // Duck-typed: undici's errors may come from another realm (a test VM), where instanceof fails.
-  const described = (value: unknown) => (typeof value === 'object' && value !== null ? (value as { code?: unknown; message?: unknown; cause?: unknown }) : {});
+  const described = (value: unknown) =>
+    typeof value === 'object' && value !== null ? (value as { code?: unknown; message?: unknown; cause?: unknown }) : {};
   const outer = described(error);
   const cause = described(outer.cause);
   const nested = described(cause.cause);

@@ -13,7 +13,15 @@ import { startApiServer, type ApiServer } from '../../api/server';
 import { registerAccount, type Account } from '../../test/api';
 import { activeAgent, parseSse, registerHost, sseText, waitFor } from '../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../test/harness';
-import { chunk, startOpenAIStandIn, streamed, textChunks, toolCallChunks, usageChunk, type OpenAIStandIn } from '../../test/openai-stand-in';
+import {
+  chunk,
+  startOpenAIStandIn,
+  streamed,
+  textChunks,
+  toolCallChunks,
+  usageChunk,
+  type OpenAIStandIn,
+} from '../../test/openai-stand-in';
 import { workspacePath } from '../workspaces';
 
 describe('an execution on the openai engine', () => {
@@ -46,7 +54,7 @@ describe('an execution on the openai engine', () => {
 
   const as = (account: Account) => ({ Authorization: `Bearer ${account.accessToken}` });
 
-  it('reaches COMPLETED with the model\'s streamed output in the event log and the SSE stream', async () => {
+  it("reaches COMPLETED with the model's streamed output in the event log and the SSE stream", async () => {
     // The host's own engine is the script engine: the agent's engine:openai capability chooses openai.
     const { host, serverId } = await registerHost(http, admin, {
       allowCommands: true,
@@ -59,7 +67,9 @@ describe('an execution on the openai engine', () => {
       streamed([
         chunk({ role: 'assistant', content: 'Writing ' }),
         chunk({ content: 'the report.' }),
-        ...toolCallChunks([{ id: 'call_report', name: 'write_file', arguments: { path: 'report.md', content: '# Report\nAll green.\n' } }]).slice(1),
+        ...toolCallChunks([
+          { id: 'call_report', name: 'write_file', arguments: { path: 'report.md', content: '# Report\nAll green.\n' } },
+        ]).slice(1),
         usageChunk(40, 12),
       ]),
       streamed([...textChunks(['The report ', 'is in ', 'report.md.\n']), usageChunk(70, 8)]),
@@ -76,10 +86,25 @@ describe('an execution on the openai engine', () => {
     const streamedEvents = parseSse(res.body as string);
     expect(streamedEvents.at(-1)).toMatchObject({ event: 'status', data: { status: 'COMPLETED' } });
     const expectedOutput = 'Writing the report.\nThe report is in report.md.\n';
-    expect(streamedEvents.filter((e) => e.event === 'output').map((e) => e.data.output).join('')).toBe(expectedOutput);
+    expect(
+      streamedEvents
+        .filter((e) => e.event === 'output')
+        .map((e) => e.data.output)
+        .join(''),
+    ).toBe(expectedOutput);
     // Consecutive output events count as one: how the text is cut into events depends on timing.
     const phases = (list: string[]) => list.filter((phase, i) => phase !== 'output' || list[i - 1] !== 'output');
-    expect(phases(streamedEvents.map((e) => e.event))).toEqual(['status', 'status', 'output', 'tool_call', 'file_change', 'tool_result', 'progress', 'output', 'status']);
+    expect(phases(streamedEvents.map((e) => e.event))).toEqual([
+      'status',
+      'status',
+      'output',
+      'tool_call',
+      'file_change',
+      'tool_result',
+      'progress',
+      'output',
+      'status',
+    ]);
 
     const executionId = host.calls.find((c) => c.tool === 'execute_prompt')!.args.executionId as string;
     const row = await waitFor(async () => {
@@ -91,7 +116,12 @@ describe('an execution on the openai engine', () => {
     const log = await http.get(`/api/executions/${executionId}/events`).query({ limit: 100 }).set(as(admin)).expect(200);
     const items = log.body.items as { phase: string; output?: string }[];
     expect(items.map((e) => e.phase)).toEqual(streamedEvents.map((e) => e.event));
-    expect(items.filter((e) => e.phase === 'output').map((e) => e.output).join('')).toBe(expectedOutput);
+    expect(
+      items
+        .filter((e) => e.phase === 'output')
+        .map((e) => e.output)
+        .join(''),
+    ).toBe(expectedOutput);
 
     expect(await readFile(path.join(workspacePath(workspaceRoot, agent.id), 'report.md'), 'utf8')).toBe('# Report\nAll green.\n');
     expect(standIn.requests).toHaveLength(2);

@@ -55,11 +55,11 @@ export class TextOutput {
       const text = this.buffer.slice(0, chars);
       this.buffer = this.buffer.slice(chars);
       if (!this.buffer) this.dispose();
-      this.sending = this.sending.then(
-        () => (this.failure === undefined ? this.emit({ type: 'output', text }) : undefined),
-      ).catch((error: unknown) => {
-        this.failure ??= error;
-      });
+      this.sending = this.sending
+        .then(() => (this.failure === undefined ? this.emit({ type: 'output', text }) : undefined))
+        .catch((error: unknown) => {
+          this.failure ??= error;
+        });
     }
     return this.sending.then(() => {
       if (this.failure !== undefined) throw this.failure;

@@ -29,7 +29,8 @@ const isObject = (value: unknown): value is Json => typeof value === 'object' &&
 export function strictCompatible(schema: unknown): boolean {
   if (Array.isArray(schema)) return schema.every(strictCompatible);
   if (!isObject(schema)) return true;
-  const isObjectSchema = schema.type === 'object' || (Array.isArray(schema.type) && schema.type.includes('object')) || isObject(schema.properties);
+  const isObjectSchema =
+    schema.type === 'object' || (Array.isArray(schema.type) && schema.type.includes('object')) || isObject(schema.properties);
   if (isObjectSchema) {
     if (schema.additionalProperties !== false) return false;
     const properties = isObject(schema.properties) ? Object.keys(schema.properties) : [];
@@ -72,7 +73,9 @@ export function structuredOutput(schema: Record<string, unknown>): StructuredOut
       const parsed = parseAnswer(answer);
       if (!parsed.ok) return parsed;
       const result = validate(parsed.data);
-      return result.valid ? { ok: true, data: parsed.data } : { ok: false, reason: `the answer does not match the responseSchema: ${result.errorMessage}` };
+      return result.valid
+        ? { ok: true, data: parsed.data }
+        : { ok: false, reason: `the answer does not match the responseSchema: ${result.errorMessage}` };
     },
   };
 }

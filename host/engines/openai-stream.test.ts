@@ -19,7 +19,9 @@ const data = (value: unknown) => `data: ${JSON.stringify(value)}`;
 
 describe('the Chat Completions stream reader', () => {
   it('reads events split anywhere, with \\r\\n line ends and comments, up to [DONE]', async () => {
-    const events = await collect(sseData(bytes(': keep-alive\r\n\r\ndata: {"a"', ':1}\r', '\n\r\ndata:{"b":2}\n\ndata: [DONE]\n\ndata: {"late":3}\n\n')));
+    const events = await collect(
+      sseData(bytes(': keep-alive\r\n\r\ndata: {"a"', ':1}\r', '\n\r\ndata:{"b":2}\n\ndata: [DONE]\n\ndata: {"late":3}\n\n')),
+    );
     expect(events).toEqual(['{"a":1}', '{"b":2}']);
   });
 
@@ -50,7 +52,11 @@ describe('the Chat Completions stream reader', () => {
   });
 
   it('reports no usage when the endpoint sends none, and fails on an error object mid-stream', async () => {
-    const turn = await readStreamedTurn(bytes(`${data({ choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: 'stop' }] })}\n\n`), 1, () => undefined);
+    const turn = await readStreamedTurn(
+      bytes(`${data({ choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: 'stop' }] })}\n\n`),
+      1,
+      () => undefined,
+    );
     expect(turn.usage).toBeUndefined();
     await expect(readStreamedTurn(bytes(`${data({ error: { message: 'model overloaded' } })}\n\n`), 1, () => undefined)).rejects.toThrow(
       'the endpoint reported an error mid-stream: model overloaded',

@@ -106,7 +106,8 @@ export function errorMessageOf(body: unknown): string | undefined {
   return undefined;
 }
 
-const count = (value: unknown): number | undefined => (typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : undefined);
+const count = (value: unknown): number | undefined =>
+  typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : undefined;
 
 /** The usage an endpoint reported, or undefined: a count is never made up from nothing. */
 function readUsage(value: unknown): TokenUsage | undefined {
@@ -130,7 +131,8 @@ export class TurnBuilder {
 
   /** Adds one chunk; returns the text it brings (to stream on), if any. */
   addChunk(chunk: unknown): string {
-    if (!isObject(chunk)) throw new StreamFormatError(`the endpoint sent a chunk that is not a JSON object: ${shown(JSON.stringify(chunk))}`);
+    if (!isObject(chunk))
+      throw new StreamFormatError(`the endpoint sent a chunk that is not a JSON object: ${shown(JSON.stringify(chunk))}`);
     const error = errorMessageOf(chunk);
     if (error !== undefined) throw new StreamFormatError(`the endpoint reported an error mid-stream: ${error}`);
     // Servers that report usage on every chunk (vLLM's continuous usage stats) give running totals.
@@ -149,7 +151,8 @@ export class TurnBuilder {
   }
 
   private addToolCallFragment(fragment: unknown, position: number): void {
-    if (!isObject(fragment)) throw new StreamFormatError(`the endpoint sent a tool call that is not an object: ${shown(JSON.stringify(fragment))}`);
+    if (!isObject(fragment))
+      throw new StreamFormatError(`the endpoint sent a tool call that is not an object: ${shown(JSON.stringify(fragment))}`);
     // Whole answers (and some servers' streams) leave out `index`: the position in the list stands in.
     const index = typeof fragment.index === 'number' ? fragment.index : position;
     const fn = isObject(fragment.function) ? fragment.function : {};
@@ -182,7 +185,11 @@ export class TurnBuilder {
  * Reads a streamed answer to its end, calling `onText` with each text delta as it arrives.
  * A chunk that is not JSON ends the turn with a StreamFormatError naming it.
  */
-export async function readStreamedTurn(body: AsyncIterable<Uint8Array>, turn: number, onText: (text: string) => void | Promise<void>): Promise<ModelTurn> {
+export async function readStreamedTurn(
+  body: AsyncIterable<Uint8Array>,
+  turn: number,
+  onText: (text: string) => void | Promise<void>,
+): Promise<ModelTurn> {
   const builder = new TurnBuilder(turn);
   for await (const data of sseData(body)) {
     let chunk: unknown;

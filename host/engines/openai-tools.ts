@@ -35,7 +35,12 @@ function describeScope(tool: AllowedTool): string {
   return `${tool.name}${parts.length ? ` (${parts.join('; ')})` : ''}`;
 }
 
-const object = (properties: Record<string, unknown>, required: string[]) => ({ type: 'object', properties, required, additionalProperties: false });
+const object = (properties: Record<string, unknown>, required: string[]) => ({
+  type: 'object',
+  properties,
+  required,
+  additionalProperties: false,
+});
 
 function definitions(allowedTools: readonly AllowedTool[], allowCommands: boolean): ChatTool[] {
   const tools: ChatTool[] = [];
@@ -65,17 +70,27 @@ function definitions(allowedTools: readonly AllowedTool[], allowCommands: boolea
       type: 'function',
       function: {
         name: 'write_file',
-        description: 'Creates a file of the workspace, or replaces its whole content. Directories are created as needed. The path is relative to the workspace.',
-        parameters: object({ path: { type: 'string' }, content: { type: 'string', description: 'The complete new content of the file.' } }, ['path', 'content']),
+        description:
+          'Creates a file of the workspace, or replaces its whole content. Directories are created as needed. The path is relative to the workspace.',
+        parameters: object(
+          { path: { type: 'string' }, content: { type: 'string', description: 'The complete new content of the file.' } },
+          ['path', 'content'],
+        ),
       },
     },
     {
       type: 'function',
       function: {
         name: 'update_todos',
-        description: 'Replaces your todo list (the whole list, every time). Keep it current: one item in_progress while you work on it, completed when done.',
+        description:
+          'Replaces your todo list (the whole list, every time). Keep it current: one item in_progress while you work on it, completed when done.',
         parameters: object(
-          { items: { type: 'array', items: object({ title: { type: 'string' }, status: { type: 'string', enum: TodoStatus.options } }, ['title', 'status']) } },
+          {
+            items: {
+              type: 'array',
+              items: object({ title: { type: 'string' }, status: { type: 'string', enum: TodoStatus.options } }, ['title', 'status']),
+            },
+          },
           ['items'],
         ),
       },
@@ -141,19 +156,27 @@ export class AgentTools {
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
       args = parsed as Args;
     } catch (error) {
-      return this.refuse(call, { arguments: call.arguments }, `the arguments are not a JSON object (${error instanceof Error ? error.message : String(error)})`);
+      return this.refuse(
+        call,
+        { arguments: call.arguments },
+        `the arguments are not a JSON object (${error instanceof Error ? error.message : String(error)})`,
+      );
     }
     if (!this.offered.has(call.name)) {
       return this.refuse(call, args, `there is no tool "${call.name}" (tools: ${[...this.offered].join(', ')})`);
     }
     if (call.name === 'run_command') {
       if (typeof args.command !== 'string') return this.refuse(call, args, '"command" must be a string');
-      const ran = await this.run.runCommand(args.command, { toolCallId: call.id, ...(commandTimeoutMs !== undefined ? { timeoutMs: commandTimeoutMs } : {}) });
+      const ran = await this.run.runCommand(args.command, {
+        toolCallId: call.id,
+        ...(commandTimeoutMs !== undefined ? { timeoutMs: commandTimeoutMs } : {}),
+      });
       return { content: commandAnswer(ran), output: ran.refused === undefined ? ran.output : '' };
     }
-    const shownArgs = call.name === 'write_file' && typeof args.content === 'string' && args.content.length > EVENT_CONTENT_CHARS
-      ? { ...args, content: `${args.content.slice(0, EVENT_CONTENT_CHARS)}…`, contentChars: args.content.length }
-      : args;
+    const shownArgs =
+      call.name === 'write_file' && typeof args.content === 'string' && args.content.length > EVENT_CONTENT_CHARS
+        ? { ...args, content: `${args.content.slice(0, EVENT_CONTENT_CHARS)}…`, contentChars: args.content.length }
+        : args;
     await this.emit({ type: 'tool_call', toolCallId: call.id, name: call.name, arguments: shownArgs });
     try {
       const { content, result, events } = await this.perform(call.name, args);
@@ -200,5 +223,10 @@ export class AgentTools {
 /** A file system error worth telling the model (EACCES, ENOTDIR…), not a bug of the host. */
 function isFsError(error: unknown): error is NodeJS.ErrnoException {
   // Not instanceof Error: node's own errors may come from another realm (a test VM).
-  return typeof error === 'object' && error !== null && typeof (error as NodeJS.ErrnoException).code === 'string' && typeof (error as NodeJS.ErrnoException).syscall === 'string';
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    typeof (error as NodeJS.ErrnoException).code === 'string' &&
+    typeof (error as NodeJS.ErrnoException).syscall === 'string'
+  );
 }

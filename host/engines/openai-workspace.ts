@@ -38,7 +38,8 @@ async function exists(target: string): Promise<boolean> {
 export async function resolveInWorkspace(workspace: string, given: string): Promise<{ target: string; root: string }> {
   if (typeof given !== 'string' || given.trim() === '') throw new WorkspacePathError('a path is required');
   if (given.includes('\0')) throw new WorkspacePathError('the path holds a NUL character');
-  if (path.isAbsolute(given) || /^[A-Za-z]:[\\/]/.test(given)) throw new WorkspacePathError(`"${given}" is absolute: give a path relative to the workspace`);
+  if (path.isAbsolute(given) || /^[A-Za-z]:[\\/]/.test(given))
+    throw new WorkspacePathError(`"${given}" is absolute: give a path relative to the workspace`);
   if (given.split(/[\\/]+/).includes('..')) throw new WorkspacePathError(`"${given}" goes up with "..": give a path inside the workspace`);
   const root = await realpath(workspace);
   const target = path.join(root, given);
@@ -84,7 +85,11 @@ async function ownerFor(root: string): Promise<{ uid: number; gid: number } | un
 }
 
 /** Writes the file (its directories created as needed); says whether it was created or replaced. */
-export async function writeWorkspaceFile(workspace: string, given: string, content: string): Promise<{ change: 'created' | 'modified'; path: string; bytes: number }> {
+export async function writeWorkspaceFile(
+  workspace: string,
+  given: string,
+  content: string,
+): Promise<{ change: 'created' | 'modified'; path: string; bytes: number }> {
   const { target, root } = await resolveInWorkspace(workspace, given);
   if (target === root) throw new WorkspacePathError(`"${given}" is the workspace itself, not a file`);
   const existed = await exists(target);
@@ -94,11 +99,13 @@ export async function writeWorkspaceFile(workspace: string, given: string, conte
     for (let dir = path.dirname(target); inside(firstMade, dir); dir = path.dirname(dir)) await chown(dir, owner.uid, owner.gid);
   }
   // O_NOFOLLOW: a link put in place after the check above is not written through.
-  const handle = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'EISDIR') throw new WorkspacePathError(`"${given}" is a directory`);
-    if (error.code === 'ELOOP') throw new WorkspacePathError(`"${given}" is a symbolic link`);
-    throw error;
-  });
+  const handle = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644).catch(
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EISDIR') throw new WorkspacePathError(`"${given}" is a directory`);
+      if (error.code === 'ELOOP') throw new WorkspacePathError(`"${given}" is a symbolic link`);
+      throw error;
+    },
+  );
   try {
     if (owner) await handle.chown(owner.uid, owner.gid);
     const bytes = Buffer.from(content, 'utf8');

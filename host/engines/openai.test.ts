@@ -16,7 +16,17 @@ import type { HostMessage } from '../../lib/host-contract';
 import { createSandbox } from '../sandbox';
 import { DEFAULT_SANDBOX_SETTINGS } from '../sandbox-settings';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from '../server';
-import { chunk, failure, startOpenAIStandIn, streamed, textChunks, toolCallChunks, usageChunk, writeEvents, type OpenAIStandIn } from '../../test/openai-stand-in';
+import {
+  chunk,
+  failure,
+  startOpenAIStandIn,
+  streamed,
+  textChunks,
+  toolCallChunks,
+  usageChunk,
+  writeEvents,
+  type OpenAIStandIn,
+} from '../../test/openai-stand-in';
 import { createOpenAIEngine } from './openai';
 
 const API_KEY = 'sk-stand-in-secret-4242';
@@ -58,10 +68,20 @@ interface Connection {
   messages: HostMessage[];
 }
 
-async function connect(baseUrl: string, options: Partial<AgentHostOptions> & { extraEnv?: Record<string, string> } = {}): Promise<Connection> {
+async function connect(
+  baseUrl: string,
+  options: Partial<AgentHostOptions> & { extraEnv?: Record<string, string> } = {},
+): Promise<Connection> {
   const workspaceRoot = await tempDir();
   const { extraEnv, ...hostOptions } = options;
-  const host = await startAgentHost({ token: 'openai-test-token', engine: 'openai', allowCommands: true, workspaceRoot, env: openaiEnv(baseUrl, extraEnv), ...hostOptions });
+  const host = await startAgentHost({
+    token: 'openai-test-token',
+    engine: 'openai',
+    allowCommands: true,
+    workspaceRoot,
+    env: openaiEnv(baseUrl, extraEnv),
+    ...hostOptions,
+  });
   hosts.push(host);
   const client = new Client({ name: 'openai-engine-test', version: '0.0.0' });
   clients.push(client);
@@ -69,11 +89,19 @@ async function connect(baseUrl: string, options: Partial<AgentHostOptions> & { e
   client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
     messages.push(notification.params.data as HostMessage);
   });
-  await client.connect(new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }),
+  );
   return { host, client, workspaceRoot, messages };
 }
 
-async function execute(conn: Connection, executionId: string, prompt: string, extra: Record<string, unknown> = {}, options?: RequestOptions): Promise<CallToolResult> {
+async function execute(
+  conn: Connection,
+  executionId: string,
+  prompt: string,
+  extra: Record<string, unknown> = {},
+  options?: RequestOptions,
+): Promise<CallToolResult> {
   const args = { executionId, agentId: 'agent-1', agentName: 'Agent One', prompt, ...extra };
   return (await conn.client.callTool({ name: 'execute_prompt', arguments: args }, undefined, options)) as CallToolResult;
 }
@@ -103,20 +131,30 @@ const toolNames = (body: Record<string, unknown>) => ((body.tools ?? []) as Tool
 
 describe('openai engine: settings', () => {
   const engine = (env: NodeJS.ProcessEnv) =>
-    createOpenAIEngine({ allowCommands: true, stepDelayMs: 0, shutdown: new AbortController().signal, env, sandbox: createSandbox({ ...DEFAULT_SANDBOX_SETTINGS, mode: 'off' }, { hidden: [], hostEnv: env }) });
+    createOpenAIEngine({
+      allowCommands: true,
+      stepDelayMs: 0,
+      shutdown: new AbortController().signal,
+      env,
+      sandbox: createSandbox({ ...DEFAULT_SANDBOX_SETTINGS, mode: 'off' }, { hidden: [], hostEnv: env }),
+    });
 
   it('names what is missing or invalid at check(), without a network call', async () => {
-    expect(await engine({}).check()).toBe('the openai engine needs HOST_OPENAI_BASE_URL, HOST_OPENAI_API_KEY, HOST_OPENAI_MODEL (set in the host\'s environment)');
+    expect(await engine({}).check()).toBe(
+      "the openai engine needs HOST_OPENAI_BASE_URL, HOST_OPENAI_API_KEY, HOST_OPENAI_MODEL (set in the host's environment)",
+    );
     expect(await engine(openaiEnv('http://127.0.0.1:9/v1', { HOST_OPENAI_MODEL: ' ' })).check()).toMatch(/needs HOST_OPENAI_MODEL/);
     expect(await engine(openaiEnv('localhost:11434')).check()).toMatch(/HOST_OPENAI_BASE_URL must be an http\(s\) URL/);
     expect(await engine(openaiEnv('not a url')).check()).toMatch(/HOST_OPENAI_BASE_URL is not a URL/);
-    expect(await engine(openaiEnv('http://127.0.0.1:9/v1', { HOST_OPENAI_MAX_TURNS: '0' })).check()).toMatch(/HOST_OPENAI_MAX_TURNS must be a positive whole number/);
+    expect(await engine(openaiEnv('http://127.0.0.1:9/v1', { HOST_OPENAI_MAX_TURNS: '0' })).check()).toMatch(
+      /HOST_OPENAI_MAX_TURNS must be a positive whole number/,
+    );
     expect(await engine(openaiEnv('http://127.0.0.1:9/v1')).check()).toBeUndefined();
   });
 });
 
 describe('openai engine on a real host', () => {
-  it('streams the text deltas as output events while the answer is still coming, and counts the endpoint\'s tokens', async () => {
+  it("streams the text deltas as output events while the answer is still coming, and counts the endpoint's tokens", async () => {
     const server = await standIn();
     const conn = await connect(server.baseUrl);
     server.replies.push(async (res) => {
@@ -157,7 +195,10 @@ describe('openai engine on a real host', () => {
 
   it('refuses to provision an engine:openai agent on a host without its settings', async () => {
     const conn = await connect('http://127.0.0.1:1/v1', { engine: 'script', env: {} });
-    const refused = (await conn.client.callTool({ name: 'provision_agent', arguments: { agentId: 'agent-x', name: 'X', role: 'WORKER', capabilities: ['engine:openai'] } })) as CallToolResult;
+    const refused = (await conn.client.callTool({
+      name: 'provision_agent',
+      arguments: { agentId: 'agent-x', name: 'X', role: 'WORKER', capabilities: ['engine:openai'] },
+    })) as CallToolResult;
     expect(refused.isError).toBe(true);
     expect(textOf(refused)).toBe(
       "the openai engine cannot run agents on this host: the openai engine needs HOST_OPENAI_BASE_URL, HOST_OPENAI_API_KEY, HOST_OPENAI_MODEL (set in the host's environment)",
@@ -175,7 +216,7 @@ describe('openai engine on a real host', () => {
     for (const request of server.requests) expect(toolNames(request.body)).toEqual(['read_file', 'write_file', 'update_todos']);
   });
 
-  it('runs the model\'s tool calls for real, in the workspace, and hands each result back to the model', async () => {
+  it("runs the model's tool calls for real, in the workspace, and hands each result back to the model", async () => {
     const server = await standIn();
     const conn = await connect(server.baseUrl);
     const workspace = path.join(conn.workspaceRoot, 'agent-1');
@@ -188,7 +229,11 @@ describe('openai engine on a real host', () => {
         chunk({ role: 'assistant', content: 'Working on it.' }),
         ...toolCallChunks([
           { id: 'call_todo', name: 'update_todos', arguments: { items: [{ title: 'Write the plan', status: 'in_progress' }] } },
-          { id: 'call_node', name: 'run_command', arguments: { command: `node -e "require('fs').writeFileSync('made-by-node.txt', 'node was here')"` } },
+          {
+            id: 'call_node',
+            name: 'run_command',
+            arguments: { command: `node -e "require('fs').writeFileSync('made-by-node.txt', 'node was here')"` },
+          },
           { id: 'call_rm', name: 'run_command', arguments: { command: 'rm -rf .' } },
           { id: 'call_write', name: 'write_file', arguments: { path: 'notes/plan.md', content: '# Plan\n' } },
           { id: 'call_rewrite', name: 'write_file', arguments: { path: 'notes/plan.md', content: '# Plan\n\n1. ship\n' } },
@@ -197,7 +242,11 @@ describe('openai engine on a real host', () => {
           { id: 'call_link', name: 'read_file', arguments: { path: 'elsewhere/secret.txt' } },
           { id: 'call_read', name: 'read_file', arguments: { path: 'made-by-node.txt' } },
           { id: 'call_ls', name: 'run_command', arguments: { command: 'ls' } },
-          { id: 'call_env', name: 'run_command', arguments: { command: `node -e "console.log(process.env.HOST_OPENAI_API_KEY || 'no key here')"` } },
+          {
+            id: 'call_env',
+            name: 'run_command',
+            arguments: { command: `node -e "console.log(process.env.HOST_OPENAI_API_KEY || 'no key here')"` },
+          },
         ]).slice(1),
         usageChunk(100, 20),
       ]),
@@ -211,14 +260,32 @@ describe('openai engine on a real host', () => {
     expect(await readFile(path.join(workspace, 'notes/plan.md'), 'utf8')).toBe('# Plan\n\n1. ship\n');
     // What the host wrote is the agent's, like its workspace (the sandbox's user, on a root host): its commands can change it.
     const owner = await stat(workspace);
-    for (const written of ['notes', 'notes/plan.md']) expect(await stat(path.join(workspace, written))).toMatchObject({ uid: owner.uid, gid: owner.gid });
+    for (const written of ['notes', 'notes/plan.md'])
+      expect(await stat(path.join(workspace, written))).toMatchObject({ uid: owner.uid, gid: owner.gid });
     expect(await readFile(path.join(outside, 'secret.txt'), 'utf8')).toBe('not for the agent');
 
     // What went back to the model, call by call.
-    const second = server.requests[1]!.body.messages as { role: string; content: string | null; tool_call_id?: string; tool_calls?: { id: string; function: { name: string; arguments: string } }[] }[];
+    const second = server.requests[1]!.body.messages as {
+      role: string;
+      content: string | null;
+      tool_call_id?: string;
+      tool_calls?: { id: string; function: { name: string; arguments: string } }[];
+    }[];
     const assistant = second[2]!;
     expect(assistant).toMatchObject({ role: 'assistant', content: 'Working on it.' });
-    expect(assistant.tool_calls!.map((call) => call.id)).toEqual(['call_todo', 'call_node', 'call_rm', 'call_write', 'call_rewrite', 'call_up', 'call_abs', 'call_link', 'call_read', 'call_ls', 'call_env']);
+    expect(assistant.tool_calls!.map((call) => call.id)).toEqual([
+      'call_todo',
+      'call_node',
+      'call_rm',
+      'call_write',
+      'call_rewrite',
+      'call_up',
+      'call_abs',
+      'call_link',
+      'call_read',
+      'call_ls',
+      'call_env',
+    ]);
     expect(JSON.parse(assistant.tool_calls![3]!.function.arguments)).toEqual({ path: 'notes/plan.md', content: '# Plan\n' });
     const toolAnswer = Object.fromEntries(second.filter((m) => m.role === 'tool').map((m) => [m.tool_call_id, m.content]));
     expect(toolAnswer.call_node).toMatch(/^exit code 0/);
@@ -290,7 +357,10 @@ describe('openai engine on a real host', () => {
     server.replies.push(streamed(textChunks(['{"title":', '"v2", "count": 3}'])), streamed(textChunks(['{"title": 7}'])));
     const good = await execute(conn, 'schema-1', 'Describe the release', { responseSchema });
     expect(good.structuredContent).toEqual({ success: true, output: '{"title":"v2", "count": 3}', data: { title: 'v2', count: 3 } });
-    expect(server.requests[0]!.body.response_format).toEqual({ type: 'json_schema', json_schema: { name: 'Release_note', schema: responseSchema, strict: true } });
+    expect(server.requests[0]!.body.response_format).toEqual({
+      type: 'json_schema',
+      json_schema: { name: 'Release_note', schema: responseSchema, strict: true },
+    });
 
     const bad = await execute(conn, 'schema-2', 'Describe the release', { responseSchema });
     expect(bad.isError).toBe(true);
@@ -323,11 +393,17 @@ describe('openai engine on a real host', () => {
     expect(reasons[0]).toBe(
       'the endpoint refused the API key (401): Incorrect API key provided: [redacted]. You can find your API key at https://platform.openai.com/account/api-keys. (check HOST_OPENAI_API_KEY)',
     );
-    expect(reasons[1]).toBe('the endpoint refused the API key (403): Project does not have access to this model (check HOST_OPENAI_API_KEY)');
-    expect(reasons[2]).toMatch(/^the endpoint knows no model "stand-in-model" or no path http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions \(404\): The model `stand-in-model` does not exist/);
+    expect(reasons[1]).toBe(
+      'the endpoint refused the API key (403): Project does not have access to this model (check HOST_OPENAI_API_KEY)',
+    );
+    expect(reasons[2]).toMatch(
+      /^the endpoint knows no model "stand-in-model" or no path http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions \(404\): The model `stand-in-model` does not exist/,
+    );
     expect(reasons[3]).toBe('the endpoint is rate limiting this host (429, retry after 7 s): Rate limit reached for requests');
     expect(reasons[4]).toBe('the endpoint failed (500): The server had an error while processing your request.');
-    expect(reasons[5]).toBe('the endpoint sent a malformed stream chunk (not JSON): {"id": "chatcmpl-stand-in", "choices": [{"delta": {"content": "br');
+    expect(reasons[5]).toBe(
+      'the endpoint sent a malformed stream chunk (not JSON): {"id": "chatcmpl-stand-in", "choices": [{"delta": {"content": "br',
+    );
     expect(reasons[6]).toBe("the endpoint's answer broke off: terminated");
     expect(JSON.stringify([reasons, conn.messages])).not.toContain(API_KEY);
 
@@ -338,7 +414,9 @@ describe('openai engine on a real host', () => {
     const down = await execute(unreachable, 'error-down', 'go');
     expect(textOf(down)).toBe(`cannot reach the endpoint ${gone.baseUrl}/chat/completions (ECONNREFUSED)`);
     const wrongPath = await connect(server.baseUrl.replace(/\/v1$/, '/api'));
-    expect(textOf(await execute(wrongPath, 'error-path', 'go'))).toMatch(/^the endpoint knows no model "stand-in-model" or no path .*\/api\/chat\/completions \(404\): Unknown request URL/);
+    expect(textOf(await execute(wrongPath, 'error-path', 'go'))).toMatch(
+      /^the endpoint knows no model "stand-in-model" or no path .*\/api\/chat\/completions \(404\): Unknown request URL/,
+    );
   });
 
   it('takes a whole answer from a server that does not stream, and stops a run at the output limit', async () => {
@@ -347,9 +425,18 @@ describe('openai engine on a real host', () => {
       (res) => {
         res.writeHead(200, { 'content-type': 'application/json' });
         const message = { role: 'assistant', content: 'All at once.' };
-        res.end(JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion', model: MODEL, choices: [{ index: 0, message, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } }));
+        res.end(
+          JSON.stringify({
+            id: 'chatcmpl-1',
+            object: 'chat.completion',
+            model: MODEL,
+            choices: [{ index: 0, message, finish_reason: 'stop' }],
+            usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+          }),
+        );
       },
-      (res) => writeEvents(res, [chunk({ role: 'assistant', content: '0123456789\n' }), chunk({ content: 'more than the limit\n' })], false),
+      (res) =>
+        writeEvents(res, [chunk({ role: 'assistant', content: '0123456789\n' }), chunk({ content: 'more than the limit\n' })], false),
     );
     const conn = await connect(server.baseUrl, { limits: { outputBytes: 15 } });
     const whole = await execute(conn, 'whole-1', 'go');
@@ -364,7 +451,8 @@ describe('openai engine on a real host', () => {
   it('stops a model that keeps calling tools at the turn limit', async () => {
     const server = await standIn();
     const conn = await connect(server.baseUrl, { extraEnv: { HOST_OPENAI_MAX_TURNS: '2' } });
-    const again = (id: string) => streamed(toolCallChunks([{ id, name: 'update_todos', arguments: { items: [{ title: 'Think', status: 'in_progress' }] } }]));
+    const again = (id: string) =>
+      streamed(toolCallChunks([{ id, name: 'update_todos', arguments: { items: [{ title: 'Think', status: 'in_progress' }] } }]));
     server.replies.push(again('call_1'), again('call_2'), again('call_3'));
     const result = await execute(conn, 'turns-1', 'Never stop');
     expect(result.isError).toBe(true);
@@ -391,7 +479,11 @@ describe('openai engine on a real host', () => {
     expect(conn.host.running()).toBe(0);
 
     // Cancel while a command the model asked for runs: the command is stopped, no further turn starts.
-    server.replies.push(streamed(toolCallChunks([{ id: 'call_sleep', name: 'run_command', arguments: { command: 'node -e "setTimeout(() => {}, 60000)"' } }])));
+    server.replies.push(
+      streamed(
+        toolCallChunks([{ id: 'call_sleep', name: 'run_command', arguments: { command: 'node -e "setTimeout(() => {}, 60000)"' } }]),
+      ),
+    );
     const second = new AbortController();
     const sleeping = execute(conn, 'cancel-2', 'Wait a minute', { allowedTools: ['node'] }, { signal: second.signal });
     await until(() => conn.messages.some((m) => m.executionId === 'cancel-2' && m.type === 'tool_call'));
@@ -400,7 +492,10 @@ describe('openai engine on a real host', () => {
     await expect(sleeping).rejects.toThrow();
     await until(() => conn.host.running() === 0, 3000);
     expect(Date.now() - stoppedAt).toBeLessThan(3000);
-    expect(sent.find((m) => m.executionId === 'cancel-2' && m.type === 'tool_result')).toMatchObject({ toolCallId: 'call_sleep', result: { error: 'cancelled' } });
+    expect(sent.find((m) => m.executionId === 'cancel-2' && m.type === 'tool_result')).toMatchObject({
+      toolCallId: 'call_sleep',
+      result: { error: 'cancelled' },
+    });
     expect(server.requests).toHaveLength(2);
   });
 });

@@ -46,7 +46,8 @@ export function readOpenAISettings(env: NodeJS.ProcessEnv): OpenAISettings | { p
   } catch {
     return { problem: `HOST_OPENAI_BASE_URL is not a URL: "${baseUrl}"` };
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: `HOST_OPENAI_BASE_URL must be an http(s) URL, not "${baseUrl}"` };
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return { problem: `HOST_OPENAI_BASE_URL must be an http(s) URL, not "${baseUrl}"` };
   const maxTurns = positiveInteger(env, 'HOST_OPENAI_MAX_TURNS', DEFAULT_MAX_TURNS);
   if (typeof maxTurns === 'string') return { problem: maxTurns };
   const idleTimeoutMs = positiveInteger(env, 'HOST_OPENAI_TIMEOUT_MS', DEFAULT_TIMEOUT_MS);
@@ -82,14 +83,26 @@ function userPrompt(run: EngineRun): string {
 
 type ChatMessage =
   | { role: 'system' | 'user'; content: string }
-  | { role: 'assistant'; content: string | null; tool_calls?: { id: string; type: 'function'; function: { name: string; arguments: string } }[] }
+  | {
+      role: 'assistant';
+      content: string | null;
+      tool_calls?: { id: string; type: 'function'; function: { name: string; arguments: string } }[];
+    }
   | { role: 'tool'; tool_call_id: string; content: string };
 
 function assistantMessage(text: string, calls: ModelToolCall[]): ChatMessage {
   return {
     role: 'assistant',
     content: text || null,
-    ...(calls.length ? { tool_calls: calls.map((call) => ({ id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } })) } : {}),
+    ...(calls.length
+      ? {
+          tool_calls: calls.map((call) => ({
+            id: call.id,
+            type: 'function' as const,
+            function: { name: call.name, arguments: call.arguments },
+          })),
+        }
+      : {}),
   };
 }
 
@@ -98,7 +111,12 @@ function stopReason(signal: AbortSignal): Error {
 }
 
 /** The model's final answer as the run's result, held to the responseSchema when there is one. */
-function finalOutcome(answer: string, output: string, tokensUsed: number | undefined, structured: StructuredOutput | undefined): EngineOutcome {
+function finalOutcome(
+  answer: string,
+  output: string,
+  tokensUsed: number | undefined,
+  structured: StructuredOutput | undefined,
+): EngineOutcome {
   const result: ExecutePromptResult = { success: true, output, ...(tokensUsed !== undefined ? { tokensUsed } : {}) };
   if (!structured) return { ok: true, result };
   const checked = structured.check(answer);
@@ -140,7 +158,8 @@ async function converse(run: EngineRun, settings: OpenAISettings, allowCommands:
       if (answer.toolCalls.length === 0) {
         await text.flush();
         if (answer.refusal) return { ok: false, error: `the model refused: ${answer.refusal}` };
-        if (answer.finishReason === 'length') return { ok: false, error: "the model's answer was cut off at its length limit (finish_reason length)" };
+        if (answer.finishReason === 'length')
+          return { ok: false, error: "the model's answer was cut off at its length limit (finish_reason length)" };
         return finalOutcome(answer.text, output, tokensUsed, structured);
       }
       // What the model said before its calls ends on its own line, ahead of the calls' events.

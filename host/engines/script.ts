@@ -85,7 +85,15 @@ export function parseDirectives(prompt: string): PromptDirectives {
       text = `${text.slice(0, specAt).replace(/[ \t]$/, '')}${text.slice(json.end)}`;
     }
   }
-  const found: Omit<PromptDirectives, 'text'> = { fail: false, throw: false, hang: false, ignoreCancel: false, json: false, spec, runs: [] };
+  const found: Omit<PromptDirectives, 'text'> = {
+    fail: false,
+    throw: false,
+    hang: false,
+    ignoreCancel: false,
+    json: false,
+    spec,
+    runs: [],
+  };
   text = text.replace(/[ \t]?\[run:([^\]\n]+)\]/g, (_match, command: string) => {
     found.runs.push(command.trim());
     return '';
@@ -95,17 +103,20 @@ export function parseDirectives(prompt: string): PromptDirectives {
     return '';
   });
   // A directive goes with the one space before it; the rest of the prompt keeps its spacing.
-  text = text.replace(/[ \t]?(?:\[(steps|delay|bytes):(\d+)\]|\[(fail|throw|hang|ignore-cancel|json)\])/g, (_match, key?: string, value?: string, flag?: string) => {
-    if (key === 'steps') found.steps = Number(value);
-    else if (key === 'delay') found.delayMs = Number(value);
-    else if (key === 'bytes') found.bytes = Number(value);
-    else if (flag === 'fail') found.fail = true;
-    else if (flag === 'throw') found.throw = true;
-    else if (flag === 'hang') found.hang = true;
-    else if (flag === 'ignore-cancel') found.ignoreCancel = true;
-    else if (flag === 'json') found.json = true;
-    return '';
-  });
+  text = text.replace(
+    /[ \t]?(?:\[(steps|delay|bytes):(\d+)\]|\[(fail|throw|hang|ignore-cancel|json)\])/g,
+    (_match, key?: string, value?: string, flag?: string) => {
+      if (key === 'steps') found.steps = Number(value);
+      else if (key === 'delay') found.delayMs = Number(value);
+      else if (key === 'bytes') found.bytes = Number(value);
+      else if (flag === 'fail') found.fail = true;
+      else if (flag === 'throw') found.throw = true;
+      else if (flag === 'hang') found.hang = true;
+      else if (flag === 'ignore-cancel') found.ignoreCancel = true;
+      else if (flag === 'json') found.json = true;
+      return '';
+    },
+  );
   return { ...found, text: text.trim() };
 }
 
@@ -147,7 +158,10 @@ function scriptFor(directives: PromptDirectives): Step[] {
   return [
     { label: 'reading', events: [todos('pending', 'pending'), todos('in_progress', 'pending')] },
     { label: 'echoing', events: [todos('completed', 'in_progress'), { type: 'output', text: SCRIPT_OUTPUT_PREFIX }] },
-    { label: 'finished', events: [...(directives.text ? [{ type: 'output' as const, text: directives.text }] : []), todos('completed', 'completed')] },
+    {
+      label: 'finished',
+      events: [...(directives.text ? [{ type: 'output' as const, text: directives.text }] : []), todos('completed', 'completed')],
+    },
   ];
 }
 
@@ -230,8 +244,14 @@ async function playAsks(directives: PromptDirectives, run: EngineRun, stop: Abor
   return output;
 }
 
-const TEXT_ANSWER_SCHEMA = { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'] } as const satisfies Parameters<EngineRun['ask']>[1];
-const YES_NO_SCHEMA = { type: 'object', properties: { yes: { type: 'boolean' } }, required: ['yes'] } as const satisfies Parameters<EngineRun['ask']>[1];
+const TEXT_ANSWER_SCHEMA = {
+  type: 'object',
+  properties: { answer: { type: 'string' } },
+  required: ['answer'],
+} as const satisfies Parameters<EngineRun['ask']>[1];
+const YES_NO_SCHEMA = { type: 'object', properties: { yes: { type: 'boolean' } }, required: ['yes'] } as const satisfies Parameters<
+  EngineRun['ask']
+>[1];
 
 /** `asked "TEXT": accept {"answer":"..."}`, or the action and the host's reason. */
 export function answerLine(question: string, answer: Awaited<ReturnType<EngineRun['ask']>>): string {
@@ -280,7 +300,10 @@ async function playSteps(directives: PromptDirectives, run: EngineRun, playback:
   }
   checkStop();
 
-  const data = directives.json || directives.spec !== undefined || run.responseSchema !== undefined ? (directives.spec ?? generatedSpec(directives.text)) : undefined;
+  const data =
+    directives.json || directives.spec !== undefined || run.responseSchema !== undefined
+      ? (directives.spec ?? generatedSpec(directives.text))
+      : undefined;
   // No tokensUsed: the script engine uses no model.
   return { ok: true, result: { success: true, output, ...(data !== undefined ? { data } : {}) } };
 }

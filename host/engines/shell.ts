@@ -129,7 +129,11 @@ async function runRunbook(runbook: Runbook, run: EngineRun): Promise<EngineOutco
     }
     output += outcome.output;
     const failure = commandFailure(outcome);
-    await run.progress(i + 1, commands.length, `${where} ${failure ? (step.tolerateFailure ? `failed (tolerated): ${failure}` : `failed: ${failure}`) : 'done'}`);
+    await run.progress(
+      i + 1,
+      commands.length,
+      `${where} ${failure ? (step.tolerateFailure ? `failed (tolerated): ${failure}` : `failed: ${failure}`) : 'done'}`,
+    );
     if (failure && !step.tolerateFailure) {
       await todos.fail(step.item, failure);
       return { ok: false, error: `${where} failed: ${failure}` };
@@ -141,6 +145,10 @@ async function runRunbook(runbook: Runbook, run: EngineRun): Promise<EngineOutco
   try {
     return { ok: true, result: { success: true, output, data: JSON.parse(output) as unknown } };
   } catch {
-    return { ok: false, error: 'a response schema was asked for: the shell engine answers with its commands’ output read as JSON, and that output is not JSON' };
+    return {
+      ok: false,
+      error:
+        'a response schema was asked for: the shell engine answers with its commands’ output read as JSON, and that output is not JSON',
+    };
   }
 }

@@ -74,7 +74,9 @@ export const RUN_FAILURE_TYPES = { FAILED: 'ExecutionFailed', TIMED_OUT: 'Execut
 export function runResultOfFailure(failure: unknown): AgentExecutionResult | undefined {
   if (!(failure instanceof ApplicationFailure) || !Object.values<string>(RUN_FAILURE_TYPES).includes(failure.type ?? '')) return undefined;
   const result = failure.details?.[0] as AgentExecutionResult | undefined;
-  return result && typeof result.status === 'string' ? result : { status: failure.type === RUN_FAILURE_TYPES.TIMED_OUT ? 'TIMED_OUT' : 'FAILED', error: failure.message };
+  return result && typeof result.status === 'string'
+    ? result
+    : { status: failure.type === RUN_FAILURE_TYPES.TIMED_OUT ? 'TIMED_OUT' : 'FAILED', error: failure.message };
 }
 
 /** A task-backed run's question left for a person: the activity ends and the workflow waits. */

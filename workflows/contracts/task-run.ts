@@ -45,7 +45,13 @@ export type OccurrenceStep =
       searchAttributes: SearchAttributePair[];
     }
   | { next: 'wait'; executionId: string; maxRetries: number; reason: string }
-  | { next: 'end'; executionId: string; maxRetries: number; status: 'SKIPPED' | 'FAILED' | 'CANCELLED' | 'COMPLETED' | 'TIMED_OUT'; reason: string };
+  | {
+      next: 'end';
+      executionId: string;
+      maxRetries: number;
+      status: 'SKIPPED' | 'FAILED' | 'CANCELLED' | 'COMPLETED' | 'TIMED_OUT';
+      reason: string;
+    };
 
 export interface AttemptOutcome {
   status: AgentExecutionResult['status'] | 'SKIPPED';

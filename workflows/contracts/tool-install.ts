@@ -42,7 +42,12 @@ export interface ToolChangeOutcome {
 }
 
 /** The workflow's signature, for typed starts and handles by type name. */
-export type ToolInstallWorkflow = (serverId: string, toolId: string, action: ToolAction, options?: ToolInstallOptions) => Promise<ToolChangeOutcome>;
+export type ToolInstallWorkflow = (
+  serverId: string,
+  toolId: string,
+  action: ToolAction,
+  options?: ToolInstallOptions,
+) => Promise<ToolChangeOutcome>;
 
 /** Type of the failure an activity throws when the server or the catalog entry is gone. */
 export const TOOL_CHANGE_REFUSED = 'ToolChangeRefused';

@@ -18,10 +18,11 @@ import { createTestContext, startTestWorker, type TestContext } from '../../../t
 import { catalogEntry, setServerTool } from '../../../test/tool-fixtures';
 import { agentRetireWorkflowId, type RetireResult } from '../../../workflows/contracts/agent-retire';
 
-const gone = (dir: string) => access(dir).then(
-  () => false,
-  () => true,
-);
+const gone = (dir: string) =>
+  access(dir).then(
+    () => false,
+    () => true,
+  );
 
 describe('retiring a deleted agent from its server', () => {
   let ctx: TestContext;
@@ -57,11 +58,22 @@ describe('retiring a deleted agent from its server', () => {
 
   it('sends deactivate_agent with removeWorkspace: the workspace a run filled is gone, and the outcome is audited', async () => {
     const { host: shellHost, serverId } = await host({ engine: 'shell', allowCommands: true });
-    const git = await catalogEntry(ctx.orm, admin.organizationId, { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' }, { name: 'git', category: 'vcs' });
+    const git = await catalogEntry(
+      ctx.orm,
+      admin.organizationId,
+      { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' },
+      { name: 'git', category: 'vcs' },
+    );
     await setServerTool(ctx.orm.em.fork() as EntityManager, serverId, git.id, ServerToolStatus.INSTALLED);
     const agent = await activeAgent(http, admin, serverId, { capabilities: ['engine:shell'] });
-    await http.put(`/api/tools/agent/${agent.id}/permissions`).set(as(admin)).send({ permissions: [{ toolId: git.id, canUse: true }] }).expect(200);
-    const { executionId } = (await http.post(`/api/agents/${agent.id}/execute`).set(as(admin)).send({ prompt: 'git init --quiet' }).expect(202)).body;
+    await http
+      .put(`/api/tools/agent/${agent.id}/permissions`)
+      .set(as(admin))
+      .send({ permissions: [{ toolId: git.id, canUse: true }] })
+      .expect(200);
+    const { executionId } = (
+      await http.post(`/api/agents/${agent.id}/execute`).set(as(admin)).send({ prompt: 'git init --quiet' }).expect(202)
+    ).body;
     await waitFor(async () => (await http.get(`/api/executions/${executionId}`).set(as(admin))).body.status === 'COMPLETED');
     const workspace = workspacePath(workspaceRoot, agent.id);
     await expect(access(path.join(workspace, '.git', 'HEAD'))).resolves.toBeUndefined();
@@ -69,7 +81,9 @@ describe('retiring a deleted agent from its server', () => {
     await http.delete(`/api/agents/${agent.id}`).set(as(admin)).expect(204);
 
     expect(await retireResult(agent.id)).toEqual({ removed: true });
-    expect(shellHost.calls.filter((c) => c.tool === 'deactivate_agent').map((c) => c.args)).toEqual([{ agentId: agent.id, removeWorkspace: true }]);
+    expect(shellHost.calls.filter((c) => c.tool === 'deactivate_agent').map((c) => c.args)).toEqual([
+      { agentId: agent.id, removeWorkspace: true },
+    ]);
     expect(await gone(workspace)).toBe(true);
     const rows = await retireAudit(agent.id);
     expect(rows.map((row) => ({ resourceType: row.resourceType, actor: row.actor ?? null, changes: row.changes }))).toEqual([
@@ -105,7 +119,9 @@ describe('retiring a deleted agent from its server', () => {
     const back = await startAgentHost({ token: down.token, port: down.port, workspaceRoot, stepDelayMs: 5 });
     hosts.push(back);
     expect(await retireResult(agent.id)).toEqual({ removed: true });
-    expect(back.calls.filter((c) => c.tool === 'deactivate_agent').map((c) => c.args)).toEqual([{ agentId: agent.id, removeWorkspace: true }]);
+    expect(back.calls.filter((c) => c.tool === 'deactivate_agent').map((c) => c.args)).toEqual([
+      { agentId: agent.id, removeWorkspace: true },
+    ]);
     expect(await gone(workspace)).toBe(true);
     expect((await retireAudit(agent.id)).map((row) => row.changes)).toEqual([{ name: agent.name, server: serverId, removed: true }]);
   });
@@ -122,7 +138,9 @@ describe('retiring a deleted agent from its server', () => {
       const result = await retireResult(agent.id);
       expect(result).toEqual({ removed: false, error: expect.stringMatching(/^the server refused deactivate_agent: .*ENOTDIR/) });
       expect(refusing.calls.filter((c) => c.tool === 'deactivate_agent')).toHaveLength(1);
-      expect((await retireAudit(agent.id)).map((row) => row.changes)).toEqual([{ name: agent.name, server: serverId, removed: false, error: result.error }]);
+      expect((await retireAudit(agent.id)).map((row) => row.changes)).toEqual([
+        { name: agent.name, server: serverId, removed: false, error: result.error },
+      ]);
     } finally {
       await rm(root, { force: true });
     }
@@ -137,7 +155,9 @@ describe('retiring a deleted agent from its server', () => {
 
     const result = await retireResult(agent.id);
     expect(result).toEqual({ removed: false, error: 'the server no longer exists' });
-    expect((await retireAudit(agent.id)).map((row) => row.changes)).toEqual([{ name: agent.name, server: serverId, removed: false, error: 'the server no longer exists' }]);
+    expect((await retireAudit(agent.id)).map((row) => row.changes)).toEqual([
+      { name: agent.name, server: serverId, removed: false, error: 'the server no longer exists' },
+    ]);
   });
 
   it('sends nothing for an agent never validated: nothing of it is on the server', async () => {

@@ -11,7 +11,16 @@ import { loadAgent, loadServer } from '../../loaders';
 import { waitAtMost } from '../../wait';
 import { IdParams } from '../common.schemas';
 import { presentAgent, presentAgentSummary } from './agents.presenters';
-import { AgentDetailOut, AgentOut, AgentPage, AgentStatusOut, CreateAgentBody, HierarchyOut, ListAgentsQuery, UpdateAgentBody } from './agents.schemas';
+import {
+  AgentDetailOut,
+  AgentOut,
+  AgentPage,
+  AgentStatusOut,
+  CreateAgentBody,
+  HierarchyOut,
+  ListAgentsQuery,
+  UpdateAgentBody,
+} from './agents.schemas';
 import { rateLimit } from '../../rate-limit';
 
 const WAIT_MS = 60_000;
@@ -20,7 +29,14 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
   const tags = ['agents'];
 
   api.route(
-    { method: 'get', path: '/agents', summary: "List the organisation's agents", tags, request: { query: ListAgentsQuery }, responses: { 200: { description: 'A page of agents', schema: AgentPage } } },
+    {
+      method: 'get',
+      path: '/agents',
+      summary: "List the organisation's agents",
+      tags,
+      request: { query: ListAgentsQuery },
+      responses: { 200: { description: 'A page of agents', schema: AgentPage } },
+    },
     async (ctx, { query, em, auth }) => {
       const filters: Record<string, unknown>[] = [];
       if (query.serverId) filters.push({ server: query.serverId });
@@ -54,17 +70,35 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
   );
 
   api.route(
-    { method: 'get', path: '/agents/:id', summary: 'One agent, with its supervisor and direct subordinates', tags, request: { params: IdParams }, responses: { 200: { description: 'The agent', schema: AgentDetailOut } } },
+    {
+      method: 'get',
+      path: '/agents/:id',
+      summary: 'One agent, with its supervisor and direct subordinates',
+      tags,
+      request: { params: IdParams },
+      responses: { 200: { description: 'The agent', schema: AgentDetailOut } },
+    },
     async (ctx, { params, em, auth }) => {
       const agent = await loadAgent(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', agent);
       const { supervisor, subordinates } = await supervisionOf(em, agent);
-      ctx.body = { ...presentAgent(agent), supervisor: supervisor ? presentAgentSummary(supervisor) : null, subordinates: subordinates.map(presentAgentSummary) };
+      ctx.body = {
+        ...presentAgent(agent),
+        supervisor: supervisor ? presentAgentSummary(supervisor) : null,
+        subordinates: subordinates.map(presentAgentSummary),
+      };
     },
   );
 
   api.route(
-    { method: 'get', path: '/agents/:id/hierarchy', summary: 'The subtree under an agent', tags, request: { params: IdParams }, responses: { 200: { description: 'Nested tree', schema: HierarchyOut } } },
+    {
+      method: 'get',
+      path: '/agents/:id/hierarchy',
+      summary: 'The subtree under an agent',
+      tags,
+      request: { params: IdParams },
+      responses: { 200: { description: 'Nested tree', schema: HierarchyOut } },
+    },
     async (ctx, { params, em, auth }) => {
       const root = await loadAgent(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', root);
@@ -98,7 +132,8 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'delete',
       path: '/agents/:id',
-      summary: 'Remove an agent (ADMIN, MANAGER); 409 while it has queued or running executions; its subordinates move up to its supervisor; a provisioned agent is then retired from its server in the background',
+      summary:
+        'Remove an agent (ADMIN, MANAGER); 409 while it has queued or running executions; its subordinates move up to its supervisor; a provisioned agent is then retired from its server in the background',
       tags,
       request: { params: IdParams },
       responses: { 204: { description: 'Deleted' }, 409: { description: 'agent_busy' } },
@@ -119,24 +154,46 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'post',
       path: '/agents/:id/validate',
-      summary: "Validate an agent (ADMIN, MANAGER): the server's provision_agent then activate_agent, through a workflow; the agent becomes ACTIVE only if both succeed",
+      summary:
+        "Validate an agent (ADMIN, MANAGER): the server's provision_agent then activate_agent, through a workflow; the agent becomes ACTIVE only if both succeed",
       tags,
       request: { params: IdParams },
-      responses: { 200: { description: 'Now ACTIVE', schema: AgentOut }, 409: { description: 'not_pending' }, 502: { description: 'provision_failed: the server refused; the agent stays PENDING_VALIDATION with its error' } },
+      responses: {
+        200: { description: 'Now ACTIVE', schema: AgentOut },
+        409: { description: 'not_pending' },
+        502: { description: 'provision_failed: the server refused; the agent stays PENDING_VALIDATION with its error' },
+      },
     },
     async (ctx, { params, em, auth, actor }) => {
       const agent = await loadAgent(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('validate', agent);
       const handle = await startValidation(em, deps.temporal, actor, agent);
-      const result = await waitAtMost(handle.result(), WAIT_MS, () => new AppError(504, 'provision_timeout', `No worker finished the validation within ${WAIT_MS / 1000} s`, { workflowId: handle.workflowId }));
+      const result = await waitAtMost(
+        handle.result(),
+        WAIT_MS,
+        () =>
+          new AppError(504, 'provision_timeout', `No worker finished the validation within ${WAIT_MS / 1000} s`, {
+            workflowId: handle.workflowId,
+          }),
+      );
       const fresh = await em.fork().findOneOrFail(Agent, agent.id);
-      if (!result.ok) throw new AppError(502, 'provision_failed', result.error ?? 'the server refused to provision the agent', { agent: presentAgent(fresh) });
+      if (!result.ok)
+        throw new AppError(502, 'provision_failed', result.error ?? 'the server refused to provision the agent', {
+          agent: presentAgent(fresh),
+        });
       ctx.body = presentAgent(fresh);
     },
   );
 
   api.route(
-    { method: 'get', path: '/agents/:id/status', summary: 'Live status: agent and server status, running and queued executions with their progress', tags, request: { params: IdParams }, responses: { 200: { description: 'Status', schema: AgentStatusOut } } },
+    {
+      method: 'get',
+      path: '/agents/:id/status',
+      summary: 'Live status: agent and server status, running and queued executions with their progress',
+      tags,
+      request: { params: IdParams },
+      responses: { 200: { description: 'Status', schema: AgentStatusOut } },
+    },
     async (ctx, { params, em, auth }) => {
       const agent = await loadAgent(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', agent);
@@ -146,7 +203,15 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
         em.fork().count(Execution, { agent, status: ExecutionStatus.QUEUED }),
       ]);
       const current = await Promise.all(running.map(async (e) => ({ executionId: e.id, ...(await readProgress(deps, e)) })));
-      ctx.body = { agentId: agent.id, status: agent.status, lastError: agent.lastError ?? null, serverStatus: server.status, running: running.length, queued, current };
+      ctx.body = {
+        agentId: agent.id,
+        status: agent.status,
+        lastError: agent.lastError ?? null,
+        serverStatus: server.status,
+        running: running.length,
+        queued,
+        current,
+      };
     },
   );
 }

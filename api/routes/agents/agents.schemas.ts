@@ -18,7 +18,10 @@ export const Capability = z
   .min(1)
   .max(64)
   .regex(/^[a-z0-9][a-z0-9:._-]*$/, 'lower-case letters, digits and : . _ -');
-const Capabilities = z.array(Capability).max(50).transform((caps) => [...new Set(caps)]);
+const Capabilities = z
+  .array(Capability)
+  .max(50)
+  .transform((caps) => [...new Set(caps)]);
 const MaxConcurrency = z.number().int().min(1).max(50);
 const AgentStatusSchema = z.enum(['PENDING_VALIDATION', 'ACTIVE', 'INACTIVE', 'BUSY', 'WAITING_INPUT', 'ERROR']);
 
@@ -34,7 +37,10 @@ export const CreateAgentBody = z
     maxConcurrency: MaxConcurrency.default(1),
   })
   // A MASTER has no supervisor (domain/agents/agent-rules.ts).
-  .openapi('CreateAgentRequest', keywords({ if: { required: ['role'], properties: { role: { const: 'MASTER' } } }, then: { not: { required: ['supervisorId'] } } }));
+  .openapi(
+    'CreateAgentRequest',
+    keywords({ if: { required: ['role'], properties: { role: { const: 'MASTER' } } }, then: { not: { required: ['supervisorId'] } } }),
+  );
 
 /** No status and no server here: status changes only through validate/execute, and an agent never moves. */
 export const UpdateAgentBody = z
@@ -56,10 +62,22 @@ export const ListAgentsQuery = z.strictObject({
   role: AgentRoleSchema.optional(),
   capability: Capability.optional(),
   supervisorId: z.uuid().optional(),
-  q: z.string().trim().min(1).max(100).optional().openapi({ description: 'Case-insensitive match on name or display name', pattern: NON_BLANK_TEXT_PATTERN }),
+  q: z
+    .string()
+    .trim()
+    .min(1)
+    .max(100)
+    .optional()
+    .openapi({ description: 'Case-insensitive match on name or display name', pattern: NON_BLANK_TEXT_PATTERN }),
 });
 
-const AgentSummaryOut = z.object({ id: z.uuid(), name: z.string(), displayName: z.string(), role: AgentRoleSchema, status: AgentStatusSchema });
+const AgentSummaryOut = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  displayName: z.string(),
+  role: AgentRoleSchema,
+  status: AgentStatusSchema,
+});
 
 export const AgentOut = z
   .object({
@@ -81,10 +99,14 @@ export const AgentOut = z
   })
   .openapi('Agent');
 
-export const AgentDetailOut = AgentOut.extend({ supervisor: AgentSummaryOut.nullable(), subordinates: z.array(AgentSummaryOut) }).openapi('AgentDetail');
+export const AgentDetailOut = AgentOut.extend({ supervisor: AgentSummaryOut.nullable(), subordinates: z.array(AgentSummaryOut) }).openapi(
+  'AgentDetail',
+);
 
 export type HierarchyNode = z.infer<typeof AgentSummaryOut> & { children: HierarchyNode[] };
-export const HierarchyOut: z.ZodType<HierarchyNode> = AgentSummaryOut.extend({ children: z.array(z.lazy(() => HierarchyOut)) }).openapi('AgentHierarchy');
+export const HierarchyOut: z.ZodType<HierarchyNode> = AgentSummaryOut.extend({ children: z.array(z.lazy(() => HierarchyOut)) }).openapi(
+  'AgentHierarchy',
+);
 
 export const AgentPage = pageSchema(AgentOut).openapi('AgentPage');
 
@@ -96,6 +118,8 @@ export const AgentStatusOut = z
     serverStatus: z.string(),
     running: z.number().int(),
     queued: z.number().int(),
-    current: z.array(z.object({ executionId: z.uuid(), status: z.string(), todos: z.array(z.unknown()), outputTail: z.string(), seq: z.number().int() })),
+    current: z.array(
+      z.object({ executionId: z.uuid(), status: z.string(), todos: z.array(z.unknown()), outputTail: z.string(), seq: z.number().int() }),
+    ),
   })
   .openapi('AgentStatus');

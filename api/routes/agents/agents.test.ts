@@ -29,11 +29,21 @@ describe('agents', () => {
   });
 
   const as = (account: Account) => ({ Authorization: `Bearer ${account.accessToken}` });
-  const create = (body: Record<string, unknown>, account = admin) => http.post('/api/agents').set(as(account)).send({ serverId, name: `a-${randomUUID().slice(0, 8)}`, ...body });
+  const create = (body: Record<string, unknown>, account = admin) =>
+    http
+      .post('/api/agents')
+      .set(as(account))
+      .send({ serverId, name: `a-${randomUUID().slice(0, 8)}`, ...body });
 
   it('creates agents PENDING_VALIDATION; validate provisions them on the server and makes them ACTIVE', async () => {
     const created = await create({ displayName: 'Builder', role: 'WORKER', capabilities: ['git', 'build', 'git'] }).expect(201);
-    expect(created.body).toMatchObject({ status: 'PENDING_VALIDATION', role: 'WORKER', capabilities: ['git', 'build'], maxConcurrency: 1, serverId });
+    expect(created.body).toMatchObject({
+      status: 'PENDING_VALIDATION',
+      role: 'WORKER',
+      capabilities: ['git', 'build'],
+      maxConcurrency: 1,
+      serverId,
+    });
     const validated = await http.post(`/api/agents/${created.body.id}/validate`).set(as(admin)).expect(200);
     expect(validated.body).toMatchObject({ status: 'ACTIVE', validatedById: admin.userId, lastError: null });
     expect(host.calls.filter((c) => c.args.agentId === created.body.id).map((c) => c.tool)).toEqual(['provision_agent', 'activate_agent']);
@@ -71,12 +81,22 @@ describe('agents', () => {
     const mid = await create({ role: 'SUPERVISOR', supervisorId: top.body.id }).expect(201);
     const leaf = await create({ supervisorId: mid.body.id }).expect(201);
 
-    const sneaky = await http.put(`/api/agents/${leaf.body.id}`).set(as(admin)).send({ status: 'ACTIVE', serverId: randomUUID() }).expect(400);
-    expect(sneaky.body.error.details).toEqual(expect.arrayContaining([expect.objectContaining({ path: 'body', code: 'unrecognized_keys' })]));
+    const sneaky = await http
+      .put(`/api/agents/${leaf.body.id}`)
+      .set(as(admin))
+      .send({ status: 'ACTIVE', serverId: randomUUID() })
+      .expect(400);
+    expect(sneaky.body.error.details).toEqual(
+      expect.arrayContaining([expect.objectContaining({ path: 'body', code: 'unrecognized_keys' })]),
+    );
     expect((await http.get(`/api/agents/${leaf.body.id}`).set(as(admin))).body.status).toBe('PENDING_VALIDATION');
 
-    expect((await http.put(`/api/agents/${top.body.id}`).set(as(admin)).send({ supervisorId: leaf.body.id }).expect(409)).body.error.code).toBe('supervisor_cycle');
-    expect((await http.put(`/api/agents/${top.body.id}`).set(as(admin)).send({ supervisorId: top.body.id }).expect(409)).body.error.code).toBe('supervisor_cycle');
+    expect(
+      (await http.put(`/api/agents/${top.body.id}`).set(as(admin)).send({ supervisorId: leaf.body.id }).expect(409)).body.error.code,
+    ).toBe('supervisor_cycle');
+    expect(
+      (await http.put(`/api/agents/${top.body.id}`).set(as(admin)).send({ supervisorId: top.body.id }).expect(409)).body.error.code,
+    ).toBe('supervisor_cycle');
 
     const other = await registerHost(http, admin);
     hosts.push(other.host);
@@ -84,7 +104,11 @@ describe('agents', () => {
     const cross = await http.put(`/api/agents/${leaf.body.id}`).set(as(admin)).send({ supervisorId: elsewhere.body.id }).expect(400);
     expect(cross.body.error.details[0]).toMatchObject({ path: 'body.supervisorId', code: 'other_server' });
 
-    const moved = await http.put(`/api/agents/${leaf.body.id}`).set(as(admin)).send({ supervisorId: top.body.id, capabilities: ['deploy'] }).expect(200);
+    const moved = await http
+      .put(`/api/agents/${leaf.body.id}`)
+      .set(as(admin))
+      .send({ supervisorId: top.body.id, capabilities: ['deploy'] })
+      .expect(200);
     expect(moved.body).toMatchObject({ supervisorId: top.body.id, capabilities: ['deploy'] });
     const audit = await ctx.orm.em.fork().findOneOrFail(AuditLog, { resourceId: leaf.body.id, action: 'agent.update' });
     expect(audit.changes).toMatchObject({ supervisorId: { from: mid.body.id, to: top.body.id } });
@@ -94,7 +118,10 @@ describe('agents', () => {
     const server = await registerHost(http, admin);
     hosts.push(server.host);
     await http.post('/api/agents').set(as(admin)).send({ serverId: server.serverId, name: 'boss', role: 'MASTER' }).expect(201);
-    expect((await http.post('/api/agents').set(as(admin)).send({ serverId: server.serverId, name: 'boss2', role: 'MASTER' }).expect(409)).body.error.code).toBe('master_exists');
+    expect(
+      (await http.post('/api/agents').set(as(admin)).send({ serverId: server.serverId, name: 'boss2', role: 'MASTER' }).expect(409)).body
+        .error.code,
+    ).toBe('master_exists');
   });
 
   it('shows supervisor, direct subordinates and the whole subtree', async () => {
@@ -106,7 +133,13 @@ describe('agents', () => {
     expect(detail.body.supervisor).toMatchObject({ id: root.body.id, name: 'root-x' });
     expect(detail.body.subordinates.map((s: { name: string }) => s.name)).toEqual(['grandchild']);
     const tree = await http.get(`/api/agents/${root.body.id}/hierarchy`).set(as(admin)).expect(200);
-    expect(tree.body).toMatchObject({ name: 'root-x', children: [{ name: 'child-a', children: [{ name: 'grandchild', children: [] }] }, { name: 'child-b', children: [] }] });
+    expect(tree.body).toMatchObject({
+      name: 'root-x',
+      children: [
+        { name: 'child-a', children: [{ name: 'grandchild', children: [] }] },
+        { name: 'child-b', children: [] },
+      ],
+    });
   });
 
   it('deleting an agent moves its subordinates up; refused while it has running executions', async () => {
@@ -114,7 +147,12 @@ describe('agents', () => {
     const middle = await create({ role: 'SUPERVISOR', supervisorId: boss.body.id }).expect(201);
     const worker1 = await create({ supervisorId: middle.body.id }).expect(201);
     const em = ctx.orm.em.fork();
-    const running = em.create(Execution, { organization: admin.organizationId, agent: middle.body.id, trigger: ExecutionTrigger.API, status: ExecutionStatus.RUNNING });
+    const running = em.create(Execution, {
+      organization: admin.organizationId,
+      agent: middle.body.id,
+      trigger: ExecutionTrigger.API,
+      status: ExecutionStatus.RUNNING,
+    });
     await em.flush();
     expect((await http.delete(`/api/agents/${middle.body.id}`).set(as(admin)).expect(409)).body.error.code).toBe('agent_busy');
     running.status = ExecutionStatus.COMPLETED;
@@ -128,10 +166,19 @@ describe('agents', () => {
     const org = await registerAccount(http, 'Filter Org');
     const { host: h, serverId: sid } = await registerHost(http, org);
     hosts.push(h);
-    const sup = await http.post('/api/agents').set(as(org)).send({ serverId: sid, name: 'lead', role: 'SUPERVISOR', capabilities: ['plan'] }).expect(201);
-    await http.post('/api/agents').set(as(org)).send({ serverId: sid, name: 'coder', supervisorId: sup.body.id, capabilities: ['git', 'code'] }).expect(201);
+    const sup = await http
+      .post('/api/agents')
+      .set(as(org))
+      .send({ serverId: sid, name: 'lead', role: 'SUPERVISOR', capabilities: ['plan'] })
+      .expect(201);
+    await http
+      .post('/api/agents')
+      .set(as(org))
+      .send({ serverId: sid, name: 'coder', supervisorId: sup.body.id, capabilities: ['git', 'code'] })
+      .expect(201);
     await activeAgent(http, org, sid, { name: 'tester', capabilities: ['test'] });
-    const list = async (query: Record<string, string>) => ((await http.get('/api/agents').query(query).set(as(org)).expect(200)).body.items as { name: string }[]).map((a) => a.name).sort();
+    const list = async (query: Record<string, string>) =>
+      ((await http.get('/api/agents').query(query).set(as(org)).expect(200)).body.items as { name: string }[]).map((a) => a.name).sort();
     expect(await list({ serverId: sid })).toEqual(['coder', 'lead', 'tester']);
     expect(await list({ status: 'ACTIVE' })).toEqual(['tester']);
     expect(await list({ role: 'SUPERVISOR' })).toEqual(['lead']);
@@ -140,7 +187,7 @@ describe('agents', () => {
     expect(await list({ q: 'COD' })).toEqual(['coder']);
   });
 
-  it("answers 404 to another organisation on every agent route", async () => {
+  it('answers 404 to another organisation on every agent route', async () => {
     const created = await create({}).expect(201);
     const stranger = await registerAccount(http, 'Stranger Agents Org');
     const id = created.body.id;

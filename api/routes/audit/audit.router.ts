@@ -20,9 +20,15 @@ export function auditRoutes(api: ApiRouter): void {
       responses: { 200: { description: 'A page of audit entries', schema: AuditPage } },
     },
     async (ctx, { query, em, auth }) => {
-      ForbiddenError.from(auth.ability).throwUnlessCan('read', subject('AuditLog', { organization: { id: auth.organizationId } } as unknown as AuditLog));
+      ForbiddenError.from(auth.ability).throwUnlessCan(
+        'read',
+        subject('AuditLog', { organization: { id: auth.organizationId } } as unknown as AuditLog),
+      );
       const filters: Record<string, unknown>[] = [];
-      if (query.action) filters.push({ action: query.action.endsWith('*') ? { $like: `${query.action.slice(0, -1).replace(/[%_\\]/g, '\\$&')}%` } : query.action });
+      if (query.action)
+        filters.push({
+          action: query.action.endsWith('*') ? { $like: `${query.action.slice(0, -1).replace(/[%_\\]/g, '\\$&')}%` } : query.action,
+        });
       if (query.actorId) filters.push({ actor: query.actorId });
       if (query.resourceType) filters.push({ resourceType: query.resourceType });
       if (query.resourceId) filters.push({ resourceId: query.resourceId });
@@ -33,7 +39,14 @@ export function auditRoutes(api: ApiRouter): void {
   );
 
   api.route(
-    { method: 'get', path: '/audit/:id', summary: 'One audit entry (ADMIN, MANAGER)', tags, request: { params: IdParams }, responses: { 200: { description: 'The entry', schema: AuditOut } } },
+    {
+      method: 'get',
+      path: '/audit/:id',
+      summary: 'One audit entry (ADMIN, MANAGER)',
+      tags,
+      request: { params: IdParams },
+      responses: { 200: { description: 'The entry', schema: AuditOut } },
+    },
     async (ctx, { params, em, auth }) => {
       const row = await loadAuditEntry(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', row);

@@ -6,7 +6,13 @@ import { Timestamp } from '../../timestamps';
 export const ListAuditQuery = z
   .strictObject({
     ...pageQuery,
-    action: z.string().trim().min(1).max(100).optional().openapi({ description: 'Exact action, e.g. user.update, or a prefix ending in * (auth.*)', pattern: NON_BLANK_TEXT_PATTERN }),
+    action: z
+      .string()
+      .trim()
+      .min(1)
+      .max(100)
+      .optional()
+      .openapi({ description: 'Exact action, e.g. user.update, or a prefix ending in * (auth.*)', pattern: NON_BLANK_TEXT_PATTERN }),
     actorId: z.uuid().optional(),
     resourceType: z.string().trim().min(1).max(64).optional().openapi({ pattern: NON_BLANK_TEXT_PATTERN }),
     resourceId: z.string().trim().min(1).max(64).optional().openapi({ pattern: NON_BLANK_TEXT_PATTERN }),

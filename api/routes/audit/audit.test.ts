@@ -26,21 +26,39 @@ describe('audit log', () => {
     manager = await addMember(http, admin, 'MANAGER');
     operator = await addMember(http, admin, 'OPERATOR');
     viewer = await addMember(http, admin, 'VIEWER');
-    created = (await http.post('/api/users').auth(admin.accessToken, { type: 'bearer' }).send({ email: uniqueEmail(), name: 'Audited', role: 'VIEWER', password: PASSWORD }).expect(201)).body.id;
+    created = (
+      await http
+        .post('/api/users')
+        .auth(admin.accessToken, { type: 'bearer' })
+        .send({ email: uniqueEmail(), name: 'Audited', role: 'VIEWER', password: PASSWORD })
+        .expect(201)
+    ).body.id;
     await http.patch(`/api/users/${created}`).auth(admin.accessToken, { type: 'bearer' }).send({ role: 'OPERATOR' }).expect(200);
-    await http.post('/api/auth/login').set('X-Forwarded-For', randomIp()).send({ email: viewer.email, password: 'wrong password!' }).expect(401);
-    await http.post('/api/auth/logout').send({ refreshToken: (await addMember(http, admin, 'VIEWER')).refreshToken }).expect(204);
+    await http
+      .post('/api/auth/login')
+      .set('X-Forwarded-For', randomIp())
+      .send({ email: viewer.email, password: 'wrong password!' })
+      .expect(401);
+    await http
+      .post('/api/auth/logout')
+      .send({ refreshToken: (await addMember(http, admin, 'VIEWER')).refreshToken })
+      .expect(204);
   });
   afterAll(() => ctx.close());
 
   const list = (account: Account, query: Record<string, string | number> = {}) =>
-    http.get('/api/audit').query({ limit: 100, ...query }).auth(account.accessToken, { type: 'bearer' });
+    http
+      .get('/api/audit')
+      .query({ limit: 100, ...query })
+      .auth(account.accessToken, { type: 'bearer' });
 
   it('shows ADMIN and MANAGER every kind of entry of their organisation, newest first', async () => {
     for (const reader of [admin, manager]) {
       const res = await list(reader).expect(200);
       const actions = (res.body.items as Entry[]).map((e) => e.action);
-      expect(actions).toEqual(expect.arrayContaining(['auth.register', 'auth.login', 'auth.login_failed', 'auth.logout', 'user.create', 'user.update']));
+      expect(actions).toEqual(
+        expect.arrayContaining(['auth.register', 'auth.login', 'auth.login_failed', 'auth.logout', 'user.create', 'user.update']),
+      );
       const times = (res.body.items as { createdAt: string }[]).map((e) => Date.parse(e.createdAt));
       expect([...times].sort((a, b) => b - a)).toEqual(times);
     }
@@ -54,7 +72,12 @@ describe('audit log', () => {
   it('filters by action (exact or prefix*), actor, resource and time', async () => {
     const updates = (await list(admin, { action: 'user.update' }).expect(200)).body.items as Entry[];
     expect(updates).toHaveLength(1);
-    expect(updates[0]).toMatchObject({ resourceType: 'user', resourceId: created, changes: { role: { from: 'VIEWER', to: 'OPERATOR' } }, actor: { id: admin.userId } });
+    expect(updates[0]).toMatchObject({
+      resourceType: 'user',
+      resourceId: created,
+      changes: { role: { from: 'VIEWER', to: 'OPERATOR' } },
+      actor: { id: admin.userId },
+    });
 
     const auth = (await list(admin, { action: 'auth.*' }).expect(200)).body.items as Entry[];
     expect(auth.length).toBeGreaterThanOrEqual(5);
@@ -90,7 +113,9 @@ describe('audit log', () => {
   it("answers 404 for another organisation's entries and never lists them", async () => {
     const other = await registerAccount(http, 'Other Audit Org');
     const theirs = ((await list(other).expect(200)).body.items as Entry[])[0]!;
-    expect((await http.get(`/api/audit/${theirs.id}`).auth(admin.accessToken, { type: 'bearer' }).expect(404)).body.error.code).toBe('not_found');
+    expect((await http.get(`/api/audit/${theirs.id}`).auth(admin.accessToken, { type: 'bearer' }).expect(404)).body.error.code).toBe(
+      'not_found',
+    );
     await http.get(`/api/audit/${theirs.id}`).auth(other.accessToken, { type: 'bearer' }).expect(200);
     const mine = (await list(admin).expect(200)).body.items as Entry[];
     expect(mine.map((e) => e.id)).not.toContain(theirs.id);

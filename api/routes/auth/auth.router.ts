@@ -44,7 +44,10 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
       responses: {
         200: { description: 'Logged in', schema: AuthResponse },
         401: { description: 'invalid_credentials (same answer for a wrong email or a wrong password)' },
-        429: { description: 'too_many_attempts: within 15 minutes, 5 failures for this email from this IP, 20 from this IP, or 100 for this email; see Retry-After' },
+        429: {
+          description:
+            'too_many_attempts: within 15 minutes, 5 failures for this email from this IP, 20 from this IP, or 100 for this email; see Retry-After',
+        },
       },
     },
     async (ctx, { body, em }) => {

@@ -1,7 +1,9 @@
 import { z } from '../../zod';
 import { Email, Name, OrganizationOut, Password, UserOut } from '../common.schemas';
 
-export const RegisterBody = z.strictObject({ email: Email, password: Password, name: Name, organizationName: Name }).openapi('RegisterRequest');
+export const RegisterBody = z
+  .strictObject({ email: Email, password: Password, name: Name, organizationName: Name })
+  .openapi('RegisterRequest');
 export const LoginBody = z.strictObject({ email: Email, password: z.string().max(1024) }).openapi('LoginRequest');
 export const RefreshBody = z.strictObject({ refreshToken: z.string().min(1).max(512) }).openapi('RefreshRequest');
 

@@ -25,24 +25,45 @@ describe('auth', () => {
         .send({ email: `  ${email.toUpperCase()} `, password: PASSWORD, name: 'Ada', organizationName: 'Ünïcode Órg & Co' })
         .expect(201);
       expect(res.headers['cache-control']).toBe('no-store');
-      expect(res.body.user).toMatchObject({ email: email.toLowerCase(), name: 'Ada', role: 'ADMIN', organizationId: res.body.organization.id });
+      expect(res.body.user).toMatchObject({
+        email: email.toLowerCase(),
+        name: 'Ada',
+        role: 'ADMIN',
+        organizationId: res.body.organization.id,
+      });
       expect(res.body.organization.slug).toMatch(/^unicode-org-co(-\d+)?$/);
       expect(res.body.expiresIn).toBe(900);
       expect(res.body.refreshToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
       expect(JSON.stringify(res.body)).not.toMatch(/passwordHash|\$2[aby]\$/);
       const claims = jwt.decode(res.body.accessToken) as Record<string, unknown>;
-      expect(claims).toMatchObject({ sub: res.body.user.id, org: res.body.organization.id, role: 'ADMIN', typ: 'access', iss: JWT_ISSUER, aud: JWT_AUDIENCE });
+      expect(claims).toMatchObject({
+        sub: res.body.user.id,
+        org: res.body.organization.id,
+        role: 'ADMIN',
+        typ: 'access',
+        iss: JWT_ISSUER,
+        aud: JWT_AUDIENCE,
+      });
     });
 
     it('gives organisations with the same name different slugs', async () => {
-      const a = await http.post('/api/auth/register').send({ email: uniqueEmail(), password: PASSWORD, name: 'A', organizationName: 'Same Name Inc' }).expect(201);
-      const b = await http.post('/api/auth/register').send({ email: uniqueEmail(), password: PASSWORD, name: 'B', organizationName: 'Same Name Inc' }).expect(201);
+      const a = await http
+        .post('/api/auth/register')
+        .send({ email: uniqueEmail(), password: PASSWORD, name: 'A', organizationName: 'Same Name Inc' })
+        .expect(201);
+      const b = await http
+        .post('/api/auth/register')
+        .send({ email: uniqueEmail(), password: PASSWORD, name: 'B', organizationName: 'Same Name Inc' })
+        .expect(201);
       expect(a.body.organization.slug).not.toBe(b.body.organization.slug);
     });
 
     it('refuses a duplicate email with 409 email_taken', async () => {
       const account = await registerAccount(http);
-      const res = await http.post('/api/auth/register').send({ email: account.email, password: PASSWORD, name: 'Again', organizationName: 'Other' }).expect(409);
+      const res = await http
+        .post('/api/auth/register')
+        .send({ email: account.email, password: PASSWORD, name: 'Again', organizationName: 'Other' })
+        .expect(409);
       expect(res.body.error.code).toBe('email_taken');
     });
 
@@ -58,7 +79,11 @@ describe('auth', () => {
   describe('bad input never reaches a 500', () => {
     it.each([
       ['missing fields', {}, ['body.email', 'body.password', 'body.name', 'body.organizationName']],
-      ['wrong types', { email: 42, password: ['x'], name: null, organizationName: {} }, ['body.email', 'body.password', 'body.name', 'body.organizationName']],
+      [
+        'wrong types',
+        { email: 42, password: ['x'], name: null, organizationName: {} },
+        ['body.email', 'body.password', 'body.name', 'body.organizationName'],
+      ],
       ['a bad email', { email: 'not-an-email', password: PASSWORD, name: 'x', organizationName: 'y' }, ['body.email']],
       ['a short password', { email: uniqueEmail(), password: 'short', name: 'x', organizationName: 'y' }, ['body.password']],
       ['a password over 72 bytes', { email: uniqueEmail(), password: 'é'.repeat(37), name: 'x', organizationName: 'y' }, ['body.password']],
@@ -71,22 +96,37 @@ describe('auth', () => {
     });
 
     it('says why the password is refused at 73 bytes', async () => {
-      const res = await http.post('/api/auth/register').send({ email: uniqueEmail(), password: 'a'.repeat(73), name: 'x', organizationName: 'y' }).expect(400);
-      expect(res.body.error.details).toEqual([expect.objectContaining({ path: 'body.password', message: expect.stringMatching(/at most 72 bytes/) })]);
+      const res = await http
+        .post('/api/auth/register')
+        .send({ email: uniqueEmail(), password: 'a'.repeat(73), name: 'x', organizationName: 'y' })
+        .expect(400);
+      expect(res.body.error.details).toEqual([
+        expect.objectContaining({ path: 'body.password', message: expect.stringMatching(/at most 72 bytes/) }),
+      ]);
     });
 
     it('answers non-JSON bodies with 415, malformed JSON with 400 and oversized bodies with 413', async () => {
-      expect((await http.post('/api/auth/login').set('Content-Type', 'text/plain').send('email=x').expect(415)).body.error.code).toBe('unsupported_media_type');
-      expect((await http.post('/api/auth/login').set('Content-Type', 'application/json').send('{"email":').expect(400)).body.error.code).toBe('invalid_json');
+      expect((await http.post('/api/auth/login').set('Content-Type', 'text/plain').send('email=x').expect(415)).body.error.code).toBe(
+        'unsupported_media_type',
+      );
+      expect(
+        (await http.post('/api/auth/login').set('Content-Type', 'application/json').send('{"email":').expect(400)).body.error.code,
+      ).toBe('invalid_json');
       const huge = JSON.stringify({ email: 'a@b.co', password: 'x'.repeat(3 * 1024 * 1024) });
-      expect((await http.post('/api/auth/login').set('Content-Type', 'application/json').send(huge).expect(413)).body.error.code).toBe('payload_too_large');
+      expect((await http.post('/api/auth/login').set('Content-Type', 'application/json').send(huge).expect(413)).body.error.code).toBe(
+        'payload_too_large',
+      );
     });
   });
 
   describe('login', () => {
     it('logs in and audits it', async () => {
       const account = await registerAccount(http);
-      const res = await http.post('/api/auth/login').set('X-Forwarded-For', randomIp()).send({ email: account.email.toUpperCase(), password: PASSWORD }).expect(200);
+      const res = await http
+        .post('/api/auth/login')
+        .set('X-Forwarded-For', randomIp())
+        .send({ email: account.email.toUpperCase(), password: PASSWORD })
+        .expect(200);
       expect(res.body.user.id).toBe(account.userId);
       expect(res.body.user.lastLoginAt).not.toBeNull();
       expect(await ctx.orm.em.fork().count(AuditLog, { organization: account.organizationId, action: 'auth.login' })).toBe(1);
@@ -94,8 +134,16 @@ describe('auth', () => {
 
     it('answers a wrong password and an unknown email identically, and audits the failure', async () => {
       const account = await registerAccount(http);
-      const wrongPassword = await http.post('/api/auth/login').set('X-Forwarded-For', randomIp()).send({ email: account.email, password: 'wrong password!' }).expect(401);
-      const unknownEmail = await http.post('/api/auth/login').set('X-Forwarded-For', randomIp()).send({ email: uniqueEmail(), password: 'wrong password!' }).expect(401);
+      const wrongPassword = await http
+        .post('/api/auth/login')
+        .set('X-Forwarded-For', randomIp())
+        .send({ email: account.email, password: 'wrong password!' })
+        .expect(401);
+      const unknownEmail = await http
+        .post('/api/auth/login')
+        .set('X-Forwarded-For', randomIp())
+        .send({ email: uniqueEmail(), password: 'wrong password!' })
+        .expect(401);
       expect(wrongPassword.body).toEqual({ error: { code: 'invalid_credentials', message: 'Email or password is incorrect' } });
       expect(unknownEmail.body).toEqual(wrongPassword.body);
       const failed = await ctx.orm.em.fork().find(AuditLog, { organization: account.organizationId, action: 'auth.login_failed' });
@@ -127,8 +175,10 @@ describe('auth', () => {
       expect(ratio).toBeLessThan(2.5);
     });
 
-    const wrong = (email: string, ip: string) => http.post('/api/auth/login').set('X-Forwarded-For', ip).send({ email, password: 'wrong password!' });
-    const right = (email: string, ip: string) => http.post('/api/auth/login').set('X-Forwarded-For', ip).send({ email, password: PASSWORD });
+    const wrong = (email: string, ip: string) =>
+      http.post('/api/auth/login').set('X-Forwarded-For', ip).send({ email, password: 'wrong password!' });
+    const right = (email: string, ip: string) =>
+      http.post('/api/auth/login').set('X-Forwarded-For', ip).send({ email, password: PASSWORD });
 
     it('locks an account for one IP after 5 failures from it (429 with Retry-After, even for the right password), while its owner logs in from another IP', async () => {
       const account = await registerAccount(http);
@@ -165,12 +215,15 @@ describe('auth', () => {
     });
 
     it('applies the limits and window set in LOGIN_LIMITS (config.auth.loginLimits)', async () => {
-      const strict = await createTestContext({ auth: { ...ctx.config.auth, loginLimits: { ...LOGIN_LIMITS, perAccountAndIp: 2, windowSeconds: 60 } } });
+      const strict = await createTestContext({
+        auth: { ...ctx.config.auth, loginLimits: { ...LOGIN_LIMITS, perAccountAndIp: 2, windowSeconds: 60 } },
+      });
       try {
         const strictHttp = httpFor(strict);
         const account = await registerAccount(strictHttp);
         const attacker = randomIp();
-        const attempt = (password: string) => strictHttp.post('/api/auth/login').set('X-Forwarded-For', attacker).send({ email: account.email, password });
+        const attempt = (password: string) =>
+          strictHttp.post('/api/auth/login').set('X-Forwarded-For', attacker).send({ email: account.email, password });
         await attempt('wrong password!').expect(401);
         await attempt('wrong password!').expect(401);
         const blocked = await attempt(PASSWORD).expect(429);
@@ -216,7 +269,9 @@ describe('auth', () => {
       const claims = jwt.decode(account.accessToken) as jwt.JwtPayload;
       const { iat: _iat, exp: _exp, ...payload } = claims;
       const [h, p, s] = account.accessToken.split('.') as [string, string, string];
-      const tamperedPayload = Buffer.from(JSON.stringify({ ...claims, role: 'ADMIN', org: '00000000-0000-4000-8000-000000000000' })).toString('base64url');
+      const tamperedPayload = Buffer.from(
+        JSON.stringify({ ...claims, role: 'ADMIN', org: '00000000-0000-4000-8000-000000000000' }),
+      ).toString('base64url');
       const cases: Array<[string, string, string]> = [
         ['tampered payload', `${h}.${tamperedPayload}.${s}`, 'invalid_token'],
         ['tampered signature', `${h}.${p}.${s.slice(0, -4)}AAAA`, 'invalid_token'],
@@ -226,7 +281,11 @@ describe('auth', () => {
         ['refresh secret', jwt.sign(payload, ctx.config.auth.refreshSecret), 'invalid_token'],
         ['HS512', jwt.sign(payload, ctx.config.auth.accessSecret, { algorithm: 'HS512' }), 'invalid_token'],
         ['no typ claim', jwt.sign({ ...payload, typ: undefined }, ctx.config.auth.accessSecret), 'invalid_token'],
-        ['unknown session', jwt.sign({ ...payload, sid: '00000000-0000-4000-8000-000000000000' }, ctx.config.auth.accessSecret), 'token_revoked'],
+        [
+          'unknown session',
+          jwt.sign({ ...payload, sid: '00000000-0000-4000-8000-000000000000' }, ctx.config.auth.accessSecret),
+          'token_revoked',
+        ],
         ['refresh token as access token', account.refreshToken, 'invalid_token'],
       ];
       for (const [label, token, code] of cases) {
@@ -255,7 +314,9 @@ describe('auth', () => {
       const reused = await http.post('/api/auth/refresh').send({ refreshToken: account.refreshToken }).expect(401);
       expect(reused.body.error.code).toBe('refresh_reused');
 
-      expect((await http.post('/api/auth/refresh').send({ refreshToken: third.body.refreshToken }).expect(401)).body.error.code).toBe('session_revoked');
+      expect((await http.post('/api/auth/refresh').send({ refreshToken: third.body.refreshToken }).expect(401)).body.error.code).toBe(
+        'session_revoked',
+      );
       for (const token of [account.accessToken, second.body.accessToken, third.body.accessToken]) {
         expect((await http.get('/api/auth/me').set(bearer(token)).expect(401)).body.error.code).toBe('token_revoked');
       }
@@ -271,16 +332,26 @@ describe('auth', () => {
 
     it('refuses an access token used as a refresh token, and garbage', async () => {
       const account = await registerAccount(http);
-      expect((await http.post('/api/auth/refresh').send({ refreshToken: account.accessToken }).expect(401)).body.error.code).toBe('invalid_refresh_token');
-      expect((await http.post('/api/auth/refresh').send({ refreshToken: 'nope' }).expect(401)).body.error.code).toBe('invalid_refresh_token');
+      expect((await http.post('/api/auth/refresh').send({ refreshToken: account.accessToken }).expect(401)).body.error.code).toBe(
+        'invalid_refresh_token',
+      );
+      expect((await http.post('/api/auth/refresh').send({ refreshToken: 'nope' }).expect(401)).body.error.code).toBe(
+        'invalid_refresh_token',
+      );
     });
 
     it('logout ends the session at once: its access and refresh tokens stop working', async () => {
       const account = await registerAccount(http);
-      const otherLogin = await http.post('/api/auth/login').set('X-Forwarded-For', randomIp()).send({ email: account.email, password: PASSWORD }).expect(200);
+      const otherLogin = await http
+        .post('/api/auth/login')
+        .set('X-Forwarded-For', randomIp())
+        .send({ email: account.email, password: PASSWORD })
+        .expect(200);
       await http.post('/api/auth/logout').send({ refreshToken: account.refreshToken }).expect(204);
       expect((await http.get('/api/auth/me').set(bearer(account.accessToken)).expect(401)).body.error.code).toBe('token_revoked');
-      expect((await http.post('/api/auth/refresh').send({ refreshToken: account.refreshToken }).expect(401)).body.error.code).toBe('session_revoked');
+      expect((await http.post('/api/auth/refresh').send({ refreshToken: account.refreshToken }).expect(401)).body.error.code).toBe(
+        'session_revoked',
+      );
       // Another login of the same user is another family and lives on.
       await http.get('/api/auth/me').set(bearer(otherLogin.body.accessToken)).expect(200);
       await http.post('/api/auth/logout').send({ refreshToken: 'unknown-token' }).expect(204);

@@ -2,7 +2,13 @@ import type { Execution, ExecutionInput } from '../../../entities';
 
 /** The question a run waits on, as a person answering it sees it (never an answer's content). */
 export function presentPendingInput(input: ExecutionInput) {
-  return { inputId: input.id, message: input.message, requestedSchema: input.requestedSchema, expiresAt: input.expiresAt.toISOString(), createdAt: input.createdAt.toISOString() };
+  return {
+    inputId: input.id,
+    message: input.message,
+    requestedSchema: input.requestedSchema,
+    expiresAt: input.expiresAt.toISOString(),
+    createdAt: input.createdAt.toISOString(),
+  };
 }
 
 export function presentExecution(execution: Execution, detail = false) {
@@ -27,6 +33,13 @@ export function presentExecution(execution: Execution, detail = false) {
     scheduledFor: execution.scheduledFor?.toISOString() ?? null,
     toolName: execution.toolName ?? null,
     inputTimeoutMs: execution.inputTimeoutMs ?? null,
-    ...(detail ? { output: execution.output ?? null, todos: execution.todos ?? [], result: execution.result ?? null, context: execution.context ?? null } : {}),
+    ...(detail
+      ? {
+          output: execution.output ?? null,
+          todos: execution.todos ?? [],
+          result: execution.result ?? null,
+          context: execution.context ?? null,
+        }
+      : {}),
   };
 }

@@ -6,7 +6,17 @@ import type { AppDeps } from '../../deps';
 import { scopedPage } from '../../list';
 import { loadAgent, loadExecution } from '../../loaders';
 import { IdParams } from '../common.schemas';
-import { EventsOut, EventsQuery, ExecuteBody, ExecutionDetailOut, ExecutionPage, InputAnsweredOut, InputBody, ListExecutionsQuery, StartedOut } from './executions.schemas';
+import {
+  EventsOut,
+  EventsQuery,
+  ExecuteBody,
+  ExecutionDetailOut,
+  ExecutionPage,
+  InputAnsweredOut,
+  InputBody,
+  ListExecutionsQuery,
+  StartedOut,
+} from './executions.schemas';
 import { answerInput, pendingInputOf } from '../../../domain/runs/inputs';
 import { presentExecution, presentPendingInput } from './executions.presenters';
 import { eventsAfter } from '../../../domain/runs/execution-log';
@@ -25,16 +35,26 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'post',
       path: '/agents/:id/execute',
-      summary: 'Run a prompt on an ACTIVE agent (ADMIN, MANAGER, OPERATOR): 202 {executionId, workflowId}, or with Accept: text/event-stream the execution events as SSE until it ends',
+      summary:
+        'Run a prompt on an ACTIVE agent (ADMIN, MANAGER, OPERATOR): 202 {executionId, workflowId}, or with Accept: text/event-stream the execution events as SSE until it ends',
       tags: ['agents', 'executions'],
       request: { params: IdParams, body: ExecuteBody },
       before: [rateLimit(deps, 'execute')],
-      responses: { 202: { description: 'Started (QUEUED until a slot is free)', schema: StartedOut }, 409: { description: 'agent_not_active' } },
+      responses: {
+        202: { description: 'Started (QUEUED until a slot is free)', schema: StartedOut },
+        409: { description: 'agent_not_active' },
+      },
     },
     async (ctx, { params, body, em, auth, actor }) => {
       const agent = await loadAgent(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', agent);
-      const execution = await startExecution(deps, actor, { agent, prompt: body.prompt, context: body.context, trigger: ExecutionTrigger.API, inputTimeoutMs: body.inputTimeoutMs });
+      const execution = await startExecution(deps, actor, {
+        agent,
+        prompt: body.prompt,
+        context: body.context,
+        trigger: ExecutionTrigger.API,
+        inputTimeoutMs: body.inputTimeoutMs,
+      });
       if (wantsEventStream(ctx)) return streamExecution(ctx, deps, auth, execution.id, 0);
       ctx.status = 202;
       ctx.set('Location', `/api/executions/${execution.id}`);
@@ -43,7 +63,14 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
   );
 
   api.route(
-    { method: 'get', path: '/executions', summary: "List the organisation's executions", tags: ['executions'], request: { query: ListExecutionsQuery }, responses: { 200: { description: 'A page', schema: ExecutionPage } } },
+    {
+      method: 'get',
+      path: '/executions',
+      summary: "List the organisation's executions",
+      tags: ['executions'],
+      request: { query: ListExecutionsQuery },
+      responses: { 200: { description: 'A page', schema: ExecutionPage } },
+    },
     async (ctx, { query, em, auth }) => {
       const filters: Record<string, unknown>[] = [];
       if (query.agentId) filters.push({ agent: query.agentId });
@@ -56,7 +83,14 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
   );
 
   api.route(
-    { method: 'get', path: '/executions/:id', summary: 'One execution with its output, todo list and live progress', tags: ['executions'], request: { params: IdParams }, responses: { 200: { description: 'The execution', schema: ExecutionDetailOut } } },
+    {
+      method: 'get',
+      path: '/executions/:id',
+      summary: 'One execution with its output, todo list and live progress',
+      tags: ['executions'],
+      request: { params: IdParams },
+      responses: { 200: { description: 'The execution', schema: ExecutionDetailOut } },
+    },
     async (ctx, { params, em, auth }) => {
       const execution = await loadExecution(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', execution);
@@ -74,13 +108,17 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
       request: { params: IdParams, query: EventsQuery },
       responses: {
         200: { description: 'Events (application/json) or an SSE stream (text/event-stream)', schema: EventsOut },
-        204: { description: 'SSE resumed (Last-Event-ID or after) at or past the final status event: nothing more will come; an EventSource stops reconnecting' },
+        204: {
+          description:
+            'SSE resumed (Last-Event-ID or after) at or past the final status event: nothing more will come; an EventSource stops reconnecting',
+        },
       },
     },
     async (ctx, { params, query, em, auth }) => {
       const execution = await loadExecution(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', execution);
-      if (wantsEventStream(ctx)) return streamExecution(ctx, deps, auth, execution.id, lastEventId(ctx.get('last-event-id')) ?? query.after);
+      if (wantsEventStream(ctx))
+        return streamExecution(ctx, deps, auth, execution.id, lastEventId(ctx.get('last-event-id')) ?? query.after);
       const items = await eventsAfter(em, execution.id, query.after, query.limit);
       ctx.body = { items, nextAfter: items.length ? items[items.length - 1]!.seq : query.after };
     },
@@ -90,10 +128,14 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'post',
       path: '/executions/:id/cancel',
-      summary: 'Cancel a queued or running execution (ADMIN, MANAGER, OPERATOR): Temporal cancellation, which reaches the host as notifications/cancelled',
+      summary:
+        'Cancel a queued or running execution (ADMIN, MANAGER, OPERATOR): Temporal cancellation, which reaches the host as notifications/cancelled',
       tags: ['executions'],
       request: { params: IdParams },
-      responses: { 202: { description: 'Cancellation requested; the execution becomes CANCELLED', schema: StartedOut }, 409: { description: 'already_finished' } },
+      responses: {
+        202: { description: 'Cancellation requested; the execution becomes CANCELLED', schema: StartedOut },
+        409: { description: 'already_finished' },
+      },
     },
     async (ctx, { params, em, auth, actor }) => {
       const execution = await loadExecution(em, auth, params.id);
@@ -108,7 +150,8 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'post',
       path: '/executions/:id/input',
-      summary: "Answer the run's pending question (ADMIN, MANAGER, OPERATOR: who may run the agent): accept with content fitting its schema, decline, or cancel; the run goes on",
+      summary:
+        "Answer the run's pending question (ADMIN, MANAGER, OPERATOR: who may run the agent): accept with content fitting its schema, decline, or cancel; the run goes on",
       tags: ['executions'],
       request: { params: IdParams, body: InputBody },
       before: [rateLimit(deps, 'answer-input')],
@@ -120,9 +163,18 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { params, body, em, auth, actor }) => {
       const execution = await loadExecution(em, auth, params.id);
       // Answering steers the run, as starting it does: `execute` on its agent.
-      ForbiddenError.from(auth.ability).throwUnlessCan('execute', execution.agent ? await em.findOneOrFail(Agent, execution.agent.id) : subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent));
+      ForbiddenError.from(auth.ability).throwUnlessCan(
+        'execute',
+        execution.agent
+          ? await em.findOneOrFail(Agent, execution.agent.id)
+          : subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent),
+      );
       const { input, signalled } = await answerInput(deps, actor, execution.id, body);
-      if (!signalled) deps.logger.warn({ executionId: execution.id, inputId: input.id }, 'answered input not signalled to its workflow; the workflow finds the answer when it re-reads the row');
+      if (!signalled)
+        deps.logger.warn(
+          { executionId: execution.id, inputId: input.id },
+          'answered input not signalled to its workflow; the workflow finds the answer when it re-reads the row',
+        );
       ctx.body = { inputId: input.id, status: 'ANSWERED' };
     },
   );

@@ -16,14 +16,20 @@ export const Prompt = z
 export const ExecuteBody = z
   .strictObject({
     prompt: Prompt,
-    context: z.record(z.string(), z.unknown()).optional().openapi({ description: 'Passed to the host with the prompt; at most 100 kB as JSON' }),
+    context: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .openapi({ description: 'Passed to the host with the prompt; at most 100 kB as JSON' }),
     inputTimeoutMs: z
       .number()
       .int()
       .min(1000)
       .max(14 * 24 * 3600_000, 'at most 14 days')
       .optional()
-      .openapi({ description: "How long a question the run asks waits for an answer before the run ends TIMED_OUT, 1 s to 14 days (default: the server's INPUT_TIMEOUT_MS, 24 h)" }),
+      .openapi({
+        description:
+          "How long a question the run asks waits for an answer before the run ends TIMED_OUT, 1 s to 14 days (default: the server's INPUT_TIMEOUT_MS, 24 h)",
+      }),
   })
   .refine((b) => !b.context || JSON.stringify(b.context).length <= 100_000, { message: 'context is larger than 100 kB', path: ['context'] })
   .openapi('ExecuteRequest');
@@ -66,7 +72,7 @@ export const ExecutionOut = z
     assignmentReason: z.string().nullable().openapi({ description: "A task's run: which agent was chosen and why" }),
     retryOfId: z.uuid().nullable().openapi({ description: 'The attempt this run retries' }),
     scheduledFor: z.string().nullable().openapi({ description: "A task's occurrence: when the schedule meant it to start" }),
-    toolName: z.string().nullable().openapi({ description: 'A `kind: tool` task\'s run: the tool called' }),
+    toolName: z.string().nullable().openapi({ description: "A `kind: tool` task's run: the tool called" }),
     inputTimeoutMs: z.number().int().nullable().openapi({ description: "The run's own input timeout; null: the server's default" }),
   })
   .openapi('Execution');
@@ -74,23 +80,38 @@ export const ExecutionOut = z
 /** What a person answers: the MCP elicitation result's fields. */
 export const InputBody = z
   .strictObject({
-    action: z.enum(['accept', 'decline', 'cancel']).openapi({ description: 'accept: answer with `content`; decline: refuse to answer; cancel: dismiss the question' }),
+    action: z
+      .enum(['accept', 'decline', 'cancel'])
+      .openapi({ description: 'accept: answer with `content`; decline: refuse to answer; cancel: dismiss the question' }),
     content: z
       .record(z.string().max(200), z.union([z.string().max(10_000), z.number(), z.boolean(), z.array(z.string().max(10_000)).max(100)]))
       .optional()
       .openapi({
-        description: "For accept (and only then): the form's fields, checked against the question's requestedSchema (400 naming each field that does not fit); at most 100 kB as JSON",
+        description:
+          "For accept (and only then): the form's fields, checked against the question's requestedSchema (400 naming each field that does not fit); at most 100 kB as JSON",
         ...propertyNames({ type: 'string', maxLength: 200, pattern: STORABLE_TEXT_PATTERN }),
       }),
   })
   .refine((b) => !b.content || JSON.stringify(b.content).length <= 100_000, { message: 'content is larger than 100 kB', path: ['content'] })
   // A decline or a cancel carries no content (domain/runs/inputs.ts).
-  .openapi('InputAnswerRequest', keywords({ if: { required: ['action'], properties: { action: { enum: ['decline', 'cancel'] } } }, then: { not: { required: ['content'] } } }));
+  .openapi(
+    'InputAnswerRequest',
+    keywords({
+      if: { required: ['action'], properties: { action: { enum: ['decline', 'cancel'] } } },
+      then: { not: { required: ['content'] } },
+    }),
+  );
 
 export const InputAnsweredOut = z.object({ inputId: z.uuid(), status: z.literal('ANSWERED') }).openapi('InputAnswered');
 
 const PendingInputOut = z
-  .object({ inputId: z.uuid(), message: z.string(), requestedSchema: z.record(z.string(), z.unknown()), expiresAt: z.string(), createdAt: z.string() })
+  .object({
+    inputId: z.uuid(),
+    message: z.string(),
+    requestedSchema: z.record(z.string(), z.unknown()),
+    expiresAt: z.string(),
+    createdAt: z.string(),
+  })
   .openapi('PendingInput', { description: 'The question the run waits on (WAITING_INPUT): answer it with POST /api/executions/:id/input' });
 
 export const ExecutionDetailOut = ExecutionOut.extend({
@@ -104,4 +125,6 @@ export const ExecutionDetailOut = ExecutionOut.extend({
 }).openapi('ExecutionDetail');
 
 export const ExecutionPage = pageSchema(ExecutionOut).openapi('ExecutionPage');
-export const EventsOut = z.object({ items: z.array(z.record(z.string(), z.unknown())), nextAfter: z.number().int() }).openapi('ExecutionEvents');
+export const EventsOut = z
+  .object({ items: z.array(z.record(z.string(), z.unknown())), nextAfter: z.number().int() })
+  .openapi('ExecutionEvents');

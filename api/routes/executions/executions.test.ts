@@ -44,7 +44,11 @@ describe('executions, live monitoring and the master agent', () => {
   const as = (account: Account) => ({ Authorization: `Bearer ${account.accessToken}` });
 
   async function socketFor(account: Account, url = api.url): Promise<FleetClient> {
-    const socket: FleetClient = connectSocket(url, { auth: { token: account.accessToken }, transports: ['websocket'], reconnection: false });
+    const socket: FleetClient = connectSocket(url, {
+      auth: { token: account.accessToken },
+      transports: ['websocket'],
+      reconnection: false,
+    });
     closers.push(() => socket.close());
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', () => resolve());
@@ -76,7 +80,9 @@ describe('executions, live monitoring and the master agent', () => {
   async function finished(executionId: string, account = admin): Promise<Record<string, unknown>> {
     return waitFor(async () => {
       const res = await http.get(`/api/executions/${executionId}`).set(as(account));
-      return ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(res.body.status) ? (res.body as Record<string, unknown>) : undefined;
+      return ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(res.body.status)
+        ? (res.body as Record<string, unknown>)
+        : undefined;
     });
   }
 
@@ -101,7 +107,12 @@ describe('executions, live monitoring and the master agent', () => {
     expect(mine.map((e) => e.seq)).toEqual(mine.map((_, i) => i + 1));
     expect(new Set(mine.map((e) => e.phase))).toEqual(new Set(['status', 'output', 'progress', 'todo']));
     expect(mine.filter((e) => e.phase === 'status').map((e) => e.status)).toEqual(['QUEUED', 'RUNNING', 'COMPLETED']);
-    expect(mine.filter((e) => e.phase === 'output').map((e) => e.output).join('')).toBe(`script engine: ${prompt}`);
+    expect(
+      mine
+        .filter((e) => e.phase === 'output')
+        .map((e) => e.output)
+        .join(''),
+    ).toBe(`script engine: ${prompt}`);
     expect(seen.todos.filter((t) => t.executionId === executionId).at(-1)).toMatchObject({ agentId: agent.id, completed: 2, total: 2 });
     await waitFor(async () => seen.statuses.filter((s) => s.agentId === agent.id).length >= 2);
     expect(seen.statuses.filter((s) => s.agentId === agent.id).map((s) => [s.previousStatus, s.status])).toEqual([
@@ -109,7 +120,12 @@ describe('executions, live monitoring and the master agent', () => {
       ['BUSY', 'ACTIVE'],
     ]);
 
-    const sse = await http.get(`/api/executions/${executionId}/events`).set(as(admin)).set('Accept', 'text/event-stream').buffer(true).parse(sseText);
+    const sse = await http
+      .get(`/api/executions/${executionId}/events`)
+      .set(as(admin))
+      .set('Accept', 'text/event-stream')
+      .buffer(true)
+      .parse(sseText);
     expect(sse.headers['content-type']).toMatch(/text\/event-stream/);
     const events = parseSse(sse.body as string);
     expect(events.map((e) => Number(e.id))).toEqual(mine.map((e) => e.seq));
@@ -117,14 +133,25 @@ describe('executions, live monitoring and the master agent', () => {
 
     const resumed = parseSse(
       (
-        await http.get(`/api/executions/${executionId}/events`).set(as(admin)).set('Accept', 'text/event-stream').set('Last-Event-ID', '5').buffer(true).parse(sseText)
+        await http
+          .get(`/api/executions/${executionId}/events`)
+          .set(as(admin))
+          .set('Accept', 'text/event-stream')
+          .set('Last-Event-ID', '5')
+          .buffer(true)
+          .parse(sseText)
       ).body as string,
     );
     expect(resumed.map((e) => Number(e.id))).toEqual(mine.filter((e) => e.seq > 5).map((e) => e.seq));
 
     // Resumed at or past the final status event: nothing more will ever come.
     for (const lastSeen of [mine.at(-1)!.seq, mine.at(-1)!.seq + 10]) {
-      const afterEnd = await http.get(`/api/executions/${executionId}/events`).set(as(admin)).set('Accept', 'text/event-stream').set('Last-Event-ID', String(lastSeen)).expect(204);
+      const afterEnd = await http
+        .get(`/api/executions/${executionId}/events`)
+        .set(as(admin))
+        .set('Accept', 'text/event-stream')
+        .set('Last-Event-ID', String(lastSeen))
+        .expect(204);
       expect(afterEnd.text ?? '').toBe('');
     }
 
@@ -148,7 +175,12 @@ describe('executions, live monitoring and the master agent', () => {
       .expect(200);
     const events = parseSse(res.body as string);
     expect(events.map((e) => Number(e.id))).toEqual(events.map((_, i) => i + 1));
-    expect(events.filter((e) => e.event === 'output').map((e) => e.data.output).join('')).toBe('chunk 1\nchunk 2\nchunk 3\nchunk 4\n');
+    expect(
+      events
+        .filter((e) => e.event === 'output')
+        .map((e) => e.data.output)
+        .join(''),
+    ).toBe('chunk 1\nchunk 2\nchunk 3\nchunk 4\n');
     expect(events.at(-1)).toMatchObject({ event: 'status', data: { status: 'COMPLETED' } });
   });
 
@@ -165,8 +197,11 @@ describe('executions, live monitoring and the master agent', () => {
       },
     });
     closers.push(() => source.close());
-    for (const type of ['status', 'output', 'progress', 'todo']) source.addEventListener(type, (e) => received.push({ id: e.lastEventId, type }));
-    const stopped = new Promise<number | undefined>((resolve) => (source.onerror = (e) => source.readyState === EventSource.CLOSED && resolve(e.code)));
+    for (const type of ['status', 'output', 'progress', 'todo'])
+      source.addEventListener(type, (e) => received.push({ id: e.lastEventId, type }));
+    const stopped = new Promise<number | undefined>(
+      (resolve) => (source.onerror = (e) => source.readyState === EventSource.CLOSED && resolve(e.code)),
+    );
     // The stream closes after the final status; EventSource reconnects with Last-Event-ID on its
     // own (after its retry delay) and stops for good on the 204.
     expect(await stopped).toBe(204);
@@ -190,7 +225,11 @@ describe('executions, live monitoring and the master agent', () => {
     await host.waitForCancellation(executionId, 30_000);
     expect(await finished(executionId)).toMatchObject({ status: 'CANCELLED', error: 'cancelled by request' });
     expect((await http.post(`/api/executions/${executionId}/cancel`).set(as(admin)).expect(409)).body.error.code).toBe('already_finished');
-    expect((await http.get(`/api/agents/${agent.id}/status`).set(as(admin)).expect(200)).body).toMatchObject({ status: 'ACTIVE', running: 0, queued: 0 });
+    expect((await http.get(`/api/agents/${agent.id}/status`).set(as(admin)).expect(200)).body).toMatchObject({
+      status: 'ACTIVE',
+      running: 0,
+      queued: 0,
+    });
   });
 
   it('records CANCELLED even when the host ignores the cancel', async () => {
@@ -218,35 +257,59 @@ describe('executions, live monitoring and the master agent', () => {
     expect(await statusOf(third)).toBe('QUEUED');
     await http.post(`/api/executions/${second}/cancel`).set(as(admin)).expect(202);
     expect(await finished(third)).toMatchObject({ status: 'COMPLETED' });
-    const order = host.calls.filter((c) => c.tool === 'execute_prompt' && [first, second, third].includes(c.args.executionId as string)).map((c) => c.args.executionId);
+    const order = host.calls
+      .filter((c) => c.tool === 'execute_prompt' && [first, second, third].includes(c.args.executionId as string))
+      .map((c) => c.args.executionId);
     expect(order).toEqual([first, second, third]);
   });
 
   it('fails with a clear message when the agent fails, the host is down, rejects the token, or lacks execute_prompt', async () => {
     const agent = await activeAgent(http, admin, serverId);
-    expect(await finished(await execute(agent.id, 'break [fail]'))).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^the agent reported an error: script engine: the \[fail\] directive fails this run/) });
+    expect(await finished(await execute(agent.id, 'break [fail]'))).toMatchObject({
+      status: 'FAILED',
+      error: expect.stringMatching(/^the agent reported an error: script engine: the \[fail\] directive fails this run/),
+    });
 
     const doomed = await registerHost(http, admin);
     const doomedAgent = await activeAgent(http, admin, doomed.serverId);
     await doomed.host.close();
-    expect(await finished(await execute(doomedAgent.id, 'anyone there?'))).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^connection refused at 127\.0\.0\.1:\d+$/) });
+    expect(await finished(await execute(doomedAgent.id, 'anyone there?'))).toMatchObject({
+      status: 'FAILED',
+      error: expect.stringMatching(/^connection refused at 127\.0\.0\.1:\d+$/),
+    });
 
     const locked = await registerHost(http, admin);
     closers.push(() => locked.host.close());
     const lockedAgent = await activeAgent(http, admin, locked.serverId);
     await http.put(`/api/servers/${locked.serverId}`).set(as(admin)).send({ masterToken: 'not-the-token' }).expect(200);
-    expect(await finished(await execute(lockedAgent.id, 'let me in'))).toMatchObject({ status: 'FAILED', error: 'the server rejected the master token (HTTP 401)' });
+    expect(await finished(await execute(lockedAgent.id, 'let me in'))).toMatchObject({
+      status: 'FAILED',
+      error: 'the server rejected the master token (HTTP 401)',
+    });
 
     const bare = await startMcpServer({ tools: ['provision_agent', 'activate_agent'] });
     closers.push(() => bare.close());
-    const bareServer = await http.post('/api/servers').set(as(admin)).send({ name: `bare-${randomUUID().slice(0, 6)}`, url: bare.url, masterToken: bare.token }).expect(201);
+    const bareServer = await http
+      .post('/api/servers')
+      .set(as(admin))
+      .send({ name: `bare-${randomUUID().slice(0, 6)}`, url: bare.url, masterToken: bare.token })
+      .expect(201);
     const bareAgent = await activeAgent(http, admin, bareServer.body.id);
-    expect(await finished(await execute(bareAgent.id, 'do it'))).toMatchObject({ status: 'FAILED', error: 'the server does not offer execute_prompt' });
+    expect(await finished(await execute(bareAgent.id, 'do it'))).toMatchObject({
+      status: 'FAILED',
+      error: 'the server does not offer execute_prompt',
+    });
   });
 
   it('refuses to execute an agent that is not ACTIVE, and lets OPERATORs execute but not VIEWERs', async () => {
-    const pending = await http.post('/api/agents').set(as(admin)).send({ serverId, name: `pending-${randomUUID().slice(0, 6)}` }).expect(201);
-    expect((await http.post(`/api/agents/${pending.body.id}/execute`).set(as(admin)).send({ prompt: 'x' }).expect(409)).body.error.code).toBe('agent_not_active');
+    const pending = await http
+      .post('/api/agents')
+      .set(as(admin))
+      .send({ serverId, name: `pending-${randomUUID().slice(0, 6)}` })
+      .expect(201);
+    expect(
+      (await http.post(`/api/agents/${pending.body.id}/execute`).set(as(admin)).send({ prompt: 'x' }).expect(409)).body.error.code,
+    ).toBe('agent_not_active');
     const agent = await activeAgent(http, admin, serverId);
     const operator = await addMember(http, admin, 'OPERATOR');
     const viewer = await addMember(http, admin, 'VIEWER');
@@ -256,7 +319,9 @@ describe('executions, live monitoring and the master agent', () => {
     await http.get(`/api/executions/${id}`).set(as(viewer)).expect(200);
     const list = await http.get('/api/executions').query({ agentId: agent.id, status: 'COMPLETED' }).set(as(viewer)).expect(200);
     expect(list.body.items.map((e: { id: string }) => e.id)).toEqual([id]);
-    expect((await http.post(`/api/agents/${agent.id}/execute`).set(as(admin)).send({ prompt: '   ' }).expect(400)).body.error.details[0].path).toBe('body.prompt');
+    expect(
+      (await http.post(`/api/agents/${agent.id}/execute`).set(as(admin)).send({ prompt: '   ' }).expect(400)).body.error.details[0].path,
+    ).toBe('body.prompt');
   });
 
   it('carries events too large for NOTIFY by id, and catches up after the LISTEN connection drops', async () => {
@@ -296,7 +361,9 @@ describe('executions, live monitoring and the master agent', () => {
     const id = await execute(agent.id, 'for everyone');
     await finished(id);
     await waitFor(async () => [seenA, seenB].every((s) => s.executions.some((e) => e.executionId === id && e.status === 'COMPLETED')));
-    expect(seenB.executions.filter((e) => e.executionId === id).map((e) => e.seq)).toEqual(seenA.executions.filter((e) => e.executionId === id).map((e) => e.seq));
+    expect(seenB.executions.filter((e) => e.executionId === id).map((e) => e.seq)).toEqual(
+      seenA.executions.filter((e) => e.executionId === id).map((e) => e.seq),
+    );
   });
 
   it('refuses a foreign organisation on every execution route and on subscribe:agent', async () => {
@@ -315,7 +382,9 @@ describe('executions, live monitoring and the master agent', () => {
     expect(await subscribe(socket, 'not-a-uuid')).toMatchObject({ error: { code: 'validation_failed' } });
     const refused: FleetClient = connectSocket(api.url, { auth: { token: 'garbage' }, transports: ['websocket'], reconnection: false });
     closers.push(() => refused.close());
-    await expect(new Promise<void>((resolve, reject) => (refused.once('connect', () => resolve()), refused.once('connect_error', reject)))).rejects.toThrow(/unauthorized/);
+    await expect(
+      new Promise<void>((resolve, reject) => (refused.once('connect', () => resolve()), refused.once('connect_error', reject))),
+    ).rejects.toThrow(/unauthorized/);
   });
 
   describe('master agent', () => {
@@ -342,28 +411,56 @@ describe('executions, live monitoring and the master agent', () => {
     });
 
     it('creates the agent the master specifies, PENDING_VALIDATION under the master', async () => {
-      const res = await http.post('/api/master/create-agent').set(as(admin)).send({ serverId: masterServer.serverId, prompt: 'I need someone for releases [spec]{"name":"release-bot","role":"WORKER","capabilities":["release","git"],"description":"Cuts releases"}' }).expect(201);
-      expect(res.body).toMatchObject({ name: 'release-bot', status: 'PENDING_VALIDATION', supervisorId: master.id, serverId: masterServer.serverId, capabilities: ['release', 'git'] });
+      const res = await http
+        .post('/api/master/create-agent')
+        .set(as(admin))
+        .send({
+          serverId: masterServer.serverId,
+          prompt:
+            'I need someone for releases [spec]{"name":"release-bot","role":"WORKER","capabilities":["release","git"],"description":"Cuts releases"}',
+        })
+        .expect(201);
+      expect(res.body).toMatchObject({
+        name: 'release-bot',
+        status: 'PENDING_VALIDATION',
+        supervisorId: master.id,
+        serverId: masterServer.serverId,
+        capabilities: ['release', 'git'],
+      });
       const call = masterServer.host.calls.find((c) => c.tool === 'execute_prompt' && c.args.executionId === res.body.executionId)!;
       expect(call.args.responseSchema).toMatchObject({ type: 'object', required: ['name', 'role'] });
     });
 
     it('answers 422 with the reasons when the specification is invalid', async () => {
-      const res = await http.post('/api/master/create-agent').set(as(admin)).send({ serverId: masterServer.serverId, prompt: '[spec]{"name":"bad name!","role":"EMPEROR"}' }).expect(422);
+      const res = await http
+        .post('/api/master/create-agent')
+        .set(as(admin))
+        .send({ serverId: masterServer.serverId, prompt: '[spec]{"name":"bad name!","role":"EMPEROR"}' })
+        .expect(422);
       expect(res.body.error.code).toBe('invalid_agent_spec');
       expect(res.body.error.details.details.map((d: { path: string }) => d.path).sort()).toEqual(['data.name', 'data.role']);
     });
 
     it('answers 502 master_failed with the run’s reason when the master’s run fails (its workflow fails too)', async () => {
-      const res = await http.post('/api/master/create-agent').set(as(admin)).send({ serverId: masterServer.serverId, prompt: 'no spec today [fail]' }).expect(502);
-      expect(res.body.error).toMatchObject({ code: 'master_failed', message: expect.stringContaining("The master agent's run FAILED: the agent reported") });
+      const res = await http
+        .post('/api/master/create-agent')
+        .set(as(admin))
+        .send({ serverId: masterServer.serverId, prompt: 'no spec today [fail]' })
+        .expect(502);
+      expect(res.body.error).toMatchObject({
+        code: 'master_failed',
+        message: expect.stringContaining("The master agent's run FAILED: the agent reported"),
+      });
       expect(res.body.error.details.executionId).toEqual(expect.any(String));
     });
 
     it('answers 409 when the server has no MASTER agent', async () => {
       const lonely = await registerHost(http, admin);
       closers.push(() => lonely.host.close());
-      expect((await http.post('/api/master/create-agent').set(as(admin)).send({ serverId: lonely.serverId, prompt: 'x' }).expect(409)).body.error.code).toBe('no_master');
+      expect(
+        (await http.post('/api/master/create-agent').set(as(admin)).send({ serverId: lonely.serverId, prompt: 'x' }).expect(409)).body.error
+          .code,
+      ).toBe('no_master');
     });
   });
 

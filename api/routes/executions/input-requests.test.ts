@@ -1,7 +1,17 @@
 import request from 'supertest';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Agent, AgentStatus, AuditLog, Execution, ExecutionInput, ExecutionInputStatus, ExecutionStatus, ExecutionTrigger, Organization } from '../../../entities';
+import {
+  Agent,
+  AgentStatus,
+  AuditLog,
+  Execution,
+  ExecutionInput,
+  ExecutionInputStatus,
+  ExecutionStatus,
+  ExecutionTrigger,
+  Organization,
+} from '../../../entities';
 import type { InputRequiredPayload } from '../../../domain/events';
 import type { ClientToServerEvents, ServerToClientEvents, SubscribeAck } from '../../realtime/socket-events';
 import { eventsAfter } from '../../../domain/runs/execution-log';
@@ -85,7 +95,11 @@ describe('input requests: asking, answering, the inbox', () => {
     return execution;
   }
 
-  async function ask(executionId: string, question: { message: string; requestedSchema: Record<string, unknown> } = QUESTION, taskId?: string): Promise<InputRequestOutcome> {
+  async function ask(
+    executionId: string,
+    question: { message: string; requestedSchema: Record<string, unknown> } = QUESTION,
+    taskId?: string,
+  ): Promise<InputRequestOutcome> {
     return requestInput(em(), { executionId, ...question, ...(taskId ? { taskId } : {}) }, ctx.config.executions.inputTimeoutMs);
   }
 
@@ -95,15 +109,30 @@ describe('input requests: asking, answering, the inbox', () => {
     return outcome.input;
   }
 
-  const answer = (executionId: string, body: unknown, account = admin) => http.post(`/api/executions/${executionId}/input`).set(as(account)).send(body as object);
+  const answer = (executionId: string, body: unknown, account = admin) =>
+    http
+      .post(`/api/executions/${executionId}/input`)
+      .set(as(account))
+      .send(body as object);
   const statusOf = async (executionId: string) => (await em().findOneOrFail(Execution, executionId)).status;
   const agentStatus = async () => (await em().findOneOrFail(Agent, agentId)).status;
 
   it('a question makes the run and its agent WAITING_INPUT, is logged, and is asked once however often the host repeats it', async () => {
     const execution = await runningExecution();
     const first = await ask(execution.id, QUESTION, 'task-1');
-    expect(first).toMatchObject({ state: 'pending', created: true, input: { status: ExecutionInputStatus.PENDING, message: QUESTION.message, taskId: 'task-1' } });
-    const again = await ask(execution.id, { ...QUESTION, requestedSchema: { required: QUESTION.requestedSchema.required, properties: QUESTION.requestedSchema.properties, type: 'object' } }, 'task-1');
+    expect(first).toMatchObject({
+      state: 'pending',
+      created: true,
+      input: { status: ExecutionInputStatus.PENDING, message: QUESTION.message, taskId: 'task-1' },
+    });
+    const again = await ask(
+      execution.id,
+      {
+        ...QUESTION,
+        requestedSchema: { required: QUESTION.requestedSchema.required, properties: QUESTION.requestedSchema.properties, type: 'object' },
+      },
+      'task-1',
+    );
     expect(again).toMatchObject({ state: 'pending', created: false });
     expect(again.state === 'pending' && again.input.id).toBe(first.state === 'pending' && first.input.id);
     expect(await statusOf(execution.id)).toBe(ExecutionStatus.WAITING_INPUT);
@@ -114,13 +143,20 @@ describe('input requests: asking, answering, the inbox', () => {
       ['status', 'WAITING_INPUT'],
       ['input_required', undefined],
     ]);
-    expect(events[1]!.input).toEqual({ inputId, message: QUESTION.message, requestedSchema: QUESTION.requestedSchema, expiresAt: expect.any(String) });
+    expect(events[1]!.input).toEqual({
+      inputId,
+      message: QUESTION.message,
+      requestedSchema: QUESTION.requestedSchema,
+      expiresAt: expect.any(String),
+    });
     // The default timeout: 24 h.
     const expiresIn = new Date((events[1]!.input as { expiresAt: string }).expiresAt).getTime() - Date.now();
     expect(expiresIn).toBeGreaterThan(24 * 3600_000 - 60_000);
     expect(expiresIn).toBeLessThanOrEqual(24 * 3600_000);
     // A second, different question while one is open is refused (the host declines it).
-    expect(await ask(execution.id, { message: 'Something else?', requestedSchema: { type: 'object', properties: { x: { type: 'string' } } } })).toEqual({
+    expect(
+      await ask(execution.id, { message: 'Something else?', requestedSchema: { type: 'object', properties: { x: { type: 'string' } } } }),
+    ).toEqual({
       state: 'refused',
       reason: 'another question of this run is waiting for its answer',
     });
@@ -128,7 +164,10 @@ describe('input requests: asking, answering, the inbox', () => {
 
   it('refuses a question whose schema is not a flat form, and a question for a run that ended', async () => {
     const execution = await runningExecution();
-    const nested = await ask(execution.id, { message: 'nested?', requestedSchema: { type: 'object', properties: { a: { type: 'object', properties: {} } } } });
+    const nested = await ask(execution.id, {
+      message: 'nested?',
+      requestedSchema: { type: 'object', properties: { a: { type: 'object', properties: {} } } },
+    });
     expect(nested).toMatchObject({ state: 'refused', reason: expect.stringMatching(/not a flat form/) });
     await finishExecution(em(), execution.id, { status: 'COMPLETED' });
     expect(await ask(execution.id)).toEqual({ state: 'refused', reason: 'the execution is already COMPLETED' });
@@ -139,7 +178,13 @@ describe('input requests: asking, answering, the inbox', () => {
     const input = await pendingOf(execution.id);
     const detail = await http.get(`/api/executions/${execution.id}`).set(as(viewer)).expect(200);
     expect(detail.body.status).toBe('WAITING_INPUT');
-    expect(detail.body.pendingInput).toEqual({ inputId: input.id, message: QUESTION.message, requestedSchema: QUESTION.requestedSchema, expiresAt: input.expiresAt.toISOString(), createdAt: expect.any(String) });
+    expect(detail.body.pendingInput).toEqual({
+      inputId: input.id,
+      message: QUESTION.message,
+      requestedSchema: QUESTION.requestedSchema,
+      expiresAt: input.expiresAt.toISOString(),
+      createdAt: expect.any(String),
+    });
     const inbox = await http.get('/api/executions').query({ status: 'WAITING_INPUT', limit: 100 }).set(as(viewer)).expect(200);
     expect(inbox.body.items.map((e: { id: string }) => e.id)).toContain(execution.id);
     expect(inbox.body.items.every((e: { status: string }) => e.status === 'WAITING_INPUT')).toBe(true);
@@ -161,7 +206,11 @@ describe('input requests: asking, answering, the inbox', () => {
     expect(await agentStatus()).toBe(AgentStatus.BUSY);
     const audits = await em().find(AuditLog, { action: 'execution.input', resourceId: execution.id });
     expect(audits).toHaveLength(1);
-    expect(audits[0]).toMatchObject({ actor: { id: operator.userId }, actorEmail: operator.email, changes: { inputId: input.id, action: 'accept' } });
+    expect(audits[0]).toMatchObject({
+      actor: { id: operator.userId },
+      actorEmail: operator.email,
+      changes: { inputId: input.id, action: 'accept' },
+    });
     const events = await eventsAfter(em(), execution.id, 0);
     expect(events.slice(-2).map((e) => [e.phase, e.status])).toEqual([
       ['status', 'RUNNING'],
@@ -179,7 +228,11 @@ describe('input requests: asking, answering, the inbox', () => {
     const input = await pendingOf(execution.id);
     await answer(execution.id, { action: 'accept', content: { answer: 'go', approve: true } }).expect(200);
     const resumed = await ask(execution.id);
-    expect(resumed).toMatchObject({ state: 'answered', input: { id: input.id }, answer: { action: 'accept', content: { answer: 'go', approve: true } } });
+    expect(resumed).toMatchObject({
+      state: 'answered',
+      input: { id: input.id },
+      answer: { action: 'accept', content: { answer: 'go', approve: true } },
+    });
     expect(await markInputDelivered(em(), input.id)).toBe(true);
     expect(await markInputDelivered(em(), input.id)).toBe(false);
     // An approval asked again for the same command must not reuse the last answer.
@@ -193,13 +246,20 @@ describe('input requests: asking, answering, the inbox', () => {
     ['a value of the wrong type', { answer: 'x', approve: 'yes' }, 'body.content.approve', /must be boolean/],
     ['a value outside the enum', { answer: 'x', approve: true, level: 'medium' }, 'body.content.level', /allowed values/],
     ['a value below its minimum', { answer: 'x', approve: true, count: 0 }, 'body.content.count', /must be >= 1/],
-    ['a field the question does not ask for', { answer: 'x', approve: true, extra: 'y' }, 'body.content.extra', /does not ask for this field/],
+    [
+      'a field the question does not ask for',
+      { answer: 'x', approve: true, extra: 'y' },
+      'body.content.extra',
+      /does not ask for this field/,
+    ],
   ])('accept with %s: 400 naming the field, the question stays pending', async (_what, content, path, message) => {
     const execution = await runningExecution();
     const input = await pendingOf(execution.id);
     const res = await answer(execution.id, { action: 'accept', content }).expect(400);
     expect(res.body.error.code).toBe('validation_failed');
-    expect(res.body.error.details).toEqual(expect.arrayContaining([expect.objectContaining({ path, message: expect.stringMatching(message) })]));
+    expect(res.body.error.details).toEqual(
+      expect.arrayContaining([expect.objectContaining({ path, message: expect.stringMatching(message) })]),
+    );
     expect((await em().findOneOrFail(ExecutionInput, input.id)).status).toBe(ExecutionInputStatus.PENDING);
     expect(await statusOf(execution.id)).toBe(ExecutionStatus.WAITING_INPUT);
   });
@@ -212,14 +272,20 @@ describe('input requests: asking, answering, the inbox', () => {
     const nested = await answer(execution.id, { action: 'accept', content: { answer: { deep: true } } }).expect(400);
     expect(nested.body.error.details[0].path).toMatch(/^body\.content\.answer/);
     const declineWithContent = await answer(execution.id, { action: 'decline', content: { answer: 'x' } }).expect(400);
-    expect(declineWithContent.body.error.details).toEqual([expect.objectContaining({ path: 'body.content', message: 'a decline carries no content' })]);
+    expect(declineWithContent.body.error.details).toEqual([
+      expect.objectContaining({ path: 'body.content', message: 'a decline carries no content' }),
+    ]);
   });
 
   it.each(['decline', 'cancel'] as const)('%s: 200 without content, recorded as such', async (action) => {
     const execution = await runningExecution();
     const input = await pendingOf(execution.id);
     await answer(execution.id, { action }).expect(200);
-    expect(await em().findOneOrFail(ExecutionInput, input.id)).toMatchObject({ status: ExecutionInputStatus.ANSWERED, action, content: null });
+    expect(await em().findOneOrFail(ExecutionInput, input.id)).toMatchObject({
+      status: ExecutionInputStatus.ANSWERED,
+      action,
+      content: null,
+    });
     expect(await statusOf(execution.id)).toBe(ExecutionStatus.RUNNING);
   });
 
@@ -253,7 +319,10 @@ describe('input requests: asking, answering, the inbox', () => {
     const answered = await runningExecution();
     const other = await pendingOf(answered.id);
     await answer(answered.id, { action: 'decline' }).expect(200);
-    expect(await expireInput(em(), other.id)).toMatchObject({ expired: false, input: { status: ExecutionInputStatus.ANSWERED, action: 'decline' } });
+    expect(await expireInput(em(), other.id)).toMatchObject({
+      expired: false,
+      input: { status: ExecutionInputStatus.ANSWERED, action: 'decline' },
+    });
   });
 
   it('a waiting run keeps its slot (its agent WAITING_INPUT), and its end closes its question and frees the slot', async () => {
@@ -265,7 +334,12 @@ describe('input requests: asking, answering, the inbox', () => {
     const input = await pendingOf(execution.id);
     expect((await em().findOneOrFail(Agent, solo.id)).status).toBe(AgentStatus.WAITING_INPUT);
     const tx = em();
-    const queued = tx.create(Execution, { organization: tx.getReference(Organization, admin.organizationId), agent: tx.getReference(Agent, solo.id), trigger: ExecutionTrigger.API, prompt: 'next' });
+    const queued = tx.create(Execution, {
+      organization: tx.getReference(Organization, admin.organizationId),
+      agent: tx.getReference(Agent, solo.id),
+      trigger: ExecutionTrigger.API,
+      prompt: 'next',
+    });
     await tx.flush();
     // maxConcurrency 1, held by the waiting run: the queued one waits, and its agent still takes runs.
     expect(await acquireSlot(em(), queued.id)).toEqual({ started: false });
@@ -282,16 +356,31 @@ describe('input requests: asking, answering, the inbox', () => {
     const own = makeAgent(setup, makeServer(setup, setup.getReference(Organization, admin.organizationId)));
     own.status = AgentStatus.ACTIVE;
     await setup.flush();
-    const tooShort = await http.post(`/api/agents/${own.id}/execute`).set(as(operator)).send({ prompt: 'x', inputTimeoutMs: 10 }).expect(400);
+    const tooShort = await http
+      .post(`/api/agents/${own.id}/execute`)
+      .set(as(operator))
+      .send({ prompt: 'x', inputTimeoutMs: 10 })
+      .expect(400);
     expect(tooShort.body.error.details[0].path).toBe('body.inputTimeoutMs');
     // Beyond what the column holds (and 14 days).
-    const tooLong = await http.post(`/api/agents/${own.id}/execute`).set(as(operator)).send({ prompt: 'x', inputTimeoutMs: 2_589_065_398 }).expect(400);
+    const tooLong = await http
+      .post(`/api/agents/${own.id}/execute`)
+      .set(as(operator))
+      .send({ prompt: 'x', inputTimeoutMs: 2_589_065_398 })
+      .expect(400);
     expect(tooLong.body.error.details[0]).toMatchObject({ path: 'body.inputTimeoutMs', message: 'at most 14 days' });
-    const started = await http.post(`/api/agents/${own.id}/execute`).set(as(operator)).send({ prompt: 'ask me', inputTimeoutMs: 5000 }).expect(202);
+    const started = await http
+      .post(`/api/agents/${own.id}/execute`)
+      .set(as(operator))
+      .send({ prompt: 'ask me', inputTimeoutMs: 5000 })
+      .expect(202);
     // No worker polls this context's queue: the run keeps its slot and never reaches a host.
     closers.push(() => ctx.temporal.client.workflow.getHandle(started.body.workflowId).terminate('test over'));
     const executionId = started.body.executionId as string;
-    expect((await http.get(`/api/executions/${executionId}`).set(as(viewer)).expect(200)).body).toMatchObject({ status: 'RUNNING', inputTimeoutMs: 5000 });
+    expect((await http.get(`/api/executions/${executionId}`).set(as(viewer)).expect(200)).body).toMatchObject({
+      status: 'RUNNING',
+      inputTimeoutMs: 5000,
+    });
     const before = Date.now();
     const input = await pendingOf(executionId);
     expect(input.expiresAt.getTime()).toBeGreaterThanOrEqual(before + 5000 - 50);
@@ -300,13 +389,19 @@ describe('input requests: asking, answering, the inbox', () => {
     // The answer wakes the run's workflow with the inputAnswered signal.
     await answer(executionId, { action: 'accept', content: { answer: 'ok', approve: true } }, operator).expect(200);
     const history = await ctx.temporal.client.workflow.getHandle(started.body.workflowId).fetchHistory();
-    const signals = (history.events ?? []).flatMap((e) => (e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes] : []));
+    const signals = (history.events ?? []).flatMap((e) =>
+      e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes] : [],
+    );
     expect(signals.map((a) => a.signalName)).toEqual(['inputAnswered']);
   });
 
   it('the organisation room hears agent:input_required with the question (and no other organisation does)', async () => {
     const connect = async (account: Account): Promise<FleetClient> => {
-      const socket: FleetClient = connectSocket(api.url, { auth: { token: account.accessToken }, transports: ['websocket'], reconnection: false });
+      const socket: FleetClient = connectSocket(api.url, {
+        auth: { token: account.accessToken },
+        transports: ['websocket'],
+        reconnection: false,
+      });
       closers.push(() => socket.close());
       await new Promise<void>((resolve, reject) => {
         socket.once('connect', () => resolve());
@@ -325,7 +420,15 @@ describe('input requests: asking, answering, the inbox', () => {
     const execution = await runningExecution();
     const input = await pendingOf(execution.id);
     const payload = await waitFor(async () => heard.find((p) => p.executionId === execution.id));
-    expect(payload).toEqual({ executionId: execution.id, agentId, inputId: input.id, message: QUESTION.message, requestedSchema: QUESTION.requestedSchema, expiresAt: input.expiresAt.toISOString(), at: expect.any(String) });
+    expect(payload).toEqual({
+      executionId: execution.id,
+      agentId,
+      inputId: input.id,
+      message: QUESTION.message,
+      requestedSchema: QUESTION.requestedSchema,
+      expiresAt: input.expiresAt.toISOString(),
+      at: expect.any(String),
+    });
     await answer(execution.id, { action: 'accept', content: { answer: 'secret answer', approve: true } }).expect(200);
     await new Promise((r) => setTimeout(r, 200));
     expect(leaked).toEqual([]);

@@ -24,10 +24,14 @@ async function startNulHost(): Promise<{ url: string; token: string; close(): Pr
   const token = randomUUID();
   const build = () => {
     const mcp = new McpServer({ name: 'nul-host', version: '1.0.0' }, { capabilities: { logging: {} } });
-    mcp.registerTool('provision_agent', { inputSchema: ProvisionAgentArgs }, async ({ agentId }) => ({ content: [], structuredContent: { provisioned: true, agentId } }));
+    mcp.registerTool('provision_agent', { inputSchema: ProvisionAgentArgs }, async ({ agentId }) => ({
+      content: [],
+      structuredContent: { provisioned: true, agentId },
+    }));
     mcp.registerTool('activate_agent', { inputSchema: AgentIdArgs }, async () => ({ content: [], structuredContent: { active: true } }));
     mcp.registerTool('execute_prompt', { inputSchema: ExecutePromptArgs }, async ({ executionId }, extra) => {
-      const send = (data: Record<string, unknown>) => extra.sendNotification({ method: 'notifications/message', params: { level: 'info', data: { executionId, ...data } } });
+      const send = (data: Record<string, unknown>) =>
+        extra.sendNotification({ method: 'notifications/message', params: { level: 'info', data: { executionId, ...data } } });
       await send({ type: 'output', text: 'before\u0000after ' });
       await send({ type: 'todo', todos: [{ id: 'clean', content: 'clean\u0000 up \ud800', status: 'completed' }] });
       await send({ type: 'tool_call', toolCallId: 'c1', name: 'shell', arguments: { 'command\u0000': 'printf "\\0"\u0000' } });
@@ -36,8 +40,15 @@ async function startNulHost(): Promise<{ url: string; token: string; close(): Pr
       await send({ type: 'output', text: 42 });
       await send({ type: 'tool_call', toolCallId: 'c2', name: 'shell' });
       const progressToken = extra._meta?.progressToken;
-      if (progressToken !== undefined) await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: 1, total: 1, message: 'step\u0000 one' } });
-      return { content: [{ type: 'text', text: 'done\u0000' }], structuredContent: { success: true, output: 'before\u0000after done', tokensUsed: 3, data: { 'note\u0000': 'a\u0000b' } } };
+      if (progressToken !== undefined)
+        await extra.sendNotification({
+          method: 'notifications/progress',
+          params: { progressToken, progress: 1, total: 1, message: 'step\u0000 one' },
+        });
+      return {
+        content: [{ type: 'text', text: 'done\u0000' }],
+        structuredContent: { success: true, output: 'before\u0000after done', tokensUsed: 3, data: { 'note\u0000': 'a\u0000b' } },
+      };
     });
     return mcp;
   };
@@ -92,7 +103,9 @@ describe('the run lifecycle', () => {
     return waitFor(
       async () => {
         const res = await http.get(`/api/executions/${executionId}`).set(as());
-        return ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(res.body.status) ? (res.body as Record<string, unknown>) : undefined;
+        return ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(res.body.status)
+          ? (res.body as Record<string, unknown>)
+          : undefined;
       },
       timeoutMs,
       everyMs,
@@ -102,17 +115,30 @@ describe('the run lifecycle', () => {
   it('stores what a host sends with NUL characters and lone surrogates, without them, and drops malformed messages', async () => {
     const host = await startNulHost();
     closers.push(() => host.close());
-    const server = await http.post('/api/servers').set(as()).send({ name: `nul-${randomUUID().slice(0, 6)}`, url: host.url, masterToken: host.token }).expect(201);
+    const server = await http
+      .post('/api/servers')
+      .set(as())
+      .send({ name: `nul-${randomUUID().slice(0, 6)}`, url: host.url, masterToken: host.token })
+      .expect(201);
     const agent = await activeAgent(http, admin, server.body.id);
     const started = await http.post(`/api/agents/${agent.id}/execute`).set(as()).send({ prompt: 'say something odd' }).expect(202);
     const done = await finished(started.body.executionId);
-    expect(done).toMatchObject({ status: 'COMPLETED', output: 'beforeafter done', tokensUsed: 3, todos: [{ id: 'clean', content: 'clean up ', status: 'completed' }] });
+    expect(done).toMatchObject({
+      status: 'COMPLETED',
+      output: 'beforeafter done',
+      tokensUsed: 3,
+      todos: [{ id: 'clean', content: 'clean up ', status: 'completed' }],
+    });
     const row = await ctx.orm.em.fork().findOneOrFail(Execution, started.body.executionId);
     expect(row.result).toEqual({ success: true, output: 'beforeafter done', tokensUsed: 3, data: { note: 'ab' } });
     const events = await eventsAfter(ctx.orm.em.fork(), started.body.executionId, 0);
     expect(events.map((e) => e.phase)).toEqual(['status', 'status', 'output', 'todo', 'tool_call', 'tool_result', 'progress', 'status']);
     expect(events.find((e) => e.phase === 'output')!.output).toBe('beforeafter ');
-    expect(events.find((e) => e.phase === 'tool_call')!.toolCall).toEqual({ toolCallId: 'c1', name: 'shell', arguments: { command: 'printf "\\0"' } });
+    expect(events.find((e) => e.phase === 'tool_call')!.toolCall).toEqual({
+      toolCallId: 'c1',
+      name: 'shell',
+      arguments: { command: 'printf "\\0"' },
+    });
     expect(events.find((e) => e.phase === 'tool_result')!.toolCall).toEqual({ toolCallId: 'c1', name: 'shell', result: { stdout: 'x' } });
     expect(events.find((e) => e.phase === 'progress')!.progress).toEqual({ progress: 1, total: 1, message: 'step one' });
   });
@@ -128,14 +154,22 @@ describe('the run lifecycle', () => {
     const agent = await em.findOneOrFail(Agent, id, { populate: ['server'] });
     const actor = { userId: admin.userId, organizationId: admin.organizationId, via: 'api' as const };
     const refused = RequestContext.create(ctx.orm.em, () =>
-      startExecution({ ...ctx, temporal: { client: closed, taskQueue: ctx.config.temporal.taskQueue } }, actor, { agent, prompt: 'never runs', trigger: ExecutionTrigger.API }),
+      startExecution({ ...ctx, temporal: { client: closed, taskQueue: ctx.config.temporal.taskQueue } }, actor, {
+        agent,
+        prompt: 'never runs',
+        trigger: ExecutionTrigger.API,
+      }),
     );
     await expect(refused).rejects.toMatchObject({ status: 503, code: 'temporal_unavailable' });
     const execution = await ctx.orm.em.fork().findOneOrFail(Execution, { agent: id });
     expect(execution).toMatchObject({ status: 'FAILED', error: 'the run could not be started (Temporal unavailable)' });
     const events = await eventsAfter(ctx.orm.em.fork(), execution.id, 0);
     expect(events.map((e) => e.status)).toEqual(['QUEUED', 'RUNNING', 'FAILED']);
-    expect((await http.get(`/api/agents/${id}/status`).set(as()).expect(200)).body).toMatchObject({ status: 'ACTIVE', running: 0, queued: 0 });
+    expect((await http.get(`/api/agents/${id}/status`).set(as()).expect(200)).body).toMatchObject({
+      status: 'ACTIVE',
+      running: 0,
+      queued: 0,
+    });
   });
 
   it('keeps the workflow history of a 10,000-event run to a few hundred events', async () => {
@@ -144,7 +178,11 @@ describe('the run lifecycle', () => {
     const agent = await activeAgent(http, admin, serverId);
     const steps = 5000;
     const began = Date.now();
-    const started = await http.post(`/api/agents/${agent.id}/execute`).set(as()).send({ prompt: `chatty [steps:${steps}] [delay:0]` }).expect(202);
+    const started = await http
+      .post(`/api/agents/${agent.id}/execute`)
+      .set(as())
+      .send({ prompt: `chatty [steps:${steps}] [delay:0]` })
+      .expect(202);
     const executionId = started.body.executionId as string;
     // Polled slowly: each read of a running execution is a query its worker answers.
     const done = await finished(executionId, 280_000, 1000);
@@ -159,7 +197,9 @@ describe('the run lifecycle', () => {
     await handle.result();
     const history = await handle.fetchHistory();
     const signals = history.events!.filter((e) => e.workflowExecutionSignaledEventAttributes).length;
-    console.log(`10,000-event run: ${logged} events logged in ${seconds.toFixed(1)} s → ${signals} progress signals, ${history.events!.length} workflow history events`);
+    console.log(
+      `10,000-event run: ${logged} events logged in ${seconds.toFixed(1)} s → ${signals} progress signals, ${history.events!.length} workflow history events`,
+    );
     expect(history.events!.length).toBeLessThanOrEqual(200);
 
     // The last signal carried the final state: the query agrees with the log.

@@ -42,10 +42,19 @@ describe('an execution on the shell engine', () => {
   });
 
   it('runs a runbook of real commands to COMPLETED, their output in the event log and the SSE stream', async () => {
-    const git = await catalogEntry(ctx.orm, admin.organizationId, { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' }, { name: 'git', category: 'vcs' });
+    const git = await catalogEntry(
+      ctx.orm,
+      admin.organizationId,
+      { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' },
+      { name: 'git', category: 'vcs' },
+    );
     await setServerTool(ctx.orm.em.fork() as EntityManager, serverId, git.id, ServerToolStatus.INSTALLED);
     const agent = await activeAgent(http, admin, serverId, { capabilities: ['engine:shell'] });
-    await http.put(`/api/tools/agent/${agent.id}/permissions`).set(as(admin)).send({ permissions: [{ toolId: git.id, canUse: true }] }).expect(200);
+    await http
+      .put(`/api/tools/agent/${agent.id}/permissions`)
+      .set(as(admin))
+      .send({ permissions: [{ toolId: git.id, canUse: true }] })
+      .expect(200);
     expect(host.agents.get(agent.id)).toMatchObject({ engine: 'shell' });
 
     const prompt = '# Check the toolchain\ngit --version\n# Make a repository\ngit init --quiet\ngit rev-parse --is-inside-work-tree';
@@ -54,7 +63,12 @@ describe('an execution on the shell engine', () => {
       const res = await http.get(`/api/executions/${executionId}`).set(as(admin));
       return ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(res.body.status) ? res.body : undefined;
     });
-    expect(done).toMatchObject({ status: 'COMPLETED', output: expect.stringMatching(/^git version \d+\.\d+[^\n]*\ntrue\n$/), error: null, tokensUsed: null });
+    expect(done).toMatchObject({
+      status: 'COMPLETED',
+      output: expect.stringMatching(/^git version \d+\.\d+[^\n]*\ntrue\n$/),
+      error: null,
+      tokensUsed: null,
+    });
     expect(done.todos).toEqual([
       { id: 'item-1', content: 'Check the toolchain', status: 'completed' },
       { id: 'item-2', content: 'Make a repository', status: 'completed' },
@@ -67,24 +81,50 @@ describe('an execution on the shell engine', () => {
       output?: string;
       toolCall?: { name: string; arguments?: { command: string }; result?: { exitCode: number } };
     }[];
-    expect(events.filter((e) => e.phase === 'tool_call').map((e) => e.toolCall!.arguments!.command)).toEqual(['git --version', 'git init --quiet', 'git rev-parse --is-inside-work-tree']);
+    expect(events.filter((e) => e.phase === 'tool_call').map((e) => e.toolCall!.arguments!.command)).toEqual([
+      'git --version',
+      'git init --quiet',
+      'git rev-parse --is-inside-work-tree',
+    ]);
     expect(events.filter((e) => e.phase === 'tool_result').map((e) => e.toolCall!.result!.exitCode)).toEqual([0, 0, 0]);
-    expect(events.filter((e) => e.phase === 'output').map((e) => e.output).join('')).toBe(done.output);
+    expect(
+      events
+        .filter((e) => e.phase === 'output')
+        .map((e) => e.output)
+        .join(''),
+    ).toBe(done.output);
 
-    const sse = await http.get(`/api/executions/${executionId}/events`).set(as(admin)).set('Accept', 'text/event-stream').buffer(true).parse(sseText);
+    const sse = await http
+      .get(`/api/executions/${executionId}/events`)
+      .set(as(admin))
+      .set('Accept', 'text/event-stream')
+      .buffer(true)
+      .parse(sseText);
     const streamed = parseSse(sse.body as string);
     expect(streamed.map((e) => e.event)).toEqual(events.map((e) => e.phase));
-    expect(streamed.filter((e) => e.event === 'output').map((e) => e.data.output).join('')).toBe(done.output);
+    expect(
+      streamed
+        .filter((e) => e.event === 'output')
+        .map((e) => e.data.output)
+        .join(''),
+    ).toBe(done.output);
   });
 
   it('an agent whose engine cannot run on its host stays PENDING_VALIDATION with the reason', async () => {
     const noCommands = await registerHost(http, admin, { engine: 'script', allowCommands: false, workspaceRoot });
     try {
-      const created = await http.post('/api/agents').set(as(admin)).send({ serverId: noCommands.serverId, name: 'runbook', capabilities: ['engine:shell'] }).expect(201);
+      const created = await http
+        .post('/api/agents')
+        .set(as(admin))
+        .send({ serverId: noCommands.serverId, name: 'runbook', capabilities: ['engine:shell'] })
+        .expect(201);
       const res = await http.post(`/api/agents/${created.body.id}/validate`).set(as(admin)).expect(502);
       expect(res.body.error.code).toBe('provision_failed');
       const agent = (await http.get(`/api/agents/${created.body.id}`).set(as(admin)).expect(200)).body;
-      expect(agent).toMatchObject({ status: 'PENDING_VALIDATION', lastError: expect.stringContaining('the shell engine cannot run agents on this host: HOST_ALLOW_COMMANDS is off') });
+      expect(agent).toMatchObject({
+        status: 'PENDING_VALIDATION',
+        lastError: expect.stringContaining('the shell engine cannot run agents on this host: HOST_ALLOW_COMMANDS is off'),
+      });
     } finally {
       await noCommands.host.close();
     }

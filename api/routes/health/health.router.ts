@@ -24,8 +24,16 @@ export function healthRoutes(api: ApiRouter, deps: AppDeps): void {
     },
     async (ctx, { em }) => {
       const [db, temporal] = await Promise.allSettled([
-        waitAtMost(em.getConnection().execute('select 1'), CHECK_TIMEOUT_MS, () => new Error(`PostgreSQL did not answer within ${CHECK_TIMEOUT_MS} ms`)),
-        waitAtMost(checkTemporal(deps.temporal.connection, deps.config.temporal.namespace, CHECK_TIMEOUT_MS), CHECK_TIMEOUT_MS, () => new Error(`Temporal did not answer within ${CHECK_TIMEOUT_MS} ms`)),
+        waitAtMost(
+          em.getConnection().execute('select 1'),
+          CHECK_TIMEOUT_MS,
+          () => new Error(`PostgreSQL did not answer within ${CHECK_TIMEOUT_MS} ms`),
+        ),
+        waitAtMost(
+          checkTemporal(deps.temporal.connection, deps.config.temporal.namespace, CHECK_TIMEOUT_MS),
+          CHECK_TIMEOUT_MS,
+          () => new Error(`Temporal did not answer within ${CHECK_TIMEOUT_MS} ms`),
+        ),
       ]);
       const errors: Record<string, string> = {};
       if (db.status === 'rejected') errors.db = reason(db.reason);

@@ -25,7 +25,12 @@ const SPEC_WAIT_MS = 120_000;
 async function resolveServer(em: EntityManager, auth: AuthContext, serverId: string | undefined): Promise<McpServer> {
   if (serverId) return loadServer(em, auth, serverId);
   const servers = await em.find(McpServer, { organization: auth.organizationId }, { limit: 2 });
-  if (servers.length !== 1) throw fieldError('body.serverId', servers.length ? 'required: your organisation has several servers' : 'your organisation has no server', 'required');
+  if (servers.length !== 1)
+    throw fieldError(
+      'body.serverId',
+      servers.length ? 'required: your organisation has several servers' : 'your organisation has no server',
+      'required',
+    );
   return servers[0]!;
 }
 
@@ -33,9 +38,17 @@ async function resolveServer(em: EntityManager, auth: AuthContext, serverId: str
 async function specifiedAgent(em: EntityManager, executionId: string): Promise<AgentSpec> {
   const stored = await em.fork().findOneOrFail(Execution, executionId);
   const data = (stored.result as { data?: unknown } | undefined)?.data;
-  if (data === undefined || data === null) throw new AppError(422, 'invalid_agent_spec', 'The master agent answered no agent specification', { executionId, details: [{ path: 'data', message: 'missing', code: 'required' }] });
+  if (data === undefined || data === null)
+    throw new AppError(422, 'invalid_agent_spec', 'The master agent answered no agent specification', {
+      executionId,
+      details: [{ path: 'data', message: 'missing', code: 'required' }],
+    });
   const spec = AgentSpec.safeParse(data);
-  if (!spec.success) throw new AppError(422, 'invalid_agent_spec', 'The master agent answered an invalid agent specification', { executionId, details: zodDetails(spec.error, 'data') });
+  if (!spec.success)
+    throw new AppError(422, 'invalid_agent_spec', 'The master agent answered an invalid agent specification', {
+      executionId,
+      details: zodDetails(spec.error, 'data'),
+    });
   return spec.data;
 }
 
@@ -46,11 +59,15 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'post',
       path: '/master/execute',
-      summary: "Run a prompt on a server's MASTER agent and stream its events (SSE); serverId may be omitted when the organisation has one server",
+      summary:
+        "Run a prompt on a server's MASTER agent and stream its events (SSE); serverId may be omitted when the organisation has one server",
       tags,
       request: { body: MasterExecuteBody },
       before: [rateLimit(deps, 'execute')],
-      responses: { 200: { description: 'text/event-stream of the execution events', contentType: 'text/event-stream', schema: z.string() }, 409: { description: 'no_master, agent_not_active' } },
+      responses: {
+        200: { description: 'text/event-stream of the execution events', contentType: 'text/event-stream', schema: z.string() },
+        409: { description: 'no_master, agent_not_active' },
+      },
     },
     async (ctx, { body, em, auth, actor }) => {
       const server = await resolveServer(em, auth, body.serverId);
@@ -81,13 +98,37 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
       const server = await resolveServer(em, auth, body.serverId);
       const master = await runnableMasterOf(em, server.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', master);
-      ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent));
-      const execution = await startExecution(deps, actor, { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER, context: { responseSchema: AGENT_SPEC_JSON_SCHEMA } });
-      const outcome = await waitAtMost(executionOutcome(deps.temporal, execution.id), SPEC_WAIT_MS, () => new AppError(504, 'master_timeout', `The master agent did not answer within ${SPEC_WAIT_MS / 1000} s`, { executionId: execution.id }));
-      if (outcome.status !== 'COMPLETED') throw new AppError(502, 'master_failed', `The master agent's run ${outcome.status}: ${outcome.error ?? 'no details'}`, { executionId: execution.id });
+      ForbiddenError.from(auth.ability).throwUnlessCan(
+        'create',
+        subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent),
+      );
+      const execution = await startExecution(deps, actor, {
+        agent: master,
+        prompt: body.prompt,
+        trigger: ExecutionTrigger.MASTER,
+        context: { responseSchema: AGENT_SPEC_JSON_SCHEMA },
+      });
+      const outcome = await waitAtMost(
+        executionOutcome(deps.temporal, execution.id),
+        SPEC_WAIT_MS,
+        () =>
+          new AppError(504, 'master_timeout', `The master agent did not answer within ${SPEC_WAIT_MS / 1000} s`, {
+            executionId: execution.id,
+          }),
+      );
+      if (outcome.status !== 'COMPLETED')
+        throw new AppError(502, 'master_failed', `The master agent's run ${outcome.status}: ${outcome.error ?? 'no details'}`, {
+          executionId: execution.id,
+        });
 
       const spec = await specifiedAgent(em, execution.id);
-      const agent = await createAgent(em, actor, { ...spec, server, role: AgentRole[spec.role], supervisorId: master.id, fromExecutionId: execution.id });
+      const agent = await createAgent(em, actor, {
+        ...spec,
+        server,
+        role: AgentRole[spec.role],
+        supervisorId: master.id,
+        fromExecutionId: execution.id,
+      });
       ctx.status = 201;
       ctx.body = { ...presentAgent(agent), executionId: execution.id };
     },

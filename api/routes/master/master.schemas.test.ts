@@ -9,7 +9,17 @@ describe('the agent specification sent to hosts as a JSON Schema', () => {
   // Strings without surrounding whitespace: zod trims before its checks, a JSON Schema cannot.
   it.each<[string, unknown]>([
     ['the smallest spec', { name: 'release-bot', role: 'WORKER' }],
-    ['every field', { name: 'R2_d2', displayName: 'Release bot', description: 'Cuts releases', role: 'SUPERVISOR', capabilities: ['git', 'ci:deploy', 'a.b_c-d'], maxConcurrency: 50 }],
+    [
+      'every field',
+      {
+        name: 'R2_d2',
+        displayName: 'Release bot',
+        description: 'Cuts releases',
+        role: 'SUPERVISOR',
+        capabilities: ['git', 'ci:deploy', 'a.b_c-d'],
+        maxConcurrency: 50,
+      },
+    ],
     ['the longest name', { name: long(100), role: 'WORKER' }],
     ['fifty capabilities', { name: 'x', role: 'WORKER', capabilities: Array.from({ length: 50 }, (_, i) => `c${i}`) }],
     ['no name', { role: 'WORKER' }],

@@ -3,7 +3,10 @@ import { AgentName, Capability } from '../agents/agents.schemas';
 import { Prompt } from '../executions/executions.schemas';
 
 export const MasterExecuteBody = z
-  .strictObject({ serverId: z.uuid().optional().openapi({ description: "The master's server; required unless your organisation has exactly one server" }), prompt: Prompt })
+  .strictObject({
+    serverId: z.uuid().optional().openapi({ description: "The master's server; required unless your organisation has exactly one server" }),
+    prompt: Prompt,
+  })
   .openapi('MasterExecuteRequest');
 export const CreateAgentViaMasterBody = z.strictObject({ serverId: z.uuid(), prompt: Prompt }).openapi('MasterCreateAgentRequest');
 

@@ -12,7 +12,15 @@ import { loadServer } from '../../loaders';
 import { waitAtMost } from '../../wait';
 import { IdParams } from '../common.schemas';
 import { presentServer } from './servers.presenters';
-import { CheckResultOut, CreateServerBody, DeleteServerQuery, ListServersQuery, ServerOut, ServerPage, UpdateServerBody } from './servers.schemas';
+import {
+  CheckResultOut,
+  CreateServerBody,
+  DeleteServerQuery,
+  ListServersQuery,
+  ServerOut,
+  ServerPage,
+  UpdateServerBody,
+} from './servers.schemas';
 import { rateLimit } from '../../rate-limit';
 
 /** How long the API waits for a test/health workflow before answering 504 (the run goes on). */
@@ -25,17 +33,33 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
   async function runCheck(server: McpServer, reason: 'test' | 'health'): Promise<ServerCheckResult> {
     const handle = await startServerCheck(deps.temporal, { serverId: server.id, reason, organizationId: server.organization.id });
     try {
-      return await waitAtMost(handle.result(), CHECK_WAIT_MS, () => new AppError(504, 'check_timeout', `No worker finished the check within ${CHECK_WAIT_MS / 1000} s; is the worker running?`, { workflowId: handle.workflowId }));
+      return await waitAtMost(
+        handle.result(),
+        CHECK_WAIT_MS,
+        () =>
+          new AppError(504, 'check_timeout', `No worker finished the check within ${CHECK_WAIT_MS / 1000} s; is the worker running?`, {
+            workflowId: handle.workflowId,
+          }),
+      );
     } catch (error) {
       if (error instanceof WorkflowFailedError) {
-        throw new AppError(502, 'check_failed', `The check could not run: ${error.cause?.message ?? error.message}`, { workflowId: handle.workflowId });
+        throw new AppError(502, 'check_failed', `The check could not run: ${error.cause?.message ?? error.message}`, {
+          workflowId: handle.workflowId,
+        });
       }
       throw error;
     }
   }
 
   api.route(
-    { method: 'get', path: '/servers', summary: "List the organisation's MCP servers", tags, request: { query: ListServersQuery }, responses: { 200: { description: 'A page of servers', schema: ServerPage } } },
+    {
+      method: 'get',
+      path: '/servers',
+      summary: "List the organisation's MCP servers",
+      tags,
+      request: { query: ListServersQuery },
+      responses: { 200: { description: 'A page of servers', schema: ServerPage } },
+    },
     async (ctx, { query, em, auth }) => {
       const filters: Record<string, unknown>[] = [];
       if (query.status) filters.push({ status: query.status });
@@ -45,7 +69,14 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
   );
 
   api.route(
-    { method: 'get', path: '/servers/:id', summary: 'One MCP server', tags, request: { params: IdParams }, responses: { 200: { description: 'The server', schema: ServerOut } } },
+    {
+      method: 'get',
+      path: '/servers/:id',
+      summary: 'One MCP server',
+      tags,
+      request: { params: IdParams },
+      responses: { 200: { description: 'The server', schema: ServerOut } },
+    },
     async (ctx, { params, em, auth }) => {
       const server = await loadServer(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', server);
@@ -60,7 +91,10 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
       summary: 'Register an MCP server (ADMIN, MANAGER); the master token is encrypted at rest and never returned',
       tags,
       request: { body: CreateServerBody },
-      responses: { 201: { description: 'Registered (status UNKNOWN until tested)', schema: ServerOut }, 409: { description: 'name_taken' } },
+      responses: {
+        201: { description: 'Registered (status UNKNOWN until tested)', schema: ServerOut },
+        409: { description: 'name_taken' },
+      },
     },
     async (ctx, { body, em, auth, actor }) => {
       const organization = em.getReference(Organization, auth.organizationId);
@@ -75,12 +109,15 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'put',
       path: '/servers/:id',
-      summary: 'Change a server (ADMIN, MANAGER); a url on another origin needs masterToken in the same body; a new url, transport or master token resets its status and its pooled connection',
+      summary:
+        'Change a server (ADMIN, MANAGER); a url on another origin needs masterToken in the same body; a new url, transport or master token resets its status and its pooled connection',
       tags,
       request: { params: IdParams, body: UpdateServerBody },
       responses: {
         200: { description: 'Updated', schema: ServerOut },
-        400: { description: 'validation_failed, or master_token_required: a url on another origin (scheme, host or port) without masterToken' },
+        400: {
+          description: 'validation_failed, or master_token_required: a url on another origin (scheme, host or port) without masterToken',
+        },
         409: { description: 'name_taken' },
       },
     },
@@ -128,7 +165,10 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
         tags,
         request: { params: IdParams },
         before: [rateLimit(deps, 'server-test')],
-        responses: { 200: { description: 'The check result, also stored on the server', schema: CheckResultOut }, 504: { description: 'check_timeout: no worker answered' } },
+        responses: {
+          200: { description: 'The check result, also stored on the server', schema: CheckResultOut },
+          504: { description: 'check_timeout: no worker answered' },
+        },
       },
       async (ctx, { params, em, auth }) => {
         const server = await loadServer(em, auth, params.id);

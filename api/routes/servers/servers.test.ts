@@ -15,7 +15,15 @@ import { waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
 import { startCaptureServer, type CaptureServer } from '../../../test/capture-server';
 import { startAgentHost } from '../../../host/server';
-import { closedPortUrl, HOST_TOOL_NAMES, startHtmlOkServer, startMcpServer, startNotMcpServer, startSseOnlyMcpServer, type TestMcpServer } from '../../../test/mcp-servers';
+import {
+  closedPortUrl,
+  HOST_TOOL_NAMES,
+  startHtmlOkServer,
+  startMcpServer,
+  startNotMcpServer,
+  startSseOnlyMcpServer,
+  type TestMcpServer,
+} from '../../../test/mcp-servers';
 
 describe('MCP servers', () => {
   let ctx: TestContext;
@@ -54,7 +62,10 @@ describe('MCP servers', () => {
   const as = (account: Account) => ({ Authorization: `Bearer ${account.accessToken}` });
 
   async function register(account: Account, body: Record<string, unknown>) {
-    const res = await http.post('/api/servers').set(as(account)).send({ name: `srv-${randomUUID().slice(0, 8)}`, ...body });
+    const res = await http
+      .post('/api/servers')
+      .set(as(account))
+      .send({ name: `srv-${randomUUID().slice(0, 8)}`, ...body });
     expect(res.status).toBe(201);
     return res.body as { id: string; name: string; status: string; masterToken: { set: boolean; last4: string | null } };
   }
@@ -62,7 +73,17 @@ describe('MCP servers', () => {
   async function check(account: Account, id: string, kind: 'test' | 'health' = 'test') {
     const res = await http.post(`/api/servers/${id}/${kind}`).set(as(account));
     expect(res.status).toBe(200);
-    return res.body as { ok: boolean; status: string; latencyMs: number | null; error?: string; tools: string[]; transport: string | null; serverInfo: { name: string } | null; protocolVersion: string | null; toolsChanged?: Record<string, string[]> };
+    return res.body as {
+      ok: boolean;
+      status: string;
+      latencyMs: number | null;
+      error?: string;
+      tools: string[];
+      transport: string | null;
+      serverInfo: { name: string } | null;
+      protocolVersion: string | null;
+      toolsChanged?: Record<string, string[]>;
+    };
   }
 
   it('registers a server with its master token encrypted at rest and never shown', async () => {
@@ -71,10 +92,12 @@ describe('MCP servers', () => {
     expect(created).toMatchObject({ status: 'UNKNOWN', masterToken: { set: true, last4: host.token.slice(-4) } });
     expect(JSON.stringify(created)).not.toContain(host.token);
 
-    const [row] = await ctx.orm.em.getConnection().execute<{ master_token_ciphertext: string; master_token_key_id: string }[]>(
-      'select master_token_ciphertext, master_token_key_id from mcp_servers where id = ?',
-      [created.id],
-    );
+    const [row] = await ctx.orm.em
+      .getConnection()
+      .execute<{ master_token_ciphertext: string; master_token_key_id: string }[]>(
+        'select master_token_ciphertext, master_token_key_id from mcp_servers where id = ?',
+        [created.id],
+      );
     expect(row!.master_token_key_id).toBe(ctx.config.encryptionKeys[0]!.id);
     for (const encoding of ['utf8', 'base64', 'base64url', 'hex'] as const) {
       expect(row!.master_token_ciphertext).not.toContain(Buffer.from(host.token).toString(encoding));
@@ -94,7 +117,12 @@ describe('MCP servers', () => {
     expect(result.tools.sort()).toEqual([...HOST_TOOL_NAMES].sort());
     expect(result.latencyMs).toBeGreaterThanOrEqual(0);
     const stored = (await http.get(`/api/servers/${id}`).set(as(admin)).expect(200)).body;
-    expect(stored).toMatchObject({ status: 'ONLINE', lastError: null, serverInfo: { name: 'healthy-host', version: '2.3.4' }, protocolVersion: result.protocolVersion });
+    expect(stored).toMatchObject({
+      status: 'ONLINE',
+      lastError: null,
+      serverInfo: { name: 'healthy-host', version: '2.3.4' },
+      protocolVersion: result.protocolVersion,
+    });
     expect(stored.tools.sort()).toEqual([...HOST_TOOL_NAMES].sort());
     expect(stored.lastCheckAt).not.toBeNull();
     // A server that does not say how it runs commands.
@@ -106,10 +134,16 @@ describe('MCP servers', () => {
     const sandboxed = await startAgentHost({ token: `host-${randomUUID()}`, allowCommands: true });
     const unsandboxed = await startAgentHost({ token: `host-${randomUUID()}`, allowCommands: true, sandbox: { mode: 'off' } });
     try {
-      for (const [host, expected] of [[sandboxed, 'bwrap'], [unsandboxed, 'off']] as const) {
+      for (const [host, expected] of [
+        [sandboxed, 'bwrap'],
+        [unsandboxed, 'off'],
+      ] as const) {
         const { id } = await register(admin, { url: host.url, masterToken: host.token });
         expect((await check(admin, id)).status).toBe('ONLINE');
-        expect((await http.get(`/api/servers/${id}`).set(as(admin)).expect(200)).body).toMatchObject({ status: 'ONLINE', sandbox: expected });
+        expect((await http.get(`/api/servers/${id}`).set(as(admin)).expect(200)).body).toMatchObject({
+          status: 'ONLINE',
+          sandbox: expected,
+        });
       }
     } finally {
       await Promise.all([sandboxed.close(), unsandboxed.close()]);
@@ -117,14 +151,49 @@ describe('MCP servers', () => {
   });
 
   it.each([
-    { label: 'a rejected token', status: 'OFFLINE', message: /^the server rejected the master token \(HTTP 401\)$/, setup: async () => ({ server: await mcp(startMcpServer({ token: 'the-real-token-123' })), token: 'a-wrong-token-456' }) },
-    { label: 'a server that is down', status: 'OFFLINE', message: /^connection refused at 127\.0\.0\.1:\d+$/, setup: async () => ({ url: await closedPortUrl(), token: 'whatever-token' }) },
-    { label: 'a plain HTTP 404 endpoint', status: 'OFFLINE', message: /^no MCP endpoint at this URL \(HTTP 404\)$/, setup: async () => ({ server: await mcp(startNotMcpServer()), token: 'whatever-token' }) },
-    { label: 'an ordinary web page', status: 'OFFLINE', message: /^the URL answered but does not speak MCP/, setup: async () => ({ server: await mcp(startHtmlOkServer()), token: 'whatever-token' }) },
-    { label: 'a server slower than the timeout', status: 'OFFLINE', message: /^timed out after 8 s$/, setup: async () => ({ server: await mcp(startMcpServer({ delayMs: 9000 })) }) },
+    {
+      label: 'a rejected token',
+      status: 'OFFLINE',
+      message: /^the server rejected the master token \(HTTP 401\)$/,
+      setup: async () => ({ server: await mcp(startMcpServer({ token: 'the-real-token-123' })), token: 'a-wrong-token-456' }),
+    },
+    {
+      label: 'a server that is down',
+      status: 'OFFLINE',
+      message: /^connection refused at 127\.0\.0\.1:\d+$/,
+      setup: async () => ({ url: await closedPortUrl(), token: 'whatever-token' }),
+    },
+    {
+      label: 'a plain HTTP 404 endpoint',
+      status: 'OFFLINE',
+      message: /^no MCP endpoint at this URL \(HTTP 404\)$/,
+      setup: async () => ({ server: await mcp(startNotMcpServer()), token: 'whatever-token' }),
+    },
+    {
+      label: 'an ordinary web page',
+      status: 'OFFLINE',
+      message: /^the URL answered but does not speak MCP/,
+      setup: async () => ({ server: await mcp(startHtmlOkServer()), token: 'whatever-token' }),
+    },
+    {
+      label: 'a server slower than the timeout',
+      status: 'OFFLINE',
+      message: /^timed out after 8 s$/,
+      setup: async () => ({ server: await mcp(startMcpServer({ delayMs: 9000 })) }),
+    },
     // Every answer 1.6 s late: initialize, ping and tools/list take 4.8 s at least, each well within the timeout.
-    { label: 'a slow server', status: 'DEGRADED', message: /^slower than 4000 ms \(\d+ ms\)$/, setup: async () => ({ server: await mcp(startMcpServer({ delayMs: 1600 })) }) },
-    { label: 'a server without the host tools', status: 'DEGRADED', message: /^lacks host tools: execute_prompt, provision_agent/, setup: async () => ({ server: await mcp(startMcpServer({ tools: ['echo'] })) }) },
+    {
+      label: 'a slow server',
+      status: 'DEGRADED',
+      message: /^slower than 4000 ms \(\d+ ms\)$/,
+      setup: async () => ({ server: await mcp(startMcpServer({ delayMs: 1600 })) }),
+    },
+    {
+      label: 'a server without the host tools',
+      status: 'DEGRADED',
+      message: /^lacks host tools: execute_prompt, provision_agent/,
+      setup: async () => ({ server: await mcp(startMcpServer({ tools: ['echo'] })) }),
+    },
   ])('reports $label as $status with a message a person understands', async ({ setup, status, message }) => {
     const { server, url, token } = (await setup()) as { server?: TestMcpServer; url?: string; token?: string };
     const { id } = await register(admin, { url: url ?? server!.url, masterToken: token ?? server!.token });
@@ -165,7 +234,11 @@ describe('MCP servers', () => {
         ['ONLINE', 'UNKNOWN'],
         ['UNKNOWN', 'OFFLINE'],
       ]);
-      expect(mine[2]).toMatchObject({ type: 'server:status', organizationId: admin.organizationId, reason: 'the server rejected the master token (HTTP 401)' });
+      expect(mine[2]).toMatchObject({
+        type: 'server:status',
+        organizationId: admin.organizationId,
+        reason: 'the server rejected the master token (HTTP 401)',
+      });
     } finally {
       await listener.end();
     }
@@ -195,7 +268,10 @@ describe('MCP servers', () => {
     // Another port is another origin; so are another host and another scheme.
     for (const url of [capture.url, capture.url.replace('127.0.0.1', 'localhost'), host.url.replace('http:', 'https:')]) {
       const refused = await http.put(`/api/servers/${id}`).set(as(manager)).send({ url }).expect(400);
-      expect(refused.body.error).toMatchObject({ code: 'master_token_required', details: [expect.objectContaining({ path: 'body.masterToken', code: 'required' })] });
+      expect(refused.body.error).toMatchObject({
+        code: 'master_token_required',
+        details: [expect.objectContaining({ path: 'body.masterToken', code: 'required' })],
+      });
     }
     const unchanged = (await http.get(`/api/servers/${id}`).set(as(manager)).expect(200)).body;
     expect(unchanged).toMatchObject({ url: host.url, status: 'ONLINE' });
@@ -203,7 +279,11 @@ describe('MCP servers', () => {
     await check(manager, id, 'health');
     expect(capture.requests).toEqual([]);
 
-    const moved = await http.put(`/api/servers/${id}`).set(as(manager)).send({ url: capture.url, masterToken: 'the-token-for-the-new-host' }).expect(200);
+    const moved = await http
+      .put(`/api/servers/${id}`)
+      .set(as(manager))
+      .send({ url: capture.url, masterToken: 'the-token-for-the-new-host' })
+      .expect(200);
     expect(moved.body).toMatchObject({ url: capture.url, status: 'UNKNOWN', masterToken: { set: true, last4: 'host' } });
     expect((await check(manager, id)).error).toBe('the server rejected the master token (HTTP 401)');
     expect(capture.requests.length).toBeGreaterThan(0);
@@ -216,7 +296,11 @@ describe('MCP servers', () => {
   it('keeps the token for a new path on the same origin', async () => {
     const host = await mcp(startMcpServer());
     const { id } = await register(admin, { url: host.url, masterToken: host.token });
-    const moved = await http.put(`/api/servers/${id}`).set(as(admin)).send({ url: `${host.url}/v2` }).expect(200);
+    const moved = await http
+      .put(`/api/servers/${id}`)
+      .set(as(admin))
+      .send({ url: `${host.url}/v2` })
+      .expect(200);
     expect(moved.body).toMatchObject({ url: `${host.url}/v2`, masterToken: { set: true, last4: host.token.slice(-4) } });
     const audit = await ctx.orm.em.fork().find(AuditLog, { resourceId: id, action: 'server.update' });
     expect(audit.map((a) => a.changes)).toEqual([{ url: { from: host.url, to: `${host.url}/v2` } }]);
@@ -266,7 +350,11 @@ describe('MCP servers', () => {
       ['http://user:pass@example.com/mcp', 'credentials'],
       ['not a url', 'invalid'],
     ] as const) {
-      const res = await http.post('/api/servers').set(as(admin)).send({ name: `bad-${randomUUID().slice(0, 6)}`, url, masterToken: 'token-123456' }).expect(400);
+      const res = await http
+        .post('/api/servers')
+        .set(as(admin))
+        .send({ name: `bad-${randomUUID().slice(0, 6)}`, url, masterToken: 'token-123456' })
+        .expect(400);
       expect(res.body.error.details).toEqual([expect.objectContaining({ path: 'body.url', code: reason })]);
     }
     const missing = await http.post('/api/servers').set(as(admin)).send({ name: 'x', masterToken: ' spaced token ' }).expect(400);
@@ -311,15 +399,23 @@ describe('MCP servers', () => {
         const requestsBefore = web.requests;
         const connectionsBefore = rawConnections;
         for (const port of ports) {
-          const created = await deniedHttp.post('/api/servers').set(as(admin)).send({ name: `denied-${port}`, url: `http://localhost:${port}/mcp`, masterToken: 'whatever-token' }).expect(201);
+          const created = await deniedHttp
+            .post('/api/servers')
+            .set(as(admin))
+            .send({ name: `denied-${port}`, url: `http://localhost:${port}/mcp`, masterToken: 'whatever-token' })
+            .expect(201);
           const result = await deniedHttp.post(`/api/servers/${created.body.id}/test`).set(as(admin)).expect(200);
           refused.push(result.body.error);
         }
-        expect(refused).toEqual(Array(3).fill('refused to connect: URL host localhost resolves to an address that is refused by the deny list'));
+        expect(refused).toEqual(
+          Array(3).fill('refused to connect: URL host localhost resolves to an address that is refused by the deny list'),
+        );
         expect(web.requests).toBe(requestsBefore);
         expect(rawConnections).toBe(connectionsBefore);
         // The operator's log still says where the name pointed and which entry matched.
-        expect(deniedLogs).toMatch(/"detail":"URL host localhost resolves to (127\.0\.0\.1|::1), which is refused by the deny list \((127\.0\.0\.0\/8|::1)\)","msg":"server URL refused by the URL policy"/);
+        expect(deniedLogs).toMatch(
+          /"detail":"URL host localhost resolves to (127\.0\.0\.1|::1), which is refused by the deny list \((127\.0\.0\.0\/8|::1)\)","msg":"server URL refused by the URL policy"/,
+        );
       } finally {
         await deniedWorker.stop();
         await denied.close();
@@ -339,9 +435,14 @@ describe('MCP servers', () => {
     await register(org, { name: 'alpha-two', url: host.url, masterToken: host.token });
     await register(org, { name: 'beta', url: host.url, masterToken: host.token });
     await check(org, a.id);
-    expect((await http.post('/api/servers').set(as(org)).send({ name: 'beta', url: host.url, masterToken: host.token }).expect(409)).body.error.code).toBe('name_taken');
+    expect(
+      (await http.post('/api/servers').set(as(org)).send({ name: 'beta', url: host.url, masterToken: host.token }).expect(409)).body.error
+        .code,
+    ).toBe('name_taken');
     expect((await http.get('/api/servers').query({ name: 'ALPHA' }).set(as(org)).expect(200)).body.items).toHaveLength(2);
-    expect((await http.get('/api/servers').query({ status: 'ONLINE' }).set(as(org)).expect(200)).body.items.map((s: { id: string }) => s.id)).toEqual([a.id]);
+    expect(
+      (await http.get('/api/servers').query({ status: 'ONLINE' }).set(as(org)).expect(200)).body.items.map((s: { id: string }) => s.id),
+    ).toEqual([a.id]);
     const page = await http.get('/api/servers').query({ limit: 2 }).set(as(org)).expect(200);
     const next = await http.get('/api/servers').query({ limit: 2, cursor: page.body.nextCursor }).set(as(org)).expect(200);
     expect([...page.body.items, ...next.body.items]).toHaveLength(3);
@@ -366,7 +467,7 @@ describe('MCP servers', () => {
     expect((await check(manager, id)).status).toBe('ONLINE');
   });
 
-  it("answers 404 to another organisation on every server route", async () => {
+  it('answers 404 to another organisation on every server route', async () => {
     const host = await mcp(startMcpServer());
     const { id } = await register(admin, { url: host.url, masterToken: host.token });
     const stranger = await registerAccount(http, 'Stranger Org');
@@ -384,7 +485,13 @@ describe('MCP servers', () => {
     const host = await mcp(startMcpServer());
     const { id } = await register(admin, { url: host.url, masterToken: host.token });
     const em = ctx.orm.em.fork();
-    em.create(Agent, { organization: em.getReference(Organization, admin.organizationId), server: em.getReference(McpServer, id), name: 'worker-1', displayName: 'Worker', role: AgentRole.WORKER });
+    em.create(Agent, {
+      organization: em.getReference(Organization, admin.organizationId),
+      server: em.getReference(McpServer, id),
+      name: 'worker-1',
+      displayName: 'Worker',
+      role: AgentRole.WORKER,
+    });
     await em.flush();
     const refused = await http.delete(`/api/servers/${id}`).set(as(admin)).expect(409);
     expect(refused.body.error).toMatchObject({ code: 'server_has_agents', details: { agents: 1 } });
@@ -411,7 +518,9 @@ describe('MCP servers', () => {
     const rows = await ctx.orm.em.fork().find(McpServer, { id: { $in: ids } }, { populate: ['masterTokenCiphertext'] });
     for (const row of rows) {
       expect(row.masterTokenKeyId).toBe(newKey.id);
-      expect(openSecret([newKey], { keyId: row.masterTokenKeyId, ciphertext: row.masterTokenCiphertext }, masterTokenContext(row.id))).toBe(host.token);
+      expect(openSecret([newKey], { keyId: row.masterTokenKeyId, ciphertext: row.masterTokenCiphertext }, masterTokenContext(row.id))).toBe(
+        host.token,
+      );
     }
     // A worker and an API that know only the new key still test the servers.
     const rotated = await createTestContext({ encryptionKeys: [newKey] });
@@ -431,15 +540,27 @@ describe('MCP servers', () => {
     const online = await register(admin, { url: up.url, masterToken: up.token });
     const offline = await register(admin, { url: await closedPortUrl(), masterToken: 'whatever-token' });
     const scheduleId = `server-health-test-${randomUUID()}`;
-    await ensureServerHealthSchedule(ctx.temporal.client, { ...ctx.config, mcp: { ...ctx.config.mcp, healthIntervalSeconds: 3600 } }, scheduleId);
+    await ensureServerHealthSchedule(
+      ctx.temporal.client,
+      { ...ctx.config, mcp: { ...ctx.config.mcp, healthIntervalSeconds: 3600 } },
+      scheduleId,
+    );
     // Idempotent: a second worker start updates instead of failing.
-    await ensureServerHealthSchedule(ctx.temporal.client, { ...ctx.config, mcp: { ...ctx.config.mcp, healthIntervalSeconds: 600 } }, scheduleId);
+    await ensureServerHealthSchedule(
+      ctx.temporal.client,
+      { ...ctx.config, mcp: { ...ctx.config.mcp, healthIntervalSeconds: 600 } },
+      scheduleId,
+    );
     const schedule = ctx.temporal.client.schedule.getHandle(scheduleId);
     try {
       const described = await schedule.describe();
       expect(described.spec.intervals?.[0]?.every).toBe(600_000);
       await schedule.trigger();
-      const workflowId = await waitFor(async () => (await schedule.describe()).info.recentActions[0]?.action.workflow.workflowId, 60_000, 100);
+      const workflowId = await waitFor(
+        async () => (await schedule.describe()).info.recentActions[0]?.action.workflow.workflowId,
+        60_000,
+        100,
+      );
       const summary = await ctx.temporal.client.workflow.getHandle(workflowId).result();
       expect(summary.checked).toBeGreaterThanOrEqual(2);
       const states = await ctx.orm.em.fork().find(McpServer, { id: { $in: [online.id, offline.id] } });

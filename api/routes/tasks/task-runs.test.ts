@@ -50,7 +50,11 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
   });
 
   async function socketFor(account: Account): Promise<FleetClient> {
-    const socket: FleetClient = connectSocket(api.url, { auth: { token: account.accessToken }, transports: ['websocket'], reconnection: false });
+    const socket: FleetClient = connectSocket(api.url, {
+      auth: { token: account.accessToken },
+      transports: ['websocket'],
+      reconnection: false,
+    });
     closers.push(() => socket.close());
     await new Promise<void>((resolve, reject) => (socket.once('connect', () => resolve()), socket.once('connect_error', reject)));
     return socket;
@@ -69,7 +73,13 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     expect(await new Promise((resolve) => socket.emit('subscribe:task', { taskId: task.id }, resolve))).toEqual({ ok: true });
     expect(await new Promise((resolve) => socket.emit('subscribe:org', {}, resolve))).toEqual({ ok: true });
 
-    const res = await http.post(`/api/tasks/${task.id}/run`).set(tasks.auth).set('Accept', 'text/event-stream').buffer(true).parse(sseText).expect(200);
+    const res = await http
+      .post(`/api/tasks/${task.id}/run`)
+      .set(tasks.auth)
+      .set('Accept', 'text/event-stream')
+      .buffer(true)
+      .parse(sseText)
+      .expect(200);
     const events = parseSse(res.body as string);
     expect(events.map((e) => Number(e.id))).toEqual(events.map((_, i) => i + 1));
     expect(events.every((e) => e.data.taskId === task.id)).toBe(true);
@@ -77,7 +87,9 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     const executionId = events[0]!.data.executionId as string;
     await waitFor(async () => occurrences.length >= 1 && statuses.some((s) => s.executionId === executionId && s.status === 'COMPLETED'));
     // Delivered to both rooms, received once by a socket in both.
-    expect(occurrences).toEqual([expect.objectContaining({ taskId: task.id, executionId, status: 'RUNNING', trigger: 'manual', scheduledFor: null })]);
+    expect(occurrences).toEqual([
+      expect.objectContaining({ taskId: task.id, executionId, status: 'RUNNING', trigger: 'manual', scheduledFor: null }),
+    ]);
     expect(statuses.filter((s) => s.executionId === executionId).map((s) => s.status)).toEqual(['QUEUED', 'RUNNING', 'COMPLETED']);
     expect(statuses.every((s) => s.executionId !== executionId || s.taskId === task.id)).toBe(true);
     const detail = await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200);
@@ -94,7 +106,11 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     expect(skipped).toMatchObject({ status: 'SKIPPED', trigger: 'manual', agentId: null, taskId: task.id });
     expect(skipped.error).toBe(`skipped: run ${first} (RUNNING) still going (overlap policy SKIP)`);
     expect((await tasks.runs(task.id, { status: 'SKIPPED' })).map((r) => r.id)).toEqual([second]);
-    expect((await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200)).body).toMatchObject({ skippedCount: 1, liveCount: 1, runCount: 1 });
+    expect((await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200)).body).toMatchObject({
+      skippedCount: 1,
+      liveCount: 1,
+      runCount: 1,
+    });
     await http.post(`/api/tasks/${task.id}/cancel`).set(tasks.auth).send({}).expect(202);
     await cancelled(first);
     expect(await tasks.ended(first)).toMatchObject({ status: 'CANCELLED' });
@@ -109,7 +125,10 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     const waiting = await tasks.waitStatus(second, 'QUEUED');
     expect(waiting.agentId).toBeNull();
     const third = await tasks.run(task.id);
-    expect(await tasks.ended(third)).toMatchObject({ status: 'SKIPPED', error: `skipped: run ${second} (waiting its turn) is already buffered (overlap policy BUFFER_ONE)` });
+    expect(await tasks.ended(third)).toMatchObject({
+      status: 'SKIPPED',
+      error: `skipped: run ${second} (waiting its turn) is already buffered (overlap policy BUFFER_ONE)`,
+    });
     const [a, b] = [await tasks.ended(first), await tasks.ended(second)];
     expect([a.status, b.status]).toEqual(['COMPLETED', 'COMPLETED']);
     expect(new Date(b.startedAt as string).getTime()).toBeGreaterThanOrEqual(new Date(a.completedAt as string).getTime());
@@ -131,7 +150,10 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     const third = await tasks.run(terminating.id);
     await started(third);
     const fourth = await tasks.run(terminating.id);
-    expect(await tasks.ended(third)).toMatchObject({ status: 'CANCELLED', error: `terminated: occurrence ${fourth} replaced it (overlap policy TERMINATE_OTHER)` });
+    expect(await tasks.ended(third)).toMatchObject({
+      status: 'CANCELLED',
+      error: `terminated: occurrence ${fourth} replaced it (overlap policy TERMINATE_OTHER)`,
+    });
     await cancelled(third);
     await started(fourth);
     const description = await ctx.temporal.client.workflow.getHandle(`task-run-${terminating.id}-${third}`).describe();
@@ -148,26 +170,43 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     const { host: otherHost, serverId: otherServer } = await registerHost(http, other);
     closers.push(() => otherHost.close());
     const none = await otherTasks.create({ assignmentMode: 'AUTO', prompt: 'p' });
-    expect(await otherTasks.ended(await otherTasks.run(none.id))).toMatchObject({ status: 'FAILED', error: 'no eligible agent: no ACTIVE agent on an ONLINE server', agentId: null });
+    expect(await otherTasks.ended(await otherTasks.run(none.id))).toMatchObject({
+      status: 'FAILED',
+      error: 'no eligible agent: no ACTIVE agent on an ONLINE server',
+      agentId: null,
+    });
 
     const busy = await activeAgent(http, other, otherServer, { capabilities: ['git'], maxConcurrency: 2 });
     const idle = await activeAgent(http, other, otherServer, { capabilities: ['docker'] });
     await http.post(`/api/servers/${otherServer}/test`).auth(other.accessToken, { type: 'bearer' }).expect(200);
-    const hanging = (await http.post(`/api/agents/${busy.id}/execute`).auth(other.accessToken, { type: 'bearer' }).send({ prompt: 'busy [hang]' }).expect(202)).body.executionId as string;
+    const hanging = (
+      await http
+        .post(`/api/agents/${busy.id}/execute`)
+        .auth(other.accessToken, { type: 'bearer' })
+        .send({ prompt: 'busy [hang]' })
+        .expect(202)
+    ).body.executionId as string;
     await otherHost.waitForCall('execute_prompt', (c) => c.args.executionId === hanging);
 
     const auto = await otherTasks.create({ assignmentMode: 'AUTO', prompt: 'auto [steps:1]' });
     const autoRun = await otherTasks.ended(await otherTasks.run(auto.id));
     expect(autoRun).toMatchObject({ status: 'COMPLETED', agentId: idle.id });
-    expect(autoRun.assignmentReason).toMatch(new RegExp(`^AUTO: 2 candidates; chose ${idle.name} on host-\\S+: 0 running, 0 queued, ONLINE \\d+ ms$`));
+    expect(autoRun.assignmentReason).toMatch(
+      new RegExp(`^AUTO: 2 candidates; chose ${idle.name} on host-\\S+: 0 running, 0 queued, ONLINE \\d+ ms$`),
+    );
 
     const byCap = await otherTasks.create({ assignmentMode: 'BY_CAPABILITY', requiredCapabilities: ['git'], prompt: 'git [steps:1]' });
     const capRun = await otherTasks.ended(await otherTasks.run(byCap.id));
     expect(capRun).toMatchObject({ status: 'COMPLETED', agentId: busy.id });
-    expect(capRun.assignmentReason).toMatch(new RegExp(`^BY_CAPABILITY: 1 candidate with git; chose ${busy.name} on host-\\S+: 1 running, 0 queued, ONLINE \\d+ ms$`));
+    expect(capRun.assignmentReason).toMatch(
+      new RegExp(`^BY_CAPABILITY: 1 candidate with git; chose ${busy.name} on host-\\S+: 1 running, 0 queued, ONLINE \\d+ ms$`),
+    );
 
     const nobody = await otherTasks.create({ assignmentMode: 'BY_CAPABILITY', requiredCapabilities: ['git', 'docker'], prompt: 'p' });
-    expect(await otherTasks.ended(await otherTasks.run(nobody.id))).toMatchObject({ status: 'FAILED', error: 'no eligible agent: no ACTIVE agent on an ONLINE server that holds every required capability (git, docker)' });
+    expect(await otherTasks.ended(await otherTasks.run(nobody.id))).toMatchObject({
+      status: 'FAILED',
+      error: 'no eligible agent: no ACTIVE agent on an ONLINE server that holds every required capability (git, docker)',
+    });
     await http.post(`/api/executions/${hanging}/cancel`).auth(other.accessToken, { type: 'bearer' }).expect(202);
   });
 
@@ -176,20 +215,33 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     const orgTasks = taskApi(http, org);
     const near = await registerHost(http, org);
     const far = await registerHost(http, org);
-    closers.push(() => near.host.close(), () => far.host.close());
+    closers.push(
+      () => near.host.close(),
+      () => far.host.close(),
+    );
     const onNear = await activeAgent(http, org, near.serverId);
     const onFar = await activeAgent(http, org, far.serverId);
-    for (const { serverId: id } of [near, far]) await http.post(`/api/servers/${id}/test`).auth(org.accessToken, { type: 'bearer' }).expect(200);
+    for (const { serverId: id } of [near, far])
+      await http.post(`/api/servers/${id}/test`).auth(org.accessToken, { type: 'bearer' }).expect(200);
     // The latencies the last checks would have measured, set outright: loopback hosts all answer in a few ms.
-    const latency = (serverId: string, ms: number) => (ctx.orm.em as EntityManager).getConnection().execute('update mcp_servers set last_latency_ms = ? where id = ?', [ms, serverId]);
+    const latency = (serverId: string, ms: number) =>
+      (ctx.orm.em as EntityManager).getConnection().execute('update mcp_servers set last_latency_ms = ? where id = ?', [ms, serverId]);
     const task = await orgTasks.create({ assignmentMode: 'AUTO', prompt: 'auto [steps:1]' });
     const runOnce = () => orgTasks.run(task.id).then((id) => orgTasks.ended(id));
 
     await latency(near.serverId, 5);
     await latency(far.serverId, 500);
-    expect(await runOnce()).toMatchObject({ status: 'COMPLETED', agentId: onNear.id, assignmentReason: expect.stringMatching(/^AUTO: 2 candidates; chose \S+ on \S+: 0 running, 0 queued, ONLINE 5 ms$/) });
+    expect(await runOnce()).toMatchObject({
+      status: 'COMPLETED',
+      agentId: onNear.id,
+      assignmentReason: expect.stringMatching(/^AUTO: 2 candidates; chose \S+ on \S+: 0 running, 0 queued, ONLINE 5 ms$/),
+    });
     await latency(near.serverId, 900);
-    expect(await runOnce()).toMatchObject({ status: 'COMPLETED', agentId: onFar.id, assignmentReason: expect.stringMatching(/ONLINE 500 ms$/) });
+    expect(await runOnce()).toMatchObject({
+      status: 'COMPLETED',
+      agentId: onFar.id,
+      assignmentReason: expect.stringMatching(/ONLINE 500 ms$/),
+    });
     await latency(near.serverId, 500);
     expect(await runOnce()).toMatchObject({ status: 'COMPLETED', agentId: [onNear.id, onFar.id].sort()[0] });
   });
@@ -204,7 +256,9 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     await cancelled(runs[0]!);
     expect(await tasks.ended(runs[0]!)).toMatchObject({ status: 'CANCELLED' });
     expect((await tasks.execution(runs[1]!))!.status).toBe('RUNNING');
-    expect((await http.post(`/api/tasks/${task.id}/cancel`).set(tasks.auth).send({ executionId: runs[0] }).expect(409)).body.error.code).toBe('already_finished');
+    expect(
+      (await http.post(`/api/tasks/${task.id}/cancel`).set(tasks.auth).send({ executionId: runs[0] }).expect(409)).body.error.code,
+    ).toBe('already_finished');
 
     await http.put(`/api/tasks/${task.id}`).set(tasks.auth).send({ overlapPolicy: 'BUFFER_ALL' }).expect(200);
     const waiting = await tasks.run(task.id);
@@ -224,19 +278,27 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     const firstRun = await tasks.ended(first);
     expect(firstRun).toMatchObject({ status: 'TIMED_OUT', error: "the run did not finish within 1500 ms (the task's timeoutMs)" });
     await cancelled(first);
-    const attempts = await waitFor(async () => {
-      const list = await tasks.runs(timing.id);
-      return list.length === 2 && list.every((r) => ['TIMED_OUT'].includes(r.status)) ? list : undefined;
-    }, 20_000, 200);
+    const attempts = await waitFor(
+      async () => {
+        const list = await tasks.runs(timing.id);
+        return list.length === 2 && list.every((r) => ['TIMED_OUT'].includes(r.status)) ? list : undefined;
+      },
+      20_000,
+      200,
+    );
     const retry = attempts.find((r) => r.id !== first)!;
     expect(retry).toMatchObject({ trigger: 'retry', retryOfId: first, agentId: agent.id });
 
     const failing = await tasks.create({ agentId: agent.id, prompt: 'broken [fail]', maxRetries: 2 });
     const failedFirst = await tasks.run(failing.id);
-    const chain = await waitFor(async () => {
-      const list = await tasks.runs(failing.id);
-      return list.length === 3 && list.every((r) => r.status === 'FAILED') ? list : undefined;
-    }, 120_000, 200);
+    const chain = await waitFor(
+      async () => {
+        const list = await tasks.runs(failing.id);
+        return list.length === 3 && list.every((r) => r.status === 'FAILED') ? list : undefined;
+      },
+      120_000,
+      200,
+    );
     const byId = new Map(chain.map((r) => [r.id, r] as [string, Run]));
     const second = chain.find((r) => r.retryOfId === failedFirst)!;
     const third = chain.find((r) => r.retryOfId === second.id)!;
@@ -247,7 +309,12 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
 
   it('does not count a wait for a person’s answer against timeoutMs on a task host; the running time around it still counts', async () => {
     const agent = await activeAgent(http, admin, serverId, { maxConcurrency: 5 });
-    const answer = (id: string) => http.post(`/api/executions/${id}/input`).set(tasks.auth).send({ action: 'accept', content: { answer: 'yes' } }).expect(200);
+    const answer = (id: string) =>
+      http
+        .post(`/api/executions/${id}/input`)
+        .set(tasks.auth)
+        .send({ action: 'accept', content: { answer: 'yes' } })
+        .expect(200);
     const waiting = (id: string) => tasks.waitStatus(id, 'WAITING_INPUT');
 
     // Waits 3.5 s for the answer, longer than the task's 2.5 s: the run still completes.
@@ -257,7 +324,10 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     await new Promise((r) => setTimeout(r, 3500));
     expect(await tasks.execution(patient)).toMatchObject({ status: 'WAITING_INPUT' });
     await answer(patient);
-    expect(await tasks.ended(patient)).toMatchObject({ status: 'COMPLETED', output: expect.stringContaining('asked "Go on?": accept {"answer":"yes"}') });
+    expect(await tasks.ended(patient)).toMatchObject({
+      status: 'COMPLETED',
+      output: expect.stringContaining('asked "Go on?": accept {"answer":"yes"}'),
+    });
 
     // After the answer the clock goes on: a run that then hangs is cut at 2.5 s of running time in all.
     const hanging = await tasks.create({ agentId: agent.id, prompt: '[ask:Go on?] [hang]', timeoutMs: 2500 });
@@ -266,7 +336,10 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     await new Promise((r) => setTimeout(r, 3000));
     const answeredAt = Date.now();
     await answer(stuck);
-    expect(await tasks.ended(stuck)).toMatchObject({ status: 'TIMED_OUT', error: "the run did not finish within 2500 ms (the task's timeoutMs)" });
+    expect(await tasks.ended(stuck)).toMatchObject({
+      status: 'TIMED_OUT',
+      error: "the run did not finish within 2500 ms (the task's timeoutMs)",
+    });
     // Cut by the task's clock, which went on after the answer, not by the run's own limit a minute
     // later; the bound leaves a loaded machine room for the re-attach, the cut and the polling.
     expect(Date.now() - answeredAt).toBeLessThan(30_000);
@@ -279,11 +352,19 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     const agent = await activeAgent(http, admin, serverId);
     const task = await tasks.create({ agentId: agent.id, prompt: 'p' });
     await ctx.orm.em.fork().nativeUpdate(Agent, { id: agent.id }, { status: AgentStatus.INACTIVE });
-    expect((await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200)).body.agentProblem).toBe(`the task's agent ${agent.name} is INACTIVE; it cannot run the task`);
-    expect(await tasks.ended(await tasks.run(task.id))).toMatchObject({ status: 'FAILED', error: `the task's agent ${agent.name} is INACTIVE; it cannot run the task` });
+    expect((await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200)).body.agentProblem).toBe(
+      `the task's agent ${agent.name} is INACTIVE; it cannot run the task`,
+    );
+    expect(await tasks.ended(await tasks.run(task.id))).toMatchObject({
+      status: 'FAILED',
+      error: `the task's agent ${agent.name} is INACTIVE; it cannot run the task`,
+    });
     await http.delete(`/api/agents/${agent.id}`).set(tasks.auth).expect(204);
     const detail = await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200);
-    expect(detail.body).toMatchObject({ agentId: null, agentProblem: "the task's agent was deleted; assign another agent (agentId) or switch to AUTO" });
+    expect(detail.body).toMatchObject({
+      agentId: null,
+      agentProblem: "the task's agent was deleted; assign another agent (agentId) or switch to AUTO",
+    });
     expect(await tasks.ended(await tasks.run(task.id))).toMatchObject({ status: 'FAILED', error: detail.body.agentProblem });
   });
 
@@ -296,7 +377,11 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     const own = taskApi(http, owner);
     const echo = await startMcpServer({ tools: [...HOST_TOOLS, 'echo'] });
     closers.push(() => echo.close());
-    const registered = await http.post('/api/servers').set(own.auth).send({ name: `echo-${randomUUID().slice(0, 8)}`, url: echo.url, masterToken: echo.token }).expect(201);
+    const registered = await http
+      .post('/api/servers')
+      .set(own.auth)
+      .send({ name: `echo-${randomUUID().slice(0, 8)}`, url: echo.url, masterToken: echo.token })
+      .expect(201);
     await http.post(`/api/servers/${registered.body.id}/test`).set(own.auth).expect(200);
     const agent = await activeAgent(http, owner, registered.body.id);
     const echoCalls = () => echo.calls.filter((c) => c.tool === 'echo');
@@ -315,14 +400,30 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
 
   it('kind tool: calls the tool on the agent’s server; the run’s log has tool_call, tool_result and statuses, each with taskId', async () => {
     const { own, agent, echoCalls } = await echoHost();
-    const tool = (await http.post('/api/tools').set(own.auth).send({ name: 'echo', category: 'mcp', installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' }).expect(201)).body;
-    await http.put(`/api/tools/agent/${agent.id}/permissions`).set(own.auth).send({ permissions: [{ toolId: tool.id, canUse: true }] }).expect(200);
+    const tool = (
+      await http
+        .post('/api/tools')
+        .set(own.auth)
+        .send({ name: 'echo', category: 'mcp', installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' })
+        .expect(201)
+    ).body;
+    await http
+      .put(`/api/tools/agent/${agent.id}/permissions`)
+      .set(own.auth)
+      .send({ permissions: [{ toolId: tool.id, canUse: true }] })
+      .expect(200);
     const task = await own.create({ agentId: agent.id, kind: 'tool', toolName: 'echo', toolArguments: { name: 'hello' } });
     const run = await own.ended(await own.run(task.id));
     expect(run).toMatchObject({ status: 'COMPLETED', toolName: 'echo', agentId: agent.id, output: '{"ok":true,"tool":"echo"}' });
     expect(echoCalls()).toEqual([{ tool: 'echo', args: { name: 'hello' } }]);
     const events = (await http.get(`/api/executions/${run.id}/events`).set(own.auth).expect(200)).body.items as Record<string, unknown>[];
-    expect(events.map((e) => [e.phase, e.status ?? null])).toEqual([['status', 'QUEUED'], ['status', 'RUNNING'], ['tool_call', null], ['tool_result', null], ['status', 'COMPLETED']]);
+    expect(events.map((e) => [e.phase, e.status ?? null])).toEqual([
+      ['status', 'QUEUED'],
+      ['status', 'RUNNING'],
+      ['tool_call', null],
+      ['tool_result', null],
+      ['status', 'COMPLETED'],
+    ]);
     expect(events.every((e) => e.taskId === task.id)).toBe(true);
     expect(events[3]).toMatchObject({ toolCall: { name: 'echo', result: { ok: true, tool: 'echo', args: { name: 'hello' } } } });
   });
@@ -334,28 +435,57 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
     const marker = path.join(os.tmpdir(), `mcp-fleet-reserved-${randomUUID()}`);
     const toolArguments = { name: 'x', versionCommand: `touch ${marker}; echo 1.0.0` };
     for (const toolName of [...HOST_TOOLS, 'Check_Tool']) {
-      const res = await http.post('/api/tasks').set(asOperator.auth).send({ title: 't', agentId: agent.id, kind: 'tool', toolName, toolArguments }).expect(400);
-      expect(res.body.error.details).toEqual([expect.objectContaining({ path: 'body.toolName', code: 'platform_tool', message: expect.stringContaining(`${toolName} is a tool of the host contract`) })]);
+      const res = await http
+        .post('/api/tasks')
+        .set(asOperator.auth)
+        .send({ title: 't', agentId: agent.id, kind: 'tool', toolName, toolArguments })
+        .expect(400);
+      expect(res.body.error.details).toEqual([
+        expect.objectContaining({
+          path: 'body.toolName',
+          code: 'platform_tool',
+          message: expect.stringContaining(`${toolName} is a tool of the host contract`),
+        }),
+      ]);
     }
     const task = await asOperator.create({ agentId: agent.id, prompt: 'p' });
-    const update = await http.put(`/api/tasks/${task.id}`).set(asOperator.auth).send({ kind: 'tool', toolName: 'check_tool', toolArguments }).expect(400);
+    const update = await http
+      .put(`/api/tasks/${task.id}`)
+      .set(asOperator.auth)
+      .send({ kind: 'tool', toolName: 'check_tool', toolArguments })
+      .expect(400);
     expect(update.body.error.details).toEqual([expect.objectContaining({ path: 'body.toolName', code: 'platform_tool' })]);
 
     // As an ADMIN could set it up before the names were reserved: a catalog entry check_tool,
     // granted to the agent (the host lists check_tool, so the grant is available), and the task.
     const em = ctx.orm.em.fork() as EntityManager;
-    const entry = await catalogEntry(ctx.orm, admin.organizationId, { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' }, { name: 'check_tool' });
-    em.create(AgentToolPermission, { organization: em.getReference(Organization, admin.organizationId), agent: em.getReference(Agent, agent.id), tool: em.getReference(ToolDefinition, entry.id) });
+    const entry = await catalogEntry(
+      ctx.orm,
+      admin.organizationId,
+      { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' },
+      { name: 'check_tool' },
+    );
+    em.create(AgentToolPermission, {
+      organization: em.getReference(Organization, admin.organizationId),
+      agent: em.getReference(Agent, agent.id),
+      tool: em.getReference(ToolDefinition, entry.id),
+    });
     await em.flush();
     await em.nativeUpdate(Task, { id: task.id }, { kind: TaskKind.TOOL, toolName: 'check_tool', toolArguments });
 
     // MANUAL: refused when its agent is resolved.
     const manual = await asOperator.ended(await asOperator.run(task.id));
-    expect(manual).toMatchObject({ status: 'FAILED', error: "check_tool is a tool of the host contract, called only by mcp-fleet itself; it cannot be a task's tool" });
+    expect(manual).toMatchObject({
+      status: 'FAILED',
+      error: "check_tool is a tool of the host contract, called only by mcp-fleet itself; it cannot be a task's tool",
+    });
     // AUTO: the agent is chosen at run time; the check before the call refuses it.
     await em.nativeUpdate(Task, { id: task.id }, { assignmentMode: AssignmentMode.AUTO, agent: null });
     const auto = await asOperator.ended(await asOperator.run(task.id));
-    expect(auto).toMatchObject({ status: 'FAILED', error: 'refused: check_tool is a tool of the host contract, called only by mcp-fleet itself; it cannot be called by a task' });
+    expect(auto).toMatchObject({
+      status: 'FAILED',
+      error: 'refused: check_tool is a tool of the host contract, called only by mcp-fleet itself; it cannot be called by a task',
+    });
     expect(host.calls.some((c) => c.tool === 'check_tool' && c.args.versionCommand === toolArguments.versionCommand)).toBe(false);
     expect(existsSync(marker)).toBe(false);
   });
@@ -403,12 +533,26 @@ describe('run now answers with a run that exists', () => {
 
     const first = await http.post(`/api/tasks/${task.id}/run`).set(tasks.auth).expect(202);
     expect(first.headers.location).toBe(`/api/executions/${first.body.executionId}`);
-    expect((await http.get(first.headers.location as string).set(tasks.auth).expect(200)).body).toMatchObject({ id: first.body.executionId, taskId: task.id, status: 'RUNNING', trigger: 'manual', agentId: agent.id });
+    expect(
+      (
+        await http
+          .get(first.headers.location as string)
+          .set(tasks.auth)
+          .expect(200)
+      ).body,
+    ).toMatchObject({ id: first.body.executionId, taskId: task.id, status: 'RUNNING', trigger: 'manual', agentId: agent.id });
     expect(first.body.status).toBe('RUNNING');
     // The second occurrence meets the first under SKIP: decided SKIPPED before the answer, with its reason.
     const second = await http.post(`/api/tasks/${task.id}/run`).set(tasks.auth).expect(202);
     expect(second.body.status).toBe('SKIPPED');
-    expect((await http.get(second.headers.location as string).set(tasks.auth).expect(200)).body).toMatchObject({ status: 'SKIPPED', error: expect.stringContaining(`skipped: run ${first.body.executionId} (RUNNING) still going`) });
+    expect(
+      (
+        await http
+          .get(second.headers.location as string)
+          .set(tasks.auth)
+          .expect(200)
+      ).body,
+    ).toMatchObject({ status: 'SKIPPED', error: expect.stringContaining(`skipped: run ${first.body.executionId} (RUNNING) still going`) });
 
     worker = await startTestWorker(ctx);
     expect(await tasks.ended(first.body.executionId)).toMatchObject({ status: 'COMPLETED', attempt: 1 });
@@ -417,6 +561,10 @@ describe('run now answers with a run that exists', () => {
     expect(host.calls.some((c) => c.args.executionId === second.body.executionId)).toBe(false);
     const result = await ctx.temporal.client.workflow.getHandle(first.body.workflowId as string).result();
     expect(result).toMatchObject({ executionId: first.body.executionId, status: 'COMPLETED', attempts: 1 });
-    expect((await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200)).body).toMatchObject({ runCount: 1, skippedCount: 1, liveCount: 0 });
+    expect((await http.get(`/api/tasks/${task.id}`).set(tasks.auth).expect(200)).body).toMatchObject({
+      runCount: 1,
+      skippedCount: 1,
+      liveCount: 0,
+    });
   });
 });

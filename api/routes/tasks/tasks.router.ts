@@ -4,7 +4,15 @@ import { Agent, Execution, Organization, Task } from '../../../entities';
 import { AppError, fieldError } from '../../../domain/errors';
 import { cronGapBelow, ScheduleSpecError, nextCronTimes } from '../../../domain/tasks/schedule-spec';
 import { tooFrequent } from '../../../domain/tasks/task-rules';
-import { cancelTaskRuns, createTask, deleteTask, runTaskNow, setTaskEnabled, updateTask, type TaskFields } from '../../../domain/tasks/task-commands';
+import {
+  cancelTaskRuns,
+  createTask,
+  deleteTask,
+  runTaskNow,
+  setTaskEnabled,
+  updateTask,
+  type TaskFields,
+} from '../../../domain/tasks/task-commands';
 import { countsOf, lastRun, NO_RUNS, runCounts } from '../../../domain/tasks/task-queries';
 import { computedRunTimes, scheduleRunTimes } from '../../../domain/tasks/task-schedule';
 import type { ApiRouter } from '../../api-router';
@@ -59,11 +67,21 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
   async function present(em: EntityManager, task: Task, detail = false) {
     const counts = countsOf(await runCounts(em, [task.id]), task.id);
     const nextRunTimes = detail ? await scheduleRunTimes(deps.temporal, task) : computedRunTimes(task);
-    return { ...presentTask(task, counts, nextRunTimes), ...(detail ? { lastRun: await lastRun(em, task).then((e) => (e ? presentExecution(e) : null)) } : {}) };
+    return {
+      ...presentTask(task, counts, nextRunTimes),
+      ...(detail ? { lastRun: await lastRun(em, task).then((e) => (e ? presentExecution(e) : null)) } : {}),
+    };
   }
 
   api.route(
-    { method: 'get', path: '/tasks', summary: "List the organisation's tasks", tags, request: { query: ListTasksQuery }, responses: { 200: { description: 'A page of tasks', schema: TaskPage } } },
+    {
+      method: 'get',
+      path: '/tasks',
+      summary: "List the organisation's tasks",
+      tags,
+      request: { query: ListTasksQuery },
+      responses: { 200: { description: 'A page of tasks', schema: TaskPage } },
+    },
     async (ctx, { query, em, auth }) => {
       const filters: Record<string, unknown>[] = [{ deletedAt: null }];
       if (query.kind) filters.push({ kind: query.kind });
@@ -71,11 +89,21 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       if (query.assignmentMode) filters.push({ assignmentMode: query.assignmentMode });
       if (query.enabled) filters.push({ enabled: query.enabled === 'true' });
       if (query.agentId) filters.push({ agent: query.agentId });
-      if (query.text) filters.push({ $or: [{ title: { $ilike: containing(query.text) } }, { description: { $ilike: containing(query.text) } }] });
+      if (query.text)
+        filters.push({ $or: [{ title: { $ilike: containing(query.text) } }, { description: { $ilike: containing(query.text) } }] });
       const page = await scopedPage(em, Task, auth, 'Task', query, filters, (task: Task) => task);
       // The agents (for agentProblem) and the run counts, side by side: both need only the page.
-      const [counts] = await Promise.all([runCounts(em, page.items.map((t) => t.id)), em.populate(page.items, ['agent'])]);
-      ctx.body = { items: page.items.map((task) => presentTask(task, countsOf(counts, task.id), computedRunTimes(task))), nextCursor: page.nextCursor };
+      const [counts] = await Promise.all([
+        runCounts(
+          em,
+          page.items.map((t) => t.id),
+        ),
+        em.populate(page.items, ['agent']),
+      ]);
+      ctx.body = {
+        items: page.items.map((task) => presentTask(task, countsOf(counts, task.id), computedRunTimes(task))),
+        nextCursor: page.nextCursor,
+      };
     },
   );
 
@@ -83,17 +111,23 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'post',
       path: '/tasks',
-      summary: 'Create a task (ADMIN, MANAGER, OPERATOR): run now, once at scheduledAt, or on a cron in a time zone (a Temporal Schedule task-<id>)',
+      summary:
+        'Create a task (ADMIN, MANAGER, OPERATOR): run now, once at scheduledAt, or on a cron in a time zone (a Temporal Schedule task-<id>)',
       tags,
       request: { body: CreateTaskBody },
       before: [rateLimit(deps, 'save-task')],
-      responses: { 201: { description: 'Created', schema: TaskOut }, 503: { description: 'temporal_unavailable: the schedule could not be created; nothing was saved' } },
+      responses: {
+        201: { description: 'Created', schema: TaskOut },
+        503: { description: 'temporal_unavailable: the schedule could not be created; nothing was saved' },
+      },
     },
     async (ctx, { body, em, auth, actor }) => {
       const draft = { organization: em.getReference(Organization, auth.organizationId) };
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('Task', draft as unknown as Task));
       const fields = await taskFields(em, auth, body);
-      const task = await em.transactional((tx) => createTask(tx, deps.temporal, actor, { agent: null, ...fields } as TaskFields, deps.config.tasks));
+      const task = await em.transactional((tx) =>
+        createTask(tx, deps.temporal, actor, { agent: null, ...fields } as TaskFields, deps.config.tasks),
+      );
       ctx.status = 201;
       ctx.set('Location', `/api/tasks/${task.id}`);
       ctx.body = presentTask(task, NO_RUNS, computedRunTimes(task));
@@ -117,13 +151,22 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
         ctx.body = { cronExpression: body.cronExpression, timezone: body.timezone, nextRunTimes: times.map((d) => d.toISOString()) };
       } catch (error) {
         if (!(error instanceof ScheduleSpecError)) throw error;
-        throw new AppError(400, 'validation_failed', 'Request validation failed', [{ path: `body.${error.field}`, message: error.message, code: error.field === 'timezone' ? 'invalid_timezone' : 'invalid_cron' }]);
+        throw new AppError(400, 'validation_failed', 'Request validation failed', [
+          { path: `body.${error.field}`, message: error.message, code: error.field === 'timezone' ? 'invalid_timezone' : 'invalid_cron' },
+        ]);
       }
     },
   );
 
   api.route(
-    { method: 'get', path: '/tasks/:id', summary: 'One task, with the next 5 occurrences from its schedule, its last run and its counts', tags, request: { params: IdParams }, responses: { 200: { description: 'The task', schema: TaskDetailOut } } },
+    {
+      method: 'get',
+      path: '/tasks/:id',
+      summary: 'One task, with the next 5 occurrences from its schedule, its last run and its counts',
+      tags,
+      request: { params: IdParams },
+      responses: { 200: { description: 'The task', schema: TaskDetailOut } },
+    },
     async (ctx, { params, em, auth }) => {
       const task = await loadTask(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', task);
@@ -151,12 +194,17 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
     },
   );
 
-  for (const [path, enabled] of [['pause', false], ['resume', true]] as const) {
+  for (const [path, enabled] of [
+    ['pause', false],
+    ['resume', true],
+  ] as const) {
     api.route(
       {
         method: 'post',
         path: `/tasks/:id/${path}`,
-        summary: enabled ? 'Enable a task (ADMIN, MANAGER, OPERATOR): its schedule resumes' : 'Disable a task (ADMIN, MANAGER, OPERATOR): its schedule pauses; runs already going go on',
+        summary: enabled
+          ? 'Enable a task (ADMIN, MANAGER, OPERATOR): its schedule resumes'
+          : 'Disable a task (ADMIN, MANAGER, OPERATOR): its schedule pauses; runs already going go on',
         tags,
         request: { params: IdParams },
         responses: { 200: { description: enabled ? 'Enabled' : 'Disabled', schema: TaskOut } },
@@ -176,7 +224,8 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'delete',
       path: '/tasks/:id',
-      summary: 'Delete a task (ADMIN, MANAGER, OPERATOR) and its schedule; 409 while runs are not ended unless ?force=true (they are cancelled); its runs stay under /api/executions?taskId=',
+      summary:
+        'Delete a task (ADMIN, MANAGER, OPERATOR) and its schedule; 409 while runs are not ended unless ?force=true (they are cancelled); its runs stay under /api/executions?taskId=',
       tags,
       request: { params: IdParams, query: DeleteTaskQuery },
       responses: { 204: { description: 'Deleted' }, 409: { description: 'task_running' } },
@@ -203,7 +252,10 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       request: { params: IdParams },
       before: [rateLimit(deps, 'execute')],
       responses: {
-        202: { description: 'Decided and started: the run is RUNNING or QUEUED, or already SKIPPED or FAILED with its reason (error)', schema: TaskStartedOut },
+        202: {
+          description: 'Decided and started: the run is RUNNING or QUEUED, or already SKIPPED or FAILED with its reason (error)',
+          schema: TaskStartedOut,
+        },
         409: { description: 'task_disabled' },
         503: { description: 'temporal_unavailable: the run could not be started; it is recorded FAILED' },
       },
@@ -223,10 +275,14 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'post',
       path: '/tasks/:id/cancel',
-      summary: "Cancel the task's runs not ended (ADMIN, MANAGER, OPERATOR), or with {executionId} that one: the host gets notifications/cancelled; queued and waiting runs never start",
+      summary:
+        "Cancel the task's runs not ended (ADMIN, MANAGER, OPERATOR), or with {executionId} that one: the host gets notifications/cancelled; queued and waiting runs never start",
       tags,
       request: { params: IdParams, body: CancelTaskBody },
-      responses: { 202: { description: 'Cancellation requested', schema: TaskCancelledOut }, 409: { description: 'already_finished (with executionId)' } },
+      responses: {
+        202: { description: 'Cancellation requested', schema: TaskCancelledOut },
+        409: { description: 'already_finished (with executionId)' },
+      },
     },
     async (ctx, { params, body, em, auth, actor }) => {
       const task = await loadTask(em, auth, params.id);

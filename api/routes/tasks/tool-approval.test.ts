@@ -22,10 +22,20 @@ async function gatedStack(overrides: Parameters<typeof createTestContext>[0] = {
   const admin = await registerAccount(http, 'Tool Approval Org');
   const server = await startMcpServer({ tools: [...HOST_TOOL_NAMES, 'deploy'] });
   const auth = { Authorization: `Bearer ${admin.accessToken}` };
-  const registered = await http.post('/api/servers').set(auth).send({ name: `recording-${server.port}`, url: server.url, masterToken: server.token }).expect(201);
+  const registered = await http
+    .post('/api/servers')
+    .set(auth)
+    .send({ name: `recording-${server.port}`, url: server.url, masterToken: server.token })
+    .expect(201);
   // The check pins the server's tools/list: `deploy` is then available to grants and to tasks.
   await http.post(`/api/servers/${registered.body.id}/test`).set(auth).expect(200);
-  const deploy = (await http.post('/api/tools').set(auth).send({ name: 'deploy', category: 'mcp', installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' }).expect(201)).body as { id: string };
+  const deploy = (
+    await http
+      .post('/api/tools')
+      .set(auth)
+      .send({ name: 'deploy', category: 'mcp', installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' })
+      .expect(201)
+  ).body as { id: string };
   const tasks = taskApi(http, admin);
   return {
     ctx,
@@ -41,14 +51,22 @@ async function gatedStack(overrides: Parameters<typeof createTestContext>[0] = {
     /** A new agent granted `deploy` (with or without the gate) and a tool task calling it. */
     async gatedTask(requiresApproval = true) {
       const agent = await activeAgent(http, admin, registered.body.id);
-      await http.put(`/api/tools/agent/${agent.id}/permissions`).set(auth).send({ permissions: [{ toolId: deploy.id, canUse: true, requiresApproval }] }).expect(200);
+      await http
+        .put(`/api/tools/agent/${agent.id}/permissions`)
+        .set(auth)
+        .send({ permissions: [{ toolId: deploy.id, canUse: true, requiresApproval }] })
+        .expect(200);
       // Arguments of its own, to tell its calls from the other tests'.
       const target = `prod-${randomUUID().slice(0, 8)}`;
       const task = await tasks.create({ agentId: agent.id, kind: 'tool', toolName: 'deploy', toolArguments: { name: target } });
       return { agent, task, target, calls: () => server.calls.filter((c) => c.tool === 'deploy' && c.args.name === target) };
     },
     answer: (executionId: string, body: Record<string, unknown>) => http.post(`/api/executions/${executionId}/input`).set(auth).send(body),
-    events: async (executionId: string) => (await http.get(`/api/executions/${executionId}/events`).query({ limit: 100 }).set(auth).expect(200)).body.items as Record<string, unknown>[],
+    events: async (executionId: string) =>
+      (await http.get(`/api/executions/${executionId}/events`).query({ limit: 100 }).set(auth).expect(200)).body.items as Record<
+        string,
+        unknown
+      >[],
     async close() {
       await worker.stop();
       await server.close();
@@ -60,8 +78,13 @@ async function gatedStack(overrides: Parameters<typeof createTestContext>[0] = {
 type Stack = Awaited<ReturnType<typeof gatedStack>>;
 
 /** The run waiting for its approval, with its question (after checking nothing reached the server). */
-async function waitingForApproval(stack: Stack, executionId: string): Promise<Run & { pendingInput: { inputId: string; message: string; requestedSchema: unknown } }> {
-  const run = (await stack.tasks.waitStatus(executionId, 'WAITING_INPUT', 30_000)) as Run & { pendingInput: { inputId: string; message: string; requestedSchema: unknown } | null };
+async function waitingForApproval(
+  stack: Stack,
+  executionId: string,
+): Promise<Run & { pendingInput: { inputId: string; message: string; requestedSchema: unknown } }> {
+  const run = (await stack.tasks.waitStatus(executionId, 'WAITING_INPUT', 30_000)) as Run & {
+    pendingInput: { inputId: string; message: string; requestedSchema: unknown } | null;
+  };
   expect(run.pendingInput).not.toBeNull();
   return run as Run & { pendingInput: { inputId: string; message: string; requestedSchema: unknown } };
 }
@@ -85,7 +108,10 @@ describe('tool tasks: the approval gate of a gated tool', () => {
     const { agent, task, target, calls } = await stack.gatedTask();
     const id = await stack.tasks.run(task.id);
     const asked = await waitingForApproval(stack, id);
-    expect(asked.pendingInput).toMatchObject({ message: `Agent ${agent.name} wants to run: deploy {"name":"${target}"}`, requestedSchema: APPROVAL_SCHEMA });
+    expect(asked.pendingInput).toMatchObject({
+      message: `Agent ${agent.name} wants to run: deploy {"name":"${target}"}`,
+      requestedSchema: APPROVAL_SCHEMA,
+    });
     expect(calls()).toHaveLength(0);
 
     await stack.answer(id, { action: 'accept', content: { approve: true } }).expect(200);
@@ -103,7 +129,9 @@ describe('tool tasks: the approval gate of a gated tool', () => {
       ['status', 'COMPLETED'],
     ]);
     // The answer was consumed by the call.
-    expect(await stack.ctx.orm.em.fork().findOneOrFail(ExecutionInput, asked.pendingInput.inputId)).toMatchObject({ status: ExecutionInputStatus.DELIVERED });
+    expect(await stack.ctx.orm.em.fork().findOneOrFail(ExecutionInput, asked.pendingInput.inputId)).toMatchObject({
+      status: ExecutionInputStatus.DELIVERED,
+    });
   });
 
   it.each([
@@ -170,7 +198,11 @@ describe('tool tasks: an approval nobody gives in time', () => {
     expect(await stack.tasks.ended(id, 30_000)).toMatchObject({ status: 'TIMED_OUT', error: 'no answer to the input request within 2 s' });
     await stack.answer(id, { action: 'accept', content: { approve: true } }).expect(409);
     // Give a wrongly sent call every chance to arrive: the run's workflow has closed by now.
-    await waitFor(async () => (await stack.ctx.temporal.client.workflow.getHandle(`execution-${id}`).describe()).status.name !== 'RUNNING', 15_000, 100);
+    await waitFor(
+      async () => (await stack.ctx.temporal.client.workflow.getHandle(`execution-${id}`).describe()).status.name !== 'RUNNING',
+      15_000,
+      100,
+    );
     expect(calls()).toHaveLength(0);
   });
 });

@@ -24,11 +24,13 @@ const PermissionIn = z.strictObject({
     description:
       'Only these commands (and what they start); empty or absent (or only option entries): every command not blocked. Options, aliases and subcommands that change what runs or where run only when named here',
   }),
-  blockedCommands: CommandList.optional().openapi({ description: 'Never these commands (nor what they start); they win over allowedCommands' }),
-  requiresApproval: z
-    .boolean()
-    .optional()
-    .openapi({ description: "The host asks a person (an input request) before each command of this tool and runs it only when approved; default false. A subordinate must keep its supervisor's" }),
+  blockedCommands: CommandList.optional().openapi({
+    description: 'Never these commands (nor what they start); they win over allowedCommands',
+  }),
+  requiresApproval: z.boolean().optional().openapi({
+    description:
+      "The host asks a person (an input request) before each command of this tool and runs it only when approved; default false. A subordinate must keep its supervisor's",
+  }),
 });
 
 export const SetPermissionsBody = z
@@ -57,7 +59,8 @@ const PermissionOut = z.object({
   blockedCommands: z.array(z.string()),
   requiresApproval: z.boolean(),
   state: z.enum(['active', 'pending_install', 'not_granted']).openapi({
-    description: 'active: sent to the host and usable; pending_install: granted, waiting for the tool to be installed on the agent’s server; not_granted: canUse is false',
+    description:
+      'active: sent to the host and usable; pending_install: granted, waiting for the tool to be installed on the agent’s server; not_granted: canUse is false',
   }),
   grantedById: z.uuid().nullable(),
   updatedAt: z.string(),
@@ -67,7 +70,9 @@ export const AgentPermissionsOut = z
   .object({
     agentId: z.uuid(),
     supervisorId: z.uuid().nullable(),
-    boundedBySupervisor: z.boolean().openapi({ description: 'Whether the supervisor’s permissions bound this agent’s (false for a MASTER or an agent without supervisor)' }),
+    boundedBySupervisor: z.boolean().openapi({
+      description: 'Whether the supervisor’s permissions bound this agent’s (false for a MASTER or an agent without supervisor)',
+    }),
     permissions: z.array(PermissionOut),
   })
   .openapi('AgentToolPermissions');
@@ -76,6 +81,17 @@ const Scope = z.object({ allowedCommands: z.array(z.string()), blockedCommands: 
 
 export const SetPermissionsOut = AgentPermissionsOut.extend({
   trimmed: z
-    .array(z.object({ agentId: z.uuid(), name: z.string(), removed: z.array(z.string()), narrowed: z.array(z.object({ tool: z.string(), from: Scope, to: Scope })), approvalRequired: z.array(z.string()) }))
-    .openapi({ description: 'Subordinates whose permissions shrank with this change (tools removed, commands narrowed, approval now required), each audited as agent.permissions.trimmed' }),
+    .array(
+      z.object({
+        agentId: z.uuid(),
+        name: z.string(),
+        removed: z.array(z.string()),
+        narrowed: z.array(z.object({ tool: z.string(), from: Scope, to: Scope })),
+        approvalRequired: z.array(z.string()),
+      }),
+    )
+    .openapi({
+      description:
+        'Subordinates whose permissions shrank with this change (tools removed, commands narrowed, approval now required), each audited as agent.permissions.trimmed',
+    }),
 }).openapi('AgentToolPermissionsChange');

@@ -15,7 +15,15 @@ import { wantsEventStream } from '../../realtime/sse';
 import type { HandlerContext } from '../../context';
 import { loadServer } from '../../loaders';
 import { presentToolSummary } from './tools.presenters';
-import { InstallBody, ListServerToolsQuery, ServerParams, ServerToolOut, ServerToolPage, ServerToolParams, ToolChangeStartedOut } from './server-tools.schemas';
+import {
+  InstallBody,
+  ListServerToolsQuery,
+  ServerParams,
+  ServerToolOut,
+  ServerToolPage,
+  ServerToolParams,
+  ToolChangeStartedOut,
+} from './server-tools.schemas';
 
 /** The names of the server's own tools/list listed with the first page, at most. */
 const MAX_SERVER_TOOL_NAMES = 1000;
@@ -52,7 +60,13 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
    * The server and the catalog entry a route names, read at once; a foreign or missing server
    * is a 404 before the role is checked, and a tool the organisation cannot see a 404 after.
    */
-  async function loadTarget(em: EntityManager, auth: AuthContext, serverId: string, tool: { toolId?: string; name?: string }, action: 'read' | 'install') {
+  async function loadTarget(
+    em: EntityManager,
+    auth: AuthContext,
+    serverId: string,
+    tool: { toolId?: string; name?: string },
+    action: 'read' | 'install',
+  ) {
     const [server, found] = await Promise.allSettled([loadServer(em, auth, serverId), findCatalogTool(em, auth.organizationId, tool)]);
     if (server.status === 'rejected') throw server.reason;
     ForbiddenError.from(auth.ability).throwUnlessCan(action, serverToolSubject(server.value));
@@ -61,7 +75,14 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
   }
 
   /** 202 with what was started, or with Accept: text/event-stream the tool's states until the change settles. */
-  async function startChange(ctx: HandlerContext, caller: { auth: AuthContext; actor: Actor }, server: McpServer, tool: ToolDefinition, action: ToolAction, version?: string): Promise<void> {
+  async function startChange(
+    ctx: HandlerContext,
+    caller: { auth: AuthContext; actor: Actor },
+    server: McpServer,
+    tool: ToolDefinition,
+    action: ToolAction,
+    version?: string,
+  ): Promise<void> {
     // Listening before the start: the workflow's first event may come before the answer does.
     const follower = wantsEventStream(ctx) ? new ServerToolFollower(deps, server.id, tool) : undefined;
     let started: { workflowId: string };
@@ -82,7 +103,8 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'get',
       path: '/tools/server/:serverId',
-      summary: "Every catalog tool (built-in and the organisation's own) with its state on the server, and the names the server's own tools/list offers",
+      summary:
+        "Every catalog tool (built-in and the organisation's own) with its state on the server, and the names the server's own tools/list offers",
       tags,
       request: { params: ServerParams, query: ListServerToolsQuery },
       responses: { 200: { description: 'A page of catalog tools with their state', schema: ServerToolPage } },
@@ -93,7 +115,11 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
       ForbiddenError.from(auth.ability).throwUnlessCan('read', serverToolSubject(server));
       const rows = await em.find(ServerTool, { server: server.id });
       const byTool = new Map(rows.map((row) => [row.tool.id, row]));
-      const filters = [inCatalogOf(auth.organizationId), afterCursor(query.cursor), ...statusFilter(rows, query.status as ServerToolStatus | undefined)];
+      const filters = [
+        inCatalogOf(auth.organizationId),
+        afterCursor(query.cursor),
+        ...statusFilter(rows, query.status as ServerToolStatus | undefined),
+      ];
       if (query.category) filters.push({ category: query.category });
       const tools = await em.find(ToolDefinition, { $and: filters } as never, { orderBy: PAGE_ORDER, limit: query.limit + 1 });
       const page = toPage(tools, query.limit, (tool) => presentServerTool(tool, byTool.get(tool.id)));
@@ -101,7 +127,9 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
       ctx.body = {
         server: { id: server.id, name: server.name, status: server.status },
         ...page,
-        serverTools: query.cursor ? null : { names: names.slice(0, MAX_SERVER_TOOL_NAMES), total: names.length, checkedAt: server.lastCheckAt?.toISOString() ?? null },
+        serverTools: query.cursor
+          ? null
+          : { names: names.slice(0, MAX_SERVER_TOOL_NAMES), total: names.length, checkedAt: server.lastCheckAt?.toISOString() ?? null },
       };
     },
   );
@@ -110,10 +138,13 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'get',
       path: '/tools/server/:serverId/:toolId',
-      summary: 'One catalog tool with its state on the server; with Accept: text/event-stream its states (SSE) until a running install or uninstall settles',
+      summary:
+        'One catalog tool with its state on the server; with Accept: text/event-stream its states (SSE) until a running install or uninstall settles',
       tags,
       request: { params: ServerToolParams },
-      responses: { 200: { description: 'The tool and its state (application/json), or an SSE stream (text/event-stream)', schema: ServerToolOut } },
+      responses: {
+        200: { description: 'The tool and its state (application/json), or an SSE stream (text/event-stream)', schema: ServerToolOut },
+      },
     },
     async (ctx, { params, em, auth }) => {
       const { server, tool } = await loadTarget(em, auth, params.serverId, { toolId: params.toolId }, 'read');
@@ -154,12 +185,16 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'delete',
       path: '/tools/server/:serverId/:toolId',
-      summary: 'Uninstall a catalog tool from the server (ADMIN, MANAGER): 202 {workflowId}, or with Accept: text/event-stream its states until NOT_INSTALLED or FAILED',
+      summary:
+        'Uninstall a catalog tool from the server (ADMIN, MANAGER): 202 {workflowId}, or with Accept: text/event-stream its states until NOT_INSTALLED or FAILED',
       tags,
       request: { params: ServerToolParams },
       before: [rateLimit(deps, 'tool-install')],
       responses: {
-        202: { description: 'Started; the tool becomes REMOVING, then NOT_INSTALLED (verified absent) or FAILED', schema: ToolChangeStartedOut },
+        202: {
+          description: 'Started; the tool becomes REMOVING, then NOT_INSTALLED (verified absent) or FAILED',
+          schema: ToolChangeStartedOut,
+        },
         409: { description: 'install_running (a change of this tool is running), not_installed (nothing to remove)' },
       },
     },
@@ -173,10 +208,14 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
     {
       method: 'post',
       path: '/tools/server/:serverId/:toolId/cancel',
-      summary: 'Cancel a running install or uninstall (ADMIN, MANAGER): Temporal cancellation, which reaches the host as notifications/cancelled; the tool ends FAILED "cancelled by request"',
+      summary:
+        'Cancel a running install or uninstall (ADMIN, MANAGER): Temporal cancellation, which reaches the host as notifications/cancelled; the tool ends FAILED "cancelled by request"',
       tags,
       request: { params: ServerToolParams },
-      responses: { 202: { description: 'Cancellation requested', schema: ToolChangeStartedOut }, 409: { description: 'not_running: no install or uninstall of this tool is running' } },
+      responses: {
+        202: { description: 'Cancellation requested', schema: ToolChangeStartedOut },
+        409: { description: 'not_running: no install or uninstall of this tool is running' },
+      },
     },
     async (ctx, { params, em, auth, actor }) => {
       const { server, tool } = await loadTarget(em, auth, params.serverId, { toolId: params.toolId }, 'install');

@@ -20,9 +20,12 @@ describe('tool installs on servers (/api/tools/server)', () => {
   const closers: (() => Promise<void>)[] = [];
 
   const bearer = (account: Account) => ({ Authorization: `Bearer ${account.accessToken}` });
-  const install = (body: Record<string, unknown>, account = admin, server = serverId) => http.post(`/api/tools/server/${server}/install`).set(bearer(account)).send(body);
-  const uninstall = (toolId: string, account = admin, server = serverId) => http.delete(`/api/tools/server/${server}/${toolId}`).set(bearer(account));
-  const audits = (action: string) => ctx.orm.em.fork().find(AuditLog, { organization: admin.organizationId, action }, { orderBy: { createdAt: 'asc' } });
+  const install = (body: Record<string, unknown>, account = admin, server = serverId) =>
+    http.post(`/api/tools/server/${server}/install`).set(bearer(account)).send(body);
+  const uninstall = (toolId: string, account = admin, server = serverId) =>
+    http.delete(`/api/tools/server/${server}/${toolId}`).set(bearer(account));
+  const audits = (action: string) =>
+    ctx.orm.em.fork().find(AuditLog, { organization: admin.organizationId, action }, { orderBy: { createdAt: 'asc' } });
 
   beforeAll(async () => {
     ctx = await createTestContext();
@@ -46,7 +49,13 @@ describe('tool installs on servers (/api/tools/server)', () => {
     expect(res.body).toEqual({ workflowId: `tool-${serverId}-${tool.id}`, serverId, toolId: tool.id, action: 'install' });
 
     const state = await waitForToolState(http, admin, serverId, tool.id, ['INSTALLED', 'FAILED']);
-    expect(state).toMatchObject({ status: 'INSTALLED', installedVersion: '1.2.3', lastError: null, workflowId: res.body.workflowId, tool: { id: tool.id, name: tool.name } });
+    expect(state).toMatchObject({
+      status: 'INSTALLED',
+      installedVersion: '1.2.3',
+      lastError: null,
+      workflowId: res.body.workflowId,
+      tool: { id: tool.id, name: tool.name },
+    });
     expect(state.installedAt).not.toBeNull();
     expect(state.checkedAt).not.toBeNull();
     expect(state.logTail).toContain(`$ ${spec.versionCommand}`);
@@ -56,8 +65,12 @@ describe('tool installs on servers (/api/tools/server)', () => {
     expect(calls.map((c) => c.tool)).toEqual(['check_tool', 'install_tool', 'check_tool']);
     expect(calls[2]!.args).toMatchObject({ versionCommand: spec.versionCommand, versionRegex: spec.versionRegex });
 
-    expect((await audits('server.tool_install')).map((a) => a.changes)).toContainEqual(expect.objectContaining({ toolId: tool.id, workflowId: res.body.workflowId }));
-    expect((await audits('server.tool_installed')).map((a) => a.changes)).toContainEqual(expect.objectContaining({ toolId: tool.id, status: 'INSTALLED', version: '1.2.3' }));
+    expect((await audits('server.tool_install')).map((a) => a.changes)).toContainEqual(
+      expect.objectContaining({ toolId: tool.id, workflowId: res.body.workflowId }),
+    );
+    expect((await audits('server.tool_installed')).map((a) => a.changes)).toContainEqual(
+      expect.objectContaining({ toolId: tool.id, status: 'INSTALLED', version: '1.2.3' }),
+    );
   });
 
   it('streams the states with Accept: text/event-stream until the install settles', async () => {
@@ -68,7 +81,14 @@ describe('tool installs on servers (/api/tools/server)', () => {
     expect(events[0]).toMatchObject({ event: 'started', data: { action: 'install', toolId: tool.id } });
     const statuses = events.filter((e) => e.event === 'status').map((e) => e.data.status);
     expect(statuses).toEqual(['NOT_INSTALLED', 'INSTALLING', 'INSTALLED']);
-    expect(events.at(-1)!.data).toMatchObject({ serverId, toolId: tool.id, toolName: tool.name, status: 'INSTALLED', previousStatus: 'INSTALLING', version: '3.1.4' });
+    expect(events.at(-1)!.data).toMatchObject({
+      serverId,
+      toolId: tool.id,
+      toolName: tool.name,
+      status: 'INSTALLED',
+      previousStatus: 'INSTALLING',
+      version: '3.1.4',
+    });
   });
 
   it('follows a running change on GET with Accept: text/event-stream, and sends the state alone when nothing runs', async () => {
@@ -77,20 +97,40 @@ describe('tool installs on servers (/api/tools/server)', () => {
     await host.waitForCall('install_tool', (c) => c.args.name === tool.name, 15_000);
     // INSTALLING is written while the host call goes out: the call can arrive first.
     await waitForToolState(http, admin, serverId, tool.id, ['INSTALLING'], 15_000);
-    const followed = await http.get(`/api/tools/server/${serverId}/${tool.id}`).set(bearer(admin)).set('Accept', 'text/event-stream').buffer(true).parse(sseText).expect(200);
+    const followed = await http
+      .get(`/api/tools/server/${serverId}/${tool.id}`)
+      .set(bearer(admin))
+      .set('Accept', 'text/event-stream')
+      .buffer(true)
+      .parse(sseText)
+      .expect(200);
     expect(parseSse(followed.body as string).map((e) => [e.event, e.data.status])).toEqual([
       ['status', 'INSTALLING'],
       ['status', 'INSTALLED'],
     ]);
-    const idle = await http.get(`/api/tools/server/${serverId}/${tool.id}`).set(bearer(admin)).set('Accept', 'text/event-stream').buffer(true).parse(sseText).expect(200);
-    expect(parseSse(idle.body as string)).toEqual([expect.objectContaining({ event: 'status', data: expect.objectContaining({ status: 'INSTALLED', version: '1.4.0' }) })]);
+    const idle = await http
+      .get(`/api/tools/server/${serverId}/${tool.id}`)
+      .set(bearer(admin))
+      .set('Accept', 'text/event-stream')
+      .buffer(true)
+      .parse(sseText)
+      .expect(200);
+    expect(parseSse(idle.body as string)).toEqual([
+      expect.objectContaining({ event: 'status', data: expect.objectContaining({ status: 'INSTALLED', version: '1.4.0' }) }),
+    ]);
   });
 
   it('installs the version asked for through the {version} placeholder, and refuses one the entry cannot take', async () => {
     const spec = versionFileTool();
-    const tool = await catalogEntry(ctx.orm, admin.organizationId, { ...spec, installCommand: `echo "probe version {version}" > ${spec.file}` });
+    const tool = await catalogEntry(ctx.orm, admin.organizationId, {
+      ...spec,
+      installCommand: `echo "probe version {version}" > ${spec.file}`,
+    });
     await install({ toolId: tool.id, version: '2.5.1' }).expect(202);
-    expect(await waitForToolState(http, admin, serverId, tool.id, ['INSTALLED', 'FAILED'])).toMatchObject({ status: 'INSTALLED', installedVersion: '2.5.1' });
+    expect(await waitForToolState(http, admin, serverId, tool.id, ['INSTALLED', 'FAILED'])).toMatchObject({
+      status: 'INSTALLED',
+      installedVersion: '2.5.1',
+    });
 
     const fixed = await catalogEntry(ctx.orm, admin.organizationId, versionFileTool());
     const refused = await install({ toolId: fixed.id, version: '2.5.1' }).expect(400);
@@ -100,19 +140,30 @@ describe('tool installs on servers (/api/tools/server)', () => {
   });
 
   it('records a failing install as FAILED with the host log and a reason a person understands', async () => {
-    const failing = await catalogEntry(ctx.orm, admin.organizationId, { ...versionFileTool(), installCommand: 'echo "E: Unable to locate package probe-nothing" >&2; exit 100' });
+    const failing = await catalogEntry(ctx.orm, admin.organizationId, {
+      ...versionFileTool(),
+      installCommand: 'echo "E: Unable to locate package probe-nothing" >&2; exit 100',
+    });
     await install({ toolId: failing.id }).expect(202);
     const state = await waitForToolState(http, admin, serverId, failing.id, ['INSTALLED', 'FAILED']);
     expect(state.status).toBe('FAILED');
     expect(state.lastError).toBe('the install command failed with exit code 100: E: Unable to locate package probe-nothing');
     expect(state.logTail).toContain('Unable to locate package probe-nothing');
-    expect((await audits('server.tool_install_failed')).map((a) => a.changes)).toContainEqual(expect.objectContaining({ toolId: failing.id, status: 'FAILED' }));
+    expect((await audits('server.tool_install_failed')).map((a) => a.changes)).toContainEqual(
+      expect.objectContaining({ toolId: failing.id, status: 'FAILED' }),
+    );
 
     // A package manager missing on the server.
-    const noManager = await catalogEntry(ctx.orm, admin.organizationId, { ...versionFileTool(), installCommand: 'PATH=/nonexistent apt-get install -y probe' });
+    const noManager = await catalogEntry(ctx.orm, admin.organizationId, {
+      ...versionFileTool(),
+      installCommand: 'PATH=/nonexistent apt-get install -y probe',
+    });
     await install({ toolId: noManager.id }).expect(202);
     const missing = await waitForToolState(http, admin, serverId, noManager.id, ['INSTALLED', 'FAILED']);
-    expect(missing).toMatchObject({ status: 'FAILED', lastError: 'the install command needs apt-get, which is not installed on the server (exit code 127)' });
+    expect(missing).toMatchObject({
+      status: 'FAILED',
+      lastError: 'the install command needs apt-get, which is not installed on the server (exit code 127)',
+    });
 
     // The command succeeds but the version command does not find the tool.
     const unverified = await catalogEntry(ctx.orm, admin.organizationId, { ...versionFileTool(), installCommand: 'true' });
@@ -130,18 +181,35 @@ describe('tool installs on servers (/api/tools/server)', () => {
     await waitForToolState(http, admin, serverId, tool.id, ['INSTALLED']);
 
     const res = await uninstall(tool.id).set('Accept', 'text/event-stream').buffer(true).parse(sseText).expect(200);
-    const statuses = parseSse(res.body as string).filter((e) => e.event === 'status').map((e) => e.data.status);
+    const statuses = parseSse(res.body as string)
+      .filter((e) => e.event === 'status')
+      .map((e) => e.data.status);
     expect(statuses).toEqual(['INSTALLED', 'REMOVING', 'NOT_INSTALLED']);
-    expect(await toolState(http, admin, serverId, tool.id)).toMatchObject({ status: 'NOT_INSTALLED', installedVersion: null, installedAt: null, lastError: null });
+    expect(await toolState(http, admin, serverId, tool.id)).toMatchObject({
+      status: 'NOT_INSTALLED',
+      installedVersion: null,
+      installedAt: null,
+      lastError: null,
+    });
     expect(existsSync(spec.file)).toBe(false);
-    expect(host.calls.filter((c) => c.args.name === tool.name).map((c) => c.tool)).toEqual(['check_tool', 'install_tool', 'check_tool', 'uninstall_tool', 'check_tool']);
+    expect(host.calls.filter((c) => c.args.name === tool.name).map((c) => c.tool)).toEqual([
+      'check_tool',
+      'install_tool',
+      'check_tool',
+      'uninstall_tool',
+      'check_tool',
+    ]);
     expect(await audits('server.tool_uninstall')).toHaveLength(1);
     expect(await audits('server.tool_uninstalled')).toHaveLength(1);
   });
 
   it('ends FAILED with what the server has when the check disagrees: another version installed, or a tool still there after its uninstall', async () => {
     const spec = versionFileTool('9.9.9');
-    const pinned = await catalogEntry(ctx.orm, admin.organizationId, { ...spec, installCommand: `${spec.installCommand} # {version}`, uninstallCommand: 'true' });
+    const pinned = await catalogEntry(ctx.orm, admin.organizationId, {
+      ...spec,
+      installCommand: `${spec.installCommand} # {version}`,
+      uninstallCommand: 'true',
+    });
     await install({ toolId: pinned.id, version: '1.0' }).expect(202);
     const wrong = await waitForToolState(http, admin, serverId, pinned.id, ['INSTALLED', 'FAILED']);
     expect(wrong).toMatchObject({ status: 'FAILED', lastError: `${pinned.name} 9.9.9 is installed, not the version 1.0 asked for` });
@@ -150,13 +218,22 @@ describe('tool installs on servers (/api/tools/server)', () => {
     expect(await waitForToolState(http, admin, serverId, pinned.id, ['INSTALLED'])).toMatchObject({ installedVersion: '9.9.9' });
     await uninstall(pinned.id).expect(202);
     const kept = await waitForToolState(http, admin, serverId, pinned.id, ['NOT_INSTALLED', 'FAILED']);
-    expect(kept).toMatchObject({ status: 'FAILED', lastError: `the uninstall command succeeded, but ${pinned.name} 9.9.9 is still there`, installedVersion: '9.9.9' });
+    expect(kept).toMatchObject({
+      status: 'FAILED',
+      lastError: `the uninstall command succeeded, but ${pinned.name} 9.9.9 is still there`,
+      installedVersion: '9.9.9',
+    });
   });
 
   it('records a tool that is already there INSTALLED without running its install command, even one mcp-fleet never installed', async () => {
     // git is on the machine the reference host runs on; this entry's install command would leave a marker.
     const marker = path.join(versionFileTool().dir, 'install-ran');
-    const git = await catalogEntry(ctx.orm, admin.organizationId, { installCommand: `touch ${marker}`, uninstallCommand: 'true', versionCommand: 'git --version', versionRegex: String.raw`git version (\S+)` });
+    const git = await catalogEntry(ctx.orm, admin.organizationId, {
+      installCommand: `touch ${marker}`,
+      uninstallCommand: 'true',
+      versionCommand: 'git --version',
+      versionRegex: String.raw`git version (\S+)`,
+    });
     const res = await install({ toolId: git.id }).set('Accept', 'text/event-stream').buffer(true).parse(sseText).expect(200);
     const statuses = parseSse(res.body as string).filter((e) => e.event === 'status');
     expect(statuses.map((e) => e.data.status)).toEqual(['NOT_INSTALLED', 'INSTALLING', 'INSTALLED']);
@@ -178,12 +255,18 @@ describe('tool installs on servers (/api/tools/server)', () => {
   it('installs when the version there does not satisfy the one asked for, and not when it does', async () => {
     const spec = versionFileTool();
     const marker = path.join(spec.dir, 'install-ran');
-    const tool = await catalogEntry(ctx.orm, admin.organizationId, { ...spec, installCommand: `echo run >> ${marker} && echo "probe version {version}" > ${spec.file}` });
+    const tool = await catalogEntry(ctx.orm, admin.organizationId, {
+      ...spec,
+      installCommand: `echo run >> ${marker} && echo "probe version {version}" > ${spec.file}`,
+    });
     writeFileSync(spec.file, 'probe version 1.4.2\n');
 
     // 1.4 is satisfied by 1.4.2: nothing runs.
     await install({ toolId: tool.id, version: '1.4' }).expect(202);
-    expect(await waitForToolState(http, admin, serverId, tool.id, ['INSTALLED', 'FAILED'])).toMatchObject({ status: 'INSTALLED', installedVersion: '1.4.2' });
+    expect(await waitForToolState(http, admin, serverId, tool.id, ['INSTALLED', 'FAILED'])).toMatchObject({
+      status: 'INSTALLED',
+      installedVersion: '1.4.2',
+    });
     expect(existsSync(marker)).toBe(false);
 
     // 2.0.0 is not: the install runs once and the check after it finds 2.0.0.
@@ -192,9 +275,17 @@ describe('tool installs on servers (/api/tools/server)', () => {
     expect(state).toMatchObject({ status: 'INSTALLED', installedVersion: '2.0.0' });
     expect(state.logTail).not.toContain('already installed');
     expect(readFileSync(marker, 'utf8')).toBe('run\n');
-    expect(host.calls.filter((c) => c.args.name === tool.name).map((c) => c.tool)).toEqual(['check_tool', 'check_tool', 'install_tool', 'check_tool']);
+    expect(host.calls.filter((c) => c.args.name === tool.name).map((c) => c.tool)).toEqual([
+      'check_tool',
+      'check_tool',
+      'install_tool',
+      'check_tool',
+    ]);
     const installed = (await audits('server.tool_installed')).map((a) => a.changes).filter((c) => c?.toolId === tool.id);
-    expect(installed).toEqual([expect.objectContaining({ version: '1.4.2', alreadyInstalled: true }), expect.objectContaining({ version: '2.0.0' })]);
+    expect(installed).toEqual([
+      expect.objectContaining({ version: '1.4.2', alreadyInstalled: true }),
+      expect.objectContaining({ version: '2.0.0' }),
+    ]);
     expect(installed[1]).not.toHaveProperty('alreadyInstalled');
   });
 
@@ -228,7 +319,9 @@ describe('tool installs on servers (/api/tools/server)', () => {
   it('cancels a running install: the host stops the command and the tool ends FAILED "cancelled by request"', async () => {
     const spec = versionFileTool('5.0.0', 4);
     const tool = await catalogEntry(ctx.orm, admin.organizationId, spec);
-    expect((await http.post(`/api/tools/server/${serverId}/${tool.id}/cancel`).set(bearer(admin)).expect(409)).body.error.code).toBe('not_running');
+    expect((await http.post(`/api/tools/server/${serverId}/${tool.id}/cancel`).set(bearer(admin)).expect(409)).body.error.code).toBe(
+      'not_running',
+    );
     await install({ toolId: tool.id }).expect(202);
     await host.waitForCall('install_tool', (c) => c.args.name === tool.name, 60_000);
     const cancelled = await http.post(`/api/tools/server/${serverId}/${tool.id}/cancel`).set(bearer(admin)).expect(202);
@@ -244,10 +337,17 @@ describe('tool installs on servers (/api/tools/server)', () => {
   it('says when a server cannot install: no install_tool at all, or commands switched off on its host', async () => {
     const plain: StreamableTestMcpServer = await startMcpServer({ tools: ['execute_prompt', 'echo'] });
     closers.push(() => plain.close());
-    const registered = await http.post('/api/servers').set(bearer(admin)).send({ name: `plain-${Date.now()}`, url: plain.url, masterToken: plain.token }).expect(201);
+    const registered = await http
+      .post('/api/servers')
+      .set(bearer(admin))
+      .send({ name: `plain-${Date.now()}`, url: plain.url, masterToken: plain.token })
+      .expect(201);
     const tool = await catalogEntry(ctx.orm, admin.organizationId, versionFileTool());
     await install({ toolId: tool.id }, admin, registered.body.id).expect(202);
-    expect(await waitForToolState(http, admin, registered.body.id, tool.id, ['INSTALLED', 'FAILED'])).toMatchObject({ status: 'FAILED', lastError: 'this server does not support installs (it offers no install_tool)' });
+    expect(await waitForToolState(http, admin, registered.body.id, tool.id, ['INSTALLED', 'FAILED'])).toMatchObject({
+      status: 'FAILED',
+      lastError: 'this server does not support installs (it offers no install_tool)',
+    });
 
     const locked = await registerHost(http, admin);
     closers.push(() => locked.host.close());
@@ -274,22 +374,46 @@ describe('tool installs on servers (/api/tools/server)', () => {
     expect(all.body.serverTools.checkedAt).not.toBeNull();
     const ids = all.body.items.map((i: { tool: { id: string } }) => i.tool.id);
     expect(ids.sort()).toEqual([builtin.id, tool.id, ...others.map((o) => o.id)].sort());
-    expect(all.body.items.find((i: { tool: { id: string } }) => i.tool.id === builtin.id)).toMatchObject({ status: 'NOT_INSTALLED', installedVersion: null, tool: { builtin: true } });
-    expect(all.body.items.find((i: { tool: { id: string } }) => i.tool.id === tool.id)).toMatchObject({ status: 'INSTALLED', installedVersion: '7.7.7', tool: { builtin: false } });
+    expect(all.body.items.find((i: { tool: { id: string } }) => i.tool.id === builtin.id)).toMatchObject({
+      status: 'NOT_INSTALLED',
+      installedVersion: null,
+      tool: { builtin: true },
+    });
+    expect(all.body.items.find((i: { tool: { id: string } }) => i.tool.id === tool.id)).toMatchObject({
+      status: 'INSTALLED',
+      installedVersion: '7.7.7',
+      tool: { builtin: false },
+    });
 
-    const installed = await http.get(`/api/tools/server/${serverId}`).query({ category, status: 'INSTALLED' }).set(bearer(admin)).expect(200);
+    const installed = await http
+      .get(`/api/tools/server/${serverId}`)
+      .query({ category, status: 'INSTALLED' })
+      .set(bearer(admin))
+      .expect(200);
     expect(installed.body.items.map((i: { tool: { id: string } }) => i.tool.id)).toEqual([tool.id]);
-    const notInstalled = await http.get(`/api/tools/server/${serverId}`).query({ category, status: 'NOT_INSTALLED', limit: 100 }).set(bearer(admin)).expect(200);
+    const notInstalled = await http
+      .get(`/api/tools/server/${serverId}`)
+      .query({ category, status: 'NOT_INSTALLED', limit: 100 })
+      .set(bearer(admin))
+      .expect(200);
     expect(notInstalled.body.items).toHaveLength(8);
     const failed = await http.get(`/api/tools/server/${serverId}`).query({ category, status: 'FAILED' }).set(bearer(admin)).expect(200);
     expect(failed.body.items).toEqual([]);
     // A server nothing was ever installed on: every entry is NOT_INSTALLED, none INSTALLED.
     const fresh = await registerHost(http, admin);
     closers.push(() => fresh.host.close());
-    const untouched = await http.get(`/api/tools/server/${fresh.serverId}`).query({ category, status: 'NOT_INSTALLED', limit: 100 }).set(bearer(admin)).expect(200);
+    const untouched = await http
+      .get(`/api/tools/server/${fresh.serverId}`)
+      .query({ category, status: 'NOT_INSTALLED', limit: 100 })
+      .set(bearer(admin))
+      .expect(200);
     expect(untouched.body.items).toHaveLength(9);
     expect(untouched.body.serverTools).toMatchObject({ names: [], total: 0, checkedAt: null });
-    const none = await http.get(`/api/tools/server/${fresh.serverId}`).query({ category, status: 'INSTALLED' }).set(bearer(admin)).expect(200);
+    const none = await http
+      .get(`/api/tools/server/${fresh.serverId}`)
+      .query({ category, status: 'INSTALLED' })
+      .set(bearer(admin))
+      .expect(200);
     expect(none.body.items).toEqual([]);
 
     const seen: string[] = [];
@@ -365,7 +489,11 @@ describe('tool installs on servers (/api/tools/server)', () => {
       await waitForToolState(http, admin, serverId, t.id, ['INSTALLED']);
     }
     const healthRun = async () =>
-      ctx.temporal.client.workflow.execute<ServerHealthWorkflow>(SERVER_HEALTH_WORKFLOW, { taskQueue: ctx.config.temporal.taskQueue, workflowId: `health-${Date.now()}`, args: [{ concurrency: 2, serverIds: [serverId] }] });
+      ctx.temporal.client.workflow.execute<ServerHealthWorkflow>(SERVER_HEALTH_WORKFLOW, {
+        taskQueue: ctx.config.temporal.taskQueue,
+        workflowId: `health-${Date.now()}`,
+        args: [{ concurrency: 2, serverIds: [serverId] }],
+      });
 
     writeFileSync(spec.file, 'probe version 1.1.0\n');
     const first = await healthRun();
@@ -383,7 +511,10 @@ describe('tool installs on servers (/api/tools/server)', () => {
     expect(vanished.lastError).toMatch(/^vanished: the server no longer finds probe-/);
     expect(await events).toMatchObject({ status: 'NOT_INSTALLED', previousStatus: 'INSTALLED', toolId: tool.id });
     const drift = (await audits('server.tool_drift')).map((a) => a.changes).filter((c) => c?.toolId === tool.id);
-    expect(drift).toEqual([expect.objectContaining({ kind: 'version_changed', from: '1.0.0', to: '1.1.0' }), expect.objectContaining({ kind: 'vanished', from: '1.1.0' })]);
+    expect(drift).toEqual([
+      expect.objectContaining({ kind: 'version_changed', from: '1.0.0', to: '1.1.0' }),
+      expect.objectContaining({ kind: 'vanished', from: '1.1.0' }),
+    ]);
   }, 60_000);
 
   /** The next `server:tool` event of the tool, as the API instance's hub hears it. */

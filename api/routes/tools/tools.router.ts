@@ -41,7 +41,14 @@ export function toolRoutes(api: ApiRouter): void {
   );
 
   api.route(
-    { method: 'get', path: '/tools/:id', summary: 'One catalog entry', tags, request: { params: IdParams }, responses: { 200: { description: 'The entry', schema: ToolOut } } },
+    {
+      method: 'get',
+      path: '/tools/:id',
+      summary: 'One catalog entry',
+      tags,
+      request: { params: IdParams },
+      responses: { 200: { description: 'The entry', schema: ToolOut } },
+    },
     async (ctx, { params, em, auth }) => {
       const tool = await loadTool(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', tool);
@@ -53,7 +60,8 @@ export function toolRoutes(api: ApiRouter): void {
     {
       method: 'post',
       path: '/tools',
-      summary: "Add an entry to the organisation's catalog (ADMIN only: its commands run on the servers as the host's user); audited with its commands",
+      summary:
+        "Add an entry to the organisation's catalog (ADMIN only: its commands run on the servers as the host's user); audited with its commands",
       tags,
       request: { body: CreateToolBody },
       responses: {
@@ -76,7 +84,8 @@ export function toolRoutes(api: ApiRouter): void {
     {
       method: 'put',
       path: '/tools/:id',
-      summary: "Change an entry of the organisation's catalog (ADMIN only: its commands run on the servers as the host's user); built-in entries are read-only",
+      summary:
+        "Change an entry of the organisation's catalog (ADMIN only: its commands run on the servers as the host's user); built-in entries are read-only",
       tags,
       request: { params: IdParams, body: UpdateToolBody },
       responses: {
@@ -101,7 +110,11 @@ export function toolRoutes(api: ApiRouter): void {
       summary: "Remove an entry of the organisation's catalog (ADMIN only); 409 while it is on a server or granted to an agent",
       tags,
       request: { params: IdParams },
-      responses: { 204: { description: 'Deleted' }, 403: { description: 'builtin_read_only; forbidden: only an ADMIN writes the catalog' }, 409: { description: 'tool_in_use; error.details: {servers: [{serverId, name, status}], agents: [{agentId, name}]}' } },
+      responses: {
+        204: { description: 'Deleted' },
+        403: { description: 'builtin_read_only; forbidden: only an ADMIN writes the catalog' },
+        409: { description: 'tool_in_use; error.details: {servers: [{serverId, name, status}], agents: [{agentId, name}]}' },
+      },
     },
     async (ctx, { params, em, auth, actor }) => {
       await em.transactional(async (tx) => {

@@ -10,7 +10,9 @@ export const ToolName = z
   .max(64, 'at most 64 characters')
   // The program a host runs, or the name of a tool a server lists itself (MCP tool names are case-sensitive).
   .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]*$/, 'letters, digits and . _ + -, starting with a letter or digit (the name a host runs it by)')
-  .openapi({ description: `The name a host runs the tool by. Never a tool of the host contract (${HOST_TOOLS.join(', ')}, in any letter case): 400 platform_tool` });
+  .openapi({
+    description: `The name a host runs the tool by. Never a tool of the host contract (${HOST_TOOLS.join(', ')}, in any letter case): 400 platform_tool`,
+  });
 const Category = z
   .string()
   .trim()
@@ -29,10 +31,15 @@ const VersionRegex = z
     try {
       new RegExp(pattern);
     } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `not a valid regular expression: ${error instanceof Error ? error.message : String(error)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `not a valid regular expression: ${error instanceof Error ? error.message : String(error)}`,
+      });
     }
   })
-  .openapi({ description: 'A JavaScript regular expression; its first group (or whole match) in the version command’s output is the version' });
+  .openapi({
+    description: 'A JavaScript regular expression; its first group (or whole match) in the version command’s output is the version',
+  });
 const Homepage = z.url({ protocol: /^https?$/, error: 'an http(s) URL' }).max(500);
 
 const toolFields = {
@@ -67,7 +74,13 @@ export const UpdateToolBody = z
 export const ListToolsQuery = z.strictObject({
   ...pageQuery,
   category: Category.optional(),
-  q: z.string().trim().min(1).max(100).optional().openapi({ description: 'Case-insensitive match on name, display name or description', pattern: NON_BLANK_TEXT_PATTERN }),
+  q: z
+    .string()
+    .trim()
+    .min(1)
+    .max(100)
+    .optional()
+    .openapi({ description: 'Case-insensitive match on name, display name or description', pattern: NON_BLANK_TEXT_PATTERN }),
 });
 
 export const ToolOut = z

@@ -56,7 +56,13 @@ describe('the tool catalog', () => {
       await http.get(`/api/tools/${own.id}`).set(as(member)).expect(200);
       await http.get(`/api/tools/${foreign.id}`).set(as(member)).expect(404);
     }
-    expect(own).toMatchObject({ builtin: false, organizationId: admin.organizationId, displayName: own.name, versionRegex: null, homepage: null });
+    expect(own).toMatchObject({
+      builtin: false,
+      organizationId: admin.organizationId,
+      displayName: own.name,
+      versionRegex: null,
+      homepage: null,
+    });
   });
 
   it('filters by category and text (name, display name, description), page by page', async () => {
@@ -70,16 +76,30 @@ describe('the tool catalog', () => {
     expect(first.body.items).toHaveLength(2);
     const second = await http.get('/api/tools').query({ category, limit: 2, cursor: first.body.nextCursor }).set(as(admin)).expect(200);
     expect(second.body).toMatchObject({ items: [expect.anything()], nextCursor: null });
-    expect((await http.get('/api/tools').query({ category: 'Not A Category' }).set(as(admin)).expect(400)).body.error.details[0].path).toBe('query.category');
+    expect((await http.get('/api/tools').query({ category: 'Not A Category' }).set(as(admin)).expect(400)).body.error.details[0].path).toBe(
+      'query.category',
+    );
   });
 
-  it('lets only ADMIN add, change and remove their own entries (their commands run as the hosts\' user), audited with the commands; MANAGER, OPERATOR and VIEWER may not', async () => {
+  it("lets only ADMIN add, change and remove their own entries (their commands run as the hosts' user), audited with the commands; MANAGER, OPERATOR and VIEWER may not", async () => {
     const created = (await create({ versionRegex: 'v(\\d+\\.\\d+)', homepage: 'https://example.test/tool' }).expect(201)).body;
-    const updated = await http.put(`/api/tools/${created.id}`).set(as(admin)).send({ installCommand: 'echo install v2', description: 'now described', homepage: null }).expect(200);
-    expect(updated.body).toMatchObject({ installCommand: 'echo install v2', description: 'now described', homepage: null, versionRegex: 'v(\\d+\\.\\d+)' });
+    const updated = await http
+      .put(`/api/tools/${created.id}`)
+      .set(as(admin))
+      .send({ installCommand: 'echo install v2', description: 'now described', homepage: null })
+      .expect(200);
+    expect(updated.body).toMatchObject({
+      installCommand: 'echo install v2',
+      description: 'now described',
+      homepage: null,
+      versionRegex: 'v(\\d+\\.\\d+)',
+    });
     for (const member of [manager, await addMember(http, admin, 'OPERATOR'), await addMember(http, admin, 'VIEWER')]) {
       expect((await create({ installCommand: 'id > /tmp/mcp-fleet-whoami' }, member).expect(403)).body.error.code).toBe('forbidden');
-      expect((await http.put(`/api/tools/${created.id}`).set(as(member)).send({ installCommand: 'id > /tmp/mcp-fleet-whoami' }).expect(403)).body.error.code).toBe('forbidden');
+      expect(
+        (await http.put(`/api/tools/${created.id}`).set(as(member)).send({ installCommand: 'id > /tmp/mcp-fleet-whoami' }).expect(403)).body
+          .error.code,
+      ).toBe('forbidden');
       await http.put(`/api/tools/${created.id}`).set(as(member)).send({ description: 'x' }).expect(403);
       await http.delete(`/api/tools/${created.id}`).set(as(member)).expect(403);
     }
@@ -103,7 +123,13 @@ describe('the tool catalog', () => {
   it('refuses the name of a host contract tool, in any letter case, with 400 platform_tool on body.name', async () => {
     for (const name of ['check_tool', 'install_tool', 'execute_prompt', 'CHECK_TOOL', 'Uninstall_Tool']) {
       const refused = await create({ name }).expect(400);
-      expect(refused.body.error.details).toEqual([expect.objectContaining({ path: 'body.name', code: 'platform_tool', message: expect.stringContaining(`${name} is a tool of the host contract`) })]);
+      expect(refused.body.error.details).toEqual([
+        expect.objectContaining({
+          path: 'body.name',
+          code: 'platform_tool',
+          message: expect.stringContaining(`${name} is a tool of the host contract`),
+        }),
+      ]);
     }
     const created = (await create({}).expect(201)).body;
     const renamed = await http.put(`/api/tools/${created.id}`).set(as(admin)).send({ name: 'check_tool' }).expect(400);
@@ -130,7 +156,9 @@ describe('the tool catalog', () => {
 
   it('refuses bad entries with 400 naming the field, and names taken in the organisation or by a built-in with 409', async () => {
     const regex = await create({ versionRegex: 'version (\\d+' }).expect(400);
-    expect(regex.body.error.details).toEqual([expect.objectContaining({ path: 'body.versionRegex', message: expect.stringContaining('not a valid regular expression') })]);
+    expect(regex.body.error.details).toEqual([
+      expect.objectContaining({ path: 'body.versionRegex', message: expect.stringContaining('not a valid regular expression') }),
+    ]);
     const created = (await create({}).expect(201)).body;
     const badUpdate = await http.put(`/api/tools/${created.id}`).set(as(admin)).send({ versionRegex: '[' }).expect(400);
     expect(badUpdate.body.error.details[0].path).toBe('body.versionRegex');
@@ -141,7 +169,9 @@ describe('the tool catalog', () => {
     expect((await create({ name: created.name }).expect(409)).body.error.code).toBe('name_taken');
     expect((await create({ name: builtin.name }).expect(409)).body.error.code).toBe('name_taken');
     const second = (await create({}).expect(201)).body;
-    expect((await http.put(`/api/tools/${second.id}`).set(as(admin)).send({ name: created.name }).expect(409)).body.error.code).toBe('name_taken');
+    expect((await http.put(`/api/tools/${second.id}`).set(as(admin)).send({ name: created.name }).expect(409)).body.error.code).toBe(
+      'name_taken',
+    );
     // Another organisation may use the same name.
     await create({ name: created.name }, other).expect(201);
   });
@@ -150,18 +180,35 @@ describe('the tool catalog', () => {
     const { host, serverId } = await registerHost(http, admin);
     hosts.push(host);
     const tool = (await create({}).expect(201)).body;
-    const agent = (await http.post('/api/agents').set(as(admin)).send({ serverId, name: `a-${randomUUID().slice(0, 8)}` }).expect(201)).body;
-    await http.put(`/api/tools/agent/${agent.id}/permissions`).set(as(admin)).send({ permissions: [{ toolId: tool.id, canUse: true }] }).expect(200);
+    const agent = (
+      await http
+        .post('/api/agents')
+        .set(as(admin))
+        .send({ serverId, name: `a-${randomUUID().slice(0, 8)}` })
+        .expect(201)
+    ).body;
+    await http
+      .put(`/api/tools/agent/${agent.id}/permissions`)
+      .set(as(admin))
+      .send({ permissions: [{ toolId: tool.id, canUse: true }] })
+      .expect(200);
     await setServerTool(em(), serverId, tool.id, ServerToolStatus.INSTALLED);
 
     const refused = await http.delete(`/api/tools/${tool.id}`).set(as(admin)).expect(409);
     expect(refused.body.error).toMatchObject({
       code: 'tool_in_use',
       message: expect.stringMatching(/on 1 server.*granted to 1 agent/),
-      details: { servers: [{ serverId, name: expect.any(String), status: 'INSTALLED' }], agents: [{ agentId: agent.id, name: agent.name }] },
+      details: {
+        servers: [{ serverId, name: expect.any(String), status: 'INSTALLED' }],
+        agents: [{ agentId: agent.id, name: agent.name }],
+      },
     });
 
-    await http.put(`/api/tools/agent/${agent.id}/permissions`).set(as(admin)).send({ permissions: [{ toolId: tool.id, canUse: false }] }).expect(200);
+    await http
+      .put(`/api/tools/agent/${agent.id}/permissions`)
+      .set(as(admin))
+      .send({ permissions: [{ toolId: tool.id, canUse: false }] })
+      .expect(200);
     expect((await http.delete(`/api/tools/${tool.id}`).set(as(admin)).expect(409)).body.error.details.agents).toEqual([]);
     await setServerTool(em(), serverId, tool.id, ServerToolStatus.FAILED);
     await http.delete(`/api/tools/${tool.id}`).set(as(admin)).expect(204);

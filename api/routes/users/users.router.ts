@@ -14,9 +14,19 @@ export function userRoutes(api: ApiRouter, deps: AppDeps): void {
   const tags = ['users'];
 
   api.route(
-    { method: 'get', path: '/users', summary: "List the organisation's users (ADMIN)", tags, request: { query: ListUsersQuery }, responses: { 200: { description: 'A page of users', schema: UserPage } } },
+    {
+      method: 'get',
+      path: '/users',
+      summary: "List the organisation's users (ADMIN)",
+      tags,
+      request: { query: ListUsersQuery },
+      responses: { 200: { description: 'A page of users', schema: UserPage } },
+    },
     async (ctx, { query, em, auth }) => {
-      ForbiddenError.from(auth.ability).throwUnlessCan('read', subject('User', { organization: { id: auth.organizationId } } as unknown as User));
+      ForbiddenError.from(auth.ability).throwUnlessCan(
+        'read',
+        subject('User', { organization: { id: auth.organizationId } } as unknown as User),
+      );
       const filters: Record<string, unknown>[] = [];
       if (query.role) filters.push({ role: query.role });
       if (query.q) filters.push({ $or: [{ email: { $ilike: containing(query.q) } }, { name: { $ilike: containing(query.q) } }] });
@@ -25,7 +35,14 @@ export function userRoutes(api: ApiRouter, deps: AppDeps): void {
   );
 
   api.route(
-    { method: 'get', path: '/users/:id', summary: 'One user (ADMIN, or yourself)', tags, request: { params: IdParams }, responses: { 200: { description: 'The user', schema: UserOut } } },
+    {
+      method: 'get',
+      path: '/users/:id',
+      summary: 'One user (ADMIN, or yourself)',
+      tags,
+      request: { params: IdParams },
+      responses: { 200: { description: 'The user', schema: UserOut } },
+    },
     async (ctx, { params, em, auth }) => {
       const user = await loadUser(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', user);
@@ -46,7 +63,9 @@ export function userRoutes(api: ApiRouter, deps: AppDeps): void {
       const organization = em.getReference(Organization, auth.organizationId);
       const draft = { organization, email: body.email, name: body.name, role: body.role as UserRole };
       ForbiddenError.from(auth.ability).throwUnlessCan('create', subject('User', draft as unknown as User));
-      const user = await createUser(em, actor, { ...body, role: draft.role }, (password) => hashPassword(password, deps.config.auth.bcryptCost));
+      const user = await createUser(em, actor, { ...body, role: draft.role }, (password) =>
+        hashPassword(password, deps.config.auth.bcryptCost),
+      );
       ctx.status = 201;
       ctx.body = presentUser(user);
     },

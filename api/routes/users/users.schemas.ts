@@ -6,7 +6,13 @@ import { Email, Name, Password, Role, UserOut } from '../common.schemas';
 export const ListUsersQuery = z.strictObject({
   ...pageQuery,
   role: Role.optional(),
-  q: z.string().trim().min(1).max(200).optional().openapi({ description: 'Case-insensitive match on email or name', pattern: NON_BLANK_TEXT_PATTERN }),
+  q: z
+    .string()
+    .trim()
+    .min(1)
+    .max(200)
+    .optional()
+    .openapi({ description: 'Case-insensitive match on email or name', pattern: NON_BLANK_TEXT_PATTERN }),
 });
 
 export const CreateUserBody = z.strictObject({ email: Email, name: Name, role: Role, password: Password }).openapi('CreateUserRequest');

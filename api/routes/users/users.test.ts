@@ -26,24 +26,38 @@ describe('users (ADMIN only, own organisation only)', () => {
 
   it('lets an ADMIN create, list, update and delete users, auditing each change', async () => {
     const email = uniqueEmail('new');
-    const created = await http.post('/api/users').set(as(admin)).send({ email, name: 'New One', role: 'VIEWER', password: PASSWORD }).expect(201);
+    const created = await http
+      .post('/api/users')
+      .set(as(admin))
+      .send({ email, name: 'New One', role: 'VIEWER', password: PASSWORD })
+      .expect(201);
     expect(created.body).toMatchObject({ email, name: 'New One', role: 'VIEWER', organizationId: admin.organizationId });
     expect(JSON.stringify(created.body)).not.toMatch(/password/i);
 
-    const patched = await http.patch(`/api/users/${created.body.id}`).set(as(admin)).send({ role: 'OPERATOR', name: 'Renamed' }).expect(200);
+    const patched = await http
+      .patch(`/api/users/${created.body.id}`)
+      .set(as(admin))
+      .send({ role: 'OPERATOR', name: 'Renamed' })
+      .expect(200);
     expect(patched.body).toMatchObject({ role: 'OPERATOR', name: 'Renamed' });
 
     await http.delete(`/api/users/${created.body.id}`).set(as(admin)).expect(204);
     await http.get(`/api/users/${created.body.id}`).set(as(admin)).expect(404);
 
-    const audit = await ctx.orm.em.fork().find(AuditLog, { organization: admin.organizationId, resourceId: created.body.id }, { orderBy: { createdAt: 'asc' } });
+    const audit = await ctx.orm.em
+      .fork()
+      .find(AuditLog, { organization: admin.organizationId, resourceId: created.body.id }, { orderBy: { createdAt: 'asc' } });
     expect(audit.map((a) => a.action)).toEqual(['user.create', 'user.update', 'user.delete']);
     expect(audit[1]!.changes).toEqual({ role: { from: 'VIEWER', to: 'OPERATOR' }, name: { from: 'New One', to: 'Renamed' } });
     expect(audit.every((a) => a.actor?.id === admin.userId && !JSON.stringify(a.changes).includes(PASSWORD))).toBe(true);
   });
 
   it('refuses a duplicate email with 409 email_taken', async () => {
-    const res = await http.post('/api/users').set(as(admin)).send({ email: members.VIEWER.email, name: 'Dup', role: 'VIEWER', password: PASSWORD }).expect(409);
+    const res = await http
+      .post('/api/users')
+      .set(as(admin))
+      .send({ email: members.VIEWER.email, name: 'Dup', role: 'VIEWER', password: PASSWORD })
+      .expect(409);
     expect(res.body.error.code).toBe('email_taken');
   });
 
@@ -70,7 +84,9 @@ describe('users (ADMIN only, own organisation only)', () => {
 
   it('never lets an organisation lose its last ADMIN (409), but allows it when another ADMIN remains', async () => {
     const solo = await registerAccount(http, 'Solo Org');
-    expect((await http.patch(`/api/users/${solo.userId}`).set(as(solo)).send({ role: 'VIEWER' }).expect(409)).body.error.code).toBe('last_admin');
+    expect((await http.patch(`/api/users/${solo.userId}`).set(as(solo)).send({ role: 'VIEWER' }).expect(409)).body.error.code).toBe(
+      'last_admin',
+    );
     expect((await http.delete(`/api/users/${solo.userId}`).set(as(solo)).expect(409)).body.error.code).toBe('last_admin');
 
     const second = await addMember(http, solo, 'ADMIN');
@@ -79,7 +95,8 @@ describe('users (ADMIN only, own organisation only)', () => {
   });
 
   it('keeps one ADMIN when two ADMINs remove or demote each other at the same time (several rounds)', async () => {
-    const adminCount = async (organizationId: string) => ctx.orm.em.fork().count(User, { organization: organizationId, role: UserRole.ADMIN });
+    const adminCount = async (organizationId: string) =>
+      ctx.orm.em.fork().count(User, { organization: organizationId, role: UserRole.ADMIN });
     for (let round = 0; round < 6; round++) {
       const org = await registerAccount(http, `Race Org ${round}`);
       const other = await addMember(http, org, 'ADMIN');
@@ -89,7 +106,10 @@ describe('users (ADMIN only, own organisation only)', () => {
         round % 3 === 0
           ? [http.delete(`/api/users/${b.userId}`).set(as(a)), http.delete(`/api/users/${a.userId}`).set(as(b))]
           : round % 3 === 1
-            ? [http.patch(`/api/users/${b.userId}`).set(as(a)).send({ role: 'VIEWER' }), http.patch(`/api/users/${a.userId}`).set(as(b)).send({ role: 'VIEWER' })]
+            ? [
+                http.patch(`/api/users/${b.userId}`).set(as(a)).send({ role: 'VIEWER' }),
+                http.patch(`/api/users/${a.userId}`).set(as(b)).send({ role: 'VIEWER' }),
+              ]
             : [http.delete(`/api/users/${b.userId}`).set(as(a)), http.patch(`/api/users/${a.userId}`).set(as(b)).send({ role: 'VIEWER' })];
       const results = await Promise.all(attempts);
       expect([round, await adminCount(org.organizationId)]).toEqual([round, 1]);
@@ -117,7 +137,9 @@ describe('users (ADMIN only, own organisation only)', () => {
       const pending = change(http, org, heir.userId).then((r) => r);
       const { rows } = await handover.query<{ pid: number }>('select pg_backend_pid() as pid');
       await waitFor(async () => {
-        const blocked = await ctx.orm.em.getConnection().execute<{ n: number }[]>('select count(*)::int as n from pg_stat_activity where ? = any(pg_blocking_pids(pid))', [rows[0]!.pid]);
+        const blocked = await ctx.orm.em
+          .getConnection()
+          .execute<{ n: number }[]>('select count(*)::int as n from pg_stat_activity where ? = any(pg_blocking_pids(pid))', [rows[0]!.pid]);
         return blocked[0]!.n > 0;
       });
       await handover.query('commit');
@@ -158,11 +180,17 @@ describe('users (ADMIN only, own organisation only)', () => {
 
     const viewers = await http.get('/api/users').query({ role: 'VIEWER' }).set(as(org)).expect(200);
     expect(viewers.body.items).toHaveLength(4);
-    const byText = await http.get('/api/users').query({ q: org.email.slice(0, 14).toUpperCase() }).set(as(org)).expect(200);
+    const byText = await http
+      .get('/api/users')
+      .query({ q: org.email.slice(0, 14).toUpperCase() })
+      .set(as(org))
+      .expect(200);
     expect(byText.body.items.map((u: { id: string }) => u.id)).toEqual([org.userId]);
 
     const bad = await http.get('/api/users').query({ limit: 1000, cursor: 'garbage', extra: 1 }).set(as(org)).expect(400);
-    expect(bad.body.error.details.map((d: { path: string }) => d.path)).toEqual(expect.arrayContaining(['query.limit', 'query.cursor', 'query']));
+    expect(bad.body.error.details.map((d: { path: string }) => d.path)).toEqual(
+      expect.arrayContaining(['query.limit', 'query.cursor', 'query']),
+    );
   });
 
   describe('cross-tenant', () => {
@@ -182,8 +210,15 @@ describe('users (ADMIN only, own organisation only)', () => {
   });
 
   it('validates ids and bodies', async () => {
-    expect((await http.patch('/api/users/not-a-uuid').set(as(admin)).send({ role: 'ADMIN' }).expect(400)).body.error.details[0].path).toBe('params.id');
-    expect((await http.patch(`/api/users/${members.VIEWER.userId}`).set(as(admin)).send({}).expect(400)).body.error.code).toBe('validation_failed');
-    expect((await http.patch(`/api/users/${members.VIEWER.userId}`).set(as(admin)).send({ role: 'ROOT' }).expect(400)).body.error.details[0].path).toBe('body.role');
+    expect((await http.patch('/api/users/not-a-uuid').set(as(admin)).send({ role: 'ADMIN' }).expect(400)).body.error.details[0].path).toBe(
+      'params.id',
+    );
+    expect((await http.patch(`/api/users/${members.VIEWER.userId}`).set(as(admin)).send({}).expect(400)).body.error.code).toBe(
+      'validation_failed',
+    );
+    expect(
+      (await http.patch(`/api/users/${members.VIEWER.userId}`).set(as(admin)).send({ role: 'ROOT' }).expect(400)).body.error.details[0]
+        .path,
+    ).toBe('body.role');
   });
 });
