@@ -4,7 +4,7 @@
  * see the host from the other side of the wire; close() waits for the calls in flight.
  */
 import { isJSONRPCRequest, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import type { CallIo } from './tools';
+import type { CallIo } from './tool-types';
 
 // A ceiling for tests on a loaded machine, not an expectation.
 const DEFAULT_WAIT_MS = 60_000;

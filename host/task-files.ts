@@ -6,8 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Result, Task } from '@modelcontextprotocol/sdk/types.js';
-import type { PendingInput } from './task-store';
+import type { ElicitRequestFormParams, Result, Task } from '@modelcontextprotocol/sdk/types.js';
+
+/** An input request a task waits on: sent as elicitation/create on every `tasks/result` until answered. */
+export interface PendingInput {
+  seq: number;
+  params: ElicitRequestFormParams;
+}
 
 /** The file of one task: what a restarted host needs to answer for it. */
 export interface TaskFile {

@@ -24,7 +24,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { isTerminal } from '@modelcontextprotocol/sdk/experimental/tasks/interfaces.js';
 import type { HostTaskStore } from './task-store';
-import type { ToolExtra } from './tools';
+import type { ToolExtra } from './tool-types';
 
 /** Longest wait between two looks at the task, should a change go unnoticed. */
 const MAX_WAIT_MS = 100;

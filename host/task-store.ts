@@ -36,7 +36,9 @@ import {
   type Task,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { AskAnswer } from './engines/engine';
-import { TaskFiles, type TaskFile } from './task-files';
+import { TaskFiles, type PendingInput, type TaskFile } from './task-files';
+
+export type { PendingInput } from './task-files';
 import { TaskQueues } from './task-queues';
 
 /** What a task the host lost reports: its work is gone, and nobody may take it for done. */
@@ -53,12 +55,6 @@ export const MAX_QUEUED = 1000;
 const SWEEP_EVERY_MS = 60_000;
 
 export type TaskStatus = Task['status'];
-
-/** An input request a task waits on: sent as elicitation/create on every `tasks/result` until answered. */
-export interface PendingInput {
-  seq: number;
-  params: ElicitRequestFormParams;
-}
 
 /** An answer, with why it was made by the host rather than the client when it was. */
 export type InputAnswer = AskAnswer;

@@ -9,7 +9,7 @@ import type { CreateTaskRequestHandlerExtra } from '@modelcontextprotocol/sdk/ex
 import { ElicitResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { HOST_CONTRACT, type HostTool } from '../lib/host-contract';
 import type { HostTaskStore } from './task-store';
-import type { CallIo, ToolContext, ToolDefinition, ToolExtra } from './tools';
+import type { CallIo, ToolContext, ToolDefinition, ToolExtra } from './tool-types';
 
 // The error results and the decline reason live here, and tools.ts imports them: tools.ts
 // already loads this module to register its tools, which takes only types back.

@@ -30,7 +30,13 @@ type Contracts = Record<typeof SYSTEM_CHECK_WORKFLOW, SystemCheckWorkflow> &
 type Unkept = {
   [Name in keyof Contracts]: Name extends keyof Bodies ? (Bodies[Name] extends Contracts[Name] ? never : Name) : Name;
 }[keyof Contracts];
-type Bodies = typeof import('.');
+type Bodies = typeof import('./system-check.workflow') &
+  typeof import('./server-check.workflow') &
+  typeof import('./agent-execution.workflow') &
+  typeof import('./agent-provision.workflow') &
+  typeof import('./agent-retire.workflow') &
+  typeof import('./tool-install.workflow') &
+  typeof import('./task-run.workflow');
 type Kept<Broken extends never> = Broken;
 /** A type error names each workflow whose type name or signature drifted from its contract: starts by name would then miss it. */
 export type ContractsKept = Kept<Unkept>;

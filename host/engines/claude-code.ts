@@ -20,8 +20,7 @@ import { limitReason, signalOfExit } from '../sandbox-settings';
 import { startNetworkProxy, type NetworkProxy } from '../sandbox-network';
 import { watchSandbox } from '../sandbox-watch';
 import { gitConfigPath } from '../workspaces';
-import type { Engine, EngineOutcome, EngineRun } from './engine';
-import type { EngineSettings } from './index';
+import type { Engine, EngineOutcome, EngineRun, EngineSettings } from './engine';
 import {
   claudeArguments,
   claudeCodeSettings,

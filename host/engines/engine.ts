@@ -6,6 +6,7 @@
 import type { ElicitRequestFormParams, ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import type { ExecutePromptResult, HostEvent, AllowedToolScope } from '../../lib/host-contract';
 import type { NetworkEntry } from '../sandbox-network';
+import type { Sandbox } from '../sandbox';
 
 /** What the client answered to a question (ask), with the host's reason when the host answered for it. */
 export type AskAnswer = Pick<ElicitResult, 'action' | 'content'> & { reason?: string };
@@ -74,4 +75,18 @@ export interface Engine {
   /** Called at provision_agent: a reason this engine cannot run here (missing CLI, missing settings), or undefined. */
   check(): Promise<string | undefined>;
   run(run: EngineRun): Promise<EngineOutcome>;
+}
+
+/** What engines may need from the host; each reads its own part. */
+export interface EngineSettings {
+  /** Whether the host runs commands at all (HOST_ALLOW_COMMANDS). */
+  allowCommands: boolean;
+  /** script: pause between steps. */
+  stepDelayMs: number;
+  /** Aborts when the host closes. */
+  shutdown: AbortSignal;
+  /** The host's environment, for settings an engine reads (HOST_OPENAI_*, a CLI's path). */
+  env: NodeJS.ProcessEnv;
+  /** Where programs an engine starts itself (the claude-code CLI) run, as the runner's commands do. */
+  sandbox: Sandbox;
 }

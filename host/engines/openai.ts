@@ -7,8 +7,7 @@
  * environment (HOST_OPENAI_*); the API key goes in the Authorization header and nowhere else.
  */
 import type { ExecutePromptResult } from '../../lib/host-contract';
-import type { Engine, EngineOutcome, EngineRun } from './engine';
-import type { EngineSettings } from './index';
+import type { Engine, EngineOutcome, EngineRun, EngineSettings } from './engine';
 import { EndpointError, requestTurn } from './openai-endpoint';
 import { TextOutput } from './openai-output';
 import { structuredOutput, type StructuredOutput } from './openai-schema';
