@@ -12,6 +12,7 @@ import { TOOL_CHANGE_REFUSED, type ToolAction, type ToolChangeInput, type ToolCh
 import type { ActivityDeps } from './deps';
 import { ServerCallFailed, serverGateway } from './server-gateway';
 import { followMcpTask, isMcpTaskVerdict } from './mcp-task-follower';
+import { withActivityControl } from './run-control';
 
 type McpClient = McpConnection['client'];
 
@@ -28,7 +29,8 @@ interface ChangeTask {
   id?: string;
   /** The progress token (the change's workflow id). */
   token: string;
-  started(taskId: string): void;
+  /** Beats at once with the id just set, so a retry finds it. */
+  started(): void;
 }
 
 /** A host's answer to check_tool, or why there was none. */
@@ -104,7 +106,7 @@ export function createToolActivities(deps: ActivityDeps) {
       const started = await startMcpToolTask(connection.client, call, task.token, CHANGE_CALL_TIMEOUT_MS + 3600_000, { timeoutMs: Math.min(requestTimeoutMs, 30_000), signal });
       if ('result' in started) return started.result;
       task.id = started.task.taskId;
-      task.started(task.id);
+      task.started();
     }
     if (task.id) return followMcpTask({ connection, mcpTaskId: task.id, signal, deadline: Date.now() + CHANGE_CALL_TIMEOUT_MS, requestTimeoutMs, onProgress: () => undefined });
     return (await connection.client.callTool(call, undefined, { signal, timeout: CHANGE_CALL_TIMEOUT_MS, maxTotalTimeout: CHANGE_CALL_TIMEOUT_MS, resetTimeoutOnProgress: true })) as CallToolResult;
@@ -198,38 +200,35 @@ export function createToolActivities(deps: ActivityDeps) {
       // Written while the host call goes out, so INSTALLING costs the install no round trip;
       // settled before anything else is written, so nothing can overtake it.
       const begun = setServerToolState(orm.em.fork() as EntityManager, ref, { status: busy, workflowId: input.workflowId });
-      const controller = new AbortController();
-      const onCancel = () => controller.abort(new Error('cancelled'));
-      ctx.cancellationSignal.addEventListener('abort', onCancel);
-      const task: ChangeTask = {
-        id: (ctx.info.heartbeatDetails as { taskId?: string } | undefined)?.taskId,
-        token: input.workflowId,
-        started: (taskId) => ctx.heartbeat({ taskId }),
-      };
-      const heartbeat = setInterval(() => ctx.heartbeat(task.id ? { taskId: task.id } : undefined), 1000);
-      let sent = false;
       let outcome: HostOutcome;
       try {
-        const commands = toolCommands(tool, input.version);
-        outcome = await gateway.withServer(server, ({ connection }) => changeOnHost(connection, commands, input, ctx.info.attempt, controller.signal, task, () => (sent = true)), {
-          timeoutMs: CHANGE_CALL_TIMEOUT_MS,
-          // Another connection may be tried only while nothing was sent (never install twice),
-          // or to follow the change's task again.
-          canRetry: (error) => (!sent || task.id !== undefined) && !controller.signal.aborted && !isMcpTaskVerdict(error),
+        outcome = await withActivityControl(async (control) => {
+          const task: ChangeTask = {
+            id: (ctx.info.heartbeatDetails as { taskId?: string } | undefined)?.taskId,
+            token: input.workflowId,
+            started: () => control.heartbeat(),
+          };
+          control.heartbeatDetails = () => (task.id ? { taskId: task.id } : undefined);
+          let sent = false;
+          try {
+            const commands = toolCommands(tool, input.version);
+            return await gateway.withServer(server, ({ connection }) => changeOnHost(connection, commands, input, ctx.info.attempt, control.signal, task, () => (sent = true)), {
+              timeoutMs: CHANGE_CALL_TIMEOUT_MS,
+              // Another connection may be tried only while nothing was sent (never install twice),
+              // or to follow the change's task again.
+              canRetry: (error) => (!sent || task.id !== undefined) && !control.aborted() && !isMcpTaskVerdict(error),
+            });
+          } catch (error) {
+            if (control.aborted()) throw new CancelledFailure('cancelled');
+            // The catalog entry changed since the request was accepted.
+            if (error instanceof AppError) return { status: 'FAILED', error: `the catalog entry no longer takes version ${input.version}`, log: '' };
+            if (!(error instanceof ServerCallFailed)) throw error;
+            if (isMcpTaskVerdict(error.cause)) return { status: 'FAILED', error: error.cause.message, log: '' };
+            const unsupported = /tool (install|uninstall|check)_tool not found/i.test(`${error.message} ${String((error.cause as Error | undefined)?.message)}`);
+            return { status: 'FAILED', error: unsupported ? 'this server does not support installs (it offers no install_tool)' : error.message, log: '' };
+          }
         });
-      } catch (error) {
-        if (controller.signal.aborted) throw new CancelledFailure('cancelled');
-        // The catalog entry changed since the request was accepted.
-        if (error instanceof AppError) outcome = { status: 'FAILED', error: `the catalog entry no longer takes version ${input.version}`, log: '' };
-        else if (!(error instanceof ServerCallFailed)) throw error;
-        else if (isMcpTaskVerdict(error.cause)) outcome = { status: 'FAILED', error: error.cause.message, log: '' };
-        else {
-          const unsupported = /tool (install|uninstall|check)_tool not found/i.test(`${error.message} ${String((error.cause as Error | undefined)?.message)}`);
-          outcome = { status: 'FAILED', error: unsupported ? 'this server does not support installs (it offers no install_tool)' : error.message, log: '' };
-        }
       } finally {
-        clearInterval(heartbeat);
-        ctx.cancellationSignal.removeEventListener('abort', onCancel);
         await begun.catch(() => undefined);
       }
       // A failed INSTALLING write fails the attempt; the retry asks the host before doing anything.
