@@ -1,19 +1,25 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { RunningExecutions } from './running-executions';
 
-/** A run's hold on its host call, given to the code that makes it by `withRunControl`. */
-export interface RunControl {
-  /** Aborted by either cancel path, or by the run itself (`stop`); the MCP call takes it. */
+/**
+ * An activity's hold on its call to a host, given to the code that makes it by
+ * `withActivityControl` (a tool change) or `withRunControl` (a run).
+ */
+export interface ActivityControl {
+  /** Aborted by a cancel (Temporal's, or a run's fast path), or by the activity itself (`stop`); the MCP call takes it. */
   readonly signal: AbortSignal;
-  /** Stops the run from inside: a question nobody answered, an event that could not be recorded. */
+  /** Stops the call from inside: a question nobody answered, an event that could not be recorded. */
   stop(reason: Error): void;
   /** Whether the signal is aborted (cancelled or stopped). */
   aborted(): boolean;
   /** Beats now (also done every second), with `heartbeatDetails()`. */
   heartbeat(): void;
-  /** What each beat carries, which a retry reads back as `heartbeatDetails`; nothing unless the run sets it. */
+  /** What each beat carries, which a retry reads back as `heartbeatDetails`; nothing unless the activity sets it. */
   heartbeatDetails: () => unknown;
 }
+
+/** A run's hold on its host call: its signal is also aborted by the cancel route's fast path. */
+export type RunControl = ActivityControl;
 
 /** Whether Temporal cancelled the activity (its cancel wins over every other ending). */
 export function cancelledByTemporal(): boolean {
@@ -28,23 +34,16 @@ export function cancelledFailure(): Error {
 }
 
 /**
- * The cancel and heartbeat scaffold of an activity that runs an execution on its host
- * (executePrompt, executeToolCall). `fn` gets a signal aborted by either cancel path: the fast
- * one (the cancel route's `fleet_control` notice, through this worker's RunningExecutions) and
- * Temporal's, which a heartbeat delivers, so it beats every second. An error `fn` throws once the
- * run is cancelled ends it as a cancel, never as a failure; the activity's own verdicts
- * (ApplicationFailure, CancelledFailure) pass unchanged.
+ * The cancel and heartbeat scaffold of an activity that calls a host. `fn` gets a signal
+ * aborted by Temporal's cancel, which a heartbeat delivers, so it beats every second. What `fn`
+ * throws passes unchanged: each activity decides what an error after a cancel means. A caller
+ * with another way to cancel passes the `controller` that way aborts (withRunControl).
  */
-export async function withRunControl<T>(
-  running: RunningExecutions,
-  executionId: string,
-  fn: (control: RunControl) => Promise<T>,
-): Promise<T> {
+export async function withActivityControl<T>(fn: (control: ActivityControl) => Promise<T>, controller = new AbortController()): Promise<T> {
   const ctx = Context.current();
-  const controller = running.register(executionId);
   const onTemporalCancel = () => controller.abort(new Error('cancelled'));
   ctx.cancellationSignal.addEventListener('abort', onTemporalCancel);
-  const control: RunControl = {
+  const control: ActivityControl = {
     signal: controller.signal,
     stop: (reason) => controller.abort(reason),
     aborted: () => controller.signal.aborted,
@@ -54,13 +53,36 @@ export async function withRunControl<T>(
   const heartbeat = setInterval(control.heartbeat, 1000);
   try {
     return await fn(control);
-  } catch (error) {
-    if (error instanceof ApplicationFailure || error instanceof CancelledFailure) throw error;
-    if (controller.signal.aborted || ctx.cancellationSignal.aborted) throw cancelledFailure();
-    throw error;
   } finally {
     clearInterval(heartbeat);
     ctx.cancellationSignal.removeEventListener('abort', onTemporalCancel);
+  }
+}
+
+/**
+ * The cancel and heartbeat scaffold of an activity that runs an execution on its host
+ * (executePrompt, executeToolCall): withActivityControl, whose signal the cancel route's fast
+ * path (its `fleet_control` notice, through this worker's RunningExecutions) also aborts. An
+ * error `fn` throws once the run is cancelled ends it as a cancel, never as a failure; the
+ * activity's own verdicts (ApplicationFailure, CancelledFailure) pass unchanged.
+ */
+export async function withRunControl<T>(
+  running: RunningExecutions,
+  executionId: string,
+  fn: (control: RunControl) => Promise<T>,
+): Promise<T> {
+  const controller = running.register(executionId);
+  try {
+    return await withActivityControl(async (control) => {
+      try {
+        return await fn(control);
+      } catch (error) {
+        if (error instanceof ApplicationFailure || error instanceof CancelledFailure) throw error;
+        if (control.aborted() || cancelledByTemporal()) throw cancelledFailure();
+        throw error;
+      }
+    }, controller);
+  } finally {
     running.unregister(executionId, controller);
   }
 }
