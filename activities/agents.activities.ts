@@ -1,5 +1,4 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentStatus, Organization, User } from '../entities';
 import { setAgentStatus } from '../domain/runs/agent-status';
 import { hostToolCall } from '../lib/host-contract';
@@ -17,7 +16,7 @@ export function createAgentActivities(deps: ActivityDeps) {
   return {
     /** `provision_agent` then `activate_agent` on the agent's server; a refusal is a result, not a throw. */
     async provisionAgent(agentId: string): Promise<ProvisionResult> {
-      const em = orm.em.fork() as EntityManager;
+      const em = orm.em.fork();
       const agent = await em.findOne(Agent, agentId, { populate: ['server', 'server.masterTokenCiphertext'] });
       if (!agent) throw ApplicationFailure.nonRetryable(`agent ${agentId} does not exist`, 'AgentNotFound');
       const provision = hostToolCall('provision_agent', {
@@ -45,7 +44,7 @@ export function createAgentActivities(deps: ActivityDeps) {
 
     /** ACTIVE with who validated it, or still PENDING_VALIDATION with the server's error. */
     async recordProvision(agentId: string, result: ProvisionResult, validatedBy: string): Promise<void> {
-      const em = orm.em.fork() as EntityManager;
+      const em = orm.em.fork();
       const agent = await em.findOne(Agent, agentId);
       if (!agent) return;
       if (result.ok) {
@@ -83,7 +82,7 @@ export function createAgentActivities(deps: ActivityDeps) {
 
     /** The `agent.retire` audit row: no person acts here, the deletion that asked for it was audited with its actor. */
     async recordRetire(input: AgentRetireInput, result: RetireResult): Promise<void> {
-      const em = orm.em.fork() as EntityManager;
+      const em = orm.em.fork();
       // An organisation deleted meanwhile took its audit log with it.
       if (!(await em.count(Organization, input.organizationId))) return;
       recordAudit(em, {

@@ -1,5 +1,4 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { Execution, ExecutionStatus } from '../entities';
 import { isFinal } from '../domain/runs/execution-status';
@@ -133,7 +132,7 @@ export function createExecutionActivities(deps: ActivityDeps) {
   return {
     /** Takes one of the agent's `maxConcurrency` slots for this execution, in arrival order. */
     acquireSlot(executionId: string): Promise<SlotAnswer> {
-      return acquireSlot(orm.em.fork() as EntityManager, executionId);
+      return acquireSlot(orm.em.fork(), executionId);
     },
 
     /**
@@ -147,7 +146,7 @@ export function createExecutionActivities(deps: ActivityDeps) {
      */
     async executePrompt(executionId: string): Promise<PromptOutcome | WaitingInput> {
       const startedAt = Date.now();
-      const em = orm.em.fork() as EntityManager;
+      const em = orm.em.fork();
       const execution = await em.findOne(Execution, executionId, {
         populate: ['agent', 'agent.server', 'agent.server.masterTokenCiphertext'],
       });
@@ -161,12 +160,12 @@ export function createExecutionActivities(deps: ActivityDeps) {
 
     /** Records the final state (idempotent), frees the slot, and returns the queued runs to wake. */
     finishExecution(executionId: string, outcome: AgentExecutionResult): Promise<string[]> {
-      return finishExecution(orm.em.fork() as EntityManager, executionId, outcome);
+      return finishExecution(orm.em.fork(), executionId, outcome);
     },
 
     /** finishExecution, also answering the final state the row holds (its workflow ends as that). */
     async finishRun(executionId: string, outcome: AgentExecutionResult): Promise<{ next: string[]; result: AgentExecutionResult }> {
-      const em = orm.em.fork() as EntityManager;
+      const em = orm.em.fork();
       const next = await finishExecution(em, executionId, outcome);
       const row = await em.findOne(Execution, executionId);
       const status = row?.status as AgentExecutionResult['status'] | undefined;

@@ -1,4 +1,3 @@
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { ErrorCode, McpError, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { ExecutionInputStatus, type ExecutionInput } from '../entities';
 import { expireInput, findInput, markInputDelivered, requestInput } from '../domain/runs/inputs';
@@ -55,7 +54,7 @@ export function inputAnswerer(
   const { executionId } = options;
   return async (params, context) => {
     if (!('requestedSchema' in params)) return { action: 'decline' };
-    const em = deps.orm.em.fork() as EntityManager;
+    const em = deps.orm.em.fork();
     const outcome = await requestInput(
       em,
       {
@@ -97,15 +96,15 @@ async function hold(
 ): Promise<ElicitResult> {
   const stop = AbortSignal.any([options.signal, withdrawn]);
   for (;;) {
-    const row = await findInput(deps.orm.em as EntityManager, wait.inputId);
+    const row = await findInput(deps.orm.em, wait.inputId);
     if (row?.status === ExecutionInputStatus.ANSWERED) {
-      await markInputDelivered(deps.orm.em.fork() as EntityManager, row.id);
+      await markInputDelivered(deps.orm.em.fork(), row.id);
       return { action: row.action!, ...(row.content ? { content: row.content as ElicitResult['content'] } : {}) };
     }
     if (row?.status !== ExecutionInputStatus.PENDING || stop.aborted) return CANCEL;
     const now = Date.now();
     if (now >= wait.expiresAt) {
-      const expired = await expireInput(deps.orm.em.fork() as EntityManager, wait.inputId);
+      const expired = await expireInput(deps.orm.em.fork(), wait.inputId);
       if (expired.expired) {
         options.onExpired(wait);
         return CANCEL;

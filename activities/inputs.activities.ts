@@ -1,4 +1,3 @@
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { Execution, ExecutionInputStatus } from '../entities';
 import { cancelOpenInputs, expireInput, findInput } from '../domain/runs/inputs';
 import { cancelMcpTask } from '../lib/mcp-tasks';
@@ -15,12 +14,12 @@ export function createInputActivities(deps: ActivityDeps) {
   return {
     /** The question's status now: the workflow's re-check in case the answer's signal was lost. */
     async inputStatus(inputId: string): Promise<ExecutionInputStatus | null> {
-      return (await findInput(orm.em as EntityManager, inputId))?.status ?? null;
+      return (await findInput(orm.em, inputId))?.status ?? null;
     },
 
     /** The input timeout passed: expired, unless an answer won the race (then the run goes on). */
     async expireRunInput(inputId: string): Promise<{ expired: boolean }> {
-      const outcome = await expireInput(orm.em.fork() as EntityManager, inputId);
+      const outcome = await expireInput(orm.em.fork(), inputId);
       return { expired: outcome.expired || outcome.input?.status === ExecutionInputStatus.EXPIRED };
     },
 
@@ -29,7 +28,7 @@ export function createInputActivities(deps: ActivityDeps) {
      * host, best effort, and its open question closed. Plain calls have nothing to cancel here.
      */
     async cancelRemoteTask(executionId: string): Promise<boolean> {
-      const em = orm.em.fork() as EntityManager;
+      const em = orm.em.fork();
       await cancelOpenInputs(em, executionId);
       const execution = await em.findOne(Execution, executionId, { populate: ['agent', 'agent.server'] });
       const taskId = execution?.mcpTaskId;

@@ -137,7 +137,7 @@ export class PromptAttempt {
   /** The attempt's listeners; a re-attached task's output goes on from what the log holds. */
   static async start(deps: ActivityDeps, run: PromptRun, control: RunControl): Promise<PromptAttempt> {
     const attempt = new PromptAttempt(deps, run, control);
-    if (run.mcpTaskId) attempt.stream.output = await outputSoFar(deps.orm.em.fork() as EntityManager, run.execution.id);
+    if (run.mcpTaskId) attempt.stream.output = await outputSoFar(deps.orm.em.fork(), run.execution.id);
     return attempt;
   }
 }

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { Execution, ExecutionStatus, ExecutionTrigger, Organization } from '../entities';
 import { ExecutionLog, eventsAfter } from '../domain/runs/execution-log';
 import { makeOrganization } from '../test/factories';
@@ -14,7 +13,7 @@ describe('the prompt stream', () => {
 
   beforeAll(async () => {
     ctx = await createTestContext();
-    const em = ctx.orm.em.fork() as EntityManager;
+    const em = ctx.orm.em.fork();
     organizationId = makeOrganization(em, 'Prompt Stream Org').id;
     await em.flush();
   });
@@ -55,7 +54,7 @@ describe('the prompt stream', () => {
   });
 
   it('events that are written resolve the log and beat with their seq; the todo list reaches the row', async () => {
-    const em = ctx.orm.em.fork() as EntityManager;
+    const em = ctx.orm.em.fork();
     const run = em.create(Execution, {
       organization: em.getReference(Organization, organizationId),
       trigger: ExecutionTrigger.API,

@@ -64,7 +64,7 @@ export function createServerActivities(deps: ActivityDeps) {
      * status changed. The gateway decrypts the master token; it never leaves there.
      */
     async checkServer(serverId: string, reason: ServerCheckReason): Promise<ServerCheckResult> {
-      const em = orm.em.fork() as EntityManager;
+      const em = orm.em.fork();
       const server = await em.findOne(McpServer, serverId, { populate: ['masterTokenCiphertext'] });
       if (!server) throw ApplicationFailure.nonRetryable(`server ${serverId} does not exist`, 'ServerNotFound');
       const checkedAt = new Date();

@@ -138,7 +138,7 @@ export function createToolCallActivities(deps: ActivityDeps) {
     async executeToolCall(executionId: string): Promise<PromptOutcome | WaitingInput> {
       const segmentStartedAt = Date.now();
       const attempt = Context.current().info.attempt;
-      const em = orm.em.fork() as EntityManager;
+      const em = orm.em.fork();
       const execution = await em.findOne(Execution, executionId, {
         populate: ['agent', 'agent.server', 'agent.server.masterTokenCiphertext'],
       });

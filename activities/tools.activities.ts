@@ -354,12 +354,12 @@ function changeOutcome(outcome: HostOutcome): ToolChangeOutcome {
 async function changeTool(deps: ToolDeps, input: ToolChangeInput): Promise<ToolChangeOutcome> {
   const { orm, logger } = deps;
   const ctx = Context.current();
-  const em = orm.em.fork() as EntityManager;
+  const em = orm.em.fork();
   const { server, tool, ref } = await loadChange(em, input);
   const busy = input.action === 'install' ? ServerToolStatus.INSTALLING : ServerToolStatus.REMOVING;
   // Written while the host call goes out, so INSTALLING costs the install no round trip;
   // settled before anything else is written, so nothing can overtake it.
-  const begun = setServerToolState(orm.em.fork() as EntityManager, ref, { status: busy, workflowId: input.workflowId });
+  const begun = setServerToolState(orm.em.fork(), ref, { status: busy, workflowId: input.workflowId });
   let outcome: HostOutcome;
   try {
     outcome = await withActivityControl((control) => changeThroughServer(deps, server, tool, input, control));
@@ -485,7 +485,7 @@ async function recordDrift(
 /** The checkInstalledTools activity. */
 async function checkInstalledTools(deps: ToolDeps, serverId: string): Promise<ToolDriftSummary> {
   const { orm, logger } = deps;
-  const em = orm.em.fork() as EntityManager;
+  const em = orm.em.fork();
   const rows = await em.find(
     ServerTool,
     { server: serverId, status: ServerToolStatus.INSTALLED },
@@ -528,7 +528,7 @@ export function createToolActivities(deps: ActivityDeps) {
      * with the reason, if its workflow still owns the row. Otherwise the row says how it ended.
      */
     abandonToolChange(input: ToolChangeInput, reason: string): Promise<ToolChangeOutcome> {
-      return abandonToolChange(orm.em.fork() as EntityManager, input, reason);
+      return abandonToolChange(orm.em.fork(), input, reason);
     },
 
     /**

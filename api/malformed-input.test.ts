@@ -1,7 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { AgentStatus, Organization } from '../entities';
 import { httpFor, PASSWORD, randomIp, registerAccount, uniqueEmail, type Account, type Http } from '../test/api';
 import { makeAgent, makeServer } from '../test/factories';
@@ -21,7 +20,7 @@ describe('malformed input is a 4xx naming the field, never a 500', () => {
     ctx = await createTestContext();
     api = httpFor(ctx);
     admin = await registerAccount(api, 'Malformed Org');
-    const em = ctx.orm.em.fork() as EntityManager;
+    const em = ctx.orm.em.fork();
     const organization = em.getReference(Organization, admin.organizationId);
     const server = makeServer(em, organization);
     const agent = makeAgent(em, server);

@@ -2,7 +2,6 @@
  * Keyset pagination reads a deep page straight from the index: PostgreSQL starts at the cursor
  * instead of reading (and discarding) every row of the pages before it.
  */
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { httpFor, registerAccount, type Account, type Http } from '../test/api';
 import { createTestContext, type TestContext } from '../test/harness';
 
@@ -33,7 +32,7 @@ describe('keyset pagination', () => {
     ctx = await createTestContext();
     http = httpFor(ctx);
     admin = await registerAccount(http, 'Pagination Org');
-    const conn = (ctx.orm.em as EntityManager).getConnection();
+    const conn = ctx.orm.em.getConnection();
     await conn.execute(
       `insert into tasks (id, created_at, updated_at, organization_id, title, kind, prompt, prompt_variables, priority, assignment_mode, required_capabilities, execution_mode, timezone, overlap_policy, max_retries, enabled, run_count, created_by_id)
        select gen_random_uuid(), now() - (g * interval '1 second'), now(), ?, 'bulk ' || g, 'prompt', 'hello', '{}', 'NORMAL', 'AUTO', '{}', 'IMMEDIATE', 'UTC', 'SKIP', 0, true, 0, ?
@@ -45,7 +44,7 @@ describe('keyset pagination', () => {
   afterAll(() => ctx?.close());
 
   it('starts a deep page at its cursor: the 2,500th row on is read, not the 2,500 before it', async () => {
-    const conn = (ctx.orm.em as EntityManager).getConnection();
+    const conn = ctx.orm.em.getConnection();
     const [deep] = await conn.execute<{ created_at: Date; id: string }[]>(
       'select created_at, id from tasks where organization_id = ? order by created_at desc, id desc offset 2500 limit 1',
       [admin.organizationId],

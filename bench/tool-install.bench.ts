@@ -14,7 +14,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { Organization, ToolDefinition } from '../entities';
 import { startAgentHost } from '../host/server';
 import { hostToolCall } from '../lib/host-contract';
@@ -65,7 +64,7 @@ export async function benchToolInstall(): Promise<{ pass: boolean }> {
     ).json()) as { id: string };
 
     // One catalog entry per install: each workflow id (tool-<server>-<tool>) is then free at once.
-    const em = stack.deps.orm.em.fork() as EntityManager;
+    const em = stack.deps.orm.em.fork();
     const tools = Array.from({ length: INSTALLS + WARMUP }, (_, i) =>
       em.create(ToolDefinition, {
         organization: em.getReference(Organization, reg.organization.id),

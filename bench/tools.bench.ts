@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import { McpServer, Organization, ServerTool, ServerToolStatus, ToolDefinition } from '../entities';
 import { startAgentHost } from '../host/server';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { executionHandle } from '../domain/temporal';
 import { allowedToolsFor } from '../domain/tools/allowed-tools';
 import { startBenchStack } from './stack';
@@ -119,7 +118,7 @@ export async function benchTools(): Promise<{ pass: boolean }> {
     // What the difference is made of: the one query that builds allowedTools, alone.
     const query = async (agentId: string) => {
       const t0 = at();
-      await allowedToolsFor(stack.deps.orm.em.fork() as EntityManager, agentId);
+      await allowedToolsFor(stack.deps.orm.em.fork(), agentId);
       return at() - t0;
     };
     const q50: number[] = [];

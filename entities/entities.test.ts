@@ -35,7 +35,7 @@ describe('data model on a migrated PostgreSQL', () => {
   });
   afterAll(() => orm.close(true));
   beforeEach(() => {
-    em = orm.em.fork() as EntityManager;
+    em = orm.em.fork();
   });
 
   it('has every migration applied and the committed snapshot matches the entities', async () => {
@@ -177,13 +177,13 @@ describe('data model on a migrated PostgreSQL', () => {
         }),
     ];
     for (const attempt of attempts) {
-      const e = orm.em.fork() as EntityManager;
+      const e = orm.em.fork();
       attempt(e);
       await expect(e.flush()).rejects.toBeInstanceOf(UniqueConstraintViolationException);
     }
     const user = makeUser(em, org);
     await em.flush();
-    const e = orm.em.fork() as EntityManager;
+    const e = orm.em.fork();
     makeUser(e, e.getReference(Organization, org.id)).email = user.email;
     await expect(e.flush()).rejects.toBeInstanceOf(UniqueConstraintViolationException);
   });
@@ -222,11 +222,11 @@ describe('data model on a migrated PostgreSQL', () => {
       [ExecutionInputStatus.PENDING, 'k2'],
       [ExecutionInputStatus.ANSWERED, 'k1'],
     ] as const) {
-      const e = orm.em.fork() as EntityManager;
+      const e = orm.em.fork();
       e.create(ExecutionInput, question(status, key));
       await expect(e.flush()).rejects.toBeInstanceOf(UniqueConstraintViolationException);
     }
-    const e = orm.em.fork() as EntityManager;
+    const e = orm.em.fork();
     e.create(ExecutionInput, question(ExecutionInputStatus.EXPIRED));
     await e.flush();
     expect(await orm.em.fork().count(ExecutionInput, { execution: execution.id })).toBe(3);

@@ -41,7 +41,7 @@ describe('database errors in the log', () => {
 
   beforeAll(async () => {
     orm = await MikroORM.init<PostgreSqlDriver>(ormOptions(url, { poolMax: 2 }));
-    const em = orm.em.fork() as EntityManager;
+    const em = orm.em.fork();
     const organization = em.create(Organization, { name: 'Log Org', slug: uniqueSlug('log') });
     takenEmail = `taken-${randomUUID().slice(0, 8)}@example.test`;
     em.create(User, { organization, email: takenEmail, name: 'First', role: UserRole.ADMIN, passwordHash: '$2b$04$first' });
@@ -75,14 +75,14 @@ describe('database errors in the log', () => {
   }
 
   it('the driver error itself holds the SQL and the values (what must not be logged)', async () => {
-    const error = (await failingInsert(orm.em.fork() as EntityManager)) as Error;
+    const error = (await failingInsert(orm.em.fork())) as Error;
     expect(error.message).toContain(SECRET_HASH);
     expect(error.message).toMatch(/insert into/i);
   });
 
   it('logs code and constraint, not the message, SQL or values, under err, error and as a cause', async () => {
     const { logger, text, lines } = capturingLogger();
-    const error = await failingInsert(orm.em.fork() as EntityManager);
+    const error = await failingInsert(orm.em.fork());
     logger.error({ err: error }, 'insert failed');
     // The Temporal SDK logs a failed activity as { error }.
     logger.warn({ error }, 'Activity failed');
@@ -128,7 +128,7 @@ describe('database errors in the log', () => {
     app.use(errorHandler() as Koa.Middleware);
     app.use(requestLogger(logger) as Koa.Middleware);
     app.use(async () => {
-      throw await failingInsert(orm.em.fork() as EntityManager);
+      throw await failingInsert(orm.em.fork());
     });
     // The unique violation is a 409 (not logged as an error); any other driver error is logged.
     const res = await request(app.callback()).get('/');
@@ -138,7 +138,7 @@ describe('database errors in the log', () => {
     notNull.use(errorHandler() as Koa.Middleware);
     notNull.use(requestLogger(logger) as Koa.Middleware);
     notNull.use(async () => {
-      const em = orm.em.fork() as EntityManager;
+      const em = orm.em.fork();
       // A check the entity does not know about: the database refuses the NUL.
       em.create(User, {
         organization: em.getReference(Organization, organizationId),
@@ -159,7 +159,7 @@ describe('database errors in the log', () => {
     const { logger, text } = capturingLogger();
     const debugOrm = await MikroORM.init<PostgreSqlDriver>({ ...ormOptions(url, { poolMax: 1, logger }), debug: true });
     try {
-      await failingInsert(debugOrm.em.fork() as EntityManager);
+      await failingInsert(debugOrm.em.fork());
     } finally {
       await debugOrm.close(true);
     }

@@ -1,13 +1,14 @@
 import path from 'node:path';
 import { DefaultLogger, MikroORM, type LoggerNamespace, type LoggerOptions, type LogContext, type Options } from '@mikro-orm/core';
 import { Migrator } from '@mikro-orm/migrations';
-import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { PostgreSqlDriver, type EntityManager } from '@mikro-orm/postgresql';
 import { ENTITIES } from '../entities';
 import { MIGRATIONS } from '../entities/migrations';
 import { PROJECT_ROOT } from './config';
 import type { Logger } from './logger';
 
-export type Orm = MikroORM<PostgreSqlDriver>;
+/** Typed with PostgreSQL's EntityManager, so `orm.em` and its forks are what the commands take. */
+export type Orm = MikroORM<PostgreSqlDriver, EntityManager>;
 
 /** Source folder of the migrations (new ones are written there; the snapshot lives beside them). */
 export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'entities', 'migrations');
@@ -55,7 +56,7 @@ export function ormOptions(url: string, options: { poolMax?: number; logger?: Lo
 }
 
 export async function initOrm(url: string, options: { poolMax?: number; logger?: Logger } = {}): Promise<Orm> {
-  return MikroORM.init<PostgreSqlDriver>(ormOptions(url, options));
+  return MikroORM.init<PostgreSqlDriver, EntityManager>(ormOptions(url, options));
 }
 
 export async function migrateUp(orm: Orm): Promise<string[]> {

@@ -8,7 +8,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { DEMO_AGENT_NAME, seedDemoAgent, type DemoAgentResult } from '../entities/seeders/demo-agent';
 import { DEMO_SERVER_NAME, seed, seedDemoServer } from '../entities/seeders/seed';
 import { McpServer } from '../entities';
@@ -239,13 +238,13 @@ async function migrateAndSeed(
   try {
     const applied = await migrateUp(orm);
     if (applied.length) logger.info({ applied }, 'migrations applied');
-    const result = await seed(orm.em.fork() as EntityManager, { bcryptCost: config.auth.bcryptCost });
-    const registered = await seedDemoServer(orm.em.fork() as EntityManager, result.organizationId, {
+    const result = await seed(orm.em.fork(), { bcryptCost: config.auth.bcryptCost });
+    const registered = await seedDemoServer(orm.em.fork(), result.organizationId, {
       ...demo,
       seal: (serverId, token) => sealSecret(config.encryptionKeys, token, masterTokenContext(serverId)),
     });
     if (registered) logger.info({ url: demo.url }, `registered the local reference host as server "${DEMO_SERVER_NAME}"`);
-    const agent = await seedDemoAgent(orm.em.fork() as EntityManager, result.organizationId, DEMO_SERVER_NAME, result.adminEmail);
+    const agent = await seedDemoAgent(orm.em.fork(), result.organizationId, DEMO_SERVER_NAME, result.adminEmail);
     if (agent.created)
       logger.info({ agentId: agent.agentId, tools: agent.tools }, `created the MASTER agent "${DEMO_AGENT_NAME}" on "${DEMO_SERVER_NAME}"`);
     if (result.adminPassword) writeAdminPassword(result.adminPassword);

@@ -1,5 +1,4 @@
 /** `npm run migration:up [-- --seed]`: applies pending migrations (and seeds) against DATABASE_URL. */
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { seed } from '../entities/seeders/seed';
 import { loadConfig } from '../lib/config';
 import { createLogger } from '../lib/logger';
@@ -13,7 +12,7 @@ async function main(): Promise<void> {
     const applied = await migrateUp(orm);
     logger.info({ applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
     if (process.argv.includes('--seed')) {
-      const result = await seed(orm.em.fork() as EntityManager, { bcryptCost: config.auth.bcryptCost });
+      const result = await seed(orm.em.fork(), { bcryptCost: config.auth.bcryptCost });
       logger.info({ toolsCreated: result.toolsCreated, toolsUpdated: result.toolsUpdated, adminEmail: result.adminEmail }, 'seeded');
       if (result.adminPassword) {
         // Printed once, on the run that created the admin; it is stored only as a bcrypt hash.

@@ -67,7 +67,7 @@ export async function catalogEntry(
   commands: ToolCommandsSpec,
   options: { name?: string; category?: string } = {},
 ): Promise<ToolDefinition> {
-  const em = orm.em.fork() as EntityManager;
+  const em = orm.em.fork();
   const name = options.name ?? `probe-${randomUUID().slice(0, 8)}`;
   const tool = em.create(ToolDefinition, {
     organization: organizationId ? em.getReference(Organization, organizationId) : undefined,

@@ -1,6 +1,5 @@
 import request from 'supertest';
 import { io as connectSocket, type Socket } from 'socket.io-client';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AssignmentMode, ExecutionMode, ExecutionTrigger, Organization, Task, TaskKind } from '../../entities';
 import { publishEvent } from '../../domain/events';
 import type { ClientToServerEvents, ServerToClientEvents, SubscribeAck } from './socket-events';
@@ -68,7 +67,7 @@ describe('realtime rooms beyond one agent', () => {
   }
 
   function makeTask(organizationId: string): Promise<Task> {
-    const em = ctx.orm.em.fork() as EntityManager;
+    const em = ctx.orm.em.fork();
     const task = em.create(Task, {
       organization: em.getReference(Organization, organizationId),
       title: 'nightly report',
@@ -103,7 +102,7 @@ describe('realtime rooms beyond one agent', () => {
         taskId: task.id,
       },
     );
-    const em = ctx.orm.em.fork() as EntityManager;
+    const em = ctx.orm.em.fork();
     const at = new Date().toISOString();
     await publishEvent(em, {
       type: 'server:status',
@@ -172,7 +171,7 @@ describe('realtime rooms beyond one agent', () => {
         taskId: task.id,
       },
     );
-    await publishEvent(ctx.orm.em.fork() as EntityManager, {
+    await publishEvent(ctx.orm.em.fork(), {
       type: 'server:status',
       organizationId: admin.organizationId,
       serverId,

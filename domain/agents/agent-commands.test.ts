@@ -1,4 +1,3 @@
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentRole, AuditLog } from '../../entities';
 import { makeAgent, makeOrganization, makeServer } from '../../test/factories';
 import { createTestContext, type TestContext } from '../../test/harness';
@@ -13,7 +12,7 @@ describe('agent commands, called without a request', () => {
   afterAll(() => ctx?.close());
 
   it('create, change and delete agents for a workflow actor, with the same rules and audit as the API', async () => {
-    const em = ctx.orm.em.fork() as EntityManager;
+    const em = ctx.orm.em.fork();
     const organization = makeOrganization(em);
     const server = makeServer(em, organization);
     const lead = makeAgent(em, server, AgentRole.SUPERVISOR);

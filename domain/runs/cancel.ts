@@ -40,7 +40,7 @@ export async function publishCancels(em: EntityManager, executionIds: string[]):
  */
 export async function cancelExecution(deps: Pick<RunDeps, 'orm' | 'temporal'>, actor: Actor, execution: Execution): Promise<void> {
   if (isFinal(execution.status)) throw AppError.conflict('already_finished', `The execution is already ${execution.status}`);
-  const em = deps.orm.em.fork() as EntityManager;
+  const em = deps.orm.em.fork();
   audit(em, actor, {
     action: 'execution.cancel',
     resourceType: 'execution',

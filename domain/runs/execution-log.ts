@@ -35,7 +35,7 @@ export class ExecutionLog {
   ) {}
 
   append(phase: ExecutionPhase, fields: EventFields = {}): Promise<AgentExecutionPayload> {
-    const next = this.chain.then(() => appendEvent(this.orm.em.fork() as EntityManager, this.execution, this.attempt, phase, fields));
+    const next = this.chain.then(() => appendEvent(this.orm.em.fork(), this.execution, this.attempt, phase, fields));
     this.chain = next.catch((error: unknown) => {
       this.failure ??= error;
     });

@@ -16,7 +16,7 @@ import { acquireSlot } from './slots';
 describe('run row locks', () => {
   let ctx: TestContext;
   let agent: Agent;
-  const em = () => ctx.orm.em.fork() as EntityManager;
+  const em = () => ctx.orm.em.fork();
 
   beforeAll(async () => {
     ctx = await createTestContext();

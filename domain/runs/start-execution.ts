@@ -124,7 +124,7 @@ export async function assignExecution(tx: EntityManager, execution: Execution, a
  * rather than left QUEUED forever.
  */
 export async function startExecution(deps: RunDeps, actor: Actor, input: StartInput): Promise<Execution> {
-  const em = deps.orm.em as EntityManager;
+  const em = deps.orm.em;
   // Row, audit entry, first events and their notices commit together. The notices are
   // delivered at commit, before the workflow starts, so no later notice of this run can
   // overtake them.
@@ -142,7 +142,7 @@ export async function startExecution(deps: RunDeps, actor: Actor, input: StartIn
     deps.logger.error({ err: error, executionId: execution.id }, 'could not start agentExecution');
     // Nothing will run it: end it as FAILED and give its slot back. A run queued behind it
     // finds the slot on its workflow's next re-check.
-    await finishExecution(em.fork() as EntityManager, execution.id, {
+    await finishExecution(em.fork(), execution.id, {
       status: 'FAILED',
       error: 'the run could not be started (Temporal unavailable)',
     });

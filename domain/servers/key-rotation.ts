@@ -1,4 +1,3 @@
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { McpServer } from '../../entities';
 import type { EncryptionKey } from '../../lib/config';
 import { openSecret, sealSecret } from '../../lib/crypto';
@@ -27,7 +26,7 @@ export async function rotateServerTokens(
   const report: RotationReport = { rotated: 0, failed: [] };
   const skip = new Set<string>();
   for (;;) {
-    const em = orm.em.fork() as EntityManager;
+    const em = orm.em.fork();
     const batch = await em.find(
       McpServer,
       {

@@ -182,7 +182,7 @@ async function applyDecision(deps: RunDeps, em: EntityManager, decided: Decided)
 
 /** The occurrence's first decision: its overlap policy against the task's live runs, then the agent. */
 export async function beginOccurrence(deps: RunDeps, request: OccurrenceRequest): Promise<OccurrenceStep> {
-  const em = deps.orm.em.fork() as EntityManager;
+  const em = deps.orm.em.fork();
   const decided = await em.transactional(async (tx): Promise<Decided> => {
     const none = { stop: [], slotFreed: [] };
     const task = await lockTask(tx, request.taskId);
@@ -234,7 +234,7 @@ export async function beginOccurrence(deps: RunDeps, request: OccurrenceRequest)
 
 /** A waiting occurrence checks whether its turn has come: no run of the task ahead of it is live. */
 export async function resumeOccurrence(deps: RunDeps, executionId: string): Promise<OccurrenceStep> {
-  const em = deps.orm.em.fork() as EntityManager;
+  const em = deps.orm.em.fork();
   return em.transactional(async (tx) => {
     const found = await tx.findOne(Execution, executionId, { populate: ['task'] });
     if (!found) return { next: 'end', executionId, maxRetries: 0, status: 'CANCELLED', reason: 'the run no longer exists' };
@@ -271,7 +271,7 @@ export async function resumeOccurrence(deps: RunDeps, executionId: string): Prom
 
 /** A new attempt after a FAILED or TIMED_OUT run: a new execution linked by `retryOf`, past the overlap policy (it is the same occurrence). */
 export async function retryOccurrence(deps: RunDeps, request: OccurrenceRequest): Promise<OccurrenceStep> {
-  const em = deps.orm.em.fork() as EntityManager;
+  const em = deps.orm.em.fork();
   return em.transactional(async (tx) => {
     const task = await lockTask(tx, request.taskId);
     const existing = await tx.findOne(Execution, request.executionId, { populate: ['agent'] });
@@ -298,7 +298,7 @@ async function nextWaiting(em: EntityManager, taskId: string | undefined): Promi
 
 /** After an attempt: its end recorded (idempotent; a terminated child could not), and who to wake. */
 export async function settleAttempt(deps: RunDeps, executionId: string, outcome: AttemptOutcome): Promise<Wakeups> {
-  const em = deps.orm.em.fork() as EntityManager;
+  const em = deps.orm.em.fork();
   const status = outcome.status === 'SKIPPED' ? 'CANCELLED' : outcome.status;
   const slotFreed = await finishExecution(em, executionId, { status, error: outcome.error });
   const execution = await em.findOne(Execution, executionId);
@@ -307,7 +307,7 @@ export async function settleAttempt(deps: RunDeps, executionId: string, outcome:
 
 /** The task's `timeoutMs` passed: the run is TIMED_OUT now, and the worker running it aborts its call at once. */
 export async function timeOutRun(deps: RunDeps, executionId: string, timeoutMs: number): Promise<void> {
-  const em = deps.orm.em.fork() as EntityManager;
+  const em = deps.orm.em.fork();
   const execution = await em.findOne(Execution, executionId);
   if (!execution || isFinal(execution.status)) return;
   const running = SLOT_HOLDING_STATUSES.includes(execution.status);
@@ -317,7 +317,7 @@ export async function timeOutRun(deps: RunDeps, executionId: string, timeoutMs: 
 
 /** The occurrence is over (or was cancelled while waiting): its last run is final, the next waiting one is woken. */
 export async function endOccurrence(deps: RunDeps, taskId: string, executionId: string, outcome: AttemptOutcome): Promise<Wakeups> {
-  const em = deps.orm.em.fork() as EntityManager;
+  const em = deps.orm.em.fork();
   const execution = await em.findOne(Execution, executionId);
   let slotFreed: string[] = [];
   if (execution && !isFinal(execution.status)) {

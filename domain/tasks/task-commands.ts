@@ -271,7 +271,7 @@ export async function runTaskNow(
   task: Task,
 ): Promise<{ executionId: string; workflowId: string; status: ExecutionStatus }> {
   if (!task.enabled) throw AppError.conflict('task_disabled', 'The task is disabled; resume it first');
-  const em = deps.orm.em as EntityManager;
+  const em = deps.orm.em;
   const executionId = randomUUID();
   const workflowId = taskRunWorkflowId(task.id, executionId);
   audit(em, actor, { action: 'task.run', resourceType: 'task', resourceId: task.id, changes: { executionId } });
@@ -347,7 +347,7 @@ export async function cancelTaskRuns(
   task: Task,
   executionId?: string,
 ): Promise<string[]> {
-  const em = deps.orm.em.fork() as EntityManager;
+  const em = deps.orm.em.fork();
   if (executionId) {
     const execution = await em.findOne(Execution, { id: executionId, task });
     if (!execution) throw AppError.notFound('Execution');

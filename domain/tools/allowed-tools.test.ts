@@ -1,4 +1,3 @@
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { AgentToolPermission, ServerToolStatus, ToolDefinition, type Agent } from '../../entities';
 import { makeAgent, makeOrganization, makeServer } from '../../test/factories';
 import { createTestContext, type TestContext } from '../../test/harness';
@@ -12,7 +11,7 @@ describe('allowedToolsFor and assertToolCallAllowed', () => {
   let docker: ToolDefinition;
   let pending: ToolDefinition;
   let denied: ToolDefinition;
-  const em = () => ctx.orm.em.fork() as EntityManager;
+  const em = () => ctx.orm.em.fork();
 
   beforeAll(async () => {
     ctx = await createTestContext();

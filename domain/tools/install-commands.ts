@@ -60,7 +60,7 @@ export async function requestToolChange(
 ): Promise<{ workflowId: string }> {
   const { server, tool, action, version } = request;
   if (action === 'install') toolCommands(tool, version);
-  const em = deps.orm.em.fork() as EntityManager;
+  const em = deps.orm.em.fork();
   if (action === 'uninstall') {
     const row = await em.findOne(ServerTool, { server: server.id, tool: tool.id }, { fields: ['status'] });
     if (!row || row.status === ServerToolStatus.NOT_INSTALLED) {
@@ -161,7 +161,7 @@ export async function cancelToolChange(
   const workflowId = toolInstallWorkflowId(server.id, tool.id);
   if (!(await toolChangeRunning(deps, server.id, tool.id)))
     throw AppError.conflict('not_running', `No install or uninstall of ${tool.name} is running on this server`);
-  const em = deps.orm.em.fork() as EntityManager;
+  const em = deps.orm.em.fork();
   audit(em, actor, {
     action: 'server.tool_cancel',
     resourceType: 'server',

@@ -4,7 +4,6 @@
  * does here; a program that is not installed does not), and left alone by a rerun.
  */
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { allowedToolsFor } from '../../domain/tools/allowed-tools';
 import { createTestContext, type TestContext } from '../../test/harness';
 import { catalogEntry } from '../../test/tool-fixtures';
@@ -18,7 +17,7 @@ describe('seedDemoAgent', () => {
     ctx = await createTestContext();
   });
   afterAll(() => ctx?.close());
-  const em = () => ctx.orm.em.fork() as EntityManager;
+  const em = () => ctx.orm.em.fork();
 
   async function demoOrganization(): Promise<string> {
     const fork = em();

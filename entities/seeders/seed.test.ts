@@ -1,5 +1,4 @@
 import bcrypt from 'bcrypt';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { loadConfig } from '../../lib/config';
 import { initOrm, type Orm } from '../../lib/orm';
 import { Organization } from '../organization.entity';
@@ -16,7 +15,7 @@ describe('seed', () => {
   afterAll(() => orm.close(true));
 
   it('creates one organisation, one ADMIN with a printed-once password, and the tool catalog; reruns change nothing', async () => {
-    const first = await seed(orm.em.fork() as EntityManager, { bcryptCost: 4 });
+    const first = await seed(orm.em.fork(), { bcryptCost: 4 });
     expect(first.adminPassword).toMatch(/^[A-Za-z0-9_-]{16}$/);
     expect(first.toolsCreated).toBe(TOOL_CATALOG.length);
 
@@ -26,7 +25,7 @@ describe('seed', () => {
     expect(admin.passwordHash).not.toContain(first.adminPassword);
     expect(await bcrypt.compare(first.adminPassword!, admin.passwordHash)).toBe(true);
 
-    const second = await seed(orm.em.fork() as EntityManager, { bcryptCost: 4 });
+    const second = await seed(orm.em.fork(), { bcryptCost: 4 });
     expect(second.adminPassword).toBeUndefined();
     expect(second).toMatchObject({ organizationId: first.organizationId, toolsCreated: 0, toolsUpdated: 0 });
     const em = orm.em.fork();
@@ -66,9 +65,9 @@ describe('seed', () => {
   });
 
   it('updates a built-in tool whose catalog entry changed', async () => {
-    await seed(orm.em.fork() as EntityManager, { bcryptCost: 4 });
+    await seed(orm.em.fork(), { bcryptCost: 4 });
     await orm.em.fork().nativeUpdate(ToolDefinition, { name: 'jq', organization: null }, { versionCommand: 'outdated' });
-    const result = await seed(orm.em.fork() as EntityManager, { bcryptCost: 4 });
+    const result = await seed(orm.em.fork(), { bcryptCost: 4 });
     expect(result.toolsUpdated).toBe(1);
     const jq = await orm.em.fork().findOneOrFail(ToolDefinition, { name: 'jq', organization: null });
     expect(jq.versionCommand).toBe(TOOL_CATALOG.find((t) => t.name === 'jq')!.versionCommand);

@@ -6,7 +6,6 @@
 import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { AuditLog, ServerToolStatus } from '../../../entities';
 import { startAgentHost, type AgentHost } from '../../../host/server';
@@ -64,7 +63,7 @@ describe('retiring a deleted agent from its server', () => {
       { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' },
       { name: 'git', category: 'vcs' },
     );
-    await setServerTool(ctx.orm.em.fork() as EntityManager, serverId, git.id, ServerToolStatus.INSTALLED);
+    await setServerTool(ctx.orm.em.fork(), serverId, git.id, ServerToolStatus.INSTALLED);
     const agent = await activeAgent(http, admin, serverId, { capabilities: ['engine:shell'] });
     await http
       .put(`/api/tools/agent/${agent.id}/permissions`)

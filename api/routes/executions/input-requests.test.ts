@@ -1,6 +1,5 @@
 import request from 'supertest';
 import { io as connectSocket, type Socket } from 'socket.io-client';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import {
   Agent,
   AgentStatus,
@@ -55,7 +54,7 @@ describe('input requests: asking, answering, the inbox', () => {
   let stranger: Account;
   let agentId: string;
   const closers: Array<() => Promise<unknown> | unknown> = [];
-  const em = () => ctx.orm.em.fork() as EntityManager;
+  const em = () => ctx.orm.em.fork();
   const as = (account: Account) => ({ Authorization: `Bearer ${account.accessToken}` });
 
   beforeAll(async () => {

@@ -7,7 +7,6 @@
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { ServerToolStatus } from '../../../entities';
 import type { AgentHost } from '../../../host/server';
 import { workspacePath } from '../../../host/workspaces';
@@ -48,7 +47,7 @@ describe('an execution on the shell engine', () => {
       { installCommand: 'true', uninstallCommand: 'true', versionCommand: 'git --version' },
       { name: 'git', category: 'vcs' },
     );
-    await setServerTool(ctx.orm.em.fork() as EntityManager, serverId, git.id, ServerToolStatus.INSTALLED);
+    await setServerTool(ctx.orm.em.fork(), serverId, git.id, ServerToolStatus.INSTALLED);
     const agent = await activeAgent(http, admin, serverId, { capabilities: ['engine:shell'] });
     await http
       .put(`/api/tools/agent/${agent.id}/permissions`)

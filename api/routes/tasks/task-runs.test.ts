@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import request from 'supertest';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import { Agent, AgentStatus, AgentToolPermission, AssignmentMode, Organization, Task, TaskKind, ToolDefinition } from '../../../entities';
@@ -225,7 +224,7 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
       await http.post(`/api/servers/${id}/test`).auth(org.accessToken, { type: 'bearer' }).expect(200);
     // The latencies the last checks would have measured, set outright: loopback hosts all answer in a few ms.
     const latency = (serverId: string, ms: number) =>
-      (ctx.orm.em as EntityManager).getConnection().execute('update mcp_servers set last_latency_ms = ? where id = ?', [ms, serverId]);
+      ctx.orm.em.getConnection().execute('update mcp_servers set last_latency_ms = ? where id = ?', [ms, serverId]);
     const task = await orgTasks.create({ assignmentMode: 'AUTO', prompt: 'auto [steps:1]' });
     const runOnce = () => orgTasks.run(task.id).then((id) => orgTasks.ended(id));
 
@@ -458,7 +457,7 @@ describe('task runs: run now, overlap policies, assignment, cancel, timeout and 
 
     // As an ADMIN could set it up before the names were reserved: a catalog entry check_tool,
     // granted to the agent (the host lists check_tool, so the grant is available), and the task.
-    const em = ctx.orm.em.fork() as EntityManager;
+    const em = ctx.orm.em.fork();
     const entry = await catalogEntry(
       ctx.orm,
       admin.organizationId,

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { AgentToolPermission, AuditLog, ServerToolStatus, type ToolDefinition } from '../../../entities';
 import type { AgentHost } from '../../../host/server';
 import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
@@ -20,7 +19,7 @@ describe('agent tool permissions', () => {
   let docker: ToolDefinition;
   let node: ToolDefinition;
   const hosts: AgentHost[] = [];
-  const em = () => ctx.orm.em.fork() as EntityManager;
+  const em = () => ctx.orm.em.fork();
   const as = (account: Account) => ({ Authorization: `Bearer ${account.accessToken}` });
 
   async function agent(body: Record<string, unknown> = {}, on = serverId): Promise<{ id: string; name: string }> {

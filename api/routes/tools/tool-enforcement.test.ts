@@ -5,7 +5,6 @@
  */
 import { access } from 'node:fs/promises';
 import path from 'node:path';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { ServerToolStatus, type ToolDefinition } from '../../../entities';
 import type { AgentHost } from '../../../host/server';
 import { workspacePath } from '../../../host/workspaces';
@@ -22,7 +21,7 @@ describe('tool permissions at run time', () => {
   let host: AgentHost;
   let serverId: string;
   let git: ToolDefinition;
-  const em = () => ctx.orm.em.fork() as EntityManager;
+  const em = () => ctx.orm.em.fork();
   const as = (account: Account) => ({ Authorization: `Bearer ${account.accessToken}` });
 
   beforeAll(async () => {

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { AuditLog, ServerTool, ServerToolStatus, ToolDefinition } from '../../../entities';
 import type { AgentHost } from '../../../host/server';
 import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
@@ -16,7 +15,7 @@ describe('the tool catalog', () => {
   let other: Account;
   let builtin: ToolDefinition;
   const hosts: AgentHost[] = [];
-  const em = () => ctx.orm.em.fork() as EntityManager;
+  const em = () => ctx.orm.em.fork();
   const as = (account: Account) => ({ Authorization: `Bearer ${account.accessToken}` });
   const entry = (body: Record<string, unknown> = {}) => ({
     name: `tool-${randomUUID().slice(0, 8)}`,
