@@ -17,8 +17,9 @@ const DEV = '^dev/';
 // with the workflows (temporalio/samples-typescript's shared.ts), leaves that load no workflow code.
 const CONTRACT = '^workflows/(contracts/|[^/]+\\.contract\\.ts$)';
 // What the reference host shares with the control plane: the contract's schemas, and the reading
-// of a tool's command scope and of an address that both sides must agree on (host-protocol.md).
-const HOST_SHARED = '^lib/(host-contract|tool-commands|program-profiles|ssrf-address)\\.ts$';
+// of a command line, of a tool's command scope and of an address that both sides must agree on
+// (host-protocol.md).
+const HOST_SHARED = '^lib/(host-contract|tool-commands|command-line|program-profiles|ssrf-address)\\.ts$';
 // Infrastructure: config, logger, ORM, crypto, URL policy, MCP client, Temporal connection.
 const LIB = '^lib/';
 // Every project folder that is a layer or drives one.
@@ -72,7 +73,7 @@ module.exports = {
       severity: 'error',
       comment:
         'entities/ is loaded by the ORM and by the migrations (lib/orm.ts, scripts/migrate.ts): the data model knows ' +
-        'no rules, no HTTP and no Temporal, and may use lib/ only (the seeders read a command line with lib/tool-commands.ts).',
+        'no rules, no HTTP and no Temporal, and may use lib/ only (the seeders read a command line with lib/command-line.ts).',
       from: { path: '^entities/', pathNot: TEST },
       to: { path: [PROJECT, DEV], pathNot: [LIB, '^entities/'] },
     },
@@ -149,7 +150,7 @@ module.exports = {
       comment:
         'host/ is the reference agent host, a separate program and a starting point for real hosts: it talks to the ' +
         'control plane only through the host contract, so it imports, of the project, only the modules both sides ' +
-        'share (lib/host-contract.ts and the command-scope and address readings it must apply the same way).',
+        'share (lib/host-contract.ts and the command-line, command-scope and address readings it must apply the same way).',
       from: { path: '^host/', pathNot: TEST },
       to: { path: [PROJECT, DEV], pathNot: ['^host/', HOST_SHARED] },
     },

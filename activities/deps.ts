@@ -2,7 +2,7 @@ import type { Config } from '../lib/config';
 import type { Logger } from '../lib/logger';
 import type { Client } from '@temporalio/client';
 import type { RunningExecutions } from './running-executions';
-import type { McpClientPool } from '../lib/mcp-client';
+import type { McpClientPool } from '../lib/mcp-pool';
 import type { Orm } from '../lib/orm';
 
 /** What activities may use; built by the worker entry (or by tests). Activities fork `orm.em` per call. */

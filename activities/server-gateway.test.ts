@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/activity';
 import pino from 'pino';
-import { McpClientPool } from '../lib/mcp-client';
+import { McpClientPool } from '../lib/mcp-pool';
 import { httpFor, registerAccount, type Account, type Http } from '../test/api';
 import { registerHost } from '../test/fleet';
 import { createTestContext, type TestContext } from '../test/harness';

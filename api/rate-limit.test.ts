@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Execution, User } from '../entities';
 import type { AgentHost } from '../host/server';
-import { loadConfig, RATE_LIMIT_DEFAULTS, type RateLimits } from '../lib/config';
+import { loadConfig } from '../lib/config';
+import { RATE_LIMIT_DEFAULTS, type RateLimits } from '../lib/request-limits';
 import { httpFor, PASSWORD, randomIp, registerAccount, uniqueEmail, addMember, type Account, type Http } from '../test/api';
 import { activeAgent, registerHost } from '../test/fleet';
 import { createTestContext, relaxedRateLimits, startTestWorker, type TestContext } from '../test/harness';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Middleware } from 'koa';
-import type { RateLimit, RateLimitRule } from '../lib/config';
+import type { RateLimit, RateLimitRule } from '../lib/request-limits';
 import type { AppContextExtras, AppState } from './context';
 import type { AppDeps } from './deps';
 import { hashRefreshToken } from './auth/tokens';

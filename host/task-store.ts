@@ -14,7 +14,8 @@
  * - `tasks/cancel` (which in the SDK only changes the status) aborts the run: cancelled()
  *   listeners fire;
  * - the pending input request of a task waiting for an answer; the notifications a running
- *   task sends wait in its TaskQueues (task-queues.ts) for the next `tasks/result`.
+ *   task sends wait in its TaskQueues (task-queues.ts) for the next `tasks/result`;
+ * - tasks expire: TaskRecords (task-records.ts) drops a task past its TTL, at a look or a sweep.
  *
  * Tasks a plain (not task-augmented) call creates, because an `optional` tool always goes
  * through createTask in the SDK, are "ephemeral": memory only, not listed, not deduplicated,
@@ -40,6 +41,7 @@ import { TaskFiles, type PendingInput, type TaskFile } from './task-files';
 
 export type { PendingInput } from './task-files';
 import { TaskQueues } from './task-queues';
+import { TaskRecords, type TaskRecord } from './task-records';
 
 /** What a task the host lost reports: its work is gone, and nobody may take it for done. */
 export const RESTART_LOST = 'the agent host restarted while this run was in progress; its work was lost';
@@ -52,20 +54,11 @@ export const MAX_TASK_TTL_MS = 7 * 24 * 60 * 60_000;
 const EPHEMERAL_TTL_MS = 60_000;
 /** Above this many queued notifications a run waits for `tasks/result` to take some. */
 export const MAX_QUEUED = 1000;
-const SWEEP_EVERY_MS = 60_000;
 
 export type TaskStatus = Task['status'];
 
 /** An answer, with why it was made by the host rather than the client when it was. */
 export type InputAnswer = AskAnswer;
-
-/** A task as the store keeps it: what its file holds (expiresAt: terminal tasks only, null never), and more. */
-interface TaskRecord extends TaskFile {
-  /** Created by a plain call: not persisted, listed or deduplicated. */
-  ephemeral: boolean;
-  /** The run has been started for it (createTask may return a task already running). */
-  started: boolean;
-}
 
 export interface TaskStoreOptions {
   /** Where tasks are kept across restarts (`<dataDir>/tasks/<taskId>.json`); none: memory only. */
@@ -75,14 +68,14 @@ export interface TaskStoreOptions {
 }
 
 export class HostTaskStore implements TaskStore {
-  private readonly records = new Map<string, TaskRecord>();
-  /** `${tool}\n${executionId}` of task-mode runs → taskId. */
-  private readonly byExecution = new Map<string, string>();
+  private readonly records = new TaskRecords((record) => {
+    this.queues.drop(record.task.taskId);
+    if (!record.ephemeral && !this.frozen) this.files?.remove(record.task.taskId);
+  });
   private readonly queues = new TaskQueues();
   private readonly cancelListeners = new Set<(taskId: string) => void>();
   private readonly files?: TaskFiles;
   private readonly pollIntervalMs: number;
-  private sweeper?: NodeJS.Timeout;
   private inputSeq = 0;
   /** Set at close(): what happens in memory afterwards (runs ending on shutdown) is not written. */
   private frozen = false;
@@ -109,20 +102,18 @@ export class HostTaskStore implements TaskStore {
           this.files.remove(record.task.taskId);
           continue;
         }
-        this.records.set(record.task.taskId, record);
-        if (record.executionId !== undefined) this.byExecution.set(executionKey(record.tool, record.executionId), record.task.taskId);
+        this.records.add(record);
         this.persist(record);
       }
       await this.flush();
     }
-    this.sweeper = setInterval(() => void this.sweep(), SWEEP_EVERY_MS);
-    this.sweeper.unref();
+    this.records.startSweeping();
   }
 
   /** Stops writing and sweeping; waits for the writes already started. */
   async close(): Promise<void> {
     this.frozen = true;
-    clearInterval(this.sweeper);
+    this.records.stopSweeping();
     await this.flush();
   }
 
@@ -136,7 +127,7 @@ export class HostTaskStore implements TaskStore {
     const tool = typeof callParams.name === 'string' ? callParams.name : request.method;
     const executionId = typeof callParams.arguments?.executionId === 'string' ? callParams.arguments.executionId : undefined;
     if (!ephemeral && executionId !== undefined) {
-      const existing = this.live(this.byExecution.get(executionKey(tool, executionId)));
+      const existing = this.records.ofExecution(tool, executionId);
       if (existing) return { ...existing.task };
     }
     const now = new Date().toISOString();
@@ -158,8 +149,7 @@ export class HostTaskStore implements TaskStore {
       ephemeral,
       started: false,
     };
-    this.records.set(task.taskId, record);
-    if (!ephemeral && executionId !== undefined) this.byExecution.set(executionKey(tool, executionId), task.taskId);
+    this.records.add(record);
     this.persist(record);
     // On disk before the client hears of it: a task it was told about survives a crash (as failed, if it was running).
     await this.written(task.taskId);
@@ -185,7 +175,7 @@ export class HostTaskStore implements TaskStore {
     const record = this.live(taskId);
     if (!record) throw new McpError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
     if (!record.result) throw new McpError(ErrorCode.InvalidParams, `Task ${taskId} has no result yet (status ${record.task.status})`);
-    if (record.ephemeral) this.delete(taskId);
+    if (record.ephemeral) this.records.delete(taskId);
     return record.result;
   }
 
@@ -223,7 +213,7 @@ export class HostTaskStore implements TaskStore {
   }
 
   async listTasks(cursor?: string, _sessionId?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
-    const all = [...this.records.values()].filter((r) => !r.ephemeral && this.live(r.task.taskId));
+    const all = this.records.all().filter((r) => !r.ephemeral && this.live(r.task.taskId));
     const start = cursor === undefined ? 0 : Number(cursor);
     if (!Number.isInteger(start) || start < 0) throw new Error(`invalid cursor ${cursor}`);
     const page = all.slice(start, start + 100).map((r) => ({ ...r.task }));
@@ -342,14 +332,7 @@ export class HostTaskStore implements TaskStore {
 
   /** The record of a task that has not expired (an expired one is dropped on the way). */
   private live(taskId: string | undefined): TaskRecord | undefined {
-    if (taskId === undefined) return undefined;
-    const record = this.records.get(taskId);
-    if (!record) return undefined;
-    if (record.expiresAt !== null && record.expiresAt <= Date.now()) {
-      this.delete(taskId);
-      return undefined;
-    }
-    return record;
+    return this.records.live(taskId);
   }
 
   private finish(record: TaskRecord, status: 'completed' | 'failed' | 'cancelled', result: Result, statusMessage?: string): void {
@@ -374,30 +357,11 @@ export class HostTaskStore implements TaskStore {
     this.queues.changed(record.task.taskId);
   }
 
-  private delete(taskId: string): void {
-    const record = this.records.get(taskId);
-    if (!record) return;
-    this.records.delete(taskId);
-    this.queues.drop(taskId);
-    if (record.executionId !== undefined && this.byExecution.get(executionKey(record.tool, record.executionId)) === taskId) {
-      this.byExecution.delete(executionKey(record.tool, record.executionId));
-    }
-    if (!record.ephemeral && !this.frozen) this.files?.remove(taskId);
-  }
-
-  private async sweep(): Promise<void> {
-    for (const taskId of [...this.records.keys()]) this.live(taskId);
-  }
-
   private persist(record: TaskRecord): void {
     if (record.ephemeral || !this.files || this.frozen) return;
     const { ephemeral: _ephemeral, started: _started, ...saved } = record;
     this.files.save(saved satisfies TaskFile);
   }
-}
-
-function executionKey(tool: string, executionId: string): string {
-  return `${tool}\n${executionId}`;
 }
 
 function lostResult(): CallToolResult {

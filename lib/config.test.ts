@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, loadConfig, LOGIN_LIMIT_DEFAULTS, RATE_LIMIT_DEFAULTS } from './config';
+import { ConfigError, loadConfig } from './config';
+import { LOGIN_LIMIT_DEFAULTS, RATE_LIMIT_DEFAULTS } from './request-limits';
 
 const key = () => randomBytes(32).toString('base64');
 const secret = () => randomBytes(40).toString('base64url');

@@ -1,4 +1,5 @@
-import { commandForms, commandRefusal, covers, readCommand, splitCommandLine } from './tool-commands';
+import { splitCommandLine } from './command-line';
+import { commandForms, commandRefusal, covers, readCommand } from './tool-commands';
 
 describe('covers', () => {
   it('matches whole words from the start', () => {

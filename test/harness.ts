@@ -3,8 +3,9 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Worker } from '@temporalio/worker';
 import { createAppDeps, type AppDeps } from '../api/deps';
-import { loadConfig, type Config, type RateLimits } from '../lib/config';
-import type { McpClientPool } from '../lib/mcp-client';
+import { loadConfig, type Config } from '../lib/config';
+import type { RateLimits } from '../lib/request-limits';
+import type { McpClientPool } from '../lib/mcp-pool';
 import { createWorkerDeps } from '../worker/deps';
 import { createWorker } from '../worker/worker';
 

@@ -5,7 +5,7 @@ import { RunningExecutions } from '../activities/running-executions';
 import { compose, type Composed } from '../lib/composition';
 import type { Config } from '../lib/config';
 import { createLogger, type Logger } from '../lib/logger';
-import { McpClientPool } from '../lib/mcp-client';
+import { McpClientPool } from '../lib/mcp-pool';
 import { policyLookup } from '../lib/ssrf';
 import { urlPolicy } from '../lib/url-policy';
 import { initOrm, requireDatabaseUrl, type Orm } from '../lib/orm';

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { LoginAttempt } from '../../entities';
-import type { LoginLimits } from '../../lib/config';
+import type { LoginLimits } from '../../lib/request-limits';
 
 export type LoginAttemptStart = { attemptId: string } | { retryAfter: number };
 

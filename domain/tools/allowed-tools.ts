@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { isHostContractTool, type AllowedTool } from '../../lib/host-contract';
-import { commandRefusal, splitCommandLine } from '../../lib/tool-commands';
+import { splitCommandLine } from '../../lib/command-line';
+import { commandRefusal } from '../../lib/tool-commands';
 import { AppError } from '../errors';
 import { platformToolProblem } from './reserved-names';
 

@@ -14,7 +14,7 @@ import { Organization } from '../organization.entity';
 import { ServerTool, ServerToolStatus } from '../server-tool.entity';
 import { ToolDefinition } from '../tool-definition.entity';
 import { User } from '../user.entity';
-import { splitCommandLine } from '../../lib/tool-commands';
+import { splitCommandLine } from '../../lib/command-line';
 
 export const DEMO_AGENT_NAME = 'runbook';
 

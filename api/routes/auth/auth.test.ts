@@ -2,7 +2,7 @@ import jwt from 'jsonwebtoken';
 import { createTestContext, type TestContext } from '../../../test/harness';
 import { httpFor, PASSWORD, randomIp, registerAccount, uniqueEmail, type Http } from '../../../test/api';
 import { AuditLog } from '../../../entities';
-import { LOGIN_LIMIT_DEFAULTS as LOGIN_LIMITS } from '../../../lib/config';
+import { LOGIN_LIMIT_DEFAULTS as LOGIN_LIMITS } from '../../../lib/request-limits';
 import { JWT_AUDIENCE, JWT_ISSUER } from '../../auth/tokens';
 
 describe('auth', () => {

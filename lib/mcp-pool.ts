@@ -1,0 +1,149 @@
+import type { LookupFunction } from 'node:net';
+import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from './logger';
+import { connectMcp, fetchThrough, fingerprint, type FetchFn, type McpConnection, type McpTarget } from './mcp-client';
+import { connectionFailure } from './mcp-errors';
+
+/**
+ * The worker's MCP connections (lib/mcp-client.ts opens each one): one per server, reused,
+ * replaced when the server's URL or token changes, closed when idle.
+ */
+
+interface PoolEntry {
+  fingerprint: string;
+  connection: Promise<McpConnection>;
+  lastUsed: number;
+  busy: number;
+}
+
+/**
+ * One live MCP connection per server, reused across activities. The key includes a hash of
+ * url + transport + token, so a changed URL or rotated token opens a new connection and closes
+ * the old one on the next use — without any message from the API process.
+ */
+export class McpClientPool {
+  private readonly entries = new Map<string, PoolEntry>();
+
+  private sweeper?: NodeJS.Timeout;
+
+  private readonly through?: { fetch: FetchFn; close(): Promise<void> };
+
+  /**
+   * `idleMs`: a connection unused that long is closed (servers deleted or no longer checked do
+   * not keep sockets open for the worker's lifetime). Default 10 minutes.
+   * `lookup`: how the pool's sockets resolve host names (the worker's is the URL policy's
+   * policyLookup, so a connection goes only to an address that passed the policy); default DNS.
+   */
+  constructor(private readonly options: { timeoutMs: number; logger?: Logger; idleMs?: number; lookup?: LookupFunction }) {
+    if (options.lookup) this.through = fetchThrough(options.lookup);
+  }
+
+  private sweepLater(): void {
+    if (this.sweeper) return;
+    const idleMs = this.options.idleMs ?? 10 * 60_000;
+    this.sweeper = setInterval(
+      () => {
+        const now = Date.now();
+        for (const [serverId, entry] of this.entries) {
+          if (entry.busy === 0 && now - entry.lastUsed > idleMs) void this.drop(serverId);
+        }
+        if (this.entries.size === 0) {
+          clearInterval(this.sweeper);
+          this.sweeper = undefined;
+        }
+      },
+      Math.max(10, Math.min(idleMs, 60_000)),
+    );
+    this.sweeper.unref();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * The server's connection, counted as in use from this moment: the idle sweeper must not
+   * close a connection that is still being opened (initialize can take longer than `idleMs`).
+   * The caller gives the entry back with `release`.
+   */
+  private async acquire(target: McpTarget): Promise<{ connection: McpConnection; fresh: boolean; entry: PoolEntry }> {
+    const key = fingerprint(target);
+    const existing = this.entries.get(target.serverId);
+    if (existing && existing.fingerprint === key) {
+      existing.busy++;
+      try {
+        return { connection: await existing.connection, fresh: false, entry: existing };
+      } catch {
+        // fall through: the pending connect failed; a new one is attempted below
+        this.release(existing);
+      }
+    }
+    if (existing) await this.drop(target.serverId);
+    const connection = connectMcp(target, this.options.timeoutMs, this.through?.fetch);
+    const entry: PoolEntry = { fingerprint: key, connection, lastUsed: Date.now(), busy: 1 };
+    this.entries.set(target.serverId, entry);
+    this.sweepLater();
+    try {
+      return { connection: await connection, fresh: true, entry };
+    } catch (error) {
+      this.release(entry);
+      if (this.entries.get(target.serverId) === entry) this.entries.delete(target.serverId);
+      throw error;
+    }
+  }
+
+  private release(entry: PoolEntry): void {
+    entry.busy--;
+    entry.lastUsed = Date.now();
+  }
+
+  /**
+   * Runs `fn` on the server's pooled connection. A reused connection that fails at the transport
+   * level (server restarted, session lost) is replaced once; errors come back as McpConnectionError.
+   */
+  async withConnection<T>(
+    target: McpTarget,
+    fn: (connection: McpConnection) => Promise<T>,
+    canRetry: (error: unknown) => boolean = () => true,
+  ): Promise<T> {
+    const { connection, fresh, entry } = await this.acquire(target);
+    const held = [entry];
+    try {
+      return await fn(connection);
+    } catch (error) {
+      const isProtocolAnswer =
+        error instanceof McpError && error.code !== ErrorCode.ConnectionClosed && error.code !== ErrorCode.RequestTimeout;
+      if (!canRetry(error)) throw error;
+      if (fresh || isProtocolAnswer)
+        throw error instanceof McpError && isProtocolAnswer ? error : connectionFailure(error, target.url, this.options.timeoutMs);
+      this.options.logger?.debug({ serverId: target.serverId }, 'pooled MCP connection failed; reconnecting once');
+      await this.drop(target.serverId);
+      const retry = await this.acquire(target);
+      held.push(retry.entry);
+      try {
+        return await fn(retry.connection);
+      } catch (second) {
+        throw second instanceof McpError && second.code !== ErrorCode.ConnectionClosed && second.code !== ErrorCode.RequestTimeout
+          ? second
+          : connectionFailure(second, target.url, this.options.timeoutMs);
+      }
+    } finally {
+      for (const leased of held) this.release(leased);
+    }
+  }
+
+  async drop(serverId: string): Promise<void> {
+    const entry = this.entries.get(serverId);
+    if (!entry) return;
+    this.entries.delete(serverId);
+    const connection = await entry.connection.catch(() => undefined);
+    await connection?.client.close().catch(() => undefined);
+  }
+
+  async closeAll(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    await Promise.all([...this.entries.keys()].map((id) => this.drop(id)));
+    await this.through?.close();
+  }
+}
