@@ -7,7 +7,10 @@ import { diffTools, toolsHash } from '../domain/servers/tools-snapshot';
 import { HOST_TOOLS } from '../lib/host-contract';
 import type { ServerCheckReason, ServerCheckResult } from '../workflows/contracts/server-check';
 import type { ActivityDeps } from './deps';
-import { ServerCallFailed, serverGateway } from './server-gateway';
+import { ServerCallFailed, serverGateway, type ServerGateway } from './server-gateway';
+
+/** What the server activities use: the database, the MCP timeouts, the log, and the way to a server. */
+type ServerDeps = Pick<ActivityDeps, 'orm' | 'config' | 'logger'> & { gateway: ServerGateway };
 
 interface Probe {
   latencyMs: number;
@@ -15,6 +18,12 @@ interface Probe {
   protocolVersion: string | null;
   transport: 'streamable-http' | 'sse';
   tools: ToolSnapshotEntry[];
+}
+
+/** What a check found: the result, and the tools snapshot when the server answered. */
+interface CheckFinding {
+  result: ServerCheckResult;
+  snapshot?: ToolSnapshotEntry[];
 }
 
 /** Agents follow their server: ERROR while it is OFFLINE, back to ACTIVE when it answers again. */
@@ -31,31 +40,154 @@ async function followServerStatus(em: EntityManager, serverId: string, status: S
   }
 }
 
-export function createServerActivities(deps: ActivityDeps) {
-  const { orm, config, logger } = deps;
-  const gateway = serverGateway(deps);
+/** initialize (when the pooled connection is new) + ping + tools/list, timed. */
+function probe({ config, gateway }: ServerDeps, server: McpServer): Promise<Probe> {
+  return gateway.withServer(server, async ({ connection, since }) => {
+    await connection.client.ping({ timeout: config.mcp.timeoutMs });
+    const listed = await connection.client.listTools(undefined, { timeout: config.mcp.timeoutMs });
+    const latencyMs = Math.round(performance.now() - since);
+    const info = connection.serverInfo;
+    return {
+      latencyMs,
+      serverInfo: info ? { name: info.name, version: info.version } : null,
+      protocolVersion: connection.protocolVersion ?? null,
+      transport: connection.transport,
+      tools: listed.tools.map((t) => ({
+        name: t.name,
+        description: t.description,
+        inputSchema: t.inputSchema,
+        ...(t._meta ? { meta: t._meta } : {}),
+      })),
+    };
+  });
+}
 
-  /** initialize (when the pooled connection is new) + ping + tools/list, timed. */
-  function probe(server: McpServer): Promise<Probe> {
-    return gateway.withServer(server, async ({ connection, since }) => {
-      await connection.client.ping({ timeout: config.mcp.timeoutMs });
-      const listed = await connection.client.listTools(undefined, { timeout: config.mcp.timeoutMs });
-      const latencyMs = Math.round(performance.now() - since);
-      const info = connection.serverInfo;
-      return {
-        latencyMs,
-        serverInfo: info ? { name: info.name, version: info.version } : null,
-        protocolVersion: connection.protocolVersion ?? null,
-        transport: connection.transport,
-        tools: listed.tools.map((t) => ({
-          name: t.name,
-          description: t.description,
-          inputSchema: t.inputSchema,
-          ...(t._meta ? { meta: t._meta } : {}),
-        })),
-      };
+/** Probes the server: ONLINE, DEGRADED (slow, or lacking host tools) or, when it cannot be reached, OFFLINE. */
+async function probeServer(deps: ServerDeps, serverId: string, server: McpServer, checkedAt: Date): Promise<CheckFinding> {
+  const { config } = deps;
+  try {
+    const found = await probe(deps, server);
+    const names = found.tools.map((t) => t.name);
+    const missingHostTools = HOST_TOOLS.filter((t) => !names.includes(t));
+    const slow = found.latencyMs > config.mcp.degradedLatencyMs;
+    const result: ServerCheckResult = {
+      serverId,
+      ok: true,
+      status: slow || missingHostTools.length > 0 ? 'DEGRADED' : 'ONLINE',
+      latencyMs: found.latencyMs,
+      serverInfo: found.serverInfo,
+      protocolVersion: found.protocolVersion,
+      transport: found.transport,
+      tools: names,
+      missingHostTools,
+      checkedAt: checkedAt.toISOString(),
+    };
+    if (slow) result.error = `slower than ${config.mcp.degradedLatencyMs} ms (${found.latencyMs} ms)`;
+    else if (missingHostTools.length) result.error = `lacks host tools: ${missingHostTools.join(', ')}`;
+    return { result, snapshot: found.tools };
+  } catch (error) {
+    if (!(error instanceof ServerCallFailed)) throw error;
+    return {
+      result: {
+        serverId,
+        ok: false,
+        status: 'OFFLINE',
+        latencyMs: null,
+        serverInfo: null,
+        protocolVersion: null,
+        transport: null,
+        tools: [],
+        missingHostTools: [...HOST_TOOLS],
+        error: error.message,
+        checkedAt: checkedAt.toISOString(),
+      },
+    };
+  }
+}
+
+/** Keeps the tools snapshot; a change since the last one is noted on the result and the row, audited and logged. */
+function recordToolsSnapshot(
+  em: EntityManager,
+  logger: ServerDeps['logger'],
+  server: McpServer,
+  { result, snapshot }: Required<CheckFinding>,
+  checkedAt: Date,
+): void {
+  const hash = toolsHash(snapshot);
+  if (server.toolsHash && server.toolsHash !== hash) {
+    const diff = diffTools(server.toolsSnapshot ?? [], snapshot);
+    result.toolsChanged = diff;
+    server.lastToolsChange = { at: checkedAt.toISOString(), ...diff };
+    em.create(AuditLog, {
+      organization: server.organization,
+      action: 'server.tools_changed',
+      resourceType: 'server',
+      resourceId: server.id,
+      changes: { ...diff, previousHash: server.toolsHash, hash },
+    });
+    logger.warn({ serverId: result.serverId, ...diff }, 'MCP server changed its tools');
+  }
+  server.toolsSnapshot = snapshot;
+  server.toolsHash = hash;
+}
+
+/** Writes the check on the server's row; answers the status the row had before. */
+async function recordCheck(
+  em: EntityManager,
+  logger: ServerDeps['logger'],
+  server: McpServer,
+  { result, snapshot }: CheckFinding,
+  checkedAt: Date,
+): Promise<ServerStatus> {
+  const previousStatus = server.status;
+  server.status = ServerStatus[result.status];
+  server.lastCheckAt = checkedAt;
+  server.lastLatencyMs = result.latencyMs ?? undefined;
+  server.lastError = result.error;
+  if (result.ok) {
+    server.serverInfo = result.serverInfo ?? undefined;
+    server.protocolVersion = result.protocolVersion ?? undefined;
+  }
+  if (snapshot) recordToolsSnapshot(em, logger, server, { result, snapshot }, checkedAt);
+  await em.flush();
+  return previousStatus;
+}
+
+/** The checkServer activity: the probe, recorded on the row, a `server:status` event on a change, the agents following. */
+async function checkServer(deps: ServerDeps, serverId: string, reason: ServerCheckReason): Promise<ServerCheckResult> {
+  const { orm, logger } = deps;
+  const em = orm.em.fork();
+  const server = await em.findOne(McpServer, serverId, { populate: ['masterTokenCiphertext'] });
+  if (!server) throw ApplicationFailure.nonRetryable(`server ${serverId} does not exist`, 'ServerNotFound');
+  const checkedAt = new Date();
+  const finding = await probeServer(deps, serverId, server, checkedAt);
+  const { result } = finding;
+  const previousStatus = await recordCheck(em, logger, server, finding, checkedAt);
+  if (previousStatus !== server.status) {
+    await publishEvent(em, {
+      type: 'server:status',
+      organizationId: server.organization.id,
+      serverId,
+      status: server.status,
+      previousStatus,
+      reason: result.error ?? null,
+      at: checkedAt.toISOString(),
     });
   }
+  await followServerStatus(em, server.id, server.status, result.error ?? null);
+  logger.debug({ serverId, reason, status: result.status, latencyMs: result.latencyMs }, 'server checked');
+  return result;
+}
+
+/** The listServerIds activity. */
+async function listServerIds(em: EntityManager): Promise<string[]> {
+  const rows = await em.find(McpServer, {}, { fields: ['id'], orderBy: { createdAt: 'asc' } });
+  return rows.map((r) => r.id);
+}
+
+export function createServerActivities(deps: ActivityDeps) {
+  const { orm, config, logger } = deps;
+  const serverDeps: ServerDeps = { orm, config, logger, gateway: serverGateway(deps) };
 
   return {
     /**
@@ -63,98 +195,13 @@ export function createServerActivities(deps: ActivityDeps) {
      * server info, tools snapshot (with change detection), and a `server:status` event when the
      * status changed. The gateway decrypts the master token; it never leaves there.
      */
-    async checkServer(serverId: string, reason: ServerCheckReason): Promise<ServerCheckResult> {
-      const em = orm.em.fork();
-      const server = await em.findOne(McpServer, serverId, { populate: ['masterTokenCiphertext'] });
-      if (!server) throw ApplicationFailure.nonRetryable(`server ${serverId} does not exist`, 'ServerNotFound');
-      const checkedAt = new Date();
-      let result: ServerCheckResult;
-      let snapshot: ToolSnapshotEntry[] | undefined;
-      try {
-        const found = await probe(server);
-        snapshot = found.tools;
-        const names = found.tools.map((t) => t.name);
-        const missingHostTools = HOST_TOOLS.filter((t) => !names.includes(t));
-        const slow = found.latencyMs > config.mcp.degradedLatencyMs;
-        result = {
-          serverId,
-          ok: true,
-          status: slow || missingHostTools.length > 0 ? 'DEGRADED' : 'ONLINE',
-          latencyMs: found.latencyMs,
-          serverInfo: found.serverInfo,
-          protocolVersion: found.protocolVersion,
-          transport: found.transport,
-          tools: names,
-          missingHostTools,
-          checkedAt: checkedAt.toISOString(),
-        };
-        if (slow) result.error = `slower than ${config.mcp.degradedLatencyMs} ms (${found.latencyMs} ms)`;
-        else if (missingHostTools.length) result.error = `lacks host tools: ${missingHostTools.join(', ')}`;
-      } catch (error) {
-        if (!(error instanceof ServerCallFailed)) throw error;
-        result = {
-          serverId,
-          ok: false,
-          status: 'OFFLINE',
-          latencyMs: null,
-          serverInfo: null,
-          protocolVersion: null,
-          transport: null,
-          tools: [],
-          missingHostTools: [...HOST_TOOLS],
-          error: error.message,
-          checkedAt: checkedAt.toISOString(),
-        };
-      }
-
-      const previousStatus = server.status;
-      server.status = ServerStatus[result.status];
-      server.lastCheckAt = checkedAt;
-      server.lastLatencyMs = result.latencyMs ?? undefined;
-      server.lastError = result.error;
-      if (result.ok) {
-        server.serverInfo = result.serverInfo ?? undefined;
-        server.protocolVersion = result.protocolVersion ?? undefined;
-      }
-      if (snapshot) {
-        const hash = toolsHash(snapshot);
-        if (server.toolsHash && server.toolsHash !== hash) {
-          const diff = diffTools(server.toolsSnapshot ?? [], snapshot);
-          result.toolsChanged = diff;
-          server.lastToolsChange = { at: checkedAt.toISOString(), ...diff };
-          em.create(AuditLog, {
-            organization: server.organization,
-            action: 'server.tools_changed',
-            resourceType: 'server',
-            resourceId: server.id,
-            changes: { ...diff, previousHash: server.toolsHash, hash },
-          });
-          logger.warn({ serverId, ...diff }, 'MCP server changed its tools');
-        }
-        server.toolsSnapshot = snapshot;
-        server.toolsHash = hash;
-      }
-      await em.flush();
-      if (previousStatus !== server.status) {
-        await publishEvent(em, {
-          type: 'server:status',
-          organizationId: server.organization.id,
-          serverId,
-          status: server.status,
-          previousStatus,
-          reason: result.error ?? null,
-          at: checkedAt.toISOString(),
-        });
-      }
-      await followServerStatus(em, server.id, server.status, result.error ?? null);
-      logger.debug({ serverId, reason, status: result.status, latencyMs: result.latencyMs }, 'server checked');
-      return result;
+    checkServer(serverId: string, reason: ServerCheckReason): Promise<ServerCheckResult> {
+      return checkServer(serverDeps, serverId, reason);
     },
 
     /** Every server of every organisation, for the scheduled health check. */
-    async listServerIds(): Promise<string[]> {
-      const rows = await orm.em.fork().find(McpServer, {}, { fields: ['id'], orderBy: { createdAt: 'asc' } });
-      return rows.map((r) => r.id);
+    listServerIds(): Promise<string[]> {
+      return listServerIds(orm.em.fork());
     },
   };
 }
