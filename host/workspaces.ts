@@ -4,12 +4,12 @@
  * between runs, so what an agent leaves there is there for its next prompt.
  *
  * Beside each workspace (not in it) is the agent's global git configuration, the file its
- * commands' GIT_CONFIG_GLOBAL names (runner.ts agentEnvironment). The host writes it afresh
- * at every run and before every command, so nothing an agent writes there (`git config
+ * commands' GIT_CONFIG_GLOBAL names (runner.ts agentEnvironment). The host checks it at every
+ * run and before every command and writes it afresh when it changed, so nothing an agent writes there (`git config
  * --global`, any program that writes files) configures a later git.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Sandbox } from './sandbox';
 
@@ -32,13 +32,28 @@ const GIT_CONFIG = `# The global git configuration of this agent's commands (GIT
 # a repository's own configuration from starting programs are in the commands' environment.
 `;
 
+/** Whether `file` is already the configuration the host writes: a read-only regular file with its text. */
+async function isFresh(file: string): Promise<boolean> {
+  try {
+    const stats = await lstat(file);
+    return stats.isFile() && (stats.mode & 0o777) === 0o444 && (await readFile(file, 'utf8')) === GIT_CONFIG;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Writes the agent's global git configuration afresh (whatever is there, a file or a
  * directory, goes). The file is replaced in one rename, never missing: a command of another
  * run of the same agent may be starting, and its sandbox mounts this file.
+ *
+ * A file that is already what the host writes stays as it is. In a sandbox, where the file is
+ * mounted read-only, that is every time after the first: replacing it while another command's
+ * bwrap mounts it makes that bwrap fail ("Unable to find ... (deleted) in mount table", exit 1).
  */
 export async function resetGitConfig(workspace: string): Promise<void> {
   const file = gitConfigPath(workspace);
+  if (await isFresh(file)) return;
   const fresh = `${file}.${randomUUID()}`;
   await writeFile(fresh, GIT_CONFIG, { mode: 0o444 });
   try {
