@@ -5,8 +5,8 @@
  *
  * Beside each workspace (not in it) is the agent's global git configuration, the file its
  * commands' GIT_CONFIG_GLOBAL names (runner.ts agentEnvironment). The host checks it at every
- * run and before every command and writes it afresh when it changed, so nothing an agent writes there (`git config
- * --global`, any program that writes files) configures a later git.
+ * run and before every command, and writes it afresh when it changed, so nothing an agent
+ * writes there (`git config --global`, any program that writes files) configures a later git.
  */
 import { randomUUID } from 'node:crypto';
 import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
