@@ -50,11 +50,14 @@ export function startTracing(config: TracingConfig, service: keyof typeof SERVIC
     resource,
     spanProcessor,
     shutdown: async () => {
-      await provider.shutdown();
-      // A later startTracing in the same process (tests) registers afresh.
-      trace.disable();
-      context.disable();
-      propagation.disable();
+      try {
+        await provider.shutdown();
+      } finally {
+        // Even when the last export failed: a later startTracing in the same process (tests) registers afresh.
+        trace.disable();
+        context.disable();
+        propagation.disable();
+      }
     },
   };
 }
