@@ -3,6 +3,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { loginLimitsSchema, rateLimitsSchema, type LoginLimits, type RateLimits } from './request-limits';
+import { loadTracingConfig as readTracingConfig, TracingConfigError, type TracingConfig } from './tracing-config';
+
+export type { TracingConfig };
 
 /**
  * The one place that reads the environment. Every variable is documented in README.md
@@ -114,61 +117,6 @@ const envSchema = z.object({
   ),
 });
 
-/**
- * OpenTelemetry's standard variables, the ones whose meaning this project decides: whether
- * traces are exported, where, in which encoding and under which service name. The exporter
- * itself still reads the variables that only shape the request (OTEL_EXPORTER_OTLP_HEADERS,
- * _TIMEOUT, _COMPRESSION, their _TRACES_ forms) and the tracer provider reads
- * OTEL_TRACES_SAMPLER: that is the OpenTelemetry SDK's documented behaviour, and copying it
- * here would only add a second reading that could disagree (docs/tracing.md).
- */
-const tracingEnvSchema = z.object({
-  OTEL_SDK_DISABLED: optionalString,
-  OTEL_TRACES_EXPORTER: optionalString.pipe(z.enum(['otlp', 'none'], 'only otlp and none are supported').optional()),
-  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
-  OTEL_EXPORTER_OTLP_PROTOCOL: optionalString.pipe(
-    z.enum(['http/protobuf', 'http/json'], 'http/protobuf or http/json (grpc is not supported)').optional(),
-  ),
-  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: optionalString.pipe(
-    z.enum(['http/protobuf', 'http/json'], 'http/protobuf or http/json (grpc is not supported)').optional(),
-  ),
-  OTEL_SERVICE_NAME: optionalString,
-});
-
-export interface TracingConfig {
-  /** Off unless an OTLP endpoint or OTEL_TRACES_EXPORTER=otlp is set; OTEL_SDK_DISABLED=true and OTEL_TRACES_EXPORTER=none win. */
-  enabled: boolean;
-  /** The full URL spans are posted to (the signal path included, as the OTLP spec builds it). */
-  url: string;
-  protocol: 'http/protobuf' | 'http/json';
-  /** OTEL_SERVICE_NAME; each process uses its own name (mcp-fleet-api, -worker, -host) when unset. */
-  serviceName?: string;
-}
-
-const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4318';
-
-/** Reads the OTEL_* variables; the agent host, which has no Config of its own, calls it too. */
-export function loadTracingConfig(env: NodeJS.ProcessEnv = process.env): TracingConfig {
-  const parsed = tracingEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || 'env'}: ${i.message}`));
-  }
-  const e = parsed.data;
-  // The OTLP exporter spec: a signal-specific endpoint is used as is; the general one is a base
-  // to which the signal's path is appended.
-  const url =
-    e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? `${(e.OTEL_EXPORTER_OTLP_ENDPOINT ?? DEFAULT_OTLP_ENDPOINT).replace(/\/+$/, '')}/v1/traces`;
-  const endpointSet = e.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT !== undefined;
-  const disabled = e.OTEL_SDK_DISABLED?.toLowerCase() === 'true' || e.OTEL_TRACES_EXPORTER === 'none';
-  return {
-    enabled: !disabled && (e.OTEL_TRACES_EXPORTER === 'otlp' || endpointSet),
-    url,
-    protocol: e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
-    serviceName: e.OTEL_SERVICE_NAME,
-  };
-}
-
 export interface EncryptionKey {
   id: string;
   key: Buffer;
@@ -231,6 +179,16 @@ export interface TaskLimits {
   minIntervalSeconds: number;
   /** Enabled RECURRING tasks one organisation may have. */
   maxRecurringPerOrganization: number;
+}
+
+/** The OTEL_* variables (lib/tracing-config.ts, which the agent host shares), failing as the rest of the configuration does. */
+export function loadTracingConfig(env: NodeJS.ProcessEnv = process.env): TracingConfig {
+  try {
+    return readTracingConfig(env);
+  } catch (error) {
+    if (error instanceof TracingConfigError) throw new ConfigError(error.problems);
+    throw error;
+  }
 }
 
 export class ConfigError extends Error {

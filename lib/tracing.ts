@@ -5,7 +5,7 @@ import { Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
-import type { TracingConfig } from './config';
+import type { TracingConfig } from './tracing-config';
 
 /** The name each process reports as `service.name` unless OTEL_SERVICE_NAME says otherwise. */
 export const SERVICE_NAMES = { api: 'mcp-fleet-api', worker: 'mcp-fleet-worker', host: 'mcp-fleet-host' } as const;
@@ -24,6 +24,9 @@ export type Tracing =
       shutdown(): Promise<void>;
     };
 
+/** Tracing as it is unless OTEL_* variables ask for it: nothing registered. */
+export const TRACING_OFF: Tracing = Object.freeze({ enabled: false, shutdown: async () => {} });
+
 /** The tracer for this project's own spans: the API's no-op tracer until startTracing registers a provider. */
 export function tracer(): Tracer {
   return trace.getTracer(TRACER_NAME);
@@ -40,7 +43,7 @@ function exporterFor(config: TracingConfig): SpanExporter {
  * also installs the AsyncLocalStorage context manager and the W3C trace-context propagator.
  */
 export function startTracing(config: TracingConfig, service: keyof typeof SERVICE_NAMES): Tracing {
-  if (!config.enabled) return { enabled: false, shutdown: async () => {} };
+  if (!config.enabled) return TRACING_OFF;
   const resource = Resource.default().merge(new Resource({ [ATTR_SERVICE_NAME]: config.serviceName ?? SERVICE_NAMES[service] }));
   const spanProcessor = new BatchSpanProcessor(exporterFor(config));
   const provider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
