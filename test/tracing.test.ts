@@ -55,15 +55,17 @@ describe('one trace per request, from the API to the host', () => {
       .auth(admin.accessToken, { type: 'bearer' })
       .send({ prompt: 'trace me' })
       .expect(202);
-    await waitFor(async () => {
-      const run = await http.get(`/api/executions/${res.body.executionId}`).auth(admin.accessToken, { type: 'bearer' });
-      return run.body.status === 'COMPLETED';
+    const run = await waitFor(async () => {
+      const got = await http.get(`/api/executions/${res.body.executionId}`).auth(admin.accessToken, { type: 'bearer' });
+      return got.body.status === 'COMPLETED' && (got.body as { traceId: string | null });
     });
 
     const apiSpan = await waitFor(async () => {
       if (tracing.enabled) await tracing.spanProcessor.forceFlush();
       return receiver.spans.find((s) => s.name === 'POST /api/agents/:id/execute' && s.attributes['http.response.status_code'] === 202);
     });
+    // The run's row names its trace, for an operator to jump there.
+    expect(run.traceId).toBe(apiSpan.traceId);
     const inTrace = () => receiver.spans.filter((s) => s.traceId === apiSpan.traceId);
     const childOf = (parent: ReceivedSpan, name: RegExp, kind?: SpanKind) =>
       inTrace().find((s) => s.parentSpanId === parent.spanId && name.test(s.name) && (kind === undefined || s.kind === kind + 1));
