@@ -2,11 +2,12 @@ import request from 'supertest';
 import { SpanKind } from '@opentelemetry/api';
 import { startApiServer, type ApiServer } from '../api/server';
 import type { AgentHost } from '../host/server';
-import { loadTracingConfig } from '../lib/config';
+import { loadConfig, loadTracingConfig } from '../lib/config';
 import { startTracing, type Tracing } from '../lib/tracing';
 import { registerAccount, type Account } from './api';
 import { activeAgent, registerHost, waitFor } from './fleet';
 import { createTestContext, startTestWorker, type TestContext } from './harness';
+import { taskApi } from './tasks';
 import { startOtlpReceiver, type ReceivedSpan } from './otlp-receiver';
 
 /**
@@ -32,7 +33,8 @@ describe('one trace per request, from the API to the host', () => {
       loadTracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }),
       'api',
     );
-    ctx = await createTestContext();
+    // One-second schedules, for the occurrence below.
+    ctx = await createTestContext({ tasks: { ...loadConfig().tasks, minIntervalSeconds: 1 } });
     worker = await startTestWorker(ctx, undefined, { tracing });
     api = await startApiServer(ctx, 0, '127.0.0.1');
     http = request(api.url);
@@ -104,5 +106,35 @@ describe('one trace per request, from the API to the host', () => {
     const hostSpan = await link(mcpCall, /^tools\/call execute_prompt$/, SpanKind.SERVER);
     expect(hostSpan.attributes).toMatchObject({ 'mcp.tool': 'execute_prompt', 'mcp.status': 'ok' });
     await link(hostSpan, /^engine /);
+  });
+
+  it("a task occurrence started by its Schedule starts a trace of its own, which its run's row names", async () => {
+    const agent = await activeAgent(http, admin, serverId);
+    const tasks = taskApi(http, admin);
+    const task = await tasks.create({
+      agentId: agent.id,
+      executionMode: 'RECURRING',
+      cronExpression: '* * * * * *',
+      prompt: 'tick [steps:1]',
+    });
+    const run = await waitFor(
+      async () => (await tasks.runs(task.id, { status: 'COMPLETED' })).find((r) => r.trigger === 'schedule'),
+      60_000,
+      200,
+    );
+    await http.post(`/api/tasks/${task.id}/pause`).set(tasks.auth).expect(200);
+    expect(run.traceId).toMatch(/^[0-9a-f]{32}$/);
+    const inTrace = () => receiver.spans.filter((s) => s.traceId === run.traceId);
+    // Its root is the task run's workflow, not a request, and the host's span of its call is in it.
+    const root = await waitFor(async () => {
+      if (tracing.enabled) await tracing.spanProcessor.forceFlush();
+      return inTrace().find((s) => s.parentSpanId === undefined);
+    });
+    expect(root.name).toMatch(/^RunWorkflow:/);
+    await waitFor(async () => {
+      if (tracing.enabled) await tracing.spanProcessor.forceFlush();
+      return inTrace().some((s) => s.kind === SpanKind.SERVER + 1 && s.name === 'tools/call execute_prompt');
+    });
+    expect(inTrace().filter((s) => s.name.startsWith('POST ') || s.name.startsWith('GET '))).toEqual([]);
   });
 });
