@@ -19,7 +19,8 @@ const CONTRACT = '^workflows/(contracts/|[^/]+\\.contract\\.ts$)';
 // What the reference host shares with the control plane: the contract's schemas, and the reading
 // of a command line, of a tool's command scope and of an address that both sides must agree on
 // (host-protocol.md).
-const HOST_SHARED = '^lib/(host-contract|tool-commands|command-line|program-profiles|ssrf-address)\\.ts$';
+// tracing, tracing-config: the host exports its spans as the control plane does (docs/tracing.md).
+const HOST_SHARED = '^lib/(host-contract|tool-commands|command-line|program-profiles|ssrf-address|tracing|tracing-config)\\.ts$';
 // Infrastructure: config, logger, ORM, crypto, URL policy, MCP client, Temporal connection.
 const LIB = '^lib/';
 // Every project folder that is a layer or drives one.
@@ -27,7 +28,8 @@ const PROJECT = '^(api|activities|domain|entities|host|lib|worker|workflows|dev|
 // Dependencies the compiler erases: `import type`, `import { type X }`, `typeof import('x')`.
 const ERASED = ['type-only', 'type-import'];
 // What Temporal's workflow sandbox may load: its own SDK modules, no Node built-ins, no I/O.
-const WORKFLOW_RUNTIME = '(^|/)node_modules/@temporalio/(workflow|common)/';
+// interceptors-opentelemetry: its workflow interceptors are written for the sandbox (workflows/interceptors.ts).
+const WORKFLOW_RUNTIME = '(^|/)node_modules/@temporalio/(workflow|common|interceptors-opentelemetry)/';
 
 module.exports = {
   forbidden: [

@@ -6,6 +6,7 @@ import type { AppDeps } from './deps';
 import { errorHandler } from './middleware/error-handler';
 import { jsonBody } from './middleware/json-body';
 import { requestLogger } from './middleware/request-logger';
+import { traceRequests } from './middleware/trace-span';
 import { unrouted } from './middleware/unrouted';
 import { createRegistry, generateDocument } from './openapi';
 import { docsRoutes } from './routes/docs/docs.router';
@@ -60,6 +61,7 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
 
   const docs = docsRoutes();
 
+  app.use(traceRequests());
   app.use(requestLogger(deps.logger));
   app.use(errorHandler());
   app.use(jsonBody(deps.config.http.bodyLimit));

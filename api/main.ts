@@ -1,9 +1,12 @@
 import { loadConfig } from '../lib/config';
+import { startTracing } from '../lib/tracing';
 import { createAppDeps } from './deps';
 import { startApiServer } from './server';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // Before the Temporal client exists: its interceptor looks the tracer up as it makes spans.
+  const tracing = startTracing(config.tracing, 'api');
   const { deps, close } = await createAppDeps(config);
   const { logger } = deps;
   const api = await startApiServer(deps);
@@ -18,6 +21,7 @@ async function main(): Promise<void> {
     force.unref();
     await api.close().catch((err: unknown) => logger.warn({ err }, 'http close'));
     await close().catch((err: unknown) => logger.warn({ err }, 'closing the connections'));
+    await tracing.shutdown().catch((err: unknown) => logger.warn({ err }, 'exporting the last spans'));
     process.exit(0);
   };
   process.once('SIGINT', () => void stop('SIGINT'));

@@ -7,6 +7,7 @@ import { benchToolInstall } from './tool-install.bench';
 import { benchTasks } from './tasks.bench';
 import { benchReattach } from './reattach.bench';
 import { benchSandbox } from './sandbox.bench';
+import { benchTracing } from './tracing.bench';
 
 async function main(): Promise<void> {
   const results = [
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
     { name: 'tasks', ...(await benchTasks()) },
     { name: 'reattach', ...(await benchReattach()) },
     { name: 'sandbox', ...(await benchSandbox()) },
+    { name: 'tracing', ...(await benchTracing()) },
   ];
   const failed = results.filter((r) => !r.pass);
   process.stdout.write(`\n${results.map((r) => `${r.pass ? 'PASS' : 'FAIL'} ${r.name}`).join('\n')}\n`);

@@ -10,6 +10,7 @@ import { startEmbeddedPostgres } from '../dev/embedded-postgres';
 import { freePort } from '../dev/free-port';
 import { startTemporalDevServer } from '../dev/temporal-dev-server';
 import { migrateUp } from '../lib/orm';
+import type { Tracing } from '../lib/tracing';
 import { createWorkerDeps } from '../worker/deps';
 import { createWorker } from '../worker/worker';
 
@@ -18,8 +19,8 @@ export interface BenchStack {
   api: ApiServer;
   /** The environment the stack's config was loaded from: hand it to a worker process. */
   env: Record<string, string>;
-  /** Starts a worker (the project's own factory) on the stack's task queue. */
-  startWorker(): Promise<void>;
+  /** Starts a worker (the project's own factory) on the stack's task queue, with `tracing` when given; answers how to stop it. */
+  startWorker(options?: { tracing?: Tracing }): Promise<() => Promise<void>>;
   /**
    * Resolves once the Temporal dev server uses less than `maxShare` of a core over a second (it
    * works through new schedules for a while after they are created), or after `timeoutMs`;
@@ -87,19 +88,21 @@ export async function startBenchStack(overrides: Record<string, string> = {}): P
     deps,
     api,
     env,
-    async startWorker() {
+    async startWorker(options = {}) {
       const { deps: workerDeps, close } = await createWorkerDeps(config, {
         orm: deps.orm,
         logger: deps.logger,
         temporalClient: deps.temporal.client,
+        tracing: options.tracing,
       });
       const worker = await createWorker(workerDeps);
       const runPromise = worker.run();
       stopWorker = async () => {
-        worker.shutdown();
+        if (worker.getState() === 'RUNNING') worker.shutdown();
         await runPromise;
         await close();
       };
+      return stopWorker;
     },
     async temporalQuiet(maxShare = 0.15, timeoutMs = 120_000) {
       const began = Date.now();

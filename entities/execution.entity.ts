@@ -106,6 +106,14 @@ export class Execution extends BaseEntity<'status' | 'todos' | 'attempt' | 'runM
   @Property({ type: 'string', length: 64, nullable: true })
   runId?: string;
 
+  /**
+   * The OpenTelemetry trace the run belongs to (32 hex digits), when tracing was on as the row was
+   * written: the API request's for a run started by hand, the task run's for a Schedule's
+   * occurrence (docs/tracing.md). An operator jumps from the run to its trace with it.
+   */
+  @Property({ type: 'string', length: 32, nullable: true })
+  traceId?: string;
+
   @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
   startedAt?: Date;
 

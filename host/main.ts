@@ -18,11 +18,15 @@
  * host's own user, and says so loudly.
  */
 /* eslint-disable no-restricted-properties -- a separate program with its own HOST_* settings, not the control plane's lib/config.ts */
+import { loadTracingConfig } from '../lib/tracing-config';
+import { startTracing } from '../lib/tracing';
 import { hostSettings } from './host-settings';
 import { startAgentHost } from './server';
 
 async function main(): Promise<void> {
   const settings = hostSettings(process.env);
+  // OTEL_* as the control plane reads them (docs/tracing.md); service.name mcp-fleet-host.
+  const tracing = startTracing(loadTracingConfig(process.env), 'host');
   const host = await startAgentHost({ ...settings, env: process.env });
   // The engine's own check, so that an operator sees at once why its agents would be refused.
   const unusable = await host.engine.check();
@@ -52,7 +56,11 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     host.close().then(
-      () => process.exit(0),
+      () =>
+        tracing.shutdown().then(
+          () => process.exit(0),
+          () => process.exit(0),
+        ),
       (error: unknown) => {
         process.stderr.write(`agent host close failed: ${error instanceof Error ? error.message : String(error)}\n`);
         process.exit(1);

@@ -18,6 +18,7 @@ import { limitFromExit, limitReason, signalOfExit, type SandboxLimits } from './
 import { watchSandbox } from './sandbox-watch';
 import { startNetworkProxy, type NetworkEntry, type NetworkProxy } from './sandbox-network';
 import { gitConfigPath, resetGitConfig } from './workspaces';
+import { inSpan } from './host-tracing';
 
 /** Between SIGTERM and SIGKILL: long enough to exit cleanly, short enough for a cancel to feel immediate. */
 export const KILL_GRACE_MS = 1000;
@@ -151,6 +152,12 @@ let callCounter = 0;
 
 /** EngineRun.runCommand for one run. Output counts against the run's limit across all its commands. */
 export function commandRunner(setup: RunnerSetup, hostEnv: NodeJS.ProcessEnv): EngineRun['runCommand'] {
+  const run = runCommand(setup, hostEnv);
+  // No attributes: the command line may hold anything the agent wrote.
+  return (commandLine, options) => inSpan('command', {}, () => run(commandLine, options));
+}
+
+function runCommand(setup: RunnerSetup, hostEnv: NodeJS.ProcessEnv): EngineRun['runCommand'] {
   return async (commandLine, options = {}) => {
     const toolCallId = options.toolCallId ?? `call-${setup.executionId}-${++callCounter}`;
     const checked = checkCommandLine(commandLine, setup.allowedTools, setup.allowCommands);

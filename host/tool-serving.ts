@@ -10,6 +10,7 @@ import { ElicitResultSchema, type CallToolResult } from '@modelcontextprotocol/s
 import { HOST_CONTRACT, type HostTool } from '../lib/host-contract';
 import type { HostTaskStore } from './task-store';
 import type { CallIo, ToolContext, ToolDefinition, ToolExtra } from './tool-types';
+import { serveTraced } from './host-tracing';
 
 // The error results and the decline reason live here, and tools.ts imports them: tools.ts
 // already loads this module to register its tools, which takes only types back.
@@ -32,7 +33,9 @@ export function register<T extends HostTool>(mcp: McpServer, name: T, tool: Tool
   const store = context.tasks;
   if (!tool.task || !store) {
     const callback = ((parsed: unknown, extra: ToolExtra) =>
-      handle(parsed, plainIo(mcp, extra, context.inputTimeoutMs))) as unknown as ToolCallback<typeof args>;
+      serveTraced(name, extra._meta, () => handle(parsed, plainIo(mcp, extra, context.inputTimeoutMs)))) as unknown as ToolCallback<
+      typeof args
+    >;
     mcp.registerTool(
       name,
       { description: tool.description, inputSchema: args, outputSchema: result, ...(tool.meta ? { _meta: tool.meta } : {}) },
@@ -58,13 +61,14 @@ export function register<T extends HostTool>(mcp: McpServer, name: T, tool: Tool
         if (store.isEphemeral(taskId)) {
           // A plain call: the SDK polls the store for this task, which is over by the time it looks.
           store.claimRun(taskId);
-          const outcome = await handle(parsed, plainIo(mcp, extra, context.inputTimeoutMs)).catch((error: unknown) =>
-            errorResult(errorText(error)),
+          const outcome = await serveTraced(name, extra._meta, () => handle(parsed, plainIo(mcp, extra, context.inputTimeoutMs))).catch(
+            (error: unknown) => errorResult(errorText(error)),
           );
           await store.storeTaskResult(taskId, outcome.isError ? 'failed' : 'completed', outcome);
           return { task: (await store.getTask(taskId)) ?? created };
         }
-        if (store.claimRun(taskId)) runTask(store, taskId, parsed, extra, handle, mcp, context);
+        if (store.claimRun(taskId))
+          runTask(store, taskId, parsed, extra, (args, io) => serveTraced(name, extra._meta, () => handle(args, io)), mcp, context);
         return { task: created };
       }) as never,
       getTask: (async (_args: unknown, extra: { taskId: string }) => {

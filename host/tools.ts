@@ -28,6 +28,7 @@ import { errorResult, errorText, register } from './tool-serving';
 import { SANDBOX_META_KEY } from './sandbox';
 import { networkAllowlist, type NetworkEntry } from './sandbox-network';
 import type { CallIo, ToolContext, ToolDefinition } from './tool-types';
+import { inSpan } from './host-tracing';
 
 export { EXECUTION_META_KEY };
 export type { CallIo, HostedAgent, ToolContext, ToolDefinition, ToolExtra } from './tool-types';
@@ -136,11 +137,13 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       limits: context.limits,
     };
     try {
-      const outcome = await engine.run(run).catch((error: unknown) => {
-        // A limit explains the stop better than whatever the engine made of it.
-        if (guard.limitHit) return undefined;
-        throw error;
-      });
+      const outcome = await inSpan(`engine ${engine.name}`, { 'mcp_fleet.engine': engine.name }, () => engine.run(run)).catch(
+        (error: unknown) => {
+          // A limit explains the stop better than whatever the engine made of it.
+          if (guard.limitHit) return undefined;
+          throw error;
+        },
+      );
       const limitError = guard.limitError();
       if (limitError || !outcome) return errorResult(limitError?.message ?? 'stopped');
       return outcome.ok ? okResult<'execute_prompt'>(outcome.result.output, outcome.result) : errorResult(outcome.error);

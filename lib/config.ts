@@ -3,6 +3,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { loginLimitsSchema, rateLimitsSchema, type LoginLimits, type RateLimits } from './request-limits';
+import { loadTracingConfig as readTracingConfig, TracingConfigError, type TracingConfig } from './tracing-config';
+
+export type { TracingConfig };
 
 /**
  * The one place that reads the environment. Every variable is documented in README.md
@@ -167,6 +170,8 @@ export interface Config {
   tasks: TaskLimits;
   /** `bwrapPath`: the bubblewrap binary for the local agent host's sandbox (dev and tests). */
   sandbox: { bwrapPath?: string };
+  /** OpenTelemetry traces, from the standard OTEL_* variables (lib/tracing.ts). */
+  tracing: TracingConfig;
 }
 
 export interface TaskLimits {
@@ -174,6 +179,16 @@ export interface TaskLimits {
   minIntervalSeconds: number;
   /** Enabled RECURRING tasks one organisation may have. */
   maxRecurringPerOrganization: number;
+}
+
+/** The OTEL_* variables (lib/tracing-config.ts, which the agent host shares), failing as the rest of the configuration does. */
+export function loadTracingConfig(env: NodeJS.ProcessEnv = process.env): TracingConfig {
+  try {
+    return readTracingConfig(env);
+  } catch (error) {
+    if (error instanceof TracingConfigError) throw new ConfigError(error.problems);
+    throw error;
+  }
 }
 
 export class ConfigError extends Error {
@@ -221,6 +236,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || 'env'}: ${i.message}`));
   }
   const e = parsed.data;
+  const tracing = loadTracingConfig(env);
   const isProduction = e.NODE_ENV === 'production';
   const dataDir = path.resolve(PROJECT_ROOT, e.DATA_DIR ?? '.data');
 
@@ -308,5 +324,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     executions: { inputTimeoutMs: e.INPUT_TIMEOUT_MS },
     tasks: { minIntervalSeconds: e.TASK_MIN_INTERVAL_SECONDS, maxRecurringPerOrganization: e.TASK_MAX_RECURRING },
     sandbox: { bwrapPath: e.BWRAP_PATH },
+    tracing,
   };
 }

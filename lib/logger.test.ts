@@ -10,8 +10,10 @@ import { errorHandler } from '../api/middleware/error-handler';
 import { requestLogger } from '../api/middleware/request-logger';
 import { Organization, User, UserRole } from '../entities';
 import { uniqueSlug } from '../test/factories';
-import { loadConfig } from './config';
+import { context, trace } from '@opentelemetry/api';
+import { loadConfig, loadTracingConfig } from './config';
 import { createLogger, type Logger } from './logger';
+import { startTracing, tracer } from './tracing';
 import { ormOptions, type Orm } from './orm';
 
 /** A real logger (the project's own factory) writing JSON lines into memory. */
@@ -202,4 +204,40 @@ describe('colour in pretty logs', () => {
     expect(forced).toContain(ESCAPE);
     expect(asked).toContain(ESCAPE);
   }, 120_000);
+});
+
+describe('trace correlation', () => {
+  it('a line logged while a span is active carries its trace_id and span_id; others carry neither', async () => {
+    const tracing = startTracing(
+      loadTracingConfig({
+        OTEL_TRACES_EXPORTER: 'otlp',
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      }),
+      'api',
+    );
+    const log = capturingLogger();
+    try {
+      log.logger.info('before');
+      const span = tracer().startSpan('work');
+      context.with(trace.setSpan(context.active(), span), () => log.logger.info('inside'));
+      span.end();
+      log.logger.info('after');
+      const [before, inside, after] = log.lines();
+      expect(before).not.toHaveProperty('trace_id');
+      expect(inside).toMatchObject({ msg: 'inside', trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId });
+      expect(inside!.trace_id).toMatch(/^[0-9a-f]{32}$/);
+      expect(after).not.toHaveProperty('trace_id');
+    } finally {
+      // Nothing listens on port 9: the export of the buffered span fails at once, and that is fine.
+      await tracing.shutdown().catch(() => {});
+    }
+  });
+
+  it('with tracing off no line carries a trace id', () => {
+    const log = capturingLogger();
+    const span = tracer().startSpan('work');
+    context.with(trace.setSpan(context.active(), span), () => log.logger.info('inside'));
+    expect(log.lines()[0]).not.toHaveProperty('trace_id');
+  });
 });

@@ -1,4 +1,5 @@
 import { DriverException } from '@mikro-orm/core';
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import type { Config } from './config';
 
@@ -80,6 +81,19 @@ export function serializeError(value: unknown, seen = new Set<unknown>()): unkno
 }
 
 /**
+ * `trace_id` and `span_id` (OpenTelemetry's log-correlation names) of the span active where a
+ * line is logged, so a log line leads to its trace. With tracing off no context manager is
+ * registered, there is never an active span, and this is one lookup. (pino merges the line into
+ * the object returned, so it is a new one each time.)
+ */
+export function traceFields(): Record<string, string> {
+  const span = trace.getActiveSpan();
+  if (!span) return {};
+  const { traceId, spanId } = span.spanContext();
+  return isSpanContextValid(span.spanContext()) ? { trace_id: traceId, span_id: spanId } : {};
+}
+
+/**
  * The one logger factory (API, worker, scripts, tests). `destination` replaces stdout (and
  * the pretty transport), for tests that read what was logged.
  */
@@ -94,6 +108,7 @@ export function createLogger(
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     // `error` too: the Temporal SDK logs a failed activity as `{ error }`.
     serializers: { err: serializeError, error: serializeError },
+    mixin: traceFields,
     transport:
       config.log.pretty && !destination
         ? // Colour only where config says (a terminal): escape codes in a redirected log are noise.

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { LookupFunction } from 'node:net';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -8,6 +9,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, LoggingMessageNotificationSchema, McpError, type Implementation } from '@modelcontextprotocol/sdk/types.js';
 import { connectionFailure, httpStatusOf } from './mcp-errors';
 import { routeInputRequests, routeMcpTaskProgress, type InputListener, type ProgressListener } from './mcp-routing';
+import { tracer } from './tracing';
 
 export { EXECUTION_META_KEY, routeInputRequests, routeMcpTaskProgress, type InputListener, type ProgressListener } from './mcp-routing';
 
@@ -86,6 +88,44 @@ export function fingerprint(target: McpTarget): string {
   return createHash('sha256').update(`${target.url}\n${target.transport}\n${target.token}`).digest('hex');
 }
 
+/**
+ * Every request on the connection (tools/call, tools/list, ping, tasks/*) as an OpenTelemetry
+ * client span, `tools/call <tool>` or the method, under whatever span is active (the activity's),
+ * with its W3C context in `params._meta.traceparent`/`tracestate` so the host's spans join the
+ * trace (docs/host-protocol.md). Attributes stay bounded: the method, the tool name, the server
+ * id, the outcome; never arguments or results. With tracing off the span is the no-op one and
+ * the request goes out untouched.
+ */
+function traceRequests(client: Client, serverId: string): void {
+  const request = client.request.bind(client);
+  client.request = ((req: { method: string; params?: Record<string, unknown> }, schema: unknown, options?: unknown) => {
+    const tool = req.method === 'tools/call' && typeof req.params?.name === 'string' ? req.params.name : undefined;
+    const span = tracer().startSpan(tool ? `tools/call ${tool}` : req.method, {
+      kind: SpanKind.CLIENT,
+      attributes: { 'mcp.method': req.method, 'mcp.server.id': serverId, ...(tool ? { 'mcp.tool': tool } : {}) },
+    });
+    if (!span.isRecording()) return (request as (...args: unknown[]) => Promise<unknown>)(req, schema, options);
+    const carrier: Record<string, string> = {};
+    propagation.inject(trace.setSpan(context.active(), span), carrier);
+    const params = { ...req.params, _meta: { ...(req.params?._meta as Record<string, unknown> | undefined), ...carrier } };
+    return (request as (...args: unknown[]) => Promise<unknown>)({ ...req, params }, schema, options).then(
+      (result) => {
+        const failed = (result as { isError?: unknown } | undefined)?.isError === true;
+        span.setAttribute('mcp.status', failed ? 'tool_error' : 'ok');
+        if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: 'the tool answered isError' });
+        span.end();
+        return result;
+      },
+      (error: unknown) => {
+        span.setAttribute('mcp.status', 'error');
+        span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof McpError ? `MCP error ${error.code}` : 'request failed' });
+        span.end();
+        throw error;
+      },
+    );
+  }) as typeof client.request;
+}
+
 async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs: number, base?: FetchFn): Promise<McpConnection> {
   const url = new URL(target.url);
   const fetchWithAuth = authorizedFetch(target.token, base);
@@ -117,6 +157,7 @@ async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs:
   });
   const progressListeners = routeMcpTaskProgress(client);
   const inputListeners = routeInputRequests(client);
+  traceRequests(client, target.serverId);
   const streamErrors = new Set<(error: Error) => void>();
   client.onerror = (error) => {
     for (const listener of streamErrors) listener(error);

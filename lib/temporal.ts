@@ -1,4 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { SearchAttributes, SEARCH_ATTRIBUTE_NAMES } from './search-attributes';
 import { temporal } from '@temporalio/proto';
 import type { Config } from './config';
@@ -19,8 +20,17 @@ export async function connectTemporal(address: string): Promise<Connection> {
   return Connection.connect({ address, connectTimeout: '10s' });
 }
 
+/**
+ * The client's workflow starts, signals and queries make a client span and carry the active
+ * trace context to the workflow in its headers; with tracing off (lib/tracing.ts) the span is
+ * the API's no-op one and nothing is carried.
+ */
 export function createTemporalClient(connection: Connection, config: Pick<Config, 'temporal'>): Client {
-  return new Client({ connection, namespace: config.temporal.namespace });
+  return new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] },
+  });
 }
 
 /** Registers the custom search attributes on a server that does not have them yet (idempotent). */

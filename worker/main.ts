@@ -1,15 +1,18 @@
 import { loadConfig } from '../lib/config';
 import { temporalAddress } from '../lib/temporal';
+import { startTracing } from '../lib/tracing';
 import { createWorkerDeps } from './deps';
 import { ensureServerHealthSchedule } from './schedules';
 import { createWorker } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // Before any client or worker exists: their interceptors look the tracer up as they make spans.
+  const tracing = startTracing(config.tracing, 'worker');
   // createWorkerDeps installs Temporal's runtime, which turns SIGINT/SIGTERM into
   // worker.shutdown(): polling stops, running activities get shutdownGraceTime to finish, then
   // run() resolves and we close the connections.
-  const { deps, close } = await createWorkerDeps(config);
+  const { deps, close } = await createWorkerDeps(config, { tracing });
   try {
     await ensureServerHealthSchedule(deps.temporalClient, config);
     const worker = await createWorker(deps);
@@ -21,6 +24,7 @@ async function main(): Promise<void> {
     deps.logger.info('worker stopped');
   } finally {
     await close();
+    await tracing.shutdown().catch((err: unknown) => deps.logger.warn({ err }, 'exporting the last spans'));
   }
 }
 

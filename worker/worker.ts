@@ -1,6 +1,19 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { DefaultLogger, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NoopSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { Resource } from '@opentelemetry/resources';
+import {
+  makeWorkflowExporter,
+  OpenTelemetryActivityInboundInterceptor,
+  OpenTelemetryActivityOutboundInterceptor,
+} from '@temporalio/interceptors-opentelemetry';
+import {
+  DefaultLogger,
+  Worker,
+  bundleWorkflowCode,
+  type ActivityInterceptorsFactory,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { WorkerDeps } from './deps';
 import { historySafeFailures } from './history-safe-failures';
@@ -9,12 +22,19 @@ export type { WorkerDeps } from './deps';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
+/** The workflow-side tracing interceptors, always in the bundle (workflows/interceptors.ts). */
+export const WORKFLOW_INTERCEPTORS_PATH = require.resolve('../workflows/interceptors');
+
 /** Where `npm run build` writes the prebuilt workflow bundle production workers load. */
 export const PREBUILT_BUNDLE_PATH = path.resolve(__dirname, '..', 'workflow-bundle.js');
 
 export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
   // The bundler's INFO output is a whole webpack summary; only problems are worth showing.
-  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+  return bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    workflowInterceptorModules: [WORKFLOW_INTERCEPTORS_PATH],
+    logger: new DefaultLogger('WARN'),
+  });
 }
 
 /** Picks the workflow code: explicit bundle, then WORKFLOW_BUNDLE_PATH, then dist's prebuilt file, else bundle now. */
@@ -24,6 +44,22 @@ function workflowSource(deps: WorkerDeps) {
   if (configured) return { workflowBundle: { codePath: configured } };
   if (__filename.endsWith('.js') && existsSync(PREBUILT_BUNDLE_PATH)) return { workflowBundle: { codePath: PREBUILT_BUNDLE_PATH } };
   return { workflowsPath: WORKFLOWS_PATH };
+}
+
+/** Activity spans, children of the workflow's, around the activity interceptors that follow. */
+const tracedActivities: ActivityInterceptorsFactory = (ctx) => ({
+  inbound: new OpenTelemetryActivityInboundInterceptor(ctx),
+  outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
+});
+
+/**
+ * Where the bundled workflow interceptors' spans go: the worker's span processor when tracing is
+ * on; a processor that drops them when it is off, since the bundle (built once) always has them.
+ */
+function workflowSpanSink(deps: WorkerDeps) {
+  return deps.tracing.enabled
+    ? makeWorkflowExporter(deps.tracing.spanProcessor, deps.tracing.resource)
+    : makeWorkflowExporter(new NoopSpanProcessor(), Resource.empty());
 }
 
 /**
@@ -40,7 +76,12 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     namespace: deps.config.temporal.namespace,
     taskQueue: deps.config.temporal.taskQueue,
     activities: createActivities(deps),
-    interceptors: { activity: [historySafeFailures] },
+    interceptors: {
+      activity: deps.tracing.enabled ? [tracedActivities, historySafeFailures] : [historySafeFailures],
+      // Used when the worker bundles at start (workflowsPath); a prebuilt bundle has them already.
+      workflowModules: [WORKFLOW_INTERCEPTORS_PATH],
+    },
+    sinks: { exporter: workflowSpanSink(deps) },
     // Running activities heartbeat every second; a cancel reaches them within about that long
     // even without the NOTIFY fast path.
     maxHeartbeatThrottleInterval: '1s',

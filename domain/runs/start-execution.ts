@@ -1,3 +1,4 @@
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, Organization, Task, User } from '../../entities';
 import { executionWorkflowId } from '../../workflows/contracts/agent-execution';
@@ -39,6 +40,12 @@ export interface TaskRunFields {
 export type RecordInput = Omit<StartInput, 'agent'> &
   TaskRunFields & { agent?: Agent; status?: ExecutionStatus.QUEUED | ExecutionStatus.SKIPPED | ExecutionStatus.FAILED; error?: string };
 
+/** The trace of the active span (the request's, the activity's), if tracing is on and one is. */
+function activeTraceId(): string | undefined {
+  const span = trace.getActiveSpan()?.spanContext();
+  return span && isSpanContextValid(span) ? span.traceId : undefined;
+}
+
 /**
  * Writes an Execution with its audit entry and the first `status` event of its log, in `tx`.
  * A SKIPPED or FAILED row (a task's occurrence that did not run) is final at once.
@@ -64,6 +71,7 @@ export async function recordExecution(tx: EntityManager, actor: Actor, input: Re
     toolName: input.toolName,
     toolArguments: input.toolArguments,
     inputTimeoutMs: input.inputTimeoutMs,
+    traceId: activeTraceId(),
     ...(isFinal(status) ? { completedAt: now, durationMs: 0 } : {}),
   });
   if (!isFinal(status)) created.workflowId = executionWorkflowId(created.id);

@@ -24,6 +24,7 @@ export function presentExecution(execution: Execution, detail = false) {
     tokensUsed: execution.tokensUsed ?? null,
     attempt: execution.attempt,
     workflowId: execution.workflowId ?? null,
+    traceId: execution.traceId ?? null,
     createdAt: execution.createdAt.toISOString(),
     startedAt: execution.startedAt?.toISOString() ?? null,
     completedAt: execution.completedAt?.toISOString() ?? null,

@@ -65,6 +65,10 @@ export const ExecutionOut = z
     tokensUsed: z.number().nullable(),
     attempt: z.number().int(),
     workflowId: z.string().nullable(),
+    traceId: z.string().nullable().openapi({
+      description:
+        'The OpenTelemetry trace id of the run (32 hex digits), when tracing was on as it started; null otherwise (docs/tracing.md)',
+    }),
     createdAt: z.string(),
     startedAt: z.string().nullable(),
     completedAt: z.string().nullable(),
