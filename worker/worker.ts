@@ -40,7 +40,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     namespace: deps.config.temporal.namespace,
     taskQueue: deps.config.temporal.taskQueue,
     activities: createActivities(deps),
-    interceptors: { activity: [historySafeFailures] },
+    interceptors: { activity: [deps.metrics.runTransitions, historySafeFailures] },
     // Running activities heartbeat every second; a cancel reaches them within about that long
     // even without the NOTIFY fast path.
     maxHeartbeatThrottleInterval: '1s',
