@@ -42,7 +42,9 @@ export function createAppDeps(config: Config, options: AppDepsOptions = {}): Pro
     const connection = await connectTemporal(temporalAddress(config));
     closing(() => connection.close());
     const metrics = new ApiMetrics(createMetricsRegistry());
-    const metricsServer = await startMetricsServer(metrics.registry, config.metrics.api, logger);
+    const metricsServer = await startMetricsServer(metrics.registry, config.metrics.api, (err) =>
+      logger.warn({ err }, 'collecting metrics failed'),
+    );
     if (metricsServer) closing(() => metricsServer.close());
     const events = new RealtimeHub(databaseUrl, orm, logger, metrics);
     await events.start();

@@ -1,6 +1,5 @@
 import http from 'node:http';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import type { Logger } from './logger';
 
 /** Every metric this project defines starts with this (Prometheus naming: one namespace per application). */
 export const METRIC_PREFIX = 'mcp_fleet_';
@@ -24,12 +23,13 @@ export interface MetricsServer {
 /**
  * Serves `GET /metrics` (Prometheus text format) on a port of its own, never the API's, so
  * that the public listener never exposes it; loopback unless the operator binds it elsewhere.
- * Port 0 turns it off (undefined). Anything other than GET /metrics is a 404.
+ * Port 0 turns it off (undefined). Anything other than GET /metrics is a 404. The reference host
+ * uses it too, so it imports nothing of the project (no logger: `onError` hears a failed collect).
  */
 export async function startMetricsServer(
   registry: Registry,
   endpoint: { host: string; port: number },
-  logger: Logger,
+  onError: (error: unknown) => void,
 ): Promise<MetricsServer | undefined> {
   if (endpoint.port === 0) return undefined;
   const server = http.createServer((req, res) => {
@@ -45,7 +45,7 @@ export async function startMetricsServer(
       },
       (error: unknown) => {
         // A collector failed (the database is down for a fleet gauge): a 500 makes the scrape's `up` say so.
-        logger.warn({ err: error }, 'collecting metrics failed');
+        onError(error);
         res.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed\n');
       },
     );

@@ -7,8 +7,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Execution, ExecutionStatus, ExecutionTrigger } from '../entities';
+import { HostMetrics } from '../host/metrics';
 import type { AgentHost } from '../host/server';
 import { ConfigError, loadConfig } from '../lib/config';
+import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../lib/metrics';
 import { httpFor, PASSWORD, randomIp, registerAccount, type Account, type Http } from './api';
 import { makeAgent, makeOrganization, makeServer } from './factories';
 import { hostWithAgent, waitFor } from './fleet';
@@ -21,6 +23,7 @@ describe('Prometheus metrics', () => {
   let admin: Account;
   let worker: Awaited<ReturnType<typeof startTestWorker>>;
   let agentId: string;
+  let hostMetrics!: MetricsServer;
   const hosts: AgentHost[] = [];
   const as = () => ({ Authorization: `Bearer ${admin.accessToken}` });
 
@@ -34,11 +37,14 @@ describe('Prometheus metrics', () => {
     http = httpFor(ctx);
     admin = await registerAccount(http, 'Metrics Org');
     worker = await startTestWorker(ctx);
+    const metrics = new HostMetrics(createMetricsRegistry());
+    hostMetrics = (await startMetricsServer(metrics.registry, { host: '127.0.0.1', port: await freePortPair() }, () => undefined))!;
     ({
       agent: { id: agentId },
-    } = await hostWithAgent(http, admin, hosts));
+    } = await hostWithAgent(http, admin, hosts, { metrics }));
   });
   afterAll(async () => {
+    await hostMetrics?.close();
     await worker?.stop();
     for (const host of hosts) await host.close();
     await ctx?.close();
@@ -117,7 +123,7 @@ describe('Prometheus metrics', () => {
     const prompt = { tool: 'execute_prompt', outcome: 'ok' };
     // A run that takes its slot at once starts in the API; one that queued starts in the worker.
     const startedIn = async () => (await apiScrape()).value('mcp_fleet_runs_started_total', started);
-    const [before, apiBefore] = [await workerScrape(), await startedIn()];
+    const [before, apiBefore, hostBefore] = [await workerScrape(), await startedIn(), await scrape(hostMetrics.url)];
     const delta = (s: Scrape, api: number) => ({
       started: s.value('mcp_fleet_runs_started_total', started) - before.value('mcp_fleet_runs_started_total', started) + api - apiBefore,
       completed: s.value('mcp_fleet_runs_finished_total', completed) - before.value('mcp_fleet_runs_finished_total', completed),
@@ -141,6 +147,14 @@ describe('Prometheus metrics', () => {
       throw new Error(`${String(error)}; moved so far: ${JSON.stringify(last)}`);
     });
     expect(moved).toEqual(expected);
+    // The host counted the same two runs by engine and outcome, and none is left in progress.
+    const host = await scrape(hostMetrics.url);
+    for (const outcome of ['ok', 'error'])
+      expect(
+        host.value('mcp_fleet_host_runs_total', { engine: 'script', outcome }) -
+          hostBefore.value('mcp_fleet_host_runs_total', { engine: 'script', outcome }),
+      ).toBe(1);
+    expect(host.value('mcp_fleet_host_runs_in_progress', { engine: 'script' })).toBe(0);
     const after = await workerScrape();
     // The tool label is bounded: the contract's tool names, else `other`.
     const tools = new Set(after.series('mcp_fleet_mcp_call_duration_seconds').map((labels) => labels.tool));

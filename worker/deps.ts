@@ -69,7 +69,9 @@ export function createWorkerDeps(config: Config, options: WorkerDepsOptions = {}
     const running = new RunningExecutions();
     const control = await listenForControl(databaseUrl, running, logger);
     closing(() => control.close());
-    const metricsServer = await startMetricsServer(metrics.registry, config.metrics.worker, logger);
+    const metricsServer = await startMetricsServer(metrics.registry, config.metrics.worker, (err) =>
+      logger.warn({ err }, 'collecting metrics failed'),
+    );
     if (metricsServer) closing(() => metricsServer.close());
     return { config, orm, logger, connection, temporalClient, mcp, running, metrics, metricsUrl: metricsServer?.url };
   });
