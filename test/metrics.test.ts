@@ -5,7 +5,9 @@
  * rate-limited request did; the fleet gauges are the database's numbers, the same from every
  * worker; port 0 serves nothing.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { Execution, ExecutionStatus, ExecutionTrigger } from '../entities';
 import { HostMetrics } from '../host/metrics';
 import type { AgentHost } from '../host/server';
@@ -233,4 +235,48 @@ describe('Prometheus metrics', () => {
       worker: { host: '127.0.0.1', port: 9465 },
     });
   });
+});
+
+describe('the worker process', () => {
+  let ctx: TestContext;
+  let child: ChildProcess | undefined;
+  beforeAll(async () => {
+    ctx = await createTestContext();
+  });
+  afterAll(async () => {
+    if (child && child.exitCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child!.once('exit', r));
+    }
+    await ctx?.close();
+  });
+
+  it("serves its /metrics on WORKER_METRICS_PORT and the Temporal SDK's worker metrics on the next port", async () => {
+    const port = await freePortPair();
+    child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'worker', 'main.ts')], {
+      cwd: path.join(__dirname, '..'),
+      env: { ...process.env, TEMPORAL_TASK_QUEUE: ctx.config.temporal.taskQueue, WORKER_METRICS_PORT: String(port), LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const own = await waitFor(() => scrape(`http://127.0.0.1:${port}/metrics`).catch(() => undefined), 60_000, 200).catch(() => {
+      throw new Error(`the worker's /metrics never answered; its stderr: ${stderr}`);
+    });
+    expect(own.family('mcp_fleet_runs_queued')).toBeDefined();
+    expect(own.family('nodejs_heap_size_used_bytes')).toBeDefined();
+    // The SDK reports its task slots and pollers once the worker runs (poll latency after the first long poll ends, the sticky cache after a workflow task).
+    const sdk = await waitFor(
+      async () => {
+        const s = await scrape(`http://127.0.0.1:${port + 1}/metrics`).catch(() => undefined);
+        return s?.family('temporal_worker_task_slots_available') && s.family('temporal_num_pollers') ? s : undefined;
+      },
+      60_000,
+      200,
+    ).catch(async () => {
+      const text = await fetch(`http://127.0.0.1:${port + 1}/metrics`).then((r) => r.text(), String);
+      throw new Error(`the SDK's metrics never had slots and pollers: ${text.slice(0, 3000)}; stderr: ${stderr}`);
+    });
+    expect(sdk.series('temporal_worker_task_slots_available').map((l) => l.task_queue)).toContain(ctx.config.temporal.taskQueue);
+  }, 120_000);
 });
