@@ -75,6 +75,8 @@ const envSchema = z.object({
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
   WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  // The Temporal SDK serves its own worker metrics (Rust core) on a port of its own, next to the block.
+  WORKER_TEMPORAL_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9467),
 
   INPUT_TIMEOUT_MS: z.coerce
     .number()
@@ -168,7 +170,7 @@ export interface Config {
   /** Per-IP, per-user and per-login request limits, shared by every API instance through PostgreSQL. */
   rateLimits: RateLimits;
   /** Where each process serves Prometheus `/metrics` (lib/metrics.ts); port 0: not served. */
-  metrics: { api: MetricsEndpoint; worker: MetricsEndpoint };
+  metrics: { api: MetricsEndpoint; worker: MetricsEndpoint & { temporalPort: number } };
   /** `inputTimeoutMs`: how long a run's input request waits for an answer unless the run sets its own. */
   executions: { inputTimeoutMs: number };
   /** Limits on recurring tasks, the same for every organisation (domain/tasks/task-limits.ts). */
@@ -322,7 +324,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimits: e.RATE_LIMITS,
     metrics: {
       api: { host: e.METRICS_HOST, port: e.METRICS_PORT },
-      worker: { host: e.WORKER_METRICS_HOST, port: e.WORKER_METRICS_PORT },
+      worker: { host: e.WORKER_METRICS_HOST, port: e.WORKER_METRICS_PORT, temporalPort: e.WORKER_TEMPORAL_METRICS_PORT },
     },
     executions: { inputTimeoutMs: e.INPUT_TIMEOUT_MS },
     tasks: { minIntervalSeconds: e.TASK_MIN_INTERVAL_SECONDS, maxRecurringPerOrganization: e.TASK_MAX_RECURRING },

@@ -290,7 +290,7 @@ function metricsLine(hostMetricsPort: number): string {
       ? `(off: ${variable}=0)`
       : `http://${endpoint.host === '0.0.0.0' ? '127.0.0.1' : endpoint.host}:${endpoint.port}/metrics`;
   const { api, worker } = config.metrics;
-  const temporal = worker.port === 0 ? '' : `, Temporal SDK :${worker.port + 1}/metrics`;
+  const temporal = `, Temporal SDK ${url({ host: worker.host, port: worker.temporalPort }, 'WORKER_TEMPORAL_METRICS_PORT')}`;
   return `api ${url(api, 'METRICS_PORT')}, worker ${url(worker, 'WORKER_METRICS_PORT')}${temporal}, host ${url({ host: process.env.HOST_METRICS_HOST || '127.0.0.1', port: hostMetricsPort }, 'HOST_METRICS_PORT')}`;
 }
 

@@ -78,6 +78,7 @@ export default async function globalSetup(): Promise<void> {
       // Many processes and contexts share this machine: /metrics only where a test asks for it (test/metrics.ts).
       METRICS_PORT: '0',
       WORKER_METRICS_PORT: '0',
+      WORKER_TEMPORAL_METRICS_PORT: '0',
       HOST_METRICS_PORT: '0',
     });
   } catch (error) {

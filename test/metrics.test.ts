@@ -33,7 +33,7 @@ describe('Prometheus metrics', () => {
     const base = loadConfig();
     const [apiPort, workerPort] = [await freePortPair(), await freePortPair()];
     ctx = await createTestContext({
-      metrics: { api: { host: '127.0.0.1', port: apiPort }, worker: { host: '127.0.0.1', port: workerPort } },
+      metrics: { api: { host: '127.0.0.1', port: apiPort }, worker: { host: '127.0.0.1', port: workerPort, temporalPort: 0 } },
       rateLimits: { ...relaxedRateLimits(base.rateLimits), 'logout.ip': { limit: 1, windowSeconds: 3600 } },
     });
     http = httpFor(ctx);
@@ -184,7 +184,7 @@ describe('Prometheus metrics', () => {
       em.create(Execution, { organization, agent, trigger: ExecutionTrigger.API, status, prompt: 'gauge' });
     await em.flush();
     const second = await createTestContext({
-      metrics: { api: { host: '127.0.0.1', port: 0 }, worker: { host: '127.0.0.1', port: await freePortPair() } },
+      metrics: { api: { host: '127.0.0.1', port: 0 }, worker: { host: '127.0.0.1', port: await freePortPair(), temporalPort: 0 } },
     });
     const secondWorker = await startTestWorker(second);
     try {
@@ -230,9 +230,12 @@ describe('Prometheus metrics', () => {
       await off.close();
     }
     expect(() => loadConfig({ ...process.env, PORT: '9464', METRICS_PORT: '9464' })).toThrow(ConfigError);
-    expect(loadConfig({ ...process.env, METRICS_PORT: undefined, WORKER_METRICS_PORT: undefined }).metrics).toEqual({
+    expect(
+      loadConfig({ ...process.env, METRICS_PORT: undefined, WORKER_METRICS_PORT: undefined, WORKER_TEMPORAL_METRICS_PORT: undefined })
+        .metrics,
+    ).toEqual({
       api: { host: '127.0.0.1', port: 9464 },
-      worker: { host: '127.0.0.1', port: 9465 },
+      worker: { host: '127.0.0.1', port: 9465, temporalPort: 9467 },
     });
   });
 });
@@ -251,11 +254,17 @@ describe('the worker process', () => {
     await ctx?.close();
   });
 
-  it("serves its /metrics on WORKER_METRICS_PORT and the Temporal SDK's worker metrics on the next port", async () => {
+  it("serves its /metrics on WORKER_METRICS_PORT and the Temporal SDK's worker metrics on WORKER_TEMPORAL_METRICS_PORT", async () => {
     const port = await freePortPair();
     child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'worker', 'main.ts')], {
       cwd: path.join(__dirname, '..'),
-      env: { ...process.env, TEMPORAL_TASK_QUEUE: ctx.config.temporal.taskQueue, WORKER_METRICS_PORT: String(port), LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        TEMPORAL_TASK_QUEUE: ctx.config.temporal.taskQueue,
+        WORKER_METRICS_PORT: String(port),
+        WORKER_TEMPORAL_METRICS_PORT: String(port + 1),
+        LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

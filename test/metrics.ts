@@ -1,7 +1,7 @@
 import net from 'node:net';
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
 
-/** A port nothing listens on now, with the next one free too (the worker's Temporal metrics take METRICS_PORT + 1). */
+/** A port nothing listens on now, with the next one free too (a test may give the next one to the Temporal SDK's metrics). */
 export async function freePortPair(): Promise<number> {
   for (;;) {
     const port = await listenOnce(0);

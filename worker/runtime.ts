@@ -80,10 +80,10 @@ export function temporalLogSink(logger: Logger): (entry: LogEntry) => void {
  * the runtime is process-wide, so a second call is a no-op. Its default shutdown signals
  * (SIGINT/SIGTERM) make running workers shut down gracefully.
  */
-export function installTemporalRuntime(logger: Logger, metrics?: { host: string; port: number }): void {
+export function installTemporalRuntime(logger: Logger, metrics?: { host: string; temporalPort: number }): void {
   // The SDK's own worker metrics (task slots, poll latency, sticky cache) come from its Rust core,
-  // which serves them itself: on the port after WORKER_METRICS_PORT, under the same host.
-  const prometheus = metrics && metrics.port !== 0 ? { bindAddress: `${metrics.host}:${metrics.port + 1}` } : undefined;
+  // which serves them itself: on WORKER_TEMPORAL_METRICS_PORT, under the worker's metrics host.
+  const prometheus = metrics && metrics.temporalPort !== 0 ? { bindAddress: `${metrics.host}:${metrics.temporalPort}` } : undefined;
   try {
     Runtime.install({
       logger: new DefaultLogger(TEMPORAL_LEVELS[logger.level] ?? 'INFO', temporalLogSink(logger)),
