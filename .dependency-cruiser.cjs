@@ -18,9 +18,9 @@ const DEV = '^dev/';
 const CONTRACT = '^workflows/(contracts/|[^/]+\\.contract\\.ts$)';
 // What the reference host shares with the control plane: the contract's schemas, and the reading
 // of a command line, of a tool's command scope and of an address that both sides must agree on
-// (host-protocol.md).
+// (host-protocol.md); the /metrics listener every process serves (lib/metrics.ts).
 // tracing, tracing-config: the host exports its spans as the control plane does (docs/tracing.md).
-const HOST_SHARED = '^lib/(host-contract|tool-commands|command-line|program-profiles|ssrf-address|tracing|tracing-config)\\.ts$';
+const HOST_SHARED = '^lib/(host-contract|tool-commands|command-line|program-profiles|ssrf-address|metrics|tracing|tracing-config)\\.ts$';
 // Infrastructure: config, logger, ORM, crypto, URL policy, MCP client, Temporal connection.
 const LIB = '^lib/';
 // Every project folder that is a layer or drives one.

@@ -62,6 +62,7 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   const docs = docsRoutes();
 
   app.use(traceRequests());
+  app.use(deps.metrics.requestTimer());
   app.use(requestLogger(deps.logger));
   app.use(errorHandler());
   app.use(jsonBody(deps.config.http.bodyLimit));

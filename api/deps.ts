@@ -3,8 +3,10 @@ import type { TemporalAccess } from '../domain/temporal';
 import { compose, type Composed } from '../lib/composition';
 import type { Config } from '../lib/config';
 import { createLogger, type Logger } from '../lib/logger';
+import { createMetricsRegistry, startMetricsServer } from '../lib/metrics';
 import { initOrm, requireDatabaseUrl, type Orm } from '../lib/orm';
 import { connectTemporal, createTemporalClient, temporalAddress } from '../lib/temporal';
+import { ApiMetrics } from './metrics';
 import { RealtimeHub } from './realtime/hub';
 
 /** Everything the API needs, built by `createAppDeps` (the entry point, tests, benchmarks). */
@@ -16,6 +18,9 @@ export interface AppDeps {
   logger: Logger;
   /** This instance's LISTEN end of the realtime path (Socket.IO rooms and SSE streams read it). */
   events: RealtimeHub;
+  /** This process's Prometheus metrics (its own registry); `metricsUrl` when served (METRICS_PORT ≠ 0). */
+  metrics: ApiMetrics;
+  metricsUrl?: string;
 }
 
 export interface AppDepsOptions {
@@ -24,8 +29,8 @@ export interface AppDepsOptions {
 }
 
 /**
- * The API's composition root: the ORM, the Temporal connection and client, and the realtime
- * hub, started (the API does not start without its first LISTEN). `close()` closes them in
+ * The API's composition root: the ORM, the Temporal connection and client, the metrics registry
+ * and its /metrics listener, and the realtime hub, started (the API does not start without its first LISTEN). `close()` closes them in
  * reverse order; the HTTP server is the caller's (api/server.ts).
  */
 export function createAppDeps(config: Config, options: AppDepsOptions = {}): Promise<Composed<AppDeps>> {
@@ -36,7 +41,12 @@ export function createAppDeps(config: Config, options: AppDepsOptions = {}): Pro
     closing(() => orm.close(true));
     const connection = await connectTemporal(temporalAddress(config));
     closing(() => connection.close());
-    const events = new RealtimeHub(databaseUrl, orm, logger);
+    const metrics = new ApiMetrics(createMetricsRegistry());
+    const metricsServer = await startMetricsServer(metrics.registry, config.metrics.api, (err) =>
+      logger.warn({ err }, 'collecting metrics failed'),
+    );
+    if (metricsServer) closing(() => metricsServer.close());
+    const events = new RealtimeHub(databaseUrl, orm, logger, metrics);
     await events.start();
     closing(() => events.close());
     return {
@@ -44,6 +54,8 @@ export function createAppDeps(config: Config, options: AppDepsOptions = {}): Pro
       orm,
       logger,
       events,
+      metrics,
+      metricsUrl: metricsServer?.url,
       temporal: { connection, client: createTemporalClient(connection, config), taskQueue: config.temporal.taskQueue },
     };
   });

@@ -16,6 +16,7 @@ type Scope = 'ip' | 'user' | 'session';
 type AppMiddleware = Middleware<AppState, AppContextExtras>;
 type Ctx = Parameters<AppMiddleware>[0];
 type RateLimitDeps = Pick<AppDeps, 'config' | 'orm'>;
+type RateLimitMiddlewareDeps = RateLimitDeps & Pick<AppDeps, 'logger' | 'metrics'>;
 
 interface Rule extends RateLimit {
   name: RateLimitRule;
@@ -105,7 +106,7 @@ export async function pruneRateLimitCounters(deps: Pick<AppDeps, 'orm'>): Promis
  * Retry-After once any of them is over its limit. It runs before requireAuth and validation,
  * so a refused request costs one statement and no bcrypt, workflow or MCP call.
  */
-export function rateLimit(deps: RateLimitDeps & Pick<AppDeps, 'logger'>, ...actions: RateLimitAction[]): AppMiddleware {
+export function rateLimit(deps: RateLimitMiddlewareDeps, ...actions: RateLimitAction[]): AppMiddleware {
   const rules: Rule[] = [];
   for (const [name, limit] of Object.entries(deps.config.rateLimits) as [RateLimitRule, RateLimit | null][]) {
     const [action, scope] = name.split('.') as [RateLimitAction, Scope];
@@ -129,6 +130,7 @@ export function rateLimit(deps: RateLimitDeps & Pick<AppDeps, 'logger'>, ...acti
       await pruneWhenDue(deps, ctx);
       if (refusal) {
         const { rule, retryAfter } = refusal;
+        deps.metrics.rateLimitedBy(rule.name);
         ctx.state.log?.info({ rule: rule.name, limit: rule.limit, windowSeconds: rule.windowSeconds, retryAfter }, 'rate limited');
         throw new AppError(
           429,

@@ -145,7 +145,9 @@ export class Execution extends BaseEntity<'status' | 'todos' | 'attempt' | 'runM
   /**
    * For a task's run: the `taskRun` workflow of its occurrence, which owns it (waits for the
    * overlap policy, applies the timeout, retries): cancelling the run cancels that workflow.
+   * Indexed: the worker's run metrics find a taskRun's run by it (worker/metrics.ts).
    */
+  @Index()
   @Property({ type: 'string', length: 200, nullable: true })
   taskRunWorkflowId?: string;
 

@@ -8,6 +8,7 @@ describe('hostSettings', () => {
     expect(hostSettings({ HOST_TOKEN: 't' })).toEqual({
       token: 't',
       port: 4100,
+      metrics: { host: '127.0.0.1', port: 9466 },
       host: '127.0.0.1',
       allowCommands: false,
       engine: 'shell',
@@ -25,6 +26,16 @@ describe('hostSettings', () => {
         HOST_RUN_OUTPUT_BYTES: '1024',
       }),
     ).toMatchObject({ engine: 'script', allowCommands: true, workspaceRoot: '/srv/ws', limits: { wallTimeMs: 5000, outputBytes: 1024 } });
+  });
+
+  it('serves /metrics on HOST_METRICS_PORT (0: off), never on the MCP port', () => {
+    expect(hostSettings({ HOST_TOKEN: 't', HOST_METRICS_PORT: '0' }).metrics).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(hostSettings({ HOST_TOKEN: 't', HOST_METRICS_PORT: '9999', HOST_METRICS_HOST: '0.0.0.0' }).metrics).toEqual({
+      host: '0.0.0.0',
+      port: 9999,
+    });
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_PORT: '9466' })).toThrow('HOST_METRICS_PORT must differ from HOST_PORT');
+    expect(() => hostSettings({ HOST_TOKEN: 't', HOST_METRICS_PORT: 'x' })).toThrow('HOST_METRICS_PORT must be a port number, got "x"');
   });
 
   it('names the variable and what it takes when a value is wrong', () => {

@@ -10,11 +10,21 @@ import { DEFAULT_SANDBOX_SETTINGS, type SandboxSettings } from './sandbox-settin
 const DEFAULT_PORT = 4100;
 const DEFAULT_ENGINE = 'shell';
 
-function parsePort(value: string | undefined): number {
-  if (value === undefined || value === '') return DEFAULT_PORT;
+const DEFAULT_METRICS_PORT = 9466;
+
+function parsePort(value: string | undefined, name = 'HOST_PORT', fallback = DEFAULT_PORT): number {
+  if (value === undefined || value === '') return fallback;
   const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`HOST_PORT must be a port number, got "${value}"`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${name} must be a port number, got "${value}"`);
   return port;
+}
+
+/** HOST_METRICS_PORT (0: no /metrics) and HOST_METRICS_HOST: never the MCP port, loopback unless told. */
+function metricsSettings(env: NodeJS.ProcessEnv, mcpPort: number): { host: string; port: number } {
+  const port = parsePort(env.HOST_METRICS_PORT, 'HOST_METRICS_PORT', DEFAULT_METRICS_PORT);
+  if (port !== 0 && port === mcpPort)
+    throw new Error('HOST_METRICS_PORT must differ from HOST_PORT: /metrics is never served on the MCP port');
+  return { host: env.HOST_METRICS_HOST || '127.0.0.1', port };
 }
 
 function parseBoolean(name: string, value: string | undefined): boolean {
@@ -76,9 +86,11 @@ export function hostSettings(env: NodeJS.ProcessEnv) {
   if (!path.isAbsolute(workspaceRoot)) throw new Error(`HOST_WORKSPACE_ROOT must be an absolute path, got "${workspaceRoot}"`);
   const dataDir = env.HOST_DATA_DIR || undefined;
   if (dataDir !== undefined && !path.isAbsolute(dataDir)) throw new Error(`HOST_DATA_DIR must be an absolute path, got "${dataDir}"`);
+  const port = parsePort(env.HOST_PORT);
   return {
     token,
-    port: parsePort(env.HOST_PORT),
+    port,
+    metrics: metricsSettings(env, port),
     host: env.HOST_BIND || '127.0.0.1',
     allowCommands: parseBoolean('HOST_ALLOW_COMMANDS', env.HOST_ALLOW_COMMANDS),
     engine,

@@ -15,19 +15,27 @@
  * day) is how long a question waits for its answer (docs/host-protocol.md, "Tasks").
  * HOST_SANDBOX (default bwrap) runs each agent command in a bubblewrap sandbox (BWRAP_PATH,
  * HOST_SANDBOX_*: docs/host-protocol.md, "The sandbox"); `off` runs them on this machine as the
- * host's own user, and says so loudly.
+ * host's own user, and says so loudly. HOST_METRICS_PORT (default 9466, 0: off) and
+ * HOST_METRICS_HOST (default 127.0.0.1) serve Prometheus /metrics (docs/metrics.md).
  */
 /* eslint-disable no-restricted-properties -- a separate program with its own HOST_* settings, not the control plane's lib/config.ts */
 import { loadTracingConfig } from '../lib/tracing-config';
 import { startTracing } from '../lib/tracing';
+import { createMetricsRegistry, startMetricsServer } from '../lib/metrics';
 import { hostSettings } from './host-settings';
+import { HostMetrics } from './metrics';
 import { startAgentHost } from './server';
 
 async function main(): Promise<void> {
-  const settings = hostSettings(process.env);
+  const { metrics: metricsEndpoint, ...settings } = hostSettings(process.env);
   // OTEL_* as the control plane reads them (docs/tracing.md); service.name mcp-fleet-host.
   const tracing = startTracing(loadTracingConfig(process.env), 'host');
-  const host = await startAgentHost({ ...settings, env: process.env });
+  const metrics = new HostMetrics(createMetricsRegistry());
+  const host = await startAgentHost({ ...settings, env: process.env, metrics });
+  const metricsServer = await startMetricsServer(metrics.registry, metricsEndpoint, (error) =>
+    process.stderr.write(`collecting metrics failed: ${error instanceof Error ? error.message : String(error)}\n`),
+  );
+  if (metricsServer) process.stdout.write(`metrics on ${metricsServer.url}\n`);
   // The engine's own check, so that an operator sees at once why its agents would be refused.
   const unusable = await host.engine.check();
   process.stdout.write(
@@ -55,7 +63,7 @@ async function main(): Promise<void> {
     process.stdout.write(`agent host stopping (${signal})\n`);
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
-    host.close().then(
+    Promise.all([host.close(), metricsServer?.close()]).then(
       () =>
         tracing.shutdown().then(
           () => process.exit(0),

@@ -22,6 +22,7 @@ import path from 'node:path';
 import { createEngine, type Engine } from './engines';
 import type { Limits } from './run-guard';
 import { registerHostTools, type HostedAgent, type ToolContext } from './tools';
+import type { HostMetrics } from './metrics';
 import { createSandbox, type Sandbox } from './sandbox';
 import { DEFAULT_SANDBOX_SETTINGS, type SandboxLimits, type SandboxSettings } from './sandbox-settings';
 
@@ -63,6 +64,8 @@ export interface AgentHostOptions {
    * straight on this machine ('off'); limits, bwrap's path and the sandbox's user (sandbox.ts).
    */
   sandbox?: Partial<Omit<SandboxSettings, 'limits'>> & { limits?: Partial<SandboxLimits> };
+  /** Where runs and commands are counted (host/metrics.ts); default none. */
+  metrics?: HostMetrics;
   /** serverInfo name; default 'mcp-fleet-agent-host'. */
   name?: string;
   /** serverInfo version; default '1.0.0'. */
@@ -178,6 +181,7 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
     ...(taskStore ? { tasks: taskStore } : {}),
     inputTimeoutMs,
     sandbox,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   };
 
   function createSession(): Session {

@@ -3,6 +3,7 @@
  * them (server.ts) and the call log: the context of every session, how a call reaches its client,
  * and a tool's definition. Types only, so tools.ts and tool-serving.ts both build on it.
  */
+import type { HostMetrics } from './metrics';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type {
   CallToolResult,
@@ -75,6 +76,8 @@ export interface ToolContext {
   tasks?: HostTaskStore;
   /** How long a question waits for its answer. */
   inputTimeoutMs: number;
+  /** The host's Prometheus metrics (host/main.ts serves them); none: not counted. */
+  metrics?: HostMetrics;
   /** Where agents' commands run (sandbox.ts); HOST_SANDBOX=off runs them on the host. */
   sandbox: Sandbox;
 }

@@ -19,6 +19,7 @@ import {
   type HostToolResult,
 } from '../lib/host-contract';
 import type { EngineRun } from './engines/engine';
+import type { HostRunOutcome } from './metrics';
 import { RunGuard } from './run-guard';
 import { commandRunner } from './runner';
 import { logEntry, parseVersion, runShell, tail } from './shell';
@@ -116,27 +117,29 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
               guard.signal,
             ),
       ask,
-      runCommand: commandRunner(
-        {
-          executionId,
-          agentName: args.agentName,
-          allowedTools: allowedToolScopes(args.allowedTools),
-          allowCommands: context.allowCommands,
-          ask,
-          workspace,
-          emit: send,
-          takeOutput: (text) => guard.takeOutput(text),
-          limitHit: () => guard.limitHit,
-          signal: guard.signal,
-          sandbox: context.sandbox,
-          network: agents.get(args.agentId)?.network ?? [],
-        },
-        context.env,
+      runCommand: timedCommands(
+        commandRunner(
+          {
+            executionId,
+            agentName: args.agentName,
+            allowedTools: allowedToolScopes(args.allowedTools),
+            allowCommands: context.allowCommands,
+            ask,
+            workspace,
+            emit: send,
+            takeOutput: (text) => guard.takeOutput(text),
+            limitHit: () => guard.limitHit,
+            signal: guard.signal,
+            sandbox: context.sandbox,
+            network: agents.get(args.agentId)?.network ?? [],
+          },
+          context.env,
+        ),
       ),
       signal: guard.signal,
       limits: context.limits,
     };
-    try {
+    const settle = async (): Promise<{ value: CallToolResult; outcome: HostRunOutcome }> => {
       const outcome = await inSpan(`engine ${engine.name}`, { 'mcp_fleet.engine': engine.name }, () => engine.run(run)).catch(
         (error: unknown) => {
           // A limit explains the stop better than whatever the engine made of it.
@@ -145,11 +148,21 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
         },
       );
       const limitError = guard.limitError();
-      if (limitError || !outcome) return errorResult(limitError?.message ?? 'stopped');
-      return outcome.ok ? okResult<'execute_prompt'>(outcome.result.output, outcome.result) : errorResult(outcome.error);
+      if (limitError || !outcome)
+        return { value: errorResult(limitError?.message ?? 'stopped'), outcome: limitError ? 'limit' : 'stopped' };
+      return outcome.ok
+        ? { value: okResult<'execute_prompt'>(outcome.result.output, outcome.result), outcome: 'ok' }
+        : { value: errorResult(outcome.error), outcome: 'error' };
+    };
+    try {
+      return context.metrics ? await context.metrics.timeRun(engine.name, settle) : (await settle()).value;
     } finally {
       guard.dispose();
     }
+  }
+
+  function timedCommands(runCommand: EngineRun['runCommand']): EngineRun['runCommand'] {
+    return context.metrics ? context.metrics.timeCommands(runCommand) : runCommand;
   }
 
   // What the control plane shows on the server: whether agents' commands run in a sandbox here.

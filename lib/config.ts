@@ -73,6 +73,14 @@ const envSchema = z.object({
 
   // How long a run's question (an input request) waits for a person's answer; a run may set its own.
   // At most 14 days: the column is a 32-bit integer of ms.
+  // Prometheus /metrics, each process on its own port (never the API's), loopback unless told; 0 turns it off.
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
+  WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  // The Temporal SDK serves its own worker metrics (Rust core) on a port of its own, next to the block.
+  WORKER_TEMPORAL_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9467),
+
   INPUT_TIMEOUT_MS: z.coerce
     .number()
     .int()
@@ -164,6 +172,8 @@ export interface Config {
   encryptionKeys: EncryptionKey[];
   /** Per-IP, per-user and per-login request limits, shared by every API instance through PostgreSQL. */
   rateLimits: RateLimits;
+  /** Where each process serves Prometheus `/metrics` (lib/metrics.ts); port 0: not served. */
+  metrics: { api: MetricsEndpoint; worker: MetricsEndpoint & { temporalPort: number } };
   /** `inputTimeoutMs`: how long a run's input request waits for an answer unless the run sets its own. */
   executions: { inputTimeoutMs: number };
   /** Limits on recurring tasks, the same for every organisation (domain/tasks/task-limits.ts). */
@@ -172,6 +182,11 @@ export interface Config {
   sandbox: { bwrapPath?: string };
   /** OpenTelemetry traces, from the standard OTEL_* variables (lib/tracing.ts). */
   tracing: TracingConfig;
+}
+
+export interface MetricsEndpoint {
+  host: string;
+  port: number;
 }
 
 export interface TaskLimits {
@@ -271,6 +286,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (encryptionKeys && new Set(encryptionKeys.map((k) => k.id)).size !== encryptionKeys.length) {
     problems.push('ENCRYPTION_KEYS has duplicate key ids');
   }
+  if (e.METRICS_PORT !== 0 && e.METRICS_PORT === e.PORT)
+    problems.push('METRICS_PORT must differ from PORT: /metrics is never served on the API port');
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -321,6 +338,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     encryptionKeys: encryptionKeys!,
     rateLimits: e.RATE_LIMITS,
+    metrics: {
+      api: { host: e.METRICS_HOST, port: e.METRICS_PORT },
+      worker: { host: e.WORKER_METRICS_HOST, port: e.WORKER_METRICS_PORT, temporalPort: e.WORKER_TEMPORAL_METRICS_PORT },
+    },
     executions: { inputTimeoutMs: e.INPUT_TIMEOUT_MS },
     tasks: { minIntervalSeconds: e.TASK_MIN_INTERVAL_SECONDS, maxRecurringPerOrganization: e.TASK_MAX_RECURRING },
     sandbox: { bwrapPath: e.BWRAP_PATH },

@@ -12,9 +12,20 @@ import { connectionFailure } from './mcp-errors';
 interface PoolEntry {
   fingerprint: string;
   connection: Promise<McpConnection>;
+  /** The connection finished opening (initialize answered). */
+  open: boolean;
   lastUsed: number;
   busy: number;
 }
+
+/** A pooled connection's state, for the worker's `mcp_fleet_mcp_connections{state}`. */
+export type PoolConnectionState = 'connecting' | 'busy' | 'idle';
+
+/** How a `tools/call` ended: answered, answered with `isError`, or no answer (transport, timeout, protocol error). */
+export type ToolCallOutcome = 'ok' | 'tool_error' | 'error';
+
+/** Told of every `tools/call` on a pooled connection (the worker's metrics). */
+export type ToolCallObserver = (tool: string, outcome: ToolCallOutcome, seconds: number) => void;
 
 /**
  * One live MCP connection per server, reused across activities. The key includes a hash of
@@ -34,7 +45,15 @@ export class McpClientPool {
    * `lookup`: how the pool's sockets resolve host names (the worker's is the URL policy's
    * policyLookup, so a connection goes only to an address that passed the policy); default DNS.
    */
-  constructor(private readonly options: { timeoutMs: number; logger?: Logger; idleMs?: number; lookup?: LookupFunction }) {
+  constructor(
+    private readonly options: {
+      timeoutMs: number;
+      logger?: Logger;
+      idleMs?: number;
+      lookup?: LookupFunction;
+      onToolCall?: ToolCallObserver;
+    },
+  ) {
     if (options.lookup) this.through = fetchThrough(options.lookup);
   }
 
@@ -61,6 +80,40 @@ export class McpClientPool {
     return this.entries.size;
   }
 
+  /** How many pooled connections are opening, in use, or idle. */
+  connectionStates(): Record<PoolConnectionState, number> {
+    const states = { connecting: 0, busy: 0, idle: 0 };
+    for (const entry of this.entries.values()) states[!entry.open ? 'connecting' : entry.busy > 0 ? 'busy' : 'idle']++;
+    return states;
+  }
+
+  /**
+   * Times every `tools/call` request of the connection for `onToolCall`, whichever activity
+   * makes it: a plain call (the SDK's callTool goes through `request`) or a task-backed run's
+   * start (lib/mcp-tasks.ts, whose wait for the result is the run's own duration).
+   */
+  private observed(connection: McpConnection): McpConnection {
+    const observe = this.options.onToolCall;
+    if (!observe) return connection;
+    const { client } = connection;
+    const request = client.request.bind(client);
+    client.request = (async (...args: Parameters<typeof request>) => {
+      const [message] = args;
+      if (message.method !== 'tools/call') return request(...args);
+      const name = (message.params as { name?: unknown } | undefined)?.name;
+      const started = performance.now();
+      let outcome: ToolCallOutcome = 'error';
+      try {
+        const result = await request(...args);
+        outcome = (result as { isError?: unknown }).isError === true ? 'tool_error' : 'ok';
+        return result;
+      } finally {
+        observe(typeof name === 'string' ? name : '', outcome, (performance.now() - started) / 1000);
+      }
+    }) as typeof client.request;
+    return connection;
+  }
+
   /**
    * The server's connection, counted as in use from this moment: the idle sweeper must not
    * close a connection that is still being opened (initialize can take longer than `idleMs`).
@@ -79,8 +132,11 @@ export class McpClientPool {
       }
     }
     if (existing) await this.drop(target.serverId);
-    const connection = connectMcp(target, this.options.timeoutMs, this.through?.fetch);
-    const entry: PoolEntry = { fingerprint: key, connection, lastUsed: Date.now(), busy: 1 };
+    const connection = connectMcp(target, this.options.timeoutMs, this.through?.fetch).then((opened) => {
+      entry.open = true;
+      return this.observed(opened);
+    });
+    const entry: PoolEntry = { fingerprint: key, connection, open: false, lastUsed: Date.now(), busy: 1 };
     this.entries.set(target.serverId, entry);
     this.sweepLater();
     try {

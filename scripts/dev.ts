@@ -283,6 +283,17 @@ async function checkDemoServer(address: string, serverId: string, organizationId
   }
 }
 
+/** The three /metrics endpoints (docs/metrics.md) as the banner shows them; a port of 0 is off. */
+function metricsLine(hostMetricsPort: number): string {
+  const url = (endpoint: { host: string; port: number }, variable: string) =>
+    endpoint.port === 0
+      ? `(off: ${variable}=0)`
+      : `http://${endpoint.host === '0.0.0.0' ? '127.0.0.1' : endpoint.host}:${endpoint.port}/metrics`;
+  const { api, worker } = config.metrics;
+  const temporal = `, Temporal SDK ${url({ host: worker.host, port: worker.temporalPort }, 'WORKER_TEMPORAL_METRICS_PORT')}`;
+  return `api ${url(api, 'METRICS_PORT')}, worker ${url(worker, 'WORKER_METRICS_PORT')}${temporal}, host ${url({ host: process.env.HOST_METRICS_HOST || '127.0.0.1', port: hostMetricsPort }, 'HOST_METRICS_PORT')}`;
+}
+
 async function main(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown(0, signal));
   const coldStart = !existsSync(path.join(config.dataDir, 'postgres', 'PG_VERSION'));
@@ -297,6 +308,7 @@ async function main(): Promise<void> {
   const seeded = await migrateAndSeed(databaseUrl, { url: hostUrl, token: hostToken });
 
   const hostEngine = demoHostEngine();
+  const hostMetricsPort = process.env.HOST_METRICS_PORT ? Number(process.env.HOST_METRICS_PORT) : 9466;
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
     NODE_ENV: config.env,
@@ -319,6 +331,7 @@ async function main(): Promise<void> {
         HOST_WORKSPACE_ROOT: process.env.HOST_WORKSPACE_ROOT || demoWorkspaceRoot(),
         ...(bwrapPath ? { BWRAP_PATH: bwrapPath } : {}),
         HOST_DATA_DIR: process.env.HOST_DATA_DIR || path.join(path.resolve(config.dataDir), 'host-tasks'),
+        HOST_METRICS_PORT: String(hostMetricsPort),
       },
       /agent host listening/,
     ),
@@ -348,6 +361,7 @@ async function main(): Promise<void> {
     seeded.agent.agentId
       ? `  Agent        "${DEMO_AGENT_NAME}" (MASTER, ACTIVE) id ${seeded.agent.agentId}  may run: ${seeded.agent.tools.map((t) => t.name).join(', ') || '(none of git, python3, make, jq found)'}`
       : `  Agent        (server "${DEMO_SERVER_NAME}" has a MASTER of your own; "${DEMO_AGENT_NAME}" was not created)`,
+    `  Metrics      ${metricsLine(hostMetricsPort)}`,
     `  PostgreSQL   ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}${config.database.url ? '' : `  (password in ${shown(path.join(config.dataDir, 'postgres.password'))})`}`,
     existsSync(adminPasswordFile)
       ? `  Admin        ${seeded.adminEmail}  password in ${shown(adminPasswordFile)}`

@@ -79,6 +79,11 @@ export default async function globalSetup(): Promise<void> {
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
       WORKER_SHUTDOWN_GRACE_MS: '2000',
       BWRAP_PATH: bwrap.path,
+      // Many processes and contexts share this machine: /metrics only where a test asks for it (test/metrics.ts).
+      METRICS_PORT: '0',
+      WORKER_METRICS_PORT: '0',
+      WORKER_TEMPORAL_METRICS_PORT: '0',
+      HOST_METRICS_PORT: '0',
     });
   } catch (error) {
     await stop();

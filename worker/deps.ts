@@ -5,6 +5,7 @@ import { RunningExecutions } from '../activities/running-executions';
 import { compose, type Composed } from '../lib/composition';
 import type { Config } from '../lib/config';
 import { createLogger, type Logger } from '../lib/logger';
+import { createMetricsRegistry, startMetricsServer } from '../lib/metrics';
 import { McpClientPool } from '../lib/mcp-pool';
 import { policyLookup } from '../lib/ssrf';
 import { urlPolicy } from '../lib/url-policy';
@@ -12,6 +13,7 @@ import { initOrm, requireDatabaseUrl, type Orm } from '../lib/orm';
 import { TRACING_OFF, type Tracing } from '../lib/tracing';
 import { connectTemporal, createTemporalClient, temporalAddress } from '../lib/temporal';
 import { listenForControl } from './cancel-listener';
+import { WorkerMetrics } from './metrics';
 import { installTemporalRuntime } from './runtime';
 
 /** Everything a worker needs, built by `createWorkerDeps`; `createWorker` takes nothing less. */
@@ -22,6 +24,9 @@ export interface WorkerDeps extends ActivityDeps {
   workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
   /** What startTracing (lib/tracing.ts) registered: the worker exports its workflow spans through it. */
   tracing: Tracing;
+  /** This process's Prometheus metrics (its own registry); `metricsUrl` when served (WORKER_METRICS_PORT ≠ 0). */
+  metrics: WorkerMetrics;
+  metricsUrl?: string;
 }
 
 /**
@@ -41,13 +46,13 @@ export interface WorkerDepsOptions {
 /**
  * The worker's composition root: the Temporal runtime (before the first native connection),
  * the ORM, the worker's native connection, a client connection (schedule, progress signals),
- * the MCP client pool, and the running-executions registry fed by the `fleet_control` LISTEN
- * (listening before this resolves). `close()` closes them in reverse order.
+ * the MCP client pool, the running-executions registry fed by the `fleet_control` LISTEN
+ * (listening before this resolves), and the metrics registry with its /metrics listener. `close()` closes them in reverse order.
  */
 export function createWorkerDeps(config: Config, options: WorkerDepsOptions = {}): Promise<Composed<WorkerDeps>> {
   return compose(async (closing) => {
     const logger = options.logger ?? createLogger(config, 'worker');
-    installTemporalRuntime(logger);
+    installTemporalRuntime(logger, config.metrics.worker);
     const databaseUrl = requireDatabaseUrl(config.database.url);
     const orm = options.orm ?? (await initOrm(databaseUrl, { poolMax: config.database.poolMax, logger }));
     if (!options.orm) closing(() => orm.close(true));
@@ -55,12 +60,36 @@ export function createWorkerDeps(config: Config, options: WorkerDepsOptions = {}
     closing(() => connection.close());
     const temporalClient = options.temporalClient ?? (await ownClient(config, closing));
     // Sockets resolve names through the URL policy: a name that changed to a forbidden address after its check is refused at the connection.
-    const mcp = options.mcp ?? new McpClientPool({ timeoutMs: config.mcp.timeoutMs, logger, lookup: policyLookup(urlPolicy(config)) });
+    const metrics = new WorkerMetrics(createMetricsRegistry(), orm);
+    const mcp =
+      options.mcp ??
+      new McpClientPool({
+        timeoutMs: config.mcp.timeoutMs,
+        logger,
+        lookup: policyLookup(urlPolicy(config)),
+        onToolCall: metrics.observeMcpCall,
+      });
     if (!options.mcp) closing(() => mcp.closeAll());
+    metrics.watchPool(mcp);
     const running = new RunningExecutions();
     const control = await listenForControl(databaseUrl, running, logger);
     closing(() => control.close());
-    return { config, orm, logger, connection, temporalClient, mcp, running, tracing: options.tracing ?? TRACING_OFF };
+    const metricsServer = await startMetricsServer(metrics.registry, config.metrics.worker, (err) =>
+      logger.warn({ err }, 'collecting metrics failed'),
+    );
+    if (metricsServer) closing(() => metricsServer.close());
+    return {
+      config,
+      orm,
+      logger,
+      connection,
+      temporalClient,
+      mcp,
+      running,
+      metrics,
+      metricsUrl: metricsServer?.url,
+      tracing: options.tracing ?? TRACING_OFF,
+    };
   });
 }
 

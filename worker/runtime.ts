@@ -75,13 +75,20 @@ export function temporalLogSink(logger: Logger): (entry: LogEntry) => void {
 }
 
 /**
- * Routes the Temporal SDK's own logs into pino. Must run before the first NativeConnection;
+ * Routes the Temporal SDK's own logs into pino and, when the worker serves metrics, has the SDK
+ * export its own Prometheus metrics. Must run before the first NativeConnection;
  * the runtime is process-wide, so a second call is a no-op. Its default shutdown signals
  * (SIGINT/SIGTERM) make running workers shut down gracefully.
  */
-export function installTemporalRuntime(logger: Logger): void {
+export function installTemporalRuntime(logger: Logger, metrics?: { host: string; temporalPort: number }): void {
+  // The SDK's own worker metrics (task slots, poll latency, sticky cache) come from its Rust core,
+  // which serves them itself: on WORKER_TEMPORAL_METRICS_PORT, under the worker's metrics host.
+  const prometheus = metrics && metrics.temporalPort !== 0 ? { bindAddress: `${metrics.host}:${metrics.temporalPort}` } : undefined;
   try {
-    Runtime.install({ logger: new DefaultLogger(TEMPORAL_LEVELS[logger.level] ?? 'INFO', temporalLogSink(logger)) });
+    Runtime.install({
+      logger: new DefaultLogger(TEMPORAL_LEVELS[logger.level] ?? 'INFO', temporalLogSink(logger)),
+      ...(prometheus ? { telemetryOptions: { metrics: { prometheus, metricPrefix: 'temporal_' } } } : {}),
+    });
   } catch (error) {
     if (!(error instanceof Error && /already/i.test(error.message))) throw error;
   }

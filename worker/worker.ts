@@ -77,7 +77,9 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     taskQueue: deps.config.temporal.taskQueue,
     activities: createActivities(deps),
     interceptors: {
-      activity: deps.tracing.enabled ? [tracedActivities, historySafeFailures] : [historySafeFailures],
+      activity: deps.tracing.enabled
+        ? [tracedActivities, deps.metrics.runTransitions, historySafeFailures]
+        : [deps.metrics.runTransitions, historySafeFailures],
       // Used when the worker bundles at start (workflowsPath); a prebuilt bundle has them already.
       workflowModules: [WORKFLOW_INTERCEPTORS_PATH],
     },

@@ -1,6 +1,7 @@
 import type { Logger } from '../../lib/logger';
 import type { Orm } from '../../lib/orm';
 import { PgListener } from '../../lib/pg-listener';
+import type { ApiMetrics } from '../metrics';
 import { EVENTS_CHANNEL, type AgentExecutionPayload, type ExecutionEventNotice, type FleetEvent } from '../../domain/events';
 import { eventAt, eventsSince } from '../../domain/runs/execution-log';
 
@@ -34,6 +35,7 @@ export class RealtimeHub {
     databaseUrl: string,
     private readonly orm: Orm,
     private readonly logger: Logger,
+    private readonly metrics?: Pick<ApiMetrics, 'eventFanout'>,
   ) {
     this.listener = new PgListener({
       databaseUrl,
@@ -65,11 +67,17 @@ export class RealtimeHub {
   }
 
   private async receive(raw: string): Promise<void> {
+    const fanout = this.metrics?.eventFanout.startTimer();
     const event = JSON.parse(raw) as FleetEvent;
-    if (event.type !== 'execution:event') return this.emit(event);
-    if (event.payload) return this.dispatchExecution(event.payload, event.organizationId);
-    const payload = await eventAt(this.orm.em, event.executionId, event.seq);
+    if (event.type !== 'execution:event') {
+      this.emit(event);
+      fanout?.();
+      return;
+    }
+    // An event too large for NOTIFY is read back from the log first: that read is part of its fan-out.
+    const payload = event.payload ?? (await eventAt(this.orm.em, event.executionId, event.seq));
     if (payload) this.dispatchExecution(payload, event.organizationId);
+    fanout?.();
   }
 
   private async catchUp(lostAt: Date): Promise<void> {

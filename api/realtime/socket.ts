@@ -81,6 +81,8 @@ export function attachSocketServer(
     void check(socket).catch((error: unknown) => deps.logger.warn({ err: error }, 'could not check a socket session'));
 
   io.on('connection', (socket: FleetSocket) => {
+    deps.metrics.realtimeConnections.inc({ kind: 'socket' });
+    socket.once('disconnect', () => deps.metrics.realtimeConnections.dec({ kind: 'socket' }));
     const cancelExpiry = atExpiry(socket.data.auth.tokenExpiresAt, () => endSocket(socket, 'token_expired'));
     socket.once('disconnect', cancelExpiry);
     // An end committed after the handshake's lookup but before the socket was listed here sent

@@ -42,11 +42,13 @@ export function openEventStream(ctx: AppContext, deps: AppDeps, auth: AuthContex
   ctx.body = stream;
 
   let ended = false;
+  deps.metrics.realtimeConnections.inc({ kind: 'sse' });
   const heartbeat = setInterval(() => stream.write(': keep-alive\n\n'), HEARTBEAT_MS);
   let stopWatching = () => undefined as unknown;
   const end = () => {
     if (ended) return;
     ended = true;
+    deps.metrics.realtimeConnections.dec({ kind: 'sse' });
     clearInterval(heartbeat);
     stopWatching();
     onEnd();

@@ -1,3 +1,4 @@
+import { AppError } from '../../../domain/errors';
 import { User } from '../../../entities';
 import type { ApiRouter } from '../../api-router';
 import { packAbility } from '../../auth/abilities';
@@ -51,7 +52,11 @@ export function authRoutes(api: ApiRouter, deps: AppDeps): void {
       },
     },
     async (ctx, { body, em }) => {
-      sendTokens(ctx, await login(em, deps.config, body, requestMeta(ctx)));
+      const result = await login(em, deps.config, body, requestMeta(ctx)).catch((error: unknown) => {
+        if (error instanceof AppError && error.code === 'invalid_credentials') deps.metrics.loginFailures.inc();
+        throw error;
+      });
+      sendTokens(ctx, result);
     },
   );
 

@@ -55,6 +55,7 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
         trigger: ExecutionTrigger.API,
         inputTimeoutMs: body.inputTimeoutMs,
       });
+      deps.metrics.runStarted(execution);
       if (wantsEventStream(ctx)) return streamExecution(ctx, deps, auth, execution.id, 0);
       ctx.status = 202;
       ctx.set('Location', `/api/executions/${execution.id}`);

@@ -74,6 +74,7 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
       const master = await runnableMasterOf(em, server.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('execute', master);
       const execution = await startExecution(deps, actor, { agent: master, prompt: body.prompt, trigger: ExecutionTrigger.MASTER });
+      deps.metrics.runStarted(execution);
       ctx.set('X-Execution-Id', execution.id);
       await streamExecution(ctx, deps, auth, execution.id, 0);
     },
@@ -108,6 +109,7 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
         trigger: ExecutionTrigger.MASTER,
         context: { responseSchema: AGENT_SPEC_JSON_SCHEMA },
       });
+      deps.metrics.runStarted(execution);
       const outcome = await waitAtMost(
         executionOutcome(deps.temporal, execution.id),
         SPEC_WAIT_MS,
