@@ -13,6 +13,7 @@ import { Session } from './session.entity';
 import { Task } from './task.entity';
 import { ToolDefinition } from './tool-definition.entity';
 import { User } from './user.entity';
+import { Webhook } from './webhook.entity';
 
 export * from './agent.entity';
 export * from './agent-tool-permission.entity';
@@ -30,6 +31,7 @@ export * from './session.entity';
 export * from './task.entity';
 export * from './tool-definition.entity';
 export * from './user.entity';
+export * from './webhook.entity';
 
 export const ENTITIES = [
   Organization,
@@ -47,4 +49,5 @@ export const ENTITIES = [
   AuditLog,
   LoginAttempt,
   RateLimitCounter,
+  Webhook,
 ];

@@ -9,6 +9,7 @@ import { Migration20261129233558_mcp_task_id } from './Migration20261129233558_m
 import { Migration20261129234755_input_requests } from './Migration20261129234755_input_requests';
 import { Migration20261130023243_task_list_indexes } from './Migration20261130023243_task_list_indexes';
 import { Migration20261130030756_task_paused_at } from './Migration20261130030756_task_paused_at';
+import { Migration20261207011134_webhooks } from './Migration20261207011134_webhooks';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261124020809_initial', class: Migration20261124020809_initial },
@@ -20,4 +21,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261129234755_input_requests', class: Migration20261129234755_input_requests },
   { name: 'Migration20261130023243_task_list_indexes', class: Migration20261130023243_task_list_indexes },
   { name: 'Migration20261130030756_task_paused_at', class: Migration20261130030756_task_paused_at },
+  { name: 'Migration20261207011134_webhooks', class: Migration20261207011134_webhooks },
 ];
