@@ -364,6 +364,27 @@ describe('the OpenAPI document against the application', () => {
         .send({ enabled: false, description: null }),
     'DELETE /api/webhooks/{id}': async () => http.delete(`/api/webhooks/${(await newWebhook()).id}`).set(as()),
     'POST /api/webhooks/{id}/rotate-secret': async () => http.post(`/api/webhooks/${(await newWebhook()).id}/rotate-secret`).set(as()),
+    'POST /api/webhooks/{id}/test': async () => http.post(`/api/webhooks/${(await newWebhook()).id}/test`).set(as()),
+    'GET /api/webhooks/{id}/deliveries': async () => {
+      const { id } = await newWebhook();
+      await http.post(`/api/webhooks/${id}/test`).set(as()).expect(202);
+      return [
+        await http.get(`/api/webhooks/${id}/deliveries`).set(as()),
+        await http.get(`/api/webhooks/${id}/deliveries`).query({ limit: 1 }).set(as()),
+      ];
+    },
+    'POST /api/webhooks/{id}/deliveries/{deliveryId}/redeliver': async () => {
+      // Port 9 (discard) refuses the connection on loopback: the delivery retries, PENDING, until the endpoint is disabled.
+      const { id } = await newWebhook();
+      const deliveryId = (await http.post(`/api/webhooks/${id}/test`).set(as()).expect(202)).body.id as string;
+      await http.put(`/api/webhooks/${id}`).set(as()).send({ enabled: false }).expect(200);
+      await waitFor(
+        async () => (await http.get(`/api/webhooks/${id}/deliveries`).set(as())).body.items[0].status === 'FAILED',
+        30_000,
+        100,
+      );
+      return http.post(`/api/webhooks/${id}/deliveries/${deliveryId}/redeliver`).set(as());
+    },
   };
 
   const operations = () =>

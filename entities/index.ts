@@ -14,6 +14,7 @@ import { Task } from './task.entity';
 import { ToolDefinition } from './tool-definition.entity';
 import { User } from './user.entity';
 import { Webhook } from './webhook.entity';
+import { WebhookDelivery } from './webhook-delivery.entity';
 
 export * from './agent.entity';
 export * from './agent-tool-permission.entity';
@@ -32,6 +33,7 @@ export * from './task.entity';
 export * from './tool-definition.entity';
 export * from './user.entity';
 export * from './webhook.entity';
+export * from './webhook-delivery.entity';
 
 export const ENTITIES = [
   Organization,
@@ -50,4 +52,5 @@ export const ENTITIES = [
   LoginAttempt,
   RateLimitCounter,
   Webhook,
+  WebhookDelivery,
 ];

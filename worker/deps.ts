@@ -12,6 +12,7 @@ import { initOrm, requireDatabaseUrl, type Orm } from '../lib/orm';
 import { connectTemporal, createTemporalClient, temporalAddress } from '../lib/temporal';
 import { listenForControl } from './cancel-listener';
 import { installTemporalRuntime } from './runtime';
+import { drainWebhookOutboxEvery } from './webhook-outbox';
 
 /** Everything a worker needs, built by `createWorkerDeps`; `createWorker` takes nothing less. */
 export interface WorkerDeps extends ActivityDeps {
@@ -55,6 +56,8 @@ export function createWorkerDeps(config: Config, options: WorkerDepsOptions = {}
     const running = new RunningExecutions();
     const control = await listenForControl(databaseUrl, running, logger);
     closing(() => control.close());
+    const outbox = drainWebhookOutboxEvery({ orm, temporalClient, config, logger });
+    closing(() => outbox.close());
     return { config, orm, logger, connection, temporalClient, mcp, running };
   });
 }

@@ -10,6 +10,7 @@ import { Migration20261129234755_input_requests } from './Migration2026112923475
 import { Migration20261130023243_task_list_indexes } from './Migration20261130023243_task_list_indexes';
 import { Migration20261130030756_task_paused_at } from './Migration20261130030756_task_paused_at';
 import { Migration20261207011134_webhooks } from './Migration20261207011134_webhooks';
+import { Migration20261207011713_webhook_deliveries } from './Migration20261207011713_webhook_deliveries';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261124020809_initial', class: Migration20261124020809_initial },
@@ -22,4 +23,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261130023243_task_list_indexes', class: Migration20261130023243_task_list_indexes },
   { name: 'Migration20261130030756_task_paused_at', class: Migration20261130030756_task_paused_at },
   { name: 'Migration20261207011134_webhooks', class: Migration20261207011134_webhooks },
+  { name: 'Migration20261207011713_webhook_deliveries', class: Migration20261207011713_webhook_deliveries },
 ];

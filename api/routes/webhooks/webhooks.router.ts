@@ -1,13 +1,28 @@
+import { LockMode } from '@mikro-orm/core';
 import { ForbiddenError, subject } from '@casl/ability';
-import { Organization, Webhook } from '../../../entities';
+import { Organization, Webhook, WebhookDelivery, WebhookDeliveryStatus } from '../../../entities';
+import { AppError } from '../../../domain/errors';
+import { recordTestEvent, redeliver, startWebhookDeliveries } from '../../../domain/webhooks/deliveries';
 import { createWebhook, deleteWebhook, rotateWebhookSecret, updateWebhook } from '../../../domain/webhooks/webhook-commands';
 import type { ApiRouter } from '../../api-router';
 import type { AppDeps } from '../../deps';
 import { scopedPage } from '../../list';
 import { loadWebhook } from '../../loaders';
 import { IdParams } from '../common.schemas';
-import { presentWebhook } from './webhooks.presenters';
-import { CreateWebhookBody, ListWebhooksQuery, UpdateWebhookBody, WebhookOut, WebhookPage, WebhookWithSecretOut } from './webhooks.schemas';
+import { presentDelivery, presentWebhook } from './webhooks.presenters';
+import {
+  CreateWebhookBody,
+  DeliveryOut,
+  DeliveryPage,
+  DeliveryParams,
+  ListDeliveriesQuery,
+  ListWebhooksQuery,
+  UpdateWebhookBody,
+  WebhookOut,
+  WebhookPage,
+  WebhookWithSecretOut,
+} from './webhooks.schemas';
+import { afterCursor, PAGE_ORDER, toPage } from '../../pagination';
 
 export function webhookRoutes(api: ApiRouter, deps: AppDeps): void {
   const tags = ['webhooks'];
@@ -120,6 +135,79 @@ export function webhookRoutes(api: ApiRouter, deps: AppDeps): void {
         return rotateWebhookSecret(tx, deps.config, actor, webhook);
       });
       ctx.body = { ...presentWebhook(rotated.webhook), secret: rotated.secret };
+    },
+  );
+
+  api.route(
+    {
+      method: 'get',
+      path: '/webhooks/:id/deliveries',
+      summary: "An endpoint's deliveries, newest first: status, attempts, last response code and time, next attempt (ADMIN, MANAGER)",
+      tags,
+      request: { params: IdParams, query: ListDeliveriesQuery },
+      responses: { 200: { description: 'A page of deliveries', schema: DeliveryPage } },
+    },
+    async (ctx, { params, query, em, auth }) => {
+      const webhook = await loadWebhook(em, auth, params.id);
+      ForbiddenError.from(auth.ability).throwUnlessCan('read', webhook);
+      const where = { webhook, ...(query.status ? { status: query.status as WebhookDeliveryStatus } : {}), ...afterCursor(query.cursor) };
+      const rows = await em.find(WebhookDelivery, where, { orderBy: PAGE_ORDER, limit: query.limit + 1 });
+      ctx.body = toPage(rows, query.limit, presentDelivery);
+    },
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/webhooks/:id/deliveries/:deliveryId/redeliver',
+      summary:
+        'Deliver a finished delivery again (ADMIN, MANAGER): the same message and `webhook-id`, on a fresh retry schedule; 409 while it is still PENDING',
+      tags,
+      request: { params: DeliveryParams },
+      responses: {
+        202: { description: 'Started again', schema: DeliveryOut },
+        409: { description: 'delivery_pending: its attempts still go on' },
+      },
+    },
+    async (ctx, { params, em, auth }) => {
+      const delivery = await em.transactional(async (tx) => {
+        const webhook = await loadWebhook(tx, auth, params.id);
+        ForbiddenError.from(auth.ability).throwUnlessCan('update', webhook);
+        const found = await tx.findOne(WebhookDelivery, { id: params.deliveryId, webhook }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+        if (!found) throw AppError.notFound('Delivery');
+        if (found.status === WebhookDeliveryStatus.PENDING)
+          throw AppError.conflict(
+            'delivery_pending',
+            'This delivery is still being attempted; redeliver it once it is DELIVERED or FAILED',
+          );
+        await redeliver(tx, found);
+        return found;
+      });
+      await startWebhookDeliveries(em, deps.temporal, deps.logger, [delivery]);
+      ctx.status = 202;
+      ctx.body = presentDelivery(delivery);
+    },
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/webhooks/:id/test',
+      summary: 'Send a `webhook.test` message to the endpoint now, whatever it subscribed to (ADMIN, MANAGER); follow it in its deliveries',
+      tags,
+      request: { params: IdParams },
+      responses: { 202: { description: 'The delivery, PENDING', schema: DeliveryOut } },
+    },
+    async (ctx, { params, em, auth, actor }) => {
+      const delivery = await em.transactional(async (tx) => {
+        const webhook = await loadWebhook(tx, auth, params.id);
+        ForbiddenError.from(auth.ability).throwUnlessCan('update', webhook);
+        return recordTestEvent(tx, webhook, actor.userId);
+      });
+      // After the commit: the workflow reads the row. Should the start fail, the worker's outbox drain starts it.
+      await startWebhookDeliveries(em, deps.temporal, deps.logger, [delivery]);
+      ctx.status = 202;
+      ctx.body = presentDelivery(delivery);
     },
   );
 }

@@ -67,3 +67,36 @@ const Secret = z.string().openapi({
 export const WebhookWithSecretOut = WebhookOut.extend({ secret: Secret }).openapi('WebhookWithSecret');
 
 export const WebhookPage = pageSchema(WebhookOut).openapi('WebhookPage');
+
+export const DeliveryParams = z.strictObject({ id: z.uuid('must be a uuid'), deliveryId: z.uuid('must be a uuid') });
+
+export const ListDeliveriesQuery = z.strictObject({
+  ...pageQuery,
+  status: z.enum(['PENDING', 'DELIVERED', 'FAILED']).optional(),
+});
+
+export const DeliveryOut = z
+  .object({
+    id: z.uuid(),
+    messageId: z
+      .string()
+      .openapi({ description: 'The `webhook-id` header of every attempt of this delivery (`msg_<id>`): receivers dedupe on it' }),
+    webhookId: z.uuid(),
+    eventId: z.string(),
+    eventType: z.string(),
+    status: z.enum(['PENDING', 'DELIVERED', 'FAILED']).openapi({
+      description:
+        'PENDING: attempts go on (see nextAttemptAt); DELIVERED: a 2xx answer; FAILED: refused (4xx other than 429, a redirect, a refused URL) or out of retries',
+    }),
+    attempts: z.number().int(),
+    lastResponseCode: z.number().int().nullable(),
+    lastAttemptAt: z.string().nullable(),
+    lastError: z.string().nullable(),
+    nextAttemptAt: z.string().nullable(),
+    deliveredAt: z.string().nullable(),
+    payload: z.record(z.string(), z.unknown()).openapi({ description: 'The JSON body sent (type, timestamp, data)' }),
+    createdAt: z.string(),
+  })
+  .openapi('WebhookDelivery');
+
+export const DeliveryPage = pageSchema(DeliveryOut).openapi('WebhookDeliveryPage');
