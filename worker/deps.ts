@@ -12,7 +12,7 @@ import { initOrm, requireDatabaseUrl, type Orm } from '../lib/orm';
 import { connectTemporal, createTemporalClient, temporalAddress } from '../lib/temporal';
 import { listenForControl } from './cancel-listener';
 import { installTemporalRuntime } from './runtime';
-import { drainWebhookOutboxEvery } from './webhook-outbox';
+import { runWebhookOutbox } from './webhook-outbox';
 
 /** Everything a worker needs, built by `createWorkerDeps`; `createWorker` takes nothing less. */
 export interface WorkerDeps extends ActivityDeps {
@@ -56,7 +56,7 @@ export function createWorkerDeps(config: Config, options: WorkerDepsOptions = {}
     const running = new RunningExecutions();
     const control = await listenForControl(databaseUrl, running, logger);
     closing(() => control.close());
-    const outbox = drainWebhookOutboxEvery({ orm, temporalClient, config, logger });
+    const outbox = await runWebhookOutbox({ orm, temporalClient, config, logger }, databaseUrl);
     closing(() => outbox.close());
     return { config, orm, logger, connection, temporalClient, mcp, running };
   });

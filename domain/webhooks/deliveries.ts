@@ -4,7 +4,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Webhook, WebhookDelivery, WebhookDeliveryStatus } from '../../entities';
 import type { Logger } from '../../lib/logger';
 import { startWebhookDelivery, type TemporalAccess } from '../temporal';
-import { WEBHOOK_TEST_EVENT, type WebhookEventType } from './event-types';
+import { WEBHOOK_TEST_EVENT } from './event-types';
+import { insertDeliveries } from './outbox';
 
 /**
  * The outbox of webhook deliveries. Whoever records a change that operators are told about
@@ -14,50 +15,6 @@ import { WEBHOOK_TEST_EVENT, type WebhookEventType } from './event-types';
  * an event is delivered once a worker is back; the row's unique (endpoint, event) and its
  * workflow id keep one event from becoming two messages.
  */
-
-export interface WebhookEvent {
-  /** Stable for the fact it reports (e.g. `execution.failed:<executionId>`): raising it again is a no-op. */
-  id: string;
-  type: WebhookEventType | typeof WEBHOOK_TEST_EVENT;
-  organizationId: string;
-  at: Date;
-  /** Ids, status, reason and an API link; never prompt text, outputs, answers or secrets. */
-  data: Record<string, string | number | boolean | null>;
-}
-
-/** The signed body: Standard Webhooks' `{type, timestamp, data}`. */
-export function webhookPayload(event: WebhookEvent): Record<string, unknown> {
-  return { type: event.type, timestamp: event.at.toISOString(), data: { organizationId: event.organizationId, ...event.data } };
-}
-
-async function insertDeliveries(em: EntityManager, event: WebhookEvent, webhooks: Webhook[]): Promise<WebhookDelivery[]> {
-  if (!webhooks.length) return [];
-  const rows = webhooks.map((webhook) => ({
-    id: randomUUID(),
-    webhook: webhook.id,
-    organization: event.organizationId,
-    eventId: event.id,
-    eventType: event.type,
-    payload: webhookPayload(event),
-    status: WebhookDeliveryStatus.PENDING,
-    attempts: 0,
-    createdAt: new Date(),
-    updatedAt: new Date(),
-  }));
-  // The same event raised again (a retried activity) finds its rows there and adds none.
-  await em.createQueryBuilder(WebhookDelivery).insert(rows).onConflict(['webhook', 'event_id']).ignore().execute();
-  return em.find(WebhookDelivery, { eventId: event.id, webhook: { $in: webhooks.map((w) => w.id) } });
-}
-
-/** Outbox rows for every enabled endpoint of the organisation subscribed to the event's type. */
-export async function recordWebhookEvent(em: EntityManager, event: WebhookEvent): Promise<WebhookDelivery[]> {
-  const webhooks = await em.find(Webhook, { organization: event.organizationId, enabled: true });
-  return insertDeliveries(
-    em,
-    event,
-    webhooks.filter((w) => w.events.includes(event.type)),
-  );
-}
 
 /** A `webhook.test` message for one endpoint, whatever it subscribed to. */
 export async function recordTestEvent(em: EntityManager, webhook: Webhook, requestedBy: string | undefined): Promise<WebhookDelivery> {
@@ -72,6 +29,7 @@ export async function recordTestEvent(em: EntityManager, webhook: Webhook, reque
       data: { webhookId: webhook.id, requestedBy: requestedBy ?? null, link: `/api/webhooks/${webhook.id}` },
     },
     [webhook],
+    false,
   );
   return delivery!;
 }
