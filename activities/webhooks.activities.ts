@@ -1,4 +1,5 @@
 import { WebhookDelivery, WebhookDeliveryStatus } from '../entities';
+import { disableIfDeadSince } from '../domain/webhooks/disable';
 import { signWebhook } from '../domain/webhooks/signing';
 import { signingSecrets } from '../domain/webhooks/webhook-commands';
 import { urlPolicy } from '../lib/url-policy';
@@ -76,6 +77,9 @@ export function createWebhookActivities(deps: Pick<ActivityDeps, 'orm' | 'config
         delivery.nextAttemptAt = undefined;
         await em.flush();
         deps.logger.warn({ ...log, error: delivery.lastError }, 'webhook delivery failed');
+        // Out of retries: this delivery has failed for about a day. If nothing reached the
+        // endpoint meanwhile either, it is gone; keep sending would only pile up.
+        if (retryable(result)) await disableIfDeadSince(em, delivery, deps.logger);
         return { outcome: 'failed', attempts: delivery.attempts };
       }
       const asked = result.kind === 'answered' ? result.retryAfterMs : undefined;

@@ -1,6 +1,10 @@
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
+import { AuditLog, Webhook, WebhookDelivery, WebhookDeliveryStatus } from '../../../entities';
+import { startWebhookDeliveries } from '../../../domain/webhooks/deliveries';
+import { insertDeliveries } from '../../../domain/webhooks/outbox';
+import { WEBHOOK_RETRY_DELAYS_MS } from '../../../workflows/contracts/webhook-delivery';
 import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
 import { waitFor } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
@@ -203,5 +207,103 @@ describe('webhook deliveries', () => {
     await http.post(`/api/webhooks/${hook.id}/test`).set(as(stranger)).expect(404);
     await http.post(`/api/webhooks/${hook.id}/deliveries/${sent.id}/redeliver`).set(as(stranger)).expect(404);
     expect(rx.received).toHaveLength(1);
+  });
+});
+
+describe('an endpoint that failed every delivery for a day', () => {
+  let ctx: TestContext;
+  let http: Http;
+  let admin: Account;
+  let worker: Awaited<ReturnType<typeof startTestWorker>>;
+  const receivers: Receiver[] = [];
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    worker = await startTestWorker(ctx);
+    http = httpFor(ctx);
+    admin = await registerAccount(http, 'Dead Endpoint Org');
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await Promise.all(receivers.map((r) => r.close()));
+    await ctx?.close();
+  });
+  const as = () => ({ Authorization: `Bearer ${admin.accessToken}` });
+
+  /**
+   * A delivery a day into its schedule: its row as the previous attempts left it (first
+   * written 25 h ago, every retry spent), then its workflow makes the last attempt for real.
+   */
+  async function lastAttempt(webhookId: string, otherDeliveredAt?: Date): Promise<string> {
+    const em = ctx.orm.em.fork();
+    const webhook = await em.findOneOrFail(Webhook, webhookId);
+    const dayAgo = new Date(Date.now() - 25 * 3600_000);
+    const event = { organizationId: admin.organizationId, at: dayAgo, data: { webhookId } };
+    const [failing] = await insertDeliveries(em, { ...event, id: `old-${webhookId}`, type: 'webhook.test' }, [webhook], false);
+    await em.nativeUpdate(WebhookDelivery, failing!.id, { createdAt: dayAgo, attempts: WEBHOOK_RETRY_DELAYS_MS.length });
+    if (otherDeliveredAt) {
+      const [ok] = await insertDeliveries(em, { ...event, id: `ok-${webhookId}`, type: 'webhook.test' }, [webhook], false);
+      await em.nativeUpdate(WebhookDelivery, ok!.id, {
+        createdAt: otherDeliveredAt,
+        status: WebhookDeliveryStatus.DELIVERED,
+        deliveredAt: otherDeliveredAt,
+        workflowStartedAt: otherDeliveredAt,
+      });
+    }
+    await startWebhookDeliveries(em, ctx.temporal, ctx.logger, [failing!]);
+    return failing!.id;
+  }
+
+  it('is disabled after its last retry fails, with an audit row and a webhook.disabled event to the other endpoints', async () => {
+    const dead = await startReceiver((_n, res) => res.writeHead(503).end());
+    const watcher = await startReceiver();
+    receivers.push(dead, watcher);
+    const hook = (
+      await http
+        .post('/api/webhooks')
+        .set(as())
+        .send({ url: dead.url, events: ['execution.failed'] })
+        .expect(201)
+    ).body;
+    await http
+      .post('/api/webhooks')
+      .set(as())
+      .send({ url: watcher.url, events: ['webhook.disabled'] })
+      .expect(201);
+    await lastAttempt(hook.id);
+
+    const disabled = await waitFor(async () => {
+      const read = (await http.get(`/api/webhooks/${hook.id}`).set(as()).expect(200)).body;
+      return read.enabled === false && read;
+    }, 60_000);
+    expect(disabled.disabledReason).toMatch(/^every delivery failed since /);
+    const audit = await ctx.orm.em.fork().find(AuditLog, { resourceId: hook.id, action: 'webhook.disabled' });
+    expect(audit).toHaveLength(1);
+    await waitFor(async () => watcher.received.length === 1, 60_000);
+    const told = JSON.parse(watcher.received[0]!.body) as { type: string; data: Record<string, unknown> };
+    expect(told).toMatchObject({ type: 'webhook.disabled', data: { webhookId: hook.id, status: 'DISABLED' } });
+
+    // An operator turns it on again: the reason goes.
+    const again = await http.put(`/api/webhooks/${hook.id}`).set(as()).send({ enabled: true }).expect(200);
+    expect(again.body).toMatchObject({ enabled: true, disabledReason: null });
+  });
+
+  it('stays enabled when another delivery reached it during that day', async () => {
+    const flaky = await startReceiver((_n, res) => res.writeHead(503).end());
+    receivers.push(flaky);
+    const hook = (
+      await http
+        .post('/api/webhooks')
+        .set(as())
+        .send({ url: flaky.url, events: ['execution.failed'] })
+        .expect(201)
+    ).body;
+    const id = await lastAttempt(hook.id, new Date(Date.now() - 3600_000));
+    await waitFor(async () => {
+      const row = await ctx.orm.em.fork().findOne(WebhookDelivery, id);
+      return row?.status === WebhookDeliveryStatus.FAILED;
+    }, 60_000);
+    expect((await http.get(`/api/webhooks/${hook.id}`).set(as()).expect(200)).body).toMatchObject({ enabled: true, disabledReason: null });
+    expect(await ctx.orm.em.fork().count(AuditLog, { resourceId: hook.id, action: 'webhook.disabled' })).toBe(0);
   });
 });
