@@ -1,8 +1,9 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { AuditLog, Webhook } from '../../../entities';
 import { signingSecrets } from '../../../domain/webhooks/webhook-commands';
 import { signWebhook } from '../../../domain/webhooks/signing';
+import { rotateWebhookSecrets } from '../../../domain/webhooks/key-rotation';
 import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
 import { createTestContext, type TestContext } from '../../../test/harness';
 
@@ -102,6 +103,21 @@ describe('webhook endpoints', () => {
     const audit = await ctx.orm.em.fork().find(AuditLog, { resourceId: created.id, action: 'webhook.rotate_secret' });
     expect(audit).toHaveLength(2);
     expect(JSON.stringify(audit.map((a) => a.changes))).not.toMatch(/whsec_|[A-Za-z0-9+/]{43}=/);
+  });
+
+  it('re-encrypts the current and the previous secret under a new key (npm run keys:rotate); the old key can then go', async () => {
+    const created = await register();
+    const rotated = (await http.post(`/api/webhooks/${created.id}/rotate-secret`).set(as(admin)).expect(200)).body as { secret: string };
+    const newKey = { id: `k${randomBytes(3).toString('hex')}`, key: randomBytes(32) };
+    // Scoped to this organisation: other test files share the database and keep the old ring.
+    const report = await rotateWebhookSecrets(ctx.orm, [newKey, ...ctx.config.encryptionKeys], { organizationId: admin.organizationId });
+    expect(report.failed).toEqual([]);
+    expect(report.rotated).toBeGreaterThanOrEqual(1);
+    const em = ctx.orm.em.fork();
+    const row = await em.findOneOrFail(Webhook, created.id);
+    expect(row.secretKeyId).toBe(newKey.id);
+    expect(row.previousSecretKeyId).toBe(newKey.id);
+    expect(await signingSecrets(em, { encryptionKeys: [newKey] }, row)).toEqual([rotated.secret, created.secret]);
   });
 
   it('changes and removes an endpoint, audited', async () => {
