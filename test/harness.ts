@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../lib/config';
 import type { RateLimits } from '../lib/request-limits';
 import type { McpClientPool } from '../lib/mcp-pool';
 import { createWorkerDeps } from '../worker/deps';
+import type { WebhookOutboxScope } from '../worker/webhook-outbox';
 import { createWorker } from '../worker/worker';
 
 export interface TestContext extends AppDeps {
@@ -46,12 +47,16 @@ export async function createTestContext(overrides: Partial<Config> = {}): Promis
 export async function startTestWorker(
   ctx: TestContext,
   mcp?: McpClientPool,
+  options: { webhookOutbox?: WebhookOutboxScope } = {},
 ): Promise<{ worker: Worker; taskQueue: string; stop(): Promise<void> }> {
   const { deps, close } = await createWorkerDeps(ctx.config, {
     orm: ctx.orm,
     logger: ctx.logger,
     temporalClient: ctx.temporal.client,
     mcp,
+    // Test files share one database, each with a task queue of its own: a worker starts webhook
+    // deliveries only of the organisations its file names, never another file's.
+    webhookOutbox: options.webhookOutbox ?? false,
   });
   const worker = await createWorker(deps).catch(async (error: unknown) => {
     await close();
@@ -73,7 +78,14 @@ export async function startTestWorker(
 export function spawnWorkerProcess(ctx: TestContext): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'worker', 'main.ts')], {
     cwd: path.join(__dirname, '..'),
-    env: { ...process.env, TEMPORAL_TASK_QUEUE: ctx.config.temporal.taskQueue, LOG_LEVEL: 'warn', LOG_PRETTY: 'false' },
+    env: {
+      ...process.env,
+      TEMPORAL_TASK_QUEUE: ctx.config.temporal.taskQueue,
+      LOG_LEVEL: 'warn',
+      LOG_PRETTY: 'false',
+      // Test files share one database: a worker this test may kill starts no other file's webhook deliveries.
+      WEBHOOK_OUTBOX: 'off',
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
 }

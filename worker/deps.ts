@@ -12,7 +12,7 @@ import { initOrm, requireDatabaseUrl, type Orm } from '../lib/orm';
 import { connectTemporal, createTemporalClient, temporalAddress } from '../lib/temporal';
 import { listenForControl } from './cancel-listener';
 import { installTemporalRuntime } from './runtime';
-import { runWebhookOutbox } from './webhook-outbox';
+import { runWebhookOutbox, type WebhookOutboxScope } from './webhook-outbox';
 
 /** Everything a worker needs, built by `createWorkerDeps`; `createWorker` takes nothing less. */
 export interface WorkerDeps extends ActivityDeps {
@@ -32,6 +32,8 @@ export interface WorkerDepsOptions {
   orm?: Orm;
   temporalClient?: Client;
   mcp?: McpClientPool;
+  /** The webhook outbox (worker/webhook-outbox.ts): false runs none, a scope limits its rows; default every row. */
+  webhookOutbox?: false | WebhookOutboxScope;
 }
 
 /**
@@ -56,8 +58,11 @@ export function createWorkerDeps(config: Config, options: WorkerDepsOptions = {}
     const running = new RunningExecutions();
     const control = await listenForControl(databaseUrl, running, logger);
     closing(() => control.close());
-    const outbox = await runWebhookOutbox({ orm, temporalClient, config, logger }, databaseUrl);
-    closing(() => outbox.close());
+    const outboxScope = options.webhookOutbox ?? (config.webhooks.outbox ? {} : false);
+    if (outboxScope !== false) {
+      const outbox = await runWebhookOutbox({ orm, temporalClient, config, logger }, databaseUrl, outboxScope);
+      closing(() => outbox.close());
+    }
     return { config, orm, logger, connection, temporalClient, mcp, running };
   });
 }

@@ -11,6 +11,15 @@ export const OUTBOX_INTERVAL_MS = 5_000;
 export const OUTBOX_GRACE_MS = 30_000;
 
 /**
+ * Which rows a worker's outbox starts. Production: every row (one task queue, every worker alike).
+ * Tests give each file a task queue of its own over one shared database: a worker there starts
+ * only its own organisations' rows, so no delivery runs on another file's worker, which may stop first.
+ */
+export interface WebhookOutboxScope {
+  organizations?: () => readonly string[];
+}
+
+/**
  * The worker's end of the webhook outbox. Rows written with an event (domain/events.ts) come
  * with a notice on WEBHOOK_OUTBOX_CHANNEL, sent on their commit: the worker starts their
  * workflows at once. At start, and after its LISTEN connection was lost, it starts every row
@@ -22,6 +31,7 @@ export const OUTBOX_GRACE_MS = 30_000;
 export async function runWebhookOutbox(
   deps: { orm: Orm; temporalClient: Client; config: Config; logger: Logger },
   databaseUrl: string,
+  scope: WebhookOutboxScope = {},
 ): Promise<{ close(): Promise<void> }> {
   const temporal = { client: deps.temporalClient, taskQueue: deps.config.temporal.taskQueue };
   let running: Promise<unknown> = Promise.resolve();
@@ -38,7 +48,7 @@ export async function runWebhookOutbox(
       const grace = queued ?? graceMs;
       queued = undefined;
       try {
-        const started = await drainWebhookOutbox(deps.orm.em.fork(), temporal, deps.logger, grace);
+        const started = await drainWebhookOutbox(deps.orm.em.fork(), temporal, deps.logger, grace, 100, scope.organizations?.());
         if (started) deps.logger.debug({ started }, 'webhook outbox: deliveries started');
       } catch (error) {
         deps.logger.warn({ err: error }, 'webhook outbox drain failed; the next notice or sweep tries again');

@@ -71,10 +71,16 @@ export async function drainWebhookOutbox(
   logger: Logger,
   olderThanMs: number,
   limit = 100,
+  organizations?: readonly string[],
 ): Promise<number> {
   const rows = await em.find(
     WebhookDelivery,
-    { workflowStartedAt: null, status: WebhookDeliveryStatus.PENDING, createdAt: { $lt: new Date(Date.now() - olderThanMs) } },
+    {
+      workflowStartedAt: null,
+      status: WebhookDeliveryStatus.PENDING,
+      createdAt: { $lt: new Date(Date.now() - olderThanMs) },
+      ...(organizations ? { organization: { $in: [...organizations] } } : {}),
+    },
     { orderBy: { createdAt: 'asc' }, limit, fields: ['id', 'organization'] },
   );
   return rows.length ? startWebhookDeliveries(em, temporal, logger, rows) : 0;

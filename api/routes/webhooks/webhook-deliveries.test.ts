@@ -51,6 +51,9 @@ interface Delivery {
   eventType: string;
 }
 
+/** The organisations of this file, whose webhook deliveries its worker starts (test/harness.ts). */
+const organizations: string[] = [];
+
 describe('webhook deliveries', () => {
   let ctx: TestContext;
   let http: Http;
@@ -62,6 +65,7 @@ describe('webhook deliveries', () => {
     ctx = await createTestContext();
     http = httpFor(ctx);
     admin = await registerAccount(http, 'Deliveries Org');
+    organizations.push(admin.organizationId);
   });
   afterAll(async () => {
     await worker?.stop();
@@ -103,7 +107,7 @@ describe('webhook deliveries', () => {
     const sent = await sendTest(hook.id);
     expect(sent).toMatchObject({ status: 'PENDING', attempts: 0, eventType: 'webhook.test', messageId: `msg_${sent.id}` });
 
-    worker = await startTestWorker(ctx);
+    worker = await startTestWorker(ctx, undefined, { webhookOutbox: { organizations: () => organizations } });
     const done = await settled(hook.id, sent.id, 'DELIVERED');
     expect(done).toMatchObject({ attempts: 1, lastResponseCode: 204, lastError: null, nextAttemptAt: null });
     expect(rx.received).toHaveLength(1);
@@ -203,6 +207,7 @@ describe('webhook deliveries', () => {
       await http.post(`/api/webhooks/${hook.id}/deliveries/${sent.id}/redeliver`).set(as(member)).expect(403);
     }
     const stranger = await registerAccount(http, 'Stranger Org');
+    organizations.push(stranger.organizationId);
     await http.get(`/api/webhooks/${hook.id}/deliveries`).set(as(stranger)).expect(404);
     await http.post(`/api/webhooks/${hook.id}/test`).set(as(stranger)).expect(404);
     await http.post(`/api/webhooks/${hook.id}/deliveries/${sent.id}/redeliver`).set(as(stranger)).expect(404);
@@ -219,9 +224,10 @@ describe('an endpoint that failed every delivery for a day', () => {
 
   beforeAll(async () => {
     ctx = await createTestContext();
-    worker = await startTestWorker(ctx);
+    worker = await startTestWorker(ctx, undefined, { webhookOutbox: { organizations: () => organizations } });
     http = httpFor(ctx);
     admin = await registerAccount(http, 'Dead Endpoint Org');
+    organizations.push(admin.organizationId);
   });
   afterAll(async () => {
     await worker?.stop();

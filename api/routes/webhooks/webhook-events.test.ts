@@ -16,6 +16,9 @@ interface Message {
  * Events raised by the fleet reach the endpoints subscribed to them: written with the change
  * (the outbox), started by the worker, signed, small, and without prompt text or outputs.
  */
+/** The organisations of this file, whose webhook deliveries its worker starts (test/harness.ts). */
+const organizations: string[] = [];
+
 describe('webhook events from the fleet', () => {
   let ctx: TestContext;
   let http: Http;
@@ -40,9 +43,10 @@ describe('webhook events from the fleet', () => {
     receiverUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/alerts`;
     closeReceiver = () => new Promise<void>((resolve) => server.close(() => resolve()));
     ctx = await createTestContext();
-    worker = await startTestWorker(ctx);
+    worker = await startTestWorker(ctx, undefined, { webhookOutbox: { organizations: () => organizations } });
     http = httpFor(ctx);
     admin = await registerAccount(http, 'Alerts Org');
+    organizations.push(admin.organizationId);
   }, 60_000);
   afterAll(async () => {
     for (const host of hosts) await host.close();
@@ -103,6 +107,7 @@ describe('webhook events from the fleet', () => {
 
   it('does not send an endpoint the events it did not subscribe to, nor another organisation’s', async () => {
     const other = await registerAccount(http, 'Quiet Org');
+    organizations.push(other.organizationId);
     const quiet = (
       await http
         .post('/api/webhooks')
