@@ -6,6 +6,7 @@ import { toolResultText } from '../lib/mcp-client';
 import { recordAudit } from '../domain/audit';
 import type { ProvisionResult } from '../workflows/contracts/agent-provision';
 import type { AgentRetireInput, RetireResult } from '../workflows/contracts/agent-retire';
+import { recordWebhookEvent } from '../domain/webhooks/outbox';
 import type { ActivityDeps } from './deps';
 import { ServerCallFailed, serverGateway } from './server-gateway';
 
@@ -98,6 +99,21 @@ export function createAgentActivities(deps: ActivityDeps) {
         },
       });
       await em.flush();
+      // The workspace may still be on the host: someone has to look.
+      if (!result.removed)
+        await recordWebhookEvent(em, {
+          id: `agent.retire_failed:${input.agentId}`,
+          type: 'agent.retire_failed',
+          organizationId: input.organizationId,
+          at: new Date(),
+          data: {
+            agentId: input.agentId,
+            serverId: input.serverId,
+            status: 'RETIRE_FAILED',
+            reason: result.error ?? null,
+            link: `/api/servers/${input.serverId}`,
+          },
+        });
     },
   };
 }

@@ -7,6 +7,7 @@ import { createServerActivities } from './servers.activities';
 import { createSystemActivities } from './system.activities';
 import { createToolActivities } from './tools.activities';
 import { createTaskActivities } from './tasks.activities';
+import { createWebhookActivities } from './webhooks.activities';
 
 export type { ActivityDeps } from './deps';
 
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createAgentActivities(deps),
     ...createToolActivities(deps),
     ...createTaskActivities(deps),
+    ...createWebhookActivities(deps),
   };
 }
 

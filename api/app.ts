@@ -22,6 +22,7 @@ import { toolRoutes } from './routes/tools/tools.router';
 import { serverToolRoutes } from './routes/tools/server-tools.router';
 import { taskRoutes } from './routes/tasks/tasks.router';
 import { userRoutes } from './routes/users/users.router';
+import { webhookRoutes } from './routes/webhooks/webhooks.router';
 import { authenticate } from './auth/authenticate';
 
 const VERSION = '0.1.0';
@@ -52,6 +53,7 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   toolPermissionRoutes(api);
   serverToolRoutes(api, deps);
   taskRoutes(api, deps);
+  webhookRoutes(api, deps);
 
   let openApiDocument: unknown;
   api.router.get('/openapi.json', (ctx) => {

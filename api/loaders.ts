@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Agent, AuditLog, Execution, McpServer, Task, ToolDefinition, User } from '../entities';
+import { Agent, AuditLog, Execution, McpServer, Task, ToolDefinition, User, Webhook } from '../entities';
 import { AppError } from '../domain/errors';
 import { inCatalogOf } from '../domain/tools/catalog-commands';
 import type { AuthContext } from './auth/authenticate';
@@ -58,4 +58,10 @@ export async function loadAuditEntry(em: EntityManager, caller: Caller, id: stri
   const row = await em.findOne(AuditLog, { id, organization: caller.organizationId });
   if (!row) throw AppError.notFound('Audit entry');
   return row;
+}
+
+export async function loadWebhook(em: EntityManager, caller: Caller, id: string): Promise<Webhook> {
+  const webhook = await em.findOne(Webhook, { id, organization: caller.organizationId });
+  if (!webhook) throw AppError.notFound('Webhook');
+  return webhook;
 }

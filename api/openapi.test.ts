@@ -135,6 +135,14 @@ describe('the OpenAPI document against the application', () => {
         .send({ name: `spec-${randomUUID().slice(0, 8)}`, category: 'cli', ...commands('2.0.0') })
         .expect(201)
     ).body as { id: string };
+  const newWebhook = async () =>
+    (
+      await http
+        .post('/api/webhooks')
+        .set(as())
+        .send({ url: 'http://127.0.0.1:9/spec', events: ['execution.failed'] })
+        .expect(201)
+    ).body as { id: string };
   const login = async () =>
     (await http.post('/api/auth/login').send({ email: admin.email, password: PASSWORD }).expect(200)).body as { refreshToken: string };
 
@@ -334,6 +342,48 @@ describe('the OpenAPI document against the application', () => {
       const task = await newTask();
       await finished((await http.post(`/api/tasks/${task.id}/run`).set(as()).expect(202)).body.executionId as string);
       return http.get(`/api/tasks/${task.id}/executions`).set(as());
+    },
+    'GET /api/webhooks': async () => {
+      await newWebhook();
+      return [await http.get('/api/webhooks').set(as()), await http.get('/api/webhooks').query({ limit: 1 }).set(as())];
+    },
+    'POST /api/webhooks': async () =>
+      http
+        .post('/api/webhooks')
+        .set(as())
+        .send({ url: 'http://127.0.0.1:9/spec', events: ['execution.failed'], description: 'spec' }),
+    'GET /api/webhooks/{id}': async () => {
+      const { id } = await newWebhook();
+      await http.post(`/api/webhooks/${id}/rotate-secret`).set(as()).expect(200);
+      return [await http.get(`/api/webhooks/${(await newWebhook()).id}`).set(as()), await http.get(`/api/webhooks/${id}`).set(as())];
+    },
+    'PUT /api/webhooks/{id}': async () =>
+      http
+        .put(`/api/webhooks/${(await newWebhook()).id}`)
+        .set(as())
+        .send({ enabled: false, description: null }),
+    'DELETE /api/webhooks/{id}': async () => http.delete(`/api/webhooks/${(await newWebhook()).id}`).set(as()),
+    'POST /api/webhooks/{id}/rotate-secret': async () => http.post(`/api/webhooks/${(await newWebhook()).id}/rotate-secret`).set(as()),
+    'POST /api/webhooks/{id}/test': async () => http.post(`/api/webhooks/${(await newWebhook()).id}/test`).set(as()),
+    'GET /api/webhooks/{id}/deliveries': async () => {
+      const { id } = await newWebhook();
+      await http.post(`/api/webhooks/${id}/test`).set(as()).expect(202);
+      return [
+        await http.get(`/api/webhooks/${id}/deliveries`).set(as()),
+        await http.get(`/api/webhooks/${id}/deliveries`).query({ limit: 1 }).set(as()),
+      ];
+    },
+    'POST /api/webhooks/{id}/deliveries/{deliveryId}/redeliver': async () => {
+      // Port 9 (discard) refuses the connection on loopback: the delivery retries, PENDING, until the endpoint is disabled.
+      const { id } = await newWebhook();
+      const deliveryId = (await http.post(`/api/webhooks/${id}/test`).set(as()).expect(202)).body.id as string;
+      await http.put(`/api/webhooks/${id}`).set(as()).send({ enabled: false }).expect(200);
+      await waitFor(
+        async () => (await http.get(`/api/webhooks/${id}/deliveries`).set(as())).body.items[0].status === 'FAILED',
+        30_000,
+        100,
+      );
+      return http.post(`/api/webhooks/${id}/deliveries/${deliveryId}/redeliver`).set(as());
     },
   };
 

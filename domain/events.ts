@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TodoItem } from '../entities/execution.entity';
+import { recordWebhookEvent, type WebhookEvent } from './webhooks/outbox';
 
 /**
  * One Postgres NOTIFY channel carries every live event; each API instance LISTENs and serves
@@ -217,6 +218,92 @@ export function encodeEvent(event: FleetEvent): string {
 
 export async function publishEvent(em: EntityManager, event: FleetEvent): Promise<void> {
   await em.getConnection().execute('select pg_notify(?, ?)', [EVENTS_CHANNEL, encodeEvent(event)]);
+  const alert = webhookEventOf(event);
+  if (alert) await recordWebhookEvent(em, alert);
+}
+
+const link = (path: string) => `/api/${path}`;
+
+/**
+ * The webhook event an operator is told about for a fleet event, if any: failures, waits for a
+ * person, servers going away. Ids, status and reason only, never prompt text, outputs,
+ * questions or answers. Its id names the fact, so the same fact raised again is one message.
+ */
+export function webhookEventOf(event: FleetEvent): WebhookEvent | undefined {
+  const at = 'at' in event ? new Date(event.at) : new Date();
+  const base = { organizationId: event.organizationId, at };
+  switch (event.type) {
+    case 'execution:event': {
+      const status = event.payload?.phase === 'status' ? event.payload.status : undefined;
+      if (status !== 'FAILED' && status !== 'TIMED_OUT') return undefined;
+      const type = status === 'FAILED' ? 'execution.failed' : 'execution.timed_out';
+      return {
+        ...base,
+        id: `${type}:${event.executionId}:${event.payload!.attempt}`,
+        type,
+        data: {
+          executionId: event.executionId,
+          agentId: event.agentId,
+          taskId: event.payload!.taskId ?? null,
+          status,
+          attempt: event.payload!.attempt,
+          // Not the run's error text: a host writes it, and it may quote the prompt or the output.
+          reason: status === 'FAILED' ? 'the run failed; its log has the details' : 'the run went past its timeout',
+          link: link(`executions/${event.executionId}`),
+        },
+      };
+    }
+    case 'agent:input_required':
+      return {
+        ...base,
+        id: `execution.input_required:${event.inputId}`,
+        type: 'execution.input_required',
+        data: {
+          executionId: event.executionId,
+          agentId: event.agentId,
+          inputId: event.inputId,
+          status: 'WAITING_INPUT',
+          expiresAt: event.expiresAt,
+          link: link(`executions/${event.executionId}`),
+        },
+      };
+    case 'task:occurrence': {
+      if (event.status !== 'SKIPPED' && event.status !== 'FAILED') return undefined;
+      const type = event.status === 'SKIPPED' ? 'task.occurrence_skipped' : 'task.occurrence_failed';
+      return {
+        ...base,
+        id: `${type}:${event.taskId}:${event.executionId ?? event.scheduledFor ?? event.at}`,
+        type,
+        data: {
+          taskId: event.taskId,
+          executionId: event.executionId ?? null,
+          status: event.status,
+          trigger: event.trigger,
+          scheduledFor: event.scheduledFor,
+          reason: event.reason,
+          link: link(`tasks/${event.taskId}`),
+        },
+      };
+    }
+    case 'server:status': {
+      if (event.status === event.previousStatus || (event.status !== 'OFFLINE' && event.status !== 'DEGRADED')) return undefined;
+      const type = event.status === 'OFFLINE' ? 'server.offline' : 'server.degraded';
+      return {
+        ...base,
+        id: `${type}:${event.serverId}:${event.at}`,
+        type,
+        data: {
+          serverId: event.serverId,
+          status: event.status,
+          previousStatus: event.previousStatus,
+          reason: event.reason,
+          link: link(`servers/${event.serverId}`),
+        },
+      };
+    }
+    default:
+      return undefined;
+  }
 }
 
 /**
@@ -225,4 +312,7 @@ export async function publishEvent(em: EntityManager, event: FleetEvent): Promis
  */
 export async function publishEventOnCommit(tx: EntityManager, event: FleetEvent): Promise<void> {
   await tx.execute('select pg_notify(?, ?)', [EVENTS_CHANNEL, encodeEvent(event)]);
+  // The alert's outbox rows join the same transaction: written with the change, or not at all.
+  const alert = webhookEventOf(event);
+  if (alert) await recordWebhookEvent(tx, alert);
 }

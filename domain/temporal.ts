@@ -47,6 +47,11 @@ import {
   type TaskRunInput,
   type TaskRunWorkflow,
 } from '../workflows/contracts/task-run';
+import {
+  WEBHOOK_DELIVERY_WORKFLOW,
+  webhookDeliveryWorkflowId,
+  type WebhookDeliveryWorkflow,
+} from '../workflows/contracts/webhook-delivery';
 
 /**
  * The typed Temporal boundary: every workflow the API or an activity starts, queries or signals
@@ -62,7 +67,15 @@ export interface TemporalAccess {
 }
 
 export type ExecutionKind =
-  'agent-execution' | 'agent-provision' | 'agent-retire' | 'server-test' | 'server-health' | 'system-check' | 'tool-install' | 'task-run';
+  | 'agent-execution'
+  | 'agent-provision'
+  | 'agent-retire'
+  | 'server-test'
+  | 'server-health'
+  | 'system-check'
+  | 'tool-install'
+  | 'task-run'
+  | 'webhook-delivery';
 
 export interface RunLabels {
   organizationId?: string;
@@ -172,6 +185,20 @@ export function startServerCheck(temporal: TemporalAccess, run: ServerCheckInput
     args: [{ serverId: run.serverId, reason: run.reason }],
     workflowExecutionTimeout: '5m',
     typedSearchAttributes: searchAttributes({ organizationId: run.organizationId, serverId: run.serverId, kind: `server-${run.reason}` }),
+  });
+}
+
+/**
+ * Starts the delivery of one outbox row. Its workflow id is the row's, so a second start for
+ * the same row (the API's and a worker's outbox drain racing) is refused with
+ * WorkflowExecutionAlreadyStartedError while the first runs.
+ */
+export function startWebhookDelivery(temporal: TemporalAccess, run: { deliveryId: string; organizationId: string }) {
+  return temporal.client.workflow.start<WebhookDeliveryWorkflow>(WEBHOOK_DELIVERY_WORKFLOW, {
+    taskQueue: temporal.taskQueue,
+    workflowId: webhookDeliveryWorkflowId(run.deliveryId),
+    args: [{ deliveryId: run.deliveryId }],
+    typedSearchAttributes: searchAttributes({ organizationId: run.organizationId, kind: 'webhook-delivery' }),
   });
 }
 

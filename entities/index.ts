@@ -13,6 +13,8 @@ import { Session } from './session.entity';
 import { Task } from './task.entity';
 import { ToolDefinition } from './tool-definition.entity';
 import { User } from './user.entity';
+import { Webhook } from './webhook.entity';
+import { WebhookDelivery } from './webhook-delivery.entity';
 
 export * from './agent.entity';
 export * from './agent-tool-permission.entity';
@@ -30,6 +32,8 @@ export * from './session.entity';
 export * from './task.entity';
 export * from './tool-definition.entity';
 export * from './user.entity';
+export * from './webhook.entity';
+export * from './webhook-delivery.entity';
 
 export const ENTITIES = [
   Organization,
@@ -47,4 +51,6 @@ export const ENTITIES = [
   AuditLog,
   LoginAttempt,
   RateLimitCounter,
+  Webhook,
+  WebhookDelivery,
 ];

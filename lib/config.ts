@@ -49,6 +49,8 @@ const envSchema = z.object({
   FORCE_COLOR: z.string().optional(),
   NO_COLOR: z.string().optional(),
   TRUST_PROXY: optionalString.pipe(z.enum(['true', 'false']).optional()),
+  // off: this worker starts no webhook deliveries from the outbox (another worker does).
+  WEBHOOK_OUTBOX: optionalString.pipe(z.enum(['on', 'off']).optional()),
   BODY_LIMIT: z
     .string()
     .regex(/^\d+(b|kb|mb)$/i, 'like 1mb or 512kb')
@@ -148,6 +150,8 @@ export interface Config {
     cliPath?: string;
     workflowBundlePath?: string;
   };
+  /** outbox: whether this worker starts the webhook deliveries written with events (WEBHOOK_OUTBOX, default on). */
+  webhooks: { outbox: boolean };
   /** Executions are I/O-bound MCP calls: one worker runs many at once; the workflow cache bounds memory. */
   worker: { shutdownGraceMs: number; maxConcurrentActivities: number; maxCachedWorkflows: number };
   mcp: {
@@ -306,6 +310,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       color: logColor(e),
     },
     database: { url: e.DATABASE_URL, embeddedPort: e.EMBEDDED_POSTGRES_PORT, poolMax: e.DB_POOL_MAX },
+    webhooks: { outbox: e.WEBHOOK_OUTBOX !== 'off' },
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,

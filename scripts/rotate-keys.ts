@@ -5,6 +5,7 @@
  */
 import { loadConfig } from '../lib/config';
 import { rotateServerTokens } from '../domain/servers/key-rotation';
+import { rotateWebhookSecrets } from '../domain/webhooks/key-rotation';
 import { createLogger } from '../lib/logger';
 import { initOrm, requireDatabaseUrl } from '../lib/orm';
 
@@ -18,7 +19,12 @@ async function main(): Promise<void> {
       { newKey: config.encryptionKeys[0]!.id, rotated: report.rotated, failed: report.failed.length },
       'master tokens re-encrypted',
     );
-    if (report.failed.length) process.exitCode = 1;
+    const webhooks = await rotateWebhookSecrets(orm, config.encryptionKeys, { logger });
+    logger.info(
+      { newKey: config.encryptionKeys[0]!.id, rotated: webhooks.rotated, failed: webhooks.failed.length },
+      'webhook signing secrets re-encrypted',
+    );
+    if (report.failed.length || webhooks.failed.length) process.exitCode = 1;
   } finally {
     await orm.close(true);
   }

@@ -8,6 +8,7 @@ import type { RateLimits } from '../lib/request-limits';
 import type { McpClientPool } from '../lib/mcp-pool';
 import type { Tracing } from '../lib/tracing';
 import { createWorkerDeps } from '../worker/deps';
+import type { WebhookOutboxScope } from '../worker/webhook-outbox';
 import { createWorker } from '../worker/worker';
 
 export interface TestContext extends AppDeps {
@@ -47,7 +48,7 @@ export async function createTestContext(overrides: Partial<Config> = {}): Promis
 export async function startTestWorker(
   ctx: TestContext,
   mcp?: McpClientPool,
-  options: { tracing?: Tracing } = {},
+  options: { tracing?: Tracing; webhookOutbox?: WebhookOutboxScope } = {},
 ): Promise<{ worker: Worker; taskQueue: string; stop(): Promise<void> }> {
   const { deps, close } = await createWorkerDeps(ctx.config, {
     orm: ctx.orm,
@@ -55,6 +56,9 @@ export async function startTestWorker(
     temporalClient: ctx.temporal.client,
     mcp,
     tracing: options.tracing,
+    // Test files share one database, each with a task queue of its own: a worker starts webhook
+    // deliveries only of the organisations its file names, never another file's.
+    webhookOutbox: options.webhookOutbox ?? false,
   });
   const worker = await createWorker(deps).catch(async (error: unknown) => {
     await close();
@@ -76,7 +80,14 @@ export async function startTestWorker(
 export function spawnWorkerProcess(ctx: TestContext): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'worker', 'main.ts')], {
     cwd: path.join(__dirname, '..'),
-    env: { ...process.env, TEMPORAL_TASK_QUEUE: ctx.config.temporal.taskQueue, LOG_LEVEL: 'warn', LOG_PRETTY: 'false' },
+    env: {
+      ...process.env,
+      TEMPORAL_TASK_QUEUE: ctx.config.temporal.taskQueue,
+      LOG_LEVEL: 'warn',
+      LOG_PRETTY: 'false',
+      // Test files share one database: a worker this test may kill starts no other file's webhook deliveries.
+      WEBHOOK_OUTBOX: 'off',
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
 }

@@ -13,7 +13,12 @@ describe('the worker composition root', () => {
   });
 
   it('builds every dependency createWorker needs, and createWorker refuses a missing one instead of making its own', async () => {
-    const { deps, close } = await createWorkerDeps(ctx.config, { orm: ctx.orm, logger: ctx.logger, temporalClient: ctx.temporal.client });
+    const { deps, close } = await createWorkerDeps(ctx.config, {
+      orm: ctx.orm,
+      logger: ctx.logger,
+      temporalClient: ctx.temporal.client,
+      webhookOutbox: false,
+    });
     try {
       for (const part of ['mcp', 'running'] as const) {
         await expect(createWorker({ ...deps, [part]: undefined } as unknown as WorkerDeps)).rejects.toThrow(

@@ -15,6 +15,7 @@ import { connectTemporal, createTemporalClient, temporalAddress } from '../lib/t
 import { listenForControl } from './cancel-listener';
 import { WorkerMetrics } from './metrics';
 import { installTemporalRuntime } from './runtime';
+import { runWebhookOutbox, type WebhookOutboxScope } from './webhook-outbox';
 
 /** Everything a worker needs, built by `createWorkerDeps`; `createWorker` takes nothing less. */
 export interface WorkerDeps extends ActivityDeps {
@@ -41,6 +42,8 @@ export interface WorkerDepsOptions {
   mcp?: McpClientPool;
   /** The process's tracing (worker/main.ts or a test starts it); off when not given. */
   tracing?: Tracing;
+  /** The webhook outbox (worker/webhook-outbox.ts): false runs none, a scope limits its rows; default every row. */
+  webhookOutbox?: false | WebhookOutboxScope;
 }
 
 /**
@@ -74,6 +77,11 @@ export function createWorkerDeps(config: Config, options: WorkerDepsOptions = {}
     const running = new RunningExecutions();
     const control = await listenForControl(databaseUrl, running, logger);
     closing(() => control.close());
+    const outboxScope = options.webhookOutbox ?? (config.webhooks.outbox ? {} : false);
+    if (outboxScope !== false) {
+      const outbox = await runWebhookOutbox({ orm, temporalClient, config, logger }, databaseUrl, outboxScope);
+      closing(() => outbox.close());
+    }
     const metricsServer = await startMetricsServer(metrics.registry, config.metrics.worker, (err) =>
       logger.warn({ err }, 'collecting metrics failed'),
     );

@@ -7,6 +7,7 @@ import type { SERVER_CHECK_WORKFLOW, SERVER_HEALTH_WORKFLOW, ServerCheckWorkflow
 import type { SYSTEM_CHECK_WORKFLOW, SystemCheckWorkflow } from './contracts/system-check';
 import type { TASK_RUN_WORKFLOW, TaskRunWorkflow } from './contracts/task-run';
 import type { TOOL_INSTALL_WORKFLOW, ToolInstallWorkflow } from './contracts/tool-install';
+import type { WEBHOOK_DELIVERY_WORKFLOW, WebhookDeliveryWorkflow } from './contracts/webhook-delivery';
 
 export * from './system-check.workflow';
 export * from './server-check.workflow';
@@ -15,6 +16,7 @@ export * from './agent-provision.workflow';
 export * from './agent-retire.workflow';
 export * from './tool-install.workflow';
 export * from './task-run.workflow';
+export * from './webhook-delivery.workflow';
 
 /** Each contract's workflow, by the type name its starters use, with the signature they are typed by. */
 type Contracts = Record<typeof SYSTEM_CHECK_WORKFLOW, SystemCheckWorkflow> &
@@ -24,7 +26,8 @@ type Contracts = Record<typeof SYSTEM_CHECK_WORKFLOW, SystemCheckWorkflow> &
   Record<typeof AGENT_PROVISION_WORKFLOW, AgentProvisionWorkflow> &
   Record<typeof AGENT_RETIRE_WORKFLOW, AgentRetireWorkflow> &
   Record<typeof TOOL_INSTALL_WORKFLOW, ToolInstallWorkflow> &
-  Record<typeof TASK_RUN_WORKFLOW, TaskRunWorkflow>;
+  Record<typeof TASK_RUN_WORKFLOW, TaskRunWorkflow> &
+  Record<typeof WEBHOOK_DELIVERY_WORKFLOW, WebhookDeliveryWorkflow>;
 
 /** The contract names that no workflow is exported under here, or whose workflow's signature is not its contract's. */
 type Unkept = {
@@ -36,7 +39,8 @@ type Bodies = typeof import('./system-check.workflow') &
   typeof import('./agent-provision.workflow') &
   typeof import('./agent-retire.workflow') &
   typeof import('./tool-install.workflow') &
-  typeof import('./task-run.workflow');
+  typeof import('./task-run.workflow') &
+  typeof import('./webhook-delivery.workflow');
 type Kept<Broken extends never> = Broken;
 /** A type error names each workflow whose type name or signature drifted from its contract: starts by name would then miss it. */
 export type ContractsKept = Kept<Unkept>;

@@ -39,6 +39,7 @@ const MATRIX: Record<SubjectType, Partial<Record<Action, UserRole[]>>> = {
   ToolDefinition: { read: ALL, create: [ADMIN], update: [ADMIN], delete: [ADMIN], manage: [ADMIN] },
   ServerTool: { read: ALL, install: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
   AgentToolPermission: { read: ALL, create: [ADMIN, MANAGER], update: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
+  Webhook: { read: [ADMIN, MANAGER], create: [ADMIN, MANAGER], update: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
 };
 
 const rows = Object.entries(MATRIX).flatMap(([subjectType, actions]) =>

@@ -11,6 +11,7 @@ import type {
   Task,
   ToolDefinition,
   User,
+  Webhook,
 } from '../../entities';
 import { UserRole } from '../../entities';
 
@@ -28,6 +29,7 @@ type SubjectMap = {
   ToolDefinition: ToolDefinition;
   ServerTool: ServerTool;
   AgentToolPermission: AgentToolPermission;
+  Webhook: Webhook;
 };
 export type SubjectType = keyof SubjectMap;
 export type Subject = SubjectType | SubjectMap[SubjectType] | 'all';
@@ -52,7 +54,7 @@ const ROLE_BUILDERS: Record<UserRole, RoleBuilder> = {
   [UserRole.ADMIN]: ({ can }, _p, inOrg) => {
     can(
       'manage',
-      ['User', 'AuditLog', 'McpServer', 'Agent', 'Task', 'Execution', 'ToolDefinition', 'ServerTool', 'AgentToolPermission'],
+      ['User', 'AuditLog', 'McpServer', 'Agent', 'Task', 'Execution', 'ToolDefinition', 'ServerTool', 'AgentToolPermission', 'Webhook'],
       inOrg,
     );
   },
@@ -62,6 +64,8 @@ const ROLE_BUILDERS: Record<UserRole, RoleBuilder> = {
     // commands that hosts run as their own user (root on most), on every server it is installed
     // on. Writing them is ADMIN's; a MANAGER installs and grants what an ADMIN wrote.
     can('manage', ['McpServer', 'Agent', 'Task', 'ServerTool', 'AgentToolPermission'], inOrg);
+    // Where alerts go: an endpoint's URL receives the organisation's failures, so not OPERATOR's or VIEWER's to set.
+    can('manage', 'Webhook', inOrg);
     can(['read', 'cancel'], 'Execution', inOrg);
     can('read', 'AuditLog', inOrg);
   },

@@ -9,6 +9,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { ServerTool, ServerToolStatus, ToolDefinition } from '../../entities';
 import { recordAudit, type AuditEntry } from '../audit';
 import { publishEventOnCommit, type ServerToolEvent } from '../events';
+import { recordWebhookEvent } from '../webhooks/outbox';
 
 export interface ServerToolRef {
   organizationId: string;
@@ -137,6 +138,24 @@ export async function setServerToolState(
     if (announced) {
       const toolName = ref.toolName ?? (await tx.findOneOrFail(ToolDefinition, ref.toolId, { fields: ['name'] })).name;
       await publishEventOnCommit(tx, { ...serverToolEvent(row, toolName, ref.organizationId, previousStatus), ...note });
+      // A drift check found the tool changed under us (version moved, or gone): operators are told.
+      if (audit?.action === 'server.tool_drift')
+        await recordWebhookEvent(tx, {
+          id: `tool.drift:${row.id}:${(change.checkedAt ?? new Date()).toISOString()}`,
+          type: 'tool.drift',
+          organizationId: ref.organizationId,
+          at: new Date(),
+          data: {
+            serverId: ref.serverId,
+            toolId: ref.toolId,
+            toolName,
+            status: row.status,
+            previousVersion,
+            version: row.installedVersion ?? null,
+            reason: typeof audit.changes?.kind === 'string' ? audit.changes.kind : null,
+            link: `/api/tools/server/${ref.serverId}/${ref.toolId}`,
+          },
+        });
     }
     return { row, previousStatus, previousVersion, announced };
   });

@@ -9,7 +9,9 @@ import { Migration20261129233558_mcp_task_id } from './Migration20261129233558_m
 import { Migration20261129234755_input_requests } from './Migration20261129234755_input_requests';
 import { Migration20261130023243_task_list_indexes } from './Migration20261130023243_task_list_indexes';
 import { Migration20261130030756_task_paused_at } from './Migration20261130030756_task_paused_at';
+import { Migration20261207011134_webhooks } from './Migration20261207011134_webhooks';
 import { Migration20261207011500_task_run_workflow_index } from './Migration20261207011500_task_run_workflow_index';
+import { Migration20261207011713_webhook_deliveries } from './Migration20261207011713_webhook_deliveries';
 import { Migration20261207012630_execution_trace_id } from './Migration20261207012630_execution_trace_id';
 
 export const MIGRATIONS: MigrationObject[] = [
@@ -22,6 +24,8 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261129234755_input_requests', class: Migration20261129234755_input_requests },
   { name: 'Migration20261130023243_task_list_indexes', class: Migration20261130023243_task_list_indexes },
   { name: 'Migration20261130030756_task_paused_at', class: Migration20261130030756_task_paused_at },
+  { name: 'Migration20261207011134_webhooks', class: Migration20261207011134_webhooks },
   { name: 'Migration20261207011500_task_run_workflow_index', class: Migration20261207011500_task_run_workflow_index },
+  { name: 'Migration20261207011713_webhook_deliveries', class: Migration20261207011713_webhook_deliveries },
   { name: 'Migration20261207012630_execution_trace_id', class: Migration20261207012630_execution_trace_id },
 ];
