@@ -84,6 +84,9 @@ export default async function globalSetup(): Promise<void> {
       WORKER_METRICS_PORT: '0',
       WORKER_TEMPORAL_METRICS_PORT: '0',
       HOST_METRICS_PORT: '0',
+      // Test files share this database, each with a task queue of its own: a worker process a test
+      // spawns starts no webhook deliveries; the webhook tests scope their worker to their own.
+      WEBHOOK_OUTBOX: 'off',
     });
   } catch (error) {
     await stop();
