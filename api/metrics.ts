@@ -2,6 +2,7 @@ import type { Middleware } from 'koa';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { METRIC_PREFIX } from '../lib/metrics';
 import type { RateLimitRule } from '../lib/request-limits';
+import { thrownStatus } from './middleware/thrown-status';
 
 /** Request latencies from a cached read to a run's start (seconds). */
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -88,8 +89,7 @@ export class ApiMetrics {
       try {
         await next();
       } catch (error) {
-        const own = (error as { status?: unknown } | undefined)?.status;
-        status = typeof own === 'number' && own >= 400 && own < 600 ? own : 500;
+        status = thrownStatus(error);
         throw error;
       } finally {
         const template = (ctx as { _matchedRoute?: unknown })._matchedRoute;

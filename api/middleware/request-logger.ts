@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
 import type { Logger } from '../../lib/logger';
 import type { AppContext } from '../context';
+import { thrownStatus } from './thrown-status';
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -22,9 +23,7 @@ export function requestLogger(logger: Logger): Middleware<AppContext['state'], A
     try {
       await next();
     } catch (error) {
-      // Nothing answered it: Koa's own handler sends the error's 4xx/5xx status, else 500.
-      const own = (error as { status?: unknown } | undefined)?.status;
-      status = typeof own === 'number' && own >= 400 && own < 600 ? own : 500;
+      status = thrownStatus(error);
       throw error;
     } finally {
       status ??= ctx.status;

@@ -2,6 +2,7 @@ import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentele
 import type { Middleware } from 'koa';
 import { tracer } from '../../lib/tracing';
 import type { AppContext } from '../context';
+import { thrownStatus } from './thrown-status';
 
 /**
  * The request's server span, the root of its trace unless the caller sent a W3C `traceparent`.
@@ -19,8 +20,7 @@ export function traceRequests(): Middleware<AppContext['state'], AppContext> {
     try {
       await context.with(trace.setSpan(parent, span), next);
     } catch (error) {
-      const own = (error as { status?: unknown } | undefined)?.status;
-      status = typeof own === 'number' && own >= 400 && own < 600 ? own : 500;
+      status = thrownStatus(error);
       throw error;
     } finally {
       status ??= ctx.status;
