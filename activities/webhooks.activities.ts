@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import { WebhookDelivery, WebhookDeliveryStatus } from '../entities';
 import { disableIfDeadSince } from '../domain/webhooks/disable';
 import { signWebhook } from '../domain/webhooks/signing';
@@ -25,7 +26,7 @@ function describe(result: WebhookPostResult): string | undefined {
   return result.status >= 200 && result.status < 300 ? undefined : `HTTP ${result.status}`;
 }
 
-export function createWebhookActivities(deps: Pick<ActivityDeps, 'orm' | 'config' | 'logger'>) {
+export function createWebhookActivities(deps: Pick<ActivityDeps, 'orm' | 'config' | 'logger' | 'metrics'>) {
   return {
     /**
      * One attempt of one delivery, recorded on its row. The message is signed at each attempt
@@ -50,7 +51,13 @@ export function createWebhookActivities(deps: Pick<ActivityDeps, 'orm' | 'config
       }
       const body = JSON.stringify(delivery.payload);
       const headers = signWebhook(await signingSecrets(em, deps.config, webhook, now), webhookMessageId(delivery.id), now, body);
-      const result = await postWebhook(urlPolicy(deps.config), webhook.url, { ...headers }, body, WEBHOOK_ATTEMPT_TIMEOUT_MS);
+      // Beats while the request is out, so a worker that dies mid-request gives the attempt to
+      // another within the heartbeat timeout rather than the activity's minute.
+      const activity = Context.current();
+      const beating = setInterval(() => activity.heartbeat(), 1000);
+      const result = await postWebhook(urlPolicy(deps.config), webhook.url, { ...headers }, body, WEBHOOK_ATTEMPT_TIMEOUT_MS).finally(() =>
+        clearInterval(beating),
+      );
 
       delivery.attempts += 1;
       delivery.lastAttemptAt = now;
@@ -68,6 +75,7 @@ export function createWebhookActivities(deps: Pick<ActivityDeps, 'orm' | 'config
         delivery.deliveredAt = new Date();
         delivery.nextAttemptAt = undefined;
         await em.flush();
+        deps.metrics?.countWebhookAttempt('delivered');
         deps.logger.info(log, 'webhook delivered');
         return { outcome: 'delivered', attempts: delivery.attempts };
       }
@@ -76,6 +84,7 @@ export function createWebhookActivities(deps: Pick<ActivityDeps, 'orm' | 'config
         delivery.status = WebhookDeliveryStatus.FAILED;
         delivery.nextAttemptAt = undefined;
         await em.flush();
+        deps.metrics?.countWebhookAttempt('failed');
         deps.logger.warn({ ...log, error: delivery.lastError }, 'webhook delivery failed');
         // Out of retries: this delivery has failed for about a day. If nothing reached the
         // endpoint meanwhile either, it is gone; keep sending would only pile up.
@@ -86,6 +95,7 @@ export function createWebhookActivities(deps: Pick<ActivityDeps, 'orm' | 'config
       const retryInMs = asked !== undefined ? Math.min(Math.max(asked, 1000), MAX_RETRY_AFTER_MS) : scheduled;
       delivery.nextAttemptAt = new Date(Date.now() + retryInMs);
       await em.flush();
+      deps.metrics?.countWebhookAttempt('retry');
       deps.logger.info({ ...log, retryInMs }, 'webhook attempt failed; retrying');
       return { outcome: 'retry', attempts: delivery.attempts, retryInMs };
     },

@@ -8,6 +8,7 @@ import type { RateLimits } from '../lib/request-limits';
 import type { McpClientPool } from '../lib/mcp-pool';
 import type { Tracing } from '../lib/tracing';
 import { createWorkerDeps } from '../worker/deps';
+import type { WorkerMetrics } from '../worker/metrics';
 import type { WebhookOutboxScope } from '../worker/webhook-outbox';
 import { createWorker } from '../worker/worker';
 
@@ -49,7 +50,7 @@ export async function startTestWorker(
   ctx: TestContext,
   mcp?: McpClientPool,
   options: { tracing?: Tracing; webhookOutbox?: WebhookOutboxScope } = {},
-): Promise<{ worker: Worker; taskQueue: string; stop(): Promise<void> }> {
+): Promise<{ worker: Worker; taskQueue: string; metrics: WorkerMetrics; stop(): Promise<void> }> {
   const { deps, close } = await createWorkerDeps(ctx.config, {
     orm: ctx.orm,
     logger: ctx.logger,
@@ -68,6 +69,7 @@ export async function startTestWorker(
   return {
     worker,
     taskQueue: ctx.config.temporal.taskQueue,
+    metrics: deps.metrics,
     async stop() {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await runPromise;

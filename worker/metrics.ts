@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { ActivityInboundCallsInterceptor, ActivityInterceptorsFactory } from '@temporalio/worker';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { HOST_TOOLS } from '../lib/host-contract';
+import type { ActivityMetrics, WebhookAttemptCount } from '../activities/deps';
 import type { McpClientPool, ToolCallOutcome } from '../lib/mcp-pool';
 import { METRIC_PREFIX } from '../lib/metrics';
 import type { Orm } from '../lib/orm';
@@ -39,11 +40,12 @@ const SEEN_LIMIT = 10_000;
  * every worker reports the same fleet-wide value, which is right however many there are
  * (aggregate with `max`, not `sum`).
  */
-export class WorkerMetrics {
+export class WorkerMetrics implements ActivityMetrics {
   readonly runsStarted: Counter<'kind'>;
   readonly runsFinished: Counter<'kind' | 'status'>;
   readonly runDuration: Histogram<'kind' | 'status'>;
   readonly mcpCallDuration: Histogram<'tool' | 'outcome'>;
+  readonly webhookDeliveries: Counter<'outcome'>;
   private pool?: McpClientPool;
   private readonly started = new Set<string>();
   private readonly finished = new Set<string>();
@@ -79,6 +81,13 @@ export class WorkerMetrics {
       buckets: MCP_BUCKETS,
       registers,
     });
+    this.webhookDeliveries = new Counter({
+      name: `${METRIC_PREFIX}webhook_deliveries_total`,
+      help: 'Webhook delivery attempts this worker made, by outcome: delivered (2xx), retry (failed, another attempt scheduled), failed (failed for good).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const outcome of ['delivered', 'retry', 'failed'] as const) this.webhookDeliveries.inc({ outcome }, 0);
     const poolStates = () => this.pool?.connectionStates() ?? { connecting: 0, busy: 0, idle: 0 };
     new Gauge({
       name: `${METRIC_PREFIX}mcp_connections`,
@@ -119,6 +128,10 @@ export class WorkerMetrics {
   readonly observeMcpCall = (tool: string, outcome: ToolCallOutcome, seconds: number): void => {
     this.mcpCallDuration.observe({ tool: TOOL_LABELS.has(tool) ? tool : 'other', outcome }, seconds);
   };
+
+  countWebhookAttempt(outcome: WebhookAttemptCount): void {
+    this.webhookDeliveries.inc({ outcome });
+  }
 
   /** The pool whose connections `mcp_fleet_mcp_connections` reports. */
   watchPool(pool: McpClientPool): void {

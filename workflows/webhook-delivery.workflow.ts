@@ -5,6 +5,8 @@ import type { WebhookDeliveryInput, WebhookDeliveryResult } from './contracts/we
 const { attemptWebhookDelivery } = proxyActivities<Activities>({
   // One HTTP request of at most 10 s plus two small writes.
   startToCloseTimeout: '1m',
+  // The attempt beats while its request is out: a worker killed mid-request hands it on within this.
+  heartbeatTimeout: '10s',
   // Retries here are for the worker's own trouble (database, crash); the receiver's answers
   // are the activity's result, and their waits are the workflow's timers below.
   retry: { initialInterval: '1s', maximumInterval: '1m', backoffCoefficient: 2 },

@@ -128,9 +128,15 @@ describe('webhook deliveries', () => {
       else res.writeHead(200).end('ok');
     });
     const hook = await endpoint(rx.url);
+    const counted = async () =>
+      Object.fromEntries((await worker!.metrics.webhookDeliveries.get()).values.map((v) => [v.labels.outcome, v.value]));
+    const before = await counted();
     const sent = await sendTest(hook.id);
     const done = await settled(hook.id, sent.id, 'DELIVERED');
     expect(done).toMatchObject({ attempts: 3, lastResponseCode: 200 });
+    // mcp_fleet_webhook_deliveries_total counts each attempt by its outcome.
+    const after = await counted();
+    expect([after.retry! - before.retry!, after.delivered! - before.delivered!, after.failed! - before.failed!]).toEqual([2, 1, 0]);
     expect(rx.received).toHaveLength(3);
     expect(new Set(rx.received.map((r) => r.headers['webhook-id']))).toEqual(new Set([sent.messageId]));
     // Each attempt is signed afresh, and each verifies.
