@@ -29,7 +29,7 @@ function commit(env: NodeJS.ProcessEnv): string | undefined {
  * The worker's build id for Worker Deployment Versioning when WORKER_BUILD_ID does not name one:
  * the package version and the commit (`0.1.0-1a2b3c4d5e6f`), so two builds of one version differ.
  */
-export function defaultBuildId(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultBuildId(env: NodeJS.ProcessEnv): string {
   const version = packageVersion() ?? '0.0.0';
   const sha = commit(env);
   return sha ? `${version}-${sha}` : version;
