@@ -23,7 +23,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 
 FROM ${NODE_IMAGE} AS runtime
-ENV NODE_ENV=production
+# The worker's default build id (docs/upgrades.md): docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD)
+ARG GIT_COMMIT=
+ENV NODE_ENV=production GIT_COMMIT=${GIT_COMMIT}
 WORKDIR /app
 # Files stay root-owned: the app runs as `node` and only needs to read them.
 COPY --from=prod-deps /app/node_modules ./node_modules

@@ -51,6 +51,16 @@ describe('loadConfig', () => {
     expect(problemsOf(productionEnv({ [name]: undefined }))).toEqual([expect.stringMatching(message)]);
   });
 
+  it('versions workers only when a deployment is named, with the package version and commit as the default build id', () => {
+    expect(loadConfig(productionEnv()).worker.deployment).toBeUndefined();
+    const named = loadConfig(productionEnv({ WORKER_DEPLOYMENT_NAME: 'mcp-fleet', GIT_COMMIT: '0123456789abcdef' })).worker.deployment;
+    expect(named).toEqual({ name: 'mcp-fleet', buildId: '0.1.0-0123456789ab' });
+    expect(loadConfig(productionEnv({ WORKER_DEPLOYMENT_NAME: 'mcp-fleet', WORKER_BUILD_ID: 'blue' })).worker.deployment?.buildId).toBe(
+      'blue',
+    );
+    expect(() => loadConfig(productionEnv({ WORKER_DEPLOYMENT_NAME: 'mcp.fleet' }))).toThrow(/WORKER_DEPLOYMENT_NAME/);
+  });
+
   it('refuses short, identical or placeholder secrets', () => {
     expect(problemsOf(productionEnv({ JWT_ACCESS_SECRET: 'short' }))).toEqual([
       expect.stringMatching(/JWT_ACCESS_SECRET: must be at least 32/),

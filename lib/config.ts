@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { loginLimitsSchema, rateLimitsSchema, type LoginLimits, type RateLimits } from './request-limits';
 import { loadTracingConfig as readTracingConfig, TracingConfigError, type TracingConfig } from './tracing-config';
+import { defaultBuildId } from './build-id';
 
 export type { TracingConfig };
 
@@ -72,6 +73,14 @@ const envSchema = z.object({
   WORKFLOW_BUNDLE_PATH: optionalString,
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(500),
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(1000),
+  // Worker Deployment Versioning (docs/operations.md, "Upgrading workers"): off unless a deployment is named.
+  WORKER_DEPLOYMENT_NAME: optionalString.pipe(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _ only (Temporal splits versions at the dot)')
+      .optional(),
+  ),
+  WORKER_BUILD_ID: optionalString,
 
   // How long a run's question (an input request) waits for a person's answer; a run may set its own.
   // At most 14 days: the column is a 32-bit integer of ms.
@@ -153,7 +162,16 @@ export interface Config {
   /** outbox: whether this worker starts the webhook deliveries written with events (WEBHOOK_OUTBOX, default on). */
   webhooks: { outbox: boolean };
   /** Executions are I/O-bound MCP calls: one worker runs many at once; the workflow cache bounds memory. */
-  worker: { shutdownGraceMs: number; maxConcurrentActivities: number; maxCachedWorkflows: number };
+  /**
+   * `deployment`: the Worker Deployment this worker is a version of (WORKER_DEPLOYMENT_NAME, with
+   * WORKER_BUILD_ID or the package version and commit); absent, the worker is unversioned.
+   */
+  worker: {
+    shutdownGraceMs: number;
+    maxConcurrentActivities: number;
+    maxCachedWorkflows: number;
+    deployment?: { name: string; buildId: string };
+  };
   mcp: {
     timeoutMs: number;
     degradedLatencyMs: number;
@@ -324,6 +342,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
       maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
+      deployment: e.WORKER_DEPLOYMENT_NAME
+        ? { name: e.WORKER_DEPLOYMENT_NAME, buildId: e.WORKER_BUILD_ID ?? defaultBuildId(env) }
+        : undefined,
     },
     mcp: {
       timeoutMs: e.MCP_TIMEOUT_MS,

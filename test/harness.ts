@@ -49,9 +49,10 @@ export async function createTestContext(overrides: Partial<Config> = {}): Promis
 export async function startTestWorker(
   ctx: TestContext,
   mcp?: McpClientPool,
-  options: { tracing?: Tracing; webhookOutbox?: WebhookOutboxScope } = {},
+  options: { tracing?: Tracing; webhookOutbox?: WebhookOutboxScope; worker?: Partial<Config['worker']> } = {},
 ): Promise<{ worker: Worker; taskQueue: string; metrics: WorkerMetrics; stop(): Promise<void> }> {
-  const { deps, close } = await createWorkerDeps(ctx.config, {
+  const config = options.worker ? { ...ctx.config, worker: { ...ctx.config.worker, ...options.worker } } : ctx.config;
+  const { deps, close } = await createWorkerDeps(config, {
     orm: ctx.orm,
     logger: ctx.logger,
     temporalClient: ctx.temporal.client,

@@ -2,6 +2,7 @@ import { loadConfig } from '../lib/config';
 import { temporalAddress } from '../lib/temporal';
 import { startTracing } from '../lib/tracing';
 import { createWorkerDeps } from './deps';
+import { promoteIfFirst } from './deployment';
 import { ensureServerHealthSchedule } from './schedules';
 import { createWorker } from './worker';
 
@@ -20,7 +21,17 @@ async function main(): Promise<void> {
       { address: temporalAddress(config), taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace },
       'worker ready',
     );
-    await worker.run();
+    const running = worker.run();
+    // Awaited below; marked handled now so a run that fails during the promotion is not unhandled.
+    running.catch(() => undefined);
+    const deployment = config.worker.deployment;
+    if (deployment) {
+      deps.logger.info({ deployment: deployment.name, buildId: deployment.buildId }, 'worker version');
+      await promoteIfFirst(deps.temporalClient, config.temporal.namespace, deployment, deps.logger).catch((err: unknown) =>
+        deps.logger.warn({ err }, 'could not check whether this is the deployment’s first version; promote it with the CLI'),
+      );
+    }
+    await running;
     deps.logger.info('worker stopped');
   } finally {
     await close();

@@ -12,6 +12,7 @@ import {
   Worker,
   bundleWorkflowCode,
   type ActivityInterceptorsFactory,
+  type WorkerOptions,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { createActivities } from '../activities';
@@ -44,6 +45,23 @@ function workflowSource(deps: WorkerDeps) {
   if (configured) return { workflowBundle: { codePath: configured } };
   if (__filename.endsWith('.js') && existsSync(PREBUILT_BUNDLE_PATH)) return { workflowBundle: { codePath: PREBUILT_BUNDLE_PATH } };
   return { workflowsPath: WORKFLOWS_PATH };
+}
+
+/**
+ * Worker Deployment Versioning when the config names a deployment: every workflow is pinned to
+ * the build that started it (its history replays only on that code), new runs go to the
+ * deployment's current version. docs/operations.md has the rolling upgrade.
+ */
+function versioning(deps: WorkerDeps): Pick<WorkerOptions, 'workerDeploymentOptions'> {
+  const deployment = deps.config.worker.deployment;
+  if (!deployment) return {};
+  return {
+    workerDeploymentOptions: {
+      useWorkerVersioning: true,
+      version: { deploymentName: deployment.name, buildId: deployment.buildId },
+      defaultVersioningBehavior: 'PINNED',
+    },
+  };
 }
 
 /** Activity spans, children of the workflow's, around the activity interceptors that follow. */
@@ -91,6 +109,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     maxConcurrentLocalActivityExecutions: deps.config.worker.maxConcurrentActivities,
     maxCachedWorkflows: deps.config.worker.maxCachedWorkflows,
     ...workflowSource(deps),
+    ...versioning(deps),
     // On SIGTERM/SIGINT polling stops at once; running activities get this long to finish.
     shutdownGraceTime: deps.config.worker.shutdownGraceMs,
   });
