@@ -15,9 +15,11 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import type { AgentHost } from '../host/server';
+import { HOST_TOOLS } from '../lib/host-contract';
 import { httpFor, registerAccount, type Account, type Http } from '../test/api';
 import { activeAgent, registerHost, waitFor } from '../test/fleet';
 import { createTestContext, spawnWorkerProcess, startTestWorker, type TestContext } from '../test/harness';
+import { startMcpServer } from '../test/mcp-servers';
 import { taskApi } from '../test/tasks';
 import { catalogEntry, removeToolDirs, versionFileTool } from '../test/tool-fixtures';
 import { executionWorkflowId } from '../workflows/contracts/agent-execution';
@@ -239,6 +241,51 @@ async function taskRuns(stage: Stage): Promise<void> {
   await record(asking.id, waiting, 'input-answered');
 }
 
+/** `kind: tool` tasks on an MCP server with an `echo` tool: called at once, and gated (it waits for an approval first). */
+async function toolTasks(stage: Stage): Promise<void> {
+  const { http, admin, rec } = stage;
+  const tasks = taskApi(http, admin);
+  const echo = await startMcpServer({ tools: [...HOST_TOOLS, 'echo'] });
+  try {
+    const server = await http
+      .post('/api/servers')
+      .set(tasks.auth)
+      .send({ name: `echo-${randomUUID().slice(0, 8)}`, url: echo.url, masterToken: echo.token })
+      .expect(201);
+    await http.post(`/api/servers/${server.body.id}/test`).set(tasks.auth).expect(200);
+    const tool = (
+      await http
+        .post('/api/tools')
+        .set(tasks.auth)
+        .send({ name: 'echo', category: 'mcp', installCommand: 'true', uninstallCommand: 'true', versionCommand: 'true' })
+        .expect(201)
+    ).body as { id: string };
+    for (const gated of [false, true]) {
+      const agent = await activeAgent(http, admin, server.body.id);
+      await http
+        .put(`/api/tools/agent/${agent.id}/permissions`)
+        .set(tasks.auth)
+        .send({ permissions: [{ toolId: tool.id, canUse: true, requiresApproval: gated }] })
+        .expect(200);
+      const task = await tasks.create({ agentId: agent.id, kind: 'tool', toolName: 'echo', toolArguments: { name: 'hello' } });
+      const id = await tasks.run(task.id);
+      if (gated) {
+        await tasks.waitStatus(id, 'WAITING_INPUT');
+        await http
+          .post(`/api/executions/${id}/input`)
+          .set(tasks.auth)
+          .send({ action: 'accept', content: { approve: true } })
+          .expect(200);
+      }
+      const name = gated ? 'task-run-tool-approved' : 'task-run-tool';
+      await rec.closed(taskRunWorkflowId(task.id, id), name);
+      await rec.closed(executionWorkflowId(id), `${name}-child`);
+    }
+  } finally {
+    await echo.close();
+  }
+}
+
 async function tools(stage: Stage): Promise<void> {
   const { ctx, http, admin, rec } = stage;
   const { serverId } = await stage.agent({ allowCommands: true });
@@ -304,33 +351,51 @@ async function agents(stage: Stage): Promise<void> {
   void serverId;
 }
 
-/** A receiver that answers 500 (Retry-After 1 s) once, then 204: one retry, one timer. */
+/** Deliveries to a receiver that answers 500 (Retry-After 1 s) once, then 204 (one retry, one timer), and to one that answers 410 (refused for good). */
 async function webhooks(stage: Stage): Promise<void> {
   const { http, admin, rec } = stage;
   const auth = { Authorization: `Bearer ${admin.accessToken}` };
   let seen = 0;
   const server: Server = createServer((req, res) => {
     req.resume();
-    req.on('end', () => (seen++ === 0 ? res.writeHead(500, { 'retry-after': '1' }).end() : res.writeHead(204).end()));
+    req.on('end', () => {
+      if (req.url === '/gone') res.writeHead(410).end();
+      else if (seen++ === 0) res.writeHead(500, { 'retry-after': '1' }).end();
+      else res.writeHead(204).end();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
-    const hook = (
-      await http
-        .post('/api/webhooks')
-        .set(auth)
-        .send({ url, events: ['execution.failed'] })
-        .expect(201)
-    ).body as { id: string };
-    const sent = (await http.post(`/api/webhooks/${hook.id}/test`).set(auth).expect(202)).body as { id: string };
-    await rec.closed(webhookDeliveryWorkflowId(sent.id), 'webhook-delivery-retried-delivered');
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    for (const [target, name] of [
+      ['/hooks', 'webhook-delivery-retried-delivered'],
+      ['/gone', 'webhook-delivery-refused'],
+    ] as const) {
+      const hook = (
+        await http
+          .post('/api/webhooks')
+          .set(auth)
+          .send({ url: `${base}${target}`, events: ['execution.failed'] })
+          .expect(201)
+      ).body as { id: string };
+      const sent = (await http.post(`/api/webhooks/${hook.id}/test`).set(auth).expect(202)).body as { id: string };
+      await rec.closed(webhookDeliveryWorkflowId(sent.id), name);
+    }
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }
 
-const SCENARIOS = [agentExecutions, reattach, taskRuns, tools, agents, webhooks];
+/** Each scenario with the name prefixes of the histories it writes, so a partial recording runs only those it needs. */
+const SCENARIOS: Array<[(stage: Stage) => Promise<void>, string[]]> = [
+  [agentExecutions, ['agent-execution-']],
+  [reattach, ['agent-execution-worker-lost']],
+  [taskRuns, ['task-run-']],
+  [toolTasks, ['task-run-tool']],
+  [tools, ['tool-install-', 'server-', 'system-check']],
+  [agents, ['agent-provision-', 'agent-retire-']],
+  [webhooks, ['webhook-delivery-']],
+];
 
 async function main(): Promise<void> {
   const prefixes = process.argv.slice(2);
@@ -355,7 +420,8 @@ async function main(): Promise<void> {
           return { id: agent.id, serverId, host };
         },
       };
-      for (const scenario of SCENARIOS) {
+      for (const [scenario, writes] of SCENARIOS) {
+        if (prefixes.length && !writes.some((w) => prefixes.some((p) => p.startsWith(w) || w.startsWith(p)))) continue;
         process.stdout.write(`${scenario.name}\n`);
         await scenario(stage);
       }
