@@ -247,6 +247,12 @@ describe('docker-compose.yml', () => {
       .map(([name]) => name)
       .sort();
     expect(profile).toEqual(['grafana', 'jaeger', 'prometheus']);
+    // Prometheus and Jaeger have no login: their UIs are on the host's loopback only.
+    for (const name of profile) {
+      const ports = services[name].ports ?? [];
+      expect({ name, ports: ports.length }).toEqual({ name, ports: 1 });
+      expect({ name, port: ports[0] }).toEqual({ name, port: expect.stringMatching(/^127\.0\.0\.1:\d+:\d+$/) });
+    }
     // The profile's Grafana loads the dashboard the provisioning points at.
     const provider = parse(read('deploy/grafana/provisioning/dashboards/mcp-fleet.yml')) as { providers: { options: { path: string } }[] };
     const mounted = (services.grafana.volumes ?? []).filter((v): v is string => typeof v === 'string').map((v) => v.split(':'));
