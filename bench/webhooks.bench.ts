@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
+import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { Client as PgClient } from 'pg';
 import { startAgentHost } from '../host/server';
 import { startWebhookDelivery } from '../domain/temporal';
@@ -68,6 +69,9 @@ interface Trace {
   deliveryCreated: number;
   noticeReceived: number;
   workflowStarted: number;
+  /** From the workflow's history: the worker took its first workflow task, then its activity. */
+  workflowTaskStarted: number;
+  activityStarted: number;
   startRecorded: number;
   firstAttempt: number;
   received: number;
@@ -147,9 +151,22 @@ export async function benchWebhooks(): Promise<{ pass: boolean }> {
       return ids;
     };
 
+    /** When Temporal started a delivery's workflow, and when the worker took its first workflow task, then its activity. */
+    const historyOf = async (deliveryId: string) => {
+      const handle = stack.deps.temporal.client.workflow.getHandle(webhookDeliveryWorkflowId(deliveryId));
+      const workflow = await handle.describe();
+      const events = (await handle.fetchHistory()).events ?? [];
+      const firstTime = (has: (e: (typeof events)[number]) => unknown) => optionalTsToMs(events.find(has)?.eventTime) ?? Number.NaN;
+      return {
+        workflowStarted: workflow.startTime.getTime(),
+        workflowTaskStarted: firstTime((e) => e.workflowTaskStartedEventAttributes),
+        activityStarted: firstTime((e) => e.activityTaskStartedEventAttributes),
+      };
+    };
+
     /** The bare mechanism: `count` delivery rows written without a notice, their workflows started at once from here. */
     const webhook = await stack.deps.orm.em.fork().findOneOrFail(Webhook, hook.id);
-    const directBurst = async (count: number): Promise<number[]> => {
+    const directBurst = async (count: number): Promise<{ latency: number[]; steps: Record<string, number[]> }> => {
       const em = stack.deps.orm.em.fork();
       const rows: WebhookDelivery[] = [];
       for (let i = 0; i < count; i++) {
@@ -186,7 +203,24 @@ export async function benchWebhooks(): Promise<{ pass: boolean }> {
         }),
       );
       await until(`${count} direct deliveries`, () => received.filter((r) => startedAt.has(r.messageId)).length >= count);
-      return received.filter((r) => startedAt.has(r.messageId)).map((r) => r.at - startedAt.get(r.messageId)!);
+      const steps: Record<string, number[]> = {
+        'start → workflow started': [],
+        'workflow started → first workflow task': [],
+        'workflow task → activity started': [],
+        'activity started → receiver': [],
+      };
+      const latency: number[] = [];
+      for (const row of rows) {
+        const message = received.find((r) => r.messageId === `msg_${row.id}`)!;
+        const began = startedAt.get(message.messageId)!;
+        latency.push(message.at - began);
+        const history = await historyOf(row.id);
+        steps['start → workflow started']!.push(history.workflowStarted - began);
+        steps['workflow started → first workflow task']!.push(history.workflowTaskStarted - history.workflowStarted);
+        steps['workflow task → activity started']!.push(history.activityStarted - history.workflowTaskStarted);
+        steps['activity started → receiver']!.push(message.at - history.activityStarted);
+      }
+      return { latency, steps };
     };
 
     // Warm-up: the host's engine, the worker's workflow cache, the connections.
@@ -195,7 +229,7 @@ export async function benchWebhooks(): Promise<{ pass: boolean }> {
     await stack.temporalQuiet();
 
     load.push(os.loadavg());
-    const baseline = await directBurst(RUNS);
+    const { latency: baseline, steps: baselineSteps } = await directBurst(RUNS);
     await stack.temporalQuiet();
     const burstStarted = now();
     const executions = await failingBurst(RUNS);
@@ -235,7 +269,7 @@ export async function benchWebhooks(): Promise<{ pass: boolean }> {
     let executionRowRewritten = 0;
     for (const row of rows) {
       const message = received.find((r) => r.messageId === `msg_${row.id}`)!;
-      const workflow = await stack.deps.temporal.client.workflow.getHandle(webhookDeliveryWorkflowId(row.id)).describe();
+      const history = await historyOf(row.id);
       const completedAt = new Date(row.completed_at).getTime();
       let failedCommitted = row.failed_committed ? new Date(row.failed_committed).getTime() : completedAt;
       // The run's row written again after it became FAILED: its commit time is that later write's.
@@ -250,7 +284,7 @@ export async function benchWebhooks(): Promise<{ pass: boolean }> {
         payloadTimestamp: Date.parse(row.payload_ts),
         deliveryCreated,
         noticeReceived: notices.find((t) => t >= deliveryCreated) ?? Number.NaN,
-        workflowStarted: workflow.startTime.getTime(),
+        ...history,
         startRecorded: row.workflow_started_at ? new Date(row.workflow_started_at).getTime() : Number.NaN,
         firstAttempt: row.attempts === 1 && row.last_attempt_at ? new Date(row.last_attempt_at).getTime() : Number.NaN,
         received: message.at,
@@ -268,13 +302,16 @@ export async function benchWebhooks(): Promise<{ pass: boolean }> {
         `  event (FAILED committed) → receiver     ${fmt(latency)}`,
         `  payload timestamp → receiver            ${fmt(span('payloadTimestamp', 'received'))}`,
         `  baseline: ${RUNS} webhookDelivery workflows started at once, start → receiver  ${fmt(baseline)}`,
+        ...Object.entries(baselineSteps).map(([step, xs]) => `    ${step.padEnd(45)} ${fmt(xs)}`),
         `  ratio p50 ${(p50 / percentile(baseline, 50)).toFixed(2)}, p99 ${(p99 / percentile(baseline, 99)).toFixed(2)}`,
         `  where the time goes (each step from the one before):`,
         `    FAILED committed → status event committed    ${fmt(span('failedCommitted', 'eventCommitted'))}`,
         `    status event committed → delivery row written ${fmt(span('eventCommitted', 'deliveryCreated'))}`,
         `    delivery row → outbox notice received         ${fmt(span('deliveryCreated', 'noticeReceived'))}`,
         `    notice → workflow started (Temporal)          ${fmt(span('noticeReceived', 'workflowStarted'))}`,
-        `    workflow started → first attempt              ${fmt(span('workflowStarted', 'firstAttempt'))}`,
+        `    workflow started → first workflow task (worker) ${fmt(span('workflowStarted', 'workflowTaskStarted'))}`,
+        `    workflow task → activity started (worker)      ${fmt(span('workflowTaskStarted', 'activityStarted'))}`,
+        `    activity started → attempt (row read, signed)  ${fmt(span('activityStarted', 'firstAttempt'))}`,
         `    first attempt → receiver                      ${fmt(span('firstAttempt', 'received'))}`,
         `    (workflow started → workflowStartedAt on the row ${fmt(span('workflowStarted', 'startRecorded'))})`,
         ...(executionRowRewritten ? [`  ${executionRowRewritten} runs' rows were written after FAILED: their completedAt stands in`] : []),
