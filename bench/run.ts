@@ -1,4 +1,7 @@
-/** `npm run bench`: every benchmark, each printing ratios against a baseline measured in the same run. */
+/**
+ * `npm run bench`: every benchmark, each printing ratios against a baseline measured in the same
+ * run; `npm run bench -- webhooks tracing` runs only the ones named.
+ */
 import { benchAuthMe } from './auth-me.bench';
 import { benchExecutions } from './executions.bench';
 import { benchServerTest } from './server-test.bench';
@@ -8,19 +11,31 @@ import { benchTasks } from './tasks.bench';
 import { benchReattach } from './reattach.bench';
 import { benchSandbox } from './sandbox.bench';
 import { benchTracing } from './tracing.bench';
+import { benchWebhooks } from './webhooks.bench';
+
+const BENCHES: Record<string, () => Promise<{ pass: boolean }>> = {
+  'auth-me': benchAuthMe,
+  'server-test': benchServerTest,
+  executions: benchExecutions,
+  tools: benchTools,
+  'tool-install': benchToolInstall,
+  tasks: benchTasks,
+  reattach: benchReattach,
+  sandbox: benchSandbox,
+  tracing: benchTracing,
+  webhooks: benchWebhooks,
+};
 
 async function main(): Promise<void> {
-  const results = [
-    { name: 'auth-me', ...(await benchAuthMe()) },
-    { name: 'server-test', ...(await benchServerTest()) },
-    { name: 'executions', ...(await benchExecutions()) },
-    { name: 'tools', ...(await benchTools()) },
-    { name: 'tool-install', ...(await benchToolInstall()) },
-    { name: 'tasks', ...(await benchTasks()) },
-    { name: 'reattach', ...(await benchReattach()) },
-    { name: 'sandbox', ...(await benchSandbox()) },
-    { name: 'tracing', ...(await benchTracing()) },
-  ];
+  // Options (`--calls=N`, …) go to the benchmarks; other words name the ones to run.
+  const named = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  const unknown = named.filter((name) => !(name in BENCHES));
+  if (unknown.length) {
+    process.stderr.write(`unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}\n`);
+    process.exit(2);
+  }
+  const results = [];
+  for (const name of named.length ? named : Object.keys(BENCHES)) results.push({ name, ...(await BENCHES[name]!()) });
   const failed = results.filter((r) => !r.pass);
   process.stdout.write(`\n${results.map((r) => `${r.pass ? 'PASS' : 'FAIL'} ${r.name}`).join('\n')}\n`);
   process.exit(failed.length ? 1 : 0);

