@@ -1,0 +1,110 @@
+/**
+ * The long timers, run on Temporal's time-skipping test server (dev/temporal-test-server.ts):
+ * a day of workflow time passes in seconds, because the server jumps to the next timer whenever
+ * the client waits on a result and nothing else is due. Everything else is real: the API and
+ * the worker from their composition roots, their activities against the harness's PostgreSQL,
+ * real HTTP receivers and reference hosts. Each test checks that the simulated time it covered
+ * is the timer's, and that the wall time it took is a small part of it.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { AuditLog, Webhook, WebhookDelivery } from '../entities';
+import { temporal } from '@temporalio/proto';
+import { loadConfig } from '../lib/config';
+import { createLogger } from '../lib/logger';
+import { SEARCH_ATTRIBUTE_NAMES } from '../lib/temporal';
+import { installTemporalRuntime } from '../worker/runtime';
+import { WEBHOOK_RETRY_DELAYS_MS, webhookDeliveryWorkflowId, type WebhookDeliveryResult } from '../workflows/contracts/webhook-delivery';
+import { httpFor, registerAccount, type Account, type Http } from './api';
+import { createTestContext, startTestWorker, type TestContext } from './harness';
+
+/** A generous ceiling for a loaded 2-core machine: the simulated spans below are hours to a day. */
+const WALL_CEILING_MS = 30_000;
+const HOUR = 3600_000;
+
+describe('long timers on the time-skipping test server', () => {
+  let env: TestWorkflowEnvironment;
+  let ctx: TestContext;
+  let worker: Awaited<ReturnType<typeof startTestWorker>>;
+  let http: Http;
+  let admin: Account;
+  const as = () => ({ Authorization: `Bearer ${admin.accessToken}` });
+
+  /**
+   * Waits on the workflow's result through the test environment's client (the wait that lets
+   * time skip). Simulated time is the workflow's own span on the server's clock, start to close.
+   */
+  async function resultSkipping<T>(workflowId: string): Promise<{ result: T; simulatedMs: number; wallMs: number }> {
+    const wallFrom = Date.now();
+    const result = (await env.client.workflow.result(workflowId)) as T;
+    const wallMs = Date.now() - wallFrom;
+    const { startTime, closeTime } = await env.client.workflow.getHandle(workflowId).describe();
+    return { result, simulatedMs: closeTime!.getTime() - startTime.getTime(), wallMs };
+  }
+
+  beforeAll(async () => {
+    const executable = process.env.TEMPORAL_TEST_SERVER_PATH;
+    if (!executable) throw new Error(process.env.TEMPORAL_TEST_SERVER_ERROR ?? 'the global setup found no Temporal test server');
+    const base = loadConfig();
+    // Before the environment's first connection, or the SDK installs its own runtime (which logs at INFO).
+    installTemporalRuntime(createLogger(base, 'time-skipping'));
+    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: executable } } });
+    // Every start carries mcp-fleet's search attributes. The test server has no ListSearchAttributes
+    // (so not lib/temporal.ts's ensureSearchAttributes), but registers them all the same.
+    await env.connection.operatorService.addSearchAttributes({
+      namespace: env.namespace ?? 'default',
+      searchAttributes: Object.fromEntries(
+        SEARCH_ATTRIBUTE_NAMES.map((name) => [name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
+      ),
+    });
+    ctx = await createTestContext({ temporal: { ...base.temporal, address: env.address, taskQueue: `time-skipping-${randomUUID()}` } });
+    worker = await startTestWorker(ctx);
+    http = httpFor(ctx);
+    admin = await registerAccount(http, 'Time Skipping Org');
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await ctx?.close();
+    await env?.teardown();
+  });
+
+  it('retries a webhook delivery on its schedule for about a day, then fails it and disables the endpoint', async () => {
+    let requests = 0;
+    const receiver: Server = createServer((req, res) => {
+      requests++;
+      req.resume();
+      req.on('end', () => res.writeHead(500).end());
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+      const hook = (
+        await http
+          .post('/api/webhooks')
+          .set(as())
+          .send({ url, events: ['execution.failed'] })
+          .expect(201)
+      ).body as { id: string };
+      const sent = (await http.post(`/api/webhooks/${hook.id}/test`).set(as()).expect(202)).body as { id: string };
+
+      const { result, simulatedMs, wallMs } = await resultSkipping<WebhookDeliveryResult>(webhookDeliveryWorkflowId(sent.id));
+      const schedule = WEBHOOK_RETRY_DELAYS_MS.reduce((sum, ms) => sum + ms, 0);
+      console.info(`webhook delivery: ${WEBHOOK_RETRY_DELAYS_MS.length + 1} attempts over ${simulatedMs} ms simulated in ${wallMs} ms`);
+      expect(result).toEqual({ outcome: 'failed', attempts: WEBHOOK_RETRY_DELAYS_MS.length + 1 });
+      expect(requests).toBe(WEBHOOK_RETRY_DELAYS_MS.length + 1);
+      expect(simulatedMs).toBeGreaterThanOrEqual(schedule);
+      expect(schedule).toBeGreaterThan(23 * HOUR);
+      expect(wallMs).toBeLessThan(WALL_CEILING_MS);
+
+      const em = ctx.orm.em.fork();
+      expect(await em.findOneOrFail(WebhookDelivery, sent.id)).toMatchObject({ status: 'FAILED', attempts: 11, lastResponseCode: 500 });
+      // A day of failures and no success: the endpoint is turned off, and that is audited.
+      expect(await em.findOneOrFail(Webhook, hook.id)).toMatchObject({ enabled: false });
+      expect(await em.count(AuditLog, { action: 'webhook.disabled', resourceId: hook.id })).toBe(1);
+    } finally {
+      await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    }
+  });
+});
