@@ -16,8 +16,11 @@ import { loadConfig } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { SEARCH_ATTRIBUTE_NAMES } from '../lib/temporal';
 import { installTemporalRuntime } from '../worker/runtime';
+import { agentRetireWorkflowId, type RetireResult } from '../workflows/contracts/agent-retire';
 import { WEBHOOK_RETRY_DELAYS_MS, webhookDeliveryWorkflowId, type WebhookDeliveryResult } from '../workflows/contracts/webhook-delivery';
+import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
+import { activeAgent, registerHost } from './fleet';
 import { createTestContext, startTestWorker, type TestContext } from './harness';
 
 /** A generous ceiling for a loaded 2-core machine: the simulated spans below are hours to a day. */
@@ -30,6 +33,7 @@ describe('long timers on the time-skipping test server', () => {
   let worker: Awaited<ReturnType<typeof startTestWorker>>;
   let http: Http;
   let admin: Account;
+  const hosts: AgentHost[] = [];
   const as = () => ({ Authorization: `Bearer ${admin.accessToken}` });
 
   /**
@@ -66,6 +70,7 @@ describe('long timers on the time-skipping test server', () => {
   });
   afterAll(async () => {
     await worker?.stop();
+    await Promise.all(hosts.map((h) => h.close()));
     await ctx?.close();
     await env?.teardown();
   });
@@ -106,5 +111,25 @@ describe('long timers on the time-skipping test server', () => {
     } finally {
       await new Promise<void>((resolve) => receiver.close(() => resolve()));
     }
+  });
+
+  it('gives up retiring an agent whose server stays unreachable for 12 h, and audits why', async () => {
+    const { host, serverId } = await registerHost(http, admin);
+    hosts.push(host);
+    const agent = await activeAgent(http, admin, serverId);
+    // The host goes away for good: every deactivate_agent attempt is refused at the connection.
+    await host.close();
+    await http.delete(`/api/agents/${agent.id}`).set(as()).expect(204);
+
+    const { result, simulatedMs, wallMs } = await resultSkipping<RetireResult>(agentRetireWorkflowId(agent.id));
+    console.info(`agent retire: gave up after ${simulatedMs} ms simulated in ${wallMs} ms`);
+    expect(result).toEqual({ removed: false, error: expect.stringMatching(/^the server stayed unreachable for 12h: ./) });
+    // Attempts ran all along, at most 10 min apart: Temporal gives up at the last one whose
+    // retry would land past the 12 h schedule-to-close, and its reason is the one kept.
+    expect(simulatedMs).toBeGreaterThan(12 * HOUR - 10 * 60_000);
+    expect(simulatedMs).toBeLessThanOrEqual(12 * HOUR);
+    expect(wallMs).toBeLessThan(WALL_CEILING_MS);
+    const audit = await ctx.orm.em.fork().find(AuditLog, { action: 'agent.retire', resourceId: agent.id });
+    expect(audit.map((row) => row.changes)).toEqual([{ name: agent.name, server: serverId, removed: false, error: result.error }]);
   });
 });
