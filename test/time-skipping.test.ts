@@ -9,6 +9,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { AuditLog, Webhook, WebhookDelivery } from '../entities';
 import { temporal } from '@temporalio/proto';
@@ -16,15 +17,20 @@ import { loadConfig } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { SEARCH_ATTRIBUTE_NAMES } from '../lib/temporal';
 import { installTemporalRuntime } from '../worker/runtime';
+import { executionWorkflowId, inputTimeoutMessage, runResultOfFailure } from '../workflows/contracts/agent-execution';
 import { agentRetireWorkflowId, type RetireResult } from '../workflows/contracts/agent-retire';
 import { WEBHOOK_RETRY_DELAYS_MS, webhookDeliveryWorkflowId, type WebhookDeliveryResult } from '../workflows/contracts/webhook-delivery';
 import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
-import { activeAgent, registerHost } from './fleet';
+import { activeAgent, hostWithAgent, registerHost, waitFor } from './fleet';
 import { createTestContext, startTestWorker, type TestContext } from './harness';
 
-/** A generous ceiling for a loaded 2-core machine: the simulated spans below are hours to a day. */
-const WALL_CEILING_MS = 30_000;
+/**
+ * Wall time may be at most this part of the simulated time: a thousand times faster than real
+ * time, which leaves a loaded 2-core machine room (the 24 h input wait re-reads its question
+ * every 5 min, some 290 activities, and takes about 15 s there).
+ */
+const SPEEDUP = 1000;
 const HOUR = 3600_000;
 
 describe('long timers on the time-skipping test server', () => {
@@ -37,16 +43,23 @@ describe('long timers on the time-skipping test server', () => {
   const as = () => ({ Authorization: `Bearer ${admin.accessToken}` });
 
   /**
-   * Waits on the workflow's result through the test environment's client (the wait that lets
-   * time skip). Simulated time is the workflow's own span on the server's clock, start to close.
+   * Waits on the workflow's end through the test environment's client (the wait that lets time
+   * skip): its result, or the failure a run that did not complete ends its workflow with.
+   * Simulated time is the workflow's own span on the server's clock, start to close.
    */
-  async function resultSkipping<T>(workflowId: string): Promise<{ result: T; simulatedMs: number; wallMs: number }> {
+  async function endSkipping<T>(workflowId: string): Promise<{ result?: T; failure?: unknown; simulatedMs: number; wallMs: number }> {
     const wallFrom = Date.now();
-    const result = (await env.client.workflow.result(workflowId)) as T;
+    const ended = await env.client.workflow.result(workflowId).then(
+      (result) => ({ result: result as T }),
+      (failure: unknown) => ({ failure }),
+    );
     const wallMs = Date.now() - wallFrom;
     const { startTime, closeTime } = await env.client.workflow.getHandle(workflowId).describe();
-    return { result, simulatedMs: closeTime!.getTime() - startTime.getTime(), wallMs };
+    return { ...ended, simulatedMs: closeTime!.getTime() - startTime.getTime(), wallMs };
   }
+
+  const show = async (executionId: string) =>
+    (await http.get(`/api/executions/${executionId}`).set(as()).expect(200)).body as Record<string, unknown> & { status: string };
 
   beforeAll(async () => {
     const executable = process.env.TEMPORAL_TEST_SERVER_PATH;
@@ -94,14 +107,14 @@ describe('long timers on the time-skipping test server', () => {
       ).body as { id: string };
       const sent = (await http.post(`/api/webhooks/${hook.id}/test`).set(as()).expect(202)).body as { id: string };
 
-      const { result, simulatedMs, wallMs } = await resultSkipping<WebhookDeliveryResult>(webhookDeliveryWorkflowId(sent.id));
+      const { result, simulatedMs, wallMs } = await endSkipping<WebhookDeliveryResult>(webhookDeliveryWorkflowId(sent.id));
       const schedule = WEBHOOK_RETRY_DELAYS_MS.reduce((sum, ms) => sum + ms, 0);
       console.info(`webhook delivery: ${WEBHOOK_RETRY_DELAYS_MS.length + 1} attempts over ${simulatedMs} ms simulated in ${wallMs} ms`);
       expect(result).toEqual({ outcome: 'failed', attempts: WEBHOOK_RETRY_DELAYS_MS.length + 1 });
       expect(requests).toBe(WEBHOOK_RETRY_DELAYS_MS.length + 1);
       expect(simulatedMs).toBeGreaterThanOrEqual(schedule);
       expect(schedule).toBeGreaterThan(23 * HOUR);
-      expect(wallMs).toBeLessThan(WALL_CEILING_MS);
+      expect(wallMs).toBeLessThan(simulatedMs / SPEEDUP);
 
       const em = ctx.orm.em.fork();
       expect(await em.findOneOrFail(WebhookDelivery, sent.id)).toMatchObject({ status: 'FAILED', attempts: 11, lastResponseCode: 500 });
@@ -121,15 +134,38 @@ describe('long timers on the time-skipping test server', () => {
     await host.close();
     await http.delete(`/api/agents/${agent.id}`).set(as()).expect(204);
 
-    const { result, simulatedMs, wallMs } = await resultSkipping<RetireResult>(agentRetireWorkflowId(agent.id));
+    const { result, simulatedMs, wallMs } = await endSkipping<RetireResult>(agentRetireWorkflowId(agent.id));
     console.info(`agent retire: gave up after ${simulatedMs} ms simulated in ${wallMs} ms`);
     expect(result).toEqual({ removed: false, error: expect.stringMatching(/^the server stayed unreachable for 12h: ./) });
     // Attempts ran all along, at most 10 min apart: Temporal gives up at the last one whose
     // retry would land past the 12 h schedule-to-close, and its reason is the one kept.
     expect(simulatedMs).toBeGreaterThan(12 * HOUR - 10 * 60_000);
     expect(simulatedMs).toBeLessThanOrEqual(12 * HOUR);
-    expect(wallMs).toBeLessThan(WALL_CEILING_MS);
+    expect(wallMs).toBeLessThan(simulatedMs / SPEEDUP);
     const audit = await ctx.orm.em.fork().find(AuditLog, { action: 'agent.retire', resourceId: agent.id });
     expect(audit.map((row) => row.changes)).toEqual([{ name: agent.name, server: serverId, removed: false, error: result.error }]);
+  });
+
+  it("times out a run nobody answers within the default 24 h input timeout, and cancels the question's task on the host", async () => {
+    const { host, agent } = await hostWithAgent(http, admin, hosts);
+    const { executionId } = (
+      await http.post(`/api/agents/${agent.id}/execute`).set(as()).send({ prompt: '[ask:Anyone there?] done' }).expect(202)
+    ).body as { executionId: string };
+    // The reference host is a task host: the activity ends and the workflow waits on a timer.
+    await waitFor(async () => (await show(executionId)).status === 'WAITING_INPUT');
+
+    const { failure, simulatedMs, wallMs } = await endSkipping(executionWorkflowId(executionId));
+    console.info(`input timeout: ${simulatedMs} ms simulated in ${wallMs} ms`);
+    const message = inputTimeoutMessage(24 * HOUR);
+    expect(message).toBe('no answer to the input request within 24 h');
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect(runResultOfFailure((failure as WorkflowFailedError).cause)).toEqual({ status: 'TIMED_OUT', error: message });
+    expect(simulatedMs).toBeGreaterThanOrEqual(24 * HOUR);
+    expect(wallMs).toBeLessThan(simulatedMs / SPEEDUP);
+
+    expect(await show(executionId)).toMatchObject({ status: 'TIMED_OUT', error: message, pendingInput: null });
+    await host.waitForTaskRequest('tasks/cancel');
+    // The question expired with the run: a late answer is refused.
+    await http.post(`/api/executions/${executionId}/input`).set(as()).send({ action: 'decline' }).expect(409);
   });
 });
