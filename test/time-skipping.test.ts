@@ -143,7 +143,7 @@ describe('long timers on the time-skipping test server', () => {
     expect(simulatedMs).toBeLessThanOrEqual(12 * HOUR);
     expect(wallMs).toBeLessThan(simulatedMs / SPEEDUP);
     const audit = await ctx.orm.em.fork().find(AuditLog, { action: 'agent.retire', resourceId: agent.id });
-    expect(audit.map((row) => row.changes)).toEqual([{ name: agent.name, server: serverId, removed: false, error: result.error }]);
+    expect(audit.map((row) => row.changes)).toEqual([{ name: agent.name, server: serverId, removed: false, error: result?.error }]);
   });
 
   it("times out a run nobody answers within the default 24 h input timeout, and cancels the question's task on the host", async () => {
