@@ -10,8 +10,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { AuditLog, Webhook, WebhookDelivery } from '../entities';
+import { AuditLog, Execution, Webhook, WebhookDelivery } from '../entities';
 import { temporal } from '@temporalio/proto';
 import { loadConfig } from '../lib/config';
 import { createLogger } from '../lib/logger';
@@ -19,6 +20,7 @@ import { SEARCH_ATTRIBUTE_NAMES } from '../lib/temporal';
 import { installTemporalRuntime } from '../worker/runtime';
 import { executionWorkflowId, inputTimeoutMessage, runResultOfFailure } from '../workflows/contracts/agent-execution';
 import { agentRetireWorkflowId, type RetireResult } from '../workflows/contracts/agent-retire';
+import { taskRunWorkflowId } from '../workflows/contracts/task-run';
 import { WEBHOOK_RETRY_DELAYS_MS, webhookDeliveryWorkflowId, type WebhookDeliveryResult } from '../workflows/contracts/webhook-delivery';
 import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
@@ -26,12 +28,14 @@ import { activeAgent, hostWithAgent, registerHost, waitFor } from './fleet';
 import { createTestContext, startTestWorker, type TestContext } from './harness';
 
 /**
- * Wall time may be at most this part of the simulated time: a thousand times faster than real
- * time, which leaves a loaded 2-core machine room (the 24 h input wait re-reads its question
- * every 5 min, some 290 activities, and takes about 15 s there).
+ * What a test may take of wall time, against the hours to a day it covers. Skipped time still
+ * costs the workflows' own rechecks, each a few round trips (a queued run asks for its slot
+ * every 30 s, a waiting one re-reads its question every 5 min): 3 to 15 s on a loaded 2-core
+ * machine, so the ceiling leaves it room.
  */
-const SPEEDUP = 1000;
+const WALL_CEILING_MS = 60_000;
 const HOUR = 3600_000;
+const HALF_HOUR = HOUR / 2;
 
 describe('long timers on the time-skipping test server', () => {
   let env: TestWorkflowEnvironment;
@@ -61,7 +65,10 @@ describe('long timers on the time-skipping test server', () => {
   const show = async (executionId: string) =>
     (await http.get(`/api/executions/${executionId}`).set(as()).expect(200)).body as Record<string, unknown> & { status: string };
 
-  beforeAll(async () => {
+  // A test server of its own for each test: skipped time does not go back, and the
+  // activities date what they record (an input request's expiry) by the real clock, which a
+  // server that already skipped a day would be ahead of.
+  beforeEach(async () => {
     const executable = process.env.TEMPORAL_TEST_SERVER_PATH;
     if (!executable) throw new Error(process.env.TEMPORAL_TEST_SERVER_ERROR ?? 'the global setup found no Temporal test server');
     const base = loadConfig();
@@ -81,9 +88,9 @@ describe('long timers on the time-skipping test server', () => {
     http = httpFor(ctx);
     admin = await registerAccount(http, 'Time Skipping Org');
   });
-  afterAll(async () => {
+  afterEach(async () => {
     await worker?.stop();
-    await Promise.all(hosts.map((h) => h.close()));
+    await Promise.all(hosts.splice(0).map((h) => h.close()));
     await ctx?.close();
     await env?.teardown();
   });
@@ -114,7 +121,7 @@ describe('long timers on the time-skipping test server', () => {
       expect(requests).toBe(WEBHOOK_RETRY_DELAYS_MS.length + 1);
       expect(simulatedMs).toBeGreaterThanOrEqual(schedule);
       expect(schedule).toBeGreaterThan(23 * HOUR);
-      expect(wallMs).toBeLessThan(simulatedMs / SPEEDUP);
+      expect(wallMs).toBeLessThan(WALL_CEILING_MS);
 
       const em = ctx.orm.em.fork();
       expect(await em.findOneOrFail(WebhookDelivery, sent.id)).toMatchObject({ status: 'FAILED', attempts: 11, lastResponseCode: 500 });
@@ -141,7 +148,7 @@ describe('long timers on the time-skipping test server', () => {
     // retry would land past the 12 h schedule-to-close, and its reason is the one kept.
     expect(simulatedMs).toBeGreaterThan(12 * HOUR - 10 * 60_000);
     expect(simulatedMs).toBeLessThanOrEqual(12 * HOUR);
-    expect(wallMs).toBeLessThan(simulatedMs / SPEEDUP);
+    expect(wallMs).toBeLessThan(WALL_CEILING_MS);
     const audit = await ctx.orm.em.fork().find(AuditLog, { action: 'agent.retire', resourceId: agent.id });
     expect(audit.map((row) => row.changes)).toEqual([{ name: agent.name, server: serverId, removed: false, error: result?.error }]);
   });
@@ -161,11 +168,49 @@ describe('long timers on the time-skipping test server', () => {
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect(runResultOfFailure((failure as WorkflowFailedError).cause)).toEqual({ status: 'TIMED_OUT', error: message });
     expect(simulatedMs).toBeGreaterThanOrEqual(24 * HOUR);
-    expect(wallMs).toBeLessThan(simulatedMs / SPEEDUP);
+    expect(wallMs).toBeLessThan(WALL_CEILING_MS);
 
     expect(await show(executionId)).toMatchObject({ status: 'TIMED_OUT', error: message, pendingInput: null });
     await host.waitForTaskRequest('tasks/cancel');
     // The question expired with the run: a late answer is refused.
     await http.post(`/api/executions/${executionId}/input`).set(as()).send({ action: 'decline' }).expect(409);
+  });
+
+  it("times a task's run out after the task's timeoutMs and retries it maxRetries times, each attempt a new run", async () => {
+    const { agent } = await hostWithAgent(http, admin, hosts);
+    // A run waiting for an answer keeps the agent's only slot, so the task's runs stay QUEUED:
+    // no activity runs meanwhile (one would hold the test server's clock), only the workflows' timers.
+    const holder = (await http.post(`/api/agents/${agent.id}/execute`).set(as()).send({ prompt: '[ask:Keep the slot?] done' }).expect(202))
+      .body as { executionId: string };
+    await waitFor(async () => (await show(holder.executionId)).status === 'WAITING_INPUT');
+    const task = (
+      await http
+        .post('/api/tasks')
+        .set(as())
+        .send({ title: 'slow task', prompt: 'done', agentId: agent.id, timeoutMs: HALF_HOUR, maxRetries: 2 })
+        .expect(201)
+    ).body as { id: string };
+    const { executionId } = (await http.post(`/api/tasks/${task.id}/run`).set(as()).expect(202)).body as { executionId: string };
+
+    const { failure, simulatedMs, wallMs } = await endSkipping(taskRunWorkflowId(task.id, executionId));
+    console.info(`task timeout and retries: ${simulatedMs} ms simulated in ${wallMs} ms`);
+    const error = `the run did not finish within ${HALF_HOUR} ms (the task's timeoutMs)`;
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect(((failure as WorkflowFailedError).cause as ApplicationFailure).details?.[0]).toMatchObject({
+      status: 'TIMED_OUT',
+      attempts: 3,
+      error,
+    });
+    // Three attempts of half an hour each, and the waits between them (1 s, then 2 s).
+    expect(simulatedMs).toBeGreaterThanOrEqual(3 * HALF_HOUR + 3000);
+    expect(wallMs).toBeLessThan(WALL_CEILING_MS);
+
+    const runs = await ctx.orm.em.fork().find(Execution, { task: task.id }, { orderBy: { createdAt: 'asc' } });
+    expect(runs.map((run) => ({ status: run.status, error: run.error, retryOf: run.retryOf?.id ?? null }))).toEqual([
+      { status: 'TIMED_OUT', error, retryOf: null },
+      { status: 'TIMED_OUT', error, retryOf: runs[0]!.id },
+      { status: 'TIMED_OUT', error, retryOf: runs[1]!.id },
+    ]);
+    expect(await show(holder.executionId)).toMatchObject({ status: 'WAITING_INPUT' });
   });
 });
