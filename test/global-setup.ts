@@ -12,6 +12,7 @@ import { findBwrap } from '../dev/bwrap';
 import { startEmbeddedPostgres } from '../dev/embedded-postgres';
 import { freePort } from '../dev/free-port';
 import { startTemporalDevServer } from '../dev/temporal-dev-server';
+import { findTemporalTestServer } from '../dev/temporal-test-server';
 // Only @temporalio/worker here: importing worker/worker.ts would load the entities (MikroORM
 // metadata) into this process, which test files share when Jest runs in band.
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
@@ -29,7 +30,7 @@ export default async function globalSetup(): Promise<void> {
   const started = Date.now();
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'mcp-fleet-test-'));
   const [pgPort, temporalPort] = await Promise.all([freePort(), freePort()]);
-  const [pg, temporal, bundle, bwrap] = await Promise.all([
+  const [pg, temporal, bundle, bwrap, testServer] = await Promise.all([
     startEmbeddedPostgres({
       dataDir: path.join(tmpDir, 'pg'),
       port: pgPort,
@@ -44,6 +45,9 @@ export default async function globalSetup(): Promise<void> {
     }),
     // The reference hosts the tests start sandbox their agents' commands (host/sandbox.ts), as in production.
     findBwrap({ bwrapPath: process.env.BWRAP_PATH }).catch((error: unknown) => error as Error),
+    // Temporal's time-skipping test server, for the tests of long timers (test/time-skipping.test.ts):
+    // installed once into .tools. Its absence fails that file only, with the reason.
+    findTemporalTestServer({ serverPath: process.env.TEMPORAL_TEST_SERVER_PATH }).catch((error: unknown) => error as Error),
   ]);
   if (bwrap instanceof Error) {
     await Promise.allSettled([temporal.stop(), pg.remove()]);
@@ -87,6 +91,9 @@ export default async function globalSetup(): Promise<void> {
       // Test files share this database, each with a task queue of its own: a worker process a test
       // spawns starts no webhook deliveries; the webhook tests scope their worker to their own.
       WEBHOOK_OUTBOX: 'off',
+      ...(testServer instanceof Error
+        ? { TEMPORAL_TEST_SERVER_ERROR: testServer.message }
+        : { TEMPORAL_TEST_SERVER_PATH: testServer.path }),
     });
   } catch (error) {
     await stop();
