@@ -26,20 +26,34 @@ export async function markRunning(tx: EntityManager, execution: Execution): Prom
 
 /**
  * The run's final status, error, end time and duration, then the final `status` event (with
- * `data.error` when there is one). Does nothing to a run that already ended.
+ * `data.error` when there is one), in one transaction: the event's notice and its webhook
+ * outbox rows (domain/events.ts) commit with the status or not at all. A retry after a failure
+ * between the two would otherwise find the run already final and never write its event nor
+ * its alert. Does nothing to a run that already ended.
  */
 export async function markFinished(em: EntityManager, execution: Execution, outcome: AgentExecutionResult): Promise<void> {
   if (isFinal(execution.status)) return;
-  const now = new Date();
-  execution.status = ExecutionStatus[outcome.status];
-  execution.error = outcome.error;
-  execution.completedAt = now;
-  execution.durationMs = execution.startedAt ? now.getTime() - execution.startedAt.getTime() : 0;
-  await em.flush();
-  // A zombie attempt may still be appending: a taken seq costs a retry of the event alone, in a
-  // transaction too (appendEvent).
-  await appendEvent(em, executionRef(execution), execution.attempt, 'status', {
-    status: outcome.status,
-    ...(outcome.error ? { data: { error: outcome.error } } : {}),
-  });
+  const finish = async (tx: EntityManager) => {
+    const now = new Date();
+    execution.status = ExecutionStatus[outcome.status];
+    execution.error = outcome.error;
+    execution.completedAt = now;
+    execution.durationMs = execution.startedAt ? now.getTime() - execution.startedAt.getTime() : 0;
+    await tx.flush();
+    // A zombie attempt may still be appending: a taken seq costs a retry of the event alone
+    // (appendEvent, in a savepoint).
+    await appendEvent(tx, executionRef(execution), execution.attempt, 'status', {
+      status: outcome.status,
+      ...(outcome.error ? { data: { error: outcome.error } } : {}),
+    });
+  };
+  if (em.isInTransaction()) return finish(em);
+  const before = { status: execution.status, error: execution.error, completedAt: execution.completedAt, durationMs: execution.durationMs };
+  try {
+    await em.transactional(finish);
+  } catch (error) {
+    // Rolled back: the entity says what the database still holds.
+    Object.assign(execution, before);
+    throw error;
+  }
 }
