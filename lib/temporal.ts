@@ -56,8 +56,8 @@ function defaultDeadline(deadlineMs: number): GrpcInterceptor {
 const MAX_RECONNECT_BACKOFF_MS = 5000;
 
 /** Without a policy, calls keep the SDK's retries (10 tries, about 20 s) and no deadline: the worker's. */
-export async function connectTemporal(address: string, policy?: TemporalCallPolicy): Promise<Connection> {
-  return Connection.connect({
+export function temporalConnectionOptions(address: string, policy?: TemporalCallPolicy): ConnectionOptions {
+  return {
     address,
     connectTimeout: '10s',
     channelArgs: { 'grpc.max_reconnect_backoff_ms': MAX_RECONNECT_BACKOFF_MS },
@@ -69,7 +69,11 @@ export async function connectTemporal(address: string, policy?: TemporalCallPoli
           ],
         }
       : {}),
-  });
+  };
+}
+
+export async function connectTemporal(address: string, policy?: TemporalCallPolicy): Promise<Connection> {
+  return Connection.connect(temporalConnectionOptions(address, policy));
 }
 
 // gRPC status codes (@grpc/grpc-js is the SDK's dependency, not ours).
