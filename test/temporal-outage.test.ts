@@ -33,9 +33,12 @@ function spawnWorker(ctx: TestContext, address: string, log: string[]): ChildPro
       LOG_PRETTY: 'false',
       WEBHOOK_OUTBOX: 'off',
     },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stderr?.on('data', (chunk: Buffer) => log.push(chunk.toString('utf8')));
+  // Its log (JSON lines on stdout, a crash on stderr), for the assertion that it is still running.
+  const keep = (chunk: Buffer) => log.push(chunk.toString('utf8'));
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
   return child;
 }
 
