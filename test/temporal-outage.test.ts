@@ -123,7 +123,9 @@ describe('Temporal unavailable for 30 s', () => {
     for (const id of inFlight) await host.waitForCall('execute_prompt', (c) => c.args.executionId === id, 30_000);
 
     // The outage: SIGKILL, as a crash would.
-    const pid = temporal!.pid!;
+    // The CLI's own process (.tools/temporal, TEMPORAL_CLI_PATH); the SDK-downloaded server has none to kill.
+    const pid = temporal!.pid;
+    if (!pid) throw new Error(`this test kills the Temporal CLI's process; the server came from ${temporal!.source}`);
     process.kill(pid, 'SIGKILL');
     await waitFor(async () => !alive(pid), 30_000, 50);
     const downAt = Date.now();
