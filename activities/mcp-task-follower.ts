@@ -1,6 +1,7 @@
 import { McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { McpConnection, ProgressListener } from '../lib/mcp-client';
 import { cancelMcpTask, getMcpTask, getMcpTaskResult, isMcpTaskNotFound, TERMINAL_MCP_TASK_STATUSES } from '../lib/mcp-tasks';
+import { AttemptAbandoned } from './run-control';
 
 /** The server does not know the task any more: whatever the run did, its outcome cannot be learnt. */
 export class McpTaskForgotten extends Error {
@@ -119,11 +120,13 @@ class FollowRound {
 
   private readonly onCancel = () => {
     // tasks/cancel goes out first: the host stops the run on it, not on the result stream's end.
-    this.cancelling = cancelMcpTask(
-      this.options.connection.client,
-      this.options.mcpTaskId,
-      Math.min(this.options.requestTimeoutMs, CANCEL_TIMEOUT_MS),
-    );
+    // Not for an attempt Temporal abandoned: the next one follows the same task.
+    if (!(this.options.signal.reason instanceof AttemptAbandoned))
+      this.cancelling = cancelMcpTask(
+        this.options.connection.client,
+        this.options.mcpTaskId,
+        Math.min(this.options.requestTimeoutMs, CANCEL_TIMEOUT_MS),
+      );
     this.onAbort();
   };
 
@@ -151,7 +154,8 @@ async function followOnce(options: FollowOptions, activity: { last: number }, ma
   } catch (error) {
     if (options.pause?.aborted && !signal.aborted) throw new FollowPaused();
     if (signal.aborted) {
-      await (round.cancelling ?? cancelMcpTask(connection.client, mcpTaskId, Math.min(options.requestTimeoutMs, CANCEL_TIMEOUT_MS)));
+      if (!(signal.reason instanceof AttemptAbandoned))
+        await (round.cancelling ?? cancelMcpTask(connection.client, mcpTaskId, Math.min(options.requestTimeoutMs, CANCEL_TIMEOUT_MS)));
       throw error;
     }
     if (round.verdict instanceof McpTaskForgotten || isMcpTaskNotFound(error)) throw new McpTaskForgotten(mcpTaskId);

@@ -21,6 +21,26 @@ export interface ActivityControl {
 /** A run's hold on its host call: its signal is also aborted by the cancel route's fast path. */
 export type RunControl = ActivityControl;
 
+/**
+ * Why an attempt's signal aborts when Temporal stops waiting for it without anyone asking for a
+ * cancel: its heartbeat timed out (Temporal was down, or the worker stalled), the worker shuts
+ * down, the activity was reset or paused. The run goes on in a next attempt, which re-attaches
+ * to the host's MCP task: this attempt lets go of the task and must not cancel it.
+ */
+export class AttemptAbandoned extends Error {
+  constructor() {
+    super('Temporal no longer waits for this attempt');
+    this.name = 'AttemptAbandoned';
+  }
+}
+
+/** The reason a Temporal cancel aborts the attempt with: a cancel asked for (the workflow's), or an abandoned attempt. */
+function temporalCancelReason(ctx: Context): Error {
+  const details = ctx.cancellationDetails;
+  // Without details (an older server), a cancel, as before.
+  return details && !details.cancelRequested ? new AttemptAbandoned() : new Error('cancelled');
+}
+
 /** Whether Temporal cancelled the activity (its cancel wins over every other ending). */
 export function cancelledByTemporal(): boolean {
   return Context.current().cancellationSignal.aborted;
@@ -41,7 +61,8 @@ export function cancelledFailure(): Error {
  */
 export async function withActivityControl<T>(fn: (control: ActivityControl) => Promise<T>, controller = new AbortController()): Promise<T> {
   const ctx = Context.current();
-  const onTemporalCancel = () => controller.abort(new Error('cancelled'));
+  // The abort listener runs outside the activity's async context: `ctx` is captured here.
+  const onTemporalCancel = () => controller.abort(temporalCancelReason(ctx));
   ctx.cancellationSignal.addEventListener('abort', onTemporalCancel);
   const control: ActivityControl = {
     signal: controller.signal,

@@ -5,9 +5,16 @@ import type { Config } from '../lib/config';
 import { createLogger, type Logger } from '../lib/logger';
 import { createMetricsRegistry, startMetricsServer } from '../lib/metrics';
 import { initOrm, requireDatabaseUrl, type Orm } from '../lib/orm';
-import { connectTemporal, createTemporalClient, temporalAddress } from '../lib/temporal';
+import { connectTemporal, createTemporalClient, temporalAddress, type TemporalCallPolicy } from '../lib/temporal';
 import { ApiMetrics } from './metrics';
 import { RealtimeHub } from './realtime/hub';
+
+/**
+ * A person waits behind the API's Temporal calls: a Temporal that refuses connections fails a
+ * call after 4 quick tries (about 1 s), one that does not answer after 10 s; the route then
+ * answers 503 temporal_unavailable. A workflow's result (a long poll) keeps no deadline.
+ */
+export const API_TEMPORAL_CALLS: TemporalCallPolicy = { attempts: 4, deadlineMs: 10_000 };
 
 /** Everything the API needs, built by `createAppDeps` (the entry point, tests, benchmarks). */
 export interface AppDeps {
@@ -39,7 +46,7 @@ export function createAppDeps(config: Config, options: AppDepsOptions = {}): Pro
     const databaseUrl = requireDatabaseUrl(config.database.url);
     const orm = await initOrm(databaseUrl, { poolMax: config.database.poolMax, logger });
     closing(() => orm.close(true));
-    const connection = await connectTemporal(temporalAddress(config));
+    const connection = await connectTemporal(temporalAddress(config), API_TEMPORAL_CALLS);
     closing(() => connection.close());
     const metrics = new ApiMetrics(createMetricsRegistry());
     const metricsServer = await startMetricsServer(metrics.registry, config.metrics.api, (err) =>

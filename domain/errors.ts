@@ -1,5 +1,11 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 
+/**
+ * Retry-After of a 503 temporal_unavailable: the API's connection tries to reach a Temporal that
+ * was down at least every 5 s (lib/temporal.ts), so a retry after that sees it back.
+ */
+export const TEMPORAL_RETRY_AFTER_SECONDS = 5;
+
 /** The one error type handlers throw; the error middleware turns it into `{error:{code,message,details?}}`. */
 export class AppError extends Error {
   constructor(
@@ -23,6 +29,11 @@ export class AppError extends Error {
 
   static conflict(code: string, message: string, details?: unknown): AppError {
     return new AppError(409, code, message, details);
+  }
+
+  /** Temporal could not be reached or did not answer in time: a 503 the client may try again after Retry-After. */
+  static temporalUnavailable(message = 'Temporal is unavailable; try again', details?: unknown): AppError {
+    return new AppError(503, 'temporal_unavailable', message, details, { 'Retry-After': String(TEMPORAL_RETRY_AFTER_SECONDS) });
   }
 }
 

@@ -1,4 +1,11 @@
-import { Client, Connection } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  defaultGrpcRetryOptions,
+  isGrpcServiceError,
+  makeGrpcRetryInterceptor,
+  type ConnectionOptions,
+} from '@temporalio/client';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { SearchAttributes, SEARCH_ATTRIBUTE_NAMES } from './search-attributes';
 import { temporal } from '@temporalio/proto';
@@ -16,8 +23,74 @@ export function temporalAddress(config: Pick<Config, 'temporal'>): string {
   return config.temporal.address ?? `127.0.0.1:${config.temporal.devPort}`;
 }
 
-export async function connectTemporal(address: string): Promise<Connection> {
-  return Connection.connect({ address, connectTimeout: '10s' });
+/**
+ * How the calls of a connection that answers people (the API's) treat a Temporal that is down
+ * or stuck: they fail within a bound, and the caller answers 503 instead of holding the request.
+ */
+export interface TemporalCallPolicy {
+  /** Tries of a call Temporal did not take (UNAVAILABLE and the SDK's other retryable codes), the first included. */
+  attempts: number;
+  /** The deadline of every call that sets none itself, except the long polls (LONG_POLL_METHODS). */
+  deadlineMs: number;
+}
+
+/** Calls that wait on the server by design (a workflow's result, an update's outcome): no default deadline. */
+const LONG_POLL_METHODS = new Set(['GetWorkflowExecutionHistory', 'PollWorkflowExecutionUpdate']);
+
+type GrpcInterceptor = NonNullable<ConnectionOptions['interceptors']>[number];
+
+/** Outermost, so the SDK's retries (the next interceptor) all fall within the one deadline. */
+function defaultDeadline(deadlineMs: number): GrpcInterceptor {
+  return (options, nextCall) => {
+    const method = options.method_definition.path.split('/').pop() ?? '';
+    const deadline = options.deadline ?? (LONG_POLL_METHODS.has(method) ? undefined : Date.now() + deadlineMs);
+    // grpc-js chains interceptors by what each returns; the next call is as good as a wrapper of it.
+    return nextCall({ ...options, deadline }) as ReturnType<GrpcInterceptor>;
+  };
+}
+
+/**
+ * grpc-js waits longer and longer (up to 2 min) between reconnection attempts to a server that
+ * is down, and fails every call meanwhile: capped, a restarted Temporal is seen within seconds.
+ */
+const MAX_RECONNECT_BACKOFF_MS = 5000;
+
+/** Without a policy, calls keep the SDK's retries (10 tries, about 20 s) and no deadline: the worker's. */
+export function temporalConnectionOptions(address: string, policy?: TemporalCallPolicy): ConnectionOptions {
+  return {
+    address,
+    connectTimeout: '10s',
+    channelArgs: { 'grpc.max_reconnect_backoff_ms': MAX_RECONNECT_BACKOFF_MS },
+    ...(policy
+      ? {
+          interceptors: [
+            defaultDeadline(policy.deadlineMs),
+            makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: policy.attempts })),
+          ],
+        }
+      : {}),
+  };
+}
+
+export async function connectTemporal(address: string, policy?: TemporalCallPolicy): Promise<Connection> {
+  return Connection.connect(temporalConnectionOptions(address, policy));
+}
+
+// gRPC status codes (@grpc/grpc-js is the SDK's dependency, not ours).
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_UNAVAILABLE = 14;
+
+/**
+ * Whether an error (or one of its causes: the SDK wraps the gRPC error) says Temporal could not
+ * be reached or did not answer in time, rather than that it refused the request.
+ */
+export function isTemporalUnavailable(error: unknown): boolean {
+  let current = error;
+  for (let depth = 0; current && depth < 5; depth++) {
+    if (isGrpcServiceError(current) && (current.code === GRPC_UNAVAILABLE || current.code === GRPC_DEADLINE_EXCEEDED)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Middleware } from 'koa';
 import { ZodError } from 'zod';
 import type { AppContext } from '../context';
 import { AppError, type ErrorBody } from '../../domain/errors';
+import { isTemporalUnavailable } from '../../lib/temporal';
 import { zodDetails } from '../validate';
 
 interface HttpLikeError {
@@ -37,6 +38,9 @@ function toAppError(error: unknown): AppError | undefined {
     return new AppError(409, 'conflict', 'A resource with the same unique value already exists');
   if (error instanceof ForeignKeyConstraintViolationException)
     return new AppError(409, 'conflict', 'The resource is still referenced by others');
+  // Any route that reaches Temporal (a start, a signal, a schedule, a workflow's result) while it
+  // is down or stuck: the client may try again, which is not true of a 500.
+  if (isTemporalUnavailable(error)) return AppError.temporalUnavailable();
   const http = error as HttpLikeError | undefined;
   const status = http?.status ?? http?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {

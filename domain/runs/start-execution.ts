@@ -154,7 +154,7 @@ export async function startExecution(deps: RunDeps, actor: Actor, input: StartIn
       status: 'FAILED',
       error: 'the run could not be started (Temporal unavailable)',
     });
-    throw new AppError(503, 'temporal_unavailable', 'The run could not be started; try again', { executionId: execution.id });
+    throw AppError.temporalUnavailable('The run could not be started; try again', { executionId: execution.id });
   }
   return execution;
 }

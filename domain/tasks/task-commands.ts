@@ -78,7 +78,7 @@ async function syncOrUnavailable(temporal: TemporalAccess, task: Task): Promise<
     await syncTaskSchedule(temporal, task);
   } catch (error) {
     if (error instanceof AppError) throw error;
-    throw new AppError(503, 'temporal_unavailable', 'The task schedule could not be saved in Temporal; try again', {
+    throw AppError.temporalUnavailable('The task schedule could not be saved in Temporal; try again', {
       taskId: task.id,
       cause: (error as Error).message,
     });
@@ -308,7 +308,7 @@ export async function runTaskNow(
     }).catch((cleanup: unknown) => deps.logger.error({ err: cleanup, executionId }, 'could not end a run that was not started'));
     if (error instanceof AppError) throw error;
     deps.logger.error({ err: error, executionId }, 'could not start taskRun');
-    throw new AppError(503, 'temporal_unavailable', 'The run could not be started; try again', { taskId: task.id });
+    throw AppError.temporalUnavailable('The run could not be started; try again', { taskId: task.id });
   }
 }
 

@@ -81,7 +81,7 @@ export async function requestToolChange(
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) throw runningConflict(tool, workflowId);
     deps.logger.error({ err: error, workflowId }, 'could not start toolInstall');
-    throw new AppError(503, 'temporal_unavailable', 'The change could not be started; try again', { workflowId });
+    throw AppError.temporalUnavailable('The change could not be started; try again', { workflowId });
   }
   // After the start: a request Temporal refused (one already running) changed nothing to audit.
   audit(em, actor, {
