@@ -5,6 +5,8 @@ import { ZodError } from 'zod';
 import type { AppContext } from '../context';
 import { AppError, type ErrorBody } from '../../domain/errors';
 import { zodDetails } from '../validate';
+import { isDatabaseUnavailable } from '../../lib/database-unavailable';
+import { databaseUnavailable } from './database-unavailable';
 
 interface HttpLikeError {
   status?: number;
@@ -37,6 +39,7 @@ function toAppError(error: unknown): AppError | undefined {
     return new AppError(409, 'conflict', 'A resource with the same unique value already exists');
   if (error instanceof ForeignKeyConstraintViolationException)
     return new AppError(409, 'conflict', 'The resource is still referenced by others');
+  if (isDatabaseUnavailable(error)) return databaseUnavailable();
   const http = error as HttpLikeError | undefined;
   const status = http?.status ?? http?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
