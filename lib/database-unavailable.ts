@@ -40,12 +40,16 @@ const LOST_CONNECTION = [
   'timeout expired',
 ];
 
+const POOL_TIMEOUT = 'Knex: Timeout acquiring a connection';
+
 function oneUnavailable(error: object): boolean {
   const { code, name, message } = error as { code?: unknown; name?: unknown; message?: unknown };
   if (typeof code === 'string' && (NETWORK_CODES.has(code) || SERVER_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return true;
   // knex: no pooled connection became free within the pool's acquire timeout (lib/orm.ts).
+  // MikroORM wraps it in a DriverException named after itself, keeping the message.
   if (name === 'KnexTimeoutError') return true;
   if (typeof message !== 'string') return false;
+  if (message.startsWith(POOL_TIMEOUT)) return true;
   return LOST_CONNECTION.some((sentence) => message === sentence || message.endsWith(` - ${sentence}`));
 }
 
