@@ -83,7 +83,17 @@ describe('isDatabaseUnavailable', () => {
     const syntax = await thrown(() => orm.em.fork().execute('selec 1'));
     const division = await thrown(() => orm.em.fork().execute('select 1 / (select count(*) from pg_database where false)'));
     expect(division).toMatchObject({ code: '22012' });
-    for (const error of [syntax, division, new Error('Connection terminated is only quoted here, mid-sentence'), undefined, 'ECONNREFUSED'])
+    // A NUL in a string is a protocol violation (class 08, like the connection failures): the client's fault.
+    const nul = await thrown(() => orm.em.fork().execute('select ?::text', ['a\u0000b']));
+    expect(nul).toMatchObject({ code: '08P01' });
+    for (const error of [
+      syntax,
+      division,
+      nul,
+      new Error('Connection terminated is only quoted here, mid-sentence'),
+      undefined,
+      'ECONNREFUSED',
+    ])
       expect(isDatabaseUnavailable(error)).toBe(false);
   });
 });

@@ -23,9 +23,10 @@ const NETWORK_CODES = new Set([
 /**
  * SQLSTATEs of a server going away or refusing for now: admin_shutdown (a stop ended the
  * session), crash_shutdown, cannot_connect_now (starting up or shutting down),
- * too_many_connections. The whole class 08 (connection exception) counts too.
+ * too_many_connections, and the connection exceptions of class 08, but not 08P01
+ * (protocol_violation: what PostgreSQL answers to a NUL in a string, the client's fault).
  */
-const SERVER_CODES = new Set(['57P01', '57P02', '57P03', '53300']);
+const SERVER_CODES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', '08007']);
 
 /**
  * pg's own sentences for a connection lost or never made, which carry no code. knex and
@@ -44,7 +45,7 @@ const POOL_TIMEOUT = 'Knex: Timeout acquiring a connection';
 
 function oneUnavailable(error: object): boolean {
   const { code, name, message } = error as { code?: unknown; name?: unknown; message?: unknown };
-  if (typeof code === 'string' && (NETWORK_CODES.has(code) || SERVER_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return true;
+  if (typeof code === 'string' && (NETWORK_CODES.has(code) || SERVER_CODES.has(code))) return true;
   // knex: no pooled connection became free within the pool's acquire timeout (lib/orm.ts).
   // MikroORM wraps it in a DriverException named after itself, keeping the message.
   if (name === 'KnexTimeoutError') return true;
