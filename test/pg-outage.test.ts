@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { temporal } from '@temporalio/proto';
 import request from 'supertest';
 import { startApiServer, type ApiServer } from '../api/server';
 import { startEmbeddedPostgres, type EmbeddedPostgres, type EmbeddedPostgresOptions } from '../dev/embedded-postgres';
@@ -155,7 +156,20 @@ describe('PostgreSQL unavailable for 30 s', () => {
     const bearer = { type: 'bearer' } as const;
     const registered = await registerHost(http$, admin, { stepDelayMs: 100 });
     hosts.push(registered.host);
-    // Validation runs on the worker process (its first workflow, so this also waits for it to be up).
+    // The worker process polls its task queue (tsx start-up takes a while on a loaded machine);
+    // then the agent's validation runs on it.
+    await waitFor(
+      async () =>
+        ((
+          await ctx.temporal.client.workflowService.describeTaskQueue({
+            namespace: ctx.config.temporal.namespace,
+            taskQueue: { name: ctx.config.temporal.taskQueue },
+            taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+          })
+        ).pollers?.length ?? 0) > 0,
+      120_000,
+      250,
+    );
     const agent = await activeAgent(http$, admin, registered.serverId, { maxConcurrency: 3 });
 
     // Three runs of a few seconds of events each, in flight when PostgreSQL stops.
