@@ -75,7 +75,7 @@ describe('the realtime hub after a lost LISTEN connection', () => {
     let hub: RealtimeHub | undefined;
     try {
       // The hub LISTENs on the database itself, and reads the log through the proxy.
-      orm = await initOrm(proxied.toString(), { poolMax: 1 });
+      orm = await initOrm(proxied.toString(), { poolMax: 1, logger: ctx.logger });
       hub = new RealtimeHub(url, orm, ctx.logger);
       await hub.start();
       const received: HubEvent[] = [];

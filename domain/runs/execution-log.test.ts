@@ -75,7 +75,7 @@ describe('the execution log while PostgreSQL goes away', () => {
     url.port = String(proxy.port);
     let orm: Orm | undefined;
     try {
-      orm = await initOrm(url.toString(), { poolMax: 1 });
+      orm = await initOrm(url.toString(), { poolMax: 1, logger: ctx.logger });
       const payload = await appendEvent(orm.em.fork(), executionRef(execution), 1, 'output', { output: 'once' });
       expect(payload).toMatchObject({ seq: 1, output: 'once' });
       const log = await eventsAfter(ctx.orm.em.fork(), execution.id, 0);
