@@ -1,10 +1,18 @@
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
-import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger } from '../../entities';
+import request from 'supertest';
+import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, Organization } from '../../entities';
+import { publishEvent } from '../../domain/events';
+import { appendEvent, executionNotice } from '../../domain/runs/execution-log';
+import { executionRef } from '../../domain/runs/execution-status';
 import { initOrm, type Orm } from '../../lib/orm';
 import { makeAgent, makeOrganization, makeServer } from '../../test/factories';
 import { waitFor } from '../../test/fleet';
+import { registerAccount } from '../../test/api';
 import { createTestContext, type TestContext } from '../../test/harness';
+import { createApp } from '../app';
+import { startApiServer, type ApiServer } from '../server';
 import { RealtimeHub, type HubEvent } from './hub';
 
 /** A loopback proxy to PostgreSQL that can be made to cut every connection and refuse new ones, as a database gone away. */
@@ -115,6 +123,74 @@ describe('the realtime hub after a lost LISTEN connection', () => {
       expect(replayed).toMatchObject({ seq: 1, payload: { output: 'missed' } });
       expect(received.some((e) => e.type === 'hub:reconnected')).toBe(true);
     } finally {
+      await hub?.close();
+      await orm?.close(true);
+      await proxy.close();
+    }
+  });
+});
+
+describe('an SSE stream whose gap cannot be filled from the log', () => {
+  let ctx: TestContext;
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+  });
+  afterAll(async () => {
+    await ctx?.close();
+  });
+
+  it('ends, for its client to resume with Last-Event-ID, when the database is away, instead of failing unseen and staying open', async () => {
+    const account = await registerAccount(request(createApp(ctx).callback()), 'SSE Gap Org');
+    const setup = ctx.orm.em.fork();
+    const agent = makeAgent(setup, makeServer(setup, setup.getReference(Organization, account.organizationId)));
+    const execution = setup.create(Execution, {
+      organization: agent.organization,
+      agent,
+      trigger: ExecutionTrigger.API,
+      status: ExecutionStatus.RUNNING,
+      prompt: 'p',
+    });
+    await setup.flush();
+    const ref = executionRef(execution);
+    const first = await appendEvent(ctx.orm.em.fork(), ref, 1, 'output', { output: 'one' });
+
+    const url = ctx.config.database.url!;
+    const proxied = new URL(url);
+    const proxy = await switchableProxy(Number(proxied.port));
+    proxied.port = String(proxy.port);
+    let orm: Orm | undefined;
+    let hub: RealtimeHub | undefined;
+    let api: ApiServer | undefined;
+    let stream: http.ClientRequest | undefined;
+    try {
+      // The API reads the database through the proxy; its hub LISTENs on the database itself.
+      orm = await initOrm(proxied.toString(), { poolMax: 2, logger: ctx.logger });
+      hub = new RealtimeHub(url, orm, ctx.logger);
+      await hub.start();
+      api = await startApiServer({ ...ctx, orm, events: hub }, 0, '127.0.0.1');
+      let text = '';
+      let ended = false;
+      stream = http.get(
+        `${api.url}/api/executions/${execution.id}/events`,
+        { headers: { Accept: 'text/event-stream', Authorization: `Bearer ${account.accessToken}` } },
+        (res) => {
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => (ended = true));
+        },
+      );
+      stream.on('error', () => undefined);
+      await waitFor(async () => text.includes('id: 1\n'), 30_000);
+
+      // The database goes away; an event arrives live with the one before it missing.
+      proxy.refuse(true);
+      await publishEvent(ctx.orm.em.fork(), executionNotice(ref, { ...first, seq: 3, output: 'three' }));
+      await waitFor(async () => ended, 30_000);
+      expect(text).not.toContain('id: 3');
+    } finally {
+      stream?.destroy();
+      await api?.close();
       await hub?.close();
       await orm?.close(true);
       await proxy.close();
