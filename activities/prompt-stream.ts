@@ -5,6 +5,7 @@ import { GrowingThrottle } from '../domain/runs/progress-throttle';
 import type { AgentExecutionPayload } from '../domain/events';
 import { signalProgress } from '../domain/temporal';
 import { parseHostMessage, type HostMessage } from '../lib/host-contract';
+import { retryWhileDatabaseUnavailable } from '../lib/database-unavailable';
 import type { Logger } from '../lib/logger';
 import type { Orm } from '../lib/orm';
 import { storable, storableText } from '../lib/pg-text';
@@ -87,9 +88,13 @@ export class PromptStream {
    * way an attempt ends writes them through here.
    */
   async save(also: Partial<Pick<Execution, 'output' | 'tokensUsed' | 'result' | 'runMsUsed'>> = {}): Promise<void> {
-    await this.deps.orm.em
-      .fork()
-      .nativeUpdate(Execution, { id: this.executionId }, { output: this.output || undefined, todos: this.state.todos, ...also });
+    // Like the log's events, the answer waits for PostgreSQL to come back rather than fail a run
+    // the host has finished (an update of the same values is safe to repeat).
+    await retryWhileDatabaseUnavailable(() =>
+      this.deps.orm.em
+        .fork()
+        .nativeUpdate(Execution, { id: this.executionId }, { output: this.output || undefined, todos: this.state.todos, ...also }),
+    );
   }
 
   private record(message: HostMessage): Promise<AgentExecutionPayload> {

@@ -27,6 +27,16 @@ class StatementFreeLogger extends DefaultLogger {
   override logQuery(): void {}
 }
 
+/**
+ * Bounds on waiting for a connection, so a request that needs PostgreSQL while it is gone (or
+ * the pool is exhausted) fails in seconds, as a 503 (lib/database-unavailable.ts), instead of
+ * hanging: a new connection gets 10 s to be made (a refused one fails at once; a host that
+ * drops packets would otherwise hold it for the OS's TCP timeout, minutes), and a query waits
+ * at most 15 s for a pooled connection (knex's default is 60 s).
+ */
+export const DB_CONNECT_TIMEOUT_MS = 10_000;
+export const DB_ACQUIRE_TIMEOUT_MS = 15_000;
+
 export function ormOptions(url: string, options: { poolMax?: number; logger?: Logger } = {}): Options<PostgreSqlDriver> {
   return {
     driver: PostgreSqlDriver,
@@ -48,10 +58,25 @@ export function ormOptions(url: string, options: { poolMax?: number; logger?: Lo
       silent: true,
     },
     forceUtcTimezone: true,
-    pool: { min: 0, max: options.poolMax ?? 10 },
+    pool: { min: 0, max: options.poolMax ?? 10, acquireTimeoutMillis: DB_ACQUIRE_TIMEOUT_MS },
+    driverOptions: {
+      connection: { connectionTimeoutMillis: DB_CONNECT_TIMEOUT_MS },
+      // knex writes its warnings (a pooled connection found dead after a restart) to the console.
+      log: options.logger ? knexLog(options.logger) : undefined,
+    },
     debug: false,
     logger: options.logger ? (message) => options.logger!.debug({ orm: message }) : undefined,
     loggerFactory: (loggerOptions: LoggerOptions) => new StatementFreeLogger(loggerOptions),
+  };
+}
+
+/** knex's own messages name no statement or value (MikroORM logs those, StatementFreeLogger above). */
+function knexLog(logger: Logger) {
+  return {
+    warn: (message: unknown) => logger.warn({ knex: String(message) }, 'database pool'),
+    error: (message: unknown) => logger.error({ knex: String(message) }, 'database pool'),
+    deprecate: (message: unknown) => logger.debug({ knex: String(message) }, 'database pool'),
+    debug: () => undefined,
   };
 }
 

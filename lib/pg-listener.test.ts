@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { Client } from 'pg';
 import { waitFor } from '../test/fleet';
 import { loadConfig } from './config';
@@ -98,4 +99,17 @@ describe('PgListener', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(seen).toEqual([]);
   });
+  it('gives up a connection the server accepts and never answers (a host dropping packets) instead of waiting forever', async () => {
+    const silent = net.createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = new URL(databaseUrl);
+      url.port = String((silent.address() as net.AddressInfo).port);
+      const listener = listen({ databaseUrl: url.toString(), onNotification: () => undefined });
+      // Its first connection: a failure rejects start() (a later one would be retried with backoff).
+      await expect(listener.start()).rejects.toThrow(/timeout/i);
+    } finally {
+      silent.close();
+    }
+  }, 60_000);
 });

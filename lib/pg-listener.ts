@@ -3,6 +3,7 @@ import type { Logger } from './logger';
 
 const FIRST_RETRY_MS = 250;
 const MAX_RETRY_MS = 10_000;
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export interface PgListenerOptions {
   databaseUrl: string;
@@ -57,7 +58,9 @@ export class PgListener {
   private async connect(): Promise<void> {
     if (this.closed) return;
     const { databaseUrl, channels, logger, name } = this.options;
-    const client = new Client({ connectionString: databaseUrl });
+    // A connect that never completes (a host that drops packets) would stop the retries: it fails
+    // after CONNECT_TIMEOUT_MS instead, and TCP keep-alive notices a connection that went silent.
+    const client = new Client({ connectionString: databaseUrl, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true });
     const reconnecting = this.connectedOnce;
     // After a loss, notifications that arrive with the LISTEN's answer wait until the catch-up
     // is queued: it covers older messages, and the caller may rely on their order.

@@ -79,8 +79,11 @@ export async function startTestWorker(
   };
 }
 
-/** The real worker entry point in its own process on the context's task queue, so a test can kill it with SIGKILL. */
-export function spawnWorkerProcess(ctx: TestContext): ChildProcess {
+/**
+ * The real worker entry point in its own process on the context's task queue, so a test can kill
+ * it with SIGKILL; `env` adds to its environment (a database of the test's own).
+ */
+export function spawnWorkerProcess(ctx: TestContext, env: NodeJS.ProcessEnv = {}): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'worker', 'main.ts')], {
     cwd: path.join(__dirname, '..'),
     env: {
@@ -90,6 +93,7 @@ export function spawnWorkerProcess(ctx: TestContext): ChildProcess {
       LOG_PRETTY: 'false',
       // Test files share one database: a worker this test may kill starts no other file's webhook deliveries.
       WEBHOOK_OUTBOX: 'off',
+      ...env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

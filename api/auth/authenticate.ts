@@ -3,6 +3,7 @@ import jwt from 'jsonwebtoken';
 import koaJwt from 'koa-jwt';
 import type { AppDeps } from '../deps';
 import { AppError } from '../../domain/errors';
+import { isDatabaseUnavailable } from '../../lib/database-unavailable';
 import { UserRole } from '../../entities';
 import type { SessionEndReason } from '../../domain/events';
 import { defineAbilityFor, type AppAbility } from './abilities';
@@ -113,6 +114,11 @@ export function authenticate(deps: Pick<AppDeps, 'config' | 'orm'>): Middleware<
   }) as unknown as Middleware<AuthState>;
 
   const buildAbility: Middleware<AuthState> = async (ctx, next) => {
+    // koa-jwt's passthrough keeps whatever isRevoked threw as the token's fault: a session that
+    // could not be looked up (the database down) is no verdict on the token, and must not be a
+    // 401 that sends clients to log in again, but the 503 the error handler makes of it.
+    const lookupFailed = ctx.state.jwtOriginalError as unknown;
+    if (isDatabaseUnavailable(lookupFailed)) throw lookupFailed;
     const row = ctx.state.principalRow as PrincipalRow | undefined;
     const claims = ctx.state.jwt as AccessClaims | undefined;
     if (row && claims) ctx.state.auth = toAuthContext(row, claims);

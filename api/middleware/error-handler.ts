@@ -6,6 +6,8 @@ import type { AppContext } from '../context';
 import { AppError, type ErrorBody } from '../../domain/errors';
 import { isTemporalUnavailable } from '../../lib/temporal';
 import { zodDetails } from '../validate';
+import { isDatabaseUnavailable } from '../../lib/database-unavailable';
+import { databaseUnavailable } from './database-unavailable';
 
 interface HttpLikeError {
   status?: number;
@@ -41,6 +43,7 @@ function toAppError(error: unknown): AppError | undefined {
   // Any route that reaches Temporal (a start, a signal, a schedule, a workflow's result) while it
   // is down or stuck: the client may try again, which is not true of a 500.
   if (isTemporalUnavailable(error)) return AppError.temporalUnavailable();
+  if (isDatabaseUnavailable(error)) return databaseUnavailable();
   const http = error as HttpLikeError | undefined;
   const status = http?.status ?? http?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {

@@ -1,3 +1,4 @@
+import { retryWhileDatabaseUnavailable } from '../../lib/database-unavailable';
 import type { Logger } from '../../lib/logger';
 import type { Orm } from '../../lib/orm';
 import { PgListener } from '../../lib/pg-listener';
@@ -75,14 +76,15 @@ export class RealtimeHub {
       return;
     }
     // An event too large for NOTIFY is read back from the log first: that read is part of its fan-out.
-    const payload = event.payload ?? (await eventAt(this.orm.em, event.executionId, event.seq));
+    const payload = event.payload ?? (await retryWhileDatabaseUnavailable(() => eventAt(this.orm.em, event.executionId, event.seq)));
     if (payload) this.dispatchExecution(payload, event.organizationId);
     fanout?.();
   }
 
   private async catchUp(lostAt: Date): Promise<void> {
-    // Events committed just before the loss may not have been delivered either.
-    const rows = await eventsSince(this.orm.em, new Date(lostAt.getTime() - 2000));
+    // Events committed just before the loss may not have been delivered either. A database that
+    // went away again right after the LISTEN came back is waited for: this replay is the only one.
+    const rows = await retryWhileDatabaseUnavailable(() => eventsSince(this.orm.em, new Date(lostAt.getTime() - 2000)));
     this.logger.info({ replayed: rows.length }, 'realtime caught up after reconnect');
     for (const row of rows) this.dispatchExecution(row.payload, row.organizationId);
     this.emit({ type: 'hub:reconnected' });

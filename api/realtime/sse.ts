@@ -121,6 +121,11 @@ export async function streamExecution(
         .sort((a, b) => a.seq - b.seq)
         .splice(0)
         .forEach(write);
+    } catch (error) {
+      // The log could not be read (the database away): the stream ends rather than skip the gap,
+      // and the client resumes with Last-Event-ID, which fills it from the log.
+      deps.logger.warn({ err: error, executionId }, 'SSE could not fill a gap from the log; ending the stream');
+      out.end();
     } finally {
       filling = false;
     }

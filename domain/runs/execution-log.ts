@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { FINAL_EXECUTION_STATUSES } from '../../entities';
 import { publishEventOnCommit, type AgentExecutionPayload, type ExecutionPhase } from '../events';
+import { retryWhileDatabaseUnavailable } from '../../lib/database-unavailable';
 import type { Orm } from '../../lib/orm';
 
 /**
@@ -80,7 +81,9 @@ function sqlState(error: unknown): string | undefined {
  * caller still holds what the other side waits for (row-locks.ts keeps that from happening).
  *
  * Outside a transaction the insert is tried again when the seq was taken, and after a short
- * pause when PostgreSQL broke a deadlock or a serialization conflict with it.
+ * pause when PostgreSQL broke a deadlock or a serialization conflict with it; while PostgreSQL
+ * is unavailable, it waits for its return (DATABASE_OUTAGE_GRACE_MS, lib/database-unavailable.ts),
+ * so a run outlives a database restart with its log whole.
  */
 export async function appendEvent(
   em: EntityManager,
@@ -89,9 +92,18 @@ export async function appendEvent(
   phase: ExecutionPhase,
   fields: EventFields = {},
 ): Promise<AgentExecutionPayload> {
-  const insert = () => insertExecutionEvent(em, execution, attempt, phase, fields);
-  const payload = em.isInTransaction() ? await insertInSavepoint(em, insert) : await insertRetrying(insert);
-  await publishEventOnCommit(em, executionNotice(execution, payload));
+  const event = draftEvent(execution, attempt, phase, fields);
+  const insert = () => insertExecutionEvent(em, execution, event);
+  if (em.isInTransaction()) {
+    const payload = await insertInSavepoint(em, insert);
+    await publishEventOnCommit(em, executionNotice(execution, payload));
+    return payload;
+  }
+  // Outside a transaction nobody else would retry: while PostgreSQL is unavailable the insert
+  // waits for it (the event keeps its id, so a try whose answer was lost after the commit is not
+  // written twice), and so does the notice (a second one is dropped by every hub, by its seq).
+  const payload = await retryWhileDatabaseUnavailable(() => insertRetrying(insert));
+  await retryWhileDatabaseUnavailable(() => publishEventOnCommit(em, executionNotice(execution, payload)));
   return payload;
 }
 
@@ -125,16 +137,16 @@ async function insertRetrying(insert: () => Promise<AgentExecutionPayload>): Pro
   }
 }
 
-/** Inserts one event with the next seq of its execution, computed in the same statement. */
-async function insertExecutionEvent(
-  em: EntityManager,
-  execution: ExecutionRef,
-  attempt: number,
-  phase: ExecutionPhase,
-  fields: EventFields,
-): Promise<AgentExecutionPayload> {
+/** One event before its seq is known: its row id and time are fixed once, whatever the tries. */
+interface DraftEvent {
+  id: string;
+  at: Date;
+  payload: AgentExecutionPayload;
+}
+
+function draftEvent(execution: ExecutionRef, attempt: number, phase: ExecutionPhase, fields: EventFields): DraftEvent {
   const at = new Date();
-  const draft: AgentExecutionPayload = {
+  const payload: AgentExecutionPayload = {
     agentId: execution.agentId,
     executionId: execution.id,
     ...(execution.taskId ? { taskId: execution.taskId } : {}),
@@ -144,14 +156,25 @@ async function insertExecutionEvent(
     ...fields,
     at: at.toISOString(),
   };
+  return { id: randomUUID(), at, payload };
+}
+
+/**
+ * Inserts one event with the next seq of its execution, computed in the same statement. An event
+ * already there (its id: a try that committed, whose answer the connection lost) keeps its seq.
+ */
+async function insertExecutionEvent(em: EntityManager, execution: ExecutionRef, event: DraftEvent): Promise<AgentExecutionPayload> {
+  const { id, at, payload } = event;
   const rows = await em.execute<{ seq: number }[]>(
     `with next as (select coalesce(max(seq), 0) + 1 as seq from execution_events where execution_id = ?)
      insert into execution_events (id, execution_id, organization_id, seq, type, attempt, payload, created_at)
      select ?, ?, ?, next.seq, ?, ?, jsonb_set(?::jsonb, '{seq}', to_jsonb(next.seq)), ? from next
+     on conflict (id) do nothing
      returning seq`,
-    [execution.id, randomUUID(), execution.id, execution.organizationId, phase, attempt, JSON.stringify(draft), at],
+    [execution.id, id, execution.id, execution.organizationId, payload.phase, payload.attempt, JSON.stringify(payload), at],
   );
-  return { ...draft, seq: rows[0]!.seq };
+  const seq = rows[0]?.seq ?? (await em.execute<{ seq: number }[]>('select seq from execution_events where id = ?', [id]))[0]!.seq;
+  return { ...payload, seq };
 }
 
 /** The log of one execution after `after`, in seq order (SSE, the events route, catch-up). */

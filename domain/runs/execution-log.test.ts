@@ -1,0 +1,88 @@
+import net from 'node:net';
+import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger } from '../../entities';
+import { initOrm, type Orm } from '../../lib/orm';
+import { makeAgent, makeOrganization, makeServer } from '../../test/factories';
+import { waitFor } from '../../test/fleet';
+import { createTestContext, type TestContext } from '../../test/harness';
+import { appendEvent, eventsAfter } from './execution-log';
+import { executionRef } from './execution-status';
+
+/**
+ * A loopback proxy to PostgreSQL that, once, lets an event's insert through, waits until it is
+ * committed, and then cuts the connection before its answer reaches the client: the writer sees
+ * its connection lost with its insert done, as when PostgreSQL stops at that moment.
+ */
+async function answerLosingProxy(targetPort: number, committed: () => Promise<boolean>) {
+  let armed = true;
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    for (const socket of [client, upstream]) socket.on('error', () => undefined);
+    let insertSent = false;
+    client.on('data', (chunk: Buffer) => {
+      if (armed && chunk.includes('insert into execution_events')) insertSent = true;
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!insertSent) {
+        client.write(chunk);
+        return;
+      }
+      armed = false;
+      insertSent = false;
+      void waitFor(committed, 30_000, 20).then(() => {
+        client.destroy();
+        upstream.destroy();
+      });
+    });
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe('the execution log while PostgreSQL goes away', () => {
+  let ctx: TestContext;
+  let agent: Agent;
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    const setup = ctx.orm.em.fork();
+    agent = makeAgent(setup, makeServer(setup, makeOrganization(setup, 'Execution Log Org')));
+    agent.status = AgentStatus.ACTIVE;
+    await setup.flush();
+  });
+  afterAll(async () => {
+    await ctx?.close();
+  });
+
+  it('an append whose answer was lost after its commit is tried again and written once, with its seq', async () => {
+    const setup = ctx.orm.em.fork();
+    const execution = setup.create(Execution, {
+      organization: agent.organization,
+      agent: setup.getReference(Agent, agent.id),
+      trigger: ExecutionTrigger.API,
+      status: ExecutionStatus.RUNNING,
+      prompt: 'p',
+    });
+    await setup.flush();
+    const rows = async () => (await eventsAfter(ctx.orm.em.fork(), execution.id, 0)).length;
+    const url = new URL(ctx.config.database.url!);
+    const proxy = await answerLosingProxy(Number(url.port), async () => (await rows()) === 1);
+    url.port = String(proxy.port);
+    let orm: Orm | undefined;
+    try {
+      orm = await initOrm(url.toString(), { poolMax: 1, logger: ctx.logger });
+      const payload = await appendEvent(orm.em.fork(), executionRef(execution), 1, 'output', { output: 'once' });
+      expect(payload).toMatchObject({ seq: 1, output: 'once' });
+      const log = await eventsAfter(ctx.orm.em.fork(), execution.id, 0);
+      expect(log.map((e) => [e.seq, e.output])).toEqual([[1, 'once']]);
+    } finally {
+      await orm?.close(true);
+      await proxy.close();
+    }
+  });
+});
