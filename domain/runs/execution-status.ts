@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Execution, ExecutionStatus, FINAL_EXECUTION_STATUSES } from '../../entities';
 import type { AgentExecutionResult } from '../../workflows/contracts/agent-execution';
+import { retryWhileDatabaseUnavailable } from '../../lib/database-unavailable';
 import { appendEvent, type ExecutionRef } from './execution-log';
 
 /**
@@ -30,30 +31,41 @@ export async function markRunning(tx: EntityManager, execution: Execution): Prom
  * outbox rows (domain/events.ts) commit with the status or not at all. A retry after a failure
  * between the two would otherwise find the run already final and never write its event nor
  * its alert. Does nothing to a run that already ended.
+ *
+ * On its own (not in a caller's transaction) it also waits while PostgreSQL is unavailable, as
+ * the run's other events do (appendEvent); a try whose commit went through but whose answer was
+ * lost finds the row final under its lock and writes nothing twice.
  */
 export async function markFinished(em: EntityManager, execution: Execution, outcome: AgentExecutionResult): Promise<void> {
   if (isFinal(execution.status)) return;
-  const finish = async (tx: EntityManager) => {
-    const now = new Date();
-    execution.status = ExecutionStatus[outcome.status];
-    execution.error = outcome.error;
-    execution.completedAt = now;
-    execution.durationMs = execution.startedAt ? now.getTime() - execution.startedAt.getTime() : 0;
-    await tx.flush();
+  const now = new Date();
+  const end = {
+    status: ExecutionStatus[outcome.status],
+    error: outcome.error,
+    completedAt: now,
+    durationMs: execution.startedAt ? now.getTime() - execution.startedAt.getTime() : 0,
+  };
+  const event = () => ({ status: outcome.status, ...(outcome.error ? { data: { error: outcome.error } } : {}) });
+  if (em.isInTransaction()) {
+    Object.assign(execution, end);
+    await em.flush();
     // A zombie attempt may still be appending: a taken seq costs a retry of the event alone
     // (appendEvent, in a savepoint).
-    await appendEvent(tx, executionRef(execution), execution.attempt, 'status', {
-      status: outcome.status,
-      ...(outcome.error ? { data: { error: outcome.error } } : {}),
-    });
-  };
-  if (em.isInTransaction()) return finish(em);
-  const before = { status: execution.status, error: execution.error, completedAt: execution.completedAt, durationMs: execution.durationMs };
-  try {
-    await em.transactional(finish);
-  } catch (error) {
-    // Rolled back: the entity says what the database still holds.
-    Object.assign(execution, before);
-    throw error;
+    await appendEvent(em, executionRef(execution), execution.attempt, 'status', event());
+    return;
   }
+  // Written by statement, not by the entity: a rolled-back try must leave the entity as the
+  // database has it, so the next try writes the whole again.
+  const finished = await retryWhileDatabaseUnavailable(() =>
+    em.transactional(async (tx) => {
+      const [row] = await tx.execute<{ status: ExecutionStatus }[]>('select status from executions where id = ? for update', [
+        execution.id,
+      ]);
+      if (!row || isFinal(row.status)) return false;
+      await tx.nativeUpdate(Execution, { id: execution.id }, end);
+      await appendEvent(tx, executionRef(execution), execution.attempt, 'status', event());
+      return true;
+    }),
+  );
+  if (finished) Object.assign(execution, end);
 }
