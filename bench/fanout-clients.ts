@@ -9,11 +9,14 @@ import { io as connectSocket, type Socket } from 'socket.io-client';
 import type { AgentStatusPayload } from '../domain/events';
 import type { ClientToServerEvents, ServerToClientEvents } from '../api/realtime/socket-events';
 
-export type ClientsRequest = { type: 'connect'; urls: string[]; token: string; count: number; prefix: string } | { type: 'report' };
+export type ClientsRequest =
+  { type: 'connect'; urls: string[]; token: string; count: number; prefix: string } | { type: 'count' } | { type: 'report' };
 
 export type ClientsAnswer =
   | { type: 'connected'; ms: number }
   | { type: 'failed'; error: string }
+  /** Receipts so far, over every socket. */
+  | { type: 'count'; received: number }
   /** `receipts[socket]` maps an event key (its `reason`) to the times it arrived on that socket. */
   | { type: 'report'; receipts: Record<string, number[]>[] };
 
@@ -25,6 +28,7 @@ const send = (answer: ClientsAnswer) => process.send!(answer);
 
 const sockets: FleetClient[] = [];
 const receipts: Record<string, number[]>[] = [];
+let received = 0;
 
 async function connectOne(url: string, token: string, prefix: string): Promise<void> {
   const socket: FleetClient = connectSocket(url, {
@@ -39,6 +43,7 @@ async function connectOne(url: string, token: string, prefix: string): Promise<v
   socket.on('agent:status', (event: AgentStatusPayload) => {
     if (!event.reason?.startsWith(prefix)) return;
     (mine[event.reason] ??= []).push(at());
+    received++;
   });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', () => resolve());
@@ -65,9 +70,13 @@ process.on('message', (request: ClientsRequest) => {
       () => send({ type: 'connected', ms: at() - began }),
       (error: unknown) => send({ type: 'failed', error: error instanceof Error ? error.message : String(error) }),
     );
+  } else if (request.type === 'count') {
+    send({ type: 'count', received });
   } else {
-    send({ type: 'report', receipts });
-    sockets.forEach((s) => s.close());
-    process.disconnect();
+    // A large message: close and go only once it has left.
+    process.send!({ type: 'report', receipts } satisfies ClientsAnswer, () => {
+      sockets.forEach((s) => s.close());
+      process.disconnect();
+    });
   }
 });
