@@ -176,7 +176,9 @@ export async function benchFanout(): Promise<{ pass: boolean }> {
     let lost = 0;
     let duplicated = 0;
     let incomplete = 0;
+    const perClient: number[] = [];
     for (const mine of report.receipts) {
+      perClient.push([...committedAt.keys()].filter((reason) => mine[reason]?.length).length);
       let missing = 0;
       for (const [reason, committed] of committedAt) {
         const times = mine[reason] ?? [];
@@ -192,7 +194,7 @@ export async function benchFanout(): Promise<{ pass: boolean }> {
     const rows: [string, number[]][] = [
       [`NOTIFY → emit (${instances} instance${instances > 1 ? 's' : ''})`, emit],
       ...fanout.map((f, i): [string, number[]] => [`  instance ${i + 1}`, f.wall]),
-      ['  CPU time of the process meanwhile', fanout.flatMap((f) => f.cpu)],
+      ['  CPU time of the process', fanout.flatMap((f) => f.cpu)],
       ['commit → client receipt', receipt],
       ['GET /api/health, idle', idle],
       ['GET /api/health, during fan-out', busy],
@@ -207,7 +209,8 @@ export async function benchFanout(): Promise<{ pass: boolean }> {
               `  ${name.padEnd(32)} ${String(xs.length).padStart(7)} ${ms(pct(xs, 50))} ${ms(pct(xs, 99))} ${ms(xs.reduce((m, x) => Math.max(m, x), -Infinity))}`,
           )
           .join('\n') +
-        `\n  deliveries ${receipt.length} of ${clients * events}; lost ${lost} (${incomplete} sockets short), duplicated ${duplicated}` +
+        `\n  deliveries ${receipt.length} of ${clients * events}; each client received ${Math.min(...perClient)} to ${Math.max(...perClient)} of ${events} events; ` +
+        `lost ${lost} (${incomplete} sockets short), duplicated ${duplicated}` +
         `\n  load average idle ${loadIdle}, during ${loadDuring}` +
         `\n  ${pass ? 'PASS' : 'FAIL'}: NOTIFY → emit p99 ${pct(emit, 99).toFixed(1)} ms (target ≤ ${TARGET_P99_MS} ms), ${lost} lost, ${duplicated} duplicated\n`,
     );
