@@ -4,6 +4,7 @@
  */
 import { benchAuthMe } from './auth-me.bench';
 import { benchExecutions } from './executions.bench';
+import { benchFanout } from './fanout.bench';
 import { benchServerTest } from './server-test.bench';
 import { benchTools } from './tools.bench';
 import { benchToolInstall } from './tool-install.bench';
@@ -24,6 +25,7 @@ const BENCHES: Record<string, () => Promise<{ pass: boolean }>> = {
   sandbox: benchSandbox,
   tracing: benchTracing,
   webhooks: benchWebhooks,
+  fanout: benchFanout,
 };
 
 async function main(): Promise<void> {
