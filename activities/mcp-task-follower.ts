@@ -61,6 +61,8 @@ const DEFAULT_POLL_MS = 5000;
 const MAX_RESUMES = 50;
 /** tasks/cancel is best effort: a cancel never waits long for a host that does not answer. */
 const CANCEL_TIMEOUT_MS = 5000;
+/** How long, once the host took the cancel, `tasks/result` may take to end with the cancelled task before it is abandoned. */
+const RESULT_AFTER_CANCEL_MS = 2000;
 
 /**
  * Waits for a task's outcome while its notifications stream in. `tasks/result` carries the
@@ -119,15 +121,19 @@ class FollowRound {
   private readonly onAbort = () => this.controller.abort(this.options.signal.reason);
 
   private readonly onCancel = () => {
-    // tasks/cancel goes out first: the host stops the run on it, not on the result stream's end.
     // Not for an attempt Temporal abandoned: the next one follows the same task.
-    if (!(this.options.signal.reason instanceof AttemptAbandoned))
-      this.cancelling = cancelMcpTask(
-        this.options.connection.client,
-        this.options.mcpTaskId,
-        Math.min(this.options.requestTimeoutMs, CANCEL_TIMEOUT_MS),
-      );
-    this.onAbort();
+    if (this.options.signal.reason instanceof AttemptAbandoned) return this.onAbort();
+    // tasks/cancel is the only request a cancel sends: the host stops the run on it and then
+    // answers the pending tasks/result with the cancelled task's result, which ends that stream.
+    // Cancelling tasks/result instead costs one more POST (a new connection, since the run's
+    // streams hold the others) racing tasks/cancel to the host, and leaves the stream open at
+    // the host, which answers no cancelled request. Abandoned only when that answer does not come.
+    this.cancelling = cancelMcpTask(
+      this.options.connection.client,
+      this.options.mcpTaskId,
+      Math.min(this.options.requestTimeoutMs, CANCEL_TIMEOUT_MS),
+    );
+    void this.cancelling.then((taken) => (taken ? sleep(RESULT_AFTER_CANCEL_MS, this.controller.signal) : undefined)).then(this.onAbort);
   };
 
   private readonly onStreamError = (error: Error) => {
@@ -149,6 +155,8 @@ async function followOnce(options: FollowOptions, activity: { last: number }, ma
     const remaining = options.deadline - Date.now();
     if (remaining <= 0) throw new Error('the run did not finish in time');
     const result = await getMcpTaskResult(connection.client, mcpTaskId, { timeoutMs: remaining, signal: round.controller.signal });
+    // The run was cancelled: whatever the stream ended with (the cancelled task, most often), the cancel wins.
+    signal.throwIfAborted();
     if (result.isError) await throwIfCancelledByServer(options);
     return result;
   } catch (error) {

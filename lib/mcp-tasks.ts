@@ -63,16 +63,14 @@ export async function startMcpToolTask(
   options: McpTaskRequestOptions,
 ): Promise<McpTaskStart> {
   const params = { ...call, _meta: { ...call._meta, progressToken } };
-  const answer = await client.request({ method: 'tools/call', params }, StartAnswerSchema, {
-    task: { ttl: ttlMs },
-    timeout: options.timeoutMs,
-    signal: options.signal,
-  });
+  const answer = await forOneRequest(options.signal, (signal) =>
+    client.request({ method: 'tools/call', params }, StartAnswerSchema, { task: { ttl: ttlMs }, timeout: options.timeoutMs, signal }),
+  );
   return 'task' in answer && answer.task ? { task: answer.task as McpTask } : { result: answer as CallToolResult };
 }
 
 export function getMcpTask(client: Client, taskId: string, options: McpTaskRequestOptions): Promise<McpTask> {
-  return client.experimental.tasks.getTask(taskId, { timeout: options.timeoutMs, signal: options.signal });
+  return forOneRequest(options.signal, (signal) => client.experimental.tasks.getTask(taskId, { timeout: options.timeoutMs, signal }));
 }
 
 /**
@@ -81,10 +79,35 @@ export function getMcpTask(client: Client, taskId: string, options: McpTaskReque
  * would end every longer run.
  */
 export function getMcpTaskResult(client: Client, taskId: string, options: McpTaskRequestOptions): Promise<CallToolResult> {
-  return client.experimental.tasks.getTaskResult(taskId, CallToolResultSchema, {
-    timeout: options.timeoutMs,
-    signal: options.signal,
-  }) as Promise<CallToolResult>;
+  return forOneRequest(
+    options.signal,
+    (signal) =>
+      client.experimental.tasks.getTaskResult(taskId, CallToolResultSchema, {
+        timeout: options.timeoutMs,
+        signal,
+      }) as Promise<CallToolResult>,
+  );
+}
+
+/**
+ * Sends one request with a signal of its own that follows `signal` only until the request
+ * settles. The SDK never removes the abort listener a request puts on its signal, so a run's
+ * signal given as is would, on the run's cancel, send `notifications/cancelled` for every
+ * request it ever carried (the task's start, each liveness poll): one more POST each, each on
+ * a new connection to the host (the result streams hold the others), queued ahead of the
+ * `tasks/cancel` that matters.
+ */
+async function forOneRequest<T>(signal: AbortSignal | undefined, send: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+  if (!signal) return send(undefined);
+  const own = new AbortController();
+  const follow = () => own.abort(signal.reason);
+  if (signal.aborted) follow();
+  else signal.addEventListener('abort', follow, { once: true });
+  try {
+    return await send(own.signal);
+  } finally {
+    signal.removeEventListener('abort', follow);
+  }
 }
 
 /** `tasks/cancel`, best effort: says whether the server took it (a finished or forgotten task is not an error here). */

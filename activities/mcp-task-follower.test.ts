@@ -1,0 +1,107 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { hostToolCall } from '../lib/host-contract';
+import { connectMcp, type FetchFn, type McpConnection } from '../lib/mcp-client';
+import { startMcpToolTask } from '../lib/mcp-tasks';
+import { startAgentHost, type AgentHost } from '../host/server';
+import { followMcpTask } from './mcp-task-follower';
+
+/** What the client sent (each POST's JSON-RPC method) and whether each response's stream has ended. */
+interface Wire {
+  posts: string[];
+  streams: { method: string; ended: boolean }[];
+}
+
+/**
+ * The real fetch, watched: the method of every POST, and for every answered request whether the
+ * host ended its response (a tasks/result stream ends when the host answers it).
+ */
+function watchedFetch(wire: Wire): FetchFn {
+  return async (url, init) => {
+    const body = typeof init?.body === 'string' ? (JSON.parse(init.body) as { method?: string; result?: unknown }) : undefined;
+    const method = body?.method ?? (body ? 'response' : String(init?.method));
+    if (init?.method === 'POST') wire.posts.push(method);
+    const response = await fetch(url, init);
+    if (!response.body) return response;
+    const stream = { method, ended: false };
+    wire.streams.push(stream);
+    const watched = response.body.pipeThrough(new TransformStream({ flush: () => void (stream.ended = true) }));
+    return new Response(watched, { status: response.status, statusText: response.statusText, headers: response.headers });
+  };
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('cancelling task-backed runs against the reference host', () => {
+  let host: AgentHost;
+  let dir: string;
+  let connection: McpConnection;
+  const wire: Wire = { posts: [], streams: [] };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'follower-'));
+    host = await startAgentHost({ token: randomUUID(), stepDelayMs: 1, workspaceRoot: dir });
+    connection = await connectMcp(
+      { serverId: 'host', url: host.url, transport: 'streamable-http', token: host.token },
+      30_000,
+      watchedFetch(wire),
+    );
+  });
+  afterAll(async () => {
+    await connection?.client.close();
+    await host?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('20 runs cancelled at once: one tasks/cancel each and nothing else, and the host ends every tasks/result stream', async () => {
+    const runs = Array.from({ length: 20 }, () => ({ executionId: randomUUID(), cancel: new AbortController() }));
+    const follows = await Promise.all(
+      runs.map(async ({ executionId, cancel }) => {
+        const call = hostToolCall('execute_prompt', {
+          executionId,
+          agentId: 'agent-1',
+          agentName: 'Agent',
+          prompt: 'hang [hang]',
+          allowedTools: [],
+        });
+        // As prompt-run.ts does: the run's one signal for the start and the follow.
+        const started = await startMcpToolTask(connection.client, call, executionId, 60_000, { timeoutMs: 30_000, signal: cancel.signal });
+        if (!('task' in started)) throw new Error('the host answered inline');
+        const follow = followMcpTask({
+          connection,
+          mcpTaskId: started.task.taskId,
+          signal: cancel.signal,
+          deadline: Date.now() + 120_000,
+          requestTimeoutMs: 30_000,
+          onProgress: () => undefined,
+        });
+        follow.catch(() => undefined);
+        // In an object: an async function returning the promise itself would wait for it.
+        return { follow };
+      }),
+    );
+    await until(() => host.taskRequests.filter((r) => r.method === 'tasks/result').length >= runs.length, 'every tasks/result');
+    const before = wire.posts.length;
+
+    for (const run of runs) run.cancel.abort(new Error('cancelled by request'));
+    for (const { follow } of follows) await expect(follow).rejects.toThrow('cancelled by request');
+    await Promise.all(runs.map(({ executionId }) => host.waitForCancellation(executionId)));
+
+    // Before: a notifications/cancelled for each tasks/result and one for each start answered
+    // long ago (the SDK keeps a finished request's abort listener): three POSTs per run, each on
+    // a new connection, the tasks/cancel queued among them.
+    expect(wire.posts.slice(before)).toEqual(runs.map(() => 'tasks/cancel'));
+    // Before: a cancelled tasks/result got no answer, its stream open at the host for good.
+    const results = wire.streams.filter((s) => s.method === 'tasks/result');
+    expect(results).toHaveLength(runs.length);
+    await until(() => results.every((s) => s.ended), 'the host to end every tasks/result stream');
+  });
+});
