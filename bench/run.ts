@@ -9,6 +9,7 @@ import { benchTools } from './tools.bench';
 import { benchToolInstall } from './tool-install.bench';
 import { benchTasks } from './tasks.bench';
 import { benchReattach } from './reattach.bench';
+import { benchScale } from './scale.bench';
 import { benchSandbox } from './sandbox.bench';
 import { benchTracing } from './tracing.bench';
 import { benchWebhooks } from './webhooks.bench';
@@ -24,6 +25,7 @@ const BENCHES: Record<string, () => Promise<{ pass: boolean }>> = {
   sandbox: benchSandbox,
   tracing: benchTracing,
   webhooks: benchWebhooks,
+  scale: benchScale,
 };
 
 async function main(): Promise<void> {
