@@ -7,7 +7,8 @@
  *     execution on the host, each worker's peak RSS ≤ 500 MB; throughput and time to first event.
  *  2. crash: the same, one worker SIGKILLed when half the runs are in flight on the host (or,
  *     if they never are, once every run is posted): none lost (all final), none run twice on the
- *     host (re-attaches counted), the survivor carrying the rest.
+ *     host (its events per execution; a repeated `execute_prompt`, which the host answers with
+ *     the run's task, and re-attaches are counted), the survivor carrying the rest.
  *
  *   npm run bench -- scale [--runs=1000] [--steps=10] [--delay=300] [--phase-minutes=12] [--no-build]
  * (`--no-build`: the worker from the dist/ already built.)
@@ -66,9 +67,13 @@ function spawnWorker(stack: BenchStack, name: string): Promise<ChildProcess> {
     let ready = false;
     // Read stdout to the end (a full pipe would stall the worker); watch it only for readiness.
     child.stdout!.on('data', (chunk: Buffer) => {
-      if (!ready && chunk.toString().includes('worker ready')) ((ready = true), resolve(child));
+      if (ready || !chunk.toString().includes('worker ready')) return;
+      ready = true;
+      resolve(child);
     });
-    child.once('exit', (code, signal) => ready || reject(new Error(`worker ${name} exited with ${code ?? signal}`)));
+    child.once('exit', (code, signal) => {
+      if (!ready) reject(new Error(`worker ${name} exited with ${code ?? signal}`));
+    });
   });
 }
 
@@ -104,6 +109,9 @@ interface PhaseResult {
   gaps: number;
   duplicated: number;
   missing: number;
+  /** Runs whose host events outnumber one run's: the host ran them more than once. */
+  ranTwice: number;
+  oneRun: number;
   reattachedRuns: number;
   reattachEvents: number;
   /** Runs whose activity ran again without a task to re-attach to (a `retry` status event). */
@@ -123,11 +131,15 @@ interface PhaseResult {
 
 export async function benchScale(): Promise<{ pass: boolean }> {
   const firstSentAt = new Map<string, number>();
+  /** Events the host sent per execution: a run the host ran twice sends twice one run's. */
+  const eventsSent = new Map<string, number>();
   const host: AgentHost = await startAgentHost({
     token: `bench-${randomUUID()}`,
     onEvent: (data) => {
       const id = data.executionId;
-      if (typeof id === 'string' && !firstSentAt.has(id)) firstSentAt.set(id, Date.now());
+      if (typeof id !== 'string') return;
+      if (!firstSentAt.has(id)) firstSentAt.set(id, Date.now());
+      eventsSent.set(id, (eventsSent.get(id) ?? 0) + 1);
     },
   });
   // The API's pool follows the workers' when DB_POOL_MAX is set for the run; its metrics port
@@ -251,6 +263,9 @@ export async function benchScale(): Promise<{ pass: boolean }> {
         const id = c.args.executionId;
         if (c.tool === 'execute_prompt' && typeof id === 'string' && postedAt.has(id)) prompts.set(id, (prompts.get(id) ?? 0) + 1);
       }
+      // One run's events: the count most runs of the phase sent.
+      const counts = ids.map((id) => eventsSent.get(id) ?? 0);
+      const oneRun = pct(counts, 50);
       const ends = final.map((r) => r.completedAt?.getTime() ?? 0);
       const wallMs = Math.max(...ends) - began;
       return {
@@ -261,6 +276,8 @@ export async function benchScale(): Promise<{ pass: boolean }> {
         gaps: gaps.length,
         duplicated: [...prompts.values()].filter((n) => n > 1).length,
         missing: ids.filter((id) => !prompts.has(id)).length,
+        ranTwice: counts.filter((n) => n > oneRun).length,
+        oneRun,
         reattachedRuns: Number(reattach!.runs),
         reattachEvents: Number(reattach!.events),
         restarted: Number(reattach!.restarted),
@@ -294,7 +311,8 @@ export async function benchScale(): Promise<{ pass: boolean }> {
     ['final status', ...results.map((r) => JSON.stringify(r.statuses))],
     ['lost (not final)', ...results.map((r) => String(r.lost))],
     ['event logs with gaps', ...results.map((r) => String(r.gaps))],
-    ['execute_prompt > 1 / = 0 per run', ...results.map((r) => `${r.duplicated} / ${r.missing}`)],
+    ['executions with > 1 / no execute_prompt call', ...results.map((r) => `${r.duplicated} / ${r.missing}`)],
+    ['runs the host ran more than once', ...results.map((r) => `${r.ranTwice} (one run = ${r.oneRun} events)`)],
     ['runs re-attached (events) / restarted', ...results.map((r) => `${r.reattachedRuns} (${r.reattachEvents}) / ${r.restarted}`)],
     ['peak runs in flight on the host', ...results.map((r) => String(r.peakInFlight))],
     ['peak RSS A / B (target ≤ 500 MB)', ...results.map((r) => `${r.peakRss.A!.toFixed(0)} / ${r.peakRss.B!.toFixed(0)} MB`)],
@@ -312,8 +330,15 @@ export async function benchScale(): Promise<{ pass: boolean }> {
   const crash = results.find((r) => r.name === 'crash');
   const fits = (r: PhaseResult) => Object.values(r.peakRss).every((mb) => mb <= RSS_TARGET_MB);
   const steadyPass =
-    !!steady && steady.statuses.COMPLETED === RUNS && steady.gaps === 0 && steady.duplicated === 0 && steady.missing === 0 && fits(steady);
-  const crashPass = !!crash && crash.lost === 0 && crash.gaps === 0 && crash.duplicated === 0 && crash.missing === 0;
+    !!steady &&
+    steady.statuses.COMPLETED === RUNS &&
+    steady.gaps === 0 &&
+    steady.duplicated === 0 &&
+    steady.ranTwice === 0 &&
+    steady.missing === 0 &&
+    fits(steady);
+  // A repeated execute_prompt after the kill is allowed (the host answers it with the run's task); a second run is not.
+  const crashPass = !!crash && crash.lost === 0 && crash.gaps === 0 && crash.ranTwice === 0 && crash.missing === 0;
   process.stdout.write(
     [
       `scale bench: ${RUNS} task-backed runs on two worker processes (${os.cpus().length} cores)`,
