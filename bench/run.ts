@@ -10,6 +10,7 @@ import { benchTools } from './tools.bench';
 import { benchToolInstall } from './tool-install.bench';
 import { benchTasks } from './tasks.bench';
 import { benchReattach } from './reattach.bench';
+import { benchScale } from './scale.bench';
 import { benchSandbox } from './sandbox.bench';
 import { benchTracing } from './tracing.bench';
 import { benchWebhooks } from './webhooks.bench';
@@ -26,6 +27,7 @@ const BENCHES: Record<string, () => Promise<{ pass: boolean }>> = {
   tracing: benchTracing,
   webhooks: benchWebhooks,
   fanout: benchFanout,
+  scale: benchScale,
 };
 
 async function main(): Promise<void> {
