@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Agent, AgentRole, McpServer, Organization, User, UserRole } from '../entities';
+import { Agent, AgentRole, Execution, ExecutionStatus, ExecutionTrigger, McpServer, Organization, User, UserRole } from '../entities';
 
 /** Fresh rows per test: isolation comes from new organisations, not from truncation or mocks. */
 export function uniqueSlug(prefix = 'org'): string {
@@ -39,5 +39,17 @@ export function makeAgent(em: EntityManager, server: McpServer, role = AgentRole
     displayName: 'Agent',
     role,
     supervisor,
+  });
+}
+
+/** A run of `agent` started through the API, in `status` (a RUNNING one has its start time). */
+export function makeExecution(em: EntityManager, agent: Agent, status = ExecutionStatus.RUNNING): Execution {
+  return em.create(Execution, {
+    organization: agent.organization,
+    agent: em.getReference(Agent, agent.id),
+    trigger: ExecutionTrigger.API,
+    status,
+    prompt: 'p',
+    ...(status === ExecutionStatus.RUNNING ? { startedAt: new Date() } : {}),
   });
 }

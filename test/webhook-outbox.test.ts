@@ -1,7 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { WebhookDelivery, WebhookDeliveryStatus } from '../entities';
 import { recordWebhookEvent } from '../domain/webhooks/outbox';
@@ -9,6 +7,7 @@ import { webhookDeliveryWorkflowId } from '../workflows/contracts/webhook-delive
 import { OUTBOX_GRACE_MS } from '../worker/webhook-outbox';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { waitFor } from './fleet';
+import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver';
 import { createTestContext, spawnWorkerProcess, startTestWorker, type TestContext } from './harness';
 
 /**
@@ -17,35 +16,6 @@ import { createTestContext, spawnWorkerProcess, startTestWorker, type TestContex
  * another, which sends the same message (same `webhook-id`) so the receiver can dedupe.
  */
 
-interface Receiver {
-  url: string;
-  received: { headers: IncomingHttpHeaders; body: string }[];
-  close(): Promise<void>;
-}
-
-async function startReceiver(answer: (n: number, res: ServerResponse) => void): Promise<Receiver> {
-  const received: Receiver['received'] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (body += chunk));
-    req.on('end', () => {
-      received.push({ headers: req.headers, body });
-      answer(received.length - 1, res);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
-    received,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 /** The organisations of this file, whose outbox rows its in-process worker starts. */
 const organizations: string[] = [];
 
@@ -53,7 +23,7 @@ describe('the webhook outbox across workers', () => {
   let ctx: TestContext;
   let http: Http;
   let admin: Account;
-  const receivers: Receiver[] = [];
+  const receivers: WebhookReceiver[] = [];
   const children: ChildProcess[] = [];
   const stops: (() => Promise<void>)[] = [];
 
@@ -83,7 +53,7 @@ describe('the webhook outbox across workers', () => {
   const rowsOf = (webhookId: string) => ctx.orm.em.fork().find(WebhookDelivery, { webhook: webhookId }, { orderBy: { createdAt: 'asc' } });
 
   it('delivers the events raised while no worker ran once a worker starts: each once, one message id per event', async () => {
-    const rx = await startReceiver((_n, res) => res.writeHead(204).end());
+    const rx = await startWebhookReceiver((_n, res) => res.writeHead(204).end());
     receivers.push(rx);
     const hook = await endpoint(rx.url);
     const events = [randomUUID(), randomUUID(), randomUUID()].map((executionId) => ({
@@ -130,7 +100,7 @@ describe('the webhook outbox across workers', () => {
 
   it('hands an attempt whose worker was killed mid-request to another worker: the same message again, recorded once', async () => {
     // The first request is held unanswered until its sender dies; later ones are taken.
-    const rx = await startReceiver((n, res) => {
+    const rx = await startWebhookReceiver((n, res) => {
       if (n > 0) res.writeHead(204).end();
     });
     receivers.push(rx);

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import request from 'supertest';
-import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, Organization } from '../../entities';
+import { Agent, AgentStatus, Organization } from '../../entities';
 import { publishEvent } from '../../domain/events';
 import { appendEvent, executionNotice } from '../../domain/runs/execution-log';
 import { executionRef } from '../../domain/runs/execution-status';
 import { initOrm, type Orm } from '../../lib/orm';
-import { makeAgent, makeOrganization, makeServer } from '../../test/factories';
+import { makeAgent, makeExecution, makeOrganization, makeServer } from '../../test/factories';
 import { waitFor } from '../../test/fleet';
 import { registerAccount } from '../../test/api';
 import { createTestContext, type TestContext } from '../../test/harness';
@@ -67,13 +67,7 @@ describe('the realtime hub after a lost LISTEN connection', () => {
 
   it('replays the events it missed even when its first read of the log finds the database still away', async () => {
     const setup = ctx.orm.em.fork();
-    const execution = setup.create(Execution, {
-      organization: agent.organization,
-      agent: setup.getReference(Agent, agent.id),
-      trigger: ExecutionTrigger.API,
-      status: ExecutionStatus.RUNNING,
-      prompt: 'p',
-    });
+    const execution = makeExecution(setup, agent);
     await setup.flush();
     const url = ctx.config.database.url!;
     const proxied = new URL(url);
@@ -144,13 +138,7 @@ describe('an SSE stream whose gap cannot be filled from the log', () => {
     const account = await registerAccount(request(createApp(ctx).callback()), 'SSE Gap Org');
     const setup = ctx.orm.em.fork();
     const agent = makeAgent(setup, makeServer(setup, setup.getReference(Organization, account.organizationId)));
-    const execution = setup.create(Execution, {
-      organization: agent.organization,
-      agent,
-      trigger: ExecutionTrigger.API,
-      status: ExecutionStatus.RUNNING,
-      prompt: 'p',
-    });
+    const execution = makeExecution(setup, agent);
     await setup.flush();
     const ref = executionRef(execution);
     const first = await appendEvent(ctx.orm.em.fork(), ref, 1, 'output', { output: 'one' });

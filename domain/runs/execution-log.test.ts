@@ -1,7 +1,7 @@
 import net from 'node:net';
-import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger } from '../../entities';
+import { Agent, AgentStatus } from '../../entities';
 import { initOrm, type Orm } from '../../lib/orm';
-import { makeAgent, makeOrganization, makeServer } from '../../test/factories';
+import { makeAgent, makeExecution, makeOrganization, makeServer } from '../../test/factories';
 import { waitFor } from '../../test/fleet';
 import { createTestContext, type TestContext } from '../../test/harness';
 import { appendEvent, eventsAfter } from './execution-log';
@@ -61,13 +61,7 @@ describe('the execution log while PostgreSQL goes away', () => {
 
   it('an append whose answer was lost after its commit is tried again and written once, with its seq', async () => {
     const setup = ctx.orm.em.fork();
-    const execution = setup.create(Execution, {
-      organization: agent.organization,
-      agent: setup.getReference(Agent, agent.id),
-      trigger: ExecutionTrigger.API,
-      status: ExecutionStatus.RUNNING,
-      prompt: 'p',
-    });
+    const execution = makeExecution(setup, agent);
     await setup.flush();
     const rows = async () => (await eventsAfter(ctx.orm.em.fork(), execution.id, 0)).length;
     const url = new URL(ctx.config.database.url!);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Agent, AgentStatus, Execution, ExecutionEvent, ExecutionStatus, ExecutionTrigger, Webhook, WebhookDelivery } from '../../entities';
-import { makeAgent, makeOrganization, makeServer } from '../../test/factories';
+import { Agent, AgentStatus, Execution, ExecutionEvent, ExecutionStatus, Webhook, WebhookDelivery } from '../../entities';
+import { makeAgent, makeExecution, makeOrganization, makeServer } from '../../test/factories';
 import { createTestContext, type TestContext } from '../../test/harness';
 import { finishExecution } from './finish-execution';
 
@@ -39,14 +39,7 @@ describe('finishing a run', () => {
 
   it('writes the final status, its event and its webhook row together, so a retry after a failure between them loses none', async () => {
     const setup = em();
-    const run = setup.create(Execution, {
-      organization: agent.organization,
-      agent: setup.getReference(Agent, agent.id),
-      trigger: ExecutionTrigger.API,
-      status: ExecutionStatus.RUNNING,
-      startedAt: new Date(),
-      prompt: 'p',
-    });
+    const run = makeExecution(setup, agent);
     await setup.flush();
     // The first final-status event of this run fails to insert; a sequence counts the tries,
     // as it is not rolled back with the transaction.

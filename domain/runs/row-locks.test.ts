@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger } from '../../entities';
-import { makeAgent, makeOrganization, makeServer } from '../../test/factories';
+import { Agent, AgentStatus, Execution, ExecutionStatus } from '../../entities';
+import { makeAgent, makeExecution, makeOrganization, makeServer } from '../../test/factories';
 import { waitFor } from '../../test/fleet';
 import { createTestContext, type TestContext } from '../../test/harness';
 import { appendEvent, eventsAfter, ExecutionLog } from './execution-log';
@@ -32,13 +32,7 @@ describe('run row locks', () => {
 
   async function execution(status: ExecutionStatus): Promise<Execution> {
     const tx = em();
-    const row = tx.create(Execution, {
-      organization: agent.organization,
-      agent: tx.getReference(Agent, agent.id),
-      trigger: ExecutionTrigger.API,
-      status,
-      prompt: 'p',
-    });
+    const row = makeExecution(tx, agent, status);
     await tx.flush();
     return row;
   }

@@ -1,5 +1,3 @@
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { AuditLog, Webhook, WebhookDelivery, WebhookDeliveryStatus } from '../../../entities';
 import { startWebhookDeliveries } from '../../../domain/webhooks/deliveries';
@@ -7,38 +5,8 @@ import { insertDeliveries } from '../../../domain/webhooks/outbox';
 import { WEBHOOK_RETRY_DELAYS_MS } from '../../../workflows/contracts/webhook-delivery';
 import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
 import { waitFor } from '../../../test/fleet';
+import { startWebhookReceiver, type WebhookReceiver } from '../../../test/webhook-receiver';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
-
-interface Received {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-interface Receiver {
-  url: string;
-  received: Received[];
-  close(): Promise<void>;
-}
-
-/** A real HTTP receiver on a loopback port; `answer` says how to answer the n-th request (0-based). */
-async function startReceiver(answer: (n: number, res: ServerResponse) => void = (_n, res) => res.writeHead(204).end()): Promise<Receiver> {
-  const received: Received[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (body += chunk));
-    req.on('end', () => {
-      received.push({ headers: req.headers, body });
-      answer(received.length - 1, res);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
-    received,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
 
 interface Delivery {
   id: string;
@@ -59,7 +27,7 @@ describe('webhook deliveries', () => {
   let http: Http;
   let admin: Account;
   let worker: Awaited<ReturnType<typeof startTestWorker>> | undefined;
-  const receivers: Receiver[] = [];
+  const receivers: WebhookReceiver[] = [];
 
   beforeAll(async () => {
     ctx = await createTestContext();
@@ -74,8 +42,8 @@ describe('webhook deliveries', () => {
   });
 
   const as = (account: Account = admin) => ({ Authorization: `Bearer ${account.accessToken}` });
-  const receiver = async (answer?: Parameters<typeof startReceiver>[0]) => {
-    const started = await startReceiver(answer);
+  const receiver = async (answer?: Parameters<typeof startWebhookReceiver>[0]) => {
+    const started = await startWebhookReceiver(answer);
     receivers.push(started);
     return started;
   };
@@ -226,7 +194,7 @@ describe('an endpoint that failed every delivery for a day', () => {
   let http: Http;
   let admin: Account;
   let worker: Awaited<ReturnType<typeof startTestWorker>>;
-  const receivers: Receiver[] = [];
+  const receivers: WebhookReceiver[] = [];
 
   beforeAll(async () => {
     ctx = await createTestContext();
@@ -267,8 +235,8 @@ describe('an endpoint that failed every delivery for a day', () => {
   }
 
   it('is disabled after its last retry fails, with an audit row and a webhook.disabled event to the other endpoints', async () => {
-    const dead = await startReceiver((_n, res) => res.writeHead(503).end());
-    const watcher = await startReceiver();
+    const dead = await startWebhookReceiver((_n, res) => res.writeHead(503).end());
+    const watcher = await startWebhookReceiver();
     receivers.push(dead, watcher);
     const hook = (
       await http
@@ -301,7 +269,7 @@ describe('an endpoint that failed every delivery for a day', () => {
   });
 
   it('stays enabled when another delivery reached it during that day', async () => {
-    const flaky = await startReceiver((_n, res) => res.writeHead(503).end());
+    const flaky = await startWebhookReceiver((_n, res) => res.writeHead(503).end());
     receivers.push(flaky);
     const hook = (
       await http
