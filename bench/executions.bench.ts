@@ -15,7 +15,7 @@ import { io as connectSocket, type Socket } from 'socket.io-client';
 import { startAgentHost, type AgentHost } from '../host/server';
 import type { AgentExecutionPayload } from '../domain/events';
 import type { ClientToServerEvents, ServerToClientEvents } from '../api/realtime/socket-events';
-import { apiCaller, startBenchStack, type BenchStack } from './stack';
+import { apiCaller, startBenchStack, validatedAgent, type BenchStack } from './stack';
 import { executionHandle } from '../domain/temporal';
 import { AGENT_PROVISION_WORKFLOW, type AgentProvisionWorkflow } from '../workflows/contracts/agent-provision';
 
@@ -82,16 +82,7 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
     const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as {
       id: string;
     };
-    const agent = async (maxConcurrency: number) => {
-      const created = (await call(
-        'POST',
-        '/api/agents',
-        { serverId: server.id, name: `a-${randomUUID().slice(0, 8)}`, maxConcurrency },
-        token,
-      )) as { id: string };
-      await call('POST', `/api/agents/${created.id}/validate`, undefined, token);
-      return created.id;
-    };
+    const agent = (maxConcurrency: number) => validatedAgent(call, token, server.id, { maxConcurrency });
     const execute = async (agentId: string, prompt: string) =>
       ((await call('POST', `/api/agents/${agentId}/execute`, { prompt }, token)) as { executionId: string }).executionId;
     const at = () => performance.timeOrigin + performance.now();

@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { Execution } from '../entities';
 import { startAgentHost, type AgentHost } from '../host/server';
-import { apiCaller, startBenchStack, type BenchStack } from './stack';
+import { apiCaller, startBenchStack, validatedAgent, type BenchStack } from './stack';
 
 const RUNS = Number(process.argv.find((a) => a.startsWith('--runs='))?.slice(7) ?? 20);
 const PROMPT = 'bench [steps:100] [delay:100]';
@@ -67,14 +67,7 @@ export async function benchReattach(): Promise<{ pass: boolean }> {
         { name: `bench-${randomUUID().slice(0, 8)}`, url: host.url, masterToken: host.token },
         token,
       )) as { id: string };
-      const created = (await call(
-        'POST',
-        '/api/agents',
-        { serverId: server.id, name: `a-${randomUUID().slice(0, 8)}`, maxConcurrency: RUNS },
-        token,
-      )) as { id: string };
-      await call('POST', `/api/agents/${created.id}/validate`, undefined, token);
-      return created.id;
+      return validatedAgent(call, token, server.id, { maxConcurrency: RUNS });
     };
     const taskAgent = await agentOn(taskHost);
     const plainAgent = await agentOn(plainHost);

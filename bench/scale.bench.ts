@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Execution, FINAL_EXECUTION_STATUSES } from '../entities';
 import { startAgentHost, type AgentHost } from '../host/server';
-import { apiCaller, startBenchStack, type BenchStack } from './stack';
+import { apiCaller, startBenchStack, validatedAgent, type BenchStack } from './stack';
 
 const option = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
 const RUNS = option('runs', 1000);
@@ -162,18 +162,7 @@ export async function benchScale(): Promise<{ pass: boolean }> {
       id: string;
     };
     const agents = async (count: number) =>
-      Promise.all(
-        Array.from({ length: count }, async () => {
-          const created = (await call(
-            'POST',
-            '/api/agents',
-            { serverId: server.id, name: `a-${randomUUID().slice(0, 8)}`, maxConcurrency: AGENT_SLOTS },
-            token,
-          )) as { id: string };
-          await call('POST', `/api/agents/${created.id}/validate`, undefined, token);
-          return created.id;
-        }),
-      );
+      Promise.all(Array.from({ length: count }, () => validatedAgent(call, token, server.id, { maxConcurrency: AGENT_SLOTS })));
     const conn = stack.deps.orm.em.fork().getConnection();
 
     const phase = async (name: string, kill: boolean): Promise<PhaseResult> => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -42,6 +43,20 @@ export function apiCaller(base: string) {
     if (res.status >= 300) throw new Error(`${method} ${url} → ${res.status} ${JSON.stringify(json)}`);
     return json;
   };
+}
+
+/** An agent on `serverId`, created and validated through the API (ACTIVE once this resolves); its id. */
+export async function validatedAgent(
+  call: ReturnType<typeof apiCaller>,
+  token: string,
+  serverId: string,
+  fields: { name?: string; maxConcurrency?: number } = {},
+): Promise<string> {
+  const created = (await call('POST', '/api/agents', { serverId, name: `a-${randomUUID().slice(0, 8)}`, ...fields }, token)) as {
+    id: string;
+  };
+  await call('POST', `/api/agents/${created.id}/validate`, undefined, token);
+  return created.id;
 }
 
 /** The real system on free ports in a temp dir: embedded PostgreSQL, Temporal dev server, API. */

@@ -9,7 +9,7 @@ import { McpServer, Organization, ServerTool, ServerToolStatus, ToolDefinition }
 import { startAgentHost } from '../host/server';
 import { executionHandle } from '../domain/temporal';
 import { allowedToolsFor } from '../domain/tools/allowed-tools';
-import { startBenchStack } from './stack';
+import { startBenchStack, validatedAgent } from './stack';
 
 const RUNS = 200;
 const WARMUP = 20;
@@ -44,13 +44,7 @@ export async function benchTools(): Promise<{ pass: boolean }> {
     const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as {
       id: string;
     };
-    const agent = async () => {
-      const created = (await call('POST', '/api/agents', { serverId: server.id, name: `a-${randomUUID().slice(0, 8)}` }, token)) as {
-        id: string;
-      };
-      await call('POST', `/api/agents/${created.id}/validate`, undefined, token);
-      return created.id;
-    };
+    const agent = () => validatedAgent(call, token, server.id);
     const [granted, bare] = [await agent(), await agent()];
 
     const tools: string[] = [];

@@ -11,7 +11,7 @@ import { loadTracingConfig } from '../lib/config';
 import { startTracing } from '../lib/tracing';
 import { executionHandle } from '../domain/temporal';
 import { startOtlpReceiver } from '../test/otlp-receiver';
-import { apiCaller, startBenchStack } from './stack';
+import { apiCaller, startBenchStack, validatedAgent } from './stack';
 
 const ROUNDS = 4;
 const PER_ROUND = 30;
@@ -47,13 +47,7 @@ export async function benchTracing(): Promise<{ pass: boolean }> {
         );
         const stopWorker = await stack.startWorker({ tracing });
         try {
-          const agent = (await call(
-            'POST',
-            '/api/agents',
-            { serverId: server.id, name: `a-${randomUUID().slice(0, 8)}`, maxConcurrency: 50 },
-            token,
-          )) as { id: string };
-          await call('POST', `/api/agents/${agent.id}/validate`, undefined, token);
+          const agent = { id: await validatedAgent(call, token, server.id, { maxConcurrency: 50 }) };
           for (let i = 0; i < PER_ROUND; i++) {
             const t0 = at();
             const { executionId } = (await call('POST', `/api/agents/${agent.id}/execute`, { prompt: 'dispatch [steps:1]' }, token)) as {

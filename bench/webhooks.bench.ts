@@ -21,7 +21,7 @@ import { insertDeliveries, WEBHOOK_OUTBOX_CHANNEL } from '../domain/webhooks/out
 import { Webhook, WebhookDelivery } from '../entities';
 import { webhookDeliveryWorkflowId } from '../workflows/contracts/webhook-delivery';
 import { percentile } from './round-trip';
-import { apiCaller, startBenchStack } from './stack';
+import { apiCaller, startBenchStack, validatedAgent } from './stack';
 
 const RUNS = Number(process.argv.find((a) => a.startsWith('--runs='))?.slice(7) ?? 100);
 const WARMUP = 5;
@@ -115,16 +115,7 @@ export async function benchWebhooks(): Promise<{ pass: boolean }> {
     };
     const agents: string[] = [];
     for (let i = 0; i < Math.ceil(RUNS / PER_AGENT); i++) {
-      const agent = (await call(
-        'POST',
-        '/api/agents',
-        { serverId: server.id, name: `failing-${i}`, maxConcurrency: PER_AGENT },
-        token,
-      )) as {
-        id: string;
-      };
-      await call('POST', `/api/agents/${agent.id}/validate`, undefined, token);
-      agents.push(agent.id);
+      agents.push(await validatedAgent(call, token, server.id, { name: `failing-${i}`, maxConcurrency: PER_AGENT }));
     }
     const hook = (await call('POST', '/api/webhooks', { url: receiverUrl, events: ['execution.failed'] }, token)) as { id: string };
 

@@ -7,7 +7,7 @@ import { webhookDeliveryWorkflowId } from '../workflows/contracts/webhook-delive
 import { OUTBOX_GRACE_MS } from '../worker/webhook-outbox';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { waitFor } from './fleet';
-import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver';
+import { createWebhookEndpoint, startWebhookReceiver, type WebhookReceiver } from './webhook-receiver';
 import { createTestContext, spawnWorkerProcess, startTestWorker, type TestContext } from './harness';
 
 /**
@@ -41,15 +41,7 @@ describe('the webhook outbox across workers', () => {
   });
 
   const as = () => ({ Authorization: `Bearer ${admin.accessToken}` });
-  async function endpoint(url: string): Promise<{ id: string; secret: string }> {
-    return (
-      await http
-        .post('/api/webhooks')
-        .set(as())
-        .send({ url, events: ['execution.failed'] })
-        .expect(201)
-    ).body;
-  }
+  const endpoint = (url: string) => createWebhookEndpoint(http, admin, url);
   const rowsOf = (webhookId: string) => ctx.orm.em.fork().find(WebhookDelivery, { webhook: webhookId }, { orderBy: { createdAt: 'asc' } });
 
   it('delivers the events raised while no worker ran once a worker starts: each once, one message id per event', async () => {

@@ -1,5 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Account, Http } from './api';
 
 /** What a webhook receiver got: one entry per request, in arrival order. */
 export interface WebhookReceiver {
@@ -35,4 +36,19 @@ export async function startWebhookReceiver(
         server.close(() => resolve());
       }),
   };
+}
+
+/** A webhook endpoint of `account`'s organisation at `url`, subscribed to `events`: its id and its signing secret. */
+export async function createWebhookEndpoint(
+  http: Http,
+  account: Account,
+  url: string,
+  events: string[] = ['execution.failed'],
+): Promise<{ id: string; secret: string }> {
+  const res = await http
+    .post('/api/webhooks')
+    .set({ Authorization: `Bearer ${account.accessToken}` })
+    .send({ url, events })
+    .expect(201);
+  return res.body as { id: string; secret: string };
 }

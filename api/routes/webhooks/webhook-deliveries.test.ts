@@ -5,7 +5,7 @@ import { insertDeliveries } from '../../../domain/webhooks/outbox';
 import { WEBHOOK_RETRY_DELAYS_MS } from '../../../workflows/contracts/webhook-delivery';
 import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
 import { waitFor } from '../../../test/fleet';
-import { startWebhookReceiver, type WebhookReceiver } from '../../../test/webhook-receiver';
+import { createWebhookEndpoint, startWebhookReceiver, type WebhookReceiver } from '../../../test/webhook-receiver';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
 
 interface Delivery {
@@ -47,15 +47,7 @@ describe('webhook deliveries', () => {
     receivers.push(started);
     return started;
   };
-  async function endpoint(url: string): Promise<{ id: string; secret: string }> {
-    return (
-      await http
-        .post('/api/webhooks')
-        .set(as())
-        .send({ url, events: ['execution.failed'] })
-        .expect(201)
-    ).body;
-  }
+  const endpoint = (url: string) => createWebhookEndpoint(http, admin, url);
   async function sendTest(webhookId: string): Promise<Delivery> {
     return (await http.post(`/api/webhooks/${webhookId}/test`).set(as()).expect(202)).body as Delivery;
   }
