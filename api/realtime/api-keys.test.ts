@@ -155,6 +155,20 @@ describe('API keys on sockets, streams and runs', () => {
     expect(await subscribe(login)).toEqual({ ok: true });
   });
 
+  it('a key reaching its expiresAt ends its socket and SSE stream, not before', async () => {
+    const executionId = await hangingExecution();
+    // Long enough to open both feeds on a loaded machine first.
+    const expiresAt = Date.now() + 8000;
+    const { key } = await createKey(admin, { expiresAt: new Date(expiresAt).toISOString() });
+    const socket = await connect(key);
+    const stream = await openStream(key, executionId);
+
+    expect(await within(socket.ending)).toEqual({ reason: 'token_expired', disconnect: 'io server disconnect' });
+    expect(await within(stream.ended)).toContain('"reason":"token_expired"');
+    expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
+    await expect(tryConnect({ token: key })).rejects.toThrow(/unauthorized: api_key_expired/);
+  });
+
   it('a key is accepted as Authorization: Bearer on the Socket.IO handshake too', async () => {
     const { key } = await createKey(admin);
     const socket = await tryConnect({ header: key });
