@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ApiKey, Organization, User, UserRole } from '../../entities';
 import type { Config } from '../../lib/config';
@@ -71,6 +72,8 @@ export async function createApiKey(
  * Revoking a revoked key changes nothing and records nothing.
  */
 export async function revokeApiKey(tx: EntityManager, actor: Actor, apiKey: ApiKey): Promise<void> {
+  // Two revocations at once: the second waits here, then sees the first's, and records nothing.
+  await tx.findOneOrFail(ApiKey, apiKey.id, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
   if (apiKey.revokedAt) return;
   apiKey.revokedAt = new Date();
   audit(tx, actor, {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ApiKey, AuditLog } from '../../../entities';
 import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
 import { createTestContext, type TestContext } from '../../../test/harness';
+import { waitFor } from '../../../test/fleet';
 
 interface CreatedKey {
   id: string;
@@ -174,6 +175,39 @@ describe('API keys', () => {
     const revocation = await ctx.orm.em.fork().findOneOrFail(AuditLog, { action: 'api_key.revoke', resourceId: created.id });
     expect(revocation.changes).toMatchObject({ name: 'audited', prefix: created.prefix });
     expect(JSON.stringify(revocation)).not.toContain(created.key.slice(-43));
+  });
+
+  it('concurrent revocations of one key record one revocation', async () => {
+    const created = await createKey(admin);
+    // The row is held (by a plain knex transaction: a MikroORM one would be joined by the
+    // in-process requests) while two revocations start, so both have read it before either writes.
+    const holder = await ctx.orm.em.getConnection().getKnex().transaction();
+    try {
+      const pid = ((await holder.raw('select pg_backend_pid() as pid')) as { rows: { pid: number }[] }).rows[0]!.pid;
+      await holder.raw('select id from api_keys where id = ? for update', [created.id]);
+      const deletes = Promise.all(
+        [1, 2].map(() =>
+          http
+            .delete(`/api/api-keys/${created.id}`)
+            .set(as(admin))
+            .then((r) => r.status),
+        ),
+      );
+      await waitFor(async () => {
+        const [row] = await ctx.orm.em.getConnection().execute<{ n: number }[]>(
+          // Waiting on the holder, or on a waiter queued before them (the second revocation waits on the first).
+          `select count(*)::int as n from pg_stat_activity a where ?::int = any(pg_blocking_pids(a.pid)) or exists
+               (select 1 from pg_stat_activity b where ?::int = any(pg_blocking_pids(b.pid)) and b.pid = any(pg_blocking_pids(a.pid)))`,
+          [pid, pid],
+        );
+        return row!.n >= 2;
+      });
+      await holder.commit();
+      expect(await deletes).toEqual([204, 204]);
+    } finally {
+      if (!holder.isCompleted()) await holder.rollback();
+    }
+    expect(await ctx.orm.em.fork().count(AuditLog, { action: 'api_key.revoke', resourceId: created.id })).toBe(1);
   });
 
   it("another organisation's key ids are not found, and their keys never listed", async () => {
