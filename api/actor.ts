@@ -17,5 +17,6 @@ export function actorOf(ctx: HandlerContext, auth: AuthContext): Actor {
     ip: meta.ip,
     requestId: meta.requestId,
     via: 'api',
+    ...(auth.apiKey ? { apiKey: auth.apiKey } : {}),
   };
 }

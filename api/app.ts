@@ -23,6 +23,7 @@ import { serverToolRoutes } from './routes/tools/server-tools.router';
 import { taskRoutes } from './routes/tasks/tasks.router';
 import { userRoutes } from './routes/users/users.router';
 import { webhookRoutes } from './routes/webhooks/webhooks.router';
+import { apiKeyRoutes } from './routes/api-keys/api-keys.router';
 import { authenticate } from './auth/authenticate';
 
 const VERSION = '0.1.0';
@@ -54,6 +55,7 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   serverToolRoutes(api, deps);
   taskRoutes(api, deps);
   webhookRoutes(api, deps);
+  apiKeyRoutes(api, deps);
 
   let openApiDocument: unknown;
   api.router.get('/openapi.json', (ctx) => {

@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Agent, AuditLog, Execution, McpServer, Task, ToolDefinition, User, Webhook } from '../entities';
+import { Agent, ApiKey, AuditLog, Execution, McpServer, Task, ToolDefinition, User, Webhook } from '../entities';
 import { AppError } from '../domain/errors';
 import { inCatalogOf } from '../domain/tools/catalog-commands';
 import type { AuthContext } from './auth/authenticate';
@@ -64,4 +64,10 @@ export async function loadWebhook(em: EntityManager, caller: Caller, id: string)
   const webhook = await em.findOne(Webhook, { id, organization: caller.organizationId });
   if (!webhook) throw AppError.notFound('Webhook');
   return webhook;
+}
+
+export async function loadApiKey(em: EntityManager, caller: Caller, id: string): Promise<ApiKey> {
+  const apiKey = await em.findOne(ApiKey, { id, organization: caller.organizationId }, { populate: ['owner'] });
+  if (!apiKey) throw AppError.notFound('API key');
+  return apiKey;
 }

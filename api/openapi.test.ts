@@ -343,6 +343,21 @@ describe('the OpenAPI document against the application', () => {
       await finished((await http.post(`/api/tasks/${task.id}/run`).set(as()).expect(202)).body.executionId as string);
       return http.get(`/api/tasks/${task.id}/executions`).set(as());
     },
+    'POST /api/api-keys': async () =>
+      http
+        .post('/api/api-keys')
+        .set(as())
+        .send({ name: 'spec', role: 'VIEWER', expiresAt: new Date(Date.now() + 3_600_000).toISOString() }),
+    'GET /api/api-keys': async () => {
+      const { key } = (await http.post('/api/api-keys').set(as()).send({ name: 'spec list' }).expect(201)).body as { key: string };
+      // One that was used, so `lastUsedAt` is in the answer too.
+      await http.get('/api/auth/me').set('Authorization', `Bearer ${key}`).expect(200);
+      return [await http.get('/api/api-keys').set(as()), await http.get('/api/api-keys').query({ limit: 1 }).set(as())];
+    },
+    'DELETE /api/api-keys/{id}': async () =>
+      http
+        .delete(`/api/api-keys/${(await http.post('/api/api-keys').set(as()).send({ name: 'spec revoke' }).expect(201)).body.id}`)
+        .set(as()),
     'GET /api/webhooks': async () => {
       await newWebhook();
       return [await http.get('/api/webhooks').set(as()), await http.get('/api/webhooks').query({ limit: 1 }).set(as())];

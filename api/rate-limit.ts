@@ -9,7 +9,16 @@ import { AppError } from '../domain/errors';
 
 /** What a route does, as far as its limits go: `<action>.<scope>` rules in `config.rateLimits`. */
 export type RateLimitAction =
-  'register' | 'refresh' | 'logout' | 'execute' | 'create-agent' | 'server-test' | 'tool-install' | 'save-task' | 'answer-input';
+  | 'register'
+  | 'refresh'
+  | 'logout'
+  | 'execute'
+  | 'create-agent'
+  | 'server-test'
+  | 'tool-install'
+  | 'save-task'
+  | 'answer-input'
+  | 'api-key';
 
 type Scope = 'ip' | 'user' | 'session';
 

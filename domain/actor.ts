@@ -10,4 +10,6 @@ export interface Actor {
   ip?: string;
   requestId?: string;
   via: 'api' | 'schedule' | 'workflow';
+  /** Set when the person acts through one of their API keys (the audit log names it beside them). */
+  apiKey?: { id: string; name: string; prefix: string };
 }

@@ -1,11 +1,12 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { AuditLog, Organization, User } from '../entities';
+import { AuditLog, Organization, User, type AuditApiKey } from '../entities';
 import type { Actor } from './actor';
 
 export interface AuditEntry {
   organizationId: string;
   actorId?: string;
   actorEmail?: string;
+  actorApiKey?: AuditApiKey;
   action: string;
   resourceType: string;
   resourceId?: string;
@@ -24,6 +25,7 @@ export function recordAudit(em: EntityManager, entry: AuditEntry): AuditLog {
     organization: em.getReference(Organization, entry.organizationId),
     actor: entry.actorId ? em.getReference(User, entry.actorId) : undefined,
     actorEmail: entry.actorEmail,
+    actorApiKey: entry.actorApiKey,
     action: entry.action,
     resourceType: entry.resourceType,
     resourceId: entry.resourceId,
@@ -37,13 +39,14 @@ export function recordAudit(em: EntityManager, entry: AuditEntry): AuditLog {
 export function audit(
   em: EntityManager,
   actor: Actor,
-  entry: Omit<AuditEntry, 'organizationId' | 'actorId' | 'actorEmail' | 'ip' | 'requestId'>,
+  entry: Omit<AuditEntry, 'organizationId' | 'actorId' | 'actorEmail' | 'actorApiKey' | 'ip' | 'requestId'>,
 ): AuditLog {
   return recordAudit(em, {
     ...entry,
     organizationId: actor.organizationId,
     actorId: actor.userId,
     actorEmail: actor.email,
+    actorApiKey: actor.apiKey,
     ip: actor.ip,
     requestId: actor.requestId,
   });

@@ -62,7 +62,15 @@ export interface AgentExecutionPayload {
  * Why a session's live feeds were closed. `token_expired` and `role_changed`: refresh (or
  * reuse the same token after a role change) and reconnect. The others: log in again.
  */
-export type SessionEndReason = 'logout' | 'refresh_reused' | 'user_deleted' | 'role_changed' | 'token_expired' | 'session_revoked';
+export type SessionEndReason =
+  | 'logout'
+  | 'refresh_reused'
+  | 'user_deleted'
+  | 'role_changed'
+  | 'token_expired'
+  | 'session_revoked'
+  /** The API key the feed was opened with was revoked (`DELETE /api/api-keys/:id`). */
+  | 'api_key_revoked';
 
 /** Sent on a socket (and as the last SSE event) just before the server closes it. */
 export interface SessionEndedPayload {
@@ -169,6 +177,8 @@ export interface SessionEndedEvent {
   userId?: string;
   /** Every session of this login (logout, refresh-token reuse). */
   familyId?: string;
+  /** Every feed opened with this API key (revoked). */
+  apiKeyId?: string;
   reason: SessionEndReason;
 }
 

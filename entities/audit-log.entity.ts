@@ -3,6 +3,13 @@ import { Entity, Index, ManyToOne, OptionalProps, PrimaryKey, Property } from '@
 import { Organization } from './organization.entity';
 import { User } from './user.entity';
 
+/** The API key an entry was made through: never its secret. */
+export interface AuditApiKey {
+  id: string;
+  name: string;
+  prefix: string;
+}
+
 /** Append-only record of who changed what. `changes` never holds secrets. */
 @Entity({ tableName: 'audit_logs' })
 @Index({ properties: ['organization', 'createdAt'] })
@@ -24,6 +31,13 @@ export class AuditLog {
   /** Kept so the row still says who acted after that user is deleted (or for failed logins). */
   @Property({ type: 'string', length: 320, nullable: true })
   actorEmail?: string;
+
+  /**
+   * The API key the actor acted through (`actor` is then its owner), or null for a login.
+   * A copy, not a reference, so the entry still names the key after it (or its owner) is gone.
+   */
+  @Property({ type: 'json', nullable: true })
+  actorApiKey?: AuditApiKey;
 
   @Property({ type: 'string', length: 100 })
   action!: string;

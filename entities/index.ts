@@ -1,4 +1,5 @@
 import { Agent } from './agent.entity';
+import { ApiKey } from './api-key.entity';
 import { AgentToolPermission } from './agent-tool-permission.entity';
 import { AuditLog } from './audit-log.entity';
 import { Execution } from './execution.entity';
@@ -18,6 +19,7 @@ import { WebhookDelivery } from './webhook-delivery.entity';
 
 export * from './agent.entity';
 export * from './agent-tool-permission.entity';
+export * from './api-key.entity';
 export * from './audit-log.entity';
 export * from './base.entity';
 export * from './execution.entity';
@@ -53,4 +55,5 @@ export const ENTITIES = [
   RateLimitCounter,
   Webhook,
   WebhookDelivery,
+  ApiKey,
 ];

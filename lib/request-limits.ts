@@ -39,6 +39,9 @@ export const RATE_LIMIT_DEFAULTS = {
   // An answer resumes a run on its host.
   'answer-input.user': { limit: 60, windowSeconds: 60 },
   'answer-input.ip': { limit: 120, windowSeconds: 60 },
+  // Creating and revoking API keys: a person does a few; a stolen session minting keys is slowed.
+  'api-key.user': { limit: 20, windowSeconds: 60 },
+  'api-key.ip': { limit: 40, windowSeconds: 60 },
 } as const satisfies Record<string, RateLimit>;
 
 export type RateLimitRule = keyof typeof RATE_LIMIT_DEFAULTS;

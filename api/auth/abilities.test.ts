@@ -40,6 +40,8 @@ const MATRIX: Record<SubjectType, Partial<Record<Action, UserRole[]>>> = {
   ServerTool: { read: ALL, install: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
   AgentToolPermission: { read: ALL, create: [ADMIN, MANAGER], update: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
   Webhook: { read: [ADMIN, MANAGER], create: [ADMIN, MANAGER], update: [ADMIN, MANAGER], delete: [ADMIN, MANAGER] },
+  // Another member's key (the target's owner is nobody's): only an ADMIN; everyone has their own (below).
+  ApiKey: { read: [ADMIN], create: [ADMIN], delete: [ADMIN], update: [ADMIN] },
 };
 
 const rows = Object.entries(MATRIX).flatMap(([subjectType, actions]) =>
@@ -70,6 +72,19 @@ describe('defineAbilityFor', () => {
     const ability = defineAbilityFor({ userId, organizationId, role });
     expect(ability.can('read', subject('User', { id: userId, organization: { id: organizationId } } as never))).toBe(true);
     expect(ability.can('read', subject('User', { id: randomUUID(), organization: { id: organizationId } } as never))).toBe(role === ADMIN);
+  });
+
+  it.each(ALL)('%s makes, lists and revokes its own API keys, and another member’s only as ADMIN', (role) => {
+    const userId = randomUUID();
+    const ability = defineAbilityFor({ userId, organizationId, role });
+    const own = subject('ApiKey', { id: randomUUID(), organization: { id: organizationId }, owner: { id: userId } } as never);
+    const colleagues = subject('ApiKey', { id: randomUUID(), organization: { id: organizationId }, owner: { id: randomUUID() } } as never);
+    const elsewhere = subject('ApiKey', { id: randomUUID(), organization: { id: otherOrganizationId }, owner: { id: userId } } as never);
+    for (const action of ['create', 'read', 'delete'] as const) {
+      expect(ability.can(action, own)).toBe(true);
+      expect(ability.can(action, colleagues)).toBe(role === ADMIN);
+      expect(ability.can(action, elsewhere)).toBe(false);
+    }
   });
 
   it.each(ALL)('%s reads a built-in catalog entry and may change none', (role) => {

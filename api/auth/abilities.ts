@@ -3,6 +3,7 @@ import { packRules, type PackRule } from '@casl/ability/extra';
 import type {
   Agent,
   AgentToolPermission,
+  ApiKey,
   AuditLog,
   Execution,
   McpServer,
@@ -30,6 +31,7 @@ type SubjectMap = {
   ServerTool: ServerTool;
   AgentToolPermission: AgentToolPermission;
   Webhook: Webhook;
+  ApiKey: ApiKey;
 };
 export type SubjectType = keyof SubjectMap;
 export type Subject = SubjectType | SubjectMap[SubjectType] | 'all';
@@ -54,7 +56,20 @@ const ROLE_BUILDERS: Record<UserRole, RoleBuilder> = {
   [UserRole.ADMIN]: ({ can }, _p, inOrg) => {
     can(
       'manage',
-      ['User', 'AuditLog', 'McpServer', 'Agent', 'Task', 'Execution', 'ToolDefinition', 'ServerTool', 'AgentToolPermission', 'Webhook'],
+      [
+        'User',
+        'AuditLog',
+        'McpServer',
+        'Agent',
+        'Task',
+        'Execution',
+        'ToolDefinition',
+        'ServerTool',
+        'AgentToolPermission',
+        'Webhook',
+        // Every key of the organisation: an ADMIN sees and revokes a leaked or forgotten one.
+        'ApiKey',
+      ],
       inOrg,
     );
   },
@@ -95,6 +110,8 @@ export function defineAbilityFor(principal: Principal): AppAbility {
   // The catalog: the built-in entries (no organisation; nobody may change them) and the organisation's own.
   builder.can('read', 'ToolDefinition', { organization: null });
   builder.can('read', 'ToolDefinition', inOrg);
+  // Every member makes, lists and revokes their own API keys (a key's role is capped by its owner's).
+  builder.can(['create', 'read', 'delete'], 'ApiKey', { 'organization.id': principal.organizationId, 'owner.id': principal.userId });
   roleBuilder(builder, principal, inOrg);
   if (principal.role === UserRole.ADMIN) builder.can('update', 'Organization', { id: principal.organizationId });
   // The audit log is append-only, for everyone.

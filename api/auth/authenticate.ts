@@ -8,18 +8,24 @@ import { UserRole } from '../../entities';
 import type { SessionEndReason } from '../../domain/events';
 import { defineAbilityFor, type AppAbility } from './abilities';
 import { accessKey, JWT_ALGORITHMS, JWT_AUDIENCE, JWT_ISSUER, type AccessClaims } from './tokens';
+import { isApiKeyToken } from '../../domain/api-keys/api-key-secret';
+import { apiKeyEndReason, ApiKeyRejected, authenticateApiKey, type ApiKeyPrincipal } from './api-key-auth';
 
 export interface AuthContext {
   userId: string;
   email: string;
   organizationId: string;
+  /** The role the caller acts with: the user's current one; for an API key, the lower of the key's and its owner's. */
   role: UserRole;
+  /** The session row of the access token; for an API key, the key's id. */
   sessionId: string;
-  /** The login (session family) the access token belongs to: logout and reuse end all of it. */
+  /** The login (session family) the access token belongs to: logout and reuse end all of it. For an API key, the key's id. */
   familyId: string;
-  /** When the access token expires (epoch ms): a socket or stream opened with it ends then. */
+  /** When the access token (or API key) expires (epoch ms): a socket or stream opened with it ends then. */
   tokenExpiresAt: number;
   ability: AppAbility;
+  /** Set when the caller authenticated with an API key (`mcpf_…`) rather than an access token. */
+  apiKey?: { id: string; name: string; prefix: string };
 }
 
 /** What authentication leaves on `ctx.state` (api/context.ts makes it part of every request's state). */
@@ -72,14 +78,34 @@ function toAuthContext(row: PrincipalRow, claims: AccessClaims & { exp?: number 
  */
 export async function sessionEndReason(deps: Pick<AppDeps, 'orm'>, auth: AuthContext): Promise<SessionEndReason | undefined> {
   if (Date.now() >= auth.tokenExpiresAt) return 'token_expired';
+  if (auth.apiKey) return apiKeyEndReason(deps, { keyId: auth.apiKey.id, role: auth.role, organizationId: auth.organizationId });
   const row = await loadPrincipalRow(deps, { typ: 'access', sid: auth.sessionId, sub: auth.userId });
   if (!row) return 'session_revoked';
   if (row.role !== auth.role || row.organization_id !== auth.organizationId) return 'role_changed';
   return undefined;
 }
 
-/** The same checks as the HTTP middleware, for a bare token (Socket.IO handshakes). */
+function apiKeyAuthContext(principal: ApiKeyPrincipal): AuthContext {
+  const { keyId, name, prefix, userId, email, organizationId, role, expiresAt } = principal;
+  return {
+    userId,
+    email,
+    organizationId,
+    role,
+    sessionId: keyId,
+    familyId: keyId,
+    tokenExpiresAt: expiresAt,
+    ability: defineAbilityFor({ userId, organizationId, role }),
+    apiKey: { id: keyId, name, prefix },
+  };
+}
+
+/**
+ * The same checks as the HTTP middleware, for a bare token (Socket.IO handshakes, and later
+ * `/mcp`): an access token (JWT) or an API key (`mcpf_…`, which throws `ApiKeyRejected`).
+ */
 export async function authenticateToken(deps: Pick<AppDeps, 'config' | 'orm'>, token: string): Promise<AuthContext> {
+  if (isApiKeyToken(token)) return apiKeyAuthContext(await authenticateApiKey(deps, token));
   const claims = jwt.verify(token, accessKey(deps.config), {
     algorithms: JWT_ALGORITHMS,
     issuer: JWT_ISSUER,
@@ -124,7 +150,21 @@ export function authenticate(deps: Pick<AppDeps, 'config' | 'orm'>): Middleware<
     if (row && claims) ctx.state.auth = toAuthContext(row, claims);
     await next();
   };
-  return [verify, buildAbility];
+  // An API key is no JWT: it skips koa-jwt (whose error would be "invalid token") and is
+  // looked up instead; a refused key is kept for requireAuth, to answer with its own code.
+  const bearer = /^Bearer (mcpf_\S*)$/;
+  const apiKeyOrJwt: Middleware<AuthState> = async (ctx, next) => {
+    const apiKey = bearer.exec(ctx.get('authorization'))?.[1];
+    if (!apiKey) return verify(ctx, () => buildAbility(ctx, next));
+    try {
+      ctx.state.auth = apiKeyAuthContext(await authenticateApiKey(deps, apiKey));
+    } catch (error) {
+      if (!(error instanceof ApiKeyRejected)) throw error;
+      ctx.state.apiKeyRejected = error;
+    }
+    return next();
+  };
+  return [apiKeyOrJwt];
 }
 
 /** Thrown by routes that need a caller when there is none; says why in the code. */
@@ -132,6 +172,8 @@ export function requireAuth(ctx: ParameterizedContext<AuthState>): AuthContext {
   if (ctx.state.auth) return ctx.state.auth;
   const original = ctx.state.jwtOriginalError as Error | undefined;
   const headers = { 'WWW-Authenticate': 'Bearer' };
+  const rejected = ctx.state.apiKeyRejected as ApiKeyRejected | undefined;
+  if (rejected) throw new AppError(401, rejected.code, rejected.message, undefined, headers);
   if (!original || !ctx.get('authorization')) throw new AppError(401, 'unauthorized', 'Missing bearer token', undefined, headers);
   if (original.name === 'TokenExpiredError')
     throw new AppError(401, 'token_expired', 'The access token has expired; refresh it', undefined, headers);

@@ -3,9 +3,17 @@ import { sessionEndReason, type AuthContext } from '../auth/authenticate';
 import type { AppDeps } from '../deps';
 
 /** Whether a session-ended notice concerns this caller. */
-export function endsSession(event: SessionEndedEvent, auth: Pick<AuthContext, 'organizationId' | 'userId' | 'familyId'>): boolean {
+export function endsSession(
+  event: SessionEndedEvent,
+  auth: Pick<AuthContext, 'organizationId' | 'userId' | 'familyId' | 'apiKey'>,
+): boolean {
   if (event.organizationId !== auth.organizationId) return false;
-  return (event.userId !== undefined && event.userId === auth.userId) || (event.familyId !== undefined && event.familyId === auth.familyId);
+  return (
+    (event.userId !== undefined && event.userId === auth.userId) ||
+    (event.familyId !== undefined && event.familyId === auth.familyId) ||
+    // A revoked key ends what was opened with it; its owner's other logins and keys go on.
+    (event.apiKeyId !== undefined && event.apiKeyId === auth.apiKey?.id)
+  );
 }
 
 // setTimeout fires at once for delays above 2^31 - 1 ms; longer waits are taken in steps.

@@ -4,6 +4,7 @@ import { Server, type Socket } from 'socket.io';
 import { Agent, McpServer, Task } from '../../entities';
 import type { AgentTodoPayload, SessionEndReason } from '../../domain/events';
 import { authenticateToken, sessionEndReason } from '../auth/authenticate';
+import { ApiKeyRejected } from '../auth/api-key-auth';
 import type { AppDeps } from '../deps';
 import type { HubEvent, RealtimeHub } from './hub';
 import { atExpiry, endsSession } from './session-watch';
@@ -62,14 +63,23 @@ export function attachSocketServer(
   });
 
   io.use((socket, next) => {
-    const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
-    if (typeof token !== 'string' || !token) return next(new Error('unauthorized: send the access token as auth.token'));
+    // `auth.token`, or `Authorization: Bearer` for clients (scripts with an API key) that set headers.
+    const token =
+      (socket.handshake.auth as { token?: unknown } | undefined)?.token ??
+      /^Bearer (\S+)$/.exec(socket.handshake.headers.authorization ?? '')?.[1];
+    if (typeof token !== 'string' || !token) return next(new Error('unauthorized: send the access token or API key as auth.token'));
     authenticateToken(deps, token)
       .then((auth) => {
         socket.data.auth = auth;
         next();
       })
-      .catch(() => next(new Error('unauthorized: invalid, expired or revoked access token')));
+      .catch((error: unknown) =>
+        next(
+          new Error(
+            error instanceof ApiKeyRejected ? `unauthorized: ${error.code}` : 'unauthorized: invalid, expired or revoked access token',
+          ),
+        ),
+      );
   });
 
   const check = async (socket: FleetSocket): Promise<SessionEndReason | undefined> => {

@@ -13,6 +13,7 @@ import { Migration20261207011134_webhooks } from './Migration20261207011134_webh
 import { Migration20261207011500_task_run_workflow_index } from './Migration20261207011500_task_run_workflow_index';
 import { Migration20261207011713_webhook_deliveries } from './Migration20261207011713_webhook_deliveries';
 import { Migration20261207012630_execution_trace_id } from './Migration20261207012630_execution_trace_id';
+import { Migration20261207054626_api_keys } from './Migration20261207054626_api_keys';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261124020809_initial', class: Migration20261124020809_initial },
@@ -28,4 +29,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261207011500_task_run_workflow_index', class: Migration20261207011500_task_run_workflow_index },
   { name: 'Migration20261207011713_webhook_deliveries', class: Migration20261207011713_webhook_deliveries },
   { name: 'Migration20261207012630_execution_trace_id', class: Migration20261207012630_execution_trace_id },
+  { name: 'Migration20261207054626_api_keys', class: Migration20261207054626_api_keys },
 ];

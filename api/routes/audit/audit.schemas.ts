@@ -25,7 +25,16 @@ export const AuditOut = z
   .object({
     id: z.uuid(),
     action: z.string(),
-    actor: z.object({ id: z.uuid().nullable(), email: z.string().nullable() }).nullable(),
+    actor: z
+      .object({
+        id: z.uuid().nullable(),
+        email: z.string().nullable(),
+        apiKey: z
+          .object({ id: z.uuid(), name: z.string(), prefix: z.string() })
+          .optional()
+          .openapi({ description: 'The API key the actor (its owner) acted through; absent for a login. Never the secret' }),
+      })
+      .nullable(),
     resourceType: z.string(),
     resourceId: z.string().nullable(),
     changes: z.record(z.string(), z.unknown()).nullable(),
