@@ -30,7 +30,7 @@ describe("an attempt's listeners on a pooled connection", () => {
     await first;
 
     // What the host sends for the run now reaches the attempt that follows it.
-    connection.messageListeners.get('execution-1')?.({ type: 'output', text: 'chunk 1\n' });
+    connection.messageListeners.get('execution-1')?.({ type: 'output', text: 'chunk 1\n' }, 'info');
     expect(next.messages).toEqual([{ type: 'output', text: 'chunk 1\n' }]);
     expect(abandoned.messages).toEqual([]);
     expect(connection.inputListeners.get('execution-1')).toBe(next.attempt.answerer);
