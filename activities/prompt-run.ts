@@ -181,15 +181,25 @@ export function callOrFollowHost(
   });
 }
 
-/** Routes the run's messages and questions on the connection to the attempt while `fn` runs. */
-async function listening<T>(connection: McpConnection, run: PromptRun, attempt: PromptAttempt, fn: () => Promise<T>): Promise<T> {
+/**
+ * Routes the run's messages and questions on the connection to the attempt while `fn` runs.
+ * An attempt lets go of only its own listeners: one Temporal gave up on (a heartbeat timeout)
+ * may end after the next attempt of the run started listening on the same connection, and
+ * must not leave that one deaf to the task's events.
+ */
+export async function listening<T>(
+  connection: Pick<McpConnection, 'messageListeners' | 'inputListeners'>,
+  run: Pick<PromptRun, 'execution' | 'mcpTaskId'>,
+  attempt: Pick<PromptAttempt, 'stream' | 'answerer'>,
+  fn: () => Promise<T>,
+): Promise<T> {
   const executionId = run.execution.id;
   connection.messageListeners.set(executionId, attempt.stream.message);
   connection.inputListeners.set(executionId, attempt.answerer);
   try {
     return await fn();
   } finally {
-    connection.messageListeners.delete(executionId);
+    if (connection.messageListeners.get(executionId) === attempt.stream.message) connection.messageListeners.delete(executionId);
     for (const key of [executionId, run.mcpTaskId])
       if (key && connection.inputListeners.get(key) === attempt.answerer) connection.inputListeners.delete(key);
   }

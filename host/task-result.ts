@@ -23,6 +23,7 @@ import {
   type Result,
 } from '@modelcontextprotocol/sdk/types.js';
 import { isTerminal } from '@modelcontextprotocol/sdk/experimental/tasks/interfaces.js';
+import { EventLoopTurns } from './event-loop-turns';
 import type { HostTaskStore } from './task-store';
 import type { ToolExtra } from './tool-types';
 
@@ -72,13 +73,15 @@ export async function hostTaskResult(
 ): Promise<Result> {
   const extra: ToolExtra = streamGone ? { ...requestExtra, signal: AbortSignal.any([requestExtra.signal, streamGone]) } : requestExtra;
   const asked = new Set<number>();
+  // A backlog goes out a slice per turn of the event loop, not all in one (event-loop-turns.ts).
+  const turns = new EventLoopTurns();
   for (;;) {
     const task = await store.getTask(taskId);
     if (!task) throw new McpError(ErrorCode.InvalidParams, `Failed to retrieve task: Task not found`);
-    await deliverQueued(store, taskId, extra);
+    await deliverQueued(store, taskId, extra, turns);
     if (isTerminal(task.status)) {
       // What was queued between the look at the status and now goes out before the result.
-      await deliverQueued(store, taskId, extra);
+      await deliverQueued(store, taskId, extra, turns);
       const result = await store.getTaskResult(taskId);
       return { ...result, _meta: { ...result._meta, [RELATED_TASK_META_KEY]: { taskId } } };
     }
@@ -94,13 +97,14 @@ export async function hostTaskResult(
   }
 }
 
-async function deliverQueued(store: HostTaskStore, taskId: string, extra: ToolExtra): Promise<void> {
+async function deliverQueued(store: HostTaskStore, taskId: string, extra: ToolExtra, turns: EventLoopTurns): Promise<void> {
   for (let message = store.peek(taskId); message; message = store.peek(taskId)) {
     // Throws when this request's stream is gone: the message stays queued for the next tasks/result.
     await extra.sendNotification(message as Parameters<ToolExtra['sendNotification']>[0]);
     // Gone meanwhile: it may not have reached the client, so it stays for the next tasks/result.
     if (extra.signal.aborted) throw new McpError(ErrorCode.ConnectionClosed, 'Request was cancelled');
     store.shift(taskId);
+    await turns.sent();
   }
 }
 

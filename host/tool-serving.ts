@@ -11,6 +11,7 @@ import { HOST_CONTRACT, type HostTool } from '../lib/host-contract';
 import type { HostTaskStore } from './task-store';
 import type { CallIo, ToolContext, ToolDefinition, ToolExtra } from './tool-types';
 import { serveTraced } from './host-tracing';
+import { EventLoopTurns } from './event-loop-turns';
 
 // The error results and the decline reason live here, and tools.ts imports them: tools.ts
 // already loads this module to register its tools, which takes only types back.
@@ -119,11 +120,16 @@ function runTask(
 /** A plain call's io: its own request's stream and signal. */
 export function plainIo(mcp: McpServer, extra: ToolExtra, inputTimeoutMs: number): CallIo {
   const progressToken = extra._meta?.progressToken;
+  // A run that streams fast gives the event loop a turn now and then (event-loop-turns.ts).
+  const turns = new EventLoopTurns();
   return {
     requestId: extra.requestId,
     signal: extra.signal,
     ...(progressToken !== undefined ? { progressToken } : {}),
-    notify: (notification) => extra.sendNotification(notification),
+    notify: async (notification) => {
+      await extra.sendNotification(notification);
+      await turns.sent();
+    },
     ask: async (params, signal) => {
       if (mcp.server.getClientCapabilities()?.elicitation === undefined) return { action: 'decline', reason: NO_ELICITATION };
       try {
