@@ -39,6 +39,9 @@ export class McpClientPool {
 
   private readonly through?: { fetch: FetchFn; close(): Promise<void> };
 
+  /** The sockets of the short requests (lib/mcp-client.ts, splitFetch), which no result stream holds. */
+  private readonly control: { fetch: FetchFn; close(): Promise<void> };
+
   /**
    * `idleMs`: a connection unused that long is closed (servers deleted or no longer checked do
    * not keep sockets open for the worker's lifetime). Default 10 minutes.
@@ -55,6 +58,7 @@ export class McpClientPool {
     },
   ) {
     if (options.lookup) this.through = fetchThrough(options.lookup);
+    this.control = fetchThrough(options.lookup);
   }
 
   private sweepLater(): void {
@@ -132,7 +136,7 @@ export class McpClientPool {
       }
     }
     if (existing) await this.drop(target.serverId);
-    const connection = connectMcp(target, this.options.timeoutMs, this.through?.fetch).then((opened) => {
+    const connection = connectMcp(target, this.options.timeoutMs, this.through?.fetch, this.control.fetch).then((opened) => {
       entry.open = true;
       return this.observed(opened);
     });
@@ -200,6 +204,6 @@ export class McpClientPool {
     clearInterval(this.sweeper);
     this.sweeper = undefined;
     await Promise.all([...this.entries.keys()].map((id) => this.drop(id)));
-    await this.through?.close();
+    await Promise.all([this.through?.close(), this.control.close()]);
   }
 }
