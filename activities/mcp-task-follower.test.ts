@@ -158,12 +158,18 @@ describe('cancelling task-backed runs on a pooled connection', () => {
             deadline: Date.now() + 120_000,
             requestTimeoutMs: 30_000,
             onProgress: () => undefined,
+            // No tasks/get meanwhile, which would open sockets again just before the cancels.
+            pollMs: 120_000,
           });
           follow.catch(() => undefined);
           return { follow };
         }),
       );
       await until(() => host.taskRequests.filter((r) => r.method === 'tasks/result').length >= runs.length, 'every tasks/result');
+      // Not a wait for something: the scenario. Runs are cancelled seconds after their start,
+      // longer than Node's default keep-alive (5 s) and undici's (4 s), and the warm sockets
+      // must still be there.
+      await new Promise((r) => setTimeout(r, 6000));
       const opened = proxy.connections;
 
       for (const run of runs) run.cancel.abort(new Error('cancelled by request'));
@@ -171,7 +177,8 @@ describe('cancelling task-backed runs on a pooled connection', () => {
       await Promise.all(runs.map(({ executionId }) => host.waitForCancellation(executionId)));
 
       // Before: one pool of sockets, each start's socket taken by its run's tasks/result, so
-      // every tasks/cancel opened a connection of its own (5 here, 20 in the benchmark).
+      // every tasks/cancel opened a connection of its own (5 here, 20 in the benchmark); and
+      // idle sockets closed after 3 s (the host's 5 s keep-alive less undici's margin).
       expect(host.taskRequests.filter((r) => r.method === 'tasks/cancel')).toHaveLength(runs.length);
       expect(proxy.connections).toBe(opened);
     });

@@ -75,9 +75,20 @@ function authorizedFetch(token: string, base: FetchFn = fetch): FetchFn {
   };
 }
 
-/** A fetch on its own pool of sockets, which resolve names through `lookup` (a pool's policyLookup) when given. */
-export function fetchThrough(lookup?: LookupFunction): { fetch: FetchFn; close(): Promise<void> } {
-  const agent = new Agent(lookup ? { connect: { lookup } } : {});
+/**
+ * A fetch on its own pool of sockets, which resolve names through `lookup` (a pool's
+ * policyLookup) when given; `sockets` bounds them per origin and sets how long an idle one stays
+ * open (the server's own keep-alive, when it sends one, may shorten it).
+ */
+export function fetchThrough(
+  lookup?: LookupFunction,
+  sockets: { perOrigin?: number; keepAliveMs?: number } = {},
+): { fetch: FetchFn; close(): Promise<void> } {
+  const agent = new Agent({
+    ...(lookup ? { connect: { lookup } } : {}),
+    ...(sockets.perOrigin ? { connections: sockets.perOrigin } : {}),
+    ...(sockets.keepAliveMs ? { keepAliveTimeout: sockets.keepAliveMs, keepAliveMaxTimeout: sockets.keepAliveMs } : {}),
+  });
   return {
     fetch: (url, init) => undiciFetch(url, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response>,
     close: () => agent.close(),
@@ -107,7 +118,8 @@ export function holdsItsSocket(init?: RequestInit): boolean {
  * request at a time, and a task's start leaves its socket to the task's `tasks/result`: with
  * one pool, the cancel of 20 running tasks found every socket held and opened 20 new ones,
  * which a busy host accepts one per event-loop turn. The control sockets the starts used stay
- * open (keep-alive) and warm for the next short request.
+ * open (keep-alive) and warm for the next short request; a burst of them (20 cancels at once)
+ * waits for a warm socket rather than opening more (McpClientPool's CONTROL_SOCKETS).
  */
 function splitFetch(streams: FetchFn, control: FetchFn): FetchFn {
   return (url, init) => (holdsItsSocket(init) ? streams(url, init) : control(url, init));

@@ -28,6 +28,14 @@ export type ToolCallOutcome = 'ok' | 'tool_error' | 'error';
 export type ToolCallObserver = (tool: string, outcome: ToolCallOutcome, seconds: number) => void;
 
 /**
+ * The short requests' sockets, per server (lib/mcp-client.ts, splitFetch): a few, kept open a
+ * minute between requests (as long as the server keeps them: the reference host does). Short
+ * requests take milliseconds, so 20 cancels at once queue on warm sockets rather than each
+ * waiting for a new connection to be accepted.
+ */
+const CONTROL_SOCKETS = { perOrigin: 4, keepAliveMs: 60_000 };
+
+/**
  * One live MCP connection per server, reused across activities. The key includes a hash of
  * url + transport + token, so a changed URL or rotated token opens a new connection and closes
  * the old one on the next use — without any message from the API process.
@@ -58,7 +66,7 @@ export class McpClientPool {
     },
   ) {
     if (options.lookup) this.through = fetchThrough(options.lookup);
-    this.control = fetchThrough(options.lookup);
+    this.control = fetchThrough(options.lookup, CONTROL_SOCKETS);
   }
 
   private sweepLater(): void {
