@@ -354,7 +354,8 @@ async function cancelAll(api: Api, host: AgentHost, agentId: string, results: st
 
 export async function benchTasks(): Promise<{ pass: boolean }> {
   const host = await startAgentHost({ token: `bench-${randomUUID()}`, stepDelayMs: 1 });
-  const stack = await startBenchStack();
+  // Ports of its own: other benches may run beside it.
+  const stack = await startBenchStack({ METRICS_PORT: '0', WORKER_METRICS_PORT: '0', WORKER_TEMPORAL_METRICS_PORT: '0' });
   const results: string[] = [];
   let pass = true;
   try {
