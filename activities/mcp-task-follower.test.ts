@@ -5,7 +5,9 @@ import path from 'node:path';
 import { hostToolCall } from '../lib/host-contract';
 import { connectMcp, type FetchFn, type McpConnection } from '../lib/mcp-client';
 import { startMcpToolTask } from '../lib/mcp-tasks';
+import { McpClientPool } from '../lib/mcp-pool';
 import { startAgentHost, type AgentHost } from '../host/server';
+import { startTcpProxy, type TcpProxy } from '../test/tcp-proxy';
 import { followMcpTask } from './mcp-task-follower';
 
 /** What the client sent (each POST's JSON-RPC method) and whether each response's stream has ended. */
@@ -103,5 +105,82 @@ describe('cancelling task-backed runs against the reference host', () => {
     const results = wire.streams.filter((s) => s.method === 'tasks/result');
     expect(results).toHaveLength(runs.length);
     await until(() => results.every((s) => s.ended), 'the host to end every tasks/result stream');
+  });
+});
+
+describe('cancelling task-backed runs on a pooled connection', () => {
+  let host: AgentHost;
+  let proxy: TcpProxy;
+  let dir: string;
+  let pool: McpClientPool;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'follower-pool-'));
+    host = await startAgentHost({ token: randomUUID(), stepDelayMs: 1, workspaceRoot: dir });
+    // Between the worker and the host, to count the TCP connections the worker opens.
+    proxy = await startTcpProxy(host.port);
+    pool = new McpClientPool({ timeoutMs: 30_000 });
+  });
+  afterAll(async () => {
+    await pool?.closeAll();
+    await proxy?.close();
+    await host?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the cancels of runs whose tasks/result streams hold their sockets go over the warm sockets of their starts: no new connection', async () => {
+    const target = {
+      serverId: 'host',
+      url: host.url.replace(`:${host.port}`, `:${proxy.port}`),
+      transport: 'streamable-http' as const,
+      token: host.token,
+    };
+    await pool.withConnection(target, async (connection) => {
+      const runs = Array.from({ length: 5 }, () => ({ executionId: randomUUID(), cancel: new AbortController() }));
+      const follows = await Promise.all(
+        runs.map(async ({ executionId, cancel }) => {
+          const call = hostToolCall('execute_prompt', {
+            executionId,
+            agentId: 'agent-1',
+            agentName: 'Agent',
+            prompt: 'hang [hang]',
+            allowedTools: [],
+          });
+          const started = await startMcpToolTask(connection.client, call, executionId, 60_000, {
+            timeoutMs: 30_000,
+            signal: cancel.signal,
+          });
+          if (!('task' in started)) throw new Error('the host answered inline');
+          const follow = followMcpTask({
+            connection,
+            mcpTaskId: started.task.taskId,
+            signal: cancel.signal,
+            deadline: Date.now() + 120_000,
+            requestTimeoutMs: 30_000,
+            onProgress: () => undefined,
+            // No tasks/get meanwhile, which would open sockets again just before the cancels.
+            pollMs: 120_000,
+          });
+          follow.catch(() => undefined);
+          return { follow };
+        }),
+      );
+      await until(() => host.taskRequests.filter((r) => r.method === 'tasks/result').length >= runs.length, 'every tasks/result');
+      // Not a wait for something: the scenario. Runs are cancelled seconds after their start,
+      // longer than Node's default keep-alive (5 s) and undici's (4 s), and the warm sockets
+      // must still be there.
+      await new Promise((r) => setTimeout(r, 6000));
+      const opened = proxy.connections;
+
+      for (const run of runs) run.cancel.abort(new Error('cancelled by request'));
+      for (const { follow } of follows) await expect(follow).rejects.toThrow('cancelled by request');
+      await Promise.all(runs.map(({ executionId }) => host.waitForCancellation(executionId)));
+
+      // Before: one pool of sockets, each start's socket taken by its run's tasks/result, so
+      // every tasks/cancel opened a connection of its own (5 here, 20 in the benchmark); and
+      // idle sockets closed after 3 s (the host's 5 s keep-alive less undici's margin).
+      expect(host.taskRequests.filter((r) => r.method === 'tasks/cancel')).toHaveLength(runs.length);
+      expect(proxy.connections).toBe(opened);
+    });
   });
 });

@@ -285,6 +285,9 @@ export async function startAgentHost(options: AgentHostOptions): Promise<AgentHo
     });
   });
 
+  // A client's idle sockets stay usable for a minute (Node's default: 5 s): mcp-fleet sends a
+  // cancel over the socket a run's start used, which must still be open when the cancel comes.
+  server.keepAliveTimeout = 65_000;
   const port = await listen(server, options.port ?? 0, bind);
 
   let closed: Promise<void> | undefined;

@@ -74,14 +74,20 @@ describe('McpClientPool', () => {
     // Idle long enough that a loaded machine does not close it between the two calls.
     const pool = new McpClientPool({ timeoutMs: 30_000, idleMs: 2_000 });
     try {
+      const before = server.requests;
       await pool.withConnection(target(), (c) => c.client.ping());
+      // The connection's opening requests: initialize, its notification, the ping, and the GET of
+      // the event stream (refused here), which the client sends on sockets of its own, unawaited.
+      const deadline = Date.now() + 60_000;
+      while (server.requests < before + 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       const requests = server.requests;
+      expect(requests).toBe(before + 4);
       await pool.withConnection(target(), (c) => c.client.ping());
       expect(server.requests).toBe(requests + 1);
       expect(pool.size).toBe(1);
       // Closed after 2 s idle; on a loaded machine the timer and the close may come later.
-      const deadline = Date.now() + 60_000;
-      while (pool.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const closeBy = Date.now() + 60_000;
+      while (pool.size > 0 && Date.now() < closeBy) await new Promise((r) => setTimeout(r, 50));
       expect(pool.size).toBe(0);
     } finally {
       await pool.closeAll();

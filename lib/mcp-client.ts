@@ -75,13 +75,54 @@ function authorizedFetch(token: string, base: FetchFn = fetch): FetchFn {
   };
 }
 
-/** A fetch whose sockets resolve names through `lookup` (a pool's policyLookup), on its own connection pool. */
-export function fetchThrough(lookup: LookupFunction): { fetch: FetchFn; close(): Promise<void> } {
-  const agent = new Agent({ connect: { lookup } });
+/**
+ * A fetch on its own pool of sockets, which resolve names through `lookup` (a pool's
+ * policyLookup) when given; `sockets` bounds them per origin and sets how long an idle one stays
+ * open (the server's own keep-alive, when it sends one, may shorten it).
+ */
+export function fetchThrough(
+  lookup?: LookupFunction,
+  sockets: { perOrigin?: number; keepAliveMs?: number } = {},
+): { fetch: FetchFn; close(): Promise<void> } {
+  const agent = new Agent({
+    ...(lookup ? { connect: { lookup } } : {}),
+    ...(sockets.perOrigin ? { connections: sockets.perOrigin } : {}),
+    ...(sockets.keepAliveMs ? { keepAliveTimeout: sockets.keepAliveMs, keepAliveMaxTimeout: sockets.keepAliveMs } : {}),
+  });
   return {
     fetch: (url, init) => undiciFetch(url, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response>,
     close: () => agent.close(),
   };
+}
+
+/**
+ * Whether an HTTP request of the transport may hold its socket for as long as a run: the GET of
+ * the server's event stream, `tasks/result` (answered when the task ends) and a plain
+ * `tools/call` (answered when the call ends). Every other request is answered at once.
+ */
+export function holdsItsSocket(init?: RequestInit): boolean {
+  if (init?.method !== 'POST' || typeof init.body !== 'string') return true;
+  let message: { method?: unknown; params?: { task?: unknown } };
+  try {
+    message = JSON.parse(init.body) as typeof message;
+  } catch {
+    return true;
+  }
+  return message.method === 'tasks/result' || (message.method === 'tools/call' && message.params?.task === undefined);
+}
+
+/**
+ * The fetch of one connection: requests that hold their socket for a run's length go over
+ * `streams`, the short ones (a task's start, tasks/get, tasks/cancel, answers to the host's
+ * questions) over `control`, a pool of sockets of their own. Over HTTP/1.1 a socket carries one
+ * request at a time, and a task's start leaves its socket to the task's `tasks/result`: with
+ * one pool, the cancel of 20 running tasks found every socket held and opened 20 new ones,
+ * which a busy host accepts one per event-loop turn. The control sockets the starts used stay
+ * open (keep-alive) and warm for the next short request; a burst of them (20 cancels at once)
+ * waits for a warm socket rather than opening more (McpClientPool's CONTROL_SOCKETS).
+ */
+function splitFetch(streams: FetchFn, control: FetchFn): FetchFn {
+  return (url, init) => (holdsItsSocket(init) ? streams(url, init) : control(url, init));
 }
 
 export function fingerprint(target: McpTarget): string {
@@ -126,9 +167,15 @@ function traceRequests(client: Client, serverId: string): void {
   }) as typeof client.request;
 }
 
-async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs: number, base?: FetchFn): Promise<McpConnection> {
+async function connectWith(
+  kind: McpTransportKind,
+  target: McpTarget,
+  timeoutMs: number,
+  base?: FetchFn,
+  control?: FetchFn,
+): Promise<McpConnection> {
   const url = new URL(target.url);
-  const fetchWithAuth = authorizedFetch(target.token, base);
+  const fetchWithAuth = authorizedFetch(target.token, control ? splitFetch(base ?? fetch, control) : base);
   const transport: Transport =
     kind === 'sse'
       ? new SSEClientTransport(url, { fetch: fetchWithAuth, eventSourceInit: { fetch: fetchWithAuth } })
@@ -183,16 +230,17 @@ async function connectWith(kind: McpTransportKind, target: McpTarget, timeoutMs:
 
 /**
  * Connects over the server's transport. A server registered as Streamable HTTP that answers
- * 404/405 to the POST (an SSE-only server) is retried over SSE once.
+ * 404/405 to the POST (an SSE-only server) is retried over SSE once. With `control`, the short
+ * requests go over it (splitFetch).
  */
-export async function connectMcp(target: McpTarget, timeoutMs: number, base?: FetchFn): Promise<McpConnection> {
+export async function connectMcp(target: McpTarget, timeoutMs: number, base?: FetchFn, control?: FetchFn): Promise<McpConnection> {
   try {
-    return await connectWith(target.transport, target, timeoutMs, base);
+    return await connectWith(target.transport, target, timeoutMs, base, control);
   } catch (error) {
     const status = httpStatusOf(error);
     if (target.transport === 'streamable-http' && (status === 404 || status === 405)) {
       try {
-        return await connectWith('sse', target, timeoutMs, base);
+        return await connectWith('sse', target, timeoutMs, base, control);
       } catch {
         // The SSE attempt failing says nothing new: report the original answer.
       }

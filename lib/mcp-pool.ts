@@ -28,6 +28,14 @@ export type ToolCallOutcome = 'ok' | 'tool_error' | 'error';
 export type ToolCallObserver = (tool: string, outcome: ToolCallOutcome, seconds: number) => void;
 
 /**
+ * The short requests' sockets, per server (lib/mcp-client.ts, splitFetch): a few, kept open a
+ * minute between requests (as long as the server keeps them: the reference host does). Short
+ * requests take milliseconds, so 20 cancels at once queue on warm sockets rather than each
+ * waiting for a new connection to be accepted.
+ */
+const CONTROL_SOCKETS = { perOrigin: 4, keepAliveMs: 60_000 };
+
+/**
  * One live MCP connection per server, reused across activities. The key includes a hash of
  * url + transport + token, so a changed URL or rotated token opens a new connection and closes
  * the old one on the next use — without any message from the API process.
@@ -38,6 +46,9 @@ export class McpClientPool {
   private sweeper?: NodeJS.Timeout;
 
   private readonly through?: { fetch: FetchFn; close(): Promise<void> };
+
+  /** The sockets of the short requests (lib/mcp-client.ts, splitFetch), which no result stream holds. */
+  private readonly control: { fetch: FetchFn; close(): Promise<void> };
 
   /**
    * `idleMs`: a connection unused that long is closed (servers deleted or no longer checked do
@@ -55,6 +66,7 @@ export class McpClientPool {
     },
   ) {
     if (options.lookup) this.through = fetchThrough(options.lookup);
+    this.control = fetchThrough(options.lookup, CONTROL_SOCKETS);
   }
 
   private sweepLater(): void {
@@ -132,7 +144,7 @@ export class McpClientPool {
       }
     }
     if (existing) await this.drop(target.serverId);
-    const connection = connectMcp(target, this.options.timeoutMs, this.through?.fetch).then((opened) => {
+    const connection = connectMcp(target, this.options.timeoutMs, this.through?.fetch, this.control.fetch).then((opened) => {
       entry.open = true;
       return this.observed(opened);
     });
@@ -200,6 +212,6 @@ export class McpClientPool {
     clearInterval(this.sweeper);
     this.sweeper = undefined;
     await Promise.all([...this.entries.keys()].map((id) => this.drop(id)));
-    await this.through?.close();
+    await Promise.all([this.through?.close(), this.control.close()]);
   }
 }
