@@ -33,7 +33,7 @@ export type ToolCallObserver = (tool: string, outcome: ToolCallOutcome, seconds:
  * requests take milliseconds, so 20 cancels at once queue on warm sockets rather than each
  * waiting for a new connection to be accepted.
  */
-const CONTROL_SOCKETS = { perOrigin: 4, keepAliveMs: 60_000 };
+const CONTROL_SOCKETS = { perOrigin: 16, keepAliveMs: 60_000 };
 
 /**
  * One live MCP connection per server, reused across activities. The key includes a hash of
