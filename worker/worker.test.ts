@@ -1,9 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Worker } from '@temporalio/worker';
 import { loadConfig } from '../lib/config';
 import { TRACING_OFF, type Tracing } from '../lib/tracing';
-import { WORKFLOW_INTERCEPTORS_PATH, WORKFLOWS_PATH, workflowSource } from './worker';
+import { createTestContext } from '../test/harness';
+import { SYSTEM_CHECK_WORKFLOW, type SystemCheckWorkflow } from '../workflows/contracts/system-check';
+import { createWorkerDeps } from './deps';
+import { createWorker, WORKFLOW_INTERCEPTORS_PATH, WORKFLOWS_PATH, workflowSource } from './worker';
 
 /** Enough of a config for workflowSource: the bundle path is all it reads. */
 function configWith(bundlePath?: string) {
@@ -66,4 +71,37 @@ describe('the workflow code a worker loads', () => {
       workflowBundle: bundle,
     });
   });
+});
+
+describe('a worker with tracing off', () => {
+  it('runs workflows whose histories replay on the code with the tracing interceptors (tracing switched on at a restart)', async () => {
+    const ctx = await createTestContext();
+    const taskQueue = `untraced-${randomUUID()}`;
+    // No WORKFLOW_BUNDLE_PATH: the worker bundles workflows/ at start, without the interceptors.
+    const config = { ...ctx.config, temporal: { ...ctx.config.temporal, taskQueue, workflowBundlePath: undefined } };
+    const { deps, close } = await createWorkerDeps(config, {
+      orm: ctx.orm,
+      logger: ctx.logger,
+      temporalClient: ctx.temporal.client,
+      webhookOutbox: false,
+    });
+    try {
+      const worker = await createWorker(deps);
+      const history = await worker.runUntil(async () => {
+        const handle = await ctx.temporal.client.workflow.start<SystemCheckWorkflow>(SYSTEM_CHECK_WORKFLOW, {
+          taskQueue,
+          workflowId: `untraced-system-check-${randomUUID()}`,
+        });
+        await handle.result();
+        return handle.fetchHistory();
+      });
+      // The harness's bundle is the traced one (test/global-setup.ts).
+      await expect(
+        Worker.runReplayHistory({ workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! } }, history),
+      ).resolves.toBeUndefined();
+    } finally {
+      await close();
+      await ctx.close();
+    }
+  }, 180_000);
 });
