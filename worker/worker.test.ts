@@ -97,7 +97,7 @@ describe('a worker with tracing off', () => {
       });
       // The harness's bundle is the traced one (test/global-setup.ts).
       await expect(
-        Worker.runReplayHistory({ workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! } }, history),
+        Worker.runReplayHistory({ workflowBundle: { codePath: ctx.config.temporal.workflowBundlePath! } }, history),
       ).resolves.toBeUndefined();
     } finally {
       await close();
