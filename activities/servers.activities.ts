@@ -26,25 +26,35 @@ interface CheckFinding {
   snapshot?: ToolSnapshotEntry[];
 }
 
-/** Agents follow their server: ERROR while it is OFFLINE, back to ACTIVE when it answers again. */
-async function followServerStatus(em: EntityManager, serverId: string, status: ServerStatus, reason: string | null): Promise<void> {
+/** The agents that follow the server to `status`: the ACTIVE ones when it is OFFLINE, else the ERROR ones. */
+async function followersOf(em: EntityManager, serverId: string, status: ServerStatus): Promise<string[]> {
   const agents = await em.find(
     Agent,
     { server: serverId, status: status === ServerStatus.OFFLINE ? AgentStatus.ACTIVE : AgentStatus.ERROR },
     { fields: ['id'] },
   );
-  for (const agent of agents) {
+  return agents.map((agent) => agent.id);
+}
+
+/** Agents follow their server: ERROR while it is OFFLINE, back to ACTIVE when it answers again. */
+async function followServerStatus(em: EntityManager, agentIds: string[], status: ServerStatus, reason: string | null): Promise<void> {
+  for (const agentId of agentIds) {
     if (status === ServerStatus.OFFLINE)
-      await setAgentStatus(em, agent.id, AgentStatus.ERROR, `server offline: ${reason ?? 'unreachable'}`, [AgentStatus.ACTIVE]);
-    else await setAgentStatus(em, agent.id, AgentStatus.ACTIVE, 'server reachable again', [AgentStatus.ERROR]);
+      await setAgentStatus(em, agentId, AgentStatus.ERROR, `server offline: ${reason ?? 'unreachable'}`, [AgentStatus.ACTIVE]);
+    else await setAgentStatus(em, agentId, AgentStatus.ACTIVE, 'server reachable again', [AgentStatus.ERROR]);
   }
 }
 
-/** initialize (when the pooled connection is new) + ping + tools/list, timed. */
+/**
+ * initialize (when the pooled connection is new) + ping + tools/list, timed. ping and tools/list
+ * go out together: a person waits for the check, and neither answer depends on the other.
+ */
 function probe({ config, gateway }: ServerDeps, server: McpServer): Promise<Probe> {
   return gateway.withServer(server, async ({ connection, since }) => {
-    await connection.client.ping({ timeout: config.mcp.timeoutMs });
-    const listed = await connection.client.listTools(undefined, { timeout: config.mcp.timeoutMs });
+    const [, listed] = await Promise.all([
+      connection.client.ping({ timeout: config.mcp.timeoutMs }),
+      connection.client.listTools(undefined, { timeout: config.mcp.timeoutMs }),
+    ]);
     const latencyMs = Math.round(performance.now() - since);
     const info = connection.serverInfo;
     return {
@@ -162,7 +172,12 @@ async function checkServer(deps: ServerDeps, serverId: string, reason: ServerChe
   const checkedAt = new Date();
   const finding = await probeServer(deps, serverId, server, checkedAt);
   const { result } = finding;
-  const previousStatus = await recordCheck(em, logger, server, finding, checkedAt);
+  // The agents to move are looked up while the check is written (each move re-checks the
+  // agent's status under its lock): one round trip less before the person gets the answer.
+  const [previousStatus, followers] = await Promise.all([
+    recordCheck(em, logger, server, finding, checkedAt),
+    followersOf(orm.em.fork(), serverId, ServerStatus[result.status]),
+  ]);
   if (previousStatus !== server.status) {
     await publishEvent(em, {
       type: 'server:status',
@@ -174,7 +189,7 @@ async function checkServer(deps: ServerDeps, serverId: string, reason: ServerChe
       at: checkedAt.toISOString(),
     });
   }
-  await followServerStatus(em, server.id, server.status, result.error ?? null);
+  await followServerStatus(em, followers, server.status, result.error ?? null);
   logger.debug({ serverId, reason, status: result.status, latencyMs: result.latencyMs }, 'server checked');
   return result;
 }

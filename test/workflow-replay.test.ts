@@ -25,6 +25,7 @@ import { SYSTEM_CHECK_WORKFLOW } from '../workflows/contracts/system-check';
 import { TASK_RUN_WORKFLOW } from '../workflows/contracts/task-run';
 import { TOOL_INSTALL_WORKFLOW } from '../workflows/contracts/tool-install';
 import { WEBHOOK_DELIVERY_WORKFLOW } from '../workflows/contracts/webhook-delivery';
+import { bundleWorkflows } from '../worker/worker';
 
 const DIR = path.join(__dirname, 'histories');
 /** Every workflow type the worker runs (workflows/index.ts checks each against its contract). */
@@ -113,6 +114,22 @@ describe('replay of the recorded histories on the current workflow code', () => 
     expect(patches.length).toBeGreaterThanOrEqual(2);
     const missing = [...new Set(patches)].filter((patch) => !NAMES.some((name) => name.startsWith(`before-${patch}/`)));
     expect(missing).toEqual([]);
+  });
+});
+
+describe('replay of the recorded histories on the bundle without the tracing interceptors', () => {
+  // A worker with tracing off loads this bundle (worker/worker.ts): runs recorded by a worker
+  // that traced must go on there after a restart with tracing switched off.
+  let results: Map<string, ReplayResult>;
+  beforeAll(async () => {
+    const { code } = await bundleWorkflows({ traced: false });
+    expect(code).not.toContain('OpenTelemetryInboundInterceptor');
+    results = await replay({ code }, ALL);
+  }, 180_000);
+
+  it.each(NAMES)('%s replays without a nondeterminism error', (name) => {
+    const error = results.get(name)?.error;
+    expect(error ? String(error) : results.has(name) ? 'ok' : 'not replayed').toBe('ok');
   });
 });
 

@@ -23,28 +23,48 @@ export type { WorkerDeps } from './deps';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
-/** The workflow-side tracing interceptors, always in the bundle (workflows/interceptors.ts). */
+/** The workflow-side tracing interceptors (workflows/interceptors.ts), in the bundle of a worker that traces. */
 export const WORKFLOW_INTERCEPTORS_PATH = require.resolve('../workflows/interceptors');
 
-/** Where `npm run build` writes the prebuilt workflow bundle production workers load. */
+/** Where `npm run build` writes the prebuilt workflow bundles production workers load: with the tracing interceptors… */
 export const PREBUILT_BUNDLE_PATH = path.resolve(__dirname, '..', 'workflow-bundle.js');
+/** …and without them, for a worker with tracing off. */
+export const PREBUILT_UNTRACED_BUNDLE_PATH = path.resolve(__dirname, '..', 'workflow-bundle.untraced.js');
 
-export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+/**
+ * The workflow code, with the tracing interceptors unless `traced` is false. Without them a
+ * workflow task does less: in the sandbox they build a span per workflow and per activity even
+ * when tracing is off (the sink then drops them), which cost the first workflow task of a
+ * connection test about a third of its time on a loaded machine (docs/benchmarks.md). Both
+ * bundles replay the same histories: the interceptors add headers, never a command.
+ */
+export function bundleWorkflows({ traced = true }: { traced?: boolean } = {}): Promise<WorkflowBundleWithSourceMap> {
   // The bundler's INFO output is a whole webpack summary; only problems are worth showing.
   return bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
-    workflowInterceptorModules: [WORKFLOW_INTERCEPTORS_PATH],
+    workflowInterceptorModules: traced ? [WORKFLOW_INTERCEPTORS_PATH] : [],
     logger: new DefaultLogger('WARN'),
   });
 }
 
-/** Picks the workflow code: explicit bundle, then WORKFLOW_BUNDLE_PATH, then dist's prebuilt file, else bundle now. */
-function workflowSource(deps: WorkerDeps) {
+/**
+ * Picks the workflow code: explicit bundle, then WORKFLOW_BUNDLE_PATH, then dist's prebuilt file
+ * (the untraced one when tracing is off), else bundle now (with the interceptors when tracing is on).
+ */
+export function workflowSource(
+  deps: Pick<WorkerDeps, 'workflowBundle' | 'config' | 'tracing'>,
+  prebuilt = { compiled: __filename.endsWith('.js'), traced: PREBUILT_BUNDLE_PATH, untraced: PREBUILT_UNTRACED_BUNDLE_PATH },
+): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'interceptors'> {
   if (deps.workflowBundle) return { workflowBundle: deps.workflowBundle };
   const configured = deps.config.temporal.workflowBundlePath;
   if (configured) return { workflowBundle: { codePath: configured } };
-  if (__filename.endsWith('.js') && existsSync(PREBUILT_BUNDLE_PATH)) return { workflowBundle: { codePath: PREBUILT_BUNDLE_PATH } };
-  return { workflowsPath: WORKFLOWS_PATH };
+  const traced = deps.tracing.enabled;
+  if (prebuilt.compiled) {
+    // A dist/ built before the untraced bundle existed has only the traced one: it still runs.
+    const file = (traced ? [prebuilt.traced] : [prebuilt.untraced, prebuilt.traced]).find((f) => existsSync(f));
+    if (file) return { workflowBundle: { codePath: file } };
+  }
+  return { workflowsPath: WORKFLOWS_PATH, interceptors: { workflowModules: traced ? [WORKFLOW_INTERCEPTORS_PATH] : [] } };
 }
 
 /**
@@ -89,6 +109,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   for (const part of ['mcp', 'running', 'temporalClient', 'orm', 'connection'] as const) {
     if (!deps[part]) throw new Error(`createWorker: ${part} is missing (build the deps with createWorkerDeps)`);
   }
+  const source = workflowSource(deps);
   return Worker.create({
     connection: deps.connection,
     namespace: deps.config.temporal.namespace,
@@ -98,8 +119,8 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
       activity: deps.tracing.enabled
         ? [tracedActivities, deps.metrics.runTransitions, historySafeFailures]
         : [deps.metrics.runTransitions, historySafeFailures],
-      // Used when the worker bundles at start (workflowsPath); a prebuilt bundle has them already.
-      workflowModules: [WORKFLOW_INTERCEPTORS_PATH],
+      // Used when the worker bundles at start (workflowsPath); a prebuilt bundle has them or not already.
+      workflowModules: source.interceptors?.workflowModules ?? [],
     },
     sinks: { exporter: workflowSpanSink(deps) },
     // Running activities heartbeat every second; a cancel reaches them within about that long
@@ -108,7 +129,8 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     maxConcurrentActivityTaskExecutions: deps.config.worker.maxConcurrentActivities,
     maxConcurrentLocalActivityExecutions: deps.config.worker.maxConcurrentActivities,
     maxCachedWorkflows: deps.config.worker.maxCachedWorkflows,
-    ...workflowSource(deps),
+    workflowBundle: source.workflowBundle,
+    workflowsPath: source.workflowsPath,
     ...versioning(deps),
     // On SIGTERM/SIGINT polling stops at once; running activities get this long to finish.
     shutdownGraceTime: deps.config.worker.shutdownGraceMs,

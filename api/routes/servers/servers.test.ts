@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Client } from 'pg';
 import { EVENTS_CHANNEL } from '../../../domain/events';
-import { AuditLog, Agent, AgentRole, McpServer, Organization } from '../../../entities';
+import { AuditLog, Agent, AgentRole, AgentStatus, McpServer, Organization } from '../../../entities';
 import { openSecret } from '../../../lib/crypto';
 import { rotateServerTokens } from '../../../domain/servers/key-rotation';
 import { loadConfig } from '../../../lib/config';
@@ -12,6 +12,7 @@ import { masterTokenContext } from '../../../domain/servers/master-token';
 import { ensureServerHealthSchedule } from '../../../worker/schedules';
 import { addMember, httpFor, registerAccount, type Account, type Http } from '../../../test/api';
 import { waitFor } from '../../../test/fleet';
+import { makeAgent } from '../../../test/factories';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
 import { startCaptureServer, type CaptureServer } from '../../../test/capture-server';
 import { startAgentHost } from '../../../host/server';
@@ -242,6 +243,28 @@ describe('MCP servers', () => {
     } finally {
       await listener.end();
     }
+  });
+
+  it('moves its agents with the check: ACTIVE ones to ERROR when the server is OFFLINE, back to ACTIVE once it answers', async () => {
+    const host = await mcp(startMcpServer());
+    const { id } = await register(admin, { url: host.url, masterToken: host.token });
+    expect((await check(admin, id)).status).toBe('ONLINE');
+    const em = ctx.orm.em.fork();
+    const server = await em.findOneOrFail(McpServer, id);
+    const [active, inactive] = [makeAgent(em, server), makeAgent(em, server)];
+    active.status = AgentStatus.ACTIVE;
+    inactive.status = AgentStatus.INACTIVE;
+    await em.flush();
+    const statusOf = async (agent: Agent) => (await ctx.orm.em.fork().findOneOrFail(Agent, agent.id)).status;
+
+    await http.put(`/api/servers/${id}`).set(as(admin)).send({ masterToken: 'wrong-token-now' }).expect(200);
+    expect((await check(admin, id)).status).toBe('OFFLINE');
+    // Moved before the answer: the check's activity moves them before it returns.
+    expect([await statusOf(active), await statusOf(inactive)]).toEqual([AgentStatus.ERROR, AgentStatus.INACTIVE]);
+
+    await http.put(`/api/servers/${id}`).set(as(admin)).send({ masterToken: host.token }).expect(200);
+    expect((await check(admin, id)).status).toBe('ONLINE');
+    expect([await statusOf(active), await statusOf(inactive)]).toEqual([AgentStatus.ACTIVE, AgentStatus.INACTIVE]);
   });
 
   it('drops the pooled connection when the token changes: a new token is used at once', async () => {
