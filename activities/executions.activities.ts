@@ -1,9 +1,10 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { Execution, ExecutionStatus } from '../entities';
 import { isFinal } from '../domain/runs/execution-status';
 import { finishExecution } from '../domain/runs/finish-execution';
 import { acquireSlot, type SlotAnswer } from '../domain/runs/slots';
+import { isDatabaseUnavailable, retryWhileDatabaseUnavailable } from '../lib/database-unavailable';
 import { parsePromptResult } from '../lib/host-contract';
 import { toolResultText } from '../lib/mcp-client';
 import type { AgentExecutionResult } from '../workflows/contracts/agent-execution';
@@ -105,6 +106,34 @@ async function outcomeOfStop(run: PromptRun, attempt: PromptAttempt, control: Ru
   throw error;
 }
 
+/**
+ * An attempt's work before its host hears of it (loading the run, counting the attempt, the
+ * retry's event, the tools it may use), which waits for an unavailable PostgreSQL: a run whose
+ * workflow or next attempt starts during an outage runs once it is back. It beats meanwhile,
+ * carrying on the previous attempt's details (its MCP task's id), so Temporal starts no other
+ * attempt beside it; a cancel stops the wait. Past DATABASE_OUTAGE_GRACE_MS the run fails for
+ * good, saying whether its prompt ever reached the host (docs/operations.md, "PostgreSQL
+ * unavailable").
+ */
+async function beforeTheHost<T>(deps: Pick<ActivityDeps, 'config'>, control: RunControl, setUp: () => Promise<T>): Promise<T> {
+  const info = Context.current().info;
+  const previous = info.heartbeatDetails as unknown;
+  control.heartbeatDetails = () => previous;
+  const graceMs = deps.config.database.outageGraceMs;
+  try {
+    return await retryWhileDatabaseUnavailable(setUp, graceMs, control.signal);
+  } catch (error) {
+    if (!isDatabaseUnavailable(error)) throw error;
+    const waited = `PostgreSQL was unavailable for more than ${Math.round(graceMs / 1000)} s (DATABASE_OUTAGE_GRACE_MS)`;
+    throw ApplicationFailure.nonRetryable(
+      info.attempt === 1
+        ? `${waited} before the run could start; its prompt was never sent to the host`
+        : `${waited} before attempt ${info.attempt} could reach the host; the run was given up`,
+      'ExecutionFailed',
+    );
+  }
+}
+
 /** One attempt at the host, within the run's cancel and heartbeat: the host's answer, or how the attempt stopped. */
 async function promptHost(
   deps: ActivityDeps,
@@ -146,15 +175,21 @@ export function createExecutionActivities(deps: ActivityDeps) {
      */
     async executePrompt(executionId: string): Promise<PromptOutcome | WaitingInput> {
       const startedAt = Date.now();
-      const em = orm.em.fork();
-      const execution = await em.findOne(Execution, executionId, {
-        populate: ['agent', 'agent.server', 'agent.server.masterTokenCiphertext'],
+      const ended = await withRunControl(running, executionId, async (control) => {
+        const prepared = await beforeTheHost(deps, control, async (): Promise<{ ended: PromptOutcome } | { run: PromptRun }> => {
+          const em = orm.em.fork();
+          const execution = await em.findOne(Execution, executionId, {
+            populate: ['agent', 'agent.server', 'agent.server.masterTokenCiphertext'],
+          });
+          if (!execution || !execution.agent)
+            throw ApplicationFailure.nonRetryable('the execution or its agent no longer exists', 'ExecutionFailed');
+          if (isFinal(execution.status))
+            return { ended: { success: execution.status === ExecutionStatus.COMPLETED, error: execution.error } };
+          return { run: await setUpPromptRun(deps, em, { execution, agent: execution.agent, startedAt }) };
+        });
+        return 'ended' in prepared ? prepared : await promptHost(deps, gateway, prepared.run, control);
       });
-      if (!execution || !execution.agent)
-        throw ApplicationFailure.nonRetryable('the execution or its agent no longer exists', 'ExecutionFailed');
-      if (isFinal(execution.status)) return { success: execution.status === ExecutionStatus.COMPLETED, error: execution.error };
-      const run = await setUpPromptRun(deps, em, { execution, agent: execution.agent, startedAt });
-      const ended = await withRunControl(running, executionId, (control) => promptHost(deps, gateway, run, control));
+      if ('ended' in ended) return ended.ended;
       return 'waitingInput' in ended ? ended : outcomeOfAnswer(ended.answer, ended.stream);
     },
 

@@ -1,10 +1,11 @@
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { Execution, ExecutionStatus, type Agent } from '../entities';
 import { ExecutionLog, outputSoFar } from '../domain/runs/execution-log';
 import { executionRef } from '../domain/runs/execution-status';
 import { allowedToolsFor } from '../domain/tools/allowed-tools';
+import { isDatabaseUnavailable, retryWhileDatabaseUnavailable } from '../lib/database-unavailable';
 import { hostToolCall } from '../lib/host-contract';
 import type { InputListener, McpConnection } from '../lib/mcp-client';
 import { runsAsMcpTask, startMcpToolTask } from '../lib/mcp-tasks';
@@ -47,19 +48,21 @@ export interface PromptRun {
  * tools the agent may use now.
  */
 export async function setUpPromptRun(
-  deps: Pick<ActivityDeps, 'orm'>,
+  deps: Pick<ActivityDeps, 'orm' | 'config'>,
   em: EntityManager,
   { execution, agent, startedAt }: Pick<PromptRun, 'execution' | 'agent' | 'startedAt'>,
 ): Promise<PromptRun> {
   const ctx = Context.current();
   const attempt = ctx.info.attempt;
   const mcpTaskId = execution.mcpTaskId ?? (ctx.info.heartbeatDetails as { taskId?: string } | undefined)?.taskId;
+  // Reads before writes: a set-up tried again after the database came back (executePrompt) writes each once.
+  const allowedTools = await allowedToolsFor(em, agent.id);
   if (attempt > execution.attempt) {
     execution.attempt = attempt;
     if (!mcpTaskId) execution.output = undefined;
     await em.flush();
   }
-  const log = new ExecutionLog(deps.orm, executionRef(execution), attempt);
+  const log = new ExecutionLog(deps.orm, executionRef(execution), attempt, deps.config.database.outageGraceMs);
   if (attempt > 1) {
     await log.append('status', {
       status: ExecutionStatus.RUNNING,
@@ -68,7 +71,6 @@ export async function setUpPromptRun(
         : { retry: true, attempt, reason: RETRY_REASON },
     });
   }
-  const allowedTools = await allowedToolsFor(em, agent.id);
   const call = hostToolCall('execute_prompt', {
     executionId: execution.id,
     agentId: agent.id,
@@ -259,8 +261,21 @@ async function startAsMcpTask(
   const started = await startMcpToolTask(connection.client, run.call, run.execution.id, run.timeoutMs + MCP_TASK_TTL_MARGIN_MS, options);
   if ('result' in started) return started.result;
   run.mcpTaskId = started.task.taskId;
-  // Recorded before waiting: from here on, no attempt sends the prompt again.
-  await deps.orm.em.fork().nativeUpdate(Execution, { id: run.execution.id }, { mcpTaskId: run.mcpTaskId });
+  // Recorded before waiting: from here on, no attempt sends the prompt again. The heartbeat
+  // first (it carries the id, and reaches Temporal while PostgreSQL may not be there), then
+  // the row, which waits for PostgreSQL like the run's events. A row that still cannot be
+  // written fails the attempt as an unrecorded event does: the next one re-attaches to the
+  // task through the heartbeat's id, and the task is left running for it.
   control.heartbeat();
+  try {
+    await retryWhileDatabaseUnavailable(
+      () => deps.orm.em.fork().nativeUpdate(Execution, { id: run.execution.id }, { mcpTaskId: run.mcpTaskId }),
+      run.log.graceMs,
+      control.signal,
+    );
+  } catch (error) {
+    if (!isDatabaseUnavailable(error)) throw error;
+    throw ApplicationFailure.retryable(`${UNRECORDED} (its MCP task's id)`, 'EventNotRecorded');
+  }
   return undefined;
 }

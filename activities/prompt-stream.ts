@@ -90,10 +90,12 @@ export class PromptStream {
   async save(also: Partial<Pick<Execution, 'output' | 'tokensUsed' | 'result' | 'runMsUsed'>> = {}): Promise<void> {
     // Like the log's events, the answer waits for PostgreSQL to come back rather than fail a run
     // the host has finished (an update of the same values is safe to repeat).
-    await retryWhileDatabaseUnavailable(() =>
-      this.deps.orm.em
-        .fork()
-        .nativeUpdate(Execution, { id: this.executionId }, { output: this.output || undefined, todos: this.state.todos, ...also }),
+    await retryWhileDatabaseUnavailable(
+      () =>
+        this.deps.orm.em
+          .fork()
+          .nativeUpdate(Execution, { id: this.executionId }, { output: this.output || undefined, todos: this.state.todos, ...also }),
+      this.log.graceMs,
     );
   }
 

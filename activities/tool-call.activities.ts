@@ -152,7 +152,7 @@ export function createToolCallActivities(deps: ActivityDeps) {
       const run: ToolCallRun = {
         execution,
         agent: execution.agent,
-        log: new ExecutionLog(orm, executionRef(execution), attempt),
+        log: new ExecutionLog(orm, executionRef(execution), attempt, deps.config.database.outageGraceMs),
         toolCall: { toolCallId: `${executionId}:${attempt}`, name: execution.toolName },
         toolArguments: execution.toolArguments ?? {},
       };

@@ -8,7 +8,7 @@ import type { AppContext, AppContextExtras, AppState, HandlerContext } from './c
 import { actorOf } from './actor';
 import { requireAuth, type AuthContext } from './auth/authenticate';
 import { AppError } from '../domain/errors';
-import { ErrorSchema, type OpenAPIRegistry } from './openapi';
+import { ErrorSchema, unavailableResponse, type OpenAPIRegistry } from './openapi';
 import { parseRequest, RequestValidationError, type Parsed, type RequestSchemas } from './validate';
 import { shadowed } from './route-specificity';
 
@@ -22,6 +22,13 @@ export interface RouteSpec<S extends RequestSchemas> {
   tags: string[];
   request?: S;
   responses: Record<number, { description: string; schema?: ZodType; contentType?: string }>;
+  /**
+   * For a route that starts, signals or cancels a workflow, waits for one, or changes a
+   * schedule, and so answers 503 `temporal_unavailable` while Temporal is away: what such a
+   * refusal leaves behind ("nothing was saved"). The 503 of every route (`database_unavailable`,
+   * and this) is written into the document from here, with Retry-After.
+   */
+  temporalUnavailable?: string;
   /** Middleware run before validation (rate limits, ...). */
   before?: Middleware<AppState, AppContextExtras>[];
 }
@@ -123,6 +130,8 @@ export class ApiRouter {
         ...(schema ? { content: { [response.contentType ?? 'application/json']: { schema } } } : {}),
       };
     }
+    // A route with a 503 of its own (the health check's body) keeps it.
+    responses['503'] ??= unavailableResponse(spec.temporalUnavailable);
     responses.default = { description: 'Error', content: { 'application/json': { schema: ErrorSchema } } };
     this.registry.registerPath({
       method: spec.method,

@@ -113,6 +113,84 @@ describe('API skeleton', () => {
   });
 });
 
+/** The operations that reach Temporal in a way a client sees: a start, a signal, a cancel, a wait, a schedule change. */
+const TEMPORAL_OPERATIONS = [
+  'POST /api/agents/{id}/validate',
+  'POST /api/agents/{id}/execute',
+  'POST /api/executions/{id}/cancel',
+  'POST /api/master/execute',
+  'POST /api/master/create-agent',
+  'POST /api/servers/{id}/test',
+  'POST /api/servers/{id}/health',
+  'POST /api/tasks',
+  'PUT /api/tasks/{id}',
+  'POST /api/tasks/{id}/pause',
+  'POST /api/tasks/{id}/resume',
+  'DELETE /api/tasks/{id}',
+  'POST /api/tasks/{id}/run',
+  'POST /api/tasks/{id}/cancel',
+  'POST /api/tools/server/{serverId}/install',
+  'DELETE /api/tools/server/{serverId}/{toolId}',
+  'POST /api/tools/server/{serverId}/{toolId}/cancel',
+].sort();
+
+describe('the 503s in the OpenAPI document', () => {
+  type Response503 = {
+    description: string;
+    headers?: Record<string, { required?: boolean; schema?: { type?: string } }>;
+    content?: Record<string, { schema: { $ref?: string } }>;
+  };
+  type Doc = {
+    paths: Record<string, Record<string, { responses: Record<string, Response503>; security?: unknown[] }>>;
+    components: { schemas: Record<string, { properties: { error: { properties: { code: { enum?: string[]; const?: string } } } } }> };
+  };
+  let ctx: TestContext;
+  let doc: Doc;
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    doc = (await request(createApp(ctx).callback()).get('/api/openapi.json').expect(200)).body as Doc;
+  });
+  afterAll(() => ctx.close());
+
+  /** The error codes a 503 of the document may carry, read through its schema. */
+  const codesOf = (response: Response503): string[] => {
+    const ref = response.content?.['application/json']?.schema.$ref ?? '';
+    const code = doc.components.schemas[ref.split('/').pop()!]?.properties.error.properties.code;
+    return code?.enum ?? (code?.const ? [code.const] : []);
+  };
+
+  it('lists database_unavailable with Retry-After on every operation, and temporal_unavailable on exactly those that reach Temporal', () => {
+    const operations = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item).map(([method, operation]) => ({ name: `${method.toUpperCase()} ${path}`, operation })),
+    );
+    expect(operations.length).toBeGreaterThan(50);
+    const withTemporal: string[] = [];
+    for (const { name, operation } of operations) {
+      const unavailable = operation.responses['503'];
+      // The health check answers its own body, naming the failing part.
+      if (name === 'GET /api/health') {
+        expect(unavailable?.content?.['application/json']?.schema.$ref).toBe('#/components/schemas/Health');
+        continue;
+      }
+      expect({ name, documented: !!unavailable }).toEqual({ name, documented: true });
+      expect({ name, retryAfter: unavailable!.headers?.['Retry-After'] }).toMatchObject({
+        name,
+        retryAfter: { required: true, schema: { type: 'integer' } },
+      });
+      const codes = codesOf(unavailable!);
+      expect({ name, codes }).toEqual({ name, codes: expect.arrayContaining(['database_unavailable']) });
+      expect(unavailable!.description).toContain('database_unavailable');
+      if (codes.includes('temporal_unavailable')) {
+        withTemporal.push(name);
+        // What the refusal leaves behind is said.
+        expect(unavailable!.description).toMatch(/`temporal_unavailable`: Temporal could not be reached or did not answer in time; \S/);
+      }
+    }
+    expect(withTemporal.sort()).toEqual(TEMPORAL_OPERATIONS);
+  });
+});
+
 describe('error middleware', () => {
   function appThrowing(error: unknown) {
     const app = new Koa();

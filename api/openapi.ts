@@ -1,6 +1,8 @@
 import { OpenApiGeneratorV31, OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { z } from './zod';
 import { MAX_JSON_DEPTH, STORABLE_TEXT_PATTERN } from './validate';
+import { DATABASE_RETRY_AFTER_SECONDS } from './middleware/database-unavailable';
+import { TEMPORAL_RETRY_AFTER_SECONDS } from '../domain/errors';
 
 export { OpenAPIRegistry };
 
@@ -14,9 +16,46 @@ export const ErrorSchema = z
   })
   .openapi('Error');
 
+const unavailableError = <C extends z.ZodType>(code: C) =>
+  z.object({ error: z.object({ code, message: z.string(), details: z.unknown().optional() }) });
+
+/** The body of a 503 on a route that needs PostgreSQL only (docs/operations.md, "PostgreSQL unavailable"). */
+export const DatabaseUnavailableSchema = unavailableError(z.literal('database_unavailable')).openapi('DatabaseUnavailableError');
+
+/** The body of a 503 on a route that needs Temporal too (docs/operations.md, "Temporal unavailable"). */
+export const ServiceUnavailableSchema = unavailableError(z.enum(['database_unavailable', 'temporal_unavailable'])).openapi(
+  'ServiceUnavailableError',
+);
+
+/**
+ * The 503 of every route (ApiRouter.register): `database_unavailable` on all of them (each one
+ * reads PostgreSQL, if only for the caller's session), and `temporal_unavailable` on those that
+ * start, signal or cancel a workflow, wait for one, or change a schedule, saying what such a
+ * refusal leaves behind (`temporal`). Both carry Retry-After.
+ */
+export function unavailableResponse(temporal?: string) {
+  return {
+    description: [
+      '`database_unavailable`: PostgreSQL could not be reached; the request did not complete (keep your tokens).',
+      ...(temporal ? [`\`temporal_unavailable\`: Temporal could not be reached or did not answer in time; ${temporal}.`] : []),
+      'Try again after Retry-After.',
+    ].join(' '),
+    headers: {
+      'Retry-After': {
+        description: `Seconds to wait before trying again (${Math.max(DATABASE_RETRY_AFTER_SECONDS, TEMPORAL_RETRY_AFTER_SECONDS)} today)`,
+        required: true,
+        schema: { type: 'integer' as const, minimum: 1 },
+      },
+    },
+    content: { 'application/json': { schema: temporal ? ServiceUnavailableSchema : DatabaseUnavailableSchema } },
+  };
+}
+
 export function createRegistry(): OpenAPIRegistry {
   const registry = new OpenAPIRegistry();
   registry.register('Error', ErrorSchema);
+  registry.register('DatabaseUnavailableError', DatabaseUnavailableSchema);
+  registry.register('ServiceUnavailableError', ServiceUnavailableSchema);
   registry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   return registry;
 }

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { loginLimitsSchema, rateLimitsSchema, type LoginLimits, type RateLimits } from './request-limits';
 import { loadTracingConfig as readTracingConfig, TracingConfigError, type TracingConfig } from './tracing-config';
 import { defaultBuildId } from './build-id';
+import { DATABASE_OUTAGE_GRACE_MS } from './database-unavailable';
 
 export type { TracingConfig };
 
@@ -60,6 +61,8 @@ const envSchema = z.object({
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5433),
   DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  // How long a run waits for an unavailable PostgreSQL (lib/database-unavailable.ts): 1 s to 1 h.
+  DATABASE_OUTAGE_GRACE_MS: z.coerce.number().int().min(1000).max(3_600_000).default(DATABASE_OUTAGE_GRACE_MS),
 
   TEMPORAL_ADDRESS: optionalString,
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -149,7 +152,8 @@ export interface Config {
   http: { host: string; port: number; bodyLimit: string; trustProxy: boolean };
   /** `color`: ANSI colours in pretty output, for a terminal only (see logColor). */
   log: { level: string; pretty: boolean; color: boolean };
-  database: { url?: string; embeddedPort: number; poolMax: number };
+  /** outageGraceMs: how long a run's writes wait for an unavailable PostgreSQL (docs/operations.md, "PostgreSQL unavailable"). */
+  database: { url?: string; embeddedPort: number; poolMax: number; outageGraceMs: number };
   temporal: {
     address?: string;
     namespace: string;
@@ -327,7 +331,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pretty: e.LOG_PRETTY ? e.LOG_PRETTY === 'true' : !isProduction && process.stdout.isTTY === true,
       color: logColor(e),
     },
-    database: { url: e.DATABASE_URL, embeddedPort: e.EMBEDDED_POSTGRES_PORT, poolMax: e.DB_POOL_MAX },
+    database: {
+      url: e.DATABASE_URL,
+      embeddedPort: e.EMBEDDED_POSTGRES_PORT,
+      poolMax: e.DB_POOL_MAX,
+      outageGraceMs: e.DATABASE_OUTAGE_GRACE_MS,
+    },
     webhooks: { outbox: e.WEBHOOK_OUTBOX !== 'off' },
     temporal: {
       address: e.TEMPORAL_ADDRESS,

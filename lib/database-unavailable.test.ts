@@ -123,6 +123,22 @@ describe('retryWhileDatabaseUnavailable', () => {
     expect(tries).toBe(1);
   });
 
+  it("stops waiting when its signal aborts (a cancelled run), with the signal's reason", async () => {
+    const controller = new AbortController();
+    const cancelled = new Error('cancelled');
+    let tries = 0;
+    const waiting = retryWhileDatabaseUnavailable(
+      async () => {
+        if (++tries === 2) controller.abort(cancelled);
+        throw refused;
+      },
+      60_000,
+      controller.signal,
+    );
+    await expect(waiting).rejects.toBe(cancelled);
+    expect(tries).toBe(2);
+  });
+
   it('gives up after its grace, with the last failure', async () => {
     let tries = 0;
     await expect(

@@ -69,7 +69,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 /**
  * How long a writer that must not lose what it writes (a run's event log, its final output)
  * waits for PostgreSQL: a restart or a managed failover takes well under this. After it, the
- * write fails as it would have at once, and its caller's own failure path takes over.
+ * write fails as it would have at once, and its caller's own failure path takes over. The
+ * worker's runs take theirs from DATABASE_OUTAGE_GRACE_MS (lib/config.ts), this by default.
  */
 export const DATABASE_OUTAGE_GRACE_MS = 120_000;
 
@@ -79,17 +80,32 @@ const MAX_WAIT_MS = 2000;
 
 /**
  * Runs `write`, and again after a pause (200 ms doubling to 2 s) whenever it fails because the
- * database is unavailable, until `graceMs` have passed. Any other failure is thrown at once.
+ * database is unavailable, until `graceMs` have passed. Any other failure is thrown at once, and
+ * so is the signal's reason once it aborts (a cancelled run stops waiting).
  * `write` must be safe to run again after a failure that may have happened after its commit.
  */
-export async function retryWhileDatabaseUnavailable<T>(write: () => Promise<T>, graceMs = DATABASE_OUTAGE_GRACE_MS): Promise<T> {
+export async function retryWhileDatabaseUnavailable<T>(
+  write: () => Promise<T>,
+  graceMs = DATABASE_OUTAGE_GRACE_MS,
+  signal?: AbortSignal,
+): Promise<T> {
   const giveUpAt = Date.now() + graceMs;
   for (let waitMs = FIRST_WAIT_MS; ; waitMs = Math.min(waitMs * 2, MAX_WAIT_MS)) {
     try {
       return await write();
     } catch (error) {
       if (!isDatabaseUnavailable(error) || Date.now() + waitMs > giveUpAt) throw error;
-      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, waitMs);
+        function done() {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', done);
+          resolve();
+        }
+        signal?.addEventListener('abort', done, { once: true });
+      });
+      signal?.throwIfAborted();
     }
   }
 }

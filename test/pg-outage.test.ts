@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -191,6 +191,11 @@ describe('PostgreSQL unavailable for 30 s', () => {
       return sse.seqs.length >= 3;
     }, 60_000);
 
+    // The published document, read before the outage: each probe below is documented with a 503.
+    const document = (await http$.get('/api/openapi.json').expect(200)).body as {
+      paths: Record<string, Record<string, { responses: Record<string, { description: string; headers?: Record<string, unknown> }> }>>;
+    };
+
     // PostgreSQL stops (a fast shutdown: sessions are ended, then the port refuses).
     const stoppedAt = Date.now();
     await pg!.stop();
@@ -204,7 +209,10 @@ describe('PostgreSQL unavailable for 30 s', () => {
     const probes: [string, () => request.Test][] = [
       ['GET /api/agents', () => http$.get('/api/agents').auth(admin.accessToken, bearer)],
       ['GET /api/executions/:id', () => http$.get(`/api/executions/${runIds[1]}`).auth(admin.accessToken, bearer)],
-      ['POST execute', () => http$.post(`/api/agents/${agent.id}/execute`).auth(admin.accessToken, bearer).send({ prompt: 'x' })],
+      [
+        'POST /api/agents/:id/execute',
+        () => http$.post(`/api/agents/${agent.id}/execute`).auth(admin.accessToken, bearer).send({ prompt: 'x' }),
+      ],
       [
         'POST /api/auth/login',
         () => http$.post('/api/auth/login').set('X-Forwarded-For', randomIp()).send({ email: admin.email, password: PASSWORD }),
@@ -225,6 +233,15 @@ describe('PostgreSQL unavailable for 30 s', () => {
       await new Promise((r) => setTimeout(r, 500));
     }
     expect(answers.length).toBeGreaterThanOrEqual(8);
+    for (const what of new Set(answers.map((a) => a.what))) {
+      const [method, path] = what.split(' ') as [string, string];
+      const documented = document.paths[path.replace(/:(\w+)/g, '{$1}')]?.[method.toLowerCase()]?.responses['503'];
+      expect({ what, description: documented?.description, retryAfter: !!documented?.headers?.['Retry-After'] }).toEqual({
+        what,
+        description: expect.stringContaining('database_unavailable'),
+        retryAfter: true,
+      });
+    }
     expect(answers.filter((a) => a.status !== 503 || a.code !== 'database_unavailable' || a.retryAfter !== '5')).toEqual([]);
     // "Fast": well inside the pool's own bounds (lib/orm.ts), which a hang would run into.
     const latencies = answers.map((a) => a.ms).sort((a, b) => a - b);
@@ -307,4 +324,128 @@ describe('PostgreSQL unavailable for 30 s', () => {
         `SSE: ${sse.seqs.length} events over ${sse.connections} connections (${sse.refusals.length} refused), stored ${logs[0]!.length}, 0 lost, 0 duplicated\n`,
     );
   }, 240_000);
+
+  /** The pending activity of a run's workflow named `type`, as Temporal describes it (times in ms). */
+  async function pendingActivity(workflowId: string, type: string) {
+    const ms = (t?: { seconds?: unknown; nanos?: number | null } | null) =>
+      t?.seconds == null ? undefined : Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
+    const { raw } = await ctx.temporal.client.workflow.getHandle(workflowId).describe();
+    const found = raw.pendingActivities?.find((a) => a.activityType?.name === type);
+    if (!found) return undefined;
+    return {
+      attempt: found.attempt ?? 0,
+      started: found.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+      startedAt: ms(found.lastStartedTime),
+      heartbeatAt: ms(found.lastHeartbeatTime),
+    };
+  }
+
+  /**
+   * Starts a run whose workflow the worker takes up only once PostgreSQL is down: the worker is
+   * paused (SIGSTOP) while the run is accepted and PostgreSQL stops, then goes on (SIGCONT).
+   */
+  async function runStartedDuringTheOutage(http$: request.Agent, token: string, agentId: string, paused: ChildProcess, prompt: string) {
+    paused.kill('SIGSTOP');
+    try {
+      const res = await http$.post(`/api/agents/${agentId}/execute`).auth(token, { type: 'bearer' }).send({ prompt }).expect(202);
+      await pg!.stop();
+      pg = undefined;
+      return { executionId: res.body.executionId as string, workflowId: res.body.workflowId as string };
+    } finally {
+      paused.kill('SIGCONT');
+    }
+  }
+
+  it('runs a run whose workflow starts during the outage once, in its first attempt, after PostgreSQL returns; past DATABASE_OUTAGE_GRACE_MS such a run fails saying its prompt was never sent', async () => {
+    const http$ = request.agent(api.url);
+    const admin = await registerAccount(http$, 'Outage Start Org');
+    const bearer = { type: 'bearer' } as const;
+    const registered = await registerHost(http$, admin, { stepDelayMs: 20 });
+    hosts.push(registered.host);
+    const agent = await activeAgent(http$, admin, registered.serverId, { maxConcurrency: 3 });
+    const prompts = (id: string) => registered.host.calls.filter((c) => c.tool === 'execute_prompt' && c.args.executionId === id).length;
+    const detail = async (id: string) => (await http$.get(`/api/executions/${id}`).auth(admin.accessToken, bearer)).body;
+
+    // 1. Within the grace (the worker's default, 2 minutes): the attempt waits for PostgreSQL,
+    // beating, for longer than its 10 s heartbeat timeout, with no second attempt beside it.
+    const waiting = await runStartedDuringTheOutage(
+      http$,
+      admin.accessToken,
+      agent.id,
+      worker,
+      'started in the outage [steps:5] [delay:50]',
+    );
+    const held = await waitFor(
+      async () => {
+        const activity = await pendingActivity(waiting.workflowId, 'executePrompt');
+        if (!activity) return undefined;
+        expect(activity.attempt).toBe(1);
+        return activity.started && activity.startedAt && Date.now() - activity.startedAt > 15_000 ? activity : undefined;
+      },
+      90_000,
+      500,
+    );
+    expect(held.heartbeatAt).toBeDefined();
+    expect(prompts(waiting.executionId)).toBe(0);
+    pg = await startEmbeddedPostgres(pgOptions);
+    const completed = await waitFor(
+      async () => {
+        const run = await detail(waiting.executionId);
+        return FINAL.includes(run.status) ? run : undefined;
+      },
+      90_000,
+      250,
+    );
+    expect(completed).toMatchObject({ status: 'COMPLETED', attempt: 1 });
+    expect(prompts(waiting.executionId)).toBe(1);
+    const events = (await http$.get(`/api/executions/${waiting.executionId}/events`).auth(admin.accessToken, bearer)).body
+      .items as AgentExecutionPayload[];
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.at(-1)).toMatchObject({ phase: 'status', status: 'COMPLETED' });
+
+    // 2. Past the grace: a worker whose grace is 2 s gives the run up before its host hears of
+    // it, and the run says so once PostgreSQL is back to record it.
+    const stopping = new Promise((r) => worker.once('exit', r));
+    worker.kill('SIGTERM');
+    await stopping;
+    worker = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'worker', 'main.ts')], {
+      cwd: path.join(__dirname, '..'),
+      env: {
+        ...process.env,
+        DATABASE_URL: pg.url,
+        TEMPORAL_TASK_QUEUE: ctx.config.temporal.taskQueue,
+        DATABASE_OUTAGE_GRACE_MS: '2000',
+        LOG_LEVEL: 'info',
+        LOG_PRETTY: 'false',
+        WEBHOOK_OUTBOX: 'off',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let workerOut = '';
+    worker.stdout?.on('data', (chunk: Buffer) => (workerOut = (workerOut + chunk.toString()).slice(-50_000)));
+    worker.stderr?.on('data', (chunk: Buffer) => (workerErrors = (workerErrors + chunk.toString()).slice(-20_000)));
+    await waitFor(async () => workerOut.includes('"worker ready"'), 120_000, 100);
+    const given = await runStartedDuringTheOutage(http$, admin.accessToken, agent.id, worker, 'never sent [steps:2]');
+    // The attempt gave up (the workflow now waits to record the failure).
+    await waitFor(async () => !!(await pendingActivity(given.workflowId, 'finishRun')), 90_000, 250);
+    expect(prompts(given.executionId)).toBe(0);
+    pg = await startEmbeddedPostgres(pgOptions);
+    const failed = await waitFor(
+      async () => {
+        const run = await detail(given.executionId);
+        return FINAL.includes(run.status) ? run : undefined;
+      },
+      90_000,
+      250,
+    );
+    expect(failed).toMatchObject({
+      status: 'FAILED',
+      attempt: 1,
+      error:
+        'PostgreSQL was unavailable for more than 2 s (DATABASE_OUTAGE_GRACE_MS) before the run could start; its prompt was never sent to the host',
+    });
+    expect(prompts(given.executionId)).toBe(0);
+    expect(worker.exitCode).toBeNull();
+    expect(workerErrors).not.toMatch(/unhandled/i);
+  }, 300_000);
 });

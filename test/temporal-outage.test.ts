@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { API_TEMPORAL_CALLS } from '../api/deps';
+import { WORKER_SHUTDOWN_REPORT_MS } from '../worker/worker';
 import { startTemporalDevServer, type TemporalDevServer } from '../dev/temporal-dev-server';
 import { freePort } from '../dev/free-port';
 import type { AgentHost } from '../host/server';
@@ -22,7 +23,7 @@ import { FINAL, taskApi } from './tasks';
 const OUTAGE_MS = 30_000;
 
 /** The real worker entry point in its own process, against this file's Temporal. */
-function spawnWorker(ctx: TestContext, address: string, log: string[]): ChildProcess {
+function spawnWorker(ctx: TestContext, address: string, log: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'worker', 'main.ts')], {
     cwd: path.join(__dirname, '..'),
     env: {
@@ -32,6 +33,7 @@ function spawnWorker(ctx: TestContext, address: string, log: string[]): ChildPro
       LOG_LEVEL: 'warn',
       LOG_PRETTY: 'false',
       WEBHOOK_OUTBOX: 'off',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -158,6 +160,21 @@ describe('Temporal unavailable for 30 s', () => {
       expect(res.headers['retry-after']).toMatch(/^\d+$/);
       expect(ms).toBeLessThan(API_TEMPORAL_CALLS.deadlineMs + 5000);
     }
+    // The published document lists each of those answers for its operation.
+    const document = (await http.get('/api/openapi.json').expect(200)).body as {
+      paths: Record<string, Record<string, { responses: Record<string, { content: Record<string, { schema: { $ref: string } }> }> }>>;
+    };
+    const operations = {
+      execute: ['/api/agents/{id}/execute', 'post'],
+      runTask: ['/api/tasks/{id}/run', 'post'],
+      createTask: ['/api/tasks', 'post'],
+      serverTest: ['/api/servers/{id}/test', 'post'],
+    } as const;
+    for (const [name, [path, method]] of Object.entries(operations))
+      expect({ name, schema: document.paths[path]?.[method]?.responses['503']?.content['application/json']?.schema.$ref }).toEqual({
+        name,
+        schema: '#/components/schemas/ServiceUnavailableError',
+      });
     expect(health.res.status).toBe(503);
     expect(health.res.body).toMatchObject({ status: 'error', db: 'ok', temporal: 'error', errors: { temporal: expect.any(String) } });
 
@@ -213,4 +230,64 @@ describe('Temporal unavailable for 30 s', () => {
       });
     expect({ exitCode: worker!.exitCode, log: workerLog.join('').slice(-2000) }).toMatchObject({ exitCode: null });
   }, 240_000);
+
+  it('shuts a worker down cleanly on SIGTERM while Temporal is unavailable, runs in flight: exit code 0 within the shutdown deadline, no crash trace', async () => {
+    // This test's worker alone takes the queue's tasks (the first test's worker is not needed any more).
+    if (worker && worker.exitCode === null && worker.signalCode === null) {
+      const gone = new Promise((r) => worker!.once('exit', r));
+      worker.kill('SIGKILL');
+      await gone;
+    }
+    worker = undefined;
+    const log: string[] = [];
+    const own = spawnWorker(ctx, temporal!.address, log, { LOG_LEVEL: 'info' });
+    const output = () => log.join('');
+    let stopping = false;
+    try {
+      await waitFor(async () => output().includes('"worker ready"') || own.exitCode !== null, 120_000, 100);
+      expect(own.exitCode).toBeNull();
+      const auth = { Authorization: `Bearer ${admin.accessToken}` };
+      const registered = await registerHost(http, admin, { stepDelayMs: 100 });
+      const ownHost = registered.host;
+      try {
+        const agent = await activeAgent(http, admin, registered.serverId, { maxConcurrency: 10 });
+        // Runs in flight on this worker: their activities heartbeat, signal progress and will have to be let go of.
+        const runs: string[] = [];
+        for (const prompt of ['shutdown job [steps:100] [delay:500]', 'shutdown job [steps:100] [delay:500]']) {
+          const res = await http.post(`/api/agents/${agent.id}/execute`).set(auth).send({ prompt }).expect(202);
+          runs.push(res.body.executionId as string);
+        }
+        for (const id of runs) await ownHost.waitForCall('execute_prompt', (c) => c.args.executionId === id, 30_000);
+
+        const pid = temporal!.pid!;
+        process.kill(pid, 'SIGKILL');
+        await waitFor(async () => !alive(pid), 30_000, 50);
+        // The SDK notices: its polls and heartbeats fail and are retried (logged at WARN).
+        const noticed = output().length;
+        await waitFor(async () => /retried|Unavailable|transport error|heartbeat/i.test(output().slice(noticed)), 60_000, 100);
+        const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+          own.once('exit', (code, signal) => resolve({ code, signal })),
+        );
+        const stoppedAt = Date.now();
+        stopping = true;
+        own.kill('SIGTERM');
+        const { code, signal } = await exited;
+        const tookMs = Date.now() - stoppedAt;
+        process.stdout.write(`[temporal-outage] worker stopped on SIGTERM with Temporal down: code ${code} in ${tookMs} ms\n`);
+        expect({ code, signal, tail: output().slice(-4000) }).toMatchObject({ code: 0, signal: null });
+        // Within its deadline: the shutdown grace (WORKER_SHUTDOWN_GRACE_MS, 2 s in tests), the time
+        // it tries to report to Temporal, and a margin for closing on a loaded machine.
+        expect(tookMs).toBeLessThan(ctx.config.worker.shutdownGraceMs + WORKER_SHUTDOWN_REPORT_MS + 10_000);
+        expect(output()).not.toMatch(/worker failed|unhandled|Channel has been shut down|panicked/i);
+        // Either it stopped as usual, or it says what it could not report.
+        expect(output()).toMatch(/"msg":"worker stopped( without reporting [^"]*)?"/);
+      } finally {
+        await ownHost.close();
+      }
+    } finally {
+      if (!stopping || (own.exitCode === null && own.signalCode === null)) own.kill('SIGKILL');
+      process.stdout.write(`[temporal-outage] shutdown worker log tail:\n${output().slice(-6000)}\n`);
+      temporal = await startTemporal();
+    }
+  }, 300_000);
 });

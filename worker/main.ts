@@ -4,7 +4,7 @@ import { startTracing } from '../lib/tracing';
 import { createWorkerDeps } from './deps';
 import { promoteIfFirst } from './deployment';
 import { ensureServerHealthSchedule } from './schedules';
-import { createWorker } from './worker';
+import { createWorker, WORKER_SHUTDOWN_REPORT_MS } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -14,6 +14,20 @@ async function main(): Promise<void> {
   // worker.shutdown(): polling stops, running activities get shutdownGraceTime to finish, then
   // run() resolves and we close the connections.
   const { deps, close } = await createWorkerDeps(config, { tracing });
+  // A stop has a deadline: past the activities' grace and the time to report them, Temporal is
+  // taken to be unreachable, and the process ends without waiting for the SDK's retries. Those
+  // activities are retried on another worker, as after a lost one (docs/operations.md).
+  const stopDeadline = () => {
+    setTimeout(() => {
+      deps.logger.error(
+        { graceMs: config.worker.shutdownGraceMs, reportMs: WORKER_SHUTDOWN_REPORT_MS },
+        'worker stopped without reporting its last activities to Temporal (unreachable); Temporal retries them on another worker',
+      );
+      process.exit(0);
+    }, config.worker.shutdownGraceMs + WORKER_SHUTDOWN_REPORT_MS).unref();
+  };
+  process.once('SIGTERM', stopDeadline);
+  process.once('SIGINT', stopDeadline);
   try {
     await ensureServerHealthSchedule(deps.temporalClient, config);
     const worker = await createWorker(deps);

@@ -136,3 +136,11 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     shutdownGraceTime: deps.config.worker.shutdownGraceMs,
   });
 }
+
+/**
+ * How long a stopping worker tries to hand its last activities' results to Temporal after their
+ * grace, before worker/main.ts stops it anyway: while Temporal is unreachable the SDK retries
+ * each for about 30 s more, which would run past a supervisor's stop timeout (Compose: 60 s).
+ * (The SDK's own `shutdownForceTime` fails its worker with "Worker still in use" instead.)
+ */
+export const WORKER_SHUTDOWN_REPORT_MS = 10_000;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { FINAL_EXECUTION_STATUSES } from '../../entities';
 import { publishEventOnCommit, type AgentExecutionPayload, type ExecutionPhase } from '../events';
-import { retryWhileDatabaseUnavailable } from '../../lib/database-unavailable';
+import { DATABASE_OUTAGE_GRACE_MS, retryWhileDatabaseUnavailable } from '../../lib/database-unavailable';
 import type { Orm } from '../../lib/orm';
 
 /**
@@ -33,10 +33,12 @@ export class ExecutionLog {
     private readonly orm: Orm,
     readonly execution: ExecutionRef,
     readonly attempt: number,
+    /** How long each write waits for an unavailable PostgreSQL (the worker's DATABASE_OUTAGE_GRACE_MS). */
+    readonly graceMs = DATABASE_OUTAGE_GRACE_MS,
   ) {}
 
   append(phase: ExecutionPhase, fields: EventFields = {}): Promise<AgentExecutionPayload> {
-    const next = this.chain.then(() => appendEvent(this.orm.em.fork(), this.execution, this.attempt, phase, fields));
+    const next = this.chain.then(() => appendEvent(this.orm.em.fork(), this.execution, this.attempt, phase, fields, this.graceMs));
     this.chain = next.catch((error: unknown) => {
       this.failure ??= error;
     });
@@ -91,6 +93,7 @@ export async function appendEvent(
   attempt: number,
   phase: ExecutionPhase,
   fields: EventFields = {},
+  graceMs = DATABASE_OUTAGE_GRACE_MS,
 ): Promise<AgentExecutionPayload> {
   const event = draftEvent(execution, attempt, phase, fields);
   const insert = () => insertExecutionEvent(em, execution, event);
@@ -102,8 +105,8 @@ export async function appendEvent(
   // Outside a transaction nobody else would retry: while PostgreSQL is unavailable the insert
   // waits for it (the event keeps its id, so a try whose answer was lost after the commit is not
   // written twice), and so does the notice (a second one is dropped by every hub, by its seq).
-  const payload = await retryWhileDatabaseUnavailable(() => insertRetrying(insert));
-  await retryWhileDatabaseUnavailable(() => publishEventOnCommit(em, executionNotice(execution, payload)));
+  const payload = await retryWhileDatabaseUnavailable(() => insertRetrying(insert), graceMs);
+  await retryWhileDatabaseUnavailable(() => publishEventOnCommit(em, executionNotice(execution, payload)), graceMs);
   return payload;
 }
 

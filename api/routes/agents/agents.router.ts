@@ -163,6 +163,7 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
         409: { description: 'not_pending' },
         502: { description: 'provision_failed: the server refused; the agent stays PENDING_VALIDATION with its error' },
       },
+      temporalUnavailable: 'no validation was started, and the agent stays as it was',
     },
     async (ctx, { params, em, auth, actor }) => {
       const agent = await loadAgent(em, auth, params.id);

@@ -44,6 +44,8 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
         202: { description: 'Started (QUEUED until a slot is free)', schema: StartedOut },
         409: { description: 'agent_not_active' },
       },
+      temporalUnavailable:
+        'the run was recorded, then ended FAILED (`details.executionId`), its slot given back; trying again starts a new run',
     },
     async (ctx, { params, body, em, auth, actor }) => {
       const agent = await loadAgent(em, auth, params.id);
@@ -137,6 +139,7 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
         202: { description: 'Cancellation requested; the execution becomes CANCELLED', schema: StartedOut },
         409: { description: 'already_finished' },
       },
+      temporalUnavailable: 'the cancel may not have reached the run; try again',
     },
     async (ctx, { params, em, auth, actor }) => {
       const execution = await loadExecution(em, auth, params.id);

@@ -68,6 +68,7 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
         200: { description: 'text/event-stream of the execution events', contentType: 'text/event-stream', schema: z.string() },
         409: { description: 'no_master, agent_not_active' },
       },
+      temporalUnavailable: "the master's run was recorded, then ended FAILED (`details.executionId`)",
     },
     async (ctx, { body, em, auth, actor }) => {
       const server = await resolveServer(em, auth, body.serverId);
@@ -94,6 +95,7 @@ export function masterRoutes(api: ApiRouter, deps: AppDeps): void {
         422: { description: 'invalid_agent_spec: the master agent answered no valid specification (details say why)' },
         502: { description: 'master_failed: the master agent’s run failed' },
       },
+      temporalUnavailable: "no agent was created; the master's run, if it was recorded, ended FAILED",
     },
     async (ctx, { body, em, auth, actor }) => {
       const server = await resolveServer(em, auth, body.serverId);

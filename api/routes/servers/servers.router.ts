@@ -169,6 +169,7 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
           200: { description: 'The check result, also stored on the server', schema: CheckResultOut },
           504: { description: 'check_timeout: no worker answered' },
         },
+        temporalUnavailable: 'no check was started, and the server is unchanged',
       },
       async (ctx, { params, em, auth }) => {
         const server = await loadServer(em, auth, params.id);

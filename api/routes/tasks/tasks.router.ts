@@ -118,8 +118,8 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       before: [rateLimit(deps, 'save-task')],
       responses: {
         201: { description: 'Created', schema: TaskOut },
-        503: { description: 'temporal_unavailable: the schedule could not be created; nothing was saved' },
       },
+      temporalUnavailable: 'the schedule could not be created, and nothing was saved',
     },
     async (ctx, { body, em, auth, actor }) => {
       const draft = { organization: em.getReference(Organization, auth.organizationId) };
@@ -182,7 +182,8 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       tags,
       request: { params: IdParams, body: UpdateTaskBody },
       before: [rateLimit(deps, 'save-task')],
-      responses: { 200: { description: 'Updated', schema: TaskOut }, 503: { description: 'temporal_unavailable: nothing was changed' } },
+      responses: { 200: { description: 'Updated', schema: TaskOut } },
+      temporalUnavailable: 'nothing was changed',
     },
     async (ctx, { params, body, em, auth, actor }) => {
       const task = await em.transactional(async (tx) => {
@@ -208,6 +209,7 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
         tags,
         request: { params: IdParams },
         responses: { 200: { description: enabled ? 'Enabled' : 'Disabled', schema: TaskOut } },
+        temporalUnavailable: 'nothing was changed',
       },
       async (ctx, { params, em, auth, actor }) => {
         const task = await em.transactional(async (tx) => {
@@ -229,6 +231,7 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       tags,
       request: { params: IdParams, query: DeleteTaskQuery },
       responses: { 204: { description: 'Deleted' }, 409: { description: 'task_running' } },
+      temporalUnavailable: 'the task was not deleted, or (with ?force=true) it was and some of its runs may not have been cancelled',
     },
     async (ctx, { params, query, em, auth, actor }) => {
       const task = await em.transactional(async (tx) => {
@@ -257,8 +260,8 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
           schema: TaskStartedOut,
         },
         409: { description: 'task_disabled' },
-        503: { description: 'temporal_unavailable: the run could not be started; it is recorded FAILED' },
       },
+      temporalUnavailable: 'the run could not be started, and it is recorded FAILED',
     },
     async (ctx, { params, em, auth, actor }) => {
       const task = await loadTask(em, auth, params.id);
@@ -283,6 +286,7 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
         202: { description: 'Cancellation requested', schema: TaskCancelledOut },
         409: { description: 'already_finished (with executionId)' },
       },
+      temporalUnavailable: 'the cancel may not have reached every run; try again',
     },
     async (ctx, { params, body, em, auth, actor }) => {
       const task = await loadTask(em, auth, params.id);

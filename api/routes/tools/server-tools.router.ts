@@ -174,6 +174,7 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
         202: { description: 'Started; the tool becomes INSTALLING, then INSTALLED or FAILED', schema: ToolChangeStartedOut },
         409: { description: 'install_running: an install or uninstall of this tool is running on this server' },
       },
+      temporalUnavailable: 'nothing changed on the server (`details.workflowId`)',
     },
     async (ctx, { params, body, em, auth, actor }) => {
       const { server, tool } = await loadTarget(em, auth, params.serverId, { toolId: body.toolId, name: body.name }, 'install');
@@ -197,6 +198,7 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
         },
         409: { description: 'install_running (a change of this tool is running), not_installed (nothing to remove)' },
       },
+      temporalUnavailable: 'nothing changed on the server (`details.workflowId`)',
     },
     async (ctx, { params, em, auth, actor }) => {
       const { server, tool } = await loadTarget(em, auth, params.serverId, { toolId: params.toolId }, 'install');
@@ -216,6 +218,7 @@ export function serverToolRoutes(api: ApiRouter, deps: AppDeps): void {
         202: { description: 'Cancellation requested', schema: ToolChangeStartedOut },
         409: { description: 'not_running: no install or uninstall of this tool is running' },
       },
+      temporalUnavailable: 'the cancel may not have reached the change; try again',
     },
     async (ctx, { params, em, auth, actor }) => {
       const { server, tool } = await loadTarget(em, auth, params.serverId, { toolId: params.toolId }, 'install');
