@@ -44,7 +44,11 @@ const load = () =>
     .map((l) => l.toFixed(1))
     .join(' ');
 
-/** The production worker: compiled JS (`npm run build`, done once by the caller) with its prebuilt workflow bundle. */
+/**
+ * The production worker: compiled JS (`npm run build`, done once by the caller) with the prebuilt
+ * workflow bundle it picks (without the tracing interceptors, tracing being off; set
+ * WORKFLOW_BUNDLE_PATH=dist/workflow-bundle.js to run the traced one).
+ */
 function spawnWorker(stack: BenchStack, name: string): Promise<ChildProcess> {
   const root = path.join(__dirname, '..');
   const flags = (process.env.BENCH_WORKER_FLAGS ?? '--max-old-space-size=256').split(' ').filter(Boolean);
@@ -56,7 +60,6 @@ function spawnWorker(stack: BenchStack, name: string): Promise<ChildProcess> {
       LOG_LEVEL: 'info',
       LOG_PRETTY: 'false',
       TEMPORAL_TASK_QUEUE: stack.deps.config.temporal.taskQueue,
-      WORKFLOW_BUNDLE_PATH: path.join(root, 'dist', 'workflow-bundle.js'),
       // Two workers on one machine: their metrics endpoints would want the same ports.
       WORKER_METRICS_PORT: '0',
       WORKER_TEMPORAL_METRICS_PORT: '0',
@@ -288,6 +291,8 @@ export async function benchScale(): Promise<{ pass: boolean }> {
     results.push(await phase('crash', true));
   } catch (error) {
     notes.push(`aborted: ${error instanceof Error ? error.message : String(error)}`);
+    // Said at once: tearing the stack down can fail in its turn before the table is printed.
+    process.stderr.write(`scale bench ${notes.at(-1)!}\n`);
   } finally {
     for (const child of Object.values(workers)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await stack.stop();

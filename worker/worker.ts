@@ -23,28 +23,57 @@ export type { WorkerDeps } from './deps';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
-/** The workflow-side tracing interceptors, always in the bundle (workflows/interceptors.ts). */
+/** The workflow-side tracing interceptors (workflows/interceptors.ts), in the bundle of a worker with tracing on. */
 export const WORKFLOW_INTERCEPTORS_PATH = require.resolve('../workflows/interceptors');
 
-/** Where `npm run build` writes the prebuilt workflow bundle production workers load. */
+/** Where `npm run build` writes the prebuilt workflow bundles production workers load: with the tracing interceptors, and without. */
 export const PREBUILT_BUNDLE_PATH = path.resolve(__dirname, '..', 'workflow-bundle.js');
+export const PREBUILT_UNTRACED_BUNDLE_PATH = path.resolve(__dirname, '..', 'workflow-bundle.untraced.js');
 
-export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+/**
+ * The workflow code, with the workflow-side tracing interceptors unless `traced` is false. They
+ * are the dearest part of a workflow: the reusable V8 context evaluates a workflow's modules
+ * once per workflow, and theirs (OpenTelemetry's SDK) take about 240 KB of heap per cached
+ * workflow and most of the CPU of starting one (docs/benchmarks.md, "Sizing"). A worker with
+ * tracing off loads the bundle without them; histories replay on either (test/workflow-replay.test.ts).
+ */
+export function bundleWorkflows({ traced = true }: { traced?: boolean } = {}): Promise<WorkflowBundleWithSourceMap> {
   // The bundler's INFO output is a whole webpack summary; only problems are worth showing.
   return bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
-    workflowInterceptorModules: [WORKFLOW_INTERCEPTORS_PATH],
+    workflowInterceptorModules: traced ? [WORKFLOW_INTERCEPTORS_PATH] : [],
     logger: new DefaultLogger('WARN'),
   });
 }
 
-/** Picks the workflow code: explicit bundle, then WORKFLOW_BUNDLE_PATH, then dist's prebuilt file, else bundle now. */
-function workflowSource(deps: WorkerDeps) {
-  if (deps.workflowBundle) return { workflowBundle: deps.workflowBundle };
+/** The prebuilt bundles a compiled worker may load, when `npm run build` wrote them. */
+export interface PrebuiltBundles {
+  traced?: string;
+  untraced?: string;
+}
+
+function prebuiltBundles(): PrebuiltBundles {
+  if (!__filename.endsWith('.js')) return {};
+  const existing = (file: string) => (existsSync(file) ? file : undefined);
+  return { traced: existing(PREBUILT_BUNDLE_PATH), untraced: existing(PREBUILT_UNTRACED_BUNDLE_PATH) };
+}
+
+/**
+ * Picks the workflow code: explicit bundle, then WORKFLOW_BUNDLE_PATH, then dist's prebuilt file
+ * (the one without the tracing interceptors when tracing is off), else bundle now (with the
+ * interceptors only when tracing is on).
+ */
+export function workflowSource(
+  deps: Pick<WorkerDeps, 'workflowBundle' | 'config' | 'tracing'>,
+  prebuilt: PrebuiltBundles = prebuiltBundles(),
+): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> & { workflowModules: string[] } {
+  const workflowModules = deps.tracing.enabled ? [WORKFLOW_INTERCEPTORS_PATH] : [];
+  if (deps.workflowBundle) return { workflowBundle: deps.workflowBundle, workflowModules };
   const configured = deps.config.temporal.workflowBundlePath;
-  if (configured) return { workflowBundle: { codePath: configured } };
-  if (__filename.endsWith('.js') && existsSync(PREBUILT_BUNDLE_PATH)) return { workflowBundle: { codePath: PREBUILT_BUNDLE_PATH } };
-  return { workflowsPath: WORKFLOWS_PATH };
+  if (configured) return { workflowBundle: { codePath: configured }, workflowModules };
+  const codePath = deps.tracing.enabled ? prebuilt.traced : (prebuilt.untraced ?? prebuilt.traced);
+  if (codePath) return { workflowBundle: { codePath }, workflowModules };
+  return { workflowsPath: WORKFLOWS_PATH, workflowModules };
 }
 
 /**
@@ -72,7 +101,8 @@ const tracedActivities: ActivityInterceptorsFactory = (ctx) => ({
 
 /**
  * Where the bundled workflow interceptors' spans go: the worker's span processor when tracing is
- * on; a processor that drops them when it is off, since the bundle (built once) always has them.
+ * on; a processor that drops them when it is off and the bundle has them all the same (one given
+ * explicitly or by WORKFLOW_BUNDLE_PATH).
  */
 function workflowSpanSink(deps: WorkerDeps) {
   return deps.tracing.enabled
@@ -89,6 +119,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   for (const part of ['mcp', 'running', 'temporalClient', 'orm', 'connection'] as const) {
     if (!deps[part]) throw new Error(`createWorker: ${part} is missing (build the deps with createWorkerDeps)`);
   }
+  const { workflowModules, ...source } = workflowSource(deps);
   return Worker.create({
     connection: deps.connection,
     namespace: deps.config.temporal.namespace,
@@ -98,8 +129,8 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
       activity: deps.tracing.enabled
         ? [tracedActivities, deps.metrics.runTransitions, historySafeFailures]
         : [deps.metrics.runTransitions, historySafeFailures],
-      // Used when the worker bundles at start (workflowsPath); a prebuilt bundle has them already.
-      workflowModules: [WORKFLOW_INTERCEPTORS_PATH],
+      // Used when the worker bundles at start (workflowsPath); a prebuilt bundle has them already, or not.
+      workflowModules,
     },
     sinks: { exporter: workflowSpanSink(deps) },
     // Running activities heartbeat every second; a cancel reaches them within about that long
@@ -108,7 +139,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     maxConcurrentActivityTaskExecutions: deps.config.worker.maxConcurrentActivities,
     maxConcurrentLocalActivityExecutions: deps.config.worker.maxConcurrentActivities,
     maxCachedWorkflows: deps.config.worker.maxCachedWorkflows,
-    ...workflowSource(deps),
+    ...source,
     ...versioning(deps),
     // On SIGTERM/SIGINT polling stops at once; running activities get this long to finish.
     shutdownGraceTime: deps.config.worker.shutdownGraceMs,
