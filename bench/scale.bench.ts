@@ -44,7 +44,11 @@ const load = () =>
     .map((l) => l.toFixed(1))
     .join(' ');
 
-/** The production worker: compiled JS (`npm run build`, done once by the caller) with its prebuilt workflow bundle. */
+/**
+ * The production worker: compiled JS (`npm run build`, done once by the caller) with the prebuilt
+ * workflow bundle it picks (without the tracing interceptors, tracing being off; set
+ * WORKFLOW_BUNDLE_PATH=dist/workflow-bundle.js to run the traced one).
+ */
 function spawnWorker(stack: BenchStack, name: string): Promise<ChildProcess> {
   const root = path.join(__dirname, '..');
   const flags = (process.env.BENCH_WORKER_FLAGS ?? '--max-old-space-size=256').split(' ').filter(Boolean);
@@ -56,7 +60,8 @@ function spawnWorker(stack: BenchStack, name: string): Promise<ChildProcess> {
       LOG_LEVEL: 'info',
       LOG_PRETTY: 'false',
       TEMPORAL_TASK_QUEUE: stack.deps.config.temporal.taskQueue,
-      WORKFLOW_BUNDLE_PATH: path.join(root, 'dist', 'workflow-bundle.js'),
+      // As docker-compose's worker (docs/benchmarks.md, "Sizing"); MALLOC_ARENA_MAX in the environment overrides it.
+      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
       // Two workers on one machine: their metrics endpoints would want the same ports.
       WORKER_METRICS_PORT: '0',
       WORKER_TEMPORAL_METRICS_PORT: '0',
@@ -117,6 +122,8 @@ interface PhaseResult {
   /** Runs whose activity ran again without a task to re-attach to (a `retry` status event). */
   restarted: number;
   postLatency: number[];
+  /** POSTs answered 503 (Temporal did not take the start in time) and sent again. */
+  retried503: number;
   peakRss: Record<string, number>;
   peakInFlight: number;
   postMs: number;
@@ -144,7 +151,12 @@ export async function benchScale(): Promise<{ pass: boolean }> {
   });
   // The API's pool follows the workers' when DB_POOL_MAX is set for the run; its metrics port
   // stays closed (another stack on this machine may hold the default one).
-  const stack = await startBenchStack({ METRICS_PORT: '0', ...(process.env.DB_POOL_MAX ? { DB_POOL_MAX: process.env.DB_POOL_MAX } : {}) });
+  // A phase on a loaded machine outlasts the default 15-minute access token.
+  const stack = await startBenchStack({
+    METRICS_PORT: '0',
+    ACCESS_TOKEN_TTL_SECONDS: '7200',
+    ...(process.env.DB_POOL_MAX ? { DB_POOL_MAX: process.env.DB_POOL_MAX } : {}),
+  });
   const workers: Record<string, ChildProcess> = {};
   const results: PhaseResult[] = [];
   const notes: string[] = [];
@@ -174,6 +186,7 @@ export async function benchScale(): Promise<{ pass: boolean }> {
       let peakInFlight = 0;
       let killNote: string | undefined;
       let posting = true;
+      let retried503 = 0;
       const began = Date.now();
       // The watcher samples the runs in flight on the host while posting; in the crash phase it
       // kills worker A at half the runs in flight, or once every run is posted, whichever first.
@@ -196,12 +209,25 @@ export async function benchScale(): Promise<{ pass: boolean }> {
         Array.from({ length: LANES }, async () => {
           for (let i = next++; i < RUNS; i = next++) {
             const t0 = Date.now();
-            const { executionId } = (await call(
-              'POST',
-              `/api/agents/${agentIds[i % agentIds.length]}/execute`,
-              { prompt: `scale ${name} ${i} [steps:${STEPS}] [delay:${DELAY_MS}]` },
-              token,
-            )) as { executionId: string };
+            const post = () =>
+              call(
+                'POST',
+                `/api/agents/${agentIds[i % agentIds.length]}/execute`,
+                { prompt: `scale ${name} ${i} [steps:${STEPS}] [delay:${DELAY_MS}]` },
+                token,
+              ) as Promise<{ executionId: string }>;
+            // A start Temporal did not take in time answers 503 (the run is not started): the client
+            // tries again, as the API asks; the retries are counted.
+            let started: { executionId: string } | undefined;
+            for (let attempt = 1; !started; attempt++) {
+              started = await post().catch(async (error: unknown) => {
+                if (attempt >= 10 || !(error instanceof Error && / → 503 /.test(error.message))) throw error;
+                retried503++;
+                await sleep(1000);
+                return undefined;
+              });
+            }
+            const { executionId } = started;
             postedAt.set(executionId, t0);
             postLatency.push(Date.now() - t0);
           }
@@ -271,6 +297,7 @@ export async function benchScale(): Promise<{ pass: boolean }> {
         reattachEvents: Number(reattach!.events),
         restarted: Number(reattach!.restarted),
         postLatency,
+        retried503,
         peakRss: { ...rss.peak },
         peakInFlight,
         postMs,
@@ -288,6 +315,8 @@ export async function benchScale(): Promise<{ pass: boolean }> {
     results.push(await phase('crash', true));
   } catch (error) {
     notes.push(`aborted: ${error instanceof Error ? error.message : String(error)}`);
+    // Said at once: tearing the stack down can fail in its turn before the table is printed.
+    process.stderr.write(`scale bench ${notes.at(-1)!}\n`);
   } finally {
     for (const child of Object.values(workers)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await stack.stop();
@@ -307,6 +336,7 @@ export async function benchScale(): Promise<{ pass: boolean }> {
     ['peak RSS A / B (target ≤ 500 MB)', ...results.map((r) => `${r.peakRss.A!.toFixed(0)} / ${r.peakRss.B!.toFixed(0)} MB`)],
     ['all POSTs answered in', ...results.map((r) => sec(r.postMs))],
     ['POST /execute p50 / p99', ...results.map((r) => `${sec(pct(r.postLatency, 50))} / ${sec(pct(r.postLatency, 99))}`)],
+    ['POSTs answered 503 and sent again', ...results.map((r) => String(r.retried503))],
     ['first POST → last run final', ...results.map((r) => sec(r.wallMs))],
     ['throughput', ...results.map((r) => `${r.throughput.toFixed(1)} runs/s`)],
     ['POST → first host event stored p50 / p99', ...results.map((r) => `${sec(pct(r.firstStored, 50))} / ${sec(pct(r.firstStored, 99))}`)],

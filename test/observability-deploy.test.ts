@@ -216,6 +216,11 @@ describe('docker-compose.yml', () => {
   const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, ComposeService> };
   const services = compose.services;
 
+  it('runs the worker with two malloc arenas and the environment every app service has', () => {
+    expect(services.worker.environment).toMatchObject({ MALLOC_ARENA_MAX: '2', DATABASE_URL: services.api.environment?.DATABASE_URL });
+    expect(services.api.environment?.MALLOC_ARENA_MAX).toBeUndefined();
+  });
+
   it('mounts only files and folders that exist, and the observability profile has Prometheus, Grafana and Jaeger', () => {
     const sources = Object.entries(services).flatMap(([name, service]) =>
       (service.volumes ?? [])
