@@ -6,7 +6,7 @@ import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.j
 import type { AgentHost } from '../../host/server';
 import { startApiServer, type ApiServer } from '../server';
 import { registerAccount, type Account, type Http } from '../../test/api';
-import { activeAgent, registerHost } from '../../test/fleet';
+import { activeAgent, registerHost, waitFor } from '../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../test/harness';
 
 describe('the MCP endpoint (POST /mcp)', () => {
@@ -17,6 +17,7 @@ describe('the MCP endpoint (POST /mcp)', () => {
   let admin: Account;
   let host: AgentHost;
   let agent: { id: string; name: string };
+  let serverId: string;
   const closers: Array<() => Promise<unknown> | unknown> = [];
 
   beforeAll(async () => {
@@ -25,7 +26,6 @@ describe('the MCP endpoint (POST /mcp)', () => {
     api = await startApiServer(ctx, 0, '127.0.0.1');
     http = request(api.url);
     admin = await registerAccount(http, 'MCP Org');
-    let serverId: string;
     ({ host, serverId } = await registerHost(http, admin));
     closers.push(() => host.close());
     agent = await activeAgent(http, admin, serverId);
@@ -69,7 +69,7 @@ describe('the MCP endpoint (POST /mcp)', () => {
     const { key } = await createKey(admin);
     const client = await connect(key);
     const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name)).toEqual(['list_agents', 'list_servers', 'get_execution', 'execute_prompt']);
+    expect(tools.map((t) => t.name)).toEqual(['list_agents', 'list_servers', 'get_execution', 'execute_prompt', 'cancel_execution']);
     // The input schema is the REST route's zod schema.
     expect(tools.find((t) => t.name === 'execute_prompt')!.inputSchema.required).toEqual(['agent', 'prompt']);
 
@@ -117,17 +117,25 @@ describe('the MCP endpoint (POST /mcp)', () => {
     const fetched = json(await client.callTool({ name: 'get_execution', arguments: { executionId: done.executionId } }));
     expect(fetched).toMatchObject({ id: done.executionId, status: 'COMPLETED', output: `script engine: ${prompt}`, pendingInput: null });
 
-    // wait: false answers at once, with the run not yet ended (QUEUED, or RUNNING when a slot was free).
+    // wait: false answers at once, with the run's id and its status then (any: the run races the answer).
     const started = json(await client.callTool({ name: 'execute_prompt', arguments: { agent: agent.id, prompt: 'later', wait: false } }));
-    expect(started).toEqual({ executionId: expect.any(String), status: expect.stringMatching(/^(QUEUED|RUNNING)$/), output: null });
+    expect(started).toMatchObject({ executionId: expect.any(String), status: expect.any(String) });
+    expect(started.executionId).not.toBe(done.executionId);
   });
 
   it('a VIEWER key lists but cannot run a prompt', async () => {
     const { key } = await createKey(admin, { role: 'VIEWER' });
     const client = await connect(key);
-    expect(json(await client.callTool({ name: 'list_agents', arguments: {} })).items).toHaveLength(1);
+    expect(json(await client.callTool({ name: 'list_agents', arguments: {} })).items.map((a: { id: string }) => a.id)).toContain(agent.id);
     const refused = await client.callTool({ name: 'execute_prompt', arguments: { agent: agent.id, prompt: 'no' } });
     expect(errorText(refused)).toMatch(/^forbidden/);
+    const running = json(
+      await (
+        await connect((await createKey(admin)).key)
+      ).callTool({ name: 'execute_prompt', arguments: { agent: agent.id, prompt: 'x', wait: false } }),
+    );
+    const cancel = await client.callTool({ name: 'cancel_execution', arguments: { executionId: running.executionId } });
+    expect(errorText(cancel)).toMatch(/^forbidden/);
   });
 
   it("another organisation's agent and execution are not found", async () => {
@@ -175,7 +183,7 @@ describe('the MCP endpoint (POST /mcp)', () => {
 
     const created = await createKey(admin);
     const client = await connect(created.key);
-    expect(json(await client.callTool({ name: 'list_agents', arguments: {} })).items).toHaveLength(1);
+    expect(json(await client.callTool({ name: 'list_agents', arguments: {} })).items.length).toBeGreaterThan(0);
     await http.delete(`/api/api-keys/${created.id}`).auth(admin.accessToken, { type: 'bearer' }).expect(204);
     // The very next call of the connected client is refused: stateless, every request is authenticated.
     await expect(client.callTool({ name: 'list_agents', arguments: {} })).rejects.toThrow(/api_key_revoked/);
@@ -190,5 +198,27 @@ describe('the MCP endpoint (POST /mcp)', () => {
       const res = await http[method]('/mcp').auth(key, { type: 'bearer' }).expect(405);
       expect(res.headers.allow).toBe('OPTIONS, POST');
     }
+  });
+
+  it('cancel_execution ends a run that execute_prompt is waiting on: the wait returns CANCELLED', async () => {
+    const hanging = await activeAgent(http, admin, serverId);
+    const { key } = await createKey(admin);
+    const waiter = await connect(key);
+    const progress: Progress[] = [];
+    const waiting = waiter.callTool({ name: 'execute_prompt', arguments: { agent: hanging.id, prompt: 'wait for me [hang]' } }, undefined, {
+      onprogress: (p) => progress.push(p),
+      resetTimeoutOnProgress: true,
+      timeout: 120_000,
+    });
+    const call = await host.waitForCall('execute_prompt', (c) => c.args.agentId === hanging.id);
+    const executionId = call.args.executionId as string;
+    await waitFor(async () => progress.some((p) => p.message === 'status: RUNNING'));
+    const other = await connect(key);
+    const cancelled = json(await other.callTool({ name: 'cancel_execution', arguments: { executionId } }));
+    expect(cancelled).toEqual({ executionId, workflowId: `execution-${executionId}` });
+    await host.waitForCancellation(executionId, 30_000);
+    expect(json(await waiting)).toEqual({ executionId, status: 'CANCELLED', output: expect.anything(), error: 'cancelled by request' });
+    const again = await other.callTool({ name: 'cancel_execution', arguments: { executionId } });
+    expect(errorText(again)).toMatch(/^already_finished/);
   });
 });

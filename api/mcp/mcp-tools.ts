@@ -7,6 +7,7 @@ import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/proto
 import { Agent, Execution, ExecutionTrigger, FINAL_EXECUTION_STATUSES, McpServer } from '../../entities';
 import type { Actor } from '../../domain/actor';
 import { AppError } from '../../domain/errors';
+import { cancelExecution } from '../../domain/runs/cancel';
 import { eventsAfter } from '../../domain/runs/execution-log';
 import { pendingInputOf } from '../../domain/runs/inputs';
 import { startExecution } from '../../domain/runs/start-execution';
@@ -115,7 +116,7 @@ const ExecutePromptInput = z
       .boolean()
       .default(true)
       .describe(
-        'Wait for the run to end (default), sending progress notifications; false answers at once with the run id and status (QUEUED or RUNNING)',
+        'Wait for the run to end (default), sending progress notifications; false answers at once with the run id and its status then',
       ),
   })
   .refine((b) => !b.context || JSON.stringify(b.context).length <= 100_000, {
@@ -188,6 +189,21 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
       });
       deps.metrics.runStarted(execution);
       return runResult(input.wait ? await waitForRun(deps, execution.id, extra) : execution);
+    }),
+  );
+
+  server.registerTool(
+    'cancel_execution',
+    {
+      description:
+        'Cancel a queued or running execution (ADMIN, MANAGER, OPERATOR keys), as POST /api/executions/:id/cancel; it then ends CANCELLED (a waiting execute_prompt returns that)',
+      inputSchema: ExecutionRef,
+    },
+    guarded(deps, 'cancel_execution', async ({ executionId }: z.output<typeof ExecutionRef>, em) => {
+      const execution = await loadExecution(em, auth, executionId);
+      ForbiddenError.from(auth.ability).throwUnlessCan('cancel', execution);
+      await cancelExecution(deps, actor, execution);
+      return { executionId: execution.id, workflowId: execution.workflowId };
     }),
   );
 }
