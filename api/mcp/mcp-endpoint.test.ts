@@ -4,6 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
 import type { AgentHost } from '../../host/server';
+import { createApp } from '../app';
 import { startApiServer, type ApiServer } from '../server';
 import { registerAccount, type Account, type Http } from '../../test/api';
 import { activeAgent, registerHost, waitFor } from '../../test/fleet';
@@ -190,6 +191,28 @@ describe('the MCP endpoint (POST /mcp)', () => {
     const revoked = await post().auth(created.key, { type: 'bearer' }).expect(401);
     expect(revoked.body.error.code).toBe('api_key_revoked');
     expect(revoked.headers['www-authenticate']).toBe('Bearer');
+  });
+
+  it('is rate limited per user by the mcp rules: 429 with Retry-After past the limit', async () => {
+    const limited = request(
+      createApp({
+        ...ctx,
+        config: { ...ctx.config, rateLimits: { ...ctx.config.rateLimits, 'mcp.user': { limit: 2, windowSeconds: 60 } } },
+      }).callback(),
+    );
+    // An account of its own: the per-user counter starts at zero.
+    const { key } = await createKey(await registerAccount(http, 'MCP Limits Org'));
+    const list = () =>
+      limited
+        .post('/mcp')
+        .auth(key, { type: 'bearer' })
+        .set('Accept', 'application/json, text/event-stream')
+        .send({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    await list().expect(200);
+    await list().expect(200);
+    const refused = await list().expect(429);
+    expect(refused.body.error).toMatchObject({ code: 'rate_limited', details: { rule: 'mcp.user', limit: 2 } });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
   });
 
   it('GET and DELETE /mcp answer 405: the endpoint keeps no sessions', async () => {
