@@ -70,7 +70,14 @@ describe('the MCP endpoint (POST /mcp)', () => {
     const { key } = await createKey(admin);
     const client = await connect(key);
     const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name)).toEqual(['list_agents', 'list_servers', 'get_execution', 'execute_prompt', 'cancel_execution']);
+    expect(tools.map((t) => t.name)).toEqual([
+      'list_agents',
+      'list_servers',
+      'get_execution',
+      'execute_prompt',
+      'cancel_execution',
+      'answer_input',
+    ]);
     // The input schema is the REST route's zod schema.
     expect(tools.find((t) => t.name === 'execute_prompt')!.inputSchema.required).toEqual(['agent', 'prompt']);
 
@@ -137,6 +144,8 @@ describe('the MCP endpoint (POST /mcp)', () => {
     );
     const cancel = await client.callTool({ name: 'cancel_execution', arguments: { executionId: running.executionId } });
     expect(errorText(cancel)).toMatch(/^forbidden/);
+    const answer = await client.callTool({ name: 'answer_input', arguments: { executionId: running.executionId, action: 'decline' } });
+    expect(errorText(answer)).toMatch(/^forbidden/);
   });
 
   it("another organisation's agent and execution are not found", async () => {
@@ -243,5 +252,39 @@ describe('the MCP endpoint (POST /mcp)', () => {
     expect(json(await waiting)).toEqual({ executionId, status: 'CANCELLED', output: expect.anything(), error: 'cancelled by request' });
     const again = await other.callTool({ name: 'cancel_execution', arguments: { executionId } });
     expect(errorText(again)).toMatch(/^already_finished/);
+  });
+
+  it('answer_input answers the question of a run execute_prompt waits on; the run completes with the answer', async () => {
+    const asking = await activeAgent(http, admin, serverId);
+    const { key } = await createKey(admin);
+    const waiter = await connect(key);
+    const waiting = waiter.callTool(
+      { name: 'execute_prompt', arguments: { agent: asking.id, prompt: 'deploy [ask:Which branch?]' } },
+      undefined,
+      {
+        onprogress: () => undefined,
+        resetTimeoutOnProgress: true,
+        timeout: 120_000,
+      },
+    );
+    const call = await host.waitForCall('execute_prompt', (c) => c.args.agentId === asking.id);
+    const executionId = call.args.executionId as string;
+    const other = await connect(key);
+    const pending = await waitFor(async () => {
+      const run = json(await other.callTool({ name: 'get_execution', arguments: { executionId } }));
+      return run.status === 'WAITING_INPUT' && run.pendingInput ? run.pendingInput : undefined;
+    });
+    expect(pending.message).toBe('Which branch?');
+    const bad = await other.callTool({ name: 'answer_input', arguments: { executionId, action: 'maybe' } });
+    expect(errorText(bad)).toMatch(/action/);
+    const answered = json(
+      await other.callTool({ name: 'answer_input', arguments: { executionId, action: 'accept', content: { answer: 'main' } } }),
+    );
+    expect(answered).toEqual({ inputId: pending.inputId, status: 'ANSWERED' });
+    const done = json(await waiting);
+    expect(done).toMatchObject({ executionId, status: 'COMPLETED' });
+    expect(done.output).toContain('main');
+    const again = await other.callTool({ name: 'answer_input', arguments: { executionId, action: 'decline' } });
+    expect(errorText(again)).toMatch(/^no_pending_input/);
   });
 });

@@ -1,4 +1,4 @@
-import { ForbiddenError } from '@casl/ability';
+import { ForbiddenError, subject } from '@casl/ability';
 import { RequestContext } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { McpServer as McpProtocolServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -9,7 +9,7 @@ import type { Actor } from '../../domain/actor';
 import { AppError } from '../../domain/errors';
 import { cancelExecution } from '../../domain/runs/cancel';
 import { eventsAfter } from '../../domain/runs/execution-log';
-import { pendingInputOf } from '../../domain/runs/inputs';
+import { answerInput, pendingInputOf } from '../../domain/runs/inputs';
 import { startExecution } from '../../domain/runs/start-execution';
 import type { AuthContext } from '../auth/authenticate';
 import type { AppDeps } from '../deps';
@@ -18,7 +18,7 @@ import { loadAgentByIdOrName, loadExecution } from '../loaders';
 import { presentAgent } from '../routes/agents/agents.presenters';
 import { ListAgentsQuery } from '../routes/agents/agents.schemas';
 import { presentExecution, presentPendingInput } from '../routes/executions/executions.presenters';
-import { ExecuteBody } from '../routes/executions/executions.schemas';
+import { ExecuteBody, InputBody } from '../routes/executions/executions.schemas';
 import { presentServer } from '../routes/servers/servers.presenters';
 import { ListServersQuery } from '../routes/servers/servers.schemas';
 import { z } from '../zod';
@@ -124,6 +124,14 @@ const ExecutePromptInput = z
     path: ['context'],
   });
 
+/** POST /api/executions/:id/input's body, with the execution named in it. */
+const AnswerInput = z
+  .strictObject({ executionId: z.uuid().describe('The execution waiting for an answer (WAITING_INPUT)'), ...InputBody.shape })
+  .refine((b) => !b.content || JSON.stringify(b.content).length <= 100_000, {
+    message: 'content is larger than 100 kB',
+    path: ['content'],
+  });
+
 const ExecutionRef = z.strictObject({ executionId: z.uuid().describe('An execution id (from execute_prompt)') });
 
 /**
@@ -204,6 +212,27 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
       ForbiddenError.from(auth.ability).throwUnlessCan('cancel', execution);
       await cancelExecution(deps, actor, execution);
       return { executionId: execution.id, workflowId: execution.workflowId };
+    }),
+  );
+
+  server.registerTool(
+    'answer_input',
+    {
+      description:
+        "Answer the question a run waits on (get_execution's pendingInput), as POST /api/executions/:id/input: accept with content fitting its requestedSchema, decline, or cancel; the run goes on",
+      inputSchema: AnswerInput,
+    },
+    guarded(deps, 'answer_input', async ({ executionId, ...body }: z.output<typeof AnswerInput>, em) => {
+      const execution = await loadExecution(em, auth, executionId);
+      // Answering steers the run, as starting it does: `execute` on its agent (as the REST route).
+      ForbiddenError.from(auth.ability).throwUnlessCan(
+        'execute',
+        execution.agent
+          ? await em.findOneOrFail(Agent, execution.agent.id)
+          : subject('Agent', { organization: { id: auth.organizationId } } as unknown as Agent),
+      );
+      const { input } = await answerInput(deps, actor, execution.id, body);
+      return { inputId: input.id, status: 'ANSWERED' };
     }),
   );
 }
