@@ -25,6 +25,7 @@ import { userRoutes } from './routes/users/users.router';
 import { webhookRoutes } from './routes/webhooks/webhooks.router';
 import { apiKeyRoutes } from './routes/api-keys/api-keys.router';
 import { authenticate } from './auth/authenticate';
+import { mcpRoutes } from './mcp/mcp.router';
 
 const VERSION = '0.1.0';
 
@@ -64,6 +65,7 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   });
 
   const docs = docsRoutes();
+  const mcp = mcpRoutes(deps);
 
   app.use(traceRequests());
   app.use(deps.metrics.requestTimer());
@@ -72,8 +74,9 @@ export function createApp(deps: AppDeps): Koa<AppContext['state'], AppContext> {
   app.use(jsonBody(deps.config.http.bodyLimit));
   app.use((_ctx, next) => RequestContext.create(deps.orm.em, next));
   for (const step of authenticate(deps)) app.use(step);
-  app.use(unrouted([api.router, docs]));
+  app.use(unrouted([api.router, docs, mcp]));
   app.use(api.router.routes());
   app.use(docs.routes());
+  app.use(mcp.routes());
   return app;
 }

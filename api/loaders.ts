@@ -71,3 +71,16 @@ export async function loadApiKey(em: EntityManager, caller: Caller, id: string):
   if (!apiKey) throw AppError.notFound('API key');
   return apiKey;
 }
+
+/**
+ * An agent named by id or by name, as MCP clients (people, models) name them. Names are unique
+ * per server only: a name shared across servers is refused rather than guessed.
+ */
+export async function loadAgentByIdOrName(em: EntityManager, caller: Caller, idOrName: string): Promise<Agent> {
+  if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrName))
+    return loadAgent(em, caller, idOrName.toLowerCase());
+  const agents = await em.find(Agent, { name: idOrName, organization: caller.organizationId }, { limit: 2 });
+  if (agents.length > 1) throw new AppError(409, 'agent_name_ambiguous', `Several agents are named "${idOrName}": name one by its id`);
+  if (!agents[0]) throw AppError.notFound('Agent');
+  return agents[0];
+}

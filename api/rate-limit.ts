@@ -18,7 +18,8 @@ export type RateLimitAction =
   | 'tool-install'
   | 'save-task'
   | 'answer-input'
-  | 'api-key';
+  | 'api-key'
+  | 'mcp';
 
 type Scope = 'ip' | 'user' | 'session';
 

@@ -42,6 +42,9 @@ export const RATE_LIMIT_DEFAULTS = {
   // Creating and revoking API keys: a person does a few; a stolen session minting keys is slowed.
   'api-key.user': { limit: 20, windowSeconds: 60 },
   'api-key.ip': { limit: 40, windowSeconds: 60 },
+  // Every JSON-RPC message to /mcp (tool calls, lists, initialize): an MCP client sends a few per turn.
+  'mcp.user': { limit: 300, windowSeconds: 60 },
+  'mcp.ip': { limit: 600, windowSeconds: 60 },
 } as const satisfies Record<string, RateLimit>;
 
 export type RateLimitRule = keyof typeof RATE_LIMIT_DEFAULTS;
