@@ -1,58 +1,17 @@
-import http from 'node:http';
-import request from 'supertest';
-import { io as connectSocket, type Socket } from 'socket.io-client';
-import type { ClientToServerEvents, ServerToClientEvents, SubscribeAck } from './socket-events';
-import { addMember, registerAccount, type Account } from '../../test/api';
-import { activeAgent, registerHost } from '../../test/fleet';
-import { createTestContext, startTestWorker, type TestContext } from '../../test/harness';
-import { startApiServer, type ApiServer } from '../server';
-import { RealtimeHub } from './hub';
-
-type FleetClient = Socket<ServerToClientEvents, ClientToServerEvents>;
-
-interface Ending {
-  reason?: string;
-  disconnect: string;
-}
+import type request from 'supertest';
+import { addMember, type Account } from '../../test/api';
+import { useTwoInstances, within } from '../../test/feeds';
+import type { ApiServer } from '../server';
 
 /**
  * API keys on the live feeds and on the routes that run agents: a key opens sockets and SSE
  * streams like an access token, and its revocation closes them at once on every API instance.
  */
 describe('API keys on sockets, streams and runs', () => {
-  let ctx: TestContext;
-  let api: ApiServer;
-  let other: ApiServer;
-  let otherHub: RealtimeHub;
-  let client: ReturnType<typeof request>;
-  let admin: Account;
-  let agentId: string;
-  let worker: Awaited<ReturnType<typeof startTestWorker>>;
-  const closers: Array<() => Promise<unknown> | unknown> = [];
-
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    worker = await startTestWorker(ctx);
-    const trusting = { ...ctx.config, http: { ...ctx.config.http, trustProxy: true } };
-    api = await startApiServer({ ...ctx, config: trusting }, 0, '127.0.0.1');
-    // A second API instance with its own LISTEN connection, as a second process would have.
-    otherHub = new RealtimeHub(ctx.config.database.url!, ctx.orm, ctx.logger);
-    await otherHub.start();
-    other = await startApiServer({ ...ctx, config: trusting, events: otherHub }, 0, '127.0.0.1');
-    client = request(api.url);
-    admin = await registerAccount(client, 'API Key Feeds Org');
-    const registered = await registerHost(client, admin);
-    closers.push(() => registered.host.close());
-    agentId = (await activeAgent(client, admin, registered.serverId, { maxConcurrency: 20 })).id;
-  });
-  afterAll(async () => {
-    for (const close of closers.reverse()) await close();
-    await other?.close();
-    await otherHub?.close();
-    await api?.close();
-    await worker?.stop();
-    await ctx?.close();
-  });
+  const feeds = useTwoInstances('API Key Feeds Org');
+  const { tryConnect, connect, subscribe, hangingExecution, openStream } = feeds;
+  let other: ApiServer, client: ReturnType<typeof request>, admin: Account, agentId: string;
+  beforeAll(() => ({ other, client, admin, agentId } = feeds));
 
   const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
@@ -63,72 +22,6 @@ describe('API keys on sockets, streams and runs', () => {
       .send({ name: 'feeds', ...body })
       .expect(201);
     return res.body as { id: string; key: string };
-  }
-
-  function tryConnect(options: { token?: string; header?: string }, url = api.url): Promise<FleetClient> {
-    const socket: FleetClient = connectSocket(url, {
-      ...(options.token ? { auth: { token: options.token } } : {}),
-      ...(options.header ? { extraHeaders: { Authorization: `Bearer ${options.header}` } } : {}),
-      transports: ['websocket'],
-      reconnection: false,
-    });
-    closers.push(() => socket.close());
-    return new Promise((resolve, reject) => {
-      socket.once('connect', () => resolve(socket));
-      socket.once('connect_error', reject);
-    });
-  }
-
-  async function connect(token: string, url = api.url): Promise<FleetClient & { ending: Promise<Ending> }> {
-    const socket = await tryConnect({ token }, url);
-    let reason: string | undefined;
-    socket.on('session:ended', (payload) => (reason = payload.reason));
-    const ending = new Promise<Ending>((resolve) => socket.once('disconnect', (disconnect) => resolve({ reason, disconnect })));
-    return Object.assign(socket, { ending });
-  }
-
-  function subscribe(socket: FleetClient): Promise<SubscribeAck> {
-    return new Promise((resolve) => socket.emit('subscribe:agent', { agentId }, resolve));
-  }
-
-  async function hangingExecution(): Promise<string> {
-    const res = await client
-      .post(`/api/agents/${agentId}/execute`)
-      .set(bearer(admin.accessToken))
-      .send({ prompt: 'wait for me [hang]' })
-      .expect(202);
-    const id = res.body.executionId as string;
-    closers.push(() => client.post(`/api/executions/${id}/cancel`).set(bearer(admin.accessToken)));
-    return id;
-  }
-
-  function openStream(token: string, executionId: string, url = api.url): Promise<{ ended: Promise<string> }> {
-    return new Promise((resolve, reject) => {
-      const req = http.get(
-        `${url}/api/executions/${executionId}/events`,
-        { headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' } },
-        (res) => {
-          if (res.statusCode !== 200) return reject(new Error(`SSE answered ${res.statusCode}`));
-          let text = '';
-          const ended = new Promise<string>((done) => res.on('end', () => done(text)));
-          res.on('data', (chunk: Buffer) => {
-            text += chunk.toString();
-            if (text.includes('id: 1\n')) resolve({ ended });
-          });
-        },
-      );
-      req.on('error', reject);
-      closers.push(() => req.destroy());
-    });
-  }
-
-  /** Rejects when `promise` has not settled in a generous time (the machine is loaded): proves that something did end. */
-  function within<T>(promise: Promise<T>, ms = 30_000): Promise<T> {
-    let timer: NodeJS.Timeout;
-    return Promise.race([
-      promise,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still open after ${ms} ms`)), ms))),
-    ]).finally(() => clearTimeout(timer));
   }
 
   it('revoking a key closes its sockets and SSE streams on every API instance, and only those', async () => {

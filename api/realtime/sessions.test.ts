@@ -1,70 +1,26 @@
-import http from 'node:http';
 import request from 'supertest';
-import { io as connectSocket, type Socket } from 'socket.io-client';
-import type { AgentExecutionPayload } from '../../domain/events';
-import type { ClientToServerEvents, ServerToClientEvents, SubscribeAck } from './socket-events';
-import { addMember, PASSWORD, randomIp, registerAccount, type Account } from '../../test/api';
-import { activeAgent, registerHost, waitFor } from '../../test/fleet';
-import { createTestContext, startTestWorker, type TestContext } from '../../test/harness';
+import { addMember, PASSWORD, randomIp, type Account } from '../../test/api';
+import { useTwoInstances, within } from '../../test/feeds';
+import { waitFor } from '../../test/fleet';
+import type { TestContext } from '../../test/harness';
 import { startApiServer, type ApiServer } from '../server';
-import { RealtimeHub } from './hub';
-
-type FleetClient = Socket<ServerToClientEvents, ClientToServerEvents>;
-
-interface Ending {
-  /** What the server said in `session:ended` before it closed the socket. */
-  reason?: string;
-  /** Socket.IO's disconnect reason on the client. */
-  disconnect: string;
-}
-
-interface Stream {
-  text(): string;
-  /** Resolves with the whole body when the server ends the response. */
-  ended: Promise<string>;
-  close(): void;
-}
+import type { RealtimeHub } from './hub';
 
 /**
  * Open sockets and SSE streams end with their session: logout, refresh-token reuse, a deleted
  * user, a role change and an expired access token each reach them at once, on every API instance.
  */
 describe('realtime feeds end with their session', () => {
-  let ctx: TestContext;
-  let api: ApiServer;
-  let other: ApiServer;
-  let otherHub: RealtimeHub;
-  let client: ReturnType<typeof request>;
-  let admin: Account;
-  let serverId: string;
-  let agentId: string;
-  let worker: Awaited<ReturnType<typeof startTestWorker>>;
-  const closers: Array<() => Promise<unknown> | unknown> = [];
-
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    worker = await startTestWorker(ctx);
-    const trusting = { ...ctx.config, http: { ...ctx.config.http, trustProxy: true } };
-    api = await startApiServer({ ...ctx, config: trusting }, 0, '127.0.0.1');
-    // A second API instance with its own LISTEN connection, as a second process would have.
-    otherHub = new RealtimeHub(ctx.config.database.url!, ctx.orm, ctx.logger);
-    await otherHub.start();
-    other = await startApiServer({ ...ctx, config: trusting, events: otherHub }, 0, '127.0.0.1');
-    client = request(api.url);
-    admin = await registerAccount(client, 'Session Feeds Org');
-    const registered = await registerHost(client, admin);
-    closers.push(() => registered.host.close());
-    serverId = registered.serverId;
-    agentId = (await activeAgent(client, admin, serverId, { maxConcurrency: 20 })).id;
-  });
-  afterAll(async () => {
-    for (const close of closers.reverse()) await close();
-    await other?.close();
-    await otherHub?.close();
-    await api?.close();
-    await worker?.stop();
-    await ctx?.close();
-  });
+  const feeds = useTwoInstances('Session Feeds Org');
+  const { closers, tryConnect, connect, subscribe, hangingExecution, openStream } = feeds;
+  let otherHub: RealtimeHub,
+    ctx: TestContext,
+    other: ApiServer,
+    client: ReturnType<typeof request>,
+    admin: Account,
+    serverId: string,
+    agentId: string;
+  beforeAll(() => ({ otherHub, ctx, other, client, admin, serverId, agentId } = feeds));
 
   const as = (account: Pick<Account, 'accessToken'>) => ({ Authorization: `Bearer ${account.accessToken}` });
 
@@ -84,70 +40,6 @@ describe('realtime feeds end with their session', () => {
     };
   }
 
-  function tryConnect(token: string, url = api.url): Promise<FleetClient> {
-    const socket: FleetClient = connectSocket(url, { auth: { token }, transports: ['websocket'], reconnection: false });
-    closers.push(() => socket.close());
-    return new Promise((resolve, reject) => {
-      socket.once('connect', () => resolve(socket));
-      socket.once('connect_error', reject);
-    });
-  }
-
-  async function connect(
-    token: string,
-    url = api.url,
-  ): Promise<FleetClient & { ending: Promise<Ending>; executions: AgentExecutionPayload[] }> {
-    const socket = await tryConnect(token, url);
-    const executions: AgentExecutionPayload[] = [];
-    socket.on('agent:execution', (e) => executions.push(e));
-    let reason: string | undefined;
-    socket.on('session:ended', (payload) => (reason = payload.reason));
-    const ending = new Promise<Ending>((resolve) => socket.once('disconnect', (disconnect) => resolve({ reason, disconnect })));
-    return Object.assign(socket, { ending, executions });
-  }
-
-  function subscribe(socket: FleetClient, id = agentId): Promise<SubscribeAck> {
-    return new Promise((resolve) => socket.emit('subscribe:agent', { agentId: id }, resolve));
-  }
-
-  /** An execution that runs until cancelled, so that its SSE stream stays open. */
-  async function hangingExecution(): Promise<string> {
-    const res = await client.post(`/api/agents/${agentId}/execute`).set(as(admin)).send({ prompt: 'wait for me [hang]' }).expect(202);
-    const id = res.body.executionId as string;
-    closers.push(() => client.post(`/api/executions/${id}/cancel`).set(as(admin)));
-    return id;
-  }
-
-  async function openStream(token: string, executionId: string, url = api.url): Promise<Stream> {
-    return new Promise((resolve, reject) => {
-      const req = http.get(
-        `${url}/api/executions/${executionId}/events`,
-        { headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' } },
-        (res) => {
-          if (res.statusCode !== 200) return reject(new Error(`SSE answered ${res.statusCode}`));
-          let text = '';
-          const ended = new Promise<string>((done) => res.on('end', () => done(text)));
-          res.on('data', (chunk: Buffer) => {
-            text += chunk.toString();
-            // Open once the stored events (the QUEUED status at least) have been sent.
-            if (text.includes('id: 1\n')) resolve({ text: () => text, ended, close: () => req.destroy() });
-          });
-        },
-      );
-      req.on('error', reject);
-      closers.push(() => req.destroy());
-    });
-  }
-
-  /** Rejects when `promise` has not settled within `ms` (to prove that something did end). */
-  function within<T>(promise: Promise<T>, ms = 5000): Promise<T> {
-    let timer: NodeJS.Timeout;
-    return Promise.race([
-      promise,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still open after ${ms} ms`)), ms))),
-    ]).finally(() => clearTimeout(timer));
-  }
-
   it('logout disconnects the sockets and ends the SSE streams of that login, and only of that login', async () => {
     const member = await addMember(client, admin, 'OPERATOR');
     const secondLogin = await login(member);
@@ -161,7 +53,7 @@ describe('realtime feeds end with their session', () => {
 
     expect(await within(mine.ending)).toEqual({ reason: 'logout', disconnect: 'io server disconnect' });
     expect(await within(stream.ended)).toMatch(/event: session_ended\ndata: {"reason":"logout"}\n\n$/);
-    await expect(tryConnect(member.accessToken)).rejects.toThrow(/unauthorized/);
+    await expect(tryConnect({ token: member.accessToken })).rejects.toThrow(/unauthorized/);
 
     // The user's other login keeps its feed.
     const id = (await client.post(`/api/agents/${agentId}/execute`).set(as(admin)).send({ prompt: 'after the logout' }).expect(202)).body
@@ -234,7 +126,7 @@ describe('realtime feeds end with their session', () => {
     expect(await within(stream.ended, 10_000)).toContain('"reason":"token_expired"');
     // Not before the token's exp.
     expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
-    await expect(tryConnect(session.accessToken, short.url)).rejects.toThrow(/unauthorized/);
+    await expect(tryConnect({ token: session.accessToken }, short.url)).rejects.toThrow(/unauthorized/);
   });
 
   it('subscribe:agent checks the session again: a session revoked without any notice is refused and disconnected', async () => {
