@@ -4,7 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { McpServer as McpProtocolServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
-import { Agent, Execution, ExecutionTrigger, FINAL_EXECUTION_STATUSES, McpServer } from '../../entities';
+import { Agent, Execution, ExecutionTrigger, FINAL_EXECUTION_STATUSES } from '../../entities';
 import type { Actor } from '../../domain/actor';
 import { AppError } from '../../domain/errors';
 import { cancelExecution } from '../../domain/runs/cancel';
@@ -13,16 +13,14 @@ import { answerInput, pendingInputOf } from '../../domain/runs/inputs';
 import { startExecution } from '../../domain/runs/start-execution';
 import type { AuthContext } from '../auth/authenticate';
 import type { AppDeps } from '../deps';
-import { scopedPage } from '../list';
 import { loadAgentByIdOrName, loadExecution } from '../loaders';
-import { presentAgent } from '../routes/agents/agents.presenters';
+import { agentPage } from '../routes/agents/agents.list';
 import { ListAgentsQuery } from '../routes/agents/agents.schemas';
 import { presentExecution, presentPendingInput } from '../routes/executions/executions.presenters';
 import { ExecuteBody, InputBody } from '../routes/executions/executions.schemas';
-import { presentServer } from '../routes/servers/servers.presenters';
+import { serverPage } from '../routes/servers/servers.list';
 import { ListServersQuery } from '../routes/servers/servers.schemas';
 import { z } from '../zod';
-import { containing } from '../list';
 
 /** Who calls the tools: an API key's owner, with the key's abilities (a run token will be another kind). */
 export interface McpCaller {
@@ -146,14 +144,7 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
     'list_agents',
     { description: "List the organisation's agents (as GET /api/agents: a page, with nextCursor)", inputSchema: ListAgentsQuery },
     guarded(deps, 'list_agents', async (query: z.output<typeof ListAgentsQuery>, em) => {
-      const filters: Record<string, unknown>[] = [];
-      if (query.serverId) filters.push({ server: query.serverId });
-      if (query.status) filters.push({ status: query.status });
-      if (query.role) filters.push({ role: query.role });
-      if (query.capability) filters.push({ capabilities: { $contains: [query.capability] } });
-      if (query.supervisorId) filters.push({ supervisor: query.supervisorId });
-      if (query.q) filters.push({ $or: [{ name: { $ilike: containing(query.q) } }, { displayName: { $ilike: containing(query.q) } }] });
-      return scopedPage(em, Agent, auth, 'Agent', query, filters, presentAgent);
+      return agentPage(em, auth, query);
     }),
   );
 
@@ -161,10 +152,7 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
     'list_servers',
     { description: "List the organisation's MCP servers (as GET /api/servers)", inputSchema: ListServersQuery },
     guarded(deps, 'list_servers', async (query: z.output<typeof ListServersQuery>, em) => {
-      const filters: Record<string, unknown>[] = [];
-      if (query.status) filters.push({ status: query.status });
-      if (query.name) filters.push({ name: { $ilike: containing(query.name) } });
-      return scopedPage(em, McpServer, auth, 'McpServer', query, filters, presentServer);
+      return serverPage(em, auth, query);
     }),
   );
 

@@ -6,7 +6,7 @@ import { AppError } from '../../../domain/errors';
 import { readProgress } from '../../../domain/runs/progress';
 import type { ApiRouter } from '../../api-router';
 import type { AppDeps } from '../../deps';
-import { containing, scopedPage } from '../../list';
+import { agentPage } from './agents.list';
 import { loadAgent, loadServer } from '../../loaders';
 import { waitAtMost } from '../../wait';
 import { IdParams } from '../common.schemas';
@@ -38,14 +38,7 @@ export function agentRoutes(api: ApiRouter, deps: AppDeps): void {
       responses: { 200: { description: 'A page of agents', schema: AgentPage } },
     },
     async (ctx, { query, em, auth }) => {
-      const filters: Record<string, unknown>[] = [];
-      if (query.serverId) filters.push({ server: query.serverId });
-      if (query.status) filters.push({ status: query.status });
-      if (query.role) filters.push({ role: query.role });
-      if (query.capability) filters.push({ capabilities: { $contains: [query.capability] } });
-      if (query.supervisorId) filters.push({ supervisor: query.supervisorId });
-      if (query.q) filters.push({ $or: [{ name: { $ilike: containing(query.q) } }, { displayName: { $ilike: containing(query.q) } }] });
-      ctx.body = await scopedPage(em, Agent, auth, 'Agent', query, filters, presentAgent);
+      ctx.body = await agentPage(em, auth, query);
     },
   );
 

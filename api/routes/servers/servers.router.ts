@@ -7,7 +7,7 @@ import { startServerCheck } from '../../../domain/temporal';
 import type { ServerCheckResult } from '../../../workflows/contracts/server-check';
 import type { ApiRouter } from '../../api-router';
 import type { AppDeps } from '../../deps';
-import { containing, scopedPage } from '../../list';
+import { serverPage } from './servers.list';
 import { loadServer } from '../../loaders';
 import { waitAtMost } from '../../wait';
 import { IdParams } from '../common.schemas';
@@ -61,10 +61,7 @@ export function serverRoutes(api: ApiRouter, deps: AppDeps): void {
       responses: { 200: { description: 'A page of servers', schema: ServerPage } },
     },
     async (ctx, { query, em, auth }) => {
-      const filters: Record<string, unknown>[] = [];
-      if (query.status) filters.push({ status: query.status });
-      if (query.name) filters.push({ name: { $ilike: containing(query.name) } });
-      ctx.body = await scopedPage(em, McpServer, auth, 'McpServer', query, filters, presentServer);
+      ctx.body = await serverPage(em, auth, query);
     },
   );
 
