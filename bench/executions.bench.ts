@@ -15,7 +15,7 @@ import { io as connectSocket, type Socket } from 'socket.io-client';
 import { startAgentHost, type AgentHost } from '../host/server';
 import type { AgentExecutionPayload } from '../domain/events';
 import type { ClientToServerEvents, ServerToClientEvents } from '../api/realtime/socket-events';
-import { apiCaller, startBenchStack, validatedAgent, type BenchStack } from './stack';
+import { apiCaller, startBenchStack, validatedAgent, type BenchStack, registerBenchAccount } from './stack';
 import { executionHandle } from '../domain/temporal';
 import { AGENT_PROVISION_WORKFLOW, type AgentProvisionWorkflow } from '../workflows/contracts/agent-provision';
 
@@ -71,12 +71,7 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
     worker = await spawnWorker(stack);
     const base = stack.api.url;
     const call = apiCaller(base);
-    const { accessToken: token, user } = (await call('POST', '/api/auth/register', {
-      email: 'bench@example.test',
-      password: 'bench password 123',
-      name: 'Bench',
-      organizationName: 'Bench',
-    })) as { accessToken: string; user: { id: string } };
+    const { accessToken: token, user } = await registerBenchAccount(call, 'bench@example.test');
     const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as {
       id: string;
     };

@@ -23,7 +23,7 @@ import { startAgentHost } from '../host/server';
 import { loadConfig } from '../lib/config';
 import type { ApiMetrics } from '../api/metrics';
 import type { ClientsAnswer, ClientsRequest } from './fanout-clients';
-import { apiCaller, startBenchStack } from './stack';
+import { apiCaller, startBenchStack, registerBenchAccount } from './stack';
 
 const TARGET_P99_MS = 25;
 
@@ -120,12 +120,7 @@ export async function benchFanout(): Promise<{ pass: boolean }> {
   let child: ChildProcess | undefined;
   try {
     const call = apiCaller(stack.api.url);
-    const { accessToken: token } = (await call('POST', '/api/auth/register', {
-      email: 'bench-fanout@example.test',
-      password: 'bench password 123',
-      name: 'Bench',
-      organizationName: 'Bench fan-out',
-    })) as { accessToken: string };
+    const { accessToken: token } = await registerBenchAccount(call, 'bench-fanout@example.test', 'Bench fan-out');
     const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as {
       id: string;
     };

@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { Execution } from '../entities';
 import { startAgentHost, type AgentHost } from '../host/server';
-import { apiCaller, startBenchStack, validatedAgent, type BenchStack } from './stack';
+import { apiCaller, startBenchStack, validatedAgent, type BenchStack, registerBenchAccount } from './stack';
 
 const RUNS = Number(process.argv.find((a) => a.startsWith('--runs='))?.slice(7) ?? 20);
 const PROMPT = 'bench [steps:100] [delay:100]';
@@ -54,12 +54,7 @@ export async function benchReattach(): Promise<{ pass: boolean }> {
   try {
     worker = await spawnWorker(stack);
     const call = apiCaller(stack.api.url);
-    const { accessToken: token } = (await call('POST', '/api/auth/register', {
-      email: 'bench-reattach@example.test',
-      password: 'bench password 123',
-      name: 'Bench',
-      organizationName: 'Bench',
-    })) as { accessToken: string };
+    const { accessToken: token } = await registerBenchAccount(call, 'bench-reattach@example.test');
     const agentOn = async (host: AgentHost) => {
       const server = (await call(
         'POST',

@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Execution, FINAL_EXECUTION_STATUSES } from '../entities';
 import { startAgentHost, type AgentHost } from '../host/server';
-import { apiCaller, startBenchStack, validatedAgent, type BenchStack } from './stack';
+import { apiCaller, startBenchStack, validatedAgent, type BenchStack, registerBenchAccount } from './stack';
 
 const option = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
 const RUNS = option('runs', 1000);
@@ -164,12 +164,7 @@ export async function benchScale(): Promise<{ pass: boolean }> {
     if (!process.argv.includes('--no-build')) execFileSync('npm', ['run', 'build'], { cwd: path.join(__dirname, '..'), stdio: 'ignore' });
     [workers.A, workers.B] = await Promise.all([spawnWorker(stack, 'A'), spawnWorker(stack, 'B')]);
     const call = apiCaller(stack.api.url);
-    const { accessToken: token } = (await call('POST', '/api/auth/register', {
-      email: 'bench-scale@example.test',
-      password: 'bench password 123',
-      name: 'Bench',
-      organizationName: 'Bench',
-    })) as { accessToken: string };
+    const { accessToken: token } = await registerBenchAccount(call, 'bench-scale@example.test');
     const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as {
       id: string;
     };

@@ -45,6 +45,19 @@ export function apiCaller(base: string) {
   };
 }
 
+/** A new organisation and its ADMIN, registered through the API as `email`; the register answer. */
+export async function registerBenchAccount(
+  call: ReturnType<typeof apiCaller>,
+  email: string,
+  organizationName = 'Bench',
+): Promise<{ accessToken: string; user: { id: string }; organization: { id: string } }> {
+  return (await call('POST', '/api/auth/register', { email, password: 'bench password 123', name: 'Bench', organizationName })) as {
+    accessToken: string;
+    user: { id: string };
+    organization: { id: string };
+  };
+}
+
 /** An agent on `serverId`, created and validated through the API (ACTIVE once this resolves); its id. */
 export async function validatedAgent(
   call: ReturnType<typeof apiCaller>,

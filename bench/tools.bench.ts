@@ -9,7 +9,7 @@ import { McpServer, Organization, ServerTool, ServerToolStatus, ToolDefinition }
 import { startAgentHost } from '../host/server';
 import { executionHandle } from '../domain/temporal';
 import { allowedToolsFor } from '../domain/tools/allowed-tools';
-import { startBenchStack, validatedAgent } from './stack';
+import { startBenchStack, validatedAgent, registerBenchAccount } from './stack';
 
 const RUNS = 200;
 const WARMUP = 20;
@@ -35,12 +35,7 @@ export async function benchTools(): Promise<{ pass: boolean }> {
       if (res.status >= 300) throw new Error(`${method} ${url} → ${res.status} ${JSON.stringify(json)}`);
       return json;
     };
-    const { accessToken: token } = (await call('POST', '/api/auth/register', {
-      email: 'bench@example.test',
-      password: 'bench password 123',
-      name: 'Bench',
-      organizationName: 'Bench',
-    })) as { accessToken: string };
+    const { accessToken: token } = await registerBenchAccount(call, 'bench@example.test');
     const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as {
       id: string;
     };

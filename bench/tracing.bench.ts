@@ -11,7 +11,7 @@ import { loadTracingConfig } from '../lib/config';
 import { startTracing } from '../lib/tracing';
 import { executionHandle } from '../domain/temporal';
 import { startOtlpReceiver } from '../test/otlp-receiver';
-import { apiCaller, startBenchStack, validatedAgent } from './stack';
+import { apiCaller, startBenchStack, validatedAgent, registerBenchAccount } from './stack';
 
 const ROUNDS = 4;
 const PER_ROUND = 30;
@@ -26,12 +26,7 @@ export async function benchTracing(): Promise<{ pass: boolean }> {
   const stack = await startBenchStack();
   try {
     const call = apiCaller(stack.api.url);
-    const { accessToken: token } = (await call('POST', '/api/auth/register', {
-      email: 'bench-tracing@example.test',
-      password: 'bench password 123',
-      name: 'Bench',
-      organizationName: 'Bench',
-    })) as { accessToken: string };
+    const { accessToken: token } = await registerBenchAccount(call, 'bench-tracing@example.test');
     const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as {
       id: string;
     };

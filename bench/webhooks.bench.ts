@@ -21,7 +21,7 @@ import { insertDeliveries, WEBHOOK_OUTBOX_CHANNEL } from '../domain/webhooks/out
 import { Webhook, WebhookDelivery } from '../entities';
 import { webhookDeliveryWorkflowId } from '../workflows/contracts/webhook-delivery';
 import { percentile } from './round-trip';
-import { apiCaller, startBenchStack, validatedAgent } from './stack';
+import { apiCaller, startBenchStack, validatedAgent, registerBenchAccount } from './stack';
 
 const RUNS = Number(process.argv.find((a) => a.startsWith('--runs='))?.slice(7) ?? 100);
 const WARMUP = 5;
@@ -103,12 +103,7 @@ export async function benchWebhooks(): Promise<{ pass: boolean }> {
     listener.on('notification', () => notices.push(now()));
     await listener.query(`listen ${WEBHOOK_OUTBOX_CHANNEL}`);
     const call = apiCaller(stack.api.url);
-    const { accessToken: token, organization } = (await call('POST', '/api/auth/register', {
-      email: 'bench-webhooks@example.test',
-      password: 'bench password 123',
-      name: 'Bench',
-      organizationName: 'Bench',
-    })) as { accessToken: string; organization: { id: string } };
+    const { accessToken: token, organization } = await registerBenchAccount(call, 'bench-webhooks@example.test');
     const organizationId = organization.id;
     const server = (await call('POST', '/api/servers', { name: 'bench-host', url: host.url, masterToken: host.token }, token)) as {
       id: string;
