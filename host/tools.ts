@@ -102,6 +102,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       prompt: args.prompt,
       ...(args.context ? { context: args.context } : {}),
       ...(args.responseSchema ? { responseSchema: args.responseSchema } : {}),
+      ...(args.fleet ? { fleet: args.fleet } : {}),
       allowedTools: allowedToolScopes(args.allowedTools),
       workspace,
       network: agents.get(args.agentId)?.network ?? [],

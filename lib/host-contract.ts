@@ -77,6 +77,23 @@ export function allowedToolScopes(allowedTools: ExecutePromptArgs['allowedTools'
   );
 }
 
+/**
+ * A run's way back to mcp-fleet (delegation, issue 22): the fleet's MCP endpoint and a run token
+ * (`Authorization: Bearer <token>`) that works only while this run is live, for this run's
+ * organisation and agent. With it the agent lists its direct subordinates (`list_subordinates`)
+ * and hands them work (`delegate`); see docs/host-protocol.md. Sent only to runs whose agent has
+ * subordinates; a host that ignores it keeps working. A secret: hosts must not log or store it.
+ */
+export const FleetAccess = z.object({
+  /** The MCP endpoint (Streamable HTTP), e.g. `http://api.example:3000/mcp`. */
+  url: z.string(),
+  /** The run token, `mcpr_…`. */
+  token: z.string(),
+  /** ISO time after which the token is refused even if the run still goes on. */
+  expiresAt: z.string(),
+});
+export type FleetAccess = z.infer<typeof FleetAccess>;
+
 export const ExecutePromptArgs = z.object({
   /** The same on every attempt of a run: a repeated id is a retry after a lost worker. */
   executionId: z.string(),
@@ -91,6 +108,8 @@ export const ExecutePromptArgs = z.object({
   allowedTools: z.array(z.union([z.string(), AllowedTool])).optional(),
   /** A JSON schema the answer's `data` must match. */
   responseSchema: JsonObject.optional(),
+  /** The fleet's MCP endpoint and this run's token, when the agent has subordinates (delegation). */
+  fleet: FleetAccess.optional(),
 });
 export type ExecutePromptArgs = z.infer<typeof ExecutePromptArgs>;
 

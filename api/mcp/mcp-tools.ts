@@ -1,14 +1,8 @@
 import { ForbiddenError, subject } from '@casl/ability';
-import { RequestContext } from '@mikro-orm/core';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import type { McpServer as McpProtocolServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
-import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
-import { Agent, Execution, ExecutionTrigger, FINAL_EXECUTION_STATUSES } from '../../entities';
+import { Agent, ExecutionTrigger } from '../../entities';
 import type { Actor } from '../../domain/actor';
-import { AppError } from '../../domain/errors';
 import { cancelExecution } from '../../domain/runs/cancel';
-import { eventsAfter } from '../../domain/runs/execution-log';
 import { answerInput, pendingInputOf } from '../../domain/runs/inputs';
 import { startExecution } from '../../domain/runs/start-execution';
 import type { AuthContext } from '../auth/authenticate';
@@ -21,82 +15,12 @@ import { ExecuteBody, InputBody } from '../routes/executions/executions.schemas'
 import { serverPage } from '../routes/servers/servers.list';
 import { ListServersQuery } from '../routes/servers/servers.schemas';
 import { z } from '../zod';
+import { guarded, runResult, waitForRun } from './mcp-results';
 
 /** Who calls the tools: an API key's owner, with the key's abilities (a run token will be another kind). */
 export interface McpCaller {
   auth: AuthContext;
   actor: Actor;
-}
-
-type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
-
-/** How often a waiting `execute_prompt` reads the run's log: the log is in PostgreSQL, so any API instance can wait. */
-const WAIT_POLL_MS = 250;
-
-/**
- * A tool's answer: the value as JSON text (what every client shows) and as structured content
- * (what programs read). A refusal is a tool error, not a JSON-RPC error, so the model sees it.
- */
-function answer(value: unknown): CallToolResult {
-  return { content: [{ type: 'text', text: JSON.stringify(value) }], structuredContent: value as Record<string, unknown> };
-}
-
-function refusal(message: string): CallToolResult {
-  return { isError: true, content: [{ type: 'text', text: message }] };
-}
-
-/**
- * Runs a tool body in its own EntityManager fork (as a REST request does) and turns the
- * domain's refusals into tool errors with the REST codes: `forbidden`, `not found`, ... Anything
- * else is logged and answered generically, like the REST error handler's 500.
- */
-function guarded<A>(deps: AppDeps, tool: string, body: (args: A, em: EntityManager, extra: Extra) => Promise<unknown>) {
-  return async (args: A, extra: Extra): Promise<CallToolResult> => {
-    try {
-      return answer(await RequestContext.create(deps.orm.em, () => body(args, deps.orm.em.getContext() as EntityManager, extra)));
-    } catch (error) {
-      if (error instanceof ForbiddenError) return refusal(`forbidden: ${error.message}`);
-      if (error instanceof AppError)
-        return refusal(error.status === 404 ? error.message.replace(/ not found$/, ': not found') : `${error.code}: ${error.message}`);
-      deps.logger.error({ err: error, tool }, 'MCP tool failed');
-      return refusal('internal_error: the tool failed; try again later');
-    }
-  };
-}
-
-/** What `execute_prompt` and `get_execution` return about a run. */
-function runResult(execution: Execution) {
-  return {
-    executionId: execution.id,
-    status: execution.status,
-    output: execution.output ?? null,
-    ...(execution.result ? { data: execution.result } : {}),
-    ...(execution.error ? { error: execution.error } : {}),
-  };
-}
-
-/**
- * Waits until the run is final, reading its event log: each new event is an MCP progress
- * notification when the client asked for them (a progressToken). Stops early when the client
- * goes away; the run goes on in Temporal either way.
- */
-async function waitForRun(deps: AppDeps, executionId: string, extra: Extra): Promise<Execution> {
-  const progressToken = extra._meta?.progressToken;
-  let last = 0;
-  for (;;) {
-    const em = deps.orm.em.fork();
-    const events = await eventsAfter(em, executionId, last);
-    for (const event of events) {
-      last = event.seq;
-      if (progressToken === undefined) continue;
-      const message =
-        event.phase === 'status' ? `status: ${event.status}` : (event.progress?.message ?? event.output?.slice(0, 200) ?? event.phase);
-      await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: event.seq, message } });
-    }
-    const execution = await em.findOneOrFail(Execution, executionId);
-    if (FINAL_EXECUTION_STATUSES.includes(execution.status) || extra.signal.aborted) return execution;
-    await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
-  }
 }
 
 /** POST /api/agents/:id/execute's body, with the agent named in it and the choice to wait. */

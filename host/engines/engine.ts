@@ -4,7 +4,7 @@
  * EngineOutcome. Engines live beside this file and are chosen by name (index.ts).
  */
 import type { ElicitRequestFormParams, ElicitResult } from '@modelcontextprotocol/sdk/types.js';
-import type { ExecutePromptResult, HostEvent, AllowedToolScope } from '../../lib/host-contract';
+import type { ExecutePromptResult, FleetAccess, HostEvent, AllowedToolScope } from '../../lib/host-contract';
 import type { NetworkEntry } from '../sandbox-network';
 import type { Sandbox } from '../sandbox';
 
@@ -35,6 +35,12 @@ export interface EngineRun {
   context?: Record<string, unknown>;
   /** JSON Schema the final `data` must satisfy (structured output), when the caller asked for one. */
   responseSchema?: Record<string, unknown>;
+  /**
+   * The fleet's MCP endpoint and this run's token, when the agent has subordinates: engines that
+   * delegate open it with ../fleet-client.ts. A secret: never emit, log or write it to the workspace
+   * except where the engine's own program needs it.
+   */
+  fleet?: FleetAccess;
   /** What the agent may run: `{name, allowedCommands, blockedCommands}` per tool. */
   allowedTools: AllowedToolScope[];
   /** The agent's own directory, created at provision_agent and kept between runs. */

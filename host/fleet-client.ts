@@ -1,0 +1,100 @@
+/**
+ * The reference host's way back to mcp-fleet for delegation (issue 22): an MCP client of the
+ * fleet's endpoint, authenticated by the run's token (`execute_prompt`'s `fleet` argument,
+ * lib/host-contract.ts). Engines call `listSubordinates` and `delegate`; what the fleet refuses
+ * (not a direct subordinate, depth or fan-out limits, an ended run) comes back as a thrown
+ * FleetRefusal with the fleet's reason, for the engine to show the agent.
+ */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { FleetAccess } from '../lib/host-contract';
+
+/** One direct subordinate, as `list_subordinates` answers. */
+export interface Subordinate {
+  id: string;
+  name: string;
+  displayName: string | null;
+  role: string;
+  capabilities: string[];
+  status: string;
+}
+
+/** What `delegate` answers: the child run and, when it was waited for, how it ended. */
+export interface DelegateResult {
+  executionId: string;
+  status: string;
+  output?: string | null;
+  data?: unknown;
+  error?: string;
+}
+
+export interface DelegateRequest {
+  /** A direct subordinate's id or name. */
+  agent: string;
+  prompt: string;
+  context?: Record<string, unknown>;
+  /** Wait for the child run to end (default true). */
+  wait?: boolean;
+}
+
+/** The fleet answered the call with a refusal (a tool error): `message` is its reason. */
+export class FleetRefusal extends Error {
+  override name = 'FleetRefusal';
+}
+
+export interface FleetClient {
+  listSubordinates(): Promise<Subordinate[]>;
+  /** `onProgress` gets the child's progress messages while the call waits. */
+  delegate(request: DelegateRequest, options?: { signal?: AbortSignal; onProgress?: (message: string) => void }): Promise<DelegateResult>;
+  close(): Promise<void>;
+}
+
+const CLIENT_INFO = { name: 'mcp-fleet-reference-host', version: '0.1.0' };
+
+function textOf(result: CallToolResult): string {
+  return result.content
+    .map((part) => (part.type === 'text' ? part.text : ''))
+    .join('\n')
+    .trim();
+}
+
+/** The call's structured answer, or FleetRefusal with the fleet's reason when it refused. */
+function structured<T>(result: CallToolResult): T {
+  if (result.isError) throw new FleetRefusal(textOf(result) || 'the fleet refused the call');
+  if (result.structuredContent) return result.structuredContent as T;
+  return JSON.parse(textOf(result)) as T;
+}
+
+/**
+ * Opens the fleet's endpoint with the run's token (one MCP connection per run, closed by
+ * `close`). Waiting calls time out only when the token expires, not at the SDK's 60 s default:
+ * a delegated run can take as long as its parent has left.
+ */
+export async function openFleet(fleet: FleetAccess, signal?: AbortSignal): Promise<FleetClient> {
+  const transport = new StreamableHTTPClientTransport(new URL(fleet.url), {
+    requestInit: { headers: { authorization: `Bearer ${fleet.token}` } },
+  });
+  const client = new Client(CLIENT_INFO);
+  await client.connect(transport, { signal });
+  const untilExpiry = () => Math.max(1000, Date.parse(fleet.expiresAt) - Date.now());
+  return {
+    async listSubordinates() {
+      const result = (await client.callTool({ name: 'list_subordinates', arguments: {} }, undefined, { signal })) as CallToolResult;
+      return structured<{ subordinates: Subordinate[] }>(result).subordinates;
+    },
+    async delegate(request, options = {}) {
+      const result = (await client.callTool({ name: 'delegate', arguments: { ...request } }, undefined, {
+        signal: options.signal ?? signal,
+        timeout: untilExpiry(),
+        maxTotalTimeout: untilExpiry(),
+        resetTimeoutOnProgress: true,
+        onprogress: (progress) => options.onProgress?.(progress.message ?? `progress ${progress.progress}`),
+      })) as CallToolResult;
+      return structured<DelegateResult>(result);
+    },
+    async close() {
+      await client.close().catch(() => undefined);
+    },
+  };
+}
