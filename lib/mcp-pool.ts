@@ -181,7 +181,8 @@ export class McpClientPool {
    * turn, and 20 new ones at a cancel-all were its slowest part. Missing sockets are opened by
    * concurrent pings (the free sockets answer some, each other one opens a socket), up to twice
    * what is needed, so a growing number of runs warms a few times rather than once per run. The
-   * followers call it at each liveness poll too: sockets the polls leave idle close after a minute.
+   * followers call it after each liveness poll that was answered too (never while the server is
+   * away): sockets the polls leave idle close after a minute.
    */
   private warmControl(entry: PoolEntry, connection: McpConnection, url: string): void {
     const needed = Math.min(CONTROL_SOCKETS.perOrigin, entry.followedTasks);
