@@ -1,5 +1,5 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import { publishCancelStep } from '../lib/mcp-tasks';
+import { publishCancelStep } from '../lib/cancel-steps';
 import type { RunningExecutions } from './running-executions';
 
 /**

@@ -17,7 +17,7 @@ import { writeFileSync } from 'node:fs';
 import { ScheduleOverlapPolicy, type WorkflowHandle } from '@temporalio/client';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { startAgentHost, type AgentHost } from '../host/server';
-import { CANCEL_STEPS_CHANNEL, type CancelStep } from '../lib/mcp-tasks';
+import { CANCEL_STEPS_CHANNEL, type CancelStep } from '../lib/cancel-steps';
 import { searchAttributes } from '../domain/temporal';
 import { executionWorkflowId } from '../workflows/contracts/agent-execution';
 import { AGENT_PROVISION_WORKFLOW, type AgentProvisionInput } from '../workflows/contracts/agent-provision';
@@ -312,12 +312,13 @@ interface CancelTimeline {
 
 /**
  * The instants of a cancel, in the order the fast path goes (each after the one before it):
- * the worker's abort on the NOTIFY, tasks/cancel sent, the host received it, the host stopped
- * the run (what the bench's number ends at), the worker had the host's answer, the run's row
+ * the API's NOTIFY, the worker's abort on it, tasks/cancel sent, the host received it, the host stopped
+ * the run (what the bench's number ends at), the worker had the host's answer, the activity ended, the run's row
  * CANCELLED. Temporal's durable path runs beside it: the occurrence's cancel requested, the
  * child run's activity cancel requested, the cancel delivered to the activity (a heartbeat's answer).
  */
 const FAST_PATH = [
+  'cancel published',
   'fast path abort',
   'tasks/cancel sent',
   'host received tasks/cancel',
@@ -445,6 +446,7 @@ async function cancelAll(stack: BenchStack, api: Api, host: AgentHost, agentId: 
     runs.push({
       ...run,
       points: {
+        'cancel published': step('cancel published', 'executionId', run.executionId),
         'fast path abort': step('fast path abort', 'executionId', run.executionId),
         'tasks/cancel sent': step('tasks/cancel sent', 'mcpTaskId', row?.mcp_task_id),
         'host received tasks/cancel': host.taskRequests.find((r) => r.method === 'tasks/cancel' && r.taskId === row?.mcp_task_id)?.at,

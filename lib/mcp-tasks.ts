@@ -8,7 +8,6 @@
  * `callToolStream`/`requestStream` (they poll and call `tasks/result` only once the task is
  * terminal, so the run's events would all arrive at the end).
  */
-import diagnostics from 'node:diagnostics_channel';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import {
   CallToolResultSchema,
@@ -21,6 +20,7 @@ import {
   type Task as McpTask,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { publishCancelStep } from './cancel-steps';
 
 export const TERMINAL_MCP_TASK_STATUSES: ReadonlySet<McpTask['status']> = new Set(['completed', 'failed', 'cancelled']);
 
@@ -109,25 +109,6 @@ async function forOneRequest<T>(signal: AbortSignal | undefined, send: (signal: 
   } finally {
     signal.removeEventListener('abort', follow);
   }
-}
-
-/** One step of a run's cancel in this process, published on CANCEL_STEPS_CHANNEL. */
-export interface CancelStep {
-  step: 'fast path abort' | 'temporal cancel delivered' | 'tasks/cancel sent' | 'tasks/cancel answered';
-  executionId?: string;
-  mcpTaskId?: string;
-  /** `Date.now()` when it happened. */
-  at: number;
-}
-
-/**
- * Where a cancel is in the worker, for whoever subscribes (the tasks benchmark's per-step
- * breakdown). A `node:diagnostics_channel`: with no subscriber, publishing costs a check.
- */
-export const CANCEL_STEPS_CHANNEL = diagnostics.channel('mcp-fleet:cancel-steps');
-
-export function publishCancelStep(step: Omit<CancelStep, 'at'>): void {
-  if (CANCEL_STEPS_CHANNEL.hasSubscribers) CANCEL_STEPS_CHANNEL.publish({ ...step, at: Date.now() } satisfies CancelStep);
 }
 
 /** `tasks/cancel`, best effort: says whether the server took it (a finished or forgotten task is not an error here). */
