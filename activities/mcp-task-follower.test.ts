@@ -183,4 +183,56 @@ describe('cancelling task-backed runs on a pooled connection', () => {
       expect(proxy.connections).toBe(opened);
     });
   });
+
+  it('runs started one after another keep a warm socket each: cancelling 20 at once opens no connection', async () => {
+    const target = {
+      serverId: 'host',
+      url: host.url.replace(`:${host.port}`, `:${proxy.port}`),
+      transport: 'streamable-http' as const,
+      token: host.token,
+    };
+    await pool.withConnection(target, async (connection) => {
+      const runs = Array.from({ length: 20 }, () => ({ executionId: randomUUID(), cancel: new AbortController(), taskId: '' }));
+      const follows: Promise<unknown>[] = [];
+      // One at a time: the starts themselves need one short-request socket, not 20.
+      for (const run of runs) {
+        const call = hostToolCall('execute_prompt', {
+          executionId: run.executionId,
+          agentId: 'agent-1',
+          agentName: 'Agent',
+          prompt: 'hang [hang]',
+          allowedTools: [],
+        });
+        const started = await startMcpToolTask(connection.client, call, run.executionId, 60_000, { timeoutMs: 30_000 });
+        if (!('task' in started)) throw new Error('the host answered inline');
+        run.taskId = started.task.taskId;
+        const follow = followMcpTask({
+          connection,
+          mcpTaskId: run.taskId,
+          signal: run.cancel.signal,
+          deadline: Date.now() + 120_000,
+          requestTimeoutMs: 30_000,
+          onProgress: () => undefined,
+          pollMs: 120_000,
+        });
+        follow.catch(() => undefined);
+        follows.push(follow);
+      }
+      const ours = (r: { taskId?: string }) => runs.some((run) => run.taskId === r.taskId);
+      await until(
+        () => host.taskRequests.filter((r) => r.method === 'tasks/result' && ours(r)).length >= runs.length,
+        'every tasks/result',
+      );
+      // Before: the sockets of the starts only (one here); 15 of the cancels opened one each, 4 waited for an answer.
+      await until(() => pool.controlSockets(target.url) >= runs.length, 'a warm short-request socket per task');
+      const opened = proxy.connections;
+
+      for (const run of runs) run.cancel.abort(new Error('cancelled by request'));
+      for (const follow of follows) await expect(follow).rejects.toThrow('cancelled by request');
+      await Promise.all(runs.map(({ executionId }) => host.waitForCancellation(executionId)));
+
+      expect(host.taskRequests.filter((r) => r.method === 'tasks/cancel' && ours(r))).toHaveLength(runs.length);
+      expect(proxy.connections).toBe(opened);
+    });
+  });
 });

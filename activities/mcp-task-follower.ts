@@ -81,12 +81,15 @@ export async function followMcpTask(options: FollowOptions): Promise<CallToolRes
     return options.onProgress(...args);
   };
   for (const key of keys) connection.progressListeners.set(key, onProgress);
+  // A warm socket for this task's tasks/cancel, kept while it is followed (lib/mcp-pool.ts).
+  connection.followingTasks?.(1);
   try {
     for (let resumes = 0; ; resumes++) {
       const result = await followOnce(options, activity, resumes < MAX_RESUMES);
       if (result) return result;
     }
   } finally {
+    connection.followingTasks?.(-1);
     for (const key of keys) if (connection.progressListeners.get(key) === onProgress) connection.progressListeners.delete(key);
   }
 }
@@ -211,6 +214,8 @@ async function pollLiveness(
     if (stop.aborted) return;
     try {
       const task = await getMcpTask(options.connection.client, options.mcpTaskId, { timeoutMs: options.requestTimeoutMs, signal: stop });
+      // The sockets the polls leave idle close after a minute: the pool opens them again.
+      options.connection.followingTasks?.(0);
       if (options.pollMs === undefined) interval = Math.max(task.pollInterval ?? 0, DEFAULT_POLL_MS);
       if (TERMINAL_MCP_TASK_STATUSES.has(task.status)) {
         // tasks/result should be returning now, once the events queued before the end are

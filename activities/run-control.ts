@@ -1,4 +1,5 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { publishCancelStep } from '../lib/cancel-steps';
 import type { RunningExecutions } from './running-executions';
 
 /**
@@ -93,6 +94,14 @@ export async function withRunControl<T>(
   fn: (control: RunControl) => Promise<T>,
 ): Promise<T> {
   const controller = running.register(executionId);
+  // Where the cancel came from and when, for the tasks benchmark's breakdown (lib/mcp-tasks.ts, CANCEL_STEPS_CHANNEL).
+  const cancellation = Context.current().cancellationSignal;
+  const onFastPath = () => {
+    if (!cancellation.aborted) publishCancelStep({ step: 'fast path abort', executionId });
+  };
+  const onTemporalCancel = () => publishCancelStep({ step: 'temporal cancel delivered', executionId });
+  controller.signal.addEventListener('abort', onFastPath, { once: true });
+  cancellation.addEventListener('abort', onTemporalCancel, { once: true });
   try {
     return await withActivityControl(async (control) => {
       try {
@@ -104,6 +113,8 @@ export async function withRunControl<T>(
       }
     }, controller);
   } finally {
+    controller.signal.removeEventListener('abort', onFastPath);
+    cancellation.removeEventListener('abort', onTemporalCancel);
     running.unregister(executionId, controller);
   }
 }

@@ -13,12 +13,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import diagnostics from 'node:diagnostics_channel';
+import { writeFileSync } from 'node:fs';
 import { ScheduleOverlapPolicy, type WorkflowHandle } from '@temporalio/client';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { startAgentHost, type AgentHost } from '../host/server';
+import { CANCEL_STEPS_CHANNEL, type CancelStep } from '../lib/cancel-steps';
 import { searchAttributes } from '../domain/temporal';
 import { executionWorkflowId } from '../workflows/contracts/agent-execution';
 import { AGENT_PROVISION_WORKFLOW, type AgentProvisionInput } from '../workflows/contracts/agent-provision';
+import { eventMs } from './history-breakdown';
 import { startBenchStack, type BenchStack } from './stack';
 
 const percentile = (values: number[], p: number) =>
@@ -298,7 +301,70 @@ async function scale(
   return percentile(pages, 99) <= 25 && ours / raw <= 3;
 }
 
-async function cancelAll(api: Api, host: AgentHost, agentId: string, results: string[]): Promise<boolean> {
+/** One cancelled run's instants (epoch ms), for the breakdown; undefined: not seen. */
+interface CancelTimeline {
+  round: number;
+  executionId: string;
+  request: number;
+  answered: number;
+  points: Record<string, number | undefined>;
+}
+
+/**
+ * The instants of a cancel, in the order the fast path goes (each after the one before it):
+ * the API's NOTIFY, the worker's abort on it, tasks/cancel sent, the host received it, the host stopped
+ * the run (what the bench's number ends at), the worker had the host's answer, the activity ended, the run's row
+ * CANCELLED. Temporal's durable path runs beside it: the occurrence's cancel requested, the
+ * child run's activity cancel requested, the cancel delivered to the activity (a heartbeat's answer).
+ */
+const FAST_PATH = [
+  'cancel published',
+  'fast path abort',
+  'tasks/cancel sent',
+  'host received tasks/cancel',
+  'host stopped the run',
+  'tasks/cancel answered',
+  'run CANCELLED (row)',
+];
+const DURABLE_PATH = [
+  'occurrence cancel requested (history)',
+  'activity cancel requested (history)',
+  'temporal cancel delivered',
+  'API 202',
+];
+
+/** p50/p99 of each instant from the request and of each step of the fast path; the slowest runs' timelines. */
+function cancelBreakdown(runs: CancelTimeline[]): string[] {
+  const at = (run: CancelTimeline, point: string) => (point === 'API 202' ? run.answered : run.points[point]);
+  const finite = (xs: Array<number | undefined>) => xs.filter((x): x is number => x !== undefined && Number.isFinite(x));
+  const cell = (xs: number[]) =>
+    xs.length ? `p50 ${fmt(percentile(xs, 50)).padStart(9)}  p99 ${fmt(percentile(xs, 99)).padStart(9)}  (${xs.length})` : '—';
+  const lines = ['   from the request (each instant):'];
+  for (const point of [...FAST_PATH, ...DURABLE_PATH])
+    lines.push(`     ${point.padEnd(40)} ${cell(finite(runs.map((r) => (at(r, point) ?? Number.NaN) - r.request)))}`);
+  lines.push('   fast path, step by step:');
+  let previous = 'request';
+  for (const point of FAST_PATH) {
+    const deltas = finite(
+      runs.map((r) => (at(r, point) ?? Number.NaN) - (previous === 'request' ? r.request : (at(r, previous) ?? Number.NaN))),
+    );
+    lines.push(`     ${`${previous} → ${point}`.padEnd(60)} ${cell(deltas)}`);
+    previous = point;
+  }
+  const slowest = [...runs]
+    .sort((a, b) => (at(b, 'host stopped the run') ?? 0) - b.request - ((at(a, 'host stopped the run') ?? 0) - a.request))
+    .slice(0, 3);
+  lines.push('   the slowest runs (ms from the request):');
+  for (const run of slowest)
+    lines.push(
+      `     round ${run.round + 1}: ${[...FAST_PATH, ...DURABLE_PATH]
+        .map((p) => `${p} ${((at(run, p) ?? Number.NaN) - run.request).toFixed(0)}`)
+        .join(', ')}`,
+    );
+  return lines;
+}
+
+async function cancelAll(stack: BenchStack, api: Api, host: AgentHost, agentId: string, results: string[]): Promise<boolean> {
   const task = await api.send<{ id: string }>('POST', '/api/tasks', {
     title: 'cancel all',
     agentId,
@@ -311,10 +377,15 @@ async function cancelAll(api: Api, host: AgentHost, agentId: string, results: st
     if (Number((message as { connectParams?: { port?: string } }).connectParams?.port) === host.port) hostConnects++;
   };
   diagnostics.subscribe('undici:client:connected', onConnect);
+  // The worker's side of each cancel (lib/mcp-tasks.ts): its abort, tasks/cancel out and answered.
+  const workerSteps: CancelStep[] = [];
+  const onStep = (message: unknown) => workerSteps.push(message as CancelStep);
+  CANCEL_STEPS_CHANNEL.subscribe(onStep);
   const connects = { viaTask: [] as number[], oneByOne: [] as number[] };
   const viaTask: number[] = [];
   const oneByOne: number[] = [];
   const answered: number[] = [];
+  const timed: Array<Omit<CancelTimeline, 'points'>> = [];
   const running = async (start: () => Promise<string>) => {
     const ids: string[] = [];
     await inLanes(20, 20, async () => ids.push(await start()));
@@ -331,8 +402,10 @@ async function cancelAll(api: Api, host: AgentHost, agentId: string, results: st
     let t0 = Date.now();
     let before = hostConnects;
     await api.send('POST', `/api/tasks/${task.id}/cancel`, {});
-    answered.push(Date.now() - t0);
+    const t202 = Date.now();
+    answered.push(t202 - t0);
     await seen(ids, t0, viaTask);
+    for (const executionId of ids) timed.push({ round, executionId, request: t0, answered: t202 });
     connects.viaTask.push(hostConnects - before);
     const plain = await running(
       async () =>
@@ -346,8 +419,59 @@ async function cancelAll(api: Api, host: AgentHost, agentId: string, results: st
     await pause(500);
   }
   diagnostics.unsubscribe('undici:client:connected', onConnect);
+  CANCEL_STEPS_CHANNEL.unsubscribe(onStep);
+
+  // The rest of each timeline, read once every round is over: the rows, the host's logs, the histories.
+  const runs: CancelTimeline[] = [];
+  const em = stack.deps.orm.em.fork();
+  for (const run of timed) {
+    const [row] = await em
+      .getConnection()
+      .execute<{ mcp_task_id: string | null; task_run_workflow_id: string | null; completed_at: string | null; status: string }[]>(
+        'select mcp_task_id, task_run_workflow_id, completed_at, status from executions where id = ?',
+        [run.executionId],
+      );
+    const [event] = await em
+      .getConnection()
+      .execute<{ created_at: string }[]>(
+        `select created_at from execution_events where execution_id = ? and type = 'status' and payload->>'status' = 'CANCELLED' order by seq limit 1`,
+        [run.executionId],
+      );
+    const history = async (workflowId: string | null | undefined) =>
+      workflowId ? ((await stack.deps.temporal.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []) : [];
+    const occurrence = await history(row?.task_run_workflow_id);
+    const child = await history(executionWorkflowId(run.executionId));
+    const step = (name: CancelStep['step'], key: 'executionId' | 'mcpTaskId', value: string | null | undefined) =>
+      value ? workerSteps.find((s) => s.step === name && s[key] === value && s.at >= run.request)?.at : undefined;
+    runs.push({
+      ...run,
+      points: {
+        'cancel published': step('cancel published', 'executionId', run.executionId),
+        'fast path abort': step('fast path abort', 'executionId', run.executionId),
+        'tasks/cancel sent': step('tasks/cancel sent', 'mcpTaskId', row?.mcp_task_id),
+        'host received tasks/cancel': host.taskRequests.find((r) => r.method === 'tasks/cancel' && r.taskId === row?.mcp_task_id)?.at,
+        'host stopped the run': host.cancellations.find((c) => c.executionId === run.executionId)?.at,
+        'tasks/cancel answered': step('tasks/cancel answered', 'mcpTaskId', row?.mcp_task_id),
+        'run CANCELLED (row)':
+          row?.status === 'CANCELLED' ? new Date(event?.created_at ?? row.completed_at ?? Number.NaN).getTime() : undefined,
+        'occurrence cancel requested (history)': eventMs(occurrence.find((e) => e.workflowExecutionCancelRequestedEventAttributes)),
+        'activity cancel requested (history)': eventMs(child.find((e) => e.activityTaskCancelRequestedEventAttributes)),
+        'temporal cancel delivered': step('temporal cancel delivered', 'executionId', run.executionId),
+        'activity ended (history)': eventMs(
+          child.find(
+            (e) => e.activityTaskFailedEventAttributes ?? e.activityTaskCanceledEventAttributes ?? e.activityTaskCompletedEventAttributes,
+          ),
+        ),
+      },
+    });
+  }
+  // Every timeline as JSON, for a closer look than the percentiles (`--cancel-timelines=<file>`).
+  const dump = process.argv.find((a) => a.startsWith('--cancel-timelines='))?.slice('--cancel-timelines='.length);
+  if (dump) writeFileSync(dump, JSON.stringify(runs, null, 1));
   results.push(
     `3. cancel-all (5 × 20 running occurrences): POST /api/tasks/:id/cancel → host notifications/cancelled p50 ${fmt(percentile(viaTask, 50))} p99 ${fmt(percentile(viaTask, 99))} (the 202 itself p50 ${fmt(percentile(answered, 50))}); 20 parallel POST /api/executions/:id/cancel p50 ${fmt(percentile(oneByOne, 50))} p99 ${fmt(percentile(oneByOne, 99))}; ratio p99 ${(percentile(viaTask, 99) / percentile(oneByOne, 99)).toFixed(2)} (target p99 ≤ 250 ms); new connections to the host per round of 20 cancels: ${connects.viaTask.join(', ')} (execution cancels: ${connects.oneByOne.join(', ')})`,
+    `   cancel-all per round, p99: ${[0, 1, 2, 3, 4].map((r) => fmt(percentile(viaTask.slice(r * 20, r * 20 + 20), 99))).join(', ')}`,
+    ...cancelBreakdown(runs),
   );
   return viaTask.length === 100 && percentile(viaTask, 99) <= 250;
 }
@@ -373,7 +497,7 @@ export async function benchTasks(): Promise<{ pass: boolean }> {
     await api.send('POST', `/api/agents/${agent.id}/validate`);
     const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
     if (!only || only === 'fire') pass = (await fireLatency(stack, api, host, agent.id, account.user.id, results)) && pass;
-    if (!only || only === 'cancel') pass = (await cancelAll(api, host, agent.id, results)) && pass;
+    if (!only || only === 'cancel') pass = (await cancelAll(stack, api, host, agent.id, results)) && pass;
     if (!only || only === 'scale') pass = (await scale(stack, api, agent.id, account.organization.id, account.user.id, results)) && pass;
   } finally {
     process.stdout.write(`tasks bench\n${results.map((r) => `  ${r}`).join('\n')}\n`);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { LookupFunction } from 'node:net';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Agent, Pool, fetch as undiciFetch } from 'undici';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -48,6 +48,12 @@ export interface McpConnection {
   streamErrors: Set<(error: Error) => void>;
   /** Which tools the server runs as MCP tasks; filled by one tools/list on first use (lib/mcp-tasks.ts). */
   mcpTaskTools?: Promise<Set<string>>;
+  /**
+   * Told by a task's follower when it starts (+1) and stops (-1) following a task on this
+   * connection, and at each of its liveness polls (0): the pool keeps a warm short-request
+   * socket per task followed, for the task's cancel (lib/mcp-pool.ts). Unset on a connection of no pool.
+   */
+  followingTasks?: (change: 1 | 0 | -1) => void;
   /** The transport that worked (Streamable HTTP servers that only speak SSE fall back to it). */
   transport: McpTransportKind;
   protocolVersion?: string;
@@ -78,19 +84,28 @@ function authorizedFetch(token: string, base: FetchFn = fetch): FetchFn {
 /**
  * A fetch on its own pool of sockets, which resolve names through `lookup` (a pool's
  * policyLookup) when given; `sockets` bounds them per origin and sets how long an idle one stays
- * open (the server's own keep-alive, when it sends one, may shorten it).
+ * open (the server's own keep-alive, when it sends one, may shorten it). `connected(url)`: the
+ * sockets open to the URL's origin now.
  */
 export function fetchThrough(
   lookup?: LookupFunction,
   sockets: { perOrigin?: number; keepAliveMs?: number } = {},
-): { fetch: FetchFn; close(): Promise<void> } {
+): { fetch: FetchFn; connected(url: string): number; close(): Promise<void> } {
+  const pools = new Map<string, Pool>();
   const agent = new Agent({
     ...(lookup ? { connect: { lookup } } : {}),
     ...(sockets.perOrigin ? { connections: sockets.perOrigin } : {}),
     ...(sockets.keepAliveMs ? { keepAliveTimeout: sockets.keepAliveMs, keepAliveMaxTimeout: sockets.keepAliveMs } : {}),
+    // The Agent's own default, kept by origin so that its sockets can be counted.
+    factory: (origin, options) => {
+      const pool = new Pool(origin, options);
+      pools.set(new URL(String(origin)).origin, pool);
+      return pool;
+    },
   });
   return {
     fetch: (url, init) => undiciFetch(url, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response>,
+    connected: (url) => pools.get(new URL(url).origin)?.stats.connected ?? 0,
     close: () => agent.close(),
   };
 }

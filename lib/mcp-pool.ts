@@ -16,6 +16,10 @@ interface PoolEntry {
   open: boolean;
   lastUsed: number;
   busy: number;
+  /** Tasks followed on the connection now (McpConnection.followingTasks). */
+  followedTasks: number;
+  /** The warm-up pings in flight, if any (warmControl). */
+  warming?: Promise<unknown>;
 }
 
 /** A pooled connection's state, for the worker's `mcp_fleet_mcp_connections{state}`. */
@@ -28,12 +32,14 @@ export type ToolCallOutcome = 'ok' | 'tool_error' | 'error';
 export type ToolCallObserver = (tool: string, outcome: ToolCallOutcome, seconds: number) => void;
 
 /**
- * The short requests' sockets, per server (lib/mcp-client.ts, splitFetch): a few, kept open a
- * minute between requests (as long as the server keeps them: the reference host does). Short
- * requests take milliseconds, so 20 cancels at once queue on warm sockets rather than each
- * waiting for a new connection to be accepted.
+ * The short requests' sockets, per server (lib/mcp-client.ts, splitFetch), kept open a minute
+ * between requests (as long as the server keeps them: the reference host does). Up to 64, and
+ * one per task followed is kept warm (warmControl): a cancel-all of 20 tasks sends its 20
+ * tasks/cancel at once on 20 open sockets. With 16, four waited for the answer of another
+ * (and its SSE stream's end), hundreds of milliseconds on a busy host; a socket opened for the
+ * cancel costs more, since a Node server accepts one connection per event-loop turn.
  */
-const CONTROL_SOCKETS = { perOrigin: 16, keepAliveMs: 60_000 };
+export const CONTROL_SOCKETS = { perOrigin: 64, keepAliveMs: 60_000 };
 
 /**
  * One live MCP connection per server, reused across activities. The key includes a hash of
@@ -48,7 +54,7 @@ export class McpClientPool {
   private readonly through?: { fetch: FetchFn; close(): Promise<void> };
 
   /** The sockets of the short requests (lib/mcp-client.ts, splitFetch), which no result stream holds. */
-  private readonly control: { fetch: FetchFn; close(): Promise<void> };
+  private readonly control: { fetch: FetchFn; connected(url: string): number; close(): Promise<void> };
 
   /**
    * `idleMs`: a connection unused that long is closed (servers deleted or no longer checked do
@@ -146,9 +152,13 @@ export class McpClientPool {
     if (existing) await this.drop(target.serverId);
     const connection = connectMcp(target, this.options.timeoutMs, this.through?.fetch, this.control.fetch).then((opened) => {
       entry.open = true;
+      opened.followingTasks = (change) => {
+        entry.followedTasks = Math.max(0, entry.followedTasks + change);
+        this.warmControl(entry, opened, target.url);
+      };
       return this.observed(opened);
     });
-    const entry: PoolEntry = { fingerprint: key, connection, open: false, lastUsed: Date.now(), busy: 1 };
+    const entry: PoolEntry = { fingerprint: key, connection, open: false, lastUsed: Date.now(), busy: 1, followedTasks: 0 };
     this.entries.set(target.serverId, entry);
     this.sweepLater();
     try {
@@ -158,6 +168,30 @@ export class McpClientPool {
       if (this.entries.get(target.serverId) === entry) this.entries.delete(target.serverId);
       throw error;
     }
+  }
+
+  /** Short-request sockets open to `url`'s server now (warm for a cancel). */
+  controlSockets(url: string): number {
+    return this.control.connected(url);
+  }
+
+  /**
+   * Keeps a short-request socket open per task followed on the connection (up to the cap), so
+   * that cancelling them all at once opens no connection: a Node host accepts one per event-loop
+   * turn, and 20 new ones at a cancel-all were its slowest part. Missing sockets are opened by
+   * concurrent pings (the free sockets answer some, each other one opens a socket), up to twice
+   * what is needed, so a growing number of runs warms a few times rather than once per run. The
+   * followers call it after each liveness poll that was answered too (never while the server is
+   * away): sockets the polls leave idle close after a minute.
+   */
+  private warmControl(entry: PoolEntry, connection: McpConnection, url: string): void {
+    const needed = Math.min(CONTROL_SOCKETS.perOrigin, entry.followedTasks);
+    // Not for a connection dropped meanwhile (replaced, closed).
+    if (entry.warming || ![...this.entries.values()].includes(entry) || this.control.connected(url) >= needed) return;
+    const pings = Math.min(CONTROL_SOCKETS.perOrigin, 2 * needed);
+    entry.warming = Promise.allSettled(
+      Array.from({ length: pings }, () => connection.client.ping({ timeout: this.options.timeoutMs })),
+    ).finally(() => (entry.warming = undefined));
   }
 
   private release(entry: PoolEntry): void {

@@ -20,6 +20,7 @@ import {
   type Task as McpTask,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { publishCancelStep } from './cancel-steps';
 
 export const TERMINAL_MCP_TASK_STATUSES: ReadonlySet<McpTask['status']> = new Set(['completed', 'failed', 'cancelled']);
 
@@ -112,11 +113,14 @@ async function forOneRequest<T>(signal: AbortSignal | undefined, send: (signal: 
 
 /** `tasks/cancel`, best effort: says whether the server took it (a finished or forgotten task is not an error here). */
 export async function cancelMcpTask(client: Client, taskId: string, timeoutMs: number): Promise<boolean> {
+  publishCancelStep({ step: 'tasks/cancel sent', mcpTaskId: taskId });
   try {
     await client.experimental.tasks.cancelTask(taskId, { timeout: timeoutMs });
     return true;
   } catch {
     return false;
+  } finally {
+    publishCancelStep({ step: 'tasks/cancel answered', mcpTaskId: taskId });
   }
 }
 

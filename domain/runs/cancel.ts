@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { SLOT_HOLDING_STATUSES, type Execution } from '../../entities';
+import { publishCancelStep } from '../../lib/cancel-steps';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
@@ -28,6 +29,7 @@ export async function publishCancel(em: EntityManager, executionId: string): Pro
 export async function publishCancels(em: EntityManager, executionIds: string[]): Promise<void> {
   if (executionIds.length === 0) return;
   const commands = executionIds.map((executionId): string => JSON.stringify({ type: 'cancel', executionId } satisfies CancelCommand));
+  for (const executionId of executionIds) publishCancelStep({ step: 'cancel published', executionId });
   await em
     .getConnection()
     .execute('select pg_notify(?, c) from jsonb_array_elements_text(?::jsonb) c', [CONTROL_CHANNEL, JSON.stringify(commands)]);
