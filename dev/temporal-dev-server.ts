@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { connectTemporal, searchAttributeFlags, SEARCH_ATTRIBUTE_NAMES } from '../lib/temporal';
+import { connectTemporal, devServerDynamicConfigFlags, searchAttributeFlags, SEARCH_ATTRIBUTE_NAMES } from '../lib/temporal';
 import { findTemporalCli, TEMPORAL_CLI_HELP } from './temporal-cli';
 import type { Logger } from '../lib/logger';
 
@@ -15,6 +15,8 @@ export interface TemporalDevServerOptions {
   cliPath?: string;
   logger?: Logger;
   startTimeoutMs?: number;
+  /** More `temporal server start-dev` flags, after mcp-fleet's own: a later `--dynamic-config-value` of the same key wins. */
+  extraArgs?: string[];
 }
 
 export interface TemporalDevServer {
@@ -54,7 +56,7 @@ async function waitUntilServing(
   throw new Error(`Temporal dev server at ${address} did not become ready in ${timeoutMs} ms: ${String(lastError)}\n${output()}`);
 }
 
-/** Starts `temporal server start-dev` with mcp-fleet's search attributes registered. */
+/** Starts `temporal server start-dev` with mcp-fleet's search attributes registered and its dynamic config (lib/temporal.ts). */
 export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
   // A ceiling for a loaded machine; the dev server is ready in a few seconds when idle.
   const { port, uiPort, dbFile, namespace, logger, startTimeoutMs = 180_000 } = options;
@@ -73,7 +75,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
           dbFilename: dbFile,
           ui: uiPort !== undefined,
           uiPort,
-          extraArgs: searchAttributeFlags(),
+          extraArgs: [...searchAttributeFlags(), ...devServerDynamicConfigFlags(), ...(options.extraArgs ?? [])],
         },
       });
       return {
@@ -99,6 +101,8 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     '--log-level',
     'warn',
     ...searchAttributeFlags(),
+    ...devServerDynamicConfigFlags(),
+    ...(options.extraArgs ?? []),
   ];
   if (uiPort !== undefined) args.push('--ui-port', String(uiPort), '--ui-ip', '127.0.0.1', '--ui-disable-news-fetch');
   else args.push('--headless');

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { freePort } from '../dev/free-port';
-import { isTemporalUnavailable, temporalConnectionOptions, type TemporalCallPolicy } from './temporal';
+import { devServerDynamicConfigFlags, isTemporalUnavailable, temporalConnectionOptions, type TemporalCallPolicy } from './temporal';
 
 /**
  * The API's Temporal call policy against the two ways a Temporal can be unavailable: nothing
@@ -66,5 +66,20 @@ describe('the API Temporal call policy', () => {
   it('does not take a refusal of the request for unavailability', () => {
     expect(isTemporalUnavailable(new Error('14 UNAVAILABLE'))).toBe(false);
     expect(isTemporalUnavailable(Object.assign(new Error('already started'), { code: 6, details: '', metadata: {} }))).toBe(false);
+  });
+});
+
+/**
+ * The dev server's transfer queue is read at most 20 times a second per shard by default, and
+ * the dev server has one shard: above about 10 workflows/s every start waited up to 50 ms for
+ * its first workflow task (bench/server-test-pace.ts shows it; docs/benchmarks.md).
+ */
+describe('the dev server dynamic config', () => {
+  it('reads the transfer queue well above Temporal default of 20 reads/s, in flags start-dev takes', () => {
+    const flags = devServerDynamicConfigFlags();
+    const values = flags.filter((_, i) => i % 2 === 1);
+    expect(flags.filter((_, i) => i % 2 === 0).every((flag) => flag === '--dynamic-config-value')).toBe(true);
+    const rate = values.find((v) => v.startsWith('history.transferProcessorMaxPollRPS='));
+    expect(Number(rate?.split('=')[1])).toBeGreaterThanOrEqual(200);
   });
 });

@@ -18,6 +18,29 @@ export function searchAttributeFlags(): string[] {
   return SEARCH_ATTRIBUTE_NAMES.flatMap((name) => ['--search-attribute', `${name}=Keyword`]);
 }
 
+/**
+ * Dynamic config of the dev server mcp-fleet starts (`npm run dev`, the tests, the benchmarks).
+ *
+ * `history.transferProcessorMaxPollRPS`: how often a history shard may read its transfer queue,
+ * the queue that hands a new workflow task to matching (default 20 reads/s per shard). Each
+ * short workflow costs about two reads (its start's workflow task, its close), and the dev
+ * server has one shard, so above about 10 workflows/s every start waits for the reader's next
+ * token, up to 50 ms, before its first workflow task reaches a poller: the "workflow started →
+ * task started" step of a connection test measured 29–37 ms on a quiet machine (one check every
+ * ~90 ms) and 5 ms under load (checks further apart); a bare workflow paced at 15–20/s waits
+ * 25–37 ms, at 10/s 4 ms (docs/benchmarks.md). 200 reads/s keeps the wait at the reader's own
+ * few ms up to ~100 workflows/s; a read is one range query on the in-memory SQLite store.
+ * A production cluster reads per shard too: see docs/operations.md ("Sizing").
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, number>> = {
+  'history.transferProcessorMaxPollRPS': 200,
+};
+
+/** `--dynamic-config-value KEY=VALUE` flags for `temporal server start-dev`. */
+export function devServerDynamicConfigFlags(): string[] {
+  return Object.entries(DEV_SERVER_DYNAMIC_CONFIG).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]);
+}
+
 /** TEMPORAL_ADDRESS, or the dev server `npm run dev` starts on TEMPORAL_DEV_PORT. */
 export function temporalAddress(config: Pick<Config, 'temporal'>): string {
   return config.temporal.address ?? `127.0.0.1:${config.temporal.devPort}`;
