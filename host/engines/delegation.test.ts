@@ -1,0 +1,367 @@
+/**
+ * Delegation on the reference host's engines (issue 22), end to end on the host's side: a real
+ * host, called by the SDK client with execute_prompt's `fleet` argument, reaches a real MCP
+ * server standing in for mcp-fleet's endpoint (official SDK `McpServer` behind a stateless
+ * Streamable HTTP transport on a loopback port) that offers `list_subordinates` and `delegate`
+ * with the endpoint's shapes, checks the run token, records every call, sends a progress
+ * notification while a child "runs", and refuses what is not a direct subordinate (an isError
+ * answer with its reason). The fleet side itself (child workflows, run tokens) is tested where it
+ * is built; here, what each engine does with it.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { LoggingMessageNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import type { FleetAccess, HostMessage } from '../../lib/host-contract';
+import type { DelegateResult, Subordinate } from '../fleet-client';
+import { readJsonBody, sendJson } from '../http';
+import { startAgentHost, type AgentHost, type AgentHostOptions } from '../server';
+import { NO_FLEET_ACCESS } from './delegation';
+import { parseDirectives } from './script';
+
+const RUN_TOKEN = 'mcpr_run-token-secret-0042';
+
+// ---------------------------------------------------------------------------------------------
+// The fleet's endpoint, as a run token's client sees it
+// ---------------------------------------------------------------------------------------------
+
+const SUBORDINATES: Subordinate[] = [
+  { id: 'agent-writer', name: 'writer', displayName: 'Writer', role: 'WORKER', capabilities: ['general'], status: 'ACTIVE' },
+  { id: 'agent-reviewer', name: 'reviewer', displayName: null, role: 'WORKER', capabilities: ['review'], status: 'ACTIVE' },
+  { id: 'agent-breaker', name: 'breaker', displayName: 'Breaker', role: 'WORKER', capabilities: [], status: 'ACTIVE' },
+];
+
+interface FleetCall {
+  tool: string;
+  args: Record<string, unknown>;
+  /** Whether the call asked for progress (the fleet sent one before answering). */
+  progress: boolean;
+}
+
+interface FleetStandIn {
+  url: string;
+  calls: FleetCall[];
+  /** Every Authorization header received, in order. */
+  authorizations: string[];
+  /** The most delegate calls in flight at once. */
+  maxInFlight: number;
+  close(): Promise<void>;
+}
+
+let children = 0;
+
+/** What the stand-in's children answer: `breaker` fails, the others echo the prompt. */
+function childResult(agent: string, prompt: string, wait: boolean): DelegateResult {
+  const executionId = `child-${++children}`;
+  if (!wait) return { executionId, status: 'PENDING', output: null };
+  if (agent === 'breaker') return { executionId, status: 'FAILED', output: 'half done', error: 'the breaker broke' };
+  return { executionId, status: 'COMPLETED', output: `${agent} did: ${prompt}` };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 20_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
+}
+
+/**
+ * Starts the stand-in. `together`: each delegate call is answered only once that many are in
+ * flight at once (or after a generous wait), so a test sees whether an engine runs them in parallel.
+ */
+async function startFleet(options: { together?: number } = {}): Promise<FleetStandIn> {
+  let inFlight = 0;
+  const state: FleetStandIn = { url: '', calls: [], authorizations: [], maxInFlight: 0, close: async () => undefined };
+  const build = () => {
+    const mcp = new McpServer({ name: 'mcp-fleet', version: '0.0.0-stand-in' });
+    mcp.registerTool(
+      'list_subordinates',
+      { description: 'Direct subordinates of the run’s agent', inputSchema: {} },
+      async (): Promise<CallToolResult> => {
+        state.calls.push({ tool: 'list_subordinates', args: {}, progress: false });
+        const value = { subordinates: SUBORDINATES };
+        return { content: [{ type: 'text', text: JSON.stringify(value) }], structuredContent: value };
+      },
+    );
+    mcp.registerTool(
+      'delegate',
+      {
+        description: 'Hands a prompt to a direct subordinate as a child run',
+        inputSchema: {
+          agent: z.string(),
+          prompt: z.string(),
+          context: z.record(z.string(), z.unknown()).optional(),
+          wait: z.boolean().optional(),
+        },
+      },
+      async (args, extra): Promise<CallToolResult> => {
+        const progressToken = extra._meta?.progressToken;
+        state.calls.push({ tool: 'delegate', args, progress: progressToken !== undefined });
+        if (!SUBORDINATES.some((s) => s.name === args.agent || s.id === args.agent)) {
+          return {
+            isError: true,
+            content: [{ type: 'text', text: `agent "${args.agent}" is not a direct subordinate of this run's agent` }],
+          };
+        }
+        inFlight++;
+        state.maxInFlight = Math.max(state.maxInFlight, inFlight);
+        try {
+          if (progressToken !== undefined)
+            await extra.sendNotification({
+              method: 'notifications/progress',
+              params: { progressToken, progress: 1, message: 'status: RUNNING' },
+            });
+          if (options.together) await waitFor(() => state.maxInFlight >= options.together!);
+          const value = childResult(args.agent, args.prompt, args.wait !== false);
+          return {
+            content: [{ type: 'text', text: JSON.stringify(value) }],
+            structuredContent: value as unknown as Record<string, unknown>,
+          };
+        } finally {
+          inFlight--;
+        }
+      },
+    );
+    return mcp;
+  };
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      state.authorizations.push(req.headers.authorization ?? '');
+      if (req.headers.authorization !== `Bearer ${RUN_TOKEN}`) {
+        req.resume();
+        return sendJson(res, 401, { error: 'unauthorized' });
+      }
+      if (req.method !== 'POST') {
+        req.resume();
+        return sendJson(res, 405, { jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed.' }, id: null }, { allow: 'POST' });
+      }
+      const parsed = await readJsonBody(req, res);
+      if (!parsed) return;
+      const mcp = build();
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+      res.on('close', () => {
+        void transport.close();
+        void mcp.close();
+      });
+      await mcp.connect(transport);
+      await transport.handleRequest(req, res, parsed.body);
+    })().catch((error: unknown) => sendJson(res, 500, { error: String(error) }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
+  state.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  fleets.push(state);
+  return state;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A host and its client
+// ---------------------------------------------------------------------------------------------
+
+const hosts: AgentHost[] = [];
+const clients: Client[] = [];
+const fleets: FleetStandIn[] = [];
+const dirs: string[] = [];
+
+afterEach(async () => {
+  await Promise.allSettled(clients.splice(0).map((client) => client.close()));
+  await Promise.allSettled(hosts.splice(0).map((host) => host.close()));
+  await Promise.allSettled(fleets.splice(0).map((fleet) => fleet.close()));
+  await Promise.allSettled(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'delegation-'));
+  dirs.push(dir);
+  return dir;
+}
+
+interface Connection {
+  host: AgentHost;
+  client: Client;
+  messages: HostMessage[];
+  workspaceRoot: string;
+}
+
+async function connect(options: Partial<AgentHostOptions>): Promise<Connection> {
+  const workspaceRoot = await tempDir();
+  const host = await startAgentHost({ token: 'delegation-test', engine: 'script', workspaceRoot, ...options });
+  hosts.push(host);
+  const client = new Client({ name: 'delegation-test', version: '0.0.0' });
+  clients.push(client);
+  const messages: HostMessage[] = [];
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
+    messages.push(notification.params.data as HostMessage);
+  });
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(host.url), { requestInit: { headers: { Authorization: `Bearer ${host.token}` } } }),
+  );
+  return { host, client, messages, workspaceRoot };
+}
+
+function fleetAccess(fleet: FleetStandIn, token = RUN_TOKEN): FleetAccess {
+  return { url: fleet.url, token, expiresAt: new Date(Date.now() + 10 * 60_000).toISOString() };
+}
+
+let executions = 0;
+
+async function execute(conn: Connection, prompt: string, extra: Record<string, unknown> = {}) {
+  const executionId = `parent-${++executions}`;
+  const result = (await conn.client.callTool(
+    { name: 'execute_prompt', arguments: { executionId, agentId: 'agent-lead', agentName: 'Lead', prompt, ...extra } },
+    undefined,
+    { timeout: 60_000 },
+  )) as CallToolResult;
+  return { result, events: conn.messages.filter((m) => m.executionId === executionId) };
+}
+
+const textOf = (result: CallToolResult) => result.content.map((block) => (block.type === 'text' ? block.text : '')).join('');
+const outputOf = (events: HostMessage[]) => events.map((e) => (e.type === 'output' ? e.text : '')).join('');
+const toolEvents = (events: HostMessage[]) =>
+  events.filter((e) => e.type === 'tool_call' || e.type === 'tool_result').map(({ executionId: _id, ...event }) => event);
+
+// ---------------------------------------------------------------------------------------------
+// script
+// ---------------------------------------------------------------------------------------------
+
+describe('the script engine’s [delegate:AGENT:PROMPT]', () => {
+  it('reads delegations with their agent and a prompt of several words, brackets of the child’s own directives included', () => {
+    expect(
+      parseDirectives('plan [delegate:writer:write the intro [steps:2]] [delegate:lead-2:[delegate:w:deep [hang]]] [steps:1] done'),
+    ).toEqual(
+      expect.objectContaining({
+        text: 'plan done',
+        steps: 1,
+        delegations: [
+          { agent: 'writer', prompt: 'write the intro [steps:2]' },
+          { agent: 'lead-2', prompt: '[delegate:w:deep [hang]]' },
+        ],
+      }),
+    );
+    // Not delegations: no prompt, no agent, never closed. They stay text.
+    expect(parseDirectives('a [delegate:writer:] b [delegate::x] c [delegate:w:open').delegations).toBeUndefined();
+    expect(parseDirectives('hello').delegations).toBeUndefined();
+  });
+
+  it('delegates to two subordinates in parallel, waits for both and prints each child’s output, as tool_call/tool_result events', async () => {
+    const fleet = await startFleet({ together: 2 });
+    const conn = await connect({ engine: 'script', stepDelayMs: 0 });
+    const { result, events } = await execute(
+      conn,
+      '[delegate:writer:write the intro] [delegate:agent-reviewer:review it [steps:2]] then ship',
+      {
+        fleet: fleetAccess(fleet),
+      },
+    );
+    expect(textOf(result)).not.toMatch(/refused|failed/);
+    expect(result.isError).toBeFalsy();
+    // Both calls were in flight at once: each waited for the other.
+    expect(fleet.maxInFlight).toBe(2);
+    expect(fleet.calls.map(({ tool, args, progress }) => ({ tool, args, progress }))).toEqual(
+      expect.arrayContaining([
+        { tool: 'delegate', args: { agent: 'writer', prompt: 'write the intro' }, progress: true },
+        { tool: 'delegate', args: { agent: 'agent-reviewer', prompt: 'review it [steps:2]' }, progress: true },
+      ]),
+    );
+    expect(fleet.authorizations.every((header) => header === `Bearer ${RUN_TOKEN}`)).toBe(true);
+    const output = 'writer: writer did: write the intro\nagent-reviewer: agent-reviewer did: review it [steps:2]\n';
+    expect(result.structuredContent).toMatchObject({ success: true, output: `${output}script engine: then ship` });
+    expect(outputOf(events)).toBe(`${output}script engine: then ship`);
+    expect(toolEvents(events)).toEqual(
+      expect.arrayContaining([
+        { type: 'tool_call', toolCallId: 'delegate-1', name: 'delegate', arguments: { agent: 'writer', prompt: 'write the intro' } },
+        {
+          type: 'tool_call',
+          toolCallId: 'delegate-2',
+          name: 'delegate',
+          arguments: { agent: 'agent-reviewer', prompt: 'review it [steps:2]' },
+        },
+        {
+          type: 'tool_result',
+          toolCallId: 'delegate-1',
+          name: 'delegate',
+          result: { executionId: expect.any(String), status: 'COMPLETED', output: 'writer did: write the intro' },
+        },
+        {
+          type: 'tool_result',
+          toolCallId: 'delegate-2',
+          name: 'delegate',
+          result: { executionId: expect.any(String), status: 'COMPLETED', output: 'agent-reviewer did: review it [steps:2]' },
+        },
+      ]),
+    );
+    expect(toolEvents(events)).toHaveLength(4);
+    expect(JSON.stringify([result, conn.messages])).not.toContain(RUN_TOKEN);
+  });
+
+  it('shows a refusal and a failed child as tool_result errors, and fails the run with every reason once all have ended', async () => {
+    const fleet = await startFleet();
+    const conn = await connect({ engine: 'script', stepDelayMs: 0 });
+    const { result, events } = await execute(conn, '[delegate:stranger:do it] [delegate:breaker:try] [delegate:writer:fine]', {
+      fleet: fleetAccess(fleet),
+    });
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toMatch(
+      /^delegate to stranger refused: agent "stranger" is not a direct subordinate of this run's agent; delegate to breaker failed: the child run child-\d+ ended FAILED: the breaker broke$/,
+    );
+    expect(toolEvents(events).filter((e) => e.type === 'tool_result')).toEqual(
+      expect.arrayContaining([
+        {
+          type: 'tool_result',
+          toolCallId: 'delegate-1',
+          name: 'delegate',
+          result: { error: `agent "stranger" is not a direct subordinate of this run's agent` },
+        },
+        {
+          type: 'tool_result',
+          toolCallId: 'delegate-2',
+          name: 'delegate',
+          result: expect.objectContaining({ status: 'FAILED', error: 'the breaker broke' }),
+        },
+      ]),
+    );
+    // What the children printed is shown all the same.
+    expect(outputOf(events)).toBe('breaker: half done\nwriter: writer did: fine\n');
+    expect(fleet.calls.filter((c) => c.tool === 'delegate')).toHaveLength(3);
+  });
+
+  it('says why without fleet access or with a token the fleet refuses, and never shows the token', async () => {
+    const fleet = await startFleet();
+    const conn = await connect({ engine: 'script', stepDelayMs: 0 });
+    const none = await execute(conn, '[delegate:writer:hi]');
+    expect(none.result.isError).toBe(true);
+    expect(textOf(none.result)).toBe(`delegate to writer refused: ${NO_FLEET_ACCESS}`);
+    expect(toolEvents(none.events)).toContainEqual({
+      type: 'tool_result',
+      toolCallId: 'delegate-1',
+      name: 'delegate',
+      result: { error: NO_FLEET_ACCESS },
+    });
+
+    const forged = await execute(conn, '[delegate:writer:hi]', { fleet: fleetAccess(fleet, 'mcpr_forged-token-7') });
+    expect(forged.result.isError).toBe(true);
+    expect(textOf(forged.result)).toBe(
+      "delegate to writer refused: the fleet refused this run's token (HTTP 401): the run has ended or its token has expired",
+    );
+    expect(fleet.calls).toHaveLength(0);
+    expect(JSON.stringify([forged.result, conn.messages])).not.toContain('mcpr_forged-token-7');
+
+    // A run with fleet access and no delegation is the run it always was: the fleet is not called.
+    const plain = await execute(conn, 'just echo', { fleet: fleetAccess(fleet) });
+    expect(plain.result.structuredContent).toEqual({ success: true, output: 'script engine: just echo' });
+    expect(fleet.authorizations.filter((header) => header === `Bearer ${RUN_TOKEN}`)).toHaveLength(0);
+  });
+});
