@@ -25,6 +25,7 @@ import { readJsonBody, sendJson } from '../http';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from '../server';
 import { NO_FLEET_ACCESS } from './delegation';
 import { parseDirectives } from './script';
+import { parseRunbook } from './shell';
 
 const RUN_TOKEN = 'mcpr_run-token-secret-0042';
 
@@ -363,5 +364,105 @@ describe('the script engine’s [delegate:AGENT:PROMPT]', () => {
     const plain = await execute(conn, 'just echo', { fleet: fleetAccess(fleet) });
     expect(plain.result.structuredContent).toEqual({ success: true, output: 'script engine: just echo' });
     expect(fleet.authorizations.filter((header) => header === `Bearer ${RUN_TOKEN}`)).toHaveLength(0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// shell
+// ---------------------------------------------------------------------------------------------
+
+describe('the shell engine’s @delegate line', () => {
+  it('reads `@delegate <agent>: <prompt>` lines, with or without a leading `-`', () => {
+    expect(
+      parseRunbook('# Draft\n@delegate writer: draft the intro: short\n-@delegate  agent-2 :  try\n@delegate writer').commands,
+    ).toEqual([
+      {
+        line: 2,
+        command: '@delegate writer: draft the intro: short',
+        tolerateFailure: false,
+        item: 0,
+        delegate: { agent: 'writer', prompt: 'draft the intro: short' },
+      },
+      { line: 3, command: '@delegate  agent-2 :  try', tolerateFailure: true, item: 0, delegate: { agent: 'agent-2', prompt: 'try' } },
+      { line: 4, command: '@delegate writer', tolerateFailure: false, item: 0 },
+    ]);
+  });
+
+  it('waits for each child in turn and prints its output between the commands; a `-` line’s failed child is tolerated', async () => {
+    const fleet = await startFleet();
+    const conn = await connect({ engine: 'shell', allowCommands: true });
+    const { result, events } = await execute(
+      conn,
+      ['# Draft', 'echo before', '@delegate writer: draft the intro, in two lines', '-@delegate breaker: try it', 'echo after'].join('\n'),
+      { fleet: fleetAccess(fleet), allowedTools: ['echo'] },
+    );
+    expect(textOf(result)).not.toMatch(/failed|refused/);
+    const output = 'before\nwriter did: draft the intro, in two lines\nhalf done\nafter\n';
+    expect(result.structuredContent).toEqual({ success: true, output });
+    expect(outputOf(events)).toBe(output);
+    expect(fleet.calls.map((call) => call.args)).toEqual([
+      { agent: 'writer', prompt: 'draft the intro, in two lines' },
+      { agent: 'breaker', prompt: 'try it' },
+    ]);
+    expect(toolEvents(events).filter((e) => e.name === 'delegate')).toEqual([
+      {
+        type: 'tool_call',
+        toolCallId: 'line-3',
+        name: 'delegate',
+        arguments: { agent: 'writer', prompt: 'draft the intro, in two lines' },
+      },
+      {
+        type: 'tool_result',
+        toolCallId: 'line-3',
+        name: 'delegate',
+        result: { executionId: expect.any(String), status: 'COMPLETED', output: 'writer did: draft the intro, in two lines' },
+      },
+      { type: 'tool_call', toolCallId: 'line-4', name: 'delegate', arguments: { agent: 'breaker', prompt: 'try it' } },
+      {
+        type: 'tool_result',
+        toolCallId: 'line-4',
+        name: 'delegate',
+        result: { executionId: expect.any(String), status: 'FAILED', output: 'half done', error: 'the breaker broke' },
+      },
+    ]);
+    expect(events.filter((e) => e.type === 'todo').at(-1)).toMatchObject({ todos: [{ content: 'Draft', status: 'completed' }] });
+    expect(JSON.stringify([result, conn.messages])).not.toContain(RUN_TOKEN);
+  });
+
+  it('fails the runbook at a refused delegation or a failed child, as at a failed command, and at a misspelt @delegate line', async () => {
+    const fleet = await startFleet();
+    const conn = await connect({ engine: 'shell', allowCommands: true });
+    const options = { fleet: fleetAccess(fleet), allowedTools: ['echo'] };
+
+    const refused = await execute(conn, '# Ask\n-@delegate stranger: do it\necho never', options);
+    expect(refused.result.isError).toBe(true);
+    expect(textOf(refused.result)).toBe(
+      `line 2: \`@delegate stranger: do it\` refused: agent "stranger" is not a direct subordinate of this run's agent`,
+    );
+    expect(toolEvents(refused.events).at(-1)).toEqual({
+      type: 'tool_result',
+      toolCallId: 'line-2',
+      name: 'delegate',
+      result: { error: `agent "stranger" is not a direct subordinate of this run's agent` },
+    });
+    expect(refused.events.filter((e) => e.type === 'todo').at(-1)).toMatchObject({
+      todos: [{ content: 'Ask (failed: refused)', status: 'in_progress' }],
+    });
+    expect(outputOf(refused.events)).toBe('');
+
+    const failed = await execute(conn, '@delegate breaker: try\necho never', options);
+    expect(failed.result.isError).toBe(true);
+    expect(textOf(failed.result)).toMatch(
+      /^line 1: `@delegate breaker: try` failed: the child run child-\d+ ended FAILED: the breaker broke$/,
+    );
+    expect(outputOf(failed.events)).toBe('half done\n');
+
+    const misspelt = await execute(conn, 'echo first\n@delegate writer draft it', options);
+    expect(textOf(misspelt.result)).toBe(
+      'line 2: `@delegate writer draft it` is not a runbook line: a delegation is written `@delegate <agent>: <prompt>`',
+    );
+    // Nothing ran: the runbook is read whole first.
+    expect(outputOf(misspelt.events)).toBe('');
+    expect(fleet.calls.map((call) => call.args.agent)).toEqual(['stranger', 'breaker']);
   });
 });
