@@ -22,6 +22,7 @@ import { z } from 'zod';
 import type { FleetAccess, HostMessage } from '../../lib/host-contract';
 import type { DelegateResult, Subordinate } from '../fleet-client';
 import { readJsonBody, sendJson } from '../http';
+import { startOpenAIStandIn, streamed, textChunks, toolCallChunks, usageChunk, type OpenAIStandIn } from '../../test/openai-stand-in';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from '../server';
 import { NO_FLEET_ACCESS } from './delegation';
 import { parseDirectives } from './script';
@@ -176,8 +177,10 @@ const hosts: AgentHost[] = [];
 const clients: Client[] = [];
 const fleets: FleetStandIn[] = [];
 const dirs: string[] = [];
+const models: OpenAIStandIn[] = [];
 
 afterEach(async () => {
+  await Promise.allSettled(models.splice(0).map((model) => model.close()));
   await Promise.allSettled(clients.splice(0).map((client) => client.close()));
   await Promise.allSettled(hosts.splice(0).map((host) => host.close()));
   await Promise.allSettled(fleets.splice(0).map((fleet) => fleet.close()));
@@ -464,5 +467,98 @@ describe('the shell engine’s @delegate line', () => {
     // Nothing ran: the runbook is read whole first.
     expect(outputOf(misspelt.events)).toBe('');
     expect(fleet.calls.map((call) => call.args.agent)).toEqual(['stranger', 'breaker']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// openai
+// ---------------------------------------------------------------------------------------------
+
+describe('the openai engine’s delegate and list_subordinates tools', () => {
+  type Tool = { type: string; function: { name: string } };
+  const toolNames = (body: Record<string, unknown>) => ((body.tools ?? []) as Tool[]).map((tool) => tool.function.name);
+
+  async function openaiHost(): Promise<{ conn: Connection; model: OpenAIStandIn }> {
+    const model = await startOpenAIStandIn();
+    models.push(model);
+    const conn = await connect({
+      engine: 'openai',
+      allowCommands: true,
+      env: { HOST_OPENAI_BASE_URL: model.baseUrl, HOST_OPENAI_API_KEY: 'sk-stand-in', HOST_OPENAI_MODEL: 'stand-in-model' },
+    });
+    return { conn, model };
+  }
+
+  it('are offered with fleet access; the model’s delegate calls of a turn run in parallel and their results go back as tool messages', async () => {
+    const fleet = await startFleet({ together: 2 });
+    const { conn, model } = await openaiHost();
+    model.replies.push(
+      streamed([
+        ...toolCallChunks([
+          { id: 'call_list', name: 'list_subordinates', arguments: {} },
+          { id: 'call_writer', name: 'delegate', arguments: { agent: 'writer', prompt: 'Draft the intro', context: { words: 100 } } },
+          { id: 'call_reviewer', name: 'delegate', arguments: { agent: 'agent-reviewer', prompt: 'List the risks' } },
+          { id: 'call_stranger', name: 'delegate', arguments: { agent: 'stranger', prompt: 'Anything' } },
+        ]),
+        usageChunk(10, 10),
+      ]),
+      streamed([...textChunks(['Both answered.']), usageChunk(20, 5)]),
+    );
+    const { result, events } = await execute(conn, 'Get the report written', { fleet: fleetAccess(fleet) });
+    expect(textOf(result)).toBe('Both answered.');
+    expect(result.isError).toBeFalsy();
+
+    const [first, second] = model.requests;
+    expect(toolNames(first!.body)).toEqual(['read_file', 'write_file', 'update_todos', 'list_subordinates', 'delegate']);
+    expect((first!.body.messages as { content: string }[])[0]!.content).toContain('list_subordinates names them');
+    expect(fleet.maxInFlight).toBe(2);
+    expect(fleet.calls.map(({ tool, args }) => ({ tool, args }))).toEqual(
+      expect.arrayContaining([
+        { tool: 'list_subordinates', args: {} },
+        { tool: 'delegate', args: { agent: 'writer', prompt: 'Draft the intro', context: { words: 100 } } },
+        { tool: 'delegate', args: { agent: 'agent-reviewer', prompt: 'List the risks' } },
+        { tool: 'delegate', args: { agent: 'stranger', prompt: 'Anything' } },
+      ]),
+    );
+    // The tool messages follow the calls' order, whatever order the children ended in.
+    const toolMessages = (second!.body.messages as { role: string; tool_call_id?: string; content: string }[]).filter(
+      (m) => m.role === 'tool',
+    );
+    expect(toolMessages.map((m) => m.tool_call_id)).toEqual(['call_list', 'call_writer', 'call_reviewer', 'call_stranger']);
+    expect(JSON.parse(toolMessages[0]!.content)).toEqual(SUBORDINATES);
+    expect(JSON.parse(toolMessages[1]!.content)).toEqual({
+      executionId: expect.any(String),
+      status: 'COMPLETED',
+      output: 'writer did: Draft the intro',
+    });
+    expect(JSON.parse(toolMessages[2]!.content)).toMatchObject({ status: 'COMPLETED', output: 'agent-reviewer did: List the risks' });
+    expect(toolMessages[3]!.content).toBe(`error: refused: agent "stranger" is not a direct subordinate of this run's agent`);
+
+    expect(toolEvents(events)).toEqual(
+      expect.arrayContaining([
+        { type: 'tool_call', toolCallId: 'call_list', name: 'list_subordinates', arguments: {} },
+        { type: 'tool_result', toolCallId: 'call_list', name: 'list_subordinates', result: { subordinates: SUBORDINATES } },
+        {
+          type: 'tool_call',
+          toolCallId: 'call_writer',
+          name: 'delegate',
+          arguments: { agent: 'writer', prompt: 'Draft the intro', context: { words: 100 } },
+        },
+        {
+          type: 'tool_result',
+          toolCallId: 'call_writer',
+          name: 'delegate',
+          result: { executionId: expect.any(String), status: 'COMPLETED', output: 'writer did: Draft the intro' },
+        },
+        {
+          type: 'tool_result',
+          toolCallId: 'call_stranger',
+          name: 'delegate',
+          result: { error: `agent "stranger" is not a direct subordinate of this run's agent` },
+        },
+      ]),
+    );
+    expect(toolEvents(events)).toHaveLength(8);
+    expect(JSON.stringify([result, conn.messages, model.requests])).not.toContain(RUN_TOKEN);
   });
 });
