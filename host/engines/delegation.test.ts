@@ -10,7 +10,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -560,5 +560,152 @@ describe('the openai engine’s delegate and list_subordinates tools', () => {
     );
     expect(toolEvents(events)).toHaveLength(8);
     expect(JSON.stringify([result, conn.messages, model.requests])).not.toContain(RUN_TOKEN);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// claude-code
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A `claude` for these tests that does with `--mcp-config` what the CLI does: reads the file,
+ * connects to its `fleet` server over Streamable HTTP with the configured headers (the SDK's
+ * client), and calls `delegate` for the agent named at the start of the prompt (`AGENT: PROMPT`)
+ * when the allowed tools let it, streaming the tool use, its result and a final answer in the
+ * CLI's stream-json format. It records what it was started with (argv, the config and its
+ * mode) outside the workspace.
+ */
+function scriptedCli(record: string): string {
+  const sdk = (module: string) => JSON.stringify(require.resolve(`@modelcontextprotocol/sdk/${module}`));
+  return `#!${process.execPath}
+const { appendFileSync, readFileSync, statSync } = require('node:fs');
+const { Client } = require(${sdk('client/index.js')});
+const { StreamableHTTPClientTransport } = require(${sdk('client/streamableHttp.js')});
+const print = (message) => new Promise((resolve) => process.stdout.write(JSON.stringify(message) + '\\n', resolve));
+const turn = (content) => ({ type: 'assistant', session_id: 's1', parent_tool_use_id: null, message: { id: 'msg', type: 'message', role: 'assistant', content, usage: { input_tokens: 1, output_tokens: 1 } } });
+(async () => {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--version')) return void process.stdout.write('2.0.14 (Claude Code)\\n');
+  const at = argv.indexOf('--mcp-config');
+  const configFile = at >= 0 ? argv[at + 1] : undefined;
+  const config = configFile ? JSON.parse(readFileSync(configFile, 'utf8')) : undefined;
+  const allowed = argv.slice(argv.indexOf('--allowedTools') + 1, argv.indexOf('--disallowedTools'));
+  appendFileSync(${JSON.stringify(record)}, JSON.stringify({ argv, env: process.env, configFile, config, mode: configFile ? statSync(configFile).mode & 0o777 : undefined }) + '\\n');
+  await print({ type: 'system', subtype: 'init', session_id: 's1', cwd: process.cwd(), model: 'claude-stand-in', mcp_servers: config ? [{ name: 'fleet', status: 'connected' }] : [] });
+  const [agent, ...words] = argv[argv.indexOf('--') + 1].split(':');
+  let answer = 'I have nobody to delegate to.';
+  const server = config && config.mcpServers.fleet;
+  if (server && allowed.includes('mcp__fleet__delegate')) {
+    const client = new Client({ name: 'claude-code', version: '2.0.14' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: server.headers } }));
+    const input = { agent, prompt: words.join(':').trim() };
+    await print(turn([{ type: 'tool_use', id: 'toolu_fleet_1', name: 'mcp__fleet__delegate', input }]));
+    const result = await client.callTool({ name: 'delegate', arguments: input });
+    await print({ type: 'user', session_id: 's1', parent_tool_use_id: null, message: { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_fleet_1', content: result.content, is_error: result.isError === true }] } });
+    answer = result.isError ? 'The fleet said no.' : 'The ' + agent + ' answered: ' + result.structuredContent.output;
+    await client.close();
+  }
+  await print(turn([{ type: 'text', text: answer }]));
+  await print({ type: 'result', subtype: 'success', is_error: false, result: answer, num_turns: 2, usage: { input_tokens: 10, output_tokens: 5 } });
+})().catch((error) => {
+  process.stderr.write(String(error && error.stack || error));
+  process.exitCode = 1;
+});
+`;
+}
+
+describe('the claude-code engine with fleet access', () => {
+  interface Start {
+    argv: string[];
+    env: Record<string, string>;
+    configFile?: string;
+    config?: { mcpServers: Record<string, { type: string; url: string; headers: Record<string, string> }> };
+    mode?: number;
+  }
+
+  async function claudeHost(): Promise<{ conn: Connection; starts: () => Promise<Start[]> }> {
+    const dir = await tempDir();
+    const bin = path.join(dir, 'bin');
+    const record = path.join(dir, 'cli-record.jsonl');
+    await mkdir(bin);
+    await writeFile(path.join(bin, 'claude'), scriptedCli(record), { mode: 0o755 });
+    const conn = await connect({
+      engine: 'claude-code',
+      allowCommands: true,
+      sandbox: { mode: 'off' },
+      env: { PATH: `${bin}:/usr/bin:/bin`, HOST_TOKEN: 'the-host-secret' },
+    });
+    const starts = async () =>
+      (await readFile(record, 'utf8').catch(() => ''))
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Start);
+    return { conn, starts };
+  }
+
+  /** Every file under `dir`, with its content. */
+  async function filesUnder(dir: string): Promise<Record<string, string>> {
+    const files: Record<string, string> = {};
+    for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+      if (!entry.isFile()) continue;
+      const file = path.join(entry.parentPath, entry.name);
+      files[file] = await readFile(file, 'utf8');
+    }
+    return files;
+  }
+
+  it('gives the CLI the fleet as an MCP server in a private --mcp-config file outside the workspace, allows its tools, and the CLI delegates', async () => {
+    const fleet = await startFleet();
+    const { conn, starts } = await claudeHost();
+    const { result, events } = await execute(conn, 'writer: draft the intro', { fleet: fleetAccess(fleet), allowedTools: ['echo'] });
+    expect(textOf(result)).toBe('The writer answered: writer did: draft the intro');
+    expect(result.isError).toBeFalsy();
+
+    const [start] = await starts();
+    const { argv, configFile, config, mode } = start!;
+    expect(argv.slice(argv.indexOf('--mcp-config'), argv.indexOf('--mcp-config') + 2)).toEqual(['--mcp-config', configFile]);
+    expect(config).toEqual({ mcpServers: { fleet: { type: 'http', url: fleet.url, headers: { Authorization: `Bearer ${RUN_TOKEN}` } } } });
+    expect(mode).toBe(0o600);
+    const workspace = path.join(conn.workspaceRoot, 'agent-lead');
+    expect(path.relative(workspace, configFile!).startsWith('..')).toBe(true);
+    expect(path.relative(conn.workspaceRoot, configFile!).startsWith('..')).toBe(true);
+    const allowed = argv.slice(argv.indexOf('--allowedTools') + 1, argv.indexOf('--disallowedTools'));
+    expect(allowed).toEqual(expect.arrayContaining(['mcp__fleet__delegate', 'mcp__fleet__list_subordinates', 'Bash(echo:*)']));
+    expect(argv[argv.indexOf('--append-system-prompt') + 1]).toContain('mcp__fleet__delegate');
+    // The token is in the file only: not in argv, the CLI's environment or the workspace; the file is gone with the run.
+    expect(JSON.stringify([argv, start!.env])).not.toContain(RUN_TOKEN);
+    expect(JSON.stringify(await filesUnder(conn.workspaceRoot))).not.toContain(RUN_TOKEN);
+    await expect(readFile(configFile!)).rejects.toMatchObject({ code: 'ENOENT' });
+
+    // The CLI's own call reached the fleet with the run's token.
+    expect(fleet.calls.map(({ tool, args }) => ({ tool, args }))).toEqual([
+      { tool: 'delegate', args: { agent: 'writer', prompt: 'draft the intro' } },
+    ]);
+    expect(fleet.authorizations.every((header) => header === `Bearer ${RUN_TOKEN}`)).toBe(true);
+    expect(toolEvents(events)).toEqual([
+      {
+        type: 'tool_call',
+        toolCallId: 'toolu_fleet_1',
+        name: 'mcp__fleet__delegate',
+        arguments: { agent: 'writer', prompt: 'draft the intro' },
+      },
+      {
+        type: 'tool_result',
+        toolCallId: 'toolu_fleet_1',
+        name: 'mcp__fleet__delegate',
+        result: { output: expect.stringContaining('"output":"writer did: draft the intro"') },
+      },
+    ]);
+    expect(JSON.stringify([result, conn.messages])).not.toContain(RUN_TOKEN);
+  });
+
+  it('gives a run without fleet access no --mcp-config and no fleet tools', async () => {
+    const { conn, starts } = await claudeHost();
+    const { result } = await execute(conn, 'writer: draft the intro', { allowedTools: ['echo'] });
+    expect(textOf(result)).toBe('I have nobody to delegate to.');
+    const [start] = await starts();
+    expect(start!.argv).not.toContain('--mcp-config');
+    expect(start!.argv.filter((arg) => arg.startsWith('mcp__'))).toEqual([]);
+    expect(start!.argv[start!.argv.indexOf('--append-system-prompt') + 1]).not.toContain('mcp__fleet');
   });
 });
