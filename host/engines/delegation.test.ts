@@ -54,6 +54,8 @@ interface FleetStandIn {
   authorizations: string[];
   /** The most delegate calls in flight at once. */
   maxInFlight: number;
+  /** Delegate calls whose caller went away before the answer (the request's handler was aborted). */
+  aborted: number;
   close(): Promise<void>;
 }
 
@@ -80,9 +82,9 @@ async function waitFor(condition: () => boolean, timeoutMs = 20_000): Promise<bo
  * Starts the stand-in. `together`: each delegate call is answered only once that many are in
  * flight at once (or after a generous wait), so a test sees whether an engine runs them in parallel.
  */
-async function startFleet(options: { together?: number } = {}): Promise<FleetStandIn> {
+async function startFleet(options: { together?: number; hold?: boolean } = {}): Promise<FleetStandIn> {
   let inFlight = 0;
-  const state: FleetStandIn = { url: '', calls: [], authorizations: [], maxInFlight: 0, close: async () => undefined };
+  const state: FleetStandIn = { url: '', calls: [], authorizations: [], maxInFlight: 0, aborted: 0, close: async () => undefined };
   const build = () => {
     const mcp = new McpServer({ name: 'mcp-fleet', version: '0.0.0-stand-in' });
     mcp.registerTool(
@@ -123,6 +125,12 @@ async function startFleet(options: { together?: number } = {}): Promise<FleetSta
               params: { progressToken, progress: 1, message: 'status: RUNNING' },
             });
           if (options.together) await waitFor(() => state.maxInFlight >= options.together!);
+          if (options.hold) {
+            // A child that runs until its parent goes away.
+            await new Promise<void>((resolve) => extra.signal.addEventListener('abort', () => resolve(), { once: true }));
+            state.aborted++;
+            return { isError: true, content: [{ type: 'text', text: 'the caller went away' }] };
+          }
           const value = childResult(args.agent, args.prompt, args.wait !== false);
           return {
             content: [{ type: 'text', text: JSON.stringify(value) }],
@@ -340,6 +348,32 @@ describe('the script engine’s [delegate:AGENT:PROMPT]', () => {
     // What the children printed is shown all the same.
     expect(outputOf(events)).toBe('breaker: half done\nwriter: writer did: fine\n');
     expect(fleet.calls.filter((c) => c.tool === 'delegate')).toHaveLength(3);
+  });
+
+  it('stops waiting for its children when the run is cancelled: the fleet sees the call go away', async () => {
+    const fleet = await startFleet({ hold: true });
+    const conn = await connect({ engine: 'script', stepDelayMs: 0 });
+    const controller = new AbortController();
+    const call = conn.client.callTool(
+      {
+        name: 'execute_prompt',
+        arguments: {
+          executionId: 'cancelled-1',
+          agentId: 'agent-lead',
+          agentName: 'Lead',
+          prompt: '[delegate:writer:take your time]',
+          fleet: fleetAccess(fleet),
+        },
+      },
+      undefined,
+      { signal: controller.signal },
+    );
+    expect(await waitFor(() => fleet.calls.length === 1)).toBe(true);
+    controller.abort();
+    await expect(call).rejects.toThrow();
+    await conn.host.waitForCancellation('cancelled-1');
+    // The run ended, and with it the call to the fleet.
+    expect(await waitFor(() => conn.host.running() === 0 && fleet.aborted === 1)).toBe(true);
   });
 
   it('says why without fleet access or with a token the fleet refuses, and never shows the token', async () => {
