@@ -10,7 +10,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -741,5 +741,76 @@ describe('the claude-code engine with fleet access', () => {
     expect(start!.argv).not.toContain('--mcp-config');
     expect(start!.argv.filter((arg) => arg.startsWith('mcp__'))).toEqual([]);
     expect(start!.argv[start!.argv.indexOf('--append-system-prompt') + 1]).not.toContain('mcp__fleet');
+  });
+});
+
+describe('the claude-code engine with fleet access, in the host’s sandbox', () => {
+  /**
+   * A `claude` that needs nothing but node (the sandbox shows little else): it reads its
+   * --mcp-config and reaches the fleet's endpoint as a program in the sandbox can, through the
+   * host's proxy (HTTP_PROXY), with the configured headers, recording into the workspace (the
+   * only writable place) what it could read and the HTTP status it got, but not the token.
+   */
+  function sandboxedCli(record: string): string {
+    return `#!${process.execPath}
+const { appendFileSync, readFileSync } = require('node:fs');
+const http = require('node:http');
+const print = (message) => new Promise((resolve) => process.stdout.write(JSON.stringify(message) + '\\n', resolve));
+(async () => {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--version')) return void process.stdout.write('2.0.14 (Claude Code)\\n');
+  const configFile = argv[argv.indexOf('--mcp-config') + 1];
+  let server;
+  try {
+    server = JSON.parse(readFileSync(configFile, 'utf8')).mcpServers.fleet;
+  } catch {}
+  const status = !server ? undefined : await new Promise((resolve) => {
+    const proxy = new URL(process.env.HTTP_PROXY);
+    const request = http.request(
+      { host: proxy.hostname, port: proxy.port, path: server.url, method: 'POST', headers: { ...server.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' } },
+      (response) => { response.resume(); resolve(response.statusCode); },
+    );
+    request.on('error', (error) => resolve(String(error)));
+    request.end(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'claude-code', version: '2.0.14' } } }));
+  });
+  appendFileSync(${JSON.stringify(record)}, JSON.stringify({ uid: process.getuid(), configFile, readable: server !== undefined, url: server && server.url, status }) + '\\n');
+  await print({ type: 'system', subtype: 'init', session_id: 's1', cwd: process.cwd() });
+  await print({ type: 'result', subtype: 'success', is_error: false, result: 'fleet answered ' + status });
+})().catch((error) => {
+  process.stderr.write(String(error && error.stack || error));
+  process.exitCode = 1;
+});
+`;
+  }
+
+  it('shows the CLI its --mcp-config read-only and lets it reach the fleet’s endpoint through the proxy', async () => {
+    const fleet = await startFleet();
+    const dir = await tempDir();
+    // Where the sandbox's user can reach the CLI.
+    await chmod(dir, 0o755);
+    const bin = path.join(dir, 'bin');
+    await mkdir(bin, { mode: 0o755 });
+    const workspaceRoot = path.join(dir, 'workspaces');
+    const record = path.join(workspaceRoot, 'agent-lead', 'cli-record.jsonl');
+    await writeFile(path.join(bin, 'claude'), sandboxedCli(record), { mode: 0o755 });
+    const conn = await connect({
+      engine: 'claude-code',
+      allowCommands: true,
+      workspaceRoot,
+      sandbox: {},
+      env: { PATH: `${bin}:/usr/bin:/bin`, HOST_TOKEN: 'the-host-secret' },
+    });
+    const { result } = await execute(conn, 'writer: draft it', { fleet: fleetAccess(fleet) });
+    expect(textOf(result)).toBe('fleet answered 200');
+    const [start] = (await readFile(record, 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(start).toEqual({ uid: expect.any(Number), configFile: expect.any(String), readable: true, url: fleet.url, status: 200 });
+    expect(start!.uid).not.toBe(0);
+    // The fleet got the CLI's request with the run's token; the file is gone with the run, and the token was never in the workspace.
+    expect(fleet.authorizations).toEqual([`Bearer ${RUN_TOKEN}`]);
+    await expect(readFile(start!.configFile as string)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await readFile(record, 'utf8')).not.toContain(RUN_TOKEN);
   });
 });
