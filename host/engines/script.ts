@@ -287,14 +287,8 @@ async function playDelegations(directives: PromptDirectives, run: EngineRun, sto
   const delegation = new Delegation(run);
   let settled: Delegated[];
   try {
-    let done = 0;
-    settled = await Promise.all(
-      delegations.map(async (request, i) => {
-        const outcome = await delegation.delegate(request, `delegate-${i + 1}`);
-        if (!stop.aborted) await run.progress(++done, delegations.length, `delegated to ${request.agent}: ${outcomeWord(outcome)}`);
-        return outcome;
-      }),
-    );
+    // No progress notifications of their own: the script's steps number theirs from 1, and progress must only grow.
+    settled = await Promise.all(delegations.map((request, i) => delegation.delegate(request, `delegate-${i + 1}`)));
   } finally {
     await delegation.close();
   }
@@ -311,10 +305,6 @@ async function playDelegations(directives: PromptDirectives, run: EngineRun, sto
     await run.emit({ type: 'output', text });
   }
   return failures.length ? { ok: false, error: failures.join('; ') } : output;
-}
-
-function outcomeWord(outcome: Delegated): string {
-  return outcome.ok ? outcome.result.status : outcome.refused ? 'refused' : outcome.result.status;
 }
 
 /** Asks the `[ask:...]` questions, one after the other, each answer echoed as an output chunk. */
