@@ -397,6 +397,12 @@ describe('the script engine’s [delegate:AGENT:PROMPT]', () => {
     expect(fleet.calls).toHaveLength(0);
     expect(JSON.stringify([forged.result, conn.messages])).not.toContain('mcpr_forged-token-7');
 
+    // An expiry the host cannot read leaves the waiting to the fleet: the call is not cut short.
+    const unreadable = await execute(conn, '[delegate:writer:hi]', { fleet: { ...fleetAccess(fleet), expiresAt: 'when the run ends' } });
+    expect(unreadable.result.structuredContent).toEqual({ success: true, output: 'writer: writer did: hi\nscript engine: ' });
+    fleet.calls.length = 0;
+    fleet.authorizations.length = 0;
+
     // A run with fleet access and no delegation is the run it always was: the fleet is not called.
     const plain = await execute(conn, 'just echo', { fleet: fleetAccess(fleet) });
     expect(plain.result.structuredContent).toEqual({ success: true, output: 'script engine: just echo' });
