@@ -24,7 +24,7 @@ import type { DelegateResult, Subordinate } from '../fleet-client';
 import { readJsonBody, sendJson } from '../http';
 import { startOpenAIStandIn, streamed, textChunks, toolCallChunks, usageChunk, type OpenAIStandIn } from '../../test/openai-stand-in';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from '../server';
-import { NO_FLEET_ACCESS } from './delegation';
+import { NO_FLEET_ACCESS, RESULT_OUTPUT_CHARS } from './delegation';
 import { parseDirectives } from './script';
 import { parseRunbook } from './shell';
 
@@ -38,6 +38,7 @@ const SUBORDINATES: Subordinate[] = [
   { id: 'agent-writer', name: 'writer', displayName: 'Writer', role: 'WORKER', capabilities: ['general'], status: 'ACTIVE' },
   { id: 'agent-reviewer', name: 'reviewer', displayName: null, role: 'WORKER', capabilities: ['review'], status: 'ACTIVE' },
   { id: 'agent-breaker', name: 'breaker', displayName: 'Breaker', role: 'WORKER', capabilities: [], status: 'ACTIVE' },
+  { id: 'agent-talker', name: 'talker', displayName: 'Talker', role: 'WORKER', capabilities: [], status: 'ACTIVE' },
 ];
 
 interface FleetCall {
@@ -66,6 +67,7 @@ function childResult(agent: string, prompt: string, wait: boolean): DelegateResu
   const executionId = `child-${++children}`;
   if (!wait) return { executionId, status: 'PENDING', output: null };
   if (agent === 'breaker') return { executionId, status: 'FAILED', output: 'half done', error: 'the breaker broke' };
+  if (agent === 'talker') return { executionId, status: 'COMPLETED', output: `${'blah '.repeat(5000)}the end` };
   return { executionId, status: 'COMPLETED', output: `${agent} did: ${prompt}` };
 }
 
@@ -600,6 +602,26 @@ describe('the openai engine’s delegate and list_subordinates tools', () => {
     );
     expect(toolEvents(events)).toHaveLength(8);
     expect(JSON.stringify([result, conn.messages, model.requests])).not.toContain(RUN_TOKEN);
+  });
+
+  it('gives the model the end of a long child output, as of a long command output, and the whole length', async () => {
+    const fleet = await startFleet();
+    const { conn, model } = await openaiHost();
+    model.replies.push(
+      streamed(toolCallChunks([{ id: 'call_talker', name: 'delegate', arguments: { agent: 'talker', prompt: 'Say a lot' } }])),
+      streamed(textChunks(['Heard it.'])),
+    );
+    const { result, events } = await execute(conn, 'Listen', { fleet: fleetAccess(fleet) });
+    expect(textOf(result)).toBe('Heard it.');
+    const toolMessage = (model.requests[1]!.body.messages as { role: string; content: string }[]).find((m) => m.role === 'tool')!;
+    const answer = JSON.parse(toolMessage.content) as { output: string; outputChars: number; status: string };
+    expect(answer).toMatchObject({ status: 'COMPLETED', outputChars: 25_007 });
+    expect(answer.output).toHaveLength(16 * 1024 + 1);
+    expect(answer.output.endsWith('blah the end')).toBe(true);
+    // The event shows its start, cut at RESULT_OUTPUT_CHARS.
+    const shown = toolEvents(events).find((e) => e.type === 'tool_result') as { result: { output: string; outputChars: number } };
+    expect(shown.result).toMatchObject({ outputChars: 25_007 });
+    expect(shown.result.output).toHaveLength(RESULT_OUTPUT_CHARS + 1);
   });
 });
 

@@ -131,10 +131,15 @@ function definitions(allowedTools: readonly AllowedTool[], allowCommands: boolea
   return tools;
 }
 
-/** The `tool` message of a delegation: the child's result as JSON, or why there is none. */
+/**
+ * The `tool` message of a delegation: the child's result as JSON, its output cut to its end as a
+ * command's is (the child's own log has all of it), or why there is none.
+ */
 function delegationAnswer(delegated: Delegated): string {
   if (!delegated.ok && delegated.refused) return `error: refused: ${delegated.reason}`;
-  return JSON.stringify(delegated.result);
+  const { output } = delegated.result;
+  if (typeof output !== 'string' || output.length <= MODEL_OUTPUT_CHARS) return JSON.stringify(delegated.result);
+  return JSON.stringify({ ...delegated.result, output: `…${output.slice(-MODEL_OUTPUT_CHARS)}`, outputChars: output.length });
 }
 
 type Args = Record<string, unknown>;
