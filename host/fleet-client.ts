@@ -6,7 +6,7 @@
  * FleetRefusal with the fleet's reason, for the engine to show the agent.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { FleetAccess } from '../lib/host-contract';
 
@@ -50,6 +50,8 @@ export interface FleetClient {
   close(): Promise<void>;
 }
 
+const DAY_MS = 24 * 60 * 60_000;
+
 const CLIENT_INFO = { name: 'mcp-fleet-reference-host', version: '0.1.0' };
 
 function textOf(result: CallToolResult): string {
@@ -67,6 +69,16 @@ function structured<T>(result: CallToolResult): T {
 }
 
 /**
+ * A 401 is the fleet refusing the token itself (the run has ended, or its token expired, or it
+ * was never one): said as a refusal, not as an endpoint out of reach.
+ */
+function refusedToken(error: unknown): unknown {
+  if (error instanceof StreamableHTTPError && error.code === 401)
+    return new FleetRefusal("the fleet refused this run's token (HTTP 401): the run has ended or its token has expired");
+  return error;
+}
+
+/**
  * Opens the fleet's endpoint with the run's token (one MCP connection per run, closed by
  * `close`). Waiting calls time out only when the token expires, not at the SDK's 60 s default:
  * a delegated run can take as long as its parent has left.
@@ -76,21 +88,31 @@ export async function openFleet(fleet: FleetAccess, signal?: AbortSignal): Promi
     requestInit: { headers: { authorization: `Bearer ${fleet.token}` } },
   });
   const client = new Client(CLIENT_INFO);
-  await client.connect(transport, { signal });
-  const untilExpiry = () => Math.max(1000, Date.parse(fleet.expiresAt) - Date.now());
+  await client.connect(transport, { signal }).catch((error: unknown) => {
+    throw refusedToken(error);
+  });
+  // An expiry the host cannot read is the fleet's to enforce: the call then waits as long as a day.
+  const expiresAt = Date.parse(fleet.expiresAt);
+  const untilExpiry = () => Math.max(1000, Number.isFinite(expiresAt) ? expiresAt - Date.now() : DAY_MS);
   return {
     async listSubordinates() {
-      const result = (await client.callTool({ name: 'list_subordinates', arguments: {} }, undefined, { signal })) as CallToolResult;
+      const result = (await client.callTool({ name: 'list_subordinates', arguments: {} }, undefined, { signal }).catch((error: unknown) => {
+        throw refusedToken(error);
+      })) as CallToolResult;
       return structured<{ subordinates: Subordinate[] }>(result).subordinates;
     },
     async delegate(request, options = {}) {
-      const result = (await client.callTool({ name: 'delegate', arguments: { ...request } }, undefined, {
-        signal: options.signal ?? signal,
-        timeout: untilExpiry(),
-        maxTotalTimeout: untilExpiry(),
-        resetTimeoutOnProgress: true,
-        onprogress: (progress) => options.onProgress?.(progress.message ?? `progress ${progress.progress}`),
-      })) as CallToolResult;
+      const result = (await client
+        .callTool({ name: 'delegate', arguments: { ...request } }, undefined, {
+          signal: options.signal ?? signal,
+          timeout: untilExpiry(),
+          maxTotalTimeout: untilExpiry(),
+          resetTimeoutOnProgress: true,
+          onprogress: (progress) => options.onProgress?.(progress.message ?? `progress ${progress.progress}`),
+        })
+        .catch((error: unknown) => {
+          throw refusedToken(error);
+        })) as CallToolResult;
       return structured<DelegateResult>(result);
     },
     async close() {

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import type { AllowedToolScope } from '../../lib/host-contract';
+import type { AllowedToolScope, FleetAccess } from '../../lib/host-contract';
 import { entryKinds, profileOf } from '../../lib/tool-commands';
 import { agentEnvironment } from '../runner';
 import { parseNetworkEntry, type NetworkEntry } from '../sandbox-network';
@@ -108,6 +108,38 @@ function unnamedGlobalOptions(program: string, optionEntries: readonly string[])
   return [...new Set(specs.flatMap((spec) => spec.names))];
 }
 
+/** The name of the fleet's endpoint among the CLI's MCP servers: its tools are `mcp__fleet__<tool>`. */
+export const FLEET_MCP_SERVER = 'fleet';
+
+/** The fleet's tools the CLI may call without asking (in print mode nobody could answer). */
+export const FLEET_TOOLS = [`mcp__${FLEET_MCP_SERVER}__delegate`, `mcp__${FLEET_MCP_SERVER}__list_subordinates`] as const;
+
+/**
+ * The `--mcp-config` of a run with fleet access (delegation): the fleet's endpoint as an HTTP MCP
+ * server with the run's token. A secret: written to a file only the CLI's user reads, outside
+ * the workspace (claude-code.ts), never into argv, where every user of the machine sees it.
+ */
+export function fleetMcpConfig(fleet: FleetAccess): { mcpServers: Record<string, unknown> } {
+  return {
+    mcpServers: { [FLEET_MCP_SERVER]: { type: 'http', url: fleet.url, headers: { Authorization: `Bearer ${fleet.token}` } } },
+  };
+}
+
+/**
+ * Where the CLI reaches the fleet from its sandbox: the endpoint's host and port. An address
+ * literal (a fleet on loopback, in development) is allowed as such entries are.
+ */
+export function fleetNetwork(fleet: FleetAccess): NetworkEntry[] {
+  try {
+    const url = new URL(fleet.url);
+    const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+    return [parseNetworkEntry(`${url.hostname}:${port}`)];
+  } catch {
+    // Not a URL the proxy can name: the CLI says it cannot reach the server.
+    return [];
+  }
+}
+
 /** What the CLI is told beside the prompt: who it is working for, where, and what it may run. */
 export function systemPrompt(run: EngineRun, programs: readonly string[]): string {
   const parts = [
@@ -116,6 +148,11 @@ export function systemPrompt(run: EngineRun, programs: readonly string[]): strin
       ? `The programs you may run with Bash: ${programs.join(', ')}. Other commands are refused.`
       : 'You may not run shell commands: work with the file tools only.',
   ];
+  if (run.fleet) {
+    parts.push(
+      `You lead other agents: the MCP tools ${FLEET_TOOLS[1]} (who they are) and ${FLEET_TOOLS[0]} (hand one a prompt as a run of its own and wait for its answer) reach them. Hand them the work that fits them.`,
+    );
+  }
   if (run.context && Object.keys(run.context).length) parts.push(`Context of this run (JSON): ${JSON.stringify(run.context)}`);
   if (run.responseSchema) {
     parts.push(
@@ -126,12 +163,16 @@ export function systemPrompt(run: EngineRun, programs: readonly string[]): strin
   return parts.join('\n');
 }
 
-/** The CLI's arguments for one run. The prompt comes after `--`, so no prompt reads as an option. */
+/**
+ * The CLI's arguments for one run. The prompt comes after `--`, so no prompt reads as an option.
+ * `mcpConfigFile`: the file of fleetMcpConfig, for a run with fleet access; its tools are then allowed.
+ */
 export function claudeArguments(
   run: EngineRun,
   settings: ClaudeCodeSettings,
   permissions: Permissions,
   programs: readonly string[],
+  mcpConfigFile?: string,
 ): string[] {
   return [
     '-p',
@@ -142,8 +183,10 @@ export function claudeArguments(
     // `default`, whatever a settings file says: a tool use no rule allows is denied, as nobody can approve it.
     '--permission-mode',
     'default',
+    ...(mcpConfigFile ? ['--mcp-config', mcpConfigFile] : []),
     '--allowedTools',
     ...permissions.allowed,
+    ...(mcpConfigFile ? FLEET_TOOLS : []),
     '--disallowedTools',
     ...permissions.disallowed,
     '--append-system-prompt',

@@ -10,10 +10,11 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, realpathSync, statSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { chown, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import type { FleetAccess } from '../../lib/host-contract';
 import { KILL_GRACE_MS } from '../runner';
 import type { Sandbox } from '../sandbox';
 import { limitReason, signalOfExit } from '../sandbox-settings';
@@ -26,6 +27,8 @@ import {
   claudeCodeSettings,
   cliEnvironment,
   cliNetwork,
+  fleetMcpConfig,
+  fleetNetwork,
   permissionRules,
   programNames,
   structuredAnswer,
@@ -138,7 +141,13 @@ interface CliStart {
   sandbox?: Sandbox;
 }
 
-async function cliStart(run: EngineRun, cli: ClaudeCodeSettings, settings: EngineSettings, args: string[]): Promise<CliStart | string> {
+async function cliStart(
+  run: EngineRun,
+  cli: ClaudeCodeSettings,
+  settings: EngineSettings,
+  args: string[],
+  mcpConfig?: McpConfigFile,
+): Promise<CliStart | string> {
   const env = cliEnvironment(run.workspace, settings.env);
   const { sandbox } = settings;
   if (sandbox.settings.mode === 'off') return { file: cli.command, args, env, cwd: run.workspace };
@@ -147,12 +156,13 @@ async function cliStart(run: EngineRun, cli: ClaudeCodeSettings, settings: Engin
   const file = locateCli(cli.command, settings.env)!;
   // Only what the CLI needs leaves the sandbox: no telemetry, no update checks.
   env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC ??= '1';
-  const proxy = await startNetworkProxy([...cliNetwork(settings.env), ...run.network], sandbox.proxySocketPath());
+  const fleet = run.fleet ? fleetNetwork(run.fleet) : [];
+  const proxy = await startNetworkProxy([...cliNetwork(settings.env), ...fleet, ...run.network], sandbox.proxySocketPath());
   try {
     const wrapped = await sandbox.wrap([file, ...args], {
       workspace: run.workspace,
       env,
-      readOnlyPaths: [gitConfigPath(run.workspace), ...cliDirectories(file)],
+      readOnlyPaths: [gitConfigPath(run.workspace), ...cliDirectories(file), ...(mcpConfig ? [mcpConfig.dir] : [])],
       proxySocket: proxy.socket,
     });
     return {
@@ -220,18 +230,51 @@ interface Finished {
   stderr: string;
 }
 
+/** A run's `--mcp-config` file, in a directory of its own outside the workspace. */
+interface McpConfigFile {
+  dir: string;
+  file: string;
+}
+
+/**
+ * Writes the fleet's endpoint and the run's token (fleetMcpConfig) where only the CLI's user
+ * reads it: a fresh directory under the OS temp dir (never the workspace, which the agent and
+ * later runs read and which may be pushed somewhere), owned by the sandbox's user when the CLI
+ * runs as that user, shown read-only in the sandbox. Removed when the run ends.
+ */
+async function writeMcpConfig(fleet: FleetAccess, sandbox: Sandbox): Promise<McpConfigFile> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mcp-fleet-claude-'));
+  const file = path.join(dir, 'mcp-config.json');
+  try {
+    await writeFile(file, JSON.stringify(fleetMcpConfig(fleet)), { mode: 0o600 });
+    if (sandbox.settings.mode !== 'off' && process.getuid?.() === 0) {
+      await chown(dir, sandbox.settings.uid, sandbox.settings.gid);
+      await chown(file, sandbox.settings.uid, sandbox.settings.gid);
+    }
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return { dir, file };
+}
+
 async function runClaude(run: EngineRun, cli: ClaudeCodeSettings, settings: EngineSettings): Promise<EngineOutcome> {
   const permissions = permissionRules(run.allowedTools, settings.allowCommands);
   if (typeof permissions === 'string') return { ok: false, error: permissions };
-  const args = claudeArguments(run, cli, permissions, programNames(run.allowedTools, settings.allowCommands));
   const mapper = new ClaudeStreamMapper({ workspace: run.workspace, existedBefore: await filesBefore(run.workspace) });
   if (run.signal.aborted) return { ok: false, error: stopReason(run.signal) };
-  const start = await cliStart(run, cli, settings, args);
-  if (typeof start === 'string') return { ok: false, error: start };
+  const mcpConfig = run.fleet ? await writeMcpConfig(run.fleet, settings.sandbox) : undefined;
   try {
-    return await playCli(run, cli, mapper, start);
+    const args = claudeArguments(run, cli, permissions, programNames(run.allowedTools, settings.allowCommands), mcpConfig?.file);
+    const start = await cliStart(run, cli, settings, args, mcpConfig);
+    if (typeof start === 'string') return { ok: false, error: start };
+    try {
+      return await playCli(run, cli, mapper, start);
+    } finally {
+      await start.proxy?.close();
+    }
   } finally {
-    await start.proxy?.close();
+    if (mcpConfig) await rm(mcpConfig.dir, { recursive: true, force: true });
   }
 }
 

@@ -4,9 +4,12 @@
  * run's limits), files stay inside the workspace (openai-workspace.ts), the todo list becomes
  * `todo` events. `run_command` is offered only to an agent with allowed tools on a host that runs
  * commands, and its description names exactly those, so the model is never shown a tool it may not use.
+ * `list_subordinates` and `delegate` are offered only to a run mcp-fleet gave fleet access (an
+ * agent with subordinates): they go to the fleet through ./delegation.ts.
  */
 import type { AllowedTool, HostEvent, TodoItem } from '../../lib/host-contract';
 import { TodoStatus } from '../../lib/host-contract';
+import { Delegation, DELEGATE_TOOL, LIST_SUBORDINATES_TOOL, type Delegated } from './delegation';
 import type { CommandRun, EngineRun } from './engine';
 import type { ModelToolCall } from './openai-stream';
 import { readWorkspaceFile, writeWorkspaceFile, WorkspacePathError } from './openai-workspace';
@@ -42,7 +45,35 @@ const object = (properties: Record<string, unknown>, required: string[]) => ({
   additionalProperties: false,
 });
 
-function definitions(allowedTools: readonly AllowedTool[], allowCommands: boolean): ChatTool[] {
+const DELEGATION_TOOLS: ChatTool[] = [
+  {
+    type: 'function',
+    function: {
+      name: LIST_SUBORDINATES_TOOL,
+      description: 'Lists the agents you may hand work to (your direct subordinates): id, name, role, capabilities, status.',
+      parameters: object({}, []),
+    },
+  },
+  {
+    type: 'function',
+    function: {
+      name: DELEGATE_TOOL,
+      description:
+        'Hands a prompt to one of your direct subordinates, which runs it as a run of its own, and waits for its answer: ' +
+        '{executionId, status, output, data?, error?}. Several delegate calls in one turn run at the same time.',
+      parameters: object(
+        {
+          agent: { type: 'string', description: 'The subordinate’s name or id (list_subordinates).' },
+          prompt: { type: 'string', description: 'What the subordinate is to do: it sees nothing else of your work.' },
+          context: { type: 'object', description: 'Optional data for the subordinate (JSON object).' },
+        },
+        ['agent', 'prompt'],
+      ),
+    },
+  },
+];
+
+function definitions(allowedTools: readonly AllowedTool[], allowCommands: boolean, delegates: boolean): ChatTool[] {
   const tools: ChatTool[] = [];
   if (allowCommands && allowedTools.length) {
     tools.push({
@@ -96,7 +127,19 @@ function definitions(allowedTools: readonly AllowedTool[], allowCommands: boolea
       },
     },
   );
+  if (delegates) tools.push(...DELEGATION_TOOLS);
   return tools;
+}
+
+/**
+ * The `tool` message of a delegation: the child's result as JSON, its output cut to its end as a
+ * command's is (the child's own log has all of it), or why there is none.
+ */
+function delegationAnswer(delegated: Delegated): string {
+  if (!delegated.ok && delegated.refused) return `error: refused: ${delegated.reason}`;
+  const { output } = delegated.result;
+  if (typeof output !== 'string' || output.length <= MODEL_OUTPUT_CHARS) return JSON.stringify(delegated.result);
+  return JSON.stringify({ ...delegated.result, output: `…${output.slice(-MODEL_OUTPUT_CHARS)}`, outputChars: output.length });
 }
 
 type Args = Record<string, unknown>;
@@ -138,14 +181,26 @@ function commandAnswer(run: CommandRun): string {
 export class AgentTools {
   readonly definitions: ChatTool[];
   private readonly offered: Set<string>;
+  private readonly delegation: Delegation | undefined;
 
   /** `allowCommands`: whether the host runs commands at all (HOST_ALLOW_COMMANDS). */
   constructor(
     private readonly run: EngineRun,
     allowCommands: boolean,
   ) {
-    this.definitions = definitions(run.allowedTools, allowCommands);
+    this.delegation = run.fleet ? new Delegation(run) : undefined;
+    this.definitions = definitions(run.allowedTools, allowCommands, this.delegation !== undefined);
     this.offered = new Set(this.definitions.map((tool) => tool.function.name));
+  }
+
+  /** Whether `call` hands work to a subordinate, which may run beside the turn's other calls. */
+  isDelegation(call: ModelToolCall): boolean {
+    return call.name === DELEGATE_TOOL && this.offered.has(DELEGATE_TOOL);
+  }
+
+  /** Closes the run's connection to the fleet, if one was opened. */
+  async close(): Promise<void> {
+    await this.delegation?.close();
   }
 
   /** Runs one tool call of the model; every call and its result are events, whatever happens. */
@@ -173,6 +228,8 @@ export class AgentTools {
       });
       return { content: commandAnswer(ran), output: ran.refused === undefined ? ran.output : '' };
     }
+    if (this.delegation && (call.name === DELEGATE_TOOL || call.name === LIST_SUBORDINATES_TOOL))
+      return this.delegate(this.delegation, call, args);
     const shownArgs =
       call.name === 'write_file' && typeof args.content === 'string' && args.content.length > EVENT_CONTENT_CHARS
         ? { ...args, content: `${args.content.slice(0, EVENT_CONTENT_CHARS)}…`, contentChars: args.content.length }
@@ -207,6 +264,20 @@ export class AgentTools {
     }
     const todos = readTodos(args);
     return { content: `todo list updated (${todos.length} items)`, result: { items: todos.length }, events: [{ type: 'todo', todos }] };
+  }
+
+  /** A delegation tool's call: its events come from ./delegation.ts, the child's output goes to the model (and is in the child's own log). */
+  private async delegate(delegation: Delegation, call: ModelToolCall, args: Args): Promise<ToolOutcome> {
+    if (call.name === LIST_SUBORDINATES_TOOL) {
+      const listed = await delegation.listSubordinates(call.id);
+      return { content: listed.ok ? JSON.stringify(listed.subordinates) : `error: ${listed.reason}`, output: '' };
+    }
+    const { agent, prompt, context } = args;
+    if (typeof agent !== 'string' || typeof prompt !== 'string') return this.refuse(call, args, '"agent" and "prompt" must be strings');
+    if (context !== undefined && (typeof context !== 'object' || context === null || Array.isArray(context)))
+      return this.refuse(call, args, '"context" must be a JSON object');
+    const request = { agent, prompt, ...(context !== undefined ? { context: context as Record<string, unknown> } : {}) };
+    return { content: delegationAnswer(await delegation.delegate(request, call.id)), output: '' };
   }
 
   private async refuse(call: ModelToolCall, args: Args, reason: string): Promise<ToolOutcome> {

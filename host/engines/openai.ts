@@ -12,7 +12,7 @@ import { EndpointError, requestTurn } from './openai-endpoint';
 import { TextOutput } from './openai-output';
 import { structuredOutput, type StructuredOutput } from './openai-schema';
 import { StreamFormatError, type ModelToolCall } from './openai-stream';
-import { AgentTools } from './openai-tools';
+import { AgentTools, type ToolOutcome } from './openai-tools';
 
 export const DEFAULT_MAX_TURNS = 20;
 /** Local models may think for a while before their first token. */
@@ -69,6 +69,11 @@ function systemPrompt(run: EngineRun, tools: AgentTools): string {
       ? 'run_command runs one program from the list in its description, without a shell; anything else is refused.'
       : 'You cannot run commands here: do the work with the file tools.',
     'Keep your todo list current with update_todos when the work has several steps.',
+    ...(names.includes('delegate')
+      ? [
+          'You lead other agents: list_subordinates names them, and delegate hands one a prompt and waits for its answer. Hand them the work that fits them; delegate calls made in the same turn run at the same time.',
+        ]
+      : []),
     run.responseSchema
       ? 'When you are done, answer with only the JSON the response format asks for.'
       : 'When you are done, answer with a short report of what you did; that answer ends the run.',
@@ -165,11 +170,18 @@ async function converse(run: EngineRun, settings: OpenAISettings, allowCommands:
       if (answer.text && !answer.text.endsWith('\n')) await text.push('\n');
       await text.flush();
       messages.push(assistantMessage(answer.text, answer.toolCalls));
+      const outcomes: Promise<ToolOutcome>[] = [];
       for (const call of answer.toolCalls) {
         if (run.signal.aborted) throw stopReason(run.signal);
-        const outcome = await tools.call(call);
+        const outcome = tools.call(call);
+        // A turn's delegations run together, each child working while the turn's other calls are made; the rest one after the other.
+        if (tools.isDelegation(call)) outcome.catch(() => undefined);
+        else await outcome;
+        outcomes.push(outcome);
+      }
+      for (const [i, outcome] of (await Promise.all(outcomes)).entries()) {
         output += outcome.output;
-        messages.push({ role: 'tool', tool_call_id: call.id, content: outcome.content });
+        messages.push({ role: 'tool', tool_call_id: answer.toolCalls[i]!.id, content: outcome.content });
       }
       if (run.signal.aborted) throw stopReason(run.signal);
       await run.progress(turn, settings.maxTurns, `turn ${turn}: ${answer.toolCalls.map((call) => call.name).join(', ')}`);
@@ -177,6 +189,7 @@ async function converse(run: EngineRun, settings: OpenAISettings, allowCommands:
     return { ok: false, error: `the model did not finish within ${settings.maxTurns} turns (HOST_OPENAI_MAX_TURNS)` };
   } finally {
     text.dispose();
+    await tools.close();
   }
 }
 

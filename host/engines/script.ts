@@ -2,17 +2,19 @@
  * The script engine (the library's default, for tests and benchmarks). There is no AI here: the
  * prompt's directives (`[steps:N]`, `[delay:MS]`, `[fail]`, `[throw]`, `[hang]`,
  * `[ignore-cancel]`, `[json]`, `[spec]{...}`, `[bytes:N]`, `[run:COMMAND]`, `[ask:TEXT]`,
- * `[ask-bool:TEXT]`) choose a script, so
+ * `[ask-bool:TEXT]`, `[delegate:AGENT:PROMPT]`) choose a script, so
  * tests get a deterministic run that streams real MCP notifications. It reports only what it
  * does: a todo list of its own two steps and the prompt echoed back, prefixed "script engine: ";
  * no tool call or file change it did not make, and no tokensUsed (it uses no model).
  * `[run:...]` runs a real command, through the agent's allowed tools (../runner.ts); `[ask:...]`
- * asks the client first (EngineRun.ask) and echoes the answer as output. The
+ * asks the client first (EngineRun.ask) and echoes the answer as output; `[delegate:...]` hands
+ * a prompt to a subordinate through the fleet (./delegation.ts) and prints what it answered. The
  * engines that do work are the others (shell, openai, claude-code).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HostEvent, TodoStatus } from '../../lib/host-contract';
 import { commandFailure } from '../runner';
+import { Delegation, type Delegated } from './delegation';
 import type { Engine, EngineOutcome, EngineRun } from './engine';
 
 export interface PromptDirectives {
@@ -31,6 +33,8 @@ export interface PromptDirectives {
   runs: string[];
   /** The questions of `[ask:TEXT]` (a text answer) and `[ask-bool:TEXT]` (yes or no), in prompt order; absent when there are none. */
   asks?: { text: string; kind: 'text' | 'bool' }[];
+  /** The `[delegate:AGENT:PROMPT]` directives, in prompt order; absent when there are none. */
+  delegations?: { agent: string; prompt: string }[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -73,8 +77,44 @@ function readJsonObject(text: string, from: number): { value: Record<string, unk
   return undefined;
 }
 
+const DELEGATE_OPENING = '[delegate:';
+
+/**
+ * Takes the `[delegate:AGENT:PROMPT]` directives out of `text`. They go first, and their brackets
+ * are matched, so that a child's prompt may hold directives of its own (`[delegate:w1:hi [hang]]`,
+ * or a delegation one level down): everything up to the matching `]` is the child's. The agent
+ * is up to the first `:`. An opening never closed stays part of the text.
+ */
+function takeDelegations(text: string): { text: string; delegations: { agent: string; prompt: string }[] } {
+  const delegations: { agent: string; prompt: string }[] = [];
+  let rest = '';
+  let from = 0;
+  for (let at = text.indexOf(DELEGATE_OPENING); at >= 0; at = text.indexOf(DELEGATE_OPENING, from)) {
+    let depth = 0;
+    let end = -1;
+    for (let i = at; i < text.length && end < 0; i++) {
+      if (text[i] === '[') depth++;
+      else if (text[i] === ']' && --depth === 0) end = i;
+    }
+    const body = end < 0 ? '' : text.slice(at + DELEGATE_OPENING.length, end);
+    const colon = body.indexOf(':');
+    if (colon <= 0 || !body.slice(colon + 1).trim()) {
+      // Not a delegation (unclosed, no agent, no prompt): kept as text.
+      rest += text.slice(from, at + 1);
+      from = at + 1;
+      continue;
+    }
+    delegations.push({ agent: body.slice(0, colon).trim(), prompt: body.slice(colon + 1).trim() });
+    // The directive goes with the one space before it, as the others do.
+    rest += text.slice(from, at).replace(/[ \t]$/, '');
+    from = end + 1;
+  }
+  return { text: rest + text.slice(from), delegations };
+}
+
 export function parseDirectives(prompt: string): PromptDirectives {
-  let text = prompt;
+  const taken = takeDelegations(prompt);
+  let text = taken.text;
   let spec: Record<string, unknown> | undefined;
   // The spec goes first so that brackets inside its JSON strings are never read as directives.
   const specAt = text.indexOf('[spec]');
@@ -93,6 +133,7 @@ export function parseDirectives(prompt: string): PromptDirectives {
     json: false,
     spec,
     runs: [],
+    ...(taken.delegations.length ? { delegations: taken.delegations } : {}),
   };
   text = text.replace(/[ \t]?\[run:([^\]\n]+)\]/g, (_match, command: string) => {
     found.runs.push(command.trim());
@@ -225,9 +266,45 @@ interface Playback {
  */
 async function playScript(directives: PromptDirectives, run: EngineRun, playback: Playback): Promise<EngineOutcome> {
   const answered = await playAsks(directives, run, playback.stop);
+  const delegated = await playDelegations(directives, run, playback.stop);
+  if (typeof delegated !== 'string') return delegated;
   const outcome = await (directives.runs.length ? playRuns(directives, run, playback.stop) : playSteps(directives, run, playback));
-  // The answers are part of what the run printed.
-  return answered && outcome.ok ? { ok: true, result: { ...outcome.result, output: answered + outcome.result.output } } : outcome;
+  // The answers and the children's outputs are part of what the run printed.
+  const before = answered + delegated;
+  return before && outcome.ok ? { ok: true, result: { ...outcome.result, output: before + outcome.result.output } } : outcome;
+}
+
+/**
+ * Plays the `[delegate:...]` directives: all at once (each a child run, waited for), then each
+ * child's output as `AGENT: OUTPUT` on a line of its own, in prompt order. Each call is a
+ * tool_call `delegate` and its tool_result, the refusals included. Any delegation refused or
+ * whose child did not complete fails the run, once every child has ended, with every reason,
+ * as a failing `[run:...]` command does. Answers the output, or the failed outcome.
+ */
+async function playDelegations(directives: PromptDirectives, run: EngineRun, stop: AbortSignal): Promise<string | EngineOutcome> {
+  const delegations = directives.delegations ?? [];
+  if (!delegations.length) return '';
+  const delegation = new Delegation(run);
+  let settled: Delegated[];
+  try {
+    // No progress notifications of their own: the script's steps number theirs from 1, and progress must only grow.
+    settled = await Promise.all(delegations.map((request, i) => delegation.delegate(request, `delegate-${i + 1}`)));
+  } finally {
+    await delegation.close();
+  }
+  if (stop.aborted) throw stopReason(stop);
+  let output = '';
+  const failures: string[] = [];
+  for (const [i, outcome] of settled.entries()) {
+    const { agent } = delegations[i]!;
+    if (!outcome.ok) failures.push(`delegate to ${agent} ${outcome.refused ? 'refused' : 'failed'}: ${outcome.reason}`);
+    const childOutput = outcome.ok ? outcome.result.output : outcome.refused ? undefined : outcome.result.output;
+    if (!childOutput) continue;
+    const text = `${agent}: ${childOutput}${childOutput.endsWith('\n') ? '' : '\n'}`;
+    output += text;
+    await run.emit({ type: 'output', text });
+  }
+  return failures.length ? { ok: false, error: failures.join('; ') } : output;
 }
 
 /** Asks the `[ask:...]` questions, one after the other, each answer echoed as an output chunk. */

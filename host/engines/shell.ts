@@ -6,6 +6,8 @@
  *   # Check the toolchain      a heading: one todo item, holding the commands below it
  *   node --version             a command: the first failing one fails the run
  *   -git status                a leading `-` (as in a Makefile): a failure is reported, the run goes on
+ *   @delegate writer: draft it a subordinate runs the prompt as a child run (./delegation.ts):
+ *                              waited for, its output printed; it fails like a command
  *
  * Blank lines are ignored; commands before the first heading belong to no todo item. The todo
  * list follows the script: an item is in_progress while its commands run and completed once
@@ -15,6 +17,7 @@
  */
 import type { TodoItem } from '../../lib/host-contract';
 import { commandFailure } from '../runner';
+import { Delegation } from './delegation';
 import type { Engine, EngineOutcome, EngineRun } from './engine';
 import { stopReason } from './script';
 
@@ -28,7 +31,11 @@ export interface RunbookCommand {
   tolerateFailure: boolean;
   /** Index of its heading in `headings`, or undefined before the first heading. */
   item?: number;
+  /** A `@delegate <agent>: <prompt>` line: a child run, not a command. */
+  delegate?: { agent: string; prompt: string };
 }
+
+const DELEGATE_LINE = /^@delegate\s+([^\s:]+)\s*:\s*(\S.*)$/;
 
 export interface Runbook {
   headings: string[];
@@ -49,7 +56,14 @@ export function parseRunbook(prompt: string): Runbook {
     const tolerateFailure = text.startsWith('-');
     const command = tolerateFailure ? text.slice(1).trim() : text;
     if (!command) return;
-    commands.push({ line: index + 1, command, tolerateFailure, ...(headings.length ? { item: headings.length - 1 } : {}) });
+    const delegate = DELEGATE_LINE.exec(command);
+    commands.push({
+      line: index + 1,
+      command,
+      tolerateFailure,
+      ...(headings.length ? { item: headings.length - 1 } : {}),
+      ...(delegate ? { delegate: { agent: delegate[1]!, prompt: delegate[2]!.trim() } } : {}),
+    });
   });
   return { headings, commands };
 }
@@ -109,9 +123,41 @@ class TodoList {
   }
 }
 
+/** What a `@delegate` line came to, said as a command's outcome: the child's output, or why it failed or was refused. */
+async function runDelegation(
+  step: RunbookCommand & { delegate: { agent: string; prompt: string } },
+  run: EngineRun,
+  delegation: Delegation,
+): Promise<{ refused: string } | { refused?: undefined; output: string; failure?: string }> {
+  const delegated = await delegation.delegate(step.delegate, `line-${step.line}`);
+  if (run.signal.aborted) throw stopReason(run.signal);
+  if (!delegated.ok && delegated.refused) return { refused: delegated.reason };
+  const childOutput = delegated.result.output ?? '';
+  const output = childOutput && !childOutput.endsWith('\n') ? `${childOutput}\n` : childOutput;
+  if (output) await run.emit({ type: 'output', text: output });
+  return { output, ...(delegated.ok ? {} : { failure: delegated.reason }) };
+}
+
 async function runRunbook(runbook: Runbook, run: EngineRun): Promise<EngineOutcome> {
   const { commands } = runbook;
   if (!commands.length) return { ok: false, error: 'the shell engine runs a prompt of commands, one per line; this prompt has none' };
+  // A mistyped delegation would otherwise run as a program called `@delegate` and be refused as one.
+  const misspelt = commands.find((step) => step.command.startsWith('@') && !step.delegate);
+  if (misspelt)
+    return {
+      ok: false,
+      error: `line ${misspelt.line}: \`${misspelt.command}\` is not a runbook line: a delegation is written \`@delegate <agent>: <prompt>\``,
+    };
+  const delegation = new Delegation(run);
+  try {
+    return await runSteps(runbook, run, delegation);
+  } finally {
+    await delegation.close();
+  }
+}
+
+async function runSteps(runbook: Runbook, run: EngineRun, delegation: Delegation): Promise<EngineOutcome> {
+  const { commands } = runbook;
   const todos = new TodoList(runbook.headings, run);
   await todos.start();
   let output = '';
@@ -119,7 +165,9 @@ async function runRunbook(runbook: Runbook, run: EngineRun): Promise<EngineOutco
     if (run.signal.aborted) throw stopReason(run.signal);
     // Commands before the first heading come before every item: nothing to move on yet.
     if (step.item !== undefined) await todos.reach(step.item);
-    const outcome = await run.runCommand(step.command);
+    const outcome = step.delegate
+      ? await runDelegation({ ...step, delegate: step.delegate }, run, delegation)
+      : await run.runCommand(step.command);
     // Cancel, shutdown or a limit: the host answers with the reason (a limit's error, for a limit).
     if (run.signal.aborted) throw stopReason(run.signal);
     const where = `line ${step.line}: \`${step.command}\``;
@@ -128,7 +176,7 @@ async function runRunbook(runbook: Runbook, run: EngineRun): Promise<EngineOutco
       return { ok: false, error: `${where} refused: ${outcome.refused}` };
     }
     output += outcome.output;
-    const failure = commandFailure(outcome);
+    const failure = 'failure' in outcome ? outcome.failure : 'exitCode' in outcome ? commandFailure(outcome) : undefined;
     await run.progress(
       i + 1,
       commands.length,
