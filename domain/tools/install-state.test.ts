@@ -114,8 +114,8 @@ describe('setServerToolState', () => {
     const tool = await builtinTool(em());
     const before = statements;
     const done = await setServerToolState(em(), refOf(tool), { status: ServerToolStatus.INSTALLING, workflowId: 'wf-new' });
-    // A statement that finds no row, the insert, the statement again.
-    expect(statements - before).toBe(3);
+    // Before: BEGIN, SELECT … FOR UPDATE, INSERT, SELECT … FOR UPDATE, UPDATE, NOTIFY, COMMIT.
+    expect(statements - before).toBe(1);
     expect(done).toMatchObject({ previousStatus: ServerToolStatus.NOT_INSTALLED, announced: true });
     expect(await rowOf(tool)).toMatchObject({
       status: ServerToolStatus.INSTALLING,
@@ -129,6 +129,52 @@ describe('setServerToolState', () => {
       error: null,
       version: null,
     });
+  });
+
+  it('makes concurrent first changes one after the other: one inserts the row, the other changes it', async () => {
+    const tool = await builtinTool(em());
+    const ref = refOf(tool);
+    const results = await Promise.all(
+      ['wf-x', 'wf-y', 'wf-z'].map((workflowId) => setServerToolState(em(), ref, { status: ServerToolStatus.INSTALLING, workflowId })),
+    );
+    expect(results.map((r) => r?.previousStatus).sort()).toEqual([
+      ServerToolStatus.INSTALLING,
+      ServerToolStatus.INSTALLING,
+      ServerToolStatus.NOT_INSTALLED,
+    ]);
+    // The last one's workflow owns the row; only the first was a change anyone would notice.
+    expect(['wf-x', 'wf-y', 'wf-z']).toContain((await rowOf(tool)).workflowId);
+    expect(await em().count(ServerTool, { server: server.id, tool: tool.id })).toBe(1);
+    expect((await noticesOf(tool)).map((e) => [e.previousStatus, e.status])).toEqual([
+      [ServerToolStatus.NOT_INSTALLED, ServerToolStatus.INSTALLING],
+    ]);
+  });
+
+  it('changes the row another first writer inserted while its own insert waited', async () => {
+    const tool = await builtinTool(em());
+    const holder = new Client({ connectionString: ctx.config.database.url });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query(
+        `insert into server_tools (id, created_at, updated_at, organization_id, server_id, tool_id, status, last_error)
+         values (gen_random_uuid(), now(), now(), $1, $2, $3, 'FAILED', 'earlier')`,
+        [server.organization.id, server.id, tool.id],
+      );
+      const first = setServerToolState(em(), refOf(tool), { status: ServerToolStatus.INSTALLING, workflowId: 'wf-second' });
+      // Its insert waits on the holder's uncommitted row (the unique key).
+      await waitFor(
+        async () =>
+          (await other.query(`select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)).rowCount! >
+          0,
+      );
+      await holder.query('commit');
+      expect(await first).toMatchObject({ previousStatus: ServerToolStatus.FAILED, announced: true });
+      expect(await rowOf(tool)).toMatchObject({ status: ServerToolStatus.INSTALLING, workflowId: 'wf-second', lastError: 'earlier' });
+    } finally {
+      await holder.query('rollback').catch(() => undefined);
+      await holder.end();
+    }
   });
 
   it('creates no row when the guard does not hold for a tool never changed', async () => {

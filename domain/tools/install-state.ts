@@ -153,10 +153,10 @@ async function writeState(
   note: ServerToolNote | undefined,
 ): Promise<WrittenRow> {
   const params: unknown[] = [ref.serverId, ref.toolId];
+  const given = FIELDS.filter((field) => change[field] !== undefined);
   const sets = ['status = ?', 'updated_at = now()'];
   params.push(change.status);
-  for (const field of FIELDS) {
-    if (change[field] === undefined) continue;
+  for (const field of given) {
     sets.push(`${COLUMNS[field]} = ?`);
     params.push(change[field]);
   }
@@ -173,12 +173,26 @@ async function writeState(
     conditions.push('locked.installed_version is not distinct from ?');
     params.push(guard.installedVersion);
   }
+  // A tool's first change on the server, when its guard holds for a tool without a row (which
+  // reads NOT_INSTALLED): the row is inserted as changed. A first writer that loses the race
+  // to insert inserts nothing; setServerToolState then runs the statement again.
+  let inserted = '';
+  if (guardHolds(null, guard)) {
+    inserted = `, inserted as (
+      insert into server_tools (id, created_at, updated_at, organization_id, server_id, tool_id, status${given.map((f) => `, ${COLUMNS[f]}`).join('')})
+      select gen_random_uuid(), now(), now(), ?, ?, ?, ?${', ?'.repeat(given.length)} where not exists (select 1 from locked)
+      on conflict (server_id, tool_id) do nothing
+      returning *, '${ServerToolStatus.NOT_INSTALLED}'::text as previous_status, null::text as previous_version,
+        (status::text, installed_version::text, last_error) is distinct from ('${ServerToolStatus.NOT_INSTALLED}'::text, null::text, null::text) as announced)`;
+    params.push(ref.organizationId, ref.serverId, ref.toolId, change.status, ...given.map((f) => change[f]));
+  }
+  const changed = `, changed as (select * from written${inserted ? ' union all select * from inserted' : ''})`;
   let audited = '';
   if (audit) {
     // recordAudit's row (entities/audit-log.entity.ts), written by the statement so it exists only if the change does.
     audited = `, audited as (
       insert into audit_logs (id, created_at, organization_id, actor_id, actor_email, actor_api_key, action, resource_type, resource_id, changes, ip, request_id)
-      select gen_random_uuid(), now(), ?, ?, ?, ?::jsonb, ?, ?, ?, ?::jsonb, ?, ? from written)`;
+      select gen_random_uuid(), now(), ?, ?, ?, ?::jsonb, ?, ?, ?, ?::jsonb, ?, ? from changed)`;
     params.push(
       ref.organizationId,
       audit.actorId ?? null,
@@ -212,11 +226,11 @@ async function writeState(
        from locked where ${conditions.join(' and ')}
        returning t.*, locked.status as previous_status, locked.installed_version as previous_version,
          (locked.status, locked.installed_version, locked.last_error) is distinct from (t.status, t.installed_version, t.last_error) as announced
-     )${audited}, notified as (
-       select pg_notify(?, (?::jsonb${toolName} || ${EVENT_FROM_ROW})::text) from written where announced
+     )${inserted}${changed}${audited}, notified as (
+       select pg_notify(?, (?::jsonb${toolName} || ${EVENT_FROM_ROW})::text) from changed where announced
      )
-     select exists (select 1 from locked) as existed, (select count(*) from notified) as notices, written.*
-     from (select 1) as one left join written on true`,
+     select exists (select 1 from locked) as existed, (select count(*) from notified) as notices, changed.*
+     from (select 1) as one left join changed on true`,
     params,
   );
   return rows[0]!;
@@ -225,7 +239,7 @@ async function writeState(
 /**
  * Applies `change` to the tool's row on the server (creating the row on first use) when
  * `guard` holds, with `audit` when given, and announces it (with `note`): all of it in one
- * statement (writeState), so one round trip. Returns null when the guard failed (nothing
+ * statement (writeState), so one round trip (two when a concurrent first writer won the insert). Returns null when the guard failed (nothing
  * written). A drift that is announced also goes to the webhook outbox, in a transaction with
  * the statement.
  */
@@ -272,17 +286,9 @@ async function applyState(
   note: ServerToolNote | undefined,
 ): Promise<ServerToolStateChange | null> {
   let written = await writeState(em, ref, change, guard, audit, note);
-  if (!written.existed && guardHolds(null, guard)) {
-    // The first change of this tool on this server: the row is made NOT_INSTALLED (as the
-    // absent row reads), then changed like any other. Concurrent first writers: one inserts,
-    // the other's insert does nothing and its change waits on the first one's lock.
-    await em.execute(
-      `insert into server_tools (id, created_at, updated_at, organization_id, server_id, tool_id, status)
-       values (gen_random_uuid(), now(), now(), ?, ?, ?, ?) on conflict (server_id, tool_id) do nothing`,
-      [ref.organizationId, ref.serverId, ref.toolId, ServerToolStatus.NOT_INSTALLED],
-    );
-    written = await writeState(em, ref, change, guard, audit, note);
-  }
+  // Another first writer inserted the row while this statement tried to: it is committed now
+  // (the insert waited for it), so the statement again changes it like any other.
+  if (!written.id && !written.existed && guardHolds(null, guard)) written = await writeState(em, ref, change, guard, audit, note);
   if (!written.id) return null;
   const { existed: _existed, notices: _notices, previous_status, previous_version, announced, ...columns } = written;
   const row = em.map(ServerTool, columns);
