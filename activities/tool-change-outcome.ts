@@ -76,8 +76,10 @@ export function changeOutcome(outcome: HostOutcome): ToolChangeOutcome {
 
 /** The abandonToolChange activity. */
 export async function abandonToolChange(em: EntityManager, input: ToolChangeInput, reason: string): Promise<ToolChangeOutcome> {
-  const server = await em.findOne(McpServer, input.serverId, { fields: ['organization'] });
-  const tool = await em.findOne(ToolDefinition, input.toolId, { fields: ['name'] });
+  const [server, tool] = await Promise.all([
+    em.findOne(McpServer, input.serverId, { fields: ['organization'] }),
+    em.findOne(ToolDefinition, input.toolId, { fields: ['name'] }),
+  ]);
   if (!server || !tool) return { status: 'FAILED', error: reason };
   const ref: ServerToolRef = { organizationId: server.organization.id, serverId: server.id, toolId: tool.id, toolName: tool.name };
   const changed = await setServerToolState(
