@@ -3,6 +3,7 @@ import request from 'supertest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import type { AgentHost } from '../../host/server';
 import { createApp } from '../app';
 import { startApiServer, type ApiServer } from '../server';
@@ -57,6 +58,8 @@ describe('the MCP endpoint (POST /mcp)', () => {
     });
     await client.connect(transport);
     closers.push(() => client.close());
+    // As MCP clients do: with the tool list read, the SDK checks each result against its tool's outputSchema.
+    await client.listTools();
     return client;
   }
 
@@ -91,6 +94,42 @@ describe('the MCP endpoint (POST /mcp)', () => {
     // A bad argument is a tool error naming the field, not a crash.
     const bad = await client.callTool({ name: 'list_agents', arguments: { limit: 1000 } });
     expect(errorText(bad)).toMatch(/limit/);
+  });
+
+  it("declares every tool's outputSchema from its REST route's response schema, and every result fits it", async () => {
+    const { key } = await createKey(admin);
+    const client = await connect(key);
+    const { tools } = await client.listTools();
+    const schemas = Object.fromEntries(tools.map((t) => [t.name, t.outputSchema]));
+    // Structured content is an object (a page wraps its items), with the REST answer's required fields.
+    expect(Object.fromEntries(tools.map((t) => [t.name, t.outputSchema?.type]))).toEqual(
+      Object.fromEntries(tools.map((t) => [t.name, 'object'])),
+    );
+    expect(schemas.list_agents!.required).toEqual(['items', 'nextCursor']);
+    expect(schemas.list_servers!.required).toEqual(['items', 'nextCursor']);
+    expect(schemas.get_execution!.required).toEqual(expect.arrayContaining(['id', 'status', 'output', 'progress', 'pendingInput']));
+    expect(schemas.execute_prompt!.required).toEqual(['executionId', 'status', 'output']);
+    expect(schemas.cancel_execution!.required).toEqual(['executionId', 'workflowId']);
+    expect(schemas.answer_input!.required).toEqual(['inputId', 'status']);
+
+    // Checked here as any client would (the SDK's own validator), beside the SDK's check in callTool.
+    const validator = new AjvJsonSchemaValidator();
+    const fits = (tool: string, result: unknown) => {
+      const checked = validator.getValidator(schemas[tool] as never)((result as CallToolResult).structuredContent);
+      expect({ tool, problem: checked.errorMessage }).toEqual({ tool, problem: undefined });
+      return (result as CallToolResult).structuredContent as Record<string, unknown>;
+    };
+    fits('list_agents', await client.callTool({ name: 'list_agents', arguments: { limit: 1 } }));
+    fits('list_servers', await client.callTool({ name: 'list_servers', arguments: {} }));
+    const run = fits(
+      'execute_prompt',
+      await client.callTool({ name: 'execute_prompt', arguments: { agent: agent.id, prompt: 'fit [steps:1]' } }, undefined, {
+        timeout: 120_000,
+      }),
+    );
+    expect(run.status).toBe('COMPLETED');
+    const detail = fits('get_execution', await client.callTool({ name: 'get_execution', arguments: { executionId: run.executionId } }));
+    expect(detail.progress).toMatchObject({ status: 'COMPLETED' });
   });
 
   it('runs a prompt by agent name to completion, with progress notifications, audited as the key', async () => {

@@ -4,16 +4,24 @@ import { Agent, ExecutionTrigger } from '../../entities';
 import type { Actor } from '../../domain/actor';
 import { cancelExecution } from '../../domain/runs/cancel';
 import { answerInput, pendingInputOf } from '../../domain/runs/inputs';
+import { readProgress } from '../../domain/runs/progress';
 import { startExecution } from '../../domain/runs/start-execution';
 import type { AuthContext } from '../auth/authenticate';
 import type { AppDeps } from '../deps';
 import { loadAgentByIdOrName, loadExecution } from '../loaders';
 import { agentPage } from '../routes/agents/agents.list';
-import { ListAgentsQuery } from '../routes/agents/agents.schemas';
+import { AgentPage, ListAgentsQuery } from '../routes/agents/agents.schemas';
 import { presentExecution, presentPendingInput } from '../routes/executions/executions.presenters';
-import { ExecuteBody, InputBody } from '../routes/executions/executions.schemas';
+import {
+  ExecuteBody,
+  ExecutionDetailOut,
+  ExecutionOut,
+  InputAnsweredOut,
+  InputBody,
+  StartedOut,
+} from '../routes/executions/executions.schemas';
 import { serverPage } from '../routes/servers/servers.list';
-import { ListServersQuery } from '../routes/servers/servers.schemas';
+import { ListServersQuery, ServerPage } from '../routes/servers/servers.schemas';
 import { z } from '../zod';
 import { guarded, runResult, waitForRun } from './mcp-results';
 
@@ -54,6 +62,15 @@ const AnswerInput = z
     path: ['content'],
   });
 
+/** What `execute_prompt` answers (mcp-results.ts `runResult`): the run's end, or its status when not waiting. */
+const RunResultOut = z.object({
+  executionId: z.uuid(),
+  status: ExecutionOut.shape.status,
+  output: z.string().nullable(),
+  data: z.record(z.string(), z.unknown()).optional().describe("The host's structured result"),
+  error: z.string().optional(),
+});
+
 const ExecutionRef = z.strictObject({ executionId: z.uuid().describe('An execution id (from execute_prompt)') });
 
 /**
@@ -66,7 +83,11 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
 
   server.registerTool(
     'list_agents',
-    { description: "List the organisation's agents (as GET /api/agents: a page, with nextCursor)", inputSchema: ListAgentsQuery },
+    {
+      description: "List the organisation's agents (as GET /api/agents: a page, with nextCursor)",
+      inputSchema: ListAgentsQuery,
+      outputSchema: AgentPage,
+    },
     guarded(deps, 'list_agents', async (query: z.output<typeof ListAgentsQuery>, em) => {
       return agentPage(em, auth, query);
     }),
@@ -74,7 +95,7 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
 
   server.registerTool(
     'list_servers',
-    { description: "List the organisation's MCP servers (as GET /api/servers)", inputSchema: ListServersQuery },
+    { description: "List the organisation's MCP servers (as GET /api/servers)", inputSchema: ListServersQuery, outputSchema: ServerPage },
     guarded(deps, 'list_servers', async (query: z.output<typeof ListServersQuery>, em) => {
       return serverPage(em, auth, query);
     }),
@@ -82,12 +103,16 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
 
   server.registerTool(
     'get_execution',
-    { description: 'One execution with its output and any question it waits on (as GET /api/executions/:id)', inputSchema: ExecutionRef },
+    {
+      description: 'One execution with its output, live progress and any question it waits on (as GET /api/executions/:id)',
+      inputSchema: ExecutionRef,
+      outputSchema: ExecutionDetailOut,
+    },
     guarded(deps, 'get_execution', async ({ executionId }: z.output<typeof ExecutionRef>, em) => {
       const execution = await loadExecution(em, auth, executionId);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', execution);
-      const pending = await pendingInputOf(em, execution);
-      return { ...presentExecution(execution, true), pendingInput: pending ? presentPendingInput(pending) : null };
+      const [progress, pending] = await Promise.all([readProgress(deps, execution), pendingInputOf(em, execution)]);
+      return { ...presentExecution(execution, true), progress, pendingInput: pending ? presentPendingInput(pending) : null };
     }),
   );
 
@@ -97,6 +122,7 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
       description:
         'Run a prompt on an ACTIVE agent (ADMIN, MANAGER, OPERATOR keys), as POST /api/agents/:id/execute; by default waits for the end and returns {executionId, status, output, data?, error?}',
       inputSchema: ExecutePromptInput,
+      outputSchema: RunResultOut,
     },
     guarded(deps, 'execute_prompt', async (input: z.output<typeof ExecutePromptInput>, em, extra) => {
       const agent = await loadAgentByIdOrName(em, auth, input.agent);
@@ -118,6 +144,7 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
       description:
         'Cancel a queued or running execution (ADMIN, MANAGER, OPERATOR keys), as POST /api/executions/:id/cancel; it then ends CANCELLED (a waiting execute_prompt returns that)',
       inputSchema: ExecutionRef,
+      outputSchema: StartedOut,
     },
     guarded(deps, 'cancel_execution', async ({ executionId }: z.output<typeof ExecutionRef>, em) => {
       const execution = await loadExecution(em, auth, executionId);
@@ -133,6 +160,7 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
       description:
         "Answer the question a run waits on (get_execution's pendingInput), as POST /api/executions/:id/input: accept with content fitting its requestedSchema, decline, or cancel; the run goes on",
       inputSchema: AnswerInput,
+      outputSchema: InputAnsweredOut,
     },
     guarded(deps, 'answer_input', async ({ executionId, ...body }: z.output<typeof AnswerInput>, em) => {
       const execution = await loadExecution(em, auth, executionId);
