@@ -6,9 +6,10 @@ import { cancelExecution } from '../../domain/runs/cancel';
 import { answerInput, pendingInputOf } from '../../domain/runs/inputs';
 import { readProgress } from '../../domain/runs/progress';
 import { startExecution } from '../../domain/runs/start-execution';
+import { runTaskNow } from '../../domain/tasks/task-commands';
 import type { AuthContext } from '../auth/authenticate';
 import type { AppDeps } from '../deps';
-import { loadAgentByIdOrName, loadExecution } from '../loaders';
+import { loadAgentByIdOrName, loadExecution, loadTask } from '../loaders';
 import { agentPage } from '../routes/agents/agents.list';
 import { AgentPage, ListAgentsQuery } from '../routes/agents/agents.schemas';
 import { presentExecution, presentPendingInput } from '../routes/executions/executions.presenters';
@@ -22,6 +23,8 @@ import {
 } from '../routes/executions/executions.schemas';
 import { serverPage } from '../routes/servers/servers.list';
 import { ListServersQuery, ServerPage } from '../routes/servers/servers.schemas';
+import { taskPage } from '../routes/tasks/tasks.list';
+import { ListTasksQuery, TaskPage, TaskStartedOut } from '../routes/tasks/tasks.schemas';
 import { z } from '../zod';
 import { guarded, runResult, waitForRun } from './mcp-results';
 
@@ -73,6 +76,8 @@ const RunResultOut = z.object({
 
 const ExecutionRef = z.strictObject({ executionId: z.uuid().describe('An execution id (from execute_prompt)') });
 
+const TaskRef = z.strictObject({ taskId: z.uuid().describe('A task id (from list_tasks)') });
+
 /**
  * The tools an API key's MCP client gets. Each does what its REST route does: the same
  * loaders (another organisation's ids are "not found"), the same CASL check, the same domain
@@ -98,6 +103,19 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
     { description: "List the organisation's MCP servers (as GET /api/servers)", inputSchema: ListServersQuery, outputSchema: ServerPage },
     guarded(deps, 'list_servers', async (query: z.output<typeof ListServersQuery>, em) => {
       return serverPage(em, auth, query);
+    }),
+  );
+
+  server.registerTool(
+    'list_tasks',
+    {
+      description:
+        "List the organisation's tasks (as GET /api/tasks: a page, with nextCursor), each with its schedule, run counts and agentProblem",
+      inputSchema: ListTasksQuery,
+      outputSchema: TaskPage,
+    },
+    guarded(deps, 'list_tasks', async (query: z.output<typeof ListTasksQuery>, em) => {
+      return taskPage(em, auth, query);
     }),
   );
 
@@ -135,6 +153,21 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
       });
       deps.metrics.runStarted(execution);
       return runResult(input.wait ? await waitForRun(deps, execution.id, extra) : execution);
+    }),
+  );
+
+  server.registerTool(
+    'run_task',
+    {
+      description:
+        "Run a task now (ADMIN, MANAGER, OPERATOR keys), as POST /api/tasks/:id/run, under its overlap policy: {executionId, workflowId, status} (RUNNING, QUEUED, or SKIPPED/FAILED with the reason as the run's error); follow it with get_execution",
+      inputSchema: TaskRef,
+      outputSchema: TaskStartedOut,
+    },
+    guarded(deps, 'run_task', async ({ taskId }: z.output<typeof TaskRef>, em) => {
+      const task = await loadTask(em, auth, taskId);
+      ForbiddenError.from(auth.ability).throwUnlessCan('execute', task);
+      return runTaskNow(deps, actor, task);
     }),
   );
 
