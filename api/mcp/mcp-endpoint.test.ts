@@ -81,6 +81,7 @@ describe('the MCP endpoint (POST /mcp)', () => {
       'execute_prompt',
       'run_task',
       'cancel_execution',
+      'list_waiting_inputs',
       'answer_input',
     ]);
     // The input schema is the REST route's zod schema.
@@ -124,6 +125,7 @@ describe('the MCP endpoint (POST /mcp)', () => {
     expect(schemas.execute_prompt!.required).toEqual(['executionId', 'status', 'output']);
     expect(schemas.cancel_execution!.required).toEqual(['executionId', 'workflowId']);
     expect(schemas.answer_input!.required).toEqual(['inputId', 'status']);
+    expect(schemas.list_waiting_inputs!.required).toEqual(['items', 'nextCursor']);
 
     // Checked here as any client would (the SDK's own validator), beside the SDK's check in callTool.
     const validator = new AjvJsonSchemaValidator();
@@ -146,6 +148,7 @@ describe('the MCP endpoint (POST /mcp)', () => {
     expect(run.status).toBe('COMPLETED');
     const detail = fits('get_execution', await client.callTool({ name: 'get_execution', arguments: { executionId: run.executionId } }));
     expect(detail.progress).toMatchObject({ status: 'COMPLETED' });
+    fits('list_waiting_inputs', await client.callTool({ name: 'list_waiting_inputs', arguments: {} }));
   });
 
   it('runs a prompt by agent name to completion, with progress notifications, audited as the key', async () => {
@@ -403,5 +406,44 @@ describe('the MCP endpoint (POST /mcp)', () => {
     expect(done.output).toContain('main');
     const again = await other.callTool({ name: 'answer_input', arguments: { executionId, action: 'decline' } });
     expect(errorText(again)).toMatch(/^no_pending_input/);
+  });
+
+  it('list_waiting_inputs lists the runs waiting on a question with the question, to every role of the organisation and no other', async () => {
+    const asking = await activeAgent(http, admin, serverId);
+    const { key } = await createKey(admin);
+    const operator = await connect(key);
+    const question = `Which region? ${randomUUID().slice(0, 8)}`;
+    const started = json(
+      await operator.callTool({ name: 'execute_prompt', arguments: { agent: asking.id, prompt: `deploy [ask:${question}]`, wait: false } }),
+    );
+    const viewer = await connect((await createKey(admin, { role: 'VIEWER' })).key);
+    const waiting = await waitFor(async () => {
+      const page = json(await viewer.callTool({ name: 'list_waiting_inputs', arguments: { agentId: asking.id } }));
+      return page.items.find((r: { id: string; pendingInput: unknown }) => r.id === started.executionId && r.pendingInput);
+    });
+    expect(waiting).toMatchObject({
+      id: started.executionId,
+      agentId: asking.id,
+      status: 'WAITING_INPUT',
+      pendingInput: { inputId: expect.any(String), message: question, requestedSchema: expect.any(Object), expiresAt: expect.any(String) },
+    });
+    // As GET /api/executions/:id shows the question; and only waiting runs are listed.
+    const rest = await http.get(`/api/executions/${started.executionId}`).auth(admin.accessToken, { type: 'bearer' }).expect(200);
+    expect(waiting.pendingInput).toEqual(rest.body.pendingInput);
+    const all = json(await viewer.callTool({ name: 'list_waiting_inputs', arguments: { limit: 100 } }));
+    expect(all.items.map((r: { status: string }) => r.status)).toEqual(all.items.map(() => 'WAITING_INPUT'));
+    expect(json(await viewer.callTool({ name: 'list_waiting_inputs', arguments: { agentId: agent.id } })).items).toEqual([]);
+
+    const stranger = await connect((await createKey(await registerAccount(http, 'Other Inputs Org'))).key);
+    expect(json(await stranger.callTool({ name: 'list_waiting_inputs', arguments: {} })).items).toEqual([]);
+
+    await operator.callTool({
+      name: 'answer_input',
+      arguments: { executionId: started.executionId, action: 'accept', content: { answer: 'eu' } },
+    });
+    await waitFor(async () => {
+      const page = json(await viewer.callTool({ name: 'list_waiting_inputs', arguments: { agentId: asking.id } }));
+      return page.items.length === 0;
+    });
   });
 });

@@ -12,6 +12,7 @@ import type { AppDeps } from '../deps';
 import { loadAgentByIdOrName, loadExecution, loadTask } from '../loaders';
 import { agentPage } from '../routes/agents/agents.list';
 import { AgentPage, ListAgentsQuery } from '../routes/agents/agents.schemas';
+import { waitingInputPage } from '../routes/executions/executions.list';
 import { presentExecution, presentPendingInput } from '../routes/executions/executions.presenters';
 import {
   ExecuteBody,
@@ -19,12 +20,14 @@ import {
   ExecutionOut,
   InputAnsweredOut,
   InputBody,
+  ListExecutionsQuery,
   StartedOut,
 } from '../routes/executions/executions.schemas';
 import { serverPage } from '../routes/servers/servers.list';
 import { ListServersQuery, ServerPage } from '../routes/servers/servers.schemas';
 import { taskPage } from '../routes/tasks/tasks.list';
 import { ListTasksQuery, TaskPage, TaskStartedOut } from '../routes/tasks/tasks.schemas';
+import { pageQuery, pageSchema } from '../pagination';
 import { z } from '../zod';
 import { guarded, runResult, waitForRun } from './mcp-results';
 
@@ -75,6 +78,16 @@ const RunResultOut = z.object({
 });
 
 const ExecutionRef = z.strictObject({ executionId: z.uuid().describe('An execution id (from execute_prompt)') });
+
+/** GET /api/executions's query, the status fixed to WAITING_INPUT. */
+const WaitingInputsQuery = z.strictObject({
+  ...pageQuery,
+  agentId: ListExecutionsQuery.shape.agentId,
+  taskId: ListExecutionsQuery.shape.taskId,
+});
+
+/** A page of GET /api/executions's runs, each with GET /api/executions/:id's pendingInput. */
+const WaitingInputPage = pageSchema(ExecutionOut.extend({ pendingInput: ExecutionDetailOut.shape.pendingInput }));
 
 const TaskRef = z.strictObject({ taskId: z.uuid().describe('A task id (from list_tasks)') });
 
@@ -184,6 +197,19 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
       ForbiddenError.from(auth.ability).throwUnlessCan('cancel', execution);
       await cancelExecution(deps, actor, execution);
       return { executionId: execution.id, workflowId: execution.workflowId };
+    }),
+  );
+
+  server.registerTool(
+    'list_waiting_inputs',
+    {
+      description:
+        "The runs waiting for an answer (WAITING_INPUT), newest first, each with its question (pendingInput: message, requestedSchema, expiresAt): GET /api/executions?status=WAITING_INPUT with each run's pendingInput; answer with answer_input",
+      inputSchema: WaitingInputsQuery,
+      outputSchema: WaitingInputPage,
+    },
+    guarded(deps, 'list_waiting_inputs', async (query: z.output<typeof WaitingInputsQuery>, em) => {
+      return waitingInputPage(em, auth, query);
     }),
   );
 

@@ -1,11 +1,11 @@
 import { ForbiddenError, subject } from '@casl/ability';
-import { Agent, Execution, ExecutionTrigger } from '../../../entities';
+import { Agent, ExecutionTrigger } from '../../../entities';
 import { cancelExecution } from '../../../domain/runs/cancel';
 import type { ApiRouter } from '../../api-router';
 import type { AppDeps } from '../../deps';
-import { scopedPage } from '../../list';
 import { loadAgent, loadExecution } from '../../loaders';
 import { IdParams } from '../common.schemas';
+import { executionPage } from './executions.list';
 import {
   EventsOut,
   EventsQuery,
@@ -75,13 +75,7 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
       responses: { 200: { description: 'A page', schema: ExecutionPage } },
     },
     async (ctx, { query, em, auth }) => {
-      const filters: Record<string, unknown>[] = [];
-      if (query.agentId) filters.push({ agent: query.agentId });
-      if (query.taskId) filters.push({ task: query.taskId });
-      if (query.status) filters.push({ status: query.status });
-      if (query.from) filters.push({ createdAt: { $gte: new Date(query.from) } });
-      if (query.to) filters.push({ createdAt: { $lt: new Date(query.to) } });
-      ctx.body = await scopedPage(em, Execution, auth, 'Execution', query, filters, (e: Execution) => presentExecution(e));
+      ctx.body = await executionPage(em, auth, query);
     },
   );
 
