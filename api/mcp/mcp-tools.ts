@@ -3,8 +3,7 @@ import type { McpServer as McpProtocolServer } from '@modelcontextprotocol/sdk/s
 import { Agent, ExecutionTrigger } from '../../entities';
 import type { Actor } from '../../domain/actor';
 import { cancelExecution } from '../../domain/runs/cancel';
-import { answerInput, pendingInputOf } from '../../domain/runs/inputs';
-import { readProgress } from '../../domain/runs/progress';
+import { answerInput } from '../../domain/runs/inputs';
 import { startExecution } from '../../domain/runs/start-execution';
 import { runTaskNow } from '../../domain/tasks/task-commands';
 import type { AuthContext } from '../auth/authenticate';
@@ -12,8 +11,8 @@ import type { AppDeps } from '../deps';
 import { loadAgentByIdOrName, loadExecution, loadTask } from '../loaders';
 import { agentPage } from '../routes/agents/agents.list';
 import { AgentPage, ListAgentsQuery } from '../routes/agents/agents.schemas';
+import { executionDetail } from '../routes/executions/executions.detail';
 import { waitingInputPage } from '../routes/executions/executions.list';
-import { presentExecution, presentPendingInput } from '../routes/executions/executions.presenters';
 import {
   ExecuteBody,
   ExecutionDetailOut,
@@ -142,8 +141,7 @@ export function registerKeyTools(server: McpProtocolServer, deps: AppDeps, calle
     guarded(deps, 'get_execution', async ({ executionId }: z.output<typeof ExecutionRef>, em) => {
       const execution = await loadExecution(em, auth, executionId);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', execution);
-      const [progress, pending] = await Promise.all([readProgress(deps, execution), pendingInputOf(em, execution)]);
-      return { ...presentExecution(execution, true), progress, pendingInput: pending ? presentPendingInput(pending) : null };
+      return executionDetail(deps, em, execution);
     }),
   );
 

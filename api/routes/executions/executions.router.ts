@@ -5,6 +5,7 @@ import type { ApiRouter } from '../../api-router';
 import type { AppDeps } from '../../deps';
 import { loadAgent, loadExecution } from '../../loaders';
 import { IdParams } from '../common.schemas';
+import { executionDetail } from './executions.detail';
 import { executionPage } from './executions.list';
 import {
   EventsOut,
@@ -17,10 +18,8 @@ import {
   ListExecutionsQuery,
   StartedOut,
 } from './executions.schemas';
-import { answerInput, pendingInputOf } from '../../../domain/runs/inputs';
-import { presentExecution, presentPendingInput } from './executions.presenters';
+import { answerInput } from '../../../domain/runs/inputs';
 import { eventsAfter } from '../../../domain/runs/execution-log';
-import { readProgress } from '../../../domain/runs/progress';
 import { startExecution } from '../../../domain/runs/start-execution';
 import { streamExecution, wantsEventStream } from '../../realtime/sse';
 import { rateLimit } from '../../rate-limit';
@@ -91,8 +90,7 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { params, em, auth }) => {
       const execution = await loadExecution(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', execution);
-      const [progress, pending] = await Promise.all([readProgress(deps, execution), pendingInputOf(em, execution)]);
-      ctx.body = { ...presentExecution(execution, true), progress, pendingInput: pending ? presentPendingInput(pending) : null };
+      ctx.body = await executionDetail(deps, em, execution);
     },
   );
 
