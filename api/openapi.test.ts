@@ -358,6 +358,24 @@ describe('the OpenAPI document against the application', () => {
       http
         .delete(`/api/api-keys/${(await http.post('/api/api-keys').set(as()).send({ name: 'spec revoke' }).expect(201)).body.id}`)
         .set(as()),
+    'POST /mcp': async () => {
+      const { key } = (await http.post('/api/api-keys').set(as()).send({ name: 'spec mcp' }).expect(201)).body as { key: string };
+      const mcp = (message: Record<string, unknown>) =>
+        http
+          .post('/mcp')
+          .set('Authorization', `Bearer ${key}`)
+          .set('Accept', 'application/json, text/event-stream')
+          .send({ jsonrpc: '2.0', ...message });
+      return [
+        await mcp({
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'spec', version: '1' } },
+        }),
+        await mcp({ method: 'notifications/initialized' }),
+        await mcp({ id: 2, method: 'tools/call', params: { name: 'list_agents', arguments: {} } }),
+      ];
+    },
     'GET /api/webhooks': async () => {
       await newWebhook();
       return [await http.get('/api/webhooks').set(as()), await http.get('/api/webhooks').query({ limit: 1 }).set(as())];
@@ -475,6 +493,44 @@ describe('the OpenAPI document against the application', () => {
     // A literal segment wins over a parameter, as in the router.
     return matching.sort((a, b) => (a.match(/\{/g)?.length ?? 0) - (b.match(/\{/g)?.length ?? 0))[0]!;
   }
+
+  it('documents POST /mcp, which the MCP transport serves outside the route table: the API key it takes, its refusals as answered, and where the protocol is described', async () => {
+    const operation = spec.paths['/mcp']!.post! as unknown as {
+      security: unknown;
+      description: string;
+      responses: Record<string, { description: string; headers?: Record<string, unknown> }>;
+    };
+    expect(operation.security).toEqual([{ apiKeyAuth: [] }]);
+    expect((spec.components as { securitySchemes: Record<string, unknown> }).securitySchemes.apiKeyAuth).toMatchObject({
+      type: 'http',
+      scheme: 'bearer',
+    });
+    expect(operation.description).toContain('docs/mcp-endpoint.md');
+    expect(operation.responses['401']!.description).toContain('api_key_required');
+    expect(operation.responses['401']!.headers).toHaveProperty('WWW-Authenticate');
+    expect(operation.responses['429']!.headers).toHaveProperty('Retry-After');
+
+    const initialize = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'spec', version: '1' } },
+    };
+    const jwt = await http.post('/mcp').set(as()).set('Accept', 'application/json, text/event-stream').send(initialize).expect(401);
+    expect(jwt.body.error.code).toBe('api_key_required');
+    conforms('POST /mcp', jwt);
+    const { key } = (await http.post('/api/api-keys').set(as()).send({ name: 'spec mcp refusals' }).expect(201)).body as { key: string };
+    const jsonOnly = await http.post('/mcp').set('Authorization', `Bearer ${key}`).set('Accept', 'application/json').send(initialize);
+    expect(jsonOnly.status).toBe(406);
+    conforms('POST /mcp', jsonOnly);
+    const notJsonRpc = await http
+      .post('/mcp')
+      .set('Authorization', `Bearer ${key}`)
+      .set('Accept', 'application/json, text/event-stream')
+      .send({ hello: 'world' });
+    expect(notJsonRpc.status).toBe(400);
+    conforms('POST /mcp', notJsonRpc);
+  });
 
   it('answers the methods a path does not serve with 405 and the same Allow as OPTIONS, which lists exactly the documented ones', async () => {
     const problems: string[] = [];

@@ -57,7 +57,100 @@ export function createRegistry(): OpenAPIRegistry {
   registry.register('DatabaseUnavailableError', DatabaseUnavailableSchema);
   registry.register('ServiceUnavailableError', ServiceUnavailableSchema);
   registry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  registerMcpEndpoint(registry);
   return registry;
+}
+
+/** One JSON-RPC 2.0 message of the MCP protocol, as a client sends it: a request (with an id) or a notification. */
+const McpMessageSchema = z
+  .object({
+    jsonrpc: z.literal('2.0'),
+    id: z.union([z.string(), z.number().int()]).optional(),
+    method: z.string().openapi({ example: 'tools/call' }),
+    params: z.record(z.string(), z.unknown()).optional(),
+  })
+  .openapi('McpMessage', {
+    description: 'A JSON-RPC 2.0 request (with an id) or notification of the MCP protocol: initialize, tools/list, tools/call, ...',
+    example: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'list_agents', arguments: {} } },
+  });
+
+/** What the MCP transport itself refuses (an Accept or a message it cannot take) answers: a JSON-RPC error, not the API's error shape. */
+const McpTransportErrorSchema = z
+  .object({
+    jsonrpc: z.literal('2.0'),
+    id: z.null(),
+    error: z.object({ code: z.number().int(), message: z.string(), data: z.unknown().optional() }),
+  })
+  .openapi('McpTransportError');
+
+/**
+ * `POST /mcp` (api/mcp/mcp.router.ts) is served by the MCP SDK's transport, outside the
+ * ApiRouter, so it is written into the document here: how to authenticate, its refusals, and
+ * where the protocol and the tools are described.
+ */
+function registerMcpEndpoint(registry: OpenAPIRegistry): void {
+  registry.registerComponent('securitySchemes', 'apiKeyAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'mcpf_…',
+    description: 'An API key (POST /api/api-keys), sent as Authorization: Bearer mcpf_…',
+  });
+  const refusal = (
+    description: string,
+    headers?: Record<string, { description: string; required: boolean; schema: { type: 'string' | 'integer'; minimum?: number } }>,
+  ) => ({
+    description,
+    ...(headers ? { headers } : {}),
+    content: { 'application/json': { schema: ErrorSchema } },
+  });
+  registry.registerPath({
+    method: 'post',
+    path: '/mcp',
+    summary: "mcp-fleet's MCP endpoint (Streamable HTTP, stateless) for an API key's MCP client",
+    description: [
+      "mcp-fleet as an MCP server: the tools list_agents, list_servers, list_tasks, get_execution, execute_prompt, run_task, cancel_execution, list_waiting_inputs and answer_input, each doing what its REST route does with the key's role.",
+      'Send `Accept: application/json, text/event-stream`. Stateless: no Mcp-Session-Id, any API instance answers; GET and DELETE answer 405.',
+      'The protocol, the tools, their arguments and results, and client configurations (Claude Desktop, Claude Code, the SDK) are in docs/mcp-endpoint.md.',
+    ].join(' '),
+    tags: ['mcp'],
+    security: [{ apiKeyAuth: [] }],
+    request: {
+      body: {
+        required: true,
+        content: { 'application/json': { schema: z.union([McpMessageSchema, z.array(McpMessageSchema).min(1)]) } },
+      },
+    },
+    responses: {
+      200: {
+        description:
+          "A request's answer, as an SSE stream: a tool that waits (execute_prompt) sends its progress notifications, then the JSON-RPC result. A refused tool call is a result with isError: true",
+        content: { 'text/event-stream': { schema: { type: 'string' } } },
+      },
+      202: { description: 'Notifications only (such as notifications/initialized): accepted, no body' },
+      400: {
+        description:
+          'A body that is not JSON (the API error shape), or not a JSON-RPC message the transport takes (a JSON-RPC error, such as -32700 Parse error)',
+        content: { 'application/json': { schema: z.union([ErrorSchema, McpTransportErrorSchema]) } },
+      },
+      401: refusal(
+        "`api_key_required` for a person's access token (JWT), `unauthorized` without a token, `invalid_api_key`, `api_key_revoked` or `api_key_expired` for a key not accepted (docs/api.md, Errors)",
+        { 'WWW-Authenticate': { description: 'Bearer', required: true, schema: { type: 'string' as const } } },
+      ),
+      406: {
+        description: 'The Accept header does not take both application/json and text/event-stream (a JSON-RPC error)',
+        content: { 'application/json': { schema: McpTransportErrorSchema } },
+      },
+      415: {
+        description: 'The body is not application/json (a JSON-RPC error)',
+        content: { 'application/json': { schema: McpTransportErrorSchema } },
+      },
+      429: refusal('`rate_limited`: past the `mcp.user` or `mcp.ip` rule (docs/api.md, Rate limits); try again after Retry-After', {
+        'Retry-After': { description: 'Seconds to wait', required: true, schema: { type: 'integer' as const, minimum: 1 } },
+      }),
+      503: unavailableResponse(),
+      default: refusal('Error'),
+    },
+  });
 }
 
 /** zod's own reading of a uuid (versions 1 to 8 with the RFC variant, nil and max), which zod-to-openapi leaves at `format: uuid`. */

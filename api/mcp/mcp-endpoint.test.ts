@@ -3,6 +3,7 @@ import request from 'supertest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import type { AgentHost } from '../../host/server';
 import { createApp } from '../app';
 import { startApiServer, type ApiServer } from '../server';
@@ -57,6 +58,8 @@ describe('the MCP endpoint (POST /mcp)', () => {
     });
     await client.connect(transport);
     closers.push(() => client.close());
+    // As MCP clients do: with the tool list read, the SDK checks each result against its tool's outputSchema.
+    await client.listTools();
     return client;
   }
 
@@ -73,9 +76,12 @@ describe('the MCP endpoint (POST /mcp)', () => {
     expect(tools.map((t) => t.name)).toEqual([
       'list_agents',
       'list_servers',
+      'list_tasks',
       'get_execution',
       'execute_prompt',
+      'run_task',
       'cancel_execution',
+      'list_waiting_inputs',
       'answer_input',
     ]);
     // The input schema is the REST route's zod schema.
@@ -91,6 +97,58 @@ describe('the MCP endpoint (POST /mcp)', () => {
     // A bad argument is a tool error naming the field, not a crash.
     const bad = await client.callTool({ name: 'list_agents', arguments: { limit: 1000 } });
     expect(errorText(bad)).toMatch(/limit/);
+  });
+
+  async function createTask(account: Account, body: Record<string, unknown>): Promise<{ id: string; title: string }> {
+    const res = await http
+      .post('/api/tasks')
+      .auth(account.accessToken, { type: 'bearer' })
+      .send({ title: `mcp task ${randomUUID().slice(0, 8)}`, ...body })
+      .expect(201);
+    return res.body;
+  }
+
+  it("declares every tool's outputSchema from its REST route's response schema, and every result fits it", async () => {
+    const { key } = await createKey(admin);
+    const client = await connect(key);
+    const { tools } = await client.listTools();
+    const schemas = Object.fromEntries(tools.map((t) => [t.name, t.outputSchema]));
+    // Structured content is an object (a page wraps its items), with the REST answer's required fields.
+    expect(Object.fromEntries(tools.map((t) => [t.name, t.outputSchema?.type]))).toEqual(
+      Object.fromEntries(tools.map((t) => [t.name, 'object'])),
+    );
+    expect(schemas.list_agents!.required).toEqual(['items', 'nextCursor']);
+    expect(schemas.list_servers!.required).toEqual(['items', 'nextCursor']);
+    expect(schemas.list_tasks!.required).toEqual(['items', 'nextCursor']);
+    expect(schemas.run_task!.required).toEqual(['executionId', 'workflowId', 'status']);
+    expect(schemas.get_execution!.required).toEqual(expect.arrayContaining(['id', 'status', 'output', 'progress', 'pendingInput']));
+    expect(schemas.execute_prompt!.required).toEqual(['executionId', 'status', 'output']);
+    expect(schemas.cancel_execution!.required).toEqual(['executionId', 'workflowId']);
+    expect(schemas.answer_input!.required).toEqual(['inputId', 'status']);
+    expect(schemas.list_waiting_inputs!.required).toEqual(['items', 'nextCursor']);
+
+    // Checked here as any client would (the SDK's own validator), beside the SDK's check in callTool.
+    const validator = new AjvJsonSchemaValidator();
+    const fits = (tool: string, result: unknown) => {
+      const checked = validator.getValidator(schemas[tool] as never)((result as CallToolResult).structuredContent);
+      expect({ tool, problem: checked.errorMessage }).toEqual({ tool, problem: undefined });
+      return (result as CallToolResult).structuredContent as Record<string, unknown>;
+    };
+    fits('list_agents', await client.callTool({ name: 'list_agents', arguments: { limit: 1 } }));
+    fits('list_servers', await client.callTool({ name: 'list_servers', arguments: {} }));
+    const task = await createTask(admin, { agentId: agent.id, prompt: 'fit task [steps:1]' });
+    expect(fits('list_tasks', await client.callTool({ name: 'list_tasks', arguments: {} })).items).not.toEqual([]);
+    fits('run_task', await client.callTool({ name: 'run_task', arguments: { taskId: task.id } }));
+    const run = fits(
+      'execute_prompt',
+      await client.callTool({ name: 'execute_prompt', arguments: { agent: agent.id, prompt: 'fit [steps:1]' } }, undefined, {
+        timeout: 120_000,
+      }),
+    );
+    expect(run.status).toBe('COMPLETED');
+    const detail = fits('get_execution', await client.callTool({ name: 'get_execution', arguments: { executionId: run.executionId } }));
+    expect(detail.progress).toMatchObject({ status: 'COMPLETED' });
+    fits('list_waiting_inputs', await client.callTool({ name: 'list_waiting_inputs', arguments: {} }));
   });
 
   it('runs a prompt by agent name to completion, with progress notifications, audited as the key', async () => {
@@ -175,6 +233,68 @@ describe('the MCP endpoint (POST /mcp)', () => {
     expect(json(await otherClient.callTool({ name: 'list_agents', arguments: {} })).items.map((a: { id: string }) => a.id)).toEqual([
       foreign.body.id,
     ]);
+  });
+
+  it("list_tasks lists the organisation's tasks as GET /api/tasks does, to every role, and never another organisation's", async () => {
+    const nightly = await createTask(admin, { title: `nightly ${randomUUID().slice(0, 8)}`, agentId: agent.id, prompt: 'nightly' });
+    const weekly = await createTask(admin, {
+      title: `weekly ${randomUUID().slice(0, 8)}`,
+      agentId: agent.id,
+      prompt: 'weekly',
+      executionMode: 'RECURRING',
+      cronExpression: '0 9 * * 1',
+      timezone: 'Europe/Paris',
+      enabled: false,
+    });
+    const other = await registerAccount(http, 'Other Tasks Org');
+    await createTask(other, { title: nightly.title, assignmentMode: 'AUTO', prompt: 'theirs' });
+
+    const viewer = await connect((await createKey(admin, { role: 'VIEWER' })).key);
+    const listed = json(await viewer.callTool({ name: 'list_tasks', arguments: { text: nightly.title } }));
+    const rest = await http.get('/api/tasks').query({ text: nightly.title }).auth(admin.accessToken, { type: 'bearer' }).expect(200);
+    // The same page as the REST route, field for field: one query and one presenter.
+    expect(listed).toEqual(rest.body);
+    expect(listed.items.map((t: { id: string }) => t.id)).toEqual([nightly.id]);
+    const recurring = json(await viewer.callTool({ name: 'list_tasks', arguments: { executionMode: 'RECURRING', enabled: 'false' } }));
+    expect(recurring.items.map((t: { id: string }) => t.id)).toEqual([weekly.id]);
+    expect(recurring.items[0]).toMatchObject({
+      cronExpression: '0 9 * * 1',
+      scheduleId: `task-${weekly.id}`,
+      nextRunTimes: expect.any(Array),
+    });
+    const paged = json(await viewer.callTool({ name: 'list_tasks', arguments: { limit: 1 } }));
+    expect(paged.items).toHaveLength(1);
+    expect(paged.nextCursor).toEqual(expect.any(String));
+    expect(errorText(await viewer.callTool({ name: 'list_tasks', arguments: { kind: 'nope' } }))).toMatch(/kind/);
+  });
+
+  it("run_task runs a task now as POST /api/tasks/:id/run does: an OPERATOR key runs it, a VIEWER key cannot, another organisation's task is not found", async () => {
+    const task = await createTask(admin, { agentId: agent.id, prompt: `task run ${randomUUID()} [steps:1]` });
+    const viewer = await connect((await createKey(admin, { role: 'VIEWER' })).key);
+    expect(errorText(await viewer.callTool({ name: 'run_task', arguments: { taskId: task.id } }))).toMatch(/^forbidden/);
+
+    const operatorKey = await createKey(admin, { role: 'OPERATOR', name: 'task runner' });
+    const operator = await connect(operatorKey.key);
+    const started = json(await operator.callTool({ name: 'run_task', arguments: { taskId: task.id } }));
+    expect(started).toEqual({ executionId: expect.any(String), workflowId: expect.stringContaining(task.id), status: expect.any(String) });
+    const done = await waitFor(async () => {
+      const run = json(await operator.callTool({ name: 'get_execution', arguments: { executionId: started.executionId } }));
+      return run.status === 'COMPLETED' ? run : undefined;
+    });
+    expect(done).toMatchObject({ taskId: task.id, agentId: agent.id, trigger: 'manual' });
+    // The same domain command as REST: audited as task.run, naming the key.
+    const audit = await http.get(`/api/audit?resourceId=${task.id}`).auth(admin.accessToken, { type: 'bearer' }).expect(200);
+    const entry = audit.body.items.find((e: { action: string }) => e.action === 'task.run');
+    expect(entry.actor.apiKey).toEqual({ id: operatorKey.id, name: 'task runner', prefix: operatorKey.prefix });
+    expect(entry.changes).toEqual({ executionId: started.executionId });
+
+    const paused = await createTask(admin, { agentId: agent.id, prompt: 'never', enabled: false });
+    expect(errorText(await operator.callTool({ name: 'run_task', arguments: { taskId: paused.id } }))).toMatch(/^task_disabled/);
+
+    const other = await registerAccount(http, 'Other Run Org');
+    const foreign = await createTask(other, { assignmentMode: 'AUTO', prompt: 'theirs' });
+    expect(errorText(await operator.callTool({ name: 'run_task', arguments: { taskId: foreign.id } }))).toBe('Task: not found');
+    expect(errorText(await operator.callTool({ name: 'run_task', arguments: { taskId: randomUUID() } }))).toBe('Task: not found');
   });
 
   it('refuses a JWT, no token, and a revoked key at once with 401 and WWW-Authenticate: Bearer', async () => {
@@ -286,5 +406,44 @@ describe('the MCP endpoint (POST /mcp)', () => {
     expect(done.output).toContain('main');
     const again = await other.callTool({ name: 'answer_input', arguments: { executionId, action: 'decline' } });
     expect(errorText(again)).toMatch(/^no_pending_input/);
+  });
+
+  it('list_waiting_inputs lists the runs waiting on a question with the question, to every role of the organisation and no other', async () => {
+    const asking = await activeAgent(http, admin, serverId);
+    const { key } = await createKey(admin);
+    const operator = await connect(key);
+    const question = `Which region? ${randomUUID().slice(0, 8)}`;
+    const started = json(
+      await operator.callTool({ name: 'execute_prompt', arguments: { agent: asking.id, prompt: `deploy [ask:${question}]`, wait: false } }),
+    );
+    const viewer = await connect((await createKey(admin, { role: 'VIEWER' })).key);
+    const waiting = await waitFor(async () => {
+      const page = json(await viewer.callTool({ name: 'list_waiting_inputs', arguments: { agentId: asking.id } }));
+      return page.items.find((r: { id: string; pendingInput: unknown }) => r.id === started.executionId && r.pendingInput);
+    });
+    expect(waiting).toMatchObject({
+      id: started.executionId,
+      agentId: asking.id,
+      status: 'WAITING_INPUT',
+      pendingInput: { inputId: expect.any(String), message: question, requestedSchema: expect.any(Object), expiresAt: expect.any(String) },
+    });
+    // As GET /api/executions/:id shows the question; and only waiting runs are listed.
+    const rest = await http.get(`/api/executions/${started.executionId}`).auth(admin.accessToken, { type: 'bearer' }).expect(200);
+    expect(waiting.pendingInput).toEqual(rest.body.pendingInput);
+    const all = json(await viewer.callTool({ name: 'list_waiting_inputs', arguments: { limit: 100 } }));
+    expect(all.items.map((r: { status: string }) => r.status)).toEqual(all.items.map(() => 'WAITING_INPUT'));
+    expect(json(await viewer.callTool({ name: 'list_waiting_inputs', arguments: { agentId: agent.id } })).items).toEqual([]);
+
+    const stranger = await connect((await createKey(await registerAccount(http, 'Other Inputs Org'))).key);
+    expect(json(await stranger.callTool({ name: 'list_waiting_inputs', arguments: {} })).items).toEqual([]);
+
+    await operator.callTool({
+      name: 'answer_input',
+      arguments: { executionId: started.executionId, action: 'accept', content: { answer: 'eu' } },
+    });
+    await waitFor(async () => {
+      const page = json(await viewer.callTool({ name: 'list_waiting_inputs', arguments: { agentId: asking.id } }));
+      return page.items.length === 0;
+    });
   });
 });

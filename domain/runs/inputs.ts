@@ -253,3 +253,10 @@ export function findInput(em: EntityManager, inputId: string): Promise<Execution
 export function pendingInputOf(em: EntityManager, execution: ExecutionRef | Execution): Promise<ExecutionInput | null> {
   return em.fork().findOne(ExecutionInput, { execution: execution.id, status: ExecutionInputStatus.PENDING });
 }
+
+/** The questions waiting for an answer of these runs, by run id, in one query (a page of waiting runs). */
+export async function pendingInputsOf(em: EntityManager, executionIds: string[]): Promise<Map<string, ExecutionInput>> {
+  if (!executionIds.length) return new Map();
+  const inputs = await em.fork().find(ExecutionInput, { execution: { $in: executionIds }, status: ExecutionInputStatus.PENDING });
+  return new Map(inputs.map((input) => [input.execution.id, input]));
+}

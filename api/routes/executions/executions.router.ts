@@ -1,11 +1,12 @@
 import { ForbiddenError, subject } from '@casl/ability';
-import { Agent, Execution, ExecutionTrigger } from '../../../entities';
+import { Agent, ExecutionTrigger } from '../../../entities';
 import { cancelExecution } from '../../../domain/runs/cancel';
 import type { ApiRouter } from '../../api-router';
 import type { AppDeps } from '../../deps';
-import { scopedPage } from '../../list';
 import { loadAgent, loadExecution } from '../../loaders';
 import { IdParams } from '../common.schemas';
+import { executionDetail } from './executions.detail';
+import { executionPage } from './executions.list';
 import {
   EventsOut,
   EventsQuery,
@@ -17,10 +18,8 @@ import {
   ListExecutionsQuery,
   StartedOut,
 } from './executions.schemas';
-import { answerInput, pendingInputOf } from '../../../domain/runs/inputs';
-import { presentExecution, presentPendingInput } from './executions.presenters';
+import { answerInput } from '../../../domain/runs/inputs';
 import { eventsAfter } from '../../../domain/runs/execution-log';
-import { readProgress } from '../../../domain/runs/progress';
 import { startExecution } from '../../../domain/runs/start-execution';
 import { streamExecution, wantsEventStream } from '../../realtime/sse';
 import { rateLimit } from '../../rate-limit';
@@ -75,13 +74,7 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
       responses: { 200: { description: 'A page', schema: ExecutionPage } },
     },
     async (ctx, { query, em, auth }) => {
-      const filters: Record<string, unknown>[] = [];
-      if (query.agentId) filters.push({ agent: query.agentId });
-      if (query.taskId) filters.push({ task: query.taskId });
-      if (query.status) filters.push({ status: query.status });
-      if (query.from) filters.push({ createdAt: { $gte: new Date(query.from) } });
-      if (query.to) filters.push({ createdAt: { $lt: new Date(query.to) } });
-      ctx.body = await scopedPage(em, Execution, auth, 'Execution', query, filters, (e: Execution) => presentExecution(e));
+      ctx.body = await executionPage(em, auth, query);
     },
   );
 
@@ -97,8 +90,7 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { params, em, auth }) => {
       const execution = await loadExecution(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', execution);
-      const [progress, pending] = await Promise.all([readProgress(deps, execution), pendingInputOf(em, execution)]);
-      ctx.body = { ...presentExecution(execution, true), progress, pendingInput: pending ? presentPendingInput(pending) : null };
+      ctx.body = await executionDetail(deps, em, execution);
     },
   );
 

@@ -18,8 +18,9 @@ import { computedRunTimes, scheduleRunTimes } from '../../../domain/tasks/task-s
 import type { ApiRouter } from '../../api-router';
 import type { AuthContext } from '../../auth/authenticate';
 import type { AppDeps } from '../../deps';
-import { containing, scopedPage } from '../../list';
+import { scopedPage } from '../../list';
 import { loadTask } from '../../loaders';
+import { taskPage } from './tasks.list';
 import { rateLimit } from '../../rate-limit';
 import { streamExecution, wantsEventStream } from '../../realtime/sse';
 import { IdParams } from '../common.schemas';
@@ -83,27 +84,7 @@ export function taskRoutes(api: ApiRouter, deps: AppDeps): void {
       responses: { 200: { description: 'A page of tasks', schema: TaskPage } },
     },
     async (ctx, { query, em, auth }) => {
-      const filters: Record<string, unknown>[] = [{ deletedAt: null }];
-      if (query.kind) filters.push({ kind: query.kind });
-      if (query.executionMode) filters.push({ executionMode: query.executionMode });
-      if (query.assignmentMode) filters.push({ assignmentMode: query.assignmentMode });
-      if (query.enabled) filters.push({ enabled: query.enabled === 'true' });
-      if (query.agentId) filters.push({ agent: query.agentId });
-      if (query.text)
-        filters.push({ $or: [{ title: { $ilike: containing(query.text) } }, { description: { $ilike: containing(query.text) } }] });
-      const page = await scopedPage(em, Task, auth, 'Task', query, filters, (task: Task) => task);
-      // The agents (for agentProblem) and the run counts, side by side: both need only the page.
-      const [counts] = await Promise.all([
-        runCounts(
-          em,
-          page.items.map((t) => t.id),
-        ),
-        em.populate(page.items, ['agent']),
-      ]);
-      ctx.body = {
-        items: page.items.map((task) => presentTask(task, countsOf(counts, task.id), computedRunTimes(task))),
-        nextCursor: page.nextCursor,
-      };
+      ctx.body = await taskPage(em, auth, query);
     },
   );
 
