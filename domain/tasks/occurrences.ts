@@ -50,14 +50,20 @@ function readTask(tx: EntityManager, taskId: string, refresh = false): Promise<T
 }
 
 /**
- * The task, locked until `tx` ends and read as it is now. FOR NO KEY UPDATE (domain/runs/row-locks.ts):
+ * The task, locked until `tx` ends and as it is now. FOR NO KEY UPDATE (domain/runs/row-locks.ts):
  * it keeps the task's other decisions in line without blocking the key checks of runs being
- * written for the task beside it (an ALLOW_ALL occurrence's).
+ * written for the task beside it (an ALLOW_ALL occurrence's). `read`: the task as `tx` read it
+ * before the lock, kept when nobody wrote it since: every write of a task moves its updated_at
+ * but an ALLOW_ALL occurrence's counters, which it writes only while the task is ALLOW_ALL.
  */
-async function lockTask(tx: EntityManager, taskId: string): Promise<Task | null> {
-  const rows = await tx.execute<{ id: string }[]>('select id from tasks where id = ? for no key update', [taskId]);
-  if (!rows.length) return null;
-  // A task read before the lock is read again (a refresh also reloads its relations, one query each).
+async function lockTask(tx: EntityManager, taskId: string, read?: Task): Promise<Task | null> {
+  const [row] = await tx.execute<{ unchanged: boolean | null }[]>(
+    `select date_trunc('milliseconds', updated_at) = ? as unchanged from tasks where id = ? for no key update`,
+    [read?.updatedAt ?? null, taskId],
+  );
+  if (!row) return null;
+  if (read && row.unchanged) return read;
+  // Read again; a refresh of a task already read also reloads its relations, one query each.
   return readTask(tx, taskId, !!tx.getUnitOfWork().getById(Task.name, taskId));
 }
 
@@ -211,11 +217,8 @@ const NO_SIDE_EFFECTS = { stop: [], slotFreed: [] };
 export async function beginOccurrence(deps: RunDeps, request: OccurrenceRequest): Promise<OccurrenceStep> {
   const em = deps.orm.em.fork();
   const decided = await em.transactional(async (tx) => {
-    const alongside = await beginAlongside(tx, request);
-    if (alongside) return alongside;
-    // Nothing written: the task is read again under its lock, in one statement, not refreshed relation by relation.
-    tx.clear();
-    return beginUnderLock(tx, request);
+    const task = await readTask(tx, request.taskId);
+    return (await beginAlongside(tx, task, request)) ?? beginUnderLock(tx, task, request);
   });
   return applyDecision(deps, em, decided);
 }
@@ -229,8 +232,7 @@ export async function beginOccurrence(deps: RunDeps, request: OccurrenceRequest)
  * deleted or disabled, still ALLOW_ALL). Null when the task is not ALLOW_ALL or has changed
  * meanwhile, with nothing written: the caller decides under the lock.
  */
-async function beginAlongside(tx: EntityManager, request: OccurrenceRequest): Promise<Decided | null> {
-  const task = await readTask(tx, request.taskId);
+async function beginAlongside(tx: EntityManager, task: Task | null, request: OccurrenceRequest): Promise<Decided | null> {
   if (!task || task.overlapPolicy !== OverlapPolicy.ALLOW_ALL || refusal(task, request)) return null;
   const existing = await tx.findOne(Execution, request.executionId, { populate: ['agent'] });
   if (existing) return { step: stepOf(existing, task), ...NO_SIDE_EFFECTS };
@@ -254,8 +256,8 @@ async function beginAlongside(tx: EntityManager, request: OccurrenceRequest): Pr
 }
 
 /** The occurrence decided under the task's lock, against the task's live runs. */
-async function beginUnderLock(tx: EntityManager, request: OccurrenceRequest): Promise<Decided> {
-  const task = await lockTask(tx, request.taskId);
+async function beginUnderLock(tx: EntityManager, read: Task | null, request: OccurrenceRequest): Promise<Decided> {
+  const task = await lockTask(tx, request.taskId, read ?? undefined);
   const existing = await tx.findOne(Execution, request.executionId, { populate: ['agent'] });
   if (existing) return { step: stepOf(existing, task), ...NO_SIDE_EFFECTS };
   if (!task)
