@@ -5,9 +5,9 @@ import type { ActivityDeps } from './deps';
 
 /**
  * The activities of a task's occurrence (workflows/task-run.workflow.ts): its decisions, taken
- * in domain/tasks/occurrences.ts under the task's lock. The call of a `kind: tool` task's tool,
- * run by the occurrence's child `agentExecution`, is `executeToolCall`, beside executePrompt
- * (tool-call.activities.ts).
+ * in domain/tasks/occurrences.ts (under the task's lock where they count its runs). The call
+ * of a `kind: tool` task's tool, run by the occurrence's child `agentExecution`, is
+ * `executeToolCall`, beside executePrompt (tool-call.activities.ts).
  */
 export function createTaskActivities(deps: ActivityDeps) {
   const { orm, config } = deps;

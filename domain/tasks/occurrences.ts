@@ -1,4 +1,3 @@
-import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import {
   Agent,
@@ -6,6 +5,7 @@ import {
   ExecutionStatus,
   ExecutionTrigger,
   LIVE_EXECUTION_STATUSES,
+  OverlapPolicy,
   SLOT_HOLDING_STATUSES,
   Task,
   TaskKind,
@@ -23,16 +23,19 @@ import type { RunDeps } from '../runs/run-deps';
 import { assignExecution, createExecution, recordExecution, type TaskRunFields } from '../runs/start-execution';
 import { slotFreedSignal } from '../../workflows/contracts/agent-execution';
 import { executionHandle, searchAttributes, stopWorkflow } from '../temporal';
-import { resolveAgent } from './assignment';
+import { resolveAgent, type Assignment } from './assignment';
 import { decideOverlap, isWaiting } from './overlap';
 import { nextRunAt, runTimesBetween } from './task-schedule';
 import { renderPrompt } from './task-rules';
 
 /**
  * The steps of one occurrence of a task, as its `taskRun` workflow takes them (through the
- * activities in activities/tasks.activities.ts). Each decision runs in one transaction holding
- * the task's row lock, so the task's runs are counted once per decision; each step is keyed by
- * the execution id the workflow chose, so a retried activity finds what it already wrote.
+ * activities in activities/tasks.activities.ts). Each decision that counts the task's runs (its
+ * overlap policy, a waiting occurrence's turn) runs in one transaction holding the task's row
+ * lock, so they are counted once per decision; an ALLOW_ALL occurrence counts none and is
+ * decided beside the others (`beginAlongside`). Ending a run (settleAttempt, endOccurrence)
+ * takes no task lock. Each step is keyed by the execution id the workflow chose, so a retried
+ * activity finds what it already wrote.
  */
 
 const TRIGGERS: Record<OccurrenceRequest['trigger'], ExecutionTrigger> = {
@@ -41,10 +44,27 @@ const TRIGGERS: Record<OccurrenceRequest['trigger'], ExecutionTrigger> = {
   retry: ExecutionTrigger.RETRY,
 };
 
-async function lockTask(tx: EntityManager, taskId: string): Promise<Task | null> {
-  const task = await tx.findOne(Task, taskId, { lockMode: LockMode.PESSIMISTIC_WRITE });
-  if (task) await tx.populate(task, ['agent', 'agent.server']);
-  return task;
+/** The task with its agent and the agent's server, in one query; `refresh`: read again, as it is now. */
+function readTask(tx: EntityManager, taskId: string, refresh = false): Promise<Task | null> {
+  return tx.findOne(Task, taskId, { populate: ['agent', 'agent.server'], strategy: 'joined', refresh });
+}
+
+/**
+ * The task, locked until `tx` ends and as it is now. FOR NO KEY UPDATE (domain/runs/row-locks.ts):
+ * it keeps the task's other decisions in line without blocking the key checks of runs being
+ * written for the task beside it (an ALLOW_ALL occurrence's). `read`: the task as `tx` read it
+ * before the lock, kept when nobody wrote it since: every write of a task moves its updated_at
+ * but an ALLOW_ALL occurrence's counters, which it writes only while the task is ALLOW_ALL.
+ */
+async function lockTask(tx: EntityManager, taskId: string, read?: Task): Promise<Task | null> {
+  const [row] = await tx.execute<{ unchanged: boolean | null }[]>(
+    `select date_trunc('milliseconds', updated_at) = ? as unchanged from tasks where id = ? for no key update`,
+    [read?.updatedAt ?? null, taskId],
+  );
+  if (!row) return null;
+  if (read && row.unchanged) return read;
+  // Read again; a refresh of a task already read also reloads its relations, one query each.
+  return readTask(tx, taskId, !!tx.getUnitOfWork().getById(Task.name, taskId));
 }
 
 function liveRuns(tx: EntityManager, taskId: string): Promise<Execution[]> {
@@ -132,9 +152,9 @@ function counted(task: Task): void {
 /** What a run is started from: a new one's fields, or the row of one that waited its turn. */
 type RunSource = { fields: ReturnType<typeof runFields>; actor: Actor } | { waiting: Execution };
 
-/** Resolves the agent and starts the run on it (QUEUED or RUNNING), or records it FAILED with the reason. */
-async function startOrFail(tx: EntityManager, task: Task, source: RunSource): Promise<Execution> {
-  const assignment = await resolveAgent(tx, task);
+/** Starts the run on the agent chosen (QUEUED or RUNNING), or records it FAILED with the reason. */
+async function startOrFail(tx: EntityManager, task: Task, source: RunSource, assignment?: Assignment): Promise<Execution> {
+  assignment ??= await resolveAgent(tx, task);
   if (!assignment.ok) return fail(tx, source, assignment.reason);
   try {
     if ('fields' in source)
@@ -180,56 +200,103 @@ async function applyDecision(deps: RunDeps, em: EntityManager, decided: Decided)
   return decided.step;
 }
 
-/** The occurrence's first decision: its overlap policy against the task's live runs, then the agent. */
+/** Why a new occurrence of the task does not run at all, whatever its other runs: null when it may. */
+function refusal(task: Task, request: OccurrenceRequest): string | null {
+  if (task.deletedAt) return 'skipped: the task was deleted';
+  if (!task.enabled && request.trigger === 'schedule') return 'skipped: the task is disabled';
+  return null;
+}
+
+const NO_SIDE_EFFECTS = { stop: [], slotFreed: [] };
+
+/**
+ * The occurrence's first decision: its overlap policy against the task's live runs, then the
+ * agent. An ALLOW_ALL occurrence is decided beside the task's others (`beginAlongside`), any
+ * other under the task's lock (`beginUnderLock`).
+ */
 export async function beginOccurrence(deps: RunDeps, request: OccurrenceRequest): Promise<OccurrenceStep> {
   const em = deps.orm.em.fork();
-  const decided = await em.transactional(async (tx): Promise<Decided> => {
-    const none = { stop: [], slotFreed: [] };
-    const task = await lockTask(tx, request.taskId);
-    const existing = await tx.findOne(Execution, request.executionId, { populate: ['agent'] });
-    if (existing) return { step: stepOf(existing, task), ...none };
-    if (!task)
-      return {
-        step: { next: 'end', executionId: request.executionId, maxRetries: 0, status: 'SKIPPED', reason: 'the task no longer exists' },
-        ...none,
-      };
-    const actor = actorFor(task, request);
-    const fields = runFields(task, request);
-    const refused = task.deletedAt
-      ? 'skipped: the task was deleted'
-      : !task.enabled && request.trigger === 'schedule'
-        ? 'skipped: the task is disabled'
-        : null;
-    const decision = refused
-      ? { action: 'skip' as const, reason: refused }
-      : decideOverlap(task.overlapPolicy, await liveRuns(tx, task.id));
-    let execution: Execution;
-    const stop: Decided['stop'] = [];
-    const slotFreed: string[] = [];
-    if (decision.action === 'skip') {
-      execution = await recordExecution(tx, actor, { ...fields, status: ExecutionStatus.SKIPPED, error: decision.reason });
-    } else if (decision.action === 'wait') {
-      execution = await recordExecution(tx, actor, fields);
-      stop.push(...decision.cancel.map((e) => ({ execution: e, how: 'cancel' as const, reason: decision.reason })));
-    } else {
-      const reason = `terminated: occurrence ${request.executionId} replaced it (overlap policy TERMINATE_OTHER)`;
-      // Every run before any agent (domain/runs/row-locks.ts), and read again under its lock.
-      for (const other of decision.terminate) await lockExecution(tx, { id: other.id });
-      for (const other of decision.terminate) {
-        await markFinished(tx, other, { status: 'CANCELLED', error: reason });
-        if (other.agent) slotFreed.push(...(await releaseSlot(tx, other.agent.id)));
-        stop.push({ execution: other, how: 'terminate', reason });
-      }
-      execution = await startOrFail(tx, task, { fields, actor });
-      if (execution.status !== ExecutionStatus.FAILED) counted(task);
-    }
-    task.nextRunAt = nextRunAt(task) ?? undefined;
-    await tx.flush();
-    const reason = decision.action === 'run' ? (execution.error ?? execution.assignmentReason ?? null) : decision.reason;
-    await announce(tx, task, execution, reason);
-    return { step: stepOf(execution, task), stop, slotFreed };
+  const decided = await em.transactional(async (tx) => {
+    const task = await readTask(tx, request.taskId);
+    return (await beginAlongside(tx, task, request)) ?? beginUnderLock(tx, task, request);
   });
   return applyDecision(deps, em, decided);
+}
+
+/**
+ * An ALLOW_ALL occurrence counts none of the task's runs, so it reads the task, its own row (a
+ * retried activity) and the agents without the task's lock, while the task's other occurrences
+ * decide too; the slot it takes is counted under the agent's lock (createExecution). It takes
+ * the task's row only to write the task's counters: first, before the agent (the order of
+ * domain/runs/row-locks.ts), on the condition that the task is as it was read (not edited, not
+ * deleted or disabled, still ALLOW_ALL). Null when the task is not ALLOW_ALL or has changed
+ * meanwhile, with nothing written: the caller decides under the lock.
+ */
+async function beginAlongside(tx: EntityManager, task: Task | null, request: OccurrenceRequest): Promise<Decided | null> {
+  if (!task || task.overlapPolicy !== OverlapPolicy.ALLOW_ALL || refusal(task, request)) return null;
+  const existing = await tx.findOne(Execution, request.executionId, { populate: ['agent'] });
+  if (existing) return { step: stepOf(existing, task), ...NO_SIDE_EFFECTS };
+  const assignment = await resolveAgent(tx, task);
+  // An edit writes updated_at (at ms, as MikroORM wrote it); a run's counters below do not.
+  const unchanged = await tx.execute<{ id: string }[]>(
+    `select id from tasks
+     where id = ? and overlap_policy = ? and deleted_at is null and (enabled or ?) and date_trunc('milliseconds', updated_at) = ?
+     for no key update`,
+    [task.id, OverlapPolicy.ALLOW_ALL, request.trigger !== 'schedule', task.updatedAt],
+  );
+  if (!unchanged.length) return null;
+  const execution = await startOrFail(tx, task, { fields: runFields(task, request), actor: actorFor(task, request) }, assignment);
+  const ran = execution.status !== ExecutionStatus.FAILED;
+  await tx.execute(
+    'update tasks set next_run_at = ?, run_count = run_count + ?, last_run_at = case when ? then ? else last_run_at end where id = ?',
+    [nextRunAt(task), ran ? 1 : 0, ran, new Date(), task.id],
+  );
+  await announce(tx, task, execution, execution.error ?? execution.assignmentReason ?? null);
+  return { step: stepOf(execution, task), ...NO_SIDE_EFFECTS };
+}
+
+/** The occurrence decided under the task's lock, against the task's live runs. */
+async function beginUnderLock(tx: EntityManager, read: Task | null, request: OccurrenceRequest): Promise<Decided> {
+  const task = await lockTask(tx, request.taskId, read ?? undefined);
+  const existing = await tx.findOne(Execution, request.executionId, { populate: ['agent'] });
+  if (existing) return { step: stepOf(existing, task), ...NO_SIDE_EFFECTS };
+  if (!task)
+    return {
+      step: { next: 'end', executionId: request.executionId, maxRetries: 0, status: 'SKIPPED', reason: 'the task no longer exists' },
+      ...NO_SIDE_EFFECTS,
+    };
+  const actor = actorFor(task, request);
+  const fields = runFields(task, request);
+  const refused = refusal(task, request);
+  const decision = refused
+    ? { action: 'skip' as const, reason: refused }
+    : // ALLOW_ALL counts none of them (an occurrence here when its task changed as it was decided).
+      decideOverlap(task.overlapPolicy, task.overlapPolicy === OverlapPolicy.ALLOW_ALL ? [] : await liveRuns(tx, task.id));
+  let execution: Execution;
+  const stop: Decided['stop'] = [];
+  const slotFreed: string[] = [];
+  if (decision.action === 'skip') {
+    execution = await recordExecution(tx, actor, { ...fields, status: ExecutionStatus.SKIPPED, error: decision.reason });
+  } else if (decision.action === 'wait') {
+    execution = await recordExecution(tx, actor, fields);
+    stop.push(...decision.cancel.map((e) => ({ execution: e, how: 'cancel' as const, reason: decision.reason })));
+  } else {
+    const reason = `terminated: occurrence ${request.executionId} replaced it (overlap policy TERMINATE_OTHER)`;
+    // Every run before any agent (domain/runs/row-locks.ts), and read again under its lock.
+    for (const other of decision.terminate) await lockExecution(tx, { id: other.id });
+    for (const other of decision.terminate) {
+      await markFinished(tx, other, { status: 'CANCELLED', error: reason });
+      if (other.agent) slotFreed.push(...(await releaseSlot(tx, other.agent.id)));
+      stop.push({ execution: other, how: 'terminate', reason });
+    }
+    execution = await startOrFail(tx, task, { fields, actor });
+    if (execution.status !== ExecutionStatus.FAILED) counted(task);
+  }
+  task.nextRunAt = nextRunAt(task) ?? undefined;
+  await tx.flush();
+  const reason = decision.action === 'run' ? (execution.error ?? execution.assignmentReason ?? null) : decision.reason;
+  await announce(tx, task, execution, reason);
+  return { step: stepOf(execution, task), stop, slotFreed };
 }
 
 /** A waiting occurrence checks whether its turn has come: no run of the task ahead of it is live. */

@@ -259,7 +259,7 @@ export async function deleteTask(
  * the assignment rules, the timeout and the retries apply alike.
  *
  * The occurrence is decided here, before the answer, by the same step its workflow takes first
- * (`beginOccurrence`, under the task's row lock): the run the answer names exists (RUNNING,
+ * (`beginOccurrence`, under the task's row lock unless ALLOW_ALL): the run the answer names exists (RUNNING,
  * QUEUED, or already SKIPPED or FAILED with its reason) when the answer leaves, so its
  * `Location` resolves at once. The workflow then finds the row its first step would have
  * written and goes on from it, as a retried activity does: the decision is taken once, and the
