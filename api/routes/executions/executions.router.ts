@@ -18,7 +18,7 @@ import {
   StartedOut,
 } from './executions.schemas';
 import { answerInput, pendingInputOf } from '../../../domain/runs/inputs';
-import { presentExecution, presentPendingInput } from './executions.presenters';
+import { presentChild, presentExecution, presentPendingInput } from './executions.presenters';
 import { eventsAfter } from '../../../domain/runs/execution-log';
 import { readProgress } from '../../../domain/runs/progress';
 import { startExecution } from '../../../domain/runs/start-execution';
@@ -97,8 +97,21 @@ export function executionRoutes(api: ApiRouter, deps: AppDeps): void {
     async (ctx, { params, em, auth }) => {
       const execution = await loadExecution(em, auth, params.id);
       ForbiddenError.from(auth.ability).throwUnlessCan('read', execution);
-      const [progress, pending] = await Promise.all([readProgress(deps, execution), pendingInputOf(em, execution)]);
-      ctx.body = { ...presentExecution(execution, true), progress, pendingInput: pending ? presentPendingInput(pending) : null };
+      const [progress, pending, children] = await Promise.all([
+        readProgress(deps, execution),
+        pendingInputOf(em, execution),
+        em.find(
+          Execution,
+          { parentExecution: execution.id, organization: auth.organizationId },
+          { populate: ['agent'], orderBy: { createdAt: 'asc', id: 'asc' } },
+        ),
+      ]);
+      ctx.body = {
+        ...presentExecution(execution, true),
+        progress,
+        pendingInput: pending ? presentPendingInput(pending) : null,
+        children: children.map(presentChild),
+      };
     },
   );
 
