@@ -58,7 +58,10 @@ export async function setUpPromptRun(
   const mcpTaskId = execution.mcpTaskId ?? (ctx.info.heartbeatDetails as { taskId?: string } | undefined)?.taskId;
   // Reads before writes: a set-up tried again after the database came back (executePrompt) writes each once.
   const allowedTools = await allowedToolsFor(em, agent.id);
-  const timeoutMs = Math.max(1000, Math.min(ctx.info.startToCloseTimeoutMs || 30 * 60_000, 24 * 3600_000));
+  // A delegated run's activity also has a schedule-to-close limit (its parent's deadline): whichever ends first.
+  const { scheduledTimestampMs, scheduleToCloseTimeoutMs } = ctx.info;
+  const scheduledLeft = scheduleToCloseTimeoutMs ? scheduledTimestampMs + scheduleToCloseTimeoutMs - Date.now() : Number.POSITIVE_INFINITY;
+  const timeoutMs = Math.max(1000, Math.min(ctx.info.startToCloseTimeoutMs || 30 * 60_000, scheduledLeft, 24 * 3600_000));
   const deadline = Date.now() + timeoutMs;
   // Minted here, as the host is called: the token is in no activity input, heartbeat or log.
   const fleet = await fleetAccessFor(

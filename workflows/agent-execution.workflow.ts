@@ -105,6 +105,12 @@ const { cancelChildRuns } = proxyActivities<Activities>({
 const CHILDREN_SETTLE_MS = 2 * 60_000;
 /** A child gets what is left of its parent's time limit: with less than this left, none is started. */
 const MIN_CHILD_TIME_MS = 1000;
+/**
+ * A child's deadline is this much before its parent's: the two are counted on different clocks
+ * (the parent's workflow time, the child activity's scheduling), a few ms apart, and the child's
+ * end must reach the parent before the parent's own.
+ */
+const CHILD_DEADLINE_MARGIN_MS = 1000;
 
 /** Re-checks the queue now and then, in case a wake-up signal was lost. */
 const QUEUE_RECHECK = '30s';
@@ -189,6 +195,9 @@ export async function agentExecution(executionId: string, options: AgentExecutio
   const prompting = (usedMs: number) =>
     proxyActivities<Activities>({
       startToCloseTimeout: Math.max(1000, limitMs - usedMs),
+      // A delegated run's activity, retries included, ends by its parent's deadline, counted
+      // from its scheduling (a start-to-close limit would begin only once a worker picked it up).
+      ...(options.deadlineAt ? { scheduleToCloseTimeout: Math.max(1000, options.deadlineAt - Date.now()) } : {}),
       heartbeatTimeout: '10s',
       // A lost worker (heartbeat timeout) is retried with the same execution id; business
       // failures are non-retryable ApplicationFailures.
@@ -205,7 +214,11 @@ export async function agentExecution(executionId: string, options: AgentExecutio
   /** Running time used before the current segment, and when that segment started (undefined while waiting for an answer). */
   let usedMs = 0;
   let runningSince: number | undefined;
-  const timeLeft = () => limitMs - usedMs - (runningSince === undefined ? 0 : Date.now() - runningSince);
+  const timeLeft = () =>
+    Math.min(
+      limitMs - usedMs - (runningSince === undefined ? 0 : Date.now() - runningSince),
+      options.deadlineAt ? options.deadlineAt - Date.now() : Number.POSITIVE_INFINITY,
+    );
   /** Children still running, and delegations being recorded. */
   const liveChildren = new Set<string>();
   let delegating = 0;
@@ -236,7 +249,7 @@ export async function agentExecution(executionId: string, options: AgentExecutio
           }),
         );
         if (liveChildren.has(run.executionId)) return { executionId: run.executionId };
-        const left = timeLeft();
+        const left = timeLeft() - CHILD_DEADLINE_MARGIN_MS;
         if (closing || children.consideredCancelled || left < MIN_CHILD_TIME_MS) {
           const why = 'the delegating run ended before its child could start';
           await CancellationScope.nonCancellable(() => finishRun(run.executionId, { status: 'CANCELLED', error: why }));
@@ -245,7 +258,10 @@ export async function agentExecution(executionId: string, options: AgentExecutio
         const child = await children.run(() =>
           startChild(agentExecution, {
             workflowId: executionWorkflowId(run.executionId),
-            args: [run.executionId, { slotTaken: run.slotTaken, timeoutMs: left, parentExecutionId: executionId }],
+            args: [
+              run.executionId,
+              { slotTaken: run.slotTaken, timeoutMs: left, deadlineAt: Date.now() + left, parentExecutionId: executionId },
+            ],
             // Terminating the parent (no code of its own runs then) still cancels its children.
             parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
             typedSearchAttributes: run.searchAttributes,
@@ -274,7 +290,8 @@ export async function agentExecution(executionId: string, options: AgentExecutio
           throw refuse(
             `Delegation fan-out limit: this run already has ${liveChildren.size + delegating} children running (at most ${request.maxChildren}, DELEGATION_MAX_CHILDREN)`,
           );
-        if (timeLeft() < MIN_CHILD_TIME_MS) throw refuse("the run's time limit is (nearly) up: a child would have no time left");
+        if (timeLeft() - CHILD_DEADLINE_MARGIN_MS < MIN_CHILD_TIME_MS)
+          throw refuse("the run's time limit is (nearly) up: a child would have no time left");
       },
     },
   );

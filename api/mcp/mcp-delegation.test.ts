@@ -288,6 +288,7 @@ describe('delegation with a run token (POST /mcp)', () => {
     for (let i = 0; i < 4; i++) chain.push(await activeAgent(http, admin, serverId, { supervisorId: chain.at(-1)!.id }));
     const root = await hangingRun(master.id);
     let client = root.client;
+    let expiresAt = root.fleet.expiresAt;
     const depths: number[] = [];
     for (let level = 1; level <= 3; level++) {
       const started = await client.callTool({
@@ -296,6 +297,9 @@ describe('delegation with a run token (POST /mcp)', () => {
       });
       const childId = structured(started).executionId as string;
       const fleet = (await hostArgs(childId)).fleet as FleetAccess;
+      // A child's time limit (its token's lifetime) is at most what its parent has left.
+      expect(Date.parse(fleet.expiresAt)).toBeLessThanOrEqual(Date.parse(expiresAt));
+      expiresAt = fleet.expiresAt;
       depths.push(level);
       client = await connect(fleet.token);
     }

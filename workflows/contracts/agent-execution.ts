@@ -19,6 +19,8 @@ export interface AgentExecutionOptions {
   tool?: boolean;
   /** A delegated run (a child workflow of its parent's run): it signals no task occurrence. */
   parentExecutionId?: string;
+  /** A delegated run's hard end (epoch ms): its parent's, so a child never outlives its parent's time limit. */
+  deadlineAt?: number;
 }
 
 export type FinalStatus = 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
