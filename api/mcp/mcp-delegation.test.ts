@@ -217,6 +217,22 @@ describe('delegation with a run token (POST /mcp)', () => {
     expect(after.body.error.code).toBe('run_ended');
   });
 
+  it('a parent that ends on its own cancels the children still running, down to the host', async () => {
+    // 20 steps 500 ms apart: time to delegate, then the parent completes.
+    const parent = await execute(master.id, `[steps:20] [delay:500] ${randomUUID()}`);
+    const fleet = (await hostArgs(parent)).fleet as FleetAccess;
+    const client = await connect(fleet.token);
+    const started = await client.callTool({
+      name: 'delegate',
+      arguments: { agent: workers[0]!.id, prompt: '[hang] outlive it', wait: false },
+    });
+    const child = structured(started).executionId as string;
+    await hostArgs(child);
+    expect(await ended(parent)).toMatchObject({ status: 'COMPLETED', children: [{ id: child, status: 'CANCELLED' }] });
+    expect((await execution(child)).status).toBe('CANCELLED');
+    await waitFor(async () => host.cancellations.some((c) => c.executionId === child));
+  });
+
   it('refuses a forged or expired token with 401', async () => {
     const { executionId: parent, fleet } = await hangingRun(master.id);
     const post = (token: string) =>
