@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { McpServer as McpProtocolServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, Execution } from '../../entities';
@@ -16,7 +16,7 @@ import { AppError } from '../../domain/errors';
 import { cancelExecution } from '../../domain/runs/cancel';
 import type { RunPrincipal } from '../../domain/runs/run-token';
 import { executionHandle } from '../../domain/temporal';
-import { delegateUpdate, DELEGATION_REFUSED } from '../../workflows/contracts/agent-execution';
+import { delegateUpdate, DELEGATION_REFUSED, type DelegateRequest } from '../../workflows/contracts/agent-execution';
 import type { AppDeps } from '../deps';
 import { ExecuteBody } from '../routes/executions/executions.schemas';
 import { z } from '../zod';
@@ -91,6 +91,33 @@ function refusalOf(error: unknown): string | undefined {
   return cause instanceof ApplicationFailure && cause.type === DELEGATION_REFUSED ? cause.message : undefined;
 }
 
+/**
+ * Sends the Update and answers the child's id. While no worker handles it (one was lost mid-way
+ * and the next is starting) the RPC times out: it is sent again with the same id, which
+ * Temporal answers once, with the child the first try may already have recorded, until the
+ * caller goes away or the token expires.
+ */
+async function sendDelegateUpdate(
+  deps: AppDeps,
+  run: RunPrincipal,
+  { request, updateId, signal }: { request: DelegateRequest; updateId: string; signal: AbortSignal },
+): Promise<string> {
+  for (;;) {
+    try {
+      const { executionId } = await executionHandle(deps.temporal, run.executionId).executeUpdate(delegateUpdate, {
+        args: [request],
+        updateId,
+      });
+      return executionId;
+    } catch (error) {
+      const reason = refusalOf(error);
+      if (reason) throw new AppError(409, 'delegation_refused', reason);
+      if (error instanceof WorkflowNotFoundError) throw new AppError(409, 'run_ended', 'This run has ended: it cannot delegate');
+      if (!(error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) || signal.aborted || Date.now() >= run.expiresAt) throw error;
+    }
+  }
+}
+
 export function registerRunTools(server: McpProtocolServer, deps: AppDeps, run: RunPrincipal): void {
   const actor: Actor = { organizationId: run.organizationId, via: 'workflow' };
 
@@ -128,25 +155,16 @@ export function registerRunTools(server: McpProtocolServer, deps: AppDeps, run: 
     guarded(deps, 'delegate', async (input: z.output<typeof DelegateInput>, em, extra) => {
       const supervisor = await runAgent(em, run);
       const agent = await directSubordinate(em, supervisor, input.agent);
-      let executionId: string;
-      try {
-        ({ executionId } = await executionHandle(deps.temporal, run.executionId).executeUpdate(delegateUpdate, {
-          args: [
-            {
-              agentId: agent.id,
-              prompt: input.prompt,
-              ...(input.context ? { context: input.context } : {}),
-              maxChildren: deps.config.delegation.maxChildren,
-            },
-          ],
-          updateId: delegationUpdateId(run, agent.id, input, extra),
-        }));
-      } catch (error) {
-        const reason = refusalOf(error);
-        if (reason) throw new AppError(409, 'delegation_refused', reason);
-        if (error instanceof WorkflowNotFoundError) throw new AppError(409, 'run_ended', 'This run has ended: it cannot delegate');
-        throw error;
-      }
+      const executionId = await sendDelegateUpdate(deps, run, {
+        request: {
+          agentId: agent.id,
+          prompt: input.prompt,
+          ...(input.context ? { context: input.context } : {}),
+          maxChildren: deps.config.delegation.maxChildren,
+        },
+        updateId: delegationUpdateId(run, agent.id, input, extra),
+        signal: extra.signal,
+      });
       if (input.wait) return runResult(await waitForRun(deps, executionId, extra));
       return runResult(await em.fork().findOneOrFail(Execution, executionId));
     }),
