@@ -62,7 +62,9 @@ export function assertValidatable(agent: Agent): void {
 
 /**
  * The one definition of "X is a direct subordinate of Y": supervised by Y, in Y's organisation.
- * Delegation (domain/runs/delegation.ts) and the master agent's create-agent both hold to it.
+ * Delegation (domain/runs/delegation.ts, api/mcp/mcp-run-tools.ts) decides by it; the link it
+ * reads is made only through checkSupervisor (above), which the master agent's create-agent
+ * uses too: an agent the MASTER creates is its direct subordinate, one its runs may delegate to.
  */
 export function isDirectSubordinate(
   agent: { organization: { id: string }; supervisor?: { id: string } | null },
