@@ -1,5 +1,6 @@
 import type { ActivityDeps } from './deps';
 import { createAgentActivities } from './agents.activities';
+import { createDelegationActivities } from './delegation.activities';
 import { createExecutionActivities } from './executions.activities';
 import { createToolCallActivities } from './tool-call.activities';
 import { createInputActivities } from './inputs.activities';
@@ -17,6 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSystemActivities(deps),
     ...createServerActivities(deps),
     ...createExecutionActivities(deps),
+    ...createDelegationActivities(deps),
     ...createToolCallActivities(deps),
     ...createInputActivities(deps),
     ...createAgentActivities(deps),

@@ -4,6 +4,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { Execution, ExecutionStatus, type Agent } from '../entities';
 import { ExecutionLog, outputSoFar } from '../domain/runs/execution-log';
 import { executionRef } from '../domain/runs/execution-status';
+import { fleetAccessFor } from '../domain/runs/run-token';
 import { allowedToolsFor } from '../domain/tools/allowed-tools';
 import { isDatabaseUnavailable, retryWhileDatabaseUnavailable } from '../lib/database-unavailable';
 import { hostToolCall } from '../lib/host-contract';
@@ -57,6 +58,18 @@ export async function setUpPromptRun(
   const mcpTaskId = execution.mcpTaskId ?? (ctx.info.heartbeatDetails as { taskId?: string } | undefined)?.taskId;
   // Reads before writes: a set-up tried again after the database came back (executePrompt) writes each once.
   const allowedTools = await allowedToolsFor(em, agent.id);
+  // A delegated run's activity also has a schedule-to-close limit (its parent's deadline): whichever ends first.
+  const { scheduledTimestampMs, scheduleToCloseTimeoutMs } = ctx.info;
+  const scheduledLeft = scheduleToCloseTimeoutMs ? scheduledTimestampMs + scheduleToCloseTimeoutMs - Date.now() : Number.POSITIVE_INFINITY;
+  const timeoutMs = Math.max(1000, Math.min(ctx.info.startToCloseTimeoutMs || 30 * 60_000, scheduledLeft, 24 * 3600_000));
+  const deadline = Date.now() + timeoutMs;
+  // Minted here, as the host is called: the token is in no activity input, heartbeat or log.
+  const fleet = await fleetAccessFor(
+    em,
+    deps.config,
+    { executionId: execution.id, organizationId: execution.organization.id, agentId: agent.id },
+    deadline,
+  );
   if (attempt > execution.attempt) {
     execution.attempt = attempt;
     if (!mcpTaskId) execution.output = undefined;
@@ -79,8 +92,8 @@ export async function setUpPromptRun(
     ...(execution.context ? { context: execution.context } : {}),
     allowedTools,
     ...(execution.context?.responseSchema ? { responseSchema: execution.context.responseSchema as Record<string, unknown> } : {}),
+    ...(fleet ? { fleet } : {}),
   });
-  const timeoutMs = Math.max(1000, Math.min(ctx.info.startToCloseTimeoutMs || 30 * 60_000, 24 * 3600_000));
   return {
     execution,
     agent,
@@ -89,7 +102,7 @@ export async function setUpPromptRun(
     call,
     startedAt,
     timeoutMs,
-    deadline: Date.now() + timeoutMs,
+    deadline,
     ...(mcpTaskId ? { mcpTaskId } : {}),
   };
 }

@@ -16,7 +16,16 @@ export const NOTIFY_LIMIT_BYTES = 7500;
  */
 
 export type ExecutionPhase =
-  'status' | 'output' | 'progress' | 'todo' | 'tool_call' | 'tool_result' | 'file_change' | 'input_required' | 'input_answered';
+  | 'status'
+  | 'output'
+  | 'progress'
+  | 'todo'
+  | 'tool_call'
+  | 'tool_result'
+  | 'file_change'
+  | 'input_required'
+  | 'input_answered'
+  | 'delegation';
 
 /** An `input_required` event's question, or an `input_answered` event's answer (never its content). */
 export type ExecutionInputEventData =

@@ -15,6 +15,8 @@ export enum ExecutionEventType {
   INPUT_REQUIRED = 'input_required',
   /** A person answered it (`input: {inputId, action, answeredBy}`; the content stays out of the log). */
   INPUT_ANSWERED = 'input_answered',
+  /** A delegation: in a parent's log a child started or ended, in a child's log who delegated it (`data`). */
+  DELEGATION = 'delegation',
 }
 
 /** Append-only replay log behind SSE and Socket.IO; `seq` is gapless per execution. */

@@ -11,6 +11,8 @@ export enum ExecutionTrigger {
   SCHEDULE = 'schedule',
   MASTER = 'master',
   RETRY = 'retry',
+  /** Started by another run's agent through `delegate` (a child run of `parentExecution`). */
+  DELEGATION = 'delegation',
 }
 
 export enum ExecutionStatus {
@@ -54,7 +56,9 @@ export interface TodoItem {
 @Index({ properties: ['organization', 'createdAt'] })
 @Index({ properties: ['agent', 'status', 'createdAt'] })
 @Index({ properties: ['task', 'createdAt'] })
-export class Execution extends BaseEntity<'status' | 'todos' | 'attempt' | 'runMsUsed'> {
+// A retried `delegate` (the same workflow Update, replayed after a lost worker) finds the child it made.
+@Unique({ properties: ['parentExecution', 'delegationKey'] })
+export class Execution extends BaseEntity<'status' | 'todos' | 'attempt' | 'runMsUsed' | 'depth'> {
   @ManyToOne(() => Organization, { deleteRule: 'cascade' })
   organization!: Organization;
 
@@ -172,4 +176,16 @@ export class Execution extends BaseEntity<'status' | 'todos' | 'attempt' | 'runM
    */
   @Property({ type: 'integer', default: 0 })
   runMsUsed: number = 0;
+
+  /** For a delegated run: the run whose agent delegated it (its Temporal parent workflow). */
+  @ManyToOne(() => Execution, { nullable: true, deleteRule: 'set null', index: true })
+  parentExecution?: Execution;
+
+  /** How many delegations above this run: 0 for a run started otherwise, at most 3 (domain/runs/delegation.ts). */
+  @Property({ type: 'smallint', default: 0 })
+  depth: number = 0;
+
+  /** For a delegated run: the id of the parent's `delegate` Update that made it, unique per parent. */
+  @Property({ type: 'string', length: 200, nullable: true })
+  delegationKey?: string;
 }

@@ -64,6 +64,11 @@ const envSchema = z.object({
   // How long a run waits for an unavailable PostgreSQL (lib/database-unavailable.ts): 1 s to 1 h.
   DATABASE_OUTAGE_GRACE_MS: z.coerce.number().int().min(1000).max(3_600_000).default(DATABASE_OUTAGE_GRACE_MS),
 
+  // Delegation (docs/host-protocol.md, "The fleet argument"): the MCP endpoint's URL as the hosts
+  // reach it (default http://127.0.0.1:<PORT>/mcp), and how many children one run may have running.
+  FLEET_MCP_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  DELEGATION_MAX_CHILDREN: z.coerce.number().int().min(1).max(100).default(5),
+
   TEMPORAL_ADDRESS: optionalString,
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('mcp-fleet'),
@@ -202,6 +207,11 @@ export interface Config {
   metrics: { api: MetricsEndpoint; worker: MetricsEndpoint & { temporalPort: number } };
   /** `inputTimeoutMs`: how long a run's input request waits for an answer unless the run sets its own. */
   executions: { inputTimeoutMs: number };
+  /**
+   * Delegation: `mcpUrl`, the MCP endpoint sent to runs whose agent has subordinates (the
+   * `fleet` argument of execute_prompt); `maxChildren`, the children one run may have running.
+   */
+  delegation: { mcpUrl: string; maxChildren: number };
   /** Limits on recurring tasks, the same for every organisation (domain/tasks/task-limits.ts). */
   tasks: TaskLimits;
   /** `bwrapPath`: the bubblewrap binary for the local agent host's sandbox (dev and tests). */
@@ -378,6 +388,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       worker: { host: e.WORKER_METRICS_HOST, port: e.WORKER_METRICS_PORT, temporalPort: e.WORKER_TEMPORAL_METRICS_PORT },
     },
     executions: { inputTimeoutMs: e.INPUT_TIMEOUT_MS },
+    delegation: { mcpUrl: e.FLEET_MCP_URL ?? `http://127.0.0.1:${e.PORT}/mcp`, maxChildren: e.DELEGATION_MAX_CHILDREN },
     tasks: { minIntervalSeconds: e.TASK_MIN_INTERVAL_SECONDS, maxRecurringPerOrganization: e.TASK_MAX_RECURRING },
     sandbox: { bwrapPath: e.BWRAP_PATH },
     tracing,

@@ -19,6 +19,9 @@ export const REDACTED_PATHS = [
   '*.refreshToken',
   'token',
   '*.token',
+  // A run token in execute_prompt's arguments (`fleet`), should anything log them.
+  '*.fleet.token',
+  '*.*.fleet.token',
   'req.headers.authorization',
   'req.headers.cookie',
   'headers.authorization',

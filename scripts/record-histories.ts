@@ -123,6 +123,46 @@ async function agentExecutions(stage: Stage): Promise<void> {
 }
 
 /**
+ * A MASTER's run delegates (its run token, the `delegate` Update on POST /mcp) to two WORKERs:
+ * one child completes, the other is running when the parent is cancelled, and is cancelled with it.
+ */
+async function delegations(stage: Stage): Promise<void> {
+  const { rec, http, admin, hosts } = stage;
+  const runs = api(stage);
+  const { host, serverId } = await registerHost(http, admin);
+  hosts.push(host);
+  const master = await activeAgent(http, admin, serverId, { role: 'MASTER', maxConcurrency: 3 });
+  const done = await activeAgent(http, admin, serverId, { supervisorId: master.id });
+  const hangs = await activeAgent(http, admin, serverId, { supervisorId: master.id });
+  const parent = await runs.execute(master.id, 'hang [hang]');
+  const call = await host.waitForCall('execute_prompt', (c) => c.args.executionId === parent);
+  const token = (call.args.fleet as { token: string }).token;
+  const delegate = async (agent: string, prompt: string, id: number) => {
+    const res = await http
+      .post('/mcp')
+      .set({ Authorization: `Bearer ${token}`, Accept: 'application/json, text/event-stream' })
+      .send({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'delegate', arguments: { agent, prompt, wait: false } } })
+      .expect(200);
+    const data = res.text.trim().startsWith('{')
+      ? res.text
+      : res.text
+          .split('\n')
+          .filter((l) => l.startsWith('data: '))
+          .at(-1)!
+          .slice(6);
+    return (JSON.parse(data) as { result: { structuredContent: { executionId: string } } }).result.structuredContent.executionId;
+  };
+  const completed = await delegate(done.id, 'work [steps:1]', 1);
+  await runs.ended(completed);
+  const running = await delegate(hangs.id, 'hang [hang]', 2);
+  await runs.status(running, 'RUNNING');
+  await runs.cancel(parent);
+  await rec.closed(executionWorkflowId(parent), 'agent-execution-delegated-cancelled');
+  await rec.closed(executionWorkflowId(completed), 'agent-execution-delegated-child-completed');
+  await rec.closed(executionWorkflowId(running), 'agent-execution-delegated-child-cancelled');
+}
+
+/**
  * A worker process SIGKILLed mid-run on a task host: the next worker's attempt re-attaches to
  * the host's task (activities/mcp-task-follower.ts) instead of prompting again.
  */
@@ -390,6 +430,7 @@ async function webhooks(stage: Stage): Promise<void> {
 const SCENARIOS: Array<[(stage: Stage) => Promise<void>, string[]]> = [
   [agentExecutions, ['agent-execution-']],
   [reattach, ['agent-execution-worker-lost']],
+  [delegations, ['agent-execution-delegated']],
   [taskRuns, ['task-run-']],
   [toolTasks, ['task-run-tool']],
   [tools, ['tool-install-', 'server-', 'system-check']],

@@ -4,20 +4,26 @@ import {
   CancellationScope,
   CancelledFailure,
   condition,
+  currentUpdateInfo,
   getExternalWorkflowHandle,
   isCancellation,
+  ParentClosePolicy,
   patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
+  startChild,
   TimeoutFailure,
   upsertSearchAttributes,
+  uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey } from '@temporalio/common';
 import type { Activities } from '../activities';
 import {
+  delegateUpdate,
+  DELEGATION_REFUSED,
   executionWorkflowId,
   inputAnsweredSignal,
   inputTimeoutMessage,
@@ -28,6 +34,7 @@ import {
   slotFreedSignal,
   type AgentExecutionOptions,
   type AgentExecutionResult,
+  type DelegateRequest,
   type FinalStatus,
   type InputWait,
   type ProgressSnapshot,
@@ -79,6 +86,31 @@ const { acquireSlot } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '500ms', maximumInterval: '10s' },
 });
+
+/**
+ * Recording a delegated run (the delegate Update's handler): a short transaction, in the
+ * workflow task, so the child starts in the same task. Retried: it is idempotent by the Update's id.
+ */
+const { recordDelegatedRun } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', maximumInterval: '10s', nonRetryableErrorTypes: [DELEGATION_REFUSED] },
+});
+
+const { cancelChildRuns } = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', maximumInterval: '10s', maximumAttempts: 5 },
+});
+
+/** How long a delegating run's end waits for its cancelled children to record theirs. */
+const CHILDREN_SETTLE_MS = 2 * 60_000;
+/** A child gets what is left of its parent's time limit: with less than this left, none is started. */
+const MIN_CHILD_TIME_MS = 1000;
+/**
+ * A child's deadline is this much before its parent's: the two are counted on different clocks
+ * (the parent's workflow time, the child activity's scheduling), a few ms apart, and the child's
+ * end must reach the parent before the parent's own.
+ */
+const CHILD_DEADLINE_MARGIN_MS = 1000;
 
 /** Re-checks the queue now and then, in case a wake-up signal was lost. */
 const QUEUE_RECHECK = '30s';
@@ -135,8 +167,10 @@ export async function agentExecution(executionId: string, options: AgentExecutio
   /** Tells the task occurrence that started this run (if one did) whether the run waits for an answer. */
   async function tellParent(waiting: boolean): Promise<void> {
     const parent = workflowInfo().parent;
+    // A delegated run's parent is another run, which waits on no answers of its children.
+    if (!parent || options.parentExecutionId) return;
     // Runs started before this signal existed replay without it.
-    if (!parent || !patched('run-waiting-signal')) return;
+    if (!patched('run-waiting-signal')) return;
     await getExternalWorkflowHandle(parent.workflowId, parent.runId)
       .signal(runWaitingSignal, { executionId, waiting })
       .catch(() => undefined);
@@ -161,6 +195,9 @@ export async function agentExecution(executionId: string, options: AgentExecutio
   const prompting = (usedMs: number) =>
     proxyActivities<Activities>({
       startToCloseTimeout: Math.max(1000, limitMs - usedMs),
+      // A delegated run's activity, retries included, ends by its parent's deadline, counted
+      // from its scheduling (a start-to-close limit would begin only once a worker picked it up).
+      ...(options.deadlineAt ? { scheduleToCloseTimeout: Math.max(1000, options.deadlineAt - Date.now()) } : {}),
       heartbeatTimeout: '10s',
       // A lost worker (heartbeat timeout) is retried with the same execution id; business
       // failures are non-retryable ApplicationFailures.
@@ -171,6 +208,93 @@ export async function agentExecution(executionId: string, options: AgentExecutio
       },
     });
   const { executePrompt, executeToolCall } = prompting(0);
+
+  // Delegation (issue 22): the MCP endpoint's `delegate` sends this Update. Only runs that
+  // received a run token ever get one, so histories from before it never reach this code.
+  /** Running time used before the current segment, and when that segment started (undefined while waiting for an answer). */
+  let usedMs = 0;
+  let runningSince: number | undefined;
+  const timeLeft = () =>
+    Math.min(
+      limitMs - usedMs - (runningSince === undefined ? 0 : Date.now() - runningSince),
+      options.deadlineAt ? options.deadlineAt - Date.now() : Number.POSITIVE_INFINITY,
+    );
+  /** Children still running, and delegations being recorded. */
+  const liveChildren = new Set<string>();
+  let delegating = 0;
+  let delegated = false;
+  /** Set once the run has its outcome: it starts no more children. */
+  let closing = false;
+  // Created in the workflow's root scope: cancelling the run cancels every child started in it
+  // (and their own children, down to each host).
+  const children = new CancellationScope();
+  const refuse = (message: string) => ApplicationFailure.create({ type: DELEGATION_REFUSED, message, nonRetryable: true });
+  setHandler(
+    delegateUpdate,
+    async (request: DelegateRequest) => {
+      delegating++;
+      delegated = true;
+      try {
+        const childId = uuid4();
+        // Recorded whatever happens to the run meanwhile: a row written is then started or ended, never left QUEUED.
+        const run = await CancellationScope.nonCancellable(() =>
+          recordDelegatedRun({
+            parentExecutionId: executionId,
+            childExecutionId: childId,
+            delegationKey: currentUpdateInfo()!.id,
+            agentId: request.agentId,
+            prompt: request.prompt,
+            ...(request.context ? { context: request.context } : {}),
+            maxChildren: request.maxChildren,
+          }),
+        );
+        if (liveChildren.has(run.executionId)) return { executionId: run.executionId };
+        const left = timeLeft() - CHILD_DEADLINE_MARGIN_MS;
+        if (closing || children.consideredCancelled || left < MIN_CHILD_TIME_MS) {
+          const why = 'the delegating run ended before its child could start';
+          await CancellationScope.nonCancellable(() => finishRun(run.executionId, { status: 'CANCELLED', error: why }));
+          throw refuse(why);
+        }
+        const child = await children.run(() =>
+          startChild(agentExecution, {
+            workflowId: executionWorkflowId(run.executionId),
+            args: [
+              run.executionId,
+              { slotTaken: run.slotTaken, timeoutMs: left, deadlineAt: Date.now() + left, parentExecutionId: executionId },
+            ],
+            // Terminating the parent (no code of its own runs then) still cancels its children.
+            parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+            typedSearchAttributes: run.searchAttributes,
+          }),
+        );
+        liveChildren.add(run.executionId);
+        void child.result().then(
+          () => liveChildren.delete(run.executionId),
+          () => liveChildren.delete(run.executionId),
+        );
+        return { executionId: run.executionId };
+      } catch (error) {
+        if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === DELEGATION_REFUSED)
+          throw refuse(error.cause.message);
+        throw error;
+      } finally {
+        delegating--;
+      }
+    },
+    {
+      // Checked before the Update is accepted (a refusal leaves no trace in the history); the
+      // rules that need the database are checked by recordDelegatedRun.
+      validator: (request: DelegateRequest) => {
+        if (closing || state.status !== 'RUNNING') throw refuse(`the run is ${closing ? 'ending' : state.status}: it cannot delegate now`);
+        if (liveChildren.size + delegating >= request.maxChildren)
+          throw refuse(
+            `Delegation fan-out limit: this run already has ${liveChildren.size + delegating} children running (at most ${request.maxChildren}, DELEGATION_MAX_CHILDREN)`,
+          );
+        if (timeLeft() - CHILD_DEADLINE_MARGIN_MS < MIN_CHILD_TIME_MS)
+          throw refuse("the run's time limit is (nearly) up: a child would have no time left");
+      },
+    },
+  );
 
   let result: AgentExecutionResult;
   /** The question a task-backed run waits on (no activity runs then), for a cancel to close it on the host. */
@@ -189,11 +313,14 @@ export async function agentExecution(executionId: string, options: AgentExecutio
     state = { ...state, status: 'RUNNING' };
     setCurrentDetails(summary(state));
     showStatus('RUNNING');
+    runningSince = Date.now();
     const run = options.tool ? 'executeToolCall' : 'executePrompt';
     let outcome = await (options.tool ? executeToolCall : executePrompt)(executionId);
     let expired: InputWait | undefined;
     while ('waitingInput' in outcome) {
       waitingOn = outcome.waitingInput;
+      usedMs = outcome.runMsUsed;
+      runningSince = undefined;
       state = { ...state, status: 'WAITING_INPUT' };
       setCurrentDetails(`**WAITING_INPUT** · ${waitingOn.message}${waitingOn.fields.length ? ` (${waitingOn.fields.join(', ')})` : ''}`);
       showStatus('WAITING_INPUT');
@@ -208,6 +335,7 @@ export async function agentExecution(executionId: string, options: AgentExecutio
       state = { ...state, status: 'RUNNING' };
       setCurrentDetails(summary(state));
       showStatus('RUNNING');
+      runningSince = Date.now();
       // The answer is in the row: the host asks again on the re-attached task, and gets it from
       // there; a tool run's approval is read from the row by the call itself. (A tool run never
       // waited before approval gates, so no earlier history has a wait here for it.)
@@ -225,6 +353,17 @@ export async function agentExecution(executionId: string, options: AgentExecutio
     else if (error instanceof ActivityFailure && error.cause instanceof TimeoutFailure)
       result = { status: 'TIMED_OUT', error: `the run did not finish in time (${error.cause.message})` };
     else result = { status: 'FAILED', error: failureMessage(error) };
+  }
+
+  closing = true;
+  if (delegated) {
+    // Children do not outlive their parent's run: those still running are cancelled (down to
+    // their hosts), and the run waits, for a while, for them to record their end.
+    await CancellationScope.nonCancellable(async () => {
+      children.cancel();
+      if (liveChildren.size) await cancelChildRuns([...liveChildren]).catch(() => undefined);
+      await condition(() => delegating === 0 && liveChildren.size === 0, CHILDREN_SETTLE_MS);
+    });
   }
 
   let ended = result;

@@ -7,16 +7,23 @@ import { actorOf } from '../actor';
 import { requireAuth } from '../auth/authenticate';
 import { AppError } from '../../domain/errors';
 import { rateLimit } from '../rate-limit';
+import { verifyRunToken, type RunPrincipal } from '../../domain/runs/run-token';
 import { registerKeyTools, type McpCaller } from './mcp-tools';
+import { registerRunTools } from './mcp-run-tools';
 
 const SERVER_INFO = { name: 'mcp-fleet', version: '0.1.0' };
+const RUN_BEARER = /^Bearer (mcpr_\S*)$/;
 
 /**
- * Who may call `/mcp`: an API key (`mcpf_…`) only. A person's access token is for the web
- * app, short-lived and refreshed, no fit for an MCP client's static header. This is the seam
- * for run tokens (issue 22, delegation): they will be recognised here and get their own tools.
+ * Who may call `/mcp`: an API key (`mcpf_…`), or a running agent with its run token
+ * (`mcpr_…`, domain/runs/run-token.ts). A person's access token is for the web app,
+ * short-lived and refreshed, no fit for an MCP client's static header.
  */
-function mcpCaller(ctx: AppContext): McpCaller {
+async function mcpCaller(ctx: AppContext, deps: AppDeps): Promise<McpCaller | { run: RunPrincipal }> {
+  // A run token is no JWT: the auth middleware let it through unauthenticated (koa-jwt's
+  // passthrough); it is checked here, on every request, against its run's row.
+  const runToken = RUN_BEARER.exec(ctx.get('authorization'))?.[1];
+  if (runToken) return { run: await verifyRunToken(deps.orm.em.fork(), deps.config, runToken) };
   const auth = requireAuth(ctx);
   if (!auth.apiKey)
     throw new AppError(401, 'api_key_required', 'The MCP endpoint takes an API key: Authorization: Bearer mcpf_…', undefined, {
@@ -34,9 +41,10 @@ function mcpCaller(ctx: AppContext): McpCaller {
 export function mcpRoutes(deps: AppDeps): Router<AppState, AppContextExtras> {
   const router = new Router<AppState, AppContextExtras>();
   router.post('/mcp', rateLimit(deps, 'mcp'), async (ctx) => {
-    const caller = mcpCaller(ctx);
+    const caller = await mcpCaller(ctx, deps);
     const server = new McpServer(SERVER_INFO, { capabilities: { tools: {} } });
-    registerKeyTools(server, deps, caller);
+    if ('run' in caller) registerRunTools(server, deps, caller.run);
+    else registerKeyTools(server, deps, caller);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     // The transport writes the response itself (JSON or an SSE stream of progress then the result).
     ctx.respond = false;

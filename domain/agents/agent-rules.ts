@@ -59,3 +59,44 @@ export function assertValidatable(agent: Agent): void {
     throw AppError.conflict('not_pending', `The agent is ${agent.status}; only PENDING_VALIDATION or INACTIVE agents are validated`);
   }
 }
+
+/**
+ * The one definition of "X is a direct subordinate of Y": supervised by Y, in Y's organisation.
+ * Delegation (domain/runs/delegation.ts) and the master agent's create-agent both hold to it.
+ */
+export function isDirectSubordinate(
+  agent: { organization: { id: string }; supervisor?: { id: string } | null },
+  supervisor: { id: string; organization: { id: string } },
+): boolean {
+  return agent.organization.id === supervisor.organization.id && agent.supervisor?.id === supervisor.id;
+}
+
+/** The direct subordinates of `supervisor` (any status), by name. */
+export function directSubordinatesOf(em: EntityManager, supervisor: { id: string; organization: { id: string } }): Promise<Agent[]> {
+  return em.find(Agent, { organization: supervisor.organization.id, supervisor: supervisor.id }, { orderBy: { name: 'asc', id: 'asc' } });
+}
+
+/**
+ * The direct subordinate of `supervisor` named by `idOrName`: 404 when no agent of the
+ * organisation has that id or name (another organisation's agents do not exist here), 403
+ * `not_subordinate` when it is not a direct subordinate, 409 `ambiguous_name` when several
+ * subordinates share the name.
+ */
+export async function directSubordinate(
+  em: EntityManager,
+  supervisor: { id: string; name: string; organization: { id: string } },
+  idOrName: string,
+): Promise<Agent> {
+  const isId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrName);
+  const found = await em.find(Agent, { organization: supervisor.organization.id, ...(isId ? { id: idOrName } : { name: idOrName }) });
+  if (found.length === 0) throw AppError.notFound('Agent');
+  const subordinates = found.filter((agent) => isDirectSubordinate(agent, supervisor));
+  if (subordinates.length === 0)
+    throw new AppError(
+      403,
+      'not_subordinate',
+      `${idOrName} is not a direct subordinate of ${supervisor.name}: an agent delegates only to its own subordinates`,
+    );
+  if (subordinates.length > 1) throw AppError.conflict('ambiguous_name', `Several subordinates are named ${idOrName}: use the id`);
+  return subordinates[0]!;
+}

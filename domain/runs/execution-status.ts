@@ -52,6 +52,7 @@ export async function markFinished(em: EntityManager, execution: Execution, outc
     // A zombie attempt may still be appending: a taken seq costs a retry of the event alone
     // (appendEvent, in a savepoint).
     await appendEvent(em, executionRef(execution), execution.attempt, 'status', event());
+    await tellParentLog(em, execution, outcome);
     return;
   }
   // Written by statement, not by the entity: a rolled-back try must leave the entity as the
@@ -64,8 +65,35 @@ export async function markFinished(em: EntityManager, execution: Execution, outc
       if (!row || isFinal(row.status)) return false;
       await tx.nativeUpdate(Execution, { id: execution.id }, end);
       await appendEvent(tx, executionRef(execution), execution.attempt, 'status', event());
+      await tellParentLog(tx, execution, outcome);
       return true;
     }),
   );
   if (finished) Object.assign(execution, end);
+}
+
+/** A delegated run's end, as a `delegation` event in its parent's log, in the transaction that ends it. */
+async function tellParentLog(tx: EntityManager, execution: Execution, outcome: AgentExecutionResult): Promise<void> {
+  const parentId = execution.parentExecution?.id;
+  if (!parentId) return;
+  const [parent] = await tx.execute<{ agent_id: string | null; attempt: number }[]>(
+    'select agent_id, attempt from executions where id = ?',
+    [parentId],
+  );
+  if (!parent) return;
+  await appendEvent(
+    tx,
+    { id: parentId, organizationId: execution.organization.id, agentId: parent.agent_id ?? '' },
+    parent.attempt,
+    'delegation',
+    {
+      data: {
+        event: 'child_ended',
+        childExecutionId: execution.id,
+        agentId: execution.agent?.id ?? null,
+        status: outcome.status,
+        ...(outcome.error ? { error: outcome.error } : {}),
+      },
+    },
+  );
 }

@@ -34,6 +34,10 @@ export interface TaskRunFields {
   /** For a `kind: tool` task: the tool called instead of execute_prompt. */
   toolName?: string;
   toolArguments?: Record<string, unknown>;
+  /** For a delegated run (domain/runs/delegation.ts): its parent run, its depth, and the parent's Update that made it. */
+  parentExecutionId?: string;
+  depth?: number;
+  delegationKey?: string;
 }
 
 /** A run as first written: its agent (none yet for a task's run waiting its turn), status and why. */
@@ -70,6 +74,9 @@ export async function recordExecution(tx: EntityManager, actor: Actor, input: Re
     assignmentReason: input.assignmentReason,
     toolName: input.toolName,
     toolArguments: input.toolArguments,
+    parentExecution: input.parentExecutionId ? tx.getReference(Execution, input.parentExecutionId) : undefined,
+    depth: input.depth ?? 0,
+    delegationKey: input.delegationKey,
     inputTimeoutMs: input.inputTimeoutMs,
     traceId: activeTraceId(),
     ...(isFinal(status) ? { completedAt: now, durationMs: 0 } : {}),
@@ -83,6 +90,7 @@ export async function recordExecution(tx: EntityManager, actor: Actor, input: Re
       agentId: input.agent?.id ?? null,
       trigger: input.trigger,
       ...(input.taskId ? { taskId: input.taskId } : {}),
+      ...(input.parentExecutionId ? { parentExecutionId: input.parentExecutionId } : {}),
       ...(status !== ExecutionStatus.QUEUED ? { status } : {}),
     },
   });

@@ -14,6 +14,7 @@ import { Migration20261207011500_task_run_workflow_index } from './Migration2026
 import { Migration20261207011713_webhook_deliveries } from './Migration20261207011713_webhook_deliveries';
 import { Migration20261207012630_execution_trace_id } from './Migration20261207012630_execution_trace_id';
 import { Migration20261207054626_api_keys } from './Migration20261207054626_api_keys';
+import { Migration20261207084841_delegation } from './Migration20261207084841_delegation';
 
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261124020809_initial', class: Migration20261124020809_initial },
@@ -30,4 +31,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261207011713_webhook_deliveries', class: Migration20261207011713_webhook_deliveries },
   { name: 'Migration20261207012630_execution_trace_id', class: Migration20261207012630_execution_trace_id },
   { name: 'Migration20261207054626_api_keys', class: Migration20261207054626_api_keys },
+  { name: 'Migration20261207084841_delegation', class: Migration20261207084841_delegation },
 ];

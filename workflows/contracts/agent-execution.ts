@@ -4,7 +4,8 @@
  * domain layer, the API and the tests import it; it imports nothing of the project but types, so
  * none of them loads workflow code through it.
  */
-import { ApplicationFailure, defineQuery, defineSignal } from '@temporalio/workflow';
+import { ApplicationFailure, defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { SearchAttributePair } from '@temporalio/common';
 import type { TodoItem } from '../../lib/host-contract';
 
 /** The workflow's type name: the name workflows/index.ts exports it under (checked there). */
@@ -16,6 +17,10 @@ export interface AgentExecutionOptions {
   slotTaken?: boolean;
   /** A `kind: tool` task's run: call the run's tool instead of execute_prompt. */
   tool?: boolean;
+  /** A delegated run (a child workflow of its parent's run): it signals no task occurrence. */
+  parentExecutionId?: string;
+  /** A delegated run's hard end (epoch ms): its parent's, so a child never outlives its parent's time limit. */
+  deadlineAt?: number;
 }
 
 export type FinalStatus = 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
@@ -102,4 +107,36 @@ export function describeDuration(ms: number): string {
 /** The error of a run whose question nobody answered in time. */
 export function inputTimeoutMessage(timeoutMs: number): string {
   return `no answer to the input request within ${describeDuration(timeoutMs)}`;
+}
+
+/** How many delegations deep a run may be: a run at this depth may not delegate (issue 22's limit). */
+export const MAX_DELEGATION_DEPTH = 3;
+
+/** The failure type of a refused delegation: its message is the reason, for the agent to read. */
+export const DELEGATION_REFUSED = 'DelegationRefused';
+
+/** What the MCP endpoint's `delegate` asks a running parent for: a child run of a direct subordinate. */
+export interface DelegateRequest {
+  /** The subordinate's id (the endpoint resolved the name). */
+  agentId: string;
+  prompt: string;
+  context?: Record<string, unknown>;
+  /** DELEGATION_MAX_CHILDREN, as the API is configured. */
+  maxChildren: number;
+}
+
+/**
+ * Sent to the parent's run (`execution-<parentId>`) with an Update id derived from the MCP
+ * request, so a request sent again is answered by the same child. The parent validates it
+ * (running, fan-out, time left), records the child row (idempotent, keyed by the Update id),
+ * starts the child workflow, and answers its execution id.
+ */
+export const delegateUpdate = defineUpdate<{ executionId: string }, [DelegateRequest]>('delegate');
+
+/** What the parent's local activity recorded for a delegation: the child row (new or found again) and how to start it. */
+export interface DelegatedRun {
+  executionId: string;
+  /** The child took its agent's slot at once (RUNNING). */
+  slotTaken: boolean;
+  searchAttributes: SearchAttributePair[];
 }

@@ -31,6 +31,7 @@ export function presentExecution(execution: Execution, detail = false) {
     durationMs: execution.durationMs ?? null,
     assignmentReason: execution.assignmentReason ?? null,
     retryOfId: execution.retryOf?.id ?? null,
+    parentExecutionId: execution.parentExecution?.id ?? null,
     scheduledFor: execution.scheduledFor?.toISOString() ?? null,
     toolName: execution.toolName ?? null,
     inputTimeoutMs: execution.inputTimeoutMs ?? null,
@@ -43,4 +44,9 @@ export function presentExecution(execution: Execution, detail = false) {
         }
       : {}),
   };
+}
+
+/** A delegated run as its parent lists it (GET /api/executions/:id's `children`). */
+export function presentChild(child: Execution) {
+  return { id: child.id, agentId: child.agent?.id ?? null, agentName: child.agent?.name ?? null, status: child.status };
 }

@@ -75,6 +75,9 @@ export const ExecutionOut = z
     durationMs: z.number().nullable(),
     assignmentReason: z.string().nullable().openapi({ description: "A task's run: which agent was chosen and why" }),
     retryOfId: z.uuid().nullable().openapi({ description: 'The attempt this run retries' }),
+    parentExecutionId: z.uuid().nullable().openapi({
+      description: "A delegated run (trigger `delegation`): the run whose agent delegated it; its parent's `children` list it",
+    }),
     scheduledFor: z.string().nullable().openapi({ description: "A task's occurrence: when the schedule meant it to start" }),
     toolName: z.string().nullable().openapi({ description: "A `kind: tool` task's run: the tool called" }),
     inputTimeoutMs: z.number().int().nullable().openapi({ description: "The run's own input timeout; null: the server's default" }),
@@ -126,6 +129,9 @@ export const ExecutionDetailOut = ExecutionOut.extend({
   progress: z.object({ status: z.string(), todos: z.array(z.unknown()), outputTail: z.string(), seq: z.number().int() }),
   // A union, not `.nullable()`: zod-to-openapi would write the null into the PendingInput component itself.
   pendingInput: z.union([PendingInputOut, z.null()]),
+  children: z
+    .array(z.object({ id: z.uuid(), agentId: z.uuid().nullable(), agentName: z.string().nullable(), status: z.string() }))
+    .openapi({ description: "The runs this run's agent delegated (`delegate`), oldest first; empty for a run that delegated nothing" }),
 }).openapi('ExecutionDetail');
 
 export const ExecutionPage = pageSchema(ExecutionOut).openapi('ExecutionPage');
