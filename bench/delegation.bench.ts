@@ -12,6 +12,8 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { startAgentHost, type AgentHost } from '../host/server';
+import { openFleet } from '../host/fleet-client';
+import type { FleetAccess } from '../lib/host-contract';
 import { executionHandle } from '../domain/temporal';
 import { createWorkerDeps } from '../worker/deps';
 import { createWorker } from '../worker/worker';
@@ -119,6 +121,27 @@ export async function benchDelegation(): Promise<{ pass: boolean }> {
         ` (from the parent's request: p50 ${ms(pct(fromParentRequest, 50))} p90 ${ms(pct(fromParentRequest, 90))})`,
       `   to the host's execute_prompt: direct p50 ${ms(pct(directToHost, 50))}, delegated p50 ${ms(pct(delegatedToHost, 50))}`,
       `delegated − direct: p50 ${ms(delegatedP50 - directP50)} p90 ${ms(pct(fromParentEvent, 90) - pct(direct, 90))} (target p50 ≤ +50 ms): ${pass ? 'PASS' : 'FAIL'}`,
+    );
+
+    // Where the difference goes, part 1: the engine's MCP session to /mcp (initialize, then a
+    // tool call, each checking the run token), timed with a hanging MASTER run's own token.
+    const hanging = await execute(master, `[hang] ${randomUUID()}`);
+    const fleet = (await host.waitForCall('execute_prompt', (c) => c.args.executionId === hanging, 60_000)).args.fleet as FleetAccess;
+    const connects: number[] = [];
+    const lists: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const t = at();
+      const client = await openFleet(fleet);
+      connects.push(at() - t);
+      const l = at();
+      await client.listSubordinates();
+      lists.push(at() - l);
+      await client.close();
+    }
+    await call('POST', `/api/executions/${hanging}/cancel`, undefined, token);
+    await ended(hanging).catch(() => undefined);
+    results.push(
+      `   the engine's MCP session (20): connect p50 ${ms(pct(connects, 50))}, then list_subordinates p50 ${ms(pct(lists, 50))}`,
     );
   } finally {
     results.push(`uptime at end: ${uptime()}`);
