@@ -3,6 +3,7 @@
  * run; `npm run bench -- webhooks tracing` runs only the ones named.
  */
 import { benchAuthMe } from './auth-me.bench';
+import { benchDelegation } from './delegation.bench';
 import { benchExecutions } from './executions.bench';
 import { benchFanout } from './fanout.bench';
 import { benchServerTest } from './server-test.bench';
@@ -28,6 +29,7 @@ const BENCHES: Record<string, () => Promise<{ pass: boolean }>> = {
   webhooks: benchWebhooks,
   fanout: benchFanout,
   scale: benchScale,
+  delegation: benchDelegation,
 };
 
 async function main(): Promise<void> {
