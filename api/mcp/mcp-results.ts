@@ -14,8 +14,12 @@ import type { AppDeps } from '../deps';
 
 export type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
-/** How often a waiting `execute_prompt` reads the run's log: the log is in PostgreSQL, so any API instance can wait. */
-const WAIT_POLL_MS = 250;
+/**
+ * A waiting `execute_prompt` or `delegate` reads the run's log when the realtime hub says the run
+ * has a new event (the NOTIFY every API instance receives), and this often in any case, in case
+ * a notification was lost while the LISTEN connection reconnected.
+ */
+const WAIT_RECHECK_MS = 2000;
 
 /**
  * A tool's answer: the value as JSON text (what every client shows) and as structured content
@@ -61,24 +65,50 @@ export function runResult(execution: Execution) {
 
 /**
  * Waits until the run is final, reading its event log: each new event is an MCP progress
- * notification when the client asked for them (a progressToken). Stops early when the client
- * goes away; the run goes on in Temporal either way.
+ * notification when the client asked for them (a progressToken). The log is read again as soon
+ * as the run's next event is announced (deps.events), so the answer follows the run's end by a
+ * NOTIFY, not by a polling period. Stops early when the client goes away; the run goes on in
+ * Temporal either way.
  */
 export async function waitForRun(deps: AppDeps, executionId: string, extra: Extra): Promise<Execution> {
   const progressToken = extra._meta?.progressToken;
   let last = 0;
-  for (;;) {
-    const em = deps.orm.em.fork();
-    const events = await eventsAfter(em, executionId, last);
-    for (const event of events) {
-      last = event.seq;
-      if (progressToken === undefined) continue;
-      const message =
-        event.phase === 'status' ? `status: ${event.status}` : (event.progress?.message ?? event.output?.slice(0, 200) ?? event.phase);
-      await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: event.seq, message } });
+  let announced = false;
+  let wake: () => void = () => undefined;
+  const unsubscribe = deps.events.subscribe((event) => {
+    if (event.type !== 'execution:event' || event.executionId !== executionId) return;
+    announced = true;
+    wake();
+  });
+  const onAbort = () => wake();
+  extra.signal.addEventListener('abort', onAbort);
+  try {
+    for (;;) {
+      announced = false;
+      const em = deps.orm.em.fork();
+      const events = await eventsAfter(em, executionId, last);
+      for (const event of events) {
+        last = event.seq;
+        if (progressToken === undefined) continue;
+        const message =
+          event.phase === 'status' ? `status: ${event.status}` : (event.progress?.message ?? event.output?.slice(0, 200) ?? event.phase);
+        await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: event.seq, message } });
+      }
+      const execution = await em.findOneOrFail(Execution, executionId);
+      if (FINAL_EXECUTION_STATUSES.includes(execution.status) || extra.signal.aborted) return execution;
+      // An event announced while the log was read is read at once.
+      if (announced) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, WAIT_RECHECK_MS);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = () => undefined;
     }
-    const execution = await em.findOneOrFail(Execution, executionId);
-    if (FINAL_EXECUTION_STATUSES.includes(execution.status) || extra.signal.aborted) return execution;
-    await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
+  } finally {
+    unsubscribe();
+    extra.signal.removeEventListener('abort', onAbort);
   }
 }
