@@ -1,10 +1,16 @@
+import request from 'supertest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { temporal } from '@temporalio/proto';
+import { startApiServer, type ApiServer } from '../api/server';
+import type { FleetAccess } from '../lib/host-contract';
 import { Execution } from '../entities';
 import type { AgentExecutionPayload } from '../domain/events';
 import type { AgentHost } from '../host/server';
 import { executionWorkflowId } from '../workflows/contracts/agent-execution';
 import { httpFor, registerAccount, type Account, type Http } from './api';
-import { hostWithAgent, waitFor } from './fleet';
+import { activeAgent, hostWithAgent, registerHost, waitFor } from './fleet';
 import { createTestContext, startTestWorker, type TestContext } from './harness';
 
 const FINAL = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
@@ -121,4 +127,67 @@ describe('a task-backed run cancelled through Temporal alone', () => {
         `tasks/cancel received ${cancelsOf(host, taskId).length}×`,
     );
   }, 90_000);
+});
+
+/** A delegated run whose parent's workflow was terminated: Temporal's REQUEST_CANCEL reaches the child's workflow only. */
+describe("a delegated run whose parent's workflow was terminated", () => {
+  let ctx: TestContext;
+  let api: ApiServer;
+  let http: Http;
+  let worker: Awaited<ReturnType<typeof startTestWorker>>;
+  let admin: Account;
+  let host: AgentHost;
+  let serverId: string;
+  let client: Client | undefined;
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    worker = await startTestWorker(ctx);
+    api = await startApiServer(ctx, 0, '127.0.0.1');
+    http = request(api.url);
+    admin = await registerAccount(http, 'Terminated Parent Org');
+    ({ host, serverId } = await registerHost(http, admin));
+  });
+  afterAll(async () => {
+    await client?.close();
+    await host?.close();
+    await api?.close();
+    await worker?.stop();
+    await ctx?.close();
+  });
+
+  it("ends the child CANCELLED and cancels the child's task on the host", async () => {
+    const master = await activeAgent(http, admin, serverId, { role: 'MASTER', maxConcurrency: 2 });
+    const child = await activeAgent(http, admin, serverId, { supervisorId: master.id, maxConcurrency: 2 });
+    const parent = (
+      await http
+        .post(`/api/agents/${master.id}/execute`)
+        .auth(admin.accessToken, { type: 'bearer' })
+        .send({ prompt: '[hang] parent' })
+        .expect(202)
+    ).body.executionId as string;
+    const fleet = (await waitFor(async () => host.calls.find((c) => c.tool === 'execute_prompt' && c.args.executionId === parent)?.args))
+      .fleet as FleetAccess;
+    client = new Client({ name: 'temporal-cancel-test', version: '1.0.0' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL('/mcp', api.url), { requestInit: { headers: { Authorization: `Bearer ${fleet.token}` } } }),
+    );
+    const started = (await client.callTool({
+      name: 'delegate',
+      arguments: { agent: child.id, prompt: '[hang] the child', wait: false },
+    })) as CallToolResult;
+    const childId = (started.structuredContent as { executionId: string }).executionId;
+    const taskId = await waitFor(async () => (await ctx.orm.em.fork().findOneOrFail(Execution, childId)).mcpTaskId, 30_000);
+    await waitFor(async () => host.running() === 2, 30_000);
+
+    await ctx.temporal.client.workflow.getHandle(executionWorkflowId(parent)).terminate('the operator terminated it');
+    const ended = await waitFor(async () => {
+      const body = (await http.get(`/api/executions/${childId}`).auth(admin.accessToken, { type: 'bearer' }).expect(200)).body;
+      return FINAL.includes(body.status) && body;
+    }, 30_000);
+    expect(ended).toMatchObject({ status: 'CANCELLED' });
+    await waitFor(async () => host.taskRequests.some((r) => r.method === 'tasks/cancel' && r.taskId === taskId), 20_000);
+    // The parent's own task runs on (nothing of the parent ran to stop it): only the child's stopped.
+    await waitFor(async () => host.running() === 1, 20_000);
+  }, 120_000);
 });
