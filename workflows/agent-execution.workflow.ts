@@ -299,6 +299,8 @@ export async function agentExecution(executionId: string, options: AgentExecutio
   let result: AgentExecutionResult;
   /** The question a task-backed run waits on (no activity runs then), for a cancel to close it on the host. */
   let waitingOn: InputWait | undefined;
+  /** Temporal's cancel ended the run, not the run's own activity (see the end below). */
+  let cancelledByTemporal = false;
   try {
     setCurrentDetails(summary(state));
     if (!options.slotTaken) showStatus('QUEUED');
@@ -345,8 +347,10 @@ export async function agentExecution(executionId: string, options: AgentExecutio
       result = { status: 'TIMED_OUT', error: inputTimeoutMessage((expired ?? waitingOn)!.timeoutMs) };
     else result = outcome.success ? { status: 'COMPLETED' } : { status: 'FAILED', error: outcome.error };
   } catch (error) {
-    if (isCancellation(error)) result = { status: 'CANCELLED', error: 'cancelled by request' };
-    else if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'ExecutionCancelled')
+    if (isCancellation(error)) {
+      result = { status: 'CANCELLED', error: 'cancelled by request' };
+      cancelledByTemporal = true;
+    } else if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'ExecutionCancelled')
       result = { status: 'CANCELLED', error: 'cancelled by request' };
     else if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'InputTimedOut')
       result = { status: 'TIMED_OUT', error: error.cause.message };
@@ -369,7 +373,14 @@ export async function agentExecution(executionId: string, options: AgentExecutio
   let ended = result;
   await CancellationScope.nonCancellable(async () => {
     // Nothing follows the task while it waits: stop it on the host, or it would wait there for its TTL.
-    if (waitingOn || result.status === 'TIMED_OUT') await cancelRemoteTask(executionId).catch(() => false);
+    // Cancelled by Temporal alone (its UI, `temporal workflow cancel`, a terminated parent's
+    // REQUEST_CANCEL), the run closes before its activity hears of it (on a throttled heartbeat),
+    // which then finds its workflow gone and lets go of the task as an abandoned attempt: stop it
+    // here, durably, rather than in the activity, which may never run again (a lost worker). An
+    // activity that ended the run itself (the cancel route's fast path: ExecutionCancelled)
+    // has sent tasks/cancel already; a second one, on a task already ended, is answered and ignored.
+    if (waitingOn || result.status === 'TIMED_OUT' || (cancelledByTemporal && patched('cancel-remote-on-cancel')))
+      await cancelRemoteTask(executionId).catch(() => false);
     let next: string[];
     // The row is the authority: a run its occurrence already ended TIMED_OUT ends so here too.
     if (tellsStatus) ({ next, result: ended } = await finishRun(executionId, result));
