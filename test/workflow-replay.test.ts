@@ -8,7 +8,9 @@
  * - before-<patch>/: runs of the code before each `patched('<patch>')`, which must still replay
  *   on the old path: before-run-status/ from commit 9ade96f (every run completed, whatever its
  *   outcome), before-run-waiting-signal/ from the commit before 515fa32 (a task-backed run's wait
- *   for an answer not told to its occurrence; scripts/histories/before-run-waiting-signal.ts).
+ *   for an answer not told to its occurrence; scripts/histories/before-run-waiting-signal.ts),
+ *   before-cancel-remote-on-cancel/ copied from current/ before that patch (a run cancelled by
+ *   Temporal closed without asking its host to cancel the task).
  * A change of a workflow's commands that is not behind `patched()` fails here (shown below with
  * a changed copy of the workflows, test/replay/changed-workflows.ts).
  */
