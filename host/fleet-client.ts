@@ -8,7 +8,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import type { FleetAccess } from '../lib/host-contract';
+import { DELEGATION_CALL_META, type FleetAccess } from '../lib/host-contract';
 
 /** One direct subordinate, as `list_subordinates` answers. */
 export interface Subordinate {
@@ -46,7 +46,11 @@ export class FleetRefusal extends Error {
 export interface FleetClient {
   listSubordinates(): Promise<Subordinate[]>;
   /** `onProgress` gets the child's progress messages while the call waits. */
-  delegate(request: DelegateRequest, options?: { signal?: AbortSignal; onProgress?: (message: string) => void }): Promise<DelegateResult>;
+  /** `callId` names this call within the run (the engine's tool-call id): see DELEGATION_CALL_META. */
+  delegate(
+    request: DelegateRequest,
+    options?: { signal?: AbortSignal; onProgress?: (message: string) => void; callId?: string },
+  ): Promise<DelegateResult>;
   close(): Promise<void>;
 }
 
@@ -103,13 +107,21 @@ export async function openFleet(fleet: FleetAccess, signal?: AbortSignal): Promi
     },
     async delegate(request, options = {}) {
       const result = (await client
-        .callTool({ name: 'delegate', arguments: { ...request } }, undefined, {
-          signal: options.signal ?? signal,
-          timeout: untilExpiry(),
-          maxTotalTimeout: untilExpiry(),
-          resetTimeoutOnProgress: true,
-          onprogress: (progress) => options.onProgress?.(progress.message ?? `progress ${progress.progress}`),
-        })
+        .callTool(
+          {
+            name: 'delegate',
+            arguments: { ...request },
+            ...(options.callId ? { _meta: { [DELEGATION_CALL_META]: options.callId } } : {}),
+          },
+          undefined,
+          {
+            signal: options.signal ?? signal,
+            timeout: untilExpiry(),
+            maxTotalTimeout: untilExpiry(),
+            resetTimeoutOnProgress: true,
+            onprogress: (progress) => options.onProgress?.(progress.message ?? `progress ${progress.progress}`),
+          },
+        )
         .catch((error: unknown) => {
           throw refusedToken(error);
         })) as CallToolResult;

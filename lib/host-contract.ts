@@ -94,6 +94,13 @@ export const FleetAccess = z.object({
 });
 export type FleetAccess = z.infer<typeof FleetAccess>;
 
+/**
+ * The `_meta` key of a `delegate` tools/call naming that call within its run (the reference host
+ * sends its engine's tool-call id): the fleet starts one child per call id, so the same call sent
+ * again (the run tried again after a lost worker) gets the same child, and two calls alike get two.
+ */
+export const DELEGATION_CALL_META = 'io.mcp-fleet/call-id';
+
 export const ExecutePromptArgs = z.object({
   /** The same on every attempt of a run: a repeated id is a retry after a lost worker. */
   executionId: z.string(),

@@ -10,6 +10,7 @@ import { startApiServer, type ApiServer } from '../server';
 import { registerAccount, type Account, type Http } from '../../test/api';
 import { activeAgent, registerHost, waitFor } from '../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../test/harness';
+import { DELEGATION_CALL_META } from '../../lib/host-contract';
 
 /**
  * Delegation through the MCP endpoint (issue 22): a run whose agent has subordinates gets a run
@@ -275,6 +276,37 @@ describe('delegation with a run token (POST /mcp)', () => {
     const second = await send();
     expect(second).toBe(first);
     expect((await execution(parent)).children).toHaveLength(1);
+    await cancel(parent);
+    await ended(parent, 'CANCELLED');
+  });
+
+  it('starts one child per call id the client names in _meta, whatever the JSON-RPC id', async () => {
+    const { executionId: parent, fleet } = await hangingRun(master.id);
+    const send = async (id: number, callId: string) => {
+      const res = await http
+        .post('/mcp')
+        .set('Authorization', `Bearer ${fleet.token}`)
+        .set('Accept', 'application/json, text/event-stream')
+        .send({
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: {
+            name: 'delegate',
+            arguments: { agent: workers[0]!.id, prompt: `[hang] alike ${parent}`, wait: false },
+            _meta: { [DELEGATION_CALL_META]: callId },
+          },
+        });
+      expect(res.status).toBe(200);
+      return rpcResult(res.text).structuredContent.executionId as string;
+    };
+    // Two calls alike on two sessions (both JSON-RPC id 1): two children, not one.
+    const first = await send(1, 'call-a');
+    const second = await send(1, 'call-b');
+    expect(second).not.toBe(first);
+    // The first call sent again (a run tried again numbers its requests anew): its child.
+    expect(await send(7, 'call-a')).toBe(first);
+    expect((await execution(parent)).children).toHaveLength(2);
     await cancel(parent);
     await ended(parent, 'CANCELLED');
   });

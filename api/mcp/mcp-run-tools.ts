@@ -19,6 +19,7 @@ import { executionHandle } from '../../domain/temporal';
 import { delegateUpdate, DELEGATION_REFUSED, type DelegateRequest } from '../../workflows/contracts/agent-execution';
 import type { AppDeps } from '../deps';
 import { ExecuteBody } from '../routes/executions/executions.schemas';
+import { DELEGATION_CALL_META } from '../../lib/host-contract';
 import { z } from '../zod';
 import { guarded, runResult, waitForRun, type Extra } from './mcp-results';
 
@@ -73,13 +74,17 @@ async function ownChild(em: EntityManager, run: RunPrincipal, executionId: strin
 }
 
 /**
- * The Update's id: the same MCP request sent again (a client's retry of the same JSON-RPC
- * request, or a host's run tried again after a lost worker, whose client numbers its requests
- * the same way) is the same Update, which Temporal answers once, with the same child.
+ * The Update's id: the same delegate call sent again is the same Update, which Temporal
+ * answers once, with the same child. A call is named by the client's `_meta` call id when it
+ * sends one (the reference host sends its engine's tool-call id, the same when a run is tried
+ * again after a lost worker and different for two calls alike), else by its JSON-RPC id (a
+ * client's retry of the same request; two alike calls on two sessions then share a child).
  */
 function delegationUpdateId(run: RunPrincipal, agentId: string, input: z.output<typeof DelegateInput>, extra: Extra): string {
+  const named = extra._meta?.[DELEGATION_CALL_META];
+  const call = typeof named === 'string' && named.length > 0 && named.length <= 200 ? `call:${named}` : String(extra.requestId);
   const digest = createHash('sha256')
-    .update(JSON.stringify([run.executionId, agentId, input.prompt, input.context ?? null, String(extra.requestId)]))
+    .update(JSON.stringify([run.executionId, agentId, input.prompt, input.context ?? null, call]))
     .digest('base64url');
   return `delegate-${digest}`;
 }

@@ -63,7 +63,7 @@ export class Delegation {
     await this.run.emit({ type: 'tool_call', toolCallId, name: DELEGATE_TOOL, arguments: { ...request } });
     let result: DelegateResult;
     try {
-      result = await (await this.connect()).delegate(request, { signal: this.run.signal });
+      result = await (await this.connect()).delegate(request, { signal: this.run.signal, callId: toolCallId });
     } catch (error) {
       const reason = this.reasonOf(error);
       await this.run.emit({ type: 'tool_result', toolCallId, name: DELEGATE_TOOL, result: { error: reason } });
