@@ -4,7 +4,7 @@ import type { AgentHost } from '../host/server';
 import { NO_FLEET_ACCESS } from '../host/engines/delegation';
 import { startApiServer, type ApiServer } from '../api/server';
 import { registerAccount, type Account, type Http } from './api';
-import { activeAgent, registerHost, waitFor } from './fleet';
+import { delegationTree, registerHost, waitFor } from './fleet';
 import { createTestContext, startTestWorker, type TestContext } from './harness';
 
 /**
@@ -33,11 +33,7 @@ describe('delegation end to end (script engine → /mcp → child runs)', () => 
     admin = await registerAccount(http, 'Delegation E2E Org');
     let serverId: string;
     ({ host, serverId } = await registerHost(http, admin));
-    master = await activeAgent(http, admin, serverId, { name: 'lead', role: 'MASTER', maxConcurrency: 5 });
-    workers = [
-      await activeAgent(http, admin, serverId, { name: 'w1', supervisorId: master.id, maxConcurrency: 5 }),
-      await activeAgent(http, admin, serverId, { name: 'w2', supervisorId: master.id, maxConcurrency: 5 }),
-    ];
+    ({ master, workers } = await delegationTree(http, admin, serverId, ['lead', 'w1', 'w2']));
   });
   afterAll(async () => {
     await host?.close();

@@ -44,6 +44,25 @@ export async function activeAgent(
 }
 
 /**
+ * A MASTER with two WORKERs under it (delegation tests), each ACTIVE with room for 5 runs;
+ * `names` names the three (master first), else they get random names.
+ */
+export async function delegationTree(
+  http: Http,
+  account: Account,
+  serverId: string,
+  names: [string, string, string] | undefined = undefined,
+): Promise<{ master: { id: string; name: string }; workers: { id: string; name: string }[] }> {
+  const named = (i: number) => (names ? { name: names[i] } : {});
+  const master = await activeAgent(http, account, serverId, { ...named(0), role: 'MASTER', maxConcurrency: 5 });
+  const workers = [
+    await activeAgent(http, account, serverId, { ...named(1), supervisorId: master.id, maxConcurrency: 5 }),
+    await activeAgent(http, account, serverId, { ...named(2), supervisorId: master.id, maxConcurrency: 5 }),
+  ];
+  return { master, workers };
+}
+
+/**
  * Polls `probe` until it gives a value. `timeoutMs` is a ceiling for a loaded CI machine (2
  * cores, load 8 and more), not an expectation: a condition met on an idle machine in
  * milliseconds may take seconds there.

@@ -8,7 +8,7 @@ import type { FleetAccess } from '../../lib/host-contract';
 import { mintRunToken } from '../../domain/runs/run-token';
 import { startApiServer, type ApiServer } from '../server';
 import { registerAccount, type Account, type Http } from '../../test/api';
-import { activeAgent, registerHost, waitFor } from '../../test/fleet';
+import { activeAgent, delegationTree, registerHost, waitFor } from '../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../test/harness';
 import { DELEGATION_CALL_META } from '../../lib/host-contract';
 
@@ -39,11 +39,7 @@ describe('delegation with a run token (POST /mcp)', () => {
     admin = await registerAccount(http, 'Delegation Org');
     ({ host, serverId } = await registerHost(http, admin));
     closers.push(() => host.close());
-    master = await activeAgent(http, admin, serverId, { role: 'MASTER', maxConcurrency: 5 });
-    workers = [
-      await activeAgent(http, admin, serverId, { supervisorId: master.id, maxConcurrency: 5 }),
-      await activeAgent(http, admin, serverId, { supervisorId: master.id, maxConcurrency: 5 }),
-    ];
+    ({ master, workers } = await delegationTree(http, admin, serverId));
     outsider = await activeAgent(http, admin, serverId, { maxConcurrency: 5 });
   });
   afterAll(async () => {
