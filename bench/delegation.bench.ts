@@ -18,6 +18,7 @@ import { executionHandle } from '../domain/temporal';
 import { createWorkerDeps } from '../worker/deps';
 import { createWorker } from '../worker/worker';
 import { apiCaller, startBenchStack, registerBenchAccount } from './stack';
+import { eventMs, firstEvent as historyEvent, localActivityScheduledMs, type EVENT } from './history-breakdown';
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -89,6 +90,9 @@ export async function benchDelegation(): Promise<{ pass: boolean }> {
     // Where the time goes: up to the host's tools/call execute_prompt of the (child) run.
     const directToHost: number[] = [];
     const delegatedToHost: number[] = [];
+    // Both paths, hop by hop, from the bench's clock and the workflows' histories (read after the loop).
+    const directRuns: Array<{ id: string; sentAt: number; hostAt: number; firstAt: number }> = [];
+    const delegatedRuns: Array<{ parent: string; child: string; parentFirst: number; hostAt: number; firstAt: number }> = [];
     // Three pairs warm up (first MCP connections, workflow code loaded), not counted.
     for (let i = -3; i < pairs; i++) {
       const directAt = at();
@@ -111,6 +115,8 @@ export async function benchDelegation(): Promise<{ pass: boolean }> {
       delegatedToHost.push(childCall.at - parentFirst);
       fromParentEvent.push(childFirst - parentFirst);
       fromParentRequest.push(childFirst - parentAt);
+      directRuns.push({ id: run, sentAt: directAt, hostAt: directCall, firstAt: directFirst });
+      delegatedRuns.push({ parent, child, parentFirst, hostAt: childCall.at, firstAt: childFirst });
     }
     const directP50 = pct(direct, 50);
     const delegatedP50 = pct(fromParentEvent, 50);
@@ -122,6 +128,54 @@ export async function benchDelegation(): Promise<{ pass: boolean }> {
       `   to the host's execute_prompt: direct p50 ${ms(pct(directToHost, 50))}, delegated p50 ${ms(pct(delegatedToHost, 50))}`,
       `delegated − direct: p50 ${ms(delegatedP50 - directP50)} p90 ${ms(pct(fromParentEvent, 90) - pct(direct, 90))} (target p50 ≤ +50 ms): ${pass ? 'PASS' : 'FAIL'}`,
     );
+
+    const history = async (id: string) =>
+      (await stack.deps.temporal.client.workflow.getHandle(`execution-${id}`).fetchHistory()).events ?? [];
+    const steps = new Map<string, number[]>();
+    const addSteps = (points: Array<[string, number | undefined]>) => {
+      let previous: [string, number] | undefined;
+      for (const [name, time] of points) {
+        if (time === undefined) continue;
+        if (previous) {
+          const step = `${previous[0]} → ${name}`;
+          steps.set(step, [...(steps.get(step) ?? []), time - previous[1]]);
+        }
+        previous = [name, time];
+      }
+    };
+    const at_ = (events: Awaited<ReturnType<typeof history>>, type: keyof typeof EVENT) => eventMs(historyEvent(events, type));
+    for (const run of directRuns) {
+      const events = await history(run.id);
+      addSteps([
+        ['direct: request', run.sentAt],
+        ['started', at_(events, 'WorkflowExecutionStarted')],
+        ['task started', at_(events, 'WorkflowTaskStarted')],
+        ['task completed', at_(events, 'WorkflowTaskCompleted')],
+        ['activity started', at_(events, 'ActivityTaskStarted')],
+        ['host call', run.hostAt],
+        ['first event', run.firstAt],
+      ]);
+    }
+    for (const run of delegatedRuns) {
+      const parent = await history(run.parent);
+      const child = await history(run.child);
+      const accepted = historyEvent(parent, 'WorkflowExecutionUpdateAccepted');
+      const after = parent.slice(parent.indexOf(accepted!));
+      addSteps([
+        ["delegated: parent's first event", run.parentFirst],
+        ['update accepted', eventMs(accepted)],
+        ['record scheduled', localActivityScheduledMs(after.find((e) => e.eventType === 25))],
+        ['child initiated', at_(after, 'StartChildWorkflowExecutionInitiated')],
+        ['child started', at_(child, 'WorkflowExecutionStarted')],
+        ["child's task started", at_(child, 'WorkflowTaskStarted')],
+        ["child's task completed", at_(child, 'WorkflowTaskCompleted')],
+        ["child's activity started", at_(child, 'ActivityTaskStarted')],
+        ["child's host call", run.hostAt],
+        ["child's first event", run.firstAt],
+      ]);
+    }
+    results.push('   hop by hop, p50 (bench clock and workflow histories):');
+    for (const [step, xs] of steps) results.push(`     ${step.padEnd(52)} ${ms(pct(xs, 50))}`);
 
     // Where the difference goes, part 1: the engine's MCP session to /mcp (initialize, then a
     // tool call, each checking the run token), timed with a hanging MASTER run's own token.

@@ -39,12 +39,16 @@ export function lastEvent(events: HistoryEvent[], type: keyof typeof EVENT): His
 export const EVENT = {
   WorkflowExecutionStarted: 1,
   WorkflowExecutionCompleted: 2,
+  WorkflowTaskScheduled: 5,
   WorkflowTaskStarted: 6,
   WorkflowTaskCompleted: 7,
   ActivityTaskScheduled: 10,
   ActivityTaskStarted: 11,
   ActivityTaskCompleted: 12,
   MarkerRecorded: 25,
+  StartChildWorkflowExecutionInitiated: 29,
+  ChildWorkflowExecutionStarted: 31,
+  WorkflowExecutionUpdateAccepted: 41,
 } as const;
 
 /** When core scheduled the local activity a marker records (its `original_schedule_time`, wall clock). */
