@@ -132,3 +132,37 @@ export async function openFleet(fleet: FleetAccess, signal?: AbortSignal): Promi
     },
   };
 }
+
+/**
+ * A run's connection to the fleet, shared by all its calls. The host opens it as the run
+ * arrives (`warm`), so the engine's first call finds the MCP handshake done; a failed opening
+ * is not kept: the next call tries again. Closed with the run.
+ */
+export class FleetSession {
+  private opened: Promise<FleetClient> | undefined;
+
+  constructor(
+    private readonly fleet: FleetAccess,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  /** Starts opening the connection now; nobody waits for it here. */
+  warm(): this {
+    this.client().catch(() => undefined);
+    return this;
+  }
+
+  client(): Promise<FleetClient> {
+    this.opened ??= openFleet(this.fleet, this.signal).catch((error: unknown) => {
+      this.opened = undefined;
+      throw error;
+    });
+    return this.opened;
+  }
+
+  async close(): Promise<void> {
+    const opened = this.opened;
+    this.opened = undefined;
+    await opened?.then((client) => client.close()).catch(() => undefined);
+  }
+}

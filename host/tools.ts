@@ -30,6 +30,7 @@ import { SANDBOX_META_KEY } from './sandbox';
 import { networkAllowlist, type NetworkEntry } from './sandbox-network';
 import type { CallIo, ToolContext, ToolDefinition } from './tool-types';
 import { inSpan } from './host-tracing';
+import { FleetSession } from './fleet-client';
 
 export { EXECUTION_META_KEY };
 export type { CallIo, HostedAgent, ToolContext, ToolDefinition, ToolExtra } from './tool-types';
@@ -75,6 +76,8 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
     const workspace = await ensureWorkspace(context.workspaceRoot, args.agentId, context.sandbox);
     const { progressToken } = io;
     const guard = new RunGuard(context.limits, stopSources(shutdown, io));
+    // Opened now, while the engine starts: its first delegate call finds the handshake done.
+    const fleetSession = args.fleet && engine.callsFleet ? new FleetSession(args.fleet, guard.signal).warm() : undefined;
     const send = (event: HostEvent) => {
       const data = { executionId, ...event } as HostMessage;
       context.onEvent?.(data);
@@ -103,6 +106,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       ...(args.context ? { context: args.context } : {}),
       ...(args.responseSchema ? { responseSchema: args.responseSchema } : {}),
       ...(args.fleet ? { fleet: args.fleet } : {}),
+      ...(fleetSession ? { fleetSession } : {}),
       allowedTools: allowedToolScopes(args.allowedTools),
       workspace,
       network: agents.get(args.agentId)?.network ?? [],
@@ -159,6 +163,7 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       return context.metrics ? await context.metrics.timeRun(engine.name, settle) : (await settle()).value;
     } finally {
       guard.dispose();
+      await fleetSession?.close();
     }
   }
 

@@ -79,4 +79,52 @@ describe('the execution log while PostgreSQL goes away', () => {
       await proxy.close();
     }
   });
+
+  it('an append in a transaction whose seq another writer takes first takes the next one, and the transaction goes on', async () => {
+    const setup = ctx.orm.em.fork();
+    const execution = makeExecution(setup, agent);
+    await setup.flush();
+    const ref = executionRef(execution);
+    // The other writer inserts seq 1 and holds its transaction open; ours then computes seq 1 too,
+    // waits on the unique key, and finds it taken once the other commits.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let otherWrote!: () => void;
+    const wrote = new Promise<void>((resolve) => (otherWrote = resolve));
+    const other = ctx.orm.em.fork().transactional(async (tx) => {
+      await appendEvent(tx, ref, 1, 'output', { output: 'other' });
+      otherWrote();
+      await held;
+    });
+    await wrote;
+    const ours = ctx.orm.em.fork().transactional(async (tx) => {
+      const first = appendEvent(tx, ref, 1, 'output', { output: 'ours' });
+      // Ours waits on the other's row until the other commits.
+      await waitFor(
+        async () =>
+          (
+            await ctx.orm.em
+              .fork()
+              .execute<{ n: number }[]>(
+                "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%insert into execution_events%'",
+              )
+          )[0]!.n > 0,
+        30_000,
+        10,
+      );
+      release();
+      const payload = await first;
+      // The transaction is still usable: one more append in it.
+      const second = await appendEvent(tx, ref, 1, 'output', { output: 'ours again' });
+      return [payload.seq, second.seq];
+    });
+    await other;
+    expect(await ours).toEqual([2, 3]);
+    const log = await eventsAfter(ctx.orm.em.fork(), execution.id, 0);
+    expect(log.map((e) => [e.seq, e.output])).toEqual([
+      [1, 'other'],
+      [2, 'ours'],
+      [3, 'ours again'],
+    ]);
+  });
 });

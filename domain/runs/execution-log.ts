@@ -63,7 +63,7 @@ export function executionNotice(execution: ExecutionRef, payload: AgentExecution
   };
 }
 
-/** A seq another writer took first: the append takes the next one. */
+/** A unique key taken (a seq only in a statement without `on conflict`): the append takes the next seq. */
 const SEQ_TAKEN = '23505';
 /** PostgreSQL ended the statement to break a deadlock, or for a serialization failure: trying it again is the cure. */
 const TRANSIENT = new Set(['40P01', '40001']);
@@ -78,9 +78,8 @@ function sqlState(error: unknown): string | undefined {
  *
  * Inside a transaction, event and NOTIFY commit with the change the event describes (PostgreSQL
  * delivers the NOTIFY at commit), so no listener hears of it early. A seq taken meanwhile by a
- * writer that committed first (the worker appends outside any transaction) is tried again in a
- * savepoint, so the caller's transaction goes on; a deadlock there is not tried again, since the
- * caller still holds what the other side waits for (row-locks.ts keeps that from happening).
+ * writer that committed first (the worker appends outside any transaction) is taken again, and
+ * the caller's transaction goes on (insertInTransaction).
  *
  * Outside a transaction the insert is tried again when the seq was taken, and after a short
  * pause when PostgreSQL broke a deadlock or a serialization conflict with it; while PostgreSQL
@@ -98,7 +97,7 @@ export async function appendEvent(
   const event = draftEvent(execution, attempt, phase, fields);
   const insert = () => insertExecutionEvent(em, execution, event);
   if (em.isInTransaction()) {
-    const payload = await insertInSavepoint(em, insert);
+    const payload = await insertInTransaction(insert);
     await publishEventOnCommit(em, executionNotice(execution, payload));
     return payload;
   }
@@ -110,28 +109,26 @@ export async function appendEvent(
   return payload;
 }
 
-async function insertInSavepoint(tx: EntityManager, insert: () => Promise<AgentExecutionPayload>): Promise<AgentExecutionPayload> {
+/**
+ * A seq taken by a writer that committed first is no error inside the caller's transaction (the
+ * insert does nothing, then takes the next seq), so the transaction goes on without a savepoint
+ * around each append. A deadlock is not tried again: the caller still holds what the other side
+ * waits for (row-locks.ts keeps that from happening).
+ */
+async function insertInTransaction(insert: () => Promise<AgentExecutionPayload | undefined>): Promise<AgentExecutionPayload> {
   for (let tries = 1; ; tries++) {
-    await tx.execute('savepoint execution_event');
-    try {
-      const payload = await insert();
-      await tx.execute('release savepoint execution_event');
-      return payload;
-    } catch (error) {
-      // Back to before the insert: the transaction stays usable, for a retry or for a caller that handles the error.
-      await tx
-        .execute('rollback to savepoint execution_event')
-        .then(() => tx.execute('release savepoint execution_event'))
-        .catch(() => undefined);
-      if (sqlState(error) !== SEQ_TAKEN || tries >= MAX_TRIES) throw error;
-    }
+    const payload = await insert();
+    if (payload) return payload;
+    if (tries >= MAX_TRIES) throw new Error(`execution event: the next seq was taken ${MAX_TRIES} times in a row`);
   }
 }
 
-async function insertRetrying(insert: () => Promise<AgentExecutionPayload>): Promise<AgentExecutionPayload> {
+async function insertRetrying(insert: () => Promise<AgentExecutionPayload | undefined>): Promise<AgentExecutionPayload> {
   for (let tries = 1; ; tries++) {
     try {
-      return await insert();
+      const payload = await insert();
+      if (payload) return payload;
+      if (tries >= MAX_TRIES) throw new Error(`execution event: the next seq was taken ${MAX_TRIES} times in a row`);
     } catch (error) {
       const state = sqlState(error);
       if (tries >= MAX_TRIES || (state !== SEQ_TAKEN && !TRANSIENT.has(state ?? ''))) throw error;
@@ -164,20 +161,27 @@ function draftEvent(execution: ExecutionRef, attempt: number, phase: ExecutionPh
 
 /**
  * Inserts one event with the next seq of its execution, computed in the same statement. An event
- * already there (its id: a try that committed, whose answer the connection lost) keeps its seq.
+ * already there (its id: a try that committed, whose answer the connection lost) keeps its seq;
+ * undefined when the seq was taken meanwhile by another writer (nothing written: try again).
  */
-async function insertExecutionEvent(em: EntityManager, execution: ExecutionRef, event: DraftEvent): Promise<AgentExecutionPayload> {
+async function insertExecutionEvent(
+  em: EntityManager,
+  execution: ExecutionRef,
+  event: DraftEvent,
+): Promise<AgentExecutionPayload | undefined> {
   const { id, at, payload } = event;
+  // `on conflict do nothing` covers both unique keys, the id and (execution, seq): a conflict
+  // inserts nothing instead of failing the statement (and with it a caller's transaction).
   const rows = await em.execute<{ seq: number }[]>(
     `with next as (select coalesce(max(seq), 0) + 1 as seq from execution_events where execution_id = ?)
      insert into execution_events (id, execution_id, organization_id, seq, type, attempt, payload, created_at)
      select ?, ?, ?, next.seq, ?, ?, jsonb_set(?::jsonb, '{seq}', to_jsonb(next.seq)), ? from next
-     on conflict (id) do nothing
+     on conflict do nothing
      returning seq`,
     [execution.id, id, execution.id, execution.organizationId, payload.phase, payload.attempt, JSON.stringify(payload), at],
   );
-  const seq = rows[0]?.seq ?? (await em.execute<{ seq: number }[]>('select seq from execution_events where id = ?', [id]))[0]!.seq;
-  return { ...payload, seq };
+  const seq = rows[0]?.seq ?? (await em.execute<{ seq: number }[]>('select seq from execution_events where id = ?', [id]))[0]?.seq;
+  return seq === undefined ? undefined : { ...payload, seq };
 }
 
 /** The log of one execution after `after`, in seq order (SSE, the events route, catch-up). */

@@ -50,7 +50,7 @@ export async function markFinished(em: EntityManager, execution: Execution, outc
     Object.assign(execution, end);
     await em.flush();
     // A zombie attempt may still be appending: a taken seq costs a retry of the event alone
-    // (appendEvent, in a savepoint).
+    // (appendEvent takes the next seq, the transaction goes on).
     await appendEvent(em, executionRef(execution), execution.attempt, 'status', event());
     await tellParentLog(em, execution, outcome);
     return;

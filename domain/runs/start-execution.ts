@@ -102,16 +102,14 @@ export async function recordExecution(tx: EntityManager, actor: Actor, input: Re
   return created;
 }
 
-/** The agent's row, locked, when it takes new runs; a 409 `agent_not_active` otherwise. */
-async function lockRunnableAgent(tx: EntityManager, agentId: string): Promise<Agent> {
-  const agent = await lockAgent(tx, agentId);
+/** A 409 `agent_not_active` unless the agent takes new runs. */
+function assertRunnable(agent: Agent): void {
   if (!isRunnable(agent.status)) {
     throw AppError.conflict(
       'agent_not_active',
       `The agent is ${agent.status}; only ACTIVE agents execute${agent.status === AgentStatus.PENDING_VALIDATION ? ' (validate it first)' : ''}`,
     );
   }
-  return agent;
 }
 
 /**
@@ -119,15 +117,25 @@ async function lockRunnableAgent(tx: EntityManager, agentId: string): Promise<Ag
  * has a free slot (nobody queued ahead), sparing the workflow a step.
  */
 export async function createExecution(tx: EntityManager, actor: Actor, input: StartInput & TaskRunFields): Promise<Execution> {
-  const agent = await lockRunnableAgent(tx, input.agent.id);
-  const created = await recordExecution(tx, actor, { ...input, agent });
-  await takeSlot(tx, created, agent);
+  const agent = await lockAgent(tx, input.agent.id);
+  return createOnLockedAgent(tx, actor, { ...input, agent });
+}
+
+/**
+ * createExecution for a caller that already holds the agent's row lock (row-locks.ts), with
+ * `input.agent` read under it: a 409 `agent_not_active` unless it takes new runs.
+ */
+export async function createOnLockedAgent(tx: EntityManager, actor: Actor, input: StartInput & TaskRunFields): Promise<Execution> {
+  assertRunnable(input.agent);
+  const created = await recordExecution(tx, actor, input);
+  await takeSlot(tx, created, input.agent);
   return created;
 }
 
 /** A task's run that waited its turn without an agent gets one, then a slot when free, in `tx`. */
 export async function assignExecution(tx: EntityManager, execution: Execution, agentId: string, assignmentReason: string): Promise<void> {
-  const agent = await lockRunnableAgent(tx, agentId);
+  const agent = await lockAgent(tx, agentId);
+  assertRunnable(agent);
   execution.agent = agent;
   execution.assignmentReason = assignmentReason;
   await tx.flush();

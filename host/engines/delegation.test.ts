@@ -53,6 +53,8 @@ interface FleetStandIn {
   calls: FleetCall[];
   /** Every Authorization header received, in order. */
   authorizations: string[];
+  /** The JSON-RPC method of every request with a valid token, in order. */
+  methods: string[];
   /** The most delegate calls in flight at once. */
   maxInFlight: number;
   /** Delegate calls whose caller went away before the answer (the request's handler was aborted). */
@@ -86,7 +88,15 @@ async function waitFor(condition: () => boolean, timeoutMs = 20_000): Promise<bo
  */
 async function startFleet(options: { together?: number; hold?: boolean } = {}): Promise<FleetStandIn> {
   let inFlight = 0;
-  const state: FleetStandIn = { url: '', calls: [], authorizations: [], maxInFlight: 0, aborted: 0, close: async () => undefined };
+  const state: FleetStandIn = {
+    url: '',
+    calls: [],
+    authorizations: [],
+    methods: [],
+    maxInFlight: 0,
+    aborted: 0,
+    close: async () => undefined,
+  };
   const build = () => {
     const mcp = new McpServer({ name: 'mcp-fleet', version: '0.0.0-stand-in' });
     mcp.registerTool(
@@ -158,6 +168,7 @@ async function startFleet(options: { together?: number; hold?: boolean } = {}): 
       }
       const parsed = await readJsonBody(req, res);
       if (!parsed) return;
+      state.methods.push(String((parsed.body as { method?: unknown }).method));
       const mcp = build();
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
       res.on('close', () => {
@@ -321,6 +332,22 @@ describe('the script engine’s [delegate:AGENT:PROMPT]', () => {
     expect(JSON.stringify([result, conn.messages])).not.toContain(RUN_TOKEN);
   });
 
+  it('has the run’s fleet connection opened by the host as the run arrives, once, whether the run delegates or not', async () => {
+    const fleet = await startFleet();
+    const conn = await connect({ engine: 'script', stepDelayMs: 0 });
+    // A run that never calls the fleet: the host shook hands anyway, before the engine ran.
+    const quiet = await execute(conn, '[steps:1]', { fleet: fleetAccess(fleet) });
+    expect(quiet.result.isError).toBeFalsy();
+    expect(await waitFor(() => fleet.methods.includes('notifications/initialized'))).toBe(true);
+    expect(fleet.methods).toEqual(['initialize', 'notifications/initialized']);
+    // A run that delegates twice: one handshake for both calls.
+    fleet.methods.length = 0;
+    const busy = await execute(conn, '[delegate:writer:one] [delegate:reviewer:two]', { fleet: fleetAccess(fleet) });
+    expect(busy.result.isError).toBeFalsy();
+    expect(fleet.methods.filter((m) => m === 'initialize')).toHaveLength(1);
+    expect(fleet.methods.filter((m) => m === 'tools/call')).toHaveLength(2);
+  });
+
   it('shows a refusal and a failed child as tool_result errors, and fails the run with every reason once all have ended', async () => {
     const fleet = await startFleet();
     const conn = await connect({ engine: 'script', stepDelayMs: 0 });
@@ -403,12 +430,12 @@ describe('the script engine’s [delegate:AGENT:PROMPT]', () => {
     const unreadable = await execute(conn, '[delegate:writer:hi]', { fleet: { ...fleetAccess(fleet), expiresAt: 'when the run ends' } });
     expect(unreadable.result.structuredContent).toEqual({ success: true, output: 'writer: writer did: hi\nscript engine: ' });
     fleet.calls.length = 0;
-    fleet.authorizations.length = 0;
 
-    // A run with fleet access and no delegation is the run it always was: the fleet is not called.
+    // A run with fleet access and no delegation is the run it always was: no tool of the fleet is
+    // called (the host only opened the connection as the run arrived).
     const plain = await execute(conn, 'just echo', { fleet: fleetAccess(fleet) });
     expect(plain.result.structuredContent).toEqual({ success: true, output: 'script engine: just echo' });
-    expect(fleet.authorizations.filter((header) => header === `Bearer ${RUN_TOKEN}`)).toHaveLength(0);
+    expect(fleet.calls).toHaveLength(0);
   });
 });
 

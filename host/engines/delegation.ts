@@ -1,13 +1,13 @@
 /**
  * Delegation as the engines do it (issue 22): a run's calls to the fleet's `list_subordinates`
  * and `delegate`, each reported as a tool_call and its tool_result like any tool the agent uses,
- * over one MCP connection (../fleet-client.ts) opened at the run's first call and closed with
- * the run. A refusal, an unreachable fleet or a child run that did not complete is an answer
+ * over one MCP connection (../fleet-client.ts): the one the host opened as the run arrived
+ * (`EngineRun.fleetSession`), else one opened at the run's first call and closed with the run. A refusal, an unreachable fleet or a child run that did not complete is an answer
  * here, never a throw: each engine decides what it does to the run (docs/host-protocol.md,
  * "Delegation"). Only a stopped run throws. The run token goes in the connection's header and
  * nowhere else: every reason shown is cleaned of it.
  */
-import { FleetRefusal, openFleet, type DelegateRequest, type DelegateResult, type FleetClient, type Subordinate } from '../fleet-client';
+import { FleetRefusal, FleetSession, type DelegateRequest, type DelegateResult, type FleetClient, type Subordinate } from '../fleet-client';
 import type { EngineRun } from './engine';
 
 export const DELEGATE_TOOL = 'delegate';
@@ -47,11 +47,15 @@ export function childFailure(result: DelegateResult): string {
   return `the child run ${result.executionId} ended ${result.status}${result.error ? `: ${result.error}` : ''}`;
 }
 
-/** One run's delegation: open lazily, closed by `close()` (engines call it when the run ends). */
+/** One run's delegation, over the host's connection for the run, or one of its own, opened lazily and closed by `close()`. */
 export class Delegation {
-  private client: Promise<FleetClient> | undefined;
+  private readonly session: FleetSession | undefined;
+  private readonly ownSession: boolean;
 
-  constructor(private readonly run: EngineRun) {}
+  constructor(private readonly run: EngineRun) {
+    this.ownSession = !run.fleetSession && run.fleet !== undefined;
+    this.session = run.fleetSession ?? (run.fleet ? new FleetSession(run.fleet, run.signal) : undefined);
+  }
 
   /** Whether this run may delegate at all (mcp-fleet sent it `fleet`). */
   get available(): boolean {
@@ -89,21 +93,14 @@ export class Delegation {
     }
   }
 
+  /** Closes the connection this delegation opened itself (the host closes its own with the run). */
   async close(): Promise<void> {
-    const client = this.client;
-    this.client = undefined;
-    await client?.then((opened) => opened.close()).catch(() => undefined);
+    if (this.ownSession) await this.session?.close();
   }
 
   private connect(): Promise<FleetClient> {
-    const { fleet } = this.run;
-    if (!fleet) return Promise.reject(new FleetRefusal(NO_FLEET_ACCESS));
-    // A failed connection is not kept: the next call tries again.
-    this.client ??= openFleet(fleet, this.run.signal).catch((error: unknown) => {
-      this.client = undefined;
-      throw error;
-    });
-    return this.client;
+    if (!this.session) return Promise.reject(new FleetRefusal(NO_FLEET_ACCESS));
+    return this.session.client();
   }
 
   /** The reason shown for a failed call; rethrows when the run was stopped (the engine ends it). */

@@ -7,6 +7,7 @@ import type { ElicitRequestFormParams, ElicitResult } from '@modelcontextprotoco
 import type { ExecutePromptResult, FleetAccess, HostEvent, AllowedToolScope } from '../../lib/host-contract';
 import type { NetworkEntry } from '../sandbox-network';
 import type { Sandbox } from '../sandbox';
+import type { FleetSession } from '../fleet-client';
 
 /** What the client answered to a question (ask), with the host's reason when the host answered for it. */
 export type AskAnswer = Pick<ElicitResult, 'action' | 'content'> & { reason?: string };
@@ -41,6 +42,11 @@ export interface EngineRun {
    * except where the engine's own program needs it.
    */
   fleet?: FleetAccess;
+  /**
+   * The connection to `fleet` the host opened as the run arrived, for an engine that
+   * `callsFleet`: ./delegation.ts uses it (the host closes it with the run).
+   */
+  fleetSession?: FleetSession;
   /** What the agent may run: `{name, allowedCommands, blockedCommands}` per tool. */
   allowedTools: AllowedToolScope[];
   /** The agent's own directory, created at provision_agent and kept between runs. */
@@ -78,6 +84,12 @@ export type EngineOutcome = { ok: true; result: ExecutePromptResult } | { ok: fa
 export interface Engine {
   /** 'script' | 'shell' | 'openai' | 'claude-code' */
   readonly name: string;
+  /**
+   * The engine calls the fleet itself, through ./delegation.ts: the host then opens the run's
+   * connection as the run arrives, so the handshake is done by the first call (an engine whose
+   * program connects on its own, the claude-code CLI, leaves it unset).
+   */
+  readonly callsFleet?: boolean;
   /** Called at provision_agent: a reason this engine cannot run here (missing CLI, missing settings), or undefined. */
   check(): Promise<string | undefined>;
   run(run: EngineRun): Promise<EngineOutcome>;

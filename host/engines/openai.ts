@@ -196,6 +196,7 @@ async function converse(run: EngineRun, settings: OpenAISettings, allowCommands:
 export function createOpenAIEngine(settings: EngineSettings): Engine {
   return {
     name: 'openai',
+    callsFleet: true,
     check: async () => {
       const read = readOpenAISettings(settings.env);
       return 'problem' in read ? read.problem : undefined;

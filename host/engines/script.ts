@@ -245,6 +245,7 @@ export function stopReason(signal: AbortSignal): Error {
 export function createScriptEngine(settings: ScriptSettings): Engine {
   return {
     name: 'script',
+    callsFleet: true,
     check: async () => undefined,
     run: (run) => {
       const directives = parseDirectives(run.prompt);

@@ -71,6 +71,7 @@ export function parseRunbook(prompt: string): Runbook {
 export function createShellEngine(settings: { allowCommands: boolean }): Engine {
   return {
     name: 'shell',
+    callsFleet: true,
     check: async () => (settings.allowCommands ? undefined : SHELL_NEEDS_COMMANDS),
     run: (run) => runRunbook(parseRunbook(run.prompt), run),
   };
