@@ -7,7 +7,7 @@
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { DELEGATION_CALL_META, type FleetAccess } from '../lib/host-contract';
 
 /** One direct subordinate, as `list_subordinates` answers. */
@@ -83,12 +83,28 @@ function refusedToken(error: unknown): unknown {
 }
 
 /**
+ * The fleet's endpoint is stateless (every request is served on its own): the handshake's
+ * `notifications/initialized` is sent without waiting for its 202, so a connection is one round
+ * trip, and a call that overtakes the notification is served all the same. Its failure is the
+ * transport's error, as any other.
+ */
+class FleetTransport extends StreamableHTTPClientTransport {
+  override async send(message: JSONRPCMessage, options?: Parameters<StreamableHTTPClientTransport['send']>[1]): Promise<void> {
+    if ('method' in message && message.method === 'notifications/initialized' && !('id' in message)) {
+      super.send(message, options).catch((error: unknown) => this.onerror?.(error instanceof Error ? error : new Error(String(error))));
+      return;
+    }
+    await super.send(message, options);
+  }
+}
+
+/**
  * Opens the fleet's endpoint with the run's token (one MCP connection per run, closed by
  * `close`). Waiting calls time out only when the token expires, not at the SDK's 60 s default:
  * a delegated run can take as long as its parent has left.
  */
 export async function openFleet(fleet: FleetAccess, signal?: AbortSignal): Promise<FleetClient> {
-  const transport = new StreamableHTTPClientTransport(new URL(fleet.url), {
+  const transport = new FleetTransport(new URL(fleet.url), {
     requestInit: { headers: { authorization: `Bearer ${fleet.token}` } },
   });
   const client = new Client(CLIENT_INFO);

@@ -18,7 +18,7 @@ import {
   type HostToolArgs,
   type HostToolResult,
 } from '../lib/host-contract';
-import type { EngineRun } from './engines/engine';
+import type { Engine, EngineRun } from './engines/engine';
 import type { HostRunOutcome } from './metrics';
 import { RunGuard } from './run-guard';
 import { commandRunner } from './runner';
@@ -71,13 +71,26 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
   const { agents, shutdown } = context;
 
   async function executePrompt(args: HostToolArgs<'execute_prompt'>, io: CallIo): Promise<CallToolResult> {
-    const { executionId } = args;
     const engine = context.engineFor(agents.get(args.agentId));
+    // Opened now, while the workspace is made and the engine starts: its first delegate call finds the handshake done.
+    const fleetSession = args.fleet && engine.callsFleet ? new FleetSession(args.fleet, io.signal).warm() : undefined;
+    try {
+      return await runPrompt(args, io, engine, fleetSession);
+    } finally {
+      await fleetSession?.close();
+    }
+  }
+
+  async function runPrompt(
+    args: HostToolArgs<'execute_prompt'>,
+    io: CallIo,
+    engine: Engine,
+    fleetSession: FleetSession | undefined,
+  ): Promise<CallToolResult> {
+    const { executionId } = args;
     const workspace = await ensureWorkspace(context.workspaceRoot, args.agentId, context.sandbox);
     const { progressToken } = io;
     const guard = new RunGuard(context.limits, stopSources(shutdown, io));
-    // Opened now, while the engine starts: its first delegate call finds the handshake done.
-    const fleetSession = args.fleet && engine.callsFleet ? new FleetSession(args.fleet, guard.signal).warm() : undefined;
     const send = (event: HostEvent) => {
       const data = { executionId, ...event } as HostMessage;
       context.onEvent?.(data);
@@ -163,7 +176,6 @@ function defineTools(context: ToolContext): { [T in HostTool]: ToolDefinition<T>
       return context.metrics ? await context.metrics.timeRun(engine.name, settle) : (await settle()).value;
     } finally {
       guard.dispose();
-      await fleetSession?.close();
     }
   }
 

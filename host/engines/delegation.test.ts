@@ -55,6 +55,8 @@ interface FleetStandIn {
   authorizations: string[];
   /** The JSON-RPC method of every request with a valid token, in order. */
   methods: string[];
+  /** With `holdInitialized`: how the 202 to `notifications/initialized` was let go. */
+  initializedAnswered?: 'after a tool call' | 'timed out';
   /** The most delegate calls in flight at once. */
   maxInFlight: number;
   /** Delegate calls whose caller went away before the answer (the request's handler was aborted). */
@@ -86,7 +88,7 @@ async function waitFor(condition: () => boolean, timeoutMs = 20_000): Promise<bo
  * Starts the stand-in. `together`: each delegate call is answered only once that many are in
  * flight at once (or after a generous wait), so a test sees whether an engine runs them in parallel.
  */
-async function startFleet(options: { together?: number; hold?: boolean } = {}): Promise<FleetStandIn> {
+async function startFleet(options: { together?: number; hold?: boolean; holdInitialized?: boolean } = {}): Promise<FleetStandIn> {
   let inFlight = 0;
   const state: FleetStandIn = {
     url: '',
@@ -168,7 +170,13 @@ async function startFleet(options: { together?: number; hold?: boolean } = {}): 
       }
       const parsed = await readJsonBody(req, res);
       if (!parsed) return;
-      state.methods.push(String((parsed.body as { method?: unknown }).method));
+      const method = String((parsed.body as { method?: unknown }).method);
+      state.methods.push(method);
+      if (method === 'notifications/initialized' && options.holdInitialized) {
+        // Answered only once a tool call came in: a client that waits for this 202 never sends one.
+        const called = await waitFor(() => state.methods.includes('tools/call'), 5_000);
+        state.initializedAnswered = called ? 'after a tool call' : 'timed out';
+      }
       const mcp = build();
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
       res.on('close', () => {
@@ -346,6 +354,15 @@ describe('the script engine’s [delegate:AGENT:PROMPT]', () => {
     expect(busy.result.isError).toBeFalsy();
     expect(fleet.methods.filter((m) => m === 'initialize')).toHaveLength(1);
     expect(fleet.methods.filter((m) => m === 'tools/call')).toHaveLength(2);
+  });
+
+  it('sends its first call without waiting for the answer to notifications/initialized (the fleet is stateless)', async () => {
+    const fleet = await startFleet({ holdInitialized: true });
+    const conn = await connect({ engine: 'script', stepDelayMs: 0 });
+    const { result } = await execute(conn, '[delegate:writer:quick]', { fleet: fleetAccess(fleet) });
+    expect(result.isError).toBeFalsy();
+    expect(await waitFor(() => fleet.initializedAnswered !== undefined)).toBe(true);
+    expect(fleet.initializedAnswered).toBe('after a tool call');
   });
 
   it('shows a refusal and a failed child as tool_result errors, and fails the run with every reason once all have ended', async () => {
