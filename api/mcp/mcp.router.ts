@@ -40,8 +40,17 @@ async function mcpCaller(ctx: AppContext, deps: AppDeps): Promise<McpCaller | { 
  */
 export function mcpRoutes(deps: AppDeps): Router<AppState, AppContextExtras> {
   const router = new Router<AppState, AppContextExtras>();
-  router.post('/mcp', rateLimit(deps, 'mcp'), async (ctx) => {
-    const caller = await mcpCaller(ctx, deps);
+  // Who calls is checked while the rate limit counts the request (each a query): a refusal of
+  // the limit still wins, and a check it makes moot is dropped.
+  const callers = new WeakMap<object, Promise<McpCaller | { run: RunPrincipal }>>();
+  const startCallerCheck: Parameters<typeof router.post>[2] = async (ctx, next) => {
+    const caller = mcpCaller(ctx, deps);
+    caller.catch(() => undefined);
+    callers.set(ctx, caller);
+    await next();
+  };
+  router.post('/mcp', startCallerCheck, rateLimit(deps, 'mcp'), async (ctx) => {
+    const caller = await callers.get(ctx)!;
     const server = new McpServer(SERVER_INFO, { capabilities: { tools: {} } });
     if ('run' in caller) registerRunTools(server, deps, caller.run);
     else registerKeyTools(server, deps, caller);

@@ -73,6 +73,7 @@ export async function recordDelegatedRun(em: EntityManager, input: DelegationInp
       [input.parentExecutionId],
     );
     if (!parent) throw new DelegationRefused('parent_not_found', 'The delegating run does not exist');
+    // Read after the lock, so a call of the same Update that held it is seen.
     const [existing] = await tx.execute<{ id: string }[]>(
       'select id from executions where parent_execution_id = ? and delegation_key = ?',
       [input.parentExecutionId, input.delegationKey],
@@ -83,12 +84,13 @@ export async function recordDelegatedRun(em: EntityManager, input: DelegationInp
     }
     if (isFinal(parent.status)) throw new DelegationRefused('run_ended', `The delegating run has ended (${parent.status})`);
     const supervisor = parent.agent_id ? { id: parent.agent_id, organization: { id: parent.organization_id } } : undefined;
-    // The subordinate's row, locked for its slot count; only one of the parent's organisation is even looked at.
-    const [locked] = await tx.execute<{ id: string }[]>('select id from agents where id = ? and organization_id = ? for no key update', [
-      input.agentId,
-      parent.organization_id,
-    ]);
-    const agent = locked ? await tx.findOneOrFail(Agent, locked.id, { refresh: true }) : undefined;
+    // The subordinate's row, locked for its slot count and read under the lock, in one statement;
+    // only one of the parent's organisation is even looked at.
+    const [locked] = await tx.execute<Record<string, unknown>[]>(
+      'select * from agents where id = ? and organization_id = ? for no key update',
+      [input.agentId, parent.organization_id],
+    );
+    const agent = locked ? tx.map(Agent, locked) : undefined;
     if (!supervisor || !agent || !isDirectSubordinate(agent, supervisor))
       throw new DelegationRefused('not_subordinate', 'That agent is not a direct subordinate of the delegating agent');
     const depth = parent.depth + 1;
