@@ -180,6 +180,9 @@ describe('delegation with a run token (POST /mcp)', () => {
       /not_subordinate/,
     );
     expect(errorText(await client.callTool({ name: 'delegate', arguments: { agent: master.id, prompt: 'x' } }))).toMatch(/not_subordinate/);
+    expect(errorText(await client.callTool({ name: 'delegate', arguments: { agent: 'nobody-by-that-name', prompt: 'x' } }))).toBe(
+      'Agent: not found',
+    );
     await cancel(unrelated);
     await cancel(parent);
     await ended(parent, 'CANCELLED');

@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, Execution } from '../../entities';
 import type { Actor } from '../../domain/actor';
-import { directSubordinate, directSubordinatesOf } from '../../domain/agents/agent-rules';
+import { directSubordinatesOf, supervisorAndSubordinate } from '../../domain/agents/agent-rules';
 import { AppError } from '../../domain/errors';
 import { cancelExecution } from '../../domain/runs/cancel';
 import type { RunPrincipal } from '../../domain/runs/run-token';
@@ -158,8 +158,8 @@ export function registerRunTools(server: McpProtocolServer, deps: AppDeps, run: 
       outputSchema: RunResultOut.shape,
     },
     guarded(deps, 'delegate', async (input: z.output<typeof DelegateInput>, em, extra) => {
-      const supervisor = await runAgent(em, run);
-      const agent = await directSubordinate(em, supervisor, input.agent);
+      // The run's agent (gone: the run's end, as far as its token goes) and the subordinate, in one query.
+      const { agent } = await supervisorAndSubordinate(em, { id: run.agentId, organizationId: run.organizationId }, input.agent);
       const executionId = await sendDelegateUpdate(deps, run, {
         request: {
           agentId: agent.id,

@@ -78,19 +78,20 @@ export function directSubordinatesOf(em: EntityManager, supervisor: { id: string
   return em.find(Agent, { organization: supervisor.organization.id, supervisor: supervisor.id }, { orderBy: { name: 'asc', id: 'asc' } });
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The agents of the organisation that `idOrName` names: its id, or every agent of that name. */
+function named(idOrName: string): { id: string } | { name: string } {
+  return UUID.test(idOrName) ? { id: idOrName } : { name: idOrName };
+}
+
 /**
- * The direct subordinate of `supervisor` named by `idOrName`: 404 when no agent of the
- * organisation has that id or name (another organisation's agents do not exist here), 403
- * `not_subordinate` when it is not a direct subordinate, 409 `ambiguous_name` when several
+ * The direct subordinate of `supervisor` among `found`, the organisation's agents `idOrName`
+ * names: 404 when there are none (another organisation's agents do not exist here), 403
+ * `not_subordinate` when none is a direct subordinate, 409 `ambiguous_name` when several
  * subordinates share the name.
  */
-export async function directSubordinate(
-  em: EntityManager,
-  supervisor: { id: string; name: string; organization: { id: string } },
-  idOrName: string,
-): Promise<Agent> {
-  const isId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrName);
-  const found = await em.find(Agent, { organization: supervisor.organization.id, ...(isId ? { id: idOrName } : { name: idOrName }) });
+function pickSubordinate(found: Agent[], supervisor: { id: string; name: string; organization: { id: string } }, idOrName: string): Agent {
   if (found.length === 0) throw AppError.notFound('Agent');
   const subordinates = found.filter((agent) => isDirectSubordinate(agent, supervisor));
   if (subordinates.length === 0)
@@ -101,4 +102,22 @@ export async function directSubordinate(
     );
   if (subordinates.length > 1) throw AppError.conflict('ambiguous_name', `Several subordinates are named ${idOrName}: use the id`);
   return subordinates[0]!;
+}
+
+/**
+ * The direct subordinate of a supervisor known by its id (a run's agent) named by `idOrName`,
+ * read in the same query as the supervisor: 404 when the supervisor is gone, else
+ * pickSubordinate's answer.
+ */
+export async function supervisorAndSubordinate(
+  em: EntityManager,
+  supervisorRef: { id: string; organizationId: string },
+  idOrName: string,
+): Promise<{ supervisor: Agent; agent: Agent }> {
+  const wanted = named(idOrName);
+  const found = await em.find(Agent, { organization: supervisorRef.organizationId, $or: [{ id: supervisorRef.id }, wanted] });
+  const supervisor = found.find((agent) => agent.id === supervisorRef.id);
+  if (!supervisor) throw AppError.notFound('Agent');
+  const candidates = found.filter((agent) => ('id' in wanted ? agent.id === wanted.id : agent.name === wanted.name));
+  return { supervisor, agent: pickSubordinate(candidates, supervisor, idOrName) };
 }
