@@ -26,16 +26,24 @@ export function isRunnable(status: AgentStatus): boolean {
  * last slot together. Used by the API when it creates a run and by the workflow's `acquireSlot`.
  */
 export async function takeSlot(tx: EntityManager, execution: Execution, agent: Agent): Promise<boolean> {
-  const [running, ahead] = await Promise.all([
-    // A run waiting for an answer keeps its slot: the answer resumes it without queueing again.
-    tx.count(Execution, { agent, status: { $in: [...SLOT_HOLDING_STATUSES] } }),
-    tx.count(Execution, {
-      agent,
-      status: ExecutionStatus.QUEUED,
-      $or: [{ createdAt: { $lt: execution.createdAt } }, { createdAt: execution.createdAt, id: { $lt: execution.id } }],
-    }),
-  ]);
-  if (running + ahead >= agent.maxConcurrency) return false;
+  // One statement over the agent's live runs (index agent, status, created_at). A run waiting
+  // for an answer keeps its slot: the answer resumes it without queueing again.
+  const [counts] = await tx.execute<{ holding: number; ahead: number }[]>(
+    `select count(*) filter (where status in (${SLOT_HOLDING_STATUSES.map(() => '?').join(', ')}))::int as holding,
+            count(*) filter (where status = ? and (created_at < ? or (created_at = ? and id < ?)))::int as ahead
+       from executions where agent_id = ? and status in (${[...SLOT_HOLDING_STATUSES, ExecutionStatus.QUEUED].map(() => '?').join(', ')})`,
+    [
+      ...SLOT_HOLDING_STATUSES,
+      ExecutionStatus.QUEUED,
+      execution.createdAt,
+      execution.createdAt,
+      execution.id,
+      agent.id,
+      ...SLOT_HOLDING_STATUSES,
+      ExecutionStatus.QUEUED,
+    ],
+  );
+  if (counts!.holding + counts!.ahead >= agent.maxConcurrency) return false;
   await markRunning(tx, execution);
   await setAgentStatus(tx, agent.id, AgentStatus.BUSY, 'executing', RUNNABLE_STATUSES);
   return true;
