@@ -70,7 +70,8 @@ describe('an execution on the claude-code engine', () => {
         ? (res.body as Record<string, unknown>)
         : undefined;
     });
-    expect(done).toMatchObject({ status: 'COMPLETED', output: final, tokensUsed: 1545, error: null });
+    // Input and output, and the input read from and written to the prompt cache.
+    expect(done).toMatchObject({ status: 'COMPLETED', output: final, tokensUsed: 1200 + 345 + 300 + 9000, error: null });
     expect((done.todos as { status: string }[]).map((t) => t.status)).toEqual(['completed', 'completed', 'completed']);
 
     const [start] = await standIn.recorded();
