@@ -62,7 +62,15 @@ interface Ran {
 async function runCli(
   name: string,
   script: (request: Parameters<Parameters<typeof startMessagesStandIn>[0]>[0], n: number) => Reply,
-  options: { allowedTools?: unknown[]; env?: NodeJS.ProcessEnv; prepare?: (workspace: string) => void } = {},
+  options: {
+    allowedTools?: unknown[];
+    env?: NodeJS.ProcessEnv;
+    prepare?: (workspace: string) => void;
+    sandboxed?: boolean;
+    /** A real server of the Messages API instead of the stand-in (which then gets no request). */
+    baseUrl?: string;
+    model?: string;
+  } = {},
 ): Promise<Ran> {
   const standIn = await startMessagesStandIn(script);
   closers.push(() => standIn.close());
@@ -90,17 +98,19 @@ async function runCli(
     allowCommands: true,
     env: {
       PATH: '/usr/local/bin:/usr/bin:/bin',
-      HOST_CLAUDE_PATH: wrapper,
-      HOST_CLAUDE_MODEL: MODEL,
-      ANTHROPIC_BASE_URL: standIn.url,
+      // In the sandbox only the workspace is writable: no wrapper keeps a copy there.
+      HOST_CLAUDE_PATH: options.sandboxed ? cli.path : wrapper,
+      HOST_CLAUDE_MODEL: options.model ?? MODEL,
+      ANTHROPIC_BASE_URL: options.baseUrl ?? standIn.url,
       ANTHROPIC_API_KEY: 'sk-ant-stand-in',
       ...options.env,
     },
     // The CLI's protocol and permissions; the host's sandbox around it is claude-code.test.ts's.
-    sandbox: { mode: 'off' },
+    sandbox: options.sandboxed ? {} : { mode: 'off' },
   });
   closers.push(() => host.close());
   const workspace = await ensureWorkspace(workspaceRoot, 'agent-1');
+  if (options.sandboxed) await host.sandbox.prepareWorkspace(workspaceRoot, workspace);
   options.prepare?.(workspace);
   const client = new Client({ name: 'claude-llm-test', version: '0.0.0' });
   closers.push(() => client.close());
@@ -122,7 +132,7 @@ async function runCli(
       },
     },
     undefined,
-    { timeout: 300_000, onprogress: (p) => void progress.push(p.message ?? '') },
+    { timeout: 1_800_000, onprogress: (p) => void progress.push(p.message ?? '') },
   )) as CallToolResult;
   const text = existsSync(stdoutCopy) ? await readFile(stdoutCopy, 'utf8') : '';
   if (process.env.CLAUDE_CODE_RECORD) {
@@ -133,7 +143,7 @@ async function runCli(
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as Record<string, unknown>);
-  const env = (await readFile(seen, 'utf8')).trim().split('\n');
+  const env = existsSync(seen) ? (await readFile(seen, 'utf8')).trim().split('\n') : [];
   return { result, messages, progress, lines, workspace, standIn, env };
 }
 
@@ -299,4 +309,51 @@ describe(`the real Claude Code CLI through the claude-code engine`, () => {
     expect(textOf(ran.result)).toMatch(/^Claude Code: /);
     expect(ran.messages.filter((m) => m.type === 'output')).toEqual([]);
   });
+
+  it('runs in the host’s sandbox: the CLI reaches its API through the proxy, writes in the workspace, and leaves nothing of its own there', async () => {
+    await chmod(dir, 0o755);
+    const ran = await runCli(
+      'sandboxed',
+      (_request, n) =>
+        n === 0
+          ? {
+              content: [
+                { type: 'tool_use', id: 'toolu_write', name: 'Write', input: { file_path: 'note.txt', content: 'from the sandbox\n' } },
+                bash('toolu_ls', 'ls'),
+              ],
+            }
+          : { content: [{ type: 'text', text: 'Written.' }] },
+      { allowedTools: ['ls'], sandboxed: true },
+    );
+    expect(textOf(ran.result)).toBe('Written.');
+    expect(await readFile(path.join(ran.workspace, 'note.txt'), 'utf8')).toBe('from the sandbox\n');
+    expect(ran.messages).toContainEqual(
+      expect.objectContaining({ type: 'tool_result', toolCallId: 'toolu_ls', result: { output: 'note.txt' } }),
+    );
+    expect((await readdir(ran.workspace)).sort()).toEqual(['note.txt']);
+  });
+
+  // The CLI's first request is about 18k tokens: minutes for a small model on 2 cores.
+  it('answers through a real Messages API server when CLAUDE_CODE_LLM_URL names one (llama.cpp’s /v1/messages)', async () => {
+    const baseUrl = process.env.CLAUDE_CODE_LLM_URL;
+    if (!baseUrl) {
+      console.log(
+        'CLAUDE_CODE_LLM_URL is not set: the real CLI ran against the stand-in only (set it to a server offering POST /v1/messages, e.g. llama.cpp’s)',
+      );
+      return;
+    }
+    const started = Date.now();
+    const ran = await runCli('real-model', () => ({ status: 500, error: { type: 'api_error', message: 'not used' } }), {
+      baseUrl,
+      model: process.env.CLAUDE_CODE_LLM_MODEL ?? 'local-model',
+      env: { CLAUDE_CODE_MAX_RETRIES: '1' },
+    });
+    const final = ran.lines.at(-1) as { type: string; is_error: boolean; result?: string };
+    console.log(`real model: ${((Date.now() - started) / 1000).toFixed(0)} s, result ${JSON.stringify(final).slice(0, 300)}`);
+    expect(final.type).toBe('result');
+    expect(ran.standIn.requests).toEqual([]);
+    // Whatever the model said, the run is what the CLI's result says, and no line was malformed.
+    expect(ran.result.isError ?? false).toBe(final.is_error);
+    if (!final.is_error) expect(textOf(ran.result)).toBe(final.result);
+  }, 1_800_000);
 });
