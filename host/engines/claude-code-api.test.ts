@@ -3,7 +3,7 @@
  * capability, checked at provision_agent by running `claude --version`): the real
  * API, worker, PostgreSQL and Temporal, and a real reference host whose `claude` is the
  * stand-in of test/claude-stand-in/ (a recorded stream-json transcript in the CLI's documented
- * format; the real CLI cannot be installed here). No network beyond loopback.
+ * format; the real CLI runs in test/llm/claude-code-cli.llm.test.ts). No network beyond loopback.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';

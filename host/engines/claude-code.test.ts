@@ -1,6 +1,7 @@
 /**
- * The claude-code engine on a real reference host, called by the SDK client. The Claude Code
- * CLI cannot be installed here (a vendor binary that needs the network and an account), so a
+ * The claude-code engine on a real reference host, called by the SDK client. The real Claude
+ * Code CLI runs only in test/llm/claude-code-cli.llm.test.ts (npm test stays fast and needs no
+ * 400 MB binary), and the lines it printed are replayed in claude-code-stream.test.ts; here a
  * stand-in executable named `claude` is put on the host's PATH (test/claude-stand-in/): it
  * replays recorded stream-json transcripts written from the CLI's documented message format
  * (system init, assistant text/tool_use blocks, user tool_result blocks, the final result)
