@@ -2,7 +2,9 @@
  * The stream mapper on lines the real Claude Code CLI (2.1.332) printed, recorded by
  * test/llm/claude-code-cli.llm.test.ts (`CLAUDE_CODE_RECORD=1`) into test/fixtures/claude-code/:
  * a working run (task tools, a Write, denied and allowed Bash commands, cached tokens) and two
- * API errors (a 500 the CLI retried, a 404 it did not). No CLI runs here.
+ * API errors (a 500 the CLI retried, a 404 it did not), all against the Messages API stand-in;
+ * and a run against llama.cpp's own /v1/messages with SmolLM2-135M (CLAUDE_CODE_LLM_URL, output
+ * capped at 256 tokens), whose server was killed in its third turn. No CLI runs here.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -97,6 +99,24 @@ describe('the claude-code stream mapper on what the real CLI printed', () => {
     expect(events).toEqual([]);
     expect(mapper.apiErrors).toEqual([expect.stringContaining("There's an issue with the selected model (stand-in-model)")]);
     expect(resultError(mapper.result!)).toBe(`Claude Code: ${mapper.apiErrors[0]}`);
+  });
+});
+
+describe('the claude-code stream mapper on a real model (llama.cpp) whose server went away', () => {
+  it('sends the model’s text as output, shows the retry of a lost connection, keeps the connection error out of the output, and counts llama.cpp’s cache reads', () => {
+    const { mapper, mapped, events } = replay('llama-cpp-server-killed');
+    // Two capped answers (the CLI asked the model to resume after each), then the server was gone.
+    expect(events.map((event) => event.type)).toEqual(['output', 'output']);
+    expect(mapper.texts[0]).toMatch(/^Claude\.md-specific:/);
+    expect(mapped.map((m) => m.progress).filter(Boolean)).toEqual([
+      'Claude Code started (smollm2)',
+      'API error (unknown): retry 1 of 1 in 0.6 s',
+    ]);
+    expect(mapper.apiErrors).toEqual(['API Error: Connection refused — a firewall or proxy may be blocking it (ECONNREFUSED)']);
+    expect(resultError(mapper.result!)).toBe(
+      'Claude Code: API Error: Connection refused — a firewall or proxy may be blocking it (ECONNREFUSED)',
+    );
+    expect(tokensOf(mapper.result!)).toBe(4187 + 8949 + 512);
   });
 });
 

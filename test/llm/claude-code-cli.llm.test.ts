@@ -346,7 +346,8 @@ describe(`the real Claude Code CLI through the claude-code engine`, () => {
     const ran = await runCli('real-model', () => ({ status: 500, error: { type: 'api_error', message: 'not used' } }), {
       baseUrl,
       model: process.env.CLAUDE_CODE_LLM_MODEL ?? 'local-model',
-      env: { CLAUDE_CODE_MAX_RETRIES: '1' },
+      // A tiny model may ramble: its answer is kept short.
+      env: { CLAUDE_CODE_MAX_RETRIES: '1', CLAUDE_CODE_MAX_OUTPUT_TOKENS: '256' },
     });
     const final = ran.lines.at(-1) as { type: string; is_error: boolean; result?: string };
     console.log(`real model: ${((Date.now() - started) / 1000).toFixed(0)} s, result ${JSON.stringify(final).slice(0, 300)}`);
