@@ -16,7 +16,8 @@ module.exports = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': swc },
   testMatch: ['<rootDir>/**/*.test.ts'],
-  testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.data/', '/.tools/'],
+  // *.llm.test.ts run real AI programs (npm run test:llm), never in `npm test`.
+  testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.data/', '/.tools/', '\\.llm\\.test\\.ts$'],
   // One embedded PostgreSQL and one Temporal dev server for the whole run.
   globalSetup: '<rootDir>/test/global-setup.ts',
   globalTeardown: '<rootDir>/test/global-teardown.ts',

@@ -3,7 +3,7 @@
  * capability, checked at provision_agent by running `claude --version`): the real
  * API, worker, PostgreSQL and Temporal, and a real reference host whose `claude` is the
  * stand-in of test/claude-stand-in/ (a recorded stream-json transcript in the CLI's documented
- * format; the real CLI cannot be installed here). No network beyond loopback.
+ * format; the real CLI runs in test/llm/claude-code-cli.llm.test.ts). No network beyond loopback.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -70,7 +70,8 @@ describe('an execution on the claude-code engine', () => {
         ? (res.body as Record<string, unknown>)
         : undefined;
     });
-    expect(done).toMatchObject({ status: 'COMPLETED', output: final, tokensUsed: 1545, error: null });
+    // Input and output, and the input read from and written to the prompt cache.
+    expect(done).toMatchObject({ status: 'COMPLETED', output: final, tokensUsed: 1200 + 345 + 300 + 9000, error: null });
     expect((done.todos as { status: string }[]).map((t) => t.status)).toEqual(['completed', 'completed', 'completed']);
 
     const [start] = await standIn.recorded();

@@ -40,9 +40,19 @@ export function claudeCodeSettings(env: NodeJS.ProcessEnv): ClaudeCodeSettings {
  * workspace) by its rule: `./**` is every path under the CLI's working directory. A bare
  * `Read` or `Edit` would allow every path on the machine. Reading and searching inside the
  * working directory needs no rule; outside it, the CLI asks, and in print mode nobody can
- * answer, so it is denied.
+ * answer, so it is denied. The task tools are how the CLI (2.1) keeps its plan; it has no
+ * `TodoWrite` or `MultiEdit` any more (its `system` init line lists its tools).
  */
-export const FILE_TOOLS = ['Read(./**)', 'Edit(./**)', 'Write(./**)', 'MultiEdit(./**)', 'NotebookEdit(./**)', 'TodoWrite'] as const;
+export const FILE_TOOLS = [
+  'Read(./**)',
+  'Edit(./**)',
+  'Write(./**)',
+  'NotebookEdit(./**)',
+  'TaskCreate',
+  'TaskUpdate',
+  'TaskList',
+  'TaskGet',
+] as const;
 
 /**
  * Tools the agent never has: the network is reached only through programs it was granted,
@@ -50,7 +60,7 @@ export const FILE_TOOLS = ['Read(./**)', 'Edit(./**)', 'Write(./**)', 'MultiEdit
  */
 const NETWORK_TOOLS = ['WebFetch', 'WebSearch'];
 
-// A rule is `Bash(<words>:*)`: a name or command with parentheses, a comma, a glob or a quote
+// A rule is `Bash(<words> *)`: a name or command with parentheses, a comma, a glob or a quote
 // would change what the rule covers, so such an entry is refused rather than passed on.
 const SAFE_NAME = /^[\w.@+-]+$/;
 const SAFE_COMMAND = /^[\w.@+\-/=: ]+$/;
@@ -61,9 +71,11 @@ export interface Permissions {
 }
 
 /**
- * The agent's allowedTools as the CLI's permission rules: every granted program as
- * `Bash(<name>:*)`, or one rule per allowed command (`Bash(<name> <command>:*)`); blocked
- * commands as disallowed rules, which win in the CLI as they do in the host's own checks.
+ * The agent's allowedTools as the CLI's permission rules, in the form its documentation gives
+ * (`Bash(git *)`; the older `Bash(git:*)` means the same): every granted program as
+ * `Bash(<name> *)`, or one rule per allowed command (`Bash(<name> <command> *)`); blocked
+ * commands as disallowed rules, which win in the CLI as they do in the host's own checks,
+ * also behind any global option (`Bash(git -* push *)`, see blockedRules).
  * A string is a refusal: an entry no rule can say exactly. A tool granted with
  * requiresApproval is disallowed whole: the CLI runs its commands itself, so the host could
  * not ask before each one, and an approval gate that does not ask must not let them through.
@@ -79,25 +91,48 @@ export function permissionRules(scopes: readonly AllowedToolScope[], allowComman
         return `the command "${command}" of ${scope.name} cannot be given to Claude Code as a permission rule`;
     }
     if (scope.requiresApproval) {
-      disallowed.push(`Bash(${scope.name}:*)`);
+      disallowed.push(`Bash(${scope.name} *)`, `Bash(${scope.name})`);
       continue;
     }
     const words = (command: string) => command.trim().split(/\s+/).join(' ');
     // Entries that name an option (git's `-C`) are no commands: they only lift that option's rule below.
     const { commands, options } = entryKinds(scope.name, scope.allowedCommands);
-    if (commands.length) allowed.push(...commands.map((command) => `Bash(${scope.name} ${words(command)}:*)`));
-    else allowed.push(`Bash(${scope.name}:*)`);
-    disallowed.push(...scope.blockedCommands.map((command) => `Bash(${scope.name} ${words(command)}:*)`));
-    disallowed.push(...unnamedGlobalOptions(scope.name, options).map((option) => `Bash(${scope.name} ${option}:*)`));
+    // `Bash(git status *)` also matches `git status` alone.
+    if (commands.length) allowed.push(...commands.map((command) => `Bash(${scope.name} ${words(command)} *)`));
+    else allowed.push(`Bash(${scope.name} *)`);
+    disallowed.push(...scope.blockedCommands.flatMap((command) => blockedRules(scope.name, words(command))));
+    // No space before the `*`: `Bash(git --git-dir*)` denies `--git-dir=x` as well as `--git-dir x`.
+    disallowed.push(...unnamedGlobalOptions(scope.name, options).map((option) => `Bash(${scope.name} ${option}*)`));
   }
   if (!programs.length) disallowed.push('Bash');
   return { allowed, disallowed };
 }
 
 /**
+ * The command line `words`, with more words after it or alone: as disallowed rules, both
+ * spellings, so a deny does not hang on how the CLI reads a trailing ` *`.
+ */
+function prefixRules(words: string): string[] {
+  return [`Bash(${words} *)`, `Bash(${words})`];
+}
+
+/**
+ * A blocked command as the CLI's rules: itself, and (for a program whose global options the
+ * host knows, lib/program-profiles.ts) behind any of them, as the host's own command check
+ * finds the command after the global options: `git --no-pager push`, `git -c color.ui=never
+ * push` and `git -C . push` all match `Bash(git -* push *)` or `Bash(git -* push)`. The
+ * CLI's `*` matches any characters, so these also deny a rarer line with an option first and
+ * the word later (`git --no-pager log --grep push`): refused, never let through.
+ */
+function blockedRules(program: string, command: string): string[] {
+  const behindOptions = profileOf(program)?.globalOptions.length ? prefixRules(`${program} -* ${command}`) : [];
+  return [...prefixRules(`${program} ${command}`), ...behindOptions];
+}
+
+/**
  * The spellings of the program's global options that change what runs or where and that no
  * option entry names by itself (lib/program-profiles.ts): the CLI matches rules as prefixes,
- * so `git -C . push` would pass `Bash(git:*)` beside a disallowed `Bash(git push:*)`. An
+ * so `git -C /elsewhere status` would pass `Bash(git *)`. An
  * entry naming one value (`-c user.name=bot`) is no prefix rule: that option stays denied.
  * Aliases and options within a command (`--upload-pack`) cannot be said as prefixes: the
  * CLI's rules do not cover them (docs/host-protocol.md says so).
@@ -200,7 +235,7 @@ export function claudeArguments(
 
 /**
  * The names of the host's variables the CLI gets, besides what every agent command gets
- * (agentEnvironment: PATH, HOME = the workspace, locale). The CLI needs its credentials and
+ * (agentEnvironment: PATH, locale; HOME is the CLI's own, see cliEnvironment). The CLI needs its credentials and
  * its provider settings; the host's own (HOST_TOKEN, HOST_*) never leave it. What the CLI gets
  * its Bash commands get too: the agent can read its own key, as any program holding one can.
  */
@@ -215,11 +250,22 @@ function passedToCli(name: string, hostEnv: NodeJS.ProcessEnv): boolean {
   return false;
 }
 
-export function cliEnvironment(workspace: string, hostEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+/** The CLI's switches for what it sends beside the API (usage telemetry, error reports, update checks). */
+export const QUIET_CLI = ['DISABLE_TELEMETRY', 'DISABLE_ERROR_REPORTING', 'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC'] as const;
+
+/**
+ * The CLI's environment. `home` is the CLI's own HOME, outside the workspace: the CLI writes
+ * `.claude.json` (its machine and user ids) and its full transcript under `.claude/` there,
+ * which in the workspace the agent, later runs and `git status` would see. Its telemetry,
+ * error reports and other traffic beside the API stay off unless the operator sets them.
+ */
+export function cliEnvironment(workspace: string, hostEnv: NodeJS.ProcessEnv, home: string): NodeJS.ProcessEnv {
   const env = agentEnvironment(workspace, hostEnv);
+  env.HOME = home;
   for (const [name, value] of Object.entries(hostEnv)) if (value !== undefined && passedToCli(name, hostEnv)) env[name] = value;
   // The agent's run is no time for the CLI to replace itself.
   env.DISABLE_AUTOUPDATER ??= '1';
+  for (const name of QUIET_CLI) env[name] = hostEnv[name] ?? '1';
   return env;
 }
 

@@ -3,6 +3,11 @@
  * `system` init, `assistant` and `user` turns whose content blocks carry text, tool uses and
  * tool results, and a final `result`) and turns it into the host contract's events.
  *
+ * What the CLI says itself is not the agent's: an API error comes as an assistant message of
+ * the model `<synthetic>` before a `result` with `is_error` (the run fails with it, it is not
+ * output), and its retries of a failing API as `system`/`api_retry` lines (progress). Its plan is
+ * kept with the task tools (TaskCreate, TaskUpdate; TodoWrite in CLIs before 2.1): `todo` events.
+ *
  * The CLI's stream is its own documented format, which grows: a message or content block of a
  * type this file does not map (thinking, partial stream events, status notices) is skipped,
  * but a line that is not JSON, or a message of a mapped type missing its mapped fields, is a
@@ -23,8 +28,18 @@ const FILE_EDIT_TOOLS: Readonly<Record<string, string>> = {
   NotebookEdit: 'notebook_path',
 };
 const TODO_TOOL = 'TodoWrite';
+/** The task tools: each changes one task of the plan, whose whole list is sent as a `todo` event. */
+const TASK_CREATE = 'TaskCreate';
+const TASK_UPDATE = 'TaskUpdate';
+/** The model the CLI names on a message it wrote itself (an API error), not the model. */
+export const SYNTHETIC_MODEL = '<synthetic>';
 
-const Usage = z.looseObject({ input_tokens: z.number().optional(), output_tokens: z.number().optional() });
+const Usage = z.looseObject({
+  input_tokens: z.number().nullish(),
+  output_tokens: z.number().nullish(),
+  cache_read_input_tokens: z.number().nullish(),
+  cache_creation_input_tokens: z.number().nullish(),
+});
 const Block = z.looseObject({ type: z.string() });
 const TextBlock = z.looseObject({ type: z.literal('text'), text: z.string() });
 const ToolUseBlock = z.looseObject({
@@ -45,6 +60,14 @@ const TodoInput = z.looseObject({
   todos: z.array(z.looseObject({ id: z.string().optional(), content: z.string(), status: z.string() })),
 });
 const TODO_STATUSES: readonly string[] = ['pending', 'in_progress', 'completed'];
+const TaskCreateInput = z.looseObject({ subject: z.string() });
+const TaskUpdateInput = z.looseObject({
+  taskId: z.union([z.string(), z.number()]),
+  status: z.string().optional(),
+  subject: z.string().optional(),
+});
+// What TaskCreate's result says: the id the CLI gave the task (`tool_use_result.task.id`, and "Task #1 created" in its text).
+const TaskCreated = z.looseObject({ task: z.looseObject({ id: z.union([z.string(), z.number()]) }) });
 
 const SystemMessage = z.looseObject({
   type: z.literal('system'),
@@ -53,21 +76,34 @@ const SystemMessage = z.looseObject({
   model: z.string().optional(),
   cwd: z.string().optional(),
 });
+// `system`/`api_retry`: the CLI waits to send its request again (5xx, 429, a connection lost).
+const ApiRetry = z.looseObject({
+  attempt: z.number(),
+  max_retries: z.number().nullish(),
+  retry_delay_ms: z.number().nullish(),
+  error_status: z.number().nullish(),
+  error: z.string().nullish(),
+});
 const AssistantMessage = z.looseObject({
   type: z.literal('assistant'),
-  message: z.looseObject({ content: z.array(Block), usage: Usage.optional() }),
+  message: z.looseObject({ content: z.array(Block), usage: Usage.nullish(), model: z.string().optional() }),
   parent_tool_use_id: z.string().nullish(),
+  is_api_error_message: z.boolean().optional(),
 });
-const UserMessage = z.looseObject({ type: z.literal('user'), message: z.looseObject({ content: z.union([z.string(), z.array(Block)]) }) });
+const UserMessage = z.looseObject({
+  type: z.literal('user'),
+  message: z.looseObject({ content: z.union([z.string(), z.array(Block)]) }),
+  tool_use_result: z.unknown().optional(),
+});
 export const ResultMessage = z.looseObject({
   type: z.literal('result'),
   subtype: z.string(),
   is_error: z.boolean(),
   result: z.string().optional(),
-  usage: Usage.optional(),
-  total_cost_usd: z.number().optional(),
-  num_turns: z.number().optional(),
-  errors: z.array(z.unknown()).optional(),
+  usage: Usage.nullish(),
+  total_cost_usd: z.number().nullish(),
+  num_turns: z.number().nullish(),
+  errors: z.array(z.unknown()).nullish(),
 });
 export type ResultMessage = z.infer<typeof ResultMessage>;
 
@@ -129,12 +165,18 @@ export class ClaudeStreamMapper {
   private readonly toolNames = new Map<string, string>();
   // TodoWrite is how the agent keeps its plan: it becomes `todo` events, not a tool call.
   private readonly todoCalls = new Set<string>();
+  // The task tools' uses waiting for their result (which says whether, and as which id, the task changed).
+  private readonly taskCalls = new Map<string, { name: string; input: Record<string, unknown> }>();
+  /** The plan as the task tools left it, in the order the tasks were made. */
+  private readonly tasks = new Map<string, TodoItem>();
   private readonly changed = new Set<string>();
   private turns = 0;
   /** The agent's own words, in order (the run's output when the result carries none). */
   readonly texts: string[] = [];
   /** The final `result` message, once read. */
   result: ResultMessage | undefined;
+  /** What the CLI said itself as an assistant message (an API error): never output. */
+  readonly apiErrors: string[] = [];
 
   constructor(private readonly options: StreamMapperOptions) {}
 
@@ -165,6 +207,14 @@ export class ClaudeStreamMapper {
   }
 
   private system(message: z.infer<typeof SystemMessage>): MappedLine {
+    if (message.subtype === 'api_retry') {
+      // A run whose API fails keeps retrying for minutes: each retry is shown, not silence.
+      const retry = parse(ApiRetry, message, 'api_retry message', this.lineNo);
+      const status = [retry.error_status, retry.error ? `(${retry.error})` : undefined].filter(Boolean).join(' ');
+      const of = retry.max_retries ? ` of ${retry.max_retries}` : '';
+      const wait = typeof retry.retry_delay_ms === 'number' ? ` in ${(retry.retry_delay_ms / 1000).toFixed(1)} s` : '';
+      return { events: [], progress: `API error${status ? ` ${status}` : ''}: retry ${retry.attempt}${of}${wait}` };
+    }
     if (message.subtype !== 'init') return { events: [] };
     return { events: [], progress: `Claude Code started${message.model ? ` (${message.model})` : ''}` };
   }
@@ -174,9 +224,15 @@ export class ClaudeStreamMapper {
     const tools: string[] = [];
     // A subagent's own words are its report to the main agent, not the run's output.
     const subagent = Boolean(message.parent_tool_use_id);
+    // The CLI's own message (an API error, before an is_error result): the run fails with it, the agent did not say it.
+    const synthetic = message.is_api_error_message === true || message.message.model === SYNTHETIC_MODEL;
     for (const raw of message.message.content) {
       if (raw.type === 'text') {
         const { text } = parse(TextBlock, raw, 'text block', this.lineNo);
+        if (synthetic) {
+          if (text) this.apiErrors.push(text);
+          continue;
+        }
         if (subagent || !text) continue;
         const chunk = text.endsWith('\n') ? text : `${text}\n`;
         this.texts.push(text);
@@ -194,6 +250,12 @@ export class ClaudeStreamMapper {
 
   private toolUse(use: z.infer<typeof ToolUseBlock>): HostEvent[] {
     this.toolNames.set(use.id, use.name);
+    if (use.name === TASK_CREATE || use.name === TASK_UPDATE) {
+      // Checked now, applied when the result says the CLI did it.
+      parse(use.name === TASK_CREATE ? TaskCreateInput : TaskUpdateInput, use.input, `${use.name} input`, this.lineNo);
+      this.taskCalls.set(use.id, { name: use.name, input: use.input });
+      return [];
+    }
     if (use.name === TODO_TOOL) {
       const input = parse(TodoInput, use.input, 'TodoWrite input', this.lineNo);
       this.todoCalls.add(use.id);
@@ -223,6 +285,14 @@ export class ClaudeStreamMapper {
       if (raw.type !== 'tool_result') continue;
       const block = parse(ToolResultBlock, raw, 'tool_result block', this.lineNo);
       if (this.todoCalls.delete(block.tool_use_id)) continue;
+      const task = this.taskCalls.get(block.tool_use_id);
+      if (task) {
+        this.taskCalls.delete(block.tool_use_id);
+        // A refused or failed task change changed nothing.
+        if (block.is_error !== true && this.applyTask(task, resultText(block.content), message.tool_use_result))
+          events.push({ type: 'todo', todos: [...this.tasks.values()].map((item) => ({ ...item })) });
+        continue;
+      }
       const full = resultText(block.content);
       const output =
         full.length > TOOL_RESULT_CHARS
@@ -244,6 +314,27 @@ export class ClaudeStreamMapper {
     return { events };
   }
 
+  /** Applies a task tool's use to the plan; false when it changed nothing the plan shows. */
+  private applyTask(task: { name: string; input: Record<string, unknown> }, text: string, toolUseResult: unknown): boolean {
+    if (task.name === TASK_CREATE) {
+      const { subject } = TaskCreateInput.parse(task.input);
+      const created = TaskCreated.safeParse(toolUseResult);
+      const id = created.success ? String(created.data.task.id) : (/Task #(\S+) created/.exec(text)?.[1] ?? String(this.tasks.size + 1));
+      this.tasks.set(id, { id, content: subject, status: 'pending' });
+      return true;
+    }
+    const update = TaskUpdateInput.parse(task.input);
+    const id = String(update.taskId);
+    const item = this.tasks.get(id);
+    if (!item) return false;
+    if (update.status === 'deleted') this.tasks.delete(id);
+    else {
+      if (update.status) item.status = (TODO_STATUSES.includes(update.status) ? update.status : 'pending') as TodoStatus;
+      if (update.subject) item.content = update.subject;
+    }
+    return true;
+  }
+
   /** A path inside the workspace relative to it (as the agent's files are named), else as given. */
   private shownPath(path: string): string {
     const inside = relative(this.options.workspace, path);
@@ -251,11 +342,16 @@ export class ClaudeStreamMapper {
   }
 }
 
-/** Tokens the run used, as the CLI counts them in its result: input plus output. */
+/**
+ * Tokens the run used, as the CLI counts them in its result: input and output, and the input
+ * read from or written to the prompt cache, which the API counts apart from `input_tokens`
+ * (most of a CLI run's input: its system prompt and tools are cached after the first turn).
+ */
 export function tokensOf(result: ResultMessage): number | undefined {
   const usage = result.usage;
   if (!usage) return undefined;
-  return Math.round((usage.input_tokens ?? 0) + (usage.output_tokens ?? 0));
+  const counts = [usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens, usage.cache_creation_input_tokens];
+  return Math.round(counts.reduce<number>((sum, count) => sum + (count ?? 0), 0));
 }
 
 /** Why a result is a failure, in words a person reads on the run. */

@@ -1,13 +1,14 @@
 /**
- * The claude-code engine on a real reference host, called by the SDK client. The Claude Code
- * CLI cannot be installed here (a vendor binary that needs the network and an account), so a
+ * The claude-code engine on a real reference host, called by the SDK client. The real Claude
+ * Code CLI runs only in test/llm/claude-code-cli.llm.test.ts (npm test stays fast and needs no
+ * 400 MB binary), and the lines it printed are replayed in claude-code-stream.test.ts; here a
  * stand-in executable named `claude` is put on the host's PATH (test/claude-stand-in/): it
  * replays recorded stream-json transcripts written from the CLI's documented message format
  * (system init, assistant text/tool_use blocks, user tool_result blocks, the final result)
  * and records the argv, working directory, environment and pid it was started with. No
  * network: the host listens on loopback and the "CLI" is a local process.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +19,7 @@ import type { HostMessage } from '../../lib/host-contract';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from '../server';
 import { ensureWorkspace, workspacePath } from '../workspaces';
 import { installStandIn as install, type StandInConfig } from '../../test/claude-stand-in/stand-in';
-import { cliNetwork, permissionRules } from './claude-code-cli';
+import { cliNetwork, FILE_TOOLS, permissionRules } from './claude-code-cli';
 import { ClaudeStreamMapper } from './claude-code-stream';
 
 const TOKEN = 'claude-engine-test-token';
@@ -154,6 +155,8 @@ describe('the claude-code engine in the host’s sandbox', () => {
     expect(start.uid).not.toBe(0);
     expect(start.env!.HTTPS_PROXY).toBe('http://127.0.0.1:3128');
     expect(start.env!.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC).toBe('1');
+    // The CLI's HOME is the sandbox's private /tmp, gone with it: its .claude.json and transcripts stay out of the workspace.
+    expect(start.env!.HOME).toBe('/tmp');
     expect(start.env!.HOST_TOKEN).toBeUndefined();
     expect(entries.filter((e) => e.event === 'probe').map((e) => [e.path, e.readable])).toEqual([
       [tokenFile, false],
@@ -200,7 +203,7 @@ describe('the claude-code engine', () => {
 
     expect(result.isError).toBeFalsy();
     const final = 'Done: hello.txt is written and notes.md is final.';
-    expect(result.structuredContent).toEqual({ success: true, output: final, tokensUsed: 1200 + 345 });
+    expect(result.structuredContent).toEqual({ success: true, output: final, tokensUsed: 1200 + 345 + 300 + 9000 });
 
     const [start] = await recorded();
     expect(start!.cwd).toBe(workspace);
@@ -213,18 +216,19 @@ describe('the claude-code engine', () => {
         'Read(./**)',
         'Edit(./**)',
         'Write(./**)',
-        'TodoWrite',
-        'Bash(ls:*)',
-        'Bash(git status:*)',
-        'Bash(git log:*)',
+        'TaskCreate',
+        'TaskUpdate',
+        'Bash(ls *)',
+        'Bash(git status *)',
+        'Bash(git log *)',
       ]),
     );
     // No bare Read or Edit (every path on the machine), no bare git.
     expect(allowed).not.toEqual(expect.arrayContaining(['Read']));
     expect(allowed).not.toEqual(expect.arrayContaining(['Edit']));
-    expect(allowed).not.toContain('Bash(git:*)');
+    expect(allowed).not.toContain('Bash(git *)');
     const disallowed = argv.slice(argv.indexOf('--disallowedTools') + 1, argv.indexOf('--append-system-prompt'));
-    expect(disallowed).toEqual(expect.arrayContaining(['Bash(git log --all:*)', 'WebFetch', 'WebSearch']));
+    expect(disallowed).toEqual(expect.arrayContaining(['Bash(git log --all *)', 'Bash(git -* log --all *)', 'WebFetch', 'WebSearch']));
     expect(disallowed).not.toContain('Bash');
     expect(argv[argv.indexOf('--append-system-prompt') + 1]).toContain('ls, git');
     // The prompt comes after `--`: a prompt starting with a dash is not read as an option.
@@ -236,7 +240,12 @@ describe('the claude-code engine', () => {
     expect(env.DATABASE_URL).toBeUndefined();
     expect(env.AWS_SECRET_ACCESS_KEY).toBeUndefined();
     expect(env.ANTHROPIC_API_KEY).toBe('sk-ant-test-key');
-    expect(env.HOME).toBe(workspace);
+    // The CLI's own HOME (it writes .claude.json and its transcripts there), not the workspace; its own traffic off.
+    expect(env.HOME).not.toBe(workspace);
+    expect(path.relative(workspace, env.HOME!).startsWith('..')).toBe(true);
+    expect(env.HOME).toMatch(/mcp-fleet-claude-home-/);
+    expect(existsSync(env.HOME!)).toBe(false);
+    expect(env).toMatchObject({ DISABLE_TELEMETRY: '1', DISABLE_ERROR_REPORTING: '1', CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1' });
     expect(env.PATH!.split(':')[0]).toBe(bin);
 
     // init and compact_boundary are not events; the thinking block is not output.
@@ -324,7 +333,7 @@ describe('the claude-code engine', () => {
 
   it('gives the CLI no Bash at all when the agent has no allowed tools, or the host runs no commands', async () => {
     expect(permissionRules([], true)).toEqual({
-      allowed: ['Read(./**)', 'Edit(./**)', 'Write(./**)', 'MultiEdit(./**)', 'NotebookEdit(./**)', 'TodoWrite'],
+      allowed: [...FILE_TOOLS],
       disallowed: ['WebFetch', 'WebSearch', 'Bash'],
     });
     const git = { name: 'git', allowedCommands: [], blockedCommands: [] };
@@ -342,8 +351,8 @@ describe('the claude-code engine', () => {
         true,
       ),
     ).toEqual({
-      allowed: ['Read(./**)', 'Edit(./**)', 'Write(./**)', 'MultiEdit(./**)', 'NotebookEdit(./**)', 'TodoWrite', 'Bash(ls:*)'],
-      disallowed: ['WebFetch', 'WebSearch', 'Bash(git:*)'],
+      allowed: [...FILE_TOOLS, 'Bash(ls *)'],
+      disallowed: ['WebFetch', 'WebSearch', 'Bash(git *)', 'Bash(git)'],
     });
 
     const { bin, recorded } = await installStandIn({ transcript: 'partial.jsonl' });
@@ -360,26 +369,35 @@ describe('the claude-code engine', () => {
     const gitRules = (allowedCommands: string[], blockedCommands: string[] = []) =>
       permissionRules([{ name: 'git', allowedCommands, blockedCommands }], true) as { allowed: string[]; disallowed: string[] };
     const blocked = gitRules([], ['push']);
-    expect(blocked.allowed).toContain('Bash(git:*)');
+    expect(blocked.allowed).toContain('Bash(git *)');
     expect(blocked.disallowed).toEqual(
       expect.arrayContaining([
-        'Bash(git push:*)',
-        'Bash(git -C:*)',
-        'Bash(git -c:*)',
-        'Bash(git --git-dir:*)',
-        'Bash(git --exec-path:*)',
-        'Bash(git --config-env:*)',
+        'Bash(git push *)',
+        'Bash(git push)',
+        // Behind any global option, as the host's own check finds the command: `git --no-pager push`, `git -C . push`.
+        'Bash(git -* push *)',
+        'Bash(git -* push)',
+        // No space before the `*`: `--git-dir=x` as well as `--git-dir x`.
+        'Bash(git -C*)',
+        'Bash(git -c*)',
+        'Bash(git --git-dir*)',
+        'Bash(git --exec-path*)',
+        'Bash(git --config-env*)',
       ]),
     );
+    // A program without known global options: the blocked command alone.
+    expect(permissionRules([{ name: 'jq', allowedCommands: [], blockedCommands: ['-n'] }], true)).toMatchObject({
+      disallowed: ['WebFetch', 'WebSearch', 'Bash(jq -n *)', 'Bash(jq -n)'],
+    });
     // An option entry is no command: git stays whole, and the option it names is no longer denied.
     const named = gitRules(['-C']);
-    expect(named.allowed).toContain('Bash(git:*)');
-    expect(named.allowed).not.toContain('Bash(git -C:*)');
-    expect(named.disallowed).not.toContain('Bash(git -C:*)');
-    expect(named.disallowed).toContain('Bash(git -c:*)');
+    expect(named.allowed).toContain('Bash(git *)');
+    expect(named.allowed).not.toContain('Bash(git -C *)');
+    expect(named.disallowed).not.toContain('Bash(git -C*)');
+    expect(named.disallowed).toContain('Bash(git -c*)');
     // One value of an option cannot be said as a prefix: the option stays denied.
-    expect(gitRules(['status', '-c user.name=bot']).disallowed).toContain('Bash(git -c:*)');
-    expect(gitRules(['status', '-c user.name=bot']).allowed).toEqual(expect.arrayContaining(['Bash(git status:*)']));
+    expect(gitRules(['status', '-c user.name=bot']).disallowed).toContain('Bash(git -c*)');
+    expect(gitRules(['status', '-c user.name=bot']).allowed).toEqual(expect.arrayContaining(['Bash(git status *)']));
     // A program without a profile gets no such rules.
     expect(permissionRules([{ name: 'jq', allowedCommands: [], blockedCommands: [] }], true)).toMatchObject({
       disallowed: ['WebFetch', 'WebSearch'],

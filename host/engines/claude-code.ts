@@ -72,7 +72,7 @@ async function checkCli(cli: ClaudeCodeSettings, hostEnv: NodeJS.ProcessEnv): Pr
       let failure: NodeJS.ErrnoException | undefined;
       const child = spawn(cli.command, ['--version'], {
         cwd: os.tmpdir(),
-        env: cliEnvironment(os.tmpdir(), hostEnv),
+        env: cliEnvironment(os.tmpdir(), hostEnv, os.tmpdir()),
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
       });
@@ -141,21 +141,23 @@ interface CliStart {
   sandbox?: Sandbox;
 }
 
+/** The CLI's HOME in the sandbox: the sandbox's private /tmp, which goes with it. */
+const SANDBOX_HOME = '/tmp';
+
 async function cliStart(
   run: EngineRun,
   cli: ClaudeCodeSettings,
   settings: EngineSettings,
   args: string[],
+  home: string | undefined,
   mcpConfig?: McpConfigFile,
 ): Promise<CliStart | string> {
-  const env = cliEnvironment(run.workspace, settings.env);
   const { sandbox } = settings;
+  const env = cliEnvironment(run.workspace, settings.env, home ?? SANDBOX_HOME);
   if (sandbox.settings.mode === 'off') return { file: cli.command, args, env, cwd: run.workspace };
   const problem = sandboxProblem(cli, settings);
   if (problem) return problem;
   const file = locateCli(cli.command, settings.env)!;
-  // Only what the CLI needs leaves the sandbox: no telemetry, no update checks.
-  env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC ??= '1';
   const fleet = run.fleet ? fleetNetwork(run.fleet) : [];
   const proxy = await startNetworkProxy([...cliNetwork(settings.env), ...fleet, ...run.network], sandbox.proxySocketPath());
   try {
@@ -264,9 +266,12 @@ async function runClaude(run: EngineRun, cli: ClaudeCodeSettings, settings: Engi
   const mapper = new ClaudeStreamMapper({ workspace: run.workspace, existedBefore: await filesBefore(run.workspace) });
   if (run.signal.aborted) return { ok: false, error: stopReason(run.signal) };
   const mcpConfig = run.fleet ? await writeMcpConfig(run.fleet, settings.sandbox) : undefined;
+  // Unsandboxed, the CLI's HOME is a fresh directory only the host's user can enter (mkdtemp:
+  // 0700), outside the workspace, removed with the run; sandboxed, it is the sandbox's own /tmp.
+  const home = settings.sandbox.settings.mode === 'off' ? await mkdtemp(path.join(os.tmpdir(), 'mcp-fleet-claude-home-')) : undefined;
   try {
     const args = claudeArguments(run, cli, permissions, programNames(run.allowedTools, settings.allowCommands), mcpConfig?.file);
-    const start = await cliStart(run, cli, settings, args, mcpConfig);
+    const start = await cliStart(run, cli, settings, args, home, mcpConfig);
     if (typeof start === 'string') return { ok: false, error: start };
     try {
       return await playCli(run, cli, mapper, start);
@@ -275,6 +280,7 @@ async function runClaude(run: EngineRun, cli: ClaudeCodeSettings, settings: Engi
     }
   } finally {
     if (mcpConfig) await rm(mcpConfig.dir, { recursive: true, force: true });
+    if (home) await rm(home, { recursive: true, force: true });
   }
 }
 
@@ -381,7 +387,11 @@ function outcomeOf(run: EngineRun, cli: ClaudeCodeSettings, mapper: ClaudeStream
     if (finished.code === 0) return { ok: false, error: `Claude Code ended without a result message${stderrNote(finished.stderr)}` };
     return { ok: false, error: `Claude Code ${ended}${stderrNote(finished.stderr)}` };
   }
-  if (result.is_error || result.subtype !== 'success') return { ok: false, error: resultError(result, cli.maxTurns) };
+  if (result.is_error || result.subtype !== 'success') {
+    // The CLI's own account of an API error, when the result carries no words of its own.
+    const said = result.result?.trim() || !mapper.apiErrors.length ? result : { ...result, result: mapper.apiErrors.join('\n') };
+    return { ok: false, error: resultError(said, cli.maxTurns) };
+  }
   if (finished.code !== 0) return { ok: false, error: `Claude Code ${ended} after its result${stderrNote(finished.stderr)}` };
   const output = result.result ?? mapper.texts.join('\n');
   const tokensUsed = tokensOf(result);

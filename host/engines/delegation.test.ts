@@ -776,7 +776,7 @@ describe('the claude-code engine with fleet access', () => {
     expect(path.relative(workspace, configFile!).startsWith('..')).toBe(true);
     expect(path.relative(conn.workspaceRoot, configFile!).startsWith('..')).toBe(true);
     const allowed = argv.slice(argv.indexOf('--allowedTools') + 1, argv.indexOf('--disallowedTools'));
-    expect(allowed).toEqual(expect.arrayContaining(['mcp__fleet__delegate', 'mcp__fleet__list_subordinates', 'Bash(echo:*)']));
+    expect(allowed).toEqual(expect.arrayContaining(['mcp__fleet__delegate', 'mcp__fleet__list_subordinates', 'Bash(echo *)']));
     expect(argv[argv.indexOf('--append-system-prompt') + 1]).toContain('mcp__fleet__delegate');
     // The token is in the file only: not in argv, the CLI's environment or the workspace; the file is gone with the run.
     expect(JSON.stringify([argv, start!.env])).not.toContain(RUN_TOKEN);
