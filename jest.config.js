@@ -16,7 +16,8 @@ module.exports = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': swc },
   testMatch: ['<rootDir>/**/*.test.ts'],
-  testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.data/', '/.tools/'],
+  // `*.llm.test.ts` run against a real model server: `npm run test:llm` (jest.llm.config.js), not `npm test`.
+  testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.data/', '/.tools/', '\\.llm\\.test\\.ts$'],
   // One embedded PostgreSQL and one Temporal dev server for the whole run.
   globalSetup: '<rootDir>/test/global-setup.ts',
   globalTeardown: '<rootDir>/test/global-teardown.ts',
