@@ -250,9 +250,11 @@ describe('the openai engine against a real llama.cpp server (SmolLM2-135M, offli
     expect(next.status).toBe(200);
     const nextMs = performance.now() - nextAt;
     note(
-      `cancel: CANCELLED ${Math.round(cancelMs)} ms after the cancel request; slots idle ${Math.round(idle - cancelAt)} ms after it (the rest of the essay would have taken ~${Math.round(restMs)} ms); next request answered in ${Math.round(nextMs)} ms (${load()})`,
+      `cancel: CANCELLED ${Math.round(cancelMs)} ms after the cancel request (budget ${Math.round(1000 * Math.max(1, os.loadavg()[0]! / os.cpus().length))} ms at this load); slots idle ${Math.round(idle - cancelAt)} ms after it (the rest of the essay would have taken ~${Math.round(restMs)} ms); next request answered in ${Math.round(nextMs)} ms (${load()})`,
     );
-    expect(cancelMs).toBeLessThan(1000);
+    // 1 s on a machine with a core to spare; a loaded one (CI: 2 cores at load 8) stretches every
+    // step between the cancel request and the CANCELLED row (API, Temporal, worker, host) alike.
+    expect(cancelMs).toBeLessThan(1000 * Math.max(1, os.loadavg()[0]! / os.cpus().length));
   });
 
   it('three concurrent runs on one server all complete, each with its own answer', async () => {
