@@ -30,11 +30,13 @@ export const LOCAL_MODEL_ALIAS = 'smollm2';
 
 export const LOCAL_MODEL_HELP = [
   'The local model server could not be installed. It needs python3 (3.9 or newer, x86_64 or arm64 Linux or macOS) with pip,',
-  `and the package index (PyPI) reachable once: mcp-fleet runs python3 -m pip install --target ${INSTALLED} ${LOCAL_MODEL_PACKAGES.join(' ')}.`,
+  `and the package index (PyPI) reachable once: mcp-fleet runs python3 -m pip install --only-binary=:all: --target ${INSTALLED} ${LOCAL_MODEL_PACKAGES.join(' ')}.`,
 ].join('\n');
 
 async function pipInstall(target: string, args: string[]): Promise<void> {
-  await execFileAsync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', target, ...args], {
+  // Wheels only: where none fits (another platform), a source build would compile llama.cpp for many minutes.
+  const pip = ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--only-binary=:all:', '--target', target];
+  await execFileAsync('python3', [...pip, ...args], {
     timeout: 600_000,
   });
 }
