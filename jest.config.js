@@ -16,7 +16,7 @@ module.exports = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': swc },
   testMatch: ['<rootDir>/**/*.test.ts'],
-  // *.llm.test.ts run real AI programs (npm run test:llm), never in `npm test`.
+  // `*.llm.test.ts` run real AI programs and model servers: `npm run test:llm` (jest.llm.config.js), not `npm test`.
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.data/', '/.tools/', '\\.llm\\.test\\.ts$'],
   // One embedded PostgreSQL and one Temporal dev server for the whole run.
   globalSetup: '<rootDir>/test/global-setup.ts',

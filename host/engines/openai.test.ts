@@ -499,3 +499,37 @@ describe('openai engine on a real host', () => {
     expect(server.requests).toHaveLength(2);
   });
 });
+
+describe('openai engine on what a small local model really sends', () => {
+  it('runs a tool call the model wrote as its answer text (recorded from qwen on llama.cpp) as a call, and goes on', async () => {
+    const server = await standIn();
+    const conn = await connect(server.baseUrl);
+    const recorded = await readFile(path.join(__dirname, '..', '..', 'test', 'fixtures', 'llm', 'qwen-tool-call-as-text.sse'), 'utf8');
+    server.replies.push(
+      (res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(recorded);
+      },
+      streamed([...textChunks(['I could not read it.']), usageChunk(90, 6)]),
+    );
+    const result = await execute(conn, 'text-call-1', 'Read the file notes.txt and tell me what it says.');
+    expect(result.isError).toBeFalsy();
+    expect(result.structuredContent).toMatchObject({ success: true });
+    const phases = joinOutputs(conn.messages).map((m) => m.type);
+    expect(phases).toEqual(['output', 'tool_call', 'tool_result', 'output']);
+    expect(conn.messages.find((m) => m.type === 'tool_call')).toMatchObject({ name: 'read_file', toolCallId: 'call_1_text' });
+    // What went back: the call alone (no text copy of it), then the workspace's refusal of the absolute path.
+    const second = server.requests[1]!.body.messages as {
+      role: string;
+      content: string | null;
+      tool_call_id?: string;
+      tool_calls?: unknown[];
+    }[];
+    expect(second[2]).toMatchObject({
+      role: 'assistant',
+      content: null,
+      tool_calls: [{ id: 'call_1_text', type: 'function', function: { name: 'read_file', arguments: '{"path":"/path/to/notes.txt"}' } }],
+    });
+    expect(second[3]).toMatchObject({ role: 'tool', tool_call_id: 'call_1_text', content: expect.stringMatching(/^error: .*is absolute/) });
+  });
+});

@@ -12,6 +12,7 @@ import { EndpointError, requestTurn } from './openai-endpoint';
 import { TextOutput } from './openai-output';
 import { structuredOutput, type StructuredOutput } from './openai-schema';
 import { StreamFormatError, type ModelToolCall } from './openai-stream';
+import { toolCallWrittenAsText } from './openai-text-calls';
 import { AgentTools, type ToolOutcome } from './openai-tools';
 
 export const DEFAULT_MAX_TURNS = 20;
@@ -136,6 +137,7 @@ async function converse(run: EngineRun, settings: OpenAISettings, allowCommands:
     return { ok: false, error: error instanceof Error ? error.message : String(error) };
   }
   const tools = new AgentTools(run, allowCommands);
+  const offered = new Set(tools.definitions.map((tool) => tool.function.name));
   const messages: ChatMessage[] = [
     { role: 'system', content: systemPrompt(run, tools) },
     { role: 'user', content: userPrompt(run) },
@@ -158,6 +160,14 @@ async function converse(run: EngineRun, settings: OpenAISettings, allowCommands:
       };
       const answer = await requestTurn(settings, body, turn, run.signal, (delta) => text.push(delta));
       if (answer.usage) tokensUsed = (tokensUsed ?? 0) + answer.usage.totalTokens;
+      // A call written as the whole answer's text runs as a call (see openai-text-calls.ts); its
+      // text has already gone out as output, which is what the model said. Never with a
+      // responseSchema: there the answer is JSON by design.
+      const written =
+        answer.toolCalls.length === 0 && !structured && !answer.refusal
+          ? toolCallWrittenAsText(answer.text, offered, `call_${turn}_text`)
+          : undefined;
+      if (written) answer.toolCalls.push(written);
       // Some servers say `stop` with tool calls: the calls decide whether the conversation goes on.
       if (answer.toolCalls.length === 0) {
         await text.flush();
@@ -169,7 +179,8 @@ async function converse(run: EngineRun, settings: OpenAISettings, allowCommands:
       // What the model said before its calls ends on its own line, ahead of the calls' events.
       if (answer.text && !answer.text.endsWith('\n')) await text.push('\n');
       await text.flush();
-      messages.push(assistantMessage(answer.text, answer.toolCalls));
+      // A call written as text goes back as the call alone: the chat template writes it out again.
+      messages.push(assistantMessage(written ? '' : answer.text, answer.toolCalls));
       const outcomes: Promise<ToolOutcome>[] = [];
       for (const call of answer.toolCalls) {
         if (run.signal.aborted) throw stopReason(run.signal);
