@@ -1,10 +1,11 @@
 import request from 'supertest';
 import { randomUUID } from 'node:crypto';
 import { startApiServer, type ApiServer } from '../api/server';
-import { AuditLog, Execution } from '../entities';
+import { Agent, AuditLog, Execution, ExecutionStatus } from '../entities';
+import { makeExecution } from './factories';
 import type { FleetAccess } from '../lib/host-contract';
 import type { AgentHost } from '../host/server';
-import { executionWorkflowId } from '../workflows/contracts/agent-execution';
+import { AGENT_EXECUTION_WORKFLOW, executionWorkflowId, type AgentExecutionWorkflow } from '../workflows/contracts/agent-execution';
 import { RUN_RECONCILE_WORKFLOW, type RunReconcileSummary, type RunReconcileWorkflow } from '../workflows/contracts/run-reconcile';
 import { ensureRunReconcileSchedule } from '../worker/schedules';
 import { registerAccount, type Account, type Http } from './api';
@@ -52,12 +53,12 @@ describe('the run reconcile', () => {
       args: [{ lookbackSeconds: 3600, taskQueue: ctx.config.temporal.taskQueue }],
     });
   /** Visibility lags its workflows: the reconcile lists them only once they show there closed. */
-  const listedClosed = (ids: string[]) =>
+  const listedClosed = (ids: string[], status = 'Terminated') =>
     waitFor(
       async () => {
         const found = new Set<string>();
         for await (const w of ctx.temporal.client.workflow.list({
-          query: `WorkflowType = 'agentExecution' AND ExecutionStatus = 'Terminated' AND TaskQueue = '${ctx.config.temporal.taskQueue}'`,
+          query: `WorkflowType = 'agentExecution' AND ExecutionStatus = '${status}' AND TaskQueue = '${ctx.config.temporal.taskQueue}'`,
         }))
           found.add(w.workflowId);
         return ids.every((id) => found.has(executionWorkflowId(id)));
@@ -133,6 +134,33 @@ describe('the run reconcile', () => {
 
     for (const id of [untouched, queuedNext]) await http.post(`/api/executions/${id}/cancel`).set(auth()).expect(202);
   }, 180_000);
+
+  it('ends a QUEUED run whose workflow timed out (a workflow timeout) TIMED_OUT', async () => {
+    const agent = await activeAgent(http, admin, serverId, { maxConcurrency: 1 });
+    const holding = await execute(agent.id, '[hang] holds the only slot');
+    await hasStatus(holding, 'RUNNING');
+    // The API starts runs without a workflow timeout: this one is started as an operator's tooling might, with one.
+    const em = ctx.orm.em.fork();
+    const queued = makeExecution(em, await em.findOneOrFail(Agent, agent.id), ExecutionStatus.QUEUED);
+    await em.flush();
+    await ctx.temporal.client.workflow.start<AgentExecutionWorkflow>(AGENT_EXECUTION_WORKFLOW, {
+      taskQueue: ctx.config.temporal.taskQueue,
+      workflowId: executionWorkflowId(queued.id),
+      args: [queued.id, { slotTaken: false }],
+      workflowExecutionTimeout: '2s',
+    });
+    await listedClosed([queued.id], 'TimedOut');
+    expect((await statusOf(queued.id)).status).toBe('QUEUED');
+
+    const summary = await reconcile();
+    expect(summary.ended).toEqual([{ executionId: queued.id, status: 'TIMED_OUT', taskCancelled: false }]);
+    expect(await statusOf(queued.id)).toMatchObject({
+      status: 'TIMED_OUT',
+      error: `its Temporal workflow ${executionWorkflowId(queued.id)} timed out (workflow execution timeout)`,
+    });
+    expect((await statusOf(holding)).status).toBe('RUNNING');
+    await http.post(`/api/executions/${holding}/cancel`).set(auth()).expect(202);
+  }, 120_000);
 
   it('the schedule is created once and brought up to date by every worker start', async () => {
     const scheduleId = `run-reconcile-test-${randomUUID()}`;
