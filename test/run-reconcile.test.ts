@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { randomUUID } from 'node:crypto';
 import { startApiServer, type ApiServer } from '../api/server';
-import { Agent, AuditLog, Execution, ExecutionStatus } from '../entities';
+import { Agent, AuditLog, Execution, ExecutionInput, ExecutionInputStatus, ExecutionStatus } from '../entities';
 import { makeExecution } from './factories';
 import type { FleetAccess } from '../lib/host-contract';
 import type { AgentHost } from '../host/server';
@@ -134,6 +134,25 @@ describe('the run reconcile', () => {
 
     for (const id of [untouched, queuedNext]) await http.post(`/api/executions/${id}/cancel`).set(auth()).expect(202);
   }, 180_000);
+
+  it('ends a terminated WAITING_INPUT run CANCELLED: its question closed, its task cancelled, its agent idle again', async () => {
+    const agent = await activeAgent(http, admin, serverId, { maxConcurrency: 1 });
+    const asking = await execute(agent.id, '[ask:Which branch?] done');
+    await hasStatus(asking, 'WAITING_INPUT');
+    const taskId = (await ctx.orm.em.fork().findOneOrFail(Execution, asking)).mcpTaskId;
+    expect(taskId).toEqual(expect.any(String));
+    await ctx.temporal.client.workflow.getHandle(executionWorkflowId(asking)).terminate('stuck');
+    await listedClosed([asking]);
+    expect((await statusOf(asking)).status).toBe('WAITING_INPUT');
+
+    const summary = await reconcile();
+    expect(summary.ended).toEqual([{ executionId: asking, status: 'CANCELLED', taskCancelled: true }]);
+    expect(await statusOf(asking)).toMatchObject({ status: 'CANCELLED', pendingInput: null });
+    const questions = await ctx.orm.em.fork().find(ExecutionInput, { execution: asking });
+    expect(questions.map((q) => q.status)).toEqual([ExecutionInputStatus.CANCELLED]);
+    expect(host.taskRequests.some((r) => r.method === 'tasks/cancel' && r.taskId === taskId)).toBe(true);
+    expect((await ctx.orm.em.fork().findOneOrFail(Agent, agent.id)).status).toBe('ACTIVE');
+  }, 120_000);
 
   it('ends a QUEUED run whose workflow timed out (a workflow timeout) TIMED_OUT', async () => {
     const agent = await activeAgent(http, admin, serverId, { maxConcurrency: 1 });
