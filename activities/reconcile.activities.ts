@@ -47,8 +47,8 @@ export function createReconcileActivities(deps: ActivityDeps) {
      * Lists (Temporal visibility) the `agentExecution` workflows of `taskQueue` terminated or
      * timed out in the last `lookbackSeconds`, keeps those whose run is still live in the
      * database, and ends each whose workflow id is closed still (a newer run of the id is left
-     * alone): CANCELLED or TIMED_OUT, its task cancelled on the host, audited, and the queued
-     * runs that get its slot woken. Idempotent: an ended run is skipped, and of several
+     * alone): its task cancelled on the host, then CANCELLED or TIMED_OUT, audited, and the
+     * queued runs that get its slot woken. Idempotent: an ended run is skipped, and of several
      * reconciles at once only one ends a run (endOrphanedRun).
      *
      * Visibility, not the live rows: the listing grows with the runs closed this way in the
@@ -75,13 +75,12 @@ export function createReconcileActivities(deps: ActivityDeps) {
           summary.running++;
           continue;
         }
+        // Before the row ends, as in the workflow: a retry after a crash between the two finds the
+        // run live still and sends it again (a host answers a second tasks/cancel and ignores it).
+        const taskCancelled = await cancelRemoteTask(executionId);
         const { ended, next } = await endOrphanedRun(orm.em.fork(), executionId, orphaned.by, workflowId, orphaned.reason);
         if (!ended) continue;
-        const run: ReconciledRun = {
-          executionId,
-          status: orphaned.by === 'terminated' ? 'CANCELLED' : 'TIMED_OUT',
-          taskCancelled: await cancelRemoteTask(executionId),
-        };
+        const run: ReconciledRun = { executionId, status: orphaned.by === 'terminated' ? 'CANCELLED' : 'TIMED_OUT', taskCancelled };
         summary.ended.push(run);
         logger.warn({ ...run, workflowId, reason: orphaned.reason }, 'ended a run whose workflow closed without ending it');
         for (const id of next)
