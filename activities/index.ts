@@ -4,6 +4,7 @@ import { createDelegationActivities } from './delegation.activities';
 import { createExecutionActivities } from './executions.activities';
 import { createToolCallActivities } from './tool-call.activities';
 import { createInputActivities } from './inputs.activities';
+import { createReconcileActivities } from './reconcile.activities';
 import { createServerActivities } from './servers.activities';
 import { createSystemActivities } from './system.activities';
 import { createToolActivities } from './tools.activities';
@@ -25,6 +26,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createToolActivities(deps),
     ...createTaskActivities(deps),
     ...createWebhookActivities(deps),
+    ...createReconcileActivities(deps),
   };
 }
 

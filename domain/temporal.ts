@@ -75,7 +75,8 @@ export type ExecutionKind =
   | 'system-check'
   | 'tool-install'
   | 'task-run'
-  | 'webhook-delivery';
+  | 'webhook-delivery'
+  | 'run-reconcile';
 
 export interface RunLabels {
   organizationId?: string;

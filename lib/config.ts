@@ -116,6 +116,16 @@ const envSchema = z.object({
   SERVER_DEGRADED_LATENCY_MS: z.coerce.number().int().min(1).default(2_000),
   SERVER_HEALTH_INTERVAL_SECONDS: z.coerce.number().int().min(10).default(300),
   SERVER_HEALTH_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
+  // The run-reconcile schedule (worker/schedules.ts): how often it looks for runs whose workflow
+  // was terminated or timed out, and how far back it looks (at least a few intervals, so a worker
+  // fleet down for a while still finds them when it is back).
+  RUN_RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(10).max(3600).default(60),
+  RUN_RECONCILE_LOOKBACK_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(30 * 86_400)
+    .default(86_400),
   SERVER_URL_ALLOWLIST: optionalString,
   SERVER_URL_DENYLIST: optionalString,
 
@@ -205,8 +215,11 @@ export interface Config {
   rateLimits: RateLimits;
   /** Where each process serves Prometheus `/metrics` (lib/metrics.ts); port 0: not served. */
   metrics: { api: MetricsEndpoint; worker: MetricsEndpoint & { temporalPort: number } };
-  /** `inputTimeoutMs`: how long a run's input request waits for an answer unless the run sets its own. */
-  executions: { inputTimeoutMs: number };
+  /**
+   * `inputTimeoutMs`: how long a run's input request waits for an answer unless the run sets its own.
+   * `reconcile`: the run-reconcile schedule's interval and look-back (workflows/run-reconcile.workflow.ts).
+   */
+  executions: { inputTimeoutMs: number; reconcile: { intervalSeconds: number; lookbackSeconds: number } };
   /**
    * Delegation: `mcpUrl`, the MCP endpoint sent to runs whose agent has subordinates (the
    * `fleet` argument of execute_prompt); `maxChildren`, the children one run may have running.
@@ -387,7 +400,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       api: { host: e.METRICS_HOST, port: e.METRICS_PORT },
       worker: { host: e.WORKER_METRICS_HOST, port: e.WORKER_METRICS_PORT, temporalPort: e.WORKER_TEMPORAL_METRICS_PORT },
     },
-    executions: { inputTimeoutMs: e.INPUT_TIMEOUT_MS },
+    executions: {
+      inputTimeoutMs: e.INPUT_TIMEOUT_MS,
+      reconcile: { intervalSeconds: e.RUN_RECONCILE_INTERVAL_SECONDS, lookbackSeconds: e.RUN_RECONCILE_LOOKBACK_SECONDS },
+    },
     delegation: { mcpUrl: e.FLEET_MCP_URL ?? `http://127.0.0.1:${e.PORT}/mcp`, maxChildren: e.DELEGATION_MAX_CHILDREN },
     tasks: { minIntervalSeconds: e.TASK_MIN_INTERVAL_SECONDS, maxRecurringPerOrganization: e.TASK_MAX_RECURRING },
     sandbox: { bwrapPath: e.BWRAP_PATH },

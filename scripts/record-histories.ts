@@ -26,6 +26,7 @@ import { executionWorkflowId } from '../workflows/contracts/agent-execution';
 import { agentProvisionWorkflowId } from '../workflows/contracts/agent-provision';
 import { agentRetireWorkflowId } from '../workflows/contracts/agent-retire';
 import { SERVER_HEALTH_WORKFLOW, type ServerHealthWorkflow } from '../workflows/contracts/server-check';
+import { RUN_RECONCILE_WORKFLOW, type RunReconcileWorkflow } from '../workflows/contracts/run-reconcile';
 import { SYSTEM_CHECK_WORKFLOW, type SystemCheckWorkflow } from '../workflows/contracts/system-check';
 import { taskRunWorkflowId } from '../workflows/contracts/task-run';
 import { toolInstallWorkflowId } from '../workflows/contracts/tool-install';
@@ -392,6 +393,32 @@ async function agents(stage: Stage): Promise<void> {
 }
 
 /** Deliveries to a receiver that answers 500 (Retry-After 1 s) once, then 204 (one retry, one timer), and to one that answers 410 (refused for good). */
+/** A run whose workflow an operator terminated, ended by the run reconcile (its task cancelled on the host). */
+async function runReconcile(stage: Stage): Promise<void> {
+  const { ctx, rec } = stage;
+  const runs = api(stage);
+  const { id: agentId } = await stage.agent();
+  const hanging = await runs.execute(agentId, 'hang [hang]');
+  await runs.status(hanging, 'RUNNING');
+  await ctx.temporal.client.workflow.getHandle(executionWorkflowId(hanging)).terminate('recording the run reconcile');
+  const taskQueue = ctx.config.temporal.taskQueue;
+  // The reconcile lists closed workflows through visibility, which lags them.
+  await waitFor(async () => {
+    for await (const w of ctx.temporal.client.workflow.list({
+      query: `WorkflowType = 'agentExecution' AND ExecutionStatus = 'Terminated' AND TaskQueue = '${taskQueue}'`,
+    }))
+      if (w.workflowId === executionWorkflowId(hanging)) return true;
+    return false;
+  });
+  const reconcile = await ctx.temporal.client.workflow.start<RunReconcileWorkflow>(RUN_RECONCILE_WORKFLOW, {
+    taskQueue,
+    workflowId: `run-reconcile-${randomUUID()}`,
+    args: [{ lookbackSeconds: 3600, taskQueue }],
+  });
+  await rec.closed(reconcile.workflowId, 'run-reconcile-ended');
+  await runs.status(hanging, 'CANCELLED');
+}
+
 async function webhooks(stage: Stage): Promise<void> {
   const { http, admin, rec } = stage;
   const auth = { Authorization: `Bearer ${admin.accessToken}` };
@@ -436,6 +463,7 @@ const SCENARIOS: Array<[(stage: Stage) => Promise<void>, string[]]> = [
   [tools, ['tool-install-', 'server-', 'system-check']],
   [agents, ['agent-provision-', 'agent-retire-']],
   [webhooks, ['webhook-delivery-']],
+  [runReconcile, ['run-reconcile']],
 ];
 
 async function main(): Promise<void> {

@@ -9,6 +9,7 @@ import { Execution } from '../entities';
 import type { AgentExecutionPayload } from '../domain/events';
 import type { AgentHost } from '../host/server';
 import { executionWorkflowId } from '../workflows/contracts/agent-execution';
+import { RUN_RECONCILE_WORKFLOW, type RunReconcileWorkflow } from '../workflows/contracts/run-reconcile';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { activeAgent, hostWithAgent, registerHost, waitFor } from './fleet';
 import { createTestContext, startTestWorker, type TestContext } from './harness';
@@ -156,7 +157,7 @@ describe("a delegated run whose parent's workflow was terminated", () => {
     await ctx?.close();
   });
 
-  it("ends the child CANCELLED and cancels the child's task on the host", async () => {
+  it("ends the child CANCELLED and cancels the child's task on the host; the run reconcile then ends the parent's own run and task", async () => {
     const master = await activeAgent(http, admin, serverId, { role: 'MASTER', maxConcurrency: 2 });
     const child = await activeAgent(http, admin, serverId, { supervisorId: master.id, maxConcurrency: 2 });
     const parent = (
@@ -189,5 +190,24 @@ describe("a delegated run whose parent's workflow was terminated", () => {
     await waitFor(async () => host.taskRequests.some((r) => r.method === 'tasks/cancel' && r.taskId === taskId), 20_000);
     // The parent's own task runs on (nothing of the parent ran to stop it): only the child's stopped.
     await waitFor(async () => host.running() === 1, 20_000);
+
+    // Until the run reconcile (workflows/run-reconcile.workflow.ts) ends the parent's own run and stops its task.
+    const taskQueue = ctx.config.temporal.taskQueue;
+    await waitFor(async () => {
+      for await (const w of ctx.temporal.client.workflow.list({
+        query: `WorkflowType = 'agentExecution' AND ExecutionStatus = 'Terminated' AND TaskQueue = '${taskQueue}'`,
+      }))
+        if (w.workflowId === executionWorkflowId(parent)) return true;
+      return false;
+    }, 60_000);
+    const summary = await ctx.temporal.client.workflow.execute<RunReconcileWorkflow>(RUN_RECONCILE_WORKFLOW, {
+      taskQueue,
+      workflowId: `run-reconcile-test-${parent}`,
+      args: [{ lookbackSeconds: 3600, taskQueue }],
+    });
+    expect(summary.ended).toEqual([{ executionId: parent, status: 'CANCELLED', taskCancelled: true }]);
+    const parentEnd = (await http.get(`/api/executions/${parent}`).auth(admin.accessToken, { type: 'bearer' }).expect(200)).body;
+    expect(parentEnd).toMatchObject({ status: 'CANCELLED', error: expect.stringContaining('the operator terminated it') });
+    await waitFor(async () => host.running() === 0, 20_000);
   }, 120_000);
 });

@@ -27,6 +27,7 @@ import { SYSTEM_CHECK_WORKFLOW } from '../workflows/contracts/system-check';
 import { TASK_RUN_WORKFLOW } from '../workflows/contracts/task-run';
 import { TOOL_INSTALL_WORKFLOW } from '../workflows/contracts/tool-install';
 import { WEBHOOK_DELIVERY_WORKFLOW } from '../workflows/contracts/webhook-delivery';
+import { RUN_RECONCILE_WORKFLOW } from '../workflows/contracts/run-reconcile';
 import { bundleWorkflows } from '../worker/worker';
 
 const DIR = path.join(__dirname, 'histories');
@@ -41,6 +42,7 @@ const WORKFLOW_TYPES = [
   TASK_RUN_WORKFLOW,
   TOOL_INSTALL_WORKFLOW,
   WEBHOOK_DELIVERY_WORKFLOW,
+  RUN_RECONCILE_WORKFLOW,
 ];
 const WORKFLOWS_DIR = path.join(__dirname, '..', 'workflows');
 

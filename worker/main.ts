@@ -3,7 +3,7 @@ import { temporalAddress } from '../lib/temporal';
 import { startTracing } from '../lib/tracing';
 import { createWorkerDeps } from './deps';
 import { promoteIfFirst } from './deployment';
-import { ensureServerHealthSchedule } from './schedules';
+import { ensureRunReconcileSchedule, ensureServerHealthSchedule } from './schedules';
 import { createWorker, WORKER_SHUTDOWN_REPORT_MS } from './worker';
 
 async function main(): Promise<void> {
@@ -30,6 +30,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', stopDeadline);
   try {
     await ensureServerHealthSchedule(deps.temporalClient, config);
+    await ensureRunReconcileSchedule(deps.temporalClient, config);
     const worker = await createWorker(deps);
     deps.logger.info(
       { address: temporalAddress(config), taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace },

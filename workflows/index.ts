@@ -4,6 +4,7 @@ import type { AGENT_EXECUTION_WORKFLOW, AgentExecutionWorkflow } from './contrac
 import type { AGENT_PROVISION_WORKFLOW, AgentProvisionWorkflow } from './contracts/agent-provision';
 import type { AGENT_RETIRE_WORKFLOW, AgentRetireWorkflow } from './contracts/agent-retire';
 import type { SERVER_CHECK_WORKFLOW, SERVER_HEALTH_WORKFLOW, ServerCheckWorkflow, ServerHealthWorkflow } from './contracts/server-check';
+import type { RUN_RECONCILE_WORKFLOW, RunReconcileWorkflow } from './contracts/run-reconcile';
 import type { SYSTEM_CHECK_WORKFLOW, SystemCheckWorkflow } from './contracts/system-check';
 import type { TASK_RUN_WORKFLOW, TaskRunWorkflow } from './contracts/task-run';
 import type { TOOL_INSTALL_WORKFLOW, ToolInstallWorkflow } from './contracts/tool-install';
@@ -17,6 +18,7 @@ export * from './agent-retire.workflow';
 export * from './tool-install.workflow';
 export * from './task-run.workflow';
 export * from './webhook-delivery.workflow';
+export * from './run-reconcile.workflow';
 
 /** Each contract's workflow, by the type name its starters use, with the signature they are typed by. */
 type Contracts = Record<typeof SYSTEM_CHECK_WORKFLOW, SystemCheckWorkflow> &
@@ -27,7 +29,8 @@ type Contracts = Record<typeof SYSTEM_CHECK_WORKFLOW, SystemCheckWorkflow> &
   Record<typeof AGENT_RETIRE_WORKFLOW, AgentRetireWorkflow> &
   Record<typeof TOOL_INSTALL_WORKFLOW, ToolInstallWorkflow> &
   Record<typeof TASK_RUN_WORKFLOW, TaskRunWorkflow> &
-  Record<typeof WEBHOOK_DELIVERY_WORKFLOW, WebhookDeliveryWorkflow>;
+  Record<typeof WEBHOOK_DELIVERY_WORKFLOW, WebhookDeliveryWorkflow> &
+  Record<typeof RUN_RECONCILE_WORKFLOW, RunReconcileWorkflow>;
 
 /** The contract names that no workflow is exported under here, or whose workflow's signature is not its contract's. */
 type Unkept = {
@@ -40,7 +43,8 @@ type Bodies = typeof import('./system-check.workflow') &
   typeof import('./agent-retire.workflow') &
   typeof import('./tool-install.workflow') &
   typeof import('./task-run.workflow') &
-  typeof import('./webhook-delivery.workflow');
+  typeof import('./webhook-delivery.workflow') &
+  typeof import('./run-reconcile.workflow');
 type Kept<Broken extends never> = Broken;
 /** A type error names each workflow whose type name or signature drifted from its contract: starts by name would then miss it. */
 export type ContractsKept = Kept<Unkept>;

@@ -1,0 +1,95 @@
+import { Execution, LIVE_EXECUTION_STATUSES } from '../entities';
+import { endOrphanedRun, type OrphanedBy } from '../domain/runs/orphaned-run';
+import { AGENT_EXECUTION_WORKFLOW, executionWorkflowId, slotFreedSignal } from '../workflows/contracts/agent-execution';
+import type { ReconciledRun, RunReconcileInput, RunReconcileSummary } from '../workflows/contracts/run-reconcile';
+import type { ActivityDeps } from './deps';
+import { createInputActivities } from './inputs.activities';
+
+const WORKFLOW_ID_PREFIX = executionWorkflowId('');
+/** Temporal's names of the closes that run no workflow code, as visibility and describe spell them. */
+const ORPHANING: Record<string, OrphanedBy> = {
+  Terminated: 'terminated',
+  TERMINATED: 'terminated',
+  TimedOut: 'timed-out',
+  TIMED_OUT: 'timed-out',
+};
+
+/**
+ * The run-reconcile schedule's work. A terminated or timed-out `agentExecution` workflow runs
+ * none of its own end: its row would stay live for good, holding its agent's slot, its run token
+ * accepted, its task running on the host. This finds those runs and ends them as the workflow's
+ * end would have.
+ */
+export function createReconcileActivities(deps: ActivityDeps) {
+  const { orm, temporalClient: client, logger } = deps;
+  // The workflow's own step for a run that stopped for good: tasks/cancel on the host, best effort.
+  const { cancelRemoteTask } = createInputActivities(deps);
+
+  /** How the workflow of this id is closed now, if it is closed that way, with the terminate's reason. */
+  async function orphanedNow(workflowId: string): Promise<{ by: OrphanedBy; reason?: string } | undefined> {
+    const description = await client.workflow.getHandle(workflowId).describe();
+    const by = ORPHANING[description.status.name];
+    if (!by) return undefined;
+    if (by !== 'terminated') return { by };
+    // The last event of a terminated run is its termination: its reason (and who asked) says why.
+    const { history } = await client.workflowService.getWorkflowExecutionHistoryReverse({
+      namespace: client.options.namespace,
+      execution: { workflowId, runId: description.runId },
+      maximumPageSize: 1,
+    });
+    const terminated = history?.events?.[0]?.workflowExecutionTerminatedEventAttributes;
+    const reason = [terminated?.reason, terminated?.identity ? `by ${terminated.identity}` : ''].filter(Boolean).join(', ');
+    return { by, ...(reason ? { reason } : {}) };
+  }
+
+  return {
+    /**
+     * Lists (Temporal visibility) the `agentExecution` workflows of `taskQueue` terminated or
+     * timed out in the last `lookbackSeconds`, keeps those whose run is still live in the
+     * database, and ends each whose workflow id is closed still (a newer run of the id is left
+     * alone): its task cancelled on the host, then CANCELLED or TIMED_OUT, audited, and the
+     * queued runs that get its slot woken. Idempotent: an ended run is skipped, and of several
+     * reconciles at once only one ends a run (endOrphanedRun).
+     *
+     * Visibility, not the live rows: the listing grows with the runs closed this way in the
+     * window (a few), not with the runs in flight (many), and costs no call per live row.
+     */
+    async reconcileClosedRuns(input: RunReconcileInput): Promise<RunReconcileSummary> {
+      const since = new Date(Date.now() - input.lookbackSeconds * 1000).toISOString();
+      const query =
+        `WorkflowType = '${AGENT_EXECUTION_WORKFLOW}' AND ExecutionStatus IN ('Terminated', 'TimedOut') ` +
+        `AND CloseTime > '${since}' AND TaskQueue = '${input.taskQueue.replace(/'/g, "''")}'`;
+      const closed = new Set<string>();
+      for await (const workflow of client.workflow.list({ query })) closed.add(workflow.workflowId);
+      const executionIds = [...closed].filter((id) => id.startsWith(WORKFLOW_ID_PREFIX)).map((id) => id.slice(WORKFLOW_ID_PREFIX.length));
+      const summary: RunReconcileSummary = { closedWorkflows: closed.size, ended: [], running: 0 };
+      if (!executionIds.length) return summary;
+      const live = await orm.em
+        .fork()
+        .find(Execution, { id: { $in: executionIds }, status: { $in: [...LIVE_EXECUTION_STATUSES] } }, { fields: ['id'] });
+      for (const { id: executionId } of live) {
+        const workflowId = executionWorkflowId(executionId);
+        // Visibility lags and lists past runs of an id: what counts is how the id's latest run is now.
+        const orphaned = await orphanedNow(workflowId);
+        if (!orphaned) {
+          summary.running++;
+          continue;
+        }
+        // Before the row ends, as in the workflow: a retry after a crash between the two finds the
+        // run live still and sends it again (a host answers a second tasks/cancel and ignores it).
+        const taskCancelled = await cancelRemoteTask(executionId);
+        const { ended, next } = await endOrphanedRun(orm.em.fork(), executionId, orphaned.by, workflowId, orphaned.reason);
+        if (!ended) continue;
+        const run: ReconciledRun = { executionId, status: orphaned.by === 'terminated' ? 'CANCELLED' : 'TIMED_OUT', taskCancelled };
+        summary.ended.push(run);
+        logger.warn({ ...run, workflowId, reason: orphaned.reason }, 'ended a run whose workflow closed without ending it');
+        for (const id of next)
+          await client.workflow
+            .getHandle(executionWorkflowId(id))
+            .signal(slotFreedSignal)
+            .catch(() => undefined);
+      }
+      return summary;
+    },
+  };
+}

@@ -1,0 +1,34 @@
+/**
+ * The contract of `runReconcile` (workflows/run-reconcile.workflow.ts), shared by the workflow,
+ * its activity, the worker's schedule and the tests; it imports nothing of the project.
+ */
+
+/** The workflow's type name: the name workflows/index.ts exports it under (checked there). */
+export const RUN_RECONCILE_WORKFLOW = 'runReconcile';
+
+export interface RunReconcileInput {
+  /** How far back (by close time) to look for terminated or timed-out `agentExecution` workflows. */
+  lookbackSeconds: number;
+  /** Only the workflows of this task queue: the runs of this deployment (and, in tests, of this test file). */
+  taskQueue: string;
+}
+
+/** One run the reconcile ended, as it ended it. */
+export interface ReconciledRun {
+  executionId: string;
+  status: 'CANCELLED' | 'TIMED_OUT';
+  /** Whether its task on the host was sent tasks/cancel (and answered); false for a run without a task. */
+  taskCancelled: boolean;
+}
+
+export interface RunReconcileSummary {
+  /** Closed workflows visibility listed in the window. */
+  closedWorkflows: number;
+  /** Runs ended now; the others were already ended (by their workflow, another worker's reconcile, or before). */
+  ended: ReconciledRun[];
+  /** Listed, but whose workflow id runs again (a newer run of the id): left alone. */
+  running: number;
+}
+
+/** The workflow's signature, for typed starts by type name. */
+export type RunReconcileWorkflow = (input: RunReconcileInput) => Promise<RunReconcileSummary>;
