@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { migrateUp } from '../lib/orm';
 import { registerAccount, type Account } from './api';
 import { registerHost, waitFor } from './fleet';
 import { createTestContext, startTestWorker, type TestContext } from './harness';
+import { SERVER_HEALTH_WORKFLOW, type ServerHealthWorkflow } from '../workflows/contracts/server-check';
 import { catalogEntry, removeToolDirs, toolState, versionFileTool } from './tool-fixtures';
 
 /**
@@ -88,7 +90,7 @@ describe('PostgreSQL unavailable: server checks, validations and tool installs w
     );
   }
 
-  it('a server check, an agent validation and a tool install started while PostgreSQL is down each finish once, in their first attempt, when it is back; past DATABASE_OUTAGE_GRACE_MS a check and an install give up saying so', async () => {
+  it('a server check, a health sweep, an agent validation and a tool install started while PostgreSQL is down each finish once, in their first attempt, when it is back; past DATABASE_OUTAGE_GRACE_MS a check and an install give up saying so', async () => {
     const http$ = request(api.url);
     const admin: Account = await registerAccount(http$, 'Short Outage Org');
     const bearer = { type: 'bearer' } as const;
@@ -119,6 +121,12 @@ describe('PostgreSQL unavailable: server checks, validations and tool installs w
     const check = await startServerCheck(ctx.temporal, { serverId, reason: 'test', organizationId });
     const validation = await startAgentProvision(ctx.temporal, { agentId, organizationId, serverId, validatedBy: admin.userId });
     const install = await startToolInstall(ctx.temporal, { serverId, toolId: tool.id, organizationId, action: 'install' });
+    // A health sweep over every server of this PostgreSQL (the one of this test).
+    const health = await ctx.temporal.client.workflow.start<ServerHealthWorkflow>(SERVER_HEALTH_WORKFLOW, {
+      taskQueue: ctx.temporal.taskQueue,
+      workflowId: `server-health-outage-${randomUUID()}`,
+      args: [{ concurrency: 1 }],
+    });
     // On the worker whose grace is 2 s: a check and an install that give up.
     const lateCheck = await startServerCheck(short.temporal, { serverId, reason: 'test', organizationId });
     const lateInstall = await startToolInstall(short.temporal, { serverId, toolId: tooLate.id, organizationId, action: 'install' });
@@ -129,6 +137,7 @@ describe('PostgreSQL unavailable: server checks, validations and tool installs w
     for (const [workflowId, type] of [
       [validation.workflowId, 'provisionAgent'],
       [install.workflowId, 'changeTool'],
+      [health.workflowId, 'listServerIds'],
     ] as const) {
       const held = await waitFor(
         async () => {
@@ -163,18 +172,26 @@ describe('PostgreSQL unavailable: server checks, validations and tool installs w
     // PostgreSQL comes back on the same port and data.
     pg = await startEmbeddedPostgres(pgOptions);
     const restartedAt = Date.now();
-    const [checked, validated, installed, lateInstalled] = await Promise.all([
+    const [checked, validated, installed, lateInstalled, swept] = await Promise.all([
       check.result(),
       validation.result(),
       install.result(),
       lateInstall.result(),
+      health.result(),
     ]);
     const doneMs = Date.now() - restartedAt;
 
     // The check: the server answered, and the row says what the result says.
     expect(checked).toMatchObject({ serverId, ok: true });
     const server = (await http$.get(`/api/servers/${serverId}`).auth(admin.accessToken, bearer).expect(200)).body;
-    expect(server).toMatchObject({ status: checked.status, lastCheckAt: checked.checkedAt });
+    // (The sweep's check of the same server may have been recorded after it.)
+    expect(server).toMatchObject({ status: checked.status });
+    expect(Date.parse(server.lastCheckAt as string)).toBeGreaterThanOrEqual(Date.parse(checked.checkedAt));
+    // The sweep listed the servers once PostgreSQL answered, and checked this one.
+    expect(swept).toMatchObject({ checked: 1, offline: 0, missing: 0 });
+    const sweepAttempts = await attemptsOf(ctx, health.workflowId);
+    expect(sweepAttempts.length).toBeGreaterThanOrEqual(2);
+    expect(sweepAttempts.filter((attempt) => attempt !== 1)).toEqual([]);
     // The validation: one provision_agent and one activate_agent on the host, the agent ACTIVE.
     expect(validated).toEqual({ ok: true });
     expect((await http$.get(`/api/agents/${agentId}`).auth(admin.accessToken, bearer).expect(200)).body).toMatchObject({
@@ -205,7 +222,7 @@ describe('PostgreSQL unavailable: server checks, validations and tool installs w
     expect(callsOf('check_tool', (a) => a.name === tooLate.name)).toBe(0);
 
     process.stdout.write(
-      `\n[pg-outage-short] PostgreSQL down ${outageMs} ms; check, validation and install done ${doneMs} ms after it was back, each in attempt 1\n`,
+      `\n[pg-outage-short] PostgreSQL down ${outageMs} ms; check, sweep, validation and install done ${doneMs} ms after it was back, each in attempt 1\n`,
     );
   }, 240_000);
 });
