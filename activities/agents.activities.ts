@@ -7,6 +7,7 @@ import { recordAudit } from '../domain/audit';
 import type { ProvisionResult } from '../workflows/contracts/agent-provision';
 import type { AgentRetireInput, RetireResult } from '../workflows/contracts/agent-retire';
 import { recordWebhookEvent } from '../domain/webhooks/outbox';
+import { DatabaseWait } from './database-wait';
 import type { ActivityDeps } from './deps';
 import { ServerCallFailed, serverGateway } from './server-gateway';
 
@@ -17,8 +18,11 @@ export function createAgentActivities(deps: ActivityDeps) {
   return {
     /** `provision_agent` then `activate_agent` on the agent's server; a refusal is a result, not a throw. */
     async provisionAgent(agentId: string): Promise<ProvisionResult> {
-      const em = orm.em.fork();
-      const agent = await em.findOne(Agent, agentId, { populate: ['server', 'server.masterTokenCiphertext'] });
+      // An unavailable PostgreSQL is waited for before the server hears of anything (DatabaseWait).
+      const agent = await new DatabaseWait(config.database.outageGraceMs).run(
+        () => orm.em.fork().findOne(Agent, agentId, { populate: ['server', 'server.masterTokenCiphertext'] }),
+        'before the agent could be validated; its server was not contacted',
+      );
       if (!agent) throw ApplicationFailure.nonRetryable(`agent ${agentId} does not exist`, 'AgentNotFound');
       const provision = hostToolCall('provision_agent', {
         agentId,
@@ -43,21 +47,31 @@ export function createAgentActivities(deps: ActivityDeps) {
       }
     },
 
-    /** ACTIVE with who validated it, or still PENDING_VALIDATION with the server's error. */
+    /**
+     * ACTIVE with who validated it, or still PENDING_VALIDATION with the server's error. Waits
+     * for an unavailable PostgreSQL (DatabaseWait), each try from a fresh unit of work: writing
+     * the same fields again and moving the agent only from PENDING_VALIDATION or INACTIVE make a
+     * try after a commit whose answer was lost harmless.
+     */
     async recordProvision(agentId: string, result: ProvisionResult, validatedBy: string): Promise<void> {
-      const em = orm.em.fork();
-      const agent = await em.findOne(Agent, agentId);
-      if (!agent) return;
-      if (result.ok) {
-        agent.validatedAt = new Date();
-        agent.validatedBy = em.getReference(User, validatedBy);
-        agent.lastError = undefined;
-        await em.flush();
-        await setAgentStatus(em, agentId, AgentStatus.ACTIVE, 'validated', [AgentStatus.PENDING_VALIDATION, AgentStatus.INACTIVE]);
-      } else {
-        agent.lastError = result.error;
-        await em.flush();
-      }
+      await new DatabaseWait(config.database.outageGraceMs).run(
+        async () => {
+          const em = orm.em.fork();
+          const agent = await em.findOne(Agent, agentId);
+          if (!agent) return;
+          if (result.ok) {
+            agent.validatedAt = new Date();
+            agent.validatedBy = em.getReference(User, validatedBy);
+            agent.lastError = undefined;
+            await em.flush();
+            await setAgentStatus(em, agentId, AgentStatus.ACTIVE, 'validated', [AgentStatus.PENDING_VALIDATION, AgentStatus.INACTIVE]);
+          } else {
+            agent.lastError = result.error;
+            await em.flush();
+          }
+        },
+        `to record the validation (${result.ok ? 'the server accepted the agent' : 'the server refused it'}); the agent's status was not changed`,
+      );
     },
 
     /**

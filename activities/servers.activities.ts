@@ -7,6 +7,7 @@ import { diffTools, toolsHash } from '../domain/servers/tools-snapshot';
 import { HOST_TOOLS } from '../lib/host-contract';
 import type { ServerCheckReason, ServerCheckResult } from '../workflows/contracts/server-check';
 import type { ActivityDeps } from './deps';
+import { DatabaseWait } from './database-wait';
 import { ServerCallFailed, serverGateway, type ServerGateway } from './server-gateway';
 
 /** What the server activities use: the database, the MCP timeouts, the log, and the way to a server. */
@@ -163,26 +164,33 @@ async function recordCheck(
   return previousStatus;
 }
 
-/** The checkServer activity: the probe, recorded on the row, a `server:status` event on a change, the agents following. */
-async function checkServer(deps: ServerDeps, serverId: string, reason: ServerCheckReason): Promise<ServerCheckResult> {
-  const { orm, logger } = deps;
-  const em = orm.em.fork();
-  const server = await em.findOne(McpServer, serverId, { populate: ['masterTokenCiphertext'] });
-  if (!server) throw ApplicationFailure.nonRetryable(`server ${serverId} does not exist`, 'ServerNotFound');
-  const checkedAt = new Date();
-  const finding = await probeServer(deps, serverId, server, checkedAt);
+/**
+ * Records a check: the row, a `server:status` event when the status moved from `previousStatus`
+ * (what the row said before the probe), the agents following. Safe to run again after a
+ * failure that followed its commit: the row gets the same values, the tools change is audited
+ * only while the stored hash differs, each agent moves only from the status it is expected in,
+ * and a repeated `server:status` says the same thing again (its webhook event is keyed).
+ */
+async function recordFinding(
+  { orm, logger }: ServerDeps,
+  em: EntityManager,
+  server: McpServer,
+  previousStatus: ServerStatus,
+  finding: CheckFinding,
+  checkedAt: Date,
+): Promise<void> {
   const { result } = finding;
   // The agents to move are looked up while the check is written (each move re-checks the
   // agent's status under its lock): one round trip less before the person gets the answer.
-  const [previousStatus, followers] = await Promise.all([
+  const [, followers] = await Promise.all([
     recordCheck(em, logger, server, finding, checkedAt),
-    followersOf(orm.em.fork(), serverId, ServerStatus[result.status]),
+    followersOf(orm.em.fork(), server.id, ServerStatus[result.status]),
   ]);
   if (previousStatus !== server.status) {
     await publishEvent(em, {
       type: 'server:status',
       organizationId: server.organization.id,
-      serverId,
+      serverId: server.id,
       status: server.status,
       previousStatus,
       reason: result.error ?? null,
@@ -190,6 +198,39 @@ async function checkServer(deps: ServerDeps, serverId: string, reason: ServerChe
     });
   }
   await followServerStatus(em, followers, server.status, result.error ?? null);
+}
+
+function serverNotFound(serverId: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(`server ${serverId} does not exist`, 'ServerNotFound');
+}
+
+/**
+ * The checkServer activity: the probe, recorded on the row, a `server:status` event on a
+ * change, the agents following. Its reads and writes wait for an unavailable PostgreSQL
+ * (DatabaseWait); the probe is never repeated for that.
+ */
+async function checkServer(deps: ServerDeps, serverId: string, reason: ServerCheckReason): Promise<ServerCheckResult> {
+  const { orm, logger, config } = deps;
+  const db = new DatabaseWait(config.database.outageGraceMs);
+  const em = orm.em.fork();
+  const server = await db.run(
+    () => em.findOne(McpServer, serverId, { populate: ['masterTokenCiphertext'] }),
+    'before the server could be checked; it was not contacted',
+  );
+  if (!server) throw serverNotFound(serverId);
+  const previousStatus = server.status;
+  const checkedAt = new Date();
+  const finding = await probeServer(deps, serverId, server, checkedAt);
+  const { result } = finding;
+  let tries = 0;
+  await db.run(async () => {
+    // A try after a failed one starts from a fresh unit of work and the row as it is now.
+    if (tries++ === 0) return recordFinding(deps, em, server, previousStatus, finding, checkedAt);
+    const again = orm.em.fork();
+    const row = await again.findOne(McpServer, serverId);
+    if (!row) throw serverNotFound(serverId);
+    return recordFinding(deps, again, row, previousStatus, finding, checkedAt);
+  }, `to record the check (the server answered ${result.status}); it was not recorded`);
   logger.debug({ serverId, reason, status: result.status, latencyMs: result.latencyMs }, 'server checked');
   return result;
 }
@@ -216,7 +257,10 @@ export function createServerActivities(deps: ActivityDeps) {
 
     /** Every server of every organisation, for the scheduled health check. */
     listServerIds(): Promise<string[]> {
-      return listServerIds(orm.em.fork());
+      return new DatabaseWait(config.database.outageGraceMs).run(
+        () => listServerIds(orm.em.fork()),
+        'to list the servers; none was checked',
+      );
     },
   };
 }

@@ -3,7 +3,9 @@ import type { Activities } from '../activities';
 import type { AgentProvisionInput, ProvisionResult } from './contracts/agent-provision';
 
 const { provisionAgent, recordProvision } = proxyActivities<Activities>({
-  startToCloseTimeout: '2m',
+  // Each waits for an unavailable PostgreSQL for up to half this (DatabaseWait): the default
+  // DATABASE_OUTAGE_GRACE_MS of 2 minutes. Timeouts are not part of the history.
+  startToCloseTimeout: '4m',
   retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: ['AgentNotFound'] },
 });
 

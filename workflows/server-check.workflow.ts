@@ -3,8 +3,10 @@ import type { Activities } from '../activities';
 import type { ServerCheckInput, ServerCheckResult, ServerHealthInput, ServerHealthSummary } from './contracts/server-check';
 
 const { checkServer, listServerIds, checkInstalledTools } = proxyActivities<Activities>({
-  // Connect + ping + tools/list each have their own MCP timeout inside the activity.
-  startToCloseTimeout: '2m',
+  // Connect + ping + tools/list each have their own MCP timeout inside the activity. Its reads
+  // and writes wait for an unavailable PostgreSQL for up to half this (DatabaseWait): the
+  // default DATABASE_OUTAGE_GRACE_MS of 2 minutes. Timeouts are not part of the history.
+  startToCloseTimeout: '4m',
   retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: ['ServerNotFound'] },
 });
 
@@ -14,7 +16,7 @@ const { checkServer, listServerIds, checkInstalledTools } = proxyActivities<Acti
  * round trip on a dev server). Retries and timeouts still apply.
  */
 const { checkServer: checkServerNow } = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '2m',
+  startToCloseTimeout: '4m',
   retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: ['ServerNotFound'] },
 });
 
