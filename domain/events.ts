@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TodoItem } from '../entities/execution.entity';
 import { recordWebhookEvent, type WebhookEvent } from './webhooks/outbox';
+import { queueNotify } from '../lib/notify-on-commit';
 
 /**
  * One Postgres NOTIFY channel carries every live event; each API instance LISTENs and serves
@@ -330,7 +331,9 @@ export function webhookEventOf(event: FleetEvent): WebhookEvent | undefined {
  * commits, so listeners never hear of a change before it is visible, nor of one rolled back.
  */
 export async function publishEventOnCommit(tx: EntityManager, event: FleetEvent): Promise<void> {
-  await tx.execute('select pg_notify(?, ?)', [EVENTS_CHANNEL, encodeEvent(event)]);
+  const payload = encodeEvent(event);
+  // In a transaction, sent with the others of its transaction just before it commits (lib/notify-on-commit.ts).
+  if (!queueNotify(tx, EVENTS_CHANNEL, payload)) await tx.execute('select pg_notify(?, ?)', [EVENTS_CHANNEL, payload]);
   // The alert's outbox rows join the same transaction: written with the change, or not at all.
   const alert = webhookEventOf(event);
   if (alert) await recordWebhookEvent(tx, alert);

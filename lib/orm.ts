@@ -6,6 +6,7 @@ import { ENTITIES } from '../entities';
 import { MIGRATIONS } from '../entities/migrations';
 import { PROJECT_ROOT } from './config';
 import type { Logger } from './logger';
+import { NotifyOnCommit } from './notify-on-commit';
 
 /** Typed with PostgreSQL's EntityManager, so `orm.em` and its forks are what the commands take. */
 export type Orm = MikroORM<PostgreSqlDriver, EntityManager>;
@@ -44,6 +45,8 @@ export function ormOptions(url: string, options: { poolMax?: number; logger?: Lo
     entities: ENTITIES,
     discovery: { disableDynamicFileAccess: true, requireEntitiesArray: true },
     extensions: [Migrator],
+    // A transaction's NOTIFYs go out in one statement at its commit (lib/notify-on-commit.ts).
+    subscribers: [new NotifyOnCommit()],
     migrations: {
       // The list is imported, not globbed, so the same code runs under tsx, Jest and compiled JS.
       migrationsList: MIGRATIONS,
