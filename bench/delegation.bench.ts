@@ -1,6 +1,6 @@
 /**
  * Delegation overhead (issue 22), against a direct execute measured in the same run: N pairs
- * (`--pairs=N`, default 30), interleaved, one at a time:
+ * (`--pairs=N`, default 60), interleaved, one at a time, after 10 pairs that warm up:
  *  a. direct: POST /api/agents/:worker/execute → the run's first event at the host;
  *  b. delegated: a MASTER run whose script says `[delegate:WORKER:...]` → the child's first
  *     event at the host, timed from the parent's first event (its engine's delegate call starts
@@ -25,7 +25,7 @@ const ms = (n: number) => `${n.toFixed(1)} ms`;
 const uptime = () => execFileSync('uptime', { encoding: 'utf8' }).trim();
 
 export async function benchDelegation(): Promise<{ pass: boolean }> {
-  const pairs = Number(process.argv.find((a) => a.startsWith('--pairs='))?.slice('--pairs='.length) ?? 30);
+  const pairs = Number(process.argv.find((a) => a.startsWith('--pairs='))?.slice('--pairs='.length) ?? 60);
   const at = () => performance.timeOrigin + performance.now();
   // Each run's first event as the host sends it, and who waits for it.
   const firstEvents = new Map<string, number>();
@@ -93,8 +93,9 @@ export async function benchDelegation(): Promise<{ pass: boolean }> {
     // Both paths, hop by hop, from the bench's clock and the workflows' histories (read after the loop).
     const directRuns: Array<{ id: string; sentAt: number; hostAt: number; firstAt: number }> = [];
     const delegatedRuns: Array<{ parent: string; child: string; parentFirst: number; hostAt: number; firstAt: number }> = [];
-    // Three pairs warm up (first MCP connections, workflow code loaded), not counted.
-    for (let i = -3; i < pairs; i++) {
+    // Ten pairs warm up (first MCP connections, workflow code loaded, the JIT), not counted: with
+    // three, a run of 30 pairs still had a colder half, and its p50s moved by ±10 ms between runs.
+    for (let i = -10; i < pairs; i++) {
       const directAt = at();
       const run = await execute(subordinate, `direct ${i}`);
       const directFirst = await firstEvent(run);
