@@ -113,6 +113,8 @@ async function recordQuestion(
   const other = await tx.findOne(ExecutionInput, { execution, status: ExecutionInputStatus.PENDING });
   if (other) return { state: 'refused', reason: 'another question of this run is waiting for its answer' };
 
+  // Both times from one clock reading: the wait's length (inputWaitOf) is their difference, exactly the timeout.
+  const createdAt = new Date();
   const input = tx.create(ExecutionInput, {
     organization: execution.organization,
     execution,
@@ -120,7 +122,8 @@ async function recordQuestion(
     requestKey,
     message: request.message,
     requestedSchema: request.requestedSchema,
-    expiresAt: new Date(Date.now() + (execution.inputTimeoutMs ?? defaultTimeoutMs)),
+    createdAt,
+    expiresAt: new Date(createdAt.getTime() + (execution.inputTimeoutMs ?? defaultTimeoutMs)),
   });
   await tx.flush();
   await moveRun(tx, execution, ExecutionStatus.WAITING_INPUT, { inputId: input.id });
