@@ -1,6 +1,7 @@
 import { MikroORM } from '@mikro-orm/core';
 import type { EntityManager, PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { freePort } from '../dev/free-port';
+import { waitFor } from '../test/fleet';
 import { loadConfig } from './config';
 import { isDatabaseUnavailable, retryWhileDatabaseUnavailable } from './database-unavailable';
 import { ormOptions } from './orm';
@@ -63,6 +64,20 @@ describe('isDatabaseUnavailable', () => {
 
   it('a pool that waited past its acquire timeout is unavailability', async () => {
     const orm = await open({ max: 1, acquireTimeoutMillis: 200 });
+    // The pool's one connection is made first: on a loaded machine making it may take longer than
+    // the 200 ms, which would fail the holding transaction instead of the query that waits.
+    await waitFor(
+      () =>
+        orm.em
+          .fork()
+          .execute('select 1')
+          .then(
+            () => true,
+            () => false,
+          ),
+      30_000,
+      50,
+    );
     let release = () => undefined as unknown;
     let holding = () => undefined as unknown;
     const holds = new Promise((r) => (holding = r as () => unknown));
