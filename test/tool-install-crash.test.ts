@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { AuditLog } from '../entities';
 import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
@@ -26,15 +26,18 @@ describe('a worker killed mid-install', () => {
     await ctx?.close();
   });
 
-  /** Starts an install of a 3 s command on a fresh worker process, kills that worker mid-install, and waits for the outcome on a second one. */
+  /** Starts an install on a fresh worker process, kills that worker mid-install, and waits for the outcome on a second one. */
   async function installThroughACrash(tasks: boolean) {
     const { host, serverId } = await registerHost(http, admin, { allowCommands: true, tasks });
     hosts.push(host);
-    // The install takes 3 s on the host, which goes on after the worker that asked for it dies.
-    const spec = versionFileTool('2.0.1', 3);
+    // The install holds on the host until the test opens its gate, once the worker that asked for
+    // it is dead: it goes on after that worker dies, and never ends before the kill (a fixed
+    // 3 s install did, once, on a loaded machine, and the first worker finished it alone).
+    const spec = versionFileTool('2.0.1');
+    const gate = `${spec.dir}/gate`;
     const tool = await catalogEntry(ctx.orm, admin.organizationId, {
       ...spec,
-      installCommand: `echo run >> ${spec.dir}/runs && ${spec.installCommand}`,
+      installCommand: `echo run >> ${spec.dir}/runs && until [ -e ${gate} ]; do sleep 0.05; done && ${spec.installCommand}`,
     });
 
     const first = spawnWorkerProcess(ctx);
@@ -60,6 +63,7 @@ describe('a worker killed mid-install', () => {
 
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
+    writeFileSync(gate, '');
     const second = spawnWorkerProcess(ctx);
     children.push(second);
 
