@@ -4,6 +4,7 @@ import { Execution, ExecutionStatus } from '../entities';
 import { isFinal } from '../domain/runs/execution-status';
 import { finishExecution } from '../domain/runs/finish-execution';
 import { acquireSlot, type SlotAnswer } from '../domain/runs/slots';
+import { awaitRecording } from '../domain/runs/row-locks';
 import { isDatabaseUnavailable, retryWhileDatabaseUnavailable } from '../lib/database-unavailable';
 import { parsePromptResult } from '../lib/host-contract';
 import { toolResultText } from '../lib/mcp-client';
@@ -178,9 +179,10 @@ export function createExecutionActivities(deps: ActivityDeps) {
       const ended = await withRunControl(running, executionId, async (control) => {
         const prepared = await beforeTheHost(deps, control, async (): Promise<{ ended: PromptOutcome } | { run: PromptRun }> => {
           const em = orm.em.fork();
-          const execution = await em.findOne(Execution, executionId, {
-            populate: ['agent', 'agent.server', 'agent.server.masterTokenCiphertext'],
-          });
+          const read = () =>
+            em.findOne(Execution, executionId, { populate: ['agent', 'agent.server', 'agent.server.masterTokenCiphertext'] });
+          // Its workflow may have started before the row committed (start-execution.ts).
+          const execution = (await read()) ?? (await awaitRecording(orm.em, executionId).then(read));
           if (!execution || !execution.agent)
             throw ApplicationFailure.nonRetryable('the execution or its agent no longer exists', 'ExecutionFailed');
           if (isFinal(execution.status))

@@ -18,6 +18,15 @@ import type { ClientToServerEvents, ServerToClientEvents } from '../api/realtime
 import { apiCaller, startBenchStack, validatedAgent, type BenchStack, registerBenchAccount } from './stack';
 import { executionHandle } from '../domain/temporal';
 import { AGENT_PROVISION_WORKFLOW, type AgentProvisionWorkflow } from '../workflows/contracts/agent-provision';
+import { eventMs, firstEvent, printBreakdown, type RunPoints, type TimedRun } from './history-breakdown';
+
+/** A dispatch's hops in its workflow's history: started, its first task taken and completed, the activity scheduled. */
+const dispatchPoints: RunPoints = (events) => [
+  ['workflow started', eventMs(firstEvent(events, 'WorkflowExecutionStarted'))],
+  ['first task taken', eventMs(firstEvent(events, 'WorkflowTaskStarted'))],
+  ['first task completed', eventMs(firstEvent(events, 'WorkflowTaskCompleted'))],
+  ['activity scheduled', eventMs(firstEvent(events, 'ActivityTaskScheduled'))],
+];
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -86,12 +95,16 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
     const viaApi: number[] = [];
     const apiOnly: number[] = [];
     const bare: number[] = [];
+    /** For the hop-by-hop breakdown: each timed run, the request sent until the host's tools/call. */
+    const runs: TimedRun[] = [];
+    const bareRuns: TimedRun[] = [];
     for (let i = 0; i < 220; i++) {
       let t0 = at();
       const id = await execute(dispatchAgent, 'dispatch [steps:1]');
       if (i >= 20) apiOnly.push(at() - t0);
       const received = await host.waitForCall('execute_prompt', (c) => c.args.executionId === id, 30_000);
       if (i >= 20) viaApi.push(received.at - t0);
+      if (i >= 20) runs.push({ workflowId: `execution-${id}`, sentAt: t0, answeredAt: received.at });
       // Each run finishes before the next is timed, for both series: dispatch latency, not
       // contention with the previous run's wrap-up.
       await executionHandle(stack.deps.temporal, id).result();
@@ -104,8 +117,12 @@ export async function benchExecutions(): Promise<{ pass: boolean }> {
       });
       const provisioned = await host.waitForCall('provision_agent', (c) => c.at >= t0 && c.args.agentId === dispatchAgent, 30_000);
       if (i >= 20) bare.push(provisioned.at - t0);
+      if (i >= 20) bareRuns.push({ workflowId: wf, sentAt: t0, answeredAt: provisioned.at });
       await bareRun.result();
     }
+    // The last step of each is "→ answer": up to the host's tools/call.
+    await printBreakdown(client, 'dispatch through the API', runs, dispatchPoints);
+    await printBreakdown(client, 'bare workflow + activity', bareRuns, dispatchPoints);
     const dispatchRatio = pct(viaApi, 50) / pct(bare, 50);
     results.push(
       `1. dispatch (200): execute → host tools/call p50 ${ms(pct(viaApi, 50))} p95 ${ms(pct(viaApi, 95))}; bare workflow+activity → host p50 ${ms(pct(bare, 50))} p95 ${ms(pct(bare, 95))}; (the 202 itself p50 ${ms(pct(apiOnly, 50))}); ratio p50 ${dispatchRatio.toFixed(2)} (target ≤ 1.25)`,

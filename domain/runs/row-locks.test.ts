@@ -1,12 +1,13 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Agent, AgentStatus, Execution, ExecutionStatus } from '../../entities';
+import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger } from '../../entities';
 import { makeAgent, makeExecution, makeOrganization, makeServer } from '../../test/factories';
 import { waitFor } from '../../test/fleet';
 import { createTestContext, type TestContext } from '../../test/harness';
 import { appendEvent, eventsAfter, ExecutionLog } from './execution-log';
 import { executionRef } from './execution-status';
-import { lockExecution } from './row-locks';
-import { acquireSlot } from './slots';
+import { randomUUID } from 'node:crypto';
+import { awaitRecording, lockExecution } from './row-locks';
+import { acquireSlot, slotForNewRun } from './slots';
 
 /**
  * The lock order of the run lifecycle (row-locks.ts) on a real PostgreSQL. Each test holds a
@@ -127,5 +128,58 @@ describe('run row locks', () => {
     await ending.tx.commit();
     await expect(asking).resolves.toEqual({ started: false, rejected: 'the execution is already CANCELLED' });
     expect((await em().findOneOrFail(Execution, run.id)).status).toBe(ExecutionStatus.CANCELLED);
+  });
+
+  /** A run's row as startExecution writes it, with the id its workflow was started with. */
+  const recordRow = (tx: EntityManager, id: string) =>
+    tx.create(Execution, {
+      id,
+      organization: agent.organization,
+      agent: tx.getReference(Agent, agent.id),
+      trigger: ExecutionTrigger.API,
+      status: ExecutionStatus.QUEUED,
+      prompt: 'p',
+    });
+
+  it("a run's workflow that asks before the row recording it commits waits for the commit, then finds it (start-execution.ts)", async () => {
+    const recording = await holder();
+    const id = randomUUID();
+    // As startExecution: the recording lock first, then the workflow starts, then the row.
+    expect(await slotForNewRun(recording.tx, agent, id)).toBe(true);
+    const asking = acquireSlot(em(), id);
+    recordRow(recording.tx, id);
+    await recording.tx.flush();
+    await blockedBy(recording.pid);
+    expect(await settled(asking)).toBe(false);
+    await recording.tx.commit();
+    // Before: 'the execution no longer exists', and the run failed before it began.
+    await expect(asking).resolves.toEqual({ started: true });
+    expect((await em().findOneOrFail(Execution, id)).status).toBe(ExecutionStatus.RUNNING);
+  });
+
+  it('a run whose recording rolls back is not there for its workflow, which hears so once the rollback is done', async () => {
+    const recording = await holder();
+    const id = randomUUID();
+    await slotForNewRun(recording.tx, agent, id);
+    recordRow(recording.tx, id);
+    await recording.tx.flush();
+    const asking = acquireSlot(em(), id);
+    await blockedBy(recording.pid);
+    await recording.tx.rollback();
+    await expect(asking).resolves.toEqual({ started: false, rejected: 'the execution no longer exists' });
+  });
+
+  it('awaitRecording does not wait for a run nobody is recording', async () => {
+    await expect(awaitRecording(ctx.orm.em, randomUUID())).resolves.toBeUndefined();
+  });
+
+  it('a new run counts every live run of its agent before its own row exists', async () => {
+    const counted = em();
+    const live = await counted.count(Execution, { agent: agent.id, status: { $in: [ExecutionStatus.RUNNING, ExecutionStatus.WAITING_INPUT, ExecutionStatus.QUEUED] } });
+    const free = await em().transactional(async (t) => [
+      await slotForNewRun(t, { ...agent, maxConcurrency: live + 1 } as Agent, randomUUID()),
+      await slotForNewRun(t, { ...agent, maxConcurrency: live } as Agent, randomUUID()),
+    ]);
+    expect(free).toEqual([true, false]);
   });
 });

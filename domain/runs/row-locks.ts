@@ -38,3 +38,18 @@ export async function lockAgent(tx: EntityManager, agentId: string): Promise<Age
   await tx.execute('select id from agents where id = ? for no key update', [agentId]);
   return tx.findOneOrFail(Agent, agentId, { refresh: true });
 }
+
+/**
+ * A run being recorded (start-execution.ts) has its workflow started while its row is still
+ * uncommitted: the recording transaction holds this advisory lock, keyed by the run's id, from
+ * before the start until it ends. The SQL expression of that key, for a statement's `?` (the id).
+ */
+export const RECORDING_LOCK_KEY = 'hashtextextended(?, 0)';
+
+/**
+ * For a run's workflow whose row is not there: waits until the transaction recording it (if any)
+ * has committed or rolled back. Read the row again afterwards: still missing, it never will be.
+ */
+export async function awaitRecording(em: EntityManager, executionId: string): Promise<void> {
+  await em.fork().transactional((tx) => tx.execute(`select pg_advisory_xact_lock_shared(${RECORDING_LOCK_KEY})::text as waited`, [executionId]));
+}

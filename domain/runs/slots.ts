@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentStatus, Execution, ExecutionStatus, SLOT_HOLDING_STATUSES } from '../../entities';
 import { setAgentStatus } from './agent-status';
 import { markRunning } from './execution-status';
-import { lockAgent, lockExecution } from './row-locks';
+import { RECORDING_LOCK_KEY, awaitRecording, lockAgent, lockExecution } from './row-locks';
 
 /** What the workflow's wait for a slot hears: started, not yet, or never (why). */
 export type SlotAnswer = { started: true } | { started: false; rejected?: string };
@@ -44,9 +44,29 @@ export async function takeSlot(tx: EntityManager, execution: Execution, agent: A
     ],
   );
   if (counts!.holding + counts!.ahead >= agent.maxConcurrency) return false;
+  await occupySlot(tx, execution, agent);
+  return true;
+}
+
+/** The run takes a slot: RUNNING (with its event) and its agent BUSY, in `tx`, under the agent's lock. */
+export async function occupySlot(tx: EntityManager, execution: Execution, agent: Agent): Promise<void> {
   await markRunning(tx, execution);
   await setAgentStatus(tx, agent.id, AgentStatus.BUSY, 'executing', RUNNABLE_STATUSES);
-  return true;
+}
+
+/**
+ * Whether a run created now, whose row is not written yet, gets one of the agent's slots at once:
+ * every live run of the agent holds a slot or was queued before it. The caller holds the agent's
+ * lock. The same statement takes the run's recording lock (row-locks.ts), before its workflow starts.
+ */
+export async function slotForNewRun(tx: EntityManager, agent: Agent, executionId: string): Promise<boolean> {
+  const live = [...SLOT_HOLDING_STATUSES, ExecutionStatus.QUEUED];
+  const [row] = await tx.execute<{ live: number }[]>(
+    `select pg_advisory_xact_lock(${RECORDING_LOCK_KEY})::text as locked,
+            (select count(*) from executions where agent_id = ? and status in (${live.map(() => '?').join(', ')}))::int as live`,
+    [executionId, agent.id, ...live],
+  );
+  return row!.live < agent.maxConcurrency;
 }
 
 /**
@@ -54,10 +74,19 @@ export async function takeSlot(tx: EntityManager, execution: Execution, agent: A
  * refusal when it can never run (gone, already ended, its agent deleted or no longer runnable).
  */
 export async function acquireSlot(em: EntityManager, executionId: string): Promise<SlotAnswer> {
-  return em.transactional(async (tx): Promise<SlotAnswer> => {
+  const answer = await trySlot(em, executionId);
+  if (answer !== 'missing') return answer;
+  // Its workflow may have started before the row committed (start-execution.ts).
+  await awaitRecording(em, executionId);
+  const again = await trySlot(em, executionId);
+  return again === 'missing' ? { started: false, rejected: 'the execution no longer exists' } : again;
+}
+
+function trySlot(em: EntityManager, executionId: string): Promise<SlotAnswer | 'missing'> {
+  return em.transactional(async (tx): Promise<SlotAnswer | 'missing'> => {
     // The run before its agent (row-locks.ts): a cancel or a TERMINATE_OTHER that ends it meanwhile is seen here, not overwritten.
     const execution = await lockExecution(tx, { id: executionId });
-    if (!execution) return { started: false, rejected: 'the execution no longer exists' };
+    if (!execution) return 'missing';
     if (execution.status === ExecutionStatus.RUNNING) return { started: true };
     if (execution.status !== ExecutionStatus.QUEUED) return { started: false, rejected: `the execution is already ${execution.status}` };
     if (!execution.agent) return { started: false, rejected: 'the agent was deleted' };

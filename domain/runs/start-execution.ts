@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { isSpanContextValid, trace } from '@opentelemetry/api';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Agent, AgentStatus, Execution, ExecutionStatus, ExecutionTrigger, Organization, Task, User } from '../../entities';
@@ -11,7 +12,7 @@ import { executionRef, isFinal } from './execution-status';
 import { finishExecution } from './finish-execution';
 import { lockAgent } from './row-locks';
 import type { RunDeps } from './run-deps';
-import { isRunnable, takeSlot } from './slots';
+import { isRunnable, occupySlot, slotForNewRun, takeSlot } from './slots';
 
 export interface StartInput {
   agent: Agent;
@@ -143,34 +144,52 @@ export async function assignExecution(tx: EntityManager, execution: Execution, a
 }
 
 /**
- * Creates the Execution (QUEUED, first event in its log) and starts `agentExecution`
- * (workflow id `execution-<id>`). If Temporal refuses the start, the row is marked FAILED
- * rather than left QUEUED forever.
+ * Creates the Execution (QUEUED, first event in its log; RUNNING at once with a free slot) and
+ * starts `agentExecution` (workflow id `execution-<id>`). If Temporal refuses the start, the row
+ * is marked FAILED rather than left QUEUED forever.
+ *
+ * The workflow starts while the row is being written, not after its commit: the start's round
+ * trip to Temporal overlaps the transaction's. The transaction holds the run's recording lock
+ * (row-locks.ts) from before the start until it ends, and the workflow's first activity, not
+ * finding the row, waits on that lock and reads again: it never acts on a run that is not
+ * committed, nor sends an event ahead of the run's first ones (their notices go at the commit).
+ * A transaction that rolls back after the start leaves a workflow whose activity finds no row
+ * and ends it, having called no host.
  */
 export async function startExecution(deps: RunDeps, actor: Actor, input: StartInput): Promise<Execution> {
   const em = deps.orm.em;
-  // Row, audit entry, first events and their notices commit together. The notices are
-  // delivered at commit, before the workflow starts, so no later notice of this run can
-  // overtake them.
-  const execution = await em.transactional((tx) => createExecution(tx, actor, input));
-  try {
-    await startAgentExecution(deps.temporal, {
-      executionId: execution.id,
+  const executionId = randomUUID();
+  /** The start, settled: what Temporal refused it with, if it did. */
+  let starting: Promise<unknown> | undefined;
+  const execution = await em.transactional(async (tx) => {
+    const agent = await lockAgent(tx, input.agent.id);
+    assertRunnable(agent);
+    const slotTaken = await slotForNewRun(tx, agent, executionId);
+    starting = startAgentExecution(deps.temporal, {
+      executionId,
       organizationId: actor.organizationId,
-      agentId: input.agent.id,
+      agentId: agent.id,
       serverId: input.agent.server.id,
       taskId: input.taskId,
-      slotTaken: execution.status === ExecutionStatus.RUNNING,
-    });
-  } catch (error) {
-    deps.logger.error({ err: error, executionId: execution.id }, 'could not start agentExecution');
+      slotTaken,
+    }).then(
+      () => undefined,
+      (error: unknown) => error ?? new Error('the start was refused'),
+    );
+    const created = await recordExecution(tx, actor, { ...input, agent, executionId });
+    if (slotTaken) await occupySlot(tx, created, agent);
+    return created;
+  });
+  const refused = await starting;
+  if (refused) {
+    deps.logger.error({ err: refused, executionId }, 'could not start agentExecution');
     // Nothing will run it: end it as FAILED and give its slot back. A run queued behind it
     // finds the slot on its workflow's next re-check.
-    await finishExecution(em.fork(), execution.id, {
+    await finishExecution(em.fork(), executionId, {
       status: 'FAILED',
       error: 'the run could not be started (Temporal unavailable)',
     });
-    throw AppError.temporalUnavailable('The run could not be started; try again', { executionId: execution.id });
+    throw AppError.temporalUnavailable('The run could not be started; try again', { executionId });
   }
   return execution;
 }

@@ -172,6 +172,41 @@ describe('the run lifecycle', () => {
     });
   });
 
+  it('a run whose recording fails after its workflow started never reaches the host: the workflow finds no row and ends', async () => {
+    const { serverId, host } = await registerHost(http, admin);
+    closers.push(() => host.close());
+    const { id } = await activeAgent(http, admin, serverId);
+    const agent = await ctx.orm.em.fork().findOneOrFail(Agent, id, { populate: ['server'] });
+    const actor = { userId: admin.userId, organizationId: admin.organizationId, via: 'api' as const };
+    // PostgreSQL stores no NUL in text: the row's insert fails after the workflow's start went out.
+    const failing = RequestContext.create(ctx.orm.em, () =>
+      startExecution(ctx, actor, { agent, prompt: 'never\u0000 recorded', trigger: ExecutionTrigger.API }),
+    );
+    await expect(failing).rejects.toThrow();
+    expect(await ctx.orm.em.fork().count(Execution, { agent: id })).toBe(0);
+    // Its workflow started all the same (the start overlaps the transaction), and ends on its own.
+    let workflowId: string | undefined;
+    await waitFor(async () => {
+      for await (const run of ctx.temporal.client.workflow.list({ query: `AgentId = "${id}" and WorkflowType = "agentExecution"` }))
+        workflowId = run.workflowId;
+      return workflowId !== undefined;
+    }, 30_000);
+    const ended = await ctx.temporal.client.workflow
+      .getHandle(workflowId!)
+      .result()
+      .then(
+        (result: unknown) => result,
+        (error: Error) => (error.cause as Error | undefined)?.message ?? error.message,
+      );
+    expect(JSON.stringify(ended)).toMatch(/no longer exists/);
+    expect(host.calls.filter((c) => c.tool === 'execute_prompt')).toEqual([]);
+    expect((await http.get(`/api/agents/${id}/status`).set(as()).expect(200)).body).toMatchObject({
+      status: 'ACTIVE',
+      running: 0,
+      queued: 0,
+    });
+  });
+
   it('keeps the workflow history of a 10,000-event run to a few hundred events', async () => {
     const { serverId, host } = await registerHost(http, admin);
     closers.push(() => host.close());
