@@ -175,7 +175,10 @@ describe('run row locks', () => {
 
   it('a new run counts every live run of its agent before its own row exists', async () => {
     const counted = em();
-    const live = await counted.count(Execution, { agent: agent.id, status: { $in: [ExecutionStatus.RUNNING, ExecutionStatus.WAITING_INPUT, ExecutionStatus.QUEUED] } });
+    const live = await counted.count(Execution, {
+      agent: agent.id,
+      status: { $in: [ExecutionStatus.RUNNING, ExecutionStatus.WAITING_INPUT, ExecutionStatus.QUEUED] },
+    });
     const free = await em().transactional(async (t) => [
       await slotForNewRun(t, { ...agent, maxConcurrency: live + 1 } as Agent, randomUUID()),
       await slotForNewRun(t, { ...agent, maxConcurrency: live } as Agent, randomUUID()),

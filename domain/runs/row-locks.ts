@@ -51,5 +51,7 @@ export const RECORDING_LOCK_KEY = 'hashtextextended(?, 0)';
  * has committed or rolled back. Read the row again afterwards: still missing, it never will be.
  */
 export async function awaitRecording(em: EntityManager, executionId: string): Promise<void> {
-  await em.fork().transactional((tx) => tx.execute(`select pg_advisory_xact_lock_shared(${RECORDING_LOCK_KEY})::text as waited`, [executionId]));
+  await em
+    .fork()
+    .transactional((tx) => tx.execute(`select pg_advisory_xact_lock_shared(${RECORDING_LOCK_KEY})::text as waited`, [executionId]));
 }
