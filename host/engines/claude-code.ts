@@ -1,12 +1,12 @@
 /**
  * The claude-code engine: an agent's prompt is run by the Claude Code CLI installed on the
- * host (`claude -p --output-format stream-json --verbose`), in the agent's workspace, with the
- * agent's allowedTools as the CLI's permission rules (claude-code-cli.ts). What the CLI
- * streams becomes the run's events as it arrives (claude-code-stream.ts); its final `result`
- * is the run's answer. The CLI runs in a process group of its own, so a cancel, a limit or the
- * host's shutdown ends it and every command it started at once; with the host's sandbox on, it
- * runs in a sandbox like any agent command (../sandbox.ts), whose only way out is a proxy to
- * its API and the agent's own allowlist.
+ * host (`claude -p --output-format stream-json --verbose`, claude-code-cli.ts), in the agent's
+ * workspace, with the agent's allowedTools as the CLI's permission rules
+ * (claude-code-permissions.ts). What the CLI streams becomes the run's events as it arrives
+ * (claude-code-stream.ts); its final `result` is the run's answer. The CLI runs in a process
+ * group of its own, so a cancel, a limit or the host's shutdown ends it and every command it
+ * started at once; with the host's sandbox on, it runs in a sandbox like any agent command
+ * (../sandbox.ts), whose only way out is a proxy to its API and the agent's own allowlist.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, realpathSync, statSync } from 'node:fs';
@@ -29,11 +29,11 @@ import {
   cliNetwork,
   fleetMcpConfig,
   fleetNetwork,
-  permissionRules,
   programNames,
   structuredAnswer,
   type ClaudeCodeSettings,
 } from './claude-code-cli';
+import { permissionRules } from './claude-code-permissions';
 import { ClaudeStreamMapper, MalformedStreamError, resultError, tokensOf } from './claude-code-stream';
 
 /** How long `claude --version` may take at provision_agent before the CLI counts as broken. */
