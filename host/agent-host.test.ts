@@ -11,7 +11,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { LoggingMessageNotificationSchema, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { HOST_CONTRACT, HOST_TOOLS, parseHostMessage, parsePromptResult, type HostMessage, type HostTool } from '../lib/host-contract';
-import { parseDirectives } from './engines/script';
+import { parseDirectives } from './engines/script-directives';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from './server';
 
 const TOKEN = 'test-host-token';

@@ -9,7 +9,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { HostEvent } from '../../lib/host-contract';
-import { cliEnvironment, permissionRules } from './claude-code-cli';
+import { cliEnvironment } from './claude-code-cli';
+import { permissionRules } from './claude-code-permissions';
 import { ClaudeStreamMapper, resultError, tokensOf, type MappedLine } from './claude-code-stream';
 
 const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures', 'claude-code');

@@ -19,7 +19,8 @@ import type { HostMessage } from '../../lib/host-contract';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from '../server';
 import { ensureWorkspace, workspacePath } from '../workspaces';
 import { installStandIn as install, type StandInConfig } from '../../test/claude-stand-in/stand-in';
-import { cliNetwork, FILE_TOOLS, permissionRules } from './claude-code-cli';
+import { cliNetwork } from './claude-code-cli';
+import { FILE_TOOLS, permissionRules } from './claude-code-permissions';
 import { ClaudeStreamMapper } from './claude-code-stream';
 
 const TOKEN = 'claude-engine-test-token';

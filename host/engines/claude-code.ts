@@ -1,15 +1,16 @@
 /**
  * The claude-code engine: an agent's prompt is run by the Claude Code CLI installed on the
- * host (`claude -p --output-format stream-json --verbose`), in the agent's workspace, with the
- * agent's allowedTools as the CLI's permission rules (claude-code-cli.ts). What the CLI
- * streams becomes the run's events as it arrives (claude-code-stream.ts); its final `result`
- * is the run's answer. The CLI runs in a process group of its own, so a cancel, a limit or the
- * host's shutdown ends it and every command it started at once; with the host's sandbox on, it
- * runs in a sandbox like any agent command (../sandbox.ts), whose only way out is a proxy to
- * its API and the agent's own allowlist.
+ * host (claude-code-binary.ts finds and checks it) as `claude -p --output-format stream-json
+ * --verbose` (claude-code-cli.ts), in the agent's workspace, with the agent's allowedTools as
+ * the CLI's permission rules (claude-code-permissions.ts). What the CLI streams becomes the
+ * run's events as it arrives (claude-code-stream.ts); its final `result` is the run's answer.
+ * The CLI runs in a process group of its own, so a cancel, a limit or the host's shutdown ends
+ * it and every command it started at once; with the host's sandbox on, it runs in a sandbox
+ * like any agent command (../sandbox.ts), whose only way out is a proxy to its API and the
+ * agent's own allowlist.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { chown, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,7 @@ import { startNetworkProxy, type NetworkProxy } from '../sandbox-network';
 import { watchSandbox } from '../sandbox-watch';
 import { gitConfigPath } from '../workspaces';
 import type { Engine, EngineOutcome, EngineRun, EngineSettings } from './engine';
+import { checkCli, cliDirectories, killGroup, locateCli, missingCli, sandboxProblem } from './claude-code-binary';
 import {
   claudeArguments,
   claudeCodeSettings,
@@ -29,15 +31,13 @@ import {
   cliNetwork,
   fleetMcpConfig,
   fleetNetwork,
-  permissionRules,
   programNames,
   structuredAnswer,
   type ClaudeCodeSettings,
 } from './claude-code-cli';
+import { permissionRules } from './claude-code-permissions';
 import { ClaudeStreamMapper, MalformedStreamError, resultError, tokensOf } from './claude-code-stream';
 
-/** How long `claude --version` may take at provision_agent before the CLI counts as broken. */
-export const VERSION_TIMEOUT_MS = 10_000;
 /** The end of the CLI's stderr kept for the error of a failed run. */
 const STDERR_TAIL_CHARS = 2000;
 
@@ -55,78 +55,6 @@ export function createClaudeCodeEngine(settings: EngineSettings): Engine {
     check: async () => (await checkCli(cli, settings.env)) ?? sandboxProblem(cli, settings),
     run: (run) => runClaude(run, cli, settings),
   };
-}
-
-function missingCli(cli: ClaudeCodeSettings): string {
-  return cli.command === 'claude'
-    ? 'the claude-code engine needs the Claude Code CLI: `claude` was not found on PATH (install @anthropic-ai/claude-code or set HOST_CLAUDE_PATH)'
-    : `the claude-code engine needs the Claude Code CLI: HOST_CLAUDE_PATH (${cli.command}) was not found`;
-}
-
-/** Runs `claude --version`: a reason the engine cannot run here, or undefined. */
-async function checkCli(cli: ClaudeCodeSettings, hostEnv: NodeJS.ProcessEnv): Promise<string | undefined> {
-  const outcome = await new Promise<{ code: number | null; error?: NodeJS.ErrnoException; output: string; timedOut: boolean }>(
-    (resolve) => {
-      let output = '';
-      let timedOut = false;
-      let failure: NodeJS.ErrnoException | undefined;
-      const child = spawn(cli.command, ['--version'], {
-        cwd: os.tmpdir(),
-        env: cliEnvironment(os.tmpdir(), hostEnv, os.tmpdir()),
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      });
-      const timer = setTimeout(() => {
-        timedOut = true;
-        killGroup(child.pid, 'SIGKILL');
-      }, VERSION_TIMEOUT_MS);
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-      child.on('error', (error: NodeJS.ErrnoException) => (failure = error));
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, output, timedOut, ...(failure ? { error: failure } : {}) });
-      });
-    },
-  );
-  if (outcome.error?.code === 'ENOENT') return missingCli(cli);
-  if (outcome.error) return `the claude-code engine cannot start ${cli.command}: ${outcome.error.message}`;
-  if (outcome.timedOut)
-    return `the claude-code engine's CLI did not answer \`${cli.command} --version\` within ${VERSION_TIMEOUT_MS / 1000} s`;
-  if (outcome.code !== 0)
-    return `the claude-code engine's CLI failed \`${cli.command} --version\` (exit code ${outcome.code}): ${outcome.output.trim().slice(-500)}`;
-  return undefined;
-}
-
-/** The CLI's absolute path: HOST_CLAUDE_PATH, or `claude` on the host's PATH. */
-function locateCli(command: string, hostEnv: NodeJS.ProcessEnv): string | undefined {
-  if (path.isAbsolute(command)) return existsSync(command) ? command : undefined;
-  for (const dir of (hostEnv.PATH ?? '').split(path.delimiter).filter((d) => path.isAbsolute(d))) {
-    const file = path.join(dir, command);
-    try {
-      if (statSync(file).isFile()) return file;
-    } catch {
-      // Not here.
-    }
-  }
-  return undefined;
-}
-
-/** The directories the sandbox must show for the CLI to start: where it is named, and where it really is (a link's target). */
-function cliDirectories(file: string): string[] {
-  return [...new Set([path.dirname(file), path.dirname(realpathSync(file))])];
-}
-
-/** Why the CLI cannot run in this host's sandbox (its directory is private to another user), or undefined. */
-function sandboxProblem(cli: ClaudeCodeSettings, settings: EngineSettings): string | undefined {
-  if (settings.sandbox.settings.mode === 'off') return undefined;
-  const file = locateCli(cli.command, settings.env);
-  if (!file) return missingCli(cli);
-  const hidden = cliDirectories(file).find((dir) => !settings.sandbox.canReach(dir));
-  if (hidden) {
-    return `the Claude Code CLI (${file}) is in ${hidden}, which the sandbox's user cannot read: install it where every user can (npm install -g puts it under /usr/local), or set HOST_SANDBOX=off`;
-  }
-  return undefined;
 }
 
 /** How the CLI is started: itself, or bwrap around it, as whom, and the proxy it reaches the network through. */
@@ -179,15 +107,6 @@ async function cliStart(
   } catch (error) {
     await proxy.close();
     return `the host cannot sandbox the Claude Code CLI: ${(error as Error).message}`;
-  }
-}
-
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Already gone.
   }
 }
 

@@ -25,7 +25,7 @@ import { readJsonBody, sendJson } from '../http';
 import { startOpenAIStandIn, streamed, textChunks, toolCallChunks, usageChunk, type OpenAIStandIn } from '../../test/openai-stand-in';
 import { startAgentHost, type AgentHost, type AgentHostOptions } from '../server';
 import { NO_FLEET_ACCESS, RESULT_OUTPUT_CHARS } from './delegation';
-import { parseDirectives } from './script';
+import { parseDirectives } from './script-directives';
 import { parseRunbook } from './shell';
 
 const RUN_TOKEN = 'mcpr_run-token-secret-0042';
