@@ -1,3 +1,4 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { Execution, LIVE_EXECUTION_STATUSES } from '../entities';
 import { endOrphanedRun, type OrphanedBy } from '../domain/runs/orphaned-run';
 import { AGENT_EXECUTION_WORKFLOW, executionWorkflowId, slotFreedSignal } from '../workflows/contracts/agent-execution';
@@ -6,6 +7,8 @@ import type { ActivityDeps } from './deps';
 import { createInputActivities } from './inputs.activities';
 
 const WORKFLOW_ID_PREFIX = executionWorkflowId('');
+/** Runs live since before the look-back window described per sweep (reconcileClosedRuns). */
+export const OLDER_RUNS_PER_SWEEP = 100;
 /** Temporal's names of the closes that run no workflow code, as visibility and describe spell them. */
 const ORPHANING: Record<string, OrphanedBy> = {
   Terminated: 'terminated',
@@ -25,9 +28,20 @@ export function createReconcileActivities(deps: ActivityDeps) {
   // The workflow's own step for a run that stopped for good: tasks/cancel on the host, best effort.
   const { cancelRemoteTask } = createInputActivities(deps);
 
-  /** How the workflow of this id is closed now, if it is closed that way, with the terminate's reason. */
-  async function orphanedNow(workflowId: string): Promise<{ by: OrphanedBy; reason?: string } | undefined> {
-    const description = await client.workflow.getHandle(workflowId).describe();
+  /**
+   * How the workflow of this id is closed now, if it is closed that way (on `taskQueue`), with the
+   * terminate's reason. A workflow Temporal does not know (never started, or past the namespace's
+   * retention) is left to an operator: nothing says how it ended.
+   */
+  async function orphanedNow(workflowId: string, taskQueue: string): Promise<{ by: OrphanedBy; reason?: string } | undefined> {
+    const description = await client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .catch((error: unknown) => {
+        if (error instanceof WorkflowNotFoundError) return undefined;
+        throw error;
+      });
+    if (!description || description.taskQueue !== taskQueue) return undefined;
     const by = ORPHANING[description.status.name];
     if (!by) return undefined;
     if (by !== 'terminated') return { by };
@@ -42,6 +56,54 @@ export function createReconcileActivities(deps: ActivityDeps) {
     return { by, ...(reason ? { reason } : {}) };
   }
 
+  /**
+   * Ends the run if its workflow id's latest run is closed as terminated or timed out (on
+   * `taskQueue`): its task cancelled on the host, then the row. Says what it found.
+   */
+  async function endIfOrphaned(executionId: string, taskQueue: string, summary: RunReconcileSummary): Promise<void> {
+    const workflowId = executionWorkflowId(executionId);
+    // Visibility lags and lists past runs of an id: what counts is how the id's latest run is now.
+    const orphaned = await orphanedNow(workflowId, taskQueue);
+    if (!orphaned) {
+      summary.running++;
+      return;
+    }
+    // Before the row ends, as in the workflow: a retry after a crash between the two finds the
+    // run live still and sends it again (a host answers a second tasks/cancel and ignores it).
+    const taskCancelled = await cancelRemoteTask(executionId);
+    const { ended, next } = await endOrphanedRun(orm.em.fork(), executionId, orphaned.by, workflowId, orphaned.reason);
+    if (!ended) return;
+    const run: ReconciledRun = { executionId, status: orphaned.by === 'terminated' ? 'CANCELLED' : 'TIMED_OUT', taskCancelled };
+    summary.ended.push(run);
+    logger.warn({ ...run, workflowId, reason: orphaned.reason }, 'ended a run whose workflow closed without ending it');
+    for (const id of next)
+      await client.workflow
+        .getHandle(executionWorkflowId(id))
+        .signal(slotFreedSignal)
+        .catch(() => undefined);
+  }
+
+  /**
+   * Live runs older than the look-back window, a page at a time, resuming after the last one a
+   * previous sweep of this worker checked (and from the start again past the end): a workflow
+   * closed before the window (the workers were down longer than it) is not in the listing.
+   */
+  async function olderLiveRuns(since: Date): Promise<string[]> {
+    const page = await orm.em.fork().find(
+      Execution,
+      {
+        status: { $in: [...LIVE_EXECUTION_STATUSES] },
+        workflowId: { $ne: null },
+        createdAt: { $lt: since },
+        ...(olderCursor ? { id: { $gt: olderCursor } } : {}),
+      },
+      { fields: ['id'], orderBy: { id: 'asc' }, limit: OLDER_RUNS_PER_SWEEP },
+    );
+    olderCursor = page.length === OLDER_RUNS_PER_SWEEP ? page.at(-1)!.id : undefined;
+    return page.map((e) => e.id);
+  }
+  let olderCursor: string | undefined;
+
   return {
     /**
      * Lists (Temporal visibility) the `agentExecution` workflows of `taskQueue` terminated or
@@ -52,43 +114,27 @@ export function createReconcileActivities(deps: ActivityDeps) {
      * reconciles at once only one ends a run (endOrphanedRun).
      *
      * Visibility, not the live rows: the listing grows with the runs closed this way in the
-     * window (a few), not with the runs in flight (many), and costs no call per live row.
+     * window (a few), not with the runs in flight (many), and costs no call per live row. Runs
+     * live since before the window (few: a run that long is rare) are also described, up to
+     * OLDER_RUNS_PER_SWEEP a sweep: their workflow may have closed before the window began, while
+     * no worker ran.
      */
     async reconcileClosedRuns(input: RunReconcileInput): Promise<RunReconcileSummary> {
-      const since = new Date(Date.now() - input.lookbackSeconds * 1000).toISOString();
+      const since = new Date(Date.now() - input.lookbackSeconds * 1000);
       const query =
         `WorkflowType = '${AGENT_EXECUTION_WORKFLOW}' AND ExecutionStatus IN ('Terminated', 'TimedOut') ` +
-        `AND CloseTime > '${since}' AND TaskQueue = '${input.taskQueue.replace(/'/g, "''")}'`;
+        `AND CloseTime > '${since.toISOString()}' AND TaskQueue = '${input.taskQueue.replace(/'/g, "''")}'`;
       const closed = new Set<string>();
       for await (const workflow of client.workflow.list({ query })) closed.add(workflow.workflowId);
       const executionIds = [...closed].filter((id) => id.startsWith(WORKFLOW_ID_PREFIX)).map((id) => id.slice(WORKFLOW_ID_PREFIX.length));
-      const summary: RunReconcileSummary = { closedWorkflows: closed.size, ended: [], running: 0 };
-      if (!executionIds.length) return summary;
-      const live = await orm.em
-        .fork()
-        .find(Execution, { id: { $in: executionIds }, status: { $in: [...LIVE_EXECUTION_STATUSES] } }, { fields: ['id'] });
-      for (const { id: executionId } of live) {
-        const workflowId = executionWorkflowId(executionId);
-        // Visibility lags and lists past runs of an id: what counts is how the id's latest run is now.
-        const orphaned = await orphanedNow(workflowId);
-        if (!orphaned) {
-          summary.running++;
-          continue;
-        }
-        // Before the row ends, as in the workflow: a retry after a crash between the two finds the
-        // run live still and sends it again (a host answers a second tasks/cancel and ignores it).
-        const taskCancelled = await cancelRemoteTask(executionId);
-        const { ended, next } = await endOrphanedRun(orm.em.fork(), executionId, orphaned.by, workflowId, orphaned.reason);
-        if (!ended) continue;
-        const run: ReconciledRun = { executionId, status: orphaned.by === 'terminated' ? 'CANCELLED' : 'TIMED_OUT', taskCancelled };
-        summary.ended.push(run);
-        logger.warn({ ...run, workflowId, reason: orphaned.reason }, 'ended a run whose workflow closed without ending it');
-        for (const id of next)
-          await client.workflow
-            .getHandle(executionWorkflowId(id))
-            .signal(slotFreedSignal)
-            .catch(() => undefined);
-      }
+      const older = await olderLiveRuns(since);
+      const summary: RunReconcileSummary = { closedWorkflows: closed.size, ended: [], running: 0, olderChecked: older.length };
+      const live = executionIds.length
+        ? await orm.em
+            .fork()
+            .find(Execution, { id: { $in: executionIds }, status: { $in: [...LIVE_EXECUTION_STATUSES] } }, { fields: ['id'] })
+        : [];
+      for (const executionId of new Set([...live.map((e) => e.id), ...older])) await endIfOrphaned(executionId, input.taskQueue, summary);
       return summary;
     },
   };

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { startApiServer, type ApiServer } from '../api/server';
 import { Agent, AuditLog, Execution, ExecutionInput, ExecutionInputStatus, ExecutionStatus } from '../entities';
 import { makeExecution } from './factories';
+import { CANCELLED_WITHOUT_WORKFLOW } from '../domain/runs/cancel';
 import type { FleetAccess } from '../lib/host-contract';
 import type { AgentHost } from '../host/server';
 import { AGENT_EXECUTION_WORKFLOW, executionWorkflowId, type AgentExecutionWorkflow } from '../workflows/contracts/agent-execution';
@@ -46,11 +47,11 @@ describe('the run reconcile', () => {
   const statusOf = async (id: string) => (await http.get(`/api/executions/${id}`).set(auth()).expect(200)).body as Record<string, unknown>;
   const hasStatus = (id: string, status: string) => waitFor(async () => (await statusOf(id)).status === status, 60_000, 100);
   /** The reconcile workflow, as the schedule starts it, on the test's own task queue (other test files terminate workflows too). */
-  const reconcile = () =>
+  const reconcile = (lookbackSeconds = 3600) =>
     ctx.temporal.client.workflow.execute<RunReconcileWorkflow>(RUN_RECONCILE_WORKFLOW, {
       taskQueue: ctx.config.temporal.taskQueue,
       workflowId: `run-reconcile-test-${randomUUID()}`,
-      args: [{ lookbackSeconds: 3600, taskQueue: ctx.config.temporal.taskQueue }],
+      args: [{ lookbackSeconds, taskQueue: ctx.config.temporal.taskQueue }],
     });
   /** Visibility lags its workflows: the reconcile lists them only once they show there closed. */
   const listedClosed = (ids: string[], status = 'Terminated') =>
@@ -179,6 +180,51 @@ describe('the run reconcile', () => {
     });
     expect((await statusOf(holding)).status).toBe('RUNNING');
     await http.post(`/api/executions/${holding}/cancel`).set(auth()).expect(202);
+  }, 120_000);
+
+  it('ends a run whose workflow was terminated before the look-back window (the workers were down longer than it)', async () => {
+    const agent = await activeAgent(http, admin, serverId);
+    const stale = await execute(agent.id, '[hang] terminated while no worker reconciled');
+    await hasStatus(stale, 'RUNNING');
+    const handle = ctx.temporal.client.workflow.getHandle(executionWorkflowId(stale));
+    await handle.terminate('terminated long ago');
+    const closedAt = (await handle.describe()).closeTime!.getTime();
+    // A window of 1 s that ended after the close: the listing no longer has the workflow.
+    await waitFor(async () => Date.now() > closedAt + 2000, 10_000, 100);
+    // Test files share the database: the run is on some page of the runs live since before the
+    // window, which each sweep describes a page of.
+    const sweeps: RunReconcileSummary[] = [];
+    await waitFor(
+      async () => {
+        sweeps.push(await reconcile(1));
+        return sweeps.some((s) => s.ended.some((r) => r.executionId === stale));
+      },
+      60_000,
+      0,
+    );
+    expect(await statusOf(stale)).toMatchObject({ status: 'CANCELLED' });
+    expect((await statusOf(stale)).error).toMatch(/was terminated \(terminated long ago/);
+    expect((await ctx.orm.em.fork().findOneOrFail(Agent, agent.id)).status).toBe('ACTIVE');
+  }, 120_000);
+
+  it('a cancel of a run whose workflow is closed or unknown to Temporal ends it at once (before: the cancel was taken, or failed, and the run stayed live)', async () => {
+    const agent = await activeAgent(http, admin, serverId, { maxConcurrency: 1 });
+    // A run whose workflow Temporal does not know (past the namespace's retention), holding the only slot.
+    const em = ctx.orm.em.fork();
+    const unknown = makeExecution(em, await em.findOneOrFail(Agent, agent.id), ExecutionStatus.RUNNING);
+    unknown.workflowId = executionWorkflowId(unknown.id);
+    await em.flush();
+    const terminated = await execute(agent.id, 'queued, terminated, then cancelled');
+    const next = await execute(agent.id, 'waits for the slot');
+    // Terminated while queued, and not reconciled yet: no activity of it runs anywhere.
+    await ctx.temporal.client.workflow.getHandle(executionWorkflowId(terminated)).terminate('stuck');
+    for (const id of [terminated, unknown.id]) {
+      await http.post(`/api/executions/${id}/cancel`).set(auth()).expect(202);
+      expect(await statusOf(id)).toMatchObject({ status: 'CANCELLED', error: CANCELLED_WITHOUT_WORKFLOW });
+    }
+    // The slot went to the run queued behind them, woken at once.
+    await hasStatus(next, 'COMPLETED');
+    expect(await ctx.orm.em.fork().count(AuditLog, { action: 'execution.cancel', resourceId: { $in: [terminated, unknown.id] } })).toBe(2);
   }, 120_000);
 
   it('the schedule is created once and brought up to date by every worker start', async () => {

@@ -1,7 +1,7 @@
 import type { Logger } from '../lib/logger';
 import { PgListener } from '../lib/pg-listener';
 import type { RunningExecutions } from '../activities/running-executions';
-import { CONTROL_CHANNEL, type CancelCommand } from '../domain/runs/cancel';
+import { CONTROL_CHANNEL, type CancelCommand } from '../domain/runs/control-channel';
 import type { InputCommand } from '../domain/runs/inputs';
 
 /**

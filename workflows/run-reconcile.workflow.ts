@@ -17,6 +17,7 @@ export async function runReconcile(input: RunReconcileInput): Promise<RunReconci
   const summary = await reconcileClosedRuns(input);
   setCurrentDetails(
     `${summary.closedWorkflows} terminated or timed-out run workflows in the last ${input.lookbackSeconds} s; ` +
+      `${summary.olderChecked ? `${summary.olderChecked} runs live since before that checked; ` : ''}` +
       `${summary.ended.length} runs ended now` +
       (summary.ended.length ? `: ${summary.ended.map((r) => `${r.executionId} ${r.status}`).join(', ')}` : ''),
   );

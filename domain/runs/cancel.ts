@@ -1,25 +1,16 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { SLOT_HOLDING_STATUSES, type Execution } from '../../entities';
 import { publishCancelStep } from '../../lib/cancel-steps';
+import { CONTROL_CHANNEL, type CancelCommand } from './control-channel';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
 import { executionHandle, type TemporalAccess } from '../temporal';
+import { slotFreedSignal } from '../../workflows/contracts/agent-execution';
 import { isFinal } from './execution-status';
+import { finishExecution } from './finish-execution';
 import type { RunDeps } from './run-deps';
-
-/**
- * Fast path for cancellation. The durable path is Temporal cancellation, which reaches a
- * running activity on its next heartbeat; this NOTIFY reaches every worker at once, and the one
- * running the execution aborts its MCP call immediately (the SDK then sends
- * notifications/cancelled to the host).
- */
-export const CONTROL_CHANNEL = 'fleet_control';
-
-export interface CancelCommand {
-  type: 'cancel';
-  executionId: string;
-}
 
 export async function publishCancel(em: EntityManager, executionId: string): Promise<void> {
   await publishCancels(em, [executionId]);
@@ -52,7 +43,33 @@ export async function cancelExecution(deps: Pick<RunDeps, 'orm' | 'temporal'>, a
   await em.flush();
   // The fast path first (aborts the MCP call in whichever worker runs it), then the durable one.
   if (SLOT_HOLDING_STATUSES.includes(execution.status)) await publishCancel(em, execution.id);
-  await runOwner(deps.temporal, execution).cancel();
+  const owner = runOwner(deps.temporal, execution);
+  // Temporal takes a cancel of a closed workflow without a word: whether it runs is asked after.
+  const closed = await owner.cancel().then(
+    async () => (await owner.describe()).status.name !== 'RUNNING',
+    (error: unknown) => {
+      if (error instanceof WorkflowNotFoundError) return true;
+      throw error;
+    },
+  );
+  if (closed) await endWithoutWorkflow(deps, execution.id);
+}
+
+/** What a cancel records when the run's workflow is closed already, or unknown to Temporal. */
+export const CANCELLED_WITHOUT_WORKFLOW = 'cancelled by request (its Temporal workflow had already closed or no longer exists)';
+
+/**
+ * A live run whose workflow is closed (terminated, and not reconciled yet) or unknown to
+ * Temporal (past the namespace's retention, or never started): nothing would record the cancel,
+ * so it ends here as its workflow's end would have, and the queued runs that get its slot are
+ * woken. A run that ended meanwhile is left as it ended.
+ */
+async function endWithoutWorkflow(deps: Pick<RunDeps, 'orm' | 'temporal'>, executionId: string): Promise<void> {
+  const next = await finishExecution(deps.orm.em.fork(), executionId, { status: 'CANCELLED', error: CANCELLED_WITHOUT_WORKFLOW });
+  for (const id of next)
+    await executionHandle(deps.temporal, id)
+      .signal(slotFreedSignal)
+      .catch(() => undefined);
 }
 
 /**

@@ -6,7 +6,7 @@ import { audit } from '../audit';
 import { AppError, fieldError } from '../errors';
 import { publishEventOnCommit } from '../events';
 import { signalInputAnswered, type TemporalAccess } from '../temporal';
-import { CONTROL_CHANNEL } from './cancel';
+import { CONTROL_CHANNEL } from './control-channel';
 import { appendEvent, type ExecutionRef } from './execution-log';
 import { executionRef, isFinal } from './execution-status';
 import { lockExecution } from './row-locks';

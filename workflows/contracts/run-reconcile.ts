@@ -26,8 +26,10 @@ export interface RunReconcileSummary {
   closedWorkflows: number;
   /** Runs ended now; the others were already ended (by their workflow, another worker's reconcile, or before). */
   ended: ReconciledRun[];
-  /** Listed, but whose workflow id runs again (a newer run of the id): left alone. */
+  /** Listed or checked, but whose workflow id runs (still, or again: a newer run of the id), or is unknown to Temporal: left alone. */
   running: number;
+  /** Live runs created before the window, described this sweep (their workflow may have closed before it). */
+  olderChecked?: number;
 }
 
 /** The workflow's signature, for typed starts by type name. */
