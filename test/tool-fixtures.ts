@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -107,6 +107,21 @@ export function versionFileTool(version = '1.2.3', delaySeconds = 0): ToolComman
     uninstallCommand: `rm -f ${file}`,
     versionCommand: `cat ${file}`,
     versionRegex: String.raw`probe version (\S+)`,
+  };
+}
+
+/**
+ * versionFileTool whose install holds on the host until the test calls `openGate`: what a test
+ * must see while an install runs (INSTALLING, a refused second request, a cancel, a kill) does not
+ * depend on how fast the machine is, as a fixed delay did.
+ */
+export function gatedVersionFileTool(version = '1.2.3'): ReturnType<typeof versionFileTool> & { openGate(): void } {
+  const spec = versionFileTool(version);
+  const gate = path.join(spec.dir, 'gate');
+  return {
+    ...spec,
+    installCommand: `until [ -e ${gate} ]; do sleep 0.05; done && ${spec.installCommand}`,
+    openGate: () => writeFileSync(gate, ''),
   };
 }
 

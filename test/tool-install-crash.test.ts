@@ -1,11 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { AuditLog } from '../entities';
 import type { AgentHost } from '../host/server';
 import { httpFor, registerAccount, type Account, type Http } from './api';
 import { registerHost, waitFor } from './fleet';
 import { createTestContext, spawnWorkerProcess, type TestContext } from './harness';
-import { catalogEntry, removeToolDirs, versionFileTool, waitForToolState } from './tool-fixtures';
+import { catalogEntry, gatedVersionFileTool, removeToolDirs, waitForToolState } from './tool-fixtures';
 
 describe('a worker killed mid-install', () => {
   let ctx: TestContext;
@@ -33,11 +33,10 @@ describe('a worker killed mid-install', () => {
     // The install holds on the host until the test opens its gate, once the worker that asked for
     // it is dead: it goes on after that worker dies, and never ends before the kill (a fixed
     // 3 s install did, once, on a loaded machine, and the first worker finished it alone).
-    const spec = versionFileTool('2.0.1');
-    const gate = `${spec.dir}/gate`;
+    const spec = gatedVersionFileTool('2.0.1');
     const tool = await catalogEntry(ctx.orm, admin.organizationId, {
       ...spec,
-      installCommand: `echo run >> ${spec.dir}/runs && until [ -e ${gate} ]; do sleep 0.05; done && ${spec.installCommand}`,
+      installCommand: `echo run >> ${spec.dir}/runs && ${spec.installCommand}`,
     });
 
     const first = spawnWorkerProcess(ctx);
@@ -63,7 +62,7 @@ describe('a worker killed mid-install', () => {
 
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
-    writeFileSync(gate, '');
+    spec.openGate();
     const second = spawnWorkerProcess(ctx);
     children.push(second);
 

@@ -7,7 +7,14 @@ import { addMember, httpFor, registerAccount, type Account, type Http } from '..
 import { parseSse, registerHost, sseText } from '../../../test/fleet';
 import { createTestContext, startTestWorker, type TestContext } from '../../../test/harness';
 import { startMcpServer, type StreamableTestMcpServer } from '../../../test/mcp-servers';
-import { catalogEntry, removeToolDirs, toolState, versionFileTool, waitForToolState } from '../../../test/tool-fixtures';
+import {
+  catalogEntry,
+  gatedVersionFileTool,
+  removeToolDirs,
+  toolState,
+  versionFileTool,
+  waitForToolState,
+} from '../../../test/tool-fixtures';
 import { SERVER_HEALTH_WORKFLOW, type ServerHealthWorkflow } from '../../../workflows/contracts/server-check';
 
 describe('tool installs on servers (/api/tools/server)', () => {
@@ -92,17 +99,26 @@ describe('tool installs on servers (/api/tools/server)', () => {
   });
 
   it('follows a running change on GET with Accept: text/event-stream, and sends the state alone when nothing runs', async () => {
-    const tool = await catalogEntry(ctx.orm, admin.organizationId, versionFileTool('1.4.0', 1));
+    const spec = gatedVersionFileTool('1.4.0');
+    const tool = await catalogEntry(ctx.orm, admin.organizationId, spec);
     await install({ toolId: tool.id }).expect(202);
     await host.waitForCall('install_tool', (c) => c.args.name === tool.name, 15_000);
     // INSTALLING is written while the host call goes out: the call can arrive first.
     await waitForToolState(http, admin, serverId, tool.id, ['INSTALLING'], 15_000);
+    // The install ends once the stream has shown it running.
     const followed = await http
       .get(`/api/tools/server/${serverId}/${tool.id}`)
       .set(bearer(admin))
       .set('Accept', 'text/event-stream')
       .buffer(true)
-      .parse(sseText)
+      .parse((res, done) => {
+        let text = '';
+        (res as unknown as NodeJS.ReadableStream).on('data', (chunk: Buffer) => {
+          text += chunk.toString();
+          if (text.includes('"INSTALLING"')) spec.openGate();
+        });
+        (res as unknown as NodeJS.ReadableStream).on('end', () => done(null, text));
+      })
       .expect(200);
     expect(parseSse(followed.body as string).map((e) => [e.event, e.data.status])).toEqual([
       ['status', 'INSTALLING'],
@@ -303,7 +319,8 @@ describe('tool installs on servers (/api/tools/server)', () => {
   });
 
   it('runs concurrent install requests of one tool as one workflow: the others get 409 install_running', async () => {
-    const tool = await catalogEntry(ctx.orm, admin.organizationId, versionFileTool('4.0.0', 1));
+    const spec = gatedVersionFileTool('4.0.0');
+    const tool = await catalogEntry(ctx.orm, admin.organizationId, spec);
     const answers = await Promise.all(Array.from({ length: 5 }, () => install({ toolId: tool.id })));
     expect(answers.map((a) => a.status).sort()).toEqual([202, 409, 409, 409, 409]);
     for (const refused of answers.filter((a) => a.status === 409)) {
@@ -311,13 +328,14 @@ describe('tool installs on servers (/api/tools/server)', () => {
     }
     // An uninstall while the install runs is refused the same way.
     expect((await uninstall(tool.id).expect(409)).body.error.code).toBe('install_running');
+    spec.openGate();
     await waitForToolState(http, admin, serverId, tool.id, ['INSTALLED']);
     expect(host.calls.filter((c) => c.tool === 'install_tool' && c.args.name === tool.name)).toHaveLength(1);
     expect(await audits('server.tool_install').then((rows) => rows.filter((r) => r.changes?.toolId === tool.id))).toHaveLength(1);
   });
 
   it('cancels a running install: the host stops the command and the tool ends FAILED "cancelled by request"', async () => {
-    const spec = versionFileTool('5.0.0', 4);
+    const spec = gatedVersionFileTool('5.0.0');
     const tool = await catalogEntry(ctx.orm, admin.organizationId, spec);
     expect((await http.post(`/api/tools/server/${serverId}/${tool.id}/cancel`).set(bearer(admin)).expect(409)).body.error.code).toBe(
       'not_running',
@@ -328,8 +346,10 @@ describe('tool installs on servers (/api/tools/server)', () => {
     expect(cancelled.body).toMatchObject({ action: 'cancel', workflowId: `tool-${serverId}-${tool.id}` });
     const state = await waitForToolState(http, admin, serverId, tool.id, ['INSTALLED', 'FAILED'], 60_000);
     expect(state).toMatchObject({ status: 'FAILED', lastError: 'cancelled by request' });
-    // The command was killed on the host: its version file never appears.
-    await new Promise((r) => setTimeout(r, 4500));
+    // The command was killed on the host: with its gate open, its version file never appears
+    // (a command still running would write it within 50 ms).
+    spec.openGate();
+    await new Promise((r) => setTimeout(r, 1000));
     expect(existsSync(spec.file)).toBe(false);
     expect(await audits('server.tool_cancel')).toHaveLength(1);
   }, 120_000);
