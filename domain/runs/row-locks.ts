@@ -35,8 +35,10 @@ export async function lockExecution(
 
 /** The agent's row, locked until `tx` ends and read as it is now: whoever counts its slots holds it. */
 export async function lockAgent(tx: EntityManager, agentId: string): Promise<Agent> {
-  await tx.execute('select id from agents where id = ? for no key update', [agentId]);
-  return tx.findOneOrFail(Agent, agentId, { refresh: true });
+  // Locked and read in one statement (the entity refreshed from the row).
+  const [row] = await tx.execute<Record<string, unknown>[]>('select * from agents where id = ? for no key update', [agentId]);
+  // None: findOneOrFail's error, as callers expect of a missing agent.
+  return row ? tx.map(Agent, row) : tx.findOneOrFail(Agent, agentId);
 }
 
 /**
