@@ -56,20 +56,18 @@ export async function setUpPromptRun(
   const ctx = Context.current();
   const attempt = ctx.info.attempt;
   const mcpTaskId = execution.mcpTaskId ?? (ctx.info.heartbeatDetails as { taskId?: string } | undefined)?.taskId;
-  // Reads before writes: a set-up tried again after the database came back (executePrompt) writes each once.
-  const allowedTools = await allowedToolsFor(em, agent.id);
   // A delegated run's activity also has a schedule-to-close limit (its parent's deadline): whichever ends first.
   const { scheduledTimestampMs, scheduleToCloseTimeoutMs } = ctx.info;
   const scheduledLeft = scheduleToCloseTimeoutMs ? scheduledTimestampMs + scheduleToCloseTimeoutMs - Date.now() : Number.POSITIVE_INFINITY;
   const timeoutMs = Math.max(1000, Math.min(ctx.info.startToCloseTimeoutMs || 30 * 60_000, scheduledLeft, 24 * 3600_000));
   const deadline = Date.now() + timeoutMs;
-  // Minted here, as the host is called: the token is in no activity input, heartbeat or log.
-  const fleet = await fleetAccessFor(
-    em,
-    deps.config,
-    { executionId: execution.id, organizationId: execution.organization.id, agentId: agent.id },
-    deadline,
-  );
+  // Reads before writes: a set-up tried again after the database came back (executePrompt)
+  // writes each once. The two reads go out together (one round trip instead of two). The run
+  // token is minted here, as the host is called: it is in no activity input, heartbeat or log.
+  const [allowedTools, fleet] = await Promise.all([
+    allowedToolsFor(em, agent.id),
+    fleetAccessFor(em, deps.config, { executionId: execution.id, organizationId: execution.organization.id, agentId: agent.id }, deadline),
+  ]);
   if (attempt > execution.attempt) {
     execution.attempt = attempt;
     if (!mcpTaskId) execution.output = undefined;
