@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { loginLimitsSchema, rateLimitsSchema, type LoginLimits, type RateLimits } from './request-limits';
 import { loadTracingConfig as readTracingConfig, TracingConfigError, type TracingConfig } from './tracing-config';
 import { defaultBuildId } from './build-id';
 import { DATABASE_OUTAGE_GRACE_MS } from './database-unavailable';
+import { encryptionKeysSchema, loadOrCreateDevSecrets, placeholderSecretProblems, secretSchema } from './config-secrets';
 
 export type { TracingConfig };
 
@@ -15,23 +14,6 @@ export type { TracingConfig };
  */
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', __dirname.includes(`${path.sep}dist${path.sep}`) ? '..' : '');
-
-const PLACEHOLDER_SECRETS = new Set(['secret', 'changeme', 'change-me', 'please-change-me', 'dev', 'development', 'test']);
-
-const encryptionKeySchema = z
-  .string()
-  .regex(/^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]+={0,2}$/, 'each entry must be keyId:base64key')
-  .transform((entry, ctx) => {
-    const [id, b64] = entry.split(':') as [string, string];
-    const key = Buffer.from(b64, 'base64');
-    if (key.length !== 32) {
-      ctx.addIssue({ code: 'custom', message: `key "${id}" must decode to 32 bytes (got ${key.length})` });
-      return z.NEVER;
-    }
-    return { id, key };
-  });
-
-const secret = z.string().min(32, 'must be at least 32 characters');
 
 const optionalString = z
   .string()
@@ -129,8 +111,8 @@ const envSchema = z.object({
   SERVER_URL_ALLOWLIST: optionalString,
   SERVER_URL_DENYLIST: optionalString,
 
-  JWT_ACCESS_SECRET: optionalString.pipe(secret.optional()),
-  JWT_REFRESH_SECRET: optionalString.pipe(secret.optional()),
+  JWT_ACCESS_SECRET: optionalString.pipe(secretSchema.optional()),
+  JWT_REFRESH_SECRET: optionalString.pipe(secretSchema.optional()),
   ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).default(900),
   REFRESH_TOKEN_TTL_SECONDS: z.coerce
     .number()
@@ -140,18 +122,7 @@ const envSchema = z.object({
   BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
   RATE_LIMITS: optionalString.pipe(rateLimitsSchema),
   LOGIN_LIMITS: optionalString.pipe(loginLimitsSchema),
-  ENCRYPTION_KEYS: optionalString.pipe(
-    z
-      .string()
-      .transform((s) =>
-        s
-          .split(',')
-          .map((part) => part.trim())
-          .filter(Boolean),
-      )
-      .pipe(z.array(encryptionKeySchema).min(1))
-      .optional(),
-  ),
+  ENCRYPTION_KEYS: optionalString.pipe(encryptionKeysSchema),
 });
 
 export interface EncryptionKey {
@@ -262,26 +233,6 @@ export class ConfigError extends Error {
   }
 }
 
-interface DevSecrets {
-  JWT_ACCESS_SECRET: string;
-  JWT_REFRESH_SECRET: string;
-  ENCRYPTION_KEYS: string;
-}
-
-/** Dev and test machines get real random secrets, generated once and kept under the data dir. */
-function loadOrCreateDevSecrets(dataDir: string): DevSecrets {
-  const file = path.join(dataDir, 'secrets.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as DevSecrets;
-  const secrets: DevSecrets = {
-    JWT_ACCESS_SECRET: randomBytes(48).toString('base64url'),
-    JWT_REFRESH_SECRET: randomBytes(48).toString('base64url'),
-    ENCRYPTION_KEYS: `dev1:${randomBytes(32).toString('base64')}`,
-  };
-  mkdirSync(dataDir, { recursive: true });
-  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
-  return secrets;
-}
-
 /**
  * Whether pretty logs are coloured. Escape codes in a file or a pipe are noise, so only a
  * terminal gets them, unless told otherwise: FORCE_COLOR as Node reads it ('', 1, 2, 3 or
@@ -315,14 +266,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (!encryptionKeys) problems.push('ENCRYPTION_KEYS is required in production');
     if (!e.DATABASE_URL) problems.push('DATABASE_URL is required in production');
     if (!e.TEMPORAL_ADDRESS) problems.push('TEMPORAL_ADDRESS is required in production');
-    for (const [name, value] of [
-      ['JWT_ACCESS_SECRET', accessSecret],
-      ['JWT_REFRESH_SECRET', refreshSecret],
-    ] as const) {
-      if (value && (PLACEHOLDER_SECRETS.has(value.toLowerCase()) || new Set(value).size < 8)) {
-        problems.push(`${name} looks like a placeholder; use a random value (openssl rand -base64 48)`);
-      }
-    }
+    problems.push(
+      ...placeholderSecretProblems([
+        ['JWT_ACCESS_SECRET', accessSecret],
+        ['JWT_REFRESH_SECRET', refreshSecret],
+      ]),
+    );
   } else if (!accessSecret || !refreshSecret || !encryptionKeys) {
     const dev = loadOrCreateDevSecrets(dataDir);
     accessSecret ??= dev.JWT_ACCESS_SECRET;

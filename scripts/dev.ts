@@ -6,15 +6,12 @@
  * and seeds the "assistant" agent, which runs on it through the openai engine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ASSISTANT_AGENT_NAME, seedAssistantAgent } from '../entities/seeders/assistant-agent';
 import { DEMO_AGENT_NAME, seedDemoAgent, type DemoAgentResult } from '../entities/seeders/demo-agent';
 import { DEMO_SERVER_NAME, seed, seedDemoServer } from '../entities/seeders/seed';
 import { McpServer } from '../entities';
-import { startAgentProvision, startServerCheck } from '../domain/temporal';
 import { sealSecret } from '../lib/crypto';
 import { masterTokenContext } from '../domain/servers/master-token';
 import { loadConfig, PROJECT_ROOT } from '../lib/config';
@@ -25,9 +22,10 @@ import { startLocalModelServer, type LocalModelServer } from '../dev/local-model
 import { isAlive } from '../dev/process-alive';
 import { createLogger } from '../lib/logger';
 import { initOrm, migrateUp } from '../lib/orm';
-import { connectTemporal, createTemporalClient, ensureSearchAttributes } from '../lib/temporal';
+import { connectTemporal, ensureSearchAttributes } from '../lib/temporal';
 import { startTemporalDevServer } from '../dev/temporal-dev-server';
 import { superviseChild } from './dev-supervisor';
+import { checkDemoServer, demoHostEngine, demoHostToken, demoWorkspaceRoot, validateAssistant } from './dev-demo-host';
 
 const startedAt = Date.now();
 const config = loadConfig();
@@ -218,16 +216,6 @@ async function startLocalModel(): Promise<LocalModelServer> {
 }
 
 /**
- * The engine of the local host: HOST_ENGINE when set; else openai when its three settings are
- * all given (the host reads them itself); else the shell engine, which needs no AI and runs a
- * prompt as a runbook.
- */
-function demoHostEngine(): string {
-  if (process.env.HOST_ENGINE) return process.env.HOST_ENGINE;
-  return process.env.HOST_OPENAI_BASE_URL && process.env.HOST_OPENAI_API_KEY && process.env.HOST_OPENAI_MODEL ? 'openai' : 'shell';
-}
-
-/**
  * The local host's bubblewrap, which sandboxes its agents' commands: found, or unpacked into
  * .tools once. Without it the host refuses to run agents' commands and says why.
  */
@@ -241,22 +229,6 @@ async function demoHostBwrap(): Promise<string | undefined> {
     logger.warn(error instanceof Error ? error.message : String(error));
     return undefined;
   }
-}
-
-/**
- * The local host's workspaces: outside the checkout and any git repository (a command's git
- * must never find the project's own), one directory per data dir.
- */
-function demoWorkspaceRoot(): string {
-  const id = createHash('sha256').update(path.resolve(config.dataDir)).digest('hex').slice(0, 12);
-  return path.join(os.tmpdir(), `mcp-fleet-workspaces-${id}`);
-}
-
-/** The local reference host's token: generated once, kept beside the other dev secrets. */
-function demoHostToken(): string {
-  const file = path.join(config.dataDir, 'host-token');
-  if (!existsSync(file)) writeFileSync(file, randomBytes(24).toString('base64url'), { mode: 0o600 });
-  return readFileSync(file, 'utf8').trim();
 }
 
 async function migrateAndSeed(
@@ -299,57 +271,6 @@ async function migrateAndSeed(
   }
 }
 
-/**
- * Checks the local host once, through the same serverCheck workflow as `POST
- * /api/servers/:id/health`, so that it is not UNKNOWN until someone tests it or the
- * server-health schedule comes round. A check that does not finish is reported, not fatal.
- */
-async function checkDemoServer(address: string, serverId: string, organizationId: string): Promise<string> {
-  const connection = await connectTemporal(address);
-  try {
-    const temporal = { client: createTemporalClient(connection, config), taskQueue: config.temporal.taskQueue };
-    const handle = await startServerCheck(temporal, { serverId, organizationId, reason: 'health' });
-    // A ceiling, not an expectation (the check takes well under a second on an idle machine).
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within 2 min (workflow ${handle.workflowId})`)), 120_000);
-    });
-    try {
-      const result = await Promise.race([handle.result(), timeout]);
-      return `${result.status}${result.latencyMs !== null ? ` in ${result.latencyMs} ms` : ''}${result.error ? `: ${result.error}` : ''}`;
-    } finally {
-      clearTimeout(timer);
-    }
-  } finally {
-    await connection.close();
-  }
-}
-
-/**
- * Validates the assistant through the agentProvision workflow, as `POST /api/agents/:id/validate`
- * does: the host learns its engine (engine:openai) at provision_agent and keeps it in memory only,
- * so this runs on every start. A validation that fails or does not finish is reported, not fatal.
- */
-async function validateAssistant(address: string, run: { agentId: string; organizationId: string; serverId: string; validatedBy: string }) {
-  const connection = await connectTemporal(address);
-  try {
-    const temporal = { client: createTemporalClient(connection, config), taskQueue: config.temporal.taskQueue };
-    const handle = await startAgentProvision(temporal, run);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within 2 min (workflow ${handle.workflowId})`)), 120_000);
-    });
-    try {
-      const result = await Promise.race([handle.result(), timeout]);
-      return result.ok ? 'ACTIVE' : `not validated: ${result.error ?? 'the host refused it'}`;
-    } finally {
-      clearTimeout(timer);
-    }
-  } finally {
-    await connection.close();
-  }
-}
-
 /** The three /metrics endpoints (docs/metrics.md) as the banner shows them; a port of 0 is off. */
 function metricsLine(hostMetricsPort: number): string {
   const url = (endpoint: { host: string; port: number }, variable: string) =>
@@ -374,7 +295,7 @@ async function main(): Promise<void> {
     demoHostBwrap(),
     localModel ? startLocalModel() : undefined,
   ]);
-  const hostToken = demoHostToken();
+  const hostToken = demoHostToken(config.dataDir);
   const hostPort = config.http.port + 1100;
   const hostUrl = `http://127.0.0.1:${hostPort}/mcp`;
   const seeded = await migrateAndSeed(databaseUrl, { url: hostUrl, token: hostToken }, model !== undefined);
@@ -400,7 +321,7 @@ async function main(): Promise<void> {
         HOST_PORT: String(hostPort),
         HOST_ENGINE: hostEngine,
         HOST_ALLOW_COMMANDS: 'true',
-        HOST_WORKSPACE_ROOT: process.env.HOST_WORKSPACE_ROOT || demoWorkspaceRoot(),
+        HOST_WORKSPACE_ROOT: process.env.HOST_WORKSPACE_ROOT || demoWorkspaceRoot(config.dataDir),
         ...(bwrapPath ? { BWRAP_PATH: bwrapPath } : {}),
         HOST_DATA_DIR: process.env.HOST_DATA_DIR || path.join(path.resolve(config.dataDir), 'host-tasks'),
         HOST_METRICS_PORT: String(hostMetricsPort),
@@ -417,7 +338,7 @@ async function main(): Promise<void> {
   const health = await fetch(`${base}/api/health`).then((r) => r.json() as Promise<Record<string, unknown>>);
   let hostStatus = '(not registered)';
   if (seeded.serverId) {
-    hostStatus = await checkDemoServer(temporal.address, seeded.serverId, seeded.organizationId).catch((error: unknown) => {
+    hostStatus = await checkDemoServer(config, temporal.address, seeded.serverId, seeded.organizationId).catch((error: unknown) => {
       const reason = error instanceof Error ? error.message : String(error);
       logger.warn({ serverId: seeded.serverId, reason }, `could not check "${DEMO_SERVER_NAME}" at start`);
       return `not checked: ${reason}`;
@@ -428,7 +349,7 @@ async function main(): Promise<void> {
   if (model && seeded.assistant && seeded.serverId) {
     const { agentId, validatedBy } = seeded.assistant;
     assistantStatus = validatedBy
-      ? await validateAssistant(temporal.address, {
+      ? await validateAssistant(config, temporal.address, {
           agentId,
           validatedBy,
           organizationId: seeded.organizationId,
