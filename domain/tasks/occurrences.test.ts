@@ -164,7 +164,7 @@ describe('beginOccurrence and the task row lock', () => {
     expect(alongside.some((q) => /"task_id" = '[^']+' and "e0"."status" in/.test(q))).toBe(false);
     const chosen = alongside.findIndex((q) => q.includes('from agents a join mcp_servers s'));
     const taken = alongside.findIndex((q) => q.includes('overlap_policy = '));
-    const agentLocked = alongside.findIndex((q) => q.startsWith('select id from agents where id = '));
+    const agentLocked = alongside.findIndex((q) => q.startsWith('select * from agents where id = '));
     expect(chosen).toBeGreaterThan(0);
     expect(taken).toBeGreaterThan(chosen);
     expect(agentLocked).toBeGreaterThan(taken);
