@@ -1,7 +1,8 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { Execution, LIVE_EXECUTION_STATUSES } from '../entities';
 import { endOrphanedRun, type OrphanedBy } from '../domain/runs/orphaned-run';
-import { AGENT_EXECUTION_WORKFLOW, executionWorkflowId, slotFreedSignal } from '../workflows/contracts/agent-execution';
+import { AGENT_EXECUTION_WORKFLOW, executionWorkflowId } from '../workflows/contracts/agent-execution';
+import { wakeQueuedRuns } from '../domain/temporal';
 import type { ReconciledRun, RunReconcileInput, RunReconcileSummary } from '../workflows/contracts/run-reconcile';
 import type { ActivityDeps } from './deps';
 import { createInputActivities } from './inputs.activities';
@@ -76,12 +77,11 @@ export function createReconcileActivities(deps: ActivityDeps) {
     const run: ReconciledRun = { executionId, status: orphaned.by === 'terminated' ? 'CANCELLED' : 'TIMED_OUT', taskCancelled };
     summary.ended.push(run);
     logger.warn({ ...run, workflowId, reason: orphaned.reason }, 'ended a run whose workflow closed without ending it');
-    for (const id of next)
-      await client.workflow
-        .getHandle(executionWorkflowId(id))
-        .signal(slotFreedSignal)
-        .catch(() => undefined);
+    await wakeQueuedRuns({ client }, next);
   }
+
+  /** Where this worker's next page of olderLiveRuns starts (undefined: from the first). */
+  let olderCursor: string | undefined;
 
   /**
    * Live runs older than the look-back window, a page at a time, resuming after the last one a
@@ -102,8 +102,6 @@ export function createReconcileActivities(deps: ActivityDeps) {
     olderCursor = page.length === OLDER_RUNS_PER_SWEEP ? page.at(-1)!.id : undefined;
     return page.map((e) => e.id);
   }
-  let olderCursor: string | undefined;
-
   return {
     /**
      * Lists (Temporal visibility) the `agentExecution` workflows of `taskQueue` terminated or

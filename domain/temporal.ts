@@ -13,6 +13,7 @@ import {
   AGENT_EXECUTION_WORKFLOW,
   executionWorkflowId,
   inputAnsweredSignal,
+  slotFreedSignal,
   progressQuery,
   progressSignal,
   runResultOfFailure,
@@ -145,6 +146,14 @@ export function signalProgress(temporal: Pick<TemporalAccess, 'client'>, executi
 /** Wakes a run waiting for input: its pending question was answered (the row says how). */
 export function signalInputAnswered(temporal: Pick<TemporalAccess, 'client'>, executionId: string, inputId: string): Promise<void> {
   return executionHandle(temporal, executionId).signal(inputAnsweredSignal, { inputId });
+}
+
+/** Wakes the queued runs a freed slot may start (best effort: a run missing the signal re-checks its queue on its own). */
+export async function wakeQueuedRuns(temporal: Pick<TemporalAccess, 'client'>, executionIds: readonly string[]): Promise<void> {
+  for (const id of executionIds)
+    await executionHandle(temporal, id)
+      .signal(slotFreedSignal)
+      .catch(() => undefined);
 }
 
 export function startAgentProvision(

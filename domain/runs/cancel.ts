@@ -6,8 +6,7 @@ import { CONTROL_CHANNEL, type CancelCommand } from './control-channel';
 import type { Actor } from '../actor';
 import { audit } from '../audit';
 import { AppError } from '../errors';
-import { executionHandle, type TemporalAccess } from '../temporal';
-import { slotFreedSignal } from '../../workflows/contracts/agent-execution';
+import { executionHandle, wakeQueuedRuns, type TemporalAccess } from '../temporal';
 import { isFinal } from './execution-status';
 import { finishExecution } from './finish-execution';
 import type { RunDeps } from './run-deps';
@@ -66,10 +65,7 @@ export const CANCELLED_WITHOUT_WORKFLOW = 'cancelled by request (its Temporal wo
  */
 async function endWithoutWorkflow(deps: Pick<RunDeps, 'orm' | 'temporal'>, executionId: string): Promise<void> {
   const next = await finishExecution(deps.orm.em.fork(), executionId, { status: 'CANCELLED', error: CANCELLED_WITHOUT_WORKFLOW });
-  for (const id of next)
-    await executionHandle(deps.temporal, id)
-      .signal(slotFreedSignal)
-      .catch(() => undefined);
+  await wakeQueuedRuns(deps.temporal, next);
 }
 
 /**

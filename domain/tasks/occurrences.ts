@@ -21,8 +21,7 @@ import { lockExecution } from '../runs/row-locks';
 import { releaseSlot } from '../runs/slots';
 import type { RunDeps } from '../runs/run-deps';
 import { assignExecution, createExecution, recordExecution, type TaskRunFields } from '../runs/start-execution';
-import { slotFreedSignal } from '../../workflows/contracts/agent-execution';
-import { executionHandle, searchAttributes, stopWorkflow } from '../temporal';
+import { searchAttributes, stopWorkflow, wakeQueuedRuns } from '../temporal';
 import { resolveAgent, type Assignment } from './assignment';
 import { decideOverlap, isWaiting } from './overlap';
 import { nextRunAt, runTimesBetween } from './task-schedule';
@@ -193,10 +192,7 @@ async function applyDecision(deps: RunDeps, em: EntityManager, decided: Decided)
     if (SLOT_HOLDING_STATUSES.includes(execution.status) || how === 'terminate') await publishCancel(em, execution.id);
     await stopWorkflow(deps.temporal, execution.taskRunWorkflowId ?? execution.workflowId!, how, reason);
   }
-  for (const id of decided.slotFreed)
-    await executionHandle(deps.temporal, id)
-      .signal(slotFreedSignal)
-      .catch(() => undefined);
+  await wakeQueuedRuns(deps.temporal, decided.slotFreed);
   return decided.step;
 }
 
