@@ -41,6 +41,18 @@ function mac(config: Pick<Config, 'auth'>, run: RunTokenClaims, expiresAtMs: num
   return createHmac('sha256', signingKey(config)).update(`${run.executionId}.${run.organizationId}.${run.agentId}.${expiresAtMs}`).digest();
 }
 
+/**
+ * Whether `signature` (a token's last part) is the MAC of these claims, in constant time.
+ * Compared as text, not as decoded bytes: the 43rd base64url character of a 32-byte MAC carries
+ * 2 bits that decoding drops, so 4 spellings would decode alike and a token altered there would
+ * pass.
+ */
+export function signatureMatches(config: Pick<Config, 'auth'>, run: RunTokenClaims, expiresAtMs: number, signature: string): boolean {
+  const presented = Buffer.from(signature);
+  const expected = Buffer.from(mac(config, run, expiresAtMs).toString('base64url'));
+  return presented.length === expected.length && timingSafeEqual(presented, expected);
+}
+
 /** What a run token is bound to. */
 export interface RunTokenClaims {
   executionId: string;
@@ -91,9 +103,7 @@ export async function verifyRunToken(em: EntityManager, config: Pick<Config, 'au
   const row = await em.findOne(Execution, executionId, { fields: ['organization', 'agent', 'status', 'depth'] });
   if (!row?.agent) throw refused('invalid_run_token');
   const run = { executionId, organizationId: row.organization.id, agentId: row.agent.id };
-  const presented = Buffer.from(parts[3]!, 'base64url');
-  const expected = mac(config, run, expiresAt);
-  if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) throw refused('invalid_run_token');
+  if (!signatureMatches(config, run, expiresAt, parts[3]!)) throw refused('invalid_run_token');
   if (expiresAt <= Date.now()) throw refused('run_token_expired');
   if (isFinal(row.status)) throw refused('run_ended');
   return { ...run, depth: row.depth, expiresAt };
