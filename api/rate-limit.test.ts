@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Execution, User } from '../entities';
+import { Agent, Execution, User } from '../entities';
+import { mintRunToken } from '../domain/runs/run-token';
+import { makeExecution } from '../test/factories';
 import type { AgentHost } from '../host/server';
 import { loadConfig } from '../lib/config';
 import { RATE_LIMIT_DEFAULTS, type RateLimits } from '../lib/request-limits';
@@ -25,6 +27,7 @@ const LIMITS: RateLimits = {
   'server-test.user': { limit: 5, windowSeconds: 3600 },
   'create-agent.user': { limit: 3, windowSeconds: 3600 },
   'logout.ip': { limit: 3, windowSeconds: 2 },
+  'mcp.run': { limit: 3, windowSeconds: 3600 },
 };
 
 describe('rate limits', () => {
@@ -246,6 +249,39 @@ describe('rate limits', () => {
       .getConnection()
       .execute<{ key: string }[]>('select key from rate_limit_counters where key in (?, ?)', [ended, live]);
     expect(left.map((r) => r.key)).toEqual([live]);
+  });
+
+  it("stops a running agent's flood of /mcp per run token; its other runs, and forged tokens naming it, count apart", async () => {
+    const agent = await activeAgent(http, admin, serverId);
+    const em = ctx.orm.em.fork();
+    const row = await em.findOneOrFail(Agent, agent.id);
+    const runs = [0, 1].map(() => makeExecution(em, row));
+    await em.flush();
+    const [a, b] = runs.map((run) =>
+      mintRunToken(ctx.config, { executionId: run.id, organizationId: admin.organizationId, agentId: agent.id }, Date.now() + 600_000),
+    );
+    // One host, one address, as a host's runs share theirs.
+    const ip = randomIp();
+    const list = (token: string) =>
+      http
+        .post('/mcp')
+        .set('X-Forwarded-For', ip)
+        .set('Authorization', `Bearer ${token}`)
+        .set('Accept', 'application/json, text/event-stream')
+        .send({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    for (let i = 0; i < 3; i++) expect((await list(a!)).status).toBe(200);
+    expectRateLimited(await list(a!), 'mcp.run', 3, 3600);
+    expect((await list(b!)).status).toBe(200);
+    // A forged token naming run a (one character of its signature changed) is refused as such, not counted as a's.
+    const i = a!.length - 10;
+    const forged = a!.slice(0, i) + (a![i] === 'x' ? 'y' : 'x') + a!.slice(i + 1);
+    expect(((await list(forged)).body as { error: { code: string } }).error.code).toBe('invalid_run_token');
+    // The counters are keyed by a hash: the table holds no token.
+    const keys = await ctx.orm.em
+      .getConnection()
+      .execute<{ key: string }[]>("select key from rate_limit_counters where key like 'mcp.run:%'");
+    expect(keys.length).toBeGreaterThanOrEqual(3);
+    expect(keys.filter((k) => k.key.includes('mcpr_'))).toEqual([]);
   });
 
   it('can be switched off per rule', async () => {

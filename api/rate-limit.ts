@@ -21,7 +21,7 @@ export type RateLimitAction =
   | 'api-key'
   | 'mcp';
 
-type Scope = 'ip' | 'user' | 'session';
+type Scope = 'ip' | 'user' | 'session' | 'run';
 
 type AppMiddleware = Middleware<AppState, AppContextExtras>;
 type Ctx = Parameters<AppMiddleware>[0];
@@ -71,8 +71,19 @@ async function loginOf(ctx: Ctx, deps: RateLimitDeps): Promise<string | undefine
   return rows[0]?.family_id;
 }
 
+/**
+ * The run token the request bears (`/mcp`), as a hash: the counter's key names no secret. Counted
+ * before the token is checked, by the whole token rather than its execution id, so that forged
+ * tokens naming a run fill buckets of their own, not the run's.
+ */
+function runTokenOf(ctx: Ctx): string | undefined {
+  const token = /^Bearer (mcpr_\S{1,200})$/.exec(ctx.get('authorization'))?.[1];
+  return token && createHash('sha256').update(token).digest('hex');
+}
+
 async function subjectOf(scope: Scope, ctx: Ctx, deps: RateLimitDeps): Promise<string | undefined> {
   if (scope === 'ip') return clientKey(ctx.ip);
+  if (scope === 'run') return runTokenOf(ctx);
   // Without a valid token there is no user: the route answers 401 after this, and the IP rule still counts.
   if (scope === 'user') return ctx.state.auth?.userId;
   return loginOf(ctx, deps);
@@ -145,7 +156,7 @@ export function rateLimit(deps: RateLimitMiddlewareDeps, ...actions: RateLimitAc
         throw new AppError(
           429,
           'rate_limited',
-          `Too many requests (${rule.limit} per ${rule.windowSeconds} s per ${rule.scope === 'session' ? 'login' : rule.scope}); try again in ${retryAfter} s`,
+          `Too many requests (${rule.limit} per ${rule.windowSeconds} s per ${rule.scope === 'session' ? 'login' : rule.scope === 'run' ? 'run token' : rule.scope}); try again in ${retryAfter} s`,
           { rule: rule.name, limit: rule.limit, windowSeconds: rule.windowSeconds, retryAfter },
           { 'Retry-After': String(retryAfter) },
         );

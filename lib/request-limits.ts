@@ -16,7 +16,8 @@ export interface RateLimit {
 
 /**
  * Request limits (api/rate-limit.ts): `<action>.<scope>` = at most `limit` requests per
- * `windowSeconds`, per client IP, per user, or per login (`session`: one refresh-token family).
+ * `windowSeconds`, per client IP, per user, per login (`session`: one refresh-token family), or
+ * per run token (`run`: a running agent calling `/mcp`).
  * Set far above what a person or a well-behaved client does, and far below the floods an
  * attacker needs (issue 8: 20 registrations, 50 refreshes in 0.6 s, 200 executions).
  */
@@ -44,6 +45,8 @@ export const RATE_LIMIT_DEFAULTS = {
   'api-key.ip': { limit: 40, windowSeconds: 60 },
   // Every JSON-RPC message to /mcp (tool calls, lists, initialize): an MCP client sends a few per turn.
   'mcp.user': { limit: 300, windowSeconds: 60 },
+  // A running agent's run token (delegation): it has no user; its host shares an IP with its other runs.
+  'mcp.run': { limit: 300, windowSeconds: 60 },
   'mcp.ip': { limit: 600, windowSeconds: 60 },
 } as const satisfies Record<string, RateLimit>;
 
