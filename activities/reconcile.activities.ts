@@ -1,6 +1,6 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { Execution, LIVE_EXECUTION_STATUSES } from '../entities';
-import { endOrphanedRun, type OrphanedBy } from '../domain/runs/orphaned-run';
+import { endOrphanedRun, orphanedRunOutcome, type OrphanedBy } from '../domain/runs/orphaned-run';
 import { AGENT_EXECUTION_WORKFLOW, executionWorkflowId } from '../workflows/contracts/agent-execution';
 import { wakeQueuedRuns } from '../domain/temporal';
 import type { ReconciledRun, RunReconcileInput, RunReconcileSummary } from '../workflows/contracts/run-reconcile';
@@ -22,7 +22,7 @@ const ORPHANING: Record<string, OrphanedBy> = {
  * The run-reconcile schedule's work. A terminated or timed-out `agentExecution` workflow runs
  * none of its own end: its row would stay live for good, holding its agent's slot, its run token
  * accepted, its task running on the host. This finds those runs and ends them as the workflow's
- * end would have.
+ * end would have; and the runs, live since long, whose workflow Temporal does not know at all.
  */
 export function createReconcileActivities(deps: ActivityDeps) {
   const { orm, temporalClient: client, logger } = deps;
@@ -30,18 +30,24 @@ export function createReconcileActivities(deps: ActivityDeps) {
   const { cancelRemoteTask } = createInputActivities(deps);
 
   /**
-   * How the workflow of this id is closed now, if it is closed that way (on `taskQueue`), with the
-   * terminate's reason. A workflow Temporal does not know (never started, or past the namespace's
-   * retention) is left to an operator: nothing says how it ended.
+   * The workflow of this id as Temporal describes it now; undefined when Temporal does not know
+   * it (never started, or past the namespace's retention).
    */
-  async function orphanedNow(workflowId: string, taskQueue: string): Promise<{ by: OrphanedBy; reason?: string } | undefined> {
-    const description = await client.workflow
+  async function describe(workflowId: string) {
+    return client.workflow
       .getHandle(workflowId)
       .describe()
       .catch((error: unknown) => {
         if (error instanceof WorkflowNotFoundError) return undefined;
         throw error;
       });
+  }
+
+  /** How it closed, if it closed terminated or timed out (on `taskQueue`), with the terminate's reason. */
+  async function closedHow(
+    description: Awaited<ReturnType<typeof describe>>,
+    taskQueue: string,
+  ): Promise<{ by: OrphanedBy; reason?: string } | undefined> {
     if (!description || description.taskQueue !== taskQueue) return undefined;
     const by = ORPHANING[description.status.name];
     if (!by) return undefined;
@@ -49,7 +55,7 @@ export function createReconcileActivities(deps: ActivityDeps) {
     // The last event of a terminated run is its termination: its reason (and who asked) says why.
     const { history } = await client.workflowService.getWorkflowExecutionHistoryReverse({
       namespace: client.options.namespace,
-      execution: { workflowId, runId: description.runId },
+      execution: { workflowId: description.workflowId, runId: description.runId },
       maximumPageSize: 1,
     });
     const terminated = history?.events?.[0]?.workflowExecutionTerminatedEventAttributes;
@@ -58,25 +64,59 @@ export function createReconcileActivities(deps: ActivityDeps) {
   }
 
   /**
-   * Ends the run if its workflow id's latest run is closed as terminated or timed out (on
-   * `taskQueue`): its task cancelled on the host, then the row. Says what it found.
+   * Whether the run is orphaned now, and how: its `agentExecution` workflow closed terminated or
+   * timed out. A run of a task whose `agentExecution` has not started is its `taskRun`'s: that one
+   * closed so orphans it too. A run live for long (`mayBeLost`: lostAfterSeconds) whose workflows
+   * Temporal knows not at all is `lost`: its start was long ago, so nothing will run it. A newer
+   * one may be starting still, and is left alone.
    */
-  async function endIfOrphaned(executionId: string, taskQueue: string, summary: RunReconcileSummary): Promise<void> {
-    const workflowId = executionWorkflowId(executionId);
+  async function orphanedNow(
+    run: { id: string; taskRunWorkflowId?: string },
+    taskQueue: string,
+    mayBeLost: boolean,
+  ): Promise<{ by: OrphanedBy; workflowId: string; reason?: string } | undefined> {
+    const workflowId = executionWorkflowId(run.id);
+    const own = await describe(workflowId);
+    if (own) {
+      const how = await closedHow(own, taskQueue);
+      return how && { ...how, workflowId };
+    }
+    if (run.taskRunWorkflowId) {
+      const taskRun = await describe(run.taskRunWorkflowId);
+      if (taskRun) {
+        const how = await closedHow(taskRun, taskQueue);
+        return how && { ...how, workflowId: run.taskRunWorkflowId };
+      }
+    }
+    return mayBeLost ? { by: 'lost', workflowId } : undefined;
+  }
+
+  /**
+   * Ends the run if it is orphaned (orphanedNow): its task cancelled on the host, then the row.
+   * Says what it found.
+   */
+  async function endIfOrphaned(
+    run: { id: string; taskRunWorkflowId?: string },
+    taskQueue: string,
+    mayBeLost: boolean,
+    summary: RunReconcileSummary,
+  ): Promise<void> {
+    const executionId = run.id;
     // Visibility lags and lists past runs of an id: what counts is how the id's latest run is now.
-    const orphaned = await orphanedNow(workflowId, taskQueue);
+    const orphaned = await orphanedNow(run, taskQueue, mayBeLost);
     if (!orphaned) {
       summary.running++;
       return;
     }
+    const { by, workflowId, reason } = orphaned;
     // Before the row ends, as in the workflow: a retry after a crash between the two finds the
     // run live still and sends it again (a host answers a second tasks/cancel and ignores it).
     const taskCancelled = await cancelRemoteTask(executionId);
-    const { ended, next } = await endOrphanedRun(orm.em.fork(), executionId, orphaned.by, workflowId, orphaned.reason);
+    const { ended, next } = await endOrphanedRun(orm.em.fork(), executionId, by, workflowId, reason);
     if (!ended) return;
-    const run: ReconciledRun = { executionId, status: orphaned.by === 'terminated' ? 'CANCELLED' : 'TIMED_OUT', taskCancelled };
-    summary.ended.push(run);
-    logger.warn({ ...run, workflowId, reason: orphaned.reason }, 'ended a run whose workflow closed without ending it');
+    const reconciled: ReconciledRun = { executionId, status: orphanedRunOutcome(by, workflowId).status, taskCancelled };
+    summary.ended.push(reconciled);
+    logger.warn({ ...reconciled, workflowId, workflow: by, reason }, 'ended a run whose workflow closed without ending it');
     await wakeQueuedRuns({ client }, next);
   }
 
@@ -88,7 +128,7 @@ export function createReconcileActivities(deps: ActivityDeps) {
    * previous sweep of this worker checked (and from the start again past the end): a workflow
    * closed before the window (the workers were down longer than it) is not in the listing.
    */
-  async function olderLiveRuns(since: Date): Promise<string[]> {
+  async function olderLiveRuns(since: Date): Promise<{ id: string; taskRunWorkflowId?: string; createdAt: Date }[]> {
     const page = await orm.em.fork().find(
       Execution,
       {
@@ -97,10 +137,14 @@ export function createReconcileActivities(deps: ActivityDeps) {
         createdAt: { $lt: since },
         ...(olderCursor ? { id: { $gt: olderCursor } } : {}),
       },
-      { fields: ['id'], orderBy: { id: 'asc' }, limit: OLDER_RUNS_PER_SWEEP },
+      { fields: ['id', 'taskRunWorkflowId', 'createdAt'], orderBy: { id: 'asc' }, limit: OLDER_RUNS_PER_SWEEP },
     );
     olderCursor = page.length === OLDER_RUNS_PER_SWEEP ? page.at(-1)!.id : undefined;
-    return page.map((e) => e.id);
+    return page.map((e) => ({
+      id: e.id,
+      createdAt: e.createdAt,
+      ...(e.taskRunWorkflowId ? { taskRunWorkflowId: e.taskRunWorkflowId } : {}),
+    }));
   }
   return {
     /**
@@ -115,7 +159,7 @@ export function createReconcileActivities(deps: ActivityDeps) {
      * window (a few), not with the runs in flight (many), and costs no call per live row. Runs
      * live since before the window (few: a run that long is rare) are also described, up to
      * OLDER_RUNS_PER_SWEEP a sweep: their workflow may have closed before the window began, while
-     * no worker ran.
+     * no worker ran, or be unknown to Temporal (lost: those end FAILED).
      */
     async reconcileClosedRuns(input: RunReconcileInput): Promise<RunReconcileSummary> {
       const since = new Date(Date.now() - input.lookbackSeconds * 1000);
@@ -132,7 +176,12 @@ export function createReconcileActivities(deps: ActivityDeps) {
             .fork()
             .find(Execution, { id: { $in: executionIds }, status: { $in: [...LIVE_EXECUTION_STATUSES] } }, { fields: ['id'] })
         : [];
-      for (const executionId of new Set([...live.map((e) => e.id), ...older])) await endIfOrphaned(executionId, input.taskQueue, summary);
+      const listed = new Set(live.map((e) => e.id));
+      for (const id of listed) await endIfOrphaned({ id }, input.taskQueue, false, summary);
+      const lostBefore = Date.now() - (input.lostAfterSeconds ?? input.lookbackSeconds) * 1000;
+      for (const run of older) {
+        if (!listed.has(run.id)) await endIfOrphaned(run, input.taskQueue, run.createdAt.getTime() < lostBefore, summary);
+      }
       return summary;
     },
   };

@@ -47,11 +47,13 @@ describe('the run reconcile', () => {
   const statusOf = async (id: string) => (await http.get(`/api/executions/${id}`).set(auth()).expect(200)).body as Record<string, unknown>;
   const hasStatus = (id: string, status: string) => waitFor(async () => (await statusOf(id)).status === status, 60_000, 100);
   /** The reconcile workflow, as the schedule starts it, on the test's own task queue (other test files terminate workflows too). */
-  const reconcile = (lookbackSeconds = 3600) =>
+  const reconcile = (lookbackSeconds = 3600, lostAfterSeconds = 86_400) =>
     ctx.temporal.client.workflow.execute<RunReconcileWorkflow>(RUN_RECONCILE_WORKFLOW, {
       taskQueue: ctx.config.temporal.taskQueue,
       workflowId: `run-reconcile-test-${randomUUID()}`,
-      args: [{ lookbackSeconds, taskQueue: ctx.config.temporal.taskQueue }],
+      // Lost runs only past a day unless a test says: the test files that run their own Temporal
+      // server (outages, time-skipping) share the database, and their runs are unknown to this one.
+      args: [{ lookbackSeconds, taskQueue: ctx.config.temporal.taskQueue, lostAfterSeconds }],
     });
   /** Visibility lags its workflows: the reconcile lists them only once they show there closed. */
   const listedClosed = (ids: string[], status = 'Terminated') =>
@@ -205,6 +207,52 @@ describe('the run reconcile', () => {
     expect(await statusOf(stale)).toMatchObject({ status: 'CANCELLED' });
     expect((await statusOf(stale)).error).toMatch(/was terminated \(terminated long ago/);
     expect((await ctx.orm.em.fork().findOneOrFail(Agent, agent.id)).status).toBe('ACTIVE');
+  }, 120_000);
+
+  it('ends FAILED a run live since before the window whose workflow Temporal does not know; leaves one created in the window, and a task run whose taskRun workflow runs', async () => {
+    const agent = await activeAgent(http, admin, serverId, { maxConcurrency: 5 });
+    // A running workflow on this queue, standing for the taskRun workflow a queued task run waits in.
+    const taskRunning = await execute(agent.id, '[hang] stands for a taskRun workflow that runs');
+    await hasStatus(taskRunning, 'RUNNING');
+    const em = ctx.orm.em.fork();
+    const row = await em.findOneOrFail(Agent, agent.id);
+    const longAgo = new Date(Date.now() - 3600_000);
+    const fake = (status: ExecutionStatus, createdAt: Date, taskRunWorkflowId?: string) => {
+      const run = makeExecution(em, row, status);
+      Object.assign(run, { workflowId: executionWorkflowId(run.id), createdAt, ...(taskRunWorkflowId ? { taskRunWorkflowId } : {}) });
+      return run.id;
+    };
+    // Temporal lost it: a namespace reset, or the API gone between its row and its start.
+    const lost = fake(ExecutionStatus.RUNNING, longAgo);
+    const queuedInTask = fake(ExecutionStatus.QUEUED, longAgo, executionWorkflowId(taskRunning));
+    // In the window: its start may be on its way.
+    const recent = fake(ExecutionStatus.RUNNING, new Date());
+    await em.flush();
+    const sweeps: RunReconcileSummary[] = [];
+    await waitFor(
+      async () => {
+        sweeps.push(await reconcile(600, 1800));
+        return sweeps.some((s) => s.ended.some((r) => r.executionId === lost));
+      },
+      60_000,
+      0,
+    );
+    expect(sweeps.flatMap((s) => s.ended).find((r) => r.executionId === lost)).toMatchObject({ status: 'FAILED', taskCancelled: false });
+    expect(await statusOf(lost)).toMatchObject({
+      status: 'FAILED',
+      error: `its Temporal workflow ${executionWorkflowId(lost)} is not known to Temporal (a namespace reset or lost, or past its retention): nothing runs it`,
+    });
+    const audit = await ctx.orm.em.fork().findOneOrFail(AuditLog, { action: 'execution.reconciled', resourceId: lost });
+    expect(audit.changes).toMatchObject({ status: { from: 'RUNNING', to: 'FAILED' }, workflow: 'lost' });
+    // Every sweep passed the other two by (the one in the window is in no page of older runs).
+    expect(sweeps.flatMap((s) => s.ended).filter((r) => [queuedInTask, recent].includes(r.executionId))).toEqual([]);
+    expect((await statusOf(queuedInTask)).status).toBe('QUEUED');
+    expect((await statusOf(recent)).status).toBe('RUNNING');
+    await ctx.orm.em
+      .fork()
+      .nativeUpdate(Execution, { id: { $in: [queuedInTask, recent] } }, { status: ExecutionStatus.CANCELLED, completedAt: new Date() });
+    await http.post(`/api/executions/${taskRunning}/cancel`).set(auth()).expect(202);
+    await hasStatus(taskRunning, 'CANCELLED');
   }, 120_000);
 
   it('a cancel of a run whose workflow is closed or unknown to Temporal ends it at once (before: the cancel was taken, or failed, and the run stayed live)', async () => {

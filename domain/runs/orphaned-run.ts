@@ -6,14 +6,29 @@ import { finishExecution } from './finish-execution';
 import { cancelOpenInputs } from './inputs';
 import { lockExecution } from './row-locks';
 
-/** How a run's workflow closed without running its own end. */
-export type OrphanedBy = 'terminated' | 'timed-out';
+/**
+ * How a run's workflow closed without running its own end; `lost`: Temporal does not know it at
+ * all (its namespace was reset or lost, or the run's row outlived the namespace's retention).
+ */
+export type OrphanedBy = 'terminated' | 'timed-out' | 'lost';
 
 /** The final state of a run whose workflow closed as `by`: the error names Temporal, so whoever reads the run knows where to look. */
-export function orphanedRunOutcome(by: OrphanedBy, workflowId: string, reason?: string): AgentExecutionResult {
-  return by === 'terminated'
-    ? { status: 'CANCELLED', error: `its Temporal workflow ${workflowId} was terminated${reason ? ` (${reason})` : ''}` }
-    : { status: 'TIMED_OUT', error: `its Temporal workflow ${workflowId} timed out (workflow execution timeout)` };
+export function orphanedRunOutcome(
+  by: OrphanedBy,
+  workflowId: string,
+  reason?: string,
+): AgentExecutionResult & { status: 'CANCELLED' | 'TIMED_OUT' | 'FAILED' } {
+  switch (by) {
+    case 'terminated':
+      return { status: 'CANCELLED', error: `its Temporal workflow ${workflowId} was terminated${reason ? ` (${reason})` : ''}` };
+    case 'timed-out':
+      return { status: 'TIMED_OUT', error: `its Temporal workflow ${workflowId} timed out (workflow execution timeout)` };
+    case 'lost':
+      return {
+        status: 'FAILED',
+        error: `its Temporal workflow ${workflowId} is not known to Temporal (a namespace reset or lost, or past its retention): nothing runs it`,
+      };
+  }
 }
 
 /**

@@ -11,12 +11,19 @@ export interface RunReconcileInput {
   lookbackSeconds: number;
   /** Only the workflows of this task queue: the runs of this deployment (and, in tests, of this test file). */
   taskQueue: string;
+  /**
+   * A run live for longer than this whose workflow Temporal does not know is lost, and ends
+   * FAILED (default: lookbackSeconds). Tests whose database other Temporal servers' runs share
+   * keep it long.
+   */
+  lostAfterSeconds?: number;
 }
 
 /** One run the reconcile ended, as it ended it. */
 export interface ReconciledRun {
   executionId: string;
-  status: 'CANCELLED' | 'TIMED_OUT';
+  /** FAILED: a run live since before the window whose workflow Temporal does not know. */
+  status: 'CANCELLED' | 'TIMED_OUT' | 'FAILED';
   /** Whether its task on the host was sent tasks/cancel (and answered); false for a run without a task. */
   taskCancelled: boolean;
 }
@@ -26,7 +33,7 @@ export interface RunReconcileSummary {
   closedWorkflows: number;
   /** Runs ended now; the others were already ended (by their workflow, another worker's reconcile, or before). */
   ended: ReconciledRun[];
-  /** Listed or checked, but whose workflow id runs (still, or again: a newer run of the id), or is unknown to Temporal: left alone. */
+  /** Listed or checked, but whose workflow id runs (still, or again: a newer run of the id), or (created in the window) is unknown to Temporal: left alone. */
   running: number;
   /** Live runs created before the window, described this sweep (their workflow may have closed before it). */
   olderChecked?: number;
