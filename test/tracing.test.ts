@@ -117,12 +117,16 @@ describe('one trace per request, from the API to the host', () => {
       cronExpression: '* * * * * *',
       prompt: 'tick [steps:1]',
     });
+    // Paused at its first occurrence: a schedule firing every second on a loaded machine makes
+    // runs, and spans, faster than they end, and a span processor that has to drop some (its
+    // queue holds 2,048) may drop the one this test looks for.
+    await waitFor(async () => (await tasks.runs(task.id)).some((r) => r.trigger === 'schedule'), 60_000, 200);
+    await http.post(`/api/tasks/${task.id}/pause`).set(tasks.auth).expect(200);
     const run = await waitFor(
       async () => (await tasks.runs(task.id, { status: 'COMPLETED' })).find((r) => r.trigger === 'schedule'),
       60_000,
       200,
     );
-    await http.post(`/api/tasks/${task.id}/pause`).set(tasks.auth).expect(200);
     expect(run.traceId).toMatch(/^[0-9a-f]{32}$/);
     const inTrace = () => receiver.spans.filter((s) => s.traceId === run.traceId);
     // Its root is the task run's workflow, not a request, and the host's span of its call is in it.

@@ -10,7 +10,8 @@ const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 
 describe('run token signature', () => {
   const expiresAt = Date.now() + 60_000;
-  const signature = mintRunToken(config, run, expiresAt).split('_').at(-1)!;
+  // The last 43 characters: base64url has '_' among its own, so no split on it.
+  const signature = mintRunToken(config, run, expiresAt).slice(-43);
 
   it('matches the token as minted, and not for other claims or another secret', () => {
     expect(signature).toHaveLength(43);
