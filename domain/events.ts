@@ -53,6 +53,8 @@ export interface AgentExecutionPayload {
   agentId: string;
   executionId: string;
   taskId?: string;
+  /** On a delegated run's `status` events: the run that delegated it. */
+  parentExecutionId?: string;
   seq: number;
   attempt: number;
   phase: ExecutionPhase;
@@ -265,6 +267,8 @@ export function webhookEventOf(event: FleetEvent): WebhookEvent | undefined {
           executionId: event.executionId,
           agentId: event.agentId,
           taskId: event.payload!.taskId ?? null,
+          // A delegated run's: its parent's agent usually handles the failure, an operator may not need to.
+          parentExecutionId: event.payload!.parentExecutionId ?? null,
           status,
           attempt: event.payload!.attempt,
           // Not the run's error text: a host writes it, and it may quote the prompt or the output.

@@ -95,7 +95,9 @@ describe('delegation with a run token (POST /mcp)', () => {
     return ((result as CallToolResult).content[0] as { text: string }).text;
   };
 
-  async function events(id: string): Promise<{ phase: string; data?: Record<string, unknown> }[]> {
+  async function events(
+    id: string,
+  ): Promise<{ phase: string; status?: string; parentExecutionId?: string; data?: Record<string, unknown> }[]> {
     return (await http.get(`/api/executions/${id}/events`).auth(admin.accessToken, auth).expect(200)).body.items;
   }
 
@@ -152,6 +154,10 @@ describe('delegation with a run token (POST /mcp)', () => {
       expect(child).toMatchObject({ parentExecutionId: parent, trigger: 'delegation', agentId: workers[i]!.id });
       const childLog = await events(child.id);
       expect(childLog.find((e) => e.phase === 'delegation')?.data).toMatchObject({ event: 'delegated', parentExecutionId: parent });
+      // Its status events name its parent (a webhook's execution.failed carries it: domain/events.ts).
+      const statuses = childLog.filter((e) => e.phase === 'status');
+      expect(statuses.map((e) => e.status)).toContain('COMPLETED');
+      expect(statuses.map((e) => e.parentExecutionId)).toEqual(statuses.map(() => parent));
     }
     const tree = await execution(parent);
     expect(tree.parentExecutionId).toBeNull();

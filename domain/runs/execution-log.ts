@@ -14,9 +14,14 @@ export interface ExecutionRef {
   organizationId: string;
   agentId: string;
   taskId?: string;
+  /** A delegated run's parent: its `status` events name it (webhooks tell a child's failure from its parent's). */
+  parentExecutionId?: string;
 }
 
-export type EventFields = Omit<AgentExecutionPayload, 'agentId' | 'executionId' | 'taskId' | 'seq' | 'attempt' | 'phase' | 'at'>;
+export type EventFields = Omit<
+  AgentExecutionPayload,
+  'agentId' | 'executionId' | 'taskId' | 'parentExecutionId' | 'seq' | 'attempt' | 'phase' | 'at'
+>;
 
 /**
  * Appends to an execution's event log: one row per event with a gapless `seq`, then one NOTIFY.
@@ -150,6 +155,7 @@ function draftEvent(execution: ExecutionRef, attempt: number, phase: ExecutionPh
     agentId: execution.agentId,
     executionId: execution.id,
     ...(execution.taskId ? { taskId: execution.taskId } : {}),
+    ...(phase === 'status' && execution.parentExecutionId ? { parentExecutionId: execution.parentExecutionId } : {}),
     seq: 0,
     attempt,
     phase,

@@ -14,7 +14,13 @@ export function isFinal(status: ExecutionStatus): boolean {
 }
 
 export function executionRef(execution: Execution): ExecutionRef {
-  return { id: execution.id, organizationId: execution.organization.id, agentId: execution.agent?.id ?? '', taskId: execution.task?.id };
+  return {
+    id: execution.id,
+    organizationId: execution.organization.id,
+    agentId: execution.agent?.id ?? '',
+    taskId: execution.task?.id,
+    ...(execution.parentExecution ? { parentExecutionId: execution.parentExecution.id } : {}),
+  };
 }
 
 /** QUEUED → RUNNING, in the transaction that took its slot. */
