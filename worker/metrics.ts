@@ -6,6 +6,9 @@ import type { ActivityMetrics, WebhookAttemptCount } from '../activities/deps';
 import type { McpClientPool, ToolCallOutcome } from '../lib/mcp-pool';
 import { METRIC_PREFIX } from '../lib/metrics';
 import type { Orm } from '../lib/orm';
+import { awaitRecording } from '../domain/runs/row-locks';
+import { AGENT_EXECUTION_WORKFLOW, executionWorkflowId } from '../workflows/contracts/agent-execution';
+import { TASK_RUN_WORKFLOW } from '../workflows/contracts/task-run';
 
 /** MCP calls: a health check's tools/list in milliseconds, an install in minutes. */
 const MCP_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -17,7 +20,8 @@ const TOOL_LABELS: ReadonlySet<string> = new Set(HOST_TOOLS);
 const RUN_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600];
 
 /** The workflows that own a run's row; their activities are the run's transitions. */
-const RUN_WORKFLOWS = new Set(['agentExecution', 'taskRun']);
+const RUN_WORKFLOWS = new Set([AGENT_EXECUTION_WORKFLOW, TASK_RUN_WORKFLOW]);
+const EXECUTION_WORKFLOW_PREFIX = executionWorkflowId('');
 
 const FINAL = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'];
 
@@ -147,7 +151,14 @@ export class WorkerMetrics implements ActivityMetrics {
       const workflowId = workflowExecution?.workflowId;
       if (!workflowId || !workflowType || !RUN_WORKFLOWS.has(workflowType)) return next(input);
       // A failed read costs a count, never the activity.
-      const before = await this.runOf(workflowId).catch(() => undefined);
+      let before = await this.runOf(workflowId).catch(() => undefined);
+      if (!before && workflowType === AGENT_EXECUTION_WORKFLOW) {
+        // Its row may still be being recorded by the API, which started the workflow meanwhile
+        // (domain/runs/start-execution.ts): the run as recorded is the `before`, or a run that
+        // took its slot in the API would count as started here too.
+        await awaitRecording(this.orm.em, workflowId.slice(EXECUTION_WORKFLOW_PREFIX.length)).catch(() => undefined);
+        before = await this.runOf(workflowId).catch(() => undefined);
+      }
       try {
         return await next(input);
       } finally {

@@ -8,6 +8,10 @@ import { executionRef } from './execution-status';
 import { randomUUID } from 'node:crypto';
 import { awaitRecording, lockExecution } from './row-locks';
 import { acquireSlot, slotForNewRun } from './slots';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createMetricsRegistry } from '../../lib/metrics';
+import { WorkerMetrics } from '../../worker/metrics';
+import { AGENT_EXECUTION_WORKFLOW, executionWorkflowId } from '../../workflows/contracts/agent-execution';
 
 /**
  * The lock order of the run lifecycle (row-locks.ts) on a real PostgreSQL. Each test holds a
@@ -155,6 +159,32 @@ describe('run row locks', () => {
     // Before: 'the execution no longer exists', and the run failed before it began.
     await expect(asking).resolves.toEqual({ started: true });
     expect((await em().findOneOrFail(Execution, id)).status).toBe(ExecutionStatus.RUNNING);
+  });
+
+  it("the worker's metrics do not count a run the API recorded RUNNING as started again, though its first activity ran before the commit", async () => {
+    const metrics = new WorkerMetrics(createMetricsRegistry(), ctx.orm);
+    const started = async () => (await metrics.registry.getSingleMetric('mcp_fleet_runs_started_total')!.get()).values[0]?.value ?? 0;
+    const recording = await holder();
+    const id = randomUUID();
+    expect(await slotForNewRun(recording.tx, agent, id)).toBe(true);
+    // The workflow's first activity, as the worker runs it: through the metrics interceptor.
+    const env = new MockActivityEnvironment(
+      { workflowType: AGENT_EXECUTION_WORKFLOW, workflowExecution: { workflowId: executionWorkflowId(id), runId: randomUUID() } },
+      { interceptors: [metrics.runTransitions] },
+    );
+    const activity = env.run(() => awaitRecording(ctx.orm.em, id));
+    Object.assign(recordRow(recording.tx, id), {
+      status: ExecutionStatus.RUNNING,
+      startedAt: new Date(),
+      workflowId: executionWorkflowId(id),
+    });
+    await recording.tx.flush();
+    await blockedBy(recording.pid);
+    await recording.tx.commit();
+    await activity;
+    // The API counted it (api/metrics.ts runStarted); before, the worker's interceptor read no
+    // row before the activity, a RUNNING one after, and counted it too.
+    expect(await started()).toBe(0);
   });
 
   it('a run whose recording rolls back is not there for its workflow, which hears so once the rollback is done', async () => {
