@@ -24,7 +24,7 @@ import { assignExecution, createExecution, recordExecution, type TaskRunFields }
 import { searchAttributes, stopWorkflow, wakeQueuedRuns } from '../temporal';
 import { resolveAgent, type Assignment } from './assignment';
 import { decideOverlap, isWaiting } from './overlap';
-import { nextRunAt, runTimesBetween } from './task-schedule';
+import { nextRunAt } from './task-schedule';
 import { renderPrompt } from './task-rules';
 
 /**
@@ -109,7 +109,7 @@ function stepOf(execution: Execution, task: Task | null): OccurrenceStep {
 }
 
 /** What a run of the task does, from the task as it is now: its prompt, or the tool it calls. */
-function runContent(task: Task): { prompt: string; toolName?: string; toolArguments?: Record<string, unknown> } {
+export function runContent(task: Task): { prompt: string; toolName?: string; toolArguments?: Record<string, unknown> } {
   if (task.kind === TaskKind.TOOL)
     return { prompt: `tool ${task.toolName}`, toolName: task.toolName, toolArguments: task.toolArguments ?? {} };
   return { prompt: renderPrompt(task.prompt ?? '', task.promptVariables) };
@@ -128,7 +128,8 @@ function runFields(task: Task, request: OccurrenceRequest): TaskRunFields & { pr
   };
 }
 
-async function announce(tx: EntityManager, task: Task, execution: Execution, reason: string | null): Promise<void> {
+/** A `task:occurrence` event for the run, sent with the transaction's commit. */
+export async function announce(tx: EntityManager, task: Task, execution: Execution, reason: string | null): Promise<void> {
   await publishEventOnCommit(tx, {
     type: 'task:occurrence',
     organizationId: task.organization.id,
@@ -388,53 +389,4 @@ export async function endOccurrence(deps: RunDeps, taskId: string, executionId: 
     slotFreed = await finishExecution(em, executionId, { status, error: outcome.error ?? 'cancelled by request' });
   }
   return { slotFreed, taskRuns: await nextWaiting(em, taskId) };
-}
-
-/** At most this many occurrences missed while a task was paused become rows (the latest ones). */
-export const PAUSED_RECORD_LIMIT = 50;
-/** Missed occurrences are counted up to this many. */
-const PAUSED_COUNT_LIMIT = 10_000;
-
-/**
- * On resume: the occurrences the task's schedule (as it is now) would have started between
- * `pausedAt` and `resumedAt` are recorded SKIPPED with "skipped: the task was paused", their
- * scheduled time and a `task:occurrence` event, so the history shows the gap. One Temporal
- * started anyway, as the pause was being saved, already has its row and is not repeated.
- * Answers how many were missed.
- */
-export async function recordPausedOccurrences(
-  tx: EntityManager,
-  actor: Actor,
-  task: Task,
-  pausedAt: Date,
-  resumedAt: Date,
-): Promise<number> {
-  const times = runTimesBetween(task, pausedAt, resumedAt, PAUSED_COUNT_LIMIT);
-  if (!times.length) return 0;
-  const recorded = await tx.find(
-    Execution,
-    { task: task.id, scheduledFor: { $gte: times[0]!, $lte: times[times.length - 1]! } },
-    { fields: ['scheduledFor'] },
-  );
-  const known = new Set(recorded.map((e) => e.scheduledFor?.getTime()));
-  const missed = times.filter((at) => !known.has(at.getTime()));
-  const listed = missed.slice(-PAUSED_RECORD_LIMIT);
-  const earlier = missed.length - listed.length;
-  for (const [i, at] of listed.entries()) {
-    const more =
-      i === 0 && earlier > 0
-        ? ` (after ${earlier}${times.length >= PAUSED_COUNT_LIMIT ? ' or more' : ''} earlier missed occurrences, not listed)`
-        : '';
-    const reason = `skipped: the task was paused${more}`;
-    const execution = await recordExecution(tx, actor, {
-      taskId: task.id,
-      trigger: ExecutionTrigger.SCHEDULE,
-      scheduledFor: at,
-      ...runContent(task),
-      status: ExecutionStatus.SKIPPED,
-      error: reason,
-    });
-    await announce(tx, task, execution, reason);
-  }
-  return missed.length;
 }

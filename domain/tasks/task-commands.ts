@@ -20,7 +20,8 @@ import { deleteTaskSchedule, openTaskRuns, startTaskRun, stopWorkflow, type Temp
 import { assertRunnableTask } from './task-rules';
 import { hasSchedule, nextRunAt, syncTaskSchedule } from './task-schedule';
 import { assertRecurringRoom, assertRecurringRoomLocked, countsAsRecurring, type TaskLimits } from './task-limits';
-import { beginOccurrence, endOccurrence, recordPausedOccurrences } from './occurrences';
+import { beginOccurrence, endOccurrence } from './occurrences';
+import { recordPausedOccurrences } from './paused-occurrences';
 import { taskRunWorkflowId } from '../../workflows/contracts/task-run';
 
 /**
