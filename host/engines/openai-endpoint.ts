@@ -5,7 +5,7 @@
  * that stops answering. Cancellation is the caller's signal: it aborts the
  * HTTP request, or the stream it is reading, at once.
  */
-import { errorMessageOf, readStreamedTurn, readWholeTurn, StreamFormatError, type ModelTurn } from './openai-stream';
+import { errorMessageOf, readStreamedTurn, readWholeTurn, StreamFormatError, type ModelTurn, type TurnListener } from './openai-stream';
 
 export interface EndpointSettings {
   /** Up to and including the API version, e.g. `https://api.openai.com/v1`, `http://localhost:11434/v1`. */
@@ -94,7 +94,7 @@ export async function requestTurn(
   body: Record<string, unknown>,
   turn: number,
   signal: AbortSignal,
-  onText: (text: string) => void | Promise<void>,
+  listener: TurnListener,
 ): Promise<ModelTurn> {
   const url = completionsUrl(settings.baseUrl);
   const controller = new AbortController();
@@ -135,7 +135,8 @@ export async function requestTurn(
       if ((response.headers.get('content-type') ?? '').includes('application/json')) {
         // A server that ignored `stream` answers at once: its text is still the run's output.
         const whole = readWholeTurn(await response.json(), turn);
-        if (whole.text) await onText(whole.text);
+        if (whole.reasoning) await listener.onThinking?.();
+        if (whole.text) await listener.onText(whole.text);
         return whole;
       }
       if (!response.body) throw new EndpointError(`the endpoint ${url} answered with an empty body`);
@@ -146,7 +147,7 @@ export async function requestTurn(
           yield bytes;
         }
       })();
-      return await readStreamedTurn(watched, turn, onText);
+      return await readStreamedTurn(watched, turn, listener);
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       if (controller.signal.reason instanceof IdleTimeout) throw new EndpointError(silent());

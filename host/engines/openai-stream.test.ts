@@ -66,6 +66,43 @@ describe('the Chat Completions stream reader', () => {
   });
 });
 
+describe('the stream reader on thinking', () => {
+  const chunk = (delta: Record<string, unknown>) => `${data({ choices: [{ index: 0, delta }] })}\n\n`;
+  const read = async (...parts: string[]) => {
+    const texts: string[] = [];
+    const turn = await readStreamedTurn(bytes(...parts), 1, (text) => {
+      texts.push(text);
+    });
+    return { texts, turn };
+  };
+
+  // The documented field (llama.cpp's reasoning_format, DeepSeek's API, vLLM): no server here
+  // sends it, so these chunks are written from the documentation.
+  it('keeps reasoning_content (and OpenRouter`s reasoning) apart from the text', async () => {
+    const { texts, turn } = await read(
+      chunk({ reasoning_content: 'The user asks about ' }),
+      chunk({ reasoning_content: 'colour.' }),
+      chunk({ reasoning: ' Short answer.' }),
+      chunk({ content: 'Rayleigh scattering.' }),
+    );
+    expect(texts).toEqual(['Rayleigh scattering.']);
+    expect(turn).toMatchObject({ text: 'Rayleigh scattering.', reasoning: 'The user asks about colour. Short answer.' });
+  });
+
+  it('leaves a <think> that is not at the start, and text that only begins like a tag, as said', async () => {
+    const later = await read(chunk({ content: 'I wrote <think>' }), chunk({ content: ' in my notes' }));
+    expect(later.turn).toEqual(expect.objectContaining({ text: 'I wrote <think> in my notes' }));
+    expect(later.turn.reasoning).toBeUndefined();
+    const tagLike = await read(chunk({ content: '  <th' }), chunk({ content: 'e end>' }));
+    expect(tagLike.texts.join('')).toBe('  <the end>');
+    const held = await read(chunk({ content: '<thi' }));
+    expect(held).toMatchObject({ texts: ['<thi'], turn: { text: '<thi' } });
+    // Blanks ahead of the tag, and a closing tag split across chunks.
+    const split = await read(chunk({ content: '\n<think>a plan</th' }), chunk({ content: 'ink>\n\nThe answer.' }));
+    expect(split).toMatchObject({ texts: ['The answer.'], turn: { text: 'The answer.', reasoning: 'a plan' } });
+  });
+});
+
 describe('the stream reader on what llama.cpp really sent (test/fixtures/llm, recorded from SmolLM2 on xllamacpp)', () => {
   const fixture = async (name: string) => bytes(await readFile(path.join(__dirname, '..', '..', 'test', 'fixtures', 'llm', name), 'utf8'));
 
@@ -77,6 +114,40 @@ describe('the stream reader on what llama.cpp really sent (test/fixtures/llm, re
     expect(turn.text).toBe(texts.join(''));
     expect(texts.length).toBeGreaterThan(3);
     expect(turn).toMatchObject({ finishReason: 'stop', usage: { totalTokens: 48 } });
+  });
+
+  // Recorded from SmolLM2 on xllamacpp with a request grammar that makes it open with a
+  // <think> segment, as a reasoning model does when its server does not split the thinking out
+  // (the chat template is not one llama.cpp knows as a reasoning one): the tag comes in pieces.
+  it('takes a leading <think> segment out of the text: thought, never said', async () => {
+    const texts: string[] = [];
+    let thinking = 0;
+    const turn = await readStreamedTurn(await fixture('smollm2-think.sse'), 1, {
+      onText: (text) => {
+        texts.push(text);
+      },
+      onThinking: () => {
+        thinking++;
+      },
+    });
+    expect(turn).toMatchObject({
+      text: 'the sky can be influenced by our senses.',
+      reasoning: 'the sky blue is a classic example of how our perception of a',
+      finishReason: 'stop',
+      usage: { totalTokens: 75 },
+    });
+    expect(texts.join('')).toBe(turn.text);
+    expect(texts.length).toBeGreaterThan(3);
+    expect(thinking).toBe(1);
+  });
+
+  it('a turn cut off while thinking says nothing, and keeps what it thought', async () => {
+    const texts: string[] = [];
+    const turn = await readStreamedTurn(await fixture('smollm2-think-cut.sse'), 1, (text) => {
+      texts.push(text);
+    });
+    expect(texts).toEqual([]);
+    expect(turn).toMatchObject({ text: '', reasoning: 'the sky', finishReason: 'length' });
   });
 
   it('reports finish_reason length when max_tokens cut the answer off', async () => {

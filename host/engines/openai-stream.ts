@@ -25,7 +25,10 @@ export interface TokenUsage {
 
 /** One turn of the model: what it said, the tools it called, why it stopped. */
 export interface ModelTurn {
+  /** What it said, without its thinking. */
   text: string;
+  /** Its thinking, when it sent any (`reasoning_content`, or a leading `<think>` segment): never output. */
+  reasoning?: string;
   toolCalls: ModelToolCall[];
   /** `stop`, `tool_calls`, `length`, `content_filter`, or undefined when the endpoint sent none. */
   finishReason?: string;
@@ -119,9 +122,71 @@ function readUsage(value: unknown): TokenUsage | undefined {
   return prompt !== undefined && completion !== undefined ? { totalTokens: prompt + completion } : undefined;
 }
 
+const THINK_OPEN = '<think>';
+const THINK_CLOSE = '</think>';
+
+/**
+ * Takes a leading `<think>…</think>` segment out of a turn's text as it streams: what a reasoning
+ * model writes when its server does not split it into `reasoning_content` (llama.cpp with a chat
+ * template it does not know as a reasoning one, Ollama without `think`). Only at the start of the
+ * text (after blanks): a `<think>` later on is what the model said. Holds back the few characters
+ * that may be the start of a tag split across chunks (llama.cpp sends `<`, `t`, `hi`, `n`, …).
+ */
+class ThinkSplitter {
+  private state: 'start' | 'thinking' | 'text' = 'start';
+  private held = '';
+
+  /** Feeds text; answers what of it is said and what is thought, as far as is known yet. */
+  push(text: string): { said: string; thought: string } {
+    if (this.state === 'text') return { said: text, thought: '' };
+    this.held += text;
+    if (this.state === 'start') {
+      const lead = this.held.trimStart();
+      if (lead.length < THINK_OPEN.length && THINK_OPEN.startsWith(lead)) return { said: '', thought: '' };
+      if (!lead.startsWith(THINK_OPEN)) return this.sayHeld();
+      this.state = 'thinking';
+      this.held = lead.slice(THINK_OPEN.length);
+    }
+    const close = this.held.indexOf(THINK_CLOSE);
+    if (close < 0) {
+      // Keep what may be the beginning of `</think>`; the rest is thought.
+      let keep = Math.min(THINK_CLOSE.length - 1, this.held.length);
+      while (keep > 0 && !THINK_CLOSE.startsWith(this.held.slice(-keep))) keep--;
+      const thought = this.held.slice(0, this.held.length - keep);
+      this.held = this.held.slice(this.held.length - keep);
+      return { said: '', thought };
+    }
+    const thought = this.held.slice(0, close);
+    this.held = this.held.slice(close + THINK_CLOSE.length).replace(/^\s+/, '');
+    this.state = 'text';
+    const said = this.held;
+    this.held = '';
+    return { said, thought };
+  }
+
+  /** The end of the turn: what is still held is said (an unfinished `<think>` is thought). */
+  end(): { said: string; thought: string } {
+    if (this.state === 'thinking') {
+      const thought = this.held;
+      this.held = '';
+      return { said: '', thought };
+    }
+    return this.sayHeld();
+  }
+
+  private sayHeld(): { said: string; thought: string } {
+    this.state = 'text';
+    const said = this.held;
+    this.held = '';
+    return { said, thought: '' };
+  }
+}
+
 /** Puts a turn together from chunks (streamed) or from one whole `chat.completion` answer. */
 export class TurnBuilder {
   private text = '';
+  private reasoning = '';
+  private readonly think = new ThinkSplitter();
   private refusal = '';
   private readonly calls = new Map<number, ModelToolCall>();
   private finishReason?: string;
@@ -129,8 +194,8 @@ export class TurnBuilder {
 
   constructor(private readonly turn: number) {}
 
-  /** Adds one chunk; returns the text it brings (to stream on), if any. */
-  addChunk(chunk: unknown): string {
+  /** Adds one chunk; returns the text it brings (to stream on), if any, and whether it brought thinking. */
+  addChunk(chunk: unknown): { text: string; thinking: boolean } {
     if (!isObject(chunk))
       throw new StreamFormatError(`the endpoint sent a chunk that is not a JSON object: ${shown(JSON.stringify(chunk))}`);
     const error = errorMessageOf(chunk);
@@ -138,16 +203,27 @@ export class TurnBuilder {
     // Servers that report usage on every chunk (vLLM's continuous usage stats) give running totals.
     this.usage = readUsage(chunk.usage) ?? this.usage;
     const choice = Array.isArray(chunk.choices) ? chunk.choices.find((c) => isObject(c) && (c.index ?? 0) === 0) : undefined;
-    if (!isObject(choice)) return '';
+    if (!isObject(choice)) return { text: '', thinking: false };
     this.finishReason = text(choice.finish_reason) ?? this.finishReason;
     const delta = isObject(choice.delta) ? choice.delta : isObject(choice.message) ? choice.message : {};
-    const added = text(delta.content) ?? '';
-    this.text += added;
+    // Thinking as llama.cpp (reasoning_format), DeepSeek and vLLM send it, or as OpenRouter does.
+    const reasoned = text(delta.reasoning_content) ?? text(delta.reasoning) ?? '';
+    const { said, thought } = this.think.push(text(delta.content) ?? '');
+    this.text += said;
+    this.reasoning += reasoned + thought;
     this.refusal += text(delta.refusal) ?? '';
     if (Array.isArray(delta.tool_calls)) {
       for (const [position, fragment] of delta.tool_calls.entries()) this.addToolCallFragment(fragment, position);
     }
-    return added;
+    return { text: said, thinking: reasoned.length + thought.length > 0 };
+  }
+
+  /** The end of the stream: text held back in case it began a `<think>` tag. */
+  private endText(): string {
+    const { said, thought } = this.think.end();
+    this.text += said;
+    this.reasoning += thought;
+    return said;
   }
 
   private addToolCallFragment(fragment: unknown, position: number): void {
@@ -166,31 +242,45 @@ export class TurnBuilder {
     call.arguments += text(fn.arguments) ?? '';
   }
 
-  finish(): ModelTurn {
+  /** Ends the turn: returns the last text held back (to stream on) and the turn. */
+  finish(): { text: string; turn: ModelTurn } {
+    const last = this.endText();
     const toolCalls = [...this.calls.entries()]
       .sort(([a], [b]) => a - b)
       // llama.cpp and older Ollama send no id; the result must still name the call it answers.
       .map(([index, call]) => ({ ...call, id: call.id || `call_${this.turn}_${index}` }));
-    return {
+    const turn: ModelTurn = {
       text: this.text,
+      ...(this.reasoning ? { reasoning: this.reasoning } : {}),
       toolCalls,
       ...(this.finishReason !== undefined ? { finishReason: this.finishReason } : {}),
       ...(this.usage ? { usage: this.usage } : {}),
       ...(this.refusal ? { refusal: this.refusal } : {}),
     };
+    return { text: last, turn };
   }
 }
 
+/** What a turn's reader tells as the answer streams. */
+export interface TurnListener {
+  /** Each piece of what the model says, as it arrives (never its thinking). */
+  onText(text: string): void | Promise<void>;
+  /** The model began thinking (once a turn). */
+  onThinking?(): void | Promise<void>;
+}
+
 /**
- * Reads a streamed answer to its end, calling `onText` with each text delta as it arrives.
+ * Reads a streamed answer to its end, telling `listener` of the text as it arrives.
  * A chunk that is not JSON ends the turn with a StreamFormatError naming it.
  */
 export async function readStreamedTurn(
   body: AsyncIterable<Uint8Array>,
   turn: number,
-  onText: (text: string) => void | Promise<void>,
+  listen: TurnListener | TurnListener['onText'],
 ): Promise<ModelTurn> {
+  const listener = typeof listen === 'function' ? { onText: listen } : listen;
   const builder = new TurnBuilder(turn);
+  let thinking = false;
   for await (const data of sseData(body)) {
     let chunk: unknown;
     try {
@@ -199,14 +289,20 @@ export async function readStreamedTurn(
       throw new StreamFormatError(`the endpoint sent a malformed stream chunk (not JSON): ${shown(data)}`);
     }
     const added = builder.addChunk(chunk);
-    if (added) await onText(added);
+    if (added.thinking && !thinking) {
+      thinking = true;
+      await listener.onThinking?.();
+    }
+    if (added.text) await listener.onText(added.text);
   }
-  return builder.finish();
+  const { text: last, turn: read } = builder.finish();
+  if (last) await listener.onText(last);
+  return read;
 }
 
 /** A whole `chat.completion` answer, from a server that ignored `stream: true`. */
 export function readWholeTurn(body: unknown, turn: number): ModelTurn {
   const builder = new TurnBuilder(turn);
   builder.addChunk(body);
-  return builder.finish();
+  return builder.finish().turn;
 }

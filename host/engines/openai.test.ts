@@ -501,6 +501,32 @@ describe('openai engine on a real host', () => {
 });
 
 describe('openai engine on what a small local model really sends', () => {
+  it("keeps a model's <think> segment (recorded from SmolLM2 on llama.cpp) out of the output, and tells it as progress", async () => {
+    const server = await standIn();
+    const conn = await connect(server.baseUrl);
+    const recorded = await readFile(path.join(__dirname, '..', '..', 'test', 'fixtures', 'llm', 'smollm2-think.sse'), 'utf8');
+    server.replies.push((res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(recorded);
+    });
+    const progress: string[] = [];
+    const result = await execute(
+      conn,
+      'think-1',
+      'Why is the sky blue? Think first.',
+      {},
+      {
+        onprogress: (p) => {
+          progress.push(p.message ?? '');
+        },
+      },
+    );
+    expect(result.structuredContent).toMatchObject({ success: true, output: 'the sky can be influenced by our senses.', tokensUsed: 75 });
+    const said = joinOutputs(conn.messages).filter((m) => m.type === 'output');
+    expect(said).toEqual([expect.objectContaining({ text: 'the sky can be influenced by our senses.' })]);
+    expect(progress).toContain('turn 1: thinking');
+  });
+
   it('runs a tool call the model wrote as its answer text (recorded from qwen on llama.cpp) as a call, and goes on', async () => {
     const server = await standIn();
     const conn = await connect(server.baseUrl);

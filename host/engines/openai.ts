@@ -158,7 +158,11 @@ async function converse(run: EngineRun, settings: OpenAISettings, allowCommands:
         ...(tools.definitions.length ? { tools: tools.definitions } : {}),
         ...(structured ? { response_format: structured.responseFormat } : {}),
       };
-      const answer = await requestTurn(settings, body, turn, run.signal, (delta) => text.push(delta));
+      const answer = await requestTurn(settings, body, turn, run.signal, {
+        onText: (delta) => text.push(delta),
+        // A reasoning model's thinking is not what it says: not output, but a sign of life.
+        onThinking: () => run.progress(turn - 1, settings.maxTurns, `turn ${turn}: thinking`),
+      });
       if (answer.usage) tokensUsed = (tokensUsed ?? 0) + answer.usage.totalTokens;
       // A call written as the whole answer's text runs as a call (see openai-text-calls.ts); its
       // text has already gone out as output, which is what the model said. Never with a
