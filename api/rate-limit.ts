@@ -6,6 +6,7 @@ import type { AppContextExtras, AppState } from './context';
 import type { AppDeps } from './deps';
 import { hashRefreshToken } from './auth/tokens';
 import { AppError } from '../domain/errors';
+import { bearerRunToken } from '../domain/runs/run-token';
 
 /** What a route does, as far as its limits go: `<action>.<scope>` rules in `config.rateLimits`. */
 export type RateLimitAction =
@@ -22,6 +23,9 @@ export type RateLimitAction =
   | 'mcp';
 
 type Scope = 'ip' | 'user' | 'session' | 'run';
+
+/** A scope as a refusal names it. */
+const SCOPE_NAMES: Record<Scope, string> = { ip: 'ip', user: 'user', session: 'login', run: 'run token' };
 
 type AppMiddleware = Middleware<AppState, AppContextExtras>;
 type Ctx = Parameters<AppMiddleware>[0];
@@ -77,7 +81,7 @@ async function loginOf(ctx: Ctx, deps: RateLimitDeps): Promise<string | undefine
  * tokens naming a run fill buckets of their own, not the run's.
  */
 function runTokenOf(ctx: Ctx): string | undefined {
-  const token = /^Bearer (mcpr_\S{1,200})$/.exec(ctx.get('authorization'))?.[1];
+  const token = bearerRunToken(ctx.get('authorization'));
   return token && createHash('sha256').update(token).digest('hex');
 }
 
@@ -156,7 +160,7 @@ export function rateLimit(deps: RateLimitMiddlewareDeps, ...actions: RateLimitAc
         throw new AppError(
           429,
           'rate_limited',
-          `Too many requests (${rule.limit} per ${rule.windowSeconds} s per ${rule.scope === 'session' ? 'login' : rule.scope === 'run' ? 'run token' : rule.scope}); try again in ${retryAfter} s`,
+          `Too many requests (${rule.limit} per ${rule.windowSeconds} s per ${SCOPE_NAMES[rule.scope]}); try again in ${retryAfter} s`,
           { rule: rule.name, limit: rule.limit, windowSeconds: rule.windowSeconds, retryAfter },
           { 'Retry-After': String(retryAfter) },
         );

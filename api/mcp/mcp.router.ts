@@ -7,12 +7,11 @@ import { actorOf } from '../actor';
 import { requireAuth } from '../auth/authenticate';
 import { AppError } from '../../domain/errors';
 import { rateLimit } from '../rate-limit';
-import { verifyRunToken, type RunPrincipal } from '../../domain/runs/run-token';
+import { bearerRunToken, verifyRunToken, type RunPrincipal } from '../../domain/runs/run-token';
 import { registerKeyTools, type McpCaller } from './mcp-tools';
 import { registerRunTools } from './mcp-run-tools';
 
 const SERVER_INFO = { name: 'mcp-fleet', version: '0.1.0' };
-const RUN_BEARER = /^Bearer (mcpr_\S*)$/;
 
 /**
  * Who may call `/mcp`: an API key (`mcpf_…`), or a running agent with its run token
@@ -22,7 +21,7 @@ const RUN_BEARER = /^Bearer (mcpr_\S*)$/;
 async function mcpCaller(ctx: AppContext, deps: AppDeps): Promise<McpCaller | { run: RunPrincipal }> {
   // A run token is no JWT: the auth middleware let it through unauthenticated (koa-jwt's
   // passthrough); it is checked here, on every request, against its run's row.
-  const runToken = RUN_BEARER.exec(ctx.get('authorization'))?.[1];
+  const runToken = bearerRunToken(ctx.get('authorization'));
   if (runToken) return { run: await verifyRunToken(deps.orm.em.fork(), deps.config, runToken) };
   const auth = requireAuth(ctx);
   if (!auth.apiKey)

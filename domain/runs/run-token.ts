@@ -25,6 +25,13 @@ export function isRunToken(token: string): boolean {
   return token.startsWith(RUN_TOKEN_PREFIX);
 }
 
+const RUN_BEARER = /^Bearer (mcpr_\S*)$/;
+
+/** The run token an `Authorization` header bears, unchecked; undefined for any other header. */
+export function bearerRunToken(authorization: string): string | undefined {
+  return RUN_BEARER.exec(authorization)?.[1];
+}
+
 const signingKeys = new Map<string, Buffer>();
 
 /** Derived from JWT_REFRESH_SECRET with its own label, as the API keys' hash key is (domain/api-keys/api-key-secret.ts). */
