@@ -1,13 +1,12 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { Execution, LIVE_EXECUTION_STATUSES } from '../entities';
 import { endOrphanedRun, orphanedRunOutcome, type OrphanedBy } from '../domain/runs/orphaned-run';
-import { AGENT_EXECUTION_WORKFLOW, executionWorkflowId } from '../workflows/contracts/agent-execution';
+import { AGENT_EXECUTION_WORKFLOW, executionIdOfWorkflow, executionWorkflowId } from '../workflows/contracts/agent-execution';
 import { wakeQueuedRuns } from '../domain/temporal';
 import type { ReconciledRun, RunReconcileInput, RunReconcileSummary } from '../workflows/contracts/run-reconcile';
 import type { ActivityDeps } from './deps';
 import { createInputActivities } from './inputs.activities';
 
-const WORKFLOW_ID_PREFIX = executionWorkflowId('');
 /** Runs live since before the look-back window described per sweep (reconcileClosedRuns). */
 export const OLDER_RUNS_PER_SWEEP = 100;
 /** Temporal's names of the closes that run no workflow code, as visibility and describe spell them. */
@@ -168,7 +167,7 @@ export function createReconcileActivities(deps: ActivityDeps) {
         `AND CloseTime > '${since.toISOString()}' AND TaskQueue = '${input.taskQueue.replace(/'/g, "''")}'`;
       const closed = new Set<string>();
       for await (const workflow of client.workflow.list({ query })) closed.add(workflow.workflowId);
-      const executionIds = [...closed].filter((id) => id.startsWith(WORKFLOW_ID_PREFIX)).map((id) => id.slice(WORKFLOW_ID_PREFIX.length));
+      const executionIds = [...closed].flatMap((id) => executionIdOfWorkflow(id) ?? []);
       const older = await olderLiveRuns(since);
       const summary: RunReconcileSummary = { closedWorkflows: closed.size, ended: [], running: 0, olderChecked: older.length };
       const live = executionIds.length

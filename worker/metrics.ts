@@ -7,7 +7,7 @@ import type { McpClientPool, ToolCallOutcome } from '../lib/mcp-pool';
 import { METRIC_PREFIX } from '../lib/metrics';
 import type { Orm } from '../lib/orm';
 import { awaitRecording } from '../domain/runs/row-locks';
-import { AGENT_EXECUTION_WORKFLOW, executionWorkflowId } from '../workflows/contracts/agent-execution';
+import { AGENT_EXECUTION_WORKFLOW, executionIdOfWorkflow } from '../workflows/contracts/agent-execution';
 import { TASK_RUN_WORKFLOW } from '../workflows/contracts/task-run';
 
 /** MCP calls: a health check's tools/list in milliseconds, an install in minutes. */
@@ -21,7 +21,6 @@ const RUN_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600];
 
 /** The workflows that own a run's row; their activities are the run's transitions. */
 const RUN_WORKFLOWS = new Set([AGENT_EXECUTION_WORKFLOW, TASK_RUN_WORKFLOW]);
-const EXECUTION_WORKFLOW_PREFIX = executionWorkflowId('');
 
 const FINAL = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'];
 
@@ -152,11 +151,12 @@ export class WorkerMetrics implements ActivityMetrics {
       if (!workflowId || !workflowType || !RUN_WORKFLOWS.has(workflowType)) return next(input);
       // A failed read costs a count, never the activity.
       let before = await this.runOf(workflowId).catch(() => undefined);
-      if (!before && workflowType === AGENT_EXECUTION_WORKFLOW) {
+      const executionId = workflowType === AGENT_EXECUTION_WORKFLOW ? executionIdOfWorkflow(workflowId) : undefined;
+      if (!before && executionId) {
         // Its row may still be being recorded by the API, which started the workflow meanwhile
         // (domain/runs/start-execution.ts): the run as recorded is the `before`, or a run that
         // took its slot in the API would count as started here too.
-        await awaitRecording(this.orm.em, workflowId.slice(EXECUTION_WORKFLOW_PREFIX.length)).catch(() => undefined);
+        await awaitRecording(this.orm.em, executionId).catch(() => undefined);
         before = await this.runOf(workflowId).catch(() => undefined);
       }
       try {

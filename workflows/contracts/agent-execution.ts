@@ -46,6 +46,11 @@ export function executionWorkflowId(executionId: string): string {
   return `execution-${executionId}`;
 }
 
+/** The execution whose `agentExecution` workflow id this is; undefined for another workflow's id. */
+export function executionIdOfWorkflow(workflowId: string): string | undefined {
+  return workflowId.startsWith('execution-') ? workflowId.slice('execution-'.length) : undefined;
+}
+
 /** Latest progress of the run: status, todo list, the tail of the output, last event seq. */
 export const progressQuery = defineQuery<ProgressSnapshot>('progress');
 /** Sent by the running activity on a growing interval (domain/runs/progress-throttle.ts) and once at its end, so `progress` and the Web UI summary stay current. */
